@@ -1,0 +1,1 @@
+//! Bounds check of external term format before decoding (stub, to be written).

@@ -1,0 +1,1 @@
+//! In-process EPMD server (stub, to be written).
