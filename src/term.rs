@@ -1,1 +1,208 @@
-//! Erlang terms: re-exports of `eetf` (as re-exported by `erl_dist`) and small helpers.
+//! Erlang terms: the `eetf` types (as re-exported by `erl_dist`) and small helpers to build
+//! and take apart the term shapes the OTP protocols use.
+//!
+//! Building: [`atom`], [`tuple`], [`list`], [`binary`], [`int`]. Matching: [`Match`], a
+//! trait with `as_atom`, `as_tuple`, ... on `Term`.
+
+pub use erl_dist::term::{
+    Atom, BigInteger, Binary, BitBinary, ExternalFun, FixInteger, Float, ImproperList,
+    InternalFun, List, Map, Pid, Port, Reference, Term, Tuple,
+};
+
+/// An atom term.
+pub fn atom(name: &str) -> Term {
+    Term::Atom(Atom::from(name))
+}
+
+/// A tuple term.
+pub fn tuple(elements: Vec<Term>) -> Term {
+    Term::Tuple(Tuple::from(elements))
+}
+
+/// A proper list term.
+pub fn list(elements: Vec<Term>) -> Term {
+    Term::List(List::from(elements))
+}
+
+/// The empty list `[]`.
+pub fn nil() -> Term {
+    Term::List(List::nil())
+}
+
+/// A binary term (an Elixir string when it holds UTF-8).
+pub fn binary(bytes: impl Into<Vec<u8>>) -> Term {
+    Term::Binary(Binary::from(bytes.into()))
+}
+
+/// An integer term, small or big as the value needs.
+pub fn int(value: i64) -> Term {
+    match i32::try_from(value) {
+        Ok(small) => Term::FixInteger(FixInteger::from(small)),
+        Err(_) => Term::BigInteger(BigInteger::from(value)),
+    }
+}
+
+/// The atoms `true` / `false`.
+pub fn boolean(value: bool) -> Term {
+    atom(if value { "true" } else { "false" })
+}
+
+/// A charlist (`STRING_EXT` on the wire), as Erlang uses for file names in stack traces.
+pub fn charlist(text: &str) -> Term {
+    list(text.chars().map(|c| int(c as i64)).collect())
+}
+
+/// Read access to the shapes of a term without cloning.
+pub trait Match {
+    /// The atom's name.
+    fn as_atom(&self) -> Option<&str>;
+    /// The elements of a tuple.
+    fn as_tuple(&self) -> Option<&[Term]>;
+    /// The elements of a tuple of exactly `n` elements.
+    fn as_tuple_n(&self, n: usize) -> Option<&[Term]>;
+    /// The elements of a proper list (`[]` gives an empty slice).
+    fn as_list(&self) -> Option<&[Term]>;
+    /// A pid.
+    fn as_pid(&self) -> Option<&Pid>;
+    /// A reference.
+    fn as_reference(&self) -> Option<&Reference>;
+    /// The bytes of a binary.
+    fn as_binary(&self) -> Option<&[u8]>;
+    /// A small or big integer that fits an `i64`.
+    fn as_int(&self) -> Option<i64>;
+    /// True if this is the atom `name`.
+    fn is_atom(&self, name: &str) -> bool {
+        self.as_atom() == Some(name)
+    }
+}
+
+impl Match for Term {
+    fn as_atom(&self) -> Option<&str> {
+        match self {
+            Term::Atom(a) => Some(&a.name),
+            _ => None,
+        }
+    }
+    fn as_tuple(&self) -> Option<&[Term]> {
+        match self {
+            Term::Tuple(t) => Some(&t.elements),
+            _ => None,
+        }
+    }
+    fn as_tuple_n(&self, n: usize) -> Option<&[Term]> {
+        self.as_tuple().filter(|e| e.len() == n)
+    }
+    fn as_list(&self) -> Option<&[Term]> {
+        match self {
+            Term::List(l) => Some(&l.elements),
+            // Charlists of small integers arrive as STRING_EXT; callers wanting their
+            // elements use `charlist_bytes` instead.
+            _ => None,
+        }
+    }
+    fn as_pid(&self) -> Option<&Pid> {
+        match self {
+            Term::Pid(p) => Some(p),
+            _ => None,
+        }
+    }
+    fn as_reference(&self) -> Option<&Reference> {
+        match self {
+            Term::Reference(r) => Some(r),
+            _ => None,
+        }
+    }
+    fn as_binary(&self) -> Option<&[u8]> {
+        match self {
+            Term::Binary(b) => Some(&b.bytes),
+            _ => None,
+        }
+    }
+    fn as_int(&self) -> Option<i64> {
+        match self {
+            Term::FixInteger(i) => Some(i64::from(i.value)),
+            Term::BigInteger(b) => i64::try_from(&b.value).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Flattens Erlang chardata / iodata (binaries, charlists, nested lists of both) into
+/// text, as `IO.puts` accepts it. `None` when the term is not chardata.
+pub fn chardata_to_string(term: &Term) -> Option<String> {
+    fn walk(term: &Term, out: &mut String, depth: usize) -> Option<()> {
+        if depth > 100 {
+            return None;
+        }
+        match term {
+            Term::Binary(b) => out.push_str(&String::from_utf8_lossy(&b.bytes)),
+            Term::ByteList(b) => out.extend(b.bytes.iter().map(|&c| c as char)),
+            Term::List(l) => {
+                for e in &l.elements {
+                    match e {
+                        Term::FixInteger(i) => out.push(char::from_u32(i.value as u32)?),
+                        other => walk(other, out, depth + 1)?,
+                    }
+                }
+            }
+            Term::ImproperList(l) => {
+                for e in &l.elements {
+                    walk(e, out, depth + 1)?;
+                }
+                walk(&l.last, out, depth + 1)?;
+            }
+            Term::FixInteger(i) => out.push(char::from_u32(i.value as u32)?),
+            _ => return None,
+        }
+        Some(())
+    }
+    let mut out = String::new();
+    walk(term, &mut out, 0).map(|_| out)
+}
+
+/// `[alias | Ref]`: the tag OTP 24+ `gen:call` puts in `$gen_call` requests.
+pub fn alias_tag(reference: Reference) -> Term {
+    Term::ImproperList(ImproperList::from((
+        vec![atom("alias")],
+        Term::Reference(Box::new(reference)),
+    )))
+}
+
+/// The reference of a `[alias | Ref]` tag.
+pub fn alias_tag_ref(tag: &Term) -> Option<&Reference> {
+    match tag {
+        Term::ImproperList(l) if l.elements.len() == 1 && l.elements[0].is_atom("alias") => {
+            l.last.as_reference()
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_matches() {
+        let t = tuple(vec![atom("ok"), int(42), binary("hi")]);
+        let e = t.as_tuple_n(3).unwrap();
+        assert!(e[0].is_atom("ok"));
+        assert_eq!(e[1].as_int(), Some(42));
+        assert_eq!(e[2].as_binary(), Some(&b"hi"[..]));
+        assert_eq!(int(1 << 40).as_int(), Some(1 << 40));
+    }
+
+    #[test]
+    fn chardata_flattens_like_io_puts() {
+        let t = list(vec![binary("a"), int('b' as i64), list(vec![binary("c")])]);
+        assert_eq!(chardata_to_string(&t).unwrap(), "abc");
+        assert!(chardata_to_string(&atom("x")).is_none());
+    }
+
+    #[test]
+    fn alias_tag_round_trip() {
+        let r = Reference::from(("n@h", vec![1, 2, 3]));
+        let tag = alias_tag(r.clone());
+        assert_eq!(alias_tag_ref(&tag), Some(&r));
+    }
+}

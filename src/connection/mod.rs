@@ -1,3 +1,202 @@
-//! A connection to one peer node: framing, ticks, and decoding of control messages.
+//! A connection to one peer node after the handshake: a reader task that turns frames
+//! into control messages for the node, a writer task that batches outgoing frames, and
+//! ticks both ways (`net_ticktime`, protocol notes §10).
+//!
+//! A malformed frame or term ends this connection with a logged reason and nothing else:
+//! the node sees an ordinary node-down (`noconnection` for links and monitors).
 
+pub(crate) mod codec;
+pub(crate) mod frame;
 pub(crate) mod guard;
+
+use crate::node::Node;
+use crate::term::Atom;
+use codec::Decoded;
+use erl_dist::message::Message;
+use frame::{Frame, FrameReader};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// The limits a connection enforces (see `NodeConfig`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub max_message_size: usize,
+    pub tick_time: Duration,
+    pub terms: guard::TermLimits,
+}
+
+/// The sending side of a live connection, shared by everything that sends to the peer.
+#[derive(Debug)]
+pub(crate) struct ConnHandle {
+    pub peer: Atom,
+    pub flags: u64,
+    pub creation: u32,
+    /// Distinguishes this connection from earlier or later ones to the same node.
+    pub id: u64,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    closing: tokio_util::sync::CancellationToken,
+}
+
+impl ConnHandle {
+    /// Queues `message` for the peer. Encoding happens here, in the sender's task, so
+    /// the writer only copies bytes.
+    pub(crate) fn send(&self, message: Message) {
+        match codec::encode(message, self.flags) {
+            Ok(frame) => {
+                // A closed channel means the connection is going down; the node will
+                // report that through links and monitors.
+                let _ = self.tx.send(frame);
+            }
+            Err(e) => tracing::error!(peer = %self.peer, "cannot encode a message: {e}"),
+        }
+    }
+
+    /// Whether the writer is still running.
+    pub(crate) fn is_open(&self) -> bool {
+        !self.tx.is_closed() && !self.closing.is_cancelled()
+    }
+
+    /// Closes the connection (the peer sees the TCP connection end, as with the BEAM).
+    pub(crate) fn close(&self) {
+        self.closing.cancel();
+    }
+}
+
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Starts the reader and writer tasks of an established connection.
+pub(crate) fn start(
+    node: Node,
+    stream: TcpStream,
+    peer: Atom,
+    flags: u64,
+    creation: u32,
+    limits: Limits,
+) -> Arc<ConnHandle> {
+    let _ = stream.set_nodelay(true);
+    let (read_half, write_half) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handle = Arc::new(ConnHandle {
+        peer,
+        flags,
+        creation,
+        id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
+        tx,
+        closing: tokio_util::sync::CancellationToken::new(),
+    });
+    let writer = tokio::spawn(write_loop(
+        write_half,
+        rx,
+        limits.tick_time / 4,
+        handle.closing.clone(),
+    ));
+    let conn = handle.clone();
+    tokio::spawn(async move {
+        let reason = read_loop(&node, &conn, read_half, writer, limits).await;
+        node.connection_down(&conn, &reason);
+    });
+    handle
+}
+
+async fn read_loop(
+    node: &Node,
+    conn: &Arc<ConnHandle>,
+    read_half: tokio::net::tcp::OwnedReadHalf,
+    mut writer: tokio::task::JoinHandle<()>,
+    limits: Limits,
+) -> String {
+    let mut reader = FrameReader::new(read_half, limits.max_message_size);
+    loop {
+        let frame = tokio::select! {
+            f = tokio::time::timeout(limits.tick_time, reader.next_frame()) => f,
+            _ = &mut writer => return "connection closed".into(),
+        };
+        let frame = match frame {
+            Err(_) => {
+                tracing::warn!(
+                    peer = %conn.peer,
+                    "** Node {} not responding ** ** Removing (timedout) connection **",
+                    conn.peer
+                );
+                writer.abort();
+                return "net_tick_timeout".into();
+            }
+            Ok(Err(frame::FrameError::Closed)) => {
+                writer.abort();
+                return "connection_closed".into();
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(peer = %conn.peer, "closing connection: {e}");
+                writer.abort();
+                return e.to_string();
+            }
+            Ok(Ok(f)) => f,
+        };
+        let data = match frame {
+            Frame::Tick => continue,
+            Frame::Data(d) => d,
+        };
+        match codec::decode(data, &limits.terms) {
+            Ok(Decoded::Message(message)) => node.dispatch(conn, message),
+            Ok(Decoded::Unknown(control)) => {
+                let mut text = control.to_string();
+                text.truncate(200);
+                tracing::warn!(peer = %conn.peer, "dropping unknown control message {text}");
+            }
+            Err(e) => {
+                tracing::warn!(peer = %conn.peer, "closing connection: {e}");
+                writer.abort();
+                return e.to_string();
+            }
+        }
+    }
+}
+
+/// Writes queued frames, many per system call when they pile up, and a tick whenever a
+/// tick interval passed without anything written (as `net_kernel`'s ticker does).
+async fn write_loop(
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    tick_interval: Duration,
+    closing: tokio_util::sync::CancellationToken,
+) {
+    const BATCH: usize = 256 * 1024;
+    let mut ticker = tokio::time::interval(tick_interval);
+    ticker.tick().await;
+    let mut wrote = false;
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        tokio::select! {
+            _ = closing.cancelled() => break,
+            frame = rx.recv() => {
+                let Some(frame) = frame else { break };
+                batch.clear();
+                batch.extend_from_slice(&frame);
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(f) => batch.extend_from_slice(&f),
+                        Err(_) => break,
+                    }
+                }
+                if w.write_all(&batch).await.is_err() {
+                    break;
+                }
+                if batch.capacity() > 4 * BATCH {
+                    batch = Vec::with_capacity(BATCH);
+                }
+                wrote = true;
+            }
+            _ = ticker.tick() => {
+                if !wrote && w.write_all(&[0, 0, 0, 0]).await.is_err() {
+                    break;
+                }
+                wrote = false;
+            }
+        }
+    }
+    let _ = w.shutdown().await;
+}

@@ -1,4 +1,135 @@
 //! EPMD: registering this node and looking up peers, plus an in-process EPMD server used
-//! when no EPMD daemon can be found or started.
+//! when no EPMD daemon answers and none can be started.
+//!
+//! The client side is `erl_dist::epmd::EpmdClient` over tokio (through tokio-util's
+//! compat layer). The registration connection stays open for the node's lifetime, as
+//! EPMD requires; if EPMD goes away (restarted under us), we register again.
 
 pub mod server;
+
+use erl_dist::epmd::{EpmdClient, NodeEntry};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+/// Our registration with EPMD; dropping it unregisters (closes the socket).
+pub(crate) struct Registration {
+    creation: u32,
+    task: tokio::task::JoinHandle<()>,
+    _server: Option<server::EpmdServer>,
+}
+
+impl Registration {
+    /// The creation EPMD handed out when we first registered.
+    pub(crate) fn creation(&self) -> u32 {
+        self.creation
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn try_register(alive: &str, port: u16, epmd_port: u16) -> std::io::Result<(TcpStream, u32)> {
+    let stream = TcpStream::connect(("127.0.0.1", epmd_port)).await?;
+    let client = EpmdClient::new(stream.compat());
+    let (stream, creation) = client
+        .register(NodeEntry::new(alive, port))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok((stream.into_inner(), creation.get()))
+}
+
+/// Registers `alive` (the part of the node name before `@`) listening on `port` with the
+/// EPMD on `epmd_port`. When no EPMD answers we start one the way `erl` does
+/// (`epmd -daemon`), and failing that serve EPMD in-process.
+pub(crate) async fn register(alive: &str, port: u16, epmd_port: u16) -> std::io::Result<Registration> {
+    let mut server = None;
+    let first = match try_register(alive, port, epmd_port).await {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            if start_epmd_daemon(epmd_port).await {
+                tracing::info!(epmd_port, "started epmd -daemon");
+            } else {
+                server = Some(server::EpmdServer::bind(epmd_port).await?);
+                tracing::info!(epmd_port, "no epmd on this machine: serving EPMD in-process");
+            }
+            try_register(alive, port, epmd_port).await?
+        }
+        Err(e) => return Err(e),
+    };
+    let (stream, creation) = first;
+    let alive = alive.to_owned();
+    let task = tokio::spawn(async move {
+        let mut stream = stream;
+        loop {
+            // EPMD never writes on a registration socket; a read returns when it closes.
+            let mut buf = [0u8; 16];
+            loop {
+                match tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            tracing::warn!(epmd_port, "lost the EPMD registration; registering again");
+            let mut delay = Duration::from_millis(100);
+            stream = loop {
+                tokio::time::sleep(delay).await;
+                match try_register(&alive, port, epmd_port).await {
+                    Ok((s, _)) => {
+                        tracing::info!(epmd_port, "registered with EPMD again");
+                        break s;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        // It may be gone for good: bring one up as at start.
+                        if !start_epmd_daemon(epmd_port).await {
+                            tracing::debug!("EPMD still unavailable");
+                        }
+                    }
+                    Err(e) => tracing::debug!("EPMD registration failed: {e}"),
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            };
+        }
+    });
+    Ok(Registration {
+        creation,
+        task,
+        _server: server,
+    })
+}
+
+/// `epmd -daemon` on `epmd_port`, as `erl` starts it; true once it answers.
+async fn start_epmd_daemon(epmd_port: u16) -> bool {
+    let spawned = tokio::process::Command::new("epmd")
+        .arg("-daemon")
+        .env("ERL_EPMD_PORT", epmd_port.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await;
+    if !matches!(spawned, Ok(s) if s.success()) {
+        return false;
+    }
+    for _ in 0..50 {
+        if TcpStream::connect(("127.0.0.1", epmd_port)).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// The distribution port of node `alive` on `host`, or `None` if it is not registered.
+pub(crate) async fn lookup(host: &str, alive: &str, epmd_port: u16) -> std::io::Result<Option<u16>> {
+    let stream = TcpStream::connect((host, epmd_port)).await?;
+    let client = EpmdClient::new(stream.compat());
+    let entry = client
+        .get_node(alive)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(entry.map(|e| e.port))
+}

@@ -1,0 +1,135 @@
+//! Moebi, a medium-sized white dog who cannot type, as a Rust node of the seed's Chat
+//! cluster. Whatever you tell him, he answers "chicken?".
+//!
+//! ```text
+//! cargo run --release --example moebi -- --sname moebi@localhost --cookie secret_token
+//! ```
+//!
+//! The functions read like the seed's `lib/chat.ex`: `Chat.receive_message/1` prints the
+//! message; `Chat.receive_message_for_moebi/2` prints it and answers "chicken?" by starting
+//! a task on the sender's own `Chat.TaskSupervisor`. `Moebi.say_name/0` and `Moebi.sup/0`
+//! are the seed's first examples (`Node.spawn_link`), written for Moebi.
+
+use clap::Parser;
+use cnode::term::{atom, binary, chardata_to_string, Match, Term};
+use cnode::{Dest, Exception, Node, NodeConfig, Process};
+use std::time::Duration;
+
+/// Moebi: a Rust node that joins an Elixir Chat cluster.
+#[derive(Parser)]
+struct Args {
+    /// Short node name, `NAME[@HOST]` (as `iex --sname`).
+    #[arg(long, conflicts_with = "name")]
+    sname: Option<String>,
+    /// Long node name, `NAME[@HOST]` (as `iex --name`).
+    #[arg(long)]
+    name: Option<String>,
+    /// The cookie; default: ~/.erlang.cookie (created as erl does when absent).
+    #[arg(long)]
+    cookie: Option<String>,
+    /// Do not appear in the peers' Node.list() (as `iex --hidden`).
+    #[arg(long)]
+    hidden: bool,
+}
+
+// def receive_message(message), do: IO.puts message
+async fn receive_message(mut p: Process, args: Vec<Term>) -> Result<Term, Exception> {
+    p.puts(&text(&args[0])?).await?;
+    Ok(atom("ok"))
+}
+
+// def receive_message_for_moebi(message, from) do
+//   IO.puts message
+//   send_message(from, "chicken?")
+// end
+async fn receive_message_for_moebi(mut p: Process, args: Vec<Term>) -> Result<Term, Exception> {
+    let from = args[1].as_atom().ok_or_else(Exception::badarg)?.to_owned();
+    p.puts(&text(&args[0])?).await?;
+    send_message(&mut p, &from, "chicken?").await
+}
+
+// def send_message(recipient, message) do
+//   spawn_task(__MODULE__, :receive_message, recipient, [message])
+// end
+async fn send_message(p: &mut Process, recipient: &str, message: &str) -> Result<Term, Exception> {
+    spawn_task(p, "Elixir.Chat", "receive_message", recipient, vec![binary(message)]).await
+}
+
+// def spawn_task(module, fun, recipient, args) do
+//   recipient |> remote_supervisor() |> Task.Supervisor.async(module, fun, args) |> Task.await()
+// end
+async fn spawn_task(
+    p: &mut Process,
+    module: &str,
+    fun: &str,
+    recipient: &str,
+    args: Vec<Term>,
+) -> Result<Term, Exception> {
+    let task = p.task_async(remote_supervisor(recipient), module, fun, args).await?;
+    p.task_await(task, Some(Duration::from_secs(5))).await
+}
+
+// defp remote_supervisor(recipient), do: {Chat.TaskSupervisor, recipient}
+fn remote_supervisor(recipient: &str) -> Dest {
+    ("Elixir.Chat.TaskSupervisor", recipient).into()
+}
+
+// def say_name, do: IO.puts "Hi, my name is Moebi"
+async fn say_name(mut p: Process, _args: Vec<Term>) -> Result<Term, Exception> {
+    p.puts("Hi, my name is Moebi").await?;
+    Ok(atom("ok"))
+}
+
+// def sup do
+//   receive do
+//     {:hi, from} -> send from, :sup?
+//   end
+// end
+async fn sup(mut p: Process, _args: Vec<Term>) -> Result<Term, Exception> {
+    loop {
+        let message = p.receive().await;
+        if let Some([hi, Term::Pid(from)]) = message.as_tuple_n(2) {
+            if hi.is_atom("hi") {
+                p.send(from, atom("sup?"));
+                return Ok(atom("ok"));
+            }
+        }
+    }
+}
+
+fn text(term: &Term) -> Result<String, Exception> {
+    chardata_to_string(term).ok_or_else(Exception::badarg)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let name = match (&args.sname, &args.name) {
+        (_, Some(n)) => NodeConfig::long_name(n),
+        (Some(n), None) => NodeConfig::short_name(n),
+        (None, None) => NodeConfig::short_name("moebi"),
+    };
+    let cookie = match args.cookie {
+        Some(c) => c,
+        None => cnode::default_cookie()?,
+    };
+    let mut config = NodeConfig::new(&name, &cookie);
+    config.hidden = args.hidden;
+
+    let node = Node::start(config).await?;
+    node.register_function("Elixir.Chat", "receive_message", 1, receive_message);
+    node.register_function("Elixir.Chat", "receive_message_for_moebi", 2, receive_message_for_moebi);
+    node.register_function("Elixir.Moebi", "say_name", 0, say_name);
+    node.register_function("Elixir.Moebi", "sup", 0, sup);
+    node.start_task_supervisor("Elixir.Chat.TaskSupervisor");
+    eprintln!("Moebi is listening as {} (Ctrl-C to stop)", node.name());
+    node.serve_forever().await;
+    Ok(())
+}

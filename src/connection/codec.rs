@@ -1,0 +1,308 @@
+//! Control messages to and from frame bytes.
+//!
+//! Encoding reuses `erl_dist::message::Message`, downgraded to the older operations when
+//! the peer lacks the flag for the newer one (as the BEAM does, protocol notes §5). For
+//! decoding we check the bytes with [`guard`](super::guard) first (eetf decodes
+//! recursively and trusts counts), then build the `Message` ourselves: erl_dist's own
+//! decoder refuses shapes real nodes send, such as spawn arguments that arrive as a
+//! `STRING_EXT` charlist (`[1, 2, 3]`), and would close the connection over them.
+
+use super::guard::{self, TermLimits};
+use crate::flags;
+use crate::term::{Atom, FixInteger, List, Match, Term};
+use erl_dist::message::{self as m, Message};
+use erl_dist::term::{Mfa, PidOrAtom};
+
+/// The pass-through frame tag: no distribution header follows.
+const PASS_THROUGH: u8 = 112;
+const VERSION: u8 = 131;
+
+/// A frame we could not turn into a message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DecodeError {
+    #[error("empty frame")]
+    Empty,
+    #[error("frame tag {0} (only pass-through frames, 112, are negotiated)")]
+    UnexpectedTag(u8),
+    #[error("malformed term: {0}")]
+    Guard(#[from] guard::GuardError),
+    #[error("undecodable term: {0}")]
+    Term(String),
+    #[error("control message {0} is malformed")]
+    BadControl(String),
+}
+
+/// What a data frame held: a message, or an operation we do not know (logged, dropped).
+pub(crate) enum Decoded {
+    Message(Message),
+    Unknown(Term),
+}
+
+/// Decodes one data frame body (after the length).
+pub(crate) fn decode(frame: &[u8], limits: &TermLimits) -> Result<Decoded, DecodeError> {
+    let (&tag, body) = frame.split_first().ok_or(DecodeError::Empty)?;
+    if tag != PASS_THROUGH {
+        return Err(DecodeError::UnexpectedTag(tag));
+    }
+    let count = guard::check_terms(body, 2, limits)?;
+    let mut reader = body;
+    let control =
+        Term::decode(&mut reader).map_err(|e| DecodeError::Term(e.to_string()))?;
+    let payload = if count == 2 {
+        Some(Term::decode(&mut reader).map_err(|e| DecodeError::Term(e.to_string()))?)
+    } else {
+        None
+    };
+    from_terms(control, payload)
+}
+
+fn bad(control: &Term) -> DecodeError {
+    let mut text = control.to_string();
+    text.truncate(200);
+    DecodeError::BadControl(text)
+}
+
+fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeError> {
+    let Term::Tuple(tuple) = control else {
+        return Err(bad(&control));
+    };
+    let control = Term::Tuple(tuple);
+    let e = control.as_tuple().unwrap();
+    let Some(op) = e.first().and_then(Match::as_int) else {
+        return Err(bad(&control));
+    };
+    let pid = |i: usize| e.get(i).and_then(Match::as_pid).cloned();
+    let reference = |i: usize| e.get(i).and_then(Match::as_reference).cloned();
+    let proc = |i: usize| match e.get(i) {
+        Some(Term::Pid(p)) => Some(PidOrAtom::Pid(p.clone())),
+        Some(Term::Atom(a)) => Some(PidOrAtom::Atom(a.clone())),
+        _ => None,
+    };
+    let msg = || payload.clone();
+    // The positions of each operation's fields, per the erl_dist_protocol docs; the
+    // `_TT` variants carry a trace token we accept and drop.
+    let n = e.len();
+    let decoded = (|| -> Option<Message> {
+        Some(match (op, n) {
+            (1, 3) => Message::Link(m::Link { from_pid: pid(1)?, to_pid: pid(2)? }),
+            (2, 3) | (12, 4) => Message::Send(m::Send { to_pid: pid(2)?, message: msg()? }),
+            (22, 3) | (23, 4) => Message::SendSender(m::SendSender {
+                from_pid: pid(1)?,
+                to_pid: pid(2)?,
+                message: msg()?,
+            }),
+            (3, 4) => Message::Exit(m::Exit { from_pid: pid(1)?, to_pid: pid(2)?, reason: e[3].clone() }),
+            (13, 5) => Message::Exit(m::Exit { from_pid: pid(1)?, to_pid: pid(2)?, reason: e[4].clone() }),
+            (4, 3) => Message::Unlink(m::Unlink { from_pid: pid(1)?, to_pid: pid(2)? }),
+            (5, 1) => Message::NodeLink(m::NodeLink),
+            (6, 4) | (16, 5) => Message::RegSend(m::RegSend {
+                from_pid: pid(1)?,
+                to_name: match &e[3] {
+                    Term::Atom(a) => a.clone(),
+                    _ => return None,
+                },
+                message: msg()?,
+            }),
+            (7, 3) => Message::GroupLeader(m::GroupLeader { from_pid: pid(1)?, to_pid: pid(2)? }),
+            (8, 4) => Message::Exit2(m::Exit2 { from_pid: pid(1)?, to_pid: pid(2)?, reason: e[3].clone() }),
+            (18, 5) => Message::Exit2(m::Exit2 { from_pid: pid(1)?, to_pid: pid(2)?, reason: e[4].clone() }),
+            (19, 4) => Message::MonitorP(m::MonitorP { from_pid: pid(1)?, to_proc: proc(2)?, reference: reference(3)? }),
+            (20, 4) => Message::DemonitorP(m::DemonitorP { from_pid: pid(1)?, to_proc: proc(2)?, reference: reference(3)? }),
+            (21, 5) => Message::MonitorPExit(m::MonitorPExit {
+                from_proc: proc(1)?,
+                to_pid: pid(2)?,
+                reference: reference(3)?,
+                reason: e[4].clone(),
+            }),
+            (24, 3) | (25, 4) => Message::PayloadExit(m::PayloadExit { from_pid: pid(1)?, to_pid: pid(2)?, reason: msg()? }),
+            (26, 3) | (27, 4) => Message::PayloadExit2(m::PayloadExit2 { from_pid: pid(1)?, to_pid: pid(2)?, reason: msg()? }),
+            (28, 4) => Message::PayloadMonitorPExit(m::PayloadMonitorPExit {
+                from_proc: proc(1)?,
+                to_pid: pid(2)?,
+                reference: reference(3)?,
+                reason: msg()?,
+            }),
+            (29, 6) | (30, 7) => Message::SpawnRequest(m::SpawnRequest {
+                req_id: reference(1)?,
+                from_pid: pid(2)?,
+                group_leader: pid(3)?,
+                mfa: mfa(&e[4])?,
+                opt_list: proper_list(&e[5])?,
+                arg_list: proper_list(payload.as_ref()?)?,
+            }),
+            (31, 5) | (32, 6) => Message::SpawnReply(m::SpawnReply {
+                req_id: reference(1)?,
+                to_pid: pid(2)?,
+                flags: FixInteger::from(i32::try_from(e[3].as_int()?).ok()?),
+                result: proc(4)?,
+            }),
+            (35, 4) => Message::UnlinkId(m::UnlinkId { id: e[1].clone(), from_pid: pid(2)?, to_pid: pid(3)? }),
+            (36, 4) => Message::UnlinkIdAck(m::UnlinkIdAck { id: e[1].clone(), from_pid: pid(2)?, to_pid: pid(3)? }),
+            (33, 3) | (34, 4) => Message::AliasSend(m::AliasSend {
+                from_pid: pid(1)?,
+                alias: reference(2)?,
+                message: msg()?,
+            }),
+            _ => return None,
+        })
+    })();
+    match decoded {
+        Some(message) => Ok(Decoded::Message(message)),
+        None if !(1..=36).contains(&op) => Ok(Decoded::Unknown(control)),
+        None => Err(bad(&control)),
+    }
+}
+
+fn mfa(term: &Term) -> Option<Mfa> {
+    let e = term.as_tuple_n(3)?;
+    Some(Mfa {
+        module: atom_of(&e[0])?,
+        function: atom_of(&e[1])?,
+        arity: FixInteger::from(i32::try_from(e[2].as_int()?).ok()?),
+    })
+}
+
+fn atom_of(term: &Term) -> Option<Atom> {
+    match term {
+        Term::Atom(a) => Some(a.clone()),
+        _ => None,
+    }
+}
+
+/// A proper list, including a charlist that arrived as `STRING_EXT`.
+fn proper_list(term: &Term) -> Option<List> {
+    match term {
+        Term::List(l) => Some(l.clone()),
+        Term::ByteList(b) => Some(List::from(
+            b.bytes.iter().map(|&c| Term::from(FixInteger::from(c))).collect::<Vec<_>>(),
+        )),
+        _ => None,
+    }
+}
+
+/// Encodes `message` as a whole frame (length header included) for a peer with
+/// `peer_flags`.
+pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, eetf::EncodeError> {
+    let message = downgrade(message, peer_flags);
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
+    match message.write_into(&mut out) {
+        Ok(()) => {}
+        Err(erl_dist::message::SendError::Encode(e)) => return Err(e),
+        Err(other) => return Err(eetf::EncodeError::Io(std::io::Error::other(other.to_string()))),
+    }
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(out)
+}
+
+/// The older operation when the peer lacks the newer one's flag.
+fn downgrade(message: Message, peer: u64) -> Message {
+    let has = |flag: u64| peer & flag != 0;
+    match message {
+        Message::SendSender(s) if !has(flags::SEND_SENDER) => {
+            Message::Send(m::Send { to_pid: s.to_pid, message: s.message })
+        }
+        Message::PayloadExit(x) if !has(flags::EXIT_PAYLOAD) => Message::Exit(m::Exit {
+            from_pid: x.from_pid,
+            to_pid: x.to_pid,
+            reason: x.reason,
+        }),
+        Message::PayloadExit2(x) if !has(flags::EXIT_PAYLOAD) => Message::Exit2(m::Exit2 {
+            from_pid: x.from_pid,
+            to_pid: x.to_pid,
+            reason: x.reason,
+        }),
+        Message::PayloadMonitorPExit(x) if !has(flags::EXIT_PAYLOAD) => {
+            Message::MonitorPExit(m::MonitorPExit {
+                from_proc: x.from_proc,
+                to_pid: x.to_pid,
+                reference: x.reference,
+                reason: x.reason,
+            })
+        }
+        Message::UnlinkId(x) if !has(flags::UNLINK_ID) => Message::Unlink(m::Unlink {
+            from_pid: x.from_pid,
+            to_pid: x.to_pid,
+        }),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::term::{atom, binary, list, tuple, Pid, Reference};
+
+    fn round_trip(message: Message) -> Message {
+        let frame = encode(message, u64::MAX).unwrap();
+        match decode(&frame[4..], &TermLimits::default()).unwrap() {
+            Decoded::Message(m) => m,
+            Decoded::Unknown(t) => panic!("unknown {t}"),
+        }
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let a = Pid::new("a@h", 1, 0, 5);
+        let b = Pid::new("b@h", 2, 0, 6);
+        let r = Reference::from(("a@h", vec![1, 2, 3]));
+        for msg in [
+            Message::send_sender(a.clone(), b.clone(), binary("hi")),
+            Message::reg_send(a.clone(), Atom::from("rex"), atom("x")),
+            Message::link(a.clone(), b.clone()),
+            Message::payload_exit(a.clone(), b.clone(), atom("normal")),
+            Message::alias_send(a.clone(), r.clone(), tuple(vec![atom("ok")])),
+            Message::monitor_p(a.clone(), PidOrAtom::Atom(Atom::from("n")), r.clone()),
+        ] {
+            assert_eq!(round_trip(msg.clone()), msg);
+        }
+    }
+
+    #[test]
+    fn spawn_args_as_charlist_are_accepted() {
+        // A BEAM sends [1,2,3] as STRING_EXT; erl_dist's decoder refuses it.
+        let ctl = tuple(vec![
+            Term::from(FixInteger::from(29)),
+            Term::from(Reference::from(("a@h", vec![1, 2, 3]))),
+            Term::from(Pid::new("a@h", 1, 0, 5)),
+            Term::from(Pid::new("a@h", 2, 0, 5)),
+            tuple(vec![atom("m"), atom("f"), Term::from(FixInteger::from(1))]),
+            list(vec![atom("monitor")]),
+        ]);
+        let payload = list(vec![Term::ByteList(eetf::ByteList::from(vec![1u8, 2, 3]))]);
+        let mut body = vec![PASS_THROUGH];
+        ctl.encode(&mut body).unwrap();
+        // The argument list itself as a charlist:
+        Term::ByteList(eetf::ByteList::from(vec![1u8, 2, 3]))
+            .encode(&mut body)
+            .unwrap();
+        let _ = payload;
+        match decode(&body, &TermLimits::default()).unwrap() {
+            Decoded::Message(Message::SpawnRequest(s)) => assert_eq!(s.arg_list.elements.len(), 3),
+            _ => panic!("not a spawn request"),
+        }
+    }
+
+    #[test]
+    fn unknown_ops_are_reported_not_fatal() {
+        let mut body = vec![PASS_THROUGH];
+        tuple(vec![Term::from(FixInteger::from(99))]).encode(&mut body).unwrap();
+        assert!(matches!(
+            decode(&body, &TermLimits::default()),
+            Ok(Decoded::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn old_ops_for_old_peers() {
+        let a = Pid::new("a@h", 1, 0, 5);
+        let minimal = crate::flags::advertised(false)
+            & !(flags::SEND_SENDER | flags::EXIT_PAYLOAD);
+        let frame = encode(Message::send_sender(a.clone(), a.clone(), atom("x")), minimal).unwrap();
+        match decode(&frame[4..], &TermLimits::default()).unwrap() {
+            Decoded::Message(Message::Send(_)) => {}
+            _ => panic!("expected SEND"),
+        }
+    }
+}

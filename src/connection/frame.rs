@@ -1,0 +1,156 @@
+//! Framing after the handshake: a 4-byte big-endian length, then that many bytes; a
+//! length of zero is a tick.
+//!
+//! Like mini-redis's `Connection::read_frame`, a frame is parsed only once it is wholly
+//! buffered. The buffer grows with what actually arrives (at most [`READ_CHUNK`] beyond
+//! it), never with what the header announces, so a peer announcing 4 GiB and sending
+//! 1 KB costs about 1 KB; lengths above the configured maximum end the connection.
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// How much the buffer may grow ahead of the bytes that have arrived.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// One frame.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Frame<'a> {
+    Tick,
+    Data(&'a [u8]),
+}
+
+/// Why reading stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FrameError {
+    #[error("connection closed by peer")]
+    Closed,
+    #[error("connection closed by peer in the middle of a frame")]
+    ClosedMidFrame,
+    #[error("frame of {len} bytes exceeds the maximum message size of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads frames from the read half of a connection.
+pub(crate) struct FrameReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// Bytes at the front of `buf` already handed out as a frame.
+    consumed: usize,
+    max_frame: usize,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub(crate) fn new(inner: R, max_frame: usize) -> Self {
+        FrameReader {
+            inner,
+            buf: Vec::with_capacity(READ_CHUNK),
+            consumed: 0,
+            max_frame,
+        }
+    }
+
+    /// The next frame, waiting for as many reads as it takes.
+    pub(crate) async fn next_frame(&mut self) -> Result<Frame<'_>, FrameError> {
+        if self.consumed > 0 {
+            self.buf.drain(..self.consumed);
+            self.consumed = 0;
+        }
+        loop {
+            if let Some(needed) = self.complete_len()? {
+                self.consumed = needed;
+                return Ok(if needed == 4 {
+                    Frame::Tick
+                } else {
+                    Frame::Data(&self.buf[4..needed])
+                });
+            }
+            let wanted = self.wanted();
+            if self.buf.capacity() - self.buf.len() < wanted {
+                self.buf.reserve(wanted.min(READ_CHUNK));
+            }
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return Err(if self.buf.is_empty() {
+                    FrameError::Closed
+                } else {
+                    FrameError::ClosedMidFrame
+                });
+            }
+        }
+    }
+
+    /// Length of the whole first frame (header included) if it is all buffered.
+    fn complete_len(&self) -> Result<Option<usize>, FrameError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
+        if len > self.max_frame {
+            return Err(FrameError::TooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        Ok((self.buf.len() >= 4 + len).then_some(4 + len))
+    }
+
+    /// Bytes still missing for the first frame (or its header).
+    fn wanted(&self) -> usize {
+        if self.buf.len() < 4 {
+            return 4 - self.buf.len();
+        }
+        let len = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
+        (4 + len).saturating_sub(self.buf.len()).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn ticks_and_frames_across_partial_reads() {
+        let (mut w, r) = tokio::io::duplex(8);
+        let mut reader = FrameReader::new(r, 1024);
+        tokio::spawn(async move {
+            w.write_all(&[0, 0, 0, 0, 0, 0, 0, 3, b'a', b'b', b'c'])
+                .await
+                .unwrap();
+        });
+        assert_eq!(reader.next_frame().await.unwrap(), Frame::Tick);
+        assert_eq!(reader.next_frame().await.unwrap(), Frame::Data(b"abc"));
+        assert!(matches!(
+            reader.next_frame().await,
+            Err(FrameError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn announced_length_is_not_allocated() {
+        let (mut w, r) = tokio::io::duplex(64 * 1024);
+        let mut reader = FrameReader::new(r, usize::MAX);
+        tokio::spawn(async move {
+            w.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+            w.write_all(&[7; 1024]).await.unwrap();
+        });
+        assert!(matches!(
+            reader.next_frame().await,
+            Err(FrameError::ClosedMidFrame)
+        ));
+        assert!(reader.buf.capacity() <= 2 * READ_CHUNK + 1024);
+    }
+
+    #[tokio::test]
+    async fn oversized_frame_is_refused() {
+        let (mut w, r) = tokio::io::duplex(64);
+        let mut reader = FrameReader::new(r, 100);
+        tokio::spawn(async move {
+            w.write_all(&1000u32.to_be_bytes()).await.unwrap();
+        });
+        assert!(matches!(
+            reader.next_frame().await,
+            Err(FrameError::TooLarge { len: 1000, max: 100 })
+        ));
+    }
+}

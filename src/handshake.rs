@@ -1,0 +1,425 @@
+//! The distribution handshake (protocol version 6, the `N` messages of OTP 23+).
+//!
+//! We implement it ourselves rather than use `erl_dist::handshake` because a listening node
+//! needs what that one lacks: the cookie digest compared in constant time, the mandatory
+//! OTP 25 flags enforced with `not_allowed` as the BEAM does, the peer's name at hand for
+//! the log line when its cookie is wrong, and the `nok` / `ok_simultaneous` / `alive`
+//! statuses decided against our own connection table. Every message is a 2-byte length
+//! and at most 64 KiB, read exactly; the caller bounds the whole exchange in time
+//! (`net_setuptime`).
+//!
+//! Reference: `dist_util.erl` and the "Distribution Handshake" section of the
+//! `erl_dist_protocol` documentation.
+
+use crate::flags;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// What we say about ourselves in the handshake.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalIdentity {
+    pub name: String,
+    pub creation: u32,
+    pub flags: u64,
+    pub cookie: String,
+}
+
+/// The peer as the handshake revealed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PeerIdentity {
+    pub name: String,
+    pub flags: u64,
+    pub creation: u32,
+}
+
+/// The status the accepting side sends after the peer's name (see `dist_util:recv_name`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Ok,
+    /// We were connecting to the peer too and our name is smaller: our attempt yields.
+    OkSimultaneous,
+    /// We were connecting to the peer too and our name is greater: its attempt yields.
+    Nok,
+    /// We already have a connection to a node of that name.
+    Alive,
+    NotAllowed,
+}
+
+impl Status {
+    fn as_bytes(self) -> &'static [u8] {
+        match self {
+            Status::Ok => b"ok",
+            Status::OkSimultaneous => b"ok_simultaneous",
+            Status::Nok => b"nok",
+            Status::Alive => b"alive",
+            Status::NotAllowed => b"not_allowed",
+        }
+    }
+}
+
+/// Why a handshake did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The socket failed or closed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer sent something that is not the expected handshake message.
+    #[error("unexpected handshake message: {0}")]
+    Protocol(String),
+    /// The peer lacks flags OTP 25 requires.
+    #[error("node {peer} cannot handle {missing}")]
+    MissingFlags {
+        /// The peer's name.
+        peer: String,
+        /// Names of the missing mandatory flags.
+        missing: String,
+    },
+    /// The peer proved it does not hold our cookie (or we do not hold its).
+    #[error("connection attempt from node {peer} rejected: invalid challenge reply (wrong cookie)")]
+    WrongCookie {
+        /// The peer's name.
+        peer: String,
+    },
+    /// The peer's challenge acknowledgement did not match: it has another cookie.
+    #[error("node {peer} answered with an invalid challenge ack (wrong cookie)")]
+    WrongCookieAck {
+        /// The peer's name.
+        peer: String,
+    },
+    /// The accepting side refused to continue.
+    #[error("node {peer} refused the connection with status {status:?}")]
+    Refused {
+        /// The peer's name.
+        peer: String,
+        /// The status it sent.
+        status: String,
+    },
+    /// We refused to continue (status `nok`, `alive` declined or `not_allowed`).
+    #[error("handshake with {peer} ended with our status {status:?}")]
+    Declined {
+        /// The peer's name.
+        peer: String,
+        /// Our status.
+        status: String,
+    },
+}
+
+/// `md5(Cookie ++ integer_to_list(Challenge))`, as `dist_util:gen_digest/2`.
+fn digest(cookie: &str, challenge: u32) -> [u8; 16] {
+    md5::compute(format!("{cookie}{challenge}")).0
+}
+
+/// Compares digests without an early exit, so timing reveals nothing about the cookie.
+fn digest_eq(a: &[u8; 16], b: &[u8]) -> bool {
+    if b.len() != 16 {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+async fn read_msg<S: AsyncRead + Unpin>(s: &mut S) -> Result<Vec<u8>, HandshakeError> {
+    let len = s.read_u16().await? as usize;
+    if len == 0 {
+        return Err(HandshakeError::Protocol("empty message".into()));
+    }
+    let mut buf = vec![0; len];
+    s.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+async fn write_msg<S: AsyncWrite + Unpin>(s: &mut S, body: &[u8]) -> Result<(), HandshakeError> {
+    let len = u16::try_from(body.len())
+        .map_err(|_| HandshakeError::Protocol("handshake message too long".into()))?;
+    let mut out = Vec::with_capacity(2 + body.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(body);
+    s.write_all(&out).await?;
+    s.flush().await?;
+    Ok(())
+}
+
+/// Takes fixed-size fields off a message, failing cleanly when it is short.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], HandshakeError> {
+        if self.0.len() < n {
+            return Err(HandshakeError::Protocol("message truncated".into()));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u16(&mut self) -> Result<u16, HandshakeError> {
+        Ok(u16::from_be_bytes(self.take(2)?.try_into().unwrap()))
+    }
+    fn u32(&mut self) -> Result<u32, HandshakeError> {
+        Ok(u32::from_be_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn u64(&mut self) -> Result<u64, HandshakeError> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn name(&mut self) -> Result<String, HandshakeError> {
+        let len = self.u16()? as usize;
+        let bytes = self.take(len)?;
+        let name = std::str::from_utf8(bytes)
+            .map_err(|_| HandshakeError::Protocol("node name is not UTF-8".into()))?;
+        if !valid_node_name(name) {
+            return Err(HandshakeError::Protocol(format!("invalid node name {name:?}")));
+        }
+        Ok(name.to_owned())
+    }
+}
+
+/// `name@host` with both parts non-empty and no control characters.
+pub(crate) fn valid_node_name(name: &str) -> bool {
+    match name.split_once('@') {
+        Some((n, h)) => {
+            !n.is_empty()
+                && !h.is_empty()
+                && !h.contains('@')
+                && name.len() <= 255
+                && name.chars().all(|c| !c.is_control())
+        }
+        None => false,
+    }
+}
+
+fn name_message(local: &LocalIdentity) -> Vec<u8> {
+    let mut m = vec![b'N'];
+    m.extend_from_slice(&local.flags.to_be_bytes());
+    m.extend_from_slice(&local.creation.to_be_bytes());
+    m.extend_from_slice(&(local.name.len() as u16).to_be_bytes());
+    m.extend_from_slice(local.name.as_bytes());
+    m
+}
+
+/// Runs the initiating side against a node we looked up, expecting it to be `peer_name`.
+pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    local: &LocalIdentity,
+    peer_name: &str,
+) -> Result<PeerIdentity, HandshakeError> {
+    write_msg(s, &name_message(local)).await?;
+
+    let status = read_msg(s).await?;
+    let status = status
+        .strip_prefix(b"s")
+        .ok_or_else(|| HandshakeError::Protocol("expected status".into()))?;
+    match status {
+        b"ok" | b"ok_simultaneous" => {}
+        b"alive" => {
+            // We have no connection to it (or we would not be connecting), so the one it
+            // remembers is a dead incarnation of ours: tell it to go on.
+            write_msg(s, b"strue").await?;
+        }
+        other => {
+            return Err(HandshakeError::Refused {
+                peer: peer_name.to_owned(),
+                status: String::from_utf8_lossy(other).into_owned(),
+            })
+        }
+    }
+
+    let challenge = read_msg(s).await?;
+    let mut f = Fields(&challenge);
+    if f.take(1)? != b"N" {
+        return Err(HandshakeError::Protocol("expected challenge 'N'".into()));
+    }
+    let peer_flags = f.u64()?;
+    let peer_challenge = f.u32()?;
+    let peer_creation = f.u32()?;
+    let name = f.name()?;
+    if name != peer_name {
+        return Err(HandshakeError::Protocol(format!(
+            "connected to {peer_name} but it calls itself {name}"
+        )));
+    }
+    check_mandatory(&name, peer_flags)?;
+
+    let my_challenge: u32 = rand::random();
+    let mut reply = vec![b'r'];
+    reply.extend_from_slice(&my_challenge.to_be_bytes());
+    reply.extend_from_slice(&digest(&local.cookie, peer_challenge));
+    write_msg(s, &reply).await?;
+
+    let ack = read_msg(s).await?;
+    let mut f = Fields(&ack);
+    if f.take(1)? != b"a" || !digest_eq(&digest(&local.cookie, my_challenge), f.take(16)?) {
+        return Err(HandshakeError::WrongCookieAck { peer: name });
+    }
+    Ok(PeerIdentity {
+        name,
+        flags: peer_flags,
+        creation: peer_creation,
+    })
+}
+
+/// Runs the accepting side. `decide` sees the peer's name and flags and picks the status
+/// (it consults the connection table for simultaneous connects).
+pub(crate) async fn accept<S, D>(
+    s: &mut S,
+    local: &LocalIdentity,
+    decide: D,
+) -> Result<PeerIdentity, HandshakeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    D: FnOnce(&str, u64) -> Status,
+{
+    let msg = read_msg(s).await?;
+    let mut f = Fields(&msg);
+    match f.take(1)? {
+        b"N" => {}
+        // OTP 25 closes on the old version 5 name message without a status; so do we.
+        b"n" => return Err(HandshakeError::Protocol("old 'n' (v5) name message".into())),
+        tag => return Err(HandshakeError::Protocol(format!("expected name, got tag {}", tag[0]))),
+    }
+    let peer_flags = f.u64()?;
+    let peer_creation = f.u32()?;
+    let name = f.name()?;
+
+    let status = if let Err(e) = check_mandatory(&name, peer_flags) {
+        write_msg(s, &[b"s", Status::NotAllowed.as_bytes()].concat()).await?;
+        return Err(e);
+    } else {
+        decide(&name, peer_flags)
+    };
+    write_msg(s, &[b"s", status.as_bytes()].concat()).await?;
+    match status {
+        Status::Ok | Status::OkSimultaneous => {}
+        Status::Alive => {
+            let answer = read_msg(s).await?;
+            if answer != b"strue" {
+                return Err(HandshakeError::Declined {
+                    peer: name,
+                    status: "alive (peer gave up)".into(),
+                });
+            }
+        }
+        Status::Nok | Status::NotAllowed => {
+            return Err(HandshakeError::Declined {
+                peer: name,
+                status: String::from_utf8_lossy(status.as_bytes()).into_owned(),
+            })
+        }
+    }
+
+    let my_challenge: u32 = rand::random();
+    let mut challenge = vec![b'N'];
+    challenge.extend_from_slice(&local.flags.to_be_bytes());
+    challenge.extend_from_slice(&my_challenge.to_be_bytes());
+    challenge.extend_from_slice(&local.creation.to_be_bytes());
+    challenge.extend_from_slice(&(local.name.len() as u16).to_be_bytes());
+    challenge.extend_from_slice(local.name.as_bytes());
+    write_msg(s, &challenge).await?;
+
+    let reply = read_msg(s).await?;
+    let mut f = Fields(&reply);
+    if f.take(1)? != b"r" {
+        return Err(HandshakeError::Protocol("expected challenge reply 'r'".into()));
+    }
+    let peer_challenge = f.u32()?;
+    if !digest_eq(&digest(&local.cookie, my_challenge), f.take(16)?) {
+        return Err(HandshakeError::WrongCookie { peer: name });
+    }
+    let mut ack = vec![b'a'];
+    ack.extend_from_slice(&digest(&local.cookie, peer_challenge));
+    write_msg(s, &ack).await?;
+    Ok(PeerIdentity {
+        name,
+        flags: peer_flags,
+        creation: peer_creation,
+    })
+}
+
+fn check_mandatory(peer: &str, peer_flags: u64) -> Result<(), HandshakeError> {
+    let missing = flags::missing_mandatory(peer_flags);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(HandshakeError::MissingFlags {
+            peer: peer.to_owned(),
+            missing: missing.join(", "),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(name: &str, cookie: &str) -> LocalIdentity {
+        LocalIdentity {
+            name: name.into(),
+            creation: 7,
+            flags: flags::advertised(true),
+            cookie: cookie.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn same_cookie_completes_both_ways() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let server = identity("b@h", "c");
+        let client = identity("a@h", "c");
+        let (r1, r2) = tokio::join!(
+            accept(&mut b, &server, |_, _| Status::Ok),
+            connect(&mut a, &client, "b@h")
+        );
+        assert_eq!(r1.unwrap().name, "a@h");
+        assert_eq!(r2.unwrap().name, "b@h");
+    }
+
+    #[tokio::test]
+    async fn wrong_cookie_is_refused_with_peer_name() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let server = identity("b@h", "c");
+        let client = identity("a@h", "other");
+        let (r1, r2) = tokio::join!(
+            accept(&mut b, &server, |_, _| Status::Ok),
+            async {
+                let r = connect(&mut a, &client, "b@h").await;
+                drop(a);
+                r
+            }
+        );
+        assert!(matches!(r1, Err(HandshakeError::WrongCookie { ref peer }) if peer == "a@h"));
+        assert!(r2.is_err());
+    }
+
+    #[tokio::test]
+    async fn missing_mandatory_flags_get_not_allowed() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let server = identity("b@h", "c");
+        let mut client = identity("a@h", "c");
+        client.flags &= !flags::BIG_CREATION;
+        let (r1, r2) = tokio::join!(
+            accept(&mut b, &server, |_, _| Status::Ok),
+            connect(&mut a, &client, "b@h")
+        );
+        assert!(matches!(r1, Err(HandshakeError::MissingFlags { .. })));
+        assert!(
+            matches!(r2, Err(HandshakeError::Refused { ref status, .. }) if status == "not_allowed")
+        );
+    }
+
+    #[test]
+    fn digest_matches_dist_util() {
+        // md5("c" ++ "2226401368"), from the capture in protocol-notes §2.
+        let d = digest("c", 2226401368);
+        assert!(digest_eq(&d, &d));
+        let mut other = d;
+        other[15] ^= 1;
+        assert!(!digest_eq(&d, &other));
+        assert!(!digest_eq(&d, &d[..15]));
+    }
+
+    #[test]
+    fn node_names_are_checked() {
+        assert!(valid_node_name("alex@localhost"));
+        assert!(!valid_node_name("alex"));
+        assert!(!valid_node_name("@h"));
+        assert!(!valid_node_name("a@"));
+        assert!(!valid_node_name("a@b@c"));
+    }
+}

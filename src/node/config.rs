@@ -1,0 +1,109 @@
+//! How a node is configured: its name, cookie, EPMD port and limits.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a node needs to start. Defaults follow the BEAM's.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Full node name, `name@host`.
+    pub name: String,
+    /// The distribution cookie.
+    pub cookie: String,
+    /// A hidden node is not in the peers' `nodes()`, takes no part in `global` and gets
+    /// no `rex` traffic (`-hidden`). Default: visible, as `iex --sname` is.
+    pub hidden: bool,
+    /// The EPMD port: `ERL_EPMD_PORT`, else 4369.
+    pub epmd_port: u16,
+    /// The distribution listening port; 0 picks a free one, as the BEAM does.
+    pub listen_port: u16,
+    /// `net_ticktime`: a peer silent this long is dropped; we write at least every
+    /// quarter of it. Default 60 s.
+    pub tick_time: Duration,
+    /// `net_setuptime`: the longest a handshake may take. Default 7 s.
+    pub setup_time: Duration,
+    /// The largest distribution message accepted, in bytes; a larger one closes that
+    /// connection with a log line. Default 128 MiB.
+    pub max_message_size: usize,
+    /// How deeply terms in a message may nest. Default 512.
+    pub max_term_depth: usize,
+    /// Handshakes in progress at once; more wait for a slot. Default 256.
+    pub max_pending_handshakes: usize,
+}
+
+impl NodeConfig {
+    /// A visible node `name` (`name@host`) with `cookie` and the defaults.
+    pub fn new(name: &str, cookie: &str) -> Self {
+        NodeConfig {
+            name: name.to_owned(),
+            cookie: cookie.to_owned(),
+            hidden: false,
+            epmd_port: epmd_port_from_env(),
+            listen_port: 0,
+            tick_time: Duration::from_secs(60),
+            setup_time: Duration::from_secs(7),
+            max_message_size: 128 * 1024 * 1024,
+            max_term_depth: 512,
+            max_pending_handshakes: 256,
+        }
+    }
+
+    /// The full name for `--sname NAME[@HOST]`: the host defaults to this machine's
+    /// short host name, as `erl -sname` does.
+    pub fn short_name(name: &str) -> String {
+        if name.contains('@') {
+            name.to_owned()
+        } else {
+            let host = hostname();
+            format!("{name}@{}", host.split('.').next().unwrap_or("localhost"))
+        }
+    }
+
+    /// The full name for `--name NAME[@HOST]`: the host defaults to this machine's
+    /// fully qualified name, as `erl -name` does.
+    pub fn long_name(name: &str) -> String {
+        if name.contains('@') {
+            name.to_owned()
+        } else {
+            format!("{name}@{}", hostname())
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// `ERL_EPMD_PORT` if set and valid, else 4369.
+pub(crate) fn epmd_port_from_env() -> u16 {
+    std::env::var("ERL_EPMD_PORT")
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(erl_dist::epmd::DEFAULT_EPMD_PORT)
+}
+
+/// The cookie `erl` would use without `-setcookie`: `~/.erlang.cookie`, created with 20
+/// random upper-case letters and mode 0400 when absent (as `auth.erl` does).
+pub fn default_cookie() -> std::io::Result<String> {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let path = home.join(".erlang.cookie");
+    match std::fs::read_to_string(&path) {
+        Ok(c) => Ok(c.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let cookie: String = (0..20).map(|_| (b'A' + rand::random_range(0..26u8)) as char).collect();
+            std::fs::write(&path, &cookie)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400))?;
+            }
+            Ok(cookie)
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,281 @@
+//! The connection table: connecting on demand when a local process sends to a node we
+//! are not connected to, accepting peers (bounded, each handshake within
+//! `net_setuptime`), and resolving simultaneous connects as `dist_util` does.
+
+use super::{lock, Node};
+use crate::connection::{self, guard::TermLimits, ConnHandle, Limits};
+use crate::epmd;
+use crate::handshake::{self, HandshakeError, LocalIdentity, PeerIdentity, Status};
+use crate::term::Atom;
+use erl_dist::message::Message;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+
+/// A peer's entry in the table.
+pub(super) enum ConnState {
+    /// Connecting: messages wait here, in order, until the handshake is done.
+    Pending { queue: Vec<Message>, attempt: u64 },
+    Up(Arc<ConnHandle>),
+}
+
+static NEXT_ATTEMPT: AtomicU64 = AtomicU64::new(1);
+
+fn identity(node: &Node) -> LocalIdentity {
+    LocalIdentity {
+        name: node.0.name.name.clone(),
+        creation: node.0.creation,
+        flags: crate::flags::advertised(!node.0.config.hidden),
+        cookie: node.0.config.cookie.clone(),
+    }
+}
+
+fn limits(node: &Node) -> Limits {
+    Limits {
+        max_message_size: node.0.config.max_message_size,
+        tick_time: node.0.config.tick_time,
+        terms: TermLimits {
+            max_depth: node.0.config.max_term_depth,
+        },
+    }
+}
+
+pub(super) fn connected(node: &Node) -> Vec<String> {
+    lock(&node.0.conns)
+        .iter()
+        .filter_map(|(name, s)| match s {
+            ConnState::Up(h) if h.is_open() => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The live connection to `peer`, if any.
+pub(crate) fn handle(node: &Node, peer: &str) -> Option<Arc<ConnHandle>> {
+    match lock(&node.0.conns).get(peer) {
+        Some(ConnState::Up(h)) if h.is_open() => Some(h.clone()),
+        _ => None,
+    }
+}
+
+pub(super) fn send(node: &Node, peer: &Atom, message: Message) {
+    let mut conns = lock(&node.0.conns);
+    match conns.get_mut(&peer.name) {
+        Some(ConnState::Up(h)) if h.is_open() => {
+            let h = h.clone();
+            drop(conns);
+            h.send(message);
+        }
+        Some(ConnState::Pending { queue, .. }) => queue.push(message),
+        _ => {
+            let attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
+            conns.insert(
+                peer.name.clone(),
+                ConnState::Pending {
+                    queue: vec![message],
+                    attempt,
+                },
+            );
+            drop(conns);
+            tokio::spawn(connect(node.clone(), peer.clone(), attempt));
+        }
+    }
+}
+
+/// Sets up a connection to `peer` without sending anything (`net_kernel:connect_node`).
+pub(crate) async fn connect_node(node: &Node, peer: &str) -> bool {
+    if peer == node.name() {
+        return true;
+    }
+    if handle(node, peer).is_some() {
+        return true;
+    }
+    let attempt = {
+        let mut conns = lock(&node.0.conns);
+        match conns.get(peer) {
+            Some(ConnState::Up(h)) if h.is_open() => return true,
+            Some(ConnState::Pending { attempt, .. }) => Some(*attempt),
+            _ => {
+                let attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
+                conns.insert(peer.to_owned(), ConnState::Pending { queue: Vec::new(), attempt });
+                drop(conns);
+                connect(node.clone(), Atom::from(peer), attempt).await;
+                None
+            }
+        }
+    };
+    if attempt.is_some() {
+        // Someone else is connecting: wait for the outcome, within the setup time.
+        let deadline = tokio::time::Instant::now() + node.0.config.setup_time * 2;
+        while tokio::time::Instant::now() < deadline {
+            match lock(&node.0.conns).get(peer) {
+                Some(ConnState::Pending { .. }) => {}
+                Some(ConnState::Up(h)) => return h.is_open(),
+                None => return false,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    handle(node, peer).is_some()
+}
+
+async fn connect(node: Node, peer: Atom, attempt: u64) {
+    let setup = node.0.config.setup_time;
+    let result = tokio::time::timeout(setup, async {
+        let (alive, host) = peer
+            .name
+            .split_once('@')
+            .ok_or_else(|| HandshakeError::Protocol(format!("invalid node name {}", peer.name)))?;
+        let port = epmd::lookup(host, alive, node.0.config.epmd_port)
+            .await
+            .map_err(HandshakeError::Io)?
+            .ok_or_else(|| {
+                HandshakeError::Io(std::io::Error::other(format!(
+                    "{alive} is not registered with EPMD on {host}"
+                )))
+            })?;
+        let mut stream = TcpStream::connect((host, port)).await?;
+        let peer_id = handshake::connect(&mut stream, &identity(&node), &peer.name).await?;
+        Ok::<_, HandshakeError>((stream, peer_id))
+    })
+    .await;
+    match result {
+        Ok(Ok((stream, peer_id))) => install(&node, stream, peer_id),
+        Ok(Err(HandshakeError::Refused { status, .. })) if status == "nok" => {
+            // Simultaneous connect and the peer's attempt wins: the connection it
+            // initiated will take our queue. Give up only if it never arrives.
+            tokio::time::sleep(setup).await;
+            fail_pending(&node, &peer, attempt, "simultaneous connect did not complete");
+        }
+        Ok(Err(e)) => fail_pending(&node, &peer, attempt, &e.to_string()),
+        Err(_) => fail_pending(&node, &peer, attempt, "connection setup timed out"),
+    }
+}
+
+fn fail_pending(node: &Node, peer: &Atom, attempt: u64, why: &str) {
+    let failed = {
+        let mut conns = lock(&node.0.conns);
+        match conns.get(&peer.name) {
+            Some(ConnState::Pending { attempt: a, .. }) if *a == attempt => {
+                conns.remove(&peer.name);
+                true
+            }
+            _ => false,
+        }
+    };
+    if failed {
+        tracing::warn!(peer = %peer, "cannot connect to {peer}: {why}");
+        node.node_down(peer, None);
+    }
+}
+
+/// Makes a completed handshake the connection to that peer and sends what waited.
+fn install(node: &Node, stream: TcpStream, peer: PeerIdentity) {
+    let name = Atom::from(peer.name.as_str());
+    let handle = connection::start(
+        node.clone(),
+        stream,
+        name.clone(),
+        peer.flags,
+        peer.creation,
+        limits(node),
+    );
+    let replaced = {
+        let mut conns = lock(&node.0.conns);
+        let previous = conns.insert(peer.name.clone(), ConnState::Up(handle.clone()));
+        match previous {
+            Some(ConnState::Pending { queue, .. }) => {
+                // Sent under the lock so nothing sent later can overtake them.
+                for m in queue {
+                    handle.send(m);
+                }
+                None
+            }
+            Some(ConnState::Up(old)) => Some(old),
+            None => None,
+        }
+    };
+    tracing::info!(peer = %name, "node up: {name}");
+    if let Some(old) = replaced {
+        old.close();
+        if old.creation != peer.creation {
+            node.node_down(&name, Some(old.creation));
+        }
+    }
+    crate::otp::node_up(node, &handle);
+}
+
+pub(super) fn down(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
+    let removed = {
+        let mut conns = lock(&node.0.conns);
+        match conns.get(&conn.peer.name) {
+            Some(ConnState::Up(h)) if h.id == conn.id => {
+                conns.remove(&conn.peer.name);
+                true
+            }
+            _ => false,
+        }
+    };
+    if removed {
+        tracing::info!(peer = %conn.peer, "node down: {} ({reason})", conn.peer);
+        node.node_down(&conn.peer, None);
+        crate::otp::node_down(node, &conn.peer);
+    }
+}
+
+pub(super) fn spawn_acceptor(node: Node, listener: TcpListener) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(node.0.config.max_pending_handshakes));
+    tokio::spawn(async move {
+        loop {
+            let (stream, addr) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let node = node.clone();
+            tokio::spawn(async move {
+                accept(node, stream, addr).await;
+                drop(permit);
+            });
+        }
+    });
+}
+
+async fn accept(node: Node, mut stream: TcpStream, addr: std::net::SocketAddr) {
+    let local = identity(&node);
+    let our_name = node.0.name.name.clone();
+    let decide_node = node.clone();
+    let result = tokio::time::timeout(
+        node.0.config.setup_time,
+        handshake::accept(&mut stream, &local, move |peer, _flags| {
+            let conns = lock(&decide_node.0.conns);
+            match conns.get(peer) {
+                Some(ConnState::Up(h)) if h.is_open() => Status::Alive,
+                // dist_util: the node with the greater name keeps its own attempt.
+                Some(ConnState::Pending { .. }) if our_name.as_str() > peer => Status::Nok,
+                Some(ConnState::Pending { .. }) => Status::OkSimultaneous,
+                _ => Status::Ok,
+            }
+        }),
+    )
+    .await;
+    match result {
+        Ok(Ok(peer)) => install(&node, stream, peer),
+        Ok(Err(HandshakeError::WrongCookie { peer })) => tracing::error!(
+            "** Connection attempt from node {peer} rejected. Invalid challenge reply. ** (wrong cookie, from {addr})"
+        ),
+        Ok(Err(HandshakeError::MissingFlags { peer, missing })) => tracing::error!(
+            "** Connection attempt from node {peer} rejected since it cannot handle [{missing}] **"
+        ),
+        Ok(Err(HandshakeError::Declined { .. })) => {}
+        Ok(Err(e)) => tracing::warn!("handshake from {addr} failed: {e}"),
+        Err(_) => tracing::warn!("handshake from {addr} timed out (net_setuptime)"),
+    }
+}

@@ -1,0 +1,206 @@
+//! What the node does with each control message a peer sends
+//! (`erts_net_message` in `dist.c`).
+
+use super::{down_message, lock, Node};
+use crate::connection::ConnHandle;
+use crate::otp;
+use crate::process::table::Watcher;
+use crate::process::{Dest, MonitorTarget};
+use crate::term::{atom, tuple, Atom, Pid, Term};
+use erl_dist::message::Message;
+use erl_dist::term::PidOrAtom;
+use std::sync::Arc;
+
+pub(super) fn dispatch(node: &Node, conn: &Arc<ConnHandle>, message: Message) {
+    match message {
+        Message::Send(m) => deliver_to_pid(node, &m.to_pid, m.message),
+        Message::SendSender(m) => deliver_to_pid(node, &m.to_pid, m.message),
+        Message::SendTt(m) => deliver_to_pid(node, &m.to_pid, m.message),
+        Message::SendSenderTt(m) => deliver_to_pid(node, &m.to_pid, m.message),
+        Message::RegSend(m) => reg_send(node, &m.from_pid, &m.to_name, m.message),
+        Message::RegSendTt(m) => reg_send(node, &m.from_pid, &m.to_name, m.message),
+        Message::AliasSend(m) => node.route(&m.from_pid, Dest::Alias(m.alias), m.message),
+        Message::AliasSendTt(m) => node.route(&m.from_pid, Dest::Alias(m.alias), m.message),
+        Message::Link(m) => link(node, conn, &m.from_pid, &m.to_pid),
+        Message::Unlink(m) => unlink(node, &m.from_pid, &m.to_pid),
+        Message::UnlinkId(m) => {
+            unlink(node, &m.from_pid, &m.to_pid);
+            conn.send(Message::unlink_id_ack(m.id, m.to_pid, m.from_pid));
+        }
+        // We remove our side of a link as soon as we unlink; nothing waits for the ack.
+        Message::UnlinkIdAck(_) => {}
+        Message::Exit(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, true),
+        Message::ExitTt(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, true),
+        Message::PayloadExit(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, true),
+        Message::PayloadExitTt(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, true),
+        Message::Exit2(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, false),
+        Message::Exit2Tt(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, false),
+        Message::PayloadExit2(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, false),
+        Message::PayloadExit2Tt(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, false),
+        Message::MonitorP(m) => monitor(node, conn, m.from_pid, m.to_proc, m.reference),
+        Message::DemonitorP(m) => demonitor(node, &m.to_proc, &m.reference),
+        Message::MonitorPExit(m) => monitor_exit(node, &m.to_pid, m.reference, m.reason),
+        Message::PayloadMonitorPExit(m) => monitor_exit(node, &m.to_pid, m.reference, m.reason),
+        Message::GroupLeader(m) => {
+            if let Some(e) = node.local_entry(&m.to_pid) {
+                e.state().group_leader = m.from_pid;
+            }
+        }
+        Message::SpawnRequest(r) => otp::spawn::handle_request(node, conn, r),
+        Message::SpawnRequestTt(r) => otp::spawn::handle_request(
+            node,
+            conn,
+            erl_dist::message::SpawnRequest {
+                req_id: r.req_id,
+                from_pid: r.from_pid,
+                group_leader: r.group_leader,
+                mfa: r.mfa,
+                opt_list: r.opt_list,
+                arg_list: r.arg_list,
+            },
+        ),
+        Message::SpawnReply(r) => spawn_reply(node, &r.to_pid, r.req_id, r.flags.value, r.result),
+        Message::SpawnReplyTt(r) => {
+            spawn_reply(node, &r.to_pid, r.req_id, r.flags.value, r.result)
+        }
+        Message::NodeLink(_) | Message::Tick => {}
+    }
+}
+
+fn deliver_to_pid(node: &Node, to: &Pid, message: Term) {
+    if let Some(e) = node.local_entry(to) {
+        e.deliver(message);
+    }
+}
+
+fn reg_send(node: &Node, from: &Pid, name: &Atom, message: Term) {
+    match node.registered_entry(&name.name) {
+        Some(e) => e.deliver(message),
+        None => otp::unregistered_name(node, from, name, message),
+    }
+}
+
+/// A remote process links to one of ours; linking to a process that does not exist
+/// answers with an exit signal `noproc`, as the BEAM does.
+fn link(node: &Node, conn: &Arc<ConnHandle>, from: &Pid, to: &Pid) {
+    let linked = node.local_entry(to).map(|e| {
+        let mut st = e.state();
+        !st.dead && {
+            st.links.insert(from.clone());
+            true
+        }
+    });
+    if linked != Some(true) {
+        conn.send(Message::payload_exit(to.clone(), from.clone(), atom("noproc")));
+    }
+}
+
+fn unlink(node: &Node, from: &Pid, to: &Pid) {
+    if let Some(e) = node.local_entry(to) {
+        e.state().links.remove(from);
+    }
+}
+
+fn exit(node: &Node, from: &Pid, to: &Pid, reason: Term, linked: bool) {
+    if let Some(e) = node.local_entry(to) {
+        e.exit_signal(from, reason, linked);
+    }
+}
+
+/// `MONITOR_P` from a remote process: watch the local process or name, or answer at once
+/// with `noproc` (FromProc is the name when monitored by name, protocol notes §8).
+fn monitor(node: &Node, conn: &Arc<ConnHandle>, watcher: Pid, target: PidOrAtom, reference: erl_dist::term::Reference) {
+    let (entry, by_name) = match &target {
+        PidOrAtom::Pid(p) => (node.local_entry(p), None),
+        PidOrAtom::Atom(name) => (node.registered_entry(&name.name), Some(name.clone())),
+    };
+    let added = entry.map(|e| {
+        let mut st = e.state();
+        if st.dead {
+            return false;
+        }
+        let object = match &by_name {
+            Some(n) => tuple(vec![Term::Atom(n.clone()), Term::Atom(node.0.name.clone())]),
+            None => Term::Pid(e.pid.clone()),
+        };
+        st.monitored_by.insert(
+            reference.clone(),
+            Watcher {
+                pid: watcher.clone(),
+                object,
+                by_name: by_name.clone(),
+            },
+        );
+        true
+    });
+    if added != Some(true) {
+        conn.send(Message::payload_monitor_p_exit(target, watcher, reference, atom("noproc")));
+    }
+}
+
+fn demonitor(node: &Node, target: &PidOrAtom, reference: &erl_dist::term::Reference) {
+    let entry = match target {
+        PidOrAtom::Pid(p) => node.local_entry(p),
+        PidOrAtom::Atom(name) => node.registered_entry(&name.name),
+    };
+    if let Some(e) = entry {
+        e.state().monitored_by.remove(reference);
+    }
+}
+
+/// A remote process we monitor went down (or never existed).
+fn monitor_exit(node: &Node, to: &Pid, reference: erl_dist::term::Reference, reason: Term) {
+    let Some(entry) = node.local_entry(to) else {
+        return;
+    };
+    let Some(monitor) = entry.state().monitors.remove(&reference) else {
+        return;
+    };
+    if monitor.alias {
+        lock(&node.0.aliases).remove(&reference);
+    }
+    let object = match &monitor.target {
+        MonitorTarget::Process(d) => d.down_object(&node.0.name),
+        MonitorTarget::Spawn { .. } => atom("undefined"),
+    };
+    entry.deliver(down_message(reference, object, reason));
+}
+
+/// The answer to a `SPAWN_REQUEST` we sent: delivered as `erlang:spawn_request/5`
+/// delivers it, `{spawn_reply, ReqId, ok, Pid}` or `{spawn_reply, ReqId, error, Reason}`.
+fn spawn_reply(node: &Node, to: &Pid, req_id: erl_dist::term::Reference, flags: i32, result: PidOrAtom) {
+    let Some(entry) = node.local_entry(to) else {
+        return;
+    };
+    let reply = match result {
+        PidOrAtom::Pid(pid) => {
+            {
+                let mut st = entry.state();
+                if flags & 1 != 0 {
+                    st.links.insert(pid.clone());
+                }
+                if let Some(m) = st.monitors.get_mut(&req_id) {
+                    if flags & 2 != 0 {
+                        m.target = MonitorTarget::Process(Dest::Pid(pid.clone()));
+                    }
+                }
+            }
+            tuple(vec![
+                atom("spawn_reply"),
+                Term::Reference(Box::new(req_id)),
+                atom("ok"),
+                Term::Pid(pid),
+            ])
+        }
+        PidOrAtom::Atom(reason) => {
+            entry.state().monitors.remove(&req_id);
+            tuple(vec![
+                atom("spawn_reply"),
+                Term::Reference(Box::new(req_id)),
+                atom("error"),
+                Term::Atom(reason),
+            ])
+        }
+    };
+    entry.deliver(reply);
+}

@@ -1,0 +1,96 @@
+//! BIFs BEAM nodes call on us through erpc: above all `erlang:process_info/2`, which a
+//! crashing BEAM task's crash report asks about a linked Rust process (protocol notes
+//! §5: 15 calls, each must be answered for the crash to complete).
+
+use crate::node::Node;
+use crate::process::Exception;
+use crate::term::{atom, int, list, nil, tuple, Match, Term};
+use std::sync::atomic::Ordering;
+
+pub(crate) fn register(node: &Node) {
+    node.register_function("erlang", "process_info", 2, |p, args| async move {
+        process_info(p.node(), &args[0], &args[1])
+    });
+    node.register_function("erlang", "process_info", 1, |p, args| async move {
+        let items = [
+            "registered_name", "current_function", "initial_call", "status",
+            "message_queue_len", "links", "dictionary", "trap_exit", "group_leader",
+            "heap_size", "stack_size", "reductions",
+        ];
+        process_info(p.node(), &args[0], &list(items.iter().map(|i| atom(i)).collect()))
+    });
+    node.register_function("erlang", "node", 0, |p, _| async move { Ok(atom(p.node().name())) });
+    node.register_function("erlang", "nodes", 0, |p, _| async move {
+        Ok(list(p.node().connected_nodes().iter().map(|n| atom(n)).collect()))
+    });
+    node.register_function("erlang", "is_process_alive", 1, |p, args| async move {
+        match args[0].as_pid() {
+            Some(pid) if p.node().is_local(&pid.node) => Ok(crate::term::boolean(p.node().is_alive(pid))),
+            _ => Err(Exception::badarg()),
+        }
+    });
+    node.register_function("erlang", "whereis", 1, |p, args| async move {
+        match args[0].as_atom() {
+            Some(name) => Ok(p.node().whereis(name).map(Term::Pid).unwrap_or_else(|| atom("undefined"))),
+            None => Err(Exception::badarg()),
+        }
+    });
+}
+
+/// `erlang:process_info(Pid, ItemOrItems)` for a local pid.
+fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception> {
+    let pid = pid.as_pid().ok_or_else(Exception::badarg)?;
+    if !node.is_local(&pid.node) {
+        return Err(Exception::badarg());
+    }
+    let Some(entry) = node.local_entry(pid) else {
+        return Ok(atom("undefined"));
+    };
+    let one = |item: &str| -> Result<Term, Exception> {
+        let st = entry.state();
+        let value = match item {
+            "trap_exit" => crate::term::boolean(st.trap_exit),
+            "links" => list(st.links.iter().cloned().map(Term::Pid).collect()),
+            "registered_name" => match &st.name {
+                Some(n) => Term::Atom(n.clone()),
+                // process_info(Pid, registered_name) is [] for an unnamed process.
+                None => return Ok(nil()),
+            },
+            "dictionary" => nil(),
+            "initial_call" | "current_function" => {
+                let (m, f, a) = &st.initial_call;
+                tuple(vec![Term::Atom(m.clone()), Term::Atom(f.clone()), int(*a as i64)])
+            }
+            "message_queue_len" => int(entry.queue_len.load(Ordering::Relaxed) as i64),
+            "status" => atom("waiting"),
+            "heap_size" | "total_heap_size" | "stack_size" | "reductions" | "memory" => int(0),
+            "current_stacktrace" => nil(),
+            "group_leader" => Term::Pid(st.group_leader.clone()),
+            "monitors" => list(
+                st.monitors
+                    .values()
+                    .filter_map(|m| match &m.target {
+                        crate::process::MonitorTarget::Process(crate::process::Dest::Pid(p)) => {
+                            Some(tuple(vec![atom("process"), Term::Pid(p.clone())]))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            "monitored_by" => list(st.monitored_by.values().map(|w| Term::Pid(w.pid.clone())).collect()),
+            "priority" => atom("normal"),
+            _ => return Err(Exception::badarg()),
+        };
+        Ok(tuple(vec![atom(item), value]))
+    };
+    match items {
+        Term::Atom(a) => one(&a.name),
+        Term::List(l) => Ok(list(
+            l.elements
+                .iter()
+                .map(|i| i.as_atom().ok_or_else(Exception::badarg).and_then(one))
+                .collect::<Result<_, _>>()?,
+        )),
+        _ => Err(Exception::badarg()),
+    }
+}

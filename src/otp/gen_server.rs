@@ -1,0 +1,213 @@
+//! The GenServer call protocol (`gen.erl`), served and issued.
+//!
+//! A call is `{'$gen_call', {Pid, Tag}, Request}` where OTP 24+ makes `Tag` the
+//! improper list `[alias | Ref]` and the server replies by sending `{Tag, Reply}` to the
+//! alias; older callers (and `global`'s locker) use a plain reference or `{Ref, Node}`
+//! and get the reply at their pid (`gen:reply/2`). Calls from Rust monitor the target
+//! with an alias, as `gen:do_call/4` does, and fail cleanly on `DOWN` or timeout.
+
+use crate::node::Node;
+use crate::process::{Dest, Exception, Process};
+use crate::term::{alias_tag, alias_tag_ref, atom, tuple, Match, Pid, Term};
+use std::time::Duration;
+
+/// Who made a call, and how to answer it (`gen_server:from()`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct From {
+    /// The caller.
+    pub pid: Pid,
+    /// The tag to send back with the reply.
+    pub tag: Term,
+}
+
+impl From {
+    /// `gen:reply/2`, sent by process `p`.
+    pub fn reply(&self, p: &Process, reply: Term) {
+        self.reply_from(p.node(), &p.pid(), reply);
+    }
+
+    /// `gen:reply/2` on behalf of `sender`, for code that no longer holds its `Process`.
+    pub(crate) fn reply_from(&self, node: &Node, sender: &Pid, reply: Term) {
+        let message = tuple(vec![self.tag.clone(), reply]);
+        match alias_tag_ref(&self.tag) {
+            Some(alias) => node.route(sender, Dest::Alias(alias.clone()), message),
+            None => node.route(sender, Dest::Pid(self.pid.clone()), message),
+        }
+    }
+}
+
+/// `{'$gen_call', From, Request}`, with `From` well formed.
+pub fn parse_call(message: &Term) -> Option<(From, &Term)> {
+    let e = message.as_tuple_n(3)?;
+    if !e[0].is_atom("$gen_call") {
+        return None;
+    }
+    let from = e[1].as_tuple_n(2)?;
+    let pid = from[0].as_pid()?.clone();
+    Some((
+        From {
+            pid,
+            tag: from[1].clone(),
+        },
+        &e[2],
+    ))
+}
+
+/// True for a `$gen_call` whose `From` is malformed: dropped with a log line, as a BEAM
+/// gen_server would crash on it only if it tried to reply.
+pub(crate) fn is_malformed_call(message: &Term) -> bool {
+    message
+        .as_tuple()
+        .map(|e| e.first().map(|t| t.is_atom("$gen_call")).unwrap_or(false))
+        .unwrap_or(false)
+        && parse_call(message).is_none()
+}
+
+/// `{'$gen_cast', Request}`.
+pub fn parse_cast(message: &Term) -> Option<&Term> {
+    let e = message.as_tuple_n(2)?;
+    e[0].is_atom("$gen_cast").then_some(&e[1])
+}
+
+/// Why a call did not return a reply.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// The target did not exist (`noproc`).
+    #[error("no process")]
+    NoProc,
+    /// The target's node went away or could not be reached (`{nodedown, Node}`).
+    #[error("node {0} is down")]
+    NodeDown(String),
+    /// No reply in time.
+    #[error("timeout")]
+    Timeout,
+    /// The target exited with this reason before replying.
+    #[error("target exited: {0}")]
+    Exit(Term),
+}
+
+impl CallError {
+    /// The exit reason `gen:call` exits the caller with.
+    pub fn reason(&self) -> Term {
+        match self {
+            CallError::NoProc => atom("noproc"),
+            CallError::NodeDown(n) => tuple(vec![atom("nodedown"), atom(n)]),
+            CallError::Timeout => atom("timeout"),
+            CallError::Exit(r) => r.clone(),
+        }
+    }
+}
+
+impl std::convert::From<CallError> for Exception {
+    fn from(e: CallError) -> Self {
+        Exception::Exit(e.reason())
+    }
+}
+
+impl Process {
+    /// `GenServer.call(Dest, Request, Timeout)` (`None` waits for ever), as
+    /// `gen:do_call/4`: monitor with alias, send, wait for the reply or the `DOWN`.
+    pub async fn call(
+        &mut self,
+        to: impl Into<Dest>,
+        request: Term,
+        timeout: Option<Duration>,
+    ) -> Result<Term, CallError> {
+        let to = to.into();
+        let node_of_target = match &to {
+            Dest::Pid(p) => p.node.name.clone(),
+            Dest::RemoteName(_, n) => n.name.clone(),
+            _ => self.node().name().to_owned(),
+        };
+        let mref = self.monitor_with_alias(to.clone());
+        let tag = alias_tag(mref.clone());
+        let me = Term::Pid(self.pid());
+        self.send(
+            to,
+            tuple(vec![atom("$gen_call"), tuple(vec![me, tag.clone()]), request]),
+        );
+        let reply = self
+            .receive_match(timeout, |m| {
+                m.as_tuple_n(2).map(|e| e[0] == tag).unwrap_or(false)
+                    || crate::process::handle::is_down_for(m, &mref)
+            })
+            .await;
+        match reply {
+            None => {
+                self.demonitor(&mref, true);
+                Err(CallError::Timeout)
+            }
+            Some(Term::Tuple(mut t)) if t.elements.len() == 2 => {
+                self.demonitor(&mref, true);
+                Ok(t.elements.pop().unwrap())
+            }
+            Some(down) => {
+                let reason = down.as_tuple_n(5).map(|e| e[4].clone()).unwrap_or(atom("noproc"));
+                Err(match reason.as_atom() {
+                    Some("noproc") => CallError::NoProc,
+                    Some("noconnection") => CallError::NodeDown(node_of_target),
+                    _ => CallError::Exit(reason),
+                })
+            }
+        }
+    }
+
+    /// `GenServer.cast(Dest, Request)`.
+    pub fn cast(&self, to: impl Into<Dest>, request: Term) {
+        self.send(to, tuple(vec![atom("$gen_cast"), request]));
+    }
+}
+
+/// What a [`GenServer`] does with a call.
+pub enum CallReply {
+    /// `{:reply, Reply, State}`.
+    Reply(Term),
+    /// `{:noreply, State}`: reply later with [`From::reply`].
+    NoReply,
+    /// `{:stop, Reason, Reply, State}`.
+    Stop(Term, Term),
+}
+
+/// A small GenServer: a process that answers `GenServer.call/cast` and plain messages,
+/// one at a time, like Elixir's behaviour of that name.
+pub trait GenServer: Send + 'static {
+    /// `handle_call/3`.
+    fn handle_call(&mut self, request: &Term, from: &From, process: &Process) -> CallReply;
+    /// `handle_cast/2`; `Err` stops the server with that reason.
+    fn handle_cast(&mut self, _request: &Term, _process: &Process) -> Result<(), Term> {
+        Ok(())
+    }
+    /// `handle_info/2`; `Err` stops the server with that reason.
+    fn handle_info(&mut self, _message: &Term, _process: &Process) -> Result<(), Term> {
+        Ok(())
+    }
+}
+
+/// Starts `server` in a process, registered as `name` when given.
+pub fn start<S: GenServer>(node: &Node, name: Option<&str>, mut server: S) -> Result<Pid, Exception> {
+    let body = move |mut p: Process| async move {
+        loop {
+            let message = p.receive().await;
+            if let Some((from, request)) = parse_call(&message) {
+                match server.handle_call(request, &from, &p) {
+                    CallReply::Reply(r) => from.reply(&p, r),
+                    CallReply::NoReply => {}
+                    CallReply::Stop(reason, r) => {
+                        from.reply(&p, r);
+                        return Err(Exception::Exit(reason));
+                    }
+                }
+            } else if let Some(request) = parse_cast(&message) {
+                server.handle_cast(request, &p).map_err(Exception::Exit)?;
+            } else if is_malformed_call(&message) {
+                tracing::warn!(pid = %p.pid(), "dropping a $gen_call with a malformed From: {message}");
+            } else {
+                server.handle_info(&message, &p).map_err(Exception::Exit)?;
+            }
+        }
+    };
+    match name {
+        Some(n) => node.spawn_registered(n, body),
+        None => Ok(node.spawn(body)),
+    }
+}

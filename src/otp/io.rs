@@ -1,0 +1,186 @@
+//! Group-leader I/O (the Erlang I/O protocol, `io.erl` / `group.erl`).
+//!
+//! Output goes through a process's group leader, as the seed's note on I/O explains: a
+//! process a BEAM node spawns here keeps the caller's group leader, so its output appears
+//! on the caller's terminal; tasks started by our own `Task.Supervisor` have our `user`
+//! process as group leader and print on this node's standard output. `user` is an I/O
+//! server BEAM processes can write to as well.
+
+use crate::node::Node;
+use crate::process::{Dest, Exception, Process};
+use crate::term::{atom, binary, chardata_to_string, tuple, Match, Term};
+use std::io::Write;
+use std::time::Duration;
+
+/// Starts this node's `user` process and makes it the default group leader.
+pub(crate) fn start_user(node: &Node) {
+    let pid = node
+        .spawn_registered("user", |mut p| async move {
+            loop {
+                let message = p.receive().await;
+                let Some(e) = message.as_tuple_n(4).filter(|e| e[0].is_atom("io_request")) else {
+                    if !message.as_tuple().map(|e| e.first().is_some_and(|t| t.is_atom("io_reply"))).unwrap_or(false) {
+                        tracing::debug!("user: ignoring {message}");
+                    }
+                    continue;
+                };
+                let (Some(from), reply_as) = (e[1].as_pid(), &e[2]) else { continue };
+                let reply = io_request(&e[3]);
+                p.send(from, tuple(vec![atom("io_reply"), reply_as.clone(), reply]));
+            }
+        })
+        .expect("`user` is registered first, at node start");
+    node.set_user_pid(pid);
+}
+
+/// Serves one I/O request (`{put_chars, ...}`, `{requests, [...]}`, ...).
+fn io_request(request: &Term) -> Term {
+    let Some(e) = request.as_tuple() else {
+        return error_request();
+    };
+    match (e.first().and_then(Match::as_atom), e.len()) {
+        (Some("put_chars"), 3) | (Some("put_chars"), 2) => match chardata_to_string(&e[e.len() - 1]) {
+            Some(text) => {
+                write_stdout(&text);
+                atom("ok")
+            }
+            None => error_request(),
+        },
+        (Some("put_chars"), 5) => {
+            // {put_chars, Enc, io_lib, format, [Format, Args]}: what io:format sends.
+            match (e[2].as_atom(), e[3].as_atom(), e[4].as_list()) {
+                (Some("io_lib"), Some("format"), Some([fmt, args])) => {
+                    match (chardata_to_string(fmt), args.as_list()) {
+                        (Some(fmt), Some(args)) => {
+                            write_stdout(&format_erlang(&fmt, args));
+                            atom("ok")
+                        }
+                        _ => error_request(),
+                    }
+                }
+                _ => error_request(),
+            }
+        }
+        (Some("requests"), 2) => {
+            let mut last = atom("ok");
+            for r in e[1].as_list().unwrap_or(&[]) {
+                last = io_request(r);
+                if !last.is_atom("ok") {
+                    break;
+                }
+            }
+            last
+        }
+        (Some("setopts"), 2) => atom("ok"),
+        (Some("getopts"), 1) => crate::term::nil(),
+        (Some("get_geometry"), 2) => tuple(vec![atom("error"), atom("enotsup")]),
+        // No keyboard behind this node's `user`: reading finds end of input.
+        (Some("get_chars" | "get_line" | "get_until" | "get_password"), _) => atom("eof"),
+        _ => error_request(),
+    }
+}
+
+fn error_request() -> Term {
+    tuple(vec![atom("error"), atom("request")])
+}
+
+fn write_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Enough of `io_lib:format/2` for what programs send to a remote group leader:
+/// `~p ~w ~s ~n ~c ~~` (terms printed in Erlang syntax as eetf displays them).
+fn format_erlang(fmt: &str, args: &[Term]) -> String {
+    let mut out = String::new();
+    let mut args = args.iter();
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '~' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('~') => out.push('~'),
+            Some('s') => {
+                if let Some(a) = args.next() {
+                    out.push_str(&chardata_to_string(a).unwrap_or_else(|| a.to_string()));
+                }
+            }
+            Some('c') => {
+                if let Some(ch) = args.next().and_then(Match::as_int).and_then(|i| char::from_u32(i as u32)) {
+                    out.push(ch);
+                }
+            }
+            Some(_) => {
+                if let Some(a) = args.next() {
+                    out.push_str(&a.to_string());
+                }
+            }
+            None => out.push('~'),
+        }
+    }
+    out
+}
+
+impl Process {
+    /// `IO.puts(text)`: writes `text` and a newline through this process's group leader.
+    pub async fn puts(&mut self, text: &str) -> Result<(), Exception> {
+        self.put_chars(&format!("{text}\n")).await
+    }
+
+    /// `IO.write(text)` through the group leader (`io:request(GL, {put_chars, unicode, Text})`).
+    pub async fn put_chars(&mut self, text: &str) -> Result<(), Exception> {
+        let gl = self.group_leader();
+        if gl == self.node().user_pid() {
+            write_stdout(text);
+            return Ok(());
+        }
+        let reply_as = self.monitor(gl.clone());
+        let reply_term = Term::Reference(Box::new(reply_as.clone()));
+        self.send(
+            Dest::Pid(gl),
+            tuple(vec![
+                atom("io_request"),
+                Term::Pid(self.pid()),
+                reply_term.clone(),
+                tuple(vec![atom("put_chars"), atom("unicode"), binary(text)]),
+            ]),
+        );
+        let reply = self
+            .receive_match(Some(Duration::from_secs(60)), |m| {
+                m.as_tuple_n(3)
+                    .map(|e| e[0].is_atom("io_reply") && e[1] == reply_term)
+                    .unwrap_or(false)
+                    || crate::process::handle::is_down_for(m, &reply_as)
+            })
+            .await;
+        self.demonitor(&reply_as, true);
+        match reply {
+            Some(m) if m.as_tuple_n(3).is_some_and(|e| e[2].is_atom("ok")) => Ok(()),
+            Some(m) if m.as_tuple_n(3).is_some() => Err(Exception::error(m.as_tuple().unwrap()[2].clone())),
+            // io:request/2 with a dead group leader: {error, terminated}.
+            Some(_) => Err(Exception::error(atom("terminated"))),
+            None => Err(Exception::error(atom("timeout"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::term::{int, list};
+
+    #[test]
+    fn formats_like_io_lib() {
+        assert_eq!(format_erlang("a ~p ~s~n~~", &[int(1), binary("x")]), "a 1 x\n~");
+    }
+
+    #[test]
+    fn unknown_requests_get_error_request() {
+        assert_eq!(io_request(&atom("x")), error_request());
+        assert!(io_request(&tuple(vec![atom("put_chars"), atom("unicode"), list(vec![])])).is_atom("ok"));
+    }
+}

@@ -1,0 +1,43 @@
+//! The OTP behaviours a BEAM node has, built on processes: `net_kernel`, `rex` and erpc,
+//! remote spawn, the `user` I/O server, `global`, GenServer calls and the
+//! `Task.Supervisor` protocol.
+
+pub(crate) mod builtins;
+pub mod gen_server;
+pub(crate) mod global;
+pub(crate) mod io;
+pub(crate) mod net_kernel;
+pub mod rpc;
+pub(crate) mod spawn;
+pub mod task_supervisor;
+
+use crate::connection::ConnHandle;
+use crate::node::Node;
+use crate::term::{Atom, Pid, Term};
+use std::sync::Arc;
+
+/// The processes every node runs from the start.
+pub(crate) fn start_system_processes(node: &Node) {
+    io::start_user(node);
+    net_kernel::start(node);
+    rex_and_builtins(node);
+    if !node.0.config.hidden {
+        global::start(node);
+    }
+}
+
+fn rex_and_builtins(node: &Node) {
+    rpc::start(node);
+    builtins::register(node);
+}
+
+/// A connection came up.
+pub(crate) fn node_up(_node: &Node, _conn: &Arc<ConnHandle>) {}
+
+/// A connection went down.
+pub(crate) fn node_down(_node: &Node, _peer: &Atom) {}
+
+/// A message to a name nobody registered here: dropped, as the BEAM drops it.
+pub(crate) fn unregistered_name(_node: &Node, from: &Pid, name: &Atom, _message: Term) {
+    tracing::debug!("message from {from} to unregistered name {name} dropped");
+}

@@ -1,0 +1,179 @@
+//! `rex`, the rpc server, and erpc calls from Rust.
+//!
+//! OTP 25 nodes run `rpc:call` as `erpc:call` (a `SPAWN_REQUEST` of
+//! `erpc:execute_call/4`, see [`spawn`](super::spawn)); `rex` itself only gets the
+//! `features_request` every visible node sends a new peer (protocol notes §2), and the
+//! old `{call, M, F, A, GroupLeader}` calls of nodes without erpc, served here too.
+
+use super::gen_server::parse_call;
+use crate::node::Node;
+use crate::process::{Exception, Process};
+use crate::term::{atom, list, tuple, Atom, Match, Term};
+use erl_dist::message::Message;
+use std::time::Duration;
+
+pub(crate) fn start(node: &Node) {
+    let _ = node.spawn_registered("rex", |mut p| async move {
+        loop {
+            let message = p.receive().await;
+            if let Some((from, request)) = parse_call(&message) {
+                let call = request.as_tuple_n(5).filter(|e| e[0].is_atom("call"));
+                match call.and_then(|e| Some((e[1].as_atom()?, e[2].as_atom()?, e[3].as_list()?, e[4].as_pid()?))) {
+                    Some((m, f, a, gl)) => {
+                        let (m, f, a) = (m.to_owned(), f.to_owned(), a.to_vec());
+                        let node = p.node().clone();
+                        let opts = node.spawn_opts(gl.clone());
+                        node.clone().spawn_with(opts, move |worker| async move {
+                            let me = worker.pid();
+                            let result = match node.apply(worker, &m, &f, a).await {
+                                Ok(v) => v,
+                                Err(e) => tuple(vec![atom("badrpc"), tuple(vec![atom("EXIT"), e.exit_reason()])]),
+                            };
+                            from.reply_from(&node, &me, result);
+                            Ok(())
+                        });
+                    }
+                    None => tracing::warn!("rex: unexpected call {request}"),
+                }
+                continue;
+            }
+            // {From, features_request} from a peer's rpc nodes-observer.
+            if let Some(e) = message.as_tuple_n(2) {
+                if let (Some(from), true) = (e[0].as_pid(), e[1].is_atom("features_request")) {
+                    let reply = tuple(vec![
+                        atom("features_reply"),
+                        atom(p.node().name()),
+                        list(vec![atom("erpc")]),
+                    ]);
+                    p.send(from, reply);
+                    continue;
+                }
+            }
+            tracing::debug!("rex: ignoring {message}");
+        }
+    });
+}
+
+/// Why an erpc call failed, as `erpc:call/5` reports it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RpcError {
+    /// The function raised: `{exception, Reason, Stack}` (an Elixir raise carries the
+    /// exception struct as `Reason`).
+    #[error("remote function raised {class}: {reason}")]
+    Exception {
+        /// `error`, `exit` or `throw`.
+        class: String,
+        /// The reason or thrown value.
+        reason: Term,
+        /// The remote stack trace (for `error`).
+        stacktrace: Term,
+    },
+    /// The node could not be reached (`{erpc, noconnection}`).
+    #[error("no connection to the node")]
+    NoConnection,
+    /// No answer in time (`{erpc, timeout}`).
+    #[error("timeout")]
+    Timeout,
+    /// The node refused to spawn (`{erpc, Reason}`).
+    #[error("spawn failed: {0}")]
+    Spawn(Term),
+}
+
+impl Process {
+    /// `:erpc.call(node, m, f, args, timeout)`: runs `m.f(args)` on `node` and returns its
+    /// value. The wire exchange is the BEAM's: `SPAWN_REQUEST` of `erpc:execute_call/4`
+    /// with `[monitor]`, the result arriving as the `DOWN` reason.
+    pub async fn erpc_call(
+        &mut self,
+        node: &str,
+        module: &str,
+        function: &str,
+        args: Vec<Term>,
+        timeout: Duration,
+    ) -> Result<Term, RpcError> {
+        let req_id = self.node().make_ref();
+        let res = self.node().make_ref();
+        let res_term = Term::Reference(Box::new(res.clone()));
+        let node_atom = Atom::from(node);
+        self.node().add_spawn_monitor(&self.entry, req_id.clone(), node_atom.clone());
+        let mfa = erl_dist::term::Mfa {
+            module: Atom::from("erpc"),
+            function: Atom::from("execute_call"),
+            arity: 4.into(),
+        };
+        let args = vec![res_term.clone(), atom(module), atom(function), list(args)];
+        self.node().send_to_node(
+            &node_atom,
+            Message::spawn_request(
+                req_id.clone(),
+                self.pid(),
+                self.node().user_pid(),
+                mfa,
+                erl_dist::term::List::from(vec![atom("monitor")]),
+                erl_dist::term::List::from(args),
+            ),
+        );
+        let req_term = Term::Reference(Box::new(req_id.clone()));
+        let reply = self
+            .receive_match(Some(timeout), |m| {
+                crate::process::handle::is_down_for(m, &req_id)
+                    || m.as_tuple_n(4)
+                        .map(|e| e[0].is_atom("spawn_reply") && e[1] == req_term && e[2].is_atom("error"))
+                        .unwrap_or(false)
+            })
+            .await;
+        // A successful spawn_reply also arrives; we only waited for the error form.
+        self.flush_matching(|m| {
+            m.as_tuple_n(4).map(|e| e[0].is_atom("spawn_reply") && e[1] == req_term).unwrap_or(false)
+        });
+        let Some(reply) = reply else {
+            self.demonitor(&req_id, true);
+            return Err(RpcError::Timeout);
+        };
+        let e = reply.as_tuple().unwrap_or(&[]);
+        if e.len() == 4 {
+            return Err(RpcError::Spawn(e[3].clone()));
+        }
+        let reason = &e[4];
+        if reason.is_atom("noconnection") {
+            return Err(RpcError::NoConnection);
+        }
+        match reason.as_tuple() {
+            Some([r, kind, value]) if *r == res_term => match kind.as_atom() {
+                Some("return") => Ok(value.clone()),
+                Some(class) => Err(RpcError::Exception {
+                    class: class.to_owned(),
+                    reason: value.clone(),
+                    stacktrace: crate::term::nil(),
+                }),
+                None => Err(RpcError::Spawn(reason.clone())),
+            },
+            Some([r, _, value, stack]) if *r == res_term => Err(RpcError::Exception {
+                class: "error".into(),
+                reason: value.clone(),
+                stacktrace: stack.clone(),
+            }),
+            _ => Err(RpcError::Exception {
+                class: "exit".into(),
+                reason: reason.clone(),
+                stacktrace: crate::term::nil(),
+            }),
+        }
+    }
+}
+
+impl std::convert::From<RpcError> for Exception {
+    fn from(e: RpcError) -> Self {
+        match e {
+            RpcError::Exception { class, reason, .. } if class == "throw" => Exception::Throw(reason),
+            RpcError::Exception { class, reason, .. } if class == "exit" => Exception::Exit(reason),
+            RpcError::Exception { reason, stacktrace, .. } => Exception::Error {
+                reason,
+                stacktrace: stacktrace.as_list().map(<[Term]>::to_vec).unwrap_or_default(),
+            },
+            RpcError::NoConnection => Exception::error(tuple(vec![atom("erpc"), atom("noconnection")])),
+            RpcError::Timeout => Exception::error(tuple(vec![atom("erpc"), atom("timeout")])),
+            RpcError::Spawn(r) => Exception::error(tuple(vec![atom("erpc"), r])),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Remote spawn: `SPAWN_REQUEST` from a BEAM node (`Node.spawn/4`, `spawn_link`,
+//! `spawn_monitor`, `:erlang.spawn_opt`, and erpc/rpc, which spawn
+//! `erpc:execute_call/4`). Every request is answered (protocol notes §11): the process
+//! always starts; one whose MFA nobody registered exits `{undef, [{M, F, Args, []}]}`,
+//! as on a BEAM node where the module is missing.
+
+use crate::connection::ConnHandle;
+use crate::node::Node;
+use crate::process::{Exception, Process};
+use crate::term::{atom, tuple, Atom, Match, Term};
+use erl_dist::message::{Message, SpawnRequest};
+use erl_dist::term::PidOrAtom;
+use std::sync::Arc;
+
+pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: SpawnRequest) {
+    let module = request.mfa.module.name.clone();
+    let function = request.mfa.function.name.clone();
+    let args = request.arg_list.elements;
+    let mut link = false;
+    let mut monitor = false;
+    for opt in &request.opt_list.elements {
+        match opt {
+            Term::Atom(a) if a.name == "link" => link = true,
+            Term::Atom(a) if a.name == "monitor" => monitor = true,
+            Term::Tuple(t) if t.elements.first().is_some_and(|e| e.is_atom("monitor")) => monitor = true,
+            // Scheduling and heap options mean nothing here.
+            _ => {}
+        }
+    }
+    let mut opts = node.spawn_opts(request.group_leader.clone());
+    opts.initial_call = (Atom::from(module.as_str()), Atom::from(function.as_str()), args.len());
+    if link {
+        opts.link = Some(request.from_pid.clone());
+    }
+    if monitor {
+        opts.monitored_by = Some((request.from_pid.clone(), request.req_id.clone()));
+    }
+    let prepared = match node.prepare(opts) {
+        Ok(p) => p,
+        Err(_) => {
+            conn.send(Message::spawn_reply(
+                request.req_id,
+                request.from_pid,
+                0.into(),
+                PidOrAtom::Atom(Atom::from("system_limit")),
+            ));
+            return;
+        }
+    };
+    let flags = i32::from(link) | (i32::from(monitor) << 1);
+    conn.send(Message::spawn_reply(
+        request.req_id,
+        request.from_pid,
+        flags.into(),
+        PidOrAtom::Pid(prepared.pid().clone()),
+    ));
+    let node2 = node.clone();
+    node.start_prepared(prepared, move |p| async move {
+        if module == "erpc" && function == "execute_call" && args.len() == 4 {
+            return Err(Exception::Exit(execute_call(&node2, p, args).await));
+        }
+        if module == "erpc" && function == "execute_cast" && args.len() == 3 {
+            let [m, f, a] = <[Term; 3]>::try_from(args).unwrap();
+            return match mfa_args(&m, &f, &a) {
+                Some((m, f, a)) => node2.apply(p, &m, &f, a).await.map(|_| ()),
+                None => Err(Exception::error(tuple(vec![atom("erpc"), atom("badarg")]))),
+            };
+        }
+        node2.apply(p, &module, &function, args).await.map(|_| ())
+    });
+}
+
+fn mfa_args(m: &Term, f: &Term, a: &Term) -> Option<(String, String, Vec<Term>)> {
+    let args = match a {
+        Term::List(l) => l.elements.clone(),
+        Term::ByteList(b) => b.bytes.iter().map(|&c| crate::term::int(i64::from(c))).collect(),
+        _ => return None,
+    };
+    Some((m.as_atom()?.to_owned(), f.as_atom()?.to_owned(), args))
+}
+
+/// `erpc:execute_call(Ref, M, F, A)`: the result travels back as the exit reason, which
+/// the caller's monitor delivers (protocol notes §6).
+async fn execute_call(node: &Node, p: Process, args: Vec<Term>) -> Term {
+    let [reference, m, f, a] = <[Term; 4]>::try_from(args).unwrap();
+    let Some((m, f, a)) = mfa_args(&m, &f, &a) else {
+        return tuple(vec![reference, atom("error"), tuple(vec![atom("erpc"), atom("badarg")])]);
+    };
+    match node.apply(p, &m, &f, a).await {
+        Ok(v) => tuple(vec![reference, atom("return"), v]),
+        Err(Exception::Throw(v)) => tuple(vec![reference, atom("throw"), v]),
+        Err(Exception::Exit(r)) => tuple(vec![reference, atom("exit"), r]),
+        Err(Exception::Error { reason, stacktrace }) => tuple(vec![
+            reference,
+            atom("error"),
+            reason,
+            crate::term::list(stacktrace),
+        ]),
+    }
+}

@@ -1,0 +1,224 @@
+//! The handle a process's own code uses: its mailbox and the BEAM process operations.
+
+use super::table::ProcEntry;
+use super::{Dest, Exception};
+use crate::node::Node;
+use crate::term::{atom, Match, Pid, Reference, Term};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A running process, as its own code sees it.
+///
+/// ```no_run
+/// # async fn demo(node: cnode::Node) {
+/// use cnode::term::{atom, tuple, Match, Term};
+/// let pid = node.spawn(|mut p| async move {
+///     // Answer {:hi, from} with :sup?, as in the seed's first example.
+///     let msg = p.receive().await;
+///     if let Some([tag, Term::Pid(from)]) = msg.as_tuple_n(2).map(|e| [e[0].clone(), e[1].clone()]) {
+///         if tag.is_atom("hi") {
+///             p.send(from, atom("sup?"));
+///         }
+///     }
+///     Ok(())
+/// });
+/// # }
+/// ```
+pub struct Process {
+    pub(crate) node: Node,
+    pub(crate) entry: Arc<ProcEntry>,
+    rx: mpsc::UnboundedReceiver<Term>,
+    /// Messages passed over by a selective receive, oldest first.
+    saved: VecDeque<Term>,
+}
+
+impl Process {
+    pub(crate) fn new(node: Node, entry: Arc<ProcEntry>, rx: mpsc::UnboundedReceiver<Term>) -> Self {
+        Process {
+            node,
+            entry,
+            rx,
+            saved: VecDeque::new(),
+        }
+    }
+
+    /// This process's pid.
+    pub fn pid(&self) -> Pid {
+        self.entry.pid.clone()
+    }
+
+    /// The node this process runs on.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// `send(Dest, Message)`. Sending to a remote node connects to it first if needed;
+    /// a message to a process or name that does not exist is dropped, as on the BEAM.
+    pub fn send(&self, to: impl Into<Dest>, message: Term) {
+        self.node.route(&self.entry.pid, to.into(), message);
+    }
+
+    /// The next message.
+    pub async fn receive(&mut self) -> Term {
+        if let Some(m) = self.saved.pop_front() {
+            return m;
+        }
+        let m = self
+            .rx
+            .recv()
+            .await
+            .expect("the process entry holds its own mailbox sender");
+        self.entry.queue_len.fetch_sub(1, Ordering::Relaxed);
+        m
+    }
+
+    /// The next message, or `None` after `timeout`.
+    pub async fn receive_timeout(&mut self, timeout: Duration) -> Option<Term> {
+        self.receive_match(Some(timeout), |_| true).await
+    }
+
+    /// Selective receive: the oldest message for which `matches` is true, leaving the
+    /// others queued in order; `None` after `timeout` (`None` waits for ever).
+    pub async fn receive_match(
+        &mut self,
+        timeout: Option<Duration>,
+        mut matches: impl FnMut(&Term) -> bool,
+    ) -> Option<Term> {
+        if let Some(i) = self.saved.iter().position(&mut matches) {
+            return self.saved.remove(i);
+        }
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        loop {
+            let next = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, self.rx.recv()).await {
+                    Ok(m) => m,
+                    Err(_) => return None,
+                },
+                None => self.rx.recv().await,
+            };
+            let m = next.expect("the process entry holds its own mailbox sender");
+            self.entry.queue_len.fetch_sub(1, Ordering::Relaxed);
+            if matches(&m) {
+                return Some(m);
+            }
+            self.saved.push_back(m);
+        }
+    }
+
+    /// `link(Pid)`. Linking to a process that does not exist sends us an exit signal
+    /// with reason `noproc`, as on the BEAM.
+    pub fn link(&self, to: &Pid) {
+        self.node.link(&self.entry, to);
+    }
+
+    /// `unlink(Pid)`.
+    pub fn unlink(&self, to: &Pid) {
+        self.node.unlink(&self.entry, to);
+    }
+
+    /// `monitor(process, Target)`; the `DOWN` message arrives in the mailbox.
+    pub fn monitor(&self, target: impl Into<Dest>) -> Reference {
+        self.node.monitor(&self.entry, target.into(), false)
+    }
+
+    /// `monitor(process, Target, [{alias, demonitor}])`: the reference is also an alias
+    /// of this process until the monitor goes, as `gen:call` and `Task` use it.
+    pub fn monitor_with_alias(&self, target: impl Into<Dest>) -> Reference {
+        self.node.monitor(&self.entry, target.into(), true)
+    }
+
+    /// `demonitor(Ref)`, with `flush` removing a `DOWN` already queued.
+    pub fn demonitor(&mut self, reference: &Reference, flush: bool) {
+        self.node.demonitor(&self.entry, reference);
+        if flush {
+            self.flush_matching(|m| is_down_for(m, reference));
+        }
+    }
+
+    /// `alias()`: a reference that routes messages to this process until `unalias`.
+    pub fn alias(&self) -> Reference {
+        self.node.new_alias(&self.entry)
+    }
+
+    /// `unalias(Alias)`.
+    pub fn unalias(&self, alias: &Reference) {
+        self.node.remove_alias(&self.entry, alias);
+    }
+
+    /// `process_flag(trap_exit, On)`; returns the previous value.
+    pub fn trap_exit(&self, on: bool) -> bool {
+        std::mem::replace(&mut self.entry.state().trap_exit, on)
+    }
+
+    /// `register(Name, self())`. Fails with `badarg` when the name is taken or this
+    /// process already has a name, as on the BEAM.
+    pub fn register(&self, name: &str) -> Result<(), Exception> {
+        self.node.register_name(name, &self.entry)
+    }
+
+    /// This process's group leader: where its I/O goes.
+    pub fn group_leader(&self) -> Pid {
+        self.entry.state().group_leader.clone()
+    }
+
+    /// `exit(Pid, Reason)`: sends an exit signal.
+    pub fn exit(&self, to: &Pid, reason: Term) {
+        self.node.send_exit_signal(&self.entry.pid, to, reason, false);
+    }
+
+    /// Spawns a process linked to this one (`spawn_link`).
+    pub fn spawn_link<F, Fut>(&self, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), Exception>> + Send + 'static,
+    {
+        let pid = self.node.spawn_with(
+            self.node
+                .spawn_opts(self.group_leader())
+                .linked_to(self.entry.pid.clone()),
+            body,
+        );
+        self.entry.state().links.insert(pid.clone());
+        pid
+    }
+
+    /// Drops queued messages for which `matches` is true.
+    pub(crate) fn flush_matching(&mut self, mut matches: impl FnMut(&Term) -> bool) {
+        self.saved.retain(|m| !matches(m));
+        while let Ok(m) = self.rx.try_recv() {
+            self.entry.queue_len.fetch_sub(1, Ordering::Relaxed);
+            if !matches(&m) {
+                self.saved.push_back(m);
+            }
+        }
+    }
+
+    /// Messages waiting, for `process_info`.
+    pub fn message_queue_len(&self) -> usize {
+        self.saved.len() + self.entry.queue_len.load(Ordering::Relaxed)
+    }
+}
+
+/// `{'DOWN', Ref, process, _, _}` for `reference`.
+pub(crate) fn is_down_for(m: &Term, reference: &Reference) -> bool {
+    m.as_tuple_n(5)
+        .map(|e| e[0].is_atom("DOWN") && e[1].as_reference() == Some(reference))
+        .unwrap_or(false)
+}
+
+/// `{'EXIT', Pid, Reason}` messages as a trapping process receives them.
+pub fn exit_message(m: &Term) -> Option<(&Pid, &Term)> {
+    let e = m.as_tuple_n(3)?;
+    if !e[0].is_atom("EXIT") {
+        return None;
+    }
+    Some((e[1].as_pid()?, &e[2]))
+}
+
+/// The reason `normal`.
+pub fn normal() -> Term {
+    atom("normal")
+}

@@ -1,0 +1,198 @@
+//! The shared half of a process, as the node's process table holds it, and how signals
+//! (messages, exit signals) reach it.
+
+use super::Dest;
+use crate::term::{atom, tuple, Atom, Match, Pid, Reference, Term};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+/// A monitor this process holds on another.
+#[derive(Debug, Clone)]
+pub(crate) struct Monitor {
+    pub target: MonitorTarget,
+    /// The monitor reference is also an alias of the owner (`monitor/3` with
+    /// `{alias, demonitor}`), deactivated when the monitor goes.
+    pub alias: bool,
+}
+
+/// What a monitor watches.
+#[derive(Debug, Clone)]
+pub(crate) enum MonitorTarget {
+    /// A process or name; `DOWN` names it by [`Dest::down_object`].
+    Process(Dest),
+    /// The process a `SPAWN_REQUEST` with the `monitor` option creates on `node`; the
+    /// monitor reference is the request id (erpc relies on that).
+    Spawn { node: Atom },
+}
+
+impl MonitorTarget {
+    pub(crate) fn node<'a>(&'a self, local: &'a Atom) -> &'a Atom {
+        match self {
+            MonitorTarget::Process(Dest::Pid(p)) => &p.node,
+            MonitorTarget::Process(Dest::RemoteName(_, node)) => node,
+            MonitorTarget::Process(_) => local,
+            MonitorTarget::Spawn { node } => node,
+        }
+    }
+}
+
+/// Someone watching this process.
+#[derive(Debug, Clone)]
+pub(crate) struct Watcher {
+    pub pid: Pid,
+    /// How the `DOWN` names us: our pid, or `{Name, Node}` when monitored by name.
+    pub object: Term,
+    /// The registered name it monitored us by, for a remote `MONITOR_P_EXIT`'s FromProc.
+    pub by_name: Option<Atom>,
+}
+
+/// Mutable state of a process, behind one short-held lock.
+#[derive(Debug)]
+pub(crate) struct ProcState {
+    pub links: HashSet<Pid>,
+    pub monitored_by: HashMap<Reference, Watcher>,
+    pub monitors: HashMap<Reference, Monitor>,
+    pub trap_exit: bool,
+    pub name: Option<Atom>,
+    pub group_leader: Pid,
+    pub aliases: HashSet<Reference>,
+    pub initial_call: (Atom, Atom, usize),
+    pub dead: bool,
+    kill: Option<oneshot::Sender<Term>>,
+}
+
+/// The part of a process that others signal: its mailbox and its state.
+#[derive(Debug)]
+pub(crate) struct ProcEntry {
+    pub pid: Pid,
+    mailbox: mpsc::UnboundedSender<Term>,
+    /// Messages sent and not yet received, for `process_info(Pid, message_queue_len)`.
+    pub queue_len: AtomicUsize,
+    pub state: Mutex<ProcState>,
+}
+
+/// How a process starts out.
+#[derive(Debug, Clone)]
+pub(crate) struct SpawnOpts {
+    pub group_leader: Pid,
+    pub link: Option<Pid>,
+    /// `(watcher, reference)`: a monitor set up before the process runs.
+    pub monitored_by: Option<(Pid, Reference)>,
+    pub name: Option<Atom>,
+    pub initial_call: (Atom, Atom, usize),
+}
+
+/// A process whose entry exists (so its pid can be handed out) but whose body has not
+/// started yet: `SPAWN_REPLY` must reach the spawner before the new process can signal it.
+pub(crate) struct Prepared {
+    pub entry: std::sync::Arc<ProcEntry>,
+    pub rx: mpsc::UnboundedReceiver<Term>,
+    pub kill_rx: oneshot::Receiver<Term>,
+}
+
+/// What an exit signal did to its target.
+#[derive(Debug, PartialEq)]
+pub(crate) enum ExitOutcome {
+    Ignored,
+    Message,
+    Killed,
+}
+
+impl ProcEntry {
+    pub(crate) fn new(pid: Pid, opts: &SpawnOpts) -> Prepared {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (kill_tx, kill_rx) = oneshot::channel();
+        let entry = ProcEntry {
+            pid,
+            mailbox: tx,
+            queue_len: AtomicUsize::new(0),
+            state: Mutex::new(ProcState {
+                links: opts.link.iter().cloned().collect(),
+                monitored_by: HashMap::new(),
+                monitors: HashMap::new(),
+                trap_exit: false,
+                name: opts.name.clone(),
+                group_leader: opts.group_leader.clone(),
+                aliases: HashSet::new(),
+                initial_call: opts.initial_call.clone(),
+                dead: false,
+                kill: Some(kill_tx),
+            }),
+        };
+        if let Some((watcher, reference)) = &opts.monitored_by {
+            entry.state().monitored_by.insert(
+                reference.clone(),
+                Watcher {
+                    pid: watcher.clone(),
+                    object: Term::Pid(entry.pid.clone()),
+                    by_name: None,
+                },
+            );
+        }
+        Prepared {
+            entry: std::sync::Arc::new(entry),
+            rx,
+            kill_rx,
+        }
+    }
+
+    /// The state lock. A panic while holding it can only come from a bug in this crate;
+    /// we keep serving with the state as it was rather than poison every later signal.
+    pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, ProcState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts a message in the mailbox (dropped if the process is gone, as on the BEAM).
+    pub(crate) fn deliver(&self, message: Term) {
+        if self.mailbox.send(message).is_ok() {
+            self.queue_len.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Delivers an exit signal from `from` (`erts_proc_sig_send_exit` semantics):
+    /// `linked` for the exit of a linked process (dropped when no link exists any more),
+    /// otherwise `exit/2`, where `kill` cannot be trapped.
+    pub(crate) fn exit_signal(&self, from: &Pid, reason: Term, linked: bool) -> ExitOutcome {
+        let mut st = self.state();
+        if st.dead {
+            return ExitOutcome::Ignored;
+        }
+        if linked && !st.links.remove(from) {
+            return ExitOutcome::Ignored;
+        }
+        if !linked && reason.is_atom("kill") {
+            if let Some(kill) = st.kill.take() {
+                let _ = kill.send(atom("killed"));
+            }
+            return ExitOutcome::Killed;
+        }
+        if st.trap_exit {
+            drop(st);
+            self.deliver(tuple(vec![atom("EXIT"), Term::Pid(from.clone()), reason]));
+            return ExitOutcome::Message;
+        }
+        if reason.is_atom("normal") && from != &self.pid {
+            return ExitOutcome::Ignored;
+        }
+        if let Some(kill) = st.kill.take() {
+            let _ = kill.send(reason);
+        }
+        ExitOutcome::Killed
+    }
+}
+
+impl SpawnOpts {
+    /// The same options with a link to `pid` set up before the process runs.
+    pub(crate) fn linked_to(mut self, pid: Pid) -> Self {
+        self.link = Some(pid);
+        self
+    }
+}
+
+impl Prepared {
+    pub(crate) fn pid(&self) -> &Pid {
+        &self.entry.pid
+    }
+}
