@@ -1,0 +1,125 @@
+//! The seed's session with the Rust Moebi node: real `epmd`, real Elixir nodes running the
+//! Chat app, and the Moebi example binary, each test on its own EPMD port and names.
+
+mod support;
+
+use std::time::Duration;
+use support::{unique_name, BeamNode, Epmd, RustNode};
+
+const COOKIE: &str = "secret_token";
+const WAIT: Duration = Duration::from_secs(15);
+
+#[test]
+fn alex_and_kate_chat_with_moebi() {
+    let epmd = Epmd::start();
+    let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let kate = BeamNode::start(&unique_name("kate"), COOKIE, &epmd);
+    let m = moebi.node_name();
+
+    assert_eq!(alex.eval(&format!("Node.ping(:{m})")), ":pong");
+    assert!(alex.eval("Node.list()").contains(&m), "moebi is in Node.list()");
+
+    // iex(alex)> Chat.send_message(:moebi@localhost, "hi")  =>  chicken? / :ok
+    assert_eq!(alex.eval(&format!("Chat.send_message(:{m}, \"hi\")")), ":ok");
+    assert!(moebi.wait_for_lines("hi", 1, WAIT), "moebi prints hi:\n{}", moebi.output());
+    assert!(alex.wait_for_output("chicken?", WAIT), "alex prints chicken?:\n{}", alex.output());
+
+    // The same from kate.
+    assert_eq!(kate.eval(&format!("Chat.send_message(:{m}, \"hello from kate\")")), ":ok");
+    assert!(moebi.wait_for_lines("hello from kate", 1, WAIT));
+    assert!(kate.wait_for_output("chicken?", WAIT), "kate prints chicken?:\n{}", kate.output());
+    // Moebi answered each sender only: kate's chicken? did not go to alex.
+    assert_eq!(alex.count_in_output("chicken?"), 1);
+    assert_eq!(kate.eval(&format!("Node.ping(:{m})")), ":pong");
+    assert!(kate.eval("Node.list()").contains(&m));
+}
+
+#[test]
+fn wrong_cookie_is_refused_and_logged() {
+    let epmd = Epmd::start();
+    let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
+    let intruder = BeamNode::start_plain(&unique_name("mallory"), "not_the_cookie", &epmd);
+    let m = moebi.node_name();
+
+    assert_eq!(intruder.eval(&format!("Node.ping(:{m})")), ":pang");
+    assert!(
+        moebi.wait_for_log(&format!("Connection attempt from node {}", intruder.node_name()), WAIT),
+        "moebi logs who was refused and why:\n{}",
+        moebi.log()
+    );
+    assert!(moebi.log().contains("Invalid challenge reply"));
+    // Moebi keeps serving nodes with the right cookie.
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    assert_eq!(alex.eval(&format!("Node.ping(:{m})")), ":pong");
+}
+
+#[test]
+fn two_hundred_concurrent_tasks_from_one_caller() {
+    let epmd = Epmd::start();
+    let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let m = moebi.node_name();
+
+    let results = alex.eval(&format!(
+        "1..200
+         |> Enum.map(&Task.Supervisor.async({{Chat.TaskSupervisor, :{m}}}, Chat, :receive_message, [\"message #{{&1}}\"]))
+         |> Enum.map(&Task.await(&1, 20_000))
+         |> Enum.uniq()"
+    ));
+    assert_eq!(results, "[:ok]");
+    assert!(moebi.wait_for_lines("message 200", 1, WAIT));
+    for i in 1..=200 {
+        assert_eq!(moebi.count_lines(&format!("message {i}")), 1, "message {i} printed once");
+    }
+}
+
+#[test]
+fn an_unregistered_function_raises_undef_on_the_caller() {
+    let epmd = Epmd::start();
+    let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let m = moebi.node_name();
+
+    // As against a BEAM node: the task exits {:undef, [{Chat, :no_such_fun, ["hi"], []} | _]}
+    // and Task.await exits the (trapping) caller with that reason.
+    alex.eval("Process.flag(:trap_exit, true)");
+    let result = alex.eval(&format!(
+        "task = Task.Supervisor.async({{Chat.TaskSupervisor, :{m}}}, Chat, :no_such_fun, [\"hi\"])
+         try do
+           Task.await(task)
+         catch
+           :exit, {{{{:undef, [{{Chat, :no_such_fun, [\"hi\"], []}} | _]}}, {{Task, :await, _}}}} -> :undef_as_on_the_beam
+         end"
+    ));
+    assert_eq!(result, ":undef_as_on_the_beam");
+    let exit = alex.eval("receive do {:EXIT, _, reason} -> elem(reason, 0) after 5000 -> :none end");
+    assert_eq!(exit, ":undef");
+    // And Moebi keeps serving.
+    assert_eq!(alex.eval(&format!("Chat.send_message(:{m}, \"still there?\")")), ":ok");
+    assert!(moebi.wait_for_lines("still there?", 1, WAIT));
+}
+
+#[test]
+fn global_stays_healthy_with_moebi_connected() {
+    let epmd = Epmd::start();
+    let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let kate = BeamNode::start(&unique_name("kate"), COOKIE, &epmd);
+    let m = moebi.node_name();
+
+    assert_eq!(alex.eval(&format!("Node.ping(:{m})")), ":pong");
+    assert_eq!(kate.eval(&format!("Node.ping(:{m})")), ":pong");
+    assert_eq!(kate.eval(&format!("Node.ping(:{})", alex.node_name())), ":pong");
+    for node in [&alex, &kate] {
+        let synced = node.eval_timeout(
+            "Task.async(fn -> :global.sync() end) |> Task.await(10_000)",
+            Duration::from_secs(15),
+        );
+        assert_eq!(synced.as_deref(), Ok(":ok"), "global:sync() on {}", node.node_name());
+    }
+    assert_eq!(alex.eval("pid = spawn(fn -> Process.sleep(:infinity) end); :global.register_name(:shared, pid)"), ":yes");
+    let seen = kate.eval("Enum.find_value(1..100, fn _ -> (p = :global.whereis_name(:shared)) != :undefined && node(p) || (Process.sleep(50); nil) end)");
+    assert_eq!(seen, format!(":{}", alex.node_name()));
+    assert!(kate.eval("Node.list()").contains(&m), "moebi stays connected");
+}
