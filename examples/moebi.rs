@@ -8,11 +8,14 @@
 //! The functions read like the seed's `lib/chat.ex`: `Chat.receive_message/1` prints the
 //! message; `Chat.receive_message_for_moebi/2` prints it and answers "chicken?" by starting
 //! a task on the sender's own `Chat.TaskSupervisor`. `Moebi.say_name/0` and `Moebi.sup/0`
-//! are the seed's first examples (`Node.spawn_link`), written for Moebi.
+//! are the seed's first examples (`Node.spawn_link`), written for Moebi. `Moebi.wait/0,1`
+//! waits for one message and exits with it as reason (to watch links and monitors from
+//! iex), and `:echo` is a GenServer that answers every call with the request.
 
 use clap::Parser;
+use cnode::otp::gen_server::{self, From};
 use cnode::term::{atom, binary, chardata_to_string, Match, Term};
-use cnode::{Dest, Exception, Node, NodeConfig, Process};
+use cnode::{CallReply, Dest, Exception, GenServer, Node, NodeConfig, Process};
 use std::time::Duration;
 
 /// Moebi: a Rust node that joins an Elixir Chat cluster.
@@ -30,6 +33,15 @@ struct Args {
     /// Do not appear in the peers' Node.list() (as `iex --hidden`).
     #[arg(long)]
     hidden: bool,
+    /// net_ticktime in seconds: a silent peer is dropped after this long.
+    #[arg(long, default_value_t = 60)]
+    net_ticktime: u64,
+    /// net_setuptime in seconds: the longest a handshake may take.
+    #[arg(long, default_value_t = 7)]
+    net_setuptime: u64,
+    /// The largest distribution message accepted, in bytes.
+    #[arg(long, default_value_t = 128 * 1024 * 1024)]
+    max_message_size: usize,
 }
 
 // def receive_message(message), do: IO.puts message
@@ -97,6 +109,44 @@ async fn sup(mut p: Process, _args: Vec<Term>) -> Result<Term, Exception> {
     }
 }
 
+// def wait do
+//   receive do
+//     reason -> exit(reason)
+//   end
+// end
+async fn wait(mut p: Process, _args: Vec<Term>) -> Result<Term, Exception> {
+    Err(Exception::exit(p.receive().await))
+}
+
+// def wait(name) do
+//   Process.register(self(), name)
+//   wait()
+// end
+async fn wait_as(p: Process, args: Vec<Term>) -> Result<Term, Exception> {
+    p.register(args[0].as_atom().ok_or_else(Exception::badarg)?)?;
+    wait(p, args).await
+}
+
+// defmodule Echo do
+//   use GenServer
+//   def handle_call(request, _from, state), do: {:reply, request, state}
+//   def handle_cast({pid, term}, state), do: (send(pid, term); {:noreply, state})
+// end
+struct Echo;
+
+impl GenServer for Echo {
+    fn handle_call(&mut self, request: &Term, _from: &From, _p: &Process) -> CallReply {
+        CallReply::Reply(request.clone())
+    }
+
+    fn handle_cast(&mut self, request: &Term, p: &Process) -> Result<(), Term> {
+        if let Some([Term::Pid(pid), term]) = request.as_tuple_n(2) {
+            p.send(pid, term.clone());
+        }
+        Ok(())
+    }
+}
+
 fn text(term: &Term) -> Result<String, Exception> {
     chardata_to_string(term).ok_or_else(Exception::badarg)
 }
@@ -109,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let name = match (&args.sname, &args.name) {
@@ -122,13 +173,19 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut config = NodeConfig::new(&name, &cookie);
     config.hidden = args.hidden;
+    config.tick_time = Duration::from_secs(args.net_ticktime.max(1));
+    config.setup_time = Duration::from_secs(args.net_setuptime.max(1));
+    config.max_message_size = args.max_message_size;
 
     let node = Node::start(config).await?;
     node.register_function("Elixir.Chat", "receive_message", 1, receive_message);
     node.register_function("Elixir.Chat", "receive_message_for_moebi", 2, receive_message_for_moebi);
     node.register_function("Elixir.Moebi", "say_name", 0, say_name);
     node.register_function("Elixir.Moebi", "sup", 0, sup);
+    node.register_function("Elixir.Moebi", "wait", 0, wait);
+    node.register_function("Elixir.Moebi", "wait", 1, wait_as);
     node.start_task_supervisor("Elixir.Chat.TaskSupervisor");
+    gen_server::start(&node, Some("echo"), Echo)?;
     eprintln!("Moebi is listening as {} (Ctrl-C to stop)", node.name());
     node.serve_forever().await;
     Ok(())
