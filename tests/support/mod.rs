@@ -12,6 +12,10 @@
 //!   ([`BeamNode::start_plain`]), and runs `tests/support/driver.exs` on it:
 //!   an iex-like evaluator fed through stdin. [`BeamNode::eval`] evaluates an
 //!   Elixir expression there and returns the result as `inspect/2` text.
+//! * Names are short (`--sname NAME@localhost`) unless a test asks for long
+//!   ones with the `_long` starters ([`BeamNode::start_long`],
+//!   [`RustNode::start_long`]): `--name NAME@127.0.0.1`. As on the BEAM, short
+//!   and long name nodes do not talk to each other.
 //! * Every wait is bounded. Everything a test starts is killed when its
 //!   handle is dropped (each child runs in its own process group, which is
 //!   killed with `SIGKILL`). If the test process dies without running
@@ -298,6 +302,43 @@ fn epmd_names(port: u16) -> Result<Vec<(String, u16)>, String> {
         .collect())
 }
 
+// -------------------------------------------------------------- Names ----
+
+/// Short names (`--sname NAME@localhost`) or long ones (`--name NAME@127.0.0.1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Names {
+    Short,
+    Long,
+}
+
+impl Names {
+    fn flag(self) -> &'static str {
+        match self {
+            Names::Short => "--sname",
+            Names::Long => "--name",
+        }
+    }
+
+    /// `name` with this kind's default host when it has none.
+    fn full(self, name: &str) -> String {
+        match (name.contains('@'), self) {
+            (true, _) => name.to_owned(),
+            (false, Names::Short) => format!("{name}@localhost"),
+            (false, Names::Long) => format!("{name}@127.0.0.1"),
+        }
+    }
+}
+
+/// `mix run` of the Chat app, compiled beforehand by [`ensure_chat_compiled`].
+const CHAT_ARGS: [&str; 6] = [
+    "-S",
+    "mix",
+    "run",
+    "--no-compile",
+    "--no-deps-check",
+    "--no-archives-check",
+];
+
 // ----------------------------------------------------------- BeamNode ----
 
 #[derive(Default)]
@@ -347,36 +388,31 @@ impl BeamNode {
     /// given with or without `@localhost`.
     pub fn start(name: &str, cookie: &str, epmd: &Epmd) -> BeamNode {
         ensure_chat_compiled();
-        let args = [
-            "-S",
-            "mix",
-            "run",
-            "--no-compile",
-            "--no-deps-check",
-            "--no-archives-check",
-        ];
-        BeamNode::spawn(name, cookie, epmd, &args)
+        BeamNode::spawn(name, cookie, epmd, Names::Short, &CHAT_ARGS)
+    }
+
+    /// Like [`start`](BeamNode::start), with a long name:
+    /// `elixir --name NAME@127.0.0.1` (`name` with or without the host).
+    pub fn start_long(name: &str, cookie: &str, epmd: &Epmd) -> BeamNode {
+        ensure_chat_compiled();
+        BeamNode::spawn(name, cookie, epmd, Names::Long, &CHAT_ARGS)
     }
 
     /// Starts a node without the Chat app (plain `elixir`, like `erl` with
     /// Elixir loaded; the Chat modules are not even in its code path), same
     /// driver.
     pub fn start_plain(name: &str, cookie: &str, epmd: &Epmd) -> BeamNode {
-        BeamNode::spawn(name, cookie, epmd, &[])
+        BeamNode::spawn(name, cookie, epmd, Names::Short, &[])
     }
 
-    fn spawn(name: &str, cookie: &str, epmd: &Epmd, extra: &[&str]) -> BeamNode {
+    fn spawn(name: &str, cookie: &str, epmd: &Epmd, names: Names, extra: &[&str]) -> BeamNode {
         let short = name.split('@').next().unwrap_or(name);
-        let full = if name.contains('@') {
-            name.to_owned()
-        } else {
-            format!("{name}@localhost")
-        };
+        let full = names.full(name);
         let token = token();
         let t0 = Instant::now();
         let mut cmd = Command::new("elixir");
         cmd.args([
-            "--sname",
+            names.flag(),
             &full,
             "--cookie",
             cookie,
@@ -453,7 +489,7 @@ impl BeamNode {
         node
     }
 
-    /// `"name@localhost"`.
+    /// `"name@localhost"` (`"name@127.0.0.1"` for long names).
     pub fn node_name(&self) -> String {
         self.name.clone()
     }
@@ -659,7 +695,10 @@ pub fn moebi_binary() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let exe = std::env::current_exe().expect("test binary path");
-            let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>");
             let bin = profile_dir.join("examples").join("moebi");
             let release = profile_dir.ends_with("release");
             let mut cmd = Command::new(env!("CARGO"));
@@ -679,14 +718,19 @@ impl RustNode {
     /// Starts Moebi as `--sname NAME@localhost --cookie COOKIE` plus `extra`
     /// arguments, and waits until it is registered with `epmd`.
     pub fn start(name: &str, cookie: &str, epmd: &Epmd, extra: &[&str]) -> RustNode {
-        let full = if name.contains('@') {
-            name.to_owned()
-        } else {
-            format!("{name}@localhost")
-        };
+        RustNode::spawn(name, cookie, epmd, Names::Short, extra)
+    }
+
+    /// Like [`start`](RustNode::start), with a long name: `--name NAME@127.0.0.1`.
+    pub fn start_long(name: &str, cookie: &str, epmd: &Epmd, extra: &[&str]) -> RustNode {
+        RustNode::spawn(name, cookie, epmd, Names::Long, extra)
+    }
+
+    fn spawn(name: &str, cookie: &str, epmd: &Epmd, names: Names, extra: &[&str]) -> RustNode {
+        let full = names.full(name);
         let short = full.split('@').next().unwrap().to_owned();
         let mut child = Command::new(moebi_binary())
-            .args(["--sname", &full, "--cookie", cookie])
+            .args([names.flag(), &full, "--cookie", cookie])
             .args(extra)
             .env("ERL_EPMD_PORT", epmd.port().to_string())
             .env("RUST_LOG", "info")
@@ -705,8 +749,20 @@ impl RustNode {
         };
         let (stdout, stderr) = (mk(), mk());
         for (stream, shared) in [
-            (child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), stdout.clone()),
-            (child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>), stderr.clone()),
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
+                stdout.clone(),
+            ),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
+                stderr.clone(),
+            ),
         ] {
             if let Some(stream) = stream {
                 thread::spawn(move || read_output(stream, &shared, "<<no-marker>>"));
