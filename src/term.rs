@@ -1,7 +1,7 @@
 //! Erlang terms: the `eetf` types (as re-exported by `erl_dist`) and small helpers to build
 //! and take apart the term shapes the OTP protocols use.
 //!
-//! Building: [`atom`], [`tuple`], [`list`], [`binary`], [`int`]. Matching: [`Match`], a
+//! Building: [`atom`], [`tuple`], [`list`], [`map`], [`binary`], [`int`]. Matching: [`Match`], a
 //! trait with `as_atom`, `as_tuple`, ... on `Term`.
 
 pub use erl_dist::term::{
@@ -40,6 +40,11 @@ pub fn int(value: i64) -> Term {
         Ok(small) => Term::FixInteger(FixInteger::from(small)),
         Err(_) => Term::BigInteger(BigInteger::from(value)),
     }
+}
+
+/// A map term.
+pub fn map(entries: impl IntoIterator<Item = (Term, Term)>) -> Term {
+    Term::Map(Map::from(entries.into_iter().collect::<std::collections::HashMap<_, _>>()))
 }
 
 /// The atoms `true` / `false`.

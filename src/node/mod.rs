@@ -356,26 +356,22 @@ impl Node {
                 killed = kill_rx => killed.unwrap_or_else(|_| atom("killed")),
                 result = run => match result {
                     Ok(Ok(())) => atom("normal"),
-                    Ok(Err(e)) => {
-                        if !matches!(e, Exception::Exit(_)) {
-                            tracing::error!(
-                                pid = %entry.pid,
-                                "Error in process {} on node {} with exit value: {}",
-                                entry.pid, node.0.name, e.exit_reason()
-                            );
-                        }
-                        e.exit_reason()
-                    }
-                    Err(panic) => {
-                        let e = panic_exception(panic);
-                        tracing::error!(pid = %entry.pid, "process panicked: {e}");
-                        e.exit_reason()
-                    }
+                    Ok(Err(Exception::Exit(reason))) => reason,
+                    Ok(Err(e)) => node.report_crash(&entry, e.exit_reason()),
+                    Err(panic) => node.report_crash(&entry, panic_exception(panic).exit_reason()),
                 },
             };
             node.process_exited(&entry, reason);
         });
         pid
+    }
+
+    /// A process died of an error (a raise, throw or panic, not `exit/1`): reported as the
+    /// BEAM reports it; returns its exit reason.
+    fn report_crash(&self, entry: &ProcEntry, reason: Term) -> Term {
+        let group_leader = entry.state().group_leader.clone();
+        otp::io::report_crash(self, &entry.pid, &group_leader, &reason);
+        reason
     }
 
     pub(crate) fn local_entry(&self, pid: &Pid) -> Option<Arc<ProcEntry>> {

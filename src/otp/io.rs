@@ -8,7 +8,7 @@
 
 use crate::node::Node;
 use crate::process::{Dest, Exception, Process};
-use crate::term::{atom, binary, chardata_to_string, tuple, Match, Term};
+use crate::term::{atom, binary, chardata_to_string, charlist, int, list, map, tuple, Match, Pid, Term};
 use std::io::Write;
 use std::time::Duration;
 
@@ -78,6 +78,42 @@ fn io_request(request: &Term) -> Term {
         (Some("get_chars" | "get_line" | "get_until" | "get_password"), _) => atom("eof"),
         _ => error_request(),
     }
+}
+
+/// The emulator's report of a process that died of an error (`erts_send_error_to_logger`):
+/// logged here and, when the group leader lives on another node, sent to that node's
+/// `logger_proxy` as OTP's `logger:log_remote/2` does, so a BEAM user who spawned the
+/// process here sees `Process #PID<…> on node … raised an exception` on their terminal.
+pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &Term) {
+    tracing::error!(
+        pid = %pid,
+        "Error in process {pid} on node {} with exit value: {reason}",
+        node.name()
+    );
+    if node.is_local(&group_leader.node) {
+        return;
+    }
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    let metadata = map([
+        (
+            atom("error_logger"),
+            map([(atom("emulator"), atom("true")), (atom("tag"), atom("error"))]),
+        ),
+        (atom("gl"), Term::Pid(group_leader.clone())),
+        (atom("pid"), Term::Pid(pid.clone())),
+        (atom("time"), int(time)),
+    ]);
+    let event = tuple(vec![
+        atom("log"),
+        atom("error"),
+        charlist("Error in process ~p on node ~p with exit value:~n~p~n"),
+        list(vec![Term::Pid(pid.clone()), atom(node.name()), reason.clone()]),
+        metadata,
+    ]);
+    let proxy = Dest::from(("logger_proxy", group_leader.node.name.as_str()));
+    node.route(pid, proxy, event);
 }
 
 fn error_request() -> Term {

@@ -66,8 +66,7 @@ pub(crate) fn start(node: &Node, name: &str) -> Pid {
                 Some(Call::CountChildren) => {
                     let n = int(children.len() as i64);
                     let counts = [("specs", n.clone()), ("active", n.clone()), ("supervisors", int(0)), ("workers", n)];
-                    let map = counts.into_iter().map(|(k, v)| (atom(k), v)).collect::<std::collections::HashMap<_, _>>();
-                    from.reply(&p, Term::Map(eetf::Map::from(map)));
+                    from.reply(&p, crate::term::map(counts.into_iter().map(|(k, v)| (atom(k), v))));
                 }
                 Some(Call::TerminateChild(pid)) => {
                     let reply = if children.remove(&pid) {
@@ -202,8 +201,9 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
             Ok(())
         }
         Err(e) => {
+            // proc_lib's crash report, then exit(Reason): no second, emulator report.
             tracing::error!("Task {me} started from {} terminating: {e} in {m}.{f}", start.owner);
-            Err(e)
+            Err(Exception::Exit(e.exit_reason()))
         }
     }
 }
