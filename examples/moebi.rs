@@ -131,6 +131,7 @@ async fn wait_as(p: Process, args: Vec<Term>) -> Result<Term, Exception> {
 //   use GenServer
 //   def handle_call(request, _from, state), do: {:reply, request, state}
 //   def handle_cast({pid, term}, state), do: (send(pid, term); {:noreply, state})
+//   def handle_info({pid, term}, state), do: (send(pid, term); {:noreply, state})
 // end
 struct Echo;
 
@@ -140,10 +141,20 @@ impl GenServer for Echo {
     }
 
     fn handle_cast(&mut self, request: &Term, p: &Process) -> Result<(), Term> {
-        if let Some([Term::Pid(pid), term]) = request.as_tuple_n(2) {
-            p.send(pid, term.clone());
-        }
+        echo_back(request, p);
         Ok(())
+    }
+
+    fn handle_info(&mut self, message: &Term, p: &Process) -> Result<(), Term> {
+        echo_back(message, p);
+        Ok(())
+    }
+}
+
+/// `{pid, term}`: sends `term` to `pid`.
+fn echo_back(message: &Term, p: &Process) {
+    if let Some([Term::Pid(pid), term]) = message.as_tuple_n(2) {
+        p.send(pid, term.clone());
     }
 }
 
