@@ -1,0 +1,518 @@
+//! Node semantics seen from a real iex session: what a BEAM user does with any node
+//! (remote spawn, links, monitors, GenServer calls, rpc), done against the Rust Moebi
+//! node and, for reference, against a BEAM node `kate` that runs the same functions
+//! written in Elixir. The BEAM's answer is the specification: for every scenario alex
+//! gets the same text from Moebi as from kate, once pids, references and the node's
+//! name are blanked out.
+
+mod support;
+
+use std::time::Duration;
+use support::{unique_name, BeamNode, Epmd, RustNode};
+
+const COOKIE: &str = "secret_token";
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Moebi's functions (examples/moebi.rs) in Elixir, and the `:echo` GenServer, so kate
+/// can serve as the reference BEAM node.
+const MOEBI_IN_ELIXIR: &str = r#"
+defmodule Moebi do
+  def say_name, do: IO.puts("Hi, my name is Moebi")
+
+  def sup do
+    receive do
+      {:hi, from} -> send(from, :sup?)
+    end
+  end
+
+  def wait do
+    receive do
+      reason -> exit(reason)
+    end
+  end
+
+  def wait(name) do
+    Process.register(self(), name)
+    wait()
+  end
+end
+{:ok, _} = Chat.Echo.start(:echo)
+:ok
+"#;
+
+/// Moebi, the caller alex, and the reference BEAM node kate, on one private EPMD.
+struct Cluster {
+    alex: BeamNode,
+    moebi: Option<RustNode>,
+    kate: Option<BeamNode>,
+    moebi_name: String,
+    kate_name: String,
+    _epmd: Epmd,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let epmd = Epmd::start();
+        let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
+        let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+        let kate = BeamNode::start(&unique_name("kate"), COOKIE, &epmd);
+        assert_eq!(kate.eval(MOEBI_IN_ELIXIR), ":ok");
+        Cluster {
+            moebi_name: moebi.node_name(),
+            kate_name: kate.node_name(),
+            alex,
+            moebi: Some(moebi),
+            kate: Some(kate),
+            _epmd: epmd,
+        }
+    }
+
+    fn moebi(&self) -> &RustNode {
+        self.moebi.as_ref().expect("moebi is running")
+    }
+
+    /// `scenario` with `NODE` replaced by the node's atom.
+    fn for_node(scenario: &str, node: &str) -> String {
+        scenario.replace("NODE", &format!(":\"{node}\""))
+    }
+
+    /// Runs `scenario` on alex against kate, then against Moebi; asserts both give the
+    /// same result (or fail the same way) and returns Moebi's, blanked.
+    fn same_as_beam(&self, scenario: &str) -> Result<String, String> {
+        let run = |node: &str| {
+            self.alex
+                .eval_timeout(&Self::for_node(scenario, node), WAIT)
+                .map(|r| self.blank(&r))
+                .map_err(|e| self.blank(&e))
+        };
+        let beam = run(&self.kate_name);
+        let rust = run(&self.moebi_name);
+        assert_eq!(
+            rust, beam,
+            "Moebi (left) answers unlike a BEAM node (right) to:\n{scenario}\n--- moebi log ---\n{}",
+            self.moebi().log()
+        );
+        rust
+    }
+
+    /// Like [`same_as_beam`](Cluster::same_as_beam), for scenarios that succeed.
+    fn same_ok(&self, scenario: &str) -> String {
+        self.same_as_beam(scenario)
+            .unwrap_or_else(|e| panic!("scenario failed on both nodes: {e}\n{scenario}"))
+    }
+
+    /// Pids, references and the two node names blanked out, so answers compare.
+    fn blank(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for name in [&self.moebi_name, &self.kate_name] {
+            out = out
+                .replace(&format!(":\"{name}\""), "NODE")
+                .replace(&format!(":{name}"), "NODE")
+                .replace(name.as_str(), "NODE");
+        }
+        for opening in ["#PID<", "#Reference<"] {
+            out = blank_between(&out, opening, '>');
+        }
+        out
+    }
+
+    /// Bullet 7 of the issue: after whatever a scenario did, Moebi keeps serving.
+    fn assert_moebi_still_serves(&self) {
+        let m = &self.moebi_name;
+        assert_eq!(
+            self.alex
+                .eval(&format!("Chat.send_message(:\"{m}\", \"still there?\")")),
+            ":ok"
+        );
+        assert!(
+            self.moebi().wait_for_lines("still there?", 1, WAIT),
+            "moebi prints the message:\n{}",
+            self.moebi().output()
+        );
+    }
+}
+
+/// `opening…close` spans reduced to `opening close`.
+fn blank_between(text: &str, opening: &str, close: char) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(opening) {
+        out.push_str(&rest[..at + opening.len()]);
+        rest = &rest[at + opening.len()..];
+        match rest.find(close) {
+            Some(end) => rest = &rest[end..],
+            None => break,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn spawn_link_output_appears_on_the_callers_terminal() {
+    let c = Cluster::start();
+    let m = format!(":\"{}\"", c.moebi_name);
+
+    // iex(alex)> Node.spawn_link(:moebi@localhost, Moebi, :say_name, [])
+    // Hi, my name is Moebi
+    let pid = c
+        .alex
+        .eval(&format!("Node.spawn_link({m}, Moebi, :say_name, [])"));
+    assert!(pid.starts_with("#PID<"), "{pid}");
+    assert!(
+        c.alex.wait_for_output("Hi, my name is Moebi\n", WAIT),
+        "the caller (group leader) prints it:\n{}",
+        c.alex.output()
+    );
+    assert!(
+        !c.moebi().output().contains("Hi, my name is Moebi"),
+        "{}",
+        c.moebi().output()
+    );
+
+    // iex(alex)> pid = Node.spawn_link(:moebi@localhost, Moebi, :sup, [])
+    // iex(alex)> send(pid, {:hi, self()}); flush()  =>  :sup?
+    c.alex
+        .eval(&format!("pid = Node.spawn_link({m}, Moebi, :sup, [])"));
+    c.alex.eval("send(pid, {:hi, self()})");
+    assert_eq!(c.alex.eval("next_message()"), ":sup?");
+
+    // Both answer exactly as a BEAM node running the same functions does.
+    let sup = "pid = Node.spawn_link(NODE, Moebi, :sup, [])
+               send(pid, {:hi, self()})
+               {next_message(), flush()}";
+    assert_eq!(c.same_ok(sup), "{:sup?, []}");
+    c.same_ok("Node.spawn_link(NODE, Moebi, :say_name, []) |> is_pid()");
+    assert!(
+        c.alex
+            .wait_for_output_count("Hi, my name is Moebi\n", 3, WAIT),
+        "{}",
+        c.alex.output()
+    );
+
+    // Tasks of Chat.TaskSupervisor have Moebi's own group leader: they print there.
+    assert_eq!(
+        c.alex.eval(&format!("Chat.send_message({m}, \"hi\")")),
+        ":ok"
+    );
+    assert!(
+        c.moebi().wait_for_lines("hi", 1, WAIT),
+        "{}",
+        c.moebi().output()
+    );
+    c.assert_moebi_still_serves();
+}
+
+#[test]
+fn remote_spawn_of_registered_and_unknown_functions() {
+    let c = Cluster::start();
+
+    // Node.spawn/4: output on the caller's terminal.
+    c.same_ok("Node.spawn(NODE, Moebi, :say_name, []) |> is_pid()");
+    assert!(
+        c.alex
+            .wait_for_output_count("Hi, my name is Moebi\n", 2, WAIT),
+        "{}",
+        c.alex.output()
+    );
+
+    // Node.spawn_monitor/4: the DOWN carries the process's exit reason.
+    let monitored = "flush()
+        {pid, ref} = Node.spawn_monitor(NODE, Moebi, :wait, [])
+        send(pid, {:shutdown, :done})
+        receive do {:DOWN, ^ref, :process, ^pid, reason} -> reason after 5000 -> :timeout end";
+    assert_eq!(c.same_ok(monitored), "{:shutdown, :done}");
+
+    // :erlang.spawn_opt/5 with [:link, :monitor], the caller trapping exits.
+    let linked_and_monitored = "Process.flag(:trap_exit, true)
+        {pid, ref} = :erlang.spawn_opt(NODE, Moebi, :wait, [], [:link, :monitor])
+        send(pid, :boom)
+        exit = receive do {:EXIT, ^pid, r} -> r after 5000 -> :timeout end
+        down = receive do {:DOWN, ^ref, :process, ^pid, r} -> r after 5000 -> :timeout end
+        Process.flag(:trap_exit, false)
+        {exit, down}";
+    assert_eq!(c.same_ok(linked_and_monitored), "{:boom, :boom}");
+
+    // A function nobody registered: the process exits {:undef, [{M, F, Args, []}]}.
+    let undef_linked = "Process.flag(:trap_exit, true)
+        pid = Node.spawn_link(NODE, Chat, :no_such_fun, [\"hi\"])
+        reason = receive do {:EXIT, ^pid, r} -> r after 5000 -> :timeout end
+        Process.flag(:trap_exit, false)
+        reason";
+    assert_eq!(
+        c.same_ok(undef_linked),
+        "{:undef, [{Chat, :no_such_fun, [\"hi\"], []}]}"
+    );
+    let undef_monitored = "{pid, ref} = Node.spawn_monitor(NODE, NoSuchModule, :f, [])
+        receive do {:DOWN, ^ref, :process, ^pid, r} -> r after 5000 -> :timeout end";
+    assert_eq!(
+        c.same_ok(undef_monitored),
+        "{:undef, [{NoSuchModule, :f, [], []}]}"
+    );
+
+    // As on the BEAM, the crash is reported on the terminal of the group leader's node.
+    for node in [&c.kate_name, &c.moebi_name] {
+        let report = format!("on node :{node} raised an exception");
+        assert!(
+            c.alex.wait_for_output_count(&report, 2, WAIT),
+            "alex shows the crash reports of {node}:\n{}",
+            c.alex.output()
+        );
+    }
+    assert!(c
+        .alex
+        .output()
+        .contains("function Chat.no_such_fun/1 is undefined"));
+    c.assert_moebi_still_serves();
+}
+
+#[test]
+fn monitors_see_the_real_exit_reason_or_noproc() {
+    let c = Cluster::start();
+
+    let by_pid = "flush()
+        pid = Node.spawn(NODE, Moebi, :wait, [])
+        ref = Process.monitor(pid)
+        send(pid, {:shutdown, :bye})
+        receive do {:DOWN, ^ref, :process, ^pid, r} -> r after 5000 -> :timeout end";
+    assert_eq!(c.same_ok(by_pid), "{:shutdown, :bye}");
+
+    // Monitor by {name, node}: the DOWN names the process {name, node}.
+    let by_name = "flush()
+        Node.spawn(NODE, Moebi, :wait, [:waiter])
+        Enum.find(1..250, fn _ -> is_pid(:erpc.call(NODE, :erlang, :whereis, [:waiter])) or Process.sleep(20) end)
+        ref = Process.monitor({:waiter, NODE})
+        send({:waiter, NODE}, :bye)
+        receive do {:DOWN, ^ref, :process, object, r} -> {object, r} after 5000 -> :timeout end";
+    assert_eq!(c.same_ok(by_name), "{{:waiter, NODE}, :bye}");
+
+    // What does not exist: a dead pid, a name nobody registered.
+    let noproc = "flush()
+        {pid, ref} = Node.spawn_monitor(NODE, Moebi, :wait, [])
+        send(pid, :bye)
+        receive do {:DOWN, ^ref, :process, ^pid, _} -> :ok after 5000 -> :timeout end
+        ref = Process.monitor(pid)
+        dead = receive do {:DOWN, ^ref, :process, ^pid, r} -> r after 5000 -> :timeout end
+        ref = Process.monitor({:nobody, NODE})
+        nobody = receive do {:DOWN, ^ref, :process, o, r} -> {o, r} after 5000 -> :timeout end
+        {dead, nobody}";
+    assert_eq!(c.same_ok(noproc), "{:noproc, {{:nobody, NODE}, :noproc}}");
+
+    // exit/2: :normal is ignored by a process not trapping exits, anything else kills it.
+    let exit2 = "flush()
+        {pid, ref} = Node.spawn_monitor(NODE, Moebi, :wait, [])
+        Process.exit(pid, :normal)
+        Process.exit(pid, :shutdown)
+        receive do {:DOWN, ^ref, :process, ^pid, r} -> r after 5000 -> :timeout end";
+    assert_eq!(c.same_ok(exit2), ":shutdown");
+    c.assert_moebi_still_serves();
+}
+
+#[test]
+fn links_carry_exits_both_ways_and_unlink_cuts_them() {
+    let c = Cluster::start();
+
+    let trapped = "flush()
+        Process.flag(:trap_exit, true)
+        pid = Node.spawn(NODE, Moebi, :wait, [])
+        Process.link(pid)
+        send(pid, :boom)
+        boom = receive do {:EXIT, ^pid, r} -> r after 5000 -> :timeout end
+        Process.link(pid)
+        noproc = receive do {:EXIT, ^pid, r} -> r after 5000 -> :timeout end
+        killer = Node.spawn(NODE, Moebi, :wait, [])
+        Process.link(killer)
+        Process.exit(killer, :kill)
+        killed = receive do {:EXIT, ^killer, r} -> r after 5000 -> :timeout end
+        Process.flag(:trap_exit, false)
+        {boom, noproc, killed}";
+    assert_eq!(c.same_ok(trapped), "{:boom, :noproc, :killed}");
+
+    // Not trapping: the linked caller dies with the Rust process's reason.
+    let killed_caller = "pid = Node.spawn(NODE, Moebi, :wait, [])
+        Process.link(pid)
+        send(pid, {:shutdown, :linked})
+        Process.sleep(5000)
+        :survived";
+    let died = c
+        .same_as_beam(killed_caller)
+        .expect_err("the linked caller is killed");
+    assert!(died.contains("{:shutdown, :linked}"), "{died}");
+
+    // Process.unlink (UNLINK_ID): the process's later exit no longer reaches the caller.
+    let unlinked = "flush()
+        me = self()
+        pid = Node.spawn(NODE, Moebi, :wait, [])
+        Process.link(pid)
+        Process.unlink(pid)
+        ref = Process.monitor(pid)
+        send(pid, :boom)
+        down = receive do {:DOWN, ^ref, :process, ^pid, r} -> r after 5000 -> :timeout end
+        Process.sleep(300)
+        {down, self() == me, Process.info(self(), :links), flush()}";
+    assert_eq!(c.same_ok(unlinked), "{:boom, true, {:links, []}, []}");
+    c.assert_moebi_still_serves();
+}
+
+#[test]
+fn noconnection_when_the_node_goes_away() {
+    let mut c = Cluster::start();
+    let setup = "flush()
+        Process.flag(:trap_exit, true)
+        pid = Node.spawn(NODE, Moebi, :wait, [])
+        Process.link(pid)
+        by_pid = Process.monitor(pid)
+        by_name = Process.monitor({:echo, NODE})
+        :ok";
+    let collect = "got = for _ <- 1..3 do
+          receive do
+            {:EXIT, ^pid, r} -> {:exit, r}
+            {:DOWN, ^by_pid, :process, ^pid, r} -> {:down, r}
+            {:DOWN, ^by_name, :process, {:echo, _}, r} -> {:down_by_name, r}
+          after 5000 -> :timeout
+          end
+        end
+        Process.flag(:trap_exit, false)
+        Enum.sort(got)";
+    let expected = "[down: :noconnection, down_by_name: :noconnection, exit: :noconnection]";
+
+    // The BEAM node kate goes away (killed)...
+    let kate_name = c.kate_name.clone();
+    assert_eq!(c.alex.eval(&Cluster::for_node(setup, &kate_name)), ":ok");
+    drop(c.kate.take());
+    assert_eq!(c.alex.eval(collect), expected);
+    // ... and so does Moebi: the same signals.
+    let moebi_name = c.moebi_name.clone();
+    assert_eq!(c.alex.eval(&Cluster::for_node(setup, &moebi_name)), ":ok");
+    drop(c.moebi.take());
+    assert_eq!(c.alex.eval(collect), expected);
+    assert_eq!(
+        c.alex
+            .eval(&format!("Node.list() |> Enum.member?(:\"{moebi_name}\")")),
+        "false"
+    );
+}
+
+#[test]
+fn genserver_calls_and_casts_to_a_rust_genserver() {
+    let c = Cluster::start();
+
+    assert_eq!(
+        c.same_ok("GenServer.call({:echo, NODE}, {:hello, [1, 2.5, \"three\", %{four: 4}, self()]}) |> elem(1) |> Enum.take(4)"),
+        "[1, 2.5, \"three\", %{four: 4}]"
+    );
+    assert_eq!(
+        c.same_ok("GenServer.call({:echo, NODE}, :ping, 1000)"),
+        ":ping"
+    );
+    assert_eq!(
+        c.same_ok("flush(); GenServer.cast({:echo, NODE}, {self(), :cast_back}); next_message()"),
+        ":cast_back"
+    );
+    assert_eq!(
+        c.same_ok("flush(); send({:echo, NODE}, {self(), :info_back}); next_message()"),
+        ":info_back"
+    );
+    let pid_call = "pid = :erpc.call(NODE, :erlang, :whereis, [:echo])
+        {GenServer.call(pid, :by_pid), node(pid) == NODE}";
+    assert_eq!(c.same_ok(pid_call), "{:by_pid, true}");
+
+    // A name nobody registered: the caller exits {:noproc, {GenServer, :call, ...}}.
+    let noproc = "try do
+          GenServer.call({:nobody, NODE}, :hello)
+        catch
+          :exit, reason -> {:exit, reason}
+        end";
+    assert_eq!(
+        c.same_ok(noproc),
+        "{:exit, {:noproc, {GenServer, :call, [{:nobody, NODE}, :hello, 5000]}}}"
+    );
+    let uncaught = c
+        .same_as_beam("GenServer.call({:nobody, NODE}, :hello)")
+        .expect_err("the call exits");
+    assert!(uncaught.contains("no process"), "{uncaught}");
+    c.assert_moebi_still_serves();
+}
+
+#[test]
+fn rpc_and_erpc_as_on_a_beam_node() {
+    let c = Cluster::start();
+
+    // The function's output goes to the caller's group leader, alex's terminal.
+    assert_eq!(
+        c.same_ok(":rpc.call(NODE, Chat, :receive_message, [\"hi from rpc\"])"),
+        ":ok"
+    );
+    assert_eq!(
+        c.same_ok(":erpc.call(NODE, Chat, :receive_message, [\"hi from erpc\"])"),
+        ":ok"
+    );
+    assert_eq!(
+        c.same_ok(":erpc.cast(NODE, Chat, :receive_message, [\"hi from erpc cast\"])"),
+        ":ok"
+    );
+    for line in ["hi from rpc\n", "hi from erpc\n", "hi from erpc cast\n"] {
+        assert!(
+            c.alex.wait_for_output_count(line, 2, WAIT),
+            "alex prints {line:?} for both:\n{}",
+            c.alex.output()
+        );
+        assert!(
+            !c.moebi().output().contains(line.trim()),
+            "{}",
+            c.moebi().output()
+        );
+    }
+
+    assert_eq!(c.same_ok(":rpc.call(NODE, :erlang, :node, [])"), "NODE");
+    assert_eq!(
+        c.same_ok(":rpc.call(NODE, Chat, :no_such_fun, [])"),
+        "{:badrpc, {:EXIT, {:undef, [{Chat, :no_such_fun, [], []}]}}}"
+    );
+    let erpc_undef = "try do
+          :erpc.call(NODE, Chat, :no_such_fun, [])
+        catch
+          kind, reason -> {kind, reason}
+        end";
+    assert_eq!(
+        c.same_ok(erpc_undef),
+        "{:error, {:exception, :undef, [{Chat, :no_such_fun, [], []}]}}"
+    );
+    let raised = c
+        .same_as_beam(":erpc.call(NODE, Chat, :no_such_fun, [])")
+        .expect_err("erpc raises");
+    assert!(
+        raised.contains("Erlang error: {:exception, :undef, [{Chat, :no_such_fun, [], []}]}"),
+        "{raised}"
+    );
+    assert_eq!(
+        c.same_ok(":rpc.call(NODE, :erlang, :whereis, [:echo]) |> is_pid()"),
+        "true"
+    );
+    c.assert_moebi_still_serves();
+}
+
+#[test]
+fn long_names_work_like_short_ones() {
+    let epmd = Epmd::start();
+    let moebi = RustNode::start_long(&unique_name("moebi"), COOKIE, &epmd, &[]);
+    let alex = BeamNode::start_long(&unique_name("alex"), COOKIE, &epmd);
+    let m = format!(":\"{}\"", moebi.node_name());
+    assert!(moebi.node_name().ends_with("@127.0.0.1"));
+
+    assert_eq!(alex.eval(&format!("Node.ping({m})")), ":pong");
+    assert_eq!(alex.eval(&format!("Chat.send_message({m}, \"hi\")")), ":ok");
+    assert!(moebi.wait_for_lines("hi", 1, WAIT), "{}", moebi.output());
+    assert!(alex.wait_for_output("chicken?", WAIT), "{}", alex.output());
+    assert_eq!(
+        alex.eval(&format!("GenServer.call({{:echo, {m}}}, :long)")),
+        ":long"
+    );
+    alex.eval(&format!("Node.spawn_link({m}, Moebi, :say_name, [])"));
+    assert!(
+        alex.wait_for_output("Hi, my name is Moebi\n", WAIT),
+        "{}",
+        alex.output()
+    );
+    assert_eq!(alex.eval(&format!(":rpc.call({m}, :erlang, :node, [])")), m);
+}
