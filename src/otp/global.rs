@@ -1,12 +1,421 @@
-//! `global` (stub: replaced by the real participant).
+//! `global_name_server`: taking part in OTP's `global` as a visible node.
+//!
+//! Every BEAM node runs a `global` session with each new visible peer and waits for it in
+//! `global:sync/0`; a peer that starts a session and stalls leaves a BEAM locker holding
+//! the cluster-wide `global` lock, and every `register_name` hangs. So a visible node
+//! must play its part fully. We act as a partition of one node that registers no names:
+//! we never copy or forward the names BEAM nodes register (each BEAM node keeps a full
+//! copy and they exchange names with each other), we report no known nodes, and we
+//! answer the lock and registration calls every node receives.
+//!
+//! The rules below are those of `global.erl` (kernel-8.5.3) as the session sees them
+//! from a peer, checked against real OTP 25 nodes; R-numbers are those of our protocol
+//! notes. Messages to a peer's server are casts `{'$gen_cast', Msg}` to
+//! `{global_name_server, Node}` unless marked plain.
 
+use super::gen_server::{parse_call, parse_cast, From};
 use crate::node::Node;
+use crate::process::{Dest, Process};
+use crate::term::{atom, int, nil, tuple, Atom, Match, Pid, Reference, Term};
+use std::collections::{HashMap, HashSet};
+
+const NAME: &str = "global_name_server";
+/// The `global` protocol version we speak (OTP 25 sends 8).
+const VSN: i64 = 8;
+
+/// Internal messages from the node to this process.
+const NODE_UP: &str = "$cnode_nodeup";
+const NODE_DOWN: &str = "$cnode_nodedown";
+
+/// The session with one peer (`global`'s `{pending, Node}` and locker state).
+#[derive(Debug)]
+struct Session {
+    my_tag: Term,
+    his_tag: Option<Term>,
+    sent_lock_set: bool,
+    /// The peer's locker used our `lock_set true` but failed to lock its side: we owe it
+    /// another `true`.
+    owe: bool,
+    lock_ok: bool,
+    his_exchange: bool,
+    sent_exchange: bool,
+    sent_resolved: bool,
+}
+
+/// A lock `{ResourceId, LockRequesterId}` as `global:set_lock/1` takes it, held by pids.
+#[derive(Debug)]
+struct Lock {
+    requester: Term,
+    holders: Vec<Pid>,
+}
+
+struct Global {
+    me: Atom,
+    pid: Pid,
+    sessions: HashMap<String, Session>,
+    known: HashSet<String>,
+    synced: HashSet<String>,
+    locks: HashMap<Term, Lock>,
+    /// Monitors on lock holders, so a dead holder's locks are freed.
+    holder_monitors: HashMap<Pid, Reference>,
+    next_tag: i64,
+}
 
 pub(crate) fn start(node: &Node) {
-    let _ = node.spawn_registered("global_name_server", |mut p| async move {
+    let _ = node.spawn_registered(NAME, |mut p| async move {
+        let mut g = Global {
+            me: Atom::from(p.node().name()),
+            pid: p.pid(),
+            sessions: HashMap::new(),
+            known: HashSet::new(),
+            synced: HashSet::new(),
+            locks: HashMap::new(),
+            holder_monitors: HashMap::new(),
+            // Like the tags `erlang:unique_integer([monotonic])` gives a BEAM node.
+            next_tag: -(1 << 59),
+        };
         loop {
-            let m = p.receive().await;
-            tracing::debug!("global_name_server: {m}");
+            let message = p.receive().await;
+            g.handle(&mut p, message);
         }
     });
+}
+
+/// Tells `global_name_server` a connection to a visible peer came up.
+pub(crate) fn node_up(node: &Node, peer: &Atom) {
+    node.send(NAME, tuple(vec![atom(NODE_UP), Term::Atom(peer.clone())]));
+}
+
+/// Tells `global_name_server` a connection went down.
+pub(crate) fn node_down(node: &Node, peer: &Atom) {
+    node.send(NAME, tuple(vec![atom(NODE_DOWN), Term::Atom(peer.clone())]));
+}
+
+fn cast(p: &Process, to: &str, message: Term) {
+    tracing::trace!("global -> {to}: {message}");
+    p.send(Dest::RemoteName(Atom::from(NAME), Atom::from(to)), tuple(vec![atom("$gen_cast"), message]));
+}
+
+fn plain(p: &Process, to: &str, message: Term) {
+    p.send(Dest::RemoteName(Atom::from(NAME), Atom::from(to)), message);
+}
+
+fn node_name(t: &Term) -> Option<String> {
+    match t {
+        Term::Atom(a) => Some(a.name.clone()),
+        // `lock_set` names the peer by its locker's pid.
+        Term::Pid(p) => Some(p.node.name.clone()),
+        // Known lists hold `{Node, Vsn}` from vsn 8 on.
+        Term::Tuple(tu) => tu.elements.first().and_then(Match::as_atom).map(str::to_owned),
+        _ => None,
+    }
+}
+
+impl Global {
+    fn me(&self) -> Term {
+        Term::Atom(self.me.clone())
+    }
+
+    fn locker(&self) -> Term {
+        // Any pid of ours will do as the "locker" peers put in lock ids; we use our own.
+        Term::Pid(self.pid.clone())
+    }
+
+    fn handle(&mut self, p: &mut Process, message: Term) {
+        tracing::trace!("global <- {message}");
+        if let Some((from, request)) = parse_call(&message) {
+            return self.call(p, from, request);
+        }
+        if let Some(m) = parse_cast(&message) {
+            return self.cast(p, m);
+        }
+        let Some(e) = message.as_tuple() else {
+            return;
+        };
+        match (e.first().and_then(Match::as_atom), e.len()) {
+            (Some(NODE_UP), 2) => {
+                if let Some(n) = node_name(&e[1]) {
+                    self.node_up(p, n);
+                }
+            }
+            (Some(NODE_DOWN), 2) => {
+                if let Some(n) = node_name(&e[1]) {
+                    self.node_down(p, &n);
+                }
+            }
+            // R3
+            (Some("init_connect_ack"), 4) => {
+                let Some(n) = node_name(&e[1]) else { return };
+                if let Some(s) = self.sessions.get(&n) {
+                    if e[2] != s.my_tag || Some(&e[3]) != s.his_tag.as_ref() {
+                        plain(p, &n, tuple(vec![atom("cancel_connect"), self.me(), e[3].clone()]));
+                        self.start_session(p, n);
+                    }
+                }
+            }
+            // R4
+            (Some("cancel_connect"), 3) => {
+                let Some(n) = node_name(&e[1]) else { return };
+                if self.sessions.get(&n).is_some_and(|s| s.my_tag == e[2]) {
+                    self.start_session(p, n);
+                }
+            }
+            // R11: prevent_overlapping_partitions tells us to drop a node.
+            (Some("remove_connection"), 2) => {
+                if let Some(n) = node_name(&e[1]) {
+                    tracing::info!("global: {n} asked to be disconnected (overlapping partitions)");
+                    p.node().disconnect(&n);
+                }
+            }
+            (Some("DOWN"), 5) => {
+                if let Some(pid) = e[3].as_pid() {
+                    self.release_holder(pid);
+                }
+            }
+            // `{lock_set, Locker, false, Known}` sent plain to our "locker" (vsn 5 form).
+            (Some("lock_set"), _) => {}
+            _ => tracing::debug!("global: ignoring {message}"),
+        }
+    }
+
+    /// R1: a connection to a visible peer is up.
+    fn node_up(&mut self, p: &mut Process, n: String) {
+        if self.known.contains(&n) {
+            return;
+        }
+        self.start_session(p, n);
+    }
+
+    fn start_session(&mut self, p: &mut Process, n: String) {
+        self.next_tag += 1;
+        let my_tag = int(self.next_tag);
+        let init = tuple(vec![
+            atom("init_connect"),
+            tuple(vec![int(VSN), my_tag.clone()]),
+            self.me(),
+            tuple(vec![
+                atom("locker"),
+                atom("no_longer_a_pid"),
+                Term::Map(eetf::Map::from(HashMap::<Term, Term>::new())),
+                self.locker(),
+            ]),
+        ]);
+        cast(p, &n, init);
+        self.sessions.insert(
+            n,
+            Session {
+                my_tag,
+                his_tag: None,
+                sent_lock_set: false,
+                owe: false,
+                lock_ok: false,
+                his_exchange: false,
+                sent_exchange: false,
+                sent_resolved: false,
+            },
+        );
+    }
+
+    fn cast(&mut self, p: &mut Process, m: &Term) {
+        let Some(e) = m.as_tuple() else { return };
+        let op = e.first().and_then(Match::as_atom);
+        // The sending node: third in init_connect (after the version), else second.
+        let at = if op == Some("init_connect") { 2 } else { 1 };
+        let Some(n) = e.get(at).and_then(node_name) else { return };
+        match (op, e.len()) {
+            // R2
+            (Some("init_connect"), 4) => {
+                let Some(his_tag) = e[1].as_tuple().and_then(|v| v.get(1)).cloned() else { return };
+                let me = self.me();
+                let lock_set = self.lock_set_msg(his_tag.clone());
+                let Some(s) = self.sessions.get_mut(&n) else { return };
+                if s.his_tag.is_some() {
+                    plain(p, &n, tuple(vec![atom("cancel_connect"), self.me(), his_tag]));
+                    return self.start_session(p, n);
+                }
+                s.his_tag = Some(his_tag.clone());
+                s.sent_lock_set = true;
+                s.owe = false;
+                let ack = tuple(vec![atom("init_connect_ack"), me, his_tag, s.my_tag.clone()]);
+                plain(p, &n, ack);
+                // The proactive lock_set: our side of the lock is trivially ours.
+                cast(p, &n, lock_set);
+            }
+            // R5 / R6
+            (Some("lock_set"), 5) => {
+                let node_of_locker = n;
+                let me = self.me();
+                let locker = self.locker();
+                let Some(s) = self.sessions.get_mut(&node_of_locker) else { return };
+                if e[4] != s.my_tag {
+                    return;
+                }
+                let Some(his_tag) = s.his_tag.clone() else { return };
+                if !e[2].is_atom("true") {
+                    s.owe = true;
+                    return;
+                }
+                if s.owe || !s.sent_lock_set {
+                    s.owe = false;
+                    s.sent_lock_set = true;
+                    let msg = tuple(vec![atom("lock_set"), locker, atom("true"), nil(), his_tag.clone()]);
+                    cast(p, &node_of_locker, msg);
+                }
+                if !s.lock_ok {
+                    s.lock_ok = true;
+                    s.sent_exchange = true;
+                    cast(p, &node_of_locker, tuple(vec![atom("exchange"), me, nil(), nil(), his_tag]));
+                    self.maybe_resolved(p, &node_of_locker);
+                }
+            }
+            // R7
+            (Some("exchange"), 5) => {
+                if let Some(s) = self.sessions.get_mut(&n).filter(|s| e[4] == s.my_tag) {
+                    s.his_exchange = true;
+                    self.maybe_resolved(p, &n);
+                }
+            }
+            // R8
+            (Some("resolved"), 7) => {
+                if !self.sessions.get(&n).is_some_and(|s| e[6] == s.my_tag) {
+                    return;
+                }
+                if let Some(s) = self.sessions.get_mut(&n) {
+                    s.his_exchange = true;
+                    s.sent_exchange = true;
+                }
+                self.maybe_resolved(p, &n);
+                self.sessions.remove(&n);
+                self.known.insert(n.clone());
+                self.synced.insert(n.clone());
+                for x in e[3].as_list().unwrap_or(&[]).iter().filter_map(node_name) {
+                    if x != self.me.name {
+                        self.sessions.remove(&x);
+                        self.known.insert(x.clone());
+                        self.sync_other(p, &x);
+                    }
+                }
+            }
+            // R9
+            (Some("new_nodes"), 6) => {
+                for x in e[4].as_list().unwrap_or(&[]).iter().filter_map(node_name) {
+                    if x != self.me.name && self.known.insert(x.clone()) {
+                        self.sync_other(p, &x);
+                    }
+                }
+            }
+            // R10
+            (Some("in_sync"), 3) => {
+                self.synced.insert(n.clone());
+                self.known.insert(n.clone());
+                self.sessions.remove(&n);
+            }
+            _ => tracing::debug!("global: ignoring cast {m}"),
+        }
+    }
+
+    fn lock_set_msg(&self, his_tag: Term) -> Term {
+        tuple(vec![atom("lock_set"), self.locker(), atom("true"), nil(), his_tag])
+    }
+
+    /// R7: `resolved` goes out once both exchanges are done.
+    fn maybe_resolved(&mut self, p: &mut Process, n: &str) {
+        let me = self.me();
+        let Some(s) = self.sessions.get_mut(n) else { return };
+        if s.sent_exchange && s.his_exchange && !s.sent_resolved {
+            s.sent_resolved = true;
+            if let Some(his_tag) = s.his_tag.clone() {
+                let msg = tuple(vec![atom("resolved"), me, nil(), nil(), atom("unused"), nil(), his_tag]);
+                cast(p, n, msg);
+            }
+        }
+    }
+
+    /// `sync_other/2`: tell a node we learned of through a peer that we are in sync;
+    /// sending connects to it if needed.
+    fn sync_other(&mut self, p: &mut Process, x: &str) {
+        cast(p, x, tuple(vec![atom("in_sync"), self.me(), atom("true")]));
+    }
+
+    /// R14.
+    fn node_down(&mut self, p: &mut Process, n: &str) {
+        self.sessions.remove(n);
+        self.known.remove(n);
+        self.synced.remove(n);
+        let gone: Vec<Pid> = self.holder_monitors.keys().filter(|pid| pid.node.name == n).cloned().collect();
+        for pid in gone {
+            if let Some(r) = self.holder_monitors.get(&pid).cloned() {
+                p.demonitor(&r, true);
+            }
+            self.release_holder(&pid);
+        }
+    }
+
+    /// R13: the calls every node's `global_name_server` answers.
+    fn call(&mut self, p: &mut Process, from: From, request: &Term) {
+        let Some(e) = request.as_tuple() else {
+            return tracing::warn!("global: unexpected call {request}");
+        };
+        let reply = match (e.first().and_then(Match::as_atom), e.len()) {
+            (Some("set_lock"), 2) => {
+                let Some([res, req]) = e[1].as_tuple_n(2).map(|t| [t[0].clone(), t[1].clone()]) else {
+                    return;
+                };
+                crate::term::boolean(self.set_lock(p, res, req, &from.pid))
+            }
+            (Some("del_lock"), 2) => {
+                if let Some(t) = e[1].as_tuple_n(2) {
+                    self.del_lock(p, &t[0], &t[1], &from.pid);
+                }
+                atom("true")
+            }
+            (Some("register"), 4) | (Some("register_ext"), 5) => atom("yes"),
+            (Some("unregister"), 2) | (Some("unregister_ext"), 2) => atom("ok"),
+            _ => return tracing::warn!("global: unexpected call {request}"),
+        };
+        from.reply(p, reply);
+    }
+
+    fn set_lock(&mut self, p: &mut Process, res: Term, req: Term, pid: &Pid) -> bool {
+        match self.locks.get_mut(&res) {
+            Some(lock) if lock.requester == req => {
+                if !lock.holders.contains(pid) {
+                    lock.holders.push(pid.clone());
+                }
+            }
+            Some(_) => return false,
+            None => {
+                self.locks.insert(res, Lock { requester: req, holders: vec![pid.clone()] });
+            }
+        }
+        if !self.holder_monitors.contains_key(pid) {
+            let r = p.monitor(pid.clone());
+            self.holder_monitors.insert(pid.clone(), r);
+        }
+        true
+    }
+
+    fn del_lock(&mut self, p: &mut Process, res: &Term, req: &Term, pid: &Pid) {
+        if let Some(lock) = self.locks.get_mut(res) {
+            if &lock.requester == req {
+                lock.holders.retain(|h| h != pid);
+                if lock.holders.is_empty() {
+                    self.locks.remove(res);
+                }
+            }
+        }
+        if !self.locks.values().any(|l| l.holders.contains(pid)) {
+            if let Some(r) = self.holder_monitors.remove(pid) {
+                p.demonitor(&r, true);
+            }
+        }
+    }
+
+    fn release_holder(&mut self, pid: &Pid) {
+        self.holder_monitors.remove(pid);
+        self.locks.retain(|_, l| {
+            l.holders.retain(|h| h != pid);
+            !l.holders.is_empty()
+        });
+    }
 }

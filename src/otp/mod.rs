@@ -31,11 +31,20 @@ fn rex_and_builtins(node: &Node) {
     builtins::register(node);
 }
 
-/// A connection came up.
-pub(crate) fn node_up(_node: &Node, _conn: &Arc<ConnHandle>) {}
+/// A connection came up: a visible node starts a `global` session with a visible peer,
+/// as `global` does on `nodeup`.
+pub(crate) fn node_up(node: &Node, conn: &Arc<ConnHandle>) {
+    if !node.0.config.hidden && conn.flags & crate::flags::PUBLISHED != 0 {
+        global::node_up(node, &conn.peer);
+    }
+}
 
 /// A connection went down.
-pub(crate) fn node_down(_node: &Node, _peer: &Atom) {}
+pub(crate) fn node_down(node: &Node, peer: &Atom) {
+    if !node.0.config.hidden {
+        global::node_down(node, peer);
+    }
+}
 
 /// A message to a name nobody registered here: dropped, as the BEAM drops it.
 pub(crate) fn unregistered_name(_node: &Node, from: &Pid, name: &Atom, _message: Term) {
