@@ -27,7 +27,9 @@ pub(crate) const SEND_SENDER: u64 = 0x80000;
 pub(crate) const EXIT_PAYLOAD: u64 = 0x400000;
 pub(crate) const HANDSHAKE_23: u64 = 0x1000000;
 pub(crate) const UNLINK_ID: u64 = 0x2000000;
-pub(crate) const MANDATORY_25_DIGEST: u64 = 1 << 36;
+/// `DFLAG_MANDATORY_25_DIGEST` is bit 26 in `dist.hrl` (and in the flags OTP 25 sends,
+/// 0xd07df7fbd); erl_dist 0.8 has it at bit 36, which no BEAM knows.
+pub(crate) const MANDATORY_25_DIGEST: u64 = 0x4000000;
 pub(crate) const SPAWN: u64 = 1 << 32;
 pub(crate) const V4_NC: u64 = 1 << 34;
 pub(crate) const ALIAS: u64 = 1 << 35;

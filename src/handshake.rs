@@ -195,10 +195,16 @@ fn name_message(local: &LocalIdentity) -> Vec<u8> {
 }
 
 /// Runs the initiating side against a node we looked up, expecting it to be `peer_name`.
+/// `still_pending` answers the peer's `alive` (it holds a connection to us):
+/// `dist_util:recv_status` asks net_kernel whether this attempt is still the one pending
+/// for the peer. If so, the connection the peer holds is a dead one of ours and we go
+/// on (`true`); if not, we meanwhile got connected through the peer's own attempt and
+/// this one must give way (`false`), or the peer would drop the live connection.
 pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     local: &LocalIdentity,
     peer_name: &str,
+    still_pending: impl FnOnce() -> bool,
 ) -> Result<PeerIdentity, HandshakeError> {
     write_msg(s, &name_message(local)).await?;
 
@@ -208,10 +214,13 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
         .ok_or_else(|| HandshakeError::Protocol("expected status".into()))?;
     match status {
         b"ok" | b"ok_simultaneous" => {}
+        b"alive" if still_pending() => write_msg(s, b"strue").await?,
         b"alive" => {
-            // We have no connection to it (or we would not be connecting), so the one it
-            // remembers is a dead incarnation of ours: tell it to go on.
-            write_msg(s, b"strue").await?;
+            write_msg(s, b"sfalse").await?;
+            return Err(HandshakeError::Refused {
+                peer: peer_name.to_owned(),
+                status: "alive (already connected)".into(),
+            });
         }
         other => {
             return Err(HandshakeError::Refused {
@@ -364,7 +373,7 @@ mod tests {
         let client = identity("a@h", "c");
         let (r1, r2) = tokio::join!(
             accept(&mut b, &server, |_, _| Status::Ok),
-            connect(&mut a, &client, "b@h")
+            connect(&mut a, &client, "b@h", || true)
         );
         assert_eq!(r1.unwrap().name, "a@h");
         assert_eq!(r2.unwrap().name, "b@h");
@@ -378,7 +387,7 @@ mod tests {
         let (r1, r2) = tokio::join!(
             accept(&mut b, &server, |_, _| Status::Ok),
             async {
-                let r = connect(&mut a, &client, "b@h").await;
+                let r = connect(&mut a, &client, "b@h", || true).await;
                 drop(a);
                 r
             }
@@ -395,12 +404,26 @@ mod tests {
         client.flags &= !flags::BIG_CREATION;
         let (r1, r2) = tokio::join!(
             accept(&mut b, &server, |_, _| Status::Ok),
-            connect(&mut a, &client, "b@h")
+            connect(&mut a, &client, "b@h", || true)
         );
         assert!(matches!(r1, Err(HandshakeError::MissingFlags { .. })));
         assert!(
             matches!(r2, Err(HandshakeError::Refused { ref status, .. }) if status == "not_allowed")
         );
+    }
+
+    #[tokio::test]
+    async fn alive_goes_on_only_while_the_attempt_is_pending() {
+        for pending in [true, false] {
+            let (mut a, mut b) = tokio::io::duplex(1024);
+            let (server, client) = (identity("b@h", "c"), identity("a@h", "c"));
+            let (r1, r2) = tokio::join!(
+                accept(&mut b, &server, |_, _| Status::Alive),
+                connect(&mut a, &client, "b@h", || pending)
+            );
+            assert_eq!(r1.is_ok(), pending, "{r1:?}");
+            assert_eq!(r2.is_ok(), pending, "{r2:?}");
+        }
     }
 
     #[test]
