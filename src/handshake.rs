@@ -385,12 +385,13 @@ mod tests {
         let server = identity("b@h", "c");
         let client = identity("a@h", "other");
         let (r1, r2) = tokio::join!(
-            accept(&mut b, &server, |_, _| Status::Ok),
             async {
-                let r = connect(&mut a, &client, "b@h", || true).await;
-                drop(a);
+                let r = accept(&mut b, &server, |_, _| Status::Ok).await;
+                // The acceptor closes on a wrong cookie, as dist_util does.
+                drop(b);
                 r
-            }
+            },
+            connect(&mut a, &client, "b@h", || true)
         );
         assert!(matches!(r1, Err(HandshakeError::WrongCookie { ref peer }) if peer == "a@h"));
         assert!(r2.is_err());
