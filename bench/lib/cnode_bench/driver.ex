@@ -1,0 +1,439 @@
+defmodule CnodeBench.Driver do
+  @moduledoc """
+  The BEAM caller of `scripts/bench`: one node that drives every workload against
+  both servers (the Rust Moebi and the BEAM Moebi, `CnodeBench.Server`), interleaved,
+  for several rounds, and runs the Rust bench client (`benches/dist.rs`) for the
+  Rust-caller half of the pairs. It measures each server's CPU time (`/proc/PID/stat`)
+  and RSS (`/proc/PID/status`) around every run, and writes the markdown report.
+
+      elixir --sname bench_caller_X@localhost --cookie C -pa ... \\
+        -e "CnodeBench.Driver.main(System.argv())" -- --beam NODE --rust NODE \\
+        --rust-ospid PID --client PATH --cookie C --rounds R [--quick] --out FILE
+
+  Exit status: 0 when every workload ran, 1 when one failed, 2 (with
+  `--require-targets`) when all ran but a target was missed.
+  """
+
+  alias CnodeBench.{Report, Util}
+
+  @inflight 64
+  @small {:ping, 1}
+  @list Enum.to_list(1001..1200)
+  @op_timeout 10_000
+  @run_timeout 300_000
+
+  # {key, kind, in flight, n (full), n (quick)}: the BEAM caller's workloads (1-4).
+  @workloads [
+    {:task_seq, :task, 1, 4_000, 400},
+    {:task_64, :task, @inflight, 12_800, 1_280},
+    {:nested_seq, :nested, 1, 2_000, 200},
+    {:nested_64, :nested, @inflight, 6_400, 640},
+    {:call_small_seq, :call_small, 1, 20_000, 2_000},
+    {:call_small_64, :call_small, @inflight, 64_000, 6_400},
+    {:call_list_seq, :call_list, 1, 10_000, 1_000},
+    {:call_list_64, :call_list, @inflight, 32_000, 3_200},
+    {:send, :send, 1, 1_000_000, 100_000}
+  ]
+
+  # The Rust caller's (benches/dist.rs client) workloads: the same keys.
+  @client_workloads [
+    {:task_seq, "task", 1, 4_000, 400},
+    {:task_64, "task", @inflight, 12_800, 1_280},
+    {:call_small_seq, "call_small", 1, 20_000, 2_000},
+    {:call_small_64, "call_small", @inflight, 64_000, 6_400},
+    {:call_list_seq, "call_list", 1, 10_000, 1_000},
+    {:call_list_64, "call_list", @inflight, 32_000, 3_200},
+    {:send, "send", 1, 1_000_000, 100_000}
+  ]
+
+  def main(argv) do
+    Util.logger_to_stderr()
+    Util.halt_with_parent()
+
+    {opts, _, invalid} =
+      OptionParser.parse(argv,
+        strict: [
+          beam: :string,
+          rust: :string,
+          rust_ospid: :integer,
+          client: :string,
+          cookie: :string,
+          rounds: :integer,
+          quick: :boolean,
+          out: :string,
+          peers: :integer,
+          require_targets: :boolean,
+          note: :string
+        ]
+      )
+
+    if invalid != [], do: fail("bad arguments: #{inspect(invalid)}")
+
+    opts = Map.new(opts)
+    {:ok, _} = Application.ensure_all_started(:chat)
+    code = run(opts)
+    System.halt(code)
+  end
+
+  defp run(opts) do
+    quick = Map.get(opts, :quick, false)
+    rounds = Map.get(opts, :rounds, if(quick, do: 1, else: 5))
+    peers = Map.get(opts, :peers, if(quick, do: 100, else: 1000))
+    beam = String.to_atom(opts.beam)
+    rust = String.to_atom(opts.rust)
+    load_before = loadavg()
+
+    for node <- [beam, rust], do: wait_for(node)
+    beam_ospid = :erpc.call(beam, :os, :getpid, []) |> List.to_integer()
+
+    servers = %{
+      beam: %{node: beam, ospid: beam_ospid},
+      rust: %{node: rust, ospid: opts.rust_ospid}
+    }
+
+    # A moment for start-up work (code loading, first connections) to settle.
+    Process.sleep(1000)
+    idle = Map.new(servers, fn {side, s} -> {side, Util.rss_kib(s.ospid)} end)
+    progress("idle RSS: BEAM #{idle.beam} KiB, Rust #{idle.rust} KiB")
+
+    peer_results =
+      Map.new([:beam, :rust], fn side ->
+        r = peers(opts, servers[side], peers)
+        progress("#{peers} peers on #{side}: #{inspect(r)}")
+        {side, r}
+      end)
+
+    # Warm-up: every workload, small, on both servers (JIT, atom caches, allocators).
+    for {key, kind, inflight, _n, nq} <- @workloads, side <- [:beam, :rust] do
+      beam_caller_run(key, kind, inflight, max(div(nq, 10), inflight), servers[side])
+    end
+
+    results =
+      Enum.reduce(1..rounds, %{}, fn round, acc ->
+        order = if rem(round, 2) == 1, do: [:beam, :rust], else: [:rust, :beam]
+        progress("round #{round}/#{rounds} (#{Enum.join(order, " first, then ")})")
+
+        acc =
+          Enum.reduce(@workloads, acc, fn {key, kind, inflight, n, nq}, acc ->
+            Enum.reduce(order, acc, fn side, acc ->
+              r = beam_caller_run(key, kind, inflight, if(quick, do: nq, else: n), servers[side])
+              log_run(:beam, side, key, r)
+              Map.update(acc, {key, :beam, side}, [r], &[r | &1])
+            end)
+          end)
+
+        Enum.reduce(@client_workloads, acc, fn {key, wl, inflight, n, nq}, acc ->
+          Enum.reduce(order, acc, fn side, acc ->
+            r = rust_caller_run(opts, wl, inflight, if(quick, do: nq, else: n), servers[side])
+            log_run(:rust, side, key, r)
+            Map.update(acc, {key, :rust, side}, [r], &[r | &1])
+          end)
+        end)
+      end)
+
+    after_rss = Map.new(servers, fn {side, s} -> {side, Util.rss_kib(s.ospid)} end)
+
+    report =
+      Report.build(%{
+        results: results,
+        idle: idle,
+        after: after_rss,
+        peers: peer_results,
+        peer_count: peers,
+        rounds: rounds,
+        quick: quick,
+        load_before: load_before,
+        load_after: loadavg(),
+        note: Map.get(opts, :note, ""),
+        workloads: @workloads
+      })
+
+    File.mkdir_p!(Path.dirname(opts.out))
+    File.write!(opts.out, report.markdown)
+
+    cond do
+      report.errors > 0 -> 1
+      Map.get(opts, :require_targets, false) and report.missed > 0 -> 2
+      true -> 0
+    end
+  end
+
+  defp progress(text), do: IO.puts(:stderr, "[bench] " <> text)
+
+  defp log_run(caller, server, key, {:error, why}),
+    do: progress("  #{caller}->#{server} #{key}: FAILED #{why}")
+
+  defp log_run(caller, server, key, r),
+    do:
+      progress(
+        "  #{caller}->#{server} #{key}: #{round(r.rate)} ops/s, server CPU #{Float.round(r.cpu_per_1k, 2)} ms/1k ops, RSS max #{r.rss_max} KiB"
+      )
+
+  defp fail(text) do
+    IO.puts(:stderr, "[bench] error: " <> text)
+    System.halt(1)
+  end
+
+  defp wait_for(node, tries \\ 300) do
+    cond do
+      Node.ping(node) == :pong -> :ok
+      tries == 0 -> fail("#{node} does not answer")
+      true -> Process.sleep(100) && wait_for(node, tries - 1)
+    end
+  end
+
+  defp loadavg do
+    case File.read("/proc/loadavg") do
+      {:ok, s} -> s |> String.split(" ") |> Enum.take(3) |> Enum.join(" ")
+      _ -> "?"
+    end
+  end
+
+  # ---- measuring ---------------------------------------------------------------
+
+  # Runs `fun` (returning {:ok, ops, microseconds} or {:error, why}) while sampling the
+  # server's RSS, and measures the server's CPU time around it.
+  defp measured(server, fun) do
+    sampler = spawn_link(fn -> sample_rss(server.ospid, 0) end)
+    cpu0 = Util.cpu_ms(server.ospid)
+    result = fun.()
+    cpu1 = Util.cpu_ms(server.ospid)
+    send(sampler, {:stop, self()})
+
+    rss_max =
+      receive do
+        {:rss_max, kib} -> kib
+      after
+        5000 -> 0
+      end
+
+    case result do
+      {:ok, ops, us} when ops > 0 and us > 0 ->
+        %{rate: ops * 1_000_000 / us, cpu_per_1k: (cpu1 - cpu0) * 1000 / ops, rss_max: rss_max}
+
+      {:ok, _, _} ->
+        {:error, "no operations"}
+
+      {:error, _} = e ->
+        e
+    end
+  end
+
+  defp sample_rss(ospid, max) do
+    max = max(max, Util.rss_kib(ospid))
+
+    receive do
+      {:stop, from} -> send(from, {:rss_max, max(max, Util.rss_kib(ospid))})
+    after
+      20 -> sample_rss(ospid, max)
+    end
+  end
+
+  # ---- the BEAM caller (this node) ------------------------------------------------
+
+  defp beam_caller_run(_key, :send, _inflight, n, server) do
+    measured(server, fn -> timed_send(server.node, n) end)
+  end
+
+  defp beam_caller_run(_key, kind, inflight, n, server) do
+    target = server.node
+    op = op(kind, target)
+    measured(server, fn -> timed(n, inflight, op) end)
+  end
+
+  defp op(:task, target) do
+    fn ->
+      :ok =
+        Task.Supervisor.async({Chat.TaskSupervisor, target}, Chat, :receive_message, ["hi"])
+        |> Task.await(@op_timeout)
+    end
+  end
+
+  defp op(:nested, target), do: fn -> :ok = Chat.send_message(target, "hi") end
+
+  defp op(:call_small, target) do
+    fn -> @small = GenServer.call({:echo, target}, @small, @op_timeout) end
+  end
+
+  defp op(:call_list, target) do
+    fn -> @list = GenServer.call({:echo, target}, @list, @op_timeout) end
+  end
+
+  # `n` operations from `inflight` processes, each doing its share in sequence.
+  defp timed(n, inflight, op) do
+    per = div(n, inflight)
+    t0 = System.monotonic_time(:microsecond)
+
+    workers =
+      for _ <- 1..inflight do
+        spawn_monitor(fn -> repeat(per, op) end)
+      end
+
+    deadline = t0 + @run_timeout * 1000
+
+    outcome =
+      Enum.reduce_while(workers, :ok, fn {_pid, ref}, :ok ->
+        left = max(0, div(deadline - System.monotonic_time(:microsecond), 1000))
+
+        receive do
+          {:DOWN, ^ref, :process, _, :normal} -> {:cont, :ok}
+          {:DOWN, ^ref, :process, _, reason} -> {:halt, {:error, inspect(reason, limit: 8)}}
+        after
+          left -> {:halt, {:error, "timeout"}}
+        end
+      end)
+
+    elapsed = System.monotonic_time(:microsecond) - t0
+    for {pid, _} <- workers, do: Process.exit(pid, :kill)
+
+    case outcome do
+      :ok -> {:ok, per * inflight, elapsed}
+      e -> e
+    end
+  end
+
+  defp repeat(0, _op), do: :ok
+
+  defp repeat(k, op) do
+    op.()
+    repeat(k - 1, op)
+  end
+
+  # `n` messages `{:msg, i}` to `{:echo, node}`, then `{self(), :done}`: the echo
+  # process answers `:done` once it has taken every message before it.
+  defp timed_send(node, n) do
+    parent = self()
+
+    {pid, ref} =
+      spawn_monitor(fn ->
+        dest = {:echo, node}
+        t0 = System.monotonic_time(:microsecond)
+        send_loop(dest, 0, n)
+        send(dest, {self(), :done})
+
+        receive do
+          :done -> send(parent, {:sent, self(), System.monotonic_time(:microsecond) - t0})
+        after
+          @run_timeout -> exit(:timeout)
+        end
+      end)
+
+    receive do
+      {:sent, ^pid, us} ->
+        Process.demonitor(ref, [:flush])
+        {:ok, n, us}
+
+      {:DOWN, ^ref, :process, _, reason} ->
+        {:error, inspect(reason)}
+    after
+      @run_timeout + 5000 ->
+        Process.exit(pid, :kill)
+        {:error, "timeout"}
+    end
+  end
+
+  defp send_loop(_dest, n, n), do: :ok
+
+  defp send_loop(dest, i, n) do
+    send(dest, {:msg, i})
+    send_loop(dest, i + 1, n)
+  end
+
+  # ---- the Rust caller (benches/dist.rs client) ------------------------------------
+
+  defp rust_caller_run(opts, wl, inflight, n, server) do
+    args =
+      ["-k", "5", "#{div(@run_timeout, 1000) + 30}", opts.client, "client"] ++
+        ["--target", Atom.to_string(server.node), "--cookie", opts.cookie] ++
+        ["--workload", wl, "--n", "#{n}", "--inflight", "#{inflight}"]
+
+    measured(server, fn ->
+      {out, code} = System.cmd("timeout", args, stderr_to_stdout: true)
+
+      line =
+        out
+        |> String.split("\n")
+        |> Enum.find(&String.starts_with?(&1, "RESULT "))
+
+      case {code, line && String.split(line, " ")} do
+        {0, ["RESULT", _wl, _k, _rate, secs, ops]} ->
+          {:ok, String.to_integer(ops), round(String.to_float(secs) * 1_000_000)}
+
+        _ ->
+          {:error, "exit #{code}: #{String.slice(String.trim(out), 0, 300)}"}
+      end
+    end)
+  end
+
+  # N hidden connections from the Rust bench client: the server's RSS before and while
+  # they are up.
+  defp peers(opts, server, count) do
+    rss0 = Util.rss_kib(server.ospid)
+    cpu0 = Util.cpu_ms(server.ospid)
+
+    port =
+      Port.open({:spawn_executable, System.find_executable("timeout")}, [
+        :binary,
+        :exit_status,
+        {:line, 4096},
+        args:
+          ["-k", "5", "200", opts.client, "peers"] ++
+            ["--target", Atom.to_string(server.node), "--cookie", opts.cookie] ++
+            ["--count", "#{count}", "--hold", "150"]
+      ])
+
+    result = read_peers(port, %{}, System.monotonic_time(:millisecond) + 170_000)
+
+    case result do
+      {:ok, r} ->
+        cpu1 = Util.cpu_ms(server.ospid)
+        Process.sleep(500)
+        rss1 = Util.rss_kib(server.ospid)
+        Port.close(port)
+        # Let the server take the connections down before anything else runs.
+        Process.sleep(1500)
+        up = Map.get(r, "peers_up", 0)
+
+        %{
+          up: up,
+          connect_s: Map.get(r, "peers_connect_s", 0.0),
+          rss_before: rss0,
+          rss_with: rss1,
+          per_conn_kib: if(up > 0, do: (rss1 - rss0) / up, else: 0.0),
+          cpu_ms_per_conn: if(up > 0, do: (cpu1 - cpu0) / up, else: 0.0)
+        }
+
+      {:error, why} ->
+        catch_close(port)
+        {:error, why}
+    end
+  end
+
+  defp catch_close(port) do
+    Port.close(port)
+  rescue
+    _ -> :ok
+  end
+
+  defp read_peers(port, acc, deadline) do
+    left = max(0, deadline - System.monotonic_time(:millisecond))
+
+    receive do
+      {^port, {:data, {:eol, "READY"}}} ->
+        if Map.get(acc, "peers_up", 0) > 0, do: {:ok, acc}, else: {:error, "no peer came up"}
+
+      {^port, {:data, {:eol, "RESULT " <> rest}}} ->
+        [k, v] = String.split(rest, " ")
+        v = if String.contains?(v, "."), do: String.to_float(v), else: String.to_integer(v)
+        read_peers(port, Map.put(acc, k, v), deadline)
+
+      {^port, {:data, _}} ->
+        read_peers(port, acc, deadline)
+
+      {^port, {:exit_status, s}} ->
+        {:error, "peers client exited with #{s}"}
+    after
+      left -> {:error, "peers client timed out"}
+    end
+  end
+end

@@ -1,0 +1,304 @@
+defmodule CnodeBench.Report do
+  @moduledoc """
+  The markdown report of `scripts/bench`: the main table (workload | BEAM | Rust |
+  ratio | target met?), the four caller/server pairs, and how the run was made.
+  Every figure is the median over the rounds.
+  """
+
+  @labels %{
+    task_seq: "1. `Task.Supervisor.async` + `Task.await`, sequential",
+    task_64: "1. `Task.Supervisor.async` + `Task.await`, 64 in flight",
+    nested_seq: "2. `Chat.send_message` (nested round trip), sequential",
+    nested_64: "2. `Chat.send_message` (nested round trip), 64 in flight",
+    call_small_seq: "3. `GenServer.call` echo, small term, sequential",
+    call_small_64: "3. `GenServer.call` echo, small term, 64 in flight",
+    call_list_seq: "3. `GenServer.call` echo, 200-element list, sequential",
+    call_list_64: "3. `GenServer.call` echo, 200-element list, 64 in flight",
+    send: "4. one-way `send`"
+  }
+
+  @r2r [:call_small_seq, :call_small_64, :call_list_seq, :call_list_64, :send]
+  @pairs [:task_seq, :task_64, :call_small_seq, :call_small_64, :call_list_seq, :call_list_64, :send]
+
+  def build(d) do
+    send_n = send_n(d)
+    label = fn key -> label(key, send_n) end
+
+    throughput =
+      for {key, _kind, _k, _n, _nq} <- d.workloads do
+        beam = median(d.results, {key, :beam, :beam}, :rate)
+        rust = median(d.results, {key, :beam, :rust}, :rate)
+        target = if key == :send, do: 5.0, else: 1.5
+        row(label.(key) <> " (ops/s)", beam, rust, &rate/1, {:at_least, target})
+      end
+
+    r2r =
+      for key <- @r2r do
+        beam = median(d.results, {key, :beam, :beam}, :rate)
+        rust = median(d.results, {key, :rust, :rust}, :rate)
+        text = String.replace(label.(key), ~r/^\d\. /, "")
+        row("5. Rust→Rust vs BEAM→BEAM: " <> text <> " (ops/s)", beam, rust, &rate/1, {:at_least, 5.0})
+      end
+
+    cpu =
+      for {key, _kind, _k, _n, _nq} <- d.workloads do
+        beam = median(d.results, {key, :beam, :beam}, :cpu_per_1k)
+        rust = median(d.results, {key, :beam, :rust}, :cpu_per_1k)
+        text = String.replace(label.(key), ~r/^\d\. /, "")
+        row("6. serving CPU per 1,000 ops: " <> text, beam, rust, &ms/1, {:at_most, 1 / 3})
+      end
+
+    rss64 =
+      for side <- [:beam, :rust] do
+        d.results
+        |> Enum.filter(fn {{key, caller, server}, _} ->
+          caller == :beam and server == side and String.ends_with?(Atom.to_string(key), "_64")
+        end)
+        |> Enum.flat_map(fn {_, runs} -> for %{rss_max: r} <- runs, do: r end)
+        |> Enum.max(fn -> nil end)
+      end
+
+    peers = d.peers
+    n = d.peer_count
+
+    peer_rows =
+      [
+        row(
+          "6. memory per connection (#{n} hidden peers, RSS delta / #{n})",
+          peer(peers.beam, :per_conn_kib),
+          peer(peers.rust, :per_conn_kib),
+          &kib/1,
+          :none
+        ),
+        row(
+          "6. time to accept #{n} hidden peers (handshakes, 32 at a time)",
+          peer(peers.beam, :connect_s),
+          peer(peers.rust, :connect_s),
+          &secs/1,
+          :none
+        ),
+        row(
+          "6. serving CPU per accepted connection (handshake)",
+          peer(peers.beam, :cpu_ms_per_conn),
+          peer(peers.rust, :cpu_ms_per_conn),
+          &ms/1,
+          :none
+        )
+      ]
+
+    cost =
+      [
+        row("6. RSS idle (connected to the caller, before any workload)", d.idle.beam, d.idle.rust, &kib/1,
+          {:rust_at_most, 10 * 1024, "≤ 10 MiB"}
+        ),
+        row("6. RSS peak under 64 callers (max over the 64-in-flight runs)", Enum.at(rss64, 0), Enum.at(rss64, 1), &kib/1, :none),
+        row("6. RSS after the whole suite", d.after.beam, d.after.rust, &kib/1, :none)
+      ] ++ peer_rows
+
+    rows = throughput ++ r2r ++ cpu ++ cost
+    errors = Enum.count(rows, & &1.failed) + peer_errors(peers)
+    missed = Enum.count(rows, &(&1.met == false))
+
+    main =
+      [
+        "| workload | BEAM | Rust | ratio | target met? |",
+        "|---|---:|---:|---:|---|"
+        | Enum.map(rows, fn r -> "| #{r.label} | #{r.beam} | #{r.rust} | #{r.ratio} | #{r.verdict} |" end)
+      ]
+
+    pairs = pairs_table(d, label)
+
+    markdown =
+      Enum.join(
+        [
+          "Run: #{DateTime.utc_now() |> DateTime.truncate(:second) |> DateTime.to_iso8601()}, " <>
+            "#{if d.quick, do: "--quick (small sizes, not for comparison)", else: "full"}, " <>
+            "median of #{d.rounds} round#{if d.rounds == 1, do: "", else: "s"}, BEAM and Rust interleaved (order alternating by round). " <>
+            "Machine: #{machine()}; load average #{d.load_before} before, #{d.load_after} after. " <>
+            "Erlang/OTP #{:erlang.system_info(:otp_release)}, Elixir #{System.version()}. #{d.note}",
+          "",
+          "BEAM = the BEAM Moebi (`moebi_beam_*`: the Chat app + `Chat.Echo`), Rust = the Rust " <>
+            "Moebi (`examples/moebi.rs`, release build); both served the same BEAM caller node " <>
+            "(workloads 1-4 and 6). Ratio = Rust / BEAM (throughput: higher is better; CPU: lower is better).",
+          "",
+          main,
+          "",
+          "All four caller → server pairs (ops/s, and the server's CPU ms per 1,000 ops); the Rust caller is `benches/dist.rs client`:",
+          "",
+          pairs,
+          ""
+        ]
+        |> List.flatten(),
+        "\n"
+      )
+
+    %{markdown: markdown, errors: errors, missed: missed}
+  end
+
+  defp pairs_table(d, label) do
+    combos = [{:beam, :beam}, {:beam, :rust}, {:rust, :beam}, {:rust, :rust}]
+    name = %{beam: "BEAM", rust: "Rust"}
+
+    head =
+      "| workload | " <>
+        Enum.map_join(combos, " | ", fn {c, s} -> "#{name[c]}→#{name[s]}" end) <> " |"
+
+    sep = "|---|" <> String.duplicate("---:|", length(combos))
+
+    lines =
+      for key <- @pairs do
+        cells =
+          Enum.map_join(combos, " | ", fn {c, s} ->
+            r = median(d.results, {key, c, s}, :rate)
+            cpu = median(d.results, {key, c, s}, :cpu_per_1k)
+            "#{rate(r)} (#{ms(cpu)})"
+          end)
+
+        "| #{String.replace(label.(key), ~r/^\d\. /, "")} | #{cells} |"
+      end
+
+    [head, sep | lines]
+  end
+
+  defp label(:send, n), do: @labels[:send] <> " of #{delimit(n)} small messages"
+  defp label(key, _), do: @labels[key]
+
+  defp send_n(d) do
+    Enum.find_value(d.workloads, fn
+      {:send, _, _, n, nq} -> if d.quick, do: nq, else: n
+      _ -> nil
+    end)
+  end
+
+  defp peer({:error, _}, _), do: {:failed, "failed"}
+  defp peer(map, key), do: Map.get(map, key)
+
+  defp peer_errors(peers), do: Enum.count(Map.values(peers), &match?({:error, _}, &1))
+
+  # A median over the rounds; {:failed, why} when a round failed.
+  defp median(results, k, field) do
+    runs = Map.get(results, k, [])
+
+    case Enum.find(runs, &match?({:error, _}, &1)) do
+      {:error, why} ->
+        {:failed, why}
+
+      nil when runs == [] ->
+        nil
+
+      nil ->
+        sorted = runs |> Enum.map(&Map.fetch!(&1, field)) |> Enum.sort()
+        len = length(sorted)
+
+        if rem(len, 2) == 1,
+          do: Enum.at(sorted, div(len, 2)),
+          else: (Enum.at(sorted, div(len, 2) - 1) + Enum.at(sorted, div(len, 2))) / 2
+    end
+  end
+
+  defp row(label, beam, rust, fmt, target) do
+    failed = match?({:failed, _}, beam) or match?({:failed, _}, rust)
+
+    {ratio, met, verdict} =
+      cond do
+        failed ->
+          {"", nil, "**FAILED**"}
+
+        not is_number(beam) or not is_number(rust) ->
+          {"", nil, "—"}
+
+        true ->
+          ratio = if beam > 0, do: rust / beam, else: nil
+          ratio_text = if ratio, do: "#{:erlang.float_to_binary(ratio * 1.0, decimals: 2)}×", else: ""
+
+          case target do
+            :none ->
+              {ratio_text, nil, "—"}
+
+            {:at_least, t} ->
+              met = ratio != nil and ratio >= t
+              {ratio_text, met, verdict("≥ #{t}×", met)}
+
+            {:at_most, t} ->
+              met = ratio != nil and ratio <= t
+              {ratio_text, met, verdict("≤ #{Float.round(t, 2)}×", met)}
+
+            {:rust_at_most, v, text} ->
+              met = rust <= v
+              {ratio_text, met, verdict(text, met)}
+          end
+      end
+
+    %{
+      label: label,
+      beam: cell(beam, fmt),
+      rust: cell(rust, fmt),
+      ratio: ratio,
+      met: met,
+      verdict: verdict,
+      failed: failed
+    }
+  end
+
+  defp verdict(text, true), do: "yes (#{text})"
+  defp verdict(text, false), do: "**no** (#{text})"
+
+  defp cell({:failed, why}, _), do: "FAILED: " <> String.replace(String.slice(why, 0, 60), "|", "/")
+  defp cell(nil, _), do: "—"
+  defp cell(v, fmt), do: fmt.(v)
+
+  defp rate({:failed, _}), do: "FAILED"
+  defp rate(nil), do: "—"
+  defp rate(v), do: delimit(round(v))
+
+  defp ms({:failed, _}), do: "FAILED"
+  defp ms(nil), do: "—"
+  defp ms(v) when v >= 100, do: "#{round(v)} ms"
+  defp ms(v), do: "#{:erlang.float_to_binary(v * 1.0, decimals: 2)} ms"
+
+  defp kib(v) when v >= 10 * 1024, do: "#{:erlang.float_to_binary(v / 1024, decimals: 1)} MiB"
+  defp kib(v), do: "#{:erlang.float_to_binary(v * 1.0, decimals: 1)} KiB"
+
+  defp secs(v), do: "#{:erlang.float_to_binary(v * 1.0, decimals: 2)} s"
+
+  defp delimit(n) do
+    n
+    |> Integer.to_string()
+    |> String.reverse()
+    |> String.graphemes()
+    |> Enum.chunk_every(3)
+    |> Enum.map_join(",", &Enum.join/1)
+    |> String.reverse()
+  end
+
+  defp machine do
+    cores = :erlang.system_info(:logical_processors_available)
+    cores = if is_integer(cores), do: cores, else: :erlang.system_info(:logical_processors)
+
+    model =
+      case File.read("/proc/cpuinfo") do
+        {:ok, s} ->
+          case Regex.run(~r/model name\s*:\s*(.*)/, s) do
+            [_, m] -> String.trim(m)
+            _ -> "?"
+          end
+
+        _ ->
+          "?"
+      end
+
+    mem =
+      case File.read("/proc/meminfo") do
+        {:ok, s} ->
+          case Regex.run(~r/MemTotal:\s*(\d+)/, s) do
+            [_, kb] -> "#{round(String.to_integer(kb) / 1024 / 1024)} GiB"
+            _ -> "?"
+          end
+
+        _ ->
+          "?"
+      end
+
+    "#{cores} cores (#{model}), #{mem} RAM"
+  end
+end

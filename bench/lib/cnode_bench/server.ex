@@ -1,0 +1,81 @@
+defmodule CnodeBench.Server do
+  @moduledoc """
+  The BEAM Moebi of the benchmarks: a node named `moebi_beam_*` running the seed's
+  Chat app (so `Chat.send_message/2` gives it the moebi treatment, exactly like the
+  Rust Moebi) plus `Chat.Echo` registered as `:echo`, the counterpart of Moebi's
+  `:echo`. Started by `scripts/bench`:
+
+      elixir --sname moebi_beam_X@localhost --cookie C -pa ... -e "CnodeBench.Server.main()"
+
+  It prints nothing of its own; the script sends its stdout (where the Chat app
+  prints every message) to /dev/null, as it does for the Rust Moebi.
+  """
+
+  def main do
+    CnodeBench.Util.logger_to_stderr()
+    {:ok, _} = Application.ensure_all_started(:chat)
+    {:ok, _} = Chat.Echo.start(:echo)
+    CnodeBench.Util.halt_with_parent()
+    Process.sleep(:infinity)
+  end
+end
+
+defmodule CnodeBench.Util do
+  @moduledoc false
+
+  @doc "Logger output on stderr: stdout is where the Chat app prints messages."
+  def logger_to_stderr do
+    Logger.configure_backend(:console, device: :standard_error)
+  end
+
+  @doc """
+  Halts this node when the OS process `$CNODE_BENCH_PARENT` (the bench script) is gone,
+  so no node outlives an interrupted run.
+  """
+  def halt_with_parent do
+    case System.get_env("CNODE_BENCH_PARENT") do
+      nil ->
+        :ok
+
+      pid ->
+        spawn(fn -> watch("/proc/" <> pid) end)
+        :ok
+    end
+  end
+
+  defp watch(path) do
+    if File.exists?(path) do
+      Process.sleep(1000)
+      watch(path)
+    else
+      System.halt(3)
+    end
+  end
+
+  @clk_tck (case System.cmd("getconf", ["CLK_TCK"]) do
+              {n, 0} -> String.to_integer(String.trim(n))
+              _ -> 100
+            end)
+
+  @doc "User + system CPU time of OS process `ospid`, in milliseconds."
+  def cpu_ms(ospid) do
+    stat = File.read!("/proc/#{ospid}/stat")
+    # Fields after "(comm)": state is field 3, utime 14, stime 15.
+    [_, rest] = String.split(stat, ") ", parts: 2)
+    fields = String.split(rest, " ")
+    utime = String.to_integer(Enum.at(fields, 11))
+    stime = String.to_integer(Enum.at(fields, 12))
+    (utime + stime) * 1000 / @clk_tck
+  end
+
+  @doc "VmRSS of OS process `ospid`, in KiB."
+  def rss_kib(ospid) do
+    "/proc/#{ospid}/status"
+    |> File.read!()
+    |> String.split("\n")
+    |> Enum.find_value(0, fn
+      "VmRSS:" <> v -> v |> String.trim() |> String.split(" ") |> hd() |> String.to_integer()
+      _ -> nil
+    end)
+  end
+end
