@@ -5,8 +5,8 @@
 //! trait with `as_atom`, `as_tuple`, ... on `Term`.
 
 pub use erl_dist::term::{
-    Atom, BigInteger, Binary, BitBinary, ExternalFun, FixInteger, Float, ImproperList,
-    InternalFun, List, Map, Pid, Port, Reference, Term, Tuple,
+    Atom, BigInteger, Binary, BitBinary, ExternalFun, FixInteger, Float, ImproperList, InternalFun,
+    List, Map, Pid, Port, Reference, Term, Tuple,
 };
 
 /// An atom term.
@@ -44,7 +44,11 @@ pub fn int(value: i64) -> Term {
 
 /// A map term.
 pub fn map(entries: impl IntoIterator<Item = (Term, Term)>) -> Term {
-    Term::Map(Map::from(entries.into_iter().collect::<std::collections::HashMap<_, _>>()))
+    Term::Map(Map::from(
+        entries
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>(),
+    ))
 }
 
 /// The atoms `true` / `false`.

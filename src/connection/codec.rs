@@ -46,8 +46,7 @@ pub(crate) fn decode(frame: &[u8], limits: &TermLimits) -> Result<Decoded, Decod
     }
     let count = guard::check_terms(body, 2, limits)?;
     let mut reader = body;
-    let control =
-        Term::decode(&mut reader).map_err(|e| DecodeError::Term(e.to_string()))?;
+    let control = Term::decode(&mut reader).map_err(|e| DecodeError::Term(e.to_string()))?;
     let payload = if count == 2 {
         Some(Term::decode(&mut reader).map_err(|e| DecodeError::Term(e.to_string()))?)
     } else {
@@ -84,16 +83,33 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeErr
     let n = e.len();
     let decoded = (|| -> Option<Message> {
         Some(match (op, n) {
-            (1, 3) => Message::Link(m::Link { from_pid: pid(1)?, to_pid: pid(2)? }),
-            (2, 3) | (12, 4) => Message::Send(m::Send { to_pid: pid(2)?, message: msg()? }),
+            (1, 3) => Message::Link(m::Link {
+                from_pid: pid(1)?,
+                to_pid: pid(2)?,
+            }),
+            (2, 3) | (12, 4) => Message::Send(m::Send {
+                to_pid: pid(2)?,
+                message: msg()?,
+            }),
             (22, 3) | (23, 4) => Message::SendSender(m::SendSender {
                 from_pid: pid(1)?,
                 to_pid: pid(2)?,
                 message: msg()?,
             }),
-            (3, 4) => Message::Exit(m::Exit { from_pid: pid(1)?, to_pid: pid(2)?, reason: e[3].clone() }),
-            (13, 5) => Message::Exit(m::Exit { from_pid: pid(1)?, to_pid: pid(2)?, reason: e[4].clone() }),
-            (4, 3) => Message::Unlink(m::Unlink { from_pid: pid(1)?, to_pid: pid(2)? }),
+            (3, 4) => Message::Exit(m::Exit {
+                from_pid: pid(1)?,
+                to_pid: pid(2)?,
+                reason: e[3].clone(),
+            }),
+            (13, 5) => Message::Exit(m::Exit {
+                from_pid: pid(1)?,
+                to_pid: pid(2)?,
+                reason: e[4].clone(),
+            }),
+            (4, 3) => Message::Unlink(m::Unlink {
+                from_pid: pid(1)?,
+                to_pid: pid(2)?,
+            }),
             (5, 1) => Message::NodeLink(m::NodeLink),
             (6, 4) | (16, 5) => Message::RegSend(m::RegSend {
                 from_pid: pid(1)?,
@@ -103,19 +119,46 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeErr
                 },
                 message: msg()?,
             }),
-            (7, 3) => Message::GroupLeader(m::GroupLeader { from_pid: pid(1)?, to_pid: pid(2)? }),
-            (8, 4) => Message::Exit2(m::Exit2 { from_pid: pid(1)?, to_pid: pid(2)?, reason: e[3].clone() }),
-            (18, 5) => Message::Exit2(m::Exit2 { from_pid: pid(1)?, to_pid: pid(2)?, reason: e[4].clone() }),
-            (19, 4) => Message::MonitorP(m::MonitorP { from_pid: pid(1)?, to_proc: proc(2)?, reference: reference(3)? }),
-            (20, 4) => Message::DemonitorP(m::DemonitorP { from_pid: pid(1)?, to_proc: proc(2)?, reference: reference(3)? }),
+            (7, 3) => Message::GroupLeader(m::GroupLeader {
+                from_pid: pid(1)?,
+                to_pid: pid(2)?,
+            }),
+            (8, 4) => Message::Exit2(m::Exit2 {
+                from_pid: pid(1)?,
+                to_pid: pid(2)?,
+                reason: e[3].clone(),
+            }),
+            (18, 5) => Message::Exit2(m::Exit2 {
+                from_pid: pid(1)?,
+                to_pid: pid(2)?,
+                reason: e[4].clone(),
+            }),
+            (19, 4) => Message::MonitorP(m::MonitorP {
+                from_pid: pid(1)?,
+                to_proc: proc(2)?,
+                reference: reference(3)?,
+            }),
+            (20, 4) => Message::DemonitorP(m::DemonitorP {
+                from_pid: pid(1)?,
+                to_proc: proc(2)?,
+                reference: reference(3)?,
+            }),
             (21, 5) => Message::MonitorPExit(m::MonitorPExit {
                 from_proc: proc(1)?,
                 to_pid: pid(2)?,
                 reference: reference(3)?,
                 reason: e[4].clone(),
             }),
-            (24, 3) | (25, 4) => Message::PayloadExit(m::PayloadExit { from_pid: pid(1)?, to_pid: pid(2)?, reason: msg()? }),
-            (26, 3) | (27, 4) => Message::PayloadExit2(m::PayloadExit2 { from_pid: pid(1)?, to_pid: pid(2)?, reason: msg()? }),
+            (24, 3) | (25, 4) => Message::PayloadExit(m::PayloadExit {
+                from_pid: pid(1)?,
+                to_pid: pid(2)?,
+                reason: msg()?,
+            }),
+            (26, 3) | (27, 4) => Message::PayloadExit2(m::PayloadExit2 {
+                from_pid: pid(1)?,
+                to_pid: pid(2)?,
+                reason: msg()?,
+            }),
             (28, 4) => Message::PayloadMonitorPExit(m::PayloadMonitorPExit {
                 from_proc: proc(1)?,
                 to_pid: pid(2)?,
@@ -136,8 +179,16 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeErr
                 flags: FixInteger::from(i32::try_from(e[3].as_int()?).ok()?),
                 result: proc(4)?,
             }),
-            (35, 4) => Message::UnlinkId(m::UnlinkId { id: e[1].clone(), from_pid: pid(2)?, to_pid: pid(3)? }),
-            (36, 4) => Message::UnlinkIdAck(m::UnlinkIdAck { id: e[1].clone(), from_pid: pid(2)?, to_pid: pid(3)? }),
+            (35, 4) => Message::UnlinkId(m::UnlinkId {
+                id: e[1].clone(),
+                from_pid: pid(2)?,
+                to_pid: pid(3)?,
+            }),
+            (36, 4) => Message::UnlinkIdAck(m::UnlinkIdAck {
+                id: e[1].clone(),
+                from_pid: pid(2)?,
+                to_pid: pid(3)?,
+            }),
             (33, 3) | (34, 4) => Message::AliasSend(m::AliasSend {
                 from_pid: pid(1)?,
                 alias: reference(2)?,
@@ -174,7 +225,10 @@ fn proper_list(term: &Term) -> Option<List> {
     match term {
         Term::List(l) => Some(l.clone()),
         Term::ByteList(b) => Some(List::from(
-            b.bytes.iter().map(|&c| Term::from(FixInteger::from(c))).collect::<Vec<_>>(),
+            b.bytes
+                .iter()
+                .map(|&c| Term::from(FixInteger::from(c)))
+                .collect::<Vec<_>>(),
         )),
         _ => None,
     }
@@ -189,7 +243,11 @@ pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, eetf:
     match message.write_into(&mut out) {
         Ok(()) => {}
         Err(erl_dist::message::SendError::Encode(e)) => return Err(e),
-        Err(other) => return Err(eetf::EncodeError::Io(std::io::Error::other(other.to_string()))),
+        Err(other) => {
+            return Err(eetf::EncodeError::Io(std::io::Error::other(
+                other.to_string(),
+            )))
+        }
     }
     let len = (out.len() - 4) as u32;
     out[..4].copy_from_slice(&len.to_be_bytes());
@@ -200,9 +258,10 @@ pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, eetf:
 fn downgrade(message: Message, peer: u64) -> Message {
     let has = |flag: u64| peer & flag != 0;
     match message {
-        Message::SendSender(s) if !has(flags::SEND_SENDER) => {
-            Message::Send(m::Send { to_pid: s.to_pid, message: s.message })
-        }
+        Message::SendSender(s) if !has(flags::SEND_SENDER) => Message::Send(m::Send {
+            to_pid: s.to_pid,
+            message: s.message,
+        }),
         Message::PayloadExit(x) if !has(flags::EXIT_PAYLOAD) => Message::Exit(m::Exit {
             from_pid: x.from_pid,
             to_pid: x.to_pid,
@@ -287,7 +346,9 @@ mod tests {
     #[test]
     fn unknown_ops_are_reported_not_fatal() {
         let mut body = vec![PASS_THROUGH];
-        tuple(vec![Term::from(FixInteger::from(99))]).encode(&mut body).unwrap();
+        tuple(vec![Term::from(FixInteger::from(99))])
+            .encode(&mut body)
+            .unwrap();
         assert!(matches!(
             decode(&body, &TermLimits::default()),
             Ok(Decoded::Unknown(_))
@@ -297,9 +358,12 @@ mod tests {
     #[test]
     fn old_ops_for_old_peers() {
         let a = Pid::new("a@h", 1, 0, 5);
-        let minimal = crate::flags::advertised(false)
-            & !(flags::SEND_SENDER | flags::EXIT_PAYLOAD);
-        let frame = encode(Message::send_sender(a.clone(), a.clone(), atom("x")), minimal).unwrap();
+        let minimal = crate::flags::advertised(false) & !(flags::SEND_SENDER | flags::EXIT_PAYLOAD);
+        let frame = encode(
+            Message::send_sender(a.clone(), a.clone(), atom("x")),
+            minimal,
+        )
+        .unwrap();
         match decode(&frame[4..], &TermLimits::default()).unwrap() {
             Decoded::Message(Message::Send(_)) => {}
             _ => panic!("expected SEND"),

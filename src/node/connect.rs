@@ -15,7 +15,10 @@ use tokio::net::{TcpListener, TcpStream};
 /// A peer's entry in the table.
 pub(super) enum ConnState {
     /// Connecting: messages wait here, in order, until the handshake is done.
-    Pending { queue: Vec<Message>, attempt: u64 },
+    Pending {
+        queue: Vec<Message>,
+        attempt: u64,
+    },
     Up(Arc<ConnHandle>),
 }
 
@@ -97,7 +100,13 @@ pub(crate) async fn connect_node(node: &Node, peer: &str) -> bool {
             Some(ConnState::Pending { attempt, .. }) => Some(*attempt),
             _ => {
                 let attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
-                conns.insert(peer.to_owned(), ConnState::Pending { queue: Vec::new(), attempt });
+                conns.insert(
+                    peer.to_owned(),
+                    ConnState::Pending {
+                        queue: Vec::new(),
+                        attempt,
+                    },
+                );
                 drop(conns);
                 connect(node.clone(), Atom::from(peer), attempt).await;
                 None
@@ -145,7 +154,12 @@ async fn connect(node: Node, peer: Atom, attempt: u64) {
             // Simultaneous connect and the peer's attempt wins: the connection it
             // initiated will take our queue. Give up only if it never arrives.
             tokio::time::sleep(setup).await;
-            fail_pending(&node, &peer, attempt, "simultaneous connect did not complete");
+            fail_pending(
+                &node,
+                &peer,
+                attempt,
+                "simultaneous connect did not complete",
+            );
         }
         Ok(Err(e)) => fail_pending(&node, &peer, attempt, &e.to_string()),
         Err(_) => fail_pending(&node, &peer, attempt, "connection setup timed out"),
@@ -224,7 +238,9 @@ pub(super) fn down(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
 }
 
 pub(super) fn spawn_acceptor(node: Node, listener: TcpListener) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(node.0.config.max_pending_handshakes));
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        node.0.config.max_pending_handshakes,
+    ));
     tokio::spawn(async move {
         loop {
             let (stream, addr) = match listener.accept().await {

@@ -195,7 +195,10 @@ impl Node {
         args: Vec<Term>,
     ) -> Result<Term, Exception> {
         match self.function(module, function, args.len()) {
-            Some(f) => match std::panic::AssertUnwindSafe(f(p, args)).catch_unwind().await {
+            Some(f) => match std::panic::AssertUnwindSafe(f(p, args))
+                .catch_unwind()
+                .await
+            {
                 Ok(result) => result,
                 Err(panic) => Err(panic_exception(panic)),
             },
@@ -386,7 +389,11 @@ impl Node {
         self.local_entry(&pid)
     }
 
-    pub(crate) fn register_name(&self, name: &str, entry: &Arc<ProcEntry>) -> Result<(), Exception> {
+    pub(crate) fn register_name(
+        &self,
+        name: &str,
+        entry: &Arc<ProcEntry>,
+    ) -> Result<(), Exception> {
         let mut st = entry.state();
         let mut names = lock(&self.0.names);
         if st.name.is_some() || names.contains_key(name) || st.dead {
@@ -433,7 +440,10 @@ impl Node {
         }
         {
             let mut table = lock(&self.0.aliases);
-            for a in aliases.iter().chain(monitors.iter().filter(|(_, m)| m.alias).map(|(r, _)| r)) {
+            for a in aliases
+                .iter()
+                .chain(monitors.iter().filter(|(_, m)| m.alias).map(|(r, _)| r))
+            {
                 table.remove(a);
             }
         }
@@ -481,7 +491,9 @@ impl Node {
                 let local = match dest {
                     Dest::Pid(p) if self.is_local(&p.node) => self.local_entry(p),
                     Dest::Name(n) => self.registered_entry(&n.name),
-                    Dest::RemoteName(n, node) if self.is_local(node) => self.registered_entry(&n.name),
+                    Dest::RemoteName(n, node) if self.is_local(node) => {
+                        self.registered_entry(&n.name)
+                    }
                     _ => None,
                 };
                 if let Some(t) = local {
@@ -494,7 +506,10 @@ impl Node {
                     _ => return,
                 };
                 let node = target.node(&self.0.name).clone();
-                self.send_to_node(&node, Message::demonitor_p(owner.clone(), to_proc, reference.clone()));
+                self.send_to_node(
+                    &node,
+                    Message::demonitor_p(owner.clone(), to_proc, reference.clone()),
+                );
             }
             MonitorTarget::Spawn { .. } => {}
         }
@@ -575,7 +590,9 @@ impl Node {
             other.state().links.remove(&entry.pid);
         } else if !self.is_local(&to.node) {
             // UNLINK_ID: the id only needs to be unique per link; the peer echoes it.
-            let id = crate::term::int((self.0.next_ref.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as i64);
+            let id = crate::term::int(
+                (self.0.next_ref.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as i64,
+            );
             self.send_to_node(
                 &to.node,
                 Message::unlink_id(id, entry.pid.clone(), to.clone()),
@@ -606,7 +623,13 @@ impl Node {
         reference
     }
 
-    fn monitor_with_ref(&self, entry: &Arc<ProcEntry>, target: Dest, alias: bool, reference: Reference) {
+    fn monitor_with_ref(
+        &self,
+        entry: &Arc<ProcEntry>,
+        target: Dest,
+        alias: bool,
+        reference: Reference,
+    ) {
         let object = target.down_object(&self.0.name);
         entry.state().monitors.insert(
             reference.clone(),
@@ -750,7 +773,12 @@ impl Node {
     }
 
     /// Registers a monitor for a `SPAWN_REQUEST` we send with the `monitor` option.
-    pub(crate) fn add_spawn_monitor(&self, entry: &Arc<ProcEntry>, reference: Reference, node: Atom) {
+    pub(crate) fn add_spawn_monitor(
+        &self,
+        entry: &Arc<ProcEntry>,
+        reference: Reference,
+        node: Atom,
+    ) {
         entry.state().monitors.insert(
             reference,
             Monitor {
@@ -785,6 +813,8 @@ pub(crate) fn panic_exception(panic: Box<dyn std::any::Any + Send>) -> Exception
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("name", &self.0.name.name).finish()
+        f.debug_struct("Node")
+            .field("name", &self.0.name.name)
+            .finish()
     }
 }

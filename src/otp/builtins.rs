@@ -13,25 +13,48 @@ pub(crate) fn register(node: &Node) {
     });
     node.register_function("erlang", "process_info", 1, |p, args| async move {
         let items = [
-            "registered_name", "current_function", "initial_call", "status",
-            "message_queue_len", "links", "dictionary", "trap_exit", "group_leader",
-            "heap_size", "stack_size", "reductions",
+            "registered_name",
+            "current_function",
+            "initial_call",
+            "status",
+            "message_queue_len",
+            "links",
+            "dictionary",
+            "trap_exit",
+            "group_leader",
+            "heap_size",
+            "stack_size",
+            "reductions",
         ];
-        process_info(p.node(), &args[0], &list(items.iter().map(|i| atom(i)).collect()))
+        process_info(
+            p.node(),
+            &args[0],
+            &list(items.iter().map(|i| atom(i)).collect()),
+        )
     });
-    node.register_function("erlang", "node", 0, |p, _| async move { Ok(atom(p.node().name())) });
+    node.register_function("erlang", "node", 0, |p, _| async move {
+        Ok(atom(p.node().name()))
+    });
     node.register_function("erlang", "nodes", 0, |p, _| async move {
-        Ok(list(p.node().connected_nodes().iter().map(|n| atom(n)).collect()))
+        Ok(list(
+            p.node().connected_nodes().iter().map(|n| atom(n)).collect(),
+        ))
     });
     node.register_function("erlang", "is_process_alive", 1, |p, args| async move {
         match args[0].as_pid() {
-            Some(pid) if p.node().is_local(&pid.node) => Ok(crate::term::boolean(p.node().is_alive(pid))),
+            Some(pid) if p.node().is_local(&pid.node) => {
+                Ok(crate::term::boolean(p.node().is_alive(pid)))
+            }
             _ => Err(Exception::badarg()),
         }
     });
     node.register_function("erlang", "whereis", 1, |p, args| async move {
         match args[0].as_atom() {
-            Some(name) => Ok(p.node().whereis(name).map(Term::Pid).unwrap_or_else(|| atom("undefined"))),
+            Some(name) => Ok(p
+                .node()
+                .whereis(name)
+                .map(Term::Pid)
+                .unwrap_or_else(|| atom("undefined"))),
             None => Err(Exception::badarg()),
         }
     });
@@ -59,7 +82,11 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             "dictionary" => nil(),
             "initial_call" | "current_function" => {
                 let (m, f, a) = &st.initial_call;
-                tuple(vec![Term::Atom(m.clone()), Term::Atom(f.clone()), int(*a as i64)])
+                tuple(vec![
+                    Term::Atom(m.clone()),
+                    Term::Atom(f.clone()),
+                    int(*a as i64),
+                ])
             }
             "message_queue_len" => int(entry.queue_len.load(Ordering::Relaxed) as i64),
             "status" => atom("waiting"),
@@ -77,7 +104,12 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
                     })
                     .collect(),
             ),
-            "monitored_by" => list(st.monitored_by.values().map(|w| Term::Pid(w.pid.clone())).collect()),
+            "monitored_by" => list(
+                st.monitored_by
+                    .values()
+                    .map(|w| Term::Pid(w.pid.clone()))
+                    .collect(),
+            ),
             "priority" => atom("normal"),
             _ => return Err(Exception::badarg()),
         };

@@ -22,13 +22,19 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
         match opt {
             Term::Atom(a) if a.name == "link" => link = true,
             Term::Atom(a) if a.name == "monitor" => monitor = true,
-            Term::Tuple(t) if t.elements.first().is_some_and(|e| e.is_atom("monitor")) => monitor = true,
+            Term::Tuple(t) if t.elements.first().is_some_and(|e| e.is_atom("monitor")) => {
+                monitor = true
+            }
             // Scheduling and heap options mean nothing here.
             _ => {}
         }
     }
     let mut opts = node.spawn_opts(request.group_leader.clone());
-    opts.initial_call = (Atom::from(module.as_str()), Atom::from(function.as_str()), args.len());
+    opts.initial_call = (
+        Atom::from(module.as_str()),
+        Atom::from(function.as_str()),
+        args.len(),
+    );
     if link {
         opts.link = Some(request.from_pid.clone());
     }
@@ -73,7 +79,11 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
 fn mfa_args(m: &Term, f: &Term, a: &Term) -> Option<(String, String, Vec<Term>)> {
     let args = match a {
         Term::List(l) => l.elements.clone(),
-        Term::ByteList(b) => b.bytes.iter().map(|&c| crate::term::int(i64::from(c))).collect(),
+        Term::ByteList(b) => b
+            .bytes
+            .iter()
+            .map(|&c| crate::term::int(i64::from(c)))
+            .collect(),
         _ => return None,
     };
     Some((m.as_atom()?.to_owned(), f.as_atom()?.to_owned(), args))
@@ -84,7 +94,11 @@ fn mfa_args(m: &Term, f: &Term, a: &Term) -> Option<(String, String, Vec<Term>)>
 async fn execute_call(node: &Node, p: Process, args: Vec<Term>) -> Term {
     let [reference, m, f, a] = <[Term; 4]>::try_from(args).unwrap();
     let Some((m, f, a)) = mfa_args(&m, &f, &a) else {
-        return tuple(vec![reference, atom("error"), tuple(vec![atom("erpc"), atom("badarg")])]);
+        return tuple(vec![
+            reference,
+            atom("error"),
+            tuple(vec![atom("erpc"), atom("badarg")]),
+        ]);
     };
     match node.apply(p, &m, &f, a).await {
         Ok(v) => tuple(vec![reference, atom("return"), v]),

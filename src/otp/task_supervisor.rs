@@ -65,8 +65,16 @@ pub(crate) fn start(node: &Node, name: &str) -> Pid {
                 }
                 Some(Call::CountChildren) => {
                     let n = int(children.len() as i64);
-                    let counts = [("specs", n.clone()), ("active", n.clone()), ("supervisors", int(0)), ("workers", n)];
-                    from.reply(&p, crate::term::map(counts.into_iter().map(|(k, v)| (atom(k), v))));
+                    let counts = [
+                        ("specs", n.clone()),
+                        ("active", n.clone()),
+                        ("supervisors", int(0)),
+                        ("workers", n),
+                    ];
+                    from.reply(
+                        &p,
+                        crate::term::map(counts.into_iter().map(|(k, v)| (atom(k), v))),
+                    );
                 }
                 Some(Call::TerminateChild(pid)) => {
                     let reply = if children.remove(&pid) {
@@ -149,7 +157,9 @@ fn owner_pid(info: &Term) -> Option<Pid> {
 fn spawn_task(sup: &Process, start: StartTask) -> Pid {
     let node = sup.node().clone();
     let opts = node.spawn_opts(node.user_pid()).linked_to(sup.pid());
-    let pid = node.clone().spawn_with(opts, move |p| run_task(node, p, start));
+    let pid = node
+        .clone()
+        .spawn_with(opts, move |p| run_task(node, p, start));
     sup.entry.state().links.insert(pid.clone());
     pid
 }
@@ -164,7 +174,10 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
                 None => m.as_tuple_n(5).is_some_and(|e| e[0] == owner),
                 Some(_) => m.as_tuple_n(2).is_some_and(|e| e[0] == owner),
             };
-            starts || mref.as_ref().is_some_and(|r| crate::process::handle::is_down_for(m, r))
+            starts
+                || mref
+                    .as_ref()
+                    .is_some_and(|r| crate::process::handle::is_down_for(m, r))
         })
         .await;
     let Some(started) = started else {
@@ -188,10 +201,13 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
             (e[1].clone(), reply_to, e[4].clone())
         }
     };
-    let Some((m, f, args)) = mfa
-        .as_tuple_n(3)
-        .and_then(|t| Some((t[0].as_atom()?.to_owned(), t[1].as_atom()?.to_owned(), args_of(&t[2])?)))
-    else {
+    let Some((m, f, args)) = mfa.as_tuple_n(3).and_then(|t| {
+        Some((
+            t[0].as_atom()?.to_owned(),
+            t[1].as_atom()?.to_owned(),
+            args_of(&t[2])?,
+        ))
+    }) else {
         return Err(Exception::badarg());
     };
     let me = p.pid();
@@ -202,7 +218,10 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
         }
         Err(e) => {
             // proc_lib's crash report, then exit(Reason): no second, emulator report.
-            tracing::error!("Task {me} started from {} terminating: {e} in {m}.{f}", start.owner);
+            tracing::error!(
+                "Task {me} started from {} terminating: {e} in {m}.{f}",
+                start.owner
+            );
             Err(Exception::Exit(e.exit_reason()))
         }
     }
@@ -244,12 +263,22 @@ impl Process {
             atom("nil"),
         ]);
         let supervisor = supervisor.into();
-        let reply = self.call(supervisor.clone(), request, None).await.map_err(|e| {
-            Exception::Exit(tuple(vec![
-                e.reason(),
-                tuple(vec![atom("Elixir.GenServer"), atom("call"), list(vec![supervisor.down_object(&crate::term::Atom::from(self.node().name())), atom("infinity")])]),
-            ]))
-        })?;
+        let reply = self
+            .call(supervisor.clone(), request, None)
+            .await
+            .map_err(|e| {
+                Exception::Exit(tuple(vec![
+                    e.reason(),
+                    tuple(vec![
+                        atom("Elixir.GenServer"),
+                        atom("call"),
+                        list(vec![
+                            supervisor.down_object(&crate::term::Atom::from(self.node().name())),
+                            atom("infinity"),
+                        ]),
+                    ]),
+                ]))
+            })?;
         let pid = match reply.as_tuple_n(2) {
             Some([ok, Term::Pid(pid)]) if ok.is_atom("ok") => pid.clone(),
             _ => return Err(Exception::Exit(reply)),
@@ -267,11 +296,18 @@ impl Process {
                 tuple(vec![atom(module), atom(function), list(args)]),
             ]),
         );
-        Ok(Task { pid, reference: alias })
+        Ok(Task {
+            pid,
+            reference: alias,
+        })
     }
 
     /// `Task.await(task, timeout)`: the task's result, or the exit `Task.await` makes.
-    pub async fn task_await(&mut self, task: Task, timeout: Option<Duration>) -> Result<Term, Exception> {
+    pub async fn task_await(
+        &mut self,
+        task: Task,
+        timeout: Option<Duration>,
+    ) -> Result<Term, Exception> {
         let reference = Term::Reference(Box::new(task.reference.clone()));
         let reply = self
             .receive_match(timeout, |m| {
@@ -283,7 +319,12 @@ impl Process {
             tuple(vec![
                 atom("Elixir.Task"),
                 atom("await"),
-                list(vec![Term::Pid(task.pid.clone()), timeout.map(|t| int(t.as_millis() as i64)).unwrap_or(atom("infinity"))]),
+                list(vec![
+                    Term::Pid(task.pid.clone()),
+                    timeout
+                        .map(|t| int(t.as_millis() as i64))
+                        .unwrap_or(atom("infinity")),
+                ]),
             ])
         };
         match reply {

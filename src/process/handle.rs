@@ -36,7 +36,11 @@ pub struct Process {
 }
 
 impl Process {
-    pub(crate) fn new(node: Node, entry: Arc<ProcEntry>, rx: mpsc::UnboundedReceiver<Term>) -> Self {
+    pub(crate) fn new(
+        node: Node,
+        entry: Arc<ProcEntry>,
+        rx: mpsc::UnboundedReceiver<Term>,
+    ) -> Self {
         Process {
             node,
             entry,
@@ -166,7 +170,8 @@ impl Process {
 
     /// `exit(Pid, Reason)`: sends an exit signal.
     pub fn exit(&self, to: &Pid, reason: Term) {
-        self.node.send_exit_signal(&self.entry.pid, to, reason, false);
+        self.node
+            .send_exit_signal(&self.entry.pid, to, reason, false);
     }
 
     /// Spawns a process linked to this one (`spawn_link`).
