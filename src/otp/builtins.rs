@@ -76,8 +76,7 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             "links" => list(st.links.iter().cloned().map(Term::Pid).collect()),
             "registered_name" => match &st.name {
                 Some(n) => Term::Atom(n.clone()),
-                // process_info(Pid, registered_name) is [] for an unnamed process.
-                None => return Ok(nil()),
+                None => nil(),
             },
             "dictionary" => nil(),
             "initial_call" | "current_function" => {
@@ -116,6 +115,9 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
         Ok(tuple(vec![atom(item), value]))
     };
     match items {
+        // process_info(Pid, registered_name) is [] for an unnamed process, but
+        // process_info(Pid, [registered_name]) is [{registered_name, []}].
+        Term::Atom(a) if a.name == "registered_name" && entry.state().name.is_none() => Ok(nil()),
         Term::Atom(a) => one(&a.name),
         Term::List(l) => Ok(list(
             l.elements

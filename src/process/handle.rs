@@ -67,16 +67,22 @@ impl Process {
 
     /// The next message.
     pub async fn receive(&mut self) -> Term {
-        if let Some(m) = self.saved.pop_front() {
-            return m;
-        }
-        let m = self
-            .rx
-            .recv()
-            .await
-            .expect("the process entry holds its own mailbox sender");
-        self.entry.queue_len.fetch_sub(1, Ordering::Relaxed);
+        let m = match self.saved.pop_front() {
+            Some(m) => m,
+            None => self
+                .rx
+                .recv()
+                .await
+                .expect("the process entry holds its own mailbox sender"),
+        };
+        self.taken();
         m
+    }
+
+    /// A message left the queue. Messages a selective receive passed over stay counted,
+    /// as they stay in a BEAM process's queue (`process_info(Pid, message_queue_len)`).
+    fn taken(&self) {
+        self.entry.queue_len.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The next message, or `None` after `timeout`.
@@ -92,6 +98,7 @@ impl Process {
         mut matches: impl FnMut(&Term) -> bool,
     ) -> Option<Term> {
         if let Some(i) = self.saved.iter().position(&mut matches) {
+            self.taken();
             return self.saved.remove(i);
         }
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
@@ -104,8 +111,8 @@ impl Process {
                 None => self.rx.recv().await,
             };
             let m = next.expect("the process entry holds its own mailbox sender");
-            self.entry.queue_len.fetch_sub(1, Ordering::Relaxed);
             if matches(&m) {
+                self.taken();
                 return Some(m);
             }
             self.saved.push_back(m);
@@ -192,18 +199,22 @@ impl Process {
 
     /// Drops queued messages for which `matches` is true.
     pub(crate) fn flush_matching(&mut self, mut matches: impl FnMut(&Term) -> bool) {
+        let before = self.saved.len();
         self.saved.retain(|m| !matches(m));
+        let mut dropped = before - self.saved.len();
         while let Ok(m) = self.rx.try_recv() {
-            self.entry.queue_len.fetch_sub(1, Ordering::Relaxed);
-            if !matches(&m) {
+            if matches(&m) {
+                dropped += 1;
+            } else {
                 self.saved.push_back(m);
             }
         }
+        self.entry.queue_len.fetch_sub(dropped, Ordering::Relaxed);
     }
 
     /// Messages waiting, for `process_info`.
     pub fn message_queue_len(&self) -> usize {
-        self.saved.len() + self.entry.queue_len.load(Ordering::Relaxed)
+        self.entry.queue_len.load(Ordering::Relaxed)
     }
 }
 
