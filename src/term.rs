@@ -103,9 +103,8 @@ impl Match for Term {
     }
     fn as_list(&self) -> Option<&[Term]> {
         match self {
+            // Charlists that arrive as STRING_EXT are decoded as lists too.
             Term::List(l) => Some(&l.elements),
-            // Charlists of small integers arrive as STRING_EXT; callers wanting their
-            // elements use `charlist_bytes` instead.
             _ => None,
         }
     }

@@ -46,13 +46,71 @@ pub(crate) fn decode(frame: &[u8], limits: &TermLimits) -> Result<Decoded, Decod
     }
     let count = guard::check_terms(body, 2, limits)?;
     let mut reader = body;
-    let control = Term::decode(&mut reader).map_err(|e| DecodeError::Term(e.to_string()))?;
+    let mut control = Term::decode(&mut reader).map_err(|e| DecodeError::Term(e.to_string()))?;
+    charlists_as_lists(&mut control);
     let payload = if count == 2 {
-        Some(Term::decode(&mut reader).map_err(|e| DecodeError::Term(e.to_string()))?)
+        let mut payload =
+            Term::decode(&mut reader).map_err(|e| DecodeError::Term(e.to_string()))?;
+        charlists_as_lists(&mut payload);
+        Some(payload)
     } else {
         None
     };
     from_terms(control, payload)
+}
+
+/// A list of small integers travels as `STRING_EXT` (the BEAM sends `[1, 2, 3]` and
+/// `'abc'` so, and so does eetf), which eetf decodes as `ByteList`: the same term as the
+/// `List` a Rust process would build, but not `==` to it, and `as_list` would not see it.
+/// Every decoded term gets the one representation. Depth is bounded by the guard.
+fn charlists_as_lists(term: &mut Term) {
+    match term {
+        Term::ByteList(b) => {
+            let elements = b
+                .bytes
+                .iter()
+                .map(|&c| Term::from(FixInteger::from(c)))
+                .collect::<Vec<_>>();
+            *term = Term::List(List::from(elements));
+        }
+        Term::List(l) => l.elements.iter_mut().for_each(charlists_as_lists),
+        Term::ImproperList(l) => {
+            l.elements.iter_mut().for_each(charlists_as_lists);
+            charlists_as_lists(&mut l.last);
+        }
+        Term::Tuple(t) => t.elements.iter_mut().for_each(charlists_as_lists),
+        Term::Map(m) => {
+            if m.map
+                .iter()
+                .any(|(k, v)| has_charlist(k) || has_charlist(v))
+            {
+                let entries = std::mem::take(&mut m.map);
+                m.map = entries
+                    .into_iter()
+                    .map(|(mut k, mut v)| {
+                        charlists_as_lists(&mut k);
+                        charlists_as_lists(&mut v);
+                        (k, v)
+                    })
+                    .collect();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn has_charlist(term: &Term) -> bool {
+    match term {
+        Term::ByteList(_) => true,
+        Term::List(l) => l.elements.iter().any(has_charlist),
+        Term::ImproperList(l) => l.elements.iter().any(has_charlist) || has_charlist(&l.last),
+        Term::Tuple(t) => t.elements.iter().any(has_charlist),
+        Term::Map(m) => m
+            .map
+            .iter()
+            .any(|(k, v)| has_charlist(k) || has_charlist(v)),
+        _ => false,
+    }
 }
 
 fn bad(control: &Term) -> DecodeError {
@@ -220,16 +278,10 @@ fn atom_of(term: &Term) -> Option<Atom> {
     }
 }
 
-/// A proper list, including a charlist that arrived as `STRING_EXT`.
+/// A proper list (charlists are lists by now, see `charlists_as_lists`).
 fn proper_list(term: &Term) -> Option<List> {
     match term {
         Term::List(l) => Some(l.clone()),
-        Term::ByteList(b) => Some(List::from(
-            b.bytes
-                .iter()
-                .map(|&c| Term::from(FixInteger::from(c)))
-                .collect::<Vec<_>>(),
-        )),
         _ => None,
     }
 }
@@ -341,6 +393,22 @@ mod tests {
             Decoded::Message(Message::SpawnRequest(s)) => assert_eq!(s.arg_list.elements.len(), 3),
             _ => panic!("not a spawn request"),
         }
+    #[test]
+    fn charlists_decode_as_the_lists_they_are() {
+        let charlist = || Term::ByteList(eetf::ByteList::from(vec![1u8, 2]));
+        let ints = || {
+            list(vec![
+                Term::from(FixInteger::from(1)),
+                Term::from(FixInteger::from(2)),
+            ])
+        };
+        let map = |v: Term| Term::Map(eetf::Map::from([(charlist(), v)]));
+        let mut term = tuple(vec![charlist(), list(vec![charlist()]), map(charlist())]);
+        charlists_as_lists(&mut term);
+        let inner = Term::Map(eetf::Map::from([(ints(), ints())]));
+        assert_eq!(term, tuple(vec![ints(), list(vec![ints()]), inner]));
+    }
+
     }
 
     #[test]

@@ -77,16 +77,11 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
 }
 
 fn mfa_args(m: &Term, f: &Term, a: &Term) -> Option<(String, String, Vec<Term>)> {
-    let args = match a {
-        Term::List(l) => l.elements.clone(),
-        Term::ByteList(b) => b
-            .bytes
-            .iter()
-            .map(|&c| crate::term::int(i64::from(c)))
-            .collect(),
-        _ => return None,
-    };
-    Some((m.as_atom()?.to_owned(), f.as_atom()?.to_owned(), args))
+    Some((
+        m.as_atom()?.to_owned(),
+        f.as_atom()?.to_owned(),
+        a.as_list()?.to_vec(),
+    ))
 }
 
 /// `erpc:execute_call(Ref, M, F, A)`: the result travels back as the exit reason, which

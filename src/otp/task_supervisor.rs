@@ -205,7 +205,7 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
         Some((
             t[0].as_atom()?.to_owned(),
             t[1].as_atom()?.to_owned(),
-            args_of(&t[2])?,
+            t[2].as_list()?.to_vec(),
         ))
     }) else {
         return Err(Exception::badarg());
@@ -224,14 +224,6 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
             );
             Err(Exception::Exit(e.exit_reason()))
         }
-    }
-}
-
-fn args_of(t: &Term) -> Option<Vec<Term>> {
-    match t {
-        Term::List(l) => Some(l.elements.clone()),
-        Term::ByteList(b) => Some(b.bytes.iter().map(|&c| int(i64::from(c))).collect()),
-        _ => None,
     }
 }
 
