@@ -69,6 +69,11 @@ pub(super) fn send(node: &Node, peer: &Atom, message: Message) {
             drop(conns);
             h.send(message);
         }
+        Some(ConnState::Up(_)) => {
+            drop(conns);
+            reap_closed(node, &peer.name);
+            send(node, peer, message);
+        }
         Some(ConnState::Pending { queue, .. }) => queue.push(message),
         _ => {
             let attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
@@ -85,11 +90,24 @@ pub(super) fn send(node: &Node, peer: &Atom, message: Message) {
     }
 }
 
+/// A connection that is closed but whose reader has not reported it yet goes down now,
+/// before a new connection to the peer can take its place and carry anything.
+fn reap_closed(node: &Node, peer: &str) {
+    let closed = match lock(&node.0.conns).get(peer) {
+        Some(ConnState::Up(h)) if !h.is_open() => Some(h.clone()),
+        _ => None,
+    };
+    if let Some(h) = closed {
+        down(node, &h, "connection closed");
+    }
+}
+
 /// Sets up a connection to `peer` without sending anything (`net_kernel:connect_node`).
 pub(crate) async fn connect_node(node: &Node, peer: &str) -> bool {
     if peer == node.name() {
         return true;
     }
+    reap_closed(node, peer);
     if handle(node, peer).is_some() {
         return true;
     }
@@ -144,7 +162,12 @@ async fn connect(node: Node, peer: Atom, attempt: u64) {
                 )))
             })?;
         let mut stream = TcpStream::connect((host, port)).await?;
-        let peer_id = handshake::connect(&mut stream, &identity(&node), &peer.name).await?;
+        let still_pending = || {
+            matches!(lock(&node.0.conns).get(&peer.name),
+                Some(ConnState::Pending { attempt: a, .. }) if *a == attempt)
+        };
+        let peer_id =
+            handshake::connect(&mut stream, &identity(&node), &peer.name, still_pending).await?;
         Ok::<_, HandshakeError>((stream, peer_id))
     })
     .await;
@@ -194,6 +217,15 @@ fn install(node: &Node, stream: TcpStream, peer: PeerIdentity) {
         peer.creation,
         limits(node),
     );
+    // The peer dropped the connection we still hold (it answered `alive` with `true`, or
+    // it restarted): that one is gone, with everything that crossed it.
+    let old = match lock(&node.0.conns).get(&peer.name) {
+        Some(ConnState::Up(old)) => Some(old.clone()),
+        _ => None,
+    };
+    if let Some(old) = old {
+        down(node, &old, "replaced by a new connection");
+    }
     let replaced = {
         let mut conns = lock(&node.0.conns);
         let previous = conns.insert(peer.name.clone(), ConnState::Up(handle.clone()));
@@ -209,16 +241,15 @@ fn install(node: &Node, stream: TcpStream, peer: PeerIdentity) {
             None => None,
         }
     };
-    tracing::info!(peer = %name, "node up: {name}");
     if let Some(old) = replaced {
-        old.close();
-        if old.creation != peer.creation {
-            node.node_down(&name, Some(old.creation));
-        }
+        lost(node, &old, "replaced by a new connection");
     }
+    tracing::info!(peer = %name, "node up: {name}");
     crate::otp::node_up(node, &handle);
 }
 
+/// `conn` is gone: if it is still the peer's connection in the table, it leaves the
+/// table and everything that crossed it fires (once, whoever notices first).
 pub(super) fn down(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
     let removed = {
         let mut conns = lock(&node.0.conns);
@@ -231,10 +262,28 @@ pub(super) fn down(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
         }
     };
     if removed {
-        tracing::info!(peer = %conn.peer, "node down: {} ({reason})", conn.peer);
-        node.node_down(&conn.peer, None);
-        crate::otp::node_down(node, &conn.peer);
+        lost(node, conn, reason);
     }
+}
+
+/// Closes a connection no longer in the table; links and monitors across it fire with
+/// `noconnection` (`erts_do_net_exits`).
+fn lost(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
+    conn.close();
+    tracing::info!(peer = %conn.peer, "node down: {} ({reason})", conn.peer);
+    node.node_down(&conn.peer, Some(conn.creation));
+    crate::otp::node_down(node, &conn.peer);
+}
+
+/// `erlang:disconnect_node/1`: closes the connection to `peer`, firing what crossed it
+/// here at once; the peer sees the TCP connection end. False if there was none.
+pub(crate) fn disconnect(node: &Node, peer: &str) -> bool {
+    let conn = match lock(&node.0.conns).get(peer) {
+        Some(ConnState::Up(h)) => h.clone(),
+        _ => return false,
+    };
+    down(node, &conn, "disconnected");
+    true
 }
 
 pub(super) fn spawn_acceptor(node: Node, listener: TcpListener) {
@@ -268,20 +317,48 @@ async fn accept(node: Node, mut stream: TcpStream, addr: std::net::SocketAddr) {
     let local = identity(&node);
     let our_name = node.0.name.name.clone();
     let decide_node = node.clone();
+    // The peer this handshake holds the table entry of, if it took one (status `ok`).
+    let attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
+    let claimed = Arc::new(std::sync::OnceLock::<String>::new());
+    let claim = claimed.clone();
     let result = tokio::time::timeout(
         node.0.config.setup_time,
         handshake::accept(&mut stream, &local, move |peer, _flags| {
-            let conns = lock(&decide_node.0.conns);
+            reap_closed(&decide_node, peer);
+            let mut conns = lock(&decide_node.0.conns);
             match conns.get(peer) {
-                Some(ConnState::Up(h)) if h.is_open() => Status::Alive,
+                Some(ConnState::Up(_)) => Status::Alive,
                 // dist_util: the node with the greater name keeps its own attempt.
                 Some(ConnState::Pending { .. }) if our_name.as_str() > peer => Status::Nok,
                 Some(ConnState::Pending { .. }) => Status::OkSimultaneous,
-                _ => Status::Ok,
+                None => {
+                    // net_kernel's accept_pending: from now on messages to the peer wait
+                    // for this connection, instead of starting a second one that the
+                    // peer, its own attempt pending, would also accept.
+                    conns.insert(
+                        peer.to_owned(),
+                        ConnState::Pending {
+                            queue: Vec::new(),
+                            attempt,
+                        },
+                    );
+                    let _ = claim.set(peer.to_owned());
+                    Status::Ok
+                }
             }
         }),
     )
     .await;
+    if !matches!(result, Ok(Ok(_))) {
+        if let Some(peer) = claimed.get() {
+            fail_pending(
+                &node,
+                &Atom::from(peer.as_str()),
+                attempt,
+                "the handshake it started failed",
+            );
+        }
+    }
     match result {
         Ok(Ok(peer)) => install(&node, stream, peer),
         Ok(Err(HandshakeError::WrongCookie { peer })) => tracing::error!(

@@ -160,6 +160,19 @@ impl Node {
         connect::connected(self)
     }
 
+    /// `Node.connect/1`: connects to `node` (a no-op when connected); false when it
+    /// cannot be reached or refuses us. Sending to a node connects as well.
+    pub async fn connect(&self, node: &str) -> bool {
+        connect::connect_node(self, node).await
+    }
+
+    /// `Node.disconnect/1`: closes the connection to `node`. Links and monitors across
+    /// it fire with `noconnection` on both sides; the next message to `node` connects
+    /// again. False when there was no connection.
+    pub fn disconnect(&self, node: &str) -> bool {
+        connect::disconnect(self, node)
+    }
+
     /// Registers the function BEAM nodes reach as `Module.function/arity` (use the
     /// Erlang atom for Elixir modules: `"Elixir.Chat"`). It runs in a process of its own
     /// whose group leader decides where its output goes.
