@@ -1,0 +1,812 @@
+//! The library's own nodes, in this test process, over real TCP: against real BEAM nodes
+//! (erpc, GenServer calls, signals, a crashing BEAM task linked to a Rust process, a
+//! peer lost and restarted) and against each other (GenServer calls, tasks, links,
+//! monitors, `noconnection`, simultaneous connects). Rust-only tests use the in-process
+//! EPMD; tests with BEAM nodes use the harness's real `epmd`.
+
+mod support;
+
+use cnode::epmd::server::EpmdServer;
+use cnode::otp::gen_server::{self, From};
+use cnode::term::{atom, binary, int, list, tuple, Match, Pid, Term};
+use cnode::{CallError, CallReply, Exception, GenServer, Node, NodeConfig, Process, RpcError};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{unique_name, BeamNode, Epmd, RustNode};
+
+const COOKIE: &str = "secret_token";
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn start_node(prefix: &str, epmd_port: u16) -> Node {
+    let mut config = NodeConfig::new(&format!("{}@localhost", unique_name(prefix)), COOKIE);
+    config.epmd_port = epmd_port;
+    Node::start(config).await.expect("the node starts")
+}
+
+/// Runs `body` as a process of `node` and returns what it returns (bounded). A panic
+/// in `body` (a failed assertion) ends the process and fails here.
+async fn in_process<T, F, Fut>(node: &Node, body: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(Process) -> Fut + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    node.spawn(move |p| async move {
+        let _ = tx.send(body(p).await);
+        Ok(())
+    });
+    tokio::time::timeout(WAIT * 3, rx)
+        .await
+        .expect("the process finishes in time")
+        .expect("the process ran to its end (see its panic above)")
+}
+
+/// A call into the (blocking) harness from a multi-threaded tokio test.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// `{'EXIT', From, Reason}` and `{'DOWN', Ref, process, Object, Reason}` as `(tag, reason)`.
+fn signal(m: &Term) -> (String, Term) {
+    let e = m.as_tuple().unwrap_or_else(|| panic!("not a signal: {m}"));
+    (
+        e[0].as_atom().unwrap_or("?").to_owned(),
+        e[e.len() - 1].clone(),
+    )
+}
+
+/// The next `EXIT` / `DOWN` messages, `n` of them, sorted by tag.
+async fn signals(p: &mut Process, n: usize) -> Vec<(String, Term)> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        let m = p
+            .receive_match(Some(WAIT), |m| {
+                m.as_tuple()
+                    .is_some_and(|e| e[0].is_atom("EXIT") || e[0].is_atom("DOWN"))
+            })
+            .await
+            .unwrap_or_else(|| panic!("no signal within {WAIT:?}; got {got:?}"));
+        got.push(signal(&m));
+    }
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    got
+}
+
+/// `GenServer` answering every call with the request (the Moebi example's `:echo`).
+struct Echo;
+
+impl GenServer for Echo {
+    fn handle_call(&mut self, request: &Term, _from: &From, _p: &Process) -> CallReply {
+        CallReply::Reply(request.clone())
+    }
+}
+
+/// Waits for one message and exits with it as reason (`Moebi.wait/0`).
+async fn wait(mut p: Process) -> Result<(), Exception> {
+    Err(Exception::exit(p.receive().await))
+}
+
+fn pid_of(t: Term) -> Pid {
+    t.as_pid()
+        .unwrap_or_else(|| panic!("not a pid: {t}"))
+        .clone()
+}
+
+// ---------------------------------------------------------- against BEAM nodes ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_process_uses_a_beam_node_like_a_beam_process() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    blocking(|| {
+        alex.eval(
+            "{:ok, _} = Chat.Echo.start(:echo)
+             Process.register(self(), :shell)
+             Process.register(spawn(fn -> receive do r -> exit(r) end end), :waiter)",
+        )
+    });
+    let node = start_node("rusty", epmd.port()).await;
+    let a = alex.node_name();
+
+    in_process(&node, move |mut p| async move {
+        // erpc: a value, an Erlang error, an Elixir exception, an undefined function.
+        let sum = p
+            .erpc_call(
+                &a,
+                "Elixir.Enum",
+                "sum",
+                vec![list(vec![int(1), int(2), int(3)])],
+                WAIT,
+            )
+            .await;
+        assert_eq!(sum, Ok(int(6)));
+        match p
+            .erpc_call(&a, "Elixir.Enum", "sum", vec![list(vec![atom("a")])], WAIT)
+            .await
+        {
+            Err(RpcError::Exception {
+                class,
+                reason,
+                stacktrace,
+            }) => {
+                assert_eq!((class.as_str(), reason), ("error", atom("badarith")));
+                assert!(
+                    !stacktrace.as_list().unwrap_or(&[]).is_empty(),
+                    "{stacktrace}"
+                );
+            }
+            other => panic!("Enum.sum([:a]): {other:?}"),
+        }
+        match p
+            .erpc_call(
+                &a,
+                "Elixir.Enum",
+                "fetch!",
+                vec![list(vec![int(1)]), int(5)],
+                WAIT,
+            )
+            .await
+        {
+            Err(RpcError::Exception {
+                class,
+                reason: Term::Map(m),
+                ..
+            }) => {
+                assert_eq!(class, "error");
+                assert_eq!(
+                    m.map.get(&atom("__struct__")),
+                    Some(&atom("Elixir.Enum.OutOfBoundsError"))
+                );
+            }
+            other => panic!("Enum.fetch!([1], 5): {other:?}"),
+        }
+        match p
+            .erpc_call(&a, "Elixir.Chat", "no_such_fun", vec![], WAIT)
+            .await
+        {
+            Err(RpcError::Exception { class, reason, .. }) => {
+                assert_eq!((class.as_str(), reason), ("error", atom("undef")))
+            }
+            other => panic!("Chat.no_such_fun(): {other:?}"),
+        }
+
+        // GenServer.call to a BEAM GenServer, and to a name nobody registered.
+        let request = tuple(vec![atom("hello"), binary("from rust"), list(vec![int(1)])]);
+        assert_eq!(
+            p.call(("echo", a.as_str()), request.clone(), Some(WAIT))
+                .await,
+            Ok(request)
+        );
+        assert_eq!(
+            p.call(("nobody", a.as_str()), atom("x"), Some(WAIT)).await,
+            Err(CallError::NoProc)
+        );
+
+        // Sends to {name, node} and to a pid.
+        p.send(
+            ("shell", a.as_str()),
+            tuple(vec![atom("from_rust"), int(1)]),
+        );
+        let shell = pid_of(
+            p.erpc_call(&a, "erlang", "whereis", vec![atom("shell")], WAIT)
+                .await
+                .unwrap(),
+        );
+        p.send(shell, tuple(vec![atom("from_rust"), int(2)]));
+
+        // Links and monitors (by pid and by name) on a BEAM process, trapping exits.
+        let waiter = pid_of(
+            p.erpc_call(&a, "erlang", "whereis", vec![atom("waiter")], WAIT)
+                .await
+                .unwrap(),
+        );
+        p.trap_exit(true);
+        p.link(&waiter);
+        p.monitor(waiter.clone());
+        p.monitor(("waiter", a.as_str()));
+        p.send(("waiter", a.as_str()), atom("boom"));
+        let boom = vec![
+            ("DOWN".into(), atom("boom")),
+            ("DOWN".into(), atom("boom")),
+            ("EXIT".into(), atom("boom")),
+        ];
+        assert_eq!(signals(&mut p, 3).await, boom);
+        // What no longer exists: noproc.
+        p.link(&waiter);
+        p.monitor(waiter.clone());
+        p.monitor(("nobody", a.as_str()));
+        let noproc = vec![
+            ("DOWN".into(), atom("noproc")),
+            ("DOWN".into(), atom("noproc")),
+            ("EXIT".into(), atom("noproc")),
+        ];
+        assert_eq!(signals(&mut p, 3).await, noproc);
+        // Receive with a timeout: nothing else came.
+        assert_eq!(p.receive_timeout(Duration::from_millis(200)).await, None);
+    })
+    .await;
+    assert_eq!(
+        blocking(|| alex.eval("flush()")),
+        "[from_rust: 1, from_rust: 2]"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_beam_task_linked_to_a_rust_process_completes_at_once() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("rusty", epmd.port()).await;
+    let a = alex.node_name();
+    let sup = ("Elixir.Chat.TaskSupervisor", a.as_str());
+    let undef = |reason: &Term| {
+        let e = reason.as_tuple_n(2).unwrap_or_else(|| panic!("{reason}"));
+        assert!(e[0].is_atom("undef"), "{reason}");
+        let frame = tuple(vec![
+            atom("Elixir.Chat"),
+            atom("no_such_fun"),
+            list(vec![binary("hi")]),
+            list(vec![]),
+        ]);
+        assert_eq!(
+            e[1].as_list().and_then(|s| s.first()),
+            Some(&frame),
+            "{reason}"
+        );
+    };
+
+    // A caller trapping exits: Task.await exits {{undef, _}, {Task, await, _}} at once,
+    // and the task's exit is in the mailbox.
+    let sup_trapping = (sup.0.to_owned(), sup.1.to_owned());
+    let (elapsed, awaited, exit) = in_process(&node, move |mut p| async move {
+        p.trap_exit(true);
+        let task = p
+            .task_async(
+                (sup_trapping.0.as_str(), sup_trapping.1.as_str()),
+                "Elixir.Chat",
+                "no_such_fun",
+                vec![binary("hi")],
+            )
+            .await
+            .expect("the task starts");
+        let t0 = Instant::now();
+        let awaited = p.task_await(task, Some(WAIT)).await;
+        let exit = p.receive_timeout(WAIT).await;
+        (t0.elapsed(), awaited, exit)
+    })
+    .await;
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "Task.await took {elapsed:?}"
+    );
+    match awaited {
+        Err(Exception::Exit(reason)) => {
+            let e = reason.as_tuple_n(2).unwrap_or_else(|| panic!("{reason}"));
+            undef(&e[0]);
+            assert_eq!(
+                e[1].as_tuple().map(|t| t[..2].to_vec()),
+                Some(vec![atom("Elixir.Task"), atom("await")])
+            );
+        }
+        other => panic!("Task.await: {other:?}"),
+    }
+    let (tag, reason) = signal(&exit.expect("the task's EXIT"));
+    assert_eq!(tag, "EXIT");
+    undef(&reason);
+
+    // A caller that does not trap exits: the BEAM's crash report asks this node about it
+    // (erpc process_info, protocol notes §5) and then the link kills it, at once.
+    let sup_plain = (sup.0.to_owned(), sup.1.to_owned());
+    let (elapsed, down) = in_process(&node, move |mut p| async move {
+        let caller = p.node().spawn(move |mut c| async move {
+            c.receive().await;
+            let task = c
+                .task_async(
+                    (sup_plain.0.as_str(), sup_plain.1.as_str()),
+                    "Elixir.Chat",
+                    "no_such_fun",
+                    vec![binary("hi")],
+                )
+                .await?;
+            c.task_await(task, None).await.map(|_| ())
+        });
+        p.monitor(caller.clone());
+        let t0 = Instant::now();
+        p.send(caller, atom("go"));
+        let down = p.receive_timeout(WAIT).await;
+        (t0.elapsed(), down)
+    })
+    .await;
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "the linked caller died after {elapsed:?}"
+    );
+    let (tag, reason) = signal(&down.expect("the caller's DOWN"));
+    assert_eq!(tag, "DOWN");
+    undef(&reason);
+    // alex logged the task's crash, as a BEAM node does; nothing hung.
+    let logged = blocking(|| {
+        alex.wait_for_output_count("function Chat.no_such_fun/1 is undefined", 2, WAIT)
+    });
+    assert!(logged, "{}", alex.output());
+    assert!(alex.output().contains("terminating"), "{}", alex.output());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_info_about_rust_processes_is_real() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    blocking(|| alex.eval("Process.register(self(), :shell)"));
+    let node = start_node("rusty", epmd.port()).await;
+    let a = alex.node_name();
+
+    // A named process trapping exits, linked to alex's shell, that leaves its messages
+    // queued; and an unnamed one. Each introduces itself to the shell.
+    let a2 = a.clone();
+    node.spawn_registered("named", move |mut p| async move {
+        p.trap_exit(true);
+        let shell = pid_of(
+            p.erpc_call(&a2, "erlang", "whereis", vec![atom("shell")], WAIT)
+                .await?,
+        );
+        p.link(&shell);
+        p.send(shell, tuple(vec![atom("named"), Term::Pid(p.pid())]));
+        p.receive_match(None, |_| false).await;
+        Ok(())
+    })
+    .unwrap();
+    let a3 = a.clone();
+    node.spawn(move |p| async move {
+        p.send(
+            ("shell", a3.as_str()),
+            tuple(vec![atom("unnamed"), Term::Pid(p.pid())]),
+        );
+        wait(p).await
+    });
+
+    let r = format!(":\"{}\"", node.name());
+    let eval = |expr: &str| blocking(|| alex.eval(&expr.replace("RUST", &r)));
+    eval("named = receive do {:named, pid} -> pid after 5000 -> :timeout end");
+    eval("unnamed = receive do {:unnamed, pid} -> pid after 5000 -> :timeout end");
+    eval("send(named, :queued); send(named, :queued_too); Process.sleep(100)");
+    // What the BEAM's crash report asks about a linked process, answered truthfully.
+    assert_eq!(
+        eval(":erpc.call(RUST, :erlang, :process_info, [named, [:registered_name, :trap_exit, :message_queue_len, :links]])"),
+        "[registered_name: :named, trap_exit: true, message_queue_len: 2, links: [#{self}]]"
+            .replace("#{self}", &eval("self()"))
+    );
+    assert_eq!(
+        eval(":erpc.call(RUST, :erlang, :process_info, [named, :status])"),
+        "{:status, :waiting}"
+    );
+    // As on the BEAM: registered_name of an unnamed process is [] alone, a pair in a list.
+    assert_eq!(
+        eval(":erpc.call(RUST, :erlang, :process_info, [unnamed, :registered_name])"),
+        "[]"
+    );
+    assert_eq!(
+        eval(":erpc.call(RUST, :erlang, :process_info, [unnamed, [:registered_name, :links]])"),
+        "[registered_name: [], links: []]"
+    );
+    eval("ref = Process.monitor(unnamed); send(unnamed, :bye); receive do {:DOWN, ^ref, _, _, _} -> :ok end");
+    assert_eq!(
+        eval(":erpc.call(RUST, :erlang, :process_info, [unnamed, :links])"),
+        ":undefined"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_beam_peer_lost_and_restarted() {
+    let epmd = Epmd::start();
+    let alex_name = unique_name("alex");
+    let setup = "{:ok, _} = Chat.Echo.start(:echo)
+                 Process.register(spawn(fn -> receive do r -> exit(r) end end), :waiter)";
+    let alex = blocking(|| BeamNode::start(&alex_name, COOKIE, &epmd));
+    blocking(|| alex.eval(setup));
+    let node = start_node("rusty", epmd.port()).await;
+    let a = alex.node_name();
+
+    // A process links to and monitors alex's processes, then alex is killed.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (a2, node2) = (a.clone(), node.clone());
+    let watcher = tokio::spawn(async move {
+        in_process(&node2, move |mut p| async move {
+            let waiter = pid_of(
+                p.erpc_call(&a2, "erlang", "whereis", vec![atom("waiter")], WAIT)
+                    .await
+                    .unwrap(),
+            );
+            p.trap_exit(true);
+            p.link(&waiter);
+            p.monitor(waiter.clone());
+            p.monitor(("echo", a2.as_str()));
+            // The link and monitors are in place once a call over the same connection returns.
+            p.call(("echo", a2.as_str()), atom("sync"), Some(WAIT))
+                .await
+                .unwrap();
+            ready_tx.send(()).unwrap();
+            (signals(&mut p, 3).await, waiter)
+        })
+        .await
+    });
+    ready_rx.await.expect("the watcher is ready");
+    drop(alex);
+    let (lost, old_waiter) = watcher.await.unwrap();
+    let noconnection = vec![
+        ("DOWN".into(), atom("noconnection")),
+        ("DOWN".into(), atom("noconnection")),
+        ("EXIT".into(), atom("noconnection")),
+    ];
+    assert_eq!(lost, noconnection);
+    assert!(!node.connected_nodes().contains(&a));
+
+    // alex comes back (a new creation): the next call connects again; the old pid is
+    // gone for good (noproc), the new one is a new incarnation.
+    let alex = blocking(|| BeamNode::start(&alex_name, COOKIE, &epmd));
+    blocking(|| alex.eval(setup));
+    let a2 = a.clone();
+    in_process(&node, move |mut p| async move {
+        assert_eq!(
+            p.call(("echo", a2.as_str()), atom("again"), Some(WAIT))
+                .await,
+            Ok(atom("again"))
+        );
+        let waiter = pid_of(
+            p.erpc_call(&a2, "erlang", "whereis", vec![atom("waiter")], WAIT)
+                .await
+                .unwrap(),
+        );
+        assert_ne!(waiter.creation, old_waiter.creation);
+        p.trap_exit(true);
+        p.monitor(old_waiter.clone());
+        p.link(&old_waiter);
+        let noproc = vec![
+            ("DOWN".into(), atom("noproc")),
+            ("EXIT".into(), atom("noproc")),
+        ];
+        assert_eq!(signals(&mut p, 2).await, noproc);
+    })
+    .await;
+    assert!(node.connected_nodes().contains(&a));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_peer_lost_and_restarted() {
+    let epmd = Epmd::start();
+    let moebi_name = unique_name("moebi");
+    let moebi = blocking(|| RustNode::start(&moebi_name, COOKIE, &epmd, &[]));
+    let node = start_node("rusty", epmd.port()).await;
+    let m = moebi.node_name();
+
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (m2, node2) = (m.clone(), node.clone());
+    let watcher = tokio::spawn(async move {
+        in_process(&node2, move |mut p| async move {
+            let echo = pid_of(
+                p.erpc_call(&m2, "erlang", "whereis", vec![atom("echo")], WAIT)
+                    .await
+                    .unwrap(),
+            );
+            p.trap_exit(true);
+            p.link(&echo);
+            p.monitor(echo.clone());
+            p.monitor(("echo", m2.as_str()));
+            p.call(("echo", m2.as_str()), atom("sync"), Some(WAIT))
+                .await
+                .unwrap();
+            ready_tx.send(()).unwrap();
+            (signals(&mut p, 3).await, echo)
+        })
+        .await
+    });
+    ready_rx.await.expect("the watcher is ready");
+    drop(moebi);
+    let (lost, old_echo) = watcher.await.unwrap();
+    let noconnection = vec![
+        ("DOWN".into(), atom("noconnection")),
+        ("DOWN".into(), atom("noconnection")),
+        ("EXIT".into(), atom("noconnection")),
+    ];
+    assert_eq!(lost, noconnection);
+
+    let _moebi = blocking(|| RustNode::start(&moebi_name, COOKIE, &epmd, &[]));
+    let m2 = m.clone();
+    in_process(&node, move |mut p| async move {
+        assert_eq!(
+            p.call(("echo", m2.as_str()), atom("again"), Some(WAIT))
+                .await,
+            Ok(atom("again"))
+        );
+        let echo = pid_of(
+            p.erpc_call(&m2, "erlang", "whereis", vec![atom("echo")], WAIT)
+                .await
+                .unwrap(),
+        );
+        assert_ne!(echo.creation, old_echo.creation);
+        assert_eq!(
+            p.call(old_echo, atom("stale"), Some(WAIT)).await,
+            Err(CallError::NoProc)
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------- Rust to Rust ----
+
+/// Two nodes on an in-process EPMD; `b` runs an `echo` GenServer, a Task.Supervisor
+/// and `Elixir.Math.add/2`.
+async fn two_nodes() -> (EpmdServer, Node, Node) {
+    let epmd = EpmdServer::bind(0).await.expect("in-process EPMD");
+    let a = start_node("a", epmd.local_port()).await;
+    let b = start_node("b", epmd.local_port()).await;
+    gen_server::start(&b, Some("echo"), Echo).unwrap();
+    b.start_task_supervisor("Elixir.Chat.TaskSupervisor");
+    b.register_function("Elixir.Math", "add", 2, |_p, args| async move {
+        match (args[0].as_int(), args[1].as_int()) {
+            (Some(x), Some(y)) => Ok(int(x + y)),
+            _ => Err(Exception::error(atom("badarith"))),
+        }
+    });
+    (epmd, a, b)
+}
+
+#[tokio::test]
+async fn genserver_calls_tasks_and_erpc_across_rust_nodes() {
+    let (_epmd, a, b) = two_nodes().await;
+    let bn = b.name().to_owned();
+    in_process(&a, move |mut p| async move {
+        let b = bn.as_str();
+        let request = tuple(vec![atom("hello"), binary("b"), list(vec![int(1), int(2)])]);
+        assert_eq!(
+            p.call(("echo", b), request.clone(), Some(WAIT)).await,
+            Ok(request)
+        );
+        assert_eq!(
+            p.call(("nobody", b), atom("x"), Some(WAIT)).await,
+            Err(CallError::NoProc)
+        );
+
+        let sup = ("Elixir.Chat.TaskSupervisor", b);
+        let task = p
+            .task_async(sup, "Elixir.Math", "add", vec![int(2), int(3)])
+            .await
+            .unwrap();
+        assert_eq!(p.task_await(task, Some(WAIT)).await, Ok(int(5)));
+        p.trap_exit(true);
+        let task = p
+            .task_async(sup, "Elixir.Math", "nope", vec![])
+            .await
+            .unwrap();
+        match p.task_await(task, Some(WAIT)).await {
+            Err(Exception::Exit(reason)) => {
+                let e = reason.as_tuple_n(2).unwrap_or_else(|| panic!("{reason}"));
+                let undef = tuple(vec![
+                    atom("undef"),
+                    list(vec![tuple(vec![
+                        atom("Elixir.Math"),
+                        atom("nope"),
+                        list(vec![]),
+                        list(vec![]),
+                    ])]),
+                ]);
+                assert_eq!(e[0], undef);
+            }
+            other => panic!("Task.await of an undefined function: {other:?}"),
+        }
+
+        assert_eq!(
+            p.erpc_call(b, "Elixir.Math", "add", vec![int(20), int(22)], WAIT)
+                .await,
+            Ok(int(42))
+        );
+        match p
+            .erpc_call(b, "Elixir.Math", "add", vec![atom("x"), int(1)], WAIT)
+            .await
+        {
+            Err(RpcError::Exception { class, reason, .. }) => {
+                assert_eq!((class.as_str(), reason), ("error", atom("badarith")))
+            }
+            other => panic!("{other:?}"),
+        }
+        match p.erpc_call(b, "Elixir.Math", "nope", vec![], WAIT).await {
+            Err(RpcError::Exception { class, reason, .. }) => {
+                assert_eq!((class.as_str(), reason), ("error", atom("undef")))
+            }
+            other => panic!("{other:?}"),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn links_monitors_and_unlink_across_rust_nodes() {
+    let (_epmd, a, b) = two_nodes().await;
+    let bn = b.name().to_owned();
+    let b2 = b.clone();
+    in_process(&a, move |mut p| async move {
+        let b = bn.as_str();
+        // Trapping: the real reason through the link, the monitor and the monitor by name.
+        let waiter = b2.spawn_registered("waiter", wait).unwrap();
+        p.trap_exit(true);
+        p.link(&waiter);
+        p.monitor(waiter.clone());
+        p.monitor(("waiter", b));
+        p.send(("waiter", b), tuple(vec![atom("shutdown"), atom("bye")]));
+        let bye = tuple(vec![atom("shutdown"), atom("bye")]);
+        assert_eq!(
+            signals(&mut p, 3).await,
+            vec![
+                ("DOWN".into(), bye.clone()),
+                ("DOWN".into(), bye.clone()),
+                ("EXIT".into(), bye)
+            ]
+        );
+        // What does not exist.
+        p.link(&waiter);
+        p.monitor(waiter.clone());
+        p.monitor(("nobody", b));
+        let noproc = vec![
+            ("DOWN".into(), atom("noproc")),
+            ("DOWN".into(), atom("noproc")),
+            ("EXIT".into(), atom("noproc")),
+        ];
+        assert_eq!(signals(&mut p, 3).await, noproc);
+        // exit/2 across nodes: kill cannot be trapped and reaches a linked process as killed.
+        let victim = b2.spawn(wait);
+        p.link(&victim);
+        p.exit(&victim, atom("kill"));
+        assert_eq!(
+            signals(&mut p, 1).await,
+            vec![("EXIT".into(), atom("killed"))]
+        );
+        p.trap_exit(false);
+    })
+    .await;
+
+    // Not trapping: unlinked (UNLINK_ID), the other process's crash does not reach us.
+    let b2 = b.clone();
+    let survived = in_process(&a, move |mut p| async move {
+        let other = b2.spawn(wait);
+        p.link(&other);
+        p.unlink(&other);
+        p.monitor(other.clone());
+        p.send(other, atom("boom"));
+        let down = signals(&mut p, 1).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        down
+    })
+    .await;
+    assert_eq!(survived, vec![("DOWN".into(), atom("boom"))]);
+
+    // Linked and not trapping: the crash kills us with the same reason.
+    let b2 = b.clone();
+    let reason = in_process(&a, move |mut p| async move {
+        let victim = p.node().spawn(move |v| async move {
+            let other = b2.spawn(wait);
+            v.link(&other);
+            v.send(other, atom("boom"));
+            tokio::time::sleep(WAIT).await;
+            Ok(())
+        });
+        p.monitor(victim);
+        signals(&mut p, 1).await
+    })
+    .await;
+    assert_eq!(reason, vec![("DOWN".into(), atom("boom"))]);
+}
+
+#[tokio::test]
+async fn noconnection_when_the_connection_dies_then_reconnection() {
+    let (_epmd, a, b) = two_nodes().await;
+    for closing_side in ["a", "b"] {
+        let bn = b.name().to_owned();
+        let b2 = b.clone();
+        let closer = if closing_side == "a" {
+            a.clone()
+        } else {
+            b.clone()
+        };
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let watcher = tokio::spawn({
+            let a = a.clone();
+            async move {
+                in_process(&a, move |mut p| async move {
+                    let b = bn.as_str();
+                    // On b, a process linked to ours that does not trap exits, watched by
+                    // a local observer.
+                    let linked = b2.spawn(wait);
+                    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+                    let linked2 = linked.clone();
+                    b2.spawn(move |mut o| async move {
+                        o.monitor(linked2);
+                        let _ = seen_tx.send(signals(&mut o, 1).await);
+                        Ok(())
+                    });
+                    p.trap_exit(true);
+                    p.link(&linked);
+                    p.monitor(linked.clone());
+                    p.monitor(("echo", b));
+                    p.call(("echo", b), atom("sync"), Some(WAIT)).await.unwrap();
+                    ready_tx.send(()).unwrap();
+                    let here = signals(&mut p, 3).await;
+                    let there = tokio::time::timeout(WAIT, seen_rx).await.unwrap().unwrap();
+                    // The next message connects again.
+                    assert_eq!(
+                        p.call(("echo", b), atom("again"), Some(WAIT)).await,
+                        Ok(atom("again"))
+                    );
+                    (here, there)
+                })
+                .await
+            }
+        });
+        ready_rx.await.unwrap();
+        let peer = if closing_side == "a" {
+            b.name()
+        } else {
+            a.name()
+        };
+        assert!(
+            closer.disconnect(peer),
+            "{closing_side} was connected to {peer}"
+        );
+        let (here, there) = watcher.await.unwrap();
+        let noconnection = vec![
+            ("DOWN".into(), atom("noconnection")),
+            ("DOWN".into(), atom("noconnection")),
+            ("EXIT".into(), atom("noconnection")),
+        ];
+        assert_eq!(here, noconnection, "on a, {closing_side} closing");
+        assert_eq!(
+            there,
+            vec![("DOWN".into(), atom("noconnection"))],
+            "on b, {closing_side} closing"
+        );
+        assert_eq!(a.connected_nodes(), vec![b.name().to_owned()]);
+        assert_eq!(b.connected_nodes(), vec![a.name().to_owned()]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_connects_resolve_to_one_connection() {
+    let epmd = EpmdServer::bind(0).await.expect("in-process EPMD");
+    for round in 0..10 {
+        let a = start_node("a", epmd.local_port()).await;
+        let b = start_node("b", epmd.local_port()).await;
+        gen_server::start(&a, Some("echo"), Echo).unwrap();
+        gen_server::start(&b, Some("echo"), Echo).unwrap();
+        // Both call each other at the same instant: both connect at once.
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let call = |from: &Node, to: &Node| {
+            let (from, start, to) = (from.clone(), start.clone(), to.name().to_owned());
+            async move {
+                in_process(&from, move |mut p| async move {
+                    start.wait().await;
+                    p.call(("echo", to.as_str()), atom("hi"), Some(WAIT)).await
+                })
+                .await
+            }
+        };
+        let (ab, ba) = tokio::join!(call(&a, &b), call(&b, &a));
+        assert_eq!((ab, ba), (Ok(atom("hi")), Ok(atom("hi"))), "round {round}");
+        // One connection survived, on both sides, and it stays.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            a.connected_nodes(),
+            vec![b.name().to_owned()],
+            "round {round}"
+        );
+        assert_eq!(
+            b.connected_nodes(),
+            vec![a.name().to_owned()],
+            "round {round}"
+        );
+        let (ab, ba) = tokio::join!(call(&a, &b), call(&b, &a));
+        assert_eq!(
+            (ab, ba),
+            (Ok(atom("hi")), Ok(atom("hi"))),
+            "round {round}, again"
+        );
+    }
+}
