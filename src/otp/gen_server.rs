@@ -124,7 +124,11 @@ impl Process {
         let me = Term::Pid(self.pid());
         self.send(
             to,
-            tuple(vec![atom("$gen_call"), tuple(vec![me, tag.clone()]), request]),
+            tuple(vec![
+                atom("$gen_call"),
+                tuple(vec![me, tag.clone()]),
+                request,
+            ]),
         );
         let reply = self
             .receive_match(timeout, |m| {
@@ -142,7 +146,10 @@ impl Process {
                 Ok(t.elements.pop().unwrap())
             }
             Some(down) => {
-                let reason = down.as_tuple_n(5).map(|e| e[4].clone()).unwrap_or(atom("noproc"));
+                let reason = down
+                    .as_tuple_n(5)
+                    .map(|e| e[4].clone())
+                    .unwrap_or(atom("noproc"));
                 Err(match reason.as_atom() {
                     Some("noproc") => CallError::NoProc,
                     Some("noconnection") => CallError::NodeDown(node_of_target),
@@ -184,7 +191,11 @@ pub trait GenServer: Send + 'static {
 }
 
 /// Starts `server` in a process, registered as `name` when given.
-pub fn start<S: GenServer>(node: &Node, name: Option<&str>, mut server: S) -> Result<Pid, Exception> {
+pub fn start<S: GenServer>(
+    node: &Node,
+    name: Option<&str>,
+    mut server: S,
+) -> Result<Pid, Exception> {
     let body = move |mut p: Process| async move {
         loop {
             let message = p.receive().await;
