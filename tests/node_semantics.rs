@@ -431,6 +431,14 @@ fn genserver_calls_and_casts_to_a_rust_genserver() {
         .same_as_beam("GenServer.call({:nobody, NODE}, :hello)")
         .expect_err("the call exits");
     assert!(uncaught.contains("no process"), "{uncaught}");
+
+    // GenServer.stop (the sys protocol's terminate): the server exits with the reason.
+    let stop = "ref = Process.monitor({:echo, NODE})
+        stopped = GenServer.stop({:echo, NODE}, {:shutdown, :bye}, 5000)
+        down = receive do {:DOWN, ^ref, :process, _, r} -> r after 5000 -> :timeout end
+        after_stop = try do GenServer.call({:echo, NODE}, :x) catch :exit, {r, _} -> r end
+        {stopped, down, after_stop}";
+    assert_eq!(c.same_ok(stop), "{:ok, {:shutdown, :bye}, :noproc}");
     c.assert_moebi_still_serves();
 }
 

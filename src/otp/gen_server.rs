@@ -53,6 +53,23 @@ pub fn parse_call(message: &Term) -> Option<(From, &Term)> {
     ))
 }
 
+/// `{system, From, Request}`: a request of the `sys` protocol, as `GenServer.stop/3`
+/// (`{terminate, Reason}`) and `:sys.get_state/1` send it.
+fn parse_system(message: &Term) -> Option<(From, &Term)> {
+    let e = message.as_tuple_n(3)?;
+    if !e[0].is_atom("system") {
+        return None;
+    }
+    let from = e[1].as_tuple_n(2)?;
+    Some((
+        From {
+            pid: from[0].as_pid()?.clone(),
+            tag: from[1].clone(),
+        },
+        &e[2],
+    ))
+}
+
 /// True for a `$gen_call` whose `From` is malformed: dropped with a log line, as a BEAM
 /// gen_server would crash on it only if it tried to reply.
 pub(crate) fn is_malformed_call(message: &Term) -> bool {
@@ -210,6 +227,24 @@ pub fn start<S: GenServer>(
                 }
             } else if let Some(request) = parse_cast(&message) {
                 server.handle_cast(request, &p).map_err(Exception::Exit)?;
+            } else if let Some((from, request)) = parse_system(&message) {
+                // sys:handle_system_msg: `terminate` is answered `ok`, then the server
+                // exits with the reason, which GenServer.stop's monitor checks. Other
+                // sys requests (state, suspension) get sys's answer for a request it
+                // does not know.
+                match request.as_tuple_n(2) {
+                    Some([t, reason]) if t.is_atom("terminate") => {
+                        from.reply(&p, atom("ok"));
+                        return Err(Exception::Exit(reason.clone()));
+                    }
+                    _ => from.reply(
+                        &p,
+                        tuple(vec![
+                            atom("error"),
+                            tuple(vec![atom("unknown_system_msg"), request.clone()]),
+                        ]),
+                    ),
+                }
             } else if is_malformed_call(&message) {
                 tracing::warn!(pid = %p.pid(), "dropping a $gen_call with a malformed From: {message}");
             } else {
