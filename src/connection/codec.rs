@@ -79,21 +79,17 @@ fn charlists_as_lists(term: &mut Term) {
             charlists_as_lists(&mut l.last);
         }
         Term::Tuple(t) => t.elements.iter_mut().for_each(charlists_as_lists),
-        Term::Map(m) => {
-            if m.map
-                .iter()
-                .any(|(k, v)| has_charlist(k) || has_charlist(v))
-            {
-                let entries = std::mem::take(&mut m.map);
-                m.map = entries
-                    .into_iter()
-                    .map(|(mut k, mut v)| {
-                        charlists_as_lists(&mut k);
-                        charlists_as_lists(&mut v);
-                        (k, v)
-                    })
-                    .collect();
-            }
+        // Keys are immutable in place: the map is rebuilt, only when it has to be.
+        Term::Map(m) if m.map.iter().any(|(k, v)| has_charlist(k) || has_charlist(v)) => {
+            let entries = std::mem::take(&mut m.map);
+            m.map = entries
+                .into_iter()
+                .map(|(mut k, mut v)| {
+                    charlists_as_lists(&mut k);
+                    charlists_as_lists(&mut v);
+                    (k, v)
+                })
+                .collect();
         }
         _ => {}
     }
@@ -393,6 +389,8 @@ mod tests {
             Decoded::Message(Message::SpawnRequest(s)) => assert_eq!(s.arg_list.elements.len(), 3),
             _ => panic!("not a spawn request"),
         }
+    }
+
     #[test]
     fn charlists_decode_as_the_lists_they_are() {
         let charlist = || Term::ByteList(eetf::ByteList::from(vec![1u8, 2]));
@@ -407,8 +405,6 @@ mod tests {
         charlists_as_lists(&mut term);
         let inner = Term::Map(eetf::Map::from([(ints(), ints())]));
         assert_eq!(term, tuple(vec![ints(), list(vec![ints()]), inner]));
-    }
-
     }
 
     #[test]

@@ -111,11 +111,12 @@ pub(crate) async fn connect_node(node: &Node, peer: &str) -> bool {
     if handle(node, peer).is_some() {
         return true;
     }
-    let attempt = {
+    // Our own attempt, to run once the table lock is released; None while another runs.
+    let ours = {
         let mut conns = lock(&node.0.conns);
         match conns.get(peer) {
             Some(ConnState::Up(h)) if h.is_open() => return true,
-            Some(ConnState::Pending { attempt, .. }) => Some(*attempt),
+            Some(ConnState::Pending { .. }) => None,
             _ => {
                 let attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
                 conns.insert(
@@ -125,13 +126,13 @@ pub(crate) async fn connect_node(node: &Node, peer: &str) -> bool {
                         attempt,
                     },
                 );
-                drop(conns);
-                connect(node.clone(), Atom::from(peer), attempt).await;
-                None
+                Some(attempt)
             }
         }
     };
-    if attempt.is_some() {
+    if let Some(attempt) = ours {
+        connect(node.clone(), Atom::from(peer), attempt).await;
+    } else {
         // Someone else is connecting: wait for the outcome, within the setup time.
         let deadline = tokio::time::Instant::now() + node.0.config.setup_time * 2;
         while tokio::time::Instant::now() < deadline {

@@ -10,7 +10,7 @@ pub use config::{default_cookie, NodeConfig};
 use crate::connection::ConnHandle;
 use crate::epmd;
 use crate::otp;
-use crate::process::table::{ExitOutcome, Watcher};
+use crate::process::table::Watcher;
 use crate::process::{
     Dest, Exception, Monitor, MonitorTarget, Prepared, ProcEntry, Process, SpawnOpts,
 };
@@ -739,7 +739,7 @@ impl Node {
     /// Every link and monitor across the lost connection fires with `noconnection`
     /// (`erts_do_net_exits`). `creation` limits it to one incarnation of the peer.
     pub(crate) fn node_down(&self, node: &Atom, creation: Option<u32>) {
-        let on_node = |p: &Pid| &p.node == node && creation.is_none_or(|c| p.creation == c);
+        let on_node = |p: &Pid| &p.node == node && creation.map_or(true, |c| p.creation == c);
         for entry in self.entries() {
             let (links, monitors): (Vec<Pid>, Vec<Reference>) = {
                 let mut st = entry.state();

@@ -3,7 +3,7 @@
 use super::table::ProcEntry;
 use super::{Dest, Exception};
 use crate::node::Node;
-use crate::term::{atom, Match, Pid, Reference, Term};
+use crate::term::{Match, Pid, Reference, Term};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -232,9 +232,4 @@ pub fn exit_message(m: &Term) -> Option<(&Pid, &Term)> {
         return None;
     }
     Some((e[1].as_pid()?, &e[2]))
-}
-
-/// The reason `normal`.
-pub fn normal() -> Term {
-    atom("normal")
 }
