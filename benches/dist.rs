@@ -12,7 +12,8 @@
 //! ```text
 //! dist client --target NODE --cookie C --workload W --n N [--inflight K]
 //!     W: call_small | call_list | task | send. One line
-//!     `RESULT <workload> <inflight> <ops_per_sec> <seconds> <n>` on success.
+//!     `RESULT <workload> <inflight> <ops_per_sec> <seconds> <n> <cpu_ticks>` on success,
+//!     cpu_ticks being this process's CPU time during the run (/proc/self/stat).
 //! dist peers --target NODE --cookie C --count N [--hold S]
 //!     Opens N hidden distribution connections (real handshakes, then ticks), prints
 //!     `RESULT peers_up N` and `RESULT peers_connect_s S`, `READY`, and holds them
@@ -312,20 +313,23 @@ async fn client(args: &Args) -> i32 {
         eprintln!("dist client: {e}");
         return 1;
     }
+    let ticks = cpu_ticks();
     match run(&node, &target, w, n, inflight).await {
         Ok(t) => {
+            let ticks = cpu_ticks().saturating_sub(ticks);
             let done = if w == Workload::Send {
                 n
             } else {
                 (n / inflight.clamp(1, n.max(1))) * inflight.clamp(1, n.max(1))
             };
             println!(
-                "RESULT {} {} {:.1} {:.4} {}",
+                "RESULT {} {} {:.1} {:.4} {} {}",
                 w.name(),
                 inflight,
                 done as f64 / t.as_secs_f64(),
                 t.as_secs_f64(),
-                done
+                done,
+                ticks
             );
             0
         }
@@ -334,6 +338,22 @@ async fn client(args: &Args) -> i32 {
             1
         }
     }
+}
+
+/// User + system CPU time of this process so far, in clock ticks (`/proc/self/stat`).
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split(' ').collect())
+        .unwrap_or_default();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
 }
 
 /// N hidden connections to `target`, with the real handshake (erl_dist's client side).

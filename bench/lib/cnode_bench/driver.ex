@@ -28,7 +28,7 @@ defmodule CnodeBench.Driver do
     {:task_64, :task, @inflight, 12_800, 1_280},
     {:nested_seq, :nested, 1, 2_000, 200},
     {:nested_64, :nested, @inflight, 6_400, 640},
-    {:call_small_seq, :call_small, 1, 20_000, 2_000},
+    {:call_small_seq, :call_small, 1, 10_000, 1_000},
     {:call_small_64, :call_small, @inflight, 64_000, 6_400},
     {:call_list_seq, :call_list, 1, 10_000, 1_000},
     {:call_list_64, :call_list, @inflight, 32_000, 3_200},
@@ -39,7 +39,7 @@ defmodule CnodeBench.Driver do
   @client_workloads [
     {:task_seq, "task", 1, 4_000, 400},
     {:task_64, "task", @inflight, 12_800, 1_280},
-    {:call_small_seq, "call_small", 1, 20_000, 2_000},
+    {:call_small_seq, "call_small", 1, 10_000, 1_000},
     {:call_small_64, "call_small", @inflight, 64_000, 6_400},
     {:call_list_seq, "call_list", 1, 10_000, 1_000},
     {:call_list_64, "call_list", @inflight, 32_000, 3_200},
@@ -77,7 +77,7 @@ defmodule CnodeBench.Driver do
 
   defp run(opts) do
     quick = Map.get(opts, :quick, false)
-    rounds = Map.get(opts, :rounds, if(quick, do: 1, else: 5))
+    rounds = Map.get(opts, :rounds, if(quick, do: 1, else: 7))
     peers = Map.get(opts, :peers, if(quick, do: 100, else: 1000))
     beam = String.to_atom(opts.beam)
     rust = String.to_atom(opts.rust)
@@ -166,7 +166,7 @@ defmodule CnodeBench.Driver do
   defp log_run(caller, server, key, r),
     do:
       progress(
-        "  #{caller}->#{server} #{key}: #{round(r.rate)} ops/s, server CPU #{Float.round(r.cpu_per_1k, 2)} ms/1k ops, RSS max #{r.rss_max} KiB"
+        "  #{caller}->#{server} #{key}: #{round(r.rate)} ops/s, CPU per op: server #{Float.round(r.cpu_per_1k, 1)} us, caller #{Float.round(r.caller_cpu_per_1k, 1)} us; server RSS max #{r.rss_max} KiB"
       )
 
   defp fail(text) do
@@ -191,13 +191,17 @@ defmodule CnodeBench.Driver do
 
   # ---- measuring ---------------------------------------------------------------
 
-  # Runs `fun` (returning {:ok, ops, microseconds} or {:error, why}) while sampling the
-  # server's RSS, and measures the server's CPU time around it.
+  # Runs `fun` (returning {:ok, ops, microseconds}, {:ok, ops, microseconds, caller_cpu_ms}
+  # or {:error, why}) while sampling the server's RSS, and measures the server's CPU time
+  # around it, and the caller's (this node's, unless `fun` reports it).
   defp measured(server, fun) do
     sampler = spawn_link(fn -> sample_rss(server.ospid, 0) end)
+    me = self_ospid()
     cpu0 = Util.cpu_ms(server.ospid)
+    own0 = Util.cpu_ms(me)
     result = fun.()
     cpu1 = Util.cpu_ms(server.ospid)
+    own1 = Util.cpu_ms(me)
     send(sampler, {:stop, self()})
 
     rss_max =
@@ -207,17 +211,30 @@ defmodule CnodeBench.Driver do
         5000 -> 0
       end
 
-    case result do
-      {:ok, ops, us} when ops > 0 and us > 0 ->
-        %{rate: ops * 1_000_000 / us, cpu_per_1k: (cpu1 - cpu0) * 1000 / ops, rss_max: rss_max}
+    result =
+      case result do
+        {:ok, ops, us} -> {:ok, ops, us, own1 - own0}
+        other -> other
+      end
 
-      {:ok, _, _} ->
+    case result do
+      {:ok, ops, us, caller_cpu} when ops > 0 and us > 0 ->
+        %{
+          rate: ops * 1_000_000 / us,
+          cpu_per_1k: (cpu1 - cpu0) * 1000 / ops,
+          caller_cpu_per_1k: caller_cpu * 1000 / ops,
+          rss_max: rss_max
+        }
+
+      {:ok, _, _, _} ->
         {:error, "no operations"}
 
       {:error, _} = e ->
         e
     end
   end
+
+  defp self_ospid, do: List.to_integer(:os.getpid())
 
   defp sample_rss(ospid, max) do
     max = max(max, Util.rss_kib(ospid))
@@ -356,8 +373,9 @@ defmodule CnodeBench.Driver do
         |> Enum.find(&String.starts_with?(&1, "RESULT "))
 
       case {code, line && String.split(line, " ")} do
-        {0, ["RESULT", _wl, _k, _rate, secs, ops]} ->
-          {:ok, String.to_integer(ops), round(String.to_float(secs) * 1_000_000)}
+        {0, ["RESULT", _wl, _k, _rate, secs, ops, ticks]} ->
+          {:ok, String.to_integer(ops), round(String.to_float(secs) * 1_000_000),
+           Util.ticks_to_ms(String.to_integer(ticks))}
 
         _ ->
           {:error, "exit #{code}: #{String.slice(String.trim(out), 0, 300)}"}

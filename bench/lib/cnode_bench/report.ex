@@ -18,7 +18,15 @@ defmodule CnodeBench.Report do
   }
 
   @r2r [:call_small_seq, :call_small_64, :call_list_seq, :call_list_64, :send]
-  @pairs [:task_seq, :task_64, :call_small_seq, :call_small_64, :call_list_seq, :call_list_64, :send]
+  @pairs [
+    :task_seq,
+    :task_64,
+    :call_small_seq,
+    :call_small_64,
+    :call_list_seq,
+    :call_list_64,
+    :send
+  ]
 
   def build(d) do
     send_n = send_n(d)
@@ -29,7 +37,15 @@ defmodule CnodeBench.Report do
         beam = median(d.results, {key, :beam, :beam}, :rate)
         rust = median(d.results, {key, :beam, :rust}, :rate)
         target = if key == :send, do: 5.0, else: 1.5
-        row(label.(key) <> " (ops/s)", beam, rust, &rate/1, {:at_least, target})
+
+        row(
+          label.(key) <> " (ops/s)",
+          beam,
+          rust,
+          &rate/1,
+          {:at_least, target},
+          paired(d.results, {key, :beam, :beam}, {key, :beam, :rust}, :rate)
+        )
       end
 
     r2r =
@@ -37,7 +53,15 @@ defmodule CnodeBench.Report do
         beam = median(d.results, {key, :beam, :beam}, :rate)
         rust = median(d.results, {key, :rust, :rust}, :rate)
         text = String.replace(label.(key), ~r/^\d\. /, "")
-        row("5. Rust→Rust vs BEAM→BEAM: " <> text <> " (ops/s)", beam, rust, &rate/1, {:at_least, 5.0})
+
+        row(
+          "5. Rust→Rust vs BEAM→BEAM: " <> text <> " (ops/s)",
+          beam,
+          rust,
+          &rate/1,
+          {:at_least, 5.0},
+          paired(d.results, {key, :beam, :beam}, {key, :rust, :rust}, :rate)
+        )
       end
 
     cpu =
@@ -45,7 +69,15 @@ defmodule CnodeBench.Report do
         beam = median(d.results, {key, :beam, :beam}, :cpu_per_1k)
         rust = median(d.results, {key, :beam, :rust}, :cpu_per_1k)
         text = String.replace(label.(key), ~r/^\d\. /, "")
-        row("6. serving CPU per 1,000 ops: " <> text, beam, rust, &ms/1, {:at_most, 1 / 3})
+
+        row(
+          "6. serving CPU per 1,000 ops: " <> text,
+          beam,
+          rust,
+          &ms/1,
+          {:at_most, 1 / 3},
+          paired(d.results, {key, :beam, :beam}, {key, :beam, :rust}, :cpu_per_1k)
+        )
       end
 
     rss64 =
@@ -61,37 +93,46 @@ defmodule CnodeBench.Report do
     peers = d.peers
     n = d.peer_count
 
-    peer_rows =
-      [
-        row(
-          "6. memory per connection (#{n} hidden peers, RSS delta / #{n})",
-          peer(peers.beam, :per_conn_kib),
-          peer(peers.rust, :per_conn_kib),
-          &kib/1,
-          :none
-        ),
-        row(
-          "6. time to accept #{n} hidden peers (handshakes, 32 at a time)",
-          peer(peers.beam, :connect_s),
-          peer(peers.rust, :connect_s),
-          &secs/1,
-          :none
-        ),
-        row(
-          "6. serving CPU per accepted connection (handshake)",
-          peer(peers.beam, :cpu_ms_per_conn),
-          peer(peers.rust, :cpu_ms_per_conn),
-          &ms/1,
-          :none
-        )
-      ]
+    peer_rows = [
+      row(
+        "6. memory per connection (#{n} hidden peers, RSS delta / #{n})",
+        peer(peers.beam, :per_conn_kib),
+        peer(peers.rust, :per_conn_kib),
+        &kib/1,
+        :none
+      ),
+      row(
+        "6. time to accept #{n} hidden peers (handshakes, 32 at a time)",
+        peer(peers.beam, :connect_s),
+        peer(peers.rust, :connect_s),
+        &secs/1,
+        :none
+      ),
+      row(
+        "6. serving CPU per accepted connection (handshake)",
+        peer(peers.beam, :cpu_ms_per_conn),
+        peer(peers.rust, :cpu_ms_per_conn),
+        &ms/1,
+        :none
+      )
+    ]
 
     cost =
       [
-        row("6. RSS idle (connected to the caller, before any workload)", d.idle.beam, d.idle.rust, &kib/1,
+        row(
+          "6. RSS idle (connected to the caller, before any workload)",
+          d.idle.beam,
+          d.idle.rust,
+          &kib/1,
           {:rust_at_most, 10 * 1024, "≤ 10 MiB"}
         ),
-        row("6. RSS peak under 64 callers (max over the 64-in-flight runs)", Enum.at(rss64, 0), Enum.at(rss64, 1), &kib/1, :none),
+        row(
+          "6. RSS peak under 64 callers (max over the 64-in-flight runs)",
+          Enum.at(rss64, 0),
+          Enum.at(rss64, 1),
+          &kib/1,
+          :none
+        ),
         row("6. RSS after the whole suite", d.after.beam, d.after.rust, &kib/1, :none)
       ] ++ peer_rows
 
@@ -99,12 +140,13 @@ defmodule CnodeBench.Report do
     errors = Enum.count(rows, & &1.failed) + peer_errors(peers)
     missed = Enum.count(rows, &(&1.met == false))
 
-    main =
-      [
-        "| workload | BEAM | Rust | ratio | target met? |",
-        "|---|---:|---:|---:|---|"
-        | Enum.map(rows, fn r -> "| #{r.label} | #{r.beam} | #{r.rust} | #{r.ratio} | #{r.verdict} |" end)
-      ]
+    main = [
+      "| workload | BEAM | Rust | ratio | target met? |",
+      "|---|---:|---:|---:|---|"
+      | Enum.map(rows, fn r ->
+          "| #{r.label} | #{r.beam} | #{r.rust} | #{r.ratio} | #{r.verdict} |"
+        end)
+    ]
 
     pairs = pairs_table(d, label)
 
@@ -119,11 +161,11 @@ defmodule CnodeBench.Report do
           "",
           "BEAM = the BEAM Moebi (`moebi_beam_*`: the Chat app + `Chat.Echo`), Rust = the Rust " <>
             "Moebi (`examples/moebi.rs`, release build); both served the same BEAM caller node " <>
-            "(workloads 1-4 and 6). Ratio = Rust / BEAM (throughput: higher is better; CPU: lower is better).",
+            "(workloads 1-4 and 6). BEAM and Rust columns: medians over the rounds. Ratio = Rust / BEAM, " <>
+            "the median of the rounds' ratios (the two runs of a round are back to back, so a change in the " <>
+            "machine's load hits both); throughput: higher is better, CPU: lower is better.",
           "",
           main,
-          "",
-          "All four caller → server pairs (ops/s, and the server's CPU ms per 1,000 ops); the Rust caller is `benches/dist.rs client`:",
           "",
           pairs,
           ""
@@ -145,20 +187,39 @@ defmodule CnodeBench.Report do
 
     sep = "|---|" <> String.duplicate("---:|", length(combos))
 
-    lines =
-      for key <- @pairs do
-        cells =
-          Enum.map_join(combos, " | ", fn {c, s} ->
-            r = median(d.results, {key, c, s}, :rate)
-            cpu = median(d.results, {key, c, s}, :cpu_per_1k)
-            "#{rate(r)} (#{ms(cpu)})"
-          end)
+    table = fn cell ->
+      [
+        head,
+        sep
+        | for key <- @pairs do
+            cells = Enum.map_join(combos, " | ", fn {c, s} -> cell.({key, c, s}) end)
+            "| #{String.replace(label.(key), ~r/^\d\. /, "")} | #{cells} |"
+          end
+      ]
+    end
 
-        "| #{String.replace(label.(key), ~r/^\d\. /, "")} | #{cells} |"
-      end
+    rates = table.(fn k -> rate(median(d.results, k, :rate)) end)
 
-    [head, sep | lines]
+    cpu =
+      table.(fn k ->
+        "#{us(median(d.results, k, :cpu_per_1k))} / #{us(median(d.results, k, :caller_cpu_per_1k))}"
+      end)
+
+    [
+      "Throughput of all four caller → server pairs (ops/s; the Rust caller is `benches/dist.rs client`, a cnode node):",
+      "",
+      rates,
+      "",
+      "CPU time per operation, server / caller (µs per op = ms per 1,000 ops; the BEAM's includes its schedulers' busy-waiting, as deployed):",
+      "",
+      cpu
+    ]
   end
+
+  defp us({:failed, _}), do: "FAILED"
+  defp us(nil), do: "—"
+  defp us(v) when v >= 100, do: "#{round(v)}"
+  defp us(v), do: :erlang.float_to_binary(v * 1.0, decimals: 1)
 
   defp label(:send, n), do: @labels[:send] <> " of #{delimit(n)} small messages"
   defp label(key, _), do: @labels[key]
@@ -187,16 +248,33 @@ defmodule CnodeBench.Report do
         nil
 
       nil ->
-        sorted = runs |> Enum.map(&Map.fetch!(&1, field)) |> Enum.sort()
-        len = length(sorted)
-
-        if rem(len, 2) == 1,
-          do: Enum.at(sorted, div(len, 2)),
-          else: (Enum.at(sorted, div(len, 2) - 1) + Enum.at(sorted, div(len, 2))) / 2
+        runs |> Enum.map(&Map.fetch!(&1, field)) |> median_of()
     end
   end
 
-  defp row(label, beam, rust, fmt, target) do
+  # The median over the rounds of Rust / BEAM, each round's two runs having been made
+  # one right after the other: steadier than a ratio of medians on a shared machine.
+  defp paired(results, kb, kr, field) do
+    pairs = Enum.zip(Map.get(results, kb, []), Map.get(results, kr, []))
+
+    ratios =
+      for {%{} = b, %{} = r} <- pairs, Map.fetch!(b, field) > 0 do
+        Map.fetch!(r, field) / Map.fetch!(b, field)
+      end
+
+    if ratios == [] or length(ratios) < length(pairs), do: nil, else: median_of(ratios)
+  end
+
+  defp median_of(values) do
+    sorted = Enum.sort(values)
+    len = length(sorted)
+
+    if rem(len, 2) == 1,
+      do: Enum.at(sorted, div(len, 2)),
+      else: (Enum.at(sorted, div(len, 2) - 1) + Enum.at(sorted, div(len, 2))) / 2
+  end
+
+  defp row(label, beam, rust, fmt, target, paired_ratio \\ nil) do
     failed = match?({:failed, _}, beam) or match?({:failed, _}, rust)
 
     {ratio, met, verdict} =
@@ -208,8 +286,10 @@ defmodule CnodeBench.Report do
           {"", nil, "—"}
 
         true ->
-          ratio = if beam > 0, do: rust / beam, else: nil
-          ratio_text = if ratio, do: "#{:erlang.float_to_binary(ratio * 1.0, decimals: 2)}×", else: ""
+          ratio = paired_ratio || if(beam > 0, do: rust / beam, else: nil)
+
+          ratio_text =
+            if ratio, do: "#{:erlang.float_to_binary(ratio * 1.0, decimals: 2)}×", else: ""
 
           case target do
             :none ->
@@ -243,7 +323,9 @@ defmodule CnodeBench.Report do
   defp verdict(text, true), do: "yes (#{text})"
   defp verdict(text, false), do: "**no** (#{text})"
 
-  defp cell({:failed, why}, _), do: "FAILED: " <> String.replace(String.slice(why, 0, 60), "|", "/")
+  defp cell({:failed, why}, _),
+    do: "FAILED: " <> String.replace(String.slice(why, 0, 60), "|", "/")
+
   defp cell(nil, _), do: "—"
   defp cell(v, fmt), do: fmt.(v)
 

@@ -65,8 +65,11 @@ defmodule CnodeBench.Util do
     fields = String.split(rest, " ")
     utime = String.to_integer(Enum.at(fields, 11))
     stime = String.to_integer(Enum.at(fields, 12))
-    (utime + stime) * 1000 / @clk_tck
+    ticks_to_ms(utime + stime)
   end
+
+  @doc "Clock ticks (as in /proc/PID/stat) to milliseconds."
+  def ticks_to_ms(ticks), do: ticks * 1000 / @clk_tck
 
   @doc "VmRSS of OS process `ospid`, in KiB."
   def rss_kib(ospid) do
