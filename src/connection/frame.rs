@@ -52,18 +52,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next frame, waiting for as many reads as it takes.
     pub(crate) async fn next_frame(&mut self) -> Result<Frame<'_>, FrameError> {
-        if self.consumed > 0 {
-            self.buf.drain(..self.consumed);
-            self.consumed = 0;
-        }
         loop {
             if let Some(needed) = self.complete_len()? {
-                self.consumed = needed;
+                let start = self.consumed;
+                self.consumed += needed;
                 return Ok(if needed == 4 {
                     Frame::Tick
                 } else {
-                    Frame::Data(&self.buf[4..needed])
+                    Frame::Data(&self.buf[start + 4..start + needed])
                 });
+            }
+            // What was handed out goes only now, before reading more: one move of the
+            // rest per read, not one per frame (a read can hold thousands of ticks).
+            if self.consumed > 0 {
+                self.buf.drain(..self.consumed);
+                self.consumed = 0;
+                // A large frame leaves a large buffer behind: give it back.
+                if self.buf.capacity() > 4 * READ_CHUNK && self.buf.len() < READ_CHUNK {
+                    self.buf.shrink_to(READ_CHUNK);
+                }
             }
             let wanted = self.wanted();
             if self.buf.capacity() - self.buf.len() < wanted {
@@ -79,22 +86,24 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
-    /// Length of the whole first frame (header included) if it is all buffered.
+    /// Length of the whole next frame (header included) if it is all buffered.
     fn complete_len(&self) -> Result<Option<usize>, FrameError> {
-        if self.buf.len() < 4 {
+        let pending = &self.buf[self.consumed..];
+        if pending.len() < 4 {
             return Ok(None);
         }
-        let len = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
+        let len = u32::from_be_bytes(pending[..4].try_into().unwrap()) as usize;
         if len > self.max_frame {
             return Err(FrameError::TooLarge {
                 len,
                 max: self.max_frame,
             });
         }
-        Ok((self.buf.len() >= 4 + len).then_some(4 + len))
+        Ok((pending.len() >= 4 + len).then_some(4 + len))
     }
 
-    /// Bytes still missing for the first frame (or its header).
+    /// Bytes still missing for the first frame (or its header), once nothing before it
+    /// is left in the buffer.
     fn wanted(&self) -> usize {
         if self.buf.len() < 4 {
             return 4 - self.buf.len();
@@ -139,6 +148,48 @@ mod tests {
             Err(FrameError::ClosedMidFrame)
         ));
         assert!(reader.buf.capacity() <= 2 * READ_CHUNK + 1024);
+    }
+
+    /// Handing out a frame must not move the bytes buffered behind it: a peer would
+    /// otherwise make every small frame (a tick is 4 bytes) cost a move of the whole
+    /// buffer, thousands of times the work for the same input.
+    #[tokio::test]
+    async fn frames_are_handed_out_in_place() {
+        let (mut w, r) = tokio::io::duplex(1 << 16);
+        let frames: Vec<u8> = (0..1000u16).flat_map(|i| [0, 0, 0, 1, i as u8]).collect();
+        w.write_all(&frames).await.unwrap();
+        let mut reader = FrameReader::new(r, 1024);
+        let mut last: Option<*const u8> = None;
+        for i in 0..1000u16 {
+            let Frame::Data(d) = reader.next_frame().await.unwrap() else {
+                panic!("a data frame")
+            };
+            assert_eq!(d, [i as u8]);
+            if let Some(p) = last {
+                assert_eq!(d.as_ptr(), p.wrapping_add(5), "frame {i} was moved");
+            }
+            last = Some(d.as_ptr());
+        }
+    }
+
+    /// The buffer a large frame needed is given back once the frame is handled.
+    #[tokio::test]
+    async fn the_buffer_shrinks_after_a_large_frame() {
+        let (mut w, r) = tokio::io::duplex(1 << 16);
+        let mut reader = FrameReader::new(r, 16 << 20);
+        tokio::spawn(async move {
+            w.write_all(&(8u32 << 20).to_be_bytes()).await.unwrap();
+            w.write_all(&vec![1; 8 << 20]).await.unwrap();
+            w.write_all(&[0, 0, 0, 1, 2]).await.unwrap();
+        });
+        assert!(matches!(reader.next_frame().await.unwrap(), Frame::Data(d) if d.len() == 8 << 20));
+        assert_eq!(reader.next_frame().await.unwrap(), Frame::Data(&[2]));
+        assert!(matches!(reader.next_frame().await, Err(FrameError::Closed)));
+        assert!(
+            reader.buf.capacity() <= 4 * READ_CHUNK,
+            "{}",
+            reader.buf.capacity()
+        );
     }
 
     #[tokio::test]
