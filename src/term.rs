@@ -186,9 +186,65 @@ pub fn alias_tag_ref(tag: &Term) -> Option<&Reference> {
     }
 }
 
+/// How much of a term [`truncated`] shows.
+pub(crate) const LOG_TERM_CHARS: usize = 200;
+
+/// `term` as text, cut after `max` bytes with `...`: for log lines about terms a peer
+/// sent, which can be as large as the largest message. Formatting stops at the cut, so
+/// a huge term costs no more than a small one.
+pub(crate) fn truncated(term: &Term, max: usize) -> String {
+    struct Bounded {
+        out: String,
+        max: usize,
+    }
+    impl std::fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let room = self.max.saturating_sub(self.out.len());
+            if s.len() <= room {
+                self.out.push_str(s);
+                return Ok(());
+            }
+            let mut cut = room;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.out.push_str(&s[..cut]);
+            Err(std::fmt::Error)
+        }
+    }
+    let mut b = Bounded {
+        out: String::new(),
+        max,
+    };
+    if std::fmt::write(&mut b, format_args!("{term}")).is_err() {
+        b.out.push_str("...");
+    }
+    b.out
+}
+
+/// Shows a term as [`truncated`] does, for `{}` in log lines: `Short(&request)`.
+pub(crate) struct Short<'a>(pub &'a Term);
+
+impl std::fmt::Display for Short<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&truncated(self.0, LOG_TERM_CHARS))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncated_stops_formatting_at_the_cut() {
+        assert_eq!(truncated(&atom("ok"), 10), "'ok'");
+        let big = binary(vec![7u8; 50_000_000]);
+        let t0 = std::time::Instant::now();
+        let text = truncated(&tuple(vec![atom("x"), big]), 20);
+        assert_eq!(text, "{'x',<<7,7,7,7,7,7,7...");
+        assert!(t0.elapsed() < std::time::Duration::from_millis(500));
+        assert_eq!(truncated(&binary("é".repeat(10)), 3), "<<1...");
+    }
 
     #[test]
     fn builds_and_matches() {

@@ -110,9 +110,7 @@ fn has_charlist(term: &Term) -> bool {
 }
 
 fn bad(control: &Term) -> DecodeError {
-    let mut text = control.to_string();
-    text.truncate(200);
-    DecodeError::BadControl(text)
+    DecodeError::BadControl(crate::term::truncated(control, crate::term::LOG_TERM_CHARS))
 }
 
 fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeError> {

@@ -246,7 +246,8 @@ pub fn start<S: GenServer>(
                     ),
                 }
             } else if is_malformed_call(&message) {
-                tracing::warn!(pid = %p.pid(), "dropping a $gen_call with a malformed From: {message}");
+                tracing::warn!(pid = %p.pid(), "dropping a $gen_call with a malformed From: {}",
+                    crate::term::Short(&message));
             } else {
                 server.handle_info(&message, &p).map_err(Exception::Exit)?;
             }

@@ -354,7 +354,7 @@ impl Global {
     /// R13: the calls every node's `global_name_server` answers.
     fn call(&mut self, p: &mut Process, from: From, request: &Term) {
         let Some(e) = request.as_tuple() else {
-            return tracing::warn!("global: unexpected call {request}");
+            return tracing::warn!("global: unexpected call {}", crate::term::Short(request));
         };
         let reply = match (e.first().and_then(Match::as_atom), e.len()) {
             (Some("set_lock"), 2) => {
@@ -371,7 +371,7 @@ impl Global {
             }
             (Some("register"), 4) | (Some("register_ext"), 5) => atom("yes"),
             (Some("unregister"), 2) | (Some("unregister_ext"), 2) => atom("ok"),
-            _ => return tracing::warn!("global: unexpected call {request}"),
+            _ => return tracing::warn!("global: unexpected call {}", crate::term::Short(request)),
         };
         from.reply(p, reply);
     }

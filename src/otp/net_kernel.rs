@@ -26,6 +26,10 @@ fn handle_call(p: &Process, from: From, request: &Term) {
             // A plain send to the pid, as net_kernel does (not to the alias).
             p.send(&from.pid, crate::term::tuple(vec![from.tag.clone(), atom("yes")]));
         }
-        _ => tracing::warn!("net_kernel: unexpected call {request} from {}", from.pid),
+        _ => tracing::warn!(
+            "net_kernel: unexpected call {} from {}",
+            crate::term::Short(request),
+            from.pid
+        ),
     }
 }

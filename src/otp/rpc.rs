@@ -33,7 +33,7 @@ pub(crate) fn start(node: &Node) {
                             Ok(())
                         });
                     }
-                    None => tracing::warn!("rex: unexpected call {request}"),
+                    None => tracing::warn!("rex: unexpected call {}", crate::term::Short(request)),
                 }
                 continue;
             }

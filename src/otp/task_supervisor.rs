@@ -96,7 +96,12 @@ pub(crate) fn start(node: &Node, name: &str) -> Pid {
 /// we keep serving and log, and the caller times out as it would against a restarted
 /// supervisor.
 fn unexpected(p: &Process, from: &From, request: &Term) {
-    tracing::warn!(supervisor = %p.pid(), "unexpected call {request} from {}", from.pid);
+    tracing::warn!(
+        supervisor = %p.pid(),
+        "unexpected call {} from {}",
+        crate::term::Short(request),
+        from.pid
+    );
 }
 
 struct StartTask {
