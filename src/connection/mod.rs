@@ -140,20 +140,46 @@ async fn read_loop(
             Frame::Tick => continue,
             Frame::Data(d) => d,
         };
-        match codec::decode(data, &limits.terms) {
-            Ok(Decoded::Message(message)) => node.dispatch(conn, message),
-            Ok(Decoded::Unknown(control)) => {
-                let mut text = control.to_string();
-                text.truncate(200);
-                tracing::warn!(peer = %conn.peer, "dropping unknown control message {text}");
-            }
-            Err(e) => {
-                tracing::warn!(peer = %conn.peer, "closing connection: {e}");
-                writer.abort();
-                return e.to_string();
-            }
+        // A panic while taking in one message (a bug, whatever the peer sent) ends this
+        // connection like any other fault of it, with a log line. Uncaught, it would end
+        // this task without `connection_down`: a connection nobody reads, still ticking.
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            take_in(node, conn, data, &limits)
+        }));
+        let reason = match handled {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(panic) => format!("handling a message panicked: {}", panic_text(&*panic)),
+        };
+        tracing::warn!(peer = %conn.peer, "closing connection: {reason}");
+        writer.abort();
+        return reason;
+    }
+}
+
+/// Decodes one data frame and hands the message to the node.
+fn take_in(
+    node: &Node,
+    conn: &Arc<ConnHandle>,
+    data: &[u8],
+    limits: &Limits,
+) -> Result<(), codec::DecodeError> {
+    match codec::decode(data, &limits.terms)? {
+        Decoded::Message(message) => node.dispatch(conn, message),
+        Decoded::Unknown(control) => {
+            let text = crate::term::truncated(&control, crate::term::LOG_TERM_CHARS);
+            tracing::warn!(peer = %conn.peer, "dropping unknown control message {text}");
         }
     }
+    Ok(())
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
 }
 
 /// Writes queued frames, many per system call when they pile up, and a tick whenever a
