@@ -117,10 +117,19 @@ fn digest_eq(a: &[u8; 16], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// The longest handshake message we take: the longest real one, a name message with a
+/// 255-byte name, is 270 bytes. A longer length is refused at once, not waited for.
+const MAX_MESSAGE: usize = 1024;
+
 async fn read_msg<S: AsyncRead + Unpin>(s: &mut S) -> Result<Vec<u8>, HandshakeError> {
     let len = s.read_u16().await? as usize;
     if len == 0 {
         return Err(HandshakeError::Protocol("empty message".into()));
+    }
+    if len > MAX_MESSAGE {
+        return Err(HandshakeError::Protocol(format!(
+            "message of {len} bytes, longer than any handshake message"
+        )));
     }
     let mut buf = vec![0; len];
     s.read_exact(&mut buf).await?;
@@ -425,6 +434,22 @@ mod tests {
             assert_eq!(r1.is_ok(), pending, "{r1:?}");
             assert_eq!(r2.is_ok(), pending, "{r2:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_absurd_length_is_refused_without_waiting_for_it() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let server = identity("b@h", "c");
+        // 65,535 bytes announced, 3 sent, and the socket left open.
+        a.write_all(&[0xff, 0xff, b'N', 0, 0]).await.unwrap();
+        let r = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            accept(&mut b, &server, |_, _| Status::Ok),
+        )
+        .await
+        .expect("refused at once");
+        assert!(matches!(r, Err(HandshakeError::Protocol(ref m)) if m.contains("65535")));
+        drop(a);
     }
 
     #[test]
