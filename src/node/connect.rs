@@ -18,6 +18,9 @@ pub(super) enum ConnState {
     Pending {
         queue: Vec<Message>,
         attempt: u64,
+        /// Taken by a peer's handshake we accept (not by an attempt of ours): the peer
+        /// has only named itself, nothing is proven yet.
+        accepting: bool,
     },
     Up(Arc<ConnHandle>),
 }
@@ -82,6 +85,7 @@ pub(super) fn send(node: &Node, peer: &Atom, message: Message) {
                 ConnState::Pending {
                     queue: vec![message],
                     attempt,
+                    accepting: false,
                 },
             );
             drop(conns);
@@ -124,6 +128,7 @@ pub(crate) async fn connect_node(node: &Node, peer: &str) -> bool {
                     ConnState::Pending {
                         queue: Vec::new(),
                         attempt,
+                        accepting: false,
                     },
                 );
                 Some(attempt)
@@ -288,10 +293,18 @@ pub(crate) fn disconnect(node: &Node, peer: &str) -> bool {
 }
 
 pub(super) fn spawn_acceptor(node: Node, listener: TcpListener) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(
-        node.0.config.max_pending_handshakes,
-    ));
+    // Handshakes in progress, oldest first, each with the token that drops it. At the
+    // limit the oldest is dropped to make room, rather than accepting nothing until a
+    // slot frees: sockets that stall are the ones that hold a slot longest, and a real
+    // peer's handshake takes a few round trips, so a crowd of half-open sockets cannot
+    // keep a real peer waiting in the listen backlog until it gives up.
+    let max = node.0.config.max_pending_handshakes.max(1);
+    let pending = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+        u64,
+        tokio_util::sync::CancellationToken,
+    >::new()));
     tokio::spawn(async move {
+        let mut next_id = 0u64;
         loop {
             let (stream, addr) = match listener.accept().await {
                 Ok(s) => s,
@@ -302,19 +315,34 @@ pub(super) fn spawn_acceptor(node: Node, listener: TcpListener) {
                     continue;
                 }
             };
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
-            };
+            let id = next_id;
+            next_id += 1;
+            let dropped = tokio_util::sync::CancellationToken::new();
+            {
+                let mut pending = lock(&pending);
+                while pending.len() >= max {
+                    if let Some((_, oldest)) = pending.pop_first() {
+                        oldest.cancel();
+                    }
+                }
+                pending.insert(id, dropped.clone());
+            }
             let node = node.clone();
+            let pending = pending.clone();
             tokio::spawn(async move {
-                accept(node, stream, addr).await;
-                drop(permit);
+                accept(node, stream, addr, dropped).await;
+                lock(&pending).remove(&id);
             });
         }
     });
 }
 
-async fn accept(node: Node, mut stream: TcpStream, addr: std::net::SocketAddr) {
+async fn accept(
+    node: Node,
+    mut stream: TcpStream,
+    addr: std::net::SocketAddr,
+    dropped: tokio_util::sync::CancellationToken,
+) {
     let local = identity(&node);
     let our_name = node.0.name.name.clone();
     let decide_node = node.clone();
@@ -322,7 +350,7 @@ async fn accept(node: Node, mut stream: TcpStream, addr: std::net::SocketAddr) {
     let attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
     let claimed = Arc::new(std::sync::OnceLock::<String>::new());
     let claim = claimed.clone();
-    let result = tokio::time::timeout(
+    let handshake = tokio::time::timeout(
         node.0.config.setup_time,
         handshake::accept(&mut stream, &local, move |peer, _flags| {
             reap_closed(&decide_node, peer);
@@ -330,7 +358,16 @@ async fn accept(node: Node, mut stream: TcpStream, addr: std::net::SocketAddr) {
             match conns.get(peer) {
                 Some(ConnState::Up(_)) => Status::Alive,
                 // dist_util: the node with the greater name keeps its own attempt.
-                Some(ConnState::Pending { .. }) if our_name.as_str() > peer => Status::Nok,
+                Some(ConnState::Pending {
+                    accepting: false, ..
+                }) if our_name.as_str() > peer => Status::Nok,
+                // Another handshake we accept named the same node (a retry, or an
+                // impostor stalling): neither has proven anything yet, so this one goes
+                // on too, and the first to prove the cookie becomes the connection.
+                // (`nok` would keep the real node out for as long as the other stalls.)
+                Some(ConnState::Pending {
+                    accepting: true, ..
+                }) => Status::Ok,
                 Some(ConnState::Pending { .. }) => Status::OkSimultaneous,
                 None => {
                     // net_kernel's accept_pending: from now on messages to the peer wait
@@ -341,6 +378,7 @@ async fn accept(node: Node, mut stream: TcpStream, addr: std::net::SocketAddr) {
                         ConnState::Pending {
                             queue: Vec::new(),
                             attempt,
+                            accepting: true,
                         },
                     );
                     let _ = claim.set(peer.to_owned());
@@ -348,9 +386,12 @@ async fn accept(node: Node, mut stream: TcpStream, addr: std::net::SocketAddr) {
                 }
             }
         }),
-    )
-    .await;
-    if !matches!(result, Ok(Ok(_))) {
+    );
+    let result = tokio::select! {
+        r = handshake => Some(r),
+        () = dropped.cancelled() => None,
+    };
+    if !matches!(result, Some(Ok(Ok(_)))) {
         if let Some(peer) = claimed.get() {
             fail_pending(
                 &node,
@@ -360,6 +401,13 @@ async fn accept(node: Node, mut stream: TcpStream, addr: std::net::SocketAddr) {
             );
         }
     }
+    let Some(result) = result else {
+        tracing::warn!(
+            "handshake from {addr} dropped: {} handshakes pending, it was the oldest",
+            node.0.config.max_pending_handshakes
+        );
+        return;
+    };
     match result {
         Ok(Ok(peer)) => install(&node, stream, peer),
         Ok(Err(HandshakeError::WrongCookie { peer })) => tracing::error!(
