@@ -32,6 +32,13 @@ impl Drop for Registration {
     }
 }
 
+/// How long a lost EPMD may take to come back before we start one ourselves: usually it
+/// is being restarted, and a daemon of ours would take the port it comes back on.
+const EPMD_RESTART_GRACE: Duration = Duration::from_secs(10);
+
+/// The longest wait between two attempts to register again.
+const MAX_REREGISTER_DELAY: Duration = Duration::from_secs(2);
+
 async fn try_register(alive: &str, port: u16, epmd_port: u16) -> std::io::Result<(TcpStream, u32)> {
     let stream = TcpStream::connect(("127.0.0.1", epmd_port)).await?;
     let client = EpmdClient::new(stream.compat());
@@ -74,6 +81,7 @@ pub(crate) async fn register(alive: &str, port: u16, epmd_port: u16) -> std::io:
                 }
             }
             tracing::warn!(epmd_port, "lost the EPMD registration; registering again");
+            let lost = tokio::time::Instant::now();
             let mut delay = Duration::from_millis(100);
             stream = loop {
                 tokio::time::sleep(delay).await;
@@ -83,14 +91,17 @@ pub(crate) async fn register(alive: &str, port: u16, epmd_port: u16) -> std::io:
                         break s;
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                        // It may be gone for good: bring one up as at start.
-                        if !start_epmd_daemon(epmd_port).await {
+                        // Gone for longer than a restart takes, it may be gone for
+                        // good: bring one up as at start.
+                        if lost.elapsed() < EPMD_RESTART_GRACE
+                            || !start_epmd_daemon(epmd_port).await
+                        {
                             tracing::debug!("EPMD still unavailable");
                         }
                     }
                     Err(e) => tracing::debug!("EPMD registration failed: {e}"),
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
+                delay = (delay * 2).min(MAX_REREGISTER_DELAY);
             };
         }
     });
