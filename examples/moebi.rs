@@ -10,7 +10,9 @@
 //! a task on the sender's own `Chat.TaskSupervisor`. `Moebi.say_name/0` and `Moebi.sup/0`
 //! are the seed's first examples (`Node.spawn_link`), written for Moebi. `Moebi.wait/0,1`
 //! waits for one message and exits with it as reason (to watch links and monitors from
-//! iex), and `:echo` is a GenServer that answers every call with the request.
+//! iex), `Moebi.watch/1` monitors a pid and exits with the `DOWN` reason,
+//! `Moebi.panic/0` panics (a Rust panic is an error exit of that one process, as a raise
+//! on the BEAM), and `:echo` is a GenServer that answers every call with the request.
 
 use clap::Parser;
 use cnode::otp::gen_server::{self, From};
@@ -127,6 +129,29 @@ async fn wait_as(p: Process, args: Vec<Term>) -> Result<Term, Exception> {
     wait(p, args).await
 }
 
+// def watch(pid) do
+//   ref = Process.monitor(pid)
+//   receive do
+//     {:DOWN, ^ref, :process, _, reason} -> exit(reason)
+//   end
+// end
+async fn watch(mut p: Process, args: Vec<Term>) -> Result<Term, Exception> {
+    let pid = args[0].as_pid().ok_or_else(Exception::badarg)?.clone();
+    let reference = p.monitor(pid);
+    loop {
+        if let Some([down, Term::Reference(r), _, _, reason]) = p.receive().await.as_tuple_n(5) {
+            if down.is_atom("DOWN") && **r == reference {
+                return Err(Exception::exit(reason.clone()));
+            }
+        }
+    }
+}
+
+// def panic, do: raise "Moebi panicked on purpose"  (a Rust panic, not an Exception)
+async fn panic(_p: Process, _args: Vec<Term>) -> Result<Term, Exception> {
+    panic!("Moebi panicked on purpose");
+}
+
 // defmodule Echo do
 //   use GenServer
 //   def handle_call(request, _from, state), do: {:reply, request, state}
@@ -158,12 +183,39 @@ fn echo_back(message: &Term, p: &Process) {
     }
 }
 
+/// glibc raises its mmap threshold (up to 32 MiB) each time a large block is freed, so
+/// the buffers of later large messages come from the heap, where freed memory mostly
+/// stays resident: a node that received a few large messages keeps tens of MiB it does
+/// not use. A fixed threshold (this call) keeps large buffers in their own mappings,
+/// returned to the system when freed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn fixed_mmap_threshold() {
+    extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    const M_MMAP_THRESHOLD: i32 = -3;
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn fixed_mmap_threshold() {}
+
 fn text(term: &Term) -> Result<String, Exception> {
     chardata_to_string(term).ok_or_else(Exception::badarg)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    fixed_mmap_threshold();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(moebi())
+}
+
+async fn moebi() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -195,6 +247,8 @@ async fn main() -> anyhow::Result<()> {
     node.register_function("Elixir.Moebi", "sup", 0, sup);
     node.register_function("Elixir.Moebi", "wait", 0, wait);
     node.register_function("Elixir.Moebi", "wait", 1, wait_as);
+    node.register_function("Elixir.Moebi", "watch", 1, watch);
+    node.register_function("Elixir.Moebi", "panic", 0, panic);
     node.start_task_supervisor("Elixir.Chat.TaskSupervisor");
     gen_server::start(&node, Some("echo"), Echo)?;
     eprintln!("Moebi is listening as {} (Ctrl-C to stop)", node.name());
