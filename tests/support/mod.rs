@@ -268,6 +268,57 @@ impl Epmd {
     pub fn names(&self) -> Vec<(String, u16)> {
         epmd_names(self.port).unwrap_or_else(|e| panic!("epmd on port {}: {e}", self.port))
     }
+
+    /// Kills this EPMD (SIGKILL: every registration socket closes) and waits until the
+    /// port no longer answers.
+    pub fn kill(&mut self) {
+        kill_group(&mut self.child);
+        let deadline = Instant::now() + EPMD_TIMEOUT;
+        while epmd_names(self.port).is_ok() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts a new EPMD on the same port (after [`kill`](Epmd::kill)) and waits until it
+    /// answers. Registrations are gone: nodes must register again.
+    pub fn restart(&mut self) {
+        let deadline = Instant::now() + EPMD_TIMEOUT;
+        loop {
+            let mut child = Command::new("sh")
+                .args([
+                    "-c",
+                    r#"epmd -port "$1" & e=$!; cat >/dev/null; kill "$e" 2>/dev/null"#,
+                    "sh",
+                    &self.port.to_string(),
+                ])
+                .env("ERL_EPMD_PORT", self.port.to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("cannot spawn `epmd`");
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(2) {
+                if epmd_names(self.port).is_ok() {
+                    kill_group(&mut self.child);
+                    self.child = child;
+                    return;
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            kill_group(&mut child);
+            assert!(
+                Instant::now() < deadline,
+                "cannot restart epmd on port {}",
+                self.port
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 impl Drop for Epmd {

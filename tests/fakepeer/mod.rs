@@ -1,0 +1,351 @@
+//! A minimal, scriptable distribution peer for the hostile-input and fault tests: raw
+//! sockets to the node under test, the v6 handshake as the initiating side (with any
+//! name, cookie and flags), frames with any length and any bytes, and the observations
+//! the tests need (was our socket closed, and how fast; the node's resident memory).
+//!
+//! Use it with `mod fakepeer;` next to `mod support;`. Everything is blocking and
+//! bounded: every read has a deadline.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use eetf::{Atom, FixInteger, Pid, Reference, Term, Tuple};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// What OTP 25 advertises (0xd07df7fbd) without the atom cache and fragments, so the
+/// node sends us plain pass-through frames.
+pub const OTP25_FLAGS: u64 = 0xd07df7fbd & !(0x2000 | 0x800000);
+/// `PUBLISHED`: a visible node.
+pub const PUBLISHED: u64 = 0x01;
+/// Pass-through frame tag (no distribution header).
+pub const PASS_THROUGH: u8 = 112;
+
+/// A connection to a node's distribution port.
+pub struct Peer {
+    pub stream: TcpStream,
+    /// Our name (`name@localhost`).
+    pub name: String,
+    /// Our creation, as sent in the handshake.
+    pub creation: u32,
+    /// The node's name, once the handshake told us.
+    pub peer_name: String,
+    /// Bytes read past the last frame handed out.
+    buf: Vec<u8>,
+}
+
+/// The distribution port `alive` (the part before `@`) registered with the EPMD on
+/// `epmd_port`.
+pub fn node_port(epmd_port: u16, alive: &str) -> u16 {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, epmd_port)).expect("epmd");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req = vec![0, (1 + alive.len()) as u8, 122];
+    req.extend_from_slice(alive.as_bytes());
+    s.write_all(&req).unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    assert!(
+        reply.len() >= 4 && reply[0] == 119 && reply[1] == 0,
+        "{alive} is not registered with epmd on {epmd_port}: {reply:?}"
+    );
+    u16::from_be_bytes([reply[2], reply[3]])
+}
+
+/// A raw TCP connection to `port` on 127.0.0.1.
+pub fn raw(port: u16) -> TcpStream {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Waits (at most `bound`) until the other side closes `s`, discarding what it sends.
+/// Returns how long that took, or `None` if the socket is still open after `bound`.
+pub fn closed_within(s: &mut TcpStream, bound: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    let deadline = t0 + bound;
+    let mut buf = [0u8; 4096];
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        s.set_read_timeout(Some(deadline - now)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return Some(t0.elapsed()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return None
+            }
+            // Reset by the node: closed too.
+            Err(_) => return Some(t0.elapsed()),
+        }
+    }
+}
+
+/// One handshake message: 2-byte length, body.
+pub fn hs_message(body: &[u8]) -> Vec<u8> {
+    let mut m = (body.len() as u16).to_be_bytes().to_vec();
+    m.extend_from_slice(body);
+    m
+}
+
+/// The v6 name message `N`.
+pub fn name_message(name: &str, flags: u64, creation: u32) -> Vec<u8> {
+    let mut m = vec![b'N'];
+    m.extend_from_slice(&flags.to_be_bytes());
+    m.extend_from_slice(&creation.to_be_bytes());
+    m.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    m.extend_from_slice(name.as_bytes());
+    m
+}
+
+pub fn digest(cookie: &str, challenge: u32) -> [u8; 16] {
+    md5::compute(format!("{cookie}{challenge}")).0
+}
+
+fn read_exact_by(s: &mut TcpStream, n: usize, deadline: Instant) -> Result<Vec<u8>, String> {
+    let mut out = vec![0; n];
+    let mut got = 0;
+    while got < n {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(format!("timed out after {got}/{n} bytes"));
+        }
+        s.set_read_timeout(Some(deadline - now)).unwrap();
+        match s.read(&mut out[got..]) {
+            Ok(0) => return Err(format!("closed after {got}/{n} bytes")),
+            Ok(k) => got += k,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(format!("timed out after {got}/{n} bytes"))
+            }
+            Err(e) => return Err(format!("{e} after {got}/{n} bytes")),
+        }
+    }
+    Ok(out)
+}
+
+fn read_hs(s: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, String> {
+    let len = read_exact_by(s, 2, deadline)?;
+    read_exact_by(s, u16::from_be_bytes([len[0], len[1]]) as usize, deadline)
+}
+
+impl Peer {
+    /// Connects to `port` and runs the initiating side of the handshake as `name` with
+    /// `cookie` and `flags`. `Err` says where it stopped (e.g. the node closed the
+    /// socket after our challenge reply: wrong cookie).
+    pub fn connect(port: u16, name: &str, cookie: &str, flags: u64) -> Result<Peer, String> {
+        let mut s = raw(port);
+        let creation = 0x1234_0000 | (std::process::id() & 0xffff);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        s.write_all(&hs_message(&name_message(name, flags, creation)))
+            .map_err(|e| e.to_string())?;
+        let status = read_hs(&mut s, deadline).map_err(|e| format!("status: {e}"))?;
+        if status != b"sok" {
+            return Err(format!("status {:?}", String::from_utf8_lossy(&status)));
+        }
+        let challenge = read_hs(&mut s, deadline).map_err(|e| format!("challenge: {e}"))?;
+        if challenge.len() < 19 || challenge[0] != b'N' {
+            return Err(format!("bad challenge {challenge:?}"));
+        }
+        let their_challenge = u32::from_be_bytes(challenge[9..13].try_into().unwrap());
+        let name_len = u16::from_be_bytes([challenge[17], challenge[18]]) as usize;
+        let peer_name = String::from_utf8_lossy(&challenge[19..19 + name_len]).into_owned();
+        let ours: u32 = 0x0bad_cafe;
+        let mut reply = vec![b'r'];
+        reply.extend_from_slice(&ours.to_be_bytes());
+        reply.extend_from_slice(&digest(cookie, their_challenge));
+        s.write_all(&hs_message(&reply))
+            .map_err(|e| e.to_string())?;
+        let ack = read_hs(&mut s, deadline).map_err(|e| format!("challenge ack: {e}"))?;
+        if ack.len() != 17 || ack[0] != b'a' || ack[1..] != digest(cookie, ours) {
+            return Err(format!("bad challenge ack {ack:?}"));
+        }
+        Ok(Peer {
+            stream: s,
+            name: name.to_owned(),
+            creation,
+            peer_name,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Writes raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Writes one frame: 4-byte length, then `body`.
+    pub fn send_frame(&mut self, body: &[u8]) -> std::io::Result<()> {
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(body);
+        self.stream.write_all(&f)
+    }
+
+    /// Sends a pass-through control message, with its payload if any.
+    pub fn send_control(&mut self, control: Term, payload: Option<Term>) -> std::io::Result<()> {
+        let mut body = vec![PASS_THROUGH];
+        control.encode(&mut body).unwrap();
+        if let Some(p) = payload {
+            p.encode(&mut body).unwrap();
+        }
+        self.send_frame(&body)
+    }
+
+    /// Our pid number `n`.
+    pub fn pid(&self, n: u32) -> Pid {
+        Pid::new(self.name.as_str(), n, 0, self.creation)
+    }
+
+    /// A reference of ours.
+    pub fn reference(&self, n: u32) -> Reference {
+        Reference {
+            node: Atom::from(self.name.as_str()),
+            id: vec![n, 0xabc, 0xdef],
+            creation: self.creation,
+        }
+    }
+
+    /// `REG_SEND` from our pid 1 to `name` on the node.
+    pub fn reg_send(&mut self, name: &str, message: Term) -> std::io::Result<()> {
+        let ctl = tuple(vec![
+            int(6),
+            Term::from(self.pid(1)),
+            Term::from(Atom::from("")),
+            Term::from(Atom::from(name)),
+        ]);
+        self.send_control(ctl, Some(message))
+    }
+
+    /// The next data frame (ticks are skipped) within `bound`, or `None` (timeout or
+    /// closed).
+    pub fn next_frame(&mut self, bound: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + bound;
+        loop {
+            while self.buf.len() >= 4 {
+                let len = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
+                if self.buf.len() < 4 + len {
+                    break;
+                }
+                let frame: Vec<u8> = self.buf.drain(..4 + len).skip(4).collect();
+                if !frame.is_empty() {
+                    return Some(frame);
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(deadline - now)).unwrap();
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next message (control, payload) within `bound` whose control or payload
+    /// satisfies `want`; other messages are skipped.
+    pub fn next_message_where(
+        &mut self,
+        bound: Duration,
+        mut want: impl FnMut(&Term, Option<&Term>) -> bool,
+    ) -> Option<(Term, Option<Term>)> {
+        let deadline = Instant::now() + bound;
+        loop {
+            let frame = self.next_frame(deadline.saturating_duration_since(Instant::now()))?;
+            assert_eq!(frame[0], PASS_THROUGH, "the node sends pass-through frames");
+            let mut r = &frame[1..];
+            let control = Term::decode(&mut r).expect("control");
+            let payload = (!r.is_empty()).then(|| Term::decode(&mut r).expect("payload"));
+            if want(&control, payload.as_ref()) {
+                return Some((control, payload));
+            }
+        }
+    }
+
+    /// A `$gen_call` to the node's `net_kernel` asking `{is_auth, Us}`, as `Node.ping`
+    /// does; true if `yes` comes back within `bound`. Proves the connection still works.
+    pub fn ping(&mut self, bound: Duration) -> bool {
+        let tag = self.reference(777);
+        let call = tuple(vec![
+            atom("$gen_call"),
+            tuple(vec![Term::from(self.pid(1)), Term::from(tag.clone())]),
+            tuple(vec![atom("is_auth"), atom(&self.name.clone())]),
+        ]);
+        if self.reg_send("net_kernel", call).is_err() {
+            return false;
+        }
+        let tag = Term::from(tag);
+        self.next_message_where(bound, |_, p| {
+            matches!(p, Some(Term::Tuple(t)) if t.elements.len() == 2 && t.elements[0] == tag)
+        })
+        .is_some_and(|(_, p)| match p {
+            Some(Term::Tuple(t)) => t.elements[1] == atom("yes"),
+            _ => false,
+        })
+    }
+}
+
+pub fn atom(name: &str) -> Term {
+    Term::from(Atom::from(name))
+}
+
+pub fn int(n: i32) -> Term {
+    Term::from(FixInteger::from(n))
+}
+
+pub fn tuple(elements: Vec<Term>) -> Term {
+    Term::from(Tuple::from(elements))
+}
+
+/// A frame body holding `{2, '', Pid}` (SEND to `to`) and then `payload_bytes`
+/// verbatim as the message: for payloads no encoder would write.
+pub fn send_with_raw_payload(to: &Pid, payload_bytes: &[u8]) -> Vec<u8> {
+    let mut body = vec![PASS_THROUGH];
+    tuple(vec![int(2), atom(""), Term::from(to.clone())])
+        .encode(&mut body)
+        .unwrap();
+    body.extend_from_slice(payload_bytes);
+    body
+}
+
+/// `[[[...[]...]]]` nested `depth` deep, as external term format (with the version
+/// byte): `LIST_EXT` of one element, `depth` times, then `NIL_EXT` tails.
+pub fn nested_list(depth: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + depth * 6 + 1);
+    out.push(131);
+    for _ in 0..depth {
+        out.extend_from_slice(&[108, 0, 0, 0, 1]);
+    }
+    out.push(106);
+    out.extend(std::iter::repeat(106).take(depth));
+    out
+}
+
+/// Resident memory of process `pid`, in KiB (`VmRSS` of `/proc/PID/status`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// A deterministic pseudo-random generator (xorshift), so failures reproduce.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
