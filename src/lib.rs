@@ -21,6 +21,10 @@ pub mod term;
 
 mod connection;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use handshake::HandshakeError;
 pub use node::{default_cookie, Function, Node, NodeConfig, NodeError};
 pub use otp::gen_server::{CallError, CallReply, GenServer};

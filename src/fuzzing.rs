@@ -1,0 +1,157 @@
+//! Entry points for fuzzing (`fuzz/`, `tests/fuzz_regressions.rs`): every parser that
+//! takes bytes from the network, fed from a byte slice instead of a socket. Only with
+//! the `fuzzing` feature; not a stable API.
+//!
+//! Each function must return for every input, without panicking, and in time linear in
+//! the input: that is what the fuzz targets check. Inputs are self-describing (a leading
+//! byte picks the variant) so that a saved input replays the same run.
+
+use crate::connection::frame::{Frame, FrameReader};
+use crate::connection::{codec, guard::TermLimits};
+use crate::handshake::{self, LocalIdentity, Status};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The largest frame the fuzzed frame reader accepts (a node's default is 128 MiB; a
+/// smaller one lets the fuzzer reach the refusal).
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// A peer that sends `input` in pieces of `chunk` bytes, then closes, and takes in
+/// whatever is written to it.
+struct Scripted<'a> {
+    input: &'a [u8],
+    chunk: usize,
+    written: usize,
+}
+
+impl AsyncRead for Scripted<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let n = buf.remaining().min(self.input.len()).min(self.chunk);
+        let (now, later) = self.input.split_at(n);
+        buf.put_slice(now);
+        self.input = later;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Scripted<'_> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.written += buf.len();
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// `input[0]` picks how the rest arrives: in pieces of 1, 2, 4, ... 65,536 bytes.
+fn scripted(input: &[u8]) -> Scripted<'_> {
+    let (chunk, rest) = match input.split_first() {
+        Some((&c, rest)) => (1usize << (c % 17), rest),
+        None => (1, input),
+    };
+    Scripted {
+        input: rest,
+        chunk,
+        written: 0,
+    }
+}
+
+fn identity() -> LocalIdentity {
+    LocalIdentity {
+        name: "fuzz@localhost".into(),
+        creation: 1,
+        flags: crate::flags::advertised(true),
+        cookie: "cookie".into(),
+    }
+}
+
+/// The accepting side of the handshake. `input[0]` picks the status our connection table
+/// would give, `input[1]` how the peer's bytes (the rest) arrive. `Ok` holds the name of
+/// a peer that completed the handshake (only possible with the cookie).
+pub fn handshake_accept(input: &[u8]) -> Result<String, String> {
+    let Some((&pick, rest)) = input.split_first() else {
+        return Err("empty".into());
+    };
+    let status = [
+        Status::Ok,
+        Status::OkSimultaneous,
+        Status::Nok,
+        Status::Alive,
+        Status::NotAllowed,
+    ][usize::from(pick) % 5];
+    let mut peer = scripted(rest);
+    let local = identity();
+    futures::executor::block_on(handshake::accept(&mut peer, &local, |_, _| status))
+        .map(|p| p.name)
+        .map_err(|e| e.to_string())
+}
+
+/// The initiating side, against a node that sends the rest of `input`; `input[0]` says
+/// whether our attempt is still the pending one (for the `alive` status).
+pub fn handshake_connect(input: &[u8]) -> Result<String, String> {
+    let Some((&pick, rest)) = input.split_first() else {
+        return Err("empty".into());
+    };
+    let mut peer = scripted(rest);
+    let local = identity();
+    let pending = pick & 1 == 1;
+    futures::executor::block_on(handshake::connect(
+        &mut peer,
+        &local,
+        "peer@localhost",
+        || pending,
+    ))
+    .map(|p| p.name)
+    .map_err(|e| e.to_string())
+}
+
+/// The frame reader over a stream, each data frame decoded as a connection's reader
+/// does, until the stream ends or is refused. Returns how many frames were decoded into
+/// messages, and why reading stopped.
+pub fn frames(input: &[u8]) -> (usize, String) {
+    let mut reader = FrameReader::new(scripted(input), MAX_FRAME);
+    let limits = TermLimits::default();
+    let mut messages = 0;
+    let stopped = futures::executor::block_on(async {
+        loop {
+            match reader.next_frame().await {
+                Ok(Frame::Tick) => {}
+                Ok(Frame::Data(d)) => match codec::decode(d, &limits) {
+                    Ok(_) => messages += 1,
+                    Err(e) => return e.to_string(),
+                },
+                Err(e) => return e.to_string(),
+            }
+        }
+    });
+    (messages, stopped)
+}
+
+/// One frame body (after the length) through the term guard and the control-message
+/// decoder. `Ok` describes the message.
+pub fn decode(frame: &[u8]) -> Result<String, String> {
+    match codec::decode(frame, &TermLimits::default()) {
+        Ok(codec::Decoded::Message(_)) => Ok("a control message".into()),
+        Ok(codec::Decoded::Unknown(t)) => Ok(crate::term::truncated(&t, 200)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Just the guard: how many terms `bytes` holds (each with its version byte), at most 2.
+pub fn check_terms(bytes: &[u8]) -> Result<usize, String> {
+    crate::connection::guard::check_terms(bytes, 2, &TermLimits::default())
+        .map_err(|e| e.to_string())
+}
