@@ -885,10 +885,45 @@ fn meaningless_control_messages_are_answered_or_dropped() {
     ] {
         p.send_control(control, payload).unwrap();
     }
+    // Requests nobody understands, carrying a megabyte: logged, in a line of sane size
+    // (formatted whole, each would be a 4 MB line).
+    let big = Term::from(eetf::Binary::from(vec![b'x'; 1 << 20]));
+    for name in [
+        "net_kernel",
+        "rex",
+        "global_name_server",
+        "Elixir.Chat.TaskSupervisor",
+        "echo",
+    ] {
+        let from = if name == "echo" {
+            atom("not_a_from")
+        } else {
+            tuple(vec![me.clone(), r.clone()])
+        };
+        p.reg_send(name, tuple(vec![atom("$gen_call"), from, big.clone()]))
+            .unwrap();
+    }
+    p.send_control(tuple(vec![int(99), big.clone()]), None)
+        .unwrap();
     // The connection is up and the node answers; nothing panicked.
     assert!(p.ping(WAIT), "{}", moebi.log());
     assert!(moebi.log().contains("node up"));
     assert!(!moebi.log().contains("node down"), "{}", moebi.log());
+    for needle in [
+        "net_kernel: unexpected call",
+        "rex: unexpected call",
+        "global: unexpected call",
+        "unexpected call <<120,120",
+        "malformed From",
+    ] {
+        assert!(
+            moebi.wait_for_log(needle, WAIT),
+            "{needle}:\n{}",
+            moebi.log()
+        );
+    }
+    let longest = moebi.log().lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 2000, "a log line of {longest} bytes");
     assert_no_panic(&moebi);
 }
 
