@@ -94,6 +94,7 @@ fn a_wrong_cookie_is_always_refused_and_logged_with_the_peers_name() {
 #[test]
 fn a_stalled_handshake_is_dropped_after_net_setuptime() {
     let (_epmd, moebi, port) = moebi(&["--net-setuptime", "1"]);
+    let t0 = Instant::now();
     // Nothing at all; half a length; a name message and then silence (we are waiting
     // for the challenge reply); a length announcing more than ever comes.
     let mut silent = raw(port);
@@ -109,7 +110,6 @@ fn a_stalled_handshake_is_dropped_after_net_setuptime() {
         .unwrap();
     let mut short_body = raw(port);
     short_body.write_all(&[0, 200, b'N', 0, 0]).unwrap();
-    let t0 = Instant::now();
     for (what, s) in [
         ("silent", &mut silent),
         ("half a length", &mut half_length),
@@ -120,7 +120,7 @@ fn a_stalled_handshake_is_dropped_after_net_setuptime() {
         assert!(closed.is_some(), "{what}: still open after 5 s");
         let at = t0.elapsed();
         assert!(
-            at >= Duration::from_millis(900) && at < Duration::from_secs(3),
+            at >= Duration::from_millis(950) && at < Duration::from_secs(3),
             "{what}: closed after {at:?}, expected about net_setuptime (1 s)"
         );
     }
@@ -276,13 +276,21 @@ fn five_hundred_half_open_sockets_do_not_keep_a_real_node_out() {
     let t_open = Instant::now();
     let mut idle: Vec<_> = (0..500).map(|_| raw(port)).collect();
     // At most 256 handshakes are pending at once: the oldest make room for the newest.
-    std::thread::sleep(Duration::from_millis(500));
-    let dropped = idle
-        .iter_mut()
-        .map(|s| closed_within(s, Duration::from_millis(2)).is_some())
-        .filter(|&closed| closed)
-        .count();
-    assert!(dropped >= 500 - 256, "only {dropped} of 500 were dropped");
+    let mut closed = vec![false; idle.len()];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        for (s, c) in idle.iter_mut().zip(&mut closed) {
+            *c = *c || closed_within(s, Duration::from_millis(1)).is_some();
+        }
+        let dropped = closed.iter().filter(|&&c| c).count();
+        if dropped >= 500 - 256 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {dropped} of 500 were dropped"
+        );
+    }
     let t0 = Instant::now();
     assert_eq!(
         alex.eval(&format!("Node.ping(:{m})")),
