@@ -3,7 +3,8 @@
 //! `cargo bench --bench dist` (no subcommand) is self-contained and pure Rust: two nodes
 //! in this process (a server with an `echo` GenServer, a `Chat.TaskSupervisor` and
 //! `Chat.receive_message/1`, and a client), connected over real TCP through an
-//! in-process EPMD, run every workload and print a table. `-- --quick` runs small sizes;
+//! in-process EPMD, run every workload and print a table. `-- --quick` runs small sizes,
+//! `-- --only W` one workload (call_small, call_list, task, send; handy under `perf`);
 //! without `--bench` (as `cargo test --all-targets` runs it) it is a smoke test on tiny
 //! sizes.
 //!
@@ -254,8 +255,11 @@ fn main() {
             Some("peers") => peers(&args).await,
             // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary
             // without it: then a smoke test on tiny sizes, not a benchmark.
-            _ if args.has("--bench") => standalone(if args.has("--quick") { 10 } else { 1 }).await,
-            _ => standalone(100).await,
+            _ if args.has("--bench") => {
+                let scale = if args.has("--quick") { 10 } else { 1 };
+                standalone(scale, args.get("--only")).await
+            }
+            _ => standalone(100, None).await,
         }
     });
     // Do not wait for the node's background tasks (connections, EPMD registration).
@@ -475,7 +479,7 @@ async fn peers(args: &Args) -> i32 {
 
 /// Two in-process nodes over TCP: the pure-Rust numbers of `cargo bench`.
 /// `scale` divides the sizes: 1 for `cargo bench`, 10 with `--quick`, 100 as a smoke test.
-async fn standalone(scale: usize) -> i32 {
+async fn standalone(scale: usize, only: Option<&str>) -> i32 {
     let epmd = match cnode::epmd::server::EpmdServer::bind(0).await {
         Ok(s) => s,
         Err(e) => die(&format!("in-process EPMD: {e}")),
@@ -517,6 +521,9 @@ async fn standalone(scale: usize) -> i32 {
     println!("|---|---:|---:|");
     let mut code = 0;
     for (w, n, inflight) in plan {
+        if only.is_some_and(|o| o != w.name()) {
+            continue;
+        }
         let mut rates = Vec::new();
         for _ in 0..rounds {
             match run(&client, &target, w, n, inflight).await {

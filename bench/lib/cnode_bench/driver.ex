@@ -117,6 +117,7 @@ defmodule CnodeBench.Driver do
           Enum.reduce(@workloads, acc, fn {key, kind, inflight, n, nq}, acc ->
             Enum.reduce(order, acc, fn side, acc ->
               r = beam_caller_run(key, kind, inflight, if(quick, do: nq, else: n), servers[side])
+              r = if is_map(r), do: Map.put(r, :round, round), else: r
               log_run(:beam, side, key, r)
               Map.update(acc, {key, :beam, side}, [r], &[r | &1])
             end)
@@ -125,6 +126,7 @@ defmodule CnodeBench.Driver do
         Enum.reduce(@client_workloads, acc, fn {key, wl, inflight, n, nq}, acc ->
           Enum.reduce(order, acc, fn side, acc ->
             r = rust_caller_run(opts, wl, inflight, if(quick, do: nq, else: n), servers[side])
+            r = if is_map(r), do: Map.put(r, :round, round), else: r
             log_run(:rust, side, key, r)
             Map.update(acc, {key, :rust, side}, [r], &[r | &1])
           end)
