@@ -41,6 +41,9 @@ struct Args {
     /// net_setuptime in seconds: the longest a handshake may take.
     #[arg(long, default_value_t = 7)]
     net_setuptime: u64,
+    /// Scheduler threads (0: one per core; 1: everything on the main thread).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
     /// The largest distribution message accepted, in bytes.
     #[arg(long, default_value_t = 128 * 1024 * 1024)]
     max_message_size: usize,
@@ -66,7 +69,14 @@ async fn receive_message_for_moebi(mut p: Process, args: Vec<Term>) -> Result<Te
 //   spawn_task(__MODULE__, :receive_message, recipient, [message])
 // end
 async fn send_message(p: &mut Process, recipient: &str, message: &str) -> Result<Term, Exception> {
-    spawn_task(p, "Elixir.Chat", "receive_message", recipient, vec![binary(message)]).await
+    spawn_task(
+        p,
+        "Elixir.Chat",
+        "receive_message",
+        recipient,
+        vec![binary(message)],
+    )
+    .await
 }
 
 // def spawn_task(module, fun, recipient, args) do
@@ -79,7 +89,9 @@ async fn spawn_task(
     recipient: &str,
     args: Vec<Term>,
 ) -> Result<Term, Exception> {
-    let task = p.task_async(remote_supervisor(recipient), module, fun, args).await?;
+    let task = p
+        .task_async(remote_supervisor(recipient), module, fun, args)
+        .await?;
     p.task_await(task, Some(Duration::from_secs(5))).await
 }
 
@@ -209,22 +221,31 @@ fn text(term: &Term) -> Result<String, Exception> {
 
 fn main() -> anyhow::Result<()> {
     fixed_mmap_threshold();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(moebi())
+    let args = Args::parse();
+    let runtime = match args.threads {
+        // One thread: every process and connection on the main thread.
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(moebi(args))
 }
 
-async fn moebi() -> anyhow::Result<()> {
+async fn moebi(args: Args) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let args = Args::parse();
     let name = match (&args.sname, &args.name) {
         (_, Some(n)) => NodeConfig::long_name(n),
         (Some(n), None) => NodeConfig::short_name(n),
@@ -242,7 +263,12 @@ async fn moebi() -> anyhow::Result<()> {
 
     let node = Node::start(config).await?;
     node.register_function("Elixir.Chat", "receive_message", 1, receive_message);
-    node.register_function("Elixir.Chat", "receive_message_for_moebi", 2, receive_message_for_moebi);
+    node.register_function(
+        "Elixir.Chat",
+        "receive_message_for_moebi",
+        2,
+        receive_message_for_moebi,
+    );
     node.register_function("Elixir.Moebi", "say_name", 0, say_name);
     node.register_function("Elixir.Moebi", "sup", 0, sup);
     node.register_function("Elixir.Moebi", "wait", 0, wait);

@@ -74,7 +74,9 @@ pub enum HandshakeError {
         missing: String,
     },
     /// The peer proved it does not hold our cookie (or we do not hold its).
-    #[error("connection attempt from node {peer} rejected: invalid challenge reply (wrong cookie)")]
+    #[error(
+        "connection attempt from node {peer} rejected: invalid challenge reply (wrong cookie)"
+    )]
     WrongCookie {
         /// The peer's name.
         peer: String,
@@ -174,7 +176,9 @@ impl<'a> Fields<'a> {
         let name = std::str::from_utf8(bytes)
             .map_err(|_| HandshakeError::Protocol("node name is not UTF-8".into()))?;
         if !valid_node_name(name) {
-            return Err(HandshakeError::Protocol(format!("invalid node name {name:?}")));
+            return Err(HandshakeError::Protocol(format!(
+                "invalid node name {name:?}"
+            )));
         }
         Ok(name.to_owned())
     }
@@ -290,7 +294,12 @@ where
         b"N" => {}
         // OTP 25 closes on the old version 5 name message without a status; so do we.
         b"n" => return Err(HandshakeError::Protocol("old 'n' (v5) name message".into())),
-        tag => return Err(HandshakeError::Protocol(format!("expected name, got tag {}", tag[0]))),
+        tag => {
+            return Err(HandshakeError::Protocol(format!(
+                "expected name, got tag {}",
+                tag[0]
+            )))
+        }
     }
     let peer_flags = f.u64()?;
     let peer_creation = f.u32()?;
@@ -334,7 +343,9 @@ where
     let reply = read_msg(s).await?;
     let mut f = Fields(&reply);
     if f.take(1)? != b"r" {
-        return Err(HandshakeError::Protocol("expected challenge reply 'r'".into()));
+        return Err(HandshakeError::Protocol(
+            "expected challenge reply 'r'".into(),
+        ));
     }
     let peer_challenge = f.u32()?;
     if !digest_eq(&digest(&local.cookie, my_challenge), f.take(16)?) {

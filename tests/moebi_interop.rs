@@ -18,17 +18,38 @@ fn alex_and_kate_chat_with_moebi() {
     let m = moebi.node_name();
 
     assert_eq!(alex.eval(&format!("Node.ping(:{m})")), ":pong");
-    assert!(alex.eval("Node.list()").contains(&m), "moebi is in Node.list()");
+    assert!(
+        alex.eval("Node.list()").contains(&m),
+        "moebi is in Node.list()"
+    );
 
     // iex(alex)> Chat.send_message(:moebi@localhost, "hi")  =>  chicken? / :ok
-    assert_eq!(alex.eval(&format!("Chat.send_message(:{m}, \"hi\")")), ":ok");
-    assert!(moebi.wait_for_lines("hi", 1, WAIT), "moebi prints hi:\n{}", moebi.output());
-    assert!(alex.wait_for_output("chicken?", WAIT), "alex prints chicken?:\n{}", alex.output());
+    assert_eq!(
+        alex.eval(&format!("Chat.send_message(:{m}, \"hi\")")),
+        ":ok"
+    );
+    assert!(
+        moebi.wait_for_lines("hi", 1, WAIT),
+        "moebi prints hi:\n{}",
+        moebi.output()
+    );
+    assert!(
+        alex.wait_for_output("chicken?", WAIT),
+        "alex prints chicken?:\n{}",
+        alex.output()
+    );
 
     // The same from kate.
-    assert_eq!(kate.eval(&format!("Chat.send_message(:{m}, \"hello from kate\")")), ":ok");
+    assert_eq!(
+        kate.eval(&format!("Chat.send_message(:{m}, \"hello from kate\")")),
+        ":ok"
+    );
     assert!(moebi.wait_for_lines("hello from kate", 1, WAIT));
-    assert!(kate.wait_for_output("chicken?", WAIT), "kate prints chicken?:\n{}", kate.output());
+    assert!(
+        kate.wait_for_output("chicken?", WAIT),
+        "kate prints chicken?:\n{}",
+        kate.output()
+    );
     // Moebi answered each sender only: kate's chicken? did not go to alex.
     assert_eq!(alex.count_in_output("chicken?"), 1);
     assert_eq!(kate.eval(&format!("Node.ping(:{m})")), ":pong");
@@ -44,7 +65,10 @@ fn wrong_cookie_is_refused_and_logged() {
 
     assert_eq!(intruder.eval(&format!("Node.ping(:{m})")), ":pang");
     assert!(
-        moebi.wait_for_log(&format!("Connection attempt from node {}", intruder.node_name()), WAIT),
+        moebi.wait_for_log(
+            &format!("Connection attempt from node {}", intruder.node_name()),
+            WAIT
+        ),
         "moebi logs who was refused and why:\n{}",
         moebi.log()
     );
@@ -70,7 +94,11 @@ fn two_hundred_concurrent_tasks_from_one_caller() {
     assert_eq!(results, "[:ok]");
     assert!(moebi.wait_for_lines("message 200", 1, WAIT));
     for i in 1..=200 {
-        assert_eq!(moebi.count_lines(&format!("message {i}")), 1, "message {i} printed once");
+        assert_eq!(
+            moebi.count_lines(&format!("message {i}")),
+            1,
+            "message {i} printed once"
+        );
     }
 }
 
@@ -93,10 +121,14 @@ fn an_unregistered_function_raises_undef_on_the_caller() {
          end"
     ));
     assert_eq!(result, ":undef_as_on_the_beam");
-    let exit = alex.eval("receive do {:EXIT, _, reason} -> elem(reason, 0) after 5000 -> :none end");
+    let exit =
+        alex.eval("receive do {:EXIT, _, reason} -> elem(reason, 0) after 5000 -> :none end");
     assert_eq!(exit, ":undef");
     // And Moebi keeps serving.
-    assert_eq!(alex.eval(&format!("Chat.send_message(:{m}, \"still there?\")")), ":ok");
+    assert_eq!(
+        alex.eval(&format!("Chat.send_message(:{m}, \"still there?\")")),
+        ":ok"
+    );
     assert!(moebi.wait_for_lines("still there?", 1, WAIT));
 }
 
@@ -110,16 +142,32 @@ fn global_stays_healthy_with_moebi_connected() {
 
     assert_eq!(alex.eval(&format!("Node.ping(:{m})")), ":pong");
     assert_eq!(kate.eval(&format!("Node.ping(:{m})")), ":pong");
-    assert_eq!(kate.eval(&format!("Node.ping(:{})", alex.node_name())), ":pong");
+    assert_eq!(
+        kate.eval(&format!("Node.ping(:{})", alex.node_name())),
+        ":pong"
+    );
     for node in [&alex, &kate] {
         let synced = node.eval_timeout(
             "Task.async(fn -> :global.sync() end) |> Task.await(10_000)",
             Duration::from_secs(15),
         );
-        assert_eq!(synced.as_deref(), Ok(":ok"), "global:sync() on {}", node.node_name());
+        assert_eq!(
+            synced.as_deref(),
+            Ok(":ok"),
+            "global:sync() on {}",
+            node.node_name()
+        );
     }
-    assert_eq!(alex.eval("pid = spawn(fn -> Process.sleep(:infinity) end); :global.register_name(:shared, pid)"), ":yes");
+    assert_eq!(
+        alex.eval(
+            "pid = spawn(fn -> Process.sleep(:infinity) end); :global.register_name(:shared, pid)"
+        ),
+        ":yes"
+    );
     let seen = kate.eval("Enum.find_value(1..100, fn _ -> (p = :global.whereis_name(:shared)) != :undefined && node(p) || (Process.sleep(50); nil) end)");
     assert_eq!(seen, format!(":{}", alex.node_name()));
-    assert!(kate.eval("Node.list()").contains(&m), "moebi stays connected");
+    assert!(
+        kate.eval("Node.list()").contains(&m),
+        "moebi stays connected"
+    );
 }

@@ -15,7 +15,6 @@ use erl_dist::term::{Mfa, PidOrAtom};
 
 /// The pass-through frame tag: no distribution header follows.
 const PASS_THROUGH: u8 = 112;
-const VERSION: u8 = 131;
 
 /// A frame we could not turn into a message.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +32,9 @@ pub(crate) enum DecodeError {
 }
 
 /// What a data frame held: a message, or an operation we do not know (logged, dropped).
+// Decoded values are moved once, from the reader to dispatch: boxing the large variant
+// would add an allocation per message for nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Decoded {
     Message(Message),
     Unknown(Term),
@@ -80,7 +82,11 @@ fn charlists_as_lists(term: &mut Term) {
         }
         Term::Tuple(t) => t.elements.iter_mut().for_each(charlists_as_lists),
         // Keys are immutable in place: the map is rebuilt, only when it has to be.
-        Term::Map(m) if m.map.iter().any(|(k, v)| has_charlist(k) || has_charlist(v)) => {
+        Term::Map(m)
+            if m.map
+                .iter()
+                .any(|(k, v)| has_charlist(k) || has_charlist(v)) =>
+        {
             let entries = std::mem::take(&mut m.map);
             m.map = entries
                 .into_iter()

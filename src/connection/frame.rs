@@ -129,10 +129,7 @@ mod tests {
         });
         assert_eq!(reader.next_frame().await.unwrap(), Frame::Tick);
         assert_eq!(reader.next_frame().await.unwrap(), Frame::Data(b"abc"));
-        assert!(matches!(
-            reader.next_frame().await,
-            Err(FrameError::Closed)
-        ));
+        assert!(matches!(reader.next_frame().await, Err(FrameError::Closed)));
     }
 
     #[tokio::test]
@@ -201,7 +198,10 @@ mod tests {
         });
         assert!(matches!(
             reader.next_frame().await,
-            Err(FrameError::TooLarge { len: 1000, max: 100 })
+            Err(FrameError::TooLarge {
+                len: 1000,
+                max: 100
+            })
         ));
     }
 }

@@ -52,7 +52,11 @@ async fn try_register(alive: &str, port: u16, epmd_port: u16) -> std::io::Result
 /// Registers `alive` (the part of the node name before `@`) listening on `port` with the
 /// EPMD on `epmd_port`. When no EPMD answers we start one the way `erl` does
 /// (`epmd -daemon`), and failing that serve EPMD in-process.
-pub(crate) async fn register(alive: &str, port: u16, epmd_port: u16) -> std::io::Result<Registration> {
+pub(crate) async fn register(
+    alive: &str,
+    port: u16,
+    epmd_port: u16,
+) -> std::io::Result<Registration> {
     let mut server = None;
     let first = match try_register(alive, port, epmd_port).await {
         Ok(r) => r,
@@ -61,7 +65,10 @@ pub(crate) async fn register(alive: &str, port: u16, epmd_port: u16) -> std::io:
                 tracing::info!(epmd_port, "started epmd -daemon");
             } else {
                 server = Some(server::EpmdServer::bind(epmd_port).await?);
-                tracing::info!(epmd_port, "no epmd on this machine: serving EPMD in-process");
+                tracing::info!(
+                    epmd_port,
+                    "no epmd on this machine: serving EPMD in-process"
+                );
             }
             try_register(alive, port, epmd_port).await?
         }
@@ -135,7 +142,11 @@ async fn start_epmd_daemon(epmd_port: u16) -> bool {
 }
 
 /// The distribution port of node `alive` on `host`, or `None` if it is not registered.
-pub(crate) async fn lookup(host: &str, alive: &str, epmd_port: u16) -> std::io::Result<Option<u16>> {
+pub(crate) async fn lookup(
+    host: &str,
+    alive: &str,
+    epmd_port: u16,
+) -> std::io::Result<Option<u16>> {
     let stream = TcpStream::connect((host, epmd_port)).await?;
     let client = EpmdClient::new(stream.compat());
     let entry = client

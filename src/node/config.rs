@@ -90,12 +90,16 @@ pub(crate) fn epmd_port_from_env() -> u16 {
 /// The cookie `erl` would use without `-setcookie`: `~/.erlang.cookie`, created with 20
 /// random upper-case letters and mode 0400 when absent (as `auth.erl` does).
 pub fn default_cookie() -> std::io::Result<String> {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     let path = home.join(".erlang.cookie");
     match std::fs::read_to_string(&path) {
         Ok(c) => Ok(c.trim().to_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cookie: String = (0..20).map(|_| (b'A' + rand::random_range(0..26u8)) as char).collect();
+            let cookie: String = (0..20)
+                .map(|_| (b'A' + rand::random_range(0..26u8)) as char)
+                .collect();
             std::fs::write(&path, &cookie)?;
             #[cfg(unix)]
             {

@@ -60,9 +60,7 @@ pub(super) fn dispatch(node: &Node, conn: &Arc<ConnHandle>, message: Message) {
             },
         ),
         Message::SpawnReply(r) => spawn_reply(node, &r.to_pid, r.req_id, r.flags.value, r.result),
-        Message::SpawnReplyTt(r) => {
-            spawn_reply(node, &r.to_pid, r.req_id, r.flags.value, r.result)
-        }
+        Message::SpawnReplyTt(r) => spawn_reply(node, &r.to_pid, r.req_id, r.flags.value, r.result),
         Message::NodeLink(_) | Message::Tick => {}
     }
 }
@@ -91,7 +89,11 @@ fn link(node: &Node, conn: &Arc<ConnHandle>, from: &Pid, to: &Pid) {
         }
     });
     if linked != Some(true) {
-        conn.send(Message::payload_exit(to.clone(), from.clone(), atom("noproc")));
+        conn.send(Message::payload_exit(
+            to.clone(),
+            from.clone(),
+            atom("noproc"),
+        ));
     }
 }
 
@@ -109,7 +111,13 @@ fn exit(node: &Node, from: &Pid, to: &Pid, reason: Term, linked: bool) {
 
 /// `MONITOR_P` from a remote process: watch the local process or name, or answer at once
 /// with `noproc` (FromProc is the name when monitored by name, protocol notes §8).
-fn monitor(node: &Node, conn: &Arc<ConnHandle>, watcher: Pid, target: PidOrAtom, reference: erl_dist::term::Reference) {
+fn monitor(
+    node: &Node,
+    conn: &Arc<ConnHandle>,
+    watcher: Pid,
+    target: PidOrAtom,
+    reference: erl_dist::term::Reference,
+) {
     let (entry, by_name) = match &target {
         PidOrAtom::Pid(p) => (node.local_entry(p), None),
         PidOrAtom::Atom(name) => (node.registered_entry(&name.name), Some(name.clone())),
@@ -134,7 +142,12 @@ fn monitor(node: &Node, conn: &Arc<ConnHandle>, watcher: Pid, target: PidOrAtom,
         true
     });
     if added != Some(true) {
-        conn.send(Message::payload_monitor_p_exit(target, watcher, reference, atom("noproc")));
+        conn.send(Message::payload_monitor_p_exit(
+            target,
+            watcher,
+            reference,
+            atom("noproc"),
+        ));
     }
 }
 
@@ -168,7 +181,13 @@ fn monitor_exit(node: &Node, to: &Pid, reference: erl_dist::term::Reference, rea
 
 /// The answer to a `SPAWN_REQUEST` we sent: delivered as `erlang:spawn_request/5`
 /// delivers it, `{spawn_reply, ReqId, ok, Pid}` or `{spawn_reply, ReqId, error, Reason}`.
-fn spawn_reply(node: &Node, to: &Pid, req_id: erl_dist::term::Reference, flags: i32, result: PidOrAtom) {
+fn spawn_reply(
+    node: &Node,
+    to: &Pid,
+    req_id: erl_dist::term::Reference,
+    flags: i32,
+    result: PidOrAtom,
+) {
     let Some(entry) = node.local_entry(to) else {
         return;
     };

@@ -344,7 +344,7 @@ impl Node {
     /// Creates the entry of a new process so its pid exists; `start_prepared` runs it.
     pub(crate) fn prepare(&self, opts: SpawnOpts) -> Result<Prepared, Exception> {
         let pid = self.new_pid();
-        let prepared = ProcEntry::new(pid.clone(), &opts);
+        let prepared = ProcEntry::prepare(pid.clone(), &opts);
         if let Some(name) = &opts.name {
             let mut names = lock(&self.0.names);
             if names.contains_key(&name.name) {
@@ -415,10 +415,6 @@ impl Node {
         names.insert(name.to_owned(), entry.pid.clone());
         st.name = Some(Atom::from(name));
         Ok(())
-    }
-
-    pub(crate) fn process_count(&self) -> usize {
-        lock(&self.0.procs).len()
     }
 
     /// All local process entries (for node-down handling).

@@ -93,7 +93,10 @@ pub(crate) fn node_down(node: &Node, peer: &Atom) {
 
 fn cast(p: &Process, to: &str, message: Term) {
     tracing::trace!("global -> {to}: {message}");
-    p.send(Dest::RemoteName(Atom::from(NAME), Atom::from(to)), tuple(vec![atom("$gen_cast"), message]));
+    p.send(
+        Dest::RemoteName(Atom::from(NAME), Atom::from(to)),
+        tuple(vec![atom("$gen_cast"), message]),
+    );
 }
 
 fn plain(p: &Process, to: &str, message: Term) {
@@ -106,7 +109,11 @@ fn node_name(t: &Term) -> Option<String> {
         // `lock_set` names the peer by its locker's pid.
         Term::Pid(p) => Some(p.node.name.clone()),
         // Known lists hold `{Node, Vsn}` from vsn 8 on.
-        Term::Tuple(tu) => tu.elements.first().and_then(Match::as_atom).map(str::to_owned),
+        Term::Tuple(tu) => tu
+            .elements
+            .first()
+            .and_then(Match::as_atom)
+            .map(str::to_owned),
         _ => None,
     }
 }
@@ -148,7 +155,11 @@ impl Global {
                 let Some(n) = node_name(&e[1]) else { return };
                 if let Some(s) = self.sessions.get(&n) {
                     if e[2] != s.my_tag || Some(&e[3]) != s.his_tag.as_ref() {
-                        plain(p, &n, tuple(vec![atom("cancel_connect"), self.me(), e[3].clone()]));
+                        plain(
+                            p,
+                            &n,
+                            tuple(vec![atom("cancel_connect"), self.me(), e[3].clone()]),
+                        );
                         self.start_session(p, n);
                     }
                 }
@@ -221,22 +232,37 @@ impl Global {
         let op = e.first().and_then(Match::as_atom);
         // The sending node: third in init_connect (after the version), else second.
         let at = if op == Some("init_connect") { 2 } else { 1 };
-        let Some(n) = e.get(at).and_then(node_name) else { return };
+        let Some(n) = e.get(at).and_then(node_name) else {
+            return;
+        };
         match (op, e.len()) {
             // R2
             (Some("init_connect"), 4) => {
-                let Some(his_tag) = e[1].as_tuple().and_then(|v| v.get(1)).cloned() else { return };
+                let Some(his_tag) = e[1].as_tuple().and_then(|v| v.get(1)).cloned() else {
+                    return;
+                };
                 let me = self.me();
                 let lock_set = self.lock_set_msg(his_tag.clone());
-                let Some(s) = self.sessions.get_mut(&n) else { return };
+                let Some(s) = self.sessions.get_mut(&n) else {
+                    return;
+                };
                 if s.his_tag.is_some() {
-                    plain(p, &n, tuple(vec![atom("cancel_connect"), self.me(), his_tag]));
+                    plain(
+                        p,
+                        &n,
+                        tuple(vec![atom("cancel_connect"), self.me(), his_tag]),
+                    );
                     return self.start_session(p, n);
                 }
                 s.his_tag = Some(his_tag.clone());
                 s.sent_lock_set = true;
                 s.owe = false;
-                let ack = tuple(vec![atom("init_connect_ack"), me, his_tag, s.my_tag.clone()]);
+                let ack = tuple(vec![
+                    atom("init_connect_ack"),
+                    me,
+                    his_tag,
+                    s.my_tag.clone(),
+                ]);
                 plain(p, &n, ack);
                 // The proactive lock_set: our side of the lock is trivially ours.
                 cast(p, &n, lock_set);
@@ -246,11 +272,15 @@ impl Global {
                 let node_of_locker = n;
                 let me = self.me();
                 let locker = self.locker();
-                let Some(s) = self.sessions.get_mut(&node_of_locker) else { return };
+                let Some(s) = self.sessions.get_mut(&node_of_locker) else {
+                    return;
+                };
                 if e[4] != s.my_tag {
                     return;
                 }
-                let Some(his_tag) = s.his_tag.clone() else { return };
+                let Some(his_tag) = s.his_tag.clone() else {
+                    return;
+                };
                 if !e[2].is_atom("true") {
                     s.owe = true;
                     return;
@@ -258,13 +288,23 @@ impl Global {
                 if s.owe || !s.sent_lock_set {
                     s.owe = false;
                     s.sent_lock_set = true;
-                    let msg = tuple(vec![atom("lock_set"), locker, atom("true"), nil(), his_tag.clone()]);
+                    let msg = tuple(vec![
+                        atom("lock_set"),
+                        locker,
+                        atom("true"),
+                        nil(),
+                        his_tag.clone(),
+                    ]);
                     cast(p, &node_of_locker, msg);
                 }
                 if !s.lock_ok {
                     s.lock_ok = true;
                     s.sent_exchange = true;
-                    cast(p, &node_of_locker, tuple(vec![atom("exchange"), me, nil(), nil(), his_tag]));
+                    cast(
+                        p,
+                        &node_of_locker,
+                        tuple(vec![atom("exchange"), me, nil(), nil(), his_tag]),
+                    );
                     self.maybe_resolved(p, &node_of_locker);
                 }
             }
@@ -315,17 +355,33 @@ impl Global {
     }
 
     fn lock_set_msg(&self, his_tag: Term) -> Term {
-        tuple(vec![atom("lock_set"), self.locker(), atom("true"), nil(), his_tag])
+        tuple(vec![
+            atom("lock_set"),
+            self.locker(),
+            atom("true"),
+            nil(),
+            his_tag,
+        ])
     }
 
     /// R7: `resolved` goes out once both exchanges are done.
     fn maybe_resolved(&mut self, p: &mut Process, n: &str) {
         let me = self.me();
-        let Some(s) = self.sessions.get_mut(n) else { return };
+        let Some(s) = self.sessions.get_mut(n) else {
+            return;
+        };
         if s.sent_exchange && s.his_exchange && !s.sent_resolved {
             s.sent_resolved = true;
             if let Some(his_tag) = s.his_tag.clone() {
-                let msg = tuple(vec![atom("resolved"), me, nil(), nil(), atom("unused"), nil(), his_tag]);
+                let msg = tuple(vec![
+                    atom("resolved"),
+                    me,
+                    nil(),
+                    nil(),
+                    atom("unused"),
+                    nil(),
+                    his_tag,
+                ]);
                 cast(p, n, msg);
             }
         }
@@ -342,7 +398,12 @@ impl Global {
         self.sessions.remove(n);
         self.known.remove(n);
         self.synced.remove(n);
-        let gone: Vec<Pid> = self.holder_monitors.keys().filter(|pid| pid.node.name == n).cloned().collect();
+        let gone: Vec<Pid> = self
+            .holder_monitors
+            .keys()
+            .filter(|pid| pid.node.name == n)
+            .cloned()
+            .collect();
         for pid in gone {
             if let Some(r) = self.holder_monitors.get(&pid).cloned() {
                 p.demonitor(&r, true);
@@ -358,7 +419,8 @@ impl Global {
         };
         let reply = match (e.first().and_then(Match::as_atom), e.len()) {
             (Some("set_lock"), 2) => {
-                let Some([res, req]) = e[1].as_tuple_n(2).map(|t| [t[0].clone(), t[1].clone()]) else {
+                let Some([res, req]) = e[1].as_tuple_n(2).map(|t| [t[0].clone(), t[1].clone()])
+                else {
                     return;
                 };
                 crate::term::boolean(self.set_lock(p, res, req, &from.pid))
@@ -385,7 +447,13 @@ impl Global {
             }
             Some(_) => return false,
             None => {
-                self.locks.insert(res, Lock { requester: req, holders: vec![pid.clone()] });
+                self.locks.insert(
+                    res,
+                    Lock {
+                        requester: req,
+                        holders: vec![pid.clone()],
+                    },
+                );
             }
         }
         if !self.holder_monitors.contains_key(pid) {

@@ -8,7 +8,9 @@
 
 use crate::node::Node;
 use crate::process::{Dest, Exception, Process};
-use crate::term::{atom, binary, chardata_to_string, charlist, int, list, map, tuple, Match, Pid, Term};
+use crate::term::{
+    atom, binary, chardata_to_string, charlist, int, list, map, tuple, Match, Pid, Term,
+};
 use std::io::Write;
 use std::time::Duration;
 
@@ -19,12 +21,18 @@ pub(crate) fn start_user(node: &Node) {
             loop {
                 let message = p.receive().await;
                 let Some(e) = message.as_tuple_n(4).filter(|e| e[0].is_atom("io_request")) else {
-                    if !message.as_tuple().map(|e| e.first().is_some_and(|t| t.is_atom("io_reply"))).unwrap_or(false) {
+                    if !message
+                        .as_tuple()
+                        .map(|e| e.first().is_some_and(|t| t.is_atom("io_reply")))
+                        .unwrap_or(false)
+                    {
                         tracing::debug!("user: ignoring {message}");
                     }
                     continue;
                 };
-                let (Some(from), reply_as) = (e[1].as_pid(), &e[2]) else { continue };
+                let (Some(from), reply_as) = (e[1].as_pid(), &e[2]) else {
+                    continue;
+                };
                 let reply = io_request(&e[3]);
                 p.send(from, tuple(vec![atom("io_reply"), reply_as.clone(), reply]));
             }
@@ -39,13 +47,15 @@ fn io_request(request: &Term) -> Term {
         return error_request();
     };
     match (e.first().and_then(Match::as_atom), e.len()) {
-        (Some("put_chars"), 3) | (Some("put_chars"), 2) => match chardata_to_string(&e[e.len() - 1]) {
-            Some(text) => {
-                write_stdout(&text);
-                atom("ok")
+        (Some("put_chars"), 3) | (Some("put_chars"), 2) => {
+            match chardata_to_string(&e[e.len() - 1]) {
+                Some(text) => {
+                    write_stdout(&text);
+                    atom("ok")
+                }
+                None => error_request(),
             }
-            None => error_request(),
-        },
+        }
         (Some("put_chars"), 5) => {
             // {put_chars, Enc, io_lib, format, [Format, Args]}: what io:format sends.
             match (e[2].as_atom(), e[3].as_atom(), e[4].as_list()) {
@@ -99,7 +109,10 @@ pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &
     let metadata = map([
         (
             atom("error_logger"),
-            map([(atom("emulator"), atom("true")), (atom("tag"), atom("error"))]),
+            map([
+                (atom("emulator"), atom("true")),
+                (atom("tag"), atom("error")),
+            ]),
         ),
         (atom("gl"), Term::Pid(group_leader.clone())),
         (atom("pid"), Term::Pid(pid.clone())),
@@ -109,7 +122,11 @@ pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &
         atom("log"),
         atom("error"),
         charlist("Error in process ~p on node ~p with exit value:~n~p~n"),
-        list(vec![Term::Pid(pid.clone()), atom(node.name()), reason.clone()]),
+        list(vec![
+            Term::Pid(pid.clone()),
+            atom(node.name()),
+            reason.clone(),
+        ]),
         metadata,
     ]);
     let proxy = Dest::from(("logger_proxy", group_leader.node.name.as_str()));
@@ -146,7 +163,11 @@ fn format_erlang(fmt: &str, args: &[Term]) -> String {
                 }
             }
             Some('c') => {
-                if let Some(ch) = args.next().and_then(Match::as_int).and_then(|i| char::from_u32(i as u32)) {
+                if let Some(ch) = args
+                    .next()
+                    .and_then(Match::as_int)
+                    .and_then(|i| char::from_u32(i as u32))
+                {
                     out.push(ch);
                 }
             }
@@ -196,7 +217,9 @@ impl Process {
         self.demonitor(&reply_as, true);
         match reply {
             Some(m) if m.as_tuple_n(3).is_some_and(|e| e[2].is_atom("ok")) => Ok(()),
-            Some(m) if m.as_tuple_n(3).is_some() => Err(Exception::error(m.as_tuple().unwrap()[2].clone())),
+            Some(m) if m.as_tuple_n(3).is_some() => {
+                Err(Exception::error(m.as_tuple().unwrap()[2].clone()))
+            }
             // io:request/2 with a dead group leader: {error, terminated}.
             Some(_) => Err(Exception::error(atom("terminated"))),
             None => Err(Exception::error(atom("timeout"))),
@@ -211,12 +234,20 @@ mod tests {
 
     #[test]
     fn formats_like_io_lib() {
-        assert_eq!(format_erlang("a ~p ~s~n~~", &[int(1), binary("x")]), "a 1 x\n~");
+        assert_eq!(
+            format_erlang("a ~p ~s~n~~", &[int(1), binary("x")]),
+            "a 1 x\n~"
+        );
     }
 
     #[test]
     fn unknown_requests_get_error_request() {
         assert_eq!(io_request(&atom("x")), error_request());
-        assert!(io_request(&tuple(vec![atom("put_chars"), atom("unicode"), list(vec![])])).is_atom("ok"));
+        assert!(io_request(&tuple(vec![
+            atom("put_chars"),
+            atom("unicode"),
+            list(vec![])
+        ]))
+        .is_atom("ok"));
     }
 }

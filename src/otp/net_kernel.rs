@@ -20,11 +20,17 @@ pub(crate) fn start(node: &Node) {
 }
 
 fn handle_call(p: &Process, from: From, request: &Term) {
-    let tag = request.as_tuple().and_then(|e| e.first()).and_then(Match::as_atom);
+    let tag = request
+        .as_tuple()
+        .and_then(|e| e.first())
+        .and_then(Match::as_atom);
     match tag {
         Some("is_auth") => {
             // A plain send to the pid, as net_kernel does (not to the alias).
-            p.send(&from.pid, crate::term::tuple(vec![from.tag.clone(), atom("yes")]));
+            p.send(
+                &from.pid,
+                crate::term::tuple(vec![from.tag.clone(), atom("yes")]),
+            );
         }
         _ => tracing::warn!(
             "net_kernel: unexpected call {} from {}",

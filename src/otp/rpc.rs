@@ -18,7 +18,14 @@ pub(crate) fn start(node: &Node) {
             let message = p.receive().await;
             if let Some((from, request)) = parse_call(&message) {
                 let call = request.as_tuple_n(5).filter(|e| e[0].is_atom("call"));
-                match call.and_then(|e| Some((e[1].as_atom()?, e[2].as_atom()?, e[3].as_list()?, e[4].as_pid()?))) {
+                match call.and_then(|e| {
+                    Some((
+                        e[1].as_atom()?,
+                        e[2].as_atom()?,
+                        e[3].as_list()?,
+                        e[4].as_pid()?,
+                    ))
+                }) {
                     Some((m, f, a, gl)) => {
                         let (m, f, a) = (m.to_owned(), f.to_owned(), a.to_vec());
                         let node = p.node().clone();
@@ -27,7 +34,10 @@ pub(crate) fn start(node: &Node) {
                             let me = worker.pid();
                             let result = match node.apply(worker, &m, &f, a).await {
                                 Ok(v) => v,
-                                Err(e) => tuple(vec![atom("badrpc"), tuple(vec![atom("EXIT"), e.exit_reason()])]),
+                                Err(e) => tuple(vec![
+                                    atom("badrpc"),
+                                    tuple(vec![atom("EXIT"), e.exit_reason()]),
+                                ]),
                             };
                             from.reply_from(&node, &me, result);
                             Ok(())
@@ -95,7 +105,8 @@ impl Process {
         let res = self.node().make_ref();
         let res_term = Term::Reference(Box::new(res.clone()));
         let node_atom = Atom::from(node);
-        self.node().add_spawn_monitor(&self.entry, req_id.clone(), node_atom.clone());
+        self.node()
+            .add_spawn_monitor(&self.entry, req_id.clone(), node_atom.clone());
         let mfa = erl_dist::term::Mfa {
             module: Atom::from("erpc"),
             function: Atom::from("execute_call"),
@@ -118,13 +129,17 @@ impl Process {
             .receive_match(Some(timeout), |m| {
                 crate::process::handle::is_down_for(m, &req_id)
                     || m.as_tuple_n(4)
-                        .map(|e| e[0].is_atom("spawn_reply") && e[1] == req_term && e[2].is_atom("error"))
+                        .map(|e| {
+                            e[0].is_atom("spawn_reply") && e[1] == req_term && e[2].is_atom("error")
+                        })
                         .unwrap_or(false)
             })
             .await;
         // A successful spawn_reply also arrives; we only waited for the error form.
         self.flush_matching(|m| {
-            m.as_tuple_n(4).map(|e| e[0].is_atom("spawn_reply") && e[1] == req_term).unwrap_or(false)
+            m.as_tuple_n(4)
+                .map(|e| e[0].is_atom("spawn_reply") && e[1] == req_term)
+                .unwrap_or(false)
         });
         let Some(reply) = reply else {
             self.demonitor(&req_id, true);
@@ -165,13 +180,22 @@ impl Process {
 impl std::convert::From<RpcError> for Exception {
     fn from(e: RpcError) -> Self {
         match e {
-            RpcError::Exception { class, reason, .. } if class == "throw" => Exception::Throw(reason),
+            RpcError::Exception { class, reason, .. } if class == "throw" => {
+                Exception::Throw(reason)
+            }
             RpcError::Exception { class, reason, .. } if class == "exit" => Exception::Exit(reason),
-            RpcError::Exception { reason, stacktrace, .. } => Exception::Error {
+            RpcError::Exception {
+                reason, stacktrace, ..
+            } => Exception::Error {
                 reason,
-                stacktrace: stacktrace.as_list().map(<[Term]>::to_vec).unwrap_or_default(),
+                stacktrace: stacktrace
+                    .as_list()
+                    .map(<[Term]>::to_vec)
+                    .unwrap_or_default(),
             },
-            RpcError::NoConnection => Exception::error(tuple(vec![atom("erpc"), atom("noconnection")])),
+            RpcError::NoConnection => {
+                Exception::error(tuple(vec![atom("erpc"), atom("noconnection")]))
+            }
             RpcError::Timeout => Exception::error(tuple(vec![atom("erpc"), atom("timeout")])),
             RpcError::Spawn(r) => Exception::error(tuple(vec![atom("erpc"), r])),
         }

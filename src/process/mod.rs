@@ -63,7 +63,9 @@ impl Dest {
         match self {
             Dest::Pid(p) => Term::Pid(p.clone()),
             Dest::Name(n) => tuple(vec![Term::Atom(n.clone()), Term::Atom(local_node.clone())]),
-            Dest::RemoteName(n, node) => tuple(vec![Term::Atom(n.clone()), Term::Atom(node.clone())]),
+            Dest::RemoteName(n, node) => {
+                tuple(vec![Term::Atom(n.clone()), Term::Atom(node.clone())])
+            }
             Dest::Alias(r) => Term::Reference(Box::new(r.clone())),
         }
     }

@@ -101,7 +101,7 @@ pub(crate) enum ExitOutcome {
 }
 
 impl ProcEntry {
-    pub(crate) fn new(pid: Pid, opts: &SpawnOpts) -> Prepared {
+    pub(crate) fn prepare(pid: Pid, opts: &SpawnOpts) -> Prepared {
         let (tx, rx) = mpsc::unbounded_channel();
         let (kill_tx, kill_rx) = oneshot::channel();
         let entry = ProcEntry {
