@@ -177,7 +177,8 @@ defmodule CnodeBench.Report do
             "Moebi (`examples/moebi.rs`, release build); both served the same BEAM caller node " <>
             "(workloads 1-4 and 6). BEAM and Rust columns: medians over the rounds. Ratio = Rust / BEAM, " <>
             "the median of the rounds' ratios (the two runs of a round are back to back, so a change in the " <>
-            "machine's load hits both); throughput: higher is better, CPU: lower is better.",
+            "machine's load hits both), with the lowest and highest round in parentheses; " <>
+            "throughput: higher is better, CPU: lower is better.",
           "",
           main,
           "",
@@ -282,7 +283,9 @@ defmodule CnodeBench.Report do
         Map.fetch!(r, field) / Map.fetch!(b, field)
       end
 
-    if ratios == [] or length(ratios) < length(pairs), do: nil, else: median_of(ratios)
+    if ratios == [] or length(ratios) < length(pairs),
+      do: nil,
+      else: {median_of(ratios), Enum.min(ratios), Enum.max(ratios)}
   end
 
   defp median_of(values) do
@@ -306,10 +309,14 @@ defmodule CnodeBench.Report do
           {"", nil, "—"}
 
         true ->
-          ratio = paired_ratio || if(beam > 0, do: rust / beam, else: nil)
+          {ratio, range} =
+            case paired_ratio do
+              {m, lo, hi} when lo < hi -> {m, " (#{x(lo)}–#{x(hi)})"}
+              {m, _, _} -> {m, ""}
+              nil -> {if(beam > 0, do: rust / beam, else: nil), ""}
+            end
 
-          ratio_text =
-            if ratio, do: "#{:erlang.float_to_binary(ratio * 1.0, decimals: 2)}×", else: ""
+          ratio_text = if ratio, do: "#{x(ratio)}×" <> range, else: ""
 
           case target do
             :none ->
@@ -339,6 +346,8 @@ defmodule CnodeBench.Report do
       failed: failed
     }
   end
+
+  defp x(v), do: :erlang.float_to_binary(v * 1.0, decimals: 2)
 
   defp verdict(text, true), do: "yes (#{text})"
   defp verdict(text, false), do: "**no** (#{text})"
