@@ -10,6 +10,32 @@
 //! `connection` (framing, ticks, bounded decoding), [`node`] (routing between connections
 //! and local processes), [`process`] (mailboxes, links, monitors, exit signals) and
 //! [`otp`] (the behaviours).
+//!
+//! ```no_run
+//! use cnode::term::{atom, chardata_to_string, int, list};
+//! use cnode::{Node, NodeConfig};
+//! use std::time::Duration;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let node = Node::start(NodeConfig::new("moebi@localhost", "secret_token")).await?;
+//! // Reachable from BEAM nodes as Chat.receive_message/1 (Task.Supervisor, spawn, rpc, erpc).
+//! node.register_function("Elixir.Chat", "receive_message", 1, |mut p, args| async move {
+//!     p.puts(&chardata_to_string(&args[0]).unwrap_or_default()).await?;
+//!     Ok(atom("ok"))
+//! });
+//! node.start_task_supervisor("Elixir.Chat.TaskSupervisor");
+//!
+//! // A process of our own, calling into Elixir.
+//! node.spawn(|mut p| async move {
+//!     let six = p
+//!         .erpc_call("alex@localhost", "Elixir.Enum", "sum",
+//!                    vec![list(vec![int(1), int(2), int(3)])], Duration::from_secs(5))
+//!         .await?;
+//!     let _echoed = p.call(("echo", "alex@localhost"), six, Some(Duration::from_secs(5))).await?;
+//!     Ok(())
+//! });
+//! # Ok(()) }
+//! ```
 
 pub mod epmd;
 mod flags;

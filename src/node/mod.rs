@@ -54,7 +54,7 @@ pub enum NodeError {
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use cnode::{Node, NodeConfig};
 /// let node = Node::start(NodeConfig::new("moebi@localhost", "secret_token")).await?;
-/// node.register_function("Elixir.Moebi", "bark", 0, |p, _args| async move {
+/// node.register_function("Elixir.Moebi", "bark", 0, |mut p, _args| async move {
 ///     p.puts("Woof!").await?;
 ///     Ok(cnode::term::atom("ok"))
 /// });
