@@ -196,18 +196,29 @@ async fn connect(node: Node, peer: Atom, attempt: u64) {
 }
 
 fn fail_pending(node: &Node, peer: &Atom, attempt: u64, why: &str) {
-    let failed = {
+    // (failed, worth a warning): a refused incoming handshake nobody waited on is
+    // already logged where it was refused.
+    let (failed, warn) = {
         let mut conns = lock(&node.0.conns);
         match conns.get(&peer.name) {
-            Some(ConnState::Pending { attempt: a, .. }) if *a == attempt => {
+            Some(ConnState::Pending {
+                attempt: a,
+                queue,
+                accepting,
+            }) if *a == attempt => {
+                let warn = !*accepting || !queue.is_empty();
                 conns.remove(&peer.name);
-                true
+                (true, warn)
             }
-            _ => false,
+            _ => (false, false),
         }
     };
     if failed {
-        tracing::warn!(peer = %peer, "cannot connect to {peer}: {why}");
+        if warn {
+            tracing::warn!(peer = %peer, "cannot connect to {peer}: {why}");
+        } else {
+            tracing::debug!(peer = %peer, "handshake from {peer} failed: {why}");
+        }
         node.node_down(peer, None);
     }
 }

@@ -120,7 +120,8 @@ impl Node {
             aliases: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             functions: RwLock::new(HashMap::new()),
-            next_pid: AtomicU64::new(1 << 15),
+            // Pids start at <N.1.0>, serial 0, as a BEAM node's do.
+            next_pid: AtomicU64::new(1),
             next_ref: AtomicU64::new(1),
             ref_salt: rand::random(),
             user: OnceLock::new(),
