@@ -197,6 +197,7 @@ defmodule CnodeBench.Driver do
   # or {:error, why}) while sampling the server's RSS, and measures the server's CPU time
   # around it, and the caller's (this node's, unless `fun` reports it).
   defp measured(server, fun) do
+    rss_start = Util.rss_kib(server.ospid)
     sampler = spawn_link(fn -> sample_rss(server.ospid, 0) end)
     me = self_ospid()
     cpu0 = Util.cpu_ms(server.ospid)
@@ -225,7 +226,8 @@ defmodule CnodeBench.Driver do
           rate: ops * 1_000_000 / us,
           cpu_per_1k: (cpu1 - cpu0) * 1000 / ops,
           caller_cpu_per_1k: caller_cpu * 1000 / ops,
-          rss_max: rss_max
+          rss_max: rss_max,
+          rss_growth: max(0, rss_max - rss_start)
         }
 
       {:ok, _, _, _} ->

@@ -90,11 +90,15 @@ defmodule CnodeBench.Report do
         end)
       end
 
+    # How much a burst of one-way sends makes the receiver grow (its largest round): the
+    # BEAM caller sends at the rate one BEAM process can, the Rust caller faster.
     rss_send =
-      for side <- [:beam, :rust] do
-        rss_max(d.results, fn {key, caller, server}, _run ->
-          key == :send and caller == :beam and server == side
-        end)
+      for caller <- [:beam, :rust], side <- [:beam, :rust] do
+        rss_max(
+          d.results,
+          fn {key, c, server}, _run -> key == :send and c == caller and server == side end,
+          :rss_growth
+        )
       end
 
     peers = d.peers
@@ -141,9 +145,16 @@ defmodule CnodeBench.Report do
           :none
         ),
         row(
-          "6. RSS peak while receiving the one-way sends",
+          "6. RSS growth receiving #{delimit(send_n)} one-way sends from the BEAM caller (largest round)",
           Enum.at(rss_send, 0),
           Enum.at(rss_send, 1),
+          &kib/1,
+          :none
+        ),
+        row(
+          "6. RSS growth receiving #{delimit(send_n)} one-way sends from the Rust caller (largest round)",
+          Enum.at(rss_send, 2),
+          Enum.at(rss_send, 3),
           &kib/1,
           :none
         ),
@@ -267,9 +278,11 @@ defmodule CnodeBench.Report do
     end
   end
 
-  defp rss_max(results, keep?) do
+  defp rss_max(results, keep?, field \\ :rss_max) do
     results
-    |> Enum.flat_map(fn {k, runs} -> for %{} = run <- runs, keep?.(k, run), do: run.rss_max end)
+    |> Enum.flat_map(fn {k, runs} ->
+      for %{} = run <- runs, keep?.(k, run), do: Map.fetch!(run, field)
+    end)
     |> Enum.max(fn -> nil end)
   end
 
