@@ -143,28 +143,19 @@ fn run_bounded(mut cmd: Command, bound: Duration) -> Result<(Option<i32>, String
         .spawn()
         .map_err(|e| e.to_string())?;
     let out = Arc::new(Mutex::new(Vec::new()));
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|mut stream| {
-        let out = out.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = stream.read(&mut buf) {
-                out.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
+    let readers: Vec<_> = output_streams(&mut child)
+        .into_iter()
+        .flatten()
+        .map(|mut stream| {
+            let out = out.clone();
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    out.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            })
         })
-    })
-    .collect();
+        .collect();
     let deadline = Instant::now() + bound;
     let status = loop {
         match child.try_wait().map_err(|e| e.to_string())? {
@@ -390,6 +381,20 @@ const CHAT_ARGS: [&str; 6] = [
     "--no-archives-check",
 ];
 
+/// The child's stdout and stderr as readers, taken out of `child`.
+fn output_streams(child: &mut Child) -> [Option<Box<dyn Read + Send>>; 2] {
+    [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+}
+
 // ----------------------------------------------------------- BeamNode ----
 
 #[derive(Default)]
@@ -488,19 +493,7 @@ impl BeamNode {
             cond: Condvar::new(),
         });
         let marker = format!("<<cnode-driver:{token}:");
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for stream in output_streams(&mut child).into_iter().flatten() {
             let shared = shared.clone();
             let marker = marker.clone();
             thread::spawn(move || read_output(stream, &shared, &marker));
@@ -799,22 +792,10 @@ impl RustNode {
             })
         };
         let (stdout, stderr) = (mk(), mk());
-        for (stream, shared) in [
-            (
-                child
-                    .stdout
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
-                stdout.clone(),
-            ),
-            (
-                child
-                    .stderr
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
-                stderr.clone(),
-            ),
-        ] {
+        for (stream, shared) in output_streams(&mut child)
+            .into_iter()
+            .zip([stdout.clone(), stderr.clone()])
+        {
             if let Some(stream) = stream {
                 thread::spawn(move || read_output(stream, &shared, "<<no-marker>>"));
             }
