@@ -135,7 +135,9 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeErr
         Some(Term::Atom(a)) => Some(PidOrAtom::Atom(a.clone())),
         _ => None,
     };
-    let msg = || payload.clone();
+    // Each operation takes the payload at most once: moved, not copied.
+    let payload = std::cell::RefCell::new(payload);
+    let msg = || payload.borrow_mut().take();
     // The positions of each operation's fields, per the erl_dist_protocol docs; the
     // `_TT` variants carry a trace token we accept and drop.
     let n = e.len();
@@ -229,7 +231,7 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeErr
                 group_leader: pid(3)?,
                 mfa: mfa(&e[4])?,
                 opt_list: proper_list(&e[5])?,
-                arg_list: proper_list(payload.as_ref()?)?,
+                arg_list: proper_list(&msg()?)?,
             }),
             (31, 5) | (32, 6) => Message::SpawnReply(m::SpawnReply {
                 req_id: reference(1)?,

@@ -194,25 +194,38 @@ async fn write_loop(
     let mut ticker = tokio::time::interval(tick_interval);
     ticker.tick().await;
     let mut wrote = false;
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Vec::new();
+    let mut busy = false;
     loop {
         tokio::select! {
             _ = closing.cancelled() => break,
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
-                batch.clear();
-                batch.extend_from_slice(&frame);
-                while batch.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(f) => batch.extend_from_slice(&f),
-                        Err(_) => break,
-                    }
+                if busy && rx.is_empty() {
+                    // The last write carried several frames: let the processes that are
+                    // ready run first, so their replies share this write instead of
+                    // costing a system call each. A lone request/response never waits.
+                    tokio::task::yield_now().await;
                 }
-                if w.write_all(&batch).await.is_err() {
+                busy = !rx.is_empty();
+                let result = if !busy {
+                    w.write_all(&frame).await
+                } else {
+                    batch.clear();
+                    batch.extend_from_slice(&frame);
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(f) => batch.extend_from_slice(&f),
+                            Err(_) => break,
+                        }
+                    }
+                    w.write_all(&batch).await
+                };
+                if result.is_err() {
                     break;
                 }
                 if batch.capacity() > 4 * BATCH {
-                    batch = Vec::with_capacity(BATCH);
+                    batch = Vec::new();
                 }
                 wrote = true;
             }
