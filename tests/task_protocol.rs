@@ -1,0 +1,205 @@
+//! The Task.Supervisor protocol as recorded on the wire, replayed message by message
+//! against the library's `Task.Supervisor`: the OTP 25 / Elixir 1.14 form (protocol notes
+//! §4) and the older form of the seed's error message, where the MFA travels inside the
+//! `start_task` call:
+//!
+//! ```text
+//! GenServer.call({Chat.TaskSupervisor, :moebi@localhost}, {:start_task, [#PID<0.158.0>,
+//!   :monitor, {:sophie@localhost, #PID<0.158.0>}, {Chat, :receive_message_for_moebi,
+//!   ["hi", :sophie@localhost]}], :temporary, nil}, :infinity)
+//! ```
+
+mod support;
+
+use cnode::epmd::server::EpmdServer;
+use cnode::term::{atom, binary, list, tuple, Match, Term};
+use cnode::{Exception, Node, NodeConfig, Process};
+use std::future::Future;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn two_nodes() -> (EpmdServer, Node, Node) {
+    let epmd = EpmdServer::bind(0).await.expect("in-process EPMD");
+    let mut nodes = Vec::new();
+    for prefix in ["sophie", "moebi"] {
+        let name = format!("{}@localhost", support::unique_name(prefix));
+        let mut config = NodeConfig::new(&name, "secret_token");
+        config.epmd_port = epmd.local_port();
+        nodes.push(Node::start(config).await.expect("the node starts"));
+    }
+    let moebi = nodes.pop().unwrap();
+    let sophie = nodes.pop().unwrap();
+    moebi.register_function("Elixir.Chat", "receive_message", 1, |_p, args| async move {
+        Ok(tuple(vec![atom("received"), args[0].clone()]))
+    });
+    moebi.start_task_supervisor("Elixir.Chat.TaskSupervisor");
+    (epmd, sophie, moebi)
+}
+
+/// Runs `body` as a process of `node` and returns its result (bounded).
+async fn in_process<T, F, Fut>(node: &Node, body: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(Process) -> Fut + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    node.spawn(move |p| async move {
+        let _ = tx.send(body(p).await);
+        Ok::<(), Exception>(())
+    });
+    tokio::time::timeout(WAIT * 3, rx)
+        .await
+        .expect("the process finishes in time")
+        .expect("the process ran to its end (see its panic above)")
+}
+
+fn ok_pid(reply: Term) -> cnode::term::Pid {
+    match reply.as_tuple_n(2) {
+        Some([ok, Term::Pid(pid)]) if ok.is_atom("ok") => pid.clone(),
+        _ => panic!("expected {{:ok, pid}}, got {reply}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_otp25_start_task_exchange() {
+    let (_epmd, sophie, moebi) = two_nodes().await;
+    let target = moebi.name().to_owned();
+    let result = in_process(&sophie, move |mut p| async move {
+        let me = Term::Pid(p.pid());
+        let sup = ("Elixir.Chat.TaskSupervisor", target.as_str());
+        // {:start_task, [{node, owner, owner}, :monitor], :temporary, nil}
+        let owner = tuple(vec![atom(p.node().name()), me.clone(), me.clone()]);
+        let request = tuple(vec![
+            atom("start_task"),
+            list(vec![owner, atom("monitor")]),
+            atom("temporary"),
+            atom("nil"),
+        ]);
+        let pid = ok_pid(p.call(sup, request, Some(WAIT)).await.unwrap());
+        // LINK, MONITOR_P (with alias), then {owner, ref, reply_to, callers, mfa}.
+        p.trap_exit(true);
+        p.link(&pid);
+        let r3 = p.monitor_with_alias(pid.clone());
+        let r3t = Term::Reference(Box::new(r3.clone()));
+        p.send(
+            pid.clone(),
+            tuple(vec![
+                me.clone(),
+                r3t.clone(),
+                r3t.clone(),
+                list(vec![me]),
+                tuple(vec![
+                    atom("Elixir.Chat"),
+                    atom("receive_message"),
+                    list(vec![binary("hi")]),
+                ]),
+            ]),
+        );
+        // {R3, result} to the alias, then the link's EXIT and the monitor's DOWN, normal.
+        let reply = p.receive_timeout(WAIT).await.expect("the task's reply");
+        let exit = p.receive_timeout(WAIT).await.expect("the link's exit");
+        let down = p.receive_timeout(WAIT).await.expect("the monitor's DOWN");
+        (r3t, reply, exit, down)
+    })
+    .await;
+    let (r3, reply, exit, down) = result;
+    assert_eq!(
+        reply,
+        tuple(vec![
+            r3.clone(),
+            tuple(vec![atom("received"), binary("hi")])
+        ])
+    );
+    let exit = exit.as_tuple_n(3).expect("{:EXIT, pid, reason}").to_vec();
+    assert!(
+        exit[0].is_atom("EXIT") && exit[2].is_atom("normal"),
+        "{exit:?}"
+    );
+    let down = down.as_tuple_n(5).expect("{:DOWN, ...}").to_vec();
+    assert!(
+        down[0].is_atom("DOWN") && down[1] == r3 && down[4].is_atom("normal"),
+        "{down:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_older_start_task_form_of_the_seeds_error_message() {
+    let (_epmd, sophie, moebi) = two_nodes().await;
+    let target = moebi.name().to_owned();
+    let (reference, reply) = in_process(&sophie, move |mut p| async move {
+        let me = Term::Pid(p.pid());
+        let sup = ("Elixir.Chat.TaskSupervisor", target.as_str());
+        // {:start_task, [owner, :monitor, {node, owner}, {m, f, a}], :temporary, nil}
+        let request = tuple(vec![
+            atom("start_task"),
+            list(vec![
+                me.clone(),
+                atom("monitor"),
+                tuple(vec![atom(p.node().name()), me.clone()]),
+                tuple(vec![
+                    atom("Elixir.Chat"),
+                    atom("receive_message"),
+                    list(vec![binary("hi")]),
+                ]),
+            ]),
+            atom("temporary"),
+            atom("nil"),
+        ]);
+        let pid = ok_pid(p.call(sup, request, Some(WAIT)).await.unwrap());
+        // The older Task: Process.link + Process.monitor, then {owner, ref}; the reply
+        // {ref, result} comes to the owner's pid.
+        p.link(&pid);
+        let reference = p.monitor(pid.clone());
+        let rt = Term::Reference(Box::new(reference));
+        p.send(pid, tuple(vec![me, rt.clone()]));
+        let reply = p
+            .receive_match(Some(WAIT), |m| m.as_tuple_n(2).is_some_and(|e| e[0] == rt))
+            .await;
+        (rt, reply)
+    })
+    .await;
+    assert_eq!(
+        reply,
+        Some(tuple(vec![
+            reference,
+            tuple(vec![atom("received"), binary("hi")])
+        ]))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_never_started_times_out_like_task_supervised() {
+    let (_epmd, sophie, moebi) = two_nodes().await;
+    let target = moebi.name().to_owned();
+    // The owner asks for a task but never sends the start message: after 5 s
+    // (Task.Supervised's @ref_timeout) the task exits :timeout, as on the BEAM.
+    let down = in_process(&sophie, move |mut p| async move {
+        let me = Term::Pid(p.pid());
+        let owner = tuple(vec![atom(p.node().name()), me.clone(), me]);
+        let request = tuple(vec![
+            atom("start_task"),
+            list(vec![owner, atom("monitor")]),
+            atom("temporary"),
+            atom("nil"),
+        ]);
+        let pid = ok_pid(
+            p.call(
+                ("Elixir.Chat.TaskSupervisor", target.as_str()),
+                request,
+                Some(WAIT),
+            )
+            .await
+            .unwrap(),
+        );
+        p.monitor(pid);
+        p.receive_timeout(WAIT).await
+    })
+    .await
+    .expect("a DOWN");
+    assert!(
+        down.as_tuple_n(5).is_some_and(|e| e[4].is_atom("timeout")),
+        "{down}"
+    );
+}
