@@ -10,10 +10,9 @@ use cnode::epmd::server::EpmdServer;
 use cnode::otp::gen_server::{self, From};
 use cnode::term::{atom, binary, int, list, tuple, Match, Pid, Term};
 use cnode::{CallError, CallReply, Exception, GenServer, Node, NodeConfig, Process, RpcError};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{unique_name, BeamNode, Epmd, RustNode};
+use support::{in_process, unique_name, BeamNode, Epmd, RustNode};
 
 const COOKIE: &str = "secret_token";
 const WAIT: Duration = Duration::from_secs(10);
@@ -22,25 +21,6 @@ async fn start_node(prefix: &str, epmd_port: u16) -> Node {
     let mut config = NodeConfig::new(&format!("{}@localhost", unique_name(prefix)), COOKIE);
     config.epmd_port = epmd_port;
     Node::start(config).await.expect("the node starts")
-}
-
-/// Runs `body` as a process of `node` and returns what it returns (bounded). A panic
-/// in `body` (a failed assertion) ends the process and fails here.
-async fn in_process<T, F, Fut>(node: &Node, body: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce(Process) -> Fut + Send + 'static,
-    Fut: Future<Output = T> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    node.spawn(move |p| async move {
-        let _ = tx.send(body(p).await);
-        Ok(())
-    });
-    tokio::time::timeout(WAIT * 3, rx)
-        .await
-        .expect("the process finishes in time")
-        .expect("the process ran to its end (see its panic above)")
 }
 
 /// A call into the (blocking) harness from a multi-threaded tokio test.

@@ -11,10 +11,11 @@
 
 mod support;
 
+use support::in_process;
+
 use cnode::epmd::server::EpmdServer;
 use cnode::term::{atom, binary, list, tuple, Match, Term};
-use cnode::{Exception, Node, NodeConfig, Process};
-use std::future::Future;
+use cnode::{Node, NodeConfig};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -35,24 +36,6 @@ async fn two_nodes() -> (EpmdServer, Node, Node) {
     });
     moebi.start_task_supervisor("Elixir.Chat.TaskSupervisor");
     (epmd, sophie, moebi)
-}
-
-/// Runs `body` as a process of `node` and returns its result (bounded).
-async fn in_process<T, F, Fut>(node: &Node, body: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce(Process) -> Fut + Send + 'static,
-    Fut: Future<Output = T> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    node.spawn(move |p| async move {
-        let _ = tx.send(body(p).await);
-        Ok::<(), Exception>(())
-    });
-    tokio::time::timeout(WAIT * 3, rx)
-        .await
-        .expect("the process finishes in time")
-        .expect("the process ran to its end (see its panic above)")
 }
 
 fn ok_pid(reply: Term) -> cnode::term::Pid {

@@ -879,3 +879,25 @@ impl Drop for RustNode {
         kill_group(&mut self.child);
     }
 }
+
+// ----------------------------------------------------- in-process nodes ----
+
+/// Runs `body` as a process of a library `node` inside the test and returns what it
+/// returns, within 30 s. A panic in `body` (a failed assertion) ends that process and
+/// fails here.
+pub async fn in_process<T, F, Fut>(node: &cnode::Node, body: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(cnode::Process) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    node.spawn(move |p| async move {
+        let _ = tx.send(body(p).await);
+        Ok::<(), cnode::Exception>(())
+    });
+    tokio::time::timeout(Duration::from_secs(30), rx)
+        .await
+        .expect("the process finishes in time")
+        .expect("the process ran to its end (see its panic above)")
+}
