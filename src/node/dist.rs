@@ -1,7 +1,7 @@
 //! What the node does with each control message a peer sends
 //! (`erts_net_message` in `dist.c`).
 
-use super::{down_message, lock, Node};
+use super::Node;
 use crate::connection::ConnHandle;
 use crate::otp;
 use crate::process::table::Watcher;
@@ -163,20 +163,9 @@ fn demonitor(node: &Node, target: &PidOrAtom, reference: &erl_dist::term::Refere
 
 /// A remote process we monitor went down (or never existed).
 fn monitor_exit(node: &Node, to: &Pid, reference: erl_dist::term::Reference, reason: Term) {
-    let Some(entry) = node.local_entry(to) else {
-        return;
-    };
-    let Some(monitor) = entry.state().monitors.remove(&reference) else {
-        return;
-    };
-    if monitor.alias {
-        lock(&node.0.aliases).remove(&reference);
+    if let Some(entry) = node.local_entry(to) {
+        node.fire_monitor(&entry, &reference, reason);
     }
-    let object = match &monitor.target {
-        MonitorTarget::Process(d) => d.down_object(&node.0.name),
-        MonitorTarget::Spawn { .. } => atom("undefined"),
-    };
-    entry.deliver(down_message(reference, object, reason));
 }
 
 /// The answer to a `SPAWN_REQUEST` we sent: delivered as `erlang:spawn_request/5`

@@ -694,7 +694,7 @@ impl Node {
     }
 
     /// Removes `reference` from `entry`'s monitors and delivers its `DOWN` with `reason`.
-    fn fire_monitor(&self, entry: &Arc<ProcEntry>, reference: &Reference, reason: Term) {
+    pub(crate) fn fire_monitor(&self, entry: &Arc<ProcEntry>, reference: &Reference, reason: Term) {
         let Some(monitor) = entry.state().monitors.remove(reference) else {
             return;
         };

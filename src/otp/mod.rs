@@ -20,15 +20,11 @@ use std::sync::Arc;
 pub(crate) fn start_system_processes(node: &Node) {
     io::start_user(node);
     net_kernel::start(node);
-    rex_and_builtins(node);
+    rpc::start(node);
+    builtins::register(node);
     if !node.0.config.hidden {
         global::start(node);
     }
-}
-
-fn rex_and_builtins(node: &Node) {
-    rpc::start(node);
-    builtins::register(node);
 }
 
 /// A connection came up: a visible node starts a `global` session with a visible peer,
