@@ -245,7 +245,8 @@ fn die(msg: &str) -> ! {
 
 fn main() {
     let args = Args(std::env::args().skip(1).collect());
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // One thread, as the Rust Moebi runs by default (see its `--threads`).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");

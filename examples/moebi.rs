@@ -41,9 +41,15 @@ struct Args {
     /// net_setuptime in seconds: the longest a handshake may take.
     #[arg(long, default_value_t = 7)]
     net_setuptime: u64,
-    /// Scheduler threads (0: one per core; 1: everything on the main thread).
-    #[arg(long, default_value_t = 0)]
+    /// Scheduler threads (1: every process and connection on the main thread, the
+    /// fastest for a node that mostly moves messages, see README "Benchmarks"; 0: one
+    /// per core).
+    #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Microseconds a connection that has just received data keeps polling for more
+    /// before sleeping, as the BEAM's schedulers busy-wait (0: never).
+    #[arg(long, default_value_t = 100)]
+    busy_poll_us: u64,
     /// The largest distribution message accepted, in bytes.
     #[arg(long, default_value_t = 128 * 1024 * 1024)]
     max_message_size: usize,
@@ -199,16 +205,21 @@ fn echo_back(message: &Term, p: &Process) {
 /// the buffers of later large messages come from the heap, where freed memory mostly
 /// stays resident: a node that received a few large messages keeps tens of MiB it does
 /// not use. A fixed threshold (this call) keeps large buffers in their own mappings,
-/// returned to the system when freed.
+/// returned to the system when freed. Setting it also fixes the trim threshold at its
+/// 128 KiB default, so a busy heap would be given back and faulted in again over and
+/// over (a page fault per 4 KiB, 5% of the CPU receiving one-way sends): 4 MiB of free
+/// heap may stay.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn fixed_mmap_threshold() {
     extern "C" {
         fn mallopt(param: i32, value: i32) -> i32;
     }
+    const M_TRIM_THRESHOLD: i32 = -1;
     const M_MMAP_THRESHOLD: i32 = -3;
-    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+    // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
     unsafe {
         mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+        mallopt(M_TRIM_THRESHOLD, 4 << 20);
     }
 }
 
@@ -260,6 +271,7 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     config.tick_time = Duration::from_secs(args.net_ticktime.max(1));
     config.setup_time = Duration::from_secs(args.net_setuptime.max(1));
     config.max_message_size = args.max_message_size;
+    config.busy_poll = Duration::from_micros(args.busy_poll_us);
 
     let node = Node::start(config).await?;
     node.register_function("Elixir.Chat", "receive_message", 1, receive_message);

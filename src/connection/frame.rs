@@ -54,40 +54,54 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// The next frame, waiting for as many reads as it takes.
+    #[cfg(test)]
     pub(crate) async fn next_frame(&mut self) -> Result<Frame<'_>, FrameError> {
-        loop {
-            if let Some(needed) = self.complete_len()? {
-                let start = self.consumed;
-                self.consumed += needed;
-                return Ok(if needed == 4 {
-                    Frame::Tick
-                } else {
-                    Frame::Data(&self.buf[start + 4..start + needed])
-                });
-            }
-            // What was handed out goes only now, before reading more: one move of the
-            // rest per read, not one per frame (a read can hold thousands of ticks).
-            if self.consumed > 0 {
-                self.buf.drain(..self.consumed);
-                self.consumed = 0;
-                // A large frame leaves a large buffer behind: give it back.
-                if self.buf.capacity() > 4 * READ_CHUNK && self.buf.len() < READ_CHUNK {
-                    self.buf.shrink_to(READ_CHUNK);
-                }
-            }
-            let wanted = self.wanted();
-            if self.buf.capacity() - self.buf.len() < wanted {
-                // At least a page, so a header does not cost a read of its own.
-                self.buf.reserve(wanted.clamp(MIN_READ, READ_CHUNK));
-            }
-            if self.inner.read_buf(&mut self.buf).await? == 0 {
-                return Err(if self.buf.is_empty() {
-                    FrameError::Closed
-                } else {
-                    FrameError::ClosedMidFrame
-                });
+        while self.complete_len()?.is_none() {
+            self.fill().await?;
+        }
+        Ok(self.try_frame()?.expect("a whole frame is buffered"))
+    }
+
+    /// The next frame if it is wholly buffered, without reading.
+    pub(crate) fn try_frame(&mut self) -> Result<Option<Frame<'_>>, FrameError> {
+        let Some(needed) = self.complete_len()? else {
+            return Ok(None);
+        };
+        let start = self.consumed;
+        self.consumed += needed;
+        Ok(Some(if needed == 4 {
+            Frame::Tick
+        } else {
+            Frame::Data(&self.buf[start + 4..start + needed])
+        }))
+    }
+
+    /// One read into the buffer (call it when [`try_frame`](Self::try_frame) has nothing).
+    /// Cancel-safe: a read that has not completed took nothing.
+    pub(crate) async fn fill(&mut self) -> Result<(), FrameError> {
+        // What was handed out goes only now, before reading more: one move of the rest
+        // per read, not one per frame (a read can hold thousands of ticks).
+        if self.consumed > 0 {
+            self.buf.drain(..self.consumed);
+            self.consumed = 0;
+            // A large frame leaves a large buffer behind: give it back.
+            if self.buf.capacity() > 4 * READ_CHUNK && self.buf.len() < READ_CHUNK {
+                self.buf.shrink_to(READ_CHUNK);
             }
         }
+        let wanted = self.wanted();
+        if self.buf.capacity() - self.buf.len() < wanted {
+            // At least a page, so a header does not cost a read of its own.
+            self.buf.reserve(wanted.clamp(MIN_READ, READ_CHUNK));
+        }
+        if self.inner.read_buf(&mut self.buf).await? == 0 {
+            return Err(if self.buf.is_empty() {
+                FrameError::Closed
+            } else {
+                FrameError::ClosedMidFrame
+            });
+        }
+        Ok(())
     }
 
     /// Length of the whole next frame (header included) if it is all buffered.

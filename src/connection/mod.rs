@@ -14,7 +14,8 @@ use crate::term::Atom;
 use codec::Decoded;
 use erl_dist::message::Message;
 use frame::{Frame, FrameReader};
-use std::sync::atomic::{AtomicU64, Ordering};
+use futures::FutureExt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -26,6 +27,7 @@ use tokio::sync::mpsc;
 pub(crate) struct Limits {
     pub max_message_size: usize,
     pub tick_time: Duration,
+    pub busy_poll: Duration,
     pub terms: guard::TermLimits,
 }
 
@@ -110,50 +112,120 @@ async fn read_loop(
     limits: Limits,
 ) -> String {
     let mut reader = FrameReader::new(read_half, limits.max_message_size);
+    // Liveness as `net_kernel` checks it: every quarter of the tick time, was anything
+    // received since the last look? Four silent quarters in a row end the connection.
+    // (A timer per frame would cost a clock read and a timer update per message.)
+    let mut quarters = tokio::time::interval(limits.tick_time / 4);
+    quarters.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    quarters.tick().await;
+    let mut heard = false;
+    let mut silent_quarters = 0;
     loop {
-        let frame = tokio::select! {
-            f = tokio::time::timeout(limits.tick_time, reader.next_frame()) => f,
-            _ = &mut writer => return "connection closed".into(),
+        // Every frame already buffered, without going back to the runtime in between.
+        loop {
+            let data = match reader.try_frame() {
+                Ok(Some(Frame::Data(d))) => d,
+                Ok(Some(Frame::Tick)) => continue,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(peer = %conn.peer, "closing connection: {e}");
+                    writer.abort();
+                    return e.to_string();
+                }
+            };
+            // A panic while taking in one message (a bug, whatever the peer sent) ends
+            // this connection like any other fault of it, with a log line. Uncaught, it
+            // would end this task without `connection_down`: a connection nobody reads,
+            // still ticking.
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                take_in(node, conn, data, &limits)
+            }));
+            let reason = match handled {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e.to_string(),
+                Err(panic) => format!("handling a message panicked: {}", panic_text(&*panic)),
+            };
+            tracing::warn!(peer = %conn.peer, "closing connection: {reason}");
+            writer.abort();
+            return reason;
+        }
+        let read = match spin_for_more(&mut reader, limits.busy_poll).await {
+            Some(r) => r,
+            None => tokio::select! {
+                r = reader.fill() => r,
+                _ = &mut writer => return "connection closed".into(),
+                _ = quarters.tick() => {
+                    if std::mem::take(&mut heard) {
+                        silent_quarters = 0;
+                    } else {
+                        silent_quarters += 1;
+                    }
+                    if silent_quarters < 4 {
+                        continue;
+                    }
+                    tracing::warn!(
+                        peer = %conn.peer,
+                        "** Node {} not responding ** ** Removing (timedout) connection **",
+                        conn.peer
+                    );
+                    writer.abort();
+                    return "net_tick_timeout".into();
+                }
+            },
         };
-        let frame = match frame {
-            Err(_) => {
-                tracing::warn!(
-                    peer = %conn.peer,
-                    "** Node {} not responding ** ** Removing (timedout) connection **",
-                    conn.peer
-                );
-                writer.abort();
-                return "net_tick_timeout".into();
-            }
-            Ok(Err(frame::FrameError::Closed)) => {
+        match read {
+            Ok(()) => heard = true,
+            Err(frame::FrameError::Closed) => {
                 writer.abort();
                 return "connection_closed".into();
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 tracing::warn!(peer = %conn.peer, "closing connection: {e}");
                 writer.abort();
                 return e.to_string();
             }
-            Ok(Ok(f)) => f,
-        };
-        let data = match frame {
-            Frame::Tick => continue,
-            Frame::Data(d) => d,
-        };
-        // A panic while taking in one message (a bug, whatever the peer sent) ends this
-        // connection like any other fault of it, with a log line. Uncaught, it would end
-        // this task without `connection_down`: a connection nobody reads, still ticking.
-        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            take_in(node, conn, data, &limits)
-        }));
-        let reason = match handled {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e.to_string(),
-            Err(panic) => format!("handling a message panicked: {}", panic_text(&*panic)),
-        };
-        tracing::warn!(peer = %conn.peer, "closing connection: {reason}");
-        writer.abort();
-        return reason;
+        }
+    }
+}
+
+/// At most this many readers of a process spin at once: while one does, its thread is
+/// awake and the runtime sees every other connection's input between its looks.
+const MAX_SPINNERS: usize = 1;
+static SPINNERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Polls for more input for up to `spin` (`NodeConfig::busy_poll`), letting every other
+/// ready task run between looks (each `yield_now` also lets the runtime poll the network
+/// without blocking). `None` when nothing came (or another reader is spinning).
+async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut FrameReader<R>,
+    spin: Duration,
+) -> Option<Result<(), frame::FrameError>> {
+    struct Spinning;
+    impl Drop for Spinning {
+        fn drop(&mut self) {
+            SPINNERS.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    if spin.is_zero() {
+        return None;
+    }
+    if SPINNERS.fetch_add(1, Ordering::Relaxed) >= MAX_SPINNERS {
+        SPINNERS.fetch_sub(1, Ordering::Relaxed);
+        return None;
+    }
+    let _spinning = Spinning;
+    let start = std::time::Instant::now();
+    loop {
+        tokio::task::yield_now().await;
+        if let Some(read) = reader.fill().now_or_never() {
+            return Some(read);
+        }
+        // Politely: a thread of another process waiting for this core (on a small
+        // machine, often the very peer we wait for) gets it first.
+        std::thread::yield_now();
+        if start.elapsed() >= spin {
+            return None;
+        }
     }
 }
 

@@ -40,6 +40,7 @@ fn limits(node: &Node) -> Limits {
     Limits {
         max_message_size: node.0.config.max_message_size,
         tick_time: node.0.config.tick_time,
+        busy_poll: node.0.config.busy_poll,
         terms: TermLimits {
             max_depth: node.0.config.max_term_depth,
         },
