@@ -167,6 +167,11 @@ async fn run_send(node: &Node, target: &str, n: usize) -> Result<Duration, Strin
                 ("echo", target.as_str()),
                 tuple(vec![atom("msg"), int(i as i64)]),
             );
+            // `send` never waits: let the connection's writer run now and then, as the
+            // BEAM preempts a sending process after its reductions.
+            if i % 64 == 63 {
+                tokio::task::yield_now().await;
+            }
         }
         p.send(
             ("echo", target.as_str()),

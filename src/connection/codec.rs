@@ -8,6 +8,7 @@
 //! `STRING_EXT` charlist (`[1, 2, 3]`), and would close the connection over them.
 
 use super::guard::{self, TermLimits};
+use super::terms::TermReader;
 use crate::flags;
 use crate::term::{Atom, FixInteger, List, Match, Term};
 use erl_dist::message::{self as m, Message};
@@ -26,7 +27,7 @@ pub(crate) enum DecodeError {
     #[error("malformed term: {0}")]
     Guard(#[from] guard::GuardError),
     #[error("undecodable term: {0}")]
-    Term(String),
+    Term(#[from] super::terms::TermError),
     #[error("control message {0} is malformed")]
     BadControl(String),
 }
@@ -47,72 +48,14 @@ pub(crate) fn decode(frame: &[u8], limits: &TermLimits) -> Result<Decoded, Decod
         return Err(DecodeError::UnexpectedTag(tag));
     }
     let count = guard::check_terms(body, 2, limits)?;
-    let mut reader = body;
-    let mut control = Term::decode(&mut reader).map_err(|e| DecodeError::Term(e.to_string()))?;
-    charlists_as_lists(&mut control);
+    let mut reader = TermReader::new(body, limits);
+    let control = reader.next_term()?;
     let payload = if count == 2 {
-        let mut payload =
-            Term::decode(&mut reader).map_err(|e| DecodeError::Term(e.to_string()))?;
-        charlists_as_lists(&mut payload);
-        Some(payload)
+        Some(reader.next_term()?)
     } else {
         None
     };
     from_terms(control, payload)
-}
-
-/// A list of small integers travels as `STRING_EXT` (the BEAM sends `[1, 2, 3]` and
-/// `'abc'` so, and so does eetf), which eetf decodes as `ByteList`: the same term as the
-/// `List` a Rust process would build, but not `==` to it, and `as_list` would not see it.
-/// Every decoded term gets the one representation. Depth is bounded by the guard.
-fn charlists_as_lists(term: &mut Term) {
-    match term {
-        Term::ByteList(b) => {
-            let elements = b
-                .bytes
-                .iter()
-                .map(|&c| Term::from(FixInteger::from(c)))
-                .collect::<Vec<_>>();
-            *term = Term::List(List::from(elements));
-        }
-        Term::List(l) => l.elements.iter_mut().for_each(charlists_as_lists),
-        Term::ImproperList(l) => {
-            l.elements.iter_mut().for_each(charlists_as_lists);
-            charlists_as_lists(&mut l.last);
-        }
-        Term::Tuple(t) => t.elements.iter_mut().for_each(charlists_as_lists),
-        // Keys are immutable in place: the map is rebuilt, only when it has to be.
-        Term::Map(m)
-            if m.map
-                .iter()
-                .any(|(k, v)| has_charlist(k) || has_charlist(v)) =>
-        {
-            let entries = std::mem::take(&mut m.map);
-            m.map = entries
-                .into_iter()
-                .map(|(mut k, mut v)| {
-                    charlists_as_lists(&mut k);
-                    charlists_as_lists(&mut v);
-                    (k, v)
-                })
-                .collect();
-        }
-        _ => {}
-    }
-}
-
-fn has_charlist(term: &Term) -> bool {
-    match term {
-        Term::ByteList(_) => true,
-        Term::List(l) => l.elements.iter().any(has_charlist),
-        Term::ImproperList(l) => l.elements.iter().any(has_charlist) || has_charlist(&l.last),
-        Term::Tuple(t) => t.elements.iter().any(has_charlist),
-        Term::Map(m) => m
-            .map
-            .iter()
-            .any(|(k, v)| has_charlist(k) || has_charlist(v)),
-        _ => false,
-    }
 }
 
 fn bad(control: &Term) -> DecodeError {
@@ -280,7 +223,7 @@ fn atom_of(term: &Term) -> Option<Atom> {
     }
 }
 
-/// A proper list (charlists are lists by now, see `charlists_as_lists`).
+/// A proper list (charlists are decoded as lists, see `terms`).
 fn proper_list(term: &Term) -> Option<List> {
     match term {
         Term::List(l) => Some(l.clone()),
@@ -345,7 +288,7 @@ fn downgrade(message: Message, peer: u64) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::term::{atom, binary, list, tuple, Pid, Reference};
+    use crate::term::{atom, binary, int, list, tuple, Pid, Reference};
 
     fn round_trip(message: Message) -> Message {
         let frame = encode(message, u64::MAX).unwrap();
@@ -407,10 +350,19 @@ mod tests {
             ])
         };
         let map = |v: Term| Term::Map(eetf::Map::from([(charlist(), v)]));
-        let mut term = tuple(vec![charlist(), list(vec![charlist()]), map(charlist())]);
-        charlists_as_lists(&mut term);
+        let term = tuple(vec![charlist(), list(vec![charlist()]), map(charlist())]);
+        let to = Pid::new("a@h", 1, 0, 5);
+        let mut body = vec![PASS_THROUGH];
+        tuple(vec![int(2), atom(""), Term::Pid(to)])
+            .encode(&mut body)
+            .unwrap();
+        term.encode(&mut body).unwrap();
+        let Decoded::Message(Message::Send(send)) = decode(&body, &TermLimits::default()).unwrap()
+        else {
+            panic!("not a send")
+        };
         let inner = Term::Map(eetf::Map::from([(ints(), ints())]));
-        assert_eq!(term, tuple(vec![ints(), list(vec![ints()]), inner]));
+        assert_eq!(send.message, tuple(vec![ints(), list(vec![ints()]), inner]));
     }
 
     #[test]

@@ -1186,7 +1186,8 @@ mod tests {
     }
 
     /// OTP writes non-ASCII latin-1 atoms as ATOM_EXT outside distribution; the guard only
-    /// checks bounds, and eetf 0.11 then refuses the bytes as invalid UTF-8 (no panic).
+    /// checks bounds. eetf 0.11 refuses the bytes as invalid UTF-8 (no panic); our own
+    /// decoder (`terms`) takes them as latin-1, as the BEAM does.
     #[test]
     fn latin1_atom_passes_the_guard_but_not_eetf() {
         let bytes = [131, 100, 0, 1, 252]; // 'ü'

@@ -8,6 +8,7 @@
 pub(crate) mod codec;
 pub(crate) mod frame;
 pub(crate) mod guard;
+pub(crate) mod terms;
 
 use crate::node::Node;
 use crate::term::Atom;
@@ -40,6 +41,8 @@ pub(crate) struct ConnHandle {
     /// Distinguishes this connection from earlier or later ones to the same node.
     pub id: u64,
     tx: mpsc::UnboundedSender<Vec<u8>>,
+    /// Frames queued so far (the reader's busy polling looks at it).
+    sent: AtomicU64,
     closing: tokio_util::sync::CancellationToken,
 }
 
@@ -52,6 +55,7 @@ impl ConnHandle {
                 // A closed channel means the connection is going down; the node will
                 // report that through links and monitors.
                 let _ = self.tx.send(frame);
+                self.sent.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => tracing::error!(peer = %self.peer, "cannot encode a message: {e}"),
         }
@@ -88,6 +92,7 @@ pub(crate) fn start(
         creation,
         id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
         tx,
+        sent: AtomicU64::new(0),
         closing: tokio_util::sync::CancellationToken::new(),
     });
     let writer = tokio::spawn(write_loop(
@@ -103,6 +108,9 @@ pub(crate) fn start(
     });
     handle
 }
+
+/// Messages a reader hands over before it lets other tasks run.
+const YIELD_EVERY: usize = 128;
 
 async fn read_loop(
     node: &Node,
@@ -120,6 +128,8 @@ async fn read_loop(
     quarters.tick().await;
     let mut heard = false;
     let mut silent_quarters = 0;
+    let mut taken: usize = 0;
+    let mut talk = Conversation::default();
     loop {
         // Every frame already buffered, without going back to the runtime in between.
         loop {
@@ -141,7 +151,16 @@ async fn read_loop(
                 take_in(node, conn, data, &limits)
             }));
             let reason = match handled {
-                Ok(Ok(())) => continue,
+                Ok(Ok(())) => {
+                    // Now and then let the processes take what was delivered: the
+                    // messages are still in the cache, and other connections get
+                    // their turn.
+                    taken += 1;
+                    if taken % YIELD_EVERY == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                    continue;
+                }
                 Ok(Err(e)) => e.to_string(),
                 Err(panic) => format!("handling a message panicked: {}", panic_text(&*panic)),
             };
@@ -149,7 +168,7 @@ async fn read_loop(
             writer.abort();
             return reason;
         }
-        let read = match spin_for_more(&mut reader, limits.busy_poll).await {
+        let read = match spin_for_more(&mut reader, limits.busy_poll, conn, &mut talk).await {
             Some(r) => r,
             None => tokio::select! {
                 r = reader.fill() => r,
@@ -174,7 +193,10 @@ async fn read_loop(
             },
         };
         match read {
-            Ok(()) => heard = true,
+            Ok(()) => {
+                heard = true;
+                talk.read(conn);
+            }
             Err(frame::FrameError::Closed) => {
                 writer.abort();
                 return "connection_closed".into();
@@ -193,12 +215,44 @@ async fn read_loop(
 const MAX_SPINNERS: usize = 1;
 static SPINNERS: AtomicUsize = AtomicUsize::new(0);
 
+/// Whether a connection is in a conversation: something was sent to the peer within
+/// the last few reads (a call and its answer; the BEAM's calls take up to four reads
+/// each: monitor, request, our reply, demonitor).
+#[derive(Default)]
+struct Conversation {
+    reads: u64,
+    sent_seen: u64,
+    talked_at: u64,
+}
+
+impl Conversation {
+    const READS: u64 = 8;
+
+    fn read(&mut self, conn: &ConnHandle) {
+        self.reads += 1;
+        self.is_on(conn);
+    }
+
+    fn is_on(&mut self, conn: &ConnHandle) -> bool {
+        let sent = conn.sent.load(Ordering::Relaxed);
+        if sent != self.sent_seen {
+            self.sent_seen = sent;
+            self.talked_at = self.reads;
+        }
+        self.reads - self.talked_at < Self::READS
+    }
+}
+
 /// Polls for more input for up to `spin` (`NodeConfig::busy_poll`), letting every other
 /// ready task run between looks (each `yield_now` also lets the runtime poll the network
-/// without blocking). `None` when nothing came (or another reader is spinning).
+/// without blocking). Only in a conversation: a peer streaming one-way messages is read
+/// in batches as they pile up, not one by one for a core's worth of polling. `None` when
+/// nothing came (or another reader is spinning, or nobody is answering this peer).
 async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
     reader: &mut FrameReader<R>,
     spin: Duration,
+    conn: &ConnHandle,
+    talk: &mut Conversation,
 ) -> Option<Result<(), frame::FrameError>> {
     struct Spinning;
     impl Drop for Spinning {
@@ -219,6 +273,9 @@ async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
         tokio::task::yield_now().await;
         if let Some(read) = reader.fill().now_or_never() {
             return Some(read);
+        }
+        if !talk.is_on(conn) {
+            return None;
         }
         // Politely: a thread of another process waiting for this core (on a small
         // machine, often the very peer we wait for) gets it first.

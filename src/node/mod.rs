@@ -21,6 +21,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
@@ -69,7 +70,7 @@ pub(crate) struct NodeInner {
     pub creation: u32,
     pub config: NodeConfig,
     pub port: u16,
-    procs: Mutex<HashMap<u64, Arc<ProcEntry>>>,
+    procs: Mutex<HashMap<u64, Arc<ProcEntry>, BuildHasherDefault<PidKeyHasher>>>,
     names: Mutex<HashMap<String, Pid>>,
     aliases: Mutex<HashMap<Reference, Pid>>,
     conns: Mutex<HashMap<String, connect::ConnState>>,
@@ -88,6 +89,29 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn pid_key(pid: &Pid) -> u64 {
     u64::from(pid.id) | (u64::from(pid.serial) << 32)
+}
+
+/// Hashes the pid keys of the process table, looked up for every message: the keys are
+/// numbers this node hands out itself (no peer chooses them), so one multiplication
+/// spreads them well enough, where SipHash's protection against chosen keys would only
+/// cost time.
+#[derive(Default)]
+struct PidKeyHasher(u64);
+
+impl std::hash::Hasher for PidKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, key: u64) {
+        // Fibonacci hashing; the high bits, which hashbrown uses for its tags, depend
+        // on every bit of the key.
+        self.0 = (self.0 ^ key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 impl Node {
@@ -115,7 +139,7 @@ impl Node {
             name: Atom::from(config.name.as_str()),
             creation,
             port,
-            procs: Mutex::new(HashMap::new()),
+            procs: Mutex::new(HashMap::default()),
             names: Mutex::new(HashMap::new()),
             aliases: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
@@ -399,8 +423,9 @@ impl Node {
     }
 
     pub(crate) fn registered_entry(&self, name: &str) -> Option<Arc<ProcEntry>> {
-        let pid = lock(&self.0.names).get(name).cloned()?;
-        self.local_entry(&pid)
+        // Names hold only this node's pids; no copy of the pid on the way.
+        let key = pid_key(lock(&self.0.names).get(name)?);
+        lock(&self.0.procs).get(&key).cloned()
     }
 
     pub(crate) fn register_name(

@@ -1,0 +1,337 @@
+//! Terms from bytes the [`guard`](super::guard) has checked, in one pass.
+//!
+//! `eetf`'s decoder reads through `io::Read` a byte or a word at a time, and gives
+//! charlists (`STRING_EXT`) a representation of their own that we then had to walk the
+//! whole term again to replace. On the hot path (every message) this decoder reads the
+//! slice directly and builds the final representation at once: charlists as lists of
+//! integers, latin-1 atoms as latin-1. The rare kinds (funs, bignums, old floats, ports,
+//! bit strings, old references) go to `eetf` for just their own bytes.
+//!
+//! Only bytes the guard has accepted come here: counts are backed by bytes, nesting is
+//! bounded by `TermLimits::max_depth` (this decoder recurses once per level, as `eetf`
+//! does), and the reads below still check every bound, so a bug upstream would be an
+//! error, never a panic or an overread.
+
+use super::guard::{self, TermLimits};
+use crate::term::{Atom, FixInteger, List, Term};
+use eetf::{Binary, Float, ImproperList, Map, Pid, Reference, Tuple};
+
+const NEW_FLOAT_EXT: u8 = 70;
+const NEW_PID_EXT: u8 = 88;
+const NEWER_REFERENCE_EXT: u8 = 90;
+const SMALL_INTEGER_EXT: u8 = 97;
+const INTEGER_EXT: u8 = 98;
+const ATOM_EXT: u8 = 100;
+const PID_EXT: u8 = 103;
+const SMALL_TUPLE_EXT: u8 = 104;
+const LARGE_TUPLE_EXT: u8 = 105;
+const NIL_EXT: u8 = 106;
+const STRING_EXT: u8 = 107;
+const LIST_EXT: u8 = 108;
+const BINARY_EXT: u8 = 109;
+const NEW_REFERENCE_EXT: u8 = 114;
+const SMALL_ATOM_EXT: u8 = 115;
+const MAP_EXT: u8 = 116;
+const ATOM_UTF8_EXT: u8 = 118;
+const SMALL_ATOM_UTF8_EXT: u8 = 119;
+const VERSION: u8 = 131;
+
+/// Why checked bytes still did not make a term (a non-finite float, an atom that is not
+/// UTF-8, a kind `eetf` refuses).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct TermError(String);
+
+/// Reads the terms of a checked frame body one after another.
+pub(crate) struct TermReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    limits: &'a TermLimits,
+}
+
+impl<'a> TermReader<'a> {
+    /// `bytes` must have passed `guard::check_terms` with `limits`.
+    pub(crate) fn new(bytes: &'a [u8], limits: &'a TermLimits) -> Self {
+        TermReader {
+            bytes,
+            pos: 0,
+            limits,
+        }
+    }
+
+    /// The next term, version byte included.
+    pub(crate) fn next_term(&mut self) -> Result<Term, TermError> {
+        if self.u8()? != VERSION {
+            return Err(self.error("a version byte"));
+        }
+        self.term()
+    }
+
+    fn error(&self, what: &str) -> TermError {
+        TermError(format!("expected {what} at byte {}", self.pos))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], TermError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| TermError(format!("term truncated at byte {}", self.pos)))?;
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], TermError> {
+        Ok(self.take(N)?.try_into().expect("N bytes"))
+    }
+
+    fn u8(&mut self) -> Result<u8, TermError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, TermError> {
+        self.array().map(u16::from_be_bytes)
+    }
+
+    fn u32(&mut self) -> Result<u32, TermError> {
+        self.array().map(u32::from_be_bytes)
+    }
+
+    #[inline]
+    fn term(&mut self) -> Result<Term, TermError> {
+        let start = self.pos;
+        let tag = self.u8()?;
+        Ok(match tag {
+            SMALL_INTEGER_EXT => Term::FixInteger(FixInteger::from(i32::from(self.u8()?))),
+            INTEGER_EXT => Term::FixInteger(FixInteger::from(i32::from_be_bytes(self.array()?))),
+            NEW_FLOAT_EXT => {
+                let value = f64::from_be_bytes(self.array()?);
+                Term::Float(Float::try_from(value).map_err(|e| TermError(e.to_string()))?)
+            }
+            ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT => {
+                Term::Atom(self.atom_body(tag)?)
+            }
+            NIL_EXT => Term::List(List::nil()),
+            STRING_EXT => {
+                // A list of small integers: `[1, 2, 3]` and `'abc'` travel so.
+                let len = self.u16()?.into();
+                let elements: Vec<Term> = self
+                    .take(len)?
+                    .iter()
+                    .map(|&c| Term::FixInteger(FixInteger::from(i32::from(c))))
+                    .collect();
+                Term::List(List::from(elements))
+            }
+            LIST_EXT => {
+                let count = self.u32()? as usize;
+                let elements = self.terms(count)?;
+                match self.term()? {
+                    Term::List(tail) if tail.is_nil() => Term::List(List::from(elements)),
+                    last => Term::ImproperList(ImproperList::from((elements, last))),
+                }
+            }
+            SMALL_TUPLE_EXT => {
+                let count = self.u8()?.into();
+                Term::Tuple(Tuple::from(self.terms(count)?))
+            }
+            LARGE_TUPLE_EXT => {
+                let count = self.u32()? as usize;
+                Term::Tuple(Tuple::from(self.terms(count)?))
+            }
+            MAP_EXT => {
+                let count = self.u32()? as usize;
+                let mut map = std::collections::HashMap::with_capacity(count.min(self.left()));
+                for _ in 0..count {
+                    let key = self.term()?;
+                    let value = self.term()?;
+                    map.insert(key, value);
+                }
+                Term::Map(Map::from(map))
+            }
+            BINARY_EXT => {
+                let len = self.u32()? as usize;
+                Term::Binary(Binary::from(self.take(len)?.to_vec()))
+            }
+            PID_EXT | NEW_PID_EXT => Term::Pid(self.pid_body(tag)?),
+            NEW_REFERENCE_EXT | NEWER_REFERENCE_EXT => {
+                let words = self.u16()?;
+                let node = self.atom()?;
+                let creation = if tag == NEW_REFERENCE_EXT {
+                    self.u8()?.into()
+                } else {
+                    self.u32()?
+                };
+                let id = (0..words).map(|_| self.u32()).collect::<Result<_, _>>()?;
+                Term::from(Reference { node, id, creation })
+            }
+            _ => {
+                // The rare kinds: `eetf` decodes exactly this term's bytes.
+                let len = guard::term_len(&self.bytes[start..], self.limits)
+                    .map_err(|e| TermError(e.to_string()))?;
+                self.pos = start;
+                let body = self.take(len)?;
+                let mut bytes = Vec::with_capacity(1 + len);
+                bytes.push(VERSION);
+                bytes.extend_from_slice(body);
+                Term::decode(&bytes[..]).map_err(|e| TermError(e.to_string()))?
+            }
+        })
+    }
+
+    fn left(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    /// `count` terms in a row; the guard has checked that the bytes left can hold them.
+    fn terms(&mut self, count: usize) -> Result<Vec<Term>, TermError> {
+        let mut elements = Vec::with_capacity(count.min(self.left()));
+        for _ in 0..count {
+            elements.push(self.term()?);
+        }
+        Ok(elements)
+    }
+
+    fn atom(&mut self) -> Result<Atom, TermError> {
+        let tag = self.u8()?;
+        match tag {
+            ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT => self.atom_body(tag),
+            _ => Err(self.error("an atom")),
+        }
+    }
+
+    fn atom_body(&mut self, tag: u8) -> Result<Atom, TermError> {
+        let len = match tag {
+            ATOM_EXT | ATOM_UTF8_EXT => self.u16()?.into(),
+            _ => self.u8()?.into(),
+        };
+        let bytes = self.take(len)?;
+        let name = match std::str::from_utf8(bytes) {
+            Ok(text) => text.to_owned(),
+            // ATOM_EXT and SMALL_ATOM_EXT are latin-1: each byte is its character.
+            Err(_) if matches!(tag, ATOM_EXT | SMALL_ATOM_EXT) => {
+                bytes.iter().map(|&b| char::from(b)).collect()
+            }
+            Err(e) => return Err(TermError(format!("atom is not UTF-8: {e}"))),
+        };
+        Ok(Atom { name })
+    }
+
+    fn pid_body(&mut self, tag: u8) -> Result<Pid, TermError> {
+        let node = self.atom()?;
+        let id = self.u32()?;
+        let serial = self.u32()?;
+        let creation = if tag == PID_EXT {
+            self.u8()?.into()
+        } else {
+            self.u32()?
+        };
+        Ok(Pid {
+            node,
+            id,
+            serial,
+            creation,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::term::{atom, binary, int, list, tuple};
+
+    fn encoded(term: &Term) -> Vec<u8> {
+        let mut out = Vec::new();
+        term.encode(&mut out).unwrap();
+        out
+    }
+
+    fn round_trip(term: &Term) -> Term {
+        let bytes = encoded(term);
+        let limits = TermLimits::default();
+        guard::check_terms(&bytes, 1, &limits).unwrap();
+        TermReader::new(&bytes, &limits).next_term().unwrap()
+    }
+
+    /// Every kind `eetf` can encode comes back as the same term; charlists (which eetf
+    /// decodes as `ByteList`) come back as lists of integers.
+    #[test]
+    fn every_kind_round_trips() {
+        let pid = Term::Pid(Pid::new("a@b", 1, 2, 3));
+        let reference = Term::from(Reference {
+            node: Atom::from("a@b"),
+            id: vec![1, 2, 3],
+            creation: 7,
+        });
+        let mut map = std::collections::HashMap::new();
+        map.insert(atom("k"), list(vec![int(1), atom("v")]));
+        let terms = vec![
+            int(0),
+            int(255),
+            int(-1),
+            int(i32::MAX.into()),
+            Term::Float(Float::try_from(1.5).unwrap()),
+            atom("ok"),
+            atom("ünïcödé"),
+            atom(&"x".repeat(300)),
+            list(vec![]),
+            list(vec![int(1), atom("a"), list(vec![int(2)])]),
+            Term::ImproperList(ImproperList::from((vec![int(1)], atom("tail")))),
+            tuple(vec![]),
+            tuple((0..300).map(int).collect()),
+            binary(b"bytes"),
+            pid,
+            reference,
+            Term::Map(Map::from(map)),
+            Term::BigInteger(eetf::BigInteger::from(i64::MAX)),
+            Term::from(eetf::ExternalFun::from(("erlang", "node", 0))),
+            Term::BitBinary(eetf::BitBinary::from((vec![1, 2], 3))),
+            Term::Port(eetf::Port {
+                node: Atom::from("a@b"),
+                id: 9,
+                creation: 1,
+            }),
+        ];
+        for term in terms {
+            assert_eq!(round_trip(&term), term, "{term}");
+        }
+        let charlist = Term::ByteList(eetf::ByteList::from(vec![1, 2, 3]));
+        assert_eq!(round_trip(&charlist), list(vec![int(1), int(2), int(3)]));
+        let nested = tuple(vec![charlist.clone(), list(vec![charlist])]);
+        let three = list(vec![int(1), int(2), int(3)]);
+        assert_eq!(
+            round_trip(&nested),
+            tuple(vec![three.clone(), list(vec![three])])
+        );
+    }
+
+    #[test]
+    fn latin1_atoms_are_latin1() {
+        // SMALL_ATOM_EXT "é" in latin-1: one byte, 0xE9.
+        let bytes = [VERSION, SMALL_ATOM_EXT, 1, 0xE9];
+        let limits = TermLimits::default();
+        guard::check_terms(&bytes, 1, &limits).unwrap();
+        let term = TermReader::new(&bytes, &limits).next_term().unwrap();
+        assert_eq!(term, atom("é"));
+    }
+
+    #[test]
+    fn invalid_utf8_atoms_and_nan_are_errors() {
+        let limits = TermLimits::default();
+        let bad_atom = [VERSION, SMALL_ATOM_UTF8_EXT, 1, 0xE9];
+        assert!(TermReader::new(&bad_atom, &limits).next_term().is_err());
+        let mut nan = vec![VERSION, NEW_FLOAT_EXT];
+        nan.extend_from_slice(&f64::NAN.to_be_bytes());
+        assert!(TermReader::new(&nan, &limits).next_term().is_err());
+    }
+
+    /// Unchecked bytes (not how it is used) still give an error, not a panic.
+    #[test]
+    fn truncated_input_is_an_error() {
+        let bytes = encoded(&tuple(vec![atom("a"), binary(b"xyz"), int(300)]));
+        let limits = TermLimits::default();
+        for cut in 0..bytes.len() {
+            assert!(TermReader::new(&bytes[..cut], &limits).next_term().is_err());
+        }
+    }
+}
