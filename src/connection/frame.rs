@@ -54,7 +54,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// The next frame, waiting for as many reads as it takes.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) async fn next_frame(&mut self) -> Result<Frame<'_>, FrameError> {
         while self.complete_len()?.is_none() {
             self.fill().await?;

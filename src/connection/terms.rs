@@ -64,7 +64,9 @@ impl<'a> TermReader<'a> {
         if self.u8()? != VERSION {
             return Err(self.error("a version byte"));
         }
-        self.term()
+        let mut one = Vec::with_capacity(1);
+        self.push_term(&mut one)?;
+        Ok(one.pop().expect("one term"))
     }
 
     fn error(&self, what: &str) -> TermError {
@@ -98,21 +100,31 @@ impl<'a> TermReader<'a> {
         self.array().map(u32::from_be_bytes)
     }
 
-    #[inline]
-    fn term(&mut self) -> Result<Term, TermError> {
+    /// Decodes one term onto the end of `out`. Terms are built where they will stay:
+    /// returned by value instead, each (56 bytes) would be moved again at every level,
+    /// which cost more than decoding it.
+    fn push_term(&mut self, out: &mut Vec<Term>) -> Result<(), TermError> {
         let start = self.pos;
         let tag = self.u8()?;
-        Ok(match tag {
-            SMALL_INTEGER_EXT => Term::FixInteger(FixInteger::from(i32::from(self.u8()?))),
-            INTEGER_EXT => Term::FixInteger(FixInteger::from(i32::from_be_bytes(self.array()?))),
+        match tag {
+            SMALL_INTEGER_EXT => {
+                let n = self.u8()?;
+                out.push(Term::FixInteger(FixInteger::from(i32::from(n))));
+            }
+            INTEGER_EXT => {
+                let n = i32::from_be_bytes(self.array()?);
+                out.push(Term::FixInteger(FixInteger::from(n)));
+            }
             NEW_FLOAT_EXT => {
                 let value = f64::from_be_bytes(self.array()?);
-                Term::Float(Float::try_from(value).map_err(|e| TermError(e.to_string()))?)
+                let float = Float::try_from(value).map_err(|e| TermError(e.to_string()))?;
+                out.push(Term::Float(float));
             }
             ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT => {
-                Term::Atom(self.atom_body(tag)?)
+                let atom = self.atom_body(tag)?;
+                out.push(Term::Atom(atom));
             }
-            NIL_EXT => Term::List(List::nil()),
+            NIL_EXT => out.push(Term::List(List::nil())),
             STRING_EXT => {
                 // A list of small integers: `[1, 2, 3]` and `'abc'` travel so.
                 let len = self.u16()?.into();
@@ -121,39 +133,49 @@ impl<'a> TermReader<'a> {
                     .iter()
                     .map(|&c| Term::FixInteger(FixInteger::from(i32::from(c))))
                     .collect();
-                Term::List(List::from(elements))
+                out.push(Term::List(List::from(elements)));
             }
             LIST_EXT => {
                 let count = self.u32()? as usize;
-                let elements = self.terms(count)?;
-                match self.term()? {
-                    Term::List(tail) if tail.is_nil() => Term::List(List::from(elements)),
-                    last => Term::ImproperList(ImproperList::from((elements, last))),
+                let mut elements = self.terms(count, 1)?;
+                if self.bytes.get(self.pos) == Some(&NIL_EXT) {
+                    self.pos += 1;
+                    out.push(Term::List(List::from(elements)));
+                } else {
+                    self.push_term(&mut elements)?;
+                    let last = elements.pop().expect("the tail");
+                    out.push(Term::ImproperList(ImproperList::from((elements, last))));
                 }
             }
             SMALL_TUPLE_EXT => {
                 let count = self.u8()?.into();
-                Term::Tuple(Tuple::from(self.terms(count)?))
+                let elements = self.terms(count, 0)?;
+                out.push(Term::Tuple(Tuple::from(elements)));
             }
             LARGE_TUPLE_EXT => {
                 let count = self.u32()? as usize;
-                Term::Tuple(Tuple::from(self.terms(count)?))
+                let elements = self.terms(count, 0)?;
+                out.push(Term::Tuple(Tuple::from(elements)));
             }
             MAP_EXT => {
                 let count = self.u32()? as usize;
-                let mut map = std::collections::HashMap::with_capacity(count.min(self.left()));
-                for _ in 0..count {
-                    let key = self.term()?;
-                    let value = self.term()?;
+                let pairs = self.terms(count.saturating_mul(2), 0)?;
+                let mut map = std::collections::HashMap::with_capacity(count.min(pairs.len()));
+                let mut pairs = pairs.into_iter();
+                while let (Some(key), Some(value)) = (pairs.next(), pairs.next()) {
                     map.insert(key, value);
                 }
-                Term::Map(Map::from(map))
+                out.push(Term::Map(Map::from(map)));
             }
             BINARY_EXT => {
                 let len = self.u32()? as usize;
-                Term::Binary(Binary::from(self.take(len)?.to_vec()))
+                let bytes = self.take(len)?.to_vec();
+                out.push(Term::Binary(Binary::from(bytes)));
             }
-            PID_EXT | NEW_PID_EXT => Term::Pid(self.pid_body(tag)?),
+            PID_EXT | NEW_PID_EXT => {
+                let pid = self.pid_body(tag)?;
+                out.push(Term::Pid(pid));
+            }
             NEW_REFERENCE_EXT | NEWER_REFERENCE_EXT => {
                 let words = self.u16()?;
                 let node = self.atom()?;
@@ -163,7 +185,7 @@ impl<'a> TermReader<'a> {
                     self.u32()?
                 };
                 let id = (0..words).map(|_| self.u32()).collect::<Result<_, _>>()?;
-                Term::from(Reference { node, id, creation })
+                out.push(Term::from(Reference { node, id, creation }));
             }
             _ => {
                 // The rare kinds: `eetf` decodes exactly this term's bytes.
@@ -174,20 +196,34 @@ impl<'a> TermReader<'a> {
                 let mut bytes = Vec::with_capacity(1 + len);
                 bytes.push(VERSION);
                 bytes.extend_from_slice(body);
-                Term::decode(&bytes[..]).map_err(|e| TermError(e.to_string()))?
+                out.push(Term::decode(&bytes[..]).map_err(|e| TermError(e.to_string()))?);
             }
-        })
+        }
+        Ok(())
     }
 
     fn left(&self) -> usize {
         self.bytes.len() - self.pos
     }
 
-    /// `count` terms in a row; the guard has checked that the bytes left can hold them.
-    fn terms(&mut self, count: usize) -> Result<Vec<Term>, TermError> {
-        let mut elements = Vec::with_capacity(count.min(self.left()));
+    /// `count` terms in a row, in a vector with room for `extra` more; the guard has
+    /// checked that the bytes left can hold them.
+    fn terms(&mut self, count: usize, extra: usize) -> Result<Vec<Term>, TermError> {
+        let mut elements = Vec::with_capacity(count.min(self.left()) + extra);
         for _ in 0..count {
-            elements.push(self.term()?);
+            // Integers (list elements, mostly) without a call each.
+            match self.bytes.get(self.pos..) {
+                Some(&[SMALL_INTEGER_EXT, n, ..]) => {
+                    self.pos += 2;
+                    elements.push(Term::FixInteger(FixInteger::from(i32::from(n))));
+                }
+                Some(&[INTEGER_EXT, a, b, c, d, ..]) => {
+                    self.pos += 5;
+                    let n = i32::from_be_bytes([a, b, c, d]);
+                    elements.push(Term::FixInteger(FixInteger::from(n)));
+                }
+                _ => self.push_term(&mut elements)?,
+            }
         }
         Ok(elements)
     }

@@ -17,7 +17,8 @@ pub struct NodeConfig {
     pub epmd_port: u16,
     /// The distribution listening port; 0 picks a free one, as the BEAM does.
     pub listen_port: u16,
-    /// `net_ticktime`: a peer silent this long is dropped; we write at least every
+    /// `net_ticktime`: a peer silent for four quarters of it in a row is dropped (after
+    /// between one and 1.25 times it, as `net_kernel` does); we write at least every
     /// quarter of it. Default 60 s.
     pub tick_time: Duration,
     /// `net_setuptime`: the longest a handshake may take. Default 7 s.
