@@ -198,8 +198,26 @@ struct Frame {
 /// them. That bounds the sum of everything `eetf` preallocates by the frame size, not just
 /// each count on its own.
 fn scan(bytes: &[u8], limits: &TermLimits) -> Result<usize, GuardError> {
+    thread_local! {
+        /// The stack's memory, kept between terms: every message is scanned, and most
+        /// hold a container (an allocation and a free each, otherwise).
+        static STACK: std::cell::Cell<Vec<Frame>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    let mut stack = STACK.take();
+    stack.clear();
+    let scanned = scan_with(bytes, limits, &mut stack);
+    if stack.capacity() <= 64 {
+        STACK.set(stack);
+    }
+    scanned
+}
+
+fn scan_with(
+    bytes: &[u8],
+    limits: &TermLimits,
+    stack: &mut Vec<Frame>,
+) -> Result<usize, GuardError> {
     let mut r = Reader { bytes, pos: 0 };
-    let mut stack: Vec<Frame> = Vec::new();
     let mut promised: u64 = 0;
     loop {
         if let Some(frame) = r.term(promised)? {

@@ -36,14 +36,20 @@ defmodule CnodeBench.Report do
       for {key, _kind, _k, _n, _nq} <- d.workloads do
         beam = median(d.results, {key, :beam, :beam}, :rate)
         rust = median(d.results, {key, :beam, :rust}, :rate)
-        target = if key == :send, do: 5.0, else: 1.5
+        # Workload 4's target is against BEAM-to-BEAM, so its Rust figure is Rust-to-Rust
+        # (the row in 5): here the one BEAM process sending is the bottleneck whichever
+        # node receives, and the row shows only that receiving costs us no speed.
+        target =
+          if key == :send,
+            do: {:note, "— (a BEAM sender; ≥ 5.0× is the Rust→Rust row in 5)"},
+            else: {:at_least, 1.5}
 
         row(
           label.(key) <> " (ops/s)",
           beam,
           rust,
           &rate/1,
-          {:at_least, target},
+          target,
           paired(d.results, {key, :beam, :beam}, {key, :beam, :rust}, :rate)
         )
       end
@@ -77,6 +83,24 @@ defmodule CnodeBench.Report do
           &ms/1,
           {:at_most, 1 / 3},
           paired(d.results, {key, :beam, :beam}, {key, :beam, :rust}, :cpu_per_1k)
+        )
+      end
+
+    # The same cost with each server's own kind as the caller: what a Rust node and a
+    # BEAM node each spend per operation when the other side is as fast as they are.
+    cpu_own =
+      for key <- @r2r do
+        beam = median(d.results, {key, :beam, :beam}, :cpu_per_1k)
+        rust = median(d.results, {key, :rust, :rust}, :cpu_per_1k)
+        text = String.replace(label.(key), ~r/^\d\. /, "")
+
+        row(
+          "6. serving CPU per 1,000 ops, Rust→Rust vs BEAM→BEAM: " <> text,
+          beam,
+          rust,
+          &ms/1,
+          {:at_most, 1 / 3},
+          paired(d.results, {key, :beam, :beam}, {key, :rust, :rust}, :cpu_per_1k)
         )
       end
 
@@ -161,7 +185,7 @@ defmodule CnodeBench.Report do
         row("6. RSS after the whole suite", d.after.beam, d.after.rust, &kib/1, :none)
       ] ++ peer_rows
 
-    rows = throughput ++ r2r ++ cpu ++ cost
+    rows = throughput ++ r2r ++ cpu ++ cpu_own ++ cost
     errors = Enum.count(rows, & &1.failed) + peer_errors(peers)
     missed = Enum.count(rows, &(&1.met == false))
 
@@ -334,6 +358,9 @@ defmodule CnodeBench.Report do
           case target do
             :none ->
               {ratio_text, nil, "—"}
+
+            {:note, text} ->
+              {ratio_text, nil, text}
 
             {:at_least, t} ->
               met = ratio != nil and ratio >= t
