@@ -39,14 +39,40 @@ const EPMD_RESTART_GRACE: Duration = Duration::from_secs(10);
 /// The longest wait between two attempts to register again.
 const MAX_REREGISTER_DELAY: Duration = Duration::from_secs(2);
 
+/// How long EPMD may take to answer a registration. Something that accepts on the EPMD
+/// port and never answers would otherwise hold `Node::start` (or re-registration) for
+/// ever.
+const EPMD_ANSWER_TIME: Duration = Duration::from_secs(5);
+
 async fn try_register(alive: &str, port: u16, epmd_port: u16) -> std::io::Result<(TcpStream, u32)> {
-    let stream = TcpStream::connect(("127.0.0.1", epmd_port)).await?;
-    let client = EpmdClient::new(stream.compat());
-    let (stream, creation) = client
-        .register(NodeEntry::new(alive, port))
+    try_register_within(alive, port, epmd_port, EPMD_ANSWER_TIME).await
+}
+
+async fn try_register_within(
+    alive: &str,
+    port: u16,
+    epmd_port: u16,
+    limit: Duration,
+) -> std::io::Result<(TcpStream, u32)> {
+    let attempt = async {
+        let stream = TcpStream::connect(("127.0.0.1", epmd_port)).await?;
+        let client = EpmdClient::new(stream.compat());
+        let (stream, creation) = client
+            .register(NodeEntry::new(alive, port))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok((stream.into_inner(), creation.get()))
+    };
+    tokio::time::timeout(limit, attempt)
         .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok((stream.into_inner(), creation.get()))
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "EPMD on port {epmd_port} did not answer the registration within {limit:?}"
+                ),
+            ))
+        })
 }
 
 /// Registers `alive` (the part of the node name before `@`) listening on `port` with the
@@ -154,4 +180,29 @@ pub(crate) async fn lookup(
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok(entry.map(|e| e.port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Something on the EPMD port that accepts and never answers: registering fails
+    /// with a clear error in bounded time instead of waiting for ever.
+    #[tokio::test]
+    async fn a_silent_epmd_is_an_error_not_a_hang() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let epmd_port = silent.local_addr().unwrap().port();
+        let holder = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = silent.accept().await {
+                held.push(s);
+            }
+        });
+        let e = try_register_within("x", 1, epmd_port, Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+        assert!(e.to_string().contains("did not answer"), "{e}");
+        holder.abort();
+    }
 }
