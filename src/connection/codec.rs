@@ -55,27 +55,56 @@ pub(crate) fn decode(frame: &[u8], limits: &TermLimits) -> Result<Decoded, Decod
     } else {
         None
     };
-    from_terms(control, payload)
+    from_terms(control, payload).or_else(|e| {
+        // The fields were moved out as they matched: the control message in the log
+        // line is decoded again from the bytes.
+        let control = TermReader::new(body, limits).next_term()?;
+        match e {
+            Malformed::Unknown => Ok(Decoded::Unknown(control)),
+            Malformed::Bad => Err(bad(&control)),
+        }
+    })
+}
+
+/// Why a decoded control tuple is not a message.
+enum Malformed {
+    /// An operation we do not know (logged, dropped).
+    Unknown,
+    /// A known operation with fields of the wrong kind (closes the connection).
+    Bad,
 }
 
 fn bad(control: &Term) -> DecodeError {
     DecodeError::BadControl(crate::term::truncated(control, crate::term::LOG_TERM_CHARS))
 }
 
-fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeError> {
+fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, Malformed> {
     let Term::Tuple(tuple) = control else {
-        return Err(bad(&control));
+        return Err(Malformed::Bad);
     };
-    let control = Term::Tuple(tuple);
-    let e = control.as_tuple().unwrap();
-    let Some(op) = e.first().and_then(Match::as_int) else {
-        return Err(bad(&control));
+    let Some(op) = tuple.elements.first().and_then(Match::as_int) else {
+        return Err(Malformed::Bad);
     };
-    let pid = |i: usize| e.get(i).and_then(Match::as_pid).cloned();
-    let reference = |i: usize| e.get(i).and_then(Match::as_reference).cloned();
-    let proc = |i: usize| match e.get(i) {
-        Some(Term::Pid(p)) => Some(PidOrAtom::Pid(p.clone())),
-        Some(Term::Atom(a)) => Some(PidOrAtom::Atom(a.clone())),
+    let n = tuple.elements.len();
+    // Fields are moved out of the tuple as they are taken (a pid or an atom holds a
+    // `String`: a copy would be an allocation each), leaving an empty list behind.
+    let e = std::cell::RefCell::new(tuple.elements);
+    let take = |i: usize| std::mem::replace(&mut e.borrow_mut()[i], Term::List(List::nil()));
+    let pid = |i: usize| match take(i) {
+        Term::Pid(p) => Some(p),
+        _ => None,
+    };
+    let reference = |i: usize| match take(i) {
+        Term::Reference(r) => Some(*r),
+        _ => None,
+    };
+    let proc = |i: usize| match take(i) {
+        Term::Pid(p) => Some(PidOrAtom::Pid(p)),
+        Term::Atom(a) => Some(PidOrAtom::Atom(a)),
+        _ => None,
+    };
+    let atom = |i: usize| match take(i) {
+        Term::Atom(a) => Some(a),
         _ => None,
     };
     // Each operation takes the payload at most once: moved, not copied.
@@ -83,7 +112,6 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeErr
     let msg = || payload.borrow_mut().take();
     // The positions of each operation's fields, per the erl_dist_protocol docs; the
     // `_TT` variants carry a trace token we accept and drop.
-    let n = e.len();
     let decoded = (|| -> Option<Message> {
         Some(match (op, n) {
             (1, 3) => Message::Link(m::Link {
@@ -102,12 +130,12 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeErr
             (3, 4) => Message::Exit(m::Exit {
                 from_pid: pid(1)?,
                 to_pid: pid(2)?,
-                reason: e[3].clone(),
+                reason: take(3),
             }),
             (13, 5) => Message::Exit(m::Exit {
                 from_pid: pid(1)?,
                 to_pid: pid(2)?,
-                reason: e[4].clone(),
+                reason: take(4),
             }),
             (4, 3) => Message::Unlink(m::Unlink {
                 from_pid: pid(1)?,
@@ -116,10 +144,7 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeErr
             (5, 1) => Message::NodeLink(m::NodeLink),
             (6, 4) | (16, 5) => Message::RegSend(m::RegSend {
                 from_pid: pid(1)?,
-                to_name: match &e[3] {
-                    Term::Atom(a) => a.clone(),
-                    _ => return None,
-                },
+                to_name: atom(3)?,
                 message: msg()?,
             }),
             (7, 3) => Message::GroupLeader(m::GroupLeader {
@@ -129,12 +154,12 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeErr
             (8, 4) => Message::Exit2(m::Exit2 {
                 from_pid: pid(1)?,
                 to_pid: pid(2)?,
-                reason: e[3].clone(),
+                reason: take(3),
             }),
             (18, 5) => Message::Exit2(m::Exit2 {
                 from_pid: pid(1)?,
                 to_pid: pid(2)?,
-                reason: e[4].clone(),
+                reason: take(4),
             }),
             (19, 4) => Message::MonitorP(m::MonitorP {
                 from_pid: pid(1)?,
@@ -150,7 +175,7 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeErr
                 from_proc: proc(1)?,
                 to_pid: pid(2)?,
                 reference: reference(3)?,
-                reason: e[4].clone(),
+                reason: take(4),
             }),
             (24, 3) | (25, 4) => Message::PayloadExit(m::PayloadExit {
                 from_pid: pid(1)?,
@@ -172,23 +197,23 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeErr
                 req_id: reference(1)?,
                 from_pid: pid(2)?,
                 group_leader: pid(3)?,
-                mfa: mfa(&e[4])?,
-                opt_list: proper_list(&e[5])?,
-                arg_list: proper_list(&msg()?)?,
+                mfa: mfa(take(4))?,
+                opt_list: proper_list(take(5))?,
+                arg_list: proper_list(msg()?)?,
             }),
             (31, 5) | (32, 6) => Message::SpawnReply(m::SpawnReply {
                 req_id: reference(1)?,
                 to_pid: pid(2)?,
-                flags: FixInteger::from(i32::try_from(e[3].as_int()?).ok()?),
+                flags: FixInteger::from(i32::try_from(take(3).as_int()?).ok()?),
                 result: proc(4)?,
             }),
             (35, 4) => Message::UnlinkId(m::UnlinkId {
-                id: e[1].clone(),
+                id: take(1),
                 from_pid: pid(2)?,
                 to_pid: pid(3)?,
             }),
             (36, 4) => Message::UnlinkIdAck(m::UnlinkIdAck {
-                id: e[1].clone(),
+                id: take(1),
                 from_pid: pid(2)?,
                 to_pid: pid(3)?,
             }),
@@ -202,31 +227,32 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, DecodeErr
     })();
     match decoded {
         Some(message) => Ok(Decoded::Message(message)),
-        None if !(1..=36).contains(&op) => Ok(Decoded::Unknown(control)),
-        None => Err(bad(&control)),
+        None if !(1..=36).contains(&op) => Err(Malformed::Unknown),
+        None => Err(Malformed::Bad),
     }
 }
 
-fn mfa(term: &Term) -> Option<Mfa> {
-    let e = term.as_tuple_n(3)?;
+fn mfa(term: Term) -> Option<Mfa> {
+    let Term::Tuple(t) = term else { return None };
+    let [module, function, arity]: [Term; 3] = t.elements.try_into().ok()?;
     Some(Mfa {
-        module: atom_of(&e[0])?,
-        function: atom_of(&e[1])?,
-        arity: FixInteger::from(i32::try_from(e[2].as_int()?).ok()?),
+        module: atom_of(module)?,
+        function: atom_of(function)?,
+        arity: FixInteger::from(i32::try_from(arity.as_int()?).ok()?),
     })
 }
 
-fn atom_of(term: &Term) -> Option<Atom> {
+fn atom_of(term: Term) -> Option<Atom> {
     match term {
-        Term::Atom(a) => Some(a.clone()),
+        Term::Atom(a) => Some(a),
         _ => None,
     }
 }
 
 /// A proper list (charlists are decoded as lists, see `terms`).
-fn proper_list(term: &Term) -> Option<List> {
+fn proper_list(term: Term) -> Option<List> {
     match term {
-        Term::List(l) => Some(l.clone()),
+        Term::List(l) => Some(l),
         _ => None,
     }
 }
@@ -363,6 +389,24 @@ mod tests {
         };
         let inner = Term::Map(eetf::Map::from([(ints(), ints())]));
         assert_eq!(send.message, tuple(vec![ints(), list(vec![ints()]), inner]));
+    }
+
+    /// Fields are moved out of the control tuple as they match; the error still shows
+    /// the control message as it arrived.
+    #[test]
+    fn a_malformed_control_message_is_reported_whole() {
+        let mut body = vec![PASS_THROUGH];
+        let from = Term::Pid(Pid::new("a@h", 1, 0, 5));
+        tuple(vec![int(6), from, atom(""), int(42)])
+            .encode(&mut body)
+            .unwrap();
+        atom("m").encode(&mut body).unwrap();
+        match decode(&body, &TermLimits::default()) {
+            Err(DecodeError::BadControl(text)) => {
+                assert!(text.contains("a@h") && text.contains("42"), "{text}")
+            }
+            _ => panic!("a REG_SEND to 42 is malformed"),
+        }
     }
 
     #[test]
