@@ -21,19 +21,40 @@ pub struct From {
 }
 
 impl From {
-    /// `gen:reply/2`, sent by process `p`.
-    pub fn reply(&self, p: &Process, reply: Term) {
+    /// `gen:reply/2`, sent by process `p`. A call is answered once: the `From` goes
+    /// with the reply (clone it to keep one).
+    pub fn reply(self, p: &Process, reply: Term) {
         self.reply_from(p.node(), &p.pid(), reply);
     }
 
     /// `gen:reply/2` on behalf of `sender`, for code that no longer holds its `Process`.
-    pub(crate) fn reply_from(&self, node: &Node, sender: &Pid, reply: Term) {
-        let message = tuple(vec![self.tag.clone(), reply]);
-        match alias_tag_ref(&self.tag) {
-            Some(alias) => node.route(sender, Dest::Alias(alias.clone()), message),
-            None => node.route(sender, Dest::Pid(self.pid.clone()), message),
-        }
+    pub(crate) fn reply_from(self, node: &Node, sender: &Pid, reply: Term) {
+        let to = match alias_tag_ref(&self.tag) {
+            Some(alias) => Dest::Alias(alias.clone()),
+            None => Dest::Pid(self.pid),
+        };
+        node.route(sender, to, tuple(vec![self.tag, reply]));
     }
+}
+
+/// [`parse_call`] on a message this code owns: its parts are moved out, not copied.
+/// The message comes back untouched when it is not a call.
+pub(crate) fn take_call(message: Term) -> Result<(From, Term), Term> {
+    if parse_call(&message).is_none() {
+        return Err(message);
+    }
+    let Term::Tuple(call) = message else {
+        unreachable!("parse_call matched a tuple")
+    };
+    let [_, from, request]: [Term; 3] = call.elements.try_into().expect("three elements");
+    let Term::Tuple(from) = from else {
+        unreachable!("parse_call matched a {{pid, tag}} tuple")
+    };
+    let [pid, tag]: [Term; 2] = from.elements.try_into().expect("two elements");
+    let Term::Pid(pid) = pid else {
+        unreachable!("parse_call matched a pid")
+    };
+    Ok((From { pid, tag }, request))
 }
 
 /// `{'$gen_call', From, Request}`, with `From` well formed.
@@ -141,15 +162,13 @@ impl Process {
         let me = Term::Pid(self.pid());
         self.send(
             to,
-            tuple(vec![
-                atom("$gen_call"),
-                tuple(vec![me, tag.clone()]),
-                request,
-            ]),
+            tuple(vec![atom("$gen_call"), tuple(vec![me, tag]), request]),
         );
         let reply = self
             .receive_match(timeout, |m| {
-                m.as_tuple_n(2).map(|e| e[0] == tag).unwrap_or(false)
+                m.as_tuple_n(2)
+                    .map(|e| alias_tag_ref(&e[0]) == Some(&mref))
+                    .unwrap_or(false)
                     || crate::process::handle::is_down_for(m, &mref)
             })
             .await;
@@ -215,17 +234,21 @@ pub fn start<S: GenServer>(
 ) -> Result<Pid, Exception> {
     let body = move |mut p: Process| async move {
         loop {
-            let message = p.receive().await;
-            if let Some((from, request)) = parse_call(&message) {
-                match server.handle_call(request, &from, &p) {
-                    CallReply::Reply(r) => from.reply(&p, r),
-                    CallReply::NoReply => {}
-                    CallReply::Stop(reason, r) => {
-                        from.reply(&p, r);
-                        return Err(Exception::Exit(reason));
+            let message = match take_call(p.receive().await) {
+                Ok((from, request)) => {
+                    match server.handle_call(&request, &from, &p) {
+                        CallReply::Reply(r) => from.reply(&p, r),
+                        CallReply::NoReply => {}
+                        CallReply::Stop(reason, r) => {
+                            from.reply(&p, r);
+                            return Err(Exception::Exit(reason));
+                        }
                     }
+                    continue;
                 }
-            } else if let Some(request) = parse_cast(&message) {
+                Err(message) => message,
+            };
+            if let Some(request) = parse_cast(&message) {
                 server.handle_cast(request, &p).map_err(Exception::Exit)?;
             } else if let Some((from, request)) = parse_system(&message) {
                 // sys:handle_system_msg: `terminate` is answered `ok`, then the server
