@@ -665,6 +665,27 @@ impl Node {
         alias: bool,
         reference: Reference,
     ) {
+        // A remote target: the peer keeps the monitor (and makes the DOWN's object).
+        let remote = match &target {
+            Dest::Pid(p) if !self.is_local(&p.node) => {
+                Some((p.node.clone(), PidOrAtom::Pid(p.clone())))
+            }
+            Dest::RemoteName(n, node) if !self.is_local(node) => {
+                Some((node.clone(), PidOrAtom::Atom(n.clone())))
+            }
+            _ => None,
+        };
+        if let Some((node, to)) = remote {
+            entry.state().monitors.insert(
+                reference.clone(),
+                Monitor {
+                    target: MonitorTarget::Process(target),
+                    alias,
+                },
+            );
+            self.send_to_node(&node, Message::monitor_p(entry.pid.clone(), to, reference));
+            return;
+        }
         let object = target.down_object(&self.0.name);
         entry.state().monitors.insert(
             reference.clone(),
@@ -679,21 +700,7 @@ impl Node {
             Dest::RemoteName(n, node) if self.is_local(node) => {
                 (Some(self.registered_entry(&n.name)), Some(n.clone()))
             }
-            Dest::Pid(p) => {
-                let node = p.node.clone();
-                self.send_to_node(
-                    &node,
-                    Message::monitor_p(entry.pid.clone(), PidOrAtom::Pid(p.clone()), reference),
-                );
-                return;
-            }
-            Dest::RemoteName(n, node) => {
-                self.send_to_node(
-                    node,
-                    Message::monitor_p(entry.pid.clone(), PidOrAtom::Atom(n.clone()), reference),
-                );
-                return;
-            }
+            Dest::Pid(_) | Dest::RemoteName(..) => unreachable!("remote targets return above"),
             Dest::Alias(_) => (Some(None), None),
         };
         let watcher = Watcher {
