@@ -261,7 +261,7 @@ fn proper_list(term: Term) -> Option<List> {
 /// `peer_flags`.
 pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, eetf::EncodeError> {
     let message = downgrade(message, peer_flags);
-    let mut out = Vec::with_capacity(128);
+    let mut out = Vec::with_capacity(256);
     out.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
     match message.write_into(&mut out) {
         Ok(()) => {}

@@ -127,15 +127,10 @@ fn monitor(
         if st.dead {
             return false;
         }
-        let object = match &by_name {
-            Some(n) => tuple(vec![Term::Atom(n.clone()), Term::Atom(node.0.name.clone())]),
-            None => Term::Pid(e.pid.clone()),
-        };
         st.monitored_by.insert(
             reference.clone(),
             Watcher {
                 pid: watcher.clone(),
-                object,
                 by_name: by_name.clone(),
             },
         );

@@ -505,7 +505,11 @@ impl Node {
             if is_alias {
                 lock(&self.0.aliases).remove(&reference);
             }
-            w.deliver(down_message(reference, watcher.object, reason));
+            let object = match watcher.by_name {
+                Some(name) => tuple(vec![Term::Atom(name), Term::Atom(self.0.name.clone())]),
+                None => Term::Pid(from.clone()),
+            };
+            w.deliver(down_message(reference, object, reason));
         } else if !self.is_local(&watcher.pid.node) {
             let from_proc = match watcher.by_name {
                 Some(name) => PidOrAtom::Atom(name),
@@ -686,14 +690,6 @@ impl Node {
             self.send_to_node(&node, Message::monitor_p(entry.pid.clone(), to, reference));
             return;
         }
-        let object = target.down_object(&self.0.name);
-        entry.state().monitors.insert(
-            reference.clone(),
-            Monitor {
-                target: MonitorTarget::Process(target.clone()),
-                alias,
-            },
-        );
         let (local, by_name) = match &target {
             Dest::Pid(p) if self.is_local(&p.node) => (Some(self.local_entry(p)), None),
             Dest::Name(n) => (Some(self.registered_entry(&n.name)), Some(n.clone())),
@@ -703,9 +699,15 @@ impl Node {
             Dest::Pid(_) | Dest::RemoteName(..) => unreachable!("remote targets return above"),
             Dest::Alias(_) => (Some(None), None),
         };
+        entry.state().monitors.insert(
+            reference.clone(),
+            Monitor {
+                target: MonitorTarget::Process(target),
+                alias,
+            },
+        );
         let watcher = Watcher {
             pid: entry.pid.clone(),
-            object: object.clone(),
             by_name,
         };
         let added = match local.flatten() {

@@ -42,9 +42,8 @@ impl MonitorTarget {
 #[derive(Debug, Clone)]
 pub(crate) struct Watcher {
     pub pid: Pid,
-    /// How the `DOWN` names us: our pid, or `{Name, Node}` when monitored by name.
-    pub object: Term,
-    /// The registered name it monitored us by, for a remote `MONITOR_P_EXIT`'s FromProc.
+    /// The registered name it monitored us by: the `DOWN` then names us `{Name, Node}`
+    /// (else by our pid), and a remote `MONITOR_P_EXIT`'s FromProc is the name.
     pub by_name: Option<Atom>,
 }
 
@@ -126,7 +125,6 @@ impl ProcEntry {
                 reference.clone(),
                 Watcher {
                     pid: watcher.clone(),
-                    object: Term::Pid(entry.pid.clone()),
                     by_name: None,
                 },
             );
