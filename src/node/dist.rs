@@ -122,28 +122,25 @@ fn monitor(
         PidOrAtom::Pid(p) => (node.local_entry(p), None),
         PidOrAtom::Atom(name) => (node.registered_entry(&name.name), Some(name.clone())),
     };
-    let added = entry.map(|e| {
+    if let Some(e) = entry {
         let mut st = e.state();
-        if st.dead {
-            return false;
+        if !st.dead {
+            st.monitored_by.insert(
+                reference,
+                Watcher {
+                    pid: watcher,
+                    by_name,
+                },
+            );
+            return;
         }
-        st.monitored_by.insert(
-            reference.clone(),
-            Watcher {
-                pid: watcher.clone(),
-                by_name: by_name.clone(),
-            },
-        );
-        true
-    });
-    if added != Some(true) {
-        conn.send(Message::payload_monitor_p_exit(
-            target,
-            watcher,
-            reference,
-            atom("noproc"),
-        ));
     }
+    conn.send(Message::payload_monitor_p_exit(
+        target,
+        watcher,
+        reference,
+        atom("noproc"),
+    ));
 }
 
 fn demonitor(node: &Node, target: &PidOrAtom, reference: &erl_dist::term::Reference) {

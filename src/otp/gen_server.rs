@@ -40,7 +40,7 @@ impl From {
 /// [`parse_call`] on a message this code owns: its parts are moved out, not copied.
 /// The message comes back untouched when it is not a call.
 pub(crate) fn take_call(message: Term) -> Result<(From, Term), Term> {
-    if parse_call(&message).is_none() {
+    if call_parts(&message).is_none() {
         return Err(message);
     }
     let Term::Tuple(call) = message else {
@@ -59,19 +59,24 @@ pub(crate) fn take_call(message: Term) -> Result<(From, Term), Term> {
 
 /// `{'$gen_call', From, Request}`, with `From` well formed.
 pub fn parse_call(message: &Term) -> Option<(From, &Term)> {
+    let (pid, tag, request) = call_parts(message)?;
+    Some((
+        From {
+            pid: pid.clone(),
+            tag: tag.clone(),
+        },
+        request,
+    ))
+}
+
+/// The caller's pid, the tag and the request of a `$gen_call`.
+fn call_parts(message: &Term) -> Option<(&Pid, &Term, &Term)> {
     let e = message.as_tuple_n(3)?;
     if !e[0].is_atom("$gen_call") {
         return None;
     }
     let from = e[1].as_tuple_n(2)?;
-    let pid = from[0].as_pid()?.clone();
-    Some((
-        From {
-            pid,
-            tag: from[1].clone(),
-        },
-        &e[2],
-    ))
+    Some((from[0].as_pid()?, &from[1], &e[2]))
 }
 
 /// `{system, From, Request}`: a request of the `sys` protocol, as `GenServer.stop/3`
