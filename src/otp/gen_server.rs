@@ -210,7 +210,7 @@ impl Process {
 pub enum CallReply {
     /// `{:reply, Reply, State}`.
     Reply(Term),
-    /// `{:noreply, State}`: reply later with [`From::reply`].
+    /// `{:noreply, State}`: reply later with [`From::reply`] on a clone of the `From`.
     NoReply,
     /// `{:stop, Reason, Reply, State}`.
     Stop(Term, Term),
