@@ -263,18 +263,135 @@ pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, eetf:
     let message = downgrade(message, peer_flags);
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
-    match message.write_into(&mut out) {
-        Ok(()) => {}
-        Err(erl_dist::message::SendError::Encode(e)) => return Err(e),
-        Err(other) => {
-            return Err(eetf::EncodeError::Io(std::io::Error::other(
-                other.to_string(),
-            )))
+    if let Some(other) = hot::write(&mut out, message)? {
+        match other.write_into(&mut out) {
+            Ok(()) => {}
+            Err(erl_dist::message::SendError::Encode(e)) => return Err(e),
+            Err(other) => {
+                return Err(eetf::EncodeError::Io(std::io::Error::other(
+                    other.to_string(),
+                )))
+            }
         }
     }
     let len = (out.len() - 4) as u32;
     out[..4].copy_from_slice(&len.to_be_bytes());
     Ok(out)
+}
+
+/// The control messages of every call, reply and monitor, written straight into the
+/// frame. erl_dist builds each control tuple as a `Vec` of terms (and boxes each
+/// reference) before encoding it: two allocations per message, in the same bytes.
+mod hot {
+    use super::*;
+    use crate::term::{Pid, Reference};
+
+    const VERSION: u8 = 131;
+    const SMALL_INTEGER_EXT: u8 = 97;
+    const SMALL_TUPLE_EXT: u8 = 104;
+    const NEW_PID_EXT: u8 = 88;
+    const NEWER_REFERENCE_EXT: u8 = 90;
+    const SMALL_ATOM_UTF8_EXT: u8 = 119;
+    const ATOM_UTF8_EXT: u8 = 118;
+
+    /// Writes `message` (control tuple and payload) if it is one of the hot ones; gives
+    /// any other back for erl_dist to write.
+    pub(super) fn write(
+        out: &mut Vec<u8>,
+        message: Message,
+    ) -> Result<Option<Message>, eetf::EncodeError> {
+        match message {
+            Message::RegSend(m) => {
+                // `{6, From, Unused, ToName}`; the unused field as erl_dist writes it.
+                tuple(out, 4, 6);
+                pid(out, &m.from_pid)?;
+                out.extend_from_slice(&[SMALL_TUPLE_EXT, 0]);
+                atom(out, &m.to_name)?;
+                m.message.encode(out)
+            }
+            Message::SendSender(m) => {
+                tuple(out, 3, 22);
+                pid(out, &m.from_pid)?;
+                pid(out, &m.to_pid)?;
+                m.message.encode(out)
+            }
+            Message::AliasSend(m) => {
+                tuple(out, 3, 33);
+                pid(out, &m.from_pid)?;
+                reference(out, &m.alias)?;
+                m.message.encode(out)
+            }
+            Message::MonitorP(m) => {
+                tuple(out, 4, 19);
+                pid(out, &m.from_pid)?;
+                proc(out, &m.to_proc)?;
+                reference(out, &m.reference)
+            }
+            Message::DemonitorP(m) => {
+                tuple(out, 4, 20);
+                pid(out, &m.from_pid)?;
+                proc(out, &m.to_proc)?;
+                reference(out, &m.reference)
+            }
+            Message::PayloadMonitorPExit(m) => {
+                tuple(out, 4, 28);
+                proc(out, &m.from_proc)?;
+                pid(out, &m.to_pid)?;
+                reference(out, &m.reference)?;
+                m.reason.encode(out)
+            }
+            other => return Ok(Some(other)),
+        }
+        .map(|()| None)
+    }
+
+    /// The version byte, a tuple of `arity` and its first element, the operation.
+    fn tuple(out: &mut Vec<u8>, arity: u8, op: u8) {
+        out.extend_from_slice(&[VERSION, SMALL_TUPLE_EXT, arity, SMALL_INTEGER_EXT, op]);
+    }
+
+    fn atom(out: &mut Vec<u8>, atom: &Atom) -> Result<(), eetf::EncodeError> {
+        let name = atom.name.as_bytes();
+        if let Ok(len) = u8::try_from(name.len()) {
+            out.extend_from_slice(&[SMALL_ATOM_UTF8_EXT, len]);
+        } else if let Ok(len) = u16::try_from(name.len()) {
+            out.push(ATOM_UTF8_EXT);
+            out.extend_from_slice(&len.to_be_bytes());
+        } else {
+            return Err(eetf::EncodeError::TooLongAtomName(atom.clone()));
+        }
+        out.extend_from_slice(name);
+        Ok(())
+    }
+
+    fn pid(out: &mut Vec<u8>, pid: &Pid) -> Result<(), eetf::EncodeError> {
+        out.push(NEW_PID_EXT);
+        atom(out, &pid.node)?;
+        out.extend_from_slice(&pid.id.to_be_bytes());
+        out.extend_from_slice(&pid.serial.to_be_bytes());
+        out.extend_from_slice(&pid.creation.to_be_bytes());
+        Ok(())
+    }
+
+    fn reference(out: &mut Vec<u8>, r: &Reference) -> Result<(), eetf::EncodeError> {
+        let words = u16::try_from(r.id.len())
+            .map_err(|_| eetf::EncodeError::TooLargeReferenceId(r.clone()))?;
+        out.push(NEWER_REFERENCE_EXT);
+        out.extend_from_slice(&words.to_be_bytes());
+        atom(out, &r.node)?;
+        out.extend_from_slice(&r.creation.to_be_bytes());
+        for word in &r.id {
+            out.extend_from_slice(&word.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    fn proc(out: &mut Vec<u8>, p: &PidOrAtom) -> Result<(), eetf::EncodeError> {
+        match p {
+            PidOrAtom::Pid(p) => pid(out, p),
+            PidOrAtom::Atom(a) => atom(out, a),
+        }
+    }
 }
 
 /// The older operation when the peer lacks the newer one's flag.
@@ -389,6 +506,45 @@ mod tests {
         };
         let inner = Term::Map(eetf::Map::from([(ints(), ints())]));
         assert_eq!(send.message, tuple(vec![ints(), list(vec![ints()]), inner]));
+    }
+
+    /// The hot control messages are written byte for byte as erl_dist writes them.
+    #[test]
+    fn hot_messages_are_written_as_erl_dist_writes_them() {
+        let a = Pid::new("alex@localhost", 102, 0, 1795235418);
+        let b = Pid::new("moebi@localhost", 7, 3, 12);
+        let r = Reference::from(("alex@localhost", vec![1, 2, 3]));
+        let name = Atom::from("Elixir.Chat.TaskSupervisor");
+        let long = Atom::from("x".repeat(300).as_str());
+        let payload = || tuple(vec![atom("$gen_call"), int(1), binary(b"hi")]);
+        let messages = vec![
+            Message::reg_send(a.clone(), name.clone(), payload()),
+            Message::reg_send(a.clone(), long.clone(), payload()),
+            Message::send_sender(a.clone(), b.clone(), payload()),
+            Message::AliasSend(m::AliasSend {
+                from_pid: b.clone(),
+                alias: r.clone(),
+                message: payload(),
+            }),
+            Message::monitor_p(a.clone(), PidOrAtom::Atom(name.clone()), r.clone()),
+            Message::monitor_p(a.clone(), PidOrAtom::Pid(b.clone()), r.clone()),
+            Message::demonitor_p(a.clone(), PidOrAtom::Atom(name.clone()), r.clone()),
+            Message::payload_monitor_p_exit(
+                PidOrAtom::Atom(name.clone()),
+                a.clone(),
+                r.clone(),
+                atom("noproc"),
+            ),
+        ];
+        for message in messages {
+            let mut theirs = Vec::new();
+            message.clone().write_into(&mut theirs).unwrap();
+            let mut ours = Vec::new();
+            assert!(hot::write(&mut ours, message.clone()).unwrap().is_none());
+            assert_eq!(ours, theirs, "{message:?}");
+        }
+        let link = Message::link(a, b);
+        assert!(hot::write(&mut Vec::new(), link).unwrap().is_some());
     }
 
     /// Fields are moved out of the control tuple as they match; the error still shows
