@@ -284,15 +284,11 @@ pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, eetf:
 /// reference) before encoding it: two allocations per message, in the same bytes.
 mod hot {
     use super::*;
+    use crate::connection::guard::{
+        ATOM_UTF8_EXT, NEWER_REFERENCE_EXT, NEW_PID_EXT, SMALL_ATOM_UTF8_EXT, SMALL_INTEGER_EXT,
+        SMALL_TUPLE_EXT, VERSION,
+    };
     use crate::term::{Pid, Reference};
-
-    const VERSION: u8 = 131;
-    const SMALL_INTEGER_EXT: u8 = 97;
-    const SMALL_TUPLE_EXT: u8 = 104;
-    const NEW_PID_EXT: u8 = 88;
-    const NEWER_REFERENCE_EXT: u8 = 90;
-    const SMALL_ATOM_UTF8_EXT: u8 = 119;
-    const ATOM_UTF8_EXT: u8 = 118;
 
     /// Writes `message` (control tuple and payload) if it is one of the hot ones; gives
     /// any other back for erl_dist to write.

@@ -10,40 +10,40 @@
 //! Reference: <https://www.erlang.org/doc/apps/erts/erl_ext_dist.html>.
 
 /// Version byte in front of every externally encoded term.
-const VERSION: u8 = 131;
+pub(super) const VERSION: u8 = 131;
 
-const NEW_FLOAT_EXT: u8 = 70;
-const BIT_BINARY_EXT: u8 = 77;
-const COMPRESSED: u8 = 80;
-const ATOM_CACHE_REF: u8 = 82;
-const NEW_PID_EXT: u8 = 88;
-const NEW_PORT_EXT: u8 = 89;
-const NEWER_REFERENCE_EXT: u8 = 90;
-const SMALL_INTEGER_EXT: u8 = 97;
-const INTEGER_EXT: u8 = 98;
-const FLOAT_EXT: u8 = 99;
-const ATOM_EXT: u8 = 100;
-const REFERENCE_EXT: u8 = 101;
-const PORT_EXT: u8 = 102;
-const PID_EXT: u8 = 103;
-const SMALL_TUPLE_EXT: u8 = 104;
-const LARGE_TUPLE_EXT: u8 = 105;
-const NIL_EXT: u8 = 106;
-const STRING_EXT: u8 = 107;
-const LIST_EXT: u8 = 108;
-const BINARY_EXT: u8 = 109;
-const SMALL_BIG_EXT: u8 = 110;
-const LARGE_BIG_EXT: u8 = 111;
-const NEW_FUN_EXT: u8 = 112;
-const EXPORT_EXT: u8 = 113;
-const NEW_REFERENCE_EXT: u8 = 114;
-const SMALL_ATOM_EXT: u8 = 115;
-const MAP_EXT: u8 = 116;
-const FUN_EXT: u8 = 117;
-const ATOM_UTF8_EXT: u8 = 118;
-const SMALL_ATOM_UTF8_EXT: u8 = 119;
-const V4_PORT_EXT: u8 = 120;
-const LOCAL_EXT: u8 = 121;
+pub(super) const NEW_FLOAT_EXT: u8 = 70;
+pub(super) const BIT_BINARY_EXT: u8 = 77;
+pub(super) const COMPRESSED: u8 = 80;
+pub(super) const ATOM_CACHE_REF: u8 = 82;
+pub(super) const NEW_PID_EXT: u8 = 88;
+pub(super) const NEW_PORT_EXT: u8 = 89;
+pub(super) const NEWER_REFERENCE_EXT: u8 = 90;
+pub(super) const SMALL_INTEGER_EXT: u8 = 97;
+pub(super) const INTEGER_EXT: u8 = 98;
+pub(super) const FLOAT_EXT: u8 = 99;
+pub(super) const ATOM_EXT: u8 = 100;
+pub(super) const REFERENCE_EXT: u8 = 101;
+pub(super) const PORT_EXT: u8 = 102;
+pub(super) const PID_EXT: u8 = 103;
+pub(super) const SMALL_TUPLE_EXT: u8 = 104;
+pub(super) const LARGE_TUPLE_EXT: u8 = 105;
+pub(super) const NIL_EXT: u8 = 106;
+pub(super) const STRING_EXT: u8 = 107;
+pub(super) const LIST_EXT: u8 = 108;
+pub(super) const BINARY_EXT: u8 = 109;
+pub(super) const SMALL_BIG_EXT: u8 = 110;
+pub(super) const LARGE_BIG_EXT: u8 = 111;
+pub(super) const NEW_FUN_EXT: u8 = 112;
+pub(super) const EXPORT_EXT: u8 = 113;
+pub(super) const NEW_REFERENCE_EXT: u8 = 114;
+pub(super) const SMALL_ATOM_EXT: u8 = 115;
+pub(super) const MAP_EXT: u8 = 116;
+pub(super) const FUN_EXT: u8 = 117;
+pub(super) const ATOM_UTF8_EXT: u8 = 118;
+pub(super) const SMALL_ATOM_UTF8_EXT: u8 = 119;
+pub(super) const V4_PORT_EXT: u8 = 120;
+pub(super) const LOCAL_EXT: u8 = 121;
 
 /// Most id words a reference may carry (V4_NC, OTP 24 and later).
 const MAX_REFERENCE_WORDS: u16 = 5;

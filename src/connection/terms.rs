@@ -16,25 +16,11 @@ use super::guard::{self, TermLimits};
 use crate::term::{Atom, FixInteger, List, Term};
 use eetf::{Binary, Float, ImproperList, Map, Pid, Reference, Tuple};
 
-const NEW_FLOAT_EXT: u8 = 70;
-const NEW_PID_EXT: u8 = 88;
-const NEWER_REFERENCE_EXT: u8 = 90;
-const SMALL_INTEGER_EXT: u8 = 97;
-const INTEGER_EXT: u8 = 98;
-const ATOM_EXT: u8 = 100;
-const PID_EXT: u8 = 103;
-const SMALL_TUPLE_EXT: u8 = 104;
-const LARGE_TUPLE_EXT: u8 = 105;
-const NIL_EXT: u8 = 106;
-const STRING_EXT: u8 = 107;
-const LIST_EXT: u8 = 108;
-const BINARY_EXT: u8 = 109;
-const NEW_REFERENCE_EXT: u8 = 114;
-const SMALL_ATOM_EXT: u8 = 115;
-const MAP_EXT: u8 = 116;
-const ATOM_UTF8_EXT: u8 = 118;
-const SMALL_ATOM_UTF8_EXT: u8 = 119;
-const VERSION: u8 = 131;
+use super::guard::{
+    ATOM_EXT, ATOM_UTF8_EXT, BINARY_EXT, INTEGER_EXT, LARGE_TUPLE_EXT, LIST_EXT, MAP_EXT,
+    NEWER_REFERENCE_EXT, NEW_FLOAT_EXT, NEW_PID_EXT, NEW_REFERENCE_EXT, NIL_EXT, PID_EXT,
+    SMALL_ATOM_EXT, SMALL_ATOM_UTF8_EXT, SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, STRING_EXT, VERSION,
+};
 
 /// Why checked bytes still did not make a term (a non-finite float, an atom that is not
 /// UTF-8, a kind `eetf` refuses).
