@@ -1,7 +1,7 @@
 //! Erlang terms: the `eetf` types (as re-exported by `erl_dist`) and small helpers to build
 //! and take apart the term shapes the OTP protocols use.
 //!
-//! Building: [`atom`], [`tuple`], [`list`], [`map`], [`binary`], [`int`]. Matching: [`Match`], a
+//! Building: [`atom`], [`tuple()`], [`list`], [`map`], [`binary`], [`int`]. Matching: [`Match`], a
 //! trait with `as_atom`, `as_tuple`, ... on `Term`.
 
 pub use erl_dist::term::{

@@ -1,7 +1,7 @@
 //! `rex`, the rpc server, and erpc calls from Rust.
 //!
 //! OTP 25 nodes run `rpc:call` as `erpc:call` (a `SPAWN_REQUEST` of
-//! `erpc:execute_call/4`, see [`spawn`](super::spawn)); `rex` itself only gets the
+//! `erpc:execute_call/4`, see `otp/spawn.rs`); `rex` itself only gets the
 //! `features_request` every visible node sends a new peer (protocol notes §2), and the
 //! old `{call, M, F, A, GroupLeader}` calls of nodes without erpc, served here too.
 

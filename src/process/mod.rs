@@ -4,7 +4,7 @@
 //! Each process is a tokio task that owns a [`Process`] handle: its mailbox (with
 //! selective receive) and the operations a BEAM process has (`send`, `link`, `monitor`,
 //! `trap_exit`, `exit`, GenServer-style `call`, I/O through its group leader). The node's
-//! process table holds the shared half ([`ProcEntry`]) that other processes and remote
+//! process table holds the shared half (`ProcEntry`, in `table.rs`) that other processes and remote
 //! nodes signal through. A process ends when its body returns (`normal`), returns an
 //! [`Exception`], panics (an error exit of that one process), or is killed by an exit
 //! signal it does not trap; then its links and monitors fire as on the BEAM.
