@@ -78,6 +78,16 @@ fn identity() -> LocalIdentity {
     }
 }
 
+/// Either side of the handshake: `input[0]` picks it (even: [`handshake_accept`], odd:
+/// [`handshake_connect`]), the rest is that side's input. `Err("empty")` for no input.
+pub fn handshake(input: &[u8]) -> Result<String, String> {
+    match input.split_first() {
+        Some((&side, rest)) if side & 1 == 0 => handshake_accept(rest),
+        Some((_, rest)) => handshake_connect(rest),
+        None => Err("empty".into()),
+    }
+}
+
 /// The accepting side of the handshake. `input[0]` picks the status our connection table
 /// would give, `input[1]` how the peer's bytes (the rest) arrive. `Ok` holds the name of
 /// a peer that completed the handshake (only possible with the cookie).
