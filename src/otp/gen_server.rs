@@ -40,26 +40,37 @@ impl From {
 /// [`parse_call`] on a message this code owns: its parts are moved out, not copied.
 /// The message comes back untouched when it is not a call.
 pub(crate) fn take_call(message: Term) -> Result<(From, Term), Term> {
-    if call_parts(&message).is_none() {
+    if request_parts(&message, "$gen_call").is_none() {
         return Err(message);
     }
     let Term::Tuple(call) = message else {
-        unreachable!("parse_call matched a tuple")
+        unreachable!("request_parts matched a tuple")
     };
     let [_, from, request]: [Term; 3] = call.elements.try_into().expect("three elements");
     let Term::Tuple(from) = from else {
-        unreachable!("parse_call matched a {{pid, tag}} tuple")
+        unreachable!("request_parts matched a {{pid, tag}} tuple")
     };
     let [pid, tag]: [Term; 2] = from.elements.try_into().expect("two elements");
     let Term::Pid(pid) = pid else {
-        unreachable!("parse_call matched a pid")
+        unreachable!("request_parts matched a pid")
     };
     Ok((From { pid, tag }, request))
 }
 
 /// `{'$gen_call', From, Request}`, with `From` well formed.
 pub fn parse_call(message: &Term) -> Option<(From, &Term)> {
-    let (pid, tag, request) = call_parts(message)?;
+    parse_request(message, "$gen_call")
+}
+
+/// `{system, From, Request}`: a request of the `sys` protocol, as `GenServer.stop/3`
+/// (`{terminate, Reason}`) and `:sys.get_state/1` send it.
+fn parse_system(message: &Term) -> Option<(From, &Term)> {
+    parse_request(message, "system")
+}
+
+/// `{Kind, {Pid, Tag}, Request}`, the shape of `$gen_call` and `system` requests.
+fn parse_request<'a>(message: &'a Term, kind: &str) -> Option<(From, &'a Term)> {
+    let (pid, tag, request) = request_parts(message, kind)?;
     Some((
         From {
             pid: pid.clone(),
@@ -69,31 +80,14 @@ pub fn parse_call(message: &Term) -> Option<(From, &Term)> {
     ))
 }
 
-/// The caller's pid, the tag and the request of a `$gen_call`.
-fn call_parts(message: &Term) -> Option<(&Pid, &Term, &Term)> {
+/// The caller's pid, the tag and the request of a `{Kind, {Pid, Tag}, Request}`.
+fn request_parts<'a>(message: &'a Term, kind: &str) -> Option<(&'a Pid, &'a Term, &'a Term)> {
     let e = message.as_tuple_n(3)?;
-    if !e[0].is_atom("$gen_call") {
+    if !e[0].is_atom(kind) {
         return None;
     }
     let from = e[1].as_tuple_n(2)?;
     Some((from[0].as_pid()?, &from[1], &e[2]))
-}
-
-/// `{system, From, Request}`: a request of the `sys` protocol, as `GenServer.stop/3`
-/// (`{terminate, Reason}`) and `:sys.get_state/1` send it.
-fn parse_system(message: &Term) -> Option<(From, &Term)> {
-    let e = message.as_tuple_n(3)?;
-    if !e[0].is_atom("system") {
-        return None;
-    }
-    let from = e[1].as_tuple_n(2)?;
-    Some((
-        From {
-            pid: from[0].as_pid()?.clone(),
-            tag: from[1].clone(),
-        },
-        &e[2],
-    ))
 }
 
 /// True for a `$gen_call` whose `From` is malformed: dropped with a log line, as a BEAM
@@ -103,7 +97,7 @@ pub(crate) fn is_malformed_call(message: &Term) -> bool {
         .as_tuple()
         .map(|e| e.first().map(|t| t.is_atom("$gen_call")).unwrap_or(false))
         .unwrap_or(false)
-        && parse_call(message).is_none()
+        && request_parts(message, "$gen_call").is_none()
 }
 
 /// `{'$gen_cast', Request}`.
