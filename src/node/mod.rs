@@ -505,11 +505,15 @@ impl Node {
             if is_alias {
                 lock(&self.0.aliases).remove(&reference);
             }
-            let object = match watcher.by_name {
-                Some(name) => tuple(vec![Term::Atom(name), Term::Atom(self.0.name.clone())]),
-                None => Term::Pid(from.clone()),
+            let watched = match watcher.by_name {
+                Some(name) => Dest::Name(name),
+                None => Dest::Pid(from.clone()),
             };
-            w.deliver(down_message(reference, object, reason));
+            w.deliver(down_message(
+                reference,
+                watched.down_object(&self.0.name),
+                reason,
+            ));
         } else if !self.is_local(&watcher.pid.node) {
             let from_proc = match watcher.by_name {
                 Some(name) => PidOrAtom::Atom(name),
@@ -669,35 +673,22 @@ impl Node {
         alias: bool,
         reference: Reference,
     ) {
-        // A remote target: the peer keeps the monitor (and makes the DOWN's object).
-        let remote = match &target {
-            Dest::Pid(p) if !self.is_local(&p.node) => {
-                Some((p.node.clone(), PidOrAtom::Pid(p.clone())))
-            }
-            Dest::RemoteName(n, node) if !self.is_local(node) => {
-                Some((node.clone(), PidOrAtom::Atom(n.clone())))
-            }
-            _ => None,
-        };
-        if let Some((node, to)) = remote {
-            entry.state().monitors.insert(
-                reference.clone(),
-                Monitor {
-                    target: MonitorTarget::Process(target),
-                    alias,
-                },
-            );
-            self.send_to_node(&node, Message::monitor_p(entry.pid.clone(), to, reference));
-            return;
+        /// Who keeps the other end of the monitor.
+        enum Watched {
+            /// A peer node: it gets `MONITOR_P` (and makes the DOWN's object).
+            Remote(Atom, PidOrAtom),
+            /// A process of ours (if it exists), monitored by pid or by name.
+            Local(Option<Arc<ProcEntry>>, Option<Atom>),
         }
-        let (local, by_name) = match &target {
-            Dest::Pid(p) if self.is_local(&p.node) => (Some(self.local_entry(p)), None),
-            Dest::Name(n) => (Some(self.registered_entry(&n.name)), Some(n.clone())),
+        let watched = match &target {
+            Dest::Pid(p) if self.is_local(&p.node) => Watched::Local(self.local_entry(p), None),
+            Dest::Pid(p) => Watched::Remote(p.node.clone(), PidOrAtom::Pid(p.clone())),
+            Dest::Name(n) => Watched::Local(self.registered_entry(&n.name), Some(n.clone())),
             Dest::RemoteName(n, node) if self.is_local(node) => {
-                (Some(self.registered_entry(&n.name)), Some(n.clone()))
+                Watched::Local(self.registered_entry(&n.name), Some(n.clone()))
             }
-            Dest::Pid(_) | Dest::RemoteName(..) => unreachable!("remote targets return above"),
-            Dest::Alias(_) => (Some(None), None),
+            Dest::RemoteName(n, node) => Watched::Remote(node.clone(), PidOrAtom::Atom(n.clone())),
+            Dest::Alias(_) => Watched::Local(None, None),
         };
         entry.state().monitors.insert(
             reference.clone(),
@@ -706,16 +697,23 @@ impl Node {
                 alias,
             },
         );
-        let watcher = Watcher {
-            pid: entry.pid.clone(),
-            by_name,
+        let (local, by_name) = match watched {
+            Watched::Remote(node, to) => {
+                self.send_to_node(&node, Message::monitor_p(entry.pid.clone(), to, reference));
+                return;
+            }
+            Watched::Local(local, by_name) => (local, by_name),
         };
-        let added = match local.flatten() {
+        let added = match local {
             Some(t) => {
                 let mut st = t.state();
                 if st.dead {
                     false
                 } else {
+                    let watcher = Watcher {
+                        pid: entry.pid.clone(),
+                        by_name,
+                    };
                     st.monitored_by.insert(reference.clone(), watcher);
                     true
                 }
