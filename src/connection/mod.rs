@@ -119,6 +119,24 @@ async fn read_loop(
     mut writer: tokio::task::JoinHandle<()>,
     limits: Limits,
 ) -> String {
+    let reason = read_frames(node, conn, read_half, &mut writer, limits).await;
+    writer.abort();
+    reason
+}
+
+/// Takes in frames until the connection ends; returns why (the reasons that are the
+/// connection's fault are logged).
+async fn read_frames(
+    node: &Node,
+    conn: &Arc<ConnHandle>,
+    read_half: tokio::net::tcp::OwnedReadHalf,
+    writer: &mut tokio::task::JoinHandle<()>,
+    limits: Limits,
+) -> String {
+    let closing = |reason: String| {
+        tracing::warn!(peer = %conn.peer, "closing connection: {reason}");
+        reason
+    };
     let mut reader = FrameReader::new(read_half, limits.max_message_size);
     // Liveness as `net_kernel` checks it: every quarter of the tick time, was anything
     // received since the last look? Four silent quarters in a row end the connection.
@@ -137,11 +155,7 @@ async fn read_loop(
                 Ok(Some(Frame::Data(d))) => d,
                 Ok(Some(Frame::Tick)) => continue,
                 Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(peer = %conn.peer, "closing connection: {e}");
-                    writer.abort();
-                    return e.to_string();
-                }
+                Err(e) => return closing(e.to_string()),
             };
             // A panic while taking in one message (a bug, whatever the peer sent) ends
             // this connection like any other fault of it, with a log line. Uncaught, it
@@ -150,29 +164,28 @@ async fn read_loop(
             let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 take_in(node, conn, data, &limits)
             }));
-            let reason = match handled {
-                Ok(Ok(())) => {
-                    // Now and then let the processes take what was delivered: the
-                    // messages are still in the cache, and other connections get
-                    // their turn.
-                    taken += 1;
-                    if taken % YIELD_EVERY == 0 {
-                        tokio::task::yield_now().await;
-                    }
-                    continue;
+            match handled {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return closing(e.to_string()),
+                Err(panic) => {
+                    return closing(format!(
+                        "handling a message panicked: {}",
+                        panic_text(&*panic)
+                    ))
                 }
-                Ok(Err(e)) => e.to_string(),
-                Err(panic) => format!("handling a message panicked: {}", panic_text(&*panic)),
-            };
-            tracing::warn!(peer = %conn.peer, "closing connection: {reason}");
-            writer.abort();
-            return reason;
+            }
+            // Now and then let the processes take what was delivered: the messages are
+            // still in the cache, and other connections get their turn.
+            taken += 1;
+            if taken % YIELD_EVERY == 0 {
+                tokio::task::yield_now().await;
+            }
         }
         let read = match spin_for_more(&mut reader, limits.busy_poll, conn, &mut talk).await {
             Some(r) => r,
             None => tokio::select! {
                 r = reader.fill() => r,
-                _ = &mut writer => return "connection closed".into(),
+                _ = &mut *writer => return "connection closed".into(),
                 _ = quarters.tick() => {
                     if std::mem::take(&mut heard) {
                         silent_quarters = 0;
@@ -187,7 +200,6 @@ async fn read_loop(
                         "** Node {} not responding ** ** Removing (timedout) connection **",
                         conn.peer
                     );
-                    writer.abort();
                     return "net_tick_timeout".into();
                 }
             },
@@ -197,15 +209,8 @@ async fn read_loop(
                 heard = true;
                 talk.read(conn);
             }
-            Err(frame::FrameError::Closed) => {
-                writer.abort();
-                return "connection_closed".into();
-            }
-            Err(e) => {
-                tracing::warn!(peer = %conn.peer, "closing connection: {e}");
-                writer.abort();
-                return e.to_string();
-            }
+            Err(frame::FrameError::Closed) => return "connection_closed".into(),
+            Err(e) => return closing(e.to_string()),
         }
     }
 }
