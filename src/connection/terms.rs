@@ -90,17 +90,13 @@ impl<'a> TermReader<'a> {
     /// returned by value instead, each (56 bytes) would be moved again at every level,
     /// which cost more than decoding it.
     fn push_term(&mut self, out: &mut Vec<Term>) -> Result<(), TermError> {
+        if let Some(n) = self.integer() {
+            out.push(Term::FixInteger(FixInteger::from(n)));
+            return Ok(());
+        }
         let start = self.pos;
         let tag = self.u8()?;
         match tag {
-            SMALL_INTEGER_EXT => {
-                let n = self.u8()?;
-                out.push(Term::FixInteger(FixInteger::from(i32::from(n))));
-            }
-            INTEGER_EXT => {
-                let n = i32::from_be_bytes(self.array()?);
-                out.push(Term::FixInteger(FixInteger::from(n)));
-            }
             NEW_FLOAT_EXT => {
                 let value = f64::from_be_bytes(self.array()?);
                 let float = Float::try_from(value).map_err(|e| TermError(e.to_string()))?;
@@ -188,6 +184,19 @@ impl<'a> TermReader<'a> {
         Ok(())
     }
 
+    /// The `SMALL_INTEGER_EXT` or `INTEGER_EXT` at the read position, if that is what
+    /// is there (whole).
+    #[inline(always)]
+    fn integer(&mut self) -> Option<i32> {
+        let (n, len) = match *self.bytes.get(self.pos..)? {
+            [SMALL_INTEGER_EXT, n, ..] => (i32::from(n), 2),
+            [INTEGER_EXT, a, b, c, d, ..] => (i32::from_be_bytes([a, b, c, d]), 5),
+            _ => return None,
+        };
+        self.pos += len;
+        Some(n)
+    }
+
     fn left(&self) -> usize {
         self.bytes.len() - self.pos
     }
@@ -198,17 +207,9 @@ impl<'a> TermReader<'a> {
         let mut elements = Vec::with_capacity(count.min(self.left()) + extra);
         for _ in 0..count {
             // Integers (list elements, mostly) without a call each.
-            match self.bytes.get(self.pos..) {
-                Some(&[SMALL_INTEGER_EXT, n, ..]) => {
-                    self.pos += 2;
-                    elements.push(Term::FixInteger(FixInteger::from(i32::from(n))));
-                }
-                Some(&[INTEGER_EXT, a, b, c, d, ..]) => {
-                    self.pos += 5;
-                    let n = i32::from_be_bytes([a, b, c, d]);
-                    elements.push(Term::FixInteger(FixInteger::from(n)));
-                }
-                _ => self.push_term(&mut elements)?,
+            match self.integer() {
+                Some(n) => elements.push(Term::FixInteger(FixInteger::from(n))),
+                None => self.push_term(&mut elements)?,
             }
         }
         Ok(elements)
