@@ -32,10 +32,11 @@ defmodule CnodeBench.Report do
     send_n = send_n(d)
     label = fn key -> label(key, send_n) end
 
+    text = fn key -> String.replace(label.(key), ~r/^\d\. /, "") end
+    keys = for {key, _kind, _k, _n, _nq} <- d.workloads, do: key
+
     throughput =
-      for {key, _kind, _k, _n, _nq} <- d.workloads do
-        beam = median(d.results, {key, :beam, :beam}, :rate)
-        rust = median(d.results, {key, :beam, :rust}, :rate)
+      for key <- keys do
         # Workload 4's target is against BEAM-to-BEAM, so its Rust figure is Rust-to-Rust
         # (the row in 5): here the one BEAM process sending is the bottleneck whichever
         # node receives, and the row shows only that receiving costs us no speed.
@@ -44,64 +45,27 @@ defmodule CnodeBench.Report do
             do: {:note, "— (a BEAM sender; ≥ 5.0× is the Rust→Rust row in 5)"},
             else: {:at_least, 1.5}
 
-        row(
-          label.(key) <> " (ops/s)",
-          beam,
-          rust,
-          &rate/1,
-          target,
-          paired(d.results, {key, :beam, :beam}, {key, :beam, :rust}, :rate)
-        )
+        pair_row(d, key, :beam, :rate, label.(key) <> " (ops/s)", &rate/1, target)
       end
 
     r2r =
       for key <- @r2r do
-        beam = median(d.results, {key, :beam, :beam}, :rate)
-        rust = median(d.results, {key, :rust, :rust}, :rate)
-        text = String.replace(label.(key), ~r/^\d\. /, "")
-
-        row(
-          "5. Rust→Rust vs BEAM→BEAM: " <> text <> " (ops/s)",
-          beam,
-          rust,
-          &rate/1,
-          {:at_least, 5.0},
-          paired(d.results, {key, :beam, :beam}, {key, :rust, :rust}, :rate)
-        )
+        name = "5. Rust→Rust vs BEAM→BEAM: " <> text.(key) <> " (ops/s)"
+        pair_row(d, key, :rust, :rate, name, &rate/1, {:at_least, 5.0})
       end
 
     cpu =
-      for {key, _kind, _k, _n, _nq} <- d.workloads do
-        beam = median(d.results, {key, :beam, :beam}, :cpu_per_1k)
-        rust = median(d.results, {key, :beam, :rust}, :cpu_per_1k)
-        text = String.replace(label.(key), ~r/^\d\. /, "")
-
-        row(
-          "6. serving CPU per 1,000 ops: " <> text,
-          beam,
-          rust,
-          &ms/1,
-          {:at_most, 1 / 3},
-          paired(d.results, {key, :beam, :beam}, {key, :beam, :rust}, :cpu_per_1k)
-        )
+      for key <- keys do
+        name = "6. serving CPU per 1,000 ops: " <> text.(key)
+        pair_row(d, key, :beam, :cpu_per_1k, name, &ms/1, {:at_most, 1 / 3})
       end
 
     # The same cost with each server's own kind as the caller: what a Rust node and a
     # BEAM node each spend per operation when the other side is as fast as they are.
     cpu_own =
       for key <- @r2r do
-        beam = median(d.results, {key, :beam, :beam}, :cpu_per_1k)
-        rust = median(d.results, {key, :rust, :rust}, :cpu_per_1k)
-        text = String.replace(label.(key), ~r/^\d\. /, "")
-
-        row(
-          "6. serving CPU per 1,000 ops, Rust→Rust vs BEAM→BEAM: " <> text,
-          beam,
-          rust,
-          &ms/1,
-          {:at_most, 1 / 3},
-          paired(d.results, {key, :beam, :beam}, {key, :rust, :rust}, :cpu_per_1k)
-        )
+        name = "6. serving CPU per 1,000 ops, Rust→Rust vs BEAM→BEAM: " <> text.(key)
+        pair_row(d, key, :rust, :cpu_per_1k, name, &ms/1, {:at_most, 1 / 3})
       end
 
     # Round 1's 64-in-flight runs from the BEAM caller come before the first 1,000,000-message
@@ -332,6 +296,22 @@ defmodule CnodeBench.Report do
     if rem(len, 2) == 1,
       do: Enum.at(sorted, div(len, 2)),
       else: (Enum.at(sorted, div(len, 2) - 1) + Enum.at(sorted, div(len, 2))) / 2
+  end
+
+  # One workload's `field` served by the BEAM Moebi to the BEAM caller against the Rust
+  # Moebi served by `rust_caller` (:beam, the same caller; :rust, the Rust client).
+  defp pair_row(d, key, rust_caller, field, label, fmt, target) do
+    beam_run = {key, :beam, :beam}
+    rust_run = {key, rust_caller, :rust}
+
+    row(
+      label,
+      median(d.results, beam_run, field),
+      median(d.results, rust_run, field),
+      fmt,
+      target,
+      paired(d.results, beam_run, rust_run, field)
+    )
   end
 
   defp row(label, beam, rust, fmt, target, paired_ratio \\ nil) do
