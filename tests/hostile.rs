@@ -657,6 +657,26 @@ fn malformed_frames(peer: &Peer) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// `ATOM_EXT` is latin-1: a byte beyond ASCII is a character of its own, as the BEAM
+/// reads it (OTP 25 itself writes latin-1 atoms so outside distribution). Moebi's echo
+/// takes `{self(), :"ÿþ"}` in that form and answers the atom, in UTF-8.
+#[test]
+fn a_latin1_atom_is_the_atom_it_names() {
+    let (_epmd, moebi, port) = moebi(&[]);
+    let mut p = Peer::connect(port, &fake_name("latin1"), COOKIE, OTP25_FLAGS).unwrap();
+    let mut me = Vec::new();
+    eetf::Term::from(p.pid(1)).encode(&mut me).unwrap();
+    let mut payload = vec![131, 104, 2];
+    payload.extend_from_slice(&me[1..]);
+    payload.extend_from_slice(&[100, 0, 2, 0xff, 0xfe]);
+    p.send_frame(&reg_send_raw(&p, "echo", &payload)).unwrap();
+    let echoed = p.next_message_where(WAIT, |c, _| matches!(op_of(c), Some(2 | 22)));
+    let (_, payload) = echoed.unwrap_or_else(|| panic!("no echo\n{}", moebi.log()));
+    assert_eq!(payload, Some(fakepeer::atom("ÿþ")));
+    assert!(p.ping(WAIT), "the connection is still up");
+    assert_no_panic(&moebi);
+}
+
 #[test]
 fn malformed_external_term_format_closes_only_that_connection() {
     let (epmd, moebi, port) = moebi(&[]);
