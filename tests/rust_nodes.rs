@@ -599,6 +599,44 @@ async fn genserver_calls_tasks_and_erpc_across_rust_nodes() {
     .await;
 }
 
+/// A local `DOWN` names the process as it was monitored: by its pid, or as
+/// `{Name, Node}` when monitored by name, as the BEAM does.
+#[tokio::test]
+async fn a_local_down_names_the_process_as_it_was_monitored() {
+    let (_epmd, a, _b) = two_nodes().await;
+    let a2 = a.clone();
+    in_process(&a, move |mut p| async move {
+        let waiter = a2.spawn_registered("local_waiter", wait).unwrap();
+        let by_pid = p.monitor(waiter.clone());
+        let by_name = p.monitor("local_waiter");
+        p.send(waiter.clone(), atom("bye"));
+        let mut objects = Vec::new();
+        for _ in 0..2 {
+            let down = p
+                .receive_match(Some(WAIT), |m| {
+                    m.as_tuple().is_some_and(|e| e[0].is_atom("DOWN"))
+                })
+                .await
+                .expect("a DOWN");
+            let e = down
+                .as_tuple_n(5)
+                .expect("{DOWN, Ref, process, Object, Reason}");
+            assert_eq!(e[4], atom("bye"));
+            objects.push((e[1].clone(), e[3].clone()));
+        }
+        objects.sort_by_key(|(r, _)| *r != Term::from(by_pid.clone()));
+        let node = atom(a2.name());
+        assert_eq!(
+            objects,
+            vec![
+                (Term::from(by_pid), Term::Pid(waiter)),
+                (Term::from(by_name), tuple(vec![atom("local_waiter"), node])),
+            ]
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn links_monitors_and_unlink_across_rust_nodes() {
     let (_epmd, a, b) = two_nodes().await;
