@@ -195,12 +195,14 @@ async fn run_send(node: &Node, target: &str, n: usize) -> Result<Duration, Strin
 struct Echo;
 
 impl GenServer for Echo {
-    fn handle_call(&mut self, request: &Term, _from: &From, _p: &Process) -> CallReply {
-        CallReply::Reply(request.clone())
+    fn handle_call(&mut self, request: Term, _from: &From, _p: &Process) -> CallReply {
+        CallReply::Reply(request)
     }
-    fn handle_info(&mut self, message: &Term, p: &Process) -> Result<(), Term> {
-        if let Some([Term::Pid(pid), term]) = message.as_tuple_n(2) {
-            p.send(pid, term.clone());
+    fn handle_info(&mut self, message: Term, p: &Process) -> Result<(), Term> {
+        if let Term::Tuple(t) = message {
+            if let Ok([Term::Pid(pid), term]) = <[Term; 2]>::try_from(t.elements) {
+                p.send(&pid, term);
+            }
         }
         Ok(())
     }

@@ -179,25 +179,27 @@ async fn panic(_p: Process, _args: Vec<Term>) -> Result<Term, Exception> {
 struct Echo;
 
 impl GenServer for Echo {
-    fn handle_call(&mut self, request: &Term, _from: &From, _p: &Process) -> CallReply {
-        CallReply::Reply(request.clone())
+    fn handle_call(&mut self, request: Term, _from: &From, _p: &Process) -> CallReply {
+        CallReply::Reply(request)
     }
 
-    fn handle_cast(&mut self, request: &Term, p: &Process) -> Result<(), Term> {
+    fn handle_cast(&mut self, request: Term, p: &Process) -> Result<(), Term> {
         echo_back(request, p);
         Ok(())
     }
 
-    fn handle_info(&mut self, message: &Term, p: &Process) -> Result<(), Term> {
+    fn handle_info(&mut self, message: Term, p: &Process) -> Result<(), Term> {
         echo_back(message, p);
         Ok(())
     }
 }
 
 /// `{pid, term}`: sends `term` to `pid`.
-fn echo_back(message: &Term, p: &Process) {
-    if let Some([Term::Pid(pid), term]) = message.as_tuple_n(2) {
-        p.send(pid, term.clone());
+fn echo_back(message: Term, p: &Process) {
+    if let Term::Tuple(t) = message {
+        if let Ok([Term::Pid(pid), term]) = <[Term; 2]>::try_from(t.elements) {
+            p.send(&pid, term);
+        }
     }
 }
 

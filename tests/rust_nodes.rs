@@ -58,8 +58,8 @@ async fn signals(p: &mut Process, n: usize) -> Vec<(String, Term)> {
 struct Echo;
 
 impl GenServer for Echo {
-    fn handle_call(&mut self, request: &Term, _from: &From, _p: &Process) -> CallReply {
-        CallReply::Reply(request.clone())
+    fn handle_call(&mut self, request: Term, _from: &From, _p: &Process) -> CallReply {
+        CallReply::Reply(request)
     }
 }
 

@@ -106,6 +106,19 @@ pub fn parse_cast(message: &Term) -> Option<&Term> {
     e[0].is_atom("$gen_cast").then_some(&e[1])
 }
 
+/// [`parse_cast`] on a message this code owns: the request is moved out, not copied.
+/// The message comes back untouched when it is not a cast.
+fn take_cast(message: Term) -> Result<Term, Term> {
+    if parse_cast(&message).is_none() {
+        return Err(message);
+    }
+    let Term::Tuple(cast) = message else {
+        unreachable!("parse_cast matched a tuple")
+    };
+    let [_, request]: [Term; 2] = cast.elements.try_into().expect("two elements");
+    Ok(request)
+}
+
 /// Why a call did not return a reply.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CallError {
@@ -214,13 +227,13 @@ pub enum CallReply {
 /// one at a time, like Elixir's behaviour of that name.
 pub trait GenServer: Send + 'static {
     /// `handle_call/3`.
-    fn handle_call(&mut self, request: &Term, from: &From, process: &Process) -> CallReply;
+    fn handle_call(&mut self, request: Term, from: &From, process: &Process) -> CallReply;
     /// `handle_cast/2`; `Err` stops the server with that reason.
-    fn handle_cast(&mut self, _request: &Term, _process: &Process) -> Result<(), Term> {
+    fn handle_cast(&mut self, _request: Term, _process: &Process) -> Result<(), Term> {
         Ok(())
     }
     /// `handle_info/2`; `Err` stops the server with that reason.
-    fn handle_info(&mut self, _message: &Term, _process: &Process) -> Result<(), Term> {
+    fn handle_info(&mut self, _message: Term, _process: &Process) -> Result<(), Term> {
         Ok(())
     }
 }
@@ -235,7 +248,7 @@ pub fn start<S: GenServer>(
         loop {
             let message = match take_call(p.receive().await) {
                 Ok((from, request)) => {
-                    match server.handle_call(&request, &from, &p) {
+                    match server.handle_call(request, &from, &p) {
                         CallReply::Reply(r) => from.reply(&p, r),
                         CallReply::NoReply => {}
                         CallReply::Stop(reason, r) => {
@@ -247,9 +260,14 @@ pub fn start<S: GenServer>(
                 }
                 Err(message) => message,
             };
-            if let Some(request) = parse_cast(&message) {
-                server.handle_cast(request, &p).map_err(Exception::Exit)?;
-            } else if let Some((from, request)) = parse_system(&message) {
+            let message = match take_cast(message) {
+                Ok(request) => {
+                    server.handle_cast(request, &p).map_err(Exception::Exit)?;
+                    continue;
+                }
+                Err(message) => message,
+            };
+            if let Some((from, request)) = parse_system(&message) {
                 // sys:handle_system_msg: `terminate` is answered `ok`, then the server
                 // exits with the reason, which GenServer.stop's monitor checks. Other
                 // sys requests (state, suspension) get sys's answer for a request it
@@ -271,7 +289,7 @@ pub fn start<S: GenServer>(
                 tracing::warn!(pid = %p.pid(), "dropping a $gen_call with a malformed From: {}",
                     crate::term::Short(&message));
             } else {
-                server.handle_info(&message, &p).map_err(Exception::Exit)?;
+                server.handle_info(message, &p).map_err(Exception::Exit)?;
             }
         }
     };
