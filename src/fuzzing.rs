@@ -160,8 +160,23 @@ pub fn decode(frame: &[u8]) -> Result<String, String> {
     }
 }
 
-/// Just the guard: how many terms `bytes` holds (each with its version byte), at most 2.
+/// The guard alone: how many terms `bytes` holds (each with its version byte), at
+/// most 2. The term reader, which decodes frames without the guard, reads the same bytes
+/// and must refuse whatever the guard refuses: this panics when it accepts bytes the
+/// guard refused (it may refuse more: a NaN, an atom that is not UTF-8).
 pub fn check_terms(bytes: &[u8]) -> Result<usize, String> {
-    crate::connection::guard::check_terms(bytes, 2, &TermLimits::default())
-        .map_err(|e| e.to_string())
+    let limits = TermLimits::default();
+    let checked = crate::connection::guard::check_terms(bytes, 2, &limits);
+    let mut reader = crate::connection::terms::TermReader::new(bytes, &limits);
+    let mut read = 0;
+    while read < 2 && reader.next_term().is_ok() {
+        read += 1;
+        if reader.at_end() {
+            if let Err(e) = &checked {
+                panic!("the term reader accepted {read} terms the guard refuses: {e}");
+            }
+            break;
+        }
+    }
+    checked.map_err(|e| e.to_string())
 }

@@ -6,6 +6,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|frame: &[u8]| {
     let _ = cnode::fuzzing::decode(frame);
-    // The guard alone, on the same bytes read as terms.
+    // The guard alone, on the same bytes read as terms, and the term reader (which
+    // decodes frames without it) must refuse whatever it refuses.
     let _ = cnode::fuzzing::check_terms(frame);
 });

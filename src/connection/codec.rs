@@ -2,9 +2,9 @@
 //!
 //! Encoding reuses `erl_dist::message::Message`, downgraded to the older operations when
 //! the peer lacks the flag for the newer one (as the BEAM does, protocol notes §5). For
-//! decoding we check the bytes with [`guard`](super::guard) first (eetf decodes
-//! recursively and trusts counts), then build the `Message` ourselves: erl_dist's own
-//! decoder refuses shapes real nodes send, such as spawn arguments that arrive as a
+//! decoding we read the terms with our own bounded reader ([`terms`](super::terms);
+//! eetf decodes recursively and trusts counts), then build the `Message` ourselves:
+//! erl_dist's own decoder refuses shapes real nodes send, such as spawn arguments that arrive as a
 //! `STRING_EXT` charlist (`[1, 2, 3]`), and would close the connection over them.
 
 use super::guard::{self, TermLimits};
@@ -47,14 +47,7 @@ pub(crate) fn decode(frame: &[u8], limits: &TermLimits) -> Result<Decoded, Decod
     if tag != PASS_THROUGH {
         return Err(DecodeError::UnexpectedTag(tag));
     }
-    let count = guard::check_terms(body, 2, limits)?;
-    let mut reader = TermReader::new(body, limits);
-    let control = reader.next_term()?;
-    let payload = if count == 2 {
-        Some(reader.next_term()?)
-    } else {
-        None
-    };
+    let (control, payload) = terms(body, limits)?;
     from_terms(control, payload).or_else(|e| {
         // The fields were moved out as they matched: the control message in the log
         // line is decoded again from the bytes.
@@ -63,6 +56,28 @@ pub(crate) fn decode(frame: &[u8], limits: &TermLimits) -> Result<Decoded, Decod
             Malformed::Unknown => Ok(Decoded::Unknown(control)),
             Malformed::Bad => Err(bad(&control)),
         }
+    })
+}
+
+/// The control term and the payload, if any, of a frame body: exactly one or two terms.
+/// When the reader refuses the bytes, the guard says why.
+fn terms(body: &[u8], limits: &TermLimits) -> Result<(Term, Option<Term>), DecodeError> {
+    let mut reader = TermReader::new(body, limits);
+    let read = (|| {
+        let control = reader.next_term()?;
+        let payload = if reader.at_end() {
+            None
+        } else {
+            Some(reader.next_term()?)
+        };
+        if !reader.at_end() {
+            return Err(super::terms::TermError::trailing());
+        }
+        Ok((control, payload))
+    })();
+    read.map_err(|e| match guard::check_terms(body, 2, limits) {
+        Err(refused) => DecodeError::Guard(refused),
+        Ok(_) => DecodeError::Term(e),
     })
 }
 

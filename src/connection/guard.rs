@@ -46,7 +46,7 @@ pub(super) const V4_PORT_EXT: u8 = 120;
 pub(super) const LOCAL_EXT: u8 = 121;
 
 /// Most id words a reference may carry (V4_NC, OTP 24 and later).
-const MAX_REFERENCE_WORDS: u16 = 5;
+pub(super) const MAX_REFERENCE_WORDS: u16 = 5;
 
 /// Limits for one frame.
 #[derive(Debug, Clone, Copy)]

@@ -1,16 +1,22 @@
-//! Terms from bytes the [`guard`](super::guard) has checked, in one pass.
+//! Terms from a peer's bytes, checked and built in one pass.
 //!
-//! `eetf`'s decoder reads through `io::Read` a byte or a word at a time, and gives
-//! charlists (`STRING_EXT`) a representation of their own that we then had to walk the
-//! whole term again to replace. On the hot path (every message) this decoder reads the
-//! slice directly and builds the final representation at once: charlists as lists of
-//! integers, latin-1 atoms as latin-1. The rare kinds (funs, bignums, old floats, ports,
-//! bit strings, old references) go to `eetf` for just their own bytes.
+//! `eetf`'s decoder reads through `io::Read` a byte or a word at a time, trusts the
+//! counts a peer announces, recurses without a bound, and gives charlists (`STRING_EXT`)
+//! a representation of their own that we then had to walk the whole term again to
+//! replace. On the hot path (every message) this decoder reads the slice directly and
+//! builds the final representation at once: charlists as lists of integers, latin-1
+//! atoms as latin-1. The rare kinds (funs, bignums, old floats, ports, bit strings, old
+//! references) are checked by the [`guard`](super::guard) and go to `eetf` for just
+//! their own bytes.
 //!
-//! Only bytes the guard has accepted come here: counts are backed by bytes, nesting is
-//! bounded by `TermLimits::max_depth` (this decoder recurses once per level, as `eetf`
-//! does), and the reads below still check every bound, so a bug upstream would be an
-//! error, never a panic or an overread.
+//! It keeps the guard's rules as it reads, so it accepts exactly the bytes the guard
+//! accepts (the `decode` fuzz target compares the two): a container's count is believed
+//! only when the bytes left, less one per child still promised by the containers around
+//! it, can back it, so everything preallocated is bounded by the frame's size; nesting
+//! is bounded by `TermLimits::max_depth` (this decoder recurses once per level); every
+//! read checks its bounds. When it refuses a frame, the guard walks the bytes again to
+//! say exactly why (a refused frame is rare; a second pass over every accepted one was a
+//! tenth of the time spent on a message).
 
 use super::guard::{self, TermLimits};
 use crate::term::{Atom, FixInteger, List, Term};
@@ -28,21 +34,38 @@ use super::guard::{
 #[error("{0}")]
 pub(crate) struct TermError(String);
 
+impl TermError {
+    /// Bytes left after the last term a frame may hold.
+    pub(crate) fn trailing() -> Self {
+        TermError("trailing bytes after the last term".into())
+    }
+}
+
 /// Reads the terms of a checked frame body one after another.
 pub(crate) struct TermReader<'a> {
     bytes: &'a [u8],
     pos: usize,
     limits: &'a TermLimits,
+    /// Containers open around the read position.
+    depth: usize,
+    /// Child terms announced by the open containers and not started yet.
+    promised: usize,
 }
 
 impl<'a> TermReader<'a> {
-    /// `bytes` must have passed `guard::check_terms` with `limits`.
     pub(crate) fn new(bytes: &'a [u8], limits: &'a TermLimits) -> Self {
         TermReader {
             bytes,
             pos: 0,
             limits,
+            depth: 0,
+            promised: 0,
         }
+    }
+
+    /// True when every byte has been read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos == self.bytes.len()
     }
 
     /// The next term, version byte included.
@@ -118,8 +141,12 @@ impl<'a> TermReader<'a> {
                 out.push(Term::List(List::from(elements)));
             }
             LIST_EXT => {
+                // The elements, then the tail (usually NIL): `count + 1` children.
                 let count = self.u32()? as usize;
+                let children = count.saturating_add(1);
+                self.open(children)?;
                 let mut elements = self.terms(count, 1)?;
+                self.promised -= 1;
                 if self.bytes.get(self.pos) == Some(&NIL_EXT) {
                     self.pos += 1;
                     out.push(Term::List(List::from(elements)));
@@ -128,21 +155,29 @@ impl<'a> TermReader<'a> {
                     let last = elements.pop().expect("the tail");
                     out.push(Term::ImproperList(ImproperList::from((elements, last))));
                 }
+                self.close(children);
             }
             SMALL_TUPLE_EXT => {
                 let count = self.u8()?.into();
+                self.open(count)?;
                 let elements = self.terms(count, 0)?;
+                self.close(count);
                 out.push(Term::Tuple(Tuple::from(elements)));
             }
             LARGE_TUPLE_EXT => {
                 let count = self.u32()? as usize;
+                self.open(count)?;
                 let elements = self.terms(count, 0)?;
+                self.close(count);
                 out.push(Term::Tuple(Tuple::from(elements)));
             }
             MAP_EXT => {
                 let count = self.u32()? as usize;
-                let pairs = self.terms(count.saturating_mul(2), 0)?;
-                let mut map = std::collections::HashMap::with_capacity(count.min(pairs.len()));
+                let children = count.saturating_mul(2);
+                self.open(children)?;
+                let pairs = self.terms(children, 0)?;
+                self.close(children);
+                let mut map = std::collections::HashMap::with_capacity(count);
                 let mut pairs = pairs.into_iter();
                 while let (Some(key), Some(value)) = (pairs.next(), pairs.next()) {
                     map.insert(key, value);
@@ -160,6 +195,9 @@ impl<'a> TermReader<'a> {
             }
             NEW_REFERENCE_EXT | NEWER_REFERENCE_EXT => {
                 let words = self.u16()?;
+                if words > guard::MAX_REFERENCE_WORDS {
+                    return Err(self.error("at most 5 reference id words"));
+                }
                 let node = self.atom()?;
                 let creation = if tag == NEW_REFERENCE_EXT {
                     self.u8()?.into()
@@ -170,8 +208,12 @@ impl<'a> TermReader<'a> {
                 out.push(Term::from(Reference { node, id, creation }));
             }
             _ => {
-                // The rare kinds: `eetf` decodes exactly this term's bytes.
-                let len = guard::term_len(&self.bytes[start..], self.limits)
+                // The rare kinds, and tags that are no term: the guard checks this
+                // term's bytes (at the depth it is found), then `eetf` decodes them.
+                let limits = TermLimits {
+                    max_depth: self.limits.max_depth - self.depth,
+                };
+                let len = guard::term_len(&self.bytes[start..], &limits)
                     .map_err(|e| TermError(e.to_string()))?;
                 self.pos = start;
                 let body = self.take(len)?;
@@ -201,11 +243,37 @@ impl<'a> TermReader<'a> {
         self.bytes.len() - self.pos
     }
 
-    /// `count` terms in a row, in a vector with room for `extra` more; the guard has
-    /// checked that the bytes left can hold them.
+    /// Opens a container of `children` terms, as the guard accepts one: nested no
+    /// deeper than the limit, and each child backed by at least one byte not promised to
+    /// another. An empty container opens nothing (the guard does not count its depth).
+    fn open(&mut self, children: usize) -> Result<(), TermError> {
+        if children == 0 {
+            return Ok(());
+        }
+        if self.depth >= self.limits.max_depth {
+            return Err(self.error("less nesting"));
+        }
+        if children > self.left().saturating_sub(self.promised) {
+            return Err(self.error("fewer children than announced"));
+        }
+        self.depth += 1;
+        self.promised += children;
+        Ok(())
+    }
+
+    /// Closes what [`open`](Self::open) opened, once its children are all read.
+    fn close(&mut self, children: usize) {
+        if children > 0 {
+            self.depth -= 1;
+        }
+    }
+
+    /// `count` terms in a row (children of an open container), in a vector with room
+    /// for `extra` more.
     fn terms(&mut self, count: usize, extra: usize) -> Result<Vec<Term>, TermError> {
-        let mut elements = Vec::with_capacity(count.min(self.left()) + extra);
+        let mut elements = Vec::with_capacity(count + extra);
         for _ in 0..count {
+            self.promised -= 1;
             // Integers (list elements, mostly) without a call each.
             match self.integer() {
                 Some(n) => elements.push(Term::FixInteger(FixInteger::from(n))),
@@ -346,6 +414,108 @@ mod tests {
         let mut nan = vec![VERSION, NEW_FLOAT_EXT];
         nan.extend_from_slice(&f64::NAN.to_be_bytes());
         assert!(TermReader::new(&nan, &limits).next_term().is_err());
+    }
+
+    /// Whether the reader alone takes `bytes` as exactly one term.
+    fn reads_one(bytes: &[u8], limits: &TermLimits) -> bool {
+        let mut reader = TermReader::new(bytes, limits);
+        reader.next_term().is_ok() && reader.at_end()
+    }
+
+    /// Without the guard in front, the reader keeps the guard's rules: it takes and
+    /// refuses the same frames, at the same limits.
+    #[test]
+    fn refuses_what_the_guard_refuses() {
+        let limits = TermLimits { max_depth: 8 };
+        // `levels` one-element tuples around an atom.
+        let nested = |levels: usize| {
+            let mut bytes = vec![VERSION];
+            bytes.extend(std::iter::repeat_n([SMALL_TUPLE_EXT, 1], levels).flatten());
+            bytes.extend_from_slice(&[SMALL_ATOM_UTF8_EXT, 1, b'a']);
+            bytes
+        };
+        // `levels` one-element lists around an integer: `[[[1]]]`.
+        let nested_lists = |levels: usize| {
+            let mut bytes = vec![VERSION];
+            bytes.extend(std::iter::repeat_n([LIST_EXT, 0, 0, 0, 1], levels).flatten());
+            bytes.extend_from_slice(&[SMALL_INTEGER_EXT, 1]);
+            bytes.extend(std::iter::repeat_n(NIL_EXT, levels));
+            bytes
+        };
+        let mut cases = vec![
+            ("8 levels", nested(8)),
+            ("9 levels", nested(9)),
+            ("8 levels of lists", nested_lists(8)),
+            ("9 levels of lists", nested_lists(9)),
+            // {[_ announcing 2^32 - 1], _}: more than the bytes left can back.
+            (
+                "a count beyond the bytes",
+                vec![
+                    VERSION,
+                    SMALL_TUPLE_EXT,
+                    2,
+                    LIST_EXT,
+                    255,
+                    255,
+                    255,
+                    255,
+                    NIL_EXT,
+                ],
+            ),
+            // A tuple of 3 whose first child, a list of 2, takes the bytes its
+            // siblings are owed: the guard counts them before the list's count.
+            (
+                "a count that takes the siblings' bytes",
+                vec![
+                    VERSION,
+                    SMALL_TUPLE_EXT,
+                    3,
+                    LIST_EXT,
+                    0,
+                    0,
+                    0,
+                    5,
+                    NIL_EXT,
+                    NIL_EXT,
+                    NIL_EXT,
+                    NIL_EXT,
+                    NIL_EXT,
+                ],
+            ),
+            ("trailing bytes", {
+                let mut b = encoded(&atom("a"));
+                b.push(0);
+                b
+            }),
+            ("compressed", vec![VERSION, 80, 0, 0, 0, 1, 0]),
+            ("an atom cache reference", vec![VERSION, 82, 0]),
+            ("an unknown tag", vec![VERSION, 1]),
+            (
+                "a bit binary with no bits",
+                vec![VERSION, 77, 0, 0, 0, 1, 0, 7],
+            ),
+        ];
+        // A reference with 6 id words, one more than any node makes.
+        let mut reference = vec![
+            VERSION,
+            NEWER_REFERENCE_EXT,
+            0,
+            6,
+            SMALL_ATOM_UTF8_EXT,
+            1,
+            b'a',
+        ];
+        reference.extend_from_slice(&[0; 4 + 6 * 4]);
+        cases.push(("6 reference words", reference));
+        let mut accepted = Vec::new();
+        for (what, bytes) in &cases {
+            let guard = guard::check_terms(bytes, 1, &limits).is_ok();
+            assert_eq!(reads_one(bytes, &limits), guard, "{what}");
+            if guard {
+                accepted.push(*what);
+            }
+        }
+        assert_eq!(accepted, ["8 levels", "8 levels of lists"]);
     }
 
     /// Unchecked bytes (not how it is used) still give an error, not a panic.
