@@ -299,11 +299,8 @@ pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, eetf:
 /// reference) before encoding it: two allocations per message, in the same bytes.
 mod hot {
     use super::*;
-    use crate::connection::guard::{
-        ATOM_UTF8_EXT, NEWER_REFERENCE_EXT, NEW_PID_EXT, SMALL_ATOM_UTF8_EXT, SMALL_INTEGER_EXT,
-        SMALL_TUPLE_EXT, VERSION,
-    };
-    use crate::term::{Pid, Reference};
+    use crate::connection::guard::{SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, VERSION};
+    use crate::connection::write::{atom, pid, reference};
 
     /// Writes `message` (control tuple and payload) if it is one of the hot ones; gives
     /// any other back for erl_dist to write.
@@ -318,19 +315,19 @@ mod hot {
                 pid(out, &m.from_pid)?;
                 out.extend_from_slice(&[SMALL_TUPLE_EXT, 0]);
                 atom(out, &m.to_name)?;
-                m.message.encode(out)
+                payload(out, &m.message)
             }
             Message::SendSender(m) => {
                 tuple(out, 3, 22);
                 pid(out, &m.from_pid)?;
                 pid(out, &m.to_pid)?;
-                m.message.encode(out)
+                payload(out, &m.message)
             }
             Message::AliasSend(m) => {
                 tuple(out, 3, 33);
                 pid(out, &m.from_pid)?;
                 reference(out, &m.alias)?;
-                m.message.encode(out)
+                payload(out, &m.message)
             }
             Message::MonitorP(m) => {
                 tuple(out, 4, 19);
@@ -349,52 +346,22 @@ mod hot {
                 proc(out, &m.from_proc)?;
                 pid(out, &m.to_pid)?;
                 reference(out, &m.reference)?;
-                m.reason.encode(out)
+                payload(out, &m.reason)
             }
             other => return Ok(Some(other)),
         }
         .map(|()| None)
     }
 
+    /// A payload term, with its version byte.
+    fn payload(out: &mut Vec<u8>, term: &Term) -> Result<(), eetf::EncodeError> {
+        out.push(VERSION);
+        crate::connection::write::term(out, term)
+    }
+
     /// The version byte, a tuple of `arity` and its first element, the operation.
     fn tuple(out: &mut Vec<u8>, arity: u8, op: u8) {
         out.extend_from_slice(&[VERSION, SMALL_TUPLE_EXT, arity, SMALL_INTEGER_EXT, op]);
-    }
-
-    fn atom(out: &mut Vec<u8>, atom: &Atom) -> Result<(), eetf::EncodeError> {
-        let name = atom.name.as_bytes();
-        if let Ok(len) = u8::try_from(name.len()) {
-            out.extend_from_slice(&[SMALL_ATOM_UTF8_EXT, len]);
-        } else if let Ok(len) = u16::try_from(name.len()) {
-            out.push(ATOM_UTF8_EXT);
-            out.extend_from_slice(&len.to_be_bytes());
-        } else {
-            return Err(eetf::EncodeError::TooLongAtomName(atom.clone()));
-        }
-        out.extend_from_slice(name);
-        Ok(())
-    }
-
-    fn pid(out: &mut Vec<u8>, pid: &Pid) -> Result<(), eetf::EncodeError> {
-        out.push(NEW_PID_EXT);
-        atom(out, &pid.node)?;
-        out.extend_from_slice(&pid.id.to_be_bytes());
-        out.extend_from_slice(&pid.serial.to_be_bytes());
-        out.extend_from_slice(&pid.creation.to_be_bytes());
-        Ok(())
-    }
-
-    fn reference(out: &mut Vec<u8>, r: &Reference) -> Result<(), eetf::EncodeError> {
-        let words = u16::try_from(r.id.len())
-            .map_err(|_| eetf::EncodeError::TooLargeReferenceId(r.clone()))?;
-        out.push(NEWER_REFERENCE_EXT);
-        out.extend_from_slice(&words.to_be_bytes());
-        atom(out, &r.node)?;
-        out.extend_from_slice(&r.creation.to_be_bytes());
-        for word in &r.id {
-            out.extend_from_slice(&word.to_be_bytes());
-        }
-        Ok(())
     }
 
     fn proc(out: &mut Vec<u8>, p: &PidOrAtom) -> Result<(), eetf::EncodeError> {

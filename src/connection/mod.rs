@@ -9,6 +9,7 @@ pub(crate) mod codec;
 pub(crate) mod frame;
 pub(crate) mod guard;
 pub(crate) mod terms;
+mod write;
 
 use crate::node::Node;
 use crate::term::Atom;
