@@ -41,7 +41,27 @@ impl TermError {
     }
 }
 
-/// Reads the terms of a checked frame body one after another.
+/// Where a decoded term goes: the end of its parent's elements, or the one slot of a
+/// frame's top-level term (a vector there was an allocation per term).
+trait Slot {
+    fn push(&mut self, term: Term);
+}
+
+impl Slot for Vec<Term> {
+    #[inline(always)]
+    fn push(&mut self, term: Term) {
+        Vec::push(self, term)
+    }
+}
+
+impl Slot for Option<Term> {
+    #[inline(always)]
+    fn push(&mut self, term: Term) {
+        *self = Some(term);
+    }
+}
+
+/// Reads the terms of a frame body one after another.
 pub(crate) struct TermReader<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -73,9 +93,9 @@ impl<'a> TermReader<'a> {
         if self.u8()? != VERSION {
             return Err(self.error("a version byte"));
         }
-        let mut one = Vec::with_capacity(1);
+        let mut one = None;
         self.push_term(&mut one)?;
-        Ok(one.pop().expect("one term"))
+        Ok(one.expect("one term"))
     }
 
     fn error(&self, what: &str) -> TermError {
@@ -112,7 +132,7 @@ impl<'a> TermReader<'a> {
     /// Decodes one term onto the end of `out`. Terms are built where they will stay:
     /// returned by value instead, each (56 bytes) would be moved again at every level,
     /// which cost more than decoding it.
-    fn push_term(&mut self, out: &mut Vec<Term>) -> Result<(), TermError> {
+    fn push_term(&mut self, out: &mut impl Slot) -> Result<(), TermError> {
         if let Some(n) = self.integer() {
             out.push(Term::FixInteger(FixInteger::from(n)));
             return Ok(());
@@ -272,12 +292,27 @@ impl<'a> TermReader<'a> {
     /// for `extra` more.
     fn terms(&mut self, count: usize, extra: usize) -> Result<Vec<Term>, TermError> {
         let mut elements = Vec::with_capacity(count + extra);
-        for _ in 0..count {
-            self.promised -= 1;
-            // Integers (list elements, mostly) without a call each.
-            match self.integer() {
-                Some(n) => elements.push(Term::FixInteger(FixInteger::from(n))),
-                None => self.push_term(&mut elements)?,
+        let mut left = count;
+        while left > 0 {
+            // A run of integers (list elements, mostly), read into a buffer and appended
+            // in one go: pushed one at a time, each term was built on the stack and
+            // copied into place, which took twice as long.
+            let mut run = [0i32; 32];
+            let mut k = 0;
+            while k < run.len().min(left) {
+                match self.integer() {
+                    Some(n) => run[k] = n,
+                    None => break,
+                }
+                k += 1;
+            }
+            elements.extend(run[..k].iter().map(|&n| Term::FixInteger(FixInteger::from(n))));
+            left -= k;
+            self.promised -= k;
+            if k < run.len() && left > 0 {
+                self.promised -= 1;
+                self.push_term(&mut elements)?;
+                left -= 1;
             }
         }
         Ok(elements)
