@@ -9,7 +9,9 @@ mod support;
 use cnode::epmd::server::EpmdServer;
 use cnode::otp::gen_server::{self, From};
 use cnode::term::{atom, binary, int, list, tuple, Match, Pid, Term};
-use cnode::{CallError, CallReply, Exception, GenServer, Node, NodeConfig, Process, RpcError};
+use cnode::{
+    CallError, CallReply, Dest, Exception, GenServer, Node, NodeConfig, Process, RpcError,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{in_process, unique_name, BeamNode, Epmd, RustNode};
@@ -784,6 +786,41 @@ async fn noconnection_when_the_connection_dies_then_reconnection() {
         assert_eq!(a.connected_nodes(), vec![b.name().to_owned()]);
         assert_eq!(b.connected_nodes(), vec![a.name().to_owned()]);
     }
+}
+
+/// A call waiting on a process of a node whose connection dies fails as `gen:call`
+/// exits: `{nodedown, Node}`, naming the node whether the server was called by name or
+/// by pid.
+#[tokio::test]
+async fn a_call_waiting_when_the_connection_dies_is_nodedown() {
+    let (_epmd, a, b) = two_nodes().await;
+    // Takes every call and answers none, saying when one arrived.
+    let (heard_tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let deaf = b
+        .spawn_registered("deaf", |mut p| async move {
+            loop {
+                p.receive().await;
+                let _ = heard_tx.send(());
+            }
+        })
+        .unwrap();
+    for target in [Dest::from(("deaf", b.name())), Dest::from(deaf)] {
+        let a2 = a.clone();
+        let caller = tokio::spawn(async move {
+            in_process(&a2, move |mut p| async move {
+                p.call(target, atom("hello?"), Some(WAIT)).await
+            })
+            .await
+        });
+        tokio::time::timeout(WAIT, heard.recv()).await.unwrap();
+        assert!(a.disconnect(b.name()));
+        let result = tokio::time::timeout(WAIT, caller).await.unwrap().unwrap();
+        assert_eq!(result, Err(CallError::NodeDown(b.name().to_owned())));
+    }
+    assert_eq!(
+        CallError::NodeDown(b.name().to_owned()).reason(),
+        tuple(vec![atom("nodedown"), atom(b.name())])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -306,7 +306,11 @@ impl<'a> TermReader<'a> {
                 }
                 k += 1;
             }
-            elements.extend(run[..k].iter().map(|&n| Term::FixInteger(FixInteger::from(n))));
+            elements.extend(
+                run[..k]
+                    .iter()
+                    .map(|&n| Term::FixInteger(FixInteger::from(n))),
+            );
             left -= k;
             self.promised -= k;
             if k < run.len() && left > 0 {

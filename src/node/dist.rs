@@ -155,8 +155,8 @@ fn demonitor(node: &Node, target: &PidOrAtom, reference: &erl_dist::term::Refere
 
 /// A remote process we monitor went down (or never existed).
 fn monitor_exit(node: &Node, to: &Pid, reference: erl_dist::term::Reference, reason: Term) {
-    if let Some(entry) = node.local_entry(to) {
-        node.fire_monitor(&entry, &reference, reason);
+    if let (Some(entry), Some(key)) = (node.local_entry(to), node.ref_key(&reference)) {
+        node.fire_monitor(&entry, key, reason);
     }
 }
 
@@ -172,6 +172,7 @@ fn spawn_reply(
     let Some(entry) = node.local_entry(to) else {
         return;
     };
+    let key = node.ref_key(&req_id);
     let reply = match result {
         PidOrAtom::Pid(pid) => {
             {
@@ -179,7 +180,7 @@ fn spawn_reply(
                 if flags & 1 != 0 {
                     st.links.insert(pid.clone());
                 }
-                if let Some(m) = st.monitors.get_mut(&req_id) {
+                if let Some(m) = key.and_then(|k| st.monitors.get_mut(&k)) {
                     if flags & 2 != 0 {
                         m.target = MonitorTarget::Process(Dest::Pid(pid.clone()));
                     }
@@ -193,7 +194,9 @@ fn spawn_reply(
             ])
         }
         PidOrAtom::Atom(reason) => {
-            entry.state().monitors.remove(&req_id);
+            if let Some(k) = key {
+                entry.state().monitors.remove(&k);
+            }
             tuple(vec![
                 atom("spawn_reply"),
                 Term::Reference(Box::new(req_id)),

@@ -4,6 +4,7 @@
 mod config;
 mod connect;
 mod dist;
+pub(crate) mod keys;
 
 pub use config::{default_cookie, NodeConfig};
 
@@ -19,9 +20,9 @@ use erl_dist::message::Message;
 use erl_dist::term::PidOrAtom;
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use keys::{pid_key, OwnMap, RefKey};
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
@@ -70,9 +71,10 @@ pub(crate) struct NodeInner {
     pub creation: u32,
     pub config: NodeConfig,
     pub port: u16,
-    procs: Mutex<HashMap<u64, Arc<ProcEntry>, BuildHasherDefault<PidKeyHasher>>>,
+    procs: Mutex<OwnMap<u64, Arc<ProcEntry>>>,
     names: Mutex<HashMap<String, Pid>>,
-    aliases: Mutex<HashMap<Reference, Pid>>,
+    /// Active aliases: the pid key of the process each one reaches.
+    aliases: Mutex<OwnMap<RefKey, u64>>,
     conns: Mutex<HashMap<String, connect::ConnState>>,
     functions: RwLock<HashMap<(String, String, usize), Function>>,
     next_pid: AtomicU64,
@@ -85,33 +87,6 @@ pub(crate) struct NodeInner {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn pid_key(pid: &Pid) -> u64 {
-    u64::from(pid.id) | (u64::from(pid.serial) << 32)
-}
-
-/// Hashes the pid keys of the process table, looked up for every message: the keys are
-/// numbers this node hands out itself (no peer chooses them), so one multiplication
-/// spreads them well enough, where SipHash's protection against chosen keys would only
-/// cost time.
-#[derive(Default)]
-struct PidKeyHasher(u64);
-
-impl std::hash::Hasher for PidKeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, key: u64) {
-        // Fibonacci hashing; the high bits, which hashbrown uses for its tags, depend
-        // on every bit of the key.
-        self.0 = (self.0 ^ key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
 }
 
 impl Node {
@@ -139,9 +114,9 @@ impl Node {
             name: Atom::from(config.name.as_str()),
             creation,
             port,
-            procs: Mutex::new(HashMap::default()),
+            procs: Mutex::new(OwnMap::default()),
             names: Mutex::new(HashMap::new()),
-            aliases: Mutex::new(HashMap::new()),
+            aliases: Mutex::new(OwnMap::default()),
             conns: Mutex::new(HashMap::new()),
             functions: RwLock::new(HashMap::new()),
             // Pids start at <N.1.0>, serial 0, as a BEAM node's do.
@@ -331,16 +306,27 @@ impl Node {
 
     /// `make_ref()`.
     pub fn make_ref(&self) -> Reference {
+        self.own_ref(self.new_ref_key())
+    }
+
+    /// The key of a new reference: three words, as the BEAM's.
+    fn new_ref_key(&self) -> RefKey {
         let n = self.0.next_ref.fetch_add(1, Ordering::Relaxed);
-        Reference {
-            node: self.0.name.clone(),
-            id: vec![
-                (n & 0x3ffff) as u32,
-                (n >> 18) as u32,
-                ((n >> 50) as u32) ^ self.0.ref_salt,
-            ],
-            creation: self.0.creation,
-        }
+        RefKey::new([
+            (n & 0x3ffff) as u32,
+            (n >> 18) as u32,
+            ((n >> 50) as u32) ^ self.0.ref_salt,
+        ])
+    }
+
+    /// The reference of a key this node made.
+    pub(crate) fn own_ref(&self, key: RefKey) -> Reference {
+        key.reference(&self.0.name, self.0.creation)
+    }
+
+    /// The key of `r` if this node (this incarnation) made it.
+    pub(crate) fn ref_key(&self, r: &Reference) -> Option<RefKey> {
+        RefKey::of(r, &self.0.name, self.0.creation)
     }
 
     // ---- processes ------------------------------------------------------------------
@@ -488,22 +474,20 @@ impl Node {
         for (reference, watcher) in watchers {
             self.send_down(pid, watcher, reference, reason.clone());
         }
-        for (reference, monitor) in monitors {
-            self.drop_monitor_at_target(pid, &reference, &monitor.target);
+        for (key, monitor) in monitors {
+            self.drop_monitor_at_target(pid, &self.own_ref(key), &monitor.target);
         }
     }
 
     /// Delivers the `DOWN` of `from` to a watcher, local or remote.
     fn send_down(&self, from: &Pid, watcher: Watcher, reference: Reference, reason: Term) {
         if let Some(w) = self.local_entry(&watcher.pid) {
-            let is_alias = w
-                .state()
-                .monitors
-                .remove(&reference)
-                .map(|m| m.alias)
-                .unwrap_or(false);
-            if is_alias {
-                lock(&self.0.aliases).remove(&reference);
+            let key = self.ref_key(&reference);
+            let is_alias = key
+                .and_then(|k| w.state().monitors.remove(&k))
+                .is_some_and(|m| m.alias);
+            if let (true, Some(k)) = (is_alias, key) {
+                lock(&self.0.aliases).remove(&k);
             }
             let watched = match watcher.by_name {
                 Some(name) => Dest::Name(name),
@@ -586,8 +570,11 @@ impl Node {
             }
             Dest::Alias(alias) => {
                 if self.is_local(&alias.node) {
-                    let owner = lock(&self.0.aliases).get(&alias).cloned();
-                    if let Some(e) = owner.and_then(|p| self.local_entry(&p)) {
+                    let owner = self
+                        .ref_key(&alias)
+                        .and_then(|k| lock(&self.0.aliases).get(&k).copied());
+                    let entry = owner.and_then(|k| lock(&self.0.procs).get(&k).cloned());
+                    if let Some(e) = entry {
                         e.deliver(message);
                     }
                 } else {
@@ -658,11 +645,12 @@ impl Node {
     }
 
     pub(crate) fn monitor(&self, entry: &Arc<ProcEntry>, target: Dest, alias: bool) -> Reference {
-        let reference = self.make_ref();
+        let key = self.new_ref_key();
         if alias {
-            lock(&self.0.aliases).insert(reference.clone(), entry.pid.clone());
+            lock(&self.0.aliases).insert(key, pid_key(&entry.pid));
         }
-        self.monitor_with_ref(entry, target, alias, reference.clone());
+        let reference = self.own_ref(key);
+        self.monitor_with_ref(entry, target, alias, key, reference.clone());
         reference
     }
 
@@ -671,6 +659,7 @@ impl Node {
         entry: &Arc<ProcEntry>,
         target: Dest,
         alias: bool,
+        key: RefKey,
         reference: Reference,
     ) {
         /// Who keeps the other end of the monitor.
@@ -691,7 +680,7 @@ impl Node {
             Dest::Alias(_) => Watched::Local(None, None),
         };
         entry.state().monitors.insert(
-            reference.clone(),
+            key,
             Monitor {
                 target: MonitorTarget::Process(target),
                 alias,
@@ -714,52 +703,59 @@ impl Node {
                         pid: entry.pid.clone(),
                         by_name,
                     };
-                    st.monitored_by.insert(reference.clone(), watcher);
+                    st.monitored_by.insert(reference, watcher);
                     true
                 }
             }
             None => false,
         };
         if !added {
-            self.fire_monitor(entry, &reference, atom("noproc"));
+            self.fire_monitor(entry, key, atom("noproc"));
         }
     }
 
-    /// Removes `reference` from `entry`'s monitors and delivers its `DOWN` with `reason`.
-    pub(crate) fn fire_monitor(&self, entry: &Arc<ProcEntry>, reference: &Reference, reason: Term) {
-        let Some(monitor) = entry.state().monitors.remove(reference) else {
+    /// Removes monitor `key` from `entry`'s monitors and delivers its `DOWN` with
+    /// `reason`.
+    pub(crate) fn fire_monitor(&self, entry: &Arc<ProcEntry>, key: RefKey, reason: Term) {
+        let Some(monitor) = entry.state().monitors.remove(&key) else {
             return;
         };
         if monitor.alias {
-            lock(&self.0.aliases).remove(reference);
+            lock(&self.0.aliases).remove(&key);
         }
         let object = match &monitor.target {
             MonitorTarget::Process(d) => d.down_object(&self.0.name),
             MonitorTarget::Spawn { .. } => atom("undefined"),
         };
-        entry.deliver(down_message(reference.clone(), object, reason));
+        entry.deliver(down_message(self.own_ref(key), object, reason));
     }
 
     pub(crate) fn demonitor(&self, entry: &Arc<ProcEntry>, reference: &Reference) {
-        let Some(monitor) = entry.state().monitors.remove(reference) else {
+        let Some(key) = self.ref_key(reference) else {
+            return;
+        };
+        let Some(monitor) = entry.state().monitors.remove(&key) else {
             return;
         };
         if monitor.alias {
-            lock(&self.0.aliases).remove(reference);
+            lock(&self.0.aliases).remove(&key);
         }
         self.drop_monitor_at_target(&entry.pid, reference, &monitor.target);
     }
 
     pub(crate) fn new_alias(&self, entry: &Arc<ProcEntry>) -> Reference {
-        let reference = self.make_ref();
-        entry.state().aliases.insert(reference.clone());
-        lock(&self.0.aliases).insert(reference.clone(), entry.pid.clone());
-        reference
+        let key = self.new_ref_key();
+        entry.state().aliases.insert(key);
+        lock(&self.0.aliases).insert(key, pid_key(&entry.pid));
+        self.own_ref(key)
     }
 
     pub(crate) fn remove_alias(&self, entry: &Arc<ProcEntry>, alias: &Reference) {
-        if entry.state().aliases.remove(alias) {
-            lock(&self.0.aliases).remove(alias);
+        let Some(key) = self.ref_key(alias) else {
+            return;
+        };
+        if entry.state().aliases.remove(&key) {
+            lock(&self.0.aliases).remove(&key);
         }
     }
 
@@ -770,7 +766,7 @@ impl Node {
     pub(crate) fn node_down(&self, node: &Atom, creation: Option<u32>) {
         let on_node = |p: &Pid| &p.node == node && creation.map_or(true, |c| p.creation == c);
         for entry in self.entries() {
-            let (links, monitors): (Vec<Pid>, Vec<Reference>) = {
+            let (links, monitors): (Vec<Pid>, Vec<RefKey>) = {
                 let mut st = entry.state();
                 if st.dead {
                     continue;
@@ -786,15 +782,15 @@ impl Node {
                         MonitorTarget::Spawn { node: n } => n == node,
                         _ => false,
                     })
-                    .map(|(r, _)| r.clone())
+                    .map(|(&k, _)| k)
                     .collect();
                 (links, monitors)
             };
             for l in links {
                 entry.exit_signal(&l, atom("noconnection"), true);
             }
-            for r in monitors {
-                self.fire_monitor(&entry, &r, atom("noconnection"));
+            for k in monitors {
+                self.fire_monitor(&entry, k, atom("noconnection"));
             }
         }
     }
@@ -821,8 +817,11 @@ impl Node {
         reference: Reference,
         node: Atom,
     ) {
+        let Some(key) = self.ref_key(&reference) else {
+            return;
+        };
         entry.state().monitors.insert(
-            reference,
+            key,
             Monitor {
                 target: MonitorTarget::Spawn { node },
                 alias: false,

@@ -164,11 +164,6 @@ impl Process {
         timeout: Option<Duration>,
     ) -> Result<Term, CallError> {
         let to = to.into();
-        let node_of_target = match &to {
-            Dest::Pid(p) => p.node.name.clone(),
-            Dest::RemoteName(_, n) => n.name.clone(),
-            _ => self.node().name().to_owned(),
-        };
         let mref = self.monitor_with_alias(to.clone());
         let tag = alias_tag(mref.clone());
         let me = Term::Pid(self.pid());
@@ -194,13 +189,14 @@ impl Process {
                 Ok(t.elements.pop().unwrap())
             }
             Some(down) => {
-                let reason = down
-                    .as_tuple_n(5)
-                    .map(|e| e[4].clone())
-                    .unwrap_or(atom("noproc"));
+                let down = down.as_tuple_n(5);
+                let reason = down.map(|e| e[4].clone()).unwrap_or(atom("noproc"));
                 Err(match reason.as_atom() {
                     Some("noproc") => CallError::NoProc,
-                    Some("noconnection") => CallError::NodeDown(node_of_target),
+                    Some("noconnection") => {
+                        let node = down.and_then(|e| node_of(&e[3]));
+                        CallError::NodeDown(node.unwrap_or_else(|| self.node().name().to_owned()))
+                    }
                     _ => CallError::Exit(reason),
                 })
             }
@@ -210,6 +206,15 @@ impl Process {
     /// `GenServer.cast(Dest, Request)`.
     pub fn cast(&self, to: impl Into<Dest>, request: Term) {
         self.send(to, tuple(vec![atom("$gen_cast"), request]));
+    }
+}
+
+/// The node of the process a `DOWN` names: a pid, `{Name, Node}` or an alias.
+fn node_of(object: &Term) -> Option<String> {
+    match object {
+        Term::Pid(p) => Some(p.node.name.clone()),
+        Term::Reference(r) => Some(r.node.name.clone()),
+        _ => object.as_tuple_n(2)?[1].as_atom().map(str::to_owned),
     }
 }
 

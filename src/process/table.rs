@@ -2,6 +2,7 @@
 //! (messages, exit signals) reach it.
 
 use super::Dest;
+use crate::node::keys::{OwnMap, OwnSet, RefKey};
 use crate::term::{atom, tuple, Atom, Match, Pid, Reference, Term};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,12 +52,14 @@ pub(crate) struct Watcher {
 #[derive(Debug)]
 pub(crate) struct ProcState {
     pub links: HashSet<Pid>,
+    /// By the watcher's reference (made by whichever node the watcher is on).
     pub monitored_by: HashMap<Reference, Watcher>,
-    pub monitors: HashMap<Reference, Monitor>,
+    /// By reference: every monitor a process holds was made here.
+    pub monitors: OwnMap<RefKey, Monitor>,
     pub trap_exit: bool,
     pub name: Option<Atom>,
     pub group_leader: Pid,
-    pub aliases: HashSet<Reference>,
+    pub aliases: OwnSet<RefKey>,
     pub initial_call: (Atom, Atom, usize),
     pub dead: bool,
     kill: Option<oneshot::Sender<Term>>,
@@ -110,11 +113,11 @@ impl ProcEntry {
             state: Mutex::new(ProcState {
                 links: opts.link.iter().cloned().collect(),
                 monitored_by: HashMap::new(),
-                monitors: HashMap::new(),
+                monitors: OwnMap::default(),
                 trap_exit: false,
                 name: opts.name.clone(),
                 group_leader: opts.group_leader.clone(),
-                aliases: HashSet::new(),
+                aliases: OwnSet::default(),
                 initial_call: opts.initial_call.clone(),
                 dead: false,
                 kill: Some(kill_tx),

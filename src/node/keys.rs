@@ -1,0 +1,103 @@
+//! Keys of the tables a node looks up for every message: its processes (by pid) and the
+//! monitors and aliases of its processes (by reference). Both are numbers this node hands
+//! out itself, so they are hashed with one multiplication, where SipHash over a
+//! `Pid`'s or a `Reference`'s node name (and a copy of that name per entry) would only
+//! cost time: no peer can choose what goes into these tables.
+
+use crate::term::{Atom, Pid, Reference};
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
+
+/// A map keyed by [`pid_key`]s or [`RefKey`]s.
+pub(crate) type OwnMap<K, V> = HashMap<K, V, BuildHasherDefault<OwnKeyHasher>>;
+/// A set of [`RefKey`]s.
+pub(crate) type OwnSet<K> = HashSet<K, BuildHasherDefault<OwnKeyHasher>>;
+
+/// The key of a local pid in the process table.
+pub(crate) fn pid_key(pid: &Pid) -> u64 {
+    u64::from(pid.id) | (u64::from(pid.serial) << 32)
+}
+
+/// A reference this node made (`make_ref`), by its three id words: the node name and
+/// creation are the node's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct RefKey(u128);
+
+impl RefKey {
+    /// Three id words, as `make_ref` lays them out.
+    pub(crate) fn new(words: [u32; 3]) -> Self {
+        let [a, b, c] = words.map(u128::from);
+        RefKey(a | (b << 32) | (c << 64))
+    }
+
+    /// The key of `r` if node `name` (incarnation `creation`) made it, `None` for any
+    /// other reference, which no table of ours holds.
+    pub(crate) fn of(r: &Reference, name: &Atom, creation: u32) -> Option<Self> {
+        match *r.id.as_slice() {
+            [a, b, c] if r.creation == creation && &r.node == name => Some(Self::new([a, b, c])),
+            _ => None,
+        }
+    }
+
+    /// The reference itself again, as node `name` (incarnation `creation`) made it.
+    pub(crate) fn reference(self, name: &Atom, creation: u32) -> Reference {
+        let word = |i: u32| (self.0 >> (32 * i)) as u32;
+        Reference {
+            node: name.clone(),
+            id: vec![word(0), word(1), word(2)],
+            creation,
+        }
+    }
+}
+
+/// Fibonacci hashing of the keys above.
+#[derive(Default)]
+pub(crate) struct OwnKeyHasher(u64);
+
+impl std::hash::Hasher for OwnKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, key: u64) {
+        // The high bits, which hashbrown uses for its tags, depend on every bit of the
+        // key.
+        self.0 = (self.0 ^ key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_u128(&mut self, key: u128) {
+        self.write_u64(key as u64);
+        self.write_u64((key >> 64) as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_key_is_only_ours() {
+        let name = Atom::from("a@h");
+        let ours = RefKey::new([1, 2, 3]).reference(&name, 7);
+        assert_eq!(ours.id, [1, 2, 3]);
+        assert_eq!(RefKey::of(&ours, &name, 7), Some(RefKey::new([1, 2, 3])));
+        let other_node = Reference {
+            node: Atom::from("b@h"),
+            ..ours.clone()
+        };
+        let other_creation = Reference {
+            creation: 8,
+            ..ours.clone()
+        };
+        let other_shape = Reference {
+            id: vec![1, 2, 3, 4],
+            ..ours.clone()
+        };
+        for r in [other_node, other_creation, other_shape] {
+            assert_eq!(RefKey::of(&r, &name, 7), None);
+        }
+    }
+}
