@@ -475,7 +475,7 @@ impl Node {
             self.send_down(pid, watcher, reference, reason.clone());
         }
         for (key, monitor) in monitors {
-            self.drop_monitor_at_target(pid, &self.own_ref(key), &monitor.target);
+            self.drop_monitor_at_target(pid, self.own_ref(key), monitor.target);
         }
     }
 
@@ -512,34 +512,29 @@ impl Node {
     }
 
     /// Removes a monitor from its target's side (local state or `DEMONITOR_P`).
-    fn drop_monitor_at_target(&self, owner: &Pid, reference: &Reference, target: &MonitorTarget) {
-        match target {
-            MonitorTarget::Process(dest) => {
-                let local = match dest {
-                    Dest::Pid(p) if self.is_local(&p.node) => self.local_entry(p),
-                    Dest::Name(n) => self.registered_entry(&n.name),
-                    Dest::RemoteName(n, node) if self.is_local(node) => {
-                        self.registered_entry(&n.name)
-                    }
-                    _ => None,
-                };
-                if let Some(t) = local {
-                    t.state().monitored_by.remove(reference);
-                    return;
-                }
-                let to_proc = match dest {
-                    Dest::Pid(p) if !self.is_local(&p.node) => PidOrAtom::Pid(p.clone()),
-                    Dest::RemoteName(n, node) if !self.is_local(node) => PidOrAtom::Atom(n.clone()),
-                    _ => return,
-                };
-                let node = target.node(&self.0.name).clone();
-                self.send_to_node(
-                    &node,
-                    Message::demonitor_p(owner.clone(), to_proc, reference.clone()),
-                );
-            }
-            MonitorTarget::Spawn { .. } => {}
+    fn drop_monitor_at_target(&self, owner: &Pid, reference: Reference, target: MonitorTarget) {
+        let MonitorTarget::Process(dest) = target else {
+            return;
+        };
+        let local = match &dest {
+            Dest::Pid(p) if self.is_local(&p.node) => self.local_entry(p),
+            Dest::Name(n) => self.registered_entry(&n.name),
+            Dest::RemoteName(n, node) if self.is_local(node) => self.registered_entry(&n.name),
+            _ => None,
+        };
+        if let Some(t) = local {
+            t.state().monitored_by.remove(&reference);
+            return;
         }
+        let (node, to_proc) = match dest {
+            Dest::Pid(p) if !self.is_local(&p.node) => (p.node.clone(), PidOrAtom::Pid(p)),
+            Dest::RemoteName(n, node) if !self.is_local(&node) => (node, PidOrAtom::Atom(n)),
+            _ => return,
+        };
+        self.send_to_node(
+            &node,
+            Message::demonitor_p(owner.clone(), to_proc, reference),
+        );
     }
 
     // ---- signals from local processes ----------------------------------------------
@@ -740,7 +735,7 @@ impl Node {
         if monitor.alias {
             lock(&self.0.aliases).remove(&key);
         }
-        self.drop_monitor_at_target(&entry.pid, reference, &monitor.target);
+        self.drop_monitor_at_target(&entry.pid, reference.clone(), monitor.target);
     }
 
     pub(crate) fn new_alias(&self, entry: &Arc<ProcEntry>) -> Reference {

@@ -28,17 +28,6 @@ pub(crate) enum MonitorTarget {
     Spawn { node: Atom },
 }
 
-impl MonitorTarget {
-    pub(crate) fn node<'a>(&'a self, local: &'a Atom) -> &'a Atom {
-        match self {
-            MonitorTarget::Process(Dest::Pid(p)) => &p.node,
-            MonitorTarget::Process(Dest::RemoteName(_, node)) => node,
-            MonitorTarget::Process(_) => local,
-            MonitorTarget::Spawn { node } => node,
-        }
-    }
-}
-
 /// Someone watching this process.
 #[derive(Debug, Clone)]
 pub(crate) struct Watcher {
