@@ -213,7 +213,10 @@ mod tests {
             rooms.push(reader.room);
         }
         let k = 1024;
-        assert_eq!(rooms, [4 * k, 8 * k, 16 * k, 32 * k, 64 * k, 64 * k, 64 * k]);
+        assert_eq!(
+            rooms,
+            [4 * k, 8 * k, 16 * k, 32 * k, 64 * k, 64 * k, 64 * k]
+        );
         // An idle connection: one small frame, one small read, the room it had.
         let (mut w, r) = tokio::io::duplex(1 << 16);
         w.write_all(&[0, 0, 0, 1, 7]).await.unwrap();

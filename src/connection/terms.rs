@@ -366,7 +366,7 @@ impl<'a> TermReader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::term::{atom, binary, int, list, tuple};
 
@@ -383,10 +383,9 @@ mod tests {
         TermReader::new(&bytes, &limits).next_term().unwrap()
     }
 
-    /// Every kind `eetf` can encode comes back as the same term; charlists (which eetf
-    /// decodes as `ByteList`) come back as lists of integers.
-    #[test]
-    fn every_kind_round_trips() {
+    /// A term of every kind `eetf` has (charlists aside: see below), with the edges of
+    /// each encoding: the writer's test uses them too.
+    pub(in crate::connection) fn every_kind() -> Vec<Term> {
         let pid = Term::Pid(Pid::new("a@b", 1, 2, 3));
         let reference = Term::from(Reference {
             node: Atom::from("a@b"),
@@ -395,20 +394,27 @@ mod tests {
         });
         let mut map = std::collections::HashMap::new();
         map.insert(atom("k"), list(vec![int(1), atom("v")]));
-        let terms = vec![
+        map.insert(int(2), binary(b"two"));
+        vec![
             int(0),
             int(255),
+            int(256),
             int(-1),
             int(i32::MAX.into()),
-            Term::Float(Float::try_from(1.5).unwrap()),
+            int(i32::MIN.into()),
+            Term::Float(Float::try_from(-1.5).unwrap()),
             atom("ok"),
             atom("ünïcödé"),
             atom(&"x".repeat(300)),
             list(vec![]),
+            list(vec![int(1), int(2), int(255)]),
+            list((0..70_000).map(|i| int(i % 256)).collect()),
             list(vec![int(1), atom("a"), list(vec![int(2)])]),
+            list((1001..1200).map(int).collect()),
             Term::ImproperList(ImproperList::from((vec![int(1)], atom("tail")))),
             tuple(vec![]),
             tuple((0..300).map(int).collect()),
+            binary(b""),
             binary(b"bytes"),
             pid,
             reference,
@@ -421,7 +427,16 @@ mod tests {
                 id: 9,
                 creation: 1,
             }),
-        ];
+        ]
+    }
+
+    /// Every kind `eetf` can encode comes back as the same term, alone and nested;
+    /// charlists (which eetf decodes as `ByteList`) come back as lists of integers.
+    #[test]
+    fn every_kind_round_trips() {
+        let terms = every_kind();
+        let all = tuple(terms.clone());
+        let terms = terms.into_iter().chain([all]);
         for term in terms {
             assert_eq!(round_trip(&term), term, "{term}");
         }
