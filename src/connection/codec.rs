@@ -4,8 +4,9 @@
 //! the peer lacks the flag for the newer one (as the BEAM does, protocol notes §5). For
 //! decoding we read the terms with our own bounded reader ([`terms`](super::terms);
 //! eetf decodes recursively and trusts counts), then build the `Message` ourselves:
-//! erl_dist's own decoder refuses shapes real nodes send, such as spawn arguments that arrive as a
-//! `STRING_EXT` charlist (`[1, 2, 3]`), and would close the connection over them.
+//! erl_dist's own decoder refuses shapes real nodes send, such as spawn arguments that
+//! arrive as a `STRING_EXT` charlist (`[1, 2, 3]`), and would close the connection over
+//! them. Payloads are written by [`write`](super::write), the hot control messages too.
 
 use super::guard::{self, TermLimits};
 use super::terms::TermReader;
