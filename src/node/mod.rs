@@ -482,12 +482,11 @@ impl Node {
     /// Delivers the `DOWN` of `from` to a watcher, local or remote.
     fn send_down(&self, from: &Pid, watcher: Watcher, reference: Reference, reason: Term) {
         if let Some(w) = self.local_entry(&watcher.pid) {
-            let key = self.ref_key(&reference);
-            let is_alias = key
-                .and_then(|k| w.state().monitors.remove(&k))
-                .is_some_and(|m| m.alias);
-            if let (true, Some(k)) = (is_alias, key) {
-                lock(&self.0.aliases).remove(&k);
+            if let Some(key) = self.ref_key(&reference) {
+                let monitor = w.state().monitors.remove(&key);
+                if monitor.is_some_and(|m| m.alias) {
+                    lock(&self.0.aliases).remove(&key);
+                }
             }
             let watched = match watcher.by_name {
                 Some(name) => Dest::Name(name),
