@@ -252,8 +252,10 @@ impl Conversation {
 /// Polls for more input for up to `spin` (`NodeConfig::busy_poll`), letting every other
 /// ready task run between looks (each `yield_now` also lets the runtime poll the network
 /// without blocking). Only in a conversation: a peer streaming one-way messages is read
-/// in batches as they pile up, not one by one for a core's worth of polling. `None` when
-/// nothing came (or another reader is spinning, or nobody is answering this peer).
+/// in batches as they pile up, not one by one for a core's worth of polling; and only
+/// while some core would otherwise idle ([`cores_all_busy`]). `None` when nothing came
+/// (or another reader is spinning, or nobody is answering this peer, or every core is
+/// busy).
 async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
     reader: &mut FrameReader<R>,
     spin: Duration,
@@ -266,7 +268,7 @@ async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
             SPINNERS.fetch_sub(1, Ordering::Relaxed);
         }
     }
-    if spin.is_zero() {
+    if spin.is_zero() || cores_all_busy() {
         return None;
     }
     if SPINNERS.fetch_add(1, Ordering::Relaxed) >= MAX_SPINNERS {
@@ -290,6 +292,44 @@ async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
             return None;
         }
     }
+}
+
+/// Whether every core has a thread to run besides this one, as `/proc/loadavg` counts
+/// the runnable threads right now: then the time we would spend polling is time a
+/// thread that has work (often the very peer we wait for, on a small machine) would not
+/// get, and sleeping costs little (no core goes idle). Polling pays only while a core
+/// would otherwise idle. Looked at most once a millisecond, only by a connection about
+/// to poll; the verdict is the majority of the last 8 looks. Where the file is not
+/// there, never.
+fn cores_all_busy() -> bool {
+    static LOOKS: AtomicU64 = AtomicU64::new(0);
+    static LAST_LOOK: AtomicU64 = AtomicU64::new(0);
+    static CORES: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    });
+    let now = micros_since_start();
+    if now.saturating_sub(LAST_LOOK.load(Ordering::Relaxed)) >= 1000 {
+        LAST_LOOK.store(now, Ordering::Relaxed);
+        let busy = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|text| runnable_threads(&text))
+            .is_some_and(|runnable| runnable > *CORES);
+        let looks = LOOKS.load(Ordering::Relaxed);
+        LOOKS.store(((looks << 1) | u64::from(busy)) & 0xff, Ordering::Relaxed);
+    }
+    LOOKS.load(Ordering::Relaxed).count_ones() > 4
+}
+
+/// The threads runnable right now, this one included, from `/proc/loadavg`'s fourth
+/// field: "0.52 0.58 0.59 3/245 12345" has 3 (of 245).
+fn runnable_threads(loadavg: &str) -> Option<usize> {
+    loadavg.split_whitespace().nth(3)?.split_once('/')?.0.parse().ok()
+}
+
+fn micros_since_start() -> u64 {
+    static START: std::sync::LazyLock<std::time::Instant> =
+        std::sync::LazyLock::new(std::time::Instant::now);
+    START.elapsed().as_micros() as u64
 }
 
 /// Decodes one data frame and hands the message to the node.
@@ -373,4 +413,20 @@ async fn write_loop(
         }
     }
     let _ = w.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runnable_threads_are_read_from_loadavg() {
+        assert_eq!(runnable_threads("0.52 0.58 0.59 3/245 12345\n"), Some(3));
+        assert_eq!(runnable_threads("0.52 0.58 0.59"), None);
+        assert_eq!(runnable_threads("a b c x/y z"), None);
+        // This machine's, where there is one: at least this thread runs.
+        if let Ok(text) = std::fs::read_to_string("/proc/loadavg") {
+            assert!(runnable_threads(&text).is_some_and(|n| n >= 1), "{text}");
+        }
+    }
 }

@@ -34,8 +34,10 @@ pub struct NodeConfig {
     /// before its thread sleeps (at most one connection of the process at a time), as
     /// the BEAM's schedulers busy-wait (`+sbwt`). Waking a sleeping thread costs more
     /// than handling a message, so in a conversation this saves CPU as well as
-    /// latency (README "Benchmarks"); an idle node does not spin. `Duration::ZERO`
-    /// turns it off. Default 100 µs.
+    /// latency (README "Benchmarks"); an idle node does not spin, nor does any while
+    /// every core has a runnable thread (on Linux, by `/proc/loadavg`), when polling
+    /// would take a core from one that has work. `Duration::ZERO` turns it off.
+    /// Default 100 µs.
     pub busy_poll: Duration,
 }
 
