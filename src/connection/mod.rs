@@ -304,8 +304,13 @@ async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
 fn cores_all_busy() -> bool {
     static LOOKS: AtomicU64 = AtomicU64::new(0);
     static LAST_LOOK: AtomicU64 = AtomicU64::new(0);
+    // The machine's cores, not this process's share of them: the count of runnable
+    // threads is the machine's too.
     static CORES: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        std::fs::read_to_string("/sys/devices/system/cpu/online")
+            .ok()
+            .and_then(|text| cpu_count(&text))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     });
     let now = micros_since_start();
     if now.saturating_sub(LAST_LOOK.load(Ordering::Relaxed)) >= 1000 {
@@ -323,7 +328,22 @@ fn cores_all_busy() -> bool {
 /// The threads runnable right now, this one included, from `/proc/loadavg`'s fourth
 /// field: "0.52 0.58 0.59 3/245 12345" has 3 (of 245).
 fn runnable_threads(loadavg: &str) -> Option<usize> {
-    loadavg.split_whitespace().nth(3)?.split_once('/')?.0.parse().ok()
+    loadavg
+        .split_whitespace()
+        .nth(3)?
+        .split_once('/')?
+        .0
+        .parse()
+        .ok()
+}
+
+/// The CPUs of a list such as `/sys/devices/system/cpu/online`'s: "0-3,6,8-9" has 7.
+fn cpu_count(list: &str) -> Option<usize> {
+    list.trim().split(',').try_fold(0, |n, range| {
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        let (first, last): (usize, usize) = (first.parse().ok()?, last.parse().ok()?);
+        Some(n + last.checked_sub(first)? + 1)
+    })
 }
 
 fn micros_since_start() -> u64 {
@@ -420,10 +440,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn runnable_threads_are_read_from_loadavg() {
+    fn runnable_threads_and_cores_are_read_from_proc_and_sys() {
         assert_eq!(runnable_threads("0.52 0.58 0.59 3/245 12345\n"), Some(3));
         assert_eq!(runnable_threads("0.52 0.58 0.59"), None);
         assert_eq!(runnable_threads("a b c x/y z"), None);
+        assert_eq!(cpu_count("0-1\n"), Some(2));
+        assert_eq!(cpu_count("0-3,6,8-9"), Some(7));
+        assert_eq!(cpu_count("0"), Some(1));
+        assert_eq!(cpu_count("3-1"), None);
+        assert_eq!(cpu_count(""), None);
         // This machine's, where there is one: at least this thread runs.
         if let Ok(text) = std::fs::read_to_string("/proc/loadavg") {
             assert!(runnable_threads(&text).is_some_and(|n| n >= 1), "{text}");
