@@ -36,9 +36,8 @@ pub struct NodeConfig {
     /// than handling a message, so in a conversation this saves CPU as well as
     /// latency (README "Benchmarks"); an idle node does not spin, nor does any while
     /// every core of the machine has a runnable thread (on Linux, by `/proc/loadavg`
-    /// and the online CPUs), when polling
-    /// would take a core from one that has work. `Duration::ZERO` turns it off.
-    /// Default 100 µs.
+    /// and the online CPUs), when polling would take a core from one that has work.
+    /// `Duration::ZERO` turns it off. Default 100 µs.
     pub busy_poll: Duration,
 }
 
