@@ -177,15 +177,12 @@ impl<'a> TermReader<'a> {
                 }
                 self.close(children);
             }
-            SMALL_TUPLE_EXT => {
-                let count = self.u8()?.into();
-                self.open(count)?;
-                let elements = self.terms(count, 0)?;
-                self.close(count);
-                out.push(Term::Tuple(Tuple::from(elements)));
-            }
-            LARGE_TUPLE_EXT => {
-                let count = self.u32()? as usize;
+            SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
+                let count = if tag == SMALL_TUPLE_EXT {
+                    self.u8()?.into()
+                } else {
+                    self.u32()? as usize
+                };
                 self.open(count)?;
                 let elements = self.terms(count, 0)?;
                 self.close(count);
