@@ -2,10 +2,11 @@
 //!
 //! `eetf` decodes recursively and calls `Vec::with_capacity(count)` with counts the peer
 //! announces, so one hostile frame (a list announcing 4 billion elements, or lists nested
-//! two million deep) would abort the process or overflow the stack. Every frame from a
-//! peer is therefore walked first by this scanner, which keeps its own explicit stack,
-//! never allocates from an announced count, and believes a count only when the bytes left
-//! can back it.
+//! two million deep) would abort the process or overflow the stack. This scanner keeps
+//! its own explicit stack, never allocates from an announced count, and believes a count
+//! only when the bytes left can back it. The term reader ([`terms`](super::terms)), which
+//! decodes every frame, keeps the same rules as it reads; it asks this scanner about the
+//! rare kinds it hands to `eetf`, and about a frame it refused, to say exactly why.
 //!
 //! Reference: <https://www.erlang.org/doc/apps/erts/erl_ext_dist.html>.
 
@@ -198,25 +199,7 @@ struct Frame {
 /// them. That bounds the sum of everything `eetf` preallocates by the frame size, not just
 /// each count on its own.
 fn scan(bytes: &[u8], limits: &TermLimits) -> Result<usize, GuardError> {
-    thread_local! {
-        /// The stack's memory, kept between terms: every message is scanned, and most
-        /// hold a container (an allocation and a free each, otherwise).
-        static STACK: std::cell::Cell<Vec<Frame>> = const { std::cell::Cell::new(Vec::new()) };
-    }
-    let mut stack = STACK.take();
-    stack.clear();
-    let scanned = scan_with(bytes, limits, &mut stack);
-    if stack.capacity() <= 64 {
-        STACK.set(stack);
-    }
-    scanned
-}
-
-fn scan_with(
-    bytes: &[u8],
-    limits: &TermLimits,
-    stack: &mut Vec<Frame>,
-) -> Result<usize, GuardError> {
+    let mut stack: Vec<Frame> = Vec::new();
     let mut r = Reader { bytes, pos: 0 };
     let mut promised: u64 = 0;
     loop {
