@@ -268,7 +268,7 @@ async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
             SPINNERS.fetch_sub(1, Ordering::Relaxed);
         }
     }
-    if spin.is_zero() || cores_all_busy() {
+    if spin.is_zero() {
         return None;
     }
     if SPINNERS.fetch_add(1, Ordering::Relaxed) >= MAX_SPINNERS {
@@ -282,7 +282,9 @@ async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
         if let Some(read) = reader.fill().now_or_never() {
             return Some(read);
         }
-        if !talk.is_on(conn) {
+        // Looked at only here: a connection that is not in a conversation (a one-way
+        // stream) never polls, and has no reason to read `/proc/loadavg`.
+        if !talk.is_on(conn) || cores_all_busy() {
             return None;
         }
         // Politely: a thread of another process waiting for this core (on a small
@@ -298,8 +300,8 @@ async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
 /// the runnable threads right now: then the time we would spend polling is time a
 /// thread that has work (often the very peer we wait for, on a small machine) would not
 /// get, and sleeping costs little (no core goes idle). Polling pays only while a core
-/// would otherwise idle. Looked at most once a millisecond, only by a connection about
-/// to poll; the verdict is the majority of the last 8 looks. Where the file is not
+/// would otherwise idle. Looked at most once a millisecond, only by a connection that is
+/// polling; the verdict is the majority of the last 8 looks. Where the file is not
 /// there, never.
 fn cores_all_busy() -> bool {
     static LOOKS: AtomicU64 = AtomicU64::new(0);
