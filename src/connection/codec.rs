@@ -316,19 +316,19 @@ mod hot {
                 pid(out, &m.from_pid)?;
                 out.extend_from_slice(&[SMALL_TUPLE_EXT, 0]);
                 atom(out, &m.to_name)?;
-                payload(out, &m.message)
+                payload(out, m.message)
             }
             Message::SendSender(m) => {
                 tuple(out, 3, 22);
                 pid(out, &m.from_pid)?;
                 pid(out, &m.to_pid)?;
-                payload(out, &m.message)
+                payload(out, m.message)
             }
             Message::AliasSend(m) => {
                 tuple(out, 3, 33);
                 pid(out, &m.from_pid)?;
                 reference(out, &m.alias)?;
-                payload(out, &m.message)
+                payload(out, m.message)
             }
             Message::MonitorP(m) => {
                 tuple(out, 4, 19);
@@ -347,17 +347,19 @@ mod hot {
                 proc(out, &m.from_proc)?;
                 pid(out, &m.to_pid)?;
                 reference(out, &m.reference)?;
-                payload(out, &m.reason)
+                payload(out, m.reason)
             }
             other => return Ok(Some(other)),
         }
         .map(|()| None)
     }
 
-    /// A payload term, with its version byte.
-    fn payload(out: &mut Vec<u8>, term: &Term) -> Result<(), eetf::EncodeError> {
+    /// A payload term, with its version byte; the term is spent.
+    fn payload(out: &mut Vec<u8>, term: Term) -> Result<(), eetf::EncodeError> {
         out.push(VERSION);
-        crate::connection::write::term(out, term)
+        let written = crate::connection::write::term(out, &term);
+        crate::term::discard(term);
+        written
     }
 
     /// The version byte, a tuple of `arity` and its first element, the operation.
