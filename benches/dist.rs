@@ -75,7 +75,7 @@ async fn one_op(p: &mut Process, w: Workload, target: &str, term: &Term) -> Resu
     match w {
         Workload::CallSmall | Workload::CallList => {
             let reply = p
-                .call(("echo", target), term.clone(), Some(CALL_TIMEOUT))
+                .call(("echo", target), term, Some(CALL_TIMEOUT))
                 .await
                 .map_err(|e| format!("GenServer.call to echo: {e}"))?;
             if &reply != term {

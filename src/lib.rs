@@ -56,4 +56,4 @@ pub use node::{default_cookie, Function, Node, NodeConfig, NodeError};
 pub use otp::gen_server::{CallError, CallReply, GenServer};
 pub use otp::rpc::RpcError;
 pub use otp::task_supervisor::Task;
-pub use process::{Dest, Exception, Process};
+pub use process::{Dest, Exception, IntoMessage, Process};

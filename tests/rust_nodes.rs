@@ -601,6 +601,47 @@ async fn genserver_calls_tasks_and_erpc_across_rust_nodes() {
     .await;
 }
 
+/// A lent term (`&Term`) arrives as the same term given away would: through calls,
+/// casts and sends, to processes on another node (before and after the connection is
+/// up) and on this one.
+#[tokio::test]
+async fn lent_terms_arrive_as_given_ones() {
+    let (_epmd, a, b) = two_nodes().await;
+    gen_server::start(&a, Some("echo"), Echo).unwrap();
+    let (an, bn) = (a.name().to_owned(), b.name().to_owned());
+    let b2 = b.clone();
+    in_process(&a, move |mut p| async move {
+        let request = tuple(vec![
+            atom("hello"),
+            binary("b"),
+            list((1001..1201).map(int).collect()),
+        ]);
+        for node in [bn.as_str(), an.as_str(), bn.as_str()] {
+            assert_eq!(
+                p.call(("echo", node), &request, Some(WAIT)).await,
+                Ok(request.clone())
+            );
+        }
+        // A process on b that sends everything it receives back, lent.
+        let me = p.pid();
+        let to = me.clone();
+        let back = b2.spawn(move |mut q| async move {
+            loop {
+                let m = q.receive().await;
+                q.send(&to, &m);
+            }
+        });
+        p.send(&back, &request);
+        assert_eq!(p.receive_timeout(WAIT).await, Some(request.clone()));
+        p.cast(&back, &request);
+        let cast = tuple(vec![atom("$gen_cast"), request.clone()]);
+        assert_eq!(p.receive_timeout(WAIT).await, Some(cast));
+        p.send(&me, &request);
+        assert_eq!(p.receive_timeout(WAIT).await, Some(request));
+    })
+    .await;
+}
+
 /// A local `DOWN` names the process as it was monitored: by its pid, or as
 /// `{Name, Node}` when monitored by name, as the BEAM does.
 #[tokio::test]

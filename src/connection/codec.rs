@@ -11,7 +11,7 @@
 use super::guard::{self, TermLimits};
 use super::terms::TermReader;
 use crate::flags;
-use crate::term::{Atom, FixInteger, List, Match, Term};
+use crate::term::{Atom, FixInteger, List, Match, Pid, Reference, Term};
 use erl_dist::message::{self as m, Message};
 use erl_dist::term::{Mfa, PidOrAtom};
 
@@ -273,13 +273,94 @@ fn proper_list(term: Term) -> Option<List> {
     }
 }
 
+/// Where a message to a process goes: `SEND_SENDER` (`SEND` for a peer without that
+/// flag), `REG_SEND` or `ALIAS_SEND`.
+#[derive(Clone, Copy)]
+pub(crate) enum To<'a> {
+    Pid(&'a Pid),
+    Name(&'a Atom),
+    Alias(&'a Reference),
+}
+
+/// What a message to a process carries, borrowed: a term sent again and again (or a
+/// `$gen_call` around one) is written from the sender's own copy.
+#[derive(Clone, Copy)]
+pub(crate) enum Payload<'a> {
+    Term(&'a Term),
+    /// The tuple of `head`'s elements then `last`: `{'$gen_call', From, Request}`
+    /// around a lent `Request`.
+    Wrapped(&'a [Term], &'a Term),
+}
+
+impl Payload<'_> {
+    /// The payload as a term of its own (a copy).
+    pub(crate) fn to_term(self) -> Term {
+        match self {
+            Payload::Term(t) => t.clone(),
+            Payload::Wrapped(head, last) => {
+                let mut elements = Vec::with_capacity(head.len() + 1);
+                elements.extend_from_slice(head);
+                elements.push(last.clone());
+                crate::term::tuple(elements)
+            }
+        }
+    }
+
+    fn write(self, out: &mut Vec<u8>) -> Result<(), eetf::EncodeError> {
+        out.push(guard::VERSION);
+        match self {
+            Payload::Term(t) => super::write::term(out, t),
+            Payload::Wrapped(head, last) => {
+                super::write::tuple_header(out, head.len() + 1);
+                head.iter().try_for_each(|t| super::write::term(out, t))?;
+                super::write::term(out, last)
+            }
+        }
+    }
+}
+
+/// The message from `from` to `to` carrying `payload`, as an owned `Message` (for a
+/// connection that is not up yet).
+pub(crate) fn to_message(from: &Pid, to: To<'_>, payload: Payload<'_>) -> Message {
+    let (from, message) = (from.clone(), payload.to_term());
+    match to {
+        To::Pid(p) => Message::send_sender(from, p.clone(), message),
+        To::Name(n) => Message::reg_send(from, n.clone(), message),
+        To::Alias(a) => Message::alias_send(from, a.clone(), message),
+    }
+}
+
+/// Encodes a message from `from` to `to` as a whole frame (length header included),
+/// from borrows, for a peer with `peer_flags`.
+pub(crate) fn encode_send(
+    from: &Pid,
+    to: To<'_>,
+    payload: Payload<'_>,
+    peer_flags: u64,
+) -> Result<Vec<u8>, eetf::EncodeError> {
+    let mut out = frame_start();
+    hot::send(&mut out, from, to, payload, peer_flags)?;
+    Ok(frame_end(out))
+}
+
+fn frame_start() -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
+    out
+}
+
+fn frame_end(mut out: Vec<u8>) -> Vec<u8> {
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
 /// Encodes `message` as a whole frame (length header included) for a peer with
 /// `peer_flags`.
 pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, eetf::EncodeError> {
     let message = downgrade(message, peer_flags);
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
-    if let Some(other) = hot::write(&mut out, message)? {
+    let mut out = frame_start();
+    if let Some(other) = hot::write(&mut out, message, peer_flags)? {
         match other.write_into(&mut out) {
             Ok(()) => {}
             Err(erl_dist::message::SendError::Encode(e)) => return Err(e),
@@ -290,9 +371,7 @@ pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, eetf:
             }
         }
     }
-    let len = (out.len() - 4) as u32;
-    out[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(out)
+    Ok(frame_end(out))
 }
 
 /// The control messages of every call, reply and monitor, written straight into the
@@ -308,27 +387,21 @@ mod hot {
     pub(super) fn write(
         out: &mut Vec<u8>,
         message: Message,
+        peer_flags: u64,
     ) -> Result<Option<Message>, eetf::EncodeError> {
         match message {
-            Message::RegSend(m) => {
-                // `{6, From, Unused, ToName}`; the unused field as erl_dist writes it.
-                tuple(out, 4, 6);
-                pid(out, &m.from_pid)?;
-                out.extend_from_slice(&[SMALL_TUPLE_EXT, 0]);
-                atom(out, &m.to_name)?;
-                payload(out, m.message)
-            }
+            Message::RegSend(m) => given(
+                out,
+                &m.from_pid,
+                To::Name(&m.to_name),
+                m.message,
+                peer_flags,
+            ),
             Message::SendSender(m) => {
-                tuple(out, 3, 22);
-                pid(out, &m.from_pid)?;
-                pid(out, &m.to_pid)?;
-                payload(out, m.message)
+                given(out, &m.from_pid, To::Pid(&m.to_pid), m.message, peer_flags)
             }
             Message::AliasSend(m) => {
-                tuple(out, 3, 33);
-                pid(out, &m.from_pid)?;
-                reference(out, &m.alias)?;
-                payload(out, m.message)
+                given(out, &m.from_pid, To::Alias(&m.alias), m.message, peer_flags)
             }
             Message::MonitorP(m) => {
                 tuple(out, 4, 19);
@@ -347,18 +420,61 @@ mod hot {
                 proc(out, &m.from_proc)?;
                 pid(out, &m.to_pid)?;
                 reference(out, &m.reference)?;
-                payload(out, m.reason)
+                let written = Payload::Term(&m.reason).write(out);
+                crate::term::discard(m.reason);
+                written
             }
             other => return Ok(Some(other)),
         }
         .map(|()| None)
     }
 
-    /// A payload term, with its version byte; the term is spent.
-    fn payload(out: &mut Vec<u8>, term: Term) -> Result<(), eetf::EncodeError> {
-        out.push(VERSION);
-        let written = crate::connection::write::term(out, &term);
-        crate::term::discard(term);
+    /// A message to a process: the control tuple, then the payload.
+    pub(super) fn send(
+        out: &mut Vec<u8>,
+        from: &Pid,
+        to: To<'_>,
+        payload: Payload<'_>,
+        peer_flags: u64,
+    ) -> Result<(), eetf::EncodeError> {
+        match to {
+            To::Pid(to) if peer_flags & flags::SEND_SENDER != 0 => {
+                tuple(out, 3, 22);
+                pid(out, from)?;
+                pid(out, to)?;
+            }
+            To::Pid(to) => {
+                // `{2, Unused, ToPid}` (`SEND`); the unused field as erl_dist writes it.
+                tuple(out, 3, 2);
+                out.extend_from_slice(&[SMALL_TUPLE_EXT, 0]);
+                pid(out, to)?;
+            }
+            To::Name(name) => {
+                // `{6, From, Unused, ToName}`; the unused field as erl_dist writes it.
+                tuple(out, 4, 6);
+                pid(out, from)?;
+                out.extend_from_slice(&[SMALL_TUPLE_EXT, 0]);
+                atom(out, name)?;
+            }
+            To::Alias(alias) => {
+                tuple(out, 3, 33);
+                pid(out, from)?;
+                reference(out, alias)?;
+            }
+        }
+        payload.write(out)
+    }
+
+    /// [`send`] of a message given away, dropped once written (see `discard`).
+    fn given(
+        out: &mut Vec<u8>,
+        from: &Pid,
+        to: To<'_>,
+        message: Term,
+        peer_flags: u64,
+    ) -> Result<(), eetf::EncodeError> {
+        let written = send(out, from, to, Payload::Term(&message), peer_flags);
+        crate::term::discard(message);
         written
     }
 
@@ -375,14 +491,11 @@ mod hot {
     }
 }
 
-/// The older operation when the peer lacks the newer one's flag.
+/// The older operation when the peer lacks the newer one's flag (`SEND_SENDER`'s is
+/// chosen where messages to processes are written, `hot::send`).
 fn downgrade(message: Message, peer: u64) -> Message {
     let has = |flag: u64| peer & flag != 0;
     match message {
-        Message::SendSender(s) if !has(flags::SEND_SENDER) => Message::Send(m::Send {
-            to_pid: s.to_pid,
-            message: s.message,
-        }),
         Message::PayloadExit(x) if !has(flags::EXIT_PAYLOAD) => Message::Exit(m::Exit {
             from_pid: x.from_pid,
             to_pid: x.to_pid,
@@ -521,11 +634,49 @@ mod tests {
             let mut theirs = Vec::new();
             message.clone().write_into(&mut theirs).unwrap();
             let mut ours = Vec::new();
-            assert!(hot::write(&mut ours, message.clone()).unwrap().is_none());
+            assert!(hot::write(&mut ours, message.clone(), u64::MAX)
+                .unwrap()
+                .is_none());
             assert_eq!(ours, theirs, "{message:?}");
         }
+        // `SEND` to a peer without `SEND_SENDER`.
+        let mut theirs = Vec::new();
+        let send = m::Send {
+            to_pid: b.clone(),
+            message: payload(),
+        };
+        Message::Send(send).write_into(&mut theirs).unwrap();
+        let mut ours = Vec::new();
+        let to = To::Pid(&b);
+        hot::send(&mut ours, &a, to, Payload::Term(&payload()), 0).unwrap();
+        assert_eq!(ours, theirs);
         let link = Message::link(a, b);
-        assert!(hot::write(&mut Vec::new(), link).unwrap().is_some());
+        assert!(hot::write(&mut Vec::new(), link, u64::MAX)
+            .unwrap()
+            .is_some());
+    }
+
+    /// A message written from borrows, its payload whole or wrapped around a lent
+    /// term, is the frame of the same message owned.
+    #[test]
+    fn lent_payloads_are_written_as_owned_ones() {
+        let a = Pid::new("alex@localhost", 102, 0, 1795235418);
+        let r = Reference::from(("alex@localhost", vec![1, 2, 3]));
+        let name = Atom::from("echo");
+        let request = list((1001..1201).map(int).collect());
+        let head = [
+            atom("$gen_call"),
+            tuple(vec![Term::Pid(a.clone()), atom("t")]),
+        ];
+        let payloads = [Payload::Term(&request), Payload::Wrapped(&head, &request)];
+        for to in [To::Pid(&a), To::Name(&name), To::Alias(&r)] {
+            for payload in payloads {
+                for flags in [u64::MAX, 0] {
+                    let owned = encode(to_message(&a, to, payload), flags).unwrap();
+                    assert_eq!(encode_send(&a, to, payload, flags).unwrap(), owned);
+                }
+            }
+        }
     }
 
     /// Fields are moved out of the control tuple as they match; the error still shows

@@ -12,7 +12,7 @@ pub(crate) mod terms;
 mod write;
 
 use crate::node::Node;
-use crate::term::Atom;
+use crate::term::{Atom, Pid};
 use codec::Decoded;
 use erl_dist::message::Message;
 use frame::{Frame, FrameReader};
@@ -51,7 +51,17 @@ impl ConnHandle {
     /// Queues `message` for the peer. Encoding happens here, in the sender's task, so
     /// the writer only copies bytes.
     pub(crate) fn send(&self, message: Message) {
-        match codec::encode(message, self.flags) {
+        self.queue(codec::encode(message, self.flags));
+    }
+
+    /// Queues a message from `from` to `to`, written from borrows (see
+    /// [`codec::Payload`]).
+    pub(crate) fn send_to(&self, from: &Pid, to: codec::To<'_>, payload: codec::Payload<'_>) {
+        self.queue(codec::encode_send(from, to, payload, self.flags));
+    }
+
+    fn queue(&self, frame: Result<Vec<u8>, eetf::EncodeError>) {
+        match frame {
             Ok(frame) => {
                 // A closed channel means the connection is going down; the node will
                 // report that through links and monitors.

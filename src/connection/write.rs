@@ -20,13 +20,7 @@ pub(super) fn term(out: &mut Vec<u8>, term: &Term) -> Result<(), EncodeError> {
         Term::FixInteger(i) => integer(out, i.value),
         Term::Atom(a) => atom(out, a)?,
         Term::Tuple(t) => {
-            match u8::try_from(t.elements.len()) {
-                Ok(arity) => out.extend_from_slice(&[SMALL_TUPLE_EXT, arity]),
-                Err(_) => {
-                    out.push(LARGE_TUPLE_EXT);
-                    out.extend_from_slice(&(t.elements.len() as u32).to_be_bytes());
-                }
-            }
+            tuple_header(out, t.elements.len());
             terms(out, &t.elements)?;
         }
         Term::List(l) => list(out, &l.elements)?,
@@ -72,6 +66,17 @@ pub(super) fn term(out: &mut Vec<u8>, term: &Term) -> Result<(), EncodeError> {
         }
     }
     Ok(())
+}
+
+/// The start of a tuple of `arity` elements.
+pub(super) fn tuple_header(out: &mut Vec<u8>, arity: usize) {
+    match u8::try_from(arity) {
+        Ok(arity) => out.extend_from_slice(&[SMALL_TUPLE_EXT, arity]),
+        Err(_) => {
+            out.push(LARGE_TUPLE_EXT);
+            out.extend_from_slice(&(arity as u32).to_be_bytes());
+        }
+    }
 }
 
 fn terms(out: &mut Vec<u8>, elements: &[Term]) -> Result<(), EncodeError> {

@@ -3,10 +3,11 @@
 //! `net_setuptime`), and resolving simultaneous connects as `dist_util` does.
 
 use super::{lock, Node};
+use crate::connection::codec::{self, Payload, To};
 use crate::connection::{self, guard::TermLimits, ConnHandle, Limits};
 use crate::epmd;
 use crate::handshake::{self, HandshakeError, LocalIdentity, PeerIdentity, Status};
-use crate::term::Atom;
+use crate::term::{Atom, Pid};
 use erl_dist::message::Message;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -92,6 +93,19 @@ pub(super) fn send(node: &Node, peer: &Atom, message: Message) {
             drop(conns);
             tokio::spawn(connect(node.clone(), peer.clone(), attempt));
         }
+    }
+}
+
+/// `send` of a message to a process on `peer`, written from borrows when the
+/// connection is up (a copy is queued while it is coming up).
+pub(super) fn send_to(node: &Node, peer: &Atom, from: &Pid, to: To<'_>, payload: Payload<'_>) {
+    let up = match lock(&node.0.conns).get(&peer.name) {
+        Some(ConnState::Up(h)) if h.is_open() => Some(h.clone()),
+        _ => None,
+    };
+    match up {
+        Some(h) => h.send_to(from, to, payload),
+        None => send(node, peer, codec::to_message(from, to, payload)),
     }
 }
 

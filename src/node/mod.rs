@@ -8,12 +8,13 @@ pub(crate) mod keys;
 
 pub use config::{default_cookie, NodeConfig};
 
+use crate::connection::codec::{Payload, To};
 use crate::connection::ConnHandle;
 use crate::epmd;
 use crate::otp;
 use crate::process::table::Watcher;
 use crate::process::{
-    Dest, Exception, Monitor, MonitorTarget, Prepared, ProcEntry, Process, SpawnOpts,
+    Dest, Exception, IntoMessage, Monitor, MonitorTarget, Prepared, ProcEntry, Process, SpawnOpts,
 };
 use crate::term::{atom, tuple, Atom, Pid, Reference, Term};
 use erl_dist::message::Message;
@@ -259,7 +260,7 @@ impl Node {
 
     /// Sends a message from no process in particular (a pid-less sender, as a port
     /// would be); replies cannot come back to it.
-    pub fn send(&self, to: impl Into<Dest>, message: Term) {
+    pub fn send(&self, to: impl Into<Dest>, message: impl IntoMessage) {
         let from = self.user_pid();
         self.route(&from, to.into(), message);
     }
@@ -538,44 +539,64 @@ impl Node {
 
     // ---- signals from local processes ----------------------------------------------
 
-    /// Routes a message from `from` to `to`.
-    pub(crate) fn route(&self, from: &Pid, to: Dest, message: Term) {
-        match to {
-            Dest::Pid(pid) => {
-                if self.is_local(&pid.node) {
-                    if let Some(e) = self.local_entry(&pid) {
-                        e.deliver(message);
-                    }
-                } else {
-                    let node = pid.node.clone();
-                    self.send_to_node(&node, Message::send_sender(from.clone(), pid, message));
-                }
+    /// Sends `message` from `from` to `to`: delivered to a process here, written to the
+    /// connection (from a borrow) for a process elsewhere.
+    pub(crate) fn route(&self, from: &Pid, to: Dest, message: impl IntoMessage) {
+        self.route_in(from, to, Vec::new(), message)
+    }
+
+    /// [`route`](Self::route) of the tuple of `head`'s elements then `message` (just
+    /// `message` when `head` is empty): the `$gen_call` and `$gen_cast` wrappers around
+    /// a request that may be lent.
+    pub(crate) fn route_in(
+        &self,
+        from: &Pid,
+        to: Dest,
+        head: Vec<Term>,
+        message: impl IntoMessage,
+    ) {
+        let remote = match &to {
+            Dest::Pid(pid) if !self.is_local(&pid.node) => Some((&pid.node, To::Pid(pid))),
+            Dest::RemoteName(name, node) if !self.is_local(node) => Some((node, To::Name(name))),
+            Dest::Alias(alias) if !self.is_local(&alias.node) => {
+                Some((&alias.node, To::Alias(alias)))
             }
-            Dest::Name(name) => match self.registered_entry(&name.name) {
-                Some(e) => e.deliver(message),
-                None => tracing::debug!("message to unregistered name {name} dropped"),
-            },
-            Dest::RemoteName(name, node) => {
-                if self.is_local(&node) {
-                    self.route(from, Dest::Name(name), message)
-                } else {
-                    self.send_to_node(&node, Message::reg_send(from.clone(), name, message));
+            _ => None,
+        };
+        if let Some((node, to)) = remote {
+            let payload = if head.is_empty() {
+                Payload::Term(message.as_term())
+            } else {
+                Payload::Wrapped(&head, message.as_term())
+            };
+            connect::send_to(self, node, from, to, payload);
+            message.spent();
+            return;
+        }
+        let entry = match &to {
+            Dest::Pid(pid) => self.local_entry(pid),
+            Dest::Name(name) | Dest::RemoteName(name, _) => {
+                let entry = self.registered_entry(&name.name);
+                if entry.is_none() {
+                    tracing::debug!("message to unregistered name {name} dropped");
                 }
+                entry
             }
             Dest::Alias(alias) => {
-                if self.is_local(&alias.node) {
-                    let owner = self
-                        .ref_key(&alias)
-                        .and_then(|k| lock(&self.0.aliases).get(&k).copied());
-                    let entry = owner.and_then(|k| lock(&self.0.procs).get(&k).cloned());
-                    if let Some(e) = entry {
-                        e.deliver(message);
-                    }
-                } else {
-                    let node = alias.node.clone();
-                    self.send_to_node(&node, Message::alias_send(from.clone(), alias, message));
-                }
+                let owner = self
+                    .ref_key(alias)
+                    .and_then(|k| lock(&self.0.aliases).get(&k).copied());
+                owner.and_then(|k| lock(&self.0.procs).get(&k).cloned())
             }
+        };
+        if let Some(e) = entry {
+            let mut message = message.into_term();
+            if !head.is_empty() {
+                let mut elements = head;
+                elements.push(message);
+                message = tuple(elements);
+            }
+            e.deliver(message);
         }
     }
 

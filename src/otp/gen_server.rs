@@ -7,7 +7,7 @@
 //! with an alias, as `gen:do_call/4` does, and fail cleanly on `DOWN` or timeout.
 
 use crate::node::Node;
-use crate::process::{Dest, Exception, Process};
+use crate::process::{Dest, Exception, IntoMessage, Process};
 use crate::term::{alias_tag, alias_tag_ref, atom, tuple, Match, Pid, Term};
 use std::time::Duration;
 
@@ -23,17 +23,17 @@ pub struct From {
 impl From {
     /// `gen:reply/2`, sent by process `p`. A call is answered once: the `From` goes
     /// with the reply (clone it to keep one).
-    pub fn reply(self, p: &Process, reply: Term) {
+    pub fn reply(self, p: &Process, reply: impl IntoMessage) {
         self.reply_from(p.node(), &p.pid(), reply);
     }
 
     /// `gen:reply/2` on behalf of `sender`, for code that no longer holds its `Process`.
-    pub(crate) fn reply_from(self, node: &Node, sender: &Pid, reply: Term) {
+    pub(crate) fn reply_from(self, node: &Node, sender: &Pid, reply: impl IntoMessage) {
         let to = match alias_tag_ref(&self.tag) {
             Some(alias) => Dest::Alias(alias.clone()),
             None => Dest::Pid(self.pid),
         };
-        node.route(sender, to, tuple(vec![self.tag, reply]));
+        node.route_in(sender, to, vec![self.tag], reply);
     }
 }
 
@@ -157,20 +157,20 @@ impl std::convert::From<CallError> for Exception {
 impl Process {
     /// `GenServer.call(Dest, Request, Timeout)` (`None` waits for ever), as
     /// `gen:do_call/4`: monitor with alias, send, wait for the reply or the `DOWN`.
+    /// The request is a `Term` given away or a `&Term` lent ([`IntoMessage`]).
     pub async fn call(
         &mut self,
         to: impl Into<Dest>,
-        request: Term,
+        request: impl IntoMessage,
         timeout: Option<Duration>,
     ) -> Result<Term, CallError> {
         let to = to.into();
         let mref = self.monitor_with_alias(to.clone());
         let tag = alias_tag(mref.clone());
-        let me = Term::Pid(self.pid());
-        self.send(
-            to,
-            tuple(vec![atom("$gen_call"), tuple(vec![me, tag]), request]),
-        );
+        let me = &self.entry.pid;
+        let from = tuple(vec![Term::Pid(me.clone()), tag]);
+        self.node
+            .route_in(me, to, vec![atom("$gen_call"), from], request);
         let reply = self
             .receive_match(timeout, |m| {
                 m.as_tuple_n(2)
@@ -204,8 +204,10 @@ impl Process {
     }
 
     /// `GenServer.cast(Dest, Request)`.
-    pub fn cast(&self, to: impl Into<Dest>, request: Term) {
-        self.send(to, tuple(vec![atom("$gen_cast"), request]));
+    pub fn cast(&self, to: impl Into<Dest>, request: impl IntoMessage) {
+        let me = &self.entry.pid;
+        self.node
+            .route_in(me, to.into(), vec![atom("$gen_cast")], request);
     }
 }
 

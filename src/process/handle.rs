@@ -1,7 +1,7 @@
 //! The handle a process's own code uses: its mailbox and the BEAM process operations.
 
 use super::table::ProcEntry;
-use super::{Dest, Exception};
+use super::{Dest, Exception, IntoMessage};
 use crate::node::Node;
 use crate::term::{Match, Pid, Reference, Term};
 use std::collections::VecDeque;
@@ -62,12 +62,13 @@ impl Process {
     /// `send(Dest, Message)`. Sending to a remote node connects to it first if needed;
     /// a message to a process or name that does not exist is dropped, as on the BEAM.
     ///
-    /// It never waits: the message is encoded and queued for the connection's writer.
+    /// The message is a `Term` given away or a `&Term` lent ([`IntoMessage`]). It never
+    /// waits: the message is encoded and queued for the connection's writer.
     /// A process sending many messages in a row should `tokio::task::yield_now().await`
     /// now and then (the BEAM preempts a process after its reductions), or on a
     /// one-thread runtime the writer runs only when the loop ends, with everything
     /// queued in memory.
-    pub fn send(&self, to: impl Into<Dest>, message: Term) {
+    pub fn send(&self, to: impl Into<Dest>, message: impl IntoMessage) {
         self.node.route(&self.entry.pid, to.into(), message);
     }
 

@@ -71,6 +71,65 @@ impl Dest {
     }
 }
 
+/// A message to send: a [`Term`] given away, or a `&Term` lent. Either is written to the
+/// connection straight from the sender's term, so a process that sends the same term
+/// again and again (a request, a broadcast) lends it instead of cloning it each time; a
+/// process on this node gets its own copy of a lent term, as every process on the BEAM
+/// gets its own copy of a message.
+///
+/// ```no_run
+/// # async fn example(p: &mut cnode::Process) -> Result<(), cnode::CallError> {
+/// use cnode::term::{int, list};
+/// let numbers = list((1..=200).map(int).collect());
+/// for _ in 0..1000 {
+///     p.call(("echo", "moebi@localhost"), &numbers, None).await?;
+/// }
+/// p.send(("echo", "moebi@localhost"), numbers); // given away: no copy at all
+/// # Ok(())
+/// # }
+/// ```
+pub trait IntoMessage: sealed::Message {}
+
+impl IntoMessage for Term {}
+impl IntoMessage for &Term {}
+
+/// What the node needs of an [`IntoMessage`] (sealed: only `Term` and `&Term` are
+/// messages).
+mod sealed {
+    use crate::term::Term;
+
+    pub trait Message {
+        /// The term, to write.
+        fn as_term(&self) -> &Term;
+        /// The term, to deliver to a process here (a lent one is cloned).
+        fn into_term(self) -> Term;
+        /// Done with after writing: a term given away is dropped.
+        fn spent(self);
+    }
+
+    impl Message for Term {
+        fn as_term(&self) -> &Term {
+            self
+        }
+        fn into_term(self) -> Term {
+            self
+        }
+        fn spent(self) {
+            crate::term::discard(self)
+        }
+    }
+
+    impl Message for &Term {
+        fn as_term(&self) -> &Term {
+            self
+        }
+        fn into_term(self) -> Term {
+            self.clone()
+        }
+        fn spent(self) {}
+    }
+}
+
 /// How a function or process body failed, in the BEAM's three classes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Exception {
