@@ -6,7 +6,9 @@
 //! eetf decodes recursively and trusts counts), then build the `Message` ourselves:
 //! erl_dist's own decoder refuses shapes real nodes send, such as spawn arguments that
 //! arrive as a `STRING_EXT` charlist (`[1, 2, 3]`), and would close the connection over
-//! them. Payloads are written by [`write`](super::write), the hot control messages too.
+//! them. Payloads are written by [`write`](super::write), the hot control messages too;
+//! a message to a process is written from borrows ([`To`], [`Payload`]), so a term the
+//! sender keeps (a lent request) needs no copy.
 
 use super::guard::{self, TermLimits};
 use super::terms::TermReader;
