@@ -332,48 +332,74 @@ pub(crate) fn to_message(from: &Pid, to: To<'_>, payload: Payload<'_>) -> Messag
     }
 }
 
-/// Encodes a message from `from` to `to` as a whole frame (length header included),
-/// from borrows, for a peer with `peer_flags`.
-pub(crate) fn encode_send(
+/// Appends a message from `from` to `to` as a whole frame (length header included),
+/// written from borrows, for a peer with `peer_flags`. On an error `out` is as it was.
+pub(crate) fn encode_send_into(
+    out: &mut Vec<u8>,
     from: &Pid,
     to: To<'_>,
     payload: Payload<'_>,
     peer_flags: u64,
-) -> Result<Vec<u8>, eetf::EncodeError> {
-    let mut out = frame_start();
-    hot::send(&mut out, from, to, payload, peer_flags)?;
-    Ok(frame_end(out))
+) -> Result<(), eetf::EncodeError> {
+    framed(out, |out| hot::send(out, from, to, payload, peer_flags))
 }
 
-fn frame_start() -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
-    out
-}
-
-fn frame_end(mut out: Vec<u8>) -> Vec<u8> {
-    let len = (out.len() - 4) as u32;
-    out[..4].copy_from_slice(&len.to_be_bytes());
-    out
-}
-
-/// Encodes `message` as a whole frame (length header included) for a peer with
-/// `peer_flags`.
-pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, eetf::EncodeError> {
+/// Appends `message` as a whole frame (length header included) for a peer with
+/// `peer_flags`. On an error `out` is as it was.
+pub(crate) fn encode_into(
+    out: &mut Vec<u8>,
+    message: Message,
+    peer_flags: u64,
+) -> Result<(), eetf::EncodeError> {
     let message = downgrade(message, peer_flags);
-    let mut out = frame_start();
-    if let Some(other) = hot::write(&mut out, message, peer_flags)? {
-        match other.write_into(&mut out) {
-            Ok(()) => {}
-            Err(erl_dist::message::SendError::Encode(e)) => return Err(e),
-            Err(other) => {
-                return Err(eetf::EncodeError::Io(std::io::Error::other(
-                    other.to_string(),
-                )))
+    framed(out, |out| match hot::write(out, message, peer_flags)? {
+        None => Ok(()),
+        Some(other) => other.write_into(out).map_err(|e| match e {
+            erl_dist::message::SendError::Encode(e) => e,
+            other => eetf::EncodeError::Io(std::io::Error::other(other.to_string())),
+        }),
+    })
+}
+
+/// `message` as a frame of its own.
+#[cfg(test)]
+pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, eetf::EncodeError> {
+    let mut out = Vec::new();
+    encode_into(&mut out, message, peer_flags).map(|()| out)
+}
+
+/// The frame `write` appends: a length header, then the pass-through tag and what
+/// `write` wrote; nothing when it fails or panics (frames of other messages may be
+/// before it in `out`, and the peer must get whole frames only).
+fn framed(
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), eetf::EncodeError>,
+) -> Result<(), eetf::EncodeError> {
+    /// Cuts `out` back to `start` unless the frame was finished.
+    struct Frame<'a> {
+        out: &'a mut Vec<u8>,
+        start: usize,
+        finished: bool,
+    }
+    impl Drop for Frame<'_> {
+        fn drop(&mut self) {
+            if !self.finished {
+                self.out.truncate(self.start);
             }
         }
     }
-    Ok(frame_end(out))
+    let start = out.len();
+    let mut frame = Frame {
+        out,
+        start,
+        finished: false,
+    };
+    frame.out.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
+    write(frame.out)?;
+    let len = (frame.out.len() - start - 4) as u32;
+    frame.out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    frame.finished = true;
+    Ok(())
 }
 
 /// The control messages of every call, reply and monitor, written straight into the
@@ -658,6 +684,32 @@ mod tests {
             .is_some());
     }
 
+    /// A message that cannot be written, or whose writing panics, leaves the frames
+    /// before it whole.
+    #[test]
+    fn a_frame_is_appended_whole_or_not_at_all() {
+        let mut out = b"earlier frames".to_vec();
+        let failed = framed(&mut out, |out| {
+            out.extend_from_slice(b"half");
+            Err(eetf::EncodeError::TooLongAtomName(Atom::from("x")))
+        });
+        assert!(failed.is_err());
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            framed(&mut out, |out| {
+                out.extend_from_slice(b"half");
+                panic!("a bug in a writer")
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(out, b"earlier frames");
+        framed(&mut out, |out| {
+            out.push(1);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out[14..], [0, 0, 0, 2, PASS_THROUGH, 1]);
+    }
+
     /// A message written from borrows, its payload whole or wrapped around a lent
     /// term, is the frame of the same message owned.
     #[test]
@@ -675,7 +727,10 @@ mod tests {
             for payload in payloads {
                 for flags in [u64::MAX, 0] {
                     let owned = encode(to_message(&a, to, payload), flags).unwrap();
-                    assert_eq!(encode_send(&a, to, payload, flags).unwrap(), owned);
+                    let mut lent = b"before".to_vec();
+                    encode_send_into(&mut lent, &a, to, payload, flags).unwrap();
+                    assert_eq!(lent[..6], *b"before");
+                    assert_eq!(lent[6..], owned);
                 }
             }
         }

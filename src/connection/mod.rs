@@ -11,18 +11,17 @@ pub(crate) mod guard;
 pub(crate) mod terms;
 mod write;
 
-use crate::node::Node;
+use crate::node::{lock, Node};
 use crate::term::{Atom, Pid};
 use codec::Decoded;
 use erl_dist::message::Message;
 use frame::{Frame, FrameReader};
 use futures::FutureExt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 
 /// The limits a connection enforces (see `NodeConfig`).
 #[derive(Debug, Clone, Copy)]
@@ -41,32 +40,58 @@ pub(crate) struct ConnHandle {
     pub creation: u32,
     /// Distinguishes this connection from earlier or later ones to the same node.
     pub id: u64,
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    outbox: Outbox,
     /// Frames queued so far (the reader's busy polling looks at it).
     sent: AtomicU64,
     closing: tokio_util::sync::CancellationToken,
 }
 
+/// Frames waiting for the writer. Senders encode straight onto the end of `pending`, so
+/// a frame costs no buffer of its own, and the writer takes everything there in one
+/// swap and one system call.
+#[derive(Debug, Default)]
+struct Outbox {
+    pending: Mutex<Pending>,
+    ready: tokio::sync::Notify,
+    /// The writer has ended: nothing queued would be written.
+    closed: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    frames: usize,
+}
+
 impl ConnHandle {
     /// Queues `message` for the peer. Encoding happens here, in the sender's task, so
-    /// the writer only copies bytes.
+    /// the writer only writes bytes.
     pub(crate) fn send(&self, message: Message) {
-        self.queue(codec::encode(message, self.flags));
+        self.queue(|out| codec::encode_into(out, message, self.flags));
     }
 
     /// Queues a message from `from` to `to`, written from borrows (see
     /// [`codec::Payload`]).
     pub(crate) fn send_to(&self, from: &Pid, to: codec::To<'_>, payload: codec::Payload<'_>) {
-        self.queue(codec::encode_send(from, to, payload, self.flags));
+        self.queue(|out| codec::encode_send_into(out, from, to, payload, self.flags));
     }
 
-    fn queue(&self, frame: Result<Vec<u8>, eetf::EncodeError>) {
-        match frame {
-            Ok(frame) => {
-                // A closed channel means the connection is going down; the node will
-                // report that through links and monitors.
-                let _ = self.tx.send(frame);
+    fn queue(&self, encode: impl FnOnce(&mut Vec<u8>) -> Result<(), eetf::EncodeError>) {
+        // The writer is gone: the connection is going down, and the node will report
+        // that through links and monitors.
+        if self.outbox.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let encoded = {
+            let mut pending = lock(&self.outbox.pending);
+            let encoded = encode(&mut pending.bytes);
+            pending.frames += usize::from(encoded.is_ok());
+            encoded
+        };
+        match encoded {
+            Ok(()) => {
                 self.sent.fetch_add(1, Ordering::Relaxed);
+                self.outbox.ready.notify_one();
             }
             Err(e) => tracing::error!(peer = %self.peer, "cannot encode a message: {e}"),
         }
@@ -74,7 +99,7 @@ impl ConnHandle {
 
     /// Whether the writer is still running.
     pub(crate) fn is_open(&self) -> bool {
-        !self.tx.is_closed() && !self.closing.is_cancelled()
+        !self.outbox.closed.load(Ordering::Acquire) && !self.closing.is_cancelled()
     }
 
     /// Closes the connection (the peer sees the TCP connection end, as with the BEAM).
@@ -96,22 +121,16 @@ pub(crate) fn start(
 ) -> Arc<ConnHandle> {
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
-    let (tx, rx) = mpsc::unbounded_channel();
     let handle = Arc::new(ConnHandle {
         peer,
         flags,
         creation,
         id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
-        tx,
+        outbox: Outbox::default(),
         sent: AtomicU64::new(0),
         closing: tokio_util::sync::CancellationToken::new(),
     });
-    let writer = tokio::spawn(write_loop(
-        write_half,
-        rx,
-        limits.tick_time / 4,
-        handle.closing.clone(),
-    ));
+    let writer = tokio::spawn(write_loop(write_half, handle.clone(), limits.tick_time / 4));
     let conn = handle.clone();
     tokio::spawn(async move {
         let reason = read_loop(&node, &conn, read_half, writer, limits).await;
@@ -389,15 +408,26 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("a panic")
 }
 
-/// Writes queued frames, many per system call when they pile up, and a tick whenever a
+/// Writes queued frames, all that are waiting in one system call, and a tick whenever a
 /// tick interval passed without anything written (as `net_kernel`'s ticker does).
 async fn write_loop(
     mut w: tokio::net::tcp::OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    conn: Arc<ConnHandle>,
     tick_interval: Duration,
-    closing: tokio_util::sync::CancellationToken,
 ) {
-    const BATCH: usize = 256 * 1024;
+    /// Marks the outbox closed however the writer ends (returning, or aborted by the
+    /// reader), so senders stop queuing.
+    struct Closed<'a>(&'a Outbox);
+    impl Drop for Closed<'_> {
+        fn drop(&mut self) {
+            self.0.closed.store(true, Ordering::Release);
+            lock(&self.0.pending).bytes = Vec::new();
+        }
+    }
+    /// A larger buffer than this is not kept for the next batch.
+    const KEEP: usize = 256 * 1024;
+    let outbox = &conn.outbox;
+    let _closed = Closed(outbox);
     let mut ticker = tokio::time::interval(tick_interval);
     ticker.tick().await;
     let mut wrote = false;
@@ -405,33 +435,28 @@ async fn write_loop(
     let mut busy = false;
     loop {
         tokio::select! {
-            _ = closing.cancelled() => break,
-            frame = rx.recv() => {
-                let Some(frame) = frame else { break };
-                if busy && rx.is_empty() {
+            _ = conn.closing.cancelled() => break,
+            _ = outbox.ready.notified() => {
+                if busy && lock(&outbox.pending).frames == 1 {
                     // The last write carried several frames: let the processes that are
                     // ready run first, so their replies share this write instead of
                     // costing a system call each. A lone request/response never waits.
                     tokio::task::yield_now().await;
                 }
-                busy = !rx.is_empty();
-                let result = if !busy {
-                    w.write_all(&frame).await
-                } else {
-                    batch.clear();
-                    batch.extend_from_slice(&frame);
-                    while batch.len() < BATCH {
-                        match rx.try_recv() {
-                            Ok(f) => batch.extend_from_slice(&f),
-                            Err(_) => break,
-                        }
-                    }
-                    w.write_all(&batch).await
+                let frames = {
+                    let mut pending = lock(&outbox.pending);
+                    std::mem::swap(&mut pending.bytes, &mut batch);
+                    std::mem::take(&mut pending.frames)
                 };
-                if result.is_err() {
+                if frames == 0 {
+                    continue;
+                }
+                busy = frames > 1;
+                if w.write_all(&batch).await.is_err() {
                     break;
                 }
-                if batch.capacity() > 4 * BATCH {
+                batch.clear();
+                if batch.capacity() > KEEP {
                     batch = Vec::new();
                 }
                 wrote = true;
