@@ -77,13 +77,14 @@ impl ConnHandle {
     }
 
     fn queue(&self, encode: impl FnOnce(&mut Vec<u8>) -> Result<(), eetf::EncodeError>) {
-        // The writer is gone: the connection is going down, and the node will report
-        // that through links and monitors.
-        if self.outbox.closed.load(Ordering::Acquire) {
-            return;
-        }
         let encoded = {
             let mut pending = lock(&self.outbox.pending);
+            // The writer is gone: the connection is going down, and the node will
+            // report that through links and monitors. (Looked at under the lock, which
+            // the writer takes to empty the outbox as it ends: nothing is left behind.)
+            if self.outbox.closed.load(Ordering::Acquire) {
+                return;
+            }
             let encoded = encode(&mut pending.bytes);
             pending.frames += usize::from(encoded.is_ok());
             encoded
