@@ -24,7 +24,7 @@ impl From {
     /// `gen:reply/2`, sent by process `p`. A call is answered once: the `From` goes
     /// with the reply (clone it to keep one).
     pub fn reply(self, p: &Process, reply: impl IntoMessage) {
-        self.reply_from(p.node(), &p.pid(), reply);
+        self.reply_from(&p.node, &p.entry.pid, reply);
     }
 
     /// `gen:reply/2` on behalf of `sender`, for code that no longer holds its `Process`.
