@@ -314,7 +314,7 @@ impl Payload<'_> {
             Payload::Term(t) => super::write::term(out, t),
             Payload::Wrapped(head, last) => {
                 super::write::tuple_header(out, head.len() + 1);
-                head.iter().try_for_each(|t| super::write::term(out, t))?;
+                super::write::terms(out, head)?;
                 super::write::term(out, last)
             }
         }

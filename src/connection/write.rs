@@ -79,7 +79,8 @@ pub(super) fn tuple_header(out: &mut Vec<u8>, arity: usize) {
     }
 }
 
-fn terms(out: &mut Vec<u8>, elements: &[Term]) -> Result<(), EncodeError> {
+/// The terms of `elements`, one after another (a tuple's or a list's elements).
+pub(super) fn terms(out: &mut Vec<u8>, elements: &[Term]) -> Result<(), EncodeError> {
     elements.iter().try_for_each(|e| term(out, e))
 }
 
