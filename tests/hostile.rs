@@ -10,7 +10,7 @@ mod support;
 use fakepeer::{closed_within, hs_message, name_message, raw, Peer, Rng, OTP25_FLAGS};
 use std::io::Write;
 use std::time::{Duration, Instant};
-use support::{unique_name, BeamNode, Epmd, RustNode};
+use support::{chats, unique_name, BeamNode, Epmd, RustNode};
 
 const COOKIE: &str = "secret_token";
 const WAIT: Duration = Duration::from_secs(15);
@@ -27,28 +27,6 @@ fn moebi(extra: &[&str]) -> (Epmd, RustNode, u16) {
 /// `name@localhost` for a fake peer.
 fn fake_name(prefix: &str) -> String {
     format!("{}@localhost", unique_name(prefix))
-}
-
-/// alex says "hi" to Moebi through the seed's Chat app and gets "chicken?" back.
-fn chats(alex: &BeamNode, moebi: &RustNode, text: &str) {
-    let m = moebi.node_name();
-    let before = alex.count_in_output("chicken?");
-    assert_eq!(
-        alex.eval(&format!("Chat.send_message(:{m}, \"{text}\")")),
-        ":ok",
-        "moebi log:\n{}",
-        moebi.log()
-    );
-    assert!(
-        moebi.wait_for_lines(text, 1, WAIT),
-        "moebi prints {text}:\n{}",
-        moebi.output()
-    );
-    assert!(
-        alex.wait_for_output_count("chicken?", before + 1, WAIT),
-        "alex prints chicken?:\n{}",
-        alex.output()
-    );
 }
 
 /// Nothing panicked in Moebi but `Moebi.panic/0`, which does on purpose.

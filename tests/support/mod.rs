@@ -901,3 +901,28 @@ where
         .expect("the process finishes in time")
         .expect("the process ran to its end (see its panic above)")
 }
+
+/// Bound for a chat's lines to appear ([`chats`]).
+pub const CHAT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// alex says "hi" to Moebi through the seed's Chat app and gets "chicken?" back.
+pub fn chats(alex: &BeamNode, moebi: &RustNode, text: &str) {
+    let m = moebi.node_name();
+    let before = alex.count_in_output("chicken?");
+    assert_eq!(
+        alex.eval(&format!("Chat.send_message(:{m}, \"{text}\")")),
+        ":ok",
+        "moebi log:\n{}",
+        moebi.log()
+    );
+    assert!(
+        moebi.wait_for_lines(text, 1, CHAT_TIMEOUT),
+        "moebi prints {text}:\n{}",
+        moebi.output()
+    );
+    assert!(
+        alex.wait_for_output_count("chicken?", before + 1, CHAT_TIMEOUT),
+        "alex prints chicken?:\n{}",
+        alex.output()
+    );
+}
