@@ -497,6 +497,9 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         c.same_ok(":rpc.call(NODE, :erlang, :whereis, [:echo]) |> is_pid()"),
         "true"
     );
+    let not_connected = "for n <- [:nobody@nowhere, \"not an atom\"],
+          do: :erpc.call(NODE, :erlang, :disconnect_node, [n])";
+    assert_eq!(c.same_ok(not_connected), "[false, false]");
     c.assert_moebi_still_serves();
 }
 

@@ -40,6 +40,11 @@ pub(crate) fn register(node: &Node) {
             p.node().connected_nodes().iter().map(|n| atom(n)).collect(),
         ))
     });
+    // `false` for what is not a connected node, a non-atom included, as OTP 25 answers.
+    node.register_function("erlang", "disconnect_node", 1, |p, args| async move {
+        let done = args[0].as_atom().is_some_and(|n| p.node().disconnect(n));
+        Ok(crate::term::boolean(done))
+    });
     node.register_function("erlang", "is_process_alive", 1, |p, args| async move {
         match args[0].as_pid() {
             Some(pid) if p.node().is_local(&pid.node) => {
