@@ -304,7 +304,7 @@ fn lost(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
     conn.close();
     tracing::info!(peer = %conn.peer, "node down: {} ({reason})", conn.peer);
     node.node_down(&conn.peer, Some(conn.creation));
-    crate::otp::node_down(node, &conn.peer);
+    crate::otp::node_down(node, conn);
 }
 
 /// `erlang:disconnect_node/1`: closes the connection to `peer`, firing what crossed it

@@ -35,10 +35,10 @@ pub(crate) fn node_up(node: &Node, conn: &Arc<ConnHandle>) {
     }
 }
 
-/// A connection went down.
-pub(crate) fn node_down(node: &Node, peer: &Atom) {
-    if !node.0.config.hidden {
-        global::node_down(node, peer);
+/// A connection went down: `global` hears of a visible peer's, as of its `nodeup`.
+pub(crate) fn node_down(node: &Node, conn: &ConnHandle) {
+    if !node.0.config.hidden && conn.flags & crate::flags::PUBLISHED != 0 {
+        global::node_down(node, &conn.peer);
     }
 }
 
