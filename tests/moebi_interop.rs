@@ -132,6 +132,39 @@ fn an_unregistered_function_raises_undef_on_the_caller() {
     assert!(moebi.wait_for_lines("still there?", 1, WAIT));
 }
 
+/// Two BEAM nodes that each connect only to Moebi end up connected to each other, as
+/// they would through a BEAM node in Moebi's place (`global` connects a node to the
+/// nodes its peer knows), and `global` stays in sync.
+#[test]
+fn nodes_that_meet_through_moebi_get_connected() {
+    let epmd = Epmd::start();
+    let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let kate = BeamNode::start(&unique_name("kate"), COOKIE, &epmd);
+    let m = moebi.node_name();
+
+    assert_eq!(alex.eval(&format!("Node.ping(:{m})")), ":pong");
+    assert_eq!(alex.eval("Node.list()"), format!("[:{m}]"));
+    assert_eq!(kate.eval(&format!("Node.ping(:{m})")), ":pong");
+    let k = kate.node_name();
+    let sees_kate = alex.eval(&format!(
+        "Enum.find_value(1..100, fn _ -> Enum.member?(Node.list(), :{k}) || (Process.sleep(50); nil) end)"
+    ));
+    assert_eq!(sees_kate, "true", "alex is connected to kate");
+    for node in [&alex, &kate] {
+        let synced = node.eval_timeout(
+            "Task.async(fn -> :global.sync() end) |> Task.await(10_000)",
+            Duration::from_secs(15),
+        );
+        assert_eq!(
+            synced.as_deref(),
+            Ok(":ok"),
+            "global:sync() on {}",
+            node.node_name()
+        );
+    }
+}
+
 #[test]
 fn global_stays_healthy_with_moebi_connected() {
     let epmd = Epmd::start();

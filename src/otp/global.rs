@@ -5,8 +5,10 @@
 //! the cluster-wide `global` lock, and every `register_name` hangs. So a visible node
 //! must play its part fully. We act as a partition of one node that registers no names:
 //! we never copy or forward the names BEAM nodes register (each BEAM node keeps a full
-//! copy and they exchange names with each other), we report no known nodes, and we
-//! answer the lock and registration calls every node receives.
+//! copy and they exchange names with each other), and we answer the lock and
+//! registration calls every node receives. We do report the nodes we know: a peer
+//! connects to them (`sync_others/1`), so nodes that meet through us end up connected
+//! to each other, as with a BEAM node in our place (`connect_all`).
 //!
 //! The rules below are those of `global.erl` (kernel-8.5.3) as the session sees them
 //! from a peer, checked against real OTP 25 nodes; R-numbers are those of our protocol
@@ -30,6 +32,8 @@ const NODE_DOWN: &str = "$cnode_nodedown";
 /// The session with one peer (`global`'s `{pending, Node}` and locker state).
 #[derive(Debug)]
 struct Session {
+    /// The peer's `global` protocol version, from its `init_connect`.
+    vsn: i64,
     my_tag: Term,
     his_tag: Option<Term>,
     sent_lock_set: bool,
@@ -53,7 +57,9 @@ struct Global {
     me: Atom,
     pid: Pid,
     sessions: HashMap<String, Session>,
-    known: HashSet<String>,
+    /// Nodes in sync with us, each with its `global` protocol version (0 when a peer
+    /// named it without one), as `global`'s `known` map.
+    known: HashMap<String, i64>,
     synced: HashSet<String>,
     locks: HashMap<Term, Lock>,
     /// Monitors on lock holders, so a dead holder's locks are freed.
@@ -67,7 +73,7 @@ pub(crate) fn start(node: &Node) {
             me: Atom::from(p.node().name()),
             pid: p.pid(),
             sessions: HashMap::new(),
-            known: HashSet::new(),
+            known: HashMap::new(),
             synced: HashSet::new(),
             locks: HashMap::new(),
             holder_monitors: HashMap::new(),
@@ -116,6 +122,29 @@ fn node_name(t: &Term) -> Option<String> {
             .map(str::to_owned),
         _ => None,
     }
+}
+
+/// An entry of a peer's known list: `Node`, or `{Node, Vsn}` from vsn 7 on.
+fn known_node(t: &Term) -> Option<(String, i64)> {
+    let vsn = t.as_tuple_n(2).and_then(|e| e[1].as_int()).unwrap_or(0);
+    Some((node_name(t)?, vsn))
+}
+
+/// `nodes` as `mk_known_list/2` writes a known list for a peer of `vsn`: `{Node, Vsn}`
+/// from vsn 7 on, bare names before.
+fn known_list<'a>(nodes: impl Iterator<Item = (&'a String, &'a i64)>, vsn: i64) -> Term {
+    const PGPV_VSN: i64 = 7;
+    crate::term::list(
+        nodes
+            .map(|(n, v)| {
+                if vsn >= PGPV_VSN {
+                    tuple(vec![atom(n), int(*v)])
+                } else {
+                    atom(n)
+                }
+            })
+            .collect(),
+    )
 }
 
 impl Global {
@@ -191,7 +220,7 @@ impl Global {
 
     /// R1: a connection to a visible peer is up.
     fn node_up(&mut self, p: &mut Process, n: String) {
-        if self.known.contains(&n) {
+        if self.known.contains_key(&n) {
             return;
         }
         self.start_session(p, n);
@@ -215,6 +244,7 @@ impl Global {
         self.sessions.insert(
             n,
             Session {
+                vsn: 0,
                 my_tag,
                 his_tag: None,
                 sent_lock_set: false,
@@ -238,9 +268,11 @@ impl Global {
         match (op, e.len()) {
             // R2
             (Some("init_connect"), 4) => {
+                // `{Vsn, Tag}`.
                 let Some(his_tag) = e[1].as_tuple().and_then(|v| v.get(1)).cloned() else {
                     return;
                 };
+                let vsn = e[1].as_tuple().and_then(|v| v[0].as_int()).unwrap_or(0);
                 let me = self.me();
                 let lock_set = self.lock_set_msg(his_tag.clone());
                 let Some(s) = self.sessions.get_mut(&n) else {
@@ -255,6 +287,7 @@ impl Global {
                     return self.start_session(p, n);
                 }
                 s.his_tag = Some(his_tag.clone());
+                s.vsn = vsn;
                 s.sent_lock_set = true;
                 s.owe = false;
                 let ack = tuple(vec![
@@ -325,21 +358,31 @@ impl Global {
                     s.sent_exchange = true;
                 }
                 self.maybe_resolved(p, &n);
-                self.sessions.remove(&n);
-                self.known.insert(n.clone());
+                let vsn = self.sessions.remove(&n).map_or(0, |s| s.vsn);
+                // `resolved/5`: the nodes we knew hear of the new ones (`new_nodes`)
+                // and connect to them, as they connect to us.
+                let mut new_nodes = vec![(n.clone(), vsn)];
+                new_nodes.extend(
+                    e[3].as_list()
+                        .unwrap_or(&[])
+                        .iter()
+                        .filter_map(known_node)
+                        .filter(|(x, _)| *x != self.me.name),
+                );
+                self.tell_new_nodes(p, &new_nodes, vsn);
+                self.known.insert(n.clone(), vsn);
                 self.synced.insert(n.clone());
-                for x in e[3].as_list().unwrap_or(&[]).iter().filter_map(node_name) {
-                    if x != self.me.name {
-                        self.sessions.remove(&x);
-                        self.known.insert(x.clone());
-                        self.sync_other(p, &x);
-                    }
+                for (x, vsn) in new_nodes.into_iter().skip(1) {
+                    self.sessions.remove(&x);
+                    self.known.insert(x.clone(), vsn);
+                    self.sync_other(p, &x);
                 }
             }
             // R9
             (Some("new_nodes"), 6) => {
-                for x in e[4].as_list().unwrap_or(&[]).iter().filter_map(node_name) {
-                    if x != self.me.name && self.known.insert(x.clone()) {
+                for (x, vsn) in e[4].as_list().unwrap_or(&[]).iter().filter_map(known_node) {
+                    if x != self.me.name && !self.known.contains_key(&x) {
+                        self.known.insert(x.clone(), vsn);
                         self.sync_other(p, &x);
                     }
                 }
@@ -347,8 +390,8 @@ impl Global {
             // R10
             (Some("in_sync"), 3) => {
                 self.synced.insert(n.clone());
-                self.known.insert(n.clone());
-                self.sessions.remove(&n);
+                let vsn = self.sessions.remove(&n).map_or(0, |s| s.vsn);
+                self.known.entry(n).or_insert(vsn);
             }
             _ => tracing::debug!("global: ignoring cast {m}"),
         }
@@ -373,17 +416,45 @@ impl Global {
         if s.sent_exchange && s.his_exchange && !s.sent_resolved {
             s.sent_resolved = true;
             if let Some(his_tag) = s.his_tag.clone() {
+                // `{resolved, Node, Resolved, Known, unused, NamesExt, HisTag}`: the
+                // peer connects to every node in Known.
+                let others = self.known.iter().filter(|(x, _)| x.as_str() != n);
+                let known = known_list(others, s.vsn);
                 let msg = tuple(vec![
                     atom("resolved"),
                     me,
                     nil(),
-                    nil(),
+                    known,
                     atom("unused"),
                     nil(),
                     his_tag,
                 ]);
                 cast(p, n, msg);
             }
+        }
+    }
+
+    /// `{new_nodes, Node, Ops, NamesExt, NewNodes, ExtraInfo}` to every node we knew:
+    /// they connect to the new ones. We resolved no names, so no operations.
+    fn tell_new_nodes(&self, p: &Process, new_nodes: &[(String, i64)], peer_vsn: i64) {
+        let extra = crate::term::list(vec![
+            tuple(vec![atom("vsn"), int(peer_vsn)]),
+            tuple(vec![atom("lock"), atom("undefined")]),
+        ]);
+        for (to, to_vsn) in &self.known {
+            if new_nodes.iter().any(|(x, _)| x == to) {
+                continue;
+            }
+            let nodes = new_nodes.iter().map(|(x, v)| (x, v));
+            let msg = tuple(vec![
+                atom("new_nodes"),
+                self.me(),
+                nil(),
+                nil(),
+                known_list(nodes, *to_vsn),
+                extra.clone(),
+            ]);
+            cast(p, to, msg);
         }
     }
 

@@ -454,6 +454,14 @@ impl BeamNode {
         BeamNode::spawn(name, cookie, epmd, Names::Long, &CHAT_ARGS)
     }
 
+    /// Like [`start`](BeamNode::start), as a hidden node (`--hidden`): it takes no
+    /// part in `global`, and its peers do not list it in `Node.list()`.
+    pub fn start_hidden(name: &str, cookie: &str, epmd: &Epmd) -> BeamNode {
+        ensure_chat_compiled();
+        let args: Vec<&str> = ["--hidden"].into_iter().chain(CHAT_ARGS).collect();
+        BeamNode::spawn(name, cookie, epmd, Names::Short, &args)
+    }
+
     /// Starts a node without the Chat app (plain `elixir`, like `erl` with
     /// Elixir loaded; the Chat modules are not even in its code path), same
     /// driver.
