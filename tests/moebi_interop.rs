@@ -4,7 +4,7 @@
 mod support;
 
 use std::time::Duration;
-use support::{unique_name, BeamNode, Epmd, RustNode};
+use support::{chats, reaches, unique_name, BeamNode, Epmd, RustNode};
 
 const COOKIE: &str = "secret_token";
 const WAIT: Duration = Duration::from_secs(15);
@@ -163,6 +163,85 @@ fn nodes_that_meet_through_moebi_get_connected() {
             node.node_name()
         );
     }
+}
+
+/// Polls the Elixir boolean `condition` on `node` for up to 10 s.
+fn eventually(node: &BeamNode, condition: &str) -> bool {
+    node.eval(&format!(
+        "Enum.any?(1..200, fn _ -> ({condition}) || (Process.sleep(50); false) end)"
+    )) == "true"
+}
+
+/// Three nodes in one `global` cluster, `Node.list()` of each BEAM node holding the
+/// other two.
+fn trio() -> (Epmd, RustNode, BeamNode, BeamNode) {
+    let epmd = Epmd::start();
+    let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let kate = BeamNode::start(&unique_name("kate"), COOKIE, &epmd);
+    let (m, k) = (moebi.node_name(), kate.node_name());
+    assert_eq!(alex.eval(&format!("Node.ping(:{m})")), ":pong");
+    assert_eq!(kate.eval(&format!("Node.ping(:{m})")), ":pong");
+    assert!(eventually(
+        &alex,
+        &format!("Enum.member?(Node.list(), :{k})")
+    ));
+    (epmd, moebi, alex, kate)
+}
+
+/// When two nodes of a cluster lose each other, a third drops both so that no two
+/// partitions overlap (`prevent_overlapping_partitions`): checked against three BEAM
+/// nodes, where the third ends up with `Node.list() == []`. Moebi, as the third, hears
+/// of it from both, passes it on, and asks each to disconnect it.
+#[test]
+fn moebi_drops_nodes_that_lost_each_other() {
+    let (_epmd, moebi, alex, kate) = trio();
+    let (m, k) = (moebi.node_name(), kate.node_name());
+    assert_eq!(alex.eval(&format!(":erlang.disconnect_node(:{k})")), "true");
+    // alex's report reaches Moebi before alex could drop it, so kate is asked.
+    assert!(
+        eventually(&kate, &format!("not Enum.member?(Node.list(), :{m})")),
+        "kate dropped Moebi at Moebi's request:\n{}",
+        moebi.log()
+    );
+    let line = format!("'global' at node {m} requested disconnect from node {k} in order to prevent overlapping partitions");
+    assert!(moebi.wait_for_log(&line, WAIT), "{}", moebi.log());
+    // The next message connects again.
+    for node in [&kate, &alex] {
+        assert!(reaches(node, &moebi), "{}", moebi.log());
+    }
+    chats(&kate, &moebi, "kate is back");
+    chats(&alex, &moebi, "alex is back");
+}
+
+/// When Moebi loses a node, the nodes it knows hear of it (`lost_connection`) and drop
+/// that node, as they would if a BEAM node had lost it.
+#[test]
+fn moebi_reports_the_nodes_it_loses() {
+    let (_epmd, moebi, alex, kate) = trio();
+    let (m, a) = (moebi.node_name(), alex.node_name());
+    // As on the BEAM: false for a node it is not connected to.
+    assert_eq!(
+        kate.eval(&format!(
+            ":erpc.call(:{m}, :erlang, :disconnect_node, [:nobody@nowhere])"
+        )),
+        "false"
+    );
+    assert_eq!(
+        kate.eval(&format!(
+            ":erpc.call(:{m}, :erlang, :disconnect_node, [:{a}])"
+        )),
+        "true"
+    );
+    assert!(
+        eventually(&kate, &format!("not Enum.member?(Node.list(), :{a})")),
+        "kate dropped alex on Moebi's report:\n{}",
+        moebi.log()
+    );
+    for node in [&kate, &alex] {
+        assert!(reaches(node, &moebi), "{}", moebi.log());
+    }
+    chats(&alex, &moebi, "alex is back");
 }
 
 #[test]

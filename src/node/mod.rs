@@ -177,6 +177,25 @@ impl Node {
         connect::disconnect(self, node)
     }
 
+    /// `erlang:send({Name, Node}, Message, [noconnect])`: sent only over a connection
+    /// to `node` that is up, never bringing one up (false when there is none), as
+    /// `global` sends what must not connect nodes.
+    pub(crate) fn send_noconnect(
+        &self,
+        from: &Pid,
+        name: &Atom,
+        node: &str,
+        message: &Term,
+    ) -> bool {
+        match connect::handle(self, node) {
+            Some(h) => {
+                h.send_to(from, To::Name(name), Payload::Term(message));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Registers the function BEAM nodes reach as `Module.function/arity` (use the
     /// Erlang atom for Elixir modules: `"Elixir.Chat"`). It runs in a process of its own
     /// whose group leader decides where its output goes.

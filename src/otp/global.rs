@@ -3,27 +3,37 @@
 //! Every BEAM node runs a `global` session with each new visible peer and waits for it in
 //! `global:sync/0`; a peer that starts a session and stalls leaves a BEAM locker holding
 //! the cluster-wide `global` lock, and every `register_name` hangs. So a visible node
-//! must play its part fully. We act as a partition of one node that registers no names:
-//! we never copy or forward the names BEAM nodes register (each BEAM node keeps a full
-//! copy and they exchange names with each other), and we answer the lock and
-//! registration calls every node receives. We do report the nodes we know: a peer
-//! connects to them (`sync_others/1`), so nodes that meet through us end up connected
-//! to each other, as with a BEAM node in our place (`connect_all`).
+//! must play its part fully. We keep `global`'s cluster as a BEAM node does: we report
+//! the nodes we know, and a peer connects to them (`sync_others/1`), so nodes that meet
+//! through us end up connected to each other (`connect_all`); and when two nodes of the
+//! cluster lose each other, we drop both, as every node does
+//! (`prevent_overlapping_partitions`, R15 and R16). We register no names: we never copy or
+//! forward the names BEAM nodes register (each BEAM node keeps a full copy and they
+//! exchange names with each other), and we answer the lock and registration calls every
+//! node receives.
 //!
-//! The rules below are those of `global.erl` (kernel-8.5.3) as the session sees them
-//! from a peer, checked against real OTP 25 nodes; R-numbers are those of our protocol
-//! notes. Messages to a peer's server are casts `{'$gen_cast', Msg}` to
-//! `{global_name_server, Node}` unless marked plain.
+//! The rules below (R1, R2, ...) are those of `global.erl` (kernel-8.5.3) as the session sees
+//! them from a peer, checked against real OTP 25 nodes. Messages to a peer's server are
+//! casts `{'$gen_cast', Msg}` to `{global_name_server, Node}` unless marked plain.
 
 use super::gen_server::{parse_call, parse_cast, From};
 use crate::node::Node;
 use crate::process::{Dest, Process};
 use crate::term::{atom, int, nil, tuple, Atom, Match, Pid, Reference, Term};
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 const NAME: &str = "global_name_server";
 /// The `global` protocol version we speak (OTP 25 sends 8).
 const VSN: i64 = 8;
+/// The version from which peers take part in preventing overlapping partitions
+/// (`?pop_vsn`).
+const POP_VSN: i64 = 7;
+/// How long a `lost_connection` report is remembered, so that its repeats are ignored
+/// (`?lost_conn_info_cleanup_time`).
+const LOST_MEMORY: Duration = Duration::from_secs(60 * 60);
+/// The most reports remembered at once: peers can name nodes without end.
+const LOST_MAX: usize = 4096;
 
 /// Internal messages from the node to this process.
 const NODE_UP: &str = "$cnode_nodeup";
@@ -46,6 +56,25 @@ struct Session {
     sent_resolved: bool,
 }
 
+/// A `lost_connection` report seen (`global_lost_connections`): the reporting node's
+/// incarnation and the report's operation id.
+#[derive(Debug)]
+struct Lost {
+    xcreation: i64,
+    op_id: i64,
+    at: Instant,
+}
+
+/// Why a node leaves `global`'s cluster here (`handle_nodedown/3`'s `What`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Leaving {
+    /// Its connection went down: the others hear of it (`lost_connection`), unless we
+    /// were removing it.
+    Disconnected,
+    /// We drop it to keep partitions from overlapping; its connection goes down next.
+    Removed,
+}
+
 /// A lock `{ResourceId, LockRequesterId}` as `global:set_lock/1` takes it, held by pids.
 #[derive(Debug)]
 struct Lock {
@@ -61,6 +90,12 @@ struct Global {
     /// named it without one), as `global`'s `known` map.
     known: HashMap<String, i64>,
     synced: HashSet<String>,
+    /// Nodes we are dropping: their coming nodedown is not reported (`{removing, N}`).
+    removing: HashSet<String>,
+    /// `lost_connection` reports seen, by `{Reporter, LostNode}`.
+    lost: HashMap<(String, String), Lost>,
+    /// This incarnation of the node, in our `lost_connection` reports.
+    xcreation: i64,
     locks: HashMap<Term, Lock>,
     /// Monitors on lock holders, so a dead holder's locks are freed.
     holder_monitors: HashMap<Pid, Reference>,
@@ -75,6 +110,9 @@ pub(crate) fn start(node: &Node) {
             sessions: HashMap::new(),
             known: HashMap::new(),
             synced: HashSet::new(),
+            removing: HashSet::new(),
+            lost: HashMap::new(),
+            xcreation: i64::from(p.node().creation()),
             locks: HashMap::new(),
             holder_monitors: HashMap::new(),
             // Like the tags `erlang:unique_integer([monotonic])` gives a BEAM node.
@@ -107,6 +145,13 @@ fn cast(p: &Process, to: &str, message: Term) {
 
 fn plain(p: &Process, to: &str, message: Term) {
     p.send(Dest::RemoteName(Atom::from(NAME), Atom::from(to)), message);
+}
+
+/// `gns_volatile_send/2`: a plain message that never brings up a connection.
+fn volatile(p: &Process, to: &str, message: &Term) {
+    tracing::trace!("global -> {to} (if connected): {message}");
+    p.node()
+        .send_noconnect(&p.pid(), &Atom::from(NAME), to, message);
 }
 
 fn node_name(t: &Term) -> Option<String> {
@@ -176,7 +221,7 @@ impl Global {
             }
             (Some(NODE_DOWN), 2) => {
                 if let Some(n) = node_name(&e[1]) {
-                    self.node_down(p, &n);
+                    self.node_down(p, &n, Leaving::Disconnected);
                 }
             }
             // R3
@@ -200,13 +245,21 @@ impl Global {
                     self.start_session(p, n);
                 }
             }
-            // R11: prevent_overlapping_partitions tells us to drop a node.
+            // R11: a node that heard we lost a node it knows drops us.
             (Some("remove_connection"), 2) => {
-                if let Some(n) = node_name(&e[1]) {
-                    tracing::info!("global: {n} asked to be disconnected (overlapping partitions)");
+                let Some(n) = node_name(&e[1]) else { return };
+                if self.potentially_known(&n) {
                     p.node().disconnect(&n);
+                    self.node_down(p, &n, Leaving::Removed);
+                    tracing::warn!(
+                        "'global' at node {} disconnected node {n} in order to prevent \
+                         overlapping partitions",
+                        self.me.name
+                    );
                 }
             }
+            // R16
+            (Some("lost_connection"), 5) => self.lost_connection(p, &message),
             (Some("DOWN"), 5) => {
                 if let Some(pid) = e[3].as_pid() {
                     self.release_holder(pid);
@@ -464,11 +517,25 @@ impl Global {
         cast(p, x, tuple(vec![atom("in_sync"), self.me(), atom("true")]));
     }
 
-    /// R14.
-    fn node_down(&mut self, p: &mut Process, n: &str) {
+    /// R14: `n` leaves our cluster (`handle_nodedown/3`).
+    fn node_down(&mut self, p: &mut Process, n: &str, why: Leaving) {
+        match why {
+            Leaving::Removed => {
+                self.removing.insert(n.to_owned());
+            }
+            Leaving::Disconnected => {
+                if !self.removing.remove(n) {
+                    self.inform_connection_loss(p, n);
+                }
+            }
+        }
         self.sessions.remove(n);
         self.known.remove(n);
         self.synced.remove(n);
+        if why == Leaving::Removed {
+            // Its lock holders' monitors fire when the connection goes.
+            return;
+        }
         let gone: Vec<Pid> = self
             .holder_monitors
             .keys()
@@ -480,6 +547,117 @@ impl Global {
                 p.demonitor(&r, true);
             }
             self.release_holder(&pid);
+        }
+    }
+
+    /// R15: we lost `n`; every node we know hears of it and drops one of us two
+    /// (`inform_connection_loss/2`).
+    fn inform_connection_loss(&mut self, p: &Process, n: &str) {
+        self.next_tag += 1;
+        let report = tuple(vec![
+            atom("lost_connection"),
+            self.me(),
+            int(self.xcreation),
+            int(self.next_tag),
+            atom(n),
+        ]);
+        self.multicast(p, &report, n);
+    }
+
+    /// R16: `{lost_connection, A, XCreation, OpId, B}`, node A lost B: passed on to every
+    /// node we know, once, and whichever of the two is not us is dropped, as
+    /// `global` does when `prevent_overlapping_partitions` is on (OTP 25's default).
+    fn lost_connection(&mut self, p: &mut Process, report: &Term) {
+        let Some([_, Term::Atom(a), xcreation, op_id, Term::Atom(b)]) = report.as_tuple_n(5) else {
+            return;
+        };
+        let (Some(xcreation), Some(op_id)) = (xcreation.as_int(), op_id.as_int()) else {
+            return;
+        };
+        let key = (a.name.clone(), b.name.clone());
+        if self.lost.get(&key).is_some_and(|l| {
+            l.xcreation == xcreation && op_id <= l.op_id && l.at.elapsed() < LOST_MEMORY
+        }) {
+            return;
+        }
+        self.multicast(p, report, &a.name);
+        self.remember_lost(key, xcreation, op_id);
+        let gone = if b.name == self.me.name {
+            &a.name
+        } else {
+            &b.name
+        };
+        if !self.potentially_known(gone) {
+            return;
+        }
+        let what = if self.vsn_of(gone) < POP_VSN {
+            p.node().disconnect(gone);
+            "disconnected old"
+        } else {
+            volatile(p, gone, &tuple(vec![atom("remove_connection"), self.me()]));
+            "requested disconnect from"
+        };
+        tracing::warn!(
+            "'global' at node {} {what} node {gone} in order to prevent overlapping partitions",
+            self.me.name
+        );
+        self.node_down(p, gone, Leaving::Removed);
+    }
+
+    /// Keeps a report for an hour, the oldest making room when too many are kept.
+    fn remember_lost(&mut self, key: (String, String), xcreation: i64, op_id: i64) {
+        let now = Instant::now();
+        if self.lost.len() >= LOST_MAX {
+            self.lost
+                .retain(|_, l| now.duration_since(l.at) < LOST_MEMORY);
+        }
+        if self.lost.len() >= LOST_MAX {
+            let oldest = self
+                .lost
+                .iter()
+                .min_by_key(|(_, l)| l.at)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                self.lost.remove(&oldest);
+            }
+        }
+        let seen = Lost {
+            xcreation,
+            op_id,
+            at: now,
+        };
+        self.lost.insert(key, seen);
+    }
+
+    /// `gns_volatile_multicast/5`: `message` to every node we know or are syncing with
+    /// that takes part (vsn 7 on), but `except`, over the connections that are up.
+    fn multicast(&self, p: &Process, message: &Term, except: &str) {
+        let known = self.known.iter().map(|(n, vsn)| (n, *vsn));
+        let pending = self
+            .sessions
+            .iter()
+            .filter(|(n, s)| s.his_tag.is_some() && !self.known.contains_key(*n))
+            .map(|(n, s)| (n, s.vsn));
+        for (n, _) in known
+            .chain(pending)
+            .filter(|(n, vsn)| *vsn >= POP_VSN && n.as_str() != except)
+        {
+            volatile(p, n, message);
+        }
+    }
+
+    /// In our cluster, or syncing with us since its `init_connect` (`global`'s
+    /// `{pending, N}`; `is_node_potentially_known/2`).
+    fn potentially_known(&self, n: &str) -> bool {
+        self.known.contains_key(n) || self.sessions.get(n).is_some_and(|s| s.his_tag.is_some())
+    }
+
+    /// The `global` version `n` spoke (0 when we never heard it).
+    fn vsn_of(&self, n: &str) -> i64 {
+        match (self.known.get(n), self.sessions.get(n)) {
+            (Some(vsn), _) => *vsn,
+            (None, Some(s)) => s.vsn,
+            (None, None) => 0,
         }
     }
 

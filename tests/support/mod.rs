@@ -910,6 +910,20 @@ where
         .expect("the process ran to its end (see its panic above)")
 }
 
+/// Polls (10 s at most) until `node` gets an answer from Moebi's `:echo`, connecting
+/// again if need be: after a connection in a `global` cluster is lost, the nodes'
+/// `lost_connection` reports may still drop a connection made again just after it
+/// (`prevent_overlapping_partitions`), among BEAM nodes as with Moebi.
+pub fn reaches(node: &BeamNode, moebi: &RustNode) -> bool {
+    let m = moebi.node_name();
+    let answers = format!(
+        "try do GenServer.call({{:echo, :{m}}}, :hello) == :hello catch :exit, _ -> false end"
+    );
+    node.eval(&format!(
+        "Enum.any?(1..200, fn _ -> {answers} || (Process.sleep(50); false) end)"
+    )) == "true"
+}
+
 /// Bound for a chat's lines to appear ([`chats`]).
 pub const CHAT_TIMEOUT: Duration = Duration::from_secs(15);
 
