@@ -230,6 +230,42 @@ fn moebi_reports_the_nodes_it_loses() {
     chats(&alex, &moebi, "alex is back");
 }
 
+/// `erlang:nodes/0,1` asked of Moebi over erpc answer as a BEAM node's: `Node.list()`
+/// leaves hidden nodes out.
+#[test]
+fn erlang_nodes_on_moebi_lists_visible_and_hidden_nodes_apart() {
+    let (epmd, moebi, alex, kate) = trio();
+    let bob = BeamNode::start_hidden(&unique_name("bob"), COOKIE, &epmd);
+    let (m, a, k, b) = (
+        moebi.node_name(),
+        alex.node_name(),
+        kate.node_name(),
+        bob.node_name(),
+    );
+    assert_eq!(bob.eval(&format!("Node.ping(:{m})")), ":pong");
+    let nodes = |args: &str| {
+        alex.eval(&format!(
+            "try do :erpc.call(:{m}, :erlang, :nodes, [{args}]) |> Enum.sort() \
+             catch :error, {{:exception, reason, _}} -> reason end"
+        ))
+    };
+    let mut visible = [a.clone(), k.clone()];
+    visible.sort();
+    let visible = format!("[:{}, :{}]", visible[0], visible[1]);
+    assert_eq!(nodes(""), visible);
+    assert_eq!(nodes(":visible"), visible);
+    assert_eq!(nodes(":hidden"), format!("[:{b}]"));
+    let mut this_and_hidden = [m.clone(), b.clone()];
+    this_and_hidden.sort();
+    assert_eq!(
+        nodes("[:this, :hidden]"),
+        format!("[:{}, :{}]", this_and_hidden[0], this_and_hidden[1])
+    );
+    assert_eq!(nodes(":connected").matches(':').count(), 3);
+    assert_eq!(nodes(":nope"), ":badarg");
+    assert_eq!(nodes("[:nope]"), ":badarg");
+}
+
 #[test]
 fn global_stays_healthy_with_moebi_connected() {
     let epmd = Epmd::start();

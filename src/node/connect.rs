@@ -48,11 +48,14 @@ fn limits(node: &Node) -> Limits {
     }
 }
 
-pub(super) fn connected(node: &Node) -> Vec<String> {
+/// The peers with a live connection, each with whether it is visible (`PUBLISHED`).
+pub(super) fn connected(node: &Node) -> Vec<(String, bool)> {
     lock(&node.0.conns)
         .iter()
         .filter_map(|(name, s)| match s {
-            ConnState::Up(h) if h.is_open() => Some(name.clone()),
+            ConnState::Up(h) if h.is_open() => {
+                Some((name.clone(), h.flags & crate::flags::PUBLISHED != 0))
+            }
             _ => None,
         })
         .collect()

@@ -162,6 +162,18 @@ impl Node {
     /// Names of the nodes this node has a live connection to.
     pub fn connected_nodes(&self) -> Vec<String> {
         connect::connected(self)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// `erlang:nodes(visible)` (`Node.list()`): the connected nodes that are not
+    /// hidden; `visible` false gives the hidden ones.
+    pub(crate) fn nodes(&self, visible: bool) -> Vec<String> {
+        connect::connected(self)
+            .into_iter()
+            .filter_map(|(n, v)| (v == visible).then_some(n))
+            .collect()
     }
 
     /// `Node.connect/1`: connects to `node` (a no-op when connected); false when it

@@ -35,10 +35,12 @@ pub(crate) fn register(node: &Node) {
     node.register_function("erlang", "node", 0, |p, _| async move {
         Ok(atom(p.node().name()))
     });
+    // `Node.list()`: visible nodes only.
     node.register_function("erlang", "nodes", 0, |p, _| async move {
-        Ok(list(
-            p.node().connected_nodes().iter().map(|n| atom(n)).collect(),
-        ))
+        Ok(list(p.node().nodes(true).iter().map(|n| atom(n)).collect()))
+    });
+    node.register_function("erlang", "nodes", 1, |p, args| async move {
+        nodes(p.node(), &args[0])
     });
     // `false` for what is not a connected node, a non-atom included, as OTP 25 answers.
     node.register_function("erlang", "disconnect_node", 1, |p, args| async move {
@@ -132,4 +134,33 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
         )),
         _ => Err(Exception::badarg()),
     }
+}
+
+/// `erlang:nodes/1`: `visible`, `hidden`, `connected` (both) and `this`, alone or in a
+/// list; `known` as `this` and `connected` (the BEAM adds nodes it knew whose pids or
+/// references are still about). Anything else is `badarg`.
+fn nodes(node: &Node, kinds: &Term) -> Result<Term, Exception> {
+    let kinds = match kinds {
+        Term::Atom(_) => std::slice::from_ref(kinds),
+        other => other.as_list().ok_or_else(Exception::badarg)?,
+    };
+    let mut names: Vec<String> = Vec::new();
+    for kind in kinds {
+        let more = match kind.as_atom() {
+            Some("this") => vec![node.name().to_owned()],
+            Some("visible") => node.nodes(true),
+            Some("hidden") => node.nodes(false),
+            Some("connected") => node.connected_nodes(),
+            Some("known") => std::iter::once(node.name().to_owned())
+                .chain(node.connected_nodes())
+                .collect(),
+            _ => return Err(Exception::badarg()),
+        };
+        for n in more {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    Ok(list(names.iter().map(|n| atom(n)).collect()))
 }
