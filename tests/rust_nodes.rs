@@ -1,7 +1,7 @@
 //! The library's own nodes, in this test process, over real TCP: against real BEAM nodes
 //! (erpc, GenServer calls, signals, a crashing BEAM task linked to a Rust process, a
 //! peer lost and restarted) and against each other (GenServer calls, tasks, links,
-//! monitors, `noconnection`, simultaneous connects). Rust-only tests use the in-process
+//! monitors, `noconnection`, simultaneous connects, `global`'s cluster). Rust-only tests use the in-process
 //! EPMD; tests with BEAM nodes use the harness's real `epmd`.
 
 mod support;
@@ -905,4 +905,40 @@ async fn simultaneous_connects_resolve_to_one_connection() {
             "round {round}, again"
         );
     }
+}
+
+/// Polls `condition` every 20 ms for up to [`WAIT`].
+async fn eventually(condition: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// Rust nodes keep `global`'s cluster among themselves as BEAM nodes do: two that
+/// connect to a third get connected to each other, and when the third loses one of
+/// them, the other hears of it and drops that one too (`prevent_overlapping_partitions`).
+#[tokio::test]
+async fn rust_nodes_keep_globals_cluster_among_themselves() {
+    let epmd = EpmdServer::bind(0).await.expect("in-process EPMD");
+    let a = start_node("a", epmd.local_port()).await;
+    let b = start_node("b", epmd.local_port()).await;
+    let c = start_node("c", epmd.local_port()).await;
+    assert!(b.connect(a.name()).await);
+    assert!(c.connect(a.name()).await);
+    let (bn, cn) = (b.name().to_owned(), c.name().to_owned());
+    assert!(
+        eventually(|| b.connected_nodes().contains(&cn)).await,
+        "b and c met through a"
+    );
+    assert!(a.disconnect(&cn));
+    assert!(
+        eventually(|| !b.connected_nodes().contains(&cn) && !c.connected_nodes().contains(&bn))
+            .await,
+        "b dropped c on a's report"
+    );
 }
