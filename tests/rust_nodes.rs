@@ -1,8 +1,8 @@
 //! The library's own nodes, in this test process, over real TCP: against real BEAM nodes
 //! (erpc, GenServer calls, signals, a crashing BEAM task linked to a Rust process, a
 //! peer lost and restarted) and against each other (GenServer calls, tasks, links,
-//! monitors, `noconnection`, simultaneous connects, `global`'s cluster). Rust-only tests use the in-process
-//! EPMD; tests with BEAM nodes use the harness's real `epmd`.
+//! monitors, `noconnection`, simultaneous connects, `global`'s cluster). Rust-only tests
+//! use the in-process EPMD; tests with BEAM nodes use the harness's real `epmd`.
 
 mod support;
 
