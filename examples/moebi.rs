@@ -53,6 +53,11 @@ struct Args {
     /// The largest distribution message accepted, in bytes.
     #[arg(long, default_value_t = 128 * 1024 * 1024)]
     max_message_size: usize,
+    /// `global`'s prevent_overlapping_partitions, as `-kernel
+    /// prevent_overlapping_partitions` on the BEAM: when two nodes of the cluster lose
+    /// each other, the others drop both.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    prevent_overlapping_partitions: bool,
 }
 
 // def receive_message(message), do: IO.puts message
@@ -274,6 +279,7 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     config.setup_time = Duration::from_secs(args.net_setuptime.max(1));
     config.max_message_size = args.max_message_size;
     config.busy_poll = Duration::from_micros(args.busy_poll_us);
+    config.prevent_overlapping_partitions = args.prevent_overlapping_partitions;
 
     let node = Node::start(config).await?;
     node.register_function("Elixir.Chat", "receive_message", 1, receive_message);

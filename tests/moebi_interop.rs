@@ -137,7 +137,7 @@ fn an_unregistered_function_raises_undef_on_the_caller() {
 /// nodes its peer knows; [`trio`] checks it), and `global` stays in sync.
 #[test]
 fn nodes_that_meet_through_moebi_get_connected() {
-    let (_epmd, _moebi, alex, kate) = trio();
+    let (_epmd, _moebi, alex, kate) = trio(&[]);
     global_syncs(&alex);
     global_syncs(&kate);
 }
@@ -166,9 +166,9 @@ fn eventually(node: &BeamNode, condition: &str) -> bool {
 
 /// Three nodes in one `global` cluster: alex and kate each connect to Moebi only, and
 /// `global` connects them to each other.
-fn trio() -> (Epmd, RustNode, BeamNode, BeamNode) {
+fn trio(moebi_args: &[&str]) -> (Epmd, RustNode, BeamNode, BeamNode) {
     let epmd = Epmd::start();
-    let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
+    let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, moebi_args);
     let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
     let kate = BeamNode::start(&unique_name("kate"), COOKIE, &epmd);
     let (m, k) = (moebi.node_name(), kate.node_name());
@@ -188,7 +188,7 @@ fn trio() -> (Epmd, RustNode, BeamNode, BeamNode) {
 /// of it from both, passes it on, and asks each to disconnect it.
 #[test]
 fn moebi_drops_nodes_that_lost_each_other() {
-    let (_epmd, moebi, alex, kate) = trio();
+    let (_epmd, moebi, alex, kate) = trio(&[]);
     let (m, k) = (moebi.node_name(), kate.node_name());
     assert_eq!(alex.eval(&format!(":erlang.disconnect_node(:{k})")), "true");
     // alex's report reaches Moebi before alex could drop it, so kate is asked.
@@ -211,7 +211,7 @@ fn moebi_drops_nodes_that_lost_each_other() {
 /// that node, as they would if a BEAM node had lost it.
 #[test]
 fn moebi_reports_the_nodes_it_loses() {
-    let (_epmd, moebi, alex, kate) = trio();
+    let (_epmd, moebi, alex, kate) = trio(&[]);
     let (m, a) = (moebi.node_name(), alex.node_name());
     assert_eq!(
         kate.eval(&format!(
@@ -234,7 +234,7 @@ fn moebi_reports_the_nodes_it_loses() {
 /// leaves hidden nodes out.
 #[test]
 fn erlang_nodes_on_moebi_lists_visible_and_hidden_nodes_apart() {
-    let (epmd, moebi, alex, kate) = trio();
+    let (epmd, moebi, alex, kate) = trio(&[]);
     let bob = BeamNode::start_hidden(&unique_name("bob"), COOKIE, &epmd);
     let (m, a, k, b) = (
         moebi.node_name(),
@@ -264,6 +264,27 @@ fn erlang_nodes_on_moebi_lists_visible_and_hidden_nodes_apart() {
     assert_eq!(nodes(":connected").matches(':').count(), 3);
     assert_eq!(nodes(":nope"), ":badarg");
     assert_eq!(nodes("[:nope]"), ":badarg");
+}
+
+/// With `--prevent-overlapping-partitions false`, as with `-kernel
+/// prevent_overlapping_partitions false` on a BEAM node, Moebi neither passes on nor acts
+/// on the reports: it stays connected to both nodes that lost each other.
+#[test]
+fn without_prevent_overlapping_partitions_moebi_keeps_both() {
+    let (_epmd, moebi, alex, kate) = trio(&["--prevent-overlapping-partitions", "false"]);
+    let (m, k) = (moebi.node_name(), kate.node_name());
+    assert_eq!(alex.eval(&format!(":erlang.disconnect_node(:{k})")), "true");
+    // Each reported the loss to Moebi's global_name_server before this call to it.
+    for node in [&alex, &kate] {
+        assert_eq!(
+            node.eval(&format!(
+                "GenServer.call({{:global_name_server, :{m}}}, {{:del_lock, {{:x, self()}}}})"
+            )),
+            "true"
+        );
+        assert!(node.eval("Node.list()").contains(&m));
+    }
+    assert!(!moebi.log().contains("overlapping"), "{}", moebi.log());
 }
 
 #[test]

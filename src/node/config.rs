@@ -39,6 +39,12 @@ pub struct NodeConfig {
     /// and the online CPUs), when polling would take a core from one that has work.
     /// `Duration::ZERO` turns it off. Default 100 µs.
     pub busy_poll: Duration,
+    /// `global`'s `prevent_overlapping_partitions` (a kernel parameter on the BEAM): when
+    /// two nodes of the cluster lose each other, the others drop both, so that no two
+    /// partitions overlap. With it we tell the nodes we know of each node we lose, and
+    /// act on what they tell us. The nodes of a cluster should agree on it. Default
+    /// true, as on OTP 25.
+    pub prevent_overlapping_partitions: bool,
 }
 
 impl NodeConfig {
@@ -56,6 +62,7 @@ impl NodeConfig {
             max_term_depth: 512,
             max_pending_handshakes: 256,
             busy_poll: Duration::from_micros(100),
+            prevent_overlapping_partitions: true,
         }
     }
 

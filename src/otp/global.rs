@@ -96,6 +96,8 @@ struct Global {
     lost: HashMap<(String, String), Lost>,
     /// This incarnation of the node, in our `lost_connection` reports.
     xcreation: i64,
+    /// `NodeConfig::prevent_overlapping_partitions`: reports sent and acted on.
+    prevent_overlapping_partitions: bool,
     locks: HashMap<Term, Lock>,
     /// Monitors on lock holders, so a dead holder's locks are freed.
     holder_monitors: HashMap<Pid, Reference>,
@@ -113,6 +115,7 @@ pub(crate) fn start(node: &Node) {
             removing: HashSet::new(),
             lost: HashMap::new(),
             xcreation: i64::from(p.node().creation()),
+            prevent_overlapping_partitions: p.node().0.config.prevent_overlapping_partitions,
             locks: HashMap::new(),
             holder_monitors: HashMap::new(),
             // Like the tags `erlang:unique_integer([monotonic])` gives a BEAM node.
@@ -524,7 +527,7 @@ impl Global {
                 self.removing.insert(n.to_owned());
             }
             Leaving::Disconnected => {
-                if !self.removing.remove(n) {
+                if !self.removing.remove(n) && self.prevent_overlapping_partitions {
                     self.inform_connection_loss(p, n);
                 }
             }
@@ -568,6 +571,9 @@ impl Global {
     /// node we know, once, and whichever of the two is not us is dropped, as
     /// `global` does when `prevent_overlapping_partitions` is on (OTP 25's default).
     fn lost_connection(&mut self, p: &mut Process, report: &Term) {
+        if !self.prevent_overlapping_partitions {
+            return;
+        }
         let Some([_, Term::Atom(a), xcreation, op_id, Term::Atom(b)]) = report.as_tuple_n(5) else {
             return;
         };
