@@ -100,6 +100,11 @@ impl ConnHandle {
         }
     }
 
+    /// Whether the peer is a visible node (`PUBLISHED`): in `nodes()` and in `global`.
+    pub(crate) fn is_visible(&self) -> bool {
+        self.flags & crate::flags::PUBLISHED != 0
+    }
+
     /// Whether the writer is still running.
     pub(crate) fn is_open(&self) -> bool {
         !self.outbox.closed.load(Ordering::Acquire) && !self.closing.is_cancelled()

@@ -53,9 +53,7 @@ pub(super) fn connected(node: &Node) -> Vec<(String, bool)> {
     lock(&node.0.conns)
         .iter()
         .filter_map(|(name, s)| match s {
-            ConnState::Up(h) if h.is_open() => {
-                Some((name.clone(), h.flags & crate::flags::PUBLISHED != 0))
-            }
+            ConnState::Up(h) if h.is_open() => Some((name.clone(), h.is_visible())),
             _ => None,
         })
         .collect()
@@ -102,11 +100,7 @@ pub(super) fn send(node: &Node, peer: &Atom, message: Message) {
 /// `send` of a message to a process on `peer`, written from borrows when the
 /// connection is up (a copy is queued while it is coming up).
 pub(super) fn send_to(node: &Node, peer: &Atom, from: &Pid, to: To<'_>, payload: Payload<'_>) {
-    let up = match lock(&node.0.conns).get(&peer.name) {
-        Some(ConnState::Up(h)) if h.is_open() => Some(h.clone()),
-        _ => None,
-    };
-    match up {
+    match handle(node, &peer.name) {
         Some(h) => h.send_to(from, to, payload),
         None => send(node, peer, codec::to_message(from, to, payload)),
     }

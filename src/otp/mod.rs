@@ -30,14 +30,14 @@ pub(crate) fn start_system_processes(node: &Node) {
 /// A connection came up: a visible node starts a `global` session with a visible peer,
 /// as `global` does on `nodeup`.
 pub(crate) fn node_up(node: &Node, conn: &Arc<ConnHandle>) {
-    if !node.0.config.hidden && conn.flags & crate::flags::PUBLISHED != 0 {
+    if !node.0.config.hidden && conn.is_visible() {
         global::node_up(node, &conn.peer);
     }
 }
 
 /// A connection went down: `global` hears of a visible peer's, as of its `nodeup`.
 pub(crate) fn node_down(node: &Node, conn: &ConnHandle) {
-    if !node.0.config.hidden && conn.flags & crate::flags::PUBLISHED != 0 {
+    if !node.0.config.hidden && conn.is_visible() {
         global::node_down(node, &conn.peer);
     }
 }
