@@ -37,7 +37,7 @@ pub(crate) fn register(node: &Node) {
     });
     // `Node.list()`: visible nodes only.
     node.register_function("erlang", "nodes", 0, |p, _| async move {
-        Ok(list(p.node().nodes(true).iter().map(|n| atom(n)).collect()))
+        nodes(p.node(), &atom("visible"))
     });
     node.register_function("erlang", "nodes", 1, |p, args| async move {
         nodes(p.node(), &args[0])
