@@ -190,21 +190,11 @@ impl Node {
     }
 
     /// `erlang:send({Name, Node}, Message, [noconnect])`: sent only over a connection
-    /// to `node` that is up, never bringing one up (false when there is none), as
+    /// to `node` that is up, never bringing one up (dropped when there is none), as
     /// `global` sends what must not connect nodes.
-    pub(crate) fn send_noconnect(
-        &self,
-        from: &Pid,
-        name: &Atom,
-        node: &str,
-        message: &Term,
-    ) -> bool {
-        match connect::handle(self, node) {
-            Some(h) => {
-                h.send_to(from, To::Name(name), Payload::Term(message));
-                true
-            }
-            None => false,
+    pub(crate) fn send_noconnect(&self, from: &Pid, name: &Atom, node: &str, message: &Term) {
+        if let Some(h) = connect::handle(self, node) {
+            h.send_to(from, To::Name(name), Payload::Term(message));
         }
     }
 
