@@ -527,3 +527,136 @@ fn long_names_work_like_short_ones() {
     );
     assert_eq!(alex.eval(&format!(":rpc.call({m}, :erlang, :node, [])")), m);
 }
+
+/// `{Chat.TaskSupervisor, NODE}` in a scenario.
+const SUP: &str = "sup = {Chat.TaskSupervisor, NODE}";
+
+#[test]
+fn task_supervisor_start_child_children_and_terminate_child() {
+    let c = Cluster::start();
+
+    // start_child/5, temporary (Elixir 1.14 sends the MFA in the call; 1.15+ sends
+    // [owner, :monitor], then the MFA to the task): {:ok, pid}, and the MFA runs.
+    let started = format!(
+        "{SUP}
+        {{:ok, pid}} = Task.Supervisor.start_child(sup, Chat, :receive_message, [\"started child\"])
+        is_pid(pid) and node(pid) == NODE"
+    );
+    assert_eq!(c.same_ok(&started), "true");
+    assert!(
+        c.moebi().wait_for_lines("started child", 1, WAIT),
+        "the task runs on Moebi and prints there:\n{}",
+        c.moebi().output()
+    );
+
+    // children/1, count_children, terminate_child/2 of a running task, and of one gone.
+    let lifecycle = format!(
+        "{SUP}
+        {{:ok, pid}} = Task.Supervisor.start_child(sup, Moebi, :wait, [])
+        ref = Process.monitor(pid)
+        listed = pid in Task.Supervisor.children(sup)
+        counts = DynamicSupervisor.count_children(sup)
+        terminated = Task.Supervisor.terminate_child(sup, pid)
+        down = receive do {{:DOWN, ^ref, :process, ^pid, r}} -> r after 5000 -> :timeout end
+        again = Task.Supervisor.terminate_child(sup, pid)
+        {{listed, counts, terminated, down, again, Task.Supervisor.children(sup)}}"
+    );
+    assert_eq!(
+        c.same_ok(&lifecycle),
+        "{true, %{active: 1, specs: 1, supervisors: 0, workers: 1}, :ok, :shutdown, {:error, :not_found}, []}"
+    );
+
+    // restart: :transient, a child that crashes is started again with the same MFA;
+    // one that exits :normal is not. (The 1.14 form on every Elixir.)
+    let transient = format!(
+        "{SUP}
+        {{:ok, pid}} = Task.Supervisor.start_child(sup, Moebi, :wait, [], restart: :transient)
+        ref = Process.monitor(pid)
+        send(pid, :boom)
+        receive do {{:DOWN, ^ref, :process, ^pid, _}} -> :ok after 5000 -> :timeout end
+        restarted = Enum.find_value(1..100, fn _ ->
+          case Task.Supervisor.children(sup) do
+            [new] when new != pid -> new
+            _ -> Process.sleep(20); nil
+          end
+        end)
+        ref = Process.monitor(restarted)
+        send(restarted, :normal)
+        down = receive do {{:DOWN, ^ref, :process, ^restarted, r}} -> r after 5000 -> :timeout end
+        Process.sleep(100)
+        {{is_pid(restarted), down, Task.Supervisor.children(sup)}}"
+    );
+    assert_eq!(c.same_ok(&transient), "{true, :normal, []}");
+    c.assert_moebi_still_serves();
+}
+
+#[test]
+fn task_supervisor_async_streams_and_shutdown() {
+    let c = Cluster::start();
+
+    let nolink = format!(
+        "{SUP}
+        ok = Task.Supervisor.async_nolink(sup, Chat, :receive_message, [\"nolink\"]) |> Task.await()
+        task = Task.Supervisor.async_nolink(sup, Chat, :no_such_fun, [\"hi\"])
+        # The frame that failed (a BEAM adds Task.Supervised's own frames below it).
+        {{:exit, {{reason, [frame | _]}}}} = Task.yield(task, 5000)
+        {{ok, reason, frame}}"
+    );
+    assert_eq!(
+        c.same_ok(&nolink),
+        "{:ok, :undef, {Chat, :no_such_fun, [\"hi\"], []}}"
+    );
+
+    for stream in ["async_stream", "async_stream_nolink"] {
+        let scenario = format!(
+            "{SUP}
+            Task.Supervisor.{stream}(sup, [\"s1\", \"s2\", \"s3\"], Chat, :receive_message, [])
+            |> Enum.to_list()"
+        );
+        assert_eq!(c.same_ok(&scenario), "[ok: :ok, ok: :ok, ok: :ok]");
+    }
+    assert!(
+        c.moebi().wait_for_lines("s3", 2, WAIT),
+        "{}",
+        c.moebi().output()
+    );
+
+    // Task.shutdown/2 of a task running on the node: with a timeout, and brutally.
+    let shutdown = format!(
+        "{SUP}
+        t1 = Task.Supervisor.async_nolink(sup, Moebi, :wait, [])
+        t2 = Task.Supervisor.async(sup, Moebi, :wait, [])
+        {{Task.shutdown(t1, 5000), Task.shutdown(t2, :brutal_kill), Process.alive?(self())}}"
+    );
+    assert_eq!(c.same_ok(&shutdown), "{nil, nil, true}");
+    c.assert_moebi_still_serves();
+}
+
+#[test]
+fn a_call_the_task_supervisor_does_not_know_exits_the_caller() {
+    let c = Cluster::start();
+
+    // DynamicSupervisor has no clause for it: the caller exits with the function
+    // clause error, the supervisor is started again by its parent, and serves.
+    let unknown = format!(
+        "{SUP}
+        caught = try do
+          GenServer.call(sup, :no_such_request, 5000)
+        catch
+          :exit, {{{{kind, [{{m, f, _, _}} | _]}}, {{GenServer, :call, _}}}} -> {{kind, m, f}}
+        end
+        served = Enum.find_value(1..100, fn _ ->
+          try do
+            Task.Supervisor.async_nolink(sup, Chat, :receive_message, [\"after the crash\"]) |> Task.await()
+          catch
+            :exit, _ -> Process.sleep(50); nil
+          end
+        end)
+        {{caught, served}}"
+    );
+    assert_eq!(
+        c.same_ok(&unknown),
+        "{{:function_clause, DynamicSupervisor, :handle_call}, :ok}"
+    );
+    c.assert_moebi_still_serves();
+}

@@ -17,109 +17,275 @@ use super::gen_server::{parse_call, From};
 use crate::node::Node;
 use crate::process::{handle::exit_message, Dest, Exception, Process};
 use crate::term::{atom, int, list, nil, tuple, Match, Pid, Reference, Term};
-use std::collections::HashSet;
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 /// `@ref_timeout` in `Task.Supervised`: how long a task waits for its start message.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// `DynamicSupervisor`'s defaults, which `Task.Supervisor.start_link/1` keeps: at most
+/// 3 restarts in 5 seconds, then the supervisor shuts down.
+const MAX_RESTARTS: usize = 3;
+const MAX_SECONDS: Duration = Duration::from_secs(5);
+/// The shutdown a task gets when the request names none (`Task.Supervisor`'s default).
+const DEFAULT_SHUTDOWN: Shutdown = Shutdown::Timeout(Duration::from_secs(5));
 
+/// Starts the supervisor registered as `name` under a parent that starts it again when
+/// it exits, as the application's supervisor restarts `Chat.TaskSupervisor` on a BEAM
+/// node (its tasks die with it, being linked to it). Returns the supervisor's pid.
 pub(crate) fn start(node: &Node, name: &str) -> Pid {
-    let name_owned = name.to_owned();
-    node.spawn_registered(name, move |mut p| async move {
+    let parent = node
+        .prepare(node.spawn_opts(node.user_pid()))
+        .expect("a process without a name always prepares");
+    let parent_pid = parent.entry.pid.clone();
+    let first = start_supervisor(node, name, &parent_pid)
+        .unwrap_or_else(|_| panic!("the name {name} is already registered on this node"));
+    parent.entry.state().links.insert(first.clone());
+    let name = name.to_owned();
+    let mut current = first.clone();
+    node.start_prepared(parent, move |mut p| async move {
         p.trap_exit(true);
-        let mut children: HashSet<Pid> = HashSet::new();
         loop {
             let message = p.receive().await;
-            if let Some((pid, _)) = exit_message(&message) {
-                children.remove(pid);
-                continue;
-            }
-            let Some((from, request)) = parse_call(&message) else {
-                if super::gen_server::is_malformed_call(&message) {
-                    tracing::warn!("{name_owned}: dropping a $gen_call with a malformed From");
-                } else {
-                    tracing::debug!("{name_owned}: ignoring {message}");
-                }
+            let Some((pid, reason)) = exit_message(&message) else {
                 continue;
             };
-            match handle_call(&p, request) {
-                Some(Call::StartTask(start)) => {
-                    let pid = spawn_task(&p, start);
-                    children.insert(pid.clone());
-                    from.reply(&p, tuple(vec![atom("ok"), Term::Pid(pid)]));
-                }
-                Some(Call::Reply(r)) => from.reply(&p, r),
-                Some(Call::WhichChildren) => {
-                    let kids = children
-                        .iter()
-                        .map(|c| {
-                            tuple(vec![
-                                atom("undefined"),
-                                Term::Pid(c.clone()),
-                                atom("worker"),
-                                list(vec![atom("Elixir.Task.Supervised")]),
-                            ])
-                        })
-                        .collect();
-                    from.reply(&p, list(kids));
-                }
-                Some(Call::CountChildren) => {
-                    let n = int(children.len() as i64);
-                    let counts = [
-                        ("specs", n.clone()),
-                        ("active", n.clone()),
-                        ("supervisors", int(0)),
-                        ("workers", n),
-                    ];
-                    from.reply(
-                        &p,
-                        crate::term::map(counts.into_iter().map(|(k, v)| (atom(k), v))),
-                    );
-                }
-                Some(Call::TerminateChild(pid)) => {
-                    let reply = if children.remove(&pid) {
-                        p.exit(&pid, atom("shutdown"));
-                        atom("ok")
-                    } else {
-                        tuple(vec![atom("error"), atom("not_found")])
-                    };
-                    from.reply(&p, reply);
-                }
-                None => unexpected(&p, &from, request),
+            if pid != &current {
+                continue;
             }
+            tracing::error!("{name} ({current}) terminated: {reason}; starting it again");
+            // The name is free once the exit has been handled: wait for it (bounded).
+            let node = p.node().clone();
+            let started = loop {
+                match start_supervisor(&node, &name, &p.pid()) {
+                    Ok(pid) => break Some(pid),
+                    Err(_) if node.whereis(&name).is_some_and(|n| n == current) => {
+                        tokio::time::sleep(Duration::from_millis(1)).await
+                    }
+                    Err(_) => break None,
+                }
+            };
+            let Some(pid) = started else {
+                tracing::error!("{name}: the name is taken by another process; not restarted");
+                return Ok(());
+            };
+            p.link(&pid);
+            current = pid;
         }
-    })
-    .unwrap_or_else(|_| panic!("the name {name} is already registered on this node"))
+    });
+    first
 }
 
-/// A call `DynamicSupervisor` does not know crashes it on the BEAM (function clause);
-/// we keep serving and log, and the caller times out as it would against a restarted
-/// supervisor.
-fn unexpected(p: &Process, from: &From, request: &Term) {
-    tracing::warn!(
+fn start_supervisor(node: &Node, name: &str, parent: &Pid) -> Result<Pid, Exception> {
+    let mut opts = node.spawn_opts(node.user_pid()).linked_to(parent.clone());
+    opts.name = Some(crate::term::Atom::from(name));
+    let prepared = node.prepare(opts)?;
+    let name = name.to_owned();
+    Ok(node.start_prepared(prepared, move |p| supervise(p, name)))
+}
+
+/// How a child is restarted (`:restart` of `Task.Supervisor.start_child/3,5`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Restart {
+    Temporary,
+    Transient,
+    Permanent,
+}
+
+/// How a child is stopped by `terminate_child` (`:shutdown`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Shutdown {
+    BrutalKill,
+    Timeout(Duration),
+    Infinity,
+}
+
+struct Child {
+    start: StartTask,
+    restart: Restart,
+    shutdown: Shutdown,
+}
+
+/// The supervisor's loop (`DynamicSupervisor` with `Task.Supervisor`'s callbacks).
+async fn supervise(mut p: Process, name: String) -> Result<(), Exception> {
+    p.trap_exit(true);
+    let mut children: HashMap<Pid, Child> = HashMap::new();
+    let mut restarts: VecDeque<Instant> = VecDeque::new();
+    loop {
+        let message = p.receive().await;
+        if let Some((pid, reason)) = exit_message(&message) {
+            let Some(child) = children.remove(pid) else {
+                continue;
+            };
+            let restart = match child.restart {
+                Restart::Permanent => true,
+                Restart::Transient => !is_normal_exit(reason),
+                Restart::Temporary => false,
+            };
+            if restart {
+                let now = Instant::now();
+                restarts.push_back(now);
+                while restarts
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > MAX_SECONDS)
+                {
+                    restarts.pop_front();
+                }
+                if restarts.len() > MAX_RESTARTS {
+                    tracing::error!(
+                        "{name}: reached_max_restart_intensity (child {pid} exited: {reason}); shutting down"
+                    );
+                    return Err(Exception::Exit(atom("shutdown")));
+                }
+                let pid = spawn_task(&p, child.start.clone());
+                children.insert(pid, child);
+            }
+            continue;
+        }
+        let Some((from, request)) = parse_call(&message) else {
+            if super::gen_server::is_malformed_call(&message) {
+                tracing::warn!("{name}: dropping a $gen_call with a malformed From");
+            } else {
+                tracing::debug!("{name}: ignoring {message}");
+            }
+            continue;
+        };
+        match handle_call(request) {
+            Some(Call::StartTask(start, restart, shutdown)) => {
+                let pid = spawn_task(&p, start.clone());
+                children.insert(
+                    pid.clone(),
+                    Child {
+                        start,
+                        restart,
+                        shutdown,
+                    },
+                );
+                from.reply(&p, tuple(vec![atom("ok"), Term::Pid(pid)]));
+            }
+            Some(Call::WhichChildren) => {
+                let kids = children
+                    .keys()
+                    .map(|c| {
+                        tuple(vec![
+                            atom("undefined"),
+                            Term::Pid(c.clone()),
+                            atom("worker"),
+                            list(vec![atom("Elixir.Task.Supervised")]),
+                        ])
+                    })
+                    .collect();
+                from.reply(&p, list(kids));
+            }
+            Some(Call::CountChildren) => {
+                // A keyword list: `DynamicSupervisor.count_children/1` makes the map.
+                let n = int(children.len() as i64);
+                let counts = [
+                    ("specs", n.clone()),
+                    ("active", n.clone()),
+                    ("supervisors", int(0)),
+                    ("workers", n),
+                ];
+                let counts = counts.into_iter().map(|(k, v)| tuple(vec![atom(k), v]));
+                from.reply(&p, list(counts.collect()));
+            }
+            Some(Call::TerminateChild(pid)) => {
+                let reply = match children.remove(&pid) {
+                    Some(child) => {
+                        stop_child(&mut p, &pid, child.shutdown).await;
+                        atom("ok")
+                    }
+                    None => tuple(vec![atom("error"), atom("not_found")]),
+                };
+                from.reply(&p, reply);
+            }
+            None => return Err(unexpected(&p, &name, &from, request)),
+        }
+    }
+}
+
+/// `normal`, `shutdown` and `{shutdown, _}`: the exits a transient child is not
+/// restarted after.
+fn is_normal_exit(reason: &Term) -> bool {
+    reason.is_atom("normal")
+        || reason.is_atom("shutdown")
+        || reason
+            .as_tuple_n(2)
+            .is_some_and(|e| e[0].is_atom("shutdown"))
+}
+
+/// `DynamicSupervisor`'s `terminate_children` for one child: `shutdown`, then `kill`
+/// once its shutdown time has passed; returns when the child is gone.
+async fn stop_child(p: &mut Process, pid: &Pid, shutdown: Shutdown) {
+    let timeout = match shutdown {
+        Shutdown::BrutalKill => {
+            p.exit(pid, atom("kill"));
+            None
+        }
+        Shutdown::Timeout(t) => {
+            p.exit(pid, atom("shutdown"));
+            Some(t)
+        }
+        Shutdown::Infinity => {
+            p.exit(pid, atom("shutdown"));
+            None
+        }
+    };
+    let is_its_exit = |m: &Term| exit_message(m).is_some_and(|(from, _)| from == pid);
+    if p.receive_match(timeout, is_its_exit).await.is_none() {
+        p.exit(pid, atom("kill"));
+        p.receive_match(None, is_its_exit).await;
+    }
+}
+
+/// A call `DynamicSupervisor` does not know crashes it on the BEAM (no clause of
+/// `handle_call/3` matches): the caller's `GenServer.call` exits with that reason, the
+/// tasks die with the supervisor, and its parent starts it again. So here.
+fn unexpected(p: &Process, name: &str, from: &From, request: &Term) -> Exception {
+    tracing::error!(
         supervisor = %p.pid(),
-        "unexpected call {} from {}",
+        "{name} terminating: no function clause matching in DynamicSupervisor.handle_call/3 (call {} from {})",
         crate::term::Short(request),
         from.pid
     );
+    Exception::Exit(tuple(vec![
+        atom("function_clause"),
+        list(vec![tuple(vec![
+            atom("Elixir.DynamicSupervisor"),
+            atom("handle_call"),
+            int(3),
+            nil(),
+        ])]),
+    ]))
 }
 
-struct StartTask {
-    owner: Pid,
-    monitor: bool,
-    /// The older form carries the MFA in the start_task call itself.
-    legacy_mfa: Option<Term>,
+/// What a task is started with; kept to start it again.
+#[derive(Clone)]
+enum StartTask {
+    /// `Task.Supervised.start_link(Owner, monitor | nomonitor)`: the task waits for
+    /// `{Owner, Ref, ReplyTo, Callers, MFA}` (`async`, `async_nolink`, `async_stream`,
+    /// and `start_child` since Elixir 1.15).
+    Reply { owner: Pid, monitor: bool },
+    /// `Task.Supervised.start_link(Owner, Callers, MFA)`: runs the MFA at once and
+    /// replies to nobody (`start_child` up to Elixir 1.14, and with a restart other than
+    /// `temporary` since).
+    NoReply { owner: Pid, mfa: Term },
+    /// The form older Elixir sent, `[Owner, monitor, {Node, Owner}, MFA]`: waits for
+    /// `{Owner, Ref}`, then replies to Owner.
+    Legacy {
+        owner: Pid,
+        monitor: bool,
+        mfa: Term,
+    },
 }
 
 enum Call {
-    StartTask(StartTask),
-    Reply(Term),
+    StartTask(StartTask, Restart, Shutdown),
     WhichChildren,
     CountChildren,
     TerminateChild(Pid),
 }
 
-fn handle_call(_p: &Process, request: &Term) -> Option<Call> {
+fn handle_call(request: &Term) -> Option<Call> {
     if request.is_atom("which_children") {
         return Some(Call::WhichChildren);
     }
@@ -129,25 +295,40 @@ fn handle_call(_p: &Process, request: &Term) -> Option<Call> {
     let e = request.as_tuple()?;
     match (e.first()?.as_atom()?, e.len()) {
         ("start_task", 4) => {
-            let args = e[1].as_list()?;
-            match args {
-                // Elixir 1.10+: [{Node, Owner, Owner} | OwnerPid, monitor | nomonitor]
-                [owner_info, mode] => Some(Call::StartTask(StartTask {
+            let start = match e[1].as_list()? {
+                [owner_info, mode] => StartTask::Reply {
                     owner: owner_pid(owner_info)?,
                     monitor: mode.is_atom("monitor"),
-                    legacy_mfa: None,
-                })),
-                // Older Elixir: [Owner, monitor, {Node, Owner}, {M, F, A}]
-                [owner, mode, _info, mfa] => Some(Call::StartTask(StartTask {
+                },
+                [owner_info, callers, mfa] if callers.as_list().is_some() => StartTask::NoReply {
+                    owner: owner_pid(owner_info)?,
+                    mfa: mfa.clone(),
+                },
+                [owner, mode, _info, mfa] => StartTask::Legacy {
                     owner: owner.as_pid()?.clone(),
                     monitor: mode.is_atom("monitor"),
-                    legacy_mfa: Some(mfa.clone()),
-                })),
-                _ => None,
-            }
+                    mfa: mfa.clone(),
+                },
+                _ => return None,
+            };
+            // `nil` takes the supervisor's own (temporary, 5000): ours are never other,
+            // so the `{restart, R}` answer of a BEAM supervisor started with another
+            // restart is never due.
+            let restart = match e[2].as_atom()? {
+                "nil" | "temporary" => Restart::Temporary,
+                "transient" => Restart::Transient,
+                "permanent" => Restart::Permanent,
+                _ => return None,
+            };
+            let shutdown = match &e[3] {
+                t if t.is_atom("nil") => DEFAULT_SHUTDOWN,
+                t if t.is_atom("brutal_kill") => Shutdown::BrutalKill,
+                t if t.is_atom("infinity") => Shutdown::Infinity,
+                t => Shutdown::Timeout(Duration::from_millis(u64::try_from(t.as_int()?).ok()?)),
+            };
+            Some(Call::StartTask(start, restart, shutdown))
         }
         ("terminate_child", 2) => Some(Call::TerminateChild(e[1].as_pid()?.clone())),
-        ("get_childspec", 2) => Some(Call::Reply(tuple(vec![atom("error"), atom("not_found")]))),
         _ => None,
     }
 }
@@ -155,7 +336,7 @@ fn handle_call(_p: &Process, request: &Term) -> Option<Call> {
 fn owner_pid(info: &Term) -> Option<Pid> {
     match info {
         Term::Pid(p) => Some(p.clone()),
-        _ => info.as_tuple_n(3)?[1].as_pid().cloned(),
+        _ => info.as_tuple_n(3)?[2].as_pid().cloned(),
     }
 }
 
@@ -169,41 +350,28 @@ fn spawn_task(sup: &Process, start: StartTask) -> Pid {
     pid
 }
 
-/// `Task.Supervised.reply/2` and `invoke_mfa/2`.
+/// `Task.Supervised.reply/3` and `noreply/4`, then `invoke_mfa/2`.
 async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Exception> {
-    let owner = Term::Pid(start.owner.clone());
-    let mref = start.monitor.then(|| p.monitor(start.owner.clone()));
-    let started = p
-        .receive_match(Some(START_TIMEOUT), |m| {
-            let starts = match &start.legacy_mfa {
-                None => m.as_tuple_n(5).is_some_and(|e| e[0] == owner),
-                Some(_) => m.as_tuple_n(2).is_some_and(|e| e[0] == owner),
-            };
-            starts
-                || mref
-                    .as_ref()
-                    .is_some_and(|r| crate::process::handle::is_down_for(m, r))
-        })
-        .await;
-    let Some(started) = started else {
-        return Err(Exception::Exit(atom("timeout")));
-    };
-    let e = started.as_tuple().unwrap_or(&[]).to_vec();
-    if e.len() == 5 && e[0].is_atom("DOWN") {
-        return Err(Exception::Exit(tuple(vec![atom("shutdown"), e[4].clone()])));
-    }
-    if let Some(r) = &mref {
-        p.demonitor(r, true);
-    }
-    let (reference, reply_to, mfa) = match start.legacy_mfa {
-        Some(mfa) => (e[1].clone(), Dest::Pid(start.owner.clone()), mfa),
-        None => {
+    let (owner, reference, reply_to, mfa) = match start {
+        StartTask::NoReply { owner, mfa } => (owner, None, None, mfa),
+        StartTask::Reply { owner, monitor } => {
+            let e = wait_for_start(&mut p, &owner, monitor, 5).await?;
             let reply_to = match &e[2] {
                 Term::Reference(r) => Dest::Alias((**r).clone()),
                 Term::Pid(pid) => Dest::Pid(pid.clone()),
                 _ => return Err(Exception::Exit(atom("badarg"))),
             };
-            (e[1].clone(), reply_to, e[4].clone())
+            let [_, reference, _, _, mfa]: [Term; 5] = e.try_into().expect("a 5-tuple");
+            (owner, Some(reference), Some(reply_to), mfa)
+        }
+        StartTask::Legacy {
+            owner,
+            monitor,
+            mfa,
+        } => {
+            let e = wait_for_start(&mut p, &owner, monitor, 2).await?;
+            let reply_to = Dest::Pid(owner.clone());
+            (owner, Some(e[1].clone()), Some(reply_to), mfa)
         }
     };
     let Some((m, f, args)) = mfa.as_tuple_n(3).and_then(|t| {
@@ -218,18 +386,49 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
     let me = p.pid();
     match node.apply(p, &m, &f, args).await {
         Ok(result) => {
-            node.route(&me, reply_to, tuple(vec![reference, result]));
+            if let (Some(reference), Some(reply_to)) = (reference, reply_to) {
+                node.route(&me, reply_to, tuple(vec![reference, result]));
+            }
             Ok(())
         }
         Err(e) => {
             // proc_lib's crash report, then exit(Reason): no second, emulator report.
-            tracing::error!(
-                "Task {me} started from {} terminating: {e} in {m}.{f}",
-                start.owner
-            );
+            tracing::error!("Task {me} started from {owner} terminating: {e} in {m}.{f}");
             Err(Exception::Exit(e.exit_reason()))
         }
     }
+}
+
+/// The owner's start message, a tuple of `arity` led by the owner's pid, within
+/// `@ref_timeout`; `{shutdown, Reason}` if a monitored owner dies first.
+async fn wait_for_start(
+    p: &mut Process,
+    owner: &Pid,
+    monitor: bool,
+    arity: usize,
+) -> Result<Vec<Term>, Exception> {
+    let owner_term = Term::Pid(owner.clone());
+    let mref = monitor.then(|| p.monitor(owner.clone()));
+    let started = p
+        .receive_match(Some(START_TIMEOUT), |m| {
+            m.as_tuple_n(arity).is_some_and(|e| e[0] == owner_term)
+                || mref
+                    .as_ref()
+                    .is_some_and(|r| crate::process::handle::is_down_for(m, r))
+        })
+        .await;
+    let Some(Term::Tuple(started)) = started else {
+        return Err(Exception::Exit(atom("timeout")));
+    };
+    let e = started.elements;
+    if let Some(r) = &mref {
+        // The start message leads with the owner's pid: an atom first is the DOWN.
+        if e[0].is_atom("DOWN") {
+            return Err(Exception::Exit(tuple(vec![atom("shutdown"), e[4].clone()])));
+        }
+        p.demonitor(r, true);
+    }
+    Ok(e)
 }
 
 /// A task started with [`Process::task_async`] (`%Task{}`).
