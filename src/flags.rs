@@ -33,6 +33,9 @@ pub(crate) const MANDATORY_25_DIGEST: u64 = 0x4000000;
 pub(crate) const SPAWN: u64 = 1 << 32;
 pub(crate) const V4_NC: u64 = 1 << 34;
 pub(crate) const ALIAS: u64 = 1 << 35;
+/// OTP 28+: `ALTACT_SIG_SEND` (control message 37), for alias sends, priority messages
+/// and exit signals to aliases; `ALIAS_SEND` goes in OTP 30.
+pub(crate) const ALTACT_SIG: u64 = 1 << 37;
 
 /// `MANDATORY_DFLAGS_25` of `kernel/include/dist.hrl`: a peer lacking any is refused.
 const MANDATORY_25: &[(u64, &str)] = &[
@@ -63,7 +66,8 @@ pub(crate) fn advertised(visible: bool) -> u64 {
         | MANDATORY_25_DIGEST
         | SPAWN
         | V4_NC
-        | ALIAS;
+        | ALIAS
+        | ALTACT_SIG;
     mandatory | features | if visible { PUBLISHED } else { 0 }
 }
 
@@ -87,11 +91,12 @@ mod tests {
     }
 
     #[test]
-    fn we_are_a_subset_of_what_otp25_sends() {
-        // OTP 25 sends 0xd07df7fbd (protocol notes §2); we leave out the atom cache and
-        // fragments, and the flags whose messages we don't answer.
+    fn we_are_a_subset_of_what_otp_sends() {
+        // OTP 25 sends 0xd07df7fbd (protocol notes §2), OTP 28+ adds ALTACT_SIG; we
+        // leave out the atom cache and fragments, and the flags whose messages we don't
+        // answer.
         let otp25 = 0xd07df7fbd_u64;
-        assert_eq!(advertised(true) & !otp25, 0);
+        assert_eq!(advertised(true) & !(otp25 | ALTACT_SIG), 0);
         assert!(missing_mandatory(advertised(false)).is_empty());
     }
 }

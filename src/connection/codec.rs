@@ -41,7 +41,43 @@ pub(crate) enum DecodeError {
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Decoded {
     Message(Message),
+    /// `ALTACT_SIG_SEND`, which erl_dist 0.8 predates.
+    AltAct(AltAct),
     Unknown(Term),
+}
+
+/// `ALTACT_SIG_SEND` (OTP 28+, control message 37): `{37, Flags, SenderPid, To}` or
+/// `{37, Flags, SenderPid, To, Token}`, followed by the message, or by the exit reason
+/// when the `EXIT` bit is set. Alias sends (every `GenServer.call` reply and `Task`
+/// result), priority messages (EEP 76) and exit signals to aliases travel this way to
+/// a node that advertises `DFLAG_ALTACT_SIG`.
+#[derive(Debug)]
+pub(crate) struct AltAct {
+    /// The flag bits ([`altact`]); bits no release defines yet are dropped, as the
+    /// BEAM keeps only the low byte.
+    pub flags: u8,
+    pub from: Pid,
+    pub to: AltActTo,
+    /// The message, or the exit reason.
+    pub data: Term,
+}
+
+/// Where an [`AltAct`] signal goes, as its flags say.
+#[derive(Debug)]
+pub(crate) enum AltActTo {
+    Pid(Pid),
+    Name(Atom),
+    Alias(Reference),
+}
+
+/// The flag bits of `ALTACT_SIG_SEND` (`ERTS_DOP_ALTACT_SIG_FLG_*` in `dist.h`).
+pub(crate) mod altact {
+    pub(crate) const OP: u8 = 37;
+    // PRIO is 1: a priority message, accepted as one only through a priority alias.
+    pub(crate) const TOKEN: u8 = 2;
+    pub(crate) const ALIAS: u8 = 4;
+    pub(crate) const NAME: u8 = 8;
+    pub(crate) const EXIT: u8 = 16;
 }
 
 /// Decodes one data frame body (after the length).
@@ -104,6 +140,11 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, Malformed
         return Err(Malformed::Bad);
     };
     let n = tuple.elements.len();
+    if op == i64::from(altact::OP) {
+        return alt_act(tuple.elements, payload)
+            .map(Decoded::AltAct)
+            .ok_or(Malformed::Bad);
+    }
     // Fields are moved out of the tuple as they are taken (a pid or an atom holds a
     // `String`: a copy would be an allocation each), leaving an empty list behind.
     let e = std::cell::RefCell::new(tuple.elements);
@@ -245,9 +286,50 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, Malformed
     })();
     match decoded {
         Some(message) => Ok(Decoded::Message(message)),
-        None if !(1..=36).contains(&op) => Err(Malformed::Unknown),
+        None if !(1..=i64::from(altact::OP)).contains(&op) => Err(Malformed::Unknown),
         None => Err(Malformed::Bad),
     }
+}
+
+/// `ALTACT_SIG_SEND`, read as `dist.c` reads it: at least four elements (later releases
+/// may add more), flags a non-negative integer of which the low byte counts, a token
+/// only when the `TOKEN` bit says so, and `To` of the kind the `ALIAS`/`NAME` bits say.
+fn alt_act(elements: Vec<Term>, payload: Option<Term>) -> Option<AltAct> {
+    let mut e = elements.into_iter().skip(1);
+    let flags = match e.next()? {
+        Term::FixInteger(i) => u8::try_from(i.value & 0xff).ok().filter(|_| i.value >= 0)?,
+        Term::BigInteger(b) => {
+            // Two's complement, least significant byte first: the sign is the top bit.
+            let bytes = b.value.to_signed_bytes_le();
+            if bytes.last().is_some_and(|top| top & 0x80 != 0) {
+                return None;
+            }
+            bytes.first().copied().unwrap_or(0)
+        }
+        _ => return None,
+    };
+    let Term::Pid(from) = e.next()? else {
+        return None;
+    };
+    let to = match (
+        e.next()?,
+        flags & altact::ALIAS != 0,
+        flags & altact::NAME != 0,
+    ) {
+        (Term::Reference(r), true, false) => AltActTo::Alias(*r),
+        (Term::Atom(a), false, true) => AltActTo::Name(a),
+        (Term::Pid(p), false, false) => AltActTo::Pid(p),
+        _ => return None,
+    };
+    if flags & altact::TOKEN != 0 {
+        e.next()?;
+    }
+    Some(AltAct {
+        flags,
+        from,
+        to,
+        data: payload?,
+    })
 }
 
 fn mfa(term: Term) -> Option<Mfa> {
@@ -484,6 +566,13 @@ mod hot {
                 out.extend_from_slice(&[SMALL_TUPLE_EXT, 0]);
                 atom(out, name)?;
             }
+            To::Alias(alias) if peer_flags & flags::ALTACT_SIG != 0 => {
+                // `{37, ALIAS, From, Alias}`: ALIAS_SEND goes in OTP 30.
+                tuple(out, 4, altact::OP);
+                out.extend_from_slice(&[SMALL_INTEGER_EXT, altact::ALIAS]);
+                pid(out, from)?;
+                reference(out, alias)?;
+            }
             To::Alias(alias) => {
                 tuple(out, 3, 33);
                 pid(out, from)?;
@@ -555,12 +644,200 @@ mod tests {
     use super::*;
     use crate::term::{atom, binary, int, list, tuple, Pid, Reference};
 
+    /// Encoded for a peer of OTP 25 to 27 (every flag but ALTACT_SIG), then decoded.
     fn round_trip(message: Message) -> Message {
-        let frame = encode(message, u64::MAX).unwrap();
+        let frame = encode(message, !flags::ALTACT_SIG).unwrap();
         match decode(&frame[4..], &TermLimits::default()).unwrap() {
             Decoded::Message(m) => m,
+            Decoded::AltAct(a) => panic!("ALTACT_SIG_SEND {a:?}"),
             Decoded::Unknown(t) => panic!("unknown {t}"),
         }
+    }
+
+    /// A frame body of `control` and `data`.
+    fn body(control: Vec<Term>, data: Term) -> Vec<u8> {
+        let mut body = vec![PASS_THROUGH];
+        tuple(control).encode(&mut body).unwrap();
+        data.encode(&mut body).unwrap();
+        body
+    }
+
+    fn alt_act(body: &[u8]) -> Result<AltAct, String> {
+        match decode(body, &TermLimits::default()) {
+            Ok(Decoded::AltAct(a)) => Ok(a),
+            Ok(_) => Err("not an ALTACT_SIG_SEND".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Every form of `ALTACT_SIG_SEND` an OTP 28+ node sends (`dist.c`): to a pid, a
+    /// name or an alias, message or exit, with or without priority and token; flags
+    /// as a bignum, and a tuple longer than today's (a later release may extend it).
+    #[test]
+    fn altact_sig_send_in_every_form() {
+        let from = Pid::new("a@h", 1, 0, 5);
+        let to = Pid::new("b@h", 2, 0, 6);
+        let alias = Reference::from(("b@h", vec![1, 2, 3]));
+        let f = |bits: u8| int(i64::from(bits));
+        let cases: Vec<(Vec<Term>, &str)> = vec![
+            (
+                vec![
+                    int(37),
+                    f(0),
+                    Term::Pid(from.clone()),
+                    Term::Pid(to.clone()),
+                ],
+                "pid",
+            ),
+            (
+                vec![
+                    int(37),
+                    f(1),
+                    Term::Pid(from.clone()),
+                    Term::Pid(to.clone()),
+                ],
+                "pid",
+            ),
+            (
+                vec![
+                    int(37),
+                    f(4),
+                    Term::Pid(from.clone()),
+                    Term::from(alias.clone()),
+                ],
+                "alias",
+            ),
+            (
+                vec![
+                    int(37),
+                    f(5),
+                    Term::Pid(from.clone()),
+                    Term::from(alias.clone()),
+                ],
+                "alias",
+            ),
+            (
+                vec![int(37), f(8), Term::Pid(from.clone()), atom("rex")],
+                "name",
+            ),
+            (
+                vec![int(37), f(9), Term::Pid(from.clone()), atom("rex")],
+                "name",
+            ),
+            (
+                vec![
+                    int(37),
+                    f(16),
+                    Term::Pid(from.clone()),
+                    Term::Pid(to.clone()),
+                ],
+                "pid",
+            ),
+            (
+                vec![
+                    int(37),
+                    f(21),
+                    Term::Pid(from.clone()),
+                    Term::from(alias.clone()),
+                ],
+                "alias",
+            ),
+            (
+                vec![
+                    int(37),
+                    f(6),
+                    Term::Pid(from.clone()),
+                    Term::from(alias.clone()),
+                    atom("token"),
+                ],
+                "alias",
+            ),
+            (
+                vec![
+                    int(37),
+                    f(4),
+                    Term::Pid(from.clone()),
+                    Term::from(alias.clone()),
+                    atom("later"),
+                ],
+                "alias",
+            ),
+            (
+                vec![
+                    int(37),
+                    Term::BigInteger(eetf::BigInteger::from(1u64 << 40 | 8)),
+                    Term::Pid(from.clone()),
+                    atom("rex"),
+                ],
+                "name",
+            ),
+        ];
+        for (control, kind) in cases {
+            let flags = match &control[1] {
+                Term::FixInteger(i) => i.value as u8,
+                _ => 8,
+            };
+            let a = alt_act(&body(control.clone(), atom("data")))
+                .unwrap_or_else(|e| panic!("{e}: {}", tuple(control.clone())));
+            assert_eq!(a.flags, flags);
+            assert_eq!(a.from, from);
+            assert_eq!(a.data, atom("data"));
+            let got = match a.to {
+                AltActTo::Pid(p) => (p == to).then_some("pid"),
+                AltActTo::Alias(r) => (r == alias).then_some("alias"),
+                AltActTo::Name(n) => (n.name == "rex").then_some("name"),
+            };
+            assert_eq!(got, Some(kind), "{}", tuple(control));
+        }
+    }
+
+    /// What `dist.c` calls an invalid message closes the connection here too.
+    #[test]
+    fn malformed_altact_sig_send_is_refused() {
+        let from = || Term::Pid(Pid::new("a@h", 1, 0, 5));
+        let to = || Term::Pid(Pid::new("b@h", 2, 0, 6));
+        let alias = || Term::from(Reference::from(("b@h", vec![1, 2, 3])));
+        for control in [
+            vec![int(37), int(0), from()],            // too short
+            vec![int(37), int(-1), from(), to()],     // negative flags
+            vec![int(37), atom("x"), from(), to()],   // flags not an integer
+            vec![int(37), int(0), atom("x"), to()],   // sender not a pid
+            vec![int(37), int(4), from(), to()],      // ALIAS but a pid
+            vec![int(37), int(8), from(), alias()],   // NAME but a reference
+            vec![int(37), int(12), from(), alias()],  // ALIAS and NAME
+            vec![int(37), int(0), from(), atom("x")], // neither, but an atom
+            vec![int(37), int(2), from(), to()],      // TOKEN but no token
+        ] {
+            let refused = alt_act(&body(control.clone(), atom("data")));
+            assert!(
+                refused.as_ref().is_err_and(|e| e.contains("malformed")),
+                "{} gave {refused:?}",
+                tuple(control)
+            );
+        }
+    }
+
+    /// To a peer with ALTACT_SIG an alias send is `{37, ALIAS, From, Alias}`; to an
+    /// older peer it stays `ALIAS_SEND`.
+    #[test]
+    fn alias_sends_use_altact_sig_where_the_peer_has_it() {
+        let from = Pid::new("a@h", 1, 0, 5);
+        let alias = Reference::from(("b@h", vec![1, 2, 3]));
+        let message = Message::alias_send(from.clone(), alias.clone(), atom("reply"));
+        let frame = encode(message.clone(), flags::advertised(true)).unwrap();
+        let a = alt_act(&frame[4..]).unwrap();
+        assert_eq!(a.flags, altact::ALIAS);
+        assert!(matches!(a.to, AltActTo::Alias(r) if r == alias));
+        assert_eq!(a.data, atom("reply"));
+        let frame = encode(
+            message.clone(),
+            flags::advertised(true) & !flags::ALTACT_SIG,
+        )
+        .unwrap();
+        assert!(matches!(
+            decode(&frame[4..], &TermLimits::default()).unwrap(),
+            Decoded::Message(Message::AliasSend(_))
+        ));
     }
 
     #[test]
@@ -662,7 +939,9 @@ mod tests {
             let mut theirs = Vec::new();
             message.clone().write_into(&mut theirs).unwrap();
             let mut ours = Vec::new();
-            assert!(hot::write(&mut ours, message.clone(), u64::MAX)
+            // erl_dist predates ALTACT_SIG (alias_sends_use_altact_sig_where_the_peer_has_it).
+            let flags = !flags::ALTACT_SIG;
+            assert!(hot::write(&mut ours, message.clone(), flags)
                 .unwrap()
                 .is_none());
             assert_eq!(ours, theirs, "{message:?}");

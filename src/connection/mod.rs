@@ -400,6 +400,7 @@ fn take_in(
 ) -> Result<(), codec::DecodeError> {
     match codec::decode(data, &limits.terms)? {
         Decoded::Message(message) => node.dispatch(conn, message),
+        Decoded::AltAct(signal) => node.dispatch_alt_act(signal),
         Decoded::Unknown(control) => {
             let text = crate::term::truncated(&control, crate::term::LOG_TERM_CHARS);
             tracing::warn!(peer = %conn.peer, "dropping unknown control message {text}");

@@ -2,6 +2,7 @@
 //! (`erts_net_message` in `dist.c`).
 
 use super::Node;
+use crate::connection::codec::{altact, AltAct, AltActTo};
 use crate::connection::ConnHandle;
 use crate::otp;
 use crate::process::table::Watcher;
@@ -62,6 +63,34 @@ pub(super) fn dispatch(node: &Node, conn: &Arc<ConnHandle>, message: Message) {
         Message::SpawnReply(r) => spawn_reply(node, &r.to_pid, r.req_id, r.flags.value, r.result),
         Message::SpawnReplyTt(r) => spawn_reply(node, &r.to_pid, r.req_id, r.flags.value, r.result),
         Message::NodeLink(_) | Message::Tick => {}
+    }
+}
+
+/// `ALTACT_SIG_SEND` (`dist.c`): a message, or with the `EXIT` bit an exit signal (as
+/// `exit/2` sends it), to a pid, a registered name or an alias; to a name nobody holds
+/// or an alias no longer active it is dropped. The `PRIO` bit asks for a priority
+/// message, which only a priority alias accepts (EEP 76); a process here has none, so
+/// it is queued as an ordinary message, as a BEAM process without one queues it.
+pub(super) fn alt_act(node: &Node, signal: AltAct) {
+    let AltAct {
+        flags,
+        from,
+        to,
+        data,
+    } = signal;
+    let entry = match &to {
+        AltActTo::Pid(pid) => node.local_entry(pid),
+        AltActTo::Name(name) => node.registered_entry(&name.name),
+        AltActTo::Alias(alias) => node.alias_entry(alias),
+    };
+    let Some(entry) = entry else {
+        tracing::debug!("signal from {from} to {to:?} dropped: no such process");
+        return;
+    };
+    if flags & altact::EXIT != 0 {
+        entry.exit_signal(&from, data, false);
+    } else {
+        entry.deliver(data);
     }
 }
 

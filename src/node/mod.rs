@@ -433,6 +433,14 @@ impl Node {
         lock(&self.0.procs).get(&pid_key(pid)).cloned()
     }
 
+    /// The process an active alias of this node reaches.
+    pub(crate) fn alias_entry(&self, alias: &Reference) -> Option<Arc<ProcEntry>> {
+        let owner = self
+            .ref_key(alias)
+            .and_then(|k| lock(&self.0.aliases).get(&k).copied())?;
+        lock(&self.0.procs).get(&owner).cloned()
+    }
+
     pub(crate) fn registered_entry(&self, name: &str) -> Option<Arc<ProcEntry>> {
         // Names hold only this node's pids; no copy of the pid on the way.
         let key = pid_key(lock(&self.0.names).get(name)?);
@@ -606,12 +614,7 @@ impl Node {
                 }
                 entry
             }
-            Dest::Alias(alias) => {
-                let owner = self
-                    .ref_key(alias)
-                    .and_then(|k| lock(&self.0.aliases).get(&k).copied());
-                owner.and_then(|k| lock(&self.0.procs).get(&k).cloned())
-            }
+            Dest::Alias(alias) => self.alias_entry(alias),
         };
         if let Some(e) = entry {
             let mut message = message.into_term();
@@ -843,6 +846,10 @@ impl Node {
 
     pub(crate) fn dispatch(&self, conn: &Arc<ConnHandle>, message: Message) {
         dist::dispatch(self, conn, message);
+    }
+
+    pub(crate) fn dispatch_alt_act(&self, signal: crate::connection::codec::AltAct) {
+        dist::alt_act(self, signal);
     }
 
     pub(crate) fn connection_down(&self, conn: &Arc<ConnHandle>, reason: &str) {
