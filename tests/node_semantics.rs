@@ -113,6 +113,12 @@ impl Cluster {
         for opening in ["#PID<", "#Reference<"] {
             out = blank_between(&out, opening, '>');
         }
+        // The driver numbers each evaluation's lines after the ones before it (as iex
+        // does), so a stack trace through the scenario itself names another line for
+        // each node; the line is the script's, not the node's answer.
+        for marker in ["cnode_eval:", "cnode_eval', line: ", "cnode_eval\", line: "] {
+            out = blank_number_after(&out, marker);
+        }
         out
     }
 
@@ -130,6 +136,23 @@ impl Cluster {
             self.moebi().output()
         );
     }
+}
+
+/// The number right after each `marker` replaced by `N`.
+fn blank_number_after(text: &str, marker: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(marker) {
+        out.push_str(&rest[..at + marker.len()]);
+        rest = &rest[at + marker.len()..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            out.push('N');
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `opening…close` spans reduced to `opening close`.

@@ -1,7 +1,7 @@
 //! The Task.Supervisor protocol as recorded on the wire, replayed message by message
 //! against the library's `Task.Supervisor`: the OTP 25 / Elixir 1.14 form (protocol notes
-//! §4) and the older form of the seed's error message, where the MFA travels inside the
-//! `start_task` call:
+//! §4), `start_child` as Elixir 1.14 and as 1.15 to 1.20 send it (§13), and the older
+//! form of the seed's error message, where the MFA travels inside the `start_task` call:
 //!
 //! ```text
 //! GenServer.call({Chat.TaskSupervisor, :moebi@localhost}, {:start_task, [#PID<0.158.0>,
@@ -185,4 +185,104 @@ async fn a_task_never_started_times_out_like_task_supervised() {
         down.as_tuple_n(5).is_some_and(|e| e[4].is_atom("timeout")),
         "{down}"
     );
+}
+
+/// `Task.Supervisor.start_child/5` from Elixir 1.14 (and from 1.15+ with a restart other
+/// than `:temporary`): `{:start_task, [owner, callers, {m, f, a}], restart, shutdown}`,
+/// answered `{:ok, pid}`; the task runs the MFA at once and replies to nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_elixir_114_start_child_exchange() {
+    let (_epmd, sophie, moebi) = two_nodes().await;
+    // The MFA tells the owner (registered as `probe`) that it ran.
+    let owner_node = sophie.name().to_owned();
+    moebi.register_function("Elixir.Probe", "ran", 1, move |p, args| {
+        let owner_node = owner_node.clone();
+        async move {
+            p.send(("probe", owner_node.as_str()), args[0].clone());
+            Ok(atom("ok"))
+        }
+    });
+    let target = moebi.name().to_owned();
+    let (started, ran, after) = in_process(&sophie, move |mut p| async move {
+        p.register("probe").unwrap();
+        let me = Term::Pid(p.pid());
+        let owner = tuple(vec![atom(p.node().name()), atom("probe"), me.clone()]);
+        let request = tuple(vec![
+            atom("start_task"),
+            list(vec![
+                owner,
+                list(vec![me]),
+                tuple(vec![
+                    atom("Elixir.Probe"),
+                    atom("ran"),
+                    list(vec![binary("hi")]),
+                ]),
+            ]),
+            atom("nil"),
+            atom("nil"),
+        ]);
+        let sup = ("Elixir.Chat.TaskSupervisor", target.as_str());
+        let started = p.call(sup, request, Some(WAIT)).await.unwrap();
+        let ran = p.receive_timeout(WAIT).await;
+        // Nothing else is sent to the owner.
+        let after = p.receive_timeout(Duration::from_millis(300)).await;
+        (started, ran, after)
+    })
+    .await;
+    ok_pid(started);
+    assert_eq!(ran, Some(binary("hi")));
+    assert_eq!(after, None);
+}
+
+/// `Task.Supervisor.start_child/5` since Elixir 1.15 (temporary): `{:start_task, [owner,
+/// :monitor], nil, nil}`, then `{owner, r, r, callers, mfa}` with `r = make_ref()`, a
+/// plain reference: the task runs the MFA, and its reply to `r` is dropped by the
+/// owner's node, as no alias is behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_elixir_115_start_child_exchange() {
+    let (_epmd, sophie, moebi) = two_nodes().await;
+    let target = moebi.name().to_owned();
+    let (down, after) = in_process(&sophie, move |mut p| async move {
+        let me = Term::Pid(p.pid());
+        let owner = tuple(vec![atom(p.node().name()), me.clone(), me.clone()]);
+        let request = tuple(vec![
+            atom("start_task"),
+            list(vec![owner, atom("monitor")]),
+            atom("nil"),
+            atom("nil"),
+        ]);
+        let sup = ("Elixir.Chat.TaskSupervisor", target.as_str());
+        let pid = ok_pid(p.call(sup, request, Some(WAIT)).await.unwrap());
+        let monitor = p.monitor(pid.clone());
+        let r = Term::Reference(Box::new(p.node().make_ref()));
+        p.send(
+            pid,
+            tuple(vec![
+                me.clone(),
+                r.clone(),
+                r,
+                list(vec![me]),
+                tuple(vec![
+                    atom("Elixir.Chat"),
+                    atom("receive_message"),
+                    list(vec![binary("hi")]),
+                ]),
+            ]),
+        );
+        let down = p
+            .receive_match(Some(WAIT), |m| {
+                m.as_tuple_n(5)
+                    .is_some_and(|e| e[1] == Term::Reference(Box::new(monitor.clone())))
+            })
+            .await;
+        let after = p.receive_timeout(Duration::from_millis(300)).await;
+        (down, after)
+    })
+    .await;
+    let down = down.expect("the task's DOWN");
+    assert!(
+        down.as_tuple_n(5).is_some_and(|e| e[4].is_atom("normal")),
+        "{down}"
+    );
+    assert_eq!(after, None, "the reply to a plain reference is dropped");
 }

@@ -73,6 +73,34 @@ pub fn driver_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/driver.exs")
 }
 
+/// An OTP release other than the one first on `PATH`, with the Chat app already
+/// compiled for it (`scripts/test --otp N` names the system's one this way when it runs
+/// the tests on release N: `CNODE_OTHER_OTP_BIN`, `CNODE_OTHER_MIX_BUILD_ROOT`).
+pub struct Release {
+    /// The folder of its `erl` and `elixir`.
+    pub bin: PathBuf,
+    /// Its `MIX_BUILD_ROOT`, relative to [`chat_dir`].
+    pub build_root: String,
+}
+
+impl Release {
+    /// The other release `scripts/test` names, or a panic that says how to get one.
+    pub fn other() -> Release {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: this test needs a second OTP release; \
+                     `scripts/test --otp 29` runs it"
+                )
+            })
+        };
+        Release {
+            bin: PathBuf::from(var("CNODE_OTHER_OTP_BIN")),
+            build_root: var("CNODE_OTHER_MIX_BUILD_ROOT"),
+        }
+    }
+}
+
 /// Runs `MIX_ENV=dev mix compile` in [`chat_dir`] once per test binary.
 /// Panics (in every caller) with mix's output if it fails.
 pub fn ensure_chat_compiled() {
@@ -469,7 +497,30 @@ impl BeamNode {
         BeamNode::spawn(name, cookie, epmd, Names::Short, &[])
     }
 
+    /// Like [`start`](BeamNode::start), on another OTP release than the one on `PATH`:
+    /// `elixir` from `release.bin`, the Chat app as compiled for it under
+    /// `chat/<release.build_root>` (`MIX_BUILD_ROOT`). For clusters that mix releases.
+    pub fn start_release(name: &str, cookie: &str, epmd: &Epmd, release: &Release) -> BeamNode {
+        let path = std::env::var("PATH").unwrap_or_default();
+        let env = [
+            ("PATH", format!("{}:{path}", release.bin.display())),
+            ("MIX_BUILD_ROOT", release.build_root.clone()),
+        ];
+        BeamNode::spawn_with_env(name, cookie, epmd, Names::Short, &CHAT_ARGS, &env)
+    }
+
     fn spawn(name: &str, cookie: &str, epmd: &Epmd, names: Names, extra: &[&str]) -> BeamNode {
+        BeamNode::spawn_with_env(name, cookie, epmd, names, extra, &[])
+    }
+
+    fn spawn_with_env(
+        name: &str,
+        cookie: &str,
+        epmd: &Epmd,
+        names: Names,
+        extra: &[&str],
+        env: &[(&str, String)],
+    ) -> BeamNode {
         let short = name.split('@').next().unwrap_or(name);
         let full = names.full(name);
         let token = token();
@@ -489,6 +540,7 @@ impl BeamNode {
         .env("ERL_EPMD_PORT", epmd.port().to_string())
         .env("MIX_ENV", "dev")
         .env("CNODE_DRIVER_TOKEN", &token)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
