@@ -942,3 +942,109 @@ async fn rust_nodes_keep_globals_cluster_among_themselves() {
         "b dropped c on a's report"
     );
 }
+
+/// EEP 76 between Rust processes, on one node and across two: a message sent with
+/// `send_priority` through a priority alias is received before the ordinary messages
+/// already queued; an ordinary send through it, and a priority send through a plain
+/// alias, are ordinary messages, in their order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_messages_through_priority_aliases() {
+    let (_epmd, a, b) = two_nodes().await;
+    for sender_node in [a.clone(), b.clone()] {
+        let sender = sender_node.name().to_owned();
+        let order = in_process(&a, move |mut p| async move {
+            let urgent = p.priority_alias();
+            let plain = p.alias();
+            let me = p.pid();
+            sender_node.spawn(move |q| async move {
+                q.send(&me, atom("first"));
+                q.send_priority(&urgent, atom("urgent"));
+                q.send(Dest::Alias(urgent.clone()), atom("second"));
+                q.send_priority(&plain, atom("third"));
+                q.send(&me, atom("done"));
+                Ok(())
+            });
+            p.receive_match(Some(WAIT), |m| m.is_atom("done"))
+                .await
+                .expect("done");
+            let mut order = Vec::new();
+            for _ in 0..4 {
+                order.push(p.receive_timeout(WAIT).await.expect("a message"));
+            }
+            order
+        })
+        .await;
+        let names = ["urgent", "first", "second", "third"].map(atom).to_vec();
+        assert_eq!(order, names, "sent from {sender}");
+    }
+}
+
+/// EEP 76 from a real BEAM node: on OTP 28+, `:erlang.send(alias, msg, [:priority])` to a
+/// Rust process's priority alias arrives (as `ALTACT_SIG_SEND` with the PRIO bit) ahead
+/// of the messages already queued. On an older release the BEAM itself refuses the
+/// option (`badarg`), which is what this test then checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_messages_from_a_beam_node() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let release: u32 =
+        blocking(|| alex.eval(":erlang.system_info(:otp_release) |> List.to_integer()"))
+            .parse()
+            .expect("a release number");
+    let node = start_node("rusty", epmd.port()).await;
+    let me = node.name().to_owned();
+    let in_node = node.clone();
+    let rust = tokio::spawn(async move {
+        in_process(&in_node, move |mut p| async move {
+            p.register("prio").unwrap();
+            let urgent = p.priority_alias();
+            let want = p.receive_timeout(WAIT).await.expect("{:want, pid}");
+            let from = want
+                .as_tuple_n(2)
+                .and_then(|e| e[1].as_pid().cloned())
+                .expect("a pid");
+            p.send(
+                &from,
+                tuple(vec![atom("alias"), Term::Reference(Box::new(urgent))]),
+            );
+            p.receive_match(Some(WAIT), |m| m.is_atom("done"))
+                .await
+                .expect(":done");
+            let mut order = Vec::new();
+            while let Some(m) = p.receive_timeout(Duration::from_millis(200)).await {
+                order.push(m);
+            }
+            order
+        })
+        .await
+    });
+    for _ in 0..1000 {
+        if node.whereis("prio").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let sent = blocking(|| {
+        alex.eval(&format!(
+            "to = {{:prio, :\"{me}\"}}
+             send(to, {{:want, self()}})
+             alias = receive do {{:alias, a}} -> a after 10_000 -> :timeout end
+             send(to, :first)
+             sent = try do
+               :erlang.send(alias, :urgent, [:priority])
+             catch
+               :error, reason -> reason
+             end
+             send(to, :done)
+             sent"
+        ))
+    });
+    let order = rust.await.expect("the Rust process");
+    if release >= 28 {
+        assert_eq!(sent, ":ok");
+        assert_eq!(order, vec![atom("urgent"), atom("first")], "OTP {release}");
+    } else {
+        assert_eq!(sent, ":badarg", "OTP {release} has no priority messages");
+        assert_eq!(order, vec![atom("first")]);
+    }
+}

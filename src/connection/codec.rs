@@ -73,7 +73,7 @@ pub(crate) enum AltActTo {
 /// The flag bits of `ALTACT_SIG_SEND` (`ERTS_DOP_ALTACT_SIG_FLG_*` in `dist.h`).
 pub(crate) mod altact {
     pub(crate) const OP: u8 = 37;
-    // PRIO is 1: a priority message, accepted as one only through a priority alias.
+    pub(crate) const PRIO: u8 = 1;
     pub(crate) const TOKEN: u8 = 2;
     pub(crate) const ALIAS: u8 = 4;
     pub(crate) const NAME: u8 = 8;
@@ -364,6 +364,9 @@ pub(crate) enum To<'a> {
     Pid(&'a Pid),
     Name(&'a Atom),
     Alias(&'a Reference),
+    /// Sent with the `priority` option (`erlang:send/3`): `ALTACT_SIG_SEND` with the
+    /// `PRIO` bit to a peer that has it, a plain alias send to one that does not.
+    PriorityAlias(&'a Reference),
 }
 
 /// What a message to a process carries, borrowed: a term sent again and again (or a
@@ -410,7 +413,7 @@ pub(crate) fn to_message(from: &Pid, to: To<'_>, payload: Payload<'_>) -> Messag
     match to {
         To::Pid(p) => Message::send_sender(from, p.clone(), message),
         To::Name(n) => Message::reg_send(from, n.clone(), message),
-        To::Alias(a) => Message::alias_send(from, a.clone(), message),
+        To::Alias(a) | To::PriorityAlias(a) => Message::alias_send(from, a.clone(), message),
     }
 }
 
@@ -566,14 +569,18 @@ mod hot {
                 out.extend_from_slice(&[SMALL_TUPLE_EXT, 0]);
                 atom(out, name)?;
             }
-            To::Alias(alias) if peer_flags & flags::ALTACT_SIG != 0 => {
-                // `{37, ALIAS, From, Alias}`: ALIAS_SEND goes in OTP 30.
+            To::Alias(alias) | To::PriorityAlias(alias) if peer_flags & flags::ALTACT_SIG != 0 => {
+                // `{37, Flags, From, Alias}`: ALIAS_SEND goes in OTP 30.
+                let bits = match to {
+                    To::PriorityAlias(_) => altact::ALIAS | altact::PRIO,
+                    _ => altact::ALIAS,
+                };
                 tuple(out, 4, altact::OP);
-                out.extend_from_slice(&[SMALL_INTEGER_EXT, altact::ALIAS]);
+                out.extend_from_slice(&[SMALL_INTEGER_EXT, bits]);
                 pid(out, from)?;
                 reference(out, alias)?;
             }
-            To::Alias(alias) => {
+            To::Alias(alias) | To::PriorityAlias(alias) => {
                 tuple(out, 3, 33);
                 pid(out, from)?;
                 reference(out, alias)?;

@@ -7,7 +7,7 @@ use crate::connection::codec::{self, Payload, To};
 use crate::connection::{self, guard::TermLimits, ConnHandle, Limits};
 use crate::epmd;
 use crate::handshake::{self, HandshakeError, LocalIdentity, PeerIdentity, Status};
-use crate::term::{Atom, Pid};
+use crate::term::{Atom, Pid, Reference, Term};
 use erl_dist::message::Message;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,13 +17,38 @@ use tokio::net::{TcpListener, TcpStream};
 pub(super) enum ConnState {
     /// Connecting: messages wait here, in order, until the handshake is done.
     Pending {
-        queue: Vec<Message>,
+        queue: Vec<Queued>,
         attempt: u64,
         /// Taken by a peer's handshake we accept (not by an attempt of ours): the peer
         /// has only named itself, nothing is proven yet.
         accepting: bool,
     },
     Up(Arc<ConnHandle>),
+}
+
+/// What waits for a connection coming up.
+pub(super) enum Queued {
+    Message(Message),
+    /// A priority message (`erlang:send/3` with `priority`): whether it travels as one
+    /// depends on the peer's flags, known once the handshake is done.
+    PriorityAlias {
+        from: Pid,
+        alias: Reference,
+        message: Term,
+    },
+}
+
+impl Queued {
+    fn send_on(self, h: &ConnHandle) {
+        match self {
+            Queued::Message(m) => h.send(m),
+            Queued::PriorityAlias {
+                from,
+                alias,
+                message,
+            } => h.send_to(&from, To::PriorityAlias(&alias), Payload::Term(&message)),
+        }
+    }
 }
 
 static NEXT_ATTEMPT: AtomicU64 = AtomicU64::new(1);
@@ -68,17 +93,21 @@ pub(crate) fn handle(node: &Node, peer: &str) -> Option<Arc<ConnHandle>> {
 }
 
 pub(super) fn send(node: &Node, peer: &Atom, message: Message) {
+    send_queued(node, peer, Queued::Message(message));
+}
+
+fn send_queued(node: &Node, peer: &Atom, message: Queued) {
     let mut conns = lock(&node.0.conns);
     match conns.get_mut(&peer.name) {
         Some(ConnState::Up(h)) if h.is_open() => {
             let h = h.clone();
             drop(conns);
-            h.send(message);
+            message.send_on(&h);
         }
         Some(ConnState::Up(_)) => {
             drop(conns);
             reap_closed(node, &peer.name);
-            send(node, peer, message);
+            send_queued(node, peer, message);
         }
         Some(ConnState::Pending { queue, .. }) => queue.push(message),
         _ => {
@@ -100,9 +129,18 @@ pub(super) fn send(node: &Node, peer: &Atom, message: Message) {
 /// `send` of a message to a process on `peer`, written from borrows when the
 /// connection is up (a copy is queued while it is coming up).
 pub(super) fn send_to(node: &Node, peer: &Atom, from: &Pid, to: To<'_>, payload: Payload<'_>) {
-    match handle(node, &peer.name) {
-        Some(h) => h.send_to(from, to, payload),
-        None => send(node, peer, codec::to_message(from, to, payload)),
+    match (handle(node, &peer.name), to) {
+        (Some(h), _) => h.send_to(from, to, payload),
+        (None, To::PriorityAlias(alias)) => send_queued(
+            node,
+            peer,
+            Queued::PriorityAlias {
+                from: from.clone(),
+                alias: alias.clone(),
+                message: payload.to_term(),
+            },
+        ),
+        (None, _) => send(node, peer, codec::to_message(from, to, payload)),
     }
 }
 
@@ -262,7 +300,7 @@ fn install(node: &Node, stream: TcpStream, peer: PeerIdentity) {
             Some(ConnState::Pending { queue, .. }) => {
                 // Sent under the lock so nothing sent later can overtake them.
                 for m in queue {
-                    handle.send(m);
+                    m.send_on(&handle);
                 }
                 None
             }

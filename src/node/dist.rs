@@ -68,9 +68,9 @@ pub(super) fn dispatch(node: &Node, conn: &Arc<ConnHandle>, message: Message) {
 
 /// `ALTACT_SIG_SEND` (`dist.c`): a message, or with the `EXIT` bit an exit signal (as
 /// `exit/2` sends it), to a pid, a registered name or an alias; to a name nobody holds
-/// or an alias no longer active it is dropped. The `PRIO` bit asks for a priority
-/// message, which only a priority alias accepts (EEP 76); a process here has none, so
-/// it is queued as an ordinary message, as a BEAM process without one queues it.
+/// or an alias no longer active it is dropped. With the `PRIO` bit, through a priority
+/// alias of the process, the message (or the `EXIT` message of a process trapping
+/// exits) goes ahead of the ordinary ones (EEP 76); otherwise it is an ordinary one.
 pub(super) fn alt_act(node: &Node, signal: AltAct) {
     let AltAct {
         flags,
@@ -87,10 +87,14 @@ pub(super) fn alt_act(node: &Node, signal: AltAct) {
         tracing::debug!("signal from {from} to {to:?} dropped: no such process");
         return;
     };
-    if flags & altact::EXIT != 0 {
-        entry.exit_signal(&from, data, false);
-    } else {
-        entry.deliver(data);
+    let priority = flags & altact::PRIO != 0
+        && matches!(&to, AltActTo::Alias(alias) if node.is_priority_alias(&entry, alias));
+    match (flags & altact::EXIT != 0, priority) {
+        (true, priority) => {
+            entry.exit_signal_as(&from, data, false, priority);
+        }
+        (false, true) => entry.deliver_priority(data),
+        (false, false) => entry.deliver(data),
     }
 }
 

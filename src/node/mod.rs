@@ -792,12 +792,54 @@ impl Node {
         self.own_ref(key)
     }
 
+    pub(crate) fn new_priority_alias(&self, entry: &Arc<ProcEntry>) -> Reference {
+        let alias = self.new_alias(entry);
+        if let Some(key) = self.ref_key(&alias) {
+            entry.state().priority_aliases.insert(key);
+        }
+        alias
+    }
+
     pub(crate) fn remove_alias(&self, entry: &Arc<ProcEntry>, alias: &Reference) {
         let Some(key) = self.ref_key(alias) else {
             return;
         };
-        if entry.state().aliases.remove(&key) {
+        let removed = {
+            let mut st = entry.state();
+            st.priority_aliases.remove(&key);
+            st.aliases.remove(&key)
+        };
+        if removed {
             lock(&self.0.aliases).remove(&key);
+        }
+    }
+
+    /// Whether `alias` is an active priority alias of `entry`.
+    pub(crate) fn is_priority_alias(&self, entry: &ProcEntry, alias: &Reference) -> bool {
+        self.ref_key(alias)
+            .is_some_and(|k| entry.state().priority_aliases.contains(&k))
+    }
+
+    /// A message sent with the `priority` option to `alias` (`erlang:send/3`).
+    pub(crate) fn route_priority(&self, from: &Pid, alias: &Reference, message: impl IntoMessage) {
+        if !self.is_local(&alias.node) {
+            connect::send_to(
+                self,
+                &alias.node,
+                from,
+                To::PriorityAlias(alias),
+                Payload::Term(message.as_term()),
+            );
+            message.spent();
+            return;
+        }
+        let Some(entry) = self.alias_entry(alias) else {
+            return;
+        };
+        if self.is_priority_alias(&entry, alias) {
+            entry.deliver_priority(message.into_term());
+        } else {
+            entry.deliver(message.into_term());
         }
     }
 

@@ -33,6 +33,9 @@ pub struct Process {
     rx: mpsc::UnboundedReceiver<Term>,
     /// Messages passed over by a selective receive, oldest first.
     saved: VecDeque<Term>,
+    /// Whether this process made a priority alias, and so may get priority messages
+    /// (until then its receives never look at the priority queue).
+    priority_enabled: bool,
 }
 
 impl Process {
@@ -46,6 +49,7 @@ impl Process {
             entry,
             rx,
             saved: VecDeque::new(),
+            priority_enabled: false,
         }
     }
 
@@ -74,6 +78,12 @@ impl Process {
 
     /// The next message.
     pub async fn receive(&mut self) -> Term {
+        if self.priority_enabled {
+            return self
+                .receive_match(None, |_| true)
+                .await
+                .expect("a receive without a timeout returns a message");
+        }
         let m = match self.saved.pop_front() {
             Some(m) => m,
             None => self
@@ -104,18 +114,40 @@ impl Process {
         timeout: Option<Duration>,
         mut matches: impl FnMut(&Term) -> bool,
     ) -> Option<Term> {
+        if let Some(m) = self.take_priority(&mut matches) {
+            return Some(m);
+        }
         if let Some(i) = self.saved.iter().position(&mut matches) {
             self.taken();
             return self.saved.remove(i);
         }
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         loop {
+            let (rx, entry, priority) = (&mut self.rx, &self.entry, self.priority_enabled);
+            // `None`: a priority message arrived (looked at before anything else).
+            let next = async move {
+                if priority {
+                    tokio::select! {
+                        biased;
+                        _ = entry.priority_ready.notified() => None,
+                        m = rx.recv() => Some(m),
+                    }
+                } else {
+                    Some(rx.recv().await)
+                }
+            };
             let next = match deadline {
-                Some(d) => match tokio::time::timeout_at(d, self.rx.recv()).await {
+                Some(d) => match tokio::time::timeout_at(d, next).await {
                     Ok(m) => m,
                     Err(_) => return None,
                 },
-                None => self.rx.recv().await,
+                None => next.await,
+            };
+            let Some(next) = next else {
+                if let Some(m) = self.take_priority(&mut matches) {
+                    return Some(m);
+                }
+                continue;
             };
             let m = next.expect("the process entry holds its own mailbox sender");
             if matches(&m) {
@@ -124,6 +156,24 @@ impl Process {
             }
             self.saved.push_back(m);
         }
+    }
+
+    /// The oldest priority message that `matches`, if this process can have any.
+    fn take_priority(&mut self, matches: impl FnMut(&Term) -> bool) -> Option<Term> {
+        if !self.priority_enabled {
+            return None;
+        }
+        let m = {
+            let mut queue = self
+                .entry
+                .priority
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let i = queue.iter().position(matches)?;
+            queue.remove(i)
+        };
+        self.taken();
+        m
     }
 
     /// `link(Pid)`. Linking to a process that does not exist sends us an exit signal
@@ -159,6 +209,23 @@ impl Process {
     /// `alias()`: a reference that routes messages to this process until `unalias`.
     pub fn alias(&self) -> Reference {
         self.node.new_alias(&self.entry)
+    }
+
+    /// `alias([priority])`: an alias through which [`send_priority`](Self::send_priority)
+    /// (or `:erlang.send(alias, msg, [:priority])` on an OTP 28+ node, or `exit/3` with
+    /// `[:priority]` while this process traps exits) puts a message ahead of every
+    /// ordinary message in the queue, after earlier priority messages (EEP 76). An
+    /// ordinary send through it is an ordinary message.
+    pub fn priority_alias(&mut self) -> Reference {
+        self.priority_enabled = true;
+        self.node.new_priority_alias(&self.entry)
+    }
+
+    /// `erlang:send(Alias, Message, [priority])`: a priority message if `alias` is an
+    /// active priority alias; otherwise an ordinary one (to a node older than OTP 28,
+    /// which cannot take priority messages, as well).
+    pub fn send_priority(&self, alias: &Reference, message: impl IntoMessage) {
+        self.node.route_priority(&self.entry.pid, alias, message);
     }
 
     /// `unalias(Alias)`.

@@ -49,6 +49,8 @@ pub(crate) struct ProcState {
     pub name: Option<Atom>,
     pub group_leader: Pid,
     pub aliases: OwnSet<RefKey>,
+    /// The aliases made with `alias([priority])` (a subset of `aliases`).
+    pub priority_aliases: OwnSet<RefKey>,
     pub initial_call: (Atom, Atom, usize),
     pub dead: bool,
     kill: Option<oneshot::Sender<Term>>,
@@ -62,6 +64,11 @@ pub(crate) struct ProcEntry {
     /// Messages sent and not yet received, for `process_info(Pid, message_queue_len)`.
     pub queue_len: AtomicUsize,
     pub state: Mutex<ProcState>,
+    /// Messages accepted as priority messages (EEP 76), oldest first: received before
+    /// every ordinary message. Only a process with a priority alias gets any.
+    pub priority: Mutex<std::collections::VecDeque<Term>>,
+    /// Wakes the process's receive when a priority message arrives.
+    pub priority_ready: tokio::sync::Notify,
 }
 
 /// How a process starts out.
@@ -99,6 +106,8 @@ impl ProcEntry {
             pid,
             mailbox: tx,
             queue_len: AtomicUsize::new(0),
+            priority: Mutex::new(std::collections::VecDeque::new()),
+            priority_ready: tokio::sync::Notify::new(),
             state: Mutex::new(ProcState {
                 links: opts.link.iter().cloned().collect(),
                 monitored_by: HashMap::new(),
@@ -107,6 +116,7 @@ impl ProcEntry {
                 name: opts.name.clone(),
                 group_leader: opts.group_leader.clone(),
                 aliases: OwnSet::default(),
+                priority_aliases: OwnSet::default(),
                 initial_call: opts.initial_call.clone(),
                 dead: false,
                 kill: Some(kill_tx),
@@ -141,10 +151,36 @@ impl ProcEntry {
         }
     }
 
+    /// Puts a message ahead of the ordinary ones, after earlier priority messages (a
+    /// priority message sent through one of this process's priority aliases).
+    pub(crate) fn deliver_priority(&self, message: Term) {
+        if self.state().dead {
+            return;
+        }
+        self.priority
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(message);
+        self.queue_len.fetch_add(1, Ordering::Relaxed);
+        self.priority_ready.notify_one();
+    }
+
     /// Delivers an exit signal from `from` (`erts_proc_sig_send_exit` semantics):
     /// `linked` for the exit of a linked process (dropped when no link exists any more),
     /// otherwise `exit/2`, where `kill` cannot be trapped.
     pub(crate) fn exit_signal(&self, from: &Pid, reason: Term, linked: bool) -> ExitOutcome {
+        self.exit_signal_as(from, reason, linked, false)
+    }
+
+    /// [`exit_signal`](Self::exit_signal); with `priority`, the `EXIT` message a
+    /// trapping process gets is a priority message (`exit/3` through a priority alias).
+    pub(crate) fn exit_signal_as(
+        &self,
+        from: &Pid,
+        reason: Term,
+        linked: bool,
+        priority: bool,
+    ) -> ExitOutcome {
         let mut st = self.state();
         if st.dead {
             return ExitOutcome::Ignored;
@@ -160,7 +196,12 @@ impl ProcEntry {
         }
         if st.trap_exit {
             drop(st);
-            self.deliver(tuple(vec![atom("EXIT"), Term::Pid(from.clone()), reason]));
+            let message = tuple(vec![atom("EXIT"), Term::Pid(from.clone()), reason]);
+            if priority {
+                self.deliver_priority(message);
+            } else {
+                self.deliver(message);
+            }
             return ExitOutcome::Message;
         }
         if reason.is_atom("normal") && from != &self.pid {
