@@ -845,6 +845,29 @@ mod tests {
             decode(&frame[4..], &TermLimits::default()).unwrap(),
             Decoded::Message(Message::AliasSend(_))
         ));
+
+        // With the `priority` option: PRIO as well, or a plain ALIAS_SEND to an older peer.
+        let prio = |peer_flags: u64| {
+            let mut out = Vec::new();
+            let to = To::PriorityAlias(&alias);
+            encode_send_into(
+                &mut out,
+                &from,
+                to,
+                Payload::Term(&atom("urgent")),
+                peer_flags,
+            )
+            .unwrap();
+            decode(&out[4..], &TermLimits::default()).unwrap()
+        };
+        match prio(flags::advertised(true)) {
+            Decoded::AltAct(a) => assert_eq!(a.flags, altact::ALIAS | altact::PRIO),
+            _ => panic!("not an ALTACT_SIG_SEND"),
+        }
+        assert!(matches!(
+            prio(flags::advertised(true) & !flags::ALTACT_SIG),
+            Decoded::Message(Message::AliasSend(_))
+        ));
     }
 
     #[test]
