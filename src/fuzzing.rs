@@ -155,6 +155,10 @@ pub fn frames(input: &[u8]) -> (usize, String) {
 pub fn decode(frame: &[u8]) -> Result<String, String> {
     match codec::decode(frame, &TermLimits::default()) {
         Ok(codec::Decoded::Message(_)) => Ok("a control message".into()),
+        Ok(codec::Decoded::AltAct(a)) => Ok(format!(
+            "ALTACT_SIG_SEND flags {} from {} to {:?}",
+            a.flags, a.from, a.to
+        )),
         Ok(codec::Decoded::Unknown(t)) => Ok(crate::term::truncated(&t, 200)),
         Err(e) => Err(e.to_string()),
     }
