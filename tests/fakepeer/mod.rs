@@ -29,6 +29,8 @@ pub struct Peer {
     pub creation: u32,
     /// The node's name, once the handshake told us.
     pub peer_name: String,
+    /// The node's challenge message (`N`, its flags, challenge, creation and name).
+    pub challenge: Vec<u8>,
     /// Bytes read past the last frame handed out.
     buf: Vec<u8>,
 }
@@ -165,6 +167,7 @@ impl Peer {
             name: name.to_owned(),
             creation,
             peer_name,
+            challenge,
             buf: Vec::new(),
         })
     }
@@ -250,8 +253,22 @@ impl Peer {
     pub fn next_message_where(
         &mut self,
         bound: Duration,
-        mut want: impl FnMut(&Term, Option<&Term>) -> bool,
+        want: impl FnMut(&Term, Option<&Term>) -> bool,
     ) -> Option<(Term, Option<Term>)> {
+        let frame = self.next_frame_where(bound, want)?;
+        let mut r = &frame[1..];
+        let control = Term::decode(&mut r).expect("control");
+        let payload = (!r.is_empty()).then(|| Term::decode(&mut r).expect("payload"));
+        Some((control, payload))
+    }
+
+    /// The next data frame within `bound` whose control message (and payload) satisfy
+    /// `want`, as the bytes it came in (after the length); others are skipped.
+    pub fn next_frame_where(
+        &mut self,
+        bound: Duration,
+        mut want: impl FnMut(&Term, Option<&Term>) -> bool,
+    ) -> Option<Vec<u8>> {
         let deadline = Instant::now() + bound;
         loop {
             let frame = self.next_frame(deadline.saturating_duration_since(Instant::now()))?;
@@ -260,7 +277,7 @@ impl Peer {
             let control = Term::decode(&mut r).expect("control");
             let payload = (!r.is_empty()).then(|| Term::decode(&mut r).expect("payload"));
             if want(&control, payload.as_ref()) {
-                return Some((control, payload));
+                return Some(frame);
             }
         }
     }
