@@ -18,7 +18,7 @@ mod fakepeer;
 mod support;
 
 use eetf::{Atom, Pid, Term, Tuple};
-use fakepeer::{atom, int, node_port, tuple, Peer, PASS_THROUGH};
+use fakepeer::{atom, decode_frame, int, node_port, tuple, Peer, PASS_THROUGH};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -60,15 +60,6 @@ fn recorded(release: &str) -> BTreeMap<String, Vec<u8>> {
             (label.to_owned(), unhex(bytes.trim()))
         })
         .collect()
-}
-
-/// A frame body's control message and payload.
-fn terms(frame: &[u8]) -> (Term, Option<Term>) {
-    assert_eq!(frame[0], PASS_THROUGH);
-    let mut r = &frame[1..];
-    let control = Term::decode(&mut r).expect("control");
-    let payload = (!r.is_empty()).then(|| Term::decode(&mut r).expect("payload"));
-    (control, payload)
 }
 
 fn elements(t: &Term) -> &[Term] {
@@ -123,7 +114,7 @@ fn record() {
     let call = peer
         .next_frame_where(WAIT, |c, _| elements(c)[0] == int(6))
         .expect("the start_task call");
-    let (_, payload) = terms(&call);
+    let (_, payload) = decode_frame(&call);
     let payload = payload.expect("$gen_call");
     let from = elements(&payload)[1].clone();
     frames.push(("start_task_call", call));
@@ -194,7 +185,7 @@ async fn elixir_120s_start_child_replayed() {
     let start = frames["start_message"].clone();
     let replied = tokio::task::spawn_blocking(move || {
         let mut peer = Peer::connect(port, ELIXIR, COOKIE, PEER_FLAGS).expect("handshake");
-        let (_, payload) = terms(&call);
+        let (_, payload) = decode_frame(&call);
         let from = elements(&payload.expect("$gen_call"))[1].clone();
         let tag = elements(&from)[1].clone();
         peer.send_frame(&call).unwrap();
@@ -203,7 +194,7 @@ async fn elixir_120s_start_child_replayed() {
                 elements(c)[0] == int(37) && p.is_some_and(|p| elements(p)[0] == tag)
             })
             .expect("{tag, {:ok, pid}} through the alias");
-        let (control, payload) = terms(&reply);
+        let (control, payload) = decode_frame(&reply);
         assert_eq!(elements(&control)[1], int(4), "ALTACT_SIG_SEND to an alias");
         let ok = elements(&payload.unwrap())[1].clone();
         let [status, pid] = elements(&ok) else {
@@ -211,7 +202,7 @@ async fn elixir_120s_start_child_replayed() {
         };
         assert_eq!(status, &atom("ok"));
         // The recorded start message, to the task the node started.
-        let (control, payload) = terms(&start);
+        let (control, payload) = decode_frame(&start);
         let mut control = elements(&control).to_vec();
         control[2] = pid.clone();
         peer.send_frame(&frame_of(

@@ -256,10 +256,7 @@ impl Peer {
         want: impl FnMut(&Term, Option<&Term>) -> bool,
     ) -> Option<(Term, Option<Term>)> {
         let frame = self.next_frame_where(bound, want)?;
-        let mut r = &frame[1..];
-        let control = Term::decode(&mut r).expect("control");
-        let payload = (!r.is_empty()).then(|| Term::decode(&mut r).expect("payload"));
-        Some((control, payload))
+        Some(decode_frame(&frame))
     }
 
     /// The next data frame within `bound` whose control message (and payload) satisfy
@@ -272,10 +269,7 @@ impl Peer {
         let deadline = Instant::now() + bound;
         loop {
             let frame = self.next_frame(deadline.saturating_duration_since(Instant::now()))?;
-            assert_eq!(frame[0], PASS_THROUGH, "the node sends pass-through frames");
-            let mut r = &frame[1..];
-            let control = Term::decode(&mut r).expect("control");
-            let payload = (!r.is_empty()).then(|| Term::decode(&mut r).expect("payload"));
+            let (control, payload) = decode_frame(&frame);
             if want(&control, payload.as_ref()) {
                 return Some(frame);
             }
@@ -303,6 +297,15 @@ impl Peer {
             _ => false,
         })
     }
+}
+
+/// A pass-through frame body's control message and payload, if any.
+pub fn decode_frame(frame: &[u8]) -> (Term, Option<Term>) {
+    assert_eq!(frame[0], PASS_THROUGH, "the node sends pass-through frames");
+    let mut r = &frame[1..];
+    let control = Term::decode(&mut r).expect("control");
+    let payload = (!r.is_empty()).then(|| Term::decode(&mut r).expect("payload"));
+    (control, payload)
 }
 
 pub fn atom(name: &str) -> Term {
