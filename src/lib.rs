@@ -43,6 +43,7 @@ mod handshake;
 pub mod node;
 pub mod otp;
 pub mod process;
+mod sync;
 pub mod term;
 
 mod connection;
@@ -52,8 +53,8 @@ mod connection;
 pub mod fuzzing;
 
 pub use handshake::HandshakeError;
-pub use node::{default_cookie, Function, Node, NodeConfig, NodeError};
+pub use node::{default_cookie, Node, NodeConfig, NodeError};
 pub use otp::gen_server::{CallError, CallReply, GenServer};
 pub use otp::rpc::RpcError;
 pub use otp::task_supervisor::Task;
-pub use process::{Dest, Exception, IntoMessage, Process};
+pub use process::{Dest, Exception, Function, IntoMessage, Process};

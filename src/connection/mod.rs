@@ -11,7 +11,7 @@ pub(crate) mod guard;
 pub(crate) mod terms;
 mod write;
 
-use crate::node::{lock, Node};
+use crate::sync::lock;
 use crate::term::{Atom, Pid};
 use codec::Decoded;
 use erl_dist::message::Message;
@@ -22,6 +22,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+/// Who a connection hands what it reads to (the node), and tells when it ends.
+pub(crate) trait Owner: Clone + Send + Sync + 'static {
+    /// A control message (and its payload) the peer sent.
+    fn take(&self, conn: &Arc<ConnHandle>, decoded: Decoded);
+    /// The connection ended: `reason` is why (already logged when it is the peer's
+    /// fault).
+    fn down(&self, conn: &Arc<ConnHandle>, reason: &str);
+}
 
 /// The limits a connection enforces (see `NodeConfig`).
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +129,7 @@ static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Starts the reader and writer tasks of an established connection.
 pub(crate) fn start(
-    node: Node,
+    owner: impl Owner,
     stream: TcpStream,
     peer: Atom,
     flags: u64,
@@ -141,8 +150,8 @@ pub(crate) fn start(
     let writer = tokio::spawn(write_loop(write_half, handle.clone(), limits.tick_time / 4));
     let conn = handle.clone();
     tokio::spawn(async move {
-        let reason = read_loop(&node, &conn, read_half, writer, limits).await;
-        node.connection_down(&conn, &reason);
+        let reason = read_loop(&owner, &conn, read_half, writer, limits).await;
+        owner.down(&conn, &reason);
     });
     handle
 }
@@ -151,13 +160,13 @@ pub(crate) fn start(
 const YIELD_EVERY: usize = 128;
 
 async fn read_loop(
-    node: &Node,
+    owner: &impl Owner,
     conn: &Arc<ConnHandle>,
     read_half: tokio::net::tcp::OwnedReadHalf,
     mut writer: tokio::task::JoinHandle<()>,
     limits: Limits,
 ) -> String {
-    let reason = read_frames(node, conn, read_half, &mut writer, limits).await;
+    let reason = read_frames(owner, conn, read_half, &mut writer, limits).await;
     writer.abort();
     reason
 }
@@ -165,7 +174,7 @@ async fn read_loop(
 /// Takes in frames until the connection ends; returns why (the reasons that are the
 /// connection's fault are logged).
 async fn read_frames(
-    node: &Node,
+    owner: &impl Owner,
     conn: &Arc<ConnHandle>,
     read_half: tokio::net::tcp::OwnedReadHalf,
     writer: &mut tokio::task::JoinHandle<()>,
@@ -200,7 +209,7 @@ async fn read_frames(
             // would end this task without `connection_down`: a connection nobody reads,
             // still ticking.
             let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                take_in(node, conn, data, &limits)
+                take_in(owner, conn, data, &limits)
             }));
             match handled {
                 Ok(Ok(())) => {}
@@ -391,21 +400,14 @@ fn micros_since_start() -> u64 {
     START.elapsed().as_micros() as u64
 }
 
-/// Decodes one data frame and hands the message to the node.
+/// Decodes one data frame and hands it to the owner.
 fn take_in(
-    node: &Node,
+    owner: &impl Owner,
     conn: &Arc<ConnHandle>,
     data: &[u8],
     limits: &Limits,
 ) -> Result<(), codec::DecodeError> {
-    match codec::decode(data, &limits.terms)? {
-        Decoded::Message(message) => node.dispatch(conn, message),
-        Decoded::AltAct(signal) => node.dispatch_alt_act(signal),
-        Decoded::Unknown(control) => {
-            let text = crate::term::truncated(&control, crate::term::LOG_TERM_CHARS);
-            tracing::warn!(peer = %conn.peer, "dropping unknown control message {text}");
-        }
-    }
+    owner.take(conn, codec::decode(data, &limits.terms)?);
     Ok(())
 }
 

@@ -2,11 +2,12 @@
 //! are not connected to, accepting peers (bounded, each handshake within
 //! `net_setuptime`), and resolving simultaneous connects as `dist_util` does.
 
-use super::{lock, Node};
+use super::Node;
 use crate::connection::codec::{self, Payload, To};
 use crate::connection::{self, guard::TermLimits, ConnHandle, Limits};
 use crate::epmd;
 use crate::handshake::{self, HandshakeError, LocalIdentity, PeerIdentity, Status};
+use crate::sync::lock;
 use crate::term::{Atom, Pid, Reference, Term};
 use erl_dist::message::Message;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -312,7 +313,7 @@ fn install(node: &Node, stream: TcpStream, peer: PeerIdentity) {
         lost(node, &old, "replaced by a new connection");
     }
     tracing::info!(peer = %name, "node up: {name}");
-    crate::otp::node_up(node, &handle);
+    (node.hooks().node_up)(node, &handle);
 }
 
 /// `conn` is gone: if it is still the peer's connection in the table, it leaves the
@@ -339,7 +340,7 @@ fn lost(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
     conn.close();
     tracing::info!(peer = %conn.peer, "node down: {} ({reason})", conn.peer);
     node.node_down(&conn.peer, Some(conn.creation));
-    crate::otp::node_down(node, conn);
+    (node.hooks().node_down)(node, conn);
 }
 
 /// `erlang:disconnect_node/1`: closes the connection to `peer`, firing what crossed it

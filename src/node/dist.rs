@@ -1,12 +1,11 @@
 //! What the node does with each control message a peer sends
 //! (`erts_net_message` in `dist.c`).
 
+use super::entry::{MonitorTarget, Watcher};
+use super::Dest;
 use super::Node;
 use crate::connection::codec::{altact, AltAct, AltActTo};
 use crate::connection::ConnHandle;
-use crate::otp;
-use crate::process::table::Watcher;
-use crate::process::{Dest, MonitorTarget};
 use crate::term::{atom, tuple, Atom, Pid, Term};
 use erl_dist::message::Message;
 use erl_dist::term::PidOrAtom;
@@ -47,8 +46,8 @@ pub(super) fn dispatch(node: &Node, conn: &Arc<ConnHandle>, message: Message) {
                 e.state().group_leader = m.from_pid;
             }
         }
-        Message::SpawnRequest(r) => otp::spawn::handle_request(node, conn, r),
-        Message::SpawnRequestTt(r) => otp::spawn::handle_request(
+        Message::SpawnRequest(r) => (node.hooks().spawn_request)(node, conn, r),
+        Message::SpawnRequestTt(r) => (node.hooks().spawn_request)(
             node,
             conn,
             erl_dist::message::SpawnRequest {
@@ -107,7 +106,8 @@ fn deliver_to_pid(node: &Node, to: &Pid, message: Term) {
 fn reg_send(node: &Node, from: &Pid, name: &Atom, message: Term) {
     match node.registered_entry(&name.name) {
         Some(e) => e.deliver(message),
-        None => otp::unregistered_name(node, from, name, message),
+        // Dropped, as the BEAM drops it.
+        None => tracing::debug!("message from {from} to unregistered name {name} dropped"),
     }
 }
 

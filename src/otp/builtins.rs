@@ -103,7 +103,7 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
                 st.monitors
                     .values()
                     .filter_map(|m| match &m.target {
-                        crate::process::MonitorTarget::Process(crate::process::Dest::Pid(p)) => {
+                        crate::node::MonitorTarget::Process(crate::node::Dest::Pid(p)) => {
                             Some(tuple(vec![atom("process"), Term::Pid(p.clone())]))
                         }
                         _ => None,

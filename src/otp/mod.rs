@@ -1,6 +1,7 @@
 //! The OTP behaviours a BEAM node has, built on processes: `net_kernel`, `rex` and erpc,
 //! remote spawn, the `user` I/O server, `global`, GenServer calls and the
-//! `Task.Supervisor` protocol.
+//! `Task.Supervisor` protocol. [`Node::start`] starts a node with them: the node core
+//! reaches them only through the hooks given here.
 
 pub(crate) mod builtins;
 pub mod gen_server;
@@ -12,12 +13,29 @@ pub(crate) mod spawn;
 pub mod task_supervisor;
 
 use crate::connection::ConnHandle;
-use crate::node::Node;
-use crate::term::{Atom, Pid, Term};
-use std::sync::Arc;
+use crate::node::{Hooks, Node, NodeConfig, NodeError};
+
+/// What the node core calls in this layer.
+const HOOKS: Hooks = Hooks {
+    crashed: io::report_crash,
+    node_up,
+    node_down,
+    spawn_request: spawn::handle_request,
+};
+
+impl Node {
+    /// Starts a node: listens, registers with EPMD (starting one when none answers),
+    /// starts the system processes a BEAM node has (`net_kernel`, `rex`, `user`, and
+    /// `global_name_server` when visible), then accepts connections.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let bound = Node::bind(config, HOOKS).await?;
+        start_system_processes(&bound.node);
+        Ok(bound.accept())
+    }
+}
 
 /// The processes every node runs from the start.
-pub(crate) fn start_system_processes(node: &Node) {
+fn start_system_processes(node: &Node) {
     io::start_user(node);
     net_kernel::start(node);
     rpc::start(node);
@@ -29,20 +47,15 @@ pub(crate) fn start_system_processes(node: &Node) {
 
 /// A connection came up: a visible node starts a `global` session with a visible peer,
 /// as `global` does on `nodeup`.
-pub(crate) fn node_up(node: &Node, conn: &Arc<ConnHandle>) {
+fn node_up(node: &Node, conn: &ConnHandle) {
     if !node.0.config.hidden && conn.is_visible() {
         global::node_up(node, &conn.peer);
     }
 }
 
 /// A connection went down: `global` hears of a visible peer's, as of its `nodeup`.
-pub(crate) fn node_down(node: &Node, conn: &ConnHandle) {
+fn node_down(node: &Node, conn: &ConnHandle) {
     if !node.0.config.hidden && conn.is_visible() {
         global::node_down(node, &conn.peer);
     }
-}
-
-/// A message to a name nobody registered here: dropped, as the BEAM drops it.
-pub(crate) fn unregistered_name(_node: &Node, from: &Pid, name: &Atom, _message: Term) {
-    tracing::debug!("message from {from} to unregistered name {name} dropped");
 }

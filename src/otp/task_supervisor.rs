@@ -29,6 +29,15 @@ const MAX_SECONDS: Duration = Duration::from_secs(5);
 /// The shutdown a task gets when the request names none (`Task.Supervisor`'s default).
 const DEFAULT_SHUTDOWN: Shutdown = Shutdown::Timeout(Duration::from_secs(5));
 
+impl Node {
+    /// Hosts a `Task.Supervisor`-compatible process registered as `name` (e.g.
+    /// `"Elixir.Chat.TaskSupervisor"`): BEAM nodes start tasks on it with
+    /// `Task.Supervisor.async({name, node}, M, F, A)`, running registered functions.
+    pub fn start_task_supervisor(&self, name: &str) -> Pid {
+        start(self, name)
+    }
+}
+
 /// Starts the supervisor registered as `name` under a parent that starts it again when
 /// it exits, as the application's supervisor restarts `Chat.TaskSupervisor` on a BEAM
 /// node (its tasks die with it, being linked to it). Returns the supervisor's pid.

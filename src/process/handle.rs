@@ -1,14 +1,11 @@
 //! The handle a process's own code uses: its mailbox and the BEAM process operations.
 
-use super::table::ProcEntry;
-use super::{Dest, Exception, IntoMessage};
-use crate::node::Node;
+use crate::node::{Dest, Exception, IntoMessage, Mailbox, Node, ProcEntry};
 use crate::term::{Match, Pid, Reference, Term};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// A running process, as its own code sees it.
 ///
@@ -30,7 +27,7 @@ use tokio::sync::mpsc;
 pub struct Process {
     pub(crate) node: Node,
     pub(crate) entry: Arc<ProcEntry>,
-    rx: mpsc::UnboundedReceiver<Term>,
+    rx: Mailbox,
     /// Messages passed over by a selective receive, oldest first.
     saved: VecDeque<Term>,
     /// Whether this process made a priority alias, and so may get priority messages
@@ -39,11 +36,7 @@ pub struct Process {
 }
 
 impl Process {
-    pub(crate) fn new(
-        node: Node,
-        entry: Arc<ProcEntry>,
-        rx: mpsc::UnboundedReceiver<Term>,
-    ) -> Self {
+    pub(crate) fn new(node: Node, entry: Arc<ProcEntry>, rx: Mailbox) -> Self {
         Process {
             node,
             entry,

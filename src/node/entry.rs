@@ -1,8 +1,8 @@
 //! The shared half of a process, as the node's process table holds it, and how signals
 //! (messages, exit signals) reach it.
 
+use super::keys::{OwnMap, OwnSet, RefKey};
 use super::Dest;
-use crate::node::keys::{OwnMap, OwnSet, RefKey};
 use crate::term::{atom, tuple, Atom, Match, Pid, Reference, Term};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,117 @@
+//! Where a message goes ([`Dest`]) and what a message is ([`IntoMessage`]): what the
+//! node routes.
+
+use crate::term::{tuple, Atom, Pid, Reference, Term};
+
+/// Where a message goes: what `send/2` accepts on the BEAM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    /// A process, local or remote.
+    Pid(Pid),
+    /// A name registered on this node.
+    Name(Atom),
+    /// `{Name, Node}`: a name registered on a node (this one or another).
+    RemoteName(Atom, Atom),
+    /// A process alias (OTP 24+).
+    Alias(Reference),
+}
+
+impl From<Pid> for Dest {
+    fn from(p: Pid) -> Self {
+        Dest::Pid(p)
+    }
+}
+impl From<&Pid> for Dest {
+    fn from(p: &Pid) -> Self {
+        Dest::Pid(p.clone())
+    }
+}
+impl From<&str> for Dest {
+    fn from(name: &str) -> Self {
+        Dest::Name(Atom::from(name))
+    }
+}
+impl From<(&str, &str)> for Dest {
+    fn from((name, node): (&str, &str)) -> Self {
+        Dest::RemoteName(Atom::from(name), Atom::from(node))
+    }
+}
+impl From<Reference> for Dest {
+    fn from(r: Reference) -> Self {
+        Dest::Alias(r)
+    }
+}
+
+impl Dest {
+    /// The term a `DOWN` message names the monitored process by: the pid, or
+    /// `{Name, Node}` for a monitor by name.
+    pub(crate) fn down_object(&self, local_node: &Atom) -> Term {
+        match self {
+            Dest::Pid(p) => Term::Pid(p.clone()),
+            Dest::Name(n) => tuple(vec![Term::Atom(n.clone()), Term::Atom(local_node.clone())]),
+            Dest::RemoteName(n, node) => {
+                tuple(vec![Term::Atom(n.clone()), Term::Atom(node.clone())])
+            }
+            Dest::Alias(r) => Term::Reference(Box::new(r.clone())),
+        }
+    }
+}
+
+/// A message to send: a [`Term`] given away, or a `&Term` lent. Either is written to the
+/// connection straight from the sender's term, so a process that sends the same term
+/// again and again (a request, a broadcast) lends it instead of cloning it each time; a
+/// process on this node gets its own copy of a lent term, as every process on the BEAM
+/// gets its own copy of a message.
+///
+/// ```no_run
+/// # async fn example(p: &mut cnode::Process) -> Result<(), cnode::CallError> {
+/// use cnode::term::{int, list};
+/// let numbers = list((1..=200).map(int).collect());
+/// for _ in 0..1000 {
+///     p.call(("echo", "moebi@localhost"), &numbers, None).await?;
+/// }
+/// p.send(("echo", "moebi@localhost"), numbers); // given away: no copy at all
+/// # Ok(())
+/// # }
+/// ```
+pub trait IntoMessage: sealed::Message {}
+
+impl IntoMessage for Term {}
+impl IntoMessage for &Term {}
+
+/// What the node needs of an [`IntoMessage`] (sealed: only `Term` and `&Term` are
+/// messages).
+mod sealed {
+    use crate::term::Term;
+
+    pub trait Message {
+        /// The term, to write.
+        fn as_term(&self) -> &Term;
+        /// The term, to deliver to a process here (a lent one is cloned).
+        fn into_term(self) -> Term;
+        /// Done with after writing: a term given away is dropped.
+        fn spent(self);
+    }
+
+    impl Message for Term {
+        fn as_term(&self) -> &Term {
+            self
+        }
+        fn into_term(self) -> Term {
+            self
+        }
+        fn spent(self) {
+            crate::term::discard(self)
+        }
+    }
+
+    impl Message for &Term {
+        fn as_term(&self) -> &Term {
+            self
+        }
+        fn into_term(self) -> Term {
+            self.clone()
+        }
+        fn spent(self) {}
+    }
+}

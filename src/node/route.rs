@@ -1,0 +1,128 @@
+//! Where a message goes: to a process here, or written to the connection to its node;
+//! and what a connection hands the node (the [`connection::Owner`] the node is).
+
+use super::{connect, dist, Dest, IntoMessage, Node};
+use crate::connection::codec::{Decoded, Payload, To};
+use crate::connection::{self, ConnHandle};
+use crate::term::{tuple, Atom, Pid, Reference, Term};
+use erl_dist::message::Message;
+use std::sync::Arc;
+
+impl Node {
+    /// Sends a message from no process in particular (a pid-less sender, as a port
+    /// would be); replies cannot come back to it.
+    pub fn send(&self, to: impl Into<Dest>, message: impl IntoMessage) {
+        let from = self.user_pid();
+        self.route(&from, to.into(), message);
+    }
+
+    /// Sends `message` from `from` to `to`: delivered to a process here, written to the
+    /// connection (from a borrow) for a process elsewhere.
+    pub(crate) fn route(&self, from: &Pid, to: Dest, message: impl IntoMessage) {
+        self.route_in(from, to, Vec::new(), message)
+    }
+
+    /// [`route`](Self::route) of the tuple of `head`'s elements then `message` (just
+    /// `message` when `head` is empty): the `$gen_call` and `$gen_cast` wrappers around
+    /// a request that may be lent.
+    pub(crate) fn route_in(
+        &self,
+        from: &Pid,
+        to: Dest,
+        head: Vec<Term>,
+        message: impl IntoMessage,
+    ) {
+        let remote = match &to {
+            Dest::Pid(pid) if !self.is_local(&pid.node) => Some((&pid.node, To::Pid(pid))),
+            Dest::RemoteName(name, node) if !self.is_local(node) => Some((node, To::Name(name))),
+            Dest::Alias(alias) if !self.is_local(&alias.node) => {
+                Some((&alias.node, To::Alias(alias)))
+            }
+            _ => None,
+        };
+        if let Some((node, to)) = remote {
+            let payload = if head.is_empty() {
+                Payload::Term(message.as_term())
+            } else {
+                Payload::Wrapped(&head, message.as_term())
+            };
+            connect::send_to(self, node, from, to, payload);
+            message.spent();
+            return;
+        }
+        let entry = match &to {
+            Dest::Pid(pid) => self.local_entry(pid),
+            Dest::Name(name) | Dest::RemoteName(name, _) => {
+                let entry = self.registered_entry(&name.name);
+                if entry.is_none() {
+                    tracing::debug!("message to unregistered name {name} dropped");
+                }
+                entry
+            }
+            Dest::Alias(alias) => self.alias_entry(alias),
+        };
+        if let Some(e) = entry {
+            let mut message = message.into_term();
+            if !head.is_empty() {
+                let mut elements = head;
+                elements.push(message);
+                message = tuple(elements);
+            }
+            e.deliver(message);
+        }
+    }
+
+    /// A message sent with the `priority` option to `alias` (`erlang:send/3`).
+    pub(crate) fn route_priority(&self, from: &Pid, alias: &Reference, message: impl IntoMessage) {
+        if !self.is_local(&alias.node) {
+            connect::send_to(
+                self,
+                &alias.node,
+                from,
+                To::PriorityAlias(alias),
+                Payload::Term(message.as_term()),
+            );
+            message.spent();
+            return;
+        }
+        let Some(entry) = self.alias_entry(alias) else {
+            return;
+        };
+        if self.is_priority_alias(&entry, alias) {
+            entry.deliver_priority(message.into_term());
+        } else {
+            entry.deliver(message.into_term());
+        }
+    }
+
+    /// `erlang:send({Name, Node}, Message, [noconnect])`: sent only over a connection
+    /// to `node` that is up, never bringing one up (dropped when there is none), as
+    /// `global` sends what must not connect nodes.
+    pub(crate) fn send_noconnect(&self, from: &Pid, name: &Atom, node: &str, message: &Term) {
+        if let Some(h) = connect::handle(self, node) {
+            h.send_to(from, To::Name(name), Payload::Term(message));
+        }
+    }
+
+    /// Queues a control message for `node`, connecting first if needed.
+    pub(crate) fn send_to_node(&self, node: &Atom, message: Message) {
+        connect::send(self, node, message);
+    }
+}
+
+impl connection::Owner for Node {
+    fn take(&self, conn: &Arc<ConnHandle>, decoded: Decoded) {
+        match decoded {
+            Decoded::Message(message) => dist::dispatch(self, conn, message),
+            Decoded::AltAct(signal) => dist::alt_act(self, signal),
+            Decoded::Unknown(control) => {
+                let text = crate::term::truncated(&control, crate::term::LOG_TERM_CHARS);
+                tracing::warn!(peer = %conn.peer, "dropping unknown control message {text}");
+            }
+        }
+    }
+
+    fn down(&self, conn: &Arc<ConnHandle>, reason: &str) {
+        connect::down(self, conn, reason);
+    }
+}

@@ -1,0 +1,339 @@
+//! Links, monitors, aliases and exit signals between processes, local or remote, and
+//! what a lost connection does to them (`erts_do_net_exits`).
+
+use super::entry::{Monitor, MonitorTarget, ProcEntry, Watcher};
+use super::keys::{pid_key, RefKey};
+use super::{Dest, Node};
+use crate::sync::lock;
+use crate::term::{atom, tuple, Atom, Pid, Reference, Term};
+use erl_dist::message::Message;
+use erl_dist::term::PidOrAtom;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+impl Node {
+    pub(crate) fn link(&self, entry: &Arc<ProcEntry>, to: &Pid) {
+        if to == &entry.pid {
+            return;
+        }
+        if self.is_local(&to.node) {
+            match self.local_entry(to) {
+                Some(other) => {
+                    entry.state().links.insert(to.clone());
+                    let inserted = {
+                        let mut st = other.state();
+                        !st.dead && st.links.insert(entry.pid.clone())
+                    };
+                    if !inserted && !other.state().links.contains(&entry.pid) {
+                        entry.state().links.remove(to);
+                        entry.exit_signal(to, atom("noproc"), false);
+                    }
+                }
+                None => {
+                    entry.exit_signal(to, atom("noproc"), false);
+                }
+            }
+        } else {
+            entry.state().links.insert(to.clone());
+            self.send_to_node(&to.node, Message::link(entry.pid.clone(), to.clone()));
+        }
+    }
+
+    pub(crate) fn unlink(&self, entry: &Arc<ProcEntry>, to: &Pid) {
+        if !entry.state().links.remove(to) {
+            return;
+        }
+        if let Some(other) = self.local_entry(to) {
+            other.state().links.remove(&entry.pid);
+        } else if !self.is_local(&to.node) {
+            // UNLINK_ID: the id only needs to be unique per link; the peer echoes it.
+            let id = crate::term::int(
+                (self.0.next_ref.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as i64,
+            );
+            self.send_to_node(
+                &to.node,
+                Message::unlink_id(id, entry.pid.clone(), to.clone()),
+            );
+        }
+    }
+
+    /// An exit signal from `from` to `to`: through a link (`linked`) or `exit/2`.
+    pub(crate) fn send_exit_signal(&self, from: &Pid, to: &Pid, reason: Term, linked: bool) {
+        if let Some(e) = self.local_entry(to) {
+            e.exit_signal(from, reason, linked);
+        } else if !self.is_local(&to.node) {
+            let msg = if linked {
+                Message::payload_exit(from.clone(), to.clone(), reason)
+            } else {
+                Message::payload_exit2(from.clone(), to.clone(), reason)
+            };
+            self.send_to_node(&to.node, msg);
+        }
+    }
+
+    pub(crate) fn monitor(&self, entry: &Arc<ProcEntry>, target: Dest, alias: bool) -> Reference {
+        let key = self.new_ref_key();
+        if alias {
+            lock(&self.0.aliases).insert(key, pid_key(&entry.pid));
+        }
+        let reference = self.own_ref(key);
+        self.monitor_with_ref(entry, target, alias, key, reference.clone());
+        reference
+    }
+
+    fn monitor_with_ref(
+        &self,
+        entry: &Arc<ProcEntry>,
+        target: Dest,
+        alias: bool,
+        key: RefKey,
+        reference: Reference,
+    ) {
+        /// Who keeps the other end of the monitor.
+        enum Watched {
+            /// A peer node: it gets `MONITOR_P` (and makes the DOWN's object).
+            Remote(Atom, PidOrAtom),
+            /// A process of ours (if it exists), monitored by pid or by name.
+            Local(Option<Arc<ProcEntry>>, Option<Atom>),
+        }
+        let watched = match &target {
+            Dest::Pid(p) if self.is_local(&p.node) => Watched::Local(self.local_entry(p), None),
+            Dest::Pid(p) => Watched::Remote(p.node.clone(), PidOrAtom::Pid(p.clone())),
+            Dest::Name(n) => Watched::Local(self.registered_entry(&n.name), Some(n.clone())),
+            Dest::RemoteName(n, node) if self.is_local(node) => {
+                Watched::Local(self.registered_entry(&n.name), Some(n.clone()))
+            }
+            Dest::RemoteName(n, node) => Watched::Remote(node.clone(), PidOrAtom::Atom(n.clone())),
+            Dest::Alias(_) => Watched::Local(None, None),
+        };
+        entry.state().monitors.insert(
+            key,
+            Monitor {
+                target: MonitorTarget::Process(target),
+                alias,
+            },
+        );
+        let (local, by_name) = match watched {
+            Watched::Remote(node, to) => {
+                self.send_to_node(&node, Message::monitor_p(entry.pid.clone(), to, reference));
+                return;
+            }
+            Watched::Local(local, by_name) => (local, by_name),
+        };
+        let added = match local {
+            Some(t) => {
+                let mut st = t.state();
+                if st.dead {
+                    false
+                } else {
+                    let watcher = Watcher {
+                        pid: entry.pid.clone(),
+                        by_name,
+                    };
+                    st.monitored_by.insert(reference, watcher);
+                    true
+                }
+            }
+            None => false,
+        };
+        if !added {
+            self.fire_monitor(entry, key, atom("noproc"));
+        }
+    }
+
+    /// Removes monitor `key` from `entry`'s monitors and delivers its `DOWN` with
+    /// `reason`.
+    pub(crate) fn fire_monitor(&self, entry: &Arc<ProcEntry>, key: RefKey, reason: Term) {
+        let Some(monitor) = entry.state().monitors.remove(&key) else {
+            return;
+        };
+        if monitor.alias {
+            lock(&self.0.aliases).remove(&key);
+        }
+        let object = match &monitor.target {
+            MonitorTarget::Process(d) => d.down_object(&self.0.name),
+            MonitorTarget::Spawn { .. } => atom("undefined"),
+        };
+        entry.deliver(down_message(self.own_ref(key), object, reason));
+    }
+
+    pub(crate) fn demonitor(&self, entry: &Arc<ProcEntry>, reference: &Reference) {
+        let Some(key) = self.ref_key(reference) else {
+            return;
+        };
+        let Some(monitor) = entry.state().monitors.remove(&key) else {
+            return;
+        };
+        if monitor.alias {
+            lock(&self.0.aliases).remove(&key);
+        }
+        self.drop_monitor_at_target(&entry.pid, reference.clone(), monitor.target);
+    }
+
+    /// Delivers the `DOWN` of `from` to a watcher, local or remote.
+    pub(super) fn send_down(
+        &self,
+        from: &Pid,
+        watcher: Watcher,
+        reference: Reference,
+        reason: Term,
+    ) {
+        if let Some(w) = self.local_entry(&watcher.pid) {
+            if let Some(key) = self.ref_key(&reference) {
+                let monitor = w.state().monitors.remove(&key);
+                if monitor.is_some_and(|m| m.alias) {
+                    lock(&self.0.aliases).remove(&key);
+                }
+            }
+            let watched = match watcher.by_name {
+                Some(name) => Dest::Name(name),
+                None => Dest::Pid(from.clone()),
+            };
+            w.deliver(down_message(
+                reference,
+                watched.down_object(&self.0.name),
+                reason,
+            ));
+        } else if !self.is_local(&watcher.pid.node) {
+            let from_proc = match watcher.by_name {
+                Some(name) => PidOrAtom::Atom(name),
+                None => PidOrAtom::Pid(from.clone()),
+            };
+            let node = watcher.pid.node.clone();
+            self.send_to_node(
+                &node,
+                Message::payload_monitor_p_exit(from_proc, watcher.pid, reference, reason),
+            );
+        }
+    }
+
+    /// Removes a monitor from its target's side (local state or `DEMONITOR_P`).
+    pub(super) fn drop_monitor_at_target(
+        &self,
+        owner: &Pid,
+        reference: Reference,
+        target: MonitorTarget,
+    ) {
+        let MonitorTarget::Process(dest) = target else {
+            return;
+        };
+        let local = match &dest {
+            Dest::Pid(p) if self.is_local(&p.node) => self.local_entry(p),
+            Dest::Name(n) => self.registered_entry(&n.name),
+            Dest::RemoteName(n, node) if self.is_local(node) => self.registered_entry(&n.name),
+            _ => None,
+        };
+        if let Some(t) = local {
+            t.state().monitored_by.remove(&reference);
+            return;
+        }
+        let (node, to_proc) = match dest {
+            Dest::Pid(p) if !self.is_local(&p.node) => (p.node.clone(), PidOrAtom::Pid(p)),
+            Dest::RemoteName(n, node) if !self.is_local(&node) => (node, PidOrAtom::Atom(n)),
+            _ => return,
+        };
+        self.send_to_node(
+            &node,
+            Message::demonitor_p(owner.clone(), to_proc, reference),
+        );
+    }
+
+    /// Registers a monitor for a `SPAWN_REQUEST` we send with the `monitor` option.
+    pub(crate) fn add_spawn_monitor(
+        &self,
+        entry: &Arc<ProcEntry>,
+        reference: Reference,
+        node: Atom,
+    ) {
+        let Some(key) = self.ref_key(&reference) else {
+            return;
+        };
+        entry.state().monitors.insert(
+            key,
+            Monitor {
+                target: MonitorTarget::Spawn { node },
+                alias: false,
+            },
+        );
+    }
+
+    pub(crate) fn new_alias(&self, entry: &Arc<ProcEntry>) -> Reference {
+        let key = self.new_ref_key();
+        entry.state().aliases.insert(key);
+        lock(&self.0.aliases).insert(key, pid_key(&entry.pid));
+        self.own_ref(key)
+    }
+
+    pub(crate) fn new_priority_alias(&self, entry: &Arc<ProcEntry>) -> Reference {
+        let alias = self.new_alias(entry);
+        if let Some(key) = self.ref_key(&alias) {
+            entry.state().priority_aliases.insert(key);
+        }
+        alias
+    }
+
+    pub(crate) fn remove_alias(&self, entry: &Arc<ProcEntry>, alias: &Reference) {
+        let Some(key) = self.ref_key(alias) else {
+            return;
+        };
+        let removed = {
+            let mut st = entry.state();
+            st.priority_aliases.remove(&key);
+            st.aliases.remove(&key)
+        };
+        if removed {
+            lock(&self.0.aliases).remove(&key);
+        }
+    }
+
+    /// Whether `alias` is an active priority alias of `entry`.
+    pub(crate) fn is_priority_alias(&self, entry: &ProcEntry, alias: &Reference) -> bool {
+        self.ref_key(alias)
+            .is_some_and(|k| entry.state().priority_aliases.contains(&k))
+    }
+
+    /// Every link and monitor across the lost connection fires with `noconnection`
+    /// (`erts_do_net_exits`). `creation` limits it to one incarnation of the peer.
+    pub(crate) fn node_down(&self, node: &Atom, creation: Option<u32>) {
+        let on_node = |p: &Pid| &p.node == node && creation.map_or(true, |c| p.creation == c);
+        for entry in self.entries() {
+            let (links, monitors): (Vec<Pid>, Vec<RefKey>) = {
+                let mut st = entry.state();
+                if st.dead {
+                    continue;
+                }
+                let links: Vec<Pid> = st.links.iter().filter(|p| on_node(p)).cloned().collect();
+                st.monitored_by.retain(|_, w| !on_node(&w.pid));
+                let monitors = st
+                    .monitors
+                    .iter()
+                    .filter(|(_, m)| match &m.target {
+                        MonitorTarget::Process(Dest::Pid(p)) => on_node(p),
+                        MonitorTarget::Process(Dest::RemoteName(_, n)) => n == node,
+                        MonitorTarget::Spawn { node: n } => n == node,
+                        _ => false,
+                    })
+                    .map(|(&k, _)| k)
+                    .collect();
+                (links, monitors)
+            };
+            for l in links {
+                entry.exit_signal(&l, atom("noconnection"), true);
+            }
+            for k in monitors {
+                self.fire_monitor(&entry, k, atom("noconnection"));
+            }
+        }
+    }
+}
+
+/// `{'DOWN', Ref, process, Object, Reason}`.
+pub(crate) fn down_message(reference: Reference, object: Term, reason: Term) -> Term {
+    tuple(vec![
+        atom("DOWN"),
+        Term::Reference(Box::new(reference)),
+        atom("process"),
+        object,
+        reason,
+    ])
+}

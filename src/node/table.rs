@@ -1,0 +1,203 @@
+//! The node's process table: pids, registered names and aliases, and the life of a
+//! process from its entry to its exit (`erts_do_exit_process`).
+
+use super::entry::{Prepared, ProcEntry, SpawnOpts};
+use super::keys::pid_key;
+use super::{Exception, Node};
+use crate::sync::lock;
+use crate::term::{atom, tuple, Atom, Pid, Reference, Term};
+use futures::FutureExt;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// What a process body gets to run with: its node, its table entry and its mailbox
+/// (the process layer makes a `Process` of them).
+pub(crate) type Mailbox = mpsc::UnboundedReceiver<Term>;
+
+impl Node {
+    /// The pid registered as `name` here.
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        lock(&self.0.names).get(name).cloned()
+    }
+
+    /// Whether a local process is alive.
+    pub fn is_alive(&self, pid: &Pid) -> bool {
+        self.local_entry(pid).is_some()
+    }
+
+    fn new_pid(&self) -> Pid {
+        loop {
+            let n = self.0.next_pid.fetch_add(1, Ordering::Relaxed);
+            // Like the BEAM: 15 bits of id, 13 of serial, so peers without V4_NC cope.
+            let pid = Pid::new(
+                self.0.name.name.as_str(),
+                (n & 0x7fff) as u32,
+                ((n >> 15) & 0x1fff) as u32,
+                self.0.creation,
+            );
+            if !lock(&self.0.procs).contains_key(&pid_key(&pid)) {
+                return pid;
+            }
+        }
+    }
+
+    pub(crate) fn spawn_opts(&self, group_leader: Pid) -> SpawnOpts {
+        SpawnOpts {
+            group_leader,
+            link: None,
+            monitored_by: None,
+            name: None,
+            initial_call: (Atom::from("erlang"), Atom::from("apply"), 2),
+        }
+    }
+
+    /// Creates the entry of a new process so its pid exists; `run_prepared` runs it.
+    pub(crate) fn prepare(&self, opts: SpawnOpts) -> Result<Prepared, Exception> {
+        let pid = self.new_pid();
+        let prepared = ProcEntry::prepare(pid.clone(), &opts);
+        if let Some(name) = &opts.name {
+            let mut names = lock(&self.0.names);
+            if names.contains_key(&name.name) {
+                return Err(Exception::badarg());
+            }
+            names.insert(name.name.clone(), pid.clone());
+        }
+        lock(&self.0.procs).insert(pid_key(&pid), prepared.entry.clone());
+        Ok(prepared)
+    }
+
+    /// Runs a prepared process: `body` gets its node, entry and mailbox; when it ends
+    /// (returns, fails, panics or is killed) its links and monitors fire.
+    pub(crate) fn run_prepared<F, Fut>(&self, prepared: Prepared, body: F) -> Pid
+    where
+        F: FnOnce(Node, Arc<ProcEntry>, Mailbox) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Exception>> + Send + 'static,
+    {
+        let Prepared { entry, rx, kill_rx } = prepared;
+        let pid = entry.pid.clone();
+        let node = self.clone();
+        let run = body(node.clone(), entry.clone(), rx);
+        tokio::spawn(async move {
+            let run = std::panic::AssertUnwindSafe(run).catch_unwind();
+            let reason = tokio::select! {
+                biased;
+                killed = kill_rx => killed.unwrap_or_else(|_| atom("killed")),
+                result = run => match result {
+                    Ok(Ok(())) => atom("normal"),
+                    Ok(Err(Exception::Exit(reason))) => reason,
+                    Ok(Err(e)) => node.report_crash(&entry, e.exit_reason()),
+                    Err(panic) => node.report_crash(&entry, panic_exception(panic).exit_reason()),
+                },
+            };
+            node.process_exited(&entry, reason);
+        });
+        pid
+    }
+
+    /// A process died of an error (a raise, throw or panic, not `exit/1`): reported as the
+    /// BEAM reports it; returns its exit reason.
+    fn report_crash(&self, entry: &ProcEntry, reason: Term) -> Term {
+        let group_leader = entry.state().group_leader.clone();
+        (self.0.hooks.crashed)(self, &entry.pid, &group_leader, &reason);
+        reason
+    }
+
+    pub(crate) fn local_entry(&self, pid: &Pid) -> Option<Arc<ProcEntry>> {
+        if !self.is_local(&pid.node) || pid.creation != self.0.creation {
+            return None;
+        }
+        lock(&self.0.procs).get(&pid_key(pid)).cloned()
+    }
+
+    /// The process an active alias of this node reaches.
+    pub(crate) fn alias_entry(&self, alias: &Reference) -> Option<Arc<ProcEntry>> {
+        let owner = self
+            .ref_key(alias)
+            .and_then(|k| lock(&self.0.aliases).get(&k).copied())?;
+        lock(&self.0.procs).get(&owner).cloned()
+    }
+
+    pub(crate) fn registered_entry(&self, name: &str) -> Option<Arc<ProcEntry>> {
+        // Names hold only this node's pids; no copy of the pid on the way.
+        let key = pid_key(lock(&self.0.names).get(name)?);
+        lock(&self.0.procs).get(&key).cloned()
+    }
+
+    pub(crate) fn register_name(
+        &self,
+        name: &str,
+        entry: &Arc<ProcEntry>,
+    ) -> Result<(), Exception> {
+        let mut st = entry.state();
+        let mut names = lock(&self.0.names);
+        if st.name.is_some() || names.contains_key(name) || st.dead {
+            return Err(Exception::badarg());
+        }
+        names.insert(name.to_owned(), entry.pid.clone());
+        st.name = Some(Atom::from(name));
+        Ok(())
+    }
+
+    /// All local process entries (for node-down handling).
+    pub(super) fn entries(&self) -> Vec<Arc<ProcEntry>> {
+        lock(&self.0.procs).values().cloned().collect()
+    }
+
+    /// A process ended with `reason`: unregister it and fire its links and monitors
+    /// (`erts_do_exit_process` / `erts_continue_exit_process`).
+    pub(crate) fn process_exited(&self, entry: &Arc<ProcEntry>, reason: Term) {
+        let (links, watchers, monitors, name, aliases) = {
+            let mut st = entry.state();
+            if st.dead {
+                return;
+            }
+            st.dead = true;
+            (
+                std::mem::take(&mut st.links),
+                std::mem::take(&mut st.monitored_by),
+                std::mem::take(&mut st.monitors),
+                st.name.take(),
+                std::mem::take(&mut st.aliases),
+            )
+        };
+        let pid = &entry.pid;
+        lock(&self.0.procs).remove(&pid_key(pid));
+        if let Some(name) = &name {
+            let mut names = lock(&self.0.names);
+            if names.get(&name.name) == Some(pid) {
+                names.remove(&name.name);
+            }
+        }
+        {
+            let mut table = lock(&self.0.aliases);
+            for a in aliases
+                .iter()
+                .chain(monitors.iter().filter(|(_, m)| m.alias).map(|(r, _)| r))
+            {
+                table.remove(a);
+            }
+        }
+        for linked in links {
+            self.send_exit_signal(pid, &linked, reason.clone(), true);
+        }
+        for (reference, watcher) in watchers {
+            self.send_down(pid, watcher, reference, reason.clone());
+        }
+        for (key, monitor) in monitors {
+            self.drop_monitor_at_target(pid, self.own_ref(key), monitor.target);
+        }
+    }
+}
+
+/// A panic in a function becomes an error exit of its process, as a raise does on the
+/// BEAM: reason `{rust_panic, Message}`.
+pub(crate) fn panic_exception(panic: Box<dyn std::any::Any + Send>) -> Exception {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into());
+    Exception::error(tuple(vec![atom("rust_panic"), crate::term::binary(text)]))
+}

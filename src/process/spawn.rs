@@ -1,0 +1,115 @@
+//! Starting processes on a node, and the functions BEAM nodes call on it: what
+//! [`Node`] can do once there are [`Process`]es.
+
+use super::Process;
+use crate::node::{panic_exception, Exception, Node, Prepared, SpawnOpts};
+use crate::term::{Atom, Pid, Term};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+/// A function BEAM nodes can call on this node by `{Module, Function, Arity}`: through
+/// `Task.Supervisor`, remote spawn, `:rpc`/`:erpc`. It runs in its own process.
+pub type Function =
+    Arc<dyn Fn(Process, Vec<Term>) -> BoxFuture<'static, Result<Term, Exception>> + Send + Sync>;
+
+/// The functions registered on a node, by `{Module, Function, Arity}`.
+#[derive(Default)]
+struct Functions(RwLock<HashMap<(String, String, usize), Function>>);
+
+impl Node {
+    /// Spawns a process running `body`, with this node's `user` as group leader.
+    pub fn spawn<F, Fut>(&self, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Exception>> + Send + 'static,
+    {
+        self.spawn_with(self.spawn_opts(self.user_pid()), body)
+    }
+
+    /// Spawns a process registered as `name`.
+    pub fn spawn_registered<F, Fut>(&self, name: &str, body: F) -> Result<Pid, Exception>
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Exception>> + Send + 'static,
+    {
+        let mut opts = self.spawn_opts(self.user_pid());
+        opts.name = Some(Atom::from(name));
+        let prepared = self.prepare(opts)?;
+        Ok(self.start_prepared(prepared, body))
+    }
+
+    /// Runs a prepared process (`Node::prepare`) with `body` as its code.
+    pub(crate) fn start_prepared<F, Fut>(&self, prepared: Prepared, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Exception>> + Send + 'static,
+    {
+        self.run_prepared(prepared, move |node, entry, mailbox| {
+            body(Process::new(node, entry, mailbox))
+        })
+    }
+
+    pub(crate) fn spawn_with<F, Fut>(&self, opts: SpawnOpts, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Exception>> + Send + 'static,
+    {
+        let prepared = self
+            .prepare(SpawnOpts { name: None, ..opts })
+            .expect("a process without a name always prepares");
+        self.start_prepared(prepared, body)
+    }
+
+    /// Registers the function BEAM nodes reach as `Module.function/arity` (use the
+    /// Erlang atom for Elixir modules: `"Elixir.Chat"`). It runs in a process of its own
+    /// whose group leader decides where its output goes.
+    pub fn register_function<F, Fut>(&self, module: &str, function: &str, arity: usize, f: F)
+    where
+        F: Fn(Process, Vec<Term>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Term, Exception>> + Send + 'static,
+    {
+        let f: Function = Arc::new(move |p, args| f(p, args).boxed());
+        self.0
+            .extensions
+            .get::<Functions>()
+            .0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((module.to_owned(), function.to_owned(), arity), f);
+    }
+
+    pub(crate) fn function(&self, module: &str, function: &str, arity: usize) -> Option<Function> {
+        self.0
+            .extensions
+            .get::<Functions>()
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(module.to_owned(), function.to_owned(), arity))
+            .cloned()
+    }
+
+    /// Runs `module:function(args)` in process `p`: the registered function, or
+    /// `{undef, [{M, F, Args, []}]}` as the BEAM raises for a function that is not there.
+    pub async fn apply(
+        &self,
+        p: Process,
+        module: &str,
+        function: &str,
+        args: Vec<Term>,
+    ) -> Result<Term, Exception> {
+        match self.function(module, function, args.len()) {
+            Some(f) => match std::panic::AssertUnwindSafe(f(p, args))
+                .catch_unwind()
+                .await
+            {
+                Ok(result) => result,
+                Err(panic) => Err(panic_exception(panic)),
+            },
+            None => Err(Exception::undef(module, function, args)),
+        }
+    }
+}
