@@ -1,0 +1,91 @@
+//! The lock and registration calls every node's `global_name_server` answers (R13): we
+//! hold `global:set_lock/1` locks as a BEAM node does and register no names.
+
+use super::Global;
+use crate::otp::gen_server::From;
+use crate::process::Process;
+use crate::term::{atom, Match, Pid, Term};
+
+/// A lock `{ResourceId, LockRequesterId}` as `global:set_lock/1` takes it, held by pids.
+#[derive(Debug)]
+pub(super) struct Lock {
+    requester: Term,
+    holders: Vec<Pid>,
+}
+
+impl Global {
+    /// R13: the calls every node's `global_name_server` answers.
+    pub(super) fn call(&mut self, p: &mut Process, from: From, request: &Term) {
+        let Some(e) = request.as_tuple() else {
+            return tracing::warn!("global: unexpected call {}", crate::term::Short(request));
+        };
+        let reply = match (e.first().and_then(Match::as_atom), e.len()) {
+            (Some("set_lock"), 2) => {
+                let Some([res, req]) = e[1].as_tuple_n(2).map(|t| [t[0].clone(), t[1].clone()])
+                else {
+                    return;
+                };
+                crate::term::boolean(self.set_lock(p, res, req, &from.pid))
+            }
+            (Some("del_lock"), 2) => {
+                if let Some(t) = e[1].as_tuple_n(2) {
+                    self.del_lock(p, &t[0], &t[1], &from.pid);
+                }
+                atom("true")
+            }
+            (Some("register"), 4) | (Some("register_ext"), 5) => atom("yes"),
+            (Some("unregister"), 2) | (Some("unregister_ext"), 2) => atom("ok"),
+            _ => return tracing::warn!("global: unexpected call {}", crate::term::Short(request)),
+        };
+        from.reply(p, reply);
+    }
+
+    fn set_lock(&mut self, p: &mut Process, res: Term, req: Term, pid: &Pid) -> bool {
+        match self.locks.get_mut(&res) {
+            Some(lock) if lock.requester == req => {
+                if !lock.holders.contains(pid) {
+                    lock.holders.push(pid.clone());
+                }
+            }
+            Some(_) => return false,
+            None => {
+                self.locks.insert(
+                    res,
+                    Lock {
+                        requester: req,
+                        holders: vec![pid.clone()],
+                    },
+                );
+            }
+        }
+        if !self.holder_monitors.contains_key(pid) {
+            let r = p.monitor(pid.clone());
+            self.holder_monitors.insert(pid.clone(), r);
+        }
+        true
+    }
+
+    fn del_lock(&mut self, p: &mut Process, res: &Term, req: &Term, pid: &Pid) {
+        if let Some(lock) = self.locks.get_mut(res) {
+            if &lock.requester == req {
+                lock.holders.retain(|h| h != pid);
+                if lock.holders.is_empty() {
+                    self.locks.remove(res);
+                }
+            }
+        }
+        if !self.locks.values().any(|l| l.holders.contains(pid)) {
+            if let Some(r) = self.holder_monitors.remove(pid) {
+                p.demonitor(&r, true);
+            }
+        }
+    }
+
+    pub(super) fn release_holder(&mut self, pid: &Pid) {
+        self.holder_monitors.remove(pid);
+        self.locks.retain(|_, l| {
+            l.holders.retain(|h| h != pid);
+            !l.holders.is_empty()
+        });
+    }
+}
