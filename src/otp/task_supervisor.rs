@@ -349,14 +349,10 @@ fn owner_pid(info: &Term) -> Option<Pid> {
     }
 }
 
+/// A task, linked to its supervisor (whose group leader it inherits, as on the BEAM).
 fn spawn_task(sup: &Process, start: StartTask) -> Pid {
     let node = sup.node().clone();
-    let opts = node.spawn_opts(node.user_pid()).linked_to(sup.pid());
-    let pid = node
-        .clone()
-        .spawn_with(opts, move |p| run_task(node, p, start));
-    sup.entry.state().links.insert(pid.clone());
-    pid
+    sup.spawn_link(move |p| run_task(node, p, start))
 }
 
 /// `Task.Supervised.reply/3` and `noreply/4`, then `invoke_mfa/2`.
