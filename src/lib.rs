@@ -6,10 +6,11 @@
 //! those processes: `net_kernel` pings, `rex`/erpc, remote spawn, group-leader I/O,
 //! `global`, GenServer calls and the `Task.Supervisor` protocol.
 //!
-//! Layout: [`epmd`] (registration, lookup, an in-process EPMD), `handshake`,
-//! `connection` (framing, ticks, bounded decoding), [`node`] (routing between connections
-//! and local processes), [`process`] (mailboxes, links, monitors, exit signals) and
-//! [`otp`] (the behaviours).
+//! Layout, each layer using only those before it (`docs/architecture.md`): [`epmd`]
+//! (registration, lookup, an in-process EPMD), `handshake`, `connection` (framing, ticks,
+//! bounded decoding), [`node`] (the process table, links, monitors, exit signals, routing
+//! between connections and local processes), [`process`] (the handle a process's code
+//! holds, and spawning) and [`otp`] (the services a BEAM node runs, and `Node::start`).
 //!
 //! ```no_run
 //! use cnode::term::{atom, chardata_to_string, int, list};
