@@ -21,9 +21,9 @@
 //!     until stdin closes (at most S seconds, default 120).
 //! ```
 
-use cnode::otp::gen_server::{self, From};
+use cnode::otp::gen_server;
 use cnode::term::{atom, binary, int, list, tuple, Match, Term};
-use cnode::{CallReply, GenServer, Node, NodeConfig, Process};
+use cnode::{Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -195,16 +195,21 @@ async fn run_send(node: &Node, target: &str, n: usize) -> Result<Duration, Strin
 struct Echo;
 
 impl GenServer for Echo {
-    fn handle_call(&mut self, request: Term, _from: &From, _p: &Process) -> CallReply {
-        CallReply::Reply(request)
+    async fn handle_call(
+        &mut self,
+        request: Term,
+        _from: Caller,
+        _p: &mut Process,
+    ) -> Result<Reply, Exception> {
+        Ok(Reply::reply(request))
     }
-    fn handle_info(&mut self, message: Term, p: &Process) -> Result<(), Term> {
+    async fn handle_info(&mut self, message: Term, p: &mut Process) -> Result<Next, Exception> {
         if let Term::Tuple(t) = message {
             if let Ok([Term::Pid(pid), term]) = <[Term; 2]>::try_from(t.elements) {
                 p.send(&pid, term);
             }
         }
-        Ok(())
+        Ok(Next::Wait)
     }
 }
 
@@ -499,7 +504,9 @@ async fn standalone(scale: usize, only: Option<&str>) -> i32 {
     let server = Node::start(config)
         .await
         .unwrap_or_else(|e| die(&format!("server node: {e}")));
-    gen_server::start(&server, Some("echo"), Echo).unwrap_or_else(|e| die(&format!("echo: {e}")));
+    gen_server::start(&server, Some("echo"), Echo)
+        .await
+        .unwrap_or_else(|e| die(&format!("echo: {e}")));
     server.start_task_supervisor("Elixir.Chat.TaskSupervisor");
     // As Moebi's, without the printing (this process's stdout is the report).
     server.register_function(

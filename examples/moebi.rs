@@ -15,9 +15,9 @@
 //! on the BEAM), and `:echo` is a GenServer that answers every call with the request.
 
 use clap::Parser;
-use cnode::otp::gen_server::{self, From};
+use cnode::otp::gen_server;
 use cnode::term::{atom, binary, chardata_to_string, Match, Term};
-use cnode::{CallReply, Dest, Exception, GenServer, Node, NodeConfig, Process};
+use cnode::{Caller, Dest, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
 use std::time::Duration;
 
 /// Moebi: a Rust node that joins an Elixir Chat cluster.
@@ -184,18 +184,23 @@ async fn panic(_p: Process, _args: Vec<Term>) -> Result<Term, Exception> {
 struct Echo;
 
 impl GenServer for Echo {
-    fn handle_call(&mut self, request: Term, _from: &From, _p: &Process) -> CallReply {
-        CallReply::Reply(request)
+    async fn handle_call(
+        &mut self,
+        request: Term,
+        _from: Caller,
+        _p: &mut Process,
+    ) -> Result<Reply, Exception> {
+        Ok(Reply::reply(request))
     }
 
-    fn handle_cast(&mut self, request: Term, p: &Process) -> Result<(), Term> {
+    async fn handle_cast(&mut self, request: Term, p: &mut Process) -> Result<Next, Exception> {
         echo_back(request, p);
-        Ok(())
+        Ok(Next::Wait)
     }
 
-    fn handle_info(&mut self, message: Term, p: &Process) -> Result<(), Term> {
+    async fn handle_info(&mut self, message: Term, p: &mut Process) -> Result<Next, Exception> {
         echo_back(message, p);
-        Ok(())
+        Ok(Next::Wait)
     }
 }
 
@@ -296,7 +301,9 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     node.register_function("Elixir.Moebi", "watch", 1, watch);
     node.register_function("Elixir.Moebi", "panic", 0, panic);
     node.start_task_supervisor("Elixir.Chat.TaskSupervisor");
-    gen_server::start(&node, Some("echo"), Echo)?;
+    gen_server::start(&node, Some("echo"), Echo)
+        .await
+        .map_err(anyhow::Error::msg)?;
     eprintln!("Moebi is listening as {} (Ctrl-C to stop)", node.name());
     node.serve_forever().await;
     Ok(())

@@ -55,7 +55,7 @@ pub mod fuzzing;
 
 pub use handshake::HandshakeError;
 pub use node::{default_cookie, Node, NodeConfig, NodeError};
-pub use otp::gen_server::{CallError, CallReply, GenServer};
+pub use otp::gen_server::{self, CallError, Caller, GenServer, Next, Reply};
 pub use otp::rpc::RpcError;
-pub use otp::task_supervisor::Task;
+pub use otp::task_supervisor::{NodeTask, Task};
 pub use process::{Dest, Exception, Function, IntoMessage, Process};

@@ -7,10 +7,10 @@
 mod support;
 
 use cnode::epmd::server::EpmdServer;
-use cnode::otp::gen_server::{self, From};
+use cnode::otp::gen_server;
 use cnode::term::{atom, binary, int, list, tuple, Match, Pid, Term};
 use cnode::{
-    CallError, CallReply, Dest, Exception, GenServer, Node, NodeConfig, Process, RpcError,
+    CallError, Caller, Dest, Exception, GenServer, Node, NodeConfig, Process, Reply, RpcError,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,8 +60,13 @@ async fn signals(p: &mut Process, n: usize) -> Vec<(String, Term)> {
 struct Echo;
 
 impl GenServer for Echo {
-    fn handle_call(&mut self, request: Term, _from: &From, _p: &Process) -> CallReply {
-        CallReply::Reply(request)
+    async fn handle_call(
+        &mut self,
+        request: Term,
+        _from: Caller,
+        _p: &mut Process,
+    ) -> Result<Reply, Exception> {
+        Ok(Reply::reply(request))
     }
 }
 
@@ -522,7 +527,7 @@ async fn two_nodes() -> (EpmdServer, Node, Node) {
     let epmd = EpmdServer::bind(0).await.expect("in-process EPMD");
     let a = start_node("a", epmd.local_port()).await;
     let b = start_node("b", epmd.local_port()).await;
-    gen_server::start(&b, Some("echo"), Echo).unwrap();
+    gen_server::start(&b, Some("echo"), Echo).await.unwrap();
     b.start_task_supervisor("Elixir.Chat.TaskSupervisor");
     b.register_function("Elixir.Math", "add", 2, |_p, args| async move {
         match (args[0].as_int(), args[1].as_int()) {
@@ -607,7 +612,7 @@ async fn genserver_calls_tasks_and_erpc_across_rust_nodes() {
 #[tokio::test]
 async fn lent_terms_arrive_as_given_ones() {
     let (_epmd, a, b) = two_nodes().await;
-    gen_server::start(&a, Some("echo"), Echo).unwrap();
+    gen_server::start(&a, Some("echo"), Echo).await.unwrap();
     let (an, bn) = (a.name().to_owned(), b.name().to_owned());
     let b2 = b.clone();
     in_process(&a, move |mut p| async move {
@@ -870,8 +875,8 @@ async fn simultaneous_connects_resolve_to_one_connection() {
     for round in 0..10 {
         let a = start_node("a", epmd.local_port()).await;
         let b = start_node("b", epmd.local_port()).await;
-        gen_server::start(&a, Some("echo"), Echo).unwrap();
-        gen_server::start(&b, Some("echo"), Echo).unwrap();
+        gen_server::start(&a, Some("echo"), Echo).await.unwrap();
+        gen_server::start(&b, Some("echo"), Echo).await.unwrap();
         // Both call each other at the same instant: both connect at once.
         let start = Arc::new(tokio::sync::Barrier::new(2));
         let call = |from: &Node, to: &Node| {

@@ -50,6 +50,26 @@ impl Exception {
         }
     }
 
+    /// An Elixir exception raised with `message`: `%RuntimeError{message: message}`
+    /// for `module` `"Elixir.RuntimeError"`, as `raise` makes it.
+    pub fn raise(module: &str, message: impl Into<String>) -> Self {
+        Exception::error(crate::term::map([
+            (atom("__struct__"), atom(module)),
+            (atom("__exception__"), atom("true")),
+            (atom("message"), crate::term::binary(message.into())),
+        ]))
+    }
+
+    /// `raise ArgumentError, message`.
+    pub fn argument_error(message: impl Into<String>) -> Self {
+        Exception::raise("Elixir.ArgumentError", message)
+    }
+
+    /// `raise message` (a `RuntimeError`): what any other Rust error becomes.
+    pub fn runtime_error(message: impl Into<String>) -> Self {
+        Exception::raise("Elixir.RuntimeError", message)
+    }
+
     /// The exit reason of a process that ends with this exception.
     pub fn exit_reason(&self) -> Term {
         match self {
@@ -75,4 +95,18 @@ impl std::fmt::Display for Exception {
     }
 }
 
-impl std::error::Error for Exception {}
+/// A process's own code may end with any error through `?`: `Exception` converts from
+/// every [`std::error::Error`] (the conversion is in `otp`, which knows the errors that
+/// are exits). So, like `anyhow::Error`, it is not itself an `Error`; `?` still takes it
+/// into a `Box<dyn Error>`.
+impl From<Exception> for Box<dyn std::error::Error + Send + Sync> {
+    fn from(e: Exception) -> Self {
+        e.to_string().into()
+    }
+}
+
+impl From<Exception> for Box<dyn std::error::Error> {
+    fn from(e: Exception) -> Self {
+        e.to_string().into()
+    }
+}

@@ -57,6 +57,12 @@ impl Node {
         }
     }
 
+    /// `Process.exit(pid, reason)` from code that is no process: an exit signal to
+    /// `pid`, local or remote, from this node's `user` process.
+    pub fn exit(&self, pid: &Pid, reason: Term) {
+        self.send_exit_signal(&self.user_pid(), pid, reason, false);
+    }
+
     /// An exit signal from `from` to `to`: through a link (`linked`) or `exit/2`.
     pub(crate) fn send_exit_signal(&self, from: &Pid, to: &Pid, reason: Term, linked: bool) {
         if let Some(e) = self.local_entry(to) {

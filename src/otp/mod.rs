@@ -4,6 +4,7 @@
 //! reaches them only through the hooks given here.
 
 pub(crate) mod builtins;
+mod errors;
 pub mod gen_server;
 pub(crate) mod global;
 pub(crate) mod io;

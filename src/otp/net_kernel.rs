@@ -2,7 +2,7 @@
 //! `{is_auth, Node}` answered `yes` (protocol notes §3); `net_kernel` replies with a plain
 //! send to the caller's pid, keeping the `[alias | Ref]` tag.
 
-use super::gen_server::{parse_call, From};
+use super::gen_server::{parse_call, Caller};
 use crate::node::Node;
 use crate::process::Process;
 use crate::term::{atom, Match, Term};
@@ -19,7 +19,7 @@ pub(crate) fn start(node: &Node) {
     });
 }
 
-fn handle_call(p: &Process, from: From, request: &Term) {
+fn handle_call(p: &Process, from: Caller, request: &Term) {
     let tag = request
         .as_tuple()
         .and_then(|e| e.first())

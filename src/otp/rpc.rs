@@ -177,8 +177,37 @@ impl Process {
     }
 }
 
-impl std::convert::From<RpcError> for Exception {
-    fn from(e: RpcError) -> Self {
+impl Node {
+    /// `:erpc.call(node, module, function, args, timeout)` from code that is no process;
+    /// see [`Process::erpc_call`].
+    pub async fn erpc_call(
+        &self,
+        node: &str,
+        module: &str,
+        function: &str,
+        args: Vec<Term>,
+        timeout: Duration,
+    ) -> Result<Term, RpcError> {
+        let (node, module, function) = (node.to_owned(), module.to_owned(), function.to_owned());
+        let result = self
+            .run_process(move |mut p| async move {
+                p.erpc_call(&node, &module, &function, args, timeout).await
+            })
+            .await;
+        match result {
+            Ok(result) => result,
+            Err(e) => Err(RpcError::Exception {
+                class: "exit".into(),
+                reason: e.exit_reason(),
+                stacktrace: crate::term::nil(),
+            }),
+        }
+    }
+}
+
+/// What `:erpc.call` raises for `e` in the calling process.
+pub(crate) fn rpc_exception(e: RpcError) -> Exception {
+    {
         match e {
             RpcError::Exception { class, reason, .. } if class == "throw" => {
                 Exception::Throw(reason)

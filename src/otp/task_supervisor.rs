@@ -13,7 +13,7 @@
 //! Using: [`Process::task_async`] / [`Process::task_await`] start a task on a remote
 //! `{Supervisor, Node}` the way `Task.Supervisor.async/4` + `Task.await/2` do.
 
-use super::gen_server::{parse_call, From};
+use super::gen_server::{parse_call, Caller};
 use crate::node::Node;
 use crate::process::{handle::exit_message, Dest, Exception, Process};
 use crate::term::{atom, int, list, nil, tuple, Match, Pid, Reference, Term};
@@ -249,7 +249,7 @@ async fn stop_child(p: &mut Process, pid: &Pid, shutdown: Shutdown) {
 /// A call `DynamicSupervisor` does not know crashes it on the BEAM (no clause of
 /// `handle_call/3` matches): the caller's `GenServer.call` exits with that reason, the
 /// tasks die with the supervisor, and its parent starts it again. So here.
-fn unexpected(p: &Process, name: &str, from: &From, request: &Term) -> Exception {
+fn unexpected(p: &Process, name: &str, from: &Caller, request: &Term) -> Exception {
     tracing::error!(
         supervisor = %p.pid(),
         "{name} terminating: no function clause matching in DynamicSupervisor.handle_call/3 (call {} from {})",
@@ -543,4 +543,102 @@ impl Process {
             }
         }
     }
+}
+
+impl Node {
+    /// `Task.Supervisor.async(supervisor, module, function, args)` from code that is no
+    /// process: the task is started at once, owned by a process of this node that waits
+    /// for it. `.await` the [`NodeTask`] for the result (`Task.await(task, :infinity)`),
+    /// or [`NodeTask::await_timeout`].
+    ///
+    /// ```no_run
+    /// # async fn demo(node: cnode::Node) -> Result<(), cnode::Exception> {
+    /// use cnode::term::{int, list};
+    /// let six = node
+    ///     .task_async(("Elixir.Chat.TaskSupervisor", "alex@localhost"), "Elixir.Enum", "sum",
+    ///                 vec![list(vec![int(1), int(2), int(3)])])
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn task_async(
+        &self,
+        supervisor: impl Into<Dest>,
+        module: &str,
+        function: &str,
+        args: Vec<Term>,
+    ) -> NodeTask {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let supervisor = supervisor.into();
+        let (module, function) = (module.to_owned(), function.to_owned());
+        let owner = self.spawn(move |mut p| async move {
+            let outcome = match p.task_async(supervisor, &module, &function, args).await {
+                Ok(task) => p.task_await(task, None).await,
+                Err(e) => Err(e),
+            };
+            let _ = done.send(outcome);
+            Ok(())
+        });
+        NodeTask {
+            node: self.clone(),
+            owner,
+            result,
+        }
+    }
+}
+
+/// A task started by [`Node::task_async`]. Dropping it leaves the task running to its
+/// end; [`await_timeout`](Self::await_timeout) stops it when the time is up.
+#[derive(Debug)]
+pub struct NodeTask {
+    node: Node,
+    /// The process that owns the task (linked to it).
+    owner: Pid,
+    result: tokio::sync::oneshot::Receiver<Result<Term, Exception>>,
+}
+
+impl NodeTask {
+    /// `Task.await(task, timeout)`: the result, or the exit `Task.await` makes. When the
+    /// time is up, the task is stopped (its owner exits, and the task, linked to it, with
+    /// it), as a BEAM caller's `Task.await` timeout does.
+    pub async fn await_timeout(self, timeout: Duration) -> Result<Term, Exception> {
+        let NodeTask {
+            node,
+            owner,
+            result,
+        } = self;
+        match tokio::time::timeout(timeout, result).await {
+            Ok(outcome) => outcome.unwrap_or_else(|_| Err(owner_ended(&owner))),
+            Err(_) => {
+                node.exit(&owner, atom("kill"));
+                Err(Exception::Exit(tuple(vec![
+                    atom("timeout"),
+                    tuple(vec![
+                        atom("Elixir.Task"),
+                        atom("await"),
+                        list(vec![Term::Pid(owner), int(timeout.as_millis() as i64)]),
+                    ]),
+                ])))
+            }
+        }
+    }
+}
+
+impl std::future::IntoFuture for NodeTask {
+    type Output = Result<Term, Exception>;
+    type IntoFuture = futures::future::BoxFuture<'static, Self::Output>;
+
+    /// `Task.await(task, :infinity)`.
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let owner = self.owner;
+            self.result
+                .await
+                .unwrap_or_else(|_| Err(owner_ended(&owner)))
+        })
+    }
+}
+
+/// The owner of a task ended before it had the result (it was killed).
+fn owner_ended(owner: &Pid) -> Exception {
+    Exception::Exit(tuple(vec![atom("process_ended"), Term::Pid(owner.clone())]))
 }

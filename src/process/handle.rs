@@ -237,6 +237,12 @@ impl Process {
         self.node.register_name(name, &self.entry)
     }
 
+    /// The name this process is registered under, if any (`Process.info(self(),
+    /// :registered_name)`).
+    pub fn registered_name(&self) -> Option<String> {
+        self.entry.state().name.as_ref().map(|n| n.name.clone())
+    }
+
     /// This process's group leader: where its I/O goes.
     pub fn group_leader(&self) -> Pid {
         self.entry.state().group_leader.clone()
@@ -254,14 +260,28 @@ impl Process {
         F: FnOnce(Process) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<(), Exception>> + Send + 'static,
     {
-        let pid = self.node.spawn_with(
-            self.node
-                .spawn_opts(self.group_leader())
-                .linked_to(self.entry.pid.clone()),
-            body,
-        );
+        self.spawn_link_named(None, body)
+            .expect("a process without a name always starts")
+    }
+
+    /// [`spawn_link`](Self::spawn_link), registered as `name` when given; `badarg` when
+    /// the name is taken (nothing is started then).
+    pub fn spawn_link_named<F, Fut>(&self, name: Option<&str>, body: F) -> Result<Pid, Exception>
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), Exception>> + Send + 'static,
+    {
+        let mut opts = self
+            .node
+            .spawn_opts(self.group_leader())
+            .linked_to(self.entry.pid.clone());
+        opts.name = name.map(crate::term::Atom::from);
+        let prepared = self.node.prepare(opts)?;
+        let pid = prepared.entry.pid.clone();
+        // Linked on both sides before the new process runs.
         self.entry.state().links.insert(pid.clone());
-        pid
+        self.node.start_prepared(prepared, body);
+        Ok(pid)
     }
 
     /// Drops queued messages for which `matches` is true.

@@ -41,6 +41,41 @@ impl Node {
         Ok(self.start_prepared(prepared, body))
     }
 
+    /// Runs `body` in a new process of this node and returns what it returns: how code
+    /// that is no process (an HTTP handler, `main`) does what only a process can
+    /// (`receive`, `call`, `erpc_call`, `task_async`). `Err` when the process ended
+    /// before `body` did (it was killed, or `body` panicked).
+    ///
+    /// ```no_run
+    /// # async fn demo(node: cnode::Node) -> Result<(), cnode::Exception> {
+    /// use cnode::term::atom;
+    /// let pong = node
+    ///     .run_process(|mut p| async move {
+    ///         p.send(("echo", "alex@localhost"), atom("ping"));
+    ///         p.receive().await
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_process<F, Fut, T>(&self, body: F) -> Result<T, Exception>
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let pid = self.spawn(move |p| async move {
+            let _ = done.send(body(p).await);
+            Ok(())
+        });
+        result.await.map_err(|_| {
+            Exception::Exit(crate::term::tuple(vec![
+                crate::term::atom("process_ended"),
+                crate::term::Term::Pid(pid),
+            ]))
+        })
+    }
+
     /// Runs a prepared process (`Node::prepare`) with `body` as its code.
     pub(crate) fn start_prepared<F, Fut>(&self, prepared: Prepared, body: F) -> Pid
     where

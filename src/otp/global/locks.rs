@@ -2,7 +2,7 @@
 //! hold `global:set_lock/1` locks as a BEAM node does and register no names.
 
 use super::Global;
-use crate::otp::gen_server::From;
+use crate::otp::gen_server::Caller;
 use crate::process::Process;
 use crate::term::{atom, Match, Pid, Term};
 
@@ -15,7 +15,7 @@ pub(super) struct Lock {
 
 impl Global {
     /// R13: the calls every node's `global_name_server` answers.
-    pub(super) fn call(&mut self, p: &mut Process, from: From, request: &Term) {
+    pub(super) fn call(&mut self, p: &mut Process, from: Caller, request: &Term) {
         let Some(e) = request.as_tuple() else {
             return tracing::warn!("global: unexpected call {}", crate::term::Short(request));
         };

@@ -7,20 +7,20 @@
 //! with an alias, as `gen:do_call/4` does, and fail cleanly on `DOWN` or timeout.
 
 use crate::node::Node;
-use crate::process::{Dest, Exception, IntoMessage, Process};
+use crate::process::{Dest, IntoMessage, Process};
 use crate::term::{alias_tag, alias_tag_ref, atom, tuple, Match, Pid, Term};
 use std::time::Duration;
 
 /// Who made a call, and how to answer it (`gen_server:from()`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct From {
+pub struct Caller {
     /// The caller.
     pub pid: Pid,
     /// The tag to send back with the reply.
     pub tag: Term,
 }
 
-impl From {
+impl Caller {
     /// `gen:reply/2`, sent by process `p`. A call is answered once: the `From` goes
     /// with the reply (clone it to keep one).
     pub fn reply(self, p: &Process, reply: impl IntoMessage) {
@@ -39,7 +39,7 @@ impl From {
 
 /// [`parse_call`] on a message this code owns: its parts are moved out, not copied.
 /// The message comes back untouched when it is not a call.
-pub(crate) fn take_call(message: Term) -> Result<(From, Term), Term> {
+pub(crate) fn take_call(message: Term) -> Result<(Caller, Term), Term> {
     if request_parts(&message, "$gen_call").is_none() {
         return Err(message);
     }
@@ -54,25 +54,25 @@ pub(crate) fn take_call(message: Term) -> Result<(From, Term), Term> {
     let Term::Pid(pid) = pid else {
         unreachable!("request_parts matched a pid")
     };
-    Ok((From { pid, tag }, request))
+    Ok((Caller { pid, tag }, request))
 }
 
 /// `{'$gen_call', From, Request}`, with `From` well formed.
-pub fn parse_call(message: &Term) -> Option<(From, &Term)> {
+pub fn parse_call(message: &Term) -> Option<(Caller, &Term)> {
     parse_request(message, "$gen_call")
 }
 
 /// `{system, From, Request}`: a request of the `sys` protocol, as `GenServer.stop/3`
 /// (`{terminate, Reason}`) and `:sys.get_state/1` send it.
-fn parse_system(message: &Term) -> Option<(From, &Term)> {
+pub(super) fn parse_system(message: &Term) -> Option<(Caller, &Term)> {
     parse_request(message, "system")
 }
 
 /// `{Kind, {Pid, Tag}, Request}`, the shape of `$gen_call` and `system` requests.
-fn parse_request<'a>(message: &'a Term, kind: &str) -> Option<(From, &'a Term)> {
+fn parse_request<'a>(message: &'a Term, kind: &str) -> Option<(Caller, &'a Term)> {
     let (pid, tag, request) = request_parts(message, kind)?;
     Some((
-        From {
+        Caller {
             pid: pid.clone(),
             tag: tag.clone(),
         },
@@ -108,7 +108,7 @@ pub fn parse_cast(message: &Term) -> Option<&Term> {
 
 /// [`parse_cast`] on a message this code owns: the request is moved out, not copied.
 /// The message comes back untouched when it is not a cast.
-fn take_cast(message: Term) -> Result<Term, Term> {
+pub(super) fn take_cast(message: Term) -> Result<Term, Term> {
     if parse_cast(&message).is_none() {
         return Err(message);
     }
@@ -145,12 +145,6 @@ impl CallError {
             CallError::Timeout => atom("timeout"),
             CallError::Exit(r) => r.clone(),
         }
-    }
-}
-
-impl std::convert::From<CallError> for Exception {
-    fn from(e: CallError) -> Self {
-        Exception::Exit(e.reason())
     }
 }
 
@@ -220,88 +214,39 @@ fn node_of(object: &Term) -> Option<String> {
     }
 }
 
-/// What a [`GenServer`] does with a call.
-pub enum CallReply {
-    /// `{:reply, Reply, State}`.
-    Reply(Term),
-    /// `{:noreply, State}`: reply later with [`From::reply`] on a clone of the `From`.
-    NoReply,
-    /// `{:stop, Reason, Reply, State}`.
-    Stop(Term, Term),
-}
-
-/// A small GenServer: a process that answers `GenServer.call/cast` and plain messages,
-/// one at a time, like Elixir's behaviour of that name.
-pub trait GenServer: Send + 'static {
-    /// `handle_call/3`.
-    fn handle_call(&mut self, request: Term, from: &From, process: &Process) -> CallReply;
-    /// `handle_cast/2`; `Err` stops the server with that reason.
-    fn handle_cast(&mut self, _request: Term, _process: &Process) -> Result<(), Term> {
-        Ok(())
+impl Node {
+    /// `GenServer.call(to, request, timeout)` from code that is no process (an HTTP
+    /// handler, `main`): made by a process of this node that lives for the call.
+    /// `None` waits for ever.
+    ///
+    /// ```no_run
+    /// # async fn demo(node: cnode::Node) -> Result<(), cnode::CallError> {
+    /// use cnode::term::atom;
+    /// use std::time::Duration;
+    /// let count = node
+    ///     .call(("Elixir.Counter", "alex@localhost"), atom("get"), Some(Duration::from_secs(5)))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call(
+        &self,
+        to: impl Into<Dest>,
+        request: Term,
+        timeout: Option<Duration>,
+    ) -> Result<Term, CallError> {
+        let to = to.into();
+        self.run_process(move |mut p| async move { p.call(to, request, timeout).await })
+            .await
+            .unwrap_or_else(|e| Err(CallError::Exit(e.exit_reason())))
     }
-    /// `handle_info/2`; `Err` stops the server with that reason.
-    fn handle_info(&mut self, _message: Term, _process: &Process) -> Result<(), Term> {
-        Ok(())
-    }
-}
 
-/// Starts `server` in a process, registered as `name` when given.
-pub fn start<S: GenServer>(
-    node: &Node,
-    name: Option<&str>,
-    mut server: S,
-) -> Result<Pid, Exception> {
-    let body = move |mut p: Process| async move {
-        loop {
-            let message = match take_call(p.receive().await) {
-                Ok((from, request)) => {
-                    match server.handle_call(request, &from, &p) {
-                        CallReply::Reply(r) => from.reply(&p, r),
-                        CallReply::NoReply => {}
-                        CallReply::Stop(reason, r) => {
-                            from.reply(&p, r);
-                            return Err(Exception::Exit(reason));
-                        }
-                    }
-                    continue;
-                }
-                Err(message) => message,
-            };
-            let message = match take_cast(message) {
-                Ok(request) => {
-                    server.handle_cast(request, &p).map_err(Exception::Exit)?;
-                    continue;
-                }
-                Err(message) => message,
-            };
-            if let Some((from, request)) = parse_system(&message) {
-                // sys:handle_system_msg: `terminate` is answered `ok`, then the server
-                // exits with the reason, which GenServer.stop's monitor checks. Other
-                // sys requests (state, suspension) get sys's answer for a request it
-                // does not know.
-                match request.as_tuple_n(2) {
-                    Some([t, reason]) if t.is_atom("terminate") => {
-                        from.reply(&p, atom("ok"));
-                        return Err(Exception::Exit(reason.clone()));
-                    }
-                    _ => from.reply(
-                        &p,
-                        tuple(vec![
-                            atom("error"),
-                            tuple(vec![atom("unknown_system_msg"), request.clone()]),
-                        ]),
-                    ),
-                }
-            } else if is_malformed_call(&message) {
-                tracing::warn!(pid = %p.pid(), "dropping a $gen_call with a malformed From: {}",
-                    crate::term::Short(&message));
-            } else {
-                server.handle_info(message, &p).map_err(Exception::Exit)?;
-            }
-        }
-    };
-    match name {
-        Some(n) => node.spawn_registered(n, body),
-        None => Ok(node.spawn(body)),
+    /// `GenServer.cast(to, request)` from code that is no process.
+    pub fn cast(&self, to: impl Into<Dest>, request: impl IntoMessage) {
+        self.route_in(
+            &self.user_pid(),
+            to.into(),
+            vec![atom("$gen_cast")],
+            request,
+        );
     }
 }

@@ -1,0 +1,345 @@
+//! GenServer, as in Elixir: a process that keeps a state and answers calls, casts and
+//! plain messages one at a time, with `init`, `handle_continue`, timeouts, `terminate`
+//! and the `sys` requests a BEAM user sends (`:sys.get_state/1`, `:sys.get_status/1`,
+//! `:sys.suspend/1`, `GenServer.stop/3`). Its callbacks are `async`: a handler can await
+//! a call to another node, an erpc or I/O.
+//!
+//! ```no_run
+//! use cnode::term::{atom, int, Match, Term};
+//! use cnode::{Exception, Caller, GenServer, Next, Node, Process, Reply};
+//!
+//! /// `GenServer.call({:counter, :mynode@localhost}, :get)` answers the count;
+//! /// `GenServer.cast({:counter, :mynode@localhost}, :inc)` adds one.
+//! struct Counter {
+//!     count: i64,
+//! }
+//!
+//! impl GenServer for Counter {
+//!     async fn handle_call(&mut self, request: Term, _from: Caller, _p: &mut Process)
+//!         -> Result<Reply, Exception> {
+//!         match request.as_atom() {
+//!             Some("get") => Ok(Reply::reply(int(self.count))),
+//!             _ => Err(Exception::argument_error(format!("unknown call {request}"))),
+//!         }
+//!     }
+//!
+//!     async fn handle_cast(&mut self, request: Term, _p: &mut Process)
+//!         -> Result<Next, Exception> {
+//!         if request.is_atom("inc") {
+//!             self.count += 1;
+//!         }
+//!         Ok(Next::Wait)
+//!     }
+//!
+//!     fn state(&self) -> Term {
+//!         int(self.count)
+//!     }
+//! }
+//!
+//! # async fn demo(node: Node) -> Result<(), Exception> {
+//! let pid = cnode::gen_server::start(&node, Some("counter"), Counter { count: 0 }).await?;
+//! # Ok(()) }
+//! ```
+
+mod call;
+mod sys;
+
+pub(crate) use call::{is_malformed_call, take_call};
+pub use call::{parse_call, parse_cast, CallError, Caller};
+
+use crate::node::Node;
+use crate::process::{Exception, Process};
+use crate::term::{atom, Pid, Term};
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// What the server does after a callback: the tail of Elixir's return tuples
+/// (`{:noreply, state}`, `{:noreply, state, timeout}`, `{:noreply, state, {:continue,
+/// arg}}`, `{:stop, reason, state}`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Wait for the next message.
+    Wait,
+    /// Wait for the next message, and call `handle_info(:timeout)` when none comes in
+    /// this time.
+    Timeout(Duration),
+    /// Call `handle_continue(arg)` before taking the next message.
+    Continue(Term),
+    /// Call `terminate(reason)`, then exit with `reason`.
+    Stop(Term),
+}
+
+/// What [`GenServer::handle_call`] answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `{:reply, reply, state}` (with [`Next::Wait`]), or with a timeout or a continue.
+    Reply(Term, Next),
+    /// `{:noreply, state}`: the reply comes later, from [`Caller::reply`].
+    NoReply(Next),
+    /// `{:stop, reason, reply, state}`: reply, then stop.
+    Stop(Term, Term),
+}
+
+impl Reply {
+    /// `{:reply, reply, state}`.
+    #[allow(clippy::self_named_constructors)] // `Reply::reply(x)` reads as Elixir's tuple
+    pub fn reply(reply: Term) -> Self {
+        Reply::Reply(reply, Next::Wait)
+    }
+
+    /// `{:noreply, state}`.
+    pub fn noreply() -> Self {
+        Reply::NoReply(Next::Wait)
+    }
+}
+
+/// A GenServer, as Elixir's behaviour of that name: the struct is its state, and each
+/// callback may await. A callback that returns `Err` crashes the server as a raise in
+/// an Elixir callback does: `terminate` runs, the process exits with the exception, and
+/// a caller waiting in `GenServer.call` exits with it.
+///
+/// Callbacks run one at a time, in the server's own process ([`Process`]): to answer a
+/// call while awaiting something long, return [`Reply::NoReply`] and answer from another
+/// process with a clone of the [`From`].
+pub trait GenServer: Send + Sized + 'static {
+    /// `init/1`: runs in the new process before [`start`] returns; `Err` (or
+    /// [`Next::Stop`]) makes `start` fail with that reason.
+    fn init(
+        &mut self,
+        _process: &mut Process,
+    ) -> impl Future<Output = Result<Next, Exception>> + Send {
+        async { Ok(Next::Wait) }
+    }
+
+    /// `handle_call/3`.
+    fn handle_call(
+        &mut self,
+        request: Term,
+        from: Caller,
+        process: &mut Process,
+    ) -> impl Future<Output = Result<Reply, Exception>> + Send;
+
+    /// `handle_cast/2`.
+    fn handle_cast(
+        &mut self,
+        _request: Term,
+        _process: &mut Process,
+    ) -> impl Future<Output = Result<Next, Exception>> + Send {
+        async { Ok(Next::Wait) }
+    }
+
+    /// `handle_info/2`: any other message (`:timeout` after [`Next::Timeout`]). By
+    /// default logged and dropped, as Elixir's default does.
+    fn handle_info(
+        &mut self,
+        message: Term,
+        process: &mut Process,
+    ) -> impl Future<Output = Result<Next, Exception>> + Send {
+        let pid = process.pid();
+        async move {
+            tracing::warn!(%pid, "GenServer received unexpected message in handle_info/2: {message}");
+            Ok(Next::Wait)
+        }
+    }
+
+    /// `handle_continue/2`, after a callback returned [`Next::Continue`]. A server that
+    /// continues must define it (Elixir's default raises too).
+    fn handle_continue(
+        &mut self,
+        arg: Term,
+        _process: &mut Process,
+    ) -> impl Future<Output = Result<Next, Exception>> + Send {
+        async move {
+            Err(Exception::undef(
+                "Elixir.GenServer",
+                "handle_continue",
+                vec![arg, atom("state")],
+            ))
+        }
+    }
+
+    /// `terminate/2`: the server is stopping with `reason` (a [`Next::Stop`], an error
+    /// of a callback, `GenServer.stop/3`, or the exit of its parent while it traps
+    /// exits).
+    fn terminate(
+        &mut self,
+        _reason: &Term,
+        _process: &mut Process,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// The state as a term, for `:sys.get_state/1` and `:sys.get_status/1`.
+    fn state(&self) -> Term {
+        atom("undefined")
+    }
+}
+
+/// Starts `server` in a process of `node`, registered as `name` when given, and
+/// returns once its `init` has: `GenServer.start/3`. The `Err` is the reason it did not
+/// start (its `init` failed or stopped, or the name is taken: `badarg`).
+pub async fn start<S: GenServer>(
+    node: &Node,
+    name: Option<&str>,
+    server: S,
+) -> Result<Pid, Exception> {
+    let (ack, started) = oneshot::channel();
+    let body = move |p: Process| run(server, p, None, ack);
+    let pid = match name {
+        Some(n) => node.spawn_registered(n, body)?,
+        None => node.spawn(body),
+    };
+    wait_for_init(pid, started).await
+}
+
+/// [`start`], linked to `parent`: `GenServer.start_link/3` called by that process. The
+/// server stops (with `terminate`) when its parent exits, if it traps exits.
+pub async fn start_link<S: GenServer>(
+    parent: &Process,
+    name: Option<&str>,
+    server: S,
+) -> Result<Pid, Exception> {
+    let (ack, started) = oneshot::channel();
+    let me = parent.pid();
+    let pid = parent.spawn_link_named(name, move |p| run(server, p, Some(me), ack))?;
+    wait_for_init(pid, started).await
+}
+
+async fn wait_for_init(
+    pid: Pid,
+    started: oneshot::Receiver<Result<(), Term>>,
+) -> Result<Pid, Exception> {
+    match started.await {
+        Ok(Ok(())) => Ok(pid),
+        Ok(Err(reason)) => Err(Exception::Exit(reason)),
+        // The process ended before its init answered (killed).
+        Err(_) => Err(Exception::Exit(atom("killed"))),
+    }
+}
+
+/// The server's loop: `gen_server:loop/7`.
+async fn run<S: GenServer>(
+    mut server: S,
+    mut p: Process,
+    parent: Option<Pid>,
+    ack: oneshot::Sender<Result<(), Term>>,
+) -> Result<(), Exception> {
+    let mut next = match server.init(&mut p).await {
+        Ok(Next::Stop(reason)) => {
+            let _ = ack.send(Err(reason.clone()));
+            return Err(Exception::Exit(reason));
+        }
+        Ok(next) => next,
+        Err(e) => {
+            let _ = ack.send(Err(e.exit_reason()));
+            return Err(e);
+        }
+    };
+    let _ = ack.send(Ok(()));
+    let mut suspended = false;
+    loop {
+        let message = match next {
+            Next::Stop(reason) => {
+                server.terminate(&reason, &mut p).await;
+                return Err(Exception::Exit(reason));
+            }
+            Next::Continue(arg) => {
+                let result = server.handle_continue(arg, &mut p).await;
+                next = ok_or_fail(&mut server, &mut p, result).await?;
+                continue;
+            }
+            _ if suspended => sys::next_system_message(&mut p).await,
+            Next::Wait => p.receive().await,
+            Next::Timeout(after) => match p.receive_timeout(after).await {
+                Some(message) => message,
+                None => atom("timeout"),
+            },
+        };
+        next = match take_call(message) {
+            Ok((from, request)) => {
+                let reply = server.handle_call(request, from.clone(), &mut p).await;
+                match reply {
+                    Ok(Reply::Reply(reply, then)) => {
+                        from.reply(&p, reply);
+                        then
+                    }
+                    Ok(Reply::NoReply(then)) => then,
+                    Ok(Reply::Stop(reason, reply)) => {
+                        from.reply(&p, reply);
+                        Next::Stop(reason)
+                    }
+                    Err(e) => return Err(fail(&mut server, &mut p, e).await),
+                }
+            }
+            Err(message) => match call::take_cast(message) {
+                Ok(request) => {
+                    let result = server.handle_cast(request, &mut p).await;
+                    ok_or_fail(&mut server, &mut p, result).await?
+                }
+                Err(message) => {
+                    if let Some((from, request)) = call::parse_system(&message) {
+                        match sys::handle(
+                            &server,
+                            &p,
+                            parent.as_ref(),
+                            from,
+                            request,
+                            &mut suspended,
+                        ) {
+                            Some(reason) => Next::Stop(reason),
+                            None => Next::Wait,
+                        }
+                    } else if is_malformed_call(&message) {
+                        tracing::warn!(pid = %p.pid(), "dropping a $gen_call with a malformed From: {}",
+                            crate::term::Short(&message));
+                        Next::Wait
+                    } else if let Some(reason) = parent_exit(&message, parent.as_ref()) {
+                        // gen_server: the parent's EXIT stops a server that traps exits.
+                        Next::Stop(reason)
+                    } else {
+                        let result = server.handle_info(message, &mut p).await;
+                        ok_or_fail(&mut server, &mut p, result).await?
+                    }
+                }
+            },
+        };
+    }
+}
+
+async fn ok_or_fail<S: GenServer>(
+    server: &mut S,
+    p: &mut Process,
+    result: Result<Next, Exception>,
+) -> Result<Next, Exception> {
+    match result {
+        Ok(next) => Ok(next),
+        Err(e) => Err(fail(server, p, e).await),
+    }
+}
+
+/// A callback failed: `terminate` with the exit reason, then the process ends with the
+/// exception (reported as a crash, as a GenServer's is on the BEAM).
+async fn fail<S: GenServer>(server: &mut S, p: &mut Process, e: Exception) -> Exception {
+    server.terminate(&e.exit_reason(), p).await;
+    e
+}
+
+/// `{'EXIT', Parent, Reason}` from the process that started this one with
+/// [`start_link`].
+fn parent_exit(message: &Term, parent: Option<&Pid>) -> Option<Term> {
+    let (from, reason) = crate::process::handle::exit_message(message)?;
+    (Some(from) == parent).then(|| reason.clone())
+}
+
+impl Process {
+    /// Starts `server` linked to this process (`GenServer.start_link/3`); see
+    /// [`start_link`].
+    pub async fn start_link<S: GenServer>(
+        &self,
+        name: Option<&str>,
+        server: S,
+    ) -> Result<Pid, Exception> {
+        start_link(self, name, server).await
+    }
+}
