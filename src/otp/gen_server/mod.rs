@@ -239,6 +239,12 @@ async fn run<S: GenServer>(
     let _ = ack.send(Ok(()));
     let mut suspended = false;
     loop {
+        // A sys request leaves the server waiting as it was: its timeout starts again,
+        // as in gen_server's loop.
+        let waiting = match next {
+            Next::Timeout(after) => Next::Timeout(after),
+            _ => Next::Wait,
+        };
         let message = match next {
             Next::Stop(reason) => {
                 server.terminate(&reason, &mut p).await;
@@ -288,7 +294,7 @@ async fn run<S: GenServer>(
                             &mut suspended,
                         ) {
                             Some(reason) => Next::Stop(reason),
-                            None => Next::Wait,
+                            None => waiting,
                         }
                     } else if is_malformed_call(&message) {
                         tracing::warn!(pid = %p.pid(), "dropping a $gen_call with a malformed From: {}",

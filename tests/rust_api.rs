@@ -1,0 +1,300 @@
+//! The Rust API a service writer uses, against real BEAM nodes: the cluster called from
+//! plain tokio code (`Node::call`, `cast`, `erpc_call`, `task_async`), a Rust GenServer
+//! as iex sees it (`:sys`, `GenServer.stop`, init, continue, timeouts, terminate), and
+//! Rust errors reaching BEAM callers as Elixir exceptions.
+
+mod support;
+
+use cnode::term::{atom, binary, int, list, tuple, Match, Term};
+use cnode::{Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
+use std::time::Duration;
+use support::{unique_name, BeamNode, Epmd};
+
+const COOKIE: &str = "secret_token";
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn start_node(prefix: &str, epmd_port: u16) -> Node {
+    let mut config = NodeConfig::new(&format!("{}@localhost", unique_name(prefix)), COOKIE);
+    config.epmd_port = epmd_port;
+    Node::start(config).await.expect("the node starts")
+}
+
+/// A call into the (blocking) harness from a multi-threaded tokio test.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_rust_code_calls_the_cluster() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    blocking(|| {
+        alex.eval(
+            "{:ok, _} = Chat.Echo.start(:echo)
+             Process.register(self(), :shell)",
+        )
+    });
+    let node = start_node("bridge", epmd.port()).await;
+    let a = alex.node_name();
+
+    // GenServer.call and GenServer.cast, with no process of ours in sight.
+    let echoed = node
+        .call(
+            ("echo", a.as_str()),
+            tuple(vec![atom("hello"), int(1)]),
+            Some(WAIT),
+        )
+        .await;
+    assert_eq!(echoed, Ok(tuple(vec![atom("hello"), int(1)])));
+    let missing = node
+        .call(("nobody", a.as_str()), atom("hi"), Some(WAIT))
+        .await;
+    assert_eq!(missing, Err(cnode::CallError::NoProc));
+
+    // A cast {pid, term} makes Chat.Echo send term to pid: the shell's.
+    let shell = node
+        .erpc_call(&a, "erlang", "whereis", vec![atom("shell")], WAIT)
+        .await
+        .expect("whereis");
+    node.cast(
+        ("echo", a.as_str()),
+        tuple(vec![shell, atom("cast_arrived")]),
+    );
+    assert_eq!(
+        blocking(|| alex.eval("receive do :cast_arrived -> :yes after 20_000 -> :no end")),
+        ":yes"
+    );
+
+    // :erpc.call.
+    let six = node
+        .erpc_call(
+            &a,
+            "Elixir.Enum",
+            "sum",
+            vec![list(vec![int(1), int(2), int(3)])],
+            WAIT,
+        )
+        .await;
+    assert_eq!(six, Ok(int(6)));
+
+    // Task.Supervisor.async + Task.await on alex's Chat.TaskSupervisor.
+    let sup = ("Elixir.Chat.TaskSupervisor", a.as_str());
+    let upcased = node
+        .task_async(sup, "Elixir.String", "upcase", vec![binary(b"woof")])
+        .await;
+    assert_eq!(upcased, Ok(binary(b"WOOF")));
+    // A task that takes too long: Task.await's timeout exit, and the task is stopped.
+    let slow = node.task_async(sup, "Elixir.Process", "sleep", vec![int(60_000)]);
+    match slow.await_timeout(Duration::from_millis(300)).await {
+        Err(Exception::Exit(reason)) => {
+            assert!(
+                reason.as_tuple().is_some_and(|e| e[0].is_atom("timeout")),
+                "{reason}"
+            );
+        }
+        other => panic!("a slow task: {other:?}"),
+    }
+    let children = blocking(|| {
+        alex.eval(
+            "Enum.find_value(1..200, fn _ ->
+               case Task.Supervisor.children(Chat.TaskSupervisor) do
+                 [] -> :none_left
+                 _ -> Process.sleep(100); nil
+               end
+             end)",
+        )
+    });
+    assert_eq!(children, ":none_left");
+}
+
+/// `Counter` as a user writes it: its count is its state.
+struct Counter {
+    count: i64,
+    /// Who hears of `terminate` (a process on the BEAM node).
+    watcher: String,
+}
+
+impl GenServer for Counter {
+    async fn init(&mut self, _p: &mut Process) -> Result<Next, Exception> {
+        // {:ok, state, {:continue, :load}}
+        Ok(Next::Continue(atom("load")))
+    }
+
+    async fn handle_continue(&mut self, arg: Term, _p: &mut Process) -> Result<Next, Exception> {
+        if arg.is_atom("load") {
+            self.count = 10;
+        }
+        Ok(Next::Wait)
+    }
+
+    async fn handle_call(
+        &mut self,
+        request: Term,
+        _from: Caller,
+        _p: &mut Process,
+    ) -> Result<Reply, Exception> {
+        match request.as_atom() {
+            Some("get") => Ok(Reply::reply(int(self.count))),
+            // {:reply, :ok, state, 200}: handle_info(:timeout) when nothing comes.
+            Some("arm") => Ok(Reply::Reply(
+                atom("ok"),
+                Next::Timeout(Duration::from_millis(200)),
+            )),
+            Some("crash") => {
+                let n: i64 = "not a number".parse()?;
+                Ok(Reply::reply(int(n)))
+            }
+            _ => Err(Exception::argument_error(format!("unknown call {request}"))),
+        }
+    }
+
+    async fn handle_cast(&mut self, request: Term, _p: &mut Process) -> Result<Next, Exception> {
+        if request.is_atom("inc") {
+            self.count += 1;
+        }
+        Ok(Next::Wait)
+    }
+
+    async fn handle_info(&mut self, message: Term, _p: &mut Process) -> Result<Next, Exception> {
+        if message.is_atom("timeout") {
+            self.count += 100;
+        }
+        Ok(Next::Wait)
+    }
+
+    async fn terminate(&mut self, reason: &Term, p: &mut Process) {
+        p.send(
+            ("watcher", self.watcher.as_str()),
+            tuple(vec![atom("terminated"), reason.clone(), int(self.count)]),
+        );
+    }
+
+    fn state(&self) -> Term {
+        int(self.count)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_genserver_is_a_genserver_to_iex() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("counter", epmd.port()).await;
+    let n = node.name().to_owned();
+    let a = alex.node_name();
+    blocking(|| alex.eval("Process.register(self(), :watcher)"));
+    let counter = Counter {
+        count: 0,
+        watcher: a.clone(),
+    };
+    cnode::gen_server::start(&node, Some("counter"), counter)
+        .await
+        .expect("the counter starts");
+    let server = format!("{{:counter, :{n}}}");
+    let eval = |expr: &str| blocking(|| alex.eval(&expr.replace("SERVER", &server)));
+
+    // init continued to handle_continue before the first call.
+    assert_eq!(eval("GenServer.call(SERVER, :get)"), "10");
+    eval("GenServer.cast(SERVER, :inc)");
+    assert_eq!(eval(":sys.get_state(SERVER)"), "11");
+    assert_eq!(
+        eval(
+            "{:status, pid, {:module, :gen_server}, [_, :running, _, _, status]} = :sys.get_status(SERVER)
+             [header: 'Status for generic server counter', data: _, data: [{'State', state}]] = status
+             {is_pid(pid), state}"
+        ),
+        "{true, 11}"
+    );
+
+    // Suspended, it answers no call (the call times out) until resumed.
+    assert_eq!(eval(":sys.suspend(SERVER)"), ":ok");
+    assert_eq!(
+        eval(
+            "try do GenServer.call(SERVER, :get, 300) catch :exit, {:timeout, _} -> :timed_out end"
+        ),
+        ":timed_out"
+    );
+    assert_eq!(eval(":sys.resume(SERVER)"), ":ok");
+    assert_eq!(eval("GenServer.call(SERVER, :get)"), "11");
+
+    // A timeout after a reply: handle_info(:timeout).
+    assert_eq!(eval("GenServer.call(SERVER, :arm)"), ":ok");
+    assert_eq!(
+        // Polled with :sys.get_state a second apart: a sys request restarts the
+        // timeout, as gen_server's loop does, and a second is far more than 200 ms.
+        eval("Enum.find_value(1..20, fn _ -> Process.sleep(1000); (c = :sys.get_state(SERVER)) > 11 && c end)"),
+        "111"
+    );
+
+    // An error in a callback raises in the caller as an Elixir exception would.
+    assert_eq!(
+        eval(
+            "try do GenServer.call(SERVER, :bogus) catch
+               :exit, {{%ArgumentError{message: m}, _}, {GenServer, :call, _}} -> m
+             end"
+        ),
+        "\"unknown call 'bogus'\""
+    );
+    assert_eq!(
+        eval("receive do {:terminated, {%ArgumentError{}, _}, 111} -> :terminate_ran after 20_000 -> :no end"),
+        ":terminate_ran"
+    );
+
+    // Started again, it is stopped as GenServer.stop stops an Elixir server.
+    let counter = Counter {
+        count: 0,
+        watcher: a.clone(),
+    };
+    cnode::gen_server::start(&node, Some("counter"), counter)
+        .await
+        .expect("the counter starts again");
+    assert_eq!(eval("GenServer.stop(SERVER, :bye)"), ":ok");
+    assert_eq!(
+        eval("receive do {:terminated, :bye, 10} -> :terminate_ran after 20_000 -> :no end"),
+        ":terminate_ran"
+    );
+    assert_eq!(
+        eval(
+            ":rpc.call(:NODE, :erlang, :whereis, [:counter])"
+                .replace("NODE", &n)
+                .as_str()
+        ),
+        ":undefined"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_errors_reach_the_beam_as_elixir_exceptions() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("errors", epmd.port()).await;
+    let n = node.name().to_owned();
+    // Rusty.parse(text): any Rust error through `?`.
+    node.register_function("Elixir.Rusty", "parse", 1, |_p, args| async move {
+        let text = cnode::term::chardata_to_string(&args[0])
+            .ok_or_else(|| Exception::argument_error("expected a string"))?;
+        let n: i64 = text.trim().parse()?;
+        Ok(int(n))
+    });
+    node.start_task_supervisor("Elixir.Rusty.TaskSupervisor");
+    let eval = |expr: &str| blocking(|| alex.eval(&expr.replace("NODE", &n)));
+
+    assert_eq!(eval(":erpc.call(:NODE, Rusty, :parse, [\"42\"])"), "42");
+    assert_eq!(
+        // :erpc.call raises {:exception, reason, stack} for an error on the other node,
+        // a BEAM node or this one.
+        eval("try do :erpc.call(:NODE, Rusty, :parse, [\"forty-two\"]) catch :error, {:exception, %RuntimeError{message: m}, _} -> m end"),
+        "\"invalid digit found in string\""
+    );
+    assert_eq!(
+        eval("try do :erpc.call(:NODE, Rusty, :parse, [:forty_two]) catch :error, {:exception, %ArgumentError{message: m}, _} -> m end"),
+        "\"expected a string\""
+    );
+    // Task.await exits with the exception, as for a task raising on a BEAM node.
+    assert_eq!(
+        eval(
+            "task = Task.Supervisor.async_nolink({Rusty.TaskSupervisor, :NODE}, Rusty, :parse, [\"x\"])
+             try do Task.await(task, 20_000) catch :exit, {{%RuntimeError{message: m}, _}, _} -> m end"
+        ),
+        "\"invalid digit found in string\""
+    );
+}
