@@ -57,5 +57,6 @@ pub use handshake::HandshakeError;
 pub use node::{default_cookie, Node, NodeConfig, NodeError};
 pub use otp::gen_server::{self, CallError, Caller, GenServer, Next, Reply};
 pub use otp::rpc::RpcError;
+pub use otp::supervisor;
 pub use otp::task_supervisor::{NodeTask, Task};
 pub use process::{Dest, Exception, Function, IntoMessage, Process};

@@ -298,3 +298,179 @@ async fn rust_errors_reach_the_beam_as_elixir_exceptions() {
         "\"invalid digit found in string\""
     );
 }
+
+/// A GenServer that answers every call with the request.
+struct Echo;
+
+impl GenServer for Echo {
+    async fn handle_call(
+        &mut self,
+        request: Term,
+        _from: Caller,
+        _p: &mut Process,
+    ) -> Result<Reply, Exception> {
+        Ok(Reply::reply(request))
+    }
+}
+
+/// A process that waits for ever.
+async fn idle(mut p: Process) -> Result<(), Exception> {
+    loop {
+        p.receive().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_supervisor_is_a_supervisor_to_iex() {
+    use cnode::supervisor::{self, ChildSpec, Restart, Strategy};
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("sup", epmd.port()).await;
+    let n = node.name().to_owned();
+    let children = vec![
+        ChildSpec::gen_server("echo", Some("echo"), || Echo),
+        ChildSpec::process("idle", idle),
+        ChildSpec::process("once", idle).restart(Restart::Temporary),
+    ];
+    supervisor::start(&node, Some("sup"), Strategy::OneForOne, children)
+        .await
+        .expect("the supervisor starts");
+    let eval = |expr: &str| blocking(|| alex.eval(&expr.replace("NODE", &n)));
+
+    // The same supervisor in Elixir, with Agents for children.
+    eval(
+        "agent = fn id, restart -> %{id: id, start: {Agent, :start_link, [fn -> 0 end]}, restart: restart} end
+         {:ok, _} = Supervisor.start_link([agent.(:echo, :permanent), agent.(:idle, :permanent), agent.(:once, :temporary)],
+                                          strategy: :one_for_one, name: :beam_sup)
+         shape = fn sup -> Enum.map(Supervisor.which_children(sup), fn {id, pid, type, _} -> {id, is_pid(pid), type} end) end
+         Process.put(:shape, shape)",
+    );
+    let both = |expr: &str| {
+        let ours = eval(&expr.replace("SUP", "{:sup, :NODE}"));
+        let elixirs = eval(&expr.replace("SUP", ":beam_sup"));
+        assert_eq!(ours, elixirs, "{expr}");
+        ours
+    };
+    assert_eq!(
+        both("Process.get(:shape).(SUP)"),
+        "[{:once, true, :worker}, {:idle, true, :worker}, {:echo, true, :worker}]"
+    );
+    both("Supervisor.count_children(SUP)");
+
+    // A killed child comes back with a new pid and answers.
+    let old = eval(":rpc.call(:NODE, :erlang, :whereis, [:echo])");
+    eval("Process.exit(:rpc.call(:NODE, :erlang, :whereis, [:echo]), :kill)");
+    assert_eq!(
+        eval(
+            &"Enum.find_value(1..200, fn _ ->
+               case :rpc.call(:NODE, :erlang, :whereis, [:echo]) do
+                 pid when is_pid(pid) -> pid
+                 _ -> Process.sleep(50); nil
+               end
+             end) |> then(&(inspect(&1) != OLD))"
+                .replace("OLD", &format!("{old:?}"))
+        ),
+        "true"
+    );
+    assert_eq!(eval("GenServer.call({:echo, :NODE}, :hi)"), ":hi");
+
+    // terminate_child, restart_child, delete_child answer as Elixir's.
+    for call in [
+        "Supervisor.terminate_child(SUP, :idle)",
+        "Supervisor.terminate_child(SUP, :nobody)",
+        "Process.get(:shape).(SUP)",
+        "Supervisor.delete_child(SUP, :echo)",
+        "elem(Supervisor.restart_child(SUP, :idle), 0)",
+        "Supervisor.restart_child(SUP, :idle)",
+        "Supervisor.terminate_child(SUP, :once)",
+        "Supervisor.restart_child(SUP, :once)",
+        "Supervisor.count_children(SUP)",
+    ] {
+        both(call);
+    }
+
+    // More restarts than 3 in 5 s: the supervisor gives up, exiting :shutdown.
+    assert_eq!(
+        eval(
+            "ref = Process.monitor({:sup, :NODE})
+             Enum.find_value(1..1000, :still_up, fn _ ->
+               case :rpc.call(:NODE, :erlang, :whereis, [:echo]) do
+                 pid when is_pid(pid) -> Process.exit(pid, :kill)
+                 _ -> :restarting
+               end
+               receive do {:DOWN, ^ref, _, _, reason} -> reason after 20 -> nil end
+             end)"
+        ),
+        ":shutdown"
+    );
+}
+
+#[tokio::test]
+async fn rest_for_one_and_one_for_all_restart_the_children_they_name() {
+    use cnode::supervisor::{self, ChildSpec, Strategy};
+    let epmd = cnode::epmd::server::EpmdServer::bind(0)
+        .await
+        .expect("epmd");
+    let node = start_node("strategies", epmd.local_port()).await;
+    let which = |sup: &'static str| {
+        let node = node.clone();
+        async move {
+            let reply = node
+                .call(sup, atom("which_children"), Some(WAIT))
+                .await
+                .expect("which_children");
+            reply
+                .as_list()
+                .expect("a list")
+                .iter()
+                .map(|c| {
+                    let e = c.as_tuple().expect("a tuple");
+                    (e[0].as_atom().unwrap().to_owned(), e[1].clone())
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let three = || {
+        vec![
+            ChildSpec::process("a", idle),
+            ChildSpec::process("b", idle),
+            ChildSpec::process("c", idle),
+        ]
+    };
+    for (sup, strategy) in [
+        ("rest", Strategy::RestForOne),
+        ("all", Strategy::OneForAll),
+        ("one", Strategy::OneForOne),
+    ] {
+        supervisor::start(&node, Some(sup), strategy, three())
+            .await
+            .expect("starts");
+        let before = which(sup).await;
+        assert_eq!(
+            before.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            ["c", "b", "a"]
+        );
+        let b = before[1].1.as_pid().unwrap().clone();
+        node.exit(&b, atom("kill"));
+        let mut after = which(sup).await;
+        for _ in 0..200 {
+            if after.iter().all(|(_, pid)| pid.as_pid().is_some()) && after[1].1 != before[1].1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            after = which(sup).await;
+        }
+        let restarted: Vec<&str> = before
+            .iter()
+            .zip(&after)
+            .filter(|(old, new)| old.1 != new.1)
+            .map(|(old, _)| old.0.as_str())
+            .collect();
+        let expected: Vec<&str> = match strategy {
+            Strategy::RestForOne => vec!["c", "b"],
+            Strategy::OneForAll => vec!["c", "b", "a"],
+            Strategy::OneForOne => vec!["b"],
+        };
+        assert_eq!(restarted, expected, "{sup}");
+    }
+}

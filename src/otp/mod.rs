@@ -11,6 +11,7 @@ pub(crate) mod io;
 pub(crate) mod net_kernel;
 pub mod rpc;
 pub(crate) mod spawn;
+pub mod supervisor;
 pub mod task_supervisor;
 
 use crate::connection::ConnHandle;

@@ -14,11 +14,12 @@
 //! `{Supervisor, Node}` the way `Task.Supervisor.async/4` + `Task.await/2` do.
 
 use super::gen_server::{parse_call, Caller};
+use super::supervisor::{is_normal_exit, stop_child, Intensity, Restart, Shutdown};
 use crate::node::Node;
 use crate::process::{handle::exit_message, Dest, Exception, Process};
 use crate::term::{atom, int, list, nil, tuple, Match, Pid, Reference, Term};
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::time::Duration;
 
 /// `@ref_timeout` in `Task.Supervised`: how long a task waits for its start message.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -92,22 +93,6 @@ fn start_supervisor(node: &Node, name: &str, parent: &Pid) -> Result<Pid, Except
     Ok(node.start_prepared(prepared, move |p| supervise(p, name)))
 }
 
-/// How a child is restarted (`:restart` of `Task.Supervisor.start_child/3,5`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Restart {
-    Temporary,
-    Transient,
-    Permanent,
-}
-
-/// How a child is stopped by `terminate_child` (`:shutdown`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Shutdown {
-    BrutalKill,
-    Timeout(Duration),
-    Infinity,
-}
-
 struct Child {
     start: StartTask,
     restart: Restart,
@@ -118,7 +103,7 @@ struct Child {
 async fn supervise(mut p: Process, name: String) -> Result<(), Exception> {
     p.trap_exit(true);
     let mut children: HashMap<Pid, Child> = HashMap::new();
-    let mut restarts: VecDeque<Instant> = VecDeque::new();
+    let mut intensity = Intensity::new(MAX_RESTARTS, MAX_SECONDS);
     loop {
         let message = p.receive().await;
         if let Some((pid, reason)) = exit_message(&message) {
@@ -131,15 +116,7 @@ async fn supervise(mut p: Process, name: String) -> Result<(), Exception> {
                 Restart::Temporary => false,
             };
             if restart {
-                let now = Instant::now();
-                restarts.push_back(now);
-                while restarts
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) > MAX_SECONDS)
-                {
-                    restarts.pop_front();
-                }
-                if restarts.len() > MAX_RESTARTS {
+                if !intensity.add_restart() {
                     tracing::error!(
                         "{name}: reached_max_restart_intensity (child {pid} exited: {reason}); shutting down"
                     );
@@ -209,40 +186,6 @@ async fn supervise(mut p: Process, name: String) -> Result<(), Exception> {
             }
             None => return Err(unexpected(&p, &name, &from, request)),
         }
-    }
-}
-
-/// `normal`, `shutdown` and `{shutdown, _}`: the exits a transient child is not
-/// restarted after.
-fn is_normal_exit(reason: &Term) -> bool {
-    reason.is_atom("normal")
-        || reason.is_atom("shutdown")
-        || reason
-            .as_tuple_n(2)
-            .is_some_and(|e| e[0].is_atom("shutdown"))
-}
-
-/// `DynamicSupervisor`'s `terminate_children` for one child: `shutdown`, then `kill`
-/// once its shutdown time has passed; returns when the child is gone.
-async fn stop_child(p: &mut Process, pid: &Pid, shutdown: Shutdown) {
-    let timeout = match shutdown {
-        Shutdown::BrutalKill => {
-            p.exit(pid, atom("kill"));
-            None
-        }
-        Shutdown::Timeout(t) => {
-            p.exit(pid, atom("shutdown"));
-            Some(t)
-        }
-        Shutdown::Infinity => {
-            p.exit(pid, atom("shutdown"));
-            None
-        }
-    };
-    let is_its_exit = |m: &Term| exit_message(m).is_some_and(|(from, _)| from == pid);
-    if p.receive_match(timeout, is_its_exit).await.is_none() {
-        p.exit(pid, atom("kill"));
-        p.receive_match(None, is_its_exit).await;
     }
 }
 

@@ -1,0 +1,526 @@
+//! Supervisor, as in Elixir: starts its children in order, restarts them by their
+//! `restart` value and its strategy, gives up (exiting `:shutdown`) after too many
+//! restarts in a period, and stops them in reverse order with their `shutdown`. The
+//! children are Rust processes, GenServers and supervisors. A BEAM user's
+//! `Supervisor.which_children/1`, `count_children/1`, `terminate_child/2`,
+//! `restart_child/2` and `delete_child/2` on it answer as for an Elixir supervisor.
+//!
+//! ```no_run
+//! use cnode::supervisor::{self, ChildSpec, Strategy};
+//! # use cnode::{Node, Exception};
+//! # struct Counter;
+//! # impl cnode::GenServer for Counter {
+//! #     async fn handle_call(&mut self, r: cnode::term::Term, _: cnode::Caller, _: &mut cnode::Process)
+//! #         -> Result<cnode::Reply, Exception> { Ok(cnode::Reply::reply(r)) }
+//! # }
+//! # async fn demo(node: Node) -> Result<(), Exception> {
+//! // Supervisor.start_link([{Counter, name: :counter}, Ticker], strategy: :one_for_one)
+//! let children = vec![
+//!     ChildSpec::gen_server("counter", Some("counter"), || Counter),
+//!     ChildSpec::process("ticker", |mut p| async move {
+//!         loop {
+//!             p.receive().await;
+//!         }
+//!     }),
+//! ];
+//! supervisor::start(&node, Some("my_sup"), Strategy::OneForOne, children).await?;
+//! # Ok(()) }
+//! ```
+
+use super::gen_server::{self, Caller, GenServer, Next, Reply};
+use crate::node::Node;
+use crate::process::handle::exit_message;
+use crate::process::{Exception, Process};
+use crate::term::{atom, int, list, tuple, Match, Pid, Term};
+use futures::future::BoxFuture;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Which children are restarted when one exits (`:strategy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Only the child that exited.
+    OneForOne,
+    /// Every child: the others are stopped, then all start again in order.
+    OneForAll,
+    /// The child that exited and those started after it.
+    RestForOne,
+}
+
+/// When a child is restarted (`:restart`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// Always.
+    Permanent,
+    /// When it exits abnormally (not `:normal`, `:shutdown` or `{:shutdown, _}`).
+    Transient,
+    /// Never; it is forgotten when it exits.
+    Temporary,
+}
+
+/// How a child is stopped (`:shutdown`): asked with an exit signal `:shutdown`, then
+/// killed when the time is up; or killed at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// `:brutal_kill`.
+    BrutalKill,
+    /// Milliseconds, 5000 by default for a worker.
+    Timeout(Duration),
+    /// `:infinity`, the default for a supervisor.
+    Infinity,
+}
+
+/// Starts a child linked to the supervisor (the supervisor's process is given) and
+/// returns its pid.
+type Start =
+    Arc<dyn for<'a> Fn(&'a mut Process) -> BoxFuture<'a, Result<Pid, Exception>> + Send + Sync>;
+
+/// One child of a supervisor, as Elixir's child specification map.
+#[derive(Clone)]
+pub struct ChildSpec {
+    id: String,
+    start: Start,
+    restart: Restart,
+    shutdown: Shutdown,
+    supervisor: bool,
+}
+
+/// `start` as a [`Start`]: the closure's future borrows the supervisor's process.
+fn start_fn<F>(f: F) -> Start
+where
+    F: for<'a> Fn(&'a mut Process) -> BoxFuture<'a, Result<Pid, Exception>> + Send + Sync + 'static,
+{
+    Arc::new(f)
+}
+
+impl ChildSpec {
+    /// A process running `body` (each restart runs a fresh call of it), a permanent
+    /// worker stopped with a 5 s shutdown.
+    pub fn process<F, Fut>(id: &str, body: F) -> Self
+    where
+        F: Fn(Process) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Exception>> + Send + 'static,
+    {
+        let body = Arc::new(body);
+        ChildSpec::new(
+            id,
+            start_fn(move |sup| {
+                let body = body.clone();
+                Box::pin(async move { Ok(sup.spawn_link(move |p| body(p))) })
+            }),
+            false,
+        )
+    }
+
+    /// A GenServer made by `make` (on each start) and started with
+    /// `GenServer.start_link/3`, registered as `name` when given.
+    pub fn gen_server<S, F>(id: &str, name: Option<&str>, make: F) -> Self
+    where
+        S: GenServer,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        let name = name.map(str::to_owned);
+        ChildSpec::new(
+            id,
+            start_fn(move |sup| {
+                let server = make();
+                let name = name.clone();
+                Box::pin(async move { gen_server::start_link(sup, name.as_deref(), server).await })
+            }),
+            false,
+        )
+    }
+
+    /// A supervisor of `children`, as a child (`shutdown: :infinity`).
+    pub fn supervisor(
+        id: &str,
+        name: Option<&str>,
+        strategy: Strategy,
+        children: Vec<ChildSpec>,
+    ) -> Self {
+        let name = name.map(str::to_owned);
+        let mut spec = ChildSpec::new(
+            id,
+            start_fn(move |sup| {
+                let server = Supervisor::new(strategy, children.clone());
+                let name = name.clone();
+                Box::pin(async move { gen_server::start_link(sup, name.as_deref(), server).await })
+            }),
+            true,
+        );
+        spec.shutdown = Shutdown::Infinity;
+        spec
+    }
+
+    fn new(id: &str, start: Start, supervisor: bool) -> Self {
+        ChildSpec {
+            id: id.to_owned(),
+            start,
+            restart: Restart::Permanent,
+            shutdown: Shutdown::Timeout(Duration::from_secs(5)),
+            supervisor,
+        }
+    }
+
+    /// `restart: ...`.
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    /// `shutdown: ...`.
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+}
+
+/// Starts a supervisor of `children` on `node`, registered as `name` when given, with
+/// Elixir's default intensity (3 restarts in 5 s): `Supervisor.start_link/2` called by
+/// no process. Returns once every child has started; a child that fails to start stops
+/// the others and fails the start.
+pub async fn start(
+    node: &Node,
+    name: Option<&str>,
+    strategy: Strategy,
+    children: Vec<ChildSpec>,
+) -> Result<Pid, Exception> {
+    gen_server::start(node, name, Supervisor::new(strategy, children)).await
+}
+
+/// [`start`] linked to `parent`, with the intensity given (`max_restarts` in
+/// `max_seconds`).
+pub async fn start_link(
+    parent: &Process,
+    name: Option<&str>,
+    strategy: Strategy,
+    children: Vec<ChildSpec>,
+) -> Result<Pid, Exception> {
+    gen_server::start_link(parent, name, Supervisor::new(strategy, children)).await
+}
+
+/// A supervisor: a GenServer that traps exits.
+pub struct Supervisor {
+    strategy: Strategy,
+    intensity: Intensity,
+    /// In start order.
+    children: Vec<Child>,
+}
+
+struct Child {
+    spec: ChildSpec,
+    /// `None` while stopped (by `terminate_child`, or in a restart).
+    pid: Option<Pid>,
+}
+
+impl Supervisor {
+    /// A supervisor with Elixir's default intensity (3 restarts in 5 s), to start with
+    /// [`gen_server::start`] or as a child.
+    pub fn new(strategy: Strategy, children: Vec<ChildSpec>) -> Self {
+        Supervisor {
+            strategy,
+            intensity: Intensity::new(3, Duration::from_secs(5)),
+            children: children
+                .into_iter()
+                .map(|spec| Child { spec, pid: None })
+                .collect(),
+        }
+    }
+
+    /// `max_restarts` in `max_seconds`: more, and the supervisor gives up.
+    pub fn max_restarts(mut self, max_restarts: usize, max_seconds: Duration) -> Self {
+        self.intensity = Intensity::new(max_restarts, max_seconds);
+        self
+    }
+
+    /// Starts the children from `from` on, in order; on a failure, stops those it
+    /// started (in reverse) and returns the reason.
+    async fn start_from(&mut self, p: &mut Process, from: usize) -> Result<(), Term> {
+        for i in from..self.children.len() {
+            let start = self.children[i].spec.start.clone();
+            match start(p).await {
+                Ok(pid) => self.children[i].pid = Some(pid),
+                Err(e) => {
+                    let id = self.children[i].spec.id.clone();
+                    self.stop_from(p, from).await;
+                    return Err(tuple(vec![
+                        atom("shutdown"),
+                        tuple(vec![
+                            atom("failed_to_start_child"),
+                            atom(&id),
+                            e.exit_reason(),
+                        ]),
+                    ]));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the children from `from` on, the last started first.
+    async fn stop_from(&mut self, p: &mut Process, from: usize) {
+        for child in self.children[from..].iter_mut().rev() {
+            if let Some(pid) = child.pid.take() {
+                stop_child(p, &pid, child.spec.shutdown).await;
+            }
+        }
+    }
+
+    /// A child exited: restart it, or them, as the strategy says. `Err` when the
+    /// intensity is exceeded (the supervisor exits `:shutdown`).
+    async fn child_exited(
+        &mut self,
+        p: &mut Process,
+        pid: &Pid,
+        reason: &Term,
+    ) -> Result<(), Exception> {
+        let Some(i) = self
+            .children
+            .iter()
+            .position(|c| c.pid.as_ref() == Some(pid))
+        else {
+            return Ok(());
+        };
+        self.children[i].pid = None;
+        let restart = match self.children[i].spec.restart {
+            Restart::Permanent => true,
+            Restart::Transient => !is_normal_exit(reason),
+            Restart::Temporary => false,
+        };
+        if !restart {
+            if self.children[i].spec.restart == Restart::Temporary {
+                self.children.remove(i);
+            }
+            return Ok(());
+        }
+        loop {
+            if !self.intensity.add_restart() {
+                tracing::error!(
+                    supervisor = %p.pid(),
+                    "reached_max_restart_intensity (child {} exited: {reason}); shutting down",
+                    self.children[i].spec.id
+                );
+                self.stop_from(p, 0).await;
+                return Err(Exception::Exit(atom("shutdown")));
+            }
+            let first = match self.strategy {
+                Strategy::OneForOne => {
+                    let start = self.children[i].spec.start.clone();
+                    match start(p).await {
+                        Ok(pid) => {
+                            self.children[i].pid = Some(pid);
+                            return Ok(());
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                Strategy::OneForAll => 0,
+                Strategy::RestForOne => i,
+            };
+            self.stop_from(p, first).await;
+            if self.start_from(p, first).await.is_ok() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn find(&self, id: &Term) -> Option<usize> {
+        let id = id.as_atom()?;
+        self.children.iter().position(|c| c.spec.id == id)
+    }
+
+    /// The calls `supervisor.erl` answers.
+    async fn supervisor_call(&mut self, p: &mut Process, request: &Term) -> Option<Term> {
+        let ok = atom("ok");
+        let not_found = || tuple(vec![atom("error"), atom("not_found")]);
+        if let Some(what) = request.as_atom() {
+            return match what {
+                // Last started first, as supervisor.erl keeps them.
+                "which_children" => Some(list(
+                    self.children
+                        .iter()
+                        .rev()
+                        .map(|c| {
+                            tuple(vec![
+                                atom(&c.spec.id),
+                                c.pid.clone().map_or(atom("undefined"), Term::Pid),
+                                atom(if c.spec.supervisor {
+                                    "supervisor"
+                                } else {
+                                    "worker"
+                                }),
+                                list(vec![]),
+                            ])
+                        })
+                        .collect(),
+                )),
+                "count_children" => {
+                    let count = |f: &dyn Fn(&Child) -> bool| {
+                        int(self.children.iter().filter(|c| f(c)).count() as i64)
+                    };
+                    Some(list(vec![
+                        tuple(vec![atom("specs"), count(&|_| true)]),
+                        tuple(vec![atom("active"), count(&|c| c.pid.is_some())]),
+                        tuple(vec![atom("supervisors"), count(&|c| c.spec.supervisor)]),
+                        tuple(vec![atom("workers"), count(&|c| !c.spec.supervisor)]),
+                    ]))
+                }
+                _ => None,
+            };
+        }
+        let e = request.as_tuple()?;
+        let (what, arg) = match e {
+            [what, arg] => (what.as_atom()?, arg),
+            _ => return None,
+        };
+        match what {
+            "terminate_child" => Some(match self.find(arg) {
+                Some(i) => {
+                    if let Some(pid) = self.children[i].pid.take() {
+                        stop_child(p, &pid, self.children[i].spec.shutdown).await;
+                    }
+                    if self.children[i].spec.restart == Restart::Temporary {
+                        self.children.remove(i);
+                    }
+                    ok
+                }
+                None => not_found(),
+            }),
+            "restart_child" => Some(match self.find(arg) {
+                Some(i) if self.children[i].pid.is_some() => {
+                    tuple(vec![atom("error"), atom("running")])
+                }
+                Some(i) => {
+                    let start = self.children[i].spec.start.clone();
+                    match start(p).await {
+                        Ok(pid) => {
+                            self.children[i].pid = Some(pid.clone());
+                            tuple(vec![ok, Term::Pid(pid)])
+                        }
+                        Err(e) => tuple(vec![atom("error"), e.exit_reason()]),
+                    }
+                }
+                None => not_found(),
+            }),
+            "delete_child" => Some(match self.find(arg) {
+                Some(i) if self.children[i].pid.is_some() => {
+                    tuple(vec![atom("error"), atom("running")])
+                }
+                Some(i) => {
+                    self.children.remove(i);
+                    ok
+                }
+                None => not_found(),
+            }),
+            // A child spec names BEAM code (`{M, F, A}`), which this node cannot run:
+            // the start fails as the call of a function that does not exist does.
+            "start_child" => Some(tuple(vec![atom("error"), atom("undef")])),
+            _ => None,
+        }
+    }
+}
+
+impl GenServer for Supervisor {
+    async fn init(&mut self, p: &mut Process) -> Result<Next, Exception> {
+        p.trap_exit(true);
+        match self.start_from(p, 0).await {
+            Ok(()) => Ok(Next::Wait),
+            Err(reason) => Ok(Next::Stop(reason)),
+        }
+    }
+
+    async fn handle_call(
+        &mut self,
+        request: Term,
+        _from: Caller,
+        p: &mut Process,
+    ) -> Result<Reply, Exception> {
+        match self.supervisor_call(p, &request).await {
+            Some(reply) => Ok(Reply::reply(reply)),
+            // No clause of supervisor:handle_call/3 matches: it crashes, as on the BEAM.
+            None => Err(Exception::error(atom("function_clause"))),
+        }
+    }
+
+    async fn handle_info(&mut self, message: Term, p: &mut Process) -> Result<Next, Exception> {
+        if let Some((pid, reason)) = exit_message(&message) {
+            let (pid, reason) = (pid.clone(), reason.clone());
+            self.child_exited(p, &pid, &reason).await?;
+        } else {
+            tracing::debug!(supervisor = %p.pid(), "ignoring {message}");
+        }
+        Ok(Next::Wait)
+    }
+
+    async fn terminate(&mut self, _reason: &Term, p: &mut Process) {
+        self.stop_from(p, 0).await;
+    }
+}
+
+/// Restarts in the last period, against the most allowed (`:max_restarts` in
+/// `:max_seconds`).
+pub(crate) struct Intensity {
+    max: usize,
+    period: Duration,
+    restarts: VecDeque<Instant>,
+}
+
+impl Intensity {
+    pub(crate) fn new(max: usize, period: Duration) -> Self {
+        Intensity {
+            max,
+            period,
+            restarts: VecDeque::new(),
+        }
+    }
+
+    /// Counts a restart now; false when that is one too many.
+    pub(crate) fn add_restart(&mut self) -> bool {
+        let now = Instant::now();
+        self.restarts.push_back(now);
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.period)
+        {
+            self.restarts.pop_front();
+        }
+        self.restarts.len() <= self.max
+    }
+}
+
+/// `normal`, `shutdown` and `{shutdown, _}`: the exits a transient child is not
+/// restarted after.
+pub(crate) fn is_normal_exit(reason: &Term) -> bool {
+    reason.is_atom("normal")
+        || reason.is_atom("shutdown")
+        || reason
+            .as_tuple_n(2)
+            .is_some_and(|e| e[0].is_atom("shutdown"))
+}
+
+/// Stops one child as `supervisor.erl` does: `shutdown`, then `kill` once its shutdown
+/// time has passed; returns when the child is gone.
+pub(crate) async fn stop_child(p: &mut Process, pid: &Pid, shutdown: Shutdown) {
+    let timeout = match shutdown {
+        Shutdown::BrutalKill => {
+            p.exit(pid, atom("kill"));
+            None
+        }
+        Shutdown::Timeout(t) => {
+            p.exit(pid, atom("shutdown"));
+            Some(t)
+        }
+        Shutdown::Infinity => {
+            p.exit(pid, atom("shutdown"));
+            None
+        }
+    };
+    let is_its_exit = |m: &Term| exit_message(m).is_some_and(|(from, _)| from == pid);
+    if p.receive_match(timeout, is_its_exit).await.is_none() {
+        p.exit(pid, atom("kill"));
+        p.receive_match(None, is_its_exit).await;
+    }
+}
