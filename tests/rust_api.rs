@@ -474,3 +474,27 @@ async fn rest_for_one_and_one_for_all_restart_the_children_they_name() {
         assert_eq!(restarted, expected, "{sup}");
     }
 }
+
+#[tokio::test]
+async fn names_are_refused_as_erl_refuses_them() {
+    let epmd = cnode::epmd::server::EpmdServer::bind(0).await.expect("epmd");
+    let name = format!("{}@localhost", unique_name("taken"));
+    let mut config = NodeConfig::new(&name, COOKIE);
+    config.epmd_port = epmd.local_port();
+    let _first = Node::start(config.clone()).await.expect("the first starts");
+    match Node::start(config).await {
+        Err(e) => assert_eq!(
+            e.to_string(),
+            format!("the name {name} seems to be in use by another Erlang node")
+        ),
+        Ok(_) => panic!("a second node took the name {name}"),
+    }
+    for bad in ["bad name@localhost", "moebi", "a@b@c"] {
+        let mut config = NodeConfig::new(bad, COOKIE);
+        config.epmd_port = epmd.local_port();
+        match Node::start(config).await {
+            Err(e) => assert!(e.to_string().starts_with("Invalid node name!"), "{e}"),
+            Ok(_) => panic!("{bad:?} was taken as a node name"),
+        }
+    }
+}

@@ -57,10 +57,18 @@ async fn try_register_within(
     let attempt = async {
         let stream = TcpStream::connect(("127.0.0.1", epmd_port)).await?;
         let client = EpmdClient::new(stream.compat());
-        let (stream, creation) = client
-            .register(NodeEntry::new(alive, port))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let (stream, creation) =
+            client
+                .register(NodeEntry::new(alive, port))
+                .await
+                .map_err(|e| match e {
+                    // EPMD refuses a name it has (result 1 to ALIVE2_REQ).
+                    erl_dist::epmd::EpmdError::RegisterNodeError { .. } => std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        format!("EPMD refused the name {alive}: it is registered"),
+                    ),
+                    e => std::io::Error::other(e.to_string()),
+                })?;
         Ok((stream.into_inner(), creation.get()))
     };
     tokio::time::timeout(limit, attempt)

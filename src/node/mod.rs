@@ -33,9 +33,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// Errors starting a node.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    /// The node name is not `name@host`.
-    #[error("invalid node name {0:?}: expected name@host")]
+    /// The node name is not `name@host` with a name of letters, digits, `_` and `-`
+    /// (what `erl -sname` and `-name` accept).
+    #[error(
+        "Invalid node name! {0:?}: expected name@host, the name of letters, digits, '_' and '-'"
+    )]
     InvalidName(String),
+    /// EPMD has a node of that name: `erl` says the same.
+    #[error("the name {0} seems to be in use by another Erlang node")]
+    NameInUse(String),
     /// Listening or EPMD failed.
     #[error("{context}: {source}")]
     Io {
@@ -98,10 +104,7 @@ impl Node {
     /// Listens and registers with EPMD (starting one when none answers): a node with its
     /// name, port and creation, calling `hooks` for what the layers above do.
     pub(crate) async fn bind(config: NodeConfig, hooks: Hooks) -> Result<Bound, NodeError> {
-        let (alive, _host) = config
-            .name
-            .split_once('@')
-            .filter(|_| crate::handshake::valid_node_name(&config.name))
+        let alive = own_name_head(&config.name)
             .ok_or_else(|| NodeError::InvalidName(config.name.clone()))?;
         let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.listen_port))
             .await
@@ -112,7 +115,10 @@ impl Node {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let registration = epmd::register(alive, port, config.epmd_port)
             .await
-            .map_err(|e| NodeError::Epmd(e.to_string()))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => NodeError::NameInUse(config.name.clone()),
+                _ => NodeError::Epmd(e.to_string()),
+            })?;
         let creation = registration.creation();
         let node = Node(Arc::new(NodeInner {
             name: Atom::from(config.name.as_str()),
@@ -246,6 +252,40 @@ impl Node {
     /// The key of `r` if this node (this incarnation) made it.
     pub(crate) fn ref_key(&self, r: &Reference) -> Option<RefKey> {
         RefKey::of(r, &self.0.name, self.0.creation)
+    }
+}
+
+/// The part before `@` of a name this node may take, as `net_kernel` checks it: letters,
+/// digits, `_` and `-`, then `@` and a host (the peers' names are checked more loosely,
+/// in the handshake).
+fn own_name_head(name: &str) -> Option<&str> {
+    let (head, host) = name.split_once('@')?;
+    let head_ok = !head.is_empty()
+        && head
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    (head_ok && crate::handshake::valid_node_name(name) && !host.is_empty()).then_some(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_name_head;
+
+    #[test]
+    fn own_names_are_checked_as_erl_checks_them() {
+        assert_eq!(own_name_head("moebi@localhost"), Some("moebi"));
+        assert_eq!(own_name_head("moe-bi_2@host.example.com"), Some("moe-bi_2"));
+        for bad in [
+            "bad name@localhost",
+            "moebi",
+            "@localhost",
+            "moebi@",
+            "a@b@c",
+            "mö@host",
+            "a.b@host",
+        ] {
+            assert_eq!(own_name_head(bad), None, "{bad}");
+        }
     }
 }
 
