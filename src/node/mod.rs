@@ -267,6 +267,14 @@ fn own_name_head(name: &str) -> Option<&str> {
     (head_ok && crate::handshake::valid_node_name(name) && !host.is_empty()).then_some(head)
 }
 
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.0.name.name)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::own_name_head;
@@ -286,13 +294,5 @@ mod tests {
         ] {
             assert_eq!(own_name_head(bad), None, "{bad}");
         }
-    }
-}
-
-impl std::fmt::Debug for Node {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node")
-            .field("name", &self.0.name.name)
-            .finish()
     }
 }
