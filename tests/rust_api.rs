@@ -477,7 +477,9 @@ async fn rest_for_one_and_one_for_all_restart_the_children_they_name() {
 
 #[tokio::test]
 async fn names_are_refused_as_erl_refuses_them() {
-    let epmd = cnode::epmd::server::EpmdServer::bind(0).await.expect("epmd");
+    let epmd = cnode::epmd::server::EpmdServer::bind(0)
+        .await
+        .expect("epmd");
     let name = format!("{}@localhost", unique_name("taken"));
     let mut config = NodeConfig::new(&name, COOKIE);
     config.epmd_port = epmd.local_port();

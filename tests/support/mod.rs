@@ -795,27 +795,32 @@ pub struct RustNode {
 /// `target/<profile>/examples/moebi`, built by `cargo test --all-targets`
 /// (and built here if missing, e.g. under a plain `cargo test --test x`).
 pub fn moebi_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("test binary path");
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("target/<profile>");
-            let bin = profile_dir.join("examples").join("moebi");
-            let release = profile_dir.ends_with("release");
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.args(["build", "--example", "moebi"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if release {
-                cmd.arg("--release");
-            }
-            let status = cmd.status().expect("cargo build --example moebi");
-            assert!(status.success(), "building the moebi example failed");
-            bin
-        })
-        .clone()
+    example_binary("moebi")
+}
+
+/// `target/<profile>/examples/NAME`, built here once per test binary.
+pub fn example_binary(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = lock(&BUILT);
+    if let Some((_, bin)) = built.iter().find(|(n, _)| n == name) {
+        return bin.clone();
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = profile_dir.join("examples").join(name);
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.ends_with("release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo build --example");
+    assert!(status.success(), "building the {name} example failed");
+    built.push((name.to_owned(), bin.clone()));
+    bin
 }
 
 impl RustNode {
@@ -999,4 +1004,75 @@ pub fn chats(alex: &BeamNode, moebi: &RustNode, text: &str) {
         "alex prints chicken?:\n{}",
         alex.output()
     );
+}
+
+// ------------------------------------------------------------ examples ----
+
+/// An example program (`examples/NAME.rs`) run as a user runs it, with `args`, on the
+/// test's EPMD; killed on drop. Its standard output and error are kept together.
+pub struct Example {
+    child: Child,
+    output: Arc<Shared>,
+}
+
+impl Example {
+    pub fn start(name: &str, args: &[&str], epmd: &Epmd) -> Example {
+        let mut child = Command::new(example_binary(name))
+            .args(args)
+            .env("ERL_EPMD_PORT", epmd.port().to_string())
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn the {name} example: {e}"));
+        let output = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            cond: Condvar::new(),
+        });
+        for stream in output_streams(&mut child).into_iter().flatten() {
+            let output = output.clone();
+            thread::spawn(move || read_output(stream, &output, "<<no-marker>>"));
+        }
+        Example { child, output }
+    }
+
+    /// Everything it printed so far.
+    pub fn output(&self) -> String {
+        lock(&self.output.state).output.clone()
+    }
+
+    /// Waits until its output contains `needle`.
+    pub fn wait_for_output(&self, needle: &str, t: Duration) -> bool {
+        let deadline = Instant::now() + t;
+        while !self.output().contains(needle) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// Waits for it to end (at most `t`); its exit status, `None` if it is still running.
+    pub fn wait(&mut self, t: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + t;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
 }

@@ -1,0 +1,111 @@
+//! A counter GenServer under a supervisor, as an Elixir application would have it, on a
+//! Rust node:
+//!
+//! ```text
+//! cargo run --example counter -- --sname counter --cookie secret_token
+//!
+//! iex --sname alex --cookie secret_token
+//! iex> GenServer.call({:counter, :counter@localhost}, :get)
+//! 0
+//! iex> GenServer.cast({:counter, :counter@localhost}, {:add, 5})
+//! iex> :sys.get_state({:counter, :counter@localhost})
+//! 5
+//! iex> Supervisor.which_children({:counter_sup, :counter@localhost})
+//! [{:counter, #PID<13020.5.0>, :worker, []}]
+//! iex> GenServer.call({:counter, :counter@localhost}, :crash)   # restarted, at 0
+//! ```
+//!
+//! The Elixir it stands for:
+//!
+//! ```elixir
+//! defmodule Counter do
+//!   use GenServer
+//!   def init(_), do: {:ok, 0}
+//!   def handle_call(:get, _from, n), do: {:reply, n, n}
+//!   def handle_cast({:add, k}, n), do: {:noreply, n + k}
+//! end
+//! Supervisor.start_link([%{id: :counter, start: {GenServer, :start_link, [Counter, nil, [name: :counter]]}}],
+//!                       strategy: :one_for_one, name: :counter_sup)
+//! ```
+
+use clap::Parser;
+use cnode::supervisor::{self, ChildSpec, Strategy};
+use cnode::term::{int, Match, Term};
+use cnode::{Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
+
+#[derive(Parser)]
+struct Args {
+    /// Short node name, `NAME[@HOST]` (as `iex --sname`).
+    #[arg(long, default_value = "counter")]
+    sname: String,
+    /// The cookie; default: ~/.erlang.cookie.
+    #[arg(long)]
+    cookie: Option<String>,
+}
+
+/// The count is the server's state.
+struct Counter {
+    n: i64,
+}
+
+impl GenServer for Counter {
+    async fn handle_call(
+        &mut self,
+        request: Term,
+        _from: Caller,
+        _p: &mut Process,
+    ) -> Result<Reply, Exception> {
+        match request.as_atom() {
+            Some("get") => Ok(Reply::reply(int(self.n))),
+            // A raise in a callback: the supervisor starts a fresh counter.
+            _ => Err(Exception::argument_error(format!(
+                "Counter does not know the call {request}"
+            ))),
+        }
+    }
+
+    async fn handle_cast(&mut self, request: Term, _p: &mut Process) -> Result<Next, Exception> {
+        if let Some([tag, k]) = request.as_tuple_n(2) {
+            if let (true, Some(k)) = (tag.is_atom("add"), k.as_int()) {
+                self.n += k;
+            }
+        }
+        Ok(Next::Wait)
+    }
+
+    fn state(&self) -> Term {
+        int(self.n)
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let cookie = match args.cookie {
+        Some(c) => c,
+        None => cnode::default_cookie()?,
+    };
+    let node = Node::start(NodeConfig::new(
+        &NodeConfig::short_name(&args.sname),
+        &cookie,
+    ))
+    .await?;
+    let children = vec![ChildSpec::gen_server("counter", Some("counter"), || {
+        Counter { n: 0 }
+    })];
+    supervisor::start(&node, Some("counter_sup"), Strategy::OneForOne, children)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    println!(
+        "{} is up: GenServer.call({{:counter, :{}}}, :get)",
+        node.name(),
+        node.name()
+    );
+    node.serve_forever().await;
+    Ok(())
+}

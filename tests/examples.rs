@@ -1,0 +1,167 @@
+//! The example programs (`examples/`) as a user runs them, against real BEAM nodes
+//! running the Chat app: the counter under its supervisor, calling Elixir from Rust,
+//! and the HTTP bridge answering real HTTP requests.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+use support::{free_port, unique_name, BeamNode, Epmd, Example};
+
+const COOKIE: &str = "secret_token";
+const WAIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn the_counter_under_its_supervisor() {
+    let epmd = Epmd::start();
+    let name = unique_name("counter");
+    let sname = format!("{name}@localhost");
+    let counter = Example::start("counter", &["--sname", &sname, "--cookie", COOKIE], &epmd);
+    assert!(
+        counter.wait_for_output("is up", WAIT),
+        "{}",
+        counter.output()
+    );
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let server = format!("{{:counter, :{name}@localhost}}");
+    let eval = |expr: &str| alex.eval(&expr.replace("SERVER", &server));
+    assert_eq!(eval("GenServer.call(SERVER, :get)"), "0");
+    eval("GenServer.cast(SERVER, {:add, 5})");
+    assert_eq!(eval(":sys.get_state(SERVER)"), "5");
+    assert_eq!(
+        eval(&format!(
+            "Supervisor.which_children({{:counter_sup, :{name}@localhost}}) |> Enum.map(&elem(&1, 0))"
+        )),
+        "[:counter]"
+    );
+    // A raise in the counter: the caller exits with the ArgumentError, the supervisor
+    // starts a fresh counter.
+    assert_eq!(
+        eval("try do GenServer.call(SERVER, :crash) catch :exit, {{%ArgumentError{}, _}, _} -> :raised end"),
+        ":raised"
+    );
+    assert_eq!(
+        eval("Enum.find_value(1..200, fn _ -> try do GenServer.call(SERVER, :get) catch :exit, _ -> Process.sleep(50); nil end end)"),
+        "0"
+    );
+}
+
+#[test]
+fn calling_elixir_from_rust() {
+    let epmd = Epmd::start();
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let peer = alex.node_name();
+    let mut run = Example::start(
+        "call_elixir",
+        &[
+            "--peer",
+            &peer,
+            "--sname",
+            &format!("{}@localhost", unique_name("rusty")),
+            "--cookie",
+            COOKIE,
+            "--message",
+            "hello from Rust",
+        ],
+        &epmd,
+    );
+    let status = run.wait(WAIT);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        run.output()
+    );
+    let output = run.output();
+    assert!(
+        output.contains(&format!("Enum.sum([1, 2, 3]) on {peer}: 6")),
+        "{output}"
+    );
+    assert!(
+        output.contains(&format!("Chat.receive_message/1 on {peer} returned 'ok'")),
+        "{output}"
+    );
+    assert!(
+        alex.wait_for_output("hello from Rust", WAIT),
+        "alex prints the message:\n{}",
+        alex.output()
+    );
+}
+
+/// One HTTP/1.1 request on a fresh connection: the status code and the body.
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("a response");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn the_http_bridge_answers_from_the_elixir_node() {
+    let epmd = Epmd::start();
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    alex.eval("{:ok, _} = Chat.Echo.start(:echo)");
+    let port = free_port();
+    let bridge = Example::start(
+        "http_bridge",
+        &[
+            "--peer",
+            &alex.node_name(),
+            "--sname",
+            &format!("{}@localhost", unique_name("bridge")),
+            "--cookie",
+            COOKIE,
+            "--port",
+            &port.to_string(),
+        ],
+        &epmd,
+    );
+    assert!(
+        bridge.wait_for_output("HTTP on", WAIT),
+        "{}",
+        bridge.output()
+    );
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{}", bridge.output());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        http(port, "GET", "/sum?numbers=1,2,3", ""),
+        (200, "6\n".into())
+    );
+    assert_eq!(http(port, "GET", "/echo/woof", ""), (200, "woof\n".into()));
+    assert_eq!(
+        http(port, "POST", "/message", "hello alex"),
+        (200, "'ok'\n".into())
+    );
+    assert!(
+        alex.wait_for_output("hello alex", WAIT),
+        "alex prints the message:\n{}",
+        alex.output()
+    );
+    // What fails on the Elixir side is a 502 saying what.
+    let (status, body) = http(port, "GET", "/sum?numbers=", "");
+    assert_eq!((status, body.as_str()), (200, "0\n"));
+    alex.eval("GenServer.stop(:echo)");
+    let (status, body) = http(port, "GET", "/echo/woof", "");
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("no process"), "{body}");
+    let (status, _) = http(port, "GET", "/sum?numbers=x", "");
+    assert_eq!(status, 400);
+}
