@@ -2,41 +2,79 @@
 //!
 //! The crate registers with EPMD, performs the real distribution handshake and hosts
 //! processes (pids, mailboxes, links, monitors, aliases) that BEAM nodes talk to exactly
-//! as they talk to each other. The OTP behaviours the BEAM expects of a node are built on
-//! those processes: `net_kernel` pings, `rex`/erpc, remote spawn, group-leader I/O,
-//! `global`, GenServer calls and the `Task.Supervisor` protocol.
+//! as they talk to each other. On those processes it has what a BEAM node runs
+//! (`net_kernel` pings, `rex`/erpc, remote spawn, group-leader I/O, `global`,
+//! `Task.Supervisor`) and what an Elixir programmer writes: [`GenServer`],
+//! [`supervisor`], tasks, and calls into the cluster from any async Rust code.
+//!
+//! A complete node: `cargo run` it, then from `iex --sname alex --cookie secret_token`,
+//! `Node.ping(:rusty@localhost)`, `GenServer.call({:counter, :rusty@localhost}, :get)` or
+//! `:erpc.call(:rusty@localhost, Greeter, :hello, ["alex"])`.
+//!
+//! ```no_run
+//! use cnode::term::{binary, chardata_to_string, int, Match, Term};
+//! use cnode::{Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
+//!
+//! struct Counter(i64);
+//!
+//! impl GenServer for Counter {
+//!     async fn handle_call(&mut self, request: Term, _from: Caller, _p: &mut Process)
+//!         -> Result<Reply, Exception> {
+//!         match request.as_atom() {
+//!             Some("get") => Ok(Reply::reply(int(self.0))),
+//!             _ => Err(Exception::argument_error(format!("unknown call {request}"))),
+//!         }
+//!     }
+//!
+//!     async fn handle_cast(&mut self, _request: Term, _p: &mut Process)
+//!         -> Result<Next, Exception> {
+//!         self.0 += 1;
+//!         Ok(Next::Wait)
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Logs go through `tracing`: any subscriber shows them.
+//!     tracing_subscriber::fmt::init();
+//!     let node = Node::start(NodeConfig::new("rusty@localhost", "secret_token")).await?;
+//!
+//!     // Greeter.hello/1 for BEAM callers (:erpc, :rpc, Node.spawn/4, Task.Supervisor).
+//!     // Elixir modules are atoms with the `Elixir.` prefix, as on the BEAM.
+//!     node.register_function("Elixir.Greeter", "hello", 1, |mut p, args| async move {
+//!         let name = chardata_to_string(&args[0])
+//!             .ok_or_else(|| Exception::argument_error("expected a name"))?;
+//!         p.puts(&format!("hello called by {name}")).await?; // printed where the caller says
+//!         Ok(binary(format!("Hello, {name}!")))
+//!     });
+//!     cnode::gen_server::start(&node, Some("counter"), Counter(0)).await?;
+//!
+//!     // The cluster from plain async code: no process to write.
+//!     let sum = node
+//!         .erpc_call("alex@localhost", "Elixir.Enum", "sum", vec![cnode::term::list(vec![int(1), int(2)])],
+//!                    std::time::Duration::from_secs(5))
+//!         .await;
+//!     println!("Enum.sum([1, 2]) on alex: {sum:?}");
+//!
+//!     node.serve_forever().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Any error goes through `?` in a process body, a registered function or a GenServer
+//! callback: the BEAM caller sees it as an Elixir exception (`%RuntimeError{message:
+//! ...}`; [`Exception::argument_error`] and [`Exception::exit`] for the others).
+//!
+//! What a Rust node cannot do: run BEAM code. `Node.spawn(node, fn -> ... end)` and
+//! calling a module this node did not register a function for fail with `:undef`, as on
+//! a BEAM node without that module; `:sys.replace_state/2` (it takes a fun) fails the
+//! same way.
 //!
 //! Layout, each layer using only those before it (`docs/architecture.md`): [`epmd`]
 //! (registration, lookup, an in-process EPMD), `handshake`, `connection` (framing, ticks,
 //! bounded decoding), [`node`] (the process table, links, monitors, exit signals, routing
 //! between connections and local processes), [`process`] (the handle a process's code
 //! holds, and spawning) and [`otp`] (the services a BEAM node runs, and `Node::start`).
-//!
-//! ```no_run
-//! use cnode::term::{atom, chardata_to_string, int, list};
-//! use cnode::{Node, NodeConfig};
-//! use std::time::Duration;
-//!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let node = Node::start(NodeConfig::new("moebi@localhost", "secret_token")).await?;
-//! // Reachable from BEAM nodes as Chat.receive_message/1 (Task.Supervisor, spawn, rpc, erpc).
-//! node.register_function("Elixir.Chat", "receive_message", 1, |mut p, args| async move {
-//!     p.puts(&chardata_to_string(&args[0]).unwrap_or_default()).await?;
-//!     Ok(atom("ok"))
-//! });
-//! node.start_task_supervisor("Elixir.Chat.TaskSupervisor");
-//!
-//! // A process of our own, calling into Elixir.
-//! node.spawn(|mut p| async move {
-//!     let six = p
-//!         .erpc_call("alex@localhost", "Elixir.Enum", "sum",
-//!                    vec![list(vec![int(1), int(2), int(3)])], Duration::from_secs(5))
-//!         .await?;
-//!     let _echoed = p.call(("echo", "alex@localhost"), six, Some(Duration::from_secs(5))).await?;
-//!     Ok(())
-//! });
-//! # Ok(()) }
-//! ```
 
 pub mod epmd;
 mod flags;
