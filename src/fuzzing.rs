@@ -6,8 +6,9 @@
 //! the input: that is what the fuzz targets check. Inputs are self-describing (a leading
 //! byte picks the variant) so that a saved input replays the same run.
 
+use crate::connection::codec;
 use crate::connection::frame::{Frame, FrameReader};
-use crate::connection::{codec, guard::TermLimits};
+use crate::connection::terms::{depth_and_size, TermLimits, TermReader};
 use crate::handshake::{self, LocalIdentity, Status};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -150,7 +151,7 @@ pub fn frames(input: &[u8]) -> (usize, String) {
     (messages, stopped)
 }
 
-/// One frame body (after the length) through the term guard and the control-message
+/// One frame body (after the length) through the term reader and the control-message
 /// decoder. `Ok` describes the message.
 pub fn decode(frame: &[u8]) -> Result<String, String> {
     match codec::decode(frame, &TermLimits::default()) {
@@ -164,23 +165,43 @@ pub fn decode(frame: &[u8]) -> Result<String, String> {
     }
 }
 
-/// The guard alone: how many terms `bytes` holds (each with its version byte), at
-/// most 2. The term reader, which decodes frames without the guard, reads the same bytes
-/// and must refuse whatever the guard refuses: this panics when it accepts bytes the
-/// guard refused (it may refuse more: a NaN, an atom that is not UTF-8).
+/// The term reader alone, on up to two terms, against the limits it enforces: a term
+/// it accepts nests no deeper than `TermLimits::max_depth` and holds no more terms than
+/// the input has bytes; bytes it refuses are refused at a byte of the input. Panics when
+/// that does not hold. Returns how many terms were read, or why the bytes were refused.
 pub fn check_terms(bytes: &[u8]) -> Result<usize, String> {
     let limits = TermLimits::default();
-    let checked = crate::connection::guard::check_terms(bytes, 2, &limits);
-    let mut reader = crate::connection::terms::TermReader::new(bytes, &limits);
+    let mut reader = TermReader::new(bytes, &limits);
     let mut read = 0;
-    while read < 2 && reader.next_term().is_ok() {
-        read += 1;
-        if reader.at_end() {
-            if let Err(e) = &checked {
-                panic!("the term reader accepted {read} terms the guard refuses: {e}");
+    while read < 2 {
+        match reader.next_term() {
+            Ok(term) => {
+                let (depth, size) = depth_and_size(&term);
+                assert!(
+                    depth <= limits.max_depth,
+                    "the reader accepted a term {depth} levels deep"
+                );
+                assert!(
+                    size <= bytes.len(),
+                    "the reader accepted {size} terms from {} bytes",
+                    bytes.len()
+                );
+                read += 1;
             }
-            break;
+            Err(e) => {
+                if let Some(pos) = e.position() {
+                    assert!(
+                        pos <= bytes.len(),
+                        "refused at byte {pos} of {}: {e}",
+                        bytes.len()
+                    );
+                }
+                return Err(e.to_string());
+            }
+        }
+        if reader.at_end() {
+            return Ok(read);
         }
     }
-    checked.map_err(|e| e.to_string())
+    Err("trailing bytes after two terms".into())
 }

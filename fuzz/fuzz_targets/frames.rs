@@ -1,4 +1,4 @@
-//! The frame reader over an arbitrary byte stream, each frame through the term guard
+//! The frame reader over an arbitrary byte stream, each frame through the term reader
 //! and the control-message decoder (`cnode::fuzzing::frames`).
 #![no_main]
 

@@ -10,8 +10,8 @@
 //! a message to a process is written from borrows ([`To`], [`Payload`]), so a term the
 //! sender keeps (a lent request) needs no copy.
 
-use super::guard::{self, TermLimits};
-use super::terms::TermReader;
+use super::ext::VERSION;
+use super::terms::{frame_terms, TermError, TermLimits, TermReader};
 use crate::flags;
 use crate::term::{Atom, FixInteger, List, Match, Pid, Reference, Term};
 use erl_dist::message::{self as m, Message};
@@ -28,9 +28,7 @@ pub(crate) enum DecodeError {
     #[error("frame tag {0} (only pass-through frames, 112, are negotiated)")]
     UnexpectedTag(u8),
     #[error("malformed term: {0}")]
-    Guard(#[from] guard::GuardError),
-    #[error("undecodable term: {0}")]
-    Term(#[from] super::terms::TermError),
+    Term(#[from] TermError),
     #[error("control message {0} is malformed")]
     BadControl(String),
 }
@@ -86,7 +84,7 @@ pub(crate) fn decode(frame: &[u8], limits: &TermLimits) -> Result<Decoded, Decod
     if tag != PASS_THROUGH {
         return Err(DecodeError::UnexpectedTag(tag));
     }
-    let (control, payload) = terms(body, limits)?;
+    let (control, payload) = frame_terms(body, limits)?;
     from_terms(control, payload).or_else(|e| {
         // The fields were moved out as they matched: the control message in the log
         // line is decoded again from the bytes.
@@ -95,28 +93,6 @@ pub(crate) fn decode(frame: &[u8], limits: &TermLimits) -> Result<Decoded, Decod
             Malformed::Unknown => Ok(Decoded::Unknown(control)),
             Malformed::Bad => Err(bad(&control)),
         }
-    })
-}
-
-/// The control term and the payload, if any, of a frame body: exactly one or two terms.
-/// When the reader refuses the bytes, the guard says why.
-fn terms(body: &[u8], limits: &TermLimits) -> Result<(Term, Option<Term>), DecodeError> {
-    let mut reader = TermReader::new(body, limits);
-    let read = (|| {
-        let control = reader.next_term()?;
-        let payload = if reader.at_end() {
-            None
-        } else {
-            Some(reader.next_term()?)
-        };
-        if !reader.at_end() {
-            return Err(super::terms::TermError::trailing());
-        }
-        Ok((control, payload))
-    })();
-    read.map_err(|e| match guard::check_terms(body, 2, limits) {
-        Err(refused) => DecodeError::Guard(refused),
-        Ok(_) => DecodeError::Term(e),
     })
 }
 
@@ -394,7 +370,7 @@ impl Payload<'_> {
     }
 
     fn write(self, out: &mut Vec<u8>) -> Result<(), eetf::EncodeError> {
-        out.push(guard::VERSION);
+        out.push(VERSION);
         match self {
             Payload::Term(t) => super::write::term(out, t),
             Payload::Wrapped(head, last) => {
@@ -492,7 +468,7 @@ fn framed(
 /// reference) before encoding it: two allocations per message, in the same bytes.
 mod hot {
     use super::*;
-    use crate::connection::guard::{SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, VERSION};
+    use crate::connection::ext::{SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, VERSION};
     use crate::connection::write::{atom, pid, reference};
 
     /// Writes `message` (control tuple and payload) if it is one of the hot ones; gives

@@ -6,8 +6,8 @@
 //! the node sees an ordinary node-down (`noconnection` for links and monitors).
 
 pub(crate) mod codec;
+pub(crate) mod ext;
 pub(crate) mod frame;
-pub(crate) mod guard;
 pub(crate) mod terms;
 mod write;
 
@@ -38,7 +38,7 @@ pub(crate) struct Limits {
     pub max_message_size: usize,
     pub tick_time: Duration,
     pub busy_poll: Duration,
-    pub terms: guard::TermLimits,
+    pub terms: terms::TermLimits,
 }
 
 /// The sending side of a live connection, shared by everything that sends to the peer.

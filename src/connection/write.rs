@@ -6,7 +6,7 @@
 //! bit strings are rare in messages: `eetf` writes those. A test compares both encoders
 //! on every kind.
 
-use super::guard::{
+use super::ext::{
     ATOM_UTF8_EXT, BINARY_EXT, INTEGER_EXT, LARGE_TUPLE_EXT, LIST_EXT, MAP_EXT,
     NEWER_REFERENCE_EXT, NEW_FLOAT_EXT, NEW_PID_EXT, NIL_EXT, SMALL_ATOM_UTF8_EXT,
     SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, STRING_EXT,
@@ -176,7 +176,7 @@ mod tests {
         for t in kinds.iter().chain([&all]) {
             let mut theirs = Vec::new();
             t.encode(&mut theirs).unwrap();
-            let mut ours = vec![super::super::guard::VERSION];
+            let mut ours = vec![super::super::ext::VERSION];
             term(&mut ours, t).unwrap();
             assert_eq!(ours, theirs, "{}", crate::term::truncated(t, 80));
         }

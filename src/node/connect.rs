@@ -4,7 +4,8 @@
 
 use super::Node;
 use crate::connection::codec::{self, Payload, To};
-use crate::connection::{self, guard::TermLimits, ConnHandle, Limits};
+use crate::connection::terms::TermLimits;
+use crate::connection::{self, ConnHandle, Limits};
 use crate::epmd;
 use crate::handshake::{self, HandshakeError, LocalIdentity, PeerIdentity, Status};
 use crate::sync::lock;
