@@ -1,0 +1,443 @@
+//! Control messages against erl_dist's encodings and real OTP frames.
+
+use super::*;
+use crate::term::{atom, binary, int, list, tuple, Pid, Reference};
+
+/// Encoded for a peer of OTP 25 to 27 (every flag but ALTACT_SIG), then decoded.
+fn round_trip(message: Message) -> Message {
+    let frame = encode(message, !flags::ALTACT_SIG).unwrap();
+    match decode(&frame[4..], &TermLimits::default()).unwrap() {
+        Decoded::Message(m) => m,
+        Decoded::AltAct(a) => panic!("ALTACT_SIG_SEND {a:?}"),
+        Decoded::Unknown(t) => panic!("unknown {t}"),
+    }
+}
+
+/// A frame body of `control` and `data`.
+fn body(control: Vec<Term>, data: Term) -> Vec<u8> {
+    let mut body = vec![PASS_THROUGH];
+    tuple(control).encode(&mut body).unwrap();
+    data.encode(&mut body).unwrap();
+    body
+}
+
+fn alt_act(body: &[u8]) -> Result<AltAct, String> {
+    match decode(body, &TermLimits::default()) {
+        Ok(Decoded::AltAct(a)) => Ok(a),
+        Ok(_) => Err("not an ALTACT_SIG_SEND".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Every form of `ALTACT_SIG_SEND` an OTP 28+ node sends (`dist.c`): to a pid, a
+/// name or an alias, message or exit, with or without priority and token; flags
+/// as a bignum, and a tuple longer than today's (a later release may extend it).
+#[test]
+fn altact_sig_send_in_every_form() {
+    let from = Pid::new("a@h", 1, 0, 5);
+    let to = Pid::new("b@h", 2, 0, 6);
+    let alias = Reference::from(("b@h", vec![1, 2, 3]));
+    let f = |bits: u8| int(i64::from(bits));
+    let cases: Vec<(Vec<Term>, &str)> = vec![
+        (
+            vec![
+                int(37),
+                f(0),
+                Term::Pid(from.clone()),
+                Term::Pid(to.clone()),
+            ],
+            "pid",
+        ),
+        (
+            vec![
+                int(37),
+                f(1),
+                Term::Pid(from.clone()),
+                Term::Pid(to.clone()),
+            ],
+            "pid",
+        ),
+        (
+            vec![
+                int(37),
+                f(4),
+                Term::Pid(from.clone()),
+                Term::from(alias.clone()),
+            ],
+            "alias",
+        ),
+        (
+            vec![
+                int(37),
+                f(5),
+                Term::Pid(from.clone()),
+                Term::from(alias.clone()),
+            ],
+            "alias",
+        ),
+        (
+            vec![int(37), f(8), Term::Pid(from.clone()), atom("rex")],
+            "name",
+        ),
+        (
+            vec![int(37), f(9), Term::Pid(from.clone()), atom("rex")],
+            "name",
+        ),
+        (
+            vec![
+                int(37),
+                f(16),
+                Term::Pid(from.clone()),
+                Term::Pid(to.clone()),
+            ],
+            "pid",
+        ),
+        (
+            vec![
+                int(37),
+                f(21),
+                Term::Pid(from.clone()),
+                Term::from(alias.clone()),
+            ],
+            "alias",
+        ),
+        (
+            vec![
+                int(37),
+                f(6),
+                Term::Pid(from.clone()),
+                Term::from(alias.clone()),
+                atom("token"),
+            ],
+            "alias",
+        ),
+        (
+            vec![
+                int(37),
+                f(4),
+                Term::Pid(from.clone()),
+                Term::from(alias.clone()),
+                atom("later"),
+            ],
+            "alias",
+        ),
+        (
+            vec![
+                int(37),
+                Term::BigInteger(eetf::BigInteger::from(1u64 << 40 | 8)),
+                Term::Pid(from.clone()),
+                atom("rex"),
+            ],
+            "name",
+        ),
+    ];
+    for (control, kind) in cases {
+        let flags = match &control[1] {
+            Term::FixInteger(i) => i.value as u8,
+            _ => 8,
+        };
+        let a = alt_act(&body(control.clone(), atom("data")))
+            .unwrap_or_else(|e| panic!("{e}: {}", tuple(control.clone())));
+        assert_eq!(a.flags, flags);
+        assert_eq!(a.from, from);
+        assert_eq!(a.data, atom("data"));
+        let got = match a.to {
+            AltActTo::Pid(p) => (p == to).then_some("pid"),
+            AltActTo::Alias(r) => (r == alias).then_some("alias"),
+            AltActTo::Name(n) => (n.name == "rex").then_some("name"),
+        };
+        assert_eq!(got, Some(kind), "{}", tuple(control));
+    }
+}
+
+/// What `dist.c` calls an invalid message closes the connection here too.
+#[test]
+fn malformed_altact_sig_send_is_refused() {
+    let from = || Term::Pid(Pid::new("a@h", 1, 0, 5));
+    let to = || Term::Pid(Pid::new("b@h", 2, 0, 6));
+    let alias = || Term::from(Reference::from(("b@h", vec![1, 2, 3])));
+    for control in [
+        vec![int(37), int(0), from()],            // too short
+        vec![int(37), int(-1), from(), to()],     // negative flags
+        vec![int(37), atom("x"), from(), to()],   // flags not an integer
+        vec![int(37), int(0), atom("x"), to()],   // sender not a pid
+        vec![int(37), int(4), from(), to()],      // ALIAS but a pid
+        vec![int(37), int(8), from(), alias()],   // NAME but a reference
+        vec![int(37), int(12), from(), alias()],  // ALIAS and NAME
+        vec![int(37), int(0), from(), atom("x")], // neither, but an atom
+        vec![int(37), int(2), from(), to()],      // TOKEN but no token
+    ] {
+        let refused = alt_act(&body(control.clone(), atom("data")));
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains("malformed")),
+            "{} gave {refused:?}",
+            tuple(control)
+        );
+    }
+}
+
+/// To a peer with ALTACT_SIG an alias send is `{37, ALIAS, From, Alias}`; to an
+/// older peer it stays `ALIAS_SEND`.
+#[test]
+fn alias_sends_use_altact_sig_where_the_peer_has_it() {
+    let from = Pid::new("a@h", 1, 0, 5);
+    let alias = Reference::from(("b@h", vec![1, 2, 3]));
+    let message = Message::alias_send(from.clone(), alias.clone(), atom("reply"));
+    let frame = encode(message.clone(), flags::advertised(true)).unwrap();
+    let a = alt_act(&frame[4..]).unwrap();
+    assert_eq!(a.flags, altact::ALIAS);
+    assert!(matches!(a.to, AltActTo::Alias(r) if r == alias));
+    assert_eq!(a.data, atom("reply"));
+    let frame = encode(
+        message.clone(),
+        flags::advertised(true) & !flags::ALTACT_SIG,
+    )
+    .unwrap();
+    assert!(matches!(
+        decode(&frame[4..], &TermLimits::default()).unwrap(),
+        Decoded::Message(Message::AliasSend(_))
+    ));
+
+    // With the `priority` option: PRIO as well, or a plain ALIAS_SEND to an older peer.
+    let prio = |peer_flags: u64| {
+        let mut out = Vec::new();
+        let to = To::PriorityAlias(&alias);
+        encode_send_into(
+            &mut out,
+            &from,
+            to,
+            Payload::Term(&atom("urgent")),
+            peer_flags,
+        )
+        .unwrap();
+        decode(&out[4..], &TermLimits::default()).unwrap()
+    };
+    match prio(flags::advertised(true)) {
+        Decoded::AltAct(a) => assert_eq!(a.flags, altact::ALIAS | altact::PRIO),
+        _ => panic!("not an ALTACT_SIG_SEND"),
+    }
+    assert!(matches!(
+        prio(flags::advertised(true) & !flags::ALTACT_SIG),
+        Decoded::Message(Message::AliasSend(_))
+    ));
+}
+
+#[test]
+fn messages_round_trip() {
+    let a = Pid::new("a@h", 1, 0, 5);
+    let b = Pid::new("b@h", 2, 0, 6);
+    let r = Reference::from(("a@h", vec![1, 2, 3]));
+    for msg in [
+        Message::send_sender(a.clone(), b.clone(), binary("hi")),
+        Message::reg_send(a.clone(), Atom::from("rex"), atom("x")),
+        Message::link(a.clone(), b.clone()),
+        Message::payload_exit(a.clone(), b.clone(), atom("normal")),
+        Message::alias_send(a.clone(), r.clone(), tuple(vec![atom("ok")])),
+        Message::monitor_p(a.clone(), PidOrAtom::Atom(Atom::from("n")), r.clone()),
+    ] {
+        assert_eq!(round_trip(msg.clone()), msg);
+    }
+}
+
+#[test]
+fn spawn_args_as_charlist_are_accepted() {
+    // A BEAM sends [1,2,3] as STRING_EXT; erl_dist's decoder refuses it.
+    let ctl = tuple(vec![
+        Term::from(FixInteger::from(29)),
+        Term::from(Reference::from(("a@h", vec![1, 2, 3]))),
+        Term::from(Pid::new("a@h", 1, 0, 5)),
+        Term::from(Pid::new("a@h", 2, 0, 5)),
+        tuple(vec![atom("m"), atom("f"), Term::from(FixInteger::from(1))]),
+        list(vec![atom("monitor")]),
+    ]);
+    let payload = list(vec![Term::ByteList(eetf::ByteList::from(vec![1u8, 2, 3]))]);
+    let mut body = vec![PASS_THROUGH];
+    ctl.encode(&mut body).unwrap();
+    // The argument list itself as a charlist:
+    Term::ByteList(eetf::ByteList::from(vec![1u8, 2, 3]))
+        .encode(&mut body)
+        .unwrap();
+    let _ = payload;
+    match decode(&body, &TermLimits::default()).unwrap() {
+        Decoded::Message(Message::SpawnRequest(s)) => assert_eq!(s.arg_list.elements.len(), 3),
+        _ => panic!("not a spawn request"),
+    }
+}
+
+#[test]
+fn charlists_decode_as_the_lists_they_are() {
+    let charlist = || Term::ByteList(eetf::ByteList::from(vec![1u8, 2]));
+    let ints = || {
+        list(vec![
+            Term::from(FixInteger::from(1)),
+            Term::from(FixInteger::from(2)),
+        ])
+    };
+    let map = |v: Term| Term::Map(eetf::Map::from([(charlist(), v)]));
+    let term = tuple(vec![charlist(), list(vec![charlist()]), map(charlist())]);
+    let to = Pid::new("a@h", 1, 0, 5);
+    let mut body = vec![PASS_THROUGH];
+    tuple(vec![int(2), atom(""), Term::Pid(to)])
+        .encode(&mut body)
+        .unwrap();
+    term.encode(&mut body).unwrap();
+    let Decoded::Message(Message::Send(send)) = decode(&body, &TermLimits::default()).unwrap()
+    else {
+        panic!("not a send")
+    };
+    let inner = Term::Map(eetf::Map::from([(ints(), ints())]));
+    assert_eq!(send.message, tuple(vec![ints(), list(vec![ints()]), inner]));
+}
+
+/// The hot control messages are written byte for byte as erl_dist writes them.
+#[test]
+fn hot_messages_are_written_as_erl_dist_writes_them() {
+    let a = Pid::new("alex@localhost", 102, 0, 1795235418);
+    let b = Pid::new("moebi@localhost", 7, 3, 12);
+    let r = Reference::from(("alex@localhost", vec![1, 2, 3]));
+    let name = Atom::from("Elixir.Chat.TaskSupervisor");
+    let long = Atom::from("x".repeat(300).as_str());
+    let payload = || tuple(vec![atom("$gen_call"), int(1), binary(b"hi")]);
+    let messages = vec![
+        Message::reg_send(a.clone(), name.clone(), payload()),
+        Message::reg_send(a.clone(), long.clone(), payload()),
+        Message::send_sender(a.clone(), b.clone(), payload()),
+        Message::AliasSend(m::AliasSend {
+            from_pid: b.clone(),
+            alias: r.clone(),
+            message: payload(),
+        }),
+        Message::monitor_p(a.clone(), PidOrAtom::Atom(name.clone()), r.clone()),
+        Message::monitor_p(a.clone(), PidOrAtom::Pid(b.clone()), r.clone()),
+        Message::demonitor_p(a.clone(), PidOrAtom::Atom(name.clone()), r.clone()),
+        Message::payload_monitor_p_exit(
+            PidOrAtom::Atom(name.clone()),
+            a.clone(),
+            r.clone(),
+            atom("noproc"),
+        ),
+    ];
+    for message in messages {
+        let mut theirs = Vec::new();
+        message.clone().write_into(&mut theirs).unwrap();
+        let mut ours = Vec::new();
+        // erl_dist predates ALTACT_SIG (alias_sends_use_altact_sig_where_the_peer_has_it).
+        let flags = !flags::ALTACT_SIG;
+        assert!(hot::write(&mut ours, message.clone(), flags)
+            .unwrap()
+            .is_none());
+        assert_eq!(ours, theirs, "{message:?}");
+    }
+    // `SEND` to a peer without `SEND_SENDER`.
+    let mut theirs = Vec::new();
+    let send = m::Send {
+        to_pid: b.clone(),
+        message: payload(),
+    };
+    Message::Send(send).write_into(&mut theirs).unwrap();
+    let mut ours = Vec::new();
+    let to = To::Pid(&b);
+    hot::send(&mut ours, &a, to, Payload::Term(&payload()), 0).unwrap();
+    assert_eq!(ours, theirs);
+    let link = Message::link(a, b);
+    assert!(hot::write(&mut Vec::new(), link, u64::MAX)
+        .unwrap()
+        .is_some());
+}
+
+/// A message that cannot be written, or whose writing panics, leaves the frames
+/// before it whole.
+#[test]
+fn a_frame_is_appended_whole_or_not_at_all() {
+    let mut out = b"earlier frames".to_vec();
+    let failed = framed(&mut out, |out| {
+        out.extend_from_slice(b"half");
+        Err(eetf::EncodeError::TooLongAtomName(Atom::from("x")))
+    });
+    assert!(failed.is_err());
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        framed(&mut out, |out| {
+            out.extend_from_slice(b"half");
+            panic!("a bug in a writer")
+        })
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(out, b"earlier frames");
+    framed(&mut out, |out| {
+        out.push(1);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(out[14..], [0, 0, 0, 2, PASS_THROUGH, 1]);
+}
+
+/// A message written from borrows, its payload whole or wrapped around a lent
+/// term, is the frame of the same message owned.
+#[test]
+fn lent_payloads_are_written_as_owned_ones() {
+    let a = Pid::new("alex@localhost", 102, 0, 1795235418);
+    let r = Reference::from(("alex@localhost", vec![1, 2, 3]));
+    let name = Atom::from("echo");
+    let request = list((1001..1201).map(int).collect());
+    let head = [
+        atom("$gen_call"),
+        tuple(vec![Term::Pid(a.clone()), atom("t")]),
+    ];
+    let payloads = [Payload::Term(&request), Payload::Wrapped(&head, &request)];
+    for to in [To::Pid(&a), To::Name(&name), To::Alias(&r)] {
+        for payload in payloads {
+            for flags in [u64::MAX, 0] {
+                let owned = encode(to_message(&a, to, payload), flags).unwrap();
+                let mut lent = b"before".to_vec();
+                encode_send_into(&mut lent, &a, to, payload, flags).unwrap();
+                assert_eq!(lent[..6], *b"before");
+                assert_eq!(lent[6..], owned);
+            }
+        }
+    }
+}
+
+/// Fields are moved out of the control tuple as they match; the error still shows
+/// the control message as it arrived.
+#[test]
+fn a_malformed_control_message_is_reported_whole() {
+    let mut body = vec![PASS_THROUGH];
+    let from = Term::Pid(Pid::new("a@h", 1, 0, 5));
+    tuple(vec![int(6), from, atom(""), int(42)])
+        .encode(&mut body)
+        .unwrap();
+    atom("m").encode(&mut body).unwrap();
+    match decode(&body, &TermLimits::default()) {
+        Err(DecodeError::BadControl(text)) => {
+            assert!(text.contains("a@h") && text.contains("42"), "{text}")
+        }
+        _ => panic!("a REG_SEND to 42 is malformed"),
+    }
+}
+
+#[test]
+fn unknown_ops_are_reported_not_fatal() {
+    let mut body = vec![PASS_THROUGH];
+    tuple(vec![Term::from(FixInteger::from(99))])
+        .encode(&mut body)
+        .unwrap();
+    assert!(matches!(
+        decode(&body, &TermLimits::default()),
+        Ok(Decoded::Unknown(_))
+    ));
+}
+
+#[test]
+fn old_ops_for_old_peers() {
+    let a = Pid::new("a@h", 1, 0, 5);
+    let minimal = crate::flags::advertised(false) & !(flags::SEND_SENDER | flags::EXIT_PAYLOAD);
+    let frame = encode(
+        Message::send_sender(a.clone(), a.clone(), atom("x")),
+        minimal,
+    )
+    .unwrap();
+    match decode(&frame[4..], &TermLimits::default()).unwrap() {
+        Decoded::Message(Message::Send(_)) => {}
+        _ => panic!("expected SEND"),
+    }
+}
