@@ -52,7 +52,7 @@ impl GenServer for Counter {
     async fn handle_call(
         &mut self,
         request: Term,
-        _from: Caller,
+        _from: &Caller,
         _p: &mut Process,
     ) -> Result<Reply, Exception> {
         match request.as_atom() {

@@ -187,7 +187,7 @@ impl GenServer for Echo {
     async fn handle_call(
         &mut self,
         request: Term,
-        _from: Caller,
+        _from: &Caller,
         _p: &mut Process,
     ) -> Result<Reply, Exception> {
         Ok(Reply::reply(request))

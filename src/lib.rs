@@ -18,7 +18,7 @@
 //! struct Counter(i64);
 //!
 //! impl GenServer for Counter {
-//!     async fn handle_call(&mut self, request: Term, _from: Caller, _p: &mut Process)
+//!     async fn handle_call(&mut self, request: Term, _from: &Caller, _p: &mut Process)
 //!         -> Result<Reply, Exception> {
 //!         match request.as_atom() {
 //!             Some("get") => Ok(Reply::reply(int(self.0))),

@@ -130,7 +130,7 @@ impl GenServer for Counter {
     async fn handle_call(
         &mut self,
         request: Term,
-        _from: Caller,
+        _from: &Caller,
         _p: &mut Process,
     ) -> Result<Reply, Exception> {
         match request.as_atom() {
@@ -306,7 +306,7 @@ impl GenServer for Echo {
     async fn handle_call(
         &mut self,
         request: Term,
-        _from: Caller,
+        _from: &Caller,
         _p: &mut Process,
     ) -> Result<Reply, Exception> {
         Ok(Reply::reply(request))

@@ -434,7 +434,7 @@ impl GenServer for Supervisor {
     async fn handle_call(
         &mut self,
         request: Term,
-        _from: Caller,
+        _from: &Caller,
         p: &mut Process,
     ) -> Result<Reply, Exception> {
         match self.supervisor_call(p, &request).await {

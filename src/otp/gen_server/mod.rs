@@ -15,7 +15,7 @@
 //! }
 //!
 //! impl GenServer for Counter {
-//!     async fn handle_call(&mut self, request: Term, _from: Caller, _p: &mut Process)
+//!     async fn handle_call(&mut self, request: Term, _from: &Caller, _p: &mut Process)
 //!         -> Result<Reply, Exception> {
 //!         match request.as_atom() {
 //!             Some("get") => Ok(Reply::reply(int(self.count))),
@@ -116,7 +116,7 @@ pub trait GenServer: Send + Sized + 'static {
     fn handle_call(
         &mut self,
         request: Term,
-        from: Caller,
+        from: &Caller,
         process: &mut Process,
     ) -> impl Future<Output = Result<Reply, Exception>> + Send;
 
@@ -264,7 +264,7 @@ async fn run<S: GenServer>(
         };
         next = match take_call(message) {
             Ok((from, request)) => {
-                let reply = server.handle_call(request, from.clone(), &mut p).await;
+                let reply = server.handle_call(request, &from, &mut p).await;
                 match reply {
                     Ok(Reply::Reply(reply, then)) => {
                         from.reply(&p, reply);
