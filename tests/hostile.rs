@@ -10,7 +10,7 @@ mod support;
 use fakepeer::{closed_within, hs_message, name_message, raw, Peer, Rng, OTP25_FLAGS};
 use std::io::Write;
 use std::time::{Duration, Instant};
-use support::{chats, unique_name, BeamNode, Epmd, RustNode};
+use support::{chats, chats_once_settled, unique_name, BeamNode, Epmd, RustNode};
 
 const COOKIE: &str = "secret_token";
 const WAIT: Duration = Duration::from_secs(15);
@@ -479,7 +479,7 @@ fn a_message_over_max_message_size_closes_only_that_connection() {
         alex.eval(&format!("GenServer.call({{:echo, :{m}}}, :again)")),
         ":again"
     );
-    chats(&alex, &moebi, "alex is back");
+    chats_once_settled(&alex, &moebi, "alex is back");
     assert_no_panic(&moebi);
 }
 

@@ -4,7 +4,7 @@
 mod support;
 
 use std::time::Duration;
-use support::{chats, reaches, unique_name, BeamNode, Epmd, RustNode};
+use support::{chats, chats_once_settled, reaches, unique_name, BeamNode, Epmd, RustNode};
 
 const COOKIE: &str = "secret_token";
 const WAIT: Duration = Duration::from_secs(15);
@@ -203,8 +203,8 @@ fn moebi_drops_nodes_that_lost_each_other() {
     for node in [&kate, &alex] {
         assert!(reaches(node, &moebi), "{}", moebi.log());
     }
-    chats(&kate, &moebi, "kate is back");
-    chats(&alex, &moebi, "alex is back");
+    chats_once_settled(&kate, &moebi, "kate is back");
+    chats_once_settled(&alex, &moebi, "alex is back");
 }
 
 /// When Moebi loses a node, the nodes it knows hear of it (`lost_connection`) and drop
@@ -227,7 +227,7 @@ fn moebi_reports_the_nodes_it_loses() {
     for node in [&kate, &alex] {
         assert!(reaches(node, &moebi), "{}", moebi.log());
     }
-    chats(&alex, &moebi, "alex is back");
+    chats_once_settled(&alex, &moebi, "alex is back");
 }
 
 /// `erlang:nodes/0,1` asked of Moebi over erpc answer as a BEAM node's: `Node.list()`

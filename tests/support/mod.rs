@@ -1006,6 +1006,49 @@ pub fn chats(alex: &BeamNode, moebi: &RustNode, text: &str) {
     );
 }
 
+/// [`chats`] in a cluster that has just lost connections: `global`'s
+/// `lost_connection` reports (`prevent_overlapping_partitions`) still on their way may
+/// drop a connection made again after they were sent, among BEAM nodes as with Moebi,
+/// and a chat caught in such a drop fails with the connection. It is tried again once the
+/// node reaches Moebi again, until the cluster has settled (a minute at most); anything
+/// else fails at once.
+pub fn chats_once_settled(alex: &BeamNode, moebi: &RustNode, text: &str) {
+    let m = moebi.node_name();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(reaches(alex, moebi), "{}", moebi.log());
+        let before = alex.count_in_output("chicken?");
+        match alex.eval_timeout(
+            &format!("Chat.send_message(:{m}, \"{text}\")"),
+            EVAL_TIMEOUT,
+        ) {
+            Ok(ok) => {
+                assert_eq!(ok, ":ok", "moebi log:\n{}", moebi.log());
+                assert!(
+                    moebi.wait_for_lines(text, 1, CHAT_TIMEOUT),
+                    "moebi prints {text}:\n{}",
+                    moebi.output()
+                );
+                assert!(
+                    alex.wait_for_output_count("chicken?", before + 1, CHAT_TIMEOUT),
+                    "alex prints chicken?:\n{}",
+                    alex.output()
+                );
+                return;
+            }
+            Err(e)
+                if ["noproc", "noconnection", "nodedown"]
+                    .iter()
+                    .any(|r| e.contains(r))
+                    && Instant::now() < deadline =>
+            {
+                eprintln!("the connection went down during the chat, again: {e}");
+            }
+            Err(e) => panic!("Chat.send_message failed: {e}\nmoebi log:\n{}", moebi.log()),
+        }
+    }
+}
+
 // ------------------------------------------------------------ examples ----
 
 /// An example program (`examples/NAME.rs`) run as a user runs it, with `args`, on the
