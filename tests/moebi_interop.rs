@@ -4,7 +4,7 @@
 mod support;
 
 use std::time::Duration;
-use support::{chats, chats_once_settled, reaches, unique_name, BeamNode, Epmd, RustNode};
+use support::{chats_once_settled, reaches, unique_name, BeamNode, Epmd, RustNode};
 
 const COOKIE: &str = "secret_token";
 const WAIT: Duration = Duration::from_secs(15);
