@@ -10,7 +10,7 @@
 //! # use cnode::{Node, Exception};
 //! # struct Counter;
 //! # impl cnode::GenServer for Counter {
-//! #     async fn handle_call(&mut self, r: cnode::term::Term, _: cnode::Caller, _: &mut cnode::Process)
+//! #     async fn handle_call(&mut self, r: cnode::term::Term, _: &cnode::Caller, _: &mut cnode::Process)
 //! #         -> Result<cnode::Reply, Exception> { Ok(cnode::Reply::reply(r)) }
 //! # }
 //! # async fn demo(node: Node) -> Result<(), Exception> {
