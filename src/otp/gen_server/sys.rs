@@ -17,6 +17,7 @@ pub(super) fn handle<S: GenServer>(
 ) -> Option<Term> {
     let reply = match request {
         Term::Atom(a) => match a.name.as_str() {
+            "get_state" if answers_ok_state(&from) => tuple(vec![atom("ok"), server.state()]),
             "get_state" => server.state(),
             "get_status" => status(server, p, parent, *suspended),
             "suspend" => {
@@ -52,6 +53,15 @@ pub(super) fn handle<S: GenServer>(
     };
     from.reply(p, reply);
     None
+}
+
+/// Whether the caller's `sys:get_state` wants `{ok, State}` (OTP 26.1 and later, where a
+/// state of `{error, _}` is no longer taken for an error) or the bare state (OTP 25).
+/// Both send the same request with the same flags; what tells them apart is the tag's
+/// reference: the caller's monitor alias is a process-bound reference of five words
+/// from OTP 26 on, and of three before.
+fn answers_ok_state(from: &Caller) -> bool {
+    crate::term::alias_tag_ref(&from.tag).is_some_and(|r| r.id.len() > 3)
 }
 
 /// The answer `sys` gives to a request it does not know.
