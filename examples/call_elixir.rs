@@ -10,8 +10,8 @@
 //! alex's own `Chat.TaskSupervisor` (as `Chat.send_message/2` does between BEAM nodes).
 
 use clap::Parser;
-use cnode::term::{binary, int, list};
-use cnode::{Node, NodeConfig};
+use cnode::term::{Inspect, IntoTerm};
+use cnode::{term, Node, NodeConfig};
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -45,15 +45,9 @@ async fn main() -> anyhow::Result<()> {
 
     // :erpc.call(peer, Enum, :sum, [[1, 2, 3]])
     let sum = node
-        .erpc_call(
-            peer,
-            "Elixir.Enum",
-            "sum",
-            vec![list(vec![int(1), int(2), int(3)])],
-            timeout,
-        )
+        .erpc_call(peer, "Elixir.Enum", "sum", vec![term!([1, 2, 3])], timeout)
         .await?;
-    println!("Enum.sum([1, 2, 3]) on {peer}: {sum}");
+    println!("Enum.sum([1, 2, 3]) on {peer}: {}", sum.inspect());
 
     // Task.Supervisor.async({Chat.TaskSupervisor, peer}, Chat, :receive_message, [message])
     // |> Task.await()
@@ -62,17 +56,20 @@ async fn main() -> anyhow::Result<()> {
             ("Elixir.Chat.TaskSupervisor", peer),
             "Elixir.Chat",
             "receive_message",
-            vec![binary(args.message.as_bytes())],
+            vec![args.message.into_term()],
         )
         .await_timeout(timeout)
         .await
         .map_err(anyhow::Error::msg)?;
-    println!("Chat.receive_message/1 on {peer} returned {printed}");
+    println!(
+        "Chat.receive_message/1 on {peer} returned {}",
+        printed.inspect()
+    );
 
     // :erpc.call(peer, :erlang, :nodes, []): the Node.list() of the peer.
     let nodes = node
         .erpc_call(peer, "erlang", "nodes", vec![], timeout)
         .await?;
-    println!("Node.list() on {peer}: {nodes}");
+    println!("Node.list() on {peer}: {}", nodes.inspect());
     Ok(())
 }

@@ -30,8 +30,9 @@
 
 use clap::Parser;
 use cnode::supervisor::{self, ChildSpec, Strategy};
-use cnode::term::{int, Match, Term};
+use cnode::term::{Inspect, IntoTerm, Match, Term};
 use cnode::{Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
+use serde::Deserialize;
 
 #[derive(Parser)]
 struct Args {
@@ -48,6 +49,20 @@ struct Counter {
     n: i64,
 }
 
+/// The calls it answers: `:get`.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Call {
+    Get,
+}
+
+/// The casts it takes: `{:add, k}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Cast {
+    Add(i64),
+}
+
 impl GenServer for Counter {
     async fn handle_call(
         &mut self,
@@ -55,26 +70,25 @@ impl GenServer for Counter {
         _from: &Caller,
         _p: &mut Process,
     ) -> Result<Reply, Exception> {
-        match request.as_atom() {
-            Some("get") => Ok(Reply::reply(int(self.n))),
+        match request.decode() {
+            Ok(Call::Get) => Ok(Reply::reply(self.n.into_term())),
             // A raise in a callback: the supervisor starts a fresh counter.
-            _ => Err(Exception::argument_error(format!(
-                "Counter does not know the call {request}"
+            Err(_) => Err(Exception::argument_error(format!(
+                "Counter does not know the call {}",
+                request.inspect()
             ))),
         }
     }
 
     async fn handle_cast(&mut self, request: Term, _p: &mut Process) -> Result<Next, Exception> {
-        if let Some([tag, k]) = request.as_tuple_n(2) {
-            if let (true, Some(k)) = (tag.is_atom("add"), k.as_int()) {
-                self.n += k;
-            }
+        if let Ok(Cast::Add(k)) = request.decode() {
+            self.n += k;
         }
         Ok(Next::Wait)
     }
 
     fn state(&self) -> Term {
-        int(self.n)
+        self.n.into_term()
     }
 }
 

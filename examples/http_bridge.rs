@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use clap::Parser;
-use cnode::term::{binary, chardata_to_string, int, list, Term};
+use cnode::term::{chardata_to_string, Inspect, IntoTerm, Term};
 use cnode::{Node, NodeConfig};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -59,22 +59,28 @@ fn bad_gateway(e: impl std::fmt::Display) -> (StatusCode, String) {
 fn text(term: &Term) -> String {
     match term {
         Term::Binary(_) => chardata_to_string(term).unwrap_or_default(),
-        other => other.to_string(),
+        other => other.inspect().to_string(),
     }
 }
 
 /// GET /sum?numbers=1,2,3: `:erpc.call(peer, Enum, :sum, [[1, 2, 3]])`.
 async fn sum(State(b): State<Bridge>, Query(q): Query<HashMap<String, String>>) -> Answer {
     let numbers = q.get("numbers").map(String::as_str).unwrap_or("");
-    let numbers: Vec<Term> = numbers
+    let numbers: Vec<i64> = numbers
         .split(',')
         .filter(|s| !s.is_empty())
-        .map(|s| s.trim().parse().map(int))
+        .map(|s| s.trim().parse())
         .collect::<Result<_, _>>()
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("numbers: {e}\n")))?;
     let sum = b
         .node
-        .erpc_call(&b.peer, "Elixir.Enum", "sum", vec![list(numbers)], TIMEOUT)
+        .erpc_call(
+            &b.peer,
+            "Elixir.Enum",
+            "sum",
+            vec![numbers.into_term()],
+            TIMEOUT,
+        )
         .await
         .map_err(bad_gateway)?;
     Ok(format!("{}\n", text(&sum)))
@@ -84,11 +90,7 @@ async fn sum(State(b): State<Bridge>, Query(q): Query<HashMap<String, String>>) 
 async fn echo(State(b): State<Bridge>, Path(word): Path<String>) -> Answer {
     let reply = b
         .node
-        .call(
-            ("echo", b.peer.as_str()),
-            binary(word.as_bytes()),
-            Some(TIMEOUT),
-        )
+        .call(("echo", b.peer.as_str()), word.into_term(), Some(TIMEOUT))
         .await
         .map_err(bad_gateway)?;
     Ok(format!("{}\n", text(&reply)))
@@ -103,7 +105,7 @@ async fn message(State(b): State<Bridge>, body: String) -> Answer {
             ("Elixir.Chat.TaskSupervisor", b.peer.as_str()),
             "Elixir.Chat",
             "receive_message",
-            vec![binary(body.as_bytes())],
+            vec![body.into_term()],
         )
         .await_timeout(TIMEOUT)
         .await

@@ -12,23 +12,34 @@
 //! `:erpc.call(:rusty@localhost, Greeter, :hello, ["alex"])`.
 //!
 //! ```no_run
-//! use cnode::term::{binary, chardata_to_string, int, Match, Term};
-//! use cnode::{Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
+//! use cnode::term::{Inspect, IntoTerm, Match, Term};
+//! use cnode::{term, Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
+//! use serde::Deserialize;
+//!
+//! /// What Elixir sends the counter: `:get` and `{:add, 5}`.
+//! #[derive(Deserialize)]
+//! #[serde(rename_all = "snake_case")]
+//! enum Request {
+//!     Get,
+//!     Add(i64),
+//! }
 //!
 //! struct Counter(i64);
 //!
 //! impl GenServer for Counter {
 //!     async fn handle_call(&mut self, request: Term, _from: &Caller, _p: &mut Process)
 //!         -> Result<Reply, Exception> {
-//!         match request.as_atom() {
-//!             Some("get") => Ok(Reply::reply(int(self.0))),
-//!             _ => Err(Exception::argument_error(format!("unknown call {request}"))),
+//!         match request.decode() {
+//!             Ok(Request::Get) => Ok(Reply::reply(self.0.into_term())),
+//!             _ => Err(Exception::argument_error(format!("unknown call {}", request.inspect()))),
 //!         }
 //!     }
 //!
-//!     async fn handle_cast(&mut self, _request: Term, _p: &mut Process)
+//!     async fn handle_cast(&mut self, request: Term, _p: &mut Process)
 //!         -> Result<Next, Exception> {
-//!         self.0 += 1;
+//!         if let Ok(Request::Add(k)) = request.decode() {
+//!             self.0 += k;
+//!         }
 //!         Ok(Next::Wait)
 //!     }
 //! }
@@ -42,24 +53,28 @@
 //!     // Greeter.hello/1 for BEAM callers (:erpc, :rpc, Node.spawn/4, Task.Supervisor).
 //!     // Elixir modules are atoms with the `Elixir.` prefix, as on the BEAM.
 //!     node.register_function("Elixir.Greeter", "hello", 1, |mut p, args| async move {
-//!         let name = chardata_to_string(&args[0])
-//!             .ok_or_else(|| Exception::argument_error("expected a name"))?;
+//!         let name: String = args[0].decode()?; // not a string: a RuntimeError for the caller
 //!         p.puts(&format!("hello called by {name}")).await?; // printed where the caller says
-//!         Ok(binary(format!("Hello, {name}!")))
+//!         Ok(format!("Hello, {name}!").into_term())
 //!     });
 //!     cnode::gen_server::start(&node, Some("counter"), Counter(0)).await?;
 //!
 //!     // The cluster from plain async code: no process to write.
+//!     let timeout = std::time::Duration::from_secs(5);
 //!     let sum = node
-//!         .erpc_call("alex@localhost", "Elixir.Enum", "sum", vec![cnode::term::list(vec![int(1), int(2)])],
-//!                    std::time::Duration::from_secs(5))
-//!         .await;
-//!     println!("Enum.sum([1, 2]) on alex: {sum:?}");
+//!         .erpc_call("alex@localhost", "Elixir.Enum", "sum", vec![term!([1, 2])], timeout)
+//!         .await?;
+//!     println!("Enum.sum([1, 2]) on alex: {}", sum.inspect());
 //!
 //!     node.serve_forever().await;
 //!     Ok(())
 //! }
 //! ```
+//!
+//! Terms are written as in Elixir with [`term!`], converted from Rust values with
+//! [`IntoTerm`](term::IntoTerm) and from and to Rust types with serde
+//! ([`term::to_term`], [`Match::decode`](term::Match::decode)); they print in Elixir's
+//! syntax with [`inspect`](term::Inspect), and the crate's log lines print them so.
 //!
 //! Any error goes through `?` in a process body, a registered function or a GenServer
 //! callback: the BEAM caller sees it as an Elixir exception (`%RuntimeError{message:

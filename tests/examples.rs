@@ -77,7 +77,7 @@ fn calling_elixir_from_rust() {
         "{output}"
     );
     assert!(
-        output.contains(&format!("Chat.receive_message/1 on {peer} returned 'ok'")),
+        output.contains(&format!("Chat.receive_message/1 on {peer} returned :ok")),
         "{output}"
     );
     assert!(
@@ -148,7 +148,7 @@ fn the_http_bridge_answers_from_the_elixir_node() {
     assert_eq!(http(port, "GET", "/echo/woof", ""), (200, "woof\n".into()));
     assert_eq!(
         http(port, "POST", "/message", "hello alex"),
-        (200, "'ok'\n".into())
+        (200, ":ok\n".into())
     );
     assert!(
         alex.wait_for_output("hello alex", WAIT),

@@ -5,7 +5,7 @@
 
 mod support;
 
-use cnode::term::{atom, binary, int, list, tuple, Match, Term};
+use cnode::term::{atom, binary, int, list, tuple, Inspect, Match, Term};
 use cnode::{Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
 use std::time::Duration;
 use support::{unique_name, BeamNode, Epmd};
@@ -144,7 +144,10 @@ impl GenServer for Counter {
                 let n: i64 = "not a number".parse()?;
                 Ok(Reply::reply(int(n)))
             }
-            _ => Err(Exception::argument_error(format!("unknown call {request}"))),
+            _ => Err(Exception::argument_error(format!(
+                "unknown call {}",
+                request.inspect()
+            ))),
         }
     }
 
@@ -232,7 +235,7 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
                :exit, {{%ArgumentError{message: m}, _}, {GenServer, :call, _}} -> m
              end"
         ),
-        "\"unknown call 'bogus'\""
+        "\"unknown call :bogus\""
     );
     assert_eq!(
         eval("receive do {:terminated, {%ArgumentError{}, _}, 111} -> :terminate_ran after 20_000 -> :no end"),

@@ -105,7 +105,7 @@ impl ConnHandle {
                 self.sent.fetch_add(1, Ordering::Relaxed);
                 self.outbox.ready.notify_one();
             }
-            Err(e) => tracing::error!(peer = %self.peer, "cannot encode a message: {e}"),
+            Err(e) => tracing::error!(peer = %self.peer.name, "cannot encode a message: {e}"),
         }
     }
 
@@ -181,7 +181,7 @@ async fn read_frames(
     limits: Limits,
 ) -> String {
     let closing = |reason: String| {
-        tracing::warn!(peer = %conn.peer, "closing connection: {reason}");
+        tracing::warn!(peer = %conn.peer.name, "closing connection: {reason}");
         reason
     };
     let mut reader = FrameReader::new(read_half, limits.max_message_size);
@@ -243,9 +243,9 @@ async fn read_frames(
                         continue;
                     }
                     tracing::warn!(
-                        peer = %conn.peer,
+                        peer = %conn.peer.name,
                         "** Node {} not responding ** ** Removing (timedout) connection **",
-                        conn.peer
+                        conn.peer.name
                     );
                     return "net_tick_timeout".into();
                 }

@@ -267,9 +267,9 @@ fn fail_pending(node: &Node, peer: &Atom, attempt: u64, why: &str) {
     };
     if failed {
         if warn {
-            tracing::warn!(peer = %peer, "cannot connect to {peer}: {why}");
+            tracing::warn!(peer = %peer.name, "cannot connect to {}: {why}", peer.name);
         } else {
-            tracing::debug!(peer = %peer, "handshake from {peer} failed: {why}");
+            tracing::debug!(peer = %peer.name, "handshake from {} failed: {why}", peer.name);
         }
         node.node_down(peer, None);
     }
@@ -339,7 +339,7 @@ pub(super) fn down(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
 /// `noconnection` (`erts_do_net_exits`).
 fn lost(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
     conn.close();
-    tracing::info!(peer = %conn.peer, "node down: {} ({reason})", conn.peer);
+    tracing::info!(peer = %conn.peer.name, "node down: {} ({reason})", conn.peer.name);
     node.node_down(&conn.peer, Some(conn.creation));
     (node.hooks().node_down)(node, conn);
 }

@@ -6,6 +6,7 @@ use super::Dest;
 use super::Node;
 use crate::connection::codec::{altact, AltAct, AltActTo};
 use crate::connection::ConnHandle;
+use crate::term::Inspect;
 use crate::term::{atom, tuple, Atom, Pid, Term};
 use erl_dist::message::Message;
 use erl_dist::term::PidOrAtom;
@@ -83,7 +84,10 @@ pub(super) fn alt_act(node: &Node, signal: AltAct) {
         AltActTo::Alias(alias) => node.alias_entry(alias),
     };
     let Some(entry) = entry else {
-        tracing::debug!("signal from {from} to {to:?} dropped: no such process");
+        tracing::debug!(
+            "signal from {} to {to:?} dropped: no such process",
+            from.inspect()
+        );
         return;
     };
     let priority = flags & altact::PRIO != 0
@@ -107,7 +111,11 @@ fn reg_send(node: &Node, from: &Pid, name: &Atom, message: Term) {
     match node.registered_entry(&name.name) {
         Some(e) => e.deliver(message),
         // Dropped, as the BEAM drops it.
-        None => tracing::debug!("message from {from} to unregistered name {name} dropped"),
+        None => tracing::debug!(
+            "message from {} to unregistered name {} dropped",
+            from.inspect(),
+            name.inspect()
+        ),
     }
 }
 

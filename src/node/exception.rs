@@ -1,5 +1,6 @@
 //! How a process body or a function failed, in the BEAM's three classes.
 
+use crate::term::Elixir;
 use crate::term::{atom, tuple, Term};
 
 /// How a function or process body failed, in the BEAM's three classes.
@@ -88,9 +89,9 @@ impl Exception {
 impl std::fmt::Display for Exception {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Exception::Error { reason, .. } => write!(f, "error: {reason}"),
-            Exception::Exit(reason) => write!(f, "exit: {reason}"),
-            Exception::Throw(value) => write!(f, "throw: {value}"),
+            Exception::Error { reason, .. } => write!(f, "error: {}", Elixir(reason)),
+            Exception::Exit(reason) => write!(f, "exit: {}", Elixir(reason)),
+            Exception::Throw(value) => write!(f, "throw: {}", Elixir(value)),
         }
     }
 }

@@ -149,7 +149,7 @@ impl Bound {
         let Bound { node, listener } = self;
         connect::spawn_acceptor(node.clone(), listener);
         tracing::info!(
-            node = %node.0.name,
+            node = %node.0.name.name,
             port = node.0.port,
             creation = node.0.creation,
             hidden = node.0.config.hidden,
@@ -208,7 +208,7 @@ impl Node {
     /// Runs until the process end (Ctrl-C or SIGTERM).
     pub async fn serve_forever(&self) {
         let _ = tokio::signal::ctrl_c().await;
-        tracing::info!(node = %self.0.name, "stopping");
+        tracing::info!(node = %self.0.name.name, "stopping");
     }
 
     // ---- identity -------------------------------------------------------------------

@@ -117,7 +117,7 @@ impl connection::Owner for Node {
             Decoded::AltAct(signal) => dist::alt_act(self, signal),
             Decoded::Unknown(control) => {
                 let text = crate::term::truncated(&control, crate::term::LOG_TERM_CHARS);
-                tracing::warn!(peer = %conn.peer, "dropping unknown control message {text}");
+                tracing::warn!(peer = %conn.peer.name, "dropping unknown control message {text}");
             }
         }
     }

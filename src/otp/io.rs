@@ -8,6 +8,8 @@
 
 use crate::node::Node;
 use crate::process::{Dest, Exception, Process};
+use crate::term::Inspect;
+use crate::term::Short;
 use crate::term::{
     atom, binary, chardata_to_string, charlist, int, list, map, tuple, Match, Pid, Term,
 };
@@ -26,7 +28,7 @@ pub(crate) fn start_user(node: &Node) {
                         .map(|e| e.first().is_some_and(|t| t.is_atom("io_reply")))
                         .unwrap_or(false)
                     {
-                        tracing::debug!("user: ignoring {message}");
+                        tracing::debug!("user: ignoring {}", Short(&message));
                     }
                     continue;
                 };
@@ -96,9 +98,11 @@ fn io_request(request: &Term) -> Term {
 /// process here sees `Process #PID<…> on node … raised an exception` on their terminal.
 pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &Term) {
     tracing::error!(
-        pid = %pid,
-        "Error in process {pid} on node {} with exit value: {reason}",
-        node.name()
+        pid = %pid.inspect(),
+        "Error in process {} on node {} with exit value: {}",
+        pid.inspect(),
+        node.name(),
+        Short(reason)
     );
     if node.is_local(&group_leader.node) {
         return;

@@ -5,6 +5,7 @@
 use super::gen_server::{parse_call, Caller};
 use crate::node::Node;
 use crate::process::Process;
+use crate::term::Inspect;
 use crate::term::{atom, Match, Term};
 
 pub(crate) fn start(node: &Node) {
@@ -13,7 +14,7 @@ pub(crate) fn start(node: &Node) {
             let message = p.receive().await;
             match parse_call(&message) {
                 Some((from, request)) => handle_call(&p, from, request),
-                None => tracing::debug!("net_kernel: ignoring {message}"),
+                None => tracing::debug!("net_kernel: ignoring {}", crate::term::Short(&message)),
             }
         }
     });
@@ -35,7 +36,7 @@ fn handle_call(p: &Process, from: Caller, request: &Term) {
         _ => tracing::warn!(
             "net_kernel: unexpected call {} from {}",
             crate::term::Short(request),
-            from.pid
+            from.pid.inspect()
         ),
     }
 }

@@ -59,7 +59,7 @@ pub(crate) fn start(node: &Node) {
                     continue;
                 }
             }
-            tracing::debug!("rex: ignoring {message}");
+            tracing::debug!("rex: ignoring {}", crate::term::Short(&message));
         }
     });
 }
@@ -69,7 +69,7 @@ pub(crate) fn start(node: &Node) {
 pub enum RpcError {
     /// The function raised: `{exception, Reason, Stack}` (an Elixir raise carries the
     /// exception struct as `Reason`).
-    #[error("remote function raised {class}: {reason}")]
+    #[error("remote function raised {class}: {}", crate::term::Elixir(.reason))]
     Exception {
         /// `error`, `exit` or `throw`.
         class: String,
@@ -85,7 +85,7 @@ pub enum RpcError {
     #[error("timeout")]
     Timeout,
     /// The node refused to spawn (`{erpc, Reason}`).
-    #[error("spawn failed: {0}")]
+    #[error("spawn failed: {}", crate::term::Elixir(.0))]
     Spawn(Term),
 }
 

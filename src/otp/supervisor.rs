@@ -31,6 +31,8 @@ use super::gen_server::{self, Caller, GenServer, Next, Reply};
 use crate::node::Node;
 use crate::process::handle::exit_message;
 use crate::process::{Exception, Process};
+use crate::term::Inspect;
+use crate::term::Short;
 use crate::term::{atom, int, list, tuple, Match, Pid, Term};
 use futures::future::BoxFuture;
 use std::collections::VecDeque;
@@ -298,9 +300,10 @@ impl Supervisor {
         loop {
             if !self.intensity.add_restart() {
                 tracing::error!(
-                    supervisor = %p.pid(),
-                    "reached_max_restart_intensity (child {} exited: {reason}); shutting down",
-                    self.children[i].spec.id
+                    supervisor = %p.pid().inspect(),
+                    "reached_max_restart_intensity (child {} exited: {}); shutting down",
+                    self.children[i].spec.id,
+                    Short(reason)
                 );
                 self.stop_from(p, 0).await;
                 return Err(Exception::Exit(atom("shutdown")));
@@ -449,7 +452,7 @@ impl GenServer for Supervisor {
             let (pid, reason) = (pid.clone(), reason.clone());
             self.child_exited(p, &pid, &reason).await?;
         } else {
-            tracing::debug!(supervisor = %p.pid(), "ignoring {message}");
+            tracing::debug!(supervisor = %p.pid().inspect(), "ignoring {}", Short(&message));
         }
         Ok(Next::Wait)
     }

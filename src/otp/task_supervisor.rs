@@ -17,6 +17,8 @@ use super::gen_server::{parse_call, Caller};
 use super::supervisor::{is_normal_exit, stop_child, Intensity, Restart, Shutdown};
 use crate::node::Node;
 use crate::process::{handle::exit_message, Dest, Exception, Process};
+use crate::term::Inspect;
+use crate::term::Short;
 use crate::term::{atom, int, list, nil, tuple, Match, Pid, Reference, Term};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -62,7 +64,11 @@ pub(crate) fn start(node: &Node, name: &str) -> Pid {
             if pid != &current {
                 continue;
             }
-            tracing::error!("{name} ({current}) terminated: {reason}; starting it again");
+            tracing::error!(
+                "{name} ({}) terminated: {}; starting it again",
+                current.inspect(),
+                Short(reason)
+            );
             // The name is free once the exit has been handled: wait for it (bounded).
             let node = p.node().clone();
             let started = loop {
@@ -118,7 +124,9 @@ async fn supervise(mut p: Process, name: String) -> Result<(), Exception> {
             if restart {
                 if !intensity.add_restart() {
                     tracing::error!(
-                        "{name}: reached_max_restart_intensity (child {pid} exited: {reason}); shutting down"
+                        "{name}: reached_max_restart_intensity (child {} exited: {}); shutting down",
+                        pid.inspect(),
+                        Short(reason)
                     );
                     return Err(Exception::Exit(atom("shutdown")));
                 }
@@ -131,7 +139,7 @@ async fn supervise(mut p: Process, name: String) -> Result<(), Exception> {
             if super::gen_server::is_malformed_call(&message) {
                 tracing::warn!("{name}: dropping a $gen_call with a malformed From");
             } else {
-                tracing::debug!("{name}: ignoring {message}");
+                tracing::debug!("{name}: ignoring {}", Short(&message));
             }
             continue;
         };
@@ -194,10 +202,10 @@ async fn supervise(mut p: Process, name: String) -> Result<(), Exception> {
 /// tasks die with the supervisor, and its parent starts it again. So here.
 fn unexpected(p: &Process, name: &str, from: &Caller, request: &Term) -> Exception {
     tracing::error!(
-        supervisor = %p.pid(),
+        supervisor = %p.pid().inspect(),
         "{name} terminating: no function clause matching in DynamicSupervisor.handle_call/3 (call {} from {})",
         crate::term::Short(request),
-        from.pid
+        from.pid.inspect()
     );
     Exception::Exit(tuple(vec![
         atom("function_clause"),
@@ -341,7 +349,11 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
         }
         Err(e) => {
             // proc_lib's crash report, then exit(Reason): no second, emulator report.
-            tracing::error!("Task {me} started from {owner} terminating: {e} in {m}.{f}");
+            tracing::error!(
+                "Task {} started from {} terminating: {e} in {m}.{f}",
+                me.inspect(),
+                owner.inspect()
+            );
             Err(Exception::Exit(e.exit_reason()))
         }
     }

@@ -1,8 +1,66 @@
-//! Erlang terms: the `eetf` types (as re-exported by `erl_dist`) and small helpers to build
-//! and take apart the term shapes the OTP protocols use.
+//! Erlang terms: the `eetf` types (as re-exported by `erl_dist`), and the ways to make,
+//! read and print them.
 //!
-//! Building: [`atom`], [`tuple()`], [`list`], [`map`], [`binary`], [`int`]. Matching: [`Match`], a
-//! trait with `as_atom`, `as_tuple`, ... on `Term`.
+//! - Building: the [`term!`](crate::term!) macro in Elixir's syntax
+//!   (`term!({:ok, %{count: n}})`), [`IntoTerm`] for Rust values, and the functions
+//!   [`atom`], [`tuple()`], [`list`], [`map`], [`binary`], [`int`].
+//! - Rust types: [`to_term`] and [`from_term`] with serde, in the shapes an Elixir user
+//!   writes (structs as maps with atom keys, enums as atoms and tagged tuples; see
+//!   [`convert`](self#rust-types-and-serde)).
+//! - Matching: [`Match`], a trait with `as_atom`, `as_tuple`, ... and `decode` on `Term`.
+//! - Printing: [`Elixir`] (`term.inspect()`) prints as Elixir's `inspect/1`, [`Erlang`]
+//!   as `io_lib:format("~p")`; the crate's own log lines print terms in Elixir's syntax.
+//!
+//! # Rust types and serde
+//!
+//! | Rust | Elixir |
+//! |---|---|
+//! | `i64`, `u8`, ... / `f64` | integer / float |
+//! | `bool` | `true` / `false` |
+//! | `String`, `&str`, `char` | a string (binary); [`as_charlist`] for a charlist |
+//! | `Option<T>` | the value or `nil` |
+//! | `()` and a unit struct | `nil` |
+//! | `Vec<T>`, slices, sets | a list |
+//! | `(A, B)`, tuple structs | a tuple `{a, b}` |
+//! | `HashMap<K, V>` | a map |
+//! | a struct | a map with atom keys `%{name: "alex", age: 3}` |
+//! | a struct renamed `"Elixir.Chat.Message"` | the Elixir struct `%Chat.Message{...}` |
+//! | unit variant `Ping` | the atom `:Ping` (`#[serde(rename_all = "snake_case")]` gives `:ping`) |
+//! | newtype variant `Add(5)` | `{:Add, 5}` |
+//! | tuple variant `Move(1, 2)` | `{:Move, 1, 2}` |
+//! | struct variant `Set { key: 1 }` | `{:Set, %{key: 1}}` |
+//!
+//! and field by field: [`as_atom`] for a `String` that is an atom, [`as_keyword`] for a
+//! struct or map that is a keyword list, [`as_term`] for a [`Term`], [`Pid`] or
+//! [`Reference`] kept as it is. Reading is as lenient as Elixir code is with the same
+//! data: an atom or a charlist reads as a string, a keyword list as a struct, a tuple as
+//! a sequence, `nil` as `None`; a `__struct__` key is ignored unless a field asks for it.
+//!
+//! ```
+//! use cnode::term::{from_term, to_term, Inspect};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! #[serde(rename_all = "snake_case")]
+//! enum Request {
+//!     Get { key: String },
+//!     Put { key: String, value: i64 },
+//!     Count,
+//! }
+//!
+//! let t = to_term(&Request::Put { key: "a".into(), value: 1 }).unwrap();
+//! assert_eq!(t.inspect().to_string(), r#"{:put, %{key: "a", value: 1}}"#);
+//! assert_eq!(from_term::<Request>(&t).unwrap(), Request::Put { key: "a".into(), value: 1 });
+//! assert_eq!(to_term(&Request::Count).unwrap().inspect().to_string(), ":count");
+//! ```
+
+mod build;
+mod convert;
+mod display;
+
+pub use build::IntoTerm;
+pub use convert::{as_atom, as_charlist, as_keyword, as_term, from_term, to_term, ConvertError};
+pub use display::{Elixir, Erlang, Inspect, Local, Shown};
 
 pub use erl_dist::term::{
     Atom, BigInteger, Binary, BitBinary, ExternalFun, FixInteger, Float, ImproperList, InternalFun,
@@ -108,9 +166,14 @@ pub trait Match {
     fn is_atom(&self, name: &str) -> bool {
         self.as_atom() == Some(name)
     }
+    /// The term as a Rust type, through serde (see [`from_term`]).
+    fn decode<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, ConvertError>;
 }
 
 impl Match for Term {
+    fn decode<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, ConvertError> {
+        from_term(self)
+    }
     fn as_atom(&self) -> Option<&str> {
         match self {
             Term::Atom(a) => Some(&a.name),
@@ -241,7 +304,7 @@ pub(crate) fn truncated(term: &Term, max: usize) -> String {
         out: String::new(),
         max,
     };
-    if std::fmt::write(&mut b, format_args!("{term}")).is_err() {
+    if display::elixir_bounded(&mut b, term, max).is_err() {
         b.out.push_str("...");
     }
     b.out
@@ -284,13 +347,14 @@ mod tests {
 
     #[test]
     fn truncated_stops_formatting_at_the_cut() {
-        assert_eq!(truncated(&atom("ok"), 10), "'ok'");
+        assert_eq!(truncated(&atom("ok"), 10), ":ok");
         let big = binary(vec![7u8; 50_000_000]);
         let t0 = std::time::Instant::now();
         let text = truncated(&tuple(vec![atom("x"), big]), 20);
-        assert_eq!(text, "{'x',<<7,7,7,7,7,7,7...");
+        assert_eq!(text, r#"{:x, "\a\a\a\a\a\a\a..."#);
         assert!(t0.elapsed() < std::time::Duration::from_millis(500));
-        assert_eq!(truncated(&binary("é".repeat(10)), 3), "<<1...");
+        assert_eq!(truncated(&binary("é".repeat(10)), 3), "\"é...");
+        assert_eq!(truncated(&binary(vec![0u8; 100]), 9), "<<0, 0, 0...");
     }
 
     #[test]
@@ -317,3 +381,6 @@ mod tests {
         assert_eq!(alias_tag_ref(&tag), Some(&r));
     }
 }
+
+#[cfg(test)]
+mod shapes_tests;

@@ -132,7 +132,7 @@ pub enum CallError {
     #[error("timeout")]
     Timeout,
     /// The target exited with this reason before replying.
-    #[error("target exited: {0}")]
+    #[error("target exited: {}", crate::term::Elixir(.0))]
     Exit(Term),
 }
 

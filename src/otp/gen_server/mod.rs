@@ -5,7 +5,7 @@
 //! a call to another node, an erpc or I/O.
 //!
 //! ```no_run
-//! use cnode::term::{atom, int, Match, Term};
+//! use cnode::term::{Inspect, IntoTerm, Match, Term};
 //! use cnode::{Exception, Caller, GenServer, Next, Node, Process, Reply};
 //!
 //! /// `GenServer.call({:counter, :mynode@localhost}, :get)` answers the count;
@@ -18,8 +18,8 @@
 //!     async fn handle_call(&mut self, request: Term, _from: &Caller, _p: &mut Process)
 //!         -> Result<Reply, Exception> {
 //!         match request.as_atom() {
-//!             Some("get") => Ok(Reply::reply(int(self.count))),
-//!             _ => Err(Exception::argument_error(format!("unknown call {request}"))),
+//!             Some("get") => Ok(Reply::reply(self.count.into_term())),
+//!             _ => Err(Exception::argument_error(format!("unknown call {}", request.inspect()))),
 //!         }
 //!     }
 //!
@@ -32,7 +32,7 @@
 //!     }
 //!
 //!     fn state(&self) -> Term {
-//!         int(self.count)
+//!         self.count.into_term()
 //!     }
 //! }
 //!
@@ -40,6 +40,9 @@
 //! let pid = cnode::gen_server::start(&node, Some("counter"), Counter { count: 0 }).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Requests and replies can be Rust types, converted with serde in the shapes Elixir
+//! writes (see [`term`](mod@crate::term)): `request.decode::<Request>()` and `to_term(&reply)`.
 
 mod call;
 mod sys;
@@ -49,6 +52,7 @@ pub use call::{parse_call, parse_cast, CallError, Caller};
 
 use crate::node::Node;
 use crate::process::{Exception, Process};
+use crate::term::Inspect;
 use crate::term::{atom, Pid, Term};
 use std::future::Future;
 use std::time::Duration;
@@ -138,7 +142,11 @@ pub trait GenServer: Send + Sized + 'static {
     ) -> impl Future<Output = Result<Next, Exception>> + Send {
         let pid = process.pid();
         async move {
-            tracing::warn!(%pid, "GenServer received unexpected message in handle_info/2: {message}");
+            tracing::warn!(
+                pid = %pid.inspect(),
+                "GenServer received unexpected message in handle_info/2: {}",
+                crate::term::Short(&message)
+            );
             Ok(Next::Wait)
         }
     }
@@ -297,7 +305,7 @@ async fn run<S: GenServer>(
                             None => waiting,
                         }
                     } else if is_malformed_call(&message) {
-                        tracing::warn!(pid = %p.pid(), "dropping a $gen_call with a malformed From: {}",
+                        tracing::warn!(pid = %p.pid().inspect(), "dropping a $gen_call with a malformed From: {}",
                             crate::term::Short(&message));
                         Next::Wait
                     } else if let Some(reason) = parent_exit(&message, parent.as_ref()) {

@@ -22,6 +22,7 @@ mod partitions;
 use super::gen_server::{parse_call, parse_cast};
 use crate::node::Node;
 use crate::process::{Dest, Process};
+use crate::term::Short;
 use crate::term::{atom, int, nil, tuple, Atom, Match, Pid, Reference, Term};
 use locks::Lock;
 use partitions::{Leaving, Lost};
@@ -112,7 +113,7 @@ pub(crate) fn node_down(node: &Node, peer: &Atom) {
 }
 
 fn cast(p: &Process, to: &str, message: Term) {
-    tracing::trace!("global -> {to}: {message}");
+    tracing::trace!("global -> {to}: {}", Short(&message));
     p.send(
         Dest::RemoteName(Atom::from(NAME), Atom::from(to)),
         tuple(vec![atom("$gen_cast"), message]),
@@ -125,7 +126,7 @@ fn plain(p: &Process, to: &str, message: Term) {
 
 /// `gns_volatile_send/2`: a plain message that never brings up a connection.
 fn volatile(p: &Process, to: &str, message: &Term) {
-    tracing::trace!("global -> {to} (if connected): {message}");
+    tracing::trace!("global -> {to} (if connected): {}", Short(message));
     p.node()
         .send_noconnect(&p.pid(), &Atom::from(NAME), to, message);
 }
@@ -179,7 +180,7 @@ impl Global {
     }
 
     fn handle(&mut self, p: &mut Process, message: Term) {
-        tracing::trace!("global <- {message}");
+        tracing::trace!("global <- {}", Short(&message));
         if let Some((from, request)) = parse_call(&message) {
             return self.call(p, from, request);
         }
@@ -243,7 +244,7 @@ impl Global {
             }
             // `{lock_set, Locker, false, Known}` sent plain to our "locker" (vsn 5 form).
             (Some("lock_set"), _) => {}
-            _ => tracing::debug!("global: ignoring {message}"),
+            _ => tracing::debug!("global: ignoring {}", Short(&message)),
         }
     }
 
@@ -422,7 +423,7 @@ impl Global {
                 let vsn = self.sessions.remove(&n).map_or(0, |s| s.vsn);
                 self.known.entry(n).or_insert(vsn);
             }
-            _ => tracing::debug!("global: ignoring cast {m}"),
+            _ => tracing::debug!("global: ignoring cast {}", Short(m)),
         }
     }
 

@@ -1,0 +1,257 @@
+//! Terms from Rust values: [`IntoTerm`] and the [`term!`](crate::term!) macro.
+
+use super::{
+    atom, binary, int, list, map, tuple, Atom, BigInteger, Float, Pid, Port, Reference, Term,
+};
+use std::collections::{BTreeMap, HashMap};
+
+/// A Rust value as the term an Elixir user expects: integers and floats as numbers,
+/// `bool` as `true`/`false`, strings as binaries (Elixir strings), `Option` as the value
+/// or `nil`, `Vec` and slices as lists, Rust tuples as tuples, maps as maps.
+///
+/// ```
+/// use cnode::term::{IntoTerm, Inspect};
+/// let t = (42, "hi", vec![1.5, 2.0], Some(true), None::<i64>).into_term();
+/// assert_eq!(t.inspect().to_string(), r#"{42, "hi", [1.5, 2.0], true, nil}"#);
+/// ```
+pub trait IntoTerm {
+    /// The term.
+    fn into_term(self) -> Term;
+}
+
+impl IntoTerm for Term {
+    fn into_term(self) -> Term {
+        self
+    }
+}
+
+impl IntoTerm for &Term {
+    fn into_term(self) -> Term {
+        self.clone()
+    }
+}
+
+macro_rules! small_ints {
+    ($($t:ty),*) => {$(
+        impl IntoTerm for $t {
+            fn into_term(self) -> Term {
+                int(i64::from(self))
+            }
+        }
+    )*};
+}
+small_ints!(i8, i16, i32, i64, u8, u16, u32);
+
+impl IntoTerm for u64 {
+    fn into_term(self) -> Term {
+        match i64::try_from(self) {
+            Ok(small) => int(small),
+            Err(_) => Term::BigInteger(BigInteger::from(self)),
+        }
+    }
+}
+
+impl IntoTerm for usize {
+    fn into_term(self) -> Term {
+        (self as u64).into_term()
+    }
+}
+
+impl IntoTerm for isize {
+    fn into_term(self) -> Term {
+        int(self as i64)
+    }
+}
+
+impl IntoTerm for f64 {
+    fn into_term(self) -> Term {
+        Term::Float(Float { value: self })
+    }
+}
+
+impl IntoTerm for f32 {
+    fn into_term(self) -> Term {
+        f64::from(self).into_term()
+    }
+}
+
+impl IntoTerm for bool {
+    fn into_term(self) -> Term {
+        super::boolean(self)
+    }
+}
+
+/// A character as Elixir's `?a`: its code point.
+impl IntoTerm for char {
+    fn into_term(self) -> Term {
+        int(i64::from(u32::from(self)))
+    }
+}
+
+impl IntoTerm for &str {
+    fn into_term(self) -> Term {
+        binary(self)
+    }
+}
+
+impl IntoTerm for String {
+    fn into_term(self) -> Term {
+        binary(self)
+    }
+}
+
+impl IntoTerm for &String {
+    fn into_term(self) -> Term {
+        binary(self.as_str())
+    }
+}
+
+impl IntoTerm for Atom {
+    fn into_term(self) -> Term {
+        Term::Atom(self)
+    }
+}
+
+impl IntoTerm for Pid {
+    fn into_term(self) -> Term {
+        Term::Pid(self)
+    }
+}
+
+impl IntoTerm for &Pid {
+    fn into_term(self) -> Term {
+        Term::Pid(self.clone())
+    }
+}
+
+impl IntoTerm for Reference {
+    fn into_term(self) -> Term {
+        Term::Reference(Box::new(self))
+    }
+}
+
+impl IntoTerm for Port {
+    fn into_term(self) -> Term {
+        Term::Port(self)
+    }
+}
+
+impl<T: IntoTerm> IntoTerm for Option<T> {
+    fn into_term(self) -> Term {
+        match self {
+            Some(value) => value.into_term(),
+            None => atom("nil"),
+        }
+    }
+}
+
+impl<T: IntoTerm> IntoTerm for Vec<T> {
+    fn into_term(self) -> Term {
+        list(self.into_iter().map(IntoTerm::into_term).collect())
+    }
+}
+
+impl<T: IntoTerm + Clone> IntoTerm for &[T] {
+    fn into_term(self) -> Term {
+        list(self.iter().cloned().map(IntoTerm::into_term).collect())
+    }
+}
+
+impl<K: IntoTerm, V: IntoTerm, S> IntoTerm for HashMap<K, V, S> {
+    fn into_term(self) -> Term {
+        map(self
+            .into_iter()
+            .map(|(k, v)| (k.into_term(), v.into_term())))
+    }
+}
+
+impl<K: IntoTerm, V: IntoTerm> IntoTerm for BTreeMap<K, V> {
+    fn into_term(self) -> Term {
+        map(self
+            .into_iter()
+            .map(|(k, v)| (k.into_term(), v.into_term())))
+    }
+}
+
+macro_rules! tuples {
+    ($(($($name:ident),+)),*) => {$(
+        impl<$($name: IntoTerm),+> IntoTerm for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn into_term(self) -> Term {
+                let ($($name,)+) = self;
+                tuple(vec![$($name.into_term()),+])
+            }
+        }
+    )*};
+}
+tuples!(
+    (A),
+    (A, B),
+    (A, B, C),
+    (A, B, C, D),
+    (A, B, C, D, E),
+    (A, B, C, D, E, F),
+    (A, B, C, D, E, F, G),
+    (A, B, C, D, E, F, G, H)
+);
+
+/// A term written as in Elixir: `:ok` and `:"two words"` are atoms, `{...}` tuples,
+/// `[...]` lists (with `key: value` elements for keyword lists), `%{k => v}` and
+/// `%{key: v}` maps, `nil`/`true`/`false` atoms; literals and Rust variables become
+/// terms through [`IntoTerm`] (strings as binaries), and `(expr)` takes any Rust
+/// expression.
+///
+/// ```
+/// use cnode::term;
+/// use cnode::term::Inspect;
+/// let count = 3;
+/// let name = "alex";
+/// let t = term!({:reply, %{count: count, name: name}, [timeout: 5000, log: nil], (count * 2)});
+/// assert_eq!(
+///     t.inspect().to_string(),
+///     r#"{:reply, %{count: 3, name: "alex"}, [timeout: 5000, log: nil], 6}"#
+/// );
+/// assert_eq!(term!([:a, -1, 2.5, "x"]).inspect().to_string(), r#"[:a, -1, 2.5, "x"]"#);
+/// ```
+///
+/// Each element costs the compiler a step of macro expansion: a long list is better
+/// built with [`list`](crate::term::list) from an iterator.
+#[macro_export]
+macro_rules! term {
+    // Comma-separated elements, each of one or more tokens.
+    (@seq $m:ident [$($done:expr,)*] []) => { vec![$($done,)*] };
+    (@seq $m:ident [$($done:expr,)*] [$($cur:tt)+]) => {
+        vec![$($done,)* $crate::term!(@one $m $($cur)+)]
+    };
+    (@seq $m:ident [$($done:expr,)*] [$($cur:tt)+] , $($rest:tt)*) => {
+        $crate::term!(@seq $m [$($done,)* $crate::term!(@one $m $($cur)+),] [] $($rest)*)
+    };
+    (@seq $m:ident [$($done:expr,)*] [$($cur:tt)*] $next:tt $($rest:tt)*) => {
+        $crate::term!(@seq $m [$($done,)*] [$($cur)* $next] $($rest)*)
+    };
+    (@one item $k:ident : $($v:tt)+) => {
+        $crate::term::tuple(vec![$crate::term::atom(stringify!($k)), $crate::term!($($v)+)])
+    };
+    (@one item $($t:tt)+) => { $crate::term!($($t)+) };
+    (@one pair $k:ident : $($v:tt)+) => {
+        ($crate::term::atom(stringify!($k)), $crate::term!($($v)+))
+    };
+    (@one pair $($t:tt)+) => { $crate::term!(@pair [] $($t)+) };
+    (@pair [$($k:tt)+] => $($v:tt)+) => { ($crate::term!($($k)+), $crate::term!($($v)+)) };
+    (@pair [$($k:tt)*] $next:tt $($rest:tt)*) => { $crate::term!(@pair [$($k)* $next] $($rest)*) };
+
+    (: $a:ident) => { $crate::term::atom(stringify!($a)) };
+    (: $a:literal) => { $crate::term::atom($a) };
+    (nil) => { $crate::term::atom("nil") };
+    ({ $($t:tt)* }) => { $crate::term::tuple($crate::term!(@seq item [] [] $($t)*)) };
+    ([ $($t:tt)* ]) => { $crate::term::list($crate::term!(@seq item [] [] $($t)*)) };
+    (% { $($t:tt)* }) => {
+        $crate::term::map(<Vec<($crate::term::Term, $crate::term::Term)>>::from(
+            $crate::term!(@seq pair [] [] $($t)*)
+        ))
+    };
+    (- $l:literal) => { $crate::term::IntoTerm::into_term(-$l) };
+    ($l:literal) => { $crate::term::IntoTerm::into_term($l) };
+    ($v:ident) => { $crate::term::IntoTerm::into_term($v) };
+    (( $e:expr )) => { $crate::term::IntoTerm::into_term($e) };
+}

@@ -1,0 +1,328 @@
+//! Display, `term!`, `IntoTerm` and serde; what a real node prints and encodes is checked
+//! against these in tests/terms.rs.
+
+use super::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+fn ex(t: &Term) -> String {
+    Elixir(t).to_string()
+}
+
+fn erl(t: &Term) -> String {
+    Erlang(t).to_string()
+}
+
+fn float(x: f64) -> Term {
+    Term::Float(Float { value: x })
+}
+
+#[test]
+fn floats_as_each_language_prints_them() {
+    // inspect/1 || io_lib:format("~p"), from OTP 25 / Elixir 1.14 and OTP 29 / 1.20.
+    for (x, elixir, erlang) in [
+        (1.5, "1.5", "1.5"),
+        (1.0e20, "1.0e20", "1.0e20"),
+        (1.0e-5, "1.0e-5", "1.0e-5"),
+        (0.0001, "0.0001", "0.0001"),
+        (123456789.0, "123456789.0", "123456789.0"),
+        (1.0e15, "1000000000000000.0", "1.0e15"),
+        (1.0e16, "1.0e16", "1.0e16"),
+        (-0.0, "-0.0", "-0.0"),
+        (1.0 / 3.0, "0.3333333333333333", "0.3333333333333333"),
+        (2.0e-300, "2.0e-300", "2.0e-300"),
+        (0.0, "0.0", "0.0"),
+    ] {
+        assert_eq!(ex(&float(x)), elixir, "{x}");
+        assert_eq!(erl(&float(x)), erlang, "{x}");
+    }
+}
+
+#[test]
+fn atoms_as_each_language_quotes_them() {
+    for (name, elixir, erlang) in [
+        ("ok", ":ok", "ok"),
+        ("hello world", ":\"hello world\"", "'hello world'"),
+        ("Elixir", "Elixir", "'Elixir'"),
+        (
+            "Elixir.Chat.Message",
+            "Chat.Message",
+            "'Elixir.Chat.Message'",
+        ),
+        ("Elixir.chat", ":\"Elixir.chat\"", "'Elixir.chat'"),
+        ("nil", "nil", "nil"),
+        ("true", "true", "true"),
+        ("foo?", ":foo?", "'foo?'"),
+        ("a-b", ":\"a-b\"", "'a-b'"),
+        ("@x", ":\"@x\"", "'@x'"),
+        ("ok@host", ":ok@host", "ok@host"),
+        ("+", ":+", "'+'"),
+        ("9a", ":\"9a\"", "'9a'"),
+        ("", ":\"\"", "''"),
+        ("'q", ":\"'q\"", "'\\'q'"),
+        ("receive", ":receive", "'receive'"),
+    ] {
+        assert_eq!(ex(&atom(name)), elixir, "{name}");
+        assert_eq!(erl(&atom(name)), erlang, "{name}");
+    }
+}
+
+#[test]
+fn containers_as_each_language_prints_them() {
+    let mixed = map([(atom("a"), int(1)), (binary("b"), int(2))]);
+    let atoms = map([(atom("b"), int(2)), (atom("a"), int(1))]);
+    let keyword = list(vec![
+        tuple(vec![atom("a"), int(1)]),
+        tuple(vec![atom("b"), int(2)]),
+    ]);
+    let not_keyword = list(vec![
+        tuple(vec![atom("a"), int(1)]),
+        tuple(vec![binary("b"), int(2)]),
+    ]);
+    let structure = map([
+        (atom("__struct__"), atom("Elixir.Chat.Message")),
+        (atom("a"), int(1)),
+    ]);
+    let improper = Term::ImproperList(ImproperList::from((vec![int(1)], int(2))));
+    let bits = Term::BitBinary(BitBinary::from((vec![1, 2], 3)));
+    for (t, elixir, erlang) in [
+        (
+            mixed,
+            r#"%{:a => 1, "b" => 2}"#,
+            r#"#{a => 1,<<"b">> => 2}"#,
+        ),
+        (atoms, "%{a: 1, b: 2}", "#{a => 1,b => 2}"),
+        (keyword, "[a: 1, b: 2]", "[{a,1},{b,2}]"),
+        (
+            not_keyword,
+            r#"[{:a, 1}, {"b", 2}]"#,
+            r#"[{a,1},{<<"b">>,2}]"#,
+        ),
+        (charlist("abc"), r#"~c"abc""#, r#""abc""#),
+        (charlist("a\nb"), r#"~c"a\nb""#, r#""a\nb""#),
+        (improper, "[1 | 2]", "[1|2]"),
+        (bits, "<<1, 2::size(3)>>", "<<1,2:3>>"),
+        (
+            binary("h\"é\n"),
+            r#""h\"é\n""#,
+            "<<\"h\\\"\u{c3}\u{a9}\\n\">>",
+        ),
+        (binary(vec![255]), "<<255>>", "<<\"\u{ff}\">>"),
+        (binary(vec![0]), "<<0>>", "<<0>>"),
+        (binary(""), r#""""#, "<<>>"),
+        (binary("#{x}"), r##""\#{x}""##, r##"<<"#{x}">>"##),
+        (nil(), "[]", "[]"),
+        (tuple(vec![]), "{}", "{}"),
+        (
+            structure,
+            "%Chat.Message{a: 1}",
+            "#{'__struct__' => 'Elixir.Chat.Message',a => 1}",
+        ),
+        (int(-5), "-5", "-5"),
+        (
+            list(vec![int(1), list(vec![int(2)])]),
+            "[1, [2]]",
+            "[1,[2]]",
+        ),
+        (
+            map([(atom("hello world"), int(1))]),
+            r#"%{"hello world": 1}"#,
+            "#{'hello world' => 1}",
+        ),
+    ] {
+        assert_eq!(ex(&t), elixir);
+        assert_eq!(erl(&t), erlang);
+    }
+}
+
+#[test]
+fn pids_and_references_name_their_node_unless_it_is_the_local_one() {
+    let node = Atom::from("moebi@localhost");
+    let pid = Term::Pid(Pid::from(("moebi@localhost", 14, 0)));
+    let r = Term::Reference(Box::new(Reference::from((
+        "moebi@localhost",
+        vec![193413, 2290876417, 359632399],
+    ))));
+    assert_eq!(ex(&pid), "#PID<moebi@localhost.14.0>");
+    assert_eq!(Elixir::local(&pid, &node).to_string(), "#PID<0.14.0>");
+    assert_eq!(Erlang::local(&pid, &node).to_string(), "<0.14.0>");
+    assert_eq!(
+        Elixir::local(&r, &node).to_string(),
+        "#Reference<0.359632399.2290876417.193413>"
+    );
+    assert_eq!(
+        Erlang::local(&r, &node).to_string(),
+        "#Ref<0.359632399.2290876417.193413>"
+    );
+    let other = Atom::from("alex@localhost");
+    assert_eq!(
+        Elixir::local(&pid, &other).to_string(),
+        "#PID<moebi@localhost.14.0>"
+    );
+    let fun = Term::ExternalFun(Box::new(ExternalFun::from((
+        "Elixir.Chat",
+        "send_message",
+        2,
+    ))));
+    assert_eq!(ex(&fun), "&Chat.send_message/2");
+    assert_eq!(erl(&fun), "fun 'Elixir.Chat':send_message/2");
+}
+
+#[test]
+fn term_macro_reads_like_elixir() {
+    let count = 3;
+    let name = "alex";
+    let t =
+        crate::term!({:reply, %{count: count, name: name}, [timeout: 5000, log: nil], (count * 2)});
+    assert_eq!(
+        ex(&t),
+        r#"{:reply, %{count: 3, name: "alex"}, [timeout: 5000, log: nil], 6}"#
+    );
+    assert_eq!(
+        ex(&crate::term!([:a, -1, 2.5, "x", true, :"two words"])),
+        r#"[:a, -1, 2.5, "x", true, :"two words"]"#
+    );
+    assert_eq!(
+        ex(&crate::term!(%{"b" => {:ok}, 1 => []})),
+        r#"%{1 => [], "b" => {:ok}}"#
+    );
+    assert_eq!(ex(&crate::term!(%{})), "%{}");
+    assert_eq!(ex(&crate::term!({})), "{}");
+    assert_eq!(ex(&crate::term!([])), "[]");
+    assert_eq!(crate::term!(:ok), atom("ok"));
+}
+
+#[test]
+fn into_term_for_rust_values() {
+    assert_eq!(ex(&(1u64 << 63).into_term()), "9223372036854775808");
+    assert_eq!(ex(&Some("x").into_term()), r#""x""#);
+    assert_eq!(ex(&None::<i32>.into_term()), "nil");
+    assert_eq!(ex(&'a'.into_term()), "97");
+    assert_eq!(ex(&vec![(1, false)].into_term()), "[{1, false}]");
+    let m: HashMap<&str, i32> = [("k", 1)].into();
+    assert_eq!(ex(&m.into_term()), r#"%{"k" => 1}"#);
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+#[serde(rename_all = "snake_case")]
+enum Shape {
+    Point,
+    Circle(f64),
+    Rect(i64, i64),
+    Named { name: String, sides: u8 },
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+#[serde(rename = "Elixir.Chat.Message")]
+struct Message {
+    from: String,
+    text: String,
+    #[serde(with = "as_atom")]
+    mood: String,
+    #[serde(with = "as_charlist")]
+    file: String,
+    #[serde(with = "as_keyword")]
+    opts: Opts,
+    #[serde(with = "as_term")]
+    pid: Pid,
+    shapes: Vec<Shape>,
+    reply_to: Option<String>,
+    pair: (i32, bool),
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+struct Opts {
+    timeout: u32,
+    retries: u8,
+}
+
+fn message() -> Message {
+    Message {
+        from: "alex".into(),
+        text: "hi".into(),
+        mood: "happy".into(),
+        file: "a.txt".into(),
+        opts: Opts {
+            timeout: 5000,
+            retries: 3,
+        },
+        pid: Pid::from(("alex@localhost", 90, 0)),
+        shapes: vec![
+            Shape::Point,
+            Shape::Circle(1.5),
+            Shape::Rect(2, 3),
+            Shape::Named {
+                name: "tri".into(),
+                sides: 3,
+            },
+        ],
+        reply_to: None,
+        pair: (7, true),
+    }
+}
+
+#[test]
+fn serde_shapes_are_elixir_shapes() {
+    let t = to_term(&message()).unwrap();
+    assert_eq!(
+        ex(&t),
+        concat!(
+            r#"%Chat.Message{file: ~c"a.txt", from: "alex", mood: :happy, "#,
+            r#"opts: [timeout: 5000, retries: 3], pair: {7, true}, pid: #PID<alex@localhost.90.0>, "#,
+            r#"reply_to: nil, shapes: [:point, {:circle, 1.5}, {:rect, 2, 3}, "#,
+            r#"{:named, %{name: "tri", sides: 3}}], text: "hi"}"#
+        )
+    );
+    assert_eq!(from_term::<Message>(&t).unwrap(), message());
+    assert_eq!(t.decode::<Message>().unwrap(), message());
+}
+
+#[test]
+fn reading_is_as_lenient_as_elixir_code() {
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Opts2 {
+        timeout: u32,
+        name: String,
+        tags: Vec<String>,
+    }
+    // A keyword list with an atom and a charlist for strings, string keys in a map.
+    let kw = crate::term!([timeout: 10, name: :alex, tags: [(charlist("a")), "b"]]);
+    let want = Opts2 {
+        timeout: 10,
+        name: "alex".into(),
+        tags: vec!["a".into(), "b".into()],
+    };
+    assert_eq!(from_term::<Opts2>(&kw).unwrap(), want);
+    let m = crate::term!(%{"timeout" => 10, "name" => "alex", "tags" => ["a", "b"]});
+    assert_eq!(from_term::<Opts2>(&m).unwrap(), want);
+    let pair: (i64, String) = from_term(&crate::term!({1, "x"})).unwrap();
+    assert_eq!(pair, (1, "x".into()));
+}
+
+#[test]
+fn wrong_shapes_say_what_was_expected() {
+    let err = from_term::<Opts>(&crate::term!(%{timeout: "soon", retries: 1})).unwrap_err();
+    assert!(err.to_string().contains("expected"), "{err}");
+    let err = from_term::<Opts>(&crate::term!(:nope)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "expected a map or a keyword list, got an atom: :nope"
+    );
+    let err = from_term::<u8>(&int(300)).unwrap_err();
+    assert!(err.to_string().contains("300"), "{err}");
+    assert!(to_term(&f64::NAN).is_err());
+    let err = from_term::<Shape>(&crate::term!({:circle, 1.5, 2})).unwrap_err();
+    assert!(err.to_string().contains("circle"), "{err}");
+}
+
+#[test]
+fn a_cut_display_looks_only_at_what_it_shows() {
+    let mut long = vec![int('a' as i64); 100];
+    long.push(atom("x"));
+    assert_eq!(truncated(&list(long.clone()), 8), "~c\"aaaaa...");
+    let whole = truncated(&list(long), 1000);
+    assert!(
+        whole.starts_with("[97, 97, ") && whole.ends_with(", :x]"),
+        "{whole}"
+    );
+}
