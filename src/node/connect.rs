@@ -313,7 +313,7 @@ fn install(node: &Node, stream: TcpStream, peer: PeerIdentity) {
     if let Some(old) = replaced {
         lost(node, &old, "replaced by a new connection");
     }
-    tracing::info!(peer = %name, "node up: {name}");
+    tracing::info!(peer = %name.name, "node up: {}", name.name);
     (node.hooks().node_up)(node, &handle);
 }
 

@@ -601,7 +601,10 @@ impl<W: Write> Printer<'_, W> {
         }
         let mut first = true;
         for (k, v) in entries {
-            if structure.is_some() && k.as_atom_name() == Some("__struct__") {
+            // An exception's `__exception__: true` is not shown either.
+            if structure.is_some()
+                && matches!(k.as_atom_name(), Some("__struct__" | "__exception__"))
+            {
                 continue;
             }
             if !first {

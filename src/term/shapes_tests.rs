@@ -120,6 +120,15 @@ fn containers_as_each_language_prints_them() {
         ),
         (int(-5), "-5", "-5"),
         (
+            map([
+                (atom("__struct__"), atom("Elixir.RuntimeError")),
+                (atom("__exception__"), atom("true")),
+                (atom("message"), binary("boom")),
+            ]),
+            r#"%RuntimeError{message: "boom"}"#,
+            r#"#{'__exception__' => true,'__struct__' => 'Elixir.RuntimeError',message => <<"boom">>}"#,
+        ),
+        (
             list(vec![int(1), list(vec![int(2)])]),
             "[1, [2]]",
             "[1,[2]]",
