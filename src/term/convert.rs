@@ -265,49 +265,27 @@ impl Elements {
     }
 }
 
-impl ser::SerializeSeq for Elements {
-    type Ok = Term;
-    type Error = ConvertError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Term, ConvertError> {
-        Ok(self.done())
-    }
+// serde's four sequence traits differ only in their method's name.
+macro_rules! elements {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for Elements {
+            type Ok = Term;
+            type Error = ConvertError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
+                self.push(value)
+            }
+            fn end(self) -> Result<Term, ConvertError> {
+                Ok(self.done())
+            }
+        }
+    )*};
 }
-
-impl ser::SerializeTuple for Elements {
-    type Ok = Term;
-    type Error = ConvertError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Term, ConvertError> {
-        Ok(self.done())
-    }
-}
-
-impl ser::SerializeTupleStruct for Elements {
-    type Ok = Term;
-    type Error = ConvertError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Term, ConvertError> {
-        Ok(self.done())
-    }
-}
-
-impl ser::SerializeTupleVariant for Elements {
-    type Ok = Term;
-    type Error = ConvertError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Term, ConvertError> {
-        Ok(self.done())
-    }
-}
+elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 #[doc(hidden)]
 pub struct Entries {
@@ -374,35 +352,26 @@ impl ser::SerializeMap for Entries {
     }
 }
 
-impl ser::SerializeStruct for Entries {
-    type Ok = Term;
-    type Error = ConvertError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), ConvertError> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<Term, ConvertError> {
-        Ok(self.done())
-    }
+// The struct and struct-variant traits alike.
+macro_rules! fields {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for Entries {
+            type Ok = Term;
+            type Error = ConvertError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), ConvertError> {
+                self.field(key, value)
+            }
+            fn end(self) -> Result<Term, ConvertError> {
+                Ok(self.done())
+            }
+        }
+    )*};
 }
-
-impl ser::SerializeStructVariant for Entries {
-    type Ok = Term;
-    type Error = ConvertError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), ConvertError> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<Term, ConvertError> {
-        Ok(self.done())
-    }
-}
+fields!(SerializeStruct, SerializeStructVariant);
 
 // ---------------------------------------------------------------------------------
 
