@@ -456,7 +456,7 @@ fn a_message_over_max_message_size_closes_only_that_connection() {
         ":nodedown"
     );
     let line = format!(
-        "exceeds the maximum message size of 100000 bytes peer='{}'",
+        "exceeds the maximum message size of 100000 bytes peer={}",
         alex.node_name()
     );
     assert!(
@@ -712,7 +712,7 @@ fn malformed_external_term_format_closes_only_that_connection() {
     assert!(
         !moebi
             .log()
-            .contains(&format!("node down: '{}'", alex.node_name())),
+            .contains(&format!("node down: {}", alex.node_name())),
         "{}",
         moebi.log()
     );
@@ -923,7 +923,7 @@ fn meaningless_control_messages_are_answered_or_dropped() {
         "net_kernel: unexpected call",
         "rex: unexpected call",
         "global: unexpected call",
-        "unexpected call <<120,120",
+        "unexpected call \"xxxxxxxx",
         "malformed From",
     ] {
         assert!(
