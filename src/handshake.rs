@@ -81,6 +81,16 @@ pub enum HandshakeError {
         /// The peer's name.
         peer: String,
     },
+    /// The peer closed the connection on our challenge reply: it found our digest
+    /// wrong, which is what a BEAM node does when the cookies differ.
+    #[error("node {peer} closed the connection on our challenge reply (the cookies differ)")]
+    CookieRefused {
+        /// The peer's name.
+        peer: String,
+    },
+    /// The handshake did not complete within `net_setuptime`.
+    #[error("no complete handshake within net_setuptime")]
+    Timeout,
     /// The peer's challenge acknowledgement did not match: it has another cookie.
     #[error("node {peer} answered with an invalid challenge ack (wrong cookie)")]
     WrongCookieAck {
@@ -265,7 +275,17 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     reply.extend_from_slice(&digest(&local.cookie, peer_challenge));
     write_msg(s, &reply).await?;
 
-    let ack = read_msg(s).await?;
+    let ack = read_msg(s).await.map_err(|e| match e {
+        HandshakeError::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            HandshakeError::CookieRefused { peer: name.clone() }
+        }
+        other => other,
+    })?;
     let mut f = Fields(&ack);
     if f.take(1)? != b"a" || !digest_eq(&digest(&local.cookie, my_challenge), f.take(16)?) {
         return Err(HandshakeError::WrongCookieAck { peer: name });

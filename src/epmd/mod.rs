@@ -175,6 +175,16 @@ async fn start_epmd_daemon(epmd_port: u16) -> bool {
     false
 }
 
+/// The nodes registered with EPMD on `host`, with their distribution ports, as
+/// `epmd -names` lists them.
+pub async fn names(host: &str, epmd_port: u16) -> std::io::Result<Vec<(String, u16)>> {
+    let stream = TcpStream::connect((host, epmd_port)).await?;
+    EpmdClient::new(stream.compat())
+        .get_names()
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
 /// The distribution port of node `alive` on `host`, or `None` if it is not registered.
 pub(crate) async fn lookup(
     host: &str,

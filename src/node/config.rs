@@ -28,7 +28,9 @@ pub struct NodeConfig {
     pub max_message_size: usize,
     /// How deeply terms in a message may nest. Default 512.
     pub max_term_depth: usize,
-    /// Handshakes in progress at once; more wait for a slot. Default 256.
+    /// Handshakes in progress at once: when another peer connects while this many are
+    /// pending, the oldest pending one is dropped (with a log line), so that peers that
+    /// stall cannot keep real ones out. Default 256.
     pub max_pending_handshakes: usize,
     /// How long a connection that has just received data keeps polling for more
     /// before its thread sleeps (at most one connection of the process at a time), as

@@ -160,18 +160,29 @@ fn reap_closed(node: &Node, peer: &str) {
 
 /// Sets up a connection to `peer` without sending anything (`net_kernel:connect_node`).
 pub(crate) async fn connect_node(node: &Node, peer: &str) -> bool {
+    try_connect(node, peer).await.is_ok()
+}
+
+/// As [`connect_node`], with the reason when it fails: ours if this call made the
+/// attempt, a generic one if it waited on another's.
+pub(crate) async fn try_connect(node: &Node, peer: &str) -> Result<(), HandshakeError> {
+    let lost = || {
+        HandshakeError::Io(std::io::Error::other(format!(
+            "the connection to {peer} did not come up"
+        )))
+    };
     if peer == node.name() {
-        return true;
+        return Ok(());
     }
     reap_closed(node, peer);
     if handle(node, peer).is_some() {
-        return true;
+        return Ok(());
     }
     // Our own attempt, to run once the table lock is released; None while another runs.
     let ours = {
         let mut conns = lock(&node.0.conns);
         match conns.get(peer) {
-            Some(ConnState::Up(h)) if h.is_open() => return true,
+            Some(ConnState::Up(h)) if h.is_open() => return Ok(()),
             Some(ConnState::Pending { .. }) => None,
             _ => {
                 let attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
@@ -188,23 +199,24 @@ pub(crate) async fn connect_node(node: &Node, peer: &str) -> bool {
         }
     };
     if let Some(attempt) = ours {
-        connect(node.clone(), Atom::from(peer), attempt).await;
+        connect(node.clone(), Atom::from(peer), attempt).await?;
     } else {
         // Someone else is connecting: wait for the outcome, within the setup time.
         let deadline = tokio::time::Instant::now() + node.0.config.setup_time * 2;
         while tokio::time::Instant::now() < deadline {
             match lock(&node.0.conns).get(peer) {
                 Some(ConnState::Pending { .. }) => {}
-                Some(ConnState::Up(h)) => return h.is_open(),
-                None => return false,
+                Some(ConnState::Up(h)) if h.is_open() => return Ok(()),
+                Some(ConnState::Up(_)) | None => return Err(lost()),
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
-    handle(node, peer).is_some()
+    handle(node, peer).map(|_| ()).ok_or_else(lost)
 }
 
-async fn connect(node: Node, peer: Atom, attempt: u64) {
+/// One attempt to connect to `peer`; what failed, if it did.
+async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeError> {
     let setup = node.0.config.setup_time;
     let result = tokio::time::timeout(setup, async {
         let (alive, host) = peer
@@ -230,7 +242,10 @@ async fn connect(node: Node, peer: Atom, attempt: u64) {
     })
     .await;
     match result {
-        Ok(Ok((stream, peer_id))) => install(&node, stream, peer_id),
+        Ok(Ok((stream, peer_id))) => {
+            install(&node, stream, peer_id);
+            Ok(())
+        }
         Ok(Err(HandshakeError::Refused { status, .. })) if status == "nok" => {
             // Simultaneous connect and the peer's attempt wins: the connection it
             // initiated will take our queue. Give up only if it never arrives.
@@ -241,9 +256,16 @@ async fn connect(node: Node, peer: Atom, attempt: u64) {
                 attempt,
                 "simultaneous connect did not complete",
             );
+            Ok(())
         }
-        Ok(Err(e)) => fail_pending(&node, &peer, attempt, &e.to_string()),
-        Err(_) => fail_pending(&node, &peer, attempt, "connection setup timed out"),
+        Ok(Err(e)) => {
+            fail_pending(&node, &peer, attempt, &e.to_string());
+            Err(e)
+        }
+        Err(_) => {
+            fail_pending(&node, &peer, attempt, "connection setup timed out");
+            Err(HandshakeError::Timeout)
+        }
     }
 }
 

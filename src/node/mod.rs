@@ -198,6 +198,14 @@ impl Node {
         connect::connect_node(self, node).await
     }
 
+    /// As [`connect`](Node::connect), with why it failed: the peer could not be
+    /// reached ([`HandshakeError::Io`](crate::HandshakeError::Io)), refused our cookie
+    /// ([`HandshakeError::CookieRefused`](crate::HandshakeError::CookieRefused)), or did not finish in time
+    /// ([`HandshakeError::Timeout`](crate::HandshakeError::Timeout)).
+    pub async fn try_connect(&self, node: &str) -> Result<(), crate::handshake::HandshakeError> {
+        connect::try_connect(self, node).await
+    }
+
     /// `Node.disconnect/1`: closes the connection to `node`. Links and monitors across
     /// it fire with `noconnection` on both sides; the next message to `node` connects
     /// again. False when there was no connection.

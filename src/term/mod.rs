@@ -8,6 +8,8 @@
 //!   writes (structs as maps with atom keys, enums as atoms and tagged tuples; see
 //!   [`convert`](self#rust-types-and-serde)).
 //! - Matching: [`Match`], a trait with `as_atom`, `as_tuple`, ... and `decode` on `Term`.
+//! - Reading text: [`parse`] (Elixir's syntax) and [`parse_erlang`], with the line and
+//!   column of what is wrong.
 //! - Printing: [`Elixir`] (`term.inspect()`) prints as Elixir's `inspect/1`, [`Erlang`]
 //!   as `io_lib:format("~p")`; the crate's own log lines print terms in Elixir's syntax.
 //!
@@ -57,10 +59,12 @@
 mod build;
 mod convert;
 mod display;
+mod parse;
 
 pub use build::IntoTerm;
 pub use convert::{as_atom, as_charlist, as_keyword, as_term, from_term, to_term, ConvertError};
 pub use display::{Elixir, Erlang, Inspect, Local, Shown};
+pub use parse::{parse, parse_erlang, ParseError};
 
 pub use erl_dist::term::{
     Atom, BigInteger, Binary, BitBinary, ExternalFun, FixInteger, Float, ImproperList, InternalFun,

@@ -1,0 +1,691 @@
+//! `cnode`: one step of an interop script against a running Erlang or Elixir node.
+//!
+//! ```text
+//! cnode ping alex@localhost
+//! cnode call alex@localhost Enum.sum '[1, 2, 3]'          # prints 6
+//! cnode eval alex@localhost 'Enum.sum([1, 2, 3])'
+//! cnode send alex@localhost shell '{:hello, "from a script"}'
+//! cnode names
+//! ```
+//!
+//! Exit status: 0 success, 1 a raised exception or `{:badrpc, _}`, 2 bad usage or
+//! a malformed term, 3 the node cannot be reached, 4 the node refused the cookie,
+//! 5 no answer within `--timeout`.
+
+use clap::{Parser, Subcommand};
+use cnode::term::{
+    atom, binary, list, parse, parse_erlang, Atom, Elixir, Erlang, Match, ParseError, Term,
+};
+use cnode::{HandshakeError, Node, NodeConfig, RpcError};
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const EXIT_RAISED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_UNREACHABLE: u8 = 3;
+const EXIT_COOKIE: u8 = 4;
+const EXIT_TIMEOUT: u8 = 5;
+
+#[derive(Parser)]
+#[command(
+    name = "cnode",
+    version,
+    about = "One step of an interop script against an Erlang or Elixir node",
+    after_help = "Exit status: 0 success; 1 an exception or {:badrpc, _} (printed on stderr); \
+                  2 bad usage or a malformed term; 3 the node cannot be reached; \
+                  4 the node refused the cookie; 5 no answer within --timeout.\n\
+                  EPMD is found on ERL_EPMD_PORT (default 4369); the cookie is --cookie, \
+                  else ~/.erlang.cookie."
+)]
+struct Cli {
+    /// The cookie (default: ~/.erlang.cookie, as erl reads it).
+    #[arg(long, global = true)]
+    cookie: Option<String>,
+    /// This node's short name, NAME[@HOST] (default: a unique hidden name).
+    #[arg(long, global = true, conflicts_with = "name")]
+    sname: Option<String>,
+    /// This node's long name, NAME[@HOST].
+    #[arg(long, global = true)]
+    name: Option<String>,
+    /// Seconds to wait for the node and for the answer.
+    #[arg(long, global = true, default_value_t = 10.0)]
+    timeout: f64,
+    /// Arguments and results in Erlang's syntax.
+    #[arg(long, global = true, conflicts_with = "json")]
+    erlang: bool,
+    /// Results as JSON (arguments stay in Elixir's syntax, or Erlang's with --erlang).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Node.ping/1: prints pong, or pang and exits 3.
+    Ping { node: String },
+    /// :erpc.call(NODE, Module, fun, ARGS): Module.fun or :module.fun, each ARG a term.
+    Call {
+        node: String,
+        /// `Enum.sum`, `:erlang.node`, `erlang:node` (with --erlang).
+        function: String,
+        args: Vec<String>,
+    },
+    /// Evaluates CODE on NODE: Code.eval_string/1 on an Elixir node, erl_eval on an
+    /// Erlang one (or with --erlang), as erl_call -e does.
+    Eval { node: String, code: String },
+    /// send({NAME, NODE}, TERM).
+    Send {
+        node: String,
+        name: String,
+        term: String,
+    },
+    /// The nodes EPMD knows on HOST (default localhost), as `epmd -names`.
+    Names {
+        #[arg(default_value = "localhost")]
+        host: String,
+    },
+}
+
+/// Why a step failed: what to print on stderr, and the exit status.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+fn fail(code: u8, message: impl Into<String>) -> Failure {
+    Failure {
+        code,
+        message: message.into(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cnode: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match runtime.block_on(run(&cli)) {
+        Ok(text) => {
+            if !text.is_empty() {
+                println!("{text}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            eprintln!("{}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> Result<String, Failure> {
+    if !(cli.timeout > 0.0 && cli.timeout < 1e9) {
+        return Err(fail(
+            EXIT_USAGE,
+            "cnode: --timeout takes a number of seconds above 0",
+        ));
+    }
+    let timeout = Duration::from_secs_f64(cli.timeout);
+    // Parse what the command line gives before starting anything.
+    let plan = match &cli.command {
+        Command::Names { host } => return names(host, timeout).await,
+        Command::Ping { node } => Plan::Ping(node),
+        Command::Call {
+            node,
+            function,
+            args,
+        } => {
+            let (module, fun) = split_function(function, cli.erlang)?;
+            let args = args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| term_arg(a, cli.erlang, &format!("argument {}", i + 1)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Plan::Call(node, module, fun, args)
+        }
+        Command::Eval { node, code } => Plan::Eval(node, code),
+        Command::Send { node, name, term } => {
+            Plan::Send(node, name, term_arg(term, cli.erlang, "the term")?)
+        }
+    };
+    let target = plan.node();
+    if !target.contains('@') {
+        return Err(fail(
+            EXIT_USAGE,
+            format!("cnode: {target} is not a node name (name@host)"),
+        ));
+    }
+    let node = start(cli, target).await?;
+    match tokio::time::timeout(timeout, node.try_connect(target)).await {
+        Err(_) => {
+            return Err(fail(
+                EXIT_TIMEOUT,
+                format!("cnode: {target} did not answer within {}s", cli.timeout),
+            ))
+        }
+        Ok(Err(e)) => {
+            if let Plan::Ping(_) = plan {
+                println!("pang");
+            }
+            return Err(connect_failure(target, &e));
+        }
+        Ok(Ok(())) => {}
+    }
+    match plan {
+        Plan::Ping(_) => Ok("pong".into()),
+        Plan::Call(target, module, fun, args) => {
+            let result = node.erpc_call(target, &module, &fun, args, timeout).await;
+            answer(cli, result)
+        }
+        Plan::Eval(target, code) => eval(cli, &node, target, code, timeout).await,
+        Plan::Send(target, name, term) => {
+            node.send((name.as_str(), target.as_str()), term);
+            // A round trip on the same connection: the message has reached the node
+            // (and the name's process, if it exists) once the answer is back.
+            let echoed = node
+                .erpc_call(target, "erlang", "node", vec![], timeout)
+                .await;
+            answer(cli, echoed).map(|_| String::new())
+        }
+    }
+}
+
+enum Plan<'a> {
+    Ping(&'a String),
+    Call(&'a String, String, String, Vec<Term>),
+    Eval(&'a String, &'a String),
+    Send(&'a String, &'a String, Term),
+}
+
+impl Plan<'_> {
+    fn node(&self) -> &str {
+        match self {
+            Plan::Ping(n) | Plan::Call(n, ..) | Plan::Eval(n, _) | Plan::Send(n, ..) => n,
+        }
+    }
+}
+
+/// A term given on the command line, or exit 2 with where it is malformed.
+fn term_arg(text: &str, erlang: bool, what: &str) -> Result<Term, Failure> {
+    let parsed = if erlang {
+        parse_erlang(text)
+    } else {
+        parse(text)
+    };
+    parsed.map_err(|e| fail(EXIT_USAGE, malformed(what, text, &e)))
+}
+
+fn malformed(what: &str, text: &str, e: &ParseError) -> String {
+    let line = text.lines().nth(e.line - 1).unwrap_or("");
+    format!(
+        "cnode: {what} is not a term: {}\n  {line}\n  {}^",
+        e,
+        " ".repeat(e.column - 1)
+    )
+}
+
+/// `Enum.sum` → (`Elixir.Enum`, `sum`); `:erlang.node` and (Erlang) `erlang:node` →
+/// (`erlang`, `node`).
+fn split_function(text: &str, erlang: bool) -> Result<(String, String), Failure> {
+    let bad = || {
+        fail(
+            EXIT_USAGE,
+            format!(
+                "cnode: {text:?} is not a function: write Module.fun (Enum.sum, :erlang.node){}",
+                if erlang { " or module:fun" } else { "" }
+            ),
+        )
+    };
+    if erlang {
+        if let Some((m, f)) = text.split_once(':') {
+            if !m.is_empty() && !f.is_empty() {
+                return Ok((
+                    m.trim_matches('\'').to_owned(),
+                    f.trim_matches('\'').to_owned(),
+                ));
+            }
+        }
+    }
+    let (module, fun) = text.rsplit_once('.').ok_or_else(bad)?;
+    if fun.is_empty() || module.is_empty() {
+        return Err(bad());
+    }
+    let module = match module.strip_prefix(':') {
+        Some(erlang_module) => erlang_module.trim_matches('"').to_owned(),
+        None if module.starts_with(char::is_uppercase) => format!("Elixir.{module}"),
+        None => module.to_owned(),
+    };
+    Ok((module, fun.to_owned()))
+}
+
+/// This command's node: hidden, named after the process unless told otherwise, short
+/// or long as the target is.
+async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
+    let cookie = match &cli.cookie {
+        Some(c) => c.clone(),
+        None => cnode::default_cookie().map_err(|e| {
+            fail(
+                EXIT_USAGE,
+                format!("cnode: no --cookie and no ~/.erlang.cookie: {e}"),
+            )
+        })?,
+    };
+    let long = target
+        .split_once('@')
+        .is_some_and(|(_, host)| host.contains('.'));
+    let name = match (&cli.sname, &cli.name) {
+        (Some(s), _) => NodeConfig::short_name(s),
+        (_, Some(n)) => NodeConfig::long_name(n),
+        (None, None) => {
+            let unique = format!("cnode_{}_{}", std::process::id(), rand_suffix());
+            // Our host as the target names its own: `localhost` for `alex@localhost`.
+            let host = target.split_once('@').map_or("localhost", |(_, h)| h);
+            if long || host == "localhost" || !host.contains('.') {
+                format!("{unique}@{host}")
+            } else {
+                NodeConfig::long_name(&unique)
+            }
+        }
+    };
+    let mut config = NodeConfig::new(&name, &cookie);
+    config.hidden = true;
+    config.setup_time = Duration::from_secs_f64(cli.timeout.min(60.0));
+    Node::start(config).await.map_err(|e| {
+        fail(
+            EXIT_UNREACHABLE,
+            format!("cnode: cannot start a node as {name}: {e}"),
+        )
+    })
+}
+
+fn rand_suffix() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    t % 100_000
+}
+
+fn connect_failure(target: &str, e: &HandshakeError) -> Failure {
+    match e {
+        HandshakeError::CookieRefused { .. } | HandshakeError::WrongCookieAck { .. } => fail(
+            EXIT_COOKIE,
+            format!("cnode: {target} refused the connection: the cookies differ"),
+        ),
+        HandshakeError::Timeout => fail(
+            EXIT_TIMEOUT,
+            format!("cnode: {target} did not complete the handshake in time"),
+        ),
+        e => fail(
+            EXIT_UNREACHABLE,
+            format!("cnode: cannot reach {target}: {e}"),
+        ),
+    }
+}
+
+/// The reply of an erpc call as output, or the failure it is.
+fn answer(cli: &Cli, result: Result<Term, RpcError>) -> Result<String, Failure> {
+    match result {
+        Ok(t) => Ok(show(cli, &t)),
+        Err(RpcError::Exception {
+            class,
+            reason,
+            stacktrace,
+        }) => Err(fail(EXIT_RAISED, raised(cli, &class, &reason, &stacktrace))),
+        Err(RpcError::Timeout) => Err(fail(
+            EXIT_TIMEOUT,
+            format!("cnode: no answer within {}s", cli.timeout),
+        )),
+        Err(RpcError::NoConnection) => {
+            Err(fail(EXIT_UNREACHABLE, "cnode: the connection was lost"))
+        }
+        Err(RpcError::Spawn(reason)) => Err(fail(
+            EXIT_RAISED,
+            format!("** (ErlangError) badrpc: {}", Elixir(&reason)),
+        )),
+    }
+}
+
+/// A raised exception as the caller's language prints it.
+fn raised(cli: &Cli, class: &str, reason: &Term, stacktrace: &Term) -> String {
+    if cli.erlang {
+        return format!("** exception {class}: {}", Erlang(reason));
+    }
+    if cli.json {
+        return format!(
+            "{{\"class\":{},\"reason\":{}}}",
+            json_string(class),
+            json(reason)
+        );
+    }
+    // An Elixir exception struct: `** (RuntimeError) message`, as iex prints it.
+    if let Term::Map(m) = reason {
+        let get = |k: &str| m.map.get(&atom(k));
+        if let (Some(Term::Atom(module)), Some(message)) = (get("__struct__"), get("message")) {
+            let name = module.name.strip_prefix("Elixir.").unwrap_or(&module.name);
+            let text = message
+                .as_binary()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_else(|| Elixir(message).to_string());
+            return format!("** ({name}) {text}");
+        }
+    }
+    // Erlang errors as Elixir normalizes them (Exception.normalize/3).
+    if class == "error" {
+        if let Some(text) = normalized(reason, stacktrace) {
+            return text;
+        }
+    }
+    match class {
+        "error" => format!("** (ErlangError) Erlang error: {}", Elixir(reason)),
+        "exit" => format!("** (exit) {}", Elixir(reason)),
+        _ => format!("** (throw) {}", Elixir(reason)),
+    }
+}
+
+/// The Elixir exception an Erlang error reason stands for, as iex prints it.
+fn normalized(reason: &Term, stacktrace: &Term) -> Option<String> {
+    if let Some(name) = reason.as_atom() {
+        return match name {
+            "badarg" => Some("** (ArgumentError) argument error".into()),
+            "badarith" => Some("** (ArithmeticError) bad argument in arithmetic expression".into()),
+            "undef" => {
+                // The first frame is the function that does not exist.
+                let frame = stacktrace.as_list()?.first()?.as_tuple()?;
+                let (m, f, a) = (frame.first()?, frame.get(1)?, frame.get(2)?);
+                let arity = a
+                    .as_list()
+                    .map_or_else(|| a.as_int().unwrap_or(0), |l| l.len() as i64);
+                Some(format!(
+                    "** (UndefinedFunctionError) function {}.{}/{arity} is undefined or private",
+                    Elixir(m),
+                    f.as_atom().unwrap_or("?")
+                ))
+            }
+            "function_clause" => {
+                Some("** (FunctionClauseError) no function clause matching".into())
+            }
+            _ => None,
+        };
+    }
+    let [tag, value] = reason.as_tuple_n(2)? else {
+        return None;
+    };
+    match tag.as_atom()? {
+        "badmatch" => Some(format!(
+            "** (MatchError) no match of right hand side value: {}",
+            Elixir(value)
+        )),
+        "case_clause" => Some(format!(
+            "** (CaseClauseError) no case clause matching: {}",
+            Elixir(value)
+        )),
+        "badarg" => Some(format!(
+            "** (ArgumentError) argument error: {}",
+            Elixir(value)
+        )),
+        _ => None,
+    }
+}
+
+fn show(cli: &Cli, t: &Term) -> String {
+    if cli.json {
+        json(t)
+    } else if cli.erlang {
+        Erlang(t).to_string()
+    } else {
+        Elixir(t).to_string()
+    }
+}
+
+/// `Code.eval_string/1` on an Elixir node; `erl_eval` on an Erlang one.
+async fn eval(
+    cli: &Cli,
+    node: &Node,
+    target: &str,
+    code: &str,
+    timeout: Duration,
+) -> Result<String, Failure> {
+    if !cli.erlang {
+        let result = node
+            .erpc_call(
+                target,
+                "Elixir.Code",
+                "eval_string",
+                vec![binary(code)],
+                timeout,
+            )
+            .await;
+        let undef = matches!(&result, Err(RpcError::Exception { class, reason, .. })
+            if class == "error" && reason.is_atom("undef"));
+        if !undef {
+            return answer(cli, result.map(first_of_tuple));
+        }
+    }
+    // As erl_call -e: scan, parse, evaluate.
+    let mut code = code.trim().to_owned();
+    if !code.ends_with('.') {
+        code.push('.');
+    }
+    let tokens = node
+        .erpc_call(
+            target,
+            "erl_scan",
+            "string",
+            vec![cnode::term::charlist(&code)],
+            timeout,
+        )
+        .await;
+    let tokens = ok_value(cli, tokens, "erl_scan")?;
+    let exprs = node
+        .erpc_call(target, "erl_parse", "parse_exprs", vec![tokens], timeout)
+        .await;
+    let exprs = ok_value(cli, exprs, "erl_parse")?;
+    let value = node
+        .erpc_call(
+            target,
+            "erl_eval",
+            "exprs",
+            vec![exprs, list(vec![])],
+            timeout,
+        )
+        .await;
+    // {value, Value, Bindings}
+    answer(
+        cli,
+        value.map(|v| v.as_tuple_n(3).map_or(v.clone(), |e| e[1].clone())),
+    )
+}
+
+fn first_of_tuple(t: Term) -> Term {
+    match t.as_tuple_n(2) {
+        Some(e) => e[0].clone(),
+        None => t,
+    }
+}
+
+/// `{ok, Value, _}` or `{ok, Value}` → Value; `{error, Info, _}` → a failure.
+fn ok_value(cli: &Cli, result: Result<Term, RpcError>, step: &str) -> Result<Term, Failure> {
+    let t = match result {
+        Ok(t) => t,
+        Err(e) => return answer(cli, Err(e)).map(|_| Term::Atom(Atom::from("ok"))),
+    };
+    match t.as_tuple() {
+        Some([tag, value, ..]) if tag.is_atom("ok") => Ok(value.clone()),
+        _ => Err(fail(
+            EXIT_RAISED,
+            format!(
+                "** {step}: {}",
+                if cli.erlang {
+                    Erlang(&t).to_string()
+                } else {
+                    Elixir(&t).to_string()
+                }
+            ),
+        )),
+    }
+}
+
+/// `epmd -names` for `host`: `name NAME at port PORT` lines.
+async fn names(host: &str, timeout: Duration) -> Result<String, Failure> {
+    let port = NodeConfig::new("x@localhost", "").epmd_port;
+    match tokio::time::timeout(timeout, cnode::epmd::names(host, port)).await {
+        Err(_) => Err(fail(
+            EXIT_TIMEOUT,
+            format!("cnode: EPMD on {host}:{port} did not answer"),
+        )),
+        Ok(Err(e)) => Err(fail(
+            EXIT_UNREACHABLE,
+            format!("cnode: no EPMD on {host}:{port}: {e}"),
+        )),
+        Ok(Ok(nodes)) => {
+            let mut out = String::new();
+            for (i, (name, port)) in nodes.iter().enumerate() {
+                if i > 0 {
+                    out.push('\n');
+                }
+                let _ = write!(out, "name {name} at port {port}");
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// A term as JSON: numbers, `true`/`false`/`null` for `true`/`false`/`nil`, other atoms
+/// and UTF-8 binaries as strings, lists and tuples as arrays, maps with atom or string
+/// keys as objects (other maps as arrays of `[key, value]`), charlists as strings, and
+/// what JSON has no kind for (pids, references, funs, other binaries) as its Elixir text.
+fn json(t: &Term) -> String {
+    let mut out = String::new();
+    json_into(&mut out, t);
+    out
+}
+
+fn json_into(out: &mut String, t: &Term) {
+    match t {
+        Term::Atom(a) => match a.name.as_str() {
+            "true" | "false" => out.push_str(&a.name),
+            "nil" | "undefined" => out.push_str("null"),
+            name => out.push_str(&json_string(name)),
+        },
+        Term::FixInteger(i) => {
+            let _ = write!(out, "{}", i.value);
+        }
+        Term::BigInteger(i) => {
+            let _ = write!(out, "{}", i.value);
+        }
+        Term::Float(f) => {
+            let _ = write!(out, "{}", f.value);
+        }
+        Term::Binary(b) => match std::str::from_utf8(&b.bytes) {
+            Ok(s) => out.push_str(&json_string(s)),
+            Err(_) => out.push_str(&json_string(&Elixir(t).to_string())),
+        },
+        Term::List(l) => {
+            if !l.elements.is_empty() {
+                if let Some(text) = cnode::term::chardata_to_string(t).filter(|_| {
+                    l.elements
+                        .iter()
+                        .all(|e| matches!(e, Term::FixInteger(i) if (32..0x11_0000).contains(&i.value) || (8..14).contains(&i.value)))
+                }) {
+                    out.push_str(&json_string(&text));
+                    return;
+                }
+            }
+            json_array(out, &l.elements);
+        }
+        Term::Tuple(tu) => json_array(out, &tu.elements),
+        Term::Map(m) => {
+            let mut entries: Vec<_> = m.map.iter().collect();
+            let keys: Option<Vec<String>> = entries
+                .iter()
+                .map(|(k, _)| match k {
+                    Term::Atom(a) => Some(a.name.clone()),
+                    Term::Binary(b) => String::from_utf8(b.bytes.clone()).ok(),
+                    _ => None,
+                })
+                .collect();
+            match keys {
+                Some(_) => {
+                    entries.sort_by_key(|e| Elixir(e.0).to_string());
+                    out.push('{');
+                    for (i, (k, v)) in entries.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        let key = match k {
+                            Term::Atom(a) => a.name.clone(),
+                            Term::Binary(b) => String::from_utf8_lossy(&b.bytes).into_owned(),
+                            _ => unreachable!(),
+                        };
+                        out.push_str(&json_string(&key));
+                        out.push(':');
+                        json_into(out, v);
+                    }
+                    out.push('}');
+                }
+                None => {
+                    out.push('[');
+                    for (i, (k, v)) in entries.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push('[');
+                        json_into(out, k);
+                        out.push(',');
+                        json_into(out, v);
+                        out.push(']');
+                    }
+                    out.push(']');
+                }
+            }
+        }
+        other => out.push_str(&json_string(&Elixir(other).to_string())),
+    }
+}
+
+fn json_array(out: &mut String, items: &[Term]) {
+    out.push('[');
+    for (i, e) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_into(out, e);
+    }
+    out.push(']');
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

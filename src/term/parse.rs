@@ -1,0 +1,866 @@
+//! Terms from text, in Elixir's syntax ([`parse`]) or Erlang's ([`parse_erlang`]): the
+//! literals of each language, no variables and no code.
+
+use super::{
+    atom, binary, int, list, map, tuple, BigInteger, BitBinary, Float, ImproperList, Term,
+};
+use std::fmt;
+
+/// Why text is not a term, and where: `column` counts characters from 1 on `line`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// What was expected or found.
+    pub message: String,
+    /// The byte offset in the text.
+    pub offset: usize,
+    /// The line, from 1.
+    pub line: usize,
+    /// The column on that line, from 1, in characters.
+    pub column: usize,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// How deeply a parsed term may nest.
+const MAX_DEPTH: usize = 128;
+
+/// A term written in Elixir's syntax: `{:ok, [1, 2.5, "text", ~c"chars"], %{a: 1}}`,
+/// keyword lists, structs (`%URI{host: "x"}`), aliases (`Enum` is `:"Elixir.Enum"`),
+/// bitstrings of integers and strings.
+///
+/// ```
+/// use cnode::term::{parse, Inspect};
+/// let t = parse(r#"{:ok, [a: 1], %{"k" => <<1, 2>>}}"#).unwrap();
+/// assert_eq!(t.inspect().to_string(), r#"{:ok, [a: 1], %{"k" => <<1, 2>>}}"#);
+/// assert_eq!(parse("[1, 2").unwrap_err().to_string(), "1:6: expected , or ] in a list, found the end");
+/// ```
+pub fn parse(text: &str) -> Result<Term, ParseError> {
+    Parser::new(text, Syntax::Elixir).whole()
+}
+
+/// A term written in Erlang's syntax: `{ok, [1, 2.5, <<"text">>, "chars"], #{a => 1}}`.
+///
+/// ```
+/// use cnode::term::{parse_erlang, Inspect};
+/// let t = parse_erlang(r#"{ok, "ab", #{'Elixir.Enum' => <<"x">>}}"#).unwrap();
+/// assert_eq!(t.inspect().to_string(), r#"{:ok, ~c"ab", %{Enum => "x"}}"#);
+/// ```
+pub fn parse_erlang(text: &str) -> Result<Term, ParseError> {
+    Parser::new(text, Syntax::Erlang).whole()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Syntax {
+    Elixir,
+    Erlang,
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    pos: usize,
+    syntax: Syntax,
+    depth: usize,
+}
+
+type Parsed<T> = Result<T, ParseError>;
+
+impl<'a> Parser<'a> {
+    fn new(text: &'a str, syntax: Syntax) -> Self {
+        Parser {
+            text,
+            pos: 0,
+            syntax,
+            depth: 0,
+        }
+    }
+
+    fn error<T>(&self, message: impl Into<String>) -> Parsed<T> {
+        self.error_at(self.pos, message)
+    }
+
+    fn error_at<T>(&self, offset: usize, message: impl Into<String>) -> Parsed<T> {
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        Err(ParseError {
+            message: message.into(),
+            offset,
+            line,
+            column,
+        })
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.text[self.pos..]
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    /// What is next, for an error: the next token-ish, or "the end".
+    fn found(&self) -> String {
+        match self.peek() {
+            None => "the end".into(),
+            Some(c) => format!("{c:?}"),
+        }
+    }
+
+    fn skip_space(&mut self) {
+        loop {
+            let rest = self.rest();
+            let trimmed = rest.trim_start();
+            self.pos += rest.len() - trimmed.len();
+            // Comments: `#` in Elixir, `%` in Erlang, to the end of the line.
+            let comment = match self.syntax {
+                Syntax::Elixir => trimmed.starts_with('#'),
+                Syntax::Erlang => trimmed.starts_with('%'),
+            };
+            if !comment {
+                return;
+            }
+            self.pos += trimmed.find('\n').unwrap_or(trimmed.len());
+        }
+    }
+
+    fn eat(&mut self, s: &str) -> bool {
+        self.skip_space();
+        if self.rest().starts_with(s) {
+            self.pos += s.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn whole(mut self) -> Parsed<Term> {
+        let t = self.term()?;
+        self.skip_space();
+        // A trailing `.` ends an Erlang term, as in `erl_call -e`.
+        if self.syntax == Syntax::Erlang {
+            self.eat(".");
+            self.skip_space();
+        }
+        if self.pos < self.text.len() {
+            return self.error(format!("expected the end, found {}", self.found()));
+        }
+        Ok(t)
+    }
+
+    fn term(&mut self) -> Parsed<Term> {
+        self.skip_space();
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return self.error(format!("terms nest deeper than {MAX_DEPTH}"));
+        }
+        let t = match self.syntax {
+            Syntax::Elixir => self.elixir_term(),
+            Syntax::Erlang => self.erlang_term(),
+        };
+        self.depth -= 1;
+        t
+    }
+
+    fn elixir_term(&mut self) -> Parsed<Term> {
+        let start = self.pos;
+        let rest = self.rest();
+        let Some(c) = self.peek() else {
+            return self.error("expected a term, found the end");
+        };
+        match c {
+            '{' => {
+                self.pos += 1;
+                Ok(tuple(self.elements('}', "a tuple")?))
+            }
+            '[' => {
+                self.pos += 1;
+                self.list(']')
+            }
+            '%' => self.elixir_map(),
+            '<' if rest.starts_with("<<") => {
+                self.pos += 2;
+                self.bitstring()
+            }
+            '"' => {
+                self.pos += 1;
+                let s = self.string('"')?;
+                Ok(binary(s))
+            }
+            '\'' => {
+                self.pos += 1;
+                let s = self.string('\'')?;
+                Ok(super::charlist(&s))
+            }
+            '~' if rest.starts_with("~c\"") => {
+                self.pos += 3;
+                let s = self.string('"')?;
+                Ok(super::charlist(&s))
+            }
+            ':' => {
+                self.pos += 1;
+                if self.peek() == Some('"') {
+                    self.pos += 1;
+                    let s = self.string('"')?;
+                    return Ok(atom(&s));
+                }
+                let name = self.take_while(|c| c.is_alphanumeric() || c == '_' || c == '@');
+                if !name.is_empty() {
+                    let mut name = name.to_owned();
+                    if let Some(mark @ ('?' | '!')) = self.peek() {
+                        self.pos += 1;
+                        name.push(mark);
+                    }
+                    // `:Elixir.Enum` is an atom with dots in it.
+                    while self.peek() == Some('.') && name.starts_with(char::is_uppercase) {
+                        self.pos += 1;
+                        name.push('.');
+                        name.push_str(self.take_while(|c| c.is_alphanumeric() || c == '_'));
+                    }
+                    return Ok(atom(&name));
+                }
+                let op = self.take_while(|c| "+-*/<>=!&|^~.\\@%{}".contains(c));
+                if op.is_empty() {
+                    return self.error_at(start, "expected an atom after :");
+                }
+                Ok(atom(op))
+            }
+            '?' => {
+                self.pos += 1;
+                match self.peek() {
+                    Some(c) => {
+                        self.pos += c.len_utf8();
+                        Ok(int(c as i64))
+                    }
+                    None => self.error("expected a character after ?"),
+                }
+            }
+            c if c.is_ascii_digit() || c == '-' || c == '+' => self.number(),
+            c if c.is_uppercase() => {
+                let mut name = String::from("Elixir.");
+                name.push_str(self.take_while(|c| c.is_alphanumeric() || c == '_'));
+                while self.rest().starts_with('.')
+                    && self.rest()[1..].starts_with(char::is_uppercase)
+                {
+                    self.pos += 1;
+                    name.push('.');
+                    name.push_str(self.take_while(|c| c.is_alphanumeric() || c == '_'));
+                }
+                Ok(atom(&name))
+            }
+            c if c.is_alphabetic() || c == '_' => {
+                let word = self.take_while(|c| c.is_alphanumeric() || c == '_');
+                match word {
+                    "true" | "false" | "nil" => Ok(atom(word)),
+                    _ => self.error_at(
+                        start,
+                        format!("{word} is a variable, not a term (an atom is :{word})"),
+                    ),
+                }
+            }
+            _ => self.error(format!("expected a term, found {}", self.found())),
+        }
+    }
+
+    fn erlang_term(&mut self) -> Parsed<Term> {
+        let start = self.pos;
+        let rest = self.rest();
+        let Some(c) = self.peek() else {
+            return self.error("expected a term, found the end");
+        };
+        match c {
+            '{' => {
+                self.pos += 1;
+                Ok(tuple(self.elements('}', "a tuple")?))
+            }
+            '[' => {
+                self.pos += 1;
+                self.list(']')
+            }
+            '#' if rest.starts_with("#{") => {
+                self.pos += 2;
+                let entries = self.entries()?;
+                Ok(map(entries))
+            }
+            '<' if rest.starts_with("<<") => {
+                self.pos += 2;
+                self.bitstring()
+            }
+            '"' => {
+                self.pos += 1;
+                let s = self.string('"')?;
+                Ok(super::charlist(&s))
+            }
+            '\'' => {
+                self.pos += 1;
+                let s = self.string('\'')?;
+                Ok(atom(&s))
+            }
+            '$' => {
+                self.pos += 1;
+                let c = match self.peek() {
+                    Some('\\') => {
+                        self.pos += 1;
+                        self.escape()?
+                    }
+                    Some(c) => {
+                        self.pos += c.len_utf8();
+                        c
+                    }
+                    None => return self.error("expected a character after $"),
+                };
+                Ok(int(c as i64))
+            }
+            c if c.is_ascii_digit() || c == '-' || c == '+' => self.number(),
+            c if c.is_lowercase() => {
+                let name = self.take_while(|c| c.is_alphanumeric() || c == '_' || c == '@');
+                Ok(atom(name))
+            }
+            c if c.is_uppercase() || c == '_' => {
+                let word = self.take_while(|c| c.is_alphanumeric() || c == '_');
+                self.error_at(start, format!("{word} is a variable, not a term"))
+            }
+            _ => self.error(format!("expected a term, found {}", self.found())),
+        }
+    }
+
+    fn take_while(&mut self, f: impl Fn(char) -> bool) -> &'a str {
+        let rest = self.rest();
+        let end = rest.find(|c| !f(c)).unwrap_or(rest.len());
+        self.pos += end;
+        &rest[..end]
+    }
+
+    /// Terms separated by commas up to `close` (already past the opening bracket).
+    fn elements(&mut self, close: char, what: &str) -> Parsed<Vec<Term>> {
+        let mut items = Vec::new();
+        if self.eat(&close.to_string()) {
+            return Ok(items);
+        }
+        loop {
+            items.push(self.term()?);
+            if self.eat(",") {
+                continue;
+            }
+            if self.eat(&close.to_string()) {
+                return Ok(items);
+            }
+            self.skip_space();
+            return self.error(format!(
+                "expected , or {close} in {what}, found {}",
+                self.found()
+            ));
+        }
+    }
+
+    /// A list after its `[`: elements, `key: value` pairs (Elixir), and a `| tail`.
+    fn list(&mut self, close: char) -> Parsed<Term> {
+        let mut items = Vec::new();
+        if self.eat("]") {
+            return Ok(list(items));
+        }
+        loop {
+            self.skip_space();
+            match self.keyword_key()? {
+                Some(key) => {
+                    let value = self.term()?;
+                    items.push(tuple(vec![key, value]));
+                }
+                None => items.push(self.term()?),
+            }
+            if self.eat(",") {
+                continue;
+            }
+            if self.eat("|") {
+                let tail = self.term()?;
+                if !self.eat("]") {
+                    self.skip_space();
+                    return self.error(format!(
+                        "expected ] after a list's tail, found {}",
+                        self.found()
+                    ));
+                }
+                return Ok(match tail {
+                    Term::List(l) => {
+                        items.extend(l.elements);
+                        list(items)
+                    }
+                    tail => Term::ImproperList(ImproperList::from((items, tail))),
+                });
+            }
+            if self.eat(&close.to_string()) {
+                return Ok(list(items));
+            }
+            self.skip_space();
+            return self.error(format!("expected , or ] in a list, found {}", self.found()));
+        }
+    }
+
+    /// `key: ` or `"quoted key": ` (Elixir): the key as an atom, and past the colon.
+    fn keyword_key(&mut self) -> Parsed<Option<Term>> {
+        if self.syntax != Syntax::Elixir {
+            return Ok(None);
+        }
+        let rest = self.rest();
+        if rest.starts_with('"') {
+            let save = self.pos;
+            self.pos += 1;
+            let key = self.string('"')?;
+            if self.rest().starts_with(": ") || self.rest() == ":" || self.rest().starts_with(":\n")
+            {
+                self.pos += 1;
+                return Ok(Some(atom(&key)));
+            }
+            self.pos = save;
+            return Ok(None);
+        }
+        let word_len = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '@'))
+            .unwrap_or(rest.len());
+        let mut len = word_len;
+        if rest[len..].starts_with(['?', '!']) {
+            len += 1;
+        }
+        let starts_word = rest.starts_with(|c: char| c.is_alphabetic() || c == '_');
+        let after = &rest[len..];
+        if starts_word && after.starts_with(':') && !after.starts_with("::") {
+            let key = &rest[..len];
+            self.pos += len + 1;
+            return Ok(Some(atom(key)));
+        }
+        Ok(None)
+    }
+
+    /// `%{...}` or `%Name{...}` (Elixir).
+    fn elixir_map(&mut self) -> Parsed<Term> {
+        self.pos += 1; // %
+        let mut entries = Vec::new();
+        if self.peek().is_some_and(char::is_uppercase) {
+            let module = self.elixir_term()?;
+            entries.push((atom("__struct__"), module));
+        }
+        if !self.rest().starts_with('{') {
+            return self.error(format!("expected {{ after %, found {}", self.found()));
+        }
+        self.pos += 1;
+        entries.extend(self.entries()?);
+        Ok(map(entries))
+    }
+
+    /// Map entries up to `}`: `k => v` and (Elixir) `key: v`.
+    fn entries(&mut self) -> Parsed<Vec<(Term, Term)>> {
+        let mut entries = Vec::new();
+        if self.eat("}") {
+            return Ok(entries);
+        }
+        loop {
+            self.skip_space();
+            let entry = match self.keyword_key()? {
+                Some(key) => (key, self.term()?),
+                None => {
+                    let key = self.term()?;
+                    if !self.eat("=>") {
+                        self.skip_space();
+                        return self.error(format!("expected => in a map, found {}", self.found()));
+                    }
+                    (key, self.term()?)
+                }
+            };
+            entries.push(entry);
+            if self.eat(",") {
+                continue;
+            }
+            if self.eat("}") {
+                return Ok(entries);
+            }
+            self.skip_space();
+            return self.error(format!("expected , or }} in a map, found {}", self.found()));
+        }
+    }
+
+    /// `<<...>>` after its `<<`: integers 0..=255 and strings, and a last
+    /// `value::size(n)` (Elixir) or `value:n` (Erlang) of fewer than 8 bits.
+    fn bitstring(&mut self) -> Parsed<Term> {
+        let mut bytes = Vec::new();
+        if self.eat(">>") {
+            return Ok(binary(bytes));
+        }
+        loop {
+            self.skip_space();
+            let start = self.pos;
+            if self.peek() == Some('"') {
+                self.pos += 1;
+                let s = self.string('"')?;
+                let syntax = self.syntax;
+                match syntax {
+                    // <<"é"/utf8>> in Erlang; a plain string is latin-1 there.
+                    Syntax::Erlang if self.eat("/utf8") => bytes.extend(s.as_bytes()),
+                    Syntax::Erlang => {
+                        for c in s.chars() {
+                            match u8::try_from(u32::from(c)) {
+                                Ok(b) => bytes.push(b),
+                                Err(_) => {
+                                    return self.error_at(
+                                        start,
+                                        "a character beyond latin-1 in a binary (add /utf8)",
+                                    )
+                                }
+                            }
+                        }
+                    }
+                    Syntax::Elixir => bytes.extend(s.as_bytes()),
+                }
+            } else {
+                let value = self.term()?;
+                let Some(v) = value_as_u8(&value) else {
+                    return self.error_at(
+                        start,
+                        "expected an integer from 0 to 255 or a string in a binary",
+                    );
+                };
+                let syntax = self.syntax;
+                let bits = match syntax {
+                    Syntax::Elixir if self.eat("::") => {
+                        if !self.eat("size(") {
+                            return self.error("expected size(N) after ::");
+                        }
+                        let n = self.small_int()?;
+                        if !self.eat(")") {
+                            return self.error("expected ) after size(N");
+                        }
+                        Some(n)
+                    }
+                    Syntax::Erlang if self.eat(":") => Some(self.small_int()?),
+                    _ => None,
+                };
+                if let Some(bits) = bits {
+                    if !(1..8).contains(&bits) || u32::from(v) >= 1 << bits {
+                        return self.error_at(
+                            start,
+                            "a partial byte holds 1 to 7 bits and a value that fits them",
+                        );
+                    }
+                    if !self.eat(">>") {
+                        return self.error("a partial byte must be the last of a bitstring");
+                    }
+                    bytes.push(v);
+                    return Ok(Term::BitBinary(BitBinary::from((bytes, bits as u8))));
+                }
+                bytes.push(v);
+            }
+            if self.eat(",") {
+                continue;
+            }
+            if self.eat(">>") {
+                return Ok(binary(bytes));
+            }
+            self.skip_space();
+            return self.error(format!(
+                "expected , or >> in a binary, found {}",
+                self.found()
+            ));
+        }
+    }
+
+    fn small_int(&mut self) -> Parsed<u32> {
+        self.skip_space();
+        let digits = self.take_while(|c| c.is_ascii_digit());
+        digits
+            .parse()
+            .or_else(|_| self.error("expected a number of bits"))
+    }
+
+    /// A string's characters after its opening quote, and past its closing one.
+    fn string(&mut self, quote: char) -> Parsed<String> {
+        let start = self.pos - 1;
+        let mut out = String::new();
+        loop {
+            let Some(c) = self.peek() else {
+                return self.error_at(start, "a string that never ends");
+            };
+            self.pos += c.len_utf8();
+            match c {
+                c if c == quote => return Ok(out),
+                '\\' => out.push(self.escape()?),
+                '#' if self.syntax == Syntax::Elixir
+                    && quote == '"'
+                    && self.peek() == Some('{') =>
+                {
+                    return self.error_at(self.pos - 1, "interpolation is code, not a term");
+                }
+                c => out.push(c),
+            }
+        }
+    }
+
+    /// The character of an escape, after its backslash.
+    fn escape(&mut self) -> Parsed<char> {
+        let Some(c) = self.peek() else {
+            return self.error("a string that never ends");
+        };
+        self.pos += c.len_utf8();
+        Ok(match c {
+            'n' => '\n',
+            't' => '\t',
+            'r' => '\r',
+            's' => ' ',
+            'e' => '\u{1b}',
+            'v' => '\u{b}',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'a' => '\u{7}',
+            'd' => '\u{7f}',
+            '0' if self.syntax == Syntax::Elixir => '\0',
+            'x' => {
+                let hex = if self.peek() == Some('{') {
+                    self.pos += 1;
+                    let h = self.take_while(|c| c.is_ascii_hexdigit());
+                    if !self.eat("}") {
+                        return self.error("expected } after \\x{...");
+                    }
+                    h
+                } else {
+                    let rest = self.rest();
+                    let n = rest
+                        .chars()
+                        .take(2)
+                        .take_while(char::is_ascii_hexdigit)
+                        .count();
+                    self.pos += n;
+                    &rest[..n]
+                };
+                self.code_point(hex, 16)?
+            }
+            'u' if self.syntax == Syntax::Elixir => {
+                let hex = if self.peek() == Some('{') {
+                    self.pos += 1;
+                    let h = self.take_while(|c| c.is_ascii_hexdigit());
+                    if !self.eat("}") {
+                        return self.error("expected } after \\u{...");
+                    }
+                    h
+                } else {
+                    let rest = self.rest();
+                    let n = rest
+                        .chars()
+                        .take(4)
+                        .take_while(char::is_ascii_hexdigit)
+                        .count();
+                    self.pos += n;
+                    &rest[..n]
+                };
+                self.code_point(hex, 16)?
+            }
+            c @ '0'..='7' if self.syntax == Syntax::Erlang => {
+                let start = self.pos - 1;
+                let n = self
+                    .rest()
+                    .chars()
+                    .take(2)
+                    .take_while(|c| ('0'..='7').contains(c))
+                    .count();
+                self.pos += n;
+                let _ = c;
+                self.code_point(&self.text[start..self.pos], 8)?
+            }
+            c => c,
+        })
+    }
+
+    fn code_point(&self, digits: &str, radix: u32) -> Parsed<char> {
+        u32::from_str_radix(digits, radix)
+            .ok()
+            .and_then(char::from_u32)
+            .map_or_else(|| self.error(format!("{digits:?} is not a character")), Ok)
+    }
+
+    fn number(&mut self) -> Parsed<Term> {
+        let start = self.pos;
+        let negative = match self.peek() {
+            Some('-') => {
+                self.pos += 1;
+                true
+            }
+            Some('+') => {
+                self.pos += 1;
+                false
+            }
+            _ => false,
+        };
+        self.skip_space();
+        let digits_start = self.pos;
+        let whole = self.take_while(|c| c.is_ascii_digit() || c == '_');
+        if whole.is_empty() {
+            return self.error_at(start, "expected a number");
+        }
+        // Erlang's `16#ff`.
+        if self.syntax == Syntax::Erlang && self.peek() == Some('#') {
+            let radix: u32 = whole.parse().unwrap_or(0);
+            self.pos += 1;
+            let digits = self.take_while(|c| c.is_ascii_alphanumeric());
+            if !(2..=36).contains(&radix) {
+                return self.error_at(start, "a radix from 2 to 36");
+            }
+            return match i64::from_str_radix(digits, radix) {
+                Ok(v) => Ok(int(if negative { -v } else { v })),
+                Err(_) => self.error_at(start, "an integer of 64 bits in that radix"),
+            };
+        }
+        let rest = self.rest();
+        let is_float = rest.starts_with('.') && rest[1..].starts_with(|c: char| c.is_ascii_digit());
+        if !is_float {
+            let text: String = whole.chars().filter(|&c| c != '_').collect();
+            let text = if negative { format!("-{text}") } else { text };
+            return match text.parse::<i64>() {
+                Ok(v) => Ok(int(v)),
+                Err(_) => match text.parse::<u64>() {
+                    Ok(v) => Ok(Term::BigInteger(BigInteger::from(v))),
+                    Err(_) => self.error_at(start, "an integer beyond 64 bits"),
+                },
+            };
+        }
+        self.pos += 1;
+        self.take_while(|c| c.is_ascii_digit() || c == '_');
+        if self.rest().starts_with(['e', 'E']) {
+            let save = self.pos;
+            self.pos += 1;
+            if self.rest().starts_with(['+', '-']) {
+                self.pos += 1;
+            }
+            if self.take_while(|c| c.is_ascii_digit()).is_empty() {
+                self.pos = save;
+            }
+        }
+        let text: String = self.text[digits_start..self.pos]
+            .chars()
+            .filter(|&c| c != '_')
+            .collect();
+        match text.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(Term::Float(Float {
+                value: if negative { -v } else { v },
+            })),
+            _ => self.error_at(start, "a float out of range"),
+        }
+    }
+}
+
+fn value_as_u8(t: &Term) -> Option<u8> {
+    match t {
+        Term::FixInteger(i) => u8::try_from(i.value).ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::term::{Elixir, Erlang};
+
+    #[test]
+    fn what_elixir_prints_parses_back() {
+        for text in [
+            "42",
+            "-7",
+            "1.5",
+            "1.0e20",
+            ":ok",
+            ":\"hello world\"",
+            "Chat.Message",
+            "nil",
+            "true",
+            ":foo?",
+            ":ok@host",
+            ":+",
+            r#""h\"é\n""#,
+            "<<255, 0>>",
+            "<<1, 2::size(3)>>",
+            r#""""#,
+            "[]",
+            "{}",
+            "[1 | 2]",
+            r#"[a: 1, b: "x"]"#,
+            r#"[{:a, 1}, {"b", 2}]"#,
+            "%{a: [1, 2]}",
+            r#"%{"k" => {:v}}"#,
+            "%{1 => 2}",
+            r#"{:echoed, "hello", [1, [2]], %{}}"#,
+            r#"~c"abc""#,
+            r#"%URI{host: "x"}"#,
+            r#"%{"hello world": 1}"#,
+            "18446744073709551615",
+        ] {
+            let t = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(Elixir(&t).to_string(), text);
+        }
+        assert_eq!(parse("'abc'").unwrap(), parse("~c\"abc\"").unwrap());
+        assert_eq!(parse("[1, 2 | [3]]").unwrap(), parse("[1, 2, 3]").unwrap());
+        assert_eq!(parse("?a").unwrap(), int(97));
+        assert_eq!(parse("1_000").unwrap(), int(1000));
+        assert_eq!(parse(":\"Elixir.Enum\"").unwrap(), parse("Enum").unwrap());
+        assert_eq!(
+            parse(" { :ok , 1 } # done").unwrap(),
+            parse("{:ok, 1}").unwrap()
+        );
+    }
+
+    #[test]
+    fn what_erlang_prints_parses_back() {
+        for text in [
+            "42",
+            "ok",
+            "'hello world'",
+            "'Elixir.Chat'",
+            "{ok,<<\"hi\">>}",
+            "[1,2|3]",
+            "#{a => 1}",
+            "\"abc\"",
+            "<<1,2:3>>",
+            "[]",
+        ] {
+            let t = parse_erlang(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(Erlang(&t).to_string(), text);
+        }
+        assert_eq!(parse_erlang("$a").unwrap(), int(97));
+        assert_eq!(parse_erlang("16#ff.").unwrap(), int(255));
+        assert_eq!(parse_erlang("<<\"é\"/utf8>>").unwrap(), binary("é"));
+    }
+
+    #[test]
+    fn bad_text_says_where() {
+        let e = parse("{:ok, [1, 2}").unwrap_err();
+        assert_eq!((e.line, e.column), (1, 12));
+        assert_eq!(e.message, "expected , or ] in a list, found '}'");
+        let e = parse("{:ok,\n  x}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "2:3: x is a variable, not a term (an atom is :x)"
+        );
+        assert_eq!(
+            parse("\"open").unwrap_err().to_string(),
+            "1:1: a string that never ends"
+        );
+        assert_eq!(
+            parse("1 2").unwrap_err().to_string(),
+            "1:3: expected the end, found '2'"
+        );
+        assert!(parse("\"#{x}\"")
+            .unwrap_err()
+            .message
+            .contains("interpolation"));
+        assert!(parse("<<256>>").is_err());
+        assert!(parse("<<1::size(3), 2>>").is_err());
+        assert!(parse("%{a => }").is_err());
+        assert!(parse_erlang("X").unwrap_err().message.contains("variable"));
+        let deep = "[".repeat(10_000);
+        assert!(parse(&deep).unwrap_err().message.contains("deeper"));
+        assert!(parse("99999999999999999999999").is_err());
+        for garbage in ["", ":", "%", "<<", "~c", "-", "{,}", "[a:]", "\u{0}"] {
+            assert!(parse(garbage).is_err(), "{garbage:?}");
+        }
+    }
+}

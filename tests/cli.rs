@@ -1,0 +1,244 @@
+//! The `cnode` command against a real Elixir node: every subcommand, every exit status,
+//! and malformed arguments.
+
+mod support;
+
+use std::process::{Command, Output};
+use support::{unique_name, BeamNode, Epmd};
+
+const COOKIE: &str = "secret_token";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn cnode(epmd: &Epmd, args: &[&str]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(env!("CARGO_BIN_EXE_cnode"))
+        .args(["--timeout", "20"])
+        .args(args)
+        .env("ERL_EPMD_PORT", epmd.port().to_string())
+        .output()
+        .expect("cnode runs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+fn ok(epmd: &Epmd, args: &[&str]) -> String {
+    let run = cnode(epmd, args);
+    assert_eq!(
+        run.code, 0,
+        "{args:?}\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    run.stdout.trim_end().to_owned()
+}
+
+fn fails(epmd: &Epmd, args: &[&str], code: i32) -> String {
+    let run = cnode(epmd, args);
+    assert_eq!(
+        run.code, code,
+        "{args:?}\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    run.stderr
+}
+
+#[test]
+fn every_subcommand_against_iex() {
+    let epmd = Epmd::start();
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let a = alex.node_name();
+    let a = a.as_str();
+    let c = ["--cookie", COOKIE];
+    let with =
+        |rest: &[&str]| -> Vec<String> { c.iter().chain(rest).map(|s| s.to_string()).collect() };
+    let run = |rest: &[&str]| {
+        ok(
+            &epmd,
+            &with(rest).iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+
+    assert_eq!(run(&["ping", a]), "pong");
+    assert_eq!(run(&["call", a, "Enum.sum", "[1, 2, 3]"]), "6");
+    assert_eq!(
+        run(&["call", a, "Enum.reverse", "[:a, \"b\", {1, 2.5}]"]),
+        r#"[{1, 2.5}, "b", :a]"#
+    );
+    assert_eq!(run(&["call", a, ":erlang.node"]), format!(":{a}"));
+    assert_eq!(
+        run(&["call", a, "Map.new", "[a: 1, b: ~c\"x\"]"]),
+        r#"%{a: 1, b: ~c"x"}"#
+    );
+    assert_eq!(
+        run(&["--erlang", "call", a, "lists:seq", "1", "3"]),
+        "[1,2,3]"
+    );
+    assert_eq!(
+        run(&["--erlang", "call", a, "'Elixir.Enum':sum", "[1,2]"]),
+        "3"
+    );
+    assert_eq!(
+        run(&[
+            "--json",
+            "call",
+            a,
+            "Map.new",
+            "[a: 1, b: \"x\", c: nil, d: [1, 2.5]]"
+        ]),
+        r#"{"a":1,"b":"x","c":null,"d":[1,2.5]}"#
+    );
+    assert_eq!(run(&["eval", a, "Enum.map([1, 2], &(&1 * 2))"]), "[2, 4]");
+    assert_eq!(run(&["--erlang", "eval", a, "lists:sum([1,2,3])"]), "6");
+    // Output of the call goes to the caller's group leader, as from iex: here, the
+    // command's stdout, before the result.
+    assert_eq!(
+        run(&["call", a, "Chat.receive_message", "\"hi from a script\""]),
+        "hi from a script\n:ok"
+    );
+    assert!(
+        !alex.output().contains("hi from a script"),
+        "{}",
+        alex.output()
+    );
+
+    // send/2 to a registered name: delivered before the command exits.
+    alex.eval(
+        "parent = self()
+         spawn(fn -> Process.register(self(), :inbox); receive do m -> send(parent, {:got, m}) end end)
+         :ok",
+    );
+    assert!(alex.eval("Process.sleep(50); Process.whereis(:inbox) != nil") == "true");
+    assert_eq!(
+        run(&["send", a, "inbox", "{:hello, \"from a script\"}"]),
+        ""
+    );
+    assert_eq!(
+        alex.eval("receive do {:got, m} -> m after 20_000 -> :nothing end"),
+        r#"{:hello, "from a script"}"#
+    );
+
+    // The command's own node is hidden, and gone when the command is.
+    assert_eq!(alex.eval("Node.list()"), "[]");
+
+    let names = ok(&epmd, &["names"]);
+    let short = a.split('@').next().unwrap();
+    assert!(
+        names
+            .lines()
+            .any(|l| l.starts_with(&format!("name {short} at port "))),
+        "{names}"
+    );
+}
+
+#[test]
+fn exit_statuses_a_script_can_use() {
+    let epmd = Epmd::start();
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let a = alex.node_name();
+    let a = a.as_str();
+
+    // 1: an exception, printed as iex prints it; {:badrpc, _} as well.
+    let e = fails(&epmd, &["--cookie", COOKIE, "eval", a, "raise \"boom\""], 1);
+    assert!(e.contains("** (RuntimeError) boom"), "{e}");
+    let e = fails(
+        &epmd,
+        &["--cookie", COOKIE, "call", a, "String.to_integer", "\"x\""],
+        1,
+    );
+    assert!(e.contains("** (ArgumentError)"), "{e}");
+    let e = fails(&epmd, &["--cookie", COOKIE, "call", a, "Nope.f", "1"], 1);
+    assert!(
+        e.contains("** (UndefinedFunctionError) function Nope.f/1 is undefined"),
+        "{e}"
+    );
+    let e = fails(
+        &epmd,
+        &["--cookie", COOKIE, "--erlang", "eval", a, "throw(x)"],
+        1,
+    );
+    assert!(e.contains("** exception throw: x"), "{e}");
+
+    // 2: usage, and terms that do not parse, with where.
+    let e = fails(
+        &epmd,
+        &["--cookie", COOKIE, "call", a, "Enum.sum", "[1, 2"],
+        2,
+    );
+    assert!(
+        e.contains("argument 1 is not a term: 1:6: expected , or ] in a list, found the end"),
+        "{e}"
+    );
+    assert!(e.contains("  [1, 2\n       ^"), "{e}");
+    let e = fails(
+        &epmd,
+        &["--cookie", COOKIE, "call", a, "Enum.sum", "[x]"],
+        2,
+    );
+    assert!(e.contains("x is a variable"), "{e}");
+    let e = fails(&epmd, &["--cookie", COOKIE, "call", a, "sum", "1"], 2);
+    assert!(e.contains("is not a function"), "{e}");
+    fails(&epmd, &["ping"], 2);
+    fails(&epmd, &["--cookie", COOKIE, "ping", "no_host"], 2);
+    fails(&epmd, &["frobnicate"], 2);
+
+    // 3: nobody of that name; pang on stdout for ping.
+    let run = cnode(&epmd, &["--cookie", COOKIE, "ping", "nobody@localhost"]);
+    assert_eq!((run.code, run.stdout.trim()), (3, "pang"), "{}", run.stderr);
+    fails(
+        &epmd,
+        &[
+            "--cookie",
+            COOKIE,
+            "call",
+            "nobody@localhost",
+            "Enum.sum",
+            "[]",
+        ],
+        3,
+    );
+
+    // 4: the cookie.
+    let run = cnode(&epmd, &["--cookie", "not_the_cookie", "ping", a]);
+    assert_eq!((run.code, run.stdout.trim()), (4, "pang"), "{}", run.stderr);
+    assert!(run.stderr.contains("the cookies differ"), "{}", run.stderr);
+
+    // 5: no answer in time.
+    let run = Command::new(env!("CARGO_BIN_EXE_cnode"))
+        .args([
+            "--cookie",
+            COOKIE,
+            "--timeout",
+            "1",
+            "eval",
+            a,
+            "Process.sleep(30_000)",
+        ])
+        .env("ERL_EPMD_PORT", epmd.port().to_string())
+        .output()
+        .expect("cnode runs");
+    assert_eq!(
+        run.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    // The node is no worse for any of it.
+    assert_eq!(
+        ok(
+            &epmd,
+            &["--cookie", COOKIE, "call", a, "Enum.sum", "[1, 2, 3]"]
+        ),
+        "6"
+    );
+}
