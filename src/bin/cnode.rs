@@ -471,8 +471,12 @@ async fn eval(
                 timeout,
             )
             .await;
-        let undef = matches!(&result, Err(RpcError::Exception { class, reason, .. })
-            if class == "error" && reason.is_atom("undef"));
+        // Not an Elixir node: Code.eval_string/1 itself is undefined (not a function
+        // the code calls).
+        let undef = matches!(&result, Err(RpcError::Exception { class, reason, stacktrace })
+            if class == "error" && reason.is_atom("undef")
+                && stacktrace.as_list().and_then(|s| s.first()).and_then(|f| f.as_tuple())
+                    .and_then(|f| f.first()).is_some_and(|m| m.is_atom("Elixir.Code")));
         if !undef {
             return answer(cli, result.map(first_of_tuple));
         }
