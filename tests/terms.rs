@@ -225,6 +225,8 @@ async fn terms_print_as_the_beam_prints_them() {
     let elixir_version = String::from_utf8_lossy(elixir_version.as_binary().unwrap()).into_owned();
     // Charlists print as ~c"abc" from Elixir 1.15 on, as 'abc' before.
     let sigil_charlists = !elixir_version.starts_with("1.14");
+    let otp_release = peer.eval("List.to_string(:erlang.system_info(:otp_release))").await;
+    let otp_release = String::from_utf8_lossy(otp_release.as_binary().unwrap()).into_owned();
 
     let mut cases = vec![
         "42",
@@ -283,6 +285,11 @@ async fn terms_print_as_the_beam_prints_them() {
             .map(str::trim_start)
             .collect();
         assert_eq!(Elixir::local(&e[0], &alex).to_string(), inspected, "{case}");
-        assert_eq!(Erlang::local(&e[0], &alex).to_string(), erlang, "{case}");
+        // From OTP 26 on, ~p prints a small map's keys in the order of the atom table,
+        // which a term alone does not tell: such maps are compared in Elixir's syntax.
+        let many_keys = matches!(&e[0], Term::Map(m) if m.map.len() > 1);
+        if !many_keys || otp_release == "25" {
+            assert_eq!(Erlang::local(&e[0], &alex).to_string(), erlang, "{case}");
+        }
     }
 }
