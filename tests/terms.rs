@@ -225,7 +225,9 @@ async fn terms_print_as_the_beam_prints_them() {
     let elixir_version = String::from_utf8_lossy(elixir_version.as_binary().unwrap()).into_owned();
     // Charlists print as ~c"abc" from Elixir 1.15 on, as 'abc' before.
     let sigil_charlists = !elixir_version.starts_with("1.14");
-    let otp_release = peer.eval("List.to_string(:erlang.system_info(:otp_release))").await;
+    let otp_release = peer
+        .eval("List.to_string(:erlang.system_info(:otp_release))")
+        .await;
     let otp_release = String::from_utf8_lossy(otp_release.as_binary().unwrap()).into_owned();
 
     let mut cases = vec![
