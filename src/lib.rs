@@ -85,11 +85,12 @@
 //! a BEAM node without that module; `:sys.replace_state/2` (it takes a fun) fails the
 //! same way.
 //!
-//! Layout, each layer using only those before it (`docs/architecture.md`): [`epmd`]
-//! (registration, lookup, an in-process EPMD), `handshake`, `connection` (framing, ticks,
-//! bounded decoding), [`node`] (the process table, links, monitors, exit signals, routing
-//! between connections and local processes), [`process`] (the handle a process's code
-//! holds, and spawning) and [`otp`] (the services a BEAM node runs, and `Node::start`).
+//! The modules: [`term`] (terms: building, serde, parsing, printing), [`node`] (the
+//! node: configuration, connections, the process table), [`process`] (what a process's
+//! code holds, and spawning), [`gen_server`] and [`supervisor`] (the behaviours),
+//! [`otp`] (the services a BEAM node runs: `rex`, `global`, `Task.Supervisor`, group
+//! leader I/O) and [`epmd`] (registration, lookup, an in-process EPMD). The `cnode`
+//! command-line tool is built from the same crate (feature `cli`, on by default).
 
 pub mod epmd;
 mod flags;
