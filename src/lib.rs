@@ -85,7 +85,7 @@
 //! a BEAM node without that module; `:sys.replace_state/2` (it takes a fun) fails the
 //! same way.
 //!
-//! The modules: [`term`] (terms: building, serde, parsing, printing), [`node`] (the
+//! The modules: [`term`](mod@term) (terms: building, serde, parsing, printing), [`node`] (the
 //! node: configuration, connections, the process table), [`process`] (what a process's
 //! code holds, and spawning), [`gen_server`] and [`supervisor`] (the behaviours),
 //! [`otp`] (the services a BEAM node runs: `rex`, `global`, `Task.Supervisor`, group
