@@ -14,6 +14,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("process", &["process"]),
     ("otp", &["otp"]),
     ("crate root", &["lib", "fuzzing"]),
+    // The `cnode` command: a crate of its own on top, using the library as a user does.
+    ("command-line tool", &["bin"]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
