@@ -259,6 +259,8 @@ async fn terms_print_as_the_beam_prints_them() {
         "%{a: [1, 2]}",
         "%{\"k\" => {:v}}",
         "%{1 => 2}",
+        "%{Enum => 1}",
+        "[{Enum, 1}]",
         "{:echoed, \"hello\", [1, [2]], %{}}",
         "self()",
         "make_ref()",

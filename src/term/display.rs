@@ -588,7 +588,7 @@ impl<W: Write> Printer<'_, W> {
             }
             return self.out.write_char('}');
         }
-        let atom_keys = entries.iter().all(|(k, _)| matches!(k, Term::Atom(_)));
+        let atom_keys = entries.iter().all(|(k, _)| keyword_key(k));
         let structure = entries.iter().find_map(|(k, v)| match (k, v) {
             (Term::Atom(k), Term::Atom(module)) if k.name == "__struct__" => {
                 elixir_alias(&module.name)
@@ -637,7 +637,12 @@ impl AtomName for Term {
 }
 
 fn keyword_pair(e: &Term) -> bool {
-    matches!(e, Term::Tuple(t) if t.elements.len() == 2 && matches!(t.elements[0], Term::Atom(_)))
+    matches!(e, Term::Tuple(t) if t.elements.len() == 2 && keyword_key(&t.elements[0]))
+}
+
+/// An atom Elixir writes as `key:` (Inspect.List.keyword?/1): any but an alias.
+fn keyword_key(k: &Term) -> bool {
+    matches!(k, Term::Atom(a) if !a.name.starts_with("Elixir."))
 }
 
 /// Rust's shortest round-trip digits with the `.0` both languages always print.
