@@ -4,7 +4,7 @@
 mod support;
 
 use std::process::{Command, Output};
-use support::{unique_name, BeamNode, Epmd};
+use support::{unique_name, BeamNode, Epmd, RustNode};
 
 const COOKIE: &str = "secret_token";
 
@@ -232,6 +232,16 @@ fn exit_statuses_a_script_can_use() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+
+    // A Rust node runs the functions it registered, and evaluates no code.
+    let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
+    let m = moebi.node_name();
+    assert_eq!(
+        ok(&epmd, &["--cookie", COOKIE, "call", &m, "Moebi.say_name"]),
+        "Hi, my name is Moebi\n:ok"
+    );
+    let e = fails(&epmd, &["--cookie", COOKIE, "eval", &m, "1 + 1"], 1);
+    assert!(e.contains("evaluates no code"), "{e}");
 
     // The node is no worse for any of it.
     assert_eq!(

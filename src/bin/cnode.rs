@@ -495,6 +495,17 @@ async fn eval(
             timeout,
         )
         .await;
+    if matches!(&tokens, Err(RpcError::Exception { class, reason, .. })
+        if class == "error" && reason.is_atom("undef"))
+    {
+        return Err(fail(
+            EXIT_RAISED,
+            format!(
+                "cnode: {target} evaluates no code: it has neither Code.eval_string/1 nor \
+                 erl_eval (a node that runs no BEAM code, as a Rust node)"
+            ),
+        ));
+    }
     let tokens = ok_value(cli, tokens, "erl_scan")?;
     let exprs = node
         .erpc_call(target, "erl_parse", "parse_exprs", vec![tokens], timeout)
