@@ -14,9 +14,18 @@ defmodule Chat.MixProject do
   # Run "mix help compile.app" to learn about applications.
   def application do
     [
-      extra_applications: [:logger],
+      extra_applications: [:logger] ++ tls_distribution(),
       mod: {Chat.Application, []}
     ]
+  end
+
+  # Started with `--erl "-proto_dist inet_tls ..."`, the node runs its distribution over
+  # TLS and needs :ssl, which Mix (Elixir 1.15+) otherwise prunes from the code path.
+  defp tls_distribution do
+    case :init.get_argument(:proto_dist) do
+      {:ok, [[~c"inet_tls"]]} -> [:ssl]
+      _ -> []
+    end
   end
 
   # Run "mix help deps" to learn about dependencies.

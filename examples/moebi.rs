@@ -58,6 +58,17 @@ struct Args {
     /// each other, the others drop both.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     prevent_overlapping_partitions: bool,
+    /// TLS distribution, as `-proto_dist inet_tls`: this node's certificate (PEM), as
+    /// `certfile` in an `-ssl_dist_optfile`. With --tls-key and --tls-ca.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"], value_name = "PEM")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Its private key (PEM), as `keyfile`.
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The CA peers' certificates must chain to (PEM), as `cacertfile`; peers are
+    /// verified both ways, as with `{verify, verify_peer}` and `{fail_if_no_peer_cert, true}`.
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    tls_ca: Option<std::path::PathBuf>,
 }
 
 // def receive_message(message), do: IO.puts message
@@ -285,6 +296,9 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     config.max_message_size = args.max_message_size;
     config.busy_poll = Duration::from_micros(args.busy_poll_us);
     config.prevent_overlapping_partitions = args.prevent_overlapping_partitions;
+    if let (Some(cert), Some(key), Some(ca)) = (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+        config.tls = Some(cnode::TlsConfig::from_pem_files(cert, key, ca)?);
+    }
 
     let node = Node::start(config).await?;
     node.register_function("Elixir.Chat", "receive_message", 1, receive_message);

@@ -72,6 +72,7 @@ fn scripted(input: &[u8]) -> Scripted<'_> {
 
 fn identity() -> LocalIdentity {
     LocalIdentity {
+        wide_lengths: false,
         name: "fuzz@localhost".into(),
         creation: 1,
         flags: crate::flags::advertised(true),

@@ -21,6 +21,9 @@ pub(crate) struct LocalIdentity {
     pub creation: u32,
     pub flags: u64,
     pub cookie: String,
+    /// Handshake messages with a 4-byte length, as `inet_tls_dist` sends them inside
+    /// TLS (`{packet, 4}`); 2 bytes on plain TCP.
+    pub wide_lengths: bool,
 }
 
 /// The peer as the handshake revealed it.
@@ -133,8 +136,12 @@ fn digest_eq(a: &[u8; 16], b: &[u8]) -> bool {
 /// 255-byte name, is 270 bytes. A longer length is refused at once, not waited for.
 const MAX_MESSAGE: usize = 1024;
 
-async fn read_msg<S: AsyncRead + Unpin>(s: &mut S) -> Result<Vec<u8>, HandshakeError> {
-    let len = s.read_u16().await? as usize;
+async fn read_msg<S: AsyncRead + Unpin>(s: &mut S, wide: bool) -> Result<Vec<u8>, HandshakeError> {
+    let len = if wide {
+        s.read_u32().await? as usize
+    } else {
+        s.read_u16().await? as usize
+    };
     if len == 0 {
         return Err(HandshakeError::Protocol("empty message".into()));
     }
@@ -148,11 +155,19 @@ async fn read_msg<S: AsyncRead + Unpin>(s: &mut S) -> Result<Vec<u8>, HandshakeE
     Ok(buf)
 }
 
-async fn write_msg<S: AsyncWrite + Unpin>(s: &mut S, body: &[u8]) -> Result<(), HandshakeError> {
+async fn write_msg<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    wide: bool,
+    body: &[u8],
+) -> Result<(), HandshakeError> {
     let len = u16::try_from(body.len())
         .map_err(|_| HandshakeError::Protocol("handshake message too long".into()))?;
-    let mut out = Vec::with_capacity(2 + body.len());
-    out.extend_from_slice(&len.to_be_bytes());
+    let mut out = Vec::with_capacity(4 + body.len());
+    if wide {
+        out.extend_from_slice(&u32::from(len).to_be_bytes());
+    } else {
+        out.extend_from_slice(&len.to_be_bytes());
+    }
     out.extend_from_slice(body);
     s.write_all(&out).await?;
     s.flush().await?;
@@ -229,17 +244,17 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     peer_name: &str,
     still_pending: impl FnOnce() -> bool,
 ) -> Result<PeerIdentity, HandshakeError> {
-    write_msg(s, &name_message(local)).await?;
+    write_msg(s, local.wide_lengths, &name_message(local)).await?;
 
-    let status = read_msg(s).await?;
+    let status = read_msg(s, local.wide_lengths).await?;
     let status = status
         .strip_prefix(b"s")
         .ok_or_else(|| HandshakeError::Protocol("expected status".into()))?;
     match status {
         b"ok" | b"ok_simultaneous" => {}
-        b"alive" if still_pending() => write_msg(s, b"strue").await?,
+        b"alive" if still_pending() => write_msg(s, local.wide_lengths, b"strue").await?,
         b"alive" => {
-            write_msg(s, b"sfalse").await?;
+            write_msg(s, local.wide_lengths, b"sfalse").await?;
             return Err(HandshakeError::Refused {
                 peer: peer_name.to_owned(),
                 status: "alive (already connected)".into(),
@@ -253,7 +268,7 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
 
-    let challenge = read_msg(s).await?;
+    let challenge = read_msg(s, local.wide_lengths).await?;
     let mut f = Fields(&challenge);
     if f.take(1)? != b"N" {
         return Err(HandshakeError::Protocol("expected challenge 'N'".into()));
@@ -273,9 +288,9 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     let mut reply = vec![b'r'];
     reply.extend_from_slice(&my_challenge.to_be_bytes());
     reply.extend_from_slice(&digest(&local.cookie, peer_challenge));
-    write_msg(s, &reply).await?;
+    write_msg(s, local.wide_lengths, &reply).await?;
 
-    let ack = read_msg(s).await.map_err(|e| match e {
+    let ack = read_msg(s, local.wide_lengths).await.map_err(|e| match e {
         HandshakeError::Io(io)
             if matches!(
                 io.kind(),
@@ -308,7 +323,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     D: FnOnce(&str, u64) -> Status,
 {
-    let msg = read_msg(s).await?;
+    let msg = read_msg(s, local.wide_lengths).await?;
     let mut f = Fields(&msg);
     match f.take(1)? {
         b"N" => {}
@@ -326,16 +341,21 @@ where
     let name = f.name()?;
 
     let status = if let Err(e) = check_mandatory(&name, peer_flags) {
-        write_msg(s, &[b"s", Status::NotAllowed.as_bytes()].concat()).await?;
+        write_msg(
+            s,
+            local.wide_lengths,
+            &[b"s", Status::NotAllowed.as_bytes()].concat(),
+        )
+        .await?;
         return Err(e);
     } else {
         decide(&name, peer_flags)
     };
-    write_msg(s, &[b"s", status.as_bytes()].concat()).await?;
+    write_msg(s, local.wide_lengths, &[b"s", status.as_bytes()].concat()).await?;
     match status {
         Status::Ok | Status::OkSimultaneous => {}
         Status::Alive => {
-            let answer = read_msg(s).await?;
+            let answer = read_msg(s, local.wide_lengths).await?;
             if answer != b"strue" {
                 return Err(HandshakeError::Declined {
                     peer: name,
@@ -358,9 +378,9 @@ where
     challenge.extend_from_slice(&local.creation.to_be_bytes());
     challenge.extend_from_slice(&(local.name.len() as u16).to_be_bytes());
     challenge.extend_from_slice(local.name.as_bytes());
-    write_msg(s, &challenge).await?;
+    write_msg(s, local.wide_lengths, &challenge).await?;
 
-    let reply = read_msg(s).await?;
+    let reply = read_msg(s, local.wide_lengths).await?;
     let mut f = Fields(&reply);
     if f.take(1)? != b"r" {
         return Err(HandshakeError::Protocol(
@@ -373,7 +393,7 @@ where
     }
     let mut ack = vec![b'a'];
     ack.extend_from_slice(&digest(&local.cookie, peer_challenge));
-    write_msg(s, &ack).await?;
+    write_msg(s, local.wide_lengths, &ack).await?;
     Ok(PeerIdentity {
         name,
         flags: peer_flags,
@@ -399,6 +419,7 @@ mod tests {
 
     fn identity(name: &str, cookie: &str) -> LocalIdentity {
         LocalIdentity {
+            wide_lengths: false,
             name: name.into(),
             creation: 7,
             flags: flags::advertised(true),

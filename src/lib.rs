@@ -100,6 +100,7 @@ pub mod otp;
 pub mod process;
 mod sync;
 pub mod term;
+mod transport;
 
 mod connection;
 
@@ -114,3 +115,4 @@ pub use otp::rpc::RpcError;
 pub use otp::supervisor;
 pub use otp::task_supervisor::{NodeTask, Task};
 pub use process::{Dest, Exception, Function, IntoMessage, Process};
+pub use transport::{TlsConfig, TlsError};

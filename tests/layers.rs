@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("foundation", &["sync", "flags", "term"]),
     ("epmd", &["epmd"]),
+    ("transport", &["transport"]),
     ("handshake", &["handshake"]),
     ("connection", &["connection"]),
     ("node", &["node"]),

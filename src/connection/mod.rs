@@ -13,6 +13,7 @@ mod write;
 
 use crate::sync::lock;
 use crate::term::{Atom, Pid};
+use crate::transport::{ReadHalf, Stream, WriteHalf};
 use codec::Decoded;
 use erl_dist::message::Message;
 use frame::{Frame, FrameReader};
@@ -21,7 +22,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 /// Who a connection hands what it reads to (the node), and tells when it ends.
 pub(crate) trait Owner: Clone + Send + Sync + 'static {
@@ -130,14 +130,13 @@ static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 /// Starts the reader and writer tasks of an established connection.
 pub(crate) fn start(
     owner: impl Owner,
-    stream: TcpStream,
+    stream: Stream,
     peer: Atom,
     flags: u64,
     creation: u32,
     limits: Limits,
 ) -> Arc<ConnHandle> {
-    let _ = stream.set_nodelay(true);
-    let (read_half, write_half) = stream.into_split();
+    let (read_half, write_half) = stream.split();
     let handle = Arc::new(ConnHandle {
         peer,
         flags,
@@ -162,7 +161,7 @@ const YIELD_EVERY: usize = 128;
 async fn read_loop(
     owner: &impl Owner,
     conn: &Arc<ConnHandle>,
-    read_half: tokio::net::tcp::OwnedReadHalf,
+    read_half: ReadHalf,
     mut writer: tokio::task::JoinHandle<()>,
     limits: Limits,
 ) -> String {
@@ -176,7 +175,7 @@ async fn read_loop(
 async fn read_frames(
     owner: &impl Owner,
     conn: &Arc<ConnHandle>,
-    read_half: tokio::net::tcp::OwnedReadHalf,
+    read_half: ReadHalf,
     writer: &mut tokio::task::JoinHandle<()>,
     limits: Limits,
 ) -> String {
@@ -421,11 +420,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
 
 /// Writes queued frames, all that are waiting in one system call, and a tick whenever a
 /// tick interval passed without anything written (as `net_kernel`'s ticker does).
-async fn write_loop(
-    mut w: tokio::net::tcp::OwnedWriteHalf,
-    conn: Arc<ConnHandle>,
-    tick_interval: Duration,
-) {
+async fn write_loop(mut w: WriteHalf, conn: Arc<ConnHandle>, tick_interval: Duration) {
     /// Marks the outbox closed however the writer ends (returning, or aborted by the
     /// reader), so senders stop queuing.
     struct Closed<'a>(&'a Outbox);
@@ -463,7 +458,8 @@ async fn write_loop(
                     continue;
                 }
                 busy = frames > 1;
-                if w.write_all(&batch).await.is_err() {
+                // (A flush is free on TCP; TLS sends what it holds on it.)
+                if w.write_all(&batch).await.is_err() || w.flush().await.is_err() {
                     break;
                 }
                 batch.clear();
@@ -473,7 +469,9 @@ async fn write_loop(
                 wrote = true;
             }
             _ = ticker.tick() => {
-                if !wrote && w.write_all(&[0, 0, 0, 0]).await.is_err() {
+                if !wrote
+                    && (w.write_all(&[0, 0, 0, 0]).await.is_err() || w.flush().await.is_err())
+                {
                     break;
                 }
                 wrote = false;

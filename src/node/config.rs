@@ -1,5 +1,6 @@
 //! How a node is configured: its name, cookie, EPMD port and limits.
 
+use crate::transport::TlsConfig;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,6 +48,10 @@ pub struct NodeConfig {
     /// act on what they tell us. The nodes of a cluster should agree on it. Default
     /// true, as on OTP 25.
     pub prevent_overlapping_partitions: bool,
+    /// TLS distribution, as `-proto_dist inet_tls` (see [`TlsConfig`]): every
+    /// connection, both ways, runs inside TLS, and a plain TCP peer is refused. EPMD
+    /// stays plain. Default: none (plain TCP, as `erl` without `-proto_dist`).
+    pub tls: Option<TlsConfig>,
 }
 
 impl NodeConfig {
@@ -65,6 +70,7 @@ impl NodeConfig {
             max_pending_handshakes: 256,
             busy_poll: Duration::from_micros(100),
             prevent_overlapping_partitions: true,
+            tls: None,
         }
     }
 

@@ -10,6 +10,7 @@ use crate::epmd;
 use crate::handshake::{self, HandshakeError, LocalIdentity, PeerIdentity, Status};
 use crate::sync::lock;
 use crate::term::{Atom, Pid, Reference, Term};
+use crate::transport::Stream;
 use erl_dist::message::Message;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -57,6 +58,7 @@ static NEXT_ATTEMPT: AtomicU64 = AtomicU64::new(1);
 
 fn identity(node: &Node) -> LocalIdentity {
     LocalIdentity {
+        wide_lengths: node.0.config.tls.is_some(),
         name: node.0.name.name.clone(),
         creation: node.0.creation,
         flags: crate::flags::advertised(!node.0.config.hidden),
@@ -231,7 +233,7 @@ async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeEr
                     "{alive} is not registered with EPMD on {host}"
                 )))
             })?;
-        let mut stream = TcpStream::connect((host, port)).await?;
+        let mut stream = Stream::connect(host, port, node.0.config.tls.as_ref()).await?;
         let still_pending = || {
             matches!(lock(&node.0.conns).get(&peer.name),
                 Some(ConnState::Pending { attempt: a, .. }) if *a == attempt)
@@ -298,7 +300,7 @@ fn fail_pending(node: &Node, peer: &Atom, attempt: u64, why: &str) {
 }
 
 /// Makes a completed handshake the connection to that peer and sends what waited.
-fn install(node: &Node, stream: TcpStream, peer: PeerIdentity) {
+fn install(node: &Node, stream: Stream, peer: PeerIdentity) {
     let name = Atom::from(peer.name.as_str());
     let handle = connection::start(
         node.clone(),
@@ -424,7 +426,7 @@ pub(super) fn spawn_acceptor(node: Node, listener: TcpListener) {
 
 async fn accept(
     node: Node,
-    mut stream: TcpStream,
+    tcp: TcpStream,
     addr: std::net::SocketAddr,
     dropped: tokio_util::sync::CancellationToken,
 ) {
@@ -435,9 +437,12 @@ async fn accept(
     let attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
     let claimed = Arc::new(std::sync::OnceLock::<String>::new());
     let claim = claimed.clone();
-    let handshake = tokio::time::timeout(
-        node.0.config.setup_time,
-        handshake::accept(&mut stream, &local, move |peer, _flags| {
+    let tls = node.0.config.tls.clone();
+    // TLS first when configured, then the distribution handshake inside it: both
+    // within `net_setuptime`.
+    let handshake = tokio::time::timeout(node.0.config.setup_time, async move {
+        let mut stream = Stream::accept(tcp, tls.as_ref()).await?;
+        let peer = handshake::accept(&mut stream, &local, move |peer, _flags| {
             reap_closed(&decide_node, peer);
             let mut conns = lock(&decide_node.0.conns);
             match conns.get(peer) {
@@ -470,8 +475,10 @@ async fn accept(
                     Status::Ok
                 }
             }
-        }),
-    );
+        })
+        .await?;
+        Ok::<_, HandshakeError>((stream, peer))
+    });
     let result = tokio::select! {
         r = handshake => Some(r),
         () = dropped.cancelled() => None,
@@ -494,7 +501,7 @@ async fn accept(
         return;
     };
     match result {
-        Ok(Ok(peer)) => install(&node, stream, peer),
+        Ok(Ok((stream, peer))) => install(&node, stream, peer),
         Ok(Err(HandshakeError::WrongCookie { peer })) => tracing::error!(
             "** Connection attempt from node {peer} rejected. Invalid challenge reply. ** (wrong cookie, from {addr})"
         ),

@@ -1,0 +1,242 @@
+//! TLS distribution (`-proto_dist inet_tls`): the seed's session with a real Elixir node
+//! and Moebi both under TLS, in both directions, Rust-to-Rust, and the peers a TLS node
+//! must refuse. Certificates are made here with rcgen (a CA, a node certificate for
+//! `localhost` for both roles, and another CA).
+
+mod support;
+
+use cnode::term::{atom, binary, Match};
+use cnode::{Node, NodeConfig, TlsConfig};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use support::{unique_name, BeamNode, Epmd, RustNode};
+
+const COOKIE: &str = "secret_token";
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+    fn config(&self) -> TlsConfig {
+        TlsConfig::from_pem_files(
+            self.file("cert.pem"),
+            self.file("key.pem"),
+            self.file("ca.pem"),
+        )
+        .expect("the test's certificates load")
+    }
+    /// A certificate for localhost from a CA the nodes do not trust.
+    fn stranger(&self) -> TlsConfig {
+        TlsConfig::from_pem_files(
+            self.file("other-cert.pem"),
+            self.file("other-key.pem"),
+            self.file("other-ca.pem"),
+        )
+        .expect("the other certificates load")
+    }
+}
+
+/// A CA and a `localhost` certificate it signed, for server and client use.
+fn issue(dir: &Path, prefix: &str) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{prefix}test CA"));
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    std::fs::write(dir.join(format!("{prefix}ca.pem")), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{prefix}cert.pem")), cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{prefix}key.pem")), key.serialize_pem()).unwrap();
+}
+
+/// The certificates, and `dist.conf` as OTP's "Using SSL for Erlang Distribution" has
+/// it: `verify_peer` both ways, a client certificate required.
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("cnode-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        issue(&dir, "");
+        issue(&dir, "other-");
+        let f = |n: &str| dir.join(n).display().to_string();
+        let conf = format!(
+            "[{{server, [{{certfile, \"{c}\"}}, {{keyfile, \"{k}\"}}, {{cacertfile, \"{a}\"}},\n\
+             {{verify, verify_peer}}, {{fail_if_no_peer_cert, true}}, {{secure_renegotiate, true}}]}},\n\
+             {{client, [{{certfile, \"{c}\"}}, {{keyfile, \"{k}\"}}, {{cacertfile, \"{a}\"}},\n\
+             {{verify, verify_peer}}, {{secure_renegotiate, true}}]}}].\n",
+            c = f("cert.pem"),
+            k = f("key.pem"),
+            a = f("ca.pem"),
+        );
+        std::fs::write(dir.join("dist.conf"), conf).unwrap();
+        Pki { dir }
+    })
+}
+
+async fn rust_node(prefix: &str, epmd: &Epmd, tls: Option<TlsConfig>) -> Node {
+    let mut config = NodeConfig::new(&format!("{}@localhost", unique_name(prefix)), COOKIE);
+    config.epmd_port = epmd.port();
+    config.hidden = true;
+    config.setup_time = Duration::from_secs(5);
+    config.tls = tls;
+    Node::start(config).await.expect("the node starts")
+}
+
+fn moebi_tls(epmd: &Epmd, pki: &Pki) -> RustNode {
+    let (cert, key, ca) = (
+        pki.file("cert.pem"),
+        pki.file("key.pem"),
+        pki.file("ca.pem"),
+    );
+    RustNode::start(
+        &unique_name("moebi"),
+        COOKIE,
+        epmd,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--tls-ca",
+            ca.to_str().unwrap(),
+            "--net-setuptime",
+            "3",
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_session_under_tls_with_a_real_elixir_node() {
+    let pki = pki();
+    // The BEAM nodes of this test run `-proto_dist inet_tls` (every test in this file
+    // that starts one wants it).
+    std::env::set_var(
+        "ERL_AFLAGS",
+        format!(
+            "-proto_dist inet_tls -ssl_dist_optfile {}",
+            pki.file("dist.conf").display()
+        ),
+    );
+    let epmd = Epmd::start();
+    let moebi = tokio::task::block_in_place(|| moebi_tls(&epmd, pki));
+    let alex = tokio::task::block_in_place(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let m = moebi.node_name();
+    tokio::task::block_in_place(|| {
+        let pong = alex.eval(&format!("Node.ping(:{m})"));
+        assert_eq!(
+            pong,
+            ":pong",
+            "{}\n{}\n{}",
+            moebi.log(),
+            alex.output(),
+            alex.eval(":init.get_arguments()")
+        );
+        // The seed's exchange: Moebi prints, then starts "chicken?" on alex.
+        assert_eq!(
+            alex.eval(&format!("Chat.send_message(:{m}, \"hi\")")),
+            ":ok"
+        );
+        assert!(moebi.wait_for_lines("hi", 1, WAIT), "{}", moebi.output());
+        assert!(alex.wait_for_output("chicken?", WAIT), "{}", alex.output());
+        // Remote spawn, output on the caller.
+        alex.eval(&format!("Node.spawn(:{m}, Moebi, :say_name, [])"));
+        assert!(
+            alex.wait_for_output("Hi, my name is Moebi", WAIT),
+            "{}",
+            alex.output()
+        );
+        // global sees Moebi as a node of the cluster.
+        assert_eq!(alex.eval(":global.sync()"), ":ok");
+    });
+
+    // A Rust node that connects to alex (TLS as the client), and to Moebi: Rust to Rust.
+    let rusty = rust_node("rusty", &epmd, Some(pki.config())).await;
+    let a = alex.node_name();
+    let node = rusty
+        .erpc_call(&a, "erlang", "node", vec![], WAIT)
+        .await
+        .expect("erpc over TLS");
+    assert_eq!(node.as_atom(), Some(a.as_str()));
+    let printed = rusty
+        .task_async(
+            ("Elixir.Chat.TaskSupervisor", a.as_str()),
+            "Elixir.Chat",
+            "receive_message",
+            vec![binary("over TLS")],
+        )
+        .await_timeout(WAIT)
+        .await
+        .expect("a task on alex");
+    assert!(printed.is_atom("ok"));
+    let pong = rusty
+        .erpc_call(&m, "erlang", "node", vec![], WAIT)
+        .await
+        .expect("Rust to Rust over TLS");
+    assert_eq!(pong, atom(&m));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_without_our_trust_are_refused_and_the_node_goes_on() {
+    let pki = pki();
+    let epmd = Epmd::start();
+    let moebi = tokio::task::block_in_place(|| moebi_tls(&epmd, pki));
+    let m = moebi.node_name();
+
+    // A plain TCP node.
+    let plain = rust_node("plain", &epmd, None).await;
+    assert!(plain.try_connect(&m).await.is_err());
+    // A node whose certificate another CA signed (and which does not trust ours).
+    let stranger = rust_node("stranger", &epmd, Some(pki.stranger())).await;
+    assert!(stranger.try_connect(&m).await.is_err());
+    // Garbage instead of a ClientHello, and a socket that says nothing.
+    let port = epmd
+        .names()
+        .into_iter()
+        .find(|(n, _)| m.starts_with(&format!("{n}@")))
+        .map(|(_, p)| p)
+        .expect("moebi is registered");
+    let mut garbage = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    garbage
+        .write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4])
+        .unwrap();
+    garbage.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let _silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    garbage
+        .set_read_timeout(Some(WAIT))
+        .expect("a read timeout");
+    let mut rest = Vec::new();
+    let _ = garbage.read_to_end(&mut rest);
+
+    let t0 = Instant::now();
+    let logged = |needle: &str| moebi.wait_for_log(needle, WAIT);
+    assert!(logged("TLS from 127.0.0.1"), "{}", moebi.log());
+    // The stalled socket is dropped within net_setuptime (3 s here).
+    assert!(logged("timed out (net_setuptime)"), "{}", moebi.log());
+    assert!(t0.elapsed() < WAIT);
+
+    // And a real peer still gets in.
+    let friend = rust_node("friend", &epmd, Some(pki.config())).await;
+    assert!(friend.try_connect(&m).await.is_ok(), "{}", moebi.log());
+}
