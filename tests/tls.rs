@@ -32,6 +32,15 @@ impl Pki {
         )
         .expect("the test's certificates load")
     }
+    /// A certificate from the trusted CA that expired yesterday.
+    fn expired(&self) -> TlsConfig {
+        TlsConfig::from_pem_files(
+            self.file("expired-cert.pem"),
+            self.file("expired-key.pem"),
+            self.file("ca.pem"),
+        )
+        .expect("the expired certificates load")
+    }
     /// A certificate for localhost from a CA the nodes do not trust.
     fn stranger(&self) -> TlsConfig {
         TlsConfig::from_pem_files(
@@ -43,19 +52,24 @@ impl Pki {
     }
 }
 
-/// A CA and a `localhost` certificate it signed, for server and client use.
-fn issue(dir: &Path, prefix: &str) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose,
-    };
+/// A CA: its PEM written as `{prefix}ca.pem`.
+fn ca(dir: &Path, prefix: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca.distinguished_name
         .push(DnType::CommonName, format!("{prefix}test CA"));
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = ca.self_signed(&key).unwrap();
+    std::fs::write(dir.join(format!("{prefix}ca.pem")), cert.pem()).unwrap();
+    (cert, key)
+}
+
+/// A `localhost` certificate for server and client use, signed by `ca`, written as
+/// `{prefix}cert.pem` and `{prefix}key.pem`; with `expired`, its validity ended yesterday.
+fn leaf(dir: &Path, prefix: &str, ca: &(rcgen::Certificate, rcgen::KeyPair), expired: bool) {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
     let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     leaf.distinguished_name
         .push(DnType::CommonName, "localhost");
@@ -64,9 +78,14 @@ fn issue(dir: &Path, prefix: &str) {
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
+    if expired {
+        let now = std::time::SystemTime::now();
+        let day = Duration::from_secs(86_400);
+        leaf.not_before = (now - 30 * day).into();
+        leaf.not_after = (now - day).into();
+    }
     let key = KeyPair::generate().unwrap();
-    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
-    std::fs::write(dir.join(format!("{prefix}ca.pem")), ca_cert.pem()).unwrap();
+    let cert = leaf.signed_by(&key, &ca.0, &ca.1).unwrap();
     std::fs::write(dir.join(format!("{prefix}cert.pem")), cert.pem()).unwrap();
     std::fs::write(dir.join(format!("{prefix}key.pem")), key.serialize_pem()).unwrap();
 }
@@ -78,8 +97,12 @@ fn pki() -> &'static Pki {
     PKI.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("cnode-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        issue(&dir, "");
-        issue(&dir, "other-");
+        let trusted = ca(&dir, "");
+        leaf(&dir, "", &trusted, false);
+        // An expired certificate from the CA the nodes trust.
+        leaf(&dir, "expired-", &trusted, true);
+        let other = ca(&dir, "other-");
+        leaf(&dir, "other-", &other, false);
         let f = |n: &str| dir.join(n).display().to_string();
         let conf = format!(
             "[{{server, [{{certfile, \"{c}\"}}, {{keyfile, \"{k}\"}}, {{cacertfile, \"{a}\"}},\n\
@@ -210,13 +233,52 @@ async fn peers_without_our_trust_are_refused_and_the_node_goes_on() {
     // A node whose certificate another CA signed (and which does not trust ours).
     let stranger = rust_node("stranger", &epmd, Some(pki.stranger())).await;
     assert!(stranger.try_connect(&m).await.is_err());
-    // Garbage instead of a ClientHello, and a socket that says nothing.
+    // An expired certificate.
+    let expired = rust_node("expired", &epmd, Some(pki.expired())).await;
+    assert!(expired.try_connect(&m).await.is_err());
+    // A TLS client with no certificate, where one is required.
+    let no_cert = {
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        let ca = std::fs::read(pki.file("ca.pem")).unwrap();
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        for c in tokio_rustls::rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(
+            std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()),
+        )
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        std::sync::Arc::new(config)
+    };
     let port = epmd
         .names()
         .into_iter()
         .find(|(n, _)| m.starts_with(&format!("{n}@")))
         .map(|(_, p)| p)
         .expect("moebi is registered");
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    // TLS 1.3 finishes the client's side before the server has checked it: the refusal
+    // comes as the first read.
+    if let Ok(mut tls) = tokio_rustls::TlsConnector::from(no_cert)
+        .connect(name, tcp)
+        .await
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = tls.write_all(&[0, 0, 0, 1, b'N']).await;
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(WAIT, tls.read(&mut byte)).await;
+        assert!(
+            !matches!(read, Ok(Ok(1))),
+            "a client without a certificate got an answer"
+        );
+    }
+    // Garbage instead of a ClientHello, and a socket that says nothing.
     let mut garbage = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     garbage
         .write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4])
@@ -232,11 +294,24 @@ async fn peers_without_our_trust_are_refused_and_the_node_goes_on() {
     let t0 = Instant::now();
     let logged = |needle: &str| moebi.wait_for_log(needle, WAIT);
     assert!(logged("TLS from 127.0.0.1"), "{}", moebi.log());
+    for why in [
+        "UnknownCA",
+        "certificate expired",
+        "peer sent no certificates",
+        "InvalidContentType",
+    ] {
+        assert!(logged(why), "{why}:\n{}", moebi.log());
+    }
     // The stalled socket is dropped within net_setuptime (3 s here).
     assert!(logged("timed out (net_setuptime)"), "{}", moebi.log());
     assert!(t0.elapsed() < WAIT);
 
-    // And a real peer still gets in.
+    // 300 half-open sockets at once: the oldest pending handshakes make way, and a
+    // real peer still gets in.
+    let held: Vec<_> = (0..300)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
     let friend = rust_node("friend", &epmd, Some(pki.config())).await;
     assert!(friend.try_connect(&m).await.is_ok(), "{}", moebi.log());
+    drop(held);
 }
