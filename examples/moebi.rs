@@ -69,6 +69,10 @@ struct Args {
     /// verified both ways, as with `{verify, verify_peer}` and `{fail_if_no_peer_cert, true}`.
     #[arg(long, requires = "tls_cert", value_name = "PEM")]
     tls_ca: Option<std::path::PathBuf>,
+    /// TLS distribution from the `-ssl_dist_optfile` the BEAM nodes use (its
+    /// `certfile`, `keyfile` and `cacertfile`).
+    #[arg(long, conflicts_with = "tls_cert", value_name = "FILE")]
+    ssl_dist_optfile: Option<std::path::PathBuf>,
 }
 
 // def receive_message(message), do: IO.puts message
@@ -298,6 +302,9 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     config.prevent_overlapping_partitions = args.prevent_overlapping_partitions;
     if let (Some(cert), Some(key), Some(ca)) = (&args.tls_cert, &args.tls_key, &args.tls_ca) {
         config.tls = Some(cnode::TlsConfig::from_pem_files(cert, key, ca)?);
+    }
+    if let Some(optfile) = &args.ssl_dist_optfile {
+        config.tls = Some(cnode::TlsConfig::from_optfile(optfile)?);
     }
 
     let node = Node::start(config).await?;

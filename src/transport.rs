@@ -87,6 +87,46 @@ impl TlsConfig {
         )
     }
 
+    /// From an OTP `-ssl_dist_optfile` file, the one the BEAM nodes of the cluster are
+    /// started with: the `certfile`, `keyfile` (default: the `certfile`) and `cacertfile`
+    /// of its `server` options, else of its `client` options. Peers are verified both
+    /// ways whatever its `verify` says: a node never runs TLS that trusts anyone.
+    pub fn from_optfile(path: impl AsRef<Path>) -> Result<Self, TlsError> {
+        use crate::term::{chardata_to_string, Match};
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| TlsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let bad = |why: String| TlsError::Pem(format!("{}: {why}", path.display()));
+        let term = crate::term::parse_erlang(&text).map_err(|e| bad(e.to_string()))?;
+        let sections = term
+            .as_list()
+            .ok_or_else(|| bad("expected [{server, Opts}, {client, Opts}]".into()))?;
+        let option = |role: &str, key: &str| {
+            sections.iter().find_map(|s| {
+                let [r, opts] = s.as_tuple_n(2)? else {
+                    return None;
+                };
+                if !r.is_atom(role) {
+                    return None;
+                }
+                opts.as_list()?.iter().find_map(|o| {
+                    let [k, v] = o.as_tuple_n(2)? else {
+                        return None;
+                    };
+                    k.is_atom(key).then(|| chardata_to_string(v)).flatten()
+                })
+            })
+        };
+        let get = |key: &str| option("server", key).or_else(|| option("client", key));
+        let cert = get("certfile").ok_or_else(|| bad("no certfile".into()))?;
+        let key = get("keyfile").unwrap_or_else(|| cert.clone());
+        let ca = get("cacertfile").ok_or_else(|| bad("no cacertfile".into()))?;
+        // Relative paths are relative to where the node runs, as for the BEAM.
+        Self::from_pem_files(cert, key, ca)
+    }
+
     /// As [`from_pem_files`](TlsConfig::from_pem_files), from the PEM text itself.
     pub fn from_pem(cert: &[u8], key: &[u8], ca: &[u8]) -> Result<Self, TlsError> {
         use pki_types::pem::PemObject;
@@ -275,3 +315,32 @@ delegate_read!(Stream, Plain, Tls);
 delegate_write!(Stream, Plain, Tls);
 delegate_read!(ReadHalf, Plain, Tls);
 delegate_write!(WriteHalf, Plain, Tls);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_optfile_without_what_it_needs_says_so() {
+        let dir = std::env::temp_dir().join(format!("cnode-optfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let no_cert = write("a.conf", "[{server, [{cacertfile, \"ca.pem\"}]}].");
+        let e = TlsConfig::from_optfile(&no_cert).unwrap_err().to_string();
+        assert!(e.ends_with("no certfile"), "{e}");
+        let broken = write("b.conf", "[{server, [{certfile, \"c.pem\"}}].");
+        let e = TlsConfig::from_optfile(&broken).unwrap_err().to_string();
+        assert!(e.contains("1:"), "{e}");
+        let missing = write(
+            "c.conf",
+            "[{client, [{certfile, \"/nonexistent/c.pem\"}, {cacertfile, \"ca.pem\"}]}].",
+        );
+        let e = TlsConfig::from_optfile(&missing).unwrap_err().to_string();
+        assert!(e.starts_with("/nonexistent/c.pem"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -127,6 +127,17 @@ async fn rust_node(prefix: &str, epmd: &Epmd, tls: Option<TlsConfig>) -> Node {
     Node::start(config).await.expect("the node starts")
 }
 
+/// Moebi with the BEAM nodes' own `-ssl_dist_optfile`.
+fn moebi_optfile(epmd: &Epmd, pki: &Pki) -> RustNode {
+    let conf = pki.file("dist.conf");
+    RustNode::start(
+        &unique_name("moebi"),
+        COOKIE,
+        epmd,
+        &["--ssl-dist-optfile", conf.to_str().unwrap()],
+    )
+}
+
 fn moebi_tls(epmd: &Epmd, pki: &Pki) -> RustNode {
     let (cert, key, ca) = (
         pki.file("cert.pem"),
@@ -218,6 +229,18 @@ async fn the_seed_session_under_tls_with_a_real_elixir_node() {
         .await
         .expect("Rust to Rust over TLS");
     assert_eq!(pong, atom(&m));
+
+    // Moebi started with the BEAM nodes' own optfile.
+    let kate = tokio::task::block_in_place(|| moebi_optfile(&epmd, pki));
+    let k = kate.node_name();
+    tokio::task::block_in_place(|| {
+        assert_eq!(
+            alex.eval(&format!("Node.ping(:{k})")),
+            ":pong",
+            "{}",
+            kate.log()
+        );
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
