@@ -74,23 +74,15 @@ struct Peer {
 impl Peer {
     /// `expr` evaluated on alex: its value as it arrives here.
     async fn eval(&self, expr: &str) -> Term {
-        let result = self
-            .node
-            .erpc_call(
-                &self.alex,
-                "Elixir.Code",
-                "eval_string",
-                vec![binary(expr)],
-                WAIT,
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{expr}: {e}"));
-        result.as_tuple_n(2).expect("{value, binding}")[0].clone()
+        self.eval_binding(expr, cnode::term!([])).await
     }
 
     /// `Code.eval_string(code, x: term)` on alex.
     async fn eval_with(&self, code: &str, x: Term) -> Term {
-        let binding = cnode::term!([x: x]);
+        self.eval_binding(code, cnode::term!([x: x])).await
+    }
+
+    async fn eval_binding(&self, code: &str, binding: Term) -> Term {
         let result = self
             .node
             .erpc_call(

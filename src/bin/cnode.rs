@@ -292,7 +292,11 @@ async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
         (Some(s), _) => NodeConfig::short_name(s),
         (_, Some(n)) => NodeConfig::long_name(n),
         (None, None) => {
-            let unique = format!("cnode_{}_{}", std::process::id(), rand_suffix());
+            let unique = format!(
+                "cnode_{}_{}",
+                std::process::id(),
+                rand::random::<u32>() % 100_000
+            );
             // Our host as the target names its own: `localhost` for `alex@localhost`.
             let host = target.split_once('@').map_or("localhost", |(_, h)| h);
             if long || host == "localhost" || !host.contains('.') {
@@ -311,14 +315,6 @@ async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
             format!("cnode: cannot start a node as {name}: {e}"),
         )
     })
-}
-
-fn rand_suffix() -> u32 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    t % 100_000
 }
 
 fn connect_failure(target: &str, e: &HandshakeError) -> Failure {
@@ -558,7 +554,7 @@ fn ok_value(cli: &Cli, result: Result<Term, RpcError>, step: &str) -> Result<Ter
 
 /// `epmd -names` for `host`: `name NAME at port PORT` lines.
 async fn names(host: &str, timeout: Duration) -> Result<String, Failure> {
-    let port = NodeConfig::new("x@localhost", "").epmd_port;
+    let port = cnode::epmd::port_from_env();
     match tokio::time::timeout(timeout, cnode::epmd::names(host, port)).await {
         Err(_) => Err(fail(
             EXIT_TIMEOUT,

@@ -175,6 +175,14 @@ async fn start_epmd_daemon(epmd_port: u16) -> bool {
     false
 }
 
+/// The EPMD port as `erl` finds it: `ERL_EPMD_PORT` if set and valid, else 4369.
+pub fn port_from_env() -> u16 {
+    std::env::var("ERL_EPMD_PORT")
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(erl_dist::epmd::DEFAULT_EPMD_PORT)
+}
+
 /// The nodes registered with EPMD on `host`, with their distribution ports, as
 /// `epmd -names` lists them.
 pub async fn names(host: &str, epmd_port: u16) -> std::io::Result<Vec<(String, u16)>> {

@@ -61,7 +61,7 @@ impl NodeConfig {
             name: name.to_owned(),
             cookie: cookie.to_owned(),
             hidden: false,
-            epmd_port: epmd_port_from_env(),
+            epmd_port: crate::epmd::port_from_env(),
             listen_port: 0,
             tick_time: Duration::from_secs(60),
             setup_time: Duration::from_secs(7),
@@ -103,14 +103,6 @@ fn hostname() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
-}
-
-/// `ERL_EPMD_PORT` if set and valid, else 4369.
-pub(crate) fn epmd_port_from_env() -> u16 {
-    std::env::var("ERL_EPMD_PORT")
-        .ok()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or(erl_dist::epmd::DEFAULT_EPMD_PORT)
 }
 
 /// The cookie `erl` would use without `-setcookie`: `~/.erlang.cookie`, created with 20

@@ -10,7 +10,7 @@
 //! maps of atoms in the order of their atom table), and nothing is cut short (as
 //! `inspect(term, limit: :infinity)`).
 
-use super::{Atom, InternalFun, Pid, Port, Reference, Term};
+use super::{Atom, InternalFun, Match, Pid, Port, Reference, Term};
 use std::cmp::Ordering;
 use std::fmt::{self, Write};
 
@@ -602,9 +602,7 @@ impl<W: Write> Printer<'_, W> {
         let mut first = true;
         for (k, v) in entries {
             // An exception's `__exception__: true` is not shown either.
-            if structure.is_some()
-                && matches!(k.as_atom_name(), Some("__struct__" | "__exception__"))
-            {
+            if structure.is_some() && matches!(k.as_atom(), Some("__struct__" | "__exception__")) {
                 continue;
             }
             if !first {
@@ -620,19 +618,6 @@ impl<W: Write> Printer<'_, W> {
             self.term(v)?;
         }
         self.out.write_char('}')
-    }
-}
-
-trait AtomName {
-    fn as_atom_name(&self) -> Option<&str>;
-}
-
-impl AtomName for Term {
-    fn as_atom_name(&self) -> Option<&str> {
-        match self {
-            Term::Atom(a) => Some(&a.name),
-            _ => None,
-        }
     }
 }
 

@@ -616,47 +616,9 @@ impl<'a> Parser<'a> {
             'a' => '\u{7}',
             'd' => '\u{7f}',
             '0' if self.syntax == Syntax::Elixir => '\0',
-            'x' => {
-                let hex = if self.peek() == Some('{') {
-                    self.pos += 1;
-                    let h = self.take_while(|c| c.is_ascii_hexdigit());
-                    if !self.eat("}") {
-                        return self.error("expected } after \\x{...");
-                    }
-                    h
-                } else {
-                    let rest = self.rest();
-                    let n = rest
-                        .chars()
-                        .take(2)
-                        .take_while(char::is_ascii_hexdigit)
-                        .count();
-                    self.pos += n;
-                    &rest[..n]
-                };
-                self.code_point(hex, 16)?
-            }
-            'u' if self.syntax == Syntax::Elixir => {
-                let hex = if self.peek() == Some('{') {
-                    self.pos += 1;
-                    let h = self.take_while(|c| c.is_ascii_hexdigit());
-                    if !self.eat("}") {
-                        return self.error("expected } after \\u{...");
-                    }
-                    h
-                } else {
-                    let rest = self.rest();
-                    let n = rest
-                        .chars()
-                        .take(4)
-                        .take_while(char::is_ascii_hexdigit)
-                        .count();
-                    self.pos += n;
-                    &rest[..n]
-                };
-                self.code_point(hex, 16)?
-            }
-            c @ '0'..='7' if self.syntax == Syntax::Erlang => {
+            'x' => self.hex_escape('x', 2)?,
+            'u' if self.syntax == Syntax::Elixir => self.hex_escape('u', 4)?,
+            '0'..='7' if self.syntax == Syntax::Erlang => {
                 let start = self.pos - 1;
                 let n = self
                     .rest()
@@ -665,11 +627,33 @@ impl<'a> Parser<'a> {
                     .take_while(|c| ('0'..='7').contains(c))
                     .count();
                 self.pos += n;
-                let _ = c;
                 self.code_point(&self.text[start..self.pos], 8)?
             }
             c => c,
         })
+    }
+
+    /// `\x{1F600}` or `\xHH` (up to `digits` hex digits without braces; `\u` the same
+    /// with 4), after the letter.
+    fn hex_escape(&mut self, letter: char, digits: usize) -> Parsed<char> {
+        let hex = if self.peek() == Some('{') {
+            self.pos += 1;
+            let h = self.take_while(|c| c.is_ascii_hexdigit());
+            if !self.eat("}") {
+                return self.error(format!("expected }} after \\{letter}{{..."));
+            }
+            h
+        } else {
+            let rest = self.rest();
+            let n = rest
+                .chars()
+                .take(digits)
+                .take_while(char::is_ascii_hexdigit)
+                .count();
+            self.pos += n;
+            &rest[..n]
+        };
+        self.code_point(hex, 16)
     }
 
     fn code_point(&self, digits: &str, radix: u32) -> Parsed<char> {
@@ -800,6 +784,18 @@ mod tests {
         assert_eq!(parse("'abc'").unwrap(), parse("~c\"abc\"").unwrap());
         assert_eq!(parse("[1, 2 | [3]]").unwrap(), parse("[1, 2, 3]").unwrap());
         assert_eq!(parse("?a").unwrap(), int(97));
+        assert_eq!(
+            parse(r#""\x41\x{1F600}\u00e9\u{e9}""#).unwrap(),
+            binary("A😀éé")
+        );
+        assert_eq!(
+            parse(r#""\x{41""#).unwrap_err().message,
+            "expected } after \\x{..."
+        );
+        assert_eq!(
+            parse_erlang(r#""\101\x41""#).unwrap(),
+            crate::term::charlist("AA")
+        );
         assert_eq!(parse("1_000").unwrap(), int(1000));
         assert_eq!(parse(":\"Elixir.Enum\"").unwrap(), parse("Enum").unwrap());
         assert_eq!(
