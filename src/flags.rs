@@ -1,10 +1,10 @@
 //! Distribution flags: the one place that says which capabilities we advertise.
 //!
 //! We advertise exactly what we implement: the OTP 25 mandatory set, plus the features
-//! whose messages we fully answer. We leave out `DIST_HDR_ATOM_CACHE` and `FRAGMENTS`, so
-//! peers send us plain pass-through frames (tag 112) with whole messages; and we never set
-//! a flag whose messages we would ignore (protocol notes §11: a visible node that sets
-//! SPAWN and ignores SPAWN_REQUEST makes crashing BEAM tasks hang).
+//! whose messages we fully answer, the distribution header with its atom cache and
+//! fragments among them (`connection::header`); and we never set a flag whose messages
+//! we would ignore (protocol notes §11: a visible node that sets SPAWN and ignores
+//! SPAWN_REQUEST makes crashing BEAM tasks hang).
 //!
 //! Names and values as in the Erlang docs (`erl_dist_protocol`, `dist.hrl`).
 
@@ -19,12 +19,14 @@ pub(crate) const EXPORT_PTR_TAG: u64 = 0x200;
 pub(crate) const BIT_BINARIES: u64 = 0x400;
 pub(crate) const NEW_FLOATS: u64 = 0x800;
 pub(crate) const UNICODE_IO: u64 = 0x1000;
+pub(crate) const DIST_HDR_ATOM_CACHE: u64 = 0x2000;
 pub(crate) const SMALL_ATOM_TAGS: u64 = 0x4000;
 pub(crate) const UTF8_ATOMS: u64 = 0x10000;
 pub(crate) const MAP_TAG: u64 = 0x20000;
 pub(crate) const BIG_CREATION: u64 = 0x40000;
 pub(crate) const SEND_SENDER: u64 = 0x80000;
 pub(crate) const EXIT_PAYLOAD: u64 = 0x400000;
+pub(crate) const FRAGMENTS: u64 = 0x800000;
 pub(crate) const HANDSHAKE_23: u64 = 0x1000000;
 pub(crate) const UNLINK_ID: u64 = 0x2000000;
 /// `DFLAG_MANDATORY_25_DIGEST` is bit 26 in `dist.hrl` (and in the flags OTP 25 sends,
@@ -59,6 +61,8 @@ pub(crate) fn advertised(visible: bool) -> u64 {
     let features = DIST_MONITOR
         | DIST_MONITOR_NAME
         | UNICODE_IO
+        | DIST_HDR_ATOM_CACHE
+        | FRAGMENTS
         | SMALL_ATOM_TAGS
         | SEND_SENDER
         | EXIT_PAYLOAD

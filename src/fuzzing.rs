@@ -8,6 +8,7 @@
 
 use crate::connection::codec;
 use crate::connection::frame::{Frame, FrameReader};
+use crate::connection::header::Incoming;
 use crate::connection::terms::{depth_and_size, TermLimits, TermReader};
 use crate::handshake::{self, LocalIdentity, Status};
 use std::pin::Pin;
@@ -132,21 +133,43 @@ pub fn handshake_connect(input: &[u8]) -> Result<String, String> {
 
 /// The frame reader over a stream, each data frame decoded as a connection's reader
 /// does, until the stream ends or is refused. Returns how many frames were decoded into
-/// messages, and why reading stopped.
+/// messages, and why reading stopped. Pass-through frames, as from a peer that has
+/// neither `DIST_HDR_ATOM_CACHE` nor `FRAGMENTS`.
 pub fn frames(input: &[u8]) -> (usize, String) {
+    stream(input, 0)
+}
+
+/// [`frames`] from a peer that has both: every frame after a distribution header, atom
+/// cache references and updates, fragments reassembled (bounded by `MAX_FRAME`, which
+/// stands for the maximum message size here).
+pub fn headed_frames(input: &[u8]) -> (usize, String) {
+    stream(
+        input,
+        crate::flags::DIST_HDR_ATOM_CACHE | crate::flags::FRAGMENTS,
+    )
+}
+
+fn stream(input: &[u8], peer_flags: u64) -> (usize, String) {
     let mut reader = FrameReader::new(scripted(input), MAX_FRAME);
     let limits = TermLimits::default();
+    let mut incoming = Incoming::new(peer_flags, MAX_FRAME);
     let mut messages = 0;
     let stopped = futures::executor::block_on(async {
         loop {
             match reader.next_frame().await {
                 Ok(Frame::Tick) => {}
-                Ok(Frame::Data(d)) => match codec::decode(d, &limits) {
-                    Ok(_) => messages += 1,
+                Ok(Frame::Data(d)) => match codec::decode(d, &mut incoming, &limits) {
+                    Ok(Some(_)) => messages += 1,
+                    Ok(None) => {}
                     Err(e) => return e.to_string(),
                 },
                 Err(e) => return e.to_string(),
             }
+            assert!(
+                incoming.held() <= MAX_FRAME,
+                "{} bytes of fragments held",
+                incoming.held()
+            );
         }
     });
     (messages, stopped)
@@ -155,13 +178,18 @@ pub fn frames(input: &[u8]) -> (usize, String) {
 /// One frame body (after the length) through the term reader and the control-message
 /// decoder. `Ok` describes the message.
 pub fn decode(frame: &[u8]) -> Result<String, String> {
-    match codec::decode(frame, &TermLimits::default()) {
-        Ok(codec::Decoded::Message(_)) => Ok("a control message".into()),
-        Ok(codec::Decoded::AltAct(a)) => Ok(format!(
+    match codec::decode(
+        frame,
+        &mut Incoming::new(0, MAX_FRAME),
+        &TermLimits::default(),
+    ) {
+        Ok(Some(codec::Decoded::Message(_))) => Ok("a control message".into()),
+        Ok(Some(codec::Decoded::AltAct(a))) => Ok(format!(
             "ALTACT_SIG_SEND flags {} from {} to {:?}",
             a.flags, a.from, a.to
         )),
-        Ok(codec::Decoded::Unknown(t)) => Ok(crate::term::truncated(&t, 200)),
+        Ok(Some(codec::Decoded::Unknown(t))) => Ok(crate::term::truncated(&t, 200)),
+        Ok(None) => Ok("a fragment".into()),
         Err(e) => Err(e.to_string()),
     }
 }

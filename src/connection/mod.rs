@@ -8,6 +8,7 @@
 pub(crate) mod codec;
 pub(crate) mod ext;
 pub(crate) mod frame;
+pub(crate) mod header;
 pub(crate) mod terms;
 mod write;
 
@@ -15,9 +16,12 @@ use crate::sync::lock;
 use crate::term::{Atom, Pid};
 use crate::transport::{ReadHalf, Stream, WriteHalf};
 use codec::Decoded;
+use codec::{Framing, Written};
 use erl_dist::message::Message;
 use frame::{Frame, FrameReader};
 use futures::FutureExt;
+use header::{Incoming, FRAGMENT_SIZE};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +42,8 @@ pub(crate) struct Limits {
     pub max_message_size: usize,
     pub tick_time: Duration,
     pub busy_poll: Duration,
+    /// Bytes waiting for the peer beyond which the connection is busy (`+zdbbl`).
+    pub busy_limit: usize,
     pub terms: terms::TermLimits,
 }
 
@@ -53,52 +59,195 @@ pub(crate) struct ConnHandle {
     /// Frames queued so far (the reader's busy polling looks at it).
     sent: AtomicU64,
     closing: tokio_util::sync::CancellationToken,
+    busy_limit: usize,
 }
 
 /// Frames waiting for the writer. Senders encode straight onto the end of `pending`, so
 /// a frame costs no buffer of its own, and the writer takes everything there in one
 /// swap and one system call. Encoding happens under the lock: on a multi-thread
 /// runtime two processes sending to the same peer at once wait for each other's
-/// encoding (on one thread, Moebi's default, nobody ever waits).
+/// encoding (on one thread, Moebi's default, nobody ever waits). The lock also orders
+/// the atom cache's entries as the frames that set them.
 #[derive(Debug, Default)]
 struct Outbox {
     pending: Mutex<Pending>,
     ready: tokio::sync::Notify,
     /// The writer has ended: nothing queued would be written.
     closed: AtomicBool,
+    /// The writer took what was queued: senders waiting on a busy connection look again.
+    drained: tokio::sync::Notify,
+    /// Bytes queued (in `pending`), for senders to look at without the lock.
+    queued: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
 struct Pending {
     bytes: Vec<u8>,
     frames: usize,
+    framing: Framing,
+    /// Whether the peer takes fragments.
+    fragments: bool,
+    /// Fragmented messages still going out, one fragment per batch, oldest first.
+    large: VecDeque<Large>,
+    /// Bytes of `large` still to go.
+    large_bytes: usize,
+    next_seq: u64,
+}
+
+/// A message going out in fragments, so that the frames queued behind it go out
+/// between its fragments instead of after all of it, as the BEAM interleaves them.
+#[derive(Debug)]
+struct Large {
+    seq: u64,
+    /// Its frame as encoded (a `DIST_HEADER` frame); the terms from `next` on are still
+    /// to go.
+    frame: Vec<u8>,
+    next: usize,
+    /// The fragment id of the next fragment (the last is 1).
+    frag: u64,
+    /// Who sent it: what the same process sends next waits in `after` (in frames that
+    /// neither use nor set cache entries), as signals between two processes keep their
+    /// order.
+    sender: Option<Pid>,
+    after: Vec<u8>,
+}
+
+impl Pending {
+    /// Encodes a frame onto the end of what is queued (or behind the sender's large
+    /// message in progress); fragments it when it is large and the peer takes
+    /// fragments.
+    fn queue(
+        &mut self,
+        sender: Option<&Pid>,
+        encode: impl FnOnce(&mut Vec<u8>, &mut Framing) -> Result<Written, eetf::EncodeError>,
+    ) -> Result<(), eetf::EncodeError> {
+        let behind =
+            sender.and_then(|s| self.large.iter_mut().find(|l| l.sender.as_ref() == Some(s)));
+        match behind {
+            // Goes after the sender's fragmented message, written in its own time.
+            Some(large) => {
+                let before = large.after.len();
+                let written = encode(&mut large.after, &mut self.framing.uncached());
+                self.large_bytes += large.after.len() - before;
+                written.map(|_| ())
+            }
+            None => encode(&mut self.bytes, &mut self.framing).map(|w| {
+                if self.fragments && self.bytes.len() - w.body > FRAGMENT_SIZE {
+                    self.fragment(w, sender);
+                }
+                self.frames += 1;
+            }),
+        }
+    }
+
+    fn queued(&self) -> usize {
+        self.bytes.len() + self.large_bytes
+    }
+
+    /// Turns the frame just written at `w` into the first fragment of a [`Large`].
+    fn fragment(&mut self, w: Written, sender: Option<&Pid>) {
+        let frame = if w.start == 0 {
+            std::mem::take(&mut self.bytes)
+        } else {
+            self.bytes.split_off(w.start)
+        };
+        let body = w.body - w.start;
+        let count = (frame.len() - body).div_ceil(FRAGMENT_SIZE) as u64;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        // `131, 69, SequenceId, FragmentId`, the header as it was, the first terms.
+        let header = &frame[6..body];
+        let first = body + FRAGMENT_SIZE;
+        let len = 2 + 16 + header.len() + FRAGMENT_SIZE;
+        self.bytes.extend_from_slice(&(len as u32).to_be_bytes());
+        self.bytes
+            .extend_from_slice(&[ext::VERSION, header::DIST_FRAG_HEADER]);
+        self.bytes.extend_from_slice(&seq.to_be_bytes());
+        self.bytes.extend_from_slice(&count.to_be_bytes());
+        self.bytes.extend_from_slice(header);
+        self.bytes.extend_from_slice(&frame[body..first]);
+        self.large_bytes += frame.len() - first;
+        self.large.push_back(Large {
+            seq,
+            frame,
+            next: first,
+            frag: count - 1,
+            sender: sender.cloned(),
+            after: Vec::new(),
+        });
+    }
+
+    /// Moves what is queued into `batch`: every whole frame, and the next fragment of
+    /// the oldest large message (then the frames waiting for its end, if it was the
+    /// last). Returns how many frames.
+    fn take(&mut self, batch: &mut Vec<u8>) -> usize {
+        std::mem::swap(&mut self.bytes, batch);
+        let mut frames = std::mem::take(&mut self.frames);
+        if let Some(large) = self.large.front_mut() {
+            let end = (large.next + FRAGMENT_SIZE).min(large.frame.len());
+            let chunk = &large.frame[large.next..end];
+            batch.extend_from_slice(&((2 + 16 + chunk.len()) as u32).to_be_bytes());
+            batch.extend_from_slice(&[ext::VERSION, header::DIST_FRAG_CONT]);
+            batch.extend_from_slice(&large.seq.to_be_bytes());
+            batch.extend_from_slice(&large.frag.to_be_bytes());
+            batch.extend_from_slice(chunk);
+            self.large_bytes -= chunk.len();
+            large.next = end;
+            large.frag -= 1;
+            frames += 1;
+            if large.frag == 0 {
+                let done = self.large.pop_front().expect("the front one");
+                self.large_bytes -= done.after.len();
+                batch.extend_from_slice(&done.after);
+            }
+        }
+        frames
+    }
 }
 
 impl ConnHandle {
     /// Queues `message` for the peer. Encoding happens here, in the sender's task, so
-    /// the writer only writes bytes.
-    pub(crate) fn send(&self, message: Message) {
-        self.queue(|out| codec::encode_into(out, message, self.flags));
+    /// the writer only writes bytes. Returns whether the connection is now busy (see
+    /// [`drained`](Self::drained)).
+    pub(crate) fn send(&self, message: Message) -> bool {
+        let sender = sender_of(&message).cloned();
+        let flags = self.flags;
+        self.queue(sender.as_ref(), |out, framing| {
+            codec::encode_into(out, framing, message, flags)
+        })
     }
 
     /// Queues a message from `from` to `to`, written from borrows (see
-    /// [`codec::Payload`]).
-    pub(crate) fn send_to(&self, from: &Pid, to: codec::To<'_>, payload: codec::Payload<'_>) {
-        self.queue(|out| codec::encode_send_into(out, from, to, payload, self.flags));
+    /// [`codec::Payload`]). Returns whether the connection is now busy.
+    pub(crate) fn send_to(
+        &self,
+        from: &Pid,
+        to: codec::To<'_>,
+        payload: codec::Payload<'_>,
+    ) -> bool {
+        self.queue(Some(from), |out, framing| {
+            codec::encode_send_into(out, framing, from, to, payload, self.flags)
+        })
     }
 
-    fn queue(&self, encode: impl FnOnce(&mut Vec<u8>) -> Result<(), eetf::EncodeError>) {
-        let encoded = {
-            let mut pending = lock(&self.outbox.pending);
+    fn queue(
+        &self,
+        sender: Option<&Pid>,
+        encode: impl FnOnce(&mut Vec<u8>, &mut Framing) -> Result<Written, eetf::EncodeError>,
+    ) -> bool {
+        let (encoded, queued) = {
+            let mut guard = lock(&self.outbox.pending);
             // The writer is gone: the connection is going down, and the node will
             // report that through links and monitors. (Looked at under the lock, which
             // the writer takes to empty the outbox as it ends: nothing is left behind.)
             if self.outbox.closed.load(Ordering::Acquire) {
-                return;
+                return false;
             }
-            let encoded = encode(&mut pending.bytes);
-            pending.frames += usize::from(encoded.is_ok());
-            encoded
+            let pending = &mut *guard;
+            let encoded = pending.queue(sender, encode);
+            let queued = pending.queued();
+            self.outbox.queued.store(queued, Ordering::Relaxed);
+            (encoded, queued)
         };
         match encoded {
             Ok(()) => {
@@ -106,6 +255,28 @@ impl ConnHandle {
                 self.outbox.ready.notify_one();
             }
             Err(e) => tracing::error!(peer = %self.peer.name, "cannot encode a message: {e}"),
+        }
+        queued > self.busy_limit
+    }
+
+    /// Whether more than the busy limit is waiting for the peer (`+zdbbl`): a BEAM
+    /// process sending to it would be suspended.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.outbox.queued.load(Ordering::Relaxed) > self.busy_limit
+    }
+
+    /// Waits until the connection is no longer busy (or has closed), as a BEAM process
+    /// that sent to a busy distribution port is suspended until it drains.
+    pub(crate) async fn drained(&self) {
+        loop {
+            let drained = self.outbox.drained.notified();
+            if !self.is_busy() || !self.is_open() {
+                return;
+            }
+            tokio::select! {
+                _ = drained => {}
+                _ = self.closing.cancelled() => return,
+            }
         }
     }
 
@@ -142,9 +313,17 @@ pub(crate) fn start(
         flags,
         creation,
         id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
-        outbox: Outbox::default(),
+        outbox: Outbox {
+            pending: Mutex::new(Pending {
+                framing: Framing::for_peer(flags),
+                fragments: flags & crate::flags::FRAGMENTS != 0,
+                ..Pending::default()
+            }),
+            ..Outbox::default()
+        },
         sent: AtomicU64::new(0),
         closing: tokio_util::sync::CancellationToken::new(),
+        busy_limit: limits.busy_limit,
     });
     let writer = tokio::spawn(write_loop(write_half, handle.clone(), limits.tick_time / 4));
     let conn = handle.clone();
@@ -194,6 +373,7 @@ async fn read_frames(
     let mut silent_quarters = 0;
     let mut taken: usize = 0;
     let mut talk = Conversation::default();
+    let mut incoming = Incoming::new(conn.flags, limits.max_message_size);
     loop {
         // Every frame already buffered, without going back to the runtime in between.
         loop {
@@ -208,7 +388,7 @@ async fn read_frames(
             // would end this task without `connection_down`: a connection nobody reads,
             // still ticking.
             let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                take_in(owner, conn, data, &limits)
+                take_in(owner, conn, data, &mut incoming, &limits)
             }));
             match handled {
                 Ok(Ok(())) => {}
@@ -404,10 +584,44 @@ fn take_in(
     owner: &impl Owner,
     conn: &Arc<ConnHandle>,
     data: &[u8],
+    incoming: &mut Incoming,
     limits: &Limits,
 ) -> Result<(), codec::DecodeError> {
-    owner.take(conn, codec::decode(data, &limits.terms)?);
+    if let Some(decoded) = codec::decode(data, incoming, &limits.terms)? {
+        owner.take(conn, decoded);
+    }
     Ok(())
+}
+
+/// The process a signal comes from, where it names one.
+fn sender_of(message: &Message) -> Option<&Pid> {
+    use erl_dist::term::PidOrAtom;
+    Some(match message {
+        Message::Link(m) => &m.from_pid,
+        Message::Exit(m) => &m.from_pid,
+        Message::Unlink(m) => &m.from_pid,
+        Message::RegSend(m) => &m.from_pid,
+        Message::GroupLeader(m) => &m.from_pid,
+        Message::Exit2(m) => &m.from_pid,
+        Message::MonitorP(m) => &m.from_pid,
+        Message::DemonitorP(m) => &m.from_pid,
+        Message::MonitorPExit(m) => match &m.from_proc {
+            PidOrAtom::Pid(p) => p,
+            PidOrAtom::Atom(_) => return None,
+        },
+        Message::PayloadMonitorPExit(m) => match &m.from_proc {
+            PidOrAtom::Pid(p) => p,
+            PidOrAtom::Atom(_) => return None,
+        },
+        Message::SendSender(m) => &m.from_pid,
+        Message::PayloadExit(m) => &m.from_pid,
+        Message::PayloadExit2(m) => &m.from_pid,
+        Message::SpawnRequest(m) => &m.from_pid,
+        Message::UnlinkId(m) => &m.from_pid,
+        Message::UnlinkIdAck(m) => &m.from_pid,
+        Message::AliasSend(m) => &m.from_pid,
+        _ => return None,
+    })
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
@@ -427,7 +641,13 @@ async fn write_loop(mut w: WriteHalf, conn: Arc<ConnHandle>, tick_interval: Dura
     impl Drop for Closed<'_> {
         fn drop(&mut self) {
             self.0.closed.store(true, Ordering::Release);
-            lock(&self.0.pending).bytes = Vec::new();
+            let mut pending = lock(&self.0.pending);
+            pending.bytes = Vec::new();
+            pending.large = VecDeque::new();
+            pending.large_bytes = 0;
+            self.0.queued.store(0, Ordering::Relaxed);
+            drop(pending);
+            self.0.drained.notify_waiters();
         }
     }
     /// A larger buffer than this is not kept for the next batch.
@@ -439,7 +659,7 @@ async fn write_loop(mut w: WriteHalf, conn: Arc<ConnHandle>, tick_interval: Dura
     let mut wrote = false;
     let mut batch = Vec::new();
     let mut busy = false;
-    loop {
+    'run: loop {
         tokio::select! {
             _ = conn.closing.cancelled() => break,
             _ = outbox.ready.notified() => {
@@ -449,24 +669,36 @@ async fn write_loop(mut w: WriteHalf, conn: Arc<ConnHandle>, tick_interval: Dura
                     // costing a system call each. A lone request/response never waits.
                     tokio::task::yield_now().await;
                 }
-                let frames = {
-                    let mut pending = lock(&outbox.pending);
-                    std::mem::swap(&mut pending.bytes, &mut batch);
-                    std::mem::take(&mut pending.frames)
-                };
-                if frames == 0 {
-                    continue;
+                // Everything queued; then, while a large message is going out, a
+                // fragment of it at a time with whatever was queued meanwhile.
+                loop {
+                    let (frames, more, queued) = {
+                        let mut pending = lock(&outbox.pending);
+                        let frames = pending.take(&mut batch);
+                        let queued = pending.queued();
+                        outbox.queued.store(queued, Ordering::Relaxed);
+                        (frames, !pending.large.is_empty(), queued)
+                    };
+                    if frames == 0 {
+                        break;
+                    }
+                    busy = frames > 1;
+                    // (A flush is free on TCP; TLS sends what it holds on it.)
+                    if w.write_all(&batch).await.is_err() || w.flush().await.is_err() {
+                        break 'run;
+                    }
+                    batch.clear();
+                    if batch.capacity() > KEEP {
+                        batch = Vec::new();
+                    }
+                    wrote = true;
+                    if queued <= conn.busy_limit {
+                        outbox.drained.notify_waiters();
+                    }
+                    if !more {
+                        break;
+                    }
                 }
-                busy = frames > 1;
-                // (A flush is free on TCP; TLS sends what it holds on it.)
-                if w.write_all(&batch).await.is_err() || w.flush().await.is_err() {
-                    break;
-                }
-                batch.clear();
-                if batch.capacity() > KEEP {
-                    batch = Vec::new();
-                }
-                wrote = true;
             }
             _ = ticker.tick() => {
                 if !wrote
@@ -479,6 +711,36 @@ async fn write_loop(mut w: WriteHalf, conn: Arc<ConnHandle>, tick_interval: Dura
         }
     }
     let _ = w.shutdown().await;
+}
+
+/// The outbox without a connection, for tests of what it writes.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    pub(crate) struct Outgoing(Pending);
+
+    pub(crate) fn pending(peer_flags: u64) -> Outgoing {
+        Outgoing(Pending {
+            framing: Framing::for_peer(peer_flags),
+            fragments: peer_flags & crate::flags::FRAGMENTS != 0,
+            ..Pending::default()
+        })
+    }
+
+    pub(crate) fn queue(p: &mut Outgoing, from: &Pid, to: &str, message: &crate::term::Term) {
+        let name = Atom::from(to);
+        let to = codec::To::Name(&name);
+        let payload = codec::Payload::Term(message);
+        p.0.queue(Some(from), |out, framing| {
+            codec::encode_send_into(out, framing, from, to, payload, u64::MAX)
+        })
+        .unwrap();
+    }
+
+    pub(crate) fn take(p: &mut Outgoing, batch: &mut Vec<u8>) -> usize {
+        p.0.take(batch)
+    }
 }
 
 #[cfg(test)]

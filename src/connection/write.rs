@@ -7,15 +7,72 @@
 //! on every kind.
 
 use super::ext::{
-    ATOM_UTF8_EXT, BINARY_EXT, INTEGER_EXT, LARGE_TUPLE_EXT, LIST_EXT, MAP_EXT,
+    ATOM_CACHE_REF, ATOM_UTF8_EXT, BINARY_EXT, INTEGER_EXT, LARGE_TUPLE_EXT, LIST_EXT, MAP_EXT,
     NEWER_REFERENCE_EXT, NEW_FLOAT_EXT, NEW_PID_EXT, NIL_EXT, SMALL_ATOM_UTF8_EXT,
-    SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, STRING_EXT,
+    SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, STRING_EXT, VERSION,
 };
+use super::header::OutCache;
 use crate::term::{Atom, Pid, Reference, Term};
 use eetf::EncodeError;
 
+/// Where a frame's terms are written: its bytes (`Out` derefs to them), with or without
+/// version bytes, and, on a connection with the atom cache, the cache that turns atoms
+/// into references (see [`header`](super::header)).
+pub(crate) struct Out<'a> {
+    bytes: &'a mut Vec<u8>,
+    /// Pass-through frames: each term starts with the version byte.
+    versioned: bool,
+    cache: Option<&'a mut OutCache>,
+}
+
+impl<'a> Out<'a> {
+    /// Terms of a pass-through frame.
+    pub(crate) fn versioned(bytes: &'a mut Vec<u8>) -> Self {
+        Out {
+            bytes,
+            versioned: true,
+            cache: None,
+        }
+    }
+
+    /// Terms after a distribution header, atoms through `cache` when there is one.
+    pub(crate) fn headed(bytes: &'a mut Vec<u8>, cache: Option<&'a mut OutCache>) -> Self {
+        Out {
+            bytes,
+            versioned: false,
+            cache,
+        }
+    }
+
+    /// Whether terms carry a version byte (a pass-through frame).
+    pub(crate) fn is_versioned(&self) -> bool {
+        self.versioned
+    }
+
+    /// The version byte, where terms carry one.
+    #[inline]
+    pub(crate) fn version(&mut self) {
+        if self.versioned {
+            self.bytes.push(VERSION);
+        }
+    }
+}
+
+impl std::ops::Deref for Out<'_> {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        self.bytes
+    }
+}
+
+impl std::ops::DerefMut for Out<'_> {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        self.bytes
+    }
+}
+
 /// Writes `term` (without a version byte) onto the end of `out`.
-pub(super) fn term(out: &mut Vec<u8>, term: &Term) -> Result<(), EncodeError> {
+pub(super) fn term(out: &mut Out<'_>, term: &Term) -> Result<(), EncodeError> {
     match term {
         Term::FixInteger(i) => integer(out, i.value),
         Term::Atom(a) => atom(out, a)?,
@@ -61,7 +118,7 @@ pub(super) fn term(out: &mut Vec<u8>, term: &Term) -> Result<(), EncodeError> {
         | Term::BitBinary(_) => {
             // `eetf` writes the version byte first: the term's own bytes follow it.
             let start = out.len();
-            term.encode(&mut *out)?;
+            term.encode(&mut **out)?;
             out.remove(start);
         }
     }
@@ -69,7 +126,7 @@ pub(super) fn term(out: &mut Vec<u8>, term: &Term) -> Result<(), EncodeError> {
 }
 
 /// The start of a tuple of `arity` elements.
-pub(super) fn tuple_header(out: &mut Vec<u8>, arity: usize) {
+pub(super) fn tuple_header(out: &mut Out<'_>, arity: usize) {
     match u8::try_from(arity) {
         Ok(arity) => out.extend_from_slice(&[SMALL_TUPLE_EXT, arity]),
         Err(_) => {
@@ -80,13 +137,13 @@ pub(super) fn tuple_header(out: &mut Vec<u8>, arity: usize) {
 }
 
 /// The terms of `elements`, one after another (a tuple's or a list's elements).
-pub(super) fn terms(out: &mut Vec<u8>, elements: &[Term]) -> Result<(), EncodeError> {
+pub(super) fn terms(out: &mut Out<'_>, elements: &[Term]) -> Result<(), EncodeError> {
     elements.iter().try_for_each(|e| term(out, e))
 }
 
 /// `SMALL_INTEGER_EXT` for 0..=255, `INTEGER_EXT` otherwise.
 #[inline(always)]
-fn integer(out: &mut Vec<u8>, n: i32) {
+fn integer(out: &mut Out<'_>, n: i32) {
     match u8::try_from(n) {
         Ok(byte) => out.extend_from_slice(&[SMALL_INTEGER_EXT, byte]),
         Err(_) => {
@@ -98,7 +155,7 @@ fn integer(out: &mut Vec<u8>, n: i32) {
 
 /// A proper list; as a `STRING_EXT` when every element is an integer in 0..=255 and
 /// there are at most 65,535 of them (as the BEAM and `eetf` write `[1, 2, 3]`).
-fn list(out: &mut Vec<u8>, elements: &[Term]) -> Result<(), EncodeError> {
+fn list(out: &mut Out<'_>, elements: &[Term]) -> Result<(), EncodeError> {
     let byte = |e: &Term| match e {
         Term::FixInteger(i) => u8::try_from(i.value).ok(),
         _ => None,
@@ -126,7 +183,11 @@ fn list(out: &mut Vec<u8>, elements: &[Term]) -> Result<(), EncodeError> {
     Ok(())
 }
 
-pub(super) fn atom(out: &mut Vec<u8>, atom: &Atom) -> Result<(), EncodeError> {
+pub(super) fn atom(out: &mut Out<'_>, atom: &Atom) -> Result<(), EncodeError> {
+    if let Some(r) = out.cache.as_mut().and_then(|c| c.reference(&atom.name)) {
+        out.extend_from_slice(&[ATOM_CACHE_REF, r]);
+        return Ok(());
+    }
     let name = atom.name.as_bytes();
     if let Ok(len) = u8::try_from(name.len()) {
         out.extend_from_slice(&[SMALL_ATOM_UTF8_EXT, len]);
@@ -140,7 +201,7 @@ pub(super) fn atom(out: &mut Vec<u8>, atom: &Atom) -> Result<(), EncodeError> {
     Ok(())
 }
 
-pub(super) fn pid(out: &mut Vec<u8>, pid: &Pid) -> Result<(), EncodeError> {
+pub(super) fn pid(out: &mut Out<'_>, pid: &Pid) -> Result<(), EncodeError> {
     out.push(NEW_PID_EXT);
     atom(out, &pid.node)?;
     out.extend_from_slice(&pid.id.to_be_bytes());
@@ -149,7 +210,7 @@ pub(super) fn pid(out: &mut Vec<u8>, pid: &Pid) -> Result<(), EncodeError> {
     Ok(())
 }
 
-pub(super) fn reference(out: &mut Vec<u8>, r: &Reference) -> Result<(), EncodeError> {
+pub(super) fn reference(out: &mut Out<'_>, r: &Reference) -> Result<(), EncodeError> {
     let words =
         u16::try_from(r.id.len()).map_err(|_| EncodeError::TooLargeReferenceId(r.clone()))?;
     out.push(NEWER_REFERENCE_EXT);
@@ -176,8 +237,10 @@ mod tests {
         for t in kinds.iter().chain([&all]) {
             let mut theirs = Vec::new();
             t.encode(&mut theirs).unwrap();
-            let mut ours = vec![super::super::ext::VERSION];
-            term(&mut ours, t).unwrap();
+            let mut ours = Vec::new();
+            let mut out = Out::versioned(&mut ours);
+            out.version();
+            term(&mut out, t).unwrap();
             assert_eq!(ours, theirs, "{}", crate::term::truncated(t, 80));
         }
     }

@@ -25,8 +25,16 @@ pub struct NodeConfig {
     /// `net_setuptime`: the longest a handshake may take. Default 7 s.
     pub setup_time: Duration,
     /// The largest distribution message accepted, in bytes; a larger one closes that
-    /// connection with a log line. Default 128 MiB.
+    /// connection with a log line. Fragmented messages being reassembled count
+    /// together against it (a peer can start many). Default 128 MiB.
     pub max_message_size: usize,
+    /// The distribution buffer busy limit (`+zdbbl`), in bytes: when more than this
+    /// waits to be written to a peer, the connection is busy, and a process that sends
+    /// to it waits at its next `receive` (or [`Process::yield_now`](crate::Process::yield_now))
+    /// until the writer has caught up, as a BEAM process is suspended on a busy
+    /// distribution port; ticks and other connections go on. Default 1 MiB, as the
+    /// BEAM's.
+    pub dist_buf_busy_limit: usize,
     /// How deeply terms in a message may nest. Default 512.
     pub max_term_depth: usize,
     /// Handshakes in progress at once: when another peer connects while this many are
@@ -66,6 +74,7 @@ impl NodeConfig {
             tick_time: Duration::from_secs(60),
             setup_time: Duration::from_secs(7),
             max_message_size: 128 * 1024 * 1024,
+            dist_buf_busy_limit: 1024 * 1024,
             max_term_depth: 512,
             max_pending_handshakes: 256,
             busy_poll: Duration::from_micros(100),

@@ -42,7 +42,7 @@ pub(super) enum Queued {
 }
 
 impl Queued {
-    fn send_on(self, h: &ConnHandle) {
+    fn send_on(self, h: &ConnHandle) -> bool {
         match self {
             Queued::Message(m) => h.send(m),
             Queued::PriorityAlias {
@@ -71,6 +71,7 @@ fn limits(node: &Node) -> Limits {
         max_message_size: node.0.config.max_message_size,
         tick_time: node.0.config.tick_time,
         busy_poll: node.0.config.busy_poll,
+        busy_limit: node.0.config.dist_buf_busy_limit,
         terms: TermLimits {
             max_depth: node.0.config.max_term_depth,
         },
@@ -131,20 +132,33 @@ fn send_queued(node: &Node, peer: &Atom, message: Queued) {
 }
 
 /// `send` of a message to a process on `peer`, written from borrows when the
-/// connection is up (a copy is queued while it is coming up).
-pub(super) fn send_to(node: &Node, peer: &Atom, from: &Pid, to: To<'_>, payload: Payload<'_>) {
+/// connection is up (a copy is queued while it is coming up). Returns the connection
+/// when it is busy.
+pub(super) fn send_to(
+    node: &Node,
+    peer: &Atom,
+    from: &Pid,
+    to: To<'_>,
+    payload: Payload<'_>,
+) -> Option<Arc<ConnHandle>> {
     match (handle(node, &peer.name), to) {
-        (Some(h), _) => h.send_to(from, to, payload),
-        (None, To::PriorityAlias(alias)) => send_queued(
-            node,
-            peer,
-            Queued::PriorityAlias {
-                from: from.clone(),
-                alias: alias.clone(),
-                message: payload.to_term(),
-            },
-        ),
-        (None, _) => send(node, peer, codec::to_message(from, to, payload)),
+        (Some(h), _) => h.send_to(from, to, payload).then_some(h),
+        (None, To::PriorityAlias(alias)) => {
+            send_queued(
+                node,
+                peer,
+                Queued::PriorityAlias {
+                    from: from.clone(),
+                    alias: alias.clone(),
+                    message: payload.to_term(),
+                },
+            );
+            None
+        }
+        (None, _) => {
+            send(node, peer, codec::to_message(from, to, payload));
+            None
+        }
     }
 }
 

@@ -20,8 +20,12 @@ pub(super) fn dispatch(node: &Node, conn: &Arc<ConnHandle>, message: Message) {
         Message::SendSenderTt(m) => deliver_to_pid(node, &m.to_pid, m.message),
         Message::RegSend(m) => reg_send(node, &m.from_pid, &m.to_name, m.message),
         Message::RegSendTt(m) => reg_send(node, &m.from_pid, &m.to_name, m.message),
-        Message::AliasSend(m) => node.route(&m.from_pid, Dest::Alias(m.alias), m.message),
-        Message::AliasSendTt(m) => node.route(&m.from_pid, Dest::Alias(m.alias), m.message),
+        Message::AliasSend(m) => {
+            node.route(&m.from_pid, Dest::Alias(m.alias), m.message);
+        }
+        Message::AliasSendTt(m) => {
+            node.route(&m.from_pid, Dest::Alias(m.alias), m.message);
+        }
         Message::Link(m) => link(node, conn, &m.from_pid, &m.to_pid),
         Message::Unlink(m) => unlink(node, &m.from_pid, &m.to_pid),
         Message::UnlinkId(m) => {

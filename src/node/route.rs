@@ -17,8 +17,14 @@ impl Node {
     }
 
     /// Sends `message` from `from` to `to`: delivered to a process here, written to the
-    /// connection (from a borrow) for a process elsewhere.
-    pub(crate) fn route(&self, from: &Pid, to: Dest, message: impl IntoMessage) {
+    /// connection (from a borrow) for a process elsewhere. Returns that connection when
+    /// it is busy (`NodeConfig::dist_buf_busy_limit`).
+    pub(crate) fn route(
+        &self,
+        from: &Pid,
+        to: Dest,
+        message: impl IntoMessage,
+    ) -> Option<Arc<ConnHandle>> {
         self.route_in(from, to, Vec::new(), message)
     }
 
@@ -31,7 +37,7 @@ impl Node {
         to: Dest,
         head: Vec<Term>,
         message: impl IntoMessage,
-    ) {
+    ) -> Option<Arc<ConnHandle>> {
         let remote = match &to {
             Dest::Pid(pid) if !self.is_local(&pid.node) => Some((&pid.node, To::Pid(pid))),
             Dest::RemoteName(name, node) if !self.is_local(node) => Some((node, To::Name(name))),
@@ -46,9 +52,9 @@ impl Node {
             } else {
                 Payload::Wrapped(&head, message.as_term())
             };
-            connect::send_to(self, node, from, to, payload);
+            let busy = connect::send_to(self, node, from, to, payload);
             message.spent();
-            return;
+            return busy;
         }
         let entry = match &to {
             Dest::Pid(pid) => self.local_entry(pid),
@@ -70,12 +76,18 @@ impl Node {
             }
             e.deliver(message);
         }
+        None
     }
 
     /// A message sent with the `priority` option to `alias` (`erlang:send/3`).
-    pub(crate) fn route_priority(&self, from: &Pid, alias: &Reference, message: impl IntoMessage) {
+    pub(crate) fn route_priority(
+        &self,
+        from: &Pid,
+        alias: &Reference,
+        message: impl IntoMessage,
+    ) -> Option<Arc<ConnHandle>> {
         if !self.is_local(&alias.node) {
-            connect::send_to(
+            let busy = connect::send_to(
                 self,
                 &alias.node,
                 from,
@@ -83,16 +95,15 @@ impl Node {
                 Payload::Term(message.as_term()),
             );
             message.spent();
-            return;
+            return busy;
         }
-        let Some(entry) = self.alias_entry(alias) else {
-            return;
-        };
+        let entry = self.alias_entry(alias)?;
         if self.is_priority_alias(&entry, alias) {
             entry.deliver_priority(message.into_term());
         } else {
             entry.deliver(message.into_term());
         }
+        None
     }
 
     /// `erlang:send({Name, Node}, Message, [noconnect])`: sent only over a connection

@@ -1,5 +1,6 @@
 //! The handle a process's own code uses: its mailbox and the BEAM process operations.
 
+use crate::connection::ConnHandle;
 use crate::node::{Dest, Exception, IntoMessage, Mailbox, Node, ProcEntry};
 use crate::term::{Match, Pid, Reference, Term};
 use std::collections::VecDeque;
@@ -33,6 +34,9 @@ pub struct Process {
     /// Whether this process made a priority alias, and so may get priority messages
     /// (until then its receives never look at the priority queue).
     priority_enabled: bool,
+    /// A connection a send of this process left busy: the process waits for it to
+    /// drain at its next receive (or `yield_now`), as a BEAM process is suspended.
+    busy: std::sync::Mutex<Option<Arc<ConnHandle>>>,
 }
 
 impl Process {
@@ -43,6 +47,7 @@ impl Process {
             rx,
             saved: VecDeque::new(),
             priority_enabled: false,
+            busy: std::sync::Mutex::new(None),
         }
     }
 
@@ -60,17 +65,46 @@ impl Process {
     /// a message to a process or name that does not exist is dropped, as on the BEAM.
     ///
     /// The message is a `Term` given away or a `&Term` lent ([`IntoMessage`]). It never
-    /// waits: the message is encoded and queued for the connection's writer.
-    /// A process sending many messages in a row should `tokio::task::yield_now().await`
-    /// now and then (the BEAM preempts a process after its reductions), or on a
-    /// one-thread runtime the writer runs only when the loop ends, with everything
-    /// queued in memory.
+    /// waits: the message is encoded and queued for the connection's writer. When that
+    /// leaves more than `NodeConfig::dist_buf_busy_limit` (1 MiB) waiting for the peer,
+    /// this process waits for the writer to catch up at its next `receive` or
+    /// [`yield_now`](Self::yield_now), as a BEAM process that sends to a busy
+    /// distribution port is suspended. A process sending many messages in a row
+    /// should `p.yield_now().await` now and then (the BEAM preempts a process after
+    /// its reductions): that bounds what waits for a slow peer, and on a one-thread
+    /// runtime it is what lets the writer run at all.
     pub fn send(&self, to: impl Into<Dest>, message: impl IntoMessage) {
-        self.node.route(&self.entry.pid, to.into(), message);
+        let busy = self.node.route(&self.entry.pid, to.into(), message);
+        self.suspend_on(busy);
+    }
+
+    fn suspend_on(&self, busy: Option<Arc<ConnHandle>>) {
+        if busy.is_some() {
+            *crate::sync::lock(&self.busy) = busy;
+        }
+    }
+
+    /// Waits while a connection this process sent to is busy (see [`send`](Self::send)),
+    /// then lets the runtime run other tasks, as `tokio::task::yield_now`.
+    pub async fn yield_now(&mut self) {
+        self.unsuspend().await;
+        tokio::task::yield_now().await;
+    }
+
+    async fn unsuspend(&mut self) {
+        let busy = self
+            .busy
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(conn) = busy {
+            conn.drained().await;
+        }
     }
 
     /// The next message.
     pub async fn receive(&mut self) -> Term {
+        self.unsuspend().await;
         if self.priority_enabled {
             return self
                 .receive_match(None, |_| true)
@@ -107,6 +141,7 @@ impl Process {
         timeout: Option<Duration>,
         mut matches: impl FnMut(&Term) -> bool,
     ) -> Option<Term> {
+        self.unsuspend().await;
         if let Some(m) = self.take_priority(&mut matches) {
             return Some(m);
         }
@@ -218,7 +253,8 @@ impl Process {
     /// active priority alias; otherwise an ordinary one (to a node older than OTP 28,
     /// which cannot take priority messages, as well).
     pub fn send_priority(&self, alias: &Reference, message: impl IntoMessage) {
-        self.node.route_priority(&self.entry.pid, alias, message);
+        let busy = self.node.route_priority(&self.entry.pid, alias, message);
+        self.suspend_on(busy);
     }
 
     /// `unalias(Alias)`.

@@ -11,14 +11,16 @@
 //! sender keeps (a lent request) needs no copy.
 
 use super::ext::VERSION;
+use super::header::{Body, HeaderError, Incoming, OutCache, DIST_HEADER};
 use super::terms::{frame_terms, TermError, TermLimits, TermReader};
+use super::write::Out;
 use crate::flags;
 use crate::term::{Atom, FixInteger, List, Match, Pid, Reference, Term};
 use erl_dist::message::{self as m, Message};
 use erl_dist::term::{Mfa, PidOrAtom};
 
 /// The pass-through frame tag: no distribution header follows.
-const PASS_THROUGH: u8 = 112;
+pub(crate) const PASS_THROUGH: u8 = 112;
 
 /// A frame we could not turn into a message.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +29,8 @@ pub(crate) enum DecodeError {
     Empty,
     #[error("frame tag {0} (only pass-through frames, 112, are negotiated)")]
     UnexpectedTag(u8),
+    #[error("{0}")]
+    Header(#[from] HeaderError),
     #[error("malformed term: {0}")]
     Term(#[from] TermError),
     #[error("control message {0} is malformed")]
@@ -78,19 +82,29 @@ pub(crate) mod altact {
     pub(crate) const EXIT: u8 = 16;
 }
 
-/// Decodes one data frame body (after the length).
-pub(crate) fn decode(frame: &[u8], limits: &TermLimits) -> Result<Decoded, DecodeError> {
-    let (&tag, body) = frame.split_first().ok_or(DecodeError::Empty)?;
-    if tag != PASS_THROUGH {
-        return Err(DecodeError::UnexpectedTag(tag));
-    }
-    let (control, payload) = frame_terms(body, limits)?;
-    from_terms(control, payload).or_else(|e| {
+/// Decodes one data frame body (after the length): `None` when it was a fragment of a
+/// message still in progress.
+pub(crate) fn decode(
+    frame: &[u8],
+    incoming: &mut Incoming,
+    limits: &TermLimits,
+) -> Result<Option<Decoded>, DecodeError> {
+    let (body, atoms) = match incoming.read(frame)? {
+        Body::Partial => return Ok(None),
+        Body::Versioned(body) => (body, None),
+        Body::Headed(body, atoms) => (body, Some(atoms)),
+    };
+    let reader = || match atoms {
+        None => TermReader::new(body, limits),
+        Some(atoms) => TermReader::headed(body, atoms, limits),
+    };
+    let (control, payload) = frame_terms(reader())?;
+    from_terms(control, payload).map(Some).or_else(|e| {
         // The fields were moved out as they matched: the control message in the log
         // line is decoded again from the bytes.
-        let control = TermReader::new(body, limits).next_term()?;
+        let control = reader().next_term()?;
         match e {
-            Malformed::Unknown => Ok(Decoded::Unknown(control)),
+            Malformed::Unknown => Ok(Some(Decoded::Unknown(control))),
             Malformed::Bad => Err(bad(&control)),
         }
     })
@@ -369,8 +383,8 @@ impl Payload<'_> {
         }
     }
 
-    fn write(self, out: &mut Vec<u8>) -> Result<(), eetf::EncodeError> {
-        out.push(VERSION);
+    fn write(self, out: &mut Out<'_>) -> Result<(), eetf::EncodeError> {
+        out.version();
         match self {
             Payload::Term(t) => super::write::term(out, t),
             Payload::Wrapped(head, last) => {
@@ -393,52 +407,114 @@ pub(crate) fn to_message(from: &Pid, to: To<'_>, payload: Payload<'_>) -> Messag
     }
 }
 
+/// How a connection's frames are written: pass-through (tag 112, terms with version
+/// bytes), or after a distribution header, with the sending side of the atom cache
+/// where the peer has it (see [`header`](super::header)).
+#[derive(Debug, Default)]
+pub(crate) struct Framing {
+    headed: bool,
+    cache: Option<Box<OutCache>>,
+}
+
+impl Framing {
+    /// The framing a peer with `peer_flags` reads (we advertise both header flags).
+    pub(crate) fn for_peer(peer_flags: u64) -> Self {
+        Framing {
+            headed: peer_flags & (flags::DIST_HDR_ATOM_CACHE | flags::FRAGMENTS) != 0,
+            cache: (peer_flags & flags::DIST_HDR_ATOM_CACHE != 0).then(Box::default),
+        }
+    }
+
+    /// Headed frames without cache references, for frames written out of order with
+    /// the others (after a fragmented message): they may neither use nor set entries.
+    pub(crate) fn uncached(&self) -> Self {
+        Framing {
+            headed: self.headed,
+            cache: None,
+        }
+    }
+}
+
+/// Where a frame appended by [`encode_into`] starts, and where the terms after its
+/// header start (offsets into the buffer).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Written {
+    pub start: usize,
+    pub body: usize,
+}
+
 /// Appends a message from `from` to `to` as a whole frame (length header included),
 /// written from borrows, for a peer with `peer_flags`. On an error `out` is as it was.
 pub(crate) fn encode_send_into(
     out: &mut Vec<u8>,
+    framing: &mut Framing,
     from: &Pid,
     to: To<'_>,
     payload: Payload<'_>,
     peer_flags: u64,
-) -> Result<(), eetf::EncodeError> {
-    framed(out, |out| hot::send(out, from, to, payload, peer_flags))
+) -> Result<Written, eetf::EncodeError> {
+    framed(out, framing, |out| {
+        hot::send(out, from, to, payload, peer_flags)
+    })
 }
 
 /// Appends `message` as a whole frame (length header included) for a peer with
 /// `peer_flags`. On an error `out` is as it was.
 pub(crate) fn encode_into(
     out: &mut Vec<u8>,
+    framing: &mut Framing,
     message: Message,
     peer_flags: u64,
-) -> Result<(), eetf::EncodeError> {
+) -> Result<Written, eetf::EncodeError> {
     let message = downgrade(message, peer_flags);
-    framed(out, |out| match hot::write(out, message, peer_flags)? {
-        None => Ok(()),
-        Some(other) => other.write_into(out).map_err(|e| match e {
-            erl_dist::message::SendError::Encode(e) => e,
-            other => eetf::EncodeError::Io(std::io::Error::other(other.to_string())),
-        }),
+    framed(out, framing, |out| {
+        match hot::write(out, message, peer_flags)? {
+            None => Ok(()),
+            Some(other) => cold(out, other),
+        }
     })
 }
 
-/// `message` as a frame of its own.
+/// A message erl_dist writes: as it writes it in a pass-through frame; after a header,
+/// its terms read back and written again without version bytes and with the cache
+/// (these are the rare ones: the frequent ones are all in [`hot`]).
+fn cold(out: &mut Out<'_>, message: Message) -> Result<(), eetf::EncodeError> {
+    let mut theirs = Vec::new();
+    message.write_into(&mut theirs).map_err(|e| match e {
+        erl_dist::message::SendError::Encode(e) => e,
+        other => eetf::EncodeError::Io(std::io::Error::other(other.to_string())),
+    })?;
+    if out.is_versioned() {
+        out.extend_from_slice(&theirs);
+        return Ok(());
+    }
+    let limits = TermLimits::default();
+    let (control, payload) = frame_terms(TermReader::new(&theirs, &limits))
+        .map_err(|e| eetf::EncodeError::Io(std::io::Error::other(e.to_string())))?;
+    super::write::term(out, &control)?;
+    payload.map_or(Ok(()), |p| super::write::term(out, &p))
+}
+
+/// `message` as a pass-through frame of its own.
 #[cfg(test)]
 pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, eetf::EncodeError> {
     let mut out = Vec::new();
-    encode_into(&mut out, message, peer_flags).map(|()| out)
+    encode_into(&mut out, &mut Framing::default(), message, peer_flags).map(|_| out)
 }
 
-/// The frame `write` appends: a length header, then the pass-through tag and what
-/// `write` wrote; nothing when it fails or panics (frames of other messages may be
-/// before it in `out`, and the peer must get whole frames only).
+/// The frame `write` appends: a length header, then the pass-through tag or the
+/// distribution header, and what `write` wrote; nothing when it fails or panics (frames
+/// of other messages may be before it in `out`, and the peer must get whole frames
+/// only), and then no cache entry it set stays set.
 fn framed(
     out: &mut Vec<u8>,
-    write: impl FnOnce(&mut Vec<u8>) -> Result<(), eetf::EncodeError>,
-) -> Result<(), eetf::EncodeError> {
+    framing: &mut Framing,
+    write: impl FnOnce(&mut Out<'_>) -> Result<(), eetf::EncodeError>,
+) -> Result<Written, eetf::EncodeError> {
     /// Cuts `out` back to `start` unless the frame was finished.
     struct Frame<'a> {
         out: &'a mut Vec<u8>,
+        cache: Option<&'a mut OutCache>,
         start: usize,
         finished: bool,
     }
@@ -446,21 +522,49 @@ fn framed(
         fn drop(&mut self) {
             if !self.finished {
                 self.out.truncate(self.start);
+                if let Some(cache) = self.cache.as_deref_mut() {
+                    cache.abandon();
+                }
             }
         }
     }
     let start = out.len();
+    let headed = framing.headed;
     let mut frame = Frame {
         out,
+        cache: framing.cache.as_deref_mut(),
         start,
         finished: false,
     };
-    frame.out.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
-    write(frame.out)?;
+    if !headed {
+        frame.out.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
+        write(&mut Out::versioned(frame.out))?;
+    } else if let Some(cache) = frame.cache.as_deref_mut() {
+        frame
+            .out
+            .extend_from_slice(&[0, 0, 0, 0, VERSION, DIST_HEADER]);
+        cache.begin();
+        let terms = frame.out.len();
+        write(&mut Out::headed(frame.out, Some(&mut *cache)))?;
+        // The header names the atoms the terms used: written after them, moved before.
+        let header = cache.header();
+        frame.out.extend_from_slice(header);
+        frame.out[terms..].rotate_right(header.len());
+    } else {
+        frame
+            .out
+            .extend_from_slice(&[0, 0, 0, 0, VERSION, DIST_HEADER, 0]);
+        write(&mut Out::headed(frame.out, None))?;
+    }
     let len = (frame.out.len() - start - 4) as u32;
     frame.out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    let body = match frame.cache.as_deref() {
+        Some(cache) if headed => start + 6 + cache.header_len(),
+        _ if headed => start + 7,
+        _ => start + 5,
+    };
     frame.finished = true;
-    Ok(())
+    Ok(Written { start, body })
 }
 
 /// The control messages of every call, reply and monitor, written straight into the
@@ -468,13 +572,13 @@ fn framed(
 /// reference) before encoding it: two allocations per message, in the same bytes.
 mod hot {
     use super::*;
-    use crate::connection::ext::{SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, VERSION};
-    use crate::connection::write::{atom, pid, reference};
+    use crate::connection::ext::{SMALL_INTEGER_EXT, SMALL_TUPLE_EXT};
+    use crate::connection::write::{atom, pid, reference, term};
 
     /// Writes `message` (control tuple and payload) if it is one of the hot ones; gives
     /// any other back for erl_dist to write.
     pub(super) fn write(
-        out: &mut Vec<u8>,
+        out: &mut Out<'_>,
         message: Message,
         peer_flags: u64,
     ) -> Result<Option<Message>, eetf::EncodeError> {
@@ -513,6 +617,56 @@ mod hot {
                 crate::term::discard(m.reason);
                 written
             }
+            // What a task's caller (`Task.Supervisor.async` from a BEAM node) and a
+            // task started on a BEAM node (`Node::task_async`) cost besides the sends.
+            Message::SpawnReply(m) => {
+                tuple(out, 5, 31);
+                reference(out, &m.req_id)?;
+                pid(out, &m.to_pid)?;
+                term(out, &Term::from(m.flags))?;
+                proc(out, &m.result)
+            }
+            Message::SpawnRequest(m) => {
+                tuple(out, 6, 29);
+                reference(out, &m.req_id)?;
+                pid(out, &m.from_pid)?;
+                pid(out, &m.group_leader)?;
+                out.extend_from_slice(&[SMALL_TUPLE_EXT, 3]);
+                atom(out, &m.mfa.module)?;
+                atom(out, &m.mfa.function)?;
+                term(out, &Term::from(m.mfa.arity))?;
+                term(out, &Term::List(m.opt_list))?;
+                Payload::Term(&Term::List(m.arg_list)).write(out)
+            }
+            Message::PayloadExit(m) => {
+                tuple(out, 3, 24);
+                pid(out, &m.from_pid)?;
+                pid(out, &m.to_pid)?;
+                Payload::Term(&m.reason).write(out)
+            }
+            Message::PayloadExit2(m) => {
+                tuple(out, 3, 26);
+                pid(out, &m.from_pid)?;
+                pid(out, &m.to_pid)?;
+                Payload::Term(&m.reason).write(out)
+            }
+            Message::Link(m) => {
+                tuple(out, 3, 1);
+                pid(out, &m.from_pid)?;
+                pid(out, &m.to_pid)
+            }
+            Message::UnlinkId(m) => {
+                tuple(out, 4, 35);
+                term(out, &m.id)?;
+                pid(out, &m.from_pid)?;
+                pid(out, &m.to_pid)
+            }
+            Message::UnlinkIdAck(m) => {
+                tuple(out, 4, 36);
+                term(out, &m.id)?;
+                pid(out, &m.from_pid)?;
+                pid(out, &m.to_pid)
+            }
             other => return Ok(Some(other)),
         }
         .map(|()| None)
@@ -520,7 +674,7 @@ mod hot {
 
     /// A message to a process: the control tuple, then the payload.
     pub(super) fn send(
-        out: &mut Vec<u8>,
+        out: &mut Out<'_>,
         from: &Pid,
         to: To<'_>,
         payload: Payload<'_>,
@@ -567,7 +721,7 @@ mod hot {
 
     /// [`send`] of a message given away, dropped once written (see `discard`).
     fn given(
-        out: &mut Vec<u8>,
+        out: &mut Out<'_>,
         from: &Pid,
         to: To<'_>,
         message: Term,
@@ -579,11 +733,12 @@ mod hot {
     }
 
     /// The version byte, a tuple of `arity` and its first element, the operation.
-    fn tuple(out: &mut Vec<u8>, arity: u8, op: u8) {
-        out.extend_from_slice(&[VERSION, SMALL_TUPLE_EXT, arity, SMALL_INTEGER_EXT, op]);
+    fn tuple(out: &mut Out<'_>, arity: u8, op: u8) {
+        out.version();
+        out.extend_from_slice(&[SMALL_TUPLE_EXT, arity, SMALL_INTEGER_EXT, op]);
     }
 
-    fn proc(out: &mut Vec<u8>, p: &PidOrAtom) -> Result<(), eetf::EncodeError> {
+    fn proc(out: &mut Out<'_>, p: &PidOrAtom) -> Result<(), eetf::EncodeError> {
         match p {
             PidOrAtom::Pid(p) => pid(out, p),
             PidOrAtom::Atom(a) => atom(out, a),

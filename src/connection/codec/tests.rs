@@ -6,11 +6,16 @@ use crate::term::{atom, binary, int, list, tuple, Pid, Reference};
 /// Encoded for a peer of OTP 25 to 27 (every flag but ALTACT_SIG), then decoded.
 fn round_trip(message: Message) -> Message {
     let frame = encode(message, !flags::ALTACT_SIG).unwrap();
-    match decode(&frame[4..], &TermLimits::default()).unwrap() {
+    match decode_pt(&frame[4..], &TermLimits::default()).unwrap() {
         Decoded::Message(m) => m,
         Decoded::AltAct(a) => panic!("ALTACT_SIG_SEND {a:?}"),
         Decoded::Unknown(t) => panic!("unknown {t}"),
     }
+}
+
+/// A pass-through frame body decoded, as from a peer without the header flags.
+fn decode_pt(frame: &[u8], limits: &TermLimits) -> Result<Decoded, DecodeError> {
+    decode(frame, &mut Incoming::new(0, usize::MAX), limits).map(|d| d.expect("a whole message"))
 }
 
 /// A frame body of `control` and `data`.
@@ -22,7 +27,7 @@ fn body(control: Vec<Term>, data: Term) -> Vec<u8> {
 }
 
 fn alt_act(body: &[u8]) -> Result<AltAct, String> {
-    match decode(body, &TermLimits::default()) {
+    match decode_pt(body, &TermLimits::default()) {
         Ok(Decoded::AltAct(a)) => Ok(a),
         Ok(_) => Err("not an ALTACT_SIG_SEND".into()),
         Err(e) => Err(e.to_string()),
@@ -194,7 +199,7 @@ fn alias_sends_use_altact_sig_where_the_peer_has_it() {
     )
     .unwrap();
     assert!(matches!(
-        decode(&frame[4..], &TermLimits::default()).unwrap(),
+        decode_pt(&frame[4..], &TermLimits::default()).unwrap(),
         Decoded::Message(Message::AliasSend(_))
     ));
 
@@ -204,13 +209,14 @@ fn alias_sends_use_altact_sig_where_the_peer_has_it() {
         let to = To::PriorityAlias(&alias);
         encode_send_into(
             &mut out,
+            &mut Framing::default(),
             &from,
             to,
             Payload::Term(&atom("urgent")),
             peer_flags,
         )
         .unwrap();
-        decode(&out[4..], &TermLimits::default()).unwrap()
+        decode_pt(&out[4..], &TermLimits::default()).unwrap()
     };
     match prio(flags::advertised(true)) {
         Decoded::AltAct(a) => assert_eq!(a.flags, altact::ALIAS | altact::PRIO),
@@ -258,7 +264,7 @@ fn spawn_args_as_charlist_are_accepted() {
         .encode(&mut body)
         .unwrap();
     let _ = payload;
-    match decode(&body, &TermLimits::default()).unwrap() {
+    match decode_pt(&body, &TermLimits::default()).unwrap() {
         Decoded::Message(Message::SpawnRequest(s)) => assert_eq!(s.arg_list.elements.len(), 3),
         _ => panic!("not a spawn request"),
     }
@@ -281,7 +287,7 @@ fn charlists_decode_as_the_lists_they_are() {
         .encode(&mut body)
         .unwrap();
     term.encode(&mut body).unwrap();
-    let Decoded::Message(Message::Send(send)) = decode(&body, &TermLimits::default()).unwrap()
+    let Decoded::Message(Message::Send(send)) = decode_pt(&body, &TermLimits::default()).unwrap()
     else {
         panic!("not a send")
     };
@@ -316,6 +322,39 @@ fn hot_messages_are_written_as_erl_dist_writes_them() {
             r.clone(),
             atom("noproc"),
         ),
+        Message::link(a.clone(), b.clone()),
+        Message::payload_exit(a.clone(), b.clone(), atom("normal")),
+        Message::PayloadExit2(m::PayloadExit2 {
+            from_pid: a.clone(),
+            to_pid: b.clone(),
+            reason: atom("kill"),
+        }),
+        Message::unlink_id(int(7), a.clone(), b.clone()),
+        Message::unlink_id_ack(int(7), a.clone(), b.clone()),
+        Message::SpawnReply(m::SpawnReply {
+            req_id: r.clone(),
+            to_pid: a.clone(),
+            flags: FixInteger::from(3),
+            result: PidOrAtom::Pid(b.clone()),
+        }),
+        Message::SpawnReply(m::SpawnReply {
+            req_id: r.clone(),
+            to_pid: a.clone(),
+            flags: FixInteger::from(0),
+            result: PidOrAtom::Atom(Atom::from("badarg")),
+        }),
+        Message::SpawnRequest(m::SpawnRequest {
+            req_id: r.clone(),
+            from_pid: a.clone(),
+            group_leader: b.clone(),
+            mfa: Mfa {
+                module: Atom::from("Elixir.Chat"),
+                function: Atom::from("receive_message"),
+                arity: FixInteger::from(1),
+            },
+            opt_list: List::from(vec![atom("link"), atom("monitor")]),
+            arg_list: List::from(vec![binary(b"hi")]),
+        }),
     ];
     for message in messages {
         let mut theirs = Vec::new();
@@ -323,9 +362,11 @@ fn hot_messages_are_written_as_erl_dist_writes_them() {
         let mut ours = Vec::new();
         // erl_dist predates ALTACT_SIG (alias_sends_use_altact_sig_where_the_peer_has_it).
         let flags = !flags::ALTACT_SIG;
-        assert!(hot::write(&mut ours, message.clone(), flags)
-            .unwrap()
-            .is_none());
+        assert!(
+            hot::write(&mut Out::versioned(&mut ours), message.clone(), flags)
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(ours, theirs, "{message:?}");
     }
     // `SEND` to a peer without `SEND_SENDER`.
@@ -337,12 +378,24 @@ fn hot_messages_are_written_as_erl_dist_writes_them() {
     Message::Send(send).write_into(&mut theirs).unwrap();
     let mut ours = Vec::new();
     let to = To::Pid(&b);
-    hot::send(&mut ours, &a, to, Payload::Term(&payload()), 0).unwrap();
+    hot::send(
+        &mut Out::versioned(&mut ours),
+        &a,
+        to,
+        Payload::Term(&payload()),
+        0,
+    )
+    .unwrap();
     assert_eq!(ours, theirs);
-    let link = Message::link(a, b);
-    assert!(hot::write(&mut Vec::new(), link, u64::MAX)
-        .unwrap()
-        .is_some());
+    let cold = Message::GroupLeader(m::GroupLeader {
+        from_pid: a,
+        to_pid: b,
+    });
+    assert!(
+        hot::write(&mut Out::versioned(&mut Vec::new()), cold, u64::MAX)
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// A message that cannot be written, or whose writing panics, leaves the frames
@@ -350,20 +403,20 @@ fn hot_messages_are_written_as_erl_dist_writes_them() {
 #[test]
 fn a_frame_is_appended_whole_or_not_at_all() {
     let mut out = b"earlier frames".to_vec();
-    let failed = framed(&mut out, |out| {
+    let failed = framed(&mut out, &mut Framing::default(), |out| {
         out.extend_from_slice(b"half");
         Err(eetf::EncodeError::TooLongAtomName(Atom::from("x")))
     });
     assert!(failed.is_err());
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        framed(&mut out, |out| {
+        framed(&mut out, &mut Framing::default(), |out| {
             out.extend_from_slice(b"half");
             panic!("a bug in a writer")
         })
     }));
     assert!(panicked.is_err());
     assert_eq!(out, b"earlier frames");
-    framed(&mut out, |out| {
+    framed(&mut out, &mut Framing::default(), |out| {
         out.push(1);
         Ok(())
     })
@@ -389,7 +442,8 @@ fn lent_payloads_are_written_as_owned_ones() {
             for flags in [u64::MAX, 0] {
                 let owned = encode(to_message(&a, to, payload), flags).unwrap();
                 let mut lent = b"before".to_vec();
-                encode_send_into(&mut lent, &a, to, payload, flags).unwrap();
+                encode_send_into(&mut lent, &mut Framing::default(), &a, to, payload, flags)
+                    .unwrap();
                 assert_eq!(lent[..6], *b"before");
                 assert_eq!(lent[6..], owned);
             }
@@ -407,7 +461,7 @@ fn a_malformed_control_message_is_reported_whole() {
         .encode(&mut body)
         .unwrap();
     atom("m").encode(&mut body).unwrap();
-    match decode(&body, &TermLimits::default()) {
+    match decode_pt(&body, &TermLimits::default()) {
         Err(DecodeError::BadControl(text)) => {
             assert!(text.contains("a@h") && text.contains("42"), "{text}")
         }
@@ -422,7 +476,7 @@ fn unknown_ops_are_reported_not_fatal() {
         .encode(&mut body)
         .unwrap();
     assert!(matches!(
-        decode(&body, &TermLimits::default()),
+        decode_pt(&body, &TermLimits::default()),
         Ok(Decoded::Unknown(_))
     ));
 }
@@ -436,7 +490,7 @@ fn old_ops_for_old_peers() {
         minimal,
     )
     .unwrap();
-    match decode(&frame[4..], &TermLimits::default()).unwrap() {
+    match decode_pt(&frame[4..], &TermLimits::default()).unwrap() {
         Decoded::Message(Message::Send(_)) => {}
         _ => panic!("expected SEND"),
     }

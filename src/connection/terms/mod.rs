@@ -16,6 +16,7 @@
 //! Reference: <https://www.erlang.org/doc/apps/erts/erl_ext_dist.html>.
 
 use super::ext::*;
+use super::header::AtomRefs;
 use crate::term::{Atom, FixInteger, List, Term};
 use eetf::{Binary, Float, ImproperList, InternalFun, Map, Pid, Reference, Tuple};
 
@@ -52,8 +53,8 @@ pub(crate) enum TermError {
     CountTooLarge { count: u64, pos: usize, left: u64 },
     #[error("compressed terms are not accepted in distribution messages")]
     Compressed,
-    #[error("atom cache reference outside a distribution header")]
-    AtomCacheRef,
+    #[error("atom cache reference {index} at byte {pos}, but the header lists {refs}")]
+    AtomCacheRef { index: u8, refs: usize, pos: usize },
     #[error("LOCAL_EXT terms are only meaningful inside the runtime that made them")]
     Local,
     #[error("expected {expected} at byte {pos}, found tag {tag}")]
@@ -93,19 +94,16 @@ impl TermError {
             | ReferenceWords { pos, .. }
             | BitCount { pos, .. }
             | FunSize { pos, .. }
+            | AtomCacheRef { pos, .. }
             | Invalid { pos, .. } => Some(pos),
             Truncated(pos) | Trailing(pos) => Some(pos),
-            Empty | TooDeep(_) | Compressed | AtomCacheRef | Local => None,
+            Empty | TooDeep(_) | Compressed | Local => None,
         }
     }
 }
 
 /// The control term and the payload, if any, of a frame body: exactly one or two terms.
-pub(crate) fn frame_terms(
-    body: &[u8],
-    limits: &TermLimits,
-) -> Result<(Term, Option<Term>), TermError> {
-    let mut reader = TermReader::new(body, limits);
+pub(crate) fn frame_terms(mut reader: TermReader<'_>) -> Result<(Term, Option<Term>), TermError> {
     let control = reader.next_term()?;
     let payload = if reader.at_end() {
         None
@@ -147,6 +145,10 @@ pub(crate) struct TermReader<'a> {
     depth: usize,
     /// Child terms announced by the open containers and not started yet.
     promised: usize,
+    /// After a distribution header: terms without version bytes, and the atoms its
+    /// references name.
+    headed: bool,
+    atoms: AtomRefs<'a>,
 }
 
 /// The fields of a fun before its free variables (`FUN_EXT` keeps its index and uniq
@@ -172,6 +174,17 @@ impl<'a> TermReader<'a> {
             limits,
             depth: 0,
             promised: 0,
+            headed: false,
+            atoms: AtomRefs::default(),
+        }
+    }
+
+    /// A reader of the terms after a distribution header.
+    pub(crate) fn headed(bytes: &'a [u8], atoms: AtomRefs<'a>, limits: &'a TermLimits) -> Self {
+        TermReader {
+            headed: true,
+            atoms,
+            ..Self::new(bytes, limits)
         }
     }
 
@@ -185,10 +198,12 @@ impl<'a> TermReader<'a> {
         if self.bytes.is_empty() {
             return Err(TermError::Empty);
         }
-        let pos = self.pos;
-        let found = self.u8()?;
-        if found != VERSION {
-            return Err(TermError::BadVersion { pos, found });
+        if !self.headed {
+            let pos = self.pos;
+            let found = self.u8()?;
+            if found != VERSION {
+                return Err(TermError::BadVersion { pos, found });
+            }
         }
         let mut one = None;
         self.push_term(&mut one)?;
@@ -361,7 +376,7 @@ impl<'a> TermReader<'a> {
                 })?;
                 out.push(term);
             }
-            ATOM_CACHE_REF => return Err(TermError::AtomCacheRef),
+            ATOM_CACHE_REF => out.push(Term::Atom(self.cached_atom(start)?)),
             COMPRESSED => return Err(TermError::Compressed),
             LOCAL_EXT => return Err(TermError::Local),
             tag => return Err(TermError::UnknownTag { tag, pos: start }),
@@ -637,13 +652,26 @@ impl<'a> TermReader<'a> {
             ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT => {
                 self.atom_body(tag, pos)
             }
-            ATOM_CACHE_REF => Err(TermError::AtomCacheRef),
+            ATOM_CACHE_REF => self.cached_atom(pos),
             tag => Err(TermError::Unexpected {
                 expected: "an atom",
                 tag,
                 pos,
             }),
         }
+    }
+
+    /// The atom an `ATOM_CACHE_REF` at `pos` names.
+    fn cached_atom(&mut self, pos: usize) -> Result<Atom, TermError> {
+        let index = self.u8()?;
+        self.atoms
+            .get(index)
+            .cloned()
+            .ok_or(TermError::AtomCacheRef {
+                index,
+                refs: self.atoms.len(),
+                pos,
+            })
     }
 
     fn atom_body(&mut self, tag: u8, start: usize) -> Result<Atom, TermError> {

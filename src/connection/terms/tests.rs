@@ -467,7 +467,11 @@ fn refused_tags() {
     let l = limits();
     assert_eq!(
         check_terms(&[131, 82, 0], 2, &l),
-        Err(TermError::AtomCacheRef)
+        Err(TermError::AtomCacheRef {
+            index: 0,
+            refs: 0,
+            pos: 1
+        })
     );
     assert_eq!(
         check_terms(&[131, 80, 0, 0, 0, 1, 120, 156], 2, &l),

@@ -1,0 +1,455 @@
+//! The normal distribution header, both ways: the atom cache (`DIST_HDR_ATOM_CACHE`)
+//! and fragmented messages (`FRAGMENTS`).
+//!
+//! Once either flag is negotiated every frame starts `131, 68` (`DIST_HEADER`), `131, 69`
+//! (`DIST_FRAG_HEADER`) or `131, 70` (`DIST_FRAG_CONT`), and its terms carry no version
+//! byte (`erts_prepare_dist_ext` in `external.c` takes nothing else). The header lists
+//! the atoms the frame's `ATOM_CACHE_REF`s (tag 82) name: each either an index into the
+//! per-connection, per-direction cache of 2048 atoms or a new entry with its text,
+//! stored at that index for later frames. A BEAM peer resolves a cached atom by index
+//! instead of by hashing its text into the atom table, so frames written this way cost
+//! it less to decode, and are smaller.
+//!
+//! A large message travels as a `DIST_FRAG_HEADER` (its header, and the first bytes)
+//! then `DIST_FRAG_CONT`s, the fragment ids counting down to 1; other messages may come
+//! in between. The header of a first fragment updates the cache at once, as
+//! `external.c` does, so the frames after it may use its entries.
+//!
+//! erl_dist 0.8 has the flags but neither the header nor fragments: this module is
+//! ours. Reference: <https://www.erlang.org/doc/apps/erts/erl_ext_dist.html>,
+//! "Distribution Header".
+
+use super::codec::DecodeError;
+use super::ext::VERSION;
+use crate::term::Atom;
+use std::collections::HashMap;
+
+pub(crate) const DIST_HEADER: u8 = 68;
+pub(crate) const DIST_FRAG_HEADER: u8 = 69;
+pub(crate) const DIST_FRAG_CONT: u8 = 70;
+/// Atoms in each direction's cache (`ERTS_ATOM_CACHE_SIZE`): 8 segments of 256.
+pub(crate) const CACHE_SIZE: usize = 2048;
+/// References a header can list: its count is one byte.
+const MAX_REFS: usize = 255;
+/// Fragmented messages a peer may have in progress at once on one connection (a BEAM
+/// has one per process in the middle of sending a large message).
+pub(crate) const MAX_SEQUENCES: usize = 256;
+/// The size of the fragments we send, as a BEAM's (`erts_dist_frag_size`, 64 KiB).
+pub(crate) const FRAGMENT_SIZE: usize = 64 * 1024;
+
+/// Why a header was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum HeaderError {
+    #[error("distribution header truncated")]
+    Truncated,
+    #[error("frame without a distribution header (tag {0}) after the header was negotiated")]
+    Missing(u8),
+    #[error("fragment header, but FRAGMENTS was not negotiated")]
+    NoFragments,
+    #[error("atom cache reference to entry {0}, which was never set")]
+    UnsetEntry(usize),
+    #[error("atom cache entry {0} is beyond the cache's 2048")]
+    BeyondCache(usize),
+    #[error("atom in the distribution header is not UTF-8")]
+    NotUtf8,
+    #[error("fragment {frag} of sequence {seq}, which was never started")]
+    UnknownSequence { seq: u64, frag: u64 },
+    #[error("fragment {got} of sequence {seq} where fragment {expected} was due")]
+    OutOfOrder { seq: u64, got: u64, expected: u64 },
+    #[error("sequence {0} started twice")]
+    Restarted(u64),
+    #[error("fragment id 0 in sequence {0}")]
+    ZeroFragment(u64),
+    #[error("more than {MAX_SEQUENCES} fragmented messages in progress at once")]
+    TooManySequences,
+    #[error("fragmented messages in progress exceed the maximum message size of {0} bytes")]
+    TooLarge(usize),
+}
+
+/// The atoms a frame's `ATOM_CACHE_REF`s name, by their position in its header.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct AtomRefs<'a> {
+    refs: &'a [u16],
+    cache: &'a [Option<Atom>],
+}
+
+impl<'a> AtomRefs<'a> {
+    /// The atom of reference `i`, if the header has that many.
+    #[inline]
+    pub(crate) fn get(&self, i: u8) -> Option<&'a Atom> {
+        let ix = *self.refs.get(usize::from(i))?;
+        self.cache.get(usize::from(ix))?.as_ref()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.refs.len()
+    }
+}
+
+/// What one frame held, once its header was read.
+pub(crate) enum Body<'a> {
+    /// Terms with version bytes (a pass-through frame).
+    Versioned(&'a [u8]),
+    /// Terms without version bytes, and the atoms their references name.
+    Headed(&'a [u8], AtomRefs<'a>),
+    /// A fragment of a message still in progress: nothing to decode yet.
+    Partial,
+}
+
+/// The receiving side of one connection's header state: the peer's cache, as its
+/// frames set it, and the fragmented messages in progress. Owned by the reader task.
+pub(crate) struct Incoming {
+    headed: bool,
+    fragments: bool,
+    max_message_size: usize,
+    /// Allocated at the first header that sets an entry.
+    cache: Vec<Option<Atom>>,
+    /// The cache indices of the current frame's references (reused).
+    refs: Vec<u16>,
+    partial: HashMap<u64, Partial>,
+    /// Bytes held by `partial`.
+    partial_bytes: usize,
+    /// The message whose last fragment just arrived, decoded from here.
+    done: Option<Partial>,
+}
+
+/// A fragmented message in progress.
+struct Partial {
+    /// The fragment id due next.
+    next: u64,
+    bytes: Vec<u8>,
+    /// The atoms of its header, as they were when it arrived (later frames may reuse
+    /// their cache entries), at indices `0..n`.
+    atoms: Vec<Option<Atom>>,
+    refs: Vec<u16>,
+}
+
+impl Incoming {
+    /// For a connection whose peer has `peer_flags` (we advertise both flags).
+    pub(crate) fn new(peer_flags: u64, max_message_size: usize) -> Self {
+        use crate::flags::{DIST_HDR_ATOM_CACHE, FRAGMENTS};
+        Incoming {
+            headed: peer_flags & (DIST_HDR_ATOM_CACHE | FRAGMENTS) != 0,
+            fragments: peer_flags & FRAGMENTS != 0,
+            max_message_size,
+            cache: Vec::new(),
+            refs: Vec::new(),
+            partial: HashMap::new(),
+            partial_bytes: 0,
+            done: None,
+        }
+    }
+
+    /// Reads the header of `frame` (a frame body, after its length), updating the
+    /// cache and the messages in progress; returns the terms to decode.
+    pub(crate) fn read<'s>(&'s mut self, frame: &'s [u8]) -> Result<Body<'s>, DecodeError> {
+        let (&first, rest) = frame.split_first().ok_or(DecodeError::Empty)?;
+        if !self.headed {
+            return match first {
+                super::codec::PASS_THROUGH => Ok(Body::Versioned(rest)),
+                tag => Err(DecodeError::UnexpectedTag(tag)),
+            };
+        }
+        let mut r = Cursor {
+            bytes: frame,
+            pos: 1,
+        };
+        if first != VERSION {
+            return Err(HeaderError::Missing(first).into());
+        }
+        match r.u8()? {
+            DIST_HEADER => {
+                self.atoms(&mut r)?;
+                Ok(Body::Headed(
+                    &frame[r.pos..],
+                    AtomRefs {
+                        refs: &self.refs,
+                        cache: &self.cache,
+                    },
+                ))
+            }
+            DIST_FRAG_HEADER if self.fragments => {
+                let (seq, frag) = (r.u64()?, r.u64()?);
+                if frag == 0 {
+                    return Err(HeaderError::ZeroFragment(seq).into());
+                }
+                self.atoms(&mut r)?;
+                let data = &frame[r.pos..];
+                if frag == 1 {
+                    return Ok(Body::Headed(
+                        data,
+                        AtomRefs {
+                            refs: &self.refs,
+                            cache: &self.cache,
+                        },
+                    ));
+                }
+                if self.partial.contains_key(&seq) {
+                    return Err(HeaderError::Restarted(seq).into());
+                }
+                if self.partial.len() >= MAX_SEQUENCES {
+                    return Err(HeaderError::TooManySequences.into());
+                }
+                self.hold(data.len())?;
+                let atoms: Vec<Option<Atom>> = self
+                    .refs
+                    .iter()
+                    .map(|&ix| self.cache[usize::from(ix)].clone())
+                    .collect();
+                self.partial.insert(
+                    seq,
+                    Partial {
+                        next: frag - 1,
+                        bytes: data.to_vec(),
+                        refs: (0..atoms.len() as u16).collect(),
+                        atoms,
+                    },
+                );
+                Ok(Body::Partial)
+            }
+            DIST_FRAG_CONT if self.fragments => {
+                let (seq, frag) = (r.u64()?, r.u64()?);
+                let data = &frame[r.pos..];
+                let Some(p) = self.partial.get(&seq) else {
+                    return Err(HeaderError::UnknownSequence { seq, frag }.into());
+                };
+                if frag != p.next {
+                    let expected = p.next;
+                    return Err(HeaderError::OutOfOrder {
+                        seq,
+                        got: frag,
+                        expected,
+                    }
+                    .into());
+                }
+                self.hold(data.len())?;
+                let p = self.partial.get_mut(&seq).expect("looked up above");
+                p.bytes.extend_from_slice(data);
+                p.next -= 1;
+                if frag > 1 {
+                    return Ok(Body::Partial);
+                }
+                let p = self.partial.remove(&seq).expect("looked up above");
+                self.partial_bytes -= p.bytes.len();
+                let p = self.done.insert(p);
+                Ok(Body::Headed(
+                    &p.bytes,
+                    AtomRefs {
+                        refs: &p.refs,
+                        cache: &p.atoms,
+                    },
+                ))
+            }
+            DIST_FRAG_HEADER | DIST_FRAG_CONT => Err(HeaderError::NoFragments.into()),
+            tag => Err(HeaderError::Missing(tag).into()),
+        }
+    }
+
+    /// Bytes of fragmented messages held for reassembly.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn held(&self) -> usize {
+        self.partial_bytes
+    }
+
+    /// Counts `n` more bytes of fragments against the maximum message size.
+    fn hold(&mut self, n: usize) -> Result<(), HeaderError> {
+        self.partial_bytes += n;
+        if self.partial_bytes > self.max_message_size {
+            return Err(HeaderError::TooLarge(self.max_message_size));
+        }
+        Ok(())
+    }
+
+    /// Reads the atom cache part of a header into `refs`, setting new entries.
+    fn atoms(&mut self, r: &mut Cursor<'_>) -> Result<(), HeaderError> {
+        self.refs.clear();
+        // The message decoded from `done` has been handed over by now.
+        self.done = None;
+        let n = usize::from(r.u8()?);
+        if n == 0 {
+            return Ok(());
+        }
+        let flags = r.take(n / 2 + 1)?;
+        let nibble = |i: usize| (flags[i / 2] >> ((i % 2) * 4)) & 0xf;
+        let long_atoms = nibble(n) & 1 != 0;
+        for i in 0..n {
+            let flag = nibble(i);
+            let ix = usize::from(flag & 7) << 8 | usize::from(r.u8()?);
+            if ix >= CACHE_SIZE {
+                return Err(HeaderError::BeyondCache(ix));
+            }
+            if flag & 8 != 0 {
+                let len = if long_atoms {
+                    usize::from(u16::from_be_bytes(r.array()?))
+                } else {
+                    usize::from(r.u8()?)
+                };
+                let text = std::str::from_utf8(r.take(len)?).map_err(|_| HeaderError::NotUtf8)?;
+                if self.cache.is_empty() {
+                    self.cache = vec![None; CACHE_SIZE];
+                }
+                self.cache[ix] = Some(Atom::from(text));
+            } else if !matches!(self.cache.get(ix), Some(Some(_))) {
+                return Err(HeaderError::UnsetEntry(ix));
+            }
+            self.refs.push(ix as u16);
+        }
+        Ok(())
+    }
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], HeaderError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or(HeaderError::Truncated)?;
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], HeaderError> {
+        Ok(self.take(N)?.try_into().expect("N bytes"))
+    }
+    fn u8(&mut self) -> Result<u8, HeaderError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u64(&mut self) -> Result<u64, HeaderError> {
+        self.array().map(u64::from_be_bytes)
+    }
+}
+
+/// The sending side's cache: which atom each of the 2048 entries holds for the peer.
+/// Lives with the outbox, under its lock, so entries are set in the order the frames
+/// are written.
+#[derive(Debug)]
+pub(crate) struct OutCache {
+    entries: Vec<Option<Box<str>>>,
+    /// Per entry, the frame (by `stamp`) that last referred to it, and its reference
+    /// number there: one lookup finds an atom already in the frame.
+    used: Vec<(u32, u8)>,
+    stamp: u32,
+    /// The current frame's references: entry index, and whether it is new.
+    refs: Vec<(u16, bool)>,
+    /// The current frame's header, once written.
+    header: Vec<u8>,
+}
+
+impl Default for OutCache {
+    fn default() -> Self {
+        OutCache {
+            entries: vec![None; CACHE_SIZE],
+            used: vec![(0, 0); CACHE_SIZE],
+            stamp: 0,
+            refs: Vec::new(),
+            header: Vec::new(),
+        }
+    }
+}
+
+impl OutCache {
+    /// Starts a frame.
+    pub(crate) fn begin(&mut self) {
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            // Wrapped: no entry may look used by this frame.
+            self.used.iter_mut().for_each(|u| *u = (0, 0));
+            self.stamp = 1;
+        }
+        self.refs.clear();
+    }
+
+    /// The reference number of `atom` in the current frame, or `None` when it must be
+    /// written in full (its entry is taken by another atom of this frame, or the frame
+    /// has 255 references already).
+    #[inline]
+    pub(crate) fn reference(&mut self, atom: &str) -> Option<u8> {
+        let ix = entry_of(atom);
+        let (stamp, r) = self.used[ix];
+        if stamp == self.stamp {
+            return (self.entries[ix].as_deref() == Some(atom)).then_some(r);
+        }
+        if self.refs.len() >= MAX_REFS {
+            return None;
+        }
+        let r = self.refs.len() as u8;
+        let new = self.entries[ix].as_deref() != Some(atom);
+        if new {
+            self.entries[ix] = Some(atom.into());
+        }
+        self.refs.push((ix as u16, new));
+        self.used[ix] = (self.stamp, r);
+        Some(r)
+    }
+
+    /// The frame could not be written: the entries it set are unknown to the peer.
+    pub(crate) fn abandon(&mut self) {
+        for &(ix, new) in &self.refs {
+            if new {
+                self.entries[usize::from(ix)] = None;
+            }
+        }
+        self.refs.clear();
+    }
+
+    /// The header of the current frame (after `131, 68`, or a fragment's ids): the
+    /// count, the flags, and each reference, new ones with their text.
+    pub(crate) fn header(&mut self) -> &[u8] {
+        let mut out = std::mem::take(&mut self.header);
+        out.clear();
+        let n = self.refs.len();
+        out.push(n as u8);
+        if n > 0 {
+            let long_atoms = self
+                .refs
+                .iter()
+                .any(|&(ix, new)| new && self.text(ix).len() > 255);
+            out.resize(1 + n / 2 + 1, 0);
+            let mut set = |i: usize, nibble: u8| out[1 + i / 2] |= nibble << ((i % 2) * 4);
+            for (i, &(ix, new)) in self.refs.iter().enumerate() {
+                set(i, (ix >> 8) as u8 | if new { 8 } else { 0 });
+            }
+            set(n, u8::from(long_atoms));
+            for &(ix, new) in &self.refs {
+                out.push(ix as u8);
+                if new {
+                    let text = self.text(ix).as_bytes();
+                    if long_atoms {
+                        out.extend_from_slice(&(text.len() as u16).to_be_bytes());
+                    } else {
+                        out.push(text.len() as u8);
+                    }
+                    out.extend_from_slice(text);
+                }
+            }
+        }
+        self.header = out;
+        &self.header
+    }
+
+    /// The length of what [`header`](Self::header) returned last.
+    pub(crate) fn header_len(&self) -> usize {
+        self.header.len()
+    }
+
+    fn text(&self, ix: u16) -> &str {
+        self.entries[usize::from(ix)].as_deref().unwrap_or("")
+    }
+}
+
+/// The cache entry of an atom: FNV-1a of its text (any hash will do; both ends only
+/// need the index the header names).
+#[inline]
+fn entry_of(atom: &str) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in atom.as_bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    (h as usize) % CACHE_SIZE
+}
+
+#[cfg(test)]
+mod tests;

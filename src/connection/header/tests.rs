@@ -1,0 +1,289 @@
+//! The header both ways: what we write, our reader reads back; what a peer may not
+//! send is refused with its reason.
+
+use super::*;
+use crate::connection::codec::{self, Decoded, Framing, Payload, To};
+use crate::connection::terms::TermLimits;
+use crate::flags::{DIST_HDR_ATOM_CACHE, FRAGMENTS};
+use crate::term::{atom, binary, int, tuple, Pid, Term};
+
+const BOTH: u64 = DIST_HDR_ATOM_CACHE | FRAGMENTS;
+
+fn send(framing: &mut Framing, to: &str, message: &Term) -> Vec<u8> {
+    let from = Pid::new("alex@localhost", 102, 0, 7);
+    let name = crate::term::Atom::from(to);
+    let mut out = Vec::new();
+    codec::encode_send_into(
+        &mut out,
+        framing,
+        &from,
+        To::Name(&name),
+        Payload::Term(message),
+        u64::MAX,
+    )
+    .unwrap();
+    out
+}
+
+/// The message of one whole frame (length included).
+fn read(incoming: &mut Incoming, frame: &[u8]) -> Result<Option<Term>, String> {
+    let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+    assert_eq!(len, frame.len() - 4);
+    match codec::decode(&frame[4..], incoming, &TermLimits::default()) {
+        Ok(None) => Ok(None),
+        Ok(Some(Decoded::Message(erl_dist::message::Message::RegSend(m)))) => {
+            Ok(Some(tuple(vec![Term::Atom(m.to_name), m.message])))
+        }
+        Ok(Some(_)) => Err("not a REG_SEND".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Atoms go as references: new ones with their text once, then by index alone.
+#[test]
+fn atoms_are_cached_across_frames() {
+    let mut framing = Framing::for_peer(BOTH);
+    let mut incoming = Incoming::new(BOTH, usize::MAX);
+    let message = tuple(vec![atom("hello"), atom("world"), atom("hello"), int(1)]);
+    let first = send(&mut framing, "echo", &message);
+    let second = send(&mut framing, "echo", &message);
+    assert!(second.len() < first.len(), "{second:?} vs {first:?}");
+    // Names, node names and message atoms: none in full the second time.
+    assert!(!second.windows(5).any(|w| w == b"hello"));
+    assert!(!second.windows(14).any(|w| w == b"alex@localhost"));
+    for frame in [first, second] {
+        assert_eq!(frame[4..6], [131, 68]);
+        let got = read(&mut incoming, &frame).unwrap().unwrap();
+        assert_eq!(got, tuple(vec![atom("echo"), message.clone()]));
+    }
+}
+
+/// More distinct atoms than a header can name (255), atoms whose entries collide, and
+/// atoms longer than 255 bytes (the LongAtoms flag).
+#[test]
+fn many_colliding_and_long_atoms() {
+    let mut framing = Framing::for_peer(BOTH);
+    let mut incoming = Incoming::new(BOTH, usize::MAX);
+    let long = "é".repeat(200);
+    let mut atoms: Vec<Term> = (0..3000).map(|i| atom(&format!("a{i}"))).collect();
+    atoms.push(atom(&long));
+    let message = tuple(atoms);
+    for _ in 0..3 {
+        let frame = send(&mut framing, "echo", &message);
+        let got = read(&mut incoming, &frame).unwrap().unwrap();
+        assert_eq!(got, tuple(vec![atom("echo"), message.clone()]));
+    }
+}
+
+/// A peer with FRAGMENTS only: headers with no references.
+#[test]
+fn fragments_without_the_cache() {
+    let mut framing = Framing::for_peer(FRAGMENTS);
+    let mut incoming = Incoming::new(FRAGMENTS, usize::MAX);
+    let frame = send(&mut framing, "echo", &atom("x"));
+    assert_eq!(frame[4..7], [131, 68, 0]);
+    assert_eq!(
+        read(&mut incoming, &frame).unwrap(),
+        Some(tuple(vec![atom("echo"), atom("x")]))
+    );
+}
+
+/// A large message leaves in 64 KiB fragments, with other frames between them, and
+/// is whole again on the other side; atoms its header set are usable at once.
+#[test]
+fn large_messages_go_in_fragments_with_others_between() {
+    let conn_flags = BOTH;
+    let mut pending = crate::connection::tests_support::pending(conn_flags);
+    let big = tuple(vec![atom("big"), binary(&vec![7u8; 300_000][..])]);
+    let from = Pid::new("alex@localhost", 1, 0, 7);
+    let other = Pid::new("alex@localhost", 2, 0, 7);
+    crate::connection::tests_support::queue(&mut pending, &from, "echo", &big);
+    crate::connection::tests_support::queue(&mut pending, &other, "echo", &atom("big"));
+    crate::connection::tests_support::queue(&mut pending, &from, "echo", &atom("after"));
+    let mut incoming = Incoming::new(conn_flags, 1 << 20);
+    let mut got = Vec::new();
+    let mut batches = 0;
+    loop {
+        let mut batch = Vec::new();
+        if crate::connection::tests_support::take(&mut pending, &mut batch) == 0 {
+            break;
+        }
+        batches += 1;
+        let mut rest = &batch[..];
+        while !rest.is_empty() {
+            let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+            assert!(len <= FRAGMENT_SIZE + 64, "a frame of {len} bytes");
+            if let Some(m) = read(&mut incoming, &rest[..4 + len]).unwrap() {
+                got.push(m);
+            }
+            rest = &rest[4 + len..];
+        }
+    }
+    // 300 KB in 5 fragments: the first goes with the frames queued before, and one
+    // more with it; then one per batch.
+    assert_eq!(batches, 4);
+    assert_eq!(
+        got,
+        vec![
+            // The other process's message overtakes the large one; the sender's own
+            // next message does not.
+            tuple(vec![atom("echo"), atom("big")]),
+            tuple(vec![atom("echo"), big]),
+            tuple(vec![atom("echo"), atom("after")]),
+        ]
+    );
+    assert_eq!(incoming.held(), 0);
+}
+
+fn headed(refs: &[u8], terms: &[u8]) -> Vec<u8> {
+    [&[131, 68][..], refs, terms].concat()
+}
+
+/// The control tuple `{6, Pid, '', ATOM_CACHE_REF 0}` and the message `ATOM_CACHE_REF 0`.
+fn reg_send_terms() -> Vec<u8> {
+    let mut t = vec![104, 4, 97, 6, 88, 119, 3];
+    t.extend_from_slice(b"a@h");
+    t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
+    t.extend_from_slice(&[119, 0, 82, 0, 82, 0]);
+    t
+}
+
+#[test]
+fn bad_headers_close_with_their_reason() {
+    let limits = TermLimits::default();
+    let decode = |incoming: &mut Incoming, frame: &[u8]| {
+        codec::decode(frame, incoming, &limits)
+            .map(|d| d.is_some())
+            .map_err(|e| e.to_string())
+    };
+    let fresh = || Incoming::new(BOTH, 1 << 20);
+    // One new entry (segment 0, index 5, "echo"), then a frame using it, old-style.
+    let new_entry = [1, 0x08, 5, 4, b'e', b'c', b'h', b'o'];
+    let mut incoming = fresh();
+    assert_eq!(
+        decode(&mut incoming, &headed(&new_entry, &reg_send_terms())),
+        Ok(true)
+    );
+    assert_eq!(
+        decode(&mut incoming, &headed(&[1, 0x00, 5], &reg_send_terms())),
+        Ok(true)
+    );
+    // A reference to an entry never set.
+    let e = decode(&mut fresh(), &headed(&[1, 0x00, 6], &reg_send_terms())).unwrap_err();
+    assert!(e.contains("entry 6, which was never set"), "{e}");
+    // A reference past the header's list.
+    let mut t = reg_send_terms();
+    *t.last_mut().unwrap() = 3;
+    let e = decode(&mut fresh(), &headed(&new_entry, &t)).unwrap_err();
+    assert!(e.contains("atom cache reference 3"), "{e}");
+    // A header whose count promises more references than it holds.
+    let e = decode(&mut fresh(), &headed(&[200, 0x88, 5], &[])).unwrap_err();
+    assert!(e.contains("truncated"), "{e}");
+    // Segment 7 is the last: index 7 * 256 + 255 is in the cache; no segment 8 exists
+    // (the flag has 3 bits), so nothing beyond 2047 can be named.
+    let last = [1, 0x0f, 255, 1, b'z'];
+    assert!(decode(&mut fresh(), &headed(&last, &reg_send_terms())).is_ok());
+    // Not UTF-8.
+    let e = decode(
+        &mut fresh(),
+        &headed(&[1, 0x08, 5, 1, 0xff], &reg_send_terms()),
+    )
+    .unwrap_err();
+    assert!(e.contains("not UTF-8"), "{e}");
+    // A pass-through frame once the header is negotiated, and the reverse.
+    let e = decode(&mut fresh(), &[112, 131, 106]).unwrap_err();
+    assert!(e.contains("without a distribution header"), "{e}");
+    let e = decode(&mut Incoming::new(0, 1 << 20), &headed(&[0], &[])).unwrap_err();
+    assert!(e.contains("frame tag 131"), "{e}");
+    // Fragments from a peer that did not negotiate them.
+    let frag = [&[131, 69][..], &[0; 7], &[1], &[0; 7], &[2], &[0]].concat();
+    let e = decode(&mut Incoming::new(DIST_HDR_ATOM_CACHE, 1 << 20), &frag).unwrap_err();
+    assert!(e.contains("FRAGMENTS was not negotiated"), "{e}");
+}
+
+fn frag_header(seq: u64, frag: u64, data: &[u8]) -> Vec<u8> {
+    [
+        &[131, 69][..],
+        &seq.to_be_bytes(),
+        &frag.to_be_bytes(),
+        &[0],
+        data,
+    ]
+    .concat()
+}
+
+fn frag_cont(seq: u64, frag: u64, data: &[u8]) -> Vec<u8> {
+    [
+        &[131, 70][..],
+        &seq.to_be_bytes(),
+        &frag.to_be_bytes(),
+        data,
+    ]
+    .concat()
+}
+
+#[test]
+fn hostile_fragments_close_with_their_reason() {
+    let limits = TermLimits::default();
+    let decode = |incoming: &mut Incoming, frame: &[u8]| {
+        codec::decode(frame, incoming, &limits)
+            .map(|d| d.is_some())
+            .map_err(|e| e.to_string())
+    };
+    let fresh = || Incoming::new(BOTH, 1 << 20);
+    // In order: whole once the last arrives.
+    let mut terms = vec![104, 4, 97, 6, 88, 119, 3];
+    terms.extend_from_slice(b"a@h");
+    terms.extend_from_slice(&[
+        0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 119, 0, 119, 1, b'e', 106,
+    ]);
+    let (a, b) = terms.split_at(10);
+    let mut incoming = fresh();
+    assert_eq!(decode(&mut incoming, &frag_header(9, 2, a)), Ok(false));
+    assert_eq!(incoming.held(), a.len());
+    assert_eq!(decode(&mut incoming, &frag_cont(9, 1, b)), Ok(true));
+    assert_eq!(incoming.held(), 0);
+    // Out of order, of an unknown sequence, a sequence started twice, fragment 0.
+    let mut incoming = fresh();
+    decode(&mut incoming, &frag_header(1, 3, a)).unwrap();
+    let e = decode(&mut incoming, &frag_cont(1, 1, b)).unwrap_err();
+    assert!(
+        e.contains("fragment 1 of sequence 1 where fragment 2 was due"),
+        "{e}"
+    );
+    let e = decode(&mut fresh(), &frag_cont(4, 1, b)).unwrap_err();
+    assert!(e.contains("sequence 4, which was never started"), "{e}");
+    let mut incoming = fresh();
+    decode(&mut incoming, &frag_header(1, 3, a)).unwrap();
+    let e = decode(&mut incoming, &frag_header(1, 3, a)).unwrap_err();
+    assert!(e.contains("started twice"), "{e}");
+    let e = decode(&mut fresh(), &frag_header(1, 0, a)).unwrap_err();
+    assert!(e.contains("fragment id 0"), "{e}");
+    // Thousands of sequences, none finished: refused past the limit, memory bounded.
+    let mut incoming = fresh();
+    let mut refused = None;
+    for seq in 0..5000 {
+        if let Err(e) = decode(&mut incoming, &frag_header(seq, u64::MAX, a)) {
+            refused = Some((seq, e));
+            break;
+        }
+    }
+    let (seq, e) = refused.expect("refused at some point");
+    assert_eq!(seq as usize, MAX_SEQUENCES);
+    assert!(e.contains("fragmented messages in progress at once"), "{e}");
+    // A sequence that never ends grows to the maximum message size, no further.
+    let mut incoming = Incoming::new(BOTH, 100_000);
+    decode(&mut incoming, &frag_header(1, u64::MAX, &[0; 1000])).unwrap();
+    let mut frag = u64::MAX - 1;
+    let e = loop {
+        match decode(&mut incoming, &frag_cont(1, frag, &[0; 1000])) {
+            Ok(_) => frag -= 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        e.contains("exceed the maximum message size of 100000"),
+        "{e}"
+    );
+    assert!(incoming.held() <= 101_000);
+}
