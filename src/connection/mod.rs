@@ -153,8 +153,10 @@ impl Pending {
         };
         let body = w.body - w.start;
         let count = (frame.len() - body).div_ceil(FRAGMENT_SIZE) as u64;
-        let seq = self.next_seq;
+        // From 1: a BEAM takes sequence 0 for a message that is not fragmented (and
+        // an OTP 25 node crashes on fragments numbered 0).
         self.next_seq += 1;
+        let seq = self.next_seq;
         // `131, 69, SequenceId, FragmentId`, the header as it was, the first terms.
         let header = &frame[6..body];
         let first = body + FRAGMENT_SIZE;

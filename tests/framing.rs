@@ -1,0 +1,210 @@
+//! The BEAM's own framing with real BEAM nodes: atoms through the atom cache both ways,
+//! large messages in fragments both ways with small ones passing them, and a busy
+//! connection (`dist_buf_busy_limit`, the BEAM's `+zdbbl`) holding its sender, not
+//! memory, while the peer does not read.
+
+mod support;
+
+use cnode::term::{atom, binary, int, tuple, Match, Term};
+use cnode::{Node, NodeConfig, Process};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{in_process, unique_name, BeamNode, Epmd};
+
+const COOKIE: &str = "secret_token";
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn start_node(prefix: &str, epmd_port: u16) -> Node {
+    let mut config = NodeConfig::new(&format!("{}@localhost", unique_name(prefix)), COOKIE);
+    config.epmd_port = epmd_port;
+    Node::start(config).await.expect("the node starts")
+}
+
+/// One test at a time: the busy-connection test reads this process's memory, which
+/// the others' 20 MB messages would blur.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// `{From, Message}` to `:mirror` comes back to `From` as `Message`, whatever it is.
+fn start_mirror(node: &Node) {
+    node.spawn_registered("mirror", |mut p: Process| async move {
+        loop {
+            let m = p.receive().await;
+            if let Some([Term::Pid(from), message]) =
+                m.as_tuple_n(2).map(|e| [e[0].clone(), e[1].clone()])
+            {
+                p.send(from, message);
+            }
+        }
+    })
+    .expect("the name is free");
+}
+
+/// Thousands of distinct atoms, more than the 2048 entries of a cache and more than a
+/// header's 255 references, go to a Rust process and back unchanged, again and again
+/// (so both sides' caches are full, reused and overwritten), alongside the seed's chat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atoms_round_trip_through_both_caches() {
+    let _serial = SERIAL.lock().await;
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("cache", epmd.port()).await;
+    start_mirror(&node);
+    let me = node.name().to_owned();
+    let got = blocking(|| {
+        alex.eval(&format!(
+            r#"atoms = for i <- 1..3000, do: String.to_atom("atom_#{{i}}_#{{rem(i * 7919, 3001)}}")
+               Enum.all?(1..5, fn round ->
+                 msg = {{:round, round, Enum.shuffle(atoms), %{{"k" => [:c, :d], a: :b}}}}
+                 send({{:mirror, :"{me}"}}, {{self(), msg}})
+                 receive do
+                   ^msg -> true
+                 after 20_000 -> false
+                 end
+               end)"#
+        ))
+    });
+    assert_eq!(got.trim(), "true");
+}
+
+/// A 20 MB message goes from a BEAM node to a Rust process and back (fragments both
+/// ways); while it travels, small messages on the same connection keep arriving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_messages_travel_in_fragments_with_small_ones_passing() {
+    let _serial = SERIAL.lock().await;
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("frag", epmd.port()).await;
+    start_mirror(&node);
+    let me = node.name().to_owned();
+    let got = blocking(|| {
+        alex.eval(&format!(
+            r#"big = :crypto.strong_rand_bytes(20_000_000)
+               send({{:mirror, :"{me}"}}, {{self(), {{:big, big}}}})
+               for i <- 1..50, do: send({{:mirror, :"{me}"}}, {{self(), {{:small, i}}}})
+               smalls = for i <- 1..50 do
+                 receive do {{:small, ^i}} -> i after 20_000 -> :lost end
+               end
+               back = receive do {{:big, b}} -> b == big after 20_000 -> :timeout end
+               {{back, smalls == Enum.to_list(1..50)}}"#
+        ))
+    });
+    assert_eq!(got.trim(), "{true, true}");
+    // And from a Rust process: a 20 MB binary to a BEAM process, whole.
+    let a = alex.node_name();
+    blocking(|| {
+        alex.eval(
+            "Process.register(spawn(fn -> receive do {from, b} -> send(from, {:size, byte_size(b), :erlang.md5(b)}) end end), :measure)",
+        )
+    });
+    let bytes: Vec<u8> = (0..20_000_000u32).map(|i| (i % 251) as u8).collect();
+    let digest = md5::compute(&bytes).0.to_vec();
+    let reply = in_process(&node, move |mut p| async move {
+        let me = Term::Pid(p.pid());
+        p.send(("measure", a.as_str()), tuple(vec![me, binary(&bytes[..])]));
+        p.receive_timeout(WAIT).await
+    })
+    .await;
+    assert_eq!(
+        reply,
+        Some(tuple(vec![
+            atom("size"),
+            int(20_000_000),
+            binary(&digest[..])
+        ]))
+    );
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A peer that stops reading (its BEAM stopped with SIGSTOP): a Rust process sending it
+/// 1 MB messages is held at its `yield_now` once the connection is busy, and memory
+/// stays bounded; meanwhile another connection works as usual. Once the peer reads
+/// again, every message arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_holds_the_sender_not_memory() {
+    const SENDS: usize = 200;
+    let _serial = SERIAL.lock().await;
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let kate = blocking(|| BeamNode::start(&unique_name("kate"), COOKIE, &epmd));
+    blocking(|| {
+        alex.eval(
+            "Process.register(spawn(fn -> Stream.repeatedly(fn -> receive do m -> m end end) |> Enum.reduce(0, fn
+               {:count, from}, n -> send(from, {:count, n}); n
+               _, n -> n + 1 end) end), :sink)",
+        );
+        kate.eval("{:ok, _} = Chat.Echo.start(:echo)");
+    });
+    let node = start_node("busy", epmd.port()).await;
+    let (a, k) = (alex.node_name(), kate.node_name());
+    // Connected first, so that the stop holds a live connection.
+    assert!(node.connect(&a).await);
+    let stop = |signal: &str| {
+        let status = std::process::Command::new("kill")
+            .args([signal, &alex.os_pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    };
+    stop("-STOP");
+    let before = rss_kib();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let to = a.clone();
+    node.spawn(move |mut p| async move {
+        let payload = binary(&vec![1u8; 1_000_000][..]);
+        for _ in 0..SENDS {
+            p.send(("sink", to.as_str()), &payload);
+            counter.fetch_add(1, Ordering::Relaxed);
+            p.yield_now().await;
+        }
+        Ok(())
+    });
+    // Held: far fewer than 200 MB went out (the kernel's socket buffers and the 1 MiB
+    // busy limit hold a few), and this process did not grow by what was not sent.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held_at = sent.load(Ordering::Relaxed);
+    assert!(
+        held_at < SENDS / 4,
+        "{held_at} of {SENDS} sends went through"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sent.load(Ordering::Relaxed), held_at, "the sender is held");
+    let grown = rss_kib().saturating_sub(before);
+    assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
+    // Meanwhile another connection works.
+    let echoed = in_process(&node, move |mut p| async move {
+        p.call(("echo", k.as_str()), atom("still_here"), Some(WAIT))
+            .await
+    })
+    .await;
+    assert_eq!(echoed.ok(), Some(atom("still_here")));
+    // The peer reads again: everything arrives.
+    stop("-CONT");
+    let deadline = Instant::now() + WAIT;
+    while sent.load(Ordering::Relaxed) < SENDS && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent.load(Ordering::Relaxed), SENDS);
+    let count = blocking(|| {
+        alex.eval(&format!(
+            "Enum.find_value(1..200, fn _ ->
+               send(:sink, {{:count, self()}})
+               receive do {{:count, n}} when n >= {SENDS} -> n; {{:count, _}} -> Process.sleep(100); nil end
+             end)"
+        ))
+    });
+    assert_eq!(count.trim(), SENDS.to_string());
+}
