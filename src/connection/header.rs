@@ -48,8 +48,6 @@ pub(crate) enum HeaderError {
     NoFragments,
     #[error("atom cache reference to entry {0}, which was never set")]
     UnsetEntry(usize),
-    #[error("atom cache entry {0} is beyond the cache's 2048")]
-    BeyondCache(usize),
     #[error("atom in the distribution header is not UTF-8")]
     NotUtf8,
     #[error("fragment {frag} of sequence {seq}, which was never started")]
@@ -111,6 +109,8 @@ pub(crate) struct Incoming {
     partial_bytes: usize,
     /// The message whose last fragment just arrived, decoded from here.
     done: Option<Partial>,
+    /// The last header's atom cache part, if it set no entry: `refs` is its reading.
+    last: Vec<u8>,
 }
 
 /// A fragmented message in progress.
@@ -137,6 +137,7 @@ impl Incoming {
             partial: HashMap::new(),
             partial_bytes: 0,
             done: None,
+            last: Vec::new(),
         }
     }
 
@@ -262,9 +263,17 @@ impl Incoming {
 
     /// Reads the atom cache part of a header into `refs`, setting new entries.
     fn atoms(&mut self, r: &mut Cursor<'_>) -> Result<(), HeaderError> {
-        self.refs.clear();
         // The message decoded from `done` has been handed over by now.
         self.done = None;
+        let start = r.pos;
+        // The same references as the last header, none new (in a conversation the
+        // same atoms recur): `refs` stands.
+        if !self.last.is_empty() && r.bytes[start..].starts_with(&self.last) {
+            r.pos += self.last.len();
+            return Ok(());
+        }
+        self.refs.clear();
+        self.last.clear();
         let n = usize::from(r.u8()?);
         if n == 0 {
             return Ok(());
@@ -272,13 +281,13 @@ impl Incoming {
         let flags = r.take(n / 2 + 1)?;
         let nibble = |i: usize| (flags[i / 2] >> ((i % 2) * 4)) & 0xf;
         let long_atoms = nibble(n) & 1 != 0;
+        let mut any_new = false;
         for i in 0..n {
             let flag = nibble(i);
+            // Three bits of segment and a byte: always within the 2048 entries.
             let ix = usize::from(flag & 7) << 8 | usize::from(r.u8()?);
-            if ix >= CACHE_SIZE {
-                return Err(HeaderError::BeyondCache(ix));
-            }
             if flag & 8 != 0 {
+                any_new = true;
                 let len = if long_atoms {
                     usize::from(u16::from_be_bytes(r.array()?))
                 } else {
@@ -293,6 +302,9 @@ impl Incoming {
                 return Err(HeaderError::UnsetEntry(ix));
             }
             self.refs.push(ix as u16);
+        }
+        if !any_new {
+            self.last.extend_from_slice(&r.bytes[start..r.pos]);
         }
         Ok(())
     }
@@ -334,8 +346,10 @@ pub(crate) struct OutCache {
     stamp: u32,
     /// The current frame's references: entry index, and whether it is new.
     refs: Vec<(u16, bool)>,
-    /// The current frame's header, once written.
+    /// The current frame's header, once written, and the references it was written
+    /// for (the next frame with the same ones, none new, reuses it).
     header: Vec<u8>,
+    header_refs: Vec<(u16, bool)>,
 }
 
 impl Default for OutCache {
@@ -346,6 +360,7 @@ impl Default for OutCache {
             stamp: 0,
             refs: Vec::new(),
             header: Vec::new(),
+            header_refs: Vec::new(),
         }
     }
 }
@@ -398,57 +413,77 @@ impl OutCache {
     /// The header of the current frame (after `131, 68`, or a fragment's ids): the
     /// count, the flags, and each reference, new ones with their text.
     pub(crate) fn header(&mut self) -> &[u8] {
-        let mut out = std::mem::take(&mut self.header);
+        if self.refs == self.header_refs && self.refs.iter().all(|&(_, new)| !new) {
+            return &self.header;
+        }
+        self.header_refs.clone_from(&self.refs);
+        let out = &mut self.header;
         out.clear();
         let n = self.refs.len();
         out.push(n as u8);
-        if n > 0 {
-            let long_atoms = self
-                .refs
-                .iter()
-                .any(|&(ix, new)| new && self.text(ix).len() > 255);
-            out.resize(1 + n / 2 + 1, 0);
-            let mut set = |i: usize, nibble: u8| out[1 + i / 2] |= nibble << ((i % 2) * 4);
-            for (i, &(ix, new)) in self.refs.iter().enumerate() {
-                set(i, (ix >> 8) as u8 | if new { 8 } else { 0 });
-            }
-            set(n, u8::from(long_atoms));
-            for &(ix, new) in &self.refs {
-                out.push(ix as u8);
-                if new {
-                    let text = self.text(ix).as_bytes();
-                    if long_atoms {
-                        out.extend_from_slice(&(text.len() as u16).to_be_bytes());
-                    } else {
-                        out.push(text.len() as u8);
-                    }
-                    out.extend_from_slice(text);
-                }
+        if n == 0 {
+            return out;
+        }
+        let entries = &self.entries;
+        let text = |ix: u16| entries[usize::from(ix)].as_deref().unwrap_or("");
+        let long_atoms = self
+            .refs
+            .iter()
+            .any(|&(ix, new)| new && text(ix).len() > 255);
+        // Four bits a reference (new entry, segment), low nibble first; then LongAtoms.
+        let mut byte = 0u8;
+        for (i, &(ix, new)) in self.refs.iter().enumerate() {
+            let nibble = (ix >> 8) as u8 | if new { 8 } else { 0 };
+            if i % 2 == 0 {
+                byte = nibble;
+            } else {
+                out.push(byte | nibble << 4);
             }
         }
-        self.header = out;
-        &self.header
+        let last = u8::from(long_atoms);
+        out.push(if n % 2 == 0 { last } else { byte | last << 4 });
+        for &(ix, new) in &self.refs {
+            out.push(ix as u8);
+            if new {
+                let text = text(ix).as_bytes();
+                if long_atoms {
+                    out.extend_from_slice(&(text.len() as u16).to_be_bytes());
+                } else {
+                    out.push(text.len() as u8);
+                }
+                out.extend_from_slice(text);
+            }
+        }
+        out
     }
 
     /// The length of what [`header`](Self::header) returned last.
     pub(crate) fn header_len(&self) -> usize {
         self.header.len()
     }
-
-    fn text(&self, ix: u16) -> &str {
-        self.entries[usize::from(ix)].as_deref().unwrap_or("")
-    }
 }
 
-/// The cache entry of an atom: FNV-1a of its text (any hash will do; both ends only
-/// need the index the header names).
+/// The cache entry of an atom: a hash of its length and its first and last 8 bytes
+/// (any hash will do, both ends only need the index the header names; this one is a
+/// few instructions for any atom, where a hash of every byte cost more than writing the
+/// atom in full).
 #[inline]
 fn entry_of(atom: &str) -> usize {
-    let mut h: u32 = 0x811c_9dc5;
-    for &b in atom.as_bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    (h as usize) % CACHE_SIZE
+    let b = atom.as_bytes();
+    let n = b.len();
+    let (head, tail) = if n >= 8 {
+        (
+            u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+            u64::from_le_bytes(b[n - 8..].try_into().expect("8 bytes")),
+        )
+    } else {
+        let mut buf = [0u8; 8];
+        buf[..n].copy_from_slice(b);
+        (u64::from_le_bytes(buf), 0)
+    };
+    let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // The top 11 bits: 0..2048.
+    (h >> 53) as usize
 }
 
 #[cfg(test)]

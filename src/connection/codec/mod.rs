@@ -544,12 +544,25 @@ fn framed(
             .out
             .extend_from_slice(&[0, 0, 0, 0, VERSION, DIST_HEADER]);
         cache.begin();
-        let terms = frame.out.len();
+        // The header names the atoms the terms use, so it is known only after them:
+        // the terms go after room for a header as long as the last one (in a
+        // conversation the same atoms recur, and so does the header's length), and
+        // move only when this header is longer or shorter.
+        let header_at = frame.out.len();
+        let guess = cache.header_len().max(1);
+        frame.out.resize(header_at + guess, 0);
         write(&mut Out::headed(frame.out, Some(&mut *cache)))?;
-        // The header names the atoms the terms used: written after them, moved before.
         let header = cache.header();
-        frame.out.extend_from_slice(header);
-        frame.out[terms..].rotate_right(header.len());
+        let (terms, end) = (header_at + guess, frame.out.len());
+        let wanted = header_at + header.len();
+        if wanted > terms {
+            frame.out.resize(end + (wanted - terms), 0);
+            frame.out.copy_within(terms..end, wanted);
+        } else if wanted < terms {
+            frame.out.copy_within(terms..end, wanted);
+            frame.out.truncate(end - (terms - wanted));
+        }
+        frame.out[header_at..wanted].copy_from_slice(header);
     } else {
         frame
             .out

@@ -51,11 +51,27 @@ fn atoms_are_cached_across_frames() {
     // Names, node names and message atoms: none in full the second time.
     assert!(!second.windows(5).any(|w| w == b"hello"));
     assert!(!second.windows(14).any(|w| w == b"alex@localhost"));
-    for frame in [first, second] {
+    // A third frame with the same references reuses the second's reading.
+    let third = send(&mut framing, "echo", &message);
+    assert_eq!(second, third);
+    let other = send(
+        &mut framing,
+        "other",
+        &tuple(vec![atom("world"), atom("hello")]),
+    );
+    for frame in [first, second, third] {
         assert_eq!(frame[4..6], [131, 68]);
         let got = read(&mut incoming, &frame).unwrap().unwrap();
         assert_eq!(got, tuple(vec![atom("echo"), message.clone()]));
     }
+    let got = read(&mut incoming, &other).unwrap().unwrap();
+    assert_eq!(
+        got,
+        tuple(vec![
+            atom("other"),
+            tuple(vec![atom("world"), atom("hello")])
+        ])
+    );
 }
 
 /// More distinct atoms than a header can name (255), atoms whose entries collide, and
