@@ -365,11 +365,10 @@ impl<'a> TermReader<'a> {
             }
             FLOAT_EXT | BIT_BINARY_EXT | SMALL_BIG_EXT | LARGE_BIG_EXT | PORT_EXT
             | NEW_PORT_EXT | V4_PORT_EXT | REFERENCE_EXT | EXPORT_EXT => {
-                self.skip_leaf(tag, start)?;
-                // Checked, and with no child term: `eetf` decodes just these bytes.
-                let mut bytes = Vec::with_capacity(1 + self.pos - start);
-                bytes.push(VERSION);
-                bytes.extend_from_slice(&self.bytes[start..self.pos]);
+                // Checked, and with no child term: `eetf` decodes just these bytes
+                // (with the atoms that came as cache references written in full).
+                let mut bytes = vec![VERSION, tag];
+                self.leaf_bytes(tag, start, &mut bytes)?;
                 let term = Term::decode(&bytes[..]).map_err(|e| TermError::Invalid {
                     what: e.to_string(),
                     pos: start,
@@ -384,8 +383,12 @@ impl<'a> TermReader<'a> {
         Ok(())
     }
 
-    /// Reads over a term of a kind with no child terms, checking it as `eetf` needs.
-    fn skip_leaf(&mut self, tag: u8, start: usize) -> Result<(), TermError> {
+    /// Reads a term of a kind with no child terms (after its tag), checking it as
+    /// `eetf` needs, and appends its bytes to `copy` as `eetf` reads them: atoms that
+    /// came as cache references (a BEAM writes ports' nodes and export funs' names so)
+    /// written in full.
+    fn leaf_bytes(&mut self, tag: u8, start: usize, copy: &mut Vec<u8>) -> Result<(), TermError> {
+        let from = self.pos;
         match tag {
             FLOAT_EXT => {
                 self.take(31)?;
@@ -412,25 +415,25 @@ impl<'a> TermReader<'a> {
                 let len = self.u32()? as usize;
                 self.take(len.saturating_add(1))?;
             }
-            PORT_EXT | REFERENCE_EXT => {
-                self.atom()?;
-                self.take(4 + 1)?;
-            }
-            NEW_PORT_EXT => {
-                self.atom()?;
-                self.take(4 + 4)?;
-            }
-            V4_PORT_EXT => {
-                self.atom()?;
-                self.take(8 + 4)?;
+            PORT_EXT | REFERENCE_EXT | NEW_PORT_EXT | V4_PORT_EXT => {
+                self.inline_atom(copy)?;
+                let rest = match tag {
+                    NEW_PORT_EXT => 4 + 4,
+                    V4_PORT_EXT => 8 + 4,
+                    _ => 4 + 1,
+                };
+                copy.extend_from_slice(self.take(rest)?);
+                return Ok(());
             }
             EXPORT_EXT => {
-                self.atom()?;
-                self.atom()?;
+                self.inline_atom(copy)?;
+                self.inline_atom(copy)?;
                 let pos = self.pos;
                 match self.u8()? {
                     SMALL_INTEGER_EXT => {
-                        self.take(1)?;
+                        copy.push(SMALL_INTEGER_EXT);
+                        copy.extend_from_slice(self.take(1)?);
+                        return Ok(());
                     }
                     tag => {
                         return Err(TermError::Unexpected {
@@ -441,8 +444,24 @@ impl<'a> TermReader<'a> {
                     }
                 }
             }
-            _ => unreachable!("skip_leaf of tag {tag}"),
+            _ => unreachable!("leaf_bytes of tag {tag}"),
         }
+        copy.extend_from_slice(&self.bytes[from..self.pos]);
+        Ok(())
+    }
+
+    /// An atom (inline or a cache reference), appended to `copy` in full.
+    fn inline_atom(&mut self, copy: &mut Vec<u8>) -> Result<(), TermError> {
+        let atom = self.atom()?;
+        let name = atom.name.as_bytes();
+        match u8::try_from(name.len()) {
+            Ok(len) => copy.extend_from_slice(&[SMALL_ATOM_UTF8_EXT, len]),
+            Err(_) => {
+                copy.push(ATOM_UTF8_EXT);
+                copy.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            }
+        }
+        copy.extend_from_slice(name);
         Ok(())
     }
 
