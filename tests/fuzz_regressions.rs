@@ -3,8 +3,9 @@
 //! * every input kept in `fuzz/regressions/TARGET/` (inputs that once made a target
 //!   fail) is replayed through the same entry point, and must now pass;
 //! * a short deterministic mutation fuzz of each target, seeded from `fuzz/seeds/`
-//!   (frames made by OTP's `term_to_binary`, handshake messages), so that a machine
-//!   without cargo-fuzz still fuzzes a little on every `scripts/test`.
+//!   (frames made by OTP's `term_to_binary` or sent by an OTP node, handshake
+//!   messages), so that a machine without cargo-fuzz still fuzzes a little on every
+//!   `scripts/test`.
 //!
 //! Needs the `fuzzing` feature: `cargo test --features fuzzing --test fuzz_regressions`.
 #![cfg(feature = "fuzzing")]
@@ -12,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const TARGETS: [&str; 3] = ["handshake", "frames", "decode"];
+const TARGETS: [&str; 4] = ["handshake", "frames", "decode", "dist_header"];
 
 /// What the fuzz target of that name does with `input` (panics count as failures).
 fn run(target: &str, input: &[u8]) {
@@ -23,6 +24,9 @@ fn run(target: &str, input: &[u8]) {
         }
         "frames" => {
             let _ = cnode::fuzzing::frames(input);
+        }
+        "dist_header" => {
+            let _ = cnode::fuzzing::headed_frames(input);
         }
         "decode" => {
             let _ = cnode::fuzzing::decode(input);
@@ -100,6 +104,16 @@ fn the_seeds_pass() {
             "{}: {:?}",
             path.display(),
             cnode::fuzzing::decode(&frame)
+        );
+    }
+    // ... and so are the headed streams: every frame in them is taken, to the end.
+    let end = cnode::fuzzing::headed_frames(&[0]).1;
+    for (path, stream) in inputs("seeds", "dist_header") {
+        let (messages, stopped) = cnode::fuzzing::headed_frames(&stream);
+        assert!(
+            messages >= 3 && stopped == end,
+            "{}: {messages} messages, then {stopped}",
+            path.display()
         );
     }
 }
@@ -220,4 +234,9 @@ fn mutation_fuzz_frames() {
 #[test]
 fn mutation_fuzz_decode() {
     mutation_fuzz("decode", 20_000);
+}
+
+#[test]
+fn mutation_fuzz_dist_header() {
+    mutation_fuzz("dist_header", 10_000);
 }

@@ -7,7 +7,10 @@
 mod fakepeer;
 mod support;
 
-use fakepeer::{closed_within, hs_message, name_message, raw, Peer, Rng, OTP25_FLAGS};
+use fakepeer::{
+    cache_header, closed_within, frag_cont, frag_header, headed, hs_message, name_message, raw,
+    Peer, Rng, OTP25_FLAGS,
+};
 use std::io::Write;
 use std::time::{Duration, Instant};
 use support::{chats, chats_once_settled, unique_name, BeamNode, Epmd, RustNode};
@@ -455,21 +458,16 @@ fn a_message_over_max_message_size_closes_only_that_connection() {
         )),
         ":nodedown"
     );
-    let line = format!(
-        "exceeds the maximum message size of 100000 bytes peer={}",
-        alex.node_name()
-    );
+    // alex sends 200 KB in 64 KiB fragments (FRAGMENTS): refused once the fragments
+    // held pass the limit ("fragmented messages in progress exceed the maximum message
+    // size"), as a frame over it would be ("frame of N bytes exceeds ...").
     assert!(
-        moebi.wait_for_log("exceeds the maximum message size of 100000 bytes", WAIT),
-        "{}",
-        moebi.log()
-    );
-    assert!(
-        moebi
-            .log()
-            .lines()
-            .any(|l| l.contains(&line[..50]) && l.contains(&alex.node_name())),
-        "the log line names the peer:\n{}",
+        closed_for(
+            &moebi,
+            &alex.node_name(),
+            "the maximum message size of 100000 bytes"
+        ),
+        "the log line names the reason and the peer:\n{}",
         moebi.log()
     );
     // kate never noticed; alex connects again on the next message.
@@ -1224,6 +1222,864 @@ fn memory_stays_flat_under_a_battery_of_attacks() {
     let before = fakepeer::rss_kib(moebi.os_pid());
     for round in 2..5 {
         battery(port, &moebi, &alex, round);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let after = fakepeer::rss_kib(moebi.os_pid());
+    eprintln!("moebi VmRSS: {before} KiB after the warm-up, {after} KiB after 3 more rounds");
+    assert!(
+        after <= before + 4 * 1024,
+        "VmRSS grew from {before} KiB to {after} KiB"
+    );
+    chats(&alex, &moebi, "all done");
+    assert_no_panic(&moebi);
+}
+
+// ---------------------------------------------------------- distribution header ----
+
+/// Waits until Moebi's log says it closed `peer`'s connection for `reason` (part of it).
+fn closed_for(moebi: &RustNode, peer: &str, reason: &str) -> bool {
+    let peer = format!("peer={peer}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let logged = moebi
+            .log()
+            .lines()
+            .any(|l| l.contains("closing connection: ") && l.contains(reason) && l.contains(&peer));
+        if logged {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A fake peer that speaks the distribution header (the atom cache and fragments, as a
+/// BEAM does), once Moebi answered its ping.
+fn headed_peer(port: u16, moebi: &RustNode, name: &str) -> Peer {
+    let mut p = Peer::connect(port, name, COOKIE, fakepeer::HEADED_FLAGS)
+        .unwrap_or_else(|e| panic!("{name}: {e}\n{}", moebi.log()));
+    assert!(p.headed, "both sides have the header");
+    assert!(p.ping(WAIT), "{name}: no answer to a ping\n{}", moebi.log());
+    p
+}
+
+/// `SMALL_ATOM_UTF8_EXT`, without a version byte.
+fn small_atom(name: &str) -> Vec<u8> {
+    [&[119, name.len() as u8][..], name.as_bytes()].concat()
+}
+
+/// `BINARY_EXT`, without a version byte.
+fn binary_ext(bytes: &[u8]) -> Vec<u8> {
+    [&[109][..], &(bytes.len() as u32).to_be_bytes(), bytes].concat()
+}
+
+/// A pid, without a version byte.
+fn pid_ext(pid: &eetf::Pid) -> Vec<u8> {
+    fakepeer::unversioned(&eetf::Term::from(pid.clone()))
+}
+
+/// `{6, From, '', To}` (REG_SEND) without a version byte, `to` as given: an atom, or an
+/// `ATOM_CACHE_REF` (`[82, n]`).
+fn reg_send_control(from: &eetf::Pid, to: &[u8]) -> Vec<u8> {
+    [&[104, 4, 97, 6][..], &pid_ext(from), &small_atom(""), to].concat()
+}
+
+/// `{a, b}` of two terms without version bytes.
+fn pair(a: &[u8], b: &[u8]) -> Vec<u8> {
+    [&[104, 2][..], a, b].concat()
+}
+
+/// The pid of `node`'s evaluator process (the one `eval` runs in, the same every time).
+fn evaluator_pid(node: &BeamNode) -> eetf::Pid {
+    let text = node.eval("Enum.join(:binary.bin_to_list(:erlang.term_to_binary(self())), \",\")");
+    let bytes: Vec<u8> = text
+        .trim_matches('"')
+        .split(',')
+        .map(|b| b.parse().unwrap())
+        .collect();
+    match eetf::Term::decode(&bytes[..]).unwrap() {
+        eetf::Term::Pid(pid) => pid,
+        other => panic!("not a pid: {other}"),
+    }
+}
+
+/// A REG_SEND of `x` to `echo` (which ignores it), cut in two after 10 bytes: a
+/// message to send in two fragments.
+fn two_parts(peer: &Peer) -> (Vec<u8>, Vec<u8>) {
+    let terms = [
+        reg_send_control(&peer.pid(1), &small_atom("echo")),
+        small_atom("x"),
+    ]
+    .concat();
+    let (a, b) = terms.split_at(10);
+    (a.to_vec(), b.to_vec())
+}
+
+/// Attacks on one connection each: what it is, the frames, and (part of) the reason
+/// Moebi's log gives for closing the connection.
+type Cases = Vec<(&'static str, Vec<Vec<u8>>, &'static str)>;
+
+/// Fragments no BEAM sends, each with the reason Moebi closes the connection for.
+fn bad_fragments(peer: &Peer) -> Cases {
+    let (a, b) = two_parts(peer);
+    let none = cache_header(&[]);
+    vec![
+        (
+            "out of order",
+            vec![frag_header(1, 3, &none, &a), frag_cont(1, 1, &b)],
+            "fragment 1 of sequence 1 where fragment 2 was due",
+        ),
+        (
+            "a fragment twice",
+            vec![
+                frag_header(1, 3, &none, &a),
+                frag_cont(1, 2, &b),
+                frag_cont(1, 2, &b),
+            ],
+            "fragment 2 of sequence 1 where fragment 1 was due",
+        ),
+        (
+            "a sequence never started",
+            vec![frag_cont(7, 1, &b)],
+            "fragment 1 of sequence 7, which was never started",
+        ),
+        (
+            "a sequence already finished",
+            vec![
+                frag_header(2, 2, &none, &a),
+                frag_cont(2, 1, &b),
+                frag_cont(2, 1, &b),
+            ],
+            "fragment 1 of sequence 2, which was never started",
+        ),
+        (
+            "a sequence started twice",
+            vec![frag_header(5, 3, &none, &a), frag_header(5, 3, &none, &a)],
+            "sequence 5 started twice",
+        ),
+        (
+            "fragment id 0",
+            vec![frag_header(1, 0, &none, &a)],
+            "fragment id 0 in sequence 1",
+        ),
+    ]
+}
+
+/// Atom cache references to entries never set, each with Moebi's reason.
+fn unset_references(peer: &Peer) -> Cases {
+    let (a, _) = two_parts(peer);
+    let to_ref = |n: u8, payload: &[u8]| {
+        [reg_send_control(&peer.pid(1), &[82, n]), payload.to_vec()].concat()
+    };
+    vec![
+        (
+            "entry 0 of a fresh connection",
+            vec![headed(
+                &cache_header(&[(0, None)]),
+                &to_ref(0, &small_atom("x")),
+            )],
+            "atom cache reference to entry 0, which was never set",
+        ),
+        (
+            "an entry set, then the one next to it",
+            vec![
+                headed(
+                    &cache_header(&[(5, Some("echo"))]),
+                    &to_ref(0, &small_atom("x")),
+                ),
+                headed(&cache_header(&[(5, None)]), &to_ref(0, &small_atom("x"))),
+                headed(&cache_header(&[(6, None)]), &to_ref(0, &small_atom("x"))),
+            ],
+            "atom cache reference to entry 6, which was never set",
+        ),
+        (
+            "an unset entry in a first fragment's header",
+            vec![frag_header(1, 2, &cache_header(&[(1234, None)]), &a)],
+            "atom cache reference to entry 1234, which was never set",
+        ),
+        (
+            "a reference past the header's list",
+            vec![headed(
+                &cache_header(&[(5, Some("echo"))]),
+                &to_ref(0, &[82, 3]),
+            )],
+            "atom cache reference 3 at byte",
+        ),
+        (
+            "a reference in a frame whose header lists none",
+            vec![headed(&cache_header(&[]), &to_ref(0, &small_atom("x")))],
+            "atom cache reference 0 at byte",
+        ),
+    ]
+}
+
+/// Distribution headers whose counts and lengths promise more than the frame holds, and
+/// frames that have none where one is due, each with Moebi's reason.
+fn lying_headers(peer: &Peer) -> Cases {
+    let message = [
+        reg_send_control(&peer.pid(1), &small_atom("echo")),
+        small_atom("x"),
+    ]
+    .concat();
+    let truncated = "distribution header truncated";
+    let mut pass_through = vec![fakepeer::PASS_THROUGH];
+    for t in [
+        reg_send_control(&peer.pid(1), &small_atom("echo")),
+        small_atom("x"),
+    ] {
+        pass_through.push(131);
+        pass_through.extend_from_slice(&t);
+    }
+    vec![
+        (
+            "200 references, one there",
+            vec![headed(&[200, 0x08, 5, 4, b'e', b'c', b'h', b'o'], &[])],
+            truncated,
+        ),
+        (
+            "5 references, flags cut short",
+            vec![headed(&[5, 0x88], &[])],
+            truncated,
+        ),
+        (
+            "an atom of 200 bytes, 2 there",
+            vec![headed(&[1, 0x08, 5, 200, b'e', b'c'], &[])],
+            truncated,
+        ),
+        (
+            "a long atom of 65,535 bytes, 1 there",
+            vec![headed(&[1, 0x18, 5, 0xff, 0xff, b'x'], &[])],
+            truncated,
+        ),
+        ("nothing after 131, 68", vec![vec![131, 68]], truncated),
+        (
+            "fragment ids cut short",
+            vec![[&[131, 69][..], &[0; 7], &[1], &[0; 3]].concat()],
+            truncated,
+        ),
+        (
+            "a continuation's ids cut short",
+            vec![vec![131, 70, 0, 0, 1]],
+            truncated,
+        ),
+        (
+            "an atom that is not UTF-8",
+            vec![headed(&[1, 0x08, 5, 2, 0xff, 0xfe], &message)],
+            "atom in the distribution header is not UTF-8",
+        ),
+        (
+            "a pass-through frame",
+            vec![pass_through],
+            "frame without a distribution header (tag 112) after the header was negotiated",
+        ),
+        (
+            "an unknown header",
+            vec![[&[131, 71, 0][..], &message].concat()],
+            "frame without a distribution header (tag 71)",
+        ),
+    ]
+}
+
+/// Runs each case on a headed connection of its own: that connection is closed, and
+/// Moebi's log names the peer and the reason.
+fn each_closes(port: u16, moebi: &RustNode, prefix: &str, cases: fn(&Peer) -> Cases) {
+    let count = cases(&headed_peer(port, moebi, &fake_name(prefix))).len();
+    for i in 0..count {
+        let name = fake_name(&format!("{prefix}{i}"));
+        let mut p = headed_peer(port, moebi, &name);
+        let (what, frames, reason) = cases(&p).swap_remove(i);
+        for f in &frames {
+            // The node may close the socket before the last frames.
+            let _ = p.send_frame(f);
+        }
+        assert!(
+            closed_within(&mut p.stream, WAIT).is_some(),
+            "{what}: the connection is closed\n{}",
+            moebi.log()
+        );
+        assert!(
+            closed_for(moebi, &name, reason),
+            "{what}: Moebi logs {reason:?} for {name}\n{}",
+            moebi.log()
+        );
+    }
+}
+
+/// What the hostile header tests check at their end: a pass-through peer and a headed
+/// one that were connected all along still get answers, the BEAM node never lost its
+/// connection and still chats.
+fn nobody_else_noticed(
+    moebi: &RustNode,
+    alex: &BeamNode,
+    bystanders: &mut [&mut Peer],
+    text: &str,
+) {
+    for b in bystanders.iter_mut() {
+        assert!(
+            b.ping(WAIT),
+            "{} no longer answered\n{}",
+            b.name,
+            moebi.log()
+        );
+    }
+    assert!(alex.eval("Node.list()").contains(&moebi.node_name()));
+    assert!(
+        !moebi
+            .log()
+            .contains(&format!("node down: {}", alex.node_name())),
+        "{}",
+        moebi.log()
+    );
+    chats(alex, moebi, text);
+    assert_no_panic(moebi);
+}
+
+/// A message of 1 MiB in 64 KiB fragments, as a BEAM sends one: the first fragment's
+/// header sets atom cache entries that the frames between its fragments already use;
+/// small messages from other processes and a second fragmented message (200 KB) come
+/// between its fragments. Moebi's `echo` forwards each to a real BEAM process once it
+/// is whole: intact (md5), in the order they were completed.
+#[test]
+fn a_fragmented_message_is_delivered_with_others_between_its_fragments() {
+    let (epmd, moebi, port) = moebi(&[]);
+    let m = moebi.node_name();
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    assert_eq!(alex.eval(&format!("Node.ping(:{m})")), ":pong");
+    let alex_pid = pid_ext(&evaluator_pid(&alex));
+    let mut p = headed_peer(port, &moebi, &fake_name("frag"));
+    let mut rng = Rng(0xf4a9_1e55);
+    let big = rng.bytes(1 << 20);
+    let second = rng.bytes(200_000);
+    let hex = |b: &[u8]| format!("{:x}", md5::compute(b));
+
+    // From our pid 1: {alex, {:big, Big}} to echo, 'echo' and 'big' new entries.
+    let big_terms = [
+        reg_send_control(&p.pid(1), &[82, 0]),
+        pair(&alex_pid, &pair(&[82, 1], &binary_ext(&big))),
+    ]
+    .concat();
+    let big_header = cache_header(&[(0x123, Some("echo")), (0x456, Some("big"))]);
+    // From pid 3: {alex, {:second, Bin}}, 'echo' by its entry alone.
+    let second_terms = [
+        reg_send_control(&p.pid(3), &[82, 0]),
+        pair(&alex_pid, &pair(&[82, 1], &binary_ext(&second))),
+    ]
+    .concat();
+    let second_header = cache_header(&[(0x123, None), (0x789, Some("second"))]);
+    // From pid 2: {alex, {:small, k}}, in a frame of its own.
+    let pid2 = p.pid(2);
+    let small = |k: u8| {
+        let terms = [
+            reg_send_control(&pid2, &[82, 0]),
+            pair(&alex_pid, &pair(&small_atom("small"), &[97, k])),
+        ]
+        .concat();
+        headed(&cache_header(&[(0x123, None)]), &terms)
+    };
+    let fragments = |seq: u64, header: &[u8], terms: &[u8]| -> Vec<Vec<u8>> {
+        let chunks: Vec<&[u8]> = terms.chunks(64 * 1024).collect();
+        let n = chunks.len() as u64;
+        let mut out = vec![frag_header(seq, n, header, chunks[0])];
+        for (i, c) in chunks.iter().enumerate().skip(1) {
+            out.push(frag_cont(seq, n - i as u64, c));
+        }
+        out
+    };
+    let big_frags = fragments(0x0000_0048_0000_0093, &big_header, &big_terms);
+    let mut second_frags = fragments(7, &second_header, &second_terms).into_iter();
+    assert_eq!(big_frags.len(), 17);
+    assert_eq!(second_frags.len(), 4);
+
+    alex.eval("flush()");
+    for (i, f) in big_frags.iter().enumerate() {
+        p.send_frame(f).unwrap();
+        match i {
+            0 => p.send_frame(&small(1)).unwrap(),
+            2 => {
+                p.send_frame(&second_frags.next().unwrap()).unwrap();
+                p.send_frame(&small(2)).unwrap();
+            }
+            3..=5 => p.send_frame(&second_frags.next().unwrap()).unwrap(),
+            6 => p.send_frame(&small(3)).unwrap(),
+            _ => {}
+        }
+    }
+    p.send_frame(&small(4)).unwrap();
+
+    let got = alex.eval(
+        "Enum.map_join(1..6, \" \", fn _ ->
+           receive do
+             {:small, k} -> \"small#{k}\"
+             {tag, b} when is_binary(b) ->
+               \"#{tag}:#{byte_size(b)}:#{Base.encode16(:erlang.md5(b), case: :lower)}\"
+           after 30_000 -> \"nothing\"
+           end
+         end)",
+    );
+    let expected = format!(
+        "small1 small2 second:200000:{} small3 big:1048576:{} small4",
+        hex(&second),
+        hex(&big)
+    );
+    assert_eq!(got, format!("{expected:?}"), "{}", moebi.log());
+    // The connection is fine, and nothing was refused.
+    assert!(p.ping(WAIT), "{}", moebi.log());
+    assert!(
+        !moebi.log().contains("closing connection"),
+        "{}",
+        moebi.log()
+    );
+    chats(&alex, &moebi, "in one piece");
+    assert_no_panic(&moebi);
+}
+
+/// Entries set by one frame name their atoms in the next, from the first segment to the
+/// last (2047: the 3-bit segment and the index byte can name nothing beyond the cache);
+/// a reference to an entry never set, past its header's list, or in a frame whose
+/// header lists none closes only that connection, with its reason. The cache is the
+/// connection's: a peer that connects again under the same name starts with none.
+#[test]
+fn atom_cache_references_to_unset_entries_close_only_that_connection() {
+    let (epmd, moebi, port) = moebi(&[]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    assert_eq!(
+        alex.eval(&format!("Node.ping(:{})", moebi.node_name())),
+        ":pong"
+    );
+    let mut bystander = Peer::connect(port, &fake_name("plain"), COOKIE, OTP25_FLAGS).unwrap();
+    let mut headed_bystander = headed_peer(port, &moebi, &fake_name("headed"));
+
+    // Set, then used: echo sends the atom of entry 2047 back, twice.
+    let mut p = headed_peer(port, &moebi, &fake_name("cached"));
+    let terms = [
+        reg_send_control(&p.pid(1), &[82, 0]),
+        pair(&pid_ext(&p.pid(1)), &[82, 1]),
+    ]
+    .concat();
+    let set = cache_header(&[(5, Some("echo")), (2047, Some("segment_seven"))]);
+    let used = cache_header(&[(5, None), (2047, None)]);
+    for header in [set, used] {
+        p.send_frame(&headed(&header, &terms)).unwrap();
+        let echoed = p.next_message_where(WAIT, |_, m| m == Some(&fakepeer::atom("segment_seven")));
+        assert!(echoed.is_some(), "{}", moebi.log());
+    }
+
+    each_closes(port, &moebi, "unset", unset_references);
+
+    // A peer sets entry 300 and uses it, goes, comes back: entry 300 is unset.
+    let name = fake_name("again");
+    let to_entry = |p: &Peer, header: &[u8]| {
+        let terms = [
+            reg_send_control(&p.pid(1), &[82, 0]),
+            pair(&pid_ext(&p.pid(1)), &small_atom("back")),
+        ]
+        .concat();
+        headed(header, &terms)
+    };
+    let mut p = headed_peer(port, &moebi, &name);
+    p.send_frame(&to_entry(&p, &cache_header(&[(300, Some("echo"))])))
+        .unwrap();
+    let back = |m: Option<&eetf::Term>| m == Some(&fakepeer::atom("back"));
+    assert!(p.next_message_where(WAIT, |_, m| back(m)).is_some());
+    drop(p);
+    assert!(
+        moebi.wait_for_log(&format!("node down: {name}"), WAIT),
+        "{}",
+        moebi.log()
+    );
+    let mut p = headed_peer(port, &moebi, &name);
+    p.send_frame(&to_entry(&p, &cache_header(&[(300, None)])))
+        .unwrap();
+    assert!(closed_within(&mut p.stream, WAIT).is_some());
+    assert!(
+        closed_for(
+            &moebi,
+            &name,
+            "atom cache reference to entry 300, which was never set"
+        ),
+        "{}",
+        moebi.log()
+    );
+
+    nobody_else_noticed(
+        &moebi,
+        &alex,
+        &mut [&mut bystander, &mut headed_bystander],
+        "cache checked",
+    );
+}
+
+/// A header that says it holds more references, or longer atoms, than its frame has;
+/// fragment ids cut short; an atom that is not UTF-8; and once the header is
+/// negotiated, a frame without one (pass-through, or an unknown header tag): each
+/// closes only that connection, with its reason.
+#[test]
+fn a_lying_distribution_header_closes_only_that_connection() {
+    let (epmd, moebi, port) = moebi(&[]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    assert_eq!(
+        alex.eval(&format!("Node.ping(:{})", moebi.node_name())),
+        ":pong"
+    );
+    let mut bystander = Peer::connect(port, &fake_name("plain"), COOKIE, OTP25_FLAGS).unwrap();
+    let mut headed_bystander = headed_peer(port, &moebi, &fake_name("headed"));
+    each_closes(port, &moebi, "liar", lying_headers);
+    nobody_else_noticed(
+        &moebi,
+        &alex,
+        &mut [&mut bystander, &mut headed_bystander],
+        "no lies",
+    );
+}
+
+/// Fragments out of order, repeated, of a sequence never started or already finished,
+/// a sequence started twice, fragment id 0, and a fragment from a peer that did not
+/// negotiate FRAGMENTS: each closes only that connection, with its reason.
+#[test]
+fn fragments_out_of_order_close_only_that_connection() {
+    let (epmd, moebi, port) = moebi(&[]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    assert_eq!(
+        alex.eval(&format!("Node.ping(:{})", moebi.node_name())),
+        ":pong"
+    );
+    let mut bystander = Peer::connect(port, &fake_name("plain"), COOKIE, OTP25_FLAGS).unwrap();
+    let mut headed_bystander = headed_peer(port, &moebi, &fake_name("headed"));
+    each_closes(port, &moebi, "order", bad_fragments);
+
+    // The atom cache without FRAGMENTS: headed frames, no fragments.
+    let name = fake_name("nofrag");
+    let flags = OTP25_FLAGS | fakepeer::DIST_HDR_ATOM_CACHE;
+    let mut p = Peer::connect(port, &name, COOKIE, flags).unwrap();
+    assert!(p.headed && p.ping(WAIT), "{}", moebi.log());
+    let (a, _) = two_parts(&p);
+    p.send_frame(&frag_header(1, 2, &cache_header(&[]), &a))
+        .unwrap();
+    assert!(closed_within(&mut p.stream, WAIT).is_some());
+    assert!(
+        closed_for(
+            &moebi,
+            &name,
+            "fragment header, but FRAGMENTS was not negotiated"
+        ),
+        "{}",
+        moebi.log()
+    );
+
+    nobody_else_noticed(
+        &moebi,
+        &alex,
+        &mut [&mut bystander, &mut headed_bystander],
+        "in order",
+    );
+}
+
+/// The fragments of `count` messages from `peer` to echo, each `{peer's pid 1, n}` for n
+/// in `from..from + count`: every first fragment, then every last one (all `count` in
+/// progress at once).
+fn sequences(peer: &Peer, from: u32, count: u32) -> Vec<u8> {
+    let mut firsts = Vec::new();
+    let mut lasts = Vec::new();
+    for n in from..from + count {
+        let terms = [
+            reg_send_control(&peer.pid(1), &small_atom("echo")),
+            pair(
+                &pid_ext(&peer.pid(1)),
+                &[&[98][..], &n.to_be_bytes()].concat(),
+            ),
+        ]
+        .concat();
+        let (a, b) = terms.split_at(20);
+        for (out, body) in [
+            (
+                &mut firsts,
+                frag_header(u64::from(n), 2, &cache_header(&[]), a),
+            ),
+            (&mut lasts, frag_cont(u64::from(n), 1, b)),
+        ] {
+            out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            out.extend_from_slice(&body);
+        }
+    }
+    [firsts, lasts].concat()
+}
+
+/// 256 fragmented messages in progress at once on one connection are taken (a BEAM has
+/// one per process in the middle of sending a large one), and thousands one batch after
+/// another: every one is delivered. A peer that starts thousands at once is refused at
+/// the 257th, and only its connection closes.
+#[test]
+fn thousands_of_fragmented_messages_at_once_are_refused_past_256() {
+    let (epmd, moebi, port) = moebi(&[]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    assert_eq!(
+        alex.eval(&format!("Node.ping(:{})", moebi.node_name())),
+        ":pong"
+    );
+    let mut bystander = Peer::connect(port, &fake_name("plain"), COOKIE, OTP25_FLAGS).unwrap();
+    let mut headed_bystander = headed_peer(port, &moebi, &fake_name("headed"));
+
+    let mut p = headed_peer(port, &moebi, &fake_name("many"));
+    let total = 256 + 12 * 250;
+    let mut sent = 0;
+    for count in std::iter::once(256).chain(std::iter::repeat(250).take(12)) {
+        p.send_raw(&sequences(&p, sent, count)).unwrap();
+        sent += count;
+    }
+    assert_eq!(sent, total);
+    let mut echoed = vec![false; total as usize];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while echoed.iter().any(|e| !e) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let got = p.next_message_where(left, |_, m| matches!(m, Some(eetf::Term::FixInteger(_))));
+        let Some((_, Some(eetf::Term::FixInteger(n)))) = got else {
+            let missing = echoed.iter().filter(|e| !**e).count();
+            panic!("{missing} of {total} never came back\n{}", moebi.log());
+        };
+        echoed[n.value as usize] = true;
+    }
+    assert!(p.ping(WAIT));
+
+    // 5,000 at once.
+    let name = fake_name("flood");
+    let mut flood = headed_peer(port, &moebi, &name);
+    let _ = flood.send_raw(&sequences(&flood, 0, 5000));
+    assert!(closed_within(&mut flood.stream, WAIT).is_some());
+    assert!(
+        closed_for(
+            &moebi,
+            &name,
+            "more than 256 fragmented messages in progress at once"
+        ),
+        "{}",
+        moebi.log()
+    );
+    assert!(p.ping(WAIT), "{}", moebi.log());
+    nobody_else_noticed(
+        &moebi,
+        &alex,
+        &mut [&mut bystander, &mut headed_bystander],
+        "one at a time",
+    );
+}
+
+/// Sequences that never finish: a first fragment that announces 2^64 - 1 fragments, or
+/// a gigabyte of them, costs Moebi what arrived, not what was announced; while they
+/// wait, the connection carries other messages. What a connection holds for
+/// reassembly, over all its sequences, is bounded by the maximum message size: past it,
+/// only that connection closes.
+#[test]
+fn a_sequence_never_finished_holds_no_more_than_max_message_size() {
+    let (epmd, moebi, port) = moebi(&["--max-message-size", "1000000"]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    assert_eq!(
+        alex.eval(&format!("Node.ping(:{})", moebi.node_name())),
+        ":pong"
+    );
+    let mut bystander = Peer::connect(port, &fake_name("plain"), COOKIE, OTP25_FLAGS).unwrap();
+    let mut headed_bystander = headed_peer(port, &moebi, &fake_name("headed"));
+    for i in 0..5 {
+        let mut p = headed_peer(port, &moebi, &fake_name(&format!("warm{i}")));
+        assert!(p.ping(WAIT));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (vm0, rss0) = vm_kib(moebi.os_pid());
+
+    // 10 connections, each with 600 KB of a message of 2^64 - 1 fragments and 1 KiB of
+    // one of a gigabyte (16,384 fragments of 64 KiB).
+    let (a, _) = two_parts(&headed_bystander);
+    let none = cache_header(&[]);
+    let chunk = vec![0u8; 60_000];
+    let mut waiting: Vec<Peer> = (0..10)
+        .map(|i| {
+            let mut p = headed_peer(port, &moebi, &fake_name(&format!("wait{i}")));
+            p.send_frame(&frag_header(1, u64::MAX, &none, &a)).unwrap();
+            for k in 0..10 {
+                p.send_frame(&frag_cont(1, u64::MAX - 1 - k, &chunk))
+                    .unwrap();
+            }
+            p.send_frame(&frag_header(
+                2,
+                1 << 14,
+                &none,
+                &[&a[..], &[0; 1024]].concat(),
+            ))
+            .unwrap();
+            p
+        })
+        .collect();
+    // Other messages get through meanwhile.
+    for p in &mut waiting {
+        assert!(p.ping(WAIT), "{}", moebi.log());
+    }
+    let (vm1, rss1) = vm_kib(moebi.os_pid());
+    let sent_kib = 10 * 610_000 / 1024;
+    eprintln!("moebi: VmRSS {rss0} -> {rss1} KiB, VmSize {vm0} -> {vm1} KiB, {sent_kib} KiB held");
+    assert!(
+        rss1 < rss0 + 2 * sent_kib + 4 * 1024,
+        "resident memory grew from {rss0} KiB to {rss1} KiB for {sent_kib} KiB held"
+    );
+    assert!(
+        vm1 < vm0 + 512 * 1024,
+        "virtual memory grew from {vm0} KiB to {vm1} KiB"
+    );
+    for p in &mut waiting {
+        assert!(closed_within(&mut p.stream, Duration::from_millis(10)).is_none());
+    }
+
+    // One of them goes on past the maximum message size.
+    let over = "fragmented messages in progress exceed the maximum message size of 1000000 bytes";
+    let mut p = waiting.pop().unwrap();
+    for k in 10..20 {
+        let _ = p.send_frame(&frag_cont(1, u64::MAX - 1 - k, &chunk));
+    }
+    assert!(closed_within(&mut p.stream, WAIT).is_some());
+    assert!(closed_for(&moebi, &p.name, over), "{}", moebi.log());
+    // Three sequences of 400 KB each: over it together.
+    let mut p = headed_peer(port, &moebi, &fake_name("three"));
+    for seq in 1..=3 {
+        let _ = p.send_frame(&frag_header(seq, 10, &none, &a));
+        for k in 0..7 {
+            let _ = p.send_frame(&frag_cont(seq, 9 - k, &chunk));
+        }
+    }
+    assert!(closed_within(&mut p.stream, WAIT).is_some());
+    assert!(closed_for(&moebi, &p.name, over), "{}", moebi.log());
+
+    // The others are still up.
+    for p in &mut waiting {
+        assert!(p.ping(WAIT), "{}", moebi.log());
+    }
+    drop(waiting);
+    nobody_else_noticed(
+        &moebi,
+        &alex,
+        &mut [&mut bystander, &mut headed_bystander],
+        "nothing left waiting",
+    );
+}
+
+/// A port and an export fun from a real BEAM node, whose atoms (`erlang`, `abs`, the
+/// node's name) it writes as atom cache references, come back from Moebi's echo as they
+/// went. (Found by the `dist_header` fuzz target.)
+#[test]
+fn ports_and_export_funs_come_through_the_atom_cache() {
+    let (epmd, moebi, _port) = moebi(&[]);
+    let m = moebi.node_name();
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    assert_eq!(
+        alex.eval(&format!("GenServer.call({{:echo, :{m}}}, &:erlang.abs/1)")),
+        "&:erlang.abs/1",
+        "{}",
+        moebi.log()
+    );
+    assert_eq!(
+        alex.eval(&format!(
+            "port = hd(Port.list())
+             GenServer.call({{:echo, :{m}}}, {{:port, port}}) == {{:port, port}}"
+        )),
+        "true",
+        "{}",
+        moebi.log()
+    );
+    assert!(
+        !moebi.log().contains("closing connection"),
+        "{}",
+        moebi.log()
+    );
+    chats(&alex, &moebi, "funs and ports");
+    assert_no_panic(&moebi);
+}
+
+/// One round of the header attacks above, against a node started with
+/// `--max-message-size 1000000`.
+fn header_battery(port: u16, moebi: &RustNode, alex: &BeamNode, round: usize) {
+    let m = moebi.node_name();
+    let name = |what: &str| fake_name(&format!("h{round}{what}"));
+    let none = cache_header(&[]);
+    let chunk = vec![0u8; 60_000];
+    // Sequences that never finish, 900 KB each (just under the limit), on 4 connections
+    // that then go.
+    let mut waiting = Vec::new();
+    for i in 0..4 {
+        let mut p = headed_peer(port, moebi, &name(&format!("wait{i}")));
+        let (a, _) = two_parts(&p);
+        p.send_frame(&frag_header(1, u64::MAX, &none, &a)).unwrap();
+        for k in 0..15 {
+            p.send_frame(&frag_cont(1, u64::MAX - 1 - k, &chunk))
+                .unwrap();
+        }
+        assert!(p.ping(WAIT), "{}", moebi.log());
+        waiting.push(p);
+    }
+    // Past the limit; thousands of sequences at once.
+    let mut p = headed_peer(port, moebi, &name("over"));
+    let (a, _) = two_parts(&p);
+    let _ = p.send_frame(&frag_header(1, u64::MAX, &none, &a));
+    for k in 0..20 {
+        let _ = p.send_frame(&frag_cont(1, u64::MAX - 1 - k, &chunk));
+    }
+    assert!(closed_within(&mut p.stream, WAIT).is_some());
+    let mut p = headed_peer(port, moebi, &name("flood"));
+    let _ = p.send_raw(&sequences(&p, 0, 5000));
+    assert!(closed_within(&mut p.stream, WAIT).is_some());
+    // Fragments out of order, unset entries, lying headers.
+    each_closes(port, moebi, &format!("h{round}order"), bad_fragments);
+    each_closes(port, moebi, &format!("h{round}unset"), unset_references);
+    each_closes(port, moebi, &format!("h{round}liar"), lying_headers);
+    // A valid 800 KB message in fragments, echoed back to us in fragments.
+    let mut p = headed_peer(port, moebi, &name("valid"));
+    let terms = [
+        reg_send_control(&p.pid(1), &small_atom("echo")),
+        pair(
+            &pid_ext(&p.pid(1)),
+            &pair(&small_atom("big"), &binary_ext(&vec![7; 800_000])),
+        ),
+    ]
+    .concat();
+    let chunks: Vec<&[u8]> = terms.chunks(64 * 1024).collect();
+    let n = chunks.len() as u64;
+    p.send_frame(&frag_header(9, n, &none, chunks[0])).unwrap();
+    for (i, c) in chunks.iter().enumerate().skip(1) {
+        p.send_frame(&frag_cont(9, n - i as u64, c)).unwrap();
+    }
+    let echoed = p.next_message_where(WAIT, |_, m| {
+        matches!(m, Some(eetf::Term::Tuple(t)) if t.elements.first() == Some(&fakepeer::atom("big")))
+    });
+    assert!(echoed.is_some(), "{}", moebi.log());
+    drop(p);
+    for p in waiting {
+        let name = p.name.clone();
+        drop(p);
+        assert!(moebi.wait_for_log(&format!("node down: {name}"), WAIT));
+    }
+    // A BEAM node's large messages, in fragments both ways.
+    assert_eq!(
+        alex.eval(&format!(
+            "1..3 |> Enum.map(fn _ -> byte_size(GenServer.call({{:echo, :{m}}}, :binary.copy(\"y\", 500_000))) end) |> Enum.uniq()"
+        )),
+        "[500000]"
+    );
+    chats(alex, moebi, &format!("header round {round} done"));
+}
+
+/// Rounds of the header attacks (sequences left unfinished just under the limit, past
+/// it, thousands at once, every bad fragment, unset reference and lying header above)
+/// with valid fragmented messages both ways between them: after a warm-up, Moebi's
+/// resident memory stays where it was.
+#[test]
+fn memory_stays_flat_under_distribution_header_attacks() {
+    let (epmd, moebi, port) = moebi(&["--max-message-size", "1000000"]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    // Warm-up: the allocator, the tables and the log reach their working size.
+    header_battery(port, &moebi, &alex, 0);
+    header_battery(port, &moebi, &alex, 1);
+    std::thread::sleep(Duration::from_secs(1));
+    let before = fakepeer::rss_kib(moebi.os_pid());
+    for round in 2..5 {
+        header_battery(port, &moebi, &alex, round);
     }
     std::thread::sleep(Duration::from_secs(1));
     let after = fakepeer::rss_kib(moebi.os_pid());

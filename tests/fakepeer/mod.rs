@@ -5,9 +5,15 @@
 //!
 //! Use it with `mod fakepeer;` next to `mod support;`. Everything is blocking and
 //! bounded: every read has a deadline.
+//!
+//! With [`HEADED_FLAGS`] the peer speaks the distribution header, as an OTP node does:
+//! its control messages go in `131, 68` frames (no references), and the node's headed
+//! frames (atom cache references, fragments) are read back into pass-through form, so
+//! [`Peer::ping`] and the `next_*` readers work the same with either flags.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use eetf::{Atom, FixInteger, Pid, Reference, Term, Tuple};
+use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -15,6 +21,16 @@ use std::time::{Duration, Instant};
 /// What OTP 25 advertises (0xd07df7fbd) without the atom cache and fragments, so the
 /// node sends us plain pass-through frames.
 pub const OTP25_FLAGS: u64 = 0xd07df7fbd & !(0x2000 | 0x800000);
+/// `DIST_HDR_ATOM_CACHE`: the atom cache of the distribution header.
+pub const DIST_HDR_ATOM_CACHE: u64 = 0x2000;
+/// `FRAGMENTS`: large messages in fragments.
+pub const FRAGMENTS: u64 = 0x800000;
+/// All of what OTP 25 advertises: frames both ways start with a distribution header
+/// (`131, 68`, or `131, 69` / `131, 70` for fragments), and a pass-through frame is
+/// refused.
+pub const HEADED_FLAGS: u64 = OTP25_FLAGS | DIST_HDR_ATOM_CACHE | FRAGMENTS;
+/// Entries in each direction's atom cache.
+pub const CACHE_SIZE: usize = 2048;
 /// `PUBLISHED`: a visible node.
 pub const PUBLISHED: u64 = 0x01;
 /// Pass-through frame tag (no distribution header).
@@ -33,6 +49,13 @@ pub struct Peer {
     pub challenge: Vec<u8>,
     /// Bytes read past the last frame handed out.
     buf: Vec<u8>,
+    /// Both sides have the distribution header: frames both ways carry one.
+    pub headed: bool,
+    /// The node's atom cache for its frames to us, as their headers set it.
+    cache: Vec<Option<String>>,
+    /// The node's fragmented messages in progress: the atoms of the first fragment's
+    /// header, and the bytes so far.
+    partial: HashMap<u64, (Vec<String>, Vec<u8>)>,
 }
 
 /// The distribution port `alive` (the part before `@`) registered with the EPMD on
@@ -162,6 +185,7 @@ impl Peer {
         if ack.len() != 17 || ack[0] != b'a' || ack[1..] != digest(cookie, ours) {
             return Err(format!("bad challenge ack {ack:?}"));
         }
+        let their_flags = u64::from_be_bytes(challenge[1..9].try_into().unwrap());
         Ok(Peer {
             stream: s,
             name: name.to_owned(),
@@ -169,6 +193,9 @@ impl Peer {
             peer_name,
             challenge,
             buf: Vec::new(),
+            headed: flags & their_flags & (DIST_HDR_ATOM_CACHE | FRAGMENTS) != 0,
+            cache: vec![None; CACHE_SIZE],
+            partial: HashMap::new(),
         })
     }
 
@@ -184,12 +211,20 @@ impl Peer {
         self.stream.write_all(&f)
     }
 
-    /// Sends a pass-through control message, with its payload if any.
+    /// Sends a control message, with its payload if any: pass-through, or after a
+    /// distribution header without references when the header was negotiated.
     pub fn send_control(&mut self, control: Term, payload: Option<Term>) -> std::io::Result<()> {
-        let mut body = vec![PASS_THROUGH];
-        control.encode(&mut body).unwrap();
-        if let Some(p) = payload {
-            p.encode(&mut body).unwrap();
+        let mut body = if self.headed {
+            vec![131, 68, 0]
+        } else {
+            vec![PASS_THROUGH]
+        };
+        for t in std::iter::once(control).chain(payload) {
+            if self.headed {
+                body.extend_from_slice(&unversioned(&t));
+            } else {
+                t.encode(&mut body).unwrap();
+            }
         }
         self.send_frame(&body)
     }
@@ -220,7 +255,9 @@ impl Peer {
     }
 
     /// The next data frame (ticks are skipped) within `bound`, or `None` (timeout or
-    /// closed).
+    /// closed). A headed frame comes out as the pass-through frame it stands for: its
+    /// atom cache references replaced by the atoms, a version byte before each term,
+    /// and a fragmented message once its last fragment arrived.
     pub fn next_frame(&mut self, bound: Duration) -> Option<Vec<u8>> {
         let deadline = Instant::now() + bound;
         loop {
@@ -230,7 +267,13 @@ impl Peer {
                     break;
                 }
                 let frame: Vec<u8> = self.buf.drain(..4 + len).skip(4).collect();
-                if !frame.is_empty() {
+                if frame.is_empty() {
+                    continue;
+                }
+                if !self.headed {
+                    return Some(frame);
+                }
+                if let Some(frame) = self.unhead(&frame) {
                     return Some(frame);
                 }
             }
@@ -246,6 +289,72 @@ impl Peer {
                 Err(_) => return None,
             }
         }
+    }
+
+    /// A headed frame from the node in pass-through form, or `None` for a fragment of a
+    /// message not yet complete. Panics on anything an OTP node would not send.
+    fn unhead(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+        assert_eq!(frame[0], 131, "a headed frame: {frame:?}");
+        let mut r = Reader {
+            bytes: frame,
+            pos: 2,
+        };
+        let ids = |r: &mut Reader| (r.u64(), r.u64());
+        match frame[1] {
+            68 => {
+                let atoms = self.header(&mut r);
+                Some(pass_through(&frame[r.pos..], &atoms))
+            }
+            69 => {
+                let (seq, frag) = ids(&mut r);
+                let atoms = self.header(&mut r);
+                let data = frame[r.pos..].to_vec();
+                if frag == 1 {
+                    return Some(pass_through(&data, &atoms));
+                }
+                let old = self.partial.insert(seq, (atoms, data));
+                assert!(old.is_none(), "sequence {seq} started twice");
+                None
+            }
+            70 => {
+                let (seq, frag) = ids(&mut r);
+                let (_, bytes) = self.partial.get_mut(&seq).expect("a sequence started");
+                bytes.extend_from_slice(&frame[r.pos..]);
+                if frag > 1 {
+                    return None;
+                }
+                let (atoms, bytes) = self.partial.remove(&seq).unwrap();
+                Some(pass_through(&bytes, &atoms))
+            }
+            tag => panic!("distribution header tag {tag}"),
+        }
+    }
+
+    /// Reads the atom cache part of a header: the atoms its references name, setting
+    /// the entries it sets.
+    fn header(&mut self, r: &mut Reader) -> Vec<String> {
+        let n = usize::from(r.u8());
+        if n == 0 {
+            return Vec::new();
+        }
+        let flags = r.take(n / 2 + 1).to_vec();
+        let nibble = |i: usize| (flags[i / 2] >> ((i % 2) * 4)) & 0xf;
+        let long_atoms = nibble(n) & 1 != 0;
+        (0..n)
+            .map(|i| {
+                let ix = usize::from(nibble(i) & 7) << 8 | usize::from(r.u8());
+                if nibble(i) & 8 != 0 {
+                    let len = if long_atoms {
+                        r.u16()
+                    } else {
+                        usize::from(r.u8())
+                    };
+                    let text = String::from_utf8(r.take(len).to_vec()).expect("UTF-8");
+                    self.cache[ix] = Some(text);
+                }
+                self.cache[ix].clone().expect("a cache entry the node set")
+            })
+            .collect()
     }
 
     /// The next message (control, payload) within `bound` whose control or payload
@@ -297,6 +406,223 @@ impl Peer {
             _ => false,
         })
     }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let s = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        s
+    }
+    fn u8(&mut self) -> u8 {
+        self.take(1)[0]
+    }
+    fn u16(&mut self) -> usize {
+        usize::from(u16::from_be_bytes(self.take(2).try_into().unwrap()))
+    }
+    fn u32(&mut self) -> usize {
+        u32::from_be_bytes(self.take(4).try_into().unwrap()) as usize
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_be_bytes(self.take(8).try_into().unwrap())
+    }
+}
+
+/// The terms of a headed frame (no version bytes, `ATOM_CACHE_REF`s into `atoms`) as a
+/// pass-through frame body.
+fn pass_through(terms: &[u8], atoms: &[String]) -> Vec<u8> {
+    let mut r = Reader {
+        bytes: terms,
+        pos: 0,
+    };
+    let mut out = vec![PASS_THROUGH];
+    while r.pos < terms.len() {
+        out.push(131);
+        copy_term(&mut r, atoms, &mut out);
+    }
+    out
+}
+
+/// Copies one term, each `ATOM_CACHE_REF` (82) written as the `ATOM_UTF8_EXT` it names.
+fn copy_term(r: &mut Reader, atoms: &[String], out: &mut Vec<u8>) {
+    let start = r.pos;
+    let tag = r.u8();
+    // Copies what was read since `start` (the tag and fixed fields) as is.
+    let flush = |r: &Reader, out: &mut Vec<u8>, from: usize| {
+        out.extend_from_slice(&r.bytes[from..r.pos]);
+    };
+    match tag {
+        82 => {
+            let atom = atoms[usize::from(r.u8())].as_bytes();
+            out.push(118);
+            out.extend_from_slice(&(atom.len() as u16).to_be_bytes());
+            out.extend_from_slice(atom);
+        }
+        97 | 98 | 70 | 99 | 106 => {
+            r.take(match tag {
+                97 => 1,
+                98 => 4,
+                70 => 8,
+                99 => 31,
+                _ => 0,
+            });
+            flush(r, out, start);
+        }
+        100 | 118 | 107 => {
+            let n = r.u16();
+            r.take(n);
+            flush(r, out, start);
+        }
+        115 | 119 => {
+            let n = usize::from(r.u8());
+            r.take(n);
+            flush(r, out, start);
+        }
+        109 => {
+            let n = r.u32();
+            r.take(n);
+            flush(r, out, start);
+        }
+        77 => {
+            let n = r.u32();
+            r.take(1 + n);
+            flush(r, out, start);
+        }
+        110 => {
+            let n = usize::from(r.u8());
+            r.take(1 + n);
+            flush(r, out, start);
+        }
+        111 => {
+            let n = r.u32();
+            r.take(1 + n);
+            flush(r, out, start);
+        }
+        104 | 105 | 108 | 116 | 113 => {
+            let n = match tag {
+                104 => usize::from(r.u8()),
+                105 => r.u32(),
+                108 => r.u32() + 1,
+                116 => 2 * r.u32(),
+                _ => 3,
+            };
+            flush(r, out, start);
+            for _ in 0..n {
+                copy_term(r, atoms, out);
+            }
+        }
+        // Pids, ports, references: a node name, then fixed fields.
+        88 | 103 | 89 | 120 | 102 => {
+            out.push(tag);
+            copy_term(r, atoms, out);
+            let from = r.pos;
+            r.take(match tag {
+                88 => 12,
+                103 => 9,
+                89 => 8,
+                120 => 12,
+                _ => 5,
+            });
+            flush(r, out, from);
+        }
+        90 | 114 => {
+            let words = r.u16();
+            flush(r, out, start);
+            copy_term(r, atoms, out);
+            let from = r.pos;
+            r.take(if tag == 90 { 4 } else { 1 } + 4 * words);
+            flush(r, out, from);
+        }
+        112 => {
+            // NEW_FUN_EXT: its size changes with its atoms.
+            r.u32();
+            let size_at = out.len() + 1;
+            let from = r.pos;
+            r.take(1 + 16 + 4);
+            let free = r.u32();
+            out.push(112);
+            out.extend_from_slice(&[0; 4]);
+            flush(r, out, from);
+            for _ in 0..4 + free {
+                copy_term(r, atoms, out);
+            }
+            let size = (out.len() - size_at) as u32;
+            out[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
+        }
+        tag => panic!("fake peer: no reader for term tag {tag}"),
+    }
+}
+
+/// `term` in external term format without its version byte, as in a headed frame.
+pub fn unversioned(term: &Term) -> Vec<u8> {
+    let mut out = Vec::new();
+    term.encode(&mut out).unwrap();
+    out.remove(0);
+    out
+}
+
+/// The atom cache part of a distribution header: for each reference, its cache entry
+/// and, for an entry it sets, the atom's text (with the LongAtoms flag when one is
+/// longer than 255 bytes).
+pub fn cache_header(refs: &[(u16, Option<&str>)]) -> Vec<u8> {
+    let n = refs.len();
+    let mut out = vec![n as u8];
+    if n == 0 {
+        return out;
+    }
+    let long = refs.iter().any(|(_, t)| t.is_some_and(|t| t.len() > 255));
+    out.resize(1 + n / 2 + 1, 0);
+    let mut set = |i: usize, nibble: u8| out[1 + i / 2] |= nibble << ((i % 2) * 4);
+    for (i, (ix, text)) in refs.iter().enumerate() {
+        set(i, (ix >> 8) as u8 | if text.is_some() { 8 } else { 0 });
+    }
+    set(n, u8::from(long));
+    for (ix, text) in refs {
+        out.push(*ix as u8);
+        if let Some(text) = text {
+            if long {
+                out.extend_from_slice(&(text.len() as u16).to_be_bytes());
+            } else {
+                out.push(text.len() as u8);
+            }
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+    out
+}
+
+/// A `DIST_HEADER` frame body: `header` (from [`cache_header`]), then `terms`.
+pub fn headed(header: &[u8], terms: &[u8]) -> Vec<u8> {
+    [&[131, 68][..], header, terms].concat()
+}
+
+/// A `DIST_FRAG_HEADER` frame body: the first fragment of sequence `seq`, `frag`
+/// fragments to go (this one included).
+pub fn frag_header(seq: u64, frag: u64, header: &[u8], data: &[u8]) -> Vec<u8> {
+    [
+        &[131, 69][..],
+        &seq.to_be_bytes(),
+        &frag.to_be_bytes(),
+        header,
+        data,
+    ]
+    .concat()
+}
+
+/// A `DIST_FRAG_CONT` frame body.
+pub fn frag_cont(seq: u64, frag: u64, data: &[u8]) -> Vec<u8> {
+    [
+        &[131, 70][..],
+        &seq.to_be_bytes(),
+        &frag.to_be_bytes(),
+        data,
+    ]
+    .concat()
 }
 
 /// A pass-through frame body's control message and payload, if any.
