@@ -19,14 +19,27 @@
 //!     Opens N hidden distribution connections (real handshakes, then ticks), prints
 //!     `RESULT peers_up N` and `RESULT peers_connect_s S`, `READY`, and holds them
 //!     until stdin closes (at most S seconds, default 120).
+//! dist pending --target NODE --count N [--hello] [--hold S] (TLS options required)
+//!     Opens N TCP connections to a TLS node's distribution port that never finish a
+//!     handshake: silent after the TCP connect, or with `--hello` after sending the
+//!     ClientHello a real peer sends, never reading the server's answer. Prints
+//!     `RESULT pending_port P` (the server's), `RESULT pending_open N` (connected),
+//!     with `--hello` `RESULT pending_answered N` (answered within 3 s), `RESULT
+//!     pending_s S` (the time that took), `READY`, and holds them until stdin closes (at
+//!     most S seconds, default 5: the server drops them at its net_setuptime anyway).
 //! ```
+//!
+//! `client`, `peers` and `pending` take `--tls-cert PEM --tls-key PEM --tls-ca PEM` for
+//! a TLS node (`-proto_dist inet_tls`): the same three files as the servers'.
 
 use cnode::otp::gen_server;
 use cnode::term::{atom, binary, int, list, tuple, Match, Term};
-use cnode::{Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
+use cnode::{Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply, TlsConfig};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio_rustls::rustls;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound for one whole workload run.
@@ -248,6 +261,53 @@ impl Args {
     fn has(&self, flag: &str) -> bool {
         self.0.iter().any(|a| a == flag)
     }
+    /// `--tls-cert PEM --tls-key PEM --tls-ca PEM`, all three or none.
+    fn tls_files(&self) -> Option<[&str; 3]> {
+        match [
+            self.get("--tls-cert"),
+            self.get("--tls-key"),
+            self.get("--tls-ca"),
+        ] {
+            [Some(cert), Some(key), Some(ca)] => Some([cert, key, ca]),
+            [None, None, None] => None,
+            _ => die("--tls-cert, --tls-key and --tls-ca go together"),
+        }
+    }
+    /// The node's TLS configuration, as the Rust Moebi makes it from the same files.
+    fn tls_config(&self) -> Option<TlsConfig> {
+        self.tls_files().map(|[cert, key, ca]| {
+            TlsConfig::from_pem_files(cert, key, ca)
+                .unwrap_or_else(|e| die(&format!("TLS files: {e}")))
+        })
+    }
+    /// The same files as a rustls client configuration, for `peers` and `pending`, which
+    /// drive the handshakes themselves: this node's certificate offered, the server's
+    /// checked against the CA, as `verify_peer` on a BEAM client.
+    fn tls_client(&self) -> Option<Arc<rustls::ClientConfig>> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let [cert, key, ca] = self.tls_files()?;
+        let bad = |what: &str, e: &dyn std::fmt::Display| -> ! { die(&format!("{what}: {e}")) };
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .and_then(|i| i.collect())
+            .unwrap_or_else(|e| bad(cert, &e));
+        let key = PrivateKeyDer::from_pem_file(key).unwrap_or_else(|e| bad(key, &e));
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(ca).unwrap_or_else(|e| bad(ca, &e)) {
+            roots
+                .add(c.unwrap_or_else(|e| bad(ca, &e)))
+                .unwrap_or_else(|e| bad(ca, &e));
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|e| bad("rustls", &e))
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap_or_else(|e| bad("rustls", &e));
+        Some(Arc::new(config))
+    }
 }
 
 fn die(msg: &str) -> ! {
@@ -266,6 +326,7 @@ fn main() {
         match args.0.first().map(String::as_str) {
             Some("client") => client(&args).await,
             Some("peers") => peers(&args).await,
+            Some("pending") => pending(&args).await,
             // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary
             // without it: then a smoke test on tiny sizes, not a benchmark.
             _ if args.has("--bench") => {
@@ -280,10 +341,11 @@ fn main() {
     std::process::exit(code);
 }
 
-async fn client_node(cookie: &str, epmd_port: Option<u16>) -> Node {
+async fn client_node(cookie: &str, epmd_port: Option<u16>, tls: Option<TlsConfig>) -> Node {
     let mut config = NodeConfig::new(&unique("rust_client"), cookie);
     // Hidden: no `global` traffic with the servers, as for a pure client.
     config.hidden = true;
+    config.tls = tls;
     if let Some(p) = epmd_port {
         config.epmd_port = p;
     }
@@ -325,7 +387,7 @@ async fn client(args: &Args) -> i32 {
     let w = Workload::parse(args.req("--workload")).unwrap_or_else(|| die("unknown --workload"));
     let n = args.num("--n", 10_000);
     let inflight = args.num("--inflight", 1);
-    let node = client_node(cookie, None).await;
+    let node = client_node(cookie, None, args.tls_config()).await;
     if let Err(e) = warm_up(&node, &target).await {
         eprintln!("dist client: {e}");
         return 1;
@@ -373,17 +435,13 @@ fn cpu_ticks() -> u64 {
     field(11) + field(12)
 }
 
-/// N hidden connections to `target`, with the real handshake (erl_dist's client side).
-async fn peers(args: &Args) -> i32 {
-    use erl_dist::handshake::{ClientSideHandshake, HandshakeStatus};
-    use erl_dist::node::{Creation, LocalNode, NodeName};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio_util::compat::TokioAsyncReadCompatExt;
+/// A distribution socket of `peers`: plain TCP or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for T {}
 
-    let target = args.req("--target").to_owned();
-    let cookie = args.req("--cookie").to_owned();
-    let count = args.num("--count", 1000);
-    let hold = Duration::from_secs(args.num("--hold", 120) as u64);
+/// The distribution port of `target` (`NAME@HOST`) from EPMD (`ERL_EPMD_PORT`), and its host.
+async fn dist_port(target: &str) -> (u16, String) {
+    use tokio_util::compat::TokioAsyncReadCompatExt;
     let epmd_port = std::env::var("ERL_EPMD_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -404,33 +462,193 @@ async fn peers(args: &Args) -> i32 {
         Ok(None) => die(&format!("{alive} is not registered with EPMD")),
         Err(e) => die(&format!("EPMD: {e}")),
     };
-    let host = host.to_owned();
+    (port, host.to_owned())
+}
+
+/// The client side of the distribution handshake (erl_dist's) on `stream`, as hidden node
+/// `name@host`; the stream back, ready for the connection.
+async fn dist_handshake<S: Io>(
+    stream: S,
+    name: &str,
+    host: &str,
+    cookie: &str,
+) -> std::io::Result<S> {
+    use erl_dist::handshake::{ClientSideHandshake, HandshakeStatus};
+    use erl_dist::node::{Creation, LocalNode, NodeName};
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+    let name = NodeName::new(name, host).map_err(std::io::Error::other)?;
+    let local = LocalNode::new(name, Creation::random());
+    let mut hs = ClientSideHandshake::new(stream.compat(), local, cookie);
+    let status = hs
+        .execute_send_name(6)
+        .await
+        .map_err(std::io::Error::other)?;
+    if !matches!(
+        status,
+        HandshakeStatus::Ok | HandshakeStatus::OkSimultaneous
+    ) {
+        return Err(std::io::Error::other(format!("status {status:?}")));
+    }
+    let (conn, _peer) = hs.execute_rest(true).await.map_err(std::io::Error::other)?;
+    Ok(conn.into_inner())
+}
+
+/// Handshake messages with a 4-byte length inside TLS, as `inet_tls_dist` frames them
+/// (`{packet, 4}`), for erl_dist's handshake, which writes and reads 2-byte lengths.
+/// It never reads past the message being read, so after the handshake `inner` is the
+/// connection's stream as it stands.
+struct Packet4<S> {
+    inner: S,
+    /// What the handshake wrote and is not yet a whole message.
+    written: Vec<u8>,
+    /// Whole messages, reframed, not yet passed to `inner`.
+    out: Vec<u8>,
+    /// The incoming message's 4-byte length, as much as has arrived.
+    header: [u8; 4],
+    header_got: usize,
+    /// Its 2-byte length for the handshake, and how much of it was handed over.
+    short: [u8; 2],
+    short_given: usize,
+    /// The incoming message's bytes still to hand over.
+    body_left: usize,
+}
+
+impl<S> Packet4<S> {
+    fn new(inner: S) -> Self {
+        Packet4 {
+            inner,
+            written: Vec::new(),
+            out: Vec::new(),
+            header: [0; 4],
+            header_got: 0,
+            short: [0; 2],
+            short_given: 2,
+            body_left: 0,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Packet4<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::{ready, Poll};
+        let me = self.get_mut();
+        if me.short_given == 2 && me.body_left == 0 {
+            while me.header_got < 4 {
+                let mut part = tokio::io::ReadBuf::new(&mut me.header[me.header_got..]);
+                ready!(std::pin::Pin::new(&mut me.inner).poll_read(cx, &mut part))?;
+                match part.filled().len() {
+                    0 => return Poll::Ready(Ok(())),
+                    n => me.header_got += n,
+                }
+            }
+            me.header_got = 0;
+            let len = u32::from_be_bytes(me.header);
+            let short = u16::try_from(len).map_err(|_| {
+                std::io::Error::other(format!("a handshake message of {len} bytes"))
+            })?;
+            me.short = short.to_be_bytes();
+            me.short_given = 0;
+            me.body_left = len as usize;
+        }
+        if me.short_given < 2 {
+            let n = buf.remaining().min(2 - me.short_given);
+            buf.put_slice(&me.short[me.short_given..me.short_given + n]);
+            me.short_given += n;
+            return Poll::Ready(Ok(()));
+        }
+        let n = buf.remaining().min(me.body_left);
+        let mut part = tokio::io::ReadBuf::new(buf.initialize_unfilled_to(n));
+        ready!(std::pin::Pin::new(&mut me.inner).poll_read(cx, &mut part))?;
+        let got = part.filled().len();
+        buf.advance(got);
+        me.body_left -= got;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Packet4<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        // Taken whole; each complete message goes out at the next flush (erl_dist flushes
+        // after every message).
+        let me = self.get_mut();
+        me.written.extend_from_slice(buf);
+        while me.written.len() >= 2 {
+            let len = u16::from_be_bytes([me.written[0], me.written[1]]) as usize;
+            if me.written.len() < 2 + len {
+                break;
+            }
+            me.out.extend_from_slice(&(len as u32).to_be_bytes());
+            me.out.extend_from_slice(&me.written[2..2 + len]);
+            me.written.drain(..2 + len);
+        }
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::ready;
+        let me = self.get_mut();
+        while !me.out.is_empty() {
+            let n = ready!(std::pin::Pin::new(&mut me.inner).poll_write(cx, &me.out))?;
+            if n == 0 {
+                return std::task::Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            me.out.drain(..n);
+        }
+        std::pin::Pin::new(&mut me.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// N hidden connections to `target`, with the real handshake (erl_dist's client side),
+/// inside TLS when the TLS options are given (as `inet_tls_dist` runs it).
+async fn peers(args: &Args) -> i32 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let target = args.req("--target").to_owned();
+    let cookie = args.req("--cookie").to_owned();
+    let count = args.num("--count", 1000);
+    let hold = Duration::from_secs(args.num("--hold", 120) as u64);
+    let tls = args.tls_client();
+    let (port, host) = dist_port(&target).await;
     let start = Instant::now();
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+    let slots = Arc::new(tokio::sync::Semaphore::new(32));
     let mut handshakes = tokio::task::JoinSet::new();
     for i in 0..count {
         let slots = slots.clone();
-        let (host, cookie) = (host.clone(), cookie.clone());
+        let (host, cookie, tls) = (host.clone(), cookie.clone(), tls.clone());
         handshakes.spawn(async move {
             let _slot = slots.acquire().await;
-            let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-            let _ = stream.set_nodelay(true);
-            let name = NodeName::new(&format!("bench_peer_{}_{i}", std::process::id()), &host)
-                .map_err(std::io::Error::other)?;
-            let local = LocalNode::new(name, Creation::random());
-            let mut hs = ClientSideHandshake::new(stream.compat(), local, &cookie);
-            let status = hs
-                .execute_send_name(6)
-                .await
-                .map_err(std::io::Error::other)?;
-            if !matches!(
-                status,
-                HandshakeStatus::Ok | HandshakeStatus::OkSimultaneous
-            ) {
-                return Err(std::io::Error::other(format!("status {status:?}")));
-            }
-            let (conn, _peer) = hs.execute_rest(true).await.map_err(std::io::Error::other)?;
-            Ok::<_, std::io::Error>(conn.into_inner())
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            let _ = tcp.set_nodelay(true);
+            let name = format!("bench_peer_{}_{i}", std::process::id());
+            let stream: Box<dyn Io> = match tls {
+                None => dist_handshake(Box::new(tcp) as Box<dyn Io>, &name, &host, &cookie).await?,
+                Some(config) => {
+                    let server = rustls::pki_types::ServerName::try_from(host.clone())
+                        .map_err(std::io::Error::other)?;
+                    let tls = tokio_rustls::TlsConnector::from(config)
+                        .connect(server, tcp)
+                        .await?;
+                    let framed = dist_handshake(Packet4::new(tls), &name, &host, &cookie).await?;
+                    Box::new(framed.inner)
+                }
+            };
+            Ok::<_, std::io::Error>(stream)
         });
     }
     let mut streams = Vec::with_capacity(count);
@@ -457,7 +675,7 @@ async fn peers(args: &Args) -> i32 {
     let mut holders = tokio::task::JoinSet::new();
     for s in streams {
         holders.spawn(async move {
-            let (mut r, mut w) = s.into_split();
+            let (mut r, mut w) = tokio::io::split(s);
             let reader = async move {
                 let mut buf = [0u8; 256];
                 while matches!(r.read(&mut buf).await, Ok(1..)) {}
@@ -465,7 +683,8 @@ async fn peers(args: &Args) -> i32 {
             let ticker = async move {
                 loop {
                     tokio::time::sleep(Duration::from_secs(15)).await;
-                    if w.write_all(&[0, 0, 0, 0]).await.is_err() {
+                    // Flushed: under TLS the tick is a record of its own.
+                    if w.write_all(&[0, 0, 0, 0]).await.is_err() || w.flush().await.is_err() {
                         break;
                     }
                 }
@@ -476,16 +695,120 @@ async fn peers(args: &Args) -> i32 {
     println!("RESULT peers_up {up}");
     println!("RESULT peers_connect_s {:.3}", took.as_secs_f64());
     println!("READY");
-    let stdin_closed = tokio::task::spawn_blocking(|| {
-        let mut sink = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
-    });
-    let _ = tokio::time::timeout(hold, stdin_closed).await;
+    hold_until_stdin_closes(hold).await;
     holders.abort_all();
     if up == count && failed == 0 {
         0
     } else {
         eprintln!("dist peers: {up} of {count} connections up");
+        1
+    }
+}
+
+/// Waits until stdin closes (the driver closing its port), at most `hold`.
+async fn hold_until_stdin_closes(hold: Duration) {
+    let stdin_closed = tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    });
+    let _ = tokio::time::timeout(hold, stdin_closed).await;
+}
+
+/// N TLS handshakes to `target` left pending: what a crowd of stalled peers costs the
+/// server while its net_setuptime runs. Silent sockets, or (`--hello`) sockets that
+/// sent the ClientHello of a real peer (made by rustls with this node's configuration)
+/// and then read nothing: the server that takes one answers with its part of the key
+/// exchange, signed, and waits for the rest. A server need not take them all at once
+/// (what it has not accepted waits in its listen queue): `pending_answered` counts the
+/// ClientHellos answered within 3 s.
+async fn pending(args: &Args) -> i32 {
+    use tokio::io::AsyncWriteExt;
+
+    let target = args.req("--target").to_owned();
+    let count = args.num("--count", 200);
+    let hold = Duration::from_secs(args.num("--hold", 5) as u64);
+    let hello = args.has("--hello");
+    let tls = args
+        .tls_client()
+        .unwrap_or_else(|| die("pending needs --tls-cert, --tls-key and --tls-ca"));
+    let (port, host) = dist_port(&target).await;
+    let name = rustls::pki_types::ServerName::try_from(host)
+        .unwrap_or_else(|e| die(&format!("{target}: {e}")));
+    let start = Instant::now();
+    let slots = Arc::new(tokio::sync::Semaphore::new(32));
+    let mut opening = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let (slots, tls, name) = (slots.clone(), tls.clone(), name.clone());
+        opening.spawn(async move {
+            let slot = slots.acquire().await;
+            let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            let _ = tcp.set_nodelay(true);
+            if hello {
+                let mut tls =
+                    rustls::ClientConnection::new(tls, name).map_err(std::io::Error::other)?;
+                let mut client_hello = Vec::new();
+                tls.write_tls(&mut client_hello)?;
+                tcp.write_all(&client_hello).await?;
+                // `tls` (the client's half of the handshake) is dropped: only the
+                // server's side stays pending.
+            }
+            drop(slot);
+            Ok::<_, std::io::Error>(tcp)
+        });
+    }
+    let mut sockets = Vec::with_capacity(count);
+    let mut failed = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Some(r)) = tokio::time::timeout_at(deadline, opening.join_next()).await {
+        match r {
+            Ok(Ok(s)) => sockets.push(s),
+            Ok(Err(e)) => {
+                if failed == 0 {
+                    eprintln!("dist pending: a socket failed: {e}");
+                }
+                failed += 1;
+            }
+            Err(e) => {
+                eprintln!("dist pending: {e}");
+                failed += 1;
+            }
+        }
+    }
+    opening.abort_all();
+    let open = sockets.len();
+    let mut answered = 0;
+    if hello {
+        // The server's first bytes on each: it has taken that ClientHello and answered.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        let mut waiting = tokio::task::JoinSet::new();
+        for tcp in sockets.drain(..) {
+            waiting.spawn(async move {
+                let mut byte = [0u8; 1];
+                let got = tokio::time::timeout_at(deadline, tcp.peek(&mut byte)).await;
+                (tcp, matches!(got, Ok(Ok(1..))))
+            });
+        }
+        while let Some(r) = waiting.join_next().await {
+            if let Ok((tcp, yes)) = r {
+                answered += usize::from(yes);
+                sockets.push(tcp);
+            }
+        }
+    }
+    let took = start.elapsed();
+    println!("RESULT pending_port {port}");
+    println!("RESULT pending_open {open}");
+    if hello {
+        println!("RESULT pending_answered {answered}");
+    }
+    println!("RESULT pending_s {:.3}", took.as_secs_f64());
+    println!("READY");
+    hold_until_stdin_closes(hold).await;
+    drop(sockets);
+    if open == count && failed == 0 {
+        0
+    } else {
+        eprintln!("dist pending: {open} of {count} sockets open");
         1
     }
 }
@@ -515,7 +838,7 @@ async fn standalone(scale: usize, only: Option<&str>) -> i32 {
         1,
         |_p, _args| async move { Ok(atom("ok")) },
     );
-    let client = client_node(cookie, Some(epmd_port)).await;
+    let client = client_node(cookie, Some(epmd_port), None).await;
     let target = server.name().to_owned();
     if let Err(e) = warm_up(&client, &target).await {
         eprintln!("dist: {e}");

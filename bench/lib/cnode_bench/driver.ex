@@ -10,6 +10,13 @@ defmodule CnodeBench.Driver do
         -e "CnodeBench.Driver.main(System.argv())" -- --beam NODE --rust NODE \\
         --rust-ospid PID --client PATH --cookie C --rounds R [--quick] --out FILE
 
+  Under TLS distribution (this node and both servers started with `-proto_dist
+  inet_tls`), `--tls DIR` names the folder of `cert.pem`, `key.pem` and `ca.pem`, which
+  the Rust client gets too; the report is then the TLS one, with the pending-handshake
+  figures of `--pending-results FILE` (repeated). `--pending silent|hello` measures only
+  those (on servers started for it alone, so no earlier run's freed memory is reused)
+  and writes them to `--out` as an Erlang term.
+
   Exit status: 0 when every workload ran, 1 when one failed, 2 (with
   `--require-targets`) when all ran but a target was missed.
   """
@@ -63,26 +70,83 @@ defmodule CnodeBench.Driver do
           out: :string,
           peers: :integer,
           require_targets: :boolean,
-          note: :string
+          note: :string,
+          tls: :string,
+          pending: :string,
+          pending_results: :keep
         ]
       )
 
     if invalid != [], do: fail("bad arguments: #{inspect(invalid)}")
 
-    opts = Map.new(opts)
+    pending_results = Keyword.get_values(opts, :pending_results)
+    opts = opts |> Map.new() |> Map.put(:pending_results, pending_results)
     {:ok, _} = Application.ensure_all_started(:chat)
-    code = run(opts)
+
+    code =
+      case opts do
+        %{pending: variant} when variant in ["silent", "hello"] -> run_pending(opts, variant)
+        %{pending: other} -> fail("--pending #{other}: silent or hello")
+        _ -> run(opts)
+      end
+
     System.halt(code)
   end
 
-  defp run(opts) do
+  # Pending TLS handshakes: sockets to each server that never finish one, `count` at once
+  # (fewer than the Rust node's max_pending_handshakes, 256, at which it drops the oldest),
+  # measured within net_setuptime (7 s), after which both servers drop them. Memory from
+  # the first batch (on a fresh server); CPU time over all `batches`, sides alternating,
+  # for a resolution finer than the clock tick (10 ms).
+  defp run_pending(opts, variant) do
     quick = Map.get(opts, :quick, false)
-    rounds = Map.get(opts, :rounds, if(quick, do: 1, else: 7))
-    peers = Map.get(opts, :peers, if(quick, do: 100, else: 1000))
+    {count, batches} = if quick, do: {50, 1}, else: {200, 5}
+    servers = connect_servers(opts)
+
+    runs =
+      Enum.reduce(1..batches, %{beam: [], rust: []}, fn batch, acc ->
+        order = if rem(batch, 2) == 1, do: [:beam, :rust], else: [:rust, :beam]
+
+        Enum.reduce(order, acc, fn side, acc ->
+          r = pending_batch(opts, servers[side], count, variant == "hello")
+          progress("#{count} pending TLS handshakes (#{variant}) on #{side}: #{inspect(r)}")
+          Map.update!(acc, side, &(&1 ++ [r]))
+        end)
+      end)
+
+    results = Map.new(runs, fn {side, rs} -> {side, pending_summary(rs)} end)
+    progress("pending TLS handshakes (#{variant}): #{inspect(results)}")
+    File.mkdir_p!(Path.dirname(opts.out))
+    File.write!(opts.out, :erlang.term_to_binary({String.to_atom(variant), count, results}))
+    if Enum.any?(Map.values(results), &match?({:error, _}, &1)), do: 1, else: 0
+  end
+
+  # Per socket the server took (accepted, as opposed to left in its listen queue):
+  # memory from the first batch, CPU time over all.
+  defp pending_summary(runs) do
+    case Enum.find(runs, &match?({:error, _}, &1)) do
+      {:error, _} = e ->
+        e
+
+      nil ->
+        [first | _] = runs
+        taken = runs |> Enum.map(& &1.taken) |> Enum.sum()
+        cpu = runs |> Enum.map(& &1.cpu_ms) |> Enum.sum()
+
+        %{
+          batches: length(runs),
+          taken: first.taken,
+          answered: first.answered,
+          per_kib: (first.rss_with - first.rss_before) / first.taken,
+          cpu_ms_per: cpu / taken
+        }
+    end
+  end
+
+  # Both servers answering, and the BEAM one's OS pid.
+  defp connect_servers(opts) do
     beam = String.to_atom(opts.beam)
     rust = String.to_atom(opts.rust)
-    load_before = loadavg()
-
     for node <- [beam, rust], do: wait_for(node)
     beam_ospid = :erpc.call(beam, :os, :getpid, []) |> List.to_integer()
 
@@ -93,6 +157,15 @@ defmodule CnodeBench.Driver do
 
     # A moment for start-up work (code loading, first connections) to settle.
     Process.sleep(1000)
+    servers
+  end
+
+  defp run(opts) do
+    quick = Map.get(opts, :quick, false)
+    rounds = Map.get(opts, :rounds, if(quick, do: 1, else: 7))
+    peers = Map.get(opts, :peers, if(quick, do: 100, else: 1000))
+    load_before = loadavg()
+    servers = connect_servers(opts)
     idle = Map.new(servers, fn {side, s} -> {side, Util.rss_kib(s.ospid)} end)
     progress("idle RSS: BEAM #{idle.beam} KiB, Rust #{idle.rust} KiB")
 
@@ -147,7 +220,9 @@ defmodule CnodeBench.Driver do
         load_before: load_before,
         load_after: loadavg(),
         note: Map.get(opts, :note, ""),
-        workloads: @workloads
+        workloads: @workloads,
+        tls: Map.has_key?(opts, :tls),
+        pending: read_pending(opts.pending_results)
       })
 
     File.mkdir_p!(Path.dirname(opts.out))
@@ -161,6 +236,22 @@ defmodule CnodeBench.Driver do
   end
 
   defp progress(text), do: IO.puts(:stderr, "[bench] " <> text)
+
+  # The `--pending` runs' results: %{silent: {count, %{beam: r, rust: r}}, hello: ...}.
+  defp read_pending(files) do
+    Map.new(files, fn file ->
+      {variant, count, results} = file |> File.read!() |> :erlang.binary_to_term()
+      {variant, {count, results}}
+    end)
+  end
+
+  # The Rust client's TLS options under `--tls DIR`: the servers' own files.
+  defp tls_args(%{tls: dir}) do
+    ["--tls-cert", Path.join(dir, "cert.pem"), "--tls-key", Path.join(dir, "key.pem")] ++
+      ["--tls-ca", Path.join(dir, "ca.pem")]
+  end
+
+  defp tls_args(_opts), do: []
 
   defp log_run(caller, server, key, {:error, why}),
     do: progress("  #{caller}->#{server} #{key}: FAILED #{why}")
@@ -366,7 +457,7 @@ defmodule CnodeBench.Driver do
     args =
       ["-k", "5", "#{div(@run_timeout, 1000) + 30}", opts.client, "client"] ++
         ["--target", Atom.to_string(server.node), "--cookie", opts.cookie] ++
-        ["--workload", wl, "--n", "#{n}", "--inflight", "#{inflight}"]
+        ["--workload", wl, "--n", "#{n}", "--inflight", "#{inflight}"] ++ tls_args(opts)
 
     measured(server, fn ->
       {out, code} = System.cmd("timeout", args, stderr_to_stdout: true)
@@ -401,10 +492,10 @@ defmodule CnodeBench.Driver do
         args:
           ["-k", "5", "200", opts.client, "peers"] ++
             ["--target", Atom.to_string(server.node), "--cookie", opts.cookie] ++
-            ["--count", "#{count}", "--hold", "150"]
+            ["--count", "#{count}", "--hold", "150"] ++ tls_args(opts)
       ])
 
-    result = read_peers(port, %{}, System.monotonic_time(:millisecond) + 170_000)
+    result = read_results(port, "peers_up", System.monotonic_time(:millisecond) + 170_000)
 
     case result do
       {:ok, r} ->
@@ -437,25 +528,104 @@ defmodule CnodeBench.Driver do
     _ -> :ok
   end
 
-  defp read_peers(port, acc, deadline) do
+  # N TLS handshakes left pending by the Rust client (`benches/dist.rs pending`): the
+  # server's RSS and CPU time before, and with them pending. Silent sockets cost the
+  # server an accepted socket and what waits on it; `hello` ones also the server's half
+  # of the handshake (its key share and signature) and the state it keeps for the rest.
+  defp pending_batch(opts, server, count, hello?) do
+    rss0 = Util.rss_kib(server.ospid)
+    cpu0 = Util.cpu_ms(server.ospid)
+
+    port =
+      Port.open({:spawn_executable, System.find_executable("timeout")}, [
+        :binary,
+        :exit_status,
+        {:line, 4096},
+        args:
+          ["-k", "5", "30", opts.client, "pending"] ++
+            ["--target", Atom.to_string(server.node), "--count", "#{count}", "--hold", "5"] ++
+            if(hello?, do: ["--hello"], else: []) ++ tls_args(opts)
+      ])
+
+    result = read_results(port, "pending_open", System.monotonic_time(:millisecond) + 20_000)
+
+    case result do
+      {:ok, %{"pending_open" => open, "pending_port" => listen} = r} ->
+        # The last accepted sockets' work done (well within net_setuptime).
+        Process.sleep(300)
+        cpu1 = Util.cpu_ms(server.ospid)
+        rss1 = Util.rss_kib(server.ospid)
+        taken = open - accept_queue(listen)
+        Port.close(port)
+        # Let the server drop them before anything else runs.
+        Process.sleep(1500)
+
+        if taken > 0 do
+          %{
+            open: open,
+            taken: taken,
+            answered: Map.get(r, "pending_answered"),
+            secs: Map.get(r, "pending_s"),
+            rss_before: rss0,
+            rss_with: rss1,
+            cpu_ms: cpu1 - cpu0
+          }
+        else
+          {:error, "the server took none of #{open} sockets"}
+        end
+
+      {:ok, r} ->
+        catch_close(port)
+        {:error, "the client said #{inspect(r)}"}
+
+      {:error, why} ->
+        catch_close(port)
+        {:error, why}
+    end
+  end
+
+  # Connections waiting in the listen queue of local TCP port `port` (not yet accepted):
+  # a listening socket's rx_queue in /proc/net/tcp{,6}.
+  defp accept_queue(port) do
+    hex_field = fn field -> field |> String.split(":") |> List.last() |> String.to_integer(16) end
+
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+    |> Enum.flat_map(fn file ->
+      case File.read(file) do
+        {:ok, text} -> text |> String.split("\n") |> Enum.drop(1) |> Enum.map(&String.split/1)
+        _ -> []
+      end
+    end)
+    # sl, local_address, rem_address, st (0A: LISTEN), tx_queue:rx_queue, ...
+    |> Enum.filter(&match?([_, _, _, "0A", _ | _], &1))
+    |> Enum.filter(fn [_, local | _] -> hex_field.(local) == port end)
+    |> Enum.map(fn [_, _, _, _, queues | _] -> hex_field.(queues) end)
+    |> Enum.sum()
+  end
+
+  # The `RESULT key value` lines of a client run until its `READY`, which must follow a
+  # positive `count_key`.
+  defp read_results(port, count_key, deadline, acc \\ %{}) do
     left = max(0, deadline - System.monotonic_time(:millisecond))
 
     receive do
       {^port, {:data, {:eol, "READY"}}} ->
-        if Map.get(acc, "peers_up", 0) > 0, do: {:ok, acc}, else: {:error, "no peer came up"}
+        if Map.get(acc, count_key, 0) > 0,
+          do: {:ok, acc},
+          else: {:error, "none up (#{count_key})"}
 
       {^port, {:data, {:eol, "RESULT " <> rest}}} ->
         [k, v] = String.split(rest, " ")
         v = if String.contains?(v, "."), do: String.to_float(v), else: String.to_integer(v)
-        read_peers(port, Map.put(acc, k, v), deadline)
+        read_results(port, count_key, deadline, Map.put(acc, k, v))
 
       {^port, {:data, _}} ->
-        read_peers(port, acc, deadline)
+        read_results(port, count_key, deadline, acc)
 
       {^port, {:exit_status, s}} ->
-        {:error, "peers client exited with #{s}"}
+        {:error, "the client exited with #{s}"}
     after
-      left -> {:error, "peers client timed out"}
+      left -> {:error, "the client timed out"}
     end
   end
 end

@@ -2,7 +2,9 @@ defmodule CnodeBench.Report do
   @moduledoc """
   The markdown report of `scripts/bench`: the main table (workload | BEAM | Rust |
   ratio | target met?), the four caller/server pairs, and how the run was made.
-  Every figure is the median over the rounds.
+  Every figure is the median over the rounds. Under TLS distribution (`d.tls`) the same
+  rows, named "TLS: ...", with the TLS targets (Rust at least twice as fast as the
+  BEAM, at most half its cost) and the pending-handshake rows.
   """
 
   @labels %{
@@ -28,8 +30,15 @@ defmodule CnodeBench.Report do
     :send
   ]
 
+  # {throughput from the BEAM caller, Rust→Rust, costs (CPU per op and per connection)}.
+  @targets %{plain: {1.5, 5.0, 1 / 3}, tls: {2.0, 2.0, 0.5}}
+
   def build(d) do
     send_n = send_n(d)
+    tls = Map.get(d, :tls, false)
+    {t_beam, t_r2r, t_cost} = @targets[if(tls, do: :tls, else: :plain)]
+    # Every row of the TLS report reads "TLS: ..."; the pairs tables keep plain names.
+    pre = if tls, do: "TLS: ", else: ""
     label = fn key -> label(key, send_n) end
 
     text = fn key -> String.replace(label.(key), ~r/^\d\. /, "") end
@@ -42,30 +51,30 @@ defmodule CnodeBench.Report do
         # node receives, and the row shows only that receiving costs us no speed.
         target =
           if key == :send,
-            do: {:note, "— (a BEAM sender; ≥ 5.0× is the Rust→Rust row in 5)"},
-            else: {:at_least, 1.5}
+            do: {:note, "— (a BEAM sender; ≥ #{t_r2r}× is the Rust→Rust row in 5)"},
+            else: {:at_least, t_beam}
 
-        pair_row(d, key, :beam, :rate, label.(key) <> " (ops/s)", &rate/1, target)
+        pair_row(d, key, :beam, :rate, pre <> label.(key) <> " (ops/s)", &rate/1, target)
       end
 
     r2r =
       for key <- @r2r do
-        name = "5. Rust→Rust vs BEAM→BEAM: " <> text.(key) <> " (ops/s)"
-        pair_row(d, key, :rust, :rate, name, &rate/1, {:at_least, 5.0})
+        name = pre <> "5. Rust→Rust vs BEAM→BEAM: " <> text.(key) <> " (ops/s)"
+        pair_row(d, key, :rust, :rate, name, &rate/1, {:at_least, t_r2r})
       end
 
     cpu =
       for key <- keys do
-        name = "6. serving CPU per 1,000 ops: " <> text.(key)
-        pair_row(d, key, :beam, :cpu_per_1k, name, &ms/1, {:at_most, 1 / 3})
+        name = pre <> "6. serving CPU per 1,000 ops: " <> text.(key)
+        pair_row(d, key, :beam, :cpu_per_1k, name, &ms/1, {:at_most, t_cost})
       end
 
     # The same cost with each server's own kind as the caller: what a Rust node and a
     # BEAM node each spend per operation when the other side is as fast as they are.
     cpu_own =
       for key <- @r2r do
-        name = "6. serving CPU per 1,000 ops, Rust→Rust vs BEAM→BEAM: " <> text.(key)
-        pair_row(d, key, :rust, :cpu_per_1k, name, &ms/1, {:at_most, 1 / 3})
+        name = pre <> "6. serving CPU per 1,000 ops, Rust→Rust vs BEAM→BEAM: " <> text.(key)
+        pair_row(d, key, :rust, :cpu_per_1k, name, &ms/1, {:at_most, t_cost})
       end
 
     # Round 1's 64-in-flight runs from the BEAM caller come before the first 1,000,000-message
@@ -91,66 +100,104 @@ defmodule CnodeBench.Report do
 
     peers = d.peers
     n = d.peer_count
+    # Per connection and per handshake: targets under TLS only.
+    per_conn = if tls, do: {:at_most, t_cost}, else: :none
+    hidden = if tls, do: "hidden TLS peers", else: "hidden peers"
 
     peer_rows = [
       row(
-        "6. memory per connection (#{n} hidden peers, RSS delta / #{n})",
+        pre <> "6. memory per connection (#{n} #{hidden}, RSS delta / #{n})",
         peer(peers.beam, :per_conn_kib),
         peer(peers.rust, :per_conn_kib),
         &kib/1,
-        :none
+        per_conn
       ),
       row(
-        "6. time to accept #{n} hidden peers (handshakes, 32 at a time)",
+        pre <> "6. time to accept #{n} #{hidden} (handshakes, 32 at a time)",
         peer(peers.beam, :connect_s),
         peer(peers.rust, :connect_s),
         &secs/1,
-        :none
+        per_conn
       ),
       row(
-        "6. serving CPU per accepted connection (handshake)",
+        pre <>
+          "6. serving CPU per accepted connection (#{if tls, do: "TLS + distribution handshake", else: "handshake"})",
         peer(peers.beam, :cpu_ms_per_conn),
         peer(peers.rust, :cpu_ms_per_conn),
         &ms/1,
-        :none
+        per_conn
       )
     ]
+
+    pending = Map.get(d, :pending, %{})
+
+    # Per socket the server took at once (the rest waited in its listen queue, costing it
+    # nothing), and how many it took: for `hello`, the ClientHellos it answered within 3 s.
+    pending_rows =
+      for {variant, what, taken} <- [
+            {:silent, "sockets silent after the TCP connect", {:taken, "accepted"}},
+            {:hello, "sockets stalled after the ClientHello, its answer unread",
+             {:answered, "answered within 3 s"}}
+          ],
+          Map.has_key?(pending, variant),
+          {count, r} = pending[variant],
+          {field, name, fmt, target} <- [
+            {:per_kib, "memory per pending TLS handshake", &kib/1, {:at_most, t_cost}},
+            {:cpu_ms_per, "serving CPU per pending TLS handshake", &ms/1, {:at_most, t_cost}},
+            {elem(taken, 0), "pending TLS handshakes #{elem(taken, 1)}", &count/1, :none}
+          ] do
+        row(
+          pre <> "6. #{name} (of #{count} #{what})",
+          peer(r.beam, field),
+          peer(r.rust, field),
+          fmt,
+          target
+        )
+      end
+
+    idle_target = if tls, do: {:at_most, t_cost}, else: {:rust_at_most, 10 * 1024, "≤ 10 MiB"}
 
     cost =
       [
         row(
-          "6. RSS idle (connected to the caller, before any workload)",
+          pre <> "6. RSS idle (connected to the caller, before any workload)",
           d.idle.beam,
           d.idle.rust,
           &kib/1,
-          {:rust_at_most, 10 * 1024, "≤ 10 MiB"}
+          idle_target
         ),
         row(
-          "6. RSS peak under 64 callers (round 1, before any large send)",
+          pre <> "6. RSS peak under 64 callers (round 1, before any large send)",
           Enum.at(rss64, 0),
           Enum.at(rss64, 1),
           &kib/1,
           :none
         ),
         row(
-          "6. RSS growth receiving #{delimit(send_n)} one-way sends from the BEAM caller (largest round)",
+          pre <>
+            "6. RSS growth receiving #{delimit(send_n)} one-way sends from the BEAM caller (largest round)",
           Enum.at(rss_send, 0),
           Enum.at(rss_send, 1),
           &kib/1,
           :none
         ),
         row(
-          "6. RSS growth receiving #{delimit(send_n)} one-way sends from the Rust caller (largest round)",
+          pre <>
+            "6. RSS growth receiving #{delimit(send_n)} one-way sends from the Rust caller (largest round)",
           Enum.at(rss_send, 2),
           Enum.at(rss_send, 3),
           &kib/1,
           :none
         ),
-        row("6. RSS after the whole suite", d.after.beam, d.after.rust, &kib/1, :none)
-      ] ++ peer_rows
+        row(pre <> "6. RSS after the whole suite", d.after.beam, d.after.rust, &kib/1, :none)
+      ] ++ peer_rows ++ pending_rows
 
     rows = throughput ++ r2r ++ cpu ++ cpu_own ++ cost
-    errors = Enum.count(rows, & &1.failed) + peer_errors(peers)
+
+    errors =
+      Enum.count(rows, & &1.failed) + peer_errors(peers) +
+        Enum.count(Map.values(pending), fn {_, r} -> peer_errors(r) > 0 end)
+
     missed = Enum.count(rows, &(&1.met == false))
 
     main = [
@@ -161,24 +208,30 @@ defmodule CnodeBench.Report do
         end)
     ]
 
-    pairs = pairs_table(d, label)
+    pairs = pairs_table(d, label, tls)
 
     markdown =
       Enum.join(
         [
+          if(tls, do: tls_intro(d), else: []),
           "Run: #{DateTime.utc_now() |> DateTime.truncate(:second) |> DateTime.to_iso8601()}, " <>
             "#{if d.quick, do: "--quick (small sizes, not for comparison)", else: "full"}, " <>
             "median of #{d.rounds} round#{if d.rounds == 1, do: "", else: "s"}, BEAM and Rust interleaved (order alternating by round). " <>
             "Machine: #{machine()}; load average #{d.load_before} before, #{d.load_after} after. " <>
             "Erlang/OTP #{:erlang.system_info(:otp_release)}, Elixir #{System.version()}. #{d.note}",
           "",
-          "BEAM = the BEAM Moebi (`moebi_beam_*`: the Chat app + `Chat.Echo`), Rust = the Rust " <>
-            "Moebi (`examples/moebi.rs`, release build); both served the same BEAM caller node " <>
-            "(workloads 1-4 and 6). BEAM and Rust columns: medians over the rounds. Ratio = Rust / BEAM, " <>
-            "the median of the rounds' ratios (the two runs of a round are back to back, so a change in the " <>
-            "machine's load hits both), with the lowest and highest round in parentheses; " <>
-            "throughput: higher is better, CPU: lower is better.",
-          "",
+          if(tls,
+            do: [],
+            else: [
+              "BEAM = the BEAM Moebi (`moebi_beam_*`: the Chat app + `Chat.Echo`), Rust = the Rust " <>
+                "Moebi (`examples/moebi.rs`, release build); both served the same BEAM caller node " <>
+                "(workloads 1-4 and 6). BEAM and Rust columns: medians over the rounds. Ratio = Rust / BEAM, " <>
+                "the median of the rounds' ratios (the two runs of a round are back to back, so a change in the " <>
+                "machine's load hits both), with the lowest and highest round in parentheses; " <>
+                "throughput: higher is better, CPU: lower is better.",
+              ""
+            ]
+          ),
           main,
           "",
           pairs,
@@ -191,7 +244,38 @@ defmodule CnodeBench.Report do
     %{markdown: markdown, errors: errors, missed: missed}
   end
 
-  defp pairs_table(d, label) do
+  # The TLS report follows the plain one in the same file: its own heading and setup.
+  defp tls_intro(d) do
+    n = d.peer_count
+
+    [
+      "### Under TLS distribution",
+      "",
+      "The same suite with every node under `-proto_dist inet_tls -ssl_dist_optfile dist.conf` " <>
+        "(`verify_peer` both ways, a client certificate required; one ECDSA P-256 certificate for " <>
+        "`localhost` from a CA of the run): fresh servers (`moebi_rs_tls_*` with `--ssl-dist-optfile`, " <>
+        "`moebi_beam_tls_*`) and a fresh BEAM caller, the Rust client with the same three files. " <>
+        "The #{n} peers complete the TLS handshake, then the distribution handshake inside it. " <>
+        "Pending handshakes: sockets that never finish one (`benches/dist.rs pending`), opened 32 at a " <>
+        "time against servers started for that measurement alone (one pair per kind), the server's RSS " <>
+        "and CPU time read 0.3 s after the last is open (or answered), within net_setuptime, and divided " <>
+        "by the sockets the server took (those left in its listen queue cost it nothing); memory from " <>
+        "the first batch, CPU time over #{batches(d)}. Columns and ratios as in the table above; " <>
+        "target: Rust at least twice as fast as the BEAM (≥ 2.0×), at most half its cost (≤ 0.5×).",
+      ""
+    ]
+  end
+
+  defp batches(d) do
+    n =
+      Enum.find_value(Map.values(Map.get(d, :pending, %{})), 1, fn {_count, r} ->
+        Enum.find_value(Map.values(r), &(is_map(&1) && &1[:batches]))
+      end)
+
+    if n == 1, do: "1 batch", else: "#{n} batches"
+  end
+
+  defp pairs_table(d, label, tls) do
     combos = [{:beam, :beam}, {:beam, :rust}, {:rust, :beam}, {:rust, :rust}]
     name = %{beam: "BEAM", rust: "Rust"}
 
@@ -219,12 +303,14 @@ defmodule CnodeBench.Report do
         "#{us(median(d.results, k, :cpu_per_1k))} / #{us(median(d.results, k, :caller_cpu_per_1k))}"
       end)
 
+    over = if tls, do: " over TLS", else: ""
+
     [
-      "Throughput of all four caller → server pairs (ops/s; the Rust caller is `benches/dist.rs client`, a cnode node):",
+      "Throughput of all four caller → server pairs#{over} (ops/s; the Rust caller is `benches/dist.rs client`, a cnode node):",
       "",
       rates,
       "",
-      "CPU time per operation, server / caller (µs per op = ms per 1,000 ops; the BEAM's includes its schedulers' busy-waiting, as deployed):",
+      "CPU time per operation#{over}, server / caller (µs per op = ms per 1,000 ops; the BEAM's includes its schedulers' busy-waiting, as deployed):",
       "",
       cpu
     ]
@@ -389,6 +475,8 @@ defmodule CnodeBench.Report do
 
   defp kib(v) when v >= 10 * 1024, do: "#{:erlang.float_to_binary(v / 1024, decimals: 1)} MiB"
   defp kib(v), do: "#{:erlang.float_to_binary(v * 1.0, decimals: 1)} KiB"
+
+  defp count(v), do: delimit(round(v))
 
   defp secs(v), do: "#{:erlang.float_to_binary(v * 1.0, decimals: 2)} s"
 
