@@ -206,6 +206,7 @@ defmodule CnodeBench.Driver do
         end)
       end)
 
+    latency = if Map.has_key?(opts, :tls), do: nil, else: latency_rounds(servers, rounds, quick)
     after_rss = Map.new(servers, fn {side, s} -> {side, Util.rss_kib(s.ospid)} end)
 
     report =
@@ -226,7 +227,7 @@ defmodule CnodeBench.Driver do
       })
 
     File.mkdir_p!(Path.dirname(opts.out))
-    File.write!(opts.out, report.markdown)
+    File.write!(opts.out, report.markdown <> latency_table(latency))
 
     cond do
       report.errors > 0 -> 1
@@ -449,6 +450,112 @@ defmodule CnodeBench.Driver do
   defp send_loop(dest, i, n) do
     send(dest, {:msg, i})
     send_loop(dest, i + 1, n)
+  end
+
+  # ---- small calls while large messages arrive ---------------------------------------
+
+  @big_bytes 64 * 1024 * 1024
+
+  # Per side, the latencies (µs) of sequential small `GenServer.call`s to `:echo` made
+  # while another process of this node sends 64 MB messages to the same server, over
+  # the same connection; up to 3 rounds, sides alternating.
+  defp latency_rounds(servers, rounds, quick) do
+    bigs = if quick, do: 2, else: 8
+
+    Enum.reduce(1..min(rounds, 3), %{beam: [], rust: []}, fn round, acc ->
+      order = if rem(round, 2) == 1, do: [:beam, :rust], else: [:rust, :beam]
+
+      Enum.reduce(order, acc, fn side, acc ->
+        case calls_under_big_sends(servers[side].node, bigs) do
+          {:ok, lat} ->
+            progress(
+              "#{length(lat)} small calls beside #{bigs} x 64 MB on #{side}: " <>
+                "p50 #{percentile(lat, 50)} us, p99 #{percentile(lat, 99)} us"
+            )
+
+            Map.update!(acc, side, &(lat ++ &1))
+
+          {:error, why} ->
+            progress("small calls beside 64 MB messages on #{side} failed: #{why}")
+            Map.put(acc, side, {:error, why})
+        end
+      end)
+    end)
+  end
+
+  defp calls_under_big_sends(node, bigs) do
+    parent = self()
+    dest = {:echo, node}
+
+    {sender, ref} =
+      spawn_monitor(fn ->
+        big = :binary.copy(<<7>>, @big_bytes)
+        for i <- 1..bigs, do: send(dest, {:big, i, big})
+        # The echo answers once it has taken every message before this one.
+        send(dest, {self(), :done})
+
+        receive do
+          :done -> send(parent, {:bigs_done, self()})
+        after
+          @run_timeout -> exit(:timeout)
+        end
+      end)
+
+    lat = call_until_done(node, sender, [])
+    Process.demonitor(ref, [:flush])
+    lat
+  end
+
+  defp call_until_done(node, sender, acc) do
+    receive do
+      {:bigs_done, ^sender} -> {:ok, acc}
+    after
+      0 ->
+        t0 = System.monotonic_time(:microsecond)
+
+        case catch_exit(fn -> GenServer.call({:echo, node}, @small, @run_timeout) end) do
+          @small ->
+            call_until_done(node, sender, [System.monotonic_time(:microsecond) - t0 | acc])
+
+          other ->
+            {:error, inspect(other, limit: 8)}
+        end
+    end
+  end
+
+  defp catch_exit(fun) do
+    fun.()
+  catch
+    :exit, reason -> {:exit, reason}
+  end
+
+  defp percentile([], _p), do: nil
+
+  defp percentile(values, p) do
+    sorted = Enum.sort(values)
+    Enum.at(sorted, min(length(sorted) - 1, div(length(sorted) * p, 100)))
+  end
+
+  defp latency_table(nil), do: ""
+
+  defp latency_table(%{beam: beam, rust: rust}) do
+    row = fn label, p ->
+      case {beam, rust} do
+        {b, r} when is_list(b) and is_list(r) and b != [] and r != [] ->
+          {pb, pr} = {percentile(b, p), percentile(r, p)}
+          "| #{label} | #{pb} | #{pr} | #{Float.round(pr / max(pb, 1), 2)}× |\n"
+
+        _ ->
+          "| #{label} | #{inspect(beam, limit: 3)} | #{inspect(rust, limit: 3)} | — |\n"
+      end
+    end
+
+    count = fn l -> if is_list(l), do: length(l), else: 0 end
+
+    "\n| small `GenServer.call` echo while another process of the caller sends 64 MB " <>
+      "messages to the same server (latency, µs; #{count.(beam)} and #{count.(rust)} calls) " <>
+      "| BEAM | Rust | ratio |\n|---|---:|---:|---:|\n" <>
+      row.("p50", 50) <> row.("p99", 99)
   end
 
   # ---- the Rust caller (benches/dist.rs client) ------------------------------------
