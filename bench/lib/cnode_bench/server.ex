@@ -25,7 +25,19 @@ defmodule CnodeBench.Util do
 
   @doc "Logger output on stderr: stdout is where the Chat app prints messages."
   def logger_to_stderr do
-    Logger.configure_backend(:console, device: :standard_error)
+    # Elixir 1.15+ logs through OTP's :default handler, 1.14 through its :console
+    # backend (deprecated since); `apply` keeps either release from warning at compile.
+    if Version.match?(System.version(), ">= 1.15.0") do
+      :ok = :logger.remove_handler(:default)
+
+      :ok =
+        :logger.add_handler(:default, :logger_std_h, %{
+          config: %{type: :standard_error},
+          formatter: apply(Logger, :default_formatter, [])
+        })
+    else
+      apply(Logger, :configure_backend, [:console, [device: :standard_error]])
+    end
   end
 
   @doc """
