@@ -90,6 +90,9 @@ pub(crate) enum Body<'a> {
     Versioned(&'a [u8]),
     /// Terms without version bytes, and the atoms their references name.
     Headed(&'a [u8], AtomRefs<'a>),
+    /// The same, of a message whose fragments were put together: the bytes are the
+    /// decoder's to keep (a large binary at their end becomes the term's).
+    Reassembled(Vec<u8>, AtomRefs<'a>),
     /// A fragment of a message still in progress: nothing to decode yet.
     Partial,
 }
@@ -107,7 +110,8 @@ pub(crate) struct Incoming {
     partial: HashMap<u64, Partial>,
     /// Bytes held by `partial`.
     partial_bytes: usize,
-    /// The message whose last fragment just arrived, decoded from here.
+    /// The message whose last fragment just arrived: the atoms its decoding reads (its
+    /// bytes went to the decoder).
     done: Option<Partial>,
     /// The last header's atom cache part, if it set no entry: `refs` is its reading.
     last: Vec<u8>,
@@ -230,11 +234,12 @@ impl Incoming {
                 if frag > 1 {
                     return Ok(Body::Partial);
                 }
-                let p = self.partial.remove(&seq).expect("looked up above");
+                let mut p = self.partial.remove(&seq).expect("looked up above");
                 self.partial_bytes -= p.bytes.len();
+                let bytes = std::mem::take(&mut p.bytes);
                 let p = self.done.insert(p);
-                Ok(Body::Headed(
-                    &p.bytes,
+                Ok(Body::Reassembled(
+                    bytes,
                     AtomRefs {
                         refs: &p.refs,
                         cache: &p.atoms,

@@ -11,8 +11,8 @@
 //! sender keeps (a lent request) needs no copy.
 
 use super::ext::VERSION;
-use super::header::{Body, HeaderError, Incoming, OutCache, DIST_HEADER};
-use super::terms::{frame_terms, TermError, TermLimits, TermReader};
+use super::header::{AtomRefs, Body, HeaderError, Incoming, OutCache, DIST_HEADER};
+use super::terms::{fill_tail, frame_terms, TermError, TermLimits, TermReader};
 use super::write::Out;
 use crate::flags;
 use crate::term::{Atom, FixInteger, List, Match, Pid, Reference, Term};
@@ -93,21 +93,49 @@ pub(crate) fn decode(
         Body::Partial => return Ok(None),
         Body::Versioned(body) => (body, None),
         Body::Headed(body, atoms) => (body, Some(atoms)),
+        Body::Reassembled(bytes, atoms) => return reassembled(bytes, atoms, limits).map(Some),
     };
     let reader = || match atoms {
         None => TermReader::new(body, limits),
         Some(atoms) => TermReader::headed(body, atoms, limits),
     };
-    let (control, payload) = frame_terms(reader())?;
+    let (control, payload) = frame_terms(&mut reader())?;
     from_terms(control, payload).map(Some).or_else(|e| {
         // The fields were moved out as they matched: the control message in the log
         // line is decoded again from the bytes.
         let control = reader().next_term()?;
-        match e {
-            Malformed::Unknown => Ok(Some(Decoded::Unknown(control))),
-            Malformed::Bad => Err(bad(&control)),
-        }
+        malformed(e, control).map(Some)
     })
+}
+
+/// A message put together from fragments: a large binary that ends it is not copied
+/// out of its bytes but becomes the term's, the bytes before it drained.
+fn reassembled(
+    mut bytes: Vec<u8>,
+    atoms: AtomRefs<'_>,
+    limits: &TermLimits,
+) -> Result<Decoded, DecodeError> {
+    let mut reader = TermReader::headed(&bytes, atoms, limits).lend_tail();
+    let (mut control, mut payload) = frame_terms(&mut reader)?;
+    let Some(start) = reader.lent_tail() else {
+        let control_again = || TermReader::headed(&bytes, atoms, limits).next_term();
+        return from_terms(control, payload).or_else(|e| malformed(e, control_again()?));
+    };
+    // The control message for a log line, should it be malformed (small: the binary,
+    // if it is in there, shows empty).
+    let logged = control.clone();
+    bytes.drain(..start);
+    bytes.shrink_to_fit();
+    let filled = fill_tail(payload.as_mut().unwrap_or(&mut control), bytes);
+    debug_assert!(filled, "the lent binary ends the last term");
+    from_terms(control, payload).or_else(|e| malformed(e, logged))
+}
+
+fn malformed(e: Malformed, control: Term) -> Result<Decoded, DecodeError> {
+    match e {
+        Malformed::Unknown => Ok(Decoded::Unknown(control)),
+        Malformed::Bad => Err(bad(&control)),
+    }
 }
 
 /// Why a decoded control tuple is not a message.
@@ -489,7 +517,7 @@ fn cold(out: &mut Out<'_>, message: Message) -> Result<(), eetf::EncodeError> {
         return Ok(());
     }
     let limits = TermLimits::default();
-    let (control, payload) = frame_terms(TermReader::new(&theirs, &limits))
+    let (control, payload) = frame_terms(&mut TermReader::new(&theirs, &limits))
         .map_err(|e| eetf::EncodeError::Io(std::io::Error::other(e.to_string())))?;
     super::write::term(out, &control)?;
     payload.map_or(Ok(()), |p| super::write::term(out, &p))

@@ -151,6 +151,95 @@ fn large_messages_go_in_fragments_with_others_between() {
     assert_eq!(incoming.held(), 0);
 }
 
+/// Messages whose large binary ends them, put together from fragments: the binary
+/// becomes the term's without a copy, and the message is what was sent, in a map too
+/// (copied there), as an exit reason, and with malformed and unknown control messages
+/// around them.
+#[test]
+fn reassembled_messages_keep_their_large_binaries() {
+    let big = || binary(&(0..200_000u32).map(|i| i as u8).collect::<Vec<_>>()[..]);
+    let mut map = std::collections::HashMap::new();
+    map.insert(atom("data"), big());
+    let messages = [
+        tuple(vec![atom("big"), int(1), big()]),
+        big(),
+        Term::from(eetf::Map::from(map)),
+        tuple(vec![big(), atom("after")]),
+    ];
+    let from = Pid::new("alex@localhost", 1, 0, 7);
+    let mut pending = crate::connection::tests_support::pending(BOTH);
+    for m in &messages {
+        crate::connection::tests_support::queue(&mut pending, &from, "echo", m);
+    }
+    let mut incoming = Incoming::new(BOTH, 1 << 20);
+    let mut got = Vec::new();
+    let mut all = Vec::new();
+    loop {
+        let mut batch = Vec::new();
+        if crate::connection::tests_support::take(&mut pending, &mut batch) == 0 {
+            break;
+        }
+        all.extend_from_slice(&batch);
+    }
+    let mut rest = &all[..];
+    while !rest.is_empty() {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        if let Some(m) = read(&mut incoming, &rest[..4 + len]).unwrap() {
+            got.push(m);
+        }
+        rest = &rest[4 + len..];
+    }
+    let want: Vec<Term> = messages
+        .into_iter()
+        .map(|m| tuple(vec![atom("echo"), m]))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(incoming.held(), 0);
+
+    // A control message that carries the binary itself (an exit reason), and one of
+    // an unknown operation, reported with the binary left out.
+    let exit = |op: i64| {
+        let control = tuple(vec![
+            int(op),
+            Term::from(from.clone()),
+            Term::from(Pid::new("moebi@localhost", 2, 0, 7)),
+            big(),
+        ]);
+        let mut terms = Vec::new();
+        control.encode(&mut terms).unwrap();
+        // Version byte off: a headed frame's terms have none.
+        let terms = &terms[1..];
+        let (head, tail) = terms.split_at(terms.len() / 2);
+        [frag_header(9, 2, head), frag_cont(9, 1, tail)]
+    };
+    let [first, last] = exit(3);
+    let mut incoming = Incoming::new(BOTH, 1 << 20);
+    let limits = TermLimits::default();
+    assert!(codec::decode(&first, &mut incoming, &limits)
+        .unwrap()
+        .is_none());
+    match codec::decode(&last, &mut incoming, &limits).unwrap() {
+        Some(Decoded::Message(erl_dist::message::Message::Exit(e))) => assert_eq!(e.reason, big()),
+        _ => panic!("not an EXIT"),
+    }
+    let [first, last] = exit(99);
+    assert!(codec::decode(&first, &mut incoming, &limits)
+        .unwrap()
+        .is_none());
+    match codec::decode(&last, &mut incoming, &limits).unwrap() {
+        Some(Decoded::Unknown(control)) => assert_eq!(
+            control,
+            tuple(vec![
+                int(99),
+                Term::from(from.clone()),
+                Term::from(Pid::new("moebi@localhost", 2, 0, 7)),
+                binary(&[][..]),
+            ])
+        ),
+        _ => panic!("not reported as unknown"),
+    }
+}
+
 fn headed(refs: &[u8], terms: &[u8]) -> Vec<u8> {
     [&[131, 68][..], refs, terms].concat()
 }

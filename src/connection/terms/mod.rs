@@ -103,7 +103,7 @@ impl TermError {
 }
 
 /// The control term and the payload, if any, of a frame body: exactly one or two terms.
-pub(crate) fn frame_terms(mut reader: TermReader<'_>) -> Result<(Term, Option<Term>), TermError> {
+pub(crate) fn frame_terms(reader: &mut TermReader<'_>) -> Result<(Term, Option<Term>), TermError> {
     let control = reader.next_term()?;
     let payload = if reader.at_end() {
         None
@@ -114,6 +114,31 @@ pub(crate) fn frame_terms(mut reader: TermReader<'_>) -> Result<(Term, Option<Te
         return Err(TermError::Trailing(reader.pos));
     }
     Ok((control, payload))
+}
+
+/// The smallest binary [`TermReader::lend_tail`] leaves in place: a fragment's size.
+pub(crate) const LARGE_BINARY: usize = 64 * 1024;
+
+/// Puts `bytes` into the binary a reader left empty ([`TermReader::lent_tail`]): the
+/// last term it read, so the last leaf of `term` down the last elements of tuples and
+/// the tails of improper lists (the reader lends no binary inside a map or a fun).
+/// False, and `term` unchanged, when there is no such binary.
+pub(crate) fn fill_tail(term: &mut Term, bytes: Vec<u8>) -> bool {
+    let mut t = term;
+    loop {
+        t = match t {
+            Term::Tuple(tuple) => match tuple.elements.last_mut() {
+                Some(last) => last,
+                None => return false,
+            },
+            Term::ImproperList(list) => list.last.as_mut(),
+            Term::Binary(binary) if binary.bytes.is_empty() => {
+                binary.bytes = bytes;
+                return true;
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// Where a decoded term goes: the end of its parent's elements, or the one slot of a
@@ -149,6 +174,15 @@ pub(crate) struct TermReader<'a> {
     /// references name.
     headed: bool,
     atoms: AtomRefs<'a>,
+    /// Whether a large binary that ends the bytes may be left in place ([`lend_tail`]).
+    ///
+    /// [`lend_tail`]: Self::lend_tail
+    lend: bool,
+    /// Maps and funs open around the read position (their children are out of
+    /// [`fill_tail`]'s reach).
+    unordered: usize,
+    /// Where the bytes of the binary left empty begin.
+    lent: Option<usize>,
 }
 
 /// The fields of a fun before its free variables (`FUN_EXT` keeps its index and uniq
@@ -176,7 +210,26 @@ impl<'a> TermReader<'a> {
             promised: 0,
             headed: false,
             atoms: AtomRefs::default(),
+            lend: false,
+            unordered: 0,
+            lent: None,
         }
+    }
+
+    /// Leaves a binary of at least [`LARGE_BINARY`] bytes that ends the bytes (as in
+    /// `{:big, i, <<...>>}`) out of the term, empty, instead of copying it: its bytes
+    /// begin at [`lent_tail`](Self::lent_tail), and whoever owns them can drain what
+    /// comes before and put the rest into the term with [`fill_tail`]. A reassembled
+    /// 64 MB message then costs a move within memory already in use, where a copy
+    /// faulted in 64 MB more for a moment (a BEAM makes a sub-binary of its buffer).
+    pub(crate) fn lend_tail(mut self) -> Self {
+        self.lend = true;
+        self
+    }
+
+    /// Where the bytes of the binary left empty begin, if one was.
+    pub(crate) fn lent_tail(&self) -> Option<usize> {
+        self.lent
     }
 
     /// A reader of the terms after a distribution header.
@@ -300,7 +353,9 @@ impl<'a> TermReader<'a> {
         let count = self.u32()?;
         let children = (count as usize).saturating_mul(2);
         self.open(count.into(), children, start)?;
+        self.unordered += 1;
         let pairs = self.terms(children, 0)?;
+        self.unordered -= 1;
         self.close(children);
         let mut map = std::collections::HashMap::with_capacity(count as usize);
         let mut pairs = pairs.into_iter();
@@ -342,8 +397,14 @@ impl<'a> TermReader<'a> {
             }
             BINARY_EXT => {
                 let len = self.u32()? as usize;
-                let bytes = self.take(len)?.to_vec();
-                out.push(Term::Binary(Binary::from(bytes)));
+                let at = self.pos;
+                let bytes = self.take(len)?;
+                if self.lend && self.unordered == 0 && len >= LARGE_BINARY && self.at_end() {
+                    self.lent = Some(at);
+                    out.push(Term::Binary(Binary::from(Vec::new())));
+                } else {
+                    out.push(Term::Binary(Binary::from(bytes.to_vec())));
+                }
             }
             PID_EXT | NEW_PID_EXT => {
                 let pid = self.pid_body(tag)?;
@@ -471,7 +532,9 @@ impl<'a> TermReader<'a> {
     fn fun(&mut self, tag: u8, start: usize) -> Result<Term, TermError> {
         let header = self.fun_header(tag, start)?;
         self.open(header.free.into(), header.free as usize, start)?;
+        self.unordered += 1;
         let free_vars = self.terms(header.free as usize, 0)?;
+        self.unordered -= 1;
         self.close(header.free as usize);
         let FunHeader {
             end,

@@ -928,3 +928,49 @@ fn latin1_atoms_are_read_where_eetf_refuses_them() {
     assert_eq!(check_terms(&bytes, 1, &limits()), Ok(1));
     assert!(Term::decode(&bytes[..]).is_err());
 }
+
+/// A large binary that ends the bytes is lent, wherever `fill_tail` can find it again
+/// (the last element of a tuple, the tail of an improper list, the term itself), and
+/// copied elsewhere: inside a map or a fun, before other terms, or when small.
+#[test]
+fn a_large_binary_at_the_end_is_lent_where_it_can_be_put_back() {
+    let big = binary(&vec![7u8; LARGE_BINARY][..]);
+    let small = binary(&vec![7u8; LARGE_BINARY - 1][..]);
+    let improper = Term::from(ImproperList::from((vec![int(1)], big.clone())));
+    let mut in_map = HashMap::new();
+    in_map.insert(atom("data"), big.clone());
+    let cases = [
+        (tuple(vec![atom("big"), int(1), big.clone()]), true),
+        (
+            tuple(vec![atom("outer"), tuple(vec![int(2), big.clone()])]),
+            true,
+        ),
+        (improper, true),
+        (big.clone(), true),
+        (tuple(vec![atom("big"), small]), false),
+        (tuple(vec![big.clone(), atom("after")]), false),
+        (list(vec![big.clone()]), false),
+        (Term::from(eetf::Map::from(in_map)), false),
+    ];
+    let limits = TermLimits::default();
+    for (term, lent) in cases {
+        let bytes = encoded(&term);
+        let mut reader = TermReader::new(&bytes, &limits).lend_tail();
+        let mut got = reader.next_term().unwrap();
+        assert!(reader.at_end());
+        match reader.lent_tail() {
+            Some(start) => {
+                assert!(lent, "lent from {}", crate::term::truncated(&term, 60));
+                assert_ne!(got, term);
+                assert!(fill_tail(&mut got, bytes[start..].to_vec()));
+            }
+            None => assert!(!lent, "copied {}", crate::term::truncated(&term, 60)),
+        }
+        assert_eq!(got, term);
+    }
+    // Without lend_tail, nothing is lent.
+    let bytes = encoded(&big);
+    let mut reader = TermReader::new(&bytes, &limits);
+    assert_eq!(reader.next_term().unwrap(), big);
+    assert_eq!(reader.lent_tail(), None);
+}
