@@ -117,24 +117,7 @@ fn large_messages_go_in_fragments_with_others_between() {
     crate::connection::tests_support::queue(&mut pending, &other, "echo", &atom("big"));
     crate::connection::tests_support::queue(&mut pending, &from, "echo", &atom("after"));
     let mut incoming = Incoming::new(conn_flags, 1 << 20);
-    let mut got = Vec::new();
-    let mut batches = 0;
-    loop {
-        let mut batch = Vec::new();
-        if crate::connection::tests_support::take(&mut pending, &mut batch) == 0 {
-            break;
-        }
-        batches += 1;
-        let mut rest = &batch[..];
-        while !rest.is_empty() {
-            let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
-            assert!(len <= FRAGMENT_SIZE + 64, "a frame of {len} bytes");
-            if let Some(m) = read(&mut incoming, &rest[..4 + len]).unwrap() {
-                got.push(m);
-            }
-            rest = &rest[4 + len..];
-        }
-    }
+    let (got, batches) = write_and_read(&mut pending, &mut incoming);
     // 300 KB in 5 fragments: the first goes with the frames queued before, and one
     // more with it; then one per batch.
     assert_eq!(batches, 4);
@@ -149,6 +132,32 @@ fn large_messages_go_in_fragments_with_others_between() {
         ]
     );
     assert_eq!(incoming.held(), 0);
+}
+
+/// Takes every batch the writer would write from `pending` and reads its frames (none
+/// over a fragment and its header) into messages: the messages, and the batches.
+fn write_and_read(
+    pending: &mut crate::connection::tests_support::Outgoing,
+    incoming: &mut Incoming,
+) -> (Vec<Term>, usize) {
+    let mut got = Vec::new();
+    let mut batches = 0;
+    loop {
+        let mut batch = Vec::new();
+        if crate::connection::tests_support::take(pending, &mut batch) == 0 {
+            return (got, batches);
+        }
+        batches += 1;
+        let mut rest = &batch[..];
+        while !rest.is_empty() {
+            let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+            assert!(len <= FRAGMENT_SIZE + 64, "a frame of {len} bytes");
+            if let Some(m) = read(incoming, &rest[..4 + len]).unwrap() {
+                got.push(m);
+            }
+            rest = &rest[4 + len..];
+        }
+    }
 }
 
 /// Messages whose large binary ends them, put together from fragments: the binary
@@ -168,27 +177,14 @@ fn reassembled_messages_keep_their_large_binaries() {
     ];
     let from = Pid::new("alex@localhost", 1, 0, 7);
     let mut pending = crate::connection::tests_support::pending(BOTH);
-    for m in &messages {
+    // Each from a process of its own: a process's messages behind its large one wait
+    // for it whole, unfragmented.
+    for (i, m) in messages.iter().enumerate() {
+        let from = Pid::new("alex@localhost", 10 + i as u32, 0, 7);
         crate::connection::tests_support::queue(&mut pending, &from, "echo", m);
     }
     let mut incoming = Incoming::new(BOTH, 1 << 20);
-    let mut got = Vec::new();
-    let mut all = Vec::new();
-    loop {
-        let mut batch = Vec::new();
-        if crate::connection::tests_support::take(&mut pending, &mut batch) == 0 {
-            break;
-        }
-        all.extend_from_slice(&batch);
-    }
-    let mut rest = &all[..];
-    while !rest.is_empty() {
-        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
-        if let Some(m) = read(&mut incoming, &rest[..4 + len]).unwrap() {
-            got.push(m);
-        }
-        rest = &rest[4 + len..];
-    }
+    let (got, _) = write_and_read(&mut pending, &mut incoming);
     let want: Vec<Term> = messages
         .into_iter()
         .map(|m| tuple(vec![atom("echo"), m]))
