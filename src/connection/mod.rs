@@ -377,6 +377,7 @@ async fn read_frames(
     let mut talk = Conversation::default();
     let mut incoming = Incoming::new(conn.flags, limits.max_message_size);
     loop {
+        let before = taken;
         // Every frame already buffered, without going back to the runtime in between.
         loop {
             let data = match reader.try_frame() {
@@ -409,6 +410,7 @@ async fn read_frames(
                 tokio::task::yield_now().await;
             }
         }
+        talk.took(taken - before);
         let read = match spin_for_more(&mut reader, limits.busy_poll, conn, &mut talk).await {
             Some(r) => r,
             None => tokio::select! {
@@ -450,16 +452,35 @@ static SPINNERS: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether a connection is in a conversation: something was sent to the peer within
 /// the last few reads (a call and its answer; the BEAM's calls take up to four reads
-/// each: monitor, request, our reply, demonitor).
+/// each: monitor, request, our reply, demonitor); and whether the peer talks in lock
+/// step (one exchange at a time) or keeps several in flight.
 #[derive(Default)]
 struct Conversation {
     reads: u64,
     sent_seen: u64,
     talked_at: u64,
+    /// One bit per batch of the last 8 taken in: whether it held more frames than
+    /// one exchange does.
+    piled: u8,
 }
 
 impl Conversation {
     const READS: u64 = 8;
+    /// More frames than one exchange of a lock-step peer brings at once: a BEAM
+    /// caller of `Chat.send_message` sends up to six together (the end of one call,
+    /// reply, exit and `DOWN`, with the monitor and request of the next).
+    const EXCHANGE: usize = 8;
+
+    /// Notes how many frames the last batch of input held.
+    fn took(&mut self, frames: usize) {
+        self.piled = (self.piled << 1) | u8::from(frames > Self::EXCHANGE);
+    }
+
+    /// Whether any of the last 8 batches held more than one exchange: the peer keeps
+    /// several in flight, so its next batch comes whether or not we poll for it.
+    fn pipelined(&self) -> bool {
+        self.piled != 0
+    }
 
     fn read(&mut self, conn: &ConnHandle) {
         self.reads += 1;
@@ -479,10 +500,14 @@ impl Conversation {
 /// Polls for more input for up to `spin` (`NodeConfig::busy_poll`), letting every other
 /// ready task run between looks (each `yield_now` also lets the runtime poll the network
 /// without blocking). Only in a conversation: a peer streaming one-way messages is read
-/// in batches as they pile up, not one by one for a core's worth of polling; and only
-/// while some core would otherwise idle ([`cores_all_busy`]). `None` when nothing came
-/// (or another reader is spinning, or nobody is answering this peer, or every core is
-/// busy).
+/// in batches as they pile up, not one by one for a core's worth of polling. With a peer
+/// that keeps several exchanges in flight, only while some core would otherwise idle
+/// ([`cores_all_busy`]): its next batch comes anyway, and polling would take a core from
+/// it. A peer in lock step is polled for regardless: the threads `/proc/loadavg` counts
+/// as runnable are then mostly its schedulers busy-waiting for our answer (with an
+/// OTP 29 caller on two cores, the count alone stopped nearly every poll), and every
+/// wake-up of ours adds to each of its round trips. `None` when nothing came (or another reader is spinning, or nobody
+/// is answering this peer, or it keeps exchanges in flight and every core is busy).
 async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
     reader: &mut FrameReader<R>,
     spin: Duration,
@@ -511,7 +536,7 @@ async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
         }
         // Looked at only here: a connection that is not in a conversation (a one-way
         // stream) never polls, and has no reason to read `/proc/loadavg`.
-        if !talk.is_on(conn) || cores_all_busy() {
+        if !talk.is_on(conn) || (talk.pipelined() && cores_all_busy()) {
             return None;
         }
         // Politely: a thread of another process waiting for this core (on a small
@@ -748,6 +773,27 @@ pub(crate) mod tests_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_is_pipelined_while_any_of_the_last_8_batches_held_several_exchanges() {
+        let mut talk = Conversation::default();
+        assert!(!talk.pipelined());
+        // A lock-step BEAM caller: a few frames at a time.
+        for frames in [2, 1, 4, 6, 0, 3] {
+            talk.took(frames);
+            assert!(!talk.pipelined(), "{frames}");
+        }
+        // One batch of many calls in flight ...
+        talk.took(40);
+        assert!(talk.pipelined());
+        // ... counts until eight small ones have come after it.
+        for _ in 0..7 {
+            talk.took(Conversation::EXCHANGE);
+            assert!(talk.pipelined());
+        }
+        talk.took(1);
+        assert!(!talk.pipelined());
+    }
 
     #[test]
     fn runnable_threads_and_cores_are_read_from_proc_and_sys() {

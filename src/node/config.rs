@@ -45,9 +45,10 @@ pub struct NodeConfig {
     /// before its thread sleeps (at most one connection of the process at a time), as
     /// the BEAM's schedulers busy-wait (`+sbwt`). Waking a sleeping thread costs more
     /// than handling a message, so in a conversation this saves CPU as well as
-    /// latency (`docs/benchmarks.md`); an idle node does not spin, nor does any while
-    /// every core of the machine has a runnable thread (on Linux, by `/proc/loadavg`
-    /// and the online CPUs), when polling would take a core from one that has work.
+    /// latency (`docs/benchmarks.md`); an idle node does not spin, nor does a
+    /// connection whose peer keeps many requests in flight while every core of the
+    /// machine has a runnable thread (on Linux, by `/proc/loadavg` and the online
+    /// CPUs), when polling would take a core from one that has work.
     /// `Duration::ZERO` turns it off. Default 100 µs.
     pub busy_poll: Duration,
     /// `global`'s `prevent_overlapping_partitions` (a kernel parameter on the BEAM): when
