@@ -377,7 +377,6 @@ async fn read_frames(
     let mut talk = Conversation::default();
     let mut incoming = Incoming::new(conn.flags, limits.max_message_size);
     loop {
-        let before = taken;
         // Every frame already buffered, without going back to the runtime in between.
         loop {
             let data = match reader.try_frame() {
@@ -410,7 +409,6 @@ async fn read_frames(
                 tokio::task::yield_now().await;
             }
         }
-        talk.took(taken - before);
         let read = match spin_for_more(&mut reader, limits.busy_poll, conn, &mut talk).await {
             Some(r) => r,
             None => tokio::select! {
@@ -459,27 +457,25 @@ struct Conversation {
     reads: u64,
     sent_seen: u64,
     talked_at: u64,
-    /// One bit per batch of the last 8 taken in: whether it held more frames than
-    /// one exchange does.
-    piled: u8,
+    /// One bit per poll of the last 8: whether input was already waiting at its first
+    /// look.
+    waiting: u8,
 }
 
 impl Conversation {
     const READS: u64 = 8;
-    /// More frames than one exchange of a lock-step peer brings at once: a BEAM
-    /// caller of `Chat.send_message` sends up to six together (the end of one call,
-    /// reply, exit and `DOWN`, with the monitor and request of the next).
-    const EXCHANGE: usize = 8;
 
-    /// Notes how many frames the last batch of input held.
-    fn took(&mut self, frames: usize) {
-        self.piled = (self.piled << 1) | u8::from(frames > Self::EXCHANGE);
+    /// Notes whether the first look of a poll found input waiting.
+    fn looked(&mut self, found: bool) {
+        self.waiting = (self.waiting << 1) | u8::from(found);
     }
 
-    /// Whether any of the last 8 batches held more than one exchange: the peer keeps
-    /// several in flight, so its next batch comes whether or not we poll for it.
+    /// Whether most of the last 8 polls found input already waiting when they began:
+    /// the peer keeps several exchanges in flight, so its next input comes whether or
+    /// not we poll for it. A peer in lock step has sent nothing yet when we have just
+    /// answered it.
     fn pipelined(&self) -> bool {
-        self.piled != 0
+        self.waiting.count_ones() > 4
     }
 
     fn read(&mut self, conn: &ConnHandle) {
@@ -501,13 +497,15 @@ impl Conversation {
 /// ready task run between looks (each `yield_now` also lets the runtime poll the network
 /// without blocking). Only in a conversation: a peer streaming one-way messages is read
 /// in batches as they pile up, not one by one for a core's worth of polling. With a peer
-/// that keeps several exchanges in flight, only while some core would otherwise idle
-/// ([`cores_all_busy`]): its next batch comes anyway, and polling would take a core from
-/// it. A peer in lock step is polled for regardless: the threads `/proc/loadavg` counts
-/// as runnable are then mostly its schedulers busy-waiting for our answer (with an
-/// OTP 29 caller on two cores, the count alone stopped nearly every poll), and every
-/// wake-up of ours adds to each of its round trips. `None` when nothing came (or another reader is spinning, or nobody
-/// is answering this peer, or it keeps exchanges in flight and every core is busy).
+/// that keeps several exchanges in flight ([`Conversation::pipelined`]), only while some
+/// core would otherwise idle ([`cores_all_busy`]): its next input comes anyway, and
+/// polling would take a core from it. A peer in lock step is polled for regardless: the
+/// threads `/proc/loadavg` counts as runnable are then mostly its schedulers
+/// busy-waiting for our answer (with an OTP 29 caller on two cores, the count stopped
+/// the polling for its sequential calls, and each round trip took a fifth longer), and
+/// every wake-up of ours adds to its round trips. `None` when nothing came (or another
+/// reader is spinning, or nobody is answering this peer, or it keeps exchanges in flight
+/// and every core is busy).
 async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
     reader: &mut FrameReader<R>,
     spin: Duration,
@@ -529,9 +527,14 @@ async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
     }
     let _spinning = Spinning;
     let start = std::time::Instant::now();
+    let mut first = true;
     loop {
         tokio::task::yield_now().await;
-        if let Some(read) = reader.fill().now_or_never() {
+        let read = reader.fill().now_or_never();
+        if std::mem::take(&mut first) {
+            talk.looked(read.is_some());
+        }
+        if let Some(read) = read {
             return Some(read);
         }
         // Looked at only here: a connection that is not in a conversation (a one-way
@@ -775,23 +778,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_peer_is_pipelined_while_any_of_the_last_8_batches_held_several_exchanges() {
+    fn a_peer_is_pipelined_while_most_of_the_last_8_polls_found_input_waiting() {
         let mut talk = Conversation::default();
         assert!(!talk.pipelined());
-        // A lock-step BEAM caller: a few frames at a time.
-        for frames in [2, 1, 4, 6, 0, 3] {
-            talk.took(frames);
-            assert!(!talk.pipelined(), "{frames}");
+        // A peer in lock step: nothing has come yet when we have just answered.
+        for _ in 0..8 {
+            talk.looked(false);
+            assert!(!talk.pipelined());
         }
-        // One batch of many calls in flight ...
-        talk.took(40);
-        assert!(talk.pipelined());
-        // ... counts until eight small ones have come after it.
-        for _ in 0..7 {
-            talk.took(Conversation::EXCHANGE);
-            assert!(talk.pipelined());
+        // Calls in flight: input is there at the first look, most of the time.
+        for found in [true, true, false, true, true] {
+            talk.looked(found);
         }
-        talk.took(1);
+        assert!(!talk.pipelined(), "4 of the last 8");
+        talk.looked(true);
+        assert!(talk.pipelined(), "5 of the last 8");
+        // Back to lock step once most of the last 8 found nothing.
+        for _ in 0..4 {
+            talk.looked(false);
+        }
         assert!(!talk.pipelined());
     }
 
