@@ -537,9 +537,7 @@ async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
         if let Some(read) = read {
             return Some(read);
         }
-        // Looked at only here: a connection that is not in a conversation (a one-way
-        // stream) never polls, and has no reason to read `/proc/loadavg`.
-        if !talk.is_on(conn) || (talk.pipelined() && cores_all_busy()) {
+        if !polls_on(talk.is_on(conn), talk.pipelined(), cores_all_busy) {
             return None;
         }
         // Politely: a thread of another process waiting for this core (on a small
@@ -549,6 +547,15 @@ async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
             return None;
         }
     }
+}
+
+/// Whether a poll goes on after a look that found nothing: only in a conversation, and,
+/// with a peer that keeps exchanges in flight, only while some core would otherwise idle
+/// (see [`spin_for_more`]). `all_busy` is asked last: a connection that is not in a
+/// conversation (a one-way stream), or whose peer is in lock step, has no reason to
+/// read `/proc/loadavg`.
+fn polls_on(in_conversation: bool, pipelined: bool, all_busy: impl FnOnce() -> bool) -> bool {
+    in_conversation && !(pipelined && all_busy())
 }
 
 /// Whether every core has a thread to run besides this one, as `/proc/loadavg` counts
@@ -798,6 +805,21 @@ mod tests {
             talk.looked(false);
         }
         assert!(!talk.pipelined());
+    }
+
+    #[test]
+    fn a_peer_in_lock_step_is_polled_for_even_when_every_core_is_busy() {
+        let busy = || true;
+        let idle = || false;
+        let unasked = || -> bool { panic!("the load looked at for nothing") };
+        // In lock step: polled for, busy cores or not, without reading the load.
+        assert!(polls_on(true, false, unasked));
+        // Exchanges in flight: only while a core would idle.
+        assert!(polls_on(true, true, idle));
+        assert!(!polls_on(true, true, busy));
+        // Not in a conversation: never, without reading the load.
+        assert!(!polls_on(false, true, unasked));
+        assert!(!polls_on(false, false, unasked));
     }
 
     #[test]
