@@ -42,6 +42,18 @@ defmodule CnodeBench.Driver do
     {:send, :send, 1, 1_000_000, 100_000}
   ]
 
+  # {key, kind, n (full), n (quick)}: the 64-in-flight workloads again with the caller on
+  # one core and the server on another (`taskset`), each BEAM on one scheduler: the
+  # caller's CPU per operation is then its own work. Sharing the cores, it also holds
+  # the time its schedulers busy-wait on a core the server leaves free, and the server's
+  # threads preempting it as they wake; neither says what the server's frames cost it.
+  @pinned_workloads [
+    {:task_64_pinned, :task, 12_800, 1_280},
+    {:nested_64_pinned, :nested, 6_400, 640},
+    {:call_small_64_pinned, :call_small, 64_000, 6_400},
+    {:call_list_64_pinned, :call_list, 32_000, 3_200}
+  ]
+
   # The Rust caller's (benches/dist.rs client) workloads: the same keys.
   @client_workloads [
     {:task_seq, "task", 1, 4_000, 400},
@@ -176,6 +188,11 @@ defmodule CnodeBench.Driver do
         {side, r}
       end)
 
+    cores = Util.cores(self_ospid())
+
+    if length(cores) < 2,
+      do: progress("one core only (#{inspect(cores)}): no runs on a core each")
+
     # Warm-up: every workload, small, on both servers (JIT, atom caches, allocators).
     for {key, kind, inflight, _n, nq} <- @workloads, side <- [:beam, :rust] do
       beam_caller_run(key, kind, inflight, max(div(nq, 10), inflight), servers[side])
@@ -194,6 +211,23 @@ defmodule CnodeBench.Driver do
               log_run(:beam, side, key, r)
               Map.update(acc, {key, :beam, side}, [r], &[r | &1])
             end)
+          end)
+
+        acc =
+          Enum.reduce(if(length(cores) < 2, do: [], else: @pinned_workloads), acc, fn
+            {key, kind, n, nq}, acc ->
+              Enum.reduce(order, acc, fn side, acc ->
+                n = if quick, do: nq, else: n
+
+                r =
+                  pinned(cores, side, servers[side], fn ->
+                    beam_caller_run(key, kind, @inflight, n, servers[side])
+                  end)
+
+                r = if is_map(r), do: Map.put(r, :round, round), else: r
+                log_run(:beam, side, key, r)
+                Map.update(acc, {key, :beam, side}, [r], &[r | &1])
+              end)
           end)
 
         Enum.reduce(@client_workloads, acc, fn {key, wl, inflight, n, nq}, acc ->
@@ -222,6 +256,7 @@ defmodule CnodeBench.Driver do
         load_after: loadavg(),
         note: Map.get(opts, :note, ""),
         workloads: @workloads,
+        pinned: for({key, _, _, _} <- @pinned_workloads, do: key),
         tls: Map.has_key?(opts, :tls),
         pending: read_pending(opts.pending_results)
       })
@@ -331,6 +366,28 @@ defmodule CnodeBench.Driver do
   end
 
   defp self_ospid, do: List.to_integer(:os.getpid())
+
+  # Runs `fun` with this node on the first of `cores` and the server on the second, the
+  # BEAM nodes on one scheduler each; then puts back the affinities and schedulers.
+  defp pinned([mine, theirs | _], side, server, fun) do
+    me = self_ospid()
+    affinities = for pid <- [me, server.ospid], do: {pid, Util.affinity(pid)}
+    Util.set_affinity(me, "#{mine}")
+    Util.set_affinity(server.ospid, "#{theirs}")
+    online = :erlang.system_flag(:schedulers_online, 1)
+    server_online = if side == :beam, do: schedulers_online(server.node, 1)
+
+    try do
+      fun.()
+    after
+      :erlang.system_flag(:schedulers_online, online)
+      if side == :beam, do: schedulers_online(server.node, server_online)
+      for {pid, cpus} <- affinities, do: Util.set_affinity(pid, cpus)
+    end
+  end
+
+  defp schedulers_online(node, n),
+    do: :erpc.call(node, :erlang, :system_flag, [:schedulers_online, n])
 
   defp sample_rss(ospid, max) do
     max = max(max, Util.rss_kib(ospid))

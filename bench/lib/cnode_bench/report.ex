@@ -192,7 +192,15 @@ defmodule CnodeBench.Report do
         row(pre <> "6. RSS after the whole suite", d.after.beam, d.after.rust, &kib/1, :none)
       ] ++ peer_rows ++ pending_rows
 
-    rows = throughput ++ r2r ++ cpu ++ cpu_own ++ cost
+    # The BEAM caller's own CPU per operation, measured with the caller and the server on a
+    # core each (driver.ex, @pinned_workloads): what each server's frames cost the caller.
+    caller =
+      for key <- Map.get(d, :pinned, []) do
+        name = pre <> "6. the BEAM caller's CPU per 1,000 ops, caller and server on a core each: "
+        pair_row(d, key, :beam, :caller_cpu_per_1k, name <> text.(key), &ms/1, {:at_most, 1.0})
+      end
+
+    rows = throughput ++ r2r ++ cpu ++ cpu_own ++ caller ++ cost
 
     errors =
       Enum.count(rows, & &1.failed) + peer_errors(peers) +
@@ -322,7 +330,13 @@ defmodule CnodeBench.Report do
   defp us(v), do: :erlang.float_to_binary(v * 1.0, decimals: 1)
 
   defp label(:send, n), do: @labels[:send] <> " of #{delimit(n)} small messages"
-  defp label(key, _), do: @labels[key]
+  # A run on a core each (`:call_small_64_pinned`) has the label of its workload.
+  defp label(key, _) do
+    Map.get_lazy(@labels, key, fn ->
+      base = key |> Atom.to_string() |> String.replace_suffix("_pinned", "")
+      @labels[String.to_existing_atom(base)]
+    end)
+  end
 
   defp send_n(d) do
     Enum.find_value(d.workloads, fn

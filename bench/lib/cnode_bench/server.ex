@@ -93,4 +93,31 @@ defmodule CnodeBench.Util do
       _ -> nil
     end)
   end
+
+  @doc "The CPUs OS process `ospid` may run on (`taskset -p -c`), as a list of numbers."
+  def cores(ospid), do: ospid |> affinity() |> cpu_list()
+
+  @doc "The CPU list OS process `ospid` may run on, as `taskset -c` reads it (\"0-3,6\")."
+  def affinity(ospid) do
+    {out, 0} = System.cmd("taskset", ["-p", "-c", "#{ospid}"])
+    # "pid 123's current affinity list: 0-3,6"
+    out |> String.split(": ") |> List.last() |> String.trim()
+  end
+
+  @doc "Moves every thread of OS process `ospid` to the CPUs of `list` (\"1\", \"0-3\")."
+  def set_affinity(ospid, list) do
+    {_, 0} = System.cmd("taskset", ["-a", "-p", "-c", list, "#{ospid}"])
+    :ok
+  end
+
+  defp cpu_list(text) do
+    for part <- String.split(text, ","), part != "", cpu <- range(part), do: cpu
+  end
+
+  defp range(part) do
+    case String.split(part, "-") do
+      [a] -> [String.to_integer(a)]
+      [a, b] -> Enum.to_list(String.to_integer(a)..String.to_integer(b))
+    end
+  end
 end
