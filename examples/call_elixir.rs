@@ -59,8 +59,7 @@ async fn main() -> anyhow::Result<()> {
             vec![args.message.into_term()],
         )
         .await_timeout(timeout)
-        .await
-        .map_err(anyhow::Error::msg)?;
+        .await?;
     println!(
         "Chat.receive_message/1 on {peer} returned {}",
         printed.inspect()

@@ -113,6 +113,6 @@ pub use node::{default_cookie, Node, NodeConfig, NodeError};
 pub use otp::gen_server::{self, CallError, Caller, GenServer, Next, Reply};
 pub use otp::rpc::RpcError;
 pub use otp::supervisor;
-pub use otp::task_supervisor::{NodeTask, Task};
+pub use otp::task_supervisor::{NodeTask, Task, TaskError};
 pub use process::{Dest, Exception, Function, IntoMessage, Process};
 pub use transport::{TlsConfig, TlsError};

@@ -6,7 +6,7 @@
 mod support;
 
 use cnode::term::{atom, binary, int, list, tuple, Inspect, Match, Term};
-use cnode::{Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
+use cnode::{Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply, TaskError};
 use std::time::Duration;
 use support::{unique_name, BeamNode, Epmd};
 
@@ -86,7 +86,7 @@ async fn plain_rust_code_calls_the_cluster() {
     // A task that takes too long: Task.await's timeout exit, and the task is stopped.
     let slow = node.task_async(sup, "Elixir.Process", "sleep", vec![int(60_000)]);
     match slow.await_timeout(Duration::from_millis(300)).await {
-        Err(Exception::Exit(reason)) => {
+        Err(TaskError(Exception::Exit(reason))) => {
             assert!(
                 reason.as_tuple().is_some_and(|e| e[0].is_atom("timeout")),
                 "{reason}"

@@ -2,13 +2,14 @@
 
 use super::gen_server::CallError;
 use super::rpc::{rpc_exception, RpcError};
+use super::task_supervisor::TaskError;
 use crate::process::Exception;
 
 /// `?` on any error in a process body or a registered function: this crate's errors
-/// that are exits on the BEAM stay exits (a failed `GenServer.call` exits the caller),
-/// an [`RpcError`] is what `:erpc.call` raises, and every other error is raised as an
-/// Elixir `RuntimeError` with the error's text (`Task.await` and `:erpc.call` on the
-/// calling node raise it as `** (RuntimeError) ...`).
+/// that are exits on the BEAM stay exits (a failed `GenServer.call` or `Task.await`
+/// exits the caller), an [`RpcError`] is what `:erpc.call` raises, and every other
+/// error is raised as an Elixir `RuntimeError` with the error's text (`Task.await` and
+/// `:erpc.call` on the calling node raise it as `** (RuntimeError) ...`).
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for Exception {
     fn from(e: E) -> Self {
         let e: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
@@ -16,9 +17,31 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Exception {
             Ok(call) => return Exception::Exit(call.reason()),
             Err(e) => e,
         };
+        let e = match e.downcast::<TaskError>() {
+            Ok(task) => return task.0,
+            Err(e) => e,
+        };
         match e.downcast::<RpcError>() {
             Ok(rpc) => rpc_exception(*rpc),
             Err(e) => Exception::runtime_error(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::term::{atom, tuple};
+
+    #[test]
+    fn the_crates_exits_stay_exits_and_other_errors_are_raised() {
+        assert_eq!(
+            Exception::from(CallError::NoProc),
+            Exception::Exit(atom("noproc"))
+        );
+        let timeout = Exception::Exit(tuple(vec![atom("timeout"), atom("await")]));
+        assert_eq!(Exception::from(TaskError(timeout.clone())), timeout);
+        let raised = Exception::from(std::io::Error::other("disk full"));
+        assert_eq!(raised, Exception::runtime_error("disk full"));
     }
 }

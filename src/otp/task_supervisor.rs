@@ -507,7 +507,7 @@ impl Node {
     /// or [`NodeTask::await_timeout`].
     ///
     /// ```no_run
-    /// # async fn demo(node: cnode::Node) -> Result<(), cnode::Exception> {
+    /// # async fn demo(node: cnode::Node) -> Result<(), cnode::TaskError> {
     /// use cnode::term::{int, list};
     /// let six = node
     ///     .task_async(("Elixir.Chat.TaskSupervisor", "alex@localhost"), "Elixir.Enum", "sum",
@@ -530,7 +530,7 @@ impl Node {
                 Ok(task) => p.task_await(task, None).await,
                 Err(e) => Err(e),
             };
-            let _ = done.send(outcome);
+            let _ = done.send(outcome.map_err(TaskError));
             Ok(())
         });
         NodeTask {
@@ -548,14 +548,14 @@ pub struct NodeTask {
     node: Node,
     /// The process that owns the task (linked to it).
     owner: Pid,
-    result: tokio::sync::oneshot::Receiver<Result<Term, Exception>>,
+    result: tokio::sync::oneshot::Receiver<Result<Term, TaskError>>,
 }
 
 impl NodeTask {
     /// `Task.await(task, timeout)`: the result, or the exit `Task.await` makes. When the
     /// time is up, the task is stopped (its owner exits, and the task, linked to it, with
     /// it), as a BEAM caller's `Task.await` timeout does.
-    pub async fn await_timeout(self, timeout: Duration) -> Result<Term, Exception> {
+    pub async fn await_timeout(self, timeout: Duration) -> Result<Term, TaskError> {
         let NodeTask {
             node,
             owner,
@@ -565,21 +565,21 @@ impl NodeTask {
             Ok(outcome) => outcome.unwrap_or_else(|_| Err(owner_ended(&owner))),
             Err(_) => {
                 node.exit(&owner, atom("kill"));
-                Err(Exception::Exit(tuple(vec![
+                Err(TaskError(Exception::Exit(tuple(vec![
                     atom("timeout"),
                     tuple(vec![
                         atom("Elixir.Task"),
                         atom("await"),
                         list(vec![Term::Pid(owner), int(timeout.as_millis() as i64)]),
                     ]),
-                ])))
+                ]))))
             }
         }
     }
 }
 
 impl std::future::IntoFuture for NodeTask {
-    type Output = Result<Term, Exception>;
+    type Output = Result<Term, TaskError>;
     type IntoFuture = futures::future::BoxFuture<'static, Self::Output>;
 
     /// `Task.await(task, :infinity)`.
@@ -594,6 +594,35 @@ impl std::future::IntoFuture for NodeTask {
 }
 
 /// The owner of a task ended before it had the result (it was killed).
-fn owner_ended(owner: &Pid) -> Exception {
-    Exception::Exit(tuple(vec![atom("process_ended"), Term::Pid(owner.clone())]))
+fn owner_ended(owner: &Pid) -> TaskError {
+    TaskError(Exception::Exit(tuple(vec![
+        atom("process_ended"),
+        Term::Pid(owner.clone()),
+    ])))
+}
+
+/// Why a [`NodeTask`] gave no result: the exit `Task.await` makes in a BEAM caller (the
+/// task raised, exited or was never started, the time was up), as a
+/// [`std::error::Error`], so that `?` takes it into `anyhow::Error` or a
+/// `Box<dyn Error>`. In a process body, `?` turns it back into that exit.
+///
+/// ```no_run
+/// # async fn demo(node: cnode::Node) -> anyhow::Result<()> {
+/// use cnode::term::{int, list};
+/// let six = node
+///     .task_async(("Elixir.Chat.TaskSupervisor", "alex@localhost"), "Elixir.Enum", "sum",
+///                 vec![list(vec![int(1), int(2), int(3)])])
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct TaskError(pub Exception);
+
+impl TaskError {
+    /// The exit reason, as `Task.await` exits a BEAM caller with it (`{:noproc, {Task.Supervisor,
+    /// ...}}`, `{:timeout, {Task, :await, ...}}`, or the task's own).
+    pub fn reason(&self) -> Term {
+        self.0.exit_reason()
+    }
 }
