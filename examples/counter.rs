@@ -112,9 +112,7 @@ async fn main() -> anyhow::Result<()> {
     let children = vec![ChildSpec::gen_server("counter", Some("counter"), || {
         Counter { n: 0 }
     })];
-    supervisor::start(&node, Some("counter_sup"), Strategy::OneForOne, children)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    supervisor::start(&node, Some("counter_sup"), Strategy::OneForOne, children).await?;
     println!(
         "{} is up: GenServer.call({{:counter, :{}}}, :get)",
         node.name(),

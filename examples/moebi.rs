@@ -327,9 +327,7 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     node.register_function("Elixir.Moebi", "watch", 1, watch);
     node.register_function("Elixir.Moebi", "panic", 0, panic);
     node.start_task_supervisor("Elixir.Chat.TaskSupervisor");
-    gen_server::start(&node, Some("echo"), Echo)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    gen_server::start(&node, Some("echo"), Echo).await?;
     eprintln!("Moebi is listening as {} (Ctrl-C to stop)", node.name());
     node.serve_forever().await;
     Ok(())

@@ -110,7 +110,7 @@ pub mod fuzzing;
 
 pub use handshake::HandshakeError;
 pub use node::{default_cookie, Node, NodeConfig, NodeError};
-pub use otp::gen_server::{self, CallError, Caller, GenServer, Next, Reply};
+pub use otp::gen_server::{self, CallError, Caller, GenServer, Next, Reply, StartError};
 pub use otp::rpc::RpcError;
 pub use otp::supervisor;
 pub use otp::task_supervisor::{NodeTask, Task, TaskError};

@@ -192,6 +192,15 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
     cnode::gen_server::start(&node, Some("counter"), counter)
         .await
         .expect("the counter starts");
+    // The name is taken: a StartError, which `?` takes into anyhow as any error.
+    let again = Counter {
+        count: 0,
+        watcher: a.clone(),
+    };
+    let taken: anyhow::Result<_> =
+        async { Ok(cnode::gen_server::start(&node, Some("counter"), again).await?) }.await;
+    let taken = taken.expect_err("the name is taken");
+    assert!(taken.to_string().starts_with("did not start"), "{taken}");
     let server = format!("{{:counter, :{n}}}");
     let eval = |expr: &str| blocking(|| alex.eval(&expr.replace("SERVER", &server)));
 

@@ -1,13 +1,13 @@
 //! Any Rust error as the exception a BEAM caller sees.
 
-use super::gen_server::CallError;
+use super::gen_server::{CallError, StartError};
 use super::rpc::{rpc_exception, RpcError};
 use super::task_supervisor::TaskError;
 use crate::process::Exception;
 
 /// `?` on any error in a process body or a registered function: this crate's errors
 /// that are exits on the BEAM stay exits (a failed `GenServer.call` or `Task.await`
-/// exits the caller), an [`RpcError`] is what `:erpc.call` raises, and every other
+/// exits the caller, a server that did not start gives its reason), an [`RpcError`] is what `:erpc.call` raises, and every other
 /// error is raised as an Elixir `RuntimeError` with the error's text (`Task.await` and
 /// `:erpc.call` on the calling node raise it as `** (RuntimeError) ...`).
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for Exception {
@@ -19,6 +19,10 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Exception {
         };
         let e = match e.downcast::<TaskError>() {
             Ok(task) => return task.0,
+            Err(e) => e,
+        };
+        let e = match e.downcast::<StartError>() {
+            Ok(start) => return start.0,
             Err(e) => e,
         };
         match e.downcast::<RpcError>() {
@@ -41,6 +45,8 @@ mod tests {
         );
         let timeout = Exception::Exit(tuple(vec![atom("timeout"), atom("await")]));
         assert_eq!(Exception::from(TaskError(timeout.clone())), timeout);
+        let stopped = Exception::Exit(atom("shutdown"));
+        assert_eq!(Exception::from(StartError(stopped.clone())), stopped);
         let raised = Exception::from(std::io::Error::other("disk full"));
         assert_eq!(raised, Exception::runtime_error("disk full"));
     }

@@ -27,7 +27,7 @@
 //! # Ok(()) }
 //! ```
 
-use super::gen_server::{self, Caller, GenServer, Next, Reply};
+use super::gen_server::{self, Caller, GenServer, Next, Reply, StartError};
 use crate::node::Node;
 use crate::process::handle::exit_message;
 use crate::process::{Exception, Process};
@@ -129,7 +129,11 @@ impl ChildSpec {
             start_fn(move |sup| {
                 let server = make();
                 let name = name.clone();
-                Box::pin(async move { gen_server::start_link(sup, name.as_deref(), server).await })
+                Box::pin(async move {
+                    gen_server::start_link(sup, name.as_deref(), server)
+                        .await
+                        .map_err(|e| e.0)
+                })
             }),
             false,
         )
@@ -148,7 +152,11 @@ impl ChildSpec {
             start_fn(move |sup| {
                 let server = Supervisor::new(strategy, children.clone());
                 let name = name.clone();
-                Box::pin(async move { gen_server::start_link(sup, name.as_deref(), server).await })
+                Box::pin(async move {
+                    gen_server::start_link(sup, name.as_deref(), server)
+                        .await
+                        .map_err(|e| e.0)
+                })
             }),
             true,
         );
@@ -188,7 +196,7 @@ pub async fn start(
     name: Option<&str>,
     strategy: Strategy,
     children: Vec<ChildSpec>,
-) -> Result<Pid, Exception> {
+) -> Result<Pid, StartError> {
     gen_server::start(node, name, Supervisor::new(strategy, children)).await
 }
 
@@ -199,7 +207,7 @@ pub async fn start_link(
     name: Option<&str>,
     strategy: Strategy,
     children: Vec<ChildSpec>,
-) -> Result<Pid, Exception> {
+) -> Result<Pid, StartError> {
     gen_server::start_link(parent, name, Supervisor::new(strategy, children)).await
 }
 

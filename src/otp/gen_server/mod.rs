@@ -184,6 +184,21 @@ pub trait GenServer: Send + Sized + 'static {
     }
 }
 
+/// Why a GenServer (or a supervisor) did not start: the `{:error, reason}` of
+/// `GenServer.start/3` (its `init` failed or stopped, or the name is taken), as a
+/// [`std::error::Error`], so that `?` takes it into `anyhow::Error` or a
+/// `Box<dyn Error>`. In a process body, `?` turns it back into that exit.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("did not start: {0}")]
+pub struct StartError(pub Exception);
+
+impl StartError {
+    /// The reason, as `{:error, reason}` would carry it.
+    pub fn reason(&self) -> Term {
+        self.0.exit_reason()
+    }
+}
+
 /// Starts `server` in a process of `node`, registered as `name` when given, and
 /// returns once its `init` has: `GenServer.start/3`. The `Err` is the reason it did not
 /// start (its `init` failed or stopped, or the name is taken: `badarg`).
@@ -191,11 +206,11 @@ pub async fn start<S: GenServer>(
     node: &Node,
     name: Option<&str>,
     server: S,
-) -> Result<Pid, Exception> {
+) -> Result<Pid, StartError> {
     let (ack, started) = oneshot::channel();
     let body = move |p: Process| run(server, p, None, ack);
     let pid = match name {
-        Some(n) => node.spawn_registered(n, body)?,
+        Some(n) => node.spawn_registered(n, body).map_err(StartError)?,
         None => node.spawn(body),
     };
     wait_for_init(pid, started).await
@@ -207,22 +222,24 @@ pub async fn start_link<S: GenServer>(
     parent: &Process,
     name: Option<&str>,
     server: S,
-) -> Result<Pid, Exception> {
+) -> Result<Pid, StartError> {
     let (ack, started) = oneshot::channel();
     let me = parent.pid();
-    let pid = parent.spawn_link_named(name, move |p| run(server, p, Some(me), ack))?;
+    let pid = parent
+        .spawn_link_named(name, move |p| run(server, p, Some(me), ack))
+        .map_err(StartError)?;
     wait_for_init(pid, started).await
 }
 
 async fn wait_for_init(
     pid: Pid,
     started: oneshot::Receiver<Result<(), Term>>,
-) -> Result<Pid, Exception> {
+) -> Result<Pid, StartError> {
     match started.await {
         Ok(Ok(())) => Ok(pid),
-        Ok(Err(reason)) => Err(Exception::Exit(reason)),
+        Ok(Err(reason)) => Err(StartError(Exception::Exit(reason))),
         // The process ended before its init answered (killed).
-        Err(_) => Err(Exception::Exit(atom("killed"))),
+        Err(_) => Err(StartError(Exception::Exit(atom("killed")))),
     }
 }
 
@@ -353,7 +370,7 @@ impl Process {
         &self,
         name: Option<&str>,
         server: S,
-    ) -> Result<Pid, Exception> {
+    ) -> Result<Pid, StartError> {
         start_link(self, name, server).await
     }
 }
