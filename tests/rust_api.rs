@@ -83,6 +83,23 @@ async fn plain_rust_code_calls_the_cluster() {
         .task_async(sup, "Elixir.String", "upcase", vec![binary(b"woof")])
         .await;
     assert_eq!(upcased, Ok(binary(b"WOOF")));
+    // A task that fails: the exit Task.await makes in a caller that traps exits,
+    // {{:undef, _}, {Task, :await, _}}.
+    match node.task_async(sup, "Elixir.Chat", "nope", vec![]).await {
+        Err(TaskError(Exception::Exit(reason))) => {
+            let e = reason.as_tuple_n(2).unwrap_or_else(|| panic!("{reason}"));
+            assert!(
+                e[0].as_tuple().is_some_and(|u| u[0].is_atom("undef")),
+                "{reason}"
+            );
+            assert!(
+                e[1].as_tuple()
+                    .is_some_and(|t| t[0].is_atom("Elixir.Task") && t[1].is_atom("await")),
+                "{reason}"
+            );
+        }
+        other => panic!("a failing task: {other:?}"),
+    }
     // A task that takes too long: Task.await's timeout exit, and the task is stopped.
     let slow = node.task_async(sup, "Elixir.Process", "sleep", vec![int(60_000)]);
     match slow.await_timeout(Duration::from_millis(300)).await {
@@ -201,6 +218,13 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
         async { Ok(cnode::gen_server::start(&node, Some("counter"), again).await?) }.await;
     let taken = taken.expect_err("the name is taken");
     assert!(taken.to_string().starts_with("did not start"), "{taken}");
+    let reason = taken.downcast::<cnode::StartError>().unwrap().reason();
+    assert!(
+        reason
+            .as_tuple()
+            .is_some_and(|e| e[0].is_atom("already_started")),
+        "{reason}"
+    );
     let server = format!("{{:counter, :{n}}}");
     let eval = |expr: &str| blocking(|| alex.eval(&expr.replace("SERVER", &server)));
 

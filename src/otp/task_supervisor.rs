@@ -526,6 +526,9 @@ impl Node {
         let supervisor = supervisor.into();
         let (module, function) = (module.to_owned(), function.to_owned());
         let owner = self.spawn(move |mut p| async move {
+            // As a caller that traps exits: a task that fails makes `Task.await` exit
+            // with its reason, instead of taking the owner down through the link.
+            p.trap_exit(true);
             let outcome = match p.task_async(supervisor, &module, &function, args).await {
                 Ok(task) => p.task_await(task, None).await,
                 Err(e) => Err(e),

@@ -53,7 +53,7 @@ pub use call::{parse_call, parse_cast, CallError, Caller};
 use crate::node::Node;
 use crate::process::{Exception, Process};
 use crate::term::Inspect;
-use crate::term::{atom, Pid, Term};
+use crate::term::{atom, tuple, Pid, Term};
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -201,12 +201,13 @@ impl StartError {
 
 /// Starts `server` in a process of `node`, registered as `name` when given, and
 /// returns once its `init` has: `GenServer.start/3`. The `Err` is the reason it did not
-/// start (its `init` failed or stopped, or the name is taken: `badarg`).
+/// start: its `init` failed or stopped, or the name is taken (`{:already_started, pid}`).
 pub async fn start<S: GenServer>(
     node: &Node,
     name: Option<&str>,
     server: S,
 ) -> Result<Pid, StartError> {
+    already_started(node, name)?;
     let (ack, started) = oneshot::channel();
     let body = move |p: Process| run(server, p, None, ack);
     let pid = match name {
@@ -223,12 +224,24 @@ pub async fn start_link<S: GenServer>(
     name: Option<&str>,
     server: S,
 ) -> Result<Pid, StartError> {
+    already_started(parent.node(), name)?;
     let (ack, started) = oneshot::channel();
     let me = parent.pid();
     let pid = parent
         .spawn_link_named(name, move |p| run(server, p, Some(me), ack))
         .map_err(StartError)?;
     wait_for_init(pid, started).await
+}
+
+/// `{:already_started, Pid}` when `name` is taken, as `GenServer.start/3` answers.
+fn already_started(node: &Node, name: Option<&str>) -> Result<(), StartError> {
+    match name.and_then(|name| node.whereis(name)) {
+        Some(pid) => Err(StartError(Exception::Exit(tuple(vec![
+            atom("already_started"),
+            Term::Pid(pid),
+        ])))),
+        None => Ok(()),
+    }
 }
 
 async fn wait_for_init(
