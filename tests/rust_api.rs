@@ -97,6 +97,24 @@ async fn plain_rust_code_calls_the_cluster() {
                     .is_some_and(|t| t[0].is_atom("Elixir.Task") && t[1].is_atom("await")),
                 "{reason}"
             );
+            // As from an Elixir caller: Task.await's arguments are the %Task{} and the
+            // timeout.
+            let args = e[1].as_tuple().and_then(|t| t[2].as_list()).unwrap();
+            let Term::Map(task) = &args[0] else {
+                panic!("{reason}")
+            };
+            assert_eq!(
+                task.map.get(&atom("__struct__")),
+                Some(&atom("Elixir.Task"))
+            );
+            assert_eq!(
+                task.map.get(&atom("mfa")),
+                Some(&tuple(vec![atom("Elixir.Chat"), atom("nope"), int(0)]))
+            );
+            for key in ["owner", "pid", "ref"] {
+                assert!(task.map.contains_key(&atom(key)), "{reason}");
+            }
+            assert_eq!(args[1], atom("infinity"));
         }
         other => panic!("a failing task: {other:?}"),
     }

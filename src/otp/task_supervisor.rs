@@ -19,7 +19,7 @@ use crate::node::Node;
 use crate::process::{handle::exit_message, Dest, Exception, Process};
 use crate::term::Inspect;
 use crate::term::Short;
-use crate::term::{atom, int, list, nil, tuple, Match, Pid, Reference, Term};
+use crate::term::{atom, int, list, map, nil, tuple, Match, Pid, Reference, Term};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -398,6 +398,24 @@ pub struct Task {
     pub pid: Pid,
     /// The monitor reference, also the alias the result is sent to.
     pub reference: Reference,
+    /// `{module, function, arity}`, for the `%Task{}` in `Task.await`'s exits.
+    mfa: Term,
+}
+
+impl Task {
+    /// The `%Task{}` an Elixir caller holds for this task, owned by `owner`.
+    fn to_struct(&self, owner: &Pid) -> Term {
+        map([
+            (atom("__struct__"), atom("Elixir.Task")),
+            (atom("mfa"), self.mfa.clone()),
+            (atom("owner"), Term::Pid(owner.clone())),
+            (atom("pid"), Term::Pid(self.pid.clone())),
+            (
+                atom("ref"),
+                Term::Reference(Box::new(self.reference.clone())),
+            ),
+        ])
+    }
 }
 
 impl Process {
@@ -410,6 +428,7 @@ impl Process {
         function: &str,
         args: Vec<Term>,
     ) -> Result<Task, Exception> {
+        let arity = args.len() as i64;
         let me = Term::Pid(self.pid());
         let owner = tuple(vec![atom(self.node().name()), me.clone(), me.clone()]);
         let request = tuple(vec![
@@ -455,6 +474,7 @@ impl Process {
         Ok(Task {
             pid,
             reference: alias,
+            mfa: tuple(vec![atom(module), atom(function), int(arity)]),
         })
     }
 
@@ -465,6 +485,7 @@ impl Process {
         timeout: Option<Duration>,
     ) -> Result<Term, Exception> {
         let reference = Term::Reference(Box::new(task.reference.clone()));
+        let me = self.pid();
         let reply = self
             .receive_match(timeout, |m| {
                 m.as_tuple_n(2).is_some_and(|e| e[0] == reference)
@@ -476,7 +497,7 @@ impl Process {
                 atom("Elixir.Task"),
                 atom("await"),
                 list(vec![
-                    Term::Pid(task.pid.clone()),
+                    task.to_struct(&me),
                     timeout
                         .map(|t| int(t.as_millis() as i64))
                         .unwrap_or(atom("infinity")),
