@@ -207,9 +207,7 @@ defmodule CnodeBench.Driver do
           Enum.reduce(@workloads, acc, fn {key, kind, inflight, n, nq}, acc ->
             Enum.reduce(order, acc, fn side, acc ->
               r = beam_caller_run(key, kind, inflight, if(quick, do: nq, else: n), servers[side])
-              r = if is_map(r), do: Map.put(r, :round, round), else: r
-              log_run(:beam, side, key, r)
-              Map.update(acc, {key, :beam, side}, [r], &[r | &1])
+              recorded(acc, {key, :beam, side}, round, r)
             end)
           end)
 
@@ -224,18 +222,14 @@ defmodule CnodeBench.Driver do
                     beam_caller_run(key, kind, @inflight, n, servers[side])
                   end)
 
-                r = if is_map(r), do: Map.put(r, :round, round), else: r
-                log_run(:beam, side, key, r)
-                Map.update(acc, {key, :beam, side}, [r], &[r | &1])
+                recorded(acc, {key, :beam, side}, round, r)
               end)
           end)
 
         Enum.reduce(@client_workloads, acc, fn {key, wl, inflight, n, nq}, acc ->
           Enum.reduce(order, acc, fn side, acc ->
             r = rust_caller_run(opts, wl, inflight, if(quick, do: nq, else: n), servers[side])
-            r = if is_map(r), do: Map.put(r, :round, round), else: r
-            log_run(:rust, side, key, r)
-            Map.update(acc, {key, :rust, side}, [r], &[r | &1])
+            recorded(acc, {key, :rust, side}, round, r)
           end)
         end)
       end)
@@ -288,6 +282,13 @@ defmodule CnodeBench.Driver do
   end
 
   defp tls_args(_opts), do: []
+
+  # One run's result `r`, logged and added to the results of `{key, caller, server}`.
+  defp recorded(acc, {key, caller, server} = k, round, r) do
+    r = if is_map(r), do: Map.put(r, :round, round), else: r
+    log_run(caller, server, key, r)
+    Map.update(acc, k, [r], &[r | &1])
+  end
 
   defp log_run(caller, server, key, {:error, why}),
     do: progress("  #{caller}->#{server} #{key}: FAILED #{why}")
