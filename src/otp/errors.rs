@@ -7,9 +7,10 @@ use crate::process::Exception;
 
 /// `?` on any error in a process body or a registered function: this crate's errors
 /// that are exits on the BEAM stay exits (a failed `GenServer.call` or `Task.await`
-/// exits the caller, a server that did not start gives its reason), an [`RpcError`] is what `:erpc.call` raises, and every other
-/// error is raised as an Elixir `RuntimeError` with the error's text (`Task.await` and
-/// `:erpc.call` on the calling node raise it as `** (RuntimeError) ...`).
+/// exits the caller, a server that did not start gives its reason), an [`RpcError`] is
+/// what `:erpc.call` raises, and every other error is raised as an Elixir
+/// `RuntimeError` with the error's text (`Task.await` and `:erpc.call` on the calling
+/// node raise it as `** (RuntimeError) ...`).
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for Exception {
     fn from(e: E) -> Self {
         let e: Box<dyn std::error::Error + Send + Sync> = Box::new(e);

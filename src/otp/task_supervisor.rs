@@ -644,8 +644,9 @@ fn owner_ended(owner: &Pid) -> TaskError {
 pub struct TaskError(pub Exception);
 
 impl TaskError {
-    /// The exit reason, as `Task.await` exits a BEAM caller with it (`{:noproc, {Task.Supervisor,
-    /// ...}}`, `{:timeout, {Task, :await, ...}}`, or the task's own).
+    /// The exit reason, as `Task.await` exits a BEAM caller with it: `{:noproc,
+    /// {GenServer, :call, ...}}` without the supervisor, `{:timeout, {Task, :await,
+    /// ...}}`, or `{reason, {Task, :await, ...}}` with the task's own.
     pub fn reason(&self) -> Term {
         self.0.exit_reason()
     }
