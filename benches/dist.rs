@@ -219,7 +219,7 @@ impl GenServer for Echo {
     async fn handle_info(&mut self, message: Term, p: &mut Process) -> Result<Next, Exception> {
         if let Term::Tuple(t) = message {
             if let Ok([Term::Pid(pid), term]) = <[Term; 2]>::try_from(t.elements) {
-                p.send(&pid, term);
+                p.send(pid, term);
             }
         }
         Ok(Next::Wait)

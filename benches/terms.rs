@@ -1,6 +1,6 @@
-//! What the term representation (`eetf::Term`) costs, beside the BEAM: decoding and
-//! encoding the external format with `eetf`'s codec (the connection has a reader and a
-//! writer of its own, measured by the `dist` bench), dropping, serde's
+//! What the term representation (`cnode::term::Term`) costs, beside the BEAM: decoding
+//! and encoding the external format (`Term::from_binary`/`to_binary`, the reader and
+//! writer the connections use), dropping, serde's
 //! `to_term`/`from_term`, and memory per element (heap bytes counted by this binary's
 //! allocator, against `erts_debug:flat_size/1` words on a BEAM).
 //!
@@ -138,15 +138,12 @@ fn main() {
     println!("| term | decode ns (BEAM) | encode ns (BEAM) | drop ns | bytes/element (BEAM) |");
     println!("|---|---|---|---|---|");
     for shape in shapes() {
-        let mut bytes = Vec::new();
-        shape.term.encode(&mut bytes).unwrap();
+        let bytes = shape.term.to_binary().unwrap();
         let decode = time(n, || {
-            black_box(Term::decode(black_box(&bytes[..])).unwrap());
+            black_box(Term::from_binary(black_box(&bytes[..])).unwrap());
         });
         let encode = time(n, || {
-            let mut out = Vec::with_capacity(bytes.len());
-            black_box(&shape.term).encode(&mut out).unwrap();
-            black_box(out);
+            black_box(black_box(&shape.term).to_binary().unwrap());
         });
         // Drop alone: clones made before the clock starts.
         let mut copies: Vec<Term> = (0..n).map(|_| shape.term.clone()).collect();
@@ -156,7 +153,7 @@ fn main() {
         }
         let drop_ns = t0.elapsed().as_nanos() as f64 / n as f64;
         let before = ALLOCATED.load(Ordering::Relaxed);
-        let decoded = Term::decode(&bytes[..]).unwrap();
+        let decoded = Term::from_binary(&bytes).unwrap();
         let heap = ALLOCATED.load(Ordering::Relaxed) - before;
         let per_element = (heap + std::mem::size_of::<Term>()) as f64 / shape.elements as f64;
         drop(decoded);

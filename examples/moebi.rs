@@ -178,7 +178,7 @@ async fn wait_as(p: Process, args: Vec<Term>) -> Result<Term, Exception> {
 //   end
 // end
 async fn watch(mut p: Process, args: Vec<Term>) -> Result<Term, Exception> {
-    let pid = args[0].as_pid().ok_or_else(Exception::badarg)?.clone();
+    let pid = *args[0].as_pid().ok_or_else(Exception::badarg)?;
     let reference = p.monitor(pid);
     loop {
         if let Some([down, Term::Reference(r), _, _, reason]) = p.receive().await.as_tuple_n(5) {
@@ -227,7 +227,7 @@ impl GenServer for Echo {
 fn echo_back(message: Term, p: &Process) {
     if let Term::Tuple(t) = message {
         if let Ok([Term::Pid(pid), term]) = <[Term; 2]>::try_from(t.elements) {
-            p.send(&pid, term);
+            p.send(pid, term);
         }
     }
 }

@@ -504,7 +504,7 @@ async fn rest_for_one_and_one_for_all_restart_the_children_they_name() {
             before.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
             ["c", "b", "a"]
         );
-        let b = before[1].1.as_pid().unwrap().clone();
+        let b = *before[1].1.as_pid().unwrap();
         node.exit(&b, atom("kill"));
         let mut after = which(sup).await;
         for _ in 0..200 {

@@ -76,9 +76,7 @@ async fn wait(mut p: Process) -> Result<(), Exception> {
 }
 
 fn pid_of(t: Term) -> Pid {
-    t.as_pid()
-        .unwrap_or_else(|| panic!("not a pid: {t}"))
-        .clone()
+    *t.as_pid().unwrap_or_else(|| panic!("not a pid: {t}"))
 }
 
 // ---------------------------------------------------------- against BEAM nodes ----
@@ -191,7 +189,7 @@ async fn a_rust_process_uses_a_beam_node_like_a_beam_process() {
         );
         p.trap_exit(true);
         p.link(&waiter);
-        p.monitor(waiter.clone());
+        p.monitor(waiter);
         p.monitor(("waiter", a.as_str()));
         p.send(("waiter", a.as_str()), atom("boom"));
         let boom = vec![
@@ -202,7 +200,7 @@ async fn a_rust_process_uses_a_beam_node_like_a_beam_process() {
         assert_eq!(signals(&mut p, 3).await, boom);
         // What no longer exists: noproc.
         p.link(&waiter);
-        p.monitor(waiter.clone());
+        p.monitor(waiter);
         p.monitor(("nobody", a.as_str()));
         let noproc = vec![
             ("DOWN".into(), atom("noproc")),
@@ -298,7 +296,7 @@ async fn a_crashing_beam_task_linked_to_a_rust_process_completes_at_once() {
                 .await?;
             c.task_await(task, None).await.map(|_| ())
         });
-        p.monitor(caller.clone());
+        p.monitor(caller);
         let t0 = Instant::now();
         p.send(caller, atom("go"));
         let down = p.receive_timeout(WAIT).await;
@@ -406,7 +404,7 @@ async fn a_beam_peer_lost_and_restarted() {
             );
             p.trap_exit(true);
             p.link(&waiter);
-            p.monitor(waiter.clone());
+            p.monitor(waiter);
             p.monitor(("echo", a2.as_str()));
             // The link and monitors are in place once a call over the same connection returns.
             p.call(("echo", a2.as_str()), atom("sync"), Some(WAIT))
@@ -446,7 +444,7 @@ async fn a_beam_peer_lost_and_restarted() {
         );
         assert_ne!(waiter.creation, old_waiter.creation);
         p.trap_exit(true);
-        p.monitor(old_waiter.clone());
+        p.monitor(old_waiter);
         p.link(&old_waiter);
         let noproc = vec![
             ("DOWN".into(), atom("noproc")),
@@ -477,7 +475,7 @@ async fn a_rust_peer_lost_and_restarted() {
             );
             p.trap_exit(true);
             p.link(&echo);
-            p.monitor(echo.clone());
+            p.monitor(echo);
             p.monitor(("echo", m2.as_str()));
             p.call(("echo", m2.as_str()), atom("sync"), Some(WAIT))
                 .await
@@ -629,19 +627,19 @@ async fn lent_terms_arrive_as_given_ones() {
         }
         // A process on b that sends everything it receives back, lent.
         let me = p.pid();
-        let to = me.clone();
+        let to = me;
         let back = b2.spawn(move |mut q| async move {
             loop {
                 let m = q.receive().await;
-                q.send(&to, &m);
+                q.send(to, &m);
             }
         });
-        p.send(&back, &request);
+        p.send(back, &request);
         assert_eq!(p.receive_timeout(WAIT).await, Some(request.clone()));
-        p.cast(&back, &request);
+        p.cast(back, &request);
         let cast = tuple(vec![atom("$gen_cast"), request.clone()]);
         assert_eq!(p.receive_timeout(WAIT).await, Some(cast));
-        p.send(&me, &request);
+        p.send(me, &request);
         assert_eq!(p.receive_timeout(WAIT).await, Some(request));
     })
     .await;
@@ -655,9 +653,9 @@ async fn a_local_down_names_the_process_as_it_was_monitored() {
     let a2 = a.clone();
     in_process(&a, move |mut p| async move {
         let waiter = a2.spawn_registered("local_waiter", wait).unwrap();
-        let by_pid = p.monitor(waiter.clone());
+        let by_pid = p.monitor(waiter);
         let by_name = p.monitor("local_waiter");
-        p.send(waiter.clone(), atom("bye"));
+        p.send(waiter, atom("bye"));
         let mut objects = Vec::new();
         for _ in 0..2 {
             let down = p
@@ -696,7 +694,7 @@ async fn links_monitors_and_unlink_across_rust_nodes() {
         let waiter = b2.spawn_registered("waiter", wait).unwrap();
         p.trap_exit(true);
         p.link(&waiter);
-        p.monitor(waiter.clone());
+        p.monitor(waiter);
         p.monitor(("waiter", b));
         p.send(("waiter", b), tuple(vec![atom("shutdown"), atom("bye")]));
         let bye = tuple(vec![atom("shutdown"), atom("bye")]);
@@ -710,7 +708,7 @@ async fn links_monitors_and_unlink_across_rust_nodes() {
         );
         // What does not exist.
         p.link(&waiter);
-        p.monitor(waiter.clone());
+        p.monitor(waiter);
         p.monitor(("nobody", b));
         let noproc = vec![
             ("DOWN".into(), atom("noproc")),
@@ -736,7 +734,7 @@ async fn links_monitors_and_unlink_across_rust_nodes() {
         let other = b2.spawn(wait);
         p.link(&other);
         p.unlink(&other);
-        p.monitor(other.clone());
+        p.monitor(other);
         p.send(other, atom("boom"));
         let down = signals(&mut p, 1).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -783,7 +781,7 @@ async fn noconnection_when_the_connection_dies_then_reconnection() {
                     // a local observer.
                     let linked = b2.spawn(wait);
                     let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
-                    let linked2 = linked.clone();
+                    let linked2 = linked;
                     b2.spawn(move |mut o| async move {
                         o.monitor(linked2);
                         let _ = seen_tx.send(signals(&mut o, 1).await);
@@ -791,7 +789,7 @@ async fn noconnection_when_the_connection_dies_then_reconnection() {
                     });
                     p.trap_exit(true);
                     p.link(&linked);
-                    p.monitor(linked.clone());
+                    p.monitor(linked);
                     p.monitor(("echo", b));
                     p.call(("echo", b), atom("sync"), Some(WAIT)).await.unwrap();
                     ready_tx.send(()).unwrap();
@@ -962,11 +960,11 @@ async fn priority_messages_through_priority_aliases() {
             let plain = p.alias();
             let me = p.pid();
             sender_node.spawn(move |q| async move {
-                q.send(&me, atom("first"));
+                q.send(me, atom("first"));
                 q.send_priority(&urgent, atom("urgent"));
                 q.send(Dest::Alias(urgent.clone()), atom("second"));
                 q.send_priority(&plain, atom("third"));
-                q.send(&me, atom("done"));
+                q.send(me, atom("done"));
                 Ok(())
             });
             p.receive_match(Some(WAIT), |m| m.is_atom("done"))
@@ -1009,7 +1007,7 @@ async fn priority_messages_from_a_beam_node() {
                 .and_then(|e| e[1].as_pid().cloned())
                 .expect("a pid");
             p.send(
-                &from,
+                from,
                 tuple(vec![atom("alias"), Term::Reference(Box::new(urgent))]),
             );
             p.receive_match(Some(WAIT), |m| m.is_atom("done"))

@@ -40,7 +40,7 @@ async fn two_nodes() -> (EpmdServer, Node, Node) {
 
 fn ok_pid(reply: Term) -> cnode::term::Pid {
     match reply.as_tuple_n(2) {
-        Some([ok, Term::Pid(pid)]) if ok.is_atom("ok") => pid.clone(),
+        Some([ok, Term::Pid(pid)]) if ok.is_atom("ok") => *pid,
         _ => panic!("expected {{:ok, pid}}, got {reply}"),
     }
 }
@@ -64,10 +64,10 @@ async fn the_otp25_start_task_exchange() {
         // LINK, MONITOR_P (with alias), then {owner, ref, reply_to, callers, mfa}.
         p.trap_exit(true);
         p.link(&pid);
-        let r3 = p.monitor_with_alias(pid.clone());
+        let r3 = p.monitor_with_alias(pid);
         let r3t = Term::Reference(Box::new(r3.clone()));
         p.send(
-            pid.clone(),
+            pid,
             tuple(vec![
                 me.clone(),
                 r3t.clone(),
@@ -134,7 +134,7 @@ async fn the_older_start_task_form_of_the_seeds_error_message() {
         // The older Task: Process.link + Process.monitor, then {owner, ref}; the reply
         // {ref, result} comes to the owner's pid.
         p.link(&pid);
-        let reference = p.monitor(pid.clone());
+        let reference = p.monitor(pid);
         let rt = Term::Reference(Box::new(reference));
         p.send(pid, tuple(vec![me, rt.clone()]));
         let reply = p
@@ -253,7 +253,7 @@ async fn the_elixir_115_start_child_exchange() {
         ]);
         let sup = ("Elixir.Chat.TaskSupervisor", target.as_str());
         let pid = ok_pid(p.call(sup, request, Some(WAIT)).await.unwrap());
-        let monitor = p.monitor(pid.clone());
+        let monitor = p.monitor(pid);
         let r = Term::Reference(Box::new(p.node().make_ref()));
         p.send(
             pid,

@@ -373,7 +373,10 @@ fn raised(cli: &Cli, class: &str, reason: &Term, stacktrace: &Term) -> String {
     if let Term::Map(m) = reason {
         let get = |k: &str| m.map.get(&atom(k));
         if let (Some(Term::Atom(module)), Some(message)) = (get("__struct__"), get("message")) {
-            let name = module.name.strip_prefix("Elixir.").unwrap_or(&module.name);
+            let name = module
+                .name()
+                .strip_prefix("Elixir.")
+                .unwrap_or(module.name());
             let text = message
                 .as_binary()
                 .map(|b| String::from_utf8_lossy(b).into_owned())
@@ -589,8 +592,8 @@ fn json(t: &Term) -> String {
 
 fn json_into(out: &mut String, t: &Term) {
     match t {
-        Term::Atom(a) => match a.name.as_str() {
-            "true" | "false" => out.push_str(&a.name),
+        Term::Atom(a) => match a.name() {
+            "true" | "false" => out.push_str(a.name()),
             "nil" | "undefined" => out.push_str("null"),
             name => out.push_str(&json_string(name)),
         },
@@ -626,7 +629,7 @@ fn json_into(out: &mut String, t: &Term) {
             let keys: Option<Vec<String>> = entries
                 .iter()
                 .map(|(k, _)| match k {
-                    Term::Atom(a) => Some(a.name.clone()),
+                    Term::Atom(a) => Some(a.name().to_owned()),
                     Term::Binary(b) => String::from_utf8(b.bytes.clone()).ok(),
                     _ => None,
                 })
@@ -640,7 +643,7 @@ fn json_into(out: &mut String, t: &Term) {
                             out.push(',');
                         }
                         let key = match k {
-                            Term::Atom(a) => a.name.clone(),
+                            Term::Atom(a) => a.name().to_owned(),
                             Term::Binary(b) => String::from_utf8_lossy(&b.bytes).into_owned(),
                             _ => unreachable!(),
                         };

@@ -50,6 +50,8 @@ pub(crate) enum HeaderError {
     UnsetEntry(usize),
     #[error("atom in the distribution header is not UTF-8")]
     NotUtf8,
+    #[error("refused in the distribution header: {0}")]
+    Atom(String),
     #[error("fragment {frag} of sequence {seq}, which was never started")]
     UnknownSequence { seq: u64, frag: u64 },
     #[error("fragment {got} of sequence {seq} where fragment {expected} was due")]
@@ -199,7 +201,7 @@ impl Incoming {
                 let atoms: Vec<Option<Atom>> = self
                     .refs
                     .iter()
-                    .map(|&ix| self.cache[usize::from(ix)].clone())
+                    .map(|&ix| self.cache[usize::from(ix)])
                     .collect();
                 self.partial.insert(
                     seq,
@@ -302,7 +304,7 @@ impl Incoming {
                 if self.cache.is_empty() {
                     self.cache = vec![None; CACHE_SIZE];
                 }
-                self.cache[ix] = Some(Atom::from(text));
+                self.cache[ix] = Some(Atom::from_peer(text).map_err(HeaderError::Atom)?);
             } else if !matches!(self.cache.get(ix), Some(Some(_))) {
                 return Err(HeaderError::UnsetEntry(ix));
             }

@@ -9,15 +9,16 @@ pub(crate) mod codec;
 pub(crate) mod ext;
 pub(crate) mod frame;
 pub(crate) mod header;
+pub(crate) mod message;
 pub(crate) mod terms;
-mod write;
+pub(crate) mod write;
 
+use crate::connection::message::Message;
 use crate::sync::lock;
 use crate::term::{Atom, Pid};
 use crate::transport::{ReadHalf, Stream, WriteHalf};
 use codec::Decoded;
 use codec::{Framing, Written};
-use erl_dist::message::Message;
 use frame::{Frame, FrameReader};
 use futures::FutureExt;
 use header::{Incoming, FRAGMENT_SIZE};
@@ -119,8 +120,11 @@ impl Pending {
     fn queue(
         &mut self,
         sender: Option<&Pid>,
-        encode: impl FnOnce(&mut Vec<u8>, &mut Framing) -> Result<Written, eetf::EncodeError>,
-    ) -> Result<(), eetf::EncodeError> {
+        encode: impl FnOnce(
+            &mut Vec<u8>,
+            &mut Framing,
+        ) -> Result<Written, crate::connection::write::EncodeError>,
+    ) -> Result<(), crate::connection::write::EncodeError> {
         let behind =
             sender.and_then(|s| self.large.iter_mut().find(|l| l.sender.as_ref() == Some(s)));
         match behind {
@@ -235,7 +239,10 @@ impl ConnHandle {
     fn queue(
         &self,
         sender: Option<&Pid>,
-        encode: impl FnOnce(&mut Vec<u8>, &mut Framing) -> Result<Written, eetf::EncodeError>,
+        encode: impl FnOnce(
+            &mut Vec<u8>,
+            &mut Framing,
+        ) -> Result<Written, crate::connection::write::EncodeError>,
     ) -> bool {
         let (encoded, queued) = {
             let mut guard = lock(&self.outbox.pending);
@@ -256,7 +263,7 @@ impl ConnHandle {
                 self.sent.fetch_add(1, Ordering::Relaxed);
                 self.outbox.ready.notify_one();
             }
-            Err(e) => tracing::error!(peer = %self.peer.name, "cannot encode a message: {e}"),
+            Err(e) => tracing::error!(peer = %self.peer.name(), "cannot encode a message: {e}"),
         }
         queued > self.busy_limit
     }
@@ -361,7 +368,7 @@ async fn read_frames(
     limits: Limits,
 ) -> String {
     let closing = |reason: String| {
-        tracing::warn!(peer = %conn.peer.name, "closing connection: {reason}");
+        tracing::warn!(peer = %conn.peer.name(), "closing connection: {reason}");
         reason
     };
     let mut reader = FrameReader::new(read_half, limits.max_message_size);
@@ -424,9 +431,9 @@ async fn read_frames(
                         continue;
                     }
                     tracing::warn!(
-                        peer = %conn.peer.name,
+                        peer = %conn.peer.name(),
                         "** Node {} not responding ** ** Removing (timedout) connection **",
-                        conn.peer.name
+                        conn.peer.name()
                     );
                     return "net_tick_timeout".into();
                 }
@@ -632,7 +639,7 @@ fn take_in(
 
 /// The process a signal comes from, where it names one.
 fn sender_of(message: &Message) -> Option<&Pid> {
-    use erl_dist::term::PidOrAtom;
+    use crate::connection::message::PidOrAtom;
     Some(match message {
         Message::Link(m) => &m.from_pid,
         Message::Exit(m) => &m.from_pid,

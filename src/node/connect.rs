@@ -4,6 +4,7 @@
 
 use super::Node;
 use crate::connection::codec::{self, Payload, To};
+use crate::connection::message::Message;
 use crate::connection::terms::TermLimits;
 use crate::connection::{self, ConnHandle, Limits};
 use crate::epmd;
@@ -11,7 +12,6 @@ use crate::handshake::{self, HandshakeError, LocalIdentity, PeerIdentity, Status
 use crate::sync::lock;
 use crate::term::{Atom, Pid, Reference, Term};
 use crate::transport::Stream;
-use erl_dist::message::Message;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
@@ -59,7 +59,7 @@ static NEXT_ATTEMPT: AtomicU64 = AtomicU64::new(1);
 fn identity(node: &Node) -> LocalIdentity {
     LocalIdentity {
         wide_lengths: node.0.config.tls.is_some(),
-        name: node.0.name.name.clone(),
+        name: node.0.name.name().to_owned(),
         creation: node.0.creation,
         flags: crate::flags::advertised(!node.0.config.hidden),
         cookie: node.0.config.cookie.clone(),
@@ -103,7 +103,7 @@ pub(super) fn send(node: &Node, peer: &Atom, message: Message) {
 
 fn send_queued(node: &Node, peer: &Atom, message: Queued) {
     let mut conns = lock(&node.0.conns);
-    match conns.get_mut(&peer.name) {
+    match conns.get_mut(peer.name()) {
         Some(ConnState::Up(h)) if h.is_open() => {
             let h = h.clone();
             drop(conns);
@@ -111,14 +111,14 @@ fn send_queued(node: &Node, peer: &Atom, message: Queued) {
         }
         Some(ConnState::Up(_)) => {
             drop(conns);
-            reap_closed(node, &peer.name);
+            reap_closed(node, peer.name());
             send_queued(node, peer, message);
         }
         Some(ConnState::Pending { queue, .. }) => queue.push(message),
         _ => {
             let attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
             conns.insert(
-                peer.name.clone(),
+                peer.name().to_owned(),
                 ConnState::Pending {
                     queue: vec![message],
                     attempt,
@@ -126,7 +126,7 @@ fn send_queued(node: &Node, peer: &Atom, message: Queued) {
                 },
             );
             drop(conns);
-            tokio::spawn(connect(node.clone(), peer.clone(), attempt));
+            tokio::spawn(connect(node.clone(), *peer, attempt));
         }
     }
 }
@@ -141,14 +141,14 @@ pub(super) fn send_to(
     to: To<'_>,
     payload: Payload<'_>,
 ) -> Option<Arc<ConnHandle>> {
-    match (handle(node, &peer.name), to) {
+    match (handle(node, peer.name()), to) {
         (Some(h), _) => h.send_to(from, to, payload).then_some(h),
         (None, To::PriorityAlias(alias)) => {
             send_queued(
                 node,
                 peer,
                 Queued::PriorityAlias {
-                    from: from.clone(),
+                    from: *from,
                     alias: alias.clone(),
                     message: payload.to_term(),
                 },
@@ -235,10 +235,9 @@ pub(crate) async fn try_connect(node: &Node, peer: &str) -> Result<(), Handshake
 async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeError> {
     let setup = node.0.config.setup_time;
     let result = tokio::time::timeout(setup, async {
-        let (alive, host) = peer
-            .name
-            .split_once('@')
-            .ok_or_else(|| HandshakeError::Protocol(format!("invalid node name {}", peer.name)))?;
+        let (alive, host) = peer.name().split_once('@').ok_or_else(|| {
+            HandshakeError::Protocol(format!("invalid node name {}", peer.name()))
+        })?;
         let port = epmd::lookup(host, alive, node.0.config.epmd_port)
             .await
             .map_err(HandshakeError::Io)?
@@ -249,11 +248,11 @@ async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeEr
             })?;
         let mut stream = Stream::connect(host, port, node.0.config.tls.as_ref()).await?;
         let still_pending = || {
-            matches!(lock(&node.0.conns).get(&peer.name),
+            matches!(lock(&node.0.conns).get(peer.name()),
                 Some(ConnState::Pending { attempt: a, .. }) if *a == attempt)
         };
         let peer_id =
-            handshake::connect(&mut stream, &identity(&node), &peer.name, still_pending).await?;
+            handshake::connect(&mut stream, &identity(&node), peer.name(), still_pending).await?;
         Ok::<_, HandshakeError>((stream, peer_id))
     })
     .await;
@@ -290,14 +289,14 @@ fn fail_pending(node: &Node, peer: &Atom, attempt: u64, why: &str) {
     // already logged where it was refused.
     let (failed, warn) = {
         let mut conns = lock(&node.0.conns);
-        match conns.get(&peer.name) {
+        match conns.get(peer.name()) {
             Some(ConnState::Pending {
                 attempt: a,
                 queue,
                 accepting,
             }) if *a == attempt => {
                 let warn = !*accepting || !queue.is_empty();
-                conns.remove(&peer.name);
+                conns.remove(peer.name());
                 (true, warn)
             }
             _ => (false, false),
@@ -305,9 +304,9 @@ fn fail_pending(node: &Node, peer: &Atom, attempt: u64, why: &str) {
     };
     if failed {
         if warn {
-            tracing::warn!(peer = %peer.name, "cannot connect to {}: {why}", peer.name);
+            tracing::warn!(peer = %peer.name(), "cannot connect to {}: {why}", peer.name());
         } else {
-            tracing::debug!(peer = %peer.name, "handshake from {} failed: {why}", peer.name);
+            tracing::debug!(peer = %peer.name(), "handshake from {} failed: {why}", peer.name());
         }
         node.node_down(peer, None);
     }
@@ -319,7 +318,7 @@ fn install(node: &Node, stream: Stream, peer: PeerIdentity) {
     let handle = connection::start(
         node.clone(),
         stream,
-        name.clone(),
+        name,
         peer.flags,
         peer.creation,
         limits(node),
@@ -351,7 +350,7 @@ fn install(node: &Node, stream: Stream, peer: PeerIdentity) {
     if let Some(old) = replaced {
         lost(node, &old, "replaced by a new connection");
     }
-    tracing::info!(peer = %name.name, "node up: {}", name.name);
+    tracing::info!(peer = %name.name(), "node up: {}", name.name());
     (node.hooks().node_up)(node, &handle);
 }
 
@@ -360,9 +359,9 @@ fn install(node: &Node, stream: Stream, peer: PeerIdentity) {
 pub(super) fn down(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
     let removed = {
         let mut conns = lock(&node.0.conns);
-        match conns.get(&conn.peer.name) {
+        match conns.get(conn.peer.name()) {
             Some(ConnState::Up(h)) if h.id == conn.id => {
-                conns.remove(&conn.peer.name);
+                conns.remove(conn.peer.name());
                 true
             }
             _ => false,
@@ -377,7 +376,7 @@ pub(super) fn down(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
 /// `noconnection` (`erts_do_net_exits`).
 fn lost(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
     conn.close();
-    tracing::info!(peer = %conn.peer.name, "node down: {} ({reason})", conn.peer.name);
+    tracing::info!(peer = %conn.peer.name(), "node down: {} ({reason})", conn.peer.name());
     node.node_down(&conn.peer, Some(conn.creation));
     (node.hooks().node_down)(node, conn);
 }
@@ -445,7 +444,7 @@ async fn accept(
     dropped: tokio_util::sync::CancellationToken,
 ) {
     let local = identity(&node);
-    let our_name = node.0.name.name.clone();
+    let our_name = node.0.name.name().to_owned();
     let decide_node = node.clone();
     // The peer this handshake holds the table entry of, if it took one (status `ok`).
     let attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);

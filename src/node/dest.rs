@@ -23,7 +23,7 @@ impl From<Pid> for Dest {
 }
 impl From<&Pid> for Dest {
     fn from(p: &Pid) -> Self {
-        Dest::Pid(p.clone())
+        Dest::Pid(*p)
     }
 }
 impl From<&str> for Dest {
@@ -47,11 +47,9 @@ impl Dest {
     /// `{Name, Node}` for a monitor by name.
     pub(crate) fn down_object(&self, local_node: &Atom) -> Term {
         match self {
-            Dest::Pid(p) => Term::Pid(p.clone()),
-            Dest::Name(n) => tuple(vec![Term::Atom(n.clone()), Term::Atom(local_node.clone())]),
-            Dest::RemoteName(n, node) => {
-                tuple(vec![Term::Atom(n.clone()), Term::Atom(node.clone())])
-            }
+            Dest::Pid(p) => Term::Pid(*p),
+            Dest::Name(n) => tuple(vec![Term::Atom(*n), Term::Atom(*local_node)]),
+            Dest::RemoteName(n, node) => tuple(vec![Term::Atom(*n), Term::Atom(*node)]),
             Dest::Alias(r) => Term::Reference(Box::new(r.clone())),
         }
     }

@@ -5,25 +5,19 @@ use super::entry::{MonitorTarget, Watcher};
 use super::Dest;
 use super::Node;
 use crate::connection::codec::{altact, AltAct, AltActTo};
+use crate::connection::message::Message;
+use crate::connection::message::PidOrAtom;
 use crate::connection::ConnHandle;
 use crate::term::Inspect;
 use crate::term::{atom, tuple, Atom, Pid, Term};
-use erl_dist::message::Message;
-use erl_dist::term::PidOrAtom;
 use std::sync::Arc;
 
 pub(super) fn dispatch(node: &Node, conn: &Arc<ConnHandle>, message: Message) {
     match message {
         Message::Send(m) => deliver_to_pid(node, &m.to_pid, m.message),
         Message::SendSender(m) => deliver_to_pid(node, &m.to_pid, m.message),
-        Message::SendTt(m) => deliver_to_pid(node, &m.to_pid, m.message),
-        Message::SendSenderTt(m) => deliver_to_pid(node, &m.to_pid, m.message),
         Message::RegSend(m) => reg_send(node, &m.from_pid, &m.to_name, m.message),
-        Message::RegSendTt(m) => reg_send(node, &m.from_pid, &m.to_name, m.message),
         Message::AliasSend(m) => {
-            node.route(&m.from_pid, Dest::Alias(m.alias), m.message);
-        }
-        Message::AliasSendTt(m) => {
             node.route(&m.from_pid, Dest::Alias(m.alias), m.message);
         }
         Message::Link(m) => link(node, conn, &m.from_pid, &m.to_pid),
@@ -35,13 +29,9 @@ pub(super) fn dispatch(node: &Node, conn: &Arc<ConnHandle>, message: Message) {
         // We remove our side of a link as soon as we unlink; nothing waits for the ack.
         Message::UnlinkIdAck(_) => {}
         Message::Exit(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, true),
-        Message::ExitTt(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, true),
         Message::PayloadExit(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, true),
-        Message::PayloadExitTt(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, true),
         Message::Exit2(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, false),
-        Message::Exit2Tt(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, false),
         Message::PayloadExit2(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, false),
-        Message::PayloadExit2Tt(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, false),
         Message::MonitorP(m) => monitor(node, conn, m.from_pid, m.to_proc, m.reference),
         Message::DemonitorP(m) => demonitor(node, &m.to_proc, &m.reference),
         Message::MonitorPExit(m) => monitor_exit(node, &m.to_pid, m.reference, m.reason),
@@ -52,21 +42,8 @@ pub(super) fn dispatch(node: &Node, conn: &Arc<ConnHandle>, message: Message) {
             }
         }
         Message::SpawnRequest(r) => (node.hooks().spawn_request)(node, conn, r),
-        Message::SpawnRequestTt(r) => (node.hooks().spawn_request)(
-            node,
-            conn,
-            erl_dist::message::SpawnRequest {
-                req_id: r.req_id,
-                from_pid: r.from_pid,
-                group_leader: r.group_leader,
-                mfa: r.mfa,
-                opt_list: r.opt_list,
-                arg_list: r.arg_list,
-            },
-        ),
         Message::SpawnReply(r) => spawn_reply(node, &r.to_pid, r.req_id, r.flags.value, r.result),
-        Message::SpawnReplyTt(r) => spawn_reply(node, &r.to_pid, r.req_id, r.flags.value, r.result),
-        Message::NodeLink(_) | Message::Tick => {}
+        Message::NodeLink(_) => {}
     }
 }
 
@@ -84,7 +61,7 @@ pub(super) fn alt_act(node: &Node, signal: AltAct) {
     } = signal;
     let entry = match &to {
         AltActTo::Pid(pid) => node.local_entry(pid),
-        AltActTo::Name(name) => node.registered_entry(&name.name),
+        AltActTo::Name(name) => node.registered_entry(name.name()),
         AltActTo::Alias(alias) => node.alias_entry(alias),
     };
     let Some(entry) = entry else {
@@ -112,7 +89,7 @@ fn deliver_to_pid(node: &Node, to: &Pid, message: Term) {
 }
 
 fn reg_send(node: &Node, from: &Pid, name: &Atom, message: Term) {
-    match node.registered_entry(&name.name) {
+    match node.registered_entry(name.name()) {
         Some(e) => e.deliver(message),
         // Dropped, as the BEAM drops it.
         None => tracing::debug!(
@@ -129,16 +106,12 @@ fn link(node: &Node, conn: &Arc<ConnHandle>, from: &Pid, to: &Pid) {
     let linked = node.local_entry(to).map(|e| {
         let mut st = e.state();
         !st.dead && {
-            st.links.insert(from.clone());
+            st.links.insert(*from);
             true
         }
     });
     if linked != Some(true) {
-        conn.send(Message::payload_exit(
-            to.clone(),
-            from.clone(),
-            atom("noproc"),
-        ));
+        conn.send(Message::payload_exit(*to, *from, atom("noproc")));
     }
 }
 
@@ -161,11 +134,11 @@ fn monitor(
     conn: &Arc<ConnHandle>,
     watcher: Pid,
     target: PidOrAtom,
-    reference: erl_dist::term::Reference,
+    reference: crate::term::Reference,
 ) {
     let (entry, by_name) = match &target {
         PidOrAtom::Pid(p) => (node.local_entry(p), None),
-        PidOrAtom::Atom(name) => (node.registered_entry(&name.name), Some(name.clone())),
+        PidOrAtom::Atom(name) => (node.registered_entry(name.name()), Some(*name)),
     };
     if let Some(e) = entry {
         let mut st = e.state();
@@ -188,10 +161,10 @@ fn monitor(
     ));
 }
 
-fn demonitor(node: &Node, target: &PidOrAtom, reference: &erl_dist::term::Reference) {
+fn demonitor(node: &Node, target: &PidOrAtom, reference: &crate::term::Reference) {
     let entry = match target {
         PidOrAtom::Pid(p) => node.local_entry(p),
-        PidOrAtom::Atom(name) => node.registered_entry(&name.name),
+        PidOrAtom::Atom(name) => node.registered_entry(name.name()),
     };
     if let Some(e) = entry {
         e.state().monitored_by.remove(reference);
@@ -199,7 +172,7 @@ fn demonitor(node: &Node, target: &PidOrAtom, reference: &erl_dist::term::Refere
 }
 
 /// A remote process we monitor went down (or never existed).
-fn monitor_exit(node: &Node, to: &Pid, reference: erl_dist::term::Reference, reason: Term) {
+fn monitor_exit(node: &Node, to: &Pid, reference: crate::term::Reference, reason: Term) {
     if let (Some(entry), Some(key)) = (node.local_entry(to), node.ref_key(&reference)) {
         node.fire_monitor(&entry, key, reason);
     }
@@ -210,7 +183,7 @@ fn monitor_exit(node: &Node, to: &Pid, reference: erl_dist::term::Reference, rea
 fn spawn_reply(
     node: &Node,
     to: &Pid,
-    req_id: erl_dist::term::Reference,
+    req_id: crate::term::Reference,
     flags: i32,
     result: PidOrAtom,
 ) {
@@ -223,11 +196,11 @@ fn spawn_reply(
             {
                 let mut st = entry.state();
                 if flags & 1 != 0 {
-                    st.links.insert(pid.clone());
+                    st.links.insert(pid);
                 }
                 if let Some(m) = key.and_then(|k| st.monitors.get_mut(&k)) {
                     if flags & 2 != 0 {
-                        m.target = MonitorTarget::Process(Dest::Pid(pid.clone()));
+                        m.target = MonitorTarget::Process(Dest::Pid(pid));
                     }
                 }
             }

@@ -113,11 +113,11 @@ impl ProcEntry {
                 monitored_by: HashMap::new(),
                 monitors: OwnMap::default(),
                 trap_exit: false,
-                name: opts.name.clone(),
-                group_leader: opts.group_leader.clone(),
+                name: opts.name,
+                group_leader: opts.group_leader,
                 aliases: OwnSet::default(),
                 priority_aliases: OwnSet::default(),
-                initial_call: opts.initial_call.clone(),
+                initial_call: opts.initial_call,
                 dead: false,
                 kill: Some(kill_tx),
             }),
@@ -126,7 +126,7 @@ impl ProcEntry {
             entry.state().monitored_by.insert(
                 reference.clone(),
                 Watcher {
-                    pid: watcher.clone(),
+                    pid: *watcher,
                     by_name: None,
                 },
             );
@@ -196,7 +196,7 @@ impl ProcEntry {
         }
         if st.trap_exit {
             drop(st);
-            let message = tuple(vec![atom("EXIT"), Term::Pid(from.clone()), reason]);
+            let message = tuple(vec![atom("EXIT"), Term::Pid(*from), reason]);
             if priority {
                 self.deliver_priority(message);
             } else {

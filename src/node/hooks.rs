@@ -3,10 +3,10 @@
 //! ([`Extensions`]). The core never names the services behind them.
 
 use super::Node;
+use crate::connection::message::SpawnRequest;
 use crate::connection::ConnHandle;
 use crate::sync::lock;
 use crate::term::{Pid, Term};
-use erl_dist::message::SpawnRequest;
 use std::any::Any;
 use std::sync::{Arc, Mutex};
 

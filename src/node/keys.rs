@@ -43,7 +43,7 @@ impl RefKey {
     pub(crate) fn reference(self, name: &Atom, creation: u32) -> Reference {
         let word = |i: u32| (self.0 >> (32 * i)) as u32;
         Reference {
-            node: name.clone(),
+            node: *name,
             id: vec![word(0), word(1), word(2)],
             creation,
         }

@@ -149,7 +149,7 @@ impl Bound {
         let Bound { node, listener } = self;
         connect::spawn_acceptor(node.clone(), listener);
         tracing::info!(
-            node = %node.0.name.name,
+            node = %node.0.name.name(),
             port = node.0.port,
             creation = node.0.creation,
             hidden = node.0.config.hidden,
@@ -162,7 +162,7 @@ impl Bound {
 impl Node {
     /// This node's name, `name@host`.
     pub fn name(&self) -> &str {
-        &self.0.name.name
+        self.0.name.name()
     }
 
     /// The port this node accepts distribution connections on.
@@ -216,7 +216,7 @@ impl Node {
     /// Runs until the process end (Ctrl-C or SIGTERM).
     pub async fn serve_forever(&self) {
         let _ = tokio::signal::ctrl_c().await;
-        tracing::info!(node = %self.0.name.name, "stopping");
+        tracing::info!(node = %self.0.name.name(), "stopping");
     }
 
     // ---- identity -------------------------------------------------------------------
@@ -230,7 +230,7 @@ impl Node {
             .user
             .get()
             .cloned()
-            .unwrap_or_else(|| Pid::new(self.0.name.name.as_str(), 0, 0, self.0.creation))
+            .unwrap_or_else(|| Pid::new(self.0.name.name(), 0, 0, self.0.creation))
     }
 
     pub(crate) fn set_user_pid(&self, pid: Pid) {
@@ -278,7 +278,7 @@ fn own_name_head(name: &str) -> Option<&str> {
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("name", &self.0.name.name)
+            .field("name", &self.0.name.name())
             .finish()
     }
 }

@@ -3,9 +3,9 @@
 
 use super::{connect, dist, Dest, IntoMessage, Node};
 use crate::connection::codec::{Decoded, Payload, To};
+use crate::connection::message::Message;
 use crate::connection::{self, ConnHandle};
 use crate::term::{tuple, Atom, Pid, Reference, Term};
-use erl_dist::message::Message;
 use std::sync::Arc;
 
 impl Node {
@@ -59,7 +59,7 @@ impl Node {
         let entry = match &to {
             Dest::Pid(pid) => self.local_entry(pid),
             Dest::Name(name) | Dest::RemoteName(name, _) => {
-                let entry = self.registered_entry(&name.name);
+                let entry = self.registered_entry(name.name());
                 if entry.is_none() {
                     tracing::debug!("message to unregistered name {name} dropped");
                 }
@@ -128,7 +128,7 @@ impl connection::Owner for Node {
             Decoded::AltAct(signal) => dist::alt_act(self, signal),
             Decoded::Unknown(control) => {
                 let text = crate::term::truncated(&control, crate::term::LOG_TERM_CHARS);
-                tracing::warn!(peer = %conn.peer.name, "dropping unknown control message {text}");
+                tracing::warn!(peer = %conn.peer.name(), "dropping unknown control message {text}");
             }
         }
     }

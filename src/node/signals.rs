@@ -4,10 +4,10 @@
 use super::entry::{Monitor, MonitorTarget, ProcEntry, Watcher};
 use super::keys::{pid_key, RefKey};
 use super::{Dest, Node};
+use crate::connection::message::Message;
+use crate::connection::message::PidOrAtom;
 use crate::sync::lock;
 use crate::term::{atom, tuple, Atom, Pid, Reference, Term};
-use erl_dist::message::Message;
-use erl_dist::term::PidOrAtom;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -19,10 +19,10 @@ impl Node {
         if self.is_local(&to.node) {
             match self.local_entry(to) {
                 Some(other) => {
-                    entry.state().links.insert(to.clone());
+                    entry.state().links.insert(*to);
                     let inserted = {
                         let mut st = other.state();
-                        !st.dead && st.links.insert(entry.pid.clone())
+                        !st.dead && st.links.insert(entry.pid)
                     };
                     if !inserted && !other.state().links.contains(&entry.pid) {
                         entry.state().links.remove(to);
@@ -34,8 +34,8 @@ impl Node {
                 }
             }
         } else {
-            entry.state().links.insert(to.clone());
-            self.send_to_node(&to.node, Message::link(entry.pid.clone(), to.clone()));
+            entry.state().links.insert(*to);
+            self.send_to_node(&to.node, Message::link(entry.pid, *to));
         }
     }
 
@@ -50,10 +50,7 @@ impl Node {
             let id = crate::term::int(
                 (self.0.next_ref.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as i64,
             );
-            self.send_to_node(
-                &to.node,
-                Message::unlink_id(id, entry.pid.clone(), to.clone()),
-            );
+            self.send_to_node(&to.node, Message::unlink_id(id, entry.pid, *to));
         }
     }
 
@@ -69,9 +66,9 @@ impl Node {
             e.exit_signal(from, reason, linked);
         } else if !self.is_local(&to.node) {
             let msg = if linked {
-                Message::payload_exit(from.clone(), to.clone(), reason)
+                Message::payload_exit(*from, *to, reason)
             } else {
-                Message::payload_exit2(from.clone(), to.clone(), reason)
+                Message::payload_exit2(*from, *to, reason)
             };
             self.send_to_node(&to.node, msg);
         }
@@ -104,12 +101,12 @@ impl Node {
         }
         let watched = match &target {
             Dest::Pid(p) if self.is_local(&p.node) => Watched::Local(self.local_entry(p), None),
-            Dest::Pid(p) => Watched::Remote(p.node.clone(), PidOrAtom::Pid(p.clone())),
-            Dest::Name(n) => Watched::Local(self.registered_entry(&n.name), Some(n.clone())),
+            Dest::Pid(p) => Watched::Remote(p.node, PidOrAtom::Pid(*p)),
+            Dest::Name(n) => Watched::Local(self.registered_entry(n.name()), Some(*n)),
             Dest::RemoteName(n, node) if self.is_local(node) => {
-                Watched::Local(self.registered_entry(&n.name), Some(n.clone()))
+                Watched::Local(self.registered_entry(n.name()), Some(*n))
             }
-            Dest::RemoteName(n, node) => Watched::Remote(node.clone(), PidOrAtom::Atom(n.clone())),
+            Dest::RemoteName(n, node) => Watched::Remote(*node, PidOrAtom::Atom(*n)),
             Dest::Alias(_) => Watched::Local(None, None),
         };
         entry.state().monitors.insert(
@@ -121,7 +118,7 @@ impl Node {
         );
         let (local, by_name) = match watched {
             Watched::Remote(node, to) => {
-                self.send_to_node(&node, Message::monitor_p(entry.pid.clone(), to, reference));
+                self.send_to_node(&node, Message::monitor_p(entry.pid, to, reference));
                 return;
             }
             Watched::Local(local, by_name) => (local, by_name),
@@ -133,7 +130,7 @@ impl Node {
                     false
                 } else {
                     let watcher = Watcher {
-                        pid: entry.pid.clone(),
+                        pid: entry.pid,
                         by_name,
                     };
                     st.monitored_by.insert(reference, watcher);
@@ -193,7 +190,7 @@ impl Node {
             }
             let watched = match watcher.by_name {
                 Some(name) => Dest::Name(name),
-                None => Dest::Pid(from.clone()),
+                None => Dest::Pid(*from),
             };
             w.deliver(down_message(
                 reference,
@@ -203,9 +200,9 @@ impl Node {
         } else if !self.is_local(&watcher.pid.node) {
             let from_proc = match watcher.by_name {
                 Some(name) => PidOrAtom::Atom(name),
-                None => PidOrAtom::Pid(from.clone()),
+                None => PidOrAtom::Pid(*from),
             };
-            let node = watcher.pid.node.clone();
+            let node = watcher.pid.node;
             self.send_to_node(
                 &node,
                 Message::payload_monitor_p_exit(from_proc, watcher.pid, reference, reason),
@@ -225,8 +222,8 @@ impl Node {
         };
         let local = match &dest {
             Dest::Pid(p) if self.is_local(&p.node) => self.local_entry(p),
-            Dest::Name(n) => self.registered_entry(&n.name),
-            Dest::RemoteName(n, node) if self.is_local(node) => self.registered_entry(&n.name),
+            Dest::Name(n) => self.registered_entry(n.name()),
+            Dest::RemoteName(n, node) if self.is_local(node) => self.registered_entry(n.name()),
             _ => None,
         };
         if let Some(t) = local {
@@ -234,14 +231,11 @@ impl Node {
             return;
         }
         let (node, to_proc) = match dest {
-            Dest::Pid(p) if !self.is_local(&p.node) => (p.node.clone(), PidOrAtom::Pid(p)),
+            Dest::Pid(p) if !self.is_local(&p.node) => (p.node, PidOrAtom::Pid(p)),
             Dest::RemoteName(n, node) if !self.is_local(&node) => (node, PidOrAtom::Atom(n)),
             _ => return,
         };
-        self.send_to_node(
-            &node,
-            Message::demonitor_p(owner.clone(), to_proc, reference),
-        );
+        self.send_to_node(&node, Message::demonitor_p(*owner, to_proc, reference));
     }
 
     /// Registers a monitor for a `SPAWN_REQUEST` we send with the `monitor` option.

@@ -32,7 +32,7 @@ impl Node {
             let n = self.0.next_pid.fetch_add(1, Ordering::Relaxed);
             // Like the BEAM: 15 bits of id, 13 of serial, so peers without V4_NC cope.
             let pid = Pid::new(
-                self.0.name.name.as_str(),
+                self.0.name.name(),
                 (n & 0x7fff) as u32,
                 ((n >> 15) & 0x1fff) as u32,
                 self.0.creation,
@@ -56,13 +56,13 @@ impl Node {
     /// Creates the entry of a new process so its pid exists; `run_prepared` runs it.
     pub(crate) fn prepare(&self, opts: SpawnOpts) -> Result<Prepared, Exception> {
         let pid = self.new_pid();
-        let prepared = ProcEntry::prepare(pid.clone(), &opts);
+        let prepared = ProcEntry::prepare(pid, &opts);
         if let Some(name) = &opts.name {
             let mut names = lock(&self.0.names);
-            if names.contains_key(&name.name) {
+            if names.contains_key(name.name()) {
                 return Err(Exception::badarg());
             }
-            names.insert(name.name.clone(), pid.clone());
+            names.insert(name.name().to_owned(), pid);
         }
         lock(&self.0.procs).insert(pid_key(&pid), prepared.entry.clone());
         Ok(prepared)
@@ -76,7 +76,7 @@ impl Node {
         Fut: Future<Output = Result<(), Exception>> + Send + 'static,
     {
         let Prepared { entry, rx, kill_rx } = prepared;
-        let pid = entry.pid.clone();
+        let pid = entry.pid;
         let node = self.clone();
         let run = body(node.clone(), entry.clone(), rx);
         tokio::spawn(async move {
@@ -99,7 +99,7 @@ impl Node {
     /// A process died of an error (a raise, throw or panic, not `exit/1`): reported as the
     /// BEAM reports it; returns its exit reason.
     fn report_crash(&self, entry: &ProcEntry, reason: Term) -> Term {
-        let group_leader = entry.state().group_leader.clone();
+        let group_leader = entry.state().group_leader;
         (self.0.hooks.crashed)(self, &entry.pid, &group_leader, &reason);
         reason
     }
@@ -135,7 +135,7 @@ impl Node {
         if st.name.is_some() || names.contains_key(name) || st.dead {
             return Err(Exception::badarg());
         }
-        names.insert(name.to_owned(), entry.pid.clone());
+        names.insert(name.to_owned(), entry.pid);
         st.name = Some(Atom::from(name));
         Ok(())
     }
@@ -166,8 +166,8 @@ impl Node {
         lock(&self.0.procs).remove(&pid_key(pid));
         if let Some(name) = &name {
             let mut names = lock(&self.0.names);
-            if names.get(&name.name) == Some(pid) {
-                names.remove(&name.name);
+            if names.get(name.name()) == Some(pid) {
+                names.remove(name.name());
             }
         }
         {

@@ -82,40 +82,31 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             "trap_exit" => crate::term::boolean(st.trap_exit),
             "links" => list(st.links.iter().cloned().map(Term::Pid).collect()),
             "registered_name" => match &st.name {
-                Some(n) => Term::Atom(n.clone()),
+                Some(n) => Term::Atom(*n),
                 None => nil(),
             },
             "dictionary" => nil(),
             "initial_call" | "current_function" => {
                 let (m, f, a) = &st.initial_call;
-                tuple(vec![
-                    Term::Atom(m.clone()),
-                    Term::Atom(f.clone()),
-                    int(*a as i64),
-                ])
+                tuple(vec![Term::Atom(*m), Term::Atom(*f), int(*a as i64)])
             }
             "message_queue_len" => int(entry.queue_len.load(Ordering::Relaxed) as i64),
             "status" => atom("waiting"),
             "heap_size" | "total_heap_size" | "stack_size" | "reductions" | "memory" => int(0),
             "current_stacktrace" => nil(),
-            "group_leader" => Term::Pid(st.group_leader.clone()),
+            "group_leader" => Term::Pid(st.group_leader),
             "monitors" => list(
                 st.monitors
                     .values()
                     .filter_map(|m| match &m.target {
                         crate::node::MonitorTarget::Process(crate::node::Dest::Pid(p)) => {
-                            Some(tuple(vec![atom("process"), Term::Pid(p.clone())]))
+                            Some(tuple(vec![atom("process"), Term::Pid(*p)]))
                         }
                         _ => None,
                     })
                     .collect(),
             ),
-            "monitored_by" => list(
-                st.monitored_by
-                    .values()
-                    .map(|w| Term::Pid(w.pid.clone()))
-                    .collect(),
-            ),
+            "monitored_by" => list(st.monitored_by.values().map(|w| Term::Pid(w.pid)).collect()),
             "priority" => atom("normal"),
             _ => return Err(Exception::badarg()),
         };
@@ -124,8 +115,8 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
     match items {
         // process_info(Pid, registered_name) is [] for an unnamed process, but
         // process_info(Pid, [registered_name]) is [{registered_name, []}].
-        Term::Atom(a) if a.name == "registered_name" && entry.state().name.is_none() => Ok(nil()),
-        Term::Atom(a) => one(&a.name),
+        Term::Atom(a) if a.name() == "registered_name" && entry.state().name.is_none() => Ok(nil()),
+        Term::Atom(a) => one(a.name()),
         Term::List(l) => Ok(list(
             l.elements
                 .iter()

@@ -118,22 +118,18 @@ pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &
                 (atom("tag"), atom("error")),
             ]),
         ),
-        (atom("gl"), Term::Pid(group_leader.clone())),
-        (atom("pid"), Term::Pid(pid.clone())),
+        (atom("gl"), Term::Pid(*group_leader)),
+        (atom("pid"), Term::Pid(*pid)),
         (atom("time"), int(time)),
     ]);
     let event = tuple(vec![
         atom("log"),
         atom("error"),
         charlist("Error in process ~p on node ~p with exit value:~n~p~n"),
-        list(vec![
-            Term::Pid(pid.clone()),
-            atom(node.name()),
-            reason.clone(),
-        ]),
+        list(vec![Term::Pid(*pid), atom(node.name()), reason.clone()]),
         metadata,
     ]);
-    let proxy = Dest::from(("logger_proxy", group_leader.node.name.as_str()));
+    let proxy = Dest::from(("logger_proxy", group_leader.node.name()));
     node.route(pid, proxy, event);
 }
 
@@ -199,7 +195,7 @@ impl Process {
             write_stdout(text);
             return Ok(());
         }
-        let reply_as = self.monitor(gl.clone());
+        let reply_as = self.monitor(gl);
         let reply_term = Term::Reference(Box::new(reply_as.clone()));
         self.send(
             Dest::Pid(gl),

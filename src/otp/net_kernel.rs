@@ -29,7 +29,7 @@ fn handle_call(p: &Process, from: Caller, request: &Term) {
         Some("is_auth") => {
             // A plain send to the pid, as net_kernel does (not to the alias).
             p.send(
-                &from.pid,
+                from.pid,
                 crate::term::tuple(vec![from.tag.clone(), atom("yes")]),
             );
         }

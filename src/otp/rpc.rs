@@ -6,10 +6,10 @@
 //! old `{call, M, F, A, GroupLeader}` calls of nodes without erpc, served here too.
 
 use super::gen_server::parse_call;
+use crate::connection::message::Message;
 use crate::node::Node;
 use crate::process::{Exception, Process};
 use crate::term::{atom, list, tuple, Atom, Match, Term};
-use erl_dist::message::Message;
 use std::time::Duration;
 
 pub(crate) fn start(node: &Node) {
@@ -29,7 +29,7 @@ pub(crate) fn start(node: &Node) {
                     Some((m, f, a, gl)) => {
                         let (m, f, a) = (m.to_owned(), f.to_owned(), a.to_vec());
                         let node = p.node().clone();
-                        let opts = node.spawn_opts(gl.clone());
+                        let opts = node.spawn_opts(*gl);
                         node.clone().spawn_with(opts, move |worker| async move {
                             let me = worker.pid();
                             let result = match node.apply(worker, &m, &f, a).await {
@@ -106,8 +106,8 @@ impl Process {
         let res_term = Term::Reference(Box::new(res.clone()));
         let node_atom = Atom::from(node);
         self.node()
-            .add_spawn_monitor(&self.entry, req_id.clone(), node_atom.clone());
-        let mfa = erl_dist::term::Mfa {
+            .add_spawn_monitor(&self.entry, req_id.clone(), node_atom);
+        let mfa = crate::connection::message::Mfa {
             module: Atom::from("erpc"),
             function: Atom::from("execute_call"),
             arity: 4.into(),
@@ -120,8 +120,8 @@ impl Process {
                 self.pid(),
                 self.node().user_pid(),
                 mfa,
-                erl_dist::term::List::from(vec![atom("monitor")]),
-                erl_dist::term::List::from(args),
+                crate::term::List::from(vec![atom("monitor")]),
+                crate::term::List::from(args),
             ),
         );
         let req_term = Term::Reference(Box::new(req_id.clone()));

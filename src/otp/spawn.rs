@@ -4,24 +4,24 @@
 //! always starts; one whose MFA nobody registered exits `{undef, [{M, F, Args, []}]}`,
 //! as on a BEAM node where the module is missing.
 
+use crate::connection::message::PidOrAtom;
+use crate::connection::message::{Message, SpawnRequest};
 use crate::connection::ConnHandle;
 use crate::node::Node;
 use crate::process::{Exception, Process};
 use crate::term::{atom, tuple, Atom, Match, Term};
-use erl_dist::message::{Message, SpawnRequest};
-use erl_dist::term::PidOrAtom;
 use std::sync::Arc;
 
 pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: SpawnRequest) {
-    let module = request.mfa.module.name.clone();
-    let function = request.mfa.function.name.clone();
+    let module = request.mfa.module.name().to_owned();
+    let function = request.mfa.function.name().to_owned();
     let args = request.arg_list.elements;
     let mut link = false;
     let mut monitor = false;
     for opt in &request.opt_list.elements {
         match opt {
-            Term::Atom(a) if a.name == "link" => link = true,
-            Term::Atom(a) if a.name == "monitor" => monitor = true,
+            Term::Atom(a) if a.name() == "link" => link = true,
+            Term::Atom(a) if a.name() == "monitor" => monitor = true,
             Term::Tuple(t) if t.elements.first().is_some_and(|e| e.is_atom("monitor")) => {
                 monitor = true
             }
@@ -29,17 +29,17 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
             _ => {}
         }
     }
-    let mut opts = node.spawn_opts(request.group_leader.clone());
+    let mut opts = node.spawn_opts(request.group_leader);
     opts.initial_call = (
         Atom::from(module.as_str()),
         Atom::from(function.as_str()),
         args.len(),
     );
     if link {
-        opts.link = Some(request.from_pid.clone());
+        opts.link = Some(request.from_pid);
     }
     if monitor {
-        opts.monitored_by = Some((request.from_pid.clone(), request.req_id.clone()));
+        opts.monitored_by = Some((request.from_pid, request.req_id.clone()));
     }
     let prepared = match node.prepare(opts) {
         Ok(p) => p,
@@ -58,7 +58,7 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
         request.req_id,
         request.from_pid,
         flags.into(),
-        PidOrAtom::Pid(prepared.pid().clone()),
+        PidOrAtom::Pid(*prepared.pid()),
     ));
     let node2 = node.clone();
     node.start_prepared(prepared, move |p| async move {

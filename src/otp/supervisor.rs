@@ -356,7 +356,7 @@ impl Supervisor {
                         .map(|c| {
                             tuple(vec![
                                 atom(&c.spec.id),
-                                c.pid.clone().map_or(atom("undefined"), Term::Pid),
+                                c.pid.map_or(atom("undefined"), Term::Pid),
                                 atom(if c.spec.supervisor {
                                     "supervisor"
                                 } else {
@@ -407,7 +407,7 @@ impl Supervisor {
                     let start = self.children[i].spec.start.clone();
                     match start(p).await {
                         Ok(pid) => {
-                            self.children[i].pid = Some(pid.clone());
+                            self.children[i].pid = Some(pid);
                             tuple(vec![ok, Term::Pid(pid)])
                         }
                         Err(e) => tuple(vec![atom("error"), e.exit_reason()]),
@@ -457,7 +457,7 @@ impl GenServer for Supervisor {
 
     async fn handle_info(&mut self, message: Term, p: &mut Process) -> Result<Next, Exception> {
         if let Some((pid, reason)) = exit_message(&message) {
-            let (pid, reason) = (pid.clone(), reason.clone());
+            let (pid, reason) = (*pid, reason.clone());
             self.child_exited(p, &pid, &reason).await?;
         } else {
             tracing::debug!(supervisor = %p.pid().inspect(), "ignoring {}", Short(&message));

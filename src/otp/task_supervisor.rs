@@ -48,12 +48,12 @@ pub(crate) fn start(node: &Node, name: &str) -> Pid {
     let parent = node
         .prepare(node.spawn_opts(node.user_pid()))
         .expect("a process without a name always prepares");
-    let parent_pid = parent.entry.pid.clone();
+    let parent_pid = parent.entry.pid;
     let first = start_supervisor(node, name, &parent_pid)
         .unwrap_or_else(|_| panic!("the name {name} is already registered on this node"));
-    parent.entry.state().links.insert(first.clone());
+    parent.entry.state().links.insert(first);
     let name = name.to_owned();
-    let mut current = first.clone();
+    let mut current = first;
     node.start_prepared(parent, move |mut p| async move {
         p.trap_exit(true);
         loop {
@@ -92,7 +92,7 @@ pub(crate) fn start(node: &Node, name: &str) -> Pid {
 }
 
 fn start_supervisor(node: &Node, name: &str, parent: &Pid) -> Result<Pid, Exception> {
-    let mut opts = node.spawn_opts(node.user_pid()).linked_to(parent.clone());
+    let mut opts = node.spawn_opts(node.user_pid()).linked_to(*parent);
     opts.name = Some(crate::term::Atom::from(name));
     let prepared = node.prepare(opts)?;
     let name = name.to_owned();
@@ -147,7 +147,7 @@ async fn supervise(mut p: Process, name: String) -> Result<(), Exception> {
             Some(Call::StartTask(start, restart, shutdown)) => {
                 let pid = spawn_task(&p, start.clone());
                 children.insert(
-                    pid.clone(),
+                    pid,
                     Child {
                         start,
                         restart,
@@ -162,7 +162,7 @@ async fn supervise(mut p: Process, name: String) -> Result<(), Exception> {
                     .map(|c| {
                         tuple(vec![
                             atom("undefined"),
-                            Term::Pid(c.clone()),
+                            Term::Pid(*c),
                             atom("worker"),
                             list(vec![atom("Elixir.Task.Supervised")]),
                         ])
@@ -265,7 +265,7 @@ fn handle_call(request: &Term) -> Option<Call> {
                     mfa: mfa.clone(),
                 },
                 [owner, mode, _info, mfa] => StartTask::Legacy {
-                    owner: owner.as_pid()?.clone(),
+                    owner: *owner.as_pid()?,
                     monitor: mode.is_atom("monitor"),
                     mfa: mfa.clone(),
                 },
@@ -288,14 +288,14 @@ fn handle_call(request: &Term) -> Option<Call> {
             };
             Some(Call::StartTask(start, restart, shutdown))
         }
-        ("terminate_child", 2) => Some(Call::TerminateChild(e[1].as_pid()?.clone())),
+        ("terminate_child", 2) => Some(Call::TerminateChild(*e[1].as_pid()?)),
         _ => None,
     }
 }
 
 fn owner_pid(info: &Term) -> Option<Pid> {
     match info {
-        Term::Pid(p) => Some(p.clone()),
+        Term::Pid(p) => Some(*p),
         _ => info.as_tuple_n(3)?[2].as_pid().cloned(),
     }
 }
@@ -314,7 +314,7 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
             let e = wait_for_start(&mut p, &owner, monitor, 5).await?;
             let reply_to = match &e[2] {
                 Term::Reference(r) => Dest::Alias((**r).clone()),
-                Term::Pid(pid) => Dest::Pid(pid.clone()),
+                Term::Pid(pid) => Dest::Pid(*pid),
                 _ => return Err(Exception::Exit(atom("badarg"))),
             };
             let [_, reference, _, _, mfa]: [Term; 5] = e.try_into().expect("a 5-tuple");
@@ -326,7 +326,7 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
             mfa,
         } => {
             let e = wait_for_start(&mut p, &owner, monitor, 2).await?;
-            let reply_to = Dest::Pid(owner.clone());
+            let reply_to = Dest::Pid(owner);
             (owner, Some(e[1].clone()), Some(reply_to), mfa)
         }
     };
@@ -367,8 +367,8 @@ async fn wait_for_start(
     monitor: bool,
     arity: usize,
 ) -> Result<Vec<Term>, Exception> {
-    let owner_term = Term::Pid(owner.clone());
-    let mref = monitor.then(|| p.monitor(owner.clone()));
+    let owner_term = Term::Pid(*owner);
+    let mref = monitor.then(|| p.monitor(*owner));
     let started = p
         .receive_match(Some(START_TIMEOUT), |m| {
             m.as_tuple_n(arity).is_some_and(|e| e[0] == owner_term)
@@ -408,8 +408,8 @@ impl Task {
         map([
             (atom("__struct__"), atom("Elixir.Task")),
             (atom("mfa"), self.mfa.clone()),
-            (atom("owner"), Term::Pid(owner.clone())),
-            (atom("pid"), Term::Pid(self.pid.clone())),
+            (atom("owner"), Term::Pid(*owner)),
+            (atom("pid"), Term::Pid(self.pid)),
             (
                 atom("ref"),
                 Term::Reference(Box::new(self.reference.clone())),
@@ -455,14 +455,14 @@ impl Process {
                 ]))
             })?;
         let pid = match reply.as_tuple_n(2) {
-            Some([ok, Term::Pid(pid)]) if ok.is_atom("ok") => pid.clone(),
+            Some([ok, Term::Pid(pid)]) if ok.is_atom("ok") => *pid,
             _ => return Err(Exception::Exit(reply)),
         };
         self.link(&pid);
-        let alias = self.monitor_with_alias(pid.clone());
+        let alias = self.monitor_with_alias(pid);
         let alias_term = Term::Reference(Box::new(alias.clone()));
         self.send(
-            pid.clone(),
+            pid,
             tuple(vec![
                 me.clone(),
                 alias_term.clone(),
@@ -621,7 +621,7 @@ impl std::future::IntoFuture for NodeTask {
 fn owner_ended(owner: &Pid) -> TaskError {
     TaskError(Exception::Exit(tuple(vec![
         atom("process_ended"),
-        Term::Pid(owner.clone()),
+        Term::Pid(*owner),
     ])))
 }
 

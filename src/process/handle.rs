@@ -53,7 +53,7 @@ impl Process {
 
     /// This process's pid.
     pub fn pid(&self) -> Pid {
-        self.entry.pid.clone()
+        self.entry.pid
     }
 
     /// The node this process runs on.
@@ -276,12 +276,16 @@ impl Process {
     /// The name this process is registered under, if any (`Process.info(self(),
     /// :registered_name)`).
     pub fn registered_name(&self) -> Option<String> {
-        self.entry.state().name.as_ref().map(|n| n.name.clone())
+        self.entry
+            .state()
+            .name
+            .as_ref()
+            .map(|n| n.name().to_owned())
     }
 
     /// This process's group leader: where its I/O goes.
     pub fn group_leader(&self) -> Pid {
-        self.entry.state().group_leader.clone()
+        self.entry.state().group_leader
     }
 
     /// `exit(Pid, Reason)`: sends an exit signal.
@@ -310,12 +314,12 @@ impl Process {
         let mut opts = self
             .node
             .spawn_opts(self.group_leader())
-            .linked_to(self.entry.pid.clone());
+            .linked_to(self.entry.pid);
         opts.name = name.map(crate::term::Atom::from);
         let prepared = self.node.prepare(opts)?;
-        let pid = prepared.entry.pid.clone();
+        let pid = prepared.entry.pid;
         // Linked on both sides before the new process runs.
-        self.entry.state().links.insert(pid.clone());
+        self.entry.state().links.insert(pid);
         self.node.start_prepared(prepared, body);
         Ok(pid)
     }

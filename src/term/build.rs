@@ -46,7 +46,7 @@ impl IntoTerm for u64 {
     fn into_term(self) -> Term {
         match i64::try_from(self) {
             Ok(small) => int(small),
-            Err(_) => Term::BigInteger(BigInteger::from(self)),
+            Err(_) => Term::from(BigInteger::from(self)),
         }
     }
 }
@@ -120,7 +120,7 @@ impl IntoTerm for Pid {
 
 impl IntoTerm for &Pid {
     fn into_term(self) -> Term {
-        Term::Pid(self.clone())
+        Term::Pid(*self)
     }
 }
 

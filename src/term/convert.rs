@@ -105,7 +105,7 @@ impl ser::Serializer for Serializer {
             return Ok(int(small));
         }
         if let Ok(unsigned) = u64::try_from(v) {
-            return Ok(Term::BigInteger(BigInteger::from(unsigned)));
+            return Ok(Term::from(BigInteger::from(unsigned)));
         }
         Err(ConvertError(format!(
             "{v} is beyond the integers a term here holds (64 bits)"
@@ -177,7 +177,7 @@ impl ser::Serializer for Serializer {
                 let Term::Binary(b) = value.serialize(plain())? else {
                     return Err(ConvertError("as_term: not a term".into()));
                 };
-                return Term::decode(&b.bytes[..])
+                return Term::from_binary(&b.bytes)
                     .map_err(|e| ConvertError(format!("as_term: {e}")));
             }
             _ => self.mode,
@@ -390,7 +390,7 @@ fn kind(term: &Term) -> &'static str {
         Term::ExternalFun(_) | Term::InternalFun(_) => "a function",
         Term::Binary(_) => "a binary",
         Term::BitBinary(_) => "a bitstring",
-        Term::ByteList(_) | Term::List(_) => "a list",
+        Term::List(_) => "a list",
         Term::ImproperList(_) => "an improper list",
         Term::Tuple(_) => "a tuple",
         Term::Map(_) => "a map",
@@ -419,10 +419,8 @@ impl<'de> Deserializer<'de> {
     fn text(&self) -> Option<std::borrow::Cow<'de, str>> {
         match self.term {
             Term::Binary(b) => std::str::from_utf8(&b.bytes).ok().map(Into::into),
-            Term::Atom(a) => Some(a.name.as_str().into()),
-            Term::List(_) | Term::ByteList(_) => {
-                super::chardata_to_string(self.term).map(Into::into)
-            }
+            Term::Atom(a) => Some(a.name().into()),
+            Term::List(_) => super::chardata_to_string(self.term).map(Into::into),
             _ => None,
         }
     }
@@ -461,7 +459,7 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.term {
-            Term::Atom(a) => match a.name.as_str() {
+            Term::Atom(a) => match a.name() {
                 "true" => visitor.visit_bool(true),
                 "false" => visitor.visit_bool(false),
                 "nil" => visitor.visit_unit(),
@@ -482,12 +480,9 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
                 Ok(s) => visitor.visit_borrowed_str(s),
                 Err(_) => visitor.visit_borrowed_bytes(&b.bytes),
             },
-            Term::ByteList(b) => visitor.visit_seq(Items::new(
-                b.bytes.iter().map(|&c| Owned::Int(c.into())).collect(),
-            )),
             Term::List(_) | Term::Tuple(_) => {
                 let elements = self.elements().unwrap_or_default();
-                visitor.visit_seq(Items::new(elements.into_iter().map(Owned::Term).collect()))
+                visitor.visit_seq(Items::new(elements))
             }
             Term::Map(m) => visitor.visit_map(Pairs::new(m.map.iter().collect())),
             _ => {
@@ -499,8 +494,8 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.term {
-            Term::Atom(a) if a.name == "true" => visitor.visit_bool(true),
-            Term::Atom(a) if a.name == "false" => visitor.visit_bool(false),
+            Term::Atom(a) if a.name() == "true" => visitor.visit_bool(true),
+            Term::Atom(a) if a.name() == "false" => visitor.visit_bool(false),
             _ => Err(self.unexpected("true or false")),
         }
     }
@@ -539,7 +534,7 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.term {
-            Term::Atom(a) if a.name == "nil" || a.name == "undefined" => visitor.visit_none(),
+            Term::Atom(a) if a.name() == "nil" || a.name() == "undefined" => visitor.visit_none(),
             _ => visitor.visit_some(self),
         }
     }
@@ -562,9 +557,9 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
         visitor: V,
     ) -> Result<V::Value, ConvertError> {
         if name == RAW {
-            let mut bytes = Vec::new();
-            self.term
-                .encode(&mut bytes)
+            let bytes = self
+                .term
+                .to_binary()
                 .map_err(|e| ConvertError(format!("as_term: {e}")))?;
             return visitor.visit_byte_buf(bytes);
         }
@@ -572,14 +567,9 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
-        match self.term {
-            Term::ByteList(_) => self.deserialize_any(visitor),
-            _ => match self.elements() {
-                Some(elements) => {
-                    visitor.visit_seq(Items::new(elements.into_iter().map(Owned::Term).collect()))
-                }
-                None => Err(self.unexpected("a list or a tuple")),
-            },
+        match self.elements() {
+            Some(elements) => visitor.visit_seq(Items::new(elements)),
+            None => Err(self.unexpected("a list or a tuple")),
         }
     }
 
@@ -623,14 +613,14 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
         visitor: V,
     ) -> Result<V::Value, ConvertError> {
         match self.term {
-            Term::Atom(a) => visitor.visit_enum(a.name.as_str().into_deserializer()),
+            Term::Atom(a) => visitor.visit_enum(a.name().into_deserializer()),
             Term::Binary(_) => match self.text() {
                 Some(text) => visitor.visit_enum(text.into_owned().into_deserializer()),
                 None => Err(self.unexpected("a variant")),
             },
             Term::Tuple(t) if !t.elements.is_empty() => match &t.elements[0] {
                 Term::Atom(tag) => visitor.visit_enum(Variant {
-                    tag: &tag.name,
+                    tag: tag.name(),
                     rest: &t.elements[1..],
                 }),
                 _ => Err(self.unexpected("a tuple tagged with an atom")),
@@ -655,18 +645,12 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
     }
 }
 
-/// An element to read: a term of the input, or an integer made from a byte list.
-enum Owned<'de> {
-    Term(&'de Term),
-    Int(i64),
-}
-
 struct Items<'de> {
-    items: std::vec::IntoIter<Owned<'de>>,
+    items: std::vec::IntoIter<&'de Term>,
 }
 
 impl<'de> Items<'de> {
-    fn new(items: Vec<Owned<'de>>) -> Self {
+    fn new(items: Vec<&'de Term>) -> Self {
         Items {
             items: items.into_iter(),
         }
@@ -681,8 +665,7 @@ impl<'de> SeqAccess<'de> for Items<'de> {
     ) -> Result<Option<T::Value>, ConvertError> {
         match self.items.next() {
             None => Ok(None),
-            Some(Owned::Term(term)) => seed.deserialize(Deserializer { term }).map(Some),
-            Some(Owned::Int(i)) => seed.deserialize(i.into_deserializer()).map(Some),
+            Some(term) => seed.deserialize(Deserializer { term }).map(Some),
         }
     }
     fn size_hint(&self) -> Option<usize> {
@@ -779,7 +762,7 @@ impl<'de> de::VariantAccess<'de> for Variant<'de> {
         _: usize,
         visitor: V,
     ) -> Result<V::Value, ConvertError> {
-        visitor.visit_seq(Items::new(self.rest.iter().map(Owned::Term).collect()))
+        visitor.visit_seq(Items::new(self.rest.iter().collect()))
     }
     fn struct_variant<V: Visitor<'de>>(
         self,
@@ -874,11 +857,10 @@ pub mod as_term {
         T: Clone + Into<Term>,
         S: Serializer,
     {
-        let mut bytes = Vec::new();
-        value
+        let bytes = value
             .clone()
             .into()
-            .encode(&mut bytes)
+            .to_binary()
             .map_err(serde::ser::Error::custom)?;
         s.serialize_newtype_struct(super::RAW, &Bytes(&bytes))
     }
@@ -896,7 +878,7 @@ pub mod as_term {
                 f.write_str("a term")
             }
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Term, E> {
-                Term::decode(v).map_err(E::custom)
+                Term::from_binary(v).map_err(E::custom)
             }
             fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Term, E> {
                 self.visit_bytes(&v)

@@ -127,7 +127,7 @@ impl fmt::Debug for Erlang<'_> {
 ///
 /// ```
 /// use cnode::term::{Inspect, Pid};
-/// let pid = Pid::from(("alex@localhost", 90, 0));
+/// let pid = Pid::new("alex@localhost", 90, 0, 0);
 /// assert_eq!(pid.inspect().to_string(), "#PID<alex@localhost.90.0>");
 /// assert_eq!(pid.erlang().to_string(), "<alex@localhost.90.0>");
 /// ```
@@ -179,7 +179,7 @@ impl fmt::Display for Shown<'_> {
             What::Term(t) => p.term(t),
             What::Pid(pid) => p.pid(pid),
             What::Reference(r) => p.reference(r),
-            What::Atom(a) => p.atom(&a.name),
+            What::Atom(a) => p.atom(a.name()),
         }
     }
 }
@@ -214,7 +214,7 @@ pub(super) fn elixir_bounded(out: &mut impl Write, term: &Term, scan: usize) -> 
 impl<W: Write> Printer<'_, W> {
     fn term(&mut self, term: &Term) -> fmt::Result {
         match term {
-            Term::Atom(a) => self.atom(&a.name),
+            Term::Atom(a) => self.atom(a.name()),
             Term::FixInteger(i) => write!(self.out, "{}", i.value),
             Term::BigInteger(i) => write!(self.out, "{}", i.value),
             Term::Float(x) => self.float(x.value),
@@ -224,26 +224,22 @@ impl<W: Write> Printer<'_, W> {
             Term::ExternalFun(fun) => match self.syntax {
                 Syntax::Elixir => {
                     self.out.write_char('&')?;
-                    self.module(&fun.module.name)?;
+                    self.module(fun.module.name())?;
                     self.out.write_char('.')?;
-                    self.call_name(&fun.function.name)?;
+                    self.call_name(fun.function.name())?;
                     write!(self.out, "/{}", fun.arity)
                 }
                 Syntax::Erlang => {
                     self.out.write_str("fun ")?;
-                    self.atom(&fun.module.name)?;
+                    self.atom(fun.module.name())?;
                     self.out.write_char(':')?;
-                    self.atom(&fun.function.name)?;
+                    self.atom(fun.function.name())?;
                     write!(self.out, "/{}", fun.arity)
                 }
             },
             Term::InternalFun(fun) => self.internal_fun(fun),
             Term::Binary(b) => self.binary(&b.bytes, 0),
             Term::BitBinary(b) => self.binary(&b.bytes, b.tail_bits_size),
-            Term::ByteList(l) => {
-                let ints: Vec<Term> = l.bytes.iter().map(|&b| super::int(b.into())).collect();
-                self.list(&ints, None)
-            }
             Term::List(l) => self.list(&l.elements, None),
             Term::ImproperList(l) => self.list(&l.elements, Some(&l.last)),
             Term::Tuple(t) => {
@@ -382,10 +378,10 @@ impl<W: Write> Printer<'_, W> {
     }
 
     fn node_prefix(&mut self, node: &Atom) -> fmt::Result {
-        if self.local.is_some_and(|local| local.name == node.name) {
+        if self.local.is_some_and(|local| local.name() == node.name()) {
             self.out.write_char('0')
         } else {
-            self.out.write_str(&node.name)
+            self.out.write_str(node.name())
         }
     }
 
@@ -437,12 +433,12 @@ impl<W: Write> Printer<'_, W> {
         match self.syntax {
             Syntax::Elixir => {
                 write!(self.out, "#Function<{index}.{uniq}/{arity} in ")?;
-                self.module(&module.name)?;
+                self.module(module.name())?;
                 self.out.write_char('>')
             }
             Syntax::Erlang => {
                 self.out.write_str("#Fun<")?;
-                self.atom(&module.name)?;
+                self.atom(module.name())?;
                 write!(self.out, ".{index}.{uniq}>")
             }
         }
@@ -566,10 +562,10 @@ impl<W: Write> Printer<'_, W> {
         let Term::Atom(a) = key else {
             return self.term(key);
         };
-        if elixir_bare_atom(&a.name) || matches!(a.name.as_str(), "nil" | "true" | "false") {
-            self.out.write_str(&a.name)?;
+        if elixir_bare_atom(a.name()) || matches!(a.name(), "nil" | "true" | "false") {
+            self.out.write_str(a.name())?;
         } else {
-            self.quoted(&a.name, '"')?;
+            self.quoted(a.name(), '"')?;
         }
         self.out.write_str(": ")
     }
@@ -590,8 +586,8 @@ impl<W: Write> Printer<'_, W> {
         }
         let atom_keys = entries.iter().all(|(k, _)| keyword_key(k));
         let structure = entries.iter().find_map(|(k, v)| match (k, v) {
-            (Term::Atom(k), Term::Atom(module)) if k.name == "__struct__" => {
-                elixir_alias(&module.name)
+            (Term::Atom(k), Term::Atom(module)) if k.name() == "__struct__" => {
+                elixir_alias(module.name())
             }
             _ => None,
         });
@@ -627,7 +623,7 @@ fn keyword_pair(e: &Term) -> bool {
 
 /// An atom Elixir writes as `key:` (Inspect.List.keyword?/1): any but an alias.
 fn keyword_key(k: &Term) -> bool {
-    matches!(k, Term::Atom(a) if !a.name.starts_with("Elixir."))
+    matches!(k, Term::Atom(a) if !a.name().starts_with("Elixir."))
 }
 
 /// Rust's shortest round-trip digits with the `.0` both languages always print.
@@ -724,8 +720,7 @@ fn order(a: &Term, b: &Term) -> Ordering {
             Term::Tuple(_) => 6,
             Term::Map(_) => 7,
             Term::List(l) if l.elements.is_empty() => 8,
-            Term::ByteList(l) if l.bytes.is_empty() => 8,
-            Term::List(_) | Term::ImproperList(_) | Term::ByteList(_) => 9,
+            Term::List(_) | Term::ImproperList(_) => 9,
             Term::Binary(_) | Term::BitBinary(_) => 10,
         }
     }
@@ -734,7 +729,7 @@ fn order(a: &Term, b: &Term) -> Ordering {
         return ra.cmp(&rb);
     }
     match (a, b) {
-        (Term::Atom(x), Term::Atom(y)) => x.name.cmp(&y.name),
+        (Term::Atom(x), Term::Atom(y)) => x.name().cmp(y.name()),
         (Term::Tuple(x), Term::Tuple(y)) => x
             .elements
             .len()
@@ -743,11 +738,11 @@ fn order(a: &Term, b: &Term) -> Ordering {
         (Term::List(x), Term::List(y)) => elements_order(&x.elements, &y.elements),
         (Term::Binary(x), Term::Binary(y)) => x.bytes.cmp(&y.bytes),
         (Term::Pid(x), Term::Pid(y)) => {
-            (&x.node.name, x.serial, x.id).cmp(&(&y.node.name, y.serial, y.id))
+            (&x.node.name(), x.serial, x.id).cmp(&(&y.node.name(), y.serial, y.id))
         }
         (Term::Reference(x), Term::Reference(y)) => {
-            (&x.node.name, x.id.iter().rev().collect::<Vec<_>>())
-                .cmp(&(&y.node.name, y.id.iter().rev().collect::<Vec<_>>()))
+            (&x.node.name(), x.id.iter().rev().collect::<Vec<_>>())
+                .cmp(&(&y.node.name(), y.id.iter().rev().collect::<Vec<_>>()))
         }
         (Term::Map(x), Term::Map(y)) => x.map.len().cmp(&y.map.len()),
         _ => number(a)

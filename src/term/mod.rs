@@ -1,5 +1,9 @@
-//! Erlang terms: the `eetf` types (as re-exported by `erl_dist`), and the ways to make,
-//! read and print them.
+//! Erlang terms: the [`Term`] type, and the ways to make, read and print them.
+//!
+//! - The type: [`Term`] and its kinds, shaped after `eetf`'s (the same names and fields),
+//!   with atoms interned: an [`Atom`] is copied and compared as a pointer, and a [`Pid`]
+//!   holds no allocation of its own. A term is 32 bytes. [`Term::to_binary`] and
+//!   [`Term::from_binary`] are `:erlang.term_to_binary/1` and `binary_to_term/1`.
 //!
 //! - Building: the [`term!`](crate::term!) macro in Elixir's syntax
 //!   (`term!({:ok, %{count: n}})`), [`IntoTerm`] for Rust values, and the functions
@@ -59,16 +63,21 @@
 mod build;
 mod convert;
 mod display;
+mod format;
 mod parse;
+mod types;
+#[cfg(test)]
+pub(crate) use types::eetf_compat;
 
 pub use build::IntoTerm;
 pub use convert::{as_atom, as_charlist, as_keyword, as_term, from_term, to_term, ConvertError};
 pub use display::{Elixir, Erlang, Inspect, Local, Shown};
 pub use parse::{parse, parse_erlang, ParseError};
 
-pub use erl_dist::term::{
+pub use format::{DecodeError, EncodeError};
+pub use types::{
     Atom, BigInteger, Binary, BitBinary, ExternalFun, FixInteger, Float, ImproperList, InternalFun,
-    List, Map, Pid, Port, Reference, Term, Tuple,
+    List, Map, NonFiniteFloat, Pid, Port, Reference, Term, Tuple,
 };
 
 /// An atom term.
@@ -100,13 +109,13 @@ pub fn binary(bytes: impl Into<Vec<u8>>) -> Term {
 pub fn int(value: i64) -> Term {
     match i32::try_from(value) {
         Ok(small) => Term::FixInteger(FixInteger::from(small)),
-        Err(_) => Term::BigInteger(BigInteger::from(value)),
+        Err(_) => Term::from(BigInteger::from(value)),
     }
 }
 
 /// A map term.
 pub fn map(entries: impl IntoIterator<Item = (Term, Term)>) -> Term {
-    Term::Map(Map::from(
+    Term::from(Map::from(
         entries
             .into_iter()
             .collect::<std::collections::HashMap<_, _>>(),
@@ -180,7 +189,7 @@ impl Match for Term {
     }
     fn as_atom(&self) -> Option<&str> {
         match self {
-            Term::Atom(a) => Some(&a.name),
+            Term::Atom(a) => Some(a.name()),
             _ => None,
         }
     }
@@ -236,7 +245,6 @@ pub fn chardata_to_string(term: &Term) -> Option<String> {
         }
         match term {
             Term::Binary(b) => out.push_str(&String::from_utf8_lossy(&b.bytes)),
-            Term::ByteList(b) => out.extend(b.bytes.iter().map(|&c| c as char)),
             Term::List(l) => {
                 for e in &l.elements {
                     match e {
@@ -262,7 +270,7 @@ pub fn chardata_to_string(term: &Term) -> Option<String> {
 
 /// `[alias | Ref]`: the tag OTP 24+ `gen:call` puts in `$gen_call` requests.
 pub fn alias_tag(reference: Reference) -> Term {
-    Term::ImproperList(ImproperList::from((
+    Term::from(ImproperList::from((
         vec![atom("alias")],
         Term::Reference(Box::new(reference)),
     )))

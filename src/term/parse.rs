@@ -390,7 +390,7 @@ impl<'a> Parser<'a> {
                         items.extend(l.elements);
                         list(items)
                     }
-                    tail => Term::ImproperList(ImproperList::from((items, tail))),
+                    tail => Term::from(ImproperList::from((items, tail))),
                 });
             }
             if self.eat(&close.to_string()) {
@@ -549,7 +549,7 @@ impl<'a> Parser<'a> {
                         return self.error("a partial byte must be the last of a bitstring");
                     }
                     bytes.push(v);
-                    return Ok(Term::BitBinary(BitBinary::from((bytes, bits as u8))));
+                    return Ok(Term::from(BitBinary::from((bytes, bits as u8))));
                 }
                 bytes.push(v);
             }
@@ -703,7 +703,7 @@ impl<'a> Parser<'a> {
             return match text.parse::<i64>() {
                 Ok(v) => Ok(int(v)),
                 Err(_) => match text.parse::<u64>() {
-                    Ok(v) => Ok(Term::BigInteger(BigInteger::from(v))),
+                    Ok(v) => Ok(Term::from(BigInteger::from(v))),
                     Err(_) => self.error_at(start, "an integer beyond 64 bits"),
                 },
             };

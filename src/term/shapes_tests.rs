@@ -83,8 +83,8 @@ fn containers_as_each_language_prints_them() {
         (atom("__struct__"), atom("Elixir.Chat.Message")),
         (atom("a"), int(1)),
     ]);
-    let improper = Term::ImproperList(ImproperList::from((vec![int(1)], int(2))));
-    let bits = Term::BitBinary(BitBinary::from((vec![1, 2], 3)));
+    let improper = Term::from(ImproperList::from((vec![int(1)], int(2))));
+    let bits = Term::from(BitBinary::from((vec![1, 2], 3)));
     for (t, elixir, erlang) in [
         (
             mixed,
@@ -147,7 +147,7 @@ fn containers_as_each_language_prints_them() {
 #[test]
 fn pids_and_references_name_their_node_unless_it_is_the_local_one() {
     let node = Atom::from("moebi@localhost");
-    let pid = Term::Pid(Pid::from(("moebi@localhost", 14, 0)));
+    let pid = Term::Pid(Pid::new("moebi@localhost", 14, 0, 0));
     let r = Term::Reference(Box::new(Reference::from((
         "moebi@localhost",
         vec![193413, 2290876417, 359632399],
@@ -255,7 +255,7 @@ fn message() -> Message {
             timeout: 5000,
             retries: 3,
         },
-        pid: Pid::from(("alex@localhost", 90, 0)),
+        pid: Pid::new("alex@localhost", 90, 0, 0),
         shapes: vec![
             Shape::Point,
             Shape::Circle(1.5),

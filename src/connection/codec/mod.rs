@@ -1,23 +1,22 @@
 //! Control messages to and from frame bytes.
 //!
-//! Encoding reuses `erl_dist::message::Message`, downgraded to the older operations when
-//! the peer lacks the flag for the newer one (as the BEAM does, protocol notes §5). For
-//! decoding we read the terms with our own bounded reader ([`terms`](super::terms);
-//! eetf decodes recursively and trusts counts), then build the `Message` ourselves:
-//! erl_dist's own decoder refuses shapes real nodes send, such as spawn arguments that
-//! arrive as a `STRING_EXT` charlist (`[1, 2, 3]`), and would close the connection over
-//! them. Payloads are written by [`write`](super::write), the hot control messages too;
-//! a message to a process is written from borrows ([`To`], [`Payload`]), so a term the
-//! sender keeps (a lent request) needs no copy.
+//! A [`Message`](super::message::Message) is written downgraded to the older operation
+//! when the peer lacks the flag for the newer one (as the BEAM does, protocol notes §5),
+//! its control tuple and payload straight into the frame by [`write`](super::write). A
+//! message to a process is written from borrows ([`To`], [`Payload`]), so a term the
+//! sender keeps (a lent request) needs no copy. Frames are read with the bounded reader
+//! of [`terms`](super::terms), and the `Message` built from its terms, taking every shape
+//! real nodes send (spawn arguments that arrive as a `STRING_EXT` charlist, `[1, 2,
+//! 3]`, which erl_dist's own decoder refuses).
 
 use super::ext::VERSION;
 use super::header::{AtomRefs, Body, HeaderError, Incoming, OutCache, DIST_HEADER};
 use super::terms::{fill_tail, frame_terms, TermError, TermLimits, TermReader};
-use super::write::Out;
+use super::write::{EncodeError, Out};
+use crate::connection::message::{self as m, Message};
+use crate::connection::message::{Mfa, PidOrAtom};
 use crate::flags;
 use crate::term::{Atom, FixInteger, List, Match, Pid, Reference, Term};
-use erl_dist::message::{self as m, Message};
-use erl_dist::term::{Mfa, PidOrAtom};
 
 /// The pass-through frame tag: no distribution header follows.
 pub(crate) const PASS_THROUGH: u8 = 112;
@@ -411,7 +410,7 @@ impl Payload<'_> {
         }
     }
 
-    fn write(self, out: &mut Out<'_>) -> Result<(), eetf::EncodeError> {
+    fn write(self, out: &mut Out<'_>) -> Result<(), EncodeError> {
         out.version();
         match self {
             Payload::Term(t) => super::write::term(out, t),
@@ -427,10 +426,10 @@ impl Payload<'_> {
 /// The message from `from` to `to` carrying `payload`, as an owned `Message` (for a
 /// connection that is not up yet).
 pub(crate) fn to_message(from: &Pid, to: To<'_>, payload: Payload<'_>) -> Message {
-    let (from, message) = (from.clone(), payload.to_term());
+    let (from, message) = (*from, payload.to_term());
     match to {
-        To::Pid(p) => Message::send_sender(from, p.clone(), message),
-        To::Name(n) => Message::reg_send(from, n.clone(), message),
+        To::Pid(p) => Message::send_sender(from, *p, message),
+        To::Name(n) => Message::reg_send(from, *n, message),
         To::Alias(a) | To::PriorityAlias(a) => Message::alias_send(from, a.clone(), message),
     }
 }
@@ -480,7 +479,7 @@ pub(crate) fn encode_send_into(
     to: To<'_>,
     payload: Payload<'_>,
     peer_flags: u64,
-) -> Result<Written, eetf::EncodeError> {
+) -> Result<Written, EncodeError> {
     framed(out, framing, |out| {
         hot::send(out, from, to, payload, peer_flags)
     })
@@ -493,39 +492,14 @@ pub(crate) fn encode_into(
     framing: &mut Framing,
     message: Message,
     peer_flags: u64,
-) -> Result<Written, eetf::EncodeError> {
+) -> Result<Written, EncodeError> {
     let message = downgrade(message, peer_flags);
-    framed(out, framing, |out| {
-        match hot::write(out, message, peer_flags)? {
-            None => Ok(()),
-            Some(other) => cold(out, other),
-        }
-    })
-}
-
-/// A message erl_dist writes: as it writes it in a pass-through frame; after a header,
-/// its terms read back and written again without version bytes and with the cache
-/// (these are the rare ones: the frequent ones are all in [`hot`]).
-fn cold(out: &mut Out<'_>, message: Message) -> Result<(), eetf::EncodeError> {
-    let mut theirs = Vec::new();
-    message.write_into(&mut theirs).map_err(|e| match e {
-        erl_dist::message::SendError::Encode(e) => e,
-        other => eetf::EncodeError::Io(std::io::Error::other(other.to_string())),
-    })?;
-    if out.is_versioned() {
-        out.extend_from_slice(&theirs);
-        return Ok(());
-    }
-    let limits = TermLimits::default();
-    let (control, payload) = frame_terms(&mut TermReader::new(&theirs, &limits))
-        .map_err(|e| eetf::EncodeError::Io(std::io::Error::other(e.to_string())))?;
-    super::write::term(out, &control)?;
-    payload.map_or(Ok(()), |p| super::write::term(out, &p))
+    framed(out, framing, |out| hot::write(out, message, peer_flags))
 }
 
 /// `message` as a pass-through frame of its own.
 #[cfg(test)]
-pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, eetf::EncodeError> {
+pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
     encode_into(&mut out, &mut Framing::default(), message, peer_flags).map(|_| out)
 }
@@ -537,8 +511,8 @@ pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, eetf:
 fn framed(
     out: &mut Vec<u8>,
     framing: &mut Framing,
-    write: impl FnOnce(&mut Out<'_>) -> Result<(), eetf::EncodeError>,
-) -> Result<Written, eetf::EncodeError> {
+    write: impl FnOnce(&mut Out<'_>) -> Result<(), EncodeError>,
+) -> Result<Written, EncodeError> {
     /// Cuts `out` back to `start` unless the frame was finished.
     struct Frame<'a> {
         out: &'a mut Vec<u8>,
@@ -616,13 +590,12 @@ mod hot {
     use crate::connection::ext::{SMALL_INTEGER_EXT, SMALL_TUPLE_EXT};
     use crate::connection::write::{atom, pid, reference, term};
 
-    /// Writes `message` (control tuple and payload) if it is one of the hot ones; gives
-    /// any other back for erl_dist to write.
+    /// Writes `message`: its control tuple, then its payload if it has one.
     pub(super) fn write(
         out: &mut Out<'_>,
         message: Message,
         peer_flags: u64,
-    ) -> Result<Option<Message>, eetf::EncodeError> {
+    ) -> Result<(), EncodeError> {
         match message {
             Message::RegSend(m) => given(
                 out,
@@ -708,9 +681,49 @@ mod hot {
                 pid(out, &m.from_pid)?;
                 pid(out, &m.to_pid)
             }
-            other => return Ok(Some(other)),
+            // The rest are rare: to peers without the newer operations, and `SEND`.
+            Message::Send(m) => send(
+                out,
+                &m.to_pid,
+                To::Pid(&m.to_pid),
+                Payload::Term(&m.message),
+                0,
+            ),
+            Message::Exit(m) => {
+                tuple(out, 4, 3);
+                pid(out, &m.from_pid)?;
+                pid(out, &m.to_pid)?;
+                term(out, &m.reason)
+            }
+            Message::Unlink(m) => {
+                tuple(out, 3, 4);
+                pid(out, &m.from_pid)?;
+                pid(out, &m.to_pid)
+            }
+            Message::NodeLink(_) => {
+                out.version();
+                out.extend_from_slice(&[SMALL_TUPLE_EXT, 1, SMALL_INTEGER_EXT, 5]);
+                Ok(())
+            }
+            Message::GroupLeader(m) => {
+                tuple(out, 3, 7);
+                pid(out, &m.from_pid)?;
+                pid(out, &m.to_pid)
+            }
+            Message::Exit2(m) => {
+                tuple(out, 4, 8);
+                pid(out, &m.from_pid)?;
+                pid(out, &m.to_pid)?;
+                term(out, &m.reason)
+            }
+            Message::MonitorPExit(m) => {
+                tuple(out, 5, 21);
+                proc(out, &m.from_proc)?;
+                pid(out, &m.to_pid)?;
+                reference(out, &m.reference)?;
+                term(out, &m.reason)
+            }
         }
-        .map(|()| None)
     }
 
     /// A message to a process: the control tuple, then the payload.
@@ -720,7 +733,7 @@ mod hot {
         to: To<'_>,
         payload: Payload<'_>,
         peer_flags: u64,
-    ) -> Result<(), eetf::EncodeError> {
+    ) -> Result<(), EncodeError> {
         match to {
             To::Pid(to) if peer_flags & flags::SEND_SENDER != 0 => {
                 tuple(out, 3, 22);
@@ -767,7 +780,7 @@ mod hot {
         to: To<'_>,
         message: Term,
         peer_flags: u64,
-    ) -> Result<(), eetf::EncodeError> {
+    ) -> Result<(), EncodeError> {
         let written = send(out, from, to, Payload::Term(&message), peer_flags);
         crate::term::discard(message);
         written
@@ -779,7 +792,7 @@ mod hot {
         out.extend_from_slice(&[SMALL_TUPLE_EXT, arity, SMALL_INTEGER_EXT, op]);
     }
 
-    fn proc(out: &mut Out<'_>, p: &PidOrAtom) -> Result<(), eetf::EncodeError> {
+    fn proc(out: &mut Out<'_>, p: &PidOrAtom) -> Result<(), EncodeError> {
         match p {
             PidOrAtom::Pid(p) => pid(out, p),
             PidOrAtom::Atom(a) => atom(out, a),

@@ -1,6 +1,7 @@
 //! Control messages against erl_dist's encodings and real OTP frames.
 
 use super::*;
+use crate::term::eetf_compat::{eetf_bytes, EetfCodec};
 use crate::term::{atom, binary, int, list, tuple, Pid, Reference};
 
 /// Encoded for a peer of OTP 25 to 27 (every flag but ALTACT_SIG), then decoded.
@@ -44,73 +45,28 @@ fn altact_sig_send_in_every_form() {
     let alias = Reference::from(("b@h", vec![1, 2, 3]));
     let f = |bits: u8| int(i64::from(bits));
     let cases: Vec<(Vec<Term>, &str)> = vec![
+        (vec![int(37), f(0), Term::Pid(from), Term::Pid(to)], "pid"),
+        (vec![int(37), f(1), Term::Pid(from), Term::Pid(to)], "pid"),
         (
-            vec![
-                int(37),
-                f(0),
-                Term::Pid(from.clone()),
-                Term::Pid(to.clone()),
-            ],
-            "pid",
-        ),
-        (
-            vec![
-                int(37),
-                f(1),
-                Term::Pid(from.clone()),
-                Term::Pid(to.clone()),
-            ],
-            "pid",
-        ),
-        (
-            vec![
-                int(37),
-                f(4),
-                Term::Pid(from.clone()),
-                Term::from(alias.clone()),
-            ],
+            vec![int(37), f(4), Term::Pid(from), Term::from(alias.clone())],
             "alias",
         ),
         (
-            vec![
-                int(37),
-                f(5),
-                Term::Pid(from.clone()),
-                Term::from(alias.clone()),
-            ],
+            vec![int(37), f(5), Term::Pid(from), Term::from(alias.clone())],
             "alias",
         ),
+        (vec![int(37), f(8), Term::Pid(from), atom("rex")], "name"),
+        (vec![int(37), f(9), Term::Pid(from), atom("rex")], "name"),
+        (vec![int(37), f(16), Term::Pid(from), Term::Pid(to)], "pid"),
         (
-            vec![int(37), f(8), Term::Pid(from.clone()), atom("rex")],
-            "name",
-        ),
-        (
-            vec![int(37), f(9), Term::Pid(from.clone()), atom("rex")],
-            "name",
-        ),
-        (
-            vec![
-                int(37),
-                f(16),
-                Term::Pid(from.clone()),
-                Term::Pid(to.clone()),
-            ],
-            "pid",
-        ),
-        (
-            vec![
-                int(37),
-                f(21),
-                Term::Pid(from.clone()),
-                Term::from(alias.clone()),
-            ],
+            vec![int(37), f(21), Term::Pid(from), Term::from(alias.clone())],
             "alias",
         ),
         (
             vec![
                 int(37),
                 f(6),
-                Term::Pid(from.clone()),
+                Term::Pid(from),
                 Term::from(alias.clone()),
                 atom("token"),
             ],
@@ -120,7 +76,7 @@ fn altact_sig_send_in_every_form() {
             vec![
                 int(37),
                 f(4),
-                Term::Pid(from.clone()),
+                Term::Pid(from),
                 Term::from(alias.clone()),
                 atom("later"),
             ],
@@ -129,8 +85,8 @@ fn altact_sig_send_in_every_form() {
         (
             vec![
                 int(37),
-                Term::BigInteger(eetf::BigInteger::from(1u64 << 40 | 8)),
-                Term::Pid(from.clone()),
+                Term::from(crate::term::BigInteger::from(1u64 << 40 | 8)),
+                Term::Pid(from),
                 atom("rex"),
             ],
             "name",
@@ -149,7 +105,7 @@ fn altact_sig_send_in_every_form() {
         let got = match a.to {
             AltActTo::Pid(p) => (p == to).then_some("pid"),
             AltActTo::Alias(r) => (r == alias).then_some("alias"),
-            AltActTo::Name(n) => (n.name == "rex").then_some("name"),
+            AltActTo::Name(n) => (n.name() == "rex").then_some("name"),
         };
         assert_eq!(got, Some(kind), "{}", tuple(control));
     }
@@ -187,7 +143,7 @@ fn malformed_altact_sig_send_is_refused() {
 fn alias_sends_use_altact_sig_where_the_peer_has_it() {
     let from = Pid::new("a@h", 1, 0, 5);
     let alias = Reference::from(("b@h", vec![1, 2, 3]));
-    let message = Message::alias_send(from.clone(), alias.clone(), atom("reply"));
+    let message = Message::alias_send(from, alias.clone(), atom("reply"));
     let frame = encode(message.clone(), flags::advertised(true)).unwrap();
     let a = alt_act(&frame[4..]).unwrap();
     assert_eq!(a.flags, altact::ALIAS);
@@ -234,12 +190,12 @@ fn messages_round_trip() {
     let b = Pid::new("b@h", 2, 0, 6);
     let r = Reference::from(("a@h", vec![1, 2, 3]));
     for msg in [
-        Message::send_sender(a.clone(), b.clone(), binary("hi")),
-        Message::reg_send(a.clone(), Atom::from("rex"), atom("x")),
-        Message::link(a.clone(), b.clone()),
-        Message::payload_exit(a.clone(), b.clone(), atom("normal")),
-        Message::alias_send(a.clone(), r.clone(), tuple(vec![atom("ok")])),
-        Message::monitor_p(a.clone(), PidOrAtom::Atom(Atom::from("n")), r.clone()),
+        Message::send_sender(a, b, binary("hi")),
+        Message::reg_send(a, Atom::from("rex"), atom("x")),
+        Message::link(a, b),
+        Message::payload_exit(a, b, atom("normal")),
+        Message::alias_send(a, r.clone(), tuple(vec![atom("ok")])),
+        Message::monitor_p(a, PidOrAtom::Atom(Atom::from("n")), r.clone()),
     ] {
         assert_eq!(round_trip(msg.clone()), msg);
     }
@@ -256,14 +212,10 @@ fn spawn_args_as_charlist_are_accepted() {
         tuple(vec![atom("m"), atom("f"), Term::from(FixInteger::from(1))]),
         list(vec![atom("monitor")]),
     ]);
-    let payload = list(vec![Term::ByteList(eetf::ByteList::from(vec![1u8, 2, 3]))]);
     let mut body = vec![PASS_THROUGH];
     ctl.encode(&mut body).unwrap();
-    // The argument list itself as a charlist:
-    Term::ByteList(eetf::ByteList::from(vec![1u8, 2, 3]))
-        .encode(&mut body)
-        .unwrap();
-    let _ = payload;
+    // The argument list itself as a charlist (`STRING_EXT`):
+    body.extend_from_slice(&[131, 107, 0, 3, 1, 2, 3]);
     match decode_pt(&body, &TermLimits::default()).unwrap() {
         Decoded::Message(Message::SpawnRequest(s)) => assert_eq!(s.arg_list.elements.len(), 3),
         _ => panic!("not a spawn request"),
@@ -272,81 +224,164 @@ fn spawn_args_as_charlist_are_accepted() {
 
 #[test]
 fn charlists_decode_as_the_lists_they_are() {
-    let charlist = || Term::ByteList(eetf::ByteList::from(vec![1u8, 2]));
+    // Written by this crate's writer, which writes `[1, 2]` as a BEAM does (`STRING_EXT`).
+    let charlist = || list(vec![int(1), int(2)]);
     let ints = || {
         list(vec![
             Term::from(FixInteger::from(1)),
             Term::from(FixInteger::from(2)),
         ])
     };
-    let map = |v: Term| Term::Map(eetf::Map::from([(charlist(), v)]));
+    let map = |v: Term| Term::from(crate::term::Map::from([(charlist(), v)]));
     let term = tuple(vec![charlist(), list(vec![charlist()]), map(charlist())]);
     let to = Pid::new("a@h", 1, 0, 5);
     let mut body = vec![PASS_THROUGH];
     tuple(vec![int(2), atom(""), Term::Pid(to)])
         .encode(&mut body)
         .unwrap();
-    term.encode(&mut body).unwrap();
+    let bytes = term.to_binary().unwrap();
+    assert_eq!(bytes[3], crate::connection::ext::STRING_EXT);
+    body.extend_from_slice(&bytes);
     let Decoded::Message(Message::Send(send)) = decode_pt(&body, &TermLimits::default()).unwrap()
     else {
         panic!("not a send")
     };
-    let inner = Term::Map(eetf::Map::from([(ints(), ints())]));
+    let inner = Term::from(crate::term::Map::from([(ints(), ints())]));
     assert_eq!(send.message, tuple(vec![ints(), list(vec![ints()]), inner]));
 }
 
-/// The hot control messages are written byte for byte as erl_dist writes them.
+/// The control tuple and payload of `message`, as the protocol documentation lists
+/// them (`Unused` as the empty tuple, which is what a BEAM writes there).
+fn as_terms(message: &Message) -> (Term, Option<Term>) {
+    let p = |p: &Pid| Term::Pid(*p);
+    let r = |r: &Reference| Term::from(r.clone());
+    let proc = |x: &PidOrAtom| Term::from(x.clone());
+    let t = |op: i64, rest: Vec<Term>| {
+        let mut elements = vec![int(op)];
+        elements.extend(rest);
+        tuple(elements)
+    };
+    let unused = || tuple(vec![]);
+    match message.clone() {
+        Message::Link(m) => (t(1, vec![p(&m.from_pid), p(&m.to_pid)]), None),
+        Message::Send(m) => (t(2, vec![unused(), p(&m.to_pid)]), Some(m.message)),
+        Message::Exit(m) => (t(3, vec![p(&m.from_pid), p(&m.to_pid), m.reason]), None),
+        Message::Unlink(m) => (t(4, vec![p(&m.from_pid), p(&m.to_pid)]), None),
+        Message::NodeLink(_) => (t(5, vec![]), None),
+        Message::RegSend(m) => (
+            t(6, vec![p(&m.from_pid), unused(), Term::Atom(m.to_name)]),
+            Some(m.message),
+        ),
+        Message::GroupLeader(m) => (t(7, vec![p(&m.from_pid), p(&m.to_pid)]), None),
+        Message::Exit2(m) => (t(8, vec![p(&m.from_pid), p(&m.to_pid), m.reason]), None),
+        Message::MonitorP(m) => (
+            t(19, vec![p(&m.from_pid), proc(&m.to_proc), r(&m.reference)]),
+            None,
+        ),
+        Message::DemonitorP(m) => (
+            t(20, vec![p(&m.from_pid), proc(&m.to_proc), r(&m.reference)]),
+            None,
+        ),
+        Message::MonitorPExit(m) => (
+            t(
+                21,
+                vec![proc(&m.from_proc), p(&m.to_pid), r(&m.reference), m.reason],
+            ),
+            None,
+        ),
+        Message::SendSender(m) => (t(22, vec![p(&m.from_pid), p(&m.to_pid)]), Some(m.message)),
+        Message::PayloadExit(m) => (t(24, vec![p(&m.from_pid), p(&m.to_pid)]), Some(m.reason)),
+        Message::PayloadExit2(m) => (t(26, vec![p(&m.from_pid), p(&m.to_pid)]), Some(m.reason)),
+        Message::PayloadMonitorPExit(m) => (
+            t(28, vec![proc(&m.from_proc), p(&m.to_pid), r(&m.reference)]),
+            Some(m.reason),
+        ),
+        Message::SpawnRequest(m) => (
+            t(
+                29,
+                vec![
+                    r(&m.req_id),
+                    p(&m.from_pid),
+                    p(&m.group_leader),
+                    Term::from(m.mfa),
+                    Term::List(m.opt_list),
+                ],
+            ),
+            Some(Term::List(m.arg_list)),
+        ),
+        Message::SpawnReply(m) => (
+            t(
+                31,
+                vec![
+                    r(&m.req_id),
+                    p(&m.to_pid),
+                    Term::from(m.flags),
+                    proc(&m.result),
+                ],
+            ),
+            None,
+        ),
+        Message::AliasSend(m) => (t(33, vec![p(&m.from_pid), r(&m.alias)]), Some(m.message)),
+        Message::UnlinkId(m) => (t(35, vec![m.id, p(&m.from_pid), p(&m.to_pid)]), None),
+        Message::UnlinkIdAck(m) => (t(36, vec![m.id, p(&m.from_pid), p(&m.to_pid)]), None),
+    }
+}
+
+/// `message` as `eetf` encodes its terms in a pass-through frame (after the tag).
+fn eetf_frame(message: &Message) -> Vec<u8> {
+    let (control, payload) = as_terms(message);
+    let mut out = eetf_bytes(&control);
+    if let Some(payload) = payload {
+        out.extend(eetf_bytes(&payload));
+    }
+    out
+}
+
+/// Every control message is written byte for byte as `eetf` encodes its terms.
 #[test]
-fn hot_messages_are_written_as_erl_dist_writes_them() {
+fn control_messages_are_written_as_eetf_encodes_their_terms() {
     let a = Pid::new("alex@localhost", 102, 0, 1795235418);
     let b = Pid::new("moebi@localhost", 7, 3, 12);
     let r = Reference::from(("alex@localhost", vec![1, 2, 3]));
     let name = Atom::from("Elixir.Chat.TaskSupervisor");
-    let long = Atom::from("x".repeat(300).as_str());
     let payload = || tuple(vec![atom("$gen_call"), int(1), binary(b"hi")]);
     let messages = vec![
-        Message::reg_send(a.clone(), name.clone(), payload()),
-        Message::reg_send(a.clone(), long.clone(), payload()),
-        Message::send_sender(a.clone(), b.clone(), payload()),
+        Message::reg_send(a, name, payload()),
+        Message::send_sender(a, b, payload()),
         Message::AliasSend(m::AliasSend {
-            from_pid: b.clone(),
+            from_pid: b,
             alias: r.clone(),
             message: payload(),
         }),
-        Message::monitor_p(a.clone(), PidOrAtom::Atom(name.clone()), r.clone()),
-        Message::monitor_p(a.clone(), PidOrAtom::Pid(b.clone()), r.clone()),
-        Message::demonitor_p(a.clone(), PidOrAtom::Atom(name.clone()), r.clone()),
-        Message::payload_monitor_p_exit(
-            PidOrAtom::Atom(name.clone()),
-            a.clone(),
-            r.clone(),
-            atom("noproc"),
-        ),
-        Message::link(a.clone(), b.clone()),
-        Message::payload_exit(a.clone(), b.clone(), atom("normal")),
+        Message::monitor_p(a, PidOrAtom::Atom(name), r.clone()),
+        Message::monitor_p(a, PidOrAtom::Pid(b), r.clone()),
+        Message::demonitor_p(a, PidOrAtom::Atom(name), r.clone()),
+        Message::payload_monitor_p_exit(PidOrAtom::Atom(name), a, r.clone(), atom("noproc")),
+        Message::link(a, b),
+        Message::payload_exit(a, b, atom("normal")),
         Message::PayloadExit2(m::PayloadExit2 {
-            from_pid: a.clone(),
-            to_pid: b.clone(),
+            from_pid: a,
+            to_pid: b,
             reason: atom("kill"),
         }),
-        Message::unlink_id(int(7), a.clone(), b.clone()),
-        Message::unlink_id_ack(int(7), a.clone(), b.clone()),
+        Message::unlink_id(int(7), a, b),
+        Message::unlink_id_ack(int(7), a, b),
         Message::SpawnReply(m::SpawnReply {
             req_id: r.clone(),
-            to_pid: a.clone(),
+            to_pid: a,
             flags: FixInteger::from(3),
-            result: PidOrAtom::Pid(b.clone()),
+            result: PidOrAtom::Pid(b),
         }),
         Message::SpawnReply(m::SpawnReply {
             req_id: r.clone(),
-            to_pid: a.clone(),
+            to_pid: a,
             flags: FixInteger::from(0),
             result: PidOrAtom::Atom(Atom::from("badarg")),
         }),
         Message::SpawnRequest(m::SpawnRequest {
             req_id: r.clone(),
-            from_pid: a.clone(),
-            group_leader: b.clone(),
+            from_pid: a,
+            group_leader: b,
             mfa: Mfa {
                 module: Atom::from("Elixir.Chat"),
                 function: Atom::from("receive_message"),
@@ -356,46 +391,68 @@ fn hot_messages_are_written_as_erl_dist_writes_them() {
             arg_list: List::from(vec![binary(b"hi")]),
         }),
     ];
-    for message in messages {
-        let mut theirs = Vec::new();
-        message.clone().write_into(&mut theirs).unwrap();
+    let cold = vec![
+        Message::Send(m::Send {
+            to_pid: b,
+            message: payload(),
+        }),
+        Message::Exit(m::Exit {
+            from_pid: a,
+            to_pid: b,
+            reason: atom("normal"),
+        }),
+        Message::Unlink(m::Unlink {
+            from_pid: a,
+            to_pid: b,
+        }),
+        Message::NodeLink(m::NodeLink),
+        Message::GroupLeader(m::GroupLeader {
+            from_pid: a,
+            to_pid: b,
+        }),
+        Message::Exit2(m::Exit2 {
+            from_pid: a,
+            to_pid: b,
+            reason: atom("kill"),
+        }),
+        Message::MonitorPExit(m::MonitorPExit {
+            from_proc: PidOrAtom::Pid(b),
+            to_pid: a,
+            reference: r.clone(),
+            reason: atom("noproc"),
+        }),
+    ];
+    for message in messages.into_iter().chain(cold) {
+        let theirs = eetf_frame(&message);
         let mut ours = Vec::new();
-        // erl_dist predates ALTACT_SIG (alias_sends_use_altact_sig_where_the_peer_has_it).
+        // Every flag but ALTACT_SIG (alias_sends_use_altact_sig_where_the_peer_has_it).
         let flags = !flags::ALTACT_SIG;
-        assert!(
-            hot::write(&mut Out::versioned(&mut ours), message.clone(), flags)
-                .unwrap()
-                .is_none()
-        );
+        hot::write(&mut Out::versioned(&mut ours), message.clone(), flags).unwrap();
         assert_eq!(ours, theirs, "{message:?}");
     }
     // `SEND` to a peer without `SEND_SENDER`.
-    let mut theirs = Vec::new();
-    let send = m::Send {
-        to_pid: b.clone(),
+    let send = Message::Send(m::Send {
+        to_pid: b,
         message: payload(),
-    };
-    Message::Send(send).write_into(&mut theirs).unwrap();
+    });
     let mut ours = Vec::new();
-    let to = To::Pid(&b);
     hot::send(
         &mut Out::versioned(&mut ours),
         &a,
-        to,
+        To::Pid(&b),
         Payload::Term(&payload()),
         0,
     )
     .unwrap();
-    assert_eq!(ours, theirs);
-    let cold = Message::GroupLeader(m::GroupLeader {
-        from_pid: a,
-        to_pid: b,
-    });
-    assert!(
-        hot::write(&mut Out::versioned(&mut Vec::new()), cold, u64::MAX)
-            .unwrap()
-            .is_some()
+    assert_eq!(ours, eetf_frame(&send));
+    // An atom no BEAM takes is refused, not sent.
+    let long = Atom::from("x".repeat(300).as_str());
+    let refused = hot::write(
+        &mut Out::versioned(&mut Vec::new()),
+        Message::reg_send(a, long, payload()),
+        u64::MAX,
     );
+    assert_eq!(refused, Err(EncodeError::AtomTooLong(300)));
 }
 
 /// A message that cannot be written, or whose writing panics, leaves the frames
@@ -405,7 +462,7 @@ fn a_frame_is_appended_whole_or_not_at_all() {
     let mut out = b"earlier frames".to_vec();
     let failed = framed(&mut out, &mut Framing::default(), |out| {
         out.extend_from_slice(b"half");
-        Err(eetf::EncodeError::TooLongAtomName(Atom::from("x")))
+        Err(EncodeError::AtomTooLong(256))
     });
     assert!(failed.is_err());
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -432,10 +489,7 @@ fn lent_payloads_are_written_as_owned_ones() {
     let r = Reference::from(("alex@localhost", vec![1, 2, 3]));
     let name = Atom::from("echo");
     let request = list((1001..1201).map(int).collect());
-    let head = [
-        atom("$gen_call"),
-        tuple(vec![Term::Pid(a.clone()), atom("t")]),
-    ];
+    let head = [atom("$gen_call"), tuple(vec![Term::Pid(a), atom("t")])];
     let payloads = [Payload::Term(&request), Payload::Wrapped(&head, &request)];
     for to in [To::Pid(&a), To::Name(&name), To::Alias(&r)] {
         for payload in payloads {
@@ -485,11 +539,7 @@ fn unknown_ops_are_reported_not_fatal() {
 fn old_ops_for_old_peers() {
     let a = Pid::new("a@h", 1, 0, 5);
     let minimal = crate::flags::advertised(false) & !(flags::SEND_SENDER | flags::EXIT_PAYLOAD);
-    let frame = encode(
-        Message::send_sender(a.clone(), a.clone(), atom("x")),
-        minimal,
-    )
-    .unwrap();
+    let frame = encode(Message::send_sender(a, a, atom("x")), minimal).unwrap();
     match decode_pt(&frame[4..], &TermLimits::default()).unwrap() {
         Decoded::Message(Message::Send(_)) => {}
         _ => panic!("expected SEND"),

@@ -5,6 +5,7 @@ use super::*;
 use crate::connection::codec::{self, Decoded, Framing, Payload, To};
 use crate::connection::terms::TermLimits;
 use crate::flags::{DIST_HDR_ATOM_CACHE, FRAGMENTS};
+use crate::term::eetf_compat::EetfCodec;
 use crate::term::{atom, binary, int, tuple, Pid, Term};
 
 const BOTH: u64 = DIST_HDR_ATOM_CACHE | FRAGMENTS;
@@ -31,7 +32,7 @@ fn read(incoming: &mut Incoming, frame: &[u8]) -> Result<Option<Term>, String> {
     assert_eq!(len, frame.len() - 4);
     match codec::decode(&frame[4..], incoming, &TermLimits::default()) {
         Ok(None) => Ok(None),
-        Ok(Some(Decoded::Message(erl_dist::message::Message::RegSend(m)))) => {
+        Ok(Some(Decoded::Message(crate::connection::message::Message::RegSend(m)))) => {
             Ok(Some(tuple(vec![Term::Atom(m.to_name), m.message])))
         }
         Ok(Some(_)) => Err("not a REG_SEND".into()),
@@ -172,7 +173,7 @@ fn reassembled_messages_keep_their_large_binaries() {
     let messages = [
         tuple(vec![atom("big"), int(1), big()]),
         big(),
-        Term::from(eetf::Map::from(map)),
+        Term::from(crate::term::Map::from(map)),
         tuple(vec![big(), atom("after")]),
     ];
     let from = Pid::new("alex@localhost", 1, 0, 7);
@@ -197,7 +198,7 @@ fn reassembled_messages_keep_their_large_binaries() {
     let exit = |op: i64| {
         let control = tuple(vec![
             int(op),
-            Term::from(from.clone()),
+            Term::from(from),
             Term::from(Pid::new("moebi@localhost", 2, 0, 7)),
             big(),
         ]);
@@ -215,7 +216,9 @@ fn reassembled_messages_keep_their_large_binaries() {
         .unwrap()
         .is_none());
     match codec::decode(&last, &mut incoming, &limits).unwrap() {
-        Some(Decoded::Message(erl_dist::message::Message::Exit(e))) => assert_eq!(e.reason, big()),
+        Some(Decoded::Message(crate::connection::message::Message::Exit(e))) => {
+            assert_eq!(e.reason, big())
+        }
         _ => panic!("not an EXIT"),
     }
     let [first, last] = exit(99);
@@ -227,7 +230,7 @@ fn reassembled_messages_keep_their_large_binaries() {
             control,
             tuple(vec![
                 int(99),
-                Term::from(from.clone()),
+                Term::from(from),
                 Term::from(Pid::new("moebi@localhost", 2, 0, 7)),
                 binary(&[][..]),
             ])

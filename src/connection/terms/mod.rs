@@ -1,24 +1,24 @@
 //! Terms from a peer's bytes, checked and built in one pass: the one place that knows
 //! the bounds of the external term format and says why a frame was refused.
 //!
-//! `eetf`'s decoder reads through `io::Read` a byte or a word at a time, trusts the
-//! counts a peer announces (`Vec::with_capacity(count)`), recurses without a bound, and
-//! gives charlists (`STRING_EXT`) a representation of their own. This reader takes the
-//! slice directly and builds the final representation at once: charlists as lists of
-//! integers, latin-1 atoms as latin-1. A container's count is believed only when the
-//! bytes left, less one per child still promised by the containers around it, can back
-//! it, so everything preallocated is bounded by the frame's size; nesting is bounded by
-//! [`TermLimits::max_depth`] (the reader recurses once per level); every read checks its
-//! bounds. Funs are built here too, their free variables read as any container's
-//! children; only the rare leaf kinds (bignums, old floats, ports, bit strings, old
-//! references, external funs) go to `eetf`, for just their own bytes, once checked.
+//! The reader takes the slice directly and builds the [`Term`] at once: charlists as
+//! lists of integers, latin-1 atoms as latin-1, atoms interned (bounded as the BEAM
+//! bounds its atom table). A container's count is believed only when the bytes left,
+//! less one per child still promised by the containers around it, can back it, so
+//! everything preallocated is bounded by the frame's size (a decoder that trusts counts,
+//! as `eetf`'s does with `Vec::with_capacity(count)`, allocates what a peer merely
+//! announces); nesting is bounded by [`TermLimits::max_depth`] (the reader recurses once
+//! per level); every read checks its bounds. Every kind is read here, funs' free
+//! variables as any container's children.
 //!
 //! Reference: <https://www.erlang.org/doc/apps/erts/erl_ext_dist.html>.
 
 use super::ext::*;
 use super::header::AtomRefs;
-use crate::term::{Atom, FixInteger, List, Term};
-use eetf::{Binary, Float, ImproperList, InternalFun, Map, Pid, Reference, Tuple};
+use crate::term::{
+    Atom, BigInteger, Binary, BitBinary, ExternalFun, FixInteger, Float, ImproperList, InternalFun,
+    List, Map, Pid, Port, Reference, Term, Tuple,
+};
 
 /// Limits for one frame.
 #[derive(Debug, Clone, Copy)]
@@ -35,70 +35,21 @@ impl Default for TermLimits {
     }
 }
 
-/// Why bytes were refused. Positions are byte offsets into the bytes given to the
-/// reader (a frame body, after its pass-through byte).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(crate) enum TermError {
-    #[error("empty frame where a term was expected")]
-    Empty,
-    #[error("expected version byte 131 at byte {pos}, found {found}")]
-    BadVersion { pos: usize, found: u8 },
-    #[error("term truncated at byte {0}")]
-    Truncated(usize),
-    #[error("term nested deeper than {0}")]
-    TooDeep(usize),
-    #[error("unknown term tag {tag} at byte {pos}")]
-    UnknownTag { tag: u8, pos: usize },
-    #[error("count {count} at byte {pos} exceeds the {left} bytes left")]
-    CountTooLarge { count: u64, pos: usize, left: u64 },
-    #[error("compressed terms are not accepted in distribution messages")]
-    Compressed,
-    #[error("atom cache reference {index} at byte {pos}, but the header lists {refs}")]
-    AtomCacheRef { index: u8, refs: usize, pos: usize },
-    #[error("LOCAL_EXT terms are only meaningful inside the runtime that made them")]
-    Local,
-    #[error("expected {expected} at byte {pos}, found tag {tag}")]
-    Unexpected {
-        expected: &'static str,
-        tag: u8,
-        pos: usize,
-    },
-    #[error("reference at byte {pos} has {words} id words, at most 5 are allowed")]
-    ReferenceWords { words: u16, pos: usize },
-    #[error("bit binary at byte {pos} has {len} bytes and {bits} bits in its last byte")]
-    BitCount { len: u32, bits: u8, pos: usize },
-    #[error("fun at byte {pos} announces {size} bytes but its fields take {actual}")]
-    FunSize {
-        size: u32,
-        actual: usize,
-        pos: usize,
-    },
-    #[error("trailing bytes after the last term, from byte {0}")]
-    Trailing(usize),
-    /// Well-formed bytes that are still no term we take: a float that is not finite,
-    /// an atom that is not UTF-8, a kind `eetf` refuses.
-    #[error("{what} at byte {pos}")]
-    Invalid { what: String, pos: usize },
-}
+pub(crate) use crate::term::DecodeError as TermError;
 
-impl TermError {
-    /// The byte the error names, if it names one.
-    #[cfg(any(test, feature = "fuzzing"))]
-    pub(crate) fn position(&self) -> Option<usize> {
-        use TermError::*;
-        match *self {
-            BadVersion { pos, .. }
-            | UnknownTag { pos, .. }
-            | CountTooLarge { pos, .. }
-            | Unexpected { pos, .. }
-            | ReferenceWords { pos, .. }
-            | BitCount { pos, .. }
-            | FunSize { pos, .. }
-            | AtomCacheRef { pos, .. }
-            | Invalid { pos, .. } => Some(pos),
-            Truncated(pos) | Trailing(pos) => Some(pos),
-            Empty | TooDeep(_) | Compressed | Local => None,
+// The external term format's reader is the connection's (with its limits and atom
+// cache); a term read alone is one more use of it.
+impl Term {
+    /// The term `bytes` hold in the external term format, as `:erlang.binary_to_term/1`
+    /// reads it; compressed terms are refused, and so is anything after the term.
+    pub fn from_binary(bytes: &[u8]) -> Result<Term, crate::term::DecodeError> {
+        let limits = TermLimits::default();
+        let mut reader = TermReader::new(bytes, &limits);
+        let term = reader.next_term()?;
+        if !reader.at_end() {
+            return Err(TermError::Trailing(reader.pos));
         }
+        Ok(term)
     }
 }
 
@@ -330,7 +281,7 @@ impl<'a> TermReader<'a> {
         } else {
             self.push_term(&mut elements)?;
             let last = elements.pop().expect("the tail");
-            out.push(Term::ImproperList(ImproperList::from((elements, last))));
+            out.push(Term::from(ImproperList::from((elements, last))));
         }
         self.close(children);
         Ok(())
@@ -362,7 +313,7 @@ impl<'a> TermReader<'a> {
         while let (Some(key), Some(value)) = (pairs.next(), pairs.next()) {
             map.insert(key, value);
         }
-        out.push(Term::Map(Map::from(map)));
+        out.push(Term::from(Map::from(map)));
         Ok(())
     }
 
@@ -426,14 +377,7 @@ impl<'a> TermReader<'a> {
             }
             FLOAT_EXT | BIT_BINARY_EXT | SMALL_BIG_EXT | LARGE_BIG_EXT | PORT_EXT
             | NEW_PORT_EXT | V4_PORT_EXT | REFERENCE_EXT | EXPORT_EXT => {
-                // Checked, and with no child term: `eetf` decodes just these bytes
-                // (with the atoms that came as cache references written in full).
-                let mut bytes = vec![VERSION, tag];
-                self.leaf_bytes(tag, start, &mut bytes)?;
-                let term = Term::decode(&bytes[..]).map_err(|e| TermError::Invalid {
-                    what: e.to_string(),
-                    pos: start,
-                })?;
+                let term = self.rare_leaf(tag, start)?;
                 out.push(term);
             }
             ATOM_CACHE_REF => out.push(Term::Atom(self.cached_atom(start)?)),
@@ -444,21 +388,27 @@ impl<'a> TermReader<'a> {
         Ok(())
     }
 
-    /// Reads a term of a kind with no child terms (after its tag), checking it as
-    /// `eetf` needs, and appends its bytes to `copy` as `eetf` reads them: atoms that
-    /// came as cache references (a BEAM writes ports' nodes and export funs' names so)
-    /// written in full.
-    fn leaf_bytes(&mut self, tag: u8, start: usize, copy: &mut Vec<u8>) -> Result<(), TermError> {
-        let from = self.pos;
-        match tag {
+    /// The kinds without child terms that messages rarely hold: old floats, bit
+    /// strings, bignums, ports, old references and external funs.
+    #[cold]
+    fn rare_leaf(&mut self, tag: u8, start: usize) -> Result<Term, TermError> {
+        let invalid = |what: String| TermError::Invalid { what, pos: start };
+        Ok(match tag {
             FLOAT_EXT => {
-                self.take(31)?;
+                // The float printed with "%.20e" in 31 bytes, padded with zeros.
+                let text = self.take(31)?;
+                let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+                let value = std::str::from_utf8(&text[..end])
+                    .ok()
+                    .and_then(|t| t.trim().parse::<f64>().ok())
+                    .ok_or_else(|| invalid("FLOAT_EXT that is no float".into()))?;
+                Term::Float(Float::try_from(value).map_err(|e| invalid(e.to_string()))?)
             }
             BIT_BINARY_EXT => {
                 let len = self.u32()?;
                 let bits = self.u8()?;
                 // As erts: 1..=8 bits are used in a last byte, and there is no last byte
-                // without bits. (`eetf` would shift by 8 - bits and panic otherwise.)
+                // without bits.
                 if bits > 8 || (bits == 0) != (len == 0) {
                     return Err(TermError::BitCount {
                         len,
@@ -466,36 +416,63 @@ impl<'a> TermReader<'a> {
                         pos: start,
                     });
                 }
-                self.take(len as usize)?;
+                let mut bytes = self.take(len as usize)?.to_vec();
+                // The last byte's bits are its high ones on the wire, its low ones here.
+                if let Some(last) = bytes.last_mut() {
+                    *last >>= 8 - bits;
+                }
+                Term::from(BitBinary {
+                    bytes,
+                    tail_bits_size: bits,
+                })
             }
-            SMALL_BIG_EXT => {
-                let len = self.u8()?;
-                self.take(1 + usize::from(len))?;
-            }
-            LARGE_BIG_EXT => {
-                let len = self.u32()? as usize;
-                self.take(len.saturating_add(1))?;
-            }
-            PORT_EXT | REFERENCE_EXT | NEW_PORT_EXT | V4_PORT_EXT => {
-                self.inline_atom(copy)?;
-                let rest = match tag {
-                    NEW_PORT_EXT => 4 + 4,
-                    V4_PORT_EXT => 8 + 4,
-                    _ => 4 + 1,
+            SMALL_BIG_EXT | LARGE_BIG_EXT => {
+                let len = if tag == SMALL_BIG_EXT {
+                    self.u8()?.into()
+                } else {
+                    self.u32()? as usize
                 };
-                copy.extend_from_slice(self.take(rest)?);
-                return Ok(());
+                let sign = match self.u8()? {
+                    0 => num_bigint::Sign::Plus,
+                    1 => num_bigint::Sign::Minus,
+                    s => return Err(invalid(format!("bignum sign byte {s}"))),
+                };
+                let digits = self.take(len)?;
+                let value = num_bigint::BigInt::from_bytes_le(sign, digits);
+                // The BEAM writes what fits 32 bits as an integer, but reads either.
+                match i32::try_from(&value) {
+                    Ok(small) => Term::FixInteger(FixInteger::from(small)),
+                    Err(_) => Term::from(BigInteger { value }),
+                }
+            }
+            PORT_EXT | NEW_PORT_EXT | V4_PORT_EXT => {
+                let node = self.atom()?;
+                let id = match tag {
+                    V4_PORT_EXT => u64::from_be_bytes(self.array()?),
+                    _ => self.u32()?.into(),
+                };
+                let creation = match tag {
+                    PORT_EXT => self.u8()?.into(),
+                    _ => self.u32()?,
+                };
+                Term::Port(Port { node, id, creation })
+            }
+            REFERENCE_EXT => {
+                let node = self.atom()?;
+                let id = vec![self.u32()?];
+                let creation = self.u8()?.into();
+                Term::from(Reference { node, id, creation })
             }
             EXPORT_EXT => {
-                self.inline_atom(copy)?;
-                self.inline_atom(copy)?;
+                let module = self.atom()?;
+                let function = self.atom()?;
                 let pos = self.pos;
                 match self.u8()? {
-                    SMALL_INTEGER_EXT => {
-                        copy.push(SMALL_INTEGER_EXT);
-                        copy.extend_from_slice(self.take(1)?);
-                        return Ok(());
-                    }
+                    SMALL_INTEGER_EXT => Term::from(ExternalFun {
+                        module,
+                        function,
+                        arity: self.u8()?,
+                    }),
                     tag => {
                         return Err(TermError::Unexpected {
                             expected: "a small integer arity",
@@ -505,25 +482,8 @@ impl<'a> TermReader<'a> {
                     }
                 }
             }
-            _ => unreachable!("leaf_bytes of tag {tag}"),
-        }
-        copy.extend_from_slice(&self.bytes[from..self.pos]);
-        Ok(())
-    }
-
-    /// An atom (inline or a cache reference), appended to `copy` in full.
-    fn inline_atom(&mut self, copy: &mut Vec<u8>) -> Result<(), TermError> {
-        let atom = self.atom()?;
-        let name = atom.name.as_bytes();
-        match u8::try_from(name.len()) {
-            Ok(len) => copy.extend_from_slice(&[SMALL_ATOM_UTF8_EXT, len]),
-            Err(_) => {
-                copy.push(ATOM_UTF8_EXT);
-                copy.extend_from_slice(&(name.len() as u16).to_be_bytes());
-            }
-        }
-        copy.extend_from_slice(name);
-        Ok(())
+            _ => unreachable!("rare_leaf of tag {tag}"),
+        })
     }
 
     /// `NEW_FUN_EXT` (and `FUN_EXT`, as OTP before 23 sent funs): the fields, then the
@@ -762,11 +722,13 @@ impl<'a> TermReader<'a> {
             _ => self.u8()?.into(),
         };
         let bytes = self.take(len)?;
+        let latin1;
         let name = match std::str::from_utf8(bytes) {
-            Ok(text) => text.to_owned(),
+            Ok(text) => text,
             // ATOM_EXT and SMALL_ATOM_EXT are latin-1: each byte is its character.
             Err(_) if matches!(tag, ATOM_EXT | SMALL_ATOM_EXT) => {
-                bytes.iter().map(|&b| char::from(b)).collect()
+                latin1 = bytes.iter().map(|&b| char::from(b)).collect::<String>();
+                &latin1
             }
             Err(e) => {
                 return Err(TermError::Invalid {
@@ -775,7 +737,9 @@ impl<'a> TermReader<'a> {
                 })
             }
         };
-        Ok(Atom { name })
+        // Atoms live as long as the program, as on the BEAM: where a BEAM node would
+        // stop with its atom table full, the connection closes.
+        Atom::from_peer(name).map_err(|what| TermError::Invalid { what, pos: start })
     }
 
     /// A pid where the format requires one (a fun's creator).
@@ -824,8 +788,9 @@ pub(crate) fn depth_and_size(term: &Term) -> (usize, usize) {
             Term::Tuple(t) => t.elements.iter().collect(),
             Term::Map(m) => m.map.iter().flat_map(|(k, v)| [k, v]).collect(),
             Term::InternalFun(f) => match &**f {
-                eetf::InternalFun::New { free_vars, .. }
-                | eetf::InternalFun::Old { free_vars, .. } => free_vars.iter().collect(),
+                InternalFun::New { free_vars, .. } | InternalFun::Old { free_vars, .. } => {
+                    free_vars.iter().collect()
+                }
             },
             _ => Vec::new(),
         };

@@ -73,7 +73,7 @@ fn parse_request<'a>(message: &'a Term, kind: &str) -> Option<(Caller, &'a Term)
     let (pid, tag, request) = request_parts(message, kind)?;
     Some((
         Caller {
-            pid: pid.clone(),
+            pid: *pid,
             tag: tag.clone(),
         },
         request,
@@ -162,7 +162,7 @@ impl Process {
         let mref = self.monitor_with_alias(to.clone());
         let tag = alias_tag(mref.clone());
         let me = &self.entry.pid;
-        let from = tuple(vec![Term::Pid(me.clone()), tag]);
+        let from = tuple(vec![Term::Pid(*me), tag]);
         self.node
             .route_in(me, to, vec![atom("$gen_call"), from], request);
         let reply = self
@@ -208,8 +208,8 @@ impl Process {
 /// The node of the process a `DOWN` names: a pid, `{Name, Node}` or an alias.
 fn node_of(object: &Term) -> Option<String> {
     match object {
-        Term::Pid(p) => Some(p.node.name.clone()),
-        Term::Reference(r) => Some(r.node.name.clone()),
+        Term::Pid(p) => Some(p.node.name().to_owned()),
+        Term::Reference(r) => Some(r.node.name().to_owned()),
         _ => object.as_tuple_n(2)?[1].as_atom().map(str::to_owned),
     }
 }

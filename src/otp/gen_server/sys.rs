@@ -16,7 +16,7 @@ pub(super) fn handle<S: GenServer>(
     suspended: &mut bool,
 ) -> Option<Term> {
     let reply = match request {
-        Term::Atom(a) => match a.name.as_str() {
+        Term::Atom(a) => match a.name() {
             "get_state" if answers_ok_state(&from) => tuple(vec![atom("ok"), server.state()]),
             "get_state" => server.state(),
             "get_status" => status(server, p, parent, *suspended),
@@ -84,7 +84,7 @@ fn status<S: GenServer>(
     let sys_state = atom(if suspended { "suspended" } else { "running" });
     // The parent of a server not started by a process is itself, as for
     // `gen_server:start/3`.
-    let parent = Term::Pid(parent.cloned().unwrap_or_else(|| pid.clone()));
+    let parent = Term::Pid(parent.cloned().unwrap_or(pid));
     let name = p
         .registered_name()
         .unwrap_or_else(|| format!("<{}.{}.{}>", 0, pid.id, pid.serial));

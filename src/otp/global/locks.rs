@@ -44,7 +44,7 @@ impl Global {
         match self.locks.get_mut(&res) {
             Some(lock) if lock.requester == req => {
                 if !lock.holders.contains(pid) {
-                    lock.holders.push(pid.clone());
+                    lock.holders.push(*pid);
                 }
             }
             Some(_) => return false,
@@ -53,14 +53,14 @@ impl Global {
                     res,
                     Lock {
                         requester: req,
-                        holders: vec![pid.clone()],
+                        holders: vec![*pid],
                     },
                 );
             }
         }
         if !self.holder_monitors.contains_key(pid) {
-            let r = p.monitor(pid.clone());
-            self.holder_monitors.insert(pid.clone(), r);
+            let r = p.monitor(*pid);
+            self.holder_monitors.insert(*pid, r);
         }
         true
     }

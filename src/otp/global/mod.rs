@@ -104,12 +104,12 @@ pub(crate) fn start(node: &Node) {
 
 /// Tells `global_name_server` a connection to a visible peer came up.
 pub(crate) fn node_up(node: &Node, peer: &Atom) {
-    node.send(NAME, tuple(vec![atom(NODE_UP), Term::Atom(peer.clone())]));
+    node.send(NAME, tuple(vec![atom(NODE_UP), Term::Atom(*peer)]));
 }
 
 /// Tells `global_name_server` a connection went down.
 pub(crate) fn node_down(node: &Node, peer: &Atom) {
-    node.send(NAME, tuple(vec![atom(NODE_DOWN), Term::Atom(peer.clone())]));
+    node.send(NAME, tuple(vec![atom(NODE_DOWN), Term::Atom(*peer)]));
 }
 
 fn cast(p: &Process, to: &str, message: Term) {
@@ -133,9 +133,9 @@ fn volatile(p: &Process, to: &str, message: &Term) {
 
 fn node_name(t: &Term) -> Option<String> {
     match t {
-        Term::Atom(a) => Some(a.name.clone()),
+        Term::Atom(a) => Some(a.name().to_owned()),
         // `lock_set` names the peer by its locker's pid.
-        Term::Pid(p) => Some(p.node.name.clone()),
+        Term::Pid(p) => Some(p.node.name().to_owned()),
         // Known lists hold `{Node, Vsn}` from vsn 8 on.
         Term::Tuple(tu) => tu
             .elements
@@ -171,12 +171,12 @@ fn known_list<'a>(nodes: impl Iterator<Item = (&'a String, &'a i64)>, vsn: i64) 
 
 impl Global {
     fn me(&self) -> Term {
-        Term::Atom(self.me.clone())
+        Term::Atom(self.me)
     }
 
     fn locker(&self) -> Term {
         // Any pid of ours will do as the "locker" peers put in lock ids; we use our own.
-        Term::Pid(self.pid.clone())
+        Term::Pid(self.pid)
     }
 
     fn handle(&mut self, p: &mut Process, message: Term) {
@@ -231,7 +231,7 @@ impl Global {
                     tracing::warn!(
                         "'global' at node {} disconnected node {n} in order to prevent \
                          overlapping partitions",
-                        self.me.name
+                        self.me.name()
                     );
                 }
             }
@@ -266,7 +266,7 @@ impl Global {
             tuple(vec![
                 atom("locker"),
                 atom("no_longer_a_pid"),
-                Term::Map(eetf::Map::from(HashMap::<Term, Term>::new())),
+                Term::from(crate::term::Map::default()),
                 self.locker(),
             ]),
         ]);
@@ -397,7 +397,7 @@ impl Global {
                         .unwrap_or(&[])
                         .iter()
                         .filter_map(known_node)
-                        .filter(|(x, _)| *x != self.me.name),
+                        .filter(|(x, _)| *x != self.me.name()),
                 );
                 self.tell_new_nodes(p, &new_nodes, vsn);
                 self.known.insert(n.clone(), vsn);
@@ -411,7 +411,7 @@ impl Global {
             // R9
             (Some("new_nodes"), 6) => {
                 for (x, vsn) in e[4].as_list().unwrap_or(&[]).iter().filter_map(known_node) {
-                    if x != self.me.name && !self.known.contains_key(&x) {
+                    if x != self.me.name() && !self.known.contains_key(&x) {
                         self.known.insert(x.clone(), vsn);
                         self.sync_other(p, &x);
                     }

@@ -55,7 +55,7 @@ impl Global {
         let gone: Vec<Pid> = self
             .holder_monitors
             .keys()
-            .filter(|pid| pid.node.name == n)
+            .filter(|pid| pid.node.name() == n)
             .cloned()
             .collect();
         for pid in gone {
@@ -93,18 +93,18 @@ impl Global {
         let (Some(xcreation), Some(op_id)) = (xcreation.as_int(), op_id.as_int()) else {
             return;
         };
-        let key = (a.name.clone(), b.name.clone());
+        let key = (a.name().to_owned(), b.name().to_owned());
         if self.lost.get(&key).is_some_and(|l| {
             l.xcreation == xcreation && op_id <= l.op_id && l.at.elapsed() < LOST_MEMORY
         }) {
             return;
         }
-        self.multicast(p, report, &a.name);
+        self.multicast(p, report, a.name());
         self.remember_lost(key, xcreation, op_id);
-        let gone = if b.name == self.me.name {
-            &a.name
+        let gone = if b.name() == self.me.name() {
+            &a.name()
         } else {
-            &b.name
+            &b.name()
         };
         if !self.potentially_known(gone) {
             return;
@@ -118,7 +118,7 @@ impl Global {
         };
         tracing::warn!(
             "'global' at node {} {what} node {gone} in order to prevent overlapping partitions",
-            self.me.name
+            self.me.name()
         );
         self.node_down(p, gone, Leaving::Removed);
     }
