@@ -346,7 +346,7 @@ impl<'a> Cursor<'a> {
 /// are written.
 #[derive(Debug)]
 pub(crate) struct OutCache {
-    entries: Vec<Option<Box<str>>>,
+    entries: Vec<Option<Atom>>,
     /// Per entry, the frame (by `stamp`) that last referred to it, and its reference
     /// number there: one lookup finds an atom already in the frame.
     used: Vec<(u32, u8)>,
@@ -388,19 +388,19 @@ impl OutCache {
     /// written in full (its entry is taken by another atom of this frame, or the frame
     /// has 255 references already).
     #[inline]
-    pub(crate) fn reference(&mut self, atom: &str) -> Option<u8> {
+    pub(crate) fn reference(&mut self, atom: Atom) -> Option<u8> {
         let ix = entry_of(atom);
         let (stamp, r) = self.used[ix];
         if stamp == self.stamp {
-            return (self.entries[ix].as_deref() == Some(atom)).then_some(r);
+            return (self.entries[ix] == Some(atom)).then_some(r);
         }
         if self.refs.len() >= MAX_REFS {
             return None;
         }
         let r = self.refs.len() as u8;
-        let new = self.entries[ix].as_deref() != Some(atom);
+        let new = self.entries[ix] != Some(atom);
         if new {
-            self.entries[ix] = Some(atom.into());
+            self.entries[ix] = Some(atom);
         }
         self.refs.push((ix as u16, new));
         self.used[ix] = (self.stamp, r);
@@ -432,7 +432,7 @@ impl OutCache {
             return out;
         }
         let entries = &self.entries;
-        let text = |ix: u16| entries[usize::from(ix)].as_deref().unwrap_or("");
+        let text = |ix: u16| entries[usize::from(ix)].map_or("", |a| a.name());
         let long_atoms = self
             .refs
             .iter()
@@ -470,25 +470,12 @@ impl OutCache {
     }
 }
 
-/// The cache entry of an atom: a hash of its length and its first and last 8 bytes
-/// (any hash will do, both ends only need the index the header names; this one is a
-/// few instructions for any atom, where a hash of every byte cost more than writing the
-/// atom in full).
+/// The cache entry of an atom: a hash of where it lives (an atom is interned, so its
+/// address is its identity; any hash will do, both ends only need the index the header
+/// names).
 #[inline]
-fn entry_of(atom: &str) -> usize {
-    let b = atom.as_bytes();
-    let n = b.len();
-    let (head, tail) = if n >= 8 {
-        (
-            u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
-            u64::from_le_bytes(b[n - 8..].try_into().expect("8 bytes")),
-        )
-    } else {
-        let mut buf = [0u8; 8];
-        buf[..n].copy_from_slice(b);
-        (u64::from_le_bytes(buf), 0)
-    };
-    let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+fn entry_of(atom: Atom) -> usize {
+    let h = (atom.address() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     // The top 11 bits: 0..2048.
     (h >> 53) as usize
 }

@@ -302,7 +302,7 @@ fn list(out: &mut Out<'_>, elements: &[Term]) -> Result<(), EncodeError> {
 }
 
 pub(super) fn atom(out: &mut Out<'_>, atom: &Atom) -> Result<(), EncodeError> {
-    if let Some(r) = out.cache.as_mut().and_then(|c| c.reference(atom.name())) {
+    if let Some(r) = out.cache.as_mut().and_then(|c| c.reference(*atom)) {
         out.extend_from_slice(&[ATOM_CACHE_REF, r]);
         return Ok(());
     }

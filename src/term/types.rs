@@ -209,6 +209,12 @@ impl Atom {
             .copied()
     }
 
+    /// Where the atom lives: the same for the life of the program, and for no other atom.
+    #[inline]
+    pub(crate) fn address(&self) -> usize {
+        self.0 as *const AtomEntry as usize
+    }
+
     /// The atom's name.
     #[inline]
     pub fn name(&self) -> &'static str {
@@ -234,7 +240,7 @@ impl Eq for Atom {}
 impl Hash for Atom {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        (self.0 as *const AtomEntry as usize).hash(state)
+        self.address().hash(state)
     }
 }
 
