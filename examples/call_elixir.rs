@@ -10,7 +10,7 @@
 //! alex's own `Chat.TaskSupervisor` (as `Chat.send_message/2` does between BEAM nodes).
 
 use clap::Parser;
-use cnode::term::{Inspect, IntoTerm};
+use cnode::term::IntoTerm;
 use cnode::{term, Node, NodeConfig};
 use std::time::Duration;
 
@@ -47,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     let sum = node
         .erpc_call(peer, "Elixir.Enum", "sum", vec![term!([1, 2, 3])], timeout)
         .await?;
-    println!("Enum.sum([1, 2, 3]) on {peer}: {}", sum.inspect());
+    println!("Enum.sum([1, 2, 3]) on {peer}: {sum}");
 
     // Task.Supervisor.async({Chat.TaskSupervisor, peer}, Chat, :receive_message, [message])
     // |> Task.await()
@@ -60,15 +60,12 @@ async fn main() -> anyhow::Result<()> {
         )
         .await_timeout(timeout)
         .await?;
-    println!(
-        "Chat.receive_message/1 on {peer} returned {}",
-        printed.inspect()
-    );
+    println!("Chat.receive_message/1 on {peer} returned {printed}");
 
     // :erpc.call(peer, :erlang, :nodes, []): the Node.list() of the peer.
     let nodes = node
         .erpc_call(peer, "erlang", "nodes", vec![], timeout)
         .await?;
-    println!("Node.list() on {peer}: {}", nodes.inspect());
+    println!("Node.list() on {peer}: {nodes}");
     Ok(())
 }

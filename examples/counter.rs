@@ -30,7 +30,7 @@
 
 use clap::Parser;
 use cnode::supervisor::{self, ChildSpec, Strategy};
-use cnode::term::{Inspect, IntoTerm, Match, Term};
+use cnode::term::{IntoTerm, Match, Term};
 use cnode::{Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
 use serde::Deserialize;
 
@@ -74,8 +74,7 @@ impl GenServer for Counter {
             Ok(Call::Get) => Ok(Reply::reply(self.n.into_term())),
             // A raise in a callback: the supervisor starts a fresh counter.
             Err(_) => Err(Exception::argument_error(format!(
-                "Counter does not know the call {}",
-                request.inspect()
+                "Counter does not know the call {request}"
             ))),
         }
     }

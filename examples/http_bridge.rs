@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use clap::Parser;
-use cnode::term::{chardata_to_string, Inspect, IntoTerm, Term};
+use cnode::term::{chardata_to_string, IntoTerm, Term};
 use cnode::{Node, NodeConfig};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -59,7 +59,7 @@ fn bad_gateway(e: impl std::fmt::Display) -> (StatusCode, String) {
 fn text(term: &Term) -> String {
     match term {
         Term::Binary(_) => chardata_to_string(term).unwrap_or_default(),
-        other => other.inspect().to_string(),
+        other => other.to_string(),
     }
 }
 

@@ -12,7 +12,7 @@
 //! `:erpc.call(:rusty@localhost, Greeter, :hello, ["alex"])`.
 //!
 //! ```no_run
-//! use cnode::term::{Inspect, IntoTerm, Match, Term};
+//! use cnode::term::{IntoTerm, Match, Term};
 //! use cnode::{term, Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
 //! use serde::Deserialize;
 //!
@@ -31,7 +31,7 @@
 //!         -> Result<Reply, Exception> {
 //!         match request.decode() {
 //!             Ok(Request::Get) => Ok(Reply::reply(self.0.into_term())),
-//!             _ => Err(Exception::argument_error(format!("unknown call {}", request.inspect()))),
+//!             _ => Err(Exception::argument_error(format!("unknown call {request}"))),
 //!         }
 //!     }
 //!
@@ -64,7 +64,7 @@
 //!     let sum = node
 //!         .erpc_call("alex@localhost", "Elixir.Enum", "sum", vec![term!([1, 2])], timeout)
 //!         .await?;
-//!     println!("Enum.sum([1, 2]) on alex: {}", sum.inspect());
+//!     println!("Enum.sum([1, 2]) on alex: {sum}");
 //!
 //!     node.serve_forever().await;
 //!     Ok(())
@@ -74,7 +74,8 @@
 //! Terms are written as in Elixir with [`term!`], converted from Rust values with
 //! [`IntoTerm`](term::IntoTerm) and from and to Rust types with serde
 //! ([`term::to_term`], [`Match::decode`](term::Match::decode)); they print in Elixir's
-//! syntax with [`inspect`](term::Inspect), and the crate's log lines print them so.
+//! syntax (`{term}`, as `inspect/1`; [`Erlang`](term::Erlang) for Erlang's), and the
+//! crate's log lines print them so.
 //!
 //! Any error goes through `?` in a process body, a registered function or a GenServer
 //! callback: the BEAM caller sees it as an Elixir exception (`%RuntimeError{message:

@@ -14,8 +14,9 @@
 //! - Matching: [`Match`], a trait with `as_atom`, `as_tuple`, ... and `decode` on `Term`.
 //! - Reading text: [`parse`] (Elixir's syntax) and [`parse_erlang`], with the line and
 //!   column of what is wrong.
-//! - Printing: [`Elixir`] (`term.inspect()`) prints as Elixir's `inspect/1`, [`Erlang`]
-//!   as `io_lib:format("~p")`; the crate's own log lines print terms in Elixir's syntax.
+//! - Printing: a term's `Display` and `Debug` (`{term}`, `{term:?}`) print as Elixir's
+//!   `inspect/1` ([`Elixir`], `term.inspect()`), [`Erlang`] (`term.erlang()`) as
+//!   `io_lib:format("~p")`; the crate's own log lines print terms in Elixir's syntax.
 //!
 //! # Rust types and serde
 //!
