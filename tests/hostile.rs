@@ -628,6 +628,12 @@ fn malformed_frames(peer: &Peer) -> Vec<(&'static str, Vec<u8>)> {
             fakepeer::atom("m").encode(&mut b).unwrap();
             b
         }),
+        // Atoms are never freed: no peer makes one longer than the BEAM's 255 characters.
+        ("atom of 256 characters", {
+            let mut atom = vec![131, 118, 1, 0];
+            atom.extend_from_slice(&[b'x'; 256]);
+            echo(&atom)
+        }),
         // (ATOM_EXT with the same bytes is the latin-1 atom 'ÿþ', taken as the BEAM does.)
         (
             "UTF-8 atom that is not UTF-8",
@@ -1468,6 +1474,14 @@ fn lying_headers(peer: &Peer) -> Cases {
             "an atom that is not UTF-8",
             vec![headed(&[1, 0x08, 5, 2, 0xff, 0xfe], &message)],
             "atom in the distribution header is not UTF-8",
+        ),
+        (
+            "an atom of 256 characters",
+            vec![headed(
+                &[&[1, 0x18, 5, 1, 0][..], &[b'x'; 256]].concat(),
+                &message,
+            )],
+            "refused in the distribution header: atom of more than 255 characters",
         ),
         (
             "a pass-through frame",
