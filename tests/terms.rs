@@ -116,6 +116,19 @@ impl Peer {
             Elixir(&theirs),
             Elixir(&ours)
         );
+        // Byte for byte as `:erlang.term_to_binary/2` writes it (`:deterministic`: the
+        // keys of maps in term order, as OTP 25 writes small maps anyway; minor version
+        // 2, atoms in UTF-8, as distribution and OTP 26's default have them).
+        let bytes = self
+            .eval(&format!(
+                ":erlang.term_to_binary({literal}, [:deterministic, minor_version: 2])"
+            ))
+            .await;
+        assert_eq!(
+            Some(&ours.to_binary().expect("encodes")[..]),
+            bytes.as_binary(),
+            "{literal}: our bytes are not term_to_binary's"
+        );
         let equal = self.eval_with(&format!("x == {literal}"), ours).await;
         assert!(
             equal.is_atom("true"),

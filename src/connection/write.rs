@@ -11,6 +11,7 @@ use super::ext::{
 };
 use super::header::OutCache;
 use crate::term::{Atom, BigInteger, InternalFun, Pid, Port, Reference, Term};
+use std::collections::HashMap;
 
 pub(crate) use crate::term::EncodeError;
 
@@ -121,14 +122,7 @@ pub(super) fn term(out: &mut Out<'_>, term: &Term) -> Result<(), EncodeError> {
             out.push(NEW_FLOAT_EXT);
             out.extend_from_slice(&f.value.to_be_bytes());
         }
-        Term::Map(m) => {
-            out.push(MAP_EXT);
-            out.extend_from_slice(&(m.map.len() as u32).to_be_bytes());
-            for (k, v) in &m.map {
-                self::term(out, k)?;
-                self::term(out, v)?;
-            }
-        }
+        Term::Map(m) => map(out, &m.map)?,
         Term::BigInteger(b) => big(out, b)?,
         Term::Port(p) => port(out, p)?,
         Term::ExternalFun(f) => {
@@ -153,6 +147,39 @@ pub(super) fn term(out: &mut Out<'_>, term: &Term) -> Result<(), EncodeError> {
             let (last, whole) = b.bytes.split_last().expect("a last byte");
             out.extend_from_slice(whole);
             out.push(last << (8 - b.tail_bits_size));
+        }
+    }
+    Ok(())
+}
+
+/// The most entries a BEAM keeps in a flat map, whose keys it writes in term order.
+const FLAT_MAP: usize = 32;
+
+/// `MAP_EXT`: up to 32 entries (an Elixir struct, a small map), keys in Erlang's term
+/// order, as a BEAM writes a map that small (OTP 25; later releases with
+/// `[:deterministic]`), so the same map is the same bytes; a larger one in the order
+/// of its table.
+fn map(out: &mut Out<'_>, map: &HashMap<Term, Term>) -> Result<(), EncodeError> {
+    out.push(MAP_EXT);
+    out.extend_from_slice(&count("map", map.len())?);
+    if (2..=FLAT_MAP).contains(&map.len()) {
+        let mut sorted = [None; FLAT_MAP];
+        for (slot, entry) in sorted.iter_mut().zip(map) {
+            *slot = Some(entry);
+        }
+        let sorted = &mut sorted[..map.len()];
+        sorted.sort_unstable_by(|a, b| match (a, b) {
+            (Some(a), Some(b)) => crate::term::term_order(a.0, b.0),
+            _ => std::cmp::Ordering::Equal,
+        });
+        for (k, v) in sorted.iter().flatten() {
+            self::term(out, k)?;
+            self::term(out, v)?;
+        }
+    } else {
+        for (k, v) in map {
+            self::term(out, k)?;
+            self::term(out, v)?;
         }
     }
     Ok(())

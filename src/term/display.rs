@@ -708,7 +708,7 @@ fn erlang_printable(c: u32) -> bool {
 
 /// Erlang's term order: number < atom < reference < fun < port < pid < tuple < map < nil
 /// < list < bitstring; within a kind, as the BEAM compares.
-fn order(a: &Term, b: &Term) -> Ordering {
+pub(crate) fn order(a: &Term, b: &Term) -> Ordering {
     fn rank(t: &Term) -> u8 {
         match t {
             Term::FixInteger(_) | Term::BigInteger(_) | Term::Float(_) => 0,

@@ -72,6 +72,7 @@ pub(crate) use types::eetf_compat;
 
 pub use build::IntoTerm;
 pub use convert::{as_atom, as_charlist, as_keyword, as_term, from_term, to_term, ConvertError};
+pub(crate) use display::order as term_order;
 pub use display::{Elixir, Erlang, Inspect, Local, Shown};
 pub use parse::{parse, parse_erlang, ParseError};
 
