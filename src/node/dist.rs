@@ -61,7 +61,7 @@ pub(super) fn alt_act(node: &Node, signal: AltAct) {
     } = signal;
     let entry = match &to {
         AltActTo::Pid(pid) => node.local_entry(pid),
-        AltActTo::Name(name) => node.registered_entry(name.name()),
+        AltActTo::Name(name) => node.registered_entry(name),
         AltActTo::Alias(alias) => node.alias_entry(alias),
     };
     let Some(entry) = entry else {
@@ -89,7 +89,7 @@ fn deliver_to_pid(node: &Node, to: &Pid, message: Term) {
 }
 
 fn reg_send(node: &Node, from: &Pid, name: &Atom, message: Term) {
-    match node.registered_entry(name.name()) {
+    match node.registered_entry(name) {
         Some(e) => e.deliver(message),
         // Dropped, as the BEAM drops it.
         None => tracing::debug!(
@@ -138,7 +138,7 @@ fn monitor(
 ) {
     let (entry, by_name) = match &target {
         PidOrAtom::Pid(p) => (node.local_entry(p), None),
-        PidOrAtom::Atom(name) => (node.registered_entry(name.name()), Some(*name)),
+        PidOrAtom::Atom(name) => (node.registered_entry(name), Some(*name)),
     };
     if let Some(e) = entry {
         let mut st = e.state();
@@ -164,7 +164,7 @@ fn monitor(
 fn demonitor(node: &Node, target: &PidOrAtom, reference: &crate::term::Reference) {
     let entry = match target {
         PidOrAtom::Pid(p) => node.local_entry(p),
-        PidOrAtom::Atom(name) => node.registered_entry(name.name()),
+        PidOrAtom::Atom(name) => node.registered_entry(name),
     };
     if let Some(e) = entry {
         e.state().monitored_by.remove(reference);

@@ -59,7 +59,7 @@ impl Node {
         let entry = match &to {
             Dest::Pid(pid) => self.local_entry(pid),
             Dest::Name(name) | Dest::RemoteName(name, _) => {
-                let entry = self.registered_entry(name.name());
+                let entry = self.registered_entry(name);
                 if entry.is_none() {
                     tracing::debug!("message to unregistered name {name} dropped");
                 }

@@ -102,9 +102,9 @@ impl Node {
         let watched = match &target {
             Dest::Pid(p) if self.is_local(&p.node) => Watched::Local(self.local_entry(p), None),
             Dest::Pid(p) => Watched::Remote(p.node, PidOrAtom::Pid(*p)),
-            Dest::Name(n) => Watched::Local(self.registered_entry(n.name()), Some(*n)),
+            Dest::Name(n) => Watched::Local(self.registered_entry(n), Some(*n)),
             Dest::RemoteName(n, node) if self.is_local(node) => {
-                Watched::Local(self.registered_entry(n.name()), Some(*n))
+                Watched::Local(self.registered_entry(n), Some(*n))
             }
             Dest::RemoteName(n, node) => Watched::Remote(*node, PidOrAtom::Atom(*n)),
             Dest::Alias(_) => Watched::Local(None, None),
@@ -222,8 +222,8 @@ impl Node {
         };
         let local = match &dest {
             Dest::Pid(p) if self.is_local(&p.node) => self.local_entry(p),
-            Dest::Name(n) => self.registered_entry(n.name()),
-            Dest::RemoteName(n, node) if self.is_local(node) => self.registered_entry(n.name()),
+            Dest::Name(n) => self.registered_entry(n),
+            Dest::RemoteName(n, node) if self.is_local(node) => self.registered_entry(n),
             _ => None,
         };
         if let Some(t) = local {

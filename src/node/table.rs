@@ -19,7 +19,8 @@ pub(crate) type Mailbox = mpsc::UnboundedReceiver<Term>;
 impl Node {
     /// The pid registered as `name` here.
     pub fn whereis(&self, name: &str) -> Option<Pid> {
-        lock(&self.0.names).get(name).cloned()
+        let name = Atom::existing(name)?;
+        lock(&self.0.names).get(&name).copied()
     }
 
     /// Whether a local process is alive.
@@ -59,10 +60,10 @@ impl Node {
         let prepared = ProcEntry::prepare(pid, &opts);
         if let Some(name) = &opts.name {
             let mut names = lock(&self.0.names);
-            if names.contains_key(name.name()) {
+            if names.contains_key(name) {
                 return Err(Exception::badarg());
             }
-            names.insert(name.name().to_owned(), pid);
+            names.insert(*name, pid);
         }
         lock(&self.0.procs).insert(pid_key(&pid), prepared.entry.clone());
         Ok(prepared)
@@ -119,7 +120,7 @@ impl Node {
         lock(&self.0.procs).get(&owner).cloned()
     }
 
-    pub(crate) fn registered_entry(&self, name: &str) -> Option<Arc<ProcEntry>> {
+    pub(crate) fn registered_entry(&self, name: &Atom) -> Option<Arc<ProcEntry>> {
         // Names hold only this node's pids; no copy of the pid on the way.
         let key = pid_key(lock(&self.0.names).get(name)?);
         lock(&self.0.procs).get(&key).cloned()
@@ -130,13 +131,14 @@ impl Node {
         name: &str,
         entry: &Arc<ProcEntry>,
     ) -> Result<(), Exception> {
+        let name = Atom::from(name);
         let mut st = entry.state();
         let mut names = lock(&self.0.names);
-        if st.name.is_some() || names.contains_key(name) || st.dead {
+        if st.name.is_some() || names.contains_key(&name) || st.dead {
             return Err(Exception::badarg());
         }
-        names.insert(name.to_owned(), entry.pid);
-        st.name = Some(Atom::from(name));
+        names.insert(name, entry.pid);
+        st.name = Some(name);
         Ok(())
     }
 
@@ -166,8 +168,8 @@ impl Node {
         lock(&self.0.procs).remove(&pid_key(pid));
         if let Some(name) = &name {
             let mut names = lock(&self.0.names);
-            if names.get(name.name()) == Some(pid) {
-                names.remove(name.name());
+            if names.get(name) == Some(pid) {
+                names.remove(name);
             }
         }
         {
