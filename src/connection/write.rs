@@ -19,7 +19,11 @@ pub(crate) use crate::term::EncodeError;
 // written alone is one more use of it.
 impl Term {
     /// The term in the external term format, as `:erlang.term_to_binary/1` writes it
-    /// (uncompressed): what `:erlang.binary_to_term/1` on any node reads back.
+    /// (uncompressed): what `:erlang.binary_to_term/1` on any node reads back. Byte for
+    /// byte, it is what `:erlang.term_to_binary(term, minor_version: 2)` gives on any
+    /// release (atoms in UTF-8, as distribution and OTP 26's default have them; OTP 25
+    /// writes ASCII atoms as latin-1 `ATOM_EXT` by default), the keys of maps of up to
+    /// 32 entries in term order.
     ///
     /// ```
     /// use cnode::{term, term::Term};
