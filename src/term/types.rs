@@ -49,74 +49,33 @@ impl fmt::Debug for Term {
     }
 }
 
-macro_rules! from_kind {
-    ($($kind:ident),*) => {$(
+/// `From<Kind> for Term` and `TryFrom<Term> for Kind` (the term back when it is of
+/// another kind), for the kinds held as they are and those held in a box.
+macro_rules! kinds {
+    (plain: $($plain:ident),*; boxed: $($boxed:ident),*) => {
+        $(kinds!(@one $plain, |x| x, |x| x);)*
+        $(kinds!(@one $boxed, Box::new, |x: Box<$boxed>| *x);)*
+    };
+    (@one $kind:ident, $wrap:expr, $unwrap:expr) => {
         impl From<$kind> for Term {
             fn from(x: $kind) -> Self {
-                Term::$kind(x)
+                Term::$kind($wrap(x))
             }
         }
-    )*};
-}
-from_kind!(Atom, FixInteger, Float, Pid, Port, Binary, List, Tuple);
-
-macro_rules! from_boxed_kind {
-    ($($kind:ident),*) => {$(
-        impl From<$kind> for Term {
-            fn from(x: $kind) -> Self {
-                Term::$kind(Box::new(x))
-            }
-        }
-    )*};
-}
-from_boxed_kind!(
-    BigInteger,
-    Reference,
-    ExternalFun,
-    InternalFun,
-    BitBinary,
-    ImproperList,
-    Map
-);
-
-macro_rules! try_from_term {
-    ($($kind:ident),*) => {$(
-        /// The term if it is of this kind; the term back if not.
         impl TryFrom<Term> for $kind {
             type Error = Term;
             fn try_from(term: Term) -> Result<Self, Term> {
                 match term {
-                    Term::$kind(x) => Ok(x),
+                    Term::$kind(x) => Ok($unwrap(x)),
                     other => Err(other),
                 }
             }
         }
-    )*};
+    };
 }
-try_from_term!(Atom, FixInteger, Float, Pid, Port, Binary, List, Tuple);
-
-macro_rules! try_from_boxed_term {
-    ($($kind:ident),*) => {$(
-        /// The term if it is of this kind; the term back if not.
-        impl TryFrom<Term> for $kind {
-            type Error = Term;
-            fn try_from(term: Term) -> Result<Self, Term> {
-                match term {
-                    Term::$kind(x) => Ok(*x),
-                    other => Err(other),
-                }
-            }
-        }
-    )*};
-}
-try_from_boxed_term!(
-    BigInteger,
-    Reference,
-    ExternalFun,
-    InternalFun,
-    BitBinary,
-    ImproperList,
-    Map
+kinds!(
+    plain: Atom, FixInteger, Float, Pid, Port, Binary, List, Tuple;
+    boxed: BigInteger, Reference, ExternalFun, InternalFun, BitBinary, ImproperList, Map
 );
 
 /// An atom: a pointer into the table of atoms, compared, hashed and copied as one.
@@ -305,16 +264,17 @@ pub struct FixInteger {
     pub value: i32,
 }
 
-macro_rules! fix_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for FixInteger {
+/// `From<$t> for $kind` for each Rust integer type `$t` its value type takes losslessly.
+macro_rules! integer_from {
+    ($kind:ident($value:ty): $($t:ty),*) => {$(
+        impl From<$t> for $kind {
             fn from(value: $t) -> Self {
-                FixInteger { value: i32::from(value) }
+                $kind { value: <$value>::from(value) }
             }
         }
     )*};
 }
-fix_from!(u8, i8, u16, i16, i32);
+integer_from!(FixInteger(i32): u8, i8, u16, i16, i32);
 
 /// An integer of any size (`SMALL_BIG_EXT`, `LARGE_BIG_EXT`).
 #[derive(Debug, PartialEq, Eq, Hash, Clone)]
@@ -322,16 +282,7 @@ pub struct BigInteger {
     pub value: BigInt,
 }
 
-macro_rules! big_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for BigInteger {
-            fn from(value: $t) -> Self {
-                BigInteger { value: BigInt::from(value) }
-            }
-        }
-    )*};
-}
-big_from!(i8, u8, i16, u16, i32, u32, i64, u64, i128, u128, isize, usize);
+integer_from!(BigInteger(BigInt): i8, u8, i16, u16, i32, u32, i64, u64, i128, u128, isize, usize);
 
 impl From<&FixInteger> for BigInteger {
     fn from(i: &FixInteger) -> Self {
