@@ -57,7 +57,9 @@ pub struct Send {
     pub message: Term,
 }
 
-/// This signal is sent when a link has been broken.
+/// This signal is sent when a link has been broken. Written as `PAYLOAD_EXIT` (the
+/// reason after the control tuple) to a peer with `EXIT_PAYLOAD`, as `EXIT` otherwise;
+/// so are [`Exit2`] and [`MonitorPExit`].
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
 pub struct Exit {
@@ -137,41 +139,13 @@ pub struct MonitorPExit {
     pub reason: Term,
 }
 
-/// This control message replaces the [`Send`] control message and will be sent when the distribution flag `DistributionFlags::SEND_SENDER` has been negotiated in the connection setup handshake.
+/// This control message replaces the [`Send`] control message and will be sent when the distribution flag `SEND_SENDER` has been negotiated in the connection setup handshake.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
 pub struct SendSender {
     pub from_pid: Pid,
     pub to_pid: Pid,
     pub message: Term,
-}
-
-/// This control message replaces the [`Exit`] control message and will be sent when the distribution flag [`DistributionFlags::EXIT_PAYLOAD`] has been negotiated in the connection setup handshake.
-#[derive(Debug, Clone, PartialEq)]
-#[allow(missing_docs)]
-pub struct PayloadExit {
-    pub from_pid: Pid,
-    pub to_pid: Pid,
-    pub reason: Term,
-}
-
-/// This control message replaces the [`Exit2`] control message and will be sent when the distribution flag [`DistributionFlags::EXIT_PAYLOAD`] has been negotiated in the connection setup handshake.
-#[derive(Debug, Clone, PartialEq)]
-#[allow(missing_docs)]
-pub struct PayloadExit2 {
-    pub from_pid: Pid,
-    pub to_pid: Pid,
-    pub reason: Term,
-}
-
-/// This control message replaces the [`MonitorPExit`] control message and will be sent when the distribution flag [`DistributionFlags::EXIT_PAYLOAD`] has been negotiated in the connection setup handshake.
-#[derive(Debug, Clone, PartialEq)]
-#[allow(missing_docs)]
-pub struct PayloadMonitorPExit {
-    pub from_proc: PidOrAtom,
-    pub to_pid: Pid,
-    pub reference: Reference,
-    pub reason: Term,
 }
 
 /// This signal is sent by the `spawn_request()` BIF.
@@ -199,7 +173,7 @@ pub struct SpawnReply {
 /// This signal is sent by `from_pid` in order to remove a link between `from_pid` and `to_pid`.
 ///
 /// This unlink signal replaces the [`Unlink`] signal.
-/// This signal is only passed when the [new link protocol](https://www.erlang.org/doc/apps/erts/erl_dist_protocol.html#new_link_protocol) has been negotiated using the [`DistributionFlags::UNLINK_ID`] distribution flag.
+/// This signal is only passed when the [new link protocol](https://www.erlang.org/doc/apps/erts/erl_dist_protocol.html#new_link_protocol) has been negotiated using the `UNLINK_ID` distribution flag.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
 pub struct UnlinkId {
@@ -221,7 +195,7 @@ pub struct UnlinkIdAck {
 
 /// This control message is used when sending the message Message to the process identified by the process alias `alias`.
 ///
-/// Nodes that can handle this control message sets the distribution flag [`DistributionFlags::ALIAS`] in the connection setup handshake.
+/// Nodes that can handle this control message sets the distribution flag `ALIAS` in the connection setup handshake.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
 pub struct AliasSend {
@@ -246,9 +220,6 @@ pub enum Message {
     DemonitorP(DemonitorP),
     MonitorPExit(MonitorPExit),
     SendSender(SendSender),
-    PayloadExit(PayloadExit),
-    PayloadExit2(PayloadExit2),
-    PayloadMonitorPExit(PayloadMonitorPExit),
     SpawnRequest(SpawnRequest),
     SpawnReply(SpawnReply),
     UnlinkId(UnlinkId),
@@ -298,32 +269,32 @@ impl Message {
         })
     }
 
-    /// Makes a [`PayloadExit`] message.
-    pub fn payload_exit(from_pid: Pid, to_pid: Pid, reason: Term) -> Self {
-        Self::PayloadExit(PayloadExit {
+    /// Makes an [`Exit`] message.
+    pub fn exit(from_pid: Pid, to_pid: Pid, reason: Term) -> Self {
+        Self::Exit(Exit {
             from_pid,
             to_pid,
             reason,
         })
     }
 
-    /// Makes a [`PayloadExit2`] message.
-    pub fn payload_exit2(from_pid: Pid, to_pid: Pid, reason: Term) -> Self {
-        Self::PayloadExit2(PayloadExit2 {
+    /// Makes an [`Exit2`] message.
+    pub fn exit2(from_pid: Pid, to_pid: Pid, reason: Term) -> Self {
+        Self::Exit2(Exit2 {
             from_pid,
             to_pid,
             reason,
         })
     }
 
-    /// Makes a [`PayloadMonitorPExit`] message.
-    pub fn payload_monitor_p_exit(
+    /// Makes a [`MonitorPExit`] message.
+    pub fn monitor_p_exit(
         from_proc: PidOrAtom,
         to_pid: Pid,
         reference: Reference,
         reason: Term,
     ) -> Self {
-        Self::PayloadMonitorPExit(PayloadMonitorPExit {
+        Self::MonitorPExit(MonitorPExit {
             from_proc,
             to_pid,
             reference,

@@ -653,13 +653,7 @@ fn sender_of(message: &Message) -> Option<&Pid> {
             PidOrAtom::Pid(p) => p,
             PidOrAtom::Atom(_) => return None,
         },
-        Message::PayloadMonitorPExit(m) => match &m.from_proc {
-            PidOrAtom::Pid(p) => p,
-            PidOrAtom::Atom(_) => return None,
-        },
         Message::SendSender(m) => &m.from_pid,
-        Message::PayloadExit(m) => &m.from_pid,
-        Message::PayloadExit2(m) => &m.from_pid,
         Message::SpawnRequest(m) => &m.from_pid,
         Message::UnlinkId(m) => &m.from_pid,
         Message::UnlinkIdAck(m) => &m.from_pid,

@@ -29,13 +29,10 @@ pub(super) fn dispatch(node: &Node, conn: &Arc<ConnHandle>, message: Message) {
         // We remove our side of a link as soon as we unlink; nothing waits for the ack.
         Message::UnlinkIdAck(_) => {}
         Message::Exit(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, true),
-        Message::PayloadExit(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, true),
         Message::Exit2(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, false),
-        Message::PayloadExit2(m) => exit(node, &m.from_pid, &m.to_pid, m.reason, false),
         Message::MonitorP(m) => monitor(node, conn, m.from_pid, m.to_proc, m.reference),
         Message::DemonitorP(m) => demonitor(node, &m.to_proc, &m.reference),
         Message::MonitorPExit(m) => monitor_exit(node, &m.to_pid, m.reference, m.reason),
-        Message::PayloadMonitorPExit(m) => monitor_exit(node, &m.to_pid, m.reference, m.reason),
         Message::GroupLeader(m) => {
             if let Some(e) = node.local_entry(&m.to_pid) {
                 e.state().group_leader = m.from_pid;
@@ -111,7 +108,7 @@ fn link(node: &Node, conn: &Arc<ConnHandle>, from: &Pid, to: &Pid) {
         }
     });
     if linked != Some(true) {
-        conn.send(Message::payload_exit(*to, *from, atom("noproc")));
+        conn.send(Message::exit(*to, *from, atom("noproc")));
     }
 }
 
@@ -153,7 +150,7 @@ fn monitor(
             return;
         }
     }
-    conn.send(Message::payload_monitor_p_exit(
+    conn.send(Message::monitor_p_exit(
         target,
         watcher,
         reference,

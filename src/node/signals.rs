@@ -66,9 +66,9 @@ impl Node {
             e.exit_signal(from, reason, linked);
         } else if !self.is_local(&to.node) {
             let msg = if linked {
-                Message::payload_exit(*from, *to, reason)
+                Message::exit(*from, *to, reason)
             } else {
-                Message::payload_exit2(*from, *to, reason)
+                Message::exit2(*from, *to, reason)
             };
             self.send_to_node(&to.node, msg);
         }
@@ -205,7 +205,7 @@ impl Node {
             let node = watcher.pid.node;
             self.send_to_node(
                 &node,
-                Message::payload_monitor_p_exit(from_proc, watcher.pid, reference, reason),
+                Message::monitor_p_exit(from_proc, watcher.pid, reference, reason),
             );
         }
     }

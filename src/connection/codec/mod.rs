@@ -253,17 +253,17 @@ fn from_terms(control: Term, payload: Option<Term>) -> Result<Decoded, Malformed
                 reference: reference(3)?,
                 reason: take(4),
             }),
-            (24, 3) | (25, 4) => Message::PayloadExit(m::PayloadExit {
+            (24, 3) | (25, 4) => Message::Exit(m::Exit {
                 from_pid: pid(1)?,
                 to_pid: pid(2)?,
                 reason: msg()?,
             }),
-            (26, 3) | (27, 4) => Message::PayloadExit2(m::PayloadExit2 {
+            (26, 3) | (27, 4) => Message::Exit2(m::Exit2 {
                 from_pid: pid(1)?,
                 to_pid: pid(2)?,
                 reason: msg()?,
             }),
-            (28, 4) => Message::PayloadMonitorPExit(m::PayloadMonitorPExit {
+            (28, 4) => Message::MonitorPExit(m::MonitorPExit {
                 from_proc: proc(1)?,
                 to_pid: pid(2)?,
                 reference: reference(3)?,
@@ -622,14 +622,25 @@ mod hot {
                 proc(out, &m.to_proc)?;
                 reference(out, &m.reference)
             }
-            Message::PayloadMonitorPExit(m) => {
-                tuple(out, 4, 28);
+            // Exit signals and `DOWN`s: the reason as a payload after the control tuple
+            // (`EXIT_PAYLOAD`), or inside it for a peer without that flag.
+            Message::Exit(m) => {
+                exit_signal(out, (24, 3), &m.from_pid, &m.to_pid, m.reason, peer_flags)
+            }
+            Message::Exit2(m) => {
+                exit_signal(out, (26, 8), &m.from_pid, &m.to_pid, m.reason, peer_flags)
+            }
+            Message::MonitorPExit(m) => {
+                let payload = peer_flags & flags::EXIT_PAYLOAD != 0;
+                tuple(
+                    out,
+                    if payload { 4 } else { 5 },
+                    if payload { 28 } else { 21 },
+                );
                 proc(out, &m.from_proc)?;
                 pid(out, &m.to_pid)?;
                 reference(out, &m.reference)?;
-                let written = Payload::Term(&m.reason).write(out);
-                crate::term::discard(m.reason);
-                written
+                reason(out, m.reason, payload)
             }
             // What a task's caller (`Task.Supervisor.async` from a BEAM node) and a
             // task started on a BEAM node (`Node::task_async`) cost besides the sends.
@@ -651,18 +662,6 @@ mod hot {
                 term(out, &Term::from(m.mfa.arity))?;
                 term(out, &Term::List(m.opt_list))?;
                 Payload::Term(&Term::List(m.arg_list)).write(out)
-            }
-            Message::PayloadExit(m) => {
-                tuple(out, 3, 24);
-                pid(out, &m.from_pid)?;
-                pid(out, &m.to_pid)?;
-                Payload::Term(&m.reason).write(out)
-            }
-            Message::PayloadExit2(m) => {
-                tuple(out, 3, 26);
-                pid(out, &m.from_pid)?;
-                pid(out, &m.to_pid)?;
-                Payload::Term(&m.reason).write(out)
             }
             Message::Link(m) => {
                 tuple(out, 3, 1);
@@ -689,12 +688,6 @@ mod hot {
                 Payload::Term(&m.message),
                 0,
             ),
-            Message::Exit(m) => {
-                tuple(out, 4, 3);
-                pid(out, &m.from_pid)?;
-                pid(out, &m.to_pid)?;
-                term(out, &m.reason)
-            }
             Message::Unlink(m) => {
                 tuple(out, 3, 4);
                 pid(out, &m.from_pid)?;
@@ -709,19 +702,6 @@ mod hot {
                 tuple(out, 3, 7);
                 pid(out, &m.from_pid)?;
                 pid(out, &m.to_pid)
-            }
-            Message::Exit2(m) => {
-                tuple(out, 4, 8);
-                pid(out, &m.from_pid)?;
-                pid(out, &m.to_pid)?;
-                term(out, &m.reason)
-            }
-            Message::MonitorPExit(m) => {
-                tuple(out, 5, 21);
-                proc(out, &m.from_proc)?;
-                pid(out, &m.to_pid)?;
-                reference(out, &m.reference)?;
-                term(out, &m.reason)
             }
         }
     }
@@ -786,6 +766,39 @@ mod hot {
         written
     }
 
+    /// `{Op, From, To}` and the reason as a payload (`EXIT_PAYLOAD`, `ops.0`), or
+    /// `{Op, From, To, Reason}` (`ops.1`).
+    fn exit_signal(
+        out: &mut Out<'_>,
+        ops: (u8, u8),
+        from: &Pid,
+        to: &Pid,
+        why: Term,
+        peer_flags: u64,
+    ) -> Result<(), EncodeError> {
+        let payload = peer_flags & flags::EXIT_PAYLOAD != 0;
+        tuple(
+            out,
+            if payload { 3 } else { 4 },
+            if payload { ops.0 } else { ops.1 },
+        );
+        pid(out, from)?;
+        pid(out, to)?;
+        reason(out, why, payload)
+    }
+
+    /// An exit reason, last in the control tuple or as the payload, dropped once written
+    /// (see `discard`).
+    fn reason(out: &mut Out<'_>, reason: Term, payload: bool) -> Result<(), EncodeError> {
+        let written = if payload {
+            Payload::Term(&reason).write(out)
+        } else {
+            term(out, &reason)
+        };
+        crate::term::discard(reason);
+        written
+    }
+
     /// The version byte, a tuple of `arity` and its first element, the operation.
     fn tuple(out: &mut Out<'_>, arity: u8, op: u8) {
         out.version();
@@ -801,29 +814,11 @@ mod hot {
 }
 
 /// The older operation when the peer lacks the newer one's flag (`SEND_SENDER`'s is
-/// chosen where messages to processes are written, `hot::send`).
+/// chosen where messages to processes are written, `hot::send`, and `EXIT_PAYLOAD`'s
+/// where exit signals are, `hot::exit_signal`).
 fn downgrade(message: Message, peer: u64) -> Message {
-    let has = |flag: u64| peer & flag != 0;
     match message {
-        Message::PayloadExit(x) if !has(flags::EXIT_PAYLOAD) => Message::Exit(m::Exit {
-            from_pid: x.from_pid,
-            to_pid: x.to_pid,
-            reason: x.reason,
-        }),
-        Message::PayloadExit2(x) if !has(flags::EXIT_PAYLOAD) => Message::Exit2(m::Exit2 {
-            from_pid: x.from_pid,
-            to_pid: x.to_pid,
-            reason: x.reason,
-        }),
-        Message::PayloadMonitorPExit(x) if !has(flags::EXIT_PAYLOAD) => {
-            Message::MonitorPExit(m::MonitorPExit {
-                from_proc: x.from_proc,
-                to_pid: x.to_pid,
-                reference: x.reference,
-                reason: x.reason,
-            })
-        }
-        Message::UnlinkId(x) if !has(flags::UNLINK_ID) => Message::Unlink(m::Unlink {
+        Message::UnlinkId(x) if peer & flags::UNLINK_ID == 0 => Message::Unlink(m::Unlink {
             from_pid: x.from_pid,
             to_pid: x.to_pid,
         }),

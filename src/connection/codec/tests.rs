@@ -193,7 +193,7 @@ fn messages_round_trip() {
         Message::send_sender(a, b, binary("hi")),
         Message::reg_send(a, Atom::from("rex"), atom("x")),
         Message::link(a, b),
-        Message::payload_exit(a, b, atom("normal")),
+        Message::exit(a, b, atom("normal")),
         Message::alias_send(a, r.clone(), tuple(vec![atom("ok")])),
         Message::monitor_p(a, PidOrAtom::Atom(Atom::from("n")), r.clone()),
     ] {
@@ -251,8 +251,9 @@ fn charlists_decode_as_the_lists_they_are() {
 }
 
 /// The control tuple and payload of `message`, as the protocol documentation lists
-/// them (`Unused` as the empty tuple, which is what a BEAM writes there).
-fn as_terms(message: &Message) -> (Term, Option<Term>) {
+/// them (`Unused` as the empty tuple, which is what a BEAM writes there), for a peer
+/// with or without `EXIT_PAYLOAD`.
+fn as_terms(message: &Message, exit_payload: bool) -> (Term, Option<Term>) {
     let p = |p: &Pid| Term::Pid(*p);
     let r = |r: &Reference| Term::from(r.clone());
     let proc = |x: &PidOrAtom| Term::from(x.clone());
@@ -265,6 +266,9 @@ fn as_terms(message: &Message) -> (Term, Option<Term>) {
     match message.clone() {
         Message::Link(m) => (t(1, vec![p(&m.from_pid), p(&m.to_pid)]), None),
         Message::Send(m) => (t(2, vec![unused(), p(&m.to_pid)]), Some(m.message)),
+        Message::Exit(m) if exit_payload => {
+            (t(24, vec![p(&m.from_pid), p(&m.to_pid)]), Some(m.reason))
+        }
         Message::Exit(m) => (t(3, vec![p(&m.from_pid), p(&m.to_pid), m.reason]), None),
         Message::Unlink(m) => (t(4, vec![p(&m.from_pid), p(&m.to_pid)]), None),
         Message::NodeLink(_) => (t(5, vec![]), None),
@@ -273,6 +277,9 @@ fn as_terms(message: &Message) -> (Term, Option<Term>) {
             Some(m.message),
         ),
         Message::GroupLeader(m) => (t(7, vec![p(&m.from_pid), p(&m.to_pid)]), None),
+        Message::Exit2(m) if exit_payload => {
+            (t(26, vec![p(&m.from_pid), p(&m.to_pid)]), Some(m.reason))
+        }
         Message::Exit2(m) => (t(8, vec![p(&m.from_pid), p(&m.to_pid), m.reason]), None),
         Message::MonitorP(m) => (
             t(19, vec![p(&m.from_pid), proc(&m.to_proc), r(&m.reference)]),
@@ -282,6 +289,10 @@ fn as_terms(message: &Message) -> (Term, Option<Term>) {
             t(20, vec![p(&m.from_pid), proc(&m.to_proc), r(&m.reference)]),
             None,
         ),
+        Message::MonitorPExit(m) if exit_payload => (
+            t(28, vec![proc(&m.from_proc), p(&m.to_pid), r(&m.reference)]),
+            Some(m.reason),
+        ),
         Message::MonitorPExit(m) => (
             t(
                 21,
@@ -290,12 +301,6 @@ fn as_terms(message: &Message) -> (Term, Option<Term>) {
             None,
         ),
         Message::SendSender(m) => (t(22, vec![p(&m.from_pid), p(&m.to_pid)]), Some(m.message)),
-        Message::PayloadExit(m) => (t(24, vec![p(&m.from_pid), p(&m.to_pid)]), Some(m.reason)),
-        Message::PayloadExit2(m) => (t(26, vec![p(&m.from_pid), p(&m.to_pid)]), Some(m.reason)),
-        Message::PayloadMonitorPExit(m) => (
-            t(28, vec![proc(&m.from_proc), p(&m.to_pid), r(&m.reference)]),
-            Some(m.reason),
-        ),
         Message::SpawnRequest(m) => (
             t(
                 29,
@@ -328,8 +333,8 @@ fn as_terms(message: &Message) -> (Term, Option<Term>) {
 }
 
 /// `message` as `eetf` encodes its terms in a pass-through frame (after the tag).
-fn eetf_frame(message: &Message) -> Vec<u8> {
-    let (control, payload) = as_terms(message);
+fn eetf_frame(message: &Message, exit_payload: bool) -> Vec<u8> {
+    let (control, payload) = as_terms(message, exit_payload);
     let mut out = eetf_bytes(&control);
     if let Some(payload) = payload {
         out.extend(eetf_bytes(&payload));
@@ -356,14 +361,10 @@ fn control_messages_are_written_as_eetf_encodes_their_terms() {
         Message::monitor_p(a, PidOrAtom::Atom(name), r.clone()),
         Message::monitor_p(a, PidOrAtom::Pid(b), r.clone()),
         Message::demonitor_p(a, PidOrAtom::Atom(name), r.clone()),
-        Message::payload_monitor_p_exit(PidOrAtom::Atom(name), a, r.clone(), atom("noproc")),
+        Message::monitor_p_exit(PidOrAtom::Atom(name), a, r.clone(), atom("noproc")),
         Message::link(a, b),
-        Message::payload_exit(a, b, atom("normal")),
-        Message::PayloadExit2(m::PayloadExit2 {
-            from_pid: a,
-            to_pid: b,
-            reason: atom("kill"),
-        }),
+        Message::exit(a, b, atom("normal")),
+        Message::exit2(a, b, atom("kill")),
         Message::unlink_id(int(7), a, b),
         Message::unlink_id_ack(int(7), a, b),
         Message::SpawnReply(m::SpawnReply {
@@ -423,12 +424,18 @@ fn control_messages_are_written_as_eetf_encodes_their_terms() {
         }),
     ];
     for message in messages.into_iter().chain(cold) {
-        let theirs = eetf_frame(&message);
-        let mut ours = Vec::new();
-        // Every flag but ALTACT_SIG (alias_sends_use_altact_sig_where_the_peer_has_it).
-        let flags = !flags::ALTACT_SIG;
-        hot::write(&mut Out::versioned(&mut ours), message.clone(), flags).unwrap();
-        assert_eq!(ours, theirs, "{message:?}");
+        // Every flag but ALTACT_SIG (alias_sends_use_altact_sig_where_the_peer_has_it),
+        // and those without EXIT_PAYLOAD too.
+        for exit_payload in [true, false] {
+            let theirs = eetf_frame(&message, exit_payload);
+            let mut ours = Vec::new();
+            let mut flags = !flags::ALTACT_SIG;
+            if !exit_payload {
+                flags &= !flags::EXIT_PAYLOAD;
+            }
+            hot::write(&mut Out::versioned(&mut ours), message.clone(), flags).unwrap();
+            assert_eq!(ours, theirs, "{message:?}, EXIT_PAYLOAD {exit_payload}");
+        }
     }
     // `SEND` to a peer without `SEND_SENDER`.
     let send = Message::Send(m::Send {
@@ -444,7 +451,7 @@ fn control_messages_are_written_as_eetf_encodes_their_terms() {
         0,
     )
     .unwrap();
-    assert_eq!(ours, eetf_frame(&send));
+    assert_eq!(ours, eetf_frame(&send, true));
     // An atom no BEAM takes is refused, not sent.
     let long = Atom::from("x".repeat(300).as_str());
     let refused = hot::write(
