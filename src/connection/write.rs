@@ -104,22 +104,10 @@ pub(super) fn term(out: &mut Out<'_>, term: &Term) -> Result<(), EncodeError> {
     match term {
         Term::FixInteger(i) => integer(out, i.value),
         Term::Atom(a) => atom(out, a)?,
-        Term::Tuple(t) => {
-            tuple_header(out, t.elements.len());
-            terms(out, &t.elements)?;
-        }
+        Term::Tuple(t) => tuple(out, &t.elements)?,
         Term::List(l) => list(out, &l.elements)?,
-        Term::ImproperList(l) => {
-            out.push(LIST_EXT);
-            out.extend_from_slice(&(l.elements.len() as u32).to_be_bytes());
-            terms(out, &l.elements)?;
-            self::term(out, &l.last)?;
-        }
-        Term::Binary(b) => {
-            out.push(BINARY_EXT);
-            out.extend_from_slice(&(b.bytes.len() as u32).to_be_bytes());
-            out.extend_from_slice(&b.bytes);
-        }
+        Term::ImproperList(l) => improper_list(out, &l.elements, &l.last)?,
+        Term::Binary(b) => binary(out, &b.bytes)?,
         Term::Pid(p) => pid(out, p)?,
         Term::Reference(r) => reference(out, r)?,
         Term::Float(f) => {
@@ -275,14 +263,37 @@ fn fun(out: &mut Out<'_>, f: &InternalFun) -> Result<(), EncodeError> {
 }
 
 /// The start of a tuple of `arity` elements.
-pub(super) fn tuple_header(out: &mut Out<'_>, arity: usize) {
+pub(super) fn tuple_header(out: &mut Out<'_>, arity: usize) -> Result<(), EncodeError> {
     match u8::try_from(arity) {
         Ok(arity) => out.extend_from_slice(&[SMALL_TUPLE_EXT, arity]),
         Err(_) => {
             out.push(LARGE_TUPLE_EXT);
-            out.extend_from_slice(&(arity as u32).to_be_bytes());
+            out.extend_from_slice(&count("tuple", arity)?);
         }
     }
+    Ok(())
+}
+
+// Each kind that writes a count has a function of its own, so that `term`'s stack
+// frame, once per level of nesting, stays small (in debug builds above all).
+
+fn tuple(out: &mut Out<'_>, elements: &[Term]) -> Result<(), EncodeError> {
+    tuple_header(out, elements.len())?;
+    terms(out, elements)
+}
+
+fn improper_list(out: &mut Out<'_>, elements: &[Term], last: &Term) -> Result<(), EncodeError> {
+    out.push(LIST_EXT);
+    out.extend_from_slice(&count("list", elements.len())?);
+    terms(out, elements)?;
+    term(out, last)
+}
+
+fn binary(out: &mut Out<'_>, bytes: &[u8]) -> Result<(), EncodeError> {
+    out.push(BINARY_EXT);
+    out.extend_from_slice(&count("binary", bytes.len())?);
+    out.extend_from_slice(bytes);
+    Ok(())
 }
 
 /// The terms of `elements`, one after another (a tuple's or a list's elements).
@@ -319,7 +330,7 @@ fn list(out: &mut Out<'_>, elements: &[Term]) -> Result<(), EncodeError> {
     }
     if !elements.is_empty() {
         out.push(LIST_EXT);
-        out.extend_from_slice(&(elements.len() as u32).to_be_bytes());
+        out.extend_from_slice(&count("list", elements.len())?);
         for e in elements {
             // Integers (list elements, mostly) without a call each.
             match e {
@@ -405,5 +416,16 @@ mod tests {
                 assert_eq!(ours, theirs, "{shown}");
             }
         }
+    }
+
+    #[test]
+    fn a_count_beyond_32_bits_is_an_error_not_a_wrapped_length() {
+        assert_eq!(count("list", 7), Ok([0, 0, 0, 7]));
+        assert_eq!(count("list", u32::MAX as usize), Ok([255; 4]));
+        let over = u32::MAX as usize + 1;
+        assert_eq!(
+            count("binary", over),
+            Err(EncodeError::TooLarge("binary", over))
+        );
     }
 }

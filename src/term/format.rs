@@ -78,7 +78,8 @@ pub enum EncodeError {
     /// A reference carries at most 5 words of id.
     #[error("reference with {0} id words (at most 5)")]
     ReferenceTooLong(usize),
-    /// A container or binary of more than 4,294,967,295 elements or bytes.
+    /// A container or binary of more than 4,294,967,295 elements or bytes, or a
+    /// message of more than 4,294,967,295 bytes.
     #[error("{0} of {1} elements, more than the format counts")]
     TooLarge(&'static str, usize),
 }

@@ -415,7 +415,7 @@ impl Payload<'_> {
         match self {
             Payload::Term(t) => super::write::term(out, t),
             Payload::Wrapped(head, last) => {
-                super::write::tuple_header(out, head.len() + 1);
+                super::write::tuple_header(out, head.len() + 1)?;
                 super::write::terms(out, head)?;
                 super::write::term(out, last)
             }
@@ -571,7 +571,9 @@ fn framed(
             .extend_from_slice(&[0, 0, 0, 0, VERSION, DIST_HEADER, 0]);
         write(&mut Out::headed(frame.out, None))?;
     }
-    let len = (frame.out.len() - start - 4) as u32;
+    // The frame's length is 32 bits even where it goes out in fragments.
+    let len = frame.out.len() - start - 4;
+    let len = u32::try_from(len).map_err(|_| EncodeError::TooLarge("message", len))?;
     frame.out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     let body = match frame.cache.as_deref() {
         Some(cache) if headed => start + 6 + cache.header_len(),
