@@ -4,6 +4,7 @@
 use super::{
     atom, binary, int, list, map, tuple, BigInteger, BitBinary, Float, ImproperList, Term,
 };
+use num_bigint::BigInt;
 use std::fmt;
 
 /// Why text is not a term, and where: `column` counts characters from 1 on `line`.
@@ -32,7 +33,8 @@ const MAX_DEPTH: usize = 128;
 
 /// A term written in Elixir's syntax: `{:ok, [1, 2.5, "text", ~c"chars"], %{a: 1}}`,
 /// keyword lists, structs (`%URI{host: "x"}`), aliases (`Enum` is `:"Elixir.Enum"`),
-/// bitstrings of integers and strings.
+/// bitstrings of integers and strings, integers of any size in any of Elixir's
+/// notations (`-5`, `1_000`, `0x1F`, `0o17`, `0b101`, `?a`, `?\n`).
 ///
 /// ```
 /// use cnode::term::{parse, Inspect};
@@ -44,7 +46,8 @@ pub fn parse(text: &str) -> Result<Term, ParseError> {
     Parser::new(text, Syntax::Elixir).whole()
 }
 
-/// A term written in Erlang's syntax: `{ok, [1, 2.5, <<"text">>, "chars"], #{a => 1}}`.
+/// A term written in Erlang's syntax: `{ok, [1, 2.5, <<"text">>, "chars"], #{a => 1}}`,
+/// integers of any size (`16#1F`, `$a`).
 ///
 /// ```
 /// use cnode::term::{parse_erlang, Inspect};
@@ -232,13 +235,19 @@ impl<'a> Parser<'a> {
             }
             '?' => {
                 self.pos += 1;
-                match self.peek() {
+                let c = match self.peek() {
+                    // `?\n` is 10, as `"\n"` is a newline.
+                    Some('\\') => {
+                        self.pos += 1;
+                        self.escape()?
+                    }
                     Some(c) => {
                         self.pos += c.len_utf8();
-                        Ok(int(c as i64))
+                        c
                     }
-                    None => self.error("expected a character after ?"),
-                }
+                    None => return self.error("expected a character after ?"),
+                };
+                Ok(int(c as i64))
             }
             c if c.is_ascii_digit() || c == '-' || c == '+' => self.number(),
             c if c.is_uppercase() => {
@@ -690,23 +699,25 @@ impl<'a> Parser<'a> {
             if !(2..=36).contains(&radix) {
                 return self.error_at(start, "a radix from 2 to 36");
             }
-            return match i64::from_str_radix(digits, radix) {
-                Ok(v) => Ok(int(if negative { -v } else { v })),
-                Err(_) => self.error_at(start, "an integer of 64 bits in that radix"),
-            };
+            return self.integer(start, digits, radix, negative);
+        }
+        // Elixir's `0x1F`, `0o17` and `0b101`.
+        if let ("0", Some(letter @ ('x' | 'o' | 'b'))) = (whole, self.peek()) {
+            if self.syntax == Syntax::Elixir {
+                self.pos += 1;
+                let radix = match letter {
+                    'x' => 16,
+                    'o' => 8,
+                    _ => 2,
+                };
+                let digits = self.take_while(|c| c.is_ascii_alphanumeric() || c == '_');
+                return self.integer(start, digits, radix, negative);
+            }
         }
         let rest = self.rest();
         let is_float = rest.starts_with('.') && rest[1..].starts_with(|c: char| c.is_ascii_digit());
         if !is_float {
-            let text: String = whole.chars().filter(|&c| c != '_').collect();
-            let text = if negative { format!("-{text}") } else { text };
-            return match text.parse::<i64>() {
-                Ok(v) => Ok(int(v)),
-                Err(_) => match text.parse::<u64>() {
-                    Ok(v) => Ok(Term::from(BigInteger::from(v))),
-                    Err(_) => self.error_at(start, "an integer beyond 64 bits"),
-                },
-            };
+            return self.integer(start, whole, 10, negative);
         }
         self.pos += 1;
         self.take_while(|c| c.is_ascii_digit() || c == '_');
@@ -730,6 +741,21 @@ impl<'a> Parser<'a> {
             })),
             _ => self.error_at(start, "a float out of range"),
         }
+    }
+
+    /// An integer of `digits` (underscores between them allowed) in `radix`, of any
+    /// size, as the BEAM's integers are.
+    fn integer(&self, start: usize, digits: &str, radix: u32, negative: bool) -> Parsed<Term> {
+        let digits: String = digits.chars().filter(|&c| c != '_').collect();
+        let value = match BigInt::parse_bytes(digits.as_bytes(), radix) {
+            Some(v) if !digits.starts_with(['+', '-']) => v,
+            _ => return self.error_at(start, format!("an integer in base {radix}")),
+        };
+        let value = if negative { -value } else { value };
+        Ok(match i64::try_from(&value) {
+            Ok(v) => int(v),
+            Err(_) => Term::from(BigInteger { value }),
+        })
     }
 }
 
@@ -777,6 +803,7 @@ mod tests {
             r#"%URI{host: "x"}"#,
             r#"%{"hello world": 1}"#,
             "18446744073709551615",
+            "-123456789012345678901234567890",
         ] {
             let t = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(Elixir(&t).to_string(), text);
@@ -784,6 +811,23 @@ mod tests {
         assert_eq!(parse("'abc'").unwrap(), parse("~c\"abc\"").unwrap());
         assert_eq!(parse("[1, 2 | [3]]").unwrap(), parse("[1, 2, 3]").unwrap());
         assert_eq!(parse("?a").unwrap(), int(97));
+        // As Elixir reads them: 31, -8, 15, 5, 2 ** 64.
+        assert_eq!(
+            parse("[0x1F, -0b1000, 0o17, 0b1_01, 0x1_0000_0000_0000_0000]").unwrap(),
+            list(vec![
+                int(31),
+                int(-8),
+                int(15),
+                int(5),
+                Term::from(BigInteger::from(1u128 << 64))
+            ])
+        );
+        assert!(parse("0x").is_err() && parse("0b2").is_err() && parse("0x-1").is_err());
+        // As Elixir 1.14 reads them: [10, 32, 92, 27, 0, 233, 127, 7, 9, 34].
+        assert_eq!(
+            parse(r#"[?\n, ?\s, ?\\, ?\e, ?\0, ?é, ?\d, ?\a, ?\t, ?\"]"#).unwrap(),
+            list([10, 32, 92, 27, 0, 233, 127, 7, 9, 34].map(int).to_vec())
+        );
         assert_eq!(
             parse(r#""\x41\x{1F600}\u00e9\u{e9}""#).unwrap(),
             binary("A😀éé")
@@ -823,6 +867,10 @@ mod tests {
         }
         assert_eq!(parse_erlang("$a").unwrap(), int(97));
         assert_eq!(parse_erlang("16#ff.").unwrap(), int(255));
+        assert_eq!(
+            parse_erlang("-16#1ffffffffffffffff").unwrap(),
+            Term::from(BigInteger::from(-(1i128 << 65) + 1))
+        );
         assert_eq!(parse_erlang("<<\"é\"/utf8>>").unwrap(), binary("é"));
     }
 
@@ -854,7 +902,6 @@ mod tests {
         assert!(parse_erlang("X").unwrap_err().message.contains("variable"));
         let deep = "[".repeat(10_000);
         assert!(parse(&deep).unwrap_err().message.contains("deeper"));
-        assert!(parse("99999999999999999999999").is_err());
         for garbage in ["", ":", "%", "<<", "~c", "-", "{,}", "[a:]", "\u{0}"] {
             assert!(parse(garbage).is_err(), "{garbage:?}");
         }
