@@ -75,6 +75,29 @@ fn every_subcommand_against_iex() {
         r#"[{1, 2.5}, "b", :a]"#
     );
     assert_eq!(run(&["call", a, ":erlang.node"]), format!(":{a}"));
+    // Negative numbers are arguments, not options; integers of any size and base.
+    assert_eq!(run(&["call", a, "Kernel.abs", "-5"]), "5");
+    assert_eq!(run(&["call", a, "Kernel.max", "-2.5", "-1.5e1"]), "-2.5");
+    assert_eq!(run(&["call", a, "Kernel.abs", "--", "-0x10"]), "16");
+    assert_eq!(
+        run(&["call", a, "Kernel.abs", "-123456789012345678901234567890"]),
+        "123456789012345678901234567890"
+    );
+    assert_eq!(
+        run(&["call", a, "Enum.sum", "[?a, 0b10, 0o10, 1_000]"]),
+        "1107"
+    );
+    assert_eq!(
+        run(&[
+            "--erlang",
+            "call",
+            a,
+            "erlang:abs",
+            "--",
+            "-16#1ffffffffffffffff"
+        ]),
+        "36893488147419103231"
+    );
     assert_eq!(
         run(&["call", a, "Map.new", "[a: 1, b: ~c\"x\"]"]),
         r#"%{a: 1, b: ~c"x"}"#

@@ -70,6 +70,8 @@ enum Command {
         node: String,
         /// `Enum.sum`, `:erlang.node`, `erlang:node` (with --erlang).
         function: String,
+        /// Terms: `-1` and `-2.5` are arguments, not options.
+        #[arg(allow_negative_numbers = true)]
         args: Vec<String>,
     },
     /// Evaluates CODE on NODE: Code.eval_string/1 on an Elixir node, erl_eval on an
@@ -79,6 +81,7 @@ enum Command {
     Send {
         node: String,
         name: String,
+        #[arg(allow_negative_numbers = true)]
         term: String,
     },
     /// The nodes EPMD knows on HOST (default localhost), as `epmd -names`.
