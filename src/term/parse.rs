@@ -34,7 +34,8 @@ const MAX_DEPTH: usize = 128;
 /// A term written in Elixir's syntax: `{:ok, [1, 2.5, "text", ~c"chars"], %{a: 1}}`,
 /// keyword lists, structs (`%URI{host: "x"}`), aliases (`Enum` is `:"Elixir.Enum"`),
 /// bitstrings of integers and strings, integers of any size in any of Elixir's
-/// notations (`-5`, `1_000`, `0x1F`, `0o17`, `0b101`, `?a`, `?\n`).
+/// notations (`-5`, `1_000`, `0x1F`, `0o17`, `0b101`, `?a`, `?\n`), the sigils of text
+/// (`~s(...)`, `~c[...]`, `~w(a b)a` and their raw upper-case forms).
 ///
 /// ```
 /// use cnode::term::{parse, Inspect};
@@ -200,16 +201,12 @@ impl<'a> Parser<'a> {
                 let s = self.string('\'')?;
                 Ok(super::charlist(&s))
             }
-            '~' if rest.starts_with("~c\"") => {
-                self.pos += 3;
-                let s = self.string('"')?;
-                Ok(super::charlist(&s))
-            }
+            '~' => self.sigil(),
             ':' => {
                 self.pos += 1;
-                if self.peek() == Some('"') {
+                if let Some(quote @ ('"' | '\'')) = self.peek() {
                     self.pos += 1;
-                    let s = self.string('"')?;
+                    let s = self.string(quote)?;
                     return Ok(atom(&s));
                 }
                 let name = self.take_while(|c| c.is_alphanumeric() || c == '_' || c == '@');
@@ -586,6 +583,12 @@ impl<'a> Parser<'a> {
 
     /// A string's characters after its opening quote, and past its closing one.
     fn string(&mut self, quote: char) -> Parsed<String> {
+        self.delimited(quote, true)
+    }
+
+    /// The text up to `close`, after its opening delimiter: with escapes, or (an
+    /// upper-case sigil's) raw but for an escaped `close`.
+    fn delimited(&mut self, close: char, escapes: bool) -> Parsed<String> {
         let start = self.pos - 1;
         let mut out = String::new();
         loop {
@@ -594,16 +597,55 @@ impl<'a> Parser<'a> {
             };
             self.pos += c.len_utf8();
             match c {
-                c if c == quote => return Ok(out),
-                '\\' => out.push(self.escape()?),
-                '#' if self.syntax == Syntax::Elixir
-                    && quote == '"'
-                    && self.peek() == Some('{') =>
-                {
+                c if c == close => return Ok(out),
+                '\\' if escapes => out.push(self.escape()?),
+                '\\' if self.peek() == Some(close) => {
+                    self.pos += close.len_utf8();
+                    out.push(close);
+                }
+                '#' if self.syntax == Syntax::Elixir && escapes && self.peek() == Some('{') => {
                     return self.error_at(self.pos - 1, "interpolation is code, not a term");
                 }
                 c => out.push(c),
             }
+        }
+    }
+
+    /// Elixir's sigils of literals: `~s(text)` and `~S` (strings), `~c` and `~C`
+    /// (charlists), `~w(a b)` and `~W` (word lists; `a`, `c` or `s` after them for
+    /// atoms, charlists or strings), with any of Elixir's delimiters; upper case
+    /// without escapes.
+    fn sigil(&mut self) -> Parsed<Term> {
+        let start = self.pos;
+        self.pos += 1;
+        let letter = match self.peek() {
+            Some(c @ ('s' | 'S' | 'c' | 'C' | 'w' | 'W')) => c,
+            _ => return self.error_at(start, "a sigil of text: ~s, ~S, ~c, ~C, ~w or ~W"),
+        };
+        self.pos += 1;
+        let close = match self.peek() {
+            Some('(') => ')',
+            Some('[') => ']',
+            Some('{') => '}',
+            Some('<') => '>',
+            Some(c @ ('"' | '\'' | '|' | '/')) => c,
+            _ => return self.error("a sigil's delimiter: ( [ { < \" ' | or /"),
+        };
+        self.pos += 1;
+        let text = self.delimited(close, letter.is_lowercase())?;
+        let modifiers = self.take_while(|c| c.is_ascii_alphabetic());
+        match (letter.to_ascii_lowercase(), modifiers) {
+            ('s', "") => Ok(binary(text)),
+            ('c', "") => Ok(super::charlist(&text)),
+            ('w', m @ ("" | "s" | "a" | "c")) => {
+                let word = |w: &str| match m {
+                    "a" => atom(w),
+                    "c" => super::charlist(w),
+                    _ => binary(w),
+                };
+                Ok(list(text.split_whitespace().map(word).collect()))
+            }
+            (_, m) => self.error_at(start, format!("a sigil modifier {m} that this one has not")),
         }
     }
 
@@ -811,6 +853,24 @@ mod tests {
         assert_eq!(parse("'abc'").unwrap(), parse("~c\"abc\"").unwrap());
         assert_eq!(parse("[1, 2 | [3]]").unwrap(), parse("[1, 2, 3]").unwrap());
         assert_eq!(parse("?a").unwrap(), int(97));
+        // Sigils and quoted atoms as Elixir reads them.
+        for (text, elixir) in [
+            (r#"~s(a "b")"#, r#""a \"b\"""#),
+            (r"~S(a\nb\))", r#""a\\nb)""#),
+            (r"~s[a\n]", r#""a\n""#),
+            ("~c{ab}", r#"~c"ab""#),
+            ("~C<ab>", r#"~c"ab""#),
+            ("~w(a b  c)a", "[:a, :b, :c]"),
+            ("~w|a b|", r#"["a", "b"]"#),
+            ("~W/a b/c", r#"[~c"a", ~c"b"]"#),
+            (":'single'", ":single"),
+        ] {
+            let t = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(Elixir(&t).to_string(), elixir, "{text}");
+        }
+        for not in ["~r/x/", "~s", "~s(x", "~w(a)x", "'a#{1}'", "~s(#{1})"] {
+            assert!(parse(not).is_err(), "{not}");
+        }
         // As Elixir reads them: 31, -8, 15, 5, 2 ** 64.
         assert_eq!(
             parse("[0x1F, -0b1000, 0o17, 0b1_01, 0x1_0000_0000_0000_0000]").unwrap(),
