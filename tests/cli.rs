@@ -89,6 +89,19 @@ fn every_subcommand_against_iex() {
     );
     assert_eq!(
         run(&[
+            "call",
+            a,
+            "Kernel.inspect",
+            r#"<<1::size(3), -1::16, "é"::utf16-little>>"#
+        ]),
+        r#""<<63, 255, 253, 32, 0::size(3)>>""#
+    );
+    assert_eq!(
+        run(&["call", a, "Enum.join", "~w(a b c)", "~s(-)"]),
+        r#""a-b-c""#
+    );
+    assert_eq!(
+        run(&[
             "--erlang",
             "call",
             a,

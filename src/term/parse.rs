@@ -33,7 +33,8 @@ const MAX_DEPTH: usize = 128;
 
 /// A term written in Elixir's syntax: `{:ok, [1, 2.5, "text", ~c"chars"], %{a: 1}}`,
 /// keyword lists, structs (`%URI{host: "x"}`), aliases (`Enum` is `:"Elixir.Enum"`),
-/// bitstrings of integers and strings, integers of any size in any of Elixir's
+/// bitstrings in the bit syntax (`<<1::16, 2.5::float-32, "é"::utf16-little>>`, built
+/// as the BEAM builds them), integers of any size in any of Elixir's
 /// notations (`-5`, `1_000`, `0x1F`, `0o17`, `0b101`, `?a`, `?\n`), the sigils of text
 /// (`~s(...)`, `~c[...]`, `~w(a b)a` and their raw upper-case forms).
 ///
@@ -48,7 +49,7 @@ pub fn parse(text: &str) -> Result<Term, ParseError> {
 }
 
 /// A term written in Erlang's syntax: `{ok, [1, 2.5, <<"text">>, "chars"], #{a => 1}}`,
-/// integers of any size (`16#1F`, `$a`).
+/// integers of any size (`16#1F`, `$a`), bitstrings in the bit syntax (`<<1:16/little>>`).
 ///
 /// ```
 /// use cnode::term::{parse_erlang, Inspect};
@@ -489,81 +490,43 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// `<<...>>` after its `<<`: integers 0..=255 and strings, and a last
-    /// `value::size(n)` (Elixir) or `value:n` (Erlang) of fewer than 8 bits.
+    /// `<<...>>` after its `<<`: segments of integers, floats, strings and binaries with
+    /// the bit syntax's type, size, unit and endianness, as the BEAM builds them:
+    /// `<<1::16, -1::size(4), 2.5::float-32, "é"::utf16-little, "ab"::binary-size(1)>>`
+    /// in Elixir, `<<1:16, -1:4, 2.5:32/float, "é"/utf16-little>>` in Erlang.
     fn bitstring(&mut self) -> Parsed<Term> {
-        let mut bytes = Vec::new();
+        let mut out = Bits::default();
         if self.eat(">>") {
-            return Ok(binary(bytes));
+            return Ok(out.into_term());
         }
         loop {
             self.skip_space();
             let start = self.pos;
-            if self.peek() == Some('"') {
+            let value = if self.peek() == Some('"') {
                 self.pos += 1;
-                let s = self.string('"')?;
-                let syntax = self.syntax;
-                match syntax {
-                    // <<"é"/utf8>> in Erlang; a plain string is latin-1 there.
-                    Syntax::Erlang if self.eat("/utf8") => bytes.extend(s.as_bytes()),
-                    Syntax::Erlang => {
-                        for c in s.chars() {
-                            match u8::try_from(u32::from(c)) {
-                                Ok(b) => bytes.push(b),
-                                Err(_) => {
-                                    return self.error_at(
-                                        start,
-                                        "a character beyond latin-1 in a binary (add /utf8)",
-                                    )
-                                }
-                            }
-                        }
-                    }
-                    Syntax::Elixir => bytes.extend(s.as_bytes()),
-                }
+                Segment::Text(self.string('"')?)
             } else {
-                let value = self.term()?;
-                let Some(v) = value_as_u8(&value) else {
-                    return self.error_at(
-                        start,
-                        "expected an integer from 0 to 255 or a string in a binary",
-                    );
-                };
-                let syntax = self.syntax;
-                let bits = match syntax {
-                    Syntax::Elixir if self.eat("::") => {
-                        if !self.eat("size(") {
-                            return self.error("expected size(N) after ::");
-                        }
-                        let n = self.small_int()?;
-                        if !self.eat(")") {
-                            return self.error("expected ) after size(N");
-                        }
-                        Some(n)
+                Segment::Term(self.term()?)
+            };
+            let spec = self.bit_spec()?;
+            match (value, self.syntax) {
+                // In Erlang a string is its characters, each a segment of this type.
+                (Segment::Text(s), Syntax::Erlang) => {
+                    for c in s.chars() {
+                        let c = Segment::Term(int(i64::from(u32::from(c))));
+                        self.segment(&mut out, start, c, spec)?;
                     }
-                    Syntax::Erlang if self.eat(":") => Some(self.small_int()?),
-                    _ => None,
-                };
-                if let Some(bits) = bits {
-                    if !(1..8).contains(&bits) || u32::from(v) >= 1 << bits {
-                        return self.error_at(
-                            start,
-                            "a partial byte holds 1 to 7 bits and a value that fits them",
-                        );
-                    }
-                    if !self.eat(">>") {
-                        return self.error("a partial byte must be the last of a bitstring");
-                    }
-                    bytes.push(v);
-                    return Ok(Term::from(BitBinary::from((bytes, bits as u8))));
                 }
-                bytes.push(v);
+                (value, _) => self.segment(&mut out, start, value, spec)?,
+            }
+            if out.len > MAX_BITS {
+                return self.error_at(start, "a bitstring of more than 128 MiB");
             }
             if self.eat(",") {
                 continue;
             }
             if self.eat(">>") {
-                return Ok(binary(bytes));
+                return Ok(out.into_term());
             }
             self.skip_space();
             return self.error(format!(
@@ -573,12 +536,189 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn small_int(&mut self) -> Parsed<u32> {
+    /// A segment's type specifiers: Elixir's `::16`, `::size(4)-unit(8)`,
+    /// `::float-little`; Erlang's `:16`, `/float-little-unit:8`.
+    fn bit_spec(&mut self) -> Parsed<BitSpec> {
+        let mut spec = BitSpec::default();
+        let items = match self.syntax {
+            Syntax::Elixir => self.eat("::"),
+            Syntax::Erlang => {
+                if self.eat(":") {
+                    spec.size = Some(self.bit_number()?);
+                }
+                self.eat("/")
+            }
+        };
+        if !items {
+            return Ok(spec);
+        }
+        loop {
+            self.skip_space();
+            let at = self.pos;
+            if self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                spec.size = Some(self.bit_number()?);
+            } else {
+                let word = self.take_while(|c| c.is_ascii_alphanumeric() || c == '_');
+                let argument = |p: &mut Self| -> Parsed<u64> {
+                    let syntax = p.syntax;
+                    match syntax {
+                        Syntax::Elixir if p.eat("(") => {
+                            let n = p.bit_number()?;
+                            if !p.eat(")") {
+                                return p.error("expected )");
+                            }
+                            Ok(n)
+                        }
+                        Syntax::Erlang if p.eat(":") => p.bit_number(),
+                        _ => p.error("expected the number of bits"),
+                    }
+                };
+                match word {
+                    "integer" => spec.kind = Some(BitKind::Integer),
+                    "float" => spec.kind = Some(BitKind::Float),
+                    "binary" | "bytes" => spec.kind = Some(BitKind::Binary),
+                    "bitstring" | "bits" => spec.kind = Some(BitKind::Bits),
+                    "utf8" => spec.kind = Some(BitKind::Utf8),
+                    "utf16" => spec.kind = Some(BitKind::Utf16),
+                    "utf32" => spec.kind = Some(BitKind::Utf32),
+                    "big" | "signed" | "unsigned" => {}
+                    "little" => spec.little = true,
+                    "native" => spec.little = cfg!(target_endian = "little"),
+                    "size" if self.syntax == Syntax::Elixir => spec.size = Some(argument(self)?),
+                    "unit" => {
+                        let n = argument(self)?;
+                        if !(1..=256).contains(&n) {
+                            return self.error_at(at, "a unit from 1 to 256");
+                        }
+                        spec.unit = Some(n);
+                    }
+                    _ => {
+                        return self.error_at(at, "expected a type, size or unit of the bit syntax")
+                    }
+                }
+            }
+            if !self.eat("-") {
+                return Ok(spec);
+            }
+        }
+    }
+
+    fn bit_number(&mut self) -> Parsed<u64> {
         self.skip_space();
-        let digits = self.take_while(|c| c.is_ascii_digit());
-        digits
-            .parse()
-            .or_else(|_| self.error("expected a number of bits"))
+        let at = self.pos;
+        let digits = self.take_while(|c| c.is_ascii_digit() || c == '_');
+        match digits.replace('_', "").parse() {
+            Ok(n) => Ok(n),
+            Err(_) => self.error_at(at, "expected a number of bits"),
+        }
+    }
+
+    /// Appends one segment to `out`, as the BEAM builds it.
+    fn segment(&self, out: &mut Bits, start: usize, value: Segment, spec: BitSpec) -> Parsed<()> {
+        let kind = spec.kind.unwrap_or(match &value {
+            Segment::Text(_) => BitKind::Binary,
+            Segment::Term(Term::Float(_)) => BitKind::Float,
+            Segment::Term(Term::Binary(_) | Term::BitBinary(_)) => BitKind::Bits,
+            Segment::Term(_) => BitKind::Integer,
+        });
+        if matches!(kind, BitKind::Integer | BitKind::Float)
+            && spec.unit.is_some()
+            && spec.size.is_none()
+        {
+            return self.error_at(start, "a unit without a size for an integer or a float");
+        }
+        let sized = |default_unit: u64, default_size: Option<u64>| {
+            spec.size
+                .or(default_size)
+                .map(|size| size.saturating_mul(spec.unit.unwrap_or(default_unit)))
+        };
+        let text_bytes;
+        let whole: (&[u8], u64) = match (&value, kind) {
+            (Segment::Text(s), BitKind::Binary | BitKind::Bits) => {
+                text_bytes = s.clone().into_bytes();
+                (&text_bytes, text_bytes.len() as u64 * 8)
+            }
+            (Segment::Term(Term::Binary(b)), BitKind::Binary | BitKind::Bits) => {
+                (&b.bytes, b.bytes.len() as u64 * 8)
+            }
+            (Segment::Term(Term::BitBinary(b)), BitKind::Bits | BitKind::Binary) => {
+                text_bytes = left_aligned(b);
+                let bits = (b.bytes.len() as u64 * 8).saturating_sub(8)
+                    + u64::from(b.tail_bits_size.min(8)) * u64::from(!b.bytes.is_empty());
+                (&text_bytes, bits)
+            }
+            (Segment::Text(s), BitKind::Utf8 | BitKind::Utf16 | BitKind::Utf32) => {
+                if spec.size.is_some() || spec.unit.is_some() {
+                    return self.error_at(start, "a utf segment takes no size or unit");
+                }
+                for c in s.chars() {
+                    out.char(c, kind, spec.little);
+                }
+                return Ok(());
+            }
+            (Segment::Term(t), BitKind::Utf8 | BitKind::Utf16 | BitKind::Utf32) => {
+                let c = match t {
+                    Term::FixInteger(i) => u32::try_from(i.value).ok().and_then(char::from_u32),
+                    _ => None,
+                };
+                let Some(c) = c else {
+                    return self.error_at(start, "a utf segment of a code point");
+                };
+                if spec.size.is_some() || spec.unit.is_some() {
+                    return self.error_at(start, "a utf segment takes no size or unit");
+                }
+                out.char(c, kind, spec.little);
+                return Ok(());
+            }
+            (Segment::Term(t), BitKind::Integer) => {
+                let value = match t {
+                    Term::FixInteger(i) => BigInt::from(i.value),
+                    Term::BigInteger(b) => b.value.clone(),
+                    _ => return self.error_at(start, "an integer segment of an integer"),
+                };
+                let bits = sized(1, Some(8)).unwrap_or(8);
+                if bits > MAX_BITS {
+                    return self.error_at(start, "a bitstring of more than 128 MiB");
+                }
+                if spec.little && bits % 8 != 0 {
+                    return self.error_at(start, "a little-endian integer of whole bytes");
+                }
+                out.integer(&value, bits, spec.little);
+                return Ok(());
+            }
+            (Segment::Term(t), BitKind::Float) => {
+                let v = match t {
+                    Term::Float(f) => f.value,
+                    Term::FixInteger(i) => i.value as f64,
+                    _ => return self.error_at(start, "a float segment of a number"),
+                };
+                let bytes = match sized(1, Some(64)) {
+                    Some(64) => v.to_be_bytes().to_vec(),
+                    Some(32) if (v as f32).is_finite() => (v as f32).to_be_bytes().to_vec(),
+                    Some(32) => return self.error_at(start, "a float beyond 32 bits"),
+                    _ => return self.error_at(start, "a float of 32 or 64 bits"),
+                };
+                let bytes: Vec<u8> = if spec.little {
+                    bytes.into_iter().rev().collect()
+                } else {
+                    bytes
+                };
+                out.push(&bytes, bytes.len() as u64 * 8);
+                return Ok(());
+            }
+            _ => return self.error_at(start, "a segment that does not fit its type"),
+        };
+        let (bytes, available) = whole;
+        let unit = if kind == BitKind::Binary { 8 } else { 1 };
+        let bits = sized(unit, None).unwrap_or(available);
+        if bits > available {
+            return self.error_at(start, "a size beyond the binary's");
+        }
+        if kind == BitKind::Binary && bits % 8 != 0 {
+            return self.error_at(start, "a binary segment of whole bytes (bits for the rest)");
+        }
+        out.push(bytes, bits);
+        Ok(())
     }
 
     /// A string's characters after its opening quote, and past its closing one.
@@ -801,11 +941,134 @@ impl<'a> Parser<'a> {
     }
 }
 
-fn value_as_u8(t: &Term) -> Option<u8> {
-    match t {
-        Term::FixInteger(i) => u8::try_from(i.value).ok(),
-        _ => None,
+/// The largest bitstring a literal may build: 128 MiB, the default largest message.
+const MAX_BITS: u64 = 128 * 1024 * 1024 * 8;
+
+/// A segment's value before its type is applied.
+enum Segment {
+    Text(String),
+    Term(Term),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BitKind {
+    Integer,
+    Float,
+    Binary,
+    Bits,
+    Utf8,
+    Utf16,
+    Utf32,
+}
+
+/// What follows a segment's value: its type, size, unit and endianness.
+#[derive(Clone, Copy, Default)]
+struct BitSpec {
+    kind: Option<BitKind>,
+    size: Option<u64>,
+    unit: Option<u64>,
+    little: bool,
+}
+
+/// A bitstring being built, bits first to last, the last byte's from its high bit.
+#[derive(Default)]
+struct Bits {
+    bytes: Vec<u8>,
+    len: u64,
+}
+
+impl Bits {
+    /// The first `bits` bits of `from`.
+    fn push(&mut self, from: &[u8], bits: u64) {
+        if self.len % 8 == 0 {
+            let whole = (bits / 8) as usize;
+            self.bytes.extend_from_slice(&from[..whole]);
+            if bits % 8 != 0 {
+                self.bytes.push(from[whole] & (0xff << (8 - bits % 8)));
+            }
+        } else {
+            for i in 0..bits {
+                let bit = from[(i / 8) as usize] >> (7 - i % 8) & 1;
+                let at = self.len + i;
+                if at % 8 == 0 {
+                    self.bytes.push(0);
+                }
+                if bit == 1 {
+                    *self.bytes.last_mut().expect("pushed") |= 1 << (7 - at % 8);
+                }
+            }
+        }
+        self.len += bits;
     }
+
+    /// `value` in `bits` bits (two's complement, its low ones), big- or little-endian.
+    fn integer(&mut self, value: &BigInt, bits: u64, little: bool) {
+        let bytes_len = bits.div_ceil(8) as usize;
+        // The low `bytes_len` bytes of the two's complement, then moved up to the high
+        // bits of the first byte.
+        let mut bytes = value.to_signed_bytes_le();
+        let fill = if value.sign() == num_bigint::Sign::Minus {
+            0xff
+        } else {
+            0
+        };
+        bytes.resize(bytes_len.max(bytes.len()), fill);
+        bytes.truncate(bytes_len);
+        bytes.reverse();
+        let shift = (bytes_len as u64 * 8 - bits) as u32;
+        let value = BigInt::from_bytes_be(num_bigint::Sign::Plus, &bytes) << shift;
+        // Its low `bytes_len` bytes: what was shifted past the first byte's top goes.
+        let (_, be) = value.to_bytes_be();
+        let mut bytes = vec![0; bytes_len.saturating_sub(be.len())];
+        bytes.extend_from_slice(&be[be.len().saturating_sub(bytes_len)..]);
+        if little {
+            bytes.reverse();
+        }
+        self.push(&bytes, bits);
+    }
+
+    fn char(&mut self, c: char, kind: BitKind, little: bool) {
+        let units = |bytes: &mut Vec<u8>, unit: &[u8]| {
+            if little {
+                bytes.extend(unit.iter().rev());
+            } else {
+                bytes.extend_from_slice(unit);
+            }
+        };
+        let mut bytes = Vec::new();
+        match kind {
+            BitKind::Utf16 => {
+                for u in c.encode_utf16(&mut [0; 2]) {
+                    units(&mut bytes, &u.to_be_bytes());
+                }
+            }
+            BitKind::Utf32 => units(&mut bytes, &u32::from(c).to_be_bytes()),
+            _ => bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+        self.push(&bytes, bytes.len() as u64 * 8);
+    }
+
+    fn into_term(mut self) -> Term {
+        match (self.len % 8) as u8 {
+            0 => binary(self.bytes),
+            tail => {
+                // A BitBinary keeps its last byte's bits in its low ones.
+                if let Some(last) = self.bytes.last_mut() {
+                    *last >>= 8 - tail;
+                }
+                Term::from(BitBinary::from((self.bytes, tail)))
+            }
+        }
+    }
+}
+
+/// A bitstring's bytes with its last byte's bits moved up to the high ones.
+fn left_aligned(b: &BitBinary) -> Vec<u8> {
+    let mut bytes = b.bytes.clone();
+    if let Some(last) = bytes.last_mut() {
+        *last <<= 8 - b.tail_bits_size.clamp(1, 8);
+    }
+    bytes
 }
 
 #[cfg(test)]
@@ -853,6 +1116,42 @@ mod tests {
         assert_eq!(parse("'abc'").unwrap(), parse("~c\"abc\"").unwrap());
         assert_eq!(parse("[1, 2 | [3]]").unwrap(), parse("[1, 2, 3]").unwrap());
         assert_eq!(parse("?a").unwrap(), int(97));
+        // The bit syntax, as Elixir 1.14 and OTP 25 build each of these.
+        for (text, elixir) in [
+            ("<<256>>", "<<0>>"),
+            ("<<1::size(3), 2>>", "<<32, 2::size(3)>>"),
+            ("<<1::16, -1::size(4)>>", "<<0, 1, 15::size(4)>>"),
+            ("<<-1::size(12)>>", "<<255, 15::size(4)>>"),
+            ("<<-3::size(7), 255::size(9)>>", "<<250, 255>>"),
+            (
+                "<<-2::little-size(16), 1::little-32>>",
+                "<<254, 255, 1, 0, 0, 0>>",
+            ),
+            (r#"<<"é"::utf16, "é"::utf16-little>>"#, "<<0, 233, 233, 0>>"),
+            (r#"<<"a😀"::utf32>>"#, "<<0, 0, 0, 97, 0, 1, 246, 0>>"),
+            ("<<0x1F600::utf8>>", r#""😀""#),
+            (
+                "<<2.5::float, 2.5::float-32>>",
+                "<<64, 4, 0, 0, 0, 0, 0, 0, 64, 32, 0, 0>>",
+            ),
+            (
+                "<<2.5::float-little-size(64)>>",
+                "<<0, 0, 0, 0, 0, 0, 4, 64>>",
+            ),
+            ("<< <<1, 2>>::binary, 3>>", "<<1, 2, 3>>"),
+            ("<<1::size(2)-unit(8)>>", "<<0, 1>>"),
+            (
+                "<<123456789012345678901234567890::size(100)>>",
+                "<<24, 238, 144, 255, 108, 55, 62, 14, 228, 227, 240, 173, 2::size(4)>>",
+            ),
+            ("<<1::1, 0::1, 1::1>>", "<<5::size(3)>>"),
+            (r#"<<3::size(2), "abc">>"#, "<<216, 88, 152, 3::size(2)>>"),
+            ("<<1::integer-signed-big-size(24)>>", "<<0, 0, 1>>"),
+            ("<<0::size(0)>>", r#""""#),
+        ] {
+            let t = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(Elixir(&t).to_string(), elixir, "{text}");
+        }
         // Sigils and quoted atoms as Elixir reads them.
         for (text, elixir) in [
             (r#"~s(a "b")"#, r#""a \"b\"""#),
@@ -927,6 +1226,15 @@ mod tests {
         }
         assert_eq!(parse_erlang("$a").unwrap(), int(97));
         assert_eq!(parse_erlang("16#ff.").unwrap(), int(255));
+        for (text, erlang) in [
+            ("<<1:16/little, -1:4>>", "<<1,0,15:4>>"),
+            ("<<\"ab\":16, \"é\"/utf16-little>>", "<<0,97,0,98,233,0>>"),
+            ("<<2.5:32/float-little, 1:2/unit:8>>", "<<0,0,32,64,0,1>>"),
+            ("<<$a, \"bc\", 1:4>>", "<<97,98,99,1:4>>"),
+        ] {
+            let t = parse_erlang(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(Erlang(&t).to_string(), erlang, "{text}");
+        }
         assert_eq!(
             parse_erlang("-16#1ffffffffffffffff").unwrap(),
             Term::from(BigInteger::from(-(1i128 << 65) + 1))
@@ -956,14 +1264,83 @@ mod tests {
             .unwrap_err()
             .message
             .contains("interpolation"));
-        assert!(parse("<<256>>").is_err());
-        assert!(parse("<<1::size(3), 2>>").is_err());
+        assert!(parse("<<1::utf8-size(8)>>").is_err());
+        assert!(parse("<<1::nope>>").is_err());
+        assert!(parse("<<1::unit(8)>>").is_err());
+        assert!(parse("<<1::size(1_073_741_825)-unit(8)>>").is_err());
         assert!(parse("%{a => }").is_err());
         assert!(parse_erlang("X").unwrap_err().message.contains("variable"));
         let deep = "[".repeat(10_000);
         assert!(parse(&deep).unwrap_err().message.contains("deeper"));
         for garbage in ["", ":", "%", "<<", "~c", "-", "{,}", "[a:]", "\u{0}"] {
             assert!(parse(garbage).is_err(), "{garbage:?}");
+        }
+    }
+
+    /// Token soup of the bit syntax and sigils: every text is a term or an error,
+    /// never a panic.
+    #[test]
+    fn random_bit_syntax_and_sigils_never_panic() {
+        let tokens = [
+            "<<",
+            ">>",
+            "<< ",
+            ",",
+            "::",
+            ":",
+            "/",
+            "-",
+            "1",
+            "-1",
+            "255",
+            "0",
+            "7",
+            "16",
+            "64",
+            "2.5",
+            "0x1F600",
+            "\"é\"",
+            "\"ab\"",
+            "size(",
+            "unit(",
+            ")",
+            "(3)",
+            "integer",
+            "float",
+            "binary",
+            "bits",
+            "bytes",
+            "utf8",
+            "utf16",
+            "utf32",
+            "little",
+            "big",
+            "signed",
+            "unit:",
+            "~s(",
+            "~W[",
+            "~c",
+            "]",
+            "a",
+            "'",
+            "$a",
+            "?",
+            "\\",
+            "123456789012345678901234567890",
+            "<<1::size(3)>>",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..20_000 {
+            let len = 1 + next(12);
+            let text: String = (0..len).map(|_| tokens[next(tokens.len())]).collect();
+            let _ = parse(&text);
+            let _ = parse_erlang(&text);
         }
     }
 }
