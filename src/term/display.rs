@@ -591,6 +591,9 @@ impl<W: Write> Printer<'_, W> {
             }
             _ => None,
         });
+        if let Some(done) = structure.and_then(|module| self.known_struct(module, &entries)) {
+            return done;
+        }
         match structure {
             Some(module) => write!(self.out, "%{module}{{")?,
             None => self.out.write_str("%{")?,
@@ -614,6 +617,109 @@ impl<W: Write> Printer<'_, W> {
             self.term(v)?;
         }
         self.out.write_char('}')
+    }
+
+    /// The structs whose `Inspect` Elixir's standard library defines in a form of its
+    /// own, printed in that form: `1..3`, `1..9//2`, `MapSet.new([1, 2])`,
+    /// `~D[2026-12-04]`, `~T[12:00:00.123]`, `~N[...]`, `~U[...Z]` and
+    /// `#DateTime<... CET Europe/Paris>`. `None` when the struct does not have exactly
+    /// the fields of that form (then it prints as any struct).
+    fn known_struct(&mut self, module: &str, entries: &[(&Term, &Term)]) -> Option<fmt::Result> {
+        let field = |name: &str| {
+            entries
+                .iter()
+                .find(|(k, _)| k.as_atom() == Some(name))
+                .map(|(_, v)| *v)
+        };
+        let int = |name: &str| field(name)?.as_int();
+        let iso = || {
+            field("calendar")?
+                .as_atom()
+                .filter(|c| *c == "Elixir.Calendar.ISO")
+        };
+        let date = || -> Option<String> {
+            let (year, month, day) = (int("year")?, int("month")?, int("day")?);
+            let sign = if year < 0 { "-" } else { "" };
+            Some(format!("{sign}{:04}-{month:02}-{day:02}", year.abs()))
+        };
+        let time = || -> Option<String> {
+            let (hour, minute, second) = (int("hour")?, int("minute")?, int("second")?);
+            let [us, precision] = field("microsecond")?.as_tuple_n(2)? else {
+                return None;
+            };
+            let (us, precision) = (us.as_int()?, usize::try_from(precision.as_int()?).ok()?);
+            let mut text = format!("{hour:02}:{minute:02}:{second:02}");
+            if precision > 0 {
+                text.push('.');
+                text.push_str(format!("{us:06}").get(..precision.min(6))?);
+            }
+            Some(text)
+        };
+        let text = match (module, entries.len()) {
+            ("Range", 4) => {
+                let first = field("first").filter(|t| t.as_int().is_some())?;
+                let last = field("last").filter(|t| t.as_int().is_some())?;
+                let step = field("step")?.as_int()?;
+                let result = self
+                    .term(first)
+                    .and_then(|()| self.out.write_str(".."))
+                    .and_then(|()| self.term(last));
+                if step != 1 || last.as_int() < first.as_int() {
+                    return Some(result.and_then(|()| write!(self.out, "//{step}")));
+                }
+                return Some(result);
+            }
+            ("MapSet", 2 | 3) => {
+                let Term::Map(set) = field("map")? else {
+                    return None;
+                };
+                let mut elements: Vec<&Term> = set.map.keys().collect();
+                elements.sort_by(|a, b| order(a, b));
+                let elements: Vec<Term> = elements.into_iter().cloned().collect();
+                self.out.write_str("MapSet.new(").ok()?;
+                return Some(
+                    self.list(&elements, None)
+                        .and_then(|()| self.out.write_char(')')),
+                );
+            }
+            ("Date", 5) => format!("~D[{}]", {
+                iso()?;
+                date()?
+            }),
+            ("Time", 6) => format!("~T[{}]", {
+                iso()?;
+                time()?
+            }),
+            ("NaiveDateTime", 9) => format!(
+                "~N[{} {}]",
+                {
+                    iso()?;
+                    date()?
+                },
+                time()?
+            ),
+            ("DateTime", 13) => {
+                iso()?;
+                let zone = field("time_zone")?.as_binary()?;
+                let zone = std::str::from_utf8(zone).ok()?;
+                let abbr = field("zone_abbr")?.as_binary()?;
+                let abbr = std::str::from_utf8(abbr).ok()?;
+                let offset = int("utc_offset")? + int("std_offset")?;
+                if zone == "Etc/UTC" && offset == 0 && int("std_offset")? == 0 {
+                    format!("~U[{} {}Z]", date()?, time()?)
+                } else {
+                    let sign = if offset < 0 { '-' } else { '+' };
+                    let (h, m) = (offset.abs() / 3600, offset.abs() % 3600 / 60);
+                    format!(
+                        "#DateTime<{} {}{sign}{h:02}:{m:02} {abbr} {zone}>",
+                        date()?,
+                        time()?
+                    )
+                }
+            }
+            _ => return None,
+        };
+        Some(self.out.write_str(&text))
     }
 }
 
