@@ -96,6 +96,11 @@ fn every_subcommand_against_iex() {
         ]),
         r#""<<63, 255, 253, 32, 0::size(3)>>""#
     );
+    assert_eq!(run(&["call", a, "Enum.sum", "1..10//3"]), "22");
+    assert_eq!(
+        run(&["call", a, "Date.add", "~D[2026-12-31]", "1"]),
+        "~D[2027-01-01]"
+    );
     assert_eq!(
         run(&["call", a, "Enum.join", "~w(a b c)", "~s(-)"]),
         r#""a-b-c""#

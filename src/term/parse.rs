@@ -2,7 +2,7 @@
 //! literals of each language, no variables and no code.
 
 use super::{
-    atom, binary, int, list, map, tuple, BigInteger, BitBinary, Float, ImproperList, Term,
+    atom, binary, int, list, map, tuple, BigInteger, BitBinary, Float, ImproperList, Match, Term,
 };
 use num_bigint::BigInt;
 use std::fmt;
@@ -35,8 +35,9 @@ const MAX_DEPTH: usize = 128;
 /// keyword lists, structs (`%URI{host: "x"}`), aliases (`Enum` is `:"Elixir.Enum"`),
 /// bitstrings in the bit syntax (`<<1::16, 2.5::float-32, "é"::utf16-little>>`, built
 /// as the BEAM builds them), integers of any size in any of Elixir's
-/// notations (`-5`, `1_000`, `0x1F`, `0o17`, `0b101`, `?a`, `?\n`), the sigils of text
-/// (`~s(...)`, `~c[...]`, `~w(a b)a` and their raw upper-case forms).
+/// notations (`-5`, `1_000`, `0x1F`, `0o17`, `0b101`, `?a`, `?\n`), ranges (`1..9//2`),
+/// the sigils of text (`~s(...)`, `~c[...]`, `~w(a b)a` and their raw upper-case forms)
+/// and of the calendar (`~D[2026-12-04]`, `~T`, `~N`, `~U`).
 ///
 /// ```
 /// use cnode::term::{parse, Inspect};
@@ -165,7 +166,7 @@ impl<'a> Parser<'a> {
             return self.error(format!("terms nest deeper than {MAX_DEPTH}"));
         }
         let t = match self.syntax {
-            Syntax::Elixir => self.elixir_term(),
+            Syntax::Elixir => self.elixir_term().and_then(|t| self.range_after(t)),
             Syntax::Erlang => self.erlang_term(),
         };
         self.depth -= 1;
@@ -751,6 +752,135 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// `first..last` and `first..last//step` after an integer: a `%Range{}` (without a
+    /// step, -1 when `last` is below `first`, as Elixir takes it).
+    fn range_after(&mut self, first: Term) -> Parsed<Term> {
+        let rest = self.rest();
+        if first.as_int().is_none() || !rest.starts_with("..") || rest.starts_with("...") {
+            return Ok(first);
+        }
+        let start = self.pos;
+        self.pos += 2;
+        let last = self.elixir_term()?;
+        let (Some(from), Some(to)) = (first.as_int(), last.as_int()) else {
+            return self.error_at(start, "a range of integers");
+        };
+        let step = if self.eat("//") {
+            let step = self.elixir_term()?;
+            if matches!(step.as_int(), None | Some(0)) {
+                return self.error_at(start, "a range's step: an integer other than 0");
+            }
+            step
+        } else {
+            int(if to >= from { 1 } else { -1 })
+        };
+        Ok(map([
+            (atom("__struct__"), atom("Elixir.Range")),
+            (atom("first"), first),
+            (atom("last"), last),
+            (atom("step"), step),
+        ]))
+    }
+
+    /// `~D[2026-12-04]`, `~T[12:00:00.123]`, `~N[2026-12-04 12:00:00]` and
+    /// `~U[2026-12-04 12:00:00Z]`, after the sigil's letter: the structs of Calendar.ISO.
+    fn calendar_sigil(&mut self, letter: char, start: usize) -> Parsed<Term> {
+        let close = match self.peek() {
+            Some('[') => ']',
+            Some('(') => ')',
+            Some('{') => '}',
+            Some('<') => '>',
+            Some(c @ ('"' | '\'' | '|' | '/')) => c,
+            _ => return self.error("a sigil's delimiter: ( [ { < \" ' | or /"),
+        };
+        self.pos += 1;
+        let text = self.delimited(close, false)?;
+        let bad =
+            |p: &Self| p.error_at(start, format!("~{letter}[{text}] is not a valid ~{letter}"));
+        let number = |s: &str, len: usize, max: i64| -> Option<i64> {
+            let n: i64 = s.parse().ok()?;
+            (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()) && n <= max).then_some(n)
+        };
+        let date = |s: &str| -> Option<Vec<(Term, Term)>> {
+            let (negative, s) = match s.strip_prefix('-') {
+                Some(s) => (true, s),
+                None => (false, s),
+            };
+            let mut parts = s.split('-');
+            let year = number(parts.next()?, 4, 9999)?;
+            let month = number(parts.next()?, 2, 12).filter(|m| *m >= 1)?;
+            let day = number(parts.next()?, 2, 31).filter(|d| *d >= 1)?;
+            parts.next().is_none().then(|| {
+                vec![
+                    (atom("year"), int(if negative { -year } else { year })),
+                    (atom("month"), int(month)),
+                    (atom("day"), int(day)),
+                ]
+            })
+        };
+        let time = |s: &str| -> Option<Vec<(Term, Term)>> {
+            let (hms, fraction) = match s.split_once('.') {
+                Some((hms, f)) => (hms, Some(f)),
+                None => (s, None),
+            };
+            let mut parts = hms.split(':');
+            let hour = number(parts.next()?, 2, 23)?;
+            let minute = number(parts.next()?, 2, 59)?;
+            let second = number(parts.next()?, 2, 59)?;
+            if parts.next().is_some() {
+                return None;
+            }
+            let microsecond = match fraction {
+                None => tuple(vec![int(0), int(0)]),
+                Some(f) if (1..=6).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()) => {
+                    let us: i64 = format!("{f:0<6}").parse().ok()?;
+                    tuple(vec![int(us), int(f.len() as i64)])
+                }
+                Some(_) => return None,
+            };
+            Some(vec![
+                (atom("hour"), int(hour)),
+                (atom("minute"), int(minute)),
+                (atom("second"), int(second)),
+                (atom("microsecond"), microsecond),
+            ])
+        };
+        let fields = match letter {
+            'D' => date(&text).map(|d| ("Date", d)),
+            'T' => time(&text).map(|t| ("Time", t)),
+            'N' | 'U' => {
+                let text = if letter == 'U' {
+                    text.strip_suffix('Z')
+                } else {
+                    Some(&text[..])
+                };
+                text.and_then(|t| t.split_once([' ', 'T']))
+                    .and_then(|(d, t)| {
+                        let mut fields = date(d)?;
+                        fields.extend(time(t)?);
+                        if letter == 'U' {
+                            fields.extend([
+                                (atom("time_zone"), binary("Etc/UTC")),
+                                (atom("zone_abbr"), binary("UTC")),
+                                (atom("utc_offset"), int(0)),
+                                (atom("std_offset"), int(0)),
+                            ]);
+                            Some(("DateTime", fields))
+                        } else {
+                            Some(("NaiveDateTime", fields))
+                        }
+                    })
+            }
+            _ => None,
+        };
+        let Some((module, mut fields)) = fields else {
+            return bad(self);
+        };
+        fields.push((atom("__struct__"), atom(&format!("Elixir.{module}"))));
+        fields.push((atom("calendar"), atom("Elixir.Calendar.ISO")));
+        Ok(map(fields))
+    }
+
     /// Elixir's sigils of literals: `~s(text)` and `~S` (strings), `~c` and `~C`
     /// (charlists), `~w(a b)` and `~W` (word lists; `a`, `c` or `s` after them for
     /// atoms, charlists or strings), with any of Elixir's delimiters; upper case
@@ -760,7 +890,16 @@ impl<'a> Parser<'a> {
         self.pos += 1;
         let letter = match self.peek() {
             Some(c @ ('s' | 'S' | 'c' | 'C' | 'w' | 'W')) => c,
-            _ => return self.error_at(start, "a sigil of text: ~s, ~S, ~c, ~C, ~w or ~W"),
+            Some(c @ ('D' | 'T' | 'N' | 'U')) => {
+                self.pos += 1;
+                return self.calendar_sigil(c, start);
+            }
+            _ => {
+                return self.error_at(
+                    start,
+                    "a sigil of a literal: ~s, ~S, ~c, ~C, ~w, ~W, ~D, ~T, ~N or ~U",
+                )
+            }
         };
         self.pos += 1;
         let close = match self.peek() {
@@ -1151,6 +1290,33 @@ mod tests {
         ] {
             let t = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(Elixir(&t).to_string(), elixir, "{text}");
+        }
+        // Ranges and the calendar sigils, as Elixir reads and prints them.
+        for (text, elixir) in [
+            ("1..3", "1..3"),
+            ("3..1", "3..1//-1"),
+            ("-3..-1", "-3..-1"),
+            ("10..1//-3", "10..1//-3"),
+            ("[1..2, 5..6]", "[1..2, 5..6]"),
+            ("~D[-0012-01-02]", "~D[-0012-01-02]"),
+            ("~T[12:00:00.123]", "~T[12:00:00.123]"),
+            ("~N[2026-12-04T12:00:00]", "~N[2026-12-04 12:00:00]"),
+            (
+                "~U[2026-12-04 12:00:00.000001Z]",
+                "~U[2026-12-04 12:00:00.000001Z]",
+            ),
+        ] {
+            let t = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(Elixir(&t).to_string(), elixir, "{text}");
+        }
+        for not in [
+            "1..a",
+            "1..3//0",
+            "~D[2026-13-01]",
+            "~T[24:00:00]",
+            "~U[2026-12-04 12:00:00]",
+        ] {
+            assert!(parse(not).is_err(), "{not}");
         }
         // Sigils and quoted atoms as Elixir reads them.
         for (text, elixir) in [
