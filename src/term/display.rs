@@ -632,15 +632,14 @@ impl<W: Write> Printer<'_, W> {
                 .map(|(_, v)| *v)
         };
         let int = |name: &str| field(name)?.as_int();
-        let iso = || {
-            field("calendar")?
-                .as_atom()
-                .filter(|c| *c == "Elixir.Calendar.ISO")
-        };
+        let iso = field("calendar").and_then(|c| c.as_atom()) == Some("Elixir.Calendar.ISO");
         let date = || -> Option<String> {
             let (year, month, day) = (int("year")?, int("month")?, int("day")?);
             let sign = if year < 0 { "-" } else { "" };
-            Some(format!("{sign}{:04}-{month:02}-{day:02}", year.abs()))
+            Some(format!(
+                "{sign}{:04}-{month:02}-{day:02}",
+                year.unsigned_abs()
+            ))
         };
         let time = || -> Option<String> {
             let (hour, minute, second) = (int("hour")?, int("minute")?, int("second")?);
@@ -676,40 +675,30 @@ impl<W: Write> Printer<'_, W> {
                 let mut elements: Vec<&Term> = set.map.keys().collect();
                 elements.sort_by(|a, b| order(a, b));
                 let elements: Vec<Term> = elements.into_iter().cloned().collect();
-                self.out.write_str("MapSet.new(").ok()?;
                 return Some(
-                    self.list(&elements, None)
+                    self.out
+                        .write_str("MapSet.new(")
+                        .and_then(|()| self.list(&elements, None))
                         .and_then(|()| self.out.write_char(')')),
                 );
             }
-            ("Date", 5) => format!("~D[{}]", {
-                iso()?;
-                date()?
-            }),
-            ("Time", 6) => format!("~T[{}]", {
-                iso()?;
-                time()?
-            }),
-            ("NaiveDateTime", 9) => format!(
-                "~N[{} {}]",
-                {
-                    iso()?;
-                    date()?
-                },
-                time()?
-            ),
-            ("DateTime", 13) => {
-                iso()?;
+            ("Date", 5) if iso => format!("~D[{}]", date()?),
+            ("Time", 6) if iso => format!("~T[{}]", time()?),
+            ("NaiveDateTime", 9) if iso => format!("~N[{} {}]", date()?, time()?),
+            ("DateTime", 13) if iso => {
                 let zone = field("time_zone")?.as_binary()?;
                 let zone = std::str::from_utf8(zone).ok()?;
                 let abbr = field("zone_abbr")?.as_binary()?;
                 let abbr = std::str::from_utf8(abbr).ok()?;
-                let offset = int("utc_offset")? + int("std_offset")?;
+                let offset = int("utc_offset")?.checked_add(int("std_offset")?)?;
                 if zone == "Etc/UTC" && offset == 0 && int("std_offset")? == 0 {
                     format!("~U[{} {}Z]", date()?, time()?)
                 } else {
                     let sign = if offset < 0 { '-' } else { '+' };
-                    let (h, m) = (offset.abs() / 3600, offset.abs() % 3600 / 60);
+                    let (h, m) = (
+                        offset.unsigned_abs() / 3600,
+                        offset.unsigned_abs() % 3600 / 60,
+                    );
                     format!(
                         "#DateTime<{} {}{sign}{h:02}:{m:02} {abbr} {zone}>",
                         date()?,
@@ -873,5 +862,51 @@ fn number(t: &Term) -> Option<f64> {
         Term::BigInteger(i) => i.value.to_string().parse().ok(),
         Term::Float(x) => Some(x.value),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::term::{atom, binary, int, map, tuple};
+
+    /// A peer's struct with the standard library's name and absurd fields prints without
+    /// a panic (a log line shows whatever a peer sent).
+    #[test]
+    fn known_structs_with_absurd_fields_print() {
+        let date_time = |year: i64, utc_offset: i64, std_offset: i64| {
+            map([
+                (atom("__struct__"), atom("Elixir.DateTime")),
+                (atom("calendar"), atom("Elixir.Calendar.ISO")),
+                (atom("year"), int(year)),
+                (atom("month"), int(-1)),
+                (atom("day"), int(i64::MAX)),
+                (atom("hour"), int(0)),
+                (atom("minute"), int(0)),
+                (atom("second"), int(0)),
+                (atom("microsecond"), tuple(vec![int(-5), int(99)])),
+                (atom("time_zone"), binary("X")),
+                (atom("zone_abbr"), binary("X")),
+                (atom("utc_offset"), int(utc_offset)),
+                (atom("std_offset"), int(std_offset)),
+            ])
+        };
+        for t in [
+            date_time(i64::MIN, i64::MAX, 1),
+            date_time(i64::MAX, i64::MIN, 0),
+            date_time(0, 0, 0),
+        ] {
+            assert!(Elixir(&t).to_string().starts_with(['#', '%']));
+        }
+        let range = map([
+            (atom("__struct__"), atom("Elixir.Range")),
+            (atom("first"), int(1)),
+            (atom("last"), atom("x")),
+            (atom("step"), int(1)),
+        ]);
+        assert_eq!(
+            Elixir(&range).to_string(),
+            "%Range{first: 1, last: :x, step: 1}"
+        );
     }
 }
