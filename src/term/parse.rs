@@ -165,34 +165,44 @@ impl<'a> Parser<'a> {
         if self.depth > MAX_DEPTH {
             return self.error(format!("terms nest deeper than {MAX_DEPTH}"));
         }
-        let t = match self.syntax {
-            Syntax::Elixir => self.elixir_term().and_then(|t| self.range_after(t)),
-            Syntax::Erlang => self.erlang_term(),
+        let t = match (self.shared_term(), self.syntax) {
+            (Some(t), Syntax::Erlang) => t,
+            (None, Syntax::Erlang) => self.erlang_term(),
+            (t, Syntax::Elixir) => t
+                .unwrap_or_else(|| self.elixir_term())
+                .and_then(|t| self.range_after(t)),
         };
         self.depth -= 1;
         t
     }
 
-    fn elixir_term(&mut self) -> Parsed<Term> {
-        let start = self.pos;
-        let rest = self.rest();
-        let Some(c) = self.peek() else {
-            return self.error("expected a term, found the end");
-        };
-        match c {
+    /// What both languages write alike: tuples, lists, bitstrings and numbers.
+    fn shared_term(&mut self) -> Option<Parsed<Term>> {
+        Some(match self.peek()? {
             '{' => {
                 self.pos += 1;
-                Ok(tuple(self.elements('}', "a tuple")?))
+                self.elements('}', "a tuple").map(tuple)
             }
             '[' => {
                 self.pos += 1;
                 self.list(']')
             }
-            '%' => self.elixir_map(),
-            '<' if rest.starts_with("<<") => {
+            '<' if self.rest().starts_with("<<") => {
                 self.pos += 2;
                 self.bitstring()
             }
+            c if c.is_ascii_digit() || c == '-' || c == '+' => self.number(),
+            _ => return None,
+        })
+    }
+
+    fn elixir_term(&mut self) -> Parsed<Term> {
+        let start = self.pos;
+        let Some(c) = self.peek() else {
+            return self.error("expected a term, found the end");
+        };
+        match c {
+            '%' => self.elixir_map(),
             '"' => {
                 self.pos += 1;
                 let s = self.string('"')?;
@@ -232,23 +242,7 @@ impl<'a> Parser<'a> {
                 }
                 Ok(atom(op))
             }
-            '?' => {
-                self.pos += 1;
-                let c = match self.peek() {
-                    // `?\n` is 10, as `"\n"` is a newline.
-                    Some('\\') => {
-                        self.pos += 1;
-                        self.escape()?
-                    }
-                    Some(c) => {
-                        self.pos += c.len_utf8();
-                        c
-                    }
-                    None => return self.error("expected a character after ?"),
-                };
-                Ok(int(c as i64))
-            }
-            c if c.is_ascii_digit() || c == '-' || c == '+' => self.number(),
+            '?' => self.char_literal('?'),
             c if c.is_uppercase() => {
                 let mut name = String::from("Elixir.");
                 name.push_str(self.take_while(|c| c.is_alphanumeric() || c == '_'));
@@ -282,22 +276,10 @@ impl<'a> Parser<'a> {
             return self.error("expected a term, found the end");
         };
         match c {
-            '{' => {
-                self.pos += 1;
-                Ok(tuple(self.elements('}', "a tuple")?))
-            }
-            '[' => {
-                self.pos += 1;
-                self.list(']')
-            }
             '#' if rest.starts_with("#{") => {
                 self.pos += 2;
                 let entries = self.entries()?;
                 Ok(map(entries))
-            }
-            '<' if rest.starts_with("<<") => {
-                self.pos += 2;
-                self.bitstring()
             }
             '"' => {
                 self.pos += 1;
@@ -309,22 +291,7 @@ impl<'a> Parser<'a> {
                 let s = self.string('\'')?;
                 Ok(atom(&s))
             }
-            '$' => {
-                self.pos += 1;
-                let c = match self.peek() {
-                    Some('\\') => {
-                        self.pos += 1;
-                        self.escape()?
-                    }
-                    Some(c) => {
-                        self.pos += c.len_utf8();
-                        c
-                    }
-                    None => return self.error("expected a character after $"),
-                };
-                Ok(int(c as i64))
-            }
-            c if c.is_ascii_digit() || c == '-' || c == '+' => self.number(),
+            '$' => self.char_literal('$'),
             c if c.is_lowercase() => {
                 let name = self.take_while(|c| c.is_alphanumeric() || c == '_' || c == '@');
                 Ok(atom(name))
@@ -761,12 +728,12 @@ impl<'a> Parser<'a> {
         }
         let start = self.pos;
         self.pos += 2;
-        let last = self.elixir_term()?;
+        let last = self.number()?;
         let (Some(from), Some(to)) = (first.as_int(), last.as_int()) else {
             return self.error_at(start, "a range of integers");
         };
         let step = if self.eat("//") {
-            let step = self.elixir_term()?;
+            let step = self.number()?;
             if matches!(step.as_int(), None | Some(0)) {
                 return self.error_at(start, "a range's step: an integer other than 0");
             }
@@ -782,19 +749,42 @@ impl<'a> Parser<'a> {
         ]))
     }
 
-    /// `~D[2026-12-04]`, `~T[12:00:00.123]`, `~N[2026-12-04 12:00:00]` and
-    /// `~U[2026-12-04 12:00:00Z]`, after the sigil's letter: the structs of Calendar.ISO.
-    fn calendar_sigil(&mut self, letter: char, start: usize) -> Parsed<Term> {
+    /// Elixir's `?a` and Erlang's `$a`, at the mark: the character's code (`?\n` is 10,
+    /// as `"\n"` is a newline).
+    fn char_literal(&mut self, mark: char) -> Parsed<Term> {
+        self.pos += 1;
+        let c = match self.peek() {
+            Some('\\') => {
+                self.pos += 1;
+                self.escape()?
+            }
+            Some(c) => {
+                self.pos += c.len_utf8();
+                c
+            }
+            None => return self.error(format!("expected a character after {mark}")),
+        };
+        Ok(int(c as i64))
+    }
+
+    /// A sigil's text, from its opening delimiter (any of Elixir's) past its closing one.
+    fn sigil_text(&mut self, escapes: bool) -> Parsed<String> {
         let close = match self.peek() {
-            Some('[') => ']',
             Some('(') => ')',
+            Some('[') => ']',
             Some('{') => '}',
             Some('<') => '>',
             Some(c @ ('"' | '\'' | '|' | '/')) => c,
             _ => return self.error("a sigil's delimiter: ( [ { < \" ' | or /"),
         };
         self.pos += 1;
-        let text = self.delimited(close, false)?;
+        self.delimited(close, escapes)
+    }
+
+    /// `~D[2026-12-04]`, `~T[12:00:00.123]`, `~N[2026-12-04 12:00:00]` and
+    /// `~U[2026-12-04 12:00:00Z]`, after the sigil's letter: the structs of Calendar.ISO.
+    fn calendar_sigil(&mut self, letter: char, start: usize) -> Parsed<Term> {
+        let text = self.sigil_text(false)?;
         let bad =
             |p: &Self| p.error_at(start, format!("~{letter}[{text}] is not a valid ~{letter}"));
         let number = |s: &str, len: usize, max: i64| -> Option<i64> {
@@ -902,16 +892,7 @@ impl<'a> Parser<'a> {
             }
         };
         self.pos += 1;
-        let close = match self.peek() {
-            Some('(') => ')',
-            Some('[') => ']',
-            Some('{') => '}',
-            Some('<') => '>',
-            Some(c @ ('"' | '\'' | '|' | '/')) => c,
-            _ => return self.error("a sigil's delimiter: ( [ { < \" ' | or /"),
-        };
-        self.pos += 1;
-        let text = self.delimited(close, letter.is_lowercase())?;
+        let text = self.sigil_text(letter.is_lowercase())?;
         let modifiers = self.take_while(|c| c.is_ascii_alphabetic());
         match (letter.to_ascii_lowercase(), modifiers) {
             ('s', "") => Ok(binary(text)),
