@@ -76,6 +76,21 @@ pub(crate) use display::order as term_order;
 pub use display::{Elixir, Erlang, Inspect, Local, Shown};
 pub use parse::{parse, parse_erlang, ParseError};
 
+/// Compares two terms in Erlang's term order, as `<` and `Enum.sort/1` do: number < atom
+/// < reference < fun < port < pid < tuple < map < list < bitstring (`1` and `1.0` are
+/// equal here, as with `==`).
+///
+/// ```
+/// use cnode::term;
+/// use cnode::term::compare;
+/// let mut terms = vec![term!("b"), term!({:a}), term!(:z), term!(2.5), term!(10)];
+/// terms.sort_by(compare);
+/// assert_eq!(terms, vec![term!(2.5), term!(10), term!(:z), term!({:a}), term!("b")]);
+/// ```
+pub fn compare(a: &Term, b: &Term) -> std::cmp::Ordering {
+    display::order(a, b)
+}
+
 pub use format::{DecodeError, EncodeError};
 pub use types::{
     Atom, BigInteger, Binary, BitBinary, ExternalFun, FixInteger, Float, ImproperList, InternalFun,
