@@ -138,6 +138,17 @@ fn every_subcommand_against_iex() {
         ]),
         r#"{"a":1,"b":"x","c":null,"d":[1,2.5]}"#
     );
+    // Dates and times as Jason writes them (ISO 8601), a MapSet as an array.
+    assert_eq!(
+        run(&[
+            "--json",
+            "eval",
+            a,
+            "{~D[2026-12-04], ~T[12:00:00.5], ~N[2026-12-04 12:00:00], \
+             ~U[2026-12-04 12:00:00Z], MapSet.new([10, 2, :a])}"
+        ]),
+        r#"["2026-12-04","12:00:00.5","2026-12-04T12:00:00","2026-12-04T12:00:00Z",[2,10,"a"]]"#
+    );
     assert_eq!(run(&["eval", a, "Enum.map([1, 2], &(&1 * 2))"]), "[2, 4]");
     assert_eq!(run(&["--erlang", "eval", a, "lists:sum([1,2,3])"]), "6");
     // Output of the call goes to the caller's group leader, as from iex: here, the

@@ -585,8 +585,9 @@ async fn names(host: &str, timeout: Duration) -> Result<String, Failure> {
 
 /// A term as JSON: numbers, `true`/`false`/`null` for `true`/`false`/`nil`, other atoms
 /// and UTF-8 binaries as strings, lists and tuples as arrays, maps with atom or string
-/// keys as objects (other maps as arrays of `[key, value]`), charlists as strings, and
-/// what JSON has no kind for (pids, references, funs, other binaries) as its Elixir text.
+/// keys as objects (other maps as arrays of `[key, value]`), charlists as strings, dates
+/// and times in ISO 8601 and a `MapSet` as an array (as Jason writes them), and what JSON
+/// has no kind for (pids, references, funs, other binaries) as its Elixir text.
 fn json(t: &Term) -> String {
     let mut out = String::new();
     json_into(&mut out, t);
@@ -627,6 +628,12 @@ fn json_into(out: &mut String, t: &Term) {
             json_array(out, &l.elements);
         }
         Term::Tuple(tu) => json_array(out, &tu.elements),
+        Term::Map(_) if calendar_iso8601(t).is_some() => {
+            out.push_str(&json_string(&calendar_iso8601(t).unwrap_or_default()));
+        }
+        Term::Map(m) if mapset_elements(m).is_some() => {
+            json_array(out, &mapset_elements(m).unwrap_or_default());
+        }
         Term::Map(m) => {
             let mut entries: Vec<_> = m.map.iter().collect();
             let keys: Option<Vec<String>> = entries
@@ -674,6 +681,43 @@ fn json_into(out: &mut String, t: &Term) {
         }
         other => out.push_str(&json_string(&Elixir(other).to_string())),
     }
+}
+
+/// A `Date`, `Time`, `NaiveDateTime` or `DateTime` of Calendar.ISO in ISO 8601, as
+/// Jason encodes them (`"2026-12-04"`, `"2026-12-04T12:00:00Z"`), from the sigil or
+/// `#DateTime<...>` form it prints in.
+fn calendar_iso8601(t: &Term) -> Option<String> {
+    let text = Elixir(t).to_string();
+    if let Some(inner) = text
+        .strip_prefix("~D[")
+        .or_else(|| text.strip_prefix("~T["))
+        .and_then(|rest| rest.strip_suffix(']'))
+    {
+        return Some(inner.to_owned());
+    }
+    let (date, rest) = text
+        .strip_prefix("~N[")
+        .or_else(|| text.strip_prefix("~U["))
+        .and_then(|rest| rest.strip_suffix(']'))
+        // `#DateTime<2026-01-01 00:00:00+01:00 CET Europe/Paris>`: the offset is kept.
+        .or_else(|| text.strip_prefix("#DateTime<")?.strip_suffix('>'))?
+        .split_once(' ')?;
+    let time = rest.split(' ').next()?;
+    Some(format!("{date}T{time}"))
+}
+
+/// A `MapSet`'s elements, in term order (as it prints them).
+fn mapset_elements(m: &cnode::term::Map) -> Option<Vec<Term>> {
+    let field = |name: &str| m.map.get(&Term::from(Atom::from(name)));
+    if field("__struct__")?.as_atom() != Some("Elixir.MapSet") {
+        return None;
+    }
+    let Some(Term::Map(set)) = field("map") else {
+        return None;
+    };
+    let mut elements: Vec<Term> = set.map.keys().cloned().collect();
+    elements.sort_by(cnode::term::compare);
+    Some(elements)
 }
 
 fn json_array(out: &mut String, items: &[Term]) {
