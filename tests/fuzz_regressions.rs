@@ -4,7 +4,7 @@
 //!   fail) is replayed through the same entry point, and must now pass;
 //! * a short deterministic mutation fuzz of each target, seeded from `fuzz/seeds/`
 //!   (frames made by OTP's `term_to_binary` or sent by an OTP node, handshake
-//!   messages), so that a machine without cargo-fuzz still fuzzes a little on every
+//!   messages, literals of Elixir and Erlang), so that a machine without cargo-fuzz still fuzzes a little on every
 //!   `scripts/test`.
 //!
 //! Needs the `fuzzing` feature: `cargo test --features fuzzing --test fuzz_regressions`.
@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const TARGETS: [&str; 4] = ["handshake", "frames", "decode", "dist_header"];
+const TARGETS: [&str; 5] = ["handshake", "frames", "decode", "dist_header", "parse"];
 
 /// What the fuzz target of that name does with `input` (panics count as failures).
 fn run(target: &str, input: &[u8]) {
@@ -31,6 +31,12 @@ fn run(target: &str, input: &[u8]) {
         "decode" => {
             let _ = cnode::fuzzing::decode(input);
             let _ = cnode::fuzzing::check_terms(input);
+        }
+        "parse" => {
+            if let Ok(text) = std::str::from_utf8(input) {
+                let _ = cnode::term::parse(text);
+                let _ = cnode::term::parse_erlang(text);
+            }
         }
         other => panic!("no fuzz target {other}"),
     }
@@ -239,4 +245,9 @@ fn mutation_fuzz_decode() {
 #[test]
 fn mutation_fuzz_dist_header() {
     mutation_fuzz("dist_header", 10_000);
+}
+
+#[test]
+fn mutation_fuzz_parse() {
+    mutation_fuzz("parse", 20_000);
 }
