@@ -628,13 +628,15 @@ fn json_into(out: &mut String, t: &Term) {
             json_array(out, &l.elements);
         }
         Term::Tuple(tu) => json_array(out, &tu.elements),
-        Term::Map(_) if calendar_iso8601(t).is_some() => {
-            out.push_str(&json_string(&calendar_iso8601(t).unwrap_or_default()));
-        }
-        Term::Map(m) if mapset_elements(m).is_some() => {
-            json_array(out, &mapset_elements(m).unwrap_or_default());
-        }
         Term::Map(m) => {
+            if let Some(iso) = calendar_iso8601(t, m) {
+                out.push_str(&json_string(&iso));
+                return;
+            }
+            if let Some(elements) = mapset_elements(m) {
+                json_array(out, &elements);
+                return;
+            }
             let mut entries: Vec<_> = m.map.iter().collect();
             let keys: Option<Vec<String>> = entries
                 .iter()
@@ -686,7 +688,18 @@ fn json_into(out: &mut String, t: &Term) {
 /// A `Date`, `Time`, `NaiveDateTime` or `DateTime` of Calendar.ISO in ISO 8601, as
 /// Jason encodes them (`"2026-12-04"`, `"2026-12-04T12:00:00Z"`), from the sigil or
 /// `#DateTime<...>` form it prints in.
-fn calendar_iso8601(t: &Term) -> Option<String> {
+fn calendar_iso8601(t: &Term, m: &cnode::term::Map) -> Option<String> {
+    // Printed only when it is one of them, not for every map.
+    let module = m
+        .map
+        .get(&Term::from(Atom::from("__struct__")))?
+        .as_atom()?;
+    if !matches!(
+        module,
+        "Elixir.Date" | "Elixir.Time" | "Elixir.NaiveDateTime" | "Elixir.DateTime"
+    ) {
+        return None;
+    }
     let text = Elixir(t).to_string();
     if let Some(inner) = text
         .strip_prefix("~D[")

@@ -603,8 +603,7 @@ impl<'a> Parser<'a> {
         let text_bytes;
         let whole: (&[u8], u64) = match (&value, kind) {
             (Segment::Text(s), BitKind::Binary | BitKind::Bits) => {
-                text_bytes = s.clone().into_bytes();
-                (&text_bytes, text_bytes.len() as u64 * 8)
+                (s.as_bytes(), s.len() as u64 * 8)
             }
             (Segment::Term(Term::Binary(b)), BitKind::Binary | BitKind::Bits) => {
                 (&b.bytes, b.bytes.len() as u64 * 8)
