@@ -97,7 +97,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let wanted = self.wanted().max(self.room);
         if self.buf.capacity() - self.buf.len() < wanted {
             // At least a page, so a header does not cost a read of its own.
-            self.buf.reserve(wanted.clamp(MIN_READ, READ_CHUNK));
+            super::pages::reserve(&mut self.buf, wanted.clamp(MIN_READ, READ_CHUNK));
         }
         let room = self.buf.capacity() - self.buf.len();
         let n = self.inner.read_buf(&mut self.buf).await?;

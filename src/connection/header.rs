@@ -231,6 +231,7 @@ impl Incoming {
                 }
                 self.hold(data.len())?;
                 let p = self.partial.get_mut(&seq).expect("looked up above");
+                super::pages::reserve(&mut p.bytes, data.len());
                 p.bytes.extend_from_slice(data);
                 p.next -= 1;
                 if frag > 1 {

@@ -10,6 +10,7 @@ pub(crate) mod ext;
 pub(crate) mod frame;
 pub(crate) mod header;
 pub(crate) mod message;
+mod pages;
 pub(crate) mod terms;
 pub(crate) mod write;
 

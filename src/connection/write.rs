@@ -292,6 +292,7 @@ fn improper_list(out: &mut Out<'_>, elements: &[Term], last: &Term) -> Result<()
 fn binary(out: &mut Out<'_>, bytes: &[u8]) -> Result<(), EncodeError> {
     out.push(BINARY_EXT);
     out.extend_from_slice(&count("binary", bytes.len())?);
+    super::pages::reserve(out.bytes, bytes.len());
     out.extend_from_slice(bytes);
     Ok(())
 }
