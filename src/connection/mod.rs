@@ -101,8 +101,9 @@ struct Pending {
 #[derive(Debug)]
 struct Large {
     seq: u64,
-    /// Its frame as encoded (a `DIST_HEADER` frame); the terms from `next` on are still
-    /// to go.
+    /// The buffer its frame (a `DIST_HEADER` frame) was encoded in, which may start with
+    /// frames queued before it (copied out when it was fragmented); the terms from
+    /// `next` on are still to go.
     frame: Vec<u8>,
     next: usize,
     /// The fragment id of the next fragment (the last is 1).
@@ -151,19 +152,19 @@ impl Pending {
 
     /// Turns the frame just written at `w` into the first fragment of a [`Large`].
     fn fragment(&mut self, w: Written, sender: Option<&Pid>) {
-        let frame = if w.start == 0 {
-            std::mem::take(&mut self.bytes)
-        } else {
-            self.bytes.split_off(w.start)
-        };
-        let body = w.body - w.start;
+        // The large frame keeps the buffer it was written in (its pages are the
+        // message's), and the frames queued before it are copied out of it: splitting
+        // the large frame off would copy all of it into fresh memory.
+        let frame = std::mem::take(&mut self.bytes);
+        self.bytes.extend_from_slice(&frame[..w.start]);
+        let body = w.body;
         let count = (frame.len() - body).div_ceil(FRAGMENT_SIZE) as u64;
         // From 1: a BEAM takes sequence 0 for a message that is not fragmented (and
         // an OTP 25 node crashes on fragments numbered 0).
         self.next_seq += 1;
         let seq = self.next_seq;
         // `131, 69, SequenceId, FragmentId`, the header as it was, the first terms.
-        let header = &frame[6..body];
+        let header = &frame[w.start + 6..body];
         let first = body + FRAGMENT_SIZE;
         let len = 2 + 16 + header.len() + FRAGMENT_SIZE;
         self.bytes.extend_from_slice(&(len as u32).to_be_bytes());

@@ -135,6 +135,41 @@ fn large_messages_go_in_fragments_with_others_between() {
     assert_eq!(incoming.held(), 0);
 }
 
+/// A large message queued behind other frames: they go first, untouched, and the
+/// large one is whole on the other side.
+#[test]
+fn a_large_message_behind_others_is_fragmented_after_them() {
+    let conn_flags = BOTH;
+    let mut pending = crate::connection::tests_support::pending(conn_flags);
+    let big = tuple(vec![
+        atom("big"),
+        binary(&(0..300_000u32).map(|i| i as u8).collect::<Vec<_>>()[..]),
+    ]);
+    let from = Pid::new("alex@localhost", 1, 0, 7);
+    let other = Pid::new("alex@localhost", 2, 0, 7);
+    for i in 0..3 {
+        let small = tuple(vec![atom("small"), int(i)]);
+        crate::connection::tests_support::queue(&mut pending, &other, "echo", &small);
+    }
+    crate::connection::tests_support::queue(&mut pending, &from, "echo", &big);
+    crate::connection::tests_support::queue(&mut pending, &other, "echo", &atom("next"));
+    let mut incoming = Incoming::new(conn_flags, 1 << 20);
+    let (got, batches) = write_and_read(&mut pending, &mut incoming);
+    assert_eq!(batches, 4);
+    let small = |i: i64| tuple(vec![atom("echo"), tuple(vec![atom("small"), int(i)])]);
+    assert_eq!(
+        got,
+        vec![
+            small(0),
+            small(1),
+            small(2),
+            tuple(vec![atom("echo"), atom("next")]),
+            tuple(vec![atom("echo"), big]),
+        ]
+    );
+    assert_eq!(incoming.held(), 0);
+}
+
 /// Takes every batch the writer would write from `pending` and reads its frames (none
 /// over a fragment and its header) into messages: the messages, and the batches.
 fn write_and_read(
