@@ -119,6 +119,69 @@ async fn large_messages_travel_in_fragments_with_small_ones_passing() {
     );
 }
 
+/// On a one-thread runtime, as the Rust Moebi runs by default: a Rust process sends a
+/// 32 MB message to a BEAM node while another makes small calls to that node over the
+/// same connection; the calls are answered between the message's fragments (the writer
+/// lets other tasks run after each), and the message arrives whole. (How long the calls
+/// take meanwhile is measured by `scripts/bench`, not here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_one_thread_small_calls_go_on_while_a_large_message_leaves() {
+    const SIZE: usize = 32_000_000;
+    let _serial = SERIAL.lock().await;
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    blocking(|| {
+        alex.eval("{:ok, _} = Chat.Echo.start(:echo)");
+        alex.eval(
+            "Process.register(spawn(fn -> receive do {from, b} -> send(from, {:size, byte_size(b)}) end end), :measure)",
+        )
+    });
+    let (a, port) = (alex.node_name(), epmd.port());
+    let (size, calls) = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a one-thread runtime");
+        rt.block_on(async move {
+            let node = start_node("onethread", port).await;
+            assert!(node.connect(&a).await);
+            let arrived = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (done, to, n) = (arrived.clone(), a.clone(), node.clone());
+            let caller = tokio::spawn(async move {
+                in_process(&n, move |mut p| async move {
+                    let mut calls = 0;
+                    while !done.load(Ordering::SeqCst) {
+                        let r = p
+                            .call(("echo", to.as_str()), atom("small"), Some(WAIT))
+                            .await;
+                        assert_eq!(r.ok(), Some(atom("small")));
+                        calls += 1;
+                    }
+                    calls
+                })
+                .await
+            });
+            let size = in_process(&node, move |mut p| async move {
+                let me = Term::Pid(p.pid());
+                p.send(
+                    ("measure", a.as_str()),
+                    tuple(vec![me, binary(vec![7; SIZE])]),
+                );
+                let size = p.receive_timeout(WAIT).await;
+                arrived.store(true, Ordering::SeqCst);
+                size
+            })
+            .await;
+            (size, caller.await.expect("the caller finishes"))
+        })
+    })
+    .join()
+    .expect("the one-thread node's thread");
+    assert_eq!(size, Some(tuple(vec![atom("size"), int(SIZE as i64)])));
+    // Each answered as sent (checked in the loop); how many fit in is the machine's.
+    assert!(calls >= 1);
+}
+
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status

@@ -347,6 +347,10 @@ pub(crate) fn start(
 
 /// Messages a reader hands over before it lets other tasks run.
 const YIELD_EVERY: usize = 128;
+/// Bytes a reader takes in before it lets other tasks run: a large message's fragments
+/// (64 KiB each from a BEAM) do not hold up the processes that answer the small
+/// messages between them.
+const YIELD_BYTES: usize = 64 * 1024;
 
 async fn read_loop(
     owner: &impl Owner,
@@ -383,6 +387,7 @@ async fn read_frames(
     let mut heard = false;
     let mut silent_quarters = 0;
     let mut taken: usize = 0;
+    let mut taken_bytes: usize = 0;
     let mut talk = Conversation::default();
     let mut incoming = Incoming::new(conn.flags, limits.max_message_size);
     loop {
@@ -398,6 +403,7 @@ async fn read_frames(
             // this connection like any other fault of it, with a log line. Uncaught, it
             // would end this task without `connection_down`: a connection nobody reads,
             // still ticking.
+            taken_bytes += data.len();
             let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 take_in(owner, conn, data, &mut incoming, &limits)
             }));
@@ -414,7 +420,8 @@ async fn read_frames(
             // Now and then let the processes take what was delivered: the messages are
             // still in the cache, and other connections get their turn.
             taken += 1;
-            if taken % YIELD_EVERY == 0 {
+            if taken % YIELD_EVERY == 0 || taken_bytes >= YIELD_BYTES {
+                taken_bytes = 0;
                 tokio::task::yield_now().await;
             }
         }
@@ -738,6 +745,11 @@ async fn write_loop(mut w: WriteHalf, conn: Arc<ConnHandle>, tick_interval: Dura
                     if !more {
                         break;
                     }
+                    // Between two fragments of a large message, the other tasks run (on a
+                    // one-thread runtime, this connection's reader among them), as a BEAM
+                    // does other work between the fragments it writes: small messages
+                    // either way do not wait for megabytes.
+                    tokio::task::yield_now().await;
                 }
             }
             _ = ticker.tick() => {
