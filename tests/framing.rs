@@ -122,7 +122,8 @@ async fn large_messages_travel_in_fragments_with_small_ones_passing() {
 /// On a one-thread runtime, as the Rust Moebi runs by default: a Rust process sends a
 /// 32 MB message to a BEAM node while another makes small calls to that node over the
 /// same connection; the calls are answered between the message's fragments (the writer
-/// lets other tasks run after each), and the message arrives whole. (How long the calls
+/// lets other tasks run between them while small messages go out too), and the
+/// message arrives whole. (How long the calls
 /// take meanwhile is measured by `scripts/bench`, not here.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_one_thread_small_calls_go_on_while_a_large_message_leaves() {

@@ -679,6 +679,10 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("a panic")
 }
 
+/// How long after small messages last went out beside a large one the writer still lets
+/// other tasks run between the large one's fragments.
+const TALK: Duration = Duration::from_millis(5);
+
 /// Writes queued frames, all that are waiting in one system call, and a tick whenever a
 /// tick interval passed without anything written (as `net_kernel`'s ticker does).
 async fn write_loop(mut w: WriteHalf, conn: Arc<ConnHandle>, tick_interval: Duration) {
@@ -706,6 +710,8 @@ async fn write_loop(mut w: WriteHalf, conn: Arc<ConnHandle>, tick_interval: Dura
     let mut wrote = false;
     let mut batch = Vec::new();
     let mut busy = false;
+    // When a batch last carried more than a fragment.
+    let mut talked = std::time::Instant::now();
     'run: loop {
         tokio::select! {
             _ = conn.closing.cancelled() => break,
@@ -745,11 +751,18 @@ async fn write_loop(mut w: WriteHalf, conn: Arc<ConnHandle>, tick_interval: Dura
                     if !more {
                         break;
                     }
-                    // Between two fragments of a large message, the other tasks run (on a
-                    // one-thread runtime, this connection's reader among them), as a BEAM
-                    // does other work between the fragments it writes: small messages
-                    // either way do not wait for megabytes.
-                    tokio::task::yield_now().await;
+                    // While small messages go out beside a large one, the other tasks
+                    // run between two of its fragments (on a one-thread runtime, the
+                    // reader that takes in the answers among them), as a BEAM does other
+                    // work between the fragments it writes: an exchange beside a large
+                    // message does not wait for megabytes. A large message alone goes
+                    // out without the pauses (tokio's budget still yields now and then).
+                    if frames > 1 {
+                        talked = std::time::Instant::now();
+                    }
+                    if talked.elapsed() < TALK {
+                        tokio::task::yield_now().await;
+                    }
                 }
             }
             _ = ticker.tick() => {
