@@ -15,6 +15,9 @@
 //!     W: call_small | call_list | task | send. One line
 //!     `RESULT <workload> <inflight> <ops_per_sec> <seconds> <n> <cpu_ticks>` on success,
 //!     cpu_ticks being this process's CPU time during the run (/proc/self/stat).
+//! dist client --target NODE --cookie C --workload beside_large --n N
+//!     Sequential small calls to `:echo` while another process sends N 64 MB messages
+//!     to it over the same connection: `RESULT beside_large <calls> <µs,µs,...>`.
 //! dist peers --target NODE --cookie C --count N [--hold S]
 //!     Opens N hidden distribution connections (real handshakes, then ticks), prints
 //!     `RESULT peers_up N` and `RESULT peers_connect_s S`, `READY`, and holds them
@@ -384,6 +387,9 @@ async fn warm_up(node: &Node, target: &str) -> Result<(), String> {
 async fn client(args: &Args) -> i32 {
     let target = args.req("--target").to_owned();
     let cookie = args.req("--cookie");
+    if args.req("--workload") == "beside_large" {
+        return beside_large(args, &target, cookie).await;
+    }
     let w = Workload::parse(args.req("--workload")).unwrap_or_else(|| die("unknown --workload"));
     let n = args.num("--n", 10_000);
     let inflight = args.num("--inflight", 1);
@@ -414,6 +420,83 @@ async fn client(args: &Args) -> i32 {
         }
         Err(e) => {
             eprintln!("dist client: {} x{inflight}: {e}", w.name());
+            1
+        }
+    }
+}
+
+/// Small `GenServer.call`s to `{:echo, target}`, one after the other, from one process
+/// while another sends `--n` messages `{:big, 1, <<64 MB>>}` to the same `:echo` (each
+/// `send` then `yield_now`, as the docs ask of a process that sends in a row), until
+/// `:echo` has taken them all: `RESULT beside_large <calls> <µs,µs,...>`.
+async fn beside_large(args: &Args, target: &str, cookie: &str) -> i32 {
+    const BIG: usize = 64 * 1024 * 1024;
+    let bigs = args.num("--n", 8);
+    let node = client_node(cookie, None, args.tls_config()).await;
+    if let Err(e) = warm_up(&node, target).await {
+        eprintln!("dist client: {e}");
+        return 1;
+    }
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
+    let (t, flag) = (target.to_owned(), done.clone());
+    node.spawn(move |mut p| async move {
+        // One message lent each time (a term owns its binary: a new one each time
+        // would time the copy of 64 MB as well).
+        let big = tuple(vec![atom("big"), int(1), binary(vec![7u8; BIG])]);
+        for _ in 0..bigs {
+            p.send(("echo", t.as_str()), &big);
+            p.yield_now().await;
+        }
+        p.send(
+            ("echo", t.as_str()),
+            tuple(vec![Term::Pid(p.pid()), atom("done")]),
+        );
+        let r = p
+            .receive_match(Some(RUN_TIMEOUT), |m| m.is_atom("done"))
+            .await;
+        flag.store(true, Ordering::SeqCst);
+        let _ = sent_tx.send(r.is_some());
+        Ok(())
+    });
+    let (lat_tx, lat_rx) = tokio::sync::oneshot::channel();
+    let t = target.to_owned();
+    node.spawn(move |mut p| async move {
+        let mut latencies = Vec::new();
+        let small = small();
+        while !done.load(Ordering::SeqCst) {
+            let start = Instant::now();
+            match p
+                .call(("echo", t.as_str()), &small, Some(CALL_TIMEOUT))
+                .await
+            {
+                Ok(r) if r == small => latencies.push(start.elapsed().as_micros()),
+                r => {
+                    let _ = lat_tx.send(Err(format!("echo answered {r:?}")));
+                    return Ok(());
+                }
+            }
+        }
+        let _ = lat_tx.send(Ok(latencies));
+        Ok(())
+    });
+    let sent = tokio::time::timeout(RUN_TIMEOUT, sent_rx).await;
+    if !matches!(sent, Ok(Ok(true))) {
+        eprintln!("dist client: the large messages were not all taken within {RUN_TIMEOUT:?}");
+        return 1;
+    }
+    match tokio::time::timeout(RUN_TIMEOUT, lat_rx).await {
+        Ok(Ok(Ok(latencies))) => {
+            let list: Vec<String> = latencies.iter().map(u128::to_string).collect();
+            println!("RESULT beside_large {} {}", latencies.len(), list.join(","));
+            0
+        }
+        Ok(Ok(Err(e))) => {
+            eprintln!("dist client: beside_large: {e}");
+            1
+        }
+        _ => {
+            eprintln!("dist client: beside_large: the caller did not finish");
             1
         }
     }

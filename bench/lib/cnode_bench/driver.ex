@@ -234,7 +234,9 @@ defmodule CnodeBench.Driver do
         end)
       end)
 
-    latency = if Map.has_key?(opts, :tls), do: nil, else: latency_rounds(servers, rounds, quick)
+    latency =
+      if Map.has_key?(opts, :tls), do: nil, else: latency_rounds(opts, servers, rounds, quick)
+
     after_rss = Map.new(servers, fn {side, s} -> {side, Util.rss_kib(s.ospid)} end)
 
     report =
@@ -514,31 +516,70 @@ defmodule CnodeBench.Driver do
 
   @big_bytes 64 * 1024 * 1024
 
-  # Per side, the latencies (µs) of sequential small `GenServer.call`s to `:echo` made
-  # while another process of this node sends 64 MB messages to the same server, over
-  # the same connection; up to 3 rounds, sides alternating.
-  defp latency_rounds(servers, rounds, quick) do
+  # Per caller and side, the latencies (µs) of sequential small `GenServer.call`s to
+  # `:echo` made while another process of the same caller node sends 64 MB messages to
+  # the same server, over the same connection; up to 3 rounds, sides alternating. The
+  # callers: this node, and the Rust client (`benches/dist.rs client --workload
+  # beside_large`).
+  defp latency_rounds(opts, servers, rounds, quick) do
     bigs = if quick, do: 2, else: 8
 
-    Enum.reduce(1..min(rounds, 3), %{beam: [], rust: []}, fn round, acc ->
+    empty =
+      for caller <- [:beam, :rust], side <- [:beam, :rust], into: %{}, do: {{caller, side}, []}
+
+    Enum.reduce(1..min(rounds, 3), empty, fn round, acc ->
       order = if rem(round, 2) == 1, do: [:beam, :rust], else: [:rust, :beam]
 
-      Enum.reduce(order, acc, fn side, acc ->
-        case calls_under_big_sends(servers[side].node, bigs) do
-          {:ok, lat} ->
-            progress(
-              "#{length(lat)} small calls beside #{bigs} x 64 MB on #{side}: " <>
-                "p50 #{percentile(lat, 50)} us, p99 #{percentile(lat, 99)} us"
-            )
+      for caller <- [:beam, :rust], side <- order, reduce: acc do
+        acc ->
+          result =
+            case caller do
+              :beam -> calls_under_big_sends(servers[side].node, bigs)
+              :rust -> rust_calls_under_big_sends(opts, servers[side].node, bigs)
+            end
 
-            Map.update!(acc, side, &(lat ++ &1))
+          case result do
+            {:ok, lat} ->
+              progress(
+                "#{length(lat)} small calls from the #{caller} caller beside #{bigs} x 64 MB " <>
+                  "on #{side}: p50 #{percentile(lat, 50)} us, p99 #{percentile(lat, 99)} us"
+              )
 
-          {:error, why} ->
-            progress("small calls beside 64 MB messages on #{side} failed: #{why}")
-            Map.put(acc, side, {:error, why})
-        end
-      end)
+              Map.update!(acc, {caller, side}, fn
+                prev when is_list(prev) -> lat ++ prev
+                failed -> failed
+              end)
+
+            {:error, why} ->
+              progress(
+                "small calls from the #{caller} caller beside 64 MB messages on #{side} failed: #{why}"
+              )
+
+              Map.put(acc, {caller, side}, {:error, why})
+          end
+      end
     end)
+  end
+
+  defp rust_calls_under_big_sends(opts, node, bigs) do
+    args =
+      ["-k", "5", "#{div(@run_timeout, 1000) + 30}", opts.client, "client"] ++
+        ["--target", Atom.to_string(node), "--cookie", opts.cookie] ++
+        ["--workload", "beside_large", "--n", "#{bigs}"] ++ tls_args(opts)
+
+    {out, code} = System.cmd("timeout", args, stderr_to_stdout: true)
+    line = out |> String.split("\n") |> Enum.find(&String.starts_with?(&1, "RESULT "))
+
+    case {code, line && String.split(line, " ")} do
+      {0, ["RESULT", "beside_large", _n, list]} ->
+        {:ok, for(v <- String.split(list, ",", trim: true), do: String.to_integer(v))}
+
+      {0, ["RESULT", "beside_large", "0"]} ->
+        {:ok, []}
+
+      _ ->
+        {:error, "exit #{code}: #{String.slice(String.trim(out), 0, 300)}"}
+    end
   end
 
   defp calls_under_big_sends(node, bigs) do
@@ -596,24 +637,29 @@ defmodule CnodeBench.Driver do
 
   defp latency_table(nil), do: ""
 
-  defp latency_table(%{beam: beam, rust: rust}) do
-    row = fn label, p ->
-      case {beam, rust} do
+  defp latency_table(latency) do
+    row = fn caller, label, p ->
+      case {latency[{caller, :beam}], latency[{caller, :rust}]} do
         {b, r} when is_list(b) and is_list(r) and b != [] and r != [] ->
           {pb, pr} = {percentile(b, p), percentile(r, p)}
           "| #{label} | #{pb} | #{pr} | #{Float.round(pr / max(pb, 1), 2)}× |\n"
 
-        _ ->
-          "| #{label} | #{inspect(beam, limit: 3)} | #{inspect(rust, limit: 3)} | — |\n"
+        {b, r} ->
+          "| #{label} | #{inspect(b, limit: 3)} | #{inspect(r, limit: 3)} | — |\n"
       end
     end
 
-    count = fn l -> if is_list(l), do: length(l), else: 0 end
+    count = fn key -> if is_list(latency[key]), do: length(latency[key]), else: 0 end
 
-    "\n| small `GenServer.call` echo while another process of the caller sends 64 MB " <>
-      "messages to the same server (latency, µs; #{count.(beam)} and #{count.(rust)} calls) " <>
+    "\n| small `GenServer.call` echo while another process of the same caller sends 64 MB " <>
+      "messages to the same server (latency, µs; the BEAM caller made " <>
+      "#{count.({:beam, :beam})} and #{count.({:beam, :rust})} calls, the Rust caller " <>
+      "#{count.({:rust, :beam})} and #{count.({:rust, :rust})}) " <>
       "| BEAM | Rust | ratio |\n|---|---:|---:|---:|\n" <>
-      row.("p50", 50) <> row.("p99", 99)
+      row.(:beam, "p50, the BEAM caller", 50) <>
+      row.(:beam, "p99, the BEAM caller", 99) <>
+      row.(:rust, "p50, the Rust caller (`benches/dist.rs`)", 50) <>
+      row.(:rust, "p99, the Rust caller (`benches/dist.rs`)", 99)
   end
 
   # ---- the Rust caller (benches/dist.rs client) ------------------------------------
