@@ -644,7 +644,7 @@ impl<'a> Parser<'a> {
                     _ => return self.error_at(start, "an integer segment of an integer"),
                 };
                 let bits = sized(1, Some(8)).unwrap_or(8);
-                if bits > MAX_BITS {
+                if out.len.saturating_add(bits) > MAX_BITS {
                     return self.error_at(start, "a bitstring of more than 128 MiB");
                 }
                 if spec.little && bits % 8 != 0 {
@@ -683,6 +683,9 @@ impl<'a> Parser<'a> {
         }
         if kind == BitKind::Binary && bits % 8 != 0 {
             return self.error_at(start, "a binary segment of whole bytes (bits for the rest)");
+        }
+        if out.len.saturating_add(bits) > MAX_BITS {
+            return self.error_at(start, "a bitstring of more than 128 MiB");
         }
         out.push(bytes, bits);
         Ok(())
@@ -1099,38 +1102,77 @@ struct Bits {
 impl Bits {
     /// The first `bits` bits of `from`.
     fn push(&mut self, from: &[u8], bits: u64) {
-        if self.len % 8 == 0 {
-            let whole = (bits / 8) as usize;
+        let whole = (bits / 8) as usize;
+        let used = (self.len % 8) as u32;
+        if used == 0 {
             self.bytes.extend_from_slice(&from[..whole]);
-            if bits % 8 != 0 {
-                self.bytes.push(from[whole] & (0xff << (8 - bits % 8)));
-            }
         } else {
-            for i in 0..bits {
-                let bit = from[(i / 8) as usize] >> (7 - i % 8) & 1;
-                let at = self.len + i;
-                if at % 8 == 0 {
-                    self.bytes.push(0);
-                }
-                if bit == 1 {
-                    *self.bytes.last_mut().expect("pushed") |= 1 << (7 - at % 8);
-                }
+            // Each whole byte straddles the last byte's free bits and a new byte.
+            self.bytes.reserve(whole);
+            for &b in &from[..whole] {
+                *self.bytes.last_mut().expect("a partial last byte") |= b >> used;
+                self.bytes.push(b << (8 - used));
             }
         }
-        self.len += bits;
+        self.len += whole as u64 * 8;
+        // The bits of a last partial byte, one by one (fewer than 8).
+        for i in 0..bits % 8 {
+            let bit = from[whole] >> (7 - i) & 1;
+            if self.len % 8 == 0 {
+                self.bytes.push(0);
+            }
+            if bit == 1 {
+                *self.bytes.last_mut().expect("pushed") |= 1 << (7 - self.len % 8);
+            }
+            self.len += 1;
+        }
+    }
+
+    /// `bits` bits each of `fill`'s pattern (all ones or all zeros): up to a byte
+    /// boundary, then whole bytes a block at a time, then the rest.
+    fn fill(&mut self, fill: u8, bits: u64) {
+        let lead = ((8 - self.len % 8) % 8).min(bits);
+        self.push(&[fill], lead);
+        let piece = [fill; 4096];
+        let mut whole = ((bits - lead) / 8) as usize;
+        self.bytes.reserve(whole);
+        while whole > 0 {
+            let n = whole.min(piece.len());
+            self.bytes.extend_from_slice(&piece[..n]);
+            whole -= n;
+        }
+        self.len += (bits - lead) / 8 * 8;
+        self.push(&[fill], (bits - lead) % 8);
     }
 
     /// `value` in `bits` bits (two's complement, its low ones), big- or little-endian.
     fn integer(&mut self, value: &BigInt, bits: u64, little: bool) {
-        let bytes_len = bits.div_ceil(8) as usize;
-        // The low `bytes_len` bytes of the two's complement, then moved up to the high
-        // bits of the first byte.
         let mut bytes = value.to_signed_bytes_le();
         let fill = if value.sign() == num_bigint::Sign::Minus {
             0xff
         } else {
             0
         };
+        let own = bytes.len() as u64 * 8;
+        if little {
+            // Whole bytes (the caller checked): the low ones, first to last, then the
+            // sign repeated.
+            let bytes_len = (bits / 8) as usize;
+            bytes.truncate(bytes_len);
+            self.push(&bytes, bytes.len() as u64 * 8);
+            self.fill(fill, bits - bytes.len() as u64 * 8);
+            return;
+        }
+        if bits > own {
+            // Wider than the value: its sign repeated, then its own bytes.
+            self.fill(fill, bits - own);
+            bytes.reverse();
+            self.push(&bytes, own);
+            return;
+        }
+        let bytes_len = bits.div_ceil(8) as usize;
+        // The low `bytes_len` bytes of the two's complement, then moved up to the high
+        // bits of the first byte.
         bytes.resize(bytes_len.max(bytes.len()), fill);
         bytes.truncate(bytes_len);
         bytes.reverse();
@@ -1140,9 +1182,6 @@ impl Bits {
         let (_, be) = value.to_bytes_be();
         let mut bytes = vec![0; bytes_len.saturating_sub(be.len())];
         bytes.extend_from_slice(&be[be.len().saturating_sub(bytes_len)..]);
-        if little {
-            bytes.reverse();
-        }
         self.push(&bytes, bits);
     }
 
@@ -1425,6 +1464,67 @@ mod tests {
 
     /// Token soup of the bit syntax and sigils: every text is a term or an error,
     /// never a panic.
+    /// The bitstring builder against a model that sets one bit at a time: bytes at any
+    /// offset, integers of any width either way round, sign fills (the builder works a
+    /// byte or a block at a time).
+    #[test]
+    fn bits_are_built_as_one_bit_at_a_time_would() {
+        fn model_bit(bits: &mut Vec<bool>, from: &[u8], n: u64) {
+            bits.extend((0..n).map(|i| from[(i / 8) as usize] >> (7 - i % 8) & 1 == 1));
+        }
+        fn model_integer(bits: &mut Vec<bool>, value: i64, n: u64, little: bool) {
+            let bit = |i: u64| {
+                if i >= 64 {
+                    value < 0
+                } else {
+                    value >> i & 1 == 1
+                }
+            };
+            if little {
+                for byte in 0..n / 8 {
+                    bits.extend((0..8).rev().map(|b| bit(byte * 8 + b)));
+                }
+            } else {
+                bits.extend((0..n).rev().map(bit));
+            }
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..3_000 {
+            let mut built = Bits::default();
+            let mut model = Vec::new();
+            for _ in 0..1 + next(4) {
+                if next(2) == 0 {
+                    let from: Vec<u8> = (0..1 + next(40)).map(|_| next(256) as u8).collect();
+                    let n = next(from.len() as u64 * 8 + 1);
+                    built.push(&from, n);
+                    model_bit(&mut model, &from, n);
+                } else {
+                    let value = (next(u64::MAX) as i64) >> next(64);
+                    let little = next(3) == 0;
+                    let n = if little { 8 * next(20) } else { next(160) };
+                    built.integer(&BigInt::from(value), n, little);
+                    model_integer(&mut model, value, n, little);
+                }
+            }
+            let want: Vec<u8> = model
+                .chunks(8)
+                .map(|c| {
+                    c.iter()
+                        .enumerate()
+                        .fold(0, |b, (i, &on)| b | u8::from(on) << (7 - i))
+                })
+                .collect();
+            assert_eq!(built.len, model.len() as u64);
+            assert_eq!(built.bytes, want, "{model:?}");
+        }
+    }
+
     #[test]
     fn random_bit_syntax_and_sigils_never_panic() {
         let tokens = [
