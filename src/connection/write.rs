@@ -127,9 +127,7 @@ pub(super) fn term(out: &mut Out<'_>, term: &Term) -> Result<(), EncodeError> {
         Term::BitBinary(b)
             if b.tail_bits_size == 0 || b.tail_bits_size >= 8 || b.bytes.is_empty() =>
         {
-            out.push(BINARY_EXT);
-            out.extend_from_slice(&count("binary", b.bytes.len())?);
-            out.extend_from_slice(&b.bytes);
+            binary(out, &b.bytes)?
         }
         Term::BitBinary(b) => {
             out.push(BIT_BINARY_EXT);
