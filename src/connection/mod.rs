@@ -711,7 +711,7 @@ async fn write_loop(mut w: WriteHalf, conn: Arc<ConnHandle>, tick_interval: Dura
     let mut batch = Vec::new();
     let mut busy = false;
     // When a batch last carried more than a fragment.
-    let mut talked = std::time::Instant::now();
+    let mut talked: Option<std::time::Instant> = None;
     'run: loop {
         tokio::select! {
             _ = conn.closing.cancelled() => break,
@@ -758,9 +758,9 @@ async fn write_loop(mut w: WriteHalf, conn: Arc<ConnHandle>, tick_interval: Dura
                     // message does not wait for megabytes. A large message alone goes
                     // out without the pauses (tokio's budget still yields now and then).
                     if frames > 1 {
-                        talked = std::time::Instant::now();
+                        talked = Some(std::time::Instant::now());
                     }
-                    if talked.elapsed() < TALK {
+                    if talked.is_some_and(|t| t.elapsed() < TALK) {
                         tokio::task::yield_now().await;
                     }
                 }
