@@ -1153,36 +1153,25 @@ impl Bits {
         } else {
             0
         };
-        let own = bytes.len() as u64 * 8;
+        // The value's low bytes that the width holds (in a width wider than the value,
+        // all of them, the rest being its sign repeated).
+        bytes.truncate(bits.div_ceil(8) as usize);
+        let own = (bytes.len() as u64 * 8).min(bits);
         if little {
-            // Whole bytes (the caller checked): the low ones, first to last, then the
-            // sign repeated.
-            let bytes_len = (bits / 8) as usize;
-            bytes.truncate(bytes_len);
-            self.push(&bytes, bytes.len() as u64 * 8);
-            self.fill(fill, bits - bytes.len() as u64 * 8);
-            return;
-        }
-        if bits > own {
-            // Wider than the value: its sign repeated, then its own bytes.
-            self.fill(fill, bits - own);
-            bytes.reverse();
+            // Whole bytes (the caller checked): low ones first, then the sign.
             self.push(&bytes, own);
+            self.fill(fill, bits - own);
             return;
         }
-        let bytes_len = bits.div_ceil(8) as usize;
-        // The low `bytes_len` bytes of the two's complement, then moved up to the high
-        // bits of the first byte.
-        bytes.resize(bytes_len.max(bytes.len()), fill);
-        bytes.truncate(bytes_len);
+        self.fill(fill, bits - own);
         bytes.reverse();
-        let shift = (bytes_len as u64 * 8 - bits) as u32;
-        let value = BigInt::from_bytes_be(num_bigint::Sign::Plus, &bytes) << shift;
-        // Its low `bytes_len` bytes: what was shifted past the first byte's top goes.
-        let (_, be) = value.to_bytes_be();
-        let mut bytes = vec![0; bytes_len.saturating_sub(be.len())];
-        bytes.extend_from_slice(&be[be.len().saturating_sub(bytes_len)..]);
-        self.push(&bytes, bits);
+        // The top byte gives only its low `own % 8` bits where the width cuts into it.
+        let cut = own % 8;
+        if cut != 0 {
+            self.push(&[bytes[0] << (8 - cut)], cut);
+            bytes.remove(0);
+        }
+        self.push(&bytes, own - cut);
     }
 
     fn char(&mut self, c: char, kind: BitKind, little: bool) {
