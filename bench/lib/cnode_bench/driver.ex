@@ -562,23 +562,18 @@ defmodule CnodeBench.Driver do
   end
 
   defp rust_calls_under_big_sends(opts, node, bigs) do
-    args =
-      ["-k", "5", "#{div(@run_timeout, 1000) + 30}", opts.client, "client"] ++
-        ["--target", Atom.to_string(node), "--cookie", opts.cookie] ++
-        ["--workload", "beside_large", "--n", "#{bigs}"] ++ tls_args(opts)
-
-    {out, code} = System.cmd("timeout", args, stderr_to_stdout: true)
-    line = out |> String.split("\n") |> Enum.find(&String.starts_with?(&1, "RESULT "))
-
-    case {code, line && String.split(line, " ")} do
-      {0, ["RESULT", "beside_large", _n, list]} ->
+    case rust_client(opts, node, ["--workload", "beside_large", "--n", "#{bigs}"]) do
+      {:ok, ["RESULT", "beside_large", _n, list]} ->
         {:ok, for(v <- String.split(list, ",", trim: true), do: String.to_integer(v))}
 
-      {0, ["RESULT", "beside_large", "0"]} ->
+      {:ok, ["RESULT", "beside_large", "0"]} ->
         {:ok, []}
 
-      _ ->
-        {:error, "exit #{code}: #{String.slice(String.trim(out), 0, 300)}"}
+      {:ok, fields} ->
+        {:error, "the client said #{Enum.join(fields, " ")}"}
+
+      error ->
+        error
     end
   end
 
@@ -665,28 +660,39 @@ defmodule CnodeBench.Driver do
   # ---- the Rust caller (benches/dist.rs client) ------------------------------------
 
   defp rust_caller_run(opts, wl, inflight, n, server) do
-    args =
-      ["-k", "5", "#{div(@run_timeout, 1000) + 30}", opts.client, "client"] ++
-        ["--target", Atom.to_string(server.node), "--cookie", opts.cookie] ++
-        ["--workload", wl, "--n", "#{n}", "--inflight", "#{inflight}"] ++ tls_args(opts)
-
     measured(server, fn ->
-      {out, code} = System.cmd("timeout", args, stderr_to_stdout: true)
+      workload = ["--workload", wl, "--n", "#{n}", "--inflight", "#{inflight}"]
 
-      line =
-        out
-        |> String.split("\n")
-        |> Enum.find(&String.starts_with?(&1, "RESULT "))
-
-      case {code, line && String.split(line, " ")} do
-        {0, ["RESULT", _wl, _k, _rate, secs, ops, ticks]} ->
+      case rust_client(opts, server.node, workload) do
+        {:ok, ["RESULT", _wl, _k, _rate, secs, ops, ticks]} ->
           {:ok, String.to_integer(ops), round(String.to_float(secs) * 1_000_000),
            Util.ticks_to_ms(String.to_integer(ticks))}
 
-        _ ->
-          {:error, "exit #{code}: #{String.slice(String.trim(out), 0, 300)}"}
+        {:ok, fields} ->
+          {:error, "the client said #{Enum.join(fields, " ")}"}
+
+        error ->
+          error
       end
     end)
+  end
+
+  # Runs `benches/dist.rs client` against `node` with the workload's options, within the
+  # run's bound: `{:ok, fields}` of its `RESULT` line when it exits 0.
+  defp rust_client(opts, node, workload) do
+    args =
+      ["-k", "5", "#{div(@run_timeout, 1000) + 30}", opts.client, "client"] ++
+        ["--target", Atom.to_string(node), "--cookie", opts.cookie] ++
+        workload ++ tls_args(opts)
+
+    {out, code} = System.cmd("timeout", args, stderr_to_stdout: true)
+    line = out |> String.split("\n") |> Enum.find(&String.starts_with?(&1, "RESULT "))
+
+    if code == 0 and line != nil do
+      {:ok, String.split(line, " ")}
+    else
+      {:error, "exit #{code}: #{String.slice(String.trim(out), 0, 300)}"}
+    end
   end
 
   # N hidden connections from the Rust bench client: the server's RSS before and while
