@@ -100,9 +100,11 @@ fn a_stalled_handshake_is_dropped_after_net_setuptime() {
         let closed = closed_within(s, Duration::from_secs(5));
         assert!(closed.is_some(), "{what}: still open after 5 s");
         let at = t0.elapsed();
+        // The node's log with it: a close before net_setuptime can only be a reset.
         assert!(
             at >= Duration::from_millis(950) && at < Duration::from_secs(3),
-            "{what}: closed after {at:?}, expected about net_setuptime (1 s)"
+            "{what}: closed after {at:?}, expected about net_setuptime (1 s); the node's log:\n{}",
+            moebi.log()
         );
     }
     assert!(
