@@ -98,6 +98,8 @@ pub fn closed_within(s: &mut TcpStream, bound: Duration) -> Option<Duration> {
         match s.read(&mut buf) {
             Ok(0) => return Some(t0.elapsed()),
             Ok(_) => {}
+            // A signal to this thread, not the node: look again.
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 return None
             }
