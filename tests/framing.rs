@@ -1,7 +1,8 @@
 //! The BEAM's own framing with real BEAM nodes: atoms through the atom cache both ways,
 //! large messages in fragments both ways with small ones passing them, and a busy
 //! connection (`dist_buf_busy_limit`, the BEAM's `+zdbbl`) holding its sender, not
-//! memory, while the peer does not read.
+//! memory, while the peer does not read; a large message given away is never copied,
+//! even while its connection is coming up.
 
 mod support;
 
@@ -20,6 +21,60 @@ async fn start_node(prefix: &str, epmd_port: u16) -> Node {
     config.epmd_port = epmd_port;
     Node::start(config).await.expect("the node starts")
 }
+
+/// The system allocator, counting the bytes this test process holds and the most it
+/// held since [`Counting::reset_peak`].
+struct Counting;
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+impl Counting {
+    fn grew(by: usize) {
+        let now = HELD.fetch_add(by, Ordering::Relaxed) + by;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// The bytes held now, which the peak starts from again.
+    fn reset_peak() -> usize {
+        let now = HELD.load(Ordering::Relaxed);
+        PEAK.store(now, Ordering::Relaxed);
+        now
+    }
+}
+
+// SAFETY: every call is passed to `System` as it came; the counters are only counters.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let p = std::alloc::System.alloc(layout);
+        if !p.is_null() {
+            Counting::grew(layout.size());
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let p = std::alloc::System.alloc_zeroed(layout);
+        if !p.is_null() {
+            Counting::grew(layout.size());
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, layout: std::alloc::Layout) {
+        std::alloc::System.dealloc(p, layout);
+        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, p: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        let q = std::alloc::System.realloc(p, layout, size);
+        if !q.is_null() {
+            HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+            Counting::grew(size);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 /// One test at a time: the busy-connection test reads this process's memory, which
 /// the others' 20 MB messages would blur.
@@ -271,4 +326,28 @@ async fn a_peer_that_stops_reading_holds_the_sender_not_memory() {
         ))
     });
     assert_eq!(count.trim(), SENDS.to_string());
+}
+
+/// A message given away to a node this one is not connected to yet waits in the
+/// connection's queue as it was given: sending a 32 MB binary so allocates next to
+/// nothing, where a copy would be 32 MB more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_given_away_before_its_connection_is_up_is_not_copied() {
+    let _serial = SERIAL.lock().await;
+    let epmd = Epmd::start();
+    let node = start_node("queue", epmd.port()).await;
+    // A node EPMD does not know: the connection is being set up when the send comes,
+    // then fails, and the queue with it is dropped.
+    let nobody = format!("{}@localhost", unique_name("nobody"));
+    let grown = in_process(&node, move |p| async move {
+        let big = binary(vec![7u8; 32 << 20]);
+        let before = Counting::reset_peak();
+        p.send(("sink", nobody.as_str()), big);
+        PEAK.load(Ordering::Relaxed) - before
+    })
+    .await;
+    assert!(
+        grown < 4 << 20,
+        "sending 32 MB given away allocated {grown} bytes more"
+    );
 }

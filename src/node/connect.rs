@@ -2,6 +2,7 @@
 //! are not connected to, accepting peers (bounded, each handshake within
 //! `net_setuptime`), and resolving simultaneous connects as `dist_util` does.
 
+use super::dest::IntoMessage;
 use super::Node;
 use crate::connection::codec::{self, Payload, To};
 use crate::connection::message::Message;
@@ -131,35 +132,47 @@ fn send_queued(node: &Node, peer: &Atom, message: Queued) {
     }
 }
 
-/// `send` of a message to a process on `peer`, written from borrows when the
-/// connection is up (a copy is queued while it is coming up). Returns the connection
-/// when it is busy.
+/// `send` of a message to a process on `peer`: `message`, or the tuple of `head`'s
+/// elements then `message` (the `$gen_call` and `$gen_cast` wrappers around a request
+/// that may be lent). Written from borrows when the connection is up; while it is
+/// coming up, the queue keeps the message (a lent one copied, one given away moved, so
+/// a large message given away is never copied). Returns the connection when it is
+/// busy.
 pub(super) fn send_to(
     node: &Node,
     peer: &Atom,
     from: &Pid,
     to: To<'_>,
-    payload: Payload<'_>,
+    head: Vec<Term>,
+    message: impl IntoMessage,
 ) -> Option<Arc<ConnHandle>> {
-    match (handle(node, peer.name()), to) {
-        (Some(h), _) => h.send_to(from, to, payload).then_some(h),
-        (None, To::PriorityAlias(alias)) => {
-            send_queued(
-                node,
-                peer,
-                Queued::PriorityAlias {
-                    from: *from,
-                    alias: alias.clone(),
-                    message: payload.to_term(),
-                },
-            );
-            None
-        }
-        (None, _) => {
-            send(node, peer, codec::to_message(from, to, payload));
-            None
-        }
+    if let Some(h) = handle(node, peer.name()) {
+        let payload = if head.is_empty() {
+            Payload::Term(message.as_term())
+        } else {
+            Payload::Wrapped(&head, message.as_term())
+        };
+        let busy = h.send_to(from, to, payload);
+        message.spent();
+        return busy.then_some(h);
     }
+    let message = if head.is_empty() {
+        message.into_term()
+    } else {
+        let mut elements = head;
+        elements.push(message.into_term());
+        crate::term::tuple(elements)
+    };
+    let queued = match to {
+        To::PriorityAlias(alias) => Queued::PriorityAlias {
+            from: *from,
+            alias: alias.clone(),
+            message,
+        },
+        _ => Queued::Message(codec::to_message(from, to, message)),
+    };
+    send_queued(node, peer, queued);
+    None
 }
 
 /// A connection that is closed but whose reader has not reported it yet goes down now,

@@ -47,14 +47,7 @@ impl Node {
             _ => None,
         };
         if let Some((node, to)) = remote {
-            let payload = if head.is_empty() {
-                Payload::Term(message.as_term())
-            } else {
-                Payload::Wrapped(&head, message.as_term())
-            };
-            let busy = connect::send_to(self, node, from, to, payload);
-            message.spent();
-            return busy;
+            return connect::send_to(self, node, from, to, head, message);
         }
         let entry = match &to {
             Dest::Pid(pid) => self.local_entry(pid),
@@ -87,15 +80,14 @@ impl Node {
         message: impl IntoMessage,
     ) -> Option<Arc<ConnHandle>> {
         if !self.is_local(&alias.node) {
-            let busy = connect::send_to(
+            return connect::send_to(
                 self,
                 &alias.node,
                 from,
                 To::PriorityAlias(alias),
-                Payload::Term(message.as_term()),
+                Vec::new(),
+                message,
             );
-            message.spent();
-            return busy;
         }
         let entry = self.alias_entry(alias)?;
         if self.is_priority_alias(&entry, alias) {

@@ -397,19 +397,6 @@ pub(crate) enum Payload<'a> {
 }
 
 impl Payload<'_> {
-    /// The payload as a term of its own (a copy).
-    pub(crate) fn to_term(self) -> Term {
-        match self {
-            Payload::Term(t) => t.clone(),
-            Payload::Wrapped(head, last) => {
-                let mut elements = Vec::with_capacity(head.len() + 1);
-                elements.extend_from_slice(head);
-                elements.push(last.clone());
-                crate::term::tuple(elements)
-            }
-        }
-    }
-
     fn write(self, out: &mut Out<'_>) -> Result<(), EncodeError> {
         out.version();
         match self {
@@ -423,10 +410,10 @@ impl Payload<'_> {
     }
 }
 
-/// The message from `from` to `to` carrying `payload`, as an owned `Message` (for a
+/// The message from `from` to `to` carrying `message`, as an owned `Message` (for a
 /// connection that is not up yet).
-pub(crate) fn to_message(from: &Pid, to: To<'_>, payload: Payload<'_>) -> Message {
-    let (from, message) = (*from, payload.to_term());
+pub(crate) fn to_message(from: &Pid, to: To<'_>, message: Term) -> Message {
+    let from = *from;
     match to {
         To::Pid(p) => Message::send_sender(from, *p, message),
         To::Name(n) => Message::reg_send(from, *n, message),

@@ -497,11 +497,15 @@ fn lent_payloads_are_written_as_owned_ones() {
     let name = Atom::from("echo");
     let request = list((1001..1201).map(int).collect());
     let head = [atom("$gen_call"), tuple(vec![Term::Pid(a), atom("t")])];
-    let payloads = [Payload::Term(&request), Payload::Wrapped(&head, &request)];
+    let wrapped = tuple([&head[..], std::slice::from_ref(&request)].concat());
+    let payloads = [
+        (Payload::Term(&request), &request),
+        (Payload::Wrapped(&head, &request), &wrapped),
+    ];
     for to in [To::Pid(&a), To::Name(&name), To::Alias(&r)] {
-        for payload in payloads {
+        for (payload, whole) in payloads {
             for flags in [u64::MAX, 0] {
-                let owned = encode(to_message(&a, to, payload), flags).unwrap();
+                let owned = encode(to_message(&a, to, whole.clone()), flags).unwrap();
                 let mut lent = b"before".to_vec();
                 encode_send_into(&mut lent, &mut Framing::default(), &a, to, payload, flags)
                     .unwrap();
