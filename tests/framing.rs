@@ -149,29 +149,39 @@ async fn large_messages_travel_in_fragments_with_small_ones_passing() {
         ))
     });
     assert_eq!(got.trim(), "{true, true}");
-    // And from a Rust process: a 20 MB binary to a BEAM process, whole.
+    // And from a Rust process: two 20 MB binaries to a BEAM process, given away (each
+    // goes out from its own buffer, the second fragmented after the first), whole and
+    // in order.
     let a = alex.node_name();
     blocking(|| {
         alex.eval(
-            "Process.register(spawn(fn -> receive do {from, b} -> send(from, {:size, byte_size(b), :erlang.md5(b)}) end end), :measure)",
+            "Process.register(spawn(fn -> for _ <- 1..2, do: receive(do: ({from, b} -> send(from, {:size, byte_size(b), :erlang.md5(b)}))) end), :measure)",
         )
     });
-    let bytes: Vec<u8> = (0..20_000_000u32).map(|i| (i % 251) as u8).collect();
-    let digest = md5::compute(&bytes).0.to_vec();
-    let reply = in_process(&node, move |mut p| async move {
+    let first: Vec<u8> = (0..20_000_000u32).map(|i| (i % 251) as u8).collect();
+    let second: Vec<u8> = first.iter().rev().copied().collect();
+    let expected: Vec<Term> = [&first, &second]
+        .iter()
+        .map(|b| {
+            tuple(vec![
+                atom("size"),
+                int(20_000_000),
+                binary(md5::compute(b).0),
+            ])
+        })
+        .collect();
+    let replies = in_process(&node, move |mut p| async move {
         let me = Term::Pid(p.pid());
-        p.send(("measure", a.as_str()), tuple(vec![me, binary(&bytes[..])]));
-        p.receive_timeout(WAIT).await
+        for bytes in [first, second] {
+            p.send(
+                ("measure", a.as_str()),
+                tuple(vec![me.clone(), binary(bytes)]),
+            );
+        }
+        vec![p.receive_timeout(WAIT).await, p.receive_timeout(WAIT).await]
     })
     .await;
-    assert_eq!(
-        reply,
-        Some(tuple(vec![
-            atom("size"),
-            int(20_000_000),
-            binary(&digest[..])
-        ]))
-    );
+    assert_eq!(replies, expected.into_iter().map(Some).collect::<Vec<_>>());
 }
 
 /// On a one-thread runtime, as the Rust Moebi runs by default: a Rust process sends a

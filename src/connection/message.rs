@@ -228,6 +228,17 @@ pub enum Message {
 }
 
 impl Message {
+    /// The message a process sends (`SEND`, `REG_SEND`, `SEND_SENDER`, `ALIAS_SEND`).
+    pub(crate) fn sent_mut(&mut self) -> Option<&mut Term> {
+        match self {
+            Self::Send(Send { message, .. })
+            | Self::RegSend(RegSend { message, .. })
+            | Self::SendSender(SendSender { message, .. })
+            | Self::AliasSend(AliasSend { message, .. }) => Some(message),
+            _ => None,
+        }
+    }
+
     /// Makes a [`Link`] message.
     pub fn link(from_pid: Pid, to_pid: Pid) -> Self {
         Self::Link(Link { from_pid, to_pid })

@@ -105,44 +105,141 @@ struct Large {
     /// frames queued before it (copied out when it was fragmented); the terms from
     /// `next` on are still to go.
     frame: Vec<u8>,
+    /// The bytes of a large binary that ends the message, given away by its sender:
+    /// written from here after `frame`, not copied into it.
+    tail: Vec<u8>,
+    /// Where the frame's distribution header is in `frame`, until the first fragment
+    /// (which carries it) is written.
+    header: Option<std::ops::Range<usize>>,
+    /// Where the next fragment starts, in `frame` then `tail`.
     next: usize,
     /// The fragment id of the next fragment (the last is 1).
     frag: u64,
     /// Who sent it: what the same process sends next waits in `after` (in frames that
-    /// neither use nor set cache entries), as signals between two processes keep their
-    /// order.
+    /// neither use nor set cache entries, or in a `Large` of its own behind this one),
+    /// as signals between two processes keep their order.
     sender: Option<Pid>,
     after: Vec<u8>,
+}
+
+impl Large {
+    /// The message of the frame written at `w` in `frame`, with `tail` its last bytes,
+    /// to go out in fragments of sequence `seq`.
+    fn new(seq: u64, frame: Vec<u8>, w: Written, tail: Vec<u8>, sender: Option<&Pid>) -> Self {
+        let count = (frame.len() + tail.len() - w.body).div_ceil(FRAGMENT_SIZE) as u64;
+        Large {
+            seq,
+            header: Some(w.start + 6..w.body),
+            next: w.body,
+            frag: count,
+            frame,
+            tail,
+            sender: sender.cloned(),
+            after: Vec::new(),
+        }
+    }
+
+    /// The bytes of the message still to go.
+    fn left(&self) -> usize {
+        self.frame.len() + self.tail.len() - self.next
+    }
+
+    /// Appends the next fragment to `out`: the first carries the frame's distribution
+    /// header (`131, 69, SequenceId, FragmentId`, then the header as it was), the others
+    /// `131, 70, SequenceId, FragmentId`; then up to a fragment's worth of the message's
+    /// bytes, from `frame` then `tail`. Returns how many of those.
+    fn fragment_into(&mut self, out: &mut Vec<u8>) -> usize {
+        let end = (self.next + FRAGMENT_SIZE).min(self.frame.len() + self.tail.len());
+        let len = end - self.next;
+        let header = match self.header.take() {
+            Some(range) => &self.frame[range],
+            None => &[],
+        };
+        let tag = if header.is_empty() {
+            header::DIST_FRAG_CONT
+        } else {
+            header::DIST_FRAG_HEADER
+        };
+        out.extend_from_slice(&((2 + 16 + header.len() + len) as u32).to_be_bytes());
+        out.extend_from_slice(&[ext::VERSION, tag]);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.frag.to_be_bytes());
+        out.extend_from_slice(header);
+        let split = self.frame.len();
+        if self.next < split {
+            out.extend_from_slice(&self.frame[self.next..end.min(split)]);
+        }
+        if end > split {
+            out.extend_from_slice(&self.tail[self.next.max(split) - split..end - split]);
+        }
+        self.next = end;
+        self.frag -= 1;
+        len
+    }
+}
+
+/// The bytes of a large binary that ends `term` as it is written, taken out of it (left
+/// empty there), for [`ConnHandle::send_to`] to write from where they are; empty when
+/// `term` ends otherwise or the binary is smaller than a fragment.
+pub(crate) fn large_tail(term: &mut crate::term::Term) -> Vec<u8> {
+    match terms::tail_binary(term) {
+        Some(bytes) if bytes.len() >= terms::LARGE_BINARY => std::mem::take(bytes),
+        _ => Vec::new(),
+    }
 }
 
 impl Pending {
     /// Encodes a frame onto the end of what is queued (or behind the sender's large
     /// message in progress); fragments it when it is large and the peer takes
-    /// fragments.
+    /// fragments. `tail`, when not empty, is the last bytes of the frame, the bytes of
+    /// the binary it ends with ([`large_tail`]), which `encode` counted and did not
+    /// write: a fragmented frame writes them from where they are.
     fn queue(
         &mut self,
         sender: Option<&Pid>,
+        tail: Vec<u8>,
         encode: impl FnOnce(
             &mut Vec<u8>,
             &mut Framing,
         ) -> Result<Written, crate::connection::write::EncodeError>,
     ) -> Result<(), crate::connection::write::EncodeError> {
-        let behind =
-            sender.and_then(|s| self.large.iter_mut().find(|l| l.sender.as_ref() == Some(s)));
+        let behind = sender.and_then(|s| {
+            self.large
+                .iter()
+                .rposition(|l| l.sender.as_ref() == Some(s))
+        });
+        let large = |bytes: &[u8], w: Written| {
+            self.fragments && bytes.len() + tail.len() - w.body > FRAGMENT_SIZE
+        };
         match behind {
-            // Goes after the sender's fragmented message, written in its own time.
-            Some(large) => {
-                let before = large.after.len();
-                let written = encode(&mut large.after, &mut self.framing.uncached());
-                self.large_bytes += large.after.len() - before;
-                written.map(|_| ())
+            // Goes after the sender's fragmented message, written in its own time: in
+            // its frames to go after it, or, large too, fragmented after it in turn.
+            Some(i) => {
+                let mut frame = Vec::new();
+                let w = encode(&mut frame, &mut self.framing.uncached())?;
+                if large(&frame, w) {
+                    self.next_seq += 1;
+                    let next = Large::new(self.next_seq, frame, w, tail, sender);
+                    self.large_bytes += next.left();
+                    self.large.push_back(next);
+                } else {
+                    let after = &mut self.large[i].after;
+                    after.extend_from_slice(&frame);
+                    after.extend_from_slice(&tail);
+                    self.large_bytes += frame.len() + tail.len();
+                }
+                Ok(())
             }
-            None => encode(&mut self.bytes, &mut self.framing).map(|w| {
-                if self.fragments && self.bytes.len() - w.body > FRAGMENT_SIZE {
-                    self.fragment(w, sender);
+            None => {
+                let w = encode(&mut self.bytes, &mut self.framing)?;
+                if large(&self.bytes, w) {
+                    self.fragment(w, sender, tail);
+                } else {
+                    self.bytes.extend_from_slice(&tail);
                 }
                 self.frames += 1;
-            }),
+                Ok(())
+            }
         }
     }
 
@@ -150,39 +247,21 @@ impl Pending {
         self.bytes.len() + self.large_bytes
     }
 
-    /// Turns the frame just written at `w` into the first fragment of a [`Large`].
-    fn fragment(&mut self, w: Written, sender: Option<&Pid>) {
+    /// Turns the frame just written at `w` (and `tail`, its last bytes) into a
+    /// [`Large`], its first fragment queued at once.
+    fn fragment(&mut self, w: Written, sender: Option<&Pid>, tail: Vec<u8>) {
         // The large frame keeps the buffer it was written in (its pages are the
         // message's), and the frames queued before it are copied out of it: splitting
         // the large frame off would copy all of it into fresh memory.
         let frame = std::mem::take(&mut self.bytes);
         self.bytes.extend_from_slice(&frame[..w.start]);
-        let body = w.body;
-        let count = (frame.len() - body).div_ceil(FRAGMENT_SIZE) as u64;
         // From 1: a BEAM takes sequence 0 for a message that is not fragmented (and
         // an OTP 25 node crashes on fragments numbered 0).
         self.next_seq += 1;
-        let seq = self.next_seq;
-        // `131, 69, SequenceId, FragmentId`, the header as it was, the first terms.
-        let header = &frame[w.start + 6..body];
-        let first = body + FRAGMENT_SIZE;
-        let len = 2 + 16 + header.len() + FRAGMENT_SIZE;
-        self.bytes.extend_from_slice(&(len as u32).to_be_bytes());
-        self.bytes
-            .extend_from_slice(&[ext::VERSION, header::DIST_FRAG_HEADER]);
-        self.bytes.extend_from_slice(&seq.to_be_bytes());
-        self.bytes.extend_from_slice(&count.to_be_bytes());
-        self.bytes.extend_from_slice(header);
-        self.bytes.extend_from_slice(&frame[body..first]);
-        self.large_bytes += frame.len() - first;
-        self.large.push_back(Large {
-            seq,
-            frame,
-            next: first,
-            frag: count - 1,
-            sender: sender.cloned(),
-            after: Vec::new(),
-        });
+        let mut large = Large::new(self.next_seq, frame, w, tail, sender);
+        large.fragment_into(&mut self.bytes);
+        self.large_bytes += large.left();
+        self.large.push_back(large);
     }
 
     /// Moves what is queued into `batch`: every whole frame, and the next fragment of
@@ -192,16 +271,7 @@ impl Pending {
         std::mem::swap(&mut self.bytes, batch);
         let mut frames = std::mem::take(&mut self.frames);
         if let Some(large) = self.large.front_mut() {
-            let end = (large.next + FRAGMENT_SIZE).min(large.frame.len());
-            let chunk = &large.frame[large.next..end];
-            batch.extend_from_slice(&((2 + 16 + chunk.len()) as u32).to_be_bytes());
-            batch.extend_from_slice(&[ext::VERSION, header::DIST_FRAG_CONT]);
-            batch.extend_from_slice(&large.seq.to_be_bytes());
-            batch.extend_from_slice(&large.frag.to_be_bytes());
-            batch.extend_from_slice(chunk);
-            self.large_bytes -= chunk.len();
-            large.next = end;
-            large.frag -= 1;
+            self.large_bytes -= large.fragment_into(batch);
             frames += 1;
             if large.frag == 0 {
                 let done = self.large.pop_front().expect("the front one");
@@ -217,30 +287,38 @@ impl ConnHandle {
     /// Queues `message` for the peer. Encoding happens here, in the sender's task, so
     /// the writer only writes bytes. Returns whether the connection is now busy (see
     /// [`drained`](Self::drained)).
-    pub(crate) fn send(&self, message: Message) -> bool {
+    pub(crate) fn send(&self, mut message: Message) -> bool {
         let sender = sender_of(&message).cloned();
         let flags = self.flags;
-        self.queue(sender.as_ref(), |out, framing| {
-            codec::encode_into(out, framing, message, flags)
+        let tail = message.sent_mut().map(large_tail).unwrap_or_default();
+        let tail_len = tail.len();
+        self.queue(sender.as_ref(), tail, |out, framing| {
+            codec::encode_into(out, framing, message, tail_len, flags)
         })
     }
 
     /// Queues a message from `from` to `to`, written from borrows (see
-    /// [`codec::Payload`]). Returns whether the connection is now busy.
+    /// [`codec::Payload`]), and from `tail`, when not empty: the bytes of the binary
+    /// the payload ends with, taken out of it by [`large_tail`] (a 64 MB binary given
+    /// away goes out from its own buffer, not copied). Returns whether the connection
+    /// is now busy.
     pub(crate) fn send_to(
         &self,
         from: &Pid,
         to: codec::To<'_>,
         payload: codec::Payload<'_>,
+        tail: Vec<u8>,
     ) -> bool {
-        self.queue(Some(from), |out, framing| {
-            codec::encode_send_into(out, framing, from, to, payload, self.flags)
+        let tail_len = tail.len();
+        self.queue(Some(from), tail, |out, framing| {
+            codec::encode_send_into(out, framing, from, to, payload, tail_len, self.flags)
         })
     }
 
     fn queue(
         &self,
         sender: Option<&Pid>,
+        tail: Vec<u8>,
         encode: impl FnOnce(
             &mut Vec<u8>,
             &mut Framing,
@@ -255,7 +333,7 @@ impl ConnHandle {
                 return false;
             }
             let pending = &mut *guard;
-            let encoded = pending.queue(sender, encode);
+            let encoded = pending.queue(sender, tail, encode);
             let queued = pending.queued();
             self.outbox.queued.store(queued, Ordering::Relaxed);
             (encoded, queued)
@@ -793,18 +871,47 @@ pub(crate) mod tests_support {
         })
     }
 
+    /// Queues a lent message.
     pub(crate) fn queue(p: &mut Outgoing, from: &Pid, to: &str, message: &crate::term::Term) {
+        queue_tail(p, from, to, message, Vec::new());
+    }
+
+    /// Queues a message given away: a large binary that ends it goes out from its own
+    /// buffer.
+    pub(crate) fn queue_given(
+        p: &mut Outgoing,
+        from: &Pid,
+        to: &str,
+        mut message: crate::term::Term,
+    ) {
+        let tail = large_tail(&mut message);
+        queue_tail(p, from, to, &message, tail);
+    }
+
+    fn queue_tail(
+        p: &mut Outgoing,
+        from: &Pid,
+        to: &str,
+        message: &crate::term::Term,
+        tail: Vec<u8>,
+    ) {
         let name = Atom::from(to);
         let to = codec::To::Name(&name);
         let payload = codec::Payload::Term(message);
-        p.0.queue(Some(from), |out, framing| {
-            codec::encode_send_into(out, framing, from, to, payload, u64::MAX)
+        let tail_len = tail.len();
+        p.0.queue(Some(from), tail, |out, framing| {
+            codec::encode_send_into(out, framing, from, to, payload, tail_len, u64::MAX)
         })
         .unwrap();
     }
 
     pub(crate) fn take(p: &mut Outgoing, batch: &mut Vec<u8>) -> usize {
         p.0.take(batch)
+    }
+
+    /// The bytes queued, as the busy limit counts them.
+    pub(crate) fn queued(p: &Outgoing) -> usize {
+        p.0.queued()
     }
 }
 

@@ -49,8 +49,16 @@ impl Queued {
             Queued::PriorityAlias {
                 from,
                 alias,
-                message,
-            } => h.send_to(&from, To::PriorityAlias(&alias), Payload::Term(&message)),
+                mut message,
+            } => {
+                let tail = connection::large_tail(&mut message);
+                h.send_to(
+                    &from,
+                    To::PriorityAlias(&alias),
+                    Payload::Term(&message),
+                    tail,
+                )
+            }
         }
     }
 }
@@ -134,10 +142,10 @@ fn send_queued(node: &Node, peer: &Atom, message: Queued) {
 
 /// `send` of a message to a process on `peer`: `message`, or the tuple of `head`'s
 /// elements then `message` (the `$gen_call` and `$gen_cast` wrappers around a request
-/// that may be lent). Written from borrows when the connection is up; while it is
-/// coming up, the queue keeps the message (a lent one copied, one given away moved, so
-/// a large message given away is never copied). Returns the connection when it is
-/// busy.
+/// that may be lent). Written from borrows when the connection is up (a large binary
+/// that ends a message given away from its own buffer); while it is coming up, the
+/// queue keeps the message (a lent one copied, one given away moved, so a large message
+/// given away is never copied). Returns the connection when it is busy.
 pub(super) fn send_to(
     node: &Node,
     peer: &Atom,
@@ -147,12 +155,14 @@ pub(super) fn send_to(
     message: impl IntoMessage,
 ) -> Option<Arc<ConnHandle>> {
     if let Some(h) = handle(node, peer.name()) {
+        let mut message = message;
+        let tail = message.take_tail();
         let payload = if head.is_empty() {
             Payload::Term(message.as_term())
         } else {
             Payload::Wrapped(&head, message.as_term())
         };
-        let busy = h.send_to(from, to, payload);
+        let busy = h.send_to(from, to, payload, tail);
         message.spent();
         return busy.then_some(h);
     }

@@ -59,7 +59,9 @@ impl Dest {
 /// connection straight from the sender's term, so a process that sends the same term
 /// again and again (a request, a broadcast) lends it instead of cloning it each time; a
 /// process on this node gets its own copy of a lent term, as every process on the BEAM
-/// gets its own copy of a message.
+/// gets its own copy of a message. A binary of 64 KiB or more that a term given away
+/// ends with (as `{:big, i, <<...>>}` does) goes to a remote node from its own buffer,
+/// never copied; a lent term is copied into the connection's queue as it is encoded.
 ///
 /// ```no_run
 /// # async fn example(p: &mut cnode::Process) -> Result<(), cnode::CallError> {
@@ -89,6 +91,10 @@ mod sealed {
         fn into_term(self) -> Term;
         /// Done with after writing: a term given away is dropped.
         fn spent(self);
+        /// The bytes of a large binary that ends the term as written, taken out of a
+        /// term given away (left empty there) so that they are written from where
+        /// they are, not copied; nothing of a lent term.
+        fn take_tail(&mut self) -> Vec<u8>;
     }
 
     impl Message for Term {
@@ -101,6 +107,9 @@ mod sealed {
         fn spent(self) {
             crate::term::discard(self)
         }
+        fn take_tail(&mut self) -> Vec<u8> {
+            crate::connection::large_tail(self)
+        }
     }
 
     impl Message for &Term {
@@ -111,5 +120,8 @@ mod sealed {
             self.clone()
         }
         fn spent(self) {}
+        fn take_tail(&mut self) -> Vec<u8> {
+            Vec::new()
+        }
     }
 }

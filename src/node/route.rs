@@ -103,7 +103,7 @@ impl Node {
     /// `global` sends what must not connect nodes.
     pub(crate) fn send_noconnect(&self, from: &Pid, name: &Atom, node: &str, message: &Term) {
         if let Some(h) = connect::handle(self, node) {
-            h.send_to(from, To::Name(name), Payload::Term(message));
+            h.send_to(from, To::Name(name), Payload::Term(message), Vec::new());
         }
     }
 

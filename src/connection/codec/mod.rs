@@ -9,7 +9,7 @@
 //! real nodes send (spawn arguments that arrive as a `STRING_EXT` charlist, `[1, 2,
 //! 3]`, which erl_dist's own decoder refuses).
 
-use super::ext::VERSION;
+use super::ext::{BINARY_EXT, VERSION};
 use super::header::{AtomRefs, Body, HeaderError, Incoming, OutCache, DIST_HEADER};
 use super::terms::{fill_tail, frame_terms, TermError, TermLimits, TermReader};
 use super::write::{EncodeError, Out};
@@ -459,45 +459,56 @@ pub(crate) struct Written {
 
 /// Appends a message from `from` to `to` as a whole frame (length header included),
 /// written from borrows, for a peer with `peer_flags`. On an error `out` is as it was.
+/// With a `tail` of more than 0 bytes, the payload ends with an empty binary that
+/// stands for that many bytes, which the caller writes after the frame: the frame's
+/// length and the binary's count are theirs (see [`framed`]).
 pub(crate) fn encode_send_into(
     out: &mut Vec<u8>,
     framing: &mut Framing,
     from: &Pid,
     to: To<'_>,
     payload: Payload<'_>,
+    tail: usize,
     peer_flags: u64,
 ) -> Result<Written, EncodeError> {
-    framed(out, framing, |out| {
+    framed(out, framing, tail, |out| {
         hot::send(out, from, to, payload, peer_flags)
     })
 }
 
 /// Appends `message` as a whole frame (length header included) for a peer with
-/// `peer_flags`. On an error `out` is as it was.
+/// `peer_flags`, with a `tail` as [`encode_send_into`]'s. On an error `out` is as it
+/// was.
 pub(crate) fn encode_into(
     out: &mut Vec<u8>,
     framing: &mut Framing,
     message: Message,
+    tail: usize,
     peer_flags: u64,
 ) -> Result<Written, EncodeError> {
     let message = downgrade(message, peer_flags);
-    framed(out, framing, |out| hot::write(out, message, peer_flags))
+    framed(out, framing, tail, |out| {
+        hot::write(out, message, peer_flags)
+    })
 }
 
 /// `message` as a pass-through frame of its own.
 #[cfg(test)]
 pub(crate) fn encode(message: Message, peer_flags: u64) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
-    encode_into(&mut out, &mut Framing::default(), message, peer_flags).map(|_| out)
+    encode_into(&mut out, &mut Framing::default(), message, 0, peer_flags).map(|_| out)
 }
 
 /// The frame `write` appends: a length header, then the pass-through tag or the
 /// distribution header, and what `write` wrote; nothing when it fails or panics (frames
 /// of other messages may be before it in `out`, and the peer must get whole frames
-/// only), and then no cache entry it set stays set.
+/// only), and then no cache entry it set stays set. With a `tail` of more than 0 bytes,
+/// `write` ends with an empty binary: the frame counts `tail` bytes more, and the
+/// binary that many, for the caller to write after it.
 fn framed(
     out: &mut Vec<u8>,
     framing: &mut Framing,
+    tail: usize,
     write: impl FnOnce(&mut Out<'_>) -> Result<(), EncodeError>,
 ) -> Result<Written, EncodeError> {
     /// Cuts `out` back to `start` unless the frame was finished.
@@ -558,8 +569,17 @@ fn framed(
             .extend_from_slice(&[0, 0, 0, 0, VERSION, DIST_HEADER, 0]);
         write(&mut Out::headed(frame.out, None))?;
     }
+    if tail > 0 {
+        let end = frame.out.len();
+        assert!(
+            frame.out[..end].ends_with(&[BINARY_EXT, 0, 0, 0, 0]),
+            "a frame given a tail ends with an empty binary"
+        );
+        let count = u32::try_from(tail).map_err(|_| EncodeError::TooLarge("binary", tail))?;
+        frame.out[end - 4..].copy_from_slice(&count.to_be_bytes());
+    }
     // The frame's length is 32 bits even where it goes out in fragments.
-    let len = frame.out.len() - start - 4;
+    let len = frame.out.len() - start - 4 + tail;
     let len = u32::try_from(len).map_err(|_| EncodeError::TooLarge("message", len))?;
     frame.out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     let body = match frame.cache.as_deref() {

@@ -169,6 +169,7 @@ fn alias_sends_use_altact_sig_where_the_peer_has_it() {
             &from,
             to,
             Payload::Term(&atom("urgent")),
+            0,
             peer_flags,
         )
         .unwrap();
@@ -467,20 +468,20 @@ fn control_messages_are_written_as_eetf_encodes_their_terms() {
 #[test]
 fn a_frame_is_appended_whole_or_not_at_all() {
     let mut out = b"earlier frames".to_vec();
-    let failed = framed(&mut out, &mut Framing::default(), |out| {
+    let failed = framed(&mut out, &mut Framing::default(), 0, |out| {
         out.extend_from_slice(b"half");
         Err(EncodeError::AtomTooLong(256))
     });
     assert!(failed.is_err());
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        framed(&mut out, &mut Framing::default(), |out| {
+        framed(&mut out, &mut Framing::default(), 0, |out| {
             out.extend_from_slice(b"half");
             panic!("a bug in a writer")
         })
     }));
     assert!(panicked.is_err());
     assert_eq!(out, b"earlier frames");
-    framed(&mut out, &mut Framing::default(), |out| {
+    framed(&mut out, &mut Framing::default(), 0, |out| {
         out.push(1);
         Ok(())
     })
@@ -507,8 +508,16 @@ fn lent_payloads_are_written_as_owned_ones() {
             for flags in [u64::MAX, 0] {
                 let owned = encode(to_message(&a, to, whole.clone()), flags).unwrap();
                 let mut lent = b"before".to_vec();
-                encode_send_into(&mut lent, &mut Framing::default(), &a, to, payload, flags)
-                    .unwrap();
+                encode_send_into(
+                    &mut lent,
+                    &mut Framing::default(),
+                    &a,
+                    to,
+                    payload,
+                    0,
+                    flags,
+                )
+                .unwrap();
                 assert_eq!(lent[..6], *b"before");
                 assert_eq!(lent[6..], owned);
             }

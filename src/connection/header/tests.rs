@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::connection::codec::{self, Decoded, Framing, Payload, To};
-use crate::connection::terms::TermLimits;
+use crate::connection::terms::{TermLimits, LARGE_BINARY};
 use crate::flags::{DIST_HDR_ATOM_CACHE, FRAGMENTS};
 use crate::term::eetf_compat::EetfCodec;
 use crate::term::{atom, binary, int, tuple, Pid, Term};
@@ -20,6 +20,7 @@ fn send(framing: &mut Framing, to: &str, message: &Term) -> Vec<u8> {
         &from,
         To::Name(&name),
         Payload::Term(message),
+        0,
         u64::MAX,
     )
     .unwrap();
@@ -168,6 +169,88 @@ fn a_large_message_behind_others_is_fragmented_after_them() {
         ]
     );
     assert_eq!(incoming.held(), 0);
+}
+
+/// A message given away whose large binary ends it goes out from the binary's own
+/// buffer, in the very bytes of the same message lent (whole or in fragments, alone or
+/// behind its sender's large message in progress); a binary elsewhere, or smaller than
+/// a fragment, is written as any term.
+#[test]
+fn a_large_binary_given_away_goes_out_as_the_same_binary_lent() {
+    let bytes = |n: usize| (0..n).map(|i| (i * 7) as u8).collect::<Vec<u8>>();
+    let ends = |n: usize| tuple(vec![atom("big"), int(1), binary(bytes(n))]);
+    let shapes = [
+        (ends(LARGE_BINARY), true),
+        (ends(300_000), true),
+        (ends(LARGE_BINARY - 1), false),
+        (tuple(vec![atom("nested"), ends(200_000)]), true),
+        (
+            Term::from(crate::term::ImproperList::from((
+                vec![int(1)],
+                binary(bytes(100_000)),
+            ))),
+            true,
+        ),
+        (tuple(vec![binary(bytes(200_000)), atom("last")]), false),
+        (
+            crate::term::map([(atom("k"), binary(bytes(200_000)))]),
+            false,
+        ),
+    ];
+    let from = Pid::new("alex@localhost", 1, 0, 7);
+    let other = Pid::new("alex@localhost", 2, 0, 7);
+    for conn_flags in [BOTH, DIST_HDR_ATOM_CACHE, 0] {
+        for (message, taken) in &shapes {
+            let mut copy = message.clone();
+            assert_eq!(
+                !crate::connection::large_tail(&mut copy).is_empty(),
+                *taken,
+                "{message:.60}"
+            );
+            let written = |given: bool| {
+                let mut pending = crate::connection::tests_support::pending(conn_flags);
+                for to in ["first", "second"] {
+                    if given {
+                        let m = message.clone();
+                        crate::connection::tests_support::queue_given(&mut pending, &from, to, m);
+                    } else {
+                        crate::connection::tests_support::queue(&mut pending, &from, to, message);
+                    }
+                    crate::connection::tests_support::queue(&mut pending, &other, to, &atom("x"));
+                }
+                let mut all = Vec::new();
+                let mut batch = Vec::new();
+                while crate::connection::tests_support::take(&mut pending, &mut batch) > 0 {
+                    all.append(&mut batch);
+                }
+                assert_eq!(crate::connection::tests_support::queued(&pending), 0);
+                all
+            };
+            let given = written(true);
+            assert!(given == written(false), "{conn_flags:x} {message:.60}");
+            if conn_flags != BOTH {
+                continue;
+            }
+            let mut incoming = Incoming::new(conn_flags, 1 << 20);
+            let mut pending = crate::connection::tests_support::pending(conn_flags);
+            for to in ["first", "second"] {
+                let m = message.clone();
+                crate::connection::tests_support::queue_given(&mut pending, &from, to, m);
+            }
+            crate::connection::tests_support::queue(&mut pending, &other, "third", &atom("x"));
+            let (got, _) = write_and_read(&mut pending, &mut incoming);
+            let to = |name: &str, m: &Term| tuple(vec![atom(name), m.clone()]);
+            // Every shape is over a fragment: the other process's small message
+            // overtakes the large ones, which keep their order.
+            let expected = vec![
+                to("third", &atom("x")),
+                to("first", message),
+                to("second", message),
+            ];
+            assert_eq!(got, expected, "{message:.60}");
+            assert_eq!(incoming.held(), 0);
+        }
+    }
 }
 
 /// Takes every batch the writer would write from `pending` and reads its frames (none

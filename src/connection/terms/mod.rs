@@ -70,24 +70,31 @@ pub(crate) fn frame_terms(reader: &mut TermReader<'_>) -> Result<(Term, Option<T
 /// The smallest binary [`TermReader::lend_tail`] leaves in place: a fragment's size.
 pub(crate) const LARGE_BINARY: usize = 64 * 1024;
 
-/// Puts `bytes` into the binary a reader left empty ([`TermReader::lent_tail`]): the
-/// last term it read, so the last leaf of `term` down the last elements of tuples and
-/// the tails of improper lists (the reader lends no binary inside a map or a fun).
+/// Puts `bytes` into the binary a reader left empty ([`TermReader::lent_tail`]).
 /// False, and `term` unchanged, when there is no such binary.
 pub(crate) fn fill_tail(term: &mut Term, bytes: Vec<u8>) -> bool {
+    match tail_binary(term) {
+        Some(binary) if binary.is_empty() => {
+            *binary = bytes;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The bytes of the binary `term` ends with when encoded, if it does: the last leaf
+/// down the last elements of tuples and the tails of improper lists (not inside a map
+/// or a fun, whose elements are not written in order). A reader lends such a binary
+/// ([`TermReader::lend_tail`]), and a sender writes it from its own buffer (see
+/// `Pending::queue` in the connection).
+pub(crate) fn tail_binary(term: &mut Term) -> Option<&mut Vec<u8>> {
     let mut t = term;
     loop {
         t = match t {
-            Term::Tuple(tuple) => match tuple.elements.last_mut() {
-                Some(last) => last,
-                None => return false,
-            },
+            Term::Tuple(tuple) => tuple.elements.last_mut()?,
             Term::ImproperList(list) => list.last.as_mut(),
-            Term::Binary(binary) if binary.bytes.is_empty() => {
-                binary.bytes = bytes;
-                return true;
-            }
-            _ => return false,
+            Term::Binary(binary) => return Some(&mut binary.bytes),
+            _ => return None,
         }
     }
 }
