@@ -427,7 +427,8 @@ async fn client(args: &Args) -> i32 {
 
 /// Small `GenServer.call`s to `{:echo, target}`, one after the other, from one process
 /// while another sends `--n` messages `{:big, 1, <<64 MB>>}` to the same `:echo` (each
-/// `send` then `yield_now`, as the docs ask of a process that sends in a row), until
+/// given away, `send` then `yield_now`, as the docs ask of a process that sends in a
+/// row), until
 /// `:echo` has taken them all: `RESULT beside_large <calls> <µs,µs,...>`.
 async fn beside_large(args: &Args, target: &str, cookie: &str) -> i32 {
     const BIG: usize = 64 * 1024 * 1024;
@@ -437,15 +438,17 @@ async fn beside_large(args: &Args, target: &str, cookie: &str) -> i32 {
         eprintln!("dist client: {e}");
         return 1;
     }
+    // Every message made before the calls start, and each given away: its binary goes
+    // out from where it is, as a BEAM caller sends a binary it made before.
+    let bigs: Vec<Term> = (0..bigs)
+        .map(|_| tuple(vec![atom("big"), int(1), binary(vec![7u8; BIG])]))
+        .collect();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
     let (t, flag) = (target.to_owned(), done.clone());
     node.spawn(move |mut p| async move {
-        // One message lent each time (a term owns its binary: a new one each time
-        // would time the copy of 64 MB as well).
-        let big = tuple(vec![atom("big"), int(1), binary(vec![7u8; BIG])]);
-        for _ in 0..bigs {
-            p.send(("echo", t.as_str()), &big);
+        for big in bigs {
+            p.send(("echo", t.as_str()), big);
             p.yield_now().await;
         }
         p.send(
