@@ -21,6 +21,7 @@
 
 use super::codec::DecodeError;
 use super::ext::VERSION;
+use super::terms::{TermError, TermLimits, TermReader};
 use crate::term::Atom;
 use std::collections::HashMap;
 
@@ -95,6 +96,11 @@ pub(crate) enum Body<'a> {
     /// The same, of a message whose fragments were put together: the bytes are the
     /// decoder's to keep (a large binary at their end becomes the term's).
     Reassembled(Vec<u8>, AtomRefs<'a>),
+    /// The same in two parts: the bytes up to where a large binary's bytes begin, and
+    /// those bytes, which are likely the binary (see [`TermReader::lend_tail_after`]).
+    ///
+    /// [`TermReader::lend_tail_after`]: super::terms::TermReader::lend_tail_after
+    Split(Vec<u8>, Vec<u8>, AtomRefs<'a>),
     /// A fragment of a message still in progress: nothing to decode yet.
     Partial,
 }
@@ -123,6 +129,10 @@ pub(crate) struct Incoming {
 struct Partial {
     /// The fragment id due next.
     next: u64,
+    /// When the first fragment ended in the middle of a large binary that may end the
+    /// message (as `{:big, i, <<...>>}`): the bytes before the binary's, and its length.
+    /// `bytes` then holds the binary's bytes, which become the term's as they are.
+    head: Option<(Vec<u8>, usize)>,
     bytes: Vec<u8>,
     /// The atoms of its header, as they were when it arrived (later frames may reuse
     /// their cache entries), at indices `0..n`.
@@ -203,11 +213,23 @@ impl Incoming {
                     .iter()
                     .map(|&ix| self.cache[usize::from(ix)])
                     .collect();
+                let head = cut_binary(
+                    data,
+                    AtomRefs {
+                        refs: &self.refs,
+                        cache: &self.cache,
+                    },
+                );
+                let (head, bytes) = match head {
+                    Some((at, len)) => (Some((data[..at].to_vec(), len)), data[at..].to_vec()),
+                    None => (None, data.to_vec()),
+                };
                 self.partial.insert(
                     seq,
                     Partial {
                         next: frag - 1,
-                        bytes: data.to_vec(),
+                        head,
+                        bytes,
                         refs: (0..atoms.len() as u16).collect(),
                         atoms,
                     },
@@ -238,16 +260,23 @@ impl Incoming {
                     return Ok(Body::Partial);
                 }
                 let mut p = self.partial.remove(&seq).expect("looked up above");
-                self.partial_bytes -= p.bytes.len();
-                let bytes = std::mem::take(&mut p.bytes);
+                let mut bytes = std::mem::take(&mut p.bytes);
+                let head = p.head.take();
+                self.partial_bytes -= bytes.len() + head.as_ref().map_or(0, |(h, _)| h.len());
                 let p = self.done.insert(p);
-                Ok(Body::Reassembled(
-                    bytes,
-                    AtomRefs {
-                        refs: &p.refs,
-                        cache: &p.atoms,
-                    },
-                ))
+                let atoms = AtomRefs {
+                    refs: &p.refs,
+                    cache: &p.atoms,
+                };
+                Ok(match head {
+                    None => Body::Reassembled(bytes, atoms),
+                    Some((head, len)) if len == bytes.len() => Body::Split(head, bytes, atoms),
+                    // More after the binary: one buffer after all.
+                    Some((mut head, _)) => {
+                        head.append(&mut bytes);
+                        Body::Reassembled(head, atoms)
+                    }
+                })
             }
             DIST_FRAG_HEADER | DIST_FRAG_CONT => Err(HeaderError::NoFragments.into()),
             tag => Err(HeaderError::Missing(tag).into()),
@@ -315,6 +344,19 @@ impl Incoming {
             self.last.extend_from_slice(&r.bytes[start..r.pos]);
         }
         Ok(())
+    }
+}
+
+/// Where the bytes of a large binary that may end a fragmented message begin in its
+/// first fragment `data`, which ends before they do, and how many there are: found by
+/// reading the fragment's terms until they stop short (at most a fragment's work, once
+/// per message). `None` when the terms stop short of anything else.
+fn cut_binary(data: &[u8], atoms: AtomRefs<'_>) -> Option<(usize, usize)> {
+    let limits = TermLimits::default();
+    let mut reader = TermReader::headed(data, atoms, &limits).lend_tail();
+    match super::terms::frame_terms(&mut reader) {
+        Err(TermError::Truncated(pos)) => reader.cut_binary().filter(|&(at, _)| at == pos),
+        _ => None,
     }
 }
 

@@ -93,6 +93,7 @@ pub(crate) fn decode(
         Body::Versioned(body) => (body, None),
         Body::Headed(body, atoms) => (body, Some(atoms)),
         Body::Reassembled(bytes, atoms) => return reassembled(bytes, atoms, limits).map(Some),
+        Body::Split(head, tail, atoms) => return split(head, tail, atoms, limits).map(Some),
     };
     let reader = || match atoms {
         None => TermReader::new(body, limits),
@@ -128,6 +129,29 @@ fn reassembled(
     let filled = fill_tail(payload.as_mut().unwrap_or(&mut control), bytes);
     debug_assert!(filled, "the lent binary ends the last term");
     from_terms(control, payload).or_else(|e| malformed(e, logged))
+}
+
+/// A message put together from fragments in two parts, `head` and `tail`, where the
+/// bytes of a large binary began in its first fragment: when that binary ends the
+/// message, `tail` becomes the term's as it is (nothing is moved); otherwise the two
+/// are joined and read as one.
+fn split(
+    mut head: Vec<u8>,
+    mut tail: Vec<u8>,
+    atoms: AtomRefs<'_>,
+    limits: &TermLimits,
+) -> Result<Decoded, DecodeError> {
+    let mut reader = TermReader::headed(&head, atoms, limits).lend_tail_after(tail.len());
+    if let Ok((mut control, mut payload)) = frame_terms(&mut reader) {
+        if reader.lent_tail() == Some(head.len()) {
+            let logged = control.clone();
+            let filled = fill_tail(payload.as_mut().unwrap_or(&mut control), tail);
+            debug_assert!(filled, "the lent binary ends the last term");
+            return from_terms(control, payload).or_else(|e| malformed(e, logged));
+        }
+    }
+    head.append(&mut tail);
+    reassembled(head, atoms, limits)
 }
 
 fn malformed(e: Malformed, control: Term) -> Result<Decoded, DecodeError> {

@@ -423,6 +423,92 @@ fn bad_headers_close_with_their_reason() {
     assert!(e.contains("FRAGMENTS was not negotiated"), "{e}");
 }
 
+/// A message whose first fragment ends inside a large binary that ends the message is
+/// kept in two parts, the binary's bytes apart from the first, and decoded into the
+/// same term as one buffer would be; wherever the first fragment ends (at the binary's
+/// first byte, inside its header, before it), and when the binary is not last after
+/// all, or the fragments carry fewer bytes than it announced.
+#[test]
+fn a_large_binary_split_from_its_first_fragment_is_kept_apart() {
+    let limits = TermLimits::default();
+    let big = binary(
+        (0..200_000u32)
+            .map(|i| (i % 253) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    let control = tuple(vec![
+        int(6),
+        Term::from(Pid::new("alex@localhost", 1, 0, 7)),
+        atom("x"),
+        atom("echo"),
+    ]);
+    let encoded = |t: &Term| {
+        let mut bytes = Vec::new();
+        t.encode(&mut bytes).unwrap();
+        bytes[1..].to_vec()
+    };
+    // REG_SEND's control, then the payload, without version bytes.
+    let frame = |payload: &Term| [encoded(&control), encoded(payload)].concat();
+    let ends = tuple(vec![atom("big"), int(1), big.clone()]);
+    let not_last = tuple(vec![big.clone(), atom("after")]);
+    // Where the binary's bytes begin: after the control, the tuple's first two
+    // elements (a tuple's header is as long for 2 elements as for 3) and `109, Len`.
+    let bin_at = encoded(&control).len() + encoded(&tuple(vec![atom("big"), int(1)])).len() + 5;
+    // (payload, where the first fragment ends, split?)
+    let cases = [
+        (&ends, 100, true),
+        (&ends, bin_at, true),
+        (&ends, bin_at - 2, false),
+        (&ends, 20, false),
+        (&not_last, 100, false),
+    ];
+    for (payload, cut, split) in cases {
+        let bytes = frame(payload);
+        let mut incoming = Incoming::new(BOTH, 1 << 20);
+        let (first, rest) = bytes.split_at(cut);
+        let (second, third) = rest.split_at(rest.len() / 2);
+        assert!(matches!(
+            incoming.read(&frag_header(3, 3, first)).unwrap(),
+            Body::Partial
+        ));
+        assert!(matches!(
+            incoming.read(&frag_cont(3, 2, second)).unwrap(),
+            Body::Partial
+        ));
+        let last = frag_cont(3, 1, third);
+        match incoming.read(&last).unwrap() {
+            Body::Split(head, tail, _) => {
+                assert!(split, "{cut}: split");
+                assert_eq!(head.len(), bin_at);
+                assert_eq!(tail.len(), 200_000);
+            }
+            Body::Reassembled(all, _) => assert!(!split && all == bytes, "{cut}: whole"),
+            _ => panic!("{cut}: neither"),
+        }
+        let mut incoming = Incoming::new(BOTH, 1 << 20);
+        for f in [frag_header(3, 3, first), frag_cont(3, 2, second)] {
+            assert!(codec::decode(&f, &mut incoming, &limits).unwrap().is_none());
+        }
+        match codec::decode(&last, &mut incoming, &limits).unwrap() {
+            Some(Decoded::Message(crate::connection::message::Message::RegSend(m))) => {
+                assert_eq!(&m.message, payload, "{cut}")
+            }
+            _ => panic!("{cut}: not the REG_SEND"),
+        }
+        assert_eq!(incoming.held(), 0);
+    }
+    // Fewer bytes than the binary announced: the reassembled message is refused as
+    // truncated, as it would be in one buffer.
+    let bytes = frame(&ends);
+    let mut incoming = Incoming::new(BOTH, 1 << 20);
+    let first = frag_header(4, 2, &bytes[..100]);
+    assert!(codec::decode(&first, &mut incoming, &limits)
+        .unwrap()
+        .is_none());
+    let short = frag_cont(4, 1, &bytes[100..bytes.len() - 1]);
+    assert!(codec::decode(&short, &mut incoming, &limits).is_err());
+}
+
 fn frag_header(seq: u64, frag: u64, data: &[u8]) -> Vec<u8> {
     [
         &[131, 69][..],

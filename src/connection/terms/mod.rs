@@ -141,6 +141,12 @@ pub(crate) struct TermReader<'a> {
     unordered: usize,
     /// Where the bytes of the binary left empty begin.
     lent: Option<usize>,
+    /// The length of a binary whose bytes are not in `bytes` but follow them
+    /// ([`lend_tail_after`](Self::lend_tail_after)).
+    after: Option<usize>,
+    /// A large binary in reach of [`fill_tail`] whose bytes went past the end of
+    /// `bytes`: where they began, and how many were announced.
+    cut: Option<(usize, usize)>,
 }
 
 /// The fields of a fun before its free variables (`FUN_EXT` keeps its index and uniq
@@ -171,6 +177,8 @@ impl<'a> TermReader<'a> {
             lend: false,
             unordered: 0,
             lent: None,
+            after: None,
+            cut: None,
         }
     }
 
@@ -188,6 +196,25 @@ impl<'a> TermReader<'a> {
     /// Where the bytes of the binary left empty begin, if one was.
     pub(crate) fn lent_tail(&self) -> Option<usize> {
         self.lent
+    }
+
+    /// As [`lend_tail`](Self::lend_tail), for bytes that stop where the bytes of a
+    /// binary of `len` bytes would begin: such a binary at their end is read as lent
+    /// (empty, [`lent_tail`](Self::lent_tail) at the end of the bytes) for the caller to
+    /// fill with bytes it holds apart. A fragmented message whose first fragment ends in
+    /// the middle of a large binary is so kept in two buffers, and never moved.
+    pub(crate) fn lend_tail_after(mut self, len: usize) -> Self {
+        self.lend = true;
+        self.after = Some(len);
+        self
+    }
+
+    /// A large binary that [`lend_tail`](Self::lend_tail) could lend, cut short by the
+    /// end of the bytes (the read failed there): where its bytes began, and how many
+    /// its header announced. What the first fragment of a message tells of where the
+    /// rest of its bytes go.
+    pub(crate) fn cut_binary(&self) -> Option<(usize, usize)> {
+        self.cut
     }
 
     /// A reader of the terms after a distribution header.
@@ -356,6 +383,16 @@ impl<'a> TermReader<'a> {
             BINARY_EXT => {
                 let len = self.u32()? as usize;
                 let at = self.pos;
+                if self.lend && self.unordered == 0 && len >= LARGE_BINARY {
+                    if at == self.bytes.len() && self.after == Some(len) {
+                        self.lent = Some(at);
+                        out.push(Term::Binary(Binary::from(Vec::new())));
+                        return Ok(());
+                    }
+                    if self.bytes.len() - at < len {
+                        self.cut = Some((at, len));
+                    }
+                }
                 let bytes = self.take(len)?;
                 if self.lend && self.unordered == 0 && len >= LARGE_BINARY && self.at_end() {
                     self.lent = Some(at);
