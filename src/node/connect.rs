@@ -152,10 +152,9 @@ pub(super) fn send_to(
     from: &Pid,
     to: To<'_>,
     head: Vec<Term>,
-    message: impl IntoMessage,
+    mut message: impl IntoMessage,
 ) -> Option<Arc<ConnHandle>> {
     if let Some(h) = handle(node, peer.name()) {
-        let mut message = message;
         let tail = message.take_tail();
         let payload = if head.is_empty() {
             Payload::Term(message.as_term())

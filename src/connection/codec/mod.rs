@@ -116,16 +116,26 @@ fn reassembled(
     limits: &TermLimits,
 ) -> Result<Decoded, DecodeError> {
     let mut reader = TermReader::headed(&bytes, atoms, limits).lend_tail();
-    let (mut control, mut payload) = frame_terms(&mut reader)?;
+    let (control, payload) = frame_terms(&mut reader)?;
     let Some(start) = reader.lent_tail() else {
         let control_again = || TermReader::headed(&bytes, atoms, limits).next_term();
         return from_terms(control, payload).or_else(|e| malformed(e, control_again()?));
     };
+    bytes.drain(..start);
+    bytes.shrink_to_fit();
+    with_lent(control, payload, bytes)
+}
+
+/// The message of `control` and `payload`, read with a large binary lent (left empty),
+/// with `bytes` put in that binary.
+fn with_lent(
+    mut control: Term,
+    mut payload: Option<Term>,
+    bytes: Vec<u8>,
+) -> Result<Decoded, DecodeError> {
     // The control message for a log line, should it be malformed (small: the binary,
     // if it is in there, shows empty).
     let logged = control.clone();
-    bytes.drain(..start);
-    bytes.shrink_to_fit();
     let filled = fill_tail(payload.as_mut().unwrap_or(&mut control), bytes);
     debug_assert!(filled, "the lent binary ends the last term");
     from_terms(control, payload).or_else(|e| malformed(e, logged))
@@ -142,12 +152,9 @@ fn split(
     limits: &TermLimits,
 ) -> Result<Decoded, DecodeError> {
     let mut reader = TermReader::headed(&head, atoms, limits).lend_tail_after(tail.len());
-    if let Ok((mut control, mut payload)) = frame_terms(&mut reader) {
+    if let Ok((control, payload)) = frame_terms(&mut reader) {
         if reader.lent_tail() == Some(head.len()) {
-            let logged = control.clone();
-            let filled = fill_tail(payload.as_mut().unwrap_or(&mut control), tail);
-            debug_assert!(filled, "the lent binary ends the last term");
-            return from_terms(control, payload).or_else(|e| malformed(e, logged));
+            return with_lent(control, payload, tail);
         }
     }
     head.append(&mut tail);
@@ -596,7 +603,7 @@ fn framed(
     if tail > 0 {
         let end = frame.out.len();
         assert!(
-            frame.out[..end].ends_with(&[BINARY_EXT, 0, 0, 0, 0]),
+            frame.out.ends_with(&[BINARY_EXT, 0, 0, 0, 0]),
             "a frame given a tail ends with an empty binary"
         );
         let count = u32::try_from(tail).map_err(|_| EncodeError::TooLarge("binary", tail))?;

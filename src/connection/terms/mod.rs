@@ -383,18 +383,17 @@ impl<'a> TermReader<'a> {
             BINARY_EXT => {
                 let len = self.u32()? as usize;
                 let at = self.pos;
-                if self.lend && self.unordered == 0 && len >= LARGE_BINARY {
-                    if at == self.bytes.len() && self.after == Some(len) {
-                        self.lent = Some(at);
-                        out.push(Term::Binary(Binary::from(Vec::new())));
-                        return Ok(());
-                    }
-                    if self.bytes.len() - at < len {
-                        self.cut = Some((at, len));
-                    }
+                let lendable = self.lend && self.unordered == 0 && len >= LARGE_BINARY;
+                if lendable && at == self.bytes.len() && self.after == Some(len) {
+                    self.lent = Some(at);
+                    out.push(Term::Binary(Binary::from(Vec::new())));
+                    return Ok(());
+                }
+                if lendable && self.bytes.len() - at < len {
+                    self.cut = Some((at, len));
                 }
                 let bytes = self.take(len)?;
-                if self.lend && self.unordered == 0 && len >= LARGE_BINARY && self.at_end() {
+                if lendable && self.at_end() {
                     self.lent = Some(at);
                     out.push(Term::Binary(Binary::from(Vec::new())));
                 } else {
