@@ -232,37 +232,13 @@ fn echo_back(message: Term, p: &Process) {
     }
 }
 
-/// glibc raises its mmap threshold (up to 32 MiB) each time a large block is freed, so
-/// the buffers of later large messages come from the heap, where freed memory mostly
-/// stays resident: a node that received a few large messages keeps tens of MiB it does
-/// not use. A fixed threshold (this call) keeps large buffers in their own mappings,
-/// returned to the system when freed. Setting it also fixes the trim threshold at its
-/// 128 KiB default, so a busy heap would be given back and faulted in again over and
-/// over (a page fault per 4 KiB, 5% of the CPU receiving one-way sends): 4 MiB of free
-/// heap may stay.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn fixed_mmap_threshold() {
-    extern "C" {
-        fn mallopt(param: i32, value: i32) -> i32;
-    }
-    const M_TRIM_THRESHOLD: i32 = -1;
-    const M_MMAP_THRESHOLD: i32 = -3;
-    // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
-    unsafe {
-        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-        mallopt(M_TRIM_THRESHOLD, 4 << 20);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn fixed_mmap_threshold() {}
-
 fn text(term: &Term) -> Result<String, Exception> {
     chardata_to_string(term).ok_or_else(Exception::badarg)
 }
 
 fn main() -> anyhow::Result<()> {
-    fixed_mmap_threshold();
+    // The pages of a large message freed are the next one's, as on a BEAM.
+    cnode::reuse_freed_memory();
     let args = Args::parse();
     let runtime = match args.threads {
         // One thread: every process and connection on the main thread.

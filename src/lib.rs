@@ -96,6 +96,7 @@
 pub mod epmd;
 mod flags;
 mod handshake;
+mod malloc;
 pub mod node;
 pub mod otp;
 pub mod process;
@@ -110,6 +111,7 @@ mod connection;
 pub mod fuzzing;
 
 pub use handshake::HandshakeError;
+pub use malloc::reuse_freed_memory;
 pub use node::{default_cookie, Node, NodeConfig, NodeError};
 pub use otp::gen_server::{self, CallError, Caller, GenServer, Next, Reply, StartError};
 pub use otp::rpc::RpcError;

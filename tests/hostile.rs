@@ -1219,6 +1219,27 @@ fn battery(port: u16, moebi: &RustNode, alex: &BeamNode, round: usize) {
     chats(alex, moebi, &format!("round {round} done"));
 }
 
+/// Moebi's resident memory once its allocator has had the time to give back what it
+/// keeps for reuse ([`cnode::reuse_freed_memory`]: free memory seen at two looks a
+/// second apart), in KiB.
+fn settled_rss(moebi: &RustNode) -> u64 {
+    std::thread::sleep(Duration::from_secs(3));
+    fakepeer::rss_kib(moebi.os_pid())
+}
+
+/// Moebi's resident memory, in KiB, once it is at most `ceiling`, or after 20 s: memory
+/// freed is given back within about 2 s of the last use.
+fn rss_down_to(moebi: &RustNode, ceiling: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rss = fakepeer::rss_kib(moebi.os_pid());
+        if rss <= ceiling || Instant::now() >= deadline {
+            return rss;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn memory_stays_flat_under_a_battery_of_attacks() {
     let (epmd, moebi, port) = moebi(&["--net-setuptime", "2"]);
@@ -1226,13 +1247,11 @@ fn memory_stays_flat_under_a_battery_of_attacks() {
     // Warm-up: the allocator, the tables and the log reach their working size.
     battery(port, &moebi, &alex, 0);
     battery(port, &moebi, &alex, 1);
-    std::thread::sleep(Duration::from_secs(1));
-    let before = fakepeer::rss_kib(moebi.os_pid());
+    let before = settled_rss(&moebi);
     for round in 2..5 {
         battery(port, &moebi, &alex, round);
     }
-    std::thread::sleep(Duration::from_secs(1));
-    let after = fakepeer::rss_kib(moebi.os_pid());
+    let after = rss_down_to(&moebi, before + 4 * 1024);
     eprintln!("moebi VmRSS: {before} KiB after the warm-up, {after} KiB after 3 more rounds");
     assert!(
         after <= before + 4 * 1024,
@@ -2092,13 +2111,11 @@ fn memory_stays_flat_under_distribution_header_attacks() {
     // Warm-up: the allocator, the tables and the log reach their working size.
     header_battery(port, &moebi, &alex, 0);
     header_battery(port, &moebi, &alex, 1);
-    std::thread::sleep(Duration::from_secs(1));
-    let before = fakepeer::rss_kib(moebi.os_pid());
+    let before = settled_rss(&moebi);
     for round in 2..5 {
         header_battery(port, &moebi, &alex, round);
     }
-    std::thread::sleep(Duration::from_secs(1));
-    let after = fakepeer::rss_kib(moebi.os_pid());
+    let after = rss_down_to(&moebi, before + 4 * 1024);
     eprintln!("moebi VmRSS: {before} KiB after the warm-up, {after} KiB after 3 more rounds");
     assert!(
         after <= before + 4 * 1024,
