@@ -237,6 +237,10 @@ defmodule CnodeBench.Driver do
     latency =
       if Map.has_key?(opts, :tls), do: nil, else: latency_rounds(opts, servers, rounds, quick)
 
+    # Read once the servers have been idle a while: what they hold, not what their
+    # allocators keep for the next large message (the Rust node gives that back after
+    # 1-2 s unused, `cnode::reuse_freed_memory`).
+    Process.sleep(3_000)
     after_rss = Map.new(servers, fn {side, s} -> {side, Util.rss_kib(s.ospid)} end)
 
     report =

@@ -189,7 +189,7 @@ defmodule CnodeBench.Report do
           &kib/1,
           :none
         ),
-        row(pre <> "6. RSS after the whole suite", d.after.beam, d.after.rust, &kib/1, :none)
+        row(pre <> "6. RSS 3 s after the whole suite", d.after.beam, d.after.rust, &kib/1, :none)
       ] ++ peer_rows ++ pending_rows
 
     # The BEAM caller's own CPU per operation, measured with the caller and the server on a
