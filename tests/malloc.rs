@@ -1,6 +1,7 @@
 //! `cnode::reuse_freed_memory`: the pages of a large block freed are the next one's,
 //! and the heap gives them back once they have stayed unused. Its own process, with the
-//! call first in `main` as the docs ask (`harness = false`).
+//! call first in `main` as the docs ask (`harness = false`); and, run again by itself,
+//! the call refused once another thread runs.
 
 #![cfg_attr(
     not(all(target_os = "linux", target_env = "gnu")),
@@ -44,7 +45,24 @@ fn main() {
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn main() {
-    cnode::reuse_freed_memory();
+    const LATE: &str = "CNODE_MALLOC_TEST_LATE";
+    if std::env::var_os(LATE).is_some() {
+        // Another thread first: the call refuses.
+        let other = std::thread::spawn(|| std::thread::sleep(Duration::from_secs(2)));
+        assert!(!cnode::reuse_freed_memory());
+        other.join().unwrap();
+        return;
+    }
+    let late = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(LATE, "1")
+        .status()
+        .expect("the test runs itself again");
+    assert!(late.success(), "called with another thread running: {late}");
+
+    assert!(cnode::reuse_freed_memory());
+    assert!(std::thread::spawn(cnode::reuse_freed_memory)
+        .join()
+        .unwrap());
     let base = rss_kib();
     let faults = minor_faults();
     drop(block());
