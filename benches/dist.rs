@@ -301,6 +301,7 @@ impl Args {
                 .add(c.unwrap_or_else(|e| bad(ca, &e)))
                 .unwrap_or_else(|e| bad(ca, &e));
         }
+        #[allow(deprecated)] // ring's provider, as the library's (src/transport.rs)
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))

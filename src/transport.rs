@@ -150,6 +150,10 @@ impl TlsConfig {
             return Err(TlsError::Pem("CA: no CERTIFICATE in the PEM".into()));
         }
         let roots = Arc::new(roots);
+        // ring: no C toolchain or cmake to build, unlike aws-lc-rs. rustls 0.23.48 marks
+        // its provider deprecated for lacking post-quantum key exchange; the BEAM's
+        // inet_tls_dist peers agree on the classical groups it has (x25519, P-256).
+        #[allow(deprecated)]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
             roots.clone(),

@@ -267,6 +267,7 @@ async fn peers_without_our_trust_are_refused_and_the_node_goes_on() {
         for c in tokio_rustls::rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
             roots.add(c.unwrap()).unwrap();
         }
+        #[allow(deprecated)] // ring's provider, as the library's (src/transport.rs)
         let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(
             std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()),
         )
