@@ -86,6 +86,11 @@
 //! a BEAM node without that module; `:sys.replace_state/2` (it takes a fun) fails the
 //! same way.
 //!
+//! A program that receives large messages (megabytes each) calls [`reuse_freed_memory`]
+//! first in `main`, before the runtime starts: each such message then reuses the pages
+//! the last one freed, as a BEAM reuses its binaries' memory, instead of taking fresh
+//! ones from the kernel.
+//!
 //! The modules: [`term`](mod@term) (terms: building, serde, parsing, printing), [`node`] (the
 //! node: configuration, connections, the process table), [`process`] (what a process's
 //! code holds, and spawning), [`gen_server`] and [`supervisor`] (the behaviours),
