@@ -1227,19 +1227,6 @@ fn settled_rss(moebi: &RustNode) -> u64 {
     fakepeer::rss_kib(moebi.os_pid())
 }
 
-/// Moebi's resident memory, in KiB, once it is at most `ceiling`, or after 20 s: memory
-/// freed is given back within about 2 s of the last use.
-fn rss_down_to(moebi: &RustNode, ceiling: u64) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let rss = fakepeer::rss_kib(moebi.os_pid());
-        if rss <= ceiling || Instant::now() >= deadline {
-            return rss;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn memory_stays_flat_under_a_battery_of_attacks() {
     let (epmd, moebi, port) = moebi(&["--net-setuptime", "2"]);
@@ -1251,7 +1238,8 @@ fn memory_stays_flat_under_a_battery_of_attacks() {
     for round in 2..5 {
         battery(port, &moebi, &alex, round);
     }
-    let after = rss_down_to(&moebi, before + 4 * 1024);
+    // Memory freed is given back within about 2 s of the last use.
+    let after = fakepeer::rss_down_to(moebi.os_pid(), before + 4 * 1024, Duration::from_secs(20));
     eprintln!("moebi VmRSS: {before} KiB after the warm-up, {after} KiB after 3 more rounds");
     assert!(
         after <= before + 4 * 1024,
@@ -2115,7 +2103,8 @@ fn memory_stays_flat_under_distribution_header_attacks() {
     for round in 2..5 {
         header_battery(port, &moebi, &alex, round);
     }
-    let after = rss_down_to(&moebi, before + 4 * 1024);
+    // Memory freed is given back within about 2 s of the last use.
+    let after = fakepeer::rss_down_to(moebi.os_pid(), before + 4 * 1024, Duration::from_secs(20));
     eprintln!("moebi VmRSS: {before} KiB after the warm-up, {after} KiB after 3 more rounds");
     assert!(
         after <= before + 4 * 1024,

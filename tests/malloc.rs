@@ -8,18 +8,15 @@
     allow(dead_code, unused_imports)
 )]
 
+mod fakepeer;
+
 use std::time::{Duration, Instant};
 
 const BLOCK: usize = 64 << 20;
 
 /// Resident memory of this process, in KiB.
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .expect("/proc/self/status")
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+    fakepeer::rss_kib(std::process::id())
 }
 
 /// Page faults this process took without reading from disk.
@@ -86,12 +83,7 @@ fn main() {
 
     // Unused, they go back within about 2 s; 30 s is a bound for a busy machine.
     let freed = Instant::now();
-    let deadline = freed + Duration::from_secs(30);
-    let mut rss = rss_kib();
-    while rss > base + 8 * 1024 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        rss = rss_kib();
-    }
+    let rss = fakepeer::rss_down_to(std::process::id(), base + 8 * 1024, Duration::from_secs(30));
     eprintln!("RSS {rss} KiB after {:?} unused", freed.elapsed());
     assert!(
         rss <= base + 8 * 1024,

@@ -682,6 +682,19 @@ pub fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
+/// Resident memory of process `pid`, in KiB, once it is at most `ceiling` (memory an
+/// allocator keeps for reuse is given back in its own time), or when `bound` has passed.
+pub fn rss_down_to(pid: u32, ceiling: u64, bound: Duration) -> u64 {
+    let deadline = Instant::now() + bound;
+    loop {
+        let rss = rss_kib(pid);
+        if rss <= ceiling || Instant::now() >= deadline {
+            return rss;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A deterministic pseudo-random generator (xorshift), so failures reproduce.
 pub struct Rng(pub u64);
 
