@@ -7,6 +7,7 @@
 //! byte picks the variant) so that a saved input replays the same run.
 
 use crate::connection::codec;
+use crate::connection::{read_some, Direct};
 use crate::connection::frame::{Frame, FrameReader};
 use crate::connection::header::Incoming;
 use crate::connection::terms::{depth_and_size, TermLimits, TermReader};
@@ -149,30 +150,58 @@ pub fn headed_frames(input: &[u8]) -> (usize, String) {
     )
 }
 
+/// As a connection's reader takes a stream: every frame buffered, then, when the next
+/// is a large continuation fragment, its rest read straight into its message's buffer
+/// (`Direct`), else one more read into the frame buffer.
 fn stream(input: &[u8], peer_flags: u64) -> (usize, String) {
     let mut reader = FrameReader::new(scripted(input), MAX_FRAME);
     let limits = TermLimits::default();
     let mut incoming = Incoming::new(peer_flags, MAX_FRAME);
+    let mut direct: Option<Direct> = None;
     let mut messages = 0;
     let stopped = futures::executor::block_on(async {
         loop {
-            match reader.next_frame().await {
-                Ok(Frame::Tick) => {}
-                Ok(Frame::Data(d)) => match codec::decode(d, &mut incoming, &limits) {
+            loop {
+                match reader.try_frame() {
+                    Ok(Some(Frame::Tick)) => {}
+                    Ok(Some(Frame::Data(d))) => match codec::decode(d, &mut incoming, &limits) {
+                        Ok(Some(_)) => messages += 1,
+                        Ok(None) => {}
+                        Err(e) => return e.to_string(),
+                    },
+                    Ok(None) => break,
+                    Err(e) => return e.to_string(),
+                }
+                assert_bounded(&incoming);
+            }
+            if direct.is_none() {
+                direct = match Direct::start(&mut reader, &mut incoming) {
+                    Ok(d) => d,
+                    Err(e) => return e.to_string(),
+                };
+                assert_bounded(&incoming);
+            }
+            if let Err(e) = read_some(&mut reader, &mut incoming, &mut direct).await {
+                return e.to_string();
+            }
+            if let Some(d) = direct.take_if(|d| d.missing == 0) {
+                match d.finish(&mut incoming, &limits) {
                     Ok(Some(_)) => messages += 1,
                     Ok(None) => {}
                     Err(e) => return e.to_string(),
-                },
-                Err(e) => return e.to_string(),
+                }
             }
-            assert!(
-                incoming.held() <= MAX_FRAME,
-                "{} bytes of fragments held",
-                incoming.held()
-            );
         }
     });
     (messages, stopped)
+}
+
+fn assert_bounded(incoming: &Incoming) {
+    assert!(
+        incoming.held() <= MAX_FRAME,
+        "{} bytes of fragments held",
+        incoming.held()
+    );
 }
 
 /// One frame body (after the length) through the term reader and the control-message

@@ -1658,6 +1658,101 @@ fn a_fragmented_message_is_delivered_with_others_between_its_fragments() {
     assert_no_panic(&moebi);
 }
 
+/// A fragmented message whose frames arrive a few pieces at a time, as a slow or busy
+/// network hands them over: each continuation fragment cut inside its 18-byte header,
+/// then after a few kilobytes, with a small message from another process after each
+/// fragment. It arrives intact (md5), after the small messages sent before its last
+/// fragment; a peer that closes in the middle of a fragment loses only its connection.
+#[test]
+fn a_fragmented_message_arriving_in_pieces_is_delivered_intact() {
+    let (epmd, moebi, port) = moebi(&[]);
+    let m = moebi.node_name();
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    assert_eq!(alex.eval(&format!("Node.ping(:{m})")), ":pong");
+    let alex_pid = pid_ext(&evaluator_pid(&alex));
+    let mut p = headed_peer(port, &moebi, &fake_name("pieces"));
+    let mut rng = Rng(0x51ce_d00d);
+    // Its last fragment as large as the others, nearly.
+    let big = rng.bytes((1 << 20) - 2000);
+    let hex = |b: &[u8]| format!("{:x}", md5::compute(b));
+
+    // From pid 1: {alex, {:big, Big}} to echo; from pid 2: {alex, {:small, k}}.
+    let big_terms = [
+        reg_send_control(&p.pid(1), &[82, 0]),
+        pair(&alex_pid, &pair(&[82, 1], &binary_ext(&big))),
+    ]
+    .concat();
+    let big_header = cache_header(&[(0x123, Some("echo")), (0x456, Some("big"))]);
+    let pid2 = p.pid(2);
+    let small = |k: u8| {
+        let terms = [
+            reg_send_control(&pid2, &[82, 0]),
+            pair(&alex_pid, &pair(&small_atom("small"), &[97, k])),
+        ]
+        .concat();
+        headed(&cache_header(&[(0x123, None)]), &terms)
+    };
+    let chunks: Vec<&[u8]> = big_terms.chunks(64 * 1024).collect();
+    let n = chunks.len() as u64;
+    alex.eval("flush()");
+    p.send_frame(&frag_header(1, n, &big_header, chunks[0]))
+        .unwrap();
+    for (i, c) in chunks.iter().enumerate().skip(1) {
+        let body = frag_cont(1, n - i as u64, c);
+        let frame = [&(body.len() as u32).to_be_bytes()[..], &body].concat();
+        // Cut inside the header (at 4 + 9 + i bytes), then a few kilobytes on.
+        let cuts = [13 + i, 4096 + 7 * i, frame.len()].map(|c| c.min(frame.len()));
+        let mut from = 0;
+        for to in cuts {
+            p.send_raw(&frame[from..to]).unwrap();
+            from = to;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if i < chunks.len() - 1 {
+            p.send_frame(&small(i as u8)).unwrap();
+        }
+    }
+    let got = alex.eval(&format!(
+        "Enum.map_join(1..{}, \" \", fn _ ->
+           receive do
+             {{:small, k}} -> \"small#{{k}}\"
+             {{:big, b}} -> \"big:#{{byte_size(b)}}:#{{Base.encode16(:erlang.md5(b), case: :lower)}}\"
+           after 30_000 -> \"nothing\"
+           end
+         end)",
+        n - 1
+    ));
+    let smalls: Vec<String> = (1..n - 1).map(|k| format!("small{k}")).collect();
+    let expected = format!("{} big:{}:{}", smalls.join(" "), big.len(), hex(&big));
+    assert_eq!(got, format!("{expected:?}"), "{}", moebi.log());
+    assert!(p.ping(WAIT), "{}", moebi.log());
+    assert!(
+        !moebi.log().contains("closing connection"),
+        "{}",
+        moebi.log()
+    );
+
+    // Another peer stops in the middle of a continuation fragment: its connection ends,
+    // with the reason; this one and alex's go on.
+    let mut q = headed_peer(port, &moebi, &fake_name("halfway"));
+    q.send_frame(&frag_header(1, 2, &big_header, chunks[0]))
+        .unwrap();
+    let body = frag_cont(1, 1, chunks[1]);
+    let frame = [&(body.len() as u32).to_be_bytes()[..], &body].concat();
+    q.send_raw(&frame[..20_000]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    q.stream.shutdown(std::net::Shutdown::Both).unwrap();
+    let reason = "connection closed by peer in the middle of a frame";
+    let deadline = std::time::Instant::now() + WAIT;
+    while !moebi.log().contains(reason) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(moebi.log().contains(reason), "{}", moebi.log());
+    assert!(p.ping(WAIT), "{}", moebi.log());
+    chats(&alex, &moebi, "in pieces");
+    assert_no_panic(&moebi);
+}
+
 /// Entries set by one frame name their atoms in the next, from the first segment to the
 /// last (2047: the 3-bit segment and the index byte can name nothing beyond the cache);
 /// a reference to an entry never set, past its header's list, or in a frame whose

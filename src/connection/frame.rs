@@ -6,6 +6,7 @@
 //! it), never with what the header announces, so a peer announcing 4 GiB and sending
 //! 1 KB costs about 1 KB; lengths above the configured maximum end the connection.
 
+use bytes::BufMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// How much the buffer may grow ahead of the bytes that have arrived.
@@ -44,6 +45,10 @@ pub(crate) struct FrameReader<R> {
     max_frame: usize,
     /// Room to give the next read: doubled when a read fills it.
     room: usize,
+    /// The next read takes at most [`MIN_READ`] bytes: a large frame may follow, whose
+    /// bytes after the first can go straight to where they belong
+    /// ([`take_partial`](Self::take_partial)).
+    short_next: bool,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -55,11 +60,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             consumed: 0,
             max_frame,
             room: MIN_READ,
+            short_next: false,
         }
     }
 
     /// The next frame, waiting for as many reads as it takes.
-    #[cfg(any(test, feature = "fuzzing"))]
+    #[cfg(test)]
     pub(crate) async fn next_frame(&mut self) -> Result<Frame<'_>, FrameError> {
         while self.complete_len()?.is_none() {
             self.fill().await?;
@@ -100,7 +106,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             super::pages::reserve(&mut self.buf, wanted.clamp(MIN_READ, READ_CHUNK));
         }
         let room = self.buf.capacity() - self.buf.len();
-        let n = self.inner.read_buf(&mut self.buf).await?;
+        let n = if self.short_next {
+            let n = self
+                .inner
+                .read_buf(&mut (&mut self.buf).limit(MIN_READ))
+                .await?;
+            self.short_next = false;
+            n
+        } else {
+            self.inner.read_buf(&mut self.buf).await?
+        };
         if n == room {
             self.room = (2 * self.room).min(READ_CHUNK);
         }
@@ -112,6 +127,54 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             });
         }
         Ok(())
+    }
+
+    /// The next frame when only part of it is buffered: its length (after the four
+    /// bytes of length) and its bytes buffered so far. `None` when it is whole, or its
+    /// length has not all come.
+    pub(crate) fn partial(&self) -> Option<(usize, &[u8])> {
+        let pending = &self.buf[self.consumed..];
+        let len = u32::from_be_bytes(pending.get(..4)?.try_into().unwrap()) as usize;
+        (len <= self.max_frame && pending.len() < 4 + len).then(|| (len, &pending[4..]))
+    }
+
+    /// Hands over the buffered part of the next frame (see [`partial`](Self::partial)):
+    /// its first `skip` bytes dropped, the rest appended to `dest`. Returns how many of
+    /// its bytes are still to come: theirs is [`read_into`](Self::read_into), and the
+    /// frame after it is read from the start of an empty buffer, with the least room
+    /// (a read of what follows the frame's header leaves the rest of the frame to come
+    /// straight into its place).
+    pub(crate) fn take_partial(&mut self, skip: usize, dest: &mut Vec<u8>) -> usize {
+        let (len, part) = self.partial().expect("a partial frame is buffered");
+        let missing = len - part.len();
+        dest.extend_from_slice(&part[skip..]);
+        self.buf.clear();
+        self.consumed = 0;
+        self.room = MIN_READ;
+        self.short_next = true;
+        missing
+    }
+
+    /// Makes the next [`fill`](Self::fill) take at most [`MIN_READ`] bytes: enough to
+    /// see what a large frame partly buffered is before its bytes are read.
+    pub(crate) fn short_read(&mut self) {
+        self.short_next = true;
+    }
+
+    /// One read of at most `n` bytes (and [`READ_CHUNK`]) of a frame handed over by
+    /// [`take_partial`](Self::take_partial), straight into `dest`: how many came.
+    /// Cancel-safe, as [`fill`](Self::fill).
+    pub(crate) async fn read_into(
+        &mut self,
+        dest: &mut Vec<u8>,
+        n: usize,
+    ) -> Result<usize, FrameError> {
+        let n = n.min(READ_CHUNK);
+        super::pages::reserve(dest, n);
+        match self.inner.read_buf(&mut (&mut *dest).limit(n)).await? {
+            0 => Err(FrameError::ClosedMidFrame),
+            got => Ok(got),
+        }
     }
 
     /// Length of the whole next frame (header included) if it is all buffered.
@@ -173,6 +236,59 @@ mod tests {
             Err(FrameError::ClosedMidFrame)
         ));
         assert!(reader.buf.capacity() <= 2 * READ_CHUNK + 1024);
+    }
+
+    /// A large frame's bytes after those buffered go straight to where they belong, and
+    /// the frames after it are read as before.
+    #[tokio::test]
+    async fn the_rest_of_a_frame_is_read_into_its_place() {
+        let (mut w, r) = tokio::io::duplex(1 << 20);
+        let body: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+        let frame = [&(body.len() as u32).to_be_bytes()[..], &body].concat();
+        w.write_all(&frame[..1000]).await.unwrap();
+        let mut reader = FrameReader::new(r, 1 << 20);
+        reader.fill().await.unwrap();
+        assert!(reader.try_frame().unwrap().is_none());
+        let (len, head) = reader.partial().unwrap();
+        assert_eq!((len, head), (20_000, &body[..996]));
+        let mut dest = b"before".to_vec();
+        let mut missing = reader.take_partial(10, &mut dest);
+        assert_eq!(missing, 20_000 - 996);
+        w.write_all(&frame[1000..]).await.unwrap();
+        // A tick and a small frame after it, which the next fill reads (at most
+        // MIN_READ of them).
+        w.write_all(&[0, 0, 0, 0, 0, 0, 0, 2, 7, 7]).await.unwrap();
+        w.write_all(&(2 * MIN_READ as u32).to_be_bytes())
+            .await
+            .unwrap();
+        w.write_all(&[1; 2 * MIN_READ]).await.unwrap();
+        while missing > 0 {
+            missing -= reader.read_into(&mut dest, missing).await.unwrap();
+        }
+        assert_eq!(dest, [&b"before"[..], &body[10..]].concat());
+        reader.fill().await.unwrap();
+        assert_eq!(reader.buf.len(), MIN_READ, "a short read after the frame");
+        assert_eq!(reader.try_frame().unwrap(), Some(Frame::Tick));
+        assert_eq!(reader.try_frame().unwrap(), Some(Frame::Data(&[7, 7])));
+        assert_eq!(reader.partial().unwrap().0, 2 * MIN_READ);
+    }
+
+    /// A peer that closes in the middle of the rest of a frame is told apart from one
+    /// that closes between frames.
+    #[tokio::test]
+    async fn closing_in_the_rest_of_a_frame() {
+        let (mut w, r) = tokio::io::duplex(1 << 16);
+        w.write_all(&[0, 0, 1, 0, 1, 2, 3]).await.unwrap();
+        let mut reader = FrameReader::new(r, 1 << 20);
+        reader.fill().await.unwrap();
+        let mut dest = Vec::new();
+        let missing = reader.take_partial(0, &mut dest);
+        assert_eq!((missing, &dest[..]), (253, &[1, 2, 3][..]));
+        drop(w);
+        assert!(matches!(
+            reader.read_into(&mut dest, missing).await,
+            Err(FrameError::ClosedMidFrame)
+        ));
     }
 
     /// Handing out a frame must not move the bytes buffered behind it: a peer would

@@ -37,6 +37,9 @@ const MAX_REFS: usize = 255;
 pub(crate) const MAX_SEQUENCES: usize = 256;
 /// The size of the fragments we send, as a BEAM's (`erts_dist_frag_size`, 64 KiB).
 pub(crate) const FRAGMENT_SIZE: usize = 64 * 1024;
+/// The bytes of a continuation fragment's header: `131, 70`, its sequence id and its
+/// fragment id.
+pub(crate) const CONT_HEADER: usize = 18;
 
 /// Why a header was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -239,48 +242,99 @@ impl Incoming {
             DIST_FRAG_CONT if self.fragments => {
                 let (seq, frag) = (r.u64()?, r.u64()?);
                 let data = &frame[r.pos..];
-                let Some(p) = self.partial.get(&seq) else {
-                    return Err(HeaderError::UnknownSequence { seq, frag }.into());
-                };
-                if frag != p.next {
-                    let expected = p.next;
-                    return Err(HeaderError::OutOfOrder {
-                        seq,
-                        got: frag,
-                        expected,
-                    }
-                    .into());
-                }
-                self.hold(data.len())?;
-                let p = self.partial.get_mut(&seq).expect("looked up above");
-                super::pages::reserve(&mut p.bytes, data.len());
-                p.bytes.extend_from_slice(data);
-                p.next -= 1;
-                if frag > 1 {
-                    return Ok(Body::Partial);
-                }
-                let mut p = self.partial.remove(&seq).expect("looked up above");
-                let mut bytes = std::mem::take(&mut p.bytes);
-                let head = p.head.take();
-                self.partial_bytes -= bytes.len() + head.as_ref().map_or(0, |(h, _)| h.len());
-                let p = self.done.insert(p);
-                let atoms = AtomRefs {
-                    refs: &p.refs,
-                    cache: &p.atoms,
-                };
-                Ok(match head {
-                    None => Body::Reassembled(bytes, atoms),
-                    Some((head, len)) if len == bytes.len() => Body::Split(head, bytes, atoms),
-                    // More after the binary: one buffer after all.
-                    Some((mut head, _)) => {
-                        head.append(&mut bytes);
-                        Body::Reassembled(head, atoms)
-                    }
-                })
+                let bytes = self.continued(seq, frag, data.len())?;
+                super::pages::reserve(bytes, data.len());
+                bytes.extend_from_slice(data);
+                self.fragment_in(seq)
             }
             DIST_FRAG_HEADER | DIST_FRAG_CONT => Err(HeaderError::NoFragments.into()),
             tag => Err(HeaderError::Missing(tag).into()),
         }
+    }
+
+    /// Where the rest of a continuation fragment can go straight from the connection,
+    /// without passing through the frame buffer (a copy of every byte less): given the
+    /// first bytes of a frame body (at least [`CONT_HEADER`]) and its whole length, the
+    /// sequence of the message in progress it continues, in order, its bytes counted
+    /// held. The frame's bytes after [`CONT_HEADER`] then go to
+    /// [`direct_buf`](Self::direct_buf) and [`direct_done`](Self::direct_done) takes the
+    /// fragment in. `None` for any other frame, a fragment out of order included: read
+    /// whole, it gets the usual treatment (and its error).
+    pub(crate) fn direct(&mut self, head: &[u8], len: usize) -> Result<Option<u64>, DecodeError> {
+        if !self.fragments || head.len() < CONT_HEADER || head[..2] != [VERSION, DIST_FRAG_CONT] {
+            return Ok(None);
+        }
+        let mut r = Cursor {
+            bytes: head,
+            pos: 2,
+        };
+        let (seq, frag) = (r.u64()?, r.u64()?);
+        if !matches!(self.partial.get(&seq), Some(p) if p.next == frag) {
+            return Ok(None);
+        }
+        self.continued(seq, frag, len - CONT_HEADER)?;
+        Ok(Some(seq))
+    }
+
+    /// The buffer of the message in progress of sequence `seq` (see
+    /// [`direct`](Self::direct)).
+    pub(crate) fn direct_buf(&mut self, seq: u64) -> Option<&mut Vec<u8>> {
+        self.partial.get_mut(&seq).map(|p| &mut p.bytes)
+    }
+
+    /// Takes in the continuation fragment of sequence `seq` whose bytes
+    /// [`direct_buf`](Self::direct_buf) now holds: the message, when it was the last.
+    pub(crate) fn direct_done(&mut self, seq: u64) -> Result<Body<'_>, DecodeError> {
+        self.fragment_in(seq)
+    }
+
+    /// The buffer of the message in progress that fragment `frag` of sequence `seq`
+    /// continues with `len` bytes, which are counted held.
+    fn continued(&mut self, seq: u64, frag: u64, len: usize) -> Result<&mut Vec<u8>, DecodeError> {
+        let Some(p) = self.partial.get(&seq) else {
+            return Err(HeaderError::UnknownSequence { seq, frag }.into());
+        };
+        if frag != p.next {
+            let expected = p.next;
+            return Err(HeaderError::OutOfOrder {
+                seq,
+                got: frag,
+                expected,
+            }
+            .into());
+        }
+        self.hold(len)?;
+        Ok(&mut self.partial.get_mut(&seq).expect("looked up above").bytes)
+    }
+
+    /// Counts in a continuation fragment of sequence `seq`, its bytes appended: the
+    /// message, when it was the last.
+    fn fragment_in(&mut self, seq: u64) -> Result<Body<'_>, DecodeError> {
+        let Some(p) = self.partial.get_mut(&seq) else {
+            return Err(HeaderError::UnknownSequence { seq, frag: 0 }.into());
+        };
+        p.next -= 1;
+        if p.next > 0 {
+            return Ok(Body::Partial);
+        }
+        let mut p = self.partial.remove(&seq).expect("looked up above");
+        let mut bytes = std::mem::take(&mut p.bytes);
+        let head = p.head.take();
+        self.partial_bytes -= bytes.len() + head.as_ref().map_or(0, |(h, _)| h.len());
+        let p = self.done.insert(p);
+        let atoms = AtomRefs {
+            refs: &p.refs,
+            cache: &p.atoms,
+        };
+        Ok(match head {
+            None => Body::Reassembled(bytes, atoms),
+            Some((head, len)) if len == bytes.len() => Body::Split(head, bytes, atoms),
+            // More after the binary: one buffer after all.
+            Some((mut head, _)) => {
+                head.append(&mut bytes);
+                Body::Reassembled(head, atoms)
+            }
+        })
     }
 
     /// Bytes of fragmented messages held for reassembly.

@@ -468,6 +468,9 @@ async fn read_frames(
     let mut taken_bytes: usize = 0;
     let mut talk = Conversation::default();
     let mut incoming = Incoming::new(conn.flags, limits.max_message_size);
+    // A continuation fragment whose bytes are being read straight into its message's
+    // buffer.
+    let mut direct: Option<Direct> = None;
     loop {
         // Every frame already buffered, without going back to the runtime in between.
         loop {
@@ -477,23 +480,9 @@ async fn read_frames(
                 Ok(None) => break,
                 Err(e) => return closing(e.to_string()),
             };
-            // A panic while taking in one message (a bug, whatever the peer sent) ends
-            // this connection like any other fault of it, with a log line. Uncaught, it
-            // would end this task without `connection_down`: a connection nobody reads,
-            // still ticking.
             taken_bytes += data.len();
-            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                take_in(owner, conn, data, &mut incoming, &limits)
-            }));
-            match handled {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return closing(e.to_string()),
-                Err(panic) => {
-                    return closing(format!(
-                        "handling a message panicked: {}",
-                        panic_text(&*panic)
-                    ))
-                }
+            if let Err(reason) = guarded(|| take_in(owner, conn, data, &mut incoming, &limits)) {
+                return closing(reason);
             }
             // Now and then let the processes take what was delivered: the messages are
             // still in the cache, and other connections get their turn.
@@ -503,10 +492,17 @@ async fn read_frames(
                 tokio::task::yield_now().await;
             }
         }
-        let read = match spin_for_more(&mut reader, limits.busy_poll, conn, &mut talk).await {
+        if direct.is_none() {
+            direct = match Direct::start(&mut reader, &mut incoming) {
+                Ok(d) => d,
+                Err(e) => return closing(e.to_string()),
+            };
+        }
+        let mut look = || read_some(&mut reader, &mut incoming, &mut direct).now_or_never();
+        let read = match spin_for_more(&mut look, limits.busy_poll, conn, &mut talk).await {
             Some(r) => r,
             None => tokio::select! {
-                r = reader.fill() => r,
+                r = read_some(&mut reader, &mut incoming, &mut direct) => r,
                 _ = &mut *writer => return "connection closed".into(),
                 _ = quarters.tick() => {
                     if std::mem::take(&mut heard) {
@@ -527,14 +523,119 @@ async fn read_frames(
             },
         };
         match read {
-            Ok(()) => {
+            Ok(n) => {
                 heard = true;
                 talk.read(conn);
+                if direct.is_some() {
+                    taken_bytes += n;
+                }
             }
             Err(frame::FrameError::Closed) => return "connection_closed".into(),
             Err(e) => return closing(e.to_string()),
         }
+        if let Some(d) = direct.take_if(|d| d.missing == 0) {
+            let done = guarded(|| {
+                if let Some(decoded) = d.finish(&mut incoming, &limits.terms)? {
+                    owner.take(conn, decoded);
+                }
+                Ok(())
+            });
+            if let Err(reason) = done {
+                return closing(reason);
+            }
+        }
+        if taken_bytes >= YIELD_BYTES {
+            taken_bytes = 0;
+            tokio::task::yield_now().await;
+        }
     }
+}
+
+/// Takes in one message's frame, or a fragment of it; a panic while doing so (a bug,
+/// whatever the peer sent) ends this connection like any other fault of it, with a log
+/// line. Uncaught, it would end the reader task without `connection_down`: a
+/// connection nobody reads, still ticking. `Err` is the reason to close.
+fn guarded(take: impl FnOnce() -> Result<(), codec::DecodeError>) -> Result<(), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(take)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => Err(format!(
+            "handling a message panicked: {}",
+            panic_text(&*panic)
+        )),
+    }
+}
+
+/// A continuation fragment of a large message read straight from the connection into
+/// the message's buffer: each of its bytes is copied once (by the kernel), not once
+/// more from the frame buffer. The first fragment, which carries the message's header,
+/// and the small frames between fragments (other processes' messages) still go through
+/// the frame buffer.
+pub(crate) struct Direct {
+    seq: u64,
+    /// Bytes of the fragment still to come.
+    pub(crate) missing: usize,
+}
+
+/// A fragment whose rest is shorter goes through the frame buffer: a read of its own
+/// would cost more than the copy it saves. (Fuzzing takes any: its inputs are short.)
+const DIRECT_AT_LEAST: usize = if cfg!(feature = "fuzzing") { 1 } else { 8 * 1024 };
+
+impl Direct {
+    /// When the frame partly buffered is a continuation fragment, in order, of a
+    /// message in progress, with at least [`DIRECT_AT_LEAST`] bytes still to come: its
+    /// buffered bytes go to the message's buffer, and the rest will follow them there.
+    pub(crate) fn start<R: tokio::io::AsyncRead + Unpin>(
+        reader: &mut FrameReader<R>,
+        incoming: &mut Incoming,
+    ) -> Result<Option<Direct>, codec::DecodeError> {
+        let Some((len, head)) = reader.partial() else {
+            return Ok(None);
+        };
+        if len - head.len() < DIRECT_AT_LEAST {
+            return Ok(None);
+        }
+        if head.len() < header::CONT_HEADER {
+            // Too little to tell what it is: the next read takes a little more, not
+            // the frame.
+            reader.short_read();
+            return Ok(None);
+        }
+        let Some(seq) = incoming.direct(head, len)? else {
+            return Ok(None);
+        };
+        let buf = incoming.direct_buf(seq).expect("a message in progress");
+        let missing = reader.take_partial(header::CONT_HEADER, buf);
+        Ok(Some(Direct { seq, missing }))
+    }
+
+    /// Takes in the fragment once all its bytes came (`missing` is 0): the message,
+    /// when it was the last.
+    pub(crate) fn finish(
+        self,
+        incoming: &mut Incoming,
+        limits: &terms::TermLimits,
+    ) -> Result<Option<Decoded>, codec::DecodeError> {
+        debug_assert_eq!(self.missing, 0);
+        codec::decode_body(incoming.direct_done(self.seq)?, limits)
+    }
+}
+
+/// One read: into the frame buffer, or, while a continuation fragment is read straight
+/// into its message's buffer ([`Direct`]), into that. Returns the bytes that went
+/// straight in (0 for a read into the frame buffer). Cancel-safe.
+pub(crate) async fn read_some<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut FrameReader<R>,
+    incoming: &mut Incoming,
+    direct: &mut Option<Direct>,
+) -> Result<usize, frame::FrameError> {
+    let Some(d) = direct else {
+        return reader.fill().await.map(|()| 0);
+    };
+    let buf = incoming.direct_buf(d.seq).expect("a message in progress");
+    let n = reader.read_into(buf, d.missing).await?;
+    d.missing -= n;
+    Ok(n)
 }
 
 /// At most this many readers of a process spin at once: while one does, its thread is
@@ -600,12 +701,12 @@ impl Conversation {
 /// every wake-up of ours adds to its round trips. `None` when nothing came (or another
 /// reader is spinning, or nobody is answering this peer, or it keeps exchanges in flight
 /// and every core is busy).
-async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
-    reader: &mut FrameReader<R>,
+async fn spin_for_more<T>(
+    look: &mut impl FnMut() -> Option<T>,
     spin: Duration,
     conn: &ConnHandle,
     talk: &mut Conversation,
-) -> Option<Result<(), frame::FrameError>> {
+) -> Option<T> {
     struct Spinning;
     impl Drop for Spinning {
         fn drop(&mut self) {
@@ -624,7 +725,7 @@ async fn spin_for_more<R: tokio::io::AsyncRead + Unpin>(
     let mut first = true;
     loop {
         tokio::task::yield_now().await;
-        let read = reader.fill().now_or_never();
+        let read = look();
         if std::mem::take(&mut first) {
             talk.looked(read.is_some());
         }

@@ -88,7 +88,15 @@ pub(crate) fn decode(
     incoming: &mut Incoming,
     limits: &TermLimits,
 ) -> Result<Option<Decoded>, DecodeError> {
-    let (body, atoms) = match incoming.read(frame)? {
+    decode_body(incoming.read(frame)?, limits)
+}
+
+/// Decodes what [`Incoming`] made of a frame (see [`decode`]).
+pub(crate) fn decode_body(
+    body: Body<'_>,
+    limits: &TermLimits,
+) -> Result<Option<Decoded>, DecodeError> {
+    let (body, atoms) = match body {
         Body::Partial => return Ok(None),
         Body::Versioned(body) => (body, None),
         Body::Headed(body, atoms) => (body, Some(atoms)),
