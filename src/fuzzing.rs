@@ -7,10 +7,10 @@
 //! byte picks the variant) so that a saved input replays the same run.
 
 use crate::connection::codec;
-use crate::connection::{read_some, Direct};
 use crate::connection::frame::{Frame, FrameReader};
 use crate::connection::header::Incoming;
 use crate::connection::terms::{depth_and_size, TermLimits, TermReader};
+use crate::connection::{read_some, Direct};
 use crate::handshake::{self, LocalIdentity, Status};
 use std::pin::Pin;
 use std::task::{Context, Poll};

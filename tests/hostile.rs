@@ -1559,6 +1559,80 @@ fn nobody_else_noticed(
     assert_no_panic(moebi);
 }
 
+/// Moebi, a real BEAM node (alex) connected to it, and a fake peer with the distribution
+/// header: where the fragment tests send their messages, through Moebi's `echo`, to
+/// alex's evaluator (`alex_pid`).
+struct Scene {
+    _epmd: Epmd,
+    moebi: RustNode,
+    port: u16,
+    alex: BeamNode,
+    alex_pid: Vec<u8>,
+    p: Peer,
+}
+
+fn scene(peer: &str) -> Scene {
+    let (epmd, moebi, port) = moebi(&[]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    assert_eq!(
+        alex.eval(&format!("Node.ping(:{})", moebi.node_name())),
+        ":pong"
+    );
+    let alex_pid = pid_ext(&evaluator_pid(&alex));
+    let p = headed_peer(port, &moebi, &fake_name(peer));
+    alex.eval("flush()");
+    Scene {
+        _epmd: epmd,
+        moebi,
+        port,
+        alex,
+        alex_pid,
+        p,
+    }
+}
+
+impl Scene {
+    /// The terms of `{alex, {tag, value}}` sent by `from` to `echo` (cache entry 0 of
+    /// its frame's header).
+    fn to_alex(&self, from: &eetf::Pid, tag: &[u8], value: &[u8]) -> Vec<u8> {
+        [
+            reg_send_control(from, &[82, 0]),
+            pair(&self.alex_pid, &pair(tag, value)),
+        ]
+        .concat()
+    }
+
+    /// `{alex, {:small, k}}` from our pid 2, in a frame of its own, `echo` by cache
+    /// entry 0x123 (set by the frames before it).
+    fn small(&self, k: u8) -> Vec<u8> {
+        let terms = self.to_alex(&self.p.pid(2), &small_atom("small"), &[97, k]);
+        headed(&cache_header(&[(0x123, None)]), &terms)
+    }
+
+    /// What the next `n` messages to alex are: `small<k>` or `<tag>:<size>:<md5>`.
+    fn received(&self, n: u64) -> String {
+        self.alex.eval(&format!(
+            "Enum.map_join(1..{n}, \" \", fn _ ->
+               receive do
+                 {{:small, k}} -> \"small#{{k}}\"
+                 {{tag, b}} when is_binary(b) ->
+                   \"#{{tag}}:#{{byte_size(b)}}:#{{Base.encode16(:erlang.md5(b), case: :lower)}}\"
+               after 30_000 -> \"nothing\"
+               end
+             end)"
+        ))
+    }
+
+    /// The peer's connection is fine and none was refused; alex and Moebi still chat.
+    fn all_well(&mut self, text: &str) {
+        let log = || self.moebi.log();
+        assert!(self.p.ping(WAIT), "{}", log());
+        assert!(!log().contains("closing connection"), "{}", log());
+        chats(&self.alex, &self.moebi, text);
+        assert_no_panic(&self.moebi);
+    }
+}
+
 /// A message of 1 MiB in 64 KiB fragments, as a BEAM sends one: the first fragment's
 /// header sets atom cache entries that the frames between its fragments already use;
 /// small messages from other processes and a second fragmented message (200 KB) come
@@ -1566,41 +1640,18 @@ fn nobody_else_noticed(
 /// is whole: intact (md5), in the order they were completed.
 #[test]
 fn a_fragmented_message_is_delivered_with_others_between_its_fragments() {
-    let (epmd, moebi, port) = moebi(&[]);
-    let m = moebi.node_name();
-    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
-    assert_eq!(alex.eval(&format!("Node.ping(:{m})")), ":pong");
-    let alex_pid = pid_ext(&evaluator_pid(&alex));
-    let mut p = headed_peer(port, &moebi, &fake_name("frag"));
+    let mut sc = scene("frag");
     let mut rng = Rng(0xf4a9_1e55);
     let big = rng.bytes(1 << 20);
     let second = rng.bytes(200_000);
     let hex = |b: &[u8]| format!("{:x}", md5::compute(b));
 
     // From our pid 1: {alex, {:big, Big}} to echo, 'echo' and 'big' new entries.
-    let big_terms = [
-        reg_send_control(&p.pid(1), &[82, 0]),
-        pair(&alex_pid, &pair(&[82, 1], &binary_ext(&big))),
-    ]
-    .concat();
+    let big_terms = sc.to_alex(&sc.p.pid(1), &[82, 1], &binary_ext(&big));
     let big_header = cache_header(&[(0x123, Some("echo")), (0x456, Some("big"))]);
     // From pid 3: {alex, {:second, Bin}}, 'echo' by its entry alone.
-    let second_terms = [
-        reg_send_control(&p.pid(3), &[82, 0]),
-        pair(&alex_pid, &pair(&[82, 1], &binary_ext(&second))),
-    ]
-    .concat();
+    let second_terms = sc.to_alex(&sc.p.pid(3), &[82, 1], &binary_ext(&second));
     let second_header = cache_header(&[(0x123, None), (0x789, Some("second"))]);
-    // From pid 2: {alex, {:small, k}}, in a frame of its own.
-    let pid2 = p.pid(2);
-    let small = |k: u8| {
-        let terms = [
-            reg_send_control(&pid2, &[82, 0]),
-            pair(&alex_pid, &pair(&small_atom("small"), &[97, k])),
-        ]
-        .concat();
-        headed(&cache_header(&[(0x123, None)]), &terms)
-    };
     let fragments = |seq: u64, header: &[u8], terms: &[u8]| -> Vec<Vec<u8>> {
         let chunks: Vec<&[u8]> = terms.chunks(64 * 1024).collect();
         let n = chunks.len() as u64;
@@ -1615,47 +1666,35 @@ fn a_fragmented_message_is_delivered_with_others_between_its_fragments() {
     assert_eq!(big_frags.len(), 17);
     assert_eq!(second_frags.len(), 4);
 
-    alex.eval("flush()");
     for (i, f) in big_frags.iter().enumerate() {
-        p.send_frame(f).unwrap();
-        match i {
-            0 => p.send_frame(&small(1)).unwrap(),
-            2 => {
-                p.send_frame(&second_frags.next().unwrap()).unwrap();
-                p.send_frame(&small(2)).unwrap();
-            }
-            3..=5 => p.send_frame(&second_frags.next().unwrap()).unwrap(),
-            6 => p.send_frame(&small(3)).unwrap(),
-            _ => {}
+        let small = |k| sc.small(k);
+        let frames = match i {
+            0 => vec![small(1)],
+            2 => vec![second_frags.next().unwrap(), small(2)],
+            3..=5 => vec![second_frags.next().unwrap()],
+            6 => vec![small(3)],
+            _ => vec![],
+        };
+        sc.p.send_frame(f).unwrap();
+        for frame in frames {
+            sc.p.send_frame(&frame).unwrap();
         }
     }
-    p.send_frame(&small(4)).unwrap();
+    let small4 = sc.small(4);
+    sc.p.send_frame(&small4).unwrap();
 
-    let got = alex.eval(
-        "Enum.map_join(1..6, \" \", fn _ ->
-           receive do
-             {:small, k} -> \"small#{k}\"
-             {tag, b} when is_binary(b) ->
-               \"#{tag}:#{byte_size(b)}:#{Base.encode16(:erlang.md5(b), case: :lower)}\"
-           after 30_000 -> \"nothing\"
-           end
-         end)",
-    );
     let expected = format!(
         "small1 small2 second:200000:{} small3 big:1048576:{} small4",
         hex(&second),
         hex(&big)
     );
-    assert_eq!(got, format!("{expected:?}"), "{}", moebi.log());
-    // The connection is fine, and nothing was refused.
-    assert!(p.ping(WAIT), "{}", moebi.log());
-    assert!(
-        !moebi.log().contains("closing connection"),
+    assert_eq!(
+        sc.received(6),
+        format!("{expected:?}"),
         "{}",
-        moebi.log()
+        sc.moebi.log()
     );
-    chats(&alex, &moebi, "in one piece");
-    assert_no_panic(&moebi);
+    sc.all_well("in one piece");
 }
 
 /// A fragmented message whose frames arrive a few pieces at a time, as a slow or busy
@@ -1665,37 +1704,18 @@ fn a_fragmented_message_is_delivered_with_others_between_its_fragments() {
 /// fragment; a peer that closes in the middle of a fragment loses only its connection.
 #[test]
 fn a_fragmented_message_arriving_in_pieces_is_delivered_intact() {
-    let (epmd, moebi, port) = moebi(&[]);
-    let m = moebi.node_name();
-    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
-    assert_eq!(alex.eval(&format!("Node.ping(:{m})")), ":pong");
-    let alex_pid = pid_ext(&evaluator_pid(&alex));
-    let mut p = headed_peer(port, &moebi, &fake_name("pieces"));
+    let mut sc = scene("pieces");
     let mut rng = Rng(0x51ce_d00d);
     // Its last fragment as large as the others, nearly.
     let big = rng.bytes((1 << 20) - 2000);
     let hex = |b: &[u8]| format!("{:x}", md5::compute(b));
 
-    // From pid 1: {alex, {:big, Big}} to echo; from pid 2: {alex, {:small, k}}.
-    let big_terms = [
-        reg_send_control(&p.pid(1), &[82, 0]),
-        pair(&alex_pid, &pair(&[82, 1], &binary_ext(&big))),
-    ]
-    .concat();
+    // From pid 1: {alex, {:big, Big}} to echo.
+    let big_terms = sc.to_alex(&sc.p.pid(1), &[82, 1], &binary_ext(&big));
     let big_header = cache_header(&[(0x123, Some("echo")), (0x456, Some("big"))]);
-    let pid2 = p.pid(2);
-    let small = |k: u8| {
-        let terms = [
-            reg_send_control(&pid2, &[82, 0]),
-            pair(&alex_pid, &pair(&small_atom("small"), &[97, k])),
-        ]
-        .concat();
-        headed(&cache_header(&[(0x123, None)]), &terms)
-    };
     let chunks: Vec<&[u8]> = big_terms.chunks(64 * 1024).collect();
     let n = chunks.len() as u64;
-    alex.eval("flush()");
-    p.send_frame(&frag_header(1, n, &big_header, chunks[0]))
+    sc.p.send_frame(&frag_header(1, n, &big_header, chunks[0]))
         .unwrap();
     for (i, c) in chunks.iter().enumerate().skip(1) {
         let body = frag_cont(1, n - i as u64, c);
@@ -1704,37 +1724,27 @@ fn a_fragmented_message_arriving_in_pieces_is_delivered_intact() {
         let cuts = [13 + i, 4096 + 7 * i, frame.len()].map(|c| c.min(frame.len()));
         let mut from = 0;
         for to in cuts {
-            p.send_raw(&frame[from..to]).unwrap();
+            sc.p.send_raw(&frame[from..to]).unwrap();
             from = to;
             std::thread::sleep(Duration::from_millis(5));
         }
         if i < chunks.len() - 1 {
-            p.send_frame(&small(i as u8)).unwrap();
+            let small = sc.small(i as u8);
+            sc.p.send_frame(&small).unwrap();
         }
     }
-    let got = alex.eval(&format!(
-        "Enum.map_join(1..{}, \" \", fn _ ->
-           receive do
-             {{:small, k}} -> \"small#{{k}}\"
-             {{:big, b}} -> \"big:#{{byte_size(b)}}:#{{Base.encode16(:erlang.md5(b), case: :lower)}}\"
-           after 30_000 -> \"nothing\"
-           end
-         end)",
-        n - 1
-    ));
     let smalls: Vec<String> = (1..n - 1).map(|k| format!("small{k}")).collect();
     let expected = format!("{} big:{}:{}", smalls.join(" "), big.len(), hex(&big));
-    assert_eq!(got, format!("{expected:?}"), "{}", moebi.log());
-    assert!(p.ping(WAIT), "{}", moebi.log());
-    assert!(
-        !moebi.log().contains("closing connection"),
+    assert_eq!(
+        sc.received(n - 1),
+        format!("{expected:?}"),
         "{}",
-        moebi.log()
+        sc.moebi.log()
     );
 
     // Another peer stops in the middle of a continuation fragment: its connection ends,
     // with the reason; this one and alex's go on.
-    let mut q = headed_peer(port, &moebi, &fake_name("halfway"));
+    let mut q = headed_peer(sc.port, &sc.moebi, &fake_name("halfway"));
     q.send_frame(&frag_header(1, 2, &big_header, chunks[0]))
         .unwrap();
     let body = frag_cont(1, 1, chunks[1]);
@@ -1743,14 +1753,14 @@ fn a_fragmented_message_arriving_in_pieces_is_delivered_intact() {
     std::thread::sleep(Duration::from_millis(50));
     q.stream.shutdown(std::net::Shutdown::Both).unwrap();
     let reason = "connection closed by peer in the middle of a frame";
-    let deadline = std::time::Instant::now() + WAIT;
-    while !moebi.log().contains(reason) && std::time::Instant::now() < deadline {
+    let deadline = Instant::now() + WAIT;
+    while !sc.moebi.log().contains(reason) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(moebi.log().contains(reason), "{}", moebi.log());
-    assert!(p.ping(WAIT), "{}", moebi.log());
-    chats(&alex, &moebi, "in pieces");
-    assert_no_panic(&moebi);
+    assert!(sc.moebi.log().contains(reason), "{}", sc.moebi.log());
+    assert!(sc.p.ping(WAIT), "{}", sc.moebi.log());
+    chats(&sc.alex, &sc.moebi, "in pieces");
+    assert_no_panic(&sc.moebi);
 }
 
 /// Entries set by one frame name their atoms in the next, from the first segment to the

@@ -579,7 +579,11 @@ pub(crate) struct Direct {
 
 /// A fragment whose rest is shorter goes through the frame buffer: a read of its own
 /// would cost more than the copy it saves. (Fuzzing takes any: its inputs are short.)
-const DIRECT_AT_LEAST: usize = if cfg!(feature = "fuzzing") { 1 } else { 8 * 1024 };
+const DIRECT_AT_LEAST: usize = if cfg!(feature = "fuzzing") {
+    1
+} else {
+    8 * 1024
+};
 
 impl Direct {
     /// When the frame partly buffered is a continuation fragment, in order, of a
