@@ -4,9 +4,10 @@
 //! Like mini-redis's `Connection::read_frame`, a frame is parsed only once it is wholly
 //! buffered, except that the rest of a large frame can be handed to its place and read
 //! straight into it ([`FrameReader::take_partial`], [`FrameReader::read_into`]: a large
-//! message's continuation fragments, see `Direct` in the connection). The buffer grows with what actually arrives (at most [`READ_CHUNK`] beyond
-//! it), never with what the header announces, so a peer announcing 4 GiB and sending
-//! 1 KB costs about 1 KB; lengths above the configured maximum end the connection.
+//! message's continuation fragments, see `Direct` in the connection). The buffer grows
+//! with what actually arrives (at most [`READ_CHUNK`] beyond it), never with what the
+//! header announces, so a peer announcing 4 GiB and sending 1 KB costs about 1 KB;
+//! lengths above the configured maximum end the connection.
 
 use bytes::BufMut;
 use tokio::io::{AsyncRead, AsyncReadExt};

@@ -257,7 +257,7 @@ impl Incoming {
     /// first bytes of a frame body (at least [`CONT_HEADER`]) and its whole length, the
     /// sequence of the message in progress it continues, in order, its bytes counted
     /// held. The frame's bytes after [`CONT_HEADER`] then go to
-    /// [`direct_buf`](Self::direct_buf) and [`direct_done`](Self::direct_done) takes the
+    /// [`direct_buf`](Self::direct_buf) and [`fragment_in`](Self::fragment_in) takes the
     /// fragment in. `None` for any other frame, a fragment out of order included: read
     /// whole, it gets the usual treatment (and its error).
     pub(crate) fn direct(&mut self, head: &[u8], len: usize) -> Result<Option<u64>, DecodeError> {
@@ -282,12 +282,6 @@ impl Incoming {
         self.partial.get_mut(&seq).map(|p| &mut p.bytes)
     }
 
-    /// Takes in the continuation fragment of sequence `seq` whose bytes
-    /// [`direct_buf`](Self::direct_buf) now holds: the message, when it was the last.
-    pub(crate) fn direct_done(&mut self, seq: u64) -> Result<Body<'_>, DecodeError> {
-        self.fragment_in(seq)
-    }
-
     /// The buffer of the message in progress that fragment `frag` of sequence `seq`
     /// continues with `len` bytes, which are counted held.
     fn continued(&mut self, seq: u64, frag: u64, len: usize) -> Result<&mut Vec<u8>, DecodeError> {
@@ -307,9 +301,10 @@ impl Incoming {
         Ok(&mut self.partial.get_mut(&seq).expect("looked up above").bytes)
     }
 
-    /// Counts in a continuation fragment of sequence `seq`, its bytes appended: the
-    /// message, when it was the last.
-    fn fragment_in(&mut self, seq: u64) -> Result<Body<'_>, DecodeError> {
+    /// Counts in a continuation fragment of sequence `seq`, its bytes appended (by
+    /// [`read`](Self::read), or in [`direct_buf`](Self::direct_buf)): the message, when
+    /// it was the last.
+    pub(crate) fn fragment_in(&mut self, seq: u64) -> Result<Body<'_>, DecodeError> {
         let Some(p) = self.partial.get_mut(&seq) else {
             return Err(HeaderError::UnknownSequence { seq, frag: 0 }.into());
         };

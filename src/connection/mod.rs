@@ -526,9 +526,7 @@ async fn read_frames(
             Ok(n) => {
                 heard = true;
                 talk.read(conn);
-                if direct.is_some() {
-                    taken_bytes += n;
-                }
+                taken_bytes += n;
             }
             Err(frame::FrameError::Closed) => return "connection_closed".into(),
             Err(e) => return closing(e.to_string()),
@@ -621,7 +619,7 @@ impl Direct {
         limits: &terms::TermLimits,
     ) -> Result<Option<Decoded>, codec::DecodeError> {
         debug_assert_eq!(self.missing, 0);
-        codec::decode_body(incoming.direct_done(self.seq)?, limits)
+        codec::decode_body(incoming.fragment_in(self.seq)?, limits)
     }
 }
 
