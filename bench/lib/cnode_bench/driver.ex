@@ -302,8 +302,11 @@ defmodule CnodeBench.Driver do
   defp log_run(caller, server, key, r),
     do:
       progress(
-        "  #{caller}->#{server} #{key}: #{round(r.rate)} ops/s, CPU per op: server #{Float.round(r.cpu_per_1k, 1)} us, caller #{Float.round(r.caller_cpu_per_1k, 1)} us; server RSS max #{r.rss_max} KiB"
+        "  #{caller}->#{server} #{key}: #{round(r.rate)} ops/s, CPU per op: server #{Float.round(r.cpu_per_1k, 1)} us, caller #{Float.round(r.caller_cpu_per_1k, 1)} us#{active_text(r)}; server RSS max #{r.rss_max} KiB"
       )
+
+  defp active_text(%{caller_active_per_1k: a}), do: " (active #{Float.round(a, 1)} us)"
+  defp active_text(_), do: ""
 
   defp fail(text) do
     IO.puts(:stderr, "[bench] error: " <> text)
@@ -336,7 +339,9 @@ defmodule CnodeBench.Driver do
     me = self_ospid()
     cpu0 = Util.cpu_ms(server.ospid)
     own0 = Util.cpu_ms(me)
+    active0 = :erlang.statistics(:scheduler_wall_time)
     result = fun.()
+    active1 = :erlang.statistics(:scheduler_wall_time)
     cpu1 = Util.cpu_ms(server.ospid)
     own1 = Util.cpu_ms(me)
     send(sampler, {:stop, self()})
@@ -363,6 +368,7 @@ defmodule CnodeBench.Driver do
           rss_max: rss_max,
           rss_growth: max(0, rss_max - rss_start)
         }
+        |> Map.merge(caller_active(active0, active1, us, ops))
 
       {:ok, _, _, _} ->
         {:error, "no operations"}
@@ -371,6 +377,27 @@ defmodule CnodeBench.Driver do
         e
     end
   end
+
+  # The time this node's schedulers were busy (running processes, ports, garbage
+  # collection), per 1,000 operations, when `pinned/4` has turned on
+  # `scheduler_wall_time`: the caller's work, without the busy-waiting its CPU time also
+  # holds. Each scheduler's active share of its wall time, times the run's length.
+  defp caller_active(samples0, samples1, us, ops) when is_list(samples0) and is_list(samples1) do
+    before = Map.new(samples0, fn {id, active, total} -> {id, {active, total}} end)
+
+    busy_us =
+      Enum.sum(
+        for {id, active, total} <- samples1,
+            {a0, t0} = Map.get(before, id, {active, total}),
+            total > t0 do
+          (active - a0) / (total - t0) * us
+        end
+      )
+
+    %{caller_active_per_1k: busy_us / 1000 * 1000 / ops}
+  end
+
+  defp caller_active(_, _, _, _), do: %{}
 
   defp self_ospid, do: List.to_integer(:os.getpid())
 
@@ -383,10 +410,12 @@ defmodule CnodeBench.Driver do
     Util.set_affinity(server.ospid, "#{theirs}")
     online = :erlang.system_flag(:schedulers_online, 1)
     server_online = if side == :beam, do: schedulers_online(server.node, 1)
+    :erlang.system_flag(:scheduler_wall_time, true)
 
     try do
       fun.()
     after
+      :erlang.system_flag(:scheduler_wall_time, false)
       :erlang.system_flag(:schedulers_online, online)
       if side == :beam, do: schedulers_online(server.node, server_online)
       for {pid, cpus} <- affinities, do: Util.set_affinity(pid, cpus)

@@ -200,7 +200,22 @@ defmodule CnodeBench.Report do
         pair_row(d, key, :beam, :caller_cpu_per_1k, name <> text.(key), &ms/1, {:at_most, 1.0})
       end
 
-    rows = throughput ++ r2r ++ cpu ++ cpu_own ++ caller ++ cost
+    # The same runs' scheduler active time: the caller's work on each server's frames,
+    # without the busy-waiting of its CPU time (which fills every pause the server leaves).
+    caller_work =
+      for key <- Map.get(d, :pinned, []),
+          Enum.any?(
+            Map.get(d.results, {key, :beam, :beam}, []),
+            &match?(%{caller_active_per_1k: _}, &1)
+          ) do
+        name =
+          pre <>
+            "6. the BEAM caller's work per 1,000 ops (its scheduler's active time, busy-waiting left out), caller and server on a core each: "
+
+        pair_row(d, key, :beam, :caller_active_per_1k, name <> text.(key), &ms/1, {:at_most, 1.0})
+      end
+
+    rows = throughput ++ r2r ++ cpu ++ cpu_own ++ caller ++ caller_work ++ cost
 
     errors =
       Enum.count(rows, & &1.failed) + peer_errors(peers) +
