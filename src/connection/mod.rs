@@ -459,9 +459,11 @@ async fn read_frames(
     // Liveness as `net_kernel` checks it: every quarter of the tick time, was anything
     // received since the last look? Four silent quarters in a row end the connection.
     // (A timer per frame would cost a clock read and a timer update per message.)
-    let mut quarters = tokio::time::interval(limits.tick_time / 4);
+    // The first look a quarter from now: `interval`'s immediate first tick still waits
+    // for the timer wheel's next millisecond, which would hold up the first frame.
+    let quarter = limits.tick_time / 4;
+    let mut quarters = tokio::time::interval_at(tokio::time::Instant::now() + quarter, quarter);
     quarters.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    quarters.tick().await;
     let mut heard = false;
     let mut silent_quarters = 0;
     let mut taken: usize = 0;
@@ -886,8 +888,9 @@ async fn write_loop(mut w: WriteHalf, conn: Arc<ConnHandle>, tick_interval: Dura
     const KEEP: usize = 256 * 1024;
     let outbox = &conn.outbox;
     let _closed = Closed(outbox);
-    let mut ticker = tokio::time::interval(tick_interval);
-    ticker.tick().await;
+    // The first tick one interval from now (as the reader's quarters).
+    let mut ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + tick_interval, tick_interval);
     let mut wrote = false;
     let mut batch = Vec::new();
     let mut busy = false;

@@ -2,15 +2,16 @@
 //! when no EPMD daemon answers and none can be started.
 //!
 //! The client side is `erl_dist::epmd::EpmdClient` over tokio (through tokio-util's
-//! compat layer). The registration connection stays open for the node's lifetime, as
+//! compat layer), on a buffered stream ([`buffered`]). The registration connection stays open for the node's lifetime, as
 //! EPMD requires; if EPMD goes away (restarted under us), we register again.
 
 pub mod server;
 
 use erl_dist::epmd::{EpmdClient, NodeEntry};
 use std::time::Duration;
+use tokio::io::BufStream;
 use tokio::net::TcpStream;
-use tokio_util::compat::TokioAsyncReadCompatExt;
+use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 /// Our registration with EPMD; dropping it unregisters (closes the socket).
 pub(crate) struct Registration {
@@ -56,7 +57,7 @@ async fn try_register_within(
 ) -> std::io::Result<(TcpStream, u32)> {
     let attempt = async {
         let stream = TcpStream::connect(("127.0.0.1", epmd_port)).await?;
-        let client = EpmdClient::new(stream.compat());
+        let client = EpmdClient::new(buffered(stream));
         let (stream, creation) =
             client
                 .register(NodeEntry::new(alive, port))
@@ -69,7 +70,7 @@ async fn try_register_within(
                     ),
                     e => std::io::Error::other(e.to_string()),
                 })?;
-        Ok((stream.into_inner(), creation.get()))
+        Ok((stream.into_inner().into_inner(), creation.get()))
     };
     tokio::time::timeout(limit, attempt)
         .await
@@ -175,6 +176,15 @@ async fn start_epmd_daemon(epmd_port: u16) -> bool {
     false
 }
 
+/// `stream` for `EpmdClient`: it writes a request field by field and reads an answer the
+/// same way, so that unbuffered, a registration is ten `sendto`s and as many `recvfrom`s
+/// (and with Nagle's algorithm, small segments held back for acknowledgements). Buffered,
+/// each request is one write (it flushes after each) and each answer one read. EPMD
+/// sends nothing after an answer, so the read buffer `into_inner` drops is empty.
+fn buffered(stream: TcpStream) -> Compat<BufStream<TcpStream>> {
+    BufStream::new(stream).compat()
+}
+
 /// The EPMD port as `erl` finds it: `ERL_EPMD_PORT` if set and valid, else 4369.
 pub fn port_from_env() -> u16 {
     std::env::var("ERL_EPMD_PORT")
@@ -187,7 +197,7 @@ pub fn port_from_env() -> u16 {
 /// `epmd -names` lists them.
 pub async fn names(host: &str, epmd_port: u16) -> std::io::Result<Vec<(String, u16)>> {
     let stream = TcpStream::connect((host, epmd_port)).await?;
-    EpmdClient::new(stream.compat())
+    EpmdClient::new(buffered(stream))
         .get_names()
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))
@@ -200,7 +210,7 @@ pub(crate) async fn lookup(
     epmd_port: u16,
 ) -> std::io::Result<Option<u16>> {
     let stream = TcpStream::connect((host, epmd_port)).await?;
-    let client = EpmdClient::new(stream.compat());
+    let client = EpmdClient::new(buffered(stream));
     let entry = client
         .get_node(alive)
         .await
