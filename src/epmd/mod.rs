@@ -2,7 +2,8 @@
 //! when no EPMD daemon answers and none can be started.
 //!
 //! The client side is `erl_dist::epmd::EpmdClient` over tokio (through tokio-util's
-//! compat layer), on a buffered stream ([`buffered`]). The registration connection stays open for the node's lifetime, as
+//! compat layer), on a buffered stream, so that each request is one write and each
+//! answer one read. The registration connection stays open for the node's lifetime, as
 //! EPMD requires; if EPMD goes away (restarted under us), we register again.
 
 pub mod server;
