@@ -215,7 +215,7 @@ tuples!(
 /// ```
 ///
 /// Each element costs the compiler a step of macro expansion: a long list is better
-/// built with [`list`](crate::term::list) from an iterator.
+/// built with [`list`] from an iterator.
 #[macro_export]
 macro_rules! term {
     // Comma-separated elements, each of one or more tokens.

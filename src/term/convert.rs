@@ -833,7 +833,7 @@ pub mod as_keyword {
     }
 }
 
-/// `#[serde(with = "cnode::term::as_term")]` on a field of type [`Term`](super::Term),
+/// `#[serde(with = "cnode::term::as_term")]` on a field of type [`Term`],
 /// [`Pid`](super::Pid), [`Reference`](super::Reference) or another term type: the term
 /// as it is.
 pub mod as_term {

@@ -12,7 +12,7 @@
 //!   writes (structs as maps with atom keys, enums as atoms and tagged tuples; see
 //!   [`convert`](self#rust-types-and-serde)).
 //! - Matching: [`Match`], a trait with `as_atom`, `as_tuple`, ... and `decode` on `Term`.
-//! - Reading text: [`parse`] (Elixir's syntax) and [`parse_erlang`], with the line and
+//! - Reading text: [`parse()`] (Elixir's syntax) and [`parse_erlang`], with the line and
 //!   column of what is wrong.
 //! - Printing: a term's `Display` and `Debug` (`{term}`, `{term:?}`) print as Elixir's
 //!   `inspect/1` ([`Elixir`], `term.inspect()`), [`Erlang`] (`term.erlang()`) as

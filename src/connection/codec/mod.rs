@@ -1,6 +1,6 @@
 //! Control messages to and from frame bytes.
 //!
-//! A [`Message`](super::message::Message) is written downgraded to the older operation
+//! A [`Message`] is written downgraded to the older operation
 //! when the peer lacks the flag for the newer one (as the BEAM does, protocol notes §5),
 //! its control tuple and payload straight into the frame by [`write`](super::write). A
 //! message to a process is written from borrows ([`To`], [`Payload`]), so a term the
