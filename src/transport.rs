@@ -182,13 +182,16 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    /// Connects to `host:port`, then TLS when `tls` is given.
+    /// Connects to `port` on `host`, at the first of its addresses `ips` that answers,
+    /// then TLS (for the name `host`) when `tls` is given.
     pub(crate) async fn connect(
         host: &str,
+        ips: &[std::net::IpAddr],
         port: u16,
         tls: Option<&TlsConfig>,
     ) -> io::Result<Stream> {
-        let tcp = TcpStream::connect((host, port)).await?;
+        let addrs: Vec<std::net::SocketAddr> = ips.iter().map(|&ip| (ip, port).into()).collect();
+        let tcp = TcpStream::connect(&addrs[..]).await?;
         let _ = tcp.set_nodelay(true);
         let Some(tls) = tls else {
             return Ok(Stream::Plain(tcp));

@@ -204,13 +204,15 @@ pub async fn names(host: &str, epmd_port: u16) -> std::io::Result<Vec<(String, u
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
-/// The distribution port of node `alive` on `host`, or `None` if it is not registered.
+/// The distribution port of node `alive` on the host at `ips` (its addresses, tried in
+/// order), or `None` if it is not registered.
 pub(crate) async fn lookup(
-    host: &str,
+    ips: &[std::net::IpAddr],
     alive: &str,
     epmd_port: u16,
 ) -> std::io::Result<Option<u16>> {
-    let stream = TcpStream::connect((host, epmd_port)).await?;
+    let epmds: Vec<std::net::SocketAddr> = ips.iter().map(|&ip| (ip, epmd_port).into()).collect();
+    let stream = TcpStream::connect(&epmds[..]).await?;
     let client = EpmdClient::new(buffered(stream));
     let entry = client
         .get_node(alive)

@@ -260,7 +260,10 @@ async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeEr
         let (alive, host) = peer.name().split_once('@').ok_or_else(|| {
             HandshakeError::Protocol(format!("invalid node name {}", peer.name()))
         })?;
-        let port = epmd::lookup(host, alive, node.0.config.epmd_port)
+        // Resolved once for EPMD and the node (the lookup of a name runs on the
+        // blocking pool).
+        let ips = resolve(host).await.map_err(HandshakeError::Io)?;
+        let port = epmd::lookup(&ips, alive, node.0.config.epmd_port)
             .await
             .map_err(HandshakeError::Io)?
             .ok_or_else(|| {
@@ -268,7 +271,7 @@ async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeEr
                     "{alive} is not registered with EPMD on {host}"
                 )))
             })?;
-        let mut stream = Stream::connect(host, port, node.0.config.tls.as_ref()).await?;
+        let mut stream = Stream::connect(host, &ips, port, node.0.config.tls.as_ref()).await?;
         let still_pending = || {
             matches!(lock(&node.0.conns).get(peer.name()),
                 Some(ConnState::Pending { attempt: a, .. }) if *a == attempt)
@@ -304,6 +307,21 @@ async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeEr
             Err(HandshakeError::Timeout)
         }
     }
+}
+
+/// The addresses of `host`, in the resolver's order.
+async fn resolve(host: &str) -> std::io::Result<Vec<std::net::IpAddr>> {
+    let ips: Vec<std::net::IpAddr> = tokio::net::lookup_host((host, 0))
+        .await?
+        .map(|a| a.ip())
+        .collect();
+    if ips.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} has no address"),
+        ));
+    }
+    Ok(ips)
 }
 
 fn fail_pending(node: &Node, peer: &Atom, attempt: u64, why: &str) {
