@@ -604,6 +604,40 @@ async fn genserver_calls_tasks_and_erpc_across_rust_nodes() {
     .await;
 }
 
+/// A node without `dist_listen` (as `erl_call`, or `erl -dist_listen false`): no port, no
+/// EPMD entry; it calls out as any node does, and a peer cannot reach it first.
+#[tokio::test]
+async fn a_node_that_does_not_listen_calls_out_and_cannot_be_called() {
+    let (epmd, _a, b) = two_nodes().await;
+    let mut config = NodeConfig::new(&format!("{}@localhost", unique_name("quiet")), COOKIE);
+    config.epmd_port = epmd.local_port();
+    config.dist_listen = false;
+    let quiet = Node::start(config).await.expect("the node starts");
+    assert_eq!(quiet.port(), 0);
+    assert!(quiet.creation() > 3, "creation {}", quiet.creation());
+    let registered = cnode::epmd::names("localhost", epmd.local_port())
+        .await
+        .unwrap();
+    let alive = quiet.name().split('@').next().unwrap().to_owned();
+    assert!(
+        !registered.iter().any(|(n, _)| *n == alive),
+        "{alive} registered: {registered:?}"
+    );
+
+    let bn = b.name().to_owned();
+    in_process(&quiet, move |mut p| async move {
+        assert_eq!(
+            p.call(("echo", bn.as_str()), atom("hi"), Some(WAIT)).await,
+            Ok(atom("hi"))
+        );
+    })
+    .await;
+    assert!(b.connected_nodes().contains(&quiet.name().to_owned()));
+    // A third node cannot find it.
+    let c = start_node("c", epmd.local_port()).await;
+    assert!(!c.connect(quiet.name()).await);
+}
+
 /// A lent term (`&Term`) arrives as the same term given away would: through calls,
 /// casts and sends, to processes on another node (before and after the connection is
 /// up) and on this one.

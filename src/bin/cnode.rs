@@ -276,8 +276,8 @@ fn split_function(text: &str, erlang: bool) -> Result<(String, String), Failure>
     Ok((module, fun.to_owned()))
 }
 
-/// This command's node: hidden, named after the process unless told otherwise, short
-/// or long as the target is.
+/// This command's node: hidden, named after the process unless told otherwise (and then
+/// connecting out only, unregistered), short or long as the target is.
 async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
     let cookie = match &cli.cookie {
         Some(c) => c.clone(),
@@ -311,6 +311,10 @@ async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
     };
     let mut config = NodeConfig::new(&name, &cookie);
     config.hidden = true;
+    // A name of our own making is unique: no need to claim it with EPMD, nor to listen
+    // (as `erl_call`). A name the user gave is registered, so that EPMD refuses it
+    // while a node of that name is up.
+    config.dist_listen = cli.sname.is_some() || cli.name.is_some();
     config.setup_time = Duration::from_secs_f64(cli.timeout.min(60.0));
     Node::start(config).await.map_err(|e| {
         fail(

@@ -16,6 +16,12 @@ pub struct NodeConfig {
     pub hidden: bool,
     /// The EPMD port: `ERL_EPMD_PORT`, else 4369.
     pub epmd_port: u16,
+    /// `-dist_listen`: when false, the node neither listens for connections nor
+    /// registers with EPMD (nor starts one): it only connects out, as `erl_call` does,
+    /// and no peer can connect to it. As on the BEAM, this implies `hidden`; its
+    /// creation is random. Two such nodes of the same name would not know of each
+    /// other, so give each a name of its own. Default true.
+    pub dist_listen: bool,
     /// The distribution listening port; 0 picks a free one, as the BEAM does.
     pub listen_port: u16,
     /// `net_ticktime`: a peer silent for four quarters of it in a row is dropped (after
@@ -74,6 +80,7 @@ impl NodeConfig {
             cookie: cookie.to_owned(),
             hidden: false,
             epmd_port: crate::epmd::port_from_env(),
+            dist_listen: true,
             listen_port: 0,
             tick_time: Duration::from_secs(60),
             setup_time: Duration::from_secs(7),

@@ -93,33 +93,41 @@ pub(crate) struct NodeInner {
     _epmd: OnceLock<epmd::Registration>,
 }
 
-/// A node that is listening and registered with EPMD, not yet accepting connections
-/// (the services it runs start first).
+/// A node that is listening and registered with EPMD (unless it does not listen), not
+/// yet accepting connections (the services it runs start first).
 pub(crate) struct Bound {
     pub node: Node,
-    listener: tokio::net::TcpListener,
+    listener: Option<tokio::net::TcpListener>,
 }
 
 impl Node {
     /// Listens and registers with EPMD (starting one when none answers): a node with its
-    /// name, port and creation, calling `hooks` for what the layers above do.
-    pub(crate) async fn bind(config: NodeConfig, hooks: Hooks) -> Result<Bound, NodeError> {
+    /// name, port and creation, calling `hooks` for what the layers above do. Without
+    /// `dist_listen`, neither: port 0, a random creation, hidden.
+    pub(crate) async fn bind(mut config: NodeConfig, hooks: Hooks) -> Result<Bound, NodeError> {
         let alive = own_name_head(&config.name)
             .ok_or_else(|| NodeError::InvalidName(config.name.clone()))?;
-        let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.listen_port))
-            .await
-            .map_err(|source| NodeError::Io {
-                context: format!("listening on port {}", config.listen_port),
-                source,
-            })?;
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-        let registration = epmd::register(alive, port, config.epmd_port)
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => NodeError::NameInUse(config.name.clone()),
-                _ => NodeError::Epmd(e.to_string()),
-            })?;
-        let creation = registration.creation();
+        let (listener, port, registration, creation) = if config.dist_listen {
+            let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.listen_port))
+                .await
+                .map_err(|source| NodeError::Io {
+                    context: format!("listening on port {}", config.listen_port),
+                    source,
+                })?;
+            let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+            let registration = epmd::register(alive, port, config.epmd_port)
+                .await
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => NodeError::NameInUse(config.name.clone()),
+                    _ => NodeError::Epmd(e.to_string()),
+                })?;
+            let creation = registration.creation();
+            (Some(listener), port, Some(registration), creation)
+        } else {
+            config.hidden = true;
+            // As EPMD hands them out: never 0 to 3, the creations of the 2-bit era.
+            (None, 0, None, rand::random_range(4..=u32::MAX))
+        };
         let node = Node(Arc::new(NodeInner {
             name: Atom::from(config.name.as_str()),
             creation,
@@ -138,7 +146,9 @@ impl Node {
             _epmd: OnceLock::new(),
             config,
         }));
-        let _ = node.0._epmd.set(registration);
+        if let Some(registration) = registration {
+            let _ = node.0._epmd.set(registration);
+        }
         Ok(Bound { node, listener })
     }
 }
@@ -147,7 +157,9 @@ impl Bound {
     /// Starts accepting connections: the node is up.
     pub(crate) fn accept(self) -> Node {
         let Bound { node, listener } = self;
-        connect::spawn_acceptor(node.clone(), listener);
+        if let Some(listener) = listener {
+            connect::spawn_acceptor(node.clone(), listener);
+        }
         tracing::info!(
             node = %node.0.name.name(),
             port = node.0.port,
@@ -165,7 +177,8 @@ impl Node {
         self.0.name.name()
     }
 
-    /// The port this node accepts distribution connections on.
+    /// The port this node accepts distribution connections on (0 without
+    /// [`NodeConfig::dist_listen`]).
     pub fn port(&self) -> u16 {
         self.0.port
     }
