@@ -4,7 +4,7 @@
 mod support;
 
 use std::process::{Command, Output};
-use support::{unique_name, BeamNode, Epmd, RustNode};
+use support::{free_port, unique_name, BeamNode, Epmd, RustNode};
 
 const COOKIE: &str = "secret_token";
 
@@ -257,6 +257,25 @@ fn exit_statuses_a_script_can_use() {
             "[]",
         ],
         3,
+    );
+
+    // 3 as well: no EPMD on the port, said so. The command's own node only connects
+    // out, so it starts no EPMD either.
+    let none = free_port();
+    let run = Command::new(env!("CARGO_BIN_EXE_cnode"))
+        .args(["--cookie", COOKIE, "ping", "nobody@localhost"])
+        .env("ERL_EPMD_PORT", none.to_string())
+        .output()
+        .expect("cnode runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no EPMD on localhost port {none}")),
+        "{stderr}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", none)).is_err(),
+        "something listens on {none} after the command"
     );
 
     // 4: the cookie.

@@ -263,9 +263,19 @@ async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeEr
         // Resolved once for EPMD and the node (the lookup of a name runs on the
         // blocking pool).
         let ips = resolve(host).await.map_err(HandshakeError::Io)?;
-        let port = epmd::lookup(&ips, alive, node.0.config.epmd_port)
+        let epmd_port = node.0.config.epmd_port;
+        let port = epmd::lookup(&ips, alive, epmd_port)
             .await
-            .map_err(HandshakeError::Io)?
+            .map_err(|e| {
+                let what = match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => "no EPMD",
+                    _ => "EPMD",
+                };
+                HandshakeError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("{what} on {host} port {epmd_port}: {e}"),
+                ))
+            })?
             .ok_or_else(|| {
                 HandshakeError::Io(std::io::Error::other(format!(
                     "{alive} is not registered with EPMD on {host}"
