@@ -90,7 +90,8 @@ pub(crate) struct NodeInner {
     hooks: Hooks,
     /// State the layers above keep per node.
     pub extensions: Extensions,
-    _epmd: OnceLock<epmd::Registration>,
+    /// Our EPMD registration (none without `dist_listen`): dropping it unregisters.
+    _epmd: Option<epmd::Registration>,
 }
 
 /// A node that is listening and registered with EPMD (unless it does not listen), not
@@ -143,12 +144,9 @@ impl Node {
             user: OnceLock::new(),
             hooks,
             extensions: Extensions::default(),
-            _epmd: OnceLock::new(),
+            _epmd: registration,
             config,
         }));
-        if let Some(registration) = registration {
-            let _ = node.0._epmd.set(registration);
-        }
         Ok(Bound { node, listener })
     }
 }
