@@ -604,6 +604,34 @@ async fn genserver_calls_tasks_and_erpc_across_rust_nodes() {
     .await;
 }
 
+/// A node without `dist_listen`, against a BEAM node and the real `epmd`: hidden though
+/// its config says visible (as `erl -dist_listen false` implies `-hidden`), and never
+/// in EPMD's names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_does_not_listen_is_hidden_to_a_beam_node() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let mut config = NodeConfig::new(&format!("{}@localhost", unique_name("quiet")), COOKIE);
+    config.epmd_port = epmd.port();
+    config.dist_listen = false;
+    assert!(!config.hidden);
+    let quiet = Node::start(config).await.expect("the node starts");
+    let (a, q) = (alex.node_name(), quiet.name().to_owned());
+    let nodes = |kind: &str| {
+        let (a, kind) = (a.clone(), atom(kind));
+        in_process(&quiet, move |mut p| async move {
+            p.erpc_call(&a, "erlang", "nodes", vec![kind], WAIT)
+                .await
+                .expect("erlang:nodes/1 on alex")
+        })
+    };
+    assert_eq!(nodes("visible").await, list(vec![]));
+    assert_eq!(nodes("hidden").await, list(vec![atom(&q)]));
+    let alive = q.split('@').next().unwrap().to_owned();
+    let names = blocking(|| epmd.names());
+    assert!(!names.iter().any(|(n, _)| *n == alive), "{names:?}");
+}
+
 /// A node without `dist_listen` (as `erl_call`, or `erl -dist_listen false`): no port, no
 /// EPMD entry; it calls out as any node does, and a peer cannot reach it first.
 #[tokio::test]
