@@ -90,7 +90,10 @@ async fn receive_message(mut p: Process, args: Vec<Term>) -> Result<Term, Except
 //   send_message(from, "chicken?")
 // end
 async fn receive_message_for_moebi(mut p: Process, args: Vec<Term>) -> Result<Term, Exception> {
-    let from = args[1].as_atom().ok_or_else(Exception::badarg)?.to_owned();
+    let from = args[1]
+        .as_atom()
+        .ok_or_else(|| Exception::badarg())?
+        .to_owned();
     p.puts(&text(&args[0])?).await?;
     send_message(&mut p, &from, "chicken?").await
 }
@@ -167,7 +170,7 @@ async fn wait(mut p: Process, _args: Vec<Term>) -> Result<Term, Exception> {
 //   wait()
 // end
 async fn wait_as(p: Process, args: Vec<Term>) -> Result<Term, Exception> {
-    p.register(args[0].as_atom().ok_or_else(Exception::badarg)?)?;
+    p.register(args[0].as_atom().ok_or_else(|| Exception::badarg())?)?;
     wait(p, args).await
 }
 
@@ -178,7 +181,7 @@ async fn wait_as(p: Process, args: Vec<Term>) -> Result<Term, Exception> {
 //   end
 // end
 async fn watch(mut p: Process, args: Vec<Term>) -> Result<Term, Exception> {
-    let pid = *args[0].as_pid().ok_or_else(Exception::badarg)?;
+    let pid = *args[0].as_pid().ok_or_else(|| Exception::badarg())?;
     let reference = p.monitor(pid);
     loop {
         if let Some([down, Term::Reference(r), _, _, reason]) = p.receive().await.as_tuple_n(5) {
@@ -233,7 +236,7 @@ fn echo_back(message: Term, p: &Process) {
 }
 
 fn text(term: &Term) -> Result<String, Exception> {
-    chardata_to_string(term).ok_or_else(Exception::badarg)
+    chardata_to_string(term).ok_or_else(|| Exception::badarg())
 }
 
 fn main() -> anyhow::Result<()> {

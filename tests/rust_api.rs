@@ -176,9 +176,11 @@ impl GenServer for Counter {
                 Next::Timeout(Duration::from_millis(200)),
             )),
             Some("crash") => {
+                // CRASH_LINE
                 let n: i64 = "not a number".parse()?;
                 Ok(Reply::reply(int(n)))
             }
+            // BOGUS_LINE
             _ => Err(Exception::argument_error(format!(
                 "unknown call {}",
                 request.inspect()
@@ -279,17 +281,49 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
         "111"
     );
 
-    // An error in a callback raises in the caller as an Elixir exception would.
-    assert_eq!(
-        eval(
-            "try do GenServer.call(SERVER, :bogus) catch
-               :exit, {{%ArgumentError{message: m}, _}, {GenServer, :call, _}} -> m
+    // An error in a callback raises in the caller as an Elixir exception would, with
+    // the frame of the Rust code that raised, named after the server's type and the
+    // callback as a BEAM's stack names the module's function: Elixir prints it as it
+    // prints a BEAM's frames.
+    let raised = |request: &str| {
+        eval(&format!(
+            "try do GenServer.call(SERVER, {request}) catch
+               :exit, {{{{%{{message: m}}, stack}}, {{GenServer, :call, _}}}} ->
+                 {{m, Exception.format_stacktrace(stack)}}
              end"
-        ),
-        "\"unknown call :bogus\""
+        ))
+    };
+    let frame = |marker| {
+        format!(
+            "    tests/rust_api.rs:{}: :\\\"rust_api::Counter\\\".handle_call/3\\n",
+            line_of(marker)
+        )
+    };
+    assert_eq!(
+        raised(":bogus"),
+        format!("{{\"unknown call :bogus\", \"{}\"}}", frame("BOGUS_LINE"))
     );
     assert_eq!(
         eval("receive do {:terminated, {%ArgumentError{}, _}, 111} -> :terminate_ran after 20_000 -> :no end"),
+        ":terminate_ran"
+    );
+    // `?` on a Rust error: a RuntimeError with the frame of the `?`.
+    let counter = Counter {
+        count: 0,
+        watcher: a.clone(),
+    };
+    cnode::gen_server::start(&node, Some("counter"), counter)
+        .await
+        .expect("the counter starts again");
+    assert_eq!(
+        raised(":crash"),
+        format!(
+            "{{\"invalid digit found in string\", \"{}\"}}",
+            frame("CRASH_LINE")
+        )
+    );
+    assert_eq!(
+        eval("receive do {:terminated, {%RuntimeError{}, _}, 10} -> :terminate_ran after 20_000 -> :no end"),
         ":terminate_ran"
     );
 
@@ -326,6 +360,7 @@ async fn rust_errors_reach_the_beam_as_elixir_exceptions() {
     node.register_function("Elixir.Rusty", "parse", 1, |_p, args| async move {
         let text = cnode::term::chardata_to_string(&args[0])
             .ok_or_else(|| Exception::argument_error("expected a string"))?;
+        // PARSE_LINE
         let n: i64 = text.trim().parse()?;
         Ok(int(n))
     });
@@ -338,6 +373,11 @@ async fn rust_errors_reach_the_beam_as_elixir_exceptions() {
         // a BEAM node or this one.
         eval("try do :erpc.call(:NODE, Rusty, :parse, [\"forty-two\"]) catch :error, {:exception, %RuntimeError{message: m}, _} -> m end"),
         "\"invalid digit found in string\""
+    );
+    // Its stack has the frame of the `?`, named as the function was registered.
+    assert_eq!(
+        eval("try do :erpc.call(:NODE, Rusty, :parse, [\"forty-two\"]) catch :error, {:exception, _, stack} -> Exception.format_stacktrace(stack) end"),
+        format!("\"    tests/rust_api.rs:{}: Rusty.parse/1\\n\"", line_of("PARSE_LINE"))
     );
     assert_eq!(
         eval("try do :erpc.call(:NODE, Rusty, :parse, [:forty_two]) catch :error, {:exception, %ArgumentError{message: m}, _} -> m end"),
@@ -555,4 +595,14 @@ async fn names_are_refused_as_erl_refuses_them() {
             Ok(_) => panic!("{bad:?} was taken as a node name"),
         }
     }
+}
+
+/// The line of this file after the comment `marker` (numbered from 1).
+fn line_of(marker: &str) -> usize {
+    let comment = format!("// {marker}");
+    include_str!("rust_api.rs")
+        .lines()
+        .position(|line| line.trim() == comment)
+        .expect("the marker is in this file")
+        + 2
 }

@@ -61,7 +61,7 @@ impl Node {
         if let Some(name) = &opts.name {
             let mut names = lock(&self.0.names);
             if names.contains_key(name) {
-                return Err(Exception::badarg());
+                return Err(Exception::bare_badarg());
             }
             names.insert(*name, pid);
         }
@@ -135,7 +135,7 @@ impl Node {
         let mut st = entry.state();
         let mut names = lock(&self.0.names);
         if st.name.is_some() || names.contains_key(&name) || st.dead {
-            return Err(Exception::badarg());
+            return Err(Exception::bare_badarg());
         }
         names.insert(name, entry.pid);
         st.name = Some(name);
@@ -201,5 +201,5 @@ pub(crate) fn panic_exception(panic: Box<dyn std::any::Any + Send>) -> Exception
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".into());
-    Exception::error(tuple(vec![atom("rust_panic"), crate::term::binary(text)]))
+    Exception::bare(tuple(vec![atom("rust_panic"), crate::term::binary(text)]))
 }

@@ -52,7 +52,7 @@ pub(crate) fn register(node: &Node) {
             Some(pid) if p.node().is_local(&pid.node) => {
                 Ok(crate::term::boolean(p.node().is_alive(pid)))
             }
-            _ => Err(Exception::badarg()),
+            _ => Err(Exception::bare_badarg()),
         }
     });
     node.register_function("erlang", "whereis", 1, |p, args| async move {
@@ -62,16 +62,16 @@ pub(crate) fn register(node: &Node) {
                 .whereis(name)
                 .map(Term::Pid)
                 .unwrap_or_else(|| atom("undefined"))),
-            None => Err(Exception::badarg()),
+            None => Err(Exception::bare_badarg()),
         }
     });
 }
 
 /// `erlang:process_info(Pid, ItemOrItems)` for a local pid.
 fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception> {
-    let pid = pid.as_pid().ok_or_else(Exception::badarg)?;
+    let pid = pid.as_pid().ok_or_else(Exception::bare_badarg)?;
     if !node.is_local(&pid.node) {
-        return Err(Exception::badarg());
+        return Err(Exception::bare_badarg());
     }
     let Some(entry) = node.local_entry(pid) else {
         return Ok(atom("undefined"));
@@ -108,7 +108,7 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             ),
             "monitored_by" => list(st.monitored_by.values().map(|w| Term::Pid(w.pid)).collect()),
             "priority" => atom("normal"),
-            _ => return Err(Exception::badarg()),
+            _ => return Err(Exception::bare_badarg()),
         };
         Ok(tuple(vec![atom(item), value]))
     };
@@ -120,10 +120,10 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
         Term::List(l) => Ok(list(
             l.elements
                 .iter()
-                .map(|i| i.as_atom().ok_or_else(Exception::badarg).and_then(one))
+                .map(|i| i.as_atom().ok_or_else(Exception::bare_badarg).and_then(one))
                 .collect::<Result<_, _>>()?,
         )),
-        _ => Err(Exception::badarg()),
+        _ => Err(Exception::bare_badarg()),
     }
 }
 
@@ -133,7 +133,7 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
 fn nodes(node: &Node, kinds: &Term) -> Result<Term, Exception> {
     let kinds = match kinds {
         Term::Atom(_) => std::slice::from_ref(kinds),
-        other => other.as_list().ok_or_else(Exception::badarg)?,
+        other => other.as_list().ok_or_else(Exception::bare_badarg)?,
     };
     let mut names: Vec<String> = Vec::new();
     for kind in kinds {
@@ -145,7 +145,7 @@ fn nodes(node: &Node, kinds: &Term) -> Result<Term, Exception> {
             Some("known") => std::iter::once(node.name().to_owned())
                 .chain(node.connected_nodes())
                 .collect(),
-            _ => return Err(Exception::badarg()),
+            _ => return Err(Exception::bare_badarg()),
         };
         for n in more {
             if !names.contains(&n) {

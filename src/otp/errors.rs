@@ -12,6 +12,8 @@ use crate::process::Exception;
 /// `RuntimeError` with the error's text (`Task.await` and `:erpc.call` on the calling
 /// node raise it as `** (RuntimeError) ...`).
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for Exception {
+    /// The `RuntimeError` has the frame of the `?` (or the call) that converted it.
+    #[track_caller]
     fn from(e: E) -> Self {
         let e: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
         let e = match e.downcast::<CallError>() {
@@ -48,7 +50,24 @@ mod tests {
         assert_eq!(Exception::from(TaskError(timeout.clone())), timeout);
         let stopped = Exception::Exit(atom("shutdown"));
         assert_eq!(Exception::from(StartError(stopped.clone())), stopped);
+        let line = line!() + 1;
         let raised = Exception::from(std::io::Error::other("disk full"));
-        assert_eq!(raised, Exception::runtime_error("disk full"));
+        let Exception::Error { reason, stacktrace } = raised else {
+            panic!("not an error: {raised:?}");
+        };
+        let Exception::Error {
+            reason: expected, ..
+        } = Exception::runtime_error("disk full")
+        else {
+            unreachable!()
+        };
+        assert_eq!(reason, expected);
+        assert_eq!(
+            crate::term::list(stacktrace).to_string(),
+            format!(
+                "[{{:rust, :anonymous, 0, [file: ~c\"{}\", line: {line}]}}]",
+                file!()
+            )
+        );
     }
 }

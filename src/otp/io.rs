@@ -218,11 +218,11 @@ impl Process {
         match reply {
             Some(m) if m.as_tuple_n(3).is_some_and(|e| e[2].is_atom("ok")) => Ok(()),
             Some(m) if m.as_tuple_n(3).is_some() => {
-                Err(Exception::error(m.as_tuple().unwrap()[2].clone()))
+                Err(Exception::bare(m.as_tuple().unwrap()[2].clone()))
             }
             // io:request/2 with a dead group leader: {error, terminated}.
-            Some(_) => Err(Exception::error(atom("terminated"))),
-            None => Err(Exception::error(atom("timeout"))),
+            Some(_) => Err(Exception::bare(atom("terminated"))),
+            None => Err(Exception::bare(atom("timeout"))),
         }
     }
 }

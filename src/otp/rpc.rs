@@ -223,10 +223,10 @@ pub(crate) fn rpc_exception(e: RpcError) -> Exception {
                     .unwrap_or_default(),
             },
             RpcError::NoConnection => {
-                Exception::error(tuple(vec![atom("erpc"), atom("noconnection")]))
+                Exception::bare(tuple(vec![atom("erpc"), atom("noconnection")]))
             }
-            RpcError::Timeout => Exception::error(tuple(vec![atom("erpc"), atom("timeout")])),
-            RpcError::Spawn(r) => Exception::error(tuple(vec![atom("erpc"), r])),
+            RpcError::Timeout => Exception::bare(tuple(vec![atom("erpc"), atom("timeout")])),
+            RpcError::Spawn(r) => Exception::bare(tuple(vec![atom("erpc"), r])),
         }
     }
 }

@@ -69,7 +69,7 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
             let [m, f, a] = <[Term; 3]>::try_from(args).unwrap();
             return match mfa_args(&m, &f, &a) {
                 Some((m, f, a)) => node2.apply(p, &m, &f, a).await.map(|_| ()),
-                None => Err(Exception::error(tuple(vec![atom("erpc"), atom("badarg")]))),
+                None => Err(Exception::bare(tuple(vec![atom("erpc"), atom("badarg")]))),
             };
         }
         node2.apply(p, &module, &function, args).await.map(|_| ())

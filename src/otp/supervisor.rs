@@ -451,7 +451,7 @@ impl GenServer for Supervisor {
         match self.supervisor_call(p, &request).await {
             Some(reply) => Ok(Reply::reply(reply)),
             // No clause of supervisor:handle_call/3 matches: it crashes, as on the BEAM.
-            None => Err(Exception::error(atom("function_clause"))),
+            None => Err(Exception::bare(atom("function_clause"))),
         }
     }
 

@@ -337,7 +337,7 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
             t[2].as_list()?.to_vec(),
         ))
     }) else {
-        return Err(Exception::badarg());
+        return Err(Exception::bare_badarg());
     };
     let me = p.pid();
     match node.apply(p, &m, &f, args).await {

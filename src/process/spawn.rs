@@ -136,12 +136,13 @@ impl Node {
         function: &str,
         args: Vec<Term>,
     ) -> Result<Term, Exception> {
-        match self.function(module, function, args.len()) {
+        let arity = args.len();
+        match self.function(module, function, arity) {
             Some(f) => match std::panic::AssertUnwindSafe(f(p, args))
                 .catch_unwind()
                 .await
             {
-                Ok(result) => result,
+                Ok(result) => result.map_err(|e| e.in_function(module, function, arity)),
                 Err(panic) => Err(panic_exception(panic)),
             },
             None => Err(Exception::undef(module, function, args)),

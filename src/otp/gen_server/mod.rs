@@ -270,6 +270,7 @@ async fn run<S: GenServer>(
         }
         Ok(next) => next,
         Err(e) => {
+            let e = named::<S>(e, "init", 1);
             let _ = ack.send(Err(e.exit_reason()));
             return Err(e);
         }
@@ -290,7 +291,7 @@ async fn run<S: GenServer>(
             }
             Next::Continue(arg) => {
                 let result = server.handle_continue(arg, &mut p).await;
-                next = ok_or_fail(&mut server, &mut p, result).await?;
+                next = ok_or_fail(&mut server, &mut p, result, ("handle_continue", 2)).await?;
                 continue;
             }
             _ if suspended => sys::next_system_message(&mut p).await,
@@ -313,13 +314,16 @@ async fn run<S: GenServer>(
                         from.reply(&p, reply);
                         Next::Stop(reason)
                     }
-                    Err(e) => return Err(fail(&mut server, &mut p, e).await),
+                    Err(e) => {
+                        let e = named::<S>(e, "handle_call", 3);
+                        return Err(fail(&mut server, &mut p, e).await);
+                    }
                 }
             }
             Err(message) => match call::take_cast(message) {
                 Ok(request) => {
                     let result = server.handle_cast(request, &mut p).await;
-                    ok_or_fail(&mut server, &mut p, result).await?
+                    ok_or_fail(&mut server, &mut p, result, ("handle_cast", 2)).await?
                 }
                 Err(message) => {
                     if let Some((from, request)) = call::parse_system(&message) {
@@ -343,7 +347,7 @@ async fn run<S: GenServer>(
                         Next::Stop(reason)
                     } else {
                         let result = server.handle_info(message, &mut p).await;
-                        ok_or_fail(&mut server, &mut p, result).await?
+                        ok_or_fail(&mut server, &mut p, result, ("handle_info", 2)).await?
                     }
                 }
             },
@@ -355,11 +359,19 @@ async fn ok_or_fail<S: GenServer>(
     server: &mut S,
     p: &mut Process,
     result: Result<Next, Exception>,
+    (callback, arity): (&str, usize),
 ) -> Result<Next, Exception> {
     match result {
         Ok(next) => Ok(next),
-        Err(e) => Err(fail(server, p, e).await),
+        Err(e) => Err(fail(server, p, named::<S>(e, callback, arity)).await),
     }
+}
+
+/// The exception of a callback, its frame named after the server's Rust type (its
+/// path, as `std::any::type_name` gives it) and the callback, as a BEAM names the
+/// GenServer module's function: `{'parrot::Parrot', handle_call, 3, Location}`.
+fn named<S: GenServer>(e: Exception, callback: &str, arity: usize) -> Exception {
+    e.in_function(std::any::type_name::<S>(), callback, arity)
 }
 
 /// A callback failed: `terminate` with the exit reason, then the process ends with the
