@@ -1097,6 +1097,19 @@ fn a_panicking_rust_function_is_an_exit_of_that_one_process() {
         )),
         ":badrpc"
     );
+    // With the frame of the panic, named as the function was registered.
+    let line = include_str!("../examples/moebi.rs")
+        .lines()
+        .position(|l| l.trim() == "panic!(\"Moebi panicked on purpose\");")
+        .expect("Moebi panics")
+        + 1;
+    assert_eq!(
+        alex.eval(&format!(
+            "{{:badrpc, {{:EXIT, {{_, stack}}}}}} = :rpc.call(:{m}, Moebi, :panic, [])
+             Exception.format_stacktrace(stack)"
+        )),
+        format!("\"    examples/moebi.rs:{line}: Moebi.panic/0\\n\"")
+    );
     // Many at once: each one is its own process's exit.
     assert_eq!(
         alex.eval(&format!(

@@ -146,7 +146,11 @@ impl Exception {
 /// as a function (`ok_or_else(Exception::badarg)`) is called from there, not from the
 /// code that raised.
 fn frame_at(location: &'static Location<'static>) -> Option<Term> {
-    let file = location.file();
+    frame(location.file(), location.line())
+}
+
+/// The unnamed frame of Rust code at `file`, `line`; none inside the standard library.
+pub(crate) fn frame(file: &str, line: u32) -> Option<Term> {
     if file.starts_with("/rustc/") {
         return None;
     }
@@ -156,10 +160,7 @@ fn frame_at(location: &'static Location<'static>) -> Option<Term> {
         crate::term::int(0),
         crate::term::list(vec![
             tuple(vec![atom("file"), crate::term::charlist(file)]),
-            tuple(vec![
-                atom("line"),
-                crate::term::int(i64::from(location.line())),
-            ]),
+            tuple(vec![atom("line"), crate::term::int(i64::from(line))]),
         ]),
     ]))
 }

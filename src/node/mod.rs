@@ -108,6 +108,7 @@ impl Node {
     pub(crate) async fn bind(mut config: NodeConfig, hooks: Hooks) -> Result<Bound, NodeError> {
         let alive = own_name_head(&config.name)
             .ok_or_else(|| NodeError::InvalidName(config.name.clone()))?;
+        table::record_panic_locations();
         let (listener, port, registration, creation) = if config.dist_listen {
             let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.listen_port))
                 .await

@@ -194,12 +194,44 @@ impl Node {
 }
 
 /// A panic in a function becomes an error exit of its process, as a raise does on the
-/// BEAM: reason `{rust_panic, Message}`.
+/// BEAM: reason `{rust_panic, Message}`, with the frame of where it panicked when
+/// [`record_panic_locations`] saw it.
 pub(crate) fn panic_exception(panic: Box<dyn std::any::Any + Send>) -> Exception {
     let text = panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".into());
-    Exception::bare(tuple(vec![atom("rust_panic"), crate::term::binary(text)]))
+    let at = PANICKED_AT.with(|at| at.take());
+    Exception::Error {
+        reason: tuple(vec![atom("rust_panic"), crate::term::binary(text)]),
+        stacktrace: at
+            .and_then(|(file, line)| super::exception::frame(&file, line))
+            .into_iter()
+            .collect(),
+    }
+}
+
+thread_local! {
+    /// Where this thread last panicked (file, line), until its process's exit takes it.
+    static PANICKED_AT: std::cell::Cell<Option<(String, u32)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Installs, once per program, a panic hook that notes where each panic happened for
+/// [`panic_exception`] (the unwinding that follows stays on the panicking thread, up to
+/// the process's `catch_unwind`), then calls the hook that was there: the panic is
+/// still printed, or handled as the program set it up. A hook the program sets later
+/// replaces this one; its processes' panics then come without a frame.
+pub(crate) fn record_panic_locations() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(location) = info.location() {
+                let at = (location.file().to_owned(), location.line());
+                PANICKED_AT.with(|cell| cell.set(Some(at)));
+            }
+            previous(info);
+        }));
+    });
 }

@@ -29,6 +29,11 @@ impl Node {
     /// Starts a node: listens, registers with EPMD (starting one when none answers),
     /// starts the system processes a BEAM node has (`net_kernel`, `rex`, `user`, and
     /// `global_name_server` when visible), then accepts connections.
+    ///
+    /// The first node of a program also wraps the panic hook (see
+    /// [`std::panic::set_hook`]) to note where a panic happens, so a process that
+    /// panics exits with that frame in its stack, as a BEAM process's error has its
+    /// frames; the hook that was there still runs after it.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let bound = Node::bind(config, HOOKS).await?;
         start_system_processes(&bound.node);

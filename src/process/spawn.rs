@@ -143,7 +143,7 @@ impl Node {
                 .await
             {
                 Ok(result) => result.map_err(|e| e.in_function(module, function, arity)),
-                Err(panic) => Err(panic_exception(panic)),
+                Err(panic) => Err(panic_exception(panic).in_function(module, function, arity)),
             },
             None => Err(Exception::undef(module, function, args)),
         }
