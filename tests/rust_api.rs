@@ -175,6 +175,8 @@ impl GenServer for Counter {
                 atom("ok"),
                 Next::Timeout(Duration::from_millis(200)),
             )),
+            // PANIC_LINE
+            Some("panic") => panic!("the counter panicked"),
             Some("crash") => {
                 // CRASH_LINE
                 let n: i64 = "not a number".parse()?;
@@ -324,6 +326,29 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
     );
     assert_eq!(
         eval("receive do {:terminated, {%RuntimeError{}, _}, 10} -> :terminate_ran after 20_000 -> :no end"),
+        ":terminate_ran"
+    );
+    // A panic: an error as a raise is, terminate/2 first.
+    cnode::gen_server::start(
+        &node,
+        Some("counter"),
+        Counter {
+            count: 0,
+            watcher: a.clone(),
+        },
+    )
+    .await
+    .expect("the counter starts again");
+    assert_eq!(
+        eval(
+            "try do GenServer.call(SERVER, :panic) catch
+               :exit, {{{:rust_panic, m}, stack}, {GenServer, :call, _}} -> {m, Exception.format_stacktrace(stack)}
+             end"
+        ),
+        format!("{{\"the counter panicked\", \"{}\"}}", frame("PANIC_LINE"))
+    );
+    assert_eq!(
+        eval("receive do {:terminated, {{:rust_panic, _}, _}, 10} -> :terminate_ran after 20_000 -> :no end"),
         ":terminate_ran"
     );
 

@@ -99,9 +99,11 @@ impl Reply {
 }
 
 /// A GenServer, as Elixir's behaviour of that name: the struct is its state, and each
-/// callback may await. A callback that returns `Err` crashes the server as a raise in
-/// an Elixir callback does: `terminate` runs, the process exits with the exception, and
-/// a caller waiting in `GenServer.call` exits with it.
+/// callback may await. A callback that returns `Err` (or panics: `{rust_panic,
+/// Message}`) crashes the server as a raise in an Elixir callback does: `terminate`
+/// runs, the process exits with the exception, and a caller waiting in
+/// `GenServer.call` exits with it. The exception's stack frame names the server's type
+/// and the callback (see [`Exception::Error`]).
 ///
 /// Callbacks run one at a time, in the server's own process ([`Process`]): to answer a
 /// call while awaiting something long, return [`Reply::NoReply`] and answer from another
@@ -263,7 +265,7 @@ async fn run<S: GenServer>(
     parent: Option<Pid>,
     ack: oneshot::Sender<Result<(), Term>>,
 ) -> Result<(), Exception> {
-    let mut next = match server.init(&mut p).await {
+    let mut next = match caught(server.init(&mut p)).await {
         Ok(Next::Stop(reason)) => {
             let _ = ack.send(Err(reason.clone()));
             return Err(Exception::Exit(reason));
@@ -290,7 +292,7 @@ async fn run<S: GenServer>(
                 return Err(Exception::Exit(reason));
             }
             Next::Continue(arg) => {
-                let result = server.handle_continue(arg, &mut p).await;
+                let result = caught(server.handle_continue(arg, &mut p)).await;
                 next = ok_or_fail(&mut server, &mut p, result, ("handle_continue", 2)).await?;
                 continue;
             }
@@ -303,7 +305,7 @@ async fn run<S: GenServer>(
         };
         next = match take_call(message) {
             Ok((from, request)) => {
-                let reply = server.handle_call(request, &from, &mut p).await;
+                let reply = caught(server.handle_call(request, &from, &mut p)).await;
                 match reply {
                     Ok(Reply::Reply(reply, then)) => {
                         from.reply(&p, reply);
@@ -322,7 +324,7 @@ async fn run<S: GenServer>(
             }
             Err(message) => match call::take_cast(message) {
                 Ok(request) => {
-                    let result = server.handle_cast(request, &mut p).await;
+                    let result = caught(server.handle_cast(request, &mut p)).await;
                     ok_or_fail(&mut server, &mut p, result, ("handle_cast", 2)).await?
                 }
                 Err(message) => {
@@ -346,7 +348,7 @@ async fn run<S: GenServer>(
                         // gen_server: the parent's EXIT stops a server that traps exits.
                         Next::Stop(reason)
                     } else {
-                        let result = server.handle_info(message, &mut p).await;
+                        let result = caught(server.handle_info(message, &mut p)).await;
                         ok_or_fail(&mut server, &mut p, result, ("handle_info", 2)).await?
                     }
                 }
@@ -364,6 +366,16 @@ async fn ok_or_fail<S: GenServer>(
     match result {
         Ok(next) => Ok(next),
         Err(e) => Err(fail(server, p, named::<S>(e, callback, arity)).await),
+    }
+}
+
+/// A callback's result, a panic in it being an error as a raise is in a BEAM callback:
+/// `terminate` runs, and the server exits with it.
+async fn caught<T>(callback: impl Future<Output = Result<T, Exception>>) -> Result<T, Exception> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(callback).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(crate::node::panic_exception(panic)),
     }
 }
 
