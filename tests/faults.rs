@@ -236,6 +236,19 @@ fn epmd_restarted_under_the_node() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // alex registers again too, by itself (its `erl_epmd` retries every 2 s). Until it
+    // has, a node that joins cannot reach alex, and `global` then takes alex out of the
+    // cluster to prevent overlapping partitions, on Moebi as on a BEAM node: kate starts
+    // once both are there.
+    let alex_alive = alex.node_name().split('@').next().unwrap().to_owned();
+    while !epmd.names().iter().any(|(n, _)| *n == alex_alive) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "alex not registered again within 30 s: {:?}",
+            epmd.names()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let listed = Command::new("epmd")
         .args(["-names"])
         .env("ERL_EPMD_PORT", epmd.port().to_string())
@@ -261,5 +274,12 @@ fn epmd_restarted_under_the_node() {
     );
     assert!(moebi.wait_for_lines("found you", 1, WAIT));
     assert!(kate.wait_for_output("chicken?", WAIT), "{}", kate.output());
-    assert!(alex.eval("Node.list()").contains(&m));
+    let listed = alex.eval("Node.list()");
+    assert!(
+        listed.contains(&m),
+        "alex lists {listed}\n--- moebi ---\n{}\n--- alex ---\n{}\n--- kate ---\n{}",
+        moebi.log(),
+        alex.output(),
+        kate.output()
+    );
 }
