@@ -17,8 +17,9 @@ pub enum Exception {
     /// [`Node::register_function`](crate::Node::register_function): its module and function);
     /// elsewhere the frame is `{rust, anonymous, 0, Location}`. So a BEAM caller's
     /// `** (ArgumentError) ...` comes with a line such as `src/main.rs:22:
-    /// :"parrot::Parrot".handle_call/3`. Two exceptions made at different places
-    /// differ in their stacks: compare their `reason`s.
+    /// :"parrot::Parrot".handle_call/3`. A panic in a process becomes one of these
+    /// too, `{rust_panic, Message}` with the frame where it panicked. Two exceptions made
+    /// at different places differ in their stacks: compare their `reason`s.
     Error {
         /// The error reason, e.g. `undef`, `badarg` or an Elixir exception struct.
         reason: Term,
