@@ -79,7 +79,9 @@
 //!
 //! Any error goes through `?` in a process body, a registered function or a GenServer
 //! callback: the BEAM caller sees it as an Elixir exception (`%RuntimeError{message:
-//! ...}`; [`Exception::argument_error`] and [`Exception::exit`] for the others).
+//! ...}`; [`Exception::argument_error`] and [`Exception::exit`] for the others), its
+//! stack holding the Rust file and line of the `?` or the raise, named after the
+//! function (`src/main.rs:33: Greeter.hello/1`, see [`Exception::Error`]).
 //!
 //! What a Rust node cannot do: run BEAM code. `Node.spawn(node, fn -> ... end)` and
 //! calling a module this node did not register a function for fail with `:undef`, as on
