@@ -290,76 +290,58 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
     let raised = |request: &str| {
         eval(&format!(
             "try do GenServer.call(SERVER, {request}) catch
-               :exit, {{{{%{{message: m}}, stack}}, {{GenServer, :call, _}}}} ->
-                 {{m, Exception.format_stacktrace(stack)}}
+               :exit, {{{{reason, stack}}, {{GenServer, :call, _}}}} ->
+                 {{reason, Exception.format_stacktrace(stack)}}
              end"
         ))
     };
-    let frame = |marker| {
-        format!(
-            "    tests/rust_api.rs:{}: :\\\"rust_api::Counter\\\".handle_call/3\\n",
-            line_of(marker)
-        )
-    };
-    assert_eq!(
-        raised(":bogus"),
-        format!("{{\"unknown call :bogus\", \"{}\"}}", frame("BOGUS_LINE"))
-    );
-    assert_eq!(
-        eval("receive do {:terminated, {%ArgumentError{}, _}, 111} -> :terminate_ran after 20_000 -> :no end"),
-        ":terminate_ran"
-    );
-    // `?` on a Rust error: a RuntimeError with the frame of the `?`.
-    let counter = Counter {
-        count: 0,
-        watcher: a.clone(),
-    };
-    cnode::gen_server::start(&node, Some("counter"), counter)
-        .await
-        .expect("the counter starts again");
-    assert_eq!(
-        raised(":crash"),
-        format!(
-            "{{\"invalid digit found in string\", \"{}\"}}",
-            frame("CRASH_LINE")
-        )
-    );
-    assert_eq!(
-        eval("receive do {:terminated, {%RuntimeError{}, _}, 10} -> :terminate_ran after 20_000 -> :no end"),
-        ":terminate_ran"
-    );
-    // A panic: an error as a raise is, terminate/2 first.
-    cnode::gen_server::start(
-        &node,
-        Some("counter"),
-        Counter {
+    let start_counter = || {
+        let counter = Counter {
             count: 0,
             watcher: a.clone(),
-        },
-    )
-    .await
-    .expect("the counter starts again");
-    assert_eq!(
-        eval(
-            "try do GenServer.call(SERVER, :panic) catch
-               :exit, {{{:rust_panic, m}, stack}, {GenServer, :call, _}} -> {m, Exception.format_stacktrace(stack)}
-             end"
+        };
+        cnode::gen_server::start(&node, Some("counter"), counter)
+    };
+    // An `Err`; `?` on a Rust error (a RuntimeError with the frame of the `?`); a panic
+    // (an error as a raise is): each time terminate/2 runs first, with the reason.
+    for (request, reason, marker, count) in [
+        (
+            ":bogus",
+            "%ArgumentError{message: \"unknown call :bogus\"}",
+            "BOGUS_LINE",
+            111,
         ),
-        format!("{{\"the counter panicked\", \"{}\"}}", frame("PANIC_LINE"))
-    );
-    assert_eq!(
-        eval("receive do {:terminated, {{:rust_panic, _}, _}, 10} -> :terminate_ran after 20_000 -> :no end"),
-        ":terminate_ran"
-    );
+        (
+            ":crash",
+            "%RuntimeError{message: \"invalid digit found in string\"}",
+            "CRASH_LINE",
+            10,
+        ),
+        (
+            ":panic",
+            "{:rust_panic, \"the counter panicked\"}",
+            "PANIC_LINE",
+            10,
+        ),
+    ] {
+        if count == 10 {
+            start_counter().await.expect("the counter starts again");
+        }
+        let frame = format!(
+            "    tests/rust_api.rs:{}: :\\\"rust_api::Counter\\\".handle_call/3\\n",
+            line_of(marker)
+        );
+        assert_eq!(raised(request), format!("{{{reason}, \"{frame}\"}}"));
+        assert_eq!(
+            eval(&format!(
+                "receive do {{:terminated, {{{reason}, _}}, {count}}} -> :terminate_ran after 20_000 -> :no end"
+            )),
+            ":terminate_ran"
+        );
+    }
 
     // Started again, it is stopped as GenServer.stop stops an Elixir server.
-    let counter = Counter {
-        count: 0,
-        watcher: a.clone(),
-    };
-    cnode::gen_server::start(&node, Some("counter"), counter)
-        .await
-        .expect("the counter starts again");
+    start_counter().await.expect("the counter starts again");
     assert_eq!(eval("GenServer.stop(SERVER, :bye)"), ":ok");
     assert_eq!(
         eval("receive do {:terminated, :bye, 10} -> :terminate_ran after 20_000 -> :no end"),
