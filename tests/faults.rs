@@ -228,27 +228,30 @@ fn epmd_restarted_under_the_node() {
     );
     epmd.restart();
     let t0 = Instant::now();
-    while !epmd.names().iter().any(|(n, _)| *n == alive) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "not registered again within 5 s\n{}",
-            moebi.log()
-        );
+    let registered_within = |alive: &str, secs| loop {
+        if epmd.names().iter().any(|(n, _)| n == alive) {
+            return true;
+        }
+        if t0.elapsed() > Duration::from_secs(secs) {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(50));
-    }
+    };
+    assert!(
+        registered_within(&alive, 5),
+        "not registered again within 5 s\n{}",
+        moebi.log()
+    );
     // alex registers again too, by itself (its `erl_epmd` retries every 2 s). Until it
     // has, a node that joins cannot reach alex, and `global` then takes alex out of the
     // cluster to prevent overlapping partitions, on Moebi as on a BEAM node: kate starts
     // once both are there.
     let alex_alive = alex.node_name().split('@').next().unwrap().to_owned();
-    while !epmd.names().iter().any(|(n, _)| *n == alex_alive) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "alex not registered again within 30 s: {:?}",
-            epmd.names()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        registered_within(&alex_alive, 30),
+        "alex not registered again within 30 s: {:?}",
+        epmd.names()
+    );
     let listed = Command::new("epmd")
         .args(["-names"])
         .env("ERL_EPMD_PORT", epmd.port().to_string())
