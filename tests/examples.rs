@@ -40,6 +40,23 @@ fn the_counter_under_its_supervisor() {
         eval("try do GenServer.call(SERVER, :crash) catch :exit, {{%ArgumentError{}, _}, _} -> :raised end"),
         ":raised"
     );
+    // The counter's node reports it as gen_server does, the exception as Elixir prints
+    // it, with the frame of the raise.
+    assert!(
+        counter.wait_for_output(
+            "GenServer :counter terminating\n** (ArgumentError) Counter does not know the call :crash\n    examples/counter.rs:",
+            WAIT
+        ),
+        "{}",
+        counter.output()
+    );
+    assert!(
+        counter
+            .output()
+            .contains(": :\"counter::Counter\".handle_call/3"),
+        "{}",
+        counter.output()
+    );
     assert_eq!(
         eval("Enum.find_value(1..200, fn _ -> try do GenServer.call(SERVER, :get) catch :exit, _ -> Process.sleep(50); nil end end)"),
         "0"

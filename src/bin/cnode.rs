@@ -14,9 +14,9 @@
 
 use clap::{Parser, Subcommand};
 use cnode::term::{
-    atom, binary, list, parse, parse_erlang, Atom, Elixir, Erlang, Match, ParseError, Term,
+    binary, list, parse, parse_erlang, Atom, Elixir, Erlang, Match, ParseError, Term,
 };
-use cnode::{HandshakeError, Node, NodeConfig, RpcError};
+use cnode::{Exception, HandshakeError, Node, NodeConfig, RpcError};
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -376,77 +376,18 @@ fn raised(cli: &Cli, class: &str, reason: &Term, stacktrace: &Term) -> String {
             json(reason)
         );
     }
-    // An Elixir exception struct: `** (RuntimeError) message`, as iex prints it.
-    if let Term::Map(m) = reason {
-        let get = |k: &str| m.map.get(&atom(k));
-        if let (Some(Term::Atom(module)), Some(message)) = (get("__struct__"), get("message")) {
-            let name = module
-                .name()
-                .strip_prefix("Elixir.")
-                .unwrap_or(module.name());
-            let text = message
-                .as_binary()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_else(|| Elixir(message).to_string());
-            return format!("** ({name}) {text}");
-        }
-    }
-    // Erlang errors as Elixir normalizes them (Exception.normalize/3).
-    if class == "error" {
-        if let Some(text) = normalized(reason, stacktrace) {
-            return text;
-        }
-    }
-    match class {
-        "error" => format!("** (ErlangError) Erlang error: {}", Elixir(reason)),
-        "exit" => format!("** (exit) {}", Elixir(reason)),
-        _ => format!("** (throw) {}", Elixir(reason)),
-    }
-}
-
-/// The Elixir exception an Erlang error reason stands for, as iex prints it.
-fn normalized(reason: &Term, stacktrace: &Term) -> Option<String> {
-    if let Some(name) = reason.as_atom() {
-        return match name {
-            "badarg" => Some("** (ArgumentError) argument error".into()),
-            "badarith" => Some("** (ArithmeticError) bad argument in arithmetic expression".into()),
-            "undef" => {
-                // The first frame is the function that does not exist.
-                let frame = stacktrace.as_list()?.first()?.as_tuple()?;
-                let (m, f, a) = (frame.first()?, frame.get(1)?, frame.get(2)?);
-                let arity = a
-                    .as_list()
-                    .map_or_else(|| a.as_int().unwrap_or(0), |l| l.len() as i64);
-                Some(format!(
-                    "** (UndefinedFunctionError) function {}.{}/{arity} is undefined or private",
-                    Elixir(m),
-                    f.as_atom().unwrap_or("?")
-                ))
-            }
-            "function_clause" => {
-                Some("** (FunctionClauseError) no function clause matching".into())
-            }
-            _ => None,
-        };
-    }
-    let [tag, value] = reason.as_tuple_n(2)? else {
-        return None;
+    let exception = match class {
+        "error" => Exception::Error {
+            reason: reason.clone(),
+            stacktrace: stacktrace
+                .as_list()
+                .map(<[Term]>::to_vec)
+                .unwrap_or_default(),
+        },
+        "exit" => Exception::Exit(reason.clone()),
+        _ => Exception::Throw(reason.clone()),
     };
-    match tag.as_atom()? {
-        "badmatch" => Some(format!(
-            "** (MatchError) no match of right hand side value: {}",
-            Elixir(value)
-        )),
-        "case_clause" => Some(format!(
-            "** (CaseClauseError) no case clause matching: {}",
-            Elixir(value)
-        )),
-        "badarg" => Some(format!(
-            "** (ArgumentError) argument error: {}",
-            Elixir(value)
-        )),
-        _ => None,
-    }
+    exception.banner()
 }
 
 fn show(cli: &Cli, t: &Term) -> String {

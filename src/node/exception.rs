@@ -166,6 +166,123 @@ pub(crate) fn frame(file: &str, line: u32) -> Option<Term> {
     ]))
 }
 
+impl Exception {
+    /// The line Elixir prints for it, as iex does: `** (ArgumentError) message` for an
+    /// Elixir exception, Erlang errors as `Exception.normalize/3` makes them (`badarg`:
+    /// `** (ArgumentError) argument error`, `undef`: `** (UndefinedFunctionError) ...`),
+    /// `** (ErlangError) Erlang error: ...` for the others, `** (exit) ...`, `** (throw) ...`.
+    pub fn banner(&self) -> String {
+        let (reason, stacktrace) = match self {
+            Exception::Error { reason, stacktrace } => (reason, stacktrace),
+            Exception::Exit(reason) => return format!("** (exit) {}", Elixir(reason)),
+            Exception::Throw(value) => return format!("** (throw) {}", Elixir(value)),
+        };
+        // An Elixir exception struct: `** (RuntimeError) message`.
+        if let Term::Map(m) = reason {
+            let get = |k: &str| m.map.get(&atom(k));
+            if let (Some(Term::Atom(module)), Some(message)) = (get("__struct__"), get("message")) {
+                let name = module
+                    .name()
+                    .strip_prefix("Elixir.")
+                    .unwrap_or(module.name());
+                let text = message
+                    .as_binary()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_else(|| Elixir(message).to_string());
+                return format!("** ({name}) {text}");
+            }
+        }
+        normalized(reason, stacktrace)
+            .unwrap_or_else(|| format!("** (ErlangError) Erlang error: {}", Elixir(reason)))
+    }
+
+    /// As Elixir prints it: the [`banner`](Self::banner), then a line per stack frame
+    /// (`    src/main.rs:22: :"parrot::Parrot".handle_call/3`).
+    pub fn format(&self) -> String {
+        let mut text = self.banner();
+        if let Exception::Error { stacktrace, .. } = self {
+            for frame in stacktrace {
+                text.push_str("\n    ");
+                text.push_str(&format_frame(frame));
+            }
+        }
+        text
+    }
+}
+
+/// The Elixir exception an Erlang error reason stands for, as iex prints it.
+fn normalized(reason: &Term, stacktrace: &[Term]) -> Option<String> {
+    if let Some(name) = reason.as_atom() {
+        return match name {
+            "badarg" => Some("** (ArgumentError) argument error".into()),
+            "badarith" => Some("** (ArithmeticError) bad argument in arithmetic expression".into()),
+            "undef" => {
+                // The first frame is the function that does not exist.
+                let frame = stacktrace.first()?.as_tuple()?;
+                let (m, f, a) = (frame.first()?, frame.get(1)?, frame.get(2)?);
+                Some(format!(
+                    "** (UndefinedFunctionError) function {}.{}/{} is undefined or private",
+                    Elixir(m),
+                    f.as_atom().unwrap_or("?"),
+                    arity(a)
+                ))
+            }
+            "function_clause" => {
+                Some("** (FunctionClauseError) no function clause matching".into())
+            }
+            _ => None,
+        };
+    }
+    let [tag, value] = reason.as_tuple_n(2)? else {
+        return None;
+    };
+    match tag.as_atom()? {
+        "badmatch" => Some(format!(
+            "** (MatchError) no match of right hand side value: {}",
+            Elixir(value)
+        )),
+        "case_clause" => Some(format!(
+            "** (CaseClauseError) no case clause matching: {}",
+            Elixir(value)
+        )),
+        "badarg" => Some(format!(
+            "** (ArgumentError) argument error: {}",
+            Elixir(value)
+        )),
+        _ => None,
+    }
+}
+
+/// A frame's arity, given as a number or as the arguments.
+fn arity(a: &Term) -> i64 {
+    a.as_list()
+        .map_or_else(|| a.as_int().unwrap_or(0), |l| l.len() as i64)
+}
+
+/// `{M, F, A, Location}` as `Exception.format_stacktrace_entry/1` prints it:
+/// `file:line: Module.fun/arity`.
+fn format_frame(frame: &Term) -> String {
+    let Some([m, f, a, location]) = frame.as_tuple_n(4) else {
+        return Elixir(frame).to_string();
+    };
+    let mfa = format!("{}.{}/{}", Elixir(m), f.as_atom().unwrap_or("?"), arity(a));
+    let get = |key: &str| {
+        location
+            .as_list()?
+            .iter()
+            .find_map(|kv| match kv.as_tuple_n(2) {
+                Some([k, v]) if k.as_atom() == Some(key) => Some(v.clone()),
+                _ => None,
+            })
+    };
+    let file = get("file").and_then(|f| crate::term::chardata_to_string(&f));
+    match (file, get("line").and_then(|l| l.as_int())) {
+        (Some(file), Some(line)) => format!("{file}:{line}: {mfa}"),
+        (Some(file), None) => format!("{file}: {mfa}"),
+        _ => mfa,
+    }
+}
+
 impl std::fmt::Display for Exception {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -189,5 +306,43 @@ impl From<Exception> for Box<dyn std::error::Error + Send + Sync> {
 impl From<Exception> for Box<dyn std::error::Error> {
     fn from(e: Exception) -> Self {
         e.to_string().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::term::{binary, int, list};
+
+    #[test]
+    fn printed_as_elixir_prints_it() {
+        let line = line!() + 1;
+        let raised = Exception::argument_error("nothing to repeat");
+        let raised = raised.in_function("parrot::Parrot", "handle_call", 3);
+        assert_eq!(
+            raised.format(),
+            format!(
+                "** (ArgumentError) nothing to repeat\n    {}:{line}: :\"parrot::Parrot\".handle_call/3",
+                file!()
+            )
+        );
+        // Named once: who ran it does not rename a frame already named.
+        let again = raised.clone().in_function("Elixir.Other", "f", 0);
+        assert_eq!(again, raised);
+        let undef = Exception::undef("Elixir.Chat", "nope", vec![int(1)]);
+        assert_eq!(
+            undef.format(),
+            "** (UndefinedFunctionError) function Chat.nope/1 is undefined or private\n    Chat.nope/1"
+        );
+        let panic = Exception::bare(tuple(vec![atom("rust_panic"), binary("oops")]));
+        assert_eq!(
+            panic.banner(),
+            "** (ErlangError) Erlang error: {:rust_panic, \"oops\"}"
+        );
+        assert_eq!(
+            Exception::exit(atom("normal")).banner(),
+            "** (exit) :normal"
+        );
+        assert_eq!(Exception::Throw(list(vec![])).banner(), "** (throw) []");
     }
 }

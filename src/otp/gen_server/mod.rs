@@ -386,11 +386,19 @@ fn named<S: GenServer>(e: Exception, callback: &str, arity: usize) -> Exception 
     e.in_function(std::any::type_name::<S>(), callback, arity)
 }
 
-/// A callback failed: `terminate` with the exit reason, then the process ends with the
-/// exception (reported as a crash, as a GenServer's is on the BEAM).
+/// A callback failed: `terminate` with the exit reason, then the server's error report
+/// (`GenServer :parrot terminating`, the exception as Elixir prints it), and the process
+/// exits with that reason, as `gen_server` then `proc_lib` do: no second, emulator
+/// report of the crash.
 async fn fail<S: GenServer>(server: &mut S, p: &mut Process, e: Exception) -> Exception {
-    server.terminate(&e.exit_reason(), p).await;
-    e
+    let reason = e.exit_reason();
+    server.terminate(&reason, p).await;
+    let name = p.registered_name().map_or_else(
+        || p.pid().inspect().to_string(),
+        |n| atom(&n).inspect().to_string(),
+    );
+    tracing::error!(pid = %p.pid().inspect(), "GenServer {name} terminating\n{}", e.format());
+    Exception::Exit(reason)
 }
 
 /// `{'EXIT', Parent, Reason}` from the process that started this one with
