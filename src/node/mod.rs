@@ -21,7 +21,7 @@ pub use dest::{Dest, IntoMessage};
 pub(crate) use entry::{MonitorTarget, Prepared, ProcEntry, SpawnOpts};
 pub use exception::Exception;
 pub(crate) use hooks::{Extensions, Hooks};
-pub(crate) use table::{panic_exception, Mailbox};
+pub(crate) use table::{caught, Mailbox};
 
 use crate::epmd;
 use crate::term::{Atom, Pid, Reference};

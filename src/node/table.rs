@@ -196,7 +196,7 @@ impl Node {
 /// A panic in a function becomes an error exit of its process, as a raise does on the
 /// BEAM: reason `{rust_panic, Message}`, with the frame of where it panicked when
 /// [`record_panic_locations`] saw it.
-pub(crate) fn panic_exception(panic: Box<dyn std::any::Any + Send>) -> Exception {
+fn panic_exception(panic: Box<dyn std::any::Any + Send>) -> Exception {
     let text = panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -209,6 +209,18 @@ pub(crate) fn panic_exception(panic: Box<dyn std::any::Any + Send>) -> Exception
             .and_then(|(file, line)| super::exception::frame(&file, line))
             .into_iter()
             .collect(),
+    }
+}
+
+/// The result of `body`, a panic in it being an error exit as a raise is
+/// ([`panic_exception`]): for code that runs in a process and must fail as a BEAM
+/// function does, a registered function or a GenServer callback.
+pub(crate) async fn caught<T>(
+    body: impl Future<Output = Result<T, Exception>>,
+) -> Result<T, Exception> {
+    match std::panic::AssertUnwindSafe(body).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(panic_exception(panic)),
     }
 }
 

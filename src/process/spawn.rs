@@ -2,7 +2,7 @@
 //! [`Node`] can do once there are [`Process`]es.
 
 use super::Process;
-use crate::node::{panic_exception, Exception, Node, Prepared, SpawnOpts};
+use crate::node::{caught, Exception, Node, Prepared, SpawnOpts};
 use crate::term::{Atom, Pid, Term};
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -138,13 +138,9 @@ impl Node {
     ) -> Result<Term, Exception> {
         let arity = args.len();
         match self.function(module, function, arity) {
-            Some(f) => match std::panic::AssertUnwindSafe(f(p, args))
-                .catch_unwind()
+            Some(f) => caught(f(p, args))
                 .await
-            {
-                Ok(result) => result.map_err(|e| e.in_function(module, function, arity)),
-                Err(panic) => Err(panic_exception(panic).in_function(module, function, arity)),
-            },
+                .map_err(|e| e.in_function(module, function, arity)),
             None => Err(Exception::undef(module, function, args)),
         }
     }

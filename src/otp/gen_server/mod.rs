@@ -50,7 +50,7 @@ mod sys;
 pub(crate) use call::{is_malformed_call, take_call};
 pub use call::{parse_call, parse_cast, CallError, Caller};
 
-use crate::node::Node;
+use crate::node::{caught, Node};
 use crate::process::{Exception, Process};
 use crate::term::Inspect;
 use crate::term::{atom, tuple, Pid, Term};
@@ -366,16 +366,6 @@ async fn ok_or_fail<S: GenServer>(
     match result {
         Ok(next) => Ok(next),
         Err(e) => Err(fail(server, p, named::<S>(e, callback, arity)).await),
-    }
-}
-
-/// A callback's result, a panic in it being an error as a raise is in a BEAM callback:
-/// `terminate` runs, and the server exits with it.
-async fn caught<T>(callback: impl Future<Output = Result<T, Exception>>) -> Result<T, Exception> {
-    use futures::FutureExt;
-    match std::panic::AssertUnwindSafe(callback).catch_unwind().await {
-        Ok(result) => result,
-        Err(panic) => Err(crate::node::panic_exception(panic)),
     }
 }
 
