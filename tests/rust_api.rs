@@ -177,6 +177,7 @@ impl GenServer for Counter {
             )),
             // PANIC_LINE
             Some("panic") => panic!("the counter panicked"),
+            Some("quit") => Err(Exception::exit(atom("shutdown"))),
             Some("crash") => {
                 // CRASH_LINE
                 let n: i64 = "not a number".parse()?;
@@ -218,6 +219,7 @@ impl GenServer for Counter {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_genserver_is_a_genserver_to_iex() {
+    logs(); // captured from here on
     let epmd = Epmd::start();
     let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
     let node = start_node("counter", epmd.port()).await;
@@ -339,6 +341,29 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
             ":terminate_ran"
         );
     }
+
+    // The server's node reports each as gen_server does, the exception as Elixir prints
+    // it; an exit `shutdown` from a callback ends the server as quietly as on the BEAM.
+    let logs = logs();
+    assert!(
+        logs.contains("GenServer :counter terminating\n** (ArgumentError) unknown call :bogus\n    tests/rust_api.rs:"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("GenServer :counter terminating\n** (ErlangError) Erlang error: {:rust_panic, \"the counter panicked\"}"),
+        "{logs}"
+    );
+    start_counter().await.expect("the counter starts again");
+    assert_eq!(
+        eval("try do GenServer.call(SERVER, :quit) catch :exit, {reason, {GenServer, :call, _}} -> reason end"),
+        ":shutdown"
+    );
+    assert_eq!(
+        eval("receive do {:terminated, :shutdown, 10} -> :terminate_ran after 20_000 -> :no end"),
+        ":terminate_ran"
+    );
+    let after = logs_after(&logs);
+    assert!(!after.contains("GenServer :counter terminating"), "{after}");
 
     // Started again, it is stopped as GenServer.stop stops an Elixir server.
     start_counter().await.expect("the counter starts again");
@@ -612,4 +637,34 @@ fn line_of(marker: &str) -> usize {
         .position(|line| line.trim() == comment)
         .expect("the marker is in this file")
         + 2
+}
+
+/// This test binary's log lines (every test's), captured from the first call on.
+fn logs() -> String {
+    use std::sync::{Mutex, OnceLock};
+    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    let logs = LOGS.get_or_init(|| {
+        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::default());
+        struct Into(&'static Mutex<Vec<u8>>);
+        impl std::io::Write for Into {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || Into(logs))
+            .init();
+        logs
+    });
+    String::from_utf8_lossy(&logs.lock().unwrap()).into_owned()
+}
+
+/// The log lines that came after `earlier` (what [`logs`] returned before).
+fn logs_after(earlier: &str) -> String {
+    logs()[earlier.len()..].to_owned()
 }

@@ -379,10 +379,14 @@ fn named<S: GenServer>(e: Exception, callback: &str, arity: usize) -> Exception 
 /// A callback failed: `terminate` with the exit reason, then the server's error report
 /// (`GenServer :parrot terminating`, the exception as Elixir prints it), and the process
 /// exits with that reason, as `gen_server` then `proc_lib` do: no second, emulator
-/// report of the crash.
+/// report of the crash. An exit `normal`, `shutdown` or `{shutdown, _}` is not
+/// reported, as gen_server does not report it.
 async fn fail<S: GenServer>(server: &mut S, p: &mut Process, e: Exception) -> Exception {
     let reason = e.exit_reason();
     server.terminate(&reason, p).await;
+    if crate::otp::supervisor::is_normal_exit(&reason) {
+        return Exception::Exit(reason);
+    }
     let name = p.registered_name().map_or_else(
         || p.pid().inspect().to_string(),
         |n| atom(&n).inspect().to_string(),
