@@ -350,7 +350,7 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
         "{logs}"
     );
     assert!(
-        logs.contains("GenServer :counter terminating\n** (ErlangError) Erlang error: {:rust_panic, \"the counter panicked\"}"),
+        logs.contains("GenServer :counter terminating\n** (stop) {:rust_panic, \"the counter panicked\"}\n    tests/rust_api.rs:"),
         "{logs}"
     );
     start_counter().await.expect("the counter starts again");
@@ -365,12 +365,19 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
     let after = logs_after(&logs);
     assert!(!after.contains("GenServer :counter terminating"), "{after}");
 
-    // Started again, it is stopped as GenServer.stop stops an Elixir server.
+    // Started again, it is stopped as GenServer.stop stops an Elixir server, and the
+    // stop with a reason other than normal or shutdown is reported as gen_server does.
     start_counter().await.expect("the counter starts again");
+    let before = logs_after("");
     assert_eq!(eval("GenServer.stop(SERVER, :bye)"), ":ok");
     assert_eq!(
         eval("receive do {:terminated, :bye, 10} -> :terminate_ran after 20_000 -> :no end"),
         ":terminate_ran"
+    );
+    let after = logs_after(&before);
+    assert!(
+        after.contains("GenServer :counter terminating\n** (stop) :bye"),
+        "{after}"
     );
     assert_eq!(
         eval(

@@ -170,30 +170,54 @@ impl Exception {
     /// The line Elixir prints for it, as iex does: `** (ArgumentError) message` for an
     /// Elixir exception, Erlang errors as `Exception.normalize/3` makes them (`badarg`:
     /// `** (ArgumentError) argument error`, `undef`: `** (UndefinedFunctionError) ...`),
-    /// `** (ErlangError) Erlang error: ...` for the others, `** (exit) ...`, `** (throw) ...`.
+    /// `** (ErlangError) Erlang error: ...` for the others, `** (exit) ...` with the
+    /// reason as [`format_exit`](Self::format_exit) prints it, `** (throw) ...`.
     pub fn banner(&self) -> String {
         let (reason, stacktrace) = match self {
             Exception::Error { reason, stacktrace } => (reason, stacktrace),
-            Exception::Exit(reason) => return format!("** (exit) {}", Elixir(reason)),
+            Exception::Exit(reason) => return format!("** (exit) {}", Self::format_exit(reason)),
             Exception::Throw(value) => return format!("** (throw) {}", Elixir(value)),
         };
-        // An Elixir exception struct: `** (RuntimeError) message`.
-        if let Term::Map(m) = reason {
-            let get = |k: &str| m.map.get(&atom(k));
-            if let (Some(Term::Atom(module)), Some(message)) = (get("__struct__"), get("message")) {
-                let name = module
-                    .name()
-                    .strip_prefix("Elixir.")
-                    .unwrap_or(module.name());
-                let text = message
-                    .as_binary()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_else(|| Elixir(message).to_string());
-                return format!("** ({name}) {text}");
-            }
-        }
-        normalized(reason, stacktrace)
+        error_banner(reason, stacktrace)
             .unwrap_or_else(|| format!("** (ErlangError) Erlang error: {}", Elixir(reason)))
+    }
+
+    /// As Elixir's logger reports a `gen_server` that ends with this exception (its
+    /// `format_reason`): an error that is an Elixir exception, or an Erlang error that
+    /// stands for one, as [`format`](Self::format) prints it; any other reason
+    /// `** (stop) ` and the reason as [`format_exit`](Self::format_exit) prints it, then
+    /// the frames.
+    pub(crate) fn format_stop(&self) -> String {
+        let nocatch;
+        let (reason, stacktrace) = match self {
+            Exception::Error { reason, stacktrace } => (reason, stacktrace.as_slice()),
+            // An exit with `{reason, stacktrace}` is reported as that error.
+            Exception::Exit(reason) => match reason.as_tuple_n(2) {
+                Some([error, Term::List(stack)]) if is_stacktrace(&stack.elements) => {
+                    (error, stack.elements.as_slice())
+                }
+                _ => return format!("** (stop) {}", Self::format_exit(reason)),
+            },
+            Exception::Throw(value) => {
+                nocatch = tuple(vec![atom("nocatch"), value.clone()]);
+                (&nocatch, &[][..])
+            }
+        };
+        let mut text = error_banner(reason, stacktrace)
+            .unwrap_or_else(|| format!("** (stop) {}", Self::format_exit(reason)));
+        for frame in stacktrace {
+            text.push_str("\n    ");
+            text.push_str(&format_frame(frame));
+        }
+        text
+    }
+
+    /// An exit reason as Elixir's `Exception.format_exit/1` prints it (and iex after
+    /// `** (exit) `): `normal`, `no connection to alex@localhost`, `exited in:
+    /// GenServer.call(...)` then `** (EXIT) ` and the reason it wraps, an `{exception,
+    /// stacktrace}` as `an exception was raised:` and the exception; others inspected.
+    pub fn format_exit(reason: &Term) -> String {
+        format_exit(reason, "\n    ")
     }
 
     /// As Elixir prints it: the [`banner`](Self::banner), then a line per stack frame
@@ -208,6 +232,28 @@ impl Exception {
         }
         text
     }
+}
+
+/// The banner of an error that is an Elixir exception (`** (RuntimeError) message`) or
+/// an Erlang error that stands for one, as `Exception.normalize/3` makes it; `None` for
+/// the others (an `ErlangError`).
+fn error_banner(reason: &Term, stacktrace: &[Term]) -> Option<String> {
+    // An Elixir exception struct: `** (RuntimeError) message`.
+    if let Term::Map(m) = reason {
+        let get = |k: &str| m.map.get(&atom(k));
+        if let (Some(Term::Atom(module)), Some(message)) = (get("__struct__"), get("message")) {
+            let name = module
+                .name()
+                .strip_prefix("Elixir.")
+                .unwrap_or(module.name());
+            let text = message
+                .as_binary()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_else(|| Elixir(message).to_string());
+            return Some(format!("** ({name}) {text}"));
+        }
+    }
+    normalized(reason, stacktrace)
 }
 
 /// The Elixir exception an Erlang error reason stands for, as iex prints it.
@@ -251,6 +297,101 @@ fn normalized(reason: &Term, stacktrace: &[Term]) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// `Exception.format_exit/2`: `joiner` starts each line of a wrapped reason.
+fn format_exit(reason: &Term, joiner: &str) -> String {
+    let deeper = || format!("{joiner}    ");
+    if let Some([first, second]) = reason.as_tuple_n(2) {
+        // {exception, stacktrace}: an exit caused by an error.
+        if let Some(stack) = second.as_list().filter(|s| is_stacktrace(s)) {
+            {
+                let error = Exception::Error {
+                    reason: first.clone(),
+                    stacktrace: stack.to_vec(),
+                };
+                let mut text = format!("an exception was raised:{joiner}{}", error.banner());
+                for frame in stack {
+                    text.push_str(&deeper());
+                    text.push_str(&format_frame(frame));
+                }
+                return text;
+            }
+        }
+        // {:shutdown, {:failed_to_start_child, child, reason}}: a supervisor's start.
+        if first.is_atom("shutdown") {
+            if let Some([tag, child, why]) = second.as_tuple_n(3) {
+                if tag.is_atom("failed_to_start_child") {
+                    let why = match why.as_tuple_n(2) {
+                        Some([exit, inner]) if exit.is_atom("EXIT") => inner,
+                        _ => why,
+                    };
+                    return format!(
+                        "shutdown: failed to start child: {}{joiner}** (EXIT) {}",
+                        Elixir(child),
+                        format_exit(why, &deeper())
+                    );
+                }
+            }
+        }
+        // {reason, {M, F, Args}}: an exit of a call made with M.F(Args), as GenServer.call's.
+        if let Some([m, f, args]) = second.as_tuple_n(3) {
+            if let (Some(_), Some(fun), Some(args)) = (m.as_atom(), f.as_atom(), args.as_list()) {
+                if args.len() < 256 {
+                    let args: Vec<String> = args.iter().map(|a| Elixir(a).to_string()).collect();
+                    return format!(
+                        "exited in: {}.{fun}({}){joiner}** (EXIT) {}",
+                        Elixir(m),
+                        args.join(", "),
+                        format_exit(first, &deeper())
+                    );
+                }
+            }
+        }
+    }
+    format_exit_reason(reason)
+}
+
+/// A non-empty list of frames `{M, F, ArityOrArgs, Location}`, as Elixir takes a
+/// reason's second element for a stacktrace when it can print each frame.
+fn is_stacktrace(frames: &[Term]) -> bool {
+    !frames.is_empty()
+        && frames.iter().all(|frame| {
+            matches!(frame.as_tuple_n(4), Some([m, f, a, location])
+                if m.as_atom().is_some() && f.as_atom().is_some()
+                    && (a.as_int().is_some() || a.as_list().is_some())
+                    && location.as_list().is_some())
+        })
+}
+
+/// The reasons `Exception.format_exit/1` has words for; the others inspected.
+fn format_exit_reason(reason: &Term) -> String {
+    if let Some(name) = reason.as_atom() {
+        let words = match name {
+            "normal" | "shutdown" | "killed" => name,
+            "calling_self" => "process attempted to call itself",
+            "timeout" => "time out",
+            "noconnection" => "no connection",
+            "noproc" => "no process: the process is not alive or there's no process currently associated with the given name, possibly because its application isn't started",
+            _ => return Elixir(reason).to_string(),
+        };
+        return words.to_owned();
+    }
+    if let Some([tag, value]) = reason.as_tuple_n(2) {
+        let words = match tag.as_atom() {
+            Some("shutdown") => "shutdown: ",
+            Some("nodedown") if value.as_atom().is_some() => {
+                return format!("no connection to {}", value.as_atom().unwrap_or_default());
+            }
+            Some("already_started") => "already started: ",
+            Some("bad_return_value") => "bad return value: ",
+            Some("bad_call") => "bad call: ",
+            Some("bad_cast") => "bad cast: ",
+            _ => return Elixir(reason).to_string(),
+        };
+        return format!("{words}{}", Elixir(value));
+    }
+    Elixir(reason).to_string()
 }
 
 /// A frame's arity, given as a number or as the arguments.
@@ -339,10 +480,72 @@ mod tests {
             panic.banner(),
             "** (ErlangError) Erlang error: {:rust_panic, \"oops\"}"
         );
-        assert_eq!(
-            Exception::exit(atom("normal")).banner(),
-            "** (exit) :normal"
-        );
+        assert_eq!(Exception::exit(atom("normal")).banner(), "** (exit) normal");
         assert_eq!(Exception::Throw(list(vec![])).banner(), "** (throw) []");
+    }
+
+    #[test]
+    fn exits_printed_as_elixir_prints_them() {
+        let exit = |t: Term| Exception::format_exit(&t);
+        assert_eq!(exit(atom("noconnection")), "no connection");
+        assert_eq!(
+            exit(tuple(vec![atom("nodedown"), atom("alex@localhost")])),
+            "no connection to alex@localhost"
+        );
+        assert_eq!(
+            exit(tuple(vec![atom("shutdown"), atom("closed")])),
+            "shutdown: :closed"
+        );
+        assert_eq!(exit(tuple(vec![atom("boom"), int(1)])), "{:boom, 1}");
+        // GenServer.call's exit: the call, then the reason it wraps.
+        let call = tuple(vec![
+            atom("Elixir.GenServer"),
+            atom("call"),
+            list(vec![atom("counter"), atom("get"), int(5000)]),
+        ]);
+        assert_eq!(
+            exit(tuple(vec![atom("timeout"), call.clone()])),
+            "exited in: GenServer.call(:counter, :get, 5000)\n    ** (EXIT) time out"
+        );
+        // {exception, stacktrace}: an exit caused by an error.
+        let frame = tuple(vec![
+            atom("Elixir.Chat"),
+            atom("f"),
+            int(0),
+            list(vec![
+                tuple(vec![atom("file"), crate::term::charlist("lib/chat.ex")]),
+                tuple(vec![atom("line"), int(7)]),
+            ]),
+        ]);
+        let raised = tuple(vec![atom("badarg"), list(vec![frame.clone()])]);
+        assert_eq!(
+            exit(tuple(vec![raised.clone(), call])),
+            "exited in: GenServer.call(:counter, :get, 5000)\n    ** (EXIT) an exception was raised:\n        ** (ArgumentError) argument error\n            lib/chat.ex:7: Chat.f/0"
+        );
+        // Not a stacktrace: inspected.
+        assert_eq!(
+            exit(tuple(vec![atom("boom"), list(vec![int(1)])])),
+            "{:boom, [1]}"
+        );
+
+        // As a gen_server's end is reported: exceptions as raised, other reasons as stops.
+        let stop = |e: Exception| e.format_stop();
+        assert_eq!(stop(Exception::exit(atom("boom"))), "** (stop) :boom");
+        assert_eq!(
+            stop(Exception::exit(raised)),
+            "** (ArgumentError) argument error\n    lib/chat.ex:7: Chat.f/0"
+        );
+        let panic = Exception::Error {
+            reason: tuple(vec![atom("rust_panic"), binary("oops")]),
+            stacktrace: vec![frame],
+        };
+        assert_eq!(
+            stop(panic),
+            "** (stop) {:rust_panic, \"oops\"}\n    lib/chat.ex:7: Chat.f/0"
+        );
+        assert_eq!(
+            stop(Exception::runtime_error("oops")).lines().next(),
+            Some("** (RuntimeError) oops")
+        );
     }
 }

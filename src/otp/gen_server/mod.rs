@@ -289,7 +289,7 @@ async fn run<S: GenServer>(
         let message = match next {
             Next::Stop(reason) => {
                 server.terminate(&reason, &mut p).await;
-                return Err(Exception::Exit(reason));
+                return Err(report(&p, Exception::Exit(reason)));
             }
             Next::Continue(arg) => {
                 let result = caught(server.handle_continue(arg, &mut p)).await;
@@ -376,14 +376,20 @@ fn named<S: GenServer>(e: Exception, callback: &str, arity: usize) -> Exception 
     e.in_function(std::any::type_name::<S>(), callback, arity)
 }
 
-/// A callback failed: `terminate` with the exit reason, then the server's error report
-/// (`GenServer :parrot terminating`, the exception as Elixir prints it), and the process
-/// exits with that reason, as `gen_server` then `proc_lib` do: no second, emulator
-/// report of the crash. An exit `normal`, `shutdown` or `{shutdown, _}` is not
-/// reported, as gen_server does not report it.
+/// A callback failed: `terminate` with the exit reason, then the server's report, and
+/// the process exits with that reason, as `gen_server` then `proc_lib` do.
 async fn fail<S: GenServer>(server: &mut S, p: &mut Process, e: Exception) -> Exception {
+    server.terminate(&e.exit_reason(), p).await;
+    report(p, e)
+}
+
+/// The server ends with `e` (a failed callback, or a stop with a reason, from a
+/// callback or from `GenServer.stop`): reported as gen_server reports it, `GenServer
+/// :parrot terminating` and the reason as Elixir's logger prints it, unless it is
+/// `normal`, `shutdown` or `{shutdown, _}`. The process then exits with the reason and
+/// no second, emulator report of the crash.
+fn report(p: &Process, e: Exception) -> Exception {
     let reason = e.exit_reason();
-    server.terminate(&reason, p).await;
     if crate::otp::supervisor::is_normal_exit(&reason) {
         return Exception::Exit(reason);
     }
@@ -391,7 +397,7 @@ async fn fail<S: GenServer>(server: &mut S, p: &mut Process, e: Exception) -> Ex
         || p.pid().inspect().to_string(),
         |n| atom(&n).inspect().to_string(),
     );
-    tracing::error!(pid = %p.pid().inspect(), "GenServer {name} terminating\n{}", e.format());
+    tracing::error!(pid = %p.pid().inspect(), "GenServer {name} terminating\n{}", e.format_stop());
     Exception::Exit(reason)
 }
 
