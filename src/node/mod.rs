@@ -77,7 +77,7 @@ pub(crate) struct NodeInner {
     pub config: NodeConfig,
     pub port: u16,
     procs: Mutex<OwnMap<u64, Arc<ProcEntry>>>,
-    names: Mutex<HashMap<Atom, Pid>>,
+    names: Mutex<HashMap<Atom, Arc<ProcEntry>>>,
     /// Active aliases: the pid key of the process each one reaches.
     aliases: Mutex<OwnMap<RefKey, u64>>,
     conns: Mutex<HashMap<String, connect::ConnState>>,

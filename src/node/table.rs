@@ -20,7 +20,7 @@ impl Node {
     /// The pid registered as `name` here.
     pub fn whereis(&self, name: &str) -> Option<Pid> {
         let name = Atom::existing(name)?;
-        lock(&self.0.names).get(&name).copied()
+        lock(&self.0.names).get(&name).map(|e| e.pid)
     }
 
     /// Whether a local process is alive.
@@ -63,7 +63,7 @@ impl Node {
             if names.contains_key(name) {
                 return Err(Exception::bare_badarg());
             }
-            names.insert(*name, pid);
+            names.insert(*name, prepared.entry.clone());
         }
         lock(&self.0.procs).insert(pid_key(&pid), prepared.entry.clone());
         Ok(prepared)
@@ -121,9 +121,8 @@ impl Node {
     }
 
     pub(crate) fn registered_entry(&self, name: &Atom) -> Option<Arc<ProcEntry>> {
-        // Names hold only this node's pids; no copy of the pid on the way.
-        let key = pid_key(lock(&self.0.names).get(name)?);
-        lock(&self.0.procs).get(&key).cloned()
+        // A name holds its process's entry: one lookup for each message sent to it.
+        lock(&self.0.names).get(name).cloned()
     }
 
     pub(crate) fn register_name(
@@ -137,7 +136,7 @@ impl Node {
         if st.name.is_some() || names.contains_key(&name) || st.dead {
             return Err(Exception::bare_badarg());
         }
-        names.insert(name, entry.pid);
+        names.insert(name, entry.clone());
         st.name = Some(name);
         Ok(())
     }
@@ -168,7 +167,7 @@ impl Node {
         lock(&self.0.procs).remove(&pid_key(pid));
         if let Some(name) = &name {
             let mut names = lock(&self.0.names);
-            if names.get(name) == Some(pid) {
+            if names.get(name).is_some_and(|e| e.pid == *pid) {
                 names.remove(name);
             }
         }
