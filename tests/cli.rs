@@ -213,6 +213,13 @@ fn exit_statuses_a_script_can_use() {
         e.contains("** (UndefinedFunctionError) function Nope.f/1 is undefined"),
         "{e}"
     );
+    // An exit as iex prints it: `Exception.format_exit/1`'s words.
+    let e = fails(
+        &epmd,
+        &["--cookie", COOKIE, "eval", a, "exit({:shutdown, :closed})"],
+        1,
+    );
+    assert!(e.contains("** (exit) shutdown: :closed"), "{e}");
     let e = fails(
         &epmd,
         &["--cookie", COOKIE, "--erlang", "eval", a, "throw(x)"],
