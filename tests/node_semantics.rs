@@ -520,6 +520,33 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         c.same_ok(":rpc.call(NODE, :erlang, :whereis, [:echo]) |> is_pid()"),
         "true"
     );
+    // The BIFs a script asks a node about itself, and raises through to test its own
+    // error handling, answer as on a BEAM node.
+    assert_eq!(
+        c.same_ok(
+            "{:rpc.call(NODE, :erlang, :registered, []) |> Enum.member?(:echo),
+              :rpc.call(NODE, :erlang, :processes, []) |> Enum.member?(:rpc.call(NODE, :erlang, :whereis, [:echo])),
+              node(:rpc.call(NODE, :erlang, :self, [])) == NODE,
+              :rpc.call(NODE, :erlang, :is_alive, [])}"
+        ),
+        "{true, true, true, true}"
+    );
+    let raises = "for {f, a} <- [exit: {:shutdown, :closed}, throw: :ball, error: :boom] do
+          try do
+            :erpc.call(NODE, :erlang, f, [a])
+          catch
+            :error, {:exception, reason, _stack} -> {:error, reason}
+            kind, reason -> {kind, reason}
+          end
+        end";
+    assert_eq!(
+        c.same_ok(raises),
+        "[exit: {:exception, {:shutdown, :closed}}, throw: :ball, error: :boom]"
+    );
+    assert_eq!(
+        c.same_ok("for f <- [:exit, :throw], do: :rpc.call(NODE, :erlang, f, [:x])"),
+        "[{:badrpc, {:EXIT, :x}}, :x]"
+    );
     let not_connected = "for n <- [:nobody@nowhere, \"not an atom\"],
           do: :erpc.call(NODE, :erlang, :disconnect_node, [n])";
     assert_eq!(c.same_ok(not_connected), "[false, false]");

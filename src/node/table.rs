@@ -141,6 +141,19 @@ impl Node {
         Ok(())
     }
 
+    /// The names registered here (`erlang:registered/0`).
+    pub(crate) fn registered_names(&self) -> Vec<Atom> {
+        lock(&self.0.names).keys().copied().collect()
+    }
+
+    /// The pids of the processes alive here (`erlang:processes/0`), in the order they
+    /// were made.
+    pub(crate) fn pids(&self) -> Vec<Pid> {
+        let mut pids: Vec<Pid> = lock(&self.0.procs).values().map(|e| e.pid).collect();
+        pids.sort_by_key(|p| (p.serial, p.id));
+        pids
+    }
+
     /// All local process entries (for node-down handling).
     pub(super) fn entries(&self) -> Vec<Arc<ProcEntry>> {
         lock(&self.0.procs).values().cloned().collect()

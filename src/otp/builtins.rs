@@ -55,6 +55,36 @@ pub(crate) fn register(node: &Node) {
             _ => Err(Exception::bare_badarg()),
         }
     });
+    node.register_function("erlang", "registered", 0, |p, _| async move {
+        let names = p.node().registered_names();
+        Ok(list(names.into_iter().map(Term::Atom).collect()))
+    });
+    node.register_function("erlang", "processes", 0, |p, _| async move {
+        Ok(list(p.node().pids().into_iter().map(Term::Pid).collect()))
+    });
+    node.register_function(
+        "erlang",
+        "self",
+        0,
+        |p, _| async move { Ok(Term::Pid(p.pid())) },
+    );
+    node.register_function(
+        "erlang",
+        "is_alive",
+        0,
+        |_, _| async move { Ok(atom("true")) },
+    );
+    // What a caller raises through erpc to see its own error handling work: the
+    // exception in the class asked for.
+    node.register_function("erlang", "exit", 1, |_, args| async move {
+        Err(Exception::Exit(args[0].clone()))
+    });
+    node.register_function("erlang", "error", 1, |_, args| async move {
+        Err(Exception::bare(args[0].clone()))
+    });
+    node.register_function("erlang", "throw", 1, |_, args| async move {
+        Err(Exception::Throw(args[0].clone()))
+    });
     node.register_function("erlang", "whereis", 1, |p, args| async move {
         match args[0].as_atom() {
             Some(name) => Ok(p
