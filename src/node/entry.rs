@@ -7,7 +7,7 @@ use crate::term::{atom, tuple, Atom, Match, Pid, Reference, Term};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// A monitor this process holds on another.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ pub(crate) struct ProcState {
 #[derive(Debug)]
 pub(crate) struct ProcEntry {
     pub pid: Pid,
-    mailbox: mpsc::UnboundedSender<Term>,
+    mailbox: super::mailbox::Sender,
     /// Messages sent and not yet received, for `process_info(Pid, message_queue_len)`.
     pub queue_len: AtomicUsize,
     pub state: Mutex<ProcState>,
@@ -86,7 +86,7 @@ pub(crate) struct SpawnOpts {
 /// started yet: `SPAWN_REPLY` must reach the spawner before the new process can signal it.
 pub(crate) struct Prepared {
     pub entry: std::sync::Arc<ProcEntry>,
-    pub rx: mpsc::UnboundedReceiver<Term>,
+    pub rx: super::Mailbox,
     pub kill_rx: oneshot::Receiver<Term>,
 }
 
@@ -100,7 +100,7 @@ pub(crate) enum ExitOutcome {
 
 impl ProcEntry {
     pub(crate) fn prepare(pid: Pid, opts: &SpawnOpts) -> Prepared {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = super::mailbox::mailbox();
         let (kill_tx, kill_rx) = oneshot::channel();
         let entry = ProcEntry {
             pid,
@@ -146,7 +146,7 @@ impl ProcEntry {
 
     /// Puts a message in the mailbox (dropped if the process is gone, as on the BEAM).
     pub(crate) fn deliver(&self, message: Term) {
-        if self.mailbox.send(message).is_ok() {
+        if self.mailbox.send(message) {
             self.queue_len.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -12,6 +12,7 @@ pub(crate) mod entry;
 mod exception;
 mod hooks;
 pub(crate) mod keys;
+mod mailbox;
 mod route;
 mod signals;
 mod table;
@@ -21,7 +22,8 @@ pub use dest::{Dest, IntoMessage};
 pub(crate) use entry::{MonitorTarget, Prepared, ProcEntry, SpawnOpts};
 pub use exception::Exception;
 pub(crate) use hooks::{Extensions, Hooks};
-pub(crate) use table::{caught, Mailbox};
+pub(crate) use mailbox::Mailbox;
+pub(crate) use table::caught;
 
 use crate::epmd;
 use crate::term::{Atom, Pid, Reference};

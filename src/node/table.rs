@@ -3,18 +3,13 @@
 
 use super::entry::{Prepared, ProcEntry, SpawnOpts};
 use super::keys::pid_key;
-use super::{Exception, Node};
+use super::{Exception, Mailbox, Node};
 use crate::sync::lock;
 use crate::term::{atom, tuple, Atom, Pid, Reference, Term};
 use futures::FutureExt;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::sync::mpsc;
-
-/// What a process body gets to run with: its node, its table entry and its mailbox
-/// (the process layer makes a `Process` of them).
-pub(crate) type Mailbox = mpsc::UnboundedReceiver<Term>;
 
 impl Node {
     /// The pid registered as `name` here.

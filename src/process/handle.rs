@@ -113,11 +113,7 @@ impl Process {
         }
         let m = match self.saved.pop_front() {
             Some(m) => m,
-            None => self
-                .rx
-                .recv()
-                .await
-                .expect("the process entry holds its own mailbox sender"),
+            None => self.rx.recv().await,
         };
         self.taken();
         m
@@ -177,7 +173,7 @@ impl Process {
                 }
                 continue;
             };
-            let m = next.expect("the process entry holds its own mailbox sender");
+            let m = next;
             if matches(&m) {
                 self.taken();
                 return Some(m);
@@ -329,7 +325,7 @@ impl Process {
         let before = self.saved.len();
         self.saved.retain(|m| !matches(m));
         let mut dropped = before - self.saved.len();
-        while let Ok(m) = self.rx.try_recv() {
+        while let Some(m) = self.rx.try_recv() {
             if matches(&m) {
                 dropped += 1;
             } else {
