@@ -54,7 +54,7 @@ fn inputs(dir: &str, target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.is_file() && !p.extension().is_some_and(|e| e == "md"))
+        .filter(|p| p.is_file() && p.extension().is_none_or(|e| e != "md"))
         .collect();
     files.sort();
     files

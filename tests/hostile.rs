@@ -511,15 +511,11 @@ fn terms_nested_millions_deep_do_not_overflow_the_stack() {
 
     let depth = 2_000_000;
     let tuples: Vec<u8> = std::iter::once(131)
-        .chain(std::iter::repeat([104u8, 1]).take(depth).flatten())
+        .chain(std::iter::repeat_n([104u8, 1], depth).flatten())
         .chain([106])
         .collect();
     let maps: Vec<u8> = std::iter::once(131)
-        .chain(
-            std::iter::repeat([116u8, 0, 0, 0, 1, 106])
-                .take(depth)
-                .flatten(),
-        )
+        .chain(std::iter::repeat_n([116u8, 0, 0, 0, 1, 106], depth).flatten())
         .chain([106])
         .collect();
     for (what, payload) in [
@@ -1965,7 +1961,7 @@ fn thousands_of_fragmented_messages_at_once_are_refused_past_256() {
     let mut p = headed_peer(port, &moebi, &fake_name("many"));
     let total = 256 + 12 * 250;
     let mut sent = 0;
-    for count in std::iter::once(256).chain(std::iter::repeat(250).take(12)) {
+    for count in std::iter::once(256).chain(std::iter::repeat_n(250, 12)) {
         p.send_raw(&sequences(&p, sent, count)).unwrap();
         sent += count;
     }

@@ -540,7 +540,11 @@ impl OutCache {
             }
         }
         let last = u8::from(long_atoms);
-        out.push(if n % 2 == 0 { last } else { byte | last << 4 });
+        out.push(if n.is_multiple_of(2) {
+            last
+        } else {
+            byte | last << 4
+        });
         for &(ix, new) in &self.refs {
             out.push(ix as u8);
             if new {

@@ -489,7 +489,7 @@ async fn read_frames(
             // Now and then let the processes take what was delivered: the messages are
             // still in the cache, and other connections get their turn.
             taken += 1;
-            if taken % YIELD_EVERY == 0 || taken_bytes >= YIELD_BYTES {
+            if taken.is_multiple_of(YIELD_EVERY) || taken_bytes >= YIELD_BYTES {
                 taken_bytes = 0;
                 tokio::task::yield_now().await;
             }

@@ -295,7 +295,7 @@ impl Node {
     /// Every link and monitor across the lost connection fires with `noconnection`
     /// (`erts_do_net_exits`). `creation` limits it to one incarnation of the peer.
     pub(crate) fn node_down(&self, node: &Atom, creation: Option<u32>) {
-        let on_node = |p: &Pid| &p.node == node && creation.map_or(true, |c| p.creation == c);
+        let on_node = |p: &Pid| &p.node == node && creation.is_none_or(|c| p.creation == c);
         for entry in self.entries() {
             let (links, monitors): (Vec<Pid>, Vec<RefKey>) = {
                 let mut st = entry.state();

@@ -1118,7 +1118,7 @@ impl Bits {
         // The bits of a last partial byte, one by one (fewer than 8).
         for i in 0..bits % 8 {
             let bit = from[whole] >> (7 - i) & 1;
-            if self.len % 8 == 0 {
+            if self.len.is_multiple_of(8) {
                 self.bytes.push(0);
             }
             if bit == 1 {

@@ -668,7 +668,7 @@ pub fn nested_list(depth: usize) -> Vec<u8> {
         out.extend_from_slice(&[108, 0, 0, 0, 1]);
     }
     out.push(106);
-    out.extend(std::iter::repeat(106).take(depth));
+    out.extend(std::iter::repeat_n(106, depth));
     out
 }
 
