@@ -44,12 +44,24 @@ pub const COMPILE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Bound for a fresh EPMD to answer.
 pub const EPMD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A TCP port that was free a moment ago (bind `127.0.0.1:0`, read, drop).
+/// A TCP port that was free a moment ago (bind `127.0.0.1:0`, read, drop), and that
+/// this test process has not handed out before: two tests running side by side never
+/// get the same port (the kernel may offer a released port again), so one test's EPMD
+/// is never the one another test's nodes register with, to vanish when the first test
+/// ends.
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("cannot bind 127.0.0.1:0")
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .expect("cannot bind 127.0.0.1:0")
+            .port();
+        let mut given = lock(&GIVEN);
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -239,28 +251,35 @@ pub struct Epmd {
     port: u16,
 }
 
+/// `epmd -port PORT` in a process group of its own, under a shell that keeps stdin
+/// open: when the test process goes away without dropping the [`Epmd`], `cat` ends and
+/// the shell kills epmd. The shell ends with epmd, so an epmd that could not take the
+/// port shows as an exited child. (`cat` reads stdin through fd 3: a background
+/// command of a shell without job control reads `/dev/null` on its fd 0.)
+fn spawn_epmd(port: u16, stderr: Stdio) -> Child {
+    Command::new("sh")
+        .args([
+            "-c",
+            r#"exec 3<&0; epmd -port "$1" & e=$!; (cat <&3 >/dev/null; kill "$e" 2>/dev/null) & wait "$e""#,
+            "sh",
+            &port.to_string(),
+        ])
+        .env("ERL_EPMD_PORT", port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .process_group(0)
+        .spawn()
+        .expect("cannot spawn `epmd` (is Erlang installed?)")
+}
+
 impl Epmd {
     /// Starts an EPMD on a free port and waits (bounded) until it answers.
     pub fn start() -> Epmd {
         let mut errors = String::new();
         for _attempt in 0..5 {
             let port = free_port();
-            // The shell keeps stdin open: when the test process goes away
-            // without dropping us, `cat` ends and the shell kills epmd.
-            let mut child = Command::new("sh")
-                .args([
-                    "-c",
-                    r#"epmd -port "$1" & e=$!; cat >/dev/null; kill "$e" 2>/dev/null"#,
-                    "sh",
-                    &port.to_string(),
-                ])
-                .env("ERL_EPMD_PORT", port.to_string())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .process_group(0)
-                .spawn()
-                .expect("cannot spawn `epmd` (is Erlang installed?)");
+            let mut child = spawn_epmd(port, Stdio::piped());
             let deadline = Instant::now() + EPMD_TIMEOUT;
             while Instant::now() < deadline {
                 if epmd_names(port).is_ok() {
@@ -303,20 +322,7 @@ impl Epmd {
     pub fn restart(&mut self) {
         let deadline = Instant::now() + EPMD_TIMEOUT;
         loop {
-            let mut child = Command::new("sh")
-                .args([
-                    "-c",
-                    r#"epmd -port "$1" & e=$!; cat >/dev/null; kill "$e" 2>/dev/null"#,
-                    "sh",
-                    &self.port.to_string(),
-                ])
-                .env("ERL_EPMD_PORT", self.port.to_string())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .spawn()
-                .expect("cannot spawn `epmd`");
+            let mut child = spawn_epmd(self.port, Stdio::null());
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(2) {
                 if epmd_names(self.port).is_ok() {
