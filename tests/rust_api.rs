@@ -344,14 +344,14 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
 
     // The server's node reports each as gen_server does, the exception as Elixir prints
     // it; an exit `shutdown` from a callback ends the server as quietly as on the BEAM.
-    let logs = logs();
+    let reports = logs();
     assert!(
-        logs.contains("GenServer :counter terminating\n** (ArgumentError) unknown call :bogus\n    tests/rust_api.rs:"),
-        "{logs}"
+        reports.contains("GenServer :counter terminating\n** (ArgumentError) unknown call :bogus\n    tests/rust_api.rs:"),
+        "{reports}"
     );
     assert!(
-        logs.contains("GenServer :counter terminating\n** (stop) {:rust_panic, \"the counter panicked\"}\n    tests/rust_api.rs:"),
-        "{logs}"
+        reports.contains("GenServer :counter terminating\n** (stop) {:rust_panic, \"the counter panicked\"}\n    tests/rust_api.rs:"),
+        "{reports}"
     );
     start_counter().await.expect("the counter starts again");
     assert_eq!(
@@ -362,13 +362,13 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
         eval("receive do {:terminated, :shutdown, 10} -> :terminate_ran after 20_000 -> :no end"),
         ":terminate_ran"
     );
-    let after = logs_after(&logs);
+    let after = logs_after(&reports);
     assert!(!after.contains("GenServer :counter terminating"), "{after}");
 
     // Started again, it is stopped as GenServer.stop stops an Elixir server, and the
     // stop with a reason other than normal or shutdown is reported as gen_server does.
     start_counter().await.expect("the counter starts again");
-    let before = logs_after("");
+    let before = logs();
     assert_eq!(eval("GenServer.stop(SERVER, :bye)"), ":ok");
     assert_eq!(
         eval("receive do {:terminated, :bye, 10} -> :terminate_ran after 20_000 -> :no end"),

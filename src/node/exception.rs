@@ -178,8 +178,7 @@ impl Exception {
             Exception::Exit(reason) => return format!("** (exit) {}", Self::format_exit(reason)),
             Exception::Throw(value) => return format!("** (throw) {}", Elixir(value)),
         };
-        error_banner(reason, stacktrace)
-            .unwrap_or_else(|| format!("** (ErlangError) Erlang error: {}", Elixir(reason)))
+        raised_banner(reason, stacktrace)
     }
 
     /// As Elixir's logger reports a `gen_server` that ends with this exception (its
@@ -203,13 +202,9 @@ impl Exception {
                 (&nocatch, &[][..])
             }
         };
-        let mut text = error_banner(reason, stacktrace)
+        let banner = error_banner(reason, stacktrace)
             .unwrap_or_else(|| format!("** (stop) {}", Self::format_exit(reason)));
-        for frame in stacktrace {
-            text.push_str("\n    ");
-            text.push_str(&format_frame(frame));
-        }
-        text
+        banner + &frame_lines(stacktrace, "\n    ")
     }
 
     /// An exit reason as Elixir's `Exception.format_exit/1` prints it (and iex after
@@ -223,15 +218,20 @@ impl Exception {
     /// As Elixir prints it: the [`banner`](Self::banner), then a line per stack frame
     /// (`    src/main.rs:22: :"parrot::Parrot".handle_call/3`).
     pub fn format(&self) -> String {
-        let mut text = self.banner();
-        if let Exception::Error { stacktrace, .. } = self {
-            for frame in stacktrace {
-                text.push_str("\n    ");
-                text.push_str(&format_frame(frame));
+        match self {
+            Exception::Error { stacktrace, .. } => {
+                self.banner() + &frame_lines(stacktrace, "\n    ")
             }
+            _ => self.banner(),
         }
-        text
     }
+}
+
+/// The banner of an error raised with `reason`: [`error_banner`]'s, or `** (ErlangError)
+/// Erlang error: ...` for an error that stands for no Elixir exception.
+fn raised_banner(reason: &Term, stacktrace: &[Term]) -> String {
+    error_banner(reason, stacktrace)
+        .unwrap_or_else(|| format!("** (ErlangError) Erlang error: {}", Elixir(reason)))
 }
 
 /// The banner of an error that is an Elixir exception (`** (RuntimeError) message`) or
@@ -305,18 +305,11 @@ fn format_exit(reason: &Term, joiner: &str) -> String {
     if let Some([first, second]) = reason.as_tuple_n(2) {
         // {exception, stacktrace}: an exit caused by an error.
         if let Some(stack) = second.as_list().filter(|s| is_stacktrace(s)) {
-            {
-                let error = Exception::Error {
-                    reason: first.clone(),
-                    stacktrace: stack.to_vec(),
-                };
-                let mut text = format!("an exception was raised:{joiner}{}", error.banner());
-                for frame in stack {
-                    text.push_str(&deeper());
-                    text.push_str(&format_frame(frame));
-                }
-                return text;
-            }
+            return format!(
+                "an exception was raised:{joiner}{}{}",
+                raised_banner(first, stack),
+                frame_lines(stack, &deeper())
+            );
         }
         // {:shutdown, {:failed_to_start_child, child, reason}}: a supervisor's start.
         if first.is_atom("shutdown") {
@@ -378,11 +371,11 @@ fn format_exit_reason(reason: &Term) -> String {
         return words.to_owned();
     }
     if let Some([tag, value]) = reason.as_tuple_n(2) {
+        if let (Some("nodedown"), Some(node)) = (tag.as_atom(), value.as_atom()) {
+            return format!("no connection to {node}");
+        }
         let words = match tag.as_atom() {
             Some("shutdown") => "shutdown: ",
-            Some("nodedown") if value.as_atom().is_some() => {
-                return format!("no connection to {}", value.as_atom().unwrap_or_default());
-            }
             Some("already_started") => "already started: ",
             Some("bad_return_value") => "bad return value: ",
             Some("bad_call") => "bad call: ",
@@ -398,6 +391,15 @@ fn format_exit_reason(reason: &Term) -> String {
 fn arity(a: &Term) -> i64 {
     a.as_list()
         .map_or_else(|| a.as_int().unwrap_or(0), |l| l.len() as i64)
+}
+
+/// Each frame as [`format_frame`] prints it, after `joiner` (a line break and the
+/// indentation).
+fn frame_lines(frames: &[Term], joiner: &str) -> String {
+    frames
+        .iter()
+        .map(|frame| format!("{joiner}{}", format_frame(frame)))
+        .collect()
 }
 
 /// `{M, F, A, Location}` as `Exception.format_stacktrace_entry/1` prints it:

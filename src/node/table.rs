@@ -76,15 +76,13 @@ impl Node {
         let node = self.clone();
         let run = body(node.clone(), entry.clone(), rx);
         tokio::spawn(async move {
-            let run = std::panic::AssertUnwindSafe(run).catch_unwind();
             let reason = tokio::select! {
                 biased;
                 killed = kill_rx => killed.unwrap_or_else(|_| atom("killed")),
-                result = run => match result {
-                    Ok(Ok(())) => atom("normal"),
-                    Ok(Err(Exception::Exit(reason))) => reason,
-                    Ok(Err(e)) => node.report_crash(&entry, e.exit_reason()),
-                    Err(panic) => node.report_crash(&entry, panic_exception(panic).exit_reason()),
+                result = caught(run) => match result {
+                    Ok(()) => atom("normal"),
+                    Err(Exception::Exit(reason)) => reason,
+                    Err(e) => node.report_crash(&entry, e.exit_reason()),
                 },
             };
             node.process_exited(&entry, reason);

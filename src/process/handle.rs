@@ -167,13 +167,12 @@ impl Process {
                 },
                 None => next.await,
             };
-            let Some(next) = next else {
+            let Some(m) = next else {
                 if let Some(m) = self.take_priority(&mut matches) {
                     return Some(m);
                 }
                 continue;
             };
-            let m = next;
             if matches(&m) {
                 self.taken();
                 return Some(m);
