@@ -6,6 +6,7 @@
 
 mod config;
 mod connect;
+mod deadlines;
 mod dest;
 mod dist;
 pub(crate) mod entry;
@@ -92,6 +93,8 @@ pub(crate) struct NodeInner {
     hooks: Hooks,
     /// State the layers above keep per node.
     pub extensions: Extensions,
+    /// The deadlines of its processes' timed waits.
+    deadlines: deadlines::Deadlines,
     /// Our EPMD registration (none without `dist_listen`): dropping it unregisters.
     _epmd: Option<epmd::Registration>,
 }
@@ -147,6 +150,7 @@ impl Node {
             user: OnceLock::new(),
             hooks,
             extensions: Extensions::default(),
+            deadlines: Default::default(),
             _epmd: registration,
             config,
         }));
@@ -173,6 +177,12 @@ impl Bound {
 }
 
 impl Node {
+    /// Resolves at `at`: the deadline of a timed wait, kept by the node's watchdog
+    /// rather than a tokio timer of its own ([`deadlines`]).
+    pub(crate) fn deadline(&self, at: tokio::time::Instant) -> deadlines::Deadline {
+        self.0.deadlines.sleep_until(at)
+    }
+
     /// This node's name, `name@host`.
     pub fn name(&self) -> &str {
         self.0.name.name()

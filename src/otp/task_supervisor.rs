@@ -585,9 +585,15 @@ impl NodeTask {
             owner,
             result,
         } = self;
-        match tokio::time::timeout(timeout, result).await {
-            Ok(outcome) => outcome.unwrap_or_else(|_| Err(owner_ended(&owner))),
-            Err(_) => {
+        let deadline = node.deadline(tokio::time::Instant::now() + timeout);
+        let outcome = tokio::select! {
+            biased;
+            outcome = result => Some(outcome),
+            () = deadline => None,
+        };
+        match outcome {
+            Some(outcome) => outcome.unwrap_or_else(|_| Err(owner_ended(&owner))),
+            None => {
                 node.exit(&owner, atom("kill"));
                 Err(TaskError(Exception::Exit(tuple(vec![
                     atom("timeout"),

@@ -145,7 +145,9 @@ impl Process {
             self.taken();
             return self.saved.remove(i);
         }
-        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        // Registered with the node's watchdog at its first poll, which a message
+        // already queued spares it.
+        let mut deadline = timeout.map(|t| self.node.deadline(tokio::time::Instant::now() + t));
         loop {
             let (rx, entry, priority) = (&mut self.rx, &self.entry, self.priority_enabled);
             // `None`: a priority message arrived (looked at before anything else).
@@ -160,10 +162,11 @@ impl Process {
                     Some(rx.recv().await)
                 }
             };
-            let next = match deadline {
-                Some(d) => match tokio::time::timeout_at(d, next).await {
-                    Ok(m) => m,
-                    Err(_) => return None,
+            let next = match &mut deadline {
+                Some(deadline) => tokio::select! {
+                    biased;
+                    m = next => m,
+                    () = deadline => return None,
                 },
                 None => next.await,
             };
