@@ -54,6 +54,17 @@ defmodule CnodeBench.Driver do
     {:call_list_64_pinned, :call_list, 32_000, 3_200}
   ]
 
+  # {key, kind, n (full), n (quick)}: the sequential seed workloads again with the caller
+  # and the server sharing one core (`taskset`), each BEAM on one scheduler. A sequential
+  # round trip between two cores waits, on each side, for the kernel to wake a thread on
+  # a core that went idle while the other side worked (on a virtual machine, tens of µs
+  # each); on one core each side hands the core to the other. What is left is the two
+  # sides' own work: the server's share of a round trip.
+  @one_core_workloads [
+    {:task_seq_one_core, :task, 4_000, 400},
+    {:nested_seq_one_core, :nested, 2_000, 200}
+  ]
+
   # The Rust caller's (benches/dist.rs client) workloads: the same keys.
   @client_workloads [
     {:task_seq, "task", 1, 4_000, 400},
@@ -226,6 +237,21 @@ defmodule CnodeBench.Driver do
               end)
           end)
 
+        acc =
+          Enum.reduce(@one_core_workloads, acc, fn {key, kind, n, nq}, acc ->
+            Enum.reduce(order, acc, fn side, acc ->
+              n = if quick, do: nq, else: n
+              [core | _] = cores
+
+              r =
+                pinned([core, core], side, servers[side], fn ->
+                  beam_caller_run(key, kind, 1, n, servers[side])
+                end)
+
+              recorded(acc, {key, :beam, side}, round, r)
+            end)
+          end)
+
         Enum.reduce(@client_workloads, acc, fn {key, wl, inflight, n, nq}, acc ->
           Enum.reduce(order, acc, fn side, acc ->
             r = rust_caller_run(opts, wl, inflight, if(quick, do: nq, else: n), servers[side])
@@ -257,6 +283,7 @@ defmodule CnodeBench.Driver do
         note: Map.get(opts, :note, ""),
         workloads: @workloads,
         pinned: for({key, _, _, _} <- @pinned_workloads, do: key),
+        one_core: for({key, _, _, _} <- @one_core_workloads, do: key),
         tls: Map.has_key?(opts, :tls),
         pending: read_pending(opts.pending_results)
       })
@@ -401,7 +428,8 @@ defmodule CnodeBench.Driver do
 
   defp self_ospid, do: List.to_integer(:os.getpid())
 
-  # Runs `fun` with this node on the first of `cores` and the server on the second, the
+  # Runs `fun` with this node on the first of `cores` and the server on the second (the
+  # same core for `@one_core_workloads`), the
   # BEAM nodes on one scheduler each; then puts back the affinities and schedulers.
   defp pinned([mine, theirs | _], side, server, fun) do
     me = self_ospid()

@@ -57,6 +57,14 @@ defmodule CnodeBench.Report do
         pair_row(d, key, :beam, :rate, pre <> label.(key) <> " (ops/s)", &rate/1, target)
       end
 
+    # The sequential seed workloads with caller and server on one core (driver.ex,
+    # @one_core_workloads): the round trips without the cross-core wake-ups.
+    one_core =
+      for key <- Map.get(d, :one_core, []) do
+        name = pre <> label.(key) <> ", caller and server sharing one core (ops/s)"
+        pair_row(d, key, :beam, :rate, name, &rate/1, {:note, "— (the servers' own share)"})
+      end
+
     r2r =
       for key <- @r2r do
         name = pre <> "5. Rust→Rust vs BEAM→BEAM: " <> text.(key) <> " (ops/s)"
@@ -215,7 +223,7 @@ defmodule CnodeBench.Report do
         pair_row(d, key, :beam, :caller_active_per_1k, name <> text.(key), &ms/1, {:at_most, 1.0})
       end
 
-    rows = throughput ++ r2r ++ cpu ++ cpu_own ++ caller ++ caller_work ++ cost
+    rows = throughput ++ one_core ++ r2r ++ cpu ++ cpu_own ++ caller ++ caller_work ++ cost
 
     errors =
       Enum.count(rows, & &1.failed) + peer_errors(peers) +
@@ -348,7 +356,12 @@ defmodule CnodeBench.Report do
   # A run on a core each (`:call_small_64_pinned`) has the label of its workload.
   defp label(key, _) do
     Map.get_lazy(@labels, key, fn ->
-      base = key |> Atom.to_string() |> String.replace_suffix("_pinned", "")
+      base =
+        key
+        |> Atom.to_string()
+        |> String.replace_suffix("_pinned", "")
+        |> String.replace_suffix("_one_core", "")
+
       @labels[String.to_existing_atom(base)]
     end)
   end
