@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use tokio::sync::Notify;
@@ -29,9 +30,17 @@ pub(crate) struct Deadlines {
 #[derive(Default)]
 struct Shared {
     state: Mutex<State>,
-    /// Wakes the watchdog: a deadline earlier than the one it sleeps until, or the node
-    /// gone.
-    wake: Notify,
+    wake: Arc<Wake>,
+}
+
+/// What the watchdog holds strongly while it waits (the state it holds weakly, so that
+/// it never keeps it alive).
+#[derive(Default)]
+struct Wake {
+    /// A deadline earlier than the one the watchdog sleeps until, or the node gone.
+    notify: Notify,
+    /// The node is gone: the watchdog ends.
+    closed: AtomicBool,
 }
 
 #[derive(Default)]
@@ -59,8 +68,8 @@ impl Deadlines {
 
 impl Drop for Deadlines {
     fn drop(&mut self) {
-        // The watchdog holds the shared state weakly: woken, it finds it gone and ends.
-        self.shared.wake.notify_one();
+        self.shared.wake.closed.store(true, Ordering::Release);
+        self.shared.wake.notify.notify_one();
     }
 }
 
@@ -109,10 +118,11 @@ impl Future for Deadline {
                 if !state.running {
                     state.running = true;
                     drop(state);
-                    tokio::spawn(watchdog(Arc::downgrade(&this.shared)));
+                    let wake = Arc::clone(&this.shared.wake);
+                    tokio::spawn(watchdog(Arc::downgrade(&this.shared), wake));
                 } else if earlier {
                     drop(state);
-                    this.shared.wake.notify_one();
+                    this.shared.wake.notify.notify_one();
                 }
             }
         }
@@ -150,11 +160,14 @@ impl Drop for Running {
 
 /// Wakes every wait whose instant has come, then sleeps until the earliest one left, or
 /// until told of an earlier one. Waits that end before their instant do not wake it.
-async fn watchdog(shared: Weak<Shared>) {
+async fn watchdog(shared: Weak<Shared>, wake: Arc<Wake>) {
     let _running = Running(shared.clone());
     let sleep = tokio::time::sleep_until(Instant::now());
     tokio::pin!(sleep);
     loop {
+        if wake.closed.load(Ordering::Acquire) {
+            return;
+        }
         let Some(strong) = shared.upgrade() else {
             return;
         };
@@ -176,7 +189,8 @@ async fn watchdog(shared: Weak<Shared>) {
             state.armed = keep.or(next);
             state.armed
         };
-        let wake = async { strong.wake.notified().await };
+        drop(strong);
+        let woken = wake.notify.notified();
         match next {
             Some(at) => {
                 if sleep.deadline() != at {
@@ -184,10 +198,10 @@ async fn watchdog(shared: Weak<Shared>) {
                 }
                 tokio::select! {
                     () = &mut sleep => {}
-                    () = wake => {}
+                    () = woken => {}
                 }
             }
-            None => wake.await,
+            None => woken.await,
         }
     }
 }
@@ -251,6 +265,25 @@ mod tests {
         )
         .await
         .expect("fires although the watchdog sleeps until a dropped wait's instant");
+    }
+
+    #[tokio::test]
+    async fn the_watchdog_ends_with_its_node() {
+        let d = Deadlines::default();
+        d.sleep_until(Instant::now() + Duration::from_millis(1))
+            .await;
+        assert!(lock(&d.shared).running);
+        // The watchdog holds the other count of `wake` while it runs.
+        let wake = Arc::clone(&d.shared.wake);
+        assert_eq!(Arc::strong_count(&wake), 3);
+        drop(d);
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while Arc::strong_count(&wake) > 1 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the watchdog ends");
     }
 
     #[test]
