@@ -610,6 +610,90 @@ async fn rest_for_one_and_one_for_all_restart_the_children_they_name() {
     }
 }
 
+/// A GenServer that only takes messages.
+struct Quiet;
+
+impl GenServer for Quiet {}
+
+/// Elixir's `use GenServer` gives a server that defines no `handle_call/3` or
+/// `handle_cast/2` clauses that raise: a call or a cast stops it with a
+/// `RuntimeError`, and the caller of the call exits with it. The Rust server with the
+/// trait's defaults ends the same way, with the same message, as iex sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_genserver_without_call_or_cast_clauses_stops_as_elixirs_does() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("quiet", epmd.port()).await;
+    let n = node.name().to_owned();
+    blocking(|| {
+        alex.eval(
+            "defmodule Quiet do
+               use GenServer
+               def init(x), do: {:ok, x}
+             end
+             :ok",
+        )
+    });
+    // What happens to the server `{name, node}`, started (again) on that node: the
+    // message a call exits with, then the reason a cast stops it with.
+    let ending = |start: &dyn Fn(&str), target: &str| {
+        start("quiet_call");
+        let call = blocking(|| {
+            alex.eval(&format!(
+                "try do GenServer.call({{:quiet_call, {target}}}, :hello) catch
+                   :exit, {{{{%RuntimeError{{message: m}}, _}}, {{GenServer, :call, _}}}} -> m
+                 end"
+            ))
+        });
+        start("quiet_cast");
+        let cast = blocking(|| {
+            alex.eval(&format!(
+                "server = {{:quiet_cast, {target}}}
+                 ref = Process.monitor(server)
+                 GenServer.cast(server, :hello)
+                 receive do
+                   {{:DOWN, ^ref, :process, _, {{%RuntimeError{{message: m}}, _}}}} -> m
+                 after 10_000 -> :no_down
+                 end"
+            ))
+        });
+        (call, cast)
+    };
+    let beam = ending(
+        &|name| {
+            blocking(|| {
+                alex.eval(&format!(
+                    "{{:ok, _}} = GenServer.start(Quiet, nil, name: :{name})"
+                ))
+            });
+        },
+        "node()",
+    );
+    let rust = ending(
+        &|name| {
+            let node = node.clone();
+            let name = name.to_owned();
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async move {
+                    cnode::gen_server::start(&node, Some(&name), Quiet)
+                        .await
+                        .expect("the server starts");
+                })
+            });
+        },
+        &format!(":{n}"),
+    );
+    assert_eq!(
+        beam.0,
+        "\"attempted to call GenServer :quiet_call but no handle_call/3 clause was provided\""
+    );
+    assert_eq!(
+        beam.1,
+        "\"attempted to cast GenServer :quiet_cast but no handle_cast/2 clause was provided\""
+    );
+    assert_eq!(rust, beam);
+}
+
 #[tokio::test]
 async fn names_are_refused_as_erl_refuses_them() {
     let epmd = cnode::epmd::server::EpmdServer::bind(0)

@@ -455,6 +455,12 @@ impl GenServer for Supervisor {
         }
     }
 
+    async fn handle_cast(&mut self, _request: Term, _p: &mut Process) -> Result<Next, Exception> {
+        // supervisor:handle_cast/2 takes only its own `try_again_restart`: any cast
+        // crashes it, as on the BEAM.
+        Err(Exception::bare(atom("function_clause")))
+    }
+
     async fn handle_info(&mut self, message: Term, p: &mut Process) -> Result<Next, Exception> {
         if let Some((pid, reason)) = exit_message(&message) {
             let (pid, reason) = (*pid, reason.clone());

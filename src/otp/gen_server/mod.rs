@@ -118,21 +118,29 @@ pub trait GenServer: Send + Sized + 'static {
         async { Ok(Next::Wait) }
     }
 
-    /// `handle_call/3`.
+    /// `handle_call/3`. A server that is called must define it: by default, as with
+    /// Elixir's `use GenServer`, a call stops the server with a `RuntimeError`
+    /// (`attempted to call GenServer :ticker but no handle_call/3 clause was
+    /// provided`), and the caller exits with it.
     fn handle_call(
         &mut self,
-        request: Term,
-        from: &Caller,
+        _request: Term,
+        _from: &Caller,
         process: &mut Process,
-    ) -> impl Future<Output = Result<Reply, Exception>> + Send;
+    ) -> impl Future<Output = Result<Reply, Exception>> + Send {
+        let error = no_clause(process, "call", "handle_call/3");
+        async move { Err(error) }
+    }
 
-    /// `handle_cast/2`.
+    /// `handle_cast/2`. A server that is cast to must define it: by default, as with
+    /// Elixir's `use GenServer`, a cast stops the server with a `RuntimeError`.
     fn handle_cast(
         &mut self,
         _request: Term,
-        _process: &mut Process,
+        process: &mut Process,
     ) -> impl Future<Output = Result<Next, Exception>> + Send {
-        async { Ok(Next::Wait) }
+        let error = no_clause(process, "cast", "handle_cast/2");
+        async move { Err(error) }
     }
 
     /// `handle_info/2`: any other message (`:timeout` after [`Next::Timeout`]). By
@@ -393,12 +401,26 @@ fn report(p: &Process, e: Exception) -> Exception {
     if crate::otp::supervisor::is_normal_exit(&reason) {
         return Exception::Exit(reason);
     }
-    let name = p.registered_name().map_or_else(
-        || p.pid().inspect().to_string(),
-        |n| atom(&n).inspect().to_string(),
-    );
+    let name = server_name(p);
     tracing::error!(pid = %p.pid().inspect(), "GenServer {name} terminating\n{}", e.format_stop());
     Exception::Exit(reason)
+}
+
+/// How gen_server's report and Elixir's default callbacks name a server: its registered
+/// name, else its pid.
+fn server_name(p: &Process) -> String {
+    p.registered_name().map_or_else(
+        || p.pid().inspect().to_string(),
+        |n| atom(&n).inspect().to_string(),
+    )
+}
+
+/// The `RuntimeError` of Elixir's default `handle_call/3` and `handle_cast/2`.
+fn no_clause(p: &Process, what: &str, callback: &str) -> Exception {
+    let name = server_name(p);
+    Exception::runtime_error(format!(
+        "attempted to {what} GenServer {name} but no {callback} clause was provided"
+    ))
 }
 
 /// `{'EXIT', Parent, Reason}` from the process that started this one with
