@@ -692,6 +692,37 @@ async fn a_genserver_without_call_or_cast_clauses_stops_as_elixirs_does() {
         "\"attempted to cast GenServer :quiet_cast but no handle_cast/2 clause was provided\""
     );
     assert_eq!(rust, beam);
+
+    // A supervisor takes no casts: supervisor:handle_cast/2 has no clause for one.
+    cnode::supervisor::start(
+        &node,
+        Some("quiet_sup"),
+        cnode::supervisor::Strategy::OneForOne,
+        vec![],
+    )
+    .await
+    .expect("the supervisor starts");
+    blocking(|| {
+        alex.eval(
+            "{:ok, pid} = Supervisor.start_link([], strategy: :one_for_one, name: :quiet_sup)
+             Process.unlink(pid)",
+        )
+    });
+    let cast_to_supervisor = |target: &str| {
+        blocking(|| {
+            alex.eval(&format!(
+                "server = {{:quiet_sup, {target}}}
+                 ref = Process.monitor(server)
+                 GenServer.cast(server, :hello)
+                 receive do
+                   {{:DOWN, ^ref, :process, _, reason}} -> elem(reason, 0)
+                 after 10_000 -> :no_down
+                 end"
+            ))
+        })
+    };
+    assert_eq!(cast_to_supervisor("node()"), ":function_clause");
+    assert_eq!(cast_to_supervisor(&format!(":{n}")), ":function_clause");
 }
 
 #[tokio::test]
