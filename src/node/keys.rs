@@ -1,8 +1,10 @@
-//! Keys of the tables a node looks up for every message: its processes (by pid) and the
-//! monitors and aliases of its processes (by reference). Both are numbers this node hands
-//! out itself, so they are hashed with one multiplication, where SipHash over a
-//! `Pid`'s or a `Reference`'s node name (and a copy of that name per entry) would only
-//! cost time: no peer can choose what goes into these tables.
+//! Keys of the tables a node looks up for every message: its processes (by pid), the
+//! monitors and aliases of its processes (by reference), and its registered names (by
+//! atom). The first two are numbers this node hands out itself, the names atoms its own
+//! code registers (an interned atom is hashed by its address), so they are hashed with
+//! one multiplication, where SipHash over a `Pid`'s or a `Reference`'s node name (and a
+//! copy of that name per entry) would only cost time: no peer can choose what goes into
+//! these tables.
 
 use crate::term::{Atom, Pid, Reference};
 use std::collections::{HashMap, HashSet};
@@ -10,6 +12,8 @@ use std::hash::BuildHasherDefault;
 
 /// A map keyed by [`pid_key`]s or [`RefKey`]s.
 pub(crate) type OwnMap<K, V> = HashMap<K, V, BuildHasherDefault<OwnKeyHasher>>;
+/// A map keyed by atoms (the registered names).
+pub(crate) type AtomMap<V> = HashMap<Atom, V, BuildHasherDefault<AtomKeyHasher>>;
 /// A set of [`RefKey`]s.
 pub(crate) type OwnSet<K> = HashSet<K, BuildHasherDefault<OwnKeyHasher>>;
 
@@ -74,9 +78,42 @@ impl std::hash::Hasher for OwnKeyHasher {
     }
 }
 
+/// Fibonacci hashing of an atom's address, its product's high bits first: an address
+/// has its low bits zero (so would the product's), and the low bits pick the bucket.
+#[derive(Default)]
+pub(crate) struct AtomKeyHasher(u64);
+
+impl std::hash::Hasher for AtomKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, address: usize) {
+        self.0 = (self.0 ^ address as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(26);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atoms_spread_over_the_buckets() {
+        use std::hash::BuildHasher;
+        let hasher = BuildHasherDefault::<AtomKeyHasher>::default();
+        let buckets: HashSet<u64> = (0..64)
+            .map(|i| hasher.hash_one(Atom::from(format!("spread_{i}").as_str())) & 63)
+            .collect();
+        // 64 atoms into 64 buckets fill about 40 at random; their addresses' zero low
+        // bits, hashed as pids are, would leave them in one or two.
+        assert!(buckets.len() > 30, "{} buckets", buckets.len());
+    }
 
     #[test]
     fn a_reference_key_is_only_ours() {

@@ -28,7 +28,7 @@ pub(crate) use table::caught;
 
 use crate::epmd;
 use crate::term::{Atom, Pid, Reference};
-use keys::{OwnMap, RefKey};
+use keys::{AtomMap, OwnMap, RefKey};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -80,7 +80,7 @@ pub(crate) struct NodeInner {
     pub config: NodeConfig,
     pub port: u16,
     procs: Mutex<OwnMap<u64, Arc<ProcEntry>>>,
-    names: Mutex<HashMap<Atom, Arc<ProcEntry>>>,
+    names: Mutex<AtomMap<Arc<ProcEntry>>>,
     /// Active aliases: the pid key of the process each one reaches.
     aliases: Mutex<OwnMap<RefKey, u64>>,
     conns: Mutex<HashMap<String, connect::ConnState>>,
@@ -140,7 +140,7 @@ impl Node {
             creation,
             port,
             procs: Mutex::new(OwnMap::default()),
-            names: Mutex::new(HashMap::new()),
+            names: Mutex::new(AtomMap::default()),
             aliases: Mutex::new(OwnMap::default()),
             conns: Mutex::new(HashMap::new()),
             // Pids start at <N.1.0>, serial 0, as a BEAM node's do.
