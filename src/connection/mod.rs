@@ -31,8 +31,11 @@ use tokio::io::AsyncWriteExt;
 
 /// Who a connection hands what it reads to (the node), and tells when it ends.
 pub(crate) trait Owner: Clone + Send + Sync + 'static {
+    /// What the owner keeps from one message of a connection to the next (its reader
+    /// holds one).
+    type Memo: Default + Send;
     /// A control message (and its payload) the peer sent.
-    fn take(&self, conn: &Arc<ConnHandle>, decoded: Decoded);
+    fn take(&self, conn: &Arc<ConnHandle>, decoded: Decoded, memo: &mut Self::Memo);
     /// The connection ended: `reason` is why (already logged when it is the peer's
     /// fault).
     fn down(&self, conn: &Arc<ConnHandle>, reason: &str);
@@ -444,8 +447,8 @@ async fn read_loop(
 
 /// Takes in frames until the connection ends; returns why (the reasons that are the
 /// connection's fault are logged).
-async fn read_frames(
-    owner: &impl Owner,
+async fn read_frames<O: Owner>(
+    owner: &O,
     conn: &Arc<ConnHandle>,
     read_half: ReadHalf,
     writer: &mut tokio::task::JoinHandle<()>,
@@ -470,6 +473,7 @@ async fn read_frames(
     let mut taken_bytes: usize = 0;
     let mut talk = Conversation::default();
     let mut incoming = Incoming::new(conn.flags, limits.max_message_size);
+    let mut memo = O::Memo::default();
     // A continuation fragment whose bytes are being read straight into its message's
     // buffer.
     let mut direct: Option<Direct> = None;
@@ -483,7 +487,9 @@ async fn read_frames(
                 Err(e) => return closing(e.to_string()),
             };
             taken_bytes += data.len();
-            if let Err(reason) = guarded(|| take_in(owner, conn, data, &mut incoming, &limits)) {
+            if let Err(reason) =
+                guarded(|| take_in(owner, conn, data, &mut incoming, &limits, &mut memo))
+            {
                 return closing(reason);
             }
             // Now and then let the processes take what was delivered: the messages are
@@ -536,7 +542,7 @@ async fn read_frames(
         if let Some(d) = direct.take_if(|d| d.missing == 0) {
             let done = guarded(|| {
                 if let Some(decoded) = d.finish(&mut incoming, &limits.terms)? {
-                    owner.take(conn, decoded);
+                    owner.take(conn, decoded, &mut memo);
                 }
                 Ok(())
             });
@@ -816,15 +822,16 @@ fn micros_since_start() -> u64 {
 }
 
 /// Decodes one data frame and hands it to the owner.
-fn take_in(
-    owner: &impl Owner,
+fn take_in<O: Owner>(
+    owner: &O,
     conn: &Arc<ConnHandle>,
     data: &[u8],
     incoming: &mut Incoming,
     limits: &Limits,
+    memo: &mut O::Memo,
 ) -> Result<(), codec::DecodeError> {
     if let Some(decoded) = codec::decode(data, incoming, &limits.terms)? {
-        owner.take(conn, decoded);
+        owner.take(conn, decoded, memo);
     }
     Ok(())
 }

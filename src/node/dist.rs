@@ -2,6 +2,7 @@
 //! (`erts_net_message` in `dist.c`).
 
 use super::entry::{MonitorTarget, Watcher};
+use super::names::LastName;
 use super::Dest;
 use super::Node;
 use crate::connection::codec::{altact, AltAct, AltActTo};
@@ -12,11 +13,11 @@ use crate::term::Inspect;
 use crate::term::{atom, tuple, Atom, Pid, Term};
 use std::sync::Arc;
 
-pub(super) fn dispatch(node: &Node, conn: &Arc<ConnHandle>, message: Message) {
+pub(super) fn dispatch(node: &Node, conn: &Arc<ConnHandle>, message: Message, last: &mut LastName) {
     match message {
         Message::Send(m) => deliver_to_pid(node, &m.to_pid, m.message),
         Message::SendSender(m) => deliver_to_pid(node, &m.to_pid, m.message),
-        Message::RegSend(m) => reg_send(node, &m.from_pid, &m.to_name, m.message),
+        Message::RegSend(m) => reg_send(node, &m.from_pid, &m.to_name, m.message, last),
         Message::AliasSend(m) => {
             node.route(&m.from_pid, Dest::Alias(m.alias), m.message);
         }
@@ -49,17 +50,24 @@ pub(super) fn dispatch(node: &Node, conn: &Arc<ConnHandle>, message: Message) {
 /// or an alias no longer active it is dropped. With the `PRIO` bit, through a priority
 /// alias of the process, the message (or the `EXIT` message of a process trapping
 /// exits) goes ahead of the ordinary ones (EEP 76); otherwise it is an ordinary one.
-pub(super) fn alt_act(node: &Node, signal: AltAct) {
+pub(super) fn alt_act(node: &Node, signal: AltAct, last: &mut LastName) {
     let AltAct {
         flags,
         from,
         to,
         data,
     } = signal;
+    let found;
     let entry = match &to {
-        AltActTo::Pid(pid) => node.local_entry(pid),
-        AltActTo::Name(name) => node.registered_entry(name),
-        AltActTo::Alias(alias) => node.alias_entry(alias),
+        AltActTo::Pid(pid) => {
+            found = node.local_entry(pid);
+            found.as_deref()
+        }
+        AltActTo::Name(name) => node.registered_entry_through(name, last),
+        AltActTo::Alias(alias) => {
+            found = node.alias_entry(alias);
+            found.as_deref()
+        }
     };
     let Some(entry) = entry else {
         tracing::debug!(
@@ -69,7 +77,7 @@ pub(super) fn alt_act(node: &Node, signal: AltAct) {
         return;
     };
     let priority = flags & altact::PRIO != 0
-        && matches!(&to, AltActTo::Alias(alias) if node.is_priority_alias(&entry, alias));
+        && matches!(&to, AltActTo::Alias(alias) if node.is_priority_alias(entry, alias));
     match (flags & altact::EXIT != 0, priority) {
         (true, priority) => {
             entry.exit_signal_as(&from, data, false, priority);
@@ -85,8 +93,8 @@ fn deliver_to_pid(node: &Node, to: &Pid, message: Term) {
     }
 }
 
-fn reg_send(node: &Node, from: &Pid, name: &Atom, message: Term) {
-    match node.registered_entry(name) {
+fn reg_send(node: &Node, from: &Pid, name: &Atom, message: Term, last: &mut LastName) {
+    match node.registered_entry_through(name, last) {
         Some(e) => e.deliver(message),
         // Dropped, as the BEAM drops it.
         None => tracing::debug!(

@@ -14,6 +14,7 @@ mod exception;
 mod hooks;
 pub(crate) mod keys;
 mod mailbox;
+mod names;
 mod route;
 mod signals;
 mod table;
@@ -28,7 +29,7 @@ pub(crate) use table::caught;
 
 use crate::epmd;
 use crate::term::{Atom, Pid, Reference};
-use keys::{AtomMap, OwnMap, RefKey};
+use keys::{OwnMap, RefKey};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -80,7 +81,7 @@ pub(crate) struct NodeInner {
     pub config: NodeConfig,
     pub port: u16,
     procs: Mutex<OwnMap<u64, Arc<ProcEntry>>>,
-    names: Mutex<AtomMap<Arc<ProcEntry>>>,
+    names: names::Names,
     /// Active aliases: the pid key of the process each one reaches.
     aliases: Mutex<OwnMap<RefKey, u64>>,
     conns: Mutex<HashMap<String, connect::ConnState>>,
@@ -140,7 +141,7 @@ impl Node {
             creation,
             port,
             procs: Mutex::new(OwnMap::default()),
-            names: Mutex::new(AtomMap::default()),
+            names: names::Names::default(),
             aliases: Mutex::new(OwnMap::default()),
             conns: Mutex::new(HashMap::new()),
             // Pids start at <N.1.0>, serial 0, as a BEAM node's do.

@@ -1,6 +1,7 @@
 //! Where a message goes: to a process here, or written to the connection to its node;
 //! and what a connection hands the node (the [`connection::Owner`] the node is).
 
+use super::names::LastName;
 use super::{connect, dist, Dest, IntoMessage, Node};
 use crate::connection::codec::{Decoded, Payload, To};
 use crate::connection::message::Message;
@@ -114,10 +115,12 @@ impl Node {
 }
 
 impl connection::Owner for Node {
-    fn take(&self, conn: &Arc<ConnHandle>, decoded: Decoded) {
+    type Memo = LastName;
+
+    fn take(&self, conn: &Arc<ConnHandle>, decoded: Decoded, last: &mut LastName) {
         match decoded {
-            Decoded::Message(message) => dist::dispatch(self, conn, message),
-            Decoded::AltAct(signal) => dist::alt_act(self, signal),
+            Decoded::Message(message) => dist::dispatch(self, conn, message, last),
+            Decoded::AltAct(signal) => dist::alt_act(self, signal, last),
             Decoded::Unknown(control) => {
                 let text = crate::term::truncated(&control, crate::term::LOG_TERM_CHARS);
                 tracing::warn!(peer = %conn.peer.name(), "dropping unknown control message {text}");

@@ -3,6 +3,7 @@
 
 use super::entry::{Prepared, ProcEntry, SpawnOpts};
 use super::keys::pid_key;
+use super::names::LastName;
 use super::{Exception, Mailbox, Node};
 use crate::sync::lock;
 use crate::term::{atom, tuple, Atom, Pid, Reference, Term};
@@ -15,7 +16,7 @@ impl Node {
     /// The pid registered as `name` here.
     pub fn whereis(&self, name: &str) -> Option<Pid> {
         let name = Atom::existing(name)?;
-        lock(&self.0.names).get(&name).map(|e| e.pid)
+        self.0.names.get(&name).map(|e| e.pid)
     }
 
     /// Whether a local process is alive.
@@ -54,11 +55,9 @@ impl Node {
         let pid = self.new_pid();
         let prepared = ProcEntry::prepare(pid, &opts);
         if let Some(name) = &opts.name {
-            let mut names = lock(&self.0.names);
-            if names.contains_key(name) {
+            if !self.0.names.insert_new(*name, &prepared.entry) {
                 return Err(Exception::bare_badarg());
             }
-            names.insert(*name, prepared.entry.clone());
         }
         lock(&self.0.procs).insert(pid_key(&pid), prepared.entry.clone());
         Ok(prepared)
@@ -115,7 +114,17 @@ impl Node {
 
     pub(crate) fn registered_entry(&self, name: &Atom) -> Option<Arc<ProcEntry>> {
         // A name holds its process's entry: one lookup for each message sent to it.
-        lock(&self.0.names).get(name).cloned()
+        self.0.names.get(name)
+    }
+
+    /// [`registered_entry`](Self::registered_entry) for a connection's reader, which
+    /// keeps the last name its messages went to in `last`.
+    pub(crate) fn registered_entry_through<'a>(
+        &self,
+        name: &Atom,
+        last: &'a mut LastName,
+    ) -> Option<&'a ProcEntry> {
+        self.0.names.get_through(name, last)
     }
 
     pub(crate) fn register_name(
@@ -125,18 +134,16 @@ impl Node {
     ) -> Result<(), Exception> {
         let name = Atom::from(name);
         let mut st = entry.state();
-        let mut names = lock(&self.0.names);
-        if st.name.is_some() || names.contains_key(&name) || st.dead {
+        if st.name.is_some() || st.dead || !self.0.names.insert_new(name, entry) {
             return Err(Exception::bare_badarg());
         }
-        names.insert(name, entry.clone());
         st.name = Some(name);
         Ok(())
     }
 
     /// The names registered here (`erlang:registered/0`).
     pub(crate) fn registered_names(&self) -> Vec<Atom> {
-        lock(&self.0.names).keys().copied().collect()
+        self.0.names.keys()
     }
 
     /// The pids of the processes alive here (`erlang:processes/0`), in the order they
@@ -172,10 +179,7 @@ impl Node {
         let pid = &entry.pid;
         lock(&self.0.procs).remove(&pid_key(pid));
         if let Some(name) = &name {
-            let mut names = lock(&self.0.names);
-            if names.get(name).is_some_and(|e| e.pid == *pid) {
-                names.remove(name);
-            }
+            self.0.names.remove_if_held(name, pid);
         }
         {
             let mut table = lock(&self.0.aliases);
