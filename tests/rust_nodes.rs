@@ -707,6 +707,35 @@ async fn lent_terms_arrive_as_given_ones() {
     .await;
 }
 
+/// `message_queue_len` counts what was sent and not yet received, from a peer node and
+/// from here, a message a selective receive passed over still counted, as the BEAM
+/// counts it.
+#[tokio::test]
+async fn the_queue_length_counts_what_is_not_yet_received() {
+    let (_epmd, a, b) = two_nodes().await;
+    in_process(&a, move |mut p| async move {
+        let me = p.pid();
+        assert_eq!(p.message_queue_len(), 0);
+        b.spawn(move |q| async move {
+            for i in 0..3 {
+                q.send(me, int(i));
+            }
+            q.send(me, atom("done"));
+            Ok(())
+        });
+        let done = p.receive_match(Some(WAIT), |m| m.is_atom("done")).await;
+        assert_eq!(done, Some(atom("done")));
+        assert_eq!(p.message_queue_len(), 3, "passed over, still queued");
+        p.send(me, int(3));
+        assert_eq!(p.message_queue_len(), 4);
+        for i in 0..4 {
+            assert_eq!(p.receive_timeout(WAIT).await, Some(int(i)));
+            assert_eq!(p.message_queue_len(), 3 - i as usize);
+        }
+    })
+    .await;
+}
+
 /// A local `DOWN` names the process as it was monitored: by its pid, or as
 /// `{Name, Node}` when monitored by name, as the BEAM does.
 #[tokio::test]
