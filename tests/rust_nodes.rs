@@ -707,6 +707,52 @@ async fn lent_terms_arrive_as_given_ones() {
     .await;
 }
 
+/// A peer's messages to a registered name reach whoever holds the name when they
+/// arrive: over one connection, as the name passes from one process to the next and is
+/// for a while nobody's (those are dropped, as the BEAM drops them).
+#[tokio::test]
+async fn messages_to_a_name_follow_it_from_process_to_process() {
+    let (_epmd, a, b) = two_nodes().await;
+    let bn = b.name().to_owned();
+    let echo = b.whereis("echo").expect("b's echo");
+    in_process(&a, move |mut p| async move {
+        let me = p.pid();
+        for holder in 1..=3i64 {
+            let pid = b
+                .spawn_registered("box", move |mut q| async move {
+                    loop {
+                        let m = q.receive().await;
+                        if m.is_atom("stop") {
+                            return Ok(());
+                        }
+                        q.send(me, tuple(vec![int(holder), m]));
+                    }
+                })
+                .unwrap();
+            for i in 0..3 {
+                p.send(("box", bn.as_str()), int(i));
+                assert_eq!(
+                    p.receive_timeout(WAIT).await,
+                    Some(tuple(vec![int(holder), int(i)]))
+                );
+            }
+            p.send(("box", bn.as_str()), atom("stop"));
+            let deadline = Instant::now() + WAIT;
+            while b.whereis("box") == Some(pid) {
+                assert!(Instant::now() < deadline, "box {holder} did not stop");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            p.send(("box", bn.as_str()), atom("nobody"));
+            // The connection keeps order: once b answers this, it has dropped that. (To
+            // a pid: a name here would be the last name b's reader looked up.)
+            let sync = p.call(echo, atom("sync"), Some(WAIT)).await;
+            assert_eq!(sync, Ok(atom("sync")));
+        }
+        assert_eq!(p.receive_timeout(Duration::from_millis(200)).await, None);
+    })
+    .await;
+}
+
 /// `message_queue_len` counts what was sent and not yet received, from a peer node and
 /// from here, a message a selective receive passed over still counted, as the BEAM
 /// counts it.
