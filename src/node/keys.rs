@@ -87,9 +87,10 @@ impl std::hash::Hasher for AtomKeyHasher {
     fn finish(&self) -> u64 {
         self.0
     }
+    /// Only an atom's address is hashed (`write_usize`); bytes as a word each.
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            self.write_usize(usize::from(b));
         }
     }
     fn write_usize(&mut self, address: usize) {
