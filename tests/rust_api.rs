@@ -673,7 +673,7 @@ async fn a_genserver_without_call_or_cast_clauses_stops_as_elixirs_does() {
         &|name| {
             let node = node.clone();
             let name = name.to_owned();
-            tokio::task::block_in_place(|| {
+            blocking(|| {
                 tokio::runtime::Handle::current().block_on(async move {
                     cnode::gen_server::start(&node, Some(&name), Quiet)
                         .await

@@ -131,6 +131,17 @@ impl Future for Deadline {
 }
 
 impl Deadline {
+    /// `work`'s output, or `None` if this deadline comes first (`work` is looked at
+    /// first, so an output ready at the deadline is not lost). The deadline stays
+    /// usable for the next wait.
+    pub(crate) async fn bound<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            biased;
+            output = work => Some(output),
+            () = self => None,
+        }
+    }
+
     fn forget(&mut self) {
         if let Some(key) = self.key.take() {
             lock(&self.shared).pending.remove(&key);

@@ -585,13 +585,8 @@ impl NodeTask {
             owner,
             result,
         } = self;
-        let deadline = node.deadline(tokio::time::Instant::now() + timeout);
-        let outcome = tokio::select! {
-            biased;
-            outcome = result => Some(outcome),
-            () = deadline => None,
-        };
-        match outcome {
+        let mut deadline = node.deadline(tokio::time::Instant::now() + timeout);
+        match deadline.bound(result).await {
             Some(outcome) => outcome.unwrap_or_else(|_| Err(owner_ended(&owner))),
             None => {
                 node.exit(&owner, atom("kill"));

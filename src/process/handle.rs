@@ -163,11 +163,7 @@ impl Process {
                 }
             };
             let next = match &mut deadline {
-                Some(deadline) => tokio::select! {
-                    biased;
-                    m = next => m,
-                    () = deadline => return None,
-                },
+                Some(deadline) => deadline.bound(next).await?,
                 None => next.await,
             };
             let Some(m) = next else {
