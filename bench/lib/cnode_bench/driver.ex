@@ -209,6 +209,21 @@ defmodule CnodeBench.Driver do
       beam_caller_run(key, kind, inflight, max(div(nq, 10), inflight), servers[side])
     end
 
+    # The runs on given cores: the 64-in-flight workloads on a core each (given two),
+    # the sequential seed workloads with caller and server on the same core.
+    [core | _] = cores
+    size = fn n, nq -> if quick, do: nq, else: n end
+
+    a_core_each = if length(cores) < 2, do: [], else: @pinned_workloads
+
+    pinned_runs =
+      Enum.map(a_core_each, fn {key, kind, n, nq} ->
+        {key, kind, @inflight, size.(n, nq), cores}
+      end) ++
+        Enum.map(@one_core_workloads, fn {key, kind, n, nq} ->
+          {key, kind, 1, size.(n, nq), [core, core]}
+        end)
+
     results =
       Enum.reduce(1..rounds, %{}, fn round, acc ->
         order = if rem(round, 2) == 1, do: [:beam, :rust], else: [:rust, :beam]
@@ -223,29 +238,11 @@ defmodule CnodeBench.Driver do
           end)
 
         acc =
-          Enum.reduce(if(length(cores) < 2, do: [], else: @pinned_workloads), acc, fn
-            {key, kind, n, nq}, acc ->
-              Enum.reduce(order, acc, fn side, acc ->
-                n = if quick, do: nq, else: n
-
-                r =
-                  pinned(cores, side, servers[side], fn ->
-                    beam_caller_run(key, kind, @inflight, n, servers[side])
-                  end)
-
-                recorded(acc, {key, :beam, side}, round, r)
-              end)
-          end)
-
-        acc =
-          Enum.reduce(@one_core_workloads, acc, fn {key, kind, n, nq}, acc ->
+          Enum.reduce(pinned_runs, acc, fn {key, kind, inflight, n, on}, acc ->
             Enum.reduce(order, acc, fn side, acc ->
-              n = if quick, do: nq, else: n
-              [core | _] = cores
-
               r =
-                pinned([core, core], side, servers[side], fn ->
-                  beam_caller_run(key, kind, 1, n, servers[side])
+                pinned(on, side, servers[side], fn ->
+                  beam_caller_run(key, kind, inflight, n, servers[side])
                 end)
 
               recorded(acc, {key, :beam, side}, round, r)
@@ -429,8 +426,8 @@ defmodule CnodeBench.Driver do
   defp self_ospid, do: List.to_integer(:os.getpid())
 
   # Runs `fun` with this node on the first of `cores` and the server on the second (the
-  # same core for `@one_core_workloads`), the
-  # BEAM nodes on one scheduler each; then puts back the affinities and schedulers.
+  # same core for `@one_core_workloads`), the BEAM nodes on one scheduler each; then
+  # puts back the affinities and schedulers.
   defp pinned([mine, theirs | _], side, server, fun) do
     me = self_ospid()
     affinities = for pid <- [me, server.ospid], do: {pid, Util.affinity(pid)}
