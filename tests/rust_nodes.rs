@@ -517,6 +517,71 @@ async fn a_rust_peer_lost_and_restarted() {
     .await;
 }
 
+/// A BEAM node's messages to a registered name on a Rust node reach whoever holds the
+/// name when they arrive: over one connection, as the name passes from one Rust process
+/// to the next and is for a while nobody's (those are dropped, as a BEAM node drops
+/// them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_beam_nodes_messages_to_a_name_follow_it_from_process_to_process() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("boxes", epmd.port()).await;
+    gen_server::start(&node, Some("echo"), Echo).await.unwrap();
+    let n = node.name().to_owned();
+    // A pid to synchronise on: a name would be the last one the reader looked up.
+    blocking(|| {
+        alex.eval(&format!(
+            "echo = :erpc.call(:\"{n}\", :erlang, :whereis, [:echo]); :ok"
+        ))
+    });
+    for holder in 1..=3i64 {
+        let pid = node
+            .spawn_registered("box", move |mut q| async move {
+                loop {
+                    let m = q.receive().await;
+                    if m.is_atom("stop") {
+                        return Ok(());
+                    }
+                    if let Some([from, msg]) = m.as_tuple_n(2) {
+                        if let Some(from) = from.as_pid() {
+                            q.send(*from, tuple(vec![int(holder), msg.clone()]));
+                        }
+                    }
+                }
+            })
+            .unwrap();
+        let answers = blocking(|| {
+            alex.eval(&format!(
+                "for i <- 0..2 do
+                   send({{:box, :\"{n}\"}}, {{self(), i}})
+                   receive do m -> m after 10_000 -> :no_answer end
+                 end"
+            ))
+        });
+        assert_eq!(
+            answers,
+            format!("[{{{holder}, 0}}, {{{holder}, 1}}, {{{holder}, 2}}]")
+        );
+        blocking(|| alex.eval(&format!("send({{:box, :\"{n}\"}}, :stop); :ok")));
+        let deadline = Instant::now() + WAIT;
+        while node.whereis("box") == Some(pid) {
+            assert!(Instant::now() < deadline, "box {holder} did not stop");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Nobody holds the name; once echo answers, that message was dropped.
+        let sync = blocking(|| {
+            alex.eval(&format!(
+                "send({{:box, :\"{n}\"}}, {{self(), :nobody}}); GenServer.call(echo, :sync)"
+            ))
+        });
+        assert_eq!(sync, ":sync");
+    }
+    assert_eq!(
+        blocking(|| alex.eval("receive do m -> m after 200 -> :none end")),
+        ":none"
+    );
+}
+
 // ---------------------------------------------------------- Rust to Rust ----
 
 /// Two nodes on an in-process EPMD; `b` runs an `echo` GenServer, a Task.Supervisor
