@@ -120,7 +120,9 @@ pub mod fuzzing;
 pub use handshake::HandshakeError;
 pub use malloc::reuse_freed_memory;
 pub use node::{default_cookie, Node, NodeConfig, NodeError};
-pub use otp::gen_server::{self, CallError, Caller, GenServer, Next, Reply, StartError};
+pub use otp::gen_server::{
+    self, CallError, CallErrorKind, Caller, GenServer, Next, Reply, StartError,
+};
 pub use otp::rpc::RpcError;
 pub use otp::supervisor;
 pub use otp::task_supervisor::{NodeTask, Task, TaskError};

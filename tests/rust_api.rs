@@ -6,7 +6,10 @@
 mod support;
 
 use cnode::term::{atom, binary, int, list, tuple, Inspect, Match, Term};
-use cnode::{Caller, Exception, GenServer, Next, Node, NodeConfig, Process, Reply, TaskError};
+use cnode::{
+    CallErrorKind, Caller, Dest, Exception, GenServer, Next, Node, NodeConfig, Process, Reply,
+    TaskError,
+};
 use std::time::Duration;
 use support::{unique_name, BeamNode, Epmd};
 
@@ -49,7 +52,17 @@ async fn plain_rust_code_calls_the_cluster() {
     let missing = node
         .call(("nobody", a.as_str()), atom("hi"), Some(WAIT))
         .await;
-    assert_eq!(missing, Err(cnode::CallError::NoProc));
+    let missing = missing.unwrap_err();
+    assert_eq!(missing.kind(), &CallErrorKind::NoProc);
+    // As GenServer.call exits, and prints as Elixir prints that exit.
+    let exit = format!("{{:noproc, {{GenServer, :call, [{{:nobody, :{a}}}, :hi, 20000]}}}}");
+    assert_eq!(missing.reason().to_string(), exit);
+    assert!(
+        missing.to_string().starts_with(&format!(
+            "exited in: GenServer.call({{:nobody, :{a}}}, :hi, 20000)\n    ** (EXIT) no process: "
+        )),
+        "{missing}"
+    );
 
     // A cast {pid, term} makes Chat.Echo send term to pid: the shell's.
     let shell = node
@@ -140,6 +153,27 @@ async fn plain_rust_code_calls_the_cluster() {
         )
     });
     assert_eq!(children, ":none_left");
+    // No such supervisor: the exit of GenServer.call with Task.Supervisor's request,
+    // as Task.Supervisor.async exits an Elixir caller.
+    let nope = ("Elixir.Nope", a.as_str());
+    match node
+        .task_async(nope, "Elixir.String", "upcase", vec![])
+        .await
+    {
+        Err(TaskError(Exception::Exit(reason))) => {
+            let text = reason.to_string();
+            let start = format!(
+                "{{:noproc, {{GenServer, :call, [{{Nope, :{a}}}, {{:start_task, [{{:{}, #PID<",
+                node.name()
+            );
+            assert!(text.starts_with(&start), "{text}");
+            assert!(
+                text.ends_with("}, :monitor], :temporary, nil}, :infinity]}}"),
+                "{text}"
+            );
+        }
+        other => panic!("no supervisor: {other:?}"),
+    }
 }
 
 /// `Counter` as a user writes it: its count is its state.
@@ -403,8 +437,48 @@ async fn rust_errors_reach_the_beam_as_elixir_exceptions() {
         let n: i64 = text.trim().parse()?;
         Ok(int(n))
     });
+    // Rusty.ask(node): a call to a name nobody holds there, and one to itself; a failed
+    // call through `?` exits as a failed GenServer.call exits an Elixir process.
+    node.register_function("Elixir.Rusty", "ask", 1, |mut p, args| async move {
+        let there = args[0].as_atom().unwrap_or("nonode@nohost").to_owned();
+        let five_s = Some(Duration::from_secs(5));
+        let silence = p.call(("nobody", there.as_str()), atom("hi"), five_s).await;
+        assert_eq!(
+            silence.as_ref().map_err(|e| e.kind()),
+            Err(&CallErrorKind::NoProc)
+        );
+        let request = silence.unwrap_err().into_request();
+        assert_eq!(request, atom("hi"));
+        p.register("asker").unwrap();
+        let me = p.node().name().to_owned();
+        for to in [
+            Dest::from(p.pid()),
+            Dest::from("asker"),
+            Dest::from(("asker", &*me)),
+        ] {
+            match p.call(to, &request, five_s).await {
+                Err(e) if e.kind() == &CallErrorKind::CallingSelf => {}
+                other => panic!("a call to itself: {other:?}"),
+            }
+        }
+        Ok(p.call(("nobody", there.as_str()), request, five_s).await?)
+    });
     node.start_task_supervisor("Elixir.Rusty.TaskSupervisor");
     let eval = |expr: &str| blocking(|| alex.eval(&expr.replace("NODE", &n)));
+
+    // The exit is the one an Elixir process gets from the same call.
+    assert_eq!(
+        eval(
+            "task = Task.Supervisor.async_nolink({Rusty.TaskSupervisor, :NODE}, Rusty, :ask, [node()])
+             rust = try do Task.await(task, 20_000) catch :exit, {reason, {Task, :await, _}} -> reason end
+             elixir = try do GenServer.call({:nobody, node()}, :hi, 5000) catch :exit, reason -> reason end
+             {rust == elixir, rust}"
+        ),
+        format!(
+            "{{true, {{:noproc, {{GenServer, :call, [{{:nobody, :{}}}, :hi, 5000]}}}}}}",
+            alex.node_name()
+        )
+    );
 
     assert_eq!(eval(":erpc.call(:NODE, Rusty, :parse, [\"42\"])"), "42");
     assert_eq!(

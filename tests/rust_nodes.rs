@@ -10,7 +10,7 @@ use cnode::epmd::server::EpmdServer;
 use cnode::otp::gen_server;
 use cnode::term::{atom, binary, int, list, tuple, Match, Pid, Term};
 use cnode::{
-    CallError, Caller, Dest, Exception, GenServer, Node, NodeConfig, Process, Reply, RpcError,
+    CallErrorKind, Caller, Dest, Exception, GenServer, Node, NodeConfig, Process, Reply, RpcError,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -165,8 +165,12 @@ async fn a_rust_process_uses_a_beam_node_like_a_beam_process() {
             Ok(request)
         );
         assert_eq!(
-            p.call(("nobody", a.as_str()), atom("x"), Some(WAIT)).await,
-            Err(CallError::NoProc)
+            p.call(("nobody", a.as_str()), atom("x"), Some(WAIT))
+                .await
+                .map_err(|e| e.reason().to_string()),
+            Err(format!(
+                "{{:noproc, {{GenServer, :call, [{{:nobody, :{a}}}, :x, 10000]}}}}"
+            ))
         );
 
         // Sends to {name, node} and to a pid.
@@ -510,8 +514,10 @@ async fn a_rust_peer_lost_and_restarted() {
         );
         assert_ne!(echo.creation, old_echo.creation);
         assert_eq!(
-            p.call(old_echo, atom("stale"), Some(WAIT)).await,
-            Err(CallError::NoProc)
+            p.call(old_echo, atom("stale"), Some(WAIT))
+                .await
+                .map_err(|e| e.kind().clone()),
+            Err(CallErrorKind::NoProc)
         );
     })
     .await;
@@ -613,8 +619,10 @@ async fn genserver_calls_tasks_and_erpc_across_rust_nodes() {
             Ok(request)
         );
         assert_eq!(
-            p.call(("nobody", b), atom("x"), Some(WAIT)).await,
-            Err(CallError::NoProc)
+            p.call(("nobody", b), atom("x"), Some(WAIT))
+                .await
+                .map_err(|e| e.kind().clone()),
+            Err(CallErrorKind::NoProc)
         );
 
         let sup = ("Elixir.Chat.TaskSupervisor", b);
@@ -1061,12 +1069,13 @@ async fn a_call_waiting_when_the_connection_dies_is_nodedown() {
         tokio::time::timeout(WAIT, heard.recv()).await.unwrap();
         assert!(a.disconnect(b.name()));
         let result = tokio::time::timeout(WAIT, caller).await.unwrap().unwrap();
-        assert_eq!(result, Err(CallError::NodeDown(b.name().to_owned())));
+        let e = result.unwrap_err();
+        assert_eq!(e.kind(), &CallErrorKind::NodeDown(b.name().to_owned()));
+        assert_eq!(
+            e.reason().as_tuple_n(2).map(|r| r[0].clone()),
+            Some(tuple(vec![atom("nodedown"), atom(b.name())]))
+        );
     }
-    assert_eq!(
-        CallError::NodeDown(b.name().to_owned()).reason(),
-        tuple(vec![atom("nodedown"), atom(b.name())])
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,6 +43,17 @@ impl From<Reference> for Dest {
 }
 
 impl Dest {
+    /// The destination as a term, as `send/2` takes it: a pid, a name, `{Name, Node}`,
+    /// an alias.
+    pub(crate) fn to_term(&self) -> Term {
+        match self {
+            Dest::Pid(p) => Term::Pid(*p),
+            Dest::Name(n) => Term::Atom(*n),
+            Dest::RemoteName(n, node) => tuple(vec![Term::Atom(*n), Term::Atom(*node)]),
+            Dest::Alias(r) => Term::Reference(Box::new(r.clone())),
+        }
+    }
+
     /// The term a `DOWN` message names the monitored process by: the pid, or
     /// `{Name, Node}` for a monitor by name.
     pub(crate) fn down_object(&self, local_node: &Atom) -> Term {
@@ -61,7 +72,9 @@ impl Dest {
 /// process on this node gets its own copy of a lent term, as every process on the BEAM
 /// gets its own copy of a message. A binary of 64 KiB or more that a term given away
 /// ends with (as `{:big, i, <<...>>}` does) goes to a remote node from its own buffer,
-/// never copied; a lent term is copied into the connection's queue as it is encoded.
+/// never copied; a lent term is copied into the connection's queue as it is encoded. A
+/// call's request is written as lent either way: the call keeps it for the error it
+/// may return.
 ///
 /// ```no_run
 /// # async fn example(p: &mut cnode::Process) -> Result<(), cnode::CallError> {
@@ -95,6 +108,11 @@ mod sealed {
         /// term given away (left empty there) so that they are written from where
         /// they are, not copied; nothing of a lent term.
         fn take_tail(&mut self) -> Vec<u8>;
+        /// The term kept by who sends it: a term given away, owned; a lent one,
+        /// borrowed (a call keeps its request for the error it may end with).
+        fn into_kept<'a>(self) -> std::borrow::Cow<'a, Term>
+        where
+            Self: 'a;
     }
 
     impl Message for Term {
@@ -110,6 +128,9 @@ mod sealed {
         fn take_tail(&mut self) -> Vec<u8> {
             crate::connection::large_tail(self)
         }
+        fn into_kept<'a>(self) -> std::borrow::Cow<'a, Term> {
+            std::borrow::Cow::Owned(self)
+        }
     }
 
     impl Message for &Term {
@@ -122,6 +143,12 @@ mod sealed {
         fn spent(self) {}
         fn take_tail(&mut self) -> Vec<u8> {
             Vec::new()
+        }
+        fn into_kept<'a>(self) -> std::borrow::Cow<'a, Term>
+        where
+            Self: 'a,
+        {
+            std::borrow::Cow::Borrowed(self)
         }
     }
 }

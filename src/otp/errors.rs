@@ -38,14 +38,18 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Exception {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::term::{atom, tuple};
+    use crate::otp::gen_server::CallErrorKind;
+    use crate::process::Dest;
+    use crate::term::{atom, parse, tuple};
+
+    const FIVE_S: std::time::Duration = std::time::Duration::from_secs(5);
 
     #[test]
     fn the_crates_exits_stay_exits_and_other_errors_are_raised() {
-        assert_eq!(
-            Exception::from(CallError::NoProc),
-            Exception::Exit(atom("noproc"))
-        );
+        let nope = Dest::from("nope");
+        let call = CallError::new(CallErrorKind::NoProc, &nope, atom("hi"), Some(FIVE_S));
+        let exit = parse("{:noproc, {GenServer, :call, [:nope, :hi, 5000]}}").unwrap();
+        assert_eq!(Exception::from(call), Exception::Exit(exit));
         let timeout = Exception::Exit(tuple(vec![atom("timeout"), atom("await")]));
         assert_eq!(Exception::from(TaskError(timeout.clone())), timeout);
         let stopped = Exception::Exit(atom("shutdown"));

@@ -437,23 +437,8 @@ impl Process {
             atom("temporary"),
             atom("nil"),
         ]);
-        let supervisor = supervisor.into();
-        let reply = self
-            .call(supervisor.clone(), request, None)
-            .await
-            .map_err(|e| {
-                Exception::Exit(tuple(vec![
-                    e.reason(),
-                    tuple(vec![
-                        atom("Elixir.GenServer"),
-                        atom("call"),
-                        list(vec![
-                            supervisor.down_object(&crate::term::Atom::from(self.node().name())),
-                            atom("infinity"),
-                        ]),
-                    ]),
-                ]))
-            })?;
+        // Exits as `GenServer.call(supervisor, {:start_task, ...}, :infinity)` does.
+        let reply = self.call(supervisor, request, None).await?;
         let pid = match reply.as_tuple_n(2) {
             Some([ok, Term::Pid(pid)]) if ok.is_atom("ok") => *pid,
             _ => return Err(Exception::Exit(reply)),

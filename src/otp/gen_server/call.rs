@@ -7,8 +7,9 @@
 //! with an alias, as `gen:do_call/4` does, and fail cleanly on `DOWN` or timeout.
 
 use crate::node::Node;
-use crate::process::{Dest, IntoMessage, Process};
-use crate::term::{alias_tag, alias_tag_ref, atom, tuple, Match, Pid, Term};
+use crate::process::{Dest, Exception, IntoMessage, Process};
+use crate::term::{alias_tag, alias_tag_ref, atom, int, list, tuple, Match, Pid, Term};
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// Who made a call, and how to answer it (`gen_server:from()`).
@@ -119,39 +120,117 @@ pub(super) fn take_cast(message: Term) -> Result<Term, Term> {
     Ok(request)
 }
 
-/// Why a call did not return a reply.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum CallError {
+/// What went wrong in a call that returned no reply ([`CallError::kind`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallErrorKind {
     /// The target did not exist (`noproc`).
-    #[error("no process")]
     NoProc,
     /// The target's node went away or could not be reached (`{nodedown, Node}`).
-    #[error("node {0} is down")]
     NodeDown(String),
-    /// No reply in time.
-    #[error("timeout")]
+    /// No reply in time (`timeout`).
     Timeout,
+    /// The target was the calling process itself (`calling_self`): nobody would answer.
+    CallingSelf,
     /// The target exited with this reason before replying.
-    #[error("target exited: {}", crate::term::Elixir(.0))]
     Exit(Term),
 }
 
-impl CallError {
-    /// The exit reason `gen:call` exits the caller with.
+impl CallErrorKind {
+    /// The reason as `gen:call` exits with it, the first element of
+    /// [`CallError::reason`]: `noproc`, `{nodedown, Node}`, `timeout`, `calling_self`, or
+    /// the target's exit reason.
     pub fn reason(&self) -> Term {
         match self {
-            CallError::NoProc => atom("noproc"),
-            CallError::NodeDown(n) => tuple(vec![atom("nodedown"), atom(n)]),
-            CallError::Timeout => atom("timeout"),
-            CallError::Exit(r) => r.clone(),
+            CallErrorKind::NoProc => atom("noproc"),
+            CallErrorKind::NodeDown(n) => tuple(vec![atom("nodedown"), atom(n)]),
+            CallErrorKind::Timeout => atom("timeout"),
+            CallErrorKind::CallingSelf => atom("calling_self"),
+            CallErrorKind::Exit(r) => r.clone(),
         }
+    }
+}
+
+/// A call that returned no reply: what went wrong ([`kind`](Self::kind)) in which call.
+/// Through `?` in a process it exits the process as a failed `GenServer.call` exits an
+/// Elixir process, with [`reason`](Self::reason):
+/// `{:noproc, {GenServer, :call, [server, request, timeout]}}`; it prints as Elixir
+/// prints that exit (`exited in: GenServer.call(:nope, :hi, 5000)` and the reason below
+/// it).
+///
+/// ```no_run
+/// # async fn demo(p: &mut cnode::Process) {
+/// use cnode::term::atom;
+/// use cnode::CallErrorKind;
+/// match p.call(("Elixir.Counter", "alex@localhost"), atom("get"), None).await {
+///     Ok(count) => println!("{count}"),
+///     Err(e) if e.kind() == &CallErrorKind::NoProc => println!("no counter yet"),
+///     Err(e) => println!("{e}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", Exception::format_exit(&self.reason()))]
+pub struct CallError(Box<FailedCall>);
+
+#[derive(Debug, Clone, PartialEq)]
+struct FailedCall {
+    kind: CallErrorKind,
+    server: Term,
+    request: Term,
+    timeout: Option<Duration>,
+}
+
+impl CallError {
+    pub(crate) fn new(
+        kind: CallErrorKind,
+        to: &Dest,
+        request: Term,
+        timeout: Option<Duration>,
+    ) -> Self {
+        CallError(Box::new(FailedCall {
+            kind,
+            server: to.to_term(),
+            request,
+            timeout,
+        }))
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &CallErrorKind {
+        &self.0.kind
+    }
+
+    /// The exit reason `GenServer.call` exits the caller with:
+    /// `{Reason, {GenServer, :call, [server, request, timeout]}}`, `Reason` as
+    /// [`CallErrorKind::reason`] gives it and `timeout` in milliseconds or `:infinity`.
+    pub fn reason(&self) -> Term {
+        let call = &*self.0;
+        let timeout = match call.timeout {
+            Some(t) => int(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+            None => atom("infinity"),
+        };
+        tuple(vec![
+            call.kind.reason(),
+            tuple(vec![
+                atom("Elixir.GenServer"),
+                atom("call"),
+                list(vec![call.server.clone(), call.request.clone(), timeout]),
+            ]),
+        ])
+    }
+
+    /// The request, to send again: a request given away comes back here.
+    pub fn into_request(self) -> Term {
+        self.0.request
     }
 }
 
 impl Process {
     /// `GenServer.call(Dest, Request, Timeout)` (`None` waits for ever), as
     /// `gen:do_call/4`: monitor with alias, send, wait for the reply or the `DOWN`.
-    /// The request is a `Term` given away or a `&Term` lent ([`IntoMessage`]).
+    /// The request is a `Term` given away or a `&Term` lent ([`IntoMessage`]); either way
+    /// it is sent as lent, and kept until the reply for the error a failed call returns
+    /// (a lent one is cloned only then).
     pub async fn call(
         &mut self,
         to: impl Into<Dest>,
@@ -159,12 +238,19 @@ impl Process {
         timeout: Option<Duration>,
     ) -> Result<Term, CallError> {
         let to = to.into();
+        let request = request.into_kept();
+        let failed = |kind, request: Cow<'_, Term>| {
+            Err(CallError::new(kind, &to, request.into_owned(), timeout))
+        };
+        if self.is_me(&to) {
+            return failed(CallErrorKind::CallingSelf, request);
+        }
         let mref = self.monitor_with_alias(to.clone());
         let tag = alias_tag(mref.clone());
         let me = &self.entry.pid;
         let from = tuple(vec![Term::Pid(*me), tag]);
         self.node
-            .route_in(me, to, vec![atom("$gen_call"), from], request);
+            .route_in(me, to.clone(), vec![atom("$gen_call"), from], &*request);
         let reply = self
             .receive_match(timeout, |m| {
                 m.as_tuple_n(2)
@@ -176,7 +262,7 @@ impl Process {
         match reply {
             None => {
                 self.demonitor(&mref, true);
-                Err(CallError::Timeout)
+                failed(CallErrorKind::Timeout, request)
             }
             Some(Term::Tuple(mut t)) if t.elements.len() == 2 => {
                 self.demonitor(&mref, true);
@@ -185,15 +271,39 @@ impl Process {
             Some(down) => {
                 let down = down.as_tuple_n(5);
                 let reason = down.map(|e| e[4].clone()).unwrap_or(atom("noproc"));
-                Err(match reason.as_atom() {
-                    Some("noproc") => CallError::NoProc,
+                let kind = match reason.as_atom() {
+                    Some("noproc") => CallErrorKind::NoProc,
                     Some("noconnection") => {
                         let node = down.and_then(|e| node_of(&e[3]));
-                        CallError::NodeDown(node.unwrap_or_else(|| self.node().name().to_owned()))
+                        CallErrorKind::NodeDown(
+                            node.unwrap_or_else(|| self.node().name().to_owned()),
+                        )
                     }
-                    _ => CallError::Exit(reason),
-                })
+                    _ => CallErrorKind::Exit(reason),
+                };
+                failed(kind, request)
             }
+        }
+    }
+
+    /// Whether `to` is this process, as `GenServer.call` finds it before it calls: its
+    /// pid, or a name registered here that it holds.
+    fn is_me(&self, to: &Dest) -> bool {
+        let me = &self.entry.pid;
+        match to {
+            Dest::Pid(pid) => pid == me,
+            Dest::Name(name) => self
+                .node
+                .registered_entry(name)
+                .is_some_and(|e| &e.pid == me),
+            Dest::RemoteName(name, node) => {
+                self.node.is_local(node)
+                    && self
+                        .node
+                        .registered_entry(name)
+                        .is_some_and(|e| &e.pid == me)
+            }
+            Dest::Alias(_) => false,
         }
     }
 
@@ -235,9 +345,17 @@ impl Node {
         timeout: Option<Duration>,
     ) -> Result<Term, CallError> {
         let to = to.into();
-        self.run_process(move |mut p| async move { p.call(to, request, timeout).await })
+        // Kept here too: a process that ends before its call returns leaves the error
+        // to be made here.
+        let request = std::sync::Arc::new(request);
+        let (dest, kept) = (to.clone(), request.clone());
+        self.run_process(move |mut p| async move { p.call(to, &*request, timeout).await })
             .await
-            .unwrap_or_else(|e| Err(CallError::Exit(e.exit_reason())))
+            .unwrap_or_else(|e| {
+                let request = std::sync::Arc::unwrap_or_clone(kept);
+                let kind = CallErrorKind::Exit(e.exit_reason());
+                Err(CallError::new(kind, &dest, request, timeout))
+            })
     }
 
     /// `GenServer.cast(to, request)` from code that is no process.

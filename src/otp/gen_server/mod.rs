@@ -48,7 +48,7 @@ mod call;
 mod sys;
 
 pub(crate) use call::{is_malformed_call, take_call};
-pub use call::{parse_call, parse_cast, CallError, Caller};
+pub use call::{parse_call, parse_cast, CallError, CallErrorKind, Caller};
 
 use crate::node::{caught, Node};
 use crate::process::{Exception, Process};
