@@ -122,6 +122,7 @@ pub(super) fn take_cast(message: Term) -> Result<Term, Term> {
 
 /// What went wrong in a call that returned no reply ([`CallError::kind`]).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum CallErrorKind {
     /// The target did not exist (`noproc`).
     NoProc,
