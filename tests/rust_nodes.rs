@@ -1044,7 +1044,7 @@ async fn noconnection_when_the_connection_dies_then_reconnection() {
 
 /// A call waiting on a process of a node whose connection dies fails as `gen:call`
 /// exits: `{nodedown, Node}`, naming the node whether the server was called by name or
-/// by pid.
+/// by pid. One that is not answered in time is a timeout, with the call in its reason.
 #[tokio::test]
 async fn a_call_waiting_when_the_connection_dies_is_nodedown() {
     let (_epmd, a, b) = two_nodes().await;
@@ -1058,6 +1058,23 @@ async fn a_call_waiting_when_the_connection_dies_is_nodedown() {
             }
         })
         .unwrap();
+    // Unanswered in time: `{:timeout, {GenServer, :call, [server, request, ms]}}`.
+    let bn = b.name().to_owned();
+    let late = in_process(&a, move |mut p| async move {
+        let short = Some(Duration::from_millis(50));
+        p.call(("deaf", bn.as_str()), atom("hello?"), short).await
+    })
+    .await
+    .unwrap_err();
+    tokio::time::timeout(WAIT, heard.recv()).await.unwrap();
+    assert_eq!(late.kind(), &CallErrorKind::Timeout);
+    assert_eq!(
+        late.reason().to_string(),
+        format!(
+            "{{:timeout, {{GenServer, :call, [{{:deaf, :{}}}, :hello?, 50]}}}}",
+            b.name()
+        )
+    );
     for target in [Dest::from(("deaf", b.name())), Dest::from(deaf)] {
         let a2 = a.clone();
         let caller = tokio::spawn(async move {
