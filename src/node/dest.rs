@@ -58,10 +58,8 @@ impl Dest {
     /// `{Name, Node}` for a monitor by name.
     pub(crate) fn down_object(&self, local_node: &Atom) -> Term {
         match self {
-            Dest::Pid(p) => Term::Pid(*p),
             Dest::Name(n) => tuple(vec![Term::Atom(*n), Term::Atom(*local_node)]),
-            Dest::RemoteName(n, node) => tuple(vec![Term::Atom(*n), Term::Atom(*node)]),
-            Dest::Alias(r) => Term::Reference(Box::new(r.clone())),
+            _ => self.to_term(),
         }
     }
 }

@@ -291,21 +291,15 @@ impl Process {
     /// pid, or a name registered here that it holds.
     fn is_me(&self, to: &Dest) -> bool {
         let me = &self.entry.pid;
-        match to {
-            Dest::Pid(pid) => pid == me,
-            Dest::Name(name) => self
-                .node
-                .registered_entry(name)
-                .is_some_and(|e| &e.pid == me),
-            Dest::RemoteName(name, node) => {
-                self.node.is_local(node)
-                    && self
-                        .node
-                        .registered_entry(name)
-                        .is_some_and(|e| &e.pid == me)
-            }
-            Dest::Alias(_) => false,
-        }
+        let name = match to {
+            Dest::Pid(pid) => return pid == me,
+            Dest::Name(name) => name,
+            Dest::RemoteName(name, node) if self.node.is_local(node) => name,
+            Dest::RemoteName(..) | Dest::Alias(_) => return false,
+        };
+        self.node
+            .registered_entry(name)
+            .is_some_and(|e| &e.pid == me)
     }
 
     /// `GenServer.cast(Dest, Request)`.
