@@ -1012,6 +1012,16 @@ pub fn chats(alex: &BeamNode, moebi: &RustNode, text: &str) {
     );
 }
 
+/// A connection lost under a call, as iex prints the exit (`no connection to NODE`, `no
+/// process`) or as the exit's term (`:nodedown`, `:noconnection`, `:noproc`).
+const CONNECTION_LOST: [&str; 5] = [
+    "no connection to",
+    "no process",
+    "nodedown",
+    "noconnection",
+    "noproc",
+];
+
 /// [`chats`] in a cluster that has just lost connections: `global`'s
 /// `lost_connection` reports (`prevent_overlapping_partitions`) still on their way may
 /// drop a connection made again after they were sent, among BEAM nodes as with Moebi,
@@ -1043,10 +1053,7 @@ pub fn chats_once_settled(alex: &BeamNode, moebi: &RustNode, text: &str) {
                 return;
             }
             Err(e)
-                if ["noproc", "noconnection", "nodedown"]
-                    .iter()
-                    .any(|r| e.contains(r))
-                    && Instant::now() < deadline =>
+                if CONNECTION_LOST.iter().any(|r| e.contains(r)) && Instant::now() < deadline =>
             {
                 eprintln!("the connection went down during the chat, again: {e}");
             }
