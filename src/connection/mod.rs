@@ -471,7 +471,7 @@ async fn read_frames<O: Owner>(
     let mut silent_quarters = 0;
     let mut taken: usize = 0;
     let mut taken_bytes: usize = 0;
-    let mut talk = Conversation::default();
+    let mut talk = Conversation::new(micros_since_start());
     let mut incoming = Incoming::new(conn.flags, limits.max_message_size);
     let mut memo = O::Memo::default();
     // A continuation fragment whose bytes are being read straight into its message's
@@ -507,7 +507,7 @@ async fn read_frames<O: Owner>(
             };
         }
         let mut look = || read_some(&mut reader, &mut incoming, &mut direct).now_or_never();
-        let read = match spin_for_more(&mut look, limits.busy_poll, conn, &mut talk).await {
+        let read = match spin_for_more(&mut look, limits.busy_poll, conn, &mut talk, taken).await {
             Some(r) => r,
             None => tokio::select! {
                 r = read_some(&mut reader, &mut incoming, &mut direct) => r,
@@ -656,8 +656,8 @@ static SPINNERS: AtomicUsize = AtomicUsize::new(0);
 /// Whether a connection is in a conversation: something was sent to the peer within
 /// the last few reads (a call and its answer; the BEAM's calls take up to four reads
 /// each: monitor, request, our reply, demonitor); and whether the peer talks in lock
-/// step (one exchange at a time) or keeps several in flight.
-#[derive(Default)]
+/// step (one exchange at a time) or keeps several in flight; and whether polling pays
+/// with it.
 struct Conversation {
     reads: u64,
     sent_seen: u64,
@@ -665,14 +665,57 @@ struct Conversation {
     /// One bit per poll of the last 8: whether input was already waiting at its first
     /// look.
     waiting: u8,
+    /// The last 32 polls that began after this node had answered since its last read,
+    /// one bit each as in `waiting`: see [`Conversation::in_flight`].
+    waiting_after_answer: u32,
+    /// What `conn.sent` was at the last read.
+    sent_at_read: u64,
+    trial: PollTrial,
 }
 
 impl Conversation {
     const READS: u64 = 8;
 
-    /// Notes whether the first look of a poll found input waiting.
-    fn looked(&mut self, found: bool) {
+    /// A connection's, made `now` (µs since start).
+    fn new(now: u64) -> Self {
+        Conversation {
+            reads: 0,
+            sent_seen: 0,
+            talked_at: 0,
+            waiting: 0,
+            waiting_after_answer: 0,
+            sent_at_read: 0,
+            trial: PollTrial::new(now),
+        }
+    }
+
+    /// Notes whether the first look of a poll found input waiting, and whether this node
+    /// had answered since its last read when the poll began ([`Conversation::answered`]).
+    fn looked(&mut self, found: bool, answered: bool) {
         self.waiting = (self.waiting << 1) | u8::from(found);
+        if answered {
+            self.waiting_after_answer = (self.waiting_after_answer << 1) | u32::from(found);
+        }
+    }
+
+    /// Whether this node has sent the peer anything since its last read.
+    fn answered(&self, conn: &ConnHandle) -> bool {
+        conn.sent.load(Ordering::Relaxed) != self.sent_at_read
+    }
+
+    /// How sure it is that the peer keeps exchanges in flight, from the polls that
+    /// began after we had answered: a peer in lock step has sent nothing yet then, and
+    /// one with calls in flight has. (The polls that began before we answered say
+    /// nothing: a BEAM caller in lock step writes a call's `MONITOR_P` and its request
+    /// apart, and a look after the first finds the second.) `Some(true)` at 12 or more
+    /// of the last 32, `Some(false)` at 3 or fewer, `None` between: with 64 calls in
+    /// flight from a BEAM caller, counts of a few out of 8 are common.
+    fn in_flight(&self) -> Option<bool> {
+        match self.waiting_after_answer.count_ones() {
+            12.. => Some(true),
+            ..=3 => Some(false),
+            _ => None,
+        }
     }
 
     /// Whether most of the last 8 polls found input already waiting when they began:
@@ -686,6 +729,7 @@ impl Conversation {
     fn read(&mut self, conn: &ConnHandle) {
         self.reads += 1;
         self.is_on(conn);
+        self.sent_at_read = self.sent_seen;
     }
 
     fn is_on(&mut self, conn: &ConnHandle) -> bool {
@@ -695,6 +739,154 @@ impl Conversation {
             self.talked_at = self.reads;
         }
         self.reads - self.talked_at < Self::READS
+    }
+}
+
+/// Whether polling pays with a peer that keeps exchanges in flight, found by trying: in
+/// turns of [`PollTrial::TURN`], polling and not, the frames taken in each compared.
+/// With such a peer our polling helps only while its next input is about to come, and
+/// it takes a core the peer may need to send it: which weighs more depends on the peer
+/// and the machine (on two cores, a BEAM caller with 64 calls in flight sent a fifth
+/// more calls a second when we did not poll, a Rust client a sixth fewer), and only a
+/// trial tells. Polling wins unless not polling took [`PollTrial::MARGIN`] more frames
+/// a second. The verdict holds for [`PollTrial::HOLD`], twice as long each time a
+/// trial agrees with the last (up to [`PollTrial::MAX_HOLD`]); not polling, though,
+/// holds only while the peer's frames keep coming at half the trial's rate or more: a
+/// peer that changed (back to lock step, or paused) is polled for again at once.
+/// A trial starts only when the peer looks like it keeps exchanges in flight
+/// ([`Conversation::in_flight`]): a peer in lock step is always polled for (see
+/// [`spin_for_more`]).
+struct PollTrial {
+    /// The turn under way: even ones poll, odd ones do not; [`PollTrial::TURNS`] while
+    /// a verdict holds.
+    turn: u8,
+    /// When the turn (or, while a verdict holds, the window of the same length) began,
+    /// in µs since start, and the frames taken then.
+    turn_began: u64,
+    frames_then: u64,
+    settled: bool,
+    /// The trial's frames and time so far: [not polling, polling].
+    frames: [u64; 2],
+    micros: [u64; 2],
+    /// The verdict, until when it holds (µs since start), and how long the next holds.
+    polls: bool,
+    until: u64,
+    hold: u64,
+}
+
+impl PollTrial {
+    /// A turn counts the frames of its last `TURN` µs, after `SETTLE` µs of changeover:
+    /// what polling or not polling does to the peer (which threads the kernel runs
+    /// where) takes some tens of milliseconds to show; counted from the changeover, a
+    /// turn showed a third of the difference.
+    const TURN: u64 = 60_000;
+    const SETTLE: u64 = 40_000;
+    const TURNS: u8 = 4;
+    /// Not polling must take this much more to win: 1/16 (6%).
+    const MARGIN: u64 = 16;
+    /// Nor does it win with fewer frames than this in its turns (a peer too slow for
+    /// polling to matter either way).
+    const MIN_FRAMES: u64 = 200;
+    const HOLD: u64 = 500_000;
+    const MAX_HOLD: u64 = 2_000_000;
+    const FIRST: u64 = 1_000_000;
+
+    /// A connection's, made `now` (µs since start): its first trial comes no sooner
+    /// than [`PollTrial::FIRST`] from now. A trial costs a peer that polling suits, and
+    /// one that keeps exchanges in flight for less than that would not repay it.
+    fn new(now: u64) -> Self {
+        PollTrial {
+            turn: Self::TURNS,
+            turn_began: 0,
+            frames_then: 0,
+            settled: true,
+            frames: [0; 2],
+            micros: [0; 2],
+            polls: true,
+            until: now + Self::FIRST,
+            hold: Self::HOLD,
+        }
+    }
+
+    /// Whether to poll now (`now` in µs since start), `frames` having been taken from
+    /// the peer so far, and `in_flight` being [`Conversation::in_flight`].
+    fn polls(&mut self, now: u64, frames: u64, in_flight: Option<bool>) -> bool {
+        let took = now.saturating_sub(self.turn_began);
+        let taken = frames.saturating_sub(self.frames_then);
+        if self.turn < Self::TURNS {
+            if !self.settled {
+                if took >= Self::SETTLE {
+                    self.settled = true;
+                    self.window(now, frames);
+                }
+            } else if took > 2 * Self::TURN {
+                // The peer paused: the turn says nothing.
+                self.turn = Self::TURNS;
+                self.polls = true;
+                self.until = now;
+            } else if took >= Self::TURN {
+                let i = usize::from(self.turn.is_multiple_of(2));
+                self.frames[i] += taken;
+                self.micros[i] += took;
+                self.turn += 1;
+                if self.turn == Self::TURNS {
+                    self.decide(now);
+                    self.window(now, frames);
+                } else {
+                    self.settled = false;
+                    self.window(now, frames);
+                }
+            }
+            if self.turn < Self::TURNS {
+                return self.turn.is_multiple_of(2);
+            }
+            return self.polls;
+        }
+        if took >= Self::TURN {
+            // Not polling holds while the frames come at half the trial's rate or
+            // more: taken / took >= frames[0] / micros[0] / 2.
+            if !self.polls
+                && (took > 2 * Self::TURN
+                    || u128::from(taken) * u128::from(self.micros[0]) * 2
+                        < u128::from(self.frames[0]) * u128::from(took))
+            {
+                self.polls = true;
+                self.until = now;
+            }
+            self.window(now, frames);
+        }
+        if now >= self.until && in_flight == Some(true) {
+            self.turn = 0;
+            self.settled = false;
+            self.frames = [0; 2];
+            self.micros = [0; 2];
+            self.window(now, frames);
+            return true;
+        }
+        self.polls
+    }
+
+    /// Starts counting (a turn's frames, or a verdict's window) from `now`.
+    fn window(&mut self, now: u64, frames: u64) {
+        self.turn_began = now;
+        self.frames_then = frames;
+    }
+
+    fn decide(&mut self, now: u64) {
+        // Frames a second, compared as cross products: not polling wins when
+        // off / off_time > on / on_time * (1 + 1/MARGIN).
+        let [off, on] = self.frames;
+        let [off_time, on_time] = self.micros;
+        let polls = off < Self::MIN_FRAMES
+            || u128::from(off) * u128::from(on_time) * u128::from(Self::MARGIN)
+                <= u128::from(on) * u128::from(off_time) * u128::from(Self::MARGIN + 1);
+        self.hold = if polls == self.polls {
+            (self.hold * 2).min(Self::MAX_HOLD)
+        } else {
+            Self::HOLD
+        };
+        self.polls = polls;
+        self.until = now + self.hold;
     }
 }
 
@@ -708,14 +900,17 @@ impl Conversation {
 /// threads `/proc/loadavg` counts as runnable are then mostly its schedulers
 /// busy-waiting for our answer (with an OTP 29 caller on two cores, the count stopped
 /// the polling for its sequential calls, and each round trip took a fifth longer), and
-/// every wake-up of ours adds to its round trips. `None` when nothing came (or another
+/// every wake-up of ours adds to its round trips. With a peer that keeps exchanges in
+/// flight, the connection also tries now and then not polling at all ([`PollTrial`]):
+/// `frames` is the count of frames taken so far. `None` when nothing came (or another
 /// reader is spinning, or nobody is answering this peer, or it keeps exchanges in flight
-/// and every core is busy).
+/// and every core is busy or the last trial found not polling faster).
 async fn spin_for_more<T>(
     look: &mut impl FnMut() -> Option<T>,
     spin: Duration,
     conn: &ConnHandle,
     talk: &mut Conversation,
+    frames: usize,
 ) -> Option<T> {
     struct Spinning;
     impl Drop for Spinning {
@@ -731,13 +926,20 @@ async fn spin_for_more<T>(
         return None;
     }
     let _spinning = Spinning;
+    let in_flight = talk.in_flight();
+    if !talk
+        .trial
+        .polls(micros_since_start(), frames as u64, in_flight)
+    {
+        return None;
+    }
     let start = std::time::Instant::now();
     let mut first = true;
     loop {
         tokio::task::yield_now().await;
         let read = look();
         if std::mem::take(&mut first) {
-            talk.looked(read.is_some());
+            talk.looked(read.is_some(), talk.answered(conn));
         }
         if let Some(read) = read {
             return Some(read);
@@ -1034,25 +1236,142 @@ mod tests {
 
     #[test]
     fn a_peer_is_pipelined_while_most_of_the_last_8_polls_found_input_waiting() {
-        let mut talk = Conversation::default();
+        let mut talk = Conversation::new(0);
         assert!(!talk.pipelined());
         // A peer in lock step: nothing has come yet when we have just answered.
         for _ in 0..8 {
-            talk.looked(false);
+            talk.looked(false, true);
             assert!(!talk.pipelined());
         }
         // Calls in flight: input is there at the first look, most of the time.
         for found in [true, true, false, true, true] {
-            talk.looked(found);
+            talk.looked(found, true);
         }
         assert!(!talk.pipelined(), "4 of the last 8");
-        talk.looked(true);
+        talk.looked(true, true);
         assert!(talk.pipelined(), "5 of the last 8");
         // Back to lock step once most of the last 8 found nothing.
         for _ in 0..4 {
-            talk.looked(false);
+            talk.looked(false, true);
         }
         assert!(!talk.pipelined());
+    }
+
+    #[test]
+    fn only_polls_begun_after_an_answer_tell_exchanges_in_flight() {
+        let mut talk = Conversation::new(0);
+        assert_eq!(talk.in_flight(), Some(false));
+        // A BEAM caller in lock step: the request found after its MONITOR_P, before we
+        // answered.
+        for _ in 0..32 {
+            talk.looked(true, false);
+        }
+        assert!(talk.pipelined());
+        assert_eq!(talk.in_flight(), Some(false));
+        for _ in 0..4 {
+            talk.looked(true, true);
+        }
+        assert_eq!(talk.in_flight(), None, "4 of 32: not sure");
+        for _ in 0..8 {
+            talk.looked(true, true);
+        }
+        assert_eq!(talk.in_flight(), Some(true), "12 of 32");
+        // Now and then nothing waiting: still in flight.
+        for _ in 0..4 {
+            talk.looked(false, true);
+            talk.looked(true, true);
+        }
+        assert_eq!(talk.in_flight(), Some(true));
+        for _ in 0..29 {
+            talk.looked(false, true);
+        }
+        assert_eq!(talk.in_flight(), Some(false), "3 of 32");
+    }
+
+    /// Runs a trial with a peer whose frames come at `polling` and `not_polling` a
+    /// millisecond, from `now` until its verdict: the verdict, and the time then.
+    fn trial(t: &mut PollTrial, mut now: u64, polling: u64, not_polling: u64) -> (bool, u64) {
+        let mut frames = 0;
+        for _ in 0..10_000 {
+            let polls = t.polls(now, frames, Some(true));
+            if t.turn == PollTrial::TURNS && t.until > now {
+                return (polls, now);
+            }
+            frames += if polls { polling } else { not_polling };
+            now += 1_000;
+        }
+        panic!("no verdict");
+    }
+
+    #[test]
+    fn polling_a_peer_with_exchanges_in_flight_is_tried_against_not_polling() {
+        let first = PollTrial::FIRST;
+        let mut t = PollTrial::new(0);
+        // Lock step, or not known yet: polled for, no trial.
+        assert!(t.polls(first, 0, Some(false)));
+        assert!(t.polls(first, 0, None));
+        assert_eq!(t.turn, PollTrial::TURNS);
+        // Exchanges in flight, but too soon in the connection's life: no trial.
+        assert!(t.polls(first - 1, 0, Some(true)));
+        assert_eq!(t.turn, PollTrial::TURNS);
+        // Then the turns alternate, polling first; each is its changeover and its count.
+        assert!(t.polls(first, 0, Some(true)));
+        assert_eq!(t.turn, 0);
+        let turn = PollTrial::SETTLE + PollTrial::TURN;
+        assert!(t.polls(first + PollTrial::SETTLE, 10, Some(true)));
+        assert!(t.polls(first + turn - 1, 10, Some(true)));
+        assert!(!t.polls(first + turn, 20, Some(true)));
+        assert_eq!(t.turn, 1);
+
+        // Not polling brings a fifth more frames: it wins, and holds while the frames
+        // keep coming, whatever the looks say.
+        let mut t = PollTrial::new(0);
+        let (polls, now) = trial(&mut t, first, 100, 120);
+        assert!(!polls);
+        assert_eq!(t.until, now + PollTrial::HOLD);
+        let mut frames = 1_000_000;
+        assert!(!t.polls(now, frames, Some(false)));
+        for ms in 1..PollTrial::HOLD / 1000 {
+            frames += 120;
+            assert!(!t.polls(now + ms * 1000, frames, Some(false)));
+        }
+        // The hold over, a trial again; the same verdict holds twice as long.
+        let (polls, now) = trial(&mut t, now + PollTrial::HOLD, 100, 120);
+        assert!(!polls);
+        assert_eq!(t.until, now + 2 * PollTrial::HOLD);
+        // The frames slow to under half the trial's rate (the peer went back to lock
+        // step, say): polled for at once, no trial until it keeps exchanges in flight.
+        t.polls(now, frames, None);
+        assert!(!t.polls(now + PollTrial::TURN, frames + 60 * 60, None));
+        assert!(t.polls(now + 2 * PollTrial::TURN, frames + 60 * 60 + 50 * 60, None));
+        assert_eq!(t.turn, PollTrial::TURNS);
+        assert!(t.polls(now + 2 * PollTrial::TURN + 1, frames, Some(true)));
+        assert_eq!(t.turn, 0, "a trial under way");
+
+        // Polling wins ties, and anything within the margin; and a peer too slow for
+        // polling to matter.
+        for (polling, not_polling) in [(100, 100), (100, 105), (100, 90), (0, 1)] {
+            let mut t = PollTrial::new(0);
+            assert!(trial(&mut t, first, polling, not_polling).0);
+        }
+
+        // A peer that pauses within a turn voids the trial: polled for, then tried
+        // again.
+        let mut t = PollTrial::new(0);
+        assert!(t.polls(first, 0, Some(true)));
+        assert!(t.polls(first + PollTrial::SETTLE, 0, Some(true)));
+        assert!(t.polls(
+            first + PollTrial::SETTLE + 3 * PollTrial::TURN,
+            5,
+            Some(true)
+        ));
+        assert_eq!(t.turn, PollTrial::TURNS);
+        assert!(t.polls(
+            first + PollTrial::SETTLE + 3 * PollTrial::TURN + 1,
+            5,
+            Some(true)
+        ));
+        assert_eq!(t.turn, 0);
     }
 
     #[test]
