@@ -665,9 +665,6 @@ struct Conversation {
     /// One bit per poll of the last 8: whether input was already waiting at its first
     /// look.
     waiting: u8,
-    /// The last 32 polls that began after this node had answered since its last read,
-    /// one bit each as in `waiting`: see [`Conversation::in_flight`].
-    waiting_after_answer: u32,
     /// What `conn.sent` was at the last read.
     sent_at_read: u64,
     trial: PollTrial,
@@ -683,7 +680,6 @@ impl Conversation {
             sent_seen: 0,
             talked_at: 0,
             waiting: 0,
-            waiting_after_answer: 0,
             sent_at_read: 0,
             trial: PollTrial::new(now),
         }
@@ -694,28 +690,13 @@ impl Conversation {
     fn looked(&mut self, found: bool, answered: bool) {
         self.waiting = (self.waiting << 1) | u8::from(found);
         if answered {
-            self.waiting_after_answer = (self.waiting_after_answer << 1) | u32::from(found);
+            self.trial.looked(found);
         }
     }
 
     /// Whether this node has sent the peer anything since its last read.
     fn answered(&self, conn: &ConnHandle) -> bool {
         conn.sent.load(Ordering::Relaxed) != self.sent_at_read
-    }
-
-    /// How sure it is that the peer keeps exchanges in flight, from the polls that
-    /// began after we had answered: a peer in lock step has sent nothing yet then, and
-    /// one with calls in flight has. (The polls that began before we answered say
-    /// nothing: a BEAM caller in lock step writes a call's `MONITOR_P` and its request
-    /// apart, and a look after the first finds the second.) `Some(true)` at 12 or more
-    /// of the last 32, `Some(false)` at 3 or fewer, `None` between: with 64 calls in
-    /// flight from a BEAM caller, counts of a few out of 8 are common.
-    fn in_flight(&self) -> Option<bool> {
-        match self.waiting_after_answer.count_ones() {
-            12.. => Some(true),
-            ..=3 => Some(false),
-            _ => None,
-        }
     }
 
     /// Whether most of the last 8 polls found input already waiting when they began:
@@ -749,7 +730,7 @@ impl Conversation {
 /// and the machine (on two cores, a BEAM caller with 64 calls in flight sent a fifth
 /// more calls a second when we did not poll, a Rust client a sixth fewer), and only a
 /// trial tells. Polling wins unless not polling took [`PollTrial::MARGIN`] more frames
-/// a second. The verdict holds for [`PollTrial::HOLD`], twice as long each time a
+/// a second; a turn without polling a quarter slower ends the trial at once. The verdict holds for [`PollTrial::HOLD`], twice as long each time a
 /// trial agrees with the last (up to [`PollTrial::MAX_HOLD`]); not polling, though,
 /// holds only while the peer's frames keep coming at half the trial's rate or more: a
 /// peer that changed (back to lock step, or paused) is polled for again at once.
@@ -772,6 +753,11 @@ struct PollTrial {
     polls: bool,
     until: u64,
     hold: u64,
+    /// The last 32 polls that began after this node had answered since its last read:
+    /// one bit each, whether input was already waiting at its first look (see
+    /// [`PollTrial::in_flight`]). Not polling, nothing is looked at: the bits stay as
+    /// they were.
+    after_answer: u32,
 }
 
 impl PollTrial {
@@ -805,14 +791,41 @@ impl PollTrial {
             polls: true,
             until: now + Self::FIRST,
             hold: Self::HOLD,
+            after_answer: 0,
+        }
+    }
+
+    /// Notes whether the first look of a poll begun after we answered found input.
+    fn looked(&mut self, found: bool) {
+        self.after_answer = (self.after_answer << 1) | u32::from(found);
+    }
+
+    /// How sure it is that the peer keeps exchanges in flight, from the polls that
+    /// began after we had answered: a peer in lock step has sent nothing yet then, and
+    /// one with calls in flight has. (The polls that began before we answered say
+    /// nothing: a BEAM caller in lock step writes a call's `MONITOR_P` and its request
+    /// apart, and a look after the first finds the second.) `Some(true)` at 12 or more
+    /// of the last 32, `Some(false)` at 3 or fewer, `None` between: with 64 calls in
+    /// flight from a BEAM caller, counts of a few out of 8 are common.
+    fn in_flight(&self) -> Option<bool> {
+        match self.after_answer.count_ones() {
+            12.. => Some(true),
+            ..=3 => Some(false),
+            _ => None,
         }
     }
 
     /// Whether to poll now (`now` in µs since start), `frames` having been taken from
-    /// the peer so far, and `in_flight` being [`Conversation::in_flight`].
-    fn polls(&mut self, now: u64, frames: u64, in_flight: Option<bool>) -> bool {
+    /// the peer so far.
+    fn polls(&mut self, now: u64, frames: u64) -> bool {
         let took = now.saturating_sub(self.turn_began);
         let taken = frames.saturating_sub(self.frames_then);
+        if self.turn < Self::TURNS && self.in_flight() == Some(false) {
+            // Back in lock step (seen in the polling turns): the trial is void.
+            self.turn = Self::TURNS;
+            self.polls = true;
+            self.until = now;
+        }
         if self.turn < Self::TURNS {
             if !self.settled {
                 if took >= Self::SETTLE {
@@ -829,7 +842,8 @@ impl PollTrial {
                 self.frames[i] += taken;
                 self.micros[i] += took;
                 self.turn += 1;
-                if self.turn == Self::TURNS {
+                if self.turn == Self::TURNS || self.clearly_worse_without() {
+                    self.turn = Self::TURNS;
                     self.decide(now);
                     self.window(now, frames);
                 } else {
@@ -850,12 +864,15 @@ impl PollTrial {
                     || u128::from(taken) * u128::from(self.micros[0]) * 2
                         < u128::from(self.frames[0]) * u128::from(took))
             {
+                // The peer changed: polled for, and tried again only once it is seen
+                // to keep exchanges in flight again.
                 self.polls = true;
                 self.until = now;
+                self.after_answer = 0;
             }
             self.window(now, frames);
         }
-        if now >= self.until && in_flight == Some(true) {
+        if now >= self.until && self.in_flight() == Some(true) {
             self.turn = 0;
             self.settled = false;
             self.frames = [0; 2];
@@ -870,6 +887,16 @@ impl PollTrial {
     fn window(&mut self, now: u64, frames: u64) {
         self.turn_began = now;
         self.frames_then = frames;
+    }
+
+    /// Whether the turns so far found not polling a quarter slower or worse: the
+    /// trial ends there, sparing a peer that polling suits the rest of it.
+    fn clearly_worse_without(&self) -> bool {
+        let [off, on] = self.frames;
+        let [off_time, on_time] = self.micros;
+        off_time > 0
+            && u128::from(off) * u128::from(on_time) * 4
+                <= u128::from(on) * u128::from(off_time) * 3
     }
 
     fn decide(&mut self, now: u64) {
@@ -926,11 +953,7 @@ async fn spin_for_more<T>(
         return None;
     }
     let _spinning = Spinning;
-    let in_flight = talk.in_flight();
-    if !talk
-        .trial
-        .polls(micros_since_start(), frames as u64, in_flight)
-    {
+    if !talk.trial.polls(micros_since_start(), frames as u64) {
         return None;
     }
     let start = std::time::Instant::now();
@@ -1260,32 +1283,44 @@ mod tests {
     #[test]
     fn only_polls_begun_after_an_answer_tell_exchanges_in_flight() {
         let mut talk = Conversation::new(0);
-        assert_eq!(talk.in_flight(), Some(false));
+        assert_eq!(talk.trial.in_flight(), Some(false));
         // A BEAM caller in lock step: the request found after its MONITOR_P, before we
         // answered.
         for _ in 0..32 {
             talk.looked(true, false);
         }
         assert!(talk.pipelined());
-        assert_eq!(talk.in_flight(), Some(false));
+        assert_eq!(talk.trial.in_flight(), Some(false));
         for _ in 0..4 {
             talk.looked(true, true);
         }
-        assert_eq!(talk.in_flight(), None, "4 of 32: not sure");
+        assert_eq!(talk.trial.in_flight(), None, "4 of 32: not sure");
         for _ in 0..8 {
             talk.looked(true, true);
         }
-        assert_eq!(talk.in_flight(), Some(true), "12 of 32");
+        assert_eq!(talk.trial.in_flight(), Some(true), "12 of 32");
         // Now and then nothing waiting: still in flight.
         for _ in 0..4 {
             talk.looked(false, true);
             talk.looked(true, true);
         }
-        assert_eq!(talk.in_flight(), Some(true));
+        assert_eq!(talk.trial.in_flight(), Some(true));
         for _ in 0..29 {
             talk.looked(false, true);
         }
-        assert_eq!(talk.in_flight(), Some(false), "3 of 32");
+        assert_eq!(talk.trial.in_flight(), Some(false), "3 of 32");
+    }
+
+    /// `t.polls(now, frames)` after looks that make [`PollTrial::in_flight`]
+    /// `in_flight`.
+    fn at(t: &mut PollTrial, now: u64, frames: u64, in_flight: Option<bool>) -> bool {
+        t.after_answer = match in_flight {
+            Some(true) => u32::MAX,
+            Some(false) => 0,
+            None => 0xff,
+        };
+        assert_eq!(t.in_flight(), in_flight);
+        t.polls(now, frames)
     }
 
     /// Runs a trial with a peer whose frames come at `polling` and `not_polling` a
@@ -1293,7 +1328,7 @@ mod tests {
     fn trial(t: &mut PollTrial, mut now: u64, polling: u64, not_polling: u64) -> (bool, u64) {
         let mut frames = 0;
         for _ in 0..10_000 {
-            let polls = t.polls(now, frames, Some(true));
+            let polls = at(t, now, frames, Some(true));
             if t.turn == PollTrial::TURNS && t.until > now {
                 return (polls, now);
             }
@@ -1308,19 +1343,19 @@ mod tests {
         let first = PollTrial::FIRST;
         let mut t = PollTrial::new(0);
         // Lock step, or not known yet: polled for, no trial.
-        assert!(t.polls(first, 0, Some(false)));
-        assert!(t.polls(first, 0, None));
+        assert!(at(&mut t, first, 0, Some(false)));
+        assert!(at(&mut t, first, 0, None));
         assert_eq!(t.turn, PollTrial::TURNS);
         // Exchanges in flight, but too soon in the connection's life: no trial.
-        assert!(t.polls(first - 1, 0, Some(true)));
+        assert!(at(&mut t, first - 1, 0, Some(true)));
         assert_eq!(t.turn, PollTrial::TURNS);
         // Then the turns alternate, polling first; each is its changeover and its count.
-        assert!(t.polls(first, 0, Some(true)));
+        assert!(at(&mut t, first, 0, Some(true)));
         assert_eq!(t.turn, 0);
         let turn = PollTrial::SETTLE + PollTrial::TURN;
-        assert!(t.polls(first + PollTrial::SETTLE, 10, Some(true)));
-        assert!(t.polls(first + turn - 1, 10, Some(true)));
-        assert!(!t.polls(first + turn, 20, Some(true)));
+        assert!(at(&mut t, first + PollTrial::SETTLE, 10, Some(true)));
+        assert!(at(&mut t, first + turn - 1, 10, Some(true)));
+        assert!(!at(&mut t, first + turn, 20, Some(true)));
         assert_eq!(t.turn, 1);
 
         // Not polling brings a fifth more frames: it wins, and holds while the frames
@@ -1330,23 +1365,48 @@ mod tests {
         assert!(!polls);
         assert_eq!(t.until, now + PollTrial::HOLD);
         let mut frames = 1_000_000;
-        assert!(!t.polls(now, frames, Some(false)));
+        assert!(!at(&mut t, now, frames, Some(false)));
         for ms in 1..PollTrial::HOLD / 1000 {
             frames += 120;
-            assert!(!t.polls(now + ms * 1000, frames, Some(false)));
+            assert!(!at(&mut t, now + ms * 1000, frames, Some(false)));
         }
         // The hold over, a trial again; the same verdict holds twice as long.
         let (polls, now) = trial(&mut t, now + PollTrial::HOLD, 100, 120);
         assert!(!polls);
         assert_eq!(t.until, now + 2 * PollTrial::HOLD);
         // The frames slow to under half the trial's rate (the peer went back to lock
-        // step, say): polled for at once, no trial until it keeps exchanges in flight.
-        t.polls(now, frames, None);
-        assert!(!t.polls(now + PollTrial::TURN, frames + 60 * 60, None));
-        assert!(t.polls(now + 2 * PollTrial::TURN, frames + 60 * 60 + 50 * 60, None));
+        // step, say): polled for at once, and the looks from before not polling
+        // forgotten: no trial until it is seen to keep exchanges in flight again.
+        at(&mut t, now, frames, Some(true));
+        assert!(!t.polls(now + PollTrial::TURN, frames + 60 * 60));
+        assert!(t.polls(now + 2 * PollTrial::TURN, frames + 60 * 60 + 50 * 60));
         assert_eq!(t.turn, PollTrial::TURNS);
-        assert!(t.polls(now + 2 * PollTrial::TURN + 1, frames, Some(true)));
+        assert_eq!(t.in_flight(), Some(false));
+        assert!(t.polls(now + 3 * PollTrial::TURN, frames));
+        assert_eq!(t.turn, PollTrial::TURNS);
+        assert!(at(
+            &mut t,
+            now + 3 * PollTrial::TURN + 1,
+            frames,
+            Some(true)
+        ));
         assert_eq!(t.turn, 0, "a trial under way");
+        // Lock step seen in a polling turn voids it.
+        assert!(at(
+            &mut t,
+            now + 3 * PollTrial::TURN + 2,
+            frames,
+            Some(false)
+        ));
+        assert_eq!(t.turn, PollTrial::TURNS);
+        assert!(at(&mut t, now + 3 * PollTrial::TURN + 3, frames, None));
+        assert_eq!(t.turn, PollTrial::TURNS);
+
+        // Not polling a quarter slower: the trial ends after its first turn without.
+        let mut t = PollTrial::new(0);
+        let (polls, now) = trial(&mut t, first, 100, 70);
+        assert!(polls);
+        assert_eq!(now, first + 2 * (PollTrial::SETTLE + PollTrial::TURN));
 
         // Polling wins ties, and anything within the margin; and a peer too slow for
         // polling to matter.
@@ -1358,15 +1418,17 @@ mod tests {
         // A peer that pauses within a turn voids the trial: polled for, then tried
         // again.
         let mut t = PollTrial::new(0);
-        assert!(t.polls(first, 0, Some(true)));
-        assert!(t.polls(first + PollTrial::SETTLE, 0, Some(true)));
-        assert!(t.polls(
+        assert!(at(&mut t, first, 0, Some(true)));
+        assert!(at(&mut t, first + PollTrial::SETTLE, 0, Some(true)));
+        assert!(at(
+            &mut t,
             first + PollTrial::SETTLE + 3 * PollTrial::TURN,
             5,
             Some(true)
         ));
         assert_eq!(t.turn, PollTrial::TURNS);
-        assert!(t.polls(
+        assert!(at(
+            &mut t,
             first + PollTrial::SETTLE + 3 * PollTrial::TURN + 1,
             5,
             Some(true)
