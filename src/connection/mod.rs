@@ -735,7 +735,7 @@ impl Conversation {
 /// holds only while the peer's frames keep coming at half the trial's rate or more: a
 /// peer that changed (back to lock step, or paused) is polled for again at once.
 /// A trial starts only when the peer looks like it keeps exchanges in flight
-/// ([`Conversation::in_flight`]): a peer in lock step is always polled for (see
+/// ([`PollTrial::in_flight`]): a peer in lock step is always polled for (see
 /// [`spin_for_more`]).
 struct PollTrial {
     /// The turn under way: even ones poll, odd ones do not; [`PollTrial::TURNS`] while
