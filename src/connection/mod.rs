@@ -723,20 +723,21 @@ impl Conversation {
     }
 }
 
-/// Whether polling pays with a peer that keeps exchanges in flight, found by trying: in
-/// turns of [`PollTrial::TURN`], polling and not, the frames taken in each compared.
-/// With such a peer our polling helps only while its next input is about to come, and
-/// it takes a core the peer may need to send it: which weighs more depends on the peer
-/// and the machine (on two cores, a BEAM caller with 64 calls in flight sent a fifth
-/// more calls a second when we did not poll, a Rust client a sixth fewer), and only a
-/// trial tells. Polling wins unless not polling took [`PollTrial::MARGIN`] more frames
-/// a second; a turn without polling a quarter slower ends the trial at once. The verdict holds for [`PollTrial::HOLD`], twice as long each time a
-/// trial agrees with the last (up to [`PollTrial::MAX_HOLD`]); not polling, though,
-/// holds only while the peer's frames keep coming at half the trial's rate or more: a
-/// peer that changed (back to lock step, or paused) is polled for again at once.
-/// A trial starts only when the peer looks like it keeps exchanges in flight
-/// ([`PollTrial::in_flight`]): a peer in lock step is always polled for (see
-/// [`spin_for_more`]).
+/// Whether polling pays with a peer that keeps exchanges in flight, found by trying:
+/// in alternate turns, polling and not, the frames taken in each compared (each turn
+/// [`PollTrial::SETTLE`] of changeover, then [`PollTrial::TURN`] counted). With such a
+/// peer our polling helps only while its next input is about to come, and it takes a
+/// core the peer may need to send it: which weighs more depends on the peer and the
+/// machine (on two cores, a BEAM caller with 64 calls in flight sent 15% more calls a
+/// second when we did not poll, a Rust client a sixth fewer), and only a trial tells.
+/// Polling wins unless not polling took [`PollTrial::MARGIN`] more frames a second; a
+/// turn without polling a quarter slower ends the trial at once. The verdict holds for
+/// [`PollTrial::HOLD`], twice as long each time a trial agrees with the last (up to
+/// [`PollTrial::MAX_HOLD`]); not polling, though, holds only while the peer's frames
+/// keep coming at half the trial's rate or more: a peer that changed (back to lock
+/// step, or paused) is polled for again at once. A trial starts only when the peer
+/// looks like it keeps exchanges in flight ([`PollTrial::in_flight`]): a peer in lock
+/// step is always polled for (see [`spin_for_more`]).
 struct PollTrial {
     /// The turn under way: even ones poll, odd ones do not; [`PollTrial::TURNS`] while
     /// a verdict holds.
@@ -745,6 +746,7 @@ struct PollTrial {
     /// in µs since start, and the frames taken then.
     turn_began: u64,
     frames_then: u64,
+    /// Whether the turn's changeover is over and its frames are being counted.
     settled: bool,
     /// The trial's frames and time so far: [not polling, polling].
     frames: [u64; 2],
