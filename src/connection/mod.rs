@@ -824,9 +824,7 @@ impl PollTrial {
         let taken = frames.saturating_sub(self.frames_then);
         if self.turn < Self::TURNS && self.in_flight() == Some(false) {
             // Back in lock step (seen in the polling turns): the trial is void.
-            self.turn = Self::TURNS;
-            self.polls = true;
-            self.until = now;
+            self.poll_again(now);
         }
         if self.turn < Self::TURNS {
             if !self.settled {
@@ -836,22 +834,18 @@ impl PollTrial {
                 }
             } else if took > 2 * Self::TURN {
                 // The peer paused: the turn says nothing.
-                self.turn = Self::TURNS;
-                self.polls = true;
-                self.until = now;
+                self.poll_again(now);
             } else if took >= Self::TURN {
                 let i = usize::from(self.turn.is_multiple_of(2));
                 self.frames[i] += taken;
                 self.micros[i] += took;
                 self.turn += 1;
                 if self.turn == Self::TURNS || self.clearly_worse_without() {
-                    self.turn = Self::TURNS;
                     self.decide(now);
-                    self.window(now, frames);
                 } else {
                     self.settled = false;
-                    self.window(now, frames);
                 }
+                self.window(now, frames);
             }
             if self.turn < Self::TURNS {
                 return self.turn.is_multiple_of(2);
@@ -868,8 +862,7 @@ impl PollTrial {
             {
                 // The peer changed: polled for, and tried again only once it is seen
                 // to keep exchanges in flight again.
-                self.polls = true;
-                self.until = now;
+                self.poll_again(now);
                 self.after_answer = 0;
             }
             self.window(now, frames);
@@ -883,6 +876,14 @@ impl PollTrial {
             return true;
         }
         self.polls
+    }
+
+    /// Ends a trial under way, or a verdict not to poll: polled for from `now`, and tried
+    /// again as soon as the peer keeps exchanges in flight.
+    fn poll_again(&mut self, now: u64) {
+        self.turn = Self::TURNS;
+        self.polls = true;
+        self.until = now;
     }
 
     /// Starts counting (a turn's frames, or a verdict's window) from `now`.
@@ -916,6 +917,7 @@ impl PollTrial {
         };
         self.polls = polls;
         self.until = now + self.hold;
+        self.turn = Self::TURNS;
     }
 }
 
@@ -955,10 +957,10 @@ async fn spin_for_more<T>(
         return None;
     }
     let _spinning = Spinning;
-    if !talk.trial.polls(micros_since_start(), frames as u64) {
+    let start = std::time::Instant::now();
+    if !talk.trial.polls(micros_at(start), frames as u64) {
         return None;
     }
-    let start = std::time::Instant::now();
     let mut first = true;
     loop {
         tokio::task::yield_now().await;
@@ -1043,9 +1045,14 @@ fn cpu_count(list: &str) -> Option<usize> {
 }
 
 fn micros_since_start() -> u64 {
+    micros_at(std::time::Instant::now())
+}
+
+/// `at` in µs since the process's first look at the clock here.
+fn micros_at(at: std::time::Instant) -> u64 {
     static START: std::sync::LazyLock<std::time::Instant> =
         std::sync::LazyLock::new(std::time::Instant::now);
-    START.elapsed().as_micros() as u64
+    at.saturating_duration_since(*START).as_micros() as u64
 }
 
 /// Decodes one data frame and hands it to the owner.
