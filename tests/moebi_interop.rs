@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::{chats_once_settled, reaches, unique_name, BeamNode, Epmd, RustNode};
 
 const COOKIE: &str = "secret_token";
@@ -98,6 +98,41 @@ fn two_hundred_concurrent_tasks_from_one_caller() {
             moebi.count_lines(&format!("message {i}")),
             1,
             "message {i} printed once"
+        );
+    }
+}
+
+/// A BEAM caller that keeps 64 calls in flight for a while gets a busy-polling trial
+/// (polling against not polling; the verdict logged at debug), and every call is
+/// answered, whichever way Moebi reads.
+#[test]
+fn calls_kept_in_flight_get_a_busy_polling_trial() {
+    let epmd = Epmd::start();
+    let filter = "info,cnode::connection=debug";
+    let moebi = RustNode::start_logging(&unique_name("moebi"), COOKIE, &epmd, &[], filter);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let m = moebi.node_name();
+    // 64 Elixir processes making 500 echo calls each, every answer checked, until a
+    // trial has been logged (a trial needs the connection a second old and the calls
+    // seen in flight; a busy machine may void some).
+    let calls = format!(
+        "1..64
+         |> Enum.map(fn i -> Task.async(fn ->
+              Enum.all?(1..500, fn j -> GenServer.call({{:echo, :{m}}}, {{i, j}}) == {{i, j}} end)
+            end) end)
+         |> Enum.map(&Task.await(&1, 60_000))
+         |> Enum.uniq()"
+    );
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        assert_eq!(alex.eval(&calls), "[true]", "{}", moebi.log());
+        if moebi.log().contains("busy-polling trial with ") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no busy-polling trial in 3 minutes of calls in flight:\n{}",
+            moebi.log()
         );
     }
 }

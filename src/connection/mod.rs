@@ -818,8 +818,8 @@ impl PollTrial {
     }
 
     /// Whether to poll now (`now` in µs since start), `frames` having been taken from
-    /// the peer so far.
-    fn polls(&mut self, now: u64, frames: u64) -> bool {
+    /// `peer` so far.
+    fn polls(&mut self, now: u64, frames: u64, peer: &str) -> bool {
         let took = now.saturating_sub(self.turn_began);
         let taken = frames.saturating_sub(self.frames_then);
         if self.turn < Self::TURNS && self.in_flight() == Some(false) {
@@ -841,7 +841,7 @@ impl PollTrial {
                 self.micros[i] += took;
                 self.turn += 1;
                 if self.turn == Self::TURNS || self.clearly_worse_without() {
-                    self.decide(now);
+                    self.decide(now, peer);
                 } else {
                     self.settled = false;
                 }
@@ -902,7 +902,7 @@ impl PollTrial {
                 <= u128::from(on) * u128::from(off_time) * 3
     }
 
-    fn decide(&mut self, now: u64) {
+    fn decide(&mut self, now: u64, peer: &str) {
         // Frames a second, compared as cross products: not polling wins when
         // off / off_time > on / on_time * (1 + 1/MARGIN).
         let [off, on] = self.frames;
@@ -910,6 +910,18 @@ impl PollTrial {
         let polls = off < Self::MIN_FRAMES
             || u128::from(off) * u128::from(on_time) * u128::from(Self::MARGIN)
                 <= u128::from(on) * u128::from(off_time) * u128::from(Self::MARGIN + 1);
+        let per_second = |frames: u64, micros: u64| frames * 1_000_000 / micros.max(1);
+        tracing::debug!(
+            peer,
+            polling = per_second(on, on_time),
+            not_polling = per_second(off, off_time),
+            "busy-polling trial with {peer}: {} (frames a second)",
+            if polls {
+                "polling kept"
+            } else {
+                "polling stopped"
+            }
+        );
         self.hold = if polls == self.polls {
             (self.hold * 2).min(Self::MAX_HOLD)
         } else {
@@ -958,7 +970,10 @@ async fn spin_for_more<T>(
     }
     let _spinning = Spinning;
     let start = std::time::Instant::now();
-    if !talk.trial.polls(micros_at(start), frames as u64) {
+    if !talk
+        .trial
+        .polls(micros_at(start), frames as u64, conn.peer.as_str())
+    {
         return None;
     }
     let mut first = true;
@@ -1320,7 +1335,7 @@ mod tests {
         assert_eq!(talk.trial.in_flight(), Some(false), "3 of 32");
     }
 
-    /// `t.polls(now, frames)` after looks that make [`PollTrial::in_flight`]
+    /// `t.polls(now, frames, "peer")` after looks that make [`PollTrial::in_flight`]
     /// `in_flight`.
     fn at(t: &mut PollTrial, now: u64, frames: u64, in_flight: Option<bool>) -> bool {
         t.after_answer = match in_flight {
@@ -1329,7 +1344,7 @@ mod tests {
             None => 0xff,
         };
         assert_eq!(t.in_flight(), in_flight);
-        t.polls(now, frames)
+        t.polls(now, frames, "peer")
     }
 
     /// Runs a trial with a peer whose frames come at `polling` and `not_polling` a
@@ -1387,11 +1402,15 @@ mod tests {
         // step, say): polled for at once, and the looks from before not polling
         // forgotten: no trial until it is seen to keep exchanges in flight again.
         at(&mut t, now, frames, Some(true));
-        assert!(!t.polls(now + PollTrial::TURN, frames + 60 * 60));
-        assert!(t.polls(now + 2 * PollTrial::TURN, frames + 60 * 60 + 50 * 60));
+        assert!(!t.polls(now + PollTrial::TURN, frames + 60 * 60, "peer"));
+        assert!(t.polls(
+            now + 2 * PollTrial::TURN,
+            frames + 60 * 60 + 50 * 60,
+            "peer"
+        ));
         assert_eq!(t.turn, PollTrial::TURNS);
         assert_eq!(t.in_flight(), Some(false));
-        assert!(t.polls(now + 3 * PollTrial::TURN, frames));
+        assert!(t.polls(now + 3 * PollTrial::TURN, frames, "peer"));
         assert_eq!(t.turn, PollTrial::TURNS);
         assert!(at(
             &mut t,

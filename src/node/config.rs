@@ -60,7 +60,8 @@ pub struct NodeConfig {
     /// the two brought the peer's messages faster: on two cores shared with a BEAM
     /// caller that keeps 64 small calls in flight, not polling brings 15% more calls
     /// a second for a fifth less CPU, while a Rust caller doing the same gets a sixth
-    /// fewer. `Duration::ZERO` turns it off. Default 100 µs.
+    /// fewer. Each trial's verdict is logged at debug level (`cnode::connection`), with
+    /// both rates. `Duration::ZERO` turns it off. Default 100 µs.
     pub busy_poll: Duration,
     /// `global`'s `prevent_overlapping_partitions` (a kernel parameter on the BEAM): when
     /// two nodes of the cluster lose each other, the others drop both, so that no two

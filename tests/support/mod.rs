@@ -833,22 +833,40 @@ impl RustNode {
     /// Starts Moebi as `--sname NAME@localhost --cookie COOKIE` plus `extra`
     /// arguments, and waits until it is registered with `epmd`.
     pub fn start(name: &str, cookie: &str, epmd: &Epmd, extra: &[&str]) -> RustNode {
-        RustNode::spawn(name, cookie, epmd, Names::Short, extra)
+        RustNode::spawn(name, cookie, epmd, Names::Short, extra, "info")
+    }
+
+    /// Like [`start`](RustNode::start), logging what `filter` (`RUST_LOG`) lets through.
+    pub fn start_logging(
+        name: &str,
+        cookie: &str,
+        epmd: &Epmd,
+        extra: &[&str],
+        filter: &str,
+    ) -> RustNode {
+        RustNode::spawn(name, cookie, epmd, Names::Short, extra, filter)
     }
 
     /// Like [`start`](RustNode::start), with a long name: `--name NAME@127.0.0.1`.
     pub fn start_long(name: &str, cookie: &str, epmd: &Epmd, extra: &[&str]) -> RustNode {
-        RustNode::spawn(name, cookie, epmd, Names::Long, extra)
+        RustNode::spawn(name, cookie, epmd, Names::Long, extra, "info")
     }
 
-    fn spawn(name: &str, cookie: &str, epmd: &Epmd, names: Names, extra: &[&str]) -> RustNode {
+    fn spawn(
+        name: &str,
+        cookie: &str,
+        epmd: &Epmd,
+        names: Names,
+        extra: &[&str],
+        log: &str,
+    ) -> RustNode {
         let full = names.full(name);
         let short = full.split('@').next().unwrap().to_owned();
         let mut child = Command::new(moebi_binary())
             .args([names.flag(), &full, "--cookie", cookie])
             .args(extra)
             .env("ERL_EPMD_PORT", epmd.port().to_string())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log)
             .env("NO_COLOR", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
