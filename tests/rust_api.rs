@@ -506,6 +506,97 @@ async fn rust_errors_reach_the_beam_as_elixir_exceptions() {
     );
 }
 
+/// A GenServer whose state is a number: `:stop` stops it with `:bye`, a cast of
+/// `{:crash, _}` fails.
+struct Brittle(i64);
+
+impl GenServer for Brittle {
+    async fn handle_call(
+        &mut self,
+        request: Term,
+        _from: &Caller,
+        _p: &mut Process,
+    ) -> Result<Reply, Exception> {
+        Ok(Reply::Stop(atom("bye"), request))
+    }
+
+    async fn handle_cast(&mut self, _request: Term, _p: &mut Process) -> Result<Next, Exception> {
+        self.0 += 1;
+        Err(Exception::argument_error("asked to crash"))
+    }
+
+    fn state(&self) -> Term {
+        int(self.0)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_genserver_started_for_a_beam_caller_reports_its_end_on_the_callers_node() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("brittle", epmd.port()).await;
+    let n = node.name().to_owned();
+    // Rusty.start_brittle(): a GenServer started by the calling process, so that its
+    // group leader is the caller's, as `GenServer.start` run by `:erpc` on a BEAM node
+    // (unlinked: an erpc process exits with its result as the reason).
+    node.register_function("Elixir.Rusty", "start_brittle", 0, |p, _args| async move {
+        let pid = p.start_link(None, Brittle(1)).await?;
+        p.unlink(&pid);
+        Ok(Term::Pid(pid))
+    });
+    let eval = |expr: &str| blocking(|| alex.eval(&expr.replace("NODE", &n)));
+
+    // A failed cast: the report shows on alex's terminal, as gen_server's from a BEAM
+    // node with alex's group leader does (the last message, the state as it was).
+    eval(
+        "pid = :erpc.call(:NODE, Rusty, :start_brittle, [])
+         ref = Process.monitor(pid)
+         GenServer.cast(pid, {:crash, 1})
+         receive do {:DOWN, ^ref, :process, _, _} -> :ok after 10_000 -> :no_down end",
+    );
+    let report = "** (ArgumentError) asked to crash";
+    assert!(
+        blocking(|| alex.wait_for_output(report, WAIT)),
+        "alex shows the report:\n{}",
+        alex.output()
+    );
+    let output = alex.output();
+    let at = output.find(report).unwrap();
+    let (before, after) = output.split_at(at);
+    assert!(before.trim_end().ends_with("terminating"), "{output}");
+    assert!(before.contains("GenServer #PID<"), "{output}");
+    assert!(
+        after.contains("Last message: {:\"$gen_cast\", {:crash, 1}}\nState: 2"),
+        "{output}"
+    );
+
+    // A stop from a call: the caller named, and where it is.
+    eval(
+        "pid = :erpc.call(:NODE, Rusty, :start_brittle, [])
+         GenServer.call(pid, :stop)",
+    );
+    let stop = "** (stop) :bye";
+    assert!(
+        blocking(|| alex.wait_for_output(stop, WAIT)),
+        "alex shows the report:\n{}",
+        alex.output()
+    );
+    let output = alex.output();
+    let after = &output[output.find(stop).unwrap()..];
+    assert!(after.contains("Last message (from #PID<0."), "{output}");
+    assert!(
+        after.contains("): :stop\nState: 1\nClient #PID<0."),
+        "{output}"
+    );
+    assert!(
+        after.contains(&format!("is remote on node :{}", alex.node_name())),
+        "{output}"
+    );
+    // Once each.
+    assert_eq!(alex.count_in_output(report), 1, "{output}");
+    assert_eq!(alex.count_in_output(stop), 1, "{output}");
+}
+
 /// A GenServer that answers every call with the request.
 struct Echo;
 

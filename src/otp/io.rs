@@ -94,8 +94,8 @@ fn io_request(request: &Term) -> Term {
 
 /// The emulator's report of a process that died of an error (`erts_send_error_to_logger`):
 /// logged here and, when the group leader lives on another node, sent to that node's
-/// `logger_proxy` as OTP's `logger:log_remote/2` does, so a BEAM user who spawned the
-/// process here sees `Process #PID<…> on node … raised an exception` on their terminal.
+/// logger (see [`log_at_group_leader`]), so a BEAM user who spawned the process here sees
+/// `Process #PID<…> on node … raised an exception` on their terminal.
 pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &Term) {
     tracing::error!(
         pid = %pid.inspect(),
@@ -104,33 +104,56 @@ pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &
         node.name(),
         Short(reason)
     );
+    log_at_group_leader(
+        node,
+        pid,
+        group_leader,
+        vec![
+            atom("error"),
+            charlist("Error in process ~p on node ~p with exit value:~n~p~n"),
+            list(vec![Term::Pid(*pid), atom(node.name()), reason.clone()]),
+        ],
+        vec![(
+            atom("error_logger"),
+            map([
+                (atom("emulator"), atom("true")),
+                (atom("tag"), atom("error")),
+            ]),
+        )],
+    );
+}
+
+/// Sends a log event of process `pid` to the logger of its group leader's node when
+/// that is another node, as OTP's `logger:log_remote/2` does: `{log, Level, Format,
+/// Args, Meta}` or `{log, Level, Report, Meta}` to `logger_proxy` there, which logs it
+/// as if it were that node's own (its default handler prints it on that node's
+/// terminal; a BEAM node's own handler drops events whose group leader is remote).
+/// `event` is the tuple's middle (level, then format and args, or the report); `meta`
+/// the metadata besides `gl`, `pid` and `time`. Nothing when the group leader is ours.
+pub(crate) fn log_at_group_leader(
+    node: &Node,
+    pid: &Pid,
+    group_leader: &Pid,
+    event: Vec<Term>,
+    meta: Vec<(Term, Term)>,
+) {
     if node.is_local(&group_leader.node) {
         return;
     }
     let time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
-    let metadata = map([
-        (
-            atom("error_logger"),
-            map([
-                (atom("emulator"), atom("true")),
-                (atom("tag"), atom("error")),
-            ]),
-        ),
+    let meta = meta.into_iter().chain([
         (atom("gl"), Term::Pid(*group_leader)),
         (atom("pid"), Term::Pid(*pid)),
         (atom("time"), int(time)),
     ]);
-    let event = tuple(vec![
-        atom("log"),
-        atom("error"),
-        charlist("Error in process ~p on node ~p with exit value:~n~p~n"),
-        list(vec![Term::Pid(*pid), atom(node.name()), reason.clone()]),
-        metadata,
-    ]);
+    let mut elements = Vec::with_capacity(event.len() + 2);
+    elements.push(atom("log"));
+    elements.extend(event);
+    elements.push(map(meta));
     let proxy = Dest::from(("logger_proxy", group_leader.node.name()));
-    node.route(pid, proxy, event);
+    node.route(pid, proxy, tuple(elements));
 }
 
 fn error_request() -> Term {

@@ -188,7 +188,9 @@ pub trait GenServer: Send + Sized + 'static {
         async {}
     }
 
-    /// The state as a term, for `:sys.get_state/1` and `:sys.get_status/1`.
+    /// The state as a term, for `:sys.get_state/1` and `:sys.get_status/1`, and for
+    /// the `State` of the report a server whose group leader is on another node sends
+    /// there when it fails.
     fn state(&self) -> Term {
         atom("undefined")
     }
@@ -287,6 +289,7 @@ async fn run<S: GenServer>(
     };
     let _ = ack.send(Ok(()));
     let mut suspended = false;
+    let mut last = Last::new(&p);
     loop {
         // A sys request leaves the server waiting as it was: its timeout starts again,
         // as in gen_server's loop.
@@ -296,12 +299,13 @@ async fn run<S: GenServer>(
         };
         let message = match next {
             Next::Stop(reason) => {
-                server.terminate(&reason, &mut p).await;
-                return Err(report(&p, Exception::Exit(reason)));
+                return Err(fail(&mut server, &mut p, Exception::Exit(reason), &last).await);
             }
             Next::Continue(arg) => {
+                last.keep(|| tuple(vec![atom("continue"), arg.clone()]), None);
                 let result = caught(server.handle_continue(arg, &mut p)).await;
-                next = ok_or_fail(&mut server, &mut p, result, ("handle_continue", 2)).await?;
+                let callback = ("handle_continue", 2);
+                next = ok_or_fail(&mut server, &mut p, result, callback, &last).await?;
                 continue;
             }
             _ if suspended => sys::next_system_message(&mut p).await,
@@ -313,6 +317,7 @@ async fn run<S: GenServer>(
         };
         next = match take_call(message) {
             Ok((from, request)) => {
+                last.keep(|| request.clone(), Some(from.pid));
                 let reply = caught(server.handle_call(request, &from, &mut p)).await;
                 match reply {
                     Ok(Reply::Reply(reply, then)) => {
@@ -326,14 +331,15 @@ async fn run<S: GenServer>(
                     }
                     Err(e) => {
                         let e = named::<S>(e, "handle_call", 3);
-                        return Err(fail(&mut server, &mut p, e).await);
+                        return Err(fail(&mut server, &mut p, e, &last).await);
                     }
                 }
             }
             Err(message) => match call::take_cast(message) {
                 Ok(request) => {
+                    last.keep(|| tuple(vec![atom("$gen_cast"), request.clone()]), None);
                     let result = caught(server.handle_cast(request, &mut p)).await;
-                    ok_or_fail(&mut server, &mut p, result, ("handle_cast", 2)).await?
+                    ok_or_fail(&mut server, &mut p, result, ("handle_cast", 2), &last).await?
                 }
                 Err(message) => {
                     if let Some((from, request)) = call::parse_system(&message) {
@@ -345,7 +351,11 @@ async fn run<S: GenServer>(
                             request,
                             &mut suspended,
                         ) {
-                            Some(reason) => Next::Stop(reason),
+                            Some(reason) => {
+                                // gen_server's report of a stop by `sys` has `[]`.
+                                last.keep(crate::term::nil, None);
+                                Next::Stop(reason)
+                            }
                             None => waiting,
                         }
                     } else if is_malformed_call(&message) {
@@ -354,10 +364,12 @@ async fn run<S: GenServer>(
                         Next::Wait
                     } else if let Some(reason) = parent_exit(&message, parent.as_ref()) {
                         // gen_server: the parent's EXIT stops a server that traps exits.
+                        last.keep(|| message.clone(), None);
                         Next::Stop(reason)
                     } else {
+                        last.keep(|| message.clone(), None);
                         let result = caught(server.handle_info(message, &mut p)).await;
-                        ok_or_fail(&mut server, &mut p, result, ("handle_info", 2)).await?
+                        ok_or_fail(&mut server, &mut p, result, ("handle_info", 2), &last).await?
                     }
                 }
             },
@@ -370,10 +382,11 @@ async fn ok_or_fail<S: GenServer>(
     p: &mut Process,
     result: Result<Next, Exception>,
     (callback, arity): (&str, usize),
+    last: &Last,
 ) -> Result<Next, Exception> {
     match result {
         Ok(next) => Ok(next),
-        Err(e) => Err(fail(server, p, named::<S>(e, callback, arity)).await),
+        Err(e) => Err(fail(server, p, named::<S>(e, callback, arity), last).await),
     }
 }
 
@@ -384,26 +397,119 @@ fn named<S: GenServer>(e: Exception, callback: &str, arity: usize) -> Exception 
     e.in_function(std::any::type_name::<S>(), callback, arity)
 }
 
-/// A callback failed: `terminate` with the exit reason, then the server's report, and
-/// the process exits with that reason, as `gen_server` then `proc_lib` do.
-async fn fail<S: GenServer>(server: &mut S, p: &mut Process, e: Exception) -> Exception {
-    server.terminate(&e.exit_reason(), p).await;
-    report(p, e)
-}
-
 /// The server ends with `e` (a failed callback, or a stop with a reason, from a
-/// callback or from `GenServer.stop`): reported as gen_server reports it, `GenServer
-/// :parrot terminating` and the reason as Elixir's logger prints it, unless it is
-/// `normal`, `shutdown` or `{shutdown, _}`. The process then exits with the reason and
-/// no second, emulator report of the crash.
-fn report(p: &Process, e: Exception) -> Exception {
+/// callback or from `GenServer.stop`): `terminate` with the exit reason, then the
+/// server's report, and the process exits with that reason and no second, emulator
+/// report of the crash, as `gen_server` then `proc_lib` do. The report is gen_server's,
+/// unless the reason is `normal`, `shutdown` or `{shutdown, _}`: `GenServer :parrot
+/// terminating` and the reason as Elixir's logger prints it, logged here and, when the
+/// group leader is on another node, sent to that node's logger as a BEAM node sends it
+/// ([`report_at_group_leader`]).
+async fn fail<S: GenServer>(
+    server: &mut S,
+    p: &mut Process,
+    e: Exception,
+    last: &Last,
+) -> Exception {
     let reason = e.exit_reason();
     if crate::otp::supervisor::is_normal_exit(&reason) {
+        server.terminate(&reason, p).await;
         return Exception::Exit(reason);
     }
+    // The state as it was when the callback ended, as gen_server reports it.
+    let state = (!p.node().is_local(&p.group_leader().node)).then(|| server.state());
+    server.terminate(&reason, p).await;
     let name = server_name(p);
     tracing::error!(pid = %p.pid().inspect(), "GenServer {name} terminating\n{}", e.format_stop());
+    if let Some(state) = state {
+        report_at_group_leader(p, &reason, last, state);
+    }
     Exception::Exit(reason)
+}
+
+/// The message a server is handling (for a call its request and caller, for a cast
+/// `{:"$gen_cast", request}`), kept while the server's group leader is on another node
+/// only: the report of its end sent there says, as gen_server's does, what the server
+/// was handling (Elixir's `Last message`). A server whose group leader is ours keeps
+/// nothing (a copy would cost every message; its report is a log line here).
+struct Last {
+    kept: bool,
+    message: Term,
+    from: Option<Pid>,
+}
+
+impl Last {
+    fn new(p: &Process) -> Self {
+        Last {
+            kept: !p.node().is_local(&p.group_leader().node),
+            message: atom("undefined"),
+            from: None,
+        }
+    }
+
+    fn keep(&mut self, message: impl FnOnce() -> Term, from: Option<Pid>) {
+        if self.kept {
+            self.message = message();
+            self.from = from;
+        }
+    }
+}
+
+/// gen_server's report of a server's end (`{gen_server, terminate}`, with the last
+/// message, the state and the caller), sent to the logger of the group leader's node,
+/// which prints it as its own: `GenServer :parrot terminating`, `** (ArgumentError)
+/// ...`, `Last message: ...`, `State: ...`. On an OTP 25 node with Elixir 1.14 it shows
+/// on both nodes' terminals, as from a BEAM server.
+fn report_at_group_leader(p: &Process, reason: &Term, last: &Last, state: Term) {
+    let name = p.registered_name().map_or(Term::Pid(p.pid()), |n| atom(&n));
+    // gen_server's client_info: a caller on another node is `remote`; one of ours is
+    // alive, with no stack to show.
+    let client = match last.from {
+        Some(pid) if p.node().is_local(&pid.node) => tuple(vec![
+            Term::Pid(pid),
+            tuple(vec![Term::Pid(pid), crate::term::nil()]),
+        ]),
+        Some(pid) => tuple(vec![Term::Pid(pid), atom("remote")]),
+        None => atom("undefined"),
+    };
+    let report = crate::term::map([
+        (
+            atom("label"),
+            tuple(vec![atom("gen_server"), atom("terminate")]),
+        ),
+        (atom("name"), name),
+        (atom("last_message"), last.message.clone()),
+        (atom("state"), state),
+        (atom("log"), crate::term::nil()),
+        (atom("reason"), reason.clone()),
+        (atom("client_info"), client),
+        (atom("process_label"), atom("undefined")),
+    ]);
+    let format_log = |arity| {
+        Term::from(crate::term::ExternalFun::from((
+            "gen_server",
+            "format_log",
+            arity,
+        )))
+    };
+    let meta = vec![
+        (atom("domain"), crate::term::list(vec![atom("otp")])),
+        (atom("report_cb"), format_log(2)),
+        (
+            atom("error_logger"),
+            crate::term::map([
+                (atom("tag"), atom("error")),
+                (atom("report_cb"), format_log(1)),
+            ]),
+        ),
+    ];
+    crate::otp::io::log_at_group_leader(
+        p.node(),
+        &p.pid(),
+        &p.group_leader(),
+        vec![atom("error"), report],
+        meta,
+    );
 }
 
 /// How gen_server's report and Elixir's default callbacks name a server: its registered
