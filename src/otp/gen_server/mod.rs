@@ -428,9 +428,10 @@ async fn fail<S: GenServer>(
 }
 
 /// The message a server is handling (for a call its request and caller, for a cast
-/// `{:"$gen_cast", request}`), kept while the server's group leader is on another node
-/// only: the report of its end sent there says, as gen_server's does, what the server
-/// was handling (Elixir's `Last message`). A server whose group leader is ours keeps
+/// `{:"$gen_cast", request}`), kept only by a server whose group leader was on another
+/// node when its `init` returned: the report of its end sent there says, as
+/// gen_server's does, what the server was handling (Elixir's `Last message`; `:undefined`
+/// if the group leader moved there later). A server whose group leader is ours keeps
 /// nothing (a copy would cost every message; its report is a log line here).
 struct Last {
     kept: bool,
