@@ -22,6 +22,15 @@ async fn start_node(prefix: &str, epmd_port: u16) -> Node {
     Node::start(config).await.expect("the node starts")
 }
 
+/// An EPMD of the test's own, an Elixir node `alex` on it, and a Rust node named after
+/// `prefix` (the EPMD dropped last).
+async fn alex_and_node(prefix: &str) -> (Epmd, BeamNode, Node) {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node(prefix, epmd.port()).await;
+    (epmd, alex, node)
+}
+
 /// A call into the (blocking) harness from a multi-threaded tokio test.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
@@ -254,9 +263,7 @@ impl GenServer for Counter {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_genserver_is_a_genserver_to_iex() {
     logs(); // captured from here on
-    let epmd = Epmd::start();
-    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
-    let node = start_node("counter", epmd.port()).await;
+    let (_epmd, alex, node) = alex_and_node("counter").await;
     let n = node.name().to_owned();
     let a = alex.node_name();
     blocking(|| alex.eval("Process.register(self(), :watcher)"));
@@ -425,9 +432,7 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_errors_reach_the_beam_as_elixir_exceptions() {
-    let epmd = Epmd::start();
-    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
-    let node = start_node("errors", epmd.port()).await;
+    let (_epmd, alex, node) = alex_and_node("errors").await;
     let n = node.name().to_owned();
     // Rusty.parse(text): any Rust error through `?`.
     node.register_function("Elixir.Rusty", "parse", 1, |_p, args| async move {
@@ -532,9 +537,7 @@ impl GenServer for Brittle {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_genserver_started_for_a_beam_caller_reports_its_end_on_the_callers_node() {
-    let epmd = Epmd::start();
-    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
-    let node = start_node("brittle", epmd.port()).await;
+    let (_epmd, alex, node) = alex_and_node("brittle").await;
     let n = node.name().to_owned();
     // Rusty.start_brittle(): a GenServer started by the calling process, so that its
     // group leader is the caller's, as `GenServer.start` run by `:erpc` on a BEAM node
@@ -620,9 +623,7 @@ async fn idle(mut p: Process) -> Result<(), Exception> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_supervisor_is_a_supervisor_to_iex() {
     use cnode::supervisor::{self, ChildSpec, Restart, Strategy};
-    let epmd = Epmd::start();
-    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
-    let node = start_node("sup", epmd.port()).await;
+    let (_epmd, alex, node) = alex_and_node("sup").await;
     let n = node.name().to_owned();
     let children = vec![
         ChildSpec::gen_server("echo", Some("echo"), || Echo),
@@ -785,9 +786,7 @@ impl GenServer for Quiet {}
 /// trait's defaults ends the same way, with the same message, as iex sees it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_genserver_without_call_or_cast_clauses_stops_as_elixirs_does() {
-    let epmd = Epmd::start();
-    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
-    let node = start_node("quiet", epmd.port()).await;
+    let (_epmd, alex, node) = alex_and_node("quiet").await;
     let n = node.name().to_owned();
     blocking(|| {
         alex.eval(
