@@ -127,7 +127,7 @@ pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &
 /// that is another node, as OTP's `logger:log_remote/2` does: `{log, Level, Format,
 /// Args, Meta}` or `{log, Level, Report, Meta}` to `logger_proxy` there, which logs it
 /// as if it were that node's own (its default handler prints it on that node's
-/// terminal; a BEAM node's own handler drops events whose group leader is remote).
+/// terminal; OTP's default handler drops events whose group leader is remote).
 /// `event` is the tuple's middle (level, then format and args, or the report); `meta`
 /// the metadata besides `gl`, `pid` and `time`. Nothing when the group leader is ours.
 pub(crate) fn log_at_group_leader(
