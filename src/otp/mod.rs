@@ -33,7 +33,9 @@ impl Node {
     /// The first node of a program also wraps the panic hook (see
     /// [`std::panic::set_hook`]) to note where a panic happens, so a process that
     /// panics exits with that frame in its stack, as a BEAM process's error has its
-    /// frames; the hook that was there still runs after it.
+    /// frames; the hook that was there still runs after it. A program that sets a panic
+    /// hook of its own sets it before the first node starts: one set later replaces the
+    /// wrapper, and panics then exit without their frame.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let bound = Node::bind(config, HOOKS).await?;
         start_system_processes(&bound.node);
