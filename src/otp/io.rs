@@ -104,23 +104,21 @@ pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &
         node.name(),
         Short(reason)
     );
-    log_at_group_leader(
-        node,
-        pid,
-        group_leader,
-        vec![
+    log_at_group_leader(node, pid, group_leader, || {
+        let event = vec![
             atom("error"),
             charlist("Error in process ~p on node ~p with exit value:~n~p~n"),
             list(vec![Term::Pid(*pid), atom(node.name()), reason.clone()]),
-        ],
-        vec![(
+        ];
+        let meta = vec![(
             atom("error_logger"),
             map([
                 (atom("emulator"), atom("true")),
                 (atom("tag"), atom("error")),
             ]),
-        )],
-    );
+        )];
+        (event, meta)
+    });
 }
 
 /// Sends a log event of process `pid` to the logger of its group leader's node when
@@ -128,18 +126,19 @@ pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &
 /// Args, Meta}` or `{log, Level, Report, Meta}` to `logger_proxy` there, which logs it
 /// as if it were that node's own (its default handler prints it on that node's
 /// terminal; OTP's default handler drops events whose group leader is remote).
-/// `event` is the tuple's middle (level, then format and args, or the report); `meta`
-/// the metadata besides `gl`, `pid` and `time`. Nothing when the group leader is ours.
+/// `event` makes the tuple's middle (level, then format and args, or the report) and
+/// the metadata besides `gl`, `pid` and `time`; nothing is made when the group leader
+/// is ours.
 pub(crate) fn log_at_group_leader(
     node: &Node,
     pid: &Pid,
     group_leader: &Pid,
-    event: Vec<Term>,
-    meta: Vec<(Term, Term)>,
+    event: impl FnOnce() -> (Vec<Term>, Vec<(Term, Term)>),
 ) {
     if node.is_local(&group_leader.node) {
         return;
     }
+    let (event, meta) = event();
     let time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);

@@ -417,7 +417,7 @@ async fn fail<S: GenServer>(
         return Exception::Exit(reason);
     }
     // The state as it was when the callback ended, as gen_server reports it.
-    let state = (!p.node().is_local(&p.group_leader().node)).then(|| server.state());
+    let state = group_leader_is_remote(p).then(|| server.state());
     server.terminate(&reason, p).await;
     let name = server_name(p);
     tracing::error!(pid = %p.pid().inspect(), "GenServer {name} terminating\n{}", e.format_stop());
@@ -442,7 +442,7 @@ struct Last {
 impl Last {
     fn new(p: &Process) -> Self {
         Last {
-            kept: !p.node().is_local(&p.group_leader().node),
+            kept: group_leader_is_remote(p),
             message: atom("undefined"),
             from: None,
         }
@@ -454,6 +454,11 @@ impl Last {
             self.from = from;
         }
     }
+}
+
+/// Whether `p`'s group leader is on another node: its logger then gets the report.
+fn group_leader_is_remote(p: &Process) -> bool {
+    !p.node().is_local(&p.group_leader().node)
 }
 
 /// gen_server's report of a server's end (`{gen_server, terminate}`, with the last
@@ -504,13 +509,9 @@ fn report_at_group_leader(p: &Process, reason: &Term, last: &Last, state: Term) 
             ]),
         ),
     ];
-    crate::otp::io::log_at_group_leader(
-        p.node(),
-        &p.pid(),
-        &p.group_leader(),
-        vec![atom("error"), report],
-        meta,
-    );
+    crate::otp::io::log_at_group_leader(p.node(), &p.pid(), &p.group_leader(), || {
+        (vec![atom("error"), report], meta)
+    });
 }
 
 /// How gen_server's report and Elixir's default callbacks name a server: its registered
