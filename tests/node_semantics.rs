@@ -641,6 +641,103 @@ fn task_supervisor_start_child_children_and_terminate_child() {
     c.assert_moebi_still_serves();
 }
 
+/// The `sys` requests a BEAM user sends a `Task.Supervisor` (the `DynamicSupervisor`
+/// it runs as): its state, its status, suspend and resume, and `GenServer.stop/3`,
+/// after which the application starts it again.
+#[test]
+fn task_supervisor_answers_sys_requests() {
+    let c = Cluster::start();
+
+    let state = format!(
+        "{SUP}
+        {{:ok, pid}} = Task.Supervisor.start_child(sup, Moebi, :wait, [], restart: :transient)
+        %DynamicSupervisor{{}} = s = :sys.get_state(sup)
+        child = s.children[pid]
+        supervisor = :rpc.call(NODE, :erlang, :whereis, [Chat.TaskSupervisor])
+        {{:status, ^supervisor, {{:module, :gen_server}}, [_, running, _, _, info]}} = :sys.get_status(sup)
+        # A supervisor's callback module is named up to OTP 25 and Elixir 1.16.
+        [{{:header, _}}, {{:data, data}}, {{:data, [{{~c\"State\", ^s}}]}} | callback] = info
+        callback = Keyword.get(callback, :supervisor, [{{~c\"Callback\", Task.Supervisor}}])
+        Task.Supervisor.terminate_child(sup, pid)
+        # Charlists print unlike from one Elixir release to the next.
+        strings = fn pairs -> Enum.map(pairs, fn {{k, v}} -> {{List.to_string(k), v}} end) end
+        {{%{{s | children: map_size(s.children)}}, elem(child, 0) |> Tuple.delete_at(2),
+         Tuple.delete_at(child, 0), running, strings.(data), strings.(callback)}}"
+    );
+    assert_eq!(
+        c.same_ok(&state),
+        "{%DynamicSupervisor{args: {{:temporary, 5000}, []}, extra_arguments: [], mod: Task.Supervisor, \
+         name: {:local, Chat.TaskSupervisor}, strategy: :one_for_one, max_children: :infinity, \
+         max_restarts: 3, max_seconds: 5, children: 1, restarts: []}, \
+         {Task.Supervised, :start_link}, {:transient, 5000, :worker, [Task.Supervised]}, :running, \
+         [{\"Status\", :running}, {\"Parent\", #PID<>}, {\"Logged events\", []}], \
+         [{\"Callback\", Task.Supervisor}]}"
+    );
+
+    // Whether its status names the callback module: up to OTP 25 and Elixir 1.16.
+    let parts = format!(
+        "{SUP}
+        {{:status, _, _, [_, _, _, _, info]}} = :sys.get_status(sup)
+        Keyword.keys(info)"
+    );
+    c.same_ok(&parts);
+
+    // Suspended, it takes no call until it is resumed.
+    let suspended = format!(
+        "{SUP}
+        :ok = :sys.suspend(sup)
+        t = Task.async(fn -> Task.Supervisor.children(sup) end)
+        waiting = Task.yield(t, 300)
+        :ok = :sys.resume(sup)
+        {{waiting, Task.await(t)}}"
+    );
+    assert_eq!(c.same_ok(&suspended), "{nil, []}");
+
+    // GenServer.stop/3: its tasks are shut down, it stops with the reason, and it is
+    // started again under its name.
+    let stop = format!(
+        "{SUP}
+        until_started = fn -> Enum.find_value(1..250, fn _ ->
+          try do Task.Supervisor.children(sup) catch :exit, _ -> Process.sleep(20); nil end
+        end) end
+        until_started.()
+        {{:ok, pid}} = Task.Supervisor.start_child(sup, Moebi, :wait, [])
+        ref = Process.monitor(pid)
+        stopped = GenServer.stop(sup, :normal, 5000)
+        down = receive do {{:DOWN, ^ref, :process, ^pid, r}} -> r after 5000 -> :timeout end
+        {{stopped, down, until_started.()}}"
+    );
+    assert_eq!(c.same_ok(&stop), "{:ok, :shutdown, []}");
+    c.assert_moebi_still_serves();
+}
+
+/// `:sys.get_state/1` and `:sys.get_status/1` of the system processes a BEAM user may
+/// look at: answered, as a BEAM node's are (the state is this node's own; a BEAM's is
+/// each module's record).
+#[test]
+fn system_processes_answer_sys_requests() {
+    let c = Cluster::start();
+    let status = "for name <- [:net_kernel, :rex, :global_name_server] do
+          {:status, pid, {:module, :gen_server}, [_, :running, _, _, _]} = :sys.get_status({name, NODE})
+          {name, node(pid) == NODE}
+        end";
+    assert_eq!(
+        c.same_ok(status),
+        "[net_kernel: true, rex: true, global_name_server: true]"
+    );
+    let moebi = Cluster::for_node(
+        "s = :sys.get_state({:net_kernel, NODE})
+        {s.node == NODE, s.tick_time, node() in s.connections, :sys.get_state({:rex, NODE}),
+         is_list(:sys.get_state({:global_name_server, NODE}).known)}",
+        &c.moebi_name,
+    );
+    assert_eq!(
+        c.blank(&c.alex.eval(&moebi)),
+        "{true, 60000, true, %{}, true}"
+    );
+    c.assert_moebi_still_serves();
+}
+
 #[test]
 fn task_supervisor_async_streams_and_shutdown() {
     let c = Cluster::start();
@@ -708,6 +805,22 @@ fn a_call_the_task_supervisor_does_not_know_exits_the_caller() {
     assert_eq!(
         c.same_ok(&unknown),
         "{{:function_clause, DynamicSupervisor, :handle_call}, :ok}"
+    );
+
+    // The exit names the failed clause's arguments: the call, its `From` and the
+    // supervisor's state.
+    let no_clause = format!(
+        "{SUP}
+        try do
+          GenServer.call(sup, :no_such_call)
+        catch
+          :exit, {{{{:function_clause, [{{DynamicSupervisor, :handle_call, [request, {{from, _}}, state], _}} | _]}}, _}} ->
+            {{request, from == self(), state.__struct__}}
+        end"
+    );
+    assert_eq!(
+        c.same_ok(&no_clause),
+        "{:no_such_call, true, DynamicSupervisor}"
     );
     c.assert_moebi_still_serves();
 }

@@ -12,10 +12,16 @@ pub(crate) mod net_kernel;
 pub mod rpc;
 pub(crate) mod spawn;
 pub mod supervisor;
+pub(crate) mod sys;
 pub mod task_supervisor;
 
 use crate::connection::ConnHandle;
 use crate::node::{Hooks, Node, NodeConfig, NodeError};
+use crate::process::{handle::exit_message, Exception, Process};
+use crate::term::{Inspect, Pid, Short};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// What the node core calls in this layer.
 const HOOKS: Hooks = Hooks {
@@ -67,4 +73,79 @@ fn node_down(node: &Node, conn: &ConnHandle) {
     if !node.0.config.hidden && conn.is_visible() {
         global::node_down(node, &conn.peer);
     }
+}
+
+/// Starts a process registered as `name` under a parent that starts it again whenever
+/// it exits, as a BEAM node's supervisors keep its system processes (`kernel_sup`) and
+/// an application's processes running: `body` gets the process and its parent's pid.
+/// Returns the first process's pid; `Err` when the name is taken.
+pub(crate) fn keep_registered<F, Fut>(node: &Node, name: &str, body: F) -> Result<Pid, Exception>
+where
+    F: Fn(Process, Pid) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Exception>> + Send + 'static,
+{
+    let body = Arc::new(body);
+    let parent = node
+        .prepare(node.spawn_opts(node.user_pid()))
+        .expect("a process without a name always prepares");
+    let parent_pid = parent.entry.pid;
+    let first = start_kept(node, name, parent_pid, &body)?;
+    parent.entry.state().links.insert(first);
+    let name = name.to_owned();
+    let mut current = first;
+    node.start_prepared(parent, move |mut p| async move {
+        p.trap_exit(true);
+        loop {
+            let message = p.receive().await;
+            let Some((pid, reason)) = exit_message(&message) else {
+                continue;
+            };
+            if pid != &current {
+                continue;
+            }
+            if supervisor::is_normal_exit(reason) {
+                tracing::info!(
+                    "{name} ({}) stopped: {}; starting it again",
+                    current.inspect(),
+                    Short(reason)
+                );
+            } else {
+                tracing::error!(
+                    "{name} ({}) terminated: {}; starting it again",
+                    current.inspect(),
+                    Short(reason)
+                );
+            }
+            // The name is free once the exit has been handled: wait for that.
+            let node = p.node().clone();
+            let started = loop {
+                match start_kept(&node, &name, p.pid(), &body) {
+                    Ok(pid) => break Some(pid),
+                    Err(_) if node.whereis(&name).is_some_and(|n| n == current) => {
+                        tokio::time::sleep(Duration::from_millis(1)).await
+                    }
+                    Err(_) => break None,
+                }
+            };
+            let Some(pid) = started else {
+                tracing::error!("{name}: the name is taken by another process; not restarted");
+                return Ok(());
+            };
+            p.link(&pid);
+            current = pid;
+        }
+    });
+    Ok(first)
+}
+
+fn start_kept<F, Fut>(node: &Node, name: &str, parent: Pid, body: &Arc<F>) -> Result<Pid, Exception>
+where
+    F: Fn(Process, Pid) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Exception>> + Send + 'static,
+{
+    let mut opts = node.spawn_opts(node.user_pid()).linked_to(parent);
+    opts.name = Some(crate::term::Atom::from(name));
+    let prepared = node.prepare(opts)?;
+    let body = Arc::clone(body);
+    Ok(node.start_prepared(prepared, move |p| body(p, parent)))
 }

@@ -3,21 +3,40 @@
 //! send to the caller's pid, keeping the `[alias | Ref]` tag.
 
 use super::gen_server::{parse_call, Caller};
+use super::sys;
 use crate::node::Node;
-use crate::process::Process;
+use crate::process::{Exception, Process};
 use crate::term::Inspect;
-use crate::term::{atom, Match, Term};
+use crate::term::{atom, int, list, map, Match, Term};
 
 pub(crate) fn start(node: &Node) {
-    let _ = node.spawn_registered("net_kernel", |mut p| async move {
+    let _ = super::keep_registered(node, "net_kernel", |mut p, _parent| async move {
+        let mut suspended = false;
         loop {
-            let message = p.receive().await;
+            let node = p.node().clone();
+            let message = sys::receive(&mut p, None, &mut suspended, &|| state(&node), None).await;
+            let message = message.map_err(Exception::Exit)?;
             match parse_call(&message) {
                 Some((from, request)) => handle_call(&p, from, request),
                 None => tracing::debug!("net_kernel: ignoring {}", crate::term::Short(&message)),
             }
         }
     });
+}
+
+/// What `:sys.get_state/1` shows of this node's `net_kernel` (a BEAM's is a record of
+/// `net_kernel`'s own, different from release to release): the node's name, its tick
+/// and setup times in milliseconds, and the nodes it is connected to.
+fn state(node: &Node) -> Term {
+    let config = &node.0.config;
+    let millis = |d: std::time::Duration| int(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let connected = node.connected_nodes().iter().map(|n| atom(n)).collect();
+    map(vec![
+        (atom("node"), atom(node.name())),
+        (atom("tick_time"), millis(config.tick_time)),
+        (atom("setup_time"), millis(config.setup_time)),
+        (atom("connections"), list(connected)),
+    ])
 }
 
 fn handle_call(p: &Process, from: Caller, request: &Term) {

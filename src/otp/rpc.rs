@@ -6,16 +6,21 @@
 //! old `{call, M, F, A, GroupLeader}` calls of nodes without erpc, served here too.
 
 use super::gen_server::parse_call;
+use super::sys;
 use crate::connection::message::Message;
 use crate::node::Node;
 use crate::process::{Exception, Process};
-use crate::term::{atom, list, tuple, Atom, Match, Term};
+use crate::term::{atom, list, map, tuple, Atom, Match, Term};
 use std::time::Duration;
 
 pub(crate) fn start(node: &Node) {
-    let _ = node.spawn_registered("rex", |mut p| async move {
+    let _ = super::keep_registered(node, "rex", |mut p, _parent| async move {
+        let mut suspended = false;
         loop {
-            let message = p.receive().await;
+            // `rex` keeps no state of its own here (a BEAM's keeps its nodes observer).
+            let state = || map(Vec::new());
+            let message = sys::receive(&mut p, None, &mut suspended, &state, None).await;
+            let message = message.map_err(Exception::Exit)?;
             if let Some((from, request)) = parse_call(&message) {
                 let call = request.as_tuple_n(5).filter(|e| e[0].is_atom("call"));
                 match call.and_then(|e| {

@@ -74,6 +74,28 @@ pub enum Shutdown {
     Infinity,
 }
 
+impl Restart {
+    /// Its name as a child spec's `restart` (`permanent`, ...).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Restart::Permanent => "permanent",
+            Restart::Transient => "transient",
+            Restart::Temporary => "temporary",
+        }
+    }
+}
+
+impl Shutdown {
+    /// As a child spec's `shutdown`: `brutal_kill`, milliseconds or `infinity`.
+    pub(crate) fn to_term(self) -> Term {
+        match self {
+            Shutdown::BrutalKill => atom("brutal_kill"),
+            Shutdown::Timeout(t) => int(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+            Shutdown::Infinity => atom("infinity"),
+        }
+    }
+}
+
 /// Starts a child linked to the supervisor (the supervisor's process is given) and
 /// returns its pid.
 type Start =

@@ -15,6 +15,7 @@
 
 use super::gen_server::{parse_call, Caller};
 use super::supervisor::{is_normal_exit, stop_child, Intensity, Restart, Shutdown};
+use super::sys;
 use crate::node::Node;
 use crate::process::{handle::exit_message, Dest, Exception, Process};
 use crate::term::Inspect;
@@ -29,6 +30,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// 3 restarts in 5 seconds, then the supervisor shuts down.
 const MAX_RESTARTS: usize = 3;
 const MAX_SECONDS: Duration = Duration::from_secs(5);
+/// The callback module of the `DynamicSupervisor` a `Task.Supervisor` is, which
+/// `:sys.get_status/1` names.
+const SUPERVISOR: Option<&str> = Some("Elixir.Task.Supervisor");
 /// The shutdown a task gets when the request names none (`Task.Supervisor`'s default).
 const DEFAULT_SHUTDOWN: Shutdown = Shutdown::Timeout(Duration::from_secs(5));
 
@@ -45,73 +49,41 @@ impl Node {
 /// it exits, as the application's supervisor restarts `Chat.TaskSupervisor` on a BEAM
 /// node (its tasks die with it, being linked to it). Returns the supervisor's pid.
 pub(crate) fn start(node: &Node, name: &str) -> Pid {
-    let parent = node
-        .prepare(node.spawn_opts(node.user_pid()))
-        .expect("a process without a name always prepares");
-    let parent_pid = parent.entry.pid;
-    let first = start_supervisor(node, name, &parent_pid)
-        .unwrap_or_else(|_| panic!("the name {name} is already registered on this node"));
-    parent.entry.state().links.insert(first);
-    let name = name.to_owned();
-    let mut current = first;
-    node.start_prepared(parent, move |mut p| async move {
-        p.trap_exit(true);
-        loop {
-            let message = p.receive().await;
-            let Some((pid, reason)) = exit_message(&message) else {
-                continue;
-            };
-            if pid != &current {
-                continue;
-            }
-            tracing::error!(
-                "{name} ({}) terminated: {}; starting it again",
-                current.inspect(),
-                Short(reason)
-            );
-            // The name is free once the exit has been handled: wait for it (bounded).
-            let node = p.node().clone();
-            let started = loop {
-                match start_supervisor(&node, &name, &p.pid()) {
-                    Ok(pid) => break Some(pid),
-                    Err(_) if node.whereis(&name).is_some_and(|n| n == current) => {
-                        tokio::time::sleep(Duration::from_millis(1)).await
-                    }
-                    Err(_) => break None,
-                }
-            };
-            let Some(pid) = started else {
-                tracing::error!("{name}: the name is taken by another process; not restarted");
-                return Ok(());
-            };
-            p.link(&pid);
-            current = pid;
-        }
-    });
-    first
-}
-
-fn start_supervisor(node: &Node, name: &str, parent: &Pid) -> Result<Pid, Exception> {
-    let mut opts = node.spawn_opts(node.user_pid()).linked_to(*parent);
-    opts.name = Some(crate::term::Atom::from(name));
-    let prepared = node.prepare(opts)?;
-    let name = name.to_owned();
-    Ok(node.start_prepared(prepared, move |p| supervise(p, name)))
+    let owned = name.to_owned();
+    super::keep_registered(node, name, move |p, parent| {
+        supervise(p, parent, owned.clone())
+    })
+    .unwrap_or_else(|_| panic!("the name {name} is already registered on this node"))
 }
 
 struct Child {
     start: StartTask,
     restart: Restart,
     shutdown: Shutdown,
+    /// The start's arguments, as `DynamicSupervisor` keeps them for a child it may
+    /// start again (`undefined` for a temporary one); shown by `:sys.get_state/1`.
+    args: Term,
 }
 
 /// The supervisor's loop (`DynamicSupervisor` with `Task.Supervisor`'s callbacks).
-async fn supervise(mut p: Process, name: String) -> Result<(), Exception> {
+async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exception> {
     p.trap_exit(true);
     let mut children: HashMap<Pid, Child> = HashMap::new();
     let mut intensity = Intensity::new(MAX_RESTARTS, MAX_SECONDS);
+    let mut suspended = false;
     loop {
-        let message = p.receive().await;
+        let state = || dynamic_supervisor(&name, &children);
+        let message =
+            match sys::receive(&mut p, Some(&parent), &mut suspended, &state, SUPERVISOR).await {
+                Ok(message) => message,
+                Err(reason) => {
+                    // `DynamicSupervisor.terminate/2`: the children first.
+                    for (pid, child) in std::mem::take(&mut children) {
+                        stop_child(&mut p, &pid, child.shutdown).await;
+                    }
+                    return Err(Exception::Exit(reason));
+                }
+            };
         if let Some((pid, reason)) = exit_message(&message) {
             let Some(child) = children.remove(pid) else {
                 continue;
@@ -144,7 +116,7 @@ async fn supervise(mut p: Process, name: String) -> Result<(), Exception> {
             continue;
         };
         match handle_call(request) {
-            Some(Call::StartTask(start, restart, shutdown)) => {
+            Some(Call::StartTask(start, restart, shutdown, args)) => {
                 let pid = spawn_task(&p, start.clone());
                 children.insert(
                     pid,
@@ -152,6 +124,7 @@ async fn supervise(mut p: Process, name: String) -> Result<(), Exception> {
                         start,
                         restart,
                         shutdown,
+                        args,
                     },
                 );
                 from.reply(&p, tuple(vec![atom("ok"), Term::Pid(pid)]));
@@ -192,7 +165,10 @@ async fn supervise(mut p: Process, name: String) -> Result<(), Exception> {
                 };
                 from.reply(&p, reply);
             }
-            None => return Err(unexpected(&p, &name, &from, request)),
+            None => {
+                let state = dynamic_supervisor(&name, &children);
+                return Err(unexpected(&p, &name, &from, request, state));
+            }
         }
     }
 }
@@ -200,7 +176,7 @@ async fn supervise(mut p: Process, name: String) -> Result<(), Exception> {
 /// A call `DynamicSupervisor` does not know crashes it on the BEAM (no clause of
 /// `handle_call/3` matches): the caller's `GenServer.call` exits with that reason, the
 /// tasks die with the supervisor, and its parent starts it again. So here.
-fn unexpected(p: &Process, name: &str, from: &Caller, request: &Term) -> Exception {
+fn unexpected(p: &Process, name: &str, from: &Caller, request: &Term, state: Term) -> Exception {
     tracing::error!(
         supervisor = %p.pid().inspect(),
         "{name} terminating: no function clause matching in DynamicSupervisor.handle_call/3 (call {} from {})",
@@ -212,10 +188,53 @@ fn unexpected(p: &Process, name: &str, from: &Caller, request: &Term) -> Excepti
         list(vec![tuple(vec![
             atom("Elixir.DynamicSupervisor"),
             atom("handle_call"),
-            int(3),
+            list(vec![request.clone(), from.to_term(), state]),
             nil(),
         ])]),
     ]))
+}
+
+/// The supervisor's state as `DynamicSupervisor` keeps it (`:sys.get_state/1`): a
+/// `%DynamicSupervisor{}` with `Task.Supervisor`'s arguments and a child per task,
+/// `%{pid => {{Task.Supervised, :start_link, args}, restart, shutdown, :worker,
+/// [Task.Supervised]}}`.
+fn dynamic_supervisor(name: &str, children: &HashMap<Pid, Child>) -> Term {
+    let supervised = atom("Elixir.Task.Supervised");
+    let children = children.iter().map(|(pid, child)| {
+        let start = tuple(vec![
+            supervised.clone(),
+            atom("start_link"),
+            child.args.clone(),
+        ]);
+        let spec = tuple(vec![
+            start,
+            atom(child.restart.name()),
+            child.shutdown.to_term(),
+            atom("worker"),
+            list(vec![supervised.clone()]),
+        ]);
+        (Term::Pid(*pid), spec)
+    });
+    let default_shutdown = DEFAULT_SHUTDOWN.to_term();
+    map(vec![
+        (atom("__struct__"), atom("Elixir.DynamicSupervisor")),
+        (
+            atom("args"),
+            tuple(vec![
+                tuple(vec![atom("temporary"), default_shutdown]),
+                nil(),
+            ]),
+        ),
+        (atom("extra_arguments"), nil()),
+        (atom("mod"), atom("Elixir.Task.Supervisor")),
+        (atom("name"), tuple(vec![atom("local"), atom(name)])),
+        (atom("strategy"), atom("one_for_one")),
+        (atom("max_children"), atom("infinity")),
+        (atom("max_restarts"), int(MAX_RESTARTS as i64)),
+        (atom("max_seconds"), int(MAX_SECONDS.as_secs() as i64)),
+        (atom("children"), map(children)),
+        (atom("restarts"), nil()),
+    ])
 }
 
 /// What a task is started with; kept to start it again.
@@ -239,7 +258,9 @@ enum StartTask {
 }
 
 enum Call {
-    StartTask(StartTask, Restart, Shutdown),
+    /// The task, its restart and shutdown, and the arguments kept for it
+    /// ([`Child::args`]).
+    StartTask(StartTask, Restart, Shutdown, Term),
     WhichChildren,
     CountChildren,
     TerminateChild(Pid),
@@ -286,7 +307,11 @@ fn handle_call(request: &Term) -> Option<Call> {
                 t if t.is_atom("infinity") => Shutdown::Infinity,
                 t => Shutdown::Timeout(Duration::from_millis(u64::try_from(t.as_int()?).ok()?)),
             };
-            Some(Call::StartTask(start, restart, shutdown))
+            let args = match restart {
+                Restart::Temporary => atom("undefined"),
+                _ => e[1].clone(),
+            };
+            Some(Call::StartTask(start, restart, shutdown, args))
         }
         ("terminate_child", 2) => Some(Call::TerminateChild(*e[1].as_pid()?)),
         _ => None,

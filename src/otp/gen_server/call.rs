@@ -29,6 +29,11 @@ impl Caller {
     }
 
     /// `gen:reply/2` on behalf of `sender`, for code that no longer holds its `Process`.
+    /// `{Pid, Tag}`, the `From` a callback is given on a BEAM node.
+    pub(crate) fn to_term(&self) -> Term {
+        crate::term::tuple(vec![Term::Pid(self.pid), self.tag.clone()])
+    }
+
     pub(crate) fn reply_from(self, node: &Node, sender: &Pid, reply: impl IntoMessage) {
         let to = match alias_tag_ref(&self.tag) {
             Some(alias) => Dest::Alias(alias.clone()),
@@ -63,14 +68,8 @@ pub fn parse_call(message: &Term) -> Option<(Caller, &Term)> {
     parse_request(message, "$gen_call")
 }
 
-/// `{system, From, Request}`: a request of the `sys` protocol, as `GenServer.stop/3`
-/// (`{terminate, Reason}`) and `:sys.get_state/1` send it.
-pub(super) fn parse_system(message: &Term) -> Option<(Caller, &Term)> {
-    parse_request(message, "system")
-}
-
 /// `{Kind, {Pid, Tag}, Request}`, the shape of `$gen_call` and `system` requests.
-fn parse_request<'a>(message: &'a Term, kind: &str) -> Option<(Caller, &'a Term)> {
+pub(crate) fn parse_request<'a>(message: &'a Term, kind: &str) -> Option<(Caller, &'a Term)> {
     let (pid, tag, request) = request_parts(message, kind)?;
     Some((
         Caller {

@@ -45,11 +45,12 @@
 //! writes (see [`term`](mod@crate::term)): `request.decode::<Request>()` and `to_term(&reply)`.
 
 mod call;
-mod sys;
 
+pub(crate) use call::parse_request;
 pub(crate) use call::{is_malformed_call, take_call};
 pub use call::{parse_call, parse_cast, CallError, CallErrorKind, Caller};
 
+use super::sys;
 use crate::node::{caught, Node};
 use crate::process::{Exception, Process};
 use crate::term::Inspect;
@@ -342,14 +343,16 @@ async fn run<S: GenServer>(
                     ok_or_fail(&mut server, &mut p, result, ("handle_cast", 2), &last).await?
                 }
                 Err(message) => {
-                    if let Some((from, request)) = call::parse_system(&message) {
+                    if let Some((from, request)) = sys::parse(&message) {
+                        let state = || server.state();
                         match sys::handle(
-                            &server,
                             &p,
                             parent.as_ref(),
                             from,
                             request,
                             &mut suspended,
+                            &state,
+                            None,
                         ) {
                             Some(reason) => {
                                 // gen_server's report of a stop by `sys` has `[]`.

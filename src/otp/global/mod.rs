@@ -20,8 +20,9 @@ mod locks;
 mod partitions;
 
 use super::gen_server::{parse_call, parse_cast};
+use super::sys;
 use crate::node::Node;
-use crate::process::{Dest, Process};
+use crate::process::{Dest, Exception, Process};
 use crate::term::Short;
 use crate::term::{atom, int, nil, tuple, Atom, Match, Pid, Reference, Term};
 use locks::Lock;
@@ -79,7 +80,7 @@ struct Global {
 }
 
 pub(crate) fn start(node: &Node) {
-    let _ = node.spawn_registered(NAME, |mut p| async move {
+    let _ = super::keep_registered(node, NAME, |mut p, _parent| async move {
         let mut g = Global {
             me: Atom::from(p.node().name()),
             pid: p.pid(),
@@ -95,9 +96,11 @@ pub(crate) fn start(node: &Node) {
             // Like the tags `erlang:unique_integer([monotonic])` gives a BEAM node.
             next_tag: -(1 << 59),
         };
+        let mut suspended = false;
         loop {
-            let message = p.receive().await;
-            g.handle(&mut p, message);
+            let state = || g.state();
+            let message = sys::receive(&mut p, None, &mut suspended, &state, None).await;
+            g.handle(&mut p, message.map_err(Exception::Exit)?);
         }
     });
 }
@@ -170,6 +173,24 @@ fn known_list<'a>(nodes: impl Iterator<Item = (&'a String, &'a i64)>, vsn: i64) 
 }
 
 impl Global {
+    /// What `:sys.get_state/1` shows (a BEAM's is `global`'s own record): the nodes in
+    /// sync with this one, those a session is under way with, and the locks held.
+    fn state(&self) -> Term {
+        let nodes = |names: &mut dyn Iterator<Item = &String>| {
+            let mut names: Vec<&String> = names.collect();
+            names.sort();
+            crate::term::list(names.into_iter().map(|n| atom(n)).collect())
+        };
+        crate::term::map(vec![
+            (atom("known"), nodes(&mut self.known.keys())),
+            (atom("syncing"), nodes(&mut self.sessions.keys())),
+            (
+                atom("locks"),
+                crate::term::list(self.locks.keys().cloned().collect()),
+            ),
+        ])
+    }
+
     fn me(&self) -> Term {
         Term::Atom(self.me)
     }

@@ -1,0 +1,182 @@
+//! The `sys` protocol (`sys:handle_system_msg/6` and `gen_server`'s `system_*`
+//! callbacks): the `{system, From, Request}` requests a BEAM user sends a process that
+//! runs as a gen_server (`:sys.get_state/1`, `:sys.get_status/1`, `:sys.suspend/1`,
+//! `GenServer.stop/3`). Rust GenServers, the `Task.Supervisor` and the system processes
+//! (`net_kernel`, `rex`, `global_name_server`) answer them, as their BEAM counterparts
+//! do: a process that left them unanswered would leave the caller waiting until its
+//! timeout (`GenServer.stop/3`'s is `infinity`).
+
+use super::gen_server::{parse_request, Caller};
+use crate::process::Process;
+use crate::term::{atom, charlist, list, nil, tuple, Match, Pid, Term};
+
+/// `{system, From, Request}`, with `From` well formed.
+pub(crate) fn parse(message: &Term) -> Option<(Caller, &Term)> {
+    parse_request(message, "system")
+}
+
+/// Answers one `sys` request, with `state` giving the process's state as a term;
+/// `Some(reason)` when the process is to stop with it (`{terminate, Reason}`, answered
+/// `ok` first, as `sys` does). `parent` is the process that started it, if any;
+/// `supervisor` the callback module of a supervisor, which its status names.
+pub(crate) fn handle(
+    p: &Process,
+    parent: Option<&Pid>,
+    from: Caller,
+    request: &Term,
+    suspended: &mut bool,
+    state: &dyn Fn() -> Term,
+    supervisor: Option<&str>,
+) -> Option<Term> {
+    let reply = match request {
+        Term::Atom(a) => match a.name() {
+            // OTP 26.1 and later want `{ok, State}` (a state of `{error, _}` is no
+            // longer taken for an error), OTP 25 the bare state.
+            "get_state" if otp26_or_later(&from) => tuple(vec![atom("ok"), state()]),
+            "get_state" => state(),
+            "get_status" => {
+                // Supervisors name their callback module in their status up to OTP 25
+                // and Elixir 1.16 (`format_status/2`), not from OTP 26 and Elixir 1.17
+                // on (`format_status/1`): a caller of OTP 26 or later is taken for one
+                // of the later.
+                let supervisor = supervisor.filter(|_| !otp26_or_later(&from));
+                status(p, parent, *suspended, state(), supervisor)
+            }
+            "suspend" => {
+                *suspended = true;
+                atom("ok")
+            }
+            "resume" => {
+                *suspended = false;
+                atom("ok")
+            }
+            _ => unknown(request),
+        },
+        _ => match request.as_tuple_n(2) {
+            Some([t, reason]) if t.is_atom("terminate") => {
+                from.reply(p, atom("ok"));
+                return Some(reason.clone());
+            }
+            // The state fun is BEAM code: it cannot run here, and fails as a fun of a
+            // module this node does not have does (`sys:replace_state/2` raises it).
+            Some([t, _fun]) if t.is_atom("replace_state") => tuple(vec![
+                atom("error"),
+                tuple(vec![
+                    atom("callback_failed"),
+                    tuple(vec![atom("gen_server"), atom("system_replace_state")]),
+                    tuple(vec![atom("error"), atom("undef")]),
+                ]),
+            ]),
+            // sys:trace/2, sys:log/2, sys:statistics/2 and friends: no debug
+            // options are kept, and `sys` answers these `ok`.
+            Some([t, _]) if t.is_atom("debug") => atom("ok"),
+            _ => unknown(request),
+        },
+    };
+    from.reply(p, reply);
+    None
+}
+
+/// Whether the caller runs OTP 26 or later. Both send the same requests with the same
+/// flags; what tells them apart is the tag's reference: the caller's monitor alias is a
+/// process-bound reference of five words from OTP 26 on, and of three before.
+fn otp26_or_later(from: &Caller) -> bool {
+    crate::term::alias_tag_ref(&from.tag).is_some_and(|r| r.id.len() > 3)
+}
+
+/// The answer `sys` gives to a request it does not know.
+fn unknown(request: &Term) -> Term {
+    tuple(vec![
+        atom("error"),
+        tuple(vec![atom("unknown_system_msg"), request.clone()]),
+    ])
+}
+
+/// `:sys.get_status/1`'s answer, as `gen_server:format_status/2` builds it:
+/// `{status, Pid, {module, gen_server}, [PDict, SysState, Parent, Debug, Status]}`; with
+/// `supervisor`, the status ends with `{supervisor, [{"Callback", Module}]}`.
+fn status(
+    p: &Process,
+    parent: Option<&Pid>,
+    suspended: bool,
+    state: Term,
+    supervisor: Option<&str>,
+) -> Term {
+    let pid = p.pid();
+    let sys_state = atom(if suspended { "suspended" } else { "running" });
+    // The parent of a server not started by a process is itself, as for
+    // `gen_server:start/3`.
+    let parent = Term::Pid(parent.cloned().unwrap_or(pid));
+    let name = p
+        .registered_name()
+        .unwrap_or_else(|| format!("<{}.{}.{}>", 0, pid.id, pid.serial));
+    let header = tuple(vec![
+        atom("header"),
+        charlist(&format!("Status for generic server {name}")),
+    ]);
+    let data = tuple(vec![
+        atom("data"),
+        list(vec![
+            tuple(vec![charlist("Status"), sys_state.clone()]),
+            tuple(vec![charlist("Parent"), parent.clone()]),
+            tuple(vec![charlist("Logged events"), nil()]),
+        ]),
+    ]);
+    let state = tuple(vec![
+        atom("data"),
+        list(vec![tuple(vec![charlist("State"), state])]),
+    ]);
+    tuple(vec![
+        atom("status"),
+        Term::Pid(pid),
+        tuple(vec![atom("module"), atom("gen_server")]),
+        list(vec![
+            nil(),
+            sys_state,
+            parent,
+            nil(),
+            list(
+                [header, data, state]
+                    .into_iter()
+                    .chain(supervisor.map(|module| {
+                        let callback = tuple(vec![charlist("Callback"), atom(module)]);
+                        tuple(vec![atom("supervisor"), list(vec![callback])])
+                    }))
+                    .collect(),
+            ),
+        ]),
+    ])
+}
+
+/// While suspended, a process takes only `sys` requests; everything else waits in its
+/// mailbox, in order.
+pub(crate) async fn next_system_message(p: &mut Process) -> Term {
+    p.receive_match(None, |m| parse(m).is_some())
+        .await
+        .expect("a receive without a timeout returns a message")
+}
+
+/// The next message for a process loop that takes no part in `sys` itself: `sys`
+/// requests are answered on the way (`state` gives the state they ask for), and only
+/// they are taken while suspended. `Err(reason)` when a request stops the process.
+pub(crate) async fn receive(
+    p: &mut Process,
+    parent: Option<&Pid>,
+    suspended: &mut bool,
+    state: &(dyn Fn() -> Term + Sync),
+    supervisor: Option<&str>,
+) -> Result<Term, Term> {
+    loop {
+        let message = if *suspended {
+            next_system_message(p).await
+        } else {
+            p.receive().await
+        };
+        let Some((from, request)) = parse(&message) else {
+            return Ok(message);
+        };
+        if let Some(reason) = handle(p, parent, from, request, suspended, state, supervisor) {
+            return Err(reason);
+        }
+    }
+}
