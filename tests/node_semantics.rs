@@ -547,6 +547,29 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         c.same_ok("for f <- [:exit, :throw], do: :rpc.call(NODE, :erlang, f, [:x])"),
         "[{:badrpc, {:EXIT, :x}}, :x]"
     );
+    // A BIF's error has the BIF's frame, with the `error_info` that has the caller's
+    // shell say which argument was wrong.
+    let bif_errors = "for {f, a} <- [error: [:boom], is_process_alive: [self()], whereis: [1],
+                        process_info: [self(), :links], nodes: [:bad], node: [1]] do
+          try do
+            :erpc.call(NODE, :erlang, f, a)
+          catch
+            :error, {:exception, reason, stack} -> {reason, stack}
+          end
+        end";
+    assert_eq!(
+        c.same_ok(bif_errors),
+        "[boom: [{:erlang, :error, [:boom], []}], \
+         badarg: [{:erlang, :is_process_alive, [#PID<>], [error_info: %{module: :erl_erts_errors}]}], \
+         badarg: [{:erlang, :whereis, [1], [error_info: %{module: :erl_erts_errors}]}], \
+         badarg: [{:erlang, :process_info, [#PID<>, :links], [error_info: %{module: :erl_erts_errors}]}], \
+         badarg: [{:erlang, :nodes, [:bad], [error_info: %{module: :erl_erts_errors}]}], \
+         badarg: [{:erlang, :node, [1], [error_info: %{module: :erl_erts_errors}]}]]"
+    );
+    assert_eq!(
+        c.same_ok(":rpc.call(NODE, :erlang, :node, [self()]) == node()"),
+        "true"
+    );
     let not_connected = "for n <- [:nobody@nowhere, \"not an atom\"],
           do: :erpc.call(NODE, :erlang, :disconnect_node, [n])";
     assert_eq!(c.same_ok(not_connected), "[false, false]");

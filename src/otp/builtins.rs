@@ -3,15 +3,16 @@
 //! §5: 15 calls, each must be answered for the crash to complete).
 
 use crate::node::Node;
-use crate::process::Exception;
-use crate::term::{atom, int, list, nil, tuple, Match, Term};
+use crate::process::{Exception, Process};
+use crate::term::{atom, int, list, map, nil, tuple, Match, Term};
+use std::future::Future;
 use std::sync::atomic::Ordering;
 
 pub(crate) fn register(node: &Node) {
-    node.register_function("erlang", "process_info", 2, |p, args| async move {
+    bif(node, "process_info", 2, |p, args| async move {
         process_info(p.node(), &args[0], &args[1])
     });
-    node.register_function("erlang", "process_info", 1, |p, args| async move {
+    bif(node, "process_info", 1, |p, args| async move {
         let items = [
             "registered_name",
             "current_function",
@@ -32,22 +33,25 @@ pub(crate) fn register(node: &Node) {
             &list(items.iter().map(|i| atom(i)).collect()),
         )
     });
-    node.register_function("erlang", "node", 0, |p, _| async move {
-        Ok(atom(p.node().name()))
-    });
+    bif(
+        node,
+        "node",
+        0,
+        |p, _| async move { Ok(atom(p.node().name())) },
+    );
     // `Node.list()`: visible nodes only.
-    node.register_function("erlang", "nodes", 0, |p, _| async move {
+    bif(node, "nodes", 0, |p, _| async move {
         nodes(p.node(), &atom("visible"))
     });
-    node.register_function("erlang", "nodes", 1, |p, args| async move {
+    bif(node, "nodes", 1, |p, args| async move {
         nodes(p.node(), &args[0])
     });
     // `false` for what is not a connected node, a non-atom included, as OTP 25 answers.
-    node.register_function("erlang", "disconnect_node", 1, |p, args| async move {
+    bif(node, "disconnect_node", 1, |p, args| async move {
         let done = args[0].as_atom().is_some_and(|n| p.node().disconnect(n));
         Ok(crate::term::boolean(done))
     });
-    node.register_function("erlang", "is_process_alive", 1, |p, args| async move {
+    bif(node, "is_process_alive", 1, |p, args| async move {
         match args[0].as_pid() {
             Some(pid) if p.node().is_local(&pid.node) => {
                 Ok(crate::term::boolean(p.node().is_alive(pid)))
@@ -55,37 +59,42 @@ pub(crate) fn register(node: &Node) {
             _ => Err(Exception::bare_badarg()),
         }
     });
-    node.register_function("erlang", "registered", 0, |p, _| async move {
+    bif(node, "registered", 0, |p, _| async move {
         let names = p.node().registered_names();
         Ok(list(names.into_iter().map(Term::Atom).collect()))
     });
-    node.register_function("erlang", "processes", 0, |p, _| async move {
+    bif(node, "processes", 0, |p, _| async move {
         Ok(list(p.node().pids().into_iter().map(Term::Pid).collect()))
     });
-    node.register_function(
-        "erlang",
+    bif(
+        node,
         "self",
         0,
         |p, _| async move { Ok(Term::Pid(p.pid())) },
     );
-    node.register_function(
-        "erlang",
-        "is_alive",
-        0,
-        |_, _| async move { Ok(atom("true")) },
-    );
+    bif(node, "is_alive", 0, |_, _| async move { Ok(atom("true")) });
     // What a caller raises through erpc to see its own error handling work: the
     // exception in the class asked for.
-    node.register_function("erlang", "exit", 1, |_, args| async move {
+    bif(node, "exit", 1, |_, args| async move {
         Err(Exception::Exit(args[0].clone()))
     });
-    node.register_function("erlang", "error", 1, |_, args| async move {
+    bif(node, "error", 1, |_, args| async move {
         Err(Exception::bare(args[0].clone()))
     });
-    node.register_function("erlang", "throw", 1, |_, args| async move {
+    bif(node, "throw", 1, |_, args| async move {
         Err(Exception::Throw(args[0].clone()))
     });
-    node.register_function("erlang", "whereis", 1, |p, args| async move {
+    // `node(Arg)`: the node of a pid, port or reference.
+    bif(node, "node", 1, |_, args| async move {
+        let of = match &args[0] {
+            Term::Pid(pid) => pid.node,
+            Term::Port(port) => port.node,
+            Term::Reference(reference) => reference.node,
+            _ => return Err(Exception::bare_badarg()),
+        };
+        Ok(Term::Atom(of))
+    });
+    bif(node, "whereis", 1, |p, args| async move {
         match args[0].as_atom() {
             Some(name) => Ok(p
                 .node()
@@ -95,6 +104,46 @@ pub(crate) fn register(node: &Node) {
             None => Err(Exception::bare_badarg()),
         }
     });
+}
+
+/// Registers `erlang:Name/Arity`, run by `body`, whose errors are raised as the BEAM's
+/// built-in function raises them: with its frame, `{erlang, Name, Args, Location}`, the
+/// location holding the `error_info` that has the caller's shell say which argument was
+/// wrong (Elixir: "errors were found at the given arguments"); `erlang:error/1`'s frame
+/// has none.
+fn bif<F, Fut>(node: &Node, name: &'static str, arity: usize, body: F)
+where
+    F: Fn(Process, Vec<Term>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Term, Exception>> + Send + 'static,
+{
+    node.register_function("erlang", name, arity, move |p, args| {
+        let called_with = args.clone();
+        let result = body(p, args);
+        async move {
+            result
+                .await
+                .map_err(|e| with_bif_frame(e, name, called_with))
+        }
+    });
+}
+
+fn with_bif_frame(e: Exception, name: &str, args: Vec<Term>) -> Exception {
+    match e {
+        Exception::Error { reason, stacktrace } if stacktrace.is_empty() => {
+            let location = if name == "error" {
+                nil()
+            } else {
+                let info = map(vec![(atom("module"), atom("erl_erts_errors"))]);
+                list(vec![tuple(vec![atom("error_info"), info])])
+            };
+            let frame = tuple(vec![atom("erlang"), atom(name), list(args), location]);
+            Exception::Error {
+                reason,
+                stacktrace: vec![frame],
+            }
+        }
+        e => e,
+    }
 }
 
 /// `erlang:process_info(Pid, ItemOrItems)` for a local pid.
