@@ -570,6 +570,27 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         c.same_ok(":rpc.call(NODE, :erlang, :node, [self()]) == node()"),
         "true"
     );
+    // `erlang:apply/2,3`, which runs what a caller gives as a fun: an export fun runs
+    // the function, one of a module not there fails `undef` with its frame, then
+    // `apply`'s; a term that is no fun is a `badfun`.
+    let applied = "raised = fn call ->
+          try do call.() catch :error, {:exception, reason, stack} -> {reason, stack} end
+        end
+        {:erpc.call(NODE, &:erlang.node/0) == NODE,
+         :erpc.call(NODE, :erlang, :apply, [Chat, :receive_message, [\"applied\"]]),
+         raised.(fn -> :erpc.call(NODE, &NoSuch.f/0) end),
+         raised.(fn -> :erpc.call(NODE, :erlang, :apply, [NoSuch, :f, [1]]) end),
+         raised.(fn -> :erpc.call(NODE, :erlang, :apply, [1, []]) end),
+         Task.Supervisor.async_nolink({Chat.TaskSupervisor, NODE}, &:erlang.node/0) |> Task.await() == NODE}";
+    assert_eq!(
+        c.same_ok(applied),
+        "{true, :ok, {:undef, [{NoSuch, :f, [], []}, {:erlang, :apply, 2, []}]}, \
+         {:undef, [{NoSuch, :f, [1], []}, {:erlang, :apply, 3, []}]}, \
+         {{:badfun, 1}, [{:erlang, :apply, 2, []}]}, true}"
+    );
+    let spawned = "{_, ref} = Node.spawn_monitor(NODE, &NoSuch.f/0)
+        receive do {:DOWN, ^ref, :process, _, reason} -> reason after 5000 -> :timeout end";
+    assert_eq!(c.same_ok(spawned), "{:undef, [{NoSuch, :f, [], []}]}");
     let not_connected = "for n <- [:nobody@nowhere, \"not an atom\"],
           do: :erpc.call(NODE, :erlang, :disconnect_node, [n])";
     assert_eq!(c.same_ok(not_connected), "[false, false]");

@@ -84,6 +84,19 @@ pub(crate) fn register(node: &Node) {
     bif(node, "throw", 1, |_, args| async move {
         Err(Exception::Throw(args[0].clone()))
     });
+    // `apply(Module, Function, Args)` and `apply(Fun, Args)`: what `:erpc.call(node,
+    // fun)`, `Node.spawn(node, fun)` and a task given a fun run.
+    bif(node, "apply", 3, |p, args| async move {
+        let (Some(m), Some(f), Some(a)) = (args[0].as_atom(), args[1].as_atom(), args[2].as_list())
+        else {
+            return Err(Exception::bare_badarg());
+        };
+        let (m, f, a) = (m.to_owned(), f.to_owned(), a.to_vec());
+        p.node().clone().apply(p, &m, &f, a).await
+    });
+    bif(node, "apply", 2, |p, args| async move {
+        apply_fun(p, &args[0], &args[1]).await
+    });
     // `node(Arg)`: the node of a pid, port or reference.
     bif(node, "node", 1, |_, args| async move {
         let of = match &args[0] {
@@ -144,6 +157,51 @@ fn with_bif_frame(e: Exception, name: &str, args: Vec<Term>) -> Exception {
         }
         e => e,
     }
+}
+
+/// `erlang:apply(Fun, Args)`. An export fun (`&Chat.receive_message/1`) runs the
+/// registered function; a closure is BEAM code, and fails as one of a module this node
+/// does not have: `undef`, its frame `{Fun, Args, []}`.
+async fn apply_fun(p: Process, fun: &Term, args: &Term) -> Result<Term, Exception> {
+    let Some(args) = args.as_list() else {
+        return Err(Exception::bare_badarg());
+    };
+    let failed = |reason: Term, frame: Term| Exception::Error {
+        reason,
+        stacktrace: vec![frame],
+    };
+    match fun {
+        Term::ExternalFun(f) if usize::from(f.arity) == args.len() => {
+            let node = p.node().clone();
+            node.apply(p, f.module.name(), f.function.name(), args.to_vec())
+                .await
+        }
+        Term::ExternalFun(_) => Err(failed(
+            tuple(vec![
+                atom("badarity"),
+                tuple(vec![fun.clone(), list(args.to_vec())]),
+            ]),
+            apply_frame(2),
+        )),
+        Term::InternalFun(_) => Err(failed(
+            atom("undef"),
+            tuple(vec![fun.clone(), list(args.to_vec()), nil()]),
+        )),
+        _ => Err(failed(
+            tuple(vec![atom("badfun"), fun.clone()]),
+            apply_frame(2),
+        )),
+    }
+}
+
+/// `{erlang, apply, Arity, []}`: the frame of `erlang:apply/2,3` in a stack.
+pub(crate) fn apply_frame(arity: usize) -> Term {
+    tuple(vec![
+        atom("erlang"),
+        atom("apply"),
+        int(arity as i64),
+        nil(),
+    ])
 }
 
 /// `erlang:process_info(Pid, ItemOrItems)` for a local pid.

@@ -95,7 +95,21 @@ async fn execute_call(node: &Node, p: Process, args: Vec<Term>) -> Term {
             tuple(vec![atom("erpc"), atom("badarg")]),
         ]);
     };
-    match node.apply(p, &m, &f, a).await {
+    let arity = a.len();
+    let result = node.apply(p, &m, &f, a).await;
+    let result = match result {
+        // A function not there, called through `erlang:apply/2,3`: below its frame,
+        // `apply`'s own, as erpc's caller sees it on the BEAM.
+        Err(Exception::Error {
+            reason,
+            mut stacktrace,
+        }) if m == "erlang" && f == "apply" && reason.is_atom("undef") => {
+            stacktrace.push(super::builtins::apply_frame(arity));
+            Err(Exception::Error { reason, stacktrace })
+        }
+        other => other,
+    };
+    match result {
         Ok(v) => tuple(vec![reference, atom("return"), v]),
         Err(Exception::Throw(v)) => tuple(vec![reference, atom("throw"), v]),
         Err(Exception::Exit(r)) => tuple(vec![reference, atom("exit"), r]),
