@@ -588,6 +588,20 @@ fn rpc_and_erpc_as_on_a_beam_node() {
          {:undef, [{NoSuch, :f, [1], []}, {:erlang, :apply, 3, []}]}, \
          {{:badfun, 1}, [{:erlang, :apply, 2, []}]}, true}"
     );
+    // `process_info/1,2` of a registered process and `spawn/3`, as a script asks them.
+    let info = "p = :rpc.call(NODE, :erlang, :whereis, [:echo])
+        items = [:error_handler, :message_queue_data, :suspending, :priority, :registered_name]
+        {:erpc.call(NODE, :erlang, :process_info, [p, items]),
+         :erpc.call(NODE, :erlang, :process_info, [p]) |> Keyword.keys() |> List.delete(:garbage_collection),
+         node(:erpc.call(NODE, :erlang, :spawn, [Chat, :receive_message, [\"spawned\"]])) == NODE}";
+    assert_eq!(
+        c.same_ok(info),
+        "{[error_handler: :error_handler, message_queue_data: :on_heap, suspending: [], \
+         priority: :normal, registered_name: :echo], [:registered_name, :current_function, \
+         :initial_call, :status, :message_queue_len, :links, :dictionary, :trap_exit, \
+         :error_handler, :priority, :group_leader, :total_heap_size, :heap_size, :stack_size, \
+         :reductions, :suspending], true}"
+    );
     let spawned = "{_, ref} = Node.spawn_monitor(NODE, &NoSuch.f/0)
         receive do {:DOWN, ^ref, :process, _, reason} -> reason after 5000 -> :timeout end";
     assert_eq!(c.same_ok(spawned), "{:undef, [{NoSuch, :f, [], []}]}");

@@ -12,6 +12,8 @@ pub(crate) fn register(node: &Node) {
     bif(node, "process_info", 2, |p, args| async move {
         process_info(p.node(), &args[0], &args[1])
     });
+    // The items a BEAM's `process_info/1` gives, but `garbage_collection` (its
+    // settings differ between releases); `registered_name` only for a registered one.
     bif(node, "process_info", 1, |p, args| async move {
         let items = [
             "registered_name",
@@ -22,16 +24,28 @@ pub(crate) fn register(node: &Node) {
             "links",
             "dictionary",
             "trap_exit",
+            "error_handler",
+            "priority",
             "group_leader",
+            "total_heap_size",
             "heap_size",
             "stack_size",
             "reductions",
+            "suspending",
         ];
-        process_info(
+        let info = process_info(
             p.node(),
             &args[0],
             &list(items.iter().map(|i| atom(i)).collect()),
-        )
+        )?;
+        let unnamed = |item: &Term| {
+            item.as_tuple_n(2)
+                .is_some_and(|e| e[0].is_atom("registered_name") && e[1].as_list() == Some(&[]))
+        };
+        Ok(match info.as_list() {
+            Some(items) => list(items.iter().filter(|i| !unnamed(i)).cloned().collect()),
+            None => info,
+        })
     });
     bif(
         node,
@@ -96,6 +110,21 @@ pub(crate) fn register(node: &Node) {
     });
     bif(node, "apply", 2, |p, args| async move {
         apply_fun(p, &args[0], &args[1]).await
+    });
+    // `spawn(Module, Function, Args)`: a process of this node running the registered
+    // function, with the caller's group leader.
+    bif(node, "spawn", 3, |p, args| async move {
+        let (Some(m), Some(f), Some(a)) = (args[0].as_atom(), args[1].as_atom(), args[2].as_list())
+        else {
+            return Err(Exception::bare_badarg());
+        };
+        let (m, f, a) = (m.to_owned(), f.to_owned(), a.to_vec());
+        let node = p.node().clone();
+        let opts = node.spawn_opts(p.group_leader());
+        let pid = node.clone().spawn_with(opts, move |child| async move {
+            node.apply(child, &m, &f, a).await.map(|_| ())
+        });
+        Ok(Term::Pid(pid))
     });
     // `node(Arg)`: the node of a pid, port or reference.
     bif(node, "node", 1, |_, args| async move {
@@ -245,6 +274,11 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             ),
             "monitored_by" => list(st.monitored_by.values().map(|w| Term::Pid(w.pid)).collect()),
             "priority" => atom("normal"),
+            "error_handler" => atom("error_handler"),
+            "message_queue_data" => atom("on_heap"),
+            "suspending" => nil(),
+            // Labels (`proc_lib:set_label/1`, OTP 27) are not kept here.
+            "label" => atom("undefined"),
             _ => return Err(Exception::bare_badarg()),
         };
         Ok(tuple(vec![atom(item), value]))
