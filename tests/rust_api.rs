@@ -535,6 +535,50 @@ impl GenServer for Brittle {
     }
 }
 
+/// What a BEAM node logs for a process whose group leader is here (an erpc call made
+/// from Rust, a process spawned there) is logged here, through `tracing`, as a BEAM
+/// caller prints it on its console.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_beam_node_logs_for_a_rust_caller_is_logged_here() {
+    let (_epmd, alex, node) = alex_and_node("logged").await;
+    let a = alex.node_name();
+    let before = logs();
+    let format = cnode::term::charlist("warned for ~p");
+    let args = vec![format, list(vec![atom("rusty")])];
+    let logged = node.erpc_call(&a, "logger", "warning", args, WAIT).await;
+    assert_eq!(logged.expect("logger:warning/2 answers"), atom("ok"));
+    let report = cnode::term::map(vec![(atom("what"), atom("a_report"))]);
+    node.erpc_call(&a, "logger", "error", vec![report], WAIT)
+        .await
+        .expect("logger:error/1 answers");
+    // A task that crashes there: Elixir's report of it comes here as well.
+    let task = "Task.start(fn -> raise ArgumentError, \"crashed for rusty\" end)";
+    node.erpc_call(
+        &a,
+        "Elixir.Code",
+        "eval_string",
+        vec![binary(task.as_bytes())],
+        WAIT,
+    )
+    .await
+    .expect("the task starts");
+
+    let deadline = std::time::Instant::now() + WAIT;
+    let wanted = ["WARN", "warned for rusty", "a_report", "crashed for rusty"];
+    let mut after = logs_after(&before);
+    while !wanted.iter().all(|w| after.contains(w)) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = logs_after(&before);
+    }
+    for w in wanted {
+        assert!(after.contains(w), "{w:?} is not in:\n{after}");
+    }
+    assert!(
+        after.contains(&format!("pid=#PID<{a}.")),
+        "the line names the process:\n{after}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_genserver_started_for_a_beam_caller_reports_its_end_on_the_callers_node() {
     let (_epmd, alex, node) = alex_and_node("brittle").await;

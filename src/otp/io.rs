@@ -4,7 +4,9 @@
 //! process a BEAM node spawns here keeps the caller's group leader, so its output appears
 //! on the caller's terminal; tasks started by our own `Task.Supervisor` have our `user`
 //! process as group leader and print on this node's standard output. `user` is an I/O
-//! server BEAM processes can write to as well.
+//! server BEAM processes can write to as well. Log events go the same way: a crash here
+//! of a process whose group leader is on a BEAM node is reported there too, and
+//! `logger_proxy` takes in what BEAM nodes log for processes whose group leader is here.
 
 use crate::node::Node;
 use crate::process::{Dest, Exception, Process};
@@ -41,6 +43,63 @@ pub(crate) fn start_user(node: &Node) {
         })
         .expect("`user` is registered first, at node start");
     node.set_user_pid(pid);
+}
+
+/// Starts `logger_proxy`, where a BEAM node's `logger` sends the events of its processes
+/// whose group leader is on this node (a process a Rust process spawned there, an erpc
+/// call it made, logging or crashing), as it does for a group leader on any other node:
+/// `{log, Level, Format, Args, Meta}` or `{log, Level, StringOrReport, Meta}`. They are
+/// logged here through `tracing`, as this node's own events: where a BEAM caller prints
+/// them on its console. A report is printed as a term (its `report_cb` is BEAM code).
+pub(crate) fn start_logger_proxy(node: &Node) {
+    let _ = super::keep_registered(node, "logger_proxy", |mut p, _parent| async move {
+        let mut suspended = false;
+        loop {
+            let state = || map(Vec::new());
+            let message = super::sys::receive(&mut p, None, &mut suspended, &state, None).await;
+            let message = message.map_err(Exception::Exit)?;
+            match remote_event(&message) {
+                Some((level, text, pid)) => log_remote_event(level, &text, pid),
+                None => tracing::debug!("logger_proxy: ignoring {}", Short(&message)),
+            }
+        }
+    });
+}
+
+/// The level, the text and the logging process of a `logger_proxy` event.
+fn remote_event(message: &Term) -> Option<(&str, String, Option<Pid>)> {
+    let e = message
+        .as_tuple()
+        .filter(|e| e.first().is_some_and(|t| t.is_atom("log")))?;
+    let (level, text, meta) = match e {
+        [_, level, format, args, meta] => {
+            let format = match format {
+                Term::Atom(a) => a.name().to_owned(),
+                other => chardata_to_string(other)?,
+            };
+            (level, format_erlang(&format, args.as_list()?), meta)
+        }
+        [_, level, what, meta] => {
+            let text = chardata_to_string(what).unwrap_or_else(|| what.to_string());
+            (level, text, meta)
+        }
+        _ => return None,
+    };
+    let pid = match meta {
+        Term::Map(m) => m.map.get(&atom("pid")).and_then(Match::as_pid).copied(),
+        _ => None,
+    };
+    Some((level.as_atom()?, text, pid))
+}
+
+fn log_remote_event(level: &str, text: &str, pid: Option<Pid>) {
+    let pid = pid.map(|p| p.inspect().to_string()).unwrap_or_default();
+    match level {
+        "emergency" | "alert" | "critical" | "error" => tracing::error!(%pid, "{text}"),
+        "warning" => tracing::warn!(%pid, "{text}"),
+        "notice" | "info" => tracing::info!(%pid, "{text}"),
+        _ => tracing::debug!(%pid, "{text}"),
+    }
 }
 
 /// Serves one I/O request (`{put_chars, ...}`, `{requests, [...]}`, ...).
@@ -165,23 +224,50 @@ fn write_stdout(text: &str) {
     let _ = out.flush();
 }
 
-/// Enough of `io_lib:format/2` for what programs send to a remote group leader:
-/// `~p ~w ~s ~n ~c ~~` (terms printed in Erlang syntax as eetf displays them).
+/// Enough of `io_lib:format/2` for what programs send to a remote group leader and
+/// log: `~p ~w ~s ~c ~n ~i ~~`, `~P ~W` (the depth is not applied), integers in a base
+/// (`~b`, `~.16B`), with the `t` and `l` modifiers and field widths read and left
+/// unapplied. Terms print in Erlang's syntax, as `io_lib` prints them.
 fn format_erlang(fmt: &str, args: &[Term]) -> String {
     let mut out = String::new();
     let mut args = args.iter();
-    let mut chars = fmt.chars();
+    let mut chars = fmt.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '~' {
             out.push(c);
             continue;
         }
+        // Field width, precision and padding, then modifiers.
+        let mut precision = String::new();
+        let mut in_precision = false;
+        while let Some(&c) = chars.peek() {
+            match c {
+                '.' => in_precision = true,
+                '*' => {
+                    args.next();
+                }
+                '-' => {}
+                c if c.is_ascii_digit() => {
+                    if in_precision {
+                        precision.push(c);
+                    }
+                }
+                _ => break,
+            }
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| matches!(c, 't' | 'l')) {
+            chars.next();
+        }
         match chars.next() {
             Some('n') => out.push('\n'),
             Some('~') => out.push('~'),
+            Some('i') => {
+                args.next();
+            }
             Some('s') => {
                 if let Some(a) = args.next() {
-                    out.push_str(&chardata_to_string(a).unwrap_or_else(|| a.to_string()));
+                    out.push_str(&chardata_to_string(a).unwrap_or_else(|| a.erlang().to_string()));
                 }
             }
             Some('c') => {
@@ -193,15 +279,54 @@ fn format_erlang(fmt: &str, args: &[Term]) -> String {
                     out.push(ch);
                 }
             }
-            Some(_) => {
+            Some(control @ ('b' | 'B' | 'x' | 'X' | '#' | '+')) => {
+                let base = precision.parse().ok().filter(|b| (2..=36).contains(b));
+                if control == 'x' || control == 'X' {
+                    // The prefix argument.
+                    args.next();
+                }
                 if let Some(a) = args.next() {
-                    out.push_str(&a.to_string());
+                    match (a.as_int(), base) {
+                        (Some(i), Some(base)) => out.push_str(&in_base(i, base)),
+                        _ => out.push_str(&a.erlang().to_string()),
+                    }
+                }
+            }
+            Some(control) => {
+                if let Some(a) = args.next() {
+                    out.push_str(&a.erlang().to_string());
+                }
+                if matches!(control, 'P' | 'W') {
+                    // The depth.
+                    args.next();
                 }
             }
             None => out.push('~'),
         }
     }
     out
+}
+
+/// `i` in `base` (2 to 36), with capital letters, as `~.16B` writes it.
+fn in_base(i: i64, base: u32) -> String {
+    let mut digits = Vec::new();
+    let mut n = i.unsigned_abs();
+    loop {
+        let d = u32::try_from(n % u64::from(base)).expect("a digit is below the base");
+        digits.push(
+            char::from_digit(d, base)
+                .expect("a digit")
+                .to_ascii_uppercase(),
+        );
+        n /= u64::from(base);
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        digits.push('-');
+    }
+    digits.iter().rev().collect()
 }
 
 impl Process {
@@ -259,6 +384,17 @@ mod tests {
         assert_eq!(
             format_erlang("a ~p ~s~n~~", &[int(1), binary("x")]),
             "a 1 x\n~"
+        );
+        let args = [
+            atom("rusty"),
+            binary("é"),
+            int(255),
+            int(-10),
+            list(vec![int(1)]),
+        ];
+        assert_eq!(
+            format_erlang("~p ~ts ~.16B ~b ~10.3tp ~i.", &args),
+            "rusty é FF -10 [1] ."
         );
     }
 

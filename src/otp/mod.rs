@@ -33,7 +33,8 @@ const HOOKS: Hooks = Hooks {
 
 impl Node {
     /// Starts a node: listens, registers with EPMD (starting one when none answers),
-    /// starts the system processes a BEAM node has (`net_kernel`, `rex`, `user`, and
+    /// starts the system processes a BEAM node has (`net_kernel`, `rex`, `user`,
+    /// `logger_proxy`, and
     /// `global_name_server` when visible), then accepts connections.
     ///
     /// The first node of a program also wraps the panic hook (see
@@ -52,6 +53,7 @@ impl Node {
 /// The processes every node runs from the start.
 fn start_system_processes(node: &Node) {
     io::start_user(node);
+    io::start_logger_proxy(node);
     net_kernel::start(node);
     rpc::start(node);
     builtins::register(node);
