@@ -52,11 +52,12 @@ pub(crate) fn start_user(node: &Node) {
 /// logged here through `tracing`, as this node's own events: where a BEAM caller prints
 /// them on its console. A report is printed as a term (its `report_cb` is BEAM code).
 pub(crate) fn start_logger_proxy(node: &Node) {
-    let _ = super::keep_registered(node, "logger_proxy", |mut p, _parent| async move {
+    let _ = super::keep_registered(node, "logger_proxy", |mut p, parent| async move {
         let mut suspended = false;
         loop {
             let state = || map(Vec::new());
-            let message = super::sys::receive(&mut p, None, &mut suspended, &state, None).await;
+            let message =
+                super::sys::receive(&mut p, Some(&parent), &mut suspended, &state, None).await;
             let message = message.map_err(Exception::Exit)?;
             match remote_event(&message) {
                 Some((level, text, pid)) => log_remote_event(level, &text, pid),

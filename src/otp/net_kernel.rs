@@ -10,11 +10,18 @@ use crate::term::Inspect;
 use crate::term::{atom, int, list, map, Match, Term};
 
 pub(crate) fn start(node: &Node) {
-    let _ = super::keep_registered(node, "net_kernel", |mut p, _parent| async move {
+    let _ = super::keep_registered(node, "net_kernel", |mut p, parent| async move {
         let mut suspended = false;
         loop {
             let node = p.node().clone();
-            let message = sys::receive(&mut p, None, &mut suspended, &|| state(&node), None).await;
+            let message = sys::receive(
+                &mut p,
+                Some(&parent),
+                &mut suspended,
+                &|| state(&node),
+                None,
+            )
+            .await;
             let message = message.map_err(Exception::Exit)?;
             match parse_call(&message) {
                 Some((from, request)) => handle_call(&p, from, request),

@@ -14,12 +14,12 @@ use crate::term::{atom, list, map, tuple, Atom, Match, Term};
 use std::time::Duration;
 
 pub(crate) fn start(node: &Node) {
-    let _ = super::keep_registered(node, "rex", |mut p, _parent| async move {
+    let _ = super::keep_registered(node, "rex", |mut p, parent| async move {
         let mut suspended = false;
         loop {
             // `rex` keeps no state of its own here (a BEAM's keeps its nodes observer).
             let state = || map(Vec::new());
-            let message = sys::receive(&mut p, None, &mut suspended, &state, None).await;
+            let message = sys::receive(&mut p, Some(&parent), &mut suspended, &state, None).await;
             let message = message.map_err(Exception::Exit)?;
             if let Some((from, request)) = parse_call(&message) {
                 let call = request.as_tuple_n(5).filter(|e| e[0].is_atom("call"));

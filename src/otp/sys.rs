@@ -2,9 +2,9 @@
 //! callbacks): the `{system, From, Request}` requests a BEAM user sends a process that
 //! runs as a gen_server (`:sys.get_state/1`, `:sys.get_status/1`, `:sys.suspend/1`,
 //! `GenServer.stop/3`). Rust GenServers, the `Task.Supervisor` and the system processes
-//! (`net_kernel`, `rex`, `global_name_server`) answer them, as their BEAM counterparts
-//! do: a process that left them unanswered would leave the caller waiting until its
-//! timeout (`GenServer.stop/3`'s is `infinity`).
+//! (`net_kernel`, `rex`, `global_name_server`, `logger_proxy`) answer them, as their
+//! BEAM counterparts do: a process that left them unanswered would leave the caller
+//! waiting until its timeout (`GenServer.stop/3`'s is `infinity`).
 
 use super::gen_server::{parse_request, Caller};
 use crate::process::Process;

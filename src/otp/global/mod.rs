@@ -80,7 +80,7 @@ struct Global {
 }
 
 pub(crate) fn start(node: &Node) {
-    let _ = super::keep_registered(node, NAME, |mut p, _parent| async move {
+    let _ = super::keep_registered(node, NAME, |mut p, parent| async move {
         let mut g = Global {
             me: Atom::from(p.node().name()),
             pid: p.pid(),
@@ -99,7 +99,7 @@ pub(crate) fn start(node: &Node) {
         let mut suspended = false;
         loop {
             let state = || g.state();
-            let message = sys::receive(&mut p, None, &mut suspended, &state, None).await;
+            let message = sys::receive(&mut p, Some(&parent), &mut suspended, &state, None).await;
             g.handle(&mut p, message.map_err(Exception::Exit)?);
         }
     });
