@@ -50,7 +50,8 @@ pub(crate) fn start_user(node: &Node) {
 /// call it made, logging or crashing), as it does for a group leader on any other node:
 /// `{log, Level, Format, Args, Meta}` or `{log, Level, StringOrReport, Meta}`. They are
 /// logged here through `tracing`, as this node's own events: where a BEAM caller prints
-/// them on its console. A report is printed as a term (its `report_cb` is BEAM code).
+/// them on its console. A report is printed as a term (its `report_cb` is BEAM code);
+/// SASL reports at debug level, as a BEAM's default handler leaves them out.
 pub(crate) fn start_logger_proxy(node: &Node) {
     let _ = super::keep_registered(node, "logger_proxy", |mut p, parent| async move {
         let mut suspended = false;
@@ -86,11 +87,19 @@ fn remote_event(message: &Term) -> Option<(&str, String, Option<Pid>)> {
         }
         _ => return None,
     };
-    let pid = match meta {
-        Term::Map(m) => m.map.get(&atom("pid")).and_then(Match::as_pid).copied(),
+    let meta = match meta {
+        Term::Map(m) => Some(&m.map),
         _ => None,
     };
-    Some((level.as_atom()?, text, pid))
+    let pid = meta.and_then(|m| m.get(&atom("pid"))?.as_pid().copied());
+    // SASL reports (a process's crash report beside Elixir's report of the task, a
+    // supervisor's progress), which the BEAM's default handler leaves out unless SASL
+    // logging is asked for: here at debug level.
+    let sasl = meta
+        .and_then(|m| m.get(&atom("domain"))?.as_list())
+        .is_some_and(|d| d.len() >= 2 && d[0].is_atom("otp") && d[1].is_atom("sasl"));
+    let level = if sasl { "debug" } else { level.as_atom()? };
+    Some((level, text, pid))
 }
 
 fn log_remote_event(level: &str, text: &str, pid: Option<Pid>) {
