@@ -602,6 +602,18 @@ fn rpc_and_erpc_as_on_a_beam_node() {
          :error_handler, :priority, :group_leader, :total_heap_size, :heap_size, :stack_size, \
          :reductions, :suspending], true}"
     );
+    // What `rex` itself serves: `rpc:block_call/4`, `rpc:sbcast/3` (to a name there
+    // and to one nobody has), `rpc:multi_server_call/3`.
+    let rex = "{:rpc.block_call(NODE, Chat, :receive_message, [\"blocked\"]),
+         :rpc.block_call(NODE, :erlang, :throw, [:ball]),
+         :rpc.block_call(NODE, Chat, :no_such_fun, []),
+         :rpc.sbcast([NODE], :echo, :hello), :rpc.sbcast([NODE], :nobody_here, :hello),
+         :rpc.multi_server_call([NODE], :nobody_here, :hello)}";
+    assert_eq!(
+        c.same_ok(rex),
+        "{:ok, :ball, {:badrpc, {:EXIT, {:undef, [{Chat, :no_such_fun, [], []}]}}}, \
+         {[NODE], []}, {[], [NODE]}, {[], [NODE]}}"
+    );
     let spawned = "{_, ref} = Node.spawn_monitor(NODE, &NoSuch.f/0)
         receive do {:DOWN, ^ref, :process, _, reason} -> reason after 5000 -> :timeout end";
     assert_eq!(c.same_ok(spawned), "{:undef, [{NoSuch, :f, [], []}]}");

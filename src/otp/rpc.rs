@@ -1,9 +1,10 @@
 //! `rex`, the rpc server, and erpc calls from Rust.
 //!
 //! OTP 25 nodes run `rpc:call` as `erpc:call` (a `SPAWN_REQUEST` of
-//! `erpc:execute_call/4`, see `otp/spawn.rs`); `rex` itself only gets the
-//! `features_request` every visible node sends a new peer (protocol notes §2), and the
-//! old `{call, M, F, A, GroupLeader}` calls of nodes without erpc, served here too.
+//! `erpc:execute_call/4`, see `otp/spawn.rs`); `rex` itself gets the `features_request`
+//! every visible node sends a new peer (protocol notes §2), `rpc:block_call/4`,
+//! `rpc:sbcast/3` and `rpc:multi_server_call/3`, and the old `{call, M, F, A,
+//! GroupLeader}` calls and casts of nodes without erpc (C nodes among them).
 
 use super::gen_server::parse_call;
 use super::sys;
@@ -20,52 +21,144 @@ pub(crate) fn start(node: &Node) {
             // `rex` keeps no state of its own here (a BEAM's keeps its nodes observer).
             let state = || map(Vec::new());
             let message = sys::receive(&mut p, Some(&parent), &mut suspended, &state, None).await;
-            let message = message.map_err(Exception::Exit)?;
-            if let Some((from, request)) = parse_call(&message) {
-                let call = request.as_tuple_n(5).filter(|e| e[0].is_atom("call"));
-                match call.and_then(|e| {
-                    Some((
-                        e[1].as_atom()?,
-                        e[2].as_atom()?,
-                        e[3].as_list()?,
-                        e[4].as_pid()?,
-                    ))
-                }) {
-                    Some((m, f, a, gl)) => {
-                        let (m, f, a) = (m.to_owned(), f.to_owned(), a.to_vec());
-                        let node = p.node().clone();
-                        let opts = node.spawn_opts(*gl);
-                        node.clone().spawn_with(opts, move |worker| async move {
-                            let me = worker.pid();
-                            let result = match node.apply(worker, &m, &f, a).await {
-                                Ok(v) => v,
-                                Err(e) => tuple(vec![
-                                    atom("badrpc"),
-                                    tuple(vec![atom("EXIT"), e.exit_reason()]),
-                                ]),
-                            };
-                            from.reply_from(&node, &me, result);
-                            Ok(())
-                        });
-                    }
-                    None => tracing::warn!("rex: unexpected call {}", crate::term::Short(request)),
-                }
-                continue;
-            }
-            // {From, features_request} from a peer's rpc nodes-observer.
-            if let Some(e) = message.as_tuple_n(2) {
-                if let (Some(from), true) = (e[0].as_pid(), e[1].is_atom("features_request")) {
-                    let reply = tuple(vec![
-                        atom("features_reply"),
-                        atom(p.node().name()),
-                        list(vec![atom("erpc")]),
-                    ]);
-                    p.send(from, reply);
-                    continue;
-                }
-            }
-            tracing::debug!("rex: ignoring {}", crate::term::Short(&message));
+            serve(&p, message.map_err(Exception::Exit)?);
         }
+    });
+}
+
+/// One message to `rex`, as `rpc`'s `handle_call`, `handle_cast` and `handle_info`
+/// take it.
+fn serve(p: &Process, message: Term) {
+    if let Some((from, request)) = parse_call(&message) {
+        // `{call, M, F, A, GroupLeader}` (`rpc:call/4` from nodes without erpc) and
+        // `{block_call, ...}` (`rpc:block_call/4`, which a BEAM's `rex` runs itself).
+        let call = request
+            .as_tuple_n(5)
+            .filter(|e| e[0].is_atom("call") || e[0].is_atom("block_call"));
+        match call.and_then(|e| rpc_mfa(&e[1..])) {
+            Some((m, f, a, gl)) => run(p, m, f, a, gl, Some(ReplyTo::Caller(from))),
+            // Ignored, as `rex` ignores them.
+            None => tracing::warn!("rex: unexpected call {}", crate::term::Short(request)),
+        }
+        return;
+    }
+    if let Some(request) = super::gen_server::parse_cast(&message) {
+        // `{cast, M, F, A, GroupLeader}`: `rpc:cast/4` from nodes without erpc.
+        let cast = request.as_tuple_n(5).filter(|e| e[0].is_atom("cast"));
+        if let Some((m, f, a, gl)) = cast.and_then(|e| rpc_mfa(&e[1..])) {
+            run(p, m, f, a, gl, None);
+        }
+        return;
+    }
+    let Some([from, request]) = message.as_tuple_n(2) else {
+        tracing::debug!("rex: ignoring {}", crate::term::Short(&message));
+        return;
+    };
+    let Some(from) = from.as_pid().copied() else {
+        return;
+    };
+    let me = atom(p.node().name());
+    if request.is_atom("features_request") {
+        // From a peer's rpc nodes observer.
+        p.send(
+            from,
+            tuple(vec![atom("features_reply"), me, list(vec![atom("erpc")])]),
+        );
+        return;
+    }
+    let Some(e) = request.as_tuple() else {
+        return;
+    };
+    match (e.first().and_then(Match::as_atom), e.len()) {
+        // `rpc:sbcast/3` (the message itself) and `rpc:multi_server_call/3` (with the
+        // sender): `{rex, Node, Node}` or, for a name nobody has here,
+        // `{rex, Node, {nonexisting_name, Name}}`.
+        (Some(kind @ ("sbcast" | "send")), 3) => {
+            let Some(name) = e[1].as_atom() else {
+                return;
+            };
+            let message = match kind {
+                "sbcast" => e[2].clone(),
+                _ => tuple(vec![Term::Pid(from), e[2].clone()]),
+            };
+            let answer = match p.node().whereis(name) {
+                Some(pid) => {
+                    p.send(pid, message);
+                    if kind == "send" {
+                        // It is up to the named process to answer.
+                        return;
+                    }
+                    me.clone()
+                }
+                None => tuple(vec![atom("nonexisting_name"), e[1].clone()]),
+            };
+            p.send(from, tuple(vec![atom("rex"), me, answer]));
+        }
+        // `{call, M, F, A, GroupLeader}` from a hidden C node: answered `{rex, Reply}`.
+        (Some("call"), 5) => {
+            if let Some((m, f, a, gl)) = rpc_mfa(&e[1..]) {
+                run(p, m, f, a, gl, Some(ReplyTo::Plain(from)));
+            }
+        }
+        _ => tracing::debug!("rex: ignoring {}", crate::term::Short(&message)),
+    }
+}
+
+/// Where `rex` sends a call's result.
+enum ReplyTo {
+    /// A `$gen_call`'s caller.
+    Caller(super::gen_server::Caller),
+    /// A C node's `{From, {call, ...}}`: `{rex, Reply}` to `From`.
+    Plain(crate::term::Pid),
+}
+
+/// `[M, F, A, GroupLeader]` of an rpc request; a group leader that is no pid (a C
+/// node's `user` or `send_stdout_to_caller`) is this node's `user`.
+fn rpc_mfa(e: &[Term]) -> Option<(String, String, Vec<Term>, Option<crate::term::Pid>)> {
+    Some((
+        e[0].as_atom()?.to_owned(),
+        e[1].as_atom()?.to_owned(),
+        e[2].as_list()?.to_vec(),
+        e[3].as_pid().copied(),
+    ))
+}
+
+/// Runs `m:f(a)` in a process of its own with the caller's group leader, as `rex`
+/// does, and sends the result as `rpc` gives it: the value, a thrown value, or
+/// `{badrpc, {'EXIT', Reason}}`.
+fn run(
+    p: &Process,
+    m: String,
+    f: String,
+    a: Vec<Term>,
+    gl: Option<crate::term::Pid>,
+    reply: Option<ReplyTo>,
+) {
+    let node = p.node().clone();
+    let opts = node.spawn_opts(gl.unwrap_or_else(|| node.user_pid()));
+    node.clone().spawn_with(opts, move |worker| async move {
+        let me = worker.pid();
+        let result = match node.apply(worker, &m, &f, a).await {
+            Ok(v) | Err(Exception::Throw(v)) => v,
+            Err(e) => tuple(vec![
+                atom("badrpc"),
+                tuple(vec![atom("EXIT"), e.exit_reason()]),
+            ]),
+        };
+        match reply {
+            Some(ReplyTo::Caller(from)) => from.reply_from(&node, &me, result),
+            Some(ReplyTo::Plain(to)) => {
+                // `{rex, Reply}`.
+                let _ = node.route_in(
+                    &me,
+                    crate::process::Dest::Pid(to),
+                    vec![atom("rex")],
+                    result,
+                );
+            }
+            None => {}
+        }
+        Ok(())
     });
 }
 
