@@ -99,26 +99,24 @@ pub(crate) fn register(node: &Node) {
         Err(Exception::Throw(args[0].clone()))
     });
     // `apply(Module, Function, Args)` and `apply(Fun, Args)`: what `:erpc.call(node,
-    // fun)`, `Node.spawn(node, fun)` and a task given a fun run.
-    bif(node, "apply", 3, |p, args| async move {
-        let (Some(m), Some(f), Some(a)) = (args[0].as_atom(), args[1].as_atom(), args[2].as_list())
-        else {
-            return Err(Exception::bare_badarg());
+    // fun)`, `Node.spawn(node, fun)` and a task given a fun run; and `spawn(Module,
+    // Function, Args)`, a process of this node running the registered function with
+    // the caller's group leader. Registered as they are (not through `bif`, which
+    // keeps a copy of every call's arguments): the arguments may be large, and a
+    // failure of the function applied has that function's frame.
+    node.register_function("erlang", "apply", 3, |p, args| async move {
+        let Some((m, f, a)) = super::spawn::mfa_args(&args[0], &args[1], &args[2]) else {
+            return Err(with_bif_frame(Exception::bare_badarg(), "apply", args));
         };
-        let (m, f, a) = (m.to_owned(), f.to_owned(), a.to_vec());
         p.node().clone().apply(p, &m, &f, a).await
     });
-    bif(node, "apply", 2, |p, args| async move {
-        apply_fun(p, &args[0], &args[1]).await
+    node.register_function("erlang", "apply", 2, |p, args| async move {
+        apply_fun(p, args).await
     });
-    // `spawn(Module, Function, Args)`: a process of this node running the registered
-    // function, with the caller's group leader.
-    bif(node, "spawn", 3, |p, args| async move {
-        let (Some(m), Some(f), Some(a)) = (args[0].as_atom(), args[1].as_atom(), args[2].as_list())
-        else {
-            return Err(Exception::bare_badarg());
+    node.register_function("erlang", "spawn", 3, |p, args| async move {
+        let Some((m, f, a)) = super::spawn::mfa_args(&args[0], &args[1], &args[2]) else {
+            return Err(with_bif_frame(Exception::bare_badarg(), "spawn", args));
         };
-        let (m, f, a) = (m.to_owned(), f.to_owned(), a.to_vec());
         let node = p.node().clone();
         let opts = node.spawn_opts(p.group_leader());
         let pid = node.clone().spawn_with(opts, move |child| async move {
@@ -191,30 +189,37 @@ fn with_bif_frame(e: Exception, name: &str, args: Vec<Term>) -> Exception {
 /// `erlang:apply(Fun, Args)`. An export fun (`&Chat.receive_message/1`) runs the
 /// registered function; a closure is BEAM code, and fails as one of a module this node
 /// does not have: `undef`, its frame `{Fun, Args, []}`.
-async fn apply_fun(p: Process, fun: &Term, args: &Term) -> Result<Term, Exception> {
-    let Some(args) = args.as_list() else {
+async fn apply_fun(p: Process, call: Vec<Term>) -> Result<Term, Exception> {
+    let Ok([fun, args]) = <[Term; 2]>::try_from(call) else {
         return Err(Exception::bare_badarg());
+    };
+    let Some(list_args) = args.as_list() else {
+        return Err(with_bif_frame(
+            Exception::bare_badarg(),
+            "apply",
+            vec![fun, args],
+        ));
     };
     let failed = |reason: Term, frame: Term| Exception::Error {
         reason,
         stacktrace: vec![frame],
     };
-    match fun {
-        Term::ExternalFun(f) if usize::from(f.arity) == args.len() => {
+    match &fun {
+        Term::ExternalFun(f) if usize::from(f.arity) == list_args.len() => {
             let node = p.node().clone();
-            node.apply(p, f.module.name(), f.function.name(), args.to_vec())
-                .await
+            let (m, f) = (f.module, f.function);
+            node.apply(p, m.name(), f.name(), list_args.to_vec()).await
         }
         Term::ExternalFun(_) => Err(failed(
             tuple(vec![
                 atom("badarity"),
-                tuple(vec![fun.clone(), list(args.to_vec())]),
+                tuple(vec![fun.clone(), args.clone()]),
             ]),
             apply_frame(2),
         )),
         Term::InternalFun(_) => Err(failed(
             atom("undef"),
-            tuple(vec![fun.clone(), list(args.to_vec()), nil()]),
+            tuple(vec![fun.clone(), args.clone(), nil()]),
         )),
         _ => Err(failed(
             tuple(vec![atom("badfun"), fun.clone()]),

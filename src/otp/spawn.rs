@@ -76,7 +76,8 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
     });
 }
 
-fn mfa_args(m: &Term, f: &Term, a: &Term) -> Option<(String, String, Vec<Term>)> {
+/// `M`, `F` and `Args` of a call, when they are two atoms and a proper list.
+pub(crate) fn mfa_args(m: &Term, f: &Term, a: &Term) -> Option<(String, String, Vec<Term>)> {
     Some((
         m.as_atom()?.to_owned(),
         f.as_atom()?.to_owned(),
