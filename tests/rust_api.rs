@@ -564,7 +564,11 @@ async fn what_a_beam_node_logs_for_a_rust_caller_is_logged_here() {
     .expect("the task starts");
 
     let deadline = std::time::Instant::now() + WAIT;
-    let wanted = ["WARN", "warned for rusty", "a_report", "crashed for rusty"];
+    let wanted = [
+        "WARN cnode::logger_proxy: warned for rusty",
+        "a_report",
+        "crashed for rusty",
+    ];
     let mut after = logs_after(&before);
     while !wanted.iter().all(|w| after.contains(w)) && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

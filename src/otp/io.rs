@@ -102,13 +102,18 @@ fn remote_event(message: &Term) -> Option<(&str, String, Option<Pid>)> {
     Some((level, text, pid))
 }
 
+/// Logs a BEAM node's event under the target `cnode::logger_proxy` (so
+/// `RUST_LOG=cnode::logger_proxy=warn` picks them out), at its level.
 fn log_remote_event(level: &str, text: &str, pid: Option<Pid>) {
+    const TARGET: &str = "cnode::logger_proxy";
     let pid = pid.map(|p| p.inspect().to_string()).unwrap_or_default();
     match level {
-        "emergency" | "alert" | "critical" | "error" => tracing::error!(%pid, "{text}"),
-        "warning" => tracing::warn!(%pid, "{text}"),
-        "notice" | "info" => tracing::info!(%pid, "{text}"),
-        _ => tracing::debug!(%pid, "{text}"),
+        "emergency" | "alert" | "critical" | "error" => {
+            tracing::error!(target: TARGET, %pid, "{text}")
+        }
+        "warning" => tracing::warn!(target: TARGET, %pid, "{text}"),
+        "notice" | "info" => tracing::info!(target: TARGET, %pid, "{text}"),
+        _ => tracing::debug!(target: TARGET, %pid, "{text}"),
     }
 }
 
