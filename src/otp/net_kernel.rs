@@ -7,7 +7,7 @@ use super::sys;
 use crate::node::Node;
 use crate::process::{Exception, Process};
 use crate::term::Inspect;
-use crate::term::{atom, int, list, map, Match, Term};
+use crate::term::{atom, list, map, millis, Match, Term};
 
 pub(crate) fn start(node: &Node) {
     let _ = super::keep_registered(node, "net_kernel", |mut p, parent| async move {
@@ -36,7 +36,6 @@ pub(crate) fn start(node: &Node) {
 /// and setup times in milliseconds, and the nodes it is connected to.
 fn state(node: &Node) -> Term {
     let config = &node.0.config;
-    let millis = |d: std::time::Duration| int(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let connected = node.connected_nodes().iter().map(|n| atom(n)).collect();
     map(vec![
         (atom("node"), atom(node.name())),

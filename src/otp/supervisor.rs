@@ -90,7 +90,7 @@ impl Shutdown {
     pub(crate) fn to_term(self) -> Term {
         match self {
             Shutdown::BrutalKill => atom("brutal_kill"),
-            Shutdown::Timeout(t) => int(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+            Shutdown::Timeout(t) => crate::term::millis(t),
             Shutdown::Infinity => atom("infinity"),
         }
     }

@@ -508,9 +508,7 @@ impl Process {
                 atom("await"),
                 list(vec![
                     task.to_struct(&me),
-                    timeout
-                        .map(|t| int(t.as_millis() as i64))
-                        .unwrap_or(atom("infinity")),
+                    timeout.map(crate::term::millis).unwrap_or(atom("infinity")),
                 ]),
             ])
         };
@@ -605,7 +603,7 @@ impl NodeTask {
                     tuple(vec![
                         atom("Elixir.Task"),
                         atom("await"),
-                        list(vec![Term::Pid(owner), int(timeout.as_millis() as i64)]),
+                        list(vec![Term::Pid(owner), crate::term::millis(timeout)]),
                     ]),
                 ]))))
             }

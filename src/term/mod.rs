@@ -130,6 +130,11 @@ pub fn int(value: i64) -> Term {
     }
 }
 
+/// A duration as the BEAM writes timeouts: whole milliseconds.
+pub(crate) fn millis(duration: std::time::Duration) -> Term {
+    int(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// A map term.
 pub fn map(entries: impl IntoIterator<Item = (Term, Term)>) -> Term {
     Term::from(Map::from(

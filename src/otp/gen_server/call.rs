@@ -8,7 +8,7 @@
 
 use crate::node::Node;
 use crate::process::{Dest, Exception, IntoMessage, Process};
-use crate::term::{alias_tag, alias_tag_ref, atom, int, list, tuple, Match, Pid, Term};
+use crate::term::{alias_tag, alias_tag_ref, atom, list, tuple, Match, Pid, Term};
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -28,12 +28,12 @@ impl Caller {
         self.reply_from(&p.node, &p.entry.pid, reply);
     }
 
-    /// `gen:reply/2` on behalf of `sender`, for code that no longer holds its `Process`.
     /// `{Pid, Tag}`, the `From` a callback is given on a BEAM node.
     pub(crate) fn to_term(&self) -> Term {
         crate::term::tuple(vec![Term::Pid(self.pid), self.tag.clone()])
     }
 
+    /// `gen:reply/2` on behalf of `sender`, for code that no longer holds its `Process`.
     pub(crate) fn reply_from(self, node: &Node, sender: &Pid, reply: impl IntoMessage) {
         let to = match alias_tag_ref(&self.tag) {
             Some(alias) => Dest::Alias(alias.clone()),
@@ -206,7 +206,7 @@ impl CallError {
     pub fn reason(&self) -> Term {
         let call = &*self.0;
         let timeout = match call.timeout {
-            Some(t) => int(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+            Some(t) => crate::term::millis(t),
             None => atom("infinity"),
         };
         tuple(vec![
