@@ -894,3 +894,64 @@ fn a_call_the_task_supervisor_does_not_know_exits_the_caller() {
     );
     c.assert_moebi_still_serves();
 }
+
+/// `DynamicSupervisor.start_child/2` on the Task.Supervisor (it is one): a task from
+/// `Task.start_link/3` is supervised by its child spec, a start function the node does
+/// not have or one that returns no pid is `{:error, reason}`, and the supervisor goes on.
+#[test]
+fn dynamic_supervisor_start_child_on_the_task_supervisor() {
+    let c = Cluster::start();
+
+    let task = format!(
+        "{SUP}
+        before = GenServer.whereis(sup)
+        spec = %{{id: :w, start: {{Task, :start_link, [Moebi, :wait, []]}}, restart: :transient}}
+        {{:ok, pid}} = DynamicSupervisor.start_child(sup, spec)
+        kept = :sys.get_state(sup).children[pid]
+        [{{:undefined, ^pid, kind, modules}}] = Supervisor.which_children(sup)
+        counts = DynamicSupervisor.count_children(sup) |> Enum.sort()
+        # Transient: an abnormal exit starts it again.
+        ref = Process.monitor(pid)
+        send(pid, :boom)
+        down = receive do {{:DOWN, ^ref, _, _, r}} -> r after 5000 -> :timeout end
+        again = Enum.find_value(1..100, fn _ ->
+          case Task.Supervisor.children(sup) do
+            [^pid] -> Process.sleep(50); nil
+            [] -> Process.sleep(50); nil
+            [other] -> other
+          end
+        end)
+        :ok = Task.Supervisor.terminate_child(sup, again)
+        {{kept, kind, modules, counts, down, node(again) == node(pid), GenServer.whereis(sup) == before}}"
+    );
+    assert_eq!(
+        c.same_ok(&task),
+        "{{{Task, :start_link, [Moebi, :wait, []]}, :transient, 5000, :worker, [Task]}, :worker, \
+         [Task], [active: 1, specs: 1, supervisors: 0, workers: 1], :boom, true, true}"
+    );
+
+    let temporary = format!(
+        "{SUP}
+        {{:ok, pid}} = DynamicSupervisor.start_child(sup, {{Task, fn -> :ok end}} |> Supervisor.child_spec(start: {{Task, :start_link, [Moebi, :wait, []]}}))
+        kept = :sys.get_state(sup).children[pid]
+        :ok = DynamicSupervisor.terminate_child(sup, pid)
+        kept"
+    );
+    assert_eq!(
+        c.same_ok(&temporary),
+        "{{Task, :start_link, :undefined}, :temporary, 5000, :worker, [Task]}"
+    );
+
+    let failed = format!(
+        "{SUP}
+        before = GenServer.whereis(sup)
+        {{:error, {{:undef, [frame | _]}}}} = DynamicSupervisor.start_child(sup, %{{id: :x, start: {{NoSuch, :start_link, [1]}}}})
+        not_a_pid = DynamicSupervisor.start_child(sup, %{{id: :y, start: {{Chat, :receive_message, [\"as a child\"]}}}})
+        {{frame, not_a_pid, Task.Supervisor.children(sup), GenServer.whereis(sup) == before}}"
+    );
+    assert_eq!(
+        c.same_ok(&failed),
+        "{{NoSuch, :start_link, [1], []}, {:error, :ok}, [], true}"
+    );
+    c.assert_moebi_still_serves();
+}

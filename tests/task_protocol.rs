@@ -14,7 +14,7 @@ mod support;
 use support::in_process;
 
 use cnode::epmd::server::EpmdServer;
-use cnode::term::{atom, binary, list, tuple, Match, Term};
+use cnode::term::{atom, binary, int, list, tuple, Match, Term};
 use cnode::{Node, NodeConfig};
 use std::time::Duration;
 
@@ -285,4 +285,63 @@ async fn the_elixir_115_start_child_exchange() {
         "{down}"
     );
     assert_eq!(after, None, "the reply to a plain reference is dropped");
+}
+
+/// `DynamicSupervisor.start_child/2` naming a registered function: the supervisor
+/// applies it as a `start_link`, supervises the pid of its `{:ok, pid, info}` by the
+/// child spec, and applies it again when that permanent child is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_supervisor_start_child_applies_a_registered_start_function() {
+    let (_epmd, sophie, moebi) = two_nodes().await;
+    moebi.register_function("Elixir.Worker", "start_link", 1, |p, args| async move {
+        let worker = p.spawn_link(|mut w| async move {
+            loop {
+                w.receive().await;
+            }
+        });
+        Ok(tuple(vec![atom("ok"), Term::Pid(worker), args[0].clone()]))
+    });
+    let target = moebi.name().to_owned();
+    let (started, children) = in_process(&sophie, move |mut p| async move {
+        let sup = ("Elixir.Chat.TaskSupervisor", target.as_str());
+        let worker = atom("Elixir.Worker");
+        let spec = tuple(vec![
+            tuple(vec![
+                worker.clone(),
+                atom("start_link"),
+                list(vec![atom("info")]),
+            ]),
+            atom("permanent"),
+            int(5000),
+            atom("worker"),
+            list(vec![worker]),
+        ]);
+        let request = tuple(vec![atom("start_child"), spec]);
+        let started = p.call(sup, request, Some(WAIT)).await.unwrap();
+        let first = started.as_tuple().expect("{:ok, pid, info}")[1].clone();
+        p.exit(first.as_pid().unwrap(), atom("kill"));
+        // Started again: a child of another pid.
+        for _ in 0..200 {
+            let children = p
+                .call(sup, atom("which_children"), Some(WAIT))
+                .await
+                .unwrap();
+            match children.as_list() {
+                Some([child]) if child.as_tuple().unwrap()[1] != first => {
+                    return (started, child.clone());
+                }
+                _ => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
+        }
+        panic!("the killed child was not started again");
+    })
+    .await;
+    let e = started.as_tuple().expect("{:ok, pid, info}");
+    assert!(e[0].is_atom("ok") && e[2].is_atom("info"), "{started}");
+    let e = children.as_tuple().expect("{id, pid, type, modules}");
+    assert!(
+        e[0].is_atom("undefined") && e[2].is_atom("worker"),
+        "{children}"
+    );
+    assert_eq!(e[3], list(vec![atom("Elixir.Worker")]));
 }

@@ -83,6 +83,16 @@ impl Restart {
             Restart::Temporary => "temporary",
         }
     }
+
+    /// The restart a child spec names.
+    pub(crate) fn from_name(name: &str) -> Option<Restart> {
+        match name {
+            "permanent" => Some(Restart::Permanent),
+            "transient" => Some(Restart::Transient),
+            "temporary" => Some(Restart::Temporary),
+            _ => None,
+        }
+    }
 }
 
 impl Shutdown {
@@ -92,6 +102,17 @@ impl Shutdown {
             Shutdown::BrutalKill => atom("brutal_kill"),
             Shutdown::Timeout(t) => crate::term::millis(t),
             Shutdown::Infinity => atom("infinity"),
+        }
+    }
+
+    /// The shutdown a child spec gives: `brutal_kill`, milliseconds or `infinity`.
+    pub(crate) fn from_term(term: &Term) -> Option<Shutdown> {
+        match term {
+            t if t.is_atom("brutal_kill") => Some(Shutdown::BrutalKill),
+            t if t.is_atom("infinity") => Some(Shutdown::Infinity),
+            t => Some(Shutdown::Timeout(Duration::from_millis(
+                u64::try_from(t.as_int()?).ok()?,
+            ))),
         }
     }
 }

@@ -8,7 +8,10 @@
 //! `[Owner, monitor, {Node, Owner}, {M, F, A}]`, the form in the seed's error message),
 //! runs the registered function, sends `{Ref, Result}` and exits `normal`; a failure
 //! exits with the BEAM's reason, e.g. `{undef, [{M, F, Args, []}]}`, so `Task.await`
-//! raises on the caller exactly as against a BEAM node (protocol notes §4, §5).
+//! raises on the caller exactly as against a BEAM node (protocol notes §4, §5). Being a
+//! `DynamicSupervisor`, it also answers `DynamicSupervisor.start_child/2`'s
+//! `{start_child, {MFA, Restart, Shutdown, Type, Modules}}`: `Task.start_link` as a task
+//! of its own, any other start as the registered function of that name.
 //!
 //! Using: [`Process::task_async`] / [`Process::task_await`] start a task on a remote
 //! `{Supervisor, Node}` the way `Task.Supervisor.async/4` + `Task.await/2` do.
@@ -57,12 +60,74 @@ pub(crate) fn start(node: &Node, name: &str) -> Pid {
 }
 
 struct Child {
-    start: StartTask,
+    start: StartChild,
     restart: Restart,
     shutdown: Shutdown,
-    /// The start's arguments, as `DynamicSupervisor` keeps them for a child it may
-    /// start again (`undefined` for a temporary one); shown by `:sys.get_state/1`.
-    args: Term,
+    /// `{M, F, Args}` as `DynamicSupervisor` keeps it for a child it may start again
+    /// (`Args` is `undefined` for a temporary one); shown by `:sys.get_state/1`.
+    mfa: Term,
+    /// `worker` or `supervisor`, and the modules: from the child spec.
+    kind: Term,
+    modules: Term,
+}
+
+impl Child {
+    /// A task of `Task.Supervisor.start_child/3`, `async/3` and the like.
+    fn task(start: StartTask, restart: Restart, shutdown: Shutdown, args: Term) -> Child {
+        let supervised = atom("Elixir.Task.Supervised");
+        Child {
+            start: StartChild::Task(start),
+            mfa: tuple(vec![supervised.clone(), atom("start_link"), args]),
+            restart,
+            shutdown,
+            kind: atom("worker"),
+            modules: list(vec![supervised]),
+        }
+    }
+
+    /// `{Pid, {MFA, Restart, Shutdown, Type, Modules}}` in `DynamicSupervisor`'s state.
+    fn to_term(&self, pid: &Pid) -> (Term, Term) {
+        let spec = tuple(vec![
+            self.mfa.clone(),
+            atom(self.restart.name()),
+            self.shutdown.to_term(),
+            self.kind.clone(),
+            self.modules.clone(),
+        ]);
+        (Term::Pid(*pid), spec)
+    }
+}
+
+/// How a child is started, and started again.
+#[derive(Clone)]
+enum StartChild {
+    /// A task, which this node runs itself.
+    Task(StartTask),
+    /// `apply(M, F, Args)` as `DynamicSupervisor.start_child/2` does: a registered
+    /// function that returns `{:ok, pid}`.
+    Apply(String, String, Vec<Term>),
+}
+
+/// What starting a child gave, as `DynamicSupervisor` reads it.
+enum Started {
+    /// `{:ok, pid}`, or `{:ok, pid, info}`.
+    Ok(Pid, Option<Term>),
+    /// `:ignore`: nothing to supervise.
+    Ignore,
+    /// `{:error, reason}`; anything else `other` is `{:error, other}`.
+    Error(Term),
+}
+
+impl Started {
+    /// The reply to `DynamicSupervisor.start_child/2`.
+    fn reply(&self) -> Term {
+        match self {
+            Started::Ok(pid, None) => tuple(vec![atom("ok"), Term::Pid(*pid)]),
+            Started::Ok(pid, Some(info)) => tuple(vec![atom("ok"), Term::Pid(*pid), info.clone()]),
+            Started::Ignore => atom("ignore"),
+            Started::Error(reason) => tuple(vec![atom("error"), reason.clone()]),
+        }
+    }
 }
 
 /// The supervisor's loop (`DynamicSupervisor` with `Task.Supervisor`'s callbacks).
@@ -93,7 +158,11 @@ async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exce
                 Restart::Transient => !is_normal_exit(reason),
                 Restart::Temporary => false,
             };
-            if restart {
+            if !restart {
+                continue;
+            }
+            // Started again until it starts, each try counted against the intensity.
+            loop {
                 if !intensity.add_restart() {
                     tracing::error!(
                         "{name}: reached_max_restart_intensity (child {} exited: {}); shutting down",
@@ -102,8 +171,18 @@ async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exce
                     );
                     return Err(Exception::Exit(atom("shutdown")));
                 }
-                let pid = spawn_task(&p, child.start.clone());
-                children.insert(pid, child);
+                match start_child(&mut p, &child.start).await {
+                    Started::Ok(pid, _) => {
+                        children.insert(pid, child);
+                        break;
+                    }
+                    Started::Ignore => break,
+                    Started::Error(why) => tracing::error!(
+                        "{name}: child {} failed to start again: {}",
+                        Short(&child.mfa),
+                        Short(&why)
+                    ),
+                }
             }
             continue;
         }
@@ -115,29 +194,23 @@ async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exce
             }
             continue;
         };
-        match handle_call(request) {
-            Some(Call::StartTask(start, restart, shutdown, args)) => {
-                let pid = spawn_task(&p, start.clone());
-                children.insert(
-                    pid,
-                    Child {
-                        start,
-                        restart,
-                        shutdown,
-                        args,
-                    },
-                );
-                from.reply(&p, tuple(vec![atom("ok"), Term::Pid(pid)]));
+        match handle_call(request, p.pid()) {
+            Some(Call::Start(child)) => {
+                let started = start_child(&mut p, &child.start).await;
+                if let Started::Ok(pid, _) = &started {
+                    children.insert(*pid, child);
+                }
+                from.reply(&p, started.reply());
             }
             Some(Call::WhichChildren) => {
                 let kids = children
-                    .keys()
-                    .map(|c| {
+                    .iter()
+                    .map(|(pid, child)| {
                         tuple(vec![
                             atom("undefined"),
-                            Term::Pid(*c),
-                            atom("worker"),
-                            list(vec![atom("Elixir.Task.Supervised")]),
+                            Term::Pid(*pid),
+                            child.kind.clone(),
+                            child.modules.clone(),
                         ])
                     })
                     .collect();
@@ -145,14 +218,20 @@ async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exce
             }
             Some(Call::CountChildren) => {
                 // A keyword list: `DynamicSupervisor.count_children/1` makes the map.
-                let n = int(children.len() as i64);
+                let all = children.len();
+                let supervisors = children
+                    .values()
+                    .filter(|c| c.kind.is_atom("supervisor"))
+                    .count();
                 let counts = [
-                    ("specs", n.clone()),
-                    ("active", n.clone()),
-                    ("supervisors", int(0)),
-                    ("workers", n),
+                    ("specs", all),
+                    ("active", all),
+                    ("supervisors", supervisors),
+                    ("workers", all - supervisors),
                 ];
-                let counts = counts.into_iter().map(|(k, v)| tuple(vec![atom(k), v]));
+                let counts = counts
+                    .into_iter()
+                    .map(|(k, v)| tuple(vec![atom(k), int(v as i64)]));
                 from.reply(&p, list(counts.collect()));
             }
             Some(Call::TerminateChild(pid)) => {
@@ -171,6 +250,44 @@ async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exce
             }
         }
     }
+}
+
+/// Starts a child, linked to the supervisor `p`. A task is this node's own; an `apply`
+/// runs the registered function in a process of its own (with the supervisor's group
+/// leader) while the supervisor waits, as a BEAM supervisor waits for its `start_link`,
+/// and a child it returns is linked to the supervisor.
+async fn start_child(p: &mut Process, start: &StartChild) -> Started {
+    let (m, f, args) = match start {
+        StartChild::Task(start) => return Started::Ok(spawn_task(p, start.clone()), None),
+        StartChild::Apply(m, f, args) => (m.clone(), f.clone(), args.clone()),
+    };
+    let node = p.node().clone();
+    let (done, result) = tokio::sync::oneshot::channel();
+    let opts = node.spawn_opts(p.group_leader());
+    node.spawn_with(opts, move |starter| async move {
+        let node = starter.node().clone();
+        let _ = done.send(node.apply(starter, &m, &f, args).await);
+        Ok(())
+    });
+    // `DynamicSupervisor.start_child/3`: an exception is `{:error, reason}` too.
+    let returned = match result.await {
+        Ok(Ok(returned)) => returned,
+        Ok(Err(e)) => return Started::Error(e.exit_reason()),
+        Err(_) => return Started::Error(atom("killed")),
+    };
+    let started = match returned.as_tuple() {
+        Some([ok, Term::Pid(pid)]) if ok.is_atom("ok") => Started::Ok(*pid, None),
+        Some([ok, Term::Pid(pid), info]) if ok.is_atom("ok") => {
+            Started::Ok(*pid, Some(info.clone()))
+        }
+        Some([error, reason]) if error.is_atom("error") => Started::Error(reason.clone()),
+        _ if returned.is_atom("ignore") => Started::Ignore,
+        _ => Started::Error(returned),
+    };
+    if let Started::Ok(pid, _) = &started {
+        p.link(pid);
+    }
+    started
 }
 
 /// A call `DynamicSupervisor` does not know crashes it on the BEAM (no clause of
@@ -195,26 +312,11 @@ fn unexpected(p: &Process, name: &str, from: &Caller, request: &Term, state: Ter
 }
 
 /// The supervisor's state as `DynamicSupervisor` keeps it (`:sys.get_state/1`): a
-/// `%DynamicSupervisor{}` with `Task.Supervisor`'s arguments and a child per task,
+/// `%DynamicSupervisor{}` with `Task.Supervisor`'s arguments and its children, a task as
 /// `%{pid => {{Task.Supervised, :start_link, args}, restart, shutdown, :worker,
 /// [Task.Supervised]}}`.
 fn dynamic_supervisor(name: &str, children: &HashMap<Pid, Child>) -> Term {
-    let supervised = atom("Elixir.Task.Supervised");
-    let children = children.iter().map(|(pid, child)| {
-        let start = tuple(vec![
-            supervised.clone(),
-            atom("start_link"),
-            child.args.clone(),
-        ]);
-        let spec = tuple(vec![
-            start,
-            atom(child.restart.name()),
-            child.shutdown.to_term(),
-            atom("worker"),
-            list(vec![supervised.clone()]),
-        ]);
-        (Term::Pid(*pid), spec)
-    });
+    let children = children.iter().map(|(pid, child)| child.to_term(pid));
     let default_shutdown = DEFAULT_SHUTDOWN.to_term();
     map(vec![
         (atom("__struct__"), atom("Elixir.DynamicSupervisor")),
@@ -258,15 +360,15 @@ enum StartTask {
 }
 
 enum Call {
-    /// The task, its restart and shutdown, and the arguments kept for it
-    /// ([`Child::args`]).
-    StartTask(StartTask, Restart, Shutdown, Term),
+    /// `{start_task, ...}` and `{start_child, Spec}`.
+    Start(Child),
     WhichChildren,
     CountChildren,
     TerminateChild(Pid),
 }
 
-fn handle_call(request: &Term) -> Option<Call> {
+/// The call `request` to the supervisor `me`.
+fn handle_call(request: &Term, me: Pid) -> Option<Call> {
     if request.is_atom("which_children") {
         return Some(Call::WhichChildren);
     }
@@ -276,46 +378,103 @@ fn handle_call(request: &Term) -> Option<Call> {
     let e = request.as_tuple()?;
     match (e.first()?.as_atom()?, e.len()) {
         ("start_task", 4) => {
-            let start = match e[1].as_list()? {
-                [owner_info, mode] => StartTask::Reply {
-                    owner: owner_pid(owner_info)?,
-                    monitor: mode.is_atom("monitor"),
-                },
-                [owner_info, callers, mfa] if callers.as_list().is_some() => StartTask::NoReply {
-                    owner: owner_pid(owner_info)?,
-                    mfa: mfa.clone(),
-                },
-                [owner, mode, _info, mfa] => StartTask::Legacy {
-                    owner: *owner.as_pid()?,
-                    monitor: mode.is_atom("monitor"),
-                    mfa: mfa.clone(),
-                },
-                _ => return None,
-            };
+            let start = start_task(e[1].as_list()?)?;
             // `nil` takes the supervisor's own (temporary, 5000): ours are never other,
             // so the `{restart, R}` answer of a BEAM supervisor started with another
             // restart is never due.
             let restart = match e[2].as_atom()? {
-                "nil" | "temporary" => Restart::Temporary,
-                "transient" => Restart::Transient,
-                "permanent" => Restart::Permanent,
-                _ => return None,
+                "nil" => Restart::Temporary,
+                name => Restart::from_name(name)?,
             };
             let shutdown = match &e[3] {
                 t if t.is_atom("nil") => DEFAULT_SHUTDOWN,
-                t if t.is_atom("brutal_kill") => Shutdown::BrutalKill,
-                t if t.is_atom("infinity") => Shutdown::Infinity,
-                t => Shutdown::Timeout(Duration::from_millis(u64::try_from(t.as_int()?).ok()?)),
+                t => Shutdown::from_term(t)?,
             };
             let args = match restart {
                 Restart::Temporary => atom("undefined"),
                 _ => e[1].clone(),
             };
-            Some(Call::StartTask(start, restart, shutdown, args))
+            Some(Call::Start(Child::task(start, restart, shutdown, args)))
+        }
+        // `DynamicSupervisor.start_child/2`, the spec validated by the caller.
+        ("start_child", 2) => {
+            let [mfa, restart, shutdown, kind, modules] = e[1].as_tuple_n(5)? else {
+                return None;
+            };
+            let [m, f, args] = mfa.as_tuple_n(3)? else {
+                return None;
+            };
+            let (m, f, args) = (m.as_atom()?, f.as_atom()?, args.as_list()?);
+            let restart = Restart::from_name(restart.as_atom()?)?;
+            let start = match (m, f, args) {
+                ("Elixir.Task.Supervised", "start_link", args) => start_task(args)?,
+                // `Task.start_link/1,3` in the supervisor: a task it owns, run at once.
+                ("Elixir.Task", "start_link", [fun]) => StartTask::NoReply {
+                    owner: me,
+                    mfa: tuple(vec![
+                        atom("erlang"),
+                        atom("apply"),
+                        list(vec![fun.clone(), nil()]),
+                    ]),
+                },
+                ("Elixir.Task", "start_link", [m, f, a]) => StartTask::NoReply {
+                    owner: me,
+                    mfa: tuple(vec![m.clone(), f.clone(), a.clone()]),
+                },
+                _ => {
+                    return Some(Call::Start(Child {
+                        start: StartChild::Apply(m.to_owned(), f.to_owned(), args.to_vec()),
+                        restart,
+                        shutdown: Shutdown::from_term(shutdown)?,
+                        mfa: kept_mfa(mfa, restart),
+                        kind: kind.clone(),
+                        modules: modules.clone(),
+                    }))
+                }
+            };
+            Some(Call::Start(Child {
+                start: StartChild::Task(start),
+                restart,
+                shutdown: Shutdown::from_term(shutdown)?,
+                mfa: kept_mfa(mfa, restart),
+                kind: kind.clone(),
+                modules: modules.clone(),
+            }))
         }
         ("terminate_child", 2) => Some(Call::TerminateChild(*e[1].as_pid()?)),
         _ => None,
     }
+}
+
+/// `{M, F, Args}`, or `{M, F, undefined}` for a temporary child, which
+/// `DynamicSupervisor` will not start again.
+fn kept_mfa(mfa: &Term, restart: Restart) -> Term {
+    match (restart, mfa.as_tuple_n(3)) {
+        (Restart::Temporary, Some([m, f, _])) => {
+            tuple(vec![m.clone(), f.clone(), atom("undefined")])
+        }
+        _ => mfa.clone(),
+    }
+}
+
+/// A task from the arguments of `Task.Supervised.start_link`.
+fn start_task(args: &[Term]) -> Option<StartTask> {
+    Some(match args {
+        [owner_info, mode] => StartTask::Reply {
+            owner: owner_pid(owner_info)?,
+            monitor: mode.is_atom("monitor"),
+        },
+        [owner_info, callers, mfa] if callers.as_list().is_some() => StartTask::NoReply {
+            owner: owner_pid(owner_info)?,
+            mfa: mfa.clone(),
+        },
+        [owner, mode, _info, mfa] => StartTask::Legacy {
+            owner: *owner.as_pid()?,
+            monitor: mode.is_atom("monitor"),
+            mfa: mfa.clone(),
+        },
+        _ => return None,
+    })
 }
 
 fn owner_pid(info: &Term) -> Option<Pid> {
