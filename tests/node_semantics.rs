@@ -955,3 +955,25 @@ fn dynamic_supervisor_start_child_on_the_task_supervisor() {
     );
     c.assert_moebi_still_serves();
 }
+
+/// A BEAM process writing to the node's `user` (its group leader when it was spawned
+/// from here): the options it reads, and a format `io_lib` cannot apply.
+#[test]
+fn the_nodes_user_is_an_io_server_as_a_beam_nodes() {
+    let c = Cluster::start();
+    let io = "u = :rpc.call(NODE, :erlang, :whereis, [:user])
+        opts = :io.getopts(u) |> Keyword.take([:binary, :encoding])
+        bad = try do :io.format(u, \"~bad\", []) catch :error, e -> e end
+        few = try do :io.format(u, \"~p ~p~n\", [:x]) catch :error, e -> e end
+        {opts, bad, few, :io.format(u, \"~s ~.2f~n\", [\"written\", 1.5])}";
+    assert_eq!(
+        c.same_ok(io),
+        "{[binary: true, encoding: :unicode], :badarg, :badarg, :ok}"
+    );
+    assert!(
+        c.moebi().wait_for_lines("written 1.50", 1, WAIT),
+        "{}",
+        c.moebi().output()
+    );
+    c.assert_moebi_still_serves();
+}

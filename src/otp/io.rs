@@ -22,6 +22,7 @@ use std::time::Duration;
 pub(crate) fn start_user(node: &Node) {
     let pid = node
         .spawn_registered("user", |mut p| async move {
+            let mut opts = Opts::default();
             loop {
                 let message = p.receive().await;
                 let Some(e) = message.as_tuple_n(4).filter(|e| e[0].is_atom("io_request")) else {
@@ -37,7 +38,7 @@ pub(crate) fn start_user(node: &Node) {
                 let (Some(from), reply_as) = (e[1].as_pid(), &e[2]) else {
                     continue;
                 };
-                let reply = io_request(&e[3]);
+                let reply = io_request(&e[3], &mut opts);
                 p.send(from, tuple(vec![atom("io_reply"), reply_as.clone(), reply]));
             }
         })
@@ -79,7 +80,16 @@ fn remote_event(message: &Term) -> Option<(&str, String, Option<Pid>)> {
                 Term::Atom(a) => a.name().to_owned(),
                 other => chardata_to_string(other)?,
             };
-            (level, format_erlang(&format, args.as_list()?), meta)
+            let args = args.as_list()?;
+            // As OTP's logger prints an event whose format does not apply.
+            let text = format_erlang(&format, args).unwrap_or_else(|| {
+                format!(
+                    "FORMAT ERROR: {:?} - {}",
+                    format,
+                    list(args.to_vec()).erlang()
+                )
+            });
+            (level, text, meta)
         }
         [_, level, what, meta] => {
             let text = chardata_to_string(what).unwrap_or_else(|| what.to_string());
@@ -117,8 +127,69 @@ fn log_remote_event(level: &str, text: &str, pid: Option<Pid>) {
     }
 }
 
+/// The options of `user` that `io:setopts/2` sets and `io:getopts/1` reads.
+struct Opts {
+    /// Whether reading gives binaries (`binary`) or lists (`list`).
+    binary: bool,
+    /// `unicode` or `latin1`.
+    unicode: bool,
+}
+
+/// As an Elixir node's `user`: Elixir sets `binary` at boot.
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            binary: true,
+            unicode: true,
+        }
+    }
+}
+
+impl Opts {
+    /// `io:setopts/2`: `{error, enotsup}` for an option this server does not have, as
+    /// OTP's `user` answers, leaving the others unchanged.
+    fn set(&mut self, options: &Term) -> Term {
+        let mut next = Opts { ..*self };
+        for option in options.as_list().unwrap_or(&[]) {
+            let (key, value) = match option {
+                Term::Atom(a) => match a.name() {
+                    "binary" => ("binary", "true"),
+                    "list" => ("binary", "false"),
+                    _ => ("", ""),
+                },
+                o => match o.as_tuple_n(2) {
+                    Some([Term::Atom(k), Term::Atom(v)]) => (k.name(), v.name()),
+                    _ => ("", ""),
+                },
+            };
+            match (key, value) {
+                ("binary", "true") => next.binary = true,
+                ("binary", "false") => next.binary = false,
+                ("encoding", "unicode" | "utf8") => next.unicode = true,
+                ("encoding", "latin1") => next.unicode = false,
+                _ => return tuple(vec![atom("error"), atom("enotsup")]),
+            }
+        }
+        *self = next;
+        atom("ok")
+    }
+
+    /// `io:getopts/1`: `[{binary, B}, {encoding, E}]`, as OTP's `user` gives them.
+    fn get(&self) -> Term {
+        let encoding = if self.unicode { "unicode" } else { "latin1" };
+        list(vec![
+            tuple(vec![atom("binary"), crate::term::boolean(self.binary)]),
+            tuple(vec![atom("encoding"), atom(encoding)]),
+        ])
+    }
+}
+
 /// Serves one I/O request (`{put_chars, ...}`, `{requests, [...]}`, ...).
-fn io_request(request: &Term) -> Term {
+fn io_request(request: &Term, opts: &mut Opts) -> Term {
+    // `io:getopts/1` sends the bare atom.
+    if request.is_atom("getopts") {
+        return opts.get();
+    }
     let Some(e) = request.as_tuple() else {
         return error_request();
     };
@@ -133,15 +204,20 @@ fn io_request(request: &Term) -> Term {
             }
         }
         (Some("put_chars"), 5) => {
-            // {put_chars, Enc, io_lib, format, [Format, Args]}: what io:format sends.
+            // {put_chars, Enc, io_lib, format, [Format, Args]}: what io:format sends. A
+            // format io_lib cannot apply is `{error, format}`, as `group` answers (the
+            // caller's `io:format` raises `badarg`).
             match (e[2].as_atom(), e[3].as_atom(), e[4].as_list()) {
                 (Some("io_lib"), Some("format"), Some([fmt, args])) => {
-                    match (chardata_to_string(fmt), args.as_list()) {
-                        (Some(fmt), Some(args)) => {
-                            write_stdout(&format_erlang(&fmt, args));
+                    let text = chardata_to_string(fmt)
+                        .zip(args.as_list())
+                        .and_then(|(fmt, args)| format_erlang(&fmt, args));
+                    match text {
+                        Some(text) => {
+                            write_stdout(&text);
                             atom("ok")
                         }
-                        _ => error_request(),
+                        None => tuple(vec![atom("error"), atom("format")]),
                     }
                 }
                 _ => error_request(),
@@ -150,18 +226,26 @@ fn io_request(request: &Term) -> Term {
         (Some("requests"), 2) => {
             let mut last = atom("ok");
             for r in e[1].as_list().unwrap_or(&[]) {
-                last = io_request(r);
+                last = io_request(r, opts);
                 if !last.is_atom("ok") {
                     break;
                 }
             }
             last
         }
-        (Some("setopts"), 2) => atom("ok"),
-        (Some("getopts"), 1) => crate::term::nil(),
+        (Some("setopts"), 2) => opts.set(&e[1]),
         (Some("get_geometry"), 2) => tuple(vec![atom("error"), atom("enotsup")]),
-        // No keyboard behind this node's `user`: reading finds end of input.
-        (Some("get_chars" | "get_line" | "get_until" | "get_password"), _) => atom("eof"),
+        // No keyboard behind this node's `user`: reading finds end of input. Scanning
+        // tokens (`io:scan_erl_exprs/2`, `io:read/1`) ends as `erl_scan:tokens/3` does
+        // at end of input, `{eof, Location}`.
+        (Some("get_until"), 5 | 6) => match &e[e.len() - 3..] {
+            [m, f, args] if m.is_atom("erl_scan") && f.is_atom("tokens") => match args.as_list() {
+                Some([location, ..]) => tuple(vec![atom("eof"), location.clone()]),
+                _ => atom("eof"),
+            },
+            _ => atom("eof"),
+        },
+        (Some("get_chars" | "get_line" | "get_password"), _) => atom("eof"),
         _ => error_request(),
     }
 }
@@ -241,9 +325,12 @@ fn write_stdout(text: &str) {
 
 /// Enough of `io_lib:format/2` for what programs send to a remote group leader and
 /// log: `~p ~w ~s ~c ~n ~i ~~`, `~P ~W` (the depth is not applied), integers in a base
-/// (`~b`, `~.16B`), with the `t` and `l` modifiers and field widths read and left
-/// unapplied. Terms print in Erlang's syntax, as `io_lib` prints them.
-fn format_erlang(fmt: &str, args: &[Term]) -> String {
+/// (`~b`, `~.16B`), floats (`~f` with its precision; `~e ~g` as `~w`), with the `t` and
+/// `l` modifiers and field widths read and left unapplied. Terms print in Erlang's
+/// syntax, as `io_lib` prints them. `None` where `io_lib:format/2` raises `badarg`: a
+/// control it does not have, an argument of the wrong type, too few or too many
+/// arguments.
+fn format_erlang(fmt: &str, args: &[Term]) -> Option<String> {
     let mut out = String::new();
     let mut args = args.iter();
     let mut chars = fmt.chars().peekable();
@@ -259,7 +346,7 @@ fn format_erlang(fmt: &str, args: &[Term]) -> String {
             match c {
                 '.' => in_precision = true,
                 '*' => {
-                    args.next();
+                    args.next()?.as_int()?;
                 }
                 '-' => {}
                 c if c.is_ascii_digit() => {
@@ -274,52 +361,85 @@ fn format_erlang(fmt: &str, args: &[Term]) -> String {
         while chars.peek().is_some_and(|c| matches!(c, 't' | 'l')) {
             chars.next();
         }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('~') => out.push('~'),
-            Some('i') => {
-                args.next();
+        match chars.next()? {
+            'n' => out.push('\n'),
+            '~' => out.push('~'),
+            'i' => {
+                args.next()?;
             }
-            Some('s') => {
-                if let Some(a) = args.next() {
-                    out.push_str(&chardata_to_string(a).unwrap_or_else(|| a.erlang().to_string()));
+            's' => {
+                let a = args.next()?;
+                match a {
+                    Term::Atom(name) => out.push_str(name.name()),
+                    a if a.as_int().is_some() => return None,
+                    a => out.push_str(&chardata_to_string(a)?),
                 }
             }
-            Some('c') => {
-                if let Some(ch) = args
-                    .next()
-                    .and_then(Match::as_int)
-                    .and_then(|i| char::from_u32(i as u32))
-                {
-                    out.push(ch);
-                }
+            'c' => {
+                let ch = args.next()?.as_int()?;
+                out.push(u32::try_from(ch).ok().and_then(char::from_u32)?);
             }
-            Some(control @ ('b' | 'B' | 'x' | 'X' | '#' | '+')) => {
-                let base = precision.parse().ok().filter(|b| (2..=36).contains(b));
+            control @ ('b' | 'B' | 'x' | 'X' | '#' | '+') => {
+                let base = match precision.as_str() {
+                    "" => 10,
+                    p => p.parse().ok().filter(|b| (2..=36).contains(b))?,
+                };
                 if control == 'x' || control == 'X' {
                     // The prefix argument.
-                    args.next();
+                    args.next()?;
                 }
-                if let Some(a) = args.next() {
-                    match (a.as_int(), base) {
-                        (Some(i), Some(base)) => out.push_str(&in_base(i, base)),
-                        _ => out.push_str(&a.erlang().to_string()),
+                let a = args.next()?;
+                match a.as_int() {
+                    Some(i) => out.push_str(&in_base(i, base)),
+                    // A big integer: in base 10, as a term.
+                    None if matches!(a, Term::BigInteger(_)) => {
+                        out.push_str(&a.erlang().to_string())
                     }
+                    None => return None,
                 }
             }
-            Some(control) => {
-                if let Some(a) = args.next() {
-                    out.push_str(&a.erlang().to_string());
-                }
+            'f' => {
+                let Term::Float(x) = args.next()? else {
+                    return None;
+                };
+                let digits = precision.parse().unwrap_or(6);
+                out.push_str(&format!("{:.*}", digits, x.value));
+            }
+            control @ ('e' | 'g') => {
+                let Term::Float(x) = args.next()? else {
+                    return None;
+                };
+                let digits = precision.parse().unwrap_or(6).max(2);
+                out.push_str(&float_e_or_g(x.value, digits, control == 'g'));
+            }
+            control @ ('p' | 'w' | 'P' | 'W') => {
+                out.push_str(&args.next()?.erlang().to_string());
                 if matches!(control, 'P' | 'W') {
                     // The depth.
-                    args.next();
+                    args.next()?.as_int()?;
                 }
             }
-            None => out.push('~'),
+            _ => return None,
         }
     }
-    out
+    args.next().is_none().then_some(out)
+}
+
+/// `~.Pe` (`1.50000e+0`: `P` significant digits) and `~.Pg` (as `~f` with `P`
+/// significant digits for 0.1 <= |x| < 10^P, else as `~e`).
+fn float_e_or_g(x: f64, digits: usize, g: bool) -> String {
+    let magnitude = x.abs();
+    if g && (0.1..10f64.powi(digits as i32)).contains(&magnitude) {
+        let whole = magnitude.log10().floor() as i64 + 1;
+        let decimals = usize::try_from(digits as i64 - whole).unwrap_or(0);
+        return format!("{x:.decimals$}");
+    }
+    let e = format!("{:.*e}", digits - 1, x);
+    match e.split_once('e') {
+        Some((mantissa, exp)) if exp.starts_with('-') => format!("{mantissa}e{exp}"),
+        Some((mantissa, exp)) => format!("{mantissa}e+{exp}"),
+        None => e,
+    }
 }
 
 /// `i` in `base` (2 to 36), with capital letters, as `~.16B` writes it.
@@ -397,8 +517,8 @@ mod tests {
     #[test]
     fn formats_like_io_lib() {
         assert_eq!(
-            format_erlang("a ~p ~s~n~~", &[int(1), binary("x")]),
-            "a 1 x\n~"
+            format_erlang("a ~p ~s~n~~", &[int(1), binary("x")]).as_deref(),
+            Some("a 1 x\n~")
         );
         let args = [
             atom("rusty"),
@@ -406,21 +526,89 @@ mod tests {
             int(255),
             int(-10),
             list(vec![int(1)]),
+            atom("ignored"),
         ];
         assert_eq!(
-            format_erlang("~p ~ts ~.16B ~b ~10.3tp ~i.", &args),
-            "rusty é FF -10 [1] ."
+            format_erlang("~p ~ts ~.16B ~b ~10.3tp ~i.", &args).as_deref(),
+            Some("rusty é FF -10 [1] .")
         );
+        assert_eq!(
+            format_erlang(
+                "~f ~.2f ~s ~e ~g ~g ~.3e",
+                &[float(1.5), float(2.0), atom("a"), float(1.5), float(1.5)]
+                    .into_iter()
+                    .chain([float(1.0e7), float(-0.00123)])
+                    .collect::<Vec<_>>()
+            )
+            .as_deref(),
+            Some("1.500000 2.00 a 1.50000e+0 1.50000 1.00000e+7 -1.23e-3")
+        );
+        // Where io_lib:format/2 raises badarg.
+        for (fmt, args) in [
+            ("~bad", vec![]),
+            ("~p", vec![]),
+            ("~p", vec![int(1), int(2)]),
+            ("~c", vec![atom("x")]),
+            ("~s", vec![int(1)]),
+            ("~b", vec![atom("x")]),
+            ("~f", vec![int(1)]),
+            ("tilde at the end ~", vec![]),
+        ] {
+            assert_eq!(format_erlang(fmt, &args), None, "{fmt}");
+        }
+    }
+
+    fn float(value: f64) -> Term {
+        Term::Float(crate::term::Float { value })
     }
 
     #[test]
     fn unknown_requests_get_error_request() {
-        assert_eq!(io_request(&atom("x")), error_request());
-        assert!(io_request(&tuple(vec![
-            atom("put_chars"),
-            atom("unicode"),
-            list(vec![])
-        ]))
+        let opts = &mut Opts::default();
+        assert_eq!(io_request(&atom("x"), opts), error_request());
+        assert!(io_request(
+            &tuple(vec![atom("put_chars"), atom("unicode"), list(vec![])]),
+            opts
+        )
         .is_atom("ok"));
+    }
+
+    #[test]
+    fn options_are_kept_as_user_keeps_them() {
+        let opts = &mut Opts::default();
+        let getopts = atom("getopts");
+        let setopts = |o: Term| tuple(vec![atom("setopts"), list(vec![o])]);
+        let both = |binary: bool, encoding: &str| {
+            list(vec![
+                tuple(vec![atom("binary"), crate::term::boolean(binary)]),
+                tuple(vec![atom("encoding"), atom(encoding)]),
+            ])
+        };
+        assert_eq!(io_request(&getopts, opts), both(true, "unicode"));
+        assert!(io_request(&setopts(atom("list")), opts).is_atom("ok"));
+        let latin1 = tuple(vec![atom("encoding"), atom("latin1")]);
+        assert!(io_request(&setopts(latin1), opts).is_atom("ok"));
+        assert_eq!(io_request(&getopts, opts), both(false, "latin1"));
+        let unknown = io_request(&setopts(atom("echo_everything")), opts);
+        assert_eq!(unknown, tuple(vec![atom("error"), atom("enotsup")]));
+        assert_eq!(io_request(&getopts, opts), both(false, "latin1"));
+    }
+
+    #[test]
+    fn reading_finds_end_of_input() {
+        let opts = &mut Opts::default();
+        let prompt = charlist("p> ");
+        let get_line = tuple(vec![atom("get_line"), atom("unicode"), prompt.clone()]);
+        assert!(io_request(&get_line, opts).is_atom("eof"));
+        // io:scan_erl_exprs/2: erl_scan:tokens/3 at end of input.
+        let scan = tuple(vec![
+            atom("get_until"),
+            atom("unicode"),
+            prompt,
+            atom("erl_scan"),
+            atom("tokens"),
+            list(vec![int(1)]),
+        ]);
+        assert_eq!(io_request(&scan, opts), tuple(vec![atom("eof"), int(1)]));
     }
 }
