@@ -117,6 +117,5 @@ async fn main() -> anyhow::Result<()> {
         node.name(),
         node.name()
     );
-    node.serve_forever().await;
-    Ok(())
+    std::process::exit(node.serve_forever().await)
 }

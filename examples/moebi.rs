@@ -308,6 +308,6 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     node.start_task_supervisor("Elixir.Chat.TaskSupervisor");
     gen_server::start(&node, Some("echo"), Echo).await?;
     eprintln!("Moebi is listening as {} (Ctrl-C to stop)", node.name());
-    node.serve_forever().await;
-    Ok(())
+    // Until Ctrl-C or `:init.stop()` from a BEAM node; exits with the status asked for.
+    std::process::exit(node.serve_forever().await)
 }

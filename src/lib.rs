@@ -66,8 +66,8 @@
 //!         .await?;
 //!     println!("Enum.sum([1, 2]) on alex: {sum}");
 //!
-//!     node.serve_forever().await;
-//!     Ok(())
+//!     // Until Ctrl-C or a peer's `:init.stop()`; the status it asked for.
+//!     std::process::exit(node.serve_forever().await)
 //! }
 //! ```
 //!

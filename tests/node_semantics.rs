@@ -977,3 +977,27 @@ fn the_nodes_user_is_an_io_server_as_a_beam_nodes() {
     );
     c.assert_moebi_still_serves();
 }
+
+/// `:init.stop/0,1` and `:erlang.halt/1` from iex: the node answers `:ok` (`halt` does
+/// not answer: the caller's erpc gets `noconnection`), goes down, and its program ends
+/// with the status asked for.
+#[test]
+fn init_stop_and_halt_end_the_node_as_a_beam_nodes() {
+    let stop = "Node.monitor(NODE, true)
+        answer = :rpc.call(NODE, :init, :stop, [])
+        down = receive do {:nodedown, NODE} -> :nodedown after 10000 -> :timeout end
+        {answer, down, :net_adm.ping(NODE)}";
+    let halt = "Node.monitor(NODE, true)
+        answer = try do :erpc.call(NODE, :erlang, :halt, [7]) catch :error, e -> e end
+        down = receive do {:nodedown, NODE} -> :nodedown after 10000 -> :timeout end
+        {answer, down}";
+    for (scenario, expected, status) in [
+        (stop, "{:ok, :nodedown, :pang}", 0),
+        (halt, "{{:erpc, :noconnection}, :nodedown}", 7),
+    ] {
+        let mut c = Cluster::start();
+        assert_eq!(c.same_ok(scenario), expected);
+        let moebi = c.moebi.as_mut().expect("moebi");
+        assert_eq!(moebi.wait_exit(WAIT), Some(status), "{}", moebi.log());
+    }
+}

@@ -1279,3 +1279,64 @@ async fn priority_messages_from_a_beam_node() {
         assert_eq!(order, vec![atom("first")]);
     }
 }
+
+/// `Node::stop`: the peer sees the node go down (its links and monitors fire with
+/// `noconnection`), the node leaves EPMD, its processes end, and it connects to nobody
+/// again; `stopped()` gives 0. A peer's `init:stop(3)` is answered `ok` and stops the
+/// other node with status 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_leaves_the_cluster() {
+    let (epmd, a, b) = two_nodes().await;
+    let bn = b.name().to_owned();
+    let waiting = b.spawn(wait);
+    let (linked_tx, linked_rx) = tokio::sync::oneshot::channel();
+    let watcher = tokio::spawn({
+        let a = a.clone();
+        async move {
+            in_process(&a, move |mut p| async move {
+                p.trap_exit(true);
+                p.link(&waiting);
+                p.monitor(("echo", bn.as_str()));
+                p.call(("echo", bn.as_str()), atom("sync"), Some(WAIT))
+                    .await
+                    .unwrap();
+                linked_tx.send(()).unwrap();
+                signals(&mut p, 2).await
+            })
+            .await
+        }
+    });
+    linked_rx.await.unwrap();
+    tokio::time::timeout(WAIT, b.stop())
+        .await
+        .expect("stopped in time");
+    assert_eq!(b.stopped().await, 0);
+    let seen = tokio::time::timeout(WAIT, watcher).await.unwrap().unwrap();
+    assert_eq!(
+        seen,
+        vec![
+            ("DOWN".into(), atom("noconnection")),
+            ("EXIT".into(), atom("noconnection")),
+        ]
+    );
+    assert!(!b.is_alive(&waiting));
+    assert!(b.whereis("echo").is_none());
+    let names = cnode::epmd::names("localhost", epmd.local_port())
+        .await
+        .unwrap();
+    assert!(
+        names
+            .iter()
+            .all(|(n, _)| !b.name().starts_with(&format!("{n}@"))),
+        "{names:?}"
+    );
+    assert!(!b.connect(a.name()).await);
+    assert!(a.connected_nodes().is_empty());
+
+    // A peer's init:stop(3): answered, then the node stops with that status.
+    let c = start_node("c", epmd.local_port()).await;
+    let cn = c.name().to_owned();
+    let answer = a.erpc_call(&cn, "init", "stop", vec![int(3)], WAIT).await;
+    assert_eq!(answer, Ok(atom("ok")));
+    assert_eq!(tokio::time::timeout(WAIT, c.stopped()).await, Ok(3));
+}

@@ -372,6 +372,23 @@ impl ConnHandle {
         }
     }
 
+    /// Waits until everything queued has been handed to the socket (or the connection
+    /// has closed).
+    pub(crate) async fn flushed(&self) {
+        loop {
+            let drained = self.outbox.drained.notified();
+            if self.outbox.queued.load(Ordering::Relaxed) == 0 || !self.is_open() {
+                return;
+            }
+            tokio::select! {
+                _ = drained => {}
+                _ = self.closing.cancelled() => return,
+                // `drained` is only told below the busy limit's worth of change.
+                _ = tokio::time::sleep(std::time::Duration::from_millis(1)) => {}
+            }
+        }
+    }
+
     /// Whether the peer is a visible node (`PUBLISHED`): in `nodes()` and in `global`.
     pub(crate) fn is_visible(&self) -> bool {
         self.flags & crate::flags::PUBLISHED != 0

@@ -98,6 +98,17 @@ pub(super) fn connected(node: &Node) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// Every connection that is up.
+pub(super) fn all(node: &Node) -> Vec<Arc<ConnHandle>> {
+    lock(&node.0.conns)
+        .values()
+        .filter_map(|c| match c {
+            ConnState::Up(h) => Some(h.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The live connection to `peer`, if any.
 pub(crate) fn handle(node: &Node, peer: &str) -> Option<Arc<ConnHandle>> {
     match lock(&node.0.conns).get(peer) {
@@ -124,6 +135,9 @@ fn send_queued(node: &Node, peer: &Atom, message: Queued) {
             send_queued(node, peer, message);
         }
         Some(ConnState::Pending { queue, .. }) => queue.push(message),
+        // A stopped node connects to nobody: the message is dropped, as to a node
+        // that cannot be reached.
+        _ if node.is_stopping() => {}
         _ => {
             let attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
             conns.insert(
@@ -211,6 +225,11 @@ pub(crate) async fn try_connect(node: &Node, peer: &str) -> Result<(), Handshake
     };
     if peer == node.name() {
         return Ok(());
+    }
+    if node.is_stopping() {
+        return Err(HandshakeError::Io(std::io::Error::other(
+            "this node is stopped",
+        )));
     }
     reap_closed(node, peer);
     if handle(node, peer).is_some() {
@@ -364,6 +383,13 @@ fn fail_pending(node: &Node, peer: &Atom, attempt: u64, why: &str) {
 
 /// Makes a completed handshake the connection to that peer and sends what waited.
 fn install(node: &Node, stream: Stream, peer: PeerIdentity) {
+    if node.is_stopping() {
+        // A handshake that finished as the node stopped: the peer sees the socket close.
+        drop(stream);
+        lock(&node.0.conns).remove(&peer.name);
+        node.node_down(&Atom::from(peer.name.as_str()), None);
+        return;
+    }
     let name = Atom::from(peer.name.as_str());
     let handle = connection::start(
         node.clone(),
@@ -456,7 +482,12 @@ pub(super) fn spawn_acceptor(node: Node, listener: TcpListener) {
     tokio::spawn(async move {
         let mut next_id = 0u64;
         loop {
-            let (stream, addr) = match listener.accept().await {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                // The listener closes with the node.
+                _ = node.stopping() => return,
+            };
+            let (stream, addr) = match accepted {
                 Ok(s) => s,
                 Err(e) => {
                     // Out of file descriptors and the like: wait instead of spinning.

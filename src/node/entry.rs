@@ -214,6 +214,15 @@ impl ProcEntry {
     }
 }
 
+impl ProcEntry {
+    /// Ends the process with `reason`, trapping exits or not (the node is stopping).
+    pub(crate) fn halt(&self, reason: Term) {
+        if let Some(kill) = self.state().kill.take() {
+            let _ = kill.send(reason);
+        }
+    }
+}
+
 impl SpawnOpts {
     /// The same options with a link to `pid` set up before the process runs.
     pub(crate) fn linked_to(mut self, pid: Pid) -> Self {

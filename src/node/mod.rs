@@ -17,6 +17,7 @@ mod mailbox;
 mod names;
 mod route;
 mod signals;
+mod stop;
 mod table;
 
 pub use config::{default_cookie, NodeConfig};
@@ -96,8 +97,15 @@ pub(crate) struct NodeInner {
     pub extensions: Extensions,
     /// The deadlines of its processes' timed waits.
     deadlines: deadlines::Deadlines,
-    /// Our EPMD registration (none without `dist_listen`): dropping it unregisters.
-    _epmd: Option<epmd::Registration>,
+    /// Our EPMD registration (none without `dist_listen`, or once stopped): dropping it
+    /// unregisters.
+    epmd: Mutex<Option<epmd::Registration>>,
+    /// Stopping ([`Node::stop`]): nothing new connects, no new process runs.
+    stopping: tokio_util::sync::CancellationToken,
+    /// Stopped: every connection closed, every process ended.
+    stopped: tokio_util::sync::CancellationToken,
+    /// The exit status the node was stopped with.
+    status: OnceLock<i32>,
 }
 
 /// A node that is listening and registered with EPMD (unless it does not listen), not
@@ -152,7 +160,10 @@ impl Node {
             hooks,
             extensions: Extensions::default(),
             deadlines: Default::default(),
-            _epmd: registration,
+            epmd: Mutex::new(registration),
+            stopping: Default::default(),
+            stopped: Default::default(),
+            status: OnceLock::new(),
             config,
         }));
         Ok(Bound { node, listener })
@@ -238,10 +249,19 @@ impl Node {
         connect::disconnect(self, node)
     }
 
-    /// Runs until the process end (Ctrl-C or SIGTERM).
-    pub async fn serve_forever(&self) {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!(node = %self.0.name.name(), "stopping");
+    /// Runs until Ctrl-C (then stops the node) or until the node is stopped
+    /// ([`stop`](Node::stop), or a peer's `init:stop/0,1` or `erlang:halt/0,1,2`);
+    /// returns the exit status it was stopped with (0 after Ctrl-C), for
+    /// [`std::process::exit`], as a BEAM node's `init:stop(Status)` ends its program.
+    pub async fn serve_forever(&self) -> i32 {
+        tokio::select! {
+            status = self.stopped() => status,
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!(node = %self.0.name.name(), "stopping");
+                self.stop().await;
+                self.stopped().await
+            }
+        }
     }
 
     // ---- identity -------------------------------------------------------------------

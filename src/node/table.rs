@@ -75,7 +75,12 @@ impl Node {
         let node = self.clone();
         let run = body(node.clone(), entry.clone(), rx);
         tokio::spawn(async move {
-            let reason = tokio::select! {
+            // On a stopped node nothing runs (one prepared before the stop began is
+            // among those the stop ends).
+            let reason = if node.is_stopping() {
+                atom("shutdown")
+            } else {
+                tokio::select! {
                 biased;
                 killed = kill_rx => killed.unwrap_or_else(|_| atom("killed")),
                 result = caught(run) => match result {
@@ -83,6 +88,7 @@ impl Node {
                     Err(Exception::Exit(reason)) => reason,
                     Err(e) => node.report_crash(&entry, e.exit_reason()),
                 },
+                }
             };
             node.process_exited(&entry, reason);
         });
@@ -95,6 +101,11 @@ impl Node {
         let group_leader = entry.state().group_leader;
         (self.0.hooks.crashed)(self, &entry.pid, &group_leader, &reason);
         reason
+    }
+
+    /// Every process of this node.
+    pub(crate) fn all_entries(&self) -> Vec<Arc<ProcEntry>> {
+        lock(&self.0.procs).values().cloned().collect()
     }
 
     pub(crate) fn local_entry(&self, pid: &Pid) -> Option<Arc<ProcEntry>> {

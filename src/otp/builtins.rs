@@ -98,6 +98,30 @@ pub(crate) fn register(node: &Node) {
     bif(node, "throw", 1, |_, args| async move {
         Err(Exception::Throw(args[0].clone()))
     });
+    // `init:stop/0,1`: `ok`, then the node stops ([`Node::stop`]) once the caller has
+    // that answer, as a BEAM node's `init` takes it down after answering.
+    node.register_function("init", "stop", 0, |p, _| async move {
+        Ok(stop_after_answer(p, 0))
+    });
+    node.register_function("init", "stop", 1, |p, args| async move {
+        match exit_status(&args[0], false) {
+            Some(status) => Ok(stop_after_answer(p, status)),
+            None => Err(Exception::Error {
+                reason: atom("badarg"),
+                stacktrace: vec![tuple(vec![atom("init"), atom("stop"), int(1), nil()])],
+            }),
+        }
+    });
+    // `erlang:halt/0,1,2`: the node stops at once and the call is never answered (an
+    // erpc caller gets `noconnection`).
+    bif(node, "halt", 0, |p, _| halt(p, Some(0)));
+    bif(node, "halt", 1, |p, args| {
+        halt(p, exit_status(&args[0], true))
+    });
+    bif(node, "halt", 2, |p, args| {
+        let status = exit_status(&args[0], true).filter(|_| args[1].as_list().is_some());
+        halt(p, status)
+    });
     // `apply(Module, Function, Args)` and `apply(Fun, Args)`: what `:erpc.call(node,
     // fun)`, `Node.spawn(node, fun)` and a task given a fun run; and `spawn(Module,
     // Function, Args)`, a process of this node running the registered function with
@@ -226,6 +250,52 @@ async fn apply_fun(p: Process, call: Vec<Term>) -> Result<Term, Exception> {
             apply_frame(2),
         )),
     }
+}
+
+/// The exit status of `init:stop(Status)` and `erlang:halt(Status)`: a non-negative
+/// integer (the low 8 bits, as the process's exit status keeps them), or a string (a
+/// crash dump's slogan on the BEAM: 1); `abort` for `halt` (1).
+fn exit_status(status: &Term, halt: bool) -> Option<i32> {
+    if let Some(i) = status.as_int() {
+        return (i >= 0).then_some((i & 0xff) as i32);
+    }
+    if halt && status.is_atom("abort") {
+        return Some(1);
+    }
+    let bytes = status.as_list()?;
+    bytes
+        .iter()
+        .all(|b| b.as_int().is_some_and(|b| (0..256).contains(&b)))
+        .then_some(1)
+}
+
+/// Answers `ok`; the node stops once the process that runs the call (which sends the
+/// answer as it ends) has ended.
+fn stop_after_answer(p: Process, status: i32) -> Term {
+    let node = p.node().clone();
+    let caller = node.local_entry(&p.pid());
+    tokio::spawn(async move {
+        if let Some(caller) = caller {
+            // The process's own task holds it until it has ended and its answer is
+            // on its way; then only this one does.
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::sync::Arc::strong_count(&caller) > 1
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        node.stop_with(status).await;
+    });
+    atom("ok")
+}
+
+/// `erlang:halt`: stops the node with `status` (`badarg` for none) and never returns.
+async fn halt(p: Process, status: Option<i32>) -> Result<Term, Exception> {
+    let status = status.ok_or_else(Exception::bare_badarg)?;
+    let node = p.node().clone();
+    tokio::spawn(async move { node.stop_with(status).await });
+    std::future::pending().await
 }
 
 /// `{erlang, apply, Arity, []}`: the frame of `erlang:apply/2,3` in a stack.

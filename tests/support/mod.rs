@@ -961,6 +961,18 @@ impl RustNode {
     pub fn os_pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The exit code once the program has ended, within `t`.
+    pub fn wait_exit(&mut self, t: Duration) -> Option<i32> {
+        let deadline = Instant::now() + t;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
 }
 
 impl Drop for RustNode {

@@ -1,0 +1,61 @@
+//! Stopping a node, as `init:stop/0` stops a BEAM node: what was sent goes out, every
+//! connection closes (the peers see the node go down, and links and monitors across
+//! them fire with `noconnection`), the node leaves EPMD and accepts no more
+//! connections, and every process ends. The program that hosts the node goes on.
+
+use super::{connect, Node};
+use crate::sync::lock;
+use crate::term::atom;
+use std::time::Duration;
+
+/// How long stopping waits for what was queued for the peers to go out.
+const FLUSH: Duration = Duration::from_secs(1);
+
+impl Node {
+    /// Stops the node (see the module's documentation); returns once it has stopped.
+    /// [`stopped`](Node::stopped) then gives 0. Stopping a stopped node does nothing.
+    pub async fn stop(&self) {
+        self.stop_with(0).await
+    }
+
+    /// Resolves once the node has stopped, with the exit status it was stopped with: 0
+    /// for [`stop`](Node::stop) and `init:stop/0`, `Status` for `init:stop(Status)` and
+    /// `erlang:halt(Status)`.
+    pub async fn stopped(&self) -> i32 {
+        self.0.stopped.cancelled().await;
+        self.0.status.get().copied().unwrap_or(0)
+    }
+
+    /// Whether the node is stopping or has stopped: nothing new connects, no new
+    /// process runs.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.0.stopping.is_cancelled()
+    }
+
+    /// Resolves when the node begins to stop.
+    pub(crate) async fn stopping(&self) {
+        self.0.stopping.cancelled().await
+    }
+
+    /// Stops the node with the exit status `status`.
+    pub(crate) async fn stop_with(&self, status: i32) {
+        if self.0.status.set(status).is_err() {
+            // Stopping already.
+            self.0.stopped.cancelled().await;
+            return;
+        }
+        self.0.stopping.cancel();
+        tracing::info!(node = %self.name(), status, "node stopping");
+        drop(lock(&self.0.epmd).take());
+        let conns = connect::all(self);
+        let flushed = futures::future::join_all(conns.iter().map(|c| c.flushed()));
+        let _ = tokio::time::timeout(FLUSH, flushed).await;
+        for conn in &conns {
+            connect::down(self, conn, "node stopped");
+        }
+        for entry in self.all_entries() {
+            entry.halt(atom("shutdown"));
+        }
+        self.0.stopped.cancel();
+    }
+}
