@@ -1001,3 +1001,24 @@ fn init_stop_and_halt_end_the_node_as_a_beam_nodes() {
         assert_eq!(moebi.wait_exit(WAIT), Some(status), "{}", moebi.log());
     }
 }
+
+/// `:global` asked on the node: it knows the names registered in the cluster, as every
+/// node of it does (`whereis_name/1`, `registered_names/0`, `send/2`), and forgets one
+/// whose process ended.
+#[test]
+fn global_names_are_known_on_the_node_as_on_a_beam_node() {
+    let c = Cluster::start();
+    let scenario = "pid = spawn(fn -> receive do m -> exit(m) end end)
+        :yes = :global.register_name(:ns_name, pid)
+        on_node = fn -> :rpc.call(NODE, :global, :whereis_name, [:ns_name]) end
+        seen = Enum.find_value(1..200, fn _ -> on_node.() == pid || (Process.sleep(50); nil) end)
+        listed = :ns_name in :rpc.call(NODE, :global, :registered_names, [])
+        sent = :rpc.call(NODE, :global, :send, [:ns_name, :bye]) == pid
+        gone = Enum.find_value(1..200, fn _ -> on_node.() == :undefined || (Process.sleep(50); nil) end)
+        {seen, listed, sent, gone, Process.alive?(pid), :rpc.call(NODE, :global, :send, [:ns_none, :x])}";
+    assert_eq!(
+        c.same_ok(scenario),
+        "{true, true, true, true, false, {:badrpc, {:EXIT, {:badarg, {:ns_none, :x}}}}}"
+    );
+    c.assert_moebi_still_serves();
+}

@@ -1340,3 +1340,65 @@ async fn a_stopped_node_leaves_the_cluster() {
     assert_eq!(answer, Ok(atom("ok")));
     assert_eq!(tokio::time::timeout(WAIT, c.stopped()).await, Ok(3));
 }
+
+/// The names BEAM nodes register in `global` are known here, as on every node of the
+/// cluster: those registered before we joined (the sync's `exchange`), those
+/// registered after (the registrar's call), each gone when its process ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_names_of_the_cluster_are_known_here() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let early = "Elixir.Early";
+    blocking(|| {
+        alex.eval(
+            "pid = spawn(fn -> receive do r -> exit(r) end end)
+             :yes = :global.register_name(Early, pid)",
+        )
+    });
+    let node = start_node("rusty", epmd.port()).await;
+    assert!(node.connect(&alex.node_name()).await);
+    let known = |name: &'static str| {
+        let node = node.clone();
+        async move {
+            for _ in 0..200 {
+                if let Some(pid) = node.whereis_global(&atom(name)) {
+                    return Some(pid);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            None
+        }
+    };
+    let pid = known(early)
+        .await
+        .expect("a name registered before we joined");
+    assert_eq!(pid.node.name(), alex.node_name());
+
+    // Registered now: the registrar asks this node too.
+    let late = blocking(|| {
+        alex.eval(
+            "pid = spawn(fn -> receive do r -> exit(r) end end)
+             :yes = :global.register_name(Late, pid)
+             inspect(pid)",
+        )
+    });
+    let pid = known("Elixir.Late").await.expect("a name registered after");
+    let as_alex_prints = format!("\"#PID<0.{}.{}>\"", pid.id, pid.serial);
+    assert_eq!(as_alex_prints, late, "the same process");
+    let mut names: Vec<String> = node.global_names().iter().map(|n| n.to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["Early", "Late"]);
+
+    // Its process ends: the name goes.
+    node.send(pid, atom("bye"));
+    let mut gone = false;
+    for _ in 0..200 {
+        if node.whereis_global(&atom("Elixir.Late")).is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the name of a process that ended");
+    assert!(node.whereis_global(&atom(early)).is_some());
+}

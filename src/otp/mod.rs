@@ -57,6 +57,7 @@ fn start_system_processes(node: &Node) {
     net_kernel::start(node);
     rpc::start(node);
     builtins::register(node);
+    global::register_functions(node);
     if !node.0.config.hidden {
         global::start(node);
     }

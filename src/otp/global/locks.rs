@@ -33,8 +33,18 @@ impl Global {
                 }
                 atom("true")
             }
-            (Some("register"), 4) | (Some("register_ext"), 5) => atom("yes"),
-            (Some("unregister"), 2) | (Some("unregister_ext"), 2) => atom("ok"),
+            // The registrar of the node registering a name asks every node, holding
+            // the cluster's lock.
+            (Some("register"), 4) | (Some("register_ext"), 5) => {
+                if let Some(pid) = e[2].as_pid() {
+                    self.insert_name(p, e[1].clone(), *pid);
+                }
+                atom("yes")
+            }
+            (Some("unregister"), 2) | (Some("unregister_ext"), _) => {
+                self.delete_name(p, &e[1]);
+                atom("ok")
+            }
             _ => return tracing::warn!("global: unexpected call {}", crate::term::Short(request)),
         };
         from.reply(p, reply);

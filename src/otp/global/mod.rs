@@ -7,17 +7,19 @@
 //! the nodes we know, and a peer connects to them (`sync_others/1`), so nodes that meet
 //! through us end up connected to each other (`connect_all`); and when two nodes of the
 //! cluster lose each other, we drop both, as every node does
-//! (`prevent_overlapping_partitions`, R15 and R16). We register no names: we never copy or
-//! forward the names BEAM nodes register (each BEAM node keeps a full copy and they
-//! exchange names with each other), and we answer the lock and registration calls every
-//! node receives.
+//! (`prevent_overlapping_partitions`, R15 and R16). We register no names ourselves, but
+//! keep a copy of the names the BEAM nodes register, as every node does ([`names`]),
+//! and we answer the lock and registration calls every node receives.
 //!
 //! The rules below (R1, R2, ...) are those of `global.erl` (kernel-8.5.3) as the session sees
 //! them from a peer, checked against real OTP 25 nodes. Messages to a peer's server are
 //! casts `{'$gen_cast', Msg}` to `{global_name_server, Node}` unless marked plain.
 
 mod locks;
+mod names;
 mod partitions;
+
+pub(crate) use names::register_functions;
 
 use super::gen_server::{parse_call, parse_cast};
 use super::sys;
@@ -55,6 +57,8 @@ struct Session {
     his_exchange: bool,
     sent_exchange: bool,
     sent_resolved: bool,
+    /// The name operations the peer's `exchange` made ours, done once resolved.
+    ops: Vec<Term>,
 }
 
 struct Global {
@@ -76,6 +80,10 @@ struct Global {
     locks: HashMap<Term, Lock>,
     /// Monitors on lock holders, so a dead holder's locks are freed.
     holder_monitors: HashMap<Pid, Reference>,
+    /// The names registered in the cluster ([`names`]), and the monitor of each name's
+    /// process.
+    names: HashMap<Term, Reference>,
+    name_monitors: HashMap<Reference, Term>,
     next_tag: i64,
 }
 
@@ -93,6 +101,8 @@ pub(crate) fn start(node: &Node) {
             prevent_overlapping_partitions: p.node().0.config.prevent_overlapping_partitions,
             locks: HashMap::new(),
             holder_monitors: HashMap::new(),
+            names: HashMap::new(),
+            name_monitors: HashMap::new(),
             // Like the tags `erlang:unique_integer([monotonic])` gives a BEAM node.
             next_tag: -(1 << 59),
         };
@@ -174,7 +184,8 @@ fn known_list<'a>(nodes: impl Iterator<Item = (&'a String, &'a i64)>, vsn: i64) 
 
 impl Global {
     /// What `:sys.get_state/1` shows (a BEAM's is `global`'s own record): the nodes in
-    /// sync with this one, those a session is under way with, and the locks held.
+    /// sync with this one, those a session is under way with, the locks held and the
+    /// names registered.
     fn state(&self) -> Term {
         let nodes = |names: &mut dyn Iterator<Item = &String>| {
             let mut names: Vec<&String> = names.collect();
@@ -187,6 +198,10 @@ impl Global {
             (
                 atom("locks"),
                 crate::term::list(self.locks.keys().cloned().collect()),
+            ),
+            (
+                atom("names"),
+                crate::term::list(self.names.keys().cloned().collect()),
             ),
         ])
     }
@@ -259,7 +274,11 @@ impl Global {
             // R16
             (Some("lost_connection"), 5) => self.lost_connection(p, &message),
             (Some("DOWN"), 5) => {
-                if let Some(pid) = e[3].as_pid() {
+                let name = match &e[1] {
+                    Term::Reference(r) => self.name_down(p, r),
+                    _ => false,
+                };
+                if let (false, Some(pid)) = (name, e[3].as_pid()) {
                     self.release_holder(pid);
                 }
             }
@@ -304,6 +323,7 @@ impl Global {
                 his_exchange: false,
                 sent_exchange: false,
                 sent_resolved: false,
+                ops: Vec::new(),
             },
         );
     }
@@ -394,8 +414,10 @@ impl Global {
             }
             // R7
             (Some("exchange"), 5) => {
+                let ops = self.exchange_ops(&e[2]);
                 if let Some(s) = self.sessions.get_mut(&n).filter(|s| e[4] == s.my_tag) {
                     s.his_exchange = true;
+                    s.ops = ops;
                     self.maybe_resolved(p, &n);
                 }
             }
@@ -409,7 +431,13 @@ impl Global {
                     s.sent_exchange = true;
                 }
                 self.maybe_resolved(p, &n);
-                let vsn = self.sessions.remove(&n).map_or(0, |s| s.vsn);
+                let (vsn, mut ops) = self
+                    .sessions
+                    .remove(&n)
+                    .map_or((0, Vec::new()), |s| (s.vsn, s.ops));
+                // `resolved/5`: our operations, then those the peer resolved for us.
+                ops.extend(e[2].as_list().unwrap_or(&[]).iter().cloned());
+                self.do_ops(p, &ops);
                 // `resolved/5`: the nodes we knew hear of the new ones (`new_nodes`)
                 // and connect to them, as they connect to us.
                 let mut new_nodes = vec![(n.clone(), vsn)];
@@ -431,6 +459,8 @@ impl Global {
             }
             // R9
             (Some("new_nodes"), 6) => {
+                let ops = e[2].as_list().unwrap_or(&[]).to_vec();
+                self.do_ops(p, &ops);
                 for (x, vsn) in e[4].as_list().unwrap_or(&[]).iter().filter_map(known_node) {
                     if x != self.me.name() && !self.known.contains_key(&x) {
                         self.known.insert(x.clone(), vsn);
