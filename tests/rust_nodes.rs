@@ -1402,3 +1402,123 @@ async fn global_names_of_the_cluster_are_known_here() {
     assert!(gone, "the name of a process that ended");
     assert!(node.whereis_global(&atom(early)).is_some());
 }
+
+/// A Rust node registers a `global` name as a BEAM node does (the cluster's lock, then
+/// every node): BEAM code calls `{:global, name}`, a taken name or a second name for the
+/// same process is refused, and the name goes when it is unregistered or its process
+/// ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_node_registers_global_names() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("rusty", epmd.port()).await;
+    gen_server::start(&node, Some("echo"), Echo).await.unwrap();
+    assert!(node.connect(&alex.node_name()).await);
+    let echo = node.whereis("echo").unwrap();
+    let name = atom("Elixir.Rusty.Echo");
+    assert!(node.register_global(name.clone(), echo).await);
+    let called = blocking(|| alex.eval("GenServer.call({:global, Rusty.Echo}, :hello)"));
+    assert_eq!(called, ":hello");
+    // Taken; and the process has a name already.
+    let other = node.spawn(wait);
+    assert!(!node.register_global(name.clone(), other).await);
+    assert!(!node.register_global(atom("second"), echo).await);
+    let taken = blocking(|| {
+        alex.eval("pid = spawn(fn -> Process.sleep(:infinity) end); :global.register_name(Rusty.Echo, pid)")
+    });
+    assert_eq!(taken, ":no");
+
+    // A BEAM caller registers through the Rust node; the name is everywhere.
+    let through_rpc = blocking(|| {
+        alex.eval(&format!(
+            "pid = spawn(fn -> Process.sleep(:infinity) end)
+             :yes = :rpc.call(:\"{}\", :global, :register_name, [:by_rpc, pid])
+             :global.whereis_name(:by_rpc) == pid",
+            node.name()
+        ))
+    });
+    assert_eq!(through_rpc, "true");
+
+    // A BEAM node resolving a clash over a name whose process is here asks this node
+    // to run the name's method.
+    let resolved = blocking(|| {
+        alex.eval(&format!(
+            "other = spawn(fn -> Process.sleep(:infinity) end)
+             kept = :rpc.call(:\"{}\", :global, :resolve_it, [&:global.random_notify_name/3, :n, self(), other])
+             {{kept == other, receive do m -> m after 5000 -> :none end}}",
+            node.name()
+        ))
+    });
+    assert_eq!(resolved, "{true, {:global_name_conflict, :n}}");
+
+    node.unregister_global(&name).await;
+    let gone = blocking(|| {
+        alex.eval("Enum.find_value(1..100, fn _ -> :global.whereis_name(Rusty.Echo) == :undefined || (Process.sleep(50); nil) end)")
+    });
+    assert_eq!(gone, "true");
+    assert!(node.whereis_global(&name).is_none());
+
+    // The process ends: alex forgets the name.
+    assert!(node.register_global(atom("waiting"), other).await);
+    let seen = blocking(|| alex.eval("node(:global.whereis_name(:waiting)) != node()"));
+    assert_eq!(seen, "true");
+    node.exit(&other, atom("kill"));
+    let forgotten = blocking(|| {
+        alex.eval("Enum.find_value(1..100, fn _ -> :global.whereis_name(:waiting) == :undefined || (Process.sleep(50); nil) end)")
+    });
+    assert_eq!(forgotten, "true");
+}
+
+/// Two partitions that registered the same name meet: the lesser node resolves the clash
+/// with the name's method (`random_exit_name`: the process on the greater node is
+/// killed), a Rust node as a BEAM node, and every node ends with the same process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_clash_between_partitions_is_resolved_as_among_beam_nodes() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    blocking(|| {
+        alex.eval(
+            "for name <- [Clash, Clash2] do
+               pid = spawn(fn -> Process.sleep(:infinity) end)
+               Process.register(pid, name)
+               :yes = :global.register_name(name, pid)
+             end
+             :ok",
+        )
+    });
+    // Each Rust node registers the name before it meets alex: "aaa" is the lesser node
+    // of its pair and resolves; alex resolves against "zzz".
+    for (prefix, name, survivor) in [
+        ("aaa", "Elixir.Clash", "rust"),
+        ("zzz", "Elixir.Clash2", "alex"),
+    ] {
+        let node = start_node(prefix, epmd.port()).await;
+        let mine = node.spawn(wait);
+        assert!(node.register_global(atom(name), mine).await);
+        assert!(node.connect(&alex.node_name()).await);
+        let mut settled = None;
+        for _ in 0..200 {
+            let here = node.whereis_global(&atom(name));
+            let alive = node.is_alive(&mine);
+            let there = blocking(|| {
+                alex.eval(&format!(
+                    "p = :global.whereis_name({n})
+                     {{is_pid(p) and node(p) == node(), Process.whereis({n}) != nil}}",
+                    n = name.trim_start_matches("Elixir.")
+                ))
+            });
+            match (here, alive, there.as_str()) {
+                (Some(p), true, "{false, false}") if p == mine => {
+                    settled = Some("rust");
+                    break;
+                }
+                (Some(p), false, "{true, true}") if p.node.name() == alex.node_name() => {
+                    settled = Some("alex");
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        assert_eq!(settled, Some(survivor), "{name} on {}", node.name());
+    }
+}

@@ -58,6 +58,7 @@ fn start_system_processes(node: &Node) {
     rpc::start(node);
     builtins::register(node);
     global::register_functions(node);
+    global::register_resolve_it(node);
     if !node.0.config.hidden {
         global::start(node);
     }

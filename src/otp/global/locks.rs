@@ -16,6 +16,10 @@ pub(super) struct Lock {
 impl Global {
     /// R13: the calls every node's `global_name_server` answers.
     pub(super) fn call(&mut self, p: &mut Process, from: Caller, request: &Term) {
+        if request.is_atom(super::KNOWN) {
+            let known = self.known.keys().map(|n| crate::term::atom(n)).collect();
+            return from.reply(p, crate::term::list(known));
+        }
         let Some(e) = request.as_tuple() else {
             return tracing::warn!("global: unexpected call {}", crate::term::Short(request));
         };
@@ -37,7 +41,7 @@ impl Global {
             // the cluster's lock.
             (Some("register"), 4) | (Some("register_ext"), 5) => {
                 if let Some(pid) = e[2].as_pid() {
-                    self.insert_name(p, e[1].clone(), *pid);
+                    self.insert_name(p, e[1].clone(), *pid, e[3].clone());
                 }
                 atom("yes")
             }
@@ -51,6 +55,12 @@ impl Global {
     }
 
     fn set_lock(&mut self, p: &mut Process, res: Term, req: Term, pid: &Pid) -> bool {
+        // While we sync names with a peer, the `global` lock is our locker's, as on a
+        // BEAM node: this node's registrar waits for the sync to end.
+        let ours = p.node().is_local(&pid.node);
+        if ours && res.is_atom("global") && !self.sessions.is_empty() {
+            return false;
+        }
         match self.locks.get_mut(&res) {
             Some(lock) if lock.requester == req => {
                 if !lock.holders.contains(pid) {

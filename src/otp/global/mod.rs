@@ -18,8 +18,10 @@
 mod locks;
 mod names;
 mod partitions;
+mod registrar;
 
 pub(crate) use names::register_functions;
+pub(crate) use registrar::register_resolve_it;
 
 use super::gen_server::{parse_call, parse_cast};
 use super::sys;
@@ -38,6 +40,8 @@ const VSN: i64 = 8;
 /// (`?pop_vsn`).
 const POP_VSN: i64 = 7;
 
+/// A call of this node's registrar: the nodes `global` knows.
+const KNOWN: &str = "$cnode_known";
 /// Internal messages from the node to this process.
 const NODE_UP: &str = "$cnode_nodeup";
 const NODE_DOWN: &str = "$cnode_nodedown";
@@ -59,6 +63,8 @@ struct Session {
     sent_resolved: bool,
     /// The name operations the peer's `exchange` made ours, done once resolved.
     ops: Vec<Term>,
+    /// Those we resolved for the peer, sent in our `resolved`.
+    resolved: Vec<Term>,
 }
 
 struct Global {
@@ -82,7 +88,7 @@ struct Global {
     holder_monitors: HashMap<Pid, Reference>,
     /// The names registered in the cluster ([`names`]), and the monitor of each name's
     /// process.
-    names: HashMap<Term, Reference>,
+    names: HashMap<Term, names::Registered>,
     name_monitors: HashMap<Reference, Term>,
     next_tag: i64,
 }
@@ -324,6 +330,7 @@ impl Global {
                 sent_exchange: false,
                 sent_resolved: false,
                 ops: Vec::new(),
+                resolved: Vec::new(),
             },
         );
     }
@@ -404,20 +411,25 @@ impl Global {
                 if !s.lock_ok {
                     s.lock_ok = true;
                     s.sent_exchange = true;
+                    let names = self.names_list();
                     cast(
                         p,
                         &node_of_locker,
-                        tuple(vec![atom("exchange"), me, nil(), nil(), his_tag]),
+                        tuple(vec![atom("exchange"), me, names, nil(), his_tag]),
                     );
                     self.maybe_resolved(p, &node_of_locker);
                 }
             }
             // R7
             (Some("exchange"), 5) => {
-                let ops = self.exchange_ops(&e[2]);
-                if let Some(s) = self.sessions.get_mut(&n).filter(|s| e[4] == s.my_tag) {
+                if !self.sessions.get(&n).is_some_and(|s| e[4] == s.my_tag) {
+                    return;
+                }
+                let (ops, resolved) = self.exchange_names(p, &n, &e[2]);
+                if let Some(s) = self.sessions.get_mut(&n) {
                     s.his_exchange = true;
                     s.ops = ops;
+                    s.resolved = resolved;
                     self.maybe_resolved(p, &n);
                 }
             }
@@ -504,7 +516,7 @@ impl Global {
                 let msg = tuple(vec![
                     atom("resolved"),
                     me,
-                    nil(),
+                    crate::term::list(s.resolved.clone()),
                     known,
                     atom("unused"),
                     nil(),

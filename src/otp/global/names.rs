@@ -1,17 +1,15 @@
 //! The names `global` keeps: every node of a `global` cluster holds a copy of every name
 //! registered in it (`global_names`), so `:global.whereis_name/1` is answered locally.
-//! We register none ourselves; we take what the BEAM nodes tell us: the names a peer
-//! has when we sync with it (`exchange`), the operations of a sync (`resolved`,
-//! `new_nodes`), and each `register` / `unregister` call. A name goes when its process
-//! ends or its node goes down (our monitor of it fires), as on a BEAM node. Name
-//! clashes between partitions are resolved by the BEAM nodes between themselves (we
-//! never run a resolve function: we are never the node that resolves), and their
-//! outcome reaches us as operations.
+//! The copy changes as a BEAM node's does: the names a peer has when we sync with it
+//! (`exchange`, where the lesser node of the pair resolves a clash), the operations of
+//! a sync (`resolved`, `new_nodes`), and each `register` / `unregister` call (from any
+//! node's registrar, ours included: [`registrar`](super::registrar)). A name goes when
+//! its process ends or its node goes down (our monitor of it fires).
 
 use super::Global;
 use crate::node::Node;
 use crate::process::Process;
-use crate::term::{atom, Match, Pid, Reference, Term};
+use crate::term::{atom, tuple, Match, Pid, Reference, Term};
 use std::collections::HashMap;
 use std::sync::RwLock;
 
@@ -45,6 +43,13 @@ impl Node {
         found
     }
 
+    /// Whether `pid` holds a `global` name (OTP refuses it a second one).
+    pub(crate) fn has_global_name(&self, pid: &Pid) -> bool {
+        let names = self.0.extensions.get::<Names>();
+        let all = names.0.read().unwrap_or_else(|e| e.into_inner());
+        all.values().any(|p| p == pid)
+    }
+
     /// `:global.registered_names()`: every name registered in `global`, as this node
     /// knows them.
     pub fn global_names(&self) -> Vec<Term> {
@@ -55,8 +60,9 @@ impl Node {
 }
 
 impl Global {
-    /// `ins_name/6`: `name` is `pid`'s now, watched so that it goes with the process.
-    pub(super) fn insert_name(&mut self, p: &mut Process, name: Term, pid: Pid) {
+    /// `ins_name/6`: `name` is `pid`'s now, with its resolve method, watched so that it
+    /// goes with the process.
+    pub(super) fn insert_name(&mut self, p: &mut Process, name: Term, pid: Pid, method: Term) {
         self.delete_name(p, &name);
         let monitor = p.monitor(pid);
         self.name_monitors.insert(monitor.clone(), name.clone());
@@ -66,14 +72,21 @@ impl Global {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.clone(), pid);
-        self.names.insert(name, monitor);
+        self.names.insert(
+            name,
+            Registered {
+                pid,
+                method,
+                monitor,
+            },
+        );
     }
 
     /// `delete_global_name2/2`.
     pub(super) fn delete_name(&mut self, p: &mut Process, name: &Term) {
         if let Some(gone) = self.names.remove(name) {
-            p.demonitor(&gone, true);
-            self.name_monitors.remove(&gone);
+            p.demonitor(&gone.monitor, true);
+            self.name_monitors.remove(&gone.monitor);
             let names = p.node().0.extensions.get::<Names>();
             names
                 .0
@@ -89,7 +102,7 @@ impl Global {
         let Some(name) = self.name_monitors.remove(monitor) else {
             return false;
         };
-        if self.names.get(&name) == Some(monitor) {
+        if self.names.get(&name).is_some_and(|r| &r.monitor == monitor) {
             self.names.remove(&name);
             let names = p.node().0.extensions.get::<Names>();
             names
@@ -101,20 +114,52 @@ impl Global {
         true
     }
 
-    /// `exchange_names/4` on a peer's names: the ones we do not have are ours to insert
-    /// once the sync is resolved; a clash is for the BEAM nodes to resolve.
-    pub(super) fn exchange_ops(&self, names: &Term) -> Vec<Term> {
-        names
-            .as_list()
-            .unwrap_or(&[])
-            .iter()
-            .filter(|entry| {
-                entry
-                    .as_tuple_n(3)
-                    .is_some_and(|e| e[1].as_pid().is_some() && !self.names.contains_key(&e[0]))
-            })
-            .map(|entry| crate::term::tuple(vec![atom("insert"), entry.clone()]))
-            .collect()
+    /// `exchange_names/4` on the names of the peer `peer`: `(Ops, Resolved)`, the
+    /// operations for us (a name we do not have is ours to insert) and those we resolved
+    /// for the peer, both done once the sync is resolved. A name both have with another
+    /// process is resolved by the lesser node, with the method of the name as we have
+    /// it ([`resolve`]); a method that is not one of `global`'s own is BEAM code, which
+    /// we cannot run: that is the BEAM's `badrpc` case, the peer's process is ours too.
+    pub(super) fn exchange_names(
+        &mut self,
+        p: &mut Process,
+        peer: &str,
+        names: &Term,
+    ) -> (Vec<Term>, Vec<Term>) {
+        let insert = |name: &Term, pid: &Pid, method: &Term| {
+            tuple(vec![
+                atom("insert"),
+                tuple(vec![name.clone(), Term::Pid(*pid), method.clone()]),
+            ])
+        };
+        let (mut ops, mut resolved) = (Vec::new(), Vec::new());
+        for entry in names.as_list().unwrap_or(&[]) {
+            let Some([name, Term::Pid(pid), method]) = entry.as_tuple_n(3) else {
+                continue;
+            };
+            let Some(ours) = self.names.get(name) else {
+                ops.push(insert(name, pid, method));
+                continue;
+            };
+            if ours.pid == *pid || p.node().name() >= peer {
+                // The same, or the peer resolves it.
+                continue;
+            }
+            let (pid2, method2) = (ours.pid, ours.method.clone());
+            match resolve(p, &method2, name, *pid, pid2) {
+                Some(Term::Pid(winner)) if winner == *pid => ops.push(insert(name, pid, method)),
+                Some(Term::Pid(winner)) if winner == pid2 => {
+                    resolved.push(insert(name, &pid2, &method2))
+                }
+                None => ops.push(insert(name, pid, method)),
+                Some(_) => {
+                    let delete = tuple(vec![atom("delete"), name.clone()]);
+                    ops.push(delete.clone());
+                    resolved.push(delete);
+                }
+            }
+        }
+        (ops, resolved)
     }
 
     /// `do_ops/5`: `{insert, {Name, Pid, Method}}` and `{delete, Name}`.
@@ -122,8 +167,8 @@ impl Global {
         for op in ops {
             match op.as_tuple_n(2) {
                 Some([tag, entry]) if tag.is_atom("insert") => {
-                    if let Some([name, Term::Pid(pid), _method]) = entry.as_tuple_n(3) {
-                        self.insert_name(p, name.clone(), *pid);
+                    if let Some([name, Term::Pid(pid), method]) = entry.as_tuple_n(3) {
+                        self.insert_name(p, name.clone(), *pid, method.clone());
                     }
                 }
                 Some([tag, name]) if tag.is_atom("delete") => self.delete_name(p, name),
@@ -133,8 +178,8 @@ impl Global {
     }
 }
 
-/// `global:whereis_name/1`, `global:registered_names/0` and `global:send/2`, for BEAM
-/// nodes and scripts that ask this node (`:rpc.call(node, :global, :whereis_name,
+/// `global:whereis_name/1`, `registered_names/0`, `send/2`, `register_name/2` and
+/// `unregister_name/1`, for BEAM nodes and scripts that ask this node (`:rpc.call(node, :global, :whereis_name,
 /// [name])`).
 pub(crate) fn register_functions(node: &Node) {
     node.register_function("global", "whereis_name", 1, |p, args| async move {
@@ -144,6 +189,18 @@ pub(crate) fn register_functions(node: &Node) {
     });
     node.register_function("global", "registered_names", 0, |p, _| async move {
         Ok(crate::term::list(p.node().global_names()))
+    });
+    node.register_function("global", "register_name", 2, |p, args| async move {
+        let [name, pid] = <[Term; 2]>::try_from(args).expect("two arguments");
+        let Some(pid) = pid.as_pid().copied() else {
+            return Err(crate::process::Exception::bare_badarg());
+        };
+        let yes = p.node().register_global(name, pid).await;
+        Ok(atom(if yes { "yes" } else { "no" }))
+    });
+    node.register_function("global", "unregister_name", 1, |p, args| async move {
+        p.node().unregister_global(&args[0]).await;
+        Ok(atom("ok"))
     });
     // `{badarg, {Name, Msg}}` for a name nobody registered, as `global:send/2` exits.
     node.register_function("global", "send", 2, |p, args| async move {
@@ -158,4 +215,69 @@ pub(crate) fn register_functions(node: &Node) {
             ]))),
         }
     });
+}
+
+/// A name as `global` keeps it: its process, its resolve method, and our monitor of
+/// the process.
+pub(super) struct Registered {
+    pid: Pid,
+    method: Term,
+    monitor: Reference,
+}
+
+impl Global {
+    /// `get_names/0`: `[{Name, Pid, Method}]`, what we tell a peer in the sync's
+    /// `exchange`.
+    pub(super) fn names_list(&self) -> Term {
+        let names = self.names.iter().map(|(name, r)| {
+            crate::term::tuple(vec![name.clone(), Term::Pid(r.pid), r.method.clone()])
+        });
+        crate::term::list(names.collect())
+    }
+}
+
+/// `resolve_it/4` with one of `global`'s own methods, by name: `random_exit_name` kills
+/// the process of the greater node and keeps the other, `random_notify_name` tells it
+/// `{global_name_conflict, Name}` instead, `notify_all_name` tells both `{global_name_conflict,
+/// Name, OtherPid}` and keeps none. `None` for another method (BEAM code).
+pub(super) fn resolve(p: &Process, method: &Term, name: &Term, a: Pid, b: Pid) -> Option<Term> {
+    let Term::ExternalFun(f) = method else {
+        return None;
+    };
+    if f.module.name() != "global" || f.arity != 3 {
+        return None;
+    }
+    // `minmax/2`: by the pids' nodes.
+    let (min, max) = if a.node.name() < b.node.name() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    match f.function.name() {
+        "random_exit_name" => {
+            tracing::info!(
+                "global: Name conflict terminating {}",
+                tuple(vec![name.clone(), Term::Pid(max)])
+            );
+            p.exit(&max, atom("kill"));
+            Some(Term::Pid(min))
+        }
+        "random_notify_name" => {
+            p.send(max, tuple(vec![atom("global_name_conflict"), name.clone()]));
+            Some(Term::Pid(min))
+        }
+        "notify_all_name" => {
+            let conflict = |other: Pid| {
+                tuple(vec![
+                    atom("global_name_conflict"),
+                    name.clone(),
+                    Term::Pid(other),
+                ])
+            };
+            p.send(a, conflict(b));
+            p.send(b, conflict(a));
+            Some(atom("none"))
+        }
+        _ => None,
+    }
 }
