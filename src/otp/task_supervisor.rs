@@ -63,36 +63,72 @@ struct Child {
     start: StartChild,
     restart: Restart,
     shutdown: Shutdown,
-    /// `{M, F, Args}` as `DynamicSupervisor` keeps it for a child it may start again
-    /// (`Args` is `undefined` for a temporary one); shown by `:sys.get_state/1`.
-    mfa: Term,
-    /// `worker` or `supervisor`, and the modules: from the child spec.
-    kind: Term,
-    modules: Term,
+    spec: Spec,
+}
+
+/// The rest of a child's spec, as `DynamicSupervisor` keeps it and shows it.
+enum Spec {
+    /// A task: `{Task.Supervised, :start_link, args}`, a worker of
+    /// `[Task.Supervised]`; made only when asked for (`:sys.get_state/1`), not for
+    /// every task started.
+    Task {
+        /// The start's arguments (`undefined` for a temporary task, which is not
+        /// started again).
+        args: Term,
+    },
+    /// A spec given to `DynamicSupervisor.start_child/2`: `{M, F, Args}` (`{M, F,
+    /// undefined}` for a temporary child), `worker` or `supervisor`, and the modules.
+    Given {
+        mfa: Term,
+        kind: Term,
+        modules: Term,
+    },
 }
 
 impl Child {
     /// A task of `Task.Supervisor.start_child/3`, `async/3` and the like.
     fn task(start: StartTask, restart: Restart, shutdown: Shutdown, args: Term) -> Child {
-        let supervised = atom("Elixir.Task.Supervised");
         Child {
             start: StartChild::Task(start),
-            mfa: tuple(vec![supervised.clone(), atom("start_link"), args]),
             restart,
             shutdown,
-            kind: atom("worker"),
-            modules: list(vec![supervised]),
+            spec: Spec::Task { args },
+        }
+    }
+
+    fn mfa(&self) -> Term {
+        match &self.spec {
+            Spec::Task { args } => tuple(vec![
+                atom("Elixir.Task.Supervised"),
+                atom("start_link"),
+                args.clone(),
+            ]),
+            Spec::Given { mfa, .. } => mfa.clone(),
+        }
+    }
+
+    fn kind(&self) -> Term {
+        match &self.spec {
+            Spec::Task { .. } => atom("worker"),
+            Spec::Given { kind, .. } => kind.clone(),
+        }
+    }
+
+    fn modules(&self) -> Term {
+        match &self.spec {
+            Spec::Task { .. } => list(vec![atom("Elixir.Task.Supervised")]),
+            Spec::Given { modules, .. } => modules.clone(),
         }
     }
 
     /// `{Pid, {MFA, Restart, Shutdown, Type, Modules}}` in `DynamicSupervisor`'s state.
     fn to_term(&self, pid: &Pid) -> (Term, Term) {
         let spec = tuple(vec![
-            self.mfa.clone(),
+            self.mfa(),
             atom(self.restart.name()),
             self.shutdown.to_term(),
-            self.kind.clone(),
-            self.modules.clone(),
+            self.kind(),
+            self.modules(),
         ]);
         (Term::Pid(*pid), spec)
     }
@@ -179,7 +215,7 @@ async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exce
                     Started::Ignore => break,
                     Started::Error(why) => tracing::error!(
                         "{name}: child {} failed to start again: {}",
-                        Short(&child.mfa),
+                        Short(&child.mfa()),
                         Short(&why)
                     ),
                 }
@@ -209,8 +245,8 @@ async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exce
                         tuple(vec![
                             atom("undefined"),
                             Term::Pid(*pid),
-                            child.kind.clone(),
-                            child.modules.clone(),
+                            child.kind(),
+                            child.modules(),
                         ])
                     })
                     .collect();
@@ -221,7 +257,7 @@ async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exce
                 let all = children.len();
                 let supervisors = children
                     .values()
-                    .filter(|c| c.kind.is_atom("supervisor"))
+                    .filter(|c| c.kind().is_atom("supervisor"))
                     .count();
                 let counts = [
                     ("specs", all),
@@ -426,9 +462,11 @@ fn handle_call(request: &Term, me: Pid) -> Option<Call> {
                         start: StartChild::Apply(m.to_owned(), f.to_owned(), args.to_vec()),
                         restart,
                         shutdown: Shutdown::from_term(shutdown)?,
-                        mfa: kept_mfa(mfa, restart),
-                        kind: kind.clone(),
-                        modules: modules.clone(),
+                        spec: Spec::Given {
+                            mfa: kept_mfa(mfa, restart),
+                            kind: kind.clone(),
+                            modules: modules.clone(),
+                        },
                     }))
                 }
             };
@@ -436,9 +474,11 @@ fn handle_call(request: &Term, me: Pid) -> Option<Call> {
                 start: StartChild::Task(start),
                 restart,
                 shutdown: Shutdown::from_term(shutdown)?,
-                mfa: kept_mfa(mfa, restart),
-                kind: kind.clone(),
-                modules: modules.clone(),
+                spec: Spec::Given {
+                    mfa: kept_mfa(mfa, restart),
+                    kind: kind.clone(),
+                    modules: modules.clone(),
+                },
             }))
         }
         ("terminate_child", 2) => Some(Call::TerminateChild(*e[1].as_pid()?)),
