@@ -123,6 +123,7 @@ pub use node::{default_cookie, Node, NodeConfig, NodeError};
 pub use otp::gen_server::{
     self, CallError, CallErrorKind, Caller, GenServer, Next, Reply, StartError,
 };
+pub use otp::pg::PgError;
 pub use otp::rpc::RpcError;
 pub use otp::supervisor;
 pub use otp::task_supervisor::{NodeTask, Task, TaskError};

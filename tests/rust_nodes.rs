@@ -1522,3 +1522,140 @@ async fn a_name_clash_between_partitions_is_resolved_as_among_beam_nodes() {
         assert_eq!(settled, Some(survivor), "{name} on {}", node.name());
     }
 }
+
+/// `pg` with BEAM nodes: a Rust scope finds the same scope on the nodes it is connected
+/// to and on those that connect later, sees their members, and they see its own (joined
+/// twice, left once, gone when the process ends), as between two BEAM nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_groups_are_shared_with_beam_nodes() {
+    let epmd = Epmd::start();
+    let start_scope = "{:ok, _} = :pg.start(:chat_scope)
+        pid = spawn(fn -> receive do r -> exit(r) end end)
+        :ok = :pg.join(:chat_scope, :room, pid)
+        Process.register(pid, :member)
+        :ok";
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    blocking(|| alex.eval(start_scope));
+    let node = start_node("rusty", epmd.port()).await;
+    assert!(node.connect(&alex.node_name()).await);
+    node.start_pg("chat_scope").unwrap();
+    let room = atom("room");
+    let members_here = |n: usize| {
+        let node = node.clone();
+        let room = room.clone();
+        async move {
+            for _ in 0..200 {
+                let members = node.pg_members("chat_scope", &room);
+                if members.len() == n {
+                    return members;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            node.pg_members("chat_scope", &room)
+        }
+    };
+    // alex's member, found by the scope started after the connection.
+    let found = members_here(1).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].node.name(), alex.node_name());
+
+    // A Rust member, joined twice: alex sees it twice; left once, once.
+    let worker = node.spawn(wait);
+    node.pg_join("chat_scope", room.clone(), &[worker])
+        .await
+        .unwrap();
+    node.pg_join("chat_scope", room.clone(), &[worker])
+        .await
+        .unwrap();
+    assert_eq!(
+        node.pg_local_members("chat_scope", &room),
+        vec![worker, worker]
+    );
+    let on_alex = |n: usize| {
+        format!(
+            "Enum.find_value(1..200, fn _ ->
+               m = :pg.get_members(:chat_scope, :room)
+               length(Enum.filter(m, &(node(&1) != node()))) == {n} || (Process.sleep(50); nil)
+             end)"
+        )
+    };
+    assert_eq!(blocking(|| alex.eval(&on_alex(2))), "true");
+    assert_eq!(
+        node.pg_leave("chat_scope", room.clone(), &[worker]).await,
+        Ok(true)
+    );
+    assert_eq!(blocking(|| alex.eval(&on_alex(1))), "true");
+    assert_eq!(
+        node.pg_leave("chat_scope", atom("elsewhere"), &[worker])
+            .await,
+        Ok(false)
+    );
+
+    // A node that connects later: its scope and ours find each other.
+    let kate = blocking(|| BeamNode::start(&unique_name("kate"), COOKIE, &epmd));
+    blocking(|| kate.eval(start_scope));
+    assert!(node.connect(&kate.node_name()).await);
+    assert_eq!(members_here(3).await.len(), 3, "alex's, kate's and ours");
+    let asked = blocking(|| {
+        kate.eval(&format!(
+            "Enum.find_value(1..200, fn _ ->
+               m = :pg.get_members(:chat_scope, :room)
+               (length(m) == 3 and length(:rpc.call(:\"{}\", :pg, :get_members, [:chat_scope, :room])) == 3) || (Process.sleep(50); nil)
+             end)",
+            node.name()
+        ))
+    });
+    assert_eq!(asked, "true");
+
+    // Members that end leave: ours on alex, alex's here.
+    node.exit(&worker, atom("kill"));
+    assert_eq!(blocking(|| alex.eval(&on_alex(1))), "true", "kate's left");
+    blocking(|| alex.eval("send(:member, :bye)"));
+    let left = members_here(1).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].node.name(), kate.node_name());
+    assert_eq!(node.pg_groups("chat_scope"), vec![room.clone()]);
+    let stranger = Pid::new(alex.node_name().as_str(), 1, 0, 1);
+    assert!(matches!(
+        node.pg_join("chat_scope", room, &[stranger]).await,
+        Err(cnode::PgError::NotLocal(_))
+    ));
+}
+
+/// `pg` between Rust nodes: the same protocol both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_groups_among_rust_nodes() {
+    let (_epmd, a, b) = two_nodes().await;
+    a.start_pg("pg").unwrap();
+    b.start_pg("pg").unwrap();
+    assert!(a.connect(b.name()).await);
+    let on_a = a.spawn(wait);
+    let on_b = b.spawn(wait);
+    a.pg_join("pg", atom("g"), &[on_a]).await.unwrap();
+    b.pg_join("pg", atom("g"), &[on_b]).await.unwrap();
+    let mut seen = (Vec::new(), Vec::new());
+    for _ in 0..200 {
+        seen = (
+            a.pg_members("pg", &atom("g")),
+            b.pg_members("pg", &atom("g")),
+        );
+        if seen.0.len() == 2 && seen.1.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (mut on_a_view, mut on_b_view) = seen;
+    on_a_view.sort_by_key(|p| p.node.name().to_owned());
+    on_b_view.sort_by_key(|p| p.node.name().to_owned());
+    assert_eq!(on_a_view, on_b_view);
+    assert_eq!(on_a_view.len(), 2);
+    // b goes away: a forgets b's member.
+    b.stop().await;
+    for _ in 0..200 {
+        if a.pg_members("pg", &atom("g")) == vec![on_a] {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("b's member stays: {:?}", a.pg_members("pg", &atom("g")));
+}

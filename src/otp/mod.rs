@@ -9,6 +9,7 @@ pub mod gen_server;
 pub(crate) mod global;
 pub(crate) mod io;
 pub(crate) mod net_kernel;
+pub(crate) mod pg;
 pub mod rpc;
 pub(crate) mod spawn;
 pub mod supervisor;
@@ -59,6 +60,7 @@ fn start_system_processes(node: &Node) {
     builtins::register(node);
     global::register_functions(node);
     global::register_resolve_it(node);
+    pg::register_functions(node);
     if !node.0.config.hidden {
         global::start(node);
     }
@@ -69,6 +71,9 @@ fn start_system_processes(node: &Node) {
 fn node_up(node: &Node, conn: &ConnHandle) {
     if !node.0.config.hidden && conn.is_visible() {
         global::node_up(node, &conn.peer);
+    }
+    if conn.is_visible() {
+        pg::node_up(node, &conn.peer);
     }
 }
 

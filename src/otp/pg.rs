@@ -1,0 +1,486 @@
+//! `pg`: process groups, as OTP's `pg` keeps them (OTP 23+), so Rust processes take part
+//! in the groups of BEAM nodes (`:pg.join/3` there, [`Node::pg_join`] here) and see
+//! theirs (`:pg.get_members/2`, [`Node::pg_members`]).
+//!
+//! A scope is a process registered under the scope's name on every node that runs it.
+//! The scopes of two nodes find each other (`{discover, Scope}` when a connection comes
+//! up, answered by a `sync` of the groups with their local members and a `discover`
+//! back), then tell each other every `join` and `leave` of their own processes; a
+//! scope that goes away (its node lost) takes its members with it. Only local processes
+//! join, and a member that ends leaves its groups. This is the protocol of OTP 23 to 28
+//! (`pg` version 0), which OTP 29's `pg` speaks too with a peer that speaks it: it
+//! answers a version-1 `discover` in that form and gets updates back as `join` and
+//! `leave`. Every node keeps the whole view; reading it takes no message.
+
+use super::gen_server::{parse_call, parse_cast, CallError, Caller};
+use super::sys;
+use crate::node::Node;
+use crate::process::{Exception, Process};
+use crate::term::{atom, list, tuple, Atom, Match, Pid, Reference, Short, Term};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// Internal message: a connection to a visible node came up.
+const NODE_UP: &str = "$cnode_nodeup";
+
+/// Each scope's view of its groups, where readers find it: `Group => (all members,
+/// local members)`.
+#[derive(Default)]
+pub(crate) struct Scopes(RwLock<HashMap<Atom, Arc<RwLock<View>>>>);
+
+type View = HashMap<Term, (Vec<Pid>, Vec<Pid>)>;
+
+impl Node {
+    /// `:pg.start_link(scope)`: starts the scope registered as `scope` (`"pg"` is the
+    /// default scope of `:pg.join/2`; Elixir libraries name their own), which finds the
+    /// same scope on the nodes this node is connected to and keeps the groups in step
+    /// with theirs. Started again if it ends (its local members are then lost, as on the
+    /// BEAM). Returns its pid; `Err` when the name is taken.
+    ///
+    /// ```no_run
+    /// # async fn demo(node: cnode::Node) -> Result<(), cnode::Exception> {
+    /// use cnode::term::atom;
+    /// node.start_pg("pg")?;
+    /// let worker = node.spawn(|mut p| async move { loop { p.receive().await; } });
+    /// node.pg_join("pg", atom("workers"), &[worker]).await?;
+    /// // On a BEAM node: :pg.get_members(:workers) includes the Rust worker.
+    /// let everyone = node.pg_members("pg", &atom("workers"));
+    /// # Ok(()) }
+    /// ```
+    pub fn start_pg(&self, scope: &str) -> Result<Pid, Exception> {
+        let name = Atom::from(scope);
+        let view = {
+            let scopes = self.0.extensions.get::<Scopes>();
+            let mut scopes = scopes.0.write().unwrap_or_else(|e| e.into_inner());
+            scopes.entry(name).or_default().clone()
+        };
+        super::keep_registered(self, scope, move |p, parent| {
+            serve(p, parent, name, view.clone())
+        })
+    }
+
+    /// `:pg.join(scope, group, pids)`: the processes (of this node) join `group`, here
+    /// and on every node of the scope. A process may join a group more than once.
+    pub async fn pg_join(&self, scope: &str, group: Term, pids: &[Pid]) -> Result<(), PgError> {
+        let request = tuple(vec![atom("join_local"), group, self.local_pids(pids)?]);
+        self.call(scope, request, None).await?;
+        Ok(())
+    }
+
+    /// `:pg.leave(scope, group, pids)`: the processes leave `group` (one join each);
+    /// `false` (`:not_joined`) when none of them had joined it.
+    pub async fn pg_leave(&self, scope: &str, group: Term, pids: &[Pid]) -> Result<bool, PgError> {
+        let request = tuple(vec![atom("leave_local"), group, self.local_pids(pids)?]);
+        Ok(self.call(scope, request, None).await?.is_atom("ok"))
+    }
+
+    /// `pids` as a list, if all are of this node (`ensure_local/1`).
+    fn local_pids(&self, pids: &[Pid]) -> Result<Term, PgError> {
+        match pids.iter().find(|p| !self.is_local(&p.node)) {
+            Some(pid) => Err(PgError::NotLocal(*pid)),
+            None => Ok(list(pids.iter().copied().map(Term::Pid).collect())),
+        }
+    }
+
+    /// `:pg.get_members(scope, group)`: every member of `group`, on every node of the
+    /// scope, as this node knows them (a process that joined more than once is there
+    /// more than once).
+    pub fn pg_members(&self, scope: &str, group: &Term) -> Vec<Pid> {
+        self.pg_view(scope, |v| v.get(group).map(|(all, _)| all.clone()))
+            .unwrap_or_default()
+    }
+
+    /// `:pg.get_local_members(scope, group)`: the members on this node.
+    pub fn pg_local_members(&self, scope: &str, group: &Term) -> Vec<Pid> {
+        self.pg_view(scope, |v| v.get(group).map(|(_, local)| local.clone()))
+            .unwrap_or_default()
+    }
+
+    /// `:pg.which_groups(scope)`: the groups with a member anywhere.
+    pub fn pg_groups(&self, scope: &str) -> Vec<Term> {
+        self.pg_view(scope, |v| Some(v.keys().cloned().collect()))
+            .unwrap_or_default()
+    }
+
+    fn pg_view<T>(&self, scope: &str, read: impl FnOnce(&View) -> Option<T>) -> Option<T> {
+        let scopes = self.0.extensions.get::<Scopes>();
+        let view = scopes
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&Atom::from(scope))?
+            .clone();
+        let view = view.read().unwrap_or_else(|e| e.into_inner());
+        read(&view)
+    }
+}
+
+/// Why [`Node::pg_join`] or [`Node::pg_leave`] did nothing.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PgError {
+    /// The scope is not running on this node (`noproc`).
+    #[error("{0}")]
+    Call(#[from] CallError),
+    /// A process of another node: only local processes join and leave (`{nolocal,
+    /// Pid}` on the BEAM).
+    #[error("{0} is not a process of this node: only local processes join or leave a group")]
+    NotLocal(Pid),
+}
+
+/// A connection to a visible node came up: every scope of this node looks for its twin
+/// there (`net_kernel:monitor_nodes/1`'s `nodeup`, which `pg` gets).
+pub(crate) fn node_up(node: &Node, peer: &Atom) {
+    let scopes = node.0.extensions.get::<Scopes>();
+    let names: Vec<Atom> = scopes
+        .0
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .keys()
+        .copied()
+        .collect();
+    for scope in names {
+        node.send(scope.name(), tuple(vec![atom(NODE_UP), Term::Atom(*peer)]));
+    }
+}
+
+/// `pg:get_members/2`, `get_local_members/2` and `which_groups/1`, for BEAM callers that
+/// ask this node.
+pub(crate) fn register_functions(node: &Node) {
+    node.register_function("pg", "get_members", 2, |p, args| async move {
+        let scope = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
+        Ok(pids(p.node().pg_members(scope, &args[1])))
+    });
+    node.register_function("pg", "get_local_members", 2, |p, args| async move {
+        let scope = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
+        Ok(pids(p.node().pg_local_members(scope, &args[1])))
+    });
+    node.register_function("pg", "which_groups", 1, |p, args| async move {
+        let scope = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
+        Ok(list(p.node().pg_groups(scope)))
+    });
+}
+
+fn pids(pids: Vec<Pid>) -> Term {
+    list(pids.into_iter().map(Term::Pid).collect())
+}
+
+/// A scope's state: its peers (the same scope on other nodes) with their members, its
+/// own members, and the monitor of each.
+struct Scope {
+    name: Atom,
+    view: Arc<RwLock<View>>,
+    peers: HashMap<Pid, (Reference, HashMap<Term, Vec<Pid>>)>,
+    local: HashMap<Term, Vec<Pid>>,
+    /// Each local member: the monitor and the groups it joined (once per join).
+    members: HashMap<Pid, (Reference, Vec<Term>)>,
+}
+
+async fn serve(
+    mut p: Process,
+    parent: Pid,
+    name: Atom,
+    view: Arc<RwLock<View>>,
+) -> Result<(), Exception> {
+    view.write().unwrap_or_else(|e| e.into_inner()).clear();
+    let mut scope = Scope {
+        name,
+        view,
+        peers: HashMap::new(),
+        local: HashMap::new(),
+        members: HashMap::new(),
+    };
+    // `init/1`: discover the scope on every node already connected.
+    let discover = tuple(vec![atom("discover"), Term::Pid(p.pid())]);
+    for n in p.node().nodes(true) {
+        p.node()
+            .send_noconnect(&p.pid(), &scope.name, &n, &discover);
+    }
+    let mut suspended = false;
+    loop {
+        let state = || scope.state();
+        let message = sys::receive(&mut p, Some(&parent), &mut suspended, &state, None).await;
+        let message = message.map_err(Exception::Exit)?;
+        scope.handle(&mut p, message);
+    }
+}
+
+impl Scope {
+    /// What `:sys.get_state/1` shows: the groups, each with all its members.
+    fn state(&self) -> Term {
+        let view = self.view.read().unwrap_or_else(|e| e.into_inner());
+        let groups = view
+            .iter()
+            .map(|(g, (all, _))| (g.clone(), pids(all.clone())));
+        crate::term::map(groups.collect::<Vec<_>>())
+    }
+
+    fn handle(&mut self, p: &mut Process, message: Term) {
+        if let Some((from, request)) = parse_call(&message) {
+            return self.call(p, from, request);
+        }
+        if let Some(cast) = parse_cast(&message) {
+            // `{sync, Peer, [{Group, Pids}]}`: a peer's local members, all of them.
+            if let Some([tag, Term::Pid(peer), groups]) = cast.as_tuple_n(3) {
+                if tag.is_atom("sync") {
+                    return self.sync(p, *peer, groups);
+                }
+            }
+            return tracing::debug!("pg {}: ignoring cast {}", self.name.name(), Short(cast));
+        }
+        let Some(e) = message.as_tuple() else {
+            return;
+        };
+        match (e.first().and_then(Match::as_atom), e) {
+            (Some(NODE_UP), [_, Term::Atom(n)]) => {
+                let discover = tuple(vec![atom("discover"), Term::Pid(p.pid())]);
+                p.node()
+                    .send_noconnect(&p.pid(), &self.name, n.name(), &discover);
+            }
+            // `{discover, Peer}` (OTP 23-28) or `{discover, Peer, Version}` (OTP 29):
+            // answered in the form every release takes.
+            (Some("discover"), [_, Term::Pid(peer)] | [_, Term::Pid(peer), _]) => {
+                let peer = *peer;
+                let groups = self
+                    .local
+                    .iter()
+                    .map(|(g, m)| tuple(vec![g.clone(), pids(m.clone())]));
+                let sync = tuple(vec![
+                    atom("sync"),
+                    Term::Pid(p.pid()),
+                    list(groups.collect()),
+                ]);
+                p.send(peer, tuple(vec![atom("$gen_cast"), sync]));
+                if let std::collections::hash_map::Entry::Vacant(new) = self.peers.entry(peer) {
+                    new.insert((p.monitor(peer), HashMap::new()));
+                    p.send(peer, tuple(vec![atom("discover"), Term::Pid(p.pid())]));
+                }
+            }
+            (Some("join"), [_, Term::Pid(peer), group, members]) => {
+                let Some((_, groups)) = self.peers.get_mut(peer) else {
+                    return;
+                };
+                let added = pid_list(members);
+                let members = groups.entry(group.clone()).or_default();
+                members.splice(0..0, added);
+                self.refresh(group);
+            }
+            (Some("leave"), [_, Term::Pid(peer), members, left]) => {
+                let Some((_, groups)) = self.peers.get_mut(peer) else {
+                    return;
+                };
+                let removed = pid_list(members);
+                let left: Vec<Term> = left.as_list().unwrap_or(&[]).to_vec();
+                for group in &left {
+                    if let Some(members) = groups.get_mut(group) {
+                        subtract(members, &removed);
+                        if members.is_empty() {
+                            groups.remove(group);
+                        }
+                    }
+                }
+                for group in &left {
+                    self.refresh(group);
+                }
+            }
+            (Some("DOWN"), [_, Term::Reference(r), _, Term::Pid(pid), _]) => {
+                self.down(p, r, *pid);
+            }
+            _ => tracing::debug!("pg {}: ignoring {}", self.name.name(), Short(&message)),
+        }
+    }
+
+    fn call(&mut self, p: &mut Process, from: Caller, request: &Term) {
+        let reply = match request.as_tuple() {
+            Some([tag, group, members]) if tag.is_atom("join_local") => {
+                let added = pid_list(members);
+                for pid in &added {
+                    let entry = self
+                        .members
+                        .entry(*pid)
+                        .or_insert_with(|| (p.monitor(*pid), Vec::new()));
+                    entry.1.push(group.clone());
+                }
+                self.local
+                    .entry(group.clone())
+                    .or_default()
+                    .splice(0..0, added.iter().copied());
+                self.refresh(group);
+                self.broadcast(
+                    p,
+                    tuple(vec![
+                        atom("join"),
+                        Term::Pid(p.pid()),
+                        group.clone(),
+                        pids(added),
+                    ]),
+                );
+                atom("ok")
+            }
+            Some([tag, group, members]) if tag.is_atom("leave_local") => {
+                let asked = pid_list(members);
+                let joined: Vec<Pid> = match self.local.get(group) {
+                    Some(m) => asked.into_iter().filter(|pid| m.contains(pid)).collect(),
+                    None => Vec::new(),
+                };
+                if joined.is_empty() {
+                    atom("not_joined")
+                } else {
+                    self.leave_local(p, group, &joined);
+                    let groups = list(vec![group.clone()]);
+                    self.broadcast(
+                        p,
+                        tuple(vec![
+                            atom("leave"),
+                            Term::Pid(p.pid()),
+                            pids(joined),
+                            groups,
+                        ]),
+                    );
+                    atom("ok")
+                }
+            }
+            _ => {
+                tracing::warn!(
+                    "pg {}: unexpected call {}",
+                    self.name.name(),
+                    Short(request)
+                );
+                return;
+            }
+        };
+        from.reply(p, reply);
+    }
+
+    /// `pids` (local) leave `group` once each, their monitors dropped with their last
+    /// group.
+    fn leave_local(&mut self, p: &mut Process, group: &Term, gone: &[Pid]) {
+        if let Some(members) = self.local.get_mut(group) {
+            subtract(members, gone);
+            if members.is_empty() {
+                self.local.remove(group);
+            }
+        }
+        for pid in gone {
+            if let Some((monitor, groups)) = self.members.get_mut(pid) {
+                if let Some(i) = groups.iter().position(|g| g == group) {
+                    groups.remove(i);
+                }
+                if groups.is_empty() {
+                    p.demonitor(monitor, true);
+                    self.members.remove(pid);
+                }
+            }
+        }
+        self.refresh(group);
+    }
+
+    /// A monitor fired: a peer scope went away (its members with it), or a local member
+    /// ended (it leaves its groups, and the peers hear of it).
+    fn down(&mut self, p: &mut Process, r: &Reference, pid: Pid) {
+        if self.peers.get(&pid).is_some_and(|(m, _)| m == r) {
+            let (_, groups) = self.peers.remove(&pid).expect("a peer");
+            for group in groups.keys() {
+                self.refresh(group);
+            }
+            return;
+        }
+        let Some((monitor, groups)) = self.members.remove(&pid) else {
+            return;
+        };
+        if &monitor != r {
+            self.members.insert(pid, (monitor, groups));
+            return;
+        }
+        let mut left: Vec<Term> = Vec::new();
+        for group in &groups {
+            if let Some(members) = self.local.get_mut(group) {
+                members.retain(|m| *m != pid);
+                if members.is_empty() {
+                    self.local.remove(group);
+                }
+            }
+            if !left.contains(group) {
+                left.push(group.clone());
+            }
+        }
+        for group in &left {
+            self.refresh(group);
+        }
+        let leave = tuple(vec![
+            atom("leave"),
+            Term::Pid(p.pid()),
+            Term::Pid(pid),
+            list(left),
+        ]);
+        self.broadcast(p, leave);
+    }
+
+    /// A peer's `sync`: its local members, replacing what we had of it.
+    fn sync(&mut self, p: &mut Process, peer: Pid, groups: &Term) {
+        let mut new: HashMap<Term, Vec<Pid>> = HashMap::new();
+        for entry in groups.as_list().unwrap_or(&[]) {
+            if let Some([group, members]) = entry.as_tuple_n(2) {
+                new.entry(group.clone())
+                    .or_default()
+                    .extend(pid_list(members));
+            }
+        }
+        let old = match self.peers.get_mut(&peer) {
+            Some((_, groups)) => std::mem::replace(groups, new.clone()),
+            None => {
+                let monitor = p.monitor(peer);
+                self.peers.insert(peer, (monitor, new.clone()));
+                HashMap::new()
+            }
+        };
+        for group in old.keys().chain(new.keys()) {
+            self.refresh(group);
+        }
+    }
+
+    /// `{join, ...}` or `{leave, ...}` to every peer.
+    fn broadcast(&self, p: &Process, message: Term) {
+        for peer in self.peers.keys() {
+            p.send(*peer, &message);
+        }
+    }
+
+    /// The view of `group` again: our members first, then each peer's.
+    fn refresh(&self, group: &Term) {
+        let local = self.local.get(group).cloned().unwrap_or_default();
+        let mut all = local.clone();
+        for (_, groups) in self.peers.values() {
+            if let Some(members) = groups.get(group) {
+                all.extend(members.iter().copied());
+            }
+        }
+        let mut view = self.view.write().unwrap_or_else(|e| e.into_inner());
+        if all.is_empty() {
+            view.remove(group);
+        } else {
+            view.insert(group.clone(), (all, local));
+        }
+    }
+}
+
+/// A pid or a list of pids, as `join` and `leave` carry them.
+fn pid_list(t: &Term) -> Vec<Pid> {
+    match t {
+        Term::Pid(p) => vec![*p],
+        t => t
+            .as_list()
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|p| p.as_pid().copied())
+            .collect(),
+    }
+}
+
+/// `Members -- Gone`: one occurrence of each.
+fn subtract(members: &mut Vec<Pid>, gone: &[Pid]) {
+    for pid in gone {
+        if let Some(i) = members.iter().position(|m| m == pid) {
+            members.remove(i);
+        }
+    }
+}
