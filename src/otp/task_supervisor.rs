@@ -443,35 +443,26 @@ fn handle_call(request: &Term, me: Pid) -> Option<Call> {
             let (m, f, args) = (m.as_atom()?, f.as_atom()?, args.as_list()?);
             let restart = Restart::from_name(restart.as_atom()?)?;
             let start = match (m, f, args) {
-                ("Elixir.Task.Supervised", "start_link", args) => start_task(args)?,
+                ("Elixir.Task.Supervised", "start_link", args) => {
+                    StartChild::Task(start_task(args)?)
+                }
                 // `Task.start_link/1,3` in the supervisor: a task it owns, run at once.
-                ("Elixir.Task", "start_link", [fun]) => StartTask::NoReply {
+                ("Elixir.Task", "start_link", [fun]) => StartChild::Task(StartTask::NoReply {
                     owner: me,
                     mfa: tuple(vec![
                         atom("erlang"),
                         atom("apply"),
                         list(vec![fun.clone(), nil()]),
                     ]),
-                },
-                ("Elixir.Task", "start_link", [m, f, a]) => StartTask::NoReply {
+                }),
+                ("Elixir.Task", "start_link", [m, f, a]) => StartChild::Task(StartTask::NoReply {
                     owner: me,
                     mfa: tuple(vec![m.clone(), f.clone(), a.clone()]),
-                },
-                _ => {
-                    return Some(Call::Start(Child {
-                        start: StartChild::Apply(m.to_owned(), f.to_owned(), args.to_vec()),
-                        restart,
-                        shutdown: Shutdown::from_term(shutdown)?,
-                        spec: Spec::Given {
-                            mfa: kept_mfa(mfa, restart),
-                            kind: kind.clone(),
-                            modules: modules.clone(),
-                        },
-                    }))
-                }
+                }),
+                _ => StartChild::Apply(m.to_owned(), f.to_owned(), args.to_vec()),
             };
             Some(Call::Start(Child {
-                start: StartChild::Task(start),
+                start,
                 restart,
                 shutdown: Shutdown::from_term(shutdown)?,
                 spec: Spec::Given {
