@@ -1332,6 +1332,10 @@ async fn a_stopped_node_leaves_the_cluster() {
     );
     assert!(!b.connect(a.name()).await);
     assert!(a.connected_nodes().is_empty());
+    // What needs a process fails at once: no process runs on a stopped node.
+    let call = b.call(("echo", a.name()), atom("hi"), Some(WAIT));
+    let failed = tokio::time::timeout(WAIT, call).await.expect("no hang");
+    assert!(failed.is_err(), "{failed:?}");
 
     // A peer's init:stop(3): answered, then the node stops with that status.
     let c = start_node("c", epmd.local_port()).await;
