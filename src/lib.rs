@@ -3,9 +3,10 @@
 //! The crate registers with EPMD, performs the real distribution handshake and hosts
 //! processes (pids, mailboxes, links, monitors, aliases) that BEAM nodes talk to exactly
 //! as they talk to each other. On those processes it has what a BEAM node runs
-//! (`net_kernel` pings, `rex`/erpc, remote spawn, group-leader I/O, `global`,
-//! `Task.Supervisor`) and what an Elixir programmer writes: [`GenServer`],
-//! [`supervisor`], tasks, and calls into the cluster from any async Rust code.
+//! (`net_kernel` pings, `rex`/erpc, remote spawn, group-leader I/O, `global` and its
+//! names, `pg` groups, `Task.Supervisor`, `init:stop`) and what an Elixir programmer
+//! writes: [`GenServer`], [`supervisor`], tasks, and calls into the cluster from any
+//! async Rust code.
 //!
 //! A complete node: `cargo run` it, then from `iex --sname alex --cookie secret_token`,
 //! `Node.ping(:rusty@localhost)`, `GenServer.call({:counter, :rusty@localhost}, :get)` or
@@ -96,8 +97,8 @@
 //! The modules: [`term`](mod@term) (terms: building, serde, parsing, printing), [`node`] (the
 //! node: configuration, connections, the process table), [`process`] (what a process's
 //! code holds, and spawning), [`gen_server`] and [`supervisor`] (the behaviours),
-//! [`otp`] (the services a BEAM node runs: `rex`, `global`, `Task.Supervisor`, group
-//! leader I/O) and [`epmd`] (registration, lookup, an in-process EPMD). The `cnode`
+//! [`otp`] (the services a BEAM node runs: `rex`, `global`, `pg`, `Task.Supervisor`,
+//! group leader I/O) and [`epmd`] (registration, lookup, an in-process EPMD). The `cnode`
 //! command-line tool is built from the same crate (feature `cli`, on by default).
 
 pub mod epmd;
