@@ -1663,3 +1663,56 @@ async fn process_groups_among_rust_nodes() {
     }
     panic!("b's member stays: {:?}", a.pg_members("pg", &atom("g")));
 }
+
+/// `GenServer.start(module, arg, name: {:global, name})` in Rust: Elixir code calls the
+/// server as `{:global, name}`; a name taken (by a Rust or a BEAM process) is
+/// `{:already_started, pid}`, and the name goes with the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_genserver_started_with_a_global_name() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("rusty", epmd.port()).await;
+    assert!(node.connect(&alex.node_name()).await);
+    let name = atom("Elixir.Rusty.Leader");
+    let pid = gen_server::start_global(&node, name.clone(), Echo)
+        .await
+        .unwrap();
+    let called = blocking(|| alex.eval("GenServer.call({:global, Rusty.Leader}, :hello)"));
+    assert_eq!(called, ":hello");
+    let again = gen_server::start_global(&node, name.clone(), Echo).await;
+    assert_eq!(
+        again.map_err(|e| e.reason()),
+        Err(tuple(vec![atom("already_started"), Term::Pid(pid)]))
+    );
+    let theirs = blocking(|| {
+        alex.eval("{:ok, _} = GenServer.start(Chat.Echo, nil, name: {:global, :theirs}); :ok")
+    });
+    assert_eq!(theirs, ":ok");
+    let taken = gen_server::start_global(&node, atom("theirs"), Echo).await;
+    let reason = taken.map_err(|e| e.reason()).unwrap_err();
+    let held = reason
+        .as_tuple_n(2)
+        .map(|e| (e[0].clone(), e[1].as_pid().map(|p| p.node)));
+    assert_eq!(
+        held,
+        Some((
+            atom("already_started"),
+            Some(cnode::term::Atom::from(alex.node_name().as_str()))
+        ))
+    );
+    // Linked to its starter, as `start_link` with the name.
+    let linked = in_process(&node, |p| async move {
+        let linked = gen_server::start_link_global(&p, atom("linked"), Echo).await;
+        (linked, p.pid())
+    })
+    .await;
+    let (linked, starter) = (linked.0.unwrap(), linked.1);
+    assert_eq!(node.whereis_global(&atom("linked")), Some(linked));
+    assert_ne!(linked, starter);
+    // Stopped, the server's name goes.
+    node.exit(&pid, atom("kill"));
+    let gone = blocking(|| {
+        alex.eval("Enum.find_value(1..100, fn _ -> :global.whereis_name(Rusty.Leader) == :undefined || (Process.sleep(50); nil) end)")
+    });
+    assert_eq!(gone, "true");
+}

@@ -246,6 +246,61 @@ pub async fn start_link<S: GenServer>(
     wait_for_init(pid, started).await
 }
 
+/// [`start`] with a `global` name: `GenServer.start(module, arg, name: {:global,
+/// name})`. The server registers as `name` on every node of the cluster
+/// ([`Node::register_global`]) before its `init`, so Elixir code reaches it as
+/// `{:global, name}` from any node; when the name is taken, `init` does not run and the
+/// `Err` is `{:already_started, pid}`. The name goes when the server ends.
+///
+/// ```no_run
+/// # async fn demo(node: cnode::Node, leader: impl cnode::GenServer) {
+/// use cnode::term::atom;
+/// // GenServer.start(Leader, [], name: {:global, MyApp.Leader})
+/// let pid = cnode::gen_server::start_global(&node, atom("Elixir.MyApp.Leader"), leader).await;
+/// # }
+/// ```
+pub async fn start_global<S: GenServer>(
+    node: &Node,
+    name: Term,
+    server: S,
+) -> Result<Pid, StartError> {
+    let (ack, started) = oneshot::channel();
+    let pid = node.spawn(move |p| run_global(server, p, None, name, ack));
+    wait_for_init(pid, started).await
+}
+
+/// [`start_global`], linked to `parent`: `GenServer.start_link(module, arg, name:
+/// {:global, name})` called by that process.
+pub async fn start_link_global<S: GenServer>(
+    parent: &Process,
+    name: Term,
+    server: S,
+) -> Result<Pid, StartError> {
+    let (ack, started) = oneshot::channel();
+    let me = parent.pid();
+    let pid = parent.spawn_link(move |p| run_global(server, p, Some(me), name, ack));
+    wait_for_init(pid, started).await
+}
+
+/// `gen:start`'s `name_register({global, Name})`, then the server.
+async fn run_global<S: GenServer>(
+    server: S,
+    p: Process,
+    parent: Option<Pid>,
+    name: Term,
+    ack: oneshot::Sender<Result<(), Term>>,
+) -> Result<(), Exception> {
+    let node = p.node().clone();
+    if !node.register_global(name.clone(), p.pid()).await {
+        let holder = node
+            .whereis_global(&name)
+            .map_or_else(|| atom("undefined"), Term::Pid);
+        let _ = ack.send(Err(tuple(vec![atom("already_started"), holder])));
+        return Ok(());
+    }
+    run(server, p, parent, ack).await
+}
+
 /// `{:already_started, Pid}` when `name` is taken, as `GenServer.start/3` answers.
 fn already_started(node: &Node, name: Option<&str>) -> Result<(), StartError> {
     match name.and_then(|name| node.whereis(name)) {
