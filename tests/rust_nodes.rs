@@ -1709,6 +1709,33 @@ async fn a_genserver_started_with_a_global_name() {
     let (linked, starter) = (linked.0.unwrap(), linked.1);
     assert_eq!(node.whereis_global(&atom("linked")), Some(linked));
     assert_ne!(linked, starter);
+    // Under a supervisor: killed, it is started again and takes the name again.
+    let children = vec![cnode::supervisor::ChildSpec::gen_server_global(
+        "leader",
+        atom("supervised"),
+        || Echo,
+    )];
+    cnode::supervisor::start(
+        &node,
+        None,
+        cnode::supervisor::Strategy::OneForOne,
+        children,
+    )
+    .await
+    .unwrap();
+    let first = node.whereis_global(&atom("supervised")).unwrap();
+    node.exit(&first, atom("kill"));
+    let restarted = blocking(|| {
+        alex.eval(
+            "Enum.find_value(1..200, fn _ ->
+               p = :global.whereis_name(:supervised)
+               (is_pid(p) and GenServer.call(p, :again) == :again and p) || (Process.sleep(50); nil)
+             end) |> inspect()",
+        )
+    });
+    assert_ne!(restarted, "\"nil\"");
+    let again = node.whereis_global(&atom("supervised")).unwrap();
+    assert_ne!(again, first);
     // Stopped, the server's name goes.
     node.exit(&pid, atom("kill"));
     let gone = blocking(|| {

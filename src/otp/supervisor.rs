@@ -182,6 +182,29 @@ impl ChildSpec {
         )
     }
 
+    /// A GenServer made by `make` (on each start) and started with
+    /// `GenServer.start_link(module, arg, name: {:global, name})`
+    /// ([`gen_server::start_link_global`]): started again, it takes the name again.
+    pub fn gen_server_global<S, F>(id: &str, name: Term, make: F) -> Self
+    where
+        S: GenServer,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        ChildSpec::new(
+            id,
+            start_fn(move |sup| {
+                let server = make();
+                let name = name.clone();
+                Box::pin(async move {
+                    gen_server::start_link_global(sup, name, server)
+                        .await
+                        .map_err(|e| e.0)
+                })
+            }),
+            false,
+        )
+    }
+
     /// A supervisor of `children`, as a child (`shutdown: :infinity`).
     pub fn supervisor(
         id: &str,

@@ -40,14 +40,16 @@ impl Node {
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .copied();
-        found
+        // `where/1`: a process of this node that has ended holds no name, even before
+        // its monitor has fired.
+        found.filter(|pid| !self.is_local(&pid.node) || self.is_alive(pid))
     }
 
     /// Whether `pid` holds a `global` name (OTP refuses it a second one).
     pub(crate) fn has_global_name(&self, pid: &Pid) -> bool {
         let names = self.0.extensions.get::<Names>();
         let all = names.0.read().unwrap_or_else(|e| e.into_inner());
-        all.values().any(|p| p == pid)
+        all.values().any(|p| p == pid) && (!self.is_local(&pid.node) || self.is_alive(pid))
     }
 
     /// `:global.registered_names()`: every name registered in `global`, as this node
