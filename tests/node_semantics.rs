@@ -975,6 +975,13 @@ fn the_nodes_user_is_an_io_server_as_a_beam_nodes() {
         "{}",
         c.moebi().output()
     );
+    // `sys` requests are answered, as OTP 26+'s `user` answers them (OTP 25's does not).
+    let sys = Cluster::for_node(
+        "{:status, _, _, _} = :sys.get_status({:user, NODE}, 5000)
+        :sys.get_state({:user, NODE}, 5000)",
+        &c.moebi_name,
+    );
+    assert_eq!(c.alex.eval(&sys), "[binary: true, encoding: :unicode]");
     c.assert_moebi_still_serves();
 }
 

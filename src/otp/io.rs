@@ -23,8 +23,19 @@ pub(crate) fn start_user(node: &Node) {
     let pid = node
         .spawn_registered("user", |mut p| async move {
             let mut opts = Opts::default();
+            let mut suspended = false;
             loop {
-                let message = p.receive().await;
+                // `sys` requests are answered, as OTP 26+'s `user` (a gen_statem) does.
+                let state = || opts.get();
+                let message =
+                    match super::sys::receive(&mut p, None, &mut suspended, &state, None).await {
+                        Ok(message) => message,
+                        Err(reason) => {
+                            // The node's output goes through it: it goes on.
+                            tracing::warn!("user: asked to stop ({}); it goes on", Short(&reason));
+                            continue;
+                        }
+                    };
                 let Some(e) = message.as_tuple_n(4).filter(|e| e[0].is_atom("io_request")) else {
                     if !message
                         .as_tuple()
