@@ -166,20 +166,8 @@ impl ChildSpec {
         S: GenServer,
         F: Fn() -> S + Send + Sync + 'static,
     {
-        let name = name.map(str::to_owned);
-        ChildSpec::new(
-            id,
-            start_fn(move |sup| {
-                let server = make();
-                let name = name.clone();
-                Box::pin(async move {
-                    gen_server::start_link(sup, name.as_deref(), server)
-                        .await
-                        .map_err(|e| e.0)
-                })
-            }),
-            false,
-        )
+        let name = gen_server::ServerName::Local(name.map(str::to_owned));
+        ChildSpec::named_gen_server(id, name, make)
     }
 
     /// A GenServer made by `make` (on each start) and started with
@@ -190,13 +178,22 @@ impl ChildSpec {
         S: GenServer,
         F: Fn() -> S + Send + Sync + 'static,
     {
+        ChildSpec::named_gen_server(id, gen_server::ServerName::Global(name), make)
+    }
+
+    fn named_gen_server<S, F>(id: &str, name: gen_server::ServerName, make: F) -> Self
+    where
+        S: GenServer,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
         ChildSpec::new(
             id,
             start_fn(move |sup| {
                 let server = make();
                 let name = name.clone();
                 Box::pin(async move {
-                    gen_server::start_link_global(sup, name, server)
+                    let node = sup.node().clone();
+                    gen_server::start_named(&node, Some(sup), name, server)
                         .await
                         .map_err(|e| e.0)
                 })

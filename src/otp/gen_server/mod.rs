@@ -220,14 +220,13 @@ pub async fn start<S: GenServer>(
     name: Option<&str>,
     server: S,
 ) -> Result<Pid, StartError> {
-    already_started(node, name)?;
-    let (ack, started) = oneshot::channel();
-    let body = move |p: Process| run(server, p, None, ack);
-    let pid = match name {
-        Some(n) => node.spawn_registered(n, body).map_err(StartError)?,
-        None => node.spawn(body),
-    };
-    wait_for_init(pid, started).await
+    start_named(
+        node,
+        None,
+        ServerName::Local(name.map(str::to_owned)),
+        server,
+    )
+    .await
 }
 
 /// [`start`], linked to `parent`: `GenServer.start_link/3` called by that process. The
@@ -237,13 +236,8 @@ pub async fn start_link<S: GenServer>(
     name: Option<&str>,
     server: S,
 ) -> Result<Pid, StartError> {
-    already_started(parent.node(), name)?;
-    let (ack, started) = oneshot::channel();
-    let me = parent.pid();
-    let pid = parent
-        .spawn_link_named(name, move |p| run(server, p, Some(me), ack))
-        .map_err(StartError)?;
-    wait_for_init(pid, started).await
+    let name = ServerName::Local(name.map(str::to_owned));
+    start_named(parent.node(), Some(parent), name, server).await
 }
 
 /// [`start`] with a `global` name: `GenServer.start(module, arg, name: {:global,
@@ -264,9 +258,7 @@ pub async fn start_global<S: GenServer>(
     name: Term,
     server: S,
 ) -> Result<Pid, StartError> {
-    let (ack, started) = oneshot::channel();
-    let pid = node.spawn(move |p| run_global(server, p, None, name, ack));
-    wait_for_init(pid, started).await
+    start_named(node, None, ServerName::Global(name), server).await
 }
 
 /// [`start_global`], linked to `parent`: `GenServer.start_link(module, arg, name:
@@ -276,40 +268,64 @@ pub async fn start_link_global<S: GenServer>(
     name: Term,
     server: S,
 ) -> Result<Pid, StartError> {
-    let (ack, started) = oneshot::channel();
-    let me = parent.pid();
-    let pid = parent.spawn_link(move |p| run_global(server, p, Some(me), name, ack));
-    wait_for_init(pid, started).await
+    start_named(
+        parent.node(),
+        Some(parent),
+        ServerName::Global(name),
+        server,
+    )
+    .await
 }
 
-/// `gen:start`'s `name_register({global, Name})`, then the server.
-async fn run_global<S: GenServer>(
+/// How a server is registered: under a name of its node (or none), or in `global`.
+#[derive(Clone)]
+pub(crate) enum ServerName {
+    Local(Option<String>),
+    Global(Term),
+}
+
+/// `gen:start`: the server's process, linked to `parent` when given, registered under
+/// `name` (`gen:name_register/1`: a local name as the process is made, a `global` one by
+/// the process before its `init`), then the server; returns once `init` has.
+pub(crate) async fn start_named<S: GenServer>(
+    node: &Node,
+    parent: Option<&Process>,
+    name: ServerName,
     server: S,
-    p: Process,
-    parent: Option<Pid>,
-    name: Term,
-    ack: oneshot::Sender<Result<(), Term>>,
-) -> Result<(), Exception> {
-    let node = p.node().clone();
-    if !node.register_global(name.clone(), p.pid()).await {
-        let holder = node
-            .whereis_global(&name)
-            .map_or_else(|| atom("undefined"), Term::Pid);
-        let _ = ack.send(Err(tuple(vec![atom("already_started"), holder])));
-        return Ok(());
+) -> Result<Pid, StartError> {
+    let (local, global) = match name {
+        ServerName::Local(local) => (local, None),
+        ServerName::Global(global) => (None, Some(global)),
+    };
+    if let Some(holder) = local.as_deref().and_then(|n| node.whereis(n)) {
+        return Err(StartError(Exception::Exit(already_started(Some(holder)))));
     }
-    run(server, p, parent, ack).await
+    let (ack, started) = oneshot::channel();
+    let link = parent.map(Process::pid);
+    let body = move |p: Process| async move {
+        if let Some(name) = global {
+            let node = p.node().clone();
+            if !node.register_global(name.clone(), p.pid()).await {
+                let holder = node.whereis_global(&name);
+                let _ = ack.send(Err(already_started(holder)));
+                return Ok(());
+            }
+        }
+        run(server, p, link, ack).await
+    };
+    let pid = match (parent, local.as_deref()) {
+        (Some(parent), local) => parent.spawn_link_named(local, body),
+        (None, Some(local)) => node.spawn_registered(local, body),
+        (None, None) => Ok(node.spawn(body)),
+    };
+    wait_for_init(pid.map_err(StartError)?, started).await
 }
 
-/// `{:already_started, Pid}` when `name` is taken, as `GenServer.start/3` answers.
-fn already_started(node: &Node, name: Option<&str>) -> Result<(), StartError> {
-    match name.and_then(|name| node.whereis(name)) {
-        Some(pid) => Err(StartError(Exception::Exit(tuple(vec![
-            atom("already_started"),
-            Term::Pid(pid),
-        ])))),
-        None => Ok(()),
-    }
+/// `{already_started, Pid}`, as `GenServer.start/3` answers for a name that is taken
+/// (`undefined` when its holder ended meanwhile).
+fn already_started(holder: Option<Pid>) -> Term {
+    let holder = holder.map_or_else(|| atom("undefined"), Term::Pid);
+    tuple(vec![atom("already_started"), holder])
 }
 
 async fn wait_for_init(
