@@ -11,11 +11,31 @@ use crate::node::Node;
 use crate::process::Process;
 use crate::term::{atom, tuple, Match, Pid, Reference, Term};
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 /// The names, where `whereis` reads them; written by `global_name_server` only.
 #[derive(Default)]
 pub(crate) struct Names(RwLock<HashMap<Term, Pid>>);
+
+impl Names {
+    fn of(node: &Node) -> Arc<Names> {
+        node.0.extensions.get::<Names>()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<Term, Pid>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `name` is `pid`'s now, or nobody's.
+    fn set(node: &Node, name: Term, pid: Option<Pid>) {
+        let names = Names::of(node);
+        let mut names = names.0.write().unwrap_or_else(|e| e.into_inner());
+        match pid {
+            Some(pid) => names.insert(name, pid),
+            None => names.remove(&name),
+        };
+    }
+}
 
 impl Node {
     /// `:global.whereis_name(name)`: the process registered in `global` as `name` (an
@@ -33,31 +53,25 @@ impl Node {
     /// # Ok(()) }
     /// ```
     pub fn whereis_global(&self, name: &Term) -> Option<Pid> {
-        let names = self.0.extensions.get::<Names>();
-        let found = names
-            .0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .copied();
-        // `where/1`: a process of this node that has ended holds no name, even before
-        // its monitor has fired.
-        found.filter(|pid| !self.is_local(&pid.node) || self.is_alive(pid))
+        let found = Names::of(self).read().get(name).copied();
+        found.filter(|pid| self.may_hold_name(pid))
     }
 
     /// Whether `pid` holds a `global` name (OTP refuses it a second one).
     pub(crate) fn has_global_name(&self, pid: &Pid) -> bool {
-        let names = self.0.extensions.get::<Names>();
-        let all = names.0.read().unwrap_or_else(|e| e.into_inner());
-        all.values().any(|p| p == pid) && (!self.is_local(&pid.node) || self.is_alive(pid))
+        Names::of(self).read().values().any(|p| p == pid) && self.may_hold_name(pid)
+    }
+
+    /// `where/1`: a process of this node that has ended holds no name, even before
+    /// its monitor has fired.
+    fn may_hold_name(&self, pid: &Pid) -> bool {
+        !self.is_local(&pid.node) || self.is_alive(pid)
     }
 
     /// `:global.registered_names()`: every name registered in `global`, as this node
     /// knows them.
     pub fn global_names(&self) -> Vec<Term> {
-        let names = self.0.extensions.get::<Names>();
-        let all = names.0.read().unwrap_or_else(|e| e.into_inner());
-        all.keys().cloned().collect()
+        Names::of(self).read().keys().cloned().collect()
     }
 }
 
@@ -68,12 +82,7 @@ impl Global {
         self.delete_name(p, &name);
         let monitor = p.monitor(pid);
         self.name_monitors.insert(monitor.clone(), name.clone());
-        let names = p.node().0.extensions.get::<Names>();
-        names
-            .0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.clone(), pid);
+        Names::set(p.node(), name.clone(), Some(pid));
         self.names.insert(
             name,
             Registered {
@@ -89,30 +98,17 @@ impl Global {
         if let Some(gone) = self.names.remove(name) {
             p.demonitor(&gone.monitor, true);
             self.name_monitors.remove(&gone.monitor);
-            let names = p.node().0.extensions.get::<Names>();
-            names
-                .0
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(name);
+            Names::set(p.node(), name.clone(), None);
         }
     }
 
-    /// A monitor of a registered process fired: its names go. False if the monitor
+    /// A monitor of a registered process fired: its name goes. False if the monitor
     /// was no name's.
     pub(super) fn name_down(&mut self, p: &mut Process, monitor: &Reference) -> bool {
-        let Some(name) = self.name_monitors.remove(monitor) else {
+        let Some(name) = self.name_monitors.get(monitor).cloned() else {
             return false;
         };
-        if self.names.get(&name).is_some_and(|r| &r.monitor == monitor) {
-            self.names.remove(&name);
-            let names = p.node().0.extensions.get::<Names>();
-            names
-                .0
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&name);
-        }
+        self.delete_name(p, &name);
         true
     }
 
