@@ -336,7 +336,7 @@ fn write_stdout(text: &str) {
 
 /// Enough of `io_lib:format/2` for what programs send to a remote group leader and
 /// log: `~p ~w ~s ~c ~n ~i ~~`, `~P ~W` (the depth is not applied), integers in a base
-/// (`~b`, `~.16B`), floats (`~f` with its precision; `~e ~g` as `~w`), with the `t` and
+/// (`~b`, `~.16B`), floats (`~f`, `~e`, `~g`, with their precision), with the `t` and
 /// `l` modifiers and field widths read and left unapplied. Terms print in Erlang's
 /// syntax, as `io_lib` prints them. `None` where `io_lib:format/2` raises `badarg`: a
 /// control it does not have, an argument of the wrong type, too few or too many

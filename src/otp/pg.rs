@@ -190,7 +190,7 @@ async fn serve(
         members: HashMap::new(),
     };
     // `init/1`: discover the scope on every node already connected.
-    let discover = tuple(vec![atom("discover"), Term::Pid(p.pid())]);
+    let discover = discover(&p);
     for n in p.node().nodes(true) {
         p.node()
             .send_noconnect(&p.pid(), &scope.name, &n, &discover);
@@ -252,7 +252,7 @@ impl Scope {
                 p.send(peer, tuple(vec![atom("$gen_cast"), sync]));
                 if let std::collections::hash_map::Entry::Vacant(new) = self.peers.entry(peer) {
                     new.insert((p.monitor(peer), HashMap::new()));
-                    p.send(peer, tuple(vec![atom("discover"), Term::Pid(p.pid())]));
+                    p.send(peer, discover(p));
                 }
             }
             (Some("join"), [_, Term::Pid(peer), group, members]) => {
@@ -461,6 +461,11 @@ impl Scope {
             view.insert(group.clone(), (all, local));
         }
     }
+}
+
+/// `{discover, Scope}`: what a scope sends the same scope on another node.
+fn discover(p: &Process) -> Term {
+    tuple(vec![atom("discover"), Term::Pid(p.pid())])
 }
 
 /// A pid or a list of pids, as `join` and `leave` carry them.

@@ -115,12 +115,8 @@ enum ReplyTo {
 /// `[M, F, A, GroupLeader]` of an rpc request; a group leader that is no pid (a C
 /// node's `user` or `send_stdout_to_caller`) is this node's `user`.
 fn rpc_mfa(e: &[Term]) -> Option<(String, String, Vec<Term>, Option<crate::term::Pid>)> {
-    Some((
-        e[0].as_atom()?.to_owned(),
-        e[1].as_atom()?.to_owned(),
-        e[2].as_list()?.to_vec(),
-        e[3].as_pid().copied(),
-    ))
+    let (m, f, a) = super::spawn::mfa_args(&e[0], &e[1], &e[2])?;
+    Some((m, f, a, e[3].as_pid().copied()))
 }
 
 /// Runs `m:f(a)` in a process of its own with the caller's group leader, as `rex`
