@@ -667,6 +667,139 @@ impl GenServer for Echo {
     }
 }
 
+/// Counts its ticks: `Process.send_after(self(), :tick, 50)` in `init` and after each.
+struct Ticker(i64);
+
+const TICK: Duration = Duration::from_millis(50);
+
+impl GenServer for Ticker {
+    async fn init(&mut self, p: &mut Process) -> Result<Next, Exception> {
+        p.send_after(p.pid(), atom("tick"), TICK);
+        Ok(Next::Wait)
+    }
+
+    async fn handle_info(&mut self, message: Term, p: &mut Process) -> Result<Next, Exception> {
+        if message.is_atom("tick") {
+            self.0 += 1;
+            p.send_after(p.pid(), atom("tick"), TICK);
+        }
+        Ok(Next::Wait)
+    }
+
+    fn state(&self) -> Term {
+        int(self.0)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_fire_and_cancel_as_on_the_beam() {
+    let (_epmd, alex, node) = alex_and_node("timers").await;
+    let n = node.name().to_owned();
+    let a = alex.node_name();
+    let eval = |expr: &str| blocking(|| alex.eval(&expr.replace("NODE", &n)));
+
+    // A GenServer's periodic work.
+    cnode::gen_server::start(&node, Some("ticker"), Ticker(0))
+        .await
+        .expect("the ticker starts");
+    assert_eq!(
+        eval(
+            "Enum.find_value(1..400, false, fn _ ->
+               Process.sleep(50); :sys.get_state({:ticker, :NODE}) >= 3
+             end)"
+        ),
+        "true"
+    );
+
+    // To a BEAM process, as from the process that set it; a cancelled timer tells the
+    // time it had left and is gone, as `Process.cancel_timer/1` and `read_timer/1` on
+    // the BEAM.
+    eval("Process.register(self(), :shell)");
+    let shell = a.clone();
+    let (pid, read, cancelled, after) = node
+        .run_process(move |p| async move {
+            let shell = ("shell", shell.as_str());
+            let hello = tuple(vec![atom("from"), Term::Pid(p.pid())]);
+            p.send_after(shell, hello, Duration::from_millis(100));
+            let long = p.send_after(shell, atom("never"), Duration::from_secs(3600));
+            let read = p.read_timer(&long);
+            let cancelled = p.cancel_timer(&long);
+            let after = (p.read_timer(&long), p.cancel_timer(&long));
+            (p.pid(), read, cancelled, after)
+        })
+        .await
+        .expect("the process runs");
+    let hour = Duration::from_secs(3600);
+    assert!(
+        read.is_some_and(|d| d <= hour && d > hour - WAIT),
+        "{read:?}"
+    );
+    assert!(
+        cancelled.is_some_and(|d| d <= read.unwrap()),
+        "{cancelled:?}"
+    );
+    assert_eq!(after, (None, None));
+    assert_eq!(
+        eval(
+            "receive do
+               {:from, pid} -> {node(pid) == :NODE, :erlang.pid_to_list(pid) |> to_string() |> String.split(\".\") |> tl()}
+             after 20_000 -> :none
+             end"
+        ),
+        format!("{{true, [\"{}\", \"{}>\"]}}", pid.id, pid.serial)
+    );
+    assert_eq!(
+        eval("receive do :never -> :got after 300 -> :none end"),
+        ":none"
+    );
+    assert_eq!(node.cancel_timer(&node.make_ref()), None);
+
+    // erlang:start_timer/3: the message names its timer.
+    let (timer, got, read) = node
+        .run_process(|mut p| async move {
+            let timer = p.start_timer(p.pid(), atom("ping"), Duration::from_millis(10));
+            let got = p.receive_timeout(WAIT).await;
+            let read = p.read_timer(&timer);
+            (timer, got, read)
+        })
+        .await
+        .expect("the process runs");
+    let expected = tuple(vec![
+        atom("timeout"),
+        Term::Reference(Box::new(timer)),
+        atom("ping"),
+    ]);
+    assert_eq!(got, Some(expected));
+    assert_eq!(read, None);
+
+    // A timer to a process goes when that process ends.
+    let orphan = node
+        .run_process(
+            |p| async move { p.send_after(p.pid(), atom("late"), Duration::from_secs(3600)) },
+        )
+        .await
+        .expect("the process runs");
+    let mut gone = false;
+    for _ in 0..200 {
+        if node.read_timer(&orphan).is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the timer outlived its process");
+
+    // A name is looked up when the timer fires.
+    node.send_after("later", atom("hi"), Duration::from_millis(200));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    node.spawn_registered("later", |mut p| async move {
+        let _ = tx.send(p.receive_timeout(WAIT).await);
+        Ok(())
+    })
+    .expect("the name is free");
+    assert_eq!(rx.await.expect("the process answers"), Some(atom("hi")));
+}
+
 /// A process that waits for ever.
 async fn idle(mut p: Process) -> Result<(), Exception> {
     loop {

@@ -52,6 +52,8 @@ pub(crate) struct ProcState {
     /// The aliases made with `alias([priority])` (a subset of `aliases`).
     pub priority_aliases: OwnSet<RefKey>,
     pub initial_call: (Atom, Atom, usize),
+    /// The running timers that send to this process: they go when it ends.
+    pub timers: Vec<RefKey>,
     pub dead: bool,
     kill: Option<oneshot::Sender<Term>>,
 }
@@ -118,6 +120,7 @@ impl ProcEntry {
                 aliases: OwnSet::default(),
                 priority_aliases: OwnSet::default(),
                 initial_call: opts.initial_call,
+                timers: Vec::new(),
                 dead: false,
                 kill: Some(kill_tx),
             }),

@@ -19,6 +19,7 @@ mod route;
 mod signals;
 mod stop;
 mod table;
+mod timers;
 
 pub use config::{default_cookie, NodeConfig};
 pub use dest::{Dest, IntoMessage};
@@ -97,6 +98,8 @@ pub(crate) struct NodeInner {
     pub extensions: Extensions,
     /// The deadlines of its processes' timed waits.
     deadlines: deadlines::Deadlines,
+    /// Its processes' timers (`send_after`, `start_timer`).
+    timers: timers::Timers,
     /// Our EPMD registration (none without `dist_listen`, or once stopped): dropping it
     /// unregisters.
     epmd: Mutex<Option<epmd::Registration>>,
@@ -160,6 +163,7 @@ impl Node {
             hooks,
             extensions: Extensions::default(),
             deadlines: Default::default(),
+            timers: Default::default(),
             epmd: Mutex::new(registration),
             stopping: Default::default(),
             stopped: Default::default(),

@@ -1,7 +1,7 @@
 //! Stopping a node, as `init:stop/0` stops a BEAM node: what was sent goes out, every
 //! connection closes (the peers see the node go down, and links and monitors across
 //! them fire with `noconnection`), the node leaves EPMD and accepts no more
-//! connections, and every process ends. The program that hosts the node goes on.
+//! connections, no timer fires, and every process ends. The program that hosts the node goes on.
 
 use super::{connect, Node};
 use crate::sync::lock;
@@ -47,6 +47,7 @@ impl Node {
         self.0.stopping.cancel();
         tracing::info!(node = %self.name(), status, "node stopping");
         drop(lock(&self.0.epmd).take());
+        self.cancel_all_timers();
         let conns = connect::all(self);
         let flushed = futures::future::join_all(conns.iter().map(|c| c.flushed()));
         let _ = tokio::time::timeout(FLUSH, flushed).await;

@@ -173,7 +173,7 @@ impl Node {
     /// A process ended with `reason`: unregister it and fire its links and monitors
     /// (`erts_do_exit_process` / `erts_continue_exit_process`).
     pub(crate) fn process_exited(&self, entry: &Arc<ProcEntry>, reason: Term) {
-        let (links, watchers, monitors, name, aliases) = {
+        let (links, watchers, monitors, name, aliases, timers) = {
             let mut st = entry.state();
             if st.dead {
                 return;
@@ -185,8 +185,10 @@ impl Node {
                 std::mem::take(&mut st.monitors),
                 st.name.take(),
                 std::mem::take(&mut st.aliases),
+                std::mem::take(&mut st.timers),
             )
         };
+        self.cancel_timers_of(timers);
         let pid = &entry.pid;
         lock(&self.0.procs).remove(&pid_key(pid));
         if let Some(name) = &name {

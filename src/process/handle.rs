@@ -78,6 +78,63 @@ impl Process {
         self.suspend_on(busy);
     }
 
+    /// `Process.send_after(dest, message, delay)`: sends `message` to `to` after
+    /// `delay`, as from this process, and returns the timer's reference for
+    /// [`cancel_timer`](Self::cancel_timer) and [`read_timer`](Self::read_timer). A
+    /// timer to a process of this node goes when that process ends (so a process that
+    /// ends early leaves no timer behind), as on the BEAM; a name is looked up when the
+    /// timer fires. The periodic work of a GenServer:
+    ///
+    /// ```no_run
+    /// use cnode::term::{atom, Match, Term};
+    /// use cnode::{Exception, GenServer, Next, Process};
+    /// use std::time::Duration;
+    ///
+    /// const EVERY: Duration = Duration::from_secs(2);
+    ///
+    /// struct Restocker;
+    ///
+    /// impl GenServer for Restocker {
+    ///     async fn init(&mut self, p: &mut Process) -> Result<Next, Exception> {
+    ///         p.send_after(p.pid(), atom("restock"), EVERY); // Process.send_after(self(), :restock, 2000)
+    ///         Ok(Next::Wait)
+    ///     }
+    ///
+    ///     async fn handle_info(&mut self, message: Term, p: &mut Process) -> Result<Next, Exception> {
+    ///         if message.is_atom("restock") {
+    ///             // ... the periodic work ...
+    ///             p.send_after(p.pid(), atom("restock"), EVERY);
+    ///         }
+    ///         Ok(Next::Wait)
+    ///     }
+    /// }
+    /// ```
+    pub fn send_after(&self, to: impl Into<Dest>, message: Term, delay: Duration) -> Reference {
+        self.node
+            .start_timer_from(self.entry.pid, to.into(), message, delay, false)
+    }
+
+    /// `:erlang.start_timer(delay, dest, message)`: as [`send_after`](Self::send_after),
+    /// the message being `{:timeout, timer_ref, message}`, so that a receiver tells this
+    /// timer's message from an earlier one it cancelled too late.
+    pub fn start_timer(&self, to: impl Into<Dest>, message: Term, delay: Duration) -> Reference {
+        self.node
+            .start_timer_from(self.entry.pid, to.into(), message, delay, true)
+    }
+
+    /// `Process.cancel_timer(timer)`: the time that was left, or `None` when `timer`
+    /// is not running (it fired, was cancelled, or is no timer). A message it already
+    /// sent stays in the mailbox. Any process of the node may cancel any timer.
+    pub fn cancel_timer(&self, timer: &Reference) -> Option<Duration> {
+        self.node.cancel_timer(timer)
+    }
+
+    /// `Process.read_timer(timer)`: the time left before `timer` fires, or `None` when
+    /// it is not running.
+    pub fn read_timer(&self, timer: &Reference) -> Option<Duration> {
+        self.node.read_timer(timer)
+    }
+
     fn suspend_on(&self, busy: Option<Arc<ConnHandle>>) {
         if busy.is_some() {
             *crate::sync::lock(&self.busy) = busy;

@@ -144,8 +144,9 @@ pub trait GenServer: Send + Sized + 'static {
         async move { Err(error) }
     }
 
-    /// `handle_info/2`: any other message (`:timeout` after [`Next::Timeout`]). By
-    /// default logged and dropped, as Elixir's default does.
+    /// `handle_info/2`: any other message (`:timeout` after [`Next::Timeout`], a
+    /// timer's message for periodic work: [`Process::send_after`]). By default logged
+    /// and dropped, as Elixir's default does.
     fn handle_info(
         &mut self,
         message: Term,
