@@ -120,7 +120,7 @@ pub mod fuzzing;
 
 pub use handshake::HandshakeError;
 pub use malloc::reuse_freed_memory;
-pub use node::{default_cookie, Node, NodeConfig, NodeError};
+pub use node::{default_cookie, Node, NodeConfig, NodeError, NodeEvents, NodeType};
 pub use otp::gen_server::{
     self, CallError, CallErrorKind, Caller, GenServer, Next, Reply, StartError,
 };

@@ -800,6 +800,107 @@ async fn timers_fire_and_cancel_as_on_the_beam() {
     assert_eq!(rx.await.expect("the process answers"), Some(atom("hi")));
 }
 
+/// The next message a watcher forwarded, within `WAIT`.
+async fn forwarded(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Term>) -> String {
+    match tokio::time::timeout(WAIT, rx.recv()).await {
+        Ok(Some(m)) => m.to_string(),
+        _ => "nothing".into(),
+    }
+}
+
+/// The next `n` messages a watcher forwarded, sorted as text (they come from several
+/// sources).
+async fn forwarded_n(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Term>, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        got.push(forwarded(rx).await);
+    }
+    got.sort();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_nodes_are_watched_as_on_the_beam() {
+    use cnode::{NodeEvents, NodeType};
+    let (epmd, alex, node) = alex_and_node("watch").await;
+    let n = node.name().to_owned();
+    let a = alex.node_name();
+    let hid = blocking(|| BeamNode::start_hidden(&unique_name("hid"), COOKIE, &epmd));
+    let h = hid.node_name();
+
+    // Subscribed twice (visible nodes; all nodes with reasons), and monitoring alex
+    // three times less once, and a node that does not exist.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let watched = a.clone();
+    node.spawn(move |mut p| async move {
+        p.monitor_nodes(true);
+        let all = NodeEvents {
+            node_type: Some(NodeType::All),
+            nodedown_reason: true,
+        };
+        p.monitor_nodes_with(true, all);
+        for _ in 0..3 {
+            p.monitor_node(&watched, true);
+        }
+        p.monitor_node(&watched, false);
+        p.monitor_node("nobody_here@localhost", true);
+        while tx.send(p.receive().await).is_ok() {}
+        Ok(())
+    });
+    // Monitoring alex connected to it.
+    assert_eq!(
+        forwarded_n(&mut rx, 3).await,
+        [
+            "{:nodedown, :nobody_here@localhost}".to_string(),
+            format!("{{:nodeup, :{a}, [node_type: :visible]}}"),
+            format!("{{:nodeup, :{a}}}"),
+        ]
+    );
+
+    // A hidden node is told of to the subscription for all nodes only, and why it went.
+    let connect_hid = || blocking(|| hid.eval(&format!("Node.connect(:{n})")));
+    assert_eq!(connect_hid(), "true");
+    assert_eq!(
+        forwarded(&mut rx).await,
+        format!("{{:nodeup, :{h}, [node_type: :hidden]}}")
+    );
+    assert!(node.disconnect(&h));
+    assert_eq!(
+        forwarded(&mut rx).await,
+        format!("{{:nodedown, :{h}, [nodedown_reason: :disconnect, node_type: :hidden]}}")
+    );
+    assert_eq!(connect_hid(), "true");
+    assert_eq!(
+        forwarded(&mut rx).await,
+        format!("{{:nodeup, :{h}, [node_type: :hidden]}}")
+    );
+    drop(hid);
+    assert_eq!(
+        forwarded(&mut rx).await,
+        format!("{{:nodedown, :{h}, [nodedown_reason: :connection_closed, node_type: :hidden]}}")
+    );
+
+    // alex goes: one nodedown for each monitor left and for each subscription.
+    drop(alex);
+    assert_eq!(
+        forwarded_n(&mut rx, 4).await,
+        [
+            format!(
+                "{{:nodedown, :{a}, [nodedown_reason: :connection_closed, node_type: :visible]}}"
+            ),
+            format!("{{:nodedown, :{a}}}"),
+            format!("{{:nodedown, :{a}}}"),
+            format!("{{:nodedown, :{a}}}"),
+        ]
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), rx.recv())
+            .await
+            .is_err(),
+        "nothing more"
+    );
+}
+
 /// A process that waits for ever.
 async fn idle(mut p: Process) -> Result<(), Exception> {
     loop {

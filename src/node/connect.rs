@@ -427,6 +427,7 @@ fn install(node: &Node, stream: Stream, peer: PeerIdentity) {
         lost(node, &old, "replaced by a new connection");
     }
     tracing::info!(peer = %name.name(), "node up: {}", name.name());
+    node.tell_node_up(&handle);
     (node.hooks().node_up)(node, &handle);
 }
 
@@ -454,6 +455,7 @@ fn lost(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
     conn.close();
     tracing::info!(peer = %conn.peer.name(), "node down: {} ({reason})", conn.peer.name());
     node.node_down(&conn.peer, Some(conn.creation));
+    node.tell_node_down(conn, reason);
     (node.hooks().node_down)(node, conn);
 }
 

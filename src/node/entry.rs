@@ -54,6 +54,8 @@ pub(crate) struct ProcState {
     pub initial_call: (Atom, Atom, usize),
     /// The running timers that send to this process: they go when it ends.
     pub timers: Vec<RefKey>,
+    /// It watched other nodes (`monitor_node`, `monitor_nodes`): its end removes that.
+    pub watches_nodes: bool,
     pub dead: bool,
     kill: Option<oneshot::Sender<Term>>,
 }
@@ -121,6 +123,7 @@ impl ProcEntry {
                 priority_aliases: OwnSet::default(),
                 initial_call: opts.initial_call,
                 timers: Vec::new(),
+                watches_nodes: false,
                 dead: false,
                 kill: Some(kill_tx),
             }),

@@ -15,6 +15,7 @@ mod hooks;
 pub(crate) mod keys;
 mod mailbox;
 mod names;
+mod node_watch;
 mod route;
 mod signals;
 mod stop;
@@ -27,6 +28,7 @@ pub(crate) use entry::{MonitorTarget, Prepared, ProcEntry, SpawnOpts};
 pub use exception::Exception;
 pub(crate) use hooks::{Extensions, Hooks};
 pub(crate) use mailbox::Mailbox;
+pub use node_watch::{NodeEvents, NodeType};
 pub(crate) use table::caught;
 
 use crate::epmd;
@@ -100,6 +102,8 @@ pub(crate) struct NodeInner {
     deadlines: deadlines::Deadlines,
     /// Its processes' timers (`send_after`, `start_timer`).
     timers: timers::Timers,
+    /// Its processes' watches of other nodes (`monitor_node`, `monitor_nodes`).
+    node_watch: node_watch::NodeWatch,
     /// Our EPMD registration (none without `dist_listen`, or once stopped): dropping it
     /// unregisters.
     epmd: Mutex<Option<epmd::Registration>>,
@@ -164,6 +168,7 @@ impl Node {
             extensions: Extensions::default(),
             deadlines: Default::default(),
             timers: Default::default(),
+            node_watch: Default::default(),
             epmd: Mutex::new(registration),
             stopping: Default::default(),
             stopped: Default::default(),

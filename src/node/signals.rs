@@ -324,6 +324,7 @@ impl Node {
                 self.fire_monitor(&entry, k, atom("noconnection"));
             }
         }
+        self.fire_node_monitors(node);
     }
 }
 

@@ -173,7 +173,7 @@ impl Node {
     /// A process ended with `reason`: unregister it and fire its links and monitors
     /// (`erts_do_exit_process` / `erts_continue_exit_process`).
     pub(crate) fn process_exited(&self, entry: &Arc<ProcEntry>, reason: Term) {
-        let (links, watchers, monitors, name, aliases, timers) = {
+        let (links, watchers, monitors, name, aliases, timers, watched_nodes) = {
             let mut st = entry.state();
             if st.dead {
                 return;
@@ -186,9 +186,13 @@ impl Node {
                 st.name.take(),
                 std::mem::take(&mut st.aliases),
                 std::mem::take(&mut st.timers),
+                st.watches_nodes,
             )
         };
         self.cancel_timers_of(timers);
+        if watched_nodes {
+            self.forget_node_watcher(entry);
+        }
         let pid = &entry.pid;
         lock(&self.0.procs).remove(&pid_key(pid));
         if let Some(name) = &name {

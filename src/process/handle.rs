@@ -135,6 +135,53 @@ impl Process {
         self.node.read_timer(timer)
     }
 
+    /// `Node.monitor(node, true)` (`erlang:monitor_node/2`): this process gets
+    /// `{:nodedown, node}` when the connection to `node` goes, or at once if it cannot
+    /// be made (a node not connected is connected to). Each call is a monitor of its
+    /// own, with a `nodedown` of its own; `false` takes one away. Monitoring this
+    /// node itself does nothing.
+    pub fn monitor_node(&self, node: &str, on: bool) {
+        self.node.monitor_node(&self.entry, node, on);
+    }
+
+    /// `:net_kernel.monitor_nodes(on)`: this process gets `{:nodeup, node}` for each
+    /// visible node that connects from now on and `{:nodedown, node}` for each that
+    /// goes; `false` ends it. In a GenServer, they come to `handle_info`:
+    ///
+    /// ```no_run
+    /// use cnode::term::{Match, Term};
+    /// use cnode::{Exception, GenServer, Next, Process};
+    ///
+    /// struct Membership;
+    ///
+    /// impl GenServer for Membership {
+    ///     async fn init(&mut self, p: &mut Process) -> Result<Next, Exception> {
+    ///         p.monitor_nodes(true);
+    ///         Ok(Next::Wait)
+    ///     }
+    ///
+    ///     async fn handle_info(&mut self, message: Term, _p: &mut Process) -> Result<Next, Exception> {
+    ///         match message.as_tuple_n(2).map(|t| (t[0].as_atom(), t[1].as_atom())) {
+    ///             Some((Some("nodeup"), Some(node))) => println!("{node} joined"),
+    ///             Some((Some("nodedown"), Some(node))) => println!("{node} left"),
+    ///             _ => {}
+    ///         }
+    ///         Ok(Next::Wait)
+    ///     }
+    /// }
+    /// ```
+    pub fn monitor_nodes(&self, on: bool) {
+        self.monitor_nodes_with(on, crate::node::NodeEvents::default());
+    }
+
+    /// `:net_kernel.monitor_nodes(on, options)`: as [`monitor_nodes`](Self::monitor_nodes),
+    /// for the nodes and with the messages `events` says (`node_type: :all`,
+    /// `:nodedown_reason`): `{:nodeup, node, info}` and `{:nodedown, node, info}`.
+    /// `false` ends every subscription made with the same `events`.
+    pub fn monitor_nodes_with(&self, on: bool, events: crate::node::NodeEvents) {
+        self.node.monitor_nodes(&self.entry, on, events);
+    }
+
     fn suspend_on(&self, busy: Option<Arc<ConnHandle>>) {
         if busy.is_some() {
             *crate::sync::lock(&self.busy) = busy;
