@@ -145,6 +145,16 @@ impl<T: IntoTerm> IntoTerm for Option<T> {
     }
 }
 
+/// `{:ok, value}` or `{:error, reason}`, as serde writes a `Result` ([`to_term`](super::to_term)).
+impl<T: IntoTerm, E: IntoTerm> IntoTerm for Result<T, E> {
+    fn into_term(self) -> Term {
+        match self {
+            Ok(value) => tuple(vec![atom("ok"), value.into_term()]),
+            Err(reason) => tuple(vec![atom("error"), reason.into_term()]),
+        }
+    }
+}
+
 impl<T: IntoTerm> IntoTerm for Vec<T> {
     fn into_term(self) -> Term {
         list(self.into_iter().map(IntoTerm::into_term).collect())
@@ -199,7 +209,9 @@ tuples!(
 /// `[...]` lists (with `key: value` elements for keyword lists), `%{k => v}` and
 /// `%{key: v}` maps, `nil`/`true`/`false` atoms; literals and Rust variables become
 /// terms through [`IntoTerm`] (strings as binaries), and `(expr)` takes any Rust
-/// expression.
+/// expression. A variable is moved into the term, as into `vec![x]`: to keep using
+/// it, write `(&name)` (a `&str`, `&String`, `&Pid`, `&Term` or slice is taken by
+/// reference) or `(name.clone())`.
 ///
 /// ```
 /// use cnode::term;

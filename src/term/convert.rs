@@ -1,7 +1,9 @@
 //! Rust types to terms and back with serde: [`to_term`] and [`from_term`], in the shapes
 //! the [module docs](super#rust-types-and-serde) list.
 
-use super::{atom, binary, boolean, charlist, int, list, map, tuple, BigInteger, Float, Term};
+use super::{
+    atom, binary, boolean, charlist, int, list, map, tuple, BigInteger, Float, Match, Term,
+};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{self, Serialize};
 use std::fmt;
@@ -38,6 +40,27 @@ pub fn to_term<T: Serialize + ?Sized>(value: &T) -> Result<Term, ConvertError> {
 /// A term as a Rust value (see [the shapes](mod@crate::term#rust-types-and-serde)).
 pub fn from_term<'de, T: serde::Deserialize<'de>>(term: &'de Term) -> Result<T, ConvertError> {
     T::deserialize(Deserializer { term })
+}
+
+/// The tag a variant of `std::result::Result` is written with: `Ok(v)` is `{:ok, v}` and
+/// `Err(e)` `{:error, e}`, as Elixir writes them. (serde names the enum `Result`: an
+/// enum of the program's own called `Result` with variants `Ok` and `Err` is taken for
+/// it, and written the same.)
+fn result_tag(name: &str, variant: &str) -> Option<&'static str> {
+    match (name, variant) {
+        ("Result", "Ok") => Some("ok"),
+        ("Result", "Err") => Some("error"),
+        _ => None,
+    }
+}
+
+/// The variant of `std::result::Result` an Elixir tag stands for (`:ok`, `:error`).
+fn result_variant(tag: &str) -> Option<&'static str> {
+    match tag {
+        "ok" => Some("Ok"),
+        "error" => Some("Err"),
+        _ => None,
+    }
 }
 
 // Names of the newtype structs the `as_*` modules wrap a value in: this serializer and
@@ -186,12 +209,21 @@ impl ser::Serializer for Serializer {
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
-        _: &'static str,
+        name: &'static str,
         _: u32,
         variant: &'static str,
         value: &T,
     ) -> Result<Term, ConvertError> {
-        Ok(tuple(vec![atom(variant), value.serialize(plain())?]))
+        let content = value.serialize(plain())?;
+        match result_tag(name, variant) {
+            // `Ok(())`: `:ok`, as Elixir functions answer (a value of a type with no
+            // data that is written `nil`: `()` or a unit struct).
+            Some(tag) if std::mem::size_of_val(value) == 0 && content.is_atom("nil") => {
+                Ok(atom(tag))
+            }
+            Some(tag) => Ok(tuple(vec![atom(tag), content])),
+            None => Ok(tuple(vec![atom(variant), content])),
+        }
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<Elements, ConvertError> {
         Ok(Elements::new(Shape::List, len))
@@ -608,10 +640,29 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
 
     fn deserialize_enum<V: Visitor<'de>>(
         self,
-        _: &'static str,
+        name: &'static str,
         _: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, ConvertError> {
+        if name == "Result" {
+            // `{:ok, v}` and `{:error, e}`; `:ok` and `:error` for `Ok(())` and `Err(())`.
+            let (tag, rest) = match self.term {
+                Term::Atom(a) => (a.name(), None),
+                Term::Tuple(t) => match t.elements.first() {
+                    Some(Term::Atom(a)) => (a.name(), Some(&t.elements[1..])),
+                    _ => ("", None),
+                },
+                _ => ("", None),
+            };
+            return match result_variant(tag) {
+                Some(tag) => visitor.visit_enum(Variant {
+                    tag,
+                    rest: rest.unwrap_or(&[]),
+                    bare: rest.is_none(),
+                }),
+                None => Err(self.unexpected("{:ok, value} or {:error, reason}")),
+            };
+        }
         match self.term {
             Term::Atom(a) => visitor.visit_enum(a.name().into_deserializer()),
             Term::Binary(_) => match self.text() {
@@ -622,6 +673,7 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
                 Term::Atom(tag) => visitor.visit_enum(Variant {
                     tag: tag.name(),
                     rest: &t.elements[1..],
+                    bare: false,
                 }),
                 _ => Err(self.unexpected("a tuple tagged with an atom")),
             },
@@ -720,6 +772,8 @@ impl<'de> MapAccess<'de> for Pairs<'de> {
 struct Variant<'de> {
     tag: &'de str,
     rest: &'de [Term],
+    /// A bare atom (`:ok`) read as a newtype variant: its content is `()` (or `None`).
+    bare: bool,
 }
 
 impl<'de> de::EnumAccess<'de> for Variant<'de> {
@@ -750,6 +804,7 @@ impl<'de> de::VariantAccess<'de> for Variant<'de> {
     ) -> Result<T::Value, ConvertError> {
         match self.rest {
             [term] => seed.deserialize(Deserializer { term }),
+            [] if self.bare => seed.deserialize(de::value::UnitDeserializer::new()),
             _ => Err(ConvertError(format!(
                 "expected {{:{}, value}}, got {} elements after the tag",
                 self.tag,

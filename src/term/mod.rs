@@ -26,6 +26,7 @@
 //! | `bool` | `true` / `false` |
 //! | `String`, `&str`, `char` | a string (binary); [`as_charlist`] for a charlist |
 //! | `Option<T>` | the value or `nil` |
+//! | `Result<T, E>` | `{:ok, value}` or `{:error, reason}` (`:ok` / `:error` for `Ok(())` / `Err(())`) |
 //! | `()` and a unit struct | `nil` |
 //! | `Vec<T>`, slices, sets | a list |
 //! | `(A, B)`, tuple structs | a tuple `{a, b}` |

@@ -335,3 +335,56 @@ fn a_cut_display_looks_only_at_what_it_shows() {
         "{whole}"
     );
 }
+
+#[test]
+fn results_are_ok_and_error_tuples() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "snake_case")]
+    enum Why {
+        OutOfStock,
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Unit;
+    type Reserve = Result<i64, Why>;
+    let shapes = |r: &Reserve| ex(&to_term(r).unwrap());
+    assert_eq!(shapes(&Ok(10)), "{:ok, 10}");
+    assert_eq!(shapes(&Err(Why::OutOfStock)), "{:error, :out_of_stock}");
+    assert_eq!(ex(&to_term(&Ok::<(), String>(())).unwrap()), ":ok");
+    assert_eq!(ex(&to_term(&Err::<i64, ()>(())).unwrap()), ":error");
+    assert_eq!(ex(&to_term(&Ok::<Unit, ()>(Unit)).unwrap()), ":ok");
+    assert_eq!(
+        ex(&to_term(&Ok::<Option<i64>, ()>(None)).unwrap()),
+        "{:ok, nil}"
+    );
+    assert_eq!(
+        ex(&to_term(&Ok::<Vec<i64>, ()>(vec![])).unwrap()),
+        "{:ok, []}"
+    );
+
+    let read = |text: &str| from_term::<Reserve>(&parse(text).unwrap());
+    assert_eq!(read("{:ok, 10}"), Ok(Ok(10)));
+    assert_eq!(read("{:error, :out_of_stock}"), Ok(Err(Why::OutOfStock)));
+    assert_eq!(from_term::<Result<(), String>>(&atom("ok")), Ok(Ok(())));
+    assert_eq!(
+        from_term::<Result<i64, Option<String>>>(&atom("error")),
+        Ok(Err(None))
+    );
+    assert_eq!(
+        read("{:Ok, 10}").unwrap_err().to_string(),
+        "expected {:ok, value} or {:error, reason}, got a tuple: {:\"Ok\", 10}"
+    );
+    assert!(read(":ok").is_err());
+    assert!(read("{:ok, 1, 2}").is_err());
+}
+
+#[test]
+fn results_into_terms_as_serde_writes_them() {
+    assert_eq!(ex(&Ok::<i64, String>(10).into_term()), "{:ok, 10}");
+    assert_eq!(
+        ex(&Err::<i64, _>(atom("out_of_stock")).into_term()),
+        "{:error, :out_of_stock}"
+    );
+    let sku = String::from("sku-1");
+    assert_eq!(ex(&crate::term!({:price, (&sku)})), r#"{:price, "sku-1"}"#);
+    assert_eq!(sku, "sku-1");
+}
