@@ -47,8 +47,13 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     // Logs go through `tracing`: any subscriber shows them.
-//!     tracing_subscriber::fmt::init();
+//!     // Logs go through `tracing`: any subscriber shows them, this one at `info` (the
+//!     // node's connections, a GenServer's crash) unless RUST_LOG says otherwise.
+//!     tracing_subscriber::fmt()
+//!         .with_env_filter(
+//!             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+//!         )
+//!         .init();
 //!     let node = Node::start(NodeConfig::new("rusty@localhost", "secret_token")).await?;
 //!
 //!     // Greeter.hello/1 for BEAM callers (:erpc, :rpc, Node.spawn/4, Task.Supervisor).

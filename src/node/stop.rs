@@ -37,8 +37,10 @@ impl Node {
         self.0.stopping.cancelled().await
     }
 
-    /// Stops the node with the exit status `status`.
-    pub(crate) async fn stop_with(&self, status: i32) {
+    /// [`stop`](Node::stop) with the exit status `status` for [`stopped`](Node::stopped)
+    /// and [`serve_forever`](Node::serve_forever) to give, as `System.stop(status)` (a
+    /// node whose application's supervisor gave up, say).
+    pub async fn stop_with(&self, status: i32) {
         if self.0.status.set(status).is_err() {
             // Stopping already.
             self.0.stopped.cancelled().await;

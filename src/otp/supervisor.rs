@@ -26,6 +26,30 @@
 //! supervisor::start(&node, Some("my_sup"), Strategy::OneForOne, children).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! A supervisor that gives up ends, and the node goes on without it. Where the program
+//! should end then, as a BEAM node does when its permanent application's top supervisor
+//! ends, `main` watches it and stops the node with a status:
+//!
+//! ```no_run
+//! # async fn demo(node: cnode::Node, children: Vec<cnode::supervisor::ChildSpec>) -> Result<(), Box<dyn std::error::Error>> {
+//! use cnode::supervisor::{self, Strategy};
+//! let sup = supervisor::start(&node, Some("my_sup"), Strategy::OneForOne, children).await?;
+//! // A process that monitors it: its DOWN message ends the wait.
+//! let gone = node.run_process(move |mut p| async move {
+//!     p.monitor(sup);
+//!     p.receive().await
+//! });
+//! let status = tokio::select! {
+//!     status = node.serve_forever() => status,
+//!     _ = gone => {
+//!         node.stop_with(1).await;
+//!         1
+//!     }
+//! };
+//! std::process::exit(status)
+//! # }
+//! ```
 
 use super::gen_server::{self, Caller, GenServer, Next, Reply, StartError};
 use crate::node::Node;

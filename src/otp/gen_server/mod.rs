@@ -192,7 +192,7 @@ pub trait GenServer: Send + Sized + 'static {
 
     /// The state as a term, for `:sys.get_state/1` and `:sys.get_status/1`, and for
     /// the `State` of the report a server whose group leader is on another node sends
-    /// there when it fails.
+    /// there when it fails. By default `:undefined`.
     fn state(&self) -> Term {
         atom("undefined")
     }
