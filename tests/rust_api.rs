@@ -221,6 +221,8 @@ impl GenServer for Counter {
             // PANIC_LINE
             Some("panic") => panic!("the counter panicked"),
             Some("quit") => Err(Exception::exit(atom("shutdown"))),
+            // NOMATCH_LINE
+            Some("nomatch") => Err(Exception::function_clause()),
             Some("crash") => {
                 // CRASH_LINE
                 let n: i64 = "not a number".parse()?;
@@ -366,6 +368,8 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
             "PANIC_LINE",
             10,
         ),
+        // An Elixir server's handle_call with no clause for the request.
+        (":nomatch", ":function_clause", "NOMATCH_LINE", 10),
     ] {
         if count == 10 {
             start_counter().await.expect("the counter starts again");
@@ -942,6 +946,11 @@ async fn a_rust_supervisor_is_a_supervisor_to_iex() {
         "[{:once, true, :worker}, {:idle, true, :worker}, {:echo, true, :worker}]"
     );
     both("Supervisor.count_children(SUP)");
+    // A GenServer child's module is the server's (GenServer::module).
+    assert_eq!(
+        eval("Supervisor.which_children({:sup, :NODE}) |> Enum.map(&elem(&1, 3))"),
+        "[[], [], [:\"rust_api::Echo\"]]"
+    );
 
     // A killed child comes back with a new pid and answers. The exit signal is taken
     // in its own time, on a BEAM node too: until then `whereis` may still give the old
@@ -1066,7 +1075,11 @@ async fn rest_for_one_and_one_for_all_restart_the_children_they_name() {
 /// A GenServer that only takes messages.
 struct Quiet;
 
-impl GenServer for Quiet {}
+impl GenServer for Quiet {
+    fn module() -> &'static str {
+        "Elixir.Quiet"
+    }
+}
 
 /// Elixir's `use GenServer` gives a server that defines no `handle_call/3` or
 /// `handle_cast/2` clauses that raise: a call or a cast stops it with a
@@ -1092,7 +1105,8 @@ async fn a_genserver_without_call_or_cast_clauses_stops_as_elixirs_does() {
         let call = blocking(|| {
             alex.eval(&format!(
                 "try do GenServer.call({{:quiet_call, {target}}}, :hello) catch
-                   :exit, {{{{%RuntimeError{{message: m}}, _}}, {{GenServer, :call, _}}}} -> m
+                   :exit, {{{{%RuntimeError{{message: m}}, [{{mod, f, a, _}} | _]}}, {{GenServer, :call, _}}}} ->
+                     {{m, {{mod, f, a}}}}
                  end"
             ))
         });
@@ -1136,7 +1150,7 @@ async fn a_genserver_without_call_or_cast_clauses_stops_as_elixirs_does() {
     );
     assert_eq!(
         beam.0,
-        "\"attempted to call GenServer :quiet_call but no handle_call/3 clause was provided\""
+        "{\"attempted to call GenServer :quiet_call but no handle_call/3 clause was provided\", {Quiet, :handle_call, 3}}"
     );
     assert_eq!(
         beam.1,

@@ -108,11 +108,33 @@ impl Exception {
     /// for `module` `"Elixir.RuntimeError"`, as `raise` makes it.
     #[track_caller]
     pub fn raise(module: &str, message: impl Into<String>) -> Self {
-        Exception::error(crate::term::map([
-            (atom("__struct__"), atom(module)),
-            (atom("__exception__"), atom("true")),
-            (atom("message"), crate::term::binary(message.into())),
-        ]))
+        Exception::error(exception_struct(module, message.into()))
+    }
+
+    /// `raise` of a `RuntimeError` in code the program did not write (a callback's
+    /// default, as `use GenServer` puts it in the module): its frame has no file and
+    /// line, only the function that whoever runs it names.
+    pub(crate) fn runtime_error_unplaced(message: String) -> Self {
+        Exception::Error {
+            reason: exception_struct("Elixir.RuntimeError", message),
+            stacktrace: vec![tuple(vec![
+                atom(UNNAMED.0),
+                atom(UNNAMED.1),
+                crate::term::int(0),
+                crate::term::nil(),
+            ])],
+        }
+    }
+
+    /// `function_clause`: what an Elixir function raises when no clause matches its
+    /// arguments. Returned by a GenServer's `handle_call` for a request it does not
+    /// know, the caller sees what an Elixir server without a matching clause gives:
+    /// `** (FunctionClauseError) no function clause matching in
+    /// Inventory.handle_call/3` (the frame named after the server's
+    /// [`module`](crate::GenServer::module) and the callback).
+    #[track_caller]
+    pub fn function_clause() -> Self {
+        Exception::error(atom("function_clause"))
     }
 
     /// `raise ArgumentError, message`.
@@ -146,6 +168,15 @@ impl Exception {
 /// ([`Exception::in_function`]). None inside the standard library: a constructor passed
 /// as a function (`ok_or_else(Exception::badarg)`) is called from there, not from the
 /// code that raised.
+/// `%Module{message: message}`, an Elixir exception.
+fn exception_struct(module: &str, message: String) -> Term {
+    crate::term::map([
+        (atom("__struct__"), atom(module)),
+        (atom("__exception__"), atom("true")),
+        (atom("message"), crate::term::binary(message)),
+    ])
+}
+
 fn frame_at(location: &'static Location<'static>) -> Option<Term> {
     frame(location.file(), location.line())
 }

@@ -154,6 +154,9 @@ pub struct ChildSpec {
     restart: Restart,
     shutdown: Shutdown,
     supervisor: bool,
+    /// `modules`, as `which_children/1` lists them: a GenServer's
+    /// [`module`](GenServer::module).
+    modules: Option<&'static str>,
 }
 
 /// `start` as a [`Start`]: the closure's future borrows the supervisor's process.
@@ -210,7 +213,7 @@ impl ChildSpec {
         S: GenServer,
         F: Fn() -> S + Send + Sync + 'static,
     {
-        ChildSpec::new(
+        let mut spec = ChildSpec::new(
             id,
             start_fn(move |sup| {
                 let server = make();
@@ -223,7 +226,9 @@ impl ChildSpec {
                 })
             }),
             false,
-        )
+        );
+        spec.modules = Some(S::module());
+        spec
     }
 
     /// A supervisor of `children`, as a child (`shutdown: :infinity`).
@@ -258,6 +263,7 @@ impl ChildSpec {
             restart: Restart::Permanent,
             shutdown: Shutdown::Timeout(Duration::from_secs(5)),
             supervisor,
+            modules: None,
         }
     }
 
@@ -449,7 +455,7 @@ impl Supervisor {
                                 } else {
                                     "worker"
                                 }),
-                                list(vec![]),
+                                list(c.spec.modules.map(atom).into_iter().collect()),
                             ])
                         })
                         .collect(),

@@ -190,6 +190,15 @@ pub trait GenServer: Send + Sized + 'static {
         async {}
     }
 
+    /// The module this server is to BEAM users: in the stack frame of an exception a
+    /// callback raises (`{Module, :handle_call, 3, [file: ..., line: ...]}`) and in
+    /// its supervisor's `which_children/1`. By default the Rust type's path
+    /// (`:"inventory::Inventory"`); a server Elixir code knows as a module says so:
+    /// `fn module() -> &'static str { "Elixir.Inventory" }`.
+    fn module() -> &'static str {
+        std::any::type_name::<Self>()
+    }
+
     /// The state as a term, for `:sys.get_state/1` and `:sys.get_status/1`, and for
     /// the `State` of the report a server whose group leader is on another node sends
     /// there when it fails. By default `:undefined`.
@@ -465,11 +474,11 @@ async fn ok_or_fail<S: GenServer>(
     }
 }
 
-/// The exception of a callback, its frame named after the server's Rust type (its
-/// path, as `std::any::type_name` gives it) and the callback, as a BEAM names the
-/// GenServer module's function: `{'parrot::Parrot', handle_call, 3, Location}`.
+/// The exception of a callback, its frame named after the server's module
+/// ([`GenServer::module`]: by default its Rust type's path) and the callback, as a BEAM
+/// names the GenServer module's function: `{'parrot::Parrot', handle_call, 3, Location}`.
 fn named<S: GenServer>(e: Exception, callback: &str, arity: usize) -> Exception {
-    e.in_function(std::any::type_name::<S>(), callback, arity)
+    e.in_function(S::module(), callback, arity)
 }
 
 /// The server ends with `e` (a failed callback, or a stop with a reason, from a
@@ -601,7 +610,7 @@ fn server_name(p: &Process) -> String {
 /// The `RuntimeError` of Elixir's default `handle_call/3` and `handle_cast/2`.
 fn no_clause(p: &Process, what: &str, callback: &str) -> Exception {
     let name = server_name(p);
-    Exception::runtime_error(format!(
+    Exception::runtime_error_unplaced(format!(
         "attempted to {what} GenServer {name} but no {callback} clause was provided"
     ))
 }
