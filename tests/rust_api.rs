@@ -757,6 +757,19 @@ async fn timers_fire_and_cancel_as_on_the_beam() {
         ":none"
     );
     assert_eq!(node.cancel_timer(&node.make_ref()), None);
+    // As long as Duration::MAX: a timer that never fires, a wait without end.
+    let never = node.send_after("nobody", atom("x"), Duration::MAX);
+    let year = Duration::from_secs(365 * 86_400);
+    assert!(node.read_timer(&never).is_some_and(|d| d > year));
+    assert!(node.cancel_timer(&never).is_some_and(|d| d > year));
+    let got = node
+        .run_process(|mut p| async move {
+            p.send(p.pid(), atom("here"));
+            p.receive_timeout(Duration::MAX).await
+        })
+        .await
+        .expect("the process runs");
+    assert_eq!(got, Some(atom("here")));
 
     // erlang:start_timer/3: the message names its timer.
     let (timer, got, read) = node

@@ -204,6 +204,11 @@ impl Node {
         self.0.deadlines.sleep_until(at)
     }
 
+    /// [`deadline`](Self::deadline) `after` from now ([`instant_after`]).
+    pub(crate) fn deadline_after(&self, after: std::time::Duration) -> deadlines::Deadline {
+        self.deadline(instant_after(after))
+    }
+
     /// This node's name, `name@host`.
     pub fn name(&self) -> &str {
         self.0.name.name()
@@ -315,6 +320,14 @@ impl Node {
     pub(crate) fn ref_key(&self, r: &Reference) -> Option<RefKey> {
         RefKey::of(r, &self.0.name, self.0.creation)
     }
+}
+
+/// The instant `after` from now; for a wait as long as `Duration::MAX` (which no
+/// instant is that far), one that never comes in practice: thirty years from now.
+pub(crate) fn instant_after(after: std::time::Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(after)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(30 * 365 * 86_400))
 }
 
 /// The part before `@` of a name this node may take, as `net_kernel` checks it: letters,

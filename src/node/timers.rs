@@ -61,7 +61,7 @@ impl Node {
             },
             _ => None,
         };
-        let at = Instant::now() + delay;
+        let at = super::instant_after(delay);
         {
             let mut table = lock(&self.0.timers.table);
             let node = self.clone();

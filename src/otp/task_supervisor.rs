@@ -783,7 +783,7 @@ impl NodeTask {
             owner,
             result,
         } = self;
-        let mut deadline = node.deadline(tokio::time::Instant::now() + timeout);
+        let mut deadline = node.deadline_after(timeout);
         match deadline.bound(result).await {
             Some(outcome) => outcome.unwrap_or_else(|_| Err(owner_ended(&owner))),
             None => {

@@ -251,7 +251,7 @@ impl Process {
         }
         // Registered with the node's watchdog at its first poll, which a message
         // already queued spares it.
-        let mut deadline = timeout.map(|t| self.node.deadline(tokio::time::Instant::now() + t));
+        let mut deadline = timeout.map(|t| self.node.deadline_after(t));
         loop {
             let (rx, entry, priority) = (&mut self.rx, &self.entry, self.priority_enabled);
             // `None`: a priority message arrived (looked at before anything else).
