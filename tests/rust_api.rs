@@ -897,6 +897,35 @@ async fn other_nodes_are_watched_as_on_the_beam() {
         format!("{{:nodedown, :{h}, [nodedown_reason: :connection_closed, node_type: :hidden]}}")
     );
 
+    // On a hidden node every connection is hidden, as on a hidden BEAM node.
+    let mut config = NodeConfig::new(&format!("{}@localhost", unique_name("shy")), COOKIE);
+    config.epmd_port = epmd.port();
+    config.hidden = true;
+    let shy = Node::start(config).await.expect("the hidden node starts");
+    let (tx, mut shy_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (subscribed, ready) = tokio::sync::oneshot::channel();
+    shy.spawn(move |mut p| async move {
+        p.monitor_nodes(true);
+        p.monitor_nodes_with(
+            true,
+            NodeEvents {
+                node_type: Some(NodeType::All),
+                nodedown_reason: false,
+            },
+        );
+        let _ = subscribed.send(());
+        while tx.send(p.receive().await).is_ok() {}
+        Ok(())
+    });
+    ready.await.expect("subscribed");
+    assert!(shy.connect(&a).await);
+    assert_eq!(
+        forwarded(&mut shy_rx).await,
+        format!("{{:nodeup, :{a}, [node_type: :hidden]}}")
+    );
+    assert_eq!(shy.connected_nodes(), std::slice::from_ref(&a));
+    shy.stop().await;
+
     // alex goes: one nodedown for each monitor left and for each subscription.
     drop(alex);
     assert_eq!(

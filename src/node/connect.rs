@@ -92,7 +92,7 @@ pub(super) fn connected(node: &Node) -> Vec<(String, bool)> {
     lock(&node.0.conns)
         .iter()
         .filter_map(|(name, s)| match s {
-            ConnState::Up(h) if h.is_open() => Some((name.clone(), h.is_visible())),
+            ConnState::Up(h) if h.is_open() => Some((name.clone(), node.is_visible(h))),
             _ => None,
         })
         .collect()

@@ -233,6 +233,13 @@ impl Node {
             .collect()
     }
 
+    /// Whether the connection `conn` is visible here: the peer published itself, and
+    /// this node is not hidden (a hidden node's connections are all hidden, as in
+    /// `dist_util`).
+    pub(crate) fn is_visible(&self, conn: &crate::connection::ConnHandle) -> bool {
+        !self.0.config.hidden && conn.is_visible()
+    }
+
     /// `erlang:nodes(visible)` (`Node.list()`): the connected nodes that are not
     /// hidden; `visible` false gives the hidden ones.
     pub(crate) fn nodes(&self, visible: bool) -> Vec<String> {

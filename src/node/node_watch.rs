@@ -173,7 +173,7 @@ impl Node {
     }
 
     fn tell_subscribers(&self, conn: &ConnHandle, up: bool, why: &str) {
-        let visible = conn.is_visible();
+        let visible = self.is_visible(conn);
         let told: Vec<(Arc<ProcEntry>, Term)> = {
             let w = lock(&self.0.node_watch.inner);
             w.subscribers

@@ -69,17 +69,15 @@ fn start_system_processes(node: &Node) {
 /// A connection came up: a visible node starts a `global` session with a visible peer,
 /// as `global` does on `nodeup`.
 fn node_up(node: &Node, conn: &ConnHandle) {
-    if !node.0.config.hidden && conn.is_visible() {
+    if node.is_visible(conn) {
         global::node_up(node, &conn.peer);
-    }
-    if conn.is_visible() {
         pg::node_up(node, &conn.peer);
     }
 }
 
 /// A connection went down: `global` hears of a visible peer's, as of its `nodeup`.
 fn node_down(node: &Node, conn: &ConnHandle) {
-    if !node.0.config.hidden && conn.is_visible() {
+    if node.is_visible(conn) {
         global::node_down(node, &conn.peer);
     }
 }
