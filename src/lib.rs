@@ -5,7 +5,8 @@
 //! as they talk to each other. On those processes it has what a BEAM node runs
 //! (`net_kernel` pings, `rex`/erpc, remote spawn, group-leader I/O, `global` and its
 //! names, `pg` groups, `Task.Supervisor`, `init:stop`) and what an Elixir programmer
-//! writes: [`GenServer`], [`supervisor`], tasks, and calls into the cluster from any
+//! writes: [`GenServer`], [`supervisor`], tasks, timers ([`Process::send_after`]),
+//! node monitoring ([`Process::monitor_nodes`]), and calls into the cluster from any
 //! async Rust code.
 //!
 //! A complete node: `cargo run` it, then from `iex --sname alex --cookie secret_token`,
