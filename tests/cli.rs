@@ -178,6 +178,27 @@ fn every_subcommand_against_iex() {
         alex.eval("receive do {:got, m} -> m after 20_000 -> :nothing end"),
         r#"{:hello, "from a script"}"#
     );
+    // A name is read as Elixir reads it: `:inbox` an atom, `Script.Inbox` a module's
+    // name (the command's own node keeps its own name).
+    alex.eval(
+        "parent = self()
+         for name <- [:inbox, Script.Inbox] do
+           spawn(fn -> Process.register(self(), name); receive do m -> send(parent, {:got, name, m}) end end)
+         end
+         :ok",
+    );
+    assert!(
+        alex.eval("Process.sleep(50); Process.whereis(:inbox) != nil and Process.whereis(Script.Inbox) != nil")
+            == "true"
+    );
+    assert_eq!(run(&["send", a, ":inbox", ":one"]), "");
+    assert_eq!(run(&["send", a, "Script.Inbox", ":two"]), "");
+    assert_eq!(
+        alex.eval(
+            "for _ <- 1..2 do receive do {:got, name, m} -> {name, m} after 20_000 -> :nothing end end |> Enum.sort()"
+        ),
+        "[{Script.Inbox, :two}, {:inbox, :one}]"
+    );
 
     // The command's own node is hidden, and gone when the command is.
     assert_eq!(alex.eval("Node.list()"), "[]");

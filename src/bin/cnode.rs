@@ -77,10 +77,13 @@ enum Command {
     /// Evaluates CODE on NODE: Code.eval_string/1 on an Elixir node, erl_eval on an
     /// Erlang one (or with --erlang), as erl_call -e does.
     Eval { node: String, code: String },
-    /// send({NAME, NODE}, TERM).
+    /// send({NAME, NODE}, TERM): NAME `shell` or `:shell`, a module's name
+    /// `Chat.Server` (`Elixir.Chat.Server`); with --erlang, the atom as written.
     Send {
         node: String,
-        name: String,
+        // Not `name`: that is the id of the global `--name`, which clap would fill.
+        #[arg(value_name = "NAME")]
+        registered: String,
         #[arg(allow_negative_numbers = true)]
         term: String,
     },
@@ -162,9 +165,15 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
             Plan::Call(node, module, fun, args)
         }
         Command::Eval { node, code } => Plan::Eval(node, code),
-        Command::Send { node, name, term } => {
-            Plan::Send(node, name, term_arg(term, cli.erlang, "the term")?)
-        }
+        Command::Send {
+            node,
+            registered,
+            term,
+        } => Plan::Send(
+            node,
+            registered_name(registered, cli.erlang),
+            term_arg(term, cli.erlang, "the term")?,
+        ),
     };
     let target = plan.node();
     if !target.contains('@') {
@@ -212,7 +221,7 @@ enum Plan<'a> {
     Ping(&'a String),
     Call(&'a String, String, String, Vec<Term>),
     Eval(&'a String, &'a String),
-    Send(&'a String, &'a String, Term),
+    Send(&'a String, String, Term),
 }
 
 impl Plan<'_> {
@@ -240,6 +249,24 @@ fn malformed(what: &str, text: &str, e: &ParseError) -> String {
         e,
         " ".repeat(e.column - 1)
     )
+}
+
+/// The atom a registered name is written as: `shell` and `:shell` are `shell`,
+/// `Chat.Server` is `Elixir.Chat.Server` (an alias, as Elixir reads it); with Erlang's
+/// syntax the atom as written (`'Elixir.Chat.Server'` unquoted).
+fn registered_name(text: &str, erlang: bool) -> String {
+    if erlang {
+        return text.trim_matches('\'').to_owned();
+    }
+    match text.strip_prefix(':') {
+        Some(atom) => atom.trim_matches('"').to_owned(),
+        None if text.starts_with(|c: char| c.is_ascii_uppercase())
+            && !text.starts_with("Elixir.") =>
+        {
+            format!("Elixir.{text}")
+        }
+        None => text.to_owned(),
+    }
 }
 
 /// `Enum.sum` → (`Elixir.Enum`, `sum`); `:erlang.node` and (Erlang) `erlang:node` →
