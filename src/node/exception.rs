@@ -287,26 +287,36 @@ fn error_banner(reason: &Term, stacktrace: &[Term]) -> Option<String> {
     normalized(reason, stacktrace)
 }
 
+/// A frame's function as `Exception.format_mfa/3` prints it: `Chat.hello/1`.
+fn mfa(frame: &Term) -> Option<String> {
+    let frame = frame.as_tuple()?;
+    let (m, f, a) = (frame.first()?, frame.get(1)?, frame.get(2)?);
+    Some(format!(
+        "{}.{}/{}",
+        Elixir(m),
+        f.as_atom().unwrap_or("?"),
+        arity(a)
+    ))
+}
+
 /// The Elixir exception an Erlang error reason stands for, as iex prints it.
 fn normalized(reason: &Term, stacktrace: &[Term]) -> Option<String> {
     if let Some(name) = reason.as_atom() {
         return match name {
             "badarg" => Some("** (ArgumentError) argument error".into()),
             "badarith" => Some("** (ArithmeticError) bad argument in arithmetic expression".into()),
-            "undef" => {
-                // The first frame is the function that does not exist.
-                let frame = stacktrace.first()?.as_tuple()?;
-                let (m, f, a) = (frame.first()?, frame.get(1)?, frame.get(2)?);
-                Some(format!(
-                    "** (UndefinedFunctionError) function {}.{}/{} is undefined or private",
-                    Elixir(m),
-                    f.as_atom().unwrap_or("?"),
-                    arity(a)
-                ))
-            }
-            "function_clause" => {
-                Some("** (FunctionClauseError) no function clause matching".into())
-            }
+            // The first frame is the function that does not exist.
+            "undef" => Some(format!(
+                "** (UndefinedFunctionError) function {} is undefined or private",
+                mfa(stacktrace.first()?)?
+            )),
+            // The first frame is the function no clause of which matched.
+            "function_clause" => Some(match stacktrace.first().and_then(mfa) {
+                Some(mfa) => {
+                    format!("** (FunctionClauseError) no function clause matching in {mfa}")
+                }
+                None => "** (FunctionClauseError) no function clause matches".into(),
+            }),
             _ => None,
         };
     }
@@ -507,6 +517,16 @@ mod tests {
         assert_eq!(
             undef.format(),
             "** (UndefinedFunctionError) function Chat.nope/1 is undefined or private\n    Chat.nope/1"
+        );
+        let no_clause =
+            Exception::function_clause().in_function("Elixir.Inventory", "handle_call", 3);
+        assert_eq!(
+            no_clause.banner(),
+            "** (FunctionClauseError) no function clause matching in Inventory.handle_call/3"
+        );
+        assert_eq!(
+            Exception::bare(atom("function_clause")).banner(),
+            "** (FunctionClauseError) no function clause matches"
         );
         let panic = Exception::bare(tuple(vec![atom("rust_panic"), binary("oops")]));
         assert_eq!(
