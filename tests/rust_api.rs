@@ -988,6 +988,27 @@ async fn a_rust_supervisor_is_a_supervisor_to_iex() {
         "[{:once, true, :worker}, {:idle, true, :worker}, {:echo, true, :worker}]"
     );
     both("Supervisor.count_children(SUP)");
+    // A stray message is logged as supervisor.erl logs it; the Task.Supervisor (a
+    // DynamicSupervisor) takes casts silently and logs any other message.
+    node.start_task_supervisor("Elixir.Stray.TaskSupervisor");
+    let before = logs();
+    eval(
+        "send({:sup, :NODE}, :stray)
+         GenServer.cast({Stray.TaskSupervisor, :NODE}, :a_cast)
+         send({Stray.TaskSupervisor, :NODE}, :stray_too)",
+    );
+    for line in [
+        "Supervisor received unexpected message: :stray",
+        "DynamicSupervisor received unexpected message: :stray_too",
+    ] {
+        assert!(
+            logged(&before, line).await,
+            "{line:?} not in:\n{}",
+            logs_after(&before)
+        );
+    }
+    assert!(!logs_after(&before).contains("a_cast"));
+
     // A GenServer child's module is the server's (GenServer::module).
     assert_eq!(
         eval("Supervisor.which_children({:sup, :NODE}) |> Enum.map(&elem(&1, 3))"),
@@ -1294,6 +1315,18 @@ fn logs() -> String {
 }
 
 /// The log lines that came after `earlier` (what [`logs`] returned before).
+/// Whether `line` is logged after `earlier`, waiting for it (`WAIT` at most).
+async fn logged(earlier: &str, line: &str) -> bool {
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        if logs_after(earlier).contains(line) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 fn logs_after(earlier: &str) -> String {
     logs()[earlier.len()..].to_owned()
 }

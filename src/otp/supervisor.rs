@@ -559,7 +559,12 @@ impl GenServer for Supervisor {
             let (pid, reason) = (*pid, reason.clone());
             self.child_exited(p, &pid, &reason).await?;
         } else {
-            tracing::debug!(supervisor = %p.pid().inspect(), "ignoring {}", Short(&message));
+            // As supervisor.erl's handle_info/2.
+            tracing::error!(
+                supervisor = %p.pid().inspect(),
+                "Supervisor received unexpected message: {}",
+                Short(&message)
+            );
         }
         Ok(Next::Wait)
     }

@@ -225,8 +225,14 @@ async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exce
         let Some((from, request)) = parse_call(&message) else {
             if super::gen_server::is_malformed_call(&message) {
                 tracing::warn!("{name}: dropping a $gen_call with a malformed From");
-            } else {
+            } else if super::gen_server::parse_cast(&message).is_some() {
+                // DynamicSupervisor.handle_cast/2 takes any cast and does nothing.
                 tracing::debug!("{name}: ignoring {}", Short(&message));
+            } else {
+                tracing::error!(
+                    "DynamicSupervisor received unexpected message: {}",
+                    Short(&message)
+                );
             }
             continue;
         };
