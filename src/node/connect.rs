@@ -426,7 +426,13 @@ fn install(node: &Node, stream: Stream, peer: PeerIdentity) {
     if let Some(old) = replaced {
         lost(node, &old, "replaced by a new connection");
     }
-    tracing::info!(peer = %name.name(), "node up: {}", name.name());
+    // A hidden node (a script's `erl_call` or `cnode` command, come and gone within a
+    // second) is logged at debug level: a BEAM node logs no connection at all.
+    if handle.is_visible() {
+        tracing::info!(peer = %name.name(), "node up: {}", name.name());
+    } else {
+        tracing::debug!(peer = %name.name(), "node up: {} (hidden)", name.name());
+    }
     node.tell_node_up(&handle);
     (node.hooks().node_up)(node, &handle);
 }
@@ -453,7 +459,11 @@ pub(super) fn down(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
 /// `noconnection` (`erts_do_net_exits`).
 fn lost(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
     conn.close();
-    tracing::info!(peer = %conn.peer.name(), "node down: {} ({reason})", conn.peer.name());
+    if conn.is_visible() {
+        tracing::info!(peer = %conn.peer.name(), "node down: {} ({reason})", conn.peer.name());
+    } else {
+        tracing::debug!(peer = %conn.peer.name(), "node down: {} ({reason}, hidden)", conn.peer.name());
+    }
     node.node_down(&conn.peer, Some(conn.creation));
     node.tell_node_down(conn, reason);
     (node.hooks().node_down)(node, conn);
