@@ -945,3 +945,39 @@ pub mod as_term {
             .map_err(|_| de::Error::custom(format!("not of the field's kind: {shown}")))
     }
 }
+
+/// A [`Term`], [`Pid`](super::Pid), [`Reference`](super::Reference) or
+/// [`Port`](super::Port) in a Rust type is the term as it is, as [`as_term`] keeps a
+/// field: a reply of pids is `Result<Vec<Pid>, Why>`. (Through another serde format
+/// than this crate's, it travels as its external format's bytes.)
+macro_rules! serde_as_term {
+    ($($kind:ty),*) => {$(
+        impl serde::Serialize for $kind {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                as_term::serialize(self, s)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $kind {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                as_term::deserialize(d)
+            }
+        }
+    )*};
+}
+serde_as_term!(Term, super::Pid, super::Reference, super::Port);
+
+/// An [`Atom`](super::Atom) is an atom (read from an atom, a string or a charlist, as
+/// a `String` is; a new one within the limits of the atoms a peer may make).
+impl serde::Serialize for super::Atom {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_newtype_struct(ATOM, self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for super::Atom {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Bounded as an atom a peer sends: a string from a peer may name one.
+        let name = String::deserialize(d)?;
+        super::Atom::from_peer(&name).map_err(de::Error::custom)
+    }
+}

@@ -37,12 +37,16 @@
 //! | newtype variant `Add(5)` | `{:Add, 5}` |
 //! | tuple variant `Move(1, 2)` | `{:Move, 1, 2}` |
 //! | struct variant `Set { key: 1 }` | `{:Set, %{key: 1}}` |
+//! | [`Pid`], [`Reference`], [`Port`], [`Term`] | the term as it is |
+//! | [`Atom`] | an atom |
 //!
 //! and field by field: [`as_atom`] for a `String` that is an atom, [`as_keyword`] for a
-//! struct or map that is a keyword list, [`as_term`] for a [`Term`], [`Pid`] or
-//! [`Reference`] kept as it is. Reading is as lenient as Elixir code is with the same
-//! data: an atom or a charlist reads as a string, a keyword list as a struct, a tuple as
-//! a sequence, `nil` as `None`; a `__struct__` key is ignored unless a field asks for it.
+//! struct or map that is a keyword list, [`as_term`] for any type a [`Term`] converts
+//! to, kept as it is. Reading is lenient: an atom or a charlist reads as a string, a
+//! keyword list as a struct, a tuple as a sequence, `nil` as `None`; a `__struct__` key
+//! is ignored unless a field asks for it. So `{:who, :lobby}` and `{:who, "lobby"}`
+//! both read as `Who(String::from("lobby"))`, where an Elixir pattern tells them apart:
+//! where that matters, take the field as an [`Atom`] or a [`Term`] and look.
 //!
 //! ```
 //! use cnode::term::{from_term, to_term, Inspect};

@@ -388,3 +388,36 @@ fn results_into_terms_as_serde_writes_them() {
     assert_eq!(ex(&crate::term!({:price, (&sku)})), r#"{:price, "sku-1"}"#);
     assert_eq!(sku, "sku-1");
 }
+
+#[test]
+fn pids_references_atoms_and_terms_in_rust_types() {
+    let pid = Pid::new("alex@localhost", 107, 0, 3);
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "snake_case")]
+    enum Why {
+        NoSuchRoom,
+    }
+    let reply: Result<Vec<Pid>, Why> = Ok(vec![pid]);
+    let t = to_term(&reply).unwrap();
+    assert_eq!(t, tuple(vec![atom("ok"), list(vec![Term::Pid(pid)])]));
+    assert_eq!(from_term::<Result<Vec<Pid>, Why>>(&t), Ok(reply));
+    assert!(from_term::<Pid>(&atom("x")).is_err());
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Event {
+        kind: Atom,
+        data: Term,
+    }
+    let event = Event {
+        kind: Atom::from("joined"),
+        data: tuple(vec![atom("room"), binary("lobby")]),
+    };
+    let t = to_term(&event).unwrap();
+    assert_eq!(ex(&t), r#"%{data: {:room, "lobby"}, kind: :joined}"#);
+    assert_eq!(from_term::<Event>(&t), Ok(event));
+    assert_eq!(
+        from_term::<Atom>(&binary("joined")),
+        Ok(Atom::from("joined"))
+    );
+    assert!(from_term::<Atom>(&binary("a".repeat(256))).is_err());
+}
