@@ -947,6 +947,84 @@ async fn other_nodes_are_watched_as_on_the_beam() {
     );
 }
 
+/// Chat.Echo in Rust: answers a call with the request, sends `term` to `pid` for a cast
+/// `{pid, term}`, and its state is `nil`.
+struct NilEcho;
+
+impl GenServer for NilEcho {
+    async fn handle_call(
+        &mut self,
+        request: Term,
+        _from: &Caller,
+        _p: &mut Process,
+    ) -> Result<Reply, Exception> {
+        Ok(Reply::reply(request))
+    }
+
+    async fn handle_cast(&mut self, request: Term, p: &mut Process) -> Result<Next, Exception> {
+        if let Some([Term::Pid(to), term]) = request.as_tuple_n(2) {
+            p.send(*to, term);
+        }
+        Ok(Next::Wait)
+    }
+
+    fn state(&self) -> Term {
+        atom("nil")
+    }
+}
+
+/// `gen_server:call`, `GenServer.call`, `sys:get_state` and the like, run on the node
+/// through rpc: the same answers and exits from a Rust node as from a BEAM node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_are_called_through_rpc_as_on_a_beam_node() {
+    let (_epmd, alex, node) = alex_and_node("rpccalls").await;
+    let n = node.name().to_owned();
+    cnode::gen_server::start(&node, Some("echo"), NilEcho)
+        .await
+        .expect("the echo starts");
+    blocking(|| {
+        alex.eval(
+            "{:ok, _} = Chat.Echo.start(:echo)
+             Process.register(self(), :shell)",
+        )
+    });
+    let on = |expr: &str, target: &str| {
+        blocking(|| {
+            alex.eval(&format!(
+                "node = {target}
+                 try do {expr} catch
+                   # The stacks of exceptions differ: BEAM code has files and lines.
+                   :error, {{:exception, reason, _}} -> {{:exception, reason}}
+                   kind, reason -> {{kind, reason}}
+                 end"
+            ))
+        })
+    };
+    for expr in [
+        ":rpc.call(node, :gen_server, :call, [:echo, :hi])",
+        ":erpc.call(node, :gen_server, :call, [{:echo, node}, {:hi, 1}, 1000])",
+        ":erpc.call(node, GenServer, :call, [:echo, :hi])",
+        ":erpc.call(node, GenServer, :call, [:nobody, :hi])",
+        ":erpc.call(node, :gen_server, :call, [:nobody, :hi, 100])",
+        ":erpc.call(node, GenServer, :call, [{:global, :nobody}, :hi, :infinity])",
+        ":erpc.call(node, GenServer, :call, [{:via, :global, :nobody}, :hi])",
+        ":erpc.call(node, GenServer, :call, [42, :hi])",
+        ":erpc.call(node, GenServer, :cast, [:echo, {Process.whereis(:shell), :cast_back}])
+         receive do :cast_back -> :cast_back after 20_000 -> :nothing end",
+        ":erpc.call(node, :gen_server, :cast, [:nobody, :hi])",
+        ":erpc.call(node, :sys, :get_state, [:echo])",
+        ":erpc.call(node, :sys, :get_state, [:echo, 1000])",
+        ":erpc.call(node, :sys, :get_state, [:nobody])",
+        ":erpc.call(node, :sys, :get_status, [:nobody, 100])",
+        "{:status, _, module, _} = :erpc.call(node, :sys, :get_status, [:echo]); module",
+    ] {
+        let beam = on(expr, "node()");
+        let rust = on(expr, &format!(":{n}"));
+        // The BEAM's exits name its own node where ours name this one.
+        assert_eq!(rust, beam.replace(&alex.node_name(), &n), "{expr}");
+    }
+}
+
 /// A process that waits for ever.
 async fn idle(mut p: Process) -> Result<(), Exception> {
     loop {

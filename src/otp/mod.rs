@@ -4,6 +4,7 @@
 //! reaches them only through the hooks given here.
 
 pub(crate) mod builtins;
+mod calls;
 mod errors;
 pub mod gen_server;
 pub(crate) mod global;
@@ -58,6 +59,7 @@ fn start_system_processes(node: &Node) {
     net_kernel::start(node);
     rpc::start(node);
     builtins::register(node);
+    calls::register(node);
     global::register_functions(node);
     global::register_resolve_it(node);
     pg::register_functions(node);

@@ -237,7 +237,19 @@ impl Process {
         request: impl IntoMessage,
         timeout: Option<Duration>,
     ) -> Result<Term, CallError> {
-        let to = to.into();
+        self.gen_call("$gen_call", to.into(), request, timeout)
+            .await
+    }
+
+    /// `gen:call/4`: [`call`](Self::call) with the message's `label` (`$gen_call`, or
+    /// `system` for a `sys` request).
+    pub(crate) async fn gen_call(
+        &mut self,
+        label: &str,
+        to: Dest,
+        request: impl IntoMessage,
+        timeout: Option<Duration>,
+    ) -> Result<Term, CallError> {
         let request = request.into_kept();
         let failed = |kind, request: Cow<'_, Term>| {
             Err(CallError::new(kind, &to, request.into_owned(), timeout))
@@ -250,7 +262,7 @@ impl Process {
         let me = &self.entry.pid;
         let from = tuple(vec![Term::Pid(*me), tag]);
         self.node
-            .route_in(me, to.clone(), vec![atom("$gen_call"), from], &*request);
+            .route_in(me, to.clone(), vec![atom(label), from], &*request);
         let reply = self
             .receive_match(timeout, |m| {
                 m.as_tuple_n(2)

@@ -1,0 +1,176 @@
+//! The library functions that call a server, for callers that run them on this node
+//! through `:erpc`/`:rpc` (or the `cnode` command's `call`): `gen_server:call/2,3` and
+//! `cast/2`, Elixir's `GenServer.call/2,3` and `cast/2`, `sys:get_state/1,2` and
+//! `get_status/1,2`. Every BEAM node has the first and the last (an Elixir node the
+//! Elixir ones too), so `:rpc.call(node, :sys, :get_state, [name])` asked of a Rust node
+//! answers as asked of a BEAM node, and so does a script's `cnode call node
+//! GenServer.call '{Counter, :node@host}' :get`. They run in the rpc's process: a
+//! failure exits it as the function exits its caller (`{:noproc, {GenServer, :call,
+//! [server, request, 5000]}}`), which the caller gets as from a BEAM node.
+
+use crate::node::Node;
+use crate::process::{Dest, Exception, Process};
+use crate::term::{atom, int, list, nil, tuple, Match, Term};
+use std::time::Duration;
+
+/// A call's default timeout, gen_server's and GenServer's.
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
+
+pub(crate) fn register(node: &Node) {
+    for (module, arity) in [
+        ("gen_server", 2),
+        ("gen_server", 3),
+        ("Elixir.GenServer", 2),
+        ("Elixir.GenServer", 3),
+    ] {
+        node.register_function(module, "call", arity, move |mut p, args| async move {
+            let timeout = timeout_arg(args.get(2), module, "call", &args)?;
+            let failed = |reason: Term| {
+                let call = vec![args[0].clone(), args[1].clone(), timeout_term(timeout)];
+                exited(reason, module, "call", call)
+            };
+            let Some(to) = server(&p, &args[0], module, "call", &args)? else {
+                return Err(failed(atom("noproc")));
+            };
+            p.gen_call("$gen_call", to, &args[1], timeout)
+                .await
+                .map_err(|e| failed(e.kind().reason()))
+        });
+    }
+    for module in ["gen_server", "Elixir.GenServer"] {
+        node.register_function(module, "cast", 2, move |p, args| async move {
+            // A cast to a name nobody holds is `ok` all the same.
+            if let Some(to) = server(&p, &args[0], module, "cast", &args)? {
+                p.cast(to, &args[1]);
+            }
+            Ok(atom("ok"))
+        });
+    }
+    for (function, arity) in [
+        ("get_state", 1),
+        ("get_state", 2),
+        ("get_status", 1),
+        ("get_status", 2),
+    ] {
+        node.register_function("sys", function, arity, move |mut p, args| async move {
+            let timeout = timeout_arg(args.get(1), "sys", function, &args)?;
+            let failed = |reason: Term| exited(reason, "sys", function, args.clone());
+            let Some(to) = server(&p, &args[0], "sys", function, &args)? else {
+                return Err(failed(atom("noproc")));
+            };
+            let here = is_here(p.node(), &to);
+            let reply = p
+                .gen_call("system", to, &atom(function), timeout)
+                .await
+                .map_err(|e| failed(e.kind().reason()))?;
+            if function == "get_status" {
+                return Ok(reply);
+            }
+            // `{error, Reason}` is raised. A server of this node answers this caller
+            // with its bare state, as OTP 25's `sys` does; a BEAM node's from OTP 26
+            // on with `{ok, State}`, from OTP 25 with the bare state.
+            match reply.as_tuple_n(2) {
+                Some([tag, reason]) if tag.is_atom("error") => Err(Exception::bare(reason.clone())),
+                Some([tag, state]) if tag.is_atom("ok") && !here => Ok(state.clone()),
+                _ => Ok(reply),
+            }
+        });
+    }
+}
+
+/// Where `server` is, as `gen:call/4` finds it: a pid, a local name, `{Name, Node}`,
+/// `{:global, Name}` or `{:via, :global, Name}`; `None` for a `global` name nobody
+/// holds. Any other term raises as `gen:where/1` does.
+fn server(
+    p: &Process,
+    server: &Term,
+    module: &str,
+    function: &str,
+    args: &[Term],
+) -> Result<Option<Dest>, Exception> {
+    let global = |name: &Term| Ok(p.node().whereis_global(name).map(Dest::Pid));
+    match server {
+        Term::Pid(pid) => return Ok(Some(Dest::Pid(*pid))),
+        Term::Atom(name) => return Ok(Some(Dest::Name(*name))),
+        _ => {}
+    }
+    match server.as_tuple() {
+        Some([Term::Atom(tag), name]) if tag.name() == "global" => global(name),
+        Some([Term::Atom(name), Term::Atom(node)]) => Ok(Some(Dest::RemoteName(*name, *node))),
+        Some([Term::Atom(tag), Term::Atom(via), name]) if tag.name() == "via" => {
+            if via.name() == "global" {
+                global(name)
+            } else {
+                // The registry module is BEAM code: not here.
+                Err(Exception::undef(
+                    via.name(),
+                    "whereis_name",
+                    vec![name.clone()],
+                ))
+            }
+        }
+        _ => Err(Exception::Error {
+            reason: atom("function_clause"),
+            stacktrace: vec![
+                tuple(vec![
+                    atom("gen"),
+                    atom("where"),
+                    list(vec![server.clone()]),
+                    nil(),
+                ]),
+                tuple(vec![
+                    atom(module),
+                    atom(function),
+                    int(args.len() as i64),
+                    nil(),
+                ]),
+            ],
+        }),
+    }
+}
+
+/// Whether `to` is a process of this node.
+fn is_here(node: &Node, to: &Dest) -> bool {
+    match to {
+        Dest::Pid(pid) => node.name() == pid.node.name(),
+        Dest::Name(_) => true,
+        Dest::RemoteName(_, n) => node.name() == n.name(),
+        Dest::Alias(r) => node.name() == r.node.name(),
+    }
+}
+
+/// A call's timeout argument: milliseconds or `infinity` (`None`); the default when
+/// there is none.
+fn timeout_arg(
+    arg: Option<&Term>,
+    module: &str,
+    function: &str,
+    args: &[Term],
+) -> Result<Option<Duration>, Exception> {
+    match arg {
+        None => Ok(Some(DEFAULT_TIMEOUT)),
+        Some(t) if t.is_atom("infinity") => Ok(None),
+        Some(t) => match t.as_int() {
+            Some(ms) if ms >= 0 => Ok(Some(Duration::from_millis(ms as u64))),
+            _ => Err(Exception::Exit(tuple(vec![
+                atom("badarg"),
+                tuple(vec![atom(module), atom(function), list(args.to_vec())]),
+            ]))),
+        },
+    }
+}
+
+fn timeout_term(timeout: Option<Duration>) -> Term {
+    match timeout {
+        Some(t) => crate::term::millis(t),
+        None => atom("infinity"),
+    }
+}
+
+/// The exit of a call that failed: `{Reason, {Module, Function, Args}}`.
+fn exited(reason: Term, module: &str, function: &str, args: Vec<Term>) -> Exception {
+    Exception::Exit(tuple(vec![
+        reason,
+        tuple(vec![atom(module), atom(function), list(args)]),
+    ]))
+}
