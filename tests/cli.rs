@@ -151,6 +151,13 @@ fn every_subcommand_against_iex() {
     );
     assert_eq!(run(&["eval", a, "Enum.map([1, 2], &(&1 * 2))"]), "[2, 4]");
     assert_eq!(run(&["--erlang", "eval", a, "lists:sum([1,2,3])"]), "6");
+    // The node's own pids print as its shell prints them.
+    let init = alex.eval(":erlang.whereis(:init) |> inspect()");
+    assert_eq!(run(&["call", a, ":erlang.whereis", ":init"]), init.trim_matches('"'));
+    assert_eq!(
+        run(&["--erlang", "call", a, "erlang:whereis", "init"]),
+        "<0.0.0>"
+    );
     // Output of the call goes to the caller's group leader, as from iex: here, the
     // command's stdout, before the result.
     assert_eq!(

@@ -182,6 +182,7 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
             format!("cnode: {target} is not a node name (name@host)"),
         ));
     }
+    let _ = TARGET.set(Atom::from(target));
     let node = start(cli, target).await?;
     match tokio::time::timeout(timeout, node.try_connect(target)).await {
         Err(_) => {
@@ -417,13 +418,31 @@ fn raised(cli: &Cli, class: &str, reason: &Term, stacktrace: &Term) -> String {
     exception.banner()
 }
 
+/// The node the command talks to: its own pids, ports and references are printed as
+/// its shell prints them (`#PID<0.107.0>`), those of other nodes with their node's name.
+static TARGET: std::sync::OnceLock<Atom> = std::sync::OnceLock::new();
+
 fn show(cli: &Cli, t: &Term) -> String {
     if cli.json {
         json(t)
-    } else if cli.erlang {
-        Erlang(t).to_string()
     } else {
-        Elixir(t).to_string()
+        local(t, cli.erlang)
+    }
+}
+
+/// `t` in Elixir's or Erlang's syntax, as the target node prints it.
+fn local(t: &Term, erlang: bool) -> String {
+    let Some(target) = TARGET.get() else {
+        return if erlang {
+            Erlang(t).to_string()
+        } else {
+            Elixir(t).to_string()
+        };
+    };
+    if erlang {
+        Erlang::local(t, target).to_string()
+    } else {
+        Elixir::local(t, target).to_string()
     }
 }
 
@@ -653,7 +672,7 @@ fn json_into(out: &mut String, t: &Term) {
                 }
             }
         }
-        other => out.push_str(&json_string(&Elixir(other).to_string())),
+        other => out.push_str(&json_string(&local(other, false))),
     }
 }
 
