@@ -153,7 +153,10 @@ fn every_subcommand_against_iex() {
     assert_eq!(run(&["--erlang", "eval", a, "lists:sum([1,2,3])"]), "6");
     // The node's own pids print as its shell prints them.
     let init = alex.eval(":erlang.whereis(:init) |> inspect()");
-    assert_eq!(run(&["call", a, ":erlang.whereis", ":init"]), init.trim_matches('"'));
+    assert_eq!(
+        run(&["call", a, ":erlang.whereis", ":init"]),
+        init.trim_matches('"')
+    );
     assert_eq!(
         run(&["--erlang", "call", a, "erlang:whereis", "init"]),
         "<0.0.0>"

@@ -1542,7 +1542,13 @@ async fn process_groups_are_shared_with_beam_nodes() {
     blocking(|| alex.eval(start_scope));
     let node = start_node("rusty", epmd.port()).await;
     assert!(node.connect(&alex.node_name()).await);
-    node.start_pg("chat_scope").unwrap();
+    let scope = node.start_pg("chat_scope").unwrap();
+    // Started twice: `{:already_started, pid}`, as `:pg.start_link/1` answers.
+    let again = node.start_pg("chat_scope").unwrap_err().reason();
+    assert_eq!(
+        again,
+        tuple(vec![atom("already_started"), Term::Pid(scope)])
+    );
     let room = atom("room");
     let members_here = |n: usize| {
         let node = node.clone();

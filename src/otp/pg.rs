@@ -12,7 +12,7 @@
 //! answers a version-1 `discover` in that form and gets updates back as `join` and
 //! `leave`. Every node keeps the whole view; reading it takes no message.
 
-use super::gen_server::{parse_call, parse_cast, CallError, Caller};
+use super::gen_server::{parse_call, parse_cast, CallError, Caller, StartError};
 use super::sys;
 use crate::node::Node;
 use crate::process::{Exception, Process};
@@ -35,10 +35,11 @@ impl Node {
     /// default scope of `:pg.join/2`; Elixir libraries name their own), which finds the
     /// same scope on the nodes this node is connected to and keeps the groups in step
     /// with theirs. Started again if it ends (its local members are then lost, as on the
-    /// BEAM). Returns its pid; `Err` when the name is taken.
+    /// BEAM). Returns its pid; `Err` when the name is taken, `{:already_started, pid}`
+    /// as `:pg.start_link/1` answers.
     ///
     /// ```no_run
-    /// # async fn demo(node: cnode::Node) -> Result<(), cnode::Exception> {
+    /// # async fn demo(node: cnode::Node) -> Result<(), Box<dyn std::error::Error>> {
     /// use cnode::term::atom;
     /// node.start_pg("pg")?;
     /// let worker = node.spawn(|mut p| async move { loop { p.receive().await; } });
@@ -47,7 +48,7 @@ impl Node {
     /// let everyone = node.pg_members("pg", &atom("workers"));
     /// # Ok(()) }
     /// ```
-    pub fn start_pg(&self, scope: &str) -> Result<Pid, Exception> {
+    pub fn start_pg(&self, scope: &str) -> Result<Pid, StartError> {
         let name = Atom::from(scope);
         let view = {
             let scopes = self.0.extensions.get::<Scopes>();
@@ -56,6 +57,10 @@ impl Node {
         };
         super::keep_registered(self, scope, move |p, parent| {
             serve(p, parent, name, view.clone())
+        })
+        .map_err(|_| {
+            let holder = self.whereis(scope);
+            StartError(Exception::Exit(super::gen_server::already_started(holder)))
         })
     }
 

@@ -333,7 +333,7 @@ pub(crate) async fn start_named<S: GenServer>(
 
 /// `{already_started, Pid}`, as `GenServer.start/3` answers for a name that is taken
 /// (`undefined` when its holder ended meanwhile).
-fn already_started(holder: Option<Pid>) -> Term {
+pub(crate) fn already_started(holder: Option<Pid>) -> Term {
     let holder = holder.map_or_else(|| atom("undefined"), Term::Pid);
     tuple(vec![atom("already_started"), holder])
 }
