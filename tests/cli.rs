@@ -138,6 +138,16 @@ fn every_subcommand_against_iex() {
         ]),
         r#"{"a":1,"b":"x","c":null,"d":[1,2.5]}"#
     );
+    // Floats and charlists as Jason writes them.
+    assert_eq!(
+        run(&[
+            "--json",
+            "eval",
+            a,
+            "{1.0, -0.0, 1.0e20, 0.1, [104, 105], ~c\"abc\"}"
+        ]),
+        "[1.0,-0.0,1.0e20,0.1,[104,105],[97,98,99]]"
+    );
     // Dates and times as Jason writes them (ISO 8601), a MapSet as an array.
     assert_eq!(
         run(&[

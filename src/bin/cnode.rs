@@ -576,9 +576,10 @@ async fn names(host: &str, timeout: Duration) -> Result<String, Failure> {
 
 /// A term as JSON: numbers, `true`/`false`/`null` for `true`/`false`/`nil`, other atoms
 /// and UTF-8 binaries as strings, lists and tuples as arrays, maps with atom or string
-/// keys as objects (other maps as arrays of `[key, value]`), charlists as strings, dates
-/// and times in ISO 8601 and a `MapSet` as an array (as Jason writes them), and what JSON
-/// has no kind for (pids, references, funs, other binaries) as its Elixir text.
+/// keys as objects (other maps as arrays of `[key, value]`), charlists as the lists of
+/// integers they are, dates and times in ISO 8601 and a `MapSet` as an array (as Jason
+/// writes them), and what JSON has no kind for (pids, references, funs, binaries that
+/// are not UTF-8, which Jason refuses) as its Elixir text.
 fn json(t: &Term) -> String {
     let mut out = String::new();
     json_into(&mut out, t);
@@ -598,26 +599,14 @@ fn json_into(out: &mut String, t: &Term) {
         Term::BigInteger(i) => {
             let _ = write!(out, "{}", i.value);
         }
-        Term::Float(f) => {
-            let _ = write!(out, "{}", f.value);
-        }
+        // As Jason writes them, which is as inspect/1 does: `1.0`, `1.0e20`, `-0.0`.
+        Term::Float(_) => out.push_str(&Elixir(t).to_string()),
         Term::Binary(b) => match std::str::from_utf8(&b.bytes) {
             Ok(s) => out.push_str(&json_string(s)),
             Err(_) => out.push_str(&json_string(&Elixir(t).to_string())),
         },
-        Term::List(l) => {
-            if !l.elements.is_empty() {
-                if let Some(text) = cnode::term::chardata_to_string(t).filter(|_| {
-                    l.elements
-                        .iter()
-                        .all(|e| matches!(e, Term::FixInteger(i) if (32..0x11_0000).contains(&i.value) || (8..14).contains(&i.value)))
-                }) {
-                    out.push_str(&json_string(&text));
-                    return;
-                }
-            }
-            json_array(out, &l.elements);
-        }
+        // A charlist is a list of integers, as Jason writes it.
+        Term::List(l) => json_array(out, &l.elements),
         Term::Tuple(tu) => json_array(out, &tu.elements),
         Term::Map(m) => {
             if let Some(iso) = calendar_iso8601(t, m) {
