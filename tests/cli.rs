@@ -267,6 +267,37 @@ fn exit_statuses_a_script_can_use() {
         1,
     );
     assert!(e.contains("** exception throw: x"), "{e}");
+    // Errors the Erlang shell explains, explained; Elixir's compiler errors with their
+    // messages; with --json, the message beside the reason.
+    let e = fails(
+        &epmd,
+        &["--cookie", COOKIE, "--erlang", "call", a, "nope:f", "1"],
+        1,
+    );
+    assert!(
+        e.contains("** exception error: undefined function nope:f/1"),
+        "{e}"
+    );
+    let e = fails(&epmd, &["--cookie", COOKIE, "eval", a, "x ="], 1);
+    assert!(
+        e.contains("** (TokenMissingError) nofile:1:3: syntax error: expression is incomplete"),
+        "{e}"
+    );
+    let e = fails(
+        &epmd,
+        &["--cookie", COOKIE, "eval", a, "Map.fetch!(%{}, :a)"],
+        1,
+    );
+    assert!(e.contains("** (KeyError) key :a not found"), "{e}");
+    let e = fails(
+        &epmd,
+        &["--cookie", COOKIE, "--json", "call", a, "Nope.f", "1"],
+        1,
+    );
+    assert!(
+        e.contains(r#""class":"error","reason":"undef","message":"** (UndefinedFunctionError) function Nope.f/1 is undefined or private""#),
+        "{e}"
+    );
 
     // 2: usage, and terms that do not parse, with where.
     let e = fails(

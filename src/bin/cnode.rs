@@ -395,13 +395,9 @@ fn answer(cli: &Cli, result: Result<Term, RpcError>) -> Result<String, Failure> 
 /// A raised exception as the caller's language prints it.
 fn raised(cli: &Cli, class: &str, reason: &Term, stacktrace: &Term) -> String {
     if cli.erlang {
-        return format!("** exception {class}: {}", Erlang(reason));
-    }
-    if cli.json {
         return format!(
-            "{{\"class\":{},\"reason\":{}}}",
-            json_string(class),
-            json(reason)
+            "** exception {class}: {}",
+            erlang_reason(class, reason, stacktrace)
         );
     }
     let exception = match class {
@@ -415,7 +411,54 @@ fn raised(cli: &Cli, class: &str, reason: &Term, stacktrace: &Term) -> String {
         "exit" => Exception::Exit(reason.clone()),
         _ => Exception::Throw(reason.clone()),
     };
+    if cli.json {
+        // The message too: the reason alone (`"undef"`) does not say what is undefined.
+        return format!(
+            "{{\"class\":{},\"reason\":{},\"message\":{}}}",
+            json_string(class),
+            json(reason),
+            json_string(&exception.banner())
+        );
+    }
     exception.banner()
+}
+
+/// An error's reason as the Erlang shell explains the common ones (`erl_error`):
+/// `undefined function nope:nope/0`, `bad argument`; others printed as they are.
+fn erlang_reason(class: &str, reason: &Term, stacktrace: &Term) -> String {
+    let printed = || Erlang(reason).to_string();
+    if class != "error" {
+        return printed();
+    }
+    let frame = || {
+        let frame = stacktrace.as_list()?.first()?.as_tuple()?;
+        let (m, f) = (frame.first()?, frame.get(1)?);
+        let arity = match frame.get(2)? {
+            Term::List(args) => args.elements.len() as i64,
+            a => a.as_int()?,
+        };
+        Some(format!("{}:{}/{arity}", Erlang(m), Erlang(f)))
+    };
+    if let Some(name) = reason.as_atom() {
+        return match name {
+            "undef" => frame().map_or_else(printed, |f| format!("undefined function {f}")),
+            "function_clause" => {
+                frame().map_or_else(printed, |f| format!("no function clause matching {f}"))
+            }
+            "badarg" => "bad argument".into(),
+            "badarith" => "an error occurred when evaluating an arithmetic expression".into(),
+            _ => printed(),
+        };
+    }
+    match reason.as_tuple() {
+        Some([tag, value]) if tag.is_atom("badmatch") => {
+            format!("no match of right hand side value {}", Erlang(value))
+        }
+        Some([tag, value]) if tag.is_atom("case_clause") => {
+            format!("no case clause matching {}", Erlang(value))
+        }
+        _ => printed(),
+    }
 }
 
 /// The node the command talks to: its own pids, ports and references are printed as

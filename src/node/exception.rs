@@ -272,19 +272,59 @@ fn error_banner(reason: &Term, stacktrace: &[Term]) -> Option<String> {
     // An Elixir exception struct: `** (RuntimeError) message`.
     if let Term::Map(m) = reason {
         let get = |k: &str| m.map.get(&atom(k));
-        if let (Some(Term::Atom(module)), Some(message)) = (get("__struct__"), get("message")) {
-            let name = module
-                .name()
-                .strip_prefix("Elixir.")
-                .unwrap_or(module.name());
-            let text = message
-                .as_binary()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_else(|| Elixir(message).to_string());
-            return Some(format!("** ({name}) {text}"));
+        let exception = get("__exception__").is_some_and(|e| e.is_atom("true"));
+        if let Some(Term::Atom(module)) = get("__struct__") {
+            if exception || get("message").is_some() {
+                let name = module
+                    .name()
+                    .strip_prefix("Elixir.")
+                    .unwrap_or(module.name());
+                return Some(format!("** ({name}) {}", exception_message(reason, m)));
+            }
         }
     }
     normalized(reason, stacktrace)
+}
+
+/// An exception's message, as its module's `message/1` makes it for the exceptions a
+/// script meets (its `message` field; a compiler's `file:line:column: description`;
+/// `KeyError`'s), else the struct inspected. (`message/1` is BEAM code: it cannot run
+/// here.)
+fn exception_message(reason: &Term, m: &crate::term::Map) -> String {
+    let get = |k: &str| m.map.get(&atom(k)).filter(|v| !v.is_atom("nil"));
+    let text = |t: &Term| {
+        t.as_binary()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_else(|| Elixir(t).to_string())
+    };
+    if let Some(message) = get("message") {
+        return text(message);
+    }
+    if let Some(description) = get("description") {
+        let file = get("file").map_or_else(|| "nofile".to_owned(), text);
+        let place = match (get("line"), get("column")) {
+            (Some(line), Some(column)) => format!(
+                "{file}:{line}:{column}: ",
+                line = Elixir(line),
+                column = Elixir(column)
+            ),
+            (Some(line), None) => format!("{file}:{}: ", Elixir(line)),
+            _ => String::new(),
+        };
+        return format!("{place}{}", text(description));
+    }
+    if m.map
+        .get(&atom("__struct__"))
+        .is_some_and(|s| s.is_atom("Elixir.KeyError"))
+    {
+        if let Some(key) = m.map.get(&atom("key")) {
+            return match get("term") {
+                Some(term) => format!("key {} not found in: {}", Elixir(key), Elixir(term)),
+                None => format!("key {} not found", Elixir(key)),
+            };
+        }
+    }
+    Elixir(reason).to_string()
 }
 
 /// A frame's function as `Exception.format_mfa/3` prints it: `Chat.hello/1`.
@@ -334,6 +374,15 @@ fn normalized(reason: &Term, stacktrace: &[Term]) -> Option<String> {
         )),
         "badarg" => Some(format!(
             "** (ArgumentError) argument error: {}",
+            Elixir(value)
+        )),
+        "badkey" => Some(format!("** (KeyError) key {} not found", Elixir(value))),
+        "badmap" => Some(format!(
+            "** (BadMapError) expected a map, got: {}",
+            Elixir(value)
+        )),
+        "try_clause" => Some(format!(
+            "** (TryClauseError) no try clause matching: {}",
             Elixir(value)
         )),
         _ => None,
@@ -528,6 +577,32 @@ mod tests {
             Exception::bare(atom("function_clause")).banner(),
             "** (FunctionClauseError) no function clause matches"
         );
+        let struct_of = |fields: Vec<(&str, Term)>| {
+            let mut entries = vec![(atom("__exception__"), atom("true"))];
+            entries.extend(fields.into_iter().map(|(k, v)| (atom(k), v)));
+            Exception::bare(crate::term::map(entries))
+        };
+        let missing = struct_of(vec![
+            ("__struct__", atom("Elixir.TokenMissingError")),
+            ("file", binary("nofile")),
+            ("line", int(1)),
+            ("column", int(3)),
+            (
+                "description",
+                binary("syntax error: expression is incomplete"),
+            ),
+        ]);
+        assert_eq!(
+            missing.banner(),
+            "** (TokenMissingError) nofile:1:3: syntax error: expression is incomplete"
+        );
+        let key = struct_of(vec![
+            ("__struct__", atom("Elixir.KeyError")),
+            ("key", atom("a")),
+            ("term", crate::term::map(Vec::<(Term, Term)>::new())),
+            ("message", atom("nil")),
+        ]);
+        assert_eq!(key.banner(), "** (KeyError) key :a not found in: %{}");
         let panic = Exception::bare(tuple(vec![atom("rust_panic"), binary("oops")]));
         assert_eq!(
             panic.banner(),
