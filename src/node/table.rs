@@ -244,22 +244,47 @@ fn panic_exception(panic: Box<dyn std::any::Any + Send>) -> Exception {
 pub(crate) async fn caught<T>(
     body: impl Future<Output = Result<T, Exception>>,
 ) -> Result<T, Exception> {
-    match std::panic::AssertUnwindSafe(body).catch_unwind().await {
+    let mut body = std::pin::pin!(body);
+    // Polled as process code: a panic in it is that process's exit, not the program's.
+    let in_process = std::future::poll_fn(|cx| {
+        let _code = InProcess::enter();
+        body.as_mut().poll(cx)
+    });
+    match std::panic::AssertUnwindSafe(in_process).catch_unwind().await {
         Ok(result) => result,
         Err(panic) => Err(panic_exception(panic)),
     }
 }
 
+/// While process code runs on this thread (nested calls counted).
+struct InProcess;
+
+impl InProcess {
+    fn enter() -> Self {
+        IN_PROCESS.with(|depth| depth.set(depth.get() + 1));
+        InProcess
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        IN_PROCESS.with(|depth| depth.set(depth.get().saturating_sub(1)));
+    }
+}
+
 thread_local! {
+    /// How deep in process code this thread is (see [`caught`]).
+    static IN_PROCESS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     /// Where this thread last panicked (file, line), until its process's exit takes it.
     static PANICKED_AT: std::cell::Cell<Option<(String, u32)>> = const { std::cell::Cell::new(None) };
 }
 
 /// Installs, once per program, a panic hook that notes where each panic happened for
 /// [`panic_exception`] (the unwinding that follows stays on the panicking thread, up to
-/// the process's `catch_unwind`), then calls the hook that was there: the panic is
-/// still printed, or handled as the program set it up. A hook the program sets later
-/// replaces this one; its processes' panics then come without a frame.
+/// the process's `catch_unwind`). A panic in process code is logged through `tracing`
+/// and ends there, as the process's exit; any other (the program's own) goes on to the
+/// hook that was there, printed or handled as the program set it up. A hook the program sets later replaces this one;
+/// its processes' panics then come without a frame, and printed.
 pub(crate) fn record_panic_locations() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -268,6 +293,13 @@ pub(crate) fn record_panic_locations() {
             if let Some(location) = info.location() {
                 let at = (location.file().to_owned(), location.line());
                 PANICKED_AT.with(|cell| cell.set(Some(at)));
+            }
+            // A panic in process code is that process's exit, `{rust_panic, Message}`
+            // with where it happened: logged as one line, as the node logs the rest,
+            // without the backtrace the program's own panics may take (10 to 100 ms).
+            if IN_PROCESS.with(|depth| depth.get()) > 0 {
+                tracing::error!("process code {info}");
+                return;
             }
             previous(info);
         }));
