@@ -8,9 +8,9 @@
 //! cnode names
 //! ```
 //!
-//! Exit status: 0 success, 1 a raised exception or `{:badrpc, _}`, 2 bad usage or
-//! a malformed term, 3 the node cannot be reached, 4 the node refused the cookie,
-//! 5 no answer within `--timeout`.
+//! Exit status: 0 success, 1 a raised exception or the node could not run the call
+//! (`badrpc`), 2 bad usage or a malformed term, 3 the node cannot be reached (or the
+//! connection was lost), 4 the node refused the cookie, 5 no answer within `--timeout`.
 
 use clap::{Parser, Subcommand};
 use cnode::term::{
@@ -32,11 +32,12 @@ const EXIT_TIMEOUT: u8 = 5;
     name = "cnode",
     version,
     about = "One step of an interop script against an Erlang or Elixir node",
-    after_help = "Exit status: 0 success; 1 an exception or {:badrpc, _} (printed on stderr); \
-                  2 bad usage or a malformed term; 3 the node cannot be reached; \
+    after_help = "Exit status: 0 success; 1 an exception, or the node could not run the call \
+                  (printed on stderr); 2 bad usage or a malformed term; 3 the node cannot be \
+                  reached, or the connection was lost; \
                   4 the node refused the cookie; 5 no answer within --timeout.\n\
                   EPMD is found on ERL_EPMD_PORT (default 4369); the cookie is --cookie, \
-                  else ~/.erlang.cookie."
+                  else ~/.erlang.cookie (made when there is none, as erl makes it)."
 )]
 struct Cli {
     /// The cookie (default: ~/.erlang.cookie, as erl reads it).
@@ -64,9 +65,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Node.ping/1: prints pong, or pang and exits 3.
-    Ping { node: String },
+    Ping {
+        /// The node: name@host, or a bare name on this host (as erl_call -sname).
+        node: String,
+    },
     /// :erpc.call(NODE, Module, fun, ARGS): Module.fun or :module.fun, each ARG a term.
     Call {
+        /// The node: name@host, or a bare name on this host.
         node: String,
         /// `Enum.sum`, `:erlang.node`, `erlang:node` (with --erlang).
         function: String,
@@ -76,14 +81,21 @@ enum Command {
     },
     /// Evaluates CODE on NODE: Code.eval_string/1 on an Elixir node, erl_eval on an
     /// Erlang one (or with --erlang), as erl_call -e does.
-    Eval { node: String, code: String },
+    Eval {
+        /// The node: name@host, or a bare name on this host.
+        node: String,
+        /// Elixir code (Erlang with --erlang); its value is printed.
+        code: String,
+    },
     /// send({NAME, NODE}, TERM): NAME `shell` or `:shell`, a module's name
     /// `Chat.Server` (`Elixir.Chat.Server`); with --erlang, the atom as written.
     Send {
+        /// The node: name@host, or a bare name on this host.
         node: String,
         // Not `name`: that is the id of the global `--name`, which clap would fill.
         #[arg(value_name = "NAME")]
         registered: String,
+        /// The message, a term.
         #[arg(allow_negative_numbers = true)]
         term: String,
     },
@@ -108,13 +120,22 @@ fn fail(code: u8, message: impl Into<String>) -> Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
+    // A bare node name is on this host, as `erl_call -sname` takes it: `moebi` is
+    // `moebi@<short host name>`.
+    match &mut cli.command {
+        Command::Ping { node }
+        | Command::Call { node, .. }
+        | Command::Eval { node, .. }
+        | Command::Send { node, .. } => *node = NodeConfig::short_name(node),
+        Command::Names { .. } => {}
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -176,12 +197,6 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
         ),
     };
     let target = plan.node();
-    if !target.contains('@') {
-        return Err(fail(
-            EXIT_USAGE,
-            format!("cnode: {target} is not a node name (name@host)"),
-        ));
-    }
     let _ = TARGET.set(Atom::from(target));
     let node = start(cli, target).await?;
     match tokio::time::timeout(timeout, node.try_connect(target)).await {

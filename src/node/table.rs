@@ -250,7 +250,10 @@ pub(crate) async fn caught<T>(
         let _code = InProcess::enter();
         body.as_mut().poll(cx)
     });
-    match std::panic::AssertUnwindSafe(in_process).catch_unwind().await {
+    match std::panic::AssertUnwindSafe(in_process)
+        .catch_unwind()
+        .await
+    {
         Ok(result) => result,
         Err(panic) => Err(panic_exception(panic)),
     }
