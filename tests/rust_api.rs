@@ -982,10 +982,23 @@ async fn servers_are_called_through_rpc_as_on_a_beam_node() {
     cnode::gen_server::start(&node, Some("echo"), NilEcho)
         .await
         .expect("the echo starts");
+    cnode::supervisor::start(
+        &node,
+        Some("sup"),
+        cnode::supervisor::Strategy::OneForOne,
+        vec![],
+    )
+    .await
+    .expect("the supervisor starts");
+    node.start_task_supervisor("tsup");
     blocking(|| {
         alex.eval(
             "{:ok, _} = Chat.Echo.start(:echo)
-             Process.register(self(), :shell)",
+             Process.register(self(), :shell)
+             {:ok, sup} = Supervisor.start_link([], strategy: :one_for_one, name: :sup)
+             Process.unlink(sup)
+             {:ok, tsup} = Task.Supervisor.start_link(name: :tsup)
+             Process.unlink(tsup)",
         )
     });
     let on = |expr: &str, target: &str| {
@@ -1017,6 +1030,17 @@ async fn servers_are_called_through_rpc_as_on_a_beam_node() {
         ":erpc.call(node, :sys, :get_state, [:nobody])",
         ":erpc.call(node, :sys, :get_status, [:nobody, 100])",
         "{:status, _, module, _} = :erpc.call(node, :sys, :get_status, [:echo]); module",
+        ":erpc.call(node, Supervisor, :which_children, [:sup])",
+        ":erpc.call(node, Supervisor, :count_children, [:sup])",
+        ":erpc.call(node, :supervisor, :count_children, [{:sup, node}])",
+        ":erpc.call(node, :supervisor, :which_children, [:nobody])",
+        ":erpc.call(node, DynamicSupervisor, :count_children, [:tsup])",
+        ":erpc.call(node, DynamicSupervisor, :which_children, [:nobody])",
+        ":erpc.call(node, Task.Supervisor, :children, [:tsup])",
+        ":erpc.call(node, GenServer, :stop, [:nobody])",
+        ":erpc.call(node, :gen_server, :stop, [:nobody])",
+        ":erpc.call(node, GenServer, :stop, [:echo, :normal, 5000])
+         {:erpc.call(node, :erlang, :whereis, [:echo]), :erpc.call(node, GenServer, :stop, [:echo])}",
     ] {
         let beam = on(expr, "node()");
         let rust = on(expr, &format!(":{n}"));

@@ -1,13 +1,15 @@
 //! The library functions that call a server, for callers that run them on this node
-//! through `:erpc`/`:rpc` (or the `cnode` command's `call`): `gen_server:call/2,3` and
-//! `cast/2`, Elixir's `GenServer.call/2,3` and `cast/2`, `sys:get_state/1,2` and
-//! `get_status/1,2`. Every BEAM node has the first and the last (an Elixir node the
-//! Elixir ones too), so `:rpc.call(node, :sys, :get_state, [name])` asked of a Rust node
+//! through `:erpc`/`:rpc` (or the `cnode` command's `call`): `gen_server:call/2,3`,
+//! `cast/2` and `stop/1,3`, Elixir's `GenServer.call`, `cast` and `stop`,
+//! `sys:get_state/1,2` and `get_status/1,2`, the supervisors' `which_children/1` and
+//! `count_children/1`, `Task.Supervisor.children/1`. Every BEAM node has the Erlang
+//! ones (an Elixir node the Elixir ones too), so `:rpc.call(node, :sys, :get_state, [name])` asked of a Rust node
 //! answers as asked of a BEAM node, and so does a script's `cnode call node
 //! GenServer.call '{Counter, :node@host}' :get`. They run in the rpc's process: a
 //! failure exits it as the function exits its caller (`{:noproc, {GenServer, :call,
 //! [server, request, 5000]}}`), which the caller gets as from a BEAM node.
 
+use super::gen_server::CallErrorKind;
 use crate::node::Node;
 use crate::process::{Dest, Exception, Process};
 use crate::term::{atom, int, list, nil, tuple, Match, Term};
@@ -44,6 +46,106 @@ pub(crate) fn register(node: &Node) {
                 p.cast(to, &args[1]);
             }
             Ok(atom("ok"))
+        });
+    }
+    // gen_server:stop/1,3 (gen:stop: a name nobody holds exits `noproc`) and
+    // GenServer.stop/1,2,3 (the same exits wrapped in `{_, {GenServer, :stop, args}}`).
+    for (module, arity) in [
+        ("gen_server", 1),
+        ("gen_server", 3),
+        ("Elixir.GenServer", 1),
+        ("Elixir.GenServer", 2),
+        ("Elixir.GenServer", 3),
+    ] {
+        node.register_function(module, "stop", arity, move |mut p, args| async move {
+            let reason = args.get(1).cloned().unwrap_or_else(|| atom("normal"));
+            let timeout = match args.get(2) {
+                None => None,
+                Some(t) => timeout_arg(Some(t), module, "stop", &args)?,
+            };
+            let elixir = module.starts_with("Elixir.");
+            let failed = |why: Term| {
+                if elixir {
+                    let call = vec![args[0].clone(), reason.clone(), timeout_term(timeout)];
+                    exited(why, module, "stop", call)
+                } else {
+                    Exception::Exit(why)
+                }
+            };
+            let to = match server(&p, &args[0], module, "stop", &args)? {
+                Some(to) if registered(p.node(), &to) => to,
+                _ => return Err(failed(atom("noproc"))),
+            };
+            stop(&mut p, to, reason.clone(), timeout)
+                .await
+                .map_err(failed)
+        });
+    }
+    // Supervisor.which_children/count_children, and DynamicSupervisor's and
+    // Task.Supervisor.children/1: calls with an infinite timeout.
+    for (module, function, request) in [
+        ("supervisor", "which_children", "which_children"),
+        ("supervisor", "count_children", "count_children"),
+        ("Elixir.Supervisor", "which_children", "which_children"),
+        ("Elixir.Supervisor", "count_children", "count_children"),
+        (
+            "Elixir.DynamicSupervisor",
+            "which_children",
+            "which_children",
+        ),
+        (
+            "Elixir.DynamicSupervisor",
+            "count_children",
+            "count_children",
+        ),
+        ("Elixir.Task.Supervisor", "children", "which_children"),
+    ] {
+        node.register_function(module, function, 1, move |mut p, args| async move {
+            // supervisor.erl calls through gen_server, the Elixir modules through
+            // GenServer: their exits name the one they call.
+            let via = match module {
+                "supervisor" | "Elixir.Supervisor" => "gen_server",
+                _ => "Elixir.GenServer",
+            };
+            let failed = |reason: Term| {
+                exited(
+                    reason,
+                    via,
+                    "call",
+                    vec![args[0].clone(), atom(request), atom("infinity")],
+                )
+            };
+            let Some(to) = server(&p, &args[0], module, function, &args)? else {
+                return Err(failed(atom("noproc")));
+            };
+            let reply = p
+                .gen_call("$gen_call", to, &atom(request), None)
+                .await
+                .map_err(|e| failed(e.kind().reason()))?;
+            Ok(match (module, function) {
+                // A map, from the supervisor's keyword list (`:maps.from_list/1`).
+                ("Elixir.Supervisor" | "Elixir.DynamicSupervisor", "count_children") => {
+                    match reply.as_list() {
+                        Some(counts) => {
+                            crate::term::map(counts.iter().filter_map(|c| {
+                                c.as_tuple_n(2).map(|e| (e[0].clone(), e[1].clone()))
+                            }))
+                        }
+                        None => reply,
+                    }
+                }
+                // The children's pids.
+                (_, "children") => list(
+                    reply
+                        .as_list()
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|c| c.as_tuple_n(4).and_then(|e| e[1].as_pid()))
+                        .map(|pid| Term::Pid(*pid))
+                        .collect(),
+                ),
+                _ => reply,
+            })
         });
     }
     for (function, arity) in [
@@ -126,6 +228,60 @@ fn server(
                 ]),
             ],
         }),
+    }
+}
+
+/// `proc_lib:stop/3`: `sys:terminate(To, Reason, Timeout)`, then the process's `DOWN`;
+/// `Err` is the reason the caller exits with (`noproc`, `timeout`, or the process's
+/// exit reason when it is not `reason`).
+async fn stop(
+    p: &mut Process,
+    to: Dest,
+    reason: Term,
+    timeout: Option<Duration>,
+) -> Result<Term, Term> {
+    let started = std::time::Instant::now();
+    let monitor = p.monitor(to.clone());
+    let request = tuple(vec![atom("terminate"), reason.clone()]);
+    match p.gen_call("system", to, request, timeout).await {
+        Ok(_) => {}
+        Err(e) => match e.kind() {
+            CallErrorKind::NoProc | CallErrorKind::Timeout => {
+                p.demonitor(&monitor, true);
+                return Err(e.kind().reason());
+            }
+            // It ended with the reason asked for before it answered.
+            CallErrorKind::Exit(r) if *r == reason => {}
+            other => {
+                p.demonitor(&monitor, true);
+                return Err(other.reason());
+            }
+        },
+    }
+    let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
+    match p
+        .receive_match(left, |m| crate::process::handle::is_down_for(m, &monitor))
+        .await
+    {
+        Some(down) => match down.as_tuple_n(5) {
+            Some([.., why]) if *why == reason => Ok(atom("ok")),
+            Some([.., why]) => Err(why.clone()),
+            _ => Ok(atom("ok")),
+        },
+        None => {
+            p.demonitor(&monitor, true);
+            Err(atom("timeout"))
+        }
+    }
+}
+
+/// Whether a name of this node that `to` is has a process (what `GenServer.stop` and
+/// `gen:stop` look up first); true for anything else, which the stop finds out.
+fn registered(node: &Node, to: &Dest) -> bool {
+    match to {
+        Dest::Name(name) => node.whereis(name.name()).is_some(),
+        Dest::RemoteName(name, n) if n.name() == node.name() => node.whereis(name.name()).is_some(),
+        _ => true,
     }
 }
 
