@@ -171,6 +171,16 @@ fn every_subcommand_against_iex() {
         run(&["--erlang", "call", a, "erlang:whereis", "init"]),
         "<0.0.0>"
     );
+    // And read back as the node's own.
+    let init = run(&["call", a, ":erlang.whereis", ":init"]);
+    assert_eq!(
+        run(&["call", a, ":erlang.process_info", &init, ":registered_name"]),
+        "{:registered_name, :init}"
+    );
+    assert_eq!(
+        run(&["--erlang", "call", a, "erlang:is_process_alive", "<0.0.0>"]),
+        "true"
+    );
     // Output of the call goes to the caller's group leader, as from iex: here, the
     // command's stdout, before the result.
     assert_eq!(

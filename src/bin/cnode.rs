@@ -14,7 +14,8 @@
 
 use clap::{Parser, Subcommand};
 use cnode::term::{
-    binary, list, parse, parse_erlang, Atom, Elixir, Erlang, Match, ParseError, Term,
+    binary, list, map, parse, parse_erlang, tuple, Atom, Elixir, Erlang, Match, ParseError, Pid,
+    Term, LOCAL_NODE,
 };
 use cnode::{Exception, HandshakeError, Node, NodeConfig, RpcError};
 use std::fmt::Write as _;
@@ -216,12 +217,22 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
     }
     match plan {
         Plan::Ping(_) => Ok("pong".into()),
-        Plan::Call(target, module, fun, args) => {
+        Plan::Call(target, module, fun, mut args) => {
+            if args.iter().any(has_local_pid) {
+                args = own_pids(&node, target, args, timeout).await?;
+            }
             let result = node.erpc_call(target, &module, &fun, args, timeout).await;
             answer(cli, result)
         }
         Plan::Eval(target, code) => eval(cli, &node, target, code, timeout).await,
         Plan::Send(target, name, term) => {
+            let term = if has_local_pid(&term) {
+                own_pids(&node, target, vec![term], timeout)
+                    .await?
+                    .remove(0)
+            } else {
+                term
+            };
             node.send((name.as_str(), target.as_str()), term);
             // A round trip on the same connection: the message has reached the node
             // (and the name's process, if it exists) once the answer is back.
@@ -231,6 +242,75 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
             answer(cli, echoed).map(|_| String::new())
         }
     }
+}
+
+/// Whether `t` holds a pid written as its node prints it (`#PID<0.107.0>`).
+fn has_local_pid(t: &Term) -> bool {
+    match t {
+        Term::Pid(p) => p.node.name() == LOCAL_NODE,
+        Term::List(l) => l.elements.iter().any(has_local_pid),
+        Term::Tuple(t) => t.elements.iter().any(has_local_pid),
+        Term::Map(m) => m
+            .map
+            .iter()
+            .any(|(k, v)| has_local_pid(k) || has_local_pid(v)),
+        _ => false,
+    }
+}
+
+/// The arguments with each pid written as its node prints it put on `target`: the
+/// node's own pids, of its present incarnation (which a pid of it tells: its `self()`).
+async fn own_pids(
+    node: &Node,
+    target: &str,
+    args: Vec<Term>,
+    timeout: Duration,
+) -> Result<Vec<Term>, Failure> {
+    let creation = match node
+        .erpc_call(target, "erlang", "self", vec![], timeout)
+        .await
+    {
+        Ok(Term::Pid(p)) => p.creation,
+        other => {
+            return answer_failure(other, target);
+        }
+    };
+    fn on(t: Term, target: &str, creation: u32) -> Term {
+        match t {
+            Term::Pid(p) if p.node.name() == LOCAL_NODE => {
+                Term::Pid(Pid::new(target, p.id, p.serial, creation))
+            }
+            Term::List(l) => list(
+                l.elements
+                    .into_iter()
+                    .map(|e| on(e, target, creation))
+                    .collect(),
+            ),
+            Term::Tuple(t) => tuple(
+                t.elements
+                    .into_iter()
+                    .map(|e| on(e, target, creation))
+                    .collect(),
+            ),
+            Term::Map(m) => map(m
+                .map
+                .into_iter()
+                .map(|(k, v)| (on(k, target, creation), on(v, target, creation)))),
+            other => other,
+        }
+    }
+    Ok(args.into_iter().map(|a| on(a, target, creation)).collect())
+}
+
+fn answer_failure<T>(result: Result<Term, RpcError>, target: &str) -> Result<T, Failure> {
+    Err(match result {
+        Err(RpcError::Timeout) => fail(EXIT_TIMEOUT, format!("cnode: {target} did not answer")),
+        Err(RpcError::NoConnection) => fail(EXIT_UNREACHABLE, "cnode: the connection was lost"),
+        other => fail(
+            EXIT_RAISED,
+            format!("cnode: {target} did not tell its own pid: {other:?}"),
+        ),
+    })
 }
 
 enum Plan<'a> {

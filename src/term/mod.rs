@@ -79,7 +79,7 @@ pub use build::IntoTerm;
 pub use convert::{as_atom, as_charlist, as_keyword, as_term, from_term, to_term, ConvertError};
 pub(crate) use display::order as term_order;
 pub use display::{Elixir, Erlang, Inspect, Local, Shown};
-pub use parse::{parse, parse_erlang, ParseError};
+pub use parse::{parse, parse_erlang, ParseError, LOCAL_NODE};
 
 /// Compares two terms in Erlang's term order, as `<` and `Enum.sort/1` do: number < atom
 /// < reference < fun < port < pid < tuple < map < list < bitstring (`1` and `1.0` are

@@ -31,13 +31,19 @@ impl std::error::Error for ParseError {}
 /// How deeply a parsed term may nest.
 const MAX_DEPTH: usize = 128;
 
+/// The node of a pid read as its own node prints it (`#PID<0.107.0>`, `<0.107.0>` in
+/// Erlang's syntax): a pid of `nonode@nohost` (creation 0), which the program puts on
+/// the node it means, as the `cnode` command does with the node it calls.
+pub const LOCAL_NODE: &str = "nonode@nohost";
+
 /// A term written in Elixir's syntax: `{:ok, [1, 2.5, "text", ~c"chars"], %{a: 1}}`,
 /// keyword lists, structs (`%URI{host: "x"}`), aliases (`Enum` is `:"Elixir.Enum"`),
 /// bitstrings in the bit syntax (`<<1::16, 2.5::float-32, "é"::utf16-little>>`, built
 /// as the BEAM builds them), integers of any size in any of Elixir's
 /// notations (`-5`, `1_000`, `0x1F`, `0o17`, `0b101`, `?a`, `?\n`), ranges (`1..9//2`),
 /// the sigils of text (`~s(...)`, `~c[...]`, `~w(a b)a` and their raw upper-case forms)
-/// and of the calendar (`~D[2026-12-04]`, `~T`, `~N`, `~U`).
+/// and of the calendar (`~D[2026-12-04]`, `~T`, `~N`, `~U`); and a pid as its node
+/// prints its own, `#PID<0.107.0>`, on [`LOCAL_NODE`].
 ///
 /// ```
 /// use cnode::term::{parse, Inspect};
@@ -50,7 +56,8 @@ pub fn parse(text: &str) -> Result<Term, ParseError> {
 }
 
 /// A term written in Erlang's syntax: `{ok, [1, 2.5, <<"text">>, "chars"], #{a => 1}}`,
-/// integers of any size (`16#1F`, `$a`), bitstrings in the bit syntax (`<<1:16/little>>`).
+/// integers of any size (`16#1F`, `$a`), bitstrings in the bit syntax (`<<1:16/little>>`),
+/// a pid as its node prints its own (`<0.107.0>`, on [`LOCAL_NODE`]).
 ///
 /// ```
 /// use cnode::term::{parse_erlang, Inspect};
@@ -125,7 +132,7 @@ impl<'a> Parser<'a> {
             self.pos += rest.len() - trimmed.len();
             // Comments: `#` in Elixir, `%` in Erlang, to the end of the line.
             let comment = match self.syntax {
-                Syntax::Elixir => trimmed.starts_with('#'),
+                Syntax::Elixir => trimmed.starts_with('#') && !trimmed.starts_with("#PID<"),
                 Syntax::Erlang => trimmed.starts_with('%'),
             };
             if !comment {
@@ -202,6 +209,10 @@ impl<'a> Parser<'a> {
             return self.error("expected a term, found the end");
         };
         match c {
+            '#' if self.rest().starts_with("#PID<") => {
+                self.pos += "#PID<".len();
+                self.local_pid("#PID<", start)
+            }
             '%' => self.elixir_map(),
             '"' => {
                 self.pos += 1;
@@ -269,6 +280,42 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The rest of a pid as its own node prints it, `0.107.0>` after `#PID<` (or `<`):
+    /// a pid of [`LOCAL_NODE`], for the program to put on the node it means. Another
+    /// node's (`#PID<12345.107.0>`, numbered by the node that printed it) says nothing
+    /// of which node that is.
+    fn local_pid(&mut self, opening: &str, start: usize) -> Parsed<Term> {
+        let mut numbers = [0u32; 3];
+        for (i, n) in numbers.iter_mut().enumerate() {
+            let digits = self.take_while(|c| c.is_ascii_digit());
+            *n = match digits.parse() {
+                Ok(n) => n,
+                Err(_) => {
+                    return self.error(format!(
+                        "expected a number in {opening}...>, found {}",
+                        self.found()
+                    ))
+                }
+            };
+            let close = if i == 2 { '>' } else { '.' };
+            if self.peek() != Some(close) {
+                return self.error(format!(
+                    "expected {close} in {opening}...>, found {}",
+                    self.found()
+                ));
+            }
+            self.pos += 1;
+        }
+        let [node, id, serial] = numbers;
+        if node != 0 {
+            return self.error_at(
+                start,
+                format!("{opening}{node}.{id}.{serial}> is a pid of another node, which its number does not name: only a node's own pids, {opening}0.{id}.{serial}>, can be read"),
+            );
+        }
+        Ok(Term::Pid(super::Pid::new(LOCAL_NODE, id, serial, 0)))
+    }
+
     fn erlang_term(&mut self) -> Parsed<Term> {
         let start = self.pos;
         let rest = self.rest();
@@ -280,6 +327,10 @@ impl<'a> Parser<'a> {
                 self.pos += 2;
                 let entries = self.entries()?;
                 Ok(map(entries))
+            }
+            '<' if !rest.starts_with("<<") => {
+                self.pos += 1;
+                self.local_pid("<", start)
             }
             '"' => {
                 self.pos += 1;

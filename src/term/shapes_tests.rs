@@ -421,3 +421,22 @@ fn pids_references_atoms_and_terms_in_rust_types() {
     );
     assert!(from_term::<Atom>(&binary("a".repeat(256))).is_err());
 }
+
+#[test]
+fn a_nodes_own_pids_read_back() {
+    let local = |id, serial| Term::Pid(Pid::new(LOCAL_NODE, id, serial, 0));
+    assert_eq!(parse("#PID<0.107.0>"), Ok(local(107, 0)));
+    assert_eq!(
+        parse("{:x, #PID<0.1.2>} # a comment"),
+        Ok(tuple(vec![atom("x"), local(1, 2)]))
+    );
+    assert_eq!(
+        parse_erlang("[<0.107.0>, <<1>>]"),
+        Ok(list(vec![local(107, 0), binary(vec![1u8])]))
+    );
+    assert_eq!(
+        parse("#PID<12345.107.0>").unwrap_err().to_string(),
+        "1:1: #PID<12345.107.0> is a pid of another node, which its number does not name: only a node's own pids, #PID<0.107.0>, can be read"
+    );
+    assert!(parse("#PID<0.1>").is_err());
+}
