@@ -982,14 +982,7 @@ async fn servers_are_called_through_rpc_as_on_a_beam_node() {
     cnode::gen_server::start(&node, Some("echo"), NilEcho)
         .await
         .expect("the echo starts");
-    cnode::supervisor::start(
-        &node,
-        Some("sup"),
-        cnode::supervisor::Strategy::OneForOne,
-        vec![],
-    )
-    .await
-    .expect("the supervisor starts");
+    empty_supervisor(&node, "sup").await;
     node.start_task_supervisor("tsup");
     blocking(|| {
         alex.eval(
@@ -1047,6 +1040,18 @@ async fn servers_are_called_through_rpc_as_on_a_beam_node() {
         // The BEAM's exits name its own node where ours name this one.
         assert_eq!(rust, beam.replace(&alex.node_name(), &n), "{expr}");
     }
+}
+
+/// A one_for_one supervisor of no children, registered as `name`.
+async fn empty_supervisor(node: &Node, name: &str) {
+    cnode::supervisor::start(
+        node,
+        Some(name),
+        cnode::supervisor::Strategy::OneForOne,
+        vec![],
+    )
+    .await
+    .expect("the supervisor starts");
 }
 
 /// A process that waits for ever.
@@ -1324,14 +1329,7 @@ async fn a_genserver_without_call_or_cast_clauses_stops_as_elixirs_does() {
     assert_eq!(rust, beam);
 
     // A supervisor takes no casts: supervisor:handle_cast/2 has no clause for one.
-    cnode::supervisor::start(
-        &node,
-        Some("quiet_sup"),
-        cnode::supervisor::Strategy::OneForOne,
-        vec![],
-    )
-    .await
-    .expect("the supervisor starts");
+    empty_supervisor(&node, "quiet_sup").await;
     blocking(|| {
         alex.eval(
             "{:ok, pid} = Supervisor.start_link([], strategy: :one_for_one, name: :quiet_sup)
