@@ -333,7 +333,8 @@ fn node_of(object: &Term) -> Option<String> {
 impl Node {
     /// `GenServer.call(to, request, timeout)` from code that is no process (an HTTP
     /// handler, `main`): made by a process of this node that lives for the call.
-    /// `None` waits for ever.
+    /// `None` waits for ever. The request is a `Term` given away or a `&Term` lent, as
+    /// for [`Process::call`].
     ///
     /// ```no_run
     /// # async fn demo(node: cnode::Node) -> Result<(), cnode::CallError> {
@@ -347,13 +348,14 @@ impl Node {
     pub async fn call(
         &self,
         to: impl Into<Dest>,
-        request: Term,
+        request: impl IntoMessage,
         timeout: Option<Duration>,
     ) -> Result<Term, CallError> {
         let to = to.into();
         // Kept here too: a process that ends before its call returns leaves the error
-        // to be made here.
-        let request = std::sync::Arc::new(request);
+        // to be made here. (A lent request is copied: the process that calls needs one
+        // of its own.)
+        let request = std::sync::Arc::new(request.into_kept().into_owned());
         let (dest, kept) = (to.clone(), request.clone());
         self.run_process(move |mut p| async move { p.call(to, &*request, timeout).await })
             .await
