@@ -657,7 +657,8 @@ async fn a_genserver_started_for_a_beam_caller_reports_its_end_on_the_callers_no
     assert_eq!(alex.count_in_output(stop), 1, "{output}");
 }
 
-/// A GenServer that answers every call with the request.
+/// Chat.Echo in Rust: answers a call with the request, sends `term` to `pid` for a cast
+/// `{pid, term}`, and its state is `nil`.
 struct Echo;
 
 impl GenServer for Echo {
@@ -668,6 +669,17 @@ impl GenServer for Echo {
         _p: &mut Process,
     ) -> Result<Reply, Exception> {
         Ok(Reply::reply(request))
+    }
+
+    async fn handle_cast(&mut self, request: Term, p: &mut Process) -> Result<Next, Exception> {
+        if let Some([Term::Pid(to), term]) = request.as_tuple_n(2) {
+            p.send(*to, term);
+        }
+        Ok(Next::Wait)
+    }
+
+    fn state(&self) -> Term {
+        atom("nil")
     }
 }
 
@@ -947,39 +959,13 @@ async fn other_nodes_are_watched_as_on_the_beam() {
     );
 }
 
-/// Chat.Echo in Rust: answers a call with the request, sends `term` to `pid` for a cast
-/// `{pid, term}`, and its state is `nil`.
-struct NilEcho;
-
-impl GenServer for NilEcho {
-    async fn handle_call(
-        &mut self,
-        request: Term,
-        _from: &Caller,
-        _p: &mut Process,
-    ) -> Result<Reply, Exception> {
-        Ok(Reply::reply(request))
-    }
-
-    async fn handle_cast(&mut self, request: Term, p: &mut Process) -> Result<Next, Exception> {
-        if let Some([Term::Pid(to), term]) = request.as_tuple_n(2) {
-            p.send(*to, term);
-        }
-        Ok(Next::Wait)
-    }
-
-    fn state(&self) -> Term {
-        atom("nil")
-    }
-}
-
 /// `gen_server:call`, `GenServer.call`, `sys:get_state` and the like, run on the node
 /// through rpc: the same answers and exits from a Rust node as from a BEAM node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_are_called_through_rpc_as_on_a_beam_node() {
     let (_epmd, alex, node) = alex_and_node("rpccalls").await;
     let n = node.name().to_owned();
-    cnode::gen_server::start(&node, Some("echo"), NilEcho)
+    cnode::gen_server::start(&node, Some("echo"), Echo)
         .await
         .expect("the echo starts");
     empty_supervisor(&node, "sup").await;
