@@ -28,7 +28,11 @@ pub(crate) fn register(node: &Node) {
         node.register_function(module, "call", arity, move |mut p, args| async move {
             let timeout = timeout_arg(args.get(2), module, "call", &args)?;
             let failed = |reason: Term| {
-                let call = vec![args[0].clone(), args[1].clone(), timeout_term(timeout)];
+                let call = vec![
+                    args[0].clone(),
+                    args[1].clone(),
+                    crate::term::timeout(timeout),
+                ];
                 exited(reason, module, "call", call)
             };
             let Some(to) = server(&p, &args[0], module, "call", &args)? else {
@@ -66,7 +70,11 @@ pub(crate) fn register(node: &Node) {
             let elixir = module.starts_with("Elixir.");
             let failed = |why: Term| {
                 if elixir {
-                    let call = vec![args[0].clone(), reason.clone(), timeout_term(timeout)];
+                    let call = vec![
+                        args[0].clone(),
+                        reason.clone(),
+                        crate::term::timeout(timeout),
+                    ];
                     exited(why, module, "stop", call)
                 } else {
                     Exception::Exit(why)
@@ -280,7 +288,7 @@ async fn stop(
 fn registered(node: &Node, to: &Dest) -> bool {
     match to {
         Dest::Name(name) => node.whereis(name.name()).is_some(),
-        Dest::RemoteName(name, n) if n.name() == node.name() => node.whereis(name.name()).is_some(),
+        Dest::RemoteName(name, n) if node.is_local(n) => node.whereis(name.name()).is_some(),
         _ => true,
     }
 }
@@ -288,10 +296,10 @@ fn registered(node: &Node, to: &Dest) -> bool {
 /// Whether `to` is a process of this node.
 fn is_here(node: &Node, to: &Dest) -> bool {
     match to {
-        Dest::Pid(pid) => node.name() == pid.node.name(),
+        Dest::Pid(pid) => node.is_local(&pid.node),
         Dest::Name(_) => true,
-        Dest::RemoteName(_, n) => node.name() == n.name(),
-        Dest::Alias(r) => node.name() == r.node.name(),
+        Dest::RemoteName(_, n) => node.is_local(n),
+        Dest::Alias(r) => node.is_local(&r.node),
     }
 }
 
@@ -313,13 +321,6 @@ fn timeout_arg(
                 tuple(vec![atom(module), atom(function), list(args.to_vec())]),
             ]))),
         },
-    }
-}
-
-fn timeout_term(timeout: Option<Duration>) -> Term {
-    match timeout {
-        Some(t) => crate::term::millis(t),
-        None => atom("infinity"),
     }
 }
 

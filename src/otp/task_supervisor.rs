@@ -702,10 +702,7 @@ impl Process {
             tuple(vec![
                 atom("Elixir.Task"),
                 atom("await"),
-                list(vec![
-                    task.to_struct(&me),
-                    timeout.map(crate::term::millis).unwrap_or(atom("infinity")),
-                ]),
+                list(vec![task.to_struct(&me), crate::term::timeout(timeout)]),
             ])
         };
         match reply {

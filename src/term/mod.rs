@@ -140,6 +140,11 @@ pub(crate) fn millis(duration: std::time::Duration) -> Term {
     int(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// A timeout as the BEAM writes it: whole milliseconds, or `infinity` for `None`.
+pub(crate) fn timeout(duration: Option<std::time::Duration>) -> Term {
+    duration.map_or_else(|| atom("infinity"), millis)
+}
+
 /// A map term.
 pub fn map(entries: impl IntoIterator<Item = (Term, Term)>) -> Term {
     Term::from(Map::from(

@@ -205,10 +205,7 @@ impl CallError {
     /// [`CallErrorKind::reason`] gives it and `timeout` in milliseconds or `:infinity`.
     pub fn reason(&self) -> Term {
         let call = &*self.0;
-        let timeout = match call.timeout {
-            Some(t) => crate::term::millis(t),
-            None => atom("infinity"),
-        };
+        let timeout = crate::term::timeout(call.timeout);
         tuple(vec![
             call.kind.reason(),
             tuple(vec![
