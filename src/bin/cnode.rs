@@ -219,7 +219,7 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
         Plan::Ping(_) => Ok("pong".into()),
         Plan::Call(target, module, fun, mut args) => {
             if args.iter().any(has_local_pid) {
-                args = own_pids(&node, target, args, timeout).await?;
+                args = own_pids(cli, &node, target, args, timeout).await?;
             }
             let result = node.erpc_call(target, &module, &fun, args, timeout).await;
             answer(cli, result)
@@ -227,7 +227,7 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
         Plan::Eval(target, code) => eval(cli, &node, target, code, timeout).await,
         Plan::Send(target, name, term) => {
             let term = if has_local_pid(&term) {
-                own_pids(&node, target, vec![term], timeout)
+                own_pids(cli, &node, target, vec![term], timeout)
                     .await?
                     .remove(0)
             } else {
@@ -261,6 +261,7 @@ fn has_local_pid(t: &Term) -> bool {
 /// The arguments with each pid written as its node prints it put on `target`: the
 /// node's own pids, of its present incarnation (which a pid of it tells: its `self()`).
 async fn own_pids(
+    cli: &Cli,
     node: &Node,
     target: &str,
     args: Vec<Term>,
@@ -271,9 +272,13 @@ async fn own_pids(
         .await
     {
         Ok(Term::Pid(p)) => p.creation,
-        other => {
-            return answer_failure(other, target);
+        Ok(other) => {
+            return Err(fail(
+                EXIT_RAISED,
+                format!("cnode: {target} answered self() with {}", Elixir(&other)),
+            ))
         }
+        Err(e) => return Err(rpc_failure(cli, e)),
     };
     fn on(t: Term, target: &str, creation: u32) -> Term {
         match t {
@@ -300,17 +305,6 @@ async fn own_pids(
         }
     }
     Ok(args.into_iter().map(|a| on(a, target, creation)).collect())
-}
-
-fn answer_failure<T>(result: Result<Term, RpcError>, target: &str) -> Result<T, Failure> {
-    Err(match result {
-        Err(RpcError::Timeout) => fail(EXIT_TIMEOUT, format!("cnode: {target} did not answer")),
-        Err(RpcError::NoConnection) => fail(EXIT_UNREACHABLE, "cnode: the connection was lost"),
-        other => fail(
-            EXIT_RAISED,
-            format!("cnode: {target} did not tell its own pid: {other:?}"),
-        ),
-    })
 }
 
 enum Plan<'a> {
@@ -466,24 +460,28 @@ fn connect_failure(target: &str, e: &HandshakeError) -> Failure {
 
 /// The reply of an erpc call as output, or the failure it is.
 fn answer(cli: &Cli, result: Result<Term, RpcError>) -> Result<String, Failure> {
-    match result {
-        Ok(t) => Ok(show(cli, &t)),
-        Err(RpcError::Exception {
+    result
+        .map(|t| show(cli, &t))
+        .map_err(|e| rpc_failure(cli, e))
+}
+
+/// The failure an erpc call's error is.
+fn rpc_failure(cli: &Cli, e: RpcError) -> Failure {
+    match e {
+        RpcError::Exception {
             class,
             reason,
             stacktrace,
-        }) => Err(fail(EXIT_RAISED, raised(cli, &class, &reason, &stacktrace))),
-        Err(RpcError::Timeout) => Err(fail(
+        } => fail(EXIT_RAISED, raised(cli, &class, &reason, &stacktrace)),
+        RpcError::Timeout => fail(
             EXIT_TIMEOUT,
             format!("cnode: no answer within {}s", cli.timeout),
-        )),
-        Err(RpcError::NoConnection) => {
-            Err(fail(EXIT_UNREACHABLE, "cnode: the connection was lost"))
-        }
-        Err(RpcError::Spawn(reason)) => Err(fail(
+        ),
+        RpcError::NoConnection => fail(EXIT_UNREACHABLE, "cnode: the connection was lost"),
+        RpcError::Spawn(reason) => fail(
             EXIT_RAISED,
             format!("** (ErlangError) badrpc: {}", Elixir(&reason)),
-        )),
+        ),
     }
 }
 
