@@ -298,6 +298,17 @@ fn erlang_nodes_on_moebi_lists_visible_and_hidden_nodes_apart() {
     );
     assert_eq!(nodes(":connected").matches(':').count(), 3);
     assert_eq!(nodes(":nope"), ":badarg");
+    // A visible node's connection is logged; a hidden one's only at debug level.
+    assert!(
+        moebi.log().contains(&format!("node up: {a}")),
+        "{}",
+        moebi.log()
+    );
+    assert!(
+        !moebi.log().contains(&format!("node up: {b}")),
+        "{}",
+        moebi.log()
+    );
     assert_eq!(nodes("[:nope]"), ":badarg");
 }
 
