@@ -602,6 +602,37 @@ fn rpc_and_erpc_as_on_a_beam_node() {
          :error_handler, :priority, :group_leader, :total_heap_size, :heap_size, :stack_size, \
          :reductions, :suspending], true}"
     );
+    // The items a debugging tool asks for beside those, and the settings it shows.
+    let more_info = "p = :rpc.call(NODE, :erlang, :whereis, [:echo])
+        info = :erpc.call(NODE, :erlang, :process_info, [p, [:last_calls, :catchlevel, :garbage_collection]])
+        {Keyword.take(info, [:last_calls]), is_integer(info[:catchlevel]), Keyword.keys(info[:garbage_collection])}";
+    assert_eq!(
+        c.same_ok(more_info),
+        "{[last_calls: false], true, \
+         [:max_heap_size, :min_bin_vheap_size, :min_heap_size, :fullsweep_after, :minor_gcs]}"
+    );
+    // `send/2` and `exit/2` as the process running the call: to a pid, to `{Name,
+    // Node}`, an exit signal; a name nobody registered and a non-pid are `badarg`.
+    let signals = "Process.register(self(), :rpc_sink)
+        victim = spawn(fn -> receive do _ -> :ok end end)
+        ref = Process.monitor(victim)
+        sent = {:rpc.call(NODE, :erlang, :send, [{:rpc_sink, node()}, :by_name]),
+                :rpc.call(NODE, :erlang, :send, [self(), :by_pid]),
+                :rpc.call(NODE, :erlang, :exit, [victim, :bye])}
+        got = for _ <- 1..2, do: (receive do m when m in [:by_name, :by_pid] -> m after 5000 -> :none end)
+        down = receive do {:DOWN, ^ref, :process, _, r} -> r after 5000 -> :none end
+        Process.unregister(:rpc_sink)
+        bad = for {f, a} <- [send: [:nobody_here, :x], send: [1, :x], exit: [1, :x]] do
+          try do :erpc.call(NODE, :erlang, f, a) catch :error, {:exception, r, s} -> {r, s} end
+        end
+        {sent, Enum.sort(got), down, bad}";
+    assert_eq!(
+        c.same_ok(signals),
+        "{{:by_name, :by_pid, true}, [:by_name, :by_pid], :bye, \
+         [badarg: [{:erlang, :send, [:nobody_here, :x], [error_info: %{module: :erl_erts_errors}]}], \
+         badarg: [{:erlang, :send, [1, :x], [error_info: %{module: :erl_erts_errors}]}], \
+         badarg: [{:erlang, :exit, [1, :x], [error_info: %{module: :erl_erts_errors}]}]]}"
+    );
     // What `rex` itself serves: `rpc:block_call/4`, `rpc:sbcast/3` (to a name there
     // and to one nobody has), `rpc:multi_server_call/3`.
     let rex = "{:rpc.block_call(NODE, Chat, :receive_message, [\"blocked\"]),

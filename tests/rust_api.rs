@@ -683,6 +683,52 @@ impl GenServer for Echo {
     }
 }
 
+/// A server whose calls hold their thread for a while, as blocking code should:
+/// through `block_in_place`, so the node's other work goes on meanwhile.
+struct Sleeper;
+
+impl GenServer for Sleeper {
+    async fn handle_call(
+        &mut self,
+        request: Term,
+        _from: &Caller,
+        _p: &mut Process,
+    ) -> Result<Reply, Exception> {
+        tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(1500)));
+        Ok(Reply::reply(request))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_while_its_callback_blocks_sends_nothing() {
+    let (_epmd, alex, node) = alex_and_node("sleeper").await;
+    let n = node.name().to_owned();
+    cnode::gen_server::start(&node, Some("sleeper"), Sleeper)
+        .await
+        .expect("the sleeper starts");
+    // Killed while its callback holds the thread, the server ends when the callback
+    // returns, and its reply never leaves: the caller exits `killed`, as with a BEAM
+    // server killed in `:timer.sleep/1`. Other processes answer meanwhile.
+    let killed = blocking(|| {
+        alex.eval(&format!(
+            "pid = :rpc.call(:{n}, :erlang, :whereis, [:sleeper])
+             ref = Process.monitor(pid)
+             task = Task.async(fn ->
+               try do GenServer.call({{:sleeper, :{n}}}, :late, 10_000) catch :exit, r -> r end
+             end)
+             Process.sleep(500)
+             node = :rpc.call(:{n}, :erlang, :node, [])
+             Process.exit(pid, :kill)
+             down = receive do {{:DOWN, ^ref, :process, _, r}} -> r after 10_000 -> :no_down end
+             {{Task.await(task, 15_000), down, node}}"
+        ))
+    });
+    assert_eq!(
+        killed,
+        format!("{{{{:killed, {{GenServer, :call, [{{:sleeper, :{n}}}, :late, 10000]}}}}, :killed, :{n}}}")
+    );
+}
+
 /// Counts its ticks: `Process.send_after(self(), :tick, 50)` in `init` and after each.
 struct Ticker(i64);
 

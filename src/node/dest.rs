@@ -31,9 +31,44 @@ impl From<&str> for Dest {
         Dest::Name(Atom::from(name))
     }
 }
-impl From<(&str, &str)> for Dest {
-    fn from((name, node): (&str, &str)) -> Self {
-        Dest::RemoteName(Atom::from(name), Atom::from(node))
+impl From<String> for Dest {
+    fn from(name: String) -> Self {
+        Dest::Name(Atom::from(name))
+    }
+}
+impl From<&String> for Dest {
+    fn from(name: &String) -> Self {
+        Dest::Name(Atom::from(name))
+    }
+}
+impl From<Atom> for Dest {
+    fn from(name: Atom) -> Self {
+        Dest::Name(name)
+    }
+}
+/// `{Name, Node}`, each a `&str`, a `String` or an [`Atom`].
+impl<N: Into<Atom>, M: Into<Atom>> From<(N, M)> for Dest {
+    fn from((name, node): (N, M)) -> Self {
+        Dest::RemoteName(name.into(), node.into())
+    }
+}
+
+/// A destination as `send/2` takes it: a pid, an atom, `{Name, Node}` of two atoms, or
+/// a reference (an alias); anything else is `Err` (where `send/2` raises `badarg`).
+impl TryFrom<&Term> for Dest {
+    type Error = ();
+
+    fn try_from(term: &Term) -> Result<Self, ()> {
+        match term {
+            Term::Pid(p) => Ok(Dest::Pid(*p)),
+            Term::Atom(a) => Ok(Dest::Name(*a)),
+            Term::Reference(r) => Ok(Dest::Alias((**r).clone())),
+            Term::Tuple(t) => match t.elements.as_slice() {
+                [Term::Atom(name), Term::Atom(node)] => Ok(Dest::RemoteName(*name, *node)),
+                _ => Err(()),
+            },
+            _ => Err(()),
+        }
     }
 }
 impl From<Reference> for Dest {

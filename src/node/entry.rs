@@ -5,7 +5,7 @@ use super::keys::{OwnMap, OwnSet, RefKey};
 use super::Dest;
 use crate::term::{atom, tuple, Atom, Match, Pid, Reference, Term};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use tokio::sync::oneshot;
 
@@ -73,6 +73,10 @@ pub(crate) struct ProcEntry {
     pub priority: Mutex<std::collections::VecDeque<Term>>,
     /// Wakes the process's receive when a priority message arrives.
     pub priority_ready: tokio::sync::Notify,
+    /// An exit signal ended it (`kill`, or a reason it does not trap): its task ends
+    /// at its next await. Code still running until then (a callback that blocks its
+    /// thread) sends nothing more, as a killed BEAM process sends nothing.
+    exiting: AtomicBool,
 }
 
 /// How a process starts out.
@@ -112,6 +116,7 @@ impl ProcEntry {
             queue_len: AtomicUsize::new(0),
             priority: Mutex::new(std::collections::VecDeque::new()),
             priority_ready: tokio::sync::Notify::new(),
+            exiting: AtomicBool::new(false),
             state: Mutex::new(ProcState {
                 links: opts.link.iter().cloned().collect(),
                 monitored_by: HashMap::new(),
@@ -195,9 +200,7 @@ impl ProcEntry {
             return ExitOutcome::Ignored;
         }
         if !linked && reason.is_atom("kill") {
-            if let Some(kill) = st.kill.take() {
-                let _ = kill.send(atom("killed"));
-            }
+            self.end(&mut st, atom("killed"));
             return ExitOutcome::Killed;
         }
         if st.trap_exit {
@@ -213,19 +216,28 @@ impl ProcEntry {
         if reason.is_atom("normal") && from != &self.pid {
             return ExitOutcome::Ignored;
         }
+        self.end(&mut st, reason);
+        ExitOutcome::Killed
+    }
+
+    /// Ends the process with `reason` (once: the first reason wins).
+    fn end(&self, st: &mut ProcState, reason: Term) {
         if let Some(kill) = st.kill.take() {
+            self.exiting.store(true, Ordering::Relaxed);
             let _ = kill.send(reason);
         }
-        ExitOutcome::Killed
+    }
+
+    /// An exit signal has ended the process while its code still runs.
+    pub(crate) fn is_exiting(&self) -> bool {
+        self.exiting.load(Ordering::Relaxed)
     }
 }
 
 impl ProcEntry {
     /// Ends the process with `reason`, trapping exits or not (the node is stopping).
     pub(crate) fn halt(&self, reason: Term) {
-        if let Some(kill) = self.state().kill.take() {
-            let _ = kill.send(reason);
-        }
+        self.end(&mut self.state(), reason);
     }
 }
 

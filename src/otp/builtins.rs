@@ -2,7 +2,7 @@
 //! crashing BEAM task's crash report asks about a linked Rust process (protocol notes
 //! §5: 15 calls, each must be answered for the crash to complete).
 
-use crate::node::Node;
+use crate::node::{Dest, Node};
 use crate::process::{Exception, Process};
 use crate::term::{atom, int, list, map, nil, tuple, Match, Term};
 use std::future::Future;
@@ -87,6 +87,31 @@ pub(crate) fn register(node: &Node) {
         |p, _| async move { Ok(Term::Pid(p.pid())) },
     );
     bif(node, "is_alive", 0, |_, _| async move { Ok(atom("true")) });
+    // `erlang:send/2` and `exit/2` as the process running the call: what a script
+    // does with `:rpc.call(node, :erlang, :exit, [pid, reason])`. A name registered
+    // nowhere here is `badarg`, as `send/2` raises.
+    bif(node, "send", 2, |p, args| async move {
+        let [to, message]: [Term; 2] = args.try_into().expect("arity 2");
+        let dest = Dest::try_from(&to).map_err(|()| Exception::bare_badarg())?;
+        let unregistered = match &dest {
+            Dest::Name(name) => p.node().registered_entry(name).is_none(),
+            Dest::RemoteName(name, node) if p.node().is_local(node) => {
+                p.node().registered_entry(name).is_none()
+            }
+            _ => false,
+        };
+        if unregistered {
+            return Err(Exception::bare_badarg());
+        }
+        p.send(dest, &message);
+        Ok(message)
+    });
+    bif(node, "exit", 2, |p, args| async move {
+        let [to, reason]: [Term; 2] = args.try_into().expect("arity 2");
+        let to = to.as_pid().ok_or_else(Exception::bare_badarg)?;
+        p.exit(to, reason);
+        Ok(atom("true"))
+    });
     // What a caller raises through erpc to see its own error handling work: the
     // exception in the class asked for.
     bif(node, "exit", 1, |_, args| async move {
@@ -352,6 +377,22 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             "error_handler" => atom("error_handler"),
             "message_queue_data" => atom("on_heap"),
             "suspending" => nil(),
+            "binary" => nil(),
+            "last_calls" => atom("false"),
+            "catchlevel" => int(0),
+            "current_location" => {
+                let (m, f, a) = &st.initial_call;
+                let frame = [Term::Atom(*m), Term::Atom(*f), int(*a as i64), nil()];
+                tuple(frame.to_vec())
+            }
+            // OTP 25's defaults; a Rust process has no heap of its own to collect.
+            "garbage_collection" => list(vec![
+                tuple(vec![atom("max_heap_size"), max_heap_size()]),
+                tuple(vec![atom("min_bin_vheap_size"), int(46422)]),
+                tuple(vec![atom("min_heap_size"), int(233)]),
+                tuple(vec![atom("fullsweep_after"), int(65535)]),
+                tuple(vec![atom("minor_gcs"), int(0)]),
+            ]),
             // Labels (`proc_lib:set_label/1`, OTP 27) are not kept here.
             "label" => atom("undefined"),
             _ => return Err(Exception::bare_badarg()),
@@ -371,6 +412,15 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
         )),
         _ => Err(Exception::bare_badarg()),
     }
+}
+
+/// `max_heap_size` as `process_info/2` gives it for a process without a limit.
+fn max_heap_size() -> Term {
+    map(vec![
+        (atom("error_logger"), atom("true")),
+        (atom("kill"), atom("true")),
+        (atom("size"), int(0)),
+    ])
 }
 
 /// `erlang:nodes/1`: `visible`, `hidden`, `connected` (both) and `this`, alone or in a

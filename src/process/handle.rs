@@ -74,6 +74,9 @@ impl Process {
     /// its reductions): that bounds what waits for a slow peer, and on a one-thread
     /// runtime it is what lets the writer run at all.
     pub fn send(&self, to: impl Into<Dest>, message: impl IntoMessage) {
+        if self.entry.is_exiting() {
+            return;
+        }
         let busy = self.node.route(&self.entry.pid, to.into(), message);
         self.suspend_on(busy);
     }
@@ -351,6 +354,9 @@ impl Process {
     /// active priority alias; otherwise an ordinary one (to a node older than OTP 28,
     /// which cannot take priority messages, as well).
     pub fn send_priority(&self, alias: &Reference, message: impl IntoMessage) {
+        if self.entry.is_exiting() {
+            return;
+        }
         let busy = self.node.route_priority(&self.entry.pid, alias, message);
         self.suspend_on(busy);
     }
@@ -388,6 +394,9 @@ impl Process {
 
     /// `exit(Pid, Reason)`: sends an exit signal.
     pub fn exit(&self, to: &Pid, reason: Term) {
+        if self.entry.is_exiting() {
+            return;
+        }
         self.node
             .send_exit_signal(&self.entry.pid, to, reason, false);
     }

@@ -25,6 +25,9 @@ impl Caller {
     /// `gen:reply/2`, sent by process `p`. A call is answered once: the `From` goes
     /// with the reply (clone it to keep one).
     pub fn reply(self, p: &Process, reply: impl IntoMessage) {
+        if p.entry.is_exiting() {
+            return; // killed while its callback ran: a BEAM process would not reply
+        }
         self.reply_from(&p.node, &p.entry.pid, reply);
     }
 
