@@ -729,6 +729,100 @@ async fn a_server_killed_while_its_callback_blocks_sends_nothing() {
     );
 }
 
+/// Traps exits and tells alex's `watcher` how it ended.
+struct Trapper {
+    watcher: String,
+}
+
+impl GenServer for Trapper {
+    async fn init(&mut self, p: &mut Process) -> Result<Next, Exception> {
+        p.trap_exit(true);
+        Ok(Next::Wait)
+    }
+
+    async fn terminate(&mut self, reason: &Term, p: &mut Process) {
+        let name = p.registered_name().unwrap_or_default();
+        let told = tuple(vec![atom("terminated"), atom(&name), reason.clone()]);
+        p.send(("watcher", self.watcher.as_str()), told);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_stop_as_a_beam_nodes_applications_stop() {
+    use cnode::supervisor::{self, ChildSpec, Strategy};
+    let (_epmd, alex, node) = alex_and_node("apps").await;
+    let n = node.name().to_owned();
+    let a = alex.node_name();
+    blocking(|| alex.eval("Process.register(self(), :watcher)"));
+    let trapper = |a: &str| Trapper {
+        watcher: a.to_owned(),
+    };
+
+    // GenServer.stop from Rust: terminate runs with the reason; a second stop finds
+    // nobody, and fails as GenServer.stop exits.
+    cnode::gen_server::start(&node, Some("short"), trapper(&a))
+        .await
+        .expect("short starts");
+    cnode::gen_server::stop(&node, "short", atom("normal"), None)
+        .await
+        .expect("short stops");
+    assert_eq!(
+        blocking(|| alex.eval("receive do m -> m after 20_000 -> :nothing end")),
+        "{:terminated, :short, :normal}"
+    );
+    let again = cnode::gen_server::stop(&node, "short", atom("normal"), None)
+        .await
+        .expect_err("nobody is there");
+    assert_eq!(
+        again.exit_reason().inspect().to_string(),
+        "{:noproc, {GenServer, :stop, [:short, :normal, :infinity]}}"
+    );
+
+    // What the node runs: a supervisor of a server that traps exits, a server, a
+    // Task.Supervisor, all started by no process, and a plain process.
+    let w = a.clone();
+    let children = vec![ChildSpec::gen_server(
+        "trapper",
+        Some("trapper"),
+        move || trapper(&w),
+    )];
+    supervisor::start(&node, Some("app_sup"), Strategy::OneForOne, children)
+        .await
+        .expect("the supervisor starts");
+    cnode::gen_server::start(&node, Some("lone"), trapper(&a))
+        .await
+        .expect("lone starts");
+    node.start_task_supervisor("tsup");
+    node.spawn_registered("bare", idle).expect("bare starts");
+    blocking(|| {
+        alex.eval(&format!(
+            "for name <- [:app_sup, :trapper, :lone, :tsup, :bare], do: Process.monitor({{name, :{n}}})"
+        ))
+    });
+
+    // As `init:stop/0` on a BEAM node: its applications stop with `shutdown` (their
+    // `terminate` runs, the supervisor's children first) while the connection is up;
+    // a process in none of them is lost with the connection.
+    node.stop().await;
+    let seen = blocking(|| {
+        alex.eval(
+            "for _ <- 1..7 do
+               receive do
+                 {:DOWN, _, :process, {name, _}, reason} -> {:down, name, reason}
+                 {:terminated, name, reason} -> {:terminated, name, reason}
+               after 10_000 -> :missing
+               end
+             end |> Enum.sort()",
+        )
+    });
+    assert_eq!(
+        seen,
+        "[{:down, :app_sup, :shutdown}, {:down, :bare, :noconnection}, \
+         {:down, :lone, :shutdown}, {:down, :trapper, :shutdown}, {:down, :tsup, :shutdown}, \
+         {:terminated, :lone, :shutdown}, {:terminated, :trapper, :shutdown}]"
+    );
+}
+
 /// Counts its ticks: `Process.send_after(self(), :tick, 50)` in `init` and after each.
 struct Ticker(i64);
 

@@ -1280,8 +1280,9 @@ async fn priority_messages_from_a_beam_node() {
     }
 }
 
-/// `Node::stop`: the peer sees the node go down (its links and monitors fire with
-/// `noconnection`), the node leaves EPMD, its processes end, and it connects to nobody
+/// `Node::stop`: its servers stop first (a monitor of the `echo` server, started by no
+/// process, fires with `shutdown`), then the peer sees the node go down (a link to a
+/// plain process fires with `noconnection`), the node leaves EPMD, its processes end, and it connects to nobody
 /// again; `stopped()` gives 0. A peer's `init:stop(3)` is answered `ok` and stops the
 /// other node with status 3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1315,7 +1316,7 @@ async fn a_stopped_node_leaves_the_cluster() {
     assert_eq!(
         seen,
         vec![
-            ("DOWN".into(), atom("noconnection")),
+            ("DOWN".into(), atom("shutdown")),
             ("EXIT".into(), atom("noconnection")),
         ]
     );

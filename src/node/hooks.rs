@@ -23,6 +23,9 @@ pub(crate) struct Hooks {
     /// A peer asks to spawn a process here (`SPAWN_REQUEST`); the answer goes back on
     /// `conn`.
     pub spawn_request: fn(&Node, &Arc<ConnHandle>, SpawnRequest),
+    /// The node begins to stop: the layers above stop what they run as applications,
+    /// while the connections are still up; the node waits for the future.
+    pub stopping: fn(&Node) -> futures::future::BoxFuture<'static, ()>,
 }
 
 /// State the layers above keep per node, one value per type, made on first use (the

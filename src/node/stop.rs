@@ -1,5 +1,7 @@
-//! Stopping a node, as `init:stop/0` stops a BEAM node: what was sent goes out, every
-//! connection closes (the peers see the node go down, and links and monitors across
+//! Stopping a node, as `init:stop/0` stops a BEAM node: first the layers above stop
+//! what the node runs as applications (the servers started by no process and the
+//! node's `Task.Supervisor`s, with `shutdown`, their `terminate` callbacks run), then
+//! what was sent goes out, every connection closes (the peers see the node go down, and links and monitors across
 //! them fire with `noconnection`), the node leaves EPMD and accepts no more
 //! connections, no timer fires, and every process ends. The program that hosts the node goes on.
 
@@ -12,8 +14,18 @@ use std::time::Duration;
 const FLUSH: Duration = Duration::from_secs(1);
 
 impl Node {
-    /// Stops the node (see the module's documentation); returns once it has stopped.
-    /// [`stopped`](Node::stopped) then gives 0. Stopping a stopped node does nothing.
+    /// Stops the node as `init:stop/0` stops a BEAM node, and returns once it has
+    /// stopped; [`stopped`](Node::stopped) then gives 0. First its applications stop:
+    /// the servers and supervisors started by no process ([`gen_server::start`],
+    /// [`supervisor::start`]) and its `Task.Supervisor`s are stopped with `shutdown`,
+    /// the last started first (their `terminate` runs; a supervisor stops its children
+    /// first), so links and monitors on other nodes see `shutdown`. Then what was sent
+    /// goes out, every connection closes (links and monitors across them fire with
+    /// `noconnection`), the node leaves EPMD, no timer fires, and every other process
+    /// ends. The program goes on. Stopping a stopped node does nothing.
+    ///
+    /// [`gen_server::start`]: crate::gen_server::start
+    /// [`supervisor::start`]: crate::supervisor::start
     pub async fn stop(&self) {
         self.stop_with(0).await
     }
@@ -46,8 +58,9 @@ impl Node {
             self.0.stopped.cancelled().await;
             return;
         }
-        self.0.stopping.cancel();
         tracing::info!(node = %self.name(), status, "node stopping");
+        (self.hooks().stopping)(self).await;
+        self.0.stopping.cancel();
         drop(lock(&self.0.epmd).take());
         self.cancel_all_timers();
         let conns = connect::all(self);

@@ -242,7 +242,7 @@ fn server(
 /// `proc_lib:stop/3`: `sys:terminate(To, Reason, Timeout)`, then the process's `DOWN`;
 /// `Err` is the reason the caller exits with (`noproc`, `timeout`, or the process's
 /// exit reason when it is not `reason`).
-async fn stop(
+pub(crate) async fn stop(
     p: &mut Process,
     to: Dest,
     reason: Term,
@@ -285,7 +285,7 @@ async fn stop(
 
 /// Whether a name of this node that `to` is has a process (what `GenServer.stop` and
 /// `gen:stop` look up first); true for anything else, which the stop finds out.
-fn registered(node: &Node, to: &Dest) -> bool {
+pub(crate) fn registered(node: &Node, to: &Dest) -> bool {
     match to {
         Dest::Name(name) => node.whereis(name.name()).is_some(),
         Dest::RemoteName(name, n) if node.is_local(n) => node.whereis(name.name()).is_some(),

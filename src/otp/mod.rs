@@ -3,6 +3,7 @@
 //! `Task.Supervisor` protocol. [`Node::start`] starts a node with them: the node core
 //! reaches them only through the hooks given here.
 
+mod applications;
 pub(crate) mod builtins;
 mod calls;
 mod errors;
@@ -31,6 +32,7 @@ const HOOKS: Hooks = Hooks {
     node_up,
     node_down,
     spawn_request: spawn::handle_request,
+    stopping: applications::stop,
 };
 
 impl Node {
@@ -93,6 +95,28 @@ where
     F: Fn(Process, Pid) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), Exception>> + Send + 'static,
 {
+    keep(node, name, body, false)
+}
+
+/// [`keep_registered`] for a process of the node's applications (a `Task.Supervisor`):
+/// stopped with `shutdown`, and not started again, when the node stops.
+pub(crate) fn keep_registered_app<F, Fut>(
+    node: &Node,
+    name: &str,
+    body: F,
+) -> Result<Pid, Exception>
+where
+    F: Fn(Process, Pid) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Exception>> + Send + 'static,
+{
+    keep(node, name, body, true)
+}
+
+fn keep<F, Fut>(node: &Node, name: &str, body: F, app: bool) -> Result<Pid, Exception>
+where
+    F: Fn(Process, Pid) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Exception>> + Send + 'static,
+{
     let body = Arc::new(body);
     let parent = node
         .prepare(node.spawn_opts(node.user_pid()))
@@ -100,6 +124,10 @@ where
     let parent_pid = parent.entry.pid;
     let first = start_kept(node, name, parent_pid, &body)?;
     parent.entry.state().links.insert(first);
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if app {
+        applications::add_kept(node, parent_pid, name, stopping.clone());
+    }
     let name = name.to_owned();
     let mut current = first;
     node.start_prepared(parent, move |mut p| async move {
@@ -111,6 +139,9 @@ where
             };
             if pid != &current {
                 continue;
+            }
+            if applications::is_stopping(&stopping) {
+                return Ok(());
             }
             if supervisor::is_normal_exit(reason) {
                 tracing::info!(

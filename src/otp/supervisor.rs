@@ -293,8 +293,11 @@ pub async fn start(
     gen_server::start(node, name, Supervisor::new(strategy, children)).await
 }
 
-/// [`start`] linked to `parent`, with the intensity given (`max_restarts` in
-/// `max_seconds`).
+/// [`start`] linked to `parent`: `Supervisor.start_link/2` called by that process. For
+/// another intensity than the default, start a [`Supervisor::new`] with
+/// [`max_restarts`](Supervisor::max_restarts) through [`gen_server::start_link`] (or
+/// [`gen_server::start`]); [`gen_server::stop`] stops a supervisor as
+/// `Supervisor.stop/3` does.
 pub async fn start_link(
     parent: &Process,
     name: Option<&str>,

@@ -53,7 +53,7 @@ impl Node {
 /// node (its tasks die with it, being linked to it). Returns the supervisor's pid.
 pub(crate) fn start(node: &Node, name: &str) -> Pid {
     let owned = name.to_owned();
-    super::keep_registered(node, name, move |p, parent| {
+    super::keep_registered_app(node, name, move |p, parent| {
         supervise(p, parent, owned.clone())
     })
     .unwrap_or_else(|_| panic!("the name {name} is already registered on this node"))
@@ -174,17 +174,25 @@ async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exce
     let mut suspended = false;
     loop {
         let state = || dynamic_supervisor(&name, &children);
-        let message =
-            match sys::receive(&mut p, Some(&parent), &mut suspended, &state, SUPERVISOR).await {
-                Ok(message) => message,
-                Err(reason) => {
-                    // `DynamicSupervisor.terminate/2`: the children first.
-                    for (pid, child) in std::mem::take(&mut children) {
-                        stop_child(&mut p, &pid, child.shutdown).await;
-                    }
-                    return Err(Exception::Exit(reason));
+        let received = sys::receive(&mut p, Some(&parent), &mut suspended, &state, SUPERVISOR);
+        let message = match received.await {
+            // gen_server: the parent's EXIT stops it as a sys terminate does.
+            Ok(message) => match exit_message(&message) {
+                Some((from, reason)) if *from == parent => Err(reason.clone()),
+                _ => Ok(message),
+            },
+            Err(reason) => Err(reason),
+        };
+        let message = match message {
+            Ok(message) => message,
+            Err(reason) => {
+                // `DynamicSupervisor.terminate/2`: the children first.
+                for (pid, child) in std::mem::take(&mut children) {
+                    stop_child(&mut p, &pid, child.shutdown).await;
                 }
-            };
+                return Err(Exception::Exit(reason));
+            }
+        };
         if let Some((pid, reason)) = exit_message(&message) {
             let Some(child) = children.remove(pid) else {
                 continue;

@@ -287,6 +287,50 @@ pub async fn start_link_global<S: GenServer>(
     .await
 }
 
+/// `GenServer.stop(server, reason, timeout)`: asks the server to stop with `reason`
+/// and returns once it has ended. Its `terminate` runs first (a supervisor's stops its
+/// children, the last started first); `timeout` bounds the wait (`None` is
+/// `:infinity`, GenServer's default). `server` is a pid, a name of this node or
+/// `{name, node}`. It runs in a process of its own, so plain Rust code and processes
+/// call it alike; a supervisor stops the same way (`Supervisor.stop/3`).
+///
+/// The `Err` is the exit `GenServer.stop` exits its caller with, `{why,
+/// {GenServer, :stop, [server, reason, timeout]}}`: `why` is `:noproc` (no such
+/// process), `:timeout`, or the reason the server ended with when it is not `reason`.
+///
+/// ```no_run
+/// # async fn demo(node: cnode::Node) -> Result<(), cnode::Exception> {
+/// use cnode::term::atom;
+/// cnode::gen_server::stop(&node, "counter", atom("normal"), None).await?;
+/// # Ok(()) }
+/// ```
+pub async fn stop(
+    node: &Node,
+    server: impl Into<crate::process::Dest>,
+    reason: Term,
+    timeout: Option<Duration>,
+) -> Result<(), Exception> {
+    let to = server.into();
+    let call = vec![to.to_term(), reason.clone(), crate::term::timeout(timeout)];
+    let failed = move |why: Term| {
+        let stop = tuple(vec![
+            atom("Elixir.GenServer"),
+            atom("stop"),
+            crate::term::list(call),
+        ]);
+        Exception::Exit(tuple(vec![why, stop]))
+    };
+    if !super::calls::registered(node, &to) {
+        return Err(failed(atom("noproc")));
+    }
+    let stopped = node
+        .run_process(
+            move |mut p| async move { super::calls::stop(&mut p, to, reason, timeout).await },
+        )
+        .await?;
+    stopped.map(|_| ()).map_err(failed)
+}
+
 /// How a server is registered: under a name of its node (or none), or in `global`.
 #[derive(Clone)]
 pub(crate) enum ServerName {
@@ -328,7 +372,13 @@ pub(crate) async fn start_named<S: GenServer>(
         (None, Some(local)) => node.spawn_registered(local, body),
         (None, None) => Ok(node.spawn(body)),
     };
-    wait_for_init(pid.map_err(StartError)?, started).await
+    let pid = wait_for_init(pid.map_err(StartError)?, started).await?;
+    if parent.is_none() {
+        // Started by no process: one of the node's applications, stopped with
+        // `shutdown` when the node stops.
+        super::applications::add_server(node, pid);
+    }
+    Ok(pid)
 }
 
 /// `{already_started, Pid}`, as `GenServer.start/3` answers for a name that is taken
