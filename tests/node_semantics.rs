@@ -1040,6 +1040,40 @@ fn init_stop_and_halt_end_the_node_as_a_beam_nodes() {
     }
 }
 
+/// SIGTERM, as systemd, Docker and Kubernetes stop a service: a BEAM node (OTP 23+)
+/// takes it as `init:stop()`, so its applications stop first (alex sees
+/// `Chat.TaskSupervisor` go down with `shutdown`, not `noconnection`), it logs
+/// `SIGTERM received - shutting down`, and its program exits 0.
+#[test]
+fn sigterm_stops_the_node_as_init_stop_does() {
+    let mut c = Cluster::start();
+    let watch = ":pong = Node.ping(NODE)
+        for name <- [Chat.TaskSupervisor, :echo], do: Process.monitor({name, NODE})
+        :ok";
+    assert_eq!(c.alex.eval(&Cluster::for_node(watch, &c.moebi_name)), ":ok");
+    let moebi = c.moebi.as_mut().expect("moebi");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &moebi.os_pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    assert_eq!(moebi.wait_exit(WAIT), Some(0), "{}", moebi.log());
+    assert!(
+        moebi.log().contains("SIGTERM received - shutting down"),
+        "{}",
+        moebi.log()
+    );
+    let downs = "for _ <- 1..2 do
+          receive do {:DOWN, _, :process, {name, _}, reason} -> {name, reason} after 10_000 -> :missing end
+        end |> Enum.sort()";
+    assert_eq!(
+        c.alex.eval(downs),
+        "[{Chat.TaskSupervisor, :shutdown}, {:echo, :shutdown}]",
+        "{}",
+        c.moebi().log()
+    );
+}
+
 /// `:global` asked on the node: it knows the names registered in the cluster, as every
 /// node of it does (`whereis_name/1`, `registered_names/0`, `send/2`), and forgets one
 /// whose process ended.

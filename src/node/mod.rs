@@ -115,6 +115,23 @@ pub(crate) struct NodeInner {
     status: OnceLock<i32>,
 }
 
+/// Resolves with the signal's name when the program is asked to stop: Ctrl-C
+/// (SIGINT), or SIGTERM on Unix.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
+}
+
 /// A node that is listening and registered with EPMD (unless it does not listen), not
 /// yet accepting connections (the services it runs start first).
 pub(crate) struct Bound {
@@ -270,15 +287,17 @@ impl Node {
         connect::disconnect(self, node)
     }
 
-    /// Runs until Ctrl-C (then stops the node) or until the node is stopped
-    /// ([`stop`](Node::stop), or a peer's `init:stop/0,1` or `erlang:halt/0,1,2`);
-    /// returns the exit status it was stopped with (0 after Ctrl-C), for
-    /// [`std::process::exit`], as a BEAM node's `init:stop(Status)` ends its program.
+    /// Runs until Ctrl-C or SIGTERM (then stops the node, as a BEAM node since OTP 23
+    /// takes SIGTERM as `init:stop()`: what systemd, Docker and Kubernetes send) or
+    /// until the node is stopped ([`stop`](Node::stop), or a peer's `init:stop/0,1` or
+    /// `erlang:halt/0,1,2`); returns the exit status it was stopped with (0 after a
+    /// signal), for [`std::process::exit`], as a BEAM node's `init:stop(Status)` ends
+    /// its program.
     pub async fn serve_forever(&self) -> i32 {
         tokio::select! {
             status = self.stopped() => status,
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!(node = %self.0.name.name(), "stopping");
+            signal = stop_signal() => {
+                tracing::info!(node = %self.0.name.name(), "{signal} received - shutting down");
                 self.stop().await;
                 self.stopped().await
             }
