@@ -239,10 +239,21 @@ fn text(term: &Term) -> Result<String, Exception> {
     chardata_to_string(term).ok_or_else(|| Exception::badarg())
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     // The pages of a large message freed are the next one's, as on a BEAM.
     cnode::reuse_freed_memory();
     let args = Args::parse();
+    // Why it could not start, on one line (as `erl` says it), whatever RUST_BACKTRACE says.
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     let runtime = match args.threads {
         // One thread: every process and connection on the main thread.
         1 => tokio::runtime::Builder::new_current_thread()

@@ -8,6 +8,7 @@
 //! (`fail_if_no_peer_cert`), the connecting side checks the server's chain and that it
 //! names the host of the node name (`alex@localhost` must present `localhost`).
 
+use crate::term::{chardata_to_string, Inspect, Match, Term};
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
@@ -48,12 +49,12 @@ impl std::fmt::Debug for TlsConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Read {
         /// The file.
         path: String,
-        /// Why.
-        source: io::Error,
+        /// Why (in the message, not also as the error's source).
+        error: io::Error,
     },
     /// The PEM text holds no certificate or key of the kind wanted.
     #[error("{0}")]
@@ -68,111 +69,243 @@ pub enum TlsError {
 
 impl TlsConfig {
     /// From PEM files: this node's certificate (chain), its private key, and the CA
-    /// certificates peers are verified against.
+    /// certificates peers are verified against. An error names the file.
     pub fn from_pem_files(
         cert: impl AsRef<Path>,
         key: impl AsRef<Path>,
         ca: impl AsRef<Path>,
     ) -> Result<Self, TlsError> {
-        let read = |p: &Path| {
-            std::fs::read(p).map_err(|source| TlsError::Read {
-                path: p.display().to_string(),
-                source,
-            })
-        };
-        Self::from_pem(
-            &read(cert.as_ref())?,
-            &read(key.as_ref())?,
-            &read(ca.as_ref())?,
-        )
+        let own = Identity::from_files(cert.as_ref(), key.as_ref())?;
+        let ca = ca.as_ref();
+        let roots = roots_from(&read(ca)?, &ca.display().to_string())?;
+        Self::build(own.clone(), own, roots, None)
     }
 
     /// From an OTP `-ssl_dist_optfile` file, the one the BEAM nodes of the cluster are
-    /// started with: the `certfile`, `keyfile` (default: the `certfile`) and `cacertfile`
-    /// of its `server` options, else of its `client` options. Peers are verified both
-    /// ways whatever its `verify` says: a node never runs TLS that trusts anyone.
+    /// started with. The `server` options make the side that accepts, the `client`
+    /// options the side that connects (a section without a certificate takes the other
+    /// one's): `certfile` and `keyfile` (default: the `certfile`), or the first of
+    /// `certs_keys`; `cacertfile`; `versions` (`'tlsv1.2'`, `'tlsv1.3'`). Peers are
+    /// verified both ways: a `{verify, verify_none}` or a missing `cacertfile` is an
+    /// error, as is a `password` (decrypt the key first); the other options (`depth`,
+    /// `secure_renegotiate`, ciphers) are the BEAM's and left to it. Relative paths are
+    /// relative to where the program runs, as for the BEAM.
     pub fn from_optfile(path: impl AsRef<Path>) -> Result<Self, TlsError> {
-        use crate::term::{chardata_to_string, Match};
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| TlsError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| TlsError::Read {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         let bad = |why: String| TlsError::Pem(format!("{}: {why}", path.display()));
         let term = crate::term::parse_erlang(&text).map_err(|e| bad(e.to_string()))?;
         let sections = term
             .as_list()
             .ok_or_else(|| bad("expected [{server, Opts}, {client, Opts}]".into()))?;
-        let option = |role: &str, key: &str| {
-            sections.iter().find_map(|s| {
-                let [r, opts] = s.as_tuple_n(2)? else {
-                    return None;
+        let options = |role: &str| -> Vec<(String, Term)> {
+            let mut found = Vec::new();
+            for section in sections {
+                let Some([r, opts]) = section.as_tuple_n(2) else {
+                    continue;
                 };
                 if !r.is_atom(role) {
-                    return None;
+                    continue;
                 }
-                opts.as_list()?.iter().find_map(|o| {
-                    let [k, v] = o.as_tuple_n(2)? else {
-                        return None;
-                    };
-                    k.is_atom(key).then(|| chardata_to_string(v)).flatten()
-                })
-            })
+                for o in opts.as_list().unwrap_or_default() {
+                    if let Some([Term::Atom(k), v]) = o.as_tuple_n(2) {
+                        found.push((k.name().to_owned(), v.clone()));
+                    }
+                }
+            }
+            found
         };
-        let get = |key: &str| option("server", key).or_else(|| option("client", key));
-        let cert = get("certfile").ok_or_else(|| bad("no certfile".into()))?;
-        let key = get("keyfile").unwrap_or_else(|| cert.clone());
-        let ca = get("cacertfile").ok_or_else(|| bad("no cacertfile".into()))?;
-        // Relative paths are relative to where the node runs, as for the BEAM.
-        Self::from_pem_files(cert, key, ca)
+        let (server, client) = (options("server"), options("client"));
+        if server.is_empty() && client.is_empty() {
+            return Err(bad("no server or client options".into()));
+        }
+        for (key, value) in server.iter().chain(&client) {
+            match key.as_str() {
+                "verify" if value.is_atom("verify_none") => {
+                    return Err(bad("{verify, verify_none}: a Rust node always verifies \
+                         its peers (give a cacertfile and verify_peer)"
+                        .into()))
+                }
+                "password" => {
+                    return Err(bad("{password, _}: encrypted keys are not read here; \
+                         give the key decrypted (openssl pkey -in key.pem -out plain.pem)"
+                        .into()))
+                }
+                _ => {}
+            }
+        }
+        let identity = |opts: &[(String, Term)]| -> Result<Option<Identity>, TlsError> {
+            let file = |k: &str| {
+                opts.iter()
+                    .find(|(key, _)| key == k)
+                    .and_then(|(_, v)| chardata_to_string(v))
+            };
+            // `certs_keys` (OTP 25): a list of maps, the first one taken.
+            let from_map = opts
+                .iter()
+                .find(|(k, _)| k == "certs_keys")
+                .and_then(|(_, v)| v.as_list()?.first().cloned())
+                .and_then(|m| {
+                    let get = |k: &str| {
+                        let Term::Map(map) = &m else { return None };
+                        map.map
+                            .get(&crate::term::atom(k))
+                            .and_then(chardata_to_string)
+                    };
+                    Some((get("certfile")?, get("keyfile")))
+                });
+            let (cert, key) = match (file("certfile"), from_map) {
+                (Some(cert), _) => (cert, file("keyfile")),
+                (None, Some((cert, key))) => (cert, key),
+                (None, None) => return Ok(None),
+            };
+            let key = key.unwrap_or_else(|| cert.clone());
+            Identity::from_files(Path::new(&cert), Path::new(&key)).map(Some)
+        };
+        let (server_id, client_id) = (identity(&server)?, identity(&client)?);
+        let (server_id, client_id) = match (server_id, client_id) {
+            (Some(s), Some(c)) => (s, c),
+            (Some(one), None) | (None, Some(one)) => (one.clone(), one),
+            (None, None) => return Err(bad("no certfile (nor certs_keys)".into())),
+        };
+        let find = |k: &str| {
+            server
+                .iter()
+                .chain(&client)
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v)
+        };
+        let ca = find("cacertfile")
+            .and_then(chardata_to_string)
+            .ok_or_else(|| bad("no cacertfile: peers are verified against it".into()))?;
+        let roots = roots_from(&read(Path::new(&ca))?, &ca)?;
+        let versions = match find("versions") {
+            None => None,
+            Some(list) => {
+                let mut versions = Vec::new();
+                for v in list.as_list().unwrap_or_default() {
+                    match v.as_atom() {
+                        Some("tlsv1.3") => versions.push(&rustls::version::TLS13),
+                        Some("tlsv1.2") => versions.push(&rustls::version::TLS12),
+                        // Older ones are not offered by rustls; a list of only those
+                        // is an error below.
+                        _ => {}
+                    }
+                }
+                if versions.is_empty() {
+                    return Err(bad(format!(
+                        "{{versions, {}}}: only 'tlsv1.2' and 'tlsv1.3' are spoken here",
+                        list.erlang()
+                    )));
+                }
+                Some(versions)
+            }
+        };
+        Self::build(server_id, client_id, roots, versions)
     }
 
     /// As [`from_pem_files`](TlsConfig::from_pem_files), from the PEM text itself.
     pub fn from_pem(cert: &[u8], key: &[u8], ca: &[u8]) -> Result<Self, TlsError> {
-        use pki_types::pem::PemObject;
-        let chain: Vec<pki_types::CertificateDer<'static>> =
-            pki_types::CertificateDer::pem_slice_iter(cert)
-                .collect::<Result<_, _>>()
-                .map_err(|e| TlsError::Pem(format!("certificate: {e}")))?;
-        if chain.is_empty() {
-            return Err(TlsError::Pem(
-                "certificate: no CERTIFICATE in the PEM".into(),
-            ));
-        }
-        let key = pki_types::PrivateKeyDer::from_pem_slice(key)
-            .map_err(|e| TlsError::Pem(format!("key: {e}")))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in pki_types::CertificateDer::pem_slice_iter(ca) {
-            let ca = ca.map_err(|e| TlsError::Pem(format!("CA: {e}")))?;
-            roots.add(ca)?;
-        }
-        if roots.is_empty() {
-            return Err(TlsError::Pem("CA: no CERTIFICATE in the PEM".into()));
-        }
+        let own = Identity {
+            chain: chain_from(cert, "certificate")?,
+            key: Arc::new(key_from(key, "key")?),
+        };
+        Self::build(own.clone(), own, roots_from(ca, "CA")?, None)
+    }
+
+    fn build(
+        server_id: Identity,
+        client_id: Identity,
+        roots: rustls::RootCertStore,
+        versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>,
+    ) -> Result<Self, TlsError> {
         let roots = Arc::new(roots);
         // ring: no C toolchain or cmake to build, unlike aws-lc-rs. rustls 0.23.48 marks
         // its provider deprecated for lacking post-quantum key exchange; the BEAM's
         // inet_tls_dist peers agree on the classical groups it has (x25519, P-256).
         #[allow(deprecated)]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions = versions.unwrap_or_else(|| rustls::DEFAULT_VERSIONS.to_vec());
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
             roots.clone(),
             provider.clone(),
         )
         .build()?;
         let server = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
+            .with_protocol_versions(&versions)?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(chain.clone(), key.clone_key())?;
+            .with_single_cert(server_id.chain, server_id.key.clone_key())?;
         let client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
+            .with_protocol_versions(&versions)?
             .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)?;
+            .with_client_auth_cert(client_id.chain, client_id.key.clone_key())?;
         Ok(TlsConfig {
             server: Arc::new(server),
             client: Arc::new(client),
         })
     }
+}
+
+/// A certificate chain and its key: what one side presents.
+#[derive(Clone)]
+struct Identity {
+    chain: Vec<pki_types::CertificateDer<'static>>,
+    key: Arc<pki_types::PrivateKeyDer<'static>>,
+}
+
+impl Identity {
+    fn from_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        Ok(Identity {
+            chain: chain_from(&read(cert)?, &cert.display().to_string())?,
+            key: Arc::new(key_from(&read(key)?, &key.display().to_string())?),
+        })
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|error| TlsError::Read {
+        path: path.display().to_string(),
+        error,
+    })
+}
+
+/// The certificates of a PEM text (`what` names it in errors: a file, or "certificate").
+fn chain_from(pem: &[u8], what: &str) -> Result<Vec<pki_types::CertificateDer<'static>>, TlsError> {
+    use pki_types::pem::PemObject;
+    let chain: Vec<_> = pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Pem(format!("{what}: {e}")))?;
+    if chain.is_empty() {
+        return Err(TlsError::Pem(format!("{what}: no CERTIFICATE in the PEM")));
+    }
+    Ok(chain)
+}
+
+/// The private key of a PEM text.
+fn key_from(pem: &[u8], what: &str) -> Result<pki_types::PrivateKeyDer<'static>, TlsError> {
+    use pki_types::pem::PemObject;
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("ENCRYPTED") {
+        return Err(TlsError::Pem(format!(
+            "{what}: an encrypted key; give it decrypted (openssl pkey -in {what} -out plain.pem)"
+        )));
+    }
+    pki_types::PrivateKeyDer::from_pem_slice(pem)
+        .map_err(|e| TlsError::Pem(format!("{what}: no private key in the PEM ({e})")))
+}
+
+/// The CA certificates of a PEM text.
+fn roots_from(pem: &[u8], what: &str) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in chain_from(pem, what)? {
+        roots
+            .add(ca)
+            .map_err(|e| TlsError::Pem(format!("{what}: {e}")))?;
+    }
+    Ok(roots)
 }
 
 /// A connection's byte stream.

@@ -241,6 +241,33 @@ async fn the_seed_session_under_tls_with_a_real_elixir_node() {
             kate.log()
         );
     });
+
+    // The `cnode` command in the TLS cluster: with the nodes' optfile, or the PEM files.
+    let conf = pki.file("dist.conf").display().to_string();
+    let (cert, key, ca) = (
+        pki.file("cert.pem").display().to_string(),
+        pki.file("key.pem").display().to_string(),
+        pki.file("ca.pem").display().to_string(),
+    );
+    let cnode = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cnode"))
+            .args(["--timeout", "20", "--cookie", COOKIE])
+            .args(args)
+            .env("ERL_EPMD_PORT", epmd.port().to_string())
+            .output()
+            .expect("cnode runs");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).trim_end().to_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let called = cnode(&["--ssl-dist-optfile", &conf, "call", &a, ":erlang.node"]);
+    assert_eq!(called, (Some(0), format!(":{a}"), String::new()));
+    let pem = ["--tls-cert", &cert, "--tls-key", &key, "--tls-ca", &ca];
+    let pinged = cnode(&[&pem[..], &["ping", &m]].concat());
+    assert_eq!(pinged.0, Some(0), "{pinged:?}");
+    assert_eq!(pinged.1, "pong");
+    // Without TLS, a TLS node cannot be reached.
+    let plain = cnode(&["ping", &m]);
+    assert_eq!(plain.0, Some(3), "{plain:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,4 +365,57 @@ async fn peers_without_our_trust_are_refused_and_the_node_goes_on() {
     let friend = rust_node("friend", &epmd, Some(pki.config())).await;
     assert!(friend.try_connect(&m).await.is_ok(), "{}", moebi.log());
     drop(held);
+}
+
+/// What a BEAM node's `-ssl_dist_optfile` may hold beside the three files: the OTP 25
+/// `certs_keys` form, `versions`, a section of its own for each side; and what a Rust
+/// node refuses with a reason rather than run differently (`verify_none`, an encrypted
+/// key, no CA), each error naming the file.
+#[test]
+fn optfiles_are_read_as_the_beam_reads_them_or_refused_with_a_reason() {
+    let pki = pki();
+    let f = |n: &str| pki.file(n).display().to_string();
+    let (cert, key, ca) = (f("cert.pem"), f("key.pem"), f("ca.pem"));
+    let optfile = |name: &str, text: String| {
+        let path = pki.file(name);
+        std::fs::write(&path, text).unwrap();
+        TlsConfig::from_optfile(&path).map_err(|e| e.to_string())
+    };
+    let ok = [
+        format!("[{{server, [{{certs_keys, [#{{certfile => \"{cert}\", keyfile => \"{key}\"}}]}}, {{cacertfile, \"{ca}\"}}]}}]."),
+        format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca}\"}}, {{versions, ['tlsv1.2']}}]}}]."),
+        format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca}\"}}]}},
+                 {{client, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca}\"}}]}}]."),
+    ];
+    for (i, text) in ok.into_iter().enumerate() {
+        let read = optfile(&format!("ok-{i}.conf"), text.clone());
+        assert!(read.is_ok(), "{text}: {read:?}");
+    }
+    let refused = [
+        (
+            format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{verify, verify_none}}]}}]."),
+            "verify_none",
+        ),
+        (
+            format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{password, \"s3cret\"}}, {{cacertfile, \"{ca}\"}}]}}]."),
+            "encrypted keys",
+        ),
+        (
+            format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}]}}]."),
+            "no cacertfile",
+        ),
+        (
+            format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{cert}\"}}, {{cacertfile, \"{ca}\"}}]}}]."),
+            "cert.pem: no private key",
+        ),
+        (
+            format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca}\"}}, {{versions, ['tlsv1.1']}}]}}]."),
+            "only 'tlsv1.2' and 'tlsv1.3'",
+        ),
+    ];
+    for (i, (text, why)) in refused.into_iter().enumerate() {
+        let read = optfile(&format!("refused-{i}.conf"), text.clone());
+        let err = read.expect_err(&text);
+        assert!(err.contains(why), "{text}: {err}");
+    }
 }

@@ -59,6 +59,19 @@ struct Cli {
     /// Results as JSON (arguments stay in Elixir's syntax, or Erlang's with --erlang).
     #[arg(long, global = true)]
     json: bool,
+    /// TLS distribution (a cluster started with `-proto_dist inet_tls`): the
+    /// `-ssl_dist_optfile` its nodes read (its certfile, keyfile and cacertfile).
+    #[arg(long, global = true, value_name = "FILE")]
+    ssl_dist_optfile: Option<std::path::PathBuf>,
+    /// TLS distribution: this node's certificate (PEM), with --tls-key and --tls-ca.
+    #[arg(long, global = true, requires_all = ["tls_key", "tls_ca"], conflicts_with = "ssl_dist_optfile", value_name = "PEM")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, global = true, requires = "tls_cert", value_name = "PEM")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The CA the nodes' certificates chain to (PEM); peers are verified.
+    #[arg(long, global = true, requires = "tls_cert", value_name = "PEM")]
+    tls_ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -433,6 +446,22 @@ async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
     // while a node of that name is up.
     config.dist_listen = cli.sname.is_some() || cli.name.is_some();
     config.setup_time = Duration::from_secs_f64(cli.timeout.min(60.0));
+    let tls = match (
+        &cli.ssl_dist_optfile,
+        &cli.tls_cert,
+        &cli.tls_key,
+        &cli.tls_ca,
+    ) {
+        (Some(optfile), ..) => Some(cnode::TlsConfig::from_optfile(optfile)),
+        (None, Some(cert), Some(key), Some(ca)) => {
+            Some(cnode::TlsConfig::from_pem_files(cert, key, ca))
+        }
+        _ => None,
+    };
+    if let Some(tls) = tls {
+        let tls = tls.map_err(|e| fail(EXIT_USAGE, format!("cnode: TLS: {e}")))?;
+        config.tls = Some(tls);
+    }
     Node::start(config).await.map_err(|e| {
         fail(
             EXIT_UNREACHABLE,
