@@ -729,6 +729,32 @@ async fn a_server_killed_while_its_callback_blocks_sends_nothing() {
     );
 }
 
+/// Every message to a node that cannot be reached tries to connect again, as on the
+/// BEAM (each call fails `{:nodedown, node}`); the log warns of it once, not once a
+/// try, until it has been connected again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_be_reached_is_warned_of_once() {
+    logs(); // captured from here on
+    let epmd = Epmd::start();
+    let node = start_node("lonely", epmd.port()).await;
+    let earlier = logs();
+    let nobody = format!("{}@localhost", unique_name("nobody"));
+    for _ in 0..3 {
+        let failed = node
+            .call(("echo", nobody.as_str()), atom("hi"), Some(WAIT))
+            .await
+            .expect_err("nobody is there");
+        assert_eq!(failed.kind(), &CallErrorKind::NodeDown(nobody.clone()));
+    }
+    let warning = format!("cannot connect to {nobody}:");
+    let after = logs_after(&earlier);
+    let warned = after
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains(&warning))
+        .count();
+    assert_eq!(warned, 1, "{after}");
+}
+
 /// Traps exits and tells alex's `watcher` how it ended.
 struct Trapper {
     watcher: String,
@@ -821,6 +847,13 @@ async fn servers_stop_as_a_beam_nodes_applications_stop() {
          {:down, :lone, :shutdown}, {:down, :trapper, :shutdown}, {:down, :tsup, :shutdown}, \
          {:terminated, :lone, :shutdown}, {:terminated, :trapper, :shutdown}]"
     );
+    // A call from plain Rust code on a stopped node fails as a process's would that
+    // the node's stop ended: `:shutdown`.
+    let after = node
+        .call(("echo", a.as_str()), atom("hi"), Some(WAIT))
+        .await
+        .expect_err("the node has stopped");
+    assert_eq!(after.kind(), &CallErrorKind::Exit(atom("shutdown")));
 }
 
 /// Counts its ticks: `Process.send_after(self(), :tick, 50)` in `init` and after each.

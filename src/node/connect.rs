@@ -372,8 +372,17 @@ fn fail_pending(node: &Node, peer: &Atom, attempt: u64, why: &str) {
         }
     };
     if failed {
-        if warn {
+        let first = warn && {
+            let mut unreachable = lock(&node.0.unreachable);
+            if unreachable.len() >= MAX_UNREACHABLE {
+                unreachable.clear();
+            }
+            unreachable.insert(peer.name().to_owned())
+        };
+        if first {
             tracing::warn!(peer = %peer.name(), "cannot connect to {}: {why}", peer.name());
+        } else if warn {
+            tracing::debug!(peer = %peer.name(), "still cannot connect to {}: {why}", peer.name());
         } else {
             tracing::debug!(peer = %peer.name(), "handshake from {} failed: {why}", peer.name());
         }
@@ -381,8 +390,13 @@ fn fail_pending(node: &Node, peer: &Atom, attempt: u64, why: &str) {
     }
 }
 
+/// The most peers remembered as unreachable (beyond, they are forgotten: a warning
+/// again, not memory without bound).
+const MAX_UNREACHABLE: usize = 1024;
+
 /// Makes a completed handshake the connection to that peer and sends what waited.
 fn install(node: &Node, stream: Stream, peer: PeerIdentity) {
+    lock(&node.0.unreachable).remove(&peer.name);
     if node.is_stopping() {
         // A handshake that finished as the node stopped: the peer sees the socket close.
         drop(stream);

@@ -89,6 +89,10 @@ pub(crate) struct NodeInner {
     /// Active aliases: the pid key of the process each one reaches.
     aliases: Mutex<OwnMap<RefKey, u64>>,
     conns: Mutex<HashMap<String, connect::ConnState>>,
+    /// Peers an attempt to connect to has failed since they were last connected: the
+    /// first failure is a warning, the next ones (every message to it tries again) are
+    /// not.
+    unreachable: Mutex<std::collections::HashSet<String>>,
     next_pid: AtomicU64,
     next_ref: AtomicU64,
     ref_salt: u32,
@@ -176,6 +180,7 @@ impl Node {
             names: names::Names::default(),
             aliases: Mutex::new(OwnMap::default()),
             conns: Mutex::new(HashMap::new()),
+            unreachable: Mutex::new(std::collections::HashSet::new()),
             // Pids start at <N.1.0>, serial 0, as a BEAM node's do.
             next_pid: AtomicU64::new(1),
             next_ref: AtomicU64::new(1),

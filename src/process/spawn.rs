@@ -44,7 +44,9 @@ impl Node {
     /// Runs `body` in a new process of this node and returns what it returns: how code
     /// that is no process (an HTTP handler, `main`) does what only a process can
     /// (`receive`, `call`, `erpc_call`, `task_async`). `Err` when the process ended
-    /// before `body` did (it was killed, or `body` panicked).
+    /// before `body` did: an exit `:shutdown` when the node stopped (or is stopped:
+    /// nothing runs then), else `{:process_ended, pid}` (it was killed, or `body`
+    /// panicked). A `Node::call` in flight when the node stops fails so, at once.
     ///
     /// ```no_run
     /// # async fn demo(node: cnode::Node) -> Result<(), cnode::Exception> {
@@ -69,6 +71,9 @@ impl Node {
             Ok(())
         });
         result.await.map_err(|_| {
+            if self.is_stopping() {
+                return Exception::Exit(crate::term::atom("shutdown"));
+            }
             Exception::Exit(crate::term::tuple(vec![
                 crate::term::atom("process_ended"),
                 crate::term::Term::Pid(pid),
