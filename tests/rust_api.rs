@@ -755,6 +755,123 @@ async fn a_node_that_cannot_be_reached_is_warned_of_once() {
     assert_eq!(warned, 1, "{after}");
 }
 
+/// A job worker: answers `:id`, stops with `{:stop, :bad_job}` on `:fail` (a transient
+/// child, started again), and refuses to start for a job of 0.
+struct Job(i64);
+
+impl GenServer for Job {
+    async fn init(&mut self, _p: &mut Process) -> Result<Next, Exception> {
+        match self.0 {
+            0 => Ok(Next::Stop(atom("no_job"))),
+            _ => Ok(Next::Wait),
+        }
+    }
+
+    async fn handle_call(
+        &mut self,
+        request: Term,
+        _from: &Caller,
+        _p: &mut Process,
+    ) -> Result<Reply, Exception> {
+        match request.as_atom() {
+            Some("fail") => Ok(Reply::Stop(atom("bad_job"), atom("ok"))),
+            _ => Ok(Reply::reply(int(self.0))),
+        }
+    }
+
+    fn module() -> &'static str {
+        "Elixir.Jobs.Worker"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_supervisor_of_rust_children_is_one_to_iex() {
+    use cnode::supervisor::{self, ChildSpec, Restart, Strategy};
+    let (_epmd, alex, node) = alex_and_node("dynsup").await;
+    let n = node.name().to_owned();
+    let sup = supervisor::start_dynamic(&node, Some("Elixir.Jobs.WorkerSup"))
+        .await
+        .expect("the dynamic supervisor starts");
+    let job = |id| ChildSpec::gen_server("job", None, move || Job(id)).restart(Restart::Transient);
+    let worker = supervisor::start_child(&node, "Elixir.Jobs.WorkerSup", job(7))
+        .await
+        .expect("a job starts");
+    let eval = |expr: &str| {
+        blocking(|| alex.eval(&expr.replace("SUP", &format!("{{Jobs.WorkerSup, :{n}}}"))))
+    };
+    assert_eq!(
+        eval("DynamicSupervisor.count_children(SUP)"),
+        "%{active: 1, specs: 1, supervisors: 0, workers: 1}"
+    );
+    assert_eq!(
+        eval(
+            "[{:undefined, pid, :worker, [Jobs.Worker]}] = DynamicSupervisor.which_children(SUP)
+              GenServer.call(pid, :id)"
+        ),
+        "7"
+    );
+    // A transient child that stops abnormally is started again; `init` failing is the
+    // start's error, as `DynamicSupervisor.start_child/2` answers it.
+    assert_eq!(
+        eval(
+            "[{_, pid, _, _}] = DynamicSupervisor.which_children(SUP)
+              ref = Process.monitor(pid)
+              :ok = GenServer.call(pid, :fail)
+              receive do {:DOWN, ^ref, _, _, reason} -> reason after 20_000 -> :no_down end"
+        ),
+        ":bad_job"
+    );
+    let again = eval(
+        "Enum.find_value(1..200, fn _ ->
+          case DynamicSupervisor.which_children(SUP) do
+            [{_, pid, _, _}] -> GenServer.call(pid, :id)
+            _ -> Process.sleep(50); nil
+          end
+        end)",
+    );
+    assert_eq!(again, "7");
+    let refused = supervisor::start_child(&node, "Elixir.Jobs.WorkerSup", job(0))
+        .await
+        .expect_err("init stops");
+    assert_eq!(refused.reason(), atom("no_job"));
+    let nobody = supervisor::start_child(&node, "nobody", job(1))
+        .await
+        .expect_err("no such supervisor");
+    assert_eq!(nobody.reason(), atom("noproc"));
+    // terminate_child from iex, and the supervisor's state as Elixir's.
+    assert_eq!(
+        eval("[{_, pid, _, _}] = DynamicSupervisor.which_children(SUP)
+              {DynamicSupervisor.terminate_child(SUP, pid), DynamicSupervisor.terminate_child(SUP, pid),
+               DynamicSupervisor.count_children(SUP).active, :sys.get_state(SUP).strategy}"),
+        "{:ok, {:error, :not_found}, 0, :one_for_one}"
+    );
+    assert!(!node.is_alive(&worker));
+
+    // Under a static supervisor: a dynamic supervisor and a Task.Supervisor as children.
+    let children = vec![
+        ChildSpec::dynamic_supervisor("workers", Some("more_workers")),
+        ChildSpec::task_supervisor("tasks", "Elixir.Jobs.TaskSup"),
+    ];
+    supervisor::start(&node, Some("jobs_sup"), Strategy::OneForOne, children)
+        .await
+        .expect("the tree starts");
+    supervisor::start_child(&node, "more_workers", job(8))
+        .await
+        .expect("a job under the nested supervisor");
+    assert_eq!(
+        eval(&format!(
+            "{{Supervisor.which_children({{:jobs_sup, :{n}}}) |> Enum.map(fn {{id, _, type, mods}} -> {{id, type, mods}} end),
+              Task.Supervisor.async({{Jobs.TaskSup, :{n}}}, :erlang, :node, []) |> Task.await()}}"
+        )),
+        format!(
+            "{{[{{:tasks, :supervisor, [Task.Supervisor]}}, {{:workers, :supervisor, [DynamicSupervisor]}}], :{n}}}"
+        )
+    );
+    cnode::gen_server::stop(&node, sup, atom("shutdown"), None)
+        .await
+        .expect("the dynamic supervisor stops");
+}
+
 /// Traps exits and tells alex's `watcher` how it ended.
 struct Trapper {
     watcher: String,

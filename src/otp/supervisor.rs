@@ -52,6 +52,7 @@
 //! ```
 
 use super::gen_server::{self, Caller, GenServer, Next, Reply, StartError};
+use super::task_supervisor::Flavor;
 use crate::node::Node;
 use crate::process::handle::exit_message;
 use crate::process::{Exception, Process};
@@ -267,10 +268,74 @@ impl ChildSpec {
         }
     }
 
+    /// A `DynamicSupervisor` (`one_for_one`, 3 restarts in 5 s) registered as `name`
+    /// when given, as a child (`shutdown: :infinity`): Rust code starts children under
+    /// it with [`start_child`], BEAM callers see a `DynamicSupervisor`.
+    pub fn dynamic_supervisor(id: &str, name: Option<&str>) -> Self {
+        let name = name.map(str::to_owned);
+        let mut spec = ChildSpec::new(
+            id,
+            start_fn(move |sup| {
+                let name = name.clone();
+                Box::pin(async move { spawn_dynamic(sup, name.as_deref(), Flavor::Dynamic) })
+            }),
+            true,
+        );
+        spec.shutdown = Shutdown::Infinity;
+        spec.modules = Some("Elixir.DynamicSupervisor");
+        spec
+    }
+
+    /// A `Task.Supervisor` registered as `name`, as a child (`{Task.Supervisor, name:
+    /// name}` in an Elixir supervisor's children): BEAM nodes start tasks on it as on
+    /// the one [`Node::start_task_supervisor`] starts, and it ends with its supervisor.
+    pub fn task_supervisor(id: &str, name: &str) -> Self {
+        let name = name.to_owned();
+        let mut spec = ChildSpec::new(
+            id,
+            start_fn(move |sup| {
+                let name = name.clone();
+                Box::pin(async move { spawn_dynamic(sup, Some(&name), Flavor::Task) })
+            }),
+            true,
+        );
+        spec.shutdown = Shutdown::Infinity;
+        spec.modules = Some("Elixir.Task.Supervisor");
+        spec
+    }
+
     /// `restart: ...`.
     pub fn restart(mut self, restart: Restart) -> Self {
         self.restart = restart;
         self
+    }
+
+    pub(crate) fn restart_value(&self) -> Restart {
+        self.restart
+    }
+
+    pub(crate) fn shutdown_value(&self) -> Shutdown {
+        self.shutdown
+    }
+
+    pub(crate) fn is_supervisor(&self) -> bool {
+        self.supervisor
+    }
+
+    /// `[Module]` for `which_children/1`, or `[]`.
+    pub(crate) fn modules_term(&self) -> Term {
+        list(self.modules.map(atom).into_iter().collect())
+    }
+
+    /// The start as a dynamic supervisor's state shows it: `{Module, :start_link, :undefined}`.
+    pub(crate) fn mfa(&self) -> Term {
+        let module = self.modules.map_or_else(|| atom(&self.id), atom);
+        tuple(vec![module, atom("start_link"), atom("undefined")])
+    }
+
+    /// Starts the child, linked to the supervisor `sup`.
+    pub(crate) async fn start_under(&self, sup: &mut Process) -> Result<Pid, Exception> {
+        (self.start)(sup).await
     }
 
     /// `shutdown: ...`.
@@ -305,6 +370,85 @@ pub async fn start_link(
     children: Vec<ChildSpec>,
 ) -> Result<Pid, StartError> {
     gen_server::start_link(parent, name, Supervisor::new(strategy, children)).await
+}
+
+/// `DynamicSupervisor.start_link(strategy: :one_for_one, name: name)` called by no
+/// process: a supervisor that starts no child of its own; Rust code starts each with
+/// [`start_child`] (`DynamicSupervisor.start_child/2`), a worker per job or per
+/// session, say. It restarts them by their `restart` (3 restarts in 5 s at most, then it
+/// gives up), and BEAM callers see a `DynamicSupervisor`: `which_children/1`,
+/// `count_children/1`, `terminate_child/2`, `:sys.get_state/1`. It stops, with its
+/// children, when the node stops, and with [`gen_server::stop`].
+///
+/// ```no_run
+/// # struct Worker(u32);
+/// # impl cnode::GenServer for Worker {}
+/// # async fn demo(node: cnode::Node) -> Result<(), cnode::Exception> {
+/// use cnode::supervisor::{self, ChildSpec, Restart};
+/// supervisor::start_dynamic(&node, Some("Elixir.Jobs.WorkerSup")).await?;
+/// // DynamicSupervisor.start_child(Jobs.WorkerSup, {Jobs.Worker, 7})
+/// let spec = ChildSpec::gen_server("worker", None, || Worker(7)).restart(Restart::Transient);
+/// let worker = supervisor::start_child(&node, "Elixir.Jobs.WorkerSup", spec).await?;
+/// # Ok(()) }
+/// ```
+pub async fn start_dynamic(node: &Node, name: Option<&str>) -> Result<Pid, StartError> {
+    if let Some(holder) = name.and_then(|n| node.whereis(n)) {
+        return Err(StartError(Exception::Exit(gen_server::already_started(
+            Some(holder),
+        ))));
+    }
+    let parent = node.user_pid();
+    let name_owned = name.map(str::to_owned);
+    let body = move |p: Process| {
+        let label = name_owned.unwrap_or_else(|| p.pid().inspect().to_string());
+        super::task_supervisor::supervise(p, parent, label, Flavor::Dynamic)
+    };
+    let pid = match name {
+        Some(name) => node.spawn_registered(name, body).map_err(StartError)?,
+        None => node.spawn(body),
+    };
+    super::applications::add_server(node, pid);
+    Ok(pid)
+}
+
+/// `DynamicSupervisor.start_child(supervisor, spec)`: starts `spec` under a dynamic
+/// supervisor of this node ([`start_dynamic`], [`ChildSpec::dynamic_supervisor`]) and
+/// returns its pid once it has started (a GenServer's `init` has run). The `Err` is why
+/// it did not start (its `init` failed, its name is taken), or `:noproc` when there is
+/// no such supervisor; a child spec holds Rust code, so the supervisor is on this node.
+pub async fn start_child(
+    node: &Node,
+    supervisor: impl Into<crate::process::Dest>,
+    spec: ChildSpec,
+) -> Result<Pid, StartError> {
+    let to = supervisor.into();
+    let request = super::task_supervisor::hand_over(node, spec);
+    let replied = node.call(to, &request, None).await;
+    let reply = match replied {
+        Ok(reply) => reply,
+        Err(e) => {
+            // Not taken: the supervisor was not there (or not a dynamic one).
+            drop(super::task_supervisor::take_back(node, &request));
+            return Err(StartError(Exception::Exit(e.kind().reason())));
+        }
+    };
+    match reply.as_tuple() {
+        Some([ok, Term::Pid(pid), ..]) if ok.is_atom("ok") => Ok(*pid),
+        Some([error, reason]) if error.is_atom("error") => {
+            Err(StartError(Exception::Exit(reason.clone())))
+        }
+        _ => Err(StartError(Exception::Exit(reply))),
+    }
+}
+
+/// A dynamic supervisor's process, linked to `sup` and registered as `name`.
+fn spawn_dynamic(sup: &Process, name: Option<&str>, flavor: Flavor) -> Result<Pid, Exception> {
+    let parent = sup.pid();
+    let label = name.map(str::to_owned);
+    sup.spawn_link_named(name, move |p| {
+        let label = label.unwrap_or_else(|| p.pid().inspect().to_string());
+        super::task_supervisor::supervise(p, parent, label, flavor)
+    })
 }
 
 /// A supervisor: a GenServer that traps exits.

@@ -33,9 +33,23 @@ const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// 3 restarts in 5 seconds, then the supervisor shuts down.
 const MAX_RESTARTS: usize = 3;
 const MAX_SECONDS: Duration = Duration::from_secs(5);
-/// The callback module of the `DynamicSupervisor` a `Task.Supervisor` is, which
-/// `:sys.get_status/1` names.
-const SUPERVISOR: Option<&str> = Some("Elixir.Task.Supervisor");
+/// What a `DynamicSupervisor` of this node is: a `Task.Supervisor`, or one that Rust
+/// code starts its own children under (`DynamicSupervisor.start_link/1`).
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Flavor {
+    Task,
+    Dynamic,
+}
+
+impl Flavor {
+    /// The callback module, which `:sys.get_status/1` and `:sys.get_state/1` name.
+    fn module(self) -> &'static str {
+        match self {
+            Flavor::Task => "Elixir.Task.Supervisor",
+            Flavor::Dynamic => "Elixir.Supervisor.Default",
+        }
+    }
+}
 /// The shutdown a task gets when the request names none (`Task.Supervisor`'s default).
 const DEFAULT_SHUTDOWN: Shutdown = Shutdown::Timeout(Duration::from_secs(5));
 
@@ -54,7 +68,7 @@ impl Node {
 pub(crate) fn start(node: &Node, name: &str) -> Pid {
     let owned = name.to_owned();
     super::keep_registered_app(node, name, move |p, parent| {
-        supervise(p, parent, owned.clone())
+        supervise(p, parent, owned.clone(), Flavor::Task)
     })
     .unwrap_or_else(|_| panic!("the name {name} is already registered on this node"))
 }
@@ -85,6 +99,35 @@ enum Spec {
     },
 }
 
+/// Rust children handed to a supervisor of this node (`supervisor::start_child`), by
+/// the key its call names: a `ChildSpec` holds closures, which no message carries.
+#[derive(Default)]
+pub(crate) struct HandedChildren {
+    next: std::sync::atomic::AtomicU64,
+    specs: std::sync::Mutex<HashMap<u64, super::supervisor::ChildSpec>>,
+}
+
+/// The call that starts a handed child: `{"$cnode_start_child", Key}`.
+const START_HANDED: &str = "$cnode_start_child";
+
+/// Hands `spec` over for the supervisor to take: the request to call it with.
+pub(crate) fn hand_over(node: &Node, spec: super::supervisor::ChildSpec) -> Term {
+    let handed = node.0.extensions.get::<HandedChildren>();
+    let key = handed
+        .next
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::sync::lock(&handed.specs).insert(key, spec);
+    tuple(vec![atom(START_HANDED), int(key as i64)])
+}
+
+/// Takes back what [`hand_over`] gave, when the call to the supervisor failed.
+pub(crate) fn take_back(node: &Node, request: &Term) -> Option<super::supervisor::ChildSpec> {
+    let key = request.as_tuple_n(2)?[1].as_int()?;
+    let handed = node.0.extensions.get::<HandedChildren>();
+    let spec = crate::sync::lock(&handed.specs).remove(&(key as u64));
+    spec
+}
+
 impl Child {
     /// A task of `Task.Supervisor.start_child/3`, `async/3` and the like.
     fn task(start: StartTask, restart: Restart, shutdown: Shutdown, args: Term) -> Child {
@@ -97,6 +140,9 @@ impl Child {
     }
 
     fn mfa(&self) -> Term {
+        if let StartChild::Rust(spec) = &self.start {
+            return spec.mfa();
+        }
         match &self.spec {
             Spec::Task { args } => tuple(vec![
                 atom("Elixir.Task.Supervised"),
@@ -108,6 +154,13 @@ impl Child {
     }
 
     fn kind(&self) -> Term {
+        if let StartChild::Rust(spec) = &self.start {
+            return atom(if spec.is_supervisor() {
+                "supervisor"
+            } else {
+                "worker"
+            });
+        }
         match &self.spec {
             Spec::Task { .. } => atom("worker"),
             Spec::Given { kind, .. } => kind.clone(),
@@ -115,6 +168,9 @@ impl Child {
     }
 
     fn modules(&self) -> Term {
+        if let StartChild::Rust(spec) = &self.start {
+            return spec.modules_term();
+        }
         match &self.spec {
             Spec::Task { .. } => list(vec![atom("Elixir.Task.Supervised")]),
             Spec::Given { modules, .. } => modules.clone(),
@@ -139,6 +195,8 @@ impl Child {
 enum StartChild {
     /// A task, which this node runs itself.
     Task(StartTask),
+    /// A Rust child spec's start.
+    Rust(super::supervisor::ChildSpec),
     /// `apply(M, F, Args)` as `DynamicSupervisor.start_child/2` does: a registered
     /// function that returns `{:ok, pid}`.
     Apply(String, String, Vec<Term>),
@@ -167,14 +225,20 @@ impl Started {
 }
 
 /// The supervisor's loop (`DynamicSupervisor` with `Task.Supervisor`'s callbacks).
-async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exception> {
+pub(crate) async fn supervise(
+    mut p: Process,
+    parent: Pid,
+    name: String,
+    flavor: Flavor,
+) -> Result<(), Exception> {
     p.trap_exit(true);
     let mut children: HashMap<Pid, Child> = HashMap::new();
     let mut intensity = Intensity::new(MAX_RESTARTS, MAX_SECONDS);
     let mut suspended = false;
     loop {
-        let state = || dynamic_supervisor(&name, &children);
-        let received = sys::receive(&mut p, Some(&parent), &mut suspended, &state, SUPERVISOR);
+        let state = || dynamic_supervisor(&name, &children, flavor);
+        let module = Some(flavor.module());
+        let received = sys::receive(&mut p, Some(&parent), &mut suspended, &state, module);
         let message = match received.await {
             // gen_server: the parent's EXIT stops it as a sys terminate does.
             Ok(message) => match exit_message(&message) {
@@ -244,7 +308,24 @@ async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exce
             }
             continue;
         };
-        match handle_call(request, p.pid()) {
+        let call = match handle_call(request, p.pid()) {
+            // A Rust child handed over by this node's code.
+            Some(Call::StartHanded(key)) => {
+                let handed = p.node().0.extensions.get::<HandedChildren>();
+                let spec = crate::sync::lock(&handed.specs).remove(&key);
+                spec.map(|spec| {
+                    Call::Start(Child {
+                        restart: spec.restart_value(),
+                        shutdown: spec.shutdown_value(),
+                        start: StartChild::Rust(spec),
+                        spec: Spec::Task { args: nil() },
+                    })
+                })
+            }
+            call => call,
+        };
+        match call {
+            Some(Call::StartHanded(_)) => unreachable!("taken above"),
             Some(Call::Start(child)) => {
                 let started = start_child(&mut p, &child.start).await;
                 if let Started::Ok(pid, _) = &started {
@@ -295,7 +376,7 @@ async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exce
                 from.reply(&p, reply);
             }
             None => {
-                let state = dynamic_supervisor(&name, &children);
+                let state = dynamic_supervisor(&name, &children, flavor);
                 return Err(unexpected(&p, &name, &from, request, state));
             }
         }
@@ -309,6 +390,12 @@ async fn supervise(mut p: Process, parent: Pid, name: String) -> Result<(), Exce
 async fn start_child(p: &mut Process, start: &StartChild) -> Started {
     let (m, f, args) = match start {
         StartChild::Task(start) => return Started::Ok(spawn_task(p, start.clone()), None),
+        StartChild::Rust(spec) => {
+            return match spec.start_under(p).await {
+                Ok(pid) => Started::Ok(pid, None),
+                Err(e) => Started::Error(e.exit_reason()),
+            }
+        }
         StartChild::Apply(m, f, args) => (m.clone(), f.clone(), args.clone()),
     };
     let node = p.node().clone();
@@ -365,7 +452,7 @@ fn unexpected(p: &Process, name: &str, from: &Caller, request: &Term, state: Ter
 /// `%DynamicSupervisor{}` with `Task.Supervisor`'s arguments and its children, a task as
 /// `%{pid => {{Task.Supervised, :start_link, args}, restart, shutdown, :worker,
 /// [Task.Supervised]}}`.
-fn dynamic_supervisor(name: &str, children: &HashMap<Pid, Child>) -> Term {
+fn dynamic_supervisor(name: &str, children: &HashMap<Pid, Child>, flavor: Flavor) -> Term {
     let children = children.iter().map(|(pid, child)| child.to_term(pid));
     let default_shutdown = DEFAULT_SHUTDOWN.to_term();
     map(vec![
@@ -378,7 +465,7 @@ fn dynamic_supervisor(name: &str, children: &HashMap<Pid, Child>) -> Term {
             ]),
         ),
         (atom("extra_arguments"), nil()),
-        (atom("mod"), atom("Elixir.Task.Supervisor")),
+        (atom("mod"), atom(flavor.module())),
         (atom("name"), tuple(vec![atom("local"), atom(name)])),
         (atom("strategy"), atom("one_for_one")),
         (atom("max_children"), atom("infinity")),
@@ -412,6 +499,8 @@ enum StartTask {
 enum Call {
     /// `{start_task, ...}` and `{start_child, Spec}`.
     Start(Child),
+    /// A Rust child this node's code handed over, by its key.
+    StartHanded(u64),
     WhichChildren,
     CountChildren,
     TerminateChild(Pid),
@@ -427,6 +516,7 @@ fn handle_call(request: &Term, me: Pid) -> Option<Call> {
     }
     let e = request.as_tuple()?;
     match (e.first()?.as_atom()?, e.len()) {
+        (START_HANDED, 2) => Some(Call::StartHanded(u64::try_from(e[1].as_int()?).ok()?)),
         ("start_task", 4) => {
             let start = start_task(e[1].as_list()?)?;
             // `nil` takes the supervisor's own (temporary, 5000): ours are never other,
