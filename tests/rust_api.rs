@@ -1604,6 +1604,16 @@ async fn a_genserver_without_call_or_cast_clauses_stops_as_elixirs_does() {
     );
     assert_eq!(rust, beam);
 
+    // Without handle_info, a message is logged as Elixir's default logs it (`Quiet
+    // :quiet_info received unexpected message in handle_info/2: :hello`) and dropped.
+    let earlier = logs();
+    cnode::gen_server::start(&node, Some("quiet_info"), Quiet)
+        .await
+        .expect("the server starts");
+    blocking(|| alex.eval(&format!("send({{:quiet_info, :{n}}}, :hello)")));
+    let line = "ERROR cnode::otp::gen_server: Quiet :quiet_info received unexpected message in handle_info/2: :hello";
+    assert!(logged(&earlier, line).await, "{}", logs_after(&earlier));
+
     // A supervisor takes no casts: supervisor:handle_cast/2 has no clause for one.
     empty_supervisor(&node, "quiet_sup").await;
     blocking(|| {

@@ -629,6 +629,14 @@ async fn accept(
             "** Connection attempt from node {peer} rejected since it cannot handle [{missing}] **"
         ),
         Ok(Err(HandshakeError::Declined { .. })) => {}
+        // Closed before it named itself: a node whose own attempt to reach us won
+        // (two nodes connecting at once, under TLS closed in the TLS handshake), or a
+        // port scan; a BEAM node says nothing of it either.
+        Ok(Err(HandshakeError::Io(e)))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof && claimed.get().is_none() =>
+        {
+            tracing::debug!("handshake from {addr} closed before the peer named itself: {e}")
+        }
         Ok(Err(e)) => tracing::warn!("handshake from {addr} failed: {e}"),
         Err(_) => tracing::warn!("handshake from {addr} timed out (net_setuptime)"),
     }

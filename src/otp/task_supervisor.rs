@@ -57,6 +57,14 @@ impl Node {
     /// Hosts a `Task.Supervisor`-compatible process registered as `name` (e.g.
     /// `"Elixir.Chat.TaskSupervisor"`): BEAM nodes start tasks on it with
     /// `Task.Supervisor.async({name, node}, M, F, A)`, running registered functions.
+    /// The node starts it again whenever it ends, and stops it with `shutdown` when the
+    /// node stops. (In a supervision tree of your own: [`ChildSpec::task_supervisor`].)
+    ///
+    /// # Panics
+    ///
+    /// If `name` is already registered on this node.
+    ///
+    /// [`ChildSpec::task_supervisor`]: crate::supervisor::ChildSpec::task_supervisor
     pub fn start_task_supervisor(&self, name: &str) -> Pid {
         start(self, name)
     }

@@ -146,17 +146,21 @@ pub trait GenServer: Send + Sized + 'static {
 
     /// `handle_info/2`: any other message (`:timeout` after [`Next::Timeout`], a
     /// timer's message for periodic work: [`Process::send_after`]). By default logged
-    /// and dropped, as Elixir's default does.
+    /// and dropped, as Elixir's default does (`Counter :counter received unexpected
+    /// message in handle_info/2: :hello`: the server's module, then its name or pid).
     fn handle_info(
         &mut self,
         message: Term,
         process: &mut Process,
     ) -> impl Future<Output = Result<Next, Exception>> + Send {
-        let pid = process.pid();
+        let server = match process.registered_name() {
+            Some(name) => atom(&name).inspect().to_string(),
+            None => process.pid().inspect().to_string(),
+        };
         async move {
-            tracing::warn!(
-                pid = %pid.inspect(),
-                "GenServer received unexpected message in handle_info/2: {}",
+            tracing::error!(
+                "{} {server} received unexpected message in handle_info/2: {}",
+                atom(Self::module()).inspect(),
                 crate::term::Short(&message)
             );
             Ok(Next::Wait)
