@@ -1025,13 +1025,20 @@ fn init_stop_and_halt_end_the_node_as_a_beam_nodes() {
         answer = :rpc.call(NODE, :init, :stop, [])
         down = receive do {:nodedown, NODE} -> :nodedown after 10000 -> :timeout end
         {answer, down, :net_adm.ping(NODE)}";
+    // halt takes the applications down with the rest: no `shutdown` for them.
     let halt = "Node.monitor(NODE, true)
+        ref = Process.monitor({Chat.TaskSupervisor, NODE})
         answer = try do :erpc.call(NODE, :erlang, :halt, [7]) catch :error, e -> e end
         down = receive do {:nodedown, NODE} -> :nodedown after 10000 -> :timeout end
-        {answer, down}";
+        sup = receive do {:DOWN, ^ref, _, _, reason} -> reason after 10000 -> :timeout end
+        {answer, down, sup}";
     for (scenario, expected, status) in [
         (stop, "{:ok, :nodedown, :pang}", 0),
-        (halt, "{{:erpc, :noconnection}, :nodedown}", 7),
+        (
+            halt,
+            "{{:erpc, :noconnection}, :nodedown, :noconnection}",
+            7,
+        ),
     ] {
         let mut c = Cluster::start();
         assert_eq!(c.same_ok(scenario), expected);

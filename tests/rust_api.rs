@@ -867,9 +867,63 @@ async fn a_dynamic_supervisor_of_rust_children_is_one_to_iex() {
             "{{[{{:tasks, :supervisor, [Task.Supervisor]}}, {{:workers, :supervisor, [DynamicSupervisor]}}], :{n}}}"
         )
     );
+    // start_child to a supervisor that is not dynamic is refused, as supervisor.erl
+    // refuses what DynamicSupervisor.start_child sends it, and it goes on; to one of
+    // another node, refused here.
+    let refused = supervisor::start_child(&node, "jobs_sup", job(9))
+        .await
+        .expect_err("not a dynamic supervisor");
+    assert!(
+        refused
+            .reason()
+            .as_tuple()
+            .is_some_and(|e| e[0].is_atom("invalid_child_spec")),
+        "{}",
+        refused.reason()
+    );
+    assert!(node.whereis("jobs_sup").is_some());
+    let a = alex.node_name();
+    let elsewhere = supervisor::start_child(&node, ("Elixir.Jobs.WorkerSup", a.as_str()), job(9))
+        .await
+        .expect_err("not on this node");
+    assert!(
+        elsewhere.to_string().contains("supervisor of this node"),
+        "{elsewhere}"
+    );
+
+    // Stopped, it stops its children all at once, as DynamicSupervisor does: four
+    // that take far longer than their 3 s shutdown are killed together.
+    for id in 1..=4 {
+        let spec = ChildSpec::gen_server("slow", None, move || Slow(id))
+            .shutdown(cnode::supervisor::Shutdown::Timeout(Duration::from_secs(3)));
+        supervisor::start_child(&node, "Elixir.Jobs.WorkerSup", spec)
+            .await
+            .expect("a slow job starts");
+    }
+    let started = std::time::Instant::now();
     cnode::gen_server::stop(&node, sup, atom("shutdown"), None)
         .await
         .expect("the dynamic supervisor stops");
+    // One after the other it would take 12 s at least.
+    assert!(
+        started.elapsed() < Duration::from_secs(11),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Traps exits and takes 30 s to terminate.
+struct Slow(i64);
+
+impl GenServer for Slow {
+    async fn init(&mut self, p: &mut Process) -> Result<Next, Exception> {
+        p.trap_exit(true);
+        Ok(Next::Wait)
+    }
+
+    async fn terminate(&mut self, _reason: &Term, _p: &mut Process) {
+        tokio::time::sleep(Duration::from_secs(30 + self.0 as u64)).await;
+    }
 }
 
 /// Traps exits and tells alex's `watcher` how it ended.

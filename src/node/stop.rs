@@ -53,13 +53,26 @@ impl Node {
     /// and [`serve_forever`](Node::serve_forever) to give, as `System.stop(status)` (a
     /// node whose application's supervisor gave up, say).
     pub async fn stop_with(&self, status: i32) {
+        self.end(status, true).await
+    }
+
+    /// `erlang:halt(Status)`: stops the node at once, its applications with the rest
+    /// (no `terminate` runs; links and monitors across the connections fire with
+    /// `noconnection`), as a BEAM node halts.
+    pub(crate) async fn halt_with(&self, status: i32) {
+        self.end(status, false).await
+    }
+
+    async fn end(&self, status: i32, orderly: bool) {
         if self.0.status.set(status).is_err() {
             // Stopping already.
             self.0.stopped.cancelled().await;
             return;
         }
         tracing::info!(node = %self.name(), status, "node stopping");
-        (self.hooks().stopping)(self).await;
+        if orderly {
+            (self.hooks().stopping)(self).await;
+        }
         self.0.stopping.cancel();
         drop(lock(&self.0.epmd).take());
         self.cancel_all_timers();

@@ -319,7 +319,7 @@ fn stop_after_answer(p: Process, status: i32) -> Term {
 async fn halt(p: Process, status: Option<i32>) -> Result<Term, Exception> {
     let status = status.ok_or_else(Exception::bare_badarg)?;
     let node = p.node().clone();
-    tokio::spawn(async move { node.stop_with(status).await });
+    tokio::spawn(async move { node.halt_with(status).await });
     std::future::pending().await
 }
 

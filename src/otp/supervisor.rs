@@ -422,6 +422,16 @@ pub async fn start_child(
     spec: ChildSpec,
 ) -> Result<Pid, StartError> {
     let to = supervisor.into();
+    let local = match &to {
+        crate::process::Dest::Pid(pid) => node.is_alive(pid) || pid.node.name() == node.name(),
+        crate::process::Dest::RemoteName(_, at) => at.name() == node.name(),
+        _ => true,
+    };
+    if !local {
+        return Err(StartError(Exception::argument_error(
+            "a Rust child spec is started under a supervisor of this node, not of another",
+        )));
+    }
     let request = super::task_supervisor::hand_over(node, spec);
     let replied = node.call(to, &request, None).await;
     let reply = match replied {
@@ -668,6 +678,15 @@ impl Supervisor {
             // A child spec names BEAM code (`{M, F, A}`), which this node cannot run:
             // the start fails as the call of a function that does not exist does.
             "start_child" => Some(tuple(vec![atom("error"), atom("undef")])),
+            // `start_child` (Rust's `DynamicSupervisor.start_child/2`) to a supervisor
+            // that is not dynamic: refused as supervisor.erl refuses what
+            // `DynamicSupervisor.start_child/2` sends it, and the supervisor goes on.
+            super::task_supervisor::START_HANDED => {
+                let spec = super::task_supervisor::take_back(p.node(), request);
+                let mfa = spec.map_or_else(|| arg.clone(), |s| s.mfa());
+                let invalid = tuple(vec![atom("invalid_child_spec"), mfa]);
+                Some(tuple(vec![atom("error"), invalid]))
+            }
             _ => None,
         }
     }
@@ -765,6 +784,54 @@ pub(crate) fn is_normal_exit(reason: &Term) -> bool {
 
 /// Stops one child as `supervisor.erl` does: `shutdown`, then `kill` once its shutdown
 /// time has passed; returns when the child is gone.
+/// Stops every child at once, as `DynamicSupervisor` terminates its children: each gets
+/// its exit signal (`kill` for `brutal_kill`, else `shutdown`), then the supervisor
+/// waits for them all, killing each one still there when its own `shutdown` time is up.
+pub(crate) async fn stop_children(p: &mut Process, children: Vec<(Pid, Shutdown)>) {
+    let now = Instant::now();
+    let mut waiting: std::collections::HashMap<Pid, Option<Instant>> = Default::default();
+    for (pid, shutdown) in children {
+        let deadline = match shutdown {
+            Shutdown::BrutalKill => {
+                p.exit(&pid, atom("kill"));
+                None
+            }
+            Shutdown::Timeout(t) => {
+                p.exit(&pid, atom("shutdown"));
+                Some(now + t)
+            }
+            Shutdown::Infinity => {
+                p.exit(&pid, atom("shutdown"));
+                None
+            }
+        };
+        waiting.insert(pid, deadline);
+    }
+    while !waiting.is_empty() {
+        let next = waiting.values().flatten().min().copied();
+        let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
+        let ended = p
+            .receive_match(timeout, |m| {
+                exit_message(m).is_some_and(|(from, _)| waiting.contains_key(from))
+            })
+            .await;
+        match ended.as_ref().and_then(exit_message) {
+            Some((from, _)) => {
+                waiting.remove(from);
+            }
+            None => {
+                let now = Instant::now();
+                for (pid, deadline) in waiting.iter_mut() {
+                    if deadline.is_some_and(|d| d <= now) {
+                        p.exit(pid, atom("kill"));
+                        *deadline = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub(crate) async fn stop_child(p: &mut Process, pid: &Pid, shutdown: Shutdown) {
     let timeout = match shutdown {
         Shutdown::BrutalKill => {

@@ -116,7 +116,7 @@ pub(crate) struct HandedChildren {
 }
 
 /// The call that starts a handed child: `{"$cnode_start_child", Key}`.
-const START_HANDED: &str = "$cnode_start_child";
+pub(crate) const START_HANDED: &str = "$cnode_start_child";
 
 /// Hands `spec` over for the supervisor to take: the request to call it with.
 pub(crate) fn hand_over(node: &Node, spec: super::supervisor::ChildSpec) -> Term {
@@ -258,10 +258,8 @@ pub(crate) async fn supervise(
         let message = match message {
             Ok(message) => message,
             Err(reason) => {
-                // `DynamicSupervisor.terminate/2`: the children first.
-                for (pid, child) in std::mem::take(&mut children) {
-                    stop_child(&mut p, &pid, child.shutdown).await;
-                }
+                // `DynamicSupervisor.terminate/2`: the children first, all at once.
+                stop_all(&mut p, &mut children).await;
                 return Err(Exception::Exit(reason));
             }
         };
@@ -285,6 +283,7 @@ pub(crate) async fn supervise(
                         pid.inspect(),
                         Short(reason)
                     );
+                    stop_all(&mut p, &mut children).await;
                     return Err(Exception::Exit(atom("shutdown")));
                 }
                 match start_child(&mut p, &child.start).await {
@@ -389,6 +388,16 @@ pub(crate) async fn supervise(
             }
         }
     }
+}
+
+/// Stops every child (`DynamicSupervisor.terminate_children/2`).
+async fn stop_all(p: &mut Process, children: &mut HashMap<Pid, Child>) {
+    let all = std::mem::take(children);
+    super::supervisor::stop_children(
+        p,
+        all.into_iter().map(|(pid, c)| (pid, c.shutdown)).collect(),
+    )
+    .await;
 }
 
 /// Starts a child, linked to the supervisor `p`. A task is this node's own; an `apply`
