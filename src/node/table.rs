@@ -207,11 +207,24 @@ impl Node {
                 table.remove(a);
             }
         }
-        for linked in links {
-            self.send_exit_signal(pid, &linked, reason.clone(), true);
-        }
-        for (reference, watcher) in watchers {
-            self.send_down(pid, watcher, reference, reason.clone());
+        // Other nodes' signals first: a local process woken by this end (one that
+        // waits for it to stop the node, say) could otherwise close the connections
+        // before they are queued, and a peer would see `noconnection`.
+        let (remote_links, local_links): (Vec<Pid>, Vec<Pid>) =
+            links.into_iter().partition(|p| !self.is_local(&p.node));
+        let (remote_watchers, local_watchers): (Vec<_>, Vec<_>) = watchers
+            .into_iter()
+            .partition(|(_, w)| !self.is_local(&w.pid.node));
+        for (links, watchers) in [
+            (remote_links, remote_watchers),
+            (local_links, local_watchers),
+        ] {
+            for linked in links {
+                self.send_exit_signal(pid, &linked, reason.clone(), true);
+            }
+            for (reference, watcher) in watchers {
+                self.send_down(pid, watcher, reference, reason.clone());
+            }
         }
         for (key, monitor) in monitors {
             self.drop_monitor_at_target(pid, self.own_ref(key), monitor.target);
