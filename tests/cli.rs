@@ -241,6 +241,11 @@ fn every_subcommand_against_iex() {
             .any(|l| l.starts_with(&format!("name {short} at port "))),
         "{names}"
     );
+    let json = ok(&epmd, &["--json", "names"]);
+    assert!(
+        json.starts_with('[') && json.contains(&format!("{{\"name\":\"{short}\",\"port\":")),
+        "{json}"
+    );
 }
 
 #[test]
@@ -413,4 +418,43 @@ fn exit_statuses_a_script_can_use() {
         ),
         "6"
     );
+}
+
+/// `erl_call`, erl_interface's command (and so any C node), reaches a Rust node as it
+/// reaches a BEAM node: its answer comes back in a `SEND` whose unused field is the
+/// empty atom, as the BEAM writes it (erl_interface reads an atom there).
+#[test]
+fn erl_call_reaches_a_rust_node_as_a_beam_node() {
+    let epmd = Epmd::start();
+    let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
+    let lib = Command::new("erl")
+        .args([
+            "-noshell",
+            "-eval",
+            "io:put_chars(code:lib_dir(erl_interface)), halt().",
+        ])
+        .output()
+        .expect("erl runs");
+    let erl_call = format!("{}/bin/erl_call", String::from_utf8_lossy(&lib.stdout));
+    let m = moebi.node_name();
+    for (call, answer) in [
+        ("erlang node", m.as_str()),
+        ("Elixir.Chat receive_message [\"from erl_call\"]", "ok"),
+    ] {
+        let out = Command::new(&erl_call)
+            .args(["-n", &m, "-c", COOKIE, "-a", call])
+            .env("ERL_EPMD_PORT", epmd.port().to_string())
+            .output()
+            .expect("erl_call runs");
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            ),
+            (Some(0), answer),
+            "{call}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            moebi.log()
+        );
+    }
 }

@@ -78,7 +78,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Node.ping/1: prints pong, or pang and exits 3.
+    /// Node.ping/1: prints pong, or pang and exits 3 (4 when the node refuses the cookie).
     Ping {
         /// The node: name@host, or a bare name on this host (as erl_call -sname).
         node: String,
@@ -184,7 +184,7 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
     let timeout = Duration::from_secs_f64(cli.timeout);
     // Parse what the command line gives before starting anything.
     let plan = match &cli.command {
-        Command::Names { host } => return names(host, timeout).await,
+        Command::Names { host } => return names(host, timeout, cli.json).await,
         Command::Ping { node } => Plan::Ping(node),
         Command::Call {
             node,
@@ -714,8 +714,9 @@ fn ok_value(cli: &Cli, result: Result<Term, RpcError>, step: &str) -> Result<Ter
     }
 }
 
-/// `epmd -names` for `host`: `name NAME at port PORT` lines.
-async fn names(host: &str, timeout: Duration) -> Result<String, Failure> {
+/// `epmd -names` for `host`: `name NAME at port PORT` lines, or with --json an array
+/// of `{"name": NAME, "port": PORT}`.
+async fn names(host: &str, timeout: Duration, as_json: bool) -> Result<String, Failure> {
     let port = cnode::epmd::port_from_env();
     match tokio::time::timeout(timeout, cnode::epmd::names(host, port)).await {
         Err(_) => Err(fail(
@@ -726,6 +727,13 @@ async fn names(host: &str, timeout: Duration) -> Result<String, Failure> {
             EXIT_UNREACHABLE,
             format!("cnode: no EPMD on {host}:{port}: {e}"),
         )),
+        Ok(Ok(nodes)) if as_json => {
+            let objects: Vec<String> = nodes
+                .iter()
+                .map(|(name, port)| format!("{{\"name\":{},\"port\":{port}}}", json_string(name)))
+                .collect();
+            Ok(format!("[{}]", objects.join(",")))
+        }
         Ok(Ok(nodes)) => {
             let mut out = String::new();
             for (i, (name, port)) in nodes.iter().enumerate() {

@@ -12,8 +12,8 @@ pub(crate) fn register(node: &Node) {
     bif(node, "process_info", 2, |p, args| async move {
         process_info(p.node(), &args[0], &args[1])
     });
-    // The items a BEAM's `process_info/1` gives, but `garbage_collection` (its
-    // settings differ between releases); `registered_name` only for a registered one.
+    // The items a BEAM's `process_info/1` gives, in its order (`garbage_collection`
+    // with OTP 25's settings); `registered_name` only for a registered one.
     bif(node, "process_info", 1, |p, args| async move {
         let items = [
             "registered_name",
@@ -31,6 +31,7 @@ pub(crate) fn register(node: &Node) {
             "heap_size",
             "stack_size",
             "reductions",
+            "garbage_collection",
             "suspending",
         ];
         let info = process_info(

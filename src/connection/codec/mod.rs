@@ -769,16 +769,17 @@ mod hot {
                 pid(out, to)?;
             }
             To::Pid(to) => {
-                // `{2, Unused, ToPid}` (`SEND`); the unused field as erl_dist writes it.
+                // `{2, Unused, ToPid}` (`SEND`); the unused field the empty atom, as the
+                // BEAM writes it: erl_interface (`erl_call`, C nodes) reads an atom there.
                 tuple(out, 3, 2);
-                out.extend_from_slice(&[SMALL_TUPLE_EXT, 0]);
+                atom(out, &Atom::from(""))?;
                 pid(out, to)?;
             }
             To::Name(name) => {
-                // `{6, From, Unused, ToName}`; the unused field as erl_dist writes it.
+                // `{6, From, Unused, ToName}`; the unused field the empty atom, as above.
                 tuple(out, 4, 6);
                 pid(out, from)?;
-                out.extend_from_slice(&[SMALL_TUPLE_EXT, 0]);
+                atom(out, &Atom::from(""))?;
                 atom(out, name)?;
             }
             To::Alias(alias) | To::PriorityAlias(alias) if peer_flags & flags::ALTACT_SIG != 0 => {
