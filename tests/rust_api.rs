@@ -800,8 +800,9 @@ async fn a_dynamic_supervisor_of_rust_children_is_one_to_iex() {
         blocking(|| alex.eval(&expr.replace("SUP", &format!("{{Jobs.WorkerSup, :{n}}}"))))
     };
     assert_eq!(
-        eval("DynamicSupervisor.count_children(SUP)"),
-        "%{active: 1, specs: 1, supervisors: 0, workers: 1}"
+        // Sorted: OTP 26+ prints a small map's keys in another order.
+        eval("DynamicSupervisor.count_children(SUP) |> Enum.sort()"),
+        "[active: 1, specs: 1, supervisors: 0, workers: 1]"
     );
     assert_eq!(
         eval(
