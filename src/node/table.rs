@@ -210,21 +210,19 @@ impl Node {
         // Other nodes' signals first: a local process woken by this end (one that
         // waits for it to stop the node, say) could otherwise close the connections
         // before they are queued, and a peer would see `noconnection`.
-        let (remote_links, local_links): (Vec<Pid>, Vec<Pid>) =
-            links.into_iter().partition(|p| !self.is_local(&p.node));
-        let (remote_watchers, local_watchers): (Vec<_>, Vec<_>) = watchers
-            .into_iter()
-            .partition(|(_, w)| !self.is_local(&w.pid.node));
-        for (links, watchers) in [
-            (remote_links, remote_watchers),
-            (local_links, local_watchers),
-        ] {
-            for linked in links {
-                self.send_exit_signal(pid, &linked, reason.clone(), true);
-            }
-            for (reference, watcher) in watchers {
-                self.send_down(pid, watcher, reference, reason.clone());
-            }
+        let mut watchers = watchers;
+        let remote = |p: &Pid| !self.is_local(&p.node);
+        for linked in links.iter().filter(|p| remote(p)) {
+            self.send_exit_signal(pid, linked, reason.clone(), true);
+        }
+        for (reference, watcher) in watchers.extract_if(|_, w| remote(&w.pid)) {
+            self.send_down(pid, watcher, reference, reason.clone());
+        }
+        for linked in links.iter().filter(|p| !remote(p)) {
+            self.send_exit_signal(pid, linked, reason.clone(), true);
+        }
+        for (reference, watcher) in watchers {
+            self.send_down(pid, watcher, reference, reason.clone());
         }
         for (key, monitor) in monitors {
             self.drop_monitor_at_target(pid, self.own_ref(key), monitor.target);

@@ -94,14 +94,7 @@ pub(crate) fn register(node: &Node) {
     bif(node, "send", 2, |p, args| async move {
         let [to, message]: [Term; 2] = args.try_into().expect("arity 2");
         let dest = Dest::try_from(&to).map_err(|()| Exception::bare_badarg())?;
-        let unregistered = match &dest {
-            Dest::Name(name) => p.node().registered_entry(name).is_none(),
-            Dest::RemoteName(name, node) if p.node().is_local(node) => {
-                p.node().registered_entry(name).is_none()
-            }
-            _ => false,
-        };
-        if unregistered {
+        if !super::calls::registered(p.node(), &dest) {
             return Err(Exception::bare_badarg());
         }
         p.send(dest, &message);

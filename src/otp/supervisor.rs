@@ -423,8 +423,8 @@ pub async fn start_child(
 ) -> Result<Pid, StartError> {
     let to = supervisor.into();
     let local = match &to {
-        crate::process::Dest::Pid(pid) => node.is_alive(pid) || pid.node.name() == node.name(),
-        crate::process::Dest::RemoteName(_, at) => at.name() == node.name(),
+        crate::process::Dest::Pid(pid) => node.is_local(&pid.node),
+        crate::process::Dest::RemoteName(_, at) => node.is_local(at),
         _ => true,
     };
     if !local {

@@ -148,9 +148,6 @@ impl Child {
     }
 
     fn mfa(&self) -> Term {
-        if let StartChild::Rust(spec) = &self.start {
-            return spec.mfa();
-        }
         match &self.spec {
             Spec::Task { args } => tuple(vec![
                 atom("Elixir.Task.Supervised"),
@@ -162,13 +159,6 @@ impl Child {
     }
 
     fn kind(&self) -> Term {
-        if let StartChild::Rust(spec) = &self.start {
-            return atom(if spec.is_supervisor() {
-                "supervisor"
-            } else {
-                "worker"
-            });
-        }
         match &self.spec {
             Spec::Task { .. } => atom("worker"),
             Spec::Given { kind, .. } => kind.clone(),
@@ -176,9 +166,6 @@ impl Child {
     }
 
     fn modules(&self) -> Term {
-        if let StartChild::Rust(spec) = &self.start {
-            return spec.modules_term();
-        }
         match &self.spec {
             Spec::Task { .. } => list(vec![atom("Elixir.Task.Supervised")]),
             Spec::Given { modules, .. } => modules.clone(),
@@ -321,11 +308,20 @@ pub(crate) async fn supervise(
                 let handed = p.node().0.extensions.get::<HandedChildren>();
                 let spec = crate::sync::lock(&handed.specs).remove(&key);
                 spec.map(|spec| {
+                    let kind = if spec.is_supervisor() {
+                        "supervisor"
+                    } else {
+                        "worker"
+                    };
                     Call::Start(Child {
                         restart: spec.restart_value(),
                         shutdown: spec.shutdown_value(),
+                        spec: Spec::Given {
+                            mfa: spec.mfa(),
+                            kind: atom(kind),
+                            modules: spec.modules_term(),
+                        },
                         start: StartChild::Rust(spec),
-                        spec: Spec::Task { args: nil() },
                     })
                 })
             }
