@@ -272,35 +272,31 @@ impl ChildSpec {
     /// when given, as a child (`shutdown: :infinity`): Rust code starts children under
     /// it with [`start_child`], BEAM callers see a `DynamicSupervisor`.
     pub fn dynamic_supervisor(id: &str, name: Option<&str>) -> Self {
-        let name = name.map(str::to_owned);
-        let mut spec = ChildSpec::new(
-            id,
-            start_fn(move |sup| {
-                let name = name.clone();
-                Box::pin(async move { spawn_dynamic(sup, name.as_deref(), Flavor::Dynamic) })
-            }),
-            true,
-        );
-        spec.shutdown = Shutdown::Infinity;
-        spec.modules = Some("Elixir.DynamicSupervisor");
-        spec
+        ChildSpec::dynamic(id, name, Flavor::Dynamic, "Elixir.DynamicSupervisor")
     }
 
     /// A `Task.Supervisor` registered as `name`, as a child (`{Task.Supervisor, name:
     /// name}` in an Elixir supervisor's children): BEAM nodes start tasks on it as on
     /// the one [`Node::start_task_supervisor`] starts, and it ends with its supervisor.
     pub fn task_supervisor(id: &str, name: &str) -> Self {
-        let name = name.to_owned();
+        ChildSpec::dynamic(id, Some(name), Flavor::Task, "Elixir.Task.Supervisor")
+    }
+
+    /// A dynamic supervisor of `flavor` as a child: a supervisor, `shutdown: :infinity`,
+    /// listed with `module`.
+    fn dynamic(id: &str, name: Option<&str>, flavor: Flavor, module: &'static str) -> Self {
+        let name = name.map(str::to_owned);
         let mut spec = ChildSpec::new(
             id,
             start_fn(move |sup| {
-                let name = name.clone();
-                Box::pin(async move { spawn_dynamic(sup, Some(&name), Flavor::Task) })
+                let body = dynamic_body(sup.pid(), name.clone(), flavor);
+                let pid = sup.spawn_link_named(name.as_deref(), body);
+                Box::pin(async move { pid })
             }),
             true,
         );
         spec.shutdown = Shutdown::Infinity;
-        spec.modules = Some("Elixir.Task.Supervisor");
+        spec.modules = Some(module);
         spec
     }
 
@@ -397,12 +393,7 @@ pub async fn start_dynamic(node: &Node, name: Option<&str>) -> Result<Pid, Start
             Some(holder),
         ))));
     }
-    let parent = node.user_pid();
-    let name_owned = name.map(str::to_owned);
-    let body = move |p: Process| {
-        let label = name_owned.unwrap_or_else(|| p.pid().inspect().to_string());
-        super::task_supervisor::supervise(p, parent, label, Flavor::Dynamic)
-    };
+    let body = dynamic_body(node.user_pid(), name.map(str::to_owned), Flavor::Dynamic);
     let pid = match name {
         Some(name) => node.spawn_registered(name, body).map_err(StartError)?,
         None => node.spawn(body),
@@ -451,14 +442,17 @@ pub async fn start_child(
     }
 }
 
-/// A dynamic supervisor's process, linked to `sup` and registered as `name`.
-fn spawn_dynamic(sup: &Process, name: Option<&str>, flavor: Flavor) -> Result<Pid, Exception> {
-    let parent = sup.pid();
-    let label = name.map(str::to_owned);
-    sup.spawn_link_named(name, move |p| {
-        let label = label.unwrap_or_else(|| p.pid().inspect().to_string());
-        super::task_supervisor::supervise(p, parent, label, flavor)
-    })
+/// The code of a dynamic supervisor's process under `parent`, named in its logs by
+/// `name` (else its pid).
+fn dynamic_body(
+    parent: Pid,
+    name: Option<String>,
+    flavor: Flavor,
+) -> impl FnOnce(Process) -> BoxFuture<'static, Result<(), Exception>> + Send + 'static {
+    move |p: Process| {
+        let label = name.unwrap_or_else(|| p.pid().inspect().to_string());
+        Box::pin(super::task_supervisor::supervise(p, parent, label, flavor))
+    }
 }
 
 /// A supervisor: a GenServer that traps exits.
