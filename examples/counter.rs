@@ -111,11 +111,24 @@ async fn main() -> anyhow::Result<()> {
     let children = vec![ChildSpec::gen_server("counter", Some("counter"), || {
         Counter { n: 0 }
     })];
-    supervisor::start(&node, Some("counter_sup"), Strategy::OneForOne, children).await?;
+    let sup = supervisor::start(&node, Some("counter_sup"), Strategy::OneForOne, children).await?;
     println!(
         "{} is up: GenServer.call({{:counter, :{}}}, :get)",
         node.name(),
         node.name()
     );
-    std::process::exit(node.serve_forever().await)
+    // As a BEAM node whose permanent application's top supervisor gives up, the program
+    // ends (status 1) when counter_sup does: a process watches it.
+    let gone = node.run_process(move |mut p| async move {
+        p.monitor(sup);
+        p.receive().await
+    });
+    let status = tokio::select! {
+        // Ctrl-C, SIGTERM, or `:init.stop(status)` from a BEAM node.
+        status = node.serve_forever() => status,
+        // It gave up, or the node is stopping, which stops it too: then `stop_with`
+        // gives the status of that stop.
+        _ = gone => node.stop_with(1).await,
+    };
+    std::process::exit(status)
 }

@@ -63,6 +63,61 @@ fn the_counter_under_its_supervisor() {
     );
 }
 
+/// The counter's `main` watches its supervisor beside `serve_forever`: SIGTERM and a
+/// peer's `:init.stop(3)` end it with their status (the supervisor, stopped on the way,
+/// ends the watch too), and a supervisor that gives up ends it with 1.
+#[test]
+fn the_counter_ends_as_its_node_is_stopped_or_its_supervisor_gives_up() {
+    let epmd = Epmd::start();
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let start = || {
+        let name = format!("{}@localhost", unique_name("counter"));
+        let counter = Example::start("counter", &["--sname", &name, "--cookie", COOKIE], &epmd);
+        assert!(
+            counter.wait_for_output("is up", WAIT),
+            "{}",
+            counter.output()
+        );
+        (counter, name)
+    };
+
+    let (mut counter, _) = start();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &counter.os_pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = counter.wait(WAIT);
+    assert_eq!(exit.and_then(|s| s.code()), Some(0), "{}", counter.output());
+
+    let (mut counter, name) = start();
+    assert_eq!(
+        alex.eval(&format!(":rpc.call(:\"{name}\", :init, :stop, [3])")),
+        ":ok"
+    );
+    let exit = counter.wait(WAIT);
+    assert_eq!(exit.and_then(|s| s.code()), Some(3), "{}", counter.output());
+
+    // Four crashes in 5 s: the supervisor gives up, the program ends with 1.
+    let (mut counter, name) = start();
+    let crashes = format!(
+        "for _ <- 1..4 do
+          Enum.find_value(1..200, fn _ ->
+            try do GenServer.call({{:counter, :\"{name}\"}}, :crash) catch
+              :exit, {{{{%ArgumentError{{}}, _}}, _}} -> :crashed
+              :exit, _ -> Process.sleep(20); nil
+            end
+          end)
+        end"
+    );
+    assert_eq!(
+        alex.eval(&crashes),
+        "[:crashed, :crashed, :crashed, :crashed]"
+    );
+    let exit = counter.wait(WAIT);
+    assert_eq!(exit.and_then(|s| s.code()), Some(1), "{}", counter.output());
+}
+
 #[test]
 fn calling_elixir_from_rust() {
     let epmd = Epmd::start();

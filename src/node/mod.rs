@@ -303,8 +303,7 @@ impl Node {
             status = self.stopped() => status,
             signal = stop_signal() => {
                 tracing::info!(node = %self.0.name.name(), "{signal} received - shutting down");
-                self.stop().await;
-                self.stopped().await
+                self.stop().await
             }
         }
     }

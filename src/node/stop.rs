@@ -24,9 +24,14 @@ impl Node {
     /// `noconnection`), the node leaves EPMD, no timer fires, and every other process
     /// ends. The program goes on. Stopping a stopped node does nothing.
     ///
+    /// Returns the exit status the node stopped with: 0, or the status of a stop that
+    /// was already under way (`init:stop(3)` from a peer, say). Dropping the future
+    /// does not undo or stall the stop: it goes on, and [`stopped`](Node::stopped)
+    /// resolves when it is done.
+    ///
     /// [`gen_server::start`]: crate::gen_server::start
     /// [`supervisor::start`]: crate::supervisor::start
-    pub async fn stop(&self) {
+    pub async fn stop(&self) -> i32 {
         self.stop_with(0).await
     }
 
@@ -51,24 +56,32 @@ impl Node {
 
     /// [`stop`](Node::stop) with the exit status `status` for [`stopped`](Node::stopped)
     /// and [`serve_forever`](Node::serve_forever) to give, as `System.stop(status)` (a
-    /// node whose application's supervisor gave up, say).
-    pub async fn stop_with(&self, status: i32) {
+    /// node whose application's supervisor gave up, say). Returns the status the node
+    /// stopped with: `status`, or that of a stop already under way, which it waits for.
+    pub async fn stop_with(&self, status: i32) -> i32 {
         self.end(status, true).await
     }
 
     /// `erlang:halt(Status)`: stops the node at once, its applications with the rest
     /// (no `terminate` runs; links and monitors across the connections fire with
     /// `noconnection`), as a BEAM node halts.
-    pub(crate) async fn halt_with(&self, status: i32) {
+    pub(crate) async fn halt_with(&self, status: i32) -> i32 {
         self.end(status, false).await
     }
 
-    async fn end(&self, status: i32, orderly: bool) {
-        if self.0.status.set(status).is_err() {
-            // Stopping already.
-            self.0.stopped.cancelled().await;
-            return;
+    /// Starts the stop, unless one is under way, and waits for it. The stop runs in a
+    /// task of its own: a caller that drops this future (a `select!` whose other branch
+    /// won, as when a supervisor watched by `main` ends because the node is stopping)
+    /// leaves it running, and whoever waits on `stopped` is not left waiting forever.
+    async fn end(&self, status: i32, orderly: bool) -> i32 {
+        if self.0.status.set(status).is_ok() {
+            let node = self.clone();
+            tokio::spawn(async move { node.run_stop(status, orderly).await });
         }
+        self.stopped().await
+    }
+
+    async fn run_stop(&self, status: i32, orderly: bool) {
         tracing::info!(node = %self.name(), status, "node stopping");
         if orderly {
             (self.hooks().stopping)(self).await;

@@ -42,10 +42,9 @@
 //! });
 //! let status = tokio::select! {
 //!     status = node.serve_forever() => status,
-//!     _ = gone => {
-//!         node.stop_with(1).await;
-//!         1
-//!     }
+//!     // It gave up, or the node is stopping (SIGTERM, `init:stop/1` from a peer),
+//!     // which stops it too: then `stop_with` gives the status of that stop.
+//!     _ = gone => node.stop_with(1).await,
 //! };
 //! std::process::exit(status)
 //! # }

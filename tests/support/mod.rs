@@ -1142,6 +1142,11 @@ impl Example {
         true
     }
 
+    /// Its OS process id, for a signal.
+    pub fn os_pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for it to end (at most `t`); its exit status, `None` if it is still running.
     pub fn wait(&mut self, t: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + t;
