@@ -16,6 +16,7 @@
 
 use clap::Parser;
 use cnode::otp::gen_server;
+use cnode::supervisor::{self, ChildSpec, Strategy};
 use cnode::term::{atom, binary, chardata_to_string, Match, Term};
 use cnode::{Caller, Dest, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
 use std::time::Duration;
@@ -316,7 +317,19 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     node.register_function("Elixir.Moebi", "wait", 1, wait_as);
     node.register_function("Elixir.Moebi", "watch", 1, watch);
     node.register_function("Elixir.Moebi", "panic", 0, panic);
-    node.start_task_supervisor("Elixir.Chat.TaskSupervisor");
+    // Chat.Application's tree: Chat.Supervisor, one_for_one, over Chat.TaskSupervisor.
+    // A Task.Supervisor that keeps crashing is restarted 3 times in 5 s, then the
+    // tree gives up, as the Chat application stops on a BEAM node.
+    supervisor::start(
+        &node,
+        Some("Elixir.Chat.Supervisor"),
+        Strategy::OneForOne,
+        vec![ChildSpec::task_supervisor(
+            "Elixir.Task.Supervisor",
+            "Elixir.Chat.TaskSupervisor",
+        )],
+    )
+    .await?;
     gen_server::start(&node, Some("echo"), Echo).await?;
     eprintln!("Moebi is listening as {} (Ctrl-C to stop)", node.name());
     // Until Ctrl-C or `:init.stop()` from a BEAM node; exits with the status asked for.

@@ -926,6 +926,40 @@ fn a_call_the_task_supervisor_does_not_know_exits_the_caller() {
     c.assert_moebi_still_serves();
 }
 
+/// A transient task that keeps crashing takes its `Task.Supervisor` down (3 restarts in
+/// 5 s), and a `Task.Supervisor` that keeps going down takes `Chat.Supervisor` down: the
+/// Chat application is gone, and the node goes on without it.
+#[test]
+fn a_task_supervisor_in_a_crash_loop_takes_the_chat_tree_down() {
+    let c = Cluster::start();
+
+    let crash_loop = format!(
+        "{SUP}
+        whereis = fn name ->
+          Enum.find_value(1..50, :gone, fn _ ->
+            case :rpc.call(NODE, :erlang, :whereis, [name]) do
+              pid when is_pid(pid) -> pid
+              _ -> Process.sleep(20); nil
+            end
+          end)
+        end
+        rounds = Enum.map(1..6, fn _ ->
+          case whereis.(Chat.TaskSupervisor) do
+            :gone -> :gone
+            pid ->
+              ref = Process.monitor(pid)
+              Task.Supervisor.start_child(sup, :erlang, :exit, [:boom], restart: :transient)
+              receive do {{:DOWN, ^ref, :process, ^pid, r}} -> r after 5000 -> :timeout end
+          end
+        end)
+        {{rounds, :rpc.call(NODE, :erlang, :whereis, [Chat.Supervisor]), :rpc.call(NODE, :erlang, :node, []) == NODE}}"
+    );
+    assert_eq!(
+        c.same_ok(&crash_loop),
+        "{[:shutdown, :shutdown, :shutdown, :shutdown, :gone, :gone], :undefined, true}"
+    );
+}
+
 /// `DynamicSupervisor.start_child/2` on the Task.Supervisor (it is one): a task from
 /// `Task.start_link/3` is supervised by its child spec, a start function the node does
 /// not have or one that returns no pid is `{:error, reason}`, and the supervisor goes on.
