@@ -1115,6 +1115,29 @@ fn sigterm_stops_the_node_as_init_stop_does() {
     );
 }
 
+/// A suspended `Chat.TaskSupervisor` still stops when the node stops: its parent's exit
+/// ends it, as sys's suspended loop takes its parent's `EXIT` (the node went down within
+/// a second or two, where it waited 30 s for the supervisor).
+#[test]
+fn a_suspended_supervisor_stops_with_the_node() {
+    let mut c = Cluster::start();
+    let stop = ":ok = :sys.suspend({Chat.TaskSupervisor, NODE})
+        Node.monitor(NODE, true)
+        t0 = System.monotonic_time(:millisecond)
+        :ok = :rpc.call(NODE, :init, :stop, [])
+        receive do {:nodedown, _} -> System.monotonic_time(:millisecond) - t0 < 10_000 after 20_000 -> :late end";
+    assert_eq!(
+        c.alex
+            .eval_timeout(&Cluster::for_node(stop, &c.moebi_name), WAIT * 2)
+            .expect("the scenario runs"),
+        "true",
+        "{}",
+        c.moebi().log()
+    );
+    let moebi = c.moebi.as_mut().expect("moebi");
+    assert_eq!(moebi.wait_exit(WAIT), Some(0), "{}", moebi.log());
+}
+
 /// `:global` asked on the node: it knows the names registered in the cluster, as every
 /// node of it does (`whereis_name/1`, `registered_names/0`, `send/2`), and forgets one
 /// whose process ended.

@@ -150,8 +150,13 @@ fn status(
 
 /// While suspended, a process takes only `sys` requests; everything else waits in its
 /// mailbox, in order.
-pub(crate) async fn next_system_message(p: &mut Process) -> Term {
-    p.receive_match(None, |m| parse(m).is_some())
+pub(crate) async fn next_system_message(p: &mut Process, parent: Option<&Pid>) -> Term {
+    // sys's suspended loop takes its parent's `EXIT` too: a suspended server still
+    // stops when its supervisor (or the node) stops it.
+    let from_parent = |m: &Term| {
+        crate::process::handle::exit_message(m).is_some_and(|(from, _)| Some(from) == parent)
+    };
+    p.receive_match(None, |m| parse(m).is_some() || from_parent(m))
         .await
         .expect("a receive without a timeout returns a message")
 }
@@ -168,7 +173,7 @@ pub(crate) async fn receive(
 ) -> Result<Term, Term> {
     loop {
         let message = if *suspended {
-            next_system_message(p).await
+            next_system_message(p, parent).await
         } else {
             p.receive().await
         };

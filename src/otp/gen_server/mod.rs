@@ -444,7 +444,7 @@ async fn run<S: GenServer>(
                 next = ok_or_fail(&mut server, &mut p, result, callback, &last).await?;
                 continue;
             }
-            _ if suspended => sys::next_system_message(&mut p).await,
+            _ if suspended => sys::next_system_message(&mut p, parent.as_ref()).await,
             Next::Wait => p.receive().await,
             Next::Timeout(after) => match p.receive_timeout(after).await {
                 Some(message) => message,
