@@ -1631,6 +1631,20 @@ async fn process_groups_are_shared_with_beam_nodes() {
         node.pg_join("chat_scope", room, &[stranger]).await,
         Err(cnode::PgError::NotLocal(_))
     ));
+
+    // The forms without a scope ask the default scope, `pg`.
+    node.start_pg("pg").unwrap();
+    let lobby = node.spawn(wait);
+    node.pg_join("pg", atom("lobby"), &[lobby]).await.unwrap();
+    let asked = blocking(|| {
+        alex.eval(&format!(
+            "n = :\"{}\"
+            {{:rpc.call(n, :pg, :which_groups, []), :rpc.call(n, :pg, :get_members, [:lobby]) |> length(),
+             :rpc.call(n, :pg, :get_local_members, [:lobby]) |> length()}}",
+            node.name()
+        ))
+    });
+    assert_eq!(asked, "{[:lobby], 1, 1}");
 }
 
 /// `pg` between Rust nodes: the same protocol both ways.

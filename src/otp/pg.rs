@@ -148,9 +148,18 @@ pub(crate) fn node_up(node: &Node, peer: &Atom) {
     }
 }
 
-/// `pg:get_members/2`, `get_local_members/2` and `which_groups/1`, for BEAM callers that
-/// ask this node.
+/// `pg:get_members/1,2`, `get_local_members/1,2` and `which_groups/0,1`, for BEAM
+/// callers that ask this node (the forms without a scope: the default scope, `pg`).
 pub(crate) fn register_functions(node: &Node) {
+    node.register_function("pg", "get_members", 1, |p, args| async move {
+        Ok(pids(p.node().pg_members(DEFAULT_SCOPE, &args[0])))
+    });
+    node.register_function("pg", "get_local_members", 1, |p, args| async move {
+        Ok(pids(p.node().pg_local_members(DEFAULT_SCOPE, &args[0])))
+    });
+    node.register_function("pg", "which_groups", 0, |p, _| async move {
+        Ok(list(p.node().pg_groups(DEFAULT_SCOPE)))
+    });
     node.register_function("pg", "get_members", 2, |p, args| async move {
         let scope = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
         Ok(pids(p.node().pg_members(scope, &args[1])))
@@ -164,6 +173,9 @@ pub(crate) fn register_functions(node: &Node) {
         Ok(list(p.node().pg_groups(scope)))
     });
 }
+
+/// `pg`'s default scope, `?DEFAULT_SCOPE` in pg.erl.
+const DEFAULT_SCOPE: &str = "pg";
 
 fn pids(pids: Vec<Pid>) -> Term {
     list(pids.into_iter().map(Term::Pid).collect())
