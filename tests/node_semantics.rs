@@ -469,6 +469,24 @@ fn genserver_calls_and_casts_to_a_rust_genserver() {
 fn rpc_and_erpc_as_on_a_beam_node() {
     let c = Cluster::start();
 
+    // What a test harness or an operator's console asks first.
+    let harness = ":pong = Node.ping(NODE)
+        r = fn m, f, a -> :rpc.call(NODE, m, f, a) end
+        os_pid = r.(:os, :getpid, [])
+        {is_list(os_pid) and List.to_string(os_pid) == r.(System, :pid, []),
+         is_pid(r.(Process, :whereis, [Chat.TaskSupervisor])), r.(Process, :whereis, [:no_such_name]),
+         node() in r.(Node, :list, []), r.(Node, :list, [:this]) == [NODE],
+         r.(:timer, :sleep, [10]), r.(Process, :sleep, [10]), r.(:net_adm, :ping, [node()]),
+         r.(:code, :ensure_loaded, [Chat]), r.(:code, :ensure_loaded, [:no_such_module]),
+         match?({:file, _}, r.(:code, :is_loaded, [Chat])), r.(:code, :is_loaded, [:no_such_module]),
+         r.(:erlang, :function_exported, [Chat, :receive_message, 1]),
+         r.(:erlang, :function_exported, [Chat, :no_such_function, 1]),
+         is_pid(r.(:erlang, :group_leader, []))}";
+    assert_eq!(
+        c.same_ok(harness),
+        "{true, true, nil, true, true, :ok, :ok, :pong, {:module, Chat}, {:error, :nofile}, true, false, true, false, true}"
+    );
+
     // The function's output goes to the caller's group leader, alex's terminal.
     assert_eq!(
         c.same_ok(":rpc.call(NODE, Chat, :receive_message, [\"hi from rpc\"])"),

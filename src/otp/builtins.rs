@@ -177,6 +177,7 @@ pub(crate) fn register(node: &Node) {
         };
         Ok(Term::Atom(of))
     });
+    harness_functions(node);
     bif(node, "whereis", 1, |p, args| async move {
         match args[0].as_atom() {
             Some(name) => Ok(p
@@ -187,6 +188,102 @@ pub(crate) fn register(node: &Node) {
             None => Err(Exception::bare_badarg()),
         }
     });
+}
+
+/// What test harnesses and operators' consoles ask a node before anything else, with
+/// the answers that hold here: its OS pid (`:os.getpid/0`, `System.pid/0`), `System.stop`,
+/// `Process.whereis/1`, `Node.list/0,1`, a sleep (`:timer.sleep/1`, `Process.sleep/1`),
+/// `:net_adm.ping/1` from this node, `erlang:group_leader/0`, and the code server's
+/// view: a module is loaded when some function of it is registered
+/// (`:code.is_loaded/1`, `ensure_loaded/1`, `erlang:function_exported/3`), so that
+/// `iex --remsh` and tools that look for a module first hear `{:error, :nofile}` for
+/// one this node does not have, as from a BEAM node without it.
+fn harness_functions(node: &Node) {
+    node.register_function("os", "getpid", 0, |_, _| async move {
+        Ok(crate::term::charlist(&std::process::id().to_string()))
+    });
+    node.register_function("Elixir.System", "pid", 0, |_, _| async move {
+        Ok(crate::term::binary(
+            std::process::id().to_string().as_bytes(),
+        ))
+    });
+    node.register_function("Elixir.System", "stop", 0, |p, _| async move {
+        Ok(stop_after_answer(p, 0))
+    });
+    node.register_function("Elixir.System", "stop", 1, |p, args| async move {
+        match args[0].as_int().filter(|i| *i >= 0) {
+            Some(status) => Ok(stop_after_answer(p, (status & 0xff) as i32)),
+            None => Err(Exception::bare(atom("function_clause"))),
+        }
+    });
+    node.register_function("Elixir.Process", "whereis", 1, |p, args| async move {
+        let name = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
+        Ok(p.node()
+            .whereis(name)
+            .map(Term::Pid)
+            .unwrap_or_else(nil_atom))
+    });
+    node.register_function("Elixir.Node", "list", 0, |p, _| async move {
+        nodes(p.node(), &atom("visible"))
+    });
+    node.register_function("Elixir.Node", "list", 1, |p, args| async move {
+        nodes(p.node(), &args[0])
+    });
+    for (module, name) in [("timer", "sleep"), ("Elixir.Process", "sleep")] {
+        node.register_function(module, name, 1, |_, args| async move {
+            match (&args[0], args[0].as_int()) {
+                (_, Some(ms)) if ms >= 0 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await
+                }
+                (t, _) if t.is_atom("infinity") => std::future::pending::<()>().await,
+                _ => return Err(Exception::bare(atom("timeout_value"))),
+            }
+            Ok(atom("ok"))
+        });
+    }
+    node.register_function("net_adm", "ping", 1, |p, args| async move {
+        let peer = args[0]
+            .as_atom()
+            .ok_or_else(|| Exception::bare(atom("function_clause")))?;
+        let up = p.node().is_local(&crate::term::Atom::from(peer)) || p.node().connect(peer).await;
+        Ok(atom(if up { "pong" } else { "pang" }))
+    });
+    bif(node, "group_leader", 0, |p, _| async move {
+        Ok(Term::Pid(p.group_leader()))
+    });
+    node.register_function("code", "is_loaded", 1, |p, args| async move {
+        let module = args[0]
+            .as_atom()
+            .ok_or_else(|| Exception::bare(atom("function_clause")))?;
+        Ok(if p.node().has_module(module) {
+            tuple(vec![atom("file"), atom("in_memory")])
+        } else {
+            atom("false")
+        })
+    });
+    node.register_function("code", "ensure_loaded", 1, |p, args| async move {
+        let module = args[0]
+            .as_atom()
+            .ok_or_else(|| Exception::bare(atom("function_clause")))?;
+        Ok(if p.node().has_module(module) {
+            tuple(vec![atom("module"), args[0].clone()])
+        } else {
+            tuple(vec![atom("error"), atom("nofile")])
+        })
+    });
+    bif(node, "function_exported", 3, |p, args| async move {
+        let (Some(m), Some(f), Some(a)) = (args[0].as_atom(), args[1].as_atom(), args[2].as_int())
+        else {
+            return Err(Exception::bare_badarg());
+        };
+        let known = usize::try_from(a).is_ok_and(|a| p.node().function(m, f, a).is_some());
+        Ok(crate::term::boolean(known))
+    });
+}
+
+/// Elixir's `nil`.
+fn nil_atom() -> Term {
+    atom("nil")
 }
 
 /// Registers `erlang:Name/Arity`, run by `body`, whose errors are raised as the BEAM's

@@ -121,6 +121,18 @@ impl Node {
             .insert((module.to_owned(), function.to_owned(), arity), f);
     }
 
+    /// Whether some function of `module` is registered: the module is "loaded" here.
+    pub(crate) fn has_module(&self, module: &str) -> bool {
+        self.0
+            .extensions
+            .get::<Functions>()
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .any(|(m, _, _)| m == module)
+    }
+
     pub(crate) fn function(&self, module: &str, function: &str, arity: usize) -> Option<Function> {
         self.0
             .extensions
