@@ -136,9 +136,11 @@ pub(crate) async fn register(
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                         // Gone for longer than a restart takes, it may be gone for
                         // good: bring one up as at start.
-                        if lost.elapsed() < EPMD_RESTART_GRACE
-                            || !start_epmd_daemon(epmd_port).await
+                        if lost.elapsed() >= EPMD_RESTART_GRACE
+                            && start_epmd_daemon(epmd_port).await
                         {
+                            tracing::info!(epmd_port, "started epmd -daemon");
+                        } else {
                             tracing::debug!("EPMD still unavailable");
                         }
                     }

@@ -2,7 +2,9 @@
 //!
 //! - The type: [`Term`] and its kinds, shaped after `eetf`'s (the same names and fields),
 //!   with atoms interned: an [`Atom`] is copied and compared as a pointer, and a [`Pid`]
-//!   holds no allocation of its own. A term is 32 bytes. [`Term::to_binary`] and
+//!   holds no allocation of its own. A term is 32 bytes: the larger kinds are boxed
+//!   (`Term::Reference(Box::new(r))`; `Term::from(r)` or `r.into()` boxes for you, for
+//!   every kind, and `Reference::try_from(term)` takes one back out). [`Term::to_binary`] and
 //!   [`Term::from_binary`] are `:erlang.term_to_binary/1` and `binary_to_term/1`.
 //!
 //! - Building: the [`term!`](crate::term!) macro in Elixir's syntax
