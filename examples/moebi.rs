@@ -23,6 +23,12 @@ use std::time::Duration;
 
 /// Moebi: a Rust node that joins an Elixir Chat cluster.
 #[derive(Parser)]
+#[command(
+    name = "moebi",
+    version,
+    about = "Moebi, the seed's dog, as a Rust node of an Erlang/Elixir cluster",
+    after_help = "Environment:\n  ERL_EPMD_PORT  the EPMD port, as for erl and epmd (default 4369)\n  RUST_LOG       log filter, e.g. debug or cnode=debug (default info; logs go to stderr)"
+)]
 struct Args {
     /// Short node name, `NAME[@HOST]` (as `iex --sname`).
     #[arg(long, conflicts_with = "name")]
@@ -272,10 +278,18 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn moebi(args: Args) -> anyhow::Result<()> {
+    // RUST_LOG as set, or `info`; one that does not parse is said so, not ignored.
+    let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(e) => {
+            if std::env::var_os("RUST_LOG").is_some() {
+                eprintln!("RUST_LOG: {e}; logging at info");
+            }
+            "info".into()
+        }
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
