@@ -1640,11 +1640,12 @@ async fn process_groups_are_shared_with_beam_nodes() {
         alex.eval(&format!(
             "n = :\"{}\"
             {{:rpc.call(n, :pg, :which_groups, []), :rpc.call(n, :pg, :get_members, [:lobby]) |> length(),
-             :rpc.call(n, :pg, :get_local_members, [:lobby]) |> length()}}",
+             :rpc.call(n, :pg, :get_local_members, [:lobby]) |> length(),
+             match?({{:badrpc, {{:EXIT, {{:badarg, _}}}}}}, :rpc.call(n, :pg, :which_groups, [:no_such_scope]))}}",
             node.name()
         ))
     });
-    assert_eq!(asked, "{[:lobby], 1, 1}");
+    assert_eq!(asked, "{[:lobby], 1, 1, true}");
 }
 
 /// `pg` between Rust nodes: the same protocol both ways.

@@ -152,26 +152,42 @@ pub(crate) fn node_up(node: &Node, peer: &Atom) {
 /// callers that ask this node (the forms without a scope: the default scope, `pg`).
 pub(crate) fn register_functions(node: &Node) {
     node.register_function("pg", "get_members", 1, |p, args| async move {
-        Ok(pids(p.node().pg_members(DEFAULT_SCOPE, &args[0])))
+        Ok(pids(
+            running(p.node(), DEFAULT_SCOPE)?.pg_members(DEFAULT_SCOPE, &args[0]),
+        ))
     });
     node.register_function("pg", "get_local_members", 1, |p, args| async move {
-        Ok(pids(p.node().pg_local_members(DEFAULT_SCOPE, &args[0])))
+        let node = running(p.node(), DEFAULT_SCOPE)?;
+        Ok(pids(node.pg_local_members(DEFAULT_SCOPE, &args[0])))
     });
     node.register_function("pg", "which_groups", 0, |p, _| async move {
-        Ok(list(p.node().pg_groups(DEFAULT_SCOPE)))
+        Ok(list(
+            running(p.node(), DEFAULT_SCOPE)?.pg_groups(DEFAULT_SCOPE),
+        ))
     });
     node.register_function("pg", "get_members", 2, |p, args| async move {
         let scope = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
-        Ok(pids(p.node().pg_members(scope, &args[1])))
+        Ok(pids(running(p.node(), scope)?.pg_members(scope, &args[1])))
     });
     node.register_function("pg", "get_local_members", 2, |p, args| async move {
         let scope = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
-        Ok(pids(p.node().pg_local_members(scope, &args[1])))
+        Ok(pids(
+            running(p.node(), scope)?.pg_local_members(scope, &args[1]),
+        ))
     });
     node.register_function("pg", "which_groups", 1, |p, args| async move {
         let scope = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
-        Ok(list(p.node().pg_groups(scope)))
+        Ok(list(running(p.node(), scope)?.pg_groups(scope)))
     });
+}
+
+/// The node, when `scope` runs on it; `badarg` when it does not, as pg's reads of a
+/// scope's table that does not exist raise.
+fn running<'a>(node: &'a Node, scope: &str) -> Result<&'a Node, Exception> {
+    match node.pg_view(scope, |_| Some(())) {
+        Some(()) => Ok(node),
+        None => Err(Exception::bare_badarg()),
+    }
 }
 
 /// `pg`'s default scope, `?DEFAULT_SCOPE` in pg.erl.
