@@ -1097,6 +1097,24 @@ fn init_stop_and_halt_end_the_node_as_a_beam_nodes() {
         let moebi = c.moebi.as_mut().expect("moebi");
         assert_eq!(moebi.wait_exit(WAIT), Some(status), "{}", moebi.log());
     }
+
+    // A slogan: status 1, and the slogan in the node's log, where a BEAM node writes it
+    // to its crash dump (not run on kate, whose dump would land in chat/).
+    let mut c = Cluster::start();
+    let slogan = "Node.monitor(NODE, true)
+        answer = try do :erpc.call(NODE, :erlang, :halt, [~c\"out of kibble\"]) catch :error, e -> e end
+        {answer, receive do {:nodedown, NODE} -> :nodedown after 10000 -> :timeout end}";
+    assert_eq!(
+        c.alex.eval(&Cluster::for_node(slogan, &c.moebi_name)),
+        "{{:erpc, :noconnection}, :nodedown}"
+    );
+    let moebi = c.moebi.as_mut().expect("moebi");
+    assert_eq!(moebi.wait_exit(WAIT), Some(1), "{}", moebi.log());
+    assert!(
+        moebi.log().contains("halted: out of kibble"),
+        "{}",
+        moebi.log()
+    );
 }
 
 /// SIGTERM, as systemd, Docker and Kubernetes stop a service: a BEAM node (OTP 23+)

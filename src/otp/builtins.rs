@@ -135,10 +135,14 @@ pub(crate) fn register(node: &Node) {
     // erpc caller gets `noconnection`).
     bif(node, "halt", 0, |p, _| halt(p, Some(0)));
     bif(node, "halt", 1, |p, args| {
+        slogan(&args[0]);
         halt(p, exit_status(&args[0], true))
     });
     bif(node, "halt", 2, |p, args| {
         let status = exit_status(&args[0], true).filter(|_| args[1].as_list().is_some());
+        if status.is_some() {
+            slogan(&args[0]);
+        }
         halt(p, status)
     });
     // `apply(Module, Function, Args)` and `apply(Fun, Args)`: what `:erpc.call(node,
@@ -404,6 +408,16 @@ fn stop_after_answer(p: Process, status: i32) -> Term {
         node.stop_with(status).await;
     });
     atom("ok")
+}
+
+/// `erlang:halt(Slogan)`, a string: where the BEAM writes the slogan to its crash dump
+/// and says so on stderr, the node logs it (it writes no dump).
+fn slogan(status: &Term) {
+    if status.as_int().is_none() {
+        if let Some(text) = crate::term::chardata_to_string(status).filter(|t| !t.is_empty()) {
+            tracing::error!("halted: {text}");
+        }
+    }
 }
 
 /// `erlang:halt`: stops the node with `status` (`badarg` for none) and never returns.
