@@ -1178,15 +1178,21 @@ fn battery(port: u16, moebi: &RustNode, alex: &BeamNode, round: usize) {
         "echo",
         "nobody",
     ] {
-        p.reg_send(
-            name,
-            tuple(vec![
-                atom("$gen_call"),
-                tuple(vec![me.clone(), r.clone()]),
-                big.clone(),
-            ]),
-        )
-        .unwrap();
+        // A call the Task.Supervisor does not know crashes it (function_clause, as a
+        // DynamicSupervisor), and four such crashes in 5 s take the Chat tree down, as
+        // on a BEAM node (ns::a_task_supervisor_in_a_crash_loop_takes_the_chat_tree_down):
+        // the batteries run back to back, so it gets the malformed call only.
+        if name != "Elixir.Chat.TaskSupervisor" {
+            p.reg_send(
+                name,
+                tuple(vec![
+                    atom("$gen_call"),
+                    tuple(vec![me.clone(), r.clone()]),
+                    big.clone(),
+                ]),
+            )
+            .unwrap();
+        }
         p.reg_send(name, tuple(vec![atom("$gen_call"), atom("bad"), atom("x")]))
             .unwrap();
     }
