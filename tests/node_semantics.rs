@@ -1151,6 +1151,20 @@ fn sigterm_stops_the_node_as_init_stop_does() {
     );
 }
 
+/// The process a node's server is linked to answers as a BEAM node's kernel_sup does
+/// when a tool walks the links: `which_children` lists the server, `count_children`
+/// and `sys` answer (they hung on the Rust node).
+#[test]
+fn the_parent_of_a_nodes_server_answers_as_a_supervisor() {
+    let c = Cluster::start();
+    let walk = "rex = :rpc.call(NODE, :erlang, :whereis, [:rex])
+        {:links, [parent]} = :rpc.call(NODE, :erlang, :process_info, [rex, :links])
+        listed = Enum.any?(Supervisor.which_children(parent), fn {_, pid, _, _} -> pid == rex end)
+        counted = Supervisor.count_children(parent)[:active] >= 1
+        {listed, counted, match?({:status, ^parent, _, _}, :sys.get_status(parent, 5000))}";
+    assert_eq!(c.same_ok(walk), "{true, true, true}");
+}
+
 /// A suspended `Chat.TaskSupervisor` still stops when the node stops: its parent's exit
 /// ends it, as sys's suspended loop takes its parent's `EXIT` (the node went down within
 /// a second or two, where it waited 30 s for the supervisor).

@@ -21,7 +21,7 @@ pub mod task_supervisor;
 use crate::connection::ConnHandle;
 use crate::node::{Hooks, Node, NodeConfig, NodeError};
 use crate::process::{handle::exit_message, Exception, Process};
-use crate::term::{Inspect, Pid, Short};
+use crate::term::{atom, int, list, tuple, Inspect, Match, Pid, Short, Term};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,8 +132,35 @@ where
     let mut current = first;
     node.start_prepared(parent, move |mut p| async move {
         p.trap_exit(true);
+        let mut suspended = false;
         loop {
-            let message = p.receive().await;
+            // It stands where a BEAM node has kernel_sup or an application's top
+            // supervisor: it answers `sys` and `which_children`/`count_children`, which
+            // tools that walk links send it, where silence would hang them.
+            let state = || kept_children(&name, current, app);
+            let received = sys::receive(&mut p, None, &mut suspended, &state, None).await;
+            let message = match received {
+                Ok(message) => message,
+                Err(reason) => return Err(Exception::Exit(reason)),
+            };
+            if let Some((from, request)) = gen_server::parse_call(&message) {
+                match request.as_atom() {
+                    Some("which_children") => from.reply(&p, kept_children(&name, current, app)),
+                    Some("count_children") => {
+                        let (supervisors, workers) = if app { (1, 0) } else { (0, 1) };
+                        let counts = [
+                            ("specs", 1),
+                            ("active", 1),
+                            ("supervisors", supervisors),
+                            ("workers", workers),
+                        ];
+                        let counts = counts.iter().map(|(k, n)| tuple(vec![atom(k), int(*n)]));
+                        from.reply(&p, list(counts.collect()));
+                    }
+                    _ => {}
+                }
+                continue;
+            }
             let Some((pid, reason)) = exit_message(&message) else {
                 continue;
             };
@@ -176,6 +203,22 @@ where
         }
     });
     Ok(first)
+}
+
+/// `which_children` of a keeper: its one child, `{Name, Pid, Type, Modules}` (a
+/// `Task.Supervisor` for an application's, else a worker named after itself).
+fn kept_children(name: &str, current: Pid, app: bool) -> Term {
+    let (kind, module) = if app {
+        ("supervisor", "Elixir.Task.Supervisor")
+    } else {
+        ("worker", name)
+    };
+    list(vec![tuple(vec![
+        atom(name),
+        Term::Pid(current),
+        atom(kind),
+        list(vec![atom(module)]),
+    ])])
 }
 
 fn start_kept<F, Fut>(node: &Node, name: &str, parent: Pid, body: &Arc<F>) -> Result<Pid, Exception>
