@@ -151,33 +151,30 @@ pub(crate) fn node_up(node: &Node, peer: &Atom) {
 /// `pg:get_members/1,2`, `get_local_members/1,2` and `which_groups/0,1`, for BEAM
 /// callers that ask this node (the forms without a scope: the default scope, `pg`).
 pub(crate) fn register_functions(node: &Node) {
-    node.register_function("pg", "get_members", 1, |p, args| async move {
-        Ok(pids(
-            running(p.node(), DEFAULT_SCOPE)?.pg_members(DEFAULT_SCOPE, &args[0]),
-        ))
+    scoped(node, "get_members", 1, |node, scope, args| {
+        pids(node.pg_members(scope, &args[0]))
     });
-    node.register_function("pg", "get_local_members", 1, |p, args| async move {
-        let node = running(p.node(), DEFAULT_SCOPE)?;
-        Ok(pids(node.pg_local_members(DEFAULT_SCOPE, &args[0])))
+    scoped(node, "get_local_members", 1, |node, scope, args| {
+        pids(node.pg_local_members(scope, &args[0]))
     });
-    node.register_function("pg", "which_groups", 0, |p, _| async move {
-        Ok(list(
-            running(p.node(), DEFAULT_SCOPE)?.pg_groups(DEFAULT_SCOPE),
-        ))
+    scoped(node, "which_groups", 0, |node, scope, _| {
+        list(node.pg_groups(scope))
     });
-    node.register_function("pg", "get_members", 2, |p, args| async move {
+}
+
+/// Registers `pg:name` with a scope first (`arity + 1` arguments) and without one (the
+/// default scope); `read` gets the scope, running, and the arguments after it.
+fn scoped(node: &Node, name: &str, arity: usize, read: fn(&Node, &str, &[Term]) -> Term) {
+    node.register_function("pg", name, arity + 1, move |p, args| async move {
         let scope = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
-        Ok(pids(running(p.node(), scope)?.pg_members(scope, &args[1])))
+        Ok(read(running(p.node(), scope)?, scope, &args[1..]))
     });
-    node.register_function("pg", "get_local_members", 2, |p, args| async move {
-        let scope = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
-        Ok(pids(
-            running(p.node(), scope)?.pg_local_members(scope, &args[1]),
+    node.register_function("pg", name, arity, move |p, args| async move {
+        Ok(read(
+            running(p.node(), DEFAULT_SCOPE)?,
+            DEFAULT_SCOPE,
+            &args,
         ))
-    });
-    node.register_function("pg", "which_groups", 1, |p, args| async move {
-        let scope = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
-        Ok(list(running(p.node(), scope)?.pg_groups(scope)))
     });
 }
 
