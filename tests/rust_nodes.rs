@@ -322,6 +322,75 @@ async fn a_crashing_beam_task_linked_to_a_rust_process_completes_at_once() {
     assert!(alex.output().contains("terminating"), "{}", alex.output());
 }
 
+/// `Task.Supervisor.start_child/5` from Rust: a task on a BEAM node's Task.Supervisor
+/// that nobody awaits, temporary or transient, as `Task.Supervisor.children/1` there
+/// lists it; without the supervisor, `GenServer.call`'s `noproc` exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_process_starts_tasks_nobody_awaits_on_a_beam_task_supervisor() {
+    use cnode::supervisor::Restart;
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("rusty", epmd.port()).await;
+    let a = alex.node_name();
+    let sup = ("Elixir.Chat.TaskSupervisor", a.clone());
+
+    let s = sup.clone();
+    let (started, ran) = in_process(&node, move |mut p| async move {
+        let me = Term::Pid(p.pid());
+        let started = p
+            .task_start_child(
+                (s.0, s.1.as_str()),
+                "erlang",
+                "send",
+                vec![me, atom("ran")],
+                Restart::Temporary,
+            )
+            .await;
+        (started, p.receive_timeout(WAIT).await)
+    })
+    .await;
+    let started = started.expect("the task starts");
+    assert_eq!(started.node.name(), a);
+    assert_eq!(ran, Some(atom("ran")));
+
+    // A transient task that sleeps is the supervisor's child there.
+    let sleeper = node
+        .task_start_child(
+            (sup.0, sup.1.as_str()),
+            "Elixir.Process",
+            "sleep",
+            vec![int(60_000)],
+            Restart::Transient,
+        )
+        .await
+        .expect("the task starts");
+    let children =
+        blocking(|| alex.eval("Task.Supervisor.children(Chat.TaskSupervisor) |> length()"));
+    assert_eq!(children, "1");
+    let listed = blocking(|| {
+        alex.eval(&format!(
+            "Task.Supervisor.children(Chat.TaskSupervisor) == [:c.pid(0, {}, {})]",
+            sleeper.id, sleeper.serial
+        ))
+    });
+    assert_eq!(listed, "true");
+
+    // No such supervisor: the exit of GenServer.call.
+    let reason = node
+        .task_start_child(
+            ("nobody", a.as_str()),
+            "erlang",
+            "send",
+            vec![],
+            Restart::Temporary,
+        )
+        .await
+        .expect_err("no supervisor")
+        .reason();
+    let e = reason.as_tuple_n(2).unwrap_or_else(|| panic!("{reason}"));
+    assert!(e[0].is_atom("noproc"), "{reason}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_info_about_rust_processes_is_real() {
     let epmd = Epmd::start();

@@ -14,7 +14,8 @@
 //! of its own, any other start as the registered function of that name.
 //!
 //! Using: [`Process::task_async`] / [`Process::task_await`] start a task on a remote
-//! `{Supervisor, Node}` the way `Task.Supervisor.async/4` + `Task.await/2` do.
+//! `{Supervisor, Node}` the way `Task.Supervisor.async/4` + `Task.await/2` do, and
+//! [`Process::task_start_child`] one nobody awaits, as `Task.Supervisor.start_child/5`.
 
 use super::gen_server::{parse_call, Caller};
 use super::supervisor::{is_normal_exit, stop_child, Intensity, Restart, Shutdown};
@@ -833,6 +834,52 @@ impl Process {
     }
 }
 
+impl Process {
+    /// `Task.Supervisor.start_child(supervisor, module, function, args, restart: restart)`:
+    /// starts a task on a (usually remote) `Task.Supervisor` that nobody awaits, not
+    /// linked to this process; `{:ok, pid}`'s pid. `Restart::Temporary` is
+    /// `Task.Supervisor`'s default; a `Transient` task that fails is started again.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut p: cnode::Process) -> Result<(), cnode::Exception> {
+    /// use cnode::supervisor::Restart;
+    /// use cnode::term::binary;
+    /// let pid = p
+    ///     .task_start_child(("Elixir.Chat.TaskSupervisor", "alex@localhost"), "Elixir.Chat",
+    ///                       "receive_message", vec![binary("hi")], Restart::Temporary)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn task_start_child(
+        &mut self,
+        supervisor: impl Into<Dest>,
+        module: &str,
+        function: &str,
+        args: Vec<Term>,
+        restart: Restart,
+    ) -> Result<Pid, Exception> {
+        let me = Term::Pid(self.pid());
+        // `get_owner/1` and `get_callers/1` of `Task.Supervisor`: `{node, self, self}`
+        // and `[self]`, the form Elixir 1.14 to 1.20 send.
+        let owner = tuple(vec![atom(self.node().name()), me.clone(), me.clone()]);
+        let request = tuple(vec![
+            atom("start_task"),
+            list(vec![
+                owner,
+                list(vec![me]),
+                tuple(vec![atom(module), atom(function), list(args)]),
+            ]),
+            atom(restart.name()),
+            atom("nil"),
+        ]);
+        let reply = self.call(supervisor, request, None).await?;
+        match reply.as_tuple_n(2) {
+            Some([ok, Term::Pid(pid)]) if ok.is_atom("ok") => Ok(*pid),
+            _ => Err(Exception::Exit(reply)),
+        }
+    }
+}
+
 impl Node {
     /// `Task.Supervisor.async(supervisor, module, function, args)` from code that is no
     /// process: the task is started at once, owned by a process of this node that waits
@@ -874,6 +921,31 @@ impl Node {
             owner,
             result,
         }
+    }
+}
+
+impl Node {
+    /// [`Process::task_start_child`] from code that is no process
+    /// (`Task.Supervisor.start_child/5`): the task's pid, or the exit a BEAM caller's
+    /// `GenServer.call` would make (`{:noproc, {GenServer, :call, ...}}` without the
+    /// supervisor).
+    pub async fn task_start_child(
+        &self,
+        supervisor: impl Into<Dest>,
+        module: &str,
+        function: &str,
+        args: Vec<Term>,
+        restart: Restart,
+    ) -> Result<Pid, TaskError> {
+        let supervisor = supervisor.into();
+        let (module, function) = (module.to_owned(), function.to_owned());
+        self.run_process(move |mut p| async move {
+            p.task_start_child(supervisor, &module, &function, args, restart)
+                .await
+        })
+        .await
+        .and_then(|started| started)
+        .map_err(TaskError)
     }
 }
 
