@@ -1718,6 +1718,62 @@ async fn process_groups_are_shared_with_beam_nodes() {
 }
 
 /// `pg` between Rust nodes: the same protocol both ways.
+/// A `pg` scope in a supervision tree (`ChildSpec::pg`): a BEAM node sees its members
+/// and the supervisor's child as an Elixir supervisor lists `{:pg, :start_link, [scope]}`;
+/// killed, it is started again by the supervisor, its local members lost as on the BEAM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pg_scope_under_a_supervisor() {
+    use cnode::supervisor::{self, ChildSpec, Strategy};
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    blocking(|| alex.eval("{:ok, _} = :pg.start(:jobs_scope)"));
+    let node = start_node("rusty", epmd.port()).await;
+    assert!(node.connect(&alex.node_name()).await);
+    supervisor::start(
+        &node,
+        Some("Elixir.Jobs.Supervisor"),
+        Strategy::OneForOne,
+        vec![ChildSpec::pg("pg", "jobs_scope")],
+    )
+    .await
+    .expect("the tree starts");
+    let scope = node.whereis("jobs_scope").expect("the scope is registered");
+    let worker = node.spawn(wait);
+    node.pg_join("jobs_scope", atom("workers"), &[worker])
+        .await
+        .unwrap();
+    let members_on_alex = |n: usize| {
+        format!(
+            "Enum.find_value(1..200, fn _ ->
+               length(:pg.get_members(:jobs_scope, :workers)) == {n} || (Process.sleep(50); nil)
+             end)"
+        )
+    };
+    assert_eq!(blocking(|| alex.eval(&members_on_alex(1))), "true");
+    let n = node.name().to_owned();
+    let children = blocking(|| {
+        alex.eval(&format!(
+            "[{{_, pid, :worker, [:pg]}}] = Supervisor.which_children({{Jobs.Supervisor, :'{n}'}})
+             pid == :rpc.call(:'{n}', Process, :whereis, [:jobs_scope])"
+        ))
+    });
+    assert_eq!(children, "true");
+
+    // Killed: the supervisor starts it again; the member is gone, everywhere.
+    node.exit(&scope, atom("kill"));
+    let mut again = None;
+    for _ in 0..200 {
+        again = node.whereis("jobs_scope").filter(|p| *p != scope);
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(again.is_some(), "the scope is started again");
+    assert_eq!(blocking(|| alex.eval(&members_on_alex(0))), "true");
+    assert_eq!(node.pg_members("jobs_scope", &atom("workers")), vec![]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_groups_among_rust_nodes() {
     let (_epmd, a, b) = two_nodes().await;

@@ -49,12 +49,7 @@ impl Node {
     /// # Ok(()) }
     /// ```
     pub fn start_pg(&self, scope: &str) -> Result<Pid, StartError> {
-        let name = Atom::from(scope);
-        let view = {
-            let scopes = self.0.extensions.get::<Scopes>();
-            let mut scopes = scopes.0.write().unwrap_or_else(|e| e.into_inner());
-            scopes.entry(name).or_default().clone()
-        };
+        let (name, view) = self.scope_view(scope);
         super::keep_registered(self, scope, move |p, parent| {
             serve(p, parent, name, view.clone())
         })
@@ -62,6 +57,14 @@ impl Node {
             let holder = self.whereis(scope);
             StartError(Exception::Exit(super::gen_server::already_started(holder)))
         })
+    }
+
+    /// The view the scope `scope` keeps, where readers find it.
+    fn scope_view(&self, scope: &str) -> (Atom, Arc<RwLock<View>>) {
+        let name = Atom::from(scope);
+        let scopes = self.0.extensions.get::<Scopes>();
+        let mut scopes = scopes.0.write().unwrap_or_else(|e| e.into_inner());
+        (name, scopes.entry(name).or_default().clone())
     }
 
     /// `:pg.join(scope, group, pids)`: the processes (of this node) join `group`, here
@@ -203,6 +206,18 @@ struct Scope {
     local: HashMap<Term, Vec<Pid>>,
     /// Each local member: the monitor and the groups it joined (once per join).
     members: HashMap<Pid, (Reference, Vec<Term>)>,
+}
+
+/// The body of the scope `scope`'s process under the supervisor `parent`
+/// ([`ChildSpec::pg`](super::supervisor::ChildSpec::pg)).
+pub(crate) fn scope_body(
+    node: &Node,
+    scope: &str,
+    parent: Pid,
+) -> impl FnOnce(Process) -> futures::future::BoxFuture<'static, Result<(), Exception>> + Send + 'static
+{
+    let (name, view) = node.scope_view(scope);
+    move |p: Process| Box::pin(serve(p, parent, name, view))
 }
 
 async fn serve(

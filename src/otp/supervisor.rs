@@ -281,6 +281,25 @@ impl ChildSpec {
         ChildSpec::dynamic(id, Some(name), Flavor::Task, "Elixir.Task.Supervisor")
     }
 
+    /// A `pg` scope registered as `scope`, as a child (`%{id: ..., start: {:pg,
+    /// :start_link, [scope]}}` in an Elixir supervisor's children): the scope
+    /// [`Node::start_pg`] starts, restarted by this supervisor instead of the node, its
+    /// local members lost when it ends (as on the BEAM). A permanent worker.
+    pub fn pg(id: &str, scope: &str) -> Self {
+        let scope = scope.to_owned();
+        let mut spec = ChildSpec::new(
+            id,
+            start_fn(move |sup| {
+                let body = super::pg::scope_body(sup.node(), &scope, sup.pid());
+                let pid = sup.spawn_link_named(Some(&scope), body);
+                Box::pin(async move { pid })
+            }),
+            false,
+        );
+        spec.modules = Some("pg");
+        spec
+    }
+
     /// A dynamic supervisor of `flavor` as a child: a supervisor, `shutdown: :infinity`,
     /// listed with `module`.
     fn dynamic(id: &str, name: Option<&str>, flavor: Flavor, module: &'static str) -> Self {
