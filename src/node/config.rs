@@ -128,27 +128,160 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// The cookie `erl` would use without `-setcookie`: `~/.erlang.cookie`, created with 20
-/// random upper-case letters and mode 0400 when absent (as `auth.erl` does).
+/// The cookie `erl` would use without `-setcookie`, found as `auth.erl` finds it:
+/// `~/.erlang.cookie`, else `$XDG_CONFIG_HOME/erlang/.erlang.cookie` (`~/.config/...`
+/// by default), else a new `~/.erlang.cookie` of 20 random upper-case letters, mode
+/// 0400. As on the BEAM, a cookie file others may read or write, one with characters
+/// other than printable ASCII (but for the line end), or an empty one is an error, and
+/// so is no `HOME` with no cookie under `XDG_CONFIG_HOME`.
 pub fn default_cookie() -> std::io::Result<String> {
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let path = home.join(".erlang.cookie");
-    match std::fs::read_to_string(&path) {
-        Ok(c) => Ok(c.trim().to_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cookie: String = (0..20)
-                .map(|_| (b'A' + rand::random_range(0..26u8)) as char)
-                .collect();
-            std::fs::write(&path, &cookie)?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400))?;
-            }
-            Ok(cookie)
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    cookie_in(var("HOME"), var("XDG_CONFIG_HOME"))
+}
+
+/// [`default_cookie`] with `HOME` and `XDG_CONFIG_HOME` as given.
+fn cookie_in(home: Option<PathBuf>, xdg_config: Option<PathBuf>) -> std::io::Result<String> {
+    let xdg = xdg_config
+        .or_else(|| home.as_ref().map(|h| h.join(".config")))
+        .map(|config| config.join("erlang").join(".erlang.cookie"));
+    let home_path = home.map(|h| h.join(".erlang.cookie"));
+    for path in home_path.iter().chain(xdg.iter()) {
+        if let Some(cookie) = read_cookie(path)? {
+            return Ok(cookie);
         }
-        Err(e) => Err(e),
+    }
+    let Some(path) = home_path.or(xdg) else {
+        return Err(std::io::Error::other(
+            "no home for the cookie file (HOME is not set)",
+        ));
+    };
+    let cookie: String = (0..20)
+        .map(|_| (b'A' + rand::random_range(0..26u8)) as char)
+        .collect();
+    std::fs::write(&path, &cookie).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("failed to create cookie file {}: {e}", path.display()),
+        )
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400))?;
+    }
+    Ok(cookie)
+}
+
+/// The cookie in `path` (`None` when there is no such file), checked as `auth.erl`
+/// checks it.
+fn read_cookie(path: &std::path::Path) -> std::io::Result<Option<String>> {
+    let bad = |why: String| std::io::Error::other(why);
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(bad(format!("error when reading {}: {e}", path.display()))),
+    };
+    if !meta.is_file() {
+        return Err(bad(format!(
+            "cookie file {} is not a regular file",
+            path.display()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(bad(format!(
+                "cookie file {} must be accessible by owner only",
+                path.display()
+            )));
+        }
+    }
+    let text = std::fs::read(path)
+        .map_err(|e| bad(format!("error when reading {}: {e}", path.display())))?;
+    // Printable ASCII, then nothing but line ends and spaces (`check_cookie/2`).
+    let end = text
+        .iter()
+        .position(|b| !(b' '..=b'~').contains(b))
+        .unwrap_or(text.len());
+    if text[end..]
+        .iter()
+        .any(|b| !matches!(b, b'\n' | b'\r' | b' '))
+    {
+        return Err(bad(format!(
+            "bad characters in cookie file {}",
+            path.display()
+        )));
+    }
+    if end == 0 {
+        return Err(bad(format!(
+            "too short cookie string in {}",
+            path.display()
+        )));
+    }
+    Ok(Some(String::from_utf8_lossy(&text[..end]).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cookie_in;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+
+    /// A directory of this test's own, emptied.
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cnode-cookie-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn write(path: &Path, text: &str, mode: u32) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn the_cookie_is_found_and_checked_as_auth_erl_does() {
+        let home = dir("home");
+        let xdg = home.join(".config/erlang/.erlang.cookie");
+        // Only under XDG: that one, and no ~/.erlang.cookie made.
+        write(&xdg, "XDGCOOKIE\n", 0o400);
+        assert_eq!(cookie_in(Some(home.clone()), None).unwrap(), "XDGCOOKIE");
+        assert!(!home.join(".erlang.cookie").exists());
+        // ~/.erlang.cookie first; a trailing line end is not the cookie's.
+        write(&home.join(".erlang.cookie"), "HOMECOOKIE\r\n", 0o600);
+        assert_eq!(cookie_in(Some(home.clone()), None).unwrap(), "HOMECOOKIE");
+        // Readable by others, bad characters, empty: errors, as erl refuses them.
+        for (text, mode, why) in [
+            ("HOMECOOKIE", 0o644, "must be accessible by owner only"),
+            ("HOME\u{7}COOKIE", 0o600, "bad characters"),
+            ("\n", 0o600, "too short"),
+        ] {
+            write(&home.join(".erlang.cookie"), text, mode);
+            let e = cookie_in(Some(home.clone()), None).unwrap_err().to_string();
+            assert!(e.contains(why), "{text:?}: {e}");
+        }
+        // Neither file: ~/.erlang.cookie made, 20 letters, owner-read only.
+        let fresh = dir("fresh");
+        let made = cookie_in(Some(fresh.clone()), None).unwrap();
+        assert_eq!(made.len(), 20);
+        assert!(made.bytes().all(|b| b.is_ascii_uppercase()));
+        let meta = std::fs::metadata(fresh.join(".erlang.cookie")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o400);
+        assert_eq!(cookie_in(Some(fresh.clone()), None).unwrap(), made);
+        // No HOME: XDG_CONFIG_HOME's, else an error (no file made in the directory).
+        let config = dir("config");
+        assert!(cookie_in(None, None).is_err());
+        write(&config.join("erlang/.erlang.cookie"), "XDGONLY", 0o400);
+        assert_eq!(cookie_in(None, Some(config.clone())).unwrap(), "XDGONLY");
+        for d in [home, fresh, config] {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
