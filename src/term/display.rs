@@ -302,7 +302,7 @@ impl<W: Write> Printer<'_, W> {
 
     /// A function name after `Module.` in Elixir.
     fn call_name(&mut self, name: &str) -> fmt::Result {
-        if elixir_bare_atom(name) {
+        if elixir_bare_call(name) {
             self.out.write_str(name)
         } else {
             self.quoted(name, '"')
@@ -744,6 +744,12 @@ fn elixir_alias(name: &str) -> Option<&str> {
         return Some(name);
     }
     let rest = name.strip_prefix("Elixir.")?;
+    // `:"Elixir.Elixir"` is written `Elixir.Elixir`: `Elixir` alone is `:Elixir`.
+    let rest = if rest == "Elixir" || rest.starts_with("Elixir.") {
+        name
+    } else {
+        rest
+    };
     let valid = rest.split('.').all(|part| {
         let mut chars = part.chars();
         chars.next().is_some_and(|c| c.is_ascii_uppercase())
@@ -752,17 +758,28 @@ fn elixir_alias(name: &str) -> Option<&str> {
     valid.then_some(rest)
 }
 
-/// An atom Elixir writes as `:name` (and a key as `name:`).
+/// An atom Elixir writes as `:name` or `:Name` (and a key as `name:`, `Name:`).
 fn elixir_bare_atom(name: &str) -> bool {
+    elixir_identifier(name, true)
+}
+
+/// A function name Elixir writes bare after `Module.` (`Mod.name`, but `Mod."Name"`).
+fn elixir_bare_call(name: &str) -> bool {
+    elixir_identifier(name, false)
+}
+
+fn elixir_identifier(name: &str, upper_first: bool) -> bool {
     let body = name
         .strip_suffix(['?', '!'])
         .filter(|b| !b.is_empty())
         .unwrap_or(name);
     let mut chars = body.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_' || (!c.is_ascii() && c.is_lowercase()))
-        && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '@')
+    chars.next().is_some_and(|c| {
+        c.is_ascii_lowercase()
+            || c == '_'
+            || (upper_first && c.is_ascii_uppercase())
+            || (!c.is_ascii() && c.is_lowercase())
+    }) && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '@')
 }
 
 /// Atoms that are operators, written bare after `:` in Elixir (`:+`, `:<>`).

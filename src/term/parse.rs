@@ -264,7 +264,12 @@ impl<'a> Parser<'a> {
                     name.push('.');
                     name.push_str(self.take_while(|c| c.is_alphanumeric() || c == '_'));
                 }
-                Ok(atom(&name))
+                // `Elixir` is `:Elixir`, and `Elixir.Enum` is `Enum`.
+                let name = match &name["Elixir.".len()..] {
+                    alias if alias == "Elixir" || alias.starts_with("Elixir.") => alias,
+                    _ => &name,
+                };
+                Ok(atom(name))
             }
             c if c.is_alphabetic() || c == '_' => {
                 let word = self.take_while(|c| c.is_alphanumeric() || c == '_');

@@ -61,9 +61,24 @@ fn atoms_as_each_language_quotes_them() {
         ("", ":\"\"", "''"),
         ("'q", ":\"'q\"", "'\\'q'"),
         ("receive", ":receive", "'receive'"),
+        // As Elixir 1.14 and 1.20 inspect them: bare, but for a dot.
+        ("Foo", ":Foo", "'Foo'"),
+        ("FOO", ":FOO", "'FOO'"),
+        ("Ab@c", ":Ab@c", "'Ab@c'"),
+        ("A?", ":A?", "'A?'"),
+        ("Foo.Bar", ":\"Foo.Bar\"", "'Foo.Bar'"),
+        ("Elixir.Elixir", "Elixir.Elixir", "'Elixir.Elixir'"),
+        (
+            "Elixir.Elixir.Foo",
+            "Elixir.Elixir.Foo",
+            "'Elixir.Elixir.Foo'",
+        ),
     ] {
         assert_eq!(ex(&atom(name)), elixir, "{name}");
         assert_eq!(erl(&atom(name)), erlang, "{name}");
+        // What is printed reads back.
+        assert_eq!(parse(elixir), Ok(atom(name)), "{name}");
+        assert_eq!(parse_erlang(erlang), Ok(atom(name)), "{name}");
     }
 }
 
@@ -371,7 +386,7 @@ fn results_are_ok_and_error_tuples() {
     );
     assert_eq!(
         read("{:Ok, 10}").unwrap_err().to_string(),
-        "expected {:ok, value} or {:error, reason}, got a tuple: {:\"Ok\", 10}"
+        "expected {:ok, value} or {:error, reason}, got a tuple: {:Ok, 10}"
     );
     assert!(read(":ok").is_err());
     assert!(read("{:ok, 1, 2}").is_err());
