@@ -138,6 +138,27 @@ fn every_subcommand_against_iex() {
         ]),
         r#"{"a":1,"b":"x","c":null,"d":[1,2.5]}"#
     );
+    // `:undefined` a string, as Jason writes it (only `nil` is `null`); `ping` a string;
+    // `-` is the argument on stdin; `Elixir.Enum` is `Enum`.
+    assert_eq!(
+        run(&["--json", "call", a, ":erlang.whereis", ":nope"]),
+        r#""undefined""#
+    );
+    assert_eq!(run(&["--json", "ping", a]), r#""pong""#);
+    let mut piped = Command::new(env!("CARGO_BIN_EXE_cnode"))
+        .args(["--cookie", COOKIE, "call", a, "Elixir.Enum.sum", "-"])
+        .env("ERL_EPMD_PORT", epmd.port().to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("cnode runs");
+    {
+        use std::io::Write as _;
+        let mut stdin = piped.stdin.take().unwrap();
+        stdin.write_all(b"[1, 2,\n 3]\n").unwrap();
+    }
+    let summed = piped.wait_with_output().expect("cnode ends");
+    assert_eq!(String::from_utf8_lossy(&summed.stdout).trim(), "6");
     // Floats and charlists as Jason writes them.
     assert_eq!(
         run(&[
@@ -338,6 +359,15 @@ fn exit_statuses_a_script_can_use() {
     let e = fails(&epmd, &["--cookie", COOKIE, "ping", "nobody_here"], 3);
     assert!(e.contains("nobody_here@"), "{e}");
     fails(&epmd, &["frobnicate"], 2);
+    // Names that are no node names, ours or the target's: usage, said so.
+    let e = fails(&epmd, &["--cookie", COOKIE, "ping", "nobody@"], 2);
+    assert!(e.contains("\"nobody@\" is not a node name"), "{e}");
+    let e = fails(
+        &epmd,
+        &["--cookie", COOKIE, "--sname", "bad name", "ping", a],
+        2,
+    );
+    assert!(e.contains("--sname \"bad name@"), "{e}");
 
     // 3: nobody of that name; pang on stdout for ping.
     let run = cnode(&epmd, &["--cookie", COOKIE, "ping", "nobody@localhost"]);
@@ -409,6 +439,61 @@ fn exit_statuses_a_script_can_use() {
     );
     let e = fails(&epmd, &["--cookie", COOKIE, "eval", &m, "1 + 1"], 1);
     assert!(e.contains("evaluates no code"), "{e}");
+
+    // A closed stdout (`| head -c5`): 141, as a program SIGPIPE ends, not a panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnode"))
+        .args(["--cookie", COOKIE, "call", a, "Enum.to_list", "1..300000"])
+        .env("ERL_EPMD_PORT", epmd.port().to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cnode runs");
+    drop(child.stdout.take());
+    let run = child.wait_with_output().expect("cnode ends");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // The cookie as erl finds it: under XDG_CONFIG_HOME's default when there is no
+    // ~/.erlang.cookie (none made then); one others may read refused, as erl refuses it.
+    let home = std::env::temp_dir().join(unique_name("cnode_home"));
+    let xdg = home.join(".config/erlang");
+    std::fs::create_dir_all(&xdg).unwrap();
+    let with_home = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cnode"))
+            .args(args)
+            .env("ERL_EPMD_PORT", epmd.port().to_string())
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .output()
+            .expect("cnode runs")
+    };
+    let write_cookie = |path: &std::path::Path, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, COOKIE).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    write_cookie(&xdg.join(".erlang.cookie"), 0o400);
+    let run = with_home(&["ping", a]);
+    assert_eq!(
+        (
+            run.status.code(),
+            String::from_utf8_lossy(&run.stdout).trim()
+        ),
+        (Some(0), "pong"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(!home.join(".erlang.cookie").exists());
+    write_cookie(&home.join(".erlang.cookie"), 0o644);
+    let run = with_home(&["ping", a]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("must be accessible by owner only"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&home);
 
     // The node is no worse for any of it.
     assert_eq!(

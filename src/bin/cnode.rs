@@ -38,7 +38,9 @@ const EXIT_TIMEOUT: u8 = 5;
                   reached, or the connection was lost; \
                   4 the node refused the cookie; 5 no answer within --timeout.\n\
                   EPMD is found on ERL_EPMD_PORT (default 4369); the cookie is --cookie, \
-                  else ~/.erlang.cookie (made when there is none, as erl makes it)."
+                  else ~/.erlang.cookie or $XDG_CONFIG_HOME/erlang/.erlang.cookie (made in \
+                  HOME when there is neither, as erl makes it).\n\
+                  An argument `-` is a term read from stdin."
 )]
 struct Cli {
     /// The cookie (default: ~/.erlang.cookie, as erl reads it).
@@ -50,13 +52,14 @@ struct Cli {
     /// This node's long name, NAME[@HOST].
     #[arg(long, global = true)]
     name: Option<String>,
-    /// Seconds to wait for the node and for the answer.
+    /// Seconds to wait for the connection and for the answer (a node EPMD does not
+    /// know fails at once).
     #[arg(long, global = true, default_value_t = 10.0)]
     timeout: f64,
     /// Arguments and results in Erlang's syntax.
     #[arg(long, global = true, conflicts_with = "json")]
     erlang: bool,
-    /// Results as JSON (arguments stay in Elixir's syntax, or Erlang's with --erlang).
+    /// Results as JSON (arguments stay in Elixir's syntax).
     #[arg(long, global = true)]
     json: bool,
     /// TLS distribution (a cluster started with `-proto_dist inet_tls`): the
@@ -78,7 +81,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Node.ping/1: prints pong, or pang and exits 3 (4 when the node refuses the cookie).
+    /// Node.ping/1: prints pong, or pang and exits 3 (4 when the node refuses the cookie,
+    /// 5 when it does not answer within --timeout).
     Ping {
         /// The node: name@host, or a bare name on this host (as erl_call -sname).
         node: String,
@@ -161,15 +165,33 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(&cli)) {
-        Ok(text) => {
-            if !text.is_empty() {
-                println!("{text}");
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(text) if text.is_empty() => ExitCode::SUCCESS,
+        Ok(text) => out(&text).unwrap_or(ExitCode::SUCCESS),
         Err(f) => {
-            eprintln!("{}", f.message);
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "{}", f.message);
             ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Exit status when stdout is a closed pipe (`cnode ... | head -c5`): 128 + SIGPIPE,
+/// as a program the signal ends (erl_call) leaves a shell.
+const EXIT_BROKEN_PIPE: u8 = 141;
+
+/// `text` and a line end on stdout; `Some` exit status when it cannot be written (a
+/// closed pipe, a full disk), where `println!` would panic.
+fn out(text: &str) -> Option<ExitCode> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            Some(ExitCode::from(EXIT_BROKEN_PIPE))
+        }
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "cnode: cannot write the result: {e}");
+            Some(ExitCode::from(EXIT_USAGE))
         }
     }
 }
@@ -199,7 +221,7 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
                 .collect::<Result<Vec<_>, _>>()?;
             Plan::Call(node, module, fun, args)
         }
-        Command::Eval { node, code } => Plan::Eval(node, code),
+        Command::Eval { node, code } => Plan::Eval(node, from_stdin(code, "the code")?),
         Command::Send {
             node,
             registered,
@@ -211,6 +233,7 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
         ),
     };
     let target = plan.node();
+    node_name(target, "the node")?;
     let _ = TARGET.set(Atom::from(target));
     let node = start(cli, target).await?;
     match tokio::time::timeout(timeout, node.try_connect(target)).await {
@@ -222,14 +245,14 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
         }
         Ok(Err(e)) => {
             if let Plan::Ping(_) = plan {
-                println!("pang");
+                out(if cli.json { "\"pang\"" } else { "pang" });
             }
             return Err(connect_failure(target, &e));
         }
         Ok(Ok(())) => {}
     }
     match plan {
-        Plan::Ping(_) => Ok("pong".into()),
+        Plan::Ping(_) => Ok(if cli.json { "\"pong\"" } else { "pong" }.into()),
         Plan::Call(target, module, fun, mut args) => {
             if args.iter().any(has_local_pid) {
                 args = own_pids(cli, &node, target, args, timeout).await?;
@@ -237,7 +260,7 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
             let result = node.erpc_call(target, &module, &fun, args, timeout).await;
             answer(cli, result)
         }
-        Plan::Eval(target, code) => eval(cli, &node, target, code, timeout).await,
+        Plan::Eval(target, code) => eval(cli, &node, target, &code, timeout).await,
         Plan::Send(target, name, term) => {
             let term = if has_local_pid(&term) {
                 own_pids(cli, &node, target, vec![term], timeout)
@@ -323,7 +346,7 @@ async fn own_pids(
 enum Plan<'a> {
     Ping(&'a String),
     Call(&'a String, String, String, Vec<Term>),
-    Eval(&'a String, &'a String),
+    Eval(&'a String, String),
     Send(&'a String, String, Term),
 }
 
@@ -337,12 +360,45 @@ impl Plan<'_> {
 
 /// A term given on the command line, or exit 2 with where it is malformed.
 fn term_arg(text: &str, erlang: bool, what: &str) -> Result<Term, Failure> {
+    let text = from_stdin(text, what)?;
+    let text = text.as_str();
     let parsed = if erlang {
         parse_erlang(text)
     } else {
         parse(text)
     };
     parsed.map_err(|e| fail(EXIT_USAGE, malformed(what, text, &e)))
+}
+
+/// `text`, or for `-` what stdin holds (read once: a second `-` is empty).
+fn from_stdin(text: &str, what: &str) -> Result<String, Failure> {
+    use std::io::Read as _;
+    if text != "-" {
+        return Ok(text.to_owned());
+    }
+    let mut read = String::new();
+    std::io::stdin()
+        .read_to_string(&mut read)
+        .map_err(|e| fail(EXIT_USAGE, format!("cnode: {what} from stdin: {e}")))?;
+    Ok(read)
+}
+
+/// A node name as `erl` takes one, `name@host`, or exit 2 saying what it is not.
+fn node_name(text: &str, what: &str) -> Result<(), Failure> {
+    let valid = text.split_once('@').is_some_and(|(name, host)| {
+        !name.is_empty()
+            && !host.is_empty()
+            && !host.contains('@')
+            && !text.contains(|c: char| c.is_whitespace() || c.is_control())
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(fail(
+            EXIT_USAGE,
+            format!("cnode: {what} {text:?} is not a node name (name@host)"),
+        ))
+    }
 }
 
 fn malformed(what: &str, text: &str, e: &ParseError) -> String {
@@ -400,6 +456,8 @@ fn split_function(text: &str, erlang: bool) -> Result<(String, String), Failure>
     }
     let module = match module.strip_prefix(':') {
         Some(erlang_module) => erlang_module.trim_matches('"').to_owned(),
+        // `Elixir.Enum` is `Enum`, as Elixir reads it.
+        None if module == "Elixir" || module.starts_with("Elixir.") => module.to_owned(),
         None if module.starts_with(char::is_uppercase) => format!("Elixir.{module}"),
         None => module.to_owned(),
     };
@@ -414,7 +472,7 @@ async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
         None => cnode::default_cookie().map_err(|e| {
             fail(
                 EXIT_USAGE,
-                format!("cnode: no --cookie and no ~/.erlang.cookie: {e}"),
+                format!("cnode: no cookie: {e} (or give --cookie)"),
             )
         })?,
     };
@@ -422,8 +480,16 @@ async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
         .split_once('@')
         .is_some_and(|(_, host)| host.contains('.'));
     let name = match (&cli.sname, &cli.name) {
-        (Some(s), _) => NodeConfig::short_name(s),
-        (_, Some(n)) => NodeConfig::long_name(n),
+        (Some(s), _) => {
+            let name = NodeConfig::short_name(s);
+            node_name(&name, "--sname")?;
+            name
+        }
+        (_, Some(n)) => {
+            let name = NodeConfig::long_name(n);
+            node_name(&name, "--name")?;
+            name
+        }
         (None, None) => {
             let unique = format!(
                 "cnode_{}_{}",
@@ -763,7 +829,7 @@ fn json_into(out: &mut String, t: &Term) {
     match t {
         Term::Atom(a) => match a.name() {
             "true" | "false" => out.push_str(a.name()),
-            "nil" | "undefined" => out.push_str("null"),
+            "nil" => out.push_str("null"),
             name => out.push_str(&json_string(name)),
         },
         Term::FixInteger(i) => {
