@@ -278,14 +278,16 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn moebi(args: Args) -> anyhow::Result<()> {
-    // RUST_LOG as set, or `info`; one that does not parse is said so, not ignored.
+    // RUST_LOG as set, or `info`; one that does not parse is said so, not ignored. By
+    // default rustls's note on each OTP 29 peer of a long name with an IP address (it
+    // sends the address as the TLS server name, which TLS ignores) is left out.
     let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
         Ok(filter) => filter,
         Err(e) => {
             if std::env::var_os("RUST_LOG").is_some() {
                 eprintln!("RUST_LOG: {e}; logging at info");
             }
-            "info".into()
+            "info,rustls::msgs::handshake=error".into()
         }
     };
     tracing_subscriber::fmt()

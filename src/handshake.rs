@@ -146,9 +146,17 @@ async fn read_msg<S: AsyncRead + Unpin>(s: &mut S, wide: bool) -> Result<Vec<u8>
         return Err(HandshakeError::Protocol("empty message".into()));
     }
     if len > MAX_MESSAGE {
-        return Err(HandshakeError::Protocol(format!(
-            "message of {len} bytes, longer than any handshake message"
-        )));
+        // A TLS record's first bytes (a content type 0x14-0x17, then version 3.x) read as
+        // a length: the peer speaks TLS distribution.
+        let first_two = if wide { len >> 16 } else { len };
+        let tls = (0x14..=0x17).contains(&(first_two >> 8)) && first_two & 0xff == 3;
+        return Err(HandshakeError::Protocol(if tls {
+            "the peer speaks TLS (a node started with -proto_dist inet_tls): this node \
+             needs the cluster's TLS configuration"
+                .to_owned()
+        } else {
+            format!("message of {len} bytes, longer than any handshake message")
+        }));
     }
     let mut buf = vec![0; len];
     s.read_exact(&mut buf).await?;

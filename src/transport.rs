@@ -77,18 +77,29 @@ impl TlsConfig {
     ) -> Result<Self, TlsError> {
         let own = Identity::from_files(cert.as_ref(), key.as_ref())?;
         let ca = ca.as_ref();
-        let roots = roots_from(&read(ca)?, &ca.display().to_string())?;
-        Self::build(own.clone(), own, roots, None)
+        let anchors = chain_from(&read(ca)?, &ca.display().to_string())?;
+        let side = Side::new(own, anchors);
+        Self::build(side.clone(), side)
     }
 
     /// From an OTP `-ssl_dist_optfile` file, the one the BEAM nodes of the cluster are
     /// started with. The `server` options make the side that accepts, the `client`
-    /// options the side that connects (a section without a certificate takes the other
-    /// one's): `certfile` and `keyfile` (default: the `certfile`), or the first of
-    /// `certs_keys`; `cacertfile`; `versions` (`'tlsv1.2'`, `'tlsv1.3'`). Peers are
-    /// verified both ways: a `{verify, verify_none}` or a missing `cacertfile` is an
-    /// error, as is a `password` (decrypt the key first); the other options (`depth`,
-    /// `secure_renegotiate`, ciphers) are the BEAM's and left to it. Relative paths are
+    /// options the side that connects, each with its own: `certfile` and `keyfile`
+    /// (default: the `certfile`), or the first of `certs_keys` (a section without a
+    /// certificate presents the other one's); `cacertfile`; `versions` (`'tlsv1.2'`,
+    /// `'tlsv1.3'`); `ciphers` (OpenSSL's names, `"ECDHE-ECDSA-AES256-GCM-SHA384"`, TLS
+    /// 1.3's, `"TLS_AES_128_GCM_SHA256"`, or OTP's maps; those rustls does not have are
+    /// left out, as OTP leaves out what its OpenSSL lacks); `depth` (the intermediate
+    /// certificates a peer's chain may have, the CA's own not counted). A file with
+    /// only one section gives both sides its options.
+    ///
+    /// Peers are verified both ways, and what would weaken that is refused with the
+    /// reason: `{verify, verify_none}`, a section without `cacertfile`, a `crl_check`
+    /// (revocation is not checked here: a revoked certificate would pass), a
+    /// `password` (decrypt the key first). A client without a certificate is refused
+    /// even with `{fail_if_no_peer_cert, false}`; renegotiation is never accepted
+    /// (`secure_renegotiate` is moot). Other options (`server_name_indication`,
+    /// `reuse_sessions`, ...) are the BEAM's and left to it. Relative paths are
     /// relative to where the program runs, as for the BEAM.
     pub fn from_optfile(path: impl AsRef<Path>) -> Result<Self, TlsError> {
         let path = path.as_ref();
@@ -119,9 +130,12 @@ impl TlsConfig {
             found
         };
         let (server, client) = (options("server"), options("client"));
-        if server.is_empty() && client.is_empty() {
-            return Err(bad("no server or client options".into()));
-        }
+        let (server, client) = match (server.is_empty(), client.is_empty()) {
+            (true, true) => return Err(bad("no server or client options".into())),
+            (true, false) => (client.clone(), client),
+            (false, true) => (server.clone(), server),
+            (false, false) => (server, client),
+        };
         for (key, value) in server.iter().chain(&client) {
             match key.as_str() {
                 "verify" if value.is_atom("verify_none") => {
@@ -133,6 +147,14 @@ impl TlsConfig {
                     return Err(bad("{password, _}: encrypted keys are not read here; \
                          give the key decrypted (openssl pkey -in key.pem -out plain.pem)"
                         .into()))
+                }
+                "crl_check" if !value.is_atom("false") => {
+                    return Err(bad(format!(
+                        "{{crl_check, {}}}: certificate revocation is not checked by this \
+                         node, so a revoked certificate would be accepted; start it \
+                         without crl_check only where revocation is not relied on",
+                        value.erlang()
+                    )))
                 }
                 _ => {}
             }
@@ -165,46 +187,64 @@ impl TlsConfig {
             let key = key.unwrap_or_else(|| cert.clone());
             Identity::from_files(Path::new(&cert), Path::new(&key)).map(Some)
         };
-        let (server_id, client_id) = (identity(&server)?, identity(&client)?);
+        // A file the optfile names and that cannot be read: said with the optfile, and
+        // where a relative path was looked for.
+        let within = |e: TlsError| match e {
+            TlsError::Read { path: file, error } => {
+                let cwd = std::env::current_dir()
+                    .map_or_else(|_| "?".into(), |d| d.display().to_string());
+                let relative = if Path::new(&file).is_relative() {
+                    format!(" (relative to {cwd}, where the node runs)")
+                } else {
+                    String::new()
+                };
+                bad(format!("{file}: {error}{relative}"))
+            }
+            e => e,
+        };
+        let (server_id, client_id) = (
+            identity(&server).map_err(within)?,
+            identity(&client).map_err(within)?,
+        );
         let (server_id, client_id) = match (server_id, client_id) {
             (Some(s), Some(c)) => (s, c),
             (Some(one), None) | (None, Some(one)) => (one.clone(), one),
             (None, None) => return Err(bad("no certfile (nor certs_keys)".into())),
         };
-        let find = |k: &str| {
-            server
-                .iter()
-                .chain(&client)
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v)
-        };
-        let ca = find("cacertfile")
-            .and_then(chardata_to_string)
-            .ok_or_else(|| bad("no cacertfile: peers are verified against it".into()))?;
-        let roots = roots_from(&read(Path::new(&ca))?, &ca)?;
-        let versions = match find("versions") {
-            None => None,
-            Some(list) => {
-                let mut versions = Vec::new();
-                for v in list.as_list().unwrap_or_default() {
-                    match v.as_atom() {
-                        Some("tlsv1.3") => versions.push(&rustls::version::TLS13),
-                        Some("tlsv1.2") => versions.push(&rustls::version::TLS12),
-                        // Older ones are not offered by rustls; a list of only those
-                        // is an error below.
-                        _ => {}
-                    }
-                }
-                if versions.is_empty() {
-                    return Err(bad(format!(
-                        "{{versions, {}}}: only 'tlsv1.2' and 'tlsv1.3' are spoken here",
-                        list.erlang()
-                    )));
-                }
-                Some(versions)
+        let side = |role: &str, opts: &[(String, Term)], id: Identity| {
+            let find = |k: &str| opts.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+            let ca = find("cacertfile")
+                .and_then(chardata_to_string)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "no cacertfile in the {role} section: peers are verified against it"
+                    ))
+                })?;
+            let mut side = Side::new(id, chain_from(&read(Path::new(&ca))?, &ca)?);
+            if let Some(list) = find("versions") {
+                side.versions = Some(versions(list).map_err(|why| bad(format!("{role}: {why}")))?);
             }
+            if let Some(ciphers) = find("ciphers") {
+                side.ciphers =
+                    Some(cipher_suites(ciphers).map_err(|why| bad(format!("{role}: {why}")))?);
+            }
+            if let Some(depth) = find("depth") {
+                let depth = depth
+                    .as_int()
+                    .and_then(|d| usize::try_from(d).ok())
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "{role}: {{depth, {}}}: expected a number of certificates",
+                            depth.erlang()
+                        ))
+                    })?;
+                side.depth = Some(depth);
+            }
+            Ok::<_, TlsError>(side)
         };
-        Self::build(server_id, client_id, roots, versions)
+        let server = side("server", &server, server_id).map_err(within)?;
+        let client = side("client", &client, client_id).map_err(within)?;
+        Self::build(server, client)
     }
 
     /// As [`from_pem_files`](TlsConfig::from_pem_files), from the PEM text itself.
@@ -213,39 +253,363 @@ impl TlsConfig {
             chain: chain_from(cert, "certificate")?,
             key: Arc::new(key_from(key, "key")?),
         };
-        Self::build(own.clone(), own, roots_from(ca, "CA")?, None)
+        let side = Side::new(own, chain_from(ca, "CA")?);
+        Self::build(side.clone(), side)
     }
 
-    fn build(
-        server_id: Identity,
-        client_id: Identity,
-        roots: rustls::RootCertStore,
-        versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>,
-    ) -> Result<Self, TlsError> {
-        let roots = Arc::new(roots);
+    fn build(server: Side, client: Side) -> Result<Self, TlsError> {
+        let server_config = {
+            let provider = server.provider();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(server.roots()?),
+                provider.clone(),
+            )
+            .build()?;
+            let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = match server.depth {
+                None => verifier,
+                Some(depth) => Arc::new(Depth {
+                    inner: verifier,
+                    depth,
+                    anchors: server.anchors.clone(),
+                }),
+            };
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_protocol_versions(&server.versions())?
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(server.id.chain, server.id.key.clone_key())
+                .map_err(|e| key_error(e, "server"))?
+        };
+        let client_config = {
+            let provider = client.provider();
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(client.roots()?),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| TlsError::Pem(format!("the CA cannot verify servers: {e}")))?;
+            let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = verifier;
+            let verifier = match client.depth {
+                None => verifier,
+                Some(depth) => Arc::new(Depth {
+                    inner: verifier,
+                    depth,
+                    anchors: client.anchors.clone(),
+                }),
+            };
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_protocol_versions(&client.versions())?
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_client_auth_cert(client.id.chain, client.id.key.clone_key())
+                .map_err(|e| key_error(e, "client"))?
+        };
+        Ok(TlsConfig {
+            server: Arc::new(server_config),
+            client: Arc::new(client_config),
+        })
+    }
+}
+
+/// rustls's error for a key that is not the certificate's, saying which side's.
+fn key_error(e: rustls::Error, role: &str) -> TlsError {
+    match e {
+        rustls::Error::InconsistentKeys(_) => TlsError::Pem(format!(
+            "the {role} side's private key is not the key of its certificate (keyfile and certfile)"
+        )),
+        e => TlsError::Rustls(e),
+    }
+}
+
+/// What one side of the TLS connections (accepting or connecting) presents and accepts.
+#[derive(Clone)]
+struct Side {
+    id: Identity,
+    /// The CA certificates (`cacertfile`) peers' chains must lead to.
+    anchors: Vec<pki_types::CertificateDer<'static>>,
+    versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>,
+    ciphers: Option<Vec<rustls::SupportedCipherSuite>>,
+    /// The most intermediate certificates a peer's chain may have (`depth`).
+    depth: Option<usize>,
+}
+
+impl Side {
+    fn new(id: Identity, anchors: Vec<pki_types::CertificateDer<'static>>) -> Self {
+        Side {
+            id,
+            anchors,
+            versions: None,
+            ciphers: None,
+            depth: None,
+        }
+    }
+
+    fn roots(&self) -> Result<rustls::RootCertStore, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in &self.anchors {
+            roots
+                .add(ca.clone())
+                .map_err(|e| TlsError::Pem(format!("cacertfile: {e}")))?;
+        }
+        Ok(roots)
+    }
+
+    fn versions(&self) -> Vec<&'static rustls::SupportedProtocolVersion> {
+        self.versions
+            .clone()
+            .unwrap_or_else(|| rustls::DEFAULT_VERSIONS.to_vec())
+    }
+
+    /// ring's cryptography, with this side's cipher suites.
+    fn provider(&self) -> Arc<rustls::crypto::CryptoProvider> {
         // ring: no C toolchain or cmake to build, unlike aws-lc-rs. rustls 0.23.48 marks
         // its provider deprecated for lacking post-quantum key exchange; the BEAM's
         // inet_tls_dist peers agree on the classical groups it has (x25519, P-256).
         #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let versions = versions.unwrap_or_else(|| rustls::DEFAULT_VERSIONS.to_vec());
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            roots.clone(),
-            provider.clone(),
-        )
-        .build()?;
-        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&versions)?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(server_id.chain, server_id.key.clone_key())?;
-        let client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&versions)?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(client_id.chain, client_id.key.clone_key())?;
-        Ok(TlsConfig {
-            server: Arc::new(server),
-            client: Arc::new(client),
-        })
+        let mut provider = rustls::crypto::ring::default_provider();
+        if let Some(ciphers) = &self.ciphers {
+            provider.cipher_suites = ciphers.clone();
+        }
+        Arc::new(provider)
+    }
+}
+
+/// `{versions, [...]}`: the ones rustls speaks.
+fn versions(list: &Term) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    let mut versions = Vec::new();
+    for v in list.as_list().unwrap_or_default() {
+        match v.as_atom() {
+            Some("tlsv1.3") => versions.push(&rustls::version::TLS13),
+            Some("tlsv1.2") => versions.push(&rustls::version::TLS12),
+            // Older ones are not offered by rustls; a list of only those is an error.
+            _ => {}
+        }
+    }
+    if versions.is_empty() {
+        return Err(format!(
+            "{{versions, {}}}: only 'tlsv1.2' and 'tlsv1.3' are spoken here",
+            list.erlang()
+        ));
+    }
+    Ok(versions)
+}
+
+/// `{ciphers, ...}`: a string of OpenSSL names joined by `:`, a list of names, or a
+/// list of OTP's maps (`#{key_exchange => ecdhe_ecdsa, cipher => aes_128_gcm, mac =>
+/// aead, prf => sha256}`); the suites of them rustls has, in the order given.
+fn cipher_suites(value: &Term) -> Result<Vec<rustls::SupportedCipherSuite>, String> {
+    // One string (a charlist, not a list of them): names joined by `:`.
+    let one_string = value
+        .as_list()
+        .is_some_and(|l| l.iter().all(|e| e.as_int().is_some()))
+        || matches!(value, Term::Binary(_));
+    let names: Vec<String> = match chardata_to_string(value) {
+        Some(joined) if one_string => joined.split(':').map(str::to_owned).collect(),
+        _ => value
+            .as_list()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| chardata_to_string(c).or_else(|| suite_of_map(c)))
+            .collect(),
+    };
+    #[allow(deprecated)]
+    let all = rustls::crypto::ring::default_provider().cipher_suites;
+    let mut chosen = Vec::new();
+    for name in &names {
+        let iana = iana_name(name.trim());
+        if let Some(suite) = all
+            .iter()
+            .find(|s| format!("{:?}", s.suite()).replacen("TLS13_", "TLS_", 1) == iana)
+        {
+            if !chosen
+                .iter()
+                .any(|c: &rustls::SupportedCipherSuite| c.suite() == suite.suite())
+            {
+                chosen.push(*suite);
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return Err(format!(
+            "{{ciphers, {}}}: none of these is spoken here (rustls has the AES-GCM and \
+             ChaCha20-Poly1305 suites with ECDHE, and TLS 1.3's)",
+            value.erlang()
+        ));
+    }
+    Ok(chosen)
+}
+
+/// A cipher suite's IANA name from OpenSSL's (`ECDHE-RSA-AES128-GCM-SHA256`), or the
+/// name as it is.
+fn iana_name(name: &str) -> String {
+    let openssl = [
+        (
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        ),
+        (
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        ),
+        (
+            "ECDHE-ECDSA-CHACHA20-POLY1305",
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        ),
+        (
+            "ECDHE-RSA-AES128-GCM-SHA256",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        ),
+        (
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        ),
+        (
+            "ECDHE-RSA-CHACHA20-POLY1305",
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        ),
+    ];
+    openssl
+        .iter()
+        .find(|(o, _)| *o == name)
+        .map_or_else(|| name.to_owned(), |(_, iana)| (*iana).to_owned())
+}
+
+/// OTP's map of a suite as its IANA name.
+fn suite_of_map(m: &Term) -> Option<String> {
+    let Term::Map(map) = m else { return None };
+    let get = |k: &str| map.map.get(&crate::term::atom(k)).and_then(|v| v.as_atom());
+    let cipher = match get("cipher")? {
+        "aes_128_gcm" => "AES_128_GCM",
+        "aes_256_gcm" => "AES_256_GCM",
+        "chacha20_poly1305" => "CHACHA20_POLY1305",
+        _ => return None,
+    };
+    let prf = get("prf")?.to_ascii_uppercase();
+    Some(match get("key_exchange")? {
+        "any" => format!("TLS_{cipher}_{prf}"),
+        "ecdhe_ecdsa" => format!("TLS_ECDHE_ECDSA_WITH_{cipher}_{prf}"),
+        "ecdhe_rsa" => format!("TLS_ECDHE_RSA_WITH_{cipher}_{prf}"),
+        _ => return None,
+    })
+}
+
+/// A verifier that also refuses a chain with more intermediate certificates than
+/// `depth` (OTP's `depth`), the CA certificates of `cacertfile` not counted.
+#[derive(Debug)]
+struct Depth<V: ?Sized> {
+    inner: Arc<V>,
+    depth: usize,
+    anchors: Vec<pki_types::CertificateDer<'static>>,
+}
+
+impl<V: ?Sized> Depth<V> {
+    fn check(&self, intermediates: &[pki_types::CertificateDer<'_>]) -> Result<(), rustls::Error> {
+        let n = intermediates
+            .iter()
+            .filter(|c| !self.anchors.iter().any(|a| a.as_ref() == c.as_ref()))
+            .count();
+        if n > self.depth {
+            return Err(rustls::Error::General(format!(
+                "the certificate chain has {n} intermediate certificates, more than depth {}",
+                self.depth
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier
+    for Depth<dyn rustls::server::danger::ClientCertVerifier>
+{
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &pki_types::CertificateDer<'_>,
+        intermediates: &[pki_types::CertificateDer<'_>],
+        now: pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        self.check(intermediates)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier
+    for Depth<dyn rustls::client::danger::ServerCertVerifier>
+{
+    fn verify_server_cert(
+        &self,
+        end_entity: &pki_types::CertificateDer<'_>,
+        intermediates: &[pki_types::CertificateDer<'_>],
+        server_name: &pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        self.check(intermediates)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 
@@ -295,17 +659,6 @@ fn key_from(pem: &[u8], what: &str) -> Result<pki_types::PrivateKeyDer<'static>,
     }
     pki_types::PrivateKeyDer::from_pem_slice(pem)
         .map_err(|e| TlsError::Pem(format!("{what}: no private key in the PEM ({e})")))
-}
-
-/// The CA certificates of a PEM text.
-fn roots_from(pem: &[u8], what: &str) -> Result<rustls::RootCertStore, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in chain_from(pem, what)? {
-        roots
-            .add(ca)
-            .map_err(|e| TlsError::Pem(format!("{what}: {e}")))?;
-    }
-    Ok(roots)
 }
 
 /// A connection's byte stream.
@@ -373,7 +726,13 @@ impl Stream {
 
 /// A TLS failure as the log says it: `TLS from 127.0.0.1:5555: invalid peer certificate: UnknownIssuer`.
 fn tls_error(what: &str, peer: &str, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{what} {peer}: {e}"))
+    // What rustls makes of plain distribution's first bytes (a length, then `N`).
+    let plain = if e.to_string().contains("InvalidContentType") {
+        " (the peer does not speak TLS: a node without -proto_dist inet_tls?)"
+    } else {
+        ""
+    };
+    io::Error::new(e.kind(), format!("{what} {peer}: {e}{plain}"))
 }
 
 pub(crate) enum ReadHalf {
@@ -480,7 +839,7 @@ mod tests {
             "[{client, [{certfile, \"/nonexistent/c.pem\"}, {cacertfile, \"ca.pem\"}]}].",
         );
         let e = TlsConfig::from_optfile(&missing).unwrap_err().to_string();
-        assert!(e.starts_with("/nonexistent/c.pem"), "{e}");
+        assert!(e.contains("c.conf: /nonexistent/c.pem: "), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -279,7 +279,8 @@ async fn peers_without_our_trust_are_refused_and_the_node_goes_on() {
 
     // A plain TCP node.
     let plain = rust_node("plain", &epmd, None).await;
-    assert!(plain.try_connect(&m).await.is_err());
+    let e = plain.try_connect(&m).await.expect_err("plain TCP refused");
+    assert!(e.to_string().contains("the peer speaks TLS"), "{e}");
     // A node whose certificate another CA signed (and which does not trust ours).
     let stranger = rust_node("stranger", &epmd, Some(pki.stranger())).await;
     assert!(stranger.try_connect(&m).await.is_err());
@@ -349,7 +350,7 @@ async fn peers_without_our_trust_are_refused_and_the_node_goes_on() {
         "UnknownCA",
         "certificate expired",
         "peer sent no certificates",
-        "InvalidContentType",
+        "InvalidContentType (the peer does not speak TLS",
     ] {
         assert!(logged(why), "{why}:\n{}", moebi.log());
     }
@@ -418,4 +419,183 @@ fn optfiles_are_read_as_the_beam_reads_them_or_refused_with_a_reason() {
         let err = read.expect_err(&text);
         assert!(err.contains(why), "{text}: {err}");
     }
+}
+
+/// Each section of an optfile keeps its own `cacertfile`, `versions`, `ciphers` and
+/// `depth`, as the BEAM's `ssl` takes them (the connecting side trusted the accepting
+/// side's CAs); what would let a certificate through that a BEAM node refuses is refused
+/// at start: `crl_check` (no revocation is checked here), a section without a CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_side_of_an_optfile_keeps_its_own_trust() {
+    let pki = pki();
+    let epmd = Epmd::start();
+    let f = |n: &str| pki.file(n).display().to_string();
+    let (cert, key, ca_pem) = (f("cert.pem"), f("key.pem"), f("ca.pem"));
+    let write = |name: &str, text: &str| {
+        let path = pki.file(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // Both CAs in one file: the accepting side trusts either, the connecting side ours.
+    let both = format!(
+        "{}{}",
+        std::fs::read_to_string(pki.file("ca.pem")).unwrap(),
+        std::fs::read_to_string(pki.file("other-ca.pem")).unwrap()
+    );
+    let both = write("both-ca.pem", &both).display().to_string();
+    let split = write(
+        "split.conf",
+        &format!(
+            "[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{both}\"}}]}},
+              {{client, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}}]}}]."
+        ),
+    );
+    let ours = rust_node(
+        "split",
+        &epmd,
+        Some(TlsConfig::from_optfile(&split).unwrap()),
+    )
+    .await;
+    // Another CA's node that trusts both CAs.
+    let theirs =
+        TlsConfig::from_pem_files(pki.file("other-cert.pem"), pki.file("other-key.pem"), &both)
+            .unwrap();
+    let theirs = rust_node("other", &epmd, Some(theirs)).await;
+    assert!(
+        ours.try_connect(theirs.name()).await.is_err(),
+        "the connecting side trusted the server section's CAs"
+    );
+    assert!(
+        theirs.try_connect(ours.name()).await.is_ok(),
+        "the accepting side trusts both"
+    );
+
+    // Ciphers: a suite each side does not share fails; a shared one connects.
+    let only = |name: &str, cipher: &str| {
+        let conf = write(
+            name,
+            &format!(
+                "[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}},
+                  {{versions, ['tlsv1.2']}}, {{ciphers, \"{cipher}\"}}]}}]."
+            ),
+        );
+        TlsConfig::from_optfile(conf).unwrap()
+    };
+    let aes = rust_node(
+        "aes",
+        &epmd,
+        Some(only("aes.conf", "ECDHE-ECDSA-AES128-GCM-SHA256")),
+    )
+    .await;
+    let chacha = rust_node(
+        "chacha",
+        &epmd,
+        Some(only("chacha.conf", "ECDHE-ECDSA-CHACHA20-POLY1305")),
+    )
+    .await;
+    let aes_too = rust_node(
+        "aes2",
+        &epmd,
+        Some(only(
+            "aes2.conf",
+            "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256",
+        )),
+    )
+    .await;
+    assert!(
+        chacha.try_connect(aes.name()).await.is_err(),
+        "no suite in common"
+    );
+    assert!(
+        aes_too.try_connect(aes.name()).await.is_ok(),
+        "a suite in common"
+    );
+
+    // depth: a chain through an intermediate CA passes depth 1 and not depth 0.
+    let dir = &pki.dir;
+    let (root, intermediate) = {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let root = ca(dir, "root-");
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "intermediate CA");
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &root.0, &root.1).unwrap();
+        (root, (cert, key))
+    };
+    leaf(dir, "deep-", &intermediate, false);
+    let chain = format!(
+        "{}{}",
+        std::fs::read_to_string(dir.join("deep-cert.pem")).unwrap(),
+        intermediate.0.pem()
+    );
+    let chain = write("deep-chain.pem", &chain).display().to_string();
+    drop(root);
+    let root_ca = f("root-ca.pem");
+    let deep = write(
+        "deep.conf",
+        &format!(
+            "[{{server, [{{certfile, \"{chain}\"}}, {{keyfile, \"{}\"}}, {{cacertfile, \"{both}\"}}]}}].",
+            f("deep-key.pem")
+        ),
+    );
+    let deep = rust_node("deep", &epmd, Some(TlsConfig::from_optfile(deep).unwrap())).await;
+    let strict = |name: &str, depth: u32| {
+        let conf = write(
+            name,
+            &format!(
+                "[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{root_ca}\"}}, {{depth, {depth}}}]}},
+                  {{client, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}}]}}]."
+            ),
+        );
+        TlsConfig::from_optfile(conf).unwrap()
+    };
+    let depth0 = rust_node("depth0", &epmd, Some(strict("depth0.conf", 0))).await;
+    let depth1 = rust_node("depth1", &epmd, Some(strict("depth1.conf", 1))).await;
+    assert!(
+        deep.try_connect(depth0.name()).await.is_err(),
+        "depth 0 let an intermediate through"
+    );
+    assert!(
+        deep.try_connect(depth1.name()).await.is_ok(),
+        "depth 1 refused one intermediate"
+    );
+
+    // Refused at start, with the reason.
+    for (text, why) in [
+        (
+            format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}}, {{crl_check, true}}]}}]."),
+            "revocation is not checked",
+        ),
+        (
+            format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}]}},
+                      {{client, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}}]}}]."),
+            "no cacertfile in the server section",
+        ),
+        (
+            format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}}, {{ciphers, [\"AES128-SHA\"]}}]}}]."),
+            "none of these is spoken here",
+        ),
+        (
+            format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{}\"}}, {{cacertfile, \"{ca_pem}\"}}]}}].", f("other-key.pem")),
+            "private key is not the key of its certificate",
+        ),
+    ] {
+        let path = write("refused.conf", &text);
+        let err = TlsConfig::from_optfile(&path).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains(why), "{text}: {err}");
+    }
+    // OTP's maps and a list of names read as the names do.
+    let maps = write(
+        "maps.conf",
+        &format!(
+            "[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}},
+              {{ciphers, [#{{key_exchange => any, cipher => aes_128_gcm, mac => aead, prf => sha256}},
+                          \"TLS_AES_256_GCM_SHA384\", \"ECDHE-ECDSA-AES256-GCM-SHA384\"]}}]}}]."
+        ),
+    );
+    assert!(TlsConfig::from_optfile(maps).is_ok());
 }
