@@ -439,6 +439,36 @@ fn exit_statuses_a_script_can_use() {
     );
     let e = fails(&epmd, &["--cookie", COOKIE, "eval", &m, "1 + 1"], 1);
     assert!(e.contains("evaluates no code"), "{e}");
+    // A pid of another node, as one step prints it, read back by the next, on any node.
+    let init = format!("#PID<{a}.0.0>");
+    let echoed = ok(
+        &epmd,
+        &[
+            "--cookie",
+            COOKIE,
+            "call",
+            &m,
+            "GenServer.call",
+            &format!("{{:echo, :\"{m}\"}}"),
+            &init,
+        ],
+    );
+    assert_eq!(echoed, init);
+    assert_eq!(
+        ok(
+            &epmd,
+            &[
+                "--cookie",
+                COOKIE,
+                "call",
+                a,
+                "Process.info",
+                &echoed,
+                ":registered_name"
+            ]
+        ),
+        "{:registered_name, :init}"
+    );
 
     // A closed stdout (`| head -c5`): 141, as a program SIGPIPE ends, not a panic.
     let mut child = Command::new(env!("CARGO_BIN_EXE_cnode"))

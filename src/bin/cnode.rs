@@ -280,10 +280,11 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
     }
 }
 
-/// Whether `t` holds a pid written as its node prints it (`#PID<0.107.0>`).
+/// Whether `t` holds a pid read from text: as its node prints it (`#PID<0.107.0>`), or
+/// with its node named and no incarnation (`#PID<bob@localhost.85.0>`, creation 0).
 fn has_local_pid(t: &Term) -> bool {
     match t {
-        Term::Pid(p) => p.node.name() == LOCAL_NODE,
+        Term::Pid(p) => p.node.name() == LOCAL_NODE || p.creation == 0,
         Term::List(l) => l.elements.iter().any(has_local_pid),
         Term::Tuple(t) => t.elements.iter().any(has_local_pid),
         Term::Map(m) => m
@@ -294,8 +295,9 @@ fn has_local_pid(t: &Term) -> bool {
     }
 }
 
-/// The arguments with each pid written as its node prints it put on `target`: the
-/// node's own pids, of its present incarnation (which a pid of it tells: its `self()`).
+/// The arguments with each pid read from text put on its node's present incarnation
+/// (which a pid of it tells: its `self()`): `#PID<0.107.0>` on `target`,
+/// `#PID<bob@localhost.85.0>` on bob.
 async fn own_pids(
     cli: &Cli,
     node: &Node,
@@ -303,44 +305,82 @@ async fn own_pids(
     args: Vec<Term>,
     timeout: Duration,
 ) -> Result<Vec<Term>, Failure> {
-    let creation = match node
-        .erpc_call(target, "erlang", "self", vec![], timeout)
-        .await
-    {
-        Ok(Term::Pid(p)) => p.creation,
-        Ok(other) => {
-            return Err(fail(
-                EXIT_RAISED,
-                format!("cnode: {target} answered self() with {}", Elixir(&other)),
-            ))
-        }
-        Err(e) => return Err(rpc_failure(cli, e)),
-    };
-    fn on(t: Term, target: &str, creation: u32) -> Term {
+    fn nodes(t: &Term, target: &str, out: &mut Vec<String>) {
         match t {
-            Term::Pid(p) if p.node.name() == LOCAL_NODE => {
-                Term::Pid(Pid::new(target, p.id, p.serial, creation))
+            Term::Pid(p) if p.node.name() == LOCAL_NODE || p.creation == 0 => {
+                let n = if p.node.name() == LOCAL_NODE {
+                    target
+                } else {
+                    p.node.name()
+                };
+                if !out.iter().any(|o| o == n) {
+                    out.push(n.to_owned());
+                }
+            }
+            Term::List(l) => l.elements.iter().for_each(|e| nodes(e, target, out)),
+            Term::Tuple(t) => t.elements.iter().for_each(|e| nodes(e, target, out)),
+            Term::Map(m) => m.map.iter().for_each(|(k, v)| {
+                nodes(k, target, out);
+                nodes(v, target, out);
+            }),
+            _ => {}
+        }
+    }
+    let mut named = Vec::new();
+    args.iter().for_each(|a| nodes(a, target, &mut named));
+    let mut creations = std::collections::HashMap::new();
+    for n in named {
+        let creation = match node.erpc_call(&n, "erlang", "self", vec![], timeout).await {
+            Ok(Term::Pid(p)) => p.creation,
+            Ok(other) => {
+                return Err(fail(
+                    EXIT_RAISED,
+                    format!("cnode: {n} answered self() with {}", Elixir(&other)),
+                ))
+            }
+            Err(RpcError::NoConnection) if n != target => {
+                return Err(fail(
+                    EXIT_UNREACHABLE,
+                    format!("cnode: cannot reach {n}, whose pid is an argument"),
+                ))
+            }
+            Err(e) => return Err(rpc_failure(cli, e)),
+        };
+        creations.insert(n, creation);
+    }
+    fn on(t: Term, target: &str, creations: &std::collections::HashMap<String, u32>) -> Term {
+        match t {
+            Term::Pid(p) if p.node.name() == LOCAL_NODE || p.creation == 0 => {
+                let n = if p.node.name() == LOCAL_NODE {
+                    target
+                } else {
+                    p.node.name()
+                };
+                Term::Pid(Pid::new(n, p.id, p.serial, creations[n]))
             }
             Term::List(l) => list(
                 l.elements
                     .into_iter()
-                    .map(|e| on(e, target, creation))
+                    .map(|e| on(e, target, creations))
                     .collect(),
             ),
             Term::Tuple(t) => tuple(
                 t.elements
                     .into_iter()
-                    .map(|e| on(e, target, creation))
+                    .map(|e| on(e, target, creations))
                     .collect(),
             ),
             Term::Map(m) => map(m
                 .map
                 .into_iter()
-                .map(|(k, v)| (on(k, target, creation), on(v, target, creation)))),
+                .map(|(k, v)| (on(k, target, creations), on(v, target, creations)))),
             other => other,
         }
     }
-    Ok(args.into_iter().map(|a| on(a, target, creation)).collect())
+    Ok(args
+        .into_iter()
+        .map(|a| on(a, target, &creations))
+        .collect())
 }
 
 enum Plan<'a> {

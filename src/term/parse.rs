@@ -43,7 +43,9 @@ pub const LOCAL_NODE: &str = "nonode@nohost";
 /// notations (`-5`, `1_000`, `0x1F`, `0o17`, `0b101`, `?a`, `?\n`), ranges (`1..9//2`),
 /// the sigils of text (`~s(...)`, `~c[...]`, `~w(a b)a` and their raw upper-case forms)
 /// and of the calendar (`~D[2026-12-04]`, `~T`, `~N`, `~U`); and a pid as its node
-/// prints its own, `#PID<0.107.0>`, on [`LOCAL_NODE`].
+/// prints its own, `#PID<0.107.0>`, on [`LOCAL_NODE`], or with its node named as this
+/// crate prints another node's, `#PID<alex@localhost.107.0>`, with creation 0 (the
+/// program puts each on the node's present incarnation, as the `cnode` command does).
 ///
 /// ```
 /// use cnode::term::{parse, Inspect};
@@ -57,7 +59,8 @@ pub fn parse(text: &str) -> Result<Term, ParseError> {
 
 /// A term written in Erlang's syntax: `{ok, [1, 2.5, <<"text">>, "chars"], #{a => 1}}`,
 /// integers of any size (`16#1F`, `$a`), bitstrings in the bit syntax (`<<1:16/little>>`),
-/// a pid as its node prints its own (`<0.107.0>`, on [`LOCAL_NODE`]).
+/// a pid as its node prints its own (`<0.107.0>`, on [`LOCAL_NODE`]) or with its node
+/// named (`<alex@localhost.107.0>`, creation 0), as for [`parse`].
 ///
 /// ```
 /// use cnode::term::{parse_erlang, Inspect};
@@ -290,6 +293,9 @@ impl<'a> Parser<'a> {
     /// node's (`#PID<12345.107.0>`, numbered by the node that printed it) says nothing
     /// of which node that is.
     fn local_pid(&mut self, opening: &str, start: usize) -> Parsed<Term> {
+        if !self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            return self.named_pid(opening, start);
+        }
         let mut numbers = [0u32; 3];
         for (i, n) in numbers.iter_mut().enumerate() {
             let digits = self.take_while(|c| c.is_ascii_digit());
@@ -319,6 +325,35 @@ impl<'a> Parser<'a> {
             );
         }
         Ok(Term::Pid(super::Pid::new(LOCAL_NODE, id, serial, 0)))
+    }
+
+    /// A pid as a display without a node of its own prints it, its node named,
+    /// `#PID<alex@localhost.107.0>` (`<alex@localhost.107.0>`): on that node, with
+    /// creation 0, which the program replaces with the node's present one.
+    fn named_pid(&mut self, opening: &str, start: usize) -> Parsed<Term> {
+        let text = self.take_while(|c| c != '>' && !c.is_whitespace());
+        let parsed = text.rsplitn(3, '.').collect::<Vec<_>>();
+        let pid = match parsed[..] {
+            [serial, id, node] if node.contains('@') => {
+                match (id.parse::<u32>(), serial.parse::<u32>()) {
+                    (Ok(id), Ok(serial)) => Some(super::Pid::new(node, id, serial, 0)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match (pid, self.peek()) {
+            (Some(pid), Some('>')) => {
+                self.pos += 1;
+                Ok(Term::Pid(pid))
+            }
+            _ => self.error_at(
+                start,
+                format!(
+                    "expected {opening}0.ID.SERIAL> or {opening}node@host.ID.SERIAL>, found {opening}{text}"
+                ),
+            ),
+        }
     }
 
     fn erlang_term(&mut self) -> Parsed<Term> {

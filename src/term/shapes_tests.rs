@@ -454,4 +454,12 @@ fn a_nodes_own_pids_read_back() {
         "1:1: #PID<12345.107.0> is a pid of another node, which its number does not name: only a node's own pids, #PID<0.107.0>, can be read"
     );
     assert!(parse("#PID<0.1>").is_err());
+    // Another node's, as this crate prints it: on that node, creation 0.
+    let bob = Term::Pid(Pid::new("bob@127.0.0.1", 85, 0, 0));
+    assert_eq!(parse("#PID<bob@127.0.0.1.85.0>"), Ok(bob.clone()));
+    assert_eq!(parse_erlang("<bob@127.0.0.1.85.0>"), Ok(bob.clone()));
+    let printed = Term::Pid(Pid::new("bob@127.0.0.1", 85, 0, 3));
+    assert_eq!(parse(&ex(&printed)), Ok(bob));
+    assert!(parse("#PID<bob.85.0>").is_err());
+    assert!(parse("#PID<bob@x.85>").is_err());
 }
