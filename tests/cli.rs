@@ -159,6 +159,31 @@ fn every_subcommand_against_iex() {
     }
     let summed = piped.wait_with_output().expect("cnode ends");
     assert_eq!(String::from_utf8_lossy(&summed.stdout).trim(), "6");
+    // A struct literal is made as Elixir makes it: the other fields take their defaults;
+    // one it does not have raises, as it does not compile in Elixir.
+    assert_eq!(
+        run(&[
+            "call",
+            a,
+            "URI.to_string",
+            "%URI{scheme: \"http\", host: \"x\", path: \"/a\"}"
+        ]),
+        r#""http://x/a""#
+    );
+    let nested = run(&["call", a, "Kernel.elem", "{1, %URI{host: \"x\"}}", "1"]);
+    assert!(
+        nested.starts_with("%URI{") && nested.contains("port: nil"),
+        "{nested}"
+    );
+    let e = fails(
+        &epmd,
+        &with(&["call", a, "Map.keys", "%URI{nope: 1}"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        1,
+    );
+    assert!(e.contains("KeyError"), "{e}");
     // Floats and charlists as Jason writes them.
     assert_eq!(
         run(&[

@@ -257,6 +257,11 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
             if args.iter().any(has_local_pid) {
                 args = own_pids(cli, &node, target, args, timeout).await?;
             }
+            let mut built = Vec::with_capacity(args.len());
+            for a in args {
+                built.push(structs(cli, &node, target, a, timeout).await?);
+            }
+            let args = built;
             let result = node.erpc_call(target, &module, &fun, args, timeout).await;
             answer(cli, result)
         }
@@ -269,6 +274,7 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
             } else {
                 term
             };
+            let term = structs(cli, &node, target, term, timeout).await?;
             node.send((name.as_str(), target.as_str()), term);
             // A round trip on the same connection: the message has reached the node
             // (and the name's process, if it exists) once the answer is back.
@@ -381,6 +387,66 @@ async fn own_pids(
         .into_iter()
         .map(|a| on(a, target, &creations))
         .collect())
+}
+
+/// `t` with each struct written as a literal (`%URI{host: "x"}`) made as Elixir makes
+/// it, by `URI.__struct__/1` on `target`: the fields not given take their defaults, and
+/// a field the struct does not have raises `KeyError` there. A node without the
+/// module (a Rust node's own structs) takes the map as written.
+fn structs<'a>(
+    cli: &'a Cli,
+    node: &'a Node,
+    target: &'a str,
+    t: Term,
+    timeout: Duration,
+) -> futures::future::BoxFuture<'a, Result<Term, Failure>> {
+    Box::pin(async move {
+        Ok(match t {
+            Term::List(l) => {
+                let mut out = Vec::with_capacity(l.elements.len());
+                for e in l.elements {
+                    out.push(structs(cli, node, target, e, timeout).await?);
+                }
+                list(out)
+            }
+            Term::Tuple(t) => {
+                let mut out = Vec::with_capacity(t.elements.len());
+                for e in t.elements {
+                    out.push(structs(cli, node, target, e, timeout).await?);
+                }
+                tuple(out)
+            }
+            Term::Map(m) => {
+                let module = m
+                    .map
+                    .get(&cnode::term::atom("__struct__"))
+                    .and_then(|s| s.as_atom().map(str::to_owned));
+                let mut fields = Vec::with_capacity(m.map.len());
+                for (k, v) in m.map {
+                    fields.push((k, structs(cli, node, target, v, timeout).await?));
+                }
+                let Some(module) = module else {
+                    return Ok(map(fields));
+                };
+                let given: Vec<Term> = fields
+                    .iter()
+                    .filter(|(k, _)| !k.is_atom("__struct__"))
+                    .map(|(k, v)| tuple(vec![k.clone(), v.clone()]))
+                    .collect();
+                match node
+                    .erpc_call(target, &module, "__struct__", vec![list(given)], timeout)
+                    .await
+                {
+                    Ok(made) => made,
+                    Err(RpcError::Exception { reason, .. }) if reason.is_atom("undef") => {
+                        map(fields)
+                    }
+                    Err(e) => return Err(rpc_failure(cli, e)),
+                }
+            }
+            other => other,
+        })
+    })
 }
 
 enum Plan<'a> {
