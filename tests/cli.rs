@@ -310,9 +310,15 @@ fn exit_statuses_a_script_can_use() {
         1,
     );
     assert!(e.contains("** (ArgumentError)"), "{e}");
+    // Worded by the node, as its iex words it: the module is the node's to know.
     let e = fails(&epmd, &["--cookie", COOKIE, "call", a, "Nope.f", "1"], 1);
     assert!(
-        e.contains("** (UndefinedFunctionError) function Nope.f/1 is undefined"),
+        e.contains("** (UndefinedFunctionError) function Nope.f/1 is undefined (module Nope is not available)"),
+        "{e}"
+    );
+    let e = fails(&epmd, &["--cookie", COOKIE, "call", a, "Enum.nope", "1"], 1);
+    assert!(
+        e.contains("** (UndefinedFunctionError) function Enum.nope/1 is undefined or private"),
         "{e}"
     );
     // An exit as iex prints it: `Exception.format_exit/1`'s words.
@@ -356,7 +362,7 @@ fn exit_statuses_a_script_can_use() {
         1,
     );
     assert!(
-        e.contains(r#""class":"error","reason":"undef","message":"** (UndefinedFunctionError) function Nope.f/1 is undefined or private""#),
+        e.contains(r#""class":"error","reason":"undef","message":"** (UndefinedFunctionError) function Nope.f/1 is undefined (module Nope is not available)"#),
         "{e}"
     );
 

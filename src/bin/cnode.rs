@@ -262,8 +262,10 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
                 built.push(structs(cli, &node, target, a, timeout).await?);
             }
             let args = built;
-            let result = node.erpc_call(target, &module, &fun, args, timeout).await;
-            answer(cli, result)
+            match node.erpc_call(target, &module, &fun, args, timeout).await {
+                Ok(t) => Ok(show(cli, &t)),
+                Err(e) => Err(call_failure(cli, &node, target, e, timeout).await),
+            }
         }
         Plan::Eval(target, code) => eval(cli, &node, target, &code, timeout).await,
         Plan::Send(target, name, term) => {
@@ -673,7 +675,7 @@ fn rpc_failure(cli: &Cli, e: RpcError) -> Failure {
             class,
             reason,
             stacktrace,
-        } => fail(EXIT_RAISED, raised(cli, &class, &reason, &stacktrace)),
+        } => fail(EXIT_RAISED, raised(cli, &class, &reason, &stacktrace, None)),
         RpcError::Timeout => fail(
             EXIT_TIMEOUT,
             format!("cnode: no answer within {}s", cli.timeout),
@@ -686,8 +688,15 @@ fn rpc_failure(cli: &Cli, e: RpcError) -> Failure {
     }
 }
 
-/// A raised exception as the caller's language prints it.
-fn raised(cli: &Cli, class: &str, reason: &Term, stacktrace: &Term) -> String {
+/// A raised exception as the caller's language prints it (`banner`: as the node itself
+/// formats it, when it could).
+fn raised(
+    cli: &Cli,
+    class: &str,
+    reason: &Term,
+    stacktrace: &Term,
+    banner: Option<String>,
+) -> String {
     if cli.erlang {
         return format!(
             "** exception {class}: {}",
@@ -711,10 +720,42 @@ fn raised(cli: &Cli, class: &str, reason: &Term, stacktrace: &Term) -> String {
             "{{\"class\":{},\"reason\":{},\"message\":{}}}",
             json_string(class),
             json(reason),
-            json_string(&exception.banner())
+            json_string(&banner.unwrap_or_else(|| exception.banner()))
         );
     }
-    exception.banner()
+    banner.unwrap_or_else(|| exception.banner())
+}
+
+/// An erpc call's failure, an exception worded as iex on the node words it
+/// (`Exception.format_banner/3` there: `(module Nope is not available)` is the node's
+/// to know); on a node without Elixir, as [`raised`] words it.
+async fn call_failure(
+    cli: &Cli,
+    node: &Node,
+    target: &str,
+    e: RpcError,
+    timeout: Duration,
+) -> Failure {
+    let RpcError::Exception {
+        class,
+        reason,
+        stacktrace,
+    } = &e
+    else {
+        return rpc_failure(cli, e);
+    };
+    if cli.erlang {
+        return rpc_failure(cli, e);
+    }
+    let args = vec![cnode::term::atom(class), reason.clone(), stacktrace.clone()];
+    let banner = match node
+        .erpc_call(target, "Elixir.Exception", "format_banner", args, timeout)
+        .await
+    {
+        Ok(Term::Binary(b)) => Some(String::from_utf8_lossy(&b.bytes).into_owned()),
+        _ => None,
+    };
+    fail(EXIT_RAISED, raised(cli, class, reason, stacktrace, banner))
 }
 
 /// An error's reason as the Erlang shell explains the common ones (`erl_error`):
