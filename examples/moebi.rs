@@ -60,6 +60,10 @@ struct Args {
     /// The largest distribution message accepted, in bytes.
     #[arg(long, default_value_t = 128 * 1024 * 1024)]
     max_message_size: usize,
+    /// The bytes of fragmented messages a peer may have in progress on one connection,
+    /// together.
+    #[arg(long, value_name = "B", default_value_t = 1024 * 1024 * 1024)]
+    max_reassembly: usize,
     /// The distribution buffer busy limit in KiB, as `erl +zdbbl`: beyond it a process
     /// sending to that peer waits until the connection drains.
     #[arg(long, default_value_t = 1024, value_name = "KIB")]
@@ -309,6 +313,7 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     config.tick_time = Duration::from_secs(args.net_ticktime.max(1));
     config.setup_time = Duration::from_secs(args.net_setuptime.max(1));
     config.max_message_size = args.max_message_size;
+    config.max_reassembly = args.max_reassembly;
     config.dist_buf_busy_limit = args.zdbbl.saturating_mul(1024);
     config.busy_poll = Duration::from_micros(args.busy_poll_us);
     config.prevent_overlapping_partitions = args.prevent_overlapping_partitions;

@@ -156,7 +156,7 @@ pub fn headed_frames(input: &[u8]) -> (usize, String) {
 fn stream(input: &[u8], peer_flags: u64) -> (usize, String) {
     let mut reader = FrameReader::new(scripted(input), MAX_FRAME);
     let limits = TermLimits::default();
-    let mut incoming = Incoming::new(peer_flags, MAX_FRAME);
+    let mut incoming = Incoming::new(peer_flags, MAX_FRAME, MAX_FRAME);
     let mut direct: Option<Direct> = None;
     let mut messages = 0;
     let stopped = futures::executor::block_on(async {
@@ -209,7 +209,7 @@ fn assert_bounded(incoming: &Incoming) {
 pub fn decode(frame: &[u8]) -> Result<String, String> {
     match codec::decode(
         frame,
-        &mut Incoming::new(0, MAX_FRAME),
+        &mut Incoming::new(0, MAX_FRAME, MAX_FRAME),
         &TermLimits::default(),
     ) {
         Ok(Some(codec::Decoded::Message(_))) => Ok("a control message".into()),

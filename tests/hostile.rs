@@ -2010,12 +2010,17 @@ fn thousands_of_fragmented_messages_at_once_are_refused_past_256() {
 
 /// Sequences that never finish: a first fragment that announces 2^64 - 1 fragments, or
 /// a gigabyte of them, costs Moebi what arrived, not what was announced; while they
-/// wait, the connection carries other messages. What a connection holds for
-/// reassembly, over all its sequences, is bounded by the maximum message size: past it,
-/// only that connection closes.
+/// wait, the connection carries other messages. Each message is bounded by the maximum
+/// message size, and what a connection holds for reassembly, over all its sequences,
+/// by `--max-reassembly`: past either, only that connection closes.
 #[test]
 fn a_sequence_never_finished_holds_no_more_than_max_message_size() {
-    let (epmd, moebi, port) = moebi(&["--max-message-size", "1000000"]);
+    let (epmd, moebi, port) = moebi(&[
+        "--max-message-size",
+        "1000000",
+        "--max-reassembly",
+        "1000000",
+    ]);
     let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
     assert_eq!(
         alex.eval(&format!("Node.ping(:{})", moebi.node_name())),
@@ -2073,7 +2078,7 @@ fn a_sequence_never_finished_holds_no_more_than_max_message_size() {
     }
 
     // One of them goes on past the maximum message size.
-    let over = "fragmented messages in progress exceed the maximum message size of 1000000 bytes";
+    let over = "a fragmented message exceeds the maximum message size of 1000000 bytes";
     let mut p = waiting.pop().unwrap();
     for k in 10..20 {
         let _ = p.send_frame(&frag_cont(1, u64::MAX - 1 - k, &chunk));
@@ -2089,7 +2094,8 @@ fn a_sequence_never_finished_holds_no_more_than_max_message_size() {
         }
     }
     assert!(closed_within(&mut p.stream, WAIT).is_some());
-    assert!(closed_for(&moebi, &p.name, over), "{}", moebi.log());
+    let together = "fragmented messages in progress exceed 1000000 bytes together";
+    assert!(closed_for(&moebi, &p.name, together), "{}", moebi.log());
 
     // The others are still up.
     for p in &mut waiting {

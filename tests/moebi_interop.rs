@@ -102,6 +102,40 @@ fn two_hundred_concurrent_tasks_from_one_caller() {
     }
 }
 
+/// Large messages sent at once by several processes of one BEAM node reach Moebi
+/// whole: their fragments interleave on the connection, so more bytes are in progress
+/// at once than any one message holds (here 8 x 600 KB beside a 1 MB maximum message),
+/// as a BEAM node takes them.
+#[test]
+fn large_messages_sent_at_once_by_many_processes() {
+    let epmd = Epmd::start();
+    let moebi = RustNode::start(
+        &unique_name("moebi"),
+        COOKIE,
+        &epmd,
+        &["--max-message-size", "1000000"],
+    );
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let m = moebi.node_name();
+    for _ in 0..3 {
+        let sizes = alex.eval(&format!(
+            "1..8
+             |> Enum.map(fn i -> Task.async(fn ->
+                  big = :binary.copy(<<i>>, 600_000)
+                  byte_size(GenServer.call({{:echo, :{m}}}, {{i, big}}, 20_000) |> elem(1))
+                end) end)
+             |> Enum.map(&Task.await(&1, 30_000))
+             |> Enum.uniq()"
+        ));
+        assert_eq!(sizes, "[600000]", "{}", moebi.log());
+    }
+    assert!(
+        !moebi.log().contains("closing connection"),
+        "{}",
+        moebi.log()
+    );
+}
+
 /// A BEAM caller that keeps 64 calls in flight for a while gets a busy-polling trial
 /// (polling against not polling; the verdict logged at debug), and every call is
 /// answered, whichever way Moebi reads.

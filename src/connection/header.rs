@@ -66,8 +66,12 @@ pub(crate) enum HeaderError {
     ZeroFragment(u64),
     #[error("more than {MAX_SEQUENCES} fragmented messages in progress at once")]
     TooManySequences,
-    #[error("fragmented messages in progress exceed the maximum message size of {0} bytes")]
+    #[error("a fragmented message exceeds the maximum message size of {0} bytes")]
     TooLarge(usize),
+    #[error(
+        "fragmented messages in progress exceed {0} bytes together (NodeConfig::max_reassembly)"
+    )]
+    TooMuchInProgress(usize),
 }
 
 /// The atoms a frame's `ATOM_CACHE_REF`s name, by their position in its header.
@@ -114,6 +118,8 @@ pub(crate) struct Incoming {
     headed: bool,
     fragments: bool,
     max_message_size: usize,
+    /// The most bytes of `partial`, together.
+    max_reassembly: usize,
     /// Allocated at the first header that sets an entry.
     cache: Vec<Option<Atom>>,
     /// The cache indices of the current frame's references (reused).
@@ -145,12 +151,13 @@ struct Partial {
 
 impl Incoming {
     /// For a connection whose peer has `peer_flags` (we advertise both flags).
-    pub(crate) fn new(peer_flags: u64, max_message_size: usize) -> Self {
+    pub(crate) fn new(peer_flags: u64, max_message_size: usize, max_reassembly: usize) -> Self {
         use crate::flags::{DIST_HDR_ATOM_CACHE, FRAGMENTS};
         Incoming {
             headed: peer_flags & (DIST_HDR_ATOM_CACHE | FRAGMENTS) != 0,
             fragments: peer_flags & FRAGMENTS != 0,
             max_message_size,
+            max_reassembly,
             cache: Vec::new(),
             refs: Vec::new(),
             partial: HashMap::new(),
@@ -297,6 +304,10 @@ impl Incoming {
             }
             .into());
         }
+        let size = p.bytes.len() + p.head.as_ref().map_or(0, |(h, _)| h.len());
+        if size.saturating_add(len) > self.max_message_size {
+            return Err(HeaderError::TooLarge(self.max_message_size).into());
+        }
         self.hold(len)?;
         Ok(&mut self.partial.get_mut(&seq).expect("looked up above").bytes)
     }
@@ -338,11 +349,11 @@ impl Incoming {
         self.partial_bytes
     }
 
-    /// Counts `n` more bytes of fragments against the maximum message size.
+    /// Counts `n` more bytes of fragments against the reassembly budget.
     fn hold(&mut self, n: usize) -> Result<(), HeaderError> {
         self.partial_bytes += n;
-        if self.partial_bytes > self.max_message_size {
-            return Err(HeaderError::TooLarge(self.max_message_size));
+        if self.partial_bytes > self.max_reassembly {
+            return Err(HeaderError::TooMuchInProgress(self.max_reassembly));
         }
         Ok(())
     }

@@ -45,6 +45,7 @@ pub(crate) trait Owner: Clone + Send + Sync + 'static {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     pub max_message_size: usize,
+    pub max_reassembly: usize,
     pub tick_time: Duration,
     pub busy_poll: Duration,
     /// Bytes waiting for the peer beyond which the connection is busy (`+zdbbl`).
@@ -489,7 +490,7 @@ async fn read_frames<O: Owner>(
     let mut taken: usize = 0;
     let mut taken_bytes: usize = 0;
     let mut talk = Conversation::new(micros_since_start());
-    let mut incoming = Incoming::new(conn.flags, limits.max_message_size);
+    let mut incoming = Incoming::new(conn.flags, limits.max_message_size, limits.max_reassembly);
     let mut memo = O::Memo::default();
     // A continuation fragment whose bytes are being read straight into its message's
     // buffer.

@@ -31,9 +31,15 @@ pub struct NodeConfig {
     /// `net_setuptime`: the longest a handshake may take. Default 7 s.
     pub setup_time: Duration,
     /// The largest distribution message accepted, in bytes; a larger one closes that
-    /// connection with a log line. Fragmented messages being reassembled count
-    /// together against it (a peer can start many). Default 128 MiB.
+    /// connection with a log line. Default 128 MiB.
     pub max_message_size: usize,
+    /// The bytes of fragmented messages a peer may have in progress on one connection,
+    /// together: a BEAM node sends a large message from each of its processes at once,
+    /// their fragments interleaved (four 50 MB messages are 200 MB in progress). Beyond
+    /// it the connection closes with a log line, so that a peer that starts messages
+    /// and never ends them cannot take memory without bound. What is counted is what
+    /// arrived, never what a header announced. Default 1 GiB.
+    pub max_reassembly: usize,
     /// The distribution buffer busy limit (`+zdbbl`), in bytes: when more than this
     /// waits to be written to a peer, the connection is busy, and a process that sends
     /// to it waits at its next `receive` (or [`Process::yield_now`](crate::Process::yield_now))
@@ -88,6 +94,7 @@ impl NodeConfig {
             tick_time: Duration::from_secs(60),
             setup_time: Duration::from_secs(7),
             max_message_size: 128 * 1024 * 1024,
+            max_reassembly: 1024 * 1024 * 1024,
             dist_buf_busy_limit: 1024 * 1024,
             max_term_depth: 512,
             max_pending_handshakes: 256,

@@ -78,6 +78,7 @@ fn identity(node: &Node) -> LocalIdentity {
 fn limits(node: &Node) -> Limits {
     Limits {
         max_message_size: node.0.config.max_message_size,
+        max_reassembly: node.0.config.max_reassembly,
         tick_time: node.0.config.tick_time,
         busy_poll: node.0.config.busy_poll,
         busy_limit: node.0.config.dist_buf_busy_limit,

@@ -16,7 +16,8 @@ fn round_trip(message: Message) -> Message {
 
 /// A pass-through frame body decoded, as from a peer without the header flags.
 fn decode_pt(frame: &[u8], limits: &TermLimits) -> Result<Decoded, DecodeError> {
-    decode(frame, &mut Incoming::new(0, usize::MAX), limits).map(|d| d.expect("a whole message"))
+    decode(frame, &mut Incoming::new(0, usize::MAX, usize::MAX), limits)
+        .map(|d| d.expect("a whole message"))
 }
 
 /// A frame body of `control` and `data`.

@@ -45,7 +45,7 @@ fn read(incoming: &mut Incoming, frame: &[u8]) -> Result<Option<Term>, String> {
 #[test]
 fn atoms_are_cached_across_frames() {
     let mut framing = Framing::for_peer(BOTH);
-    let mut incoming = Incoming::new(BOTH, usize::MAX);
+    let mut incoming = Incoming::new(BOTH, usize::MAX, usize::MAX);
     let message = tuple(vec![atom("hello"), atom("world"), atom("hello"), int(1)]);
     let first = send(&mut framing, "echo", &message);
     let second = send(&mut framing, "echo", &message);
@@ -81,7 +81,7 @@ fn atoms_are_cached_across_frames() {
 #[test]
 fn many_colliding_and_long_atoms() {
     let mut framing = Framing::for_peer(BOTH);
-    let mut incoming = Incoming::new(BOTH, usize::MAX);
+    let mut incoming = Incoming::new(BOTH, usize::MAX, usize::MAX);
     let long = "é".repeat(200);
     let mut atoms: Vec<Term> = (0..3000).map(|i| atom(&format!("a{i}"))).collect();
     atoms.push(atom(&long));
@@ -97,7 +97,7 @@ fn many_colliding_and_long_atoms() {
 #[test]
 fn fragments_without_the_cache() {
     let mut framing = Framing::for_peer(FRAGMENTS);
-    let mut incoming = Incoming::new(FRAGMENTS, usize::MAX);
+    let mut incoming = Incoming::new(FRAGMENTS, usize::MAX, usize::MAX);
     let frame = send(&mut framing, "echo", &atom("x"));
     assert_eq!(frame[4..7], [131, 68, 0]);
     assert_eq!(
@@ -118,7 +118,7 @@ fn large_messages_go_in_fragments_with_others_between() {
     crate::connection::tests_support::queue(&mut pending, &from, "echo", &big);
     crate::connection::tests_support::queue(&mut pending, &other, "echo", &atom("big"));
     crate::connection::tests_support::queue(&mut pending, &from, "echo", &atom("after"));
-    let mut incoming = Incoming::new(conn_flags, 1 << 20);
+    let mut incoming = Incoming::new(conn_flags, 1 << 20, 1 << 20);
     let (got, batches) = write_and_read(&mut pending, &mut incoming);
     // 300 KB in 5 fragments: the first goes with the frames queued before, and one
     // more with it; then one per batch.
@@ -154,7 +154,7 @@ fn a_large_message_behind_others_is_fragmented_after_them() {
     }
     crate::connection::tests_support::queue(&mut pending, &from, "echo", &big);
     crate::connection::tests_support::queue(&mut pending, &other, "echo", &atom("next"));
-    let mut incoming = Incoming::new(conn_flags, 1 << 20);
+    let mut incoming = Incoming::new(conn_flags, 1 << 20, 1 << 20);
     let (got, batches) = write_and_read(&mut pending, &mut incoming);
     assert_eq!(batches, 4);
     let small = |i: i64| tuple(vec![atom("echo"), tuple(vec![atom("small"), int(i)])]);
@@ -231,7 +231,7 @@ fn a_large_binary_given_away_goes_out_as_the_same_binary_lent() {
             if conn_flags != BOTH {
                 continue;
             }
-            let mut incoming = Incoming::new(conn_flags, 1 << 20);
+            let mut incoming = Incoming::new(conn_flags, 1 << 20, 1 << 20);
             let mut pending = crate::connection::tests_support::pending(conn_flags);
             for to in ["first", "second"] {
                 let m = message.clone();
@@ -302,7 +302,7 @@ fn reassembled_messages_keep_their_large_binaries() {
         let from = Pid::new("alex@localhost", 10 + i as u32, 0, 7);
         crate::connection::tests_support::queue(&mut pending, &from, "echo", m);
     }
-    let mut incoming = Incoming::new(BOTH, 1 << 20);
+    let mut incoming = Incoming::new(BOTH, 1 << 20, 1 << 20);
     let (got, _) = write_and_read(&mut pending, &mut incoming);
     let want: Vec<Term> = messages
         .into_iter()
@@ -328,7 +328,7 @@ fn reassembled_messages_keep_their_large_binaries() {
         [frag_header(9, 2, head), frag_cont(9, 1, tail)]
     };
     let [first, last] = exit(3);
-    let mut incoming = Incoming::new(BOTH, 1 << 20);
+    let mut incoming = Incoming::new(BOTH, 1 << 20, 1 << 20);
     let limits = TermLimits::default();
     assert!(codec::decode(&first, &mut incoming, &limits)
         .unwrap()
@@ -378,7 +378,7 @@ fn bad_headers_close_with_their_reason() {
             .map(|d| d.is_some())
             .map_err(|e| e.to_string())
     };
-    let fresh = || Incoming::new(BOTH, 1 << 20);
+    let fresh = || Incoming::new(BOTH, 1 << 20, 1 << 20);
     // One new entry (segment 0, index 5, "echo"), then a frame using it, old-style.
     let new_entry = [1, 0x08, 5, 4, b'e', b'c', b'h', b'o'];
     let mut incoming = fresh();
@@ -415,11 +415,15 @@ fn bad_headers_close_with_their_reason() {
     // A pass-through frame once the header is negotiated, and the reverse.
     let e = decode(&mut fresh(), &[112, 131, 106]).unwrap_err();
     assert!(e.contains("without a distribution header"), "{e}");
-    let e = decode(&mut Incoming::new(0, 1 << 20), &headed(&[0], &[])).unwrap_err();
+    let e = decode(&mut Incoming::new(0, 1 << 20, 1 << 20), &headed(&[0], &[])).unwrap_err();
     assert!(e.contains("frame tag 131"), "{e}");
     // Fragments from a peer that did not negotiate them.
     let frag = [&[131, 69][..], &[0; 7], &[1], &[0; 7], &[2], &[0]].concat();
-    let e = decode(&mut Incoming::new(DIST_HDR_ATOM_CACHE, 1 << 20), &frag).unwrap_err();
+    let e = decode(
+        &mut Incoming::new(DIST_HDR_ATOM_CACHE, 1 << 20, 1 << 20),
+        &frag,
+    )
+    .unwrap_err();
     assert!(e.contains("FRAGMENTS was not negotiated"), "{e}");
 }
 
@@ -464,7 +468,7 @@ fn a_large_binary_split_from_its_first_fragment_is_kept_apart() {
     ];
     for (payload, cut, split) in cases {
         let bytes = frame(payload);
-        let mut incoming = Incoming::new(BOTH, 1 << 20);
+        let mut incoming = Incoming::new(BOTH, 1 << 20, 1 << 20);
         let (first, rest) = bytes.split_at(cut);
         let (second, third) = rest.split_at(rest.len() / 2);
         assert!(matches!(
@@ -485,7 +489,7 @@ fn a_large_binary_split_from_its_first_fragment_is_kept_apart() {
             Body::Reassembled(all, _) => assert!(!split && all == bytes, "{cut}: whole"),
             _ => panic!("{cut}: neither"),
         }
-        let mut incoming = Incoming::new(BOTH, 1 << 20);
+        let mut incoming = Incoming::new(BOTH, 1 << 20, 1 << 20);
         for f in [frag_header(3, 3, first), frag_cont(3, 2, second)] {
             assert!(codec::decode(&f, &mut incoming, &limits).unwrap().is_none());
         }
@@ -500,7 +504,7 @@ fn a_large_binary_split_from_its_first_fragment_is_kept_apart() {
     // Fewer bytes than the binary announced: the reassembled message is refused as
     // truncated, as it would be in one buffer.
     let bytes = frame(&ends);
-    let mut incoming = Incoming::new(BOTH, 1 << 20);
+    let mut incoming = Incoming::new(BOTH, 1 << 20, 1 << 20);
     let first = frag_header(4, 2, &bytes[..100]);
     assert!(codec::decode(&first, &mut incoming, &limits)
         .unwrap()
@@ -538,7 +542,7 @@ fn hostile_fragments_close_with_their_reason() {
             .map(|d| d.is_some())
             .map_err(|e| e.to_string())
     };
-    let fresh = || Incoming::new(BOTH, 1 << 20);
+    let fresh = || Incoming::new(BOTH, 1 << 20, 1 << 20);
     // In order: whole once the last arrives.
     let mut terms = vec![104, 4, 97, 6, 88, 119, 3];
     terms.extend_from_slice(b"a@h");
@@ -580,7 +584,7 @@ fn hostile_fragments_close_with_their_reason() {
     assert_eq!(seq as usize, MAX_SEQUENCES);
     assert!(e.contains("fragmented messages in progress at once"), "{e}");
     // A sequence that never ends grows to the maximum message size, no further.
-    let mut incoming = Incoming::new(BOTH, 100_000);
+    let mut incoming = Incoming::new(BOTH, 100_000, usize::MAX);
     decode(&mut incoming, &frag_header(1, u64::MAX, &[0; 1000])).unwrap();
     let mut frag = u64::MAX - 1;
     let e = loop {
@@ -590,8 +594,31 @@ fn hostile_fragments_close_with_their_reason() {
         }
     };
     assert!(
-        e.contains("exceed the maximum message size of 100000"),
+        e.contains("a fragmented message exceeds the maximum message size of 100000"),
         "{e}"
     );
     assert!(incoming.held() <= 101_000);
+    // Sequences in progress together: each within the maximum message size, all of
+    // them within the reassembly budget, no further.
+    let mut incoming = Incoming::new(BOTH, 100_000, 250_000);
+    for seq in 1..=2 {
+        decode(&mut incoming, &frag_header(seq, 100, &[0; 1000])).unwrap();
+        for frag in (1..100).rev().take(90) {
+            decode(&mut incoming, &frag_cont(seq, frag, &[0; 1000])).unwrap();
+        }
+    }
+    assert!(
+        incoming.held() > 100_000,
+        "two messages in progress, beyond one's size"
+    );
+    decode(&mut incoming, &frag_header(3, 100, &[0; 1000])).unwrap();
+    let e = (1..100)
+        .rev()
+        .find_map(|frag| decode(&mut incoming, &frag_cont(3, frag, &[0; 1000])).err())
+        .expect("refused past the budget");
+    assert!(
+        e.contains("in progress exceed 250000 bytes together"),
+        "{e}"
+    );
+    assert!(incoming.held() <= 251_000);
 }
