@@ -4,6 +4,7 @@
 mod support;
 
 use std::process::{Command, Output};
+use std::time::Duration;
 use support::{free_port, unique_name, BeamNode, Epmd, RustNode};
 
 const COOKIE: &str = "secret_token";
@@ -500,6 +501,71 @@ fn exit_statuses_a_script_can_use() {
         ),
         "{:registered_name, :init}"
     );
+
+    // wait: for a node that is up, a name registered there; for one that comes up
+    // later (a script's wait for the node it started), within --timeout or 5.
+    assert_eq!(ok(&epmd, &["--cookie", COOKIE, "wait", a]), "pong");
+    assert_eq!(
+        ok(&epmd, &["--cookie", COOKIE, "wait", a, ":init"]),
+        "#PID<0.0.0>"
+    );
+    let quick = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cnode"))
+            .args(args)
+            .env("ERL_EPMD_PORT", epmd.port().to_string())
+            .output()
+            .expect("cnode runs")
+    };
+    let t0 = std::time::Instant::now();
+    let run = quick(&[
+        "--cookie",
+        COOKIE,
+        "--timeout",
+        "1",
+        "wait",
+        "nobody@localhost",
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("nobody@localhost did not answer within 1s"),
+        "{stderr}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    let run = quick(&["--cookie", "not_the_cookie", "--timeout", "30", "wait", a]);
+    assert_eq!(
+        run.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let later = unique_name("later");
+    let waiting = Command::new(env!("CARGO_BIN_EXE_cnode"))
+        .args([
+            "--cookie",
+            COOKIE,
+            "--timeout",
+            "120",
+            "wait",
+            &format!("{later}@localhost"),
+            "Chat.TaskSupervisor",
+        ])
+        .env("ERL_EPMD_PORT", epmd.port().to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cnode runs");
+    let started = RustNode::start(&later, COOKIE, &epmd, &[]);
+    let run = waiting.wait_with_output().expect("cnode ends");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.starts_with("#PID<0."), "{stdout}");
+    drop(started);
 
     // A closed stdout (`| head -c5`): 141, as a program SIGPIPE ends, not a panic.
     let mut child = Command::new(env!("CARGO_BIN_EXE_cnode"))

@@ -5,6 +5,7 @@
 //! cnode call alex@localhost Enum.sum '[1, 2, 3]'          # prints 6
 //! cnode eval alex@localhost 'Enum.sum([1, 2, 3])'
 //! cnode send alex@localhost shell '{:hello, "from a script"}'
+//! cnode wait alex@localhost Chat.TaskSupervisor
 //! cnode names
 //! ```
 //!
@@ -117,6 +118,16 @@ enum Command {
         #[arg(allow_negative_numbers = true)]
         term: String,
     },
+    /// Waits until NODE answers, and NAME is registered there when given (a script's
+    /// wait for a node it started): prints pong, or NAME's pid; exits 5 when --timeout
+    /// passes first, 4 at once when the node refuses the cookie.
+    Wait {
+        /// The node: name@host, or a bare name on this host.
+        node: String,
+        /// A registered name, as for send.
+        #[arg(value_name = "NAME")]
+        registered: Option<String>,
+    },
     /// The nodes EPMD knows on HOST (default localhost), as `epmd -names`.
     Names {
         #[arg(default_value = "localhost")]
@@ -151,7 +162,8 @@ fn main() -> ExitCode {
         Command::Ping { node }
         | Command::Call { node, .. }
         | Command::Eval { node, .. }
-        | Command::Send { node, .. } => *node = NodeConfig::short_name(node),
+        | Command::Send { node, .. }
+        | Command::Wait { node, .. } => *node = NodeConfig::short_name(node),
         Command::Names { .. } => {}
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -207,6 +219,10 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
     // Parse what the command line gives before starting anything.
     let plan = match &cli.command {
         Command::Names { host } => return names(host, timeout, cli.json).await,
+        Command::Wait { node, registered } => {
+            let name = registered.as_ref().map(|r| registered_name(r, cli.erlang));
+            return wait(cli, node, name, timeout).await;
+        }
         Command::Ping { node } => Plan::Ping(node),
         Command::Call {
             node,
@@ -285,6 +301,61 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
                 .await;
             answer(cli, echoed).map(|_| String::new())
         }
+    }
+}
+
+/// `wait NODE [NAME]`: tries to connect (and to find NAME there) every 100 ms until it
+/// can or `timeout` has passed.
+async fn wait(
+    cli: &Cli,
+    target: &str,
+    name: Option<String>,
+    timeout: Duration,
+) -> Result<String, Failure> {
+    node_name(target, "the node")?;
+    let _ = TARGET.set(Atom::from(target));
+    let node = start(cli, target).await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::from("no answer");
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            let what = match &name {
+                Some(n) => format!("{n} was not registered on {target}"),
+                None => format!("{target} did not answer"),
+            };
+            return Err(fail(
+                EXIT_TIMEOUT,
+                format!("cnode: {what} within {}s ({last})", cli.timeout),
+            ));
+        }
+        match tokio::time::timeout(left, node.try_connect(target)).await {
+            Ok(Ok(())) => {
+                let Some(name) = &name else {
+                    return Ok(if cli.json { "\"pong\"" } else { "pong" }.into());
+                };
+                let args = vec![cnode::term::atom(name)];
+                match node
+                    .erpc_call(target, "erlang", "whereis", args, left)
+                    .await
+                {
+                    Ok(pid @ Term::Pid(_)) => return Ok(show(cli, &pid)),
+                    Ok(_) => last = format!("{name} not registered yet"),
+                    Err(RpcError::NoConnection) => last = "the connection was lost".into(),
+                    Err(RpcError::Timeout) => {}
+                    Err(e) => return Err(rpc_failure(cli, e)),
+                }
+            }
+            Ok(Err(e)) => {
+                let failure = connect_failure(target, &e);
+                if failure.code == EXIT_COOKIE {
+                    return Err(failure);
+                }
+                last = failure.message.trim_start_matches("cnode: ").to_owned();
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100).min(left)).await;
     }
 }
 
