@@ -847,6 +847,37 @@ async fn a_dynamic_supervisor_of_rust_children_is_one_to_iex() {
         "{:ok, {:error, :not_found}, 0, :one_for_one}"
     );
     assert!(!node.is_alive(&worker));
+    // From Rust: which_children, terminate_child; a process child named by its module.
+    let spec = ChildSpec::process("plain", |mut p| async move {
+        p.receive().await;
+        Ok(())
+    })
+    .module("Elixir.Jobs.Plain");
+    let plain = supervisor::start_child(&node, "Elixir.Jobs.WorkerSup", spec)
+        .await
+        .expect("a process child starts");
+    assert_eq!(
+        supervisor::which_children(&node, "Elixir.Jobs.WorkerSup").await,
+        Ok(vec![tuple(vec![
+            atom("undefined"),
+            Term::Pid(plain),
+            atom("worker"),
+            list(vec![atom("Elixir.Jobs.Plain")]),
+        ])])
+    );
+    assert_eq!(
+        supervisor::terminate_child(&node, "Elixir.Jobs.WorkerSup", plain).await,
+        Ok(true)
+    );
+    assert_eq!(
+        supervisor::terminate_child(&node, "Elixir.Jobs.WorkerSup", plain).await,
+        Ok(false)
+    );
+    assert!(!node.is_alive(&plain));
+    assert_eq!(
+        supervisor::which_children(&node, "Elixir.Jobs.WorkerSup").await,
+        Ok(vec![])
+    );
 
     // Under a static supervisor: a dynamic supervisor and a Task.Supervisor as children.
     let children = vec![

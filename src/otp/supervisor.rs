@@ -156,7 +156,7 @@ pub struct ChildSpec {
     supervisor: bool,
     /// `modules`, as `which_children/1` lists them: a GenServer's
     /// [`module`](GenServer::module).
-    modules: Option<&'static str>,
+    modules: Option<crate::term::Atom>,
 }
 
 /// `start` as a [`Start`]: the closure's future borrows the supervisor's process.
@@ -227,7 +227,7 @@ impl ChildSpec {
             }),
             false,
         );
-        spec.modules = Some(S::module());
+        spec.modules = Some(S::module().into());
         spec
     }
 
@@ -296,7 +296,7 @@ impl ChildSpec {
             }),
             false,
         );
-        spec.modules = Some("pg");
+        spec.modules = Some("pg".into());
         spec
     }
 
@@ -314,7 +314,7 @@ impl ChildSpec {
             true,
         );
         spec.shutdown = Shutdown::Infinity;
-        spec.modules = Some(module);
+        spec.modules = Some(module.into());
         spec
     }
 
@@ -338,12 +338,12 @@ impl ChildSpec {
 
     /// `[Module]` for `which_children/1`, or `[]`.
     pub(crate) fn modules_term(&self) -> Term {
-        list(self.modules.map(atom).into_iter().collect())
+        list(self.modules.map(Term::Atom).into_iter().collect())
     }
 
     /// The start as a dynamic supervisor's state shows it: `{Module, :start_link, :undefined}`.
     pub(crate) fn mfa(&self) -> Term {
-        let module = self.modules.map_or_else(|| atom(&self.id), atom);
+        let module = self.modules.map_or_else(|| atom(&self.id), Term::Atom);
         tuple(vec![module, atom("start_link"), atom("undefined")])
     }
 
@@ -355,6 +355,14 @@ impl ChildSpec {
     /// `shutdown: ...`.
     pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
         self.shutdown = shutdown;
+        self
+    }
+
+    /// `modules: [module]`, the module `which_children/1` lists for the child (e.g.
+    /// `"Elixir.Jobs.Worker"`), as an Elixir child spec takes it from the module that
+    /// defines it. A GenServer's is its [`module`](GenServer::module) already.
+    pub fn module(mut self, module: &str) -> Self {
+        self.modules = Some(module.into());
         self
     }
 }
@@ -458,6 +466,28 @@ pub async fn start_child(
         }
         _ => Err(StartError(Exception::Exit(reply))),
     }
+}
+
+/// `DynamicSupervisor.terminate_child(supervisor, pid)` from Rust code: stops the child
+/// as its `shutdown` says (it is not started again); `Ok(false)` when `pid` is not a
+/// child of it (`{:error, :not_found}`). For a supervisor of this node or a BEAM one.
+pub async fn terminate_child(
+    node: &Node,
+    supervisor: impl Into<crate::process::Dest>,
+    child: Pid,
+) -> Result<bool, super::gen_server::CallError> {
+    let request = tuple(vec![atom("terminate_child"), Term::Pid(child)]);
+    Ok(node.call(supervisor, request, None).await?.is_atom("ok"))
+}
+
+/// `Supervisor.which_children(supervisor)` (or `DynamicSupervisor`'s) from Rust code:
+/// a `{id, child, type, modules}` tuple for each child, as a BEAM caller gets them.
+pub async fn which_children(
+    node: &Node,
+    supervisor: impl Into<crate::process::Dest>,
+) -> Result<Vec<Term>, super::gen_server::CallError> {
+    let children = node.call(supervisor, atom("which_children"), None).await?;
+    Ok(children.as_list().map(<[Term]>::to_vec).unwrap_or_default())
 }
 
 /// The code of a dynamic supervisor's process under `parent`, named in its logs by
@@ -624,7 +654,7 @@ impl Supervisor {
                                 } else {
                                     "worker"
                                 }),
-                                list(c.spec.modules.map(atom).into_iter().collect()),
+                                list(c.spec.modules.map(Term::Atom).into_iter().collect()),
                             ])
                         })
                         .collect(),
