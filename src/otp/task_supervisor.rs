@@ -266,7 +266,9 @@ pub(crate) async fn supervise(
             // Started again until it starts, each try counted against the intensity.
             loop {
                 if !intensity.add_restart() {
+                    // Under the supervisors' target, whichever kind this one is.
                     tracing::error!(
+                        target: "cnode::otp::supervisor",
                         "{name}: reached_max_restart_intensity (child {} exited: {}); shutting down",
                         pid.inspect(),
                         Short(reason)
