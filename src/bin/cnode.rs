@@ -359,11 +359,21 @@ async fn wait(
     }
 }
 
+/// The node a pid read from text is of, `target` for one as its node prints it
+/// (`#PID<0.107.0>`); `None` for a pid with its incarnation, not read from text.
+fn text_pid_node<'a>(p: &'a Pid, target: &'a str) -> Option<&'a str> {
+    match p.node.name() {
+        LOCAL_NODE => Some(target),
+        named if p.creation == 0 => Some(named),
+        _ => None,
+    }
+}
+
 /// Whether `t` holds a pid read from text: as its node prints it (`#PID<0.107.0>`), or
 /// with its node named and no incarnation (`#PID<bob@localhost.85.0>`, creation 0).
 fn has_local_pid(t: &Term) -> bool {
     match t {
-        Term::Pid(p) => p.node.name() == LOCAL_NODE || p.creation == 0,
+        Term::Pid(p) => text_pid_node(p, "").is_some(),
         Term::List(l) => l.elements.iter().any(has_local_pid),
         Term::Tuple(t) => t.elements.iter().any(has_local_pid),
         Term::Map(m) => m
@@ -386,14 +396,11 @@ async fn own_pids(
 ) -> Result<Vec<Term>, Failure> {
     fn nodes(t: &Term, target: &str, out: &mut Vec<String>) {
         match t {
-            Term::Pid(p) if p.node.name() == LOCAL_NODE || p.creation == 0 => {
-                let n = if p.node.name() == LOCAL_NODE {
-                    target
-                } else {
-                    p.node.name()
-                };
-                if !out.iter().any(|o| o == n) {
-                    out.push(n.to_owned());
+            Term::Pid(p) => {
+                if let Some(n) = text_pid_node(p, target) {
+                    if !out.iter().any(|o| o == n) {
+                        out.push(n.to_owned());
+                    }
                 }
             }
             Term::List(l) => l.elements.iter().for_each(|e| nodes(e, target, out)),
@@ -429,14 +436,10 @@ async fn own_pids(
     }
     fn on(t: Term, target: &str, creations: &std::collections::HashMap<String, u32>) -> Term {
         match t {
-            Term::Pid(p) if p.node.name() == LOCAL_NODE || p.creation == 0 => {
-                let n = if p.node.name() == LOCAL_NODE {
-                    target
-                } else {
-                    p.node.name()
-                };
-                Term::Pid(Pid::new(n, p.id, p.serial, creations[n]))
-            }
+            Term::Pid(p) => match text_pid_node(&p, target) {
+                Some(n) => Term::Pid(Pid::new(n, p.id, p.serial, creations[n])),
+                None => Term::Pid(p),
+            },
             Term::List(l) => list(
                 l.elements
                     .into_iter()
