@@ -436,6 +436,25 @@ fn exit_statuses_a_script_can_use() {
         "something listens on {none} after the command"
     );
 
+    // With --json, a failure that is no exception is an object too.
+    let e = fails(
+        &epmd,
+        &[
+            "--cookie",
+            COOKIE,
+            "--json",
+            "call",
+            "nobody@localhost",
+            "Enum.sum",
+            "[]",
+        ],
+        3,
+    );
+    assert!(
+        e.starts_with(r#"{"error":"unreachable","message":"cnode: "#),
+        "{e}"
+    );
+
     // 4: the cookie.
     let run = cnode(&epmd, &["--cookie", "not_the_cookie", "ping", a]);
     assert_eq!((run.code, run.stdout.trim()), (4, "pang"), "{}", run.stderr);

@@ -181,7 +181,24 @@ fn main() -> ExitCode {
         Ok(text) => out(&text).unwrap_or(ExitCode::SUCCESS),
         Err(f) => {
             use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "{}", f.message);
+            // With --json, every failure is an object (an exception's says its class).
+            let message = if cli.json && !f.message.starts_with('{') {
+                let kind = match f.code {
+                    EXIT_USAGE => "usage",
+                    EXIT_UNREACHABLE => "unreachable",
+                    EXIT_COOKIE => "cookie",
+                    EXIT_TIMEOUT => "timeout",
+                    _ => "failed",
+                };
+                format!(
+                    "{{\"error\":{},\"message\":{}}}",
+                    json_string(kind),
+                    json_string(&f.message)
+                )
+            } else {
+                f.message
+            };
+            let _ = writeln!(std::io::stderr(), "{message}");
             ExitCode::from(f.code)
         }
     }
