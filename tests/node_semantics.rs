@@ -481,10 +481,13 @@ fn rpc_and_erpc_as_on_a_beam_node() {
          match?({:file, _}, r.(:code, :is_loaded, [Chat])), r.(:code, :is_loaded, [:no_such_module]),
          r.(:erlang, :function_exported, [Chat, :receive_message, 1]),
          r.(:erlang, :function_exported, [Chat, :no_such_function, 1]),
-         is_pid(r.(:erlang, :group_leader, []))}";
+         is_pid(r.(:erlang, :group_leader, [])),
+         r.(Node, :self, []) == NODE, r.(Kernel, :node, []) == NODE,
+         r.(Kernel, :node, [r.(Process, :whereis, [Chat.TaskSupervisor])]) == NODE,
+         r.(Process, :alive?, [r.(Process, :whereis, [Chat.TaskSupervisor])])}";
     assert_eq!(
         c.same_ok(harness),
-        "{true, true, nil, true, true, :ok, :ok, :pong, {:module, Chat}, {:error, :nofile}, true, false, true, false, true}"
+        "{true, true, nil, true, true, :ok, :ok, :pong, {:module, Chat}, {:error, :nofile}, true, false, true, false, true, true, true, true, true}"
     );
 
     // The function's output goes to the caller's group leader, alex's terminal.

@@ -196,7 +196,7 @@ pub(crate) fn register(node: &Node) {
 
 /// What test harnesses and operators' consoles ask a node before anything else, with
 /// the answers that hold here: its OS pid (`:os.getpid/0`, `System.pid/0`), `System.stop`,
-/// `Process.whereis/1`, `Node.list/0,1`, a sleep (`:timer.sleep/1`, `Process.sleep/1`),
+/// `Process.whereis/1`, `Process.alive?/1`, `Node.self/0`, `Kernel.node/0,1`, `Node.list/0,1`, a sleep (`:timer.sleep/1`, `Process.sleep/1`),
 /// `:net_adm.ping/1` from this node, `erlang:group_leader/0`, and the code server's
 /// view: a module is loaded when some function of it is registered
 /// (`:code.is_loaded/1`, `ensure_loaded/1`, `erlang:function_exported/3`), so that
@@ -226,6 +226,24 @@ fn harness_functions(node: &Node) {
             .whereis(name)
             .map(Term::Pid)
             .unwrap_or_else(nil_atom))
+    });
+    // Elixir's names for what is `erlang:node/0,1` and `is_process_alive/1` above
+    // (inlined by Elixir's compiler, but called by name over rpc).
+    for (module, name) in [("Elixir.Node", "self"), ("Elixir.Kernel", "node")] {
+        node.register_function(
+            module,
+            name,
+            0,
+            |p, _| async move { Ok(atom(p.node().name())) },
+        );
+    }
+    node.register_function("Elixir.Kernel", "node", 1, |p, args| async move {
+        let node = p.node().clone();
+        node.apply(p, "erlang", "node", args).await
+    });
+    node.register_function("Elixir.Process", "alive?", 1, |p, args| async move {
+        let node = p.node().clone();
+        node.apply(p, "erlang", "is_process_alive", args).await
     });
     node.register_function("Elixir.Node", "list", 0, |p, _| async move {
         nodes(p.node(), &atom("visible"))
