@@ -37,6 +37,8 @@ use tokio_rustls::TlsStream;
 pub struct TlsConfig {
     server: Arc<rustls::ServerConfig>,
     client: Arc<rustls::ClientConfig>,
+    /// The name a server's certificate must have, when not its node name's host.
+    server_name: Option<String>,
 }
 
 impl std::fmt::Debug for TlsConfig {
@@ -86,21 +88,27 @@ impl TlsConfig {
     /// started with. The `server` options make the side that accepts, the `client`
     /// options the side that connects, each with its own: `certfile` and `keyfile`
     /// (default: the `certfile`), or the first of `certs_keys` (a section without a
-    /// certificate presents the other one's); `cacertfile`; `versions` (`'tlsv1.2'`,
-    /// `'tlsv1.3'`); `ciphers` (OpenSSL's names, `"ECDHE-ECDSA-AES256-GCM-SHA384"`, TLS
-    /// 1.3's, `"TLS_AES_128_GCM_SHA256"`, or OTP's maps; those rustls does not have are
-    /// left out, as OTP leaves out what its OpenSSL lacks); `depth` (the intermediate
-    /// certificates a peer's chain may have, the CA's own not counted). A file with
-    /// only one section gives both sides its options.
+    /// certificate presents the other one's); `cacertfile` (its self-signed
+    /// certificates are the roots peers' chains must lead to, as OTP has it; an
+    /// intermediate there helps build a chain and is no root of its own); `versions`
+    /// (`'tlsv1.2'`, `'tlsv1.3'`); `ciphers` (OpenSSL's names,
+    /// `"ECDHE-ECDSA-AES256-GCM-SHA384"`, TLS 1.3's, `"TLS_AES_128_GCM_SHA256"`, or OTP's
+    /// maps; those rustls does not have are left out with a warning); `supported_groups`
+    /// and `eccs` (`x25519`, `secp256r1`, `secp384r1`); `depth` (the intermediate
+    /// certificates between a peer's and the root); `server_name_indication` (the name
+    /// a server's certificate must have, instead of its node name's host). A key given
+    /// twice counts as its last, as `ssl` takes it; a file with only one section gives
+    /// both sides its options.
     ///
     /// Peers are verified both ways, and what would weaken that is refused with the
-    /// reason: `{verify, verify_none}`, a section without `cacertfile`, a `crl_check`
-    /// (revocation is not checked here: a revoked certificate would pass), a
-    /// `password` (decrypt the key first). A client without a certificate is refused
-    /// even with `{fail_if_no_peer_cert, false}`; renegotiation is never accepted
-    /// (`secure_renegotiate` is moot). Other options (`server_name_indication`,
-    /// `reuse_sessions`, ...) are the BEAM's and left to it. Relative paths are
-    /// relative to where the program runs, as for the BEAM.
+    /// reason: `{verify, verify_none}`, a section without `cacertfile` or one without a
+    /// root, a `crl_check` (revocation is not checked here: a revoked certificate would
+    /// pass), `signature_algs` (not restricted here), a `password` (decrypt the key
+    /// first). A client without a certificate is refused even with
+    /// `{fail_if_no_peer_cert, false}`; renegotiation is never accepted
+    /// (`secure_renegotiate` is moot). Other options (`reuse_sessions`, ...) are the
+    /// BEAM's and left to it. Relative paths are relative to where the program runs, as
+    /// for the BEAM.
     pub fn from_optfile(path: impl AsRef<Path>) -> Result<Self, TlsError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|error| TlsError::Read {
@@ -148,6 +156,13 @@ impl TlsConfig {
                          give the key decrypted (openssl pkey -in key.pem -out plain.pem)"
                         .into()))
                 }
+                "signature_algs" | "signature_algs_cert" => {
+                    return Err(bad(format!(
+                        "{{{key}, ...}}: the signature algorithms are not restricted by \
+                         this node, so a peer the BEAM refuses would be accepted; start it \
+                         without {key} only where the restriction is not relied on"
+                    )))
+                }
                 "crl_check" if !value.is_atom("false") => {
                     return Err(bad(format!(
                         "{{crl_check, {}}}: certificate revocation is not checked by this \
@@ -162,13 +177,13 @@ impl TlsConfig {
         let identity = |opts: &[(String, Term)]| -> Result<Option<Identity>, TlsError> {
             let file = |k: &str| {
                 opts.iter()
-                    .find(|(key, _)| key == k)
+                    .rfind(|(key, _)| key == k)
                     .and_then(|(_, v)| chardata_to_string(v))
             };
             // `certs_keys` (OTP 25): a list of maps, the first one taken.
             let from_map = opts
                 .iter()
-                .find(|(k, _)| k == "certs_keys")
+                .rfind(|(k, _)| k == "certs_keys")
                 .and_then(|(_, v)| v.as_list()?.first().cloned())
                 .and_then(|m| {
                     let get = |k: &str| {
@@ -212,7 +227,8 @@ impl TlsConfig {
             (None, None) => return Err(bad("no certfile (nor certs_keys)".into())),
         };
         let side = |role: &str, opts: &[(String, Term)], id: Identity| {
-            let find = |k: &str| opts.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+            // The last of a key given twice, as `ssl` takes it.
+            let find = |k: &str| opts.iter().rfind(|(key, _)| key == k).map(|(_, v)| v);
             let ca = find("cacertfile")
                 .and_then(chardata_to_string)
                 .ok_or_else(|| {
@@ -228,6 +244,17 @@ impl TlsConfig {
                 side.ciphers =
                     Some(cipher_suites(ciphers).map_err(|why| bad(format!("{role}: {why}")))?);
             }
+            // `eccs` (TLS 1.2's curves) and `supported_groups` (TLS 1.3's): rustls has
+            // one list for both; the groups in either, both given, in both.
+            let groups = [find("supported_groups"), find("eccs")];
+            if groups.iter().any(Option::is_some) {
+                side.groups = Some(
+                    key_groups(groups.into_iter().flatten())
+                        .map_err(|why| bad(format!("{role}: {why}")))?,
+                );
+            }
+            // A host name (`disable` keeps the node name's host, as OTP 25 does).
+            side.server_name = find("server_name_indication").and_then(chardata_to_string);
             if let Some(depth) = find("depth") {
                 let depth = depth
                     .as_int()
@@ -252,6 +279,7 @@ impl TlsConfig {
         let own = Identity {
             chain: chain_from(cert, "certificate")?,
             key: Arc::new(key_from(key, "key")?),
+            source: "the certificate and key given".into(),
         };
         let side = Side::new(own, chain_from(ca, "CA")?);
         Self::build(side.clone(), side)
@@ -265,19 +293,18 @@ impl TlsConfig {
                 provider.clone(),
             )
             .build()?;
-            let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = match server.depth {
-                None => verifier,
-                Some(depth) => Arc::new(Depth {
-                    inner: verifier,
-                    depth,
-                    anchors: server.anchors.clone(),
-                }),
-            };
+            let verifier = Arc::new(Chains {
+                inner: verifier,
+                depth: server.depth,
+                roots: server.roots_der(),
+                extra: server.extra(),
+            });
             rustls::ServerConfig::builder_with_provider(provider)
-                .with_protocol_versions(&server.versions())?
+                .with_protocol_versions(&server.versions())
+                .map_err(|e| versions_error(e, "server"))?
                 .with_client_cert_verifier(verifier)
                 .with_single_cert(server.id.chain, server.id.key.clone_key())
-                .map_err(|e| key_error(e, "server"))?
+                .map_err(|e| key_error(e, &server.id.source))?
         };
         let client_config = {
             let provider = client.provider();
@@ -288,36 +315,43 @@ impl TlsConfig {
             .build()
             .map_err(|e| TlsError::Pem(format!("the CA cannot verify servers: {e}")))?;
             let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = verifier;
-            let verifier = match client.depth {
-                None => verifier,
-                Some(depth) => Arc::new(Depth {
-                    inner: verifier,
-                    depth,
-                    anchors: client.anchors.clone(),
-                }),
-            };
+            let verifier = Arc::new(Chains {
+                inner: verifier,
+                depth: client.depth,
+                roots: client.roots_der(),
+                extra: client.extra(),
+            });
             rustls::ClientConfig::builder_with_provider(provider)
-                .with_protocol_versions(&client.versions())?
+                .with_protocol_versions(&client.versions())
+                .map_err(|e| versions_error(e, "client"))?
                 .dangerous()
                 .with_custom_certificate_verifier(verifier)
                 .with_client_auth_cert(client.id.chain, client.id.key.clone_key())
-                .map_err(|e| key_error(e, "client"))?
+                .map_err(|e| key_error(e, &client.id.source))?
         };
         Ok(TlsConfig {
             server: Arc::new(server_config),
             client: Arc::new(client_config),
+            server_name: client.server_name,
         })
     }
 }
 
-/// rustls's error for a key that is not the certificate's, saying which side's.
-fn key_error(e: rustls::Error, role: &str) -> TlsError {
+/// rustls's error for a key that is not the certificate's, naming the files.
+fn key_error(e: rustls::Error, source: &str) -> TlsError {
     match e {
         rustls::Error::InconsistentKeys(_) => TlsError::Pem(format!(
-            "the {role} side's private key is not the key of its certificate (keyfile and certfile)"
+            "{source}: the private key is not the key of the certificate"
         )),
         e => TlsError::Rustls(e),
     }
+}
+
+/// rustls's error for versions no cipher suite of the side serves, said so.
+fn versions_error(e: rustls::Error, role: &str) -> TlsError {
+    TlsError::Pem(format!(
+        "{role}: no cipher suite of these ciphers for these versions ({e})"
+    ))
 }
 
 /// What one side of the TLS connections (accepting or connecting) presents and accepts.
@@ -328,6 +362,11 @@ struct Side {
     anchors: Vec<pki_types::CertificateDer<'static>>,
     versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>,
     ciphers: Option<Vec<rustls::SupportedCipherSuite>>,
+    /// The key exchange groups (`supported_groups`, `eccs`).
+    groups: Option<Vec<&'static dyn rustls::crypto::SupportedKxGroup>>,
+    /// The host name the peer's certificate must name when connecting
+    /// (`server_name_indication`), instead of the node name's host.
+    server_name: Option<String>,
     /// The most intermediate certificates a peer's chain may have (`depth`).
     depth: Option<usize>,
 }
@@ -339,18 +378,48 @@ impl Side {
             anchors,
             versions: None,
             ciphers: None,
+            groups: None,
+            server_name: None,
             depth: None,
         }
     }
 
+    /// The trust anchors: the self-signed certificates of `cacertfile`, as OTP trusts
+    /// a chain that ends at a root (an intermediate there helps build chains, as
+    /// [`extra`](Self::extra), and is no anchor of its own).
     fn roots(&self) -> Result<rustls::RootCertStore, TlsError> {
         let mut roots = rustls::RootCertStore::empty();
-        for ca in &self.anchors {
+        for ca in self.roots_der() {
             roots
-                .add(ca.clone())
+                .add(ca)
                 .map_err(|e| TlsError::Pem(format!("cacertfile: {e}")))?;
         }
+        if roots.is_empty() {
+            return Err(TlsError::Pem(
+                "cacertfile holds no self-signed CA certificate: peers' chains are \
+                 verified up to a root, as OTP verifies them (an intermediate alone is \
+                 not trusted)"
+                    .into(),
+            ));
+        }
         Ok(roots)
+    }
+
+    fn roots_der(&self) -> Vec<pki_types::CertificateDer<'static>> {
+        let self_signed = |c: &&pki_types::CertificateDer<'static>| {
+            names(c).is_some_and(|(issuer, subject)| issuer == subject)
+        };
+        self.anchors.iter().filter(self_signed).cloned().collect()
+    }
+
+    /// The certificates of `cacertfile` that are not roots (intermediates).
+    fn extra(&self) -> Vec<pki_types::CertificateDer<'static>> {
+        let roots = self.roots_der();
+        self.anchors
+            .iter()
+            .filter(|c| !roots.contains(c))
+            .cloned()
+            .collect()
     }
 
     fn versions(&self) -> Vec<&'static rustls::SupportedProtocolVersion> {
@@ -368,6 +437,9 @@ impl Side {
         let mut provider = rustls::crypto::ring::default_provider();
         if let Some(ciphers) = &self.ciphers {
             provider.cipher_suites = ciphers.clone();
+        }
+        if let Some(groups) = &self.groups {
+            provider.kx_groups = groups.clone();
         }
         Arc::new(provider)
     }
@@ -414,8 +486,15 @@ fn cipher_suites(value: &Term) -> Result<Vec<rustls::SupportedCipherSuite>, Stri
     #[allow(deprecated)]
     let all = rustls::crypto::ring::default_provider().cipher_suites;
     let mut chosen = Vec::new();
+    let mut left_out = Vec::new();
     for name in &names {
         let iana = iana_name(name.trim());
+        let found = all
+            .iter()
+            .any(|s| format!("{:?}", s.suite()).replacen("TLS13_", "TLS_", 1) == iana);
+        if !found {
+            left_out.push(name.trim());
+        }
         if let Some(suite) = all
             .iter()
             .find(|s| format!("{:?}", s.suite()).replacen("TLS13_", "TLS_", 1) == iana)
@@ -428,11 +507,49 @@ fn cipher_suites(value: &Term) -> Result<Vec<rustls::SupportedCipherSuite>, Stri
             }
         }
     }
+    if !chosen.is_empty() && !left_out.is_empty() {
+        tracing::warn!(
+            "TLS ciphers left out, not spoken here: {} (rustls has the AES-GCM and \
+             ChaCha20-Poly1305 suites with ECDHE, and TLS 1.3's)",
+            left_out.join(", ")
+        );
+    }
     if chosen.is_empty() {
         return Err(format!(
             "{{ciphers, {}}}: none of these is spoken here (rustls has the AES-GCM and \
              ChaCha20-Poly1305 suites with ECDHE, and TLS 1.3's)",
             value.erlang()
+        ));
+    }
+    Ok(chosen)
+}
+
+/// The key exchange groups of `{supported_groups, [...]}` and `{eccs, [...]}` that
+/// rustls has: `x25519`, `secp256r1`, `secp384r1`.
+fn key_groups<'a>(
+    lists: impl Iterator<Item = &'a Term>,
+) -> Result<Vec<&'static dyn rustls::crypto::SupportedKxGroup>, String> {
+    use rustls::crypto::ring::kx_group;
+    let mut given = Vec::new();
+    let mut chosen: Vec<&'static dyn rustls::crypto::SupportedKxGroup> = Vec::new();
+    for list in lists {
+        given.push(list.erlang().to_string());
+        for g in list.as_list().unwrap_or_default() {
+            let group: &'static dyn rustls::crypto::SupportedKxGroup = match g.as_atom() {
+                Some("x25519") => kx_group::X25519,
+                Some("secp256r1") => kx_group::SECP256R1,
+                Some("secp384r1") => kx_group::SECP384R1,
+                _ => continue,
+            };
+            if !chosen.iter().any(|c| c.name() == group.name()) {
+                chosen.push(group);
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return Err(format!(
+            "{}: none of these groups is spoken here (x25519, secp256r1, secp384r1 are)",
+            given.join(", ")
         ));
     }
     Ok(chosen)
@@ -492,32 +609,108 @@ fn suite_of_map(m: &Term) -> Option<String> {
     })
 }
 
-/// A verifier that also refuses a chain with more intermediate certificates than
-/// `depth` (OTP's `depth`), the CA certificates of `cacertfile` not counted.
+/// A verifier that takes the intermediates of `cacertfile` to build peers' chains
+/// (beside those the peer sends), and refuses a chain with more intermediate
+/// certificates than `depth` (OTP's `depth`) between the peer's and a root.
 #[derive(Debug)]
-struct Depth<V: ?Sized> {
+struct Chains<V: ?Sized> {
     inner: Arc<V>,
-    depth: usize,
-    anchors: Vec<pki_types::CertificateDer<'static>>,
+    depth: Option<usize>,
+    roots: Vec<pki_types::CertificateDer<'static>>,
+    extra: Vec<pki_types::CertificateDer<'static>>,
 }
 
-impl<V: ?Sized> Depth<V> {
-    fn check(&self, intermediates: &[pki_types::CertificateDer<'_>]) -> Result<(), rustls::Error> {
-        let n = intermediates
-            .iter()
-            .filter(|c| !self.anchors.iter().any(|a| a.as_ref() == c.as_ref()))
-            .count();
-        if n > self.depth {
-            return Err(rustls::Error::General(format!(
-                "the certificate chain has {n} intermediate certificates, more than depth {}",
-                self.depth
-            )));
+impl<V: ?Sized> Chains<V> {
+    /// The peer's intermediates and ours.
+    fn pool<'a>(
+        &self,
+        intermediates: &[pki_types::CertificateDer<'a>],
+    ) -> Vec<pki_types::CertificateDer<'a>> {
+        let mut pool = intermediates.to_vec();
+        pool.extend(self.extra.iter().cloned());
+        pool
+    }
+
+    fn check(
+        &self,
+        end_entity: &pki_types::CertificateDer<'_>,
+        pool: &[pki_types::CertificateDer<'_>],
+    ) -> Result<(), rustls::Error> {
+        let Some(depth) = self.depth else {
+            return Ok(());
+        };
+        match path_intermediates(end_entity, pool, &self.roots) {
+            Some(n) if n <= depth => Ok(()),
+            Some(n) => Err(rustls::Error::General(format!(
+                "the certificate chain has {n} intermediate certificates, more than depth {depth}"
+            ))),
+            None => Err(rustls::Error::General(format!(
+                "the certificate chain's length could not be told, so depth {depth} cannot be kept"
+            ))),
         }
-        Ok(())
     }
 }
 
-/// The signature checks of a [`Depth`] verifier: its inner verifier's.
+/// The intermediate certificates between `end_entity` and one of `roots`, following
+/// issuer names through `pool`.
+fn path_intermediates(
+    end_entity: &[u8],
+    pool: &[pki_types::CertificateDer<'_>],
+    roots: &[pki_types::CertificateDer<'static>],
+) -> Option<usize> {
+    let (mut issuer, _) = names(end_entity)?;
+    for n in 0..=pool.len() {
+        if roots
+            .iter()
+            .any(|r| names(r).is_some_and(|(_, s)| s == issuer))
+        {
+            return Some(n);
+        }
+        let next = pool
+            .iter()
+            .find(|c| names(c).is_some_and(|(_, s)| s == issuer))?;
+        issuer = names(next)?.0;
+    }
+    None
+}
+
+/// A certificate's issuer and subject names, as DER (`TBSCertificate`'s fourth and
+/// sixth fields, after an optional version).
+fn names(cert: &[u8]) -> Option<(&[u8], &[u8])> {
+    /// One DER element: its tag, all its bytes, its content, and what follows it.
+    type Element<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+    fn tlv(b: &[u8]) -> Option<Element<'_>> {
+        let tag = *b.first()?;
+        let first = *b.get(1)?;
+        let (len, head) = if first < 0x80 {
+            (usize::from(first), 2)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 {
+                return None;
+            }
+            let mut len = 0usize;
+            for i in 0..n {
+                len = len << 8 | usize::from(*b.get(2 + i)?);
+            }
+            (len, 2 + n)
+        };
+        let end = head.checked_add(len)?;
+        (end <= b.len()).then(|| (tag, &b[..end], &b[head..end], &b[end..]))
+    }
+    let (_, _, certificate, _) = tlv(cert)?;
+    let (_, _, tbs, _) = tlv(certificate)?;
+    let (tag, _, _, after_version) = tlv(tbs)?;
+    let fields = if tag == 0xa0 { after_version } else { tbs };
+    let (_, _, _, rest) = tlv(fields)?; // serialNumber
+    let (_, _, _, rest) = tlv(rest)?; // signature
+    let (_, issuer, _, rest) = tlv(rest)?;
+    let (_, _, _, rest) = tlv(rest)?; // validity
+    let (_, subject, _, _) = tlv(rest)?;
+    Some((issuer, subject))
+}
+
+/// The signature checks of a [`Chains`] verifier: its inner verifier's.
 macro_rules! delegate_signatures {
     () => {
         fn verify_tls12_signature(
@@ -545,7 +738,7 @@ macro_rules! delegate_signatures {
 }
 
 impl rustls::server::danger::ClientCertVerifier
-    for Depth<dyn rustls::server::danger::ClientCertVerifier>
+    for Chains<dyn rustls::server::danger::ClientCertVerifier>
 {
     fn offer_client_auth(&self) -> bool {
         self.inner.offer_client_auth()
@@ -565,10 +758,9 @@ impl rustls::server::danger::ClientCertVerifier
         intermediates: &[pki_types::CertificateDer<'_>],
         now: pki_types::UnixTime,
     ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
-        let verified = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
-        self.check(intermediates)?;
+        let pool = self.pool(intermediates);
+        let verified = self.inner.verify_client_cert(end_entity, &pool, now)?;
+        self.check(end_entity, &pool)?;
         Ok(verified)
     }
 
@@ -576,7 +768,7 @@ impl rustls::server::danger::ClientCertVerifier
 }
 
 impl rustls::client::danger::ServerCertVerifier
-    for Depth<dyn rustls::client::danger::ServerCertVerifier>
+    for Chains<dyn rustls::client::danger::ServerCertVerifier>
 {
     fn verify_server_cert(
         &self,
@@ -586,14 +778,11 @@ impl rustls::client::danger::ServerCertVerifier
         ocsp_response: &[u8],
         now: pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        let verified = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        )?;
-        self.check(intermediates)?;
+        let pool = self.pool(intermediates);
+        let verified =
+            self.inner
+                .verify_server_cert(end_entity, &pool, server_name, ocsp_response, now)?;
+        self.check(end_entity, &pool)?;
         Ok(verified)
     }
 
@@ -605,6 +794,8 @@ impl rustls::client::danger::ServerCertVerifier
 struct Identity {
     chain: Vec<pki_types::CertificateDer<'static>>,
     key: Arc<pki_types::PrivateKeyDer<'static>>,
+    /// Where they came from, for errors: `cert.pem and key.pem`.
+    source: String,
 }
 
 impl Identity {
@@ -612,6 +803,7 @@ impl Identity {
         Ok(Identity {
             chain: chain_from(&read(cert)?, &cert.display().to_string())?,
             key: Arc::new(key_from(&read(key)?, &key.display().to_string())?),
+            source: format!("{} and {}", cert.display(), key.display()),
         })
     }
 }
@@ -669,6 +861,7 @@ impl Stream {
         let Some(tls) = tls else {
             return Ok(Stream::Plain(tcp));
         };
+        let host = tls.server_name.as_deref().unwrap_or(host);
         let name = pki_types::ServerName::try_from(host.to_owned())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let connector = tokio_rustls::TlsConnector::from(tls.client.clone());

@@ -563,6 +563,123 @@ async fn each_side_of_an_optfile_keeps_its_own_trust() {
         deep.try_connect(depth1.name()).await.is_ok(),
         "depth 1 refused one intermediate"
     );
+    // The intermediate in the verifying side's cacertfile: it builds the chain, and still
+    // counts against depth (a peer may send its certificate alone); an intermediate
+    // alone in cacertfile is no trust anchor, as OTP trusts none.
+    let root_and_intermediate = write(
+        "root-int.pem",
+        &format!(
+            "{}{}",
+            std::fs::read_to_string(&root_ca).unwrap(),
+            intermediate.0.pem()
+        ),
+    )
+    .display()
+    .to_string();
+    let bundle = |name: &str, depth: u32| {
+        let conf = write(
+            name,
+            &format!(
+                "[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{root_and_intermediate}\"}}, {{depth, {depth}}}]}},
+                  {{client, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}}]}}]."
+            ),
+        );
+        TlsConfig::from_optfile(conf).unwrap()
+    };
+    let bundle0 = rust_node("bundle0", &epmd, Some(bundle("bundle0.conf", 0))).await;
+    let bundle1 = rust_node("bundle1", &epmd, Some(bundle("bundle1.conf", 1))).await;
+    let alone = write(
+        "alone.conf",
+        &format!(
+            "[{{server, [{{certfile, \"{}\"}}, {{keyfile, \"{}\"}}, {{cacertfile, \"{both}\"}}]}}].",
+            f("deep-cert.pem"),
+            f("deep-key.pem")
+        ),
+    );
+    let alone = rust_node(
+        "alone",
+        &epmd,
+        Some(TlsConfig::from_optfile(alone).unwrap()),
+    )
+    .await;
+    assert!(
+        deep.try_connect(bundle0.name()).await.is_err(),
+        "depth 0, intermediate in cacertfile"
+    );
+    assert!(
+        alone.try_connect(bundle0.name()).await.is_err(),
+        "depth 0, the certificate alone"
+    );
+    assert!(
+        alone.try_connect(bundle1.name()).await.is_ok(),
+        "the chain built from cacertfile"
+    );
+    let only_intermediate = write("int-only.pem", &intermediate.0.pem())
+        .display()
+        .to_string();
+    let e = TlsConfig::from_optfile(write(
+        "int-only.conf",
+        &format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{only_intermediate}\"}}]}}]."),
+    ))
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no self-signed CA certificate"), "{e}");
+
+    // A key given twice: the last, as ssl takes it.
+    let twice = write(
+        "twice.conf",
+        &format!(
+            "[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{}\"}}, {{cacertfile, \"{ca_pem}\"}}]}}].",
+            f("other-ca.pem")
+        ),
+    );
+    let twice = rust_node(
+        "twice",
+        &epmd,
+        Some(TlsConfig::from_optfile(twice).unwrap()),
+    )
+    .await;
+    assert!(
+        aes_too.try_connect(twice.name()).await.is_ok(),
+        "the last cacertfile is ours"
+    );
+    // Key exchange groups: none in common fails.
+    let groups = |name: &str, group: &str| {
+        let conf = write(
+            name,
+            &format!(
+                "[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}},
+                  {{versions, ['tlsv1.3']}}, {{supported_groups, [{group}]}}]}}]."
+            ),
+        );
+        TlsConfig::from_optfile(conf).unwrap()
+    };
+    let p384 = rust_node("p384", &epmd, Some(groups("p384.conf", "secp384r1"))).await;
+    let x25519 = rust_node("x25519", &epmd, Some(groups("x25519.conf", "x25519"))).await;
+    assert!(
+        x25519.try_connect(p384.name()).await.is_err(),
+        "no group in common"
+    );
+    // server_name_indication: the name the server's certificate must have.
+    let elsewhere = write(
+        "sni.conf",
+        &format!(
+            "[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}}]}},
+              {{client, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}},
+                         {{server_name_indication, \"elsewhere.example\"}}]}}]."
+        ),
+    );
+    let elsewhere = rust_node(
+        "sni",
+        &epmd,
+        Some(TlsConfig::from_optfile(elsewhere).unwrap()),
+    )
+    .await;
+    assert!(
+        elsewhere.try_connect(aes_too.name()).await.is_err(),
+        "a localhost certificate is not elsewhere.example"
+    );
 
     // Refused at start, with the reason.
     for (text, why) in [
@@ -580,8 +697,12 @@ async fn each_side_of_an_optfile_keeps_its_own_trust() {
             "none of these is spoken here",
         ),
         (
+            format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}}, {{signature_algs, [rsa_pss_rsae_sha256]}}]}}]."),
+            "signature algorithms are not restricted",
+        ),
+        (
             format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{}\"}}, {{cacertfile, \"{ca_pem}\"}}]}}].", f("other-key.pem")),
-            "private key is not the key of its certificate",
+            "the private key is not the key of the certificate",
         ),
     ] {
         let path = write("refused.conf", &text);
