@@ -171,6 +171,17 @@ fn every_subcommand_against_iex() {
         ]),
         r#""http://x/a""#
     );
+    // A result with a struct, as iex on the node shows it: its fields in order, those
+    // its Inspect hides left out (URI's authority).
+    assert_eq!(
+        run(&[
+            "call",
+            a,
+            "Function.identity",
+            "%URI{scheme: \"https\", host: \"x.org\", port: 443}"
+        ]),
+        r#"%URI{scheme: "https", userinfo: nil, host: "x.org", port: 443, path: nil, query: nil, fragment: nil}"#
+    );
     let nested = run(&["call", a, "Kernel.elem", "{1, %URI{host: \"x\"}}", "1"]);
     assert!(
         nested.starts_with("%URI{") && nested.contains("port: nil"),
@@ -585,6 +596,26 @@ fn exit_statuses_a_script_can_use() {
     );
     assert!(stdout.starts_with("#PID<0."), "{stdout}");
     drop(started);
+
+    // stdin is one argument's: a second `-` is usage, said so.
+    let mut twice = Command::new(env!("CARGO_BIN_EXE_cnode"))
+        .args(["--cookie", COOKIE, "call", a, "Kernel.+", "-", "-"])
+        .env("ERL_EPMD_PORT", epmd.port().to_string())
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cnode runs");
+    {
+        use std::io::Write as _;
+        twice.stdin.take().unwrap().write_all(b"1").unwrap();
+    }
+    let twice = twice.wait_with_output().expect("cnode ends");
+    let stderr = String::from_utf8_lossy(&twice.stderr);
+    assert_eq!(twice.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("stdin was read for an earlier one"),
+        "{stderr}"
+    );
 
     // A closed stdout (`| head -c5`): 141, as a program SIGPIPE ends, not a panic.
     let mut child = Command::new(env!("CARGO_BIN_EXE_cnode"))

@@ -111,6 +111,7 @@ enum Command {
     Send {
         /// The node: name@host, or a bare name on this host.
         node: String,
+        /// The registered name: `shell`, `:shell`, or a module's name `Chat.Server`.
         // Not `name`: that is the id of the global `--name`, which clap would fill.
         #[arg(value_name = "NAME")]
         registered: String,
@@ -237,7 +238,9 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
     let plan = match &cli.command {
         Command::Names { host } => return names(host, timeout, cli.json).await,
         Command::Wait { node, registered } => {
-            let name = registered.as_ref().map(|r| registered_name(r, cli.erlang));
+            let name = registered
+                .as_ref()
+                .map(|r| (registered_name(r, cli.erlang), r.clone()));
             return wait(cli, node, name, timeout).await;
         }
         Command::Ping { node } => Plan::Ping(node),
@@ -296,7 +299,7 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
             }
             let args = built;
             match node.erpc_call(target, &module, &fun, args, timeout).await {
-                Ok(t) => Ok(show(cli, &t)),
+                Ok(t) => Ok(shown(cli, &node, target, t, timeout).await),
                 Err(e) => Err(call_failure(cli, &node, target, e, timeout).await),
             }
         }
@@ -326,7 +329,7 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
 async fn wait(
     cli: &Cli,
     target: &str,
-    name: Option<String>,
+    name: Option<(String, String)>,
     timeout: Duration,
 ) -> Result<String, Failure> {
     node_name(target, "the node")?;
@@ -338,7 +341,7 @@ async fn wait(
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
             let what = match &name {
-                Some(n) => format!("{n} was not registered on {target}"),
+                Some((_, as_given)) => format!("{as_given} was not registered on {target}"),
                 None => format!("{target} did not answer"),
             };
             return Err(fail(
@@ -348,7 +351,7 @@ async fn wait(
         }
         match tokio::time::timeout(left, node.try_connect(target)).await {
             Ok(Ok(())) => {
-                let Some(name) = &name else {
+                let Some((name, as_given)) = &name else {
                     return Ok(if cli.json { "\"pong\"" } else { "pong" }.into());
                 };
                 let args = vec![cnode::term::atom(name)];
@@ -357,7 +360,7 @@ async fn wait(
                     .await
                 {
                     Ok(pid @ Term::Pid(_)) => return Ok(show(cli, &pid)),
-                    Ok(_) => last = format!("{name} not registered yet"),
+                    Ok(_) => last = format!("{as_given} not registered yet"),
                     Err(RpcError::NoConnection) => last = "the connection was lost".into(),
                     Err(RpcError::Timeout) => {}
                     Err(e) => return Err(rpc_failure(cli, e)),
@@ -572,8 +575,15 @@ fn term_arg(text: &str, erlang: bool, what: &str) -> Result<Term, Failure> {
 /// `text`, or for `-` what stdin holds (read once: a second `-` is empty).
 fn from_stdin(text: &str, what: &str) -> Result<String, Failure> {
     use std::io::Read as _;
+    static READ: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if text != "-" {
         return Ok(text.to_owned());
+    }
+    if READ.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return Err(fail(
+            EXIT_USAGE,
+            format!("cnode: {what} is -, but stdin was read for an earlier one: only one can be -"),
+        ));
     }
     let mut read = String::new();
     std::io::stdin()
@@ -890,6 +900,57 @@ fn erlang_reason(class: &str, reason: &Term, stacktrace: &Term) -> String {
 /// The node the command talks to: its own pids, ports and references are printed as
 /// its shell prints them (`#PID<0.107.0>`), those of other nodes with their node's name.
 static TARGET: std::sync::OnceLock<Atom> = std::sync::OnceLock::new();
+
+/// A call's result as output: one that holds a struct is inspected by the node, where
+/// it has Elixir, as iex there shows it (the struct's field order, the fields its
+/// `Inspect` hides); anything else, or on a node without Elixir, as [`show`] prints it.
+/// (Not with another node's pids, references or ports in it, which the node would print
+/// by its own numbering of nodes.)
+async fn shown(cli: &Cli, node: &Node, target: &str, t: Term, timeout: Duration) -> String {
+    fn has_struct(t: &Term) -> bool {
+        match t {
+            Term::Map(m) => {
+                m.map.contains_key(&cnode::term::atom("__struct__"))
+                    || m.map.iter().any(|(k, v)| has_struct(k) || has_struct(v))
+            }
+            Term::List(l) => l.elements.iter().any(has_struct),
+            Term::Tuple(t) => t.elements.iter().any(has_struct),
+            _ => false,
+        }
+    }
+    fn foreign(t: &Term, target: &str) -> bool {
+        match t {
+            Term::Pid(p) => p.node.name() != target,
+            Term::Port(p) => p.node.name() != target,
+            Term::Reference(r) => r.node.name() != target,
+            Term::Map(m) => m
+                .map
+                .iter()
+                .any(|(k, v)| foreign(k, target) || foreign(v, target)),
+            Term::List(l) => l.elements.iter().any(|e| foreign(e, target)),
+            Term::Tuple(t) => t.elements.iter().any(|e| foreign(e, target)),
+            _ => false,
+        }
+    }
+    if cli.erlang || cli.json || !has_struct(&t) || foreign(&t, target) {
+        return show(cli, &t);
+    }
+    let whole = |k| tuple(vec![cnode::term::atom(k), cnode::term::atom("infinity")]);
+    let opts = list(vec![whole("limit"), whole("printable_limit")]);
+    match node
+        .erpc_call(
+            target,
+            "Elixir.Kernel",
+            "inspect",
+            vec![t.clone(), opts],
+            timeout,
+        )
+        .await
+    {
+        Ok(Term::Binary(b)) => String::from_utf8_lossy(&b.bytes).into_owned(),
+        _ => show(cli, &t),
+    }
+}
 
 fn show(cli: &Cli, t: &Term) -> String {
     if cli.json {
