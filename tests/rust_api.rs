@@ -148,9 +148,27 @@ async fn plain_rust_code_calls_the_cluster() {
                 reason.as_tuple().is_some_and(|e| e[0].is_atom("timeout")),
                 "{reason}"
             );
+            // {:timeout, {Task, :await, [%Task{...}, 300]}}, as Task.await exits.
+            let args = reason
+                .as_tuple()
+                .and_then(|e| e[1].as_tuple())
+                .and_then(|t| t[2].as_list());
+            let task = args.and_then(|a| match &a[0] {
+                Term::Map(m) => m.map.get(&atom("__struct__")).cloned(),
+                _ => None,
+            });
+            assert_eq!(task, Some(atom("Elixir.Task")), "{reason}");
         }
         other => panic!("a slow task: {other:?}"),
     }
+    // A linked process's exit ends run_process with its reason.
+    let ended = node
+        .run_process(|p| async move {
+            let _linked = p.spawn_link(|_| async { Err(Exception::exit(atom("boom"))) });
+            std::future::pending::<()>().await
+        })
+        .await;
+    assert_eq!(ended, Err(Exception::Exit(atom("boom"))));
     let children = blocking(|| {
         alex.eval(
             "Enum.find_value(1..200, fn _ ->

@@ -185,6 +185,9 @@ impl Node {
                 return;
             }
             st.dead = true;
+            if let Some(waiter) = st.exit_to.take() {
+                let _ = waiter.send(reason.clone());
+            }
             (
                 std::mem::take(&mut st.links),
                 std::mem::take(&mut st.monitored_by),

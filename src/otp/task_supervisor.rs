@@ -26,6 +26,7 @@ use crate::term::Inspect;
 use crate::term::Short;
 use crate::term::{atom, int, list, map, nil, tuple, Match, Pid, Reference, Term};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `@ref_timeout` in `Task.Supervised`: how long a task waits for its start message.
@@ -907,12 +908,17 @@ impl Node {
         let (done, result) = tokio::sync::oneshot::channel();
         let supervisor = supervisor.into();
         let (module, function) = (module.to_owned(), function.to_owned());
+        let started = Arc::new(std::sync::OnceLock::new());
+        let started_here = started.clone();
         let owner = self.spawn(move |mut p| async move {
             // As a caller that traps exits: a task that fails makes `Task.await` exit
             // with its reason, instead of taking the owner down through the link.
             p.trap_exit(true);
             let outcome = match p.task_async(supervisor, &module, &function, args).await {
-                Ok(task) => p.task_await(task, None).await,
+                Ok(task) => {
+                    let _ = started_here.set(task.to_struct(&p.pid()));
+                    p.task_await(task, None).await
+                }
                 Err(e) => Err(e),
             };
             let _ = done.send(outcome.map_err(TaskError));
@@ -921,6 +927,7 @@ impl Node {
         NodeTask {
             node: self.clone(),
             owner,
+            started,
             result,
         }
     }
@@ -958,6 +965,8 @@ pub struct NodeTask {
     node: Node,
     /// The process that owns the task (linked to it).
     owner: Pid,
+    /// The `%Task{}` once the task has started, for `Task.await`'s timeout exit.
+    started: Arc<std::sync::OnceLock<Term>>,
     result: tokio::sync::oneshot::Receiver<Result<Term, TaskError>>,
 }
 
@@ -969,6 +978,7 @@ impl NodeTask {
         let NodeTask {
             node,
             owner,
+            started,
             result,
         } = self;
         let mut deadline = node.deadline_after(timeout);
@@ -976,12 +986,14 @@ impl NodeTask {
             Some(outcome) => outcome.unwrap_or_else(|_| Err(owner_ended(&owner))),
             None => {
                 node.exit(&owner, atom("kill"));
+                // The `%Task{}`, as `Task.await` exits; the owner if it never started.
+                let task = started.get().cloned().unwrap_or(Term::Pid(owner));
                 Err(TaskError(Exception::Exit(tuple(vec![
                     atom("timeout"),
                     tuple(vec![
                         atom("Elixir.Task"),
                         atom("await"),
-                        list(vec![Term::Pid(owner), crate::term::millis(timeout)]),
+                        list(vec![task, crate::term::millis(timeout)]),
                     ]),
                 ]))))
             }

@@ -44,9 +44,10 @@ impl Node {
     /// Runs `body` in a new process of this node and returns what it returns: how code
     /// that is no process (an HTTP handler, `main`) does what only a process can
     /// (`receive`, `call`, `erpc_call`, `task_async`). `Err` when the process ended
-    /// before `body` did: an exit `:shutdown` when the node stopped (or is stopped:
-    /// nothing runs then), else `{:process_ended, pid}` (it was killed, or `body`
-    /// panicked). A `Node::call` in flight when the node stops fails so, at once.
+    /// before `body` did, with its exit reason: `:shutdown` when the node stopped (or
+    /// is stopped: nothing runs then), a linked process's reason (the process does not
+    /// trap exits unless `body` says so), `:killed`, or the panic `body` made. A
+    /// `Node::call` in flight when the node stops fails so, at once.
     ///
     /// ```no_run
     /// # async fn demo(node: cnode::Node) -> Result<(), cnode::Exception> {
@@ -66,19 +67,25 @@ impl Node {
         T: Send + 'static,
     {
         let (done, result) = tokio::sync::oneshot::channel();
-        let pid = self.spawn(move |p| async move {
+        let (exit_to, exited) = tokio::sync::oneshot::channel();
+        let prepared = self
+            .prepare(self.spawn_opts(self.user_pid()))
+            .expect("a process without a name always prepares");
+        prepared.entry.state().exit_to = Some(exit_to);
+        self.start_prepared(prepared, move |p| async move {
             let _ = done.send(body(p).await);
             Ok(())
         });
-        result.await.map_err(|_| {
-            if self.is_stopping() {
-                return Exception::Exit(crate::term::atom("shutdown"));
-            }
-            Exception::Exit(crate::term::tuple(vec![
-                crate::term::atom("process_ended"),
-                crate::term::Term::Pid(pid),
-            ]))
-        })
+        match result.await {
+            Ok(value) => Ok(value),
+            // Ended before `body` did: by an exit signal (a link's), a panic, the node's
+            // stop; its exit reason.
+            Err(_) => Err(Exception::Exit(
+                exited
+                    .await
+                    .unwrap_or_else(|_| crate::term::atom("shutdown")),
+            )),
+        }
     }
 
     /// Runs a prepared process (`Node::prepare`) with `body` as its code.
