@@ -896,6 +896,34 @@ async fn a_dynamic_supervisor_of_rust_children_is_one_to_iex() {
         supervisor::which_children(&node, "Elixir.Jobs.WorkerSup").await,
         Ok(vec![])
     );
+    // Listed in pid order, as DynamicSupervisor's map of children lists them.
+    let mut started = Vec::new();
+    for _ in 0..6 {
+        let spec = ChildSpec::process("plain", |mut p| async move {
+            p.receive().await;
+            Ok(())
+        });
+        started.push(
+            supervisor::start_child(&node, "Elixir.Jobs.WorkerSup", spec)
+                .await
+                .expect("a child starts"),
+        );
+    }
+    let listed: Vec<Term> = supervisor::which_children(&node, "Elixir.Jobs.WorkerSup")
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.as_tuple().unwrap()[1].clone())
+        .collect();
+    let mut in_order: Vec<Term> = started.iter().map(|p| Term::Pid(*p)).collect();
+    in_order.sort_by(cnode::term::compare);
+    assert_eq!(listed, in_order);
+    for pid in started {
+        assert_eq!(
+            supervisor::terminate_child(&node, "Elixir.Jobs.WorkerSup", pid).await,
+            Ok(true)
+        );
+    }
 
     // Under a static supervisor: a dynamic supervisor and a Task.Supervisor as children.
     let children = vec![

@@ -341,8 +341,11 @@ pub(crate) async fn supervise(
                 from.reply(&p, started.reply());
             }
             Some(Call::WhichChildren) => {
-                let kids = children
-                    .iter()
+                // In pid order, as a DynamicSupervisor's map of children lists them.
+                let mut sorted: Vec<_> = children.iter().collect();
+                sorted.sort_by(|a, b| crate::term::compare(&Term::Pid(*a.0), &Term::Pid(*b.0)));
+                let kids = sorted
+                    .into_iter()
                     .map(|(pid, child)| {
                         tuple(vec![
                             atom("undefined"),
