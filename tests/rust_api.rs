@@ -169,6 +169,11 @@ async fn plain_rust_code_calls_the_cluster() {
         })
         .await;
     assert_eq!(ended, Err(Exception::Exit(atom("boom"))));
+    // Its future borrows no node: a task of its own runs it.
+    let own = tokio::spawn(node.run_process(|p| async move { p.pid() }))
+        .await
+        .expect("the task ends");
+    assert!(own.is_ok_and(|pid| pid.node.name() == node.name()));
     let children = blocking(|| {
         alex.eval(
             "Enum.find_value(1..200, fn _ ->

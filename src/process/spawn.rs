@@ -60,7 +60,23 @@ impl Node {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub async fn run_process<F, Fut, T>(&self, body: F) -> Result<T, Exception>
+    ///
+    /// The future holds no borrow of the node: `tokio::spawn(node.run_process(...))`
+    /// runs it on its own.
+    pub fn run_process<F, Fut, T>(
+        &self,
+        body: F,
+    ) -> impl Future<Output = Result<T, Exception>> + Send + 'static
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let node = self.clone();
+        async move { node.run_body(body).await }
+    }
+
+    async fn run_body<F, Fut, T>(&self, body: F) -> Result<T, Exception>
     where
         F: FnOnce(Process) -> Fut + Send + 'static,
         Fut: Future<Output = T> + Send + 'static,
