@@ -293,12 +293,7 @@ impl TlsConfig {
                 provider.clone(),
             )
             .build()?;
-            let verifier = Arc::new(Chains {
-                inner: verifier,
-                depth: server.depth,
-                roots: server.roots_der(),
-                extra: server.extra(),
-            });
+            let verifier = Arc::new(server.chains(verifier));
             rustls::ServerConfig::builder_with_provider(provider)
                 .with_protocol_versions(&server.versions())
                 .map_err(|e| versions_error(e, "server"))?
@@ -315,12 +310,7 @@ impl TlsConfig {
             .build()
             .map_err(|e| TlsError::Pem(format!("the CA cannot verify servers: {e}")))?;
             let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = verifier;
-            let verifier = Arc::new(Chains {
-                inner: verifier,
-                depth: client.depth,
-                roots: client.roots_der(),
-                extra: client.extra(),
-            });
+            let verifier = Arc::new(client.chains(verifier));
             rustls::ClientConfig::builder_with_provider(provider)
                 .with_protocol_versions(&client.versions())
                 .map_err(|e| versions_error(e, "client"))?
@@ -410,6 +400,16 @@ impl Side {
             names(c).is_some_and(|(issuer, subject)| issuer == subject)
         };
         self.anchors.iter().filter(self_signed).cloned().collect()
+    }
+
+    /// `inner`, verifying with this side's roots, intermediates and depth.
+    fn chains<V: ?Sized>(&self, inner: Arc<V>) -> Chains<V> {
+        Chains {
+            inner,
+            depth: self.depth,
+            roots: self.roots_der(),
+            extra: self.extra(),
+        }
     }
 
     /// The certificates of `cacertfile` that are not roots (intermediates).
