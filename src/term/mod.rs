@@ -124,9 +124,83 @@ pub fn nil() -> Term {
     Term::List(List::nil())
 }
 
-/// A binary term (an Elixir string when it holds UTF-8).
-pub fn binary(bytes: impl Into<Vec<u8>>) -> Term {
-    Term::Binary(Binary::from(bytes.into()))
+/// A binary term (an Elixir string when it holds UTF-8): from a `Vec<u8>` or a
+/// `String` (taken as they are), or from a `&str`, `&String`, `&[u8]`, `&Vec<u8>` or
+/// byte array (copied).
+pub fn binary(bytes: impl IntoBytes) -> Term {
+    Term::Binary(Binary::from(bytes.into_bytes()))
+}
+
+/// What [`binary`] takes: bytes, owned or lent.
+pub trait IntoBytes {
+    /// The bytes, as a vector of their own.
+    fn into_bytes(self) -> Vec<u8>;
+}
+
+impl IntoBytes for Vec<u8> {
+    fn into_bytes(self) -> Vec<u8> {
+        self
+    }
+}
+
+impl IntoBytes for String {
+    fn into_bytes(self) -> Vec<u8> {
+        String::into_bytes(self)
+    }
+}
+
+impl IntoBytes for Box<[u8]> {
+    fn into_bytes(self) -> Vec<u8> {
+        self.into_vec()
+    }
+}
+
+impl IntoBytes for &str {
+    fn into_bytes(self) -> Vec<u8> {
+        self.as_bytes().to_vec()
+    }
+}
+
+impl IntoBytes for &String {
+    fn into_bytes(self) -> Vec<u8> {
+        self.as_bytes().to_vec()
+    }
+}
+
+impl IntoBytes for &[u8] {
+    fn into_bytes(self) -> Vec<u8> {
+        self.to_vec()
+    }
+}
+
+impl IntoBytes for &Vec<u8> {
+    fn into_bytes(self) -> Vec<u8> {
+        self.clone()
+    }
+}
+
+impl<const N: usize> IntoBytes for [u8; N] {
+    fn into_bytes(self) -> Vec<u8> {
+        self.to_vec()
+    }
+}
+
+impl<const N: usize> IntoBytes for &[u8; N] {
+    fn into_bytes(self) -> Vec<u8> {
+        self.to_vec()
+    }
+}
+
+impl IntoBytes for std::borrow::Cow<'_, str> {
+    fn into_bytes(self) -> Vec<u8> {
+        self.into_owned().into_bytes()
+    }
+}
+
+impl IntoBytes for std::borrow::Cow<'_, [u8]> {
+    fn into_bytes(self) -> Vec<u8> {
+        self.into_owned()
+    }
 }
 
 /// An integer term, small or big as the value needs.

@@ -463,3 +463,18 @@ fn a_nodes_own_pids_read_back() {
     assert!(parse("#PID<bob.85.0>").is_err());
     assert!(parse("#PID<bob@x.85>").is_err());
 }
+
+#[test]
+fn binaries_from_owned_and_lent_bytes() {
+    let text = String::from("woof");
+    let bytes = vec![1u8, 2];
+    let from = [
+        binary(&text),
+        binary(text.as_str()),
+        binary(text.clone()),
+        binary(std::borrow::Cow::Borrowed("woof")),
+    ];
+    assert!(from.iter().all(|b| *b == binary(b"woof")));
+    assert_eq!(binary(&bytes), binary([1u8, 2]));
+    assert_eq!(binary(bytes.as_slice()), binary(bytes));
+}
