@@ -196,6 +196,15 @@ fn every_subcommand_against_iex() {
         1,
     );
     assert!(e.contains("KeyError"), "{e}");
+    // Number keys as Jason writes them (by to_string); other keys, pairs.
+    assert_eq!(
+        run(&["--json", "call", a, "Map.new", "[{1, 2}, {2.5, :x}]"]),
+        r#"{"1":2,"2.5":"x"}"#
+    );
+    assert_eq!(
+        run(&["--json", "call", a, "Map.new", "[{{1, 2}, 3}]"]),
+        "[[[1,2],3]]"
+    );
     // Floats and charlists as Jason writes them.
     assert_eq!(
         run(&[

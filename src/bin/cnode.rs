@@ -1156,34 +1156,32 @@ fn json_into(out: &mut String, t: &Term) {
                 return;
             }
             let mut entries: Vec<_> = m.map.iter().collect();
-            let keys: Option<Vec<String>> = entries
-                .iter()
-                .map(|(k, _)| match k {
-                    Term::Atom(a) => Some(a.name().to_owned()),
-                    Term::Binary(b) => String::from_utf8(b.bytes.clone()).ok(),
-                    _ => None,
-                })
-                .collect();
-            match keys {
-                Some(_) => {
+            // Keys as Jason writes them: atoms and strings as they are, numbers by
+            // `to_string/1`; a map with any other key is an array of pairs.
+            let key = |k: &Term| match k {
+                Term::Atom(a) => Some(a.name().to_owned()),
+                Term::Binary(b) => String::from_utf8(b.bytes.clone()).ok(),
+                Term::FixInteger(_) | Term::BigInteger(_) | Term::Float(_) => {
+                    Some(Elixir(k).to_string())
+                }
+                _ => None,
+            };
+            match entries.iter().all(|(k, _)| key(k).is_some()) {
+                true => {
                     entries.sort_by_key(|e| Elixir(e.0).to_string());
                     out.push('{');
                     for (i, (k, v)) in entries.iter().enumerate() {
                         if i > 0 {
                             out.push(',');
                         }
-                        let key = match k {
-                            Term::Atom(a) => a.name().to_owned(),
-                            Term::Binary(b) => String::from_utf8_lossy(&b.bytes).into_owned(),
-                            _ => unreachable!(),
-                        };
+                        let key = key(k).unwrap_or_default();
                         out.push_str(&json_string(&key));
                         out.push(':');
                         json_into(out, v);
                     }
                     out.push('}');
                 }
-                None => {
+                false => {
                     out.push('[');
                     for (i, (k, v)) in entries.iter().enumerate() {
                         if i > 0 {
