@@ -930,6 +930,29 @@ async fn a_dynamic_supervisor_of_rust_children_is_one_to_iex() {
         );
     }
 
+    // With options: max_children refuses the one too many, as DynamicSupervisor does.
+    let opts = supervisor::DynamicSupervisor::new()
+        .max_children(2)
+        .max_restarts(1, Duration::from_secs(5));
+    supervisor::start_dynamic_with(&node, Some("few_workers"), opts)
+        .await
+        .expect("a limited dynamic supervisor starts");
+    for id in [1, 2] {
+        supervisor::start_child(&node, "few_workers", job(id))
+            .await
+            .expect("within max_children");
+    }
+    let third = supervisor::start_child(&node, "few_workers", job(3))
+        .await
+        .expect_err("beyond max_children");
+    assert_eq!(third.reason(), atom("max_children"));
+    assert_eq!(
+        eval(&format!(
+            "s = :sys.get_state({{:few_workers, :{n}}}); {{s.max_children, s.max_restarts, map_size(s.children)}}"
+        )),
+        "{2, 1, 2}"
+    );
+
     // Under a static supervisor: a dynamic supervisor and a Task.Supervisor as children.
     let children = vec![
         ChildSpec::dynamic_supervisor("workers", Some("more_workers")),

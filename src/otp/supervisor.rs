@@ -271,14 +271,36 @@ impl ChildSpec {
     /// when given, as a child (`shutdown: :infinity`): Rust code starts children under
     /// it with [`start_child`], BEAM callers see a `DynamicSupervisor`.
     pub fn dynamic_supervisor(id: &str, name: Option<&str>) -> Self {
-        ChildSpec::dynamic(id, name, Flavor::Dynamic, "Elixir.DynamicSupervisor")
+        ChildSpec::dynamic_supervisor_with(id, name, DynamicSupervisor::new())
+    }
+
+    /// [`dynamic_supervisor`](Self::dynamic_supervisor) with its options
+    /// ([`DynamicSupervisor`]: `max_restarts`, `max_children`).
+    pub fn dynamic_supervisor_with(
+        id: &str,
+        name: Option<&str>,
+        options: DynamicSupervisor,
+    ) -> Self {
+        ChildSpec::dynamic(
+            id,
+            name,
+            Flavor::Dynamic,
+            "Elixir.DynamicSupervisor",
+            options,
+        )
     }
 
     /// A `Task.Supervisor` registered as `name`, as a child (`{Task.Supervisor, name:
     /// name}` in an Elixir supervisor's children): BEAM nodes start tasks on it as on
     /// the one [`Node::start_task_supervisor`] starts, and it ends with its supervisor.
     pub fn task_supervisor(id: &str, name: &str) -> Self {
-        ChildSpec::dynamic(id, Some(name), Flavor::Task, "Elixir.Task.Supervisor")
+        ChildSpec::dynamic(
+            id,
+            Some(name),
+            Flavor::Task,
+            "Elixir.Task.Supervisor",
+            DynamicSupervisor::new(),
+        )
     }
 
     /// A `pg` scope registered as `scope`, as a child (`%{id: ..., start: {:pg,
@@ -302,12 +324,18 @@ impl ChildSpec {
 
     /// A dynamic supervisor of `flavor` as a child: a supervisor, `shutdown: :infinity`,
     /// listed with `module`.
-    fn dynamic(id: &str, name: Option<&str>, flavor: Flavor, module: &'static str) -> Self {
+    fn dynamic(
+        id: &str,
+        name: Option<&str>,
+        flavor: Flavor,
+        module: &'static str,
+        options: DynamicSupervisor,
+    ) -> Self {
         let name = name.map(str::to_owned);
         let mut spec = ChildSpec::new(
             id,
             start_fn(move |sup| {
-                let body = dynamic_body(sup.pid(), name.clone(), flavor);
+                let body = dynamic_body(sup.pid(), name.clone(), flavor, options);
                 let pid = sup.spawn_link_named(name.as_deref(), body);
                 Box::pin(async move { pid })
             }),
@@ -414,12 +442,28 @@ pub async fn start_link(
 /// # Ok(()) }
 /// ```
 pub async fn start_dynamic(node: &Node, name: Option<&str>) -> Result<Pid, StartError> {
+    start_dynamic_with(node, name, DynamicSupervisor::new()).await
+}
+
+/// [`start_dynamic`] with `DynamicSupervisor.start_link/1`'s options:
+/// `supervisor::start_dynamic_with(&node, Some("Elixir.Jobs.Workers"),
+/// DynamicSupervisor::new().max_children(100))`.
+pub async fn start_dynamic_with(
+    node: &Node,
+    name: Option<&str>,
+    options: DynamicSupervisor,
+) -> Result<Pid, StartError> {
     if let Some(holder) = name.and_then(|n| node.whereis(n)) {
         return Err(StartError(Exception::Exit(gen_server::already_started(
             Some(holder),
         ))));
     }
-    let body = dynamic_body(node.user_pid(), name.map(str::to_owned), Flavor::Dynamic);
+    let body = dynamic_body(
+        node.user_pid(),
+        name.map(str::to_owned),
+        Flavor::Dynamic,
+        options,
+    );
     let pid = match name {
         Some(name) => node.spawn_registered(name, body).map_err(StartError)?,
         None => node.spawn(body),
@@ -496,10 +540,54 @@ fn dynamic_body(
     parent: Pid,
     name: Option<String>,
     flavor: Flavor,
+    options: DynamicSupervisor,
 ) -> impl FnOnce(Process) -> BoxFuture<'static, Result<(), Exception>> + Send + 'static {
     move |p: Process| {
         let label = name.unwrap_or_else(|| p.pid().inspect().to_string());
-        Box::pin(super::task_supervisor::supervise(p, parent, label, flavor))
+        Box::pin(super::task_supervisor::supervise(
+            p, parent, label, flavor, options,
+        ))
+    }
+}
+
+/// A `DynamicSupervisor`'s options (`DynamicSupervisor.start_link/1`): at most
+/// `max_restarts` restarts in `max_seconds` (3 in 5 s by default) before it gives up,
+/// and at most `max_children` children (no limit by default; beyond it,
+/// [`start_child`] is `{:error, :max_children}`, as from Elixir).
+#[derive(Clone, Copy, Debug)]
+pub struct DynamicSupervisor {
+    pub(crate) max_restarts: usize,
+    pub(crate) max_seconds: Duration,
+    pub(crate) max_children: Option<usize>,
+}
+
+impl Default for DynamicSupervisor {
+    fn default() -> Self {
+        DynamicSupervisor {
+            max_restarts: super::task_supervisor::MAX_RESTARTS,
+            max_seconds: super::task_supervisor::MAX_SECONDS,
+            max_children: None,
+        }
+    }
+}
+
+impl DynamicSupervisor {
+    /// The defaults: 3 restarts in 5 s, children without limit.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `max_restarts:` and `max_seconds:`.
+    pub fn max_restarts(mut self, max_restarts: usize, max_seconds: Duration) -> Self {
+        self.max_restarts = max_restarts;
+        self.max_seconds = max_seconds;
+        self
+    }
+
+    /// `max_children:`.
+    pub fn max_children(mut self, max_children: usize) -> Self {
+        self.max_children = Some(max_children);
+        self
     }
 }
 

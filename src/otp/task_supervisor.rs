@@ -18,7 +18,9 @@
 //! [`Process::task_start_child`] one nobody awaits, as `Task.Supervisor.start_child/5`.
 
 use super::gen_server::{parse_call, Caller};
-use super::supervisor::{is_normal_exit, stop_child, Intensity, Restart, Shutdown};
+use super::supervisor::{
+    is_normal_exit, stop_child, DynamicSupervisor, Intensity, Restart, Shutdown,
+};
 use super::sys;
 use crate::node::Node;
 use crate::process::{handle::exit_message, Dest, Exception, Process};
@@ -33,8 +35,8 @@ use std::time::Duration;
 const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// `DynamicSupervisor`'s defaults, which `Task.Supervisor.start_link/1` keeps: at most
 /// 3 restarts in 5 seconds, then the supervisor shuts down.
-const MAX_RESTARTS: usize = 3;
-const MAX_SECONDS: Duration = Duration::from_secs(5);
+pub(crate) const MAX_RESTARTS: usize = 3;
+pub(crate) const MAX_SECONDS: Duration = Duration::from_secs(5);
 /// What a `DynamicSupervisor` of this node is: a `Task.Supervisor`, or one that Rust
 /// code starts its own children under (`DynamicSupervisor.start_link/1`).
 #[derive(Clone, Copy, PartialEq)]
@@ -78,7 +80,13 @@ impl Node {
 pub(crate) fn start(node: &Node, name: &str) -> Pid {
     let owned = name.to_owned();
     super::keep_registered_app(node, name, move |p, parent| {
-        supervise(p, parent, owned.clone(), Flavor::Task)
+        supervise(
+            p,
+            parent,
+            owned.clone(),
+            Flavor::Task,
+            DynamicSupervisor::default(),
+        )
     })
     .unwrap_or_else(|_| panic!("the name {name} is already registered on this node"))
 }
@@ -227,13 +235,14 @@ pub(crate) async fn supervise(
     parent: Pid,
     name: String,
     flavor: Flavor,
+    limits: DynamicSupervisor,
 ) -> Result<(), Exception> {
     p.trap_exit(true);
     let mut children: HashMap<Pid, Child> = HashMap::new();
-    let mut intensity = Intensity::new(MAX_RESTARTS, MAX_SECONDS);
+    let mut intensity = Intensity::new(limits.max_restarts, limits.max_seconds);
     let mut suspended = false;
     loop {
-        let state = || dynamic_supervisor(&name, &children, flavor);
+        let state = || dynamic_supervisor(&name, &children, flavor, &limits);
         let module = Some(flavor.module());
         let received = sys::receive(&mut p, Some(&parent), &mut suspended, &state, module);
         let message = match received.await {
@@ -333,6 +342,10 @@ pub(crate) async fn supervise(
         };
         match call {
             Some(Call::StartHanded(_)) => unreachable!("taken above"),
+            // `max_children` reached: refused, as `DynamicSupervisor` refuses it.
+            Some(Call::Start(_)) if limits.max_children.is_some_and(|m| children.len() >= m) => {
+                from.reply(&p, tuple(vec![atom("error"), atom("max_children")]));
+            }
             Some(Call::Start(child)) => {
                 let started = start_child(&mut p, &child.start).await;
                 if let Started::Ok(pid, _) = &started {
@@ -386,7 +399,7 @@ pub(crate) async fn supervise(
                 from.reply(&p, reply);
             }
             None => {
-                let state = dynamic_supervisor(&name, &children, flavor);
+                let state = dynamic_supervisor(&name, &children, flavor, &limits);
                 return Err(unexpected(&p, &name, &from, request, state));
             }
         }
@@ -472,7 +485,12 @@ fn unexpected(p: &Process, name: &str, from: &Caller, request: &Term, state: Ter
 /// `%DynamicSupervisor{}` with `Task.Supervisor`'s arguments and its children, a task as
 /// `%{pid => {{Task.Supervised, :start_link, args}, restart, shutdown, :worker,
 /// [Task.Supervised]}}`.
-fn dynamic_supervisor(name: &str, children: &HashMap<Pid, Child>, flavor: Flavor) -> Term {
+fn dynamic_supervisor(
+    name: &str,
+    children: &HashMap<Pid, Child>,
+    flavor: Flavor,
+    limits: &DynamicSupervisor,
+) -> Term {
     let children = children.iter().map(|(pid, child)| child.to_term(pid));
     let default_shutdown = DEFAULT_SHUTDOWN.to_term();
     map(vec![
@@ -488,9 +506,17 @@ fn dynamic_supervisor(name: &str, children: &HashMap<Pid, Child>, flavor: Flavor
         (atom("mod"), atom(flavor.module())),
         (atom("name"), tuple(vec![atom("local"), atom(name)])),
         (atom("strategy"), atom("one_for_one")),
-        (atom("max_children"), atom("infinity")),
-        (atom("max_restarts"), int(MAX_RESTARTS as i64)),
-        (atom("max_seconds"), int(MAX_SECONDS.as_secs() as i64)),
+        (
+            atom("max_children"),
+            limits
+                .max_children
+                .map_or_else(|| atom("infinity"), |m| int(m as i64)),
+        ),
+        (atom("max_restarts"), int(limits.max_restarts as i64)),
+        (
+            atom("max_seconds"),
+            int(limits.max_seconds.as_secs() as i64),
+        ),
         (atom("children"), map(children)),
         (atom("restarts"), nil()),
     ])
