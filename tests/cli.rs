@@ -33,6 +33,15 @@ fn cnode(epmd: &Epmd, args: &[&str]) -> Run {
     }
 }
 
+/// The `cnode` command with `args`, on the test's EPMD.
+fn command(epmd: &Epmd, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cnode"));
+    command
+        .args(args)
+        .env("ERL_EPMD_PORT", epmd.port().to_string());
+    command
+}
+
 fn ok(epmd: &Epmd, args: &[&str]) -> String {
     let run = cnode(epmd, args);
     assert_eq!(
@@ -146,13 +155,14 @@ fn every_subcommand_against_iex() {
         r#""undefined""#
     );
     assert_eq!(run(&["--json", "ping", a]), r#""pong""#);
-    let mut piped = Command::new(env!("CARGO_BIN_EXE_cnode"))
-        .args(["--cookie", COOKIE, "call", a, "Elixir.Enum.sum", "-"])
-        .env("ERL_EPMD_PORT", epmd.port().to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("cnode runs");
+    let mut piped = command(
+        &epmd,
+        &["--cookie", COOKIE, "call", a, "Elixir.Enum.sum", "-"],
+    )
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .expect("cnode runs");
     {
         use std::io::Write as _;
         let mut stdin = piped.stdin.take().unwrap();
@@ -481,8 +491,9 @@ fn exit_statuses_a_script_can_use() {
     assert!(run.stderr.contains("the cookies differ"), "{}", run.stderr);
 
     // 5: no answer in time.
-    let run = Command::new(env!("CARGO_BIN_EXE_cnode"))
-        .args([
+    let run = command(
+        &epmd,
+        &[
             "--cookie",
             COOKIE,
             "--timeout",
@@ -490,10 +501,10 @@ fn exit_statuses_a_script_can_use() {
             "eval",
             a,
             "Process.sleep(30_000)",
-        ])
-        .env("ERL_EPMD_PORT", epmd.port().to_string())
-        .output()
-        .expect("cnode runs");
+        ],
+    )
+    .output()
+    .expect("cnode runs");
     assert_eq!(
         run.status.code(),
         Some(5),
@@ -548,13 +559,7 @@ fn exit_statuses_a_script_can_use() {
         ok(&epmd, &["--cookie", COOKIE, "wait", a, ":init"]),
         "#PID<0.0.0>"
     );
-    let quick = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_cnode"))
-            .args(args)
-            .env("ERL_EPMD_PORT", epmd.port().to_string())
-            .output()
-            .expect("cnode runs")
-    };
+    let quick = |args: &[&str]| command(&epmd, args).output().expect("cnode runs");
     let t0 = std::time::Instant::now();
     let run = quick(&[
         "--cookie",
@@ -579,8 +584,9 @@ fn exit_statuses_a_script_can_use() {
         String::from_utf8_lossy(&run.stderr)
     );
     let later = unique_name("later");
-    let waiting = Command::new(env!("CARGO_BIN_EXE_cnode"))
-        .args([
+    let waiting = command(
+        &epmd,
+        &[
             "--cookie",
             COOKIE,
             "--timeout",
@@ -588,12 +594,12 @@ fn exit_statuses_a_script_can_use() {
             "wait",
             &format!("{later}@localhost"),
             "Chat.TaskSupervisor",
-        ])
-        .env("ERL_EPMD_PORT", epmd.port().to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("cnode runs");
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("cnode runs");
     let started = RustNode::start(&later, COOKIE, &epmd, &[]);
     let run = waiting.wait_with_output().expect("cnode ends");
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -607,13 +613,14 @@ fn exit_statuses_a_script_can_use() {
     drop(started);
 
     // stdin is one argument's: a second `-` is usage, said so.
-    let mut twice = Command::new(env!("CARGO_BIN_EXE_cnode"))
-        .args(["--cookie", COOKIE, "call", a, "Kernel.+", "-", "-"])
-        .env("ERL_EPMD_PORT", epmd.port().to_string())
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("cnode runs");
+    let mut twice = command(
+        &epmd,
+        &["--cookie", COOKIE, "call", a, "Kernel.+", "-", "-"],
+    )
+    .stdin(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("cnode runs");
     {
         use std::io::Write as _;
         twice.stdin.take().unwrap().write_all(b"1").unwrap();
@@ -627,13 +634,14 @@ fn exit_statuses_a_script_can_use() {
     );
 
     // A closed stdout (`| head -c5`): 141, as a program SIGPIPE ends, not a panic.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cnode"))
-        .args(["--cookie", COOKIE, "call", a, "Enum.to_list", "1..300000"])
-        .env("ERL_EPMD_PORT", epmd.port().to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("cnode runs");
+    let mut child = command(
+        &epmd,
+        &["--cookie", COOKIE, "call", a, "Enum.to_list", "1..300000"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("cnode runs");
     drop(child.stdout.take());
     let run = child.wait_with_output().expect("cnode ends");
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -646,9 +654,7 @@ fn exit_statuses_a_script_can_use() {
     let xdg = home.join(".config/erlang");
     std::fs::create_dir_all(&xdg).unwrap();
     let with_home = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_cnode"))
-            .args(args)
-            .env("ERL_EPMD_PORT", epmd.port().to_string())
+        command(&epmd, args)
             .env("HOME", &home)
             .env_remove("XDG_CONFIG_HOME")
             .output()

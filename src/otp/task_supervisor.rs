@@ -756,6 +756,15 @@ async fn wait_for_start(
     Ok(e)
 }
 
+/// The task of a `{:start_task, ...}` call's `{:ok, pid}`; another answer is the exit
+/// (`Task.Supervisor`'s own `{:error, reason}`, say).
+fn started_task(reply: Term) -> Result<Pid, Exception> {
+    match reply.as_tuple_n(2) {
+        Some([ok, Term::Pid(pid)]) if ok.is_atom("ok") => Ok(*pid),
+        _ => Err(Exception::Exit(reply)),
+    }
+}
+
 /// A task started with [`Process::task_async`] (`%Task{}`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
@@ -804,10 +813,7 @@ impl Process {
         ]);
         // Exits as `GenServer.call(supervisor, {:start_task, ...}, :infinity)` does.
         let reply = self.call(supervisor, request, None).await?;
-        let pid = match reply.as_tuple_n(2) {
-            Some([ok, Term::Pid(pid)]) if ok.is_atom("ok") => *pid,
-            _ => return Err(Exception::Exit(reply)),
-        };
+        let pid = started_task(reply)?;
         self.link(&pid);
         let alias = self.monitor_with_alias(pid);
         let alias_term = Term::Reference(Box::new(alias.clone()));
@@ -864,9 +870,7 @@ impl Process {
             }
         }
     }
-}
 
-impl Process {
     /// `Task.Supervisor.start_child(supervisor, module, function, args, restart: restart)`:
     /// starts a task on a (usually remote) `Task.Supervisor` that nobody awaits, not
     /// linked to this process; `{:ok, pid}`'s pid. `Restart::Temporary` is
@@ -904,11 +908,7 @@ impl Process {
             atom(restart.name()),
             atom("nil"),
         ]);
-        let reply = self.call(supervisor, request, None).await?;
-        match reply.as_tuple_n(2) {
-            Some([ok, Term::Pid(pid)]) if ok.is_atom("ok") => Ok(*pid),
-            _ => Err(Exception::Exit(reply)),
-        }
+        started_task(self.call(supervisor, request, None).await?)
     }
 }
 
@@ -960,9 +960,7 @@ impl Node {
             result,
         }
     }
-}
 
-impl Node {
     /// [`Process::task_start_child`] from code that is no process
     /// (`Task.Supervisor.start_child/5`): the task's pid, or the exit a BEAM caller's
     /// `GenServer.call` would make (`{:noproc, {GenServer, :call, ...}}` without the
