@@ -327,7 +327,7 @@ async fn a_crashing_beam_task_linked_to_a_rust_process_completes_at_once() {
 /// lists it; without the supervisor, `GenServer.call`'s `noproc` exit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_process_starts_tasks_nobody_awaits_on_a_beam_task_supervisor() {
-    use cnode::supervisor::Restart;
+    use cnode::supervisor::{Restart, Shutdown, TaskOptions};
     let epmd = Epmd::start();
     let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
     let node = start_node("rusty", epmd.port()).await;
@@ -353,14 +353,15 @@ async fn a_rust_process_starts_tasks_nobody_awaits_on_a_beam_task_supervisor() {
     assert_eq!(started.node.name(), a);
     assert_eq!(ran, Some(atom("ran")));
 
-    // A transient task that sleeps is the supervisor's child there.
+    // A transient task that sleeps, with `shutdown: :brutal_kill`, is the supervisor's
+    // child there, with the restart and shutdown it was given.
     let sleeper = node
         .task_start_child(
             (sup.0, sup.1.as_str()),
             "Elixir.Process",
             "sleep",
             vec![int(60_000)],
-            Restart::Transient,
+            TaskOptions::from(Restart::Transient).shutdown(Shutdown::BrutalKill),
         )
         .await
         .expect("the task starts");
@@ -374,6 +375,13 @@ async fn a_rust_process_starts_tasks_nobody_awaits_on_a_beam_task_supervisor() {
         ))
     });
     assert_eq!(listed, "true");
+    let spec = blocking(|| {
+        alex.eval(
+            ":sys.get_state(Chat.TaskSupervisor).children |> Map.values() \
+             |> Enum.map(fn {_, restart, shutdown, _, _} -> {restart, shutdown} end)",
+        )
+    });
+    assert_eq!(spec, "[transient: :brutal_kill]");
 
     // No such supervisor: the exit of GenServer.call.
     let reason = node

@@ -98,6 +98,59 @@ pub enum Shutdown {
     Infinity,
 }
 
+/// The options of `Task.Supervisor.start_child/5` (`restart:` and `shutdown:`), for
+/// [`Process::task_start_child`](crate::Process::task_start_child): a [`Restart`] alone
+/// converts into them, keeping the supervisor's default shutdown (5 seconds).
+///
+/// ```
+/// use cnode::supervisor::{Restart, Shutdown, TaskOptions};
+/// use std::time::Duration;
+/// // restart: :transient, shutdown: 10_000
+/// let options = TaskOptions::from(Restart::Transient).shutdown(Shutdown::Timeout(Duration::from_secs(10)));
+/// // shutdown: :brutal_kill (restart: :temporary, the default)
+/// let options = TaskOptions::new().shutdown(Shutdown::BrutalKill);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskOptions {
+    pub(crate) restart: Restart,
+    pub(crate) shutdown: Option<Shutdown>,
+}
+
+impl TaskOptions {
+    /// `restart: :temporary` and the supervisor's default shutdown, as
+    /// `Task.Supervisor.start_child/4`.
+    pub fn new() -> TaskOptions {
+        TaskOptions {
+            restart: Restart::Temporary,
+            shutdown: None,
+        }
+    }
+
+    /// `restart:`.
+    pub fn restart(mut self, restart: Restart) -> TaskOptions {
+        self.restart = restart;
+        self
+    }
+
+    /// `shutdown:` (`:brutal_kill`, milliseconds or `:infinity`).
+    pub fn shutdown(mut self, shutdown: Shutdown) -> TaskOptions {
+        self.shutdown = Some(shutdown);
+        self
+    }
+}
+
+impl Default for TaskOptions {
+    fn default() -> TaskOptions {
+        TaskOptions::new()
+    }
+}
+
+impl From<Restart> for TaskOptions {
+    fn from(restart: Restart) -> TaskOptions {
+        TaskOptions::new().restart(restart)
+    }
+}
+
 impl Restart {
     /// Its name as a child spec's `restart` (`permanent`, ...).
     pub(crate) fn name(self) -> &'static str {

@@ -19,7 +19,7 @@
 
 use super::gen_server::{parse_call, Caller};
 use super::supervisor::{
-    is_normal_exit, stop_child, DynamicSupervisor, Intensity, Restart, Shutdown,
+    is_normal_exit, stop_child, DynamicSupervisor, Intensity, Restart, Shutdown, TaskOptions,
 };
 use super::sys;
 use crate::node::Node;
@@ -871,10 +871,11 @@ impl Process {
         }
     }
 
-    /// `Task.Supervisor.start_child(supervisor, module, function, args, restart: restart)`:
+    /// `Task.Supervisor.start_child(supervisor, module, function, args, options)`:
     /// starts a task on a (usually remote) `Task.Supervisor` that nobody awaits, not
-    /// linked to this process; `{:ok, pid}`'s pid. `Restart::Temporary` is
-    /// `Task.Supervisor`'s default; a `Transient` task that fails is started again.
+    /// linked to this process; `{:ok, pid}`'s pid. `options` is a [`Restart`]
+    /// (`Restart::Temporary` is `Task.Supervisor`'s default; a `Transient` task that
+    /// fails is started again) or [`TaskOptions`] with a `shutdown:` too.
     ///
     /// ```no_run
     /// # async fn demo(mut p: cnode::Process) -> Result<(), cnode::Exception> {
@@ -892,8 +893,9 @@ impl Process {
         module: &str,
         function: &str,
         args: Vec<Term>,
-        restart: Restart,
+        options: impl Into<TaskOptions>,
     ) -> Result<Pid, Exception> {
+        let options = options.into();
         let me = Term::Pid(self.pid());
         // `get_owner/1` and `get_callers/1` of `Task.Supervisor`: `{node, self, self}`
         // and `[self]`, the form Elixir 1.14 to 1.20 send.
@@ -905,8 +907,10 @@ impl Process {
                 list(vec![me]),
                 tuple(vec![atom(module), atom(function), list(args)]),
             ]),
-            atom(restart.name()),
-            atom("nil"),
+            atom(options.restart.name()),
+            options
+                .shutdown
+                .map_or_else(|| atom("nil"), Shutdown::to_term),
         ]);
         started_task(self.call(supervisor, request, None).await?)
     }
@@ -971,12 +975,12 @@ impl Node {
         module: &str,
         function: &str,
         args: Vec<Term>,
-        restart: Restart,
+        options: impl Into<TaskOptions>,
     ) -> Result<Pid, TaskError> {
-        let supervisor = supervisor.into();
+        let (supervisor, options) = (supervisor.into(), options.into());
         let (module, function) = (module.to_owned(), function.to_owned());
         self.run_process(move |mut p| async move {
-            p.task_start_child(supervisor, &module, &function, args, restart)
+            p.task_start_child(supervisor, &module, &function, args, options)
                 .await
         })
         .await
