@@ -490,6 +490,35 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         "{true, true, nil, true, true, :ok, :ok, :pong, {:module, Chat}, {:error, :nofile}, true, false, true, false, true, true, true, true, true}"
     );
 
+    // What scripts ask any node over rpc: the clocks, a reference, the cookie, a
+    // connection, the host name, and Elixir's names for Erlang's functions.
+    let everyday = "r = fn m, f, a -> :rpc.call(NODE, m, f, a) end
+        now = System.system_time(:millisecond)
+        echo = r.(Process, :whereis, [:echo])
+        {abs(r.(:erlang, :system_time, [:millisecond]) - now) < 5_000,
+         abs(div(r.(:os, :system_time, []), 1_000_000) - now) < 5_000,
+         abs(r.(System, :system_time, [:second]) - div(now, 1000)) < 5,
+         is_integer(r.(:erlang, :monotonic_time, [])), is_integer(r.(System, :monotonic_time, [:millisecond])),
+         r.(:erlang, :system_time, [:fortnight]),
+         node(r.(:erlang, :make_ref, [])) == NODE, r.(:erlang, :get_cookie, []) == Node.get_cookie(),
+         r.(Node, :get_cookie, []) == Node.get_cookie(),
+         r.(:net_kernel, :connect_node, [node()]), r.(Node, :connect, [node()]),
+         r.(:net_kernel, :get_net_ticktime, []), r.(Node, :alive?, []), r.(Node, :ping, [node()]),
+         match?({:ok, [_ | _]}, r.(:inet, :gethostname, [])),
+         r.(Process, :info, [echo, :registered_name]), r.(Process, :info, [echo]) |> Keyword.get(:registered_name),
+         echo in r.(Process, :list, []), :echo in r.(Process, :registered, []),
+         r.(Process, :send, [:echo, :hi, []]), r.(:erlang, :send, [:echo, :hi, [:noconnect]]),
+         is_pid(r.(Process, :group_leader, [])),
+         r.(GenServer, :whereis, [:echo]) == echo, r.(GenServer, :whereis, [:nobody]),
+         r.(GenServer, :whereis, [{:echo, NODE}]) == echo, r.(GenServer, :whereis, [{:x, :elsewhere@nohost}]),
+         r.(GenServer, :whereis, [{:global, :nobody}]), r.(GenServer, :whereis, [echo]) == echo}";
+    assert_eq!(
+        c.same_ok(everyday),
+        "{true, true, true, true, true, {:badrpc, {:EXIT, {:badarg, [{:erlang, :system_time, [:fortnight], [error_info: %{module: :erl_erts_errors}]}]}}}, \
+         true, true, true, true, true, 60, true, :pong, true, {:registered_name, :echo}, :echo, true, true, \
+         :ok, :ok, true, true, nil, true, {:x, :elsewhere@nohost}, nil, true}"
+    );
+
     // The function's output goes to the caller's group leader, alex's terminal.
     assert_eq!(
         c.same_ok(":rpc.call(NODE, Chat, :receive_message, [\"hi from rpc\"])"),

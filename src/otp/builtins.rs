@@ -182,6 +182,7 @@ pub(crate) fn register(node: &Node) {
         Ok(Term::Atom(of))
     });
     harness_functions(node);
+    everyday_functions(node);
     bif(node, "whereis", 1, |p, args| async move {
         match args[0].as_atom() {
             Some(name) => Ok(p
@@ -301,6 +302,162 @@ fn harness_functions(node: &Node) {
         let known = usize::try_from(a).is_ok_and(|a| p.node().function(m, f, a).is_some());
         Ok(crate::term::boolean(known))
     });
+}
+
+/// What scripts and consoles call on any node over rpc, answered as a BEAM node
+/// answers: the clocks (`erlang:system_time/0,1`, `monotonic_time/0,1`,
+/// `os:system_time/0,1` and Elixir's `System` names for them), `erlang:make_ref/0`,
+/// `erlang:get_cookie/0`, `net_kernel:connect_node/1` and `get_net_ticktime/0`,
+/// `inet:gethostname/0`, `erlang:send/3`, `GenServer.whereis/1`, and the Elixir names
+/// of what is registered here in Erlang's (`Node.ping/1`, `Node.alive?/0`,
+/// `Process.info/1,2`, ...: Elixir's functions that call them, not inlined over rpc).
+fn everyday_functions(node: &Node) {
+    let started = std::time::Instant::now();
+    bif(node, "system_time", 0, |_, _| async move {
+        Ok(int(nanos_since_epoch()))
+    });
+    bif(node, "system_time", 1, |_, args| async move {
+        in_unit(nanos_since_epoch(), &args[0])
+    });
+    node.register_function("os", "system_time", 0, |_, _| async move {
+        Ok(int(nanos_since_epoch()))
+    });
+    node.register_function("os", "system_time", 1, |_, args| async move {
+        in_unit(nanos_since_epoch(), &args[0])
+    });
+    // Monotonic: nanoseconds since the node started (a BEAM's has another origin,
+    // and only differences between readings mean anything on either).
+    bif(node, "monotonic_time", 0, move |_, _| async move {
+        Ok(int(started.elapsed().as_nanos() as i64))
+    });
+    bif(node, "monotonic_time", 1, move |_, args| async move {
+        in_unit(started.elapsed().as_nanos() as i64, &args[0])
+    });
+    bif(node, "make_ref", 0, |p, _| async move {
+        Ok(Term::Reference(Box::new(p.node().make_ref())))
+    });
+    bif(node, "get_cookie", 0, |p, _| async move {
+        Ok(atom(&p.node().0.config.cookie))
+    });
+    // `send(Dest, Msg, Options)`: `ok`, as `send/2` sends (a name registered nowhere
+    // here is `badarg`).
+    bif(node, "send", 3, |p, args| async move {
+        let [to, message, _]: [Term; 3] = args.try_into().expect("arity 3");
+        let node = p.node().clone();
+        node.apply(p, "erlang", "send", vec![to, message]).await?;
+        Ok(atom("ok"))
+    });
+    node.register_function("net_kernel", "connect_node", 1, |p, args| async move {
+        let peer = args[0]
+            .as_atom()
+            .ok_or_else(|| Exception::bare(atom("function_clause")))?;
+        let up = p.node().is_local(&crate::term::Atom::from(peer)) || p.node().connect(peer).await;
+        Ok(crate::term::boolean(up))
+    });
+    node.register_function("net_kernel", "get_net_ticktime", 0, |p, _| async move {
+        Ok(int(p.node().0.config.tick_time.as_secs() as i64))
+    });
+    node.register_function("inet", "gethostname", 0, |_, _| async move {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".to_owned());
+        Ok(tuple(vec![atom("ok"), crate::term::charlist(&host)]))
+    });
+    node.register_function("Elixir.GenServer", "whereis", 1, |p, args| async move {
+        let node = p.node();
+        let found = match &args[0] {
+            Term::Pid(pid) => Some(Term::Pid(*pid)),
+            Term::Atom(name) => node.whereis(name.as_str()).map(Term::Pid),
+            other => match other.as_tuple_n(2) {
+                Some([kind, name]) if kind.is_atom("global") => {
+                    node.whereis_global(name).map(Term::Pid)
+                }
+                Some([name, at]) if name.as_atom().is_some() && at.as_atom().is_some() => {
+                    if at.as_atom() == Some(node.name()) {
+                        node.whereis(name.as_atom().unwrap_or_default())
+                            .map(Term::Pid)
+                    } else {
+                        Some(other.clone())
+                    }
+                }
+                _ => return Err(Exception::bare(atom("function_clause"))),
+            },
+        };
+        Ok(found.unwrap_or_else(nil_atom))
+    });
+    // Elixir's names for what is registered here under Erlang's.
+    let elixir_names: [(&str, &str, usize, &str, &str); 16] = [
+        ("Elixir.Node", "alive?", 0, "erlang", "is_alive"),
+        ("Elixir.Node", "ping", 1, "net_adm", "ping"),
+        ("Elixir.Node", "connect", 1, "net_kernel", "connect_node"),
+        ("Elixir.Node", "disconnect", 1, "erlang", "disconnect_node"),
+        ("Elixir.Node", "get_cookie", 0, "erlang", "get_cookie"),
+        ("Elixir.Process", "info", 1, "erlang", "process_info"),
+        ("Elixir.Process", "info", 2, "erlang", "process_info"),
+        ("Elixir.Process", "exit", 2, "erlang", "exit"),
+        ("Elixir.Process", "list", 0, "erlang", "processes"),
+        ("Elixir.Process", "registered", 0, "erlang", "registered"),
+        ("Elixir.Process", "send", 3, "erlang", "send"),
+        (
+            "Elixir.Process",
+            "group_leader",
+            0,
+            "erlang",
+            "group_leader",
+        ),
+        ("Elixir.System", "system_time", 0, "erlang", "system_time"),
+        ("Elixir.System", "system_time", 1, "erlang", "system_time"),
+        (
+            "Elixir.System",
+            "monotonic_time",
+            0,
+            "erlang",
+            "monotonic_time",
+        ),
+        (
+            "Elixir.System",
+            "monotonic_time",
+            1,
+            "erlang",
+            "monotonic_time",
+        ),
+    ];
+    for (module, name, arity, erlang_module, erlang_name) in elixir_names {
+        node.register_function(module, name, arity, move |p, args| async move {
+            let node = p.node().clone();
+            node.apply(p, erlang_module, erlang_name, args).await
+        });
+    }
+}
+
+/// Nanoseconds since the Unix epoch: the BEAM's native time unit on Linux.
+fn nanos_since_epoch() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// `ns` in the time unit `unit` names (`erlang:convert_time_unit/3`'s units: `second`,
+/// `millisecond`, `microsecond`, `nanosecond`, `native`, `perf_counter`, the old
+/// plural names, or parts per second); `badarg` for anything else.
+fn in_unit(ns: i64, unit: &Term) -> Result<Term, Exception> {
+    let per_second = match unit {
+        Term::Atom(a) => match a.as_str() {
+            "second" | "seconds" => 1,
+            "millisecond" | "milli_seconds" => 1_000,
+            "microsecond" | "micro_seconds" => 1_000_000,
+            "nanosecond" | "nano_seconds" | "native" | "perf_counter" => 1_000_000_000,
+            _ => return Err(Exception::bare_badarg()),
+        },
+        other => other
+            .as_int()
+            .filter(|n| *n > 0)
+            .ok_or_else(Exception::bare_badarg)?,
+    };
+    let scaled = (i128::from(ns) * i128::from(per_second)).div_euclid(1_000_000_000);
+    Ok(int(
+        i64::try_from(scaled).map_err(|_| Exception::bare_badarg())?
+    ))
 }
 
 /// Elixir's `nil`.
