@@ -620,13 +620,11 @@ async fn what_a_beam_node_logs_for_a_rust_caller_is_logged_here() {
 async fn a_genserver_started_for_a_beam_caller_reports_its_end_on_the_callers_node() {
     let (_epmd, alex, node) = alex_and_node("brittle").await;
     let n = node.name().to_owned();
-    // Rusty.start_brittle(): a GenServer started by the calling process, so that its
-    // group leader is the caller's, as `GenServer.start` run by `:erpc` on a BEAM node
-    // (unlinked: an erpc process exits with its result as the reason).
+    // Rusty.start_brittle(): a GenServer started by the calling process (`Process::start`,
+    // unlinked: an erpc process exits with its result as the reason), so that its
+    // group leader is the caller's, as `GenServer.start` run by `:erpc` on a BEAM node.
     node.register_function("Elixir.Rusty", "start_brittle", 0, |p, _args| async move {
-        let pid = p.start_link(None, Brittle(1)).await?;
-        p.unlink(&pid);
-        Ok(Term::Pid(pid))
+        Ok(Term::Pid(p.start(None, Brittle(1)).await?))
     });
     let eval = |expr: &str| blocking(|| alex.eval(&expr.replace("NODE", &n)));
 
@@ -678,6 +676,22 @@ async fn a_genserver_started_for_a_beam_caller_reports_its_end_on_the_callers_no
     // Once each.
     assert_eq!(alex.count_in_output(report), 1, "{output}");
     assert_eq!(alex.count_in_output(stop), 1, "{output}");
+
+    // A process spawned by the calling process (`spawn`) prints on the caller's
+    // terminal too, after the call has returned.
+    node.register_function("Elixir.Rusty", "spawn_printer", 0, |p, _args| async move {
+        let pid = p.spawn(|mut child| async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            child.puts("printed by a spawned process").await
+        });
+        Ok(Term::Pid(pid))
+    });
+    eval(":erpc.call(:NODE, Rusty, :spawn_printer, [])");
+    assert!(
+        blocking(|| alex.wait_for_output("printed by a spawned process", WAIT)),
+        "alex shows it:\n{}",
+        alex.output()
+    );
 }
 
 /// Chat.Echo in Rust: answers a call with the request, sends `term` to `pid` for a cast

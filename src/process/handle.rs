@@ -401,6 +401,19 @@ impl Process {
             .send_exit_signal(&self.entry.pid, to, reason, false);
     }
 
+    /// Spawns a process (`spawn`): not linked to this one, with this process's group
+    /// leader, so what it prints goes where this one's output goes (a BEAM caller's
+    /// terminal, for a function it called over rpc). [`Node::spawn`](crate::Node::spawn)
+    /// gives the node's own `user` instead.
+    pub fn spawn<F, Fut>(&self, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), Exception>> + Send + 'static,
+    {
+        let opts = self.node.spawn_opts(self.group_leader());
+        self.node.spawn_with(opts, body)
+    }
+
     /// Spawns a process linked to this one (`spawn_link`).
     pub fn spawn_link<F, Fut>(&self, body: F) -> Pid
     where
@@ -418,15 +431,32 @@ impl Process {
         F: FnOnce(Process) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<(), Exception>> + Send + 'static,
     {
-        let mut opts = self
-            .node
-            .spawn_opts(self.group_leader())
-            .linked_to(self.entry.pid);
+        self.spawn_from(name, true, body)
+    }
+
+    /// A process of this one's group leader, registered as `name` when given, linked to
+    /// this one when `link` says so.
+    pub(crate) fn spawn_from<F, Fut>(
+        &self,
+        name: Option<&str>,
+        link: bool,
+        body: F,
+    ) -> Result<Pid, Exception>
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), Exception>> + Send + 'static,
+    {
+        let mut opts = self.node.spawn_opts(self.group_leader());
+        if link {
+            opts = opts.linked_to(self.entry.pid);
+        }
         opts.name = name.map(crate::term::Atom::from);
         let prepared = self.node.prepare(opts)?;
         let pid = prepared.entry.pid;
-        // Linked on both sides before the new process runs.
-        self.entry.state().links.insert(pid);
+        if link {
+            // Linked on both sides before the new process runs.
+            self.entry.state().links.insert(pid);
+        }
         self.node.start_prepared(prepared, body);
         Ok(pid)
     }

@@ -81,6 +81,9 @@ pub enum Reply {
     /// `{:reply, reply, state}` (with [`Next::Wait`]), or with a timeout or a continue.
     Reply(Term, Next),
     /// `{:noreply, state}`: the reply comes later, from [`Caller::reply`].
+    /// `Reply::NoReply(Next::Stop(reason))` is `{:stop, reason, state}`: stop without
+    /// answering (the caller's `GenServer.call` exits with `{reason, {GenServer, :call,
+    /// ...}}`, as from Elixir).
     NoReply(Next),
     /// `{:stop, reason, reply, state}`: reply, then stop.
     Stop(Term, Term),
@@ -351,6 +354,18 @@ pub(crate) async fn start_named<S: GenServer>(
     name: ServerName,
     server: S,
 ) -> Result<Pid, StartError> {
+    start_from(node, parent.map(|p| (p, true)), name, server).await
+}
+
+/// [`start_named`] by `starter` when given, linked to it when its flag says so; the
+/// server has the starter's group leader, as `GenServer.start/3` called by a process.
+async fn start_from<S: GenServer>(
+    node: &Node,
+    starter: Option<(&Process, bool)>,
+    name: ServerName,
+    server: S,
+) -> Result<Pid, StartError> {
+    let parent = starter.and_then(|(p, link)| link.then_some(p));
     let (local, global) = match name {
         ServerName::Local(local) => (local, None),
         ServerName::Global(global) => (None, Some(global)),
@@ -371,13 +386,13 @@ pub(crate) async fn start_named<S: GenServer>(
         }
         run(server, p, link, ack).await
     };
-    let pid = match (parent, local.as_deref()) {
-        (Some(parent), local) => parent.spawn_link_named(local, body),
+    let pid = match (starter, local.as_deref()) {
+        (Some((starter, link)), local) => starter.spawn_from(local, link, body),
         (None, Some(local)) => node.spawn_registered(local, body),
         (None, None) => Ok(node.spawn(body)),
     };
     let pid = wait_for_init(pid.map_err(StartError)?, started).await?;
-    if parent.is_none() {
+    if starter.is_none() {
         // Started by no process: one of the node's applications, stopped with
         // `shutdown` when the node stops.
         super::applications::add_server(node, pid);
@@ -677,6 +692,19 @@ fn parent_exit(message: &Term, parent: Option<&Pid>) -> Option<Term> {
 }
 
 impl Process {
+    /// Starts `server` from this process, not linked to it (`GenServer.start/3` called
+    /// by a process): it has this process's group leader, so its output and the report
+    /// of its crash go where this process's go (a BEAM caller's terminal, for a function
+    /// it called over rpc). [`start`] gives the node's own. It outlives this process.
+    pub async fn start<S: GenServer>(
+        &self,
+        name: Option<&str>,
+        server: S,
+    ) -> Result<Pid, StartError> {
+        let name = ServerName::Local(name.map(str::to_owned));
+        start_from(self.node(), Some((self, false)), name, server).await
+    }
+
     /// Starts `server` linked to this process (`GenServer.start_link/3`); see
     /// [`start_link`].
     pub async fn start_link<S: GenServer>(
