@@ -736,6 +736,29 @@ impl GenServer for Sleeper {
     }
 }
 
+/// Monitors on a Rust process fire in the order they were made, the same each time (a
+/// BEAM node's order is also the same each time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitors_fire_in_the_order_they_were_made() {
+    let (_epmd, alex, node) = alex_and_node("watched").await;
+    node.register_function("Elixir.Rusty", "idle", 0, |p, _args| async move {
+        idle(p).await?;
+        Ok(atom("ok"))
+    });
+    let orders = blocking(|| {
+        alex.eval(&format!(
+            "for _ <- 1..5 do
+               pid = Node.spawn(:{}, Rusty, :idle, [])
+               refs = Map.new(1..5, fn i -> {{Process.monitor(pid), i}} end)
+               Process.exit(pid, :kill)
+               for _ <- 1..5, do: (receive do {{:DOWN, r, _, _, _}} -> refs[r] after 10_000 -> :none end)
+             end |> Enum.uniq()",
+            node.name()
+        ))
+    });
+    assert_eq!(orders, "[[1, 2, 3, 4, 5]]");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_while_its_callback_blocks_sends_nothing() {
     let (_epmd, alex, node) = alex_and_node("sleeper").await;

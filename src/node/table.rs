@@ -219,12 +219,22 @@ impl Node {
         // Other nodes' signals first: a local process woken by this end (one that
         // waits for it to stop the node, say) could otherwise close the connections
         // before they are queued, and a peer would see `noconnection`.
-        let mut watchers = watchers;
+        // The monitors fire in the order they were made, other nodes' first (the hash
+        // map's order changed from run to run, where a BEAM node's is the same each time).
         let remote = |p: &Pid| !self.is_local(&p.node);
+        let mut watchers: Vec<_> = watchers.into_iter().collect();
+        if watchers.len() > 1 {
+            watchers.sort_by(|(a, x), (b, y)| {
+                remote(&y.pid)
+                    .cmp(&remote(&x.pid))
+                    .then_with(|| made_order(a, b))
+            });
+        }
+        let mut watchers = watchers.into_iter().peekable();
         for linked in links.iter().filter(|p| remote(p)) {
             self.send_exit_signal(pid, linked, reason.clone(), true);
         }
-        for (reference, watcher) in watchers.extract_if(|_, w| remote(&w.pid)) {
+        while let Some((reference, watcher)) = watchers.next_if(|(_, w)| remote(&w.pid)) {
             self.send_down(pid, watcher, reference, reason.clone());
         }
         for linked in links.iter().filter(|p| !remote(p)) {
@@ -237,6 +247,13 @@ impl Node {
             self.drop_monitor_at_target(pid, self.own_ref(key), monitor.target);
         }
     }
+}
+
+/// What orders the references one node made by when it made them: its node, then its
+/// words from the last (a BEAM's, and this node's, count up from the first word, 18
+/// bits, into the next ones).
+fn made_order(a: &crate::term::Reference, b: &crate::term::Reference) -> std::cmp::Ordering {
+    (a.node.as_str().cmp(b.node.as_str())).then_with(|| a.id.iter().rev().cmp(b.id.iter().rev()))
 }
 
 /// A panic in a function becomes an error exit of its process, as a raise does on the
