@@ -58,7 +58,7 @@ struct Args {
     #[arg(long, default_value_t = 100)]
     busy_poll_us: u64,
     /// The largest distribution message accepted, in bytes.
-    #[arg(long, default_value_t = 128 * 1024 * 1024)]
+    #[arg(long, default_value_t = 1024 * 1024 * 1024)]
     max_message_size: usize,
     /// The bytes of fragmented messages a peer may have in progress on one connection,
     /// together.

@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The largest frame the fuzzed frame reader accepts (a node's default is 128 MiB; a
+/// The largest frame the fuzzed frame reader accepts (a node's default is 1 GiB; a
 /// smaller one lets the fuzzer reach the refusal).
 pub const MAX_FRAME: usize = 1 << 20;
 

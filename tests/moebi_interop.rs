@@ -136,6 +136,21 @@ fn large_messages_sent_at_once_by_many_processes() {
     );
 }
 
+/// A message larger than 128 MiB, which a BEAM node takes (it has no limit), reaches
+/// Moebi with its defaults and comes back whole.
+#[test]
+fn a_message_of_130_mib_with_the_default_limits() {
+    let epmd = Epmd::start();
+    let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let m = moebi.node_name();
+    let size = alex.eval(&format!(
+        "big = :binary.copy(<<7>>, 130 * 1024 * 1024)
+         GenServer.call({{:echo, :{m}}}, big, 120_000) |> byte_size()"
+    ));
+    assert_eq!(size, "136314880", "{}", moebi.log());
+}
+
 /// A BEAM caller that keeps 64 calls in flight for a while gets a busy-polling trial
 /// (polling against not polling; the verdict logged at debug), and every call is
 /// answered, whichever way Moebi reads.

@@ -31,7 +31,8 @@ pub struct NodeConfig {
     /// `net_setuptime`: the longest a handshake may take. Default 7 s.
     pub setup_time: Duration,
     /// The largest distribution message accepted, in bytes; a larger one closes that
-    /// connection with a log line. Default 128 MiB.
+    /// connection with a log line (a BEAM node has no such limit). Default 1 GiB, what
+    /// a peer may have in progress at once ([`max_reassembly`](Self::max_reassembly)).
     pub max_message_size: usize,
     /// The bytes of fragmented messages a peer may have in progress on one connection,
     /// together: a BEAM node sends a large message from each of its processes at once,
@@ -93,7 +94,7 @@ impl NodeConfig {
             listen_port: 0,
             tick_time: Duration::from_secs(60),
             setup_time: Duration::from_secs(7),
-            max_message_size: 128 * 1024 * 1024,
+            max_message_size: 1024 * 1024 * 1024,
             max_reassembly: 1024 * 1024 * 1024,
             dist_buf_busy_limit: 1024 * 1024,
             max_term_depth: 512,

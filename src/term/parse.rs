@@ -1154,7 +1154,7 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// The largest bitstring a literal may build: 128 MiB, the default largest message.
+/// The largest bitstring a literal may build: 128 MiB.
 const MAX_BITS: u64 = 128 * 1024 * 1024 * 8;
 
 /// A segment's value before its type is applied.
