@@ -116,6 +116,9 @@ async fn message(State(b): State<Bridge>, body: String) -> Answer {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        // A log line that cannot be written (stderr a closed pipe) is dropped, where
+        // the subscriber's own report of it would panic.
+        .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

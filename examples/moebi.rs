@@ -19,6 +19,7 @@ use cnode::otp::gen_server;
 use cnode::supervisor::{self, ChildSpec, Strategy};
 use cnode::term::{atom, binary, chardata_to_string, Match, Term};
 use cnode::{Caller, Dest, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
+use std::io::Write as _;
 use std::time::Duration;
 
 /// Moebi: a Rust node that joins an Elixir Chat cluster.
@@ -295,6 +296,9 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
         }
     };
     tracing_subscriber::fmt()
+        // A log line that cannot be written (stderr a closed pipe) is dropped, where
+        // the subscriber's own report of it would panic.
+        .log_internal_errors(false)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -352,7 +356,12 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     gen_server::start(&node, Some("echo"), Echo).await?;
-    eprintln!("Moebi is listening as {} (Ctrl-C to stop)", node.name());
+    // Written as the log is: a closed stderr loses the line, and Moebi goes on.
+    let _ = writeln!(
+        std::io::stderr(),
+        "Moebi is listening as {} (Ctrl-C to stop)",
+        node.name()
+    );
     // Until Ctrl-C or `:init.stop()` from a BEAM node; exits with the status asked for.
     std::process::exit(node.serve_forever().await)
 }

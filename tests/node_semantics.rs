@@ -1183,6 +1183,50 @@ fn sigterm_stops_the_node_as_init_stop_does() {
     );
 }
 
+/// A service whose log pipe's reader has gone (`moebi 2>&1 | logger`, the logger
+/// stopped): Moebi runs on, losing the lines it cannot write, and SIGTERM still stops
+/// it with 0, as a BEAM node in its place (it panicked, or never ended its stop).
+#[test]
+fn sigterm_stops_the_node_whose_log_pipe_is_closed() {
+    use std::process::{Command, Stdio};
+    let epmd = Epmd::start();
+    let name = unique_name("moebi");
+    let mut child = Command::new(support::moebi_binary())
+        .args(["--sname", &format!("{name}@localhost"), "--cookie", "c"])
+        .env("ERL_EPMD_PORT", epmd.port().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("moebi starts");
+    drop(child.stderr.take());
+    let deadline = std::time::Instant::now() + WAIT;
+    while !epmd.names().iter().any(|(n, _)| *n == name) {
+        if std::time::Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            let _ = child.kill();
+            panic!("moebi did not register: {:?}", child.wait());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+}
+
 /// The process a node's server is linked to answers as a BEAM node's kernel_sup does
 /// when a tool walks the links: `which_children` lists the server, `count_children`
 /// and `sys` answer (they hung on the Rust node).

@@ -76,7 +76,18 @@ impl Node {
     async fn end(&self, status: i32, orderly: bool) -> i32 {
         if self.0.status.set(status).is_ok() {
             let node = self.clone();
-            tokio::spawn(async move { node.run_stop(status, orderly).await });
+            tokio::spawn(async move {
+                use futures::FutureExt;
+                let steps = std::panic::AssertUnwindSafe(node.run_stop(status, orderly));
+                if steps.catch_unwind().await.is_err() {
+                    // A step panicked (an application's `terminate`, or a log
+                    // subscriber that panics when its stderr is a closed pipe): the
+                    // stop still ends, so that `stopped` and `serve_forever` return and
+                    // the program can exit, which closes what is left.
+                    node.0.stopping.cancel();
+                    node.0.stopped.cancel();
+                }
+            });
         }
         self.stopped().await
     }
