@@ -304,7 +304,7 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let name = match (&args.sname, &args.name) {
-        (_, Some(n)) => NodeConfig::long_name(n),
+        (_, Some(n)) => NodeConfig::long_name(n)?,
         (Some(n), None) => NodeConfig::short_name(n),
         (None, None) => NodeConfig::short_name("moebi"),
     };

@@ -727,6 +727,38 @@ fn long_names_work_like_short_ones() {
         alex.output()
     );
     assert_eq!(alex.eval(&format!(":rpc.call({m}, :erlang, :node, [])")), m);
+
+    // Short and long names do not mix: a node of one kind refuses to connect to one of
+    // the other, the BEAM's words in its log, as alex and kate refuse each other.
+    let kate = BeamNode::start(&unique_name("kate"), COOKIE, &epmd);
+    let short = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
+    let (k, a, s) = (kate.node_name(), alex.node_name(), short.node_name());
+    assert_eq!(alex.eval(&format!("Node.ping(:{k})")), ":pang");
+    assert_eq!(kate.eval(&format!("Node.ping(:\"{a}\")")), ":pang");
+    assert_eq!(
+        alex.eval(&format!(":rpc.call({m}, :net_adm, :ping, [:{k}])")),
+        ":pang"
+    );
+    assert!(
+        moebi.wait_for_log(
+            "** System running to use fully qualified hostnames ** ** Hostname localhost is illegal **",
+            WAIT
+        ),
+        "{}",
+        moebi.log()
+    );
+    assert_eq!(
+        kate.eval(&format!(":rpc.call(:{s}, :net_adm, :ping, [:\"{a}\"])")),
+        ":pang"
+    );
+    assert!(
+        short.wait_for_log(
+            "** System NOT running to use fully qualified hostnames ** ** Hostname 127.0.0.1 is illegal **",
+            WAIT
+        ),
+        "{}",
+        short.log()
+    );
 }
 
 /// `{Chat.TaskSupervisor, NODE}` in a scenario.

@@ -685,9 +685,6 @@ async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
             )
         })?,
     };
-    let long = target
-        .split_once('@')
-        .is_some_and(|(_, host)| host.contains('.'));
     let name = match (&cli.sname, &cli.name) {
         (Some(s), _) => {
             let name = NodeConfig::short_name(s);
@@ -695,7 +692,8 @@ async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
             name
         }
         (_, Some(n)) => {
-            let name = NodeConfig::long_name(n);
+            let name = NodeConfig::long_name(n)
+                .map_err(|e| fail(EXIT_USAGE, format!("cnode: --name {n}: {e}")))?;
             node_name(&name, "--name")?;
             name
         }
@@ -705,13 +703,10 @@ async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
                 std::process::id(),
                 rand::random::<u32>() % 100_000
             );
-            // Our host as the target names its own: `localhost` for `alex@localhost`.
+            // Our host as the target names its own: `localhost` for `alex@localhost`,
+            // `127.0.0.1` for a long name there.
             let host = target.split_once('@').map_or("localhost", |(_, h)| h);
-            if long || host == "localhost" || !host.contains('.') {
-                format!("{unique}@{host}")
-            } else {
-                NodeConfig::long_name(&unique)
-            }
+            format!("{unique}@{host}")
         }
     };
     let mut config = NodeConfig::new(&name, &cookie);

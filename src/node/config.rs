@@ -117,13 +117,64 @@ impl NodeConfig {
     }
 
     /// The full name for `--name NAME[@HOST]`: the host defaults to this machine's
-    /// fully qualified name, as `erl -name` does.
-    pub fn long_name(name: &str) -> String {
+    /// fully qualified name, as `erl -name` does: its host name when that has a domain,
+    /// else the canonical name the resolver gives it, else the host name with the
+    /// `domain` (or first `search`) of `/etc/resolv.conf`. Where none has a domain,
+    /// [`NodeError::NoDomain`](super::NodeError::NoDomain), as `erl -name NAME` refuses to start ("Can't set long
+    /// node name!"): a name such as `NAME@vm` is one no long-named BEAM node connects to.
+    pub fn long_name(name: &str) -> Result<String, super::NodeError> {
         if name.contains('@') {
-            name.to_owned()
-        } else {
-            format!("{name}@{}", hostname())
+            return Ok(name.to_owned());
         }
+        let host = hostname();
+        fully_qualified(&host)
+            .map(|fqdn| format!("{name}@{fqdn}"))
+            .ok_or(super::NodeError::NoDomain(host))
+    }
+}
+
+/// `host` with its domain: as it is when it has one, else the resolver's canonical name
+/// for it, else with `/etc/resolv.conf`'s domain.
+fn fully_qualified(host: &str) -> Option<String> {
+    if host.contains('.') {
+        return Some(host.to_owned());
+    }
+    if let Some(canonical) = canonical_name(host).filter(|c| c.contains('.')) {
+        return Some(canonical);
+    }
+    let conf = std::fs::read_to_string("/etc/resolv.conf").ok()?;
+    let domain = conf.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("domain" | "search") => words.next().map(str::to_owned),
+            _ => None,
+        }
+    })?;
+    Some(format!("{host}.{}", domain.trim_end_matches('.')))
+}
+
+/// The canonical name `getaddrinfo(3)` gives `host` (`AI_CANONNAME`), as `inet_db`
+/// finds the domain of a host name that has none. std's resolver does not give it.
+fn canonical_name(host: &str) -> Option<String> {
+    let c_host = std::ffi::CString::new(host).ok()?;
+    // SAFETY: `hints` is a zeroed addrinfo with the fields getaddrinfo reads set; the
+    // list it returns is read only while it lives and freed once, below.
+    unsafe {
+        let mut hints: libc::addrinfo = std::mem::zeroed();
+        hints.ai_flags = libc::AI_CANONNAME;
+        hints.ai_family = libc::AF_UNSPEC;
+        hints.ai_socktype = libc::SOCK_STREAM;
+        let mut found: *mut libc::addrinfo = std::ptr::null_mut();
+        if libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut found) != 0 {
+            return None;
+        }
+        let name = (!found.is_null() && !(*found).ai_canonname.is_null()).then(|| {
+            std::ffi::CStr::from_ptr((*found).ai_canonname)
+                .to_string_lossy()
+                .into_owned()
+        });
+        libc::freeaddrinfo(found);
+        name
     }
 }
 

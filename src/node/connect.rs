@@ -273,6 +273,35 @@ pub(crate) async fn try_connect(node: &Node, peer: &str) -> Result<(), Handshake
     handle(node, peer).map(|_| ()).ok_or_else(lost)
 }
 
+/// Whether a host name is a long name's (`erl -name`): it has a dot, or it is an IP
+/// address.
+fn is_long_host(host: &str) -> bool {
+    host.contains('.') || host.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// A node of short names connects to short names only and one of long names to long
+/// names only, as a BEAM node does (`inet_tcp_dist:splitnode/3`): the other is refused
+/// before anything is sent, with the BEAM's words.
+fn names_of_one_kind(own: &str, host: &str) -> Result<(), HandshakeError> {
+    let own_long = own.split_once('@').is_some_and(|(_, h)| is_long_host(h));
+    if own_long == is_long_host(host) {
+        return Ok(());
+    }
+    let (system, kind) = if own_long {
+        ("System running to use fully qualified hostnames", "long")
+    } else {
+        (
+            "System NOT running to use fully qualified hostnames",
+            "short",
+        )
+    };
+    let text = format!(
+        "** {system} ** ** Hostname {host} is illegal ** (this node, {own}, has {kind} names; a BEAM node so named does not connect there either)"
+    );
+    tracing::error!("{text}");
+    Err(HandshakeError::Io(std::io::Error::other(text)))
+}
+
 /// One attempt to connect to `peer`; what failed, if it did.
 async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeError> {
     let setup = node.0.config.setup_time;
@@ -280,6 +309,7 @@ async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeEr
         let (alive, host) = peer.name().split_once('@').ok_or_else(|| {
             HandshakeError::Protocol(format!("invalid node name {}", peer.name()))
         })?;
+        names_of_one_kind(node.name(), host)?;
         // Resolved once for EPMD and the node (the lookup of a name runs on the
         // blocking pool).
         let ips = resolve(host).await.map_err(HandshakeError::Io)?;

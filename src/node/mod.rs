@@ -47,6 +47,13 @@ pub enum NodeError {
         "Invalid node name! {0:?}: expected name@host, the name of letters, digits, '_' and '-'"
     )]
     InvalidName(String),
+    /// A long name was asked for without a host, and this machine's host name has no
+    /// domain to make it fully qualified ([`NodeConfig::long_name`]); `erl -name`
+    /// refuses to start so.
+    #[error(
+        "Can't set long node name! The host name {0:?} has no domain: give the name's host, NAME@HOST, fully qualified or an IP address"
+    )]
+    NoDomain(String),
     /// EPMD has a node of that name: `erl` says the same.
     #[error("the name {0} seems to be in use by another Erlang node")]
     NameInUse(String),
