@@ -43,6 +43,14 @@ struct Args {
     /// Do not appear in the peers' Node.list() (as `iex --hidden`).
     #[arg(long)]
     hidden: bool,
+    /// The distribution port, as `-kernel inet_dist_listen_min P inet_dist_listen_max
+    /// P` (default: a free one, which EPMD tells the peers).
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    listen_port: u16,
+    /// The address the distribution listens on, as `-kernel inet_dist_use_interface`
+    /// (127.0.0.1: this machine only).
+    #[arg(long, default_value = "0.0.0.0", value_name = "ADDR")]
+    listen_address: std::net::IpAddr,
     /// net_ticktime in seconds: a silent peer is dropped after this long.
     #[arg(long, default_value_t = 60)]
     net_ticktime: u64,
@@ -314,6 +322,8 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     };
     let mut config = NodeConfig::new(&name, &cookie);
     config.hidden = args.hidden;
+    config.listen_port = args.listen_port;
+    config.listen_address = args.listen_address;
     config.tick_time = Duration::from_secs(args.net_ticktime.max(1));
     config.setup_time = Duration::from_secs(args.net_setuptime.max(1));
     config.max_message_size = args.max_message_size;

@@ -761,6 +761,34 @@ fn long_names_work_like_short_ones() {
     );
 }
 
+/// A fixed distribution port on one address (`-kernel inet_dist_listen_min/max`,
+/// `inet_dist_use_interface`): EPMD gives that port, and peers reach it there.
+#[test]
+fn a_fixed_distribution_port_and_address() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let epmd = Epmd::start();
+    let moebi = RustNode::start(
+        &unique_name("moebi"),
+        COOKIE,
+        &epmd,
+        &[
+            "--listen-port",
+            &port.to_string(),
+            "--listen-address",
+            "127.0.0.1",
+        ],
+    );
+    let short = moebi.node_name().split('@').next().unwrap().to_owned();
+    assert!(epmd.names().contains(&(short, port)), "{:?}", epmd.names());
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    assert_eq!(
+        alex.eval(&format!("Node.ping(:{})", moebi.node_name())),
+        ":pong"
+    );
+}
+
 /// `{Chat.TaskSupervisor, NODE}` in a scenario.
 const SUP: &str = "sup = {Chat.TaskSupervisor, NODE}";
 

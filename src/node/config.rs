@@ -22,8 +22,13 @@ pub struct NodeConfig {
     /// creation is random. Two such nodes of the same name would not know of each
     /// other, so give each a name of its own. Default true.
     pub dist_listen: bool,
-    /// The distribution listening port; 0 picks a free one, as the BEAM does.
+    /// The distribution listening port; 0 picks a free one, as the BEAM does
+    /// (`-kernel inet_dist_listen_min P inet_dist_listen_max P` fixes one there).
     pub listen_port: u16,
+    /// The address the distribution listens on: every interface (`0.0.0.0`) by
+    /// default, as the BEAM's; `127.0.0.1` keeps it to this machine, as
+    /// `-kernel inet_dist_use_interface {127,0,0,1}`.
+    pub listen_address: std::net::IpAddr,
     /// `net_ticktime`: a peer silent for four quarters of it in a row is dropped (after
     /// between one and 1.25 times it, as `net_kernel` does); we write at least every
     /// quarter of it. Default 60 s.
@@ -92,6 +97,7 @@ impl NodeConfig {
             epmd_port: crate::epmd::port_from_env(),
             dist_listen: true,
             listen_port: 0,
+            listen_address: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             tick_time: Duration::from_secs(60),
             setup_time: Duration::from_secs(7),
             max_message_size: 1024 * 1024 * 1024,

@@ -159,12 +159,14 @@ impl Node {
             .ok_or_else(|| NodeError::InvalidName(config.name.clone()))?;
         table::record_panic_locations();
         let (listener, port, registration, creation) = if config.dist_listen {
-            let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.listen_port))
-                .await
-                .map_err(|source| NodeError::Io {
-                    context: format!("listening on port {}", config.listen_port),
-                    source,
-                })?;
+            let at = std::net::SocketAddr::new(config.listen_address, config.listen_port);
+            let listener =
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .map_err(|source| NodeError::Io {
+                        context: format!("listening on {at}"),
+                        source,
+                    })?;
             let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
             let registration = epmd::register(alive, port, config.epmd_port)
                 .await
