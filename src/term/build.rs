@@ -25,6 +25,19 @@ impl IntoTerm for Term {
     }
 }
 
+/// `Term::from(42)`, `Term::from("hi")` (a binary), `let t: Term = 2.5.into()`: the
+/// plain values, as [`IntoTerm`] makes them.
+macro_rules! from_plain {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Term {
+            fn from(value: $t) -> Term {
+                value.into_term()
+            }
+        }
+    )*};
+}
+from_plain!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64, bool, &str, String);
+
 impl IntoTerm for &Term {
     fn into_term(self) -> Term {
         self.clone()

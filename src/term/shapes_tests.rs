@@ -478,3 +478,20 @@ fn binaries_from_owned_and_lent_bytes() {
     assert_eq!(binary(&bytes), binary([1u8, 2]));
     assert_eq!(binary(bytes.as_slice()), binary(bytes));
 }
+
+#[test]
+fn plain_values_convert_with_from() {
+    use crate::term::Inspect;
+    let terms: [Term; 5] = [
+        Term::from(42),
+        Term::from(u64::MAX),
+        2.5.into(),
+        true.into(),
+        "hi".into(),
+    ];
+    let shown: Vec<String> = terms.iter().map(|t| t.inspect().to_string()).collect();
+    assert_eq!(
+        shown,
+        ["42", "18446744073709551615", "2.5", "true", "\"hi\""]
+    );
+}
