@@ -172,7 +172,9 @@ pub enum RpcError {
         /// The remote stack trace (for `error`).
         stacktrace: Term,
     },
-    /// The node could not be reached (`{erpc, noconnection}`).
+    /// The node could not be reached (`{erpc, noconnection}`). Why is logged (a cookie
+    /// refused, no EPMD, the name not registered); [`Node::try_connect`](crate::Node::try_connect)
+    /// gives it as a [`HandshakeError`](crate::HandshakeError).
     #[error("no connection to the node")]
     NoConnection,
     /// No answer in time (`{erpc, timeout}`).
