@@ -554,7 +554,12 @@ async fn read_frames<O: Owner>(
                 talk.read(conn);
                 taken_bytes += n;
             }
+            // A reset is the peer gone too (a node killed with data unread): the BEAM
+            // says `connection_closed` for either.
             Err(frame::FrameError::Closed) => return "connection_closed".into(),
+            Err(frame::FrameError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return "connection_closed".into()
+            }
             Err(e) => return closing(e.to_string()),
         }
         if let Some(d) = direct.take_if(|d| d.missing == 0) {
