@@ -197,7 +197,7 @@ pub(crate) fn register(node: &Node) {
 
 /// What test harnesses and operators' consoles ask a node before anything else, with
 /// the answers that hold here: its OS pid (`:os.getpid/0`, `System.pid/0`), `System.stop`,
-/// `Process.whereis/1`, `Process.alive?/1`, `Node.self/0`, `Kernel.node/0,1`, `Node.list/0,1`, a sleep (`:timer.sleep/1`, `Process.sleep/1`),
+/// `Process.whereis/1`, a sleep (`:timer.sleep/1`, `Process.sleep/1`),
 /// `:net_adm.ping/1` from this node, `erlang:group_leader/0`, and the code server's
 /// view: a module is loaded when some function of it is registered
 /// (`:code.is_loaded/1`, `ensure_loaded/1`, `erlang:function_exported/3`), so that
@@ -227,30 +227,6 @@ fn harness_functions(node: &Node) {
             .whereis(name)
             .map(Term::Pid)
             .unwrap_or_else(nil_atom))
-    });
-    // Elixir's names for what is `erlang:node/0,1` and `is_process_alive/1` above
-    // (inlined by Elixir's compiler, but called by name over rpc).
-    for (module, name) in [("Elixir.Node", "self"), ("Elixir.Kernel", "node")] {
-        node.register_function(
-            module,
-            name,
-            0,
-            |p, _| async move { Ok(atom(p.node().name())) },
-        );
-    }
-    node.register_function("Elixir.Kernel", "node", 1, |p, args| async move {
-        let node = p.node().clone();
-        node.apply(p, "erlang", "node", args).await
-    });
-    node.register_function("Elixir.Process", "alive?", 1, |p, args| async move {
-        let node = p.node().clone();
-        node.apply(p, "erlang", "is_process_alive", args).await
-    });
-    node.register_function("Elixir.Node", "list", 0, |p, _| async move {
-        nodes(p.node(), &atom("visible"))
-    });
-    node.register_function("Elixir.Node", "list", 1, |p, args| async move {
-        nodes(p.node(), &args[0])
     });
     for (module, name) in [("timer", "sleep"), ("Elixir.Process", "sleep")] {
         node.register_function(module, name, 1, |_, args| async move {
@@ -309,8 +285,9 @@ fn harness_functions(node: &Node) {
 /// `os:system_time/0,1` and Elixir's `System` names for them), `erlang:make_ref/0`,
 /// `erlang:get_cookie/0`, `net_kernel:connect_node/1` and `get_net_ticktime/0`,
 /// `inet:gethostname/0`, `erlang:send/3`, `GenServer.whereis/1`, and the Elixir names
-/// of what is registered here in Erlang's (`Node.ping/1`, `Node.alive?/0`,
-/// `Process.info/1,2`, ...: Elixir's functions that call them, not inlined over rpc).
+/// of what is registered here in Erlang's (`Node.self/0`, `Node.list/0,1`,
+/// `Process.alive?/1`, `Node.ping/1`, `Process.info/1,2`, ...: Elixir's functions
+/// that call them, inlined by Elixir's compiler but called by name over rpc).
 fn everyday_functions(node: &Node) {
     let started = std::time::Instant::now();
     bif(node, "system_time", 0, |_, _| async move {
@@ -386,7 +363,13 @@ fn everyday_functions(node: &Node) {
         Ok(found.unwrap_or_else(nil_atom))
     });
     // Elixir's names for what is registered here under Erlang's.
-    let elixir_names: [(&str, &str, usize, &str, &str); 16] = [
+    let elixir_names: [(&str, &str, usize, &str, &str); 22] = [
+        ("Elixir.Node", "self", 0, "erlang", "node"),
+        ("Elixir.Kernel", "node", 0, "erlang", "node"),
+        ("Elixir.Kernel", "node", 1, "erlang", "node"),
+        ("Elixir.Process", "alive?", 1, "erlang", "is_process_alive"),
+        ("Elixir.Node", "list", 0, "erlang", "nodes"),
+        ("Elixir.Node", "list", 1, "erlang", "nodes"),
         ("Elixir.Node", "alive?", 0, "erlang", "is_alive"),
         ("Elixir.Node", "ping", 1, "net_adm", "ping"),
         ("Elixir.Node", "connect", 1, "net_kernel", "connect_node"),
