@@ -532,7 +532,33 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         c.same_ok(":erpc.cast(NODE, Chat, :receive_message, [\"hi from erpc cast\"])"),
         ":ok"
     );
-    for line in ["hi from rpc\n", "hi from erpc\n", "hi from erpc cast\n"] {
+    // io:format and put_chars over rpc print there too; a bad format is badarg.
+    assert_eq!(
+        c.same_ok(
+            "{:rpc.call(NODE, :io, :format, [~c\"io:format from rpc ~p~n\", [1]]),
+              :rpc.call(NODE, :io, :put_chars, [\"put_chars from rpc\\n\"]),
+              match?({:badrpc, {:EXIT, {:badarg, _}}}, :rpc.call(NODE, :io, :format, [~c\"~p ~p~n\", [1]]))}"
+        ),
+        "{:ok, :ok, true}"
+    );
+    // proc_lib:spawn_link/4 with a node, the OTP way to spawn there: it runs the
+    // function, with the caller's group leader, and exits normal.
+    assert_eq!(
+        c.same_ok(
+            "Process.flag(:trap_exit, true)
+             pid = :proc_lib.spawn_link(NODE, Chat, :receive_message, [\"hi from proc_lib\"])
+             receive do {:EXIT, ^pid, reason} -> reason after 10_000 -> :no_exit end"
+        ),
+        ":normal"
+    );
+    for line in [
+        "hi from rpc\n",
+        "hi from erpc\n",
+        "hi from erpc cast\n",
+        "io:format from rpc 1\n",
+        "put_chars from rpc\n",
+        "hi from proc_lib\n",
+    ] {
         assert!(
             c.alex.wait_for_output_count(line, 2, WAIT),
             "alex prints {line:?} for both:\n{}",

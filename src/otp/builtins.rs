@@ -171,6 +171,14 @@ pub(crate) fn register(node: &Node) {
         });
         Ok(Term::Pid(pid))
     });
+    // `proc_lib:spawn/4` and `spawn_link/4` with a node: the process spawned there runs
+    // `proc_lib:init_p(Parent, Ancestors, M, F, A)`, which runs `M:F(A)`.
+    node.register_function("proc_lib", "init_p", 5, |p, args| async move {
+        let Some((m, f, a)) = super::spawn::mfa_args(&args[2], &args[3], &args[4]) else {
+            return Err(Exception::bare_badarg());
+        };
+        p.node().clone().apply(p, &m, &f, a).await
+    });
     // `node(Arg)`: the node of a pid, port or reference.
     bif(node, "node", 1, |_, args| async move {
         let of = match &args[0] {

@@ -13,7 +13,7 @@ use crate::process::{Dest, Exception, Process};
 use crate::term::Inspect;
 use crate::term::Short;
 use crate::term::{
-    atom, binary, chardata_to_string, charlist, int, list, map, tuple, Match, Pid, Term,
+    atom, binary, chardata_to_string, charlist, int, list, map, nil, tuple, Match, Pid, Term,
 };
 use std::io::Write;
 use std::time::Duration;
@@ -322,6 +322,54 @@ pub(crate) fn log_at_group_leader(
     elements.push(map(meta));
     let proxy = Dest::from(("logger_proxy", group_leader.node.name()));
     node.route(pid, proxy, tuple(elements));
+}
+
+/// `io:format/1,2`, `io:fwrite/1,2`, `io:put_chars/1` and `io:nl/0` for a caller over
+/// rpc: the text goes through the process's group leader (the caller's, so it prints on
+/// the caller's terminal, as from a BEAM node); a format `io_lib` cannot apply raises
+/// `badarg` with `io`'s frame, as there.
+pub(crate) fn register_functions(node: &Node) {
+    for name in ["format", "fwrite"] {
+        node.register_function("io", name, 1, move |p, args| async move {
+            print_formatted(p, name, &args[0], &nil(), args.clone()).await
+        });
+        node.register_function("io", name, 2, move |p, args| async move {
+            print_formatted(p, name, &args[0], &args[1], args.clone()).await
+        });
+    }
+    node.register_function("io", "put_chars", 1, |mut p, args| async move {
+        let text =
+            chardata_to_string(&args[0]).ok_or_else(|| io_badarg("put_chars", args.clone()))?;
+        p.put_chars(&text).await?;
+        Ok(atom("ok"))
+    });
+    node.register_function("io", "nl", 0, |mut p, _| async move {
+        p.put_chars("\n").await?;
+        Ok(atom("ok"))
+    });
+}
+
+async fn print_formatted(
+    mut p: Process,
+    name: &'static str,
+    fmt: &Term,
+    args: &Term,
+    called_with: Vec<Term>,
+) -> Result<Term, Exception> {
+    let text = chardata_to_string(fmt)
+        .zip(args.as_list())
+        .and_then(|(fmt, args)| format_erlang(&fmt, args))
+        .ok_or_else(|| io_badarg(name, called_with))?;
+    p.put_chars(&text).await?;
+    Ok(atom("ok"))
+}
+
+/// `badarg` from `io:Name/Arity`, with its frame.
+fn io_badarg(name: &str, args: Vec<Term>) -> Exception {
+    Exception::Error {
+        reason: atom("badarg"),
+        stacktrace: vec![tuple(vec![atom("io"), atom(name), list(args), nil()])],
+    }
 }
 
 fn error_request() -> Term {

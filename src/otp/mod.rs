@@ -61,6 +61,7 @@ fn start_system_processes(node: &Node) {
     net_kernel::start(node);
     rpc::start(node);
     builtins::register(node);
+    io::register_functions(node);
     calls::register(node);
     global::register_functions(node);
     global::register_resolve_it(node);
