@@ -873,8 +873,23 @@ fn erlang_reason(class: &str, reason: &Term, stacktrace: &Term) -> String {
     if let Some(name) = reason.as_atom() {
         return match name {
             "undef" => frame().map_or_else(printed, |f| format!("undefined function {f}")),
+            // With the arguments when the frame has them, as the shell prints it:
+            // `no function clause matching my_mod:only_one(2)`.
             "function_clause" => {
-                frame().map_or_else(printed, |f| format!("no function clause matching {f}"))
+                let called = || {
+                    let frame = stacktrace.as_list()?.first()?.as_tuple()?;
+                    let args = frame.get(2)?.as_list()?;
+                    let args: Vec<String> = args.iter().map(|a| Erlang(a).to_string()).collect();
+                    Some(format!(
+                        "{}:{}({})",
+                        Erlang(frame.first()?),
+                        Erlang(frame.get(1)?),
+                        args.join(",")
+                    ))
+                };
+                called()
+                    .or_else(frame)
+                    .map_or_else(printed, |f| format!("no function clause matching {f}"))
             }
             "badarg" => "bad argument".into(),
             "badarith" => "an error occurred when evaluating an arithmetic expression".into(),
