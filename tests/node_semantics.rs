@@ -1219,6 +1219,11 @@ fn init_stop_and_halt_end_the_node_as_a_beam_nodes() {
     // A slogan: status 1, and the slogan in the node's log, where a BEAM node writes it
     // to its crash dump (not run on kate, whose dump would land in chat/).
     let mut c = Cluster::start();
+    // A binary is no status: badarg, and nothing logged or halted.
+    let binary = "try do :erpc.call(NODE, :erlang, :halt, [\"not a status\"]) catch :error, {:exception, r, _} -> r end";
+    assert_eq!(c.same_ok(binary), ":badarg");
+    assert!(!c.moebi().log().contains("halted"), "{}", c.moebi().log());
+    c.assert_moebi_still_serves();
     let slogan = "Node.monitor(NODE, true)
         answer = try do :erpc.call(NODE, :erlang, :halt, [~c\"out of kibble\"]) catch :error, e -> e end
         {answer, receive do {:nodedown, NODE} -> :nodedown after 10000 -> :timeout end}";

@@ -135,8 +135,11 @@ pub(crate) fn register(node: &Node) {
     // erpc caller gets `noconnection`).
     bif(node, "halt", 0, |p, _| halt(p, Some(0)));
     bif(node, "halt", 1, |p, args| {
-        slogan(&args[0]);
-        halt(p, exit_status(&args[0], true))
+        let status = exit_status(&args[0], true);
+        if status.is_some() {
+            slogan(&args[0]);
+        }
+        halt(p, status)
     });
     bif(node, "halt", 2, |p, args| {
         let status = exit_status(&args[0], true).filter(|_| args[1].as_list().is_some());
