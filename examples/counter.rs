@@ -94,8 +94,10 @@ impl GenServer for Counter {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        // A log line that cannot be written (stderr a closed pipe) is dropped, where
-        // the subscriber's own report of it would panic.
+        // Lines go to stderr from a thread of their own (a log nobody reads does not
+        // stall the node); one that cannot be written (a closed pipe) is dropped,
+        // where the subscriber's own report of it would panic.
+        .with_writer(cnode::log_writer)
         .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -304,11 +304,12 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
         }
     };
     tracing_subscriber::fmt()
-        // A log line that cannot be written (stderr a closed pipe) is dropped, where
-        // the subscriber's own report of it would panic.
+        // Lines go to stderr from a thread of their own (a log nobody reads does not
+        // stall the node); one that cannot be written (a closed pipe) is dropped,
+        // where the subscriber's own report of it would panic.
+        .with_writer(cnode::log_writer)
         .log_internal_errors(false)
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let name = match (&args.sname, &args.name) {

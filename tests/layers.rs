@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom first: each `src/` module (a file or a folder) in one of them.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("foundation", &["sync", "flags", "malloc", "term"]),
+    ("foundation", &["sync", "flags", "malloc", "output", "term"]),
     ("epmd", &["epmd"]),
     ("transport", &["transport"]),
     ("handshake", &["handshake"]),

@@ -1318,6 +1318,66 @@ fn sigterm_stops_the_node_whose_log_pipe_is_closed() {
     assert_eq!(status.and_then(|s| s.code()), Some(0));
 }
 
+/// A service whose stdout and log pipes are full and not read (a stalled journald):
+/// the node goes on serving, as a BEAM node whose `user` waits on its port does, and
+/// SIGTERM still stops it with 0 (it froze, its one thread in a write).
+#[test]
+fn a_node_whose_output_is_not_read_goes_on_serving() {
+    use std::process::{Command, Stdio};
+    let epmd = Epmd::start();
+    let name = unique_name("moebi");
+    let mut child = Command::new(support::moebi_binary())
+        .args(["--sname", &format!("{name}@localhost"), "--cookie", COOKIE])
+        .env("ERL_EPMD_PORT", epmd.port().to_string())
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("moebi starts");
+    // Held, never read: the pipes fill.
+    let (_out, _err) = (child.stdout.take(), child.stderr.take());
+    let deadline = std::time::Instant::now() + WAIT;
+    while !epmd.names().iter().any(|(n, _)| *n == name) {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("moebi did not register");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let m = format!("{name}@localhost");
+    let flood = format!(
+        "u = :rpc.call(:{m}, :erlang, :whereis, [:user])
+         for _ <- 1..3, do: :io.put_chars(u, String.duplicate(\"y\", 200_000) <> \"\\n\")
+         :ok"
+    );
+    assert_eq!(alex.eval(&flood), ":ok");
+    for i in 0..3 {
+        assert_eq!(
+            alex.eval(&format!("GenServer.call({{:echo, :{m}}}, {i}, 10_000)")),
+            i.to_string()
+        );
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+}
+
 /// The process a node's server is linked to answers as a BEAM node's kernel_sup does
 /// when a tool walks the links: `which_children` lists the server, `count_children`
 /// and `sys` answer (they hung on the Rust node).

@@ -161,6 +161,14 @@ fn fully_qualified(host: &str) -> Option<String> {
 
 /// The canonical name `getaddrinfo(3)` gives `host` (`AI_CANONNAME`), as `inet_db`
 /// finds the domain of a host name that has none. std's resolver does not give it.
+#[cfg(not(target_os = "linux"))]
+fn canonical_name(_host: &str) -> Option<String> {
+    None
+}
+
+/// The canonical name `getaddrinfo(3)` gives `host` (`AI_CANONNAME`), as `inet_db`
+/// finds the domain of a host name that has none. std's resolver does not give it.
+#[cfg(target_os = "linux")]
 fn canonical_name(host: &str) -> Option<String> {
     let c_host = std::ffi::CString::new(host).ok()?;
     // SAFETY: `hints` is a zeroed addrinfo with the fields getaddrinfo reads set; the

@@ -109,6 +109,9 @@ impl Node {
         for entry in self.all_entries() {
             entry.halt(atom("shutdown"));
         }
+        // What was printed and logged goes out before the program may exit, as
+        // `erlang:halt` flushes.
+        let _ = tokio::task::spawn_blocking(|| crate::output::flush(FLUSH)).await;
         self.0.stopped.cancel();
     }
 }

@@ -15,7 +15,6 @@ use crate::term::Short;
 use crate::term::{
     atom, binary, chardata_to_string, charlist, int, list, map, nil, tuple, Match, Pid, Term,
 };
-use std::io::Write;
 use std::time::Duration;
 
 /// Starts this node's `user` process and makes it the default group leader.
@@ -376,10 +375,10 @@ fn error_request() -> Term {
     tuple(vec![atom("error"), atom("request")])
 }
 
+/// Hands `text` to standard output's own thread: a stdout nobody reads does not stall
+/// the node (`crate::output`).
 fn write_stdout(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
+    crate::output::stdout().write(text.as_bytes());
 }
 
 /// Enough of `io_lib:format/2` for what programs send to a remote group leader and

@@ -1,0 +1,182 @@
+//! Standard output and standard error, each written by a thread of its own: what the
+//! node's `user` prints and what the log says never stall the node's own threads when
+//! the reader of a pipe stops reading (a stalled journald, a `| logger` that hangs), as
+//! a BEAM node keeps serving while its `user` waits on the port.
+
+use crate::sync::lock;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the log may hold unwritten before it drops lines, as the BEAM's logger drops
+/// events when overloaded. The node's `user` output is never dropped (a BEAM's `user`
+/// keeps its requests too).
+const LOG_BACKLOG: usize = 16 << 20;
+
+/// Bytes on their way to one stream, and the thread that writes them.
+pub(crate) struct Background {
+    stream: fn() -> Box<dyn Write>,
+    name: &'static str,
+    limit: Option<usize>,
+    pending: Mutex<Pending>,
+    more: Condvar,
+    drained: Condvar,
+}
+
+struct Pending {
+    chunks: VecDeque<Vec<u8>>,
+    bytes: usize,
+    writing: bool,
+    started: bool,
+    /// Bytes dropped while over the limit, said once the stream takes bytes again.
+    dropped: usize,
+}
+
+static STDOUT: Background = Background::new("cnode-stdout", None, || Box::new(std::io::stdout()));
+static STDERR: Background = Background::new("cnode-stderr", Some(LOG_BACKLOG), || {
+    Box::new(std::io::stderr())
+});
+
+/// Standard output, written in order by its own thread.
+pub(crate) fn stdout() -> &'static Background {
+    &STDOUT
+}
+
+/// Waits, at most `timeout` in all, until what was handed to standard output and the
+/// log writer has been written (or failed to be: a closed pipe), as `erlang:halt`
+/// flushes before the node ends.
+pub(crate) fn flush(timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    STDOUT.flush_until(deadline);
+    STDERR.flush_until(deadline);
+}
+
+impl Background {
+    const fn new(name: &'static str, limit: Option<usize>, stream: fn() -> Box<dyn Write>) -> Self {
+        Background {
+            stream,
+            name,
+            limit,
+            pending: Mutex::new(Pending {
+                chunks: VecDeque::new(),
+                bytes: 0,
+                writing: false,
+                started: false,
+                dropped: 0,
+            }),
+            more: Condvar::new(),
+            drained: Condvar::new(),
+        }
+    }
+
+    /// Hands `bytes` to the thread; never waits for the stream.
+    pub(crate) fn write(&'static self, bytes: &[u8]) {
+        let mut p = lock(&self.pending);
+        if !p.started {
+            p.started = true;
+            let spawned = std::thread::Builder::new()
+                .name(self.name.into())
+                .spawn(move || self.run());
+            if spawned.is_err() {
+                // No thread to be had: write here, as before.
+                p.started = false;
+                drop(p);
+                let mut out = (self.stream)();
+                let _ = out.write_all(bytes);
+                let _ = out.flush();
+                return;
+            }
+        }
+        if self
+            .limit
+            .is_some_and(|limit| p.bytes + bytes.len() > limit)
+        {
+            p.dropped += bytes.len();
+            return;
+        }
+        p.bytes += bytes.len();
+        p.chunks.push_back(bytes.to_vec());
+        self.more.notify_one();
+    }
+
+    fn run(&self) {
+        let mut out = (self.stream)();
+        loop {
+            let (chunks, dropped) = {
+                let mut p = lock(&self.pending);
+                while p.chunks.is_empty() {
+                    p.writing = false;
+                    self.drained.notify_all();
+                    p = self.more.wait(p).unwrap_or_else(|e| e.into_inner());
+                }
+                p.writing = true;
+                p.bytes = 0;
+                (
+                    std::mem::take(&mut p.chunks),
+                    std::mem::take(&mut p.dropped),
+                )
+            };
+            for chunk in chunks {
+                // A stream that fails (a closed pipe, a full disk) loses what it could
+                // not take; the node goes on.
+                let _ = out.write_all(&chunk);
+            }
+            if dropped > 0 {
+                let _ = writeln!(
+                    out,
+                    "cnode: {dropped} bytes of log dropped: the log was not read"
+                );
+            }
+            let _ = out.flush();
+        }
+    }
+
+    fn flush_until(&self, deadline: Instant) {
+        let mut p = lock(&self.pending);
+        while p.started && (p.writing || !p.chunks.is_empty()) {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            p = self
+                .drained
+                .wait_timeout(p, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// A log writer for `tracing-subscriber` (`fmt().with_writer(cnode::log_writer)`)
+/// that hands each line to a thread of its own writing standard error: a log whose
+/// reader stalls (a pipe nobody reads) does not stall the node, and beyond 16 MiB
+/// unwritten, lines are dropped (and the count said once it is read again), as the
+/// BEAM's logger drops events when overloaded. A closed pipe loses the lines.
+pub fn log_writer() -> LogWriter {
+    LogWriter(Vec::new())
+}
+
+/// What [`log_writer`] gives: a line collected, handed over when flushed or dropped.
+#[derive(Debug)]
+pub struct LogWriter(Vec<u8>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.0.is_empty() {
+            STDERR.write(&self.0);
+            self.0.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
