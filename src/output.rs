@@ -6,7 +6,7 @@
 use crate::sync::lock;
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// What the log may hold unwritten before it drops lines, as the BEAM's logger drops
@@ -17,6 +17,10 @@ const LOG_BACKLOG: usize = 16 << 20;
 /// Bytes on their way to one stream, and the thread that writes them.
 pub(crate) struct Background {
     stream: fn() -> Box<dyn Write>,
+    /// Its file descriptor: one that cannot stall (a file, `/dev/null`) is written at
+    /// once, where a thread would cost a wakeup per line.
+    fd: i32,
+    direct: OnceLock<bool>,
     name: &'static str,
     limit: Option<usize>,
     pending: Mutex<Pending>,
@@ -29,16 +33,19 @@ struct Pending {
     bytes: usize,
     writing: bool,
     started: bool,
+    /// The thread waits for more (and must be woken).
+    idle: bool,
     /// Bytes dropped while over the limit, said once the stream takes bytes again.
     dropped: usize,
 }
 
-static STDOUT: Background = Background::new("cnode-stdout", None, || Box::new(std::io::stdout()));
-static STDERR: Background = Background::new("cnode-stderr", Some(LOG_BACKLOG), || {
+static STDOUT: Background =
+    Background::new("cnode-stdout", 1, None, || Box::new(std::io::stdout()));
+static STDERR: Background = Background::new("cnode-stderr", 2, Some(LOG_BACKLOG), || {
     Box::new(std::io::stderr())
 });
 
-/// Standard output, written in order by its own thread.
+/// Standard output, written in order (by its own thread where it can stall).
 pub(crate) fn stdout() -> &'static Background {
     &STDOUT
 }
@@ -53,9 +60,16 @@ pub(crate) fn flush(timeout: Duration) {
 }
 
 impl Background {
-    const fn new(name: &'static str, limit: Option<usize>, stream: fn() -> Box<dyn Write>) -> Self {
+    const fn new(
+        name: &'static str,
+        fd: i32,
+        limit: Option<usize>,
+        stream: fn() -> Box<dyn Write>,
+    ) -> Self {
         Background {
             stream,
+            fd,
+            direct: OnceLock::new(),
             name,
             limit,
             pending: Mutex::new(Pending {
@@ -63,6 +77,7 @@ impl Background {
                 bytes: 0,
                 writing: false,
                 started: false,
+                idle: false,
                 dropped: 0,
             }),
             more: Condvar::new(),
@@ -70,8 +85,14 @@ impl Background {
         }
     }
 
-    /// Hands `bytes` to the thread; never waits for the stream.
+    /// Hands `bytes` to the thread; never waits for a stream that can stall.
     pub(crate) fn write(&'static self, bytes: &[u8]) {
+        if *self.direct.get_or_init(|| never_stalls(self.fd)) {
+            let mut out = (self.stream)();
+            let _ = out.write_all(bytes);
+            let _ = out.flush();
+            return;
+        }
         let mut p = lock(&self.pending);
         if !p.started {
             p.started = true;
@@ -97,7 +118,10 @@ impl Background {
         }
         p.bytes += bytes.len();
         p.chunks.push_back(bytes.to_vec());
-        self.more.notify_one();
+        if p.idle {
+            p.idle = false;
+            self.more.notify_one();
+        }
     }
 
     fn run(&self) {
@@ -107,9 +131,11 @@ impl Background {
                 let mut p = lock(&self.pending);
                 while p.chunks.is_empty() {
                     p.writing = false;
+                    p.idle = true;
                     self.drained.notify_all();
                     p = self.more.wait(p).unwrap_or_else(|e| e.into_inner());
                 }
+                p.idle = false;
                 p.writing = true;
                 p.bytes = 0;
                 (
@@ -145,6 +171,32 @@ impl Background {
                 .0;
         }
     }
+}
+
+/// Whether writing to `fd` cannot stall: a regular file, or `/dev/null`. A pipe, a
+/// socket or a terminal can.
+#[cfg(target_os = "linux")]
+fn never_stalls(fd: i32) -> bool {
+    // SAFETY: fstat and stat fill the zeroed structs they are given, nothing more.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 {
+            return false;
+        }
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => true,
+            libc::S_IFCHR => {
+                let mut null: libc::stat = std::mem::zeroed();
+                libc::stat(c"/dev/null".as_ptr(), &mut null) == 0 && null.st_rdev == st.st_rdev
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn never_stalls(_fd: i32) -> bool {
+    false
 }
 
 /// A log writer for `tracing-subscriber` (`fmt().with_writer(cnode::log_writer)`)
