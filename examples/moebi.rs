@@ -314,7 +314,16 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
         .init();
     let name = match (&args.sname, &args.name) {
         (_, Some(n)) => NodeConfig::long_name(n)?,
-        (Some(n), None) => NodeConfig::short_name(n),
+        (Some(n), None) => {
+            let name = NodeConfig::short_name(n);
+            if NodeConfig::is_long(&name) {
+                // As `erl -sname` refuses it.
+                anyhow::bail!(
+                    "Can't set short node name! {name} has a long name's host (use --name)"
+                );
+            }
+            name
+        }
         (None, None) => NodeConfig::short_name("moebi"),
     };
     let cookie = match args.cookie {

@@ -85,7 +85,9 @@ impl Background {
         }
     }
 
-    /// Hands `bytes` to the thread; never waits for a stream that can stall.
+    /// Writes `bytes` at once where that cannot wait (a file, or a pipe with room for
+    /// them and nothing queued before them), else hands them to the thread: in order
+    /// either way, and never waiting for a stream that stalls.
     pub(crate) fn write(&'static self, bytes: &[u8]) {
         if *self.direct.get_or_init(|| never_stalls(self.fd)) {
             let mut out = (self.stream)();
@@ -94,6 +96,13 @@ impl Background {
             return;
         }
         let mut p = lock(&self.pending);
+        if p.chunks.is_empty() && !p.writing && bytes.len() <= ATOMIC_WRITE && has_room(self.fd) {
+            // Under the lock, so that nothing the thread writes overtakes it.
+            let mut out = (self.stream)();
+            let _ = out.write_all(bytes);
+            let _ = out.flush();
+            return;
+        }
         if !p.started {
             p.started = true;
             let spawned = std::thread::Builder::new()
@@ -171,6 +180,28 @@ impl Background {
                 .0;
         }
     }
+}
+
+/// What a pipe with room takes in one write without waiting (`PIPE_BUF`).
+const ATOMIC_WRITE: usize = 4096;
+
+/// Whether `fd` takes `ATOMIC_WRITE` bytes now (`poll` says `POLLOUT`: a pipe with a
+/// page free), or fails at once (its reader gone).
+#[cfg(target_os = "linux")]
+fn has_room(fd: i32) -> bool {
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, and no waiting.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready == 1 && poll.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn has_room(_fd: i32) -> bool {
+    false
 }
 
 /// Whether writing to `fd` cannot stall: a regular file, or `/dev/null`. A pipe, a

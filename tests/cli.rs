@@ -430,6 +430,13 @@ fn exit_statuses_a_script_can_use() {
         2,
     );
     assert!(e.contains("--sname \"bad name@"), "{e}");
+    // A short name with a long name's host, which `erl -sname` refuses.
+    let e = fails(
+        &epmd,
+        &["--cookie", COOKIE, "--sname", "me@127.0.0.1", "ping", a],
+        2,
+    );
+    assert!(e.contains("Can't set short node name!"), "{e}");
 
     // 3: nobody of that name; pang on stdout for ping.
     let run = cnode(&epmd, &["--cookie", COOKIE, "ping", "nobody@localhost"]);

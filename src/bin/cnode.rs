@@ -689,6 +689,12 @@ async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
         (Some(s), _) => {
             let name = NodeConfig::short_name(s);
             node_name(&name, "--sname")?;
+            if NodeConfig::is_long(&name) {
+                return Err(fail(
+                    EXIT_USAGE,
+                    format!("cnode: --sname {name}: Can't set short node name! A long name's host (use --name)"),
+                ));
+            }
             name
         }
         (_, Some(n)) => {

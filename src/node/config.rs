@@ -122,6 +122,14 @@ impl NodeConfig {
         }
     }
 
+    /// Whether `name` is a long name (`erl -name`): its host has a dot or is an IP
+    /// address. A node of short names connects to short names only, and the other way
+    /// round; `erl -sname` refuses a long one ("Can't set short node name!").
+    pub fn is_long(name: &str) -> bool {
+        name.split_once('@')
+            .is_some_and(|(_, host)| host.contains('.') || host.parse::<std::net::IpAddr>().is_ok())
+    }
+
     /// The full name for `--name NAME[@HOST]`: the host defaults to this machine's
     /// fully qualified name, as `erl -name` does: its host name when that has a domain,
     /// else the canonical name the resolver gives it, else the host name with the

@@ -3,7 +3,7 @@
 //! `net_setuptime`), and resolving simultaneous connects as `dist_util` does.
 
 use super::dest::IntoMessage;
-use super::Node;
+use super::{Node, NodeConfig};
 use crate::connection::codec::{self, Payload, To};
 use crate::connection::message::Message;
 use crate::connection::terms::TermLimits;
@@ -273,18 +273,12 @@ pub(crate) async fn try_connect(node: &Node, peer: &str) -> Result<(), Handshake
     handle(node, peer).map(|_| ()).ok_or_else(lost)
 }
 
-/// Whether a host name is a long name's (`erl -name`): it has a dot, or it is an IP
-/// address.
-fn is_long_host(host: &str) -> bool {
-    host.contains('.') || host.parse::<std::net::IpAddr>().is_ok()
-}
-
 /// A node of short names connects to short names only and one of long names to long
 /// names only, as a BEAM node does (`inet_tcp_dist:splitnode/3`): the other is refused
 /// before anything is sent, with the BEAM's words.
 fn names_of_one_kind(own: &str, host: &str) -> Result<(), HandshakeError> {
-    let own_long = own.split_once('@').is_some_and(|(_, h)| is_long_host(h));
-    if own_long == is_long_host(host) {
+    let own_long = NodeConfig::is_long(own);
+    if own_long == NodeConfig::is_long(&format!("@{host}")) {
         return Ok(());
     }
     let (system, kind) = if own_long {
