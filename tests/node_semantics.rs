@@ -1274,6 +1274,49 @@ fn sigterm_stops_the_node_as_init_stop_does() {
     );
 }
 
+/// A Moebi started by a test itself (its stdio set up as a service manager's would),
+/// killed when the test ends, whether it passed or not.
+struct Spawned(std::process::Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Spawned {
+    /// Waits until `name` is registered with `epmd`.
+    fn registered(&mut self, epmd: &Epmd, name: &str) {
+        let deadline = std::time::Instant::now() + WAIT;
+        while !epmd.names().iter().any(|(n, _)| n == name) {
+            let ended = self.0.try_wait().ok().flatten();
+            assert!(
+                std::time::Instant::now() < deadline && ended.is_none(),
+                "moebi did not register: {ended:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then its exit status within `WAIT`.
+    fn terminated(&mut self) -> Option<i32> {
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(kill.success());
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
 /// A service whose log pipe's reader has gone (`moebi 2>&1 | logger`, the logger
 /// stopped): Moebi runs on, losing the lines it cannot write, and SIGTERM still stops
 /// it with 0, as a BEAM node in its place (it panicked, or never ended its stop).
@@ -1282,40 +1325,19 @@ fn sigterm_stops_the_node_whose_log_pipe_is_closed() {
     use std::process::{Command, Stdio};
     let epmd = Epmd::start();
     let name = unique_name("moebi");
-    let mut child = Command::new(support::moebi_binary())
-        .args(["--sname", &format!("{name}@localhost"), "--cookie", "c"])
-        .env("ERL_EPMD_PORT", epmd.port().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("moebi starts");
-    drop(child.stderr.take());
-    let deadline = std::time::Instant::now() + WAIT;
-    while !epmd.names().iter().any(|(n, _)| *n == name) {
-        if std::time::Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
-            let _ = child.kill();
-            panic!("moebi did not register: {:?}", child.wait());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success());
-    let deadline = std::time::Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    let mut moebi = Spawned(
+        Command::new(support::moebi_binary())
+            .args(["--sname", &format!("{name}@localhost"), "--cookie", "c"])
+            .env("ERL_EPMD_PORT", epmd.port().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("moebi starts"),
+    );
+    drop(moebi.0.stderr.take());
+    moebi.registered(&epmd, &name);
+    assert_eq!(moebi.terminated(), Some(0));
 }
 
 /// A service whose stdout and log pipes are full and not read (a stalled journald):
@@ -1326,25 +1348,20 @@ fn a_node_whose_output_is_not_read_goes_on_serving() {
     use std::process::{Command, Stdio};
     let epmd = Epmd::start();
     let name = unique_name("moebi");
-    let mut child = Command::new(support::moebi_binary())
-        .args(["--sname", &format!("{name}@localhost"), "--cookie", COOKIE])
-        .env("ERL_EPMD_PORT", epmd.port().to_string())
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("moebi starts");
+    let mut moebi = Spawned(
+        Command::new(support::moebi_binary())
+            .args(["--sname", &format!("{name}@localhost"), "--cookie", COOKIE])
+            .env("ERL_EPMD_PORT", epmd.port().to_string())
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("moebi starts"),
+    );
     // Held, never read: the pipes fill.
-    let (_out, _err) = (child.stdout.take(), child.stderr.take());
-    let deadline = std::time::Instant::now() + WAIT;
-    while !epmd.names().iter().any(|(n, _)| *n == name) {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("moebi did not register");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (_out, _err) = (moebi.0.stdout.take(), moebi.0.stderr.take());
+    moebi.registered(&epmd, &name);
     let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
     let m = format!("{name}@localhost");
     let flood = format!(
@@ -1359,23 +1376,7 @@ fn a_node_whose_output_is_not_read_goes_on_serving() {
             i.to_string()
         );
     }
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success());
-    let deadline = std::time::Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    assert_eq!(moebi.terminated(), Some(0));
 }
 
 /// The process a node's server is linked to answers as a BEAM node's kernel_sup does
