@@ -267,7 +267,14 @@ fn main() -> std::process::ExitCode {
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            // The causes, each once (a cause its error already words is left out).
+            let mut text = e.to_string();
+            for cause in e.chain().skip(1).map(|c| c.to_string()) {
+                if !text.contains(&cause) {
+                    text = format!("{text}: {cause}");
+                }
+            }
+            let _ = writeln!(std::io::stderr(), "Error: {text}");
             std::process::ExitCode::FAILURE
         }
     }
