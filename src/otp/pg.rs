@@ -153,41 +153,59 @@ pub(crate) fn node_up(node: &Node, peer: &Atom) {
 
 /// `pg:get_members/1,2`, `get_local_members/1,2` and `which_groups/0,1`, for BEAM
 /// callers that ask this node (the forms without a scope: the default scope, `pg`).
+/// Members of a scope not running here are `[]`, as pg.erl catches the `badarg` of its
+/// table's absence for them; `which_groups` of one raises it.
 pub(crate) fn register_functions(node: &Node) {
-    scoped(node, "get_members", 1, |node, scope, args| {
-        pids(node.pg_members(scope, &args[0]))
-    });
-    scoped(node, "get_local_members", 1, |node, scope, args| {
-        pids(node.pg_local_members(scope, &args[0]))
-    });
-    scoped(node, "which_groups", 0, |node, scope, _| {
+    scoped(
+        node,
+        "get_members",
+        1,
+        Absent::Empty,
+        |node, scope, args| pids(node.pg_members(scope, &args[0])),
+    );
+    scoped(
+        node,
+        "get_local_members",
+        1,
+        Absent::Empty,
+        |node, scope, args| pids(node.pg_local_members(scope, &args[0])),
+    );
+    scoped(node, "which_groups", 0, Absent::Badarg, |node, scope, _| {
         list(node.pg_groups(scope))
     });
 }
 
-/// Registers `pg:name` with a scope first (`arity + 1` arguments) and without one (the
-/// default scope); `read` gets the scope, running, and the arguments after it.
-fn scoped(node: &Node, name: &str, arity: usize, read: fn(&Node, &str, &[Term]) -> Term) {
-    node.register_function("pg", name, arity + 1, move |p, args| async move {
-        let scope = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
-        Ok(read(running(p.node(), scope)?, scope, &args[1..]))
-    });
-    node.register_function("pg", name, arity, move |p, args| async move {
-        Ok(read(
-            running(p.node(), DEFAULT_SCOPE)?,
-            DEFAULT_SCOPE,
-            &args,
-        ))
-    });
+/// What a read of a scope that does not run here gives.
+#[derive(Clone, Copy)]
+enum Absent {
+    Empty,
+    Badarg,
 }
 
-/// The node, when `scope` runs on it; `badarg` when it does not, as pg's reads of a
-/// scope's table that does not exist raise.
-fn running<'a>(node: &'a Node, scope: &str) -> Result<&'a Node, Exception> {
-    match node.pg_view(scope, |_| Some(())) {
-        Some(()) => Ok(node),
-        None => Err(Exception::bare_badarg()),
-    }
+/// Registers `pg:name` with a scope first (`arity + 1` arguments) and without one (the
+/// default scope); `read` gets the scope, running, and the arguments after it.
+fn scoped(
+    node: &Node,
+    name: &str,
+    arity: usize,
+    absent: Absent,
+    read: fn(&Node, &str, &[Term]) -> Term,
+) {
+    let answer = move |node: &Node, scope: &str, args: &[Term]| match (
+        node.pg_view(scope, |_| Some(())),
+        absent,
+    ) {
+        (Some(()), _) => Ok(read(node, scope, args)),
+        (None, Absent::Empty) => Ok(list(Vec::new())),
+        (None, Absent::Badarg) => Err(Exception::bare_badarg()),
+    };
+    node.register_function("pg", name, arity + 1, move |p, args| async move {
+        let scope = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
+        answer(p.node(), scope, &args[1..])
+    });
+    node.register_function("pg", name, arity, move |p, args| async move {
+        answer(p.node(), DEFAULT_SCOPE, &args)
+    });
 }
 
 /// `pg`'s default scope, `?DEFAULT_SCOPE` in pg.erl.
