@@ -90,18 +90,12 @@ impl Background {
     /// either way, and never waiting for a stream that stalls.
     pub(crate) fn write(&'static self, bytes: &[u8]) {
         if *self.direct.get_or_init(|| never_stalls(self.fd)) {
-            let mut out = (self.stream)();
-            let _ = out.write_all(bytes);
-            let _ = out.flush();
-            return;
+            return self.write_now(bytes);
         }
         let mut p = lock(&self.pending);
         if p.chunks.is_empty() && !p.writing && bytes.len() <= ATOMIC_WRITE && has_room(self.fd) {
             // Under the lock, so that nothing the thread writes overtakes it.
-            let mut out = (self.stream)();
-            let _ = out.write_all(bytes);
-            let _ = out.flush();
-            return;
+            return self.write_now(bytes);
         }
         if !p.started {
             p.started = true;
@@ -112,10 +106,7 @@ impl Background {
                 // No thread to be had: write here, as before.
                 p.started = false;
                 drop(p);
-                let mut out = (self.stream)();
-                let _ = out.write_all(bytes);
-                let _ = out.flush();
-                return;
+                return self.write_now(bytes);
             }
         }
         if self
@@ -131,6 +122,13 @@ impl Background {
             p.idle = false;
             self.more.notify_one();
         }
+    }
+
+    /// Writes `bytes` here and now; what fails is lost, as the thread's writes.
+    fn write_now(&self, bytes: &[u8]) {
+        let mut out = (self.stream)();
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
     }
 
     fn run(&self) {
