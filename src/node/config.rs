@@ -127,7 +127,7 @@ impl NodeConfig {
     /// round; `erl -sname` refuses a long one ("Can't set short node name!").
     pub fn is_long(name: &str) -> bool {
         name.split_once('@')
-            .is_some_and(|(_, host)| host.contains('.') || host.parse::<std::net::IpAddr>().is_ok())
+            .is_some_and(|(_, host)| is_long_host(host))
     }
 
     /// The full name for `--name NAME[@HOST]`: the host defaults to this machine's
@@ -200,7 +200,13 @@ fn canonical_name(host: &str) -> Option<String> {
     }
 }
 
-fn hostname() -> String {
+/// Whether `host` is a long name's: it has a dot, or it is an IP address.
+pub(crate) fn is_long_host(host: &str) -> bool {
+    host.contains('.') || host.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// This machine's host name, as `gethostname(2)` gives it (`localhost` when none).
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

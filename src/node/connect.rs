@@ -278,7 +278,7 @@ pub(crate) async fn try_connect(node: &Node, peer: &str) -> Result<(), Handshake
 /// before anything is sent, with the BEAM's words.
 fn names_of_one_kind(own: &str, host: &str) -> Result<(), HandshakeError> {
     let own_long = NodeConfig::is_long(own);
-    if own_long == NodeConfig::is_long(&format!("@{host}")) {
+    if own_long == super::config::is_long_host(host) {
         return Ok(());
     }
     let (system, kind) = if own_long {

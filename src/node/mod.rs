@@ -22,6 +22,7 @@ mod stop;
 mod table;
 mod timers;
 
+pub(crate) use config::hostname;
 pub use config::{default_cookie, NodeConfig};
 pub use dest::{Dest, IntoMessage};
 pub(crate) use entry::{MonitorTarget, Prepared, ProcEntry, SpawnOpts};

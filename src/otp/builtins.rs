@@ -252,10 +252,7 @@ fn harness_functions(node: &Node) {
         });
     }
     node.register_function("net_adm", "ping", 1, |p, args| async move {
-        let peer = args[0]
-            .as_atom()
-            .ok_or_else(|| Exception::bare(atom("function_clause")))?;
-        let up = p.node().is_local(&crate::term::Atom::from(peer)) || p.node().connect(peer).await;
+        let up = reached(&p, &args[0]).await?;
         Ok(atom(if up { "pong" } else { "pang" }))
     });
     bif(node, "group_leader", 0, |p, _| async move {
@@ -336,19 +333,13 @@ fn everyday_functions(node: &Node) {
         Ok(atom("ok"))
     });
     node.register_function("net_kernel", "connect_node", 1, |p, args| async move {
-        let peer = args[0]
-            .as_atom()
-            .ok_or_else(|| Exception::bare(atom("function_clause")))?;
-        let up = p.node().is_local(&crate::term::Atom::from(peer)) || p.node().connect(peer).await;
-        Ok(crate::term::boolean(up))
+        Ok(crate::term::boolean(reached(&p, &args[0]).await?))
     });
     node.register_function("net_kernel", "get_net_ticktime", 0, |p, _| async move {
         Ok(int(p.node().0.config.tick_time.as_secs() as i64))
     });
     node.register_function("inet", "gethostname", 0, |_, _| async move {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "localhost".to_owned());
+        let host = crate::node::hostname();
         Ok(tuple(vec![atom("ok"), crate::term::charlist(&host)]))
     });
     node.register_function("Elixir.GenServer", "whereis", 1, |p, args| async move {
@@ -422,6 +413,15 @@ fn everyday_functions(node: &Node) {
             node.apply(p, erlang_module, erlang_name, args).await
         });
     }
+}
+
+/// Whether `peer` is this node or one it is (or now gets) connected to, for
+/// `net_adm:ping/1` and `net_kernel:connect_node/1`; `function_clause` for a non-atom.
+async fn reached(p: &Process, peer: &Term) -> Result<bool, Exception> {
+    let peer = peer
+        .as_atom()
+        .ok_or_else(|| Exception::bare(atom("function_clause")))?;
+    Ok(p.node().is_local(&crate::term::Atom::from(peer)) || p.node().connect(peer).await)
 }
 
 /// Nanoseconds since the Unix epoch: the BEAM's native time unit on Linux.
