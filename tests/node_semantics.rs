@@ -687,6 +687,36 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         "{[last_calls: false], true, \
          [:max_heap_size, :min_bin_vheap_size, :min_heap_size, :fullsweep_after, :minor_gcs]}"
     );
+    // A BEAM process linked to one here that crashes: OTP 29's `proc_lib` asks this
+    // node about its neighbour for the crash report (`{dictionary, Key}` items, OTP 26
+    // on), and the process exits with its own reason, not the `badarg` of a report it
+    // could not make.
+    let neighbour = "{:ok, agent} = Agent.start(fn ->
+          Process.link(Node.spawn(NODE, :timer, :sleep, [:infinity])); 0 end)
+        ref = Process.monitor(agent)
+        Agent.cast(agent, fn _ -> raise ArgumentError, \"agent boom\" end)
+        receive do {:DOWN, ^ref, :process, _, {e, _}} -> e after 5000 -> :none end";
+    assert_eq!(
+        c.same_ok(neighbour),
+        "%ArgumentError{message: \"agent boom\"}"
+    );
+    let release = c
+        .alex
+        .eval(":erlang.system_info(:otp_release) |> List.to_integer()");
+    if release.parse::<u32>().expect("a release number") >= 26 {
+        let items = "p = Node.spawn(NODE, :timer, :sleep, [:infinity])
+            items = [{:dictionary, :\"$initial_call\"}, {:dictionary, :\"$process_label\"},
+                     :min_heap_size, :fullsweep_after, :async_dist]
+            info = :erpc.call(NODE, :erlang, :process_info, [p, items])
+            Process.exit(p, :kill)
+            info";
+        assert_eq!(
+            c.same_ok(items),
+            "[{{:dictionary, :\"$initial_call\"}, :undefined}, \
+             {{:dictionary, :\"$process_label\"}, :undefined}, \
+             {:min_heap_size, 233}, {:fullsweep_after, 65535}, {:async_dist, false}]"
+        );
+    }
     // `send/2` and `exit/2` as the process running the call: to a pid, to `{Name,
     // Node}`, an exit signal; a name nobody registered and a non-pid are `badarg`.
     let signals = "Process.register(self(), :rpc_sink)

@@ -616,7 +616,15 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
     let Some(entry) = node.local_entry(pid) else {
         return Ok(atom("undefined"));
     };
-    let one = |item: &str| -> Result<Term, Exception> {
+    let one = |item: &Term| -> Result<Term, Exception> {
+        // `{dictionary, Key}` (OTP 26; OTP 29's `proc_lib` asks it in the crash report
+        // of a process linked to one here): a Rust process keeps no dictionary.
+        if let Some([d, _]) = item.as_tuple_n(2) {
+            if d.is_atom("dictionary") {
+                return Ok(tuple(vec![item.clone(), atom("undefined")]));
+            }
+        }
+        let item = item.as_atom().ok_or_else(Exception::bare_badarg)?;
         let st = entry.state();
         let value = match item {
             "trap_exit" => crate::term::boolean(st.trap_exit),
@@ -669,6 +677,13 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             ]),
             // Labels (`proc_lib:set_label/1`, OTP 27) are not kept here.
             "label" => atom("undefined"),
+            // The settings `garbage_collection` gives, one by one, and OTP 25.3 to 28's
+            // flags, at a BEAM process's defaults.
+            "min_heap_size" => int(233),
+            "min_bin_vheap_size" => int(46422),
+            "fullsweep_after" => int(65535),
+            "max_heap_size" => max_heap_size(),
+            "async_dist" | "priority_messages" => atom("false"),
             _ => return Err(Exception::bare_badarg()),
         };
         Ok(tuple(vec![atom(item), value]))
@@ -677,14 +692,8 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
         // process_info(Pid, registered_name) is [] for an unnamed process, but
         // process_info(Pid, [registered_name]) is [{registered_name, []}].
         Term::Atom(a) if a.name() == "registered_name" && entry.state().name.is_none() => Ok(nil()),
-        Term::Atom(a) => one(a.name()),
-        Term::List(l) => Ok(list(
-            l.elements
-                .iter()
-                .map(|i| i.as_atom().ok_or_else(Exception::bare_badarg).and_then(one))
-                .collect::<Result<_, _>>()?,
-        )),
-        _ => Err(Exception::bare_badarg()),
+        Term::List(l) => Ok(list(l.elements.iter().map(one).collect::<Result<_, _>>()?)),
+        item => one(item),
     }
 }
 
