@@ -217,7 +217,6 @@ pub fn decode(frame: &[u8]) -> Result<String, String> {
             "ALTACT_SIG_SEND flags {} from {} to {:?}",
             a.flags, a.from, a.to
         )),
-        Ok(Some(codec::Decoded::Unknown(t))) => Ok(crate::term::truncated(&t, 200)),
         Ok(None) => Ok("a fragment".into()),
         Err(e) => Err(e.to_string()),
     }

@@ -354,6 +354,25 @@ fn an_unauthenticated_impostor_cannot_keep_a_node_out_or_down() {
     assert!(!moebi.log().contains("node down"), "{}", moebi.log());
     assert!(kate.eval("Node.list()").contains(&m));
     chats(&kate, &moebi, "kate is still kate");
+
+    // Someone claims to be Moebi itself: `nok`, with the BEAM's words, and nobody is
+    // told of a node going down when it leaves.
+    let mut s = raw(port);
+    s.write_all(&hs_message(&name_message(&m, OTP25_FLAGS, 3)))
+        .unwrap();
+    let mut status = vec![0u8; 6];
+    std::io::Read::read_exact(&mut s, &mut status).unwrap();
+    assert_eq!(&status[2..], b"snok");
+    assert!(closed_within(&mut s, WAIT).is_some());
+    assert!(moebi.wait_for_log(&format!("** Cannot get connection id for node {m}"), WAIT));
+    assert!(!moebi.log().contains("node down"), "{}", moebi.log());
+    assert!(
+        !moebi.log().contains(&format!("node up: {m}")),
+        "{}",
+        moebi.log()
+    );
+    assert!(alex.eval("Node.list()").contains(&m));
+    chats(&kate, &moebi, "and Moebi is Moebi");
     drop(impostor);
     assert_no_panic(&moebi);
 }
@@ -734,26 +753,93 @@ fn op_of(control: &eetf::Term) -> Option<i32> {
     }
 }
 
+/// A signal whose sender is a process of a third node: the BEAM takes it for an
+/// invalid message and closes the connection, so a peer cannot speak for processes
+/// that are not its own; the process it was aimed at lives on.
+#[test]
+fn signals_in_the_name_of_another_nodes_process_close_the_connection() {
+    use eetf::Term;
+    use fakepeer::{atom, int, tuple};
+    let (_epmd, moebi, port) = moebi(&[]);
+    let third = Term::from(eetf::Pid::new("elsewhere@localhost", 1, 0, 1));
+    let mut p = Peer::connect(port, &fake_name("caller"), COOKIE, OTP25_FLAGS).unwrap();
+    let call = |p: &mut Peer| {
+        let from = tuple(vec![Term::from(p.pid(1)), Term::from(p.reference(1))]);
+        p.reg_send("echo", tuple(vec![atom("$gen_call"), from, atom("hi")]))
+            .unwrap();
+        let (control, _) = p
+            .next_message_where(WAIT, |c, _| op_of(c) == Some(22))
+            .expect("echo's reply");
+        match control {
+            Term::Tuple(t) => t.elements[1].clone(),
+            _ => unreachable!(),
+        }
+    };
+    let echo = call(&mut p);
+    let r = Term::from(p.reference(2));
+    for (what, control) in [
+        (
+            "EXIT2",
+            vec![int(8), third.clone(), echo.clone(), atom("kill")],
+        ),
+        ("LINK", vec![int(1), third.clone(), echo.clone()]),
+        (
+            "EXIT",
+            vec![int(3), third.clone(), echo.clone(), atom("kill")],
+        ),
+        (
+            "MONITOR_P",
+            vec![int(19), third.clone(), echo.clone(), r.clone()],
+        ),
+    ] {
+        let mut spoof = Peer::connect(port, &fake_name("spoof"), COOKIE, OTP25_FLAGS).unwrap();
+        spoof.send_control(tuple(control), None).unwrap();
+        assert!(closed_within(&mut spoof.stream, WAIT).is_some(), "{what}");
+        let said = format!("invalid distribution message: {what} from #PID<elsewhere@localhost");
+        assert!(moebi.wait_for_log(&said, WAIT), "{what}: {}", moebi.log());
+    }
+    assert_eq!(call(&mut p), echo, "echo lives on, the same process");
+    assert_no_panic(&moebi);
+}
+
 #[test]
 fn meaningless_control_messages_are_answered_or_dropped() {
     use eetf::Term;
     use fakepeer::{atom, int, tuple};
     let (_epmd, moebi, port) = moebi(&[]);
-    let mut p = Peer::connect(port, &fake_name("nonsense"), COOKIE, OTP25_FLAGS).unwrap();
-    let me = Term::from(p.pid(1));
     let moebi_name = moebi.node_name();
     let nobody = Term::from(eetf::Pid::new(moebi_name.as_str(), 30000, 0, 0));
-    let r = Term::from(p.reference(1));
 
-    // Operations nobody knows, and known ones with the wrong arity.
-    p.send_control(tuple(vec![int(99)]), None).unwrap();
-    p.send_control(tuple(vec![int(1000), atom("x")]), Some(atom("y")))
-        .unwrap();
+    // Operations nobody defines close the connection, as a BEAM node closes it, with
+    // its words in the log (once, where a flood of them would log each).
+    for (control, payload) in [
+        (tuple(vec![int(99)]), None),
+        (tuple(vec![int(1000), atom("x")]), Some(atom("y"))),
+    ] {
+        let mut p = Peer::connect(port, &fake_name("unknown"), COOKIE, OTP25_FLAGS).unwrap();
+        p.send_control(control, payload).unwrap();
+        for _ in 0..1000 {
+            if p.send_control(tuple(vec![int(99)]), None).is_err() {
+                break;
+            }
+        }
+        assert!(closed_within(&mut p.stream, WAIT).is_some());
+    }
+    assert!(moebi.wait_for_log("invalid distribution message: {99}", WAIT));
+    assert!(moebi.wait_for_log("invalid distribution message: {1000, :x}", WAIT));
     assert!(
-        p.ping(WAIT),
-        "unknown operations do not close the connection"
+        moebi
+            .log()
+            .matches("closing connection: invalid distribution message")
+            .count()
+            == 2,
+        "{}",
+        moebi.log()
     );
-    assert!(moebi.wait_for_log("dropping unknown control message", WAIT));
+
+    let mut p = Peer::connect(port, &fake_name("nonsense"), COOKIE, OTP25_FLAGS).unwrap();
+    let me = Term::from(p.pid(1));
+    let r = Term::from(p.reference(1));
 
     // LINK to a process that does not exist: an exit signal `noproc` comes back.
     p.send_control(tuple(vec![int(1), me.clone(), nobody.clone()]), None)
@@ -915,12 +1001,19 @@ fn meaningless_control_messages_are_answered_or_dropped() {
         p.reg_send(name, tuple(vec![atom("$gen_call"), from, big.clone()]))
             .unwrap();
     }
-    p.send_control(tuple(vec![int(99), big.clone()]), None)
-        .unwrap();
     // The connection is up and the node answers; nothing panicked.
     assert!(p.ping(WAIT), "{}", moebi.log());
     assert!(moebi.log().contains("node up"));
-    assert!(!moebi.log().contains("node down"), "{}", moebi.log());
+    assert!(
+        !moebi.log().contains("node down: nonsense"),
+        "{}",
+        moebi.log()
+    );
+    let mut unknown = Peer::connect(port, &fake_name("unknown"), COOKIE, OTP25_FLAGS).unwrap();
+    unknown
+        .send_control(tuple(vec![int(99), big.clone()]), None)
+        .unwrap();
+    assert!(closed_within(&mut unknown.stream, WAIT).is_some());
     for needle in [
         "net_kernel: unexpected call",
         "rex: unexpected call",
@@ -1166,10 +1259,12 @@ fn battery(port: u16, moebi: &RustNode, alex: &BeamNode, round: usize) {
         p.send_frame(&body).unwrap();
         assert!(closed_within(&mut p.stream, WAIT).is_some(), "{what}");
     }
+    let mut unknown = Peer::connect(port, &name("unknown"), COOKIE, OTP25_FLAGS).unwrap();
+    unknown.send_control(tuple(vec![int(99)]), None).unwrap();
+    assert!(closed_within(&mut unknown.stream, WAIT).is_some());
     let mut p = Peer::connect(port, &name("nonsense"), COOKIE, OTP25_FLAGS).unwrap();
     let me = Term::from(p.pid(1));
     let r = Term::from(p.reference(1));
-    p.send_control(tuple(vec![int(99)]), None).unwrap();
     let big = Term::from(eetf::Binary::from(vec![b'x'; 4 << 20]));
     for name in [
         "net_kernel",

@@ -1103,9 +1103,41 @@ fn take_in<O: Owner>(
     memo: &mut O::Memo,
 ) -> Result<(), codec::DecodeError> {
     if let Some(decoded) = codec::decode(data, incoming, &limits.terms)? {
+        if let codec::Decoded::Message(message) = &decoded {
+            if let Some((op, from)) = signaller(message).filter(|(_, f)| f.node != conn.peer) {
+                return Err(codec::DecodeError::Invalid(format!(
+                    "{op} from {from}, a process of another node than {}",
+                    conn.peer.name()
+                )));
+            }
+        }
         owner.take(conn, decoded, memo);
     }
     Ok(())
+}
+
+/// The process a link, monitor or exit signal comes from: the BEAM takes one that is
+/// not a process of the peer for an invalid message and closes the connection
+/// (`dist.c`), so a peer cannot speak for a third node's processes. Messages are not
+/// checked, as the BEAM does not check them.
+fn signaller(message: &Message) -> Option<(&'static str, &Pid)> {
+    use crate::connection::message::PidOrAtom;
+    Some(match message {
+        Message::Link(m) => ("LINK", &m.from_pid),
+        Message::Unlink(m) => ("UNLINK", &m.from_pid),
+        Message::UnlinkId(m) => ("UNLINK_ID", &m.from_pid),
+        Message::UnlinkIdAck(m) => ("UNLINK_ID_ACK", &m.from_pid),
+        Message::Exit(m) => ("EXIT", &m.from_pid),
+        Message::Exit2(m) => ("EXIT2", &m.from_pid),
+        Message::MonitorP(m) => ("MONITOR_P", &m.from_pid),
+        Message::DemonitorP(m) => ("DEMONITOR_P", &m.from_pid),
+        Message::MonitorPExit(m) => match &m.from_proc {
+            PidOrAtom::Pid(p) => ("MONITOR_P_EXIT", p),
+            PidOrAtom::Atom(_) => return None,
+        },
+        Message::SpawnRequest(m) => ("SPAWN_REQUEST", &m.from_pid),
+        _ => return None,
+    })
 }
 
 /// The process a signal comes from, where it names one.

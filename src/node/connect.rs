@@ -588,6 +588,12 @@ async fn accept(
     let handshake = tokio::time::timeout(node.0.config.setup_time, async move {
         let mut stream = Stream::accept(tcp, tls.as_ref()).await?;
         let peer = handshake::accept(&mut stream, &local, move |peer, _flags| {
+            if peer == our_name {
+                // A peer under this node's own name: net_kernel has no connection to
+                // give it (`erts_internal:new_connection/1` fails) and says `nok`.
+                tracing::error!("** Cannot get connection id for node {peer}");
+                return Status::Nok;
+            }
             reap_closed(&decide_node, peer);
             let mut conns = lock(&decide_node.0.conns);
             match conns.get(peer) {

@@ -121,10 +121,6 @@ impl connection::Owner for Node {
         match decoded {
             Decoded::Message(message) => dist::dispatch(self, conn, message, last),
             Decoded::AltAct(signal) => dist::alt_act(self, signal, last),
-            Decoded::Unknown(control) => {
-                let text = crate::term::truncated(&control, crate::term::LOG_TERM_CHARS);
-                tracing::warn!(peer = %conn.peer.name(), "dropping unknown control message {text}");
-            }
         }
     }
 

@@ -34,9 +34,14 @@ pub(crate) enum DecodeError {
     Term(#[from] TermError),
     #[error("control message {0} is malformed")]
     BadControl(String),
+    /// What a BEAM node logs as `Invalid distribution message` and closes the
+    /// connection for: an operation no release defines, or a signal whose sender is a
+    /// process of another node than the peer's.
+    #[error("invalid distribution message: {0}")]
+    Invalid(String),
 }
 
-/// What a data frame held: a message, or an operation we do not know (logged, dropped).
+/// What a data frame held.
 // Decoded values are moved once, from the reader to dispatch: boxing the large variant
 // would add an allocation per message for nothing.
 #[allow(clippy::large_enum_variant)]
@@ -44,7 +49,6 @@ pub(crate) enum Decoded {
     Message(Message),
     /// `ALTACT_SIG_SEND`, which erl_dist 0.8 predates.
     AltAct(AltAct),
-    Unknown(Term),
 }
 
 /// `ALTACT_SIG_SEND` (OTP 28+, control message 37): `{37, Flags, SenderPid, To}` or
@@ -171,14 +175,17 @@ fn split(
 
 fn malformed(e: Malformed, control: Term) -> Result<Decoded, DecodeError> {
     match e {
-        Malformed::Unknown => Ok(Decoded::Unknown(control)),
+        Malformed::Unknown => Err(DecodeError::Invalid(crate::term::truncated(
+            &control,
+            crate::term::LOG_TERM_CHARS,
+        ))),
         Malformed::Bad => Err(bad(&control)),
     }
 }
 
 /// Why a decoded control tuple is not a message.
 enum Malformed {
-    /// An operation we do not know (logged, dropped).
+    /// An operation no release defines (closes the connection, as on a BEAM node).
     Unknown,
     /// A known operation with fields of the wrong kind (closes the connection).
     Bad,

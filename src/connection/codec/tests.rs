@@ -10,7 +10,6 @@ fn round_trip(message: Message) -> Message {
     match decode_pt(&frame[4..], &TermLimits::default()).unwrap() {
         Decoded::Message(m) => m,
         Decoded::AltAct(a) => panic!("ALTACT_SIG_SEND {a:?}"),
-        Decoded::Unknown(t) => panic!("unknown {t}"),
     }
 }
 
@@ -559,15 +558,17 @@ fn a_malformed_control_message_is_reported_whole() {
 }
 
 #[test]
-fn unknown_ops_are_reported_not_fatal() {
+fn unknown_ops_are_invalid_messages() {
     let mut body = vec![PASS_THROUGH];
     tuple(vec![Term::from(FixInteger::from(99))])
         .encode(&mut body)
         .unwrap();
-    assert!(matches!(
-        decode_pt(&body, &TermLimits::default()),
-        Ok(Decoded::Unknown(_))
-    ));
+    match decode_pt(&body, &TermLimits::default()) {
+        Err(e @ DecodeError::Invalid(_)) => {
+            assert_eq!(e.to_string(), "invalid distribution message: {99}")
+        }
+        _ => panic!("an operation nobody defines is an invalid message"),
+    }
 }
 
 #[test]
