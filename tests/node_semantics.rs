@@ -866,6 +866,25 @@ fn task_supervisor_start_child_children_and_terminate_child() {
         c.moebi().output()
     );
 
+    // A restart or shutdown `DynamicSupervisor` does not know: it keeps them unchecked
+    // (they matter only if the task fails or is terminated) and starts the task; the
+    // supervisor and the tasks it runs go on.
+    let unchecked = format!(
+        "{SUP}
+        before = :rpc.call(NODE, :erlang, :whereis, [Chat.TaskSupervisor])
+        {{:ok, waiting}} = Task.Supervisor.start_child(sup, Moebi, :wait, [])
+        results = for opts <- [[restart: :bogus], [shutdown: :soon], [restart: :later, shutdown: -1]] do
+          {{:ok, pid}} = Task.Supervisor.start_child(sup, Chat, :receive_message, [\"unchecked\"], opts)
+          is_pid(pid)
+        end
+        Process.sleep(100)
+        after_ = :rpc.call(NODE, :erlang, :whereis, [Chat.TaskSupervisor])
+        alive = :rpc.call(NODE, :erlang, :is_process_alive, [waiting])
+        Task.Supervisor.terminate_child(sup, waiting)
+        {{results, before == after_, alive}}"
+    );
+    assert_eq!(c.same_ok(&unchecked), "{[true, true, true], true, true}");
+
     // children/1, count_children, terminate_child/2 of a running task, and of one gone.
     let lifecycle = format!(
         "{SUP}

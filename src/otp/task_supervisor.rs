@@ -568,14 +568,15 @@ fn handle_call(request: &Term, me: Pid) -> Option<Call> {
             // `nil` takes the supervisor's own (temporary, 5000): ours are never other,
             // so the `{restart, R}` answer of a BEAM supervisor started with another
             // restart is never due.
-            let restart = match e[2].as_atom()? {
-                "nil" => Restart::Temporary,
-                name => Restart::from_name(name)?,
-            };
-            let shutdown = match &e[3] {
-                t if t.is_atom("nil") => DEFAULT_SHUTDOWN,
-                t => Shutdown::from_term(t)?,
-            };
+            // A restart or shutdown it does not know, `DynamicSupervisor` keeps
+            // unchecked (it fails only on using it: when the task fails, or is
+            // terminated) and starts the task; here such a task is temporary, with the
+            // default shutdown.
+            let restart = e[2]
+                .as_atom()
+                .and_then(Restart::from_name)
+                .unwrap_or(Restart::Temporary);
+            let shutdown = Shutdown::from_term(&e[3]).unwrap_or(DEFAULT_SHUTDOWN);
             let args = match restart {
                 Restart::Temporary => atom("undefined"),
                 _ => e[1].clone(),
