@@ -99,6 +99,43 @@ async fn plain_rust_code_calls_the_cluster() {
         .await;
     assert_eq!(six, Ok(int(6)));
 
+    // Calls given up on (a timeout around the future, an HTTP client gone): each
+    // call's process ends with it, and so does its monitor on the server, as when a
+    // BEAM caller dies in its call.
+    let r = node.name().to_owned();
+    let processes = || {
+        blocking(|| {
+            alex.eval(&format!(
+                ":erpc.call(:\"{r}\", :erlang, :processes, []) |> length()"
+            ))
+        })
+    };
+    let before = processes();
+    blocking(|| alex.eval(":sys.suspend(:echo)"));
+    for _ in 0..20 {
+        let call = node.call(("echo", a.as_str()), atom("never answered"), None);
+        assert!(tokio::time::timeout(Duration::from_millis(20), call)
+            .await
+            .is_err());
+        let run = node.run_process(|mut p| async move { p.receive().await });
+        assert!(tokio::time::timeout(Duration::from_millis(20), run)
+            .await
+            .is_err());
+    }
+    let watchers = blocking(|| {
+        alex.eval(
+            "Enum.find_value(1..200, fn _ ->
+               case Process.info(Process.whereis(:echo), :monitored_by) do
+                 {:monitored_by, []} -> :none
+                 _ -> Process.sleep(50); nil
+               end
+             end)",
+        )
+    });
+    assert_eq!(watchers, ":none");
+    assert_eq!(processes(), before);
+    blocking(|| alex.eval(":sys.resume(:echo)"));
+
     // Task.Supervisor.async + Task.await on alex's Chat.TaskSupervisor.
     let sup = ("Elixir.Chat.TaskSupervisor", a.as_str());
     let upcased = node

@@ -62,7 +62,10 @@ impl Node {
     /// ```
     ///
     /// The future holds no borrow of the node: `tokio::spawn(node.run_process(...))`
-    /// runs it on its own.
+    /// runs it on its own. Dropped before it resolves (`tokio::time::timeout` around
+    /// it, a `select!`, an HTTP client gone), it kills the process (exit reason
+    /// `:killed` for its links), as a BEAM caller's end ends what it was doing: the
+    /// monitors it held go, and a reply that comes later finds nobody.
     pub fn run_process<F, Fut, T>(
         &self,
         body: F,
@@ -88,11 +91,17 @@ impl Node {
             .prepare(self.spawn_opts(self.user_pid()))
             .expect("a process without a name always prepares");
         prepared.entry.state().exit_to = Some(exit_to);
-        self.start_prepared(prepared, move |p| async move {
+        let pid = self.start_prepared(prepared, move |p| async move {
             let _ = done.send(body(p).await);
             Ok(())
         });
-        match result.await {
+        // The caller that gave up on the answer (a `tokio::time::timeout`, a `select!`,
+        // an HTTP client gone): the process goes with it, as a BEAM process's call ends
+        // with the process, taking its monitors and the call's alias with it.
+        let mut abandoned = Abandoned(Some((self.clone(), pid)));
+        let outcome = result.await;
+        abandoned.0 = None;
+        match outcome {
             Ok(value) => Ok(value),
             // Ended before `body` did: by an exit signal (a link's), a panic, the node's
             // stop; its exit reason.
@@ -182,6 +191,18 @@ impl Node {
                 .await
                 .map_err(|e| e.in_function(module, function, arity)),
             None => Err(Exception::undef(module, function, args)),
+        }
+    }
+}
+
+/// Kills the process of a [`Node::run_process`] whose future was dropped before it
+/// finished.
+struct Abandoned(Option<(Node, Pid)>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some((node, pid)) = self.0.take() {
+            node.exit(&pid, crate::term::atom("kill"));
         }
     }
 }

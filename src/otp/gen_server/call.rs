@@ -332,8 +332,9 @@ fn node_of(object: &Term) -> Option<String> {
 
 impl Node {
     /// `GenServer.call(to, request, timeout)` from code that is no process (an HTTP
-    /// handler, `main`): made by a process of this node that lives for the call.
-    /// `None` waits for ever. The request is a `Term` given away or a `&Term` lent, as
+    /// handler, `main`): made by a process of this node that lives for the call, and
+    /// ends when the future is dropped before it resolves ([`Node::run_process`]).
+    /// `None` waits for ever (`:infinity`; Elixir's `GenServer.call/2` waits 5 s). The request is a `Term` given away or a `&Term` lent, as
     /// for [`Process::call`].
     ///
     /// ```no_run
