@@ -243,6 +243,30 @@ async fn plain_rust_code_calls_the_cluster() {
         }
         other => panic!("no supervisor: {other:?}"),
     }
+
+    // The task's node lost while it runs: `{:nodedown, node}`, as Task.await words
+    // the monitor's `:noconnection`.
+    let sleeping = node.task_async(sup, "timer", "sleep", vec![atom("infinity")]);
+    let running = blocking(|| {
+        alex.eval(
+            "Enum.find_value(1..200, fn _ ->
+               case Task.Supervisor.children(Chat.TaskSupervisor) do
+                 [] -> Process.sleep(25); nil
+                 _ -> :running
+               end
+             end)",
+        )
+    });
+    assert_eq!(running, ":running");
+    assert!(node.disconnect(&a));
+    match sleeping.await {
+        Err(TaskError(Exception::Exit(reason))) => {
+            let text = reason.to_string();
+            let down = format!("{{{{:nodedown, :{a}}}, {{Task, :await, [%Task{{");
+            assert!(text.starts_with(&down), "{text}");
+        }
+        other => panic!("the task's node lost: {other:?}"),
+    }
 }
 
 /// `Counter` as a user writes it: its count is its state.

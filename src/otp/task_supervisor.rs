@@ -862,7 +862,13 @@ impl Process {
                 Ok(t.elements.pop().unwrap())
             }
             Some(down) => {
-                let reason = down.as_tuple().map(|e| e[4].clone()).unwrap_or_else(nil);
+                let reason = match down.as_tuple().map(|e| e[4].clone()) {
+                    // `Task.await`'s own: a lost connection is `{:nodedown, node}`.
+                    Some(r) if r.is_atom("noconnection") => {
+                        tuple(vec![atom("nodedown"), Term::Atom(task.pid.node)])
+                    }
+                    r => r.unwrap_or_else(nil),
+                };
                 Err(Exception::Exit(tuple(vec![reason, await_info()])))
             }
             None => {
