@@ -818,6 +818,45 @@ async fn monitors_fire_in_the_order_they_were_made() {
         ))
     });
     assert_eq!(orders, "[[1, 2, 3, 4, 5]]");
+
+    // Those a process here holds on another node's process, by pid and by name, when
+    // the connection is lost: in the order they were made too, as on a BEAM node.
+    let a = alex.node_name();
+    blocking(|| alex.eval("Process.register(spawn(fn -> Process.sleep(:infinity) end), :watched)"));
+    for _ in 0..3 {
+        let watched = node
+            .erpc_call(&a, "erlang", "whereis", vec![atom("watched")], WAIT)
+            .await
+            .expect("whereis");
+        let (a2, node2) = (a.clone(), node.clone());
+        let order = node
+            .run_process(move |mut p| async move {
+                let pid = *watched.as_pid().expect("a pid");
+                let by_name = ("watched", a2.as_str());
+                let refs: Vec<Term> = (0..6)
+                    .map(|i| match i % 2 {
+                        0 => p.monitor(pid),
+                        _ => p.monitor(by_name),
+                    })
+                    .map(|r| Term::Reference(Box::new(r)))
+                    .collect();
+                node2.disconnect(&a2);
+                let mut order = Vec::new();
+                for _ in 0..6 {
+                    let down = p
+                        .receive_match(Some(WAIT), |m| {
+                            m.as_tuple().is_some_and(|e| e[0].is_atom("DOWN"))
+                        })
+                        .await;
+                    let r = down.and_then(|d| d.as_tuple().map(|e| e[1].clone()));
+                    order.push(refs.iter().position(|x| Some(x) == r.as_ref()));
+                }
+                order
+            })
+            .await
+            .expect("the watcher");
+        assert_eq!(order, (0..6).map(Some).collect::<Vec<_>>());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

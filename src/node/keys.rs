@@ -43,6 +43,13 @@ impl RefKey {
         }
     }
 
+    /// Orders the keys one node made by when it made them (`make_ref` counts up from
+    /// the first word into the next ones).
+    pub(crate) fn made_order(self) -> (u32, u32, u32) {
+        let word = |i: u32| (self.0 >> (32 * i)) as u32;
+        (word(2), word(1), word(0))
+    }
+
     /// The reference itself again, as node `name` (incarnation `creation`) made it.
     pub(crate) fn reference(self, name: &Atom, creation: u32) -> Reference {
         let word = |i: u32| (self.0 >> (32 * i)) as u32;

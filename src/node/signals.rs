@@ -304,7 +304,7 @@ impl Node {
                 }
                 let links: Vec<Pid> = st.links.iter().filter(|p| on_node(p)).cloned().collect();
                 st.monitored_by.retain(|_, w| !on_node(&w.pid));
-                let monitors = st
+                let mut monitors: Vec<RefKey> = st
                     .monitors
                     .iter()
                     .filter(|(_, m)| match &m.target {
@@ -315,6 +315,8 @@ impl Node {
                     })
                     .map(|(&k, _)| k)
                     .collect();
+                // In the order they were made, as a BEAM process gets its `:DOWN`s.
+                monitors.sort_unstable_by_key(|k| k.made_order());
                 (links, monitors)
             };
             for l in links {
