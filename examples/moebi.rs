@@ -73,6 +73,11 @@ struct Args {
     /// together.
     #[arg(long, value_name = "B", default_value_t = 1024 * 1024 * 1024)]
     max_reassembly: usize,
+    /// How deeply the terms of a message may nest (a BEAM node has no such limit:
+    /// iodata built by appending in a loop nests a level per append). The threads get
+    /// the stack it takes.
+    #[arg(long, value_name = "LEVELS", default_value_t = 512)]
+    max_term_depth: usize,
     /// The distribution buffer busy limit in KiB, as `erl +zdbbl`: beyond it a process
     /// sending to that peer waits until the connection drains.
     #[arg(long, default_value_t = 1024, value_name = "KIB")]
@@ -281,20 +286,30 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    // Stack for the deepest term taken: decoding one takes about 3 KiB a level in a
+    // debug build, under 1 KiB in a release build (README "Limits").
+    let stack = (args.max_term_depth * 3 * 1024).max(2 << 20) + (1 << 20);
     let runtime = match args.threads {
-        // One thread: every process and connection on the main thread.
+        // One thread: every process and connection on it.
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?,
         0 => tokio::runtime::Builder::new_multi_thread()
+            .thread_stack_size(stack)
             .enable_all()
             .build()?,
         n => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(n)
+            .thread_stack_size(stack)
             .enable_all()
             .build()?,
     };
-    runtime.block_on(moebi(args))
+    std::thread::Builder::new()
+        .name("moebi".into())
+        .stack_size(stack)
+        .spawn(move || runtime.block_on(moebi(args)))?
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 async fn moebi(args: Args) -> anyhow::Result<()> {
@@ -345,6 +360,7 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     config.setup_time = Duration::from_secs(args.net_setuptime.max(1));
     config.max_message_size = args.max_message_size;
     config.max_reassembly = args.max_reassembly;
+    config.max_term_depth = args.max_term_depth;
     config.dist_buf_busy_limit = args.zdbbl.saturating_mul(1024);
     config.busy_poll = Duration::from_micros(args.busy_poll_us);
     config.prevent_overlapping_partitions = args.prevent_overlapping_partitions;

@@ -563,6 +563,27 @@ fn terms_nested_millions_deep_do_not_overflow_the_stack() {
     assert_no_panic(&moebi);
 }
 
+/// What a BEAM node sends without a thought: iodata built by appending in a loop, a
+/// level per append. Beyond the default 512 levels it closes the connection (a BEAM
+/// node has no such limit); with the limit raised (Moebi gives its threads the stack it
+/// takes), 10,000 levels go there and back.
+#[test]
+fn deep_iodata_with_the_term_depth_raised() {
+    let (epmd, moebi, _port) = moebi(&["--max-term-depth", "20000"]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let m = moebi.node_name();
+    assert_eq!(
+        alex.eval(&format!(
+            "deep = Enum.reduce(1..10_000, [], fn x, acc -> [acc, Integer.to_string(x)] end)
+             GenServer.call({{:echo, :{m}}}, deep, 60_000) == deep"
+        )),
+        "true",
+        "{}",
+        moebi.log()
+    );
+    assert_no_panic(&moebi);
+}
+
 /// Frame bodies that are not well-formed distribution messages.
 fn malformed_frames(peer: &Peer) -> Vec<(&'static str, Vec<u8>)> {
     let echo = |payload: &[u8]| reg_send_raw(peer, "echo", payload);
