@@ -700,10 +700,43 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         c.same_ok(neighbour),
         "%ArgumentError{message: \"agent boom\"}"
     );
+    // Options: `send/3`'s and remote spawn's, good and bad.
+    let options = "raised = fn f -> try do f.() catch :error, r -> r end end
+        {:erpc.call(NODE, :erlang, :send, [self(), :x, [:noconnect, :nosuspend]]),
+         receive do :x -> :got after 5000 -> :none end,
+         raised.(fn -> :erpc.call(NODE, :erlang, :send, [self(), :x, [:bogus]]) end),
+         raised.(fn -> :erpc.call(NODE, :erlang, :send, [self(), :x, :bogus]) end),
+         raised.(fn -> :erlang.spawn_opt(NODE, Chat, :receive_message, [\"x\"], [:bogus]) end),
+         raised.(fn -> :erlang.spawn_opt(NODE, Chat, :receive_message, [\"x\"], [{:priority, :ultra}]) end),
+         is_pid(:erlang.spawn_opt(NODE, Chat, :receive_message, [\"spawned with options\"],
+           [{:priority, :high}, {:fullsweep_after, 10}, {:message_queue_data, :off_heap}]))}";
+    let options = c.same_ok(options);
+    assert!(options.starts_with("{:ok, :got, "), "{options}");
+    assert!(options.ends_with(", true}"), "{options}");
     let release = c
         .alex
         .eval(":erlang.system_info(:otp_release) |> List.to_integer()");
-    if release.parse::<u32>().expect("a release number") >= 26 {
+    let release: u32 = release.parse().expect("a release number");
+    if release >= 28 {
+        // Priority messages (OTP 28) sent over rpc, `exit/3`, and labels (OTP 27).
+        let newer = "a = :erlang.alias([:priority])
+            send(self(), :o1)
+            send(self(), :o2)
+            sent = :erpc.call(NODE, :erlang, :send, [a, :prio, [:priority]])
+            got = for _ <- 1..3, do: (receive do m when m in [:o1, :o2, :prio] -> m after 5000 -> :none end)
+            p = Node.spawn(NODE, :timer, :sleep, [:infinity])
+            ref = Process.monitor(p)
+            label = {:erpc.call(NODE, :proc_lib, :get_label, [p]),
+                     :erpc.call(NODE, Process, :set_label, [:worker])}
+            exited = :erpc.call(NODE, :erlang, :exit, [p, :bye, [:priority]])
+            down = receive do {:DOWN, ^ref, :process, _, r} -> r after 5000 -> :none end
+            {sent, got, label, exited, down}";
+        assert_eq!(
+            c.same_ok(newer),
+            "{:ok, [:prio, :o1, :o2], {:undefined, :ok}, true, :bye}"
+        );
+    }
+    if release >= 26 {
         let items = "p = Node.spawn(NODE, :timer, :sleep, [:infinity])
             items = [{:dictionary, :\"$initial_call\"}, {:dictionary, :\"$process_label\"},
                      :min_heap_size, :fullsweep_after, :async_dist]

@@ -52,6 +52,8 @@ pub(crate) struct ProcState {
     /// The aliases made with `alias([priority])` (a subset of `aliases`).
     pub priority_aliases: OwnSet<RefKey>,
     pub initial_call: (Atom, Atom, usize),
+    /// `proc_lib:set_label/1` (OTP 27), what tools show of the process.
+    pub label: Option<crate::term::Term>,
     /// The running timers that send to this process: they go when it ends.
     pub timers: Vec<RefKey>,
     /// It watched other nodes (`monitor_node`, `monitor_nodes`): its end removes that.
@@ -129,6 +131,7 @@ impl ProcEntry {
                 aliases: OwnSet::default(),
                 priority_aliases: OwnSet::default(),
                 initial_call: opts.initial_call,
+                label: None,
                 timers: Vec::new(),
                 watches_nodes: false,
                 dead: false,

@@ -325,18 +325,58 @@ fn everyday_functions(node: &Node) {
         Ok(atom(&p.node().0.config.cookie))
     });
     // `send(Dest, Msg, Options)`: `ok`, as `send/2` sends (a name registered nowhere
-    // here is `badarg`).
+    // here is `badarg`); `priority` (OTP 28) to a priority alias is a priority message,
+    // `nosuspend` and `noconnect` change nothing here, and anything else is `badarg`
+    // with the BEAM's cause, `badopt`.
     bif(node, "send", 3, |p, args| async move {
+        let options = args[2].as_list().map(<[Term]>::to_vec);
+        let priority = match options.as_deref().map(send_options) {
+            Some(Some(priority)) => priority,
+            _ => return Err(badopt("send", args)),
+        };
         let [to, message, _]: [Term; 3] = args.try_into().expect("arity 3");
-        let node = p.node().clone();
-        node.apply(p, "erlang", "send", vec![to, message]).await?;
+        if let (true, Term::Reference(alias)) = (priority, &to) {
+            p.send_priority(alias, &message);
+            return Ok(atom("ok"));
+        }
+        let dest = Dest::try_from(&to).map_err(|()| Exception::bare_badarg())?;
+        if !super::calls::registered(p.node(), &dest) {
+            return Err(Exception::bare_badarg());
+        }
+        p.send(dest, &message);
         Ok(atom("ok"))
+    });
+    // `exit(Pid, Reason, [priority])` (OTP 28): as `exit/2`.
+    bif(node, "exit", 3, |p, args| async move {
+        let options_ok = args[2]
+            .as_list()
+            .is_some_and(|o| o.iter().all(|o| o.is_atom("priority")));
+        if !options_ok {
+            return Err(badopt("exit", args));
+        }
+        let to = args[0].as_pid().ok_or_else(Exception::bare_badarg)?;
+        p.exit(to, args[1].clone());
+        Ok(atom("true"))
     });
     node.register_function("net_kernel", "connect_node", 1, |p, args| async move {
         Ok(crate::term::boolean(reached(&p, &args[0]).await?))
     });
     node.register_function("net_kernel", "get_net_ticktime", 0, |p, _| async move {
         Ok(int(p.node().0.config.tick_time.as_secs() as i64))
+    });
+    // Labels (OTP 27): of the process running the call (`Process.set_label/1`), and of
+    // a process here; `undefined` for one without, or gone.
+    node.register_function("proc_lib", "set_label", 1, |p, args| async move {
+        p.set_label(args[0].clone());
+        Ok(atom("ok"))
+    });
+    node.register_function("proc_lib", "get_label", 1, |p, args| async move {
+        let pid = args[0].as_pid().ok_or_else(Exception::function_clause)?;
+        let label = p
+            .node()
+            .local_entry(pid)
+            .and_then(|e| e.state().label.clone());
+        Ok(label.unwrap_or_else(|| atom("undefined")))
     });
     node.register_function("inet", "gethostname", 0, |_, _| async move {
         let host = crate::node::hostname();
@@ -365,7 +405,7 @@ fn everyday_functions(node: &Node) {
         Ok(found.unwrap_or_else(nil_atom))
     });
     // Elixir's names for what is registered here under Erlang's.
-    let elixir_names: [(&str, &str, usize, &str, &str); 22] = [
+    let elixir_names: [(&str, &str, usize, &str, &str); 23] = [
         ("Elixir.Node", "self", 0, "erlang", "node"),
         ("Elixir.Kernel", "node", 0, "erlang", "node"),
         ("Elixir.Kernel", "node", 1, "erlang", "node"),
@@ -383,6 +423,7 @@ fn everyday_functions(node: &Node) {
         ("Elixir.Process", "list", 0, "erlang", "processes"),
         ("Elixir.Process", "registered", 0, "erlang", "registered"),
         ("Elixir.Process", "send", 3, "erlang", "send"),
+        ("Elixir.Process", "set_label", 1, "proc_lib", "set_label"),
         (
             "Elixir.Process",
             "group_leader",
@@ -621,7 +662,12 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
         // of a process linked to one here): a Rust process keeps no dictionary.
         if let Some([d, _]) = item.as_tuple_n(2) {
             if d.is_atom("dictionary") {
-                return Ok(tuple(vec![item.clone(), atom("undefined")]));
+                let label = entry.state().label.clone();
+                let value = match label {
+                    Some(label) if item.as_tuple().unwrap()[1].is_atom("$process_label") => label,
+                    _ => atom("undefined"),
+                };
+                return Ok(tuple(vec![item.clone(), value]));
             }
         }
         let item = item.as_atom().ok_or_else(Exception::bare_badarg)?;
@@ -675,8 +721,7 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
                 tuple(vec![atom("fullsweep_after"), int(65535)]),
                 tuple(vec![atom("minor_gcs"), int(0)]),
             ]),
-            // Labels (`proc_lib:set_label/1`, OTP 27) are not kept here.
-            "label" => atom("undefined"),
+            "label" => st.label.clone().unwrap_or_else(|| atom("undefined")),
             // The settings `garbage_collection` gives, one by one, and OTP 25.3 to 28's
             // flags, at a BEAM process's defaults.
             "min_heap_size" => int(233),
@@ -694,6 +739,39 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
         Term::Atom(a) if a.name() == "registered_name" && entry.state().name.is_none() => Ok(nil()),
         Term::List(l) => Ok(list(l.elements.iter().map(one).collect::<Result<_, _>>()?)),
         item => one(item),
+    }
+}
+
+/// Whether `send/3`'s options ask for a priority message; `None` when one is not an
+/// option.
+fn send_options(options: &[Term]) -> Option<bool> {
+    let mut priority = false;
+    for option in options {
+        match option.as_atom()? {
+            "priority" => priority = true,
+            "nosuspend" | "noconnect" => {}
+            _ => return None,
+        }
+    }
+    Some(priority)
+}
+
+/// `badarg` from `erlang:Name(Args)` with the cause the BEAM gives a bad option list,
+/// which the caller's shell words ("invalid option in list").
+fn badopt(name: &str, args: Vec<Term>) -> Exception {
+    let info = map(vec![
+        (atom("cause"), atom("badopt")),
+        (atom("module"), atom("erl_erts_errors")),
+    ]);
+    let location = list(vec![tuple(vec![atom("error_info"), info])]);
+    Exception::Error {
+        reason: atom("badarg"),
+        stacktrace: vec![tuple(vec![
+            atom("erlang"),
+            atom(name),
+            list(args),
+            location,
+        ])],
     }
 }
 

@@ -18,6 +18,7 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
     let args = request.arg_list.elements;
     let mut link = false;
     let mut monitor = false;
+    let mut bad = false;
     for opt in &request.opt_list.elements {
         match opt {
             Term::Atom(a) if a.name() == "link" => link = true,
@@ -25,9 +26,22 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
             Term::Tuple(t) if t.elements.first().is_some_and(|e| e.is_atom("monitor")) => {
                 monitor = true
             }
-            // Scheduling and heap options mean nothing here.
-            _ => {}
+            // Scheduling and heap settings mean nothing to a Rust process; their values
+            // are checked as the BEAM checks them.
+            Term::Tuple(t) => bad |= !setting_ok(&t.elements),
+            _ => bad = true,
         }
+    }
+    if bad {
+        // As a BEAM node answers an option it does not take: the caller's
+        // `spawn_opt/5` raises `badarg` (cause `badopt`), and nothing runs.
+        conn.send(Message::spawn_reply(
+            request.req_id,
+            request.from_pid,
+            0.into(),
+            PidOrAtom::Atom(Atom::from("badopt")),
+        ));
+        return;
     }
     let mut opts = node.spawn_opts(request.group_leader);
     opts.initial_call = (
@@ -74,6 +88,29 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
         }
         node2.apply(p, &module, &function, args).await.map(|_| ())
     });
+}
+
+/// Whether a `{Setting, Value}` spawn option has a value the BEAM takes; a setting of
+/// a later release than this code knows passes.
+fn setting_ok(option: &[Term]) -> bool {
+    let [key, value] = option else {
+        return false;
+    };
+    let is = |names: &[&str]| value.as_atom().is_some_and(|v| names.contains(&v));
+    match key.as_atom() {
+        Some("priority") => is(&["low", "normal", "high", "max"]),
+        Some("fullsweep_after" | "min_heap_size" | "min_bin_vheap_size") => {
+            value.as_int().is_some_and(|n| n >= 0)
+        }
+        Some("max_heap_size") => {
+            value.as_int().is_some_and(|n| n >= 0) || matches!(value, Term::Map(_))
+        }
+        Some("message_queue_data") => is(&["off_heap", "on_heap"]),
+        Some("async_dist") => is(&["true", "false"]),
+        Some("link") => value.as_list().is_some(),
+        Some(_) => true,
+        None => false,
+    }
 }
 
 /// `M`, `F` and `Args` of a call, when they are two atoms and a proper list.

@@ -366,6 +366,13 @@ impl Process {
         self.node.remove_alias(&self.entry, alias);
     }
 
+    /// `Process.set_label(label)` (`proc_lib:set_label/1`, OTP 27): what
+    /// `process_info(pid, :label)` and `:proc_lib.get_label/1` show of this process to
+    /// any node.
+    pub fn set_label(&self, label: impl Into<Term>) {
+        self.entry.state().label = Some(label.into());
+    }
+
     /// `process_flag(trap_exit, On)`; returns the previous value.
     pub fn trap_exit(&self, on: bool) -> bool {
         std::mem::replace(&mut self.entry.state().trap_exit, on)
