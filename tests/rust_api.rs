@@ -260,10 +260,18 @@ async fn plain_rust_code_calls_the_cluster() {
     assert_eq!(running, ":running");
     assert!(node.disconnect(&a));
     match sleeping.await {
-        Err(TaskError(Exception::Exit(reason))) => {
-            let text = reason.to_string();
+        Err(e @ TaskError(Exception::Exit(_))) => {
+            let text = e.reason().to_string();
             let down = format!("{{{{:nodedown, :{a}}}, {{Task, :await, [%Task{{");
             assert!(text.starts_with(&down), "{text}");
+            // Said as Elixir says it, and what went wrong at hand.
+            assert_eq!(e.kind(), CallErrorKind::NodeDown(a.clone()));
+            let said = e.to_string();
+            assert!(said.starts_with("exited in: Task.await(%Task{"), "{said}");
+            assert!(
+                said.ends_with(&format!("** (EXIT) no connection to {a}")),
+                "{said}"
+            );
         }
         other => panic!("the task's node lost: {other:?}"),
     }

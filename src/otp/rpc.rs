@@ -163,7 +163,11 @@ fn run(
 pub enum RpcError {
     /// The function raised: `{exception, Reason, Stack}` (an Elixir raise carries the
     /// exception struct as `Reason`).
-    #[error("remote function raised {class}: {}", crate::term::Elixir(.reason))]
+    #[error(
+        "remote function raised {class}: {}{}",
+        crate::term::Elixir(.reason),
+        raised_in(.stacktrace)
+    )]
     Exception {
         /// `error`, `exit` or `throw`.
         class: String,
@@ -183,6 +187,29 @@ pub enum RpcError {
     /// The node refused to spawn (`{erpc, Reason}`).
     #[error("spawn failed: {}", crate::term::Elixir(.0))]
     Spawn(Term),
+}
+
+/// ` in Module.function/arity`, the stack's top frame as Elixir writes it (`:undef` in
+/// `:Enum.sum/1` says the module was meant as `Elixir.Enum`); nothing without one.
+fn raised_in(stacktrace: &Term) -> String {
+    let frame = stacktrace
+        .as_list()
+        .and_then(|frames| frames.first())
+        .and_then(|f| f.as_tuple());
+    match frame {
+        Some([Term::Atom(m), Term::Atom(f), arity, ..]) => {
+            let arity = arity
+                .as_int()
+                .or_else(|| arity.as_list().map(|a| a.len() as i64))
+                .unwrap_or(0);
+            format!(
+                " in {}.{}/{arity}",
+                crate::term::Elixir(&Term::Atom(*m)),
+                f.name()
+            )
+        }
+        _ => String::new(),
+    }
 }
 
 impl Process {
@@ -324,5 +351,39 @@ pub(crate) fn rpc_exception(e: RpcError) -> Exception {
             RpcError::Timeout => Exception::bare(tuple(vec![atom("erpc"), atom("timeout")])),
             RpcError::Spawn(r) => Exception::bare(tuple(vec![atom("erpc"), r])),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RpcError;
+    use crate::term::{atom, int, list, nil, tuple};
+
+    #[test]
+    fn a_raise_names_where_it_was_raised() {
+        let raised = |m: &str| RpcError::Exception {
+            class: "error".into(),
+            reason: atom("undef"),
+            stacktrace: list(vec![tuple(vec![
+                atom(m),
+                atom("sum"),
+                list(vec![list(vec![int(1)])]),
+                nil(),
+            ])]),
+        };
+        assert_eq!(
+            raised("Enum").to_string(),
+            "remote function raised error: :undef in :Enum.sum/1"
+        );
+        assert_eq!(
+            raised("Elixir.Enum").to_string(),
+            "remote function raised error: :undef in Enum.sum/1"
+        );
+        let thrown = RpcError::Exception {
+            class: "throw".into(),
+            reason: atom("ball"),
+            stacktrace: nil(),
+        };
+        assert_eq!(thrown.to_string(), "remote function raised throw: :ball");
     }
 }

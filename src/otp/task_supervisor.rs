@@ -1076,11 +1076,37 @@ fn owner_ended(owner: &Pid) -> TaskError {
 ///     .await?;
 /// # Ok(()) }
 /// ```
+///
+/// It prints as Elixir prints that exit (`exited in: Task.await(%Task{...}, 5000)`,
+/// the reason below it), and [`kind`](Self::kind) says what went wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
+#[error("{}", Exception::format_exit(&self.reason()))]
 pub struct TaskError(pub Exception);
 
 impl TaskError {
+    /// What went wrong, as for a call: `NoProc` (no such supervisor), `NodeDown` (its
+    /// node, or the task's, went away), `Timeout` (`await_timeout`), or `Exit` with the
+    /// task's own reason (it raised, exited, or was killed).
+    pub fn kind(&self) -> super::gen_server::CallErrorKind {
+        use super::gen_server::CallErrorKind;
+        let reason = self.reason();
+        let inner = match reason.as_tuple_n(2) {
+            Some([inner, call]) if call.as_tuple_n(3).is_some() => inner.clone(),
+            _ => reason,
+        };
+        match &inner {
+            r if r.is_atom("noproc") => CallErrorKind::NoProc,
+            r if r.is_atom("timeout") => CallErrorKind::Timeout,
+            r if r.is_atom("calling_self") => CallErrorKind::CallingSelf,
+            r => match r.as_tuple_n(2) {
+                Some([down, Term::Atom(node)]) if down.is_atom("nodedown") => {
+                    CallErrorKind::NodeDown(node.name().to_owned())
+                }
+                _ => CallErrorKind::Exit(inner),
+            },
+        }
+    }
+
     /// The exit reason, as `Task.await` exits a BEAM caller with it: `{:noproc,
     /// {GenServer, :call, ...}}` without the supervisor, `{:timeout, {Task, :await,
     /// ...}}`, or `{reason, {Task, :await, ...}}` with the task's own.
