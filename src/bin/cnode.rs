@@ -41,7 +41,9 @@ const EXIT_TIMEOUT: u8 = 5;
                   EPMD is found on ERL_EPMD_PORT (default 4369); the cookie is --cookie, \
                   else ~/.erlang.cookie or $XDG_CONFIG_HOME/erlang/.erlang.cookie (made in \
                   HOME when there is neither, as erl makes it).\n\
-                  An argument `-` is a term read from stdin."
+                  An argument `-` is a term read from stdin.\n\
+                  RUST_LOG=info (or debug) logs what the node does on stderr: connections, \
+                  refused handshakes, closed connections and why."
 )]
 struct Cli {
     /// The cookie (default: ~/.erlang.cookie, as erl reads it).
@@ -166,6 +168,14 @@ fn main() -> ExitCode {
         | Command::Send { node, .. }
         | Command::Wait { node, .. } => *node = NodeConfig::short_name(node),
         Command::Names { .. } => {}
+    }
+    // Silent unless asked: a script reads stdout and the exit status.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(cnode::log_writer)
+            .log_internal_errors(false)
+            .init();
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
