@@ -24,6 +24,7 @@ fn cnode(epmd: &Epmd, args: &[&str]) -> Run {
         .args(["--timeout", "20"])
         .args(args)
         .env("ERL_EPMD_PORT", epmd.port().to_string())
+        .env_remove("RUST_LOG")
         .output()
         .expect("cnode runs");
     Run {
@@ -38,7 +39,8 @@ fn command(epmd: &Epmd, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cnode"));
     command
         .args(args)
-        .env("ERL_EPMD_PORT", epmd.port().to_string());
+        .env("ERL_EPMD_PORT", epmd.port().to_string())
+        .env_remove("RUST_LOG");
     command
 }
 
@@ -331,6 +333,24 @@ fn exit_statuses_a_script_can_use() {
     let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
     let a = alex.node_name();
     let a = a.as_str();
+
+    // RUST_LOG: what the node did, on stderr (here the refused cookie); nothing
+    // without it.
+    let refused = |log: Option<&str>| {
+        let mut c = command(&epmd, &["--cookie", "wrong", "--timeout", "20", "ping", a]);
+        if let Some(filter) = log {
+            c.env("RUST_LOG", filter);
+        }
+        let out = c.output().expect("cnode runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (quiet, logged) = (refused(None), refused(Some("info")));
+    assert_eq!((quiet.0, logged.0), (Some(4), Some(4)));
+    assert!(!quiet.1.contains("INFO"), "{}", quiet.1);
+    assert!(logged.1.contains("node started"), "{}", logged.1);
 
     // 1: an exception, printed as iex prints it; {:badrpc, _} as well.
     let e = fails(&epmd, &["--cookie", COOKIE, "eval", a, "raise \"boom\""], 1);
