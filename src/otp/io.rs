@@ -261,17 +261,30 @@ fn io_request(request: &Term, opts: &mut Opts) -> Term {
 }
 
 /// The emulator's report of a process that died of an error (`erts_send_error_to_logger`):
-/// logged here and, when the group leader lives on another node, sent to that node's
+/// logged here, or, when the group leader lives on another node, sent to that node's
 /// logger (see [`log_at_group_leader`]), so a BEAM user who spawned the process here sees
-/// `Process #PID<…> on node … raised an exception` on their terminal.
+/// `Process #PID<…> on node … raised an exception` on their terminal, and logged here
+/// at debug level only, as a BEAM node's default handler drops an event whose group
+/// leader is remote (`logger_filters:remote_gl/2`; Elixir's since 1.15).
 pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &Term) {
-    tracing::error!(
-        pid = %pid.inspect(),
-        "Error in process {} on node {} with exit value: {}",
-        pid.inspect(),
-        node.name(),
-        Short(reason)
-    );
+    if node.is_local(&group_leader.node) {
+        tracing::error!(
+            pid = %pid.inspect(),
+            "Error in process {} on node {} with exit value: {}",
+            pid.inspect(),
+            node.name(),
+            Short(reason)
+        );
+    } else {
+        tracing::debug!(
+            pid = %pid.inspect(),
+            group_leader = %group_leader.inspect(),
+            "Error in process {} on node {} with exit value: {}",
+            pid.inspect(),
+            node.name(),
+            Short(reason)
+        );
+    }
     log_at_group_leader(node, pid, group_leader, || {
         let event = vec![
             atom("error"),

@@ -573,9 +573,16 @@ async fn fail<S: GenServer>(
     let state = group_leader_is_remote(p).then(|| server.state());
     server.terminate(&reason, p).await;
     let name = server_name(p);
-    tracing::error!(pid = %p.pid().inspect(), "GenServer {name} terminating\n{}", e.format_stop());
-    if let Some(state) = state {
-        report_at_group_leader(p, &reason, last, state);
+    match state {
+        // Reported to the group leader's node; a BEAM node's default handler drops an
+        // event whose group leader is remote, so here at debug level only.
+        Some(state) => {
+            tracing::debug!(pid = %p.pid().inspect(), "GenServer {name} terminating\n{}", e.format_stop());
+            report_at_group_leader(p, &reason, last, state);
+        }
+        None => {
+            tracing::error!(pid = %p.pid().inspect(), "GenServer {name} terminating\n{}", e.format_stop())
+        }
     }
     Exception::Exit(reason)
 }
