@@ -172,9 +172,13 @@ async fn say_name(mut p: Process, _args: Vec<Term>) -> Result<Term, Exception> {
 async fn sup(mut p: Process, _args: Vec<Term>) -> Result<Term, Exception> {
     loop {
         let message = p.receive().await;
-        if let Some([hi, Term::Pid(from)]) = message.as_tuple_n(2) {
+        // `from` is whatever `send/2` takes: a pid, a name, `{name, node}`, an alias.
+        if let Some([hi, from]) = message.as_tuple_n(2) {
             if hi.is_atom("hi") {
-                p.send(from, atom("sup?"));
+                let Ok(to) = cnode::Dest::try_from(from) else {
+                    return Err(Exception::badarg());
+                };
+                p.send(to, atom("sup?"));
                 return Ok(atom("ok"));
             }
         }

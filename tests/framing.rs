@@ -301,16 +301,32 @@ async fn a_peer_that_stops_reading_holds_the_sender_not_memory() {
         }
         Ok(())
     });
-    // Held: far fewer than 200 MB went out (the kernel's socket buffers and the 1 MiB
-    // busy limit hold a few), and this process did not grow by what was not sent.
+    // And from code that is no process, with `Node::send_async`.
+    let sent_async = Arc::new(AtomicUsize::new(0));
+    let (counter, to, sender) = (sent_async.clone(), a.clone(), node.clone());
+    tokio::spawn(async move {
+        let payload = binary(&vec![2u8; 1_000_000][..]);
+        for _ in 0..SENDS {
+            sender.send_async(("sink", to.as_str()), &payload).await;
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    // Held: far fewer than 2 x 200 MB went out (the kernel's socket buffers and the
+    // 1 MiB busy limit hold a few), and this process did not grow by what was not sent.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let held_at = sent.load(Ordering::Relaxed);
+    let held_async_at = sent_async.load(Ordering::Relaxed);
     assert!(
-        held_at < SENDS / 4,
-        "{held_at} of {SENDS} sends went through"
+        held_at < SENDS / 4 && held_async_at < SENDS / 4,
+        "{held_at} and {held_async_at} of {SENDS} sends went through"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(sent.load(Ordering::Relaxed), held_at, "the sender is held");
+    assert_eq!(
+        sent_async.load(Ordering::Relaxed),
+        held_async_at,
+        "send_async is held"
+    );
     let grown = rss_kib().saturating_sub(before);
     assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
     // Meanwhile another connection works.
@@ -323,19 +339,22 @@ async fn a_peer_that_stops_reading_holds_the_sender_not_memory() {
     // The peer reads again: everything arrives.
     stop("-CONT");
     let deadline = Instant::now() + WAIT;
-    while sent.load(Ordering::Relaxed) < SENDS && Instant::now() < deadline {
+    while (sent.load(Ordering::Relaxed) < SENDS || sent_async.load(Ordering::Relaxed) < SENDS)
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(sent.load(Ordering::Relaxed), SENDS);
+    assert_eq!(sent_async.load(Ordering::Relaxed), SENDS);
     let count = blocking(|| {
         alex.eval(&format!(
             "Enum.find_value(1..200, fn _ ->
                send(:sink, {{:count, self()}})
-               receive do {{:count, n}} when n >= {SENDS} -> n; {{:count, _}} -> Process.sleep(100); nil end
+               receive do {{:count, n}} when n >= {SENDS} * 2 -> n; {{:count, _}} -> Process.sleep(100); nil end
              end)"
         ))
     });
-    assert_eq!(count.trim(), SENDS.to_string());
+    assert_eq!(count.trim(), (2 * SENDS).to_string());
 }
 
 /// A message given away to a node this one is not connected to yet waits in the

@@ -11,10 +11,33 @@ use std::sync::Arc;
 
 impl Node {
     /// Sends a message from no process in particular (a pid-less sender, as a port
-    /// would be); replies cannot come back to it.
+    /// would be); replies cannot come back to it. It never waits: to a peer that reads
+    /// slowly or not at all, what is sent queues up in memory; [`send_async`](Self::send_async)
+    /// waits instead.
     pub fn send(&self, to: impl Into<Dest>, message: impl IntoMessage) {
         let from = self.user_pid();
         self.route(&from, to.into(), message);
+    }
+
+    /// [`send`](Self::send) that waits, when the message leaves on a busy connection
+    /// (more than `NodeConfig::dist_buf_busy_limit` bytes waiting for a slow or stalled
+    /// peer), until that connection has drained or closed, as a BEAM process that
+    /// sends is suspended: a loop of sends from code that is no process then holds
+    /// memory to the limit, where `send` would queue whatever it is given.
+    ///
+    /// ```no_run
+    /// # async fn demo(node: cnode::Node) {
+    /// use cnode::term::int;
+    /// for n in 0..1_000_000 {
+    ///     node.send_async(("sink", "alex@localhost"), int(n)).await;
+    /// }
+    /// # }
+    /// ```
+    pub async fn send_async(&self, to: impl Into<Dest>, message: impl IntoMessage) {
+        let from = self.user_pid();
+        if let Some(busy) = self.route(&from, to.into(), message) {
+            busy.drained().await;
+        }
     }
 
     /// Sends `message` from `from` to `to`: delivered to a process here, written to the
