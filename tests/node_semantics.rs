@@ -743,6 +743,17 @@ fn rpc_and_erpc_as_on_a_beam_node() {
             "{:ok, [:prio, :o1, :o2], {:undefined, :ok}, true, :bye}"
         );
     }
+    // `nodes/2` (OTP 25.1): the caller as the node sees it, and itself.
+    let nodes_info = "{:found, {_, me}} = :erpc.call(NODE, :erlang, :nodes, [:visible, %{node_type: true, connection_id: true}])
+           |> Enum.find(fn {n, _} -> n == node() end) |> then(&{:found, &1})
+        {me.node_type, is_integer(me.connection_id),
+         :erpc.call(NODE, :erlang, :nodes, [:this, %{node_type: true, connection_id: true}]),
+         :erpc.call(NODE, :erlang, :nodes, [:this, %{}]),
+         try do :erpc.call(NODE, :erlang, :nodes, [:this, %{bogus: true}]) catch :error, {:exception, r, _} -> r end}";
+    assert_eq!(
+        c.same_ok(nodes_info),
+        "{:visible, true, [NODE: %{connection_id: :undefined, node_type: :this}], [NODE: %{}], :badarg}"
+    );
     if release >= 26 {
         let items = "p = Node.spawn(NODE, :timer, :sleep, [:infinity])
             items = [{:dictionary, :\"$initial_call\"}, {:dictionary, :\"$process_label\"},

@@ -249,11 +249,11 @@ async fn plain_rust_code_calls_the_cluster() {
     let sleeping = node.task_async(sup, "timer", "sleep", vec![atom("infinity")]);
     let running = blocking(|| {
         alex.eval(
-            "Enum.find_value(1..200, fn _ ->
-               case Task.Supervisor.children(Chat.TaskSupervisor) do
-                 [] -> Process.sleep(25); nil
-                 _ -> :running
-               end
+            // Running the sleep: its owner here has the task, and has told it to start.
+            "Enum.find_value(1..400, fn _ ->
+               sleeping = Task.Supervisor.children(Chat.TaskSupervisor)
+                 |> Enum.any?(&(Process.info(&1, :current_function) == {:current_function, {:timer, :sleep, 1}}))
+               if sleeping, do: :running, else: (Process.sleep(25); nil)
              end)",
         )
     });

@@ -272,6 +272,16 @@ impl Node {
         !self.0.config.hidden && conn.is_visible()
     }
 
+    /// The connections that are up: each peer's name, whether it is visible here, and
+    /// the connection's id (`erlang:nodes/2`'s `connection_id`).
+    pub(crate) fn connections(&self) -> Vec<(String, bool, u64)> {
+        connect::all(self)
+            .into_iter()
+            .filter(|h| h.is_open())
+            .map(|h| (h.peer.name().to_owned(), self.is_visible(&h), h.id))
+            .collect()
+    }
+
     /// `erlang:nodes(visible)` (`Node.list()`): the connected nodes that are not
     /// hidden; `visible` false gives the hidden ones.
     pub(crate) fn nodes(&self, visible: bool) -> Vec<String> {

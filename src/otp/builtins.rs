@@ -61,6 +61,9 @@ pub(crate) fn register(node: &Node) {
     bif(node, "nodes", 1, |p, args| async move {
         nodes(p.node(), &args[0])
     });
+    bif(node, "nodes", 2, |p, args| async move {
+        nodes_info(p.node(), &args[0], &args[1])
+    });
     // `false` for what is not a connected node, a non-atom included, as OTP 25 answers.
     bif(node, "disconnect_node", 1, |p, args| async move {
         let done = args[0].as_atom().is_some_and(|n| p.node().disconnect(n));
@@ -773,6 +776,55 @@ fn badopt(name: &str, args: Vec<Term>) -> Exception {
             location,
         ])],
     }
+}
+
+/// `erlang:nodes(Arg, InfoOpts)` (OTP 25.1): `[{Node, Info}]` for the nodes
+/// `nodes(Arg)` gives, `Info` a map with the `connection_id` and `node_type` that
+/// `InfoOpts` asks for (`#{connection_id => true, node_type => true}`).
+fn nodes_info(node: &Node, kinds: &Term, options: &Term) -> Result<Term, Exception> {
+    let Term::Map(options) = options else {
+        return Err(Exception::bare_badarg());
+    };
+    let (mut with_id, mut with_type) = (false, false);
+    for (key, value) in &options.map {
+        let on = match value.as_atom() {
+            Some("true") => true,
+            Some("false") => false,
+            _ => return Err(Exception::bare_badarg()),
+        };
+        match key.as_atom() {
+            Some("connection_id") => with_id = on,
+            Some("node_type") => with_type = on,
+            _ => return Err(Exception::bare_badarg()),
+        }
+    }
+    let names = nodes(node, kinds)?;
+    let connections = node.connections();
+    let info = names.as_list().unwrap_or(&[]).iter().map(|name| {
+        let this = name.as_atom() == Some(node.name());
+        let connection = connections
+            .iter()
+            .find(|(peer, _, _)| Some(peer.as_str()) == name.as_atom());
+        let mut entries = Vec::new();
+        if with_id {
+            let id = match connection {
+                Some((_, _, id)) if !this => int(*id as i64),
+                _ => atom("undefined"),
+            };
+            entries.push((atom("connection_id"), id));
+        }
+        if with_type {
+            let kind = match connection {
+                _ if this => "this",
+                Some((_, true, _)) => "visible",
+                Some((_, false, _)) => "hidden",
+                None => "known",
+            };
+            entries.push((atom("node_type"), atom(kind)));
+        }
+        tuple(vec![name.clone(), map(entries)])
+    });
+    Ok(list(info.collect()))
 }
 
 /// `max_heap_size` as `process_info/2` gives it for a process without a limit.
