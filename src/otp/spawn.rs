@@ -35,13 +35,7 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
     if bad {
         // As a BEAM node answers an option it does not take: the caller's
         // `spawn_opt/5` raises `badarg` (cause `badopt`), and nothing runs.
-        conn.send(Message::spawn_reply(
-            request.req_id,
-            request.from_pid,
-            0.into(),
-            PidOrAtom::Atom(Atom::from("badopt")),
-        ));
-        return;
+        return refuse(conn, request.req_id, request.from_pid, "badopt");
     }
     let mut opts = node.spawn_opts(request.group_leader);
     opts.initial_call = (
@@ -57,15 +51,7 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
     }
     let prepared = match node.prepare(opts) {
         Ok(p) => p,
-        Err(_) => {
-            conn.send(Message::spawn_reply(
-                request.req_id,
-                request.from_pid,
-                0.into(),
-                PidOrAtom::Atom(Atom::from("system_limit")),
-            ));
-            return;
-        }
+        Err(_) => return refuse(conn, request.req_id, request.from_pid, "system_limit"),
     };
     let flags = i32::from(link) | (i32::from(monitor) << 1);
     conn.send(Message::spawn_reply(
@@ -88,6 +74,16 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
         }
         node2.apply(p, &module, &function, args).await.map(|_| ())
     });
+}
+
+/// The `SPAWN_REPLY` of a spawn that did not happen: `reason` where the pid would be.
+fn refuse(conn: &ConnHandle, req_id: crate::term::Reference, from: crate::term::Pid, reason: &str) {
+    conn.send(Message::spawn_reply(
+        req_id,
+        from,
+        0.into(),
+        PidOrAtom::Atom(Atom::from(reason)),
+    ));
 }
 
 /// Whether a `{Setting, Value}` spawn option has a value the BEAM takes; a setting of
