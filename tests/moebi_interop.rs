@@ -382,6 +382,46 @@ fn without_prevent_overlapping_partitions_moebi_keeps_both() {
     assert!(!moebi.log().contains("overlapping"), "{}", moebi.log());
 }
 
+/// Names reach a node through Moebi: kate knows only Moebi when Moebi meets alex, so
+/// kate learns alex's names from what Moebi passes on (`new_nodes` with the sync's name
+/// operations), as from a BEAM node in Moebi's place; and alex learns kate's.
+#[test]
+fn global_names_pass_through_moebi() {
+    let epmd = Epmd::start();
+    let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let kate = BeamNode::start(&unique_name("kate"), COOKIE, &epmd);
+    let (m, a) = (moebi.node_name(), alex.node_name());
+    let register = |node: &BeamNode, name: &str| {
+        node.eval(&format!(
+            "pid = spawn(fn -> Process.sleep(:infinity) end); :global.register_name(:{name}, pid)"
+        ))
+    };
+    assert_eq!(register(&alex, "at_alex"), ":yes");
+    assert_eq!(kate.eval(&format!("Node.ping(:{m})")), ":pong");
+    global_syncs(&kate);
+    assert_eq!(register(&kate, "at_kate"), ":yes");
+    // Moebi meets alex, asked by kate.
+    assert_eq!(
+        kate.eval(&format!(":rpc.call(:{m}, :net_kernel, :connect_node, [:{a}])")),
+        "true"
+    );
+    global_syncs(&alex);
+    global_syncs(&kate);
+    let whereis = |node: &BeamNode, name: &str| {
+        node.eval(&format!(
+            "Enum.find_value(1..100, fn _ ->
+               case :global.whereis_name(:{name}) do
+                 :undefined -> Process.sleep(50); nil
+                 pid -> node(pid)
+               end
+             end)"
+        ))
+    };
+    assert_eq!(whereis(&kate, "at_alex"), format!(":{a}"), "{}", moebi.log());
+    assert_eq!(whereis(&alex, "at_kate"), format!(":{}", kate.node_name()));
+}
+
 #[test]
 fn global_stays_healthy_with_moebi_connected() {
     let epmd = Epmd::start();

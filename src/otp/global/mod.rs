@@ -460,7 +460,7 @@ impl Global {
                         .filter_map(known_node)
                         .filter(|(x, _)| *x != self.me.name()),
                 );
-                self.tell_new_nodes(p, &new_nodes, vsn);
+                self.tell_new_nodes(p, &new_nodes, vsn, &ops);
                 self.known.insert(n.clone(), vsn);
                 self.synced.insert(n.clone());
                 for (x, vsn) in new_nodes.into_iter().skip(1) {
@@ -528,8 +528,17 @@ impl Global {
     }
 
     /// `{new_nodes, Node, Ops, NamesExt, NewNodes, ExtraInfo}` to every node we knew:
-    /// they connect to the new ones. We resolved no names, so no operations.
-    fn tell_new_nodes(&self, p: &Process, new_nodes: &[(String, i64)], peer_vsn: i64) {
+    /// they connect to the new ones, and do the name operations this sync made ours
+    /// (the names of the new nodes' side, and how clashes were resolved), as `global`'s
+    /// `resolved/5` passes them on: the nodes on our side learn the other side's names
+    /// from us, not by an exchange of their own with it.
+    fn tell_new_nodes(
+        &self,
+        p: &Process,
+        new_nodes: &[(String, i64)],
+        peer_vsn: i64,
+        ops: &[Term],
+    ) {
         let extra = crate::term::list(vec![
             tuple(vec![atom("vsn"), int(peer_vsn)]),
             tuple(vec![atom("lock"), atom("undefined")]),
@@ -542,7 +551,7 @@ impl Global {
             let msg = tuple(vec![
                 atom("new_nodes"),
                 self.me(),
-                nil(),
+                crate::term::list(ops.to_vec()),
                 nil(),
                 known_list(nodes, *to_vsn),
                 extra.clone(),
