@@ -563,6 +563,41 @@ fn terms_nested_millions_deep_do_not_overflow_the_stack() {
     assert_no_panic(&moebi);
 }
 
+/// A peer that fills the table of atoms (1,048,576, as the BEAM's): the frame that
+/// would make one more closes its connection, and the node halts with status 1, as a
+/// BEAM node halts (`no more index entries in atom_tab`), where it would otherwise
+/// stay up refusing every peer's next new atom.
+#[test]
+fn a_full_table_of_atoms_halts_the_node() {
+    let (_epmd, mut moebi, port) = moebi(&[]);
+    let mut p = Peer::connect(port, &fake_name("atoms"), COOKIE, OTP25_FLAGS).unwrap();
+    let tag = unique_name("x");
+    const PER_FRAME: usize = 8192;
+    let mut closed = false;
+    for frame in 0..(cnode::term::Atom::LIMIT / PER_FRAME + 2) {
+        let mut payload = vec![131, 108];
+        payload.extend_from_slice(&(PER_FRAME as u32).to_be_bytes());
+        for i in 0..PER_FRAME {
+            let name = format!("{tag}_{frame}_{i}");
+            payload.push(119);
+            payload.push(name.len() as u8);
+            payload.extend_from_slice(name.as_bytes());
+        }
+        payload.push(106);
+        if p.send_frame(&reg_send_raw(&p, "nobody_here", &payload))
+            .is_err()
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed || closed_within(&mut p.stream, WAIT).is_some());
+    assert_eq!(moebi.wait_exit(WAIT), Some(1), "{}", moebi.log());
+    assert!(moebi
+        .log()
+        .contains("no more index entries in atom_tab (max=1048576)"));
+}
+
 /// What a BEAM node sends without a thought: iodata built by appending in a loop, a
 /// level per append. Beyond the default 512 levels it closes the connection (a BEAM
 /// node has no such limit); with the limit raised (Moebi gives its threads the stack it

@@ -403,7 +403,9 @@ fn global_names_pass_through_moebi() {
     assert_eq!(register(&kate, "at_kate"), ":yes");
     // Moebi meets alex, asked by kate.
     assert_eq!(
-        kate.eval(&format!(":rpc.call(:{m}, :net_kernel, :connect_node, [:{a}])")),
+        kate.eval(&format!(
+            ":rpc.call(:{m}, :net_kernel, :connect_node, [:{a}])"
+        )),
         "true"
     );
     global_syncs(&alex);
@@ -418,7 +420,12 @@ fn global_names_pass_through_moebi() {
              end)"
         ))
     };
-    assert_eq!(whereis(&kate, "at_alex"), format!(":{a}"), "{}", moebi.log());
+    assert_eq!(
+        whereis(&kate, "at_alex"),
+        format!(":{a}"),
+        "{}",
+        moebi.log()
+    );
     assert_eq!(whereis(&alex, "at_kate"), format!(":{}", kate.node_name()));
 }
 

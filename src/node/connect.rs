@@ -506,6 +506,17 @@ fn lost(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
     node.node_down(&conn.peer, Some(conn.creation));
     node.tell_node_down(conn, reason);
     (node.hooks().node_down)(node, conn);
+    if reason.contains(crate::term::ATOMS_FULL) {
+        // The table of atoms is full for good: every peer's next new atom would close
+        // its connection, a node half there. A BEAM node halts (and is restarted by
+        // what watches it): so does this one, with status 1.
+        tracing::error!(
+            "no more index entries in atom_tab (max={}): the node halts",
+            crate::term::Atom::LIMIT
+        );
+        let node = node.clone();
+        tokio::spawn(async move { node.halt_with(1).await });
+    }
 }
 
 /// `erlang:disconnect_node/1`: closes the connection to `peer`, firing what crossed it

@@ -116,6 +116,9 @@ type AtomTable = HashMap<&'static str, Atom, BuildHasherDefault<Fnv>>;
 
 static ATOMS: LazyLock<RwLock<AtomTable>> = LazyLock::new(Default::default);
 
+/// What a peer's new atom is refused with once the table of atoms is full.
+pub(crate) const ATOMS_FULL: &str = "a new atom, with the table of atoms full";
+
 impl Atom {
     /// How many atoms peers may make: a frame with an atom that would be the
     /// 1,048,577th is refused (the BEAM's default atom table size).
@@ -151,12 +154,8 @@ impl Atom {
         if name.len() > MAX_CHARS && name.chars().count() > MAX_CHARS {
             return Err(format!("atom of more than {MAX_CHARS} characters"));
         }
-        Self::intern(name, Self::LIMIT).ok_or_else(|| {
-            format!(
-                "a new atom, with the table of atoms full ({} atoms)",
-                Self::LIMIT
-            )
-        })
+        Self::intern(name, Self::LIMIT)
+            .ok_or_else(|| format!("{ATOMS_FULL} ({} atoms)", Self::LIMIT))
     }
 
     /// The atom named `name` if it exists already (as `String.to_existing_atom/1`).
