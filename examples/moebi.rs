@@ -78,6 +78,10 @@ struct Args {
     /// the stack it takes.
     #[arg(long, value_name = "LEVELS", default_value_t = 512)]
     max_term_depth: usize,
+    /// How many processes the node runs at most for its peers, as `erl +P`: a remote
+    /// spawn or rpc beyond it is refused with `system_limit`.
+    #[arg(long, value_name = "N", default_value_t = 262_144)]
+    max_processes: usize,
     /// The distribution buffer busy limit in KiB, as `erl +zdbbl`: beyond it a process
     /// sending to that peer waits until the connection drains.
     #[arg(long, default_value_t = 1024, value_name = "KIB")]
@@ -365,6 +369,7 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     config.max_message_size = args.max_message_size;
     config.max_reassembly = args.max_reassembly;
     config.max_term_depth = args.max_term_depth;
+    config.max_processes = args.max_processes;
     config.dist_buf_busy_limit = args.zdbbl.saturating_mul(1024);
     config.busy_poll = Duration::from_micros(args.busy_poll_us);
     config.prevent_overlapping_partitions = args.prevent_overlapping_partitions;

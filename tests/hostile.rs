@@ -563,6 +563,37 @@ fn terms_nested_millions_deep_do_not_overflow_the_stack() {
     assert_no_panic(&moebi);
 }
 
+/// A peer that asks for process after process (`Node.spawn`, `rpc`): beyond the limit
+/// (`erl +P`, Moebi `--max-processes`) each is refused with `system_limit`, as a BEAM
+/// node refuses, and once processes end there is room again.
+#[test]
+fn processes_for_peers_are_bounded() {
+    let (epmd, moebi, _port) = moebi(&["--max-processes", "60"]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let m = moebi.node_name();
+    let outcome = alex.eval(&format!(
+        "results = for _ <- 1..100 do
+           try do {{:ok, Node.spawn(:{m}, :timer, :sleep, [:infinity])}} catch :error, r -> r end
+         end
+         started = for {{:ok, pid}} <- results, do: pid
+         refused = Enum.count(results, &(&1 == :system_limit))
+         by_erpc = try do :erpc.call(:{m}, :erlang, :node, []) catch :error, r -> r end
+         Enum.each(started, &Process.exit(&1, :kill))
+         again = Enum.find_value(1..100, fn _ ->
+           try do :erpc.call(:{m}, :erlang, :node, []) catch :error, _ -> Process.sleep(50); nil end
+         end)
+         {{length(started) in 30..59, refused + length(started), by_erpc, again}}"
+    ));
+    assert_eq!(
+        outcome,
+        format!("{{true, 100, {{:erpc, :system_limit}}, :{m}}}"),
+        "{}",
+        moebi.log()
+    );
+    assert!(moebi.log().contains("Too many processes (max=60)"));
+    assert_no_panic(&moebi);
+}
+
 /// A peer that fills the table of atoms (1,048,576, as the BEAM's): the frame that
 /// would make one more closes its connection, and the node halts with status 1, as a
 /// BEAM node halts (`no more index entries in atom_tab`), where it would otherwise

@@ -62,6 +62,12 @@ pub struct NodeConfig {
     /// level in a debug build and under 1 KiB in a release build (64 MiB holds 20,000
     /// levels in either).
     pub max_term_depth: usize,
+    /// How many processes the node runs at most for its peers (`erl +P`): a remote
+    /// spawn, `rpc` or `erpc` call beyond it is refused with `system_limit` (`Too many
+    /// processes` in the log), as on a BEAM node, so that a peer cannot grow the node
+    /// until the memory runs out. The node's own code is not held to it. Default
+    /// 262,144, the BEAM's.
+    pub max_processes: usize,
     /// Handshakes in progress at once: when another peer connects while this many are
     /// pending, the oldest pending one is dropped (with a log line), so that peers that
     /// stall cannot keep real ones out. Default 256.
@@ -112,6 +118,7 @@ impl NodeConfig {
             dist_buf_busy_limit: 1024 * 1024,
             max_term_depth: 512,
             max_pending_handshakes: 256,
+            max_processes: 262_144,
             busy_poll: Duration::from_micros(100),
             prevent_overlapping_partitions: true,
             tls: None,

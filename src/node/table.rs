@@ -109,6 +109,11 @@ impl Node {
         reason
     }
 
+    /// How many processes the node runs.
+    pub(crate) fn process_count(&self) -> usize {
+        lock(&self.0.procs).len()
+    }
+
     /// Every process of this node.
     pub(crate) fn all_entries(&self) -> Vec<Arc<ProcEntry>> {
         lock(&self.0.procs).values().cloned().collect()

@@ -37,6 +37,10 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
         // `spawn_opt/5` raises `badarg` (cause `badopt`), and nothing runs.
         return refuse(conn, request.req_id, request.from_pid, "badopt");
     }
+    if node.process_count() >= node.0.config.max_processes {
+        tracing::error!("Too many processes (max={})", node.0.config.max_processes);
+        return refuse(conn, request.req_id, request.from_pid, "system_limit");
+    }
     let mut opts = node.spawn_opts(request.group_leader);
     opts.initial_call = (
         Atom::from(module.as_str()),
