@@ -707,6 +707,27 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         c.same_ok(neighbour),
         "%ArgumentError{message: \"agent boom\"}"
     );
+    // A process asleep in `timer:sleep/1` keeps what is sent to it; timers set over rpc.
+    let asleep = "p = Node.spawn(NODE, :timer, :sleep, [:infinity])
+        for i <- 1..3, do: send(p, {:m, i})
+        queued = Enum.find_value(1..100, fn _ ->
+          case :erpc.call(NODE, :erlang, :process_info, [p, :message_queue_len]) do
+            {:message_queue_len, 3} = q -> q
+            _ -> Process.sleep(20); nil
+          end
+        end)
+        Process.exit(p, :kill)
+        t = :erpc.call(NODE, :erlang, :send_after, [60_000, :echo, :never])
+        left = :erpc.call(NODE, :erlang, :read_timer, [t])
+        cancelled = :erpc.call(NODE, :erlang, :cancel_timer, [t])
+        {queued, left in 50_000..60_000, cancelled in 50_000..60_000,
+         :erpc.call(NODE, :erlang, :read_timer, [t]),
+         is_reference(:erpc.call(NODE, :erlang, :start_timer, [0, :echo, :ignored])),
+         try do :erpc.call(NODE, :erlang, :send_after, [10, self(), :x]) catch :error, {:exception, r, _} -> r end}";
+    assert_eq!(
+        c.same_ok(asleep),
+        "{{:message_queue_len, 3}, true, true, false, true, :badarg}"
+    );
     // Options: `send/3`'s and remote spawn's, good and bad.
     let options = "raised = fn f -> try do f.() catch :error, r -> r end end
         {:erpc.call(NODE, :erlang, :send, [self(), :x, [:noconnect, :nosuspend]]),

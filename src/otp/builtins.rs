@@ -243,7 +243,10 @@ fn harness_functions(node: &Node) {
             .unwrap_or_else(nil_atom))
     });
     for (module, name) in [("timer", "sleep"), ("Elixir.Process", "sleep")] {
-        node.register_function(module, name, 1, |_, args| async move {
+        // The process is held while it sleeps: what is sent to it queues in its
+        // mailbox (and `message_queue_len` counts it), as on a BEAM node.
+        node.register_function(module, name, 1, |p, args| async move {
+            let _held = p;
             match (&args[0], args[0].as_int()) {
                 (_, Some(ms)) if ms >= 0 => {
                     tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await
@@ -321,6 +324,43 @@ fn everyday_functions(node: &Node) {
     bif(node, "monotonic_time", 1, move |_, args| async move {
         in_unit(started.elapsed().as_nanos() as i64, &args[0])
     });
+    // Timers set over rpc: `send_after/3` and `start_timer/3` to a process here (a pid
+    // or a name), `cancel_timer/1` and `read_timer/1` (the milliseconds left, or
+    // `false`).
+    for (name, start) in [("send_after", false), ("start_timer", true)] {
+        bif(node, name, 3, move |p, args| async move {
+            let delay = args[0]
+                .as_int()
+                .and_then(|ms| u64::try_from(ms).ok())
+                .ok_or_else(Exception::bare_badarg)?;
+            let dest = match &args[1] {
+                Term::Pid(pid) if p.node().is_local(&pid.node) => Dest::Pid(*pid),
+                Term::Atom(name) => Dest::Name(*name),
+                _ => return Err(Exception::bare_badarg()),
+            };
+            let delay = std::time::Duration::from_millis(delay);
+            let message = args[2].clone();
+            let timer = if start {
+                p.start_timer(dest, message, delay)
+            } else {
+                p.send_after(dest, message, delay)
+            };
+            Ok(Term::Reference(Box::new(timer)))
+        });
+    }
+    for (name, cancel) in [("cancel_timer", true), ("read_timer", false)] {
+        bif(node, name, 1, move |p, args| async move {
+            let Term::Reference(timer) = &args[0] else {
+                return Err(Exception::bare_badarg());
+            };
+            let left = if cancel {
+                p.cancel_timer(timer)
+            } else {
+                p.read_timer(timer)
+            };
+            Ok(left.map_or_else(|| atom("false"), |d| int(d.as_millis() as i64)))
+        });
+    }
     bif(node, "make_ref", 0, |p, _| async move {
         Ok(Term::Reference(Box::new(p.node().make_ref())))
     });
