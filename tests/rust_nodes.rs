@@ -1456,6 +1456,49 @@ async fn global_names_of_the_cluster_are_known_here() {
         .expect("a name registered before we joined");
     assert_eq!(pid.node.name(), alex.node_name());
 
+    // Called by `{:global, name}` (and `{:via, :global, name}`), as GenServer.call
+    // takes it; a name nobody holds is `noproc`, the exit naming `{:global, name}`.
+    blocking(|| alex.eval("{:ok, _} = GenServer.start(Chat.Echo, nil, name: {:global, EchoG})"));
+    known("Elixir.EchoG").await.expect("EchoG");
+    let by_via = Dest::server(&tuple(vec![
+        atom("via"),
+        atom("global"),
+        atom("Elixir.EchoG"),
+    ]));
+    assert_eq!(by_via, Some(Dest::global(atom("Elixir.EchoG"))));
+    assert_eq!(
+        node.call(Dest::global(atom("Elixir.EchoG")), atom("hi"), Some(WAIT))
+            .await,
+        Ok(atom("hi"))
+    );
+    let missing = node
+        .call(Dest::global(atom("Elixir.Nobody")), atom("hi"), Some(WAIT))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind(), &CallErrorKind::NoProc);
+    assert!(
+        missing
+            .to_string()
+            .starts_with("exited in: GenServer.call({:global, Nobody}, :hi, "),
+        "{missing}"
+    );
+    // As `send/2` reads it, `{:global, :x}` is a name on a node `x`.
+    assert_eq!(
+        Dest::try_from(&tuple(vec![atom("global"), atom("x")])),
+        Ok(Dest::RemoteName(
+            cnode::term::Atom::from("global"),
+            cnode::term::Atom::from("x")
+        ))
+    );
+    let n = node.name().to_owned();
+    let whereis = blocking(|| {
+        alex.eval(&format!(
+            "{{:rpc.call(:\"{n}\", GenServer, :whereis, [{{:via, :global, EchoG}}]) == :global.whereis_name(EchoG),
+              :rpc.call(:\"{n}\", GenServer, :whereis, [{{:via, :global, Nobody}}])}}"
+        ))
+    });
+    assert_eq!(whereis, "{true, nil}");
+
     // Registered now: the registrar asks this node too.
     let late = blocking(|| {
         alex.eval(
@@ -1469,7 +1512,7 @@ async fn global_names_of_the_cluster_are_known_here() {
     assert_eq!(as_alex_prints, late, "the same process");
     let mut names: Vec<String> = node.global_names().iter().map(|n| n.to_string()).collect();
     names.sort();
-    assert_eq!(names, ["Early", "Late"]);
+    assert_eq!(names, ["Early", "EchoG", "Late"]);
 
     // Its process ends: the name goes.
     node.send(pid, atom("bye"));

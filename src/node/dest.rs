@@ -1,7 +1,7 @@
 //! Where a message goes ([`Dest`]) and what a message is ([`IntoMessage`]): what the
 //! node routes.
 
-use crate::term::{tuple, Atom, Pid, Reference, Term};
+use crate::term::{tuple, Atom, Match, Pid, Reference, Term};
 
 /// Where a message goes: what `send/2` accepts on the BEAM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,10 @@ pub enum Dest {
     RemoteName(Atom, Atom),
     /// A process alias (OTP 24+).
     Alias(Reference),
+    /// `{:global, Name}`: the process registered under `Name` in `global`, as
+    /// `GenServer.call/3` and `GenServer.cast/2` take it (`send/2` does not: build it
+    /// with [`Dest::global`], not from a `{:global, name}` term).
+    Global(Term),
 }
 
 impl From<Pid> for Dest {
@@ -55,6 +59,8 @@ impl<N: Into<Atom>, M: Into<Atom>> From<(N, M)> for Dest {
 
 /// A destination as `send/2` takes it: a pid, an atom, `{Name, Node}` of two atoms, or
 /// a reference (an alias); anything else is `Err` (where `send/2` raises `badarg`).
+/// As for `send/2`, `{:global, :x}` is the name `global` on a node `x`: a GenServer's
+/// name is read with [`Dest::server`].
 impl TryFrom<&Term> for Dest {
     type Error = ();
 
@@ -86,6 +92,27 @@ impl Dest {
             Dest::Name(n) => Term::Atom(*n),
             Dest::RemoteName(n, node) => tuple(vec![Term::Atom(*n), Term::Atom(*node)]),
             Dest::Alias(r) => Term::Reference(Box::new(r.clone())),
+            Dest::Global(n) => tuple(vec![Term::Atom(Atom::from("global")), n.clone()]),
+        }
+    }
+
+    /// `{:global, name}`: the process registered under `name` in `global`
+    /// ([`Node::register_global`](crate::Node::register_global), `:global.register_name/2`
+    /// on any node), found when the message is sent or the call made.
+    pub fn global(name: impl Into<Term>) -> Dest {
+        Dest::Global(name.into())
+    }
+
+    /// A GenServer's name as `GenServer.call/3` takes it: what `send/2` takes (a pid, an
+    /// atom, `{Name, Node}`, an alias), `{:global, Name}` and `{:via, :global, Name}`;
+    /// `None` for anything else (another `:via` module is BEAM code).
+    pub fn server(name: &Term) -> Option<Dest> {
+        match name.as_tuple() {
+            Some([tag, n]) if tag.is_atom("global") => Some(Dest::Global(n.clone())),
+            Some([via, module, n]) if via.is_atom("via") && module.is_atom("global") => {
+                Some(Dest::Global(n.clone()))
+            }
+            _ => Dest::try_from(name).ok(),
         }
     }
 

@@ -62,6 +62,16 @@ impl Node {
         head: Vec<Term>,
         message: impl IntoMessage,
     ) -> Option<Arc<ConnHandle>> {
+        let to = match to {
+            Dest::Global(name) => match self.whereis_global(&name) {
+                Some(pid) => Dest::Pid(pid),
+                None => {
+                    tracing::debug!("message to {name}, a global name nobody holds, dropped");
+                    return None;
+                }
+            },
+            to => to,
+        };
         let remote = match &to {
             Dest::Pid(pid) if !self.is_local(&pid.node) => Some((&pid.node, To::Pid(pid))),
             Dest::RemoteName(name, node) if !self.is_local(node) => Some((node, To::Name(name))),
@@ -83,6 +93,7 @@ impl Node {
                 entry
             }
             Dest::Alias(alias) => self.alias_entry(alias),
+            Dest::Global(_) => None,
         };
         if let Some(e) = entry {
             let mut message = message.into_term();

@@ -99,6 +99,13 @@ impl Node {
             /// A process of ours (if it exists), monitored by pid or by name.
             Local(Option<Arc<ProcEntry>>, Option<Atom>),
         }
+        let target = match target {
+            Dest::Global(name) => match self.whereis_global(&name) {
+                Some(pid) => Dest::Pid(pid),
+                None => Dest::Global(name),
+            },
+            target => target,
+        };
         let watched = match &target {
             Dest::Pid(p) if self.is_local(&p.node) => Watched::Local(self.local_entry(p), None),
             Dest::Pid(p) => Watched::Remote(p.node, PidOrAtom::Pid(*p)),
@@ -107,7 +114,7 @@ impl Node {
                 Watched::Local(self.registered_entry(n), Some(*n))
             }
             Dest::RemoteName(n, node) => Watched::Remote(*node, PidOrAtom::Atom(*n)),
-            Dest::Alias(_) => Watched::Local(None, None),
+            Dest::Alias(_) | Dest::Global(_) => Watched::Local(None, None),
         };
         entry.state().monitors.insert(
             key,

@@ -442,7 +442,13 @@ fn everyday_functions(node: &Node) {
                         Some(other.clone())
                     }
                 }
-                _ => return Err(Exception::bare(atom("function_clause"))),
+                _ => match other.as_tuple_n(3) {
+                    // `{:via, :global, name}`: `:global.whereis_name(name)`.
+                    Some([via, module, name]) if via.is_atom("via") && module.is_atom("global") => {
+                        node.whereis_global(name).map(Term::Pid)
+                    }
+                    _ => return Err(Exception::bare(atom("function_clause"))),
+                },
             },
         };
         Ok(found.unwrap_or_else(nil_atom))

@@ -289,6 +289,7 @@ pub(crate) fn registered(node: &Node, to: &Dest) -> bool {
     match to {
         Dest::Name(name) => node.whereis(name.name()).is_some(),
         Dest::RemoteName(name, n) if node.is_local(n) => node.whereis(name.name()).is_some(),
+        Dest::Global(name) => node.whereis_global(name).is_some(),
         _ => true,
     }
 }
@@ -300,6 +301,9 @@ fn is_here(node: &Node, to: &Dest) -> bool {
         Dest::Name(_) => true,
         Dest::RemoteName(_, n) => node.is_local(n),
         Dest::Alias(r) => node.is_local(&r.node),
+        Dest::Global(name) => node
+            .whereis_global(name)
+            .is_some_and(|pid| node.is_local(&pid.node)),
     }
 }
 

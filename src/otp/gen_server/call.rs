@@ -257,12 +257,21 @@ impl Process {
         if self.is_me(&to) {
             return failed(CallErrorKind::CallingSelf, request);
         }
-        let mref = self.monitor_with_alias(to.clone());
+        // `{:global, Name}`: found first, as `gen:call` asks `global:whereis_name/1`;
+        // nobody holding it is `noproc`.
+        let target = match &to {
+            Dest::Global(name) => match self.node.whereis_global(name) {
+                Some(pid) => Dest::Pid(pid),
+                None => return failed(CallErrorKind::NoProc, request),
+            },
+            to => to.clone(),
+        };
+        let mref = self.monitor_with_alias(target.clone());
         let tag = alias_tag(mref.clone());
         let me = &self.entry.pid;
         let from = tuple(vec![Term::Pid(*me), tag]);
         self.node
-            .route_in(me, to.clone(), vec![atom(label), from], &*request);
+            .route_in(me, target, vec![atom(label), from], &*request);
         let reply = self
             .receive_match(timeout, |m| {
                 m.as_tuple_n(2)
@@ -306,6 +315,7 @@ impl Process {
             Dest::Pid(pid) => return pid == me,
             Dest::Name(name) => name,
             Dest::RemoteName(name, node) if self.node.is_local(node) => name,
+            Dest::Global(name) => return self.node.whereis_global(name).as_ref() == Some(me),
             Dest::RemoteName(..) | Dest::Alias(_) => return false,
         };
         self.node
