@@ -1439,6 +1439,16 @@ async fn global_names_of_the_cluster_are_known_here() {
     });
     let node = start_node("rusty", epmd.port()).await;
     assert!(node.connect(&alex.node_name()).await);
+    // `:global.sync()`: once in sync, the names of the node just met are here.
+    tokio::time::timeout(WAIT, node.global_sync())
+        .await
+        .expect("in sync");
+    assert!(node.whereis_global(&atom(early)).is_some());
+    let n = node.name().to_owned();
+    assert_eq!(
+        blocking(|| alex.eval(&format!(":rpc.call(:\"{n}\", :global, :sync, [])"))),
+        ":ok"
+    );
     let known = |name: &'static str| {
         let node = node.clone();
         async move {

@@ -16,6 +16,9 @@ pub(super) struct Lock {
 impl Global {
     /// R13: the calls every node's `global_name_server` answers.
     pub(super) fn call(&mut self, p: &mut Process, from: Caller, request: &Term) {
+        if request.is_atom(super::SYNC) {
+            return self.syncers.push(from);
+        }
         if request.is_atom(super::KNOWN) {
             let known = self.known.keys().map(|n| crate::term::atom(n)).collect();
             return from.reply(p, crate::term::list(known));

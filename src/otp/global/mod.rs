@@ -42,6 +42,8 @@ const POP_VSN: i64 = 7;
 
 /// A call of this node's registrar: the nodes `global` knows.
 const KNOWN: &str = "$cnode_known";
+/// `global:sync/0`'s call: answered once every visible node connected is in sync.
+const SYNC: &str = "$cnode_sync";
 /// Internal messages from the node to this process.
 const NODE_UP: &str = "$cnode_nodeup";
 const NODE_DOWN: &str = "$cnode_nodedown";
@@ -91,6 +93,8 @@ struct Global {
     names: HashMap<Term, names::Registered>,
     name_monitors: HashMap<Reference, Term>,
     next_tag: i64,
+    /// Callers of `global:sync/0` waiting for the nodes connected to be in sync.
+    syncers: Vec<super::gen_server::Caller>,
 }
 
 pub(crate) fn start(node: &Node) {
@@ -111,12 +115,14 @@ pub(crate) fn start(node: &Node) {
             name_monitors: HashMap::new(),
             // Like the tags `erlang:unique_integer([monotonic])` gives a BEAM node.
             next_tag: -(1 << 59),
+            syncers: Vec::new(),
         };
         let mut suspended = false;
         loop {
             let state = || g.state();
             let message = sys::receive(&mut p, Some(&parent), &mut suspended, &state, None).await;
             g.handle(&mut p, message.map_err(Exception::Exit)?);
+            g.answer_syncers(&mut p);
         }
     });
 }
@@ -214,6 +220,23 @@ impl Global {
 
     fn me(&self) -> Term {
         Term::Atom(self.me)
+    }
+
+    /// Whether every visible node connected is in sync with this one, its session done.
+    fn in_sync(&self, p: &Process) -> bool {
+        p.node()
+            .nodes(true)
+            .iter()
+            .all(|n| self.synced.contains(n) && !self.sessions.contains_key(n))
+    }
+
+    /// `global:sync/0`'s callers get `ok` once all is in sync.
+    fn answer_syncers(&mut self, p: &mut Process) {
+        if !self.syncers.is_empty() && self.in_sync(p) {
+            for from in std::mem::take(&mut self.syncers) {
+                from.reply(p, atom("ok"));
+            }
+        }
     }
 
     fn locker(&self) -> Term {

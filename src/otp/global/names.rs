@@ -38,6 +38,21 @@ impl Names {
 }
 
 impl Node {
+    /// `:global.sync()`: waits until `global` on this node is in sync with every
+    /// visible node connected (their names known here, ours there): what to await
+    /// after [`connect`](Node::connect) before [`whereis_global`](Node::whereis_global)
+    /// or a call to [`Dest::global`](crate::Dest::global), as on a BEAM node, where
+    /// the names of a node just connected arrive a moment later too. At once on a
+    /// hidden node, which takes no part in `global`.
+    pub async fn global_sync(&self) {
+        if self.0.config.hidden {
+            return;
+        }
+        let _ = self
+            .run_process(|mut p| async move { p.call(super::NAME, atom(super::SYNC), None).await })
+            .await;
+    }
+
     /// `:global.whereis_name(name)`: the process registered in `global` as `name` (an
     /// atom such as `atom("Elixir.MyApp.Leader")` for Elixir's `{:global,
     /// MyApp.Leader}`), as this node knows it from the BEAM nodes of its cluster; `None`
@@ -184,6 +199,10 @@ pub(crate) fn register_functions(node: &Node) {
         Ok(p.node()
             .whereis_global(&args[0])
             .map_or_else(|| atom("undefined"), Term::Pid))
+    });
+    node.register_function("global", "sync", 0, |p, _| async move {
+        p.node().global_sync().await;
+        Ok(atom("ok"))
     });
     node.register_function("global", "registered_names", 0, |p, _| async move {
         Ok(crate::term::list(p.node().global_names()))
