@@ -17,7 +17,7 @@
 use clap::Parser;
 use cnode::otp::gen_server;
 use cnode::supervisor::{self, ChildSpec, Strategy};
-use cnode::term::{atom, binary, chardata_to_string, Match, Term};
+use cnode::term::{atom, binary, puts_text, Match, Term};
 use cnode::{Caller, Dest, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
 use std::io::Write as _;
 use std::time::Duration;
@@ -268,8 +268,9 @@ fn echo_back(message: Term, p: &Process) {
     }
 }
 
+/// What `IO.puts(message)` prints; what it cannot print is `badarg`, as there.
 fn text(term: &Term) -> Result<String, Exception> {
-    chardata_to_string(term).ok_or_else(|| Exception::badarg())
+    puts_text(term).ok_or_else(|| Exception::badarg())
 }
 
 fn main() -> std::process::ExitCode {
@@ -401,8 +402,9 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
         &node,
         Some("Elixir.Chat.Supervisor"),
         Strategy::OneForOne,
+        // `{Task.Supervisor, name: Chat.TaskSupervisor}`: its id is its name.
         vec![ChildSpec::task_supervisor(
-            "Elixir.Task.Supervisor",
+            "Elixir.Chat.TaskSupervisor",
             "Elixir.Chat.TaskSupervisor",
         )],
     )

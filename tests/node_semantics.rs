@@ -544,9 +544,12 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         c.same_ok(
             "{:rpc.call(NODE, :io, :format, [~c\"io:format from rpc ~p~n\", [1]]),
               :rpc.call(NODE, :io, :put_chars, [\"put_chars from rpc\\n\"]),
-              match?({:badrpc, {:EXIT, {:badarg, _}}}, :rpc.call(NODE, :io, :format, [~c\"~p ~p~n\", [1]]))}"
+              match?({:badrpc, {:EXIT, {:badarg, _}}}, :rpc.call(NODE, :io, :format, [~c\"~p ~p~n\", [1]])),
+              :rpc.call(NODE, IO, :puts, [[\"IO.puts from \", ~c\"rpc\"]]),
+              :rpc.call(NODE, IO, :write, [:io_write_from_rpc]),
+              :rpc.call(NODE, IO, :puts, [\"\"])}"
         ),
-        "{:ok, :ok, true}"
+        "{:ok, :ok, true, :ok, :ok, :ok}"
     );
     // proc_lib:spawn_link/4 with a node, the OTP way to spawn there: it runs the
     // function, with the caller's group leader, and exits normal.
@@ -564,6 +567,8 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         "hi from erpc cast\n",
         "io:format from rpc 1\n",
         "put_chars from rpc\n",
+        "IO.puts from rpc\n",
+        "io_write_from_rpc\n",
         "hi from proc_lib\n",
     ] {
         assert!(
@@ -937,6 +942,32 @@ fn task_supervisor_start_child_children_and_terminate_child() {
         "the task runs on Moebi and prints there:\n{}",
         c.moebi().output()
     );
+
+    // The Chat tree as the seed's application has it: the Task.Supervisor's id is
+    // its name, so that it can be terminated and restarted by it.
+    let tree = "sup = {Chat.Supervisor, NODE}
+        [{id, _, :supervisor, [Task.Supervisor]}] = Supervisor.which_children(sup)
+        {id, Supervisor.terminate_child(sup, Chat.TaskSupervisor),
+         elem(Supervisor.restart_child(sup, Chat.TaskSupervisor), 0)}";
+    assert_eq!(c.same_ok(tree), "{Chat.TaskSupervisor, :ok, :ok}");
+
+    // What the seed's `IO.puts(message)` takes besides text: an atom, a number; a
+    // binary that is not UTF-8 raises.
+    let puts = "for x <- [42, :an_atom, 3.5, <<255, 104, 105>>] do
+          case Task.Supervisor.async_nolink({Chat.TaskSupervisor, NODE}, Chat, :receive_message, [x])
+               |> Task.yield(5000) do
+            {:ok, r} -> r
+            {:exit, reason} -> elem(reason, 0)
+          end
+        end";
+    assert_eq!(c.same_ok(puts), "[:ok, :ok, :ok, :badarg]");
+    for printed in ["42", "an_atom", "3.5"] {
+        assert!(
+            c.moebi().wait_for_lines(printed, 1, WAIT),
+            "{printed} on Moebi:\n{}",
+            c.moebi().output()
+        );
+    }
 
     // A restart or shutdown `DynamicSupervisor` does not know: it keeps them unchecked
     // (they matter only if the task fails or is terminated) and starts the task; the

@@ -7,8 +7,10 @@ defmodule Chat do
       $ iex --sname alex@localhost --cookie secret_token -S mix
       $ iex --sname kate@localhost --cookie secret_token -S mix
 
-      iex(alex@localhost)> Chat.send_message(:kate@localhost, "hi")
-      :ok
+  then, on alex:
+
+      Chat.send_message(:kate@localhost, "hi")
+      #=> :ok
 
   and `hi` is printed on kate's console. A message sent to `:moebi@localhost`
   is printed on moebi, which answers `"chicken?"` to the sender.

@@ -359,6 +359,15 @@ pub(crate) fn register_functions(node: &Node) {
         p.put_chars("\n").await?;
         Ok(atom("ok"))
     });
+    // Elixir's `IO.puts/1` and `IO.write/1`, as the lesson calls them over rpc.
+    for (name, newline) in [("puts", "\n"), ("write", "")] {
+        node.register_function("Elixir.IO", name, 1, move |mut p, args| async move {
+            let text = crate::term::puts_text(&args[0])
+                .ok_or_else(|| io_badarg("put_chars", args.clone()))?;
+            p.put_chars(&format!("{text}{newline}")).await?;
+            Ok(atom("ok"))
+        });
+    }
 }
 
 async fn print_formatted(

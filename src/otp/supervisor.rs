@@ -344,8 +344,10 @@ impl ChildSpec {
     }
 
     /// A `Task.Supervisor` registered as `name`, as a child (`{Task.Supervisor, name:
-    /// name}` in an Elixir supervisor's children): BEAM nodes start tasks on it as on
-    /// the one [`Node::start_task_supervisor`] starts, and it ends with its supervisor.
+    /// name}` in an Elixir supervisor's children, whose id is the name: give `name` as
+    /// `id` too, so that `Supervisor.terminate_child(sup, name)` finds it): BEAM nodes
+    /// start tasks on it as on the one [`Node::start_task_supervisor`] starts, and it
+    /// ends with its supervisor.
     pub fn task_supervisor(id: &str, name: &str) -> Self {
         ChildSpec::dynamic(
             id,

@@ -346,7 +346,9 @@ impl Match for Term {
 }
 
 /// Flattens Erlang chardata / iodata (binaries, charlists, nested lists of both) into
-/// text, as `IO.puts` accepts it. `None` when the term is not chardata.
+/// text, as `IO.chardata_to_string/1` does; a bare integer is taken as a codepoint,
+/// and a binary that is not UTF-8 is read lossily. `None` when the term is not
+/// chardata (an atom, a number: `IO.puts` prints those through `String.Chars`).
 pub fn chardata_to_string(term: &Term) -> Option<String> {
     fn walk(term: &Term, out: &mut String, depth: usize) -> Option<()> {
         if depth > 100 {
@@ -375,6 +377,19 @@ pub fn chardata_to_string(term: &Term) -> Option<String> {
     }
     let mut out = String::new();
     walk(term, &mut out, 0).map(|_| out)
+}
+
+/// What `IO.puts(term)` prints, without its newline: chardata (binaries must be
+/// UTF-8, as `:io.put_chars/2` takes them), or what `String.Chars` makes of an atom or
+/// a number (`nil` is empty). `None` for anything else, where `IO.puts` raises.
+pub fn puts_text(term: &Term) -> Option<String> {
+    match term {
+        Term::Atom(a) if a.name() == "nil" => Some(String::new()),
+        Term::Atom(a) => Some(a.name().to_owned()),
+        Term::FixInteger(_) | Term::BigInteger(_) | Term::Float(_) => Some(term.to_string()),
+        Term::Binary(b) => String::from_utf8(b.bytes.to_vec()).ok(),
+        _ => chardata_to_string(term),
+    }
 }
 
 /// `[alias | Ref]`: the tag OTP 24+ `gen:call` puts in `$gen_call` requests.
