@@ -8,7 +8,7 @@ mod support;
 use cnode::term::{atom, binary, int, list, tuple, Inspect, Match, Term};
 use cnode::{
     CallErrorKind, Caller, Dest, Exception, GenServer, Next, Node, NodeConfig, Process, Reply,
-    TaskError,
+    RpcError, TaskError,
 };
 use std::time::Duration;
 use support::{unique_name, BeamNode, Epmd};
@@ -98,6 +98,21 @@ async fn plain_rust_code_calls_the_cluster() {
         )
         .await;
     assert_eq!(six, Ok(int(6)));
+    // :erpc.call(node(), ...): run here, with no connection to itself, and what peers
+    // call here goes on.
+    let me = node.name().to_owned();
+    let here = node.erpc_call(&me, "erlang", "node", vec![], WAIT).await;
+    assert_eq!(here, Ok(atom(&me)));
+    match node.erpc_call(&me, "Nope", "f", vec![], WAIT).await {
+        Err(RpcError::Exception { class, reason, .. }) => {
+            assert_eq!((class.as_str(), reason), ("error", atom("undef")))
+        }
+        other => panic!("an undefined function here: {other:?}"),
+    }
+    assert_eq!(
+        blocking(|| alex.eval(&format!(":rpc.call(:\"{me}\", :erlang, :node, [])"))),
+        format!(":{me}")
+    );
 
     // Calls given up on (a timeout around the future, an HTTP client gone): each
     // call's process ends with it, and so does its monitor on the server, as when a

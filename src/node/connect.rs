@@ -123,6 +123,11 @@ pub(super) fn send(node: &Node, peer: &Atom, message: Message) {
 }
 
 fn send_queued(node: &Node, peer: &Atom, message: Queued) {
+    if peer == &node.0.name {
+        // A node does not connect to itself (what reaches here names an earlier
+        // incarnation of it, or nobody): dropped, as the BEAM drops it.
+        return tracing::debug!("a message to this node's own name over distribution, dropped");
+    }
     let mut conns = lock(&node.0.conns);
     match conns.get_mut(peer.name()) {
         Some(ConnState::Up(h)) if h.is_open() => {

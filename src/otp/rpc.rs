@@ -236,17 +236,21 @@ impl Process {
             arity: 4.into(),
         };
         let args = vec![res_term.clone(), atom(module), atom(function), list(args)];
-        self.node().send_to_node(
-            &node_atom,
-            Message::spawn_request(
-                req_id.clone(),
-                self.pid(),
-                self.node().user_pid(),
-                mfa,
-                crate::term::List::from(vec![atom("monitor")]),
-                crate::term::List::from(args),
-            ),
-        );
+        if node == self.node().name() {
+            super::spawn::execute_call_here(self.node(), self.pid(), req_id.clone(), args);
+        } else {
+            self.node().send_to_node(
+                &node_atom,
+                Message::spawn_request(
+                    req_id.clone(),
+                    self.pid(),
+                    self.node().user_pid(),
+                    mfa,
+                    crate::term::List::from(vec![atom("monitor")]),
+                    crate::term::List::from(args),
+                ),
+            );
+        }
         let req_term = Term::Reference(Box::new(req_id.clone()));
         let reply = self
             .receive_match(Some(timeout), |m| {

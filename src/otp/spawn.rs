@@ -9,7 +9,7 @@ use crate::connection::message::{Message, SpawnRequest};
 use crate::connection::ConnHandle;
 use crate::node::Node;
 use crate::process::{Exception, Process};
-use crate::term::{atom, tuple, Atom, Match, Term};
+use crate::term::{atom, tuple, Atom, Match, Pid, Reference, Term};
 use std::sync::Arc;
 
 pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: SpawnRequest) {
@@ -80,8 +80,24 @@ pub(crate) fn handle_request(node: &Node, conn: &Arc<ConnHandle>, request: Spawn
     });
 }
 
+/// `erpc:call/5` to this node itself: the process `SPAWN_REQUEST` would start, started
+/// here without a connection (a node does not connect to itself), monitored by `from`
+/// under `req_id`, whose `DOWN` carries the result as from another node.
+pub(crate) fn execute_call_here(node: &Node, from: Pid, req_id: Reference, args: Vec<Term>) {
+    let mut opts = node.spawn_opts(node.user_pid());
+    opts.initial_call = (Atom::from("erpc"), Atom::from("execute_call"), 4);
+    opts.monitored_by = Some((from, req_id));
+    let Ok(prepared) = node.prepare(opts) else {
+        return;
+    };
+    let node2 = node.clone();
+    node.start_prepared(prepared, move |p| async move {
+        Err(Exception::Exit(execute_call(&node2, p, args).await))
+    });
+}
+
 /// The `SPAWN_REPLY` of a spawn that did not happen: `reason` where the pid would be.
-fn refuse(conn: &ConnHandle, req_id: crate::term::Reference, from: crate::term::Pid, reason: &str) {
+fn refuse(conn: &ConnHandle, req_id: Reference, from: Pid, reason: &str) {
     conn.send(Message::spawn_reply(
         req_id,
         from,
