@@ -10,6 +10,7 @@ use cnode::{
     CallErrorKind, Caller, Dest, Exception, GenServer, Next, Node, NodeConfig, Process, Reply,
     RpcError, TaskError,
 };
+use std::future::IntoFuture;
 use std::time::Duration;
 use support::{unique_name, BeamNode, Epmd};
 
@@ -153,6 +154,24 @@ async fn plain_rust_code_calls_the_cluster() {
 
     // Task.Supervisor.async + Task.await on alex's Chat.TaskSupervisor.
     let sup = ("Elixir.Chat.TaskSupervisor", a.as_str());
+    // A task given up on (its future dropped): it ends, as a task whose caller ended.
+    let sleeping = node.task_async(sup, "timer", "sleep", vec![atom("infinity")]);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), sleeping.into_future())
+            .await
+            .is_err()
+    );
+    let tasks = blocking(|| {
+        alex.eval(
+            "Enum.find_value(1..200, fn _ ->
+               case Task.Supervisor.children(Chat.TaskSupervisor) do
+                 [] -> :none
+                 _ -> Process.sleep(50); nil
+               end
+             end)",
+        )
+    });
+    assert_eq!(tasks, ":none");
     let upcased = node
         .task_async(sup, "Elixir.String", "upcase", vec![binary(b"woof")])
         .await;

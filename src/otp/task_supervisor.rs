@@ -967,6 +967,7 @@ impl Node {
         NodeTask {
             node: self.clone(),
             owner,
+            abandoned: crate::process::Abandoned::new(self.clone(), owner),
             started,
             result,
         }
@@ -996,13 +997,19 @@ impl Node {
     }
 }
 
-/// A task started by [`Node::task_async`]. Dropping it leaves the task running to its
-/// end; [`await_timeout`](Self::await_timeout) stops it when the time is up.
+/// A task started by [`Node::task_async`]. Dropped before its result (or its future
+/// dropped: a `tokio::time::timeout` around it, a `select!`, an HTTP client gone), it
+/// stops the task: its owner here is killed, and the task, linked to it, with it, as a
+/// BEAM caller's end takes its `Task.async` task. [`await_timeout`](Self::await_timeout)
+/// stops it when the time is up. A task that should run on without anyone waiting is
+/// [`Node::task_start_child`]'s.
 #[derive(Debug)]
 pub struct NodeTask {
     node: Node,
     /// The process that owns the task (linked to it).
     owner: Pid,
+    /// Kills the owner if the task is dropped before its result.
+    abandoned: crate::process::Abandoned,
     /// The `%Task{}` once the task has started, for `Task.await`'s timeout exit.
     started: Arc<std::sync::OnceLock<Term>>,
     result: tokio::sync::oneshot::Receiver<Result<Term, TaskError>>,
@@ -1016,11 +1023,14 @@ impl NodeTask {
         let NodeTask {
             node,
             owner,
+            abandoned,
             started,
             result,
         } = self;
         let mut deadline = node.deadline_after(timeout);
-        match deadline.bound(result).await {
+        let outcome = deadline.bound(result).await;
+        abandoned.done();
+        match outcome {
             Some(outcome) => outcome.unwrap_or_else(|_| Err(owner_ended(&owner))),
             None => {
                 node.exit(&owner, atom("kill"));
@@ -1046,10 +1056,15 @@ impl std::future::IntoFuture for NodeTask {
     /// `Task.await(task, :infinity)`.
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let owner = self.owner;
-            self.result
-                .await
-                .unwrap_or_else(|_| Err(owner_ended(&owner)))
+            let NodeTask {
+                owner,
+                abandoned,
+                result,
+                ..
+            } = self;
+            let outcome = result.await;
+            abandoned.done();
+            outcome.unwrap_or_else(|_| Err(owner_ended(&owner)))
         })
     }
 }

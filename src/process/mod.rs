@@ -14,6 +14,7 @@
 
 pub(crate) mod handle;
 mod spawn;
+pub(crate) use spawn::Abandoned;
 
 pub use crate::node::{Dest, Exception, IntoMessage};
 pub use handle::Process;

@@ -98,9 +98,9 @@ impl Node {
         // The caller that gave up on the answer (a `tokio::time::timeout`, a `select!`,
         // an HTTP client gone): the process goes with it, as a BEAM process's call ends
         // with the process, taking its monitors and the call's alias with it.
-        let mut abandoned = Abandoned(Some((self.clone(), pid)));
+        let abandoned = Abandoned::new(self.clone(), pid);
         let outcome = result.await;
-        abandoned.0 = None;
+        abandoned.done();
         match outcome {
             Ok(value) => Ok(value),
             // Ended before `body` did: by an exit signal (a link's), a panic, the node's
@@ -195,9 +195,21 @@ impl Node {
     }
 }
 
-/// Kills the process of a [`Node::run_process`] whose future was dropped before it
-/// finished.
-struct Abandoned(Option<(Node, Pid)>);
+/// Kills a process whose caller gave up on it (the future of a [`Node::run_process`],
+/// or a `NodeTask`, dropped before it finished), unless [`done`](Self::done).
+#[derive(Debug)]
+pub(crate) struct Abandoned(Option<(Node, Pid)>);
+
+impl Abandoned {
+    pub(crate) fn new(node: Node, pid: Pid) -> Self {
+        Abandoned(Some((node, pid)))
+    }
+
+    /// The caller has what it waited for: nothing to kill.
+    pub(crate) fn done(mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for Abandoned {
     fn drop(&mut self) {
