@@ -154,6 +154,14 @@ async fn plain_rust_code_calls_the_cluster() {
 
     // Task.Supervisor.async + Task.await on alex's Chat.TaskSupervisor.
     let sup = ("Elixir.Chat.TaskSupervisor", a.as_str());
+    // send_async to a node that cannot be reached returns once the connection failed.
+    tokio::time::timeout(
+        WAIT,
+        node.send_async(("sink", "nobody_here@localhost"), atom("x")),
+    )
+    .await
+    .expect("send_async gives up with the connection");
+
     // A task given up on (its future dropped): it ends, as a task whose caller ended.
     let sleeping = node.task_async(sup, "timer", "sleep", vec![atom("infinity")]);
     assert!(

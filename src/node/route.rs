@@ -21,9 +21,11 @@ impl Node {
 
     /// [`send`](Self::send) that waits, when the message leaves on a busy connection
     /// (more than `NodeConfig::dist_buf_busy_limit` bytes waiting for a slow or stalled
-    /// peer), until that connection has drained or closed, as a BEAM process that
-    /// sends is suspended: a loop of sends from code that is no process then holds
-    /// memory to the limit, where `send` would queue whatever it is given.
+    /// peer), until that connection has drained or closed, and to a node not connected
+    /// yet, until the connection is up (or failed: the message is then dropped), as a
+    /// BEAM process that sends is suspended: a loop of sends from code that is no
+    /// process then holds memory to the limit, where `send` would queue whatever it is
+    /// given.
     ///
     /// ```no_run
     /// # async fn demo(node: cnode::Node) {
@@ -34,8 +36,24 @@ impl Node {
     /// # }
     /// ```
     pub async fn send_async(&self, to: impl Into<Dest>, message: impl IntoMessage) {
+        let to = to.into();
+        // To a node not connected yet: the connection first, as a BEAM process that
+        // sends is suspended while its node connects (what waits for a connection to
+        // come up is not bounded by the busy limit). A node that cannot be reached gets
+        // nothing, as from a BEAM process.
+        let peer = match &to {
+            Dest::Pid(p) => Some(p.node),
+            Dest::RemoteName(_, n) => Some(*n),
+            Dest::Alias(r) => Some(r.node),
+            Dest::Name(_) | Dest::Global(_) => None,
+        };
+        if let Some(peer) = peer.filter(|n| !self.is_local(n)) {
+            if !self.connect(peer.name()).await {
+                return;
+            }
+        }
         let from = self.user_pid();
-        if let Some(busy) = self.route(&from, to.into(), message) {
+        if let Some(busy) = self.route(&from, to, message) {
             busy.drained().await;
         }
     }
