@@ -419,13 +419,15 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
         async { Ok(cnode::gen_server::start(&node, Some("counter"), again).await?) }.await;
     let taken = taken.expect_err("the name is taken");
     assert!(taken.to_string().starts_with("did not start"), "{taken}");
-    let reason = taken.downcast::<cnode::StartError>().unwrap().reason();
+    let taken = taken.downcast::<cnode::StartError>().unwrap();
+    let reason = taken.reason();
     assert!(
         reason
             .as_tuple()
             .is_some_and(|e| e[0].is_atom("already_started")),
         "{reason}"
     );
+    assert_eq!(taken.already_started(), node.whereis("counter"));
     let server = format!("{{:counter, :{n}}}");
     let eval = |expr: &str| blocking(|| alex.eval(&expr.replace("SERVER", &server)));
 
@@ -2062,4 +2064,45 @@ async fn logged(earlier: &str, line: &str) -> bool {
 
 fn logs_after(earlier: &str) -> String {
     logs()[earlier.len()..].to_owned()
+}
+
+/// A call in flight when the node stops: each kind of call says so, and none says
+/// the remote function raised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_when_the_node_stops() {
+    let (_epmd, alex, node) = alex_and_node("stopping").await;
+    let a = alex.node_name();
+    blocking(|| {
+        alex.eval("Process.register(spawn(fn -> Process.sleep(:infinity) end), :nobody_answers)")
+    });
+    let rpc = {
+        let (node, a) = (node.clone(), a.clone());
+        tokio::spawn(async move {
+            node.erpc_call(&a, "timer", "sleep", vec![int(10_000)], WAIT)
+                .await
+        })
+    };
+    let call = {
+        let (node, a) = (node.clone(), a.clone());
+        tokio::spawn(async move {
+            node.call(("nobody_answers", a.as_str()), atom("x"), None)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(node.stop().await, 0);
+    let rpc = tokio::time::timeout(WAIT, rpc)
+        .await
+        .expect("erpc ends")
+        .unwrap();
+    assert_eq!(rpc, Err(RpcError::CallerEnded(atom("shutdown"))));
+    assert!(rpc
+        .unwrap_err()
+        .to_string()
+        .starts_with("the call's process here ended"));
+    let call = tokio::time::timeout(WAIT, call)
+        .await
+        .expect("call ends")
+        .unwrap();
+    assert!(call.is_err(), "{call:?}");
 }

@@ -797,6 +797,13 @@ fn rpc_failure(cli: &Cli, e: RpcError) -> Failure {
             EXIT_RAISED,
             format!("** (ErlangError) badrpc: {}", Elixir(&reason)),
         ),
+        RpcError::CallerEnded(reason) => fail(
+            EXIT_UNREACHABLE,
+            format!(
+                "cnode: the node stopped before the answer ({})",
+                Elixir(&reason)
+            ),
+        ),
     }
 }
 

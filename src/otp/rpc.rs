@@ -187,6 +187,11 @@ pub enum RpcError {
     /// The node refused to spawn (`{erpc, Reason}`).
     #[error("spawn failed: {}", crate::term::Elixir(.0))]
     Spawn(Term),
+    /// The process making the call here ended before the answer came
+    /// ([`Node::erpc_call`](crate::Node::erpc_call): this node stopping, or the process
+    /// killed), with its exit reason; the remote function may have run.
+    #[error("the call's process here ended before the answer: {}", crate::term::Elixir(.0))]
+    CallerEnded(Term),
 }
 
 /// ` in Module.function/arity`, the stack's top frame as Elixir writes it (`:undef` in
@@ -323,11 +328,7 @@ impl Node {
             .await;
         match result {
             Ok(result) => result,
-            Err(e) => Err(RpcError::Exception {
-                class: "exit".into(),
-                reason: e.exit_reason(),
-                stacktrace: crate::term::nil(),
-            }),
+            Err(e) => Err(RpcError::CallerEnded(e.exit_reason())),
         }
     }
 }
@@ -354,6 +355,8 @@ pub(crate) fn rpc_exception(e: RpcError) -> Exception {
             }
             RpcError::Timeout => Exception::bare(tuple(vec![atom("erpc"), atom("timeout")])),
             RpcError::Spawn(r) => Exception::bare(tuple(vec![atom("erpc"), r])),
+            // A process whose call ended with it goes on ending so.
+            RpcError::CallerEnded(r) => Exception::Exit(r),
         }
     }
 }

@@ -227,6 +227,26 @@ impl StartError {
     pub fn reason(&self) -> Term {
         self.0.exit_reason()
     }
+
+    /// The process that holds the name, for `{:error, {:already_started, pid}}`: what a
+    /// caller matches to use the server already running.
+    ///
+    /// ```no_run
+    /// # async fn demo(node: cnode::Node, server: impl cnode::GenServer) -> Result<(), cnode::StartError> {
+    /// let pid = match cnode::gen_server::start(&node, Some("counter"), server).await {
+    ///     Ok(pid) => pid,
+    ///     Err(e) => e.already_started().ok_or(e)?,
+    /// };
+    /// # Ok(()) }
+    /// ```
+    pub fn already_started(&self) -> Option<crate::term::Pid> {
+        use crate::term::Match;
+        let reason = self.reason();
+        match reason.as_tuple_n(2) {
+            Some([tag, Term::Pid(pid)]) if tag.is_atom("already_started") => Some(*pid),
+            _ => None,
+        }
+    }
 }
 
 /// Starts `server` in a process of `node`, registered as `name` when given, and
