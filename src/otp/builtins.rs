@@ -708,12 +708,13 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
     };
     let one = |item: &Term| -> Result<Term, Exception> {
         // `{dictionary, Key}` (OTP 26; OTP 29's `proc_lib` asks it in the crash report
-        // of a process linked to one here): a Rust process keeps no dictionary.
-        if let Some([d, _]) = item.as_tuple_n(2) {
+        // of a process linked to one here): a Rust process keeps no dictionary but its
+        // label, which `proc_lib` keeps under `$process_label`.
+        if let Some([d, key]) = item.as_tuple_n(2) {
             if d.is_atom("dictionary") {
                 let label = entry.state().label.clone();
                 let value = match label {
-                    Some(label) if item.as_tuple().unwrap()[1].is_atom("$process_label") => label,
+                    Some(label) if key.is_atom("$process_label") => label,
                     _ => atom("undefined"),
                 };
                 return Ok(tuple(vec![item.clone(), value]));
