@@ -629,6 +629,29 @@ fn a_full_table_of_atoms_halts_the_node() {
         .contains("no more index entries in atom_tab (max=1048576)"));
 }
 
+/// What closes a connection is logged with what the peer sent: words that a full table
+/// of atoms would give do not make the node halt, the table's own state does.
+#[test]
+fn a_peer_quoting_a_full_table_of_atoms_does_not_halt_the_node() {
+    let (_epmd, mut moebi, port) = moebi(&[]);
+    let mut p = Peer::connect(port, &fake_name("quote"), COOKIE, OTP25_FLAGS).unwrap();
+    let words = eetf::Term::from(eetf::Binary::from(
+        &b"a new atom, with the table of atoms full (1048576 atoms)"[..],
+    ));
+    p.send_control(fakepeer::tuple(vec![fakepeer::int(6), words]), None)
+        .unwrap();
+    assert!(closed_within(&mut p.stream, WAIT).is_some());
+    assert!(
+        moebi.wait_for_log("table of atoms full", WAIT),
+        "{}",
+        moebi.log()
+    );
+    let mut again = Peer::connect(port, &fake_name("after"), COOKIE, OTP25_FLAGS).unwrap();
+    assert!(again.ping(WAIT), "{}", moebi.log());
+    assert_eq!(moebi.wait_exit(Duration::from_millis(500)), None);
+    assert!(!moebi.log().contains("atom_tab"), "{}", moebi.log());
+}
+
 /// What a BEAM node sends without a thought: iodata built by appending in a loop, a
 /// level per append. Beyond the default 512 levels it closes the connection (a BEAM
 /// node has no such limit); with the limit raised (Moebi gives its threads the stack it

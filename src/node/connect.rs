@@ -511,7 +511,9 @@ fn lost(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
     node.node_down(&conn.peer, Some(conn.creation));
     node.tell_node_down(conn, reason);
     (node.hooks().node_down)(node, conn);
-    if reason.contains(crate::term::ATOMS_FULL) {
+    // The table's own state, not the reason's words: a reason can quote what a peer
+    // sent (a malformed control message is logged with its text).
+    if crate::term::Atom::table_is_full() {
         // The table of atoms is full for good: every peer's next new atom would close
         // its connection, a node half there. A BEAM node halts (and is restarted by
         // what watches it): so does this one, with status 1.

@@ -76,7 +76,6 @@ mod parse;
 mod types;
 #[cfg(test)]
 pub(crate) use types::eetf_compat;
-pub(crate) use types::ATOMS_FULL;
 
 pub use build::IntoTerm;
 pub use convert::{as_atom, as_charlist, as_keyword, as_term, from_term, to_term, ConvertError};

@@ -117,7 +117,7 @@ type AtomTable = HashMap<&'static str, Atom, BuildHasherDefault<Fnv>>;
 static ATOMS: LazyLock<RwLock<AtomTable>> = LazyLock::new(Default::default);
 
 /// What a peer's new atom is refused with once the table of atoms is full.
-pub(crate) const ATOMS_FULL: &str = "a new atom, with the table of atoms full";
+const ATOMS_FULL: &str = "a new atom, with the table of atoms full";
 
 impl Atom {
     /// How many atoms peers may make: a frame with an atom that would be the
@@ -145,6 +145,11 @@ impl Atom {
         let atom = Atom(entry);
         table.insert(&entry.name, atom);
         Some(atom)
+    }
+
+    /// Whether the table of atoms has no room for a peer's new atom.
+    pub(crate) fn table_is_full() -> bool {
+        ATOMS.read().unwrap_or_else(|e| e.into_inner()).len() >= Self::LIMIT
     }
 
     /// The atom a peer names, bounded as the BEAM bounds its atom table: at most 255
