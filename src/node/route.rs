@@ -36,7 +36,9 @@ impl Node {
     /// # }
     /// ```
     pub async fn send_async(&self, to: impl Into<Dest>, message: impl IntoMessage) {
-        let to = to.into();
+        let Some(to) = self.resolved(to.into()) else {
+            return;
+        };
         // To a node not connected yet: the connection first, as a BEAM process that
         // sends is suspended while its node connects (what waits for a connection to
         // come up is not bounded by the busy limit). A node that cannot be reached gets
@@ -55,6 +57,15 @@ impl Node {
         let from = self.user_pid();
         if let Some(busy) = self.route(&from, to, message) {
             busy.drained().await;
+        }
+    }
+
+    /// `to`, a `{:global, Name}` replaced by the process holding the name (found now,
+    /// as `global:send/2` and `gen:call` find it); `None` when nobody holds it.
+    pub(crate) fn resolved(&self, to: Dest) -> Option<Dest> {
+        match to {
+            Dest::Global(name) => self.whereis_global(&name).map(Dest::Pid),
+            to => Some(to),
         }
     }
 
@@ -80,15 +91,9 @@ impl Node {
         head: Vec<Term>,
         message: impl IntoMessage,
     ) -> Option<Arc<ConnHandle>> {
-        let to = match to {
-            Dest::Global(name) => match self.whereis_global(&name) {
-                Some(pid) => Dest::Pid(pid),
-                None => {
-                    tracing::debug!("message to {name}, a global name nobody holds, dropped");
-                    return None;
-                }
-            },
-            to => to,
+        let Some(to) = self.resolved(to) else {
+            tracing::debug!("message to a global name nobody holds, dropped");
+            return None;
         };
         let remote = match &to {
             Dest::Pid(pid) if !self.is_local(&pid.node) => Some((&pid.node, To::Pid(pid))),

@@ -99,13 +99,7 @@ impl Node {
             /// A process of ours (if it exists), monitored by pid or by name.
             Local(Option<Arc<ProcEntry>>, Option<Atom>),
         }
-        let target = match target {
-            Dest::Global(name) => match self.whereis_global(&name) {
-                Some(pid) => Dest::Pid(pid),
-                None => Dest::Global(name),
-            },
-            target => target,
-        };
+        let target = self.resolved(target.clone()).unwrap_or(target);
         let watched = match &target {
             Dest::Pid(p) if self.is_local(&p.node) => Watched::Local(self.local_entry(p), None),
             Dest::Pid(p) => Watched::Remote(p.node, PidOrAtom::Pid(*p)),

@@ -96,11 +96,7 @@ pub(crate) fn register(node: &Node) {
     // nowhere here is `badarg`, as `send/2` raises.
     bif(node, "send", 2, |p, args| async move {
         let [to, message]: [Term; 2] = args.try_into().expect("arity 2");
-        let dest = Dest::try_from(&to).map_err(|()| Exception::bare_badarg())?;
-        if !super::calls::registered(p.node(), &dest) {
-            return Err(Exception::bare_badarg());
-        }
-        p.send(dest, &message);
+        send(&p, &to, &message)?;
         Ok(message)
     });
     bif(node, "exit", 2, |p, args| async move {
@@ -382,11 +378,7 @@ fn everyday_functions(node: &Node) {
             p.send_priority(alias, &message);
             return Ok(atom("ok"));
         }
-        let dest = Dest::try_from(&to).map_err(|()| Exception::bare_badarg())?;
-        if !super::calls::registered(p.node(), &dest) {
-            return Err(Exception::bare_badarg());
-        }
-        p.send(dest, &message);
+        send(&p, &to, &message)?;
         Ok(atom("ok"))
     });
     // `exit(Pid, Reason, [priority])` (OTP 28): as `exit/2`.
@@ -427,29 +419,17 @@ fn everyday_functions(node: &Node) {
     });
     node.register_function("Elixir.GenServer", "whereis", 1, |p, args| async move {
         let node = p.node();
-        let found = match &args[0] {
-            Term::Pid(pid) => Some(Term::Pid(*pid)),
-            Term::Atom(name) => node.whereis(name.as_str()).map(Term::Pid),
-            other => match other.as_tuple_n(2) {
-                Some([kind, name]) if kind.is_atom("global") => {
-                    node.whereis_global(name).map(Term::Pid)
-                }
-                Some([name, at]) if name.as_atom().is_some() && at.as_atom().is_some() => {
-                    if at.as_atom() == Some(node.name()) {
-                        node.whereis(name.as_atom().unwrap_or_default())
-                            .map(Term::Pid)
-                    } else {
-                        Some(other.clone())
-                    }
-                }
-                _ => match other.as_tuple_n(3) {
-                    // `{:via, :global, name}`: `:global.whereis_name(name)`.
-                    Some([via, module, name]) if via.is_atom("via") && module.is_atom("global") => {
-                        node.whereis_global(name).map(Term::Pid)
-                    }
-                    _ => return Err(Exception::bare(atom("function_clause"))),
-                },
-            },
+        // The names `GenServer.call/3` takes, read as `Dest::server` reads them; a name
+        // on another node is answered as it is, as `GenServer.whereis/1` answers it.
+        let found = match Dest::server(&args[0]) {
+            Some(Dest::Pid(pid)) => Some(Term::Pid(pid)),
+            Some(Dest::Name(name)) => node.whereis(name.as_str()).map(Term::Pid),
+            Some(Dest::RemoteName(name, at)) if node.is_local(&at) => {
+                node.whereis(name.as_str()).map(Term::Pid)
+            }
+            Some(Dest::RemoteName(..)) => Some(args[0].clone()),
+            Some(Dest::Global(name)) => node.whereis_global(&name).map(Term::Pid),
+            Some(Dest::Alias(_)) | None => return Err(Exception::bare(atom("function_clause"))),
         };
         Ok(found.unwrap_or_else(nil_atom))
     });
@@ -790,6 +770,17 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
         Term::List(l) => Ok(list(l.elements.iter().map(one).collect::<Result<_, _>>()?)),
         item => one(item),
     }
+}
+
+/// `erlang:send/2` as the process running the call: `badarg` for what is no
+/// destination, or a name registered nowhere here.
+fn send(p: &Process, to: &Term, message: &Term) -> Result<(), Exception> {
+    let dest = Dest::try_from(to).map_err(|()| Exception::bare_badarg())?;
+    if !super::calls::registered(p.node(), &dest) {
+        return Err(Exception::bare_badarg());
+    }
+    p.send(dest, message);
+    Ok(())
 }
 
 /// Whether `send/3`'s options ask for a priority message; `None` when one is not an

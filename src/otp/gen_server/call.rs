@@ -259,12 +259,8 @@ impl Process {
         }
         // `{:global, Name}`: found first, as `gen:call` asks `global:whereis_name/1`;
         // nobody holding it is `noproc`.
-        let target = match &to {
-            Dest::Global(name) => match self.node.whereis_global(name) {
-                Some(pid) => Dest::Pid(pid),
-                None => return failed(CallErrorKind::NoProc, request),
-            },
-            to => to.clone(),
+        let Some(target) = self.node.resolved(to.clone()) else {
+            return failed(CallErrorKind::NoProc, request);
         };
         let mref = self.monitor_with_alias(target.clone());
         let tag = alias_tag(mref.clone());
