@@ -294,11 +294,13 @@ async fn plain_rust_code_calls_the_cluster() {
     });
     assert_eq!(running, ":running");
     assert!(node.disconnect(&a));
-    match sleeping.await {
+    match sleeping.await_timeout(Duration::from_secs(600)).await {
         Err(e @ TaskError(Exception::Exit(_))) => {
             let text = e.reason().to_string();
             let down = format!("{{{{:nodedown, :{a}}}, {{Task, :await, [%Task{{");
             assert!(text.starts_with(&down), "{text}");
+            // The time the caller gave, as its own `Task.await(task, 600_000)` exits.
+            assert!(text.ends_with(", 600000]}}"), "{text}");
             // Said as Elixir says it, and what went wrong at hand.
             assert_eq!(e.kind(), CallErrorKind::NodeDown(a.clone()));
             let said = e.to_string();

@@ -1031,7 +1031,9 @@ impl NodeTask {
         let outcome = deadline.bound(result).await;
         abandoned.done();
         match outcome {
-            Some(outcome) => outcome.unwrap_or_else(|_| Err(owner_ended(&owner))),
+            Some(outcome) => outcome
+                .unwrap_or_else(|_| Err(owner_ended(&owner)))
+                .map_err(|e| awaited_for(e, timeout)),
             None => {
                 node.exit(&owner, atom("kill"));
                 // The `%Task{}`, as `Task.await` exits; the owner if it never started.
@@ -1066,6 +1068,38 @@ impl std::future::IntoFuture for NodeTask {
             abandoned.done();
             outcome.unwrap_or_else(|_| Err(owner_ended(&owner)))
         })
+    }
+}
+
+/// The owner awaits with no time limit; an exit it made (`{reason, {Task, :await,
+/// [task, :infinity]}}`, the task's node gone) names the time the caller of
+/// [`NodeTask::await_timeout`] gave, as its own `Task.await(task, timeout)` would.
+fn awaited_for(error: TaskError, timeout: Duration) -> TaskError {
+    let TaskError(Exception::Exit(reason)) = &error else {
+        return error;
+    };
+    let Some([inner, call]) = reason.as_tuple_n(2) else {
+        return error;
+    };
+    let Some([module, function, args]) = call.as_tuple_n(3) else {
+        return error;
+    };
+    match args.as_list() {
+        Some([task, infinity])
+            if module == &atom("Elixir.Task")
+                && function == &atom("await")
+                && infinity == &atom("infinity") =>
+        {
+            TaskError(Exception::Exit(tuple(vec![
+                inner.clone(),
+                tuple(vec![
+                    module.clone(),
+                    function.clone(),
+                    list(vec![task.clone(), crate::term::millis(timeout)]),
+                ]),
+            ])))
+        }
+        _ => error,
     }
 }
 
