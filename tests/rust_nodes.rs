@@ -1954,3 +1954,122 @@ async fn a_genserver_started_with_a_global_name() {
     });
     assert_eq!(gone, "true");
 }
+
+/// `global`'s locks from Rust, against a BEAM node's processes holding the same:
+/// `Process::global_set_lock` and `global_del_lock` (`:global.set_lock/3`,
+/// `del_lock/2`), `Node::global_trans` (`:global.trans/4`: `:aborted` when the tries
+/// run out, the lock shared by the same requester, released when the work ends or is
+/// dropped), and `set_lock`/`del_lock` over rpc, as a BEAM node answers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_locks_as_on_a_beam_node() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("locky", epmd.port()).await;
+    assert!(node.connect(&alex.node_name()).await);
+    tokio::time::timeout(WAIT, node.global_sync())
+        .await
+        .expect("in sync");
+    let n = node.name().to_owned();
+    // A process of alex holds `{:ledger, :alex}` on both nodes until told.
+    let held = blocking(|| {
+        alex.eval(&format!(
+            "me = self()
+             pid = spawn(fn ->
+               send(me, {{:locked, :global.set_lock({{:ledger, :alex}}, [node(), :\"{n}\"], 0)}})
+               receive do
+                 {{:release, from}} ->
+                   :global.del_lock({{:ledger, :alex}}, [node(), :\"{n}\"])
+                   send(from, :released)
+               end
+             end)
+             Process.register(pid, :holder)
+             receive do {{:locked, l}} -> l after 30_000 -> :timeout end"
+        ))
+    });
+    assert_eq!(held, "true");
+    let ledger = atom("ledger");
+    // Another requester: refused, and `:aborted` once the tries run out.
+    let refused = node.run_process(|mut p| async move {
+        p.global_set_lock(&atom("ledger"), &atom("rust"), None, Some(1))
+            .await
+    });
+    assert_eq!(refused.await, Ok(false));
+    let aborted = node.global_trans(ledger.clone(), atom("rust"), Some(0), async { 1 });
+    assert_eq!(aborted.await, None);
+    let released = blocking(|| {
+        alex.eval(
+            "send(:holder, {:release, self()})
+             receive do :released -> :ok after 30_000 -> :timeout end",
+        )
+    });
+    assert_eq!(released, ":ok");
+
+    // Held by a Rust transaction: refused to alex's other requester, shared with the
+    // same requester, free again when the work ends.
+    let (started, is_started) = tokio::sync::oneshot::channel();
+    let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+    let (here, resource) = (node.clone(), ledger.clone());
+    let trans = tokio::spawn(async move {
+        let work = async {
+            let _ = started.send(());
+            let _ = finished.await;
+            7
+        };
+        here.global_trans(resource, atom("rust"), None, work).await
+    });
+    tokio::time::timeout(WAIT, is_started)
+        .await
+        .expect("the lock taken")
+        .expect("the work started");
+    let try_lock = |requester: &'static str| {
+        let n = n.clone();
+        let alex = &alex;
+        move || {
+            alex.eval(&format!(
+                "took = :global.set_lock({{:ledger, :{requester}}}, [node(), :\"{n}\"], 0)
+                 if took, do: :global.del_lock({{:ledger, :{requester}}}, [node(), :\"{n}\"])
+                 took"
+            ))
+        }
+    };
+    assert_eq!(blocking(try_lock("other")), "false");
+    assert_eq!(blocking(try_lock("rust")), "true");
+    let _ = finish.send(());
+    let done = tokio::time::timeout(WAIT, trans)
+        .await
+        .expect("the work ends");
+    assert_eq!(done.expect("the task"), Some(7));
+    assert_eq!(blocking(try_lock("other")), "true");
+
+    // A transaction given up on: its process ends, and the lock with it on both nodes.
+    let given_up = tokio::time::timeout(
+        Duration::from_millis(500),
+        node.global_trans(ledger, atom("rust"), None, std::future::pending::<()>()),
+    );
+    assert!(given_up.await.is_err());
+    let free = blocking(|| {
+        alex.eval(&format!(
+            "took = :global.set_lock({{:ledger, :other}}, [node(), :\"{n}\"], 6)
+             :global.del_lock({{:ledger, :other}}, [node(), :\"{n}\"])
+             took"
+        ))
+    });
+    assert_eq!(free, "true");
+
+    // Over rpc, as a BEAM node answers: held by the call's process, gone with it.
+    let rpc = |call: &str| {
+        let expr = format!(":rpc.call(:\"{n}\", :global, {call})");
+        blocking(|| alex.eval(&expr))
+    };
+    assert_eq!(rpc(":set_lock, [{:x, :y}]"), "true");
+    assert_eq!(
+        rpc(&format!(":set_lock, [{{:x, :y}}, [:\"{n}\"], 0]")),
+        "true"
+    );
+    assert_eq!(rpc(":del_lock, [{:x, :y}]"), "true");
+    let bad = rpc(":set_lock, [:not_a_pair]");
+    assert!(
+        bad.starts_with("{:badrpc, {:EXIT, {:function_clause,"),
+        "{bad}"
+    );
+}

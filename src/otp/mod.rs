@@ -65,6 +65,7 @@ fn start_system_processes(node: &Node) {
     calls::register(node);
     global::register_functions(node);
     global::register_resolve_it(node);
+    global::register_lock_functions(node);
     pg::register_functions(node);
     if !node.0.config.hidden {
         global::start(node);

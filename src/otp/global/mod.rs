@@ -21,7 +21,7 @@ mod partitions;
 mod registrar;
 
 pub(crate) use names::register_functions;
-pub(crate) use registrar::register_resolve_it;
+pub(crate) use registrar::{register_lock_functions, register_resolve_it};
 
 use super::gen_server::{parse_call, parse_cast};
 use super::sys;

@@ -5,7 +5,8 @@
 //! sleep, up to 8 s, as `random_sleep/1`), ask each node's `global_name_server` to
 //! `register` (or `unregister`) the name, and release the lock, the boss last. The
 //! resolve method of a name registered here is `global:random_exit_name/3`, which a BEAM
-//! node resolving a clash with it asks this node to run (`global:resolve_it/4`).
+//! node resolving a clash with it asks this node to run (`global:resolve_it/4`). The
+//! same calls give Rust code `global:set_lock/3`, `del_lock/2` and `trans/4`.
 
 use crate::node::Node;
 use crate::process::{Exception, Process};
@@ -49,6 +50,185 @@ impl Node {
             .run_process(move |mut p| async move { trans_all_known(&mut p, work).await })
             .await;
     }
+}
+
+impl Process {
+    /// `:global.set_lock({resource, requester}, nodes, retries)`: takes the lock
+    /// `resource` for `requester` on each of `nodes` (`None`: this node and every visible
+    /// node connected, `[node() | Node.list()]`), held by this process. A lock another
+    /// requester holds is tried again after a random sleep (up to 1/4 s the first time,
+    /// doubling up to 8 s), `retries` times (`None`: until it is taken); `false` when
+    /// the tries ran out. Processes that ask for the same `{resource, requester}` share
+    /// the lock, and each must delete it; a holder that ends (or whose node goes away)
+    /// releases its locks. Nodes that cannot be reached do not count, as in OTP.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut p: cnode::Process) {
+    /// use cnode::term::{atom, Term};
+    /// // :global.set_lock({:ledger, self()}, [node() | Node.list()], 3)
+    /// let (resource, me) = (atom("ledger"), Term::Pid(p.pid()));
+    /// if p.global_set_lock(&resource, &me, None, Some(3)).await {
+    ///     // ... the work no other node's process may do meanwhile ...
+    ///     p.global_del_lock(&resource, &me, None).await;
+    /// }
+    /// # }
+    /// ```
+    pub async fn global_set_lock(
+        &mut self,
+        resource: &Term,
+        requester: &Term,
+        nodes: Option<&[&str]>,
+        retries: Option<u32>,
+    ) -> bool {
+        let id = tuple(vec![resource.clone(), requester.clone()]);
+        let nodes = lock_nodes(self, nodes);
+        set_lock(self, &id, &nodes, retries).await
+    }
+
+    /// `:global.del_lock({resource, requester}, nodes)`: this process's hold on the lock,
+    /// released on each of `nodes` (`None`: this node and every visible node
+    /// connected).
+    pub async fn global_del_lock(
+        &mut self,
+        resource: &Term,
+        requester: &Term,
+        nodes: Option<&[&str]>,
+    ) {
+        let id = tuple(vec![resource.clone(), requester.clone()]);
+        let nodes = lock_nodes(self, nodes);
+        del_lock(self, &id, &nodes).await;
+    }
+}
+
+impl Node {
+    /// `:global.trans({resource, requester}, fun, nodes, retries)` from code that is no
+    /// process: takes the lock as [`Process::global_set_lock`] does (on this node and
+    /// every visible node connected), runs `work` while a process of this node holds
+    /// it, and releases it; `None` (`:aborted`) when the tries ran out (`retries`;
+    /// `None` tries until the lock is taken). Dropped before it ends (a
+    /// `tokio::time::timeout`, a `select!`), its process ends, and the lock goes with
+    /// it on every node.
+    ///
+    /// ```no_run
+    /// # async fn demo(node: cnode::Node) {
+    /// use cnode::term::atom;
+    /// // :global.trans({:nightly_report, node()}, fn -> ... end)
+    /// let done = node
+    ///     .global_trans(atom("nightly_report"), atom(node.name()), None, async {
+    ///         // ... run once in the cluster at a time ...
+    ///         "sent"
+    ///     })
+    ///     .await;
+    /// # }
+    /// ```
+    pub async fn global_trans<T: Send + 'static>(
+        &self,
+        resource: Term,
+        requester: Term,
+        retries: Option<u32>,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Option<T> {
+        let done = self.run_process(move |mut p| async move {
+            if !p
+                .global_set_lock(&resource, &requester, None, retries)
+                .await
+            {
+                return None;
+            }
+            let outcome = work.await;
+            p.global_del_lock(&resource, &requester, None).await;
+            Some(outcome)
+        });
+        done.await.ok().flatten()
+    }
+}
+
+/// The nodes a lock is asked of: those given, or `[node() | nodes()]`.
+fn lock_nodes(p: &Process, nodes: Option<&[&str]>) -> Vec<String> {
+    match nodes {
+        Some(nodes) => nodes.iter().map(|n| (*n).to_owned()).collect(),
+        None => {
+            let mut all = vec![p.node().name().to_owned()];
+            all.extend(p.node().nodes(true));
+            all
+        }
+    }
+}
+
+/// `set_lock/4`: `{set_lock, Id}` on `nodes`, tried again after a random sleep while
+/// `retries` (`None`: for ever) last.
+async fn set_lock(p: &mut Process, id: &Term, nodes: &[String], retries: Option<u32>) -> bool {
+    // Counted from 1, as `set_lock/3` counts: the first sleep is up to 1/4 s.
+    let mut times = 1u32;
+    loop {
+        if nodes.is_empty() || set_lock_on_nodes(p, id, nodes).await {
+            return true;
+        }
+        if retries.is_some_and(|r| times > r) {
+            return false;
+        }
+        random_sleep(times).await;
+        times += 1;
+    }
+}
+
+/// `global:set_lock/1,2,3` and `del_lock/1,2` for a BEAM node that asks this one
+/// (`:rpc.call(node, :global, :set_lock, [id])`), held by the process that runs them,
+/// as on a BEAM node (over rpc, the lock goes when the call's process ends).
+pub(crate) fn register_lock_functions(node: &Node) {
+    for arity in 1..=3 {
+        node.register_function("global", "set_lock", arity, |mut p, args| async move {
+            let (resource, requester, nodes, retries) = lock_args(&args, true)?;
+            let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+            let nodes = (args.len() > 1).then_some(nodes.as_slice());
+            let taken = p
+                .global_set_lock(&resource, &requester, nodes, retries)
+                .await;
+            Ok(crate::term::boolean(taken))
+        });
+    }
+    for arity in 1..=2 {
+        node.register_function("global", "del_lock", arity, |mut p, args| async move {
+            let (resource, requester, nodes, _) = lock_args(&args, false)?;
+            let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+            let nodes = (args.len() > 1).then_some(nodes.as_slice());
+            p.global_del_lock(&resource, &requester, nodes).await;
+            Ok(atom("true"))
+        });
+    }
+}
+
+/// `Id`, `Nodes` and `Retries` of `set_lock/1,2,3` or `del_lock/1,2`: a
+/// `function_clause` for an id that is no pair, a `badarg` for nodes that are no list
+/// of atoms or retries that are neither a count nor `infinity`.
+fn lock_args(
+    args: &[Term],
+    with_retries: bool,
+) -> Result<(Term, Term, Vec<String>, Option<u32>), Exception> {
+    let Some([resource, requester]) = args[0].as_tuple_n(2) else {
+        return Err(Exception::function_clause());
+    };
+    let nodes = match args.get(1) {
+        Some(nodes) => nodes
+            .as_list()
+            .and_then(|l| {
+                l.iter()
+                    .map(|n| n.as_atom().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .ok_or_else(Exception::bare_badarg)?,
+        None => Vec::new(),
+    };
+    let retries = match args.get(2) {
+        Some(r) if with_retries && r.is_atom("infinity") => None,
+        Some(r) => Some(
+            r.as_int()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(Exception::function_clause)?,
+        ),
+        None => None,
+    };
+    Ok((resource.clone(), requester.clone(), nodes, retries))
 }
 
 /// What the registrar does with the lock held.
@@ -173,7 +353,8 @@ async fn multi_call(p: &mut Process, nodes: &[String], request: &Term) -> Vec<(S
     replies
 }
 
-/// `random_sleep/1`: up to 1/4 s the first time, doubling up to 8 s.
+/// `random_sleep/1`: up to 2^times / 8 s (1/4 s for the first try of `set_lock/3`),
+/// doubling up to 8 s.
 async fn random_sleep(times: u32) {
     let max_ms: u64 = if times > 5 {
         8000
