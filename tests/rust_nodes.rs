@@ -1700,6 +1700,54 @@ async fn process_groups_are_shared_with_beam_nodes() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].node.name(), alex.node_name());
 
+    // Subscribed to the scope and to the room (`:pg.monitor_scope/1`, `:pg.monitor/2`,
+    // OTP 25.1): what is there, then every join and leave, here or on a BEAM node.
+    let (events, mut watched) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_watching, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = node.spawn(move |mut p| async move {
+        let (scope_ref, groups) = p.pg_monitor_scope("chat_scope").await.expect("a scope");
+        let (room_ref, members) = p.pg_monitor("chat_scope", atom("room")).await.expect("a scope");
+        let _ = events.send(format!("scope {} room {}", groups.len(), members.len()));
+        let mut stopped = std::pin::pin!(stopped);
+        loop {
+            tokio::select! {
+                m = p.receive() => {
+                    let Some([Term::Reference(r), action, group, pids]) = m.as_tuple_n(4) else {
+                        continue;
+                    };
+                    let by = if **r == scope_ref { "scope" } else if **r == room_ref { "room" } else { "?" };
+                    let n = pids.as_list().map_or(0, |l| l.len());
+                    let _ = events.send(format!("{by} {action} {group} {n}"));
+                }
+                _ = &mut stopped => break,
+            }
+        }
+        assert_eq!(p.pg_demonitor("chat_scope", &scope_ref).await, Ok(true));
+        assert_eq!(p.pg_demonitor("chat_scope", &scope_ref).await, Ok(false));
+        let _ = events.send("demonitored".to_owned());
+        p.receive().await;
+        Ok(())
+    });
+    // The next `n` events, sorted (the scope's and the room's come in either order).
+    async fn next_events(
+        watched: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+        n: usize,
+    ) -> Vec<String> {
+        let mut got = Vec::new();
+        for _ in 0..n {
+            let event = tokio::time::timeout(WAIT, watched.recv()).await;
+            got.push(
+                event
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| format!("none after {got:?}")),
+            );
+        }
+        got.sort();
+        got
+    }
+    assert_eq!(next_events(&mut watched, 1).await, ["scope 1 room 1"]);
+
     // A Rust member, joined twice: alex sees it twice; left once, once.
     let worker = node.spawn(wait);
     node.pg_join("chat_scope", room.clone(), &[worker])
@@ -1726,6 +1774,39 @@ async fn process_groups_are_shared_with_beam_nodes() {
         Ok(true)
     );
     assert_eq!(blocking(|| alex.eval(&on_alex(1))), "true");
+    assert_eq!(
+        next_events(&mut watched, 6).await,
+        [
+            "room :join :room 1",
+            "room :join :room 1",
+            "room :leave :room 1",
+            "scope :join :room 1",
+            "scope :join :room 1",
+            "scope :leave :room 1"
+        ]
+    );
+    // A member of alex's joins another group: the scope's subscriber hears of it.
+    blocking(|| {
+        alex.eval("p = spawn(fn -> Process.sleep(:infinity) end); :ok = :pg.join(:chat_scope, :lobby, p); :ok = :pg.leave(:chat_scope, :lobby, p)")
+    });
+    assert_eq!(
+        next_events(&mut watched, 2).await,
+        ["scope :join :lobby 1", "scope :leave :lobby 1"]
+    );
+    let _ = stop_watching.send(());
+    assert_eq!(next_events(&mut watched, 1).await, ["demonitored"]);
+    node.exit(&watcher, atom("kill"));
+    // Over rpc, as a BEAM node answers (held by the call's process).
+    let subscribed = blocking(|| {
+        alex.eval(&format!(
+            "{{r, groups}} = :rpc.call(:\"{n}\", :pg, :monitor_scope, [:chat_scope])
+             {{r2, members}} = :rpc.call(:\"{n}\", :pg, :monitor, [:chat_scope, :room])
+             {{is_reference(r) and is_reference(r2), Map.keys(groups), length(members),
+              :rpc.call(:\"{n}\", :pg, :demonitor, [:chat_scope, make_ref()])}}",
+            n = node.name()
+        ))
+    });
+    assert_eq!(subscribed, "{true, [:room], 2, false}");
     assert_eq!(
         node.pg_leave("chat_scope", atom("elsewhere"), &[worker])
             .await,
@@ -1781,7 +1862,6 @@ async fn process_groups_are_shared_with_beam_nodes() {
     assert_eq!(asked, "{[:lobby], 1, 1, true, [], []}");
 }
 
-/// `pg` between Rust nodes: the same protocol both ways.
 /// A `pg` scope in a supervision tree (`ChildSpec::pg`): a BEAM node sees its members
 /// and the supervisor's child as an Elixir supervisor lists `{:pg, :start_link, [scope]}`;
 /// killed, it is started again by the supervisor, its local members lost as on the BEAM.
@@ -1838,6 +1918,7 @@ async fn a_pg_scope_under_a_supervisor() {
     assert_eq!(node.pg_members("jobs_scope", &atom("workers")), vec![]);
 }
 
+/// `pg` between Rust nodes: the same protocol both ways.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_groups_among_rust_nodes() {
     let (_epmd, a, b) = two_nodes().await;

@@ -123,6 +123,75 @@ impl Node {
     }
 }
 
+impl Process {
+    /// `:pg.monitor_scope(scope)` (OTP 25.1): every group of `scope` with its members,
+    /// and a reference; from then on this process receives `{ref, :join, group, pids}`
+    /// and `{ref, :leave, group, pids}` for every change of membership in the scope,
+    /// on any node, until [`pg_demonitor`](Self::pg_demonitor).
+    ///
+    /// ```no_run
+    /// # async fn demo(mut p: cnode::Process) -> Result<(), cnode::PgError> {
+    /// use cnode::term::{Match, Term};
+    /// let (r, groups) = p.pg_monitor_scope("chat_scope").await?;
+    /// let event = p
+    ///     .receive_match(None, |m| matches!(m.as_tuple(), Some([Term::Reference(x), ..]) if **x == r))
+    ///     .await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn pg_monitor_scope(
+        &mut self,
+        scope: &str,
+    ) -> Result<(Reference, Vec<(Term, Vec<Pid>)>), PgError> {
+        let reply = self.call(scope, atom("monitor"), None).await?;
+        let Some([Term::Reference(r), Term::Map(groups)]) = reply.as_tuple_n(2) else {
+            return Err(PgError::Reply(reply));
+        };
+        let groups = groups
+            .map
+            .iter()
+            .map(|(group, members)| (group.clone(), pid_list(members)))
+            .collect();
+        Ok(((**r).clone(), groups))
+    }
+
+    /// `:pg.monitor(scope, group)` (OTP 25.1): the members of `group` and a reference;
+    /// from then on this process receives `{ref, :join, group, pids}` and `{ref, :leave,
+    /// group, pids}` for every change of that group, until
+    /// [`pg_demonitor`](Self::pg_demonitor).
+    pub async fn pg_monitor(
+        &mut self,
+        scope: &str,
+        group: Term,
+    ) -> Result<(Reference, Vec<Pid>), PgError> {
+        let request = tuple(vec![atom("monitor"), group]);
+        let reply = self.call(scope, request, None).await?;
+        match reply.as_tuple_n(2) {
+            Some([Term::Reference(r), members]) => Ok(((**r).clone(), pid_list(members))),
+            _ => Err(PgError::Reply(reply)),
+        }
+    }
+
+    /// `:pg.demonitor(scope, ref)`: no more events for `reference`, and those already
+    /// in the mailbox are dropped; `false` when `reference` is no monitor of `scope`.
+    pub async fn pg_demonitor(
+        &mut self,
+        scope: &str,
+        reference: &Reference,
+    ) -> Result<bool, PgError> {
+        let request = tuple(vec![atom("demonitor"), Term::from(reference.clone())]);
+        if !self.call(scope, request, None).await?.is_atom("ok") {
+            return Ok(false);
+        }
+        let ours = |m: &Term| matches!(m.as_tuple(), Some([Term::Reference(r), _, _, _]) if **r == *reference);
+        while self
+            .receive_match(Some(std::time::Duration::ZERO), ours)
+            .await
+            .is_some()
+        {}
+        Ok(true)
+    }
+}
+
 /// Why [`Node::pg_join`] or [`Node::pg_leave`] did nothing.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PgError {
@@ -133,6 +202,10 @@ pub enum PgError {
     /// Pid}` on the BEAM).
     #[error("{0} is not a process of this node: only local processes join or leave a group")]
     NotLocal(Pid),
+    /// The process registered under the scope's name answered what no `pg` scope
+    /// answers (it is no scope).
+    #[error("the scope's process answered {0}, which is no pg scope's answer")]
+    Reply(Term),
 }
 
 /// A connection to a visible node came up: every scope of this node looks for its twin
@@ -173,6 +246,30 @@ pub(crate) fn register_functions(node: &Node) {
     scoped(node, "which_groups", 0, Absent::Badarg, |node, scope, _| {
         list(node.pg_groups(scope))
     });
+    // The subscriptions of OTP 25.1, held by the process that runs the call (over rpc,
+    // they go with it, as on a BEAM node).
+    for (name, arity) in [("monitor_scope", 0), ("monitor", 1), ("demonitor", 1)] {
+        for with_scope in [false, true] {
+            let arity = arity + usize::from(with_scope);
+            node.register_function("pg", name, arity, move |mut p, args| async move {
+                let (scope, args) = match with_scope {
+                    true => (
+                        args[0].as_atom().ok_or_else(Exception::bare_badarg)?,
+                        &args[1..],
+                    ),
+                    false => (DEFAULT_SCOPE, &args[..]),
+                };
+                let request = match (name, args) {
+                    ("monitor_scope", []) => atom("monitor"),
+                    ("monitor", [group]) => tuple(vec![atom("monitor"), group.clone()]),
+                    (_, [r]) => tuple(vec![atom("demonitor"), r.clone()]),
+                    _ => return Err(Exception::bare_badarg()),
+                };
+                let reply = p.call(scope, request, None).await;
+                reply.map_err(|e| Exception::Exit(e.reason()))
+            });
+        }
+    }
 }
 
 /// What a read of a scope that does not run here gives.
@@ -224,6 +321,10 @@ struct Scope {
     local: HashMap<Term, Vec<Pid>>,
     /// Each local member: the monitor and the groups it joined (once per join).
     members: HashMap<Pid, (Reference, Vec<Term>)>,
+    /// `pg:monitor_scope/1` subscribers, by the monitor on each.
+    scope_monitors: HashMap<Reference, Pid>,
+    /// `pg:monitor/2` subscribers, by the monitor on each, with their group.
+    group_monitors: HashMap<Reference, (Pid, Term)>,
 }
 
 /// The body of the scope `scope`'s process under the supervisor `parent`
@@ -251,6 +352,8 @@ async fn serve(
         peers: HashMap::new(),
         local: HashMap::new(),
         members: HashMap::new(),
+        scope_monitors: HashMap::new(),
+        group_monitors: HashMap::new(),
     };
     // `init/1`: discover the scope on every node already connected.
     let discover = discover(&p);
@@ -325,7 +428,7 @@ impl Scope {
                 let added = pid_list(members);
                 let members = groups.entry(group.clone()).or_default();
                 members.splice(0..0, added);
-                self.refresh(group);
+                self.refresh(p, group);
             }
             (Some("leave"), [_, Term::Pid(peer), members, left]) => {
                 let Some((_, groups)) = self.peers.get_mut(peer) else {
@@ -342,7 +445,7 @@ impl Scope {
                     }
                 }
                 for group in &left {
-                    self.refresh(group);
+                    self.refresh(p, group);
                 }
             }
             (Some("DOWN"), [_, Term::Reference(r), _, Term::Pid(pid), _]) => {
@@ -353,6 +456,9 @@ impl Scope {
     }
 
     fn call(&mut self, p: &mut Process, from: Caller, request: &Term) {
+        if let Some(reply) = self.monitor_call(p, &from, request) {
+            return from.reply(p, reply);
+        }
         let reply = match request.as_tuple() {
             Some([tag, group, members]) if tag.is_atom("join_local") => {
                 let added = pid_list(members);
@@ -367,7 +473,7 @@ impl Scope {
                     .entry(group.clone())
                     .or_default()
                     .splice(0..0, added.iter().copied());
-                self.refresh(group);
+                self.refresh(p, group);
                 self.broadcast(
                     p,
                     tuple(vec![
@@ -414,6 +520,40 @@ impl Scope {
         from.reply(p, reply);
     }
 
+    /// `monitor` (`pg:monitor_scope/1`), `{monitor, Group}` (`pg:monitor/2`) and
+    /// `{demonitor, Ref}` (OTP 25.1): the reply, or `None` for another request. The
+    /// reference is the scope's monitor on the subscriber, so a subscriber that ends is
+    /// forgotten.
+    fn monitor_call(&mut self, p: &mut Process, from: &Caller, request: &Term) -> Option<Term> {
+        if request.is_atom("monitor") {
+            let r = p.monitor(from.pid);
+            self.scope_monitors.insert(r.clone(), from.pid);
+            return Some(tuple(vec![Term::from(r), self.state()]));
+        }
+        match request.as_tuple_n(2)? {
+            [tag, group] if tag.is_atom("monitor") => {
+                let r = p.monitor(from.pid);
+                self.group_monitors
+                    .insert(r.clone(), (from.pid, group.clone()));
+                let members = self.view.read().unwrap_or_else(|e| e.into_inner());
+                let members = members.get(group).map(|(all, _)| all.clone());
+                Some(tuple(vec![
+                    Term::from(r),
+                    pids(members.unwrap_or_default()),
+                ]))
+            }
+            [tag, Term::Reference(r)] if tag.is_atom("demonitor") => {
+                let known = self.scope_monitors.remove(r).is_some()
+                    || self.group_monitors.remove(r).is_some();
+                if known {
+                    p.demonitor(r, true);
+                }
+                Some(if known { atom("ok") } else { atom("false") })
+            }
+            _ => None,
+        }
+    }
+
     /// `pids` (local) leave `group` once each, their monitors dropped with their last
     /// group.
     fn leave_local(&mut self, p: &mut Process, group: &Term, gone: &[Pid]) {
@@ -434,16 +574,19 @@ impl Scope {
                 }
             }
         }
-        self.refresh(group);
+        self.refresh(p, group);
     }
 
     /// A monitor fired: a peer scope went away (its members with it), or a local member
     /// ended (it leaves its groups, and the peers hear of it).
     fn down(&mut self, p: &mut Process, r: &Reference, pid: Pid) {
+        if self.scope_monitors.remove(r).is_some() || self.group_monitors.remove(r).is_some() {
+            return;
+        }
         if self.peers.get(&pid).is_some_and(|(m, _)| m == r) {
             let (_, groups) = self.peers.remove(&pid).expect("a peer");
             for group in groups.keys() {
-                self.refresh(group);
+                self.refresh(p, group);
             }
             return;
         }
@@ -467,7 +610,7 @@ impl Scope {
             }
         }
         for group in &left {
-            self.refresh(group);
+            self.refresh(p, group);
         }
         let leave = tuple(vec![
             atom("leave"),
@@ -497,7 +640,7 @@ impl Scope {
             }
         };
         for group in old.keys().chain(new.keys()) {
-            self.refresh(group);
+            self.refresh(p, group);
         }
     }
 
@@ -508,8 +651,9 @@ impl Scope {
         }
     }
 
-    /// The view of `group` again: our members first, then each peer's.
-    fn refresh(&self, group: &Term) {
+    /// The view of `group` again: our members first, then each peer's; the subscribers
+    /// of the scope and of the group hear who joined and who left.
+    fn refresh(&self, p: &Process, group: &Term) {
         let local = self.local.get(group).cloned().unwrap_or_default();
         let mut all = local.clone();
         for (_, groups) in self.peers.values() {
@@ -518,10 +662,44 @@ impl Scope {
             }
         }
         let mut view = self.view.write().unwrap_or_else(|e| e.into_inner());
-        if all.is_empty() {
-            view.remove(group);
+        let before = if all.is_empty() {
+            view.remove(group).map(|(all, _)| all)
         } else {
-            view.insert(group.clone(), (all, local));
+            view.insert(group.clone(), (all.clone(), local))
+                .map(|(all, _)| all)
+        };
+        drop(view);
+        if self.scope_monitors.is_empty() && self.group_monitors.is_empty() {
+            return;
+        }
+        let before = before.unwrap_or_default();
+        let mut joined = all.clone();
+        subtract(&mut joined, &before);
+        let mut left = before;
+        subtract(&mut left, &all);
+        for (action, changed) in [("leave", left), ("join", joined)] {
+            if !changed.is_empty() {
+                self.notify(p, action, group, pids(changed));
+            }
+        }
+    }
+
+    /// `{Ref, join | leave, Group, Pids}` to the scope's subscribers and the group's.
+    fn notify(&self, p: &Process, action: &str, group: &Term, changed: Term) {
+        let subscribers = self.scope_monitors.iter().chain(
+            self.group_monitors
+                .iter()
+                .filter(|(_, (_, g))| g == group)
+                .map(|(r, (pid, _))| (r, pid)),
+        );
+        for (r, pid) in subscribers {
+            let event = tuple(vec![
+                Term::from(r.clone()),
+                atom(action),
+                group.clone(),
+                changed.clone(),
+            ]);
+            p.send(*pid, event);
         }
     }
 }
