@@ -526,6 +526,16 @@ fn rpc_and_erpc_as_on_a_beam_node() {
          :ok, :ok, true, true, nil, true, {:x, :elsewhere@nohost}, nil, true}"
     );
 
+    // A registry of another module than `global` is asked, as `GenServer.whereis/1`
+    // asks it: `undef` for one that is not there.
+    assert_eq!(
+        c.same_ok(
+            "match?({:badrpc, {:EXIT, {:undef, [{NoSuchRegistry, :whereis_name, [:x], _} | _]}}},
+               :rpc.call(NODE, GenServer, :whereis, [{:via, NoSuchRegistry, :x}]))"
+        ),
+        "true"
+    );
+
     // The function's output goes to the caller's group leader, alex's terminal.
     assert_eq!(
         c.same_ok(":rpc.call(NODE, Chat, :receive_message, [\"hi from rpc\"])"),

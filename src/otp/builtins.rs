@@ -419,6 +419,17 @@ fn everyday_functions(node: &Node) {
     });
     node.register_function("Elixir.GenServer", "whereis", 1, |p, args| async move {
         let node = p.node();
+        // `{:via, module, name}` of a registry other than `global` asks that module,
+        // BEAM code this node does not have (`Registry.whereis_name/1`: `undef`).
+        if let Some([via, Term::Atom(module), name]) = args[0].as_tuple_n(3) {
+            if via.is_atom("via") && module.name() != "global" {
+                return Err(Exception::undef(
+                    module.name(),
+                    "whereis_name",
+                    vec![name.clone()],
+                ));
+            }
+        }
         // The names `GenServer.call/3` takes, read as `Dest::server` reads them; a name
         // on another node is answered as it is, as `GenServer.whereis/1` answers it.
         let found = match Dest::server(&args[0]) {
