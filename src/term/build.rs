@@ -218,9 +218,18 @@ tuples!(
     (A, B, C, D, E, F, G, H)
 );
 
+/// Whether `name` starts as an Elixir alias does (a capital letter): for
+/// [`term!`](crate::term!).
+#[doc(hidden)]
+pub const fn is_alias(name: &str) -> bool {
+    !name.is_empty() && name.as_bytes()[0].is_ascii_uppercase()
+}
+
 /// A term written as in Elixir: `:ok` and `:"two words"` are atoms, `{...}` tuples,
 /// `[...]` lists (with `key: value` elements for keyword lists), `%{k => v}` and
-/// `%{key: v}` maps, `nil`/`true`/`false` atoms; literals and Rust variables become
+/// `%{key: v}` maps, `nil`/`true`/`false` atoms, a dotted alias (`MyApp.Worker`,
+/// `Elixir.Registry`) the atom `:"Elixir.MyApp.Worker"` (a bare `Registry` is a Rust
+/// name: write `Elixir.Registry`); literals and Rust variables become
 /// terms through [`IntoTerm`] (strings as binaries), and `(expr)` takes any Rust
 /// expression. A variable is moved into the term, as into `vec![x]`: to keep using
 /// it, write `(&name)` (a `&str`, `&String`, `&Pid`, `&Term` or slice is taken by
@@ -237,6 +246,8 @@ tuples!(
 ///     r#"{:reply, %{count: 3, name: "alex"}, [timeout: 5000, log: nil], 6}"#
 /// );
 /// assert_eq!(term!([:a, -1, 2.5, "x"]).inspect().to_string(), r#"[:a, -1, 2.5, "x"]"#);
+/// let via = term!({:via, Elixir.Registry, {MyApp.Workers, "alice"}});
+/// assert_eq!(via.inspect().to_string(), r#"{:via, Registry, {MyApp.Workers, "alice"}}"#);
 /// ```
 ///
 /// Each element costs the compiler a step of macro expansion: a long list is better
@@ -275,6 +286,18 @@ macro_rules! term {
             $crate::term!(@seq pair [] [] $($t)*)
         ))
     };
+    // Elixir aliases: `Elixir.Registry` and `MyApp.Worker` are the atoms
+    // `:"Elixir.Registry"` and `:"Elixir.MyApp.Worker"`.
+    (Elixir $(. $rest:ident)+) => {
+        $crate::term::atom(concat!("Elixir" $(, ".", stringify!($rest))+))
+    };
+    ($first:ident $(. $rest:ident)+) => {{
+        const _: () = assert!(
+            $crate::term::is_alias(stringify!($first)),
+            "term!: `a.b` is an Elixir alias only when capitalized (`MyApp.Worker`); write `(a.b)` for a Rust expression"
+        );
+        $crate::term::atom(concat!("Elixir.", stringify!($first) $(, ".", stringify!($rest))+))
+    }};
     (- $l:literal) => { $crate::term::IntoTerm::into_term(-$l) };
     ($l:literal) => { $crate::term::IntoTerm::into_term($l) };
     ($v:ident) => { $crate::term::IntoTerm::into_term($v) };

@@ -77,6 +77,8 @@ mod types;
 #[cfg(test)]
 pub(crate) use types::eetf_compat;
 
+#[doc(hidden)]
+pub use build::is_alias;
 pub use build::IntoTerm;
 pub use convert::{as_atom, as_charlist, as_keyword, as_term, from_term, to_term, ConvertError};
 pub(crate) use display::order as term_order;
