@@ -123,17 +123,7 @@ async fn main() -> anyhow::Result<()> {
         node.name()
     );
     // As a BEAM node whose permanent application's top supervisor gives up, the program
-    // ends (status 1) when counter_sup does: a process watches it.
-    let gone = node.run_process(move |mut p| async move {
-        p.monitor(sup);
-        p.receive().await
-    });
-    let status = tokio::select! {
-        // Ctrl-C, SIGTERM, or `:init.stop(status)` from a BEAM node.
-        status = node.serve_forever() => status,
-        // It gave up, or the node is stopping, which stops it too: then `stop_with`
-        // gives the status of that stop.
-        _ = gone => node.stop_with(1).await,
-    };
-    std::process::exit(status)
+    // ends (status 1) when counter_sup does; Ctrl-C, SIGTERM or `:init.stop(status)` from
+    // a BEAM node end it too, with their status.
+    std::process::exit(node.serve_while(sup).await)
 }

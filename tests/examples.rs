@@ -63,9 +63,9 @@ fn the_counter_under_its_supervisor() {
     );
 }
 
-/// The counter's `main` watches its supervisor beside `serve_forever`: SIGTERM and a
-/// peer's `:init.stop(3)` end it with their status (the supervisor, stopped on the way,
-/// ends the watch too), and a supervisor that gives up ends it with 1.
+/// The counter's `main` serves while its supervisor lives (`Node::serve_while`): SIGTERM
+/// and a peer's `:init.stop(3)` end it with their status (the supervisor, stopped on the
+/// way, ends the watch too), and a supervisor that gives up ends it with 1, logged.
 #[test]
 fn the_counter_ends_as_its_node_is_stopped_or_its_supervisor_gives_up() {
     let epmd = Epmd::start();
@@ -116,6 +116,14 @@ fn the_counter_ends_as_its_node_is_stopped_or_its_supervisor_gives_up() {
     );
     let exit = counter.wait(WAIT);
     assert_eq!(exit.and_then(|s| s.code()), Some(1), "{}", counter.output());
+    assert!(
+        counter
+            .output()
+            .contains("application's top supervisor #PID<")
+            && counter.output().contains("exited: :shutdown"),
+        "{}",
+        counter.output()
+    );
 }
 
 #[test]

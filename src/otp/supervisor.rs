@@ -29,24 +29,15 @@
 //!
 //! A supervisor that gives up ends, and the node goes on without it. Where the program
 //! should end then, as a BEAM node does when its permanent application's top supervisor
-//! ends, `main` watches it and stops the node with a status:
+//! ends, `main` serves while it lives ([`Node::serve_while`]): the node stops with
+//! status 1 when it ends.
 //!
 //! ```no_run
 //! # async fn demo(node: cnode::Node, children: Vec<cnode::supervisor::ChildSpec>) -> Result<(), Box<dyn std::error::Error>> {
 //! use cnode::supervisor::{self, Strategy};
 //! let sup = supervisor::start(&node, Some("my_sup"), Strategy::OneForOne, children).await?;
-//! // A process that monitors it: its DOWN message ends the wait.
-//! let gone = node.run_process(move |mut p| async move {
-//!     p.monitor(sup);
-//!     p.receive().await
-//! });
-//! let status = tokio::select! {
-//!     status = node.serve_forever() => status,
-//!     // It gave up, or the node is stopping (SIGTERM, `init:stop/1` from a peer),
-//!     // which stops it too: then `stop_with` gives the status of that stop.
-//!     _ = gone => node.stop_with(1).await,
-//! };
-//! std::process::exit(status)
+//! // Until SIGTERM or `:init.stop/1` from a peer (their status), or until it gives up (1).
+//! std::process::exit(node.serve_while(sup).await)
 //! # }
 //! ```
 
