@@ -11,7 +11,7 @@
 //! iex> :sys.get_state({:counter, :counter@localhost})
 //! 5
 //! iex> Supervisor.which_children({:counter_sup, :counter@localhost})
-//! [{:counter, #PID<13020.5.0>, :worker, []}]
+//! [{:counter, #PID<13020.5.0>, :worker, [Counter]}]
 //! iex> GenServer.call({:counter, :counter@localhost}, :crash)   # restarted, at 0
 //! ```
 //!
@@ -64,6 +64,11 @@ enum Cast {
 }
 
 impl GenServer for Counter {
+    // The module Elixir code knows it as (its `which_children/1` entry, its stack frames).
+    fn module() -> &'static str {
+        "Elixir.Counter"
+    }
+
     async fn handle_call(
         &mut self,
         request: Term,

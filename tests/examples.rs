@@ -30,9 +30,9 @@ fn the_counter_under_its_supervisor() {
     assert_eq!(eval(":sys.get_state(SERVER)"), "5");
     assert_eq!(
         eval(&format!(
-            "Supervisor.which_children({{:counter_sup, :{name}@localhost}}) |> Enum.map(&elem(&1, 0))"
+            "Supervisor.which_children({{:counter_sup, :{name}@localhost}}) |> Enum.map(fn {{id, _, type, modules}} -> {{id, type, modules}} end)"
         )),
-        "[:counter]"
+        "[{:counter, :worker, [Counter]}]"
     );
     // A raise in the counter: the caller exits with the ArgumentError, the supervisor
     // starts a fresh counter.
@@ -51,9 +51,7 @@ fn the_counter_under_its_supervisor() {
         counter.output()
     );
     assert!(
-        counter
-            .output()
-            .contains(": :\"counter::Counter\".handle_call/3"),
+        counter.output().contains(": Counter.handle_call/3"),
         "{}",
         counter.output()
     );
