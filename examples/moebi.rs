@@ -362,6 +362,8 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
         None => cnode::default_cookie()?,
     };
     let mut config = NodeConfig::new(&name, &cookie);
+    // `--name` runs long names whatever the host, as `erl -name app@localhost`.
+    config.long_names = args.name.is_some();
     config.hidden = args.hidden;
     config.listen_port = args.listen_port;
     config.listen_address = args.listen_address;

@@ -902,6 +902,20 @@ fn long_names_work_like_short_ones() {
         "{}",
         short.log()
     );
+
+    // `--name` is long names whatever the host, as `erl -name app@localhost`: it
+    // reaches alex, a long name (a node of short names would refuse 127.0.0.1).
+    let local = RustNode::start_long(
+        &format!("{}@localhost", unique_name("moebi")),
+        COOKIE,
+        &epmd,
+        &[],
+    );
+    let l = local.node_name();
+    assert_eq!(
+        kate.eval(&format!(":rpc.call(:\"{l}\", :net_adm, :ping, [:\"{a}\"])")),
+        ":pong"
+    );
 }
 
 /// A fixed distribution port on one address (`-kernel inet_dist_listen_min/max`,

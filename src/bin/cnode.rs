@@ -726,6 +726,10 @@ async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
         }
     };
     let mut config = NodeConfig::new(&name, &cookie);
+    if cli.name.is_some() {
+        // Long names whatever the host, as `erl -name app@localhost`.
+        config.long_names = true;
+    }
     config.hidden = true;
     // A name of our own making is unique: no need to claim it with EPMD, nor to listen
     // (as `erl_call`). A name the user gave is registered, so that EPMD refuses it

@@ -11,6 +11,12 @@ pub struct NodeConfig {
     pub name: String,
     /// The distribution cookie.
     pub cookie: String,
+    /// Long names (`erl -name`) or short (`-sname`): a node of long names connects to
+    /// nodes whose host has a dot or is an IP address, one of short names to hosts
+    /// without a dot, as a BEAM node (`inet_tcp_dist:splitnode/3`). Default: long when
+    /// the name's own host has a dot or is an IP address ([`is_long`](Self::is_long));
+    /// set it for a long name whose host has none, as `erl -name app@localhost`.
+    pub long_names: bool,
     /// A hidden node is not in the peers' `nodes()`, takes no part in `global` and gets
     /// no `rex` traffic (`-hidden`). Default: visible, as `iex --sname` is.
     pub hidden: bool,
@@ -106,6 +112,7 @@ impl NodeConfig {
         NodeConfig {
             name: name.to_owned(),
             cookie: cookie.to_owned(),
+            long_names: Self::is_long(name),
             hidden: false,
             epmd_port: crate::epmd::port_from_env(),
             dist_listen: true,

@@ -3,7 +3,7 @@
 //! `net_setuptime`), and resolving simultaneous connects as `dist_util` does.
 
 use super::dest::IntoMessage;
-use super::{Node, NodeConfig};
+use super::Node;
 use crate::connection::codec::{self, Payload, To};
 use crate::connection::message::Message;
 use crate::connection::terms::TermLimits;
@@ -281,9 +281,12 @@ pub(crate) async fn try_connect(node: &Node, peer: &str) -> Result<(), Handshake
 /// A node of short names connects to short names only and one of long names to long
 /// names only, as a BEAM node does (`inet_tcp_dist:splitnode/3`): the other is refused
 /// before anything is sent, with the BEAM's words.
-fn names_of_one_kind(own: &str, host: &str) -> Result<(), HandshakeError> {
-    let own_long = NodeConfig::is_long(own);
-    if own_long == super::config::is_long_host(host) {
+fn names_of_one_kind(own: &str, own_long: bool, host: &str) -> Result<(), HandshakeError> {
+    let allowed = match own_long {
+        true => super::config::is_long_host(host),
+        false => !host.contains('.'),
+    };
+    if allowed {
         return Ok(());
     }
     let (system, kind) = if own_long {
@@ -308,7 +311,7 @@ async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeEr
         let (alive, host) = peer.name().split_once('@').ok_or_else(|| {
             HandshakeError::Protocol(format!("invalid node name {}", peer.name()))
         })?;
-        names_of_one_kind(node.name(), host)?;
+        names_of_one_kind(node.name(), node.0.config.long_names, host)?;
         // Resolved once for EPMD and the node (the lookup of a name runs on the
         // blocking pool).
         let ips = resolve(host).await.map_err(HandshakeError::Io)?;
