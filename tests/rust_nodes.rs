@@ -56,7 +56,8 @@ async fn signals(p: &mut Process, n: usize) -> Vec<(String, Term)> {
     got
 }
 
-/// `GenServer` answering every call with the request (the Moebi example's `:echo`).
+/// `GenServer` answering every call with the request (the Moebi example's `:echo`),
+/// `{:nap, ms}` after that many milliseconds.
 struct Echo;
 
 impl GenServer for Echo {
@@ -66,6 +67,11 @@ impl GenServer for Echo {
         _from: &Caller,
         _p: &mut Process,
     ) -> Result<Reply, Exception> {
+        if let Some([tag, ms]) = request.as_tuple_n(2) {
+            if let (true, Some(ms)) = (tag.is_atom("nap"), ms.as_int()) {
+                tokio::time::sleep(Duration::from_millis(ms.unsigned_abs())).await;
+            }
+        }
         Ok(Reply::reply(request))
     }
 }
@@ -2153,4 +2159,30 @@ async fn global_locks_as_on_a_beam_node() {
         bad.starts_with("{:badrpc, {:EXIT, {:function_clause,"),
         "{bad}"
     );
+}
+
+/// `gen_server:multi_call/4` to a Rust server: the replies, and nothing in the caller's
+/// mailbox after a timeout: OTP 26's `multi_call` tags its requests `[[alias | Alias] |
+/// Ref]`, and a late reply goes to the alias, which drops it, as `gen:reply/2` sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_call_that_timed_out_leaves_no_late_reply() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("rusty", epmd.port()).await;
+    gen_server::start(&node, Some("echo"), Echo).await.unwrap();
+    let n = node.name().to_owned();
+    let answered = blocking(|| {
+        alex.eval(&format!(
+            ":gen_server.multi_call([:\"{n}\"], :echo, :hi, 10_000)"
+        ))
+    });
+    assert_eq!(answered, format!("{{[{n}: :hi], []}}"));
+    let late = blocking(|| {
+        alex.eval(&format!(
+            "result = :gen_server.multi_call([:\"{n}\"], :echo, {{:nap, 500}}, 100)
+             Process.sleep(1_500)
+             {{result, Process.info(self(), :messages)}}"
+        ))
+    });
+    assert_eq!(late, format!("{{{{[], [:{n}]}}, {{:messages, []}}}}"));
 }

@@ -401,12 +401,22 @@ pub fn alias_tag(reference: Reference) -> Term {
     )))
 }
 
-/// The reference of a `[alias | Ref]` tag.
+/// The alias a reply goes to, as `gen:reply/2` finds it in the tag: `[alias | Alias]`
+/// (a call), or `[[alias | Alias] | Ref]` (OTP 26's `gen_server:multi_call`, whose late
+/// replies the alias, deactivated, drops).
 pub fn alias_tag_ref(tag: &Term) -> Option<&Reference> {
     match tag {
         Term::ImproperList(l) if l.elements.len() == 1 && l.elements[0].is_atom("alias") => {
             l.last.as_reference()
         }
+        Term::ImproperList(l) if l.elements.len() == 1 => match &l.elements[0] {
+            Term::ImproperList(inner)
+                if inner.elements.len() == 1 && inner.elements[0].is_atom("alias") =>
+            {
+                inner.last.as_reference()
+            }
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -516,6 +526,13 @@ mod tests {
         let r = Reference::from(("n@h", vec![1, 2, 3]));
         let tag = alias_tag(r.clone());
         assert_eq!(alias_tag_ref(&tag), Some(&r));
+        // OTP 26's multi_call: `[[alias | Alias] | Ref]`.
+        let other = Reference::from(("n@h", vec![4, 5, 6]));
+        let nested = Term::from(ImproperList::from((
+            vec![tag],
+            Term::Reference(Box::new(other)),
+        )));
+        assert_eq!(alias_tag_ref(&nested), Some(&r));
     }
 }
 
