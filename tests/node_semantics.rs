@@ -256,6 +256,22 @@ fn remote_spawn_of_registered_and_unknown_functions() {
         {exit, down}";
     assert_eq!(c.same_ok(linked_and_monitored), "{:boom, :boom}");
 
+    // A name taken: `register/2`'s badarg, its frame and then the function's, where
+    // its `?` took it out (as the BEAM's stack has the BIF and the caller).
+    let taken = Cluster::for_node(
+        "{pid, ref} = Node.spawn_monitor(NODE, Moebi, :wait, [:echo])
+        receive do {:DOWN, ^ref, :process, ^pid, r} -> r after 5000 -> :timeout end",
+        &c.moebi_name,
+    );
+    let taken = c.alex.eval(&taken);
+    assert!(
+        taken.starts_with("{:badarg, [{:erlang, :register, [:echo, #PID<")
+            && taken
+                .contains("[error_info: %{module: :erl_erts_errors}]}, {Moebi, :wait, 1, [file: ")
+            && taken.contains("examples/moebi.rs"),
+        "{taken}"
+    );
+
     // A function nobody registered: the process exits {:undef, [{M, F, Args, []}]}.
     let undef_linked = "Process.flag(:trap_exit, true)
         pid = Node.spawn_link(NODE, Chat, :no_such_fun, [\"hi\"])

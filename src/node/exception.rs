@@ -59,16 +59,22 @@ impl Exception {
         Exception::bare(atom("badarg"))
     }
 
-    /// Names the function of the innermost frame, where the code that raised left it
-    /// unnamed: `module`, `function` and `arity` are what ran it.
+    /// Names the function of the innermost frame of Rust code, where the code that
+    /// raised left it unnamed: `module`, `function` and `arity` are what ran it.
     pub(crate) fn in_function(mut self, module: &str, function: &str, arity: usize) -> Self {
         if let Exception::Error { stacktrace, .. } = &mut self {
-            if let Some(Term::Tuple(Tuple { elements })) = stacktrace.first_mut() {
+            // The first frame of Rust code, after those of the BIFs it called (a failed
+            // `register/2` puts its own first).
+            for frame in stacktrace.iter_mut() {
+                let Term::Tuple(Tuple { elements }) = frame else {
+                    continue;
+                };
                 if let [m, f, a, _] = elements.as_mut_slice() {
                     if m.as_atom() == Some(UNNAMED.0) && f.as_atom() == Some(UNNAMED.1) {
                         *m = atom(module);
                         *f = atom(function);
                         *a = crate::term::int(arity as i64);
+                        break;
                     }
                 }
             }

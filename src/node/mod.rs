@@ -10,7 +10,7 @@ mod deadlines;
 mod dest;
 mod dist;
 pub(crate) mod entry;
-mod exception;
+pub(crate) mod exception;
 mod hooks;
 pub(crate) mod keys;
 mod mailbox;

@@ -379,9 +379,31 @@ impl Process {
     }
 
     /// `register(Name, self())`. Fails with `badarg` when the name is taken or this
-    /// process already has a name, as on the BEAM.
+    /// process already has a name, as on the BEAM: its stack is `erlang:register/2`'s
+    /// frame, then the caller's (where its `?` takes it out of a process body).
+    #[track_caller]
     pub fn register(&self, name: &str) -> Result<(), Exception> {
-        self.node.register_name(name, &self.entry)
+        let at = std::panic::Location::caller();
+        self.node.register_name(name, &self.entry).map_err(|_| {
+            let info = crate::term::map(vec![(
+                crate::term::atom("module"),
+                crate::term::atom("erl_erts_errors"),
+            )]);
+            let bif = crate::term::tuple(vec![
+                crate::term::atom("erlang"),
+                crate::term::atom("register"),
+                crate::term::list(vec![crate::term::atom(name), Term::Pid(self.pid())]),
+                crate::term::list(vec![crate::term::tuple(vec![
+                    crate::term::atom("error_info"),
+                    info,
+                ])]),
+            ]);
+            let caller = crate::node::exception::frame(at.file(), at.line());
+            Exception::Error {
+                reason: crate::term::atom("badarg"),
+                stacktrace: std::iter::once(bif).chain(caller).collect(),
+            }
+        })
     }
 
     /// The name this process is registered under, if any (`Process.info(self(),
