@@ -990,6 +990,18 @@ fn task_supervisor_start_child_children_and_terminate_child() {
         {id, Supervisor.terminate_child(sup, Chat.TaskSupervisor),
          elem(Supervisor.restart_child(sup, Chat.TaskSupervisor), 0)}";
     assert_eq!(c.same_ok(tree), "{Chat.TaskSupervisor, :ok, :ok}");
+    // supervisor:get_childspec/2 by id (a pid is not an id there); the supervisor
+    // goes on.
+    let spec = "sup = {Chat.Supervisor, NODE}
+        [{_, pid, _, _}] = Supervisor.which_children(sup)
+        {:ok, spec} = :supervisor.get_childspec(sup, Chat.TaskSupervisor)
+        {Map.take(spec, [:id, :type, :restart, :shutdown, :modules]),
+         :supervisor.get_childspec(sup, pid), :supervisor.get_childspec(sup, :nobody),
+         length(Supervisor.which_children(sup))}";
+    assert_eq!(
+        c.same_ok(spec),
+        "{%{id: Chat.TaskSupervisor, modules: [Task.Supervisor], restart: :permanent, shutdown: :infinity, type: :supervisor}, {:error, :not_found}, {:error, :not_found}, 1}"
+    );
 
     // What the seed's `IO.puts(message)` takes besides text: an atom, a number; a
     // binary that is not UTF-8 raises.

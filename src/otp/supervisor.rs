@@ -203,6 +203,31 @@ pub struct ChildSpec {
     modules: Option<crate::term::Atom>,
 }
 
+impl ChildSpec {
+    /// The spec as `supervisor:get_childspec/2` gives it.
+    fn to_map(&self) -> Term {
+        let module = self.modules.map_or_else(|| atom("rust"), Term::Atom);
+        let start = tuple(vec![module, atom("start_link"), list(Vec::new())]);
+        let kind = if self.supervisor {
+            "supervisor"
+        } else {
+            "worker"
+        };
+        crate::term::map(vec![
+            (atom("id"), atom(&self.id)),
+            (atom("start"), start),
+            (atom("restart"), atom(self.restart.name())),
+            (atom("shutdown"), self.shutdown.to_term()),
+            (atom("type"), atom(kind)),
+            (
+                atom("modules"),
+                list(self.modules.map(Term::Atom).into_iter().collect()),
+            ),
+            (atom("significant"), atom("false")),
+        ])
+    }
+}
+
 /// `start` as a [`Start`]: the closure's future borrows the supervisor's process.
 fn start_fn<F>(f: F) -> Start
 where
@@ -849,6 +874,14 @@ impl Supervisor {
                     self.children.remove(i);
                     ok
                 }
+                None => not_found(),
+            }),
+            // `supervisor:get_childspec/2` by id (a pid is `not_found`, as for a
+            // supervisor that is not `simple_one_for_one`): the spec as a map. Its
+            // `start` is Rust code: `{Module, :start_link, []}` names the module the
+            // child is known by (`rust` for a plain process).
+            "get_childspec" => Some(match self.find(arg) {
+                Some(i) => tuple(vec![ok, self.children[i].spec.to_map()]),
                 None => not_found(),
             }),
             // A child spec names BEAM code (`{M, F, A}`), which this node cannot run:
