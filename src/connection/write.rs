@@ -159,7 +159,7 @@ fn map(out: &mut Out<'_>, map: &HashMap<Term, Term>) -> Result<(), EncodeError> 
         }
         let sorted = &mut sorted[..map.len()];
         sorted.sort_unstable_by(|a, b| match (a, b) {
-            (Some(a), Some(b)) => crate::term::term_order(a.0, b.0),
+            (Some(a), Some(b)) => crate::term::key_order(a.0, b.0),
             _ => std::cmp::Ordering::Equal,
         });
         for (k, v) in sorted.iter().flatten() {
@@ -391,6 +391,36 @@ mod tests {
     use super::*;
     use crate::term::eetf_compat::EetfCodec;
     use crate::term::tuple;
+
+    /// A small map's keys are written in map-key order whatever its table's order:
+    /// binaries with a bitstring, lists with an improper one, integers with floats (a
+    /// sort by an order that was not total panicked on such keys, now and then).
+    #[test]
+    fn small_maps_are_the_same_bytes_whatever_their_keys() {
+        use crate::term::{binary, int, list, map};
+        let bitstring = Term::from(crate::term::BitBinary {
+            bytes: vec![1],
+            tail_bits_size: 3,
+        });
+        let improper = Term::from(crate::term::ImproperList::from((vec![int(1)], int(2))));
+        let one_point_o = Term::Float(crate::term::Float { value: 1.0 });
+        let entries = || {
+            let mut entries: Vec<(Term, Term)> = (1..=20u8)
+                .map(|i| (binary(&[i][..]), int(i.into())))
+                .collect();
+            entries.extend((1..=5).map(|i| (list(vec![int(i)]), int(i))));
+            entries.push((bitstring.clone(), int(0)));
+            entries.push((improper.clone(), int(0)));
+            entries.push((int(1), int(0)));
+            entries.push((one_point_o.clone(), int(0)));
+            entries
+        };
+        let first = map(entries()).to_binary().unwrap();
+        for _ in 0..200 {
+            // A new table each time, with its own hash seed and so its own order.
+            assert_eq!(map(entries()).to_binary().unwrap(), first);
+        }
+    }
 
     /// Every kind, alone and nested, comes out as `eetf` writes it (a map's entries in
     /// the order of its own table, which differs between the two: there, the same

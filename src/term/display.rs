@@ -11,7 +11,6 @@
 //! `inspect(term, limit: :infinity)`).
 
 use super::{Atom, InternalFun, Match, Pid, Port, Reference, Term};
-use std::cmp::Ordering;
 use std::fmt::{self, Write};
 
 /// A term printed in Elixir's syntax, as `inspect/1` prints it: `{:echoed, "hello"}`,
@@ -571,7 +570,7 @@ impl<W: Write> Printer<'_, W> {
     }
 
     fn map(&mut self, mut entries: Vec<(&Term, &Term)>) -> fmt::Result {
-        entries.sort_by(|a, b| order(a.0, b.0));
+        entries.sort_by(|a, b| super::order::key_order(a.0, b.0));
         if self.syntax == Syntax::Erlang {
             self.out.write_str("#{")?;
             for (i, (k, v)) in entries.iter().enumerate() {
@@ -673,7 +672,7 @@ impl<W: Write> Printer<'_, W> {
                     return None;
                 };
                 let mut elements: Vec<&Term> = set.map.keys().collect();
-                elements.sort_by(|a, b| order(a, b));
+                elements.sort_by(|a, b| super::order::key_order(a, b));
                 let elements: Vec<Term> = elements.into_iter().cloned().collect();
                 return Some(
                     self.out
@@ -816,70 +815,6 @@ fn elixir_printable_code(c: u32) -> bool {
 /// A latin-1 code io_lib prints inside a string.
 fn erlang_printable(c: u32) -> bool {
     matches!(c, 0x20..=0x7e | 0xa0..=0xff | 8..=13 | 27)
-}
-
-/// Erlang's term order: number < atom < reference < fun < port < pid < tuple < map < nil
-/// < list < bitstring; within a kind, as the BEAM compares.
-pub(crate) fn order(a: &Term, b: &Term) -> Ordering {
-    fn rank(t: &Term) -> u8 {
-        match t {
-            Term::FixInteger(_) | Term::BigInteger(_) | Term::Float(_) => 0,
-            Term::Atom(_) => 1,
-            Term::Reference(_) => 2,
-            Term::ExternalFun(_) | Term::InternalFun(_) => 3,
-            Term::Port(_) => 4,
-            Term::Pid(_) => 5,
-            Term::Tuple(_) => 6,
-            Term::Map(_) => 7,
-            Term::List(l) if l.elements.is_empty() => 8,
-            Term::List(_) | Term::ImproperList(_) => 9,
-            Term::Binary(_) | Term::BitBinary(_) => 10,
-        }
-    }
-    let (ra, rb) = (rank(a), rank(b));
-    if ra != rb {
-        return ra.cmp(&rb);
-    }
-    match (a, b) {
-        (Term::Atom(x), Term::Atom(y)) => x.name().cmp(y.name()),
-        (Term::Tuple(x), Term::Tuple(y)) => x
-            .elements
-            .len()
-            .cmp(&y.elements.len())
-            .then_with(|| elements_order(&x.elements, &y.elements)),
-        (Term::List(x), Term::List(y)) => elements_order(&x.elements, &y.elements),
-        (Term::Binary(x), Term::Binary(y)) => x.bytes.cmp(&y.bytes),
-        (Term::Pid(x), Term::Pid(y)) => {
-            (&x.node.name(), x.serial, x.id).cmp(&(&y.node.name(), y.serial, y.id))
-        }
-        (Term::Reference(x), Term::Reference(y)) => {
-            (&x.node.name(), x.id.iter().rev().collect::<Vec<_>>())
-                .cmp(&(&y.node.name(), y.id.iter().rev().collect::<Vec<_>>()))
-        }
-        (Term::Map(x), Term::Map(y)) => x.map.len().cmp(&y.map.len()),
-        _ => number(a)
-            .zip(number(b))
-            .and_then(|(x, y)| x.partial_cmp(&y))
-            .unwrap_or(Ordering::Equal),
-    }
-}
-
-fn elements_order(a: &[Term], b: &[Term]) -> Ordering {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| order(x, y))
-        .find(|o| o.is_ne())
-        .unwrap_or_else(|| a.len().cmp(&b.len()))
-}
-
-/// A number as a float, close enough to order numbers of different kinds.
-fn number(t: &Term) -> Option<f64> {
-    match t {
-        Term::FixInteger(i) => Some(i.value.into()),
-        Term::BigInteger(i) => i.value.to_string().parse().ok(),
-        Term::Float(x) => Some(x.value),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -72,6 +72,7 @@ mod build;
 mod convert;
 mod display;
 mod format;
+mod order;
 mod parse;
 mod types;
 #[cfg(test)]
@@ -81,8 +82,8 @@ pub(crate) use types::eetf_compat;
 pub use build::is_alias;
 pub use build::IntoTerm;
 pub use convert::{as_atom, as_charlist, as_keyword, as_term, from_term, to_term, ConvertError};
-pub(crate) use display::order as term_order;
 pub use display::{Elixir, Erlang, Inspect, Local, Shown};
+pub(crate) use order::key_order;
 pub use parse::{parse, parse_erlang, ParseError, LOCAL_NODE};
 
 /// Compares two terms in Erlang's term order, as `<` and `Enum.sort/1` do: number < atom
@@ -97,7 +98,7 @@ pub use parse::{parse, parse_erlang, ParseError, LOCAL_NODE};
 /// assert_eq!(terms, vec![term!(2.5), term!(10), term!(:z), term!({:a}), term!("b")]);
 /// ```
 pub fn compare(a: &Term, b: &Term) -> std::cmp::Ordering {
-    display::order(a, b)
+    order::order(a, b)
 }
 
 pub use format::{DecodeError, EncodeError};
