@@ -1216,6 +1216,20 @@ impl GenServer for Slow {
     }
 }
 
+/// Never answers a call: stuck in its callback for good.
+struct Stuck;
+
+impl GenServer for Stuck {
+    async fn handle_call(
+        &mut self,
+        _request: Term,
+        _from: &Caller,
+        _p: &mut Process,
+    ) -> Result<Reply, Exception> {
+        std::future::pending().await
+    }
+}
+
 /// Traps exits and tells alex's `watcher` how it ended.
 struct Trapper {
     watcher: String,
@@ -1281,9 +1295,16 @@ async fn servers_stop_as_a_beam_nodes_applications_stop() {
         .expect("lone starts");
     node.start_task_supervisor("tsup");
     node.spawn_registered("bare", idle).expect("bare starts");
+    // A server stuck in a callback: it does not stop in time, and gets `shutdown` as a
+    // supervisor's child would.
+    cnode::gen_server::start(&node, Some("stuck"), Stuck)
+        .await
+        .expect("stuck starts");
+    let hung = node.clone();
+    let _hung = tokio::spawn(async move { hung.call("stuck", atom("hang"), None).await });
     blocking(|| {
         alex.eval(&format!(
-            "for name <- [:app_sup, :trapper, :lone, :tsup, :bare], do: Process.monitor({{name, :{n}}})"
+            "for name <- [:app_sup, :trapper, :lone, :tsup, :bare, :stuck], do: Process.monitor({{name, :{n}}})"
         ))
     });
 
@@ -1293,7 +1314,7 @@ async fn servers_stop_as_a_beam_nodes_applications_stop() {
     node.stop().await;
     let seen = blocking(|| {
         alex.eval(
-            "for _ <- 1..7 do
+            "for _ <- 1..8 do
                receive do
                  {:DOWN, _, :process, {name, _}, reason} -> {:down, name, reason}
                  {:terminated, name, reason} -> {:terminated, name, reason}
@@ -1305,8 +1326,8 @@ async fn servers_stop_as_a_beam_nodes_applications_stop() {
     assert_eq!(
         seen,
         "[{:down, :app_sup, :shutdown}, {:down, :bare, :noconnection}, \
-         {:down, :lone, :shutdown}, {:down, :trapper, :shutdown}, {:down, :tsup, :shutdown}, \
-         {:terminated, :lone, :shutdown}, {:terminated, :trapper, :shutdown}]"
+         {:down, :lone, :shutdown}, {:down, :stuck, :shutdown}, {:down, :trapper, :shutdown}, \
+         {:down, :tsup, :shutdown}, {:terminated, :lone, :shutdown}, {:terminated, :trapper, :shutdown}]"
     );
     // A call from plain Rust code on a stopped node fails as a process's would that
     // the node's stop ended: `:shutdown`.

@@ -100,8 +100,7 @@ pub(crate) fn stop(node: &Node) -> BoxFuture<'static, ()> {
                 match root {
                     Root::Server(pid) => {
                         if p.node().is_alive(pid) {
-                            let to = Dest::Pid(*pid);
-                            let _ = calls::stop(&mut p, to, atom("shutdown"), None).await;
+                            stop_server(&mut p, *pid).await;
                         }
                     }
                     Root::Kept {
@@ -129,6 +128,37 @@ pub(crate) fn stop(node: &Node) -> BoxFuture<'static, ()> {
             );
         }
     })
+}
+
+/// How long a server started by no process has to stop (its `terminate` to run), as
+/// a supervisor gives a worker (`shutdown: 5000`).
+const SERVER_SHUTDOWN: Duration = Duration::from_secs(5);
+
+/// A server started by no process: `GenServer.stop(pid, :shutdown)`; one that does not
+/// stop in time (stuck in a callback) gets the exit signal `shutdown` a supervisor
+/// sends a child, and `kill` if that does not end it either, so that its links and
+/// monitors see it end while the connections are still up.
+async fn stop_server(p: &mut crate::process::Process, pid: Pid) {
+    let to = Dest::Pid(pid);
+    let timeout = Some(SERVER_SHUTDOWN);
+    if calls::stop(p, to, atom("shutdown"), timeout).await.is_ok() || !p.node().is_alive(&pid) {
+        return;
+    }
+    tracing::warn!(
+        node = %p.node().name(),
+        "server {pid} did not stop within {} s; ending it",
+        SERVER_SHUTDOWN.as_secs()
+    );
+    let monitor = p.monitor(pid);
+    for reason in ["shutdown", "kill"] {
+        p.node()
+            .send_exit_signal(&p.pid(), &pid, atom(reason), false);
+        let down = p.receive_match(Some(Duration::from_secs(1)), |m| is_down_for(m, &monitor));
+        if down.await.is_some() {
+            return;
+        }
+    }
+    p.demonitor(&monitor, true);
 }
 
 /// Whether the kept process's keeper is to stop starting it again.
