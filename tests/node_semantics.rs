@@ -542,6 +542,24 @@ fn rpc_and_erpc_as_on_a_beam_node() {
          :ok, :ok, true, true, nil, true, {:x, :elsewhere@nohost}, nil, true}"
     );
 
+    // What an operator's tools ask first (observer_cli, LiveDashboard): the BEAM's
+    // shapes, badarg for a key it does not know.
+    let operator = "m = :rpc.call(NODE, :erlang, :memory, [])
+        {Keyword.keys(m), is_integer(m[:total]) and m[:total] > 0,
+         is_integer(:rpc.call(NODE, :erlang, :memory, [:total])),
+         :rpc.call(NODE, :erlang, :memory, [[:ets, :code]]) |> Keyword.keys(),
+         is_integer(:rpc.call(NODE, :erlang, :system_info, [:process_count])),
+         :rpc.call(NODE, :erlang, :system_info, [:atom_limit]),
+         match?({t, _} when is_integer(t), :rpc.call(NODE, :erlang, :statistics, [:wall_clock])),
+         is_integer(:rpc.call(NODE, :erlang, :statistics, [:run_queue])),
+         :rpc.call(NODE, :erlang, :garbage_collect, []),
+         match?({:badrpc, {:EXIT, {:badarg, _}}}, :rpc.call(NODE, :erlang, :memory, [:nope])),
+         match?({:badrpc, {:EXIT, {:badarg, _}}}, :rpc.call(NODE, :erlang, :system_info, [:nope]))}";
+    assert_eq!(
+        c.same_ok(operator),
+        "{[:total, :processes, :processes_used, :system, :atom, :atom_used, :binary, :code, :ets], true, true, [:ets, :code], true, 1048576, true, true, true, true, true}"
+    );
+
     // A registry of another module than `global` is asked, as `GenServer.whereis/1`
     // asks it: `undef` for one that is not there.
     assert_eq!(

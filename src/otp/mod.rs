@@ -16,6 +16,7 @@ pub mod rpc;
 pub(crate) mod spawn;
 pub mod supervisor;
 pub(crate) mod sys;
+mod system;
 pub mod task_supervisor;
 
 use crate::connection::ConnHandle;
@@ -61,6 +62,7 @@ fn start_system_processes(node: &Node) {
     net_kernel::start(node);
     rpc::start(node);
     builtins::register(node);
+    system::register(node);
     io::register_functions(node);
     calls::register(node);
     global::register_functions(node);

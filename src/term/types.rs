@@ -124,6 +124,11 @@ impl Atom {
     /// 1,048,577th is refused (the BEAM's default atom table size).
     pub const LIMIT: usize = 1_048_576;
 
+    /// How many atoms there are (`erlang:system_info(atom_count)`).
+    pub(crate) fn count() -> usize {
+        ATOMS.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// The atom named `name`, made if it is new.
     pub fn new(name: &str) -> Atom {
         Self::intern(name, usize::MAX).expect("no limit")
