@@ -228,7 +228,9 @@ fn never_stalls(_fd: i32) -> bool {
     false
 }
 
-/// A log writer for `tracing-subscriber` (`fmt().with_writer(cnode::log_writer)`)
+/// A log writer for `tracing-subscriber` (`fmt().with_writer(cnode::log_writer)`, with
+/// `.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))` for no colour
+/// codes in a file or journald)
 /// that hands each line to a thread of its own writing standard error: a log whose
 /// reader stalls (a pipe nobody reads) does not stall the node, and beyond 16 MiB
 /// unwritten, lines are dropped (and the count said once it is read again), as the
