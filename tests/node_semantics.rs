@@ -542,6 +542,16 @@ fn rpc_and_erpc_as_on_a_beam_node() {
          :ok, :ok, true, true, nil, true, {:x, :elsewhere@nohost}, nil, true}"
     );
 
+    // Elixir's Process.info/2: `{:registered_name, []}` for a process with no name,
+    // `nil` for one that has ended.
+    let info = "pid = :rpc.call(NODE, :erlang, :spawn, [Moebi, :wait, []])
+        unnamed = :rpc.call(NODE, Process, :info, [pid, :registered_name])
+        Process.exit(pid, :kill)
+        Process.sleep(100)
+        {unnamed, :rpc.call(NODE, Process, :info, [pid, :registered_name]),
+         :rpc.call(NODE, Process, :info, [pid]), :rpc.call(NODE, Process, :info, [pid, :links])}";
+    assert_eq!(c.same_ok(info), "{{:registered_name, []}, nil, nil, nil}");
+
     // What an operator's tools ask first (observer_cli, LiveDashboard): the BEAM's
     // shapes, badarg for a key it does not know.
     let operator = "m = :rpc.call(NODE, :erlang, :memory, [])

@@ -445,7 +445,7 @@ fn everyday_functions(node: &Node) {
         Ok(found.unwrap_or_else(nil_atom))
     });
     // Elixir's names for what is registered here under Erlang's.
-    let elixir_names: [(&str, &str, usize, &str, &str); 23] = [
+    let elixir_names: [(&str, &str, usize, &str, &str); 21] = [
         ("Elixir.Node", "self", 0, "erlang", "node"),
         ("Elixir.Kernel", "node", 0, "erlang", "node"),
         ("Elixir.Kernel", "node", 1, "erlang", "node"),
@@ -457,8 +457,6 @@ fn everyday_functions(node: &Node) {
         ("Elixir.Node", "connect", 1, "net_kernel", "connect_node"),
         ("Elixir.Node", "disconnect", 1, "erlang", "disconnect_node"),
         ("Elixir.Node", "get_cookie", 0, "erlang", "get_cookie"),
-        ("Elixir.Process", "info", 1, "erlang", "process_info"),
-        ("Elixir.Process", "info", 2, "erlang", "process_info"),
         ("Elixir.Process", "exit", 2, "erlang", "exit"),
         ("Elixir.Process", "list", 0, "erlang", "processes"),
         ("Elixir.Process", "registered", 0, "erlang", "registered"),
@@ -488,6 +486,23 @@ fn everyday_functions(node: &Node) {
             "monotonic_time",
         ),
     ];
+    // `Process.info/1,2`: `erlang:process_info`, `nil` for a process that is not alive,
+    // and `{:registered_name, []}` for one with no name (where `process_info/2` gives
+    // `[]`).
+    for arity in [1, 2] {
+        node.register_function("Elixir.Process", "info", arity, |p, args| async move {
+            let unnamed = args.get(1).is_some_and(|i| i.is_atom("registered_name"));
+            let node = p.node().clone();
+            let info = node.apply(p, "erlang", "process_info", args).await?;
+            Ok(match info {
+                i if i.is_atom("undefined") => nil_atom(),
+                Term::List(l) if unnamed && l.elements.is_empty() => {
+                    tuple(vec![atom("registered_name"), nil()])
+                }
+                i => i,
+            })
+        });
+    }
     for (module, name, arity, erlang_module, erlang_name) in elixir_names {
         node.register_function(module, name, arity, move |p, args| async move {
             let node = p.node().clone();
