@@ -37,7 +37,8 @@ struct Args {
     /// Long node name, `NAME[@HOST]` (as `iex --name`).
     #[arg(long)]
     name: Option<String>,
-    /// The cookie; default: ~/.erlang.cookie (created as erl does when absent).
+    /// The cookie; default: $RELEASE_COOKIE (as an Elixir release reads it), else
+    /// ~/.erlang.cookie (created as erl does when absent).
     #[arg(long)]
     cookie: Option<String>,
     /// Do not appear in the peers' Node.list() (as `iex --hidden`).
@@ -357,7 +358,10 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
         }
         (None, None) => NodeConfig::short_name("moebi"),
     };
-    let cookie = match args.cookie {
+    let from_env = std::env::var("RELEASE_COOKIE")
+        .ok()
+        .filter(|c| !c.is_empty());
+    let cookie = match args.cookie.or(from_env) {
         Some(c) => c,
         None => cnode::default_cookie()?,
     };

@@ -40,7 +40,8 @@ fn command(epmd: &Epmd, args: &[&str]) -> Command {
     command
         .args(args)
         .env("ERL_EPMD_PORT", epmd.port().to_string())
-        .env_remove("RUST_LOG");
+        .env_remove("RUST_LOG")
+        .env_remove("RELEASE_COOKIE");
     command
 }
 
@@ -692,6 +693,20 @@ fn exit_statuses_a_script_can_use() {
         std::fs::write(path, COOKIE).unwrap();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     };
+    // $RELEASE_COOKIE before any file, as an Elixir release reads it (a probe in a
+    // container keeps the cookie out of the process list).
+    let run = command(&epmd, &["ping", a])
+        .env("HOME", &home)
+        .env("RELEASE_COOKIE", COOKIE)
+        .output()
+        .expect("cnode runs");
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "pong",
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(!home.join(".erlang.cookie").exists());
     write_cookie(&xdg.join(".erlang.cookie"), 0o400);
     let run = with_home(&["ping", a]);
     assert_eq!(

@@ -46,7 +46,8 @@ const EXIT_TIMEOUT: u8 = 5;
                   refused handshakes, closed connections and why."
 )]
 struct Cli {
-    /// The cookie (default: ~/.erlang.cookie, as erl reads it).
+    /// The cookie (default: $RELEASE_COOKIE, as an Elixir release reads it, else
+    /// ~/.erlang.cookie, as erl reads it).
     #[arg(long, global = true)]
     cookie: Option<String>,
     /// This node's short name, NAME[@HOST] (default: a unique hidden name).
@@ -686,8 +687,11 @@ fn split_function(text: &str, erlang: bool) -> Result<(String, String), Failure>
 /// This command's node: hidden, named after the process unless told otherwise (and then
 /// connecting out only, unregistered), short or long as the target is.
 async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
-    let cookie = match &cli.cookie {
-        Some(c) => c.clone(),
+    let from_env = std::env::var("RELEASE_COOKIE")
+        .ok()
+        .filter(|c| !c.is_empty());
+    let cookie = match cli.cookie.clone().or(from_env) {
+        Some(c) => c,
         None => cnode::default_cookie().map_err(|e| {
             fail(
                 EXIT_USAGE,
