@@ -1309,6 +1309,18 @@ fn a_panicking_rust_function_is_an_exit_of_that_one_process() {
         )),
         format!("\"    examples/moebi.rs:{line}: Moebi.panic/0\\n\"")
     );
+    // Logged here in one line with the process and where it panicked.
+    assert!(
+        moebi.wait_for_log(&format!("panicked at examples/moebi.rs:{line}:"), WAIT)
+            && moebi
+                .log()
+                .lines()
+                .any(|l| l.contains(&format!("#PID<{m}."))
+                    && l.contains(&format!("panicked at examples/moebi.rs:{line}:"))
+                    && l.ends_with(": Moebi panicked on purpose")),
+        "{}",
+        moebi.log()
+    );
     // Many at once: each one is its own process's exit.
     assert_eq!(
         alex.eval(&format!(

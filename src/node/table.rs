@@ -284,12 +284,13 @@ fn panic_exception(panic: Box<dyn std::any::Any + Send>) -> Exception {
 /// ([`panic_exception`]): for code that runs in a process and must fail as a BEAM
 /// function does, a registered function or a GenServer callback.
 pub(crate) async fn caught<T>(
+    pid: Pid,
     body: impl Future<Output = Result<T, Exception>>,
 ) -> Result<T, Exception> {
     let mut body = std::pin::pin!(body);
     // Polled as process code: a panic in it is that process's exit, not the program's.
     let in_process = std::future::poll_fn(|cx| {
-        let _code = InProcess::enter();
+        let _code = InProcess::enter(pid);
         body.as_mut().poll(cx)
     });
     match std::panic::AssertUnwindSafe(in_process)
@@ -301,25 +302,28 @@ pub(crate) async fn caught<T>(
     }
 }
 
-/// While process code runs on this thread (nested calls counted).
-struct InProcess;
+/// While process code runs on this thread (nested calls counted), and whose.
+struct InProcess(Option<Pid>);
 
 impl InProcess {
-    fn enter() -> Self {
+    fn enter(pid: Pid) -> Self {
         IN_PROCESS.with(|depth| depth.set(depth.get() + 1));
-        InProcess
+        InProcess(RUNNING.with(|running| running.replace(Some(pid))))
     }
 }
 
 impl Drop for InProcess {
     fn drop(&mut self) {
         IN_PROCESS.with(|depth| depth.set(depth.get().saturating_sub(1)));
+        RUNNING.with(|running| running.set(self.0));
     }
 }
 
 thread_local! {
     /// How deep in process code this thread is (see [`caught`]).
     static IN_PROCESS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// The process whose code this thread runs, for the line its panic is logged with.
+    static RUNNING: std::cell::Cell<Option<Pid>> = const { std::cell::Cell::new(None) };
     /// Where this thread last panicked (file, line), until its process's exit takes it.
     static PANICKED_AT: std::cell::Cell<Option<(String, u32)>> = const { std::cell::Cell::new(None) };
 }
@@ -343,7 +347,19 @@ pub(crate) fn record_panic_locations() {
             // with where it happened: logged as one line, as the node logs the rest,
             // without the backtrace the program's own panics may take (10 to 100 ms).
             if IN_PROCESS.with(|depth| depth.get()) > 0 {
-                tracing::error!("process code {info}");
+                let payload = info.payload();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into());
+                let at = info.location().map_or_else(String::new, |l| {
+                    format!(" at {}:{}:{}", l.file(), l.line(), l.column())
+                });
+                match RUNNING.with(|running| running.get()) {
+                    Some(pid) => tracing::error!("process {pid} panicked{at}: {message}"),
+                    None => tracing::error!("process code panicked{at}: {message}"),
+                }
                 return;
             }
             previous(info);

@@ -187,7 +187,7 @@ impl Node {
     ) -> Result<Term, Exception> {
         let arity = args.len();
         match self.function(module, function, arity) {
-            Some(f) => caught(f(p, args))
+            Some(f) => caught(p.pid(), f(p, args))
                 .await
                 .map_err(|e| e.in_function(module, function, arity)),
             None => Err(Exception::undef(module, function, args)),

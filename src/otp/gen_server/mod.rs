@@ -446,7 +446,7 @@ async fn run<S: GenServer>(
     parent: Option<Pid>,
     ack: oneshot::Sender<Result<(), Term>>,
 ) -> Result<(), Exception> {
-    let mut next = match caught(server.init(&mut p)).await {
+    let mut next = match caught(p.pid(), server.init(&mut p)).await {
         Ok(Next::Stop(reason)) => {
             let _ = ack.send(Err(reason.clone()));
             return Err(Exception::Exit(reason));
@@ -474,7 +474,7 @@ async fn run<S: GenServer>(
             }
             Next::Continue(arg) => {
                 last.keep(|| tuple(vec![atom("continue"), arg.clone()]), None);
-                let result = caught(server.handle_continue(arg, &mut p)).await;
+                let result = caught(p.pid(), server.handle_continue(arg, &mut p)).await;
                 let callback = ("handle_continue", 2);
                 next = ok_or_fail(&mut server, &mut p, result, callback, &last).await?;
                 continue;
@@ -489,7 +489,7 @@ async fn run<S: GenServer>(
         next = match take_call(message) {
             Ok((from, request)) => {
                 last.keep(|| request.clone(), Some(from.pid));
-                let reply = caught(server.handle_call(request, &from, &mut p)).await;
+                let reply = caught(p.pid(), server.handle_call(request, &from, &mut p)).await;
                 match reply {
                     Ok(Reply::Reply(reply, then)) => {
                         from.reply(&p, reply);
@@ -509,7 +509,7 @@ async fn run<S: GenServer>(
             Err(message) => match call::take_cast(message) {
                 Ok(request) => {
                     last.keep(|| tuple(vec![atom("$gen_cast"), request.clone()]), None);
-                    let result = caught(server.handle_cast(request, &mut p)).await;
+                    let result = caught(p.pid(), server.handle_cast(request, &mut p)).await;
                     ok_or_fail(&mut server, &mut p, result, ("handle_cast", 2), &last).await?
                 }
                 Err(message) => {
@@ -541,7 +541,7 @@ async fn run<S: GenServer>(
                         Next::Stop(reason)
                     } else {
                         last.keep(|| message.clone(), None);
-                        let result = caught(server.handle_info(message, &mut p)).await;
+                        let result = caught(p.pid(), server.handle_info(message, &mut p)).await;
                         ok_or_fail(&mut server, &mut p, result, ("handle_info", 2), &last).await?
                     }
                 }
