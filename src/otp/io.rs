@@ -403,13 +403,15 @@ fn write_stdout(text: &str) {
     crate::output::stdout().write(text.as_bytes());
 }
 
-/// Enough of `io_lib:format/2` for what programs send to a remote group leader and
-/// log: `~p ~w ~s ~c ~n ~i ~~`, `~P ~W` (the depth is not applied), integers in a base
-/// (`~b`, `~.16B`), floats (`~f`, `~e`, `~g`, with their precision), with the `t` and
-/// `l` modifiers and field widths read and left unapplied. Terms print in Erlang's
-/// syntax, as `io_lib` prints them. `None` where `io_lib:format/2` raises `badarg`: a
-/// control it does not have, an argument of the wrong type, too few or too many
-/// arguments.
+/// `io_lib:format/2` for what programs send to a remote group leader and log: `~p ~w
+/// ~s ~c ~n ~i ~~`, `~P ~W` (the depth is not applied), integers in a base (`~b ~B`,
+/// `~x ~X` with their prefix, `~# ~+`), floats (`~f ~e ~g`), with a field width,
+/// precision and padding character (`~-10.5s`, `~8.2.0B`, `~*.*f`), left or right
+/// adjusted, `***` where a number or term does not fit its field, as `io_lib` writes
+/// them; the `t` and `l` modifiers are read (`~p` of a list of codes prints it as a
+/// string either way, and `~p` does not break long terms over lines). Terms print in
+/// Erlang's syntax. `None` where `io_lib:format/2` raises `badarg`: a control it does
+/// not have, an argument of the wrong type, too few or too many arguments.
 fn format_erlang(fmt: &str, args: &[Term]) -> Option<String> {
     let mut out = String::new();
     let mut args = args.iter();
@@ -419,90 +421,238 @@ fn format_erlang(fmt: &str, args: &[Term]) -> Option<String> {
             out.push(c);
             continue;
         }
-        // Field width, precision and padding, then modifiers.
-        let mut precision = String::new();
-        let mut in_precision = false;
-        while let Some(&c) = chars.peek() {
-            match c {
-                '.' => in_precision = true,
-                '*' => {
-                    args.next()?.as_int()?;
+        let spec = Spec::read(&mut chars, &mut args)?;
+        let control = chars.next()?;
+        out.push_str(&spec.apply(control, &mut args)?);
+    }
+    args.next().is_none().then_some(out)
+}
+
+/// A control sequence's field width (negative: left adjusted), precision and padding
+/// character: `~F.P.PadC`.
+struct Spec {
+    width: Option<i64>,
+    precision: Option<i64>,
+    pad: char,
+}
+
+impl Spec {
+    fn read<'a>(
+        chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+        args: &mut impl Iterator<Item = &'a Term>,
+    ) -> Option<Spec> {
+        let mut number =
+            |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> Option<Option<i64>> {
+                if chars.peek() == Some(&'*') {
+                    chars.next();
+                    return Some(Some(args.next()?.as_int()?));
                 }
-                '-' => {}
-                c if c.is_ascii_digit() => {
-                    if in_precision {
-                        precision.push(c);
-                    }
+                let negative = chars.peek() == Some(&'-');
+                if negative {
+                    chars.next();
                 }
-                _ => break,
+                let mut digits = String::new();
+                while let Some(c) = chars.peek().copied().filter(char::is_ascii_digit) {
+                    digits.push(c);
+                    chars.next();
+                }
+                if digits.is_empty() {
+                    return if negative { None } else { Some(None) };
+                }
+                let n: i64 = digits.parse().ok()?;
+                Some(Some(if negative { -n } else { n }))
+            };
+        let width = number(chars)?;
+        let mut precision = None;
+        let mut pad = ' ';
+        if chars.peek() == Some(&'.') {
+            chars.next();
+            precision = number(chars)?;
+            if chars.peek() == Some(&'.') {
+                chars.next();
+                pad = match chars.next()? {
+                    '*' => u32::try_from(args.next()?.as_int()?)
+                        .ok()
+                        .and_then(char::from_u32)?,
+                    c => c,
+                };
             }
+        }
+        while chars.peek().is_some_and(|c| matches!(c, 't' | 'l' | 'k')) {
             chars.next();
         }
-        while chars.peek().is_some_and(|c| matches!(c, 't' | 'l')) {
-            chars.next();
+        Some(Spec {
+            width,
+            precision,
+            pad,
+        })
+    }
+
+    /// The field width and whether the text goes to its left.
+    fn field(&self) -> (Option<usize>, bool) {
+        match self.width {
+            Some(w) => (usize::try_from(w.unsigned_abs()).ok(), w < 0),
+            None => (None, false),
         }
-        match chars.next()? {
-            'n' => out.push('\n'),
-            '~' => out.push('~'),
+    }
+
+    fn precision(&self) -> Option<usize> {
+        self.precision.and_then(|p| usize::try_from(p).ok())
+    }
+
+    /// `text` padded to `width`, on the side `left` says.
+    fn adjust(&self, text: String, width: usize, left: bool) -> String {
+        let len = text.chars().count();
+        if len >= width {
+            return text;
+        }
+        let padding: String = std::iter::repeat_n(self.pad, width - len).collect();
+        if left {
+            text + &padding
+        } else {
+            padding + &text
+        }
+    }
+
+    /// `io_lib_format:term/5`: a term or number in its field, `*`s when it does not
+    /// fit.
+    fn term(&self, text: String) -> String {
+        let (width, left) = self.field();
+        let Some(width) = width.or(self.precision()) else {
+            return text;
+        };
+        let room = self.precision().map_or(width, |p| p.min(width));
+        if text.chars().count() > room {
+            let stars: String = std::iter::repeat_n('*', room).collect();
+            return self.adjust(stars, width, left);
+        }
+        self.adjust(text, width, left)
+    }
+
+    /// `io_lib_format:string/5`: cut to the precision (or the field), padded to the
+    /// field.
+    fn string(&self, text: String) -> Option<String> {
+        let (width, left) = self.field();
+        let cut = |t: String, n: usize| t.chars().take(n).collect::<String>();
+        Some(match (width, self.precision()) {
+            (None, None) => text,
+            (Some(w), None) => self.adjust(cut(text, w), w, left),
+            (None, Some(p)) => self.adjust(cut(text, p), p, true),
+            (Some(w), Some(p)) if w >= p => {
+                let text = self.adjust(cut(text, p), p, true);
+                self.adjust(text, w, left)
+            }
+            _ => return None,
+        })
+    }
+
+    fn apply<'a>(
+        &self,
+        control: char,
+        args: &mut impl Iterator<Item = &'a Term>,
+    ) -> Option<String> {
+        Some(match control {
+            'n' => "\n".to_owned(),
+            '~' => "~".to_owned(),
             'i' => {
                 args.next()?;
+                String::new()
             }
             's' => {
-                let a = args.next()?;
-                match a {
-                    Term::Atom(name) => out.push_str(name.name()),
+                let text = match args.next()? {
+                    Term::Atom(name) => name.name().to_owned(),
                     a if a.as_int().is_some() => return None,
-                    a => out.push_str(&chardata_to_string(a)?),
-                }
+                    a => chardata_to_string(a)?,
+                };
+                self.string(text)?
             }
             'c' => {
                 let ch = args.next()?.as_int()?;
-                out.push(u32::try_from(ch).ok().and_then(char::from_u32)?);
+                let ch = u32::try_from(ch).ok().and_then(char::from_u32)?;
+                let (width, left) = self.field();
+                let count = self.precision().or(width).unwrap_or(1);
+                let text: String = std::iter::repeat_n(ch, count).collect();
+                match width {
+                    Some(w) if w >= count => self.adjust(text, w, left),
+                    Some(_) => return None,
+                    None => text,
+                }
             }
             control @ ('b' | 'B' | 'x' | 'X' | '#' | '+') => {
-                let base = match precision.as_str() {
-                    "" => 10,
-                    p => p.parse().ok().filter(|b| (2..=36).contains(b))?,
+                let base = match self.precision {
+                    None => 10,
+                    Some(p) => u32::try_from(p).ok().filter(|b| (2..=36).contains(b))?,
                 };
-                if control == 'x' || control == 'X' {
-                    // The prefix argument.
-                    args.next()?;
-                }
+                // The number, then (`~x`, `~X`) its prefix.
                 let a = args.next()?;
-                match a.as_int() {
-                    Some(i) => out.push_str(&in_base(i, base)),
-                    // A big integer: in base 10, as a term.
-                    None if matches!(a, Term::BigInteger(_)) => {
-                        out.push_str(&a.erlang().to_string())
-                    }
-                    None => return None,
-                }
+                let prefix = match control {
+                    'x' | 'X' => match args.next()? {
+                        Term::Atom(a) => a.name().to_owned(),
+                        p => chardata_to_string(p)?,
+                    },
+                    '#' | '+' => format!("{base}#"),
+                    _ => String::new(),
+                };
+                let lower = matches!(control, 'b' | 'x' | '+');
+                let digits = match (a.as_int(), a) {
+                    (Some(i), _) => in_base(i, base),
+                    (None, Term::BigInteger(b)) => b.value.to_str_radix(base).to_uppercase(),
+                    _ => return None,
+                };
+                let digits = if lower { digits.to_lowercase() } else { digits };
+                let text = match digits.strip_prefix('-') {
+                    Some(magnitude) => format!("-{prefix}{magnitude}"),
+                    None => format!("{prefix}{digits}"),
+                };
+                self.number(text)
             }
             'f' => {
                 let Term::Float(x) = args.next()? else {
                     return None;
                 };
-                let digits = precision.parse().unwrap_or(6);
-                out.push_str(&format!("{:.*}", digits, x.value));
+                let digits = self.precision().unwrap_or(6);
+                self.number(format!("{:.*}", digits, x.value))
             }
             control @ ('e' | 'g') => {
                 let Term::Float(x) = args.next()? else {
                     return None;
                 };
-                let digits = precision.parse().unwrap_or(6).max(2);
-                out.push_str(&float_e_or_g(x.value, digits, control == 'g'));
+                let digits = self.precision().unwrap_or(6).max(2);
+                self.number(float_e_or_g(x.value, digits, control == 'g'))
             }
-            control @ ('p' | 'w' | 'P' | 'W') => {
-                out.push_str(&args.next()?.erlang().to_string());
-                if matches!(control, 'P' | 'W') {
+            control @ ('w' | 'W') => {
+                let text = args.next()?.erlang().to_string();
+                if control == 'W' {
                     // The depth.
                     args.next()?.as_int()?;
                 }
+                self.term(text)
+            }
+            control @ ('p' | 'P') => {
+                // The field is the line's length there, and left adjustment a badarg.
+                if self.width.is_some_and(|w| w < 0) {
+                    return None;
+                }
+                let text = args.next()?.erlang().to_string();
+                if control == 'P' {
+                    args.next()?.as_int()?;
+                }
+                text
             }
             _ => return None,
+        })
+    }
+
+    /// A number in its field: `*`s when it does not fit (the precision is the number's
+    /// own, not the field's).
+    fn number(&self, text: String) -> String {
+        let (width, left) = self.field();
+        match width {
+            Some(w) if text.chars().count() > w => std::iter::repeat_n('*', w).collect(),
+            Some(w) => self.adjust(text, w, left),
+            None => text,
         }
     }
-    args.next().is_none().then_some(out)
 }
 
 /// `~.Pe` (`1.50000e+0`: `P` significant digits) and `~.Pg` (as `~f` with `P`
@@ -623,8 +773,40 @@ mod tests {
             .as_deref(),
             Some("1.500000 2.00 a 1.50000e+0 1.50000 1.00000e+7 -1.23e-3")
         );
+        // Fields, precision and padding, as OTP 25's io_lib:format/2 writes them.
+        let ab = || binary("ab");
+        for (fmt, args, written) in [
+            ("~5w|", vec![int(1)], "    1|"),
+            ("~-6w|", vec![atom("ab")], "ab    |"),
+            ("~5s|", vec![ab()], "   ab|"),
+            ("~-5s|", vec![ab()], "ab   |"),
+            ("~3c|", vec![int('x' as i64)], "xxx|"),
+            ("~10c|", vec![int('a' as i64)], "aaaaaaaaaa|"),
+            ("~10.3f|", vec![float(3.14159)], "     3.142|"),
+            ("~*.*f|", vec![int(8), int(2), float(1.0)], "    1.00|"),
+            ("~8.2.0B|", vec![int(5)], "00000101|"),
+            ("~.16#|", vec![int(255)], "16#FF|"),
+            ("~6.16+|", vec![int(255)], " 16#ff|"),
+            ("~x|", vec![int(255), binary("0x")], "0x255|"),
+            ("~.16x|", vec![int(255), binary("0x")], "0xff|"),
+            ("~.16X|", vec![int(255), binary("0x")], "0xFF|"),
+            ("~.3s|", vec![binary("abcdef")], "abc|"),
+            ("~3s|", vec![binary("abcdef")], "abc|"),
+            ("~-10.5s|", vec![binary("abcdefgh")], "abcde     |"),
+            ("~3w|", vec![int(12345)], "***|"),
+            ("~.5w|", vec![int(12345678)], "*****|"),
+            ("~5.1.xw|", vec![int(1)], "xxxx1|"),
+            ("~4.1f|", vec![float(123.456)], "****|"),
+            ("~2b|", vec![int(123)], "**|"),
+            ("~.2b|", vec![int(5)], "101|"),
+            ("~10.3e|", vec![float(1.5)], "   1.50e+0|"),
+        ] {
+            assert_eq!(format_erlang(fmt, &args).as_deref(), Some(written), "{fmt}");
+        }
         // Where io_lib:format/2 raises badarg.
         for (fmt, args) in [
+            ("~-8p|", vec![atom("ok")]),
+            ("~8.3.*s|", vec![binary("ab")]),
             ("~bad", vec![]),
             ("~p", vec![]),
             ("~p", vec![int(1), int(2)]),
