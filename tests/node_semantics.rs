@@ -542,6 +542,42 @@ fn rpc_and_erpc_as_on_a_beam_node() {
          :ok, :ok, true, true, nil, true, {:x, :elsewhere@nohost}, nil, true}"
     );
 
+    // register/2 and unregister/1 of a process of the node, badarg where taken or
+    // not there.
+    let registering = "pid = :rpc.call(NODE, :erlang, :spawn, [Moebi, :wait, []])
+        bad = &match?({:badrpc, {:EXIT, {:badarg, _}}}, &1)
+        r = {:rpc.call(NODE, :erlang, :register, [:reg_test, pid]),
+             :rpc.call(NODE, :erlang, :whereis, [:reg_test]) == pid,
+             bad.(:rpc.call(NODE, :erlang, :register, [:reg_test, pid])),
+             bad.(:rpc.call(NODE, :erlang, :register, [:undefined, pid])),
+             :rpc.call(NODE, :erlang, :unregister, [:reg_test]),
+             bad.(:rpc.call(NODE, :erlang, :unregister, [:reg_test]))}
+        Process.exit(pid, :kill)
+        r";
+    assert_eq!(
+        c.same_ok(registering),
+        "{true, true, true, true, true, true}"
+    );
+    // io:format/3 and put_chars/2 to a device: standard_io is the caller's terminal,
+    // user the node's own.
+    let devices = ":rpc.call(NODE, :io, :format, [:user, ~c\"on the node's terminal ~p~n\", [1]])
+        {:rpc.call(NODE, :io, :format, [:standard_io, ~c\"device ~s~n\", [\"standard_io\"]]),
+         :rpc.call(NODE, :io, :put_chars, [:standard_io, \"put_chars/2\\n\"]),
+         match?({:badrpc, {:EXIT, {:badarg, _}}}, :rpc.call(NODE, :io, :format, [:no_such_device, ~c\"x\", []]))}";
+    assert_eq!(c.same_ok(devices), "{:ok, :ok, true}");
+    assert!(
+        c.moebi()
+            .wait_for_lines("on the node's terminal 1", 1, WAIT),
+        "{}",
+        c.moebi().output()
+    );
+    assert!(
+        c.alex.wait_for_output("device standard_io\n", WAIT)
+            && c.alex.wait_for_output("put_chars/2\n", WAIT),
+        "{}",
+        c.alex.output()
+    );
+
     // Elixir's Process.info/2: `{:registered_name, []}` for a process with no name,
     // `nil` for one that has ended.
     let info = "pid = :rpc.call(NODE, :erlang, :spawn, [Moebi, :wait, []])

@@ -163,6 +163,24 @@ impl Node {
         Ok(())
     }
 
+    /// `erlang:unregister/1`: `false` when nobody here is registered as `name`.
+    pub(crate) fn unregister_name(&self, name: &str) -> bool {
+        let Some(pid) = self.whereis(name) else {
+            return false;
+        };
+        let Some(entry) = self.local_entry(&pid) else {
+            return false;
+        };
+        let name = Atom::from(name);
+        let mut st = entry.state();
+        if st.name != Some(name) {
+            return false;
+        }
+        st.name = None;
+        self.0.names.remove_if_held(&name, &pid);
+        true
+    }
+
     /// The names registered here (`erlang:registered/0`).
     pub(crate) fn registered_names(&self) -> Vec<Atom> {
         self.0.names.keys()

@@ -193,6 +193,25 @@ pub(crate) fn register(node: &Node) {
     });
     harness_functions(node);
     everyday_functions(node);
+    // `register/2` of a process of this node (`badarg` for a name taken, `undefined`, a
+    // process with a name, one not alive or of another node) and `unregister/1`.
+    bif(node, "register", 2, |p, args| async move {
+        let name = args[0].as_atom().filter(|n| *n != "undefined");
+        let entry = args[1].as_pid().and_then(|pid| p.node().local_entry(pid));
+        match (name, entry) {
+            (Some(name), Some(entry)) => match p.node().register_name(name, &entry) {
+                Ok(()) => Ok(atom("true")),
+                Err(_) => Err(Exception::bare_badarg()),
+            },
+            _ => Err(Exception::bare_badarg()),
+        }
+    });
+    bif(node, "unregister", 1, |p, args| async move {
+        match args[0].as_atom() {
+            Some(name) if p.node().unregister_name(name) => Ok(atom("true")),
+            _ => Err(Exception::bare_badarg()),
+        }
+    });
     bif(node, "whereis", 1, |p, args| async move {
         match args[0].as_atom() {
             Some(name) => Ok(p

@@ -349,6 +349,28 @@ pub(crate) fn register_functions(node: &Node) {
             print_formatted(p, name, &args[0], &args[1], args.clone()).await
         });
     }
+    // With a device: `standard_io` (the group leader), `user` (this node's terminal),
+    // `standard_error`, or an I/O server's pid or name.
+    for name in ["format", "fwrite"] {
+        node.register_function("io", name, 3, move |mut p, args| async move {
+            let device = device(&p, &args[0]).ok_or_else(|| io_badarg(name, args.clone()))?;
+            let text = chardata_to_string(&args[1])
+                .zip(args[2].as_list())
+                .and_then(|(fmt, a)| format_erlang(&fmt, a))
+                .ok_or_else(|| io_badarg(name, args.clone()))?;
+            put_on(&mut p, device, &text).await
+        });
+    }
+    node.register_function("io", "put_chars", 2, |mut p, args| async move {
+        let device = device(&p, &args[0]).ok_or_else(|| io_badarg("put_chars", args.clone()))?;
+        let text =
+            chardata_to_string(&args[1]).ok_or_else(|| io_badarg("put_chars", args.clone()))?;
+        put_on(&mut p, device, &text).await
+    });
+    node.register_function("io", "nl", 1, |mut p, args| async move {
+        let device = device(&p, &args[0]).ok_or_else(|| io_badarg("nl", args.clone()))?;
+        put_on(&mut p, device, "\n").await
+    });
     node.register_function("io", "put_chars", 1, |mut p, args| async move {
         let text =
             chardata_to_string(&args[0]).ok_or_else(|| io_badarg("put_chars", args.clone()))?;
@@ -368,6 +390,30 @@ pub(crate) fn register_functions(node: &Node) {
             Ok(atom("ok"))
         });
     }
+}
+
+/// Where `io:format/3` and `put_chars/2` write: `None` for what is no device.
+enum Device {
+    Server(Pid),
+    StandardError,
+}
+
+fn device(p: &Process, device: &Term) -> Option<Device> {
+    match device {
+        Term::Pid(pid) => Some(Device::Server(*pid)),
+        d if d.is_atom("standard_io") => Some(Device::Server(p.group_leader())),
+        d if d.is_atom("standard_error") => Some(Device::StandardError),
+        Term::Atom(name) => p.node().whereis(name.name()).map(Device::Server),
+        _ => None,
+    }
+}
+
+async fn put_on(p: &mut Process, device: Device, text: &str) -> Result<Term, Exception> {
+    match device {
+        Device::Server(pid) => p.put_chars_to(pid, text).await?,
+        Device::StandardError => eprint!("{text}"),
+    }
+    Ok(atom("ok"))
 }
 
 async fn print_formatted(
@@ -703,6 +749,11 @@ impl Process {
     /// `IO.write(text)` through the group leader (`io:request(GL, {put_chars, unicode, Text})`).
     pub async fn put_chars(&mut self, text: &str) -> Result<(), Exception> {
         let gl = self.group_leader();
+        self.put_chars_to(gl, text).await
+    }
+
+    /// `io:put_chars(Device, Text)` to the I/O server `gl`.
+    pub(crate) async fn put_chars_to(&mut self, gl: Pid, text: &str) -> Result<(), Exception> {
         if gl == self.node().user_pid() {
             write_stdout(text);
             return Ok(());
