@@ -1230,6 +1230,13 @@ fn system_processes_answer_sys_requests() {
         c.same_ok(status),
         "[net_kernel: true, rex: true, global_name_server: true]"
     );
+    // sys's debug requests with nothing turned on: `ok`, and what a `get` gives then.
+    let debug = "s = {:echo, NODE}
+        {:sys.statistics(s, :get), :sys.log(s, :get), :sys.trace(s, false), :sys.statistics(s, false)}";
+    assert_eq!(
+        c.same_ok(debug),
+        "{{:ok, :no_statistics}, {:ok, []}, :ok, :ok}"
+    );
     let moebi = Cluster::for_node(
         "s = :sys.get_state({:net_kernel, NODE})
         {s.node == NODE, s.tick_time, node() in s.connections, :sys.get_state({:rex, NODE}),

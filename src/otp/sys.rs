@@ -68,8 +68,17 @@ pub(crate) fn handle(
                 ]),
             ]),
             // sys:trace/2, sys:log/2, sys:statistics/2 and friends: no debug
-            // options are kept, and `sys` answers these `ok`.
-            Some([t, _]) if t.is_atom("debug") => atom("ok"),
+            // options are kept: `sys` answers `ok`, and to a `get`, what it gives
+            // when none was turned on (`{ok, no_statistics}`, `{ok, []}`).
+            Some([t, what]) if t.is_atom("debug") => match what.as_tuple_n(2) {
+                Some([kind, get]) if kind.is_atom("statistics") && get.is_atom("get") => {
+                    tuple(vec![atom("ok"), atom("no_statistics")])
+                }
+                Some([kind, get]) if kind.is_atom("log") && get.is_atom("get") => {
+                    tuple(vec![atom("ok"), crate::term::nil()])
+                }
+                _ => atom("ok"),
+            },
             _ => unknown(request),
         },
     };
