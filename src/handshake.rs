@@ -62,8 +62,10 @@ impl Status {
 /// Why a handshake did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
-    /// The socket failed or closed.
-    #[error("i/o error: {0}")]
+    /// The peer could not be reached: the socket failed or closed, EPMD does not know
+    /// its name, or its name is of the other kind (long or short). Said as the error
+    /// says it.
+    #[error("{0}")]
     Io(#[from] std::io::Error),
     /// The peer sent something that is not the expected handshake message.
     #[error("unexpected handshake message: {0}")]

@@ -529,7 +529,7 @@ async fn read_frames<O: Owner>(
             Some(r) => r,
             None => tokio::select! {
                 r = read_some(&mut reader, &mut incoming, &mut direct) => r,
-                _ = &mut *writer => return "connection closed".into(),
+                _ = &mut *writer => return "connection_closed".into(),
                 _ = quarters.tick() => {
                     if std::mem::take(&mut heard) {
                         silent_quarters = 0;

@@ -212,7 +212,7 @@ fn reap_closed(node: &Node, peer: &str) {
         _ => None,
     };
     if let Some(h) = closed {
-        down(node, &h, "connection closed");
+        down(node, &h, "connection_closed");
     }
 }
 
