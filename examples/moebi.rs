@@ -49,9 +49,10 @@ struct Args {
     #[arg(long, default_value_t = 0, value_name = "PORT")]
     listen_port: u16,
     /// The address the distribution listens on, as `-kernel inet_dist_use_interface`
-    /// (127.0.0.1: this machine only).
-    #[arg(long, default_value = "0.0.0.0", value_name = "ADDR")]
-    listen_address: std::net::IpAddr,
+    /// (127.0.0.1: this machine only); default every interface (`::` for a name whose
+    /// host is an IPv6 address, else 0.0.0.0).
+    #[arg(long, value_name = "ADDR")]
+    listen_address: Option<std::net::IpAddr>,
     /// net_ticktime in seconds: a silent peer is dropped after this long.
     #[arg(long, default_value_t = 60)]
     net_ticktime: u64,
@@ -370,7 +371,9 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     config.long_names = args.name.is_some();
     config.hidden = args.hidden;
     config.listen_port = args.listen_port;
-    config.listen_address = args.listen_address;
+    if let Some(address) = args.listen_address {
+        config.listen_address = address;
+    }
     config.tick_time = Duration::from_secs(args.net_ticktime.max(1));
     config.setup_time = Duration::from_secs(args.net_setuptime.max(1));
     config.max_message_size = args.max_message_size;

@@ -31,8 +31,9 @@ pub struct NodeConfig {
     /// The distribution listening port; 0 picks a free one, as the BEAM does
     /// (`-kernel inet_dist_listen_min P inet_dist_listen_max P` fixes one there).
     pub listen_port: u16,
-    /// The address the distribution listens on: every interface (`0.0.0.0`) by
-    /// default, as the BEAM's; `127.0.0.1` keeps it to this machine, as
+    /// The address the distribution listens on: every interface (`0.0.0.0`; `::`,
+    /// IPv4 included, for a name whose host is an IPv6 address, as `-proto_dist
+    /// inet6_tcp`) by default, as the BEAM's; `127.0.0.1` keeps it to this machine, as
     /// `-kernel inet_dist_use_interface {127,0,0,1}`.
     pub listen_address: std::net::IpAddr,
     /// `net_ticktime`: a peer silent for four quarters of it in a row is dropped (after
@@ -117,7 +118,7 @@ impl NodeConfig {
             epmd_port: crate::epmd::port_from_env(),
             dist_listen: true,
             listen_port: 0,
-            listen_address: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            listen_address: default_listen_address(name),
             tick_time: Duration::from_secs(60),
             setup_time: Duration::from_secs(7),
             max_message_size: 1024 * 1024 * 1024,
@@ -218,6 +219,20 @@ fn canonical_name(host: &str) -> Option<String> {
         });
         libc::freeaddrinfo(found);
         name
+    }
+}
+
+/// Every interface: IPv6's (which takes IPv4 too) for a name whose host is an IPv6
+/// address, as a BEAM node so named runs `-proto_dist inet6_tcp`; IPv4's otherwise, as
+/// the BEAM's `inet_tcp`.
+fn default_listen_address(name: &str) -> std::net::IpAddr {
+    let v6 = name
+        .split_once('@')
+        .is_some_and(|(_, host)| host.parse::<std::net::Ipv6Addr>().is_ok());
+    if v6 {
+        std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    } else {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
     }
 }
 
@@ -391,5 +406,18 @@ mod tests {
         for d in [home, fresh, config] {
             let _ = std::fs::remove_dir_all(d);
         }
+    }
+
+    /// A name whose host is an IPv6 address listens on `::`, as `-proto_dist
+    /// inet6_tcp`; any other on `0.0.0.0`; `long_names` follows the host.
+    #[test]
+    fn defaults_follow_the_name() {
+        let v6 = super::NodeConfig::new("a@::1", "c");
+        assert_eq!(v6.listen_address.to_string(), "::");
+        assert!(v6.long_names);
+        let short = super::NodeConfig::new("a@localhost", "c");
+        assert_eq!(short.listen_address.to_string(), "0.0.0.0");
+        assert!(!short.long_names);
+        assert!(super::NodeConfig::new("a@10.0.0.5", "c").long_names);
     }
 }
