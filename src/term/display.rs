@@ -777,8 +777,16 @@ fn elixir_identifier(name: &str, upper_first: bool) -> bool {
         c.is_ascii_lowercase()
             || c == '_'
             || (upper_first && c.is_ascii_uppercase())
-            || (!c.is_ascii() && c.is_lowercase())
+            || (!c.is_ascii() && identifier_start(c, upper_first))
     }) && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '@')
+}
+
+/// A letter other than ASCII that may start an Elixir identifier: a lower-case one or
+/// one with no case (`é`, `日`), and for an atom an upper-case one too (`:Été`), not a
+/// title-case one (`ǅ`), as Elixir writes them unquoted.
+fn identifier_start(c: char, upper_first: bool) -> bool {
+    let caseless = || c.to_uppercase().eq([c]) && c.to_lowercase().eq([c]);
+    c.is_alphabetic() && (c.is_lowercase() || (upper_first && c.is_uppercase()) || caseless())
 }
 
 /// Atoms that are operators, written bare after `:` in Elixir (`:+`, `:<>`).
@@ -821,6 +829,24 @@ fn erlang_printable(c: u32) -> bool {
 mod tests {
     use super::*;
     use crate::term::{atom, binary, int, map, tuple};
+
+    /// Atoms of other scripts print unquoted where Elixir prints them so.
+    #[test]
+    fn atoms_of_other_scripts() {
+        let shown = crate::term::list(
+            ["日本", "été", "Été", "Ñandu", "ǅx", "_x", "日本?"]
+                .into_iter()
+                .map(atom)
+                .collect(),
+        );
+        assert_eq!(
+            shown.to_string(),
+            r#"[:日本, :été, :Été, :Ñandu, :"ǅx", :_x, :日本?]"#
+        );
+        assert_eq!(map([(atom("日本"), int(1))]).to_string(), "%{日本: 1}");
+        // And read back as written.
+        assert_eq!(crate::term::parse(&shown.to_string()).unwrap(), shown);
+    }
 
     /// A peer's struct with the standard library's name and absurd fields prints without
     /// a panic (a log line shows whatever a peer sent).
