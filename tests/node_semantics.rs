@@ -1059,12 +1059,12 @@ fn task_supervisor_start_child_children_and_terminate_child() {
     let spec = "sup = {Chat.Supervisor, NODE}
         [{_, pid, _, _}] = Supervisor.which_children(sup)
         {:ok, spec} = :supervisor.get_childspec(sup, Chat.TaskSupervisor)
-        {Map.take(spec, [:id, :type, :restart, :shutdown, :modules]),
+        {Map.take(spec, [:id, :type, :restart, :shutdown, :modules]) |> Enum.sort(),
          :supervisor.get_childspec(sup, pid), :supervisor.get_childspec(sup, :nobody),
          length(Supervisor.which_children(sup))}";
     assert_eq!(
         c.same_ok(spec),
-        "{%{id: Chat.TaskSupervisor, modules: [Task.Supervisor], restart: :permanent, shutdown: :infinity, type: :supervisor}, {:error, :not_found}, {:error, :not_found}, 1}"
+        "{[id: Chat.TaskSupervisor, modules: [Task.Supervisor], restart: :permanent, shutdown: :infinity, type: :supervisor], {:error, :not_found}, {:error, :not_found}, 1}"
     );
 
     // What the seed's `IO.puts(message)` takes besides text: an atom, a number; a
