@@ -656,8 +656,12 @@ impl Spec {
                 let Term::Float(x) = args.next()? else {
                     return None;
                 };
+                // At least one decimal: `~.0f` is a badarg there.
                 let digits = self.precision().unwrap_or(6);
-                self.number(format!("{:.*}", digits, x.value))
+                if digits == 0 {
+                    return None;
+                }
+                self.number(fixed(x.value, digits))
             }
             control @ ('e' | 'g') => {
                 let Term::Float(x) = args.next()? else {
@@ -698,6 +702,41 @@ impl Spec {
             Some(w) => self.adjust(text, w, left),
             None => text,
         }
+    }
+}
+
+/// `x` with `digits` decimals, a half rounded away from zero as OTP's `float_to_list`
+/// rounds it (`~.1f` of 2.25 is `2.3`; Rust's formatting gives `2.2`): the value's
+/// exact decimal expansion, well past the last digit kept, rounded by hand.
+fn fixed(x: f64, digits: usize) -> String {
+    let long = format!("{:.*}", digits + 40, x.abs());
+    let (kept, rest) = long.split_at(long.len() - 40);
+    let mut kept: Vec<u8> = kept.trim_end_matches('.').bytes().collect();
+    if rest.as_bytes()[0] >= b'5' {
+        // Add one to the last digit kept, carrying.
+        let mut i = kept.len();
+        loop {
+            if i == 0 {
+                kept.insert(0, b'1');
+                break;
+            }
+            i -= 1;
+            match kept[i] {
+                b'.' => continue,
+                b'9' => kept[i] = b'0',
+                d => {
+                    kept[i] = d + 1;
+                    break;
+                }
+            }
+        }
+    }
+    let text = String::from_utf8(kept).expect("digits");
+    // The sign stays when the digits round to zero (`-0.0`), as there.
+    if x.is_sign_negative() {
+        format!("-{text}")
+    } else {
+        text
     }
 }
 
@@ -851,12 +890,20 @@ mod tests {
             ("~2b|", vec![int(123)], "**|"),
             ("~.2b|", vec![int(5)], "101|"),
             ("~10.3e|", vec![float(1.5)], "   1.50e+0|"),
+            ("~5.1f|", vec![float(2.25)], "  2.3|"),
+            ("~.1f|", vec![float(0.05)], "0.1|"),
+            ("~.2f|", vec![float(1.005)], "1.00|"),
+            ("~.1f|", vec![float(-2.25)], "-2.3|"),
+            ("~f|", vec![float(-2.5e-7)], "-0.000000|"),
+            ("~.1f|", vec![float(-0.04)], "-0.0|"),
+            ("~.2f|", vec![float(99.996)], "100.00|"),
         ] {
             assert_eq!(format_erlang(fmt, &args).as_deref(), Some(written), "{fmt}");
         }
         // Where io_lib:format/2 raises badarg.
         for (fmt, args) in [
             ("~-8p|", vec![atom("ok")]),
+            ("~.0f", vec![float(9.5)]),
             ("~8.3.*s|", vec![binary("ab")]),
             ("~bad", vec![]),
             ("~p", vec![]),
