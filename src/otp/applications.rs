@@ -9,6 +9,7 @@
 //! BEAM node's `init` kills last.
 
 use super::calls;
+use super::supervisor::Shutdown;
 use crate::node::Node;
 use crate::process::handle::is_down_for;
 use crate::process::Dest;
@@ -35,8 +36,9 @@ struct Roots {
 }
 
 enum Root {
-    /// A server started by no process: stopped as `GenServer.stop(pid, :shutdown)`.
-    Server(Pid),
+    /// A server started by no process: stopped as `GenServer.stop(pid, :shutdown)`,
+    /// given its [`shutdown`](crate::GenServer::shutdown).
+    Server(Pid, Shutdown),
     /// A process its keeper starts again when it ends: the keeper stops doing so, and
     /// stops it as its parent (an exit signal `shutdown`).
     Kept {
@@ -49,7 +51,7 @@ enum Root {
 impl Root {
     fn is_alive(&self, node: &Node) -> bool {
         match self {
-            Root::Server(pid) => node.is_alive(pid),
+            Root::Server(pid, _) => node.is_alive(pid),
             Root::Kept { keeper, .. } => node.is_alive(keeper),
         }
     }
@@ -68,8 +70,8 @@ fn add(node: &Node, root: Root) {
 }
 
 /// A server started by no process has started.
-pub(crate) fn add_server(node: &Node, pid: Pid) {
-    add(node, Root::Server(pid));
+pub(crate) fn add_server(node: &Node, pid: Pid, shutdown: Shutdown) {
+    add(node, Root::Server(pid, shutdown));
 }
 
 /// A kept process (a `Task.Supervisor` of the node) has started; its keeper stops
@@ -98,9 +100,9 @@ pub(crate) fn stop(node: &Node) -> BoxFuture<'static, ()> {
         let stopped = node.run_process(move |mut p| async move {
             for root in roots.iter().rev() {
                 match root {
-                    Root::Server(pid) => {
+                    Root::Server(pid, shutdown) => {
                         if p.node().is_alive(pid) {
-                            stop_server(&mut p, *pid).await;
+                            stop_server(&mut p, *pid, *shutdown).await;
                         }
                     }
                     Root::Kept {
@@ -130,24 +132,29 @@ pub(crate) fn stop(node: &Node) -> BoxFuture<'static, ()> {
     })
 }
 
-/// How long a server started by no process has to stop (its `terminate` to run), as
-/// a supervisor gives a worker (`shutdown: 5000`).
-const SERVER_SHUTDOWN: Duration = Duration::from_secs(5);
-
 /// A server started by no process: `GenServer.stop(pid, :shutdown)`; one that does not
-/// stop in time (stuck in a callback) gets the exit signal `shutdown` a supervisor
-/// sends a child, and `kill` if that does not end it either, so that its links and
-/// monitors see it end while the connections are still up.
-async fn stop_server(p: &mut crate::process::Process, pid: Pid) {
+/// stop within its `shutdown` (stuck in a callback) gets the exit signal `shutdown` a
+/// supervisor sends a child, and `kill` if that does not end it either, so that its
+/// links and monitors see it end while the connections are still up. A supervisor's
+/// (`Infinity`) waits for its children, within the node's [`SHUTDOWN`].
+async fn stop_server(p: &mut crate::process::Process, pid: Pid, shutdown: Shutdown) {
+    let timeout = match shutdown {
+        Shutdown::Timeout(t) => Some(t),
+        Shutdown::Infinity => None,
+        Shutdown::BrutalKill => Some(Duration::ZERO),
+    };
     let to = Dest::Pid(pid);
-    let timeout = Some(SERVER_SHUTDOWN);
-    if calls::stop(p, to, atom("shutdown"), timeout).await.is_ok() || !p.node().is_alive(&pid) {
+    let stopped = match timeout {
+        Some(t) if t.is_zero() => false,
+        timeout => calls::stop(p, to, atom("shutdown"), timeout).await.is_ok(),
+    };
+    if stopped || !p.node().is_alive(&pid) {
         return;
     }
     tracing::warn!(
         node = %p.node().name(),
-        "server {pid} did not stop within {} s; ending it",
-        SERVER_SHUTDOWN.as_secs()
+        "server {pid} did not stop within its shutdown ({}); ending it",
+        shutdown.to_term()
     );
     let monitor = p.monitor(pid);
     for reason in ["shutdown", "kill"] {

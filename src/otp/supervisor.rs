@@ -297,6 +297,7 @@ impl ChildSpec {
             false,
         );
         spec.modules = Some(S::module().into());
+        spec.shutdown = S::shutdown();
         spec
     }
 
@@ -539,7 +540,7 @@ pub async fn start_dynamic_with(
         Some(name) => node.spawn_registered(name, body).map_err(StartError)?,
         None => node.spawn(body),
     };
-    super::applications::add_server(node, pid);
+    super::applications::add_server(node, pid, Shutdown::Infinity);
     Ok(pid)
 }
 
@@ -902,6 +903,11 @@ impl Supervisor {
 }
 
 impl GenServer for Supervisor {
+    /// A supervisor waits for its children, each as its own `shutdown` says.
+    fn shutdown() -> Shutdown {
+        Shutdown::Infinity
+    }
+
     async fn init(&mut self, p: &mut Process) -> Result<Next, Exception> {
         p.trap_exit(true);
         match self.start_from(p, 0).await {

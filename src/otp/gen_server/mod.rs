@@ -212,6 +212,15 @@ pub trait GenServer: Send + Sized + 'static {
     fn state(&self) -> Term {
         atom("undefined")
     }
+
+    /// How long it has to stop (`use GenServer, shutdown: 10_000`): as a child of a
+    /// supervisor ([`ChildSpec::gen_server`](crate::supervisor::ChildSpec::gen_server)),
+    /// and when the node stops, for one started by no process; past it, it is ended
+    /// (exit signal `shutdown`, then `kill`). By default 5 s, as a worker's; a
+    /// supervisor's is `Infinity`, so that its children stop as theirs say.
+    fn shutdown() -> crate::supervisor::Shutdown {
+        crate::supervisor::Shutdown::Timeout(Duration::from_secs(5))
+    }
 }
 
 /// Why a GenServer (or a supervisor) did not start: the `{:error, reason}` of
@@ -415,7 +424,7 @@ async fn start_from<S: GenServer>(
     if starter.is_none() {
         // Started by no process: one of the node's applications, stopped with
         // `shutdown` when the node stops.
-        super::applications::add_server(node, pid);
+        super::applications::add_server(node, pid, S::shutdown());
     }
     Ok(pid)
 }
