@@ -218,8 +218,8 @@ pub trait GenServer: Send + Sized + 'static {
     /// and when the node stops, for one started by no process; past it, it is ended
     /// (exit signal `shutdown`, then `kill`). By default 5 s, as a worker's; a
     /// supervisor's is `Infinity`, so that its children stop as theirs say.
-    fn shutdown() -> crate::supervisor::Shutdown {
-        crate::supervisor::Shutdown::Timeout(Duration::from_secs(5))
+    fn shutdown() -> crate::otp::supervisor::Shutdown {
+        crate::otp::supervisor::Shutdown::Timeout(Duration::from_secs(5))
     }
 }
 
