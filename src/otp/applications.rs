@@ -138,26 +138,27 @@ pub(crate) fn stop(node: &Node) -> BoxFuture<'static, ()> {
 /// links and monitors see it end while the connections are still up. A supervisor's
 /// (`Infinity`) waits for its children, within the node's [`SHUTDOWN`].
 async fn stop_server(p: &mut crate::process::Process, pid: Pid, shutdown: Shutdown) {
-    let timeout = match shutdown {
-        Shutdown::Timeout(t) => Some(t),
-        Shutdown::Infinity => None,
-        Shutdown::BrutalKill => Some(Duration::ZERO),
-    };
     let to = Dest::Pid(pid);
-    let stopped = match timeout {
-        Some(t) if t.is_zero() => false,
-        timeout => calls::stop(p, to, atom("shutdown"), timeout).await.is_ok(),
+    let stopped = match shutdown {
+        Shutdown::Timeout(t) => calls::stop(p, to, atom("shutdown"), Some(t)).await.is_ok(),
+        Shutdown::Infinity => calls::stop(p, to, atom("shutdown"), None).await.is_ok(),
+        Shutdown::BrutalKill => false,
     };
     if stopped || !p.node().is_alive(&pid) {
         return;
     }
-    tracing::warn!(
-        node = %p.node().name(),
-        "server {pid} did not stop within its shutdown ({}); ending it",
-        shutdown.to_term()
-    );
+    let signals: &[&str] = if shutdown == Shutdown::BrutalKill {
+        &["kill"]
+    } else {
+        tracing::warn!(
+            node = %p.node().name(),
+            "server {pid} did not stop within its shutdown ({}); ending it",
+            shutdown.to_term()
+        );
+        &["shutdown", "kill"]
+    };
     let monitor = p.monitor(pid);
-    for reason in ["shutdown", "kill"] {
+    for reason in signals {
         p.node()
             .send_exit_signal(&p.pid(), &pid, atom(reason), false);
         let down = p.receive_match(Some(Duration::from_secs(1)), |m| is_down_for(m, &monitor));

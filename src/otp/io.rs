@@ -343,22 +343,20 @@ pub(crate) fn log_at_group_leader(
 pub(crate) fn register_functions(node: &Node) {
     for name in ["format", "fwrite"] {
         node.register_function("io", name, 1, move |p, args| async move {
-            print_formatted(p, name, &args[0], &nil(), args.clone()).await
+            let gl = Device::Server(p.group_leader());
+            print_formatted(p, name, gl, &args[0], &nil(), args.clone()).await
         });
         node.register_function("io", name, 2, move |p, args| async move {
-            print_formatted(p, name, &args[0], &args[1], args.clone()).await
+            let gl = Device::Server(p.group_leader());
+            print_formatted(p, name, gl, &args[0], &args[1], args.clone()).await
         });
     }
     // With a device: `standard_io` (the group leader), `user` (this node's terminal),
     // `standard_error`, or an I/O server's pid or name.
     for name in ["format", "fwrite"] {
-        node.register_function("io", name, 3, move |mut p, args| async move {
+        node.register_function("io", name, 3, move |p, args| async move {
             let device = device(&p, &args[0]).ok_or_else(|| io_badarg(name, args.clone()))?;
-            let text = chardata_to_string(&args[1])
-                .zip(args[2].as_list())
-                .and_then(|(fmt, a)| format_erlang(&fmt, a))
-                .ok_or_else(|| io_badarg(name, args.clone()))?;
-            put_on(&mut p, device, &text).await
+            print_formatted(p, name, device, &args[1], &args[2], args.clone()).await
         });
     }
     node.register_function("io", "put_chars", 2, |mut p, args| async move {
@@ -419,6 +417,7 @@ async fn put_on(p: &mut Process, device: Device, text: &str) -> Result<Term, Exc
 async fn print_formatted(
     mut p: Process,
     name: &'static str,
+    device: Device,
     fmt: &Term,
     args: &Term,
     called_with: Vec<Term>,
@@ -427,8 +426,7 @@ async fn print_formatted(
         .zip(args.as_list())
         .and_then(|(fmt, args)| format_erlang(&fmt, args))
         .ok_or_else(|| io_badarg(name, called_with))?;
-    p.put_chars(&text).await?;
-    Ok(atom("ok"))
+    put_on(&mut p, device, &text).await
 }
 
 /// `badarg` from `io:Name/Arity`, with its frame.

@@ -661,22 +661,26 @@ impl Scope {
                 all.extend(members.iter().copied());
             }
         }
+        // Who joined and who left, for the subscribers, if there are any.
+        let subscribed = !(self.scope_monitors.is_empty() && self.group_monitors.is_empty());
         let mut view = self.view.write().unwrap_or_else(|e| e.into_inner());
-        let before = if all.is_empty() {
-            view.remove(group).map(|(all, _)| all)
+        let changes = subscribed.then(|| {
+            let before = view.get(group).map_or(&[][..], |(all, _)| all.as_slice());
+            let mut joined = all.clone();
+            subtract(&mut joined, before);
+            let mut left = before.to_vec();
+            subtract(&mut left, &all);
+            (left, joined)
+        });
+        if all.is_empty() {
+            view.remove(group);
         } else {
-            view.insert(group.clone(), (all.clone(), local))
-                .map(|(all, _)| all)
-        };
-        drop(view);
-        if self.scope_monitors.is_empty() && self.group_monitors.is_empty() {
-            return;
+            view.insert(group.clone(), (all, local));
         }
-        let before = before.unwrap_or_default();
-        let mut joined = all.clone();
-        subtract(&mut joined, &before);
-        let mut left = before;
-        subtract(&mut left, &all);
+        drop(view);
+        let Some((left, joined)) = changes else {
+            return;
+        };
         for (action, changed) in [("leave", left), ("join", joined)] {
             if !changed.is_empty() {
                 self.notify(p, action, group, pids(changed));

@@ -178,49 +178,61 @@ async fn set_lock(p: &mut Process, id: &Term, nodes: &[String], retries: Option<
 pub(crate) fn register_lock_functions(node: &Node) {
     for arity in 1..=3 {
         node.register_function("global", "set_lock", arity, |mut p, args| async move {
-            let (resource, requester, nodes, retries) = lock_args(&args, true)?;
-            let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
-            let nodes = (args.len() > 1).then_some(nodes.as_slice());
+            let LockArgs {
+                resource,
+                requester,
+                nodes,
+                retries,
+            } = lock_args(&args)?;
+            let nodes: Option<Vec<&str>> = nodes
+                .as_ref()
+                .map(|n| n.iter().map(String::as_str).collect());
             let taken = p
-                .global_set_lock(&resource, &requester, nodes, retries)
+                .global_set_lock(&resource, &requester, nodes.as_deref(), retries)
                 .await;
             Ok(crate::term::boolean(taken))
         });
     }
     for arity in 1..=2 {
         node.register_function("global", "del_lock", arity, |mut p, args| async move {
-            let (resource, requester, nodes, _) = lock_args(&args, false)?;
-            let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
-            let nodes = (args.len() > 1).then_some(nodes.as_slice());
-            p.global_del_lock(&resource, &requester, nodes).await;
+            let LockArgs {
+                resource,
+                requester,
+                nodes,
+                ..
+            } = lock_args(&args)?;
+            let nodes: Option<Vec<&str>> = nodes
+                .as_ref()
+                .map(|n| n.iter().map(String::as_str).collect());
+            p.global_del_lock(&resource, &requester, nodes.as_deref())
+                .await;
             Ok(atom("true"))
         });
     }
 }
 
-/// `Id`, `Nodes` and `Retries` of `set_lock/1,2,3` or `del_lock/1,2`: a
-/// `function_clause` for an id that is no pair, a `badarg` for nodes that are no list
-/// of atoms or retries that are neither a count nor `infinity`.
-fn lock_args(
-    args: &[Term],
-    with_retries: bool,
-) -> Result<(Term, Term, Vec<String>, Option<u32>), Exception> {
+/// `Id`, `Nodes` (when given) and `Retries` of `set_lock/1,2,3` or `del_lock/1,2`: a
+/// `function_clause` for an id that is no pair or retries that are neither a count nor
+/// `infinity`, a `badarg` for nodes that are no list of atoms.
+fn lock_args(args: &[Term]) -> Result<LockArgs, Exception> {
     let Some([resource, requester]) = args[0].as_tuple_n(2) else {
         return Err(Exception::function_clause());
     };
     let nodes = match args.get(1) {
-        Some(nodes) => nodes
-            .as_list()
-            .and_then(|l| {
-                l.iter()
-                    .map(|n| n.as_atom().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()
-            })
-            .ok_or_else(Exception::bare_badarg)?,
-        None => Vec::new(),
+        Some(nodes) => Some(
+            nodes
+                .as_list()
+                .and_then(|l| {
+                    l.iter()
+                        .map(|n| n.as_atom().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(Exception::bare_badarg)?,
+        ),
+        None => None,
     };
     let retries = match args.get(2) {
-        Some(r) if with_retries && r.is_atom("infinity") => None,
+        Some(r) if r.is_atom("infinity") => None,
         Some(r) => Some(
             r.as_int()
                 .and_then(|n| u32::try_from(n).ok())
@@ -228,7 +240,21 @@ fn lock_args(
         ),
         None => None,
     };
-    Ok((resource.clone(), requester.clone(), nodes, retries))
+    Ok(LockArgs {
+        resource: resource.clone(),
+        requester: requester.clone(),
+        nodes,
+        retries,
+    })
+}
+
+/// What `set_lock` or `del_lock` over rpc was given.
+struct LockArgs {
+    resource: Term,
+    requester: Term,
+    /// `None` where the call gave none: `[node() | nodes()]`.
+    nodes: Option<Vec<String>>,
+    retries: Option<u32>,
 }
 
 /// What the registrar does with the lock held.
