@@ -689,7 +689,13 @@ async fn accept(
         {
             tracing::debug!("handshake from {addr} closed before the peer named itself: {e}")
         }
-        Ok(Err(e)) => tracing::warn!("handshake from {addr} failed: {e}"),
-        Err(_) => tracing::warn!("handshake from {addr} timed out (net_setuptime)"),
+        Ok(Err(e)) => match claimed.get() {
+            Some(peer) => tracing::warn!("handshake from {peer} ({addr}) failed: {e}"),
+            None => tracing::warn!("handshake from {addr} failed: {e}"),
+        },
+        Err(_) => match claimed.get() {
+            Some(peer) => tracing::warn!("handshake from {peer} ({addr}) timed out (net_setuptime)"),
+            None => tracing::warn!("handshake from {addr} timed out (net_setuptime)"),
+        },
     }
 }

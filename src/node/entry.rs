@@ -28,6 +28,45 @@ pub(crate) enum MonitorTarget {
     Spawn { node: Atom },
 }
 
+/// What `proc_lib` keeps in the dictionary of a process it starts, and tools read
+/// (`:proc_lib.translate_initial_call/1`, observer, crash reports).
+#[derive(Debug, Clone)]
+pub(crate) struct ProcLib {
+    /// `$initial_call`: `{Module, init, 1}` for a GenServer, `{supervisor,
+    /// Supervisor.Default, 1}` for a supervisor.
+    pub initial_call: (Atom, Atom, usize),
+    /// `$ancestors`: the starter, by its registered name if it has one, then the
+    /// starter's own ancestors.
+    pub ancestors: Vec<Term>,
+}
+
+impl ProcState {
+    /// The process dictionary as the BEAM would show it: what `proc_lib` put there,
+    /// and the label (`$process_label`); a Rust process keeps nothing else there.
+    pub(crate) fn dictionary(&self) -> Vec<Term> {
+        let mfa = |(m, f, a): &(Atom, Atom, usize)| {
+            tuple(vec![
+                Term::Atom(*m),
+                Term::Atom(*f),
+                crate::term::int(*a as i64),
+            ])
+        };
+        let entry = |key: &str, value: Term| tuple(vec![atom(key), value]);
+        let mut dictionary = Vec::new();
+        if let Some(proc_lib) = &self.proc_lib {
+            dictionary.push(entry("$initial_call", mfa(&proc_lib.initial_call)));
+            dictionary.push(entry(
+                "$ancestors",
+                crate::term::list(proc_lib.ancestors.clone()),
+            ));
+        }
+        if let Some(label) = &self.label {
+            dictionary.push(entry("$process_label", label.clone()));
+        }
+        dictionary
+    }
+}
+
 /// Someone watching this process.
 #[derive(Debug, Clone)]
 pub(crate) struct Watcher {
@@ -54,6 +93,9 @@ pub(crate) struct ProcState {
     pub initial_call: (Atom, Atom, usize),
     /// `proc_lib:set_label/1` (OTP 27), what tools show of the process.
     pub label: Option<crate::term::Term>,
+    /// Started as `proc_lib` starts a BEAM process (a GenServer, a supervisor): what
+    /// its dictionary holds of that.
+    pub proc_lib: Option<Box<ProcLib>>,
     /// The running timers that send to this process: they go when it ends.
     pub timers: Vec<RefKey>,
     /// It watched other nodes (`monitor_node`, `monitor_nodes`): its end removes that.
@@ -132,6 +174,7 @@ impl ProcEntry {
                 priority_aliases: OwnSet::default(),
                 initial_call: opts.initial_call,
                 label: None,
+                proc_lib: None,
                 timers: Vec::new(),
                 watches_nodes: false,
                 dead: false,

@@ -722,6 +722,11 @@ pub(crate) fn apply_frame(arity: usize) -> Term {
     ])
 }
 
+/// `{Module, Function, Arity}`.
+fn mfa((m, f, a): (&str, &str, i64)) -> Term {
+    tuple(vec![atom(m), atom(f), int(a)])
+}
+
 /// `erlang:process_info(Pid, ItemOrItems)` for a local pid.
 fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception> {
     let pid = pid.as_pid().ok_or_else(Exception::bare_badarg)?;
@@ -737,11 +742,14 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
         // label, which `proc_lib` keeps under `$process_label`.
         if let Some([d, key]) = item.as_tuple_n(2) {
             if d.is_atom("dictionary") {
-                let label = entry.state().label.clone();
-                let value = match label {
-                    Some(label) if key.is_atom("$process_label") => label,
-                    _ => atom("undefined"),
-                };
+                let dictionary = entry.state().dictionary();
+                let value = dictionary
+                    .iter()
+                    .find_map(|e| match e.as_tuple_n(2) {
+                        Some([k, v]) if k == key => Some(v.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| atom("undefined"));
                 return Ok(tuple(vec![item.clone(), value]));
             }
         }
@@ -754,7 +762,11 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
                 Some(n) => Term::Atom(*n),
                 None => nil(),
             },
-            "dictionary" => nil(),
+            "dictionary" => list(st.dictionary()),
+            // A process `proc_lib` started, as every GenServer and supervisor, waits in
+            // gen_server's loop.
+            "initial_call" if st.proc_lib.is_some() => mfa(("proc_lib", "init_p", 5)),
+            "current_function" if st.proc_lib.is_some() => mfa(("gen_server", "loop", 7)),
             "initial_call" | "current_function" => {
                 let (m, f, a) = &st.initial_call;
                 tuple(vec![Term::Atom(*m), Term::Atom(*f), int(*a as i64)])
@@ -783,6 +795,9 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             "binary" => nil(),
             "last_calls" => atom("false"),
             "catchlevel" => int(0),
+            "current_location" if st.proc_lib.is_some() => {
+                tuple(vec![atom("gen_server"), atom("loop"), int(7), nil()])
+            }
             "current_location" => {
                 let (m, f, a) = &st.initial_call;
                 let frame = [Term::Atom(*m), Term::Atom(*f), int(*a as i64), nil()];

@@ -140,7 +140,7 @@ fn status(
         Term::Pid(pid),
         tuple(vec![atom("module"), atom("gen_server")]),
         list(vec![
-            nil(),
+            list(p.dictionary()),
             sys_state,
             parent,
             nil(),

@@ -23,10 +23,11 @@ use super::supervisor::{
 };
 use super::sys;
 use crate::node::Node;
-use crate::process::{handle::exit_message, Dest, Exception, Process};
+use crate::process::handle::{ancestors_of, exit_message};
+use crate::process::{Dest, Exception, Process};
 use crate::term::Inspect;
 use crate::term::Short;
-use crate::term::{atom, int, list, map, nil, tuple, Match, Pid, Reference, Term};
+use crate::term::{atom, int, list, map, nil, tuple, Atom, Match, Pid, Reference, Term};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -238,6 +239,8 @@ pub(crate) async fn supervise(
     limits: DynamicSupervisor,
 ) -> Result<(), Exception> {
     p.trap_exit(true);
+    let initial_call = (Atom::from("supervisor"), Atom::from(flavor.module()), 1);
+    p.set_proc_lib(initial_call, ancestors_of(p.node(), &parent));
     let mut children: HashMap<Pid, Child> = HashMap::new();
     let mut intensity = Intensity::new(limits.max_restarts, limits.max_seconds);
     let mut suspended = false;

@@ -373,6 +373,31 @@ impl Process {
         self.entry.state().label = Some(label.into());
     }
 
+    /// What a process this one starts as `proc_lib` does has as `$ancestors`: this
+    /// process, by its registered name if it has one, then its own ancestors.
+    pub(crate) fn ancestors(&self) -> Vec<Term> {
+        ancestors_of(&self.node, &self.entry.pid)
+    }
+
+    /// The process dictionary as a BEAM tool sees it (`$initial_call`, `$ancestors`,
+    /// `$process_label`), as `{Key, Value}` tuples.
+    pub(crate) fn dictionary(&self) -> Vec<Term> {
+        self.entry.state().dictionary()
+    }
+
+    /// Marks this process as one `proc_lib` started, with `$initial_call` and
+    /// `$ancestors` in its dictionary.
+    pub(crate) fn set_proc_lib(
+        &self,
+        initial_call: (crate::term::Atom, crate::term::Atom, usize),
+        ancestors: Vec<Term>,
+    ) {
+        self.entry.state().proc_lib = Some(Box::new(crate::node::ProcLib {
+            initial_call,
+            ancestors,
+        }));
+    }
+
     /// `process_flag(trap_exit, On)`; returns the previous value.
     pub fn trap_exit(&self, on: bool) -> bool {
         std::mem::replace(&mut self.entry.state().trap_exit, on)
@@ -525,4 +550,17 @@ pub fn exit_message(m: &Term) -> Option<(&Pid, &Term)> {
         return None;
     }
     Some((e[1].as_pid()?, &e[2]))
+}
+
+/// The `$ancestors` of a process that `pid`, a process of this node, starts as
+/// `proc_lib` does: `pid`, by its registered name if it has one, then its own
+/// ancestors (none known for a process gone or elsewhere).
+pub(crate) fn ancestors_of(node: &Node, pid: &Pid) -> Vec<Term> {
+    let Some(entry) = node.local_entry(pid) else {
+        return vec![Term::Pid(*pid)];
+    };
+    let st = entry.state();
+    let starter = st.name.map_or(Term::Pid(*pid), Term::Atom);
+    let theirs = st.proc_lib.iter().flat_map(|p| p.ancestors.iter().cloned());
+    std::iter::once(starter).chain(theirs).collect()
 }

@@ -54,7 +54,7 @@ use super::sys;
 use crate::node::{caught, Node};
 use crate::process::{Exception, Process};
 use crate::term::Inspect;
-use crate::term::{atom, tuple, Pid, Term};
+use crate::term::{atom, tuple, Atom, Pid, Term};
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -404,7 +404,9 @@ async fn start_from<S: GenServer>(
     }
     let (ack, started) = oneshot::channel();
     let link = parent.map(Process::pid);
+    let ancestors = starter.map(|(p, _)| p.ancestors()).unwrap_or_default();
     let body = move |p: Process| async move {
+        p.set_proc_lib(initial_call::<S>(), ancestors);
         if let Some(name) = global {
             let node = p.node().clone();
             if !node.register_global(name.clone(), p.pid()).await {
@@ -427,6 +429,21 @@ async fn start_from<S: GenServer>(
         super::applications::add_server(node, pid, S::shutdown());
     }
     Ok(pid)
+}
+
+/// The `$initial_call` of a server, as `proc_lib` records it: `{Module, init, 1}`, and
+/// for a supervisor `{supervisor, Supervisor.Default, 1}`, as Elixir's
+/// `Supervisor.start_link/2` starts one.
+fn initial_call<S: GenServer>() -> (Atom, Atom, usize) {
+    if std::any::TypeId::of::<S>() == std::any::TypeId::of::<super::supervisor::Supervisor>() {
+        (
+            Atom::from("supervisor"),
+            Atom::from("Elixir.Supervisor.Default"),
+            1,
+        )
+    } else {
+        (Atom::from(S::module()), Atom::from("init"), 1)
+    }
 }
 
 /// `{already_started, Pid}`, as `GenServer.start/3` answers for a name that is taken
