@@ -79,7 +79,10 @@ fn the_counter_ends_as_its_node_is_stopped_or_its_supervisor_gives_up() {
         (counter, name)
     };
 
-    let (mut counter, _) = start();
+    // With a peer connected, as in production: the supervisor the stop ends is no
+    // failure, and the program says nothing of it.
+    let (mut counter, name) = start();
+    assert_eq!(alex.eval(&format!("Node.ping(:\"{name}\")")), ":pong");
     let status = std::process::Command::new("kill")
         .args(["-TERM", &counter.os_pid().to_string()])
         .status()
@@ -87,6 +90,11 @@ fn the_counter_ends_as_its_node_is_stopped_or_its_supervisor_gives_up() {
     assert!(status.success());
     let exit = counter.wait(WAIT);
     assert_eq!(exit.and_then(|s| s.code()), Some(0), "{}", counter.output());
+    assert!(
+        !counter.output().contains("top supervisor"),
+        "{}",
+        counter.output()
+    );
 
     let (mut counter, name) = start();
     assert_eq!(
@@ -95,6 +103,11 @@ fn the_counter_ends_as_its_node_is_stopped_or_its_supervisor_gives_up() {
     );
     let exit = counter.wait(WAIT);
     assert_eq!(exit.and_then(|s| s.code()), Some(3), "{}", counter.output());
+    assert!(
+        !counter.output().contains("top supervisor"),
+        "{}",
+        counter.output()
+    );
 
     // Four crashes in 5 s: the supervisor gives up, the program ends with 1.
     let (mut counter, name) = start();

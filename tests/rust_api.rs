@@ -1294,6 +1294,7 @@ async fn servers_stop_as_a_beam_nodes_applications_stop() {
         .await
         .expect("lone starts");
     node.start_task_supervisor("tsup");
+    node.start_pg("pg").expect("the pg scope starts");
     node.spawn_registered("bare", idle).expect("bare starts");
     // A server stuck in a callback: it does not stop in time, and gets `shutdown` as a
     // supervisor's child would.
@@ -1311,6 +1312,7 @@ async fn servers_stop_as_a_beam_nodes_applications_stop() {
     // As `init:stop/0` on a BEAM node: its applications stop with `shutdown` (their
     // `terminate` runs, the supervisor's children first) while the connection is up;
     // a process in none of them is lost with the connection.
+    let before = logs();
     node.stop().await;
     let seen = blocking(|| {
         alex.eval(
@@ -1336,6 +1338,13 @@ async fn servers_stop_as_a_beam_nodes_applications_stop() {
         .await
         .expect_err("the node has stopped");
     assert_eq!(after.kind(), &CallErrorKind::Exit(atom("shutdown")));
+    // Nothing the node keeps (the pg scope) was started again on the way.
+    let restarted = logs_after(&before)
+        .lines()
+        .filter(|line| line.contains(&n) && line.contains("starting it again"))
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    assert!(restarted.is_empty(), "{restarted:?}");
 }
 
 /// Counts its ticks: `Process.send_after(self(), :tick, 50)` in `init` and after each.
@@ -2080,7 +2089,6 @@ fn logs() -> String {
     String::from_utf8_lossy(&logs.lock().unwrap()).into_owned()
 }
 
-/// The log lines that came after `earlier` (what [`logs`] returned before).
 /// Whether `line` is logged after `earlier`, waiting for it (`WAIT` at most).
 async fn logged(earlier: &str, line: &str) -> bool {
     let deadline = std::time::Instant::now() + WAIT;
@@ -2093,6 +2101,7 @@ async fn logged(earlier: &str, line: &str) -> bool {
     false
 }
 
+/// The log lines that came after `earlier` (what [`logs`] returned before).
 fn logs_after(earlier: &str) -> String {
     logs()[earlier.len()..].to_owned()
 }

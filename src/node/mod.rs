@@ -349,7 +349,11 @@ impl Node {
             status = self.serve_forever() => status,
             down = gone => {
                 // A DOWN, or the node stopping (which ended the watcher): then
-                // `stop_with` gives the status of that stop.
+                // `stop_with` gives the status of that stop. A stop under way ends
+                // the supervisor with `shutdown`: that is no failure.
+                if self.stop_begun() {
+                    return self.stopped().await;
+                }
                 if let Ok(down) = down {
                     let reason = crate::term::Match::as_tuple(&down).and_then(|d| d.last().cloned());
                     if let Some(reason) = reason {

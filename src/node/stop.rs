@@ -49,6 +49,13 @@ impl Node {
         self.0.stopping.is_cancelled()
     }
 
+    /// Whether a stop has been asked for: from then on, what ends is not started again
+    /// and not taken for a failure (the stop ends the applications first, before
+    /// [`is_stopping`](Node::is_stopping) is true).
+    pub(crate) fn stop_begun(&self) -> bool {
+        self.0.status.get().is_some()
+    }
+
     /// Resolves when the node begins to stop.
     pub(crate) async fn stopping(&self) {
         self.0.stopping.cancelled().await

@@ -171,7 +171,9 @@ where
             if pid != &current {
                 continue;
             }
-            if applications::is_stopping(&stopping) {
+            // Nothing starts again once the node stops (the node's stop ends every
+            // process, a kept one too).
+            if applications::is_stopping(&stopping) || p.node().stop_begun() {
                 return Ok(());
             }
             if supervisor::is_normal_exit(reason) {
