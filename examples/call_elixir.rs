@@ -2,7 +2,7 @@
 //! cluster, no process of its own to write.
 //!
 //! ```text
-//! iex --sname alex --cookie secret_token -S mix        # in the Chat app
+//! iex --sname alex@localhost --cookie secret_token -S mix        # in the Chat app
 //! cargo run --example call_elixir -- --peer alex@localhost --cookie secret_token
 //! ```
 //!
@@ -22,7 +22,7 @@ struct Args {
     /// This node's short name; a hidden node, as `erl_call` is.
     #[arg(long, default_value = "rusty")]
     sname: String,
-    /// The cookie; default: ~/.erlang.cookie.
+    /// The cookie; default: $RELEASE_COOKIE, else ~/.erlang.cookie.
     #[arg(long)]
     cookie: Option<String>,
     /// What to tell alex.
@@ -32,10 +32,19 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Warnings only: why the peer could not be reached (a wrong cookie, a name its
+    // node does not have) goes to stderr before the error.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
     let args = Args::parse();
     let cookie = match args.cookie {
         Some(c) => c,
-        None => cnode::default_cookie()?,
+        None => cnode::release_cookie()?,
     };
     let mut config = NodeConfig::new(&NodeConfig::short_name(&args.sname), &cookie);
     config.hidden = true;

@@ -2,9 +2,9 @@
 //! Rust node:
 //!
 //! ```text
-//! cargo run --example counter -- --sname counter --cookie secret_token
+//! cargo run --example counter -- --sname counter@localhost --cookie secret_token
 //!
-//! iex --sname alex --cookie secret_token
+//! iex --sname alex@localhost --cookie secret_token
 //! iex> GenServer.call({:counter, :counter@localhost}, :get)
 //! 0
 //! iex> GenServer.cast({:counter, :counter@localhost}, {:add, 5})
@@ -39,7 +39,7 @@ struct Args {
     /// Short node name, `NAME[@HOST]` (as `iex --sname`).
     #[arg(long, default_value = "counter")]
     sname: String,
-    /// The cookie; default: ~/.erlang.cookie.
+    /// The cookie; default: $RELEASE_COOKIE, else ~/.erlang.cookie.
     #[arg(long)]
     cookie: Option<String>,
 }
@@ -104,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
         // where the subscriber's own report of it would panic.
         .with_writer(cnode::log_writer)
         .log_internal_errors(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -111,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let cookie = match args.cookie {
         Some(c) => c,
-        None => cnode::default_cookie()?,
+        None => cnode::release_cookie()?,
     };
     let node = Node::start(NodeConfig::new(
         &NodeConfig::short_name(&args.sname),

@@ -3,13 +3,13 @@
 //! Rust, as a Phoenix controller would call it from Elixir.
 //!
 //! ```text
-//! iex --sname alex --cookie secret_token -S mix        # in the Chat app
+//! iex --sname alex@localhost --cookie secret_token -S mix        # in the Chat app
 //! iex(alex@localhost)> Chat.Echo.start(:echo)
 //! cargo run --example http_bridge -- --peer alex@localhost --cookie secret_token --port 8080
 //!
 //! curl 'localhost:8080/sum?numbers=1,2,3'         # 6             (:erpc.call Enum.sum)
 //! curl localhost:8080/echo/woof                  # woof          (GenServer.call {:echo, alex})
-//! curl -d 'hello alex' localhost:8080/message    # ok, and alex prints "hello alex"
+//! curl -d 'hello alex' localhost:8080/message    # :ok, and alex prints "hello alex"
 //! ```
 //!
 //! A failure on the Elixir side is a 502 with what went wrong, as text.
@@ -32,7 +32,7 @@ struct Args {
     /// This node's short name (a hidden node).
     #[arg(long, default_value = "bridge")]
     sname: String,
-    /// The cookie; default: ~/.erlang.cookie.
+    /// The cookie; default: $RELEASE_COOKIE, else ~/.erlang.cookie.
     #[arg(long)]
     cookie: Option<String>,
     /// The HTTP port, on 127.0.0.1.
@@ -121,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
         // where the subscriber's own report of it would panic.
         .with_writer(cnode::log_writer)
         .log_internal_errors(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -128,21 +129,36 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let cookie = match args.cookie {
         Some(c) => c,
-        None => cnode::default_cookie()?,
+        None => cnode::release_cookie()?,
     };
     let mut config = NodeConfig::new(&NodeConfig::short_name(&args.sname), &cookie);
     config.hidden = true;
     let node = Node::start(config).await?;
+    // SIGTERM or Ctrl-C: the requests in flight finish, then the node stops, as Phoenix
+    // drains its connections before its node stops (docs/deploying.md). A peer's
+    // `:init.stop()` stops the node, and the server with it.
+    let stopped = node.clone();
+    let shutdown = async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM can be caught");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+            _ = stopped.stopped() => {}
+        }
+    };
     let app = Router::new()
         .route("/sum", get(sum))
         .route("/echo/{word}", get(echo))
         .route("/message", post(message))
         .with_state(Bridge {
-            node,
+            node: node.clone(),
             peer: args.peer,
         });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     tracing::info!("HTTP on {}", listener.local_addr()?);
-    axum::serve(listener, app).await?;
-    Ok(())
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    std::process::exit(node.stop().await)
 }

@@ -60,7 +60,7 @@ struct Args {
     #[arg(long, default_value_t = 7)]
     net_setuptime: u64,
     /// Scheduler threads (1: every process and connection on the main thread, the
-    /// fastest for a node that mostly moves messages, see README "Benchmarks"; 0: one
+    /// fastest for a node that mostly moves messages, see README "Performance"; 0: one
     /// per core).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -359,12 +359,9 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
         }
         (None, None) => NodeConfig::short_name("moebi"),
     };
-    let from_env = std::env::var("RELEASE_COOKIE")
-        .ok()
-        .filter(|c| !c.is_empty());
-    let cookie = match args.cookie.or(from_env) {
+    let cookie = match args.cookie {
         Some(c) => c,
-        None => cnode::default_cookie()?,
+        None => cnode::release_cookie()?,
     };
     let mut config = NodeConfig::new(&name, &cookie);
     // `--name` runs long names whatever the host, as `erl -name app@localhost`.

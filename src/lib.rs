@@ -9,7 +9,7 @@
 //! node monitoring ([`Process::monitor_nodes`]), and calls into the cluster from any
 //! async Rust code.
 //!
-//! A complete node: `cargo run` it, then from `iex --sname alex --cookie secret_token`,
+//! A complete node: `cargo run` it, then from `iex --sname alex@localhost --cookie secret_token`,
 //! `Node.ping(:rusty@localhost)`, `GenServer.call({:counter, :rusty@localhost}, :get)` or
 //! `:erpc.call(:rusty@localhost, Greeter, :hello, ["alex"])`.
 //!
@@ -127,7 +127,7 @@ pub mod fuzzing;
 
 pub use handshake::HandshakeError;
 pub use malloc::reuse_freed_memory;
-pub use node::{default_cookie, Node, NodeConfig, NodeError, NodeEvents, NodeType};
+pub use node::{default_cookie, release_cookie, Node, NodeConfig, NodeError, NodeEvents, NodeType};
 pub use otp::gen_server::{
     self, CallError, CallErrorKind, Caller, GenServer, Next, Reply, StartError,
 };

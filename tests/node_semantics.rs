@@ -599,8 +599,10 @@ fn rpc_and_erpc_as_on_a_beam_node() {
          match?({t, _} when is_integer(t), :rpc.call(NODE, :erlang, :statistics, [:wall_clock])),
          is_integer(:rpc.call(NODE, :erlang, :statistics, [:run_queue])),
          :rpc.call(NODE, :erlang, :garbage_collect, []),
-         match?({:badrpc, {:EXIT, {:badarg, _}}}, :rpc.call(NODE, :erlang, :memory, [:nope])),
-         match?({:badrpc, {:EXIT, {:badarg, _}}}, :rpc.call(NODE, :erlang, :system_info, [:nope]))}";
+         match?({:badrpc, {:EXIT, {:badarg, [{:erlang, :memory, [:nope], [error_info: _]} | _]}}},
+                :rpc.call(NODE, :erlang, :memory, [:nope])),
+         match?({:badrpc, {:EXIT, {:badarg, [{:erlang, :system_info, [:nope], [error_info: _]} | _]}}},
+                :rpc.call(NODE, :erlang, :system_info, [:nope]))}";
     assert_eq!(
         c.same_ok(operator),
         "{[:total, :processes, :processes_used, :system, :atom, :atom_used, :binary, :code, :ets], true, true, [:ets, :code], true, 1048576, true, true, true, true, true}"

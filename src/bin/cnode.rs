@@ -687,12 +687,9 @@ fn split_function(text: &str, erlang: bool) -> Result<(String, String), Failure>
 /// This command's node: hidden, named after the process unless told otherwise (and then
 /// connecting out only, unregistered), short or long as the target is.
 async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
-    let from_env = std::env::var("RELEASE_COOKIE")
-        .ok()
-        .filter(|c| !c.is_empty());
-    let cookie = match cli.cookie.clone().or(from_env) {
+    let cookie = match cli.cookie.clone() {
         Some(c) => c,
-        None => cnode::default_cookie().map_err(|e| {
+        None => cnode::release_cookie().map_err(|e| {
             fail(
                 EXIT_USAGE,
                 format!("cnode: no cookie: {e} (or give --cookie)"),

@@ -69,11 +69,11 @@ pub struct NodeConfig {
     /// level in a debug build and under 1 KiB in a release build (64 MiB holds 20,000
     /// levels in either).
     pub max_term_depth: usize,
-    /// How many processes the node runs at most for its peers (`erl +P`): a remote
-    /// spawn, `rpc` or `erpc` call beyond it is refused with `system_limit` (`Too many
-    /// processes` in the log), as on a BEAM node, so that a peer cannot grow the node
-    /// until the memory runs out. The node's own code is not held to it. Default
-    /// 262,144, the BEAM's.
+    /// How many processes the node may hold at once (`erl +P`), its own among them: a
+    /// peer's remote spawn, `rpc` or `erpc` call that would go beyond it is refused
+    /// with `system_limit` (`Too many processes` in the log), as on a BEAM node, so
+    /// that a peer cannot grow the node until the memory runs out. The node's own code
+    /// is not held to it. Default 262,144, the BEAM's.
     pub max_processes: usize,
     /// Handshakes in progress at once: when another peer connects while this many are
     /// pending, the oldest pending one is dropped (with a log line), so that peers that
@@ -264,6 +264,16 @@ pub fn default_cookie() -> std::io::Result<String> {
             .map(PathBuf::from)
     };
     cookie_in(var("HOME"), var("XDG_CONFIG_HOME"))
+}
+
+/// The cookie of a node started as an Elixir release starts one: `$RELEASE_COOKIE`
+/// when it is set and not empty, else [`default_cookie`]. What a program that takes
+/// `--cookie` uses without it, as Moebi and the `cnode` command do.
+pub fn release_cookie() -> std::io::Result<String> {
+    match std::env::var("RELEASE_COOKIE") {
+        Ok(cookie) if !cookie.is_empty() => Ok(cookie),
+        _ => default_cookie(),
+    }
 }
 
 /// [`default_cookie`] with `HOME` and `XDG_CONFIG_HOME` as given.

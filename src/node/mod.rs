@@ -23,7 +23,7 @@ mod table;
 mod timers;
 
 pub(crate) use config::hostname;
-pub use config::{default_cookie, NodeConfig};
+pub use config::{default_cookie, release_cookie, NodeConfig};
 pub use dest::{Dest, IntoMessage};
 pub(crate) use entry::{MonitorTarget, Prepared, ProcEntry, ProcLib, SpawnOpts};
 pub use exception::Exception;

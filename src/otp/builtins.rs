@@ -579,7 +579,7 @@ fn nil_atom() -> Term {
 /// location holding the `error_info` that has the caller's shell say which argument was
 /// wrong (Elixir: "errors were found at the given arguments"); `erlang:error/1`'s frame
 /// has none.
-fn bif<F, Fut>(node: &Node, name: &'static str, arity: usize, body: F)
+pub(crate) fn bif<F, Fut>(node: &Node, name: &'static str, arity: usize, body: F)
 where
     F: Fn(Process, Vec<Term>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Term, Exception>> + Send + 'static,

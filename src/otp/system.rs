@@ -4,7 +4,7 @@
 //! program's figures in the BEAM's shapes. A Rust node has no process heaps, no ETS and
 //! no loaded code: those parts are 0, and `total` is the program's resident memory. A
 //! key the BEAM does not know is `badarg`, as there; one it knows that means nothing
-//! here (`otp_release`, `schedulers_state`...) is `badarg` too.
+//! here (`otp_release`, `schedulers_state`...) is `badarg` too, with the BIF's frame.
 
 use crate::node::Node;
 use crate::process::Exception;
@@ -17,7 +17,7 @@ static STARTED: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 pub(crate) fn register(node: &Node) {
     LazyLock::force(&STARTED);
-    node.register_function("erlang", "memory", 0, |_, _| async move {
+    super::builtins::bif(node, "memory", 0, |_, _| async move {
         Ok(list(
             MEMORY
                 .iter()
@@ -25,7 +25,7 @@ pub(crate) fn register(node: &Node) {
                 .collect(),
         ))
     });
-    node.register_function("erlang", "memory", 1, |_, args| async move {
+    super::builtins::bif(node, "memory", 1, |_, args| async move {
         let known = |t: &Term| t.as_atom().filter(|k| MEMORY.contains(k)).map(memory);
         match &args[0] {
             Term::Atom(_) => known(&args[0]).map(int).ok_or_else(Exception::bare_badarg),
@@ -39,18 +39,18 @@ pub(crate) fn register(node: &Node) {
             _ => Err(Exception::bare_badarg()),
         }
     });
-    node.register_function("erlang", "system_info", 1, |p, args| async move {
+    super::builtins::bif(node, "system_info", 1, |p, args| async move {
         system_info(p.node(), &args[0]).ok_or_else(Exception::bare_badarg)
     });
-    node.register_function("erlang", "statistics", 1, |_, args| async move {
+    super::builtins::bif(node, "statistics", 1, |_, args| async move {
         statistics(&args[0]).ok_or_else(Exception::bare_badarg)
     });
     // Nothing to collect: a Rust process has no heap of its own.
-    node.register_function("erlang", "garbage_collect", 0, |_, _| async move {
+    super::builtins::bif(node, "garbage_collect", 0, |_, _| async move {
         Ok(atom("true"))
     });
     for arity in [1, 2] {
-        node.register_function("erlang", "garbage_collect", arity, |p, args| async move {
+        super::builtins::bif(node, "garbage_collect", arity, |p, args| async move {
             match args[0].as_pid() {
                 Some(pid) if p.node().is_local(&pid.node) => {
                     Ok(crate::term::boolean(p.node().is_alive(pid)))
