@@ -1820,6 +1820,16 @@ async fn a_rust_supervisor_is_a_supervisor_to_iex() {
     ] {
         both(call);
     }
+    // Its state is supervisor.erl's record, which tools read.
+    both(
+        "s = :sys.get_state(SUP)
+         {elem(s, 0), elem(s, 2), elem(s, 5), elem(s, 6), elem(s, 10), elem(elem(s, 3), 0),
+          elem(elem(s, 3), 1) |> Map.values() |> Enum.map(&{elem(&1, 0), elem(&1, 4), elem(&1, 7)}) |> Enum.sort()}",
+    );
+    assert_eq!(
+        both(":supervisor.get_callback_module(SUP)"),
+        "Supervisor.Default"
+    );
 
     // More restarts than 3 in 5 s: the supervisor gives up, exiting :shutdown.
     assert_eq!(
@@ -1835,6 +1845,24 @@ async fn a_rust_supervisor_is_a_supervisor_to_iex() {
         ),
         ":shutdown"
     );
+
+    // A call it has no clause for crashes it, as supervisor.erl's handle_call/3.
+    supervisor::start(&node, Some("bare_sup"), Strategy::OneForOne, vec![])
+        .await
+        .expect("the supervisor starts");
+    eval(
+        "{:ok, pid} = Supervisor.start_link([], strategy: :one_for_one, name: :beam_bare_sup)
+          Process.unlink(pid)",
+    );
+    let before = logs();
+    let what = "try do GenServer.call(SUP, :what) catch
+                  :exit, {{:function_clause, [{m, f, [:what, _, state], _} | _]}, _} -> {m, f, elem(state, 0)}
+                end";
+    let ours = eval(&what.replace("SUP", "{:bare_sup, :NODE}"));
+    assert_eq!(ours, eval(&what.replace("SUP", ":beam_bare_sup")));
+    assert_eq!(ours, "{:supervisor, :handle_call, :state}");
+    let line = "no function clause matching in :supervisor.handle_call/3";
+    assert!(logged(&before, line).await, "{}", logs_after(&before));
 }
 
 #[tokio::test]

@@ -32,7 +32,8 @@ type View = HashMap<Term, (Vec<Pid>, Vec<Pid>)>;
 
 impl Node {
     /// `:pg.start_link(scope)`: starts the scope registered as `scope` (`"pg"` is the
-    /// default scope of `:pg.join/2`; Elixir libraries name their own), which finds the
+    /// default scope of `:pg.join/2`; Elixir libraries name their own; none runs until
+    /// started, as on a BEAM node, whose kernel starts `pg` only with `start_pg`), which finds the
     /// same scope on the nodes this node is connected to and keeps the groups in step
     /// with theirs. Started again if it ends (its local members are then lost, as on the
     /// BEAM). Returns its pid; `Err` when the name is taken, `{:already_started, pid}`

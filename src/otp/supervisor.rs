@@ -66,6 +66,21 @@ pub enum Strategy {
     RestForOne,
 }
 
+impl Strategy {
+    fn name(self) -> &'static str {
+        match self {
+            Strategy::OneForOne => "one_for_one",
+            Strategy::OneForAll => "one_for_all",
+            Strategy::RestForOne => "rest_for_one",
+        }
+    }
+}
+
+/// The callback module of a supervisor started without one of its own, as
+/// `Supervisor.start_link/2` starts it: what `:supervisor.get_callback_module/1` and
+/// `$initial_call` name.
+pub(crate) const SUPERVISOR_MODULE: &str = "Elixir.Supervisor.Default";
+
 /// When a child is restarted (`:restart`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restart {
@@ -204,10 +219,16 @@ pub struct ChildSpec {
 }
 
 impl ChildSpec {
+    /// `start`, `{Module, start_link, []}`: a Rust child's start is no function a BEAM
+    /// node could call, so its arguments are none.
+    fn mfargs(&self) -> Term {
+        let module = self.modules.map_or_else(|| atom("rust"), Term::Atom);
+        tuple(vec![module, atom("start_link"), list(Vec::new())])
+    }
+
     /// The spec as `supervisor:get_childspec/2` gives it.
     fn to_map(&self) -> Term {
-        let module = self.modules.map_or_else(|| atom("rust"), Term::Atom);
-        let start = tuple(vec![module, atom("start_link"), list(Vec::new())]);
+        let start = self.mfargs();
         let kind = if self.supervisor {
             "supervisor"
         } else {
@@ -669,12 +690,55 @@ pub struct Supervisor {
     intensity: Intensity,
     /// In start order.
     children: Vec<Child>,
+    /// `{local, Name}`, or `{Pid, Module}` for one without a name: as its state's
+    /// record names it (set in `init`).
+    name: Term,
 }
 
 struct Child {
     spec: ChildSpec,
     /// `None` while stopped (by `terminate_child`, or in a restart).
     pid: Option<Pid>,
+}
+
+impl Child {
+    /// supervisor.erl's `#child{}` record.
+    fn child_record(&self) -> Term {
+        let spec = &self.spec;
+        tuple(vec![
+            atom("child"),
+            self.pid.map_or(atom("undefined"), Term::Pid),
+            atom(&spec.id),
+            spec.mfargs(),
+            atom(spec.restart.name()),
+            atom("false"),
+            spec.shutdown.to_term(),
+            atom(if spec.supervisor {
+                "supervisor"
+            } else {
+                "worker"
+            }),
+            list(spec.modules.map(Term::Atom).into_iter().collect()),
+        ])
+    }
+}
+
+/// `function_clause` raised in supervisor.erl's `Function` (at `line`) for `args`,
+/// as the BEAM's supervisor raises it for a call or cast it has no clause for.
+fn no_clause(function: &str, args: Vec<Term>, line: i64) -> Exception {
+    let location = list(vec![
+        tuple(vec![atom("file"), crate::term::charlist("supervisor.erl")]),
+        tuple(vec![atom("line"), int(line)]),
+    ]);
+    Exception::Error {
+        reason: atom("function_clause"),
+        stacktrace: vec![tuple(vec![
+            atom("supervisor"),
+            atom(function),
+            list(args),
+            location,
+        ])],
+    }
 }
 
 impl Supervisor {
@@ -688,6 +752,7 @@ impl Supervisor {
                 .into_iter()
                 .map(|spec| Child { spec, pid: None })
                 .collect(),
+            name: atom("undefined"),
         }
     }
 
@@ -910,6 +975,10 @@ impl GenServer for Supervisor {
 
     async fn init(&mut self, p: &mut Process) -> Result<Next, Exception> {
         p.trap_exit(true);
+        self.name = match p.registered_name() {
+            Some(name) => tuple(vec![atom("local"), atom(&name)]),
+            None => tuple(vec![Term::Pid(p.pid()), atom(SUPERVISOR_MODULE)]),
+        };
         match self.start_from(p, 0).await {
             Ok(()) => Ok(Next::Wait),
             Err(reason) => Ok(Next::Stop(reason)),
@@ -919,20 +988,72 @@ impl GenServer for Supervisor {
     async fn handle_call(
         &mut self,
         request: Term,
-        _from: &Caller,
+        from: &Caller,
         p: &mut Process,
     ) -> Result<Reply, Exception> {
         match self.supervisor_call(p, &request).await {
             Some(reply) => Ok(Reply::reply(reply)),
             // No clause of supervisor:handle_call/3 matches: it crashes, as on the BEAM.
-            None => Err(Exception::bare(atom("function_clause"))),
+            None => {
+                let from = tuple(vec![Term::Pid(from.pid), from.tag.clone()]);
+                Err(no_clause(
+                    "handle_call",
+                    vec![request, from, self.state()],
+                    435,
+                ))
+            }
         }
     }
 
-    async fn handle_cast(&mut self, _request: Term, _p: &mut Process) -> Result<Next, Exception> {
+    async fn handle_cast(&mut self, request: Term, _p: &mut Process) -> Result<Next, Exception> {
         // supervisor:handle_cast/2 takes only its own `try_again_restart`: any cast
         // crashes it, as on the BEAM.
-        Err(Exception::bare(atom("function_clause")))
+        Err(no_clause("handle_cast", vec![request, self.state()], 589))
+    }
+
+    /// supervisor.erl's `#state{}` record, as OTP 25 to 29 have it:
+    /// `:supervisor.get_callback_module/1` reads the module from it.
+    fn state(&self) -> Term {
+        let children = self.children.iter().rev();
+        let ids = list(children.clone().map(|c| atom(&c.spec.id)).collect());
+        let db = crate::term::map(
+            children
+                .clone()
+                .map(|c| (atom(&c.spec.id), c.child_record()))
+                .collect::<Vec<_>>(),
+        );
+        let intensity = int(self.intensity.max() as i64);
+        let period = int(self.intensity.period().as_secs() as i64);
+        let flags = crate::term::map(vec![
+            (atom("intensity"), intensity.clone()),
+            (atom("period"), period.clone()),
+            (atom("strategy"), atom(self.strategy.name())),
+        ]);
+        let specs = list(
+            self.children
+                .iter()
+                .map(|c| {
+                    crate::term::map(vec![
+                        (atom("id"), atom(&c.spec.id)),
+                        (atom("start"), c.spec.mfargs()),
+                    ])
+                })
+                .collect(),
+        );
+        tuple(vec![
+            atom("state"),
+            self.name.clone(),
+            atom(self.strategy.name()),
+            tuple(vec![ids, db]),
+            atom("undefined"),
+            intensity,
+            period,
+            crate::term::nil(),
+            int(0),
+            atom("never"),
+            atom(SUPERVISOR_MODULE),
+            tuple(vec![atom("ok"), tuple(vec![flags, specs])]),
+        ])
     }
 
     async fn handle_info(&mut self, message: Term, p: &mut Process) -> Result<Next, Exception> {
@@ -970,6 +1091,14 @@ impl Intensity {
             period,
             restarts: VecDeque::new(),
         }
+    }
+
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    pub(crate) fn period(&self) -> Duration {
+        self.period
     }
 
     /// Counts a restart now; false when that is one too many.

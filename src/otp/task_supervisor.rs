@@ -51,7 +51,7 @@ impl Flavor {
     fn module(self) -> &'static str {
         match self {
             Flavor::Task => "Elixir.Task.Supervisor",
-            Flavor::Dynamic => "Elixir.Supervisor.Default",
+            Flavor::Dynamic => super::supervisor::SUPERVISOR_MODULE,
         }
     }
 }

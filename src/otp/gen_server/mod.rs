@@ -435,15 +435,19 @@ async fn start_from<S: GenServer>(
 /// for a supervisor `{supervisor, Supervisor.Default, 1}`, as Elixir's
 /// `Supervisor.start_link/2` starts one.
 fn initial_call<S: GenServer>() -> (Atom, Atom, usize) {
-    if std::any::TypeId::of::<S>() == std::any::TypeId::of::<super::supervisor::Supervisor>() {
-        (
-            Atom::from("supervisor"),
-            Atom::from("Elixir.Supervisor.Default"),
-            1,
-        )
-    } else {
-        (Atom::from(S::module()), Atom::from("init"), 1)
+    match supervisor_module::<S>() {
+        Some(module) => (Atom::from("supervisor"), Atom::from(module), 1),
+        None => (Atom::from(S::module()), Atom::from("init"), 1),
     }
+}
+
+/// The callback module a supervisor's `:sys.get_status/1` names, for a [`Supervisor`]
+/// (run by this same loop, as supervisor.erl runs as a gen_server).
+///
+/// [`Supervisor`]: super::supervisor::Supervisor
+fn supervisor_module<S: GenServer>() -> Option<&'static str> {
+    let supervisor = std::any::TypeId::of::<super::supervisor::Supervisor>();
+    (std::any::TypeId::of::<S>() == supervisor).then_some(super::supervisor::SUPERVISOR_MODULE)
 }
 
 /// `{already_started, Pid}`, as `GenServer.start/3` answers for a name that is taken
@@ -548,7 +552,7 @@ async fn run<S: GenServer>(
                             request,
                             &mut suspended,
                             &state,
-                            None,
+                            supervisor_module::<S>(),
                         ) {
                             Some(reason) => {
                                 // gen_server's report of a stop by `sys` has `[]`.
