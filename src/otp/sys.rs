@@ -10,6 +10,22 @@ use super::gen_server::{parse_request, Caller};
 use crate::process::Process;
 use crate::term::{atom, charlist, list, nil, tuple, Match, Pid, Term};
 
+/// The callback module a supervisor's `:sys.get_status/1` names
+/// (`{supervisor, [{"Callback", Module}]}`), which `:supervisor.get_callback_module/1`
+/// reads.
+#[derive(Clone, Copy)]
+pub(crate) enum Callback<'a> {
+    None,
+    /// Named to callers of OTP 25 and earlier only, as Elixir's `DynamicSupervisor`
+    /// does up to Elixir 1.16 (its `format_status/2`).
+    UpToOtp25(&'a str),
+    /// Named to every caller: a supervisor's record differs between OTP releases
+    /// (12 fields up to OTP 27, 15 and 16 in OTP 28 and 29), and a caller of OTP 26 or
+    /// later that finds no callback in the status reads it from the record at the
+    /// place its own release has it.
+    Always(&'a str),
+}
+
 /// `{system, From, Request}`, with `From` well formed.
 pub(crate) fn parse(message: &Term) -> Option<(Caller, &Term)> {
     parse_request(message, "system")
@@ -26,7 +42,7 @@ pub(crate) fn handle(
     request: &Term,
     suspended: &mut bool,
     state: &dyn Fn() -> Term,
-    supervisor: Option<&str>,
+    supervisor: Callback,
 ) -> Option<Term> {
     let reply = match request {
         Term::Atom(a) => match a.name() {
@@ -35,11 +51,15 @@ pub(crate) fn handle(
             "get_state" if otp26_or_later(&from) => tuple(vec![atom("ok"), state()]),
             "get_state" => state(),
             "get_status" => {
-                // Supervisors name their callback module in their status up to OTP 25
-                // and Elixir 1.16 (`format_status/2`), not from OTP 26 and Elixir 1.17
-                // on (`format_status/1`): a caller of OTP 26 or later is taken for one
-                // of the later.
-                let supervisor = supervisor.filter(|_| !otp26_or_later(&from));
+                // Elixir's supervisors name their callback module in their status up
+                // to OTP 25 and Elixir 1.16 (`format_status/2`), not from OTP 26 and
+                // Elixir 1.17 on (`format_status/1`): a caller of OTP 26 or later is
+                // taken for one of the later.
+                let supervisor = match supervisor {
+                    Callback::Always(module) => Some(module),
+                    Callback::UpToOtp25(module) if !otp26_or_later(&from) => Some(module),
+                    _ => None,
+                };
                 status(p, parent, *suspended, state(), supervisor)
             }
             "suspend" => {
@@ -189,7 +209,8 @@ pub(crate) async fn receive(
         let Some((from, request)) = parse(&message) else {
             return Ok(message);
         };
-        if let Some(reason) = handle(p, parent, from, request, suspended, state, supervisor) {
+        let callback = supervisor.map_or(Callback::None, Callback::UpToOtp25);
+        if let Some(reason) = handle(p, parent, from, request, suspended, state, callback) {
             return Err(reason);
         }
     }

@@ -552,7 +552,8 @@ async fn run<S: GenServer>(
                             request,
                             &mut suspended,
                             &state,
-                            supervisor_module::<S>(),
+                            supervisor_module::<S>()
+                                .map_or(sys::Callback::None, sys::Callback::Always),
                         ) {
                             Some(reason) => {
                                 // gen_server's report of a stop by `sys` has `[]`.
