@@ -1767,18 +1767,19 @@ async fn a_rust_supervisor_is_a_supervisor_to_iex() {
     assert!(!logs_after(&before).contains("a_cast"));
 
     // Tools see both supervisors and their children as `proc_lib` processes waiting
-    // in gen_server's loop, with `$initial_call` and `$ancestors` in their dictionary.
+    // in gen_server's loop, with `$initial_call` and `$ancestors` in their dictionary
+    // (the loop's arity is OTP 25 to 27's, 7; OTP 29's is 5).
     let info = "info = fn {n, at} -> pid = :rpc.call(at, :erlang, :whereis, [n])
                                :rpc.call(at, Process, :info, [pid, [:current_function, :initial_call, :dictionary]])
                           n -> Process.info(Process.whereis(n), [:current_function, :initial_call, :dictionary]) end
-                [current_function: f, initial_call: i, dictionary: d] = info.(SUP)";
+                [current_function: {m, f, _}, initial_call: i, dictionary: d] = info.(SUP)";
     assert_eq!(
-        both(&format!("{info}\n{{f, i, d[:\"$initial_call\"]}}")),
-        "{{:gen_server, :loop, 7}, {:proc_lib, :init_p, 5}, {:supervisor, Supervisor.Default, 1}}"
+        both(&format!("{info}\n{{m, f, i, d[:\"$initial_call\"]}}")),
+        "{:gen_server, :loop, {:proc_lib, :init_p, 5}, {:supervisor, Supervisor.Default, 1}}"
     );
     assert_eq!(
-        eval(&(info.replace("SUP", "{:echo, :NODE}") + "\n{f, i, d}")),
-        "{{:gen_server, :loop, 7}, {:proc_lib, :init_p, 5}, [\"$initial_call\": {:\"rust_api::Echo\", :init, 1}, \"$ancestors\": [:sup]]}"
+        eval(&(info.replace("SUP", "{:echo, :NODE}") + "\n{m, f, i, d}")),
+        "{:gen_server, :loop, {:proc_lib, :init_p, 5}, [\"$initial_call\": {:\"rust_api::Echo\", :init, 1}, \"$ancestors\": [:sup]]}"
     );
 
     // A GenServer child's module is the server's (GenServer::module).
