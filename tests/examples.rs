@@ -208,7 +208,7 @@ fn the_http_bridge_answers_from_the_elixir_node() {
     let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
     alex.eval("{:ok, _} = Chat.Echo.start(:echo)");
     let port = free_port();
-    let bridge = Example::start(
+    let mut bridge = Example::start(
         "http_bridge",
         &[
             "--peer",
@@ -255,4 +255,18 @@ fn the_http_bridge_answers_from_the_elixir_node() {
     assert!(body.contains("no process"), "{body}");
     let (status, _) = http(port, "GET", "/sum?numbers=x", "");
     assert_eq!(status, 400);
+
+    // SIGTERM: the server drains, the node stops, the program exits 0.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &bridge.os_pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = bridge.wait(WAIT);
+    assert_eq!(exit.and_then(|s| s.code()), Some(0), "{}", bridge.output());
+    assert!(
+        bridge.output().contains("node stopping"),
+        "{}",
+        bridge.output()
+    );
 }
