@@ -351,6 +351,28 @@ fn monitors_see_the_real_exit_reason_or_noproc() {
         Process.exit(pid, :shutdown)
         receive do {:DOWN, ^ref, :process, ^pid, r} -> r after 5000 -> :timeout end";
     assert_eq!(c.same_ok(exit2), ":shutdown");
+
+    // Signals from one process arrive in order: a monitor or link that follows an exit
+    // signal finds the process gone (`noproc`), however soon after it comes.
+    let after_exit = "flush()
+        Process.flag(:trap_exit, true)
+        seen = for reason <- [:kill, :boom], _ <- 1..20 do
+          pid = Node.spawn(NODE, Moebi, :wait, [])
+          ref = Process.monitor(pid)
+          Process.exit(pid, reason)
+          again = Process.monitor(pid)
+          Process.link(pid)
+          first = receive do {:DOWN, ^ref, :process, _, r} -> r after 5000 -> :timeout end
+          second = receive do {:DOWN, ^again, :process, _, r} -> r after 5000 -> :timeout end
+          linked = receive do {:EXIT, ^pid, r} -> r after 5000 -> :timeout end
+          {first, second, linked}
+        end
+        Process.flag(:trap_exit, false)
+        Enum.frequencies(seen)";
+    assert_eq!(
+        c.same_ok(after_exit),
+        "%{{:boom, :noproc, :noproc} => 20, {:killed, :noproc, :noproc} => 20}"
+    );
     c.assert_moebi_still_serves();
 }
 

@@ -110,7 +110,7 @@ fn reg_send(node: &Node, from: &Pid, name: &Atom, message: Term, last: &mut Last
 fn link(node: &Node, conn: &Arc<ConnHandle>, from: &Pid, to: &Pid) {
     let linked = node.local_entry(to).map(|e| {
         let mut st = e.state();
-        !st.dead && {
+        !st.gone() && {
             st.links.insert(*from);
             true
         }
@@ -147,7 +147,7 @@ fn monitor(
     };
     if let Some(e) = entry {
         let mut st = e.state();
-        if !st.dead {
+        if !st.gone() {
             st.monitored_by.insert(
                 reference,
                 Watcher {

@@ -41,6 +41,13 @@ pub(crate) struct ProcLib {
 }
 
 impl ProcState {
+    /// Dead, or ending: an exit signal has ended it and its task has not finished yet.
+    /// A link or monitor that comes now finds no process (`noproc`), as the signals that
+    /// follow an exit signal find an exiting BEAM process.
+    pub(crate) fn gone(&self) -> bool {
+        self.dead || self.kill.is_none()
+    }
+
     /// The process dictionary as the BEAM would show it: what `proc_lib` put there,
     /// and the label (`$process_label`); a Rust process keeps nothing else there.
     pub(crate) fn dictionary(&self) -> Vec<Term> {

@@ -22,7 +22,7 @@ impl Node {
                     entry.state().links.insert(*to);
                     let inserted = {
                         let mut st = other.state();
-                        !st.dead && st.links.insert(entry.pid)
+                        !st.gone() && st.links.insert(entry.pid)
                     };
                     if !inserted && !other.state().links.contains(&entry.pid) {
                         entry.state().links.remove(to);
@@ -127,7 +127,7 @@ impl Node {
         let added = match local {
             Some(t) => {
                 let mut st = t.state();
-                if st.dead {
+                if st.gone() {
                     false
                 } else {
                     let watcher = Watcher {
