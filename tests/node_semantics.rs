@@ -1071,6 +1071,34 @@ fn task_supervisor_start_child_children_and_terminate_child() {
         c.moebi().output()
     );
 
+    // A task that exits `normal`, `shutdown` or `{shutdown, _}` ends quietly; another
+    // exit is reported, as Task.Supervised reports it.
+    let exits = format!(
+        "{SUP}
+        for reason <- [:normal, :shutdown, {{:shutdown, :quiet_exit}}, :loud_exit] do
+          {{:ok, pid}} = Task.Supervisor.start_child(sup, Moebi, :wait, [])
+          ref = Process.monitor(pid)
+          send(pid, reason)
+          receive do {{:DOWN, ^ref, _, _, r}} -> r after 5000 -> :timeout end
+        end"
+    );
+    assert_eq!(
+        c.alex.eval(&Cluster::for_node(&exits, &c.moebi_name)),
+        "[:normal, :shutdown, {:shutdown, :quiet_exit}, :loud_exit]"
+    );
+    assert!(
+        c.moebi().wait_for_log("loud_exit", WAIT),
+        "{}",
+        c.moebi().log()
+    );
+    let log = c.moebi().log();
+    assert!(
+        !log.contains("exit: :normal")
+            && !log.contains(":shutdown in")
+            && !log.contains("quiet_exit"),
+        "{log}"
+    );
+
     // The Chat tree as the seed's application has it: the Task.Supervisor's id is
     // its name, so that it can be terminated and restarted by it.
     let tree = "sup = {Chat.Supervisor, NODE}

@@ -718,11 +718,16 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
         }
         Err(e) => {
             // proc_lib's crash report, then exit(Reason): no second, emulator report.
-            tracing::error!(
-                "Task {} started from {} terminating: {e} in {m}.{f}",
-                me.inspect(),
-                owner.inspect()
-            );
+            // An exit `normal`, `shutdown` or `{shutdown, _}` is none: Task.Supervised
+            // exits with it and reports nothing.
+            let clean = matches!(&e, Exception::Exit(r) if super::supervisor::is_normal_exit(r));
+            if !clean {
+                tracing::error!(
+                    "Task {} started from {} terminating: {e} in {m}.{f}",
+                    me.inspect(),
+                    owner.inspect()
+                );
+            }
             Err(Exception::Exit(e.exit_reason()))
         }
     }
