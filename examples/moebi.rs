@@ -17,7 +17,7 @@
 use clap::Parser;
 use cnode::otp::gen_server;
 use cnode::supervisor::{self, ChildSpec, Strategy};
-use cnode::term::{atom, binary, puts_text, Match, Term};
+use cnode::term::{atom, binary, list, map, puts_text, tuple, Match, Term};
 use cnode::{Caller, Dest, Exception, GenServer, Next, Node, NodeConfig, Process, Reply};
 use std::io::Write as _;
 use std::time::Duration;
@@ -121,11 +121,21 @@ async fn receive_message(mut p: Process, args: Vec<Term>) -> Result<Term, Except
 //   send_message(from, "chicken?")
 // end
 async fn receive_message_for_moebi(mut p: Process, args: Vec<Term>) -> Result<Term, Exception> {
-    let from = args[1]
-        .as_atom()
-        .ok_or_else(|| Exception::badarg())?
-        .to_owned();
     p.puts(&text(&args[0])?).await?;
+    // A `from` that is no node name fails where Elixir's does, in the GenServer.whereis/1
+    // of Task.Supervisor.async, after the message is printed.
+    let Some(from) = args[1].as_atom().map(str::to_owned) else {
+        let server = tuple(vec![atom("Elixir.Chat.TaskSupervisor"), args[1].clone()]);
+        return Err(Exception::Error {
+            reason: atom("function_clause"),
+            stacktrace: vec![tuple(vec![
+                atom("Elixir.GenServer"),
+                atom("whereis"),
+                list(vec![server]),
+                list(vec![]),
+            ])],
+        });
+    };
     send_message(&mut p, &from, "chicken?").await
 }
 
@@ -270,9 +280,41 @@ fn echo_back(message: Term, p: &Process) {
     }
 }
 
-/// What `IO.puts(message)` prints; what it cannot print is `badarg`, as there.
+/// What `IO.puts(message)` prints. What it cannot print raises as there: a term with no
+/// `String.Chars` (a tuple, a map, a pid) `Protocol.UndefinedError`, a list or binary
+/// that is no character data `badarg`.
 fn text(term: &Term) -> Result<String, Exception> {
-    puts_text(term).ok_or_else(|| Exception::badarg())
+    if let Some(text) = puts_text(term) {
+        return Ok(text);
+    }
+    match term {
+        Term::List(_) | Term::ImproperList(_) | Term::Binary(_) | Term::BitBinary(_) => {
+            Err(Exception::badarg())
+        }
+        _ => {
+            let undefined = map(vec![
+                (atom("__struct__"), atom("Elixir.Protocol.UndefinedError")),
+                (atom("__exception__"), atom("true")),
+                (atom("protocol"), atom("Elixir.String.Chars")),
+                (atom("value"), term.clone()),
+                (atom("description"), binary("")),
+            ]);
+            // Raised in String.Chars.impl_for!/1, then this function's frame.
+            let Exception::Error { reason, stacktrace } = Exception::error(undefined) else {
+                unreachable!("Exception::error makes an error");
+            };
+            let impl_for = tuple(vec![
+                atom("Elixir.String.Chars"),
+                atom("impl_for!"),
+                cnode::term::int(1),
+                list(vec![]),
+            ]);
+            Err(Exception::Error {
+                reason,
+                stacktrace: std::iter::once(impl_for).chain(stacktrace).collect(),
+            })
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {

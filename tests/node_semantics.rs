@@ -256,6 +256,23 @@ fn remote_spawn_of_registered_and_unknown_functions() {
         {exit, down}";
     assert_eq!(c.same_ok(linked_and_monitored), "{:boom, :boom}");
 
+    // The seed's functions fail as Elixir's: IO.puts of a term with no String.Chars, and
+    // a reply address that is no node, after printing.
+    let failing = "sup = {Chat.TaskSupervisor, NODE}
+        run = fn f, args ->
+          t = Task.Supervisor.async_nolink(sup, Chat, f, args)
+          case Task.yield(t, 5000) do
+            {:exit, {reason, [{m, f, _, _} | _]}} -> {reason, m, f}
+            other -> other
+          end
+        end
+        {run.(:receive_message, [{1}]), run.(:receive_message_for_moebi, [\"printed first\", \"no node\"])}";
+    assert_eq!(
+        c.same_ok(failing),
+        "{{%Protocol.UndefinedError{protocol: String.Chars, value: {1}, description: \"\"}, String.Chars, :impl_for!}, \
+         {:function_clause, GenServer, :whereis}}"
+    );
+
     // A name taken: `register/2`'s badarg, its frame and then the function's, where
     // its `?` took it out (as the BEAM's stack has the BIF and the caller).
     let taken = Cluster::for_node(
