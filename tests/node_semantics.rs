@@ -899,6 +899,25 @@ fn rpc_and_erpc_as_on_a_beam_node() {
             c.same_ok(newer),
             "{:ok, [:prio, :o1, :o2], {:undefined, :ok}, true, :bye}"
         );
+        // `exit/3` to an alias: to a priority alias with `[:priority]`, the `EXIT` of a
+        // process trapping exits goes ahead; to a plain alias, in turn; once the alias
+        // is gone, nowhere.
+        let to_alias = "flush()
+            Process.flag(:trap_exit, true)
+            prio = :erlang.alias([:priority])
+            plain = :erlang.alias()
+            send(self(), :m1)
+            r1 = :erpc.call(NODE, :erlang, :exit, [prio, :prio_exit, [:priority]])
+            r2 = :erpc.call(NODE, :erlang, :exit, [plain, :plain_exit, []])
+            :erlang.unalias(plain)
+            r3 = :erpc.call(NODE, :erlang, :exit, [plain, :unaliased, []])
+            got = for _ <- 1..3, do: (receive do {:EXIT, _, r} -> r; m when m == :m1 -> m after 2000 -> :none end)
+            Process.flag(:trap_exit, false)
+            {r1, r2, r3, got, flush()}";
+        assert_eq!(
+            c.same_ok(to_alias),
+            "{true, true, true, [:prio_exit, :m1, :plain_exit], []}"
+        );
     }
     // `nodes/2` (OTP 25.1): the caller as the node sees it, and itself.
     let nodes_info = "{:found, {_, me}} = :erpc.call(NODE, :erlang, :nodes, [:visible, %{node_type: true, connection_id: true}])

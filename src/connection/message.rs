@@ -204,6 +204,18 @@ pub struct AliasSend {
     pub message: Term,
 }
 
+/// An exit signal to the process identified by the alias `alias` (`exit/3`, OTP 28):
+/// `ALTACT_SIG_SEND` with the `ALIAS` and `EXIT` bits (and `PRIO` with the `priority`
+/// option), the reason as its payload. Only a peer with `ALTACT_SIG` can take it.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub struct AliasExit {
+    pub from_pid: Pid,
+    pub alias: Reference,
+    pub reason: Term,
+    pub priority: bool,
+}
+
 /// Message.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
@@ -225,6 +237,7 @@ pub enum Message {
     UnlinkId(UnlinkId),
     UnlinkIdAck(UnlinkIdAck),
     AliasSend(AliasSend),
+    AliasExit(AliasExit),
 }
 
 impl Message {

@@ -42,6 +42,9 @@ pub(super) fn dispatch(node: &Node, conn: &Arc<ConnHandle>, message: Message, la
         Message::SpawnRequest(r) => (node.hooks().spawn_request)(node, conn, r),
         Message::SpawnReply(r) => spawn_reply(node, &r.to_pid, r.req_id, r.flags.value, r.result),
         Message::NodeLink(_) => {}
+        Message::AliasExit(m) => {
+            node.send_exit_to_alias(&m.from_pid, &m.alias, m.reason, m.priority);
+        }
     }
 }
 

@@ -60,6 +60,42 @@ impl Node {
         self.send_exit_signal(&self.user_pid(), pid, reason, false);
     }
 
+    /// `exit(Alias, Reason, Options)` (OTP 28): an exit signal to the process `alias`
+    /// names while it is active (else dropped); with `priority`, through a priority
+    /// alias, the `EXIT` message of a process trapping exits goes ahead of the ordinary
+    /// ones. A peer without `ALTACT_SIG` cannot address an alias: dropped there.
+    pub(crate) fn send_exit_to_alias(
+        &self,
+        from: &Pid,
+        alias: &Reference,
+        reason: Term,
+        priority: bool,
+    ) {
+        if self.is_local(&alias.node) {
+            if let Some(entry) = self.alias_entry(alias) {
+                let priority = priority && self.is_priority_alias(&entry, alias);
+                entry.exit_signal_as(from, reason, false, priority);
+            }
+            return;
+        }
+        match super::connect::handle(self, alias.node.name()) {
+            Some(h) if h.flags & crate::flags::ALTACT_SIG != 0 => {
+                h.send(Message::AliasExit(crate::connection::message::AliasExit {
+                    from_pid: *from,
+                    alias: alias.clone(),
+                    reason,
+                    priority,
+                }));
+            }
+            _ => tracing::debug!(
+                "exit signal from {} to alias {} dropped: {} is not connected or cannot take it",
+                crate::term::Inspect::inspect(from),
+                crate::term::Inspect::inspect(alias),
+                alias.node.name()
+            ),
+        }
+    }
+
     /// An exit signal from `from` to `to`: through a link (`linked`) or `exit/2`.
     pub(crate) fn send_exit_signal(&self, from: &Pid, to: &Pid, reason: Term, linked: bool) {
         if let Some(e) = self.local_entry(to) {

@@ -400,7 +400,8 @@ fn everyday_functions(node: &Node) {
         send(&p, &to, &message)?;
         Ok(atom("ok"))
     });
-    // `exit(Pid, Reason, [priority])` (OTP 28): as `exit/2`.
+    // `exit(PidOrAlias, Reason, [priority])` (OTP 28): as `exit/2` to a pid; to an
+    // alias, the exit signal goes to the process it names.
     bif(node, "exit", 3, |p, args| async move {
         let options_ok = args[2]
             .as_list()
@@ -408,8 +409,12 @@ fn everyday_functions(node: &Node) {
         if !options_ok {
             return Err(badopt("exit", args));
         }
-        let to = args[0].as_pid().ok_or_else(Exception::bare_badarg)?;
-        p.exit(to, args[1].clone());
+        let priority = args[2].as_list().is_some_and(|o| !o.is_empty());
+        match &args[0] {
+            Term::Pid(to) => p.exit(to, args[1].clone()),
+            Term::Reference(alias) => p.exit_alias(alias, args[1].clone(), priority),
+            _ => return Err(Exception::bare_badarg()),
+        }
         Ok(atom("true"))
     });
     node.register_function("net_kernel", "connect_node", 1, |p, args| async move {

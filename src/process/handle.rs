@@ -455,6 +455,18 @@ impl Process {
             .send_exit_signal(&self.entry.pid, to, reason, false);
     }
 
+    /// `exit(Alias, Reason, Options)` (OTP 28): an exit signal to the process the alias
+    /// names, dropped once it is no longer active; `priority` (`[:priority]`) through a
+    /// priority alias puts a trapping process's `EXIT` message ahead of the ordinary
+    /// ones. A node of OTP 27 or earlier cannot take it (dropped).
+    pub fn exit_alias(&self, alias: &Reference, reason: Term, priority: bool) {
+        if self.entry.is_exiting() {
+            return;
+        }
+        self.node
+            .send_exit_to_alias(&self.entry.pid, alias, reason, priority);
+    }
+
     /// Spawns a process (`spawn`): not linked to this one, with this process's group
     /// leader, so what it prints goes where this one's output goes (a BEAM caller's
     /// terminal, for a function it called over rpc). [`Node::spawn`](crate::Node::spawn)

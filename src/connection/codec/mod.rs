@@ -758,6 +758,15 @@ mod hot {
                 pid(out, &m.from_pid)?;
                 pid(out, &m.to_pid)
             }
+            // `{37, Flags, From, Alias}` and the reason as the payload.
+            Message::AliasExit(m) => {
+                let prio = if m.priority { altact::PRIO } else { 0 };
+                tuple(out, 4, altact::OP);
+                out.extend_from_slice(&[SMALL_INTEGER_EXT, altact::ALIAS | altact::EXIT | prio]);
+                pid(out, &m.from_pid)?;
+                reference(out, &m.alias)?;
+                reason(out, m.reason, true)
+            }
         }
     }
 

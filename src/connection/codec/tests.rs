@@ -328,6 +328,18 @@ fn as_terms(message: &Message, exit_payload: bool) -> (Term, Option<Term>) {
             None,
         ),
         Message::AliasSend(m) => (t(33, vec![p(&m.from_pid), r(&m.alias)]), Some(m.message)),
+        Message::AliasExit(m) => {
+            let bits = super::altact::ALIAS | super::altact::EXIT;
+            let bits = if m.priority {
+                bits | super::altact::PRIO
+            } else {
+                bits
+            };
+            (
+                t(37, vec![int(i64::from(bits)), p(&m.from_pid), r(&m.alias)]),
+                Some(m.reason),
+            )
+        }
         Message::UnlinkId(m) => (t(35, vec![m.id, p(&m.from_pid), p(&m.to_pid)]), None),
         Message::UnlinkIdAck(m) => (t(36, vec![m.id, p(&m.from_pid), p(&m.to_pid)]), None),
     }
@@ -358,6 +370,12 @@ fn control_messages_are_written_as_eetf_encodes_their_terms() {
             from_pid: b,
             alias: r.clone(),
             message: payload(),
+        }),
+        Message::AliasExit(m::AliasExit {
+            from_pid: b,
+            alias: r.clone(),
+            reason: atom("prio_exit"),
+            priority: true,
         }),
         Message::monitor_p(a, PidOrAtom::Atom(name), r.clone()),
         Message::monitor_p(a, PidOrAtom::Pid(b), r.clone()),
