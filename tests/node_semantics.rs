@@ -1107,6 +1107,21 @@ fn task_supervisor_start_child_children_and_terminate_child() {
         c.moebi().output()
     );
 
+    // A task as tools see it: started by proc_lib, with the function it runs, its
+    // supervisor's line and its caller in its dictionary.
+    let seen = format!(
+        "{SUP}
+        {{:ok, pid}} = Task.Supervisor.start_child(sup, Moebi, :wait, [])
+        info = :rpc.call(NODE, Process, :info, [pid, [:initial_call, :dictionary]])
+        Process.exit(pid, :kill)
+        d = info[:dictionary]
+        {{info[:initial_call], d[:\"$initial_call\"], Enum.take(d[:\"$ancestors\"], 2), d[:\"$callers\"] == [self()]}}"
+    );
+    assert_eq!(
+        c.same_ok(&seen),
+        "{{:proc_lib, :init_p, 5}, {Moebi, :wait, 0}, [Chat.TaskSupervisor, Chat.Supervisor], true}"
+    );
+
     // A task that exits `normal`, `shutdown` or `{shutdown, _}` ends quietly; another
     // exit is reported, as Task.Supervised reports it.
     let exits = format!(

@@ -38,6 +38,11 @@ pub(crate) struct ProcLib {
     /// `$ancestors`: the starter, by its registered name if it has one, then the
     /// starter's own ancestors.
     pub ancestors: Vec<Term>,
+    /// `$callers` (Elixir's tasks): the process that asked for it, then its callers.
+    pub callers: Option<Term>,
+    /// What `current_function` shows while it waits: gen_server's loop for a server,
+    /// the function a task runs.
+    pub current: (Atom, Atom, usize),
 }
 
 impl ProcState {
@@ -66,6 +71,9 @@ impl ProcState {
                 "$ancestors",
                 crate::term::list(proc_lib.ancestors.clone()),
             ));
+            if let Some(callers) = &proc_lib.callers {
+                dictionary.push(entry("$callers", callers.clone()));
+            }
         }
         if let Some(label) = &self.label {
             dictionary.push(entry("$process_label", label.clone()));

@@ -771,7 +771,10 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             // A process `proc_lib` started, as every GenServer and supervisor, waits in
             // gen_server's loop.
             "initial_call" if st.proc_lib.is_some() => mfa(("proc_lib", "init_p", 5)),
-            "current_function" if st.proc_lib.is_some() => mfa(("gen_server", "loop", 7)),
+            "current_function" if st.proc_lib.is_some() => {
+                let (m, f, a) = st.proc_lib.as_ref().expect("checked").current;
+                tuple(vec![Term::Atom(m), Term::Atom(f), int(a as i64)])
+            }
             "initial_call" | "current_function" => {
                 let (m, f, a) = &st.initial_call;
                 tuple(vec![Term::Atom(*m), Term::Atom(*f), int(*a as i64)])
@@ -801,7 +804,8 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             "last_calls" => atom("false"),
             "catchlevel" => int(0),
             "current_location" if st.proc_lib.is_some() => {
-                tuple(vec![atom("gen_server"), atom("loop"), int(7), nil()])
+                let (m, f, a) = st.proc_lib.as_ref().expect("checked").current;
+                tuple(vec![Term::Atom(m), Term::Atom(f), int(a as i64), nil()])
             }
             "current_location" => {
                 let (m, f, a) = &st.initial_call;

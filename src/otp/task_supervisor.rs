@@ -240,7 +240,10 @@ pub(crate) async fn supervise(
 ) -> Result<(), Exception> {
     p.trap_exit(true);
     let initial_call = (Atom::from("supervisor"), Atom::from(flavor.module()), 1);
-    p.set_proc_lib(initial_call, ancestors_of(p.node(), &parent));
+    p.set_proc_lib(super::gen_server::gen_server_proc_lib(
+        initial_call,
+        ancestors_of(p.node(), &parent),
+    ));
     let mut children: HashMap<Pid, Child> = HashMap::new();
     let mut intensity = Intensity::new(limits.max_restarts, limits.max_seconds);
     let mut suspended = false;
@@ -535,7 +538,11 @@ enum StartTask {
     /// `Task.Supervised.start_link(Owner, Callers, MFA)`: runs the MFA at once and
     /// replies to nobody (`start_child` up to Elixir 1.14, and with a restart other than
     /// `temporary` since).
-    NoReply { owner: Pid, mfa: Term },
+    NoReply {
+        owner: Pid,
+        callers: Term,
+        mfa: Term,
+    },
     /// The form older Elixir sent, `[Owner, monitor, {Node, Owner}, MFA]`: waits for
     /// `{Owner, Ref}`, then replies to Owner.
     Legacy {
@@ -603,6 +610,7 @@ fn handle_call(request: &Term, me: Pid) -> Option<Call> {
                 // `Task.start_link/1,3` in the supervisor: a task it owns, run at once.
                 ("Elixir.Task", "start_link", [fun]) => StartChild::Task(StartTask::NoReply {
                     owner: me,
+                    callers: list(vec![Term::Pid(me)]),
                     mfa: tuple(vec![
                         atom("erlang"),
                         atom("apply"),
@@ -611,6 +619,7 @@ fn handle_call(request: &Term, me: Pid) -> Option<Call> {
                 }),
                 ("Elixir.Task", "start_link", [m, f, a]) => StartChild::Task(StartTask::NoReply {
                     owner: me,
+                    callers: list(vec![Term::Pid(me)]),
                     mfa: tuple(vec![m.clone(), f.clone(), a.clone()]),
                 }),
                 _ => StartChild::Apply(m.to_owned(), f.to_owned(), args.to_vec()),
@@ -651,6 +660,7 @@ fn start_task(args: &[Term]) -> Option<StartTask> {
         },
         [owner_info, callers, mfa] if callers.as_list().is_some() => StartTask::NoReply {
             owner: owner_pid(owner_info)?,
+            callers: callers.clone(),
             mfa: mfa.clone(),
         },
         [owner, mode, _info, mfa] => StartTask::Legacy {
@@ -672,13 +682,23 @@ fn owner_pid(info: &Term) -> Option<Pid> {
 /// A task, linked to its supervisor (whose group leader it inherits, as on the BEAM).
 fn spawn_task(sup: &Process, start: StartTask) -> Pid {
     let node = sup.node().clone();
-    sup.spawn_link(move |p| run_task(node, p, start))
+    let ancestors = sup.ancestors();
+    sup.spawn_link(move |p| run_task(node, p, start, ancestors))
 }
 
 /// `Task.Supervised.reply/3` and `noreply/4`, then `invoke_mfa/2`.
-async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Exception> {
-    let (owner, reference, reply_to, mfa) = match start {
-        StartTask::NoReply { owner, mfa } => (owner, None, None, mfa),
+async fn run_task(
+    node: Node,
+    mut p: Process,
+    start: StartTask,
+    ancestors: Vec<Term>,
+) -> Result<(), Exception> {
+    let (owner, reference, reply_to, callers, mfa) = match start {
+        StartTask::NoReply {
+            owner,
+            callers,
+            mfa,
+        } => (owner, None, None, callers, mfa),
         StartTask::Reply { owner, monitor } => {
             let e = wait_for_start(&mut p, &owner, monitor, 5).await?;
             let reply_to = match &e[2] {
@@ -686,8 +706,8 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
                 Term::Pid(pid) => Dest::Pid(*pid),
                 _ => return Err(Exception::Exit(atom("badarg"))),
             };
-            let [_, reference, _, _, mfa]: [Term; 5] = e.try_into().expect("a 5-tuple");
-            (owner, Some(reference), Some(reply_to), mfa)
+            let [_, reference, _, callers, mfa]: [Term; 5] = e.try_into().expect("a 5-tuple");
+            (owner, Some(reference), Some(reply_to), callers, mfa)
         }
         StartTask::Legacy {
             owner,
@@ -696,7 +716,8 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
         } => {
             let e = wait_for_start(&mut p, &owner, monitor, 2).await?;
             let reply_to = Dest::Pid(owner);
-            (owner, Some(e[1].clone()), Some(reply_to), mfa)
+            let callers = list(vec![Term::Pid(owner)]);
+            (owner, Some(e[1].clone()), Some(reply_to), callers, mfa)
         }
     };
     let Some((m, f, args)) = mfa.as_tuple_n(3).and_then(|t| {
@@ -708,6 +729,15 @@ async fn run_task(node: Node, mut p: Process, start: StartTask) -> Result<(), Ex
     }) else {
         return Err(Exception::bare_badarg());
     };
+    // As Task.Supervised records it: the function it runs, its supervisor's line, and
+    // who asked for it.
+    let running = (Atom::from(m.as_str()), Atom::from(f.as_str()), args.len());
+    p.set_proc_lib(crate::node::ProcLib {
+        initial_call: running,
+        ancestors,
+        callers: Some(callers),
+        current: running,
+    });
     let me = p.pid();
     match node.apply(p, &m, &f, args).await {
         Ok(result) => {

@@ -386,16 +386,9 @@ impl Process {
     }
 
     /// Marks this process as one `proc_lib` started, with `$initial_call` and
-    /// `$ancestors` in its dictionary.
-    pub(crate) fn set_proc_lib(
-        &self,
-        initial_call: (crate::term::Atom, crate::term::Atom, usize),
-        ancestors: Vec<Term>,
-    ) {
-        self.entry.state().proc_lib = Some(Box::new(crate::node::ProcLib {
-            initial_call,
-            ancestors,
-        }));
+    /// `$ancestors` (and `$callers`, for a task) in its dictionary.
+    pub(crate) fn set_proc_lib(&self, proc_lib: crate::node::ProcLib) {
+        self.entry.state().proc_lib = Some(Box::new(proc_lib));
     }
 
     /// `process_flag(trap_exit, On)`; returns the previous value.

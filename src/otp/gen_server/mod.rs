@@ -406,7 +406,7 @@ async fn start_from<S: GenServer>(
     let link = parent.map(Process::pid);
     let ancestors = starter.map(|(p, _)| p.ancestors()).unwrap_or_default();
     let body = move |p: Process| async move {
-        p.set_proc_lib(initial_call::<S>(), ancestors);
+        p.set_proc_lib(gen_server_proc_lib(initial_call::<S>(), ancestors));
         if let Some(name) = global {
             let node = p.node().clone();
             if !node.register_global(name.clone(), p.pid()).await {
@@ -438,6 +438,20 @@ fn initial_call<S: GenServer>() -> (Atom, Atom, usize) {
     match supervisor_module::<S>() {
         Some(module) => (Atom::from("supervisor"), Atom::from(module), 1),
         None => (Atom::from(S::module()), Atom::from("init"), 1),
+    }
+}
+
+/// What `proc_lib` records of a gen_server (a GenServer, a supervisor, a
+/// `DynamicSupervisor`): it waits in gen_server's loop (OTP 25 to 27's arity).
+pub(crate) fn gen_server_proc_lib(
+    initial_call: (Atom, Atom, usize),
+    ancestors: Vec<Term>,
+) -> crate::node::ProcLib {
+    crate::node::ProcLib {
+        initial_call,
+        ancestors,
+        callers: None,
+        current: (Atom::from("gen_server"), Atom::from("loop"), 7),
     }
 }
 
