@@ -10,7 +10,8 @@ use cnode::epmd::server::EpmdServer;
 use cnode::otp::gen_server;
 use cnode::term::{atom, binary, int, list, tuple, Match, Pid, Term};
 use cnode::{
-    CallErrorKind, Caller, Dest, Exception, GenServer, Node, NodeConfig, Process, Reply, RpcError,
+    CallErrorKind, Caller, Dest, Exception, GenServer, Next, Node, NodeConfig, Process, Reply,
+    RpcError,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,6 +74,20 @@ impl GenServer for Echo {
             }
         }
         Ok(Reply::reply(request))
+    }
+}
+
+/// A server whose `init` fails (`{:stop, :no_init}`), or with `hang` never answers.
+struct NoInit {
+    hang: bool,
+}
+
+impl GenServer for NoInit {
+    async fn init(&mut self, _p: &mut Process) -> Result<Next, Exception> {
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        Ok(Next::Stop(atom("no_init")))
     }
 }
 
@@ -2040,6 +2055,28 @@ async fn a_genserver_started_with_a_global_name() {
         alex.eval("Enum.find_value(1..100, fn _ -> :global.whereis_name(Rusty.Leader) == :undefined || (Process.sleep(50); nil) end)")
     });
     assert_eq!(gone, "true");
+    // An init that fails: the name is free by the time the start returns, as
+    // gen_server unregisters it first.
+    for _ in 0..20 {
+        let failed = gen_server::start_global(&node, atom("no_init"), NoInit { hang: false }).await;
+        assert_eq!(failed.map_err(|e| e.reason()), Err(atom("no_init")));
+        assert_eq!(node.whereis_global(&atom("no_init")), None);
+    }
+    // A start given up on (a timeout around it): the half-started server goes.
+    let given_up = tokio::time::timeout(
+        Duration::from_millis(300),
+        gen_server::start(&node, Some("hangs"), NoInit { hang: true }),
+    )
+    .await;
+    assert!(given_up.is_err());
+    let deadline = std::time::Instant::now() + WAIT;
+    while node.whereis("hangs").is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// `global`'s locks from Rust, against a BEAM node's processes holding the same:
@@ -2082,7 +2119,7 @@ async fn global_locks_as_on_a_beam_node() {
     });
     assert_eq!(refused.await, Ok(false));
     let aborted = node.global_trans(ledger.clone(), atom("rust"), Some(0), async { 1 });
-    assert_eq!(aborted.await, None);
+    assert_eq!(aborted.await.expect("no exit"), None);
     let released = blocking(|| {
         alex.eval(
             "send(:holder, {:release, self()})
@@ -2125,7 +2162,21 @@ async fn global_locks_as_on_a_beam_node() {
     let done = tokio::time::timeout(WAIT, trans)
         .await
         .expect("the work ends");
-    assert_eq!(done.expect("the task"), Some(7));
+    assert_eq!(done.expect("the task").expect("no exit"), Some(7));
+    assert_eq!(blocking(try_lock("other")), "true");
+
+    // Work that panics: the transaction fails with the panic, as `:global.trans/4`
+    // raises what its fun raised, and the lock is free again.
+    let panicked = node
+        .global_trans(ledger.clone(), atom("rust"), None, async {
+            panic!("the ledger is on fire");
+        })
+        .await;
+    let reason = panicked.expect_err("the work panicked").exit_reason();
+    assert!(
+        reason.to_string().contains("the ledger is on fire"),
+        "{reason}"
+    );
     assert_eq!(blocking(try_lock("other")), "true");
 
     // A transaction given up on: its process ends, and the lock with it on both nodes.

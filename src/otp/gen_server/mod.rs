@@ -405,6 +405,7 @@ async fn start_from<S: GenServer>(
     let (ack, started) = oneshot::channel();
     let link = parent.map(Process::pid);
     let ancestors = starter.map(|(p, _)| p.ancestors()).unwrap_or_default();
+    let global_name = global.clone();
     let body = move |p: Process| async move {
         p.set_proc_lib(gen_server_proc_lib(initial_call::<S>(), ancestors));
         if let Some(name) = global {
@@ -422,7 +423,19 @@ async fn start_from<S: GenServer>(
         (None, Some(local)) => node.spawn_registered(local, body),
         (None, None) => Ok(node.spawn(body)),
     };
-    let pid = wait_for_init(pid.map_err(StartError)?, started).await?;
+    let pid = pid.map_err(StartError)?;
+    // A caller that gives up on the start (a `tokio::time::timeout` around it, as
+    // `GenServer.start/3`'s `timeout:`) takes the half-started server with it.
+    let abandoned = crate::process::Abandoned::new(node.clone(), pid);
+    let started = wait_for_init(pid, started).await;
+    abandoned.done();
+    if let (Err(_), Some(name)) = (&started, global_name) {
+        // As gen_server does before `start` returns the error: the name is free.
+        if node.whereis_global(&name) == Some(pid) {
+            node.unregister_global(&name).await;
+        }
+    }
+    let pid = started?;
     if starter.is_none() {
         // Started by no process: one of the node's applications, stopped with
         // `shutdown` when the node stops.

@@ -104,10 +104,12 @@ impl Node {
     /// `:global.trans({resource, requester}, fun, nodes, retries)` from code that is no
     /// process: takes the lock as [`Process::global_set_lock`] does (on this node and
     /// every visible node connected), runs `work` while a process of this node holds
-    /// it, and releases it; `None` (`:aborted`) when the tries ran out (`retries`;
-    /// `None` tries until the lock is taken). Dropped before it ends (a
-    /// `tokio::time::timeout`, a `select!`), its process ends, and the lock goes with
-    /// it on every node.
+    /// it, and releases it: `Ok(Some(value))`, or `Ok(None)` (`:aborted`) when the tries
+    /// ran out (`retries`; `None` tries until the lock is taken). `Err` when the process
+    /// ended before the work did (the work panicked, the node stopped), with its exit
+    /// reason, as `:global.trans/4` raises what its fun raised; the lock goes with the
+    /// process. Dropped before it ends (a `tokio::time::timeout`, a `select!`), its
+    /// process ends, and the lock goes with it on every node.
     ///
     /// ```no_run
     /// # async fn demo(node: cnode::Node) {
@@ -119,6 +121,7 @@ impl Node {
     ///         "sent"
     ///     })
     ///     .await;
+    /// assert!(matches!(done, Ok(Some("sent")) | Ok(None)));
     /// # }
     /// ```
     pub async fn global_trans<T: Send + 'static>(
@@ -127,19 +130,21 @@ impl Node {
         requester: Term,
         retries: Option<u32>,
         work: impl std::future::Future<Output = T> + Send + 'static,
-    ) -> Option<T> {
+    ) -> Result<Option<T>, Exception> {
         let done = self.run_process(move |mut p| async move {
             if !p
                 .global_set_lock(&resource, &requester, None, retries)
                 .await
             {
-                return None;
+                return Ok(None);
             }
-            let outcome = work.await;
+            // As global:trans/4's `after`: the lock goes before a panic in the work
+            // is the caller's error.
+            let outcome = crate::node::caught(p.pid(), async { Ok(work.await) }).await;
             p.global_del_lock(&resource, &requester, None).await;
-            Some(outcome)
+            outcome.map(Some)
         });
-        done.await.ok().flatten()
+        done.await?
     }
 }
 
