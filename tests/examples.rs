@@ -61,6 +61,17 @@ fn the_counter_under_its_supervisor() {
     );
 }
 
+/// Sends SIGTERM, as a service manager stops a program, and gives the exit status
+/// (within `WAIT`).
+fn sigterm(example: &mut Example) -> Option<i32> {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &example.os_pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    example.wait(WAIT).and_then(|s| s.code())
+}
+
 /// The counter's `main` serves while its supervisor lives (`Node::serve_while`): SIGTERM
 /// and a peer's `:init.stop(3)` end it with their status (the supervisor, stopped on the
 /// way, ends the watch too), and a supervisor that gives up ends it with 1, logged.
@@ -83,13 +94,7 @@ fn the_counter_ends_as_its_node_is_stopped_or_its_supervisor_gives_up() {
     // failure, and the program says nothing of it.
     let (mut counter, name) = start();
     assert_eq!(alex.eval(&format!("Node.ping(:\"{name}\")")), ":pong");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &counter.os_pid().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let exit = counter.wait(WAIT);
-    assert_eq!(exit.and_then(|s| s.code()), Some(0), "{}", counter.output());
+    assert_eq!(sigterm(&mut counter), Some(0), "{}", counter.output());
     assert!(
         !counter.output().contains("top supervisor"),
         "{}",
@@ -257,13 +262,7 @@ fn the_http_bridge_answers_from_the_elixir_node() {
     assert_eq!(status, 400);
 
     // SIGTERM: the server drains, the node stops, the program exits 0.
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &bridge.os_pid().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let exit = bridge.wait(WAIT);
-    assert_eq!(exit.and_then(|s| s.code()), Some(0), "{}", bridge.output());
+    assert_eq!(sigterm(&mut bridge), Some(0), "{}", bridge.output());
     assert!(
         bridge.output().contains("node stopping"),
         "{}",

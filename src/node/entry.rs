@@ -53,20 +53,30 @@ impl ProcState {
         self.dead || self.kill.is_none()
     }
 
+    /// `process_info(Pid, initial_call)`: `{proc_lib, init_p, 5}` for a process
+    /// `proc_lib` started, else what it was spawned to run.
+    pub(crate) fn shown_initial_call(&self) -> (Atom, Atom, usize) {
+        match &self.proc_lib {
+            Some(_) => (Atom::from("proc_lib"), Atom::from("init_p"), 5),
+            None => self.initial_call,
+        }
+    }
+
+    /// `process_info(Pid, current_function)`: where a `proc_lib` process waits (see
+    /// [`ProcLib::current`]), else its initial call.
+    pub(crate) fn current_function(&self) -> (Atom, Atom, usize) {
+        self.proc_lib
+            .as_ref()
+            .map_or(self.initial_call, |p| p.current)
+    }
+
     /// The process dictionary as the BEAM would show it: what `proc_lib` put there,
     /// and the label (`$process_label`); a Rust process keeps nothing else there.
     pub(crate) fn dictionary(&self) -> Vec<Term> {
-        let mfa = |(m, f, a): &(Atom, Atom, usize)| {
-            tuple(vec![
-                Term::Atom(*m),
-                Term::Atom(*f),
-                crate::term::int(*a as i64),
-            ])
-        };
         let entry = |key: &str, value: Term| tuple(vec![atom(key), value]);
         let mut dictionary = Vec::new();
         if let Some(proc_lib) = &self.proc_lib {
-            dictionary.push(entry("$initial_call", mfa(&proc_lib.initial_call)));
+            dictionary.push(entry("$initial_call", mfa_term(proc_lib.initial_call)));
             dictionary.push(entry(
                 "$ancestors",
                 crate::term::list(proc_lib.ancestors.clone()),
@@ -80,6 +90,15 @@ impl ProcState {
         }
         dictionary
     }
+}
+
+/// `{Module, Function, Arity}`.
+pub(crate) fn mfa_term((m, f, a): (Atom, Atom, usize)) -> Term {
+    tuple(vec![
+        Term::Atom(m),
+        Term::Atom(f),
+        crate::term::int(a as i64),
+    ])
 }
 
 /// Someone watching this process.

@@ -25,7 +25,7 @@ mod timers;
 pub(crate) use config::hostname;
 pub use config::{default_cookie, release_cookie, NodeConfig};
 pub use dest::{Dest, IntoMessage};
-pub(crate) use entry::{MonitorTarget, Prepared, ProcEntry, ProcLib, SpawnOpts};
+pub(crate) use entry::{mfa_term, MonitorTarget, Prepared, ProcEntry, ProcLib, SpawnOpts};
 pub use exception::Exception;
 pub(crate) use hooks::{Extensions, Hooks};
 pub(crate) use mailbox::Mailbox;

@@ -2,7 +2,7 @@
 //! crashing BEAM task's crash report asks about a linked Rust process (protocol notes
 //! §5: 15 calls, each must be answered for the crash to complete).
 
-use crate::node::{Dest, Node};
+use crate::node::{mfa_term, Dest, Node};
 use crate::process::{Exception, Process};
 use crate::term::{atom, int, list, map, nil, tuple, Match, Term};
 use std::future::Future;
@@ -727,11 +727,6 @@ pub(crate) fn apply_frame(arity: usize) -> Term {
     ])
 }
 
-/// `{Module, Function, Arity}`.
-fn mfa((m, f, a): (&str, &str, i64)) -> Term {
-    tuple(vec![atom(m), atom(f), int(a)])
-}
-
 /// `erlang:process_info(Pid, ItemOrItems)` for a local pid.
 fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception> {
     let pid = pid.as_pid().ok_or_else(Exception::bare_badarg)?;
@@ -768,17 +763,8 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
                 None => nil(),
             },
             "dictionary" => list(st.dictionary()),
-            // A process `proc_lib` started, as every GenServer and supervisor, waits in
-            // gen_server's loop.
-            "initial_call" if st.proc_lib.is_some() => mfa(("proc_lib", "init_p", 5)),
-            "current_function" if st.proc_lib.is_some() => {
-                let (m, f, a) = st.proc_lib.as_ref().expect("checked").current;
-                tuple(vec![Term::Atom(m), Term::Atom(f), int(a as i64)])
-            }
-            "initial_call" | "current_function" => {
-                let (m, f, a) = &st.initial_call;
-                tuple(vec![Term::Atom(*m), Term::Atom(*f), int(*a as i64)])
-            }
+            "initial_call" => mfa_term(st.shown_initial_call()),
+            "current_function" => mfa_term(st.current_function()),
             "message_queue_len" => int(entry.queue_len.load(Ordering::Relaxed) as i64),
             "status" => atom("waiting"),
             "heap_size" | "total_heap_size" | "stack_size" | "reductions" | "memory" => int(0),
@@ -803,14 +789,9 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             "binary" => nil(),
             "last_calls" => atom("false"),
             "catchlevel" => int(0),
-            "current_location" if st.proc_lib.is_some() => {
-                let (m, f, a) = st.proc_lib.as_ref().expect("checked").current;
-                tuple(vec![Term::Atom(m), Term::Atom(f), int(a as i64), nil()])
-            }
             "current_location" => {
-                let (m, f, a) = &st.initial_call;
-                let frame = [Term::Atom(*m), Term::Atom(*f), int(*a as i64), nil()];
-                tuple(frame.to_vec())
+                let (m, f, a) = st.current_function();
+                tuple(vec![Term::Atom(m), Term::Atom(f), int(a as i64), nil()])
             }
             // OTP 25's defaults; a Rust process has no heap of its own to collect.
             "garbage_collection" => list(vec![

@@ -183,33 +183,24 @@ async fn set_lock(p: &mut Process, id: &Term, nodes: &[String], retries: Option<
 pub(crate) fn register_lock_functions(node: &Node) {
     for arity in 1..=3 {
         node.register_function("global", "set_lock", arity, |mut p, args| async move {
-            let LockArgs {
-                resource,
-                requester,
-                nodes,
-                retries,
-            } = lock_args(&args)?;
-            let nodes: Option<Vec<&str>> = nodes
-                .as_ref()
-                .map(|n| n.iter().map(String::as_str).collect());
+            let lock = lock_args(&args)?;
+            let nodes = lock.node_names();
             let taken = p
-                .global_set_lock(&resource, &requester, nodes.as_deref(), retries)
+                .global_set_lock(
+                    &lock.resource,
+                    &lock.requester,
+                    nodes.as_deref(),
+                    lock.retries,
+                )
                 .await;
             Ok(crate::term::boolean(taken))
         });
     }
     for arity in 1..=2 {
         node.register_function("global", "del_lock", arity, |mut p, args| async move {
-            let LockArgs {
-                resource,
-                requester,
-                nodes,
-                ..
-            } = lock_args(&args)?;
-            let nodes: Option<Vec<&str>> = nodes
-                .as_ref()
-                .map(|n| n.iter().map(String::as_str).collect());
-            p.global_del_lock(&resource, &requester, nodes.as_deref())
+            let lock = lock_args(&args)?;
+            let nodes = lock.node_names();
+            p.global_del_lock(&lock.resource, &lock.requester, nodes.as_deref())
                 .await;
             Ok(atom("true"))
         });
@@ -260,6 +251,15 @@ struct LockArgs {
     /// `None` where the call gave none: `[node() | nodes()]`.
     nodes: Option<Vec<String>>,
     retries: Option<u32>,
+}
+
+impl LockArgs {
+    /// The nodes as `set_lock`/`del_lock` take them.
+    fn node_names(&self) -> Option<Vec<&str>> {
+        self.nodes
+            .as_ref()
+            .map(|n| n.iter().map(String::as_str).collect())
+    }
 }
 
 /// What the registrar does with the lock held.
