@@ -118,6 +118,26 @@ fn every_subcommand_against_iex() {
         run(&["call", a, "Enum.join", "~w(a b c)", "~s(-)"]),
         r#""a-b-c""#
     );
+    // An external fun, given to the node's function and printed back.
+    assert_eq!(
+        run(&["call", a, "Enum.map", "[1, 2]", "&Integer.to_string/1"]),
+        r#"["1", "2"]"#
+    );
+    assert_eq!(
+        run(&[
+            "--erlang",
+            "call",
+            a,
+            "lists:map",
+            "fun erlang:abs/1",
+            "[-1]"
+        ]),
+        "[1]"
+    );
+    assert_eq!(
+        run(&["call", a, "Function.identity", "&:lists.sum/1"]),
+        "&:lists.sum/1"
+    );
     assert_eq!(
         run(&[
             "--erlang",

@@ -225,11 +225,28 @@ pub const fn is_alias(name: &str) -> bool {
     !name.is_empty() && name.as_bytes()[0].is_ascii_uppercase()
 }
 
+/// `&Module.function/arity` for [`term!`](crate::term!): `path` is the alias's parts
+/// and the function's name last.
+#[doc(hidden)]
+pub fn export_fun(path: &[&str], arity: u8) -> Term {
+    let (function, module) = path.split_last().expect("term!: &Module.function/arity");
+    let module = match module {
+        ["Elixir", ..] => module.join("."),
+        _ => format!("Elixir.{}", module.join(".")),
+    };
+    Term::from(super::ExternalFun::from((
+        module.as_str(),
+        *function,
+        arity,
+    )))
+}
+
 /// A term written as in Elixir: `:ok` and `:"two words"` are atoms, `{...}` tuples,
 /// `[...]` lists (with `key: value` elements for keyword lists), `%{k => v}` and
 /// `%{key: v}` maps, `nil`/`true`/`false` atoms, a dotted alias (`MyApp.Worker`,
 /// `Elixir.Registry`) the atom `:"Elixir.MyApp.Worker"` (a bare `Registry` is a Rust
-/// name: write `Elixir.Registry`); literals and Rust variables become
+/// name: write `Elixir.Registry`), `&Enum.sum/1` and `&:lists.sum/1` external
+/// funs; literals and Rust variables become
 /// terms through [`IntoTerm`] (strings as binaries), and `(expr)` takes any Rust
 /// expression. A variable is moved into the term, as into `vec![x]`: to keep using
 /// it, write `(&name)` (a `&str`, `&String`, `&Pid`, `&Term` or slice is taken by
@@ -248,6 +265,8 @@ pub const fn is_alias(name: &str) -> bool {
 /// assert_eq!(term!([:a, -1, 2.5, "x"]).inspect().to_string(), r#"[:a, -1, 2.5, "x"]"#);
 /// let via = term!({:via, Elixir.Registry, {MyApp.Workers, "alice"}});
 /// assert_eq!(via.inspect().to_string(), r#"{:via, Registry, {MyApp.Workers, "alice"}}"#);
+/// let funs = term!([&Enum.sum/1, &:lists.reverse/1]);
+/// assert_eq!(funs.inspect().to_string(), "[&Enum.sum/1, &:lists.reverse/1]");
 /// ```
 ///
 /// Each element costs the compiler a step of macro expansion: a long list is better
@@ -286,6 +305,17 @@ macro_rules! term {
             $crate::term!(@seq pair [] [] $($t)*)
         ))
     };
+    // External funs: `&Enum.sum/1`, `&:lists.sum/1`.
+    (& : $m:ident . $f:ident / $a:literal) => {
+        $crate::term::Term::from($crate::term::ExternalFun::from((stringify!($m), stringify!($f), $a)))
+    };
+    (& $first:ident $(. $rest:ident)+ / $a:literal) => {{
+        const _: () = assert!(
+            $crate::term::is_alias(stringify!($first)),
+            "term!: a fun is `&Module.function/arity` or `&:module.function/arity`"
+        );
+        $crate::term::export_fun(&[stringify!($first) $(, stringify!($rest))+], $a)
+    }};
     // Elixir aliases: `Elixir.Registry` and `MyApp.Worker` are the atoms
     // `:"Elixir.Registry"` and `:"Elixir.MyApp.Worker"`.
     (Elixir $(. $rest:ident)+) => {

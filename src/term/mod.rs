@@ -78,9 +78,9 @@ mod types;
 #[cfg(test)]
 pub(crate) use types::eetf_compat;
 
-#[doc(hidden)]
-pub use build::is_alias;
 pub use build::IntoTerm;
+#[doc(hidden)]
+pub use build::{export_fun, is_alias};
 pub use convert::{as_atom, as_charlist, as_keyword, as_term, from_term, to_term, ConvertError};
 pub use display::{Elixir, Erlang, Inspect, Local, Shown};
 pub(crate) use order::key_order;

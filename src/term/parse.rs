@@ -42,7 +42,8 @@ pub const LOCAL_NODE: &str = "nonode@nohost";
 /// as the BEAM builds them), integers of any size in any of Elixir's
 /// notations (`-5`, `1_000`, `0x1F`, `0o17`, `0b101`, `?a`, `?\n`), ranges (`1..9//2`),
 /// the sigils of text (`~s(...)`, `~c[...]`, `~w(a b)a` and their raw upper-case forms)
-/// and of the calendar (`~D[2026-12-04]`, `~T`, `~N`, `~U`); and a pid as its node
+/// and of the calendar (`~D[2026-12-04]`, `~T`, `~N`, `~U`), external funs
+/// (`&Enum.sum/1`, `&:lists.sum/1`); and a pid as its node
 /// prints its own, `#PID<0.107.0>`, on [`LOCAL_NODE`], or with its node named as this
 /// crate prints another node's, `#PID<alex@localhost.107.0>`, with creation 0 (the
 /// program puts each on the node's present incarnation, as the `cnode` command does).
@@ -59,6 +60,7 @@ pub fn parse(text: &str) -> Result<Term, ParseError> {
 
 /// A term written in Erlang's syntax: `{ok, [1, 2.5, <<"text">>, "chars"], #{a => 1}}`,
 /// integers of any size (`16#1F`, `$a`), bitstrings in the bit syntax (`<<1:16/little>>`),
+/// external funs (`fun lists:sum/1`),
 /// a pid as its node prints its own (`<0.107.0>`, on [`LOCAL_NODE`]) or with its node
 /// named (`<alex@localhost.107.0>`, creation 0), as for [`parse`].
 ///
@@ -257,6 +259,10 @@ impl<'a> Parser<'a> {
                 Ok(atom(op))
             }
             '?' => self.char_literal('?'),
+            '&' => {
+                self.pos += 1;
+                self.export_fun(start, ".")
+            }
             c if c.is_uppercase() => {
                 let mut name = String::from("Elixir.");
                 name.push_str(self.take_while(|c| c.is_alphanumeric() || c == '_'));
@@ -385,6 +391,10 @@ impl<'a> Parser<'a> {
             '$' => self.char_literal('$'),
             c if c.is_lowercase() => {
                 let name = self.take_while(|c| c.is_alphanumeric() || c == '_' || c == '@');
+                // `fun` is a reserved word (the atom is `'fun'`): `fun lists:sum/1`.
+                if name == "fun" {
+                    return self.export_fun(start, ":");
+                }
                 Ok(atom(name))
             }
             c if c.is_uppercase() || c == '_' => {
@@ -393,6 +403,61 @@ impl<'a> Parser<'a> {
             }
             _ => self.error(format!("expected a term, found {}", self.found())),
         }
+    }
+
+    /// The rest of an external fun after `&` (Elixir: `&Enum.sum/1`, `&:lists.sum/1`,
+    /// `&Kernel."is_atom"/1`) or `fun` (Erlang: `fun lists:sum/1`): a module, `dot`, a
+    /// function and its arity.
+    fn export_fun(&mut self, start: usize, dot: &str) -> Parsed<Term> {
+        let expected = |p: &Self| {
+            let written = match p.syntax {
+                Syntax::Elixir => "&Module.function/arity",
+                Syntax::Erlang => "fun module:function/arity",
+            };
+            p.error_at(start, format!("expected a function as {written}"))
+        };
+        self.skip_space();
+        let module = match self.syntax {
+            Syntax::Elixir => self.elixir_term(),
+            Syntax::Erlang => self.erlang_term(),
+        };
+        let Ok(Term::Atom(module)) = module else {
+            return expected(self);
+        };
+        if !self.rest().starts_with(dot) {
+            return expected(self);
+        }
+        self.pos += dot.len();
+        let function = match (self.peek(), self.syntax) {
+            (Some(quote @ '"'), Syntax::Elixir) | (Some(quote @ '\''), Syntax::Erlang) => {
+                self.pos += 1;
+                self.string(quote)?
+            }
+            _ => {
+                let name = self.take_while(|c| c.is_alphanumeric() || c == '_' || c == '@');
+                let mut name = name.to_owned();
+                if let (Some(mark @ ('?' | '!')), Syntax::Elixir) = (self.peek(), self.syntax) {
+                    self.pos += 1;
+                    name.push(mark);
+                }
+                if !name.starts_with(|c: char| c.is_lowercase() || c == '_') {
+                    return expected(self);
+                }
+                name
+            }
+        };
+        if !self.eat("/") {
+            return expected(self);
+        }
+        self.skip_space();
+        let Ok(arity) = self.take_while(|c| c.is_ascii_digit()).parse::<u8>() else {
+            return self.error_at(start, "a function's arity is 0 to 255");
+        };
+        Ok(Term::from(super::ExternalFun::from((
+            module.name(),
+            function.as_str(),
+            arity,
+        ))))
     }
 
     fn take_while(&mut self, f: impl Fn(char) -> bool) -> &'a str {
@@ -1347,10 +1412,45 @@ mod tests {
             r#"%{"hello world": 1}"#,
             "18446744073709551615",
             "-123456789012345678901234567890",
+            "&Enum.sum/1",
+            "[&:lists.reverse/2, &String.valid?/1, &MyApp.Worker.\"do it\"/0]",
         ] {
             let t = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(Elixir(&t).to_string(), text);
         }
+        assert_eq!(
+            parse("& Enum.sum / 1").unwrap(),
+            crate::term!(&Enum.sum / 1),
+        );
+        assert_eq!(
+            parse_erlang("[fun lists:sum/1, fun 'Elixir.Enum':'sum'/1]").unwrap(),
+            crate::term!([&:lists.sum/1, &Enum.sum/1]),
+        );
+        assert_eq!(
+            Erlang(&crate::term!(&:lists.sum/1)).to_string(),
+            "fun lists:sum/1"
+        );
+        for (text, error) in [
+            (
+                "&Enum/1",
+                "1:1: expected a function as &Module.function/arity",
+            ),
+            (
+                "&Enum.sum",
+                "1:1: expected a function as &Module.function/arity",
+            ),
+            (
+                "&1.sum/1",
+                "1:1: expected a function as &Module.function/arity",
+            ),
+            ("&Enum.sum/256", "1:1: a function's arity is 0 to 255"),
+        ] {
+            assert_eq!(parse(text).unwrap_err().to_string(), error, "{text}");
+        }
+        assert_eq!(
+            parse_erlang("fun lists/1").unwrap_err().to_string(),
+            "1:1: expected a function as fun module:function/arity"
+        );
         assert_eq!(parse("'abc'").unwrap(), parse("~c\"abc\"").unwrap());
         assert_eq!(parse("[1, 2 | [3]]").unwrap(), parse("[1, 2, 3]").unwrap());
         assert_eq!(parse("?a").unwrap(), int(97));
