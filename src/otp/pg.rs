@@ -228,7 +228,7 @@ pub(crate) fn node_up(node: &Node, peer: &Atom) {
 /// `pg:get_members/1,2`, `get_local_members/1,2` and `which_groups/0,1`, for BEAM
 /// callers that ask this node (the forms without a scope: the default scope, `pg`).
 /// Members of a scope not running here are `[]`, as pg.erl catches the `badarg` of its
-/// table's absence for them; `which_groups` of one raises it.
+/// table's absence for them; `which_groups` of one raises it ([`no_table`]).
 pub(crate) fn register_functions(node: &Node) {
     scoped(
         node,
@@ -289,21 +289,61 @@ fn scoped(
     absent: Absent,
     read: fn(&Node, &str, &[Term]) -> Term,
 ) {
-    let answer = move |node: &Node, scope: &str, args: &[Term]| match (
+    let answer = move |node: &Node, scope: &str, args: &[Term], default: bool| match (
         node.pg_view(scope, |_| Some(())),
         absent,
     ) {
         (Some(()), _) => Ok(read(node, scope, args)),
         (None, Absent::Empty) => Ok(list(Vec::new())),
-        (None, Absent::Badarg) => Err(Exception::bare_badarg()),
+        (None, Absent::Badarg) => Err(no_table(scope, default)),
     };
     node.register_function("pg", name, arity + 1, move |p, args| async move {
         let scope = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
-        answer(p.node(), scope, &args[1..])
+        answer(p.node(), scope, &args[1..], false)
     });
     node.register_function("pg", name, arity, move |p, args| async move {
-        answer(p.node(), DEFAULT_SCOPE, &args)
+        answer(p.node(), DEFAULT_SCOPE, &args, true)
     });
+}
+
+/// `pg:which_groups/1` of a scope not running here: the `badarg` of `ets:match/2` on
+/// the scope's missing table, with OTP 25's frames, whose `error_info` has the caller's
+/// shell say "the table identifier does not refer to an existing ETS table".
+fn no_table(scope: &str, default: bool) -> Exception {
+    let error_info = crate::term::map(vec![
+        (atom("cause"), atom("id")),
+        (atom("module"), atom("erl_stdlib_errors")),
+    ]);
+    let pattern = tuple(vec![atom("$1"), atom("_"), atom("_")]);
+    let mut stacktrace = vec![
+        tuple(vec![
+            atom("ets"),
+            atom("match"),
+            list(vec![atom(scope), pattern]),
+            list(vec![tuple(vec![atom("error_info"), error_info])]),
+        ]),
+        tuple(vec![
+            atom("pg"),
+            atom("which_groups"),
+            crate::term::int(1),
+            list(vec![
+                tuple(vec![atom("file"), crate::term::charlist("pg.erl")]),
+                tuple(vec![atom("line"), crate::term::int(238)]),
+            ]),
+        ]),
+    ];
+    if default {
+        stacktrace.push(tuple(vec![
+            atom("pg"),
+            atom("which_groups"),
+            crate::term::int(0),
+            list(vec![]),
+        ]));
+    }
+    Exception::Error {
+        reason: atom("badarg"),
+        stacktrace,
+    }
 }
 
 /// `pg`'s default scope, `?DEFAULT_SCOPE` in pg.erl.
