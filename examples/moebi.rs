@@ -166,7 +166,7 @@ async fn spawn_task(
     let task = p
         .task_async(remote_supervisor(recipient), module, fun, args)
         .await?;
-    p.task_await(task, Some(Duration::from_secs(5))).await
+    Ok(p.task_await(task, Some(Duration::from_secs(5))).await?)
 }
 
 // defp remote_supervisor(recipient), do: {Chat.TaskSupervisor, recipient}

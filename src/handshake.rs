@@ -61,12 +61,22 @@ impl Status {
 
 /// Why a handshake did not complete.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HandshakeError {
-    /// The peer could not be reached: the socket failed or closed, EPMD does not know
-    /// its name, or its name is of the other kind (long or short). Said as the error
+    /// The peer could not be reached: the socket failed or closed, no EPMD answered on
+    /// its host, or its name is of the other kind (long or short). Said as the error
     /// says it.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// EPMD on the peer's host answered, and no node of that name is registered with
+    /// it: the node is not running (or uses another EPMD port).
+    #[error("{name} is not registered with EPMD on {host}")]
+    NotRegistered {
+        /// The name before the `@`.
+        name: String,
+        /// The host.
+        host: String,
+    },
     /// The peer sent something that is not the expected handshake message.
     #[error("unexpected handshake message: {0}")]
     Protocol(String),

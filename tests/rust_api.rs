@@ -8,7 +8,7 @@ mod support;
 use cnode::term::{atom, binary, int, list, tuple, Inspect, Match, Term};
 use cnode::{
     CallErrorKind, Caller, Dest, Exception, GenServer, Next, Node, NodeConfig, Process, Reply,
-    RpcError, TaskError,
+    RpcError,
 };
 use std::future::IntoFuture;
 use std::time::Duration;
@@ -105,8 +105,8 @@ async fn plain_rust_code_calls_the_cluster() {
     let here = node.erpc_call(&me, "erlang", "node", vec![], WAIT).await;
     assert_eq!(here, Ok(atom(&me)));
     match node.erpc_call(&me, "Nope", "f", vec![], WAIT).await {
-        Err(RpcError::Exception { class, reason, .. }) => {
-            assert_eq!((class.as_str(), reason), ("error", atom("undef")))
+        Err(RpcError::Exception(Exception::Error { reason, .. })) => {
+            assert_eq!(reason, atom("undef"))
         }
         other => panic!("an undefined function here: {other:?}"),
     }
@@ -190,7 +190,8 @@ async fn plain_rust_code_calls_the_cluster() {
     // A task that fails: the exit Task.await makes in a caller that traps exits,
     // {{:undef, _}, {Task, :await, _}}.
     match node.task_async(sup, "Elixir.Chat", "nope", vec![]).await {
-        Err(TaskError(Exception::Exit(reason))) => {
+        Err(e) => {
+            let reason = e.reason();
             let e = reason.as_tuple_n(2).unwrap_or_else(|| panic!("{reason}"));
             assert!(
                 e[0].as_tuple().is_some_and(|u| u[0].is_atom("undef")),
@@ -225,7 +226,8 @@ async fn plain_rust_code_calls_the_cluster() {
     // A task that takes too long: Task.await's timeout exit, and the task is stopped.
     let slow = node.task_async(sup, "Elixir.Process", "sleep", vec![int(60_000)]);
     match slow.await_timeout(Duration::from_millis(300)).await {
-        Err(TaskError(Exception::Exit(reason))) => {
+        Err(e) => {
+            let reason = e.reason();
             assert!(
                 reason.as_tuple().is_some_and(|e| e[0].is_atom("timeout")),
                 "{reason}"
@@ -264,7 +266,8 @@ async fn plain_rust_code_calls_the_cluster() {
         .task_async(nope, "Elixir.String", "upcase", vec![])
         .await
     {
-        Err(TaskError(Exception::Exit(reason))) => {
+        Err(e) => {
+            let reason = e.reason();
             let text = reason.to_string();
             let start = format!(
                 "{{:noproc, {{GenServer, :call, [{{Nope, :{a}}}, {{:start_task, [{{:{}, #PID<",
@@ -295,7 +298,7 @@ async fn plain_rust_code_calls_the_cluster() {
     assert_eq!(running, ":running");
     assert!(node.disconnect(&a));
     match sleeping.await_timeout(Duration::from_secs(600)).await {
-        Err(e @ TaskError(Exception::Exit(_))) => {
+        Err(e) => {
             let text = e.reason().to_string();
             let down = format!("{{{{:nodedown, :{a}}}, {{Task, :await, [%Task{{");
             assert!(text.starts_with(&down), "{text}");
@@ -311,6 +314,127 @@ async fn plain_rust_code_calls_the_cluster() {
             );
         }
         other => panic!("the task's node lost: {other:?}"),
+    }
+}
+
+/// Runs `:erpc.call(at, m, f, args)` in a process whose body gives its error to `?`:
+/// the call's outcome and the process's exit reason.
+async fn ended_at(
+    node: &Node,
+    at: &str,
+    m: &'static str,
+    f: &'static str,
+    args: Vec<Term>,
+) -> (Result<Term, RpcError>, Option<Term>) {
+    let a = at.to_owned();
+    let (done, result) = tokio::sync::oneshot::channel();
+    let reason = node
+        .run_process(move |mut p| async move {
+            let caller = p.node().spawn(move |mut c| async move {
+                c.receive().await;
+                let outcome = c.erpc_call(&a, m, f, args, WAIT).await;
+                let _ = done.send(outcome.clone());
+                outcome?;
+                Ok(())
+            });
+            p.monitor(caller);
+            p.send(caller, atom("go"));
+            p.receive_timeout(WAIT).await
+        })
+        .await
+        .ok()
+        .flatten()
+        .and_then(|down| down.as_tuple().map(|e| e[4].clone()));
+    let outcome = result.await.expect("the call ends");
+    (outcome, reason)
+}
+
+/// An erpc call's failure, through `?` in a process, ends it as `:erpc.call` ends a
+/// BEAM process (erpc.erl's `result/4`): an exit there is `{:exception, reason}`, an
+/// error `{:exception, reason, stack}`, a throw the throw, the process there killed
+/// `{:signal, :killed}`; and each prints as iex prints it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erpc_failure_ends_a_process_as_it_ends_a_beam_one() {
+    let (_epmd, alex, node) = alex_and_node("erpc").await;
+    let a = alex.node_name();
+    let ended = |m: &'static str, f: &'static str, args: Vec<Term>| {
+        let (node, a) = (node.clone(), a.clone());
+        async move { ended_at(&node, &a, m, f, args).await }
+    };
+
+    let (outcome, reason) = ended("erlang", "exit", vec![atom("boom")]).await;
+    assert_eq!(
+        outcome,
+        Err(RpcError::Exception(Exception::Exit(atom("boom"))))
+    );
+    assert_eq!(outcome.unwrap_err().to_string(), "** (exit) :boom");
+    assert_eq!(reason, Some(tuple(vec![atom("exception"), atom("boom")])));
+
+    let (outcome, reason) = ended("erlang", "throw", vec![atom("ball")]).await;
+    assert_eq!(
+        outcome,
+        Err(RpcError::Exception(Exception::Throw(atom("ball"))))
+    );
+    let reason = reason.expect("DOWN");
+    assert_eq!(
+        reason.as_tuple().map(|e| e[0].to_string()),
+        Some("{:nocatch, :ball}".into())
+    );
+
+    let (outcome, reason) = ended("Elixir.String", "to_integer", vec![binary("x")]).await;
+    let e = outcome.unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("** (ArgumentError) argument error\n    :erlang.binary_to_integer(\"x\")"),
+        "{e}"
+    );
+    // {{:exception, :badarg, [{:erlang, :binary_to_integer, ["x"], _} | _]}, _}
+    let reason = reason.expect("DOWN");
+    let raised = reason
+        .as_tuple()
+        .and_then(|e| e[0].as_tuple())
+        .expect("{{...}, stack}");
+    assert_eq!(
+        (raised[0].clone(), raised[1].clone()),
+        (atom("exception"), atom("badarg"))
+    );
+    assert!(
+        raised[2]
+            .to_string()
+            .starts_with("[{:erlang, :binary_to_integer, [\"x\"]"),
+        "{reason}"
+    );
+
+    // Killed there while it sleeps.
+    let sleeping = tokio::spawn(ended("timer", "sleep", vec![atom("infinity")]));
+    let killed = blocking(|| {
+        alex.eval(
+            "Enum.find_value(1..400, fn _ ->
+               case Enum.filter(Process.list(), &(Process.info(&1, :current_function) == {:current_function, {:timer, :sleep, 1}})) do
+                 [pid] -> Process.exit(pid, :kill) && :killed
+                 _ -> Process.sleep(25) && nil
+               end
+             end)",
+        )
+    });
+    assert_eq!(killed, ":killed");
+    let (outcome, reason) = sleeping.await.expect("the call ends");
+    assert_eq!(outcome, Err(RpcError::Signal(atom("killed"))));
+    assert_eq!(reason, Some(tuple(vec![atom("signal"), atom("killed")])));
+
+    // A node not running: `{:erpc, :noconnection}`, and why, from `try_connect`.
+    let nobody = format!("{}@localhost", unique_name("nobody"));
+    let (outcome, reason) = ended_at(&node, &nobody, "erlang", "node", vec![]).await;
+    assert_eq!(outcome, Err(RpcError::NoConnection));
+    assert_eq!(
+        reason.map(|r| r.to_string()),
+        Some("{{:erpc, :noconnection}, []}".to_owned())
+    );
+    match node.try_connect(&nobody).await {
+        Err(cnode::HandshakeError::NotRegistered { name, host }) => {
+            assert_eq!(format!("{name}@{host}"), nobody)
+        }
+        other => panic!("{other:?}"),
     }
 }
 
@@ -529,6 +653,12 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
         reports.contains("GenServer :counter terminating\n** (stop) {:rust_panic, \"the counter panicked\"}\n    tests/rust_api.rs:"),
         "{reports}"
     );
+    // Once, as the BEAM reports a crash: the panic itself is not a second error line.
+    assert_eq!(
+        reports.matches("the counter panicked").count(),
+        1,
+        "{reports}"
+    );
     start_counter().await.expect("the counter starts again");
     assert_eq!(
         eval("try do GenServer.call(SERVER, :quit) catch :exit, {reason, {GenServer, :call, _}} -> reason end"),
@@ -597,7 +727,7 @@ async fn rust_errors_reach_the_beam_as_elixir_exceptions() {
             Dest::from(("asker", &*me)),
         ] {
             match p.call(to, &request, five_s).await {
-                Err(e) if e.kind() == &CallErrorKind::CallingSelf => {}
+                Err(e) if e.kind() == CallErrorKind::CallingSelf => {}
                 other => panic!("a call to itself: {other:?}"),
             }
         }

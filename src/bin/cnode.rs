@@ -545,7 +545,9 @@ fn structs<'a>(
                     .await
                 {
                     Ok(made) => made,
-                    Err(RpcError::Exception { reason, .. }) if reason.is_atom("undef") => {
+                    Err(RpcError::Exception(Exception::Error { reason, .. }))
+                        if reason.is_atom("undef") =>
+                    {
                         map(fields)
                     }
                     Err(e) => return Err(rpc_failure(cli, e)),
@@ -788,11 +790,12 @@ fn answer(cli: &Cli, result: Result<Term, RpcError>) -> Result<String, Failure> 
 /// The failure an erpc call's error is.
 fn rpc_failure(cli: &Cli, e: RpcError) -> Failure {
     match e {
-        RpcError::Exception {
-            class,
-            reason,
-            stacktrace,
-        } => fail(EXIT_RAISED, raised(cli, &class, &reason, &stacktrace, None)),
+        RpcError::Exception(exception) => fail(EXIT_RAISED, raised(cli, &exception, None)),
+        // As `:erpc.call` exits a BEAM caller.
+        RpcError::Signal(reason) => {
+            let signal = cnode::term::tuple(vec![cnode::term::atom("signal"), reason]);
+            fail(EXIT_RAISED, raised(cli, &Exception::Exit(signal), None))
+        }
         RpcError::Timeout => fail(
             EXIT_TIMEOUT,
             format!("cnode: no answer within {}s", cli.timeout),
@@ -809,35 +812,20 @@ fn rpc_failure(cli: &Cli, e: RpcError) -> Failure {
                 Elixir(&reason)
             ),
         ),
+        other => fail(EXIT_RAISED, format!("cnode: {other}")),
     }
 }
 
 /// A raised exception as the caller's language prints it (`banner`: as the node itself
 /// formats it, when it could).
-fn raised(
-    cli: &Cli,
-    class: &str,
-    reason: &Term,
-    stacktrace: &Term,
-    banner: Option<String>,
-) -> String {
+fn raised(cli: &Cli, exception: &Exception, banner: Option<String>) -> String {
+    let (class, reason, stacktrace) = parts(exception);
     if cli.erlang {
         return format!(
             "** exception {class}: {}",
-            erlang_reason(class, reason, stacktrace)
+            erlang_reason(class, reason, &stacktrace)
         );
     }
-    let exception = match class {
-        "error" => Exception::Error {
-            reason: reason.clone(),
-            stacktrace: stacktrace
-                .as_list()
-                .map(<[Term]>::to_vec)
-                .unwrap_or_default(),
-        },
-        "exit" => Exception::Exit(reason.clone()),
-        _ => Exception::Throw(reason.clone()),
-    };
     if cli.json {
         // The message too: the reason alone (`"undef"`) does not say what is undefined.
         return format!(
@@ -860,18 +848,14 @@ async fn call_failure(
     e: RpcError,
     timeout: Duration,
 ) -> Failure {
-    let RpcError::Exception {
-        class,
-        reason,
-        stacktrace,
-    } = &e
-    else {
+    let RpcError::Exception(exception) = &e else {
         return rpc_failure(cli, e);
     };
     if cli.erlang {
         return rpc_failure(cli, e);
     }
-    let args = vec![cnode::term::atom(class), reason.clone(), stacktrace.clone()];
+    let (class, reason, stacktrace) = parts(exception);
+    let args = vec![cnode::term::atom(class), reason.clone(), stacktrace];
     let banner = match node
         .erpc_call(target, "Elixir.Exception", "format_banner", args, timeout)
         .await
@@ -879,7 +863,16 @@ async fn call_failure(
         Ok(Term::Binary(b)) => Some(String::from_utf8_lossy(&b.bytes).into_owned()),
         _ => None,
     };
-    fail(EXIT_RAISED, raised(cli, class, reason, stacktrace, banner))
+    fail(EXIT_RAISED, raised(cli, exception, banner))
+}
+
+/// An exception's class, reason and stack, as erpc carries them.
+fn parts(exception: &Exception) -> (&'static str, &Term, Term) {
+    match exception {
+        Exception::Error { reason, stacktrace } => ("error", reason, list(stacktrace.clone())),
+        Exception::Exit(reason) => ("exit", reason, list(Vec::new())),
+        Exception::Throw(value) => ("throw", value, list(Vec::new())),
+    }
 }
 
 /// An error's reason as the Erlang shell explains the common ones (`erl_error`):
@@ -1034,9 +1027,9 @@ async fn eval(
             .await;
         // Not an Elixir node: Code.eval_string/1 itself is undefined (not a function
         // the code calls).
-        let undef = matches!(&result, Err(RpcError::Exception { class, reason, stacktrace })
-            if class == "error" && reason.is_atom("undef")
-                && stacktrace.as_list().and_then(|s| s.first()).and_then(|f| f.as_tuple())
+        let undef = matches!(&result, Err(RpcError::Exception(Exception::Error { reason, stacktrace }))
+            if reason.is_atom("undef")
+                && stacktrace.first().and_then(|f| f.as_tuple())
                     .and_then(|f| f.first()).is_some_and(|m| m.is_atom("Elixir.Code")));
         if !undef {
             return answer(cli, result.map(first_of_tuple));
@@ -1056,8 +1049,8 @@ async fn eval(
             timeout,
         )
         .await;
-    if matches!(&tokens, Err(RpcError::Exception { class, reason, .. })
-        if class == "error" && reason.is_atom("undef"))
+    if matches!(&tokens, Err(RpcError::Exception(Exception::Error { reason, .. }))
+        if reason.is_atom("undef"))
     {
         return Err(fail(
             EXIT_RAISED,

@@ -328,10 +328,9 @@ async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeEr
                     format!("{what} on {host} port {epmd_port}: {e}"),
                 ))
             })?
-            .ok_or_else(|| {
-                HandshakeError::Io(std::io::Error::other(format!(
-                    "{alive} is not registered with EPMD on {host}"
-                )))
+            .ok_or_else(|| HandshakeError::NotRegistered {
+                name: alive.to_owned(),
+                host: host.to_owned(),
             })?;
         let mut stream = Stream::connect(host, &ips, port, node.0.config.tls.as_ref()).await?;
         let still_pending = || {

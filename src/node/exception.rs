@@ -504,7 +504,20 @@ fn format_frame(frame: &Term) -> String {
     let Some([m, f, a, location]) = frame.as_tuple_n(4) else {
         return Elixir(frame).to_string();
     };
-    let mfa = format!("{}.{}/{}", Elixir(m), f.as_atom().unwrap_or("?"), arity(a));
+    let name = f.as_atom().unwrap_or("?");
+    let name = match crate::term::display::elixir_bare_call(name) {
+        true => name.to_owned(),
+        false => Elixir(&atom(name)).to_string()[1..].to_owned(),
+    };
+    // With the arguments when the frame has them, as `Exception.format_mfa/3`:
+    // `:erlang.binary_to_integer("x")`.
+    let mfa = match a.as_list() {
+        Some(args) => {
+            let args: Vec<String> = args.iter().map(|a| Elixir(a).to_string()).collect();
+            format!("{}.{name}({})", Elixir(m), args.join(", "))
+        }
+        None => format!("{}.{name}/{}", Elixir(m), arity(a)),
+    };
     let get = |key: &str| {
         location
             .as_list()?
@@ -571,7 +584,20 @@ mod tests {
         let undef = Exception::undef("Elixir.Chat", "nope", vec![int(1)]);
         assert_eq!(
             undef.format(),
-            "** (UndefinedFunctionError) function Chat.nope/1 is undefined or private\n    Chat.nope/1"
+            "** (UndefinedFunctionError) function Chat.nope/1 is undefined or private\n    Chat.nope(1)"
+        );
+        // A frame with its arguments, and a name Elixir quotes, as Exception.format/3.
+        let frames = Exception::Error {
+            reason: atom("badarg"),
+            stacktrace: vec![
+                crate::term::parse(r#"{:erlang, :binary_to_integer, ["x"], [error_info: %{}]}"#)
+                    .unwrap(),
+                crate::term::parse(r#"{M, :"-fun-0-", 1, [file: ~c"a.ex", line: 3]}"#).unwrap(),
+            ],
+        };
+        assert_eq!(
+            frames.format(),
+            "** (ArgumentError) argument error\n    :erlang.binary_to_integer(\"x\")\n    a.ex:3: M.\"-fun-0-\"/1"
         );
         let no_clause =
             Exception::function_clause().in_function("Elixir.Inventory", "handle_call", 3);

@@ -30,7 +30,7 @@ pub use exception::Exception;
 pub(crate) use hooks::{Extensions, Hooks};
 pub(crate) use mailbox::Mailbox;
 pub use node_watch::{NodeEvents, NodeType};
-pub(crate) use table::caught;
+pub(crate) use table::{caught, log_answered_panic};
 
 use crate::epmd;
 use crate::term::{Atom, Pid, Reference};

@@ -279,6 +279,42 @@ fn made_order(a: &crate::term::Reference, b: &crate::term::Reference) -> std::cm
     (a.node.as_str().cmp(b.node.as_str())).then_with(|| a.id.iter().rev().cmp(b.id.iter().rev()))
 }
 
+/// Logs the panic an rpc or erpc answer carries to its caller, where no crash report
+/// says it (a raise there is the caller's to report; a panic is a bug here): one line,
+/// with the process and where it panicked.
+pub(crate) fn log_answered_panic(pid: &Pid, e: &Exception) {
+    use crate::term::Match;
+    let Exception::Error { reason, stacktrace } = e else {
+        return;
+    };
+    let Some([tag, Term::Binary(message)]) = reason.as_tuple_n(2) else {
+        return;
+    };
+    if !tag.is_atom("rust_panic") {
+        return;
+    }
+    let at = stacktrace
+        .first()
+        .and_then(|frame| frame.as_tuple_n(4))
+        .and_then(|frame| {
+            let location = &frame[3];
+            let get = |key: &str| {
+                location
+                    .as_list()?
+                    .iter()
+                    .find_map(|kv| match kv.as_tuple_n(2) {
+                        Some([k, v]) if k.is_atom(key) => Some(v.clone()),
+                        _ => None,
+                    })
+            };
+            let file = crate::term::chardata_to_string(&get("file")?)?;
+            Some(format!(" at {file}:{}", get("line")?.as_int()?))
+        })
+        .unwrap_or_default();
+    let message = String::from_utf8_lossy(&message.bytes);
+    tracing::error!("process {pid} panicked{at}: {message}");
+}
+
 /// A panic in a function becomes an error exit of its process, as a raise does on the
 /// BEAM: reason `{rust_panic, Message}`, with the frame of where it panicked when
 /// [`record_panic_locations`] saw it.
@@ -348,10 +384,11 @@ thread_local! {
 
 /// Installs, once per program, a panic hook that notes where each panic happened for
 /// [`panic_exception`] (the unwinding that follows stays on the panicking thread, up to
-/// the process's `catch_unwind`). A panic in process code is logged through `tracing`
-/// and ends there, as the process's exit; any other (the program's own) goes on to the
-/// hook that was there, printed or handled as the program set it up. A hook the program sets later replaces this one;
-/// its processes' panics then come without a frame, and printed.
+/// the process's `catch_unwind`). A panic in process code ends there, as the process's
+/// exit (logged at debug here; its crash report or [`log_answered_panic`] says it); any
+/// other (the program's own) goes on to the hook that was there, printed or handled as
+/// the program set it up. A hook the program sets later replaces this one; its
+/// processes' panics then come without a frame, and printed.
 pub(crate) fn record_panic_locations() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -374,9 +411,13 @@ pub(crate) fn record_panic_locations() {
                 let at = info.location().map_or_else(String::new, |l| {
                     format!(" at {}:{}:{}", l.file(), l.line(), l.column())
                 });
+                // At debug: the process's exit is reported as the BEAM reports a crash
+                // (`GenServer ... terminating`, `Error in process ...`), once; an
+                // answer that carries the panic to a caller is logged where it is sent
+                // ([`log_answered_panic`]).
                 match RUNNING.with(|running| running.get()) {
-                    Some(pid) => tracing::error!("process {pid} panicked{at}: {message}"),
-                    None => tracing::error!("process code panicked{at}: {message}"),
+                    Some(pid) => tracing::debug!("process {pid} panicked{at}: {message}"),
+                    None => tracing::debug!("process code panicked{at}: {message}"),
                 }
                 return;
             }

@@ -21,7 +21,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Exception {
             Err(e) => e,
         };
         let e = match e.downcast::<TaskError>() {
-            Ok(task) => return task.0,
+            Ok(task) => return Exception::Exit(task.into_reason()),
             Err(e) => e,
         };
         let e = match e.downcast::<StartError>() {
@@ -50,8 +50,11 @@ mod tests {
         let call = CallError::new(CallErrorKind::NoProc, &nope, atom("hi"), Some(FIVE_S));
         let exit = parse("{:noproc, {GenServer, :call, [:nope, :hi, 5000]}}").unwrap();
         assert_eq!(Exception::from(call), Exception::Exit(exit));
-        let timeout = Exception::Exit(tuple(vec![atom("timeout"), atom("await")]));
-        assert_eq!(Exception::from(TaskError(timeout.clone())), timeout);
+        let timeout = tuple(vec![atom("timeout"), atom("await")]);
+        assert_eq!(
+            Exception::from(TaskError::exit(timeout.clone())),
+            Exception::Exit(timeout)
+        );
         let stopped = Exception::Exit(atom("shutdown"));
         assert_eq!(Exception::from(StartError(stopped.clone())), stopped);
         let line = line!() + 1;

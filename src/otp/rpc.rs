@@ -136,10 +136,13 @@ fn run(
         let me = worker.pid();
         let result = match node.apply(worker, &m, &f, a).await {
             Ok(v) | Err(Exception::Throw(v)) => v,
-            Err(e) => tuple(vec![
-                atom("badrpc"),
-                tuple(vec![atom("EXIT"), e.exit_reason()]),
-            ]),
+            Err(e) => {
+                crate::node::log_answered_panic(&me, &e);
+                tuple(vec![
+                    atom("badrpc"),
+                    tuple(vec![atom("EXIT"), e.exit_reason()]),
+                ])
+            }
         };
         match reply {
             Some(ReplyTo::Caller(from)) => from.reply_from(&node, &me, result),
@@ -158,31 +161,46 @@ fn run(
     });
 }
 
-/// Why an erpc call failed, as `erpc:call/5` reports it.
+/// Why an erpc call failed, as `erpc:call/5` reports it. Each is, through `?` in a
+/// process body, what `:erpc.call` raises in a BEAM caller: `error({exception, Reason,
+/// Stack})`, `exit({exception, Reason})` or `throw(Value)` for the function's own
+/// exception, `exit({signal, Reason})`, `error({erpc, noconnection})`, `error({erpc,
+/// timeout})`, `error({erpc, Reason})`.
+///
+/// ```no_run
+/// # async fn demo(node: cnode::Node) {
+/// use cnode::term::Match;
+/// use cnode::{Exception, RpcError};
+/// use std::time::Duration;
+/// match node.erpc_call("alex@localhost", "Elixir.Nope", "f", vec![], Duration::from_secs(5)).await {
+///     Ok(value) => println!("{value}"),
+///     Err(RpcError::Exception(Exception::Error { reason, .. })) if reason.is_atom("undef") => {
+///         println!("no such function there")
+///     }
+///     // `** (UndefinedFunctionError) ...` and the remote stack, as iex prints them.
+///     Err(e) => println!("{e}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RpcError {
-    /// The function raised: `{exception, Reason, Stack}` (an Elixir raise carries the
-    /// exception struct as `Reason`).
-    #[error(
-        "remote function raised {class}: {}{}",
-        crate::term::Elixir(.reason),
-        raised_in(.stacktrace)
-    )]
-    Exception {
-        /// `error`, `exit` or `throw`.
-        class: String,
-        /// The reason or thrown value.
-        reason: Term,
-        /// The remote stack trace (for `error`).
-        stacktrace: Term,
-    },
+    /// The function raised, exited or threw there: the exception, an error with the
+    /// remote stack (an Elixir raise carries the exception struct as its reason). It
+    /// prints as iex prints it (`** (ArgumentError) boom` and the stack).
+    #[error("{}", .0.format())]
+    Exception(Exception),
+    /// The process running the function ended by a signal before it returned (killed,
+    /// or the exit signal of a process it was linked to), with that reason.
+    #[error("the remote process ended: {}", Exception::format_exit(.0))]
+    Signal(Term),
     /// The node could not be reached (`{erpc, noconnection}`). Why is logged (a cookie
     /// refused, no EPMD, the name not registered); [`Node::try_connect`](crate::Node::try_connect)
     /// gives it as a [`HandshakeError`](crate::HandshakeError).
     #[error("no connection to the node")]
     NoConnection,
     /// No answer in time (`{erpc, timeout}`).
-    #[error("timeout")]
+    #[error("no answer in time (erpc timeout)")]
     Timeout,
     /// The node refused to spawn (`{erpc, Reason}`).
     #[error("spawn failed: {}", crate::term::Elixir(.0))]
@@ -192,29 +210,6 @@ pub enum RpcError {
     /// killed), with its exit reason; the remote function may have run.
     #[error("the call's process here ended before the answer: {}", crate::term::Elixir(.0))]
     CallerEnded(Term),
-}
-
-/// ` in Module.function/arity`, the stack's top frame as Elixir writes it (`:undef` in
-/// `:Enum.sum/1` says the module was meant as `Elixir.Enum`); nothing without one.
-fn raised_in(stacktrace: &Term) -> String {
-    let frame = stacktrace
-        .as_list()
-        .and_then(|frames| frames.first())
-        .and_then(|f| f.as_tuple());
-    match frame {
-        Some([Term::Atom(m), Term::Atom(f), arity, ..]) => {
-            let arity = arity
-                .as_int()
-                .or_else(|| arity.as_list().map(|a| a.len() as i64))
-                .unwrap_or(0);
-            format!(
-                " in {}.{}/{arity}",
-                crate::term::Elixir(&Term::Atom(*m)),
-                f.name()
-            )
-        }
-        _ => String::new(),
-    }
 }
 
 impl Process {
@@ -285,26 +280,22 @@ impl Process {
         if reason.is_atom("noconnection") {
             return Err(RpcError::NoConnection);
         }
+        // `erpc:execute_call/4`'s exit: `{Res, return | throw | exit, Value}` or `{Res,
+        // error, Reason, Stack}`; any other reason is a signal that ended it.
         match reason.as_tuple() {
-            Some([r, kind, value]) if *r == res_term => match kind.as_atom() {
+            Some([r, class, value]) if *r == res_term => match class.as_atom() {
                 Some("return") => Ok(value.clone()),
-                Some(class) => Err(RpcError::Exception {
-                    class: class.to_owned(),
-                    reason: value.clone(),
-                    stacktrace: crate::term::nil(),
-                }),
-                None => Err(RpcError::Spawn(reason.clone())),
+                Some("throw") => Err(RpcError::Exception(Exception::Throw(value.clone()))),
+                Some("exit") => Err(RpcError::Exception(Exception::Exit(value.clone()))),
+                _ => Err(RpcError::Signal(reason.clone())),
             },
-            Some([r, _, value, stack]) if *r == res_term => Err(RpcError::Exception {
-                class: "error".into(),
-                reason: value.clone(),
-                stacktrace: stack.clone(),
-            }),
-            _ => Err(RpcError::Exception {
-                class: "exit".into(),
-                reason: reason.clone(),
-                stacktrace: crate::term::nil(),
-            }),
+            Some([r, class, value, stack]) if *r == res_term && class.is_atom("error") => {
+                Err(RpcError::Exception(Exception::Error {
+                    reason: value.clone(),
+                    stacktrace: stack.as_list().map(<[Term]>::to_vec).unwrap_or_default(),
+                }))
+            }
+            _ => Err(RpcError::Signal(reason.clone())),
         }
     }
 }
@@ -333,64 +324,75 @@ impl Node {
     }
 }
 
-/// What `:erpc.call` raises for `e` in the calling process.
+/// What `:erpc.call` raises for `e` in the calling process (erpc.erl's `result/4`).
 pub(crate) fn rpc_exception(e: RpcError) -> Exception {
-    {
-        match e {
-            RpcError::Exception { class, reason, .. } if class == "throw" => {
-                Exception::Throw(reason)
-            }
-            RpcError::Exception { class, reason, .. } if class == "exit" => Exception::Exit(reason),
-            RpcError::Exception {
-                reason, stacktrace, ..
-            } => Exception::Error {
-                reason,
-                stacktrace: stacktrace
-                    .as_list()
-                    .map(<[Term]>::to_vec)
-                    .unwrap_or_default(),
-            },
-            RpcError::NoConnection => {
-                Exception::bare(tuple(vec![atom("erpc"), atom("noconnection")]))
-            }
-            RpcError::Timeout => Exception::bare(tuple(vec![atom("erpc"), atom("timeout")])),
-            RpcError::Spawn(r) => Exception::bare(tuple(vec![atom("erpc"), r])),
-            // A process whose call ended with it goes on ending so.
-            RpcError::CallerEnded(r) => Exception::Exit(r),
+    let erpc = |reason| Exception::bare(tuple(vec![atom("erpc"), reason]));
+    match e {
+        RpcError::Exception(Exception::Throw(value)) => Exception::Throw(value),
+        RpcError::Exception(Exception::Exit(reason)) => {
+            Exception::Exit(tuple(vec![atom("exception"), reason]))
         }
+        RpcError::Exception(Exception::Error { reason, stacktrace }) => {
+            Exception::bare(tuple(vec![atom("exception"), reason, list(stacktrace)]))
+        }
+        RpcError::Signal(reason) => Exception::Exit(tuple(vec![atom("signal"), reason])),
+        RpcError::NoConnection => erpc(atom("noconnection")),
+        RpcError::Timeout => erpc(atom("timeout")),
+        RpcError::Spawn(r) => erpc(r),
+        // A process whose call ended with it goes on ending so.
+        RpcError::CallerEnded(r) => Exception::Exit(r),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::RpcError;
-    use crate::term::{atom, int, list, nil, tuple};
+    use super::{rpc_exception, RpcError};
+    use crate::process::Exception;
+    use crate::term::{atom, int, list, nil, parse, tuple};
 
     #[test]
-    fn a_raise_names_where_it_was_raised() {
-        let raised = |m: &str| RpcError::Exception {
-            class: "error".into(),
-            reason: atom("undef"),
-            stacktrace: list(vec![tuple(vec![
-                atom(m),
-                atom("sum"),
-                list(vec![list(vec![int(1)])]),
-                nil(),
-            ])]),
+    fn a_raise_prints_as_iex_prints_it() {
+        let raised = |m: &str| {
+            RpcError::Exception(Exception::Error {
+                reason: atom("undef"),
+                stacktrace: vec![tuple(vec![
+                    atom(m),
+                    atom("sum"),
+                    list(vec![list(vec![int(1)])]),
+                    nil(),
+                ])],
+            })
         };
-        assert_eq!(
-            raised("Enum").to_string(),
-            "remote function raised error: :undef in :Enum.sum/1"
-        );
         assert_eq!(
             raised("Elixir.Enum").to_string(),
-            "remote function raised error: :undef in Enum.sum/1"
+            "** (UndefinedFunctionError) function Enum.sum/1 is undefined or private\n    Enum.sum([1])"
         );
-        let thrown = RpcError::Exception {
-            class: "throw".into(),
-            reason: atom("ball"),
-            stacktrace: nil(),
-        };
-        assert_eq!(thrown.to_string(), "remote function raised throw: :ball");
+        let thrown = RpcError::Exception(Exception::Throw(atom("ball")));
+        assert_eq!(thrown.to_string(), "** (throw) :ball");
+    }
+
+    #[test]
+    fn through_question_mark_it_is_what_erpc_call_raises() {
+        let exit = RpcError::Exception(Exception::Exit(atom("boom")));
+        assert_eq!(
+            rpc_exception(exit),
+            Exception::Exit(parse("{:exception, :boom}").unwrap())
+        );
+        let killed = RpcError::Signal(atom("killed"));
+        assert_eq!(
+            rpc_exception(killed),
+            Exception::Exit(parse("{:signal, :killed}").unwrap())
+        );
+        let frame = parse("{Svc, :boom, 0, []}").unwrap();
+        let raised = RpcError::Exception(Exception::Error {
+            reason: atom("badarg"),
+            stacktrace: vec![frame],
+        });
+        assert_eq!(
+            rpc_exception(raised).exit_reason(),
+            parse("{{:exception, :badarg, [{Svc, :boom, 0, []}]}, []}").unwrap()
+        );
+        let thrown = RpcError::Exception(Exception::Throw(atom("ball")));
+        assert_eq!(rpc_exception(thrown), Exception::Throw(atom("ball")));
     }
 }

@@ -150,7 +150,11 @@ async fn execute_call(node: &Node, p: Process, args: Vec<Term>) -> Term {
         ]);
     };
     let arity = a.len();
+    let pid = p.pid();
     let result = node.apply(p, &m, &f, a).await;
+    if let Err(e) = &result {
+        crate::node::log_answered_panic(&pid, e);
+    }
     let result = match result {
         // A function not there, called through `erlang:apply/2,3`: below its frame,
         // `apply`'s own, as erpc's caller sees it on the BEAM.

@@ -17,7 +17,7 @@
 //! `{Supervisor, Node}` the way `Task.Supervisor.async/4` + `Task.await/2` do, and
 //! [`Process::task_start_child`] one nobody awaits, as `Task.Supervisor.start_child/5`.
 
-use super::gen_server::{parse_call, Caller};
+use super::gen_server::{parse_call, CallError, CallErrorKind, Caller};
 use super::supervisor::{
     is_normal_exit, stop_child, DynamicSupervisor, Intensity, Restart, Shutdown, TaskOptions,
 };
@@ -797,10 +797,10 @@ async fn wait_for_start(
 
 /// The task of a `{:start_task, ...}` call's `{:ok, pid}`; another answer is the exit
 /// (`Task.Supervisor`'s own `{:error, reason}`, say).
-fn started_task(reply: Term) -> Result<Pid, Exception> {
+fn started_task(reply: Term) -> Result<Pid, TaskError> {
     match reply.as_tuple_n(2) {
         Some([ok, Term::Pid(pid)]) if ok.is_atom("ok") => Ok(*pid),
-        _ => Err(Exception::Exit(reply)),
+        _ => Err(TaskError::exit(reply)),
     }
 }
 
@@ -840,7 +840,7 @@ impl Process {
         module: &str,
         function: &str,
         args: Vec<Term>,
-    ) -> Result<Task, Exception> {
+    ) -> Result<Task, TaskError> {
         let arity = args.len() as i64;
         let me = Term::Pid(self.pid());
         let owner = tuple(vec![atom(self.node().name()), me.clone(), me.clone()]);
@@ -878,7 +878,7 @@ impl Process {
         &mut self,
         task: Task,
         timeout: Option<Duration>,
-    ) -> Result<Term, Exception> {
+    ) -> Result<Term, TaskError> {
         let reference = Term::Reference(Box::new(task.reference.clone()));
         let me = self.pid();
         let reply = self
@@ -907,11 +907,11 @@ impl Process {
                     }
                     r => r.unwrap_or_else(nil),
                 };
-                Err(Exception::Exit(tuple(vec![reason, await_info()])))
+                Err(TaskError::exit(tuple(vec![reason, await_info()])))
             }
             None => {
                 self.demonitor(&task.reference, true);
-                Err(Exception::Exit(tuple(vec![atom("timeout"), await_info()])))
+                Err(TaskError::exit(tuple(vec![atom("timeout"), await_info()])))
             }
         }
     }
@@ -939,7 +939,7 @@ impl Process {
         function: &str,
         args: Vec<Term>,
         options: impl Into<TaskOptions>,
-    ) -> Result<Pid, Exception> {
+    ) -> Result<Pid, TaskError> {
         let options = options.into();
         let me = Term::Pid(self.pid());
         // `get_owner/1` and `get_callers/1` of `Task.Supervisor`: `{node, self, self}`
@@ -999,7 +999,7 @@ impl Node {
                 }
                 Err(e) => Err(e),
             };
-            let _ = done.send(outcome.map_err(TaskError));
+            let _ = done.send(outcome);
             Ok(())
         });
         NodeTask {
@@ -1030,8 +1030,8 @@ impl Node {
                 .await
         })
         .await
-        .and_then(|started| started)
-        .map_err(TaskError)
+        // The process ended before it had an answer (the node stopping).
+        .unwrap_or_else(|ended| Err(TaskError::exit(ended.exit_reason())))
     }
 }
 
@@ -1076,14 +1076,14 @@ impl NodeTask {
                 node.exit(&owner, atom("kill"));
                 // The `%Task{}`, as `Task.await` exits; the owner if it never started.
                 let task = started.get().cloned().unwrap_or(Term::Pid(owner));
-                Err(TaskError(Exception::Exit(tuple(vec![
+                Err(TaskError::exit(tuple(vec![
                     atom("timeout"),
                     tuple(vec![
                         atom("Elixir.Task"),
                         atom("await"),
                         list(vec![task, crate::term::millis(timeout)]),
                     ]),
-                ]))))
+                ])))
             }
         }
     }
@@ -1113,10 +1113,7 @@ impl std::future::IntoFuture for NodeTask {
 /// [task, :infinity]}}`, the task's node gone) names the time the caller of
 /// [`NodeTask::await_timeout`] gave, as its own `Task.await(task, timeout)` would.
 fn awaited_for(error: TaskError, timeout: Duration) -> TaskError {
-    let TaskError(Exception::Exit(reason)) = &error else {
-        return error;
-    };
-    let Some([inner, call]) = reason.as_tuple_n(2) else {
+    let Some([inner, call]) = error.reason.as_tuple_n(2) else {
         return error;
     };
     let Some([module, function, args]) = call.as_tuple_n(3) else {
@@ -1128,14 +1125,14 @@ fn awaited_for(error: TaskError, timeout: Duration) -> TaskError {
                 && function == &atom("await")
                 && infinity == &atom("infinity") =>
         {
-            TaskError(Exception::Exit(tuple(vec![
+            TaskError::exit(tuple(vec![
                 inner.clone(),
                 tuple(vec![
                     module.clone(),
                     function.clone(),
                     list(vec![task.clone(), crate::term::millis(timeout)]),
                 ]),
-            ])))
+            ]))
         }
         _ => error,
     }
@@ -1143,10 +1140,7 @@ fn awaited_for(error: TaskError, timeout: Duration) -> TaskError {
 
 /// The owner of a task ended before it had the result (it was killed).
 fn owner_ended(owner: &Pid) -> TaskError {
-    TaskError(Exception::Exit(tuple(vec![
-        atom("process_ended"),
-        Term::Pid(*owner),
-    ])))
+    TaskError::exit(tuple(vec![atom("process_ended"), Term::Pid(*owner)]))
 }
 
 /// Why a [`NodeTask`] gave no result: the exit `Task.await` makes in a BEAM caller (the
@@ -1165,23 +1159,23 @@ fn owner_ended(owner: &Pid) -> TaskError {
 /// ```
 ///
 /// It prints as Elixir prints that exit (`exited in: Task.await(%Task{...}, 5000)`,
-/// the reason below it), and [`kind`](Self::kind) says what went wrong.
+/// the reason below it), and [`kind`](Self::kind) says what went wrong, as
+/// [`CallError::kind`](super::gen_server::CallError::kind) does for a call.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{}", Exception::format_exit(&self.reason()))]
-pub struct TaskError(pub Exception);
+#[error("{}", Exception::format_exit(&self.reason))]
+pub struct TaskError {
+    kind: CallErrorKind,
+    reason: Term,
+}
 
 impl TaskError {
-    /// What went wrong, as for a call: `NoProc` (no such supervisor), `NodeDown` (its
-    /// node, or the task's, went away), `Timeout` (`await_timeout`), or `Exit` with the
-    /// task's own reason (it raised, exited, or was killed).
-    pub fn kind(&self) -> super::gen_server::CallErrorKind {
-        use super::gen_server::CallErrorKind;
-        let reason = self.reason();
+    /// The error of a task whose caller exits with `reason`.
+    pub(crate) fn exit(reason: Term) -> TaskError {
         let inner = match reason.as_tuple_n(2) {
-            Some([inner, call]) if call.as_tuple_n(3).is_some() => inner.clone(),
-            _ => reason,
+            Some([inner, call]) if call.as_tuple_n(3).is_some() => inner,
+            _ => &reason,
         };
-        match &inner {
+        let kind = match inner {
             r if r.is_atom("noproc") => CallErrorKind::NoProc,
             r if r.is_atom("timeout") => CallErrorKind::Timeout,
             r if r.is_atom("calling_self") => CallErrorKind::CallingSelf,
@@ -1189,15 +1183,35 @@ impl TaskError {
                 Some([down, Term::Atom(node)]) if down.is_atom("nodedown") => {
                     CallErrorKind::NodeDown(node.name().to_owned())
                 }
-                _ => CallErrorKind::Exit(inner),
+                _ => CallErrorKind::Exit(inner.clone()),
             },
-        }
+        };
+        TaskError { kind, reason }
+    }
+
+    /// What went wrong, as for a call: `NoProc` (no such supervisor), `NodeDown` (its
+    /// node, or the task's, went away), `Timeout` (the time given to await it was up),
+    /// or `Exit` with the task's own reason (it raised, exited, or was killed).
+    pub fn kind(&self) -> &CallErrorKind {
+        &self.kind
     }
 
     /// The exit reason, as `Task.await` exits a BEAM caller with it: `{:noproc,
     /// {GenServer, :call, ...}}` without the supervisor, `{:timeout, {Task, :await,
     /// ...}}`, or `{reason, {Task, :await, ...}}` with the task's own.
     pub fn reason(&self) -> Term {
-        self.0.exit_reason()
+        self.reason.clone()
+    }
+
+    /// The exit reason, taken.
+    pub fn into_reason(self) -> Term {
+        self.reason
+    }
+}
+
+/// A start that failed in its call to the supervisor: the exit of that call.
+impl From<CallError> for TaskError {
+    fn from(e: CallError) -> Self {
+        TaskError::exit(e.reason())
     }
 }

@@ -763,7 +763,7 @@ fn elixir_bare_atom(name: &str) -> bool {
 }
 
 /// A function name Elixir writes bare after `Module.` (`Mod.name`, but `Mod."Name"`).
-fn elixir_bare_call(name: &str) -> bool {
+pub(crate) fn elixir_bare_call(name: &str) -> bool {
     elixir_identifier(name, false)
 }
 

@@ -70,7 +70,7 @@
 
 mod build;
 mod convert;
-mod display;
+pub(crate) mod display;
 mod format;
 mod order;
 mod parse;

@@ -138,6 +138,13 @@ pub enum CallErrorKind {
     Exit(Term),
 }
 
+/// `e.kind() == CallErrorKind::NoProc`, where `kind()` lends the kind.
+impl PartialEq<CallErrorKind> for &CallErrorKind {
+    fn eq(&self, other: &CallErrorKind) -> bool {
+        *self == other
+    }
+}
+
 impl CallErrorKind {
     /// The reason as `gen:call` exits with it, the first element of
     /// [`CallError::reason`]: `noproc`, `{nodedown, Node}`, `timeout`, `calling_self`, or
@@ -166,7 +173,7 @@ impl CallErrorKind {
 /// use cnode::CallErrorKind;
 /// match p.call(("Elixir.Counter", "alex@localhost"), atom("get"), None).await {
 ///     Ok(count) => println!("{count}"),
-///     Err(e) if e.kind() == &CallErrorKind::NoProc => println!("no counter yet"),
+///     Err(e) if e.kind() == CallErrorKind::NoProc => println!("no counter yet"),
 ///     Err(e) => println!("{e}"),
 /// }
 /// # }
