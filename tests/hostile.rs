@@ -74,6 +74,33 @@ fn a_wrong_cookie_is_always_refused_and_logged_with_the_peers_name() {
     assert!(good.ping(WAIT));
 }
 
+/// A peer that hangs up during the handshake, after naming itself (as a node does that
+/// finds it reached another node than the one it asked EPMD for): nothing to warn of, as
+/// a BEAM node says nothing of it.
+#[test]
+fn a_peer_hanging_up_in_the_handshake_is_no_warning() {
+    let (_epmd, moebi, port) = moebi(&[]);
+    for _ in 0..3 {
+        let mut s = raw(port);
+        s.write_all(&hs_message(&name_message(
+            &fake_name("gone"),
+            OTP25_FLAGS,
+            1,
+        )))
+        .unwrap();
+        // The status and the challenge, then we are gone.
+        let mut reply = [0u8; 64];
+        let _ = std::io::Read::read(&mut s, &mut reply);
+    }
+    // A handshake after them completes, so theirs are over.
+    let mut good = Peer::connect(port, &fake_name("good"), COOKIE, OTP25_FLAGS).unwrap();
+    assert!(good.ping(WAIT));
+    std::thread::sleep(Duration::from_millis(200));
+    let log = moebi.log();
+    assert!(!log.contains("handshake from"), "{log}");
+    assert_no_panic(&moebi);
+}
+
 #[test]
 fn a_stalled_handshake_is_dropped_after_net_setuptime() {
     let (_epmd, moebi, port) = moebi(&["--net-setuptime", "1"]);

@@ -539,7 +539,8 @@ async fn read_frames<O: Owner>(
                     if silent_quarters < 4 {
                         continue;
                     }
-                    tracing::warn!(
+                    // An error, as the BEAM's net_kernel reports it.
+                    tracing::error!(
                         peer = %conn.peer.name(),
                         "** Node {} not responding ** ** Removing (timedout) connection **",
                         conn.peer.name()

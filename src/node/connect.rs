@@ -680,13 +680,16 @@ async fn accept(
             "** Connection attempt from node {peer} rejected since it cannot handle [{missing}] **"
         ),
         Ok(Err(HandshakeError::Declined { .. })) => {}
-        // Closed before it named itself: a node whose own attempt to reach us won
-        // (two nodes connecting at once, under TLS closed in the TLS handshake), or a
-        // port scan; a BEAM node says nothing of it either.
-        Ok(Err(HandshakeError::Io(e)))
-            if e.kind() == std::io::ErrorKind::UnexpectedEof && claimed.get().is_none() =>
-        {
-            tracing::debug!("handshake from {addr} closed before the peer named itself: {e}")
+        // Closed by the peer: before it named itself, a node whose own attempt to
+        // reach us won (two nodes connecting at once, under TLS closed in the TLS
+        // handshake), or a port scan; after, a node that found we are not the node it
+        // asked EPMD for, or that refused our digest (and says so itself). A BEAM node
+        // says nothing of either.
+        Ok(Err(HandshakeError::Io(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            match claimed.get() {
+                Some(peer) => tracing::debug!("handshake from {peer} ({addr}) closed by the peer"),
+                None => tracing::debug!("handshake from {addr} closed before the peer named itself"),
+            }
         }
         Ok(Err(e)) => match claimed.get() {
             Some(peer) => tracing::warn!("handshake from {peer} ({addr}) failed: {e}"),

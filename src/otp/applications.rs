@@ -150,9 +150,18 @@ async fn stop_server(p: &mut crate::process::Process, pid: Pid, shutdown: Shutdo
     let signals: &[&str] = if shutdown == Shutdown::BrutalKill {
         &["kill"]
     } else {
+        // Named as it is registered, when it is (`echo`), else by its pid.
+        let name = p
+            .node()
+            .local_entry(&pid)
+            .and_then(|e| e.state().name)
+            .map_or_else(
+                || crate::term::Inspect::inspect(&pid).to_string(),
+                |n| n.name().to_owned(),
+            );
         tracing::warn!(
             node = %p.node().name(),
-            "server {pid} did not stop within its shutdown ({}); ending it",
+            "server {name} did not stop within its shutdown ({}); ending it",
             shutdown.to_term()
         );
         &["shutdown", "kill"]
