@@ -646,6 +646,28 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         c.same_ok(operator),
         "{[:total, :processes, :processes_used, :system, :atom, :atom_used, :binary, :code, :ets], true, true, [:ets, :code], true, 1048576, true, true, true, true, true}"
     );
+    // The rest of what observer_cli, etop and recon read: the time since the last
+    // call, atoms taken no less than used, per-scheduler lists, what is not enabled;
+    // a process spawned over rpc known by what it runs, system processes as the
+    // gen_servers they are.
+    let tools = "stats = fn key -> :rpc.call(NODE, :erlang, :statistics, [key]) end
+        {_, _} = stats.(:wall_clock)
+        Process.sleep(300)
+        {total, since} = stats.(:wall_clock)
+        m = :rpc.call(NODE, :erlang, :memory, [])
+        pid = :rpc.call(NODE, :erlang, :spawn, [Moebi, :wait, []])
+        info = :rpc.call(NODE, Process, :info, [pid, [:initial_call, :current_stacktrace]])
+        Process.exit(pid, :kill)
+        rex = :rpc.call(NODE, :erlang, :whereis, [:rex])
+        {since >= 250 and since < total, m[:atom] >= m[:atom_used],
+         is_list(stats.(:run_queue_lengths)), stats.(:scheduler_wall_time),
+         is_list(stats.(:microstate_accounting)), info[:initial_call],
+         is_list(info[:current_stacktrace]) and info[:current_stacktrace] != [],
+         :rpc.call(NODE, Process, :info, [rex, :current_function])}";
+    assert_eq!(
+        c.same_ok(tools),
+        "{true, true, true, :undefined, true, {Moebi, :wait, 0}, true, {:current_function, {:gen_server, :loop, 7}}}"
+    );
 
     // A registry of another module than `global` is asked, as `GenServer.whereis/1`
     // asks it: `undef` for one that is not there.

@@ -1963,7 +1963,10 @@ async fn a_rust_supervisor_is_a_supervisor_to_iex() {
         "Supervisor.Default"
     );
 
-    // More restarts than 3 in 5 s: the supervisor gives up, exiting :shutdown.
+    // More restarts than 3 in 5 s: the supervisor gives up, exiting :shutdown; and
+    // says so, then the node that goes on without it, as a BEAM node's application
+    // controller says `Application ... exited: shutdown`.
+    let before = logs();
     assert_eq!(
         eval(
             "ref = Process.monitor({:sup, :NODE})
@@ -1976,6 +1979,15 @@ async fn a_rust_supervisor_is_a_supervisor_to_iex() {
              end)"
         ),
         ":shutdown"
+    );
+    assert!(
+        logged(
+            &before,
+            "top supervisor :sup exited: :shutdown; the node goes on without it"
+        )
+        .await,
+        "{}",
+        logs_after(&before)
     );
 
     // A call it has no clause for crashes it, as supervisor.erl's handle_call/3.

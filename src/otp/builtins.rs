@@ -167,7 +167,9 @@ pub(crate) fn register(node: &Node) {
             return Err(with_bif_frame(Exception::bare_badarg(), "spawn", args));
         };
         let node = p.node().clone();
-        let opts = node.spawn_opts(p.group_leader());
+        let mut opts = node.spawn_opts(p.group_leader());
+        // As `spawn/3` starts it: `process_info` gives `{M, F, Arity}` as its initial call.
+        opts.initial_call = (m.as_str().into(), f.as_str().into(), a.len());
         let pid = node.clone().spawn_with(opts, move |child| async move {
             node.apply(child, &m, &f, a).await.map(|_| ())
         });
@@ -768,7 +770,16 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             "message_queue_len" => int(entry.queue_len.load(Ordering::Relaxed) as i64),
             "status" => atom("waiting"),
             "heap_size" | "total_heap_size" | "stack_size" | "reductions" | "memory" => int(0),
-            "current_stacktrace" => nil(),
+            // Where it waits, the one frame known of it (`current_location`'s).
+            "current_stacktrace" => {
+                let (m, f, a) = st.current_function();
+                list(vec![tuple(vec![
+                    Term::Atom(m),
+                    Term::Atom(f),
+                    int(a as i64),
+                    nil(),
+                ])])
+            }
             "group_leader" => Term::Pid(st.group_leader),
             "monitors" => list(
                 st.monitors

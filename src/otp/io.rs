@@ -65,6 +65,7 @@ pub(crate) fn start_user(node: &Node) {
 /// SASL reports at debug level, as a BEAM's default handler leaves them out.
 pub(crate) fn start_logger_proxy(node: &Node) {
     let _ = super::keep_registered(node, "logger_proxy", |mut p, parent| async move {
+        super::shown_as_gen_server(&p, parent, "logger_olp");
         let mut suspended = false;
         loop {
             let state = || map(Vec::new());

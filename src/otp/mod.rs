@@ -94,6 +94,18 @@ fn node_down(node: &Node, conn: &ConnHandle) {
 /// it exits, as a BEAM node's supervisors keep its system processes (`kernel_sup`) and
 /// an application's processes running: `body` gets the process and its parent's pid.
 /// Returns the first process's pid; `Err` when the name is taken.
+/// Has tools see a system process as the gen_server it is on a BEAM node
+/// (`{gen_server, loop, 7}` as its current function, `{Module, init, 1}` as its
+/// `$initial_call`, its keeper as its ancestor).
+pub(crate) fn shown_as_gen_server(p: &Process, parent: crate::term::Pid, module: &str) {
+    use crate::term::Atom;
+    let initial_call = (Atom::from(module), Atom::from("init"), 1);
+    p.set_proc_lib(gen_server::gen_server_proc_lib(
+        initial_call,
+        vec![crate::term::Term::Pid(parent)],
+    ));
+}
+
 pub(crate) fn keep_registered<F, Fut>(node: &Node, name: &str, body: F) -> Result<Pid, Exception>
 where
     F: Fn(Process, Pid) -> Fut + Send + Sync + 'static,

@@ -11,6 +11,7 @@ use crate::term::{atom, list, map, millis, Match, Term};
 
 pub(crate) fn start(node: &Node) {
     let _ = super::keep_registered(node, "net_kernel", |mut p, parent| async move {
+        super::shown_as_gen_server(&p, parent, "net_kernel");
         let mut suspended = false;
         loop {
             let node = p.node().clone();

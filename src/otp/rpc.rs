@@ -16,6 +16,7 @@ use std::time::Duration;
 
 pub(crate) fn start(node: &Node) {
     let _ = super::keep_registered(node, "rex", |mut p, parent| async move {
+        super::shown_as_gen_server(&p, parent, "rpc");
         let mut suspended = false;
         loop {
             // `rex` keeps no state of its own here (a BEAM's keeps its nodes observer).

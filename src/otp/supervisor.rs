@@ -498,7 +498,34 @@ pub async fn start(
     strategy: Strategy,
     children: Vec<ChildSpec>,
 ) -> Result<Pid, StartError> {
-    gen_server::start(node, name, Supervisor::new(strategy, children)).await
+    let pid = gen_server::start(node, name, Supervisor::new(strategy, children)).await?;
+    say_when_it_ends(node, pid, name);
+    Ok(pid)
+}
+
+/// A top supervisor (one started by no process) that ends while the node goes on is
+/// said in the log, as a BEAM node's application controller says
+/// `Application chat exited: killed`: killed, or given up (after its own report).
+fn say_when_it_ends(node: &Node, top: Pid, name: Option<&str>) {
+    let name = name.map_or_else(
+        || top.inspect().to_string(),
+        |n| crate::term::Elixir(&crate::term::atom(n)).to_string(),
+    );
+    node.spawn(move |mut p| async move {
+        p.monitor(top);
+        let down = p.receive().await;
+        let reason = down.as_tuple().and_then(|d| d.last().cloned());
+        match reason {
+            Some(reason) if !reason.is_atom("normal") && !p.node().stop_begun() => {
+                tracing::warn!(
+                    "top supervisor {name} exited: {}; the node goes on without it",
+                    Short(&reason)
+                );
+            }
+            _ => {}
+        }
+        Ok(())
+    });
 }
 
 /// [`start`] linked to `parent`: `Supervisor.start_link/2` called by that process. For
@@ -562,6 +589,7 @@ pub async fn start_dynamic_with(
         None => node.spawn(body),
     };
     super::applications::add_server(node, pid, Shutdown::Infinity);
+    say_when_it_ends(node, pid, name);
     Ok(pid)
 }
 

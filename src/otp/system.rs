@@ -18,15 +18,21 @@ static STARTED: LazyLock<Instant> = LazyLock::new(Instant::now);
 pub(crate) fn register(node: &Node) {
     LazyLock::force(&STARTED);
     super::builtins::bif(node, "memory", 0, |_, _| async move {
+        let memory = Memory::now();
         Ok(list(
             MEMORY
                 .iter()
-                .map(|k| tuple(vec![atom(k), int(memory(k))]))
+                .map(|k| tuple(vec![atom(k), int(memory.get(k))]))
                 .collect(),
         ))
     });
     super::builtins::bif(node, "memory", 1, |_, args| async move {
-        let known = |t: &Term| t.as_atom().filter(|k| MEMORY.contains(k)).map(memory);
+        let memory = Memory::now();
+        let known = |t: &Term| {
+            t.as_atom()
+                .filter(|k| MEMORY.contains(k))
+                .map(|k| memory.get(k))
+        };
         match &args[0] {
             Term::Atom(_) => known(&args[0]).map(int).ok_or_else(Exception::bare_badarg),
             Term::List(l) => l
@@ -74,14 +80,33 @@ const MEMORY: [&str; 9] = [
     "ets",
 ];
 
-/// Bytes for a key of `erlang:memory/1`: the whole program's resident memory is
-/// `total` and `system`; the atoms' names (about their text and a table entry each)
-/// are `atom`; the rest is 0.
-fn memory(key: &str) -> i64 {
-    match key {
-        "total" | "system" => resident_bytes(),
-        "atom" | "atom_used" => (Atom::count() * 32) as i64,
-        _ => 0,
+/// The figures of one `erlang:memory/0,1` call, read once so that they agree.
+struct Memory {
+    resident: i64,
+    atoms: i64,
+}
+
+impl Memory {
+    fn now() -> Memory {
+        Memory {
+            resident: resident_bytes(),
+            atoms: (Atom::count() * 32) as i64,
+        }
+    }
+
+    /// Bytes for a key: the whole program's resident memory is `total` and `system`;
+    /// the atoms' names (about their text and a table entry each) are `atom_used`, and
+    /// `atom` that rounded up to the 64 KiB blocks a table grows by (as the BEAM's
+    /// `atom` is what its atom table has taken, never less than `atom_used`); the rest
+    /// is 0.
+    fn get(&self, key: &str) -> i64 {
+        const BLOCK: i64 = 64 * 1024;
+        match key {
+            "total" | "system" => self.resident,
+            "atom_used" => self.atoms,
+            "atom" => (self.atoms + BLOCK - 1) / BLOCK * BLOCK,
+            _ => 0,
+        }
     }
 }
 
@@ -132,18 +157,29 @@ fn system_info(node: &Node, key: &Term) -> Option<Term> {
     })
 }
 
+/// The totals `wall_clock` and `runtime` gave at their last call, for the time since
+/// it (the start, before the first).
+static LAST: std::sync::Mutex<(i64, i64)> = std::sync::Mutex::new((0, 0));
+
 fn statistics(key: &Term) -> Option<Term> {
     let pair = |a: i64, b: i64| tuple(vec![int(a), int(b)]);
+    // The total, and the time since the last call of the same key.
+    let since_last = |total: i64, last: fn(&mut (i64, i64)) -> &mut i64| {
+        let mut last_totals = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let before = std::mem::replace(last(&mut last_totals), total);
+        pair(total, total - before)
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Some(match key.as_atom()? {
-        // Since the start, and (as a BEAM node's first call gives) the same again.
-        "wall_clock" => {
-            let ms = millis(STARTED.elapsed());
-            pair(ms, ms)
-        }
-        "runtime" => {
-            let ms = millis(cpu_time());
-            pair(ms, ms)
-        }
+        "wall_clock" => since_last(millis(STARTED.elapsed()), |l| &mut l.0),
+        "runtime" => since_last(millis(cpu_time()), |l| &mut l.1),
+        // One per scheduler; `_all` with the dirty CPU and IO run queues after them.
+        "run_queue_lengths" | "active_tasks" => list(vec![int(0); cores]),
+        "run_queue_lengths_all" | "active_tasks_all" => list(vec![int(0); cores + 2]),
+        // Not enabled (`erlang:system_flag/2` turns it on on a BEAM node).
+        "scheduler_wall_time" | "scheduler_wall_time_all" => atom("undefined"),
+        // Each thread's counters, as a BEAM node not measuring them gives them: 0.
+        "microstate_accounting" => microstate_accounting(cores),
         "run_queue"
         | "total_run_queue_lengths"
         | "total_run_queue_lengths_all"
@@ -158,6 +194,29 @@ fn statistics(key: &Term) -> Option<Term> {
         ]),
         _ => return None,
     })
+}
+
+/// `statistics(microstate_accounting)` with every counter 0: a map per thread kind
+/// and number, `%{type: scheduler, id: 1, counters: %{...}}`.
+fn microstate_accounting(cores: usize) -> Term {
+    let counters = crate::term::map(
+        [
+            "aux", "check_io", "emulator", "gc", "other", "port", "sleep",
+        ]
+        .iter()
+        .map(|k| (atom(k), int(0)))
+        .collect::<Vec<_>>(),
+    );
+    let thread = |kind: &str, id: usize| {
+        crate::term::map(vec![
+            (atom("counters"), counters.clone()),
+            (atom("id"), int(id as i64)),
+            (atom("type"), atom(kind)),
+        ])
+    };
+    let mut threads = vec![thread("poll", 0), thread("async", 0), thread("aux", 1)];
+    threads.extend((1..=cores).map(|id| thread("scheduler", id)));
+    list(threads)
 }
 
 fn millis(d: Duration) -> i64 {

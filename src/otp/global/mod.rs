@@ -99,6 +99,7 @@ struct Global {
 
 pub(crate) fn start(node: &Node) {
     let _ = super::keep_registered(node, NAME, |mut p, parent| async move {
+        super::shown_as_gen_server(&p, parent, "global");
         let mut g = Global {
             me: Atom::from(p.node().name()),
             pid: p.pid(),
