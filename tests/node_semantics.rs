@@ -527,6 +527,50 @@ fn genserver_calls_and_casts_to_a_rust_genserver() {
     c.assert_moebi_still_serves();
 }
 
+/// `:sys.trace/2` on a GenServer and on a `Task.Supervisor`: each event printed on the
+/// traced node's terminal, as gen_server's debug options print them; `false` ends it.
+#[test]
+fn sys_trace_prints_the_events_as_a_beam_node_does() {
+    let c = Cluster::start();
+    let scenario = ":ok = :sys.trace({:echo, NODE}, true)
+        {:hi, 1} = GenServer.call({:echo, NODE}, {:hi, 1})
+        :ok = :sys.trace({:echo, NODE}, false)
+        {:hi, 2} = GenServer.call({:echo, NODE}, {:hi, 2})
+        :ok = :sys.trace({Chat.TaskSupervisor, NODE}, true)
+        [] = Task.Supervisor.children({Chat.TaskSupervisor, NODE})
+        :sys.no_debug({Chat.TaskSupervisor, NODE})";
+    assert_eq!(c.same_ok(scenario), ":ok");
+    let kate = c.kate.as_ref().expect("kate runs");
+    for line in [
+        "*DBG* echo got call {hi,1} from <",
+        "*DBG* echo sent {hi,1} to <",
+        "*DBG* 'Elixir.Chat.TaskSupervisor' got call which_children from <",
+        "*DBG* 'Elixir.Chat.TaskSupervisor' sent [] to <",
+    ] {
+        assert!(
+            kate.wait_for_output(line, WAIT),
+            "kate: {line}\n{}",
+            kate.output()
+        );
+        let deadline = std::time::Instant::now() + WAIT;
+        while !c.moebi().output().contains(line) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            c.moebi().output().contains(line),
+            "moebi: {line}\n{}",
+            c.moebi().output()
+        );
+    }
+    // Off: the second call printed nothing.
+    assert!(!kate.output().contains("{hi,2}"), "{}", kate.output());
+    assert!(
+        !c.moebi().output().contains("{hi,2}"),
+        "{}",
+        c.moebi().output()
+    );
+}
+
 #[test]
 fn rpc_and_erpc_as_on_a_beam_node() {
     let c = Cluster::start();

@@ -132,6 +132,8 @@ pub(crate) struct ProcState {
     pub proc_lib: Option<Box<ProcLib>>,
     /// The running timers that send to this process: they go when it ends.
     pub timers: Vec<RefKey>,
+    /// `:sys.trace(pid, true)`: a gen_server prints its events.
+    pub sys_trace: bool,
     /// It watched other nodes (`monitor_node`, `monitor_nodes`): its end removes that.
     pub watches_nodes: bool,
     pub dead: bool,
@@ -210,6 +212,7 @@ impl ProcEntry {
                 label: None,
                 proc_lib: None,
                 timers: Vec::new(),
+                sys_trace: false,
                 watches_nodes: false,
                 dead: false,
                 kill: Some(kill_tx),

@@ -87,9 +87,15 @@ pub(crate) fn handle(
                     tuple(vec![atom("error"), atom("undef")]),
                 ]),
             ]),
-            // sys:trace/2, sys:log/2, sys:statistics/2 and friends: no debug
-            // options are kept: `sys` answers `ok`, and to a `get`, what it gives
-            // when none was turned on (`{ok, no_statistics}`, `{ok, []}`).
+            // sys:trace/2: the events printed from now on (by a gen_server's loop,
+            // [`print_event`]); sys:no_debug/1 ends it.
+            Some([t, what]) if t.is_atom("debug") && is_trace(what).is_some() => {
+                p.entry.state().sys_trace = is_trace(what) == Some(true);
+                atom("ok")
+            }
+            // sys:log/2, sys:statistics/2 and friends: no other debug options are
+            // kept: `sys` answers `ok`, and to a `get`, what it gives when none was
+            // turned on (`{ok, no_statistics}`, `{ok, []}`).
             Some([t, what]) if t.is_atom("debug") => match what.as_tuple_n(2) {
                 Some([kind, get]) if kind.is_atom("statistics") && get.is_atom("get") => {
                     tuple(vec![atom("ok"), atom("no_statistics")])
@@ -104,6 +110,73 @@ pub(crate) fn handle(
     };
     from.reply(p, reply);
     None
+}
+
+/// `{trace, Flag}` (`sys:trace/2`) or `no_debug` (`sys:no_debug/1`): whether it turns
+/// tracing on.
+fn is_trace(what: &Term) -> Option<bool> {
+    if what.is_atom("no_debug") {
+        return Some(false);
+    }
+    match what.as_tuple_n(2) {
+        Some([t, flag]) if t.is_atom("trace") => Some(flag.is_atom("true")),
+        _ => None,
+    }
+}
+
+/// Whether `:sys.trace/2` turned tracing on for this process.
+pub(crate) fn traced(p: &Process) -> bool {
+    p.entry.state().sys_trace
+}
+
+/// An event of a traced gen_server, as gen_server's `print_event/3` prints it.
+pub(crate) enum Event<'a> {
+    /// A message it takes (`got call ... from ...`, `got cast ...`, `got ...`).
+    In(&'a Term),
+    /// The reply to a call, and the state after it.
+    Out(&'a Term, &'a Pid, Term),
+    /// The state after a callback that replied nothing.
+    NoReply(Term),
+}
+
+/// Prints `event` through the process's group leader (`standard_io`), as
+/// `sys:handle_debug/4` has gen_server print a traced server's events: `*DBG* Name got
+/// call Request from Pid`, `*DBG* Name sent Reply to Pid, new state State`, in
+/// Erlang's syntax. `Name` is its registered name, else its pid.
+pub(crate) async fn print_event(p: &mut Process, event: Event<'_>) {
+    let me = crate::term::Atom::from(p.node().name());
+    let show = |t: &Term| crate::term::Erlang::local(t, &me).to_string();
+    let name = match p.registered_name() {
+        Some(n) => show(&atom(&n)),
+        None => show(&Term::Pid(p.pid())),
+    };
+    let line = match event {
+        Event::In(message) => match (
+            super::gen_server::parse_call(message),
+            message.as_tuple_n(2),
+        ) {
+            (Some((from, request)), _) => {
+                format!(
+                    "*DBG* {name} got call {} from {}",
+                    show(request),
+                    show(&Term::Pid(from.pid))
+                )
+            }
+            (None, Some([cast, request])) if cast.is_atom("$gen_cast") => {
+                format!("*DBG* {name} got cast {}", show(request))
+            }
+            _ => format!("*DBG* {name} got {}", show(message)),
+        },
+        Event::Out(reply, to, state) => format!(
+            "*DBG* {name} sent {} to {}, new state {}",
+            show(reply),
+            show(&Term::Pid(*to)),
+            show(&state)
+        ),
+        Event::NoReply(state) => format!("*DBG* {name} new state {}", show(&state)),
+    };
+    // As io:format/3 to a group leader gone: the server goes on.
+    let _ = p.puts(&line).await;
 }
 
 /// Whether the caller runs OTP 26 or later. Both send the same requests with the same

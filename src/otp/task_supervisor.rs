@@ -267,8 +267,19 @@ pub(crate) async fn supervise(
                 return Err(Exception::Exit(reason));
             }
         };
+        // `:sys.trace/2`, as for a gen_server: what it takes, and what follows.
+        let traced = sys::traced(&p);
+        if traced {
+            sys::print_event(&mut p, sys::Event::In(&message)).await;
+        }
+        let state_of = |children: &HashMap<Pid, Child>| {
+            sys::Event::NoReply(dynamic_supervisor(&name, children, flavor, &limits))
+        };
         if let Some((pid, reason)) = exit_message(&message) {
             let Some(child) = children.remove(pid) else {
+                if traced {
+                    sys::print_event(&mut p, state_of(&children)).await;
+                }
                 continue;
             };
             let restart = match child.restart {
@@ -277,6 +288,9 @@ pub(crate) async fn supervise(
                 Restart::Temporary => false,
             };
             if !restart {
+                if traced {
+                    sys::print_event(&mut p, state_of(&children)).await;
+                }
                 continue;
             }
             // Started again until it starts, each try counted against the intensity.
@@ -305,6 +319,9 @@ pub(crate) async fn supervise(
                     ),
                 }
             }
+            if traced {
+                sys::print_event(&mut p, state_of(&children)).await;
+            }
             continue;
         }
         let Some((from, request)) = parse_call(&message) else {
@@ -318,6 +335,9 @@ pub(crate) async fn supervise(
                     "DynamicSupervisor received unexpected message: {}",
                     Short(&message)
                 );
+            }
+            if traced {
+                sys::print_event(&mut p, state_of(&children)).await;
             }
             continue;
         };
@@ -346,18 +366,18 @@ pub(crate) async fn supervise(
             }
             call => call,
         };
-        match call {
+        let reply = match call {
             Some(Call::StartHanded(_)) => unreachable!("taken above"),
             // `max_children` reached: refused, as `DynamicSupervisor` refuses it.
             Some(Call::Start(_)) if limits.max_children.is_some_and(|m| children.len() >= m) => {
-                from.reply(&p, tuple(vec![atom("error"), atom("max_children")]));
+                tuple(vec![atom("error"), atom("max_children")])
             }
             Some(Call::Start(child)) => {
                 let started = start_child(&mut p, &child.start).await;
                 if let Started::Ok(pid, _) = &started {
                     children.insert(*pid, child);
                 }
-                from.reply(&p, started.reply());
+                started.reply()
             }
             Some(Call::WhichChildren) => {
                 // In pid order, as a DynamicSupervisor's map of children lists them.
@@ -374,7 +394,7 @@ pub(crate) async fn supervise(
                         ])
                     })
                     .collect();
-                from.reply(&p, list(kids));
+                list(kids)
             }
             Some(Call::CountChildren) => {
                 // A keyword list: `DynamicSupervisor.count_children/1` makes the map.
@@ -392,22 +412,26 @@ pub(crate) async fn supervise(
                 let counts = counts
                     .into_iter()
                     .map(|(k, v)| tuple(vec![atom(k), int(v as i64)]));
-                from.reply(&p, list(counts.collect()));
+                list(counts.collect())
             }
-            Some(Call::TerminateChild(pid)) => {
-                let reply = match children.remove(&pid) {
-                    Some(child) => {
-                        stop_child(&mut p, &pid, child.shutdown).await;
-                        atom("ok")
-                    }
-                    None => tuple(vec![atom("error"), atom("not_found")]),
-                };
-                from.reply(&p, reply);
-            }
+            Some(Call::TerminateChild(pid)) => match children.remove(&pid) {
+                Some(child) => {
+                    stop_child(&mut p, &pid, child.shutdown).await;
+                    atom("ok")
+                }
+                None => tuple(vec![atom("error"), atom("not_found")]),
+            },
             None => {
                 let state = dynamic_supervisor(&name, &children, flavor, &limits);
                 return Err(unexpected(&p, &name, &from, request, state));
             }
+        };
+        let shown = traced.then(|| reply.clone());
+        let to = from.pid;
+        from.reply(&p, reply);
+        if let Some(reply) = shown {
+            let state = dynamic_supervisor(&name, &children, flavor, &limits);
+            sys::print_event(&mut p, sys::Event::Out(&reply, &to, state)).await;
         }
     }
 }

@@ -517,6 +517,8 @@ async fn run<S: GenServer>(
     };
     let _ = ack.send(Ok(()));
     let mut suspended = false;
+    // `:sys.trace/2`: each event printed, as gen_server's debug options have it.
+    let mut traced = false;
     let mut last = Last::new(&p);
     loop {
         // A sys request leaves the server waiting as it was: its timeout starts again,
@@ -534,6 +536,9 @@ async fn run<S: GenServer>(
                 let result = caught(p.pid(), server.handle_continue(arg, &mut p)).await;
                 let callback = ("handle_continue", 2);
                 next = ok_or_fail(&mut server, &mut p, result, callback, &last).await?;
+                if traced && !matches!(next, Next::Stop(_)) {
+                    sys::print_event(&mut p, sys::Event::NoReply(server.state())).await;
+                }
                 continue;
             }
             _ if suspended => sys::next_system_message(&mut p, parent.as_ref()).await,
@@ -543,13 +548,25 @@ async fn run<S: GenServer>(
                 None => atom("timeout"),
             },
         };
+        if traced && sys::parse(&message).is_none() {
+            sys::print_event(&mut p, sys::Event::In(&message)).await;
+        }
+        // A callback that replied nothing: its new state is an event when traced.
+        let mut noreply = true;
         next = match take_call(message) {
             Ok((from, request)) => {
                 last.keep(|| request.clone(), Some(from.pid));
                 let reply = caught(p.pid(), server.handle_call(request, &from, &mut p)).await;
                 match reply {
                     Ok(Reply::Reply(reply, then)) => {
+                        noreply = false;
+                        let shown = traced.then(|| reply.clone());
+                        let to = from.pid;
                         from.reply(&p, reply);
+                        if let Some(reply) = shown {
+                            let out = sys::Event::Out(&reply, &to, server.state());
+                            sys::print_event(&mut p, out).await;
+                        }
                         then
                     }
                     Ok(Reply::NoReply(then)) => then,
@@ -587,7 +604,11 @@ async fn run<S: GenServer>(
                                 last.keep(crate::term::nil, None);
                                 Next::Stop(reason)
                             }
-                            None => waiting,
+                            None => {
+                                noreply = false;
+                                traced = sys::traced(&p);
+                                waiting
+                            }
                         }
                     } else if is_malformed_call(&message) {
                         tracing::warn!(pid = %p.pid().inspect(), "dropping a $gen_call with a malformed From: {}",
@@ -605,6 +626,9 @@ async fn run<S: GenServer>(
                 }
             },
         };
+        if traced && noreply && !matches!(next, Next::Stop(_)) {
+            sys::print_event(&mut p, sys::Event::NoReply(server.state())).await;
+        }
     }
 }
 
