@@ -107,6 +107,11 @@
 //! group leader I/O) and [`epmd`] (registration, lookup, an in-process EPMD). The `cnode`
 //! command-line tool is built from the same crate (feature `cli`, on by default).
 
+/// The README's Rust example compiles (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
+
 pub mod epmd;
 mod flags;
 mod handshake;

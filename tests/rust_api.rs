@@ -51,11 +51,12 @@ async fn plain_rust_code_calls_the_cluster() {
     let a = alex.node_name();
 
     // GenServer.call and GenServer.cast, with no process of ours in sight.
+    // A timeout is a Duration (or Some), or None for :infinity, in every call.
     let echoed = node
         .call(
             ("echo", a.as_str()),
             tuple(vec![atom("hello"), int(1)]),
-            Some(WAIT),
+            WAIT,
         )
         .await;
     assert_eq!(echoed, Ok(tuple(vec![atom("hello"), int(1)])));
@@ -102,7 +103,7 @@ async fn plain_rust_code_calls_the_cluster() {
     // :erpc.call(node(), ...): run here, with no connection to itself, and what peers
     // call here goes on.
     let me = node.name().to_owned();
-    let here = node.erpc_call(&me, "erlang", "node", vec![], WAIT).await;
+    let here = node.erpc_call(&me, "erlang", "node", vec![], None).await;
     assert_eq!(here, Ok(atom(&me)));
     match node.erpc_call(&me, "Nope", "f", vec![], WAIT).await {
         Err(RpcError::Exception(Exception::Error { reason, .. })) => {

@@ -215,16 +215,18 @@ pub enum RpcError {
 
 impl Process {
     /// `:erpc.call(node, m, f, args, timeout)`: runs `m.f(args)` on `node` and returns its
-    /// value. The wire exchange is the BEAM's: `SPAWN_REQUEST` of `erpc:execute_call/4`
-    /// with `[monitor]`, the result arriving as the `DOWN` reason.
+    /// value. The timeout is a `Duration`, or `None` to wait for ever (`:erpc.call/4`'s
+    /// `:infinity`). The wire exchange is the BEAM's: `SPAWN_REQUEST` of
+    /// `erpc:execute_call/4` with `[monitor]`, the result arriving as the `DOWN` reason.
     pub async fn erpc_call(
         &mut self,
         node: &str,
         module: &str,
         function: &str,
         args: Vec<Term>,
-        timeout: Duration,
+        timeout: impl Into<Option<Duration>>,
     ) -> Result<Term, RpcError> {
+        let timeout = timeout.into();
         let req_id = self.node().make_ref();
         let res = self.node().make_ref();
         let res_term = Term::Reference(Box::new(res.clone()));
@@ -254,7 +256,7 @@ impl Process {
         }
         let req_term = Term::Reference(Box::new(req_id.clone()));
         let reply = self
-            .receive_match(Some(timeout), |m| {
+            .receive_match(timeout, |m| {
                 crate::process::handle::is_down_for(m, &req_id)
                     || m.as_tuple_n(4)
                         .map(|e| {
@@ -310,8 +312,9 @@ impl Node {
         module: &str,
         function: &str,
         args: Vec<Term>,
-        timeout: Duration,
+        timeout: impl Into<Option<Duration>>,
     ) -> Result<Term, RpcError> {
+        let timeout = timeout.into();
         let (node, module, function) = (node.to_owned(), module.to_owned(), function.to_owned());
         let result = self
             .run_process(move |mut p| async move {

@@ -897,12 +897,14 @@ impl Process {
         })
     }
 
-    /// `Task.await(task, timeout)`: the task's result, or the exit `Task.await` makes.
+    /// `Task.await(task, timeout)`: the task's result, or the exit `Task.await` makes;
+    /// the timeout a `Duration` (or `Some`), or `None` for `:infinity`.
     pub async fn task_await(
         &mut self,
         task: Task,
-        timeout: Option<Duration>,
+        timeout: impl Into<Option<Duration>>,
     ) -> Result<Term, TaskError> {
+        let timeout = timeout.into();
         let reference = Term::Reference(Box::new(task.reference.clone()));
         let me = self.pid();
         let reply = self

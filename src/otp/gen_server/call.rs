@@ -233,7 +233,8 @@ impl CallError {
 }
 
 impl Process {
-    /// `GenServer.call(Dest, Request, Timeout)` (`None` waits for ever), as
+    /// `GenServer.call(Dest, Request, Timeout)`, the timeout a `Duration` (or `Some`) or
+    /// `None` to wait for ever (`:infinity`), as
     /// `gen:do_call/4`: monitor with alias, send, wait for the reply or the `DOWN`.
     /// The request is a `Term` given away or a `&Term` lent ([`IntoMessage`]); either way
     /// it is sent as lent, and kept until the reply for the error a failed call returns
@@ -242,9 +243,9 @@ impl Process {
         &mut self,
         to: impl Into<Dest>,
         request: impl IntoMessage,
-        timeout: Option<Duration>,
+        timeout: impl Into<Option<Duration>>,
     ) -> Result<Term, CallError> {
-        self.gen_call("$gen_call", to.into(), request, timeout)
+        self.gen_call("$gen_call", to.into(), request, timeout.into())
             .await
     }
 
@@ -347,15 +348,17 @@ impl Node {
     /// `GenServer.call(to, request, timeout)` from code that is no process (an HTTP
     /// handler, `main`): made by a process of this node that lives for the call, and
     /// ends when the future is dropped before it resolves ([`Node::run_process`]).
-    /// `None` waits for ever (`:infinity`; Elixir's `GenServer.call/2` waits 5 s). The request is a `Term` given away or a `&Term` lent, as
-    /// for [`Process::call`].
+    /// The timeout is a `Duration` (or `Some(Duration)`), or `None` to wait for ever
+    /// (`:infinity`; Elixir's `GenServer.call/2` waits 5 s), as every call of this crate
+    /// takes one. The request is a `Term` given away or a `&Term` lent, as for
+    /// [`Process::call`].
     ///
     /// ```no_run
     /// # async fn demo(node: cnode::Node) -> Result<(), cnode::CallError> {
     /// use cnode::term::atom;
     /// use std::time::Duration;
     /// let count = node
-    ///     .call(("Elixir.Counter", "alex@localhost"), atom("get"), Some(Duration::from_secs(5)))
+    ///     .call(("Elixir.Counter", "alex@localhost"), atom("get"), Duration::from_secs(5))
     ///     .await?;
     /// # Ok(()) }
     /// ```
@@ -363,9 +366,9 @@ impl Node {
         &self,
         to: impl Into<Dest>,
         request: impl IntoMessage,
-        timeout: Option<Duration>,
+        timeout: impl Into<Option<Duration>>,
     ) -> Result<Term, CallError> {
-        let to = to.into();
+        let (to, timeout) = (to.into(), timeout.into());
         // Kept here too: a process that ends before its call returns leaves the error
         // to be made here. (A lent request is copied: the process that calls needs one
         // of its own.)

@@ -325,8 +325,8 @@ pub async fn start_link_global<S: GenServer>(
 
 /// `GenServer.stop(server, reason, timeout)`: asks the server to stop with `reason`
 /// and returns once it has ended. Its `terminate` runs first (a supervisor's stops its
-/// children, the last started first); `timeout` bounds the wait (`None` is
-/// `:infinity`, GenServer's default). `server` is a pid, a name of this node or
+/// children, the last started first); `timeout` bounds the wait (a `Duration`, or
+/// `None` for `:infinity`, GenServer's default). `server` is a pid, a name of this node or
 /// `{name, node}`. It runs in a process of its own, so plain Rust code and processes
 /// call it alike; a supervisor stops the same way (`Supervisor.stop/3`).
 ///
@@ -344,9 +344,9 @@ pub async fn stop(
     node: &Node,
     server: impl Into<crate::process::Dest>,
     reason: Term,
-    timeout: Option<Duration>,
+    timeout: impl Into<Option<Duration>>,
 ) -> Result<(), Exception> {
-    let to = server.into();
+    let (to, timeout) = (server.into(), timeout.into());
     let call = vec![to.to_term(), reason.clone(), crate::term::timeout(timeout)];
     let failed = move |why: Term| {
         let stop = tuple(vec![
