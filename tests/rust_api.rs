@@ -494,6 +494,10 @@ impl GenServer for Counter {
         if request.is_atom("inc") {
             self.count += 1;
         }
+        // Its terminate is to fail.
+        if request.is_atom("doom") {
+            self.count = -1;
+        }
         Ok(Next::Wait)
     }
 
@@ -505,6 +509,10 @@ impl GenServer for Counter {
     }
 
     async fn terminate(&mut self, reason: &Term, p: &mut Process) {
+        if self.count == -1 {
+            // TERMINATE_LINE
+            panic!("terminate panicked");
+        }
         p.send(
             ("watcher", self.watcher.as_str()),
             tuple(vec![atom("terminated"), reason.clone(), int(self.count)]),
@@ -686,6 +694,25 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
         after.contains("GenServer :counter terminating\n** (stop) :bye"),
         "{after}"
     );
+
+    // A terminate that fails ends the server with its own exception, named after it,
+    // and reported so, as a raise in an Elixir terminate/2: GenServer.stop exits with it.
+    start_counter().await.expect("the counter starts again");
+    eval("GenServer.cast(SERVER, :doom)");
+    let before = logs();
+    assert_eq!(
+        eval(
+            "try do GenServer.stop(SERVER, :normal) catch
+               :exit, {{{:rust_panic, msg}, [{_, f, a, _} | _]}, {GenServer, :stop, _}} -> {msg, f, a}
+             end"
+        ),
+        "{\"terminate panicked\", :terminate, 2}"
+    );
+    let report = format!(
+        "GenServer :counter terminating\n** (stop) {{:rust_panic, \"terminate panicked\"}}\n    tests/rust_api.rs:{}: :\"rust_api::Counter\".terminate/2",
+        line_of("TERMINATE_LINE")
+    );
+    assert!(logged(&before, &report).await, "{}", logs_after(&before));
     assert_eq!(
         eval(
             ":rpc.call(:NODE, :erlang, :whereis, [:counter])"

@@ -667,13 +667,29 @@ async fn fail<S: GenServer>(
     last: &Last,
 ) -> Exception {
     let reason = e.exit_reason();
-    if crate::otp::supervisor::is_normal_exit(&reason) {
+    // The state as it was when the callback ended, as gen_server reports it.
+    let state = (!crate::otp::supervisor::is_normal_exit(&reason) && group_leader_is_remote(p))
+        .then(|| server.state());
+    // A `terminate` that fails (a panic, as a raise in an Elixir one) ends the server
+    // with its own exception instead, reported as gen_server reports it.
+    let pid = p.pid();
+    let terminated = caught(pid, async {
         server.terminate(&reason, p).await;
+        Ok(())
+    })
+    .await;
+    let (e, reason) = match terminated {
+        Ok(()) => (e, reason),
+        Err(failed) => {
+            let failed = named::<S>(failed, "terminate", 2);
+            let reason = failed.exit_reason();
+            (failed, reason)
+        }
+    };
+    if crate::otp::supervisor::is_normal_exit(&reason) {
         return Exception::Exit(reason);
     }
-    // The state as it was when the callback ended, as gen_server reports it.
-    let state = group_leader_is_remote(p).then(|| server.state());
-    server.terminate(&reason, p).await;
+    let state = state.or_else(|| group_leader_is_remote(p).then(|| server.state()));
     let name = server_name(p);
     match state {
         // Reported to the group leader's node; a BEAM node's default handler drops an
