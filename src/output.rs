@@ -23,6 +23,8 @@ pub(crate) struct Background {
     direct: OnceLock<bool>,
     name: &'static str,
     limit: Option<usize>,
+    /// What was written last did not end its line.
+    mid_line: std::sync::atomic::AtomicBool,
     pending: Mutex<Pending>,
     more: Condvar,
     drained: Condvar,
@@ -50,6 +52,13 @@ pub(crate) fn stdout() -> &'static Background {
     &STDOUT
 }
 
+/// Whether what the node's `user` printed last left a line open (`IO.write("...")`
+/// without a line end): the `cnode` command starts its result on a line of its own.
+#[doc(hidden)]
+pub fn stdout_mid_line() -> bool {
+    STDOUT.mid_line.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Waits, at most `timeout` in all, until what was handed to standard output and the
 /// log writer has been written (or failed to be: a closed pipe), as `erlang:halt`
 /// flushes before the node ends.
@@ -72,6 +81,7 @@ impl Background {
             direct: OnceLock::new(),
             name,
             limit,
+            mid_line: std::sync::atomic::AtomicBool::new(false),
             pending: Mutex::new(Pending {
                 chunks: VecDeque::new(),
                 bytes: 0,
@@ -89,6 +99,10 @@ impl Background {
     /// them and nothing queued before them), else hands them to the thread: in order
     /// either way, and never waiting for a stream that stalls.
     pub(crate) fn write(&'static self, bytes: &[u8]) {
+        if let Some(last) = bytes.last() {
+            self.mid_line
+                .store(*last != b'\n', std::sync::atomic::Ordering::Relaxed);
+        }
         if *self.direct.get_or_init(|| never_stalls(self.fd)) {
             return self.write_now(bytes);
         }

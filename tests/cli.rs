@@ -260,6 +260,36 @@ fn every_subcommand_against_iex() {
         r#"["2026-12-04","12:00:00.5","2026-12-04T12:00:00","2026-12-04T12:00:00Z",[2,10,"a"]]"#
     );
     assert_eq!(run(&["eval", a, "Enum.map([1, 2], &(&1 * 2))"]), "[2, 4]");
+    // eval shows a struct as call does, inspected by the node (its fields in the
+    // struct's order, where the command would sort them), and a fun named as there;
+    // the result is on a line of its own after what the code wrote.
+    alex.eval(
+        "defmodule Script.Secret do
+           defstruct user: \"u\", pw: \"hunter2\"
+           def make, do: %__MODULE__{}
+           def fun, do: fn x -> x end
+         end
+         :ok",
+    );
+    assert_eq!(
+        run(&["eval", a, "Script.Secret.make()"]),
+        r#"%Script.Secret{user: "u", pw: "hunter2"}"#
+    );
+    assert!(
+        run(&["call", a, "Script.Secret.fun"]).ends_with(" in Script.Secret.fun/0>"),
+        "a fun as the node names it"
+    );
+    assert_eq!(
+        run(&[
+            "--json",
+            "eval",
+            a,
+            "IO.write(\"progress...\"); %{ok: true}"
+        ]),
+        "progress...\n{\"ok\":true}"
+    );
+    // A negative number with a signed exponent is an argument too.
+    assert_eq!(run(&["call", a, "Kernel.abs", "-2.5e-3"]), "0.0025");
     assert_eq!(run(&["--erlang", "eval", a, "lists:sum([1,2,3])"]), "6");
     // The node's own pids print as its shell prints them.
     let init = alex.eval(":erlang.whereis(:init) |> inspect()");
@@ -328,6 +358,19 @@ fn every_subcommand_against_iex() {
             "for _ <- 1..2 do receive do {:got, name, m} -> {name, m} after 20_000 -> :nothing end end |> Enum.sort()"
         ),
         "[{Script.Inbox, :two}, {:inbox, :one}]"
+    );
+    // To a pid as a step printed it.
+    alex.eval("Process.register(self(), :script_shell)");
+    let inbox = run(&[
+        "eval",
+        a,
+        "parent = Process.whereis(:script_shell)
+         spawn(fn -> receive do m -> send(parent, {:by_pid, m}) end end)",
+    ]);
+    assert_eq!(run(&["send", a, &inbox, ":three"]), "");
+    assert_eq!(
+        alex.eval("receive do {:by_pid, m} -> m after 20_000 -> :nothing end"),
+        ":three"
     );
 
     // The command's own node is hidden, and gone when the command is.
@@ -449,6 +492,26 @@ fn exit_statuses_a_script_can_use() {
         "{e}"
     );
     assert!(e.contains("  [1, 2\n       ^"), "{e}");
+    // With --json, a usage error the command line's parser finds is an object too.
+    let e = fails(&epmd, &["--cookie", COOKIE, "--json", "call", a], 2);
+    assert!(
+        e.starts_with(r#"{"error":"usage","message":"the following required arguments"#),
+        "{e}"
+    );
+    // What cannot be written says why.
+    let e = fails(
+        &epmd,
+        &[
+            "--cookie",
+            COOKIE,
+            "call",
+            a,
+            "Enum.sum",
+            "#Reference<0.1.2.3>",
+        ],
+        2,
+    );
+    assert!(e.contains("a reference cannot be written as a term"), "{e}");
     let e = fails(
         &epmd,
         &["--cookie", COOKIE, "call", a, "Enum.sum", "[x]"],
@@ -556,6 +619,29 @@ fn exit_statuses_a_script_can_use() {
     assert_eq!(
         run.status.code(),
         Some(5),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // A node that never finishes the handshake (stopped): ping says pang, exit 5.
+    let os_pid = alex.eval("System.pid()").trim_matches('"').to_owned();
+    let signal = |sig: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([sig, &os_pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+    };
+    signal("-STOP");
+    let run = command(&epmd, &["--cookie", COOKIE, "--timeout", "1", "ping", a])
+        .output()
+        .expect("cnode runs");
+    signal("-CONT");
+    assert_eq!(
+        (
+            run.status.code(),
+            String::from_utf8_lossy(&run.stdout).trim()
+        ),
+        (Some(5), "pang"),
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );

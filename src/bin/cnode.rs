@@ -153,8 +153,19 @@ fn fail(code: u8, message: impl Into<String>) -> Failure {
 }
 
 fn main() -> ExitCode {
-    let mut cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().map(signed_exponent).collect();
+    let mut cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
+        // With --json, a usage error is an object too, as every other failure.
+        Err(e) if e.use_stderr() && args.iter().any(|a| a == "--json") => {
+            let message = e.to_string();
+            let message = message.trim_end().trim_start_matches("error: ");
+            eprintln!(
+                "{{\"error\":\"usage\",\"message\":{}}}",
+                json_string(message)
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
@@ -216,6 +227,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// A negative number with a signed exponent (`-2.5e-3`), which clap takes for an option
+/// (it knows `-2.5e3`), written as the same number without one (`-0.0025`), so that it
+/// is an argument as every other negative number.
+fn signed_exponent(arg: std::ffi::OsString) -> std::ffi::OsString {
+    let Some(text) = arg.to_str() else {
+        return arg;
+    };
+    let signed = text.starts_with('-')
+        && text[1..].starts_with(|c: char| c.is_ascii_digit())
+        && (text.contains("e-")
+            || text.contains("e+")
+            || text.contains("E-")
+            || text.contains("E+"));
+    match text.parse::<f64>() {
+        // Written out in full (Display has no exponent), and a float still.
+        Ok(x) if signed && x.is_finite() => {
+            let full = x.to_string();
+            match full.contains('.') {
+                true => full.into(),
+                false => format!("{full}.0").into(),
+            }
+        }
+        _ => arg,
+    }
+}
+
 /// Exit status when stdout is a closed pipe (`cnode ... | head -c5`): 128 + SIGPIPE,
 /// as a program the signal ends (erl_call) leaves a shell.
 const EXIT_BROKEN_PIPE: u8 = 141;
@@ -225,7 +262,9 @@ const EXIT_BROKEN_PIPE: u8 = 141;
 fn out(text: &str) -> Option<ExitCode> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
-    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+    // On a line of its own, after what the node printed (`IO.write("...")`).
+    let start = if cnode::stdout_mid_line() { "\n" } else { "" };
+    match writeln!(stdout, "{start}{text}").and_then(|()| stdout.flush()) {
         Ok(()) => None,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             Some(ExitCode::from(EXIT_BROKEN_PIPE))
@@ -273,11 +312,15 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
             node,
             registered,
             term,
-        } => Plan::Send(
-            node,
-            registered_name(registered, cli.erlang),
-            term_arg(term, cli.erlang, "the term")?,
-        ),
+        } => {
+            // A pid as the node printed it, or a registered name.
+            let pid = if cli.erlang { "<" } else { "#PID<" };
+            let to = match registered.starts_with(pid) {
+                true => term_arg(registered, cli.erlang, "the pid")?,
+                false => cnode::term::atom(&registered_name(registered, cli.erlang)),
+            };
+            Plan::Send(node, to, term_arg(term, cli.erlang, "the message")?)
+        }
     };
     let target = plan.node();
     node_name(target, "the node")?;
@@ -285,10 +328,13 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
     let node = start(cli, target).await?;
     match tokio::time::timeout(timeout, node.try_connect(target)).await {
         Err(_) => {
+            if let Plan::Ping(_) = plan {
+                out(if cli.json { "\"pang\"" } else { "pang" });
+            }
             return Err(fail(
                 EXIT_TIMEOUT,
                 format!("cnode: {target} did not answer within {}s", cli.timeout),
-            ))
+            ));
         }
         Ok(Err(e)) => {
             if let Plan::Ping(_) = plan {
@@ -315,16 +361,19 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
             }
         }
         Plan::Eval(target, code) => eval(cli, &node, target, &code, timeout).await,
-        Plan::Send(target, name, term) => {
-            let term = if has_local_pid(&term) {
-                own_pids(cli, &node, target, vec![term], timeout)
-                    .await?
-                    .remove(0)
+        Plan::Send(target, to, term) => {
+            let (to, term) = if has_local_pid(&term) || has_local_pid(&to) {
+                let mut both = own_pids(cli, &node, target, vec![to, term], timeout).await?;
+                let term = both.pop().expect("two");
+                (both.pop().expect("two"), term)
             } else {
-                term
+                (to, term)
             };
             let term = structs(cli, &node, target, term, timeout).await?;
-            node.send((name.as_str(), target.as_str()), term);
+            match &to {
+                Term::Pid(pid) => node.send(*pid, term),
+                _ => node.send((to.as_atom().unwrap_or(""), target.as_str()), term),
+            }
             // A round trip on the same connection: the message has reached the node
             // (and the name's process, if it exists) once the answer is back.
             let echoed = node
@@ -562,7 +611,8 @@ enum Plan<'a> {
     Ping(&'a String),
     Call(&'a String, String, String, Vec<Term>),
     Eval(&'a String, String),
-    Send(&'a String, String, Term),
+    /// The node, a registered name (an atom) or a pid, the message.
+    Send(&'a String, Term, Term),
 }
 
 impl Plan<'_> {
@@ -938,6 +988,7 @@ static TARGET: std::sync::OnceLock<Atom> = std::sync::OnceLock::new();
 /// (Not with another node's pids, references or ports in it, which the node would print
 /// by its own numbering of nodes.)
 async fn shown(cli: &Cli, node: &Node, target: &str, t: Term, timeout: Duration) -> String {
+    // A struct, or a fun (whose name, `in QA.fun/0`, only the node knows).
     fn has_struct(t: &Term) -> bool {
         match t {
             Term::Map(m) => {
@@ -946,6 +997,7 @@ async fn shown(cli: &Cli, node: &Node, target: &str, t: Term, timeout: Duration)
             }
             Term::List(l) => l.elements.iter().any(has_struct),
             Term::Tuple(t) => t.elements.iter().any(has_struct),
+            Term::InternalFun(_) => true,
             _ => false,
         }
     }
@@ -1032,7 +1084,11 @@ async fn eval(
                 && stacktrace.first().and_then(|f| f.as_tuple())
                     .and_then(|f| f.first()).is_some_and(|m| m.is_atom("Elixir.Code")));
         if !undef {
-            return answer(cli, result.map(first_of_tuple));
+            // Shown as `call` shows a value: a struct as the node inspects it.
+            return match result {
+                Ok(value) => Ok(shown(cli, node, target, first_of_tuple(value), timeout).await),
+                Err(e) => answer(cli, Err(e)),
+            };
         }
     }
     // As erl_call -e: scan, parse, evaluate.

@@ -306,6 +306,22 @@ fn exception_message(reason: &Term, m: &crate::term::Map) -> String {
     if let Some(message) = get("message") {
         return text(message);
     }
+    let module = m.map.get(&atom("__struct__")).and_then(|s| s.as_atom());
+    if module == Some("Elixir.Protocol.UndefinedError") {
+        if let (Some(protocol), Some(value)) = (get("protocol"), m.map.get(&atom("value"))) {
+            let description = get("description").map(text).unwrap_or_default();
+            let description = match description.is_empty() {
+                true => description,
+                false => format!(", {description}"),
+            };
+            return format!(
+                "protocol {} not implemented for {} of type {}{description}",
+                Elixir(protocol),
+                Elixir(value),
+                value_type(value)
+            );
+        }
+    }
     if let Some(description) = get("description") {
         let file = get("file").map_or_else(|| "nofile".to_owned(), text);
         let place = match (get("line"), get("column")) {
@@ -331,6 +347,27 @@ fn exception_message(reason: &Term, m: &crate::term::Map) -> String {
         }
     }
     Elixir(reason).to_string()
+}
+
+/// The type `Protocol.UndefinedError` names a value's: `Tuple`, `Atom`, `BitString`,
+/// or a struct's module `(a struct)`.
+fn value_type(value: &Term) -> String {
+    match value {
+        Term::Map(m) => match m.map.get(&atom("__struct__")) {
+            Some(s @ Term::Atom(_)) => format!("{} (a struct)", Elixir(s)),
+            _ => "Map".into(),
+        },
+        Term::Atom(_) => "Atom".into(),
+        Term::Binary(_) | Term::BitBinary(_) => "BitString".into(),
+        Term::Float(_) => "Float".into(),
+        Term::FixInteger(_) | Term::BigInteger(_) => "Integer".into(),
+        Term::List(_) | Term::ImproperList(_) => "List".into(),
+        Term::Tuple(_) => "Tuple".into(),
+        Term::Pid(_) => "PID".into(),
+        Term::Port(_) => "Port".into(),
+        Term::Reference(_) => "Reference".into(),
+        Term::ExternalFun(_) | Term::InternalFun(_) => "Function".into(),
+    }
 }
 
 /// A frame's function as `Exception.format_mfa/3` prints it: `Chat.hello/1`.
@@ -585,6 +622,18 @@ mod tests {
         assert_eq!(
             undef.format(),
             "** (UndefinedFunctionError) function Chat.nope/1 is undefined or private\n    Chat.nope(1)"
+        );
+        // Protocol.UndefinedError's message, as Elixir 1.14 words it.
+        let undefined = Exception::Error {
+            reason: crate::term::parse(
+                r#"%{__struct__: Protocol.UndefinedError, __exception__: true, protocol: String.Chars, value: {1}, description: ""}"#,
+            )
+            .unwrap(),
+            stacktrace: vec![],
+        };
+        assert_eq!(
+            undefined.banner(),
+            "** (Protocol.UndefinedError) protocol String.Chars not implemented for {1} of type Tuple"
         );
         // A frame with its arguments, and a name Elixir quotes, as Exception.format/3.
         let frames = Exception::Error {

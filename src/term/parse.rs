@@ -84,6 +84,8 @@ struct Parser<'a> {
     pos: usize,
     syntax: Syntax,
     depth: usize,
+    /// Reading the module of `&Module.function/arity`, which a `.function` follows.
+    fun_module: bool,
 }
 
 type Parsed<T> = Result<T, ParseError>;
@@ -95,6 +97,7 @@ impl<'a> Parser<'a> {
             pos: 0,
             syntax,
             depth: 0,
+            fun_module: false,
         }
     }
 
@@ -137,7 +140,11 @@ impl<'a> Parser<'a> {
             self.pos += rest.len() - trimmed.len();
             // Comments: `#` in Elixir, `%` in Erlang, to the end of the line.
             let comment = match self.syntax {
-                Syntax::Elixir => trimmed.starts_with('#') && !trimmed.starts_with("#PID<"),
+                Syntax::Elixir => {
+                    trimmed.starts_with('#')
+                        && !trimmed.starts_with("#PID<")
+                        && unreadable(trimmed).is_none()
+                }
                 Syntax::Erlang => trimmed.starts_with('%'),
             };
             if !comment {
@@ -218,6 +225,10 @@ impl<'a> Parser<'a> {
                 self.pos += "#PID<".len();
                 self.local_pid("#PID<", start)
             }
+            '#' if unreadable(self.rest()).is_some() => {
+                let what = unreadable(self.rest()).unwrap_or_default();
+                self.error_at(start, what)
+            }
             '%' => self.elixir_map(),
             '"' => {
                 self.pos += 1;
@@ -272,6 +283,16 @@ impl<'a> Parser<'a> {
                     self.pos += 1;
                     name.push('.');
                     name.push_str(self.take_while(|c| c.is_alphanumeric() || c == '_'));
+                }
+                // `MapSet.new([1])`: a call, which only the node could make.
+                if !self.fun_module
+                    && self.rest().starts_with('.')
+                    && self.rest()[1..].starts_with(|c: char| c.is_lowercase() || c == '_')
+                {
+                    return self.error_at(
+                        start,
+                        "a function call is not a term (write the value it gives, or call the function with cnode call)",
+                    );
                 }
                 // `Elixir` is `:Elixir`, and `Elixir.Enum` is `Enum`.
                 let name = match &name["Elixir.".len()..] {
@@ -374,6 +395,10 @@ impl<'a> Parser<'a> {
                 let entries = self.entries()?;
                 Ok(map(entries))
             }
+            '#' if unreadable(rest).is_some() => {
+                let what = unreadable(rest).unwrap_or_default();
+                self.error_at(start, what)
+            }
             '<' if !rest.starts_with("<<") => {
                 self.pos += 1;
                 self.local_pid("<", start)
@@ -417,10 +442,12 @@ impl<'a> Parser<'a> {
             p.error_at(start, format!("expected a function as {written}"))
         };
         self.skip_space();
+        self.fun_module = true;
         let module = match self.syntax {
             Syntax::Elixir => self.elixir_term(),
             Syntax::Erlang => self.erlang_term(),
         };
+        self.fun_module = false;
         let Ok(Term::Atom(module)) = module else {
             return expected(self);
         };
@@ -1374,6 +1401,22 @@ fn left_aligned(b: &BitBinary) -> Vec<u8> {
     bytes
 }
 
+/// What a node prints of a value that cannot be written back (`#Reference<...>`,
+/// `#Port<...>`, `#Function<...>`), said as the error.
+fn unreadable(text: &str) -> Option<&'static str> {
+    let kinds = [
+    ("#Reference<", "a reference cannot be written as a term: only its node makes one"),
+    ("#Ref<", "a reference cannot be written as a term: only its node makes one"),
+    ("#Port<", "a port cannot be written as a term: only its node opens one"),
+    ("#Function<", "an anonymous function cannot be written as a term (an external one can: &Module.function/arity)"),
+    ("#Fun<", "an anonymous function cannot be written as a term (an external one can: fun module:function/arity)"),
+];
+    kinds
+        .iter()
+        .find(|(opening, _)| text.starts_with(opening))
+        .map(|(_, what)| *what)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1430,6 +1473,10 @@ mod tests {
             Erlang(&crate::term!(&:lists.sum/1)).to_string(),
             "fun lists:sum/1"
         );
+        // UTF-8 as the shell prints it, read back.
+        let text = crate::term::binary("héllo");
+        assert_eq!(Erlang(&text).to_string(), r#"<<"héllo"/utf8>>"#);
+        assert_eq!(parse_erlang(r#"<<"héllo"/utf8>>"#).unwrap(), text);
         for (text, error) in [
             (
                 "&Enum/1",
