@@ -495,6 +495,11 @@ impl<'a> Parser<'a> {
     }
 
     /// Terms separated by commas up to `close` (already past the opening bracket).
+    /// `close` right after a comma, which Elixir takes (`[1, 2,]`) and Erlang does not.
+    fn trailing(&mut self, close: char) -> bool {
+        self.syntax == Syntax::Elixir && self.eat(&close.to_string())
+    }
+
     fn elements(&mut self, close: char, what: &str) -> Parsed<Vec<Term>> {
         let mut items = Vec::new();
         if self.eat(&close.to_string()) {
@@ -503,6 +508,9 @@ impl<'a> Parser<'a> {
         loop {
             items.push(self.term()?);
             if self.eat(",") {
+                if self.trailing(close) {
+                    return Ok(items);
+                }
                 continue;
             }
             if self.eat(&close.to_string()) {
@@ -532,6 +540,9 @@ impl<'a> Parser<'a> {
                 None => items.push(self.term()?),
             }
             if self.eat(",") {
+                if self.trailing(close) {
+                    return Ok(list(items));
+                }
                 continue;
             }
             if self.eat("|") {
@@ -631,6 +642,9 @@ impl<'a> Parser<'a> {
             };
             entries.push(entry);
             if self.eat(",") {
+                if self.trailing('}') {
+                    return Ok(entries);
+                }
                 continue;
             }
             if self.eat("}") {
@@ -1473,6 +1487,12 @@ mod tests {
             Erlang(&crate::term!(&:lists.sum/1)).to_string(),
             "fun lists:sum/1"
         );
+        // A trailing comma, as Elixir reads it (Erlang does not).
+        assert_eq!(
+            parse("{[1, 2,], {1,}, %{a: 1,}, [a: 1,]}").unwrap(),
+            parse("{[1, 2], {1}, %{a: 1}, [a: 1]}").unwrap()
+        );
+        assert!(parse_erlang("[1,]").is_err());
         // UTF-8 as the shell prints it, read back.
         let text = crate::term::binary("héllo");
         assert_eq!(Erlang(&text).to_string(), r#"<<"héllo"/utf8>>"#);
