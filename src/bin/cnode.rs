@@ -421,7 +421,7 @@ async fn wait(
                 {
                     Ok(pid @ Term::Pid(_)) => return Ok(show(cli, &pid)),
                     Ok(_) => last = format!("{as_given} not registered yet"),
-                    Err(RpcError::NoConnection) => last = "the connection was lost".into(),
+                    Err(RpcError::NoConnection(_)) => last = "the connection was lost".into(),
                     Err(RpcError::Timeout) => {}
                     Err(e) => return Err(rpc_failure(cli, e)),
                 }
@@ -504,7 +504,7 @@ async fn own_pids(
                     format!("cnode: {n} answered self() with {}", Elixir(&other)),
                 ))
             }
-            Err(RpcError::NoConnection) if n != target => {
+            Err(RpcError::NoConnection(_)) if n != target => {
                 return Err(fail(
                     EXIT_UNREACHABLE,
                     format!("cnode: cannot reach {n}, whose pid is an argument"),
@@ -850,7 +850,7 @@ fn rpc_failure(cli: &Cli, e: RpcError) -> Failure {
             EXIT_TIMEOUT,
             format!("cnode: no answer within {}s", cli.timeout),
         ),
-        RpcError::NoConnection => fail(EXIT_UNREACHABLE, "cnode: the connection was lost"),
+        RpcError::NoConnection(_) => fail(EXIT_UNREACHABLE, "cnode: the connection was lost"),
         RpcError::Spawn(reason) => fail(
             EXIT_RAISED,
             format!("** (ErlangError) badrpc: {}", Elixir(&reason)),

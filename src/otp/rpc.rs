@@ -197,9 +197,9 @@ pub enum RpcError {
     Signal(Term),
     /// The node could not be reached (`{erpc, noconnection}`). Why is logged (a cookie
     /// refused, no EPMD, the name not registered); [`Node::try_connect`](crate::Node::try_connect)
-    /// gives it as a [`HandshakeError`](crate::HandshakeError).
-    #[error("no connection to the node")]
-    NoConnection,
+    /// gives it as a [`HandshakeError`](crate::HandshakeError). With the node's name.
+    #[error("no connection to {0}")]
+    NoConnection(String),
     /// No answer in time (`{erpc, timeout}`).
     #[error("no answer in time (erpc timeout)")]
     Timeout,
@@ -281,7 +281,7 @@ impl Process {
         }
         let reason = &e[4];
         if reason.is_atom("noconnection") {
-            return Err(RpcError::NoConnection);
+            return Err(RpcError::NoConnection(node.to_owned()));
         }
         // `erpc:execute_call/4`'s exit: `{Res, return | throw | exit, Value}` or `{Res,
         // error, Reason, Stack}`; any other reason is a signal that ended it.
@@ -328,21 +328,23 @@ impl Node {
     }
 }
 
-/// What `:erpc.call` raises for `e` in the calling process (erpc.erl's `result/4`).
+/// What `:erpc.call` raises for `e` in the calling process (erpc.erl's `result/4`); an
+/// error with the frame of the code that converted it (the `?`), as other errors.
+#[track_caller]
 pub(crate) fn rpc_exception(e: RpcError) -> Exception {
-    let erpc = |reason| Exception::bare(tuple(vec![atom("erpc"), reason]));
+    let erpc = |reason| tuple(vec![atom("erpc"), reason]);
     match e {
         RpcError::Exception(Exception::Throw(value)) => Exception::Throw(value),
         RpcError::Exception(Exception::Exit(reason)) => {
             Exception::Exit(tuple(vec![atom("exception"), reason]))
         }
         RpcError::Exception(Exception::Error { reason, stacktrace }) => {
-            Exception::bare(tuple(vec![atom("exception"), reason, list(stacktrace)]))
+            Exception::error(tuple(vec![atom("exception"), reason, list(stacktrace)]))
         }
         RpcError::Signal(reason) => Exception::Exit(tuple(vec![atom("signal"), reason])),
-        RpcError::NoConnection => erpc(atom("noconnection")),
-        RpcError::Timeout => erpc(atom("timeout")),
-        RpcError::Spawn(r) => erpc(r),
+        RpcError::NoConnection(_) => Exception::error(erpc(atom("noconnection"))),
+        RpcError::Timeout => Exception::error(erpc(atom("timeout"))),
+        RpcError::Spawn(r) => Exception::error(erpc(r)),
         // A process whose call ended with it goes on ending so.
         RpcError::CallerEnded(r) => Exception::Exit(r),
     }
@@ -392,10 +394,13 @@ mod tests {
             reason: atom("badarg"),
             stacktrace: vec![frame],
         });
-        assert_eq!(
-            rpc_exception(raised).exit_reason(),
-            parse("{{:exception, :badarg, [{Svc, :boom, 0, []}]}, []}").unwrap()
+        let line = line!() + 1;
+        let raised = rpc_exception(raised).exit_reason();
+        let expected = format!(
+            "{{{{:exception, :badarg, [{{Svc, :boom, 0, []}}]}}, [{{:rust, :anonymous, 0, [file: ~c\"{}\", line: {line}]}}]}}",
+            file!()
         );
+        assert_eq!(raised, parse(&expected).unwrap());
         let thrown = RpcError::Exception(Exception::Throw(atom("ball")));
         assert_eq!(rpc_exception(thrown), Exception::Throw(atom("ball")));
     }

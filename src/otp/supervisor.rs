@@ -503,6 +503,15 @@ pub async fn start(
     Ok(pid)
 }
 
+/// A supervisor as its logs name it, as Elixir's logger does: its registered name as
+/// an alias or atom (`Chat.Supervisor`, `:sup`), else its pid.
+pub(crate) fn shown_name(p: &Process) -> String {
+    match p.registered_name() {
+        Some(name) => crate::term::Elixir(&atom(&name)).to_string(),
+        None => p.pid().inspect().to_string(),
+    }
+}
+
 /// A top supervisor (one started by no process) that ends while the node goes on is
 /// said in the log, as a BEAM node's application controller says
 /// `Application chat exited: killed`: killed, or given up (after its own report).
@@ -854,7 +863,8 @@ impl Supervisor {
             if !self.intensity.add_restart() {
                 tracing::error!(
                     supervisor = %p.pid().inspect(),
-                    "reached_max_restart_intensity (child {} exited: {}); shutting down",
+                    "Supervisor {}: reached_max_restart_intensity (child {} exited: {}); shutting down",
+                    shown_name(p),
                     self.children[i].spec.id,
                     Short(reason)
                 );

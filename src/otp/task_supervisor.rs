@@ -299,7 +299,8 @@ pub(crate) async fn supervise(
                     // Under the supervisors' target, whichever kind this one is.
                     tracing::error!(
                         target: "cnode::otp::supervisor",
-                        "{name}: reached_max_restart_intensity (child {} exited: {}); shutting down",
+                        "Supervisor {}: reached_max_restart_intensity (child {} exited: {}); shutting down",
+                        super::supervisor::shown_name(&p),
                         pid.inspect(),
                         Short(reason)
                     );
@@ -991,7 +992,10 @@ impl Node {
     /// `Task.Supervisor.async(supervisor, module, function, args)` from code that is no
     /// process: the task is started at once, owned by a process of this node that waits
     /// for it. `.await` the [`NodeTask`] for the result (`Task.await(task, :infinity)`),
-    /// or [`NodeTask::await_timeout`].
+    /// or [`NodeTask::await_timeout`]. Its owner traps exits: a task that fails is an
+    /// `Err`, as `Task.await` exits in a caller that traps exits. In a process body,
+    /// [`Process::task_async`] and [`Process::task_await`] are Elixir's `Task.async` and
+    /// `Task.await` there: the task linked to the process, which its failure ends.
     ///
     /// ```no_run
     /// # async fn demo(node: cnode::Node) -> Result<(), cnode::TaskError> {
@@ -1082,7 +1086,10 @@ pub struct NodeTask {
 impl NodeTask {
     /// `Task.await(task, timeout)`: the result, or the exit `Task.await` makes. When the
     /// time is up, the task is stopped (its owner exits, and the task, linked to it, with
-    /// it), as a BEAM caller's `Task.await` timeout does.
+    /// it), as a BEAM caller's `Task.await` timeout does. The time counts from
+    /// [`Node::task_async`], the task's start included (an Elixir caller's
+    /// `Task.Supervisor.async` returns once it has started); a task not started when it
+    /// is up is named by its owner's pid in the exit, where `Task.await` has the `%Task{}`.
     pub async fn await_timeout(self, timeout: Duration) -> Result<Term, TaskError> {
         let NodeTask {
             node,

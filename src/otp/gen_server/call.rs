@@ -134,7 +134,10 @@ pub enum CallErrorKind {
     Timeout,
     /// The target was the calling process itself (`calling_self`): nobody would answer.
     CallingSelf,
-    /// The target exited with this reason before replying.
+    /// The target exited with this reason before replying: for a raise there,
+    /// `{exception, stacktrace}`, the exception a struct that
+    /// [`decode`](crate::term::Match::decode) reads into a Rust type
+    /// (`#[serde(rename = "Elixir.ArgumentError")]`).
     Exit(Term),
 }
 
