@@ -475,16 +475,6 @@ impl<W: Write> Printer<'_, W> {
                     }
                 }
                 Syntax::Erlang => {
-                    // UTF-8 beyond ASCII, as the shell prints it: `<<"héllo"/utf8>>`.
-                    let utf8 = (seen.len() == whole.len() && !whole.is_ascii())
-                        .then(|| std::str::from_utf8(whole).ok())
-                        .flatten()
-                        .filter(|t| t.chars().all(elixir_printable));
-                    if let Some(text) = utf8 {
-                        self.out.write_str("<<")?;
-                        self.quoted(text, '"')?;
-                        return self.out.write_str("/utf8>>");
-                    }
                     if !whole.is_empty() && seen.iter().all(|&b| erlang_printable(b.into())) {
                         self.out.write_str("<<")?;
                         let text: String = whole.iter().map(|&b| char::from(b)).collect();

@@ -117,7 +117,11 @@ fn containers_as_each_language_prints_them() {
         (charlist("a\nb"), r#"~c"a\nb""#, r#""a\nb""#),
         (improper, "[1 | 2]", "[1|2]"),
         (bits, "<<1, 2::size(3)>>", "<<1,2:3>>"),
-        (binary("h\"é\n"), r#""h\"é\n""#, "<<\"h\\\"é\\n\"/utf8>>"),
+        (
+            binary("h\"é\n"),
+            r#""h\"é\n""#,
+            "<<\"h\\\"\u{c3}\u{a9}\\n\">>",
+        ),
         (binary(vec![255]), "<<255>>", "<<\"\u{ff}\">>"),
         (binary(vec![0]), "<<0>>", "<<0>>"),
         (binary(""), r#""""#, "<<>>"),
