@@ -466,11 +466,20 @@ impl GenServer for Counter {
     async fn handle_call(
         &mut self,
         request: Term,
-        _from: &Caller,
-        _p: &mut Process,
+        from: &Caller,
+        p: &mut Process,
     ) -> Result<Reply, Exception> {
         match request.as_atom() {
             Some("get") => Ok(Reply::reply(int(self.count))),
+            // {:noreply, state}, and GenServer.reply/2 from a task of its own later.
+            Some("later") => {
+                let (node, from) = (p.node().clone(), from.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    from.reply_from_node(&node, atom("later"));
+                });
+                Ok(Reply::NoReply(Next::Wait))
+            }
             // {:reply, :ok, state, 200}: handle_info(:timeout) when nothing comes.
             Some("arm") => Ok(Reply::Reply(
                 atom("ok"),
@@ -565,6 +574,7 @@ async fn a_rust_genserver_is_a_genserver_to_iex() {
 
     // init continued to handle_continue before the first call.
     assert_eq!(eval("GenServer.call(SERVER, :get)"), "10");
+    assert_eq!(eval("GenServer.call(SERVER, :later)"), ":later");
     eval("GenServer.cast(SERVER, :inc)");
     assert_eq!(eval(":sys.get_state(SERVER)"), "11");
     assert_eq!(

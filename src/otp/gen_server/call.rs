@@ -31,6 +31,24 @@ impl Caller {
         self.reply_from(&p.node, &p.entry.pid, reply);
     }
 
+    /// `GenServer.reply/2` from code that is no process: a tokio task the callback
+    /// handed the caller to, answering once its work is done (the callback returned
+    /// [`Reply::NoReply`](super::Reply::NoReply)). Sent as [`Node::send`] sends.
+    ///
+    /// ```no_run
+    /// # async fn demo(node: cnode::Node, from: cnode::Caller) {
+    /// use cnode::term::atom;
+    /// tokio::spawn(async move {
+    ///     // ... the slow work ...
+    ///     from.reply_from_node(&node, atom("done"));
+    /// });
+    /// # }
+    /// ```
+    pub fn reply_from_node(self, node: &Node, reply: impl IntoMessage) {
+        let sender = node.user_pid();
+        self.reply_from(node, &sender, reply);
+    }
+
     /// `{Pid, Tag}`, the `From` a callback is given on a BEAM node.
     pub(crate) fn to_term(&self) -> Term {
         crate::term::tuple(vec![Term::Pid(self.pid), self.tag.clone()])

@@ -80,7 +80,8 @@ pub enum Next {
 pub enum Reply {
     /// `{:reply, reply, state}` (with [`Next::Wait`]), or with a timeout or a continue.
     Reply(Term, Next),
-    /// `{:noreply, state}`: the reply comes later, from [`Caller::reply`].
+    /// `{:noreply, state}`: the reply comes later, from [`Caller::reply`] (or
+    /// [`Caller::reply_from_node`] in a task of its own).
     /// `Reply::NoReply(Next::Stop(reason))` is `{:stop, reason, state}`: stop without
     /// answering (the caller's `GenServer.call` exits with `{reason, {GenServer, :call,
     /// ...}}`, as from Elixir).
