@@ -917,7 +917,9 @@ async fn standalone(scale: usize, only: Option<&str>) -> i32 {
     gen_server::start(&server, Some("echo"), Echo)
         .await
         .unwrap_or_else(|e| die(&format!("echo: {e}")));
-    server.start_task_supervisor("Elixir.Chat.TaskSupervisor");
+    server
+        .start_task_supervisor("Elixir.Chat.TaskSupervisor")
+        .expect("the task supervisor starts");
     // As Moebi's, without the printing (this process's stdout is the report).
     server.register_function(
         "Elixir.Chat",

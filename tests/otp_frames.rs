@@ -179,7 +179,8 @@ async fn elixir_120s_start_child_replayed() {
         let _ = ran_tx.send(args[0].clone());
         async move { Ok(cnode::term::atom("ok")) }
     });
-    node.start_task_supervisor("Elixir.Chat.TaskSupervisor");
+    node.start_task_supervisor("Elixir.Chat.TaskSupervisor")
+        .expect("the task supervisor starts");
     let port = node.port();
     let call = frames["start_task_call"].clone();
     let start = frames["start_message"].clone();

@@ -775,7 +775,8 @@ async fn rust_errors_reach_the_beam_as_elixir_exceptions() {
         }
         Ok(p.call(("nobody", there.as_str()), request, five_s).await?)
     });
-    node.start_task_supervisor("Elixir.Rusty.TaskSupervisor");
+    node.start_task_supervisor("Elixir.Rusty.TaskSupervisor")
+        .expect("the task supervisor starts");
     let eval = |expr: &str| blocking(|| alex.eval(&expr.replace("NODE", &n)));
 
     // The exit is the one an Elixir process gets from the same call.
@@ -1465,7 +1466,11 @@ async fn servers_stop_as_a_beam_nodes_applications_stop() {
     cnode::gen_server::start(&node, Some("lone"), trapper(&a))
         .await
         .expect("lone starts");
-    node.start_task_supervisor("tsup");
+    node.start_task_supervisor("tsup")
+        .expect("the task supervisor starts");
+    // The name taken: {:already_started, pid}, as Task.Supervisor.start_link answers.
+    let again = node.start_task_supervisor("tsup").expect_err("taken");
+    assert_eq!(again.already_started(), node.whereis("tsup"));
     node.start_pg("pg").expect("the pg scope starts");
     node.spawn_registered("bare", idle).expect("bare starts");
     // A server stuck in a callback: it does not stop in time, and gets `shutdown` as a
@@ -1805,7 +1810,8 @@ async fn servers_are_called_through_rpc_as_on_a_beam_node() {
         .await
         .expect("the echo starts");
     empty_supervisor(&node, "sup").await;
-    node.start_task_supervisor("tsup");
+    node.start_task_supervisor("tsup")
+        .expect("the task supervisor starts");
     blocking(|| {
         alex.eval(
             "{:ok, _} = Chat.Echo.start(:echo)
@@ -1919,7 +1925,8 @@ async fn a_rust_supervisor_is_a_supervisor_to_iex() {
     both("Supervisor.count_children(SUP)");
     // A stray message is logged as supervisor.erl logs it; the Task.Supervisor (a
     // DynamicSupervisor) takes casts silently and logs any other message.
-    node.start_task_supervisor("Elixir.Stray.TaskSupervisor");
+    node.start_task_supervisor("Elixir.Stray.TaskSupervisor")
+        .expect("the task supervisor starts");
     let before = logs();
     eval(
         "send({:sup, :NODE}, :stray)

@@ -688,7 +688,8 @@ async fn two_nodes() -> (EpmdServer, Node, Node) {
     let a = start_node("a", epmd.local_port()).await;
     let b = start_node("b", epmd.local_port()).await;
     gen_server::start(&b, Some("echo"), Echo).await.unwrap();
-    b.start_task_supervisor("Elixir.Chat.TaskSupervisor");
+    b.start_task_supervisor("Elixir.Chat.TaskSupervisor")
+        .expect("the task supervisor starts");
     b.register_function("Elixir.Math", "add", 2, |_p, args| async move {
         match (args[0].as_int(), args[1].as_int()) {
             (Some(x), Some(y)) => Ok(int(x + y)),

@@ -34,7 +34,9 @@ async fn two_nodes() -> (EpmdServer, Node, Node) {
     moebi.register_function("Elixir.Chat", "receive_message", 1, |_p, args| async move {
         Ok(tuple(vec![atom("received"), args[0].clone()]))
     });
-    moebi.start_task_supervisor("Elixir.Chat.TaskSupervisor");
+    moebi
+        .start_task_supervisor("Elixir.Chat.TaskSupervisor")
+        .expect("the task supervisor starts");
     (epmd, sophie, moebi)
 }
 

@@ -81,7 +81,7 @@ pub enum NodeError {
 ///     p.puts("Woof!").await?;
 ///     Ok(cnode::term::atom("ok"))
 /// });
-/// node.start_task_supervisor("Elixir.Chat.TaskSupervisor");
+/// node.start_task_supervisor("Elixir.Chat.TaskSupervisor")?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

@@ -64,13 +64,11 @@ impl Node {
     /// `Task.Supervisor.async({name, node}, M, F, A)`, running registered functions.
     /// The node starts it again whenever it ends, and stops it with `shutdown` when the
     /// node stops. (In a supervision tree of your own: [`ChildSpec::task_supervisor`].)
-    ///
-    /// # Panics
-    ///
-    /// If `name` is already registered on this node.
+    /// A name already registered on this node is `{:already_started, pid}`, as
+    /// `Task.Supervisor.start_link/1` answers.
     ///
     /// [`ChildSpec::task_supervisor`]: crate::supervisor::ChildSpec::task_supervisor
-    pub fn start_task_supervisor(&self, name: &str) -> Pid {
+    pub fn start_task_supervisor(&self, name: &str) -> Result<Pid, super::gen_server::StartError> {
         start(self, name)
     }
 }
@@ -78,7 +76,11 @@ impl Node {
 /// Starts the supervisor registered as `name` under a parent that starts it again when
 /// it exits, as the application's supervisor restarts `Chat.TaskSupervisor` on a BEAM
 /// node (its tasks die with it, being linked to it). Returns the supervisor's pid.
-pub(crate) fn start(node: &Node, name: &str) -> Pid {
+pub(crate) fn start(node: &Node, name: &str) -> Result<Pid, super::gen_server::StartError> {
+    if let Some(holder) = node.whereis(name) {
+        let taken = super::gen_server::already_started(Some(holder));
+        return Err(super::gen_server::StartError(Exception::Exit(taken)));
+    }
     let owned = name.to_owned();
     super::keep_registered_app(node, name, move |p, parent| {
         supervise(
@@ -89,7 +91,10 @@ pub(crate) fn start(node: &Node, name: &str) -> Pid {
             DynamicSupervisor::default(),
         )
     })
-    .unwrap_or_else(|_| panic!("the name {name} is already registered on this node"))
+    .map_err(|_| {
+        let taken = super::gen_server::already_started(node.whereis(name));
+        super::gen_server::StartError(Exception::Exit(taken))
+    })
 }
 
 struct Child {
