@@ -1447,9 +1447,17 @@ async fn servers_stop_as_a_beam_nodes_applications_stop() {
     let again = cnode::gen_server::stop(&node, "short", atom("normal"), None)
         .await
         .expect_err("nobody is there");
+    assert_eq!(again.kind(), CallErrorKind::NoProc);
     assert_eq!(
-        again.exit_reason().inspect().to_string(),
+        again.reason().inspect().to_string(),
         "{:noproc, {GenServer, :stop, [:short, :normal, :infinity]}}"
+    );
+    // Said as Elixir says that exit.
+    assert!(
+        again
+            .to_string()
+            .starts_with("exited in: GenServer.stop(:short, :normal, :infinity)"),
+        "{again}"
     );
 
     // What the node runs: a supervisor of a server that traps exits, a server, a

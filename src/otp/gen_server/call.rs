@@ -206,6 +206,8 @@ pub struct CallError(Box<FailedCall>);
 #[derive(Debug, Clone, PartialEq)]
 struct FailedCall {
     kind: CallErrorKind,
+    /// `call`, or `stop` ([`stop`](super::stop)).
+    function: &'static str,
     server: Term,
     request: Term,
     timeout: Option<Duration>,
@@ -220,10 +222,23 @@ impl CallError {
     ) -> Self {
         CallError(Box::new(FailedCall {
             kind,
+            function: "call",
             server: to.to_term(),
             request,
             timeout,
         }))
+    }
+
+    /// A failed `GenServer.stop(server, reason, timeout)`.
+    pub(crate) fn stop(
+        kind: CallErrorKind,
+        to: &Dest,
+        reason: Term,
+        timeout: Option<Duration>,
+    ) -> Self {
+        let mut e = CallError::new(kind, to, reason, timeout);
+        e.0.function = "stop";
+        e
     }
 
     /// What went wrong.
@@ -241,7 +256,7 @@ impl CallError {
             call.kind.reason(),
             tuple(vec![
                 atom("Elixir.GenServer"),
-                atom("call"),
+                atom(call.function),
                 list(vec![call.server.clone(), call.request.clone(), timeout]),
             ]),
         ])

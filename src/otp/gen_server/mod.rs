@@ -331,9 +331,10 @@ pub async fn start_link_global<S: GenServer>(
 /// `{name, node}`. It runs in a process of its own, so plain Rust code and processes
 /// call it alike; a supervisor stops the same way (`Supervisor.stop/3`).
 ///
-/// The `Err` is the exit `GenServer.stop` exits its caller with, `{why,
-/// {GenServer, :stop, [server, reason, timeout]}}`: `why` is `:noproc` (no such
-/// process), `:timeout`, or the reason the server ended with when it is not `reason`.
+/// The `Err` is a [`CallError`] as for a call: its [`kind`](CallError::kind) `NoProc`
+/// (no such process), `Timeout`, or `Exit` with the reason the server ended with when
+/// it is not `reason`, and its reason the exit `GenServer.stop` exits its caller with,
+/// `{why, {GenServer, :stop, [server, reason, timeout]}}`.
 ///
 /// ```no_run
 /// # async fn demo(node: cnode::Node) -> Result<(), cnode::Exception> {
@@ -346,26 +347,31 @@ pub async fn stop(
     server: impl Into<crate::process::Dest>,
     reason: Term,
     timeout: impl Into<Option<Duration>>,
-) -> Result<(), Exception> {
+) -> Result<(), CallError> {
     let (to, timeout) = (server.into(), timeout.into());
-    let call = vec![to.to_term(), reason.clone(), crate::term::timeout(timeout)];
-    let failed = move |why: Term| {
-        let stop = tuple(vec![
-            atom("Elixir.GenServer"),
-            atom("stop"),
-            crate::term::list(call),
-        ]);
-        Exception::Exit(tuple(vec![why, stop]))
+    let failed = |why: Term, to: &crate::process::Dest, reason: Term| {
+        let kind = match why {
+            w if crate::term::Match::is_atom(&w, "noproc") => CallErrorKind::NoProc,
+            w if crate::term::Match::is_atom(&w, "timeout") => CallErrorKind::Timeout,
+            w => CallErrorKind::Exit(w),
+        };
+        CallError::stop(kind, to, reason, timeout)
     };
     if !super::calls::registered(node, &to) {
-        return Err(failed(atom("noproc")));
+        return Err(failed(atom("noproc"), &to, reason));
     }
+    let (asked, shown) = (reason.clone(), to.clone());
     let stopped = node
         .run_process(
-            move |mut p| async move { super::calls::stop(&mut p, to, reason, timeout).await },
+            move |mut p| async move { super::calls::stop(&mut p, to, asked, timeout).await },
         )
-        .await?;
-    stopped.map(|_| ()).map_err(failed)
+        .await;
+    match stopped {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(why)) => Err(failed(why, &shown, reason)),
+        // The process making the stop ended first (the node stopping).
+        Err(ended) => Err(failed(ended.exit_reason(), &shown, reason)),
+    }
 }
 
 /// How a server is registered: under a name of its node (or none), or in `global`.
