@@ -693,7 +693,7 @@ fn rpc_and_erpc_as_on_a_beam_node() {
     // The rest of what observer_cli, etop and recon read: the time since the last
     // call, atoms taken no less than used, per-scheduler lists, what is not enabled;
     // a process spawned over rpc known by what it runs, system processes as the
-    // gen_servers they are.
+    // gen_servers they are (in OTP 25 to 27's loop, /7; OTP 29's is /5).
     let tools = "stats = fn key -> :rpc.call(NODE, :erlang, :statistics, [key]) end
         {_, _} = stats.(:wall_clock)
         Process.sleep(300)
@@ -707,10 +707,11 @@ fn rpc_and_erpc_as_on_a_beam_node() {
          is_list(stats.(:run_queue_lengths)), stats.(:scheduler_wall_time),
          is_list(stats.(:microstate_accounting)), info[:initial_call],
          is_list(info[:current_stacktrace]) and info[:current_stacktrace] != [],
-         :rpc.call(NODE, Process, :info, [rex, :current_function])}";
+         match?({:current_function, {:gen_server, :loop, _}},
+                :rpc.call(NODE, Process, :info, [rex, :current_function]))}";
     assert_eq!(
         c.same_ok(tools),
-        "{true, true, true, :undefined, true, {Moebi, :wait, 0}, true, {:current_function, {:gen_server, :loop, 7}}}"
+        "{true, true, true, :undefined, true, {Moebi, :wait, 0}, true, true}"
     );
 
     // A registry of another module than `global` is asked, as `GenServer.whereis/1`
