@@ -636,15 +636,9 @@ fn exit_statuses_a_script_can_use() {
         .output()
         .expect("cnode runs");
     signal("-CONT");
-    assert_eq!(
-        (
-            run.status.code(),
-            String::from_utf8_lossy(&run.stdout).trim()
-        ),
-        (Some(5), "pang"),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let said = String::from_utf8_lossy(&run.stdout);
+    let why = String::from_utf8_lossy(&run.stderr);
+    assert_eq!((run.status.code(), said.trim()), (Some(5), "pang"), "{why}");
 
     // A Rust node runs the functions it registered, and evaluates no code.
     let moebi = RustNode::start(&unique_name("moebi"), COOKIE, &epmd, &[]);
