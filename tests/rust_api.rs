@@ -2008,6 +2008,28 @@ async fn a_rust_supervisor_is_a_supervisor_to_iex() {
     ] {
         both(call);
     }
+    // The same from Rust, to the Rust supervisor and to the Elixir one alike.
+    let a = alex.node_name();
+    let mut answers = Vec::new();
+    for sup in [Dest::from("sup"), Dest::from(("beam_sup", a.as_str()))] {
+        let counts = supervisor::count_children(&node, sup.clone()).await;
+        let stopped = supervisor::terminate_child(&node, sup.clone(), "idle").await;
+        let restarted = supervisor::restart_child(&node, sup.clone(), "idle").await;
+        let running = supervisor::restart_child(&node, sup.clone(), "idle").await;
+        let busy = supervisor::delete_child(&node, sup.clone(), "echo").await;
+        let nobody = supervisor::terminate_child(&node, sup.clone(), "nobody").await;
+        let unknown = supervisor::restart_child(&node, sup.clone(), "nobody").await;
+        answers.push(format!(
+            "{counts:?} {stopped:?} {} {running:?} {busy:?} {nobody:?} {unknown:?}",
+            restarted.is_ok_and(|r| r.is_ok())
+        ));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(
+        answers[0],
+        "Ok(ChildCounts { specs: 2, active: 2, supervisors: 0, workers: 2 }) Ok(true) true \
+         Ok(Err(:running)) Ok(Err(:running)) Ok(false) Ok(Err(:not_found))"
+    );
     // Its state is supervisor.erl's record, which tools read (the fields every
     // release has in the same place: the record grew in OTP 28).
     both(

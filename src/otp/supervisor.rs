@@ -3,7 +3,9 @@
 //! restarts in a period, and stops them in reverse order with their `shutdown`. The
 //! children are Rust processes, GenServers and supervisors. A BEAM user's
 //! `Supervisor.which_children/1`, `count_children/1`, `terminate_child/2`,
-//! `restart_child/2` and `delete_child/2` on it answer as for an Elixir supervisor.
+//! `restart_child/2` and `delete_child/2` on it answer as for an Elixir supervisor, and
+//! Rust code asks them of any supervisor with [`which_children`], [`count_children`],
+//! [`terminate_child`], [`restart_child`] and [`delete_child`].
 //!
 //! ```no_run
 //! use cnode::supervisor::{self, ChildSpec, Strategy};
@@ -645,13 +647,117 @@ pub async fn start_child(
 /// `DynamicSupervisor.terminate_child(supervisor, pid)` from Rust code: stops the child
 /// as its `shutdown` says (it is not started again); `Ok(false)` when `pid` is not a
 /// child of it (`{:error, :not_found}`). For a supervisor of this node or a BEAM one.
+/// `Supervisor.terminate_child(supervisor, id)` with an id (`"counter"`): the child is
+/// stopped and its spec kept, for [`restart_child`].
 pub async fn terminate_child(
     node: &Node,
     supervisor: impl Into<crate::process::Dest>,
-    child: Pid,
+    child: impl Into<ChildRef>,
 ) -> Result<bool, super::gen_server::CallError> {
-    let request = tuple(vec![atom("terminate_child"), Term::Pid(child)]);
+    let request = tuple(vec![atom("terminate_child"), child.into().to_term()]);
     Ok(node.call(supervisor, request, None).await?.is_atom("ok"))
+}
+
+/// A child of a supervisor: its pid (a `DynamicSupervisor`'s children have no other
+/// name) or its id (a `Supervisor`'s, `"counter"`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChildRef {
+    /// The child's pid.
+    Pid(Pid),
+    /// The child's id in its spec (an atom: `"counter"` is `:counter`).
+    Id(String),
+}
+
+impl ChildRef {
+    fn to_term(&self) -> Term {
+        match self {
+            ChildRef::Pid(pid) => Term::Pid(*pid),
+            ChildRef::Id(id) => atom(id),
+        }
+    }
+}
+
+impl From<Pid> for ChildRef {
+    fn from(pid: Pid) -> Self {
+        ChildRef::Pid(pid)
+    }
+}
+
+impl From<&str> for ChildRef {
+    fn from(id: &str) -> Self {
+        ChildRef::Id(id.to_owned())
+    }
+}
+
+/// `Supervisor.restart_child(supervisor, id)`: starts again a child that
+/// [`terminate_child`] stopped. `Ok(Ok(pid))`, or `Ok(Err(reason))` with the
+/// supervisor's `{:error, reason}`: `:running`, `:restarting`, `:not_found`, or why it
+/// did not start.
+pub async fn restart_child(
+    node: &Node,
+    supervisor: impl Into<crate::process::Dest>,
+    id: &str,
+) -> Result<Result<Pid, Term>, super::gen_server::CallError> {
+    let request = tuple(vec![atom("restart_child"), atom(id)]);
+    let reply = node.call(supervisor, request, None).await?;
+    Ok(match reply.as_tuple() {
+        Some([ok, Term::Pid(pid), ..]) if ok.is_atom("ok") => Ok(*pid),
+        Some([error, reason]) if error.is_atom("error") => Err(reason.clone()),
+        _ => Err(reply),
+    })
+}
+
+/// `Supervisor.delete_child(supervisor, id)`: forgets the spec of a child that is not
+/// running. `Ok(Err(reason))` with the supervisor's `{:error, reason}`: `:running`,
+/// `:restarting`, `:not_found`.
+pub async fn delete_child(
+    node: &Node,
+    supervisor: impl Into<crate::process::Dest>,
+    id: &str,
+) -> Result<Result<(), Term>, super::gen_server::CallError> {
+    let request = tuple(vec![atom("delete_child"), atom(id)]);
+    let reply = node.call(supervisor, request, None).await?;
+    Ok(match reply.as_tuple() {
+        _ if reply.is_atom("ok") => Ok(()),
+        Some([error, reason]) if error.is_atom("error") => Err(reason.clone()),
+        _ => Err(reply),
+    })
+}
+
+/// What [`count_children`] counts, as `Supervisor.count_children/1` gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChildCounts {
+    /// Every child, running or not.
+    pub specs: usize,
+    /// The children running.
+    pub active: usize,
+    /// The children that are supervisors.
+    pub supervisors: usize,
+    /// The children that are workers.
+    pub workers: usize,
+}
+
+/// `Supervisor.count_children(supervisor)` (or `DynamicSupervisor`'s), for a supervisor
+/// of this node or a BEAM one.
+pub async fn count_children(
+    node: &Node,
+    supervisor: impl Into<crate::process::Dest>,
+) -> Result<ChildCounts, super::gen_server::CallError> {
+    let reply = node.call(supervisor, atom("count_children"), None).await?;
+    let mut counts = ChildCounts::default();
+    for entry in reply.as_list().unwrap_or(&[]) {
+        if let Some([key, n]) = entry.as_tuple_n(2) {
+            let n = n.as_int().map_or(0, |n| n.max(0) as usize);
+            match key.as_atom() {
+                Some("specs") => counts.specs = n,
+                Some("active") => counts.active = n,
+                Some("supervisors") => counts.supervisors = n,
+                Some("workers") => counts.workers = n,
+                _ => {}
+            }
+        }
+    }
+    Ok(counts)
 }
 
 /// `Supervisor.which_children(supervisor)` (or `DynamicSupervisor`'s) from Rust code:
