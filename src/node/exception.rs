@@ -196,11 +196,34 @@ pub(crate) fn frame(file: &str, line: u32) -> Option<Term> {
         atom(UNNAMED.0),
         atom(UNNAMED.1),
         crate::term::int(0),
-        crate::term::list(vec![
-            tuple(vec![atom("file"), crate::term::charlist(file)]),
-            tuple(vec![atom("line"), crate::term::int(i64::from(line))]),
-        ]),
+        location(file, i64::from(line)),
     ]))
+}
+
+/// A frame's location, `[file: File, line: Line]`.
+pub(crate) fn location(file: &str, line: i64) -> Term {
+    crate::term::list(vec![
+        tuple(vec![atom("file"), crate::term::charlist(file)]),
+        tuple(vec![atom("line"), crate::term::int(line)]),
+    ])
+}
+
+/// The file and line of a frame `{M, F, A, Location}`, where its location has them.
+pub(crate) fn frame_place(frame: &Term) -> (Option<String>, Option<i64>) {
+    let Some([.., location]) = frame.as_tuple_n(4) else {
+        return (None, None);
+    };
+    let get = |key: &str| {
+        location
+            .as_list()?
+            .iter()
+            .find_map(|kv| match kv.as_tuple_n(2) {
+                Some([k, v]) if k.as_atom() == Some(key) => Some(v.clone()),
+                _ => None,
+            })
+    };
+    let file = get("file").and_then(|f| crate::term::chardata_to_string(&f));
+    (file, get("line").and_then(|l| l.as_int()))
 }
 
 impl Exception {
@@ -538,7 +561,7 @@ fn frame_lines(frames: &[Term], joiner: &str) -> String {
 /// `{M, F, A, Location}` as `Exception.format_stacktrace_entry/1` prints it:
 /// `file:line: Module.fun/arity`.
 fn format_frame(frame: &Term) -> String {
-    let Some([m, f, a, location]) = frame.as_tuple_n(4) else {
+    let Some([m, f, a, _]) = frame.as_tuple_n(4) else {
         return Elixir(frame).to_string();
     };
     let name = f.as_atom().unwrap_or("?");
@@ -555,17 +578,7 @@ fn format_frame(frame: &Term) -> String {
         }
         None => format!("{}.{name}/{}", Elixir(m), arity(a)),
     };
-    let get = |key: &str| {
-        location
-            .as_list()?
-            .iter()
-            .find_map(|kv| match kv.as_tuple_n(2) {
-                Some([k, v]) if k.as_atom() == Some(key) => Some(v.clone()),
-                _ => None,
-            })
-    };
-    let file = get("file").and_then(|f| crate::term::chardata_to_string(&f));
-    match (file, get("line").and_then(|l| l.as_int())) {
+    match frame_place(frame) {
         (Some(file), Some(line)) => format!("{file}:{line}: {mfa}"),
         (Some(file), None) => format!("{file}: {mfa}"),
         _ => mfa,

@@ -26,6 +26,7 @@ pub(crate) use config::hostname;
 pub use config::{default_cookie, release_cookie, NodeConfig};
 pub use dest::{Dest, IntoMessage};
 pub(crate) use entry::{mfa_term, MonitorTarget, Prepared, ProcEntry, ProcLib, SpawnOpts};
+pub(crate) use exception::location;
 pub use exception::Exception;
 pub(crate) use hooks::{Extensions, Hooks};
 pub(crate) use mailbox::Mailbox;

@@ -283,6 +283,7 @@ fn made_order(a: &crate::term::Reference, b: &crate::term::Reference) -> std::cm
 /// says it (a raise there is the caller's to report; a panic is a bug here): one line,
 /// with the process and where it panicked.
 pub(crate) fn log_answered_panic(pid: &Pid, e: &Exception) {
+    use super::exception::frame_place;
     use crate::term::Match;
     let Exception::Error { reason, stacktrace } = e else {
         return;
@@ -293,24 +294,10 @@ pub(crate) fn log_answered_panic(pid: &Pid, e: &Exception) {
     if !tag.is_atom("rust_panic") {
         return;
     }
-    let at = stacktrace
-        .first()
-        .and_then(|frame| frame.as_tuple_n(4))
-        .and_then(|frame| {
-            let location = &frame[3];
-            let get = |key: &str| {
-                location
-                    .as_list()?
-                    .iter()
-                    .find_map(|kv| match kv.as_tuple_n(2) {
-                        Some([k, v]) if k.is_atom(key) => Some(v.clone()),
-                        _ => None,
-                    })
-            };
-            let file = crate::term::chardata_to_string(&get("file")?)?;
-            Some(format!(" at {file}:{}", get("line")?.as_int()?))
-        })
-        .unwrap_or_default();
+    let at = match stacktrace.first().map(frame_place) {
+        Some((Some(file), Some(line))) => format!(" at {file}:{line}"),
+        _ => String::new(),
+    };
     let message = String::from_utf8_lossy(&message.bytes);
     tracing::error!("process {pid} panicked{at}: {message}");
 }

@@ -729,6 +729,11 @@ pub(crate) fn apply_frame(arity: usize) -> Term {
     ])
 }
 
+/// `{M, F, Arity, []}`: where a process waits, as `current_location` gives it.
+fn current_location((m, f, a): (crate::term::Atom, crate::term::Atom, usize)) -> Term {
+    tuple(vec![Term::Atom(m), Term::Atom(f), int(a as i64), nil()])
+}
+
 /// `erlang:process_info(Pid, ItemOrItems)` for a local pid.
 fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception> {
     let pid = pid.as_pid().ok_or_else(Exception::bare_badarg)?;
@@ -771,15 +776,7 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             "status" => atom("waiting"),
             "heap_size" | "total_heap_size" | "stack_size" | "reductions" | "memory" => int(0),
             // Where it waits, the one frame known of it (`current_location`'s).
-            "current_stacktrace" => {
-                let (m, f, a) = st.current_function();
-                list(vec![tuple(vec![
-                    Term::Atom(m),
-                    Term::Atom(f),
-                    int(a as i64),
-                    nil(),
-                ])])
-            }
+            "current_stacktrace" => list(vec![current_location(st.current_function())]),
             "group_leader" => Term::Pid(st.group_leader),
             "monitors" => list(
                 st.monitors
@@ -800,10 +797,7 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             "binary" => nil(),
             "last_calls" => atom("false"),
             "catchlevel" => int(0),
-            "current_location" => {
-                let (m, f, a) = st.current_function();
-                tuple(vec![Term::Atom(m), Term::Atom(f), int(a as i64), nil()])
-            }
+            "current_location" => current_location(st.current_function()),
             // OTP 25's defaults; a Rust process has no heap of its own to collect.
             "garbage_collection" => list(vec![
                 tuple(vec![atom("max_heap_size"), max_heap_size()]),

@@ -54,10 +54,7 @@ impl Node {
         super::keep_registered(self, scope, move |p, parent| {
             serve(p, parent, name, view.clone())
         })
-        .map_err(|_| {
-            let holder = self.whereis(scope);
-            StartError(Exception::Exit(super::gen_server::already_started(holder)))
-        })
+        .map_err(|_| StartError::taken(self.whereis(scope)))
     }
 
     /// The view the scope `scope` keeps, where readers find it.
@@ -326,10 +323,7 @@ fn no_table(scope: &str, default: bool) -> Exception {
             atom("pg"),
             atom("which_groups"),
             crate::term::int(1),
-            list(vec![
-                tuple(vec![atom("file"), crate::term::charlist("pg.erl")]),
-                tuple(vec![atom("line"), crate::term::int(238)]),
-            ]),
+            crate::node::location("pg.erl", 238),
         ]),
     ];
     if default {

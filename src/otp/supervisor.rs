@@ -585,9 +585,7 @@ pub async fn start_dynamic_with(
     options: DynamicSupervisor,
 ) -> Result<Pid, StartError> {
     if let Some(holder) = name.and_then(|n| node.whereis(n)) {
-        return Err(StartError(Exception::Exit(gen_server::already_started(
-            Some(holder),
-        ))));
+        return Err(StartError::taken(Some(holder)));
     }
     let body = dynamic_body(
         node.user_pid(),
@@ -869,10 +867,7 @@ impl Child {
 /// `function_clause` raised in supervisor.erl's `Function` (at `line`) for `args`,
 /// as the BEAM's supervisor raises it for a call or cast it has no clause for.
 fn no_clause(function: &str, args: Vec<Term>, line: i64) -> Exception {
-    let location = list(vec![
-        tuple(vec![atom("file"), crate::term::charlist("supervisor.erl")]),
-        tuple(vec![atom("line"), int(line)]),
-    ]);
+    let location = crate::node::location("supervisor.erl", line);
     Exception::Error {
         reason: atom("function_clause"),
         stacktrace: vec![tuple(vec![

@@ -130,7 +130,7 @@ fn page_size() -> i64 {
 }
 
 fn system_info(node: &Node, key: &Term) -> Option<Term> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    let cores = cores() as i64;
     Some(match key.as_atom()? {
         "process_count" => int(node.process_count() as i64),
         "process_limit" => int(node.0.config.max_processes as i64),
@@ -169,7 +169,7 @@ fn statistics(key: &Term) -> Option<Term> {
         let before = std::mem::replace(last(&mut last_totals), total);
         pair(total, total - before)
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
     Some(match key.as_atom()? {
         "wall_clock" => since_last(millis(STARTED.elapsed()), |l| &mut l.0),
         "runtime" => since_last(millis(cpu_time()), |l| &mut l.1),
@@ -217,6 +217,11 @@ fn microstate_accounting(cores: usize) -> Term {
     let mut threads = vec![thread("poll", 0), thread("async", 0), thread("aux", 1)];
     threads.extend((1..=cores).map(|id| thread("scheduler", id)));
     list(threads)
+}
+
+/// The cores the program may run on: the schedulers a BEAM node would start.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn millis(d: Duration) -> i64 {

@@ -17,7 +17,7 @@
 //! `{Supervisor, Node}` the way `Task.Supervisor.async/4` + `Task.await/2` do, and
 //! [`Process::task_start_child`] one nobody awaits, as `Task.Supervisor.start_child/5`.
 
-use super::gen_server::{parse_call, CallError, CallErrorKind, Caller};
+use super::gen_server::{parse_call, CallError, CallErrorKind, Caller, StartError};
 use super::supervisor::{
     is_normal_exit, stop_child, DynamicSupervisor, Intensity, Restart, Shutdown, TaskOptions,
 };
@@ -68,7 +68,7 @@ impl Node {
     /// `Task.Supervisor.start_link/1` answers.
     ///
     /// [`ChildSpec::task_supervisor`]: crate::supervisor::ChildSpec::task_supervisor
-    pub fn start_task_supervisor(&self, name: &str) -> Result<Pid, super::gen_server::StartError> {
+    pub fn start_task_supervisor(&self, name: &str) -> Result<Pid, StartError> {
         start(self, name)
     }
 }
@@ -76,10 +76,9 @@ impl Node {
 /// Starts the supervisor registered as `name` under a parent that starts it again when
 /// it exits, as the application's supervisor restarts `Chat.TaskSupervisor` on a BEAM
 /// node (its tasks die with it, being linked to it). Returns the supervisor's pid.
-pub(crate) fn start(node: &Node, name: &str) -> Result<Pid, super::gen_server::StartError> {
+pub(crate) fn start(node: &Node, name: &str) -> Result<Pid, StartError> {
     if let Some(holder) = node.whereis(name) {
-        let taken = super::gen_server::already_started(Some(holder));
-        return Err(super::gen_server::StartError(Exception::Exit(taken)));
+        return Err(StartError::taken(Some(holder)));
     }
     let owned = name.to_owned();
     super::keep_registered_app(node, name, move |p, parent| {
@@ -91,10 +90,7 @@ pub(crate) fn start(node: &Node, name: &str) -> Result<Pid, super::gen_server::S
             DynamicSupervisor::default(),
         )
     })
-    .map_err(|_| {
-        let taken = super::gen_server::already_started(node.whereis(name));
-        super::gen_server::StartError(Exception::Exit(taken))
-    })
+    .map_err(|_| StartError::taken(node.whereis(name)))
 }
 
 struct Child {
@@ -1213,18 +1209,10 @@ impl TaskError {
             Some([inner, call]) if call.as_tuple_n(3).is_some() => inner,
             _ => &reason,
         };
-        let kind = match inner {
-            r if r.is_atom("noproc") => CallErrorKind::NoProc,
-            r if r.is_atom("timeout") => CallErrorKind::Timeout,
-            r if r.is_atom("calling_self") => CallErrorKind::CallingSelf,
-            r => match r.as_tuple_n(2) {
-                Some([down, Term::Atom(node)]) if down.is_atom("nodedown") => {
-                    CallErrorKind::NodeDown(node.name().to_owned())
-                }
-                _ => CallErrorKind::Exit(inner.clone()),
-            },
-        };
-        TaskError { kind, reason }
+        TaskError {
+            kind: CallErrorKind::of(inner),
+            reason,
+        }
     }
 
     /// What went wrong, as for a call: `NoProc` (no such supervisor), `NodeDown` (its

@@ -167,6 +167,22 @@ impl PartialEq<CallErrorKind> for &CallErrorKind {
 }
 
 impl CallErrorKind {
+    /// The kind a call's exit reason (the first element of [`CallError::reason`]) says:
+    /// what [`reason`](Self::reason) gives, read back.
+    pub(crate) fn of(reason: &Term) -> CallErrorKind {
+        match reason {
+            r if r.is_atom("noproc") => CallErrorKind::NoProc,
+            r if r.is_atom("timeout") => CallErrorKind::Timeout,
+            r if r.is_atom("calling_self") => CallErrorKind::CallingSelf,
+            r => match r.as_tuple_n(2) {
+                Some([down, Term::Atom(node)]) if down.is_atom("nodedown") => {
+                    CallErrorKind::NodeDown(node.name().to_owned())
+                }
+                _ => CallErrorKind::Exit(reason.clone()),
+            },
+        }
+    }
+
     /// The reason as `gen:call` exits with it, the first element of
     /// [`CallError::reason`]: `noproc`, `{nodedown, Node}`, `timeout`, `calling_self`, or
     /// the target's exit reason.

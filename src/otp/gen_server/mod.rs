@@ -233,6 +233,11 @@ pub trait GenServer: Send + Sized + 'static {
 pub struct StartError(pub Exception);
 
 impl StartError {
+    /// The name is taken, by `holder` if it is still there: `{:already_started, pid}`.
+    pub(crate) fn taken(holder: Option<Pid>) -> StartError {
+        StartError(Exception::Exit(already_started(holder)))
+    }
+
     /// The reason, as `{:error, reason}` would carry it.
     pub fn reason(&self) -> Term {
         self.0.exit_reason()
@@ -350,12 +355,7 @@ pub async fn stop(
 ) -> Result<(), CallError> {
     let (to, timeout) = (server.into(), timeout.into());
     let failed = |why: Term, to: &crate::process::Dest, reason: Term| {
-        let kind = match why {
-            w if crate::term::Match::is_atom(&w, "noproc") => CallErrorKind::NoProc,
-            w if crate::term::Match::is_atom(&w, "timeout") => CallErrorKind::Timeout,
-            w => CallErrorKind::Exit(w),
-        };
-        CallError::stop(kind, to, reason, timeout)
+        CallError::stop(CallErrorKind::of(&why), to, reason, timeout)
     };
     if !super::calls::registered(node, &to) {
         return Err(failed(atom("noproc"), &to, reason));
@@ -407,7 +407,7 @@ async fn start_from<S: GenServer>(
         ServerName::Global(global) => (None, Some(global)),
     };
     if let Some(holder) = local.as_deref().and_then(|n| node.whereis(n)) {
-        return Err(StartError(Exception::Exit(already_started(Some(holder)))));
+        return Err(StartError::taken(Some(holder)));
     }
     let (ack, started) = oneshot::channel();
     let link = parent.map(Process::pid);
@@ -675,8 +675,7 @@ async fn fail<S: GenServer>(
 ) -> Exception {
     let reason = e.exit_reason();
     // The state as it was when the callback ended, as gen_server reports it.
-    let state = (!crate::otp::supervisor::is_normal_exit(&reason) && group_leader_is_remote(p))
-        .then(|| server.state());
+    let state = group_leader_is_remote(p).then(|| server.state());
     // A `terminate` that fails (a panic, as a raise in an Elixir one) ends the server
     // with its own exception instead, reported as gen_server reports it.
     let pid = p.pid();
@@ -696,7 +695,6 @@ async fn fail<S: GenServer>(
     if crate::otp::supervisor::is_normal_exit(&reason) {
         return Exception::Exit(reason);
     }
-    let state = state.or_else(|| group_leader_is_remote(p).then(|| server.state()));
     let name = server_name(p);
     match state {
         // Reported to the group leader's node; a BEAM node's default handler drops an
