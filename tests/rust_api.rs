@@ -2088,6 +2088,88 @@ async fn a_rust_supervisor_is_a_supervisor_to_iex() {
     assert!(logged(&before, line).await, "{}", logs_after(&before));
 }
 
+/// A GenServer whose `init` returns `:ignore`.
+struct Ignores;
+
+impl GenServer for Ignores {
+    async fn init(&mut self, _p: &mut Process) -> Result<Next, Exception> {
+        Ok(Next::Ignore)
+    }
+}
+
+/// `init` returning `:ignore`: `start` says so and nothing runs under the name; a
+/// supervisor keeps the child with no process (a temporary one is dropped), restarts it
+/// to `{:ok, :undefined}`, and a dynamic one answers `:ignore`, as Elixir's do with a
+/// module whose `init/1` returns `:ignore`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_its_start_is_kept_as_elixir_keeps_it() {
+    use cnode::supervisor::{self, ChildSpec, Restart, Strategy};
+    let (_epmd, alex, node) = alex_and_node("ignore").await;
+    let n = node.name().to_owned();
+    let eval = |expr: &str| blocking(|| alex.eval(&expr.replace("NODE", &n)));
+
+    let ignored = cnode::gen_server::start(&node, Some("ig"), Ignores)
+        .await
+        .expect_err("an ignored start is no pid");
+    assert!(ignored.ignored(), "{ignored}");
+    assert_eq!(node.whereis("ig"), None);
+
+    let children = vec![
+        ChildSpec::gen_server("kept", None, || Ignores),
+        ChildSpec::gen_server("dropped", None, || Ignores).restart(Restart::Temporary),
+        ChildSpec::process("idle", idle),
+    ];
+    supervisor::start(&node, Some("ig_sup"), Strategy::OneForOne, children)
+        .await
+        .expect("a supervisor of ignoring children starts");
+    supervisor::start_dynamic(&node, Some("ig_dyn"))
+        .await
+        .expect("the dynamic supervisor starts");
+    let dynamic = supervisor::start_child(
+        &node,
+        "ig_dyn",
+        ChildSpec::gen_server("x", None, || Ignores),
+    )
+    .await
+    .expect_err("no child");
+    assert!(dynamic.ignored(), "{dynamic}");
+
+    // The same in Elixir.
+    eval(
+        "defmodule Ig do
+           use GenServer
+           def init(_), do: :ignore
+         end
+         ig = fn id, restart -> %{id: id, start: {GenServer, :start_link, [Ig, []]}, restart: restart} end
+         {:ok, _} = Supervisor.start_link([ig.(:kept, :permanent), ig.(:dropped, :temporary),
+                                           %{id: :idle, start: {Agent, :start_link, [fn -> 0 end]}}],
+                                          strategy: :one_for_one, name: :beam_ig_sup)
+         {:ok, _} = DynamicSupervisor.start_link(strategy: :one_for_one, name: :beam_ig_dyn)
+         :ignore = DynamicSupervisor.start_child(:beam_ig_dyn, ig.(:x, :permanent))",
+    );
+    let both = |expr: &str, ours: &str, elixirs: &str| {
+        let got = eval(&expr.replace("SUP", ours));
+        assert_eq!(got, eval(&expr.replace("SUP", elixirs)), "{expr}");
+        got
+    };
+    let statics = |expr: &str| both(expr, "{:ig_sup, :NODE}", ":beam_ig_sup");
+    assert_eq!(
+        statics("Enum.map(Supervisor.which_children(SUP), fn {id, pid, type, _} -> {id, is_pid(pid) or pid, type} end)"),
+        "[{:idle, true, :worker}, {:kept, :undefined, :worker}]"
+    );
+    statics("Supervisor.count_children(SUP)");
+    assert_eq!(
+        statics("Supervisor.restart_child(SUP, :kept)"),
+        "{:ok, :undefined}"
+    );
+    statics("Supervisor.delete_child(SUP, :kept)");
+    both(
+        "DynamicSupervisor.count_children(SUP)",
+        "{:ig_dyn, :NODE}",
+        ":beam_ig_dyn",
+    );
+}
+
 #[tokio::test]
 async fn rest_for_one_and_one_for_all_restart_the_children_they_name() {
     use cnode::supervisor::{self, ChildSpec, Strategy};

@@ -203,9 +203,10 @@ impl Shutdown {
 }
 
 /// Starts a child linked to the supervisor (the supervisor's process is given) and
-/// returns its pid.
-type Start =
-    Arc<dyn for<'a> Fn(&'a mut Process) -> BoxFuture<'a, Result<Pid, Exception>> + Send + Sync>;
+/// returns its pid, or `None` for a GenServer whose `init` returned `:ignore`.
+type Start = Arc<
+    dyn for<'a> Fn(&'a mut Process) -> BoxFuture<'a, Result<Option<Pid>, Exception>> + Send + Sync,
+>;
 
 /// One child of a supervisor, as Elixir's child specification map.
 #[derive(Clone)]
@@ -251,10 +252,22 @@ impl ChildSpec {
     }
 }
 
+/// A GenServer child's start as the supervisor reads it: `:ignore` is no failure.
+fn started(result: Result<Pid, StartError>) -> Result<Option<Pid>, Exception> {
+    match result {
+        Ok(pid) => Ok(Some(pid)),
+        Err(e) if e.ignored() => Ok(None),
+        Err(e) => Err(e.0),
+    }
+}
+
 /// `start` as a [`Start`]: the closure's future borrows the supervisor's process.
 fn start_fn<F>(f: F) -> Start
 where
-    F: for<'a> Fn(&'a mut Process) -> BoxFuture<'a, Result<Pid, Exception>> + Send + Sync + 'static,
+    F: for<'a> Fn(&'a mut Process) -> BoxFuture<'a, Result<Option<Pid>, Exception>>
+        + Send
+        + Sync
+        + 'static,
 {
     Arc::new(f)
 }
@@ -272,7 +285,7 @@ impl ChildSpec {
             id,
             start_fn(move |sup| {
                 let body = body.clone();
-                Box::pin(async move { Ok(sup.spawn_link(move |p| body(p))) })
+                Box::pin(async move { Ok(Some(sup.spawn_link(move |p| body(p)))) })
             }),
             false,
         )
@@ -312,9 +325,7 @@ impl ChildSpec {
                 let name = name.clone();
                 Box::pin(async move {
                     let node = sup.node().clone();
-                    gen_server::start_named(&node, Some(sup), name, server)
-                        .await
-                        .map_err(|e| e.0)
+                    started(gen_server::start_named(&node, Some(sup), name, server).await)
                 })
             }),
             false,
@@ -338,9 +349,7 @@ impl ChildSpec {
                 let server = Supervisor::new(strategy, children.clone());
                 let name = name.clone();
                 Box::pin(async move {
-                    gen_server::start_link(sup, name.as_deref(), server)
-                        .await
-                        .map_err(|e| e.0)
+                    started(gen_server::start_link(sup, name.as_deref(), server).await)
                 })
             }),
             true,
@@ -409,7 +418,7 @@ impl ChildSpec {
             start_fn(move |sup| {
                 let body = super::pg::scope_body(sup.node(), &scope, sup.pid());
                 let pid = sup.spawn_link_named(Some(&scope), body);
-                Box::pin(async move { pid })
+                Box::pin(async move { pid.map(Some) })
             }),
             false,
         );
@@ -432,7 +441,7 @@ impl ChildSpec {
             start_fn(move |sup| {
                 let body = dynamic_body(sup.pid(), name.clone(), flavor, options);
                 let pid = sup.spawn_link_named(name.as_deref(), body);
-                Box::pin(async move { pid })
+                Box::pin(async move { pid.map(Some) })
             }),
             true,
         );
@@ -470,8 +479,8 @@ impl ChildSpec {
         tuple(vec![module, atom("start_link"), atom("undefined")])
     }
 
-    /// Starts the child, linked to the supervisor `sup`.
-    pub(crate) async fn start_under(&self, sup: &mut Process) -> Result<Pid, Exception> {
+    /// Starts the child, linked to the supervisor `sup` (`None`: it ignored the start).
+    pub(crate) async fn start_under(&self, sup: &mut Process) -> Result<Option<Pid>, Exception> {
         (self.start)(sup).await
     }
 
@@ -605,8 +614,10 @@ pub async fn start_dynamic_with(
 /// `DynamicSupervisor.start_child(supervisor, spec)`: starts `spec` under a dynamic
 /// supervisor of this node ([`start_dynamic`], [`ChildSpec::dynamic_supervisor`]) and
 /// returns its pid once it has started (a GenServer's `init` has run). The `Err` is why
-/// it did not start (its `init` failed, its name is taken), or `:noproc` when there is
-/// no such supervisor; a child spec holds Rust code, so the supervisor is on this node.
+/// it did not start (its `init` failed, its name is taken; [`StartError::ignored`] when
+/// its `init` returned [`Next::Ignore`], Elixir's `:ignore`), or
+/// `:noproc` when there is no such supervisor; a child spec holds Rust code, so the
+/// supervisor is on this node.
 pub async fn start_child(
     node: &Node,
     supervisor: impl Into<crate::process::Dest>,
@@ -902,11 +913,18 @@ impl Supervisor {
 
     /// Starts the children from `from` on, in order; on a failure, stops those it
     /// started (in reverse) and returns the reason.
+    /// A child that ignores its start is kept with no process, and a temporary one is
+    /// dropped, as supervisor.erl does.
     async fn start_from(&mut self, p: &mut Process, from: usize) -> Result<(), Term> {
-        for i in from..self.children.len() {
+        let mut i = from;
+        while i < self.children.len() {
             let start = self.children[i].spec.start.clone();
             match start(p).await {
-                Ok(pid) => self.children[i].pid = Some(pid),
+                Ok(None) if self.children[i].spec.restart == Restart::Temporary => {
+                    self.children.remove(i);
+                    continue;
+                }
+                Ok(pid) => self.children[i].pid = pid,
                 Err(e) => {
                     let id = self.children[i].spec.id.clone();
                     self.stop_from(p, from).await;
@@ -920,6 +938,7 @@ impl Supervisor {
                     ]));
                 }
             }
+            i += 1;
         }
         Ok(())
     }
@@ -977,7 +996,7 @@ impl Supervisor {
                     let start = self.children[i].spec.start.clone();
                     match start(p).await {
                         Ok(pid) => {
-                            self.children[i].pid = Some(pid);
+                            self.children[i].pid = pid;
                             return Ok(());
                         }
                         Err(_) => continue,
@@ -1063,8 +1082,8 @@ impl Supervisor {
                     let start = self.children[i].spec.start.clone();
                     match start(p).await {
                         Ok(pid) => {
-                            self.children[i].pid = Some(pid);
-                            tuple(vec![ok, Term::Pid(pid)])
+                            self.children[i].pid = pid;
+                            tuple(vec![ok, pid.map_or(atom("undefined"), Term::Pid)])
                         }
                         Err(e) => tuple(vec![atom("error"), e.exit_reason()]),
                     }

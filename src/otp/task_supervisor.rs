@@ -457,7 +457,8 @@ async fn start_child(p: &mut Process, start: &StartChild) -> Started {
         StartChild::Task(start) => return Started::Ok(spawn_task(p, start.clone()), None),
         StartChild::Rust(spec) => {
             return match spec.start_under(p).await {
-                Ok(pid) => Started::Ok(pid, None),
+                Ok(Some(pid)) => Started::Ok(pid, None),
+                Ok(None) => Started::Ignore,
                 Err(e) => Started::Error(e.exit_reason()),
             }
         }

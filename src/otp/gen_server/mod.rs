@@ -73,6 +73,12 @@ pub enum Next {
     Continue(Term),
     /// Call `terminate(reason)`, then exit with `reason`.
     Stop(Term),
+    /// From `init` only, Elixir's `:ignore`: the server does not start and its process
+    /// ends `normal`. [`start`] returns an `Err` whose [`ignored`](StartError::ignored)
+    /// is true, and a supervisor keeps the child's spec with no process (`:undefined`),
+    /// as for an Elixir child (a `:temporary` one is dropped). From any other callback
+    /// it is a bad return value: the server stops with `{:bad_return_value, :ignore}`.
+    Ignore,
 }
 
 /// What [`GenServer::handle_call`] answers.
@@ -115,7 +121,8 @@ impl Reply {
 /// process with a clone of the [`From`].
 pub trait GenServer: Send + Sized + 'static {
     /// `init/1`: runs in the new process before [`start`] returns; `Err` (or
-    /// [`Next::Stop`]) makes `start` fail with that reason.
+    /// [`Next::Stop`]) makes `start` fail with that reason, and [`Next::Ignore`] is
+    /// `:ignore`.
     fn init(
         &mut self,
         _process: &mut Process,
@@ -241,6 +248,13 @@ impl StartError {
     /// The reason, as `{:error, reason}` would carry it.
     pub fn reason(&self) -> Term {
         self.0.exit_reason()
+    }
+
+    /// The server's `init` returned [`Next::Ignore`] (`:ignore`): it did not start, and
+    /// nothing failed.
+    pub fn ignored(&self) -> bool {
+        use crate::term::Match;
+        matches!(&self.0, Exception::Exit(reason) if reason.is_atom("ignore"))
     }
 
     /// The process that holds the name, for `{:error, {:already_started, pid}}`: what a
@@ -515,6 +529,10 @@ async fn run<S: GenServer>(
             let _ = ack.send(Err(reason.clone()));
             return Err(Exception::Exit(reason));
         }
+        Ok(Next::Ignore) => {
+            let _ = ack.send(Err(atom("ignore")));
+            return Ok(());
+        }
         Ok(next) => next,
         Err(e) => {
             let e = named::<S>(e, "init", 1);
@@ -536,6 +554,10 @@ async fn run<S: GenServer>(
         };
         let message = match next {
             Next::Stop(reason) => {
+                return Err(fail(&mut server, &mut p, Exception::Exit(reason), &last).await);
+            }
+            Next::Ignore => {
+                let reason = tuple(vec![atom("bad_return_value"), atom("ignore")]);
                 return Err(fail(&mut server, &mut p, Exception::Exit(reason), &last).await);
             }
             Next::Continue(arg) => {
