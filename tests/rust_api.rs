@@ -2088,6 +2088,66 @@ async fn a_rust_supervisor_is_a_supervisor_to_iex() {
     assert!(logged(&before, line).await, "{}", logs_after(&before));
 }
 
+/// A supervisor under a supervisor, with its own strategy and intensity, is listed,
+/// described and limited as the same tree in Elixir: `ChildSpec::supervisor_of`, and a
+/// `Supervisor` given to `ChildSpec::gen_server`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_supervisor_has_its_own_intensity_as_in_elixir() {
+    use cnode::supervisor::{self, ChildSpec, Strategy, Supervisor};
+    let (_epmd, alex, node) = alex_and_node("nested").await;
+    let n = node.name().to_owned();
+    let eval = |expr: &str| blocking(|| alex.eval(&expr.replace("NODE", &n)));
+    let two = || vec![ChildSpec::process("a", idle), ChildSpec::process("b", idle)];
+    let inner = Supervisor::new(Strategy::OneForAll, two()).max_restarts(1, Duration::from_secs(7));
+    let children = vec![
+        ChildSpec::supervisor_of("inner", Some("inner"), inner),
+        ChildSpec::gen_server("as_server", Some("as_server"), move || {
+            Supervisor::new(Strategy::RestForOne, two()).max_restarts(4, Duration::from_secs(9))
+        }),
+    ];
+    supervisor::start(&node, Some("outer"), Strategy::OneForOne, children)
+        .await
+        .expect("the tree starts");
+    eval(
+        "agent = fn id -> %{id: id, start: {Agent, :start_link, [fn -> 0 end]}} end
+         sup = fn id, name, strategy, max, secs ->
+           opts = [strategy: strategy, max_restarts: max, max_seconds: secs, name: name]
+           %{id: id, start: {Supervisor, :start_link, [[agent.(:a), agent.(:b)], opts]}, type: :supervisor}
+         end
+         {:ok, _} = Supervisor.start_link([sup.(:inner, :beam_inner, :one_for_all, 1, 7),
+                                           sup.(:as_server, :beam_as_server, :rest_for_one, 4, 9)],
+                                          strategy: :one_for_one, name: :beam_outer)",
+    );
+    let both = |expr: &str, ours: &str, elixirs: &str| {
+        let got = eval(&expr.replace("SUP", ours));
+        assert_eq!(got, eval(&expr.replace("SUP", elixirs)), "{expr}");
+        got
+    };
+    assert_eq!(
+        both(
+            "Enum.map(Supervisor.which_children(SUP), fn {id, pid, type, mods} -> {id, is_pid(pid), type, mods} end)",
+            "{:outer, :NODE}",
+            ":beam_outer"
+        ),
+        "[{:as_server, true, :supervisor, [Supervisor]}, {:inner, true, :supervisor, [Supervisor]}]"
+    );
+    both(
+        "for id <- [:inner, :as_server], do: :supervisor.get_childspec(SUP, id) |> elem(1) |> Map.take([:type, :modules, :shutdown])",
+        "{:outer, :NODE}",
+        ":beam_outer",
+    );
+    // Strategy, intensity and period, from the supervisor's own state.
+    let limits = "s = :sys.get_state(SUP); {elem(s, 2), elem(s, 5), elem(s, 6)}";
+    assert_eq!(
+        both(limits, "{:inner, :NODE}", ":beam_inner"),
+        "{:one_for_all, 1, 7}"
+    );
+    assert_eq!(
+        both(limits, "{:as_server, :NODE}", ":beam_as_server"),
+        "{:rest_for_one, 4, 9}"
+    );
+}
+
 /// A GenServer whose `init` returns `:ignore`.
 struct Ignores;
 

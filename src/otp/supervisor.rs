@@ -83,6 +83,10 @@ impl Strategy {
 /// `$initial_call` name.
 pub(crate) const SUPERVISOR_MODULE: &str = "Elixir.Supervisor.Default";
 
+/// The module a supervisor child lists (`modules: [Supervisor]`), as Elixir's
+/// `Supervisor.start_link/2` child spec has it.
+const ELIXIR_SUPERVISOR: &str = "Elixir.Supervisor";
+
 /// When a child is restarted (`:restart`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restart {
@@ -332,21 +336,45 @@ impl ChildSpec {
         );
         spec.modules = Some(S::module().into());
         spec.shutdown = S::shutdown();
+        if gen_server::supervisor_module::<S>().is_some() {
+            // A [`Supervisor`] started as a GenServer is a supervisor child all the same.
+            spec.supervisor = true;
+            spec.modules = Some(ELIXIR_SUPERVISOR.into());
+        }
         spec
     }
 
-    /// A supervisor of `children`, as a child (`shutdown: :infinity`).
+    /// A supervisor of `children`, as a child (`shutdown: :infinity`), with Elixir's
+    /// default intensity: [`ChildSpec::supervisor_of`] for another.
     pub fn supervisor(
         id: &str,
         name: Option<&str>,
         strategy: Strategy,
         children: Vec<ChildSpec>,
     ) -> Self {
+        ChildSpec::supervisor_of(id, name, Supervisor::new(strategy, children))
+    }
+
+    /// `supervisor` as a child (`shutdown: :infinity`), started afresh from it on each
+    /// start: its strategy, children and intensity, as
+    /// `%{id: :inner, start: {Supervisor, :start_link, [children, opts]}, type:
+    /// :supervisor}` in an Elixir supervisor's children.
+    ///
+    /// ```no_run
+    /// # fn demo(children: Vec<cnode::supervisor::ChildSpec>) {
+    /// use cnode::supervisor::{ChildSpec, Strategy, Supervisor};
+    /// use std::time::Duration;
+    /// // strategy: :one_for_all, max_restarts: 2, max_seconds: 5
+    /// let inner = Supervisor::new(Strategy::OneForAll, children).max_restarts(2, Duration::from_secs(5));
+    /// let spec = ChildSpec::supervisor_of("inner", Some("inner"), inner);
+    /// # }
+    /// ```
+    pub fn supervisor_of(id: &str, name: Option<&str>, supervisor: Supervisor) -> Self {
         let name = name.map(str::to_owned);
         let mut spec = ChildSpec::new(
             id,
             start_fn(move |sup| {
-                let server = Supervisor::new(strategy, children.clone());
+                let server = supervisor.fresh();
                 let name = name.clone();
                 Box::pin(async move {
                     started(gen_server::start_link(sup, name.as_deref(), server).await)
@@ -355,6 +383,7 @@ impl ChildSpec {
             true,
         );
         spec.shutdown = Shutdown::Infinity;
+        spec.modules = Some(ELIXIR_SUPERVISOR.into());
         spec
     }
 
@@ -502,7 +531,9 @@ impl ChildSpec {
 /// Starts a supervisor of `children` on `node`, registered as `name` when given, with
 /// Elixir's default intensity (3 restarts in 5 s): `Supervisor.start_link/2` called by
 /// no process. Returns once every child has started; a child that fails to start stops
-/// the others and fails the start.
+/// the others and fails the start. For another intensity, start a [`Supervisor::new`]
+/// with [`max_restarts`](Supervisor::max_restarts) through [`gen_server::start`] (under
+/// another supervisor: [`ChildSpec::supervisor_of`]).
 pub async fn start(
     node: &Node,
     name: Option<&str>,
@@ -909,6 +940,13 @@ impl Supervisor {
     pub fn max_restarts(mut self, max_restarts: usize, max_seconds: Duration) -> Self {
         self.intensity = Intensity::new(max_restarts, max_seconds);
         self
+    }
+
+    /// The same supervisor, not started: its strategy, children and intensity.
+    fn fresh(&self) -> Self {
+        let children = self.children.iter().map(|c| c.spec.clone()).collect();
+        Supervisor::new(self.strategy, children)
+            .max_restarts(self.intensity.max(), self.intensity.period())
     }
 
     /// Starts the children from `from` on, in order; on a failure, stops those it

@@ -118,7 +118,7 @@ impl Reply {
 ///
 /// Callbacks run one at a time, in the server's own process ([`Process`]): to answer a
 /// call while awaiting something long, return [`Reply::NoReply`] and answer from another
-/// process with a clone of the [`From`].
+/// process with a clone of the [`Caller`].
 pub trait GenServer: Send + Sized + 'static {
     /// `init/1`: runs in the new process before [`start`] returns; `Err` (or
     /// [`Next::Stop`]) makes `start` fail with that reason, and [`Next::Ignore`] is
@@ -493,7 +493,7 @@ pub(crate) fn gen_server_proc_lib(
 /// (run by this same loop, as supervisor.erl runs as a gen_server).
 ///
 /// [`Supervisor`]: super::supervisor::Supervisor
-fn supervisor_module<S: GenServer>() -> Option<&'static str> {
+pub(crate) fn supervisor_module<S: GenServer>() -> Option<&'static str> {
     let supervisor = std::any::TypeId::of::<super::supervisor::Supervisor>();
     (std::any::TypeId::of::<S>() == supervisor).then_some(super::supervisor::SUPERVISOR_MODULE)
 }
