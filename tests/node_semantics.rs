@@ -1506,6 +1506,19 @@ fn a_call_the_task_supervisor_does_not_know_exits_the_caller() {
         c.same_ok(&no_clause),
         "{:no_such_call, true, DynamicSupervisor}"
     );
+
+    // Its tasks in flight are shut down as it terminates (DynamicSupervisor's
+    // `terminate/2` runs after the crash too), once it is back.
+    let in_flight = format!(
+        "{SUP}
+        Enum.find_value(1..100, fn _ ->
+          if :rpc.call(NODE, :erlang, :whereis, [Chat.TaskSupervisor]) |> is_pid(), do: true, else: (Process.sleep(50); nil)
+        end)
+        t = Task.Supervisor.async_nolink(sup, Moebi, :wait, [])
+        try do GenServer.call(sup, :no_such_request, 5000) catch :exit, _ -> :crashed end
+        Task.yield(t, 5000)"
+    );
+    assert_eq!(c.same_ok(&in_flight), "{:exit, :shutdown}");
     c.assert_moebi_still_serves();
 }
 

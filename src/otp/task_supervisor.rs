@@ -425,7 +425,11 @@ pub(crate) async fn supervise(
             },
             None => {
                 let state = dynamic_supervisor(&name, &children, flavor, &limits);
-                return Err(unexpected(&p, &name, &from, request, state));
+                let crashed = unexpected(&p, &name, &from, request, state);
+                // gen_server runs `terminate/2` after a crash too: DynamicSupervisor's
+                // stops the children with `shutdown`, as for any other end.
+                stop_all(&mut p, &mut children).await;
+                return Err(crashed);
             }
         };
         let shown = traced.then(|| reply.clone());
@@ -495,7 +499,8 @@ async fn start_child(p: &mut Process, start: &StartChild) -> Started {
 
 /// A call `DynamicSupervisor` does not know crashes it on the BEAM (no clause of
 /// `handle_call/3` matches): the caller's `GenServer.call` exits with that reason, the
-/// tasks die with the supervisor, and its parent starts it again. So here.
+/// tasks are shut down (`shutdown`) as the supervisor terminates, and its parent starts
+/// it again. So here.
 fn unexpected(p: &Process, name: &str, from: &Caller, request: &Term, state: Term) -> Exception {
     tracing::error!(
         supervisor = %p.pid().inspect(),
