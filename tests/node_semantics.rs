@@ -745,9 +745,12 @@ fn rpc_and_erpc_as_on_a_beam_node() {
               match?({:badrpc, {:EXIT, {:badarg, _}}}, :rpc.call(NODE, :io, :format, [~c\"~p ~p~n\", [1]])),
               :rpc.call(NODE, IO, :puts, [[\"IO.puts from \", ~c\"rpc\"]]),
               :rpc.call(NODE, IO, :write, [:io_write_from_rpc]),
-              :rpc.call(NODE, IO, :puts, [\"\"])}"
+              :rpc.call(NODE, IO, :puts, [\"\"]),
+              :rpc.call(NODE, IO, :puts, [:stdio, \"IO.puts to stdio from rpc\"]),
+              :rpc.call(NODE, IO, :puts, [:stderr, \"IO.puts to stderr from rpc\"]),
+              :rpc.call(NODE, IO, :inspect, [%{a: [1, \"x\"]}, [label: \"inspected\"]])}"
         ),
-        "{:ok, :ok, true, :ok, :ok, :ok}"
+        "{:ok, :ok, true, :ok, :ok, :ok, :ok, :ok, %{a: [1, \"x\"]}}"
     );
     // proc_lib:spawn_link/4 with a node, the OTP way to spawn there: it runs the
     // function, with the caller's group leader, and exits normal.
@@ -767,6 +770,8 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         "put_chars from rpc\n",
         "IO.puts from rpc\n",
         "io_write_from_rpc\n",
+        "IO.puts to stdio from rpc\n",
+        "inspected: %{a: [1, \"x\"]}\n",
         "hi from proc_lib\n",
     ] {
         assert!(

@@ -1878,6 +1878,23 @@ async fn process_groups_are_shared_with_beam_nodes() {
     // Members of a scope not running are [], as pg.erl answers them; its groups the
     // badarg of ets:match/2 on its missing table, with the frames of a BEAM node.
     assert_eq!(asked, "{[:lobby], 1, 1, true, [], []}");
+
+    // A scope started over rpc, as a harness starts one on each node: it runs, and
+    // sees a BEAM node's members of the same scope.
+    let started = blocking(|| {
+        alex.eval(&format!(
+            "n = :\"{}\"
+            {{:ok, pid}} = :rpc.call(n, :pg, :start, [:rpc_scope])
+            {{:ok, _}} = :pg.start(:rpc_scope)
+            :ok = :pg.join(:rpc_scope, :room, self())
+            seen = Enum.find_value(1..200, fn _ ->
+              :rpc.call(n, :pg, :get_members, [:rpc_scope, :room]) == [self()] || (Process.sleep(50); nil)
+            end)
+            {{node(pid) == n, :rpc.call(n, :pg, :start, [:rpc_scope]) == {{:error, {{:already_started, pid}}}}, seen}}",
+            node.name()
+        ))
+    });
+    assert_eq!(started, "{true, true, true}");
 }
 
 /// A `pg` scope in a supervision tree (`ChildSpec::pg`): a BEAM node sees its members

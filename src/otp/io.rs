@@ -380,7 +380,8 @@ pub(crate) fn register_functions(node: &Node) {
         p.put_chars("\n").await?;
         Ok(atom("ok"))
     });
-    // Elixir's `IO.puts/1` and `IO.write/1`, as the lesson calls them over rpc.
+    // Elixir's `IO.puts/1,2` and `IO.write/1,2`, as the lesson calls them over rpc,
+    // with a device as Elixir names one (`:stdio`, `:stderr`, a pid or a name).
     for (name, newline) in [("puts", "\n"), ("write", "")] {
         node.register_function("Elixir.IO", name, 1, move |mut p, args| async move {
             let text = crate::term::puts_text(&args[0])
@@ -388,6 +389,43 @@ pub(crate) fn register_functions(node: &Node) {
             p.put_chars(&format!("{text}{newline}")).await?;
             Ok(atom("ok"))
         });
+        node.register_function("Elixir.IO", name, 2, move |mut p, args| async move {
+            let device = elixir_device(&p, &args[0]);
+            let text = crate::term::puts_text(&args[1]);
+            let (Some(device), Some(text)) = (device, text) else {
+                return Err(io_badarg("put_chars", args.clone()));
+            };
+            put_on(&mut p, device, &format!("{text}{newline}")).await
+        });
+    }
+    // `IO.inspect/1,2`: the term as Elixir inspects it (on one line), after its `label:`
+    // when given, through the group leader; the term is the result.
+    node.register_function("Elixir.IO", "inspect", 1, |mut p, args| async move {
+        let term = args.into_iter().next().unwrap_or_else(nil);
+        p.put_chars(&format!("{}\n", term.inspect())).await?;
+        Ok(term)
+    });
+    node.register_function("Elixir.IO", "inspect", 2, |mut p, args| async move {
+        let label = args[1]
+            .as_list()
+            .and_then(|opts| {
+                opts.iter()
+                    .find_map(|o| o.as_tuple_n(2).filter(|o| o[0].is_atom("label")))
+            })
+            .map(|o| format!("{}: ", crate::term::puts_text(&o[1]).unwrap_or_default()));
+        let term = args[0].clone();
+        let line = format!("{}{}\n", label.unwrap_or_default(), term.inspect());
+        p.put_chars(&line).await?;
+        Ok(term)
+    });
+}
+
+/// A device as Elixir's `IO` names it: `:stdio` and `:stderr` as well as Erlang's.
+fn elixir_device(p: &Process, device: &Term) -> Option<Device> {
+    match device {
+        d if d.is_atom("stdio") => Some(Device::Server(p.group_leader())),
+        d if d.is_atom("stderr") => Some(Device::StandardError),
+        d => self::device(p, d),
     }
 }
 

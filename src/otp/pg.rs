@@ -222,8 +222,8 @@ pub(crate) fn node_up(node: &Node, peer: &Atom) {
     }
 }
 
-/// `pg:get_members/1,2`, `get_local_members/1,2` and `which_groups/0,1`, for BEAM
-/// callers that ask this node (the forms without a scope: the default scope, `pg`).
+/// `pg:get_members/1,2`, `get_local_members/1,2`, `which_groups/0,1` and `start/1`,
+/// for BEAM callers that ask this node (the forms without a scope: the default scope, `pg`).
 /// Members of a scope not running here are `[]`, as pg.erl catches the `badarg` of its
 /// table's absence for them; `which_groups` of one raises it ([`no_table`]).
 pub(crate) fn register_functions(node: &Node) {
@@ -243,6 +243,14 @@ pub(crate) fn register_functions(node: &Node) {
     );
     scoped(node, "which_groups", 0, Absent::Badarg, |node, scope, _| {
         list(node.pg_groups(scope))
+    });
+    // `pg:start/1`: a scope started over rpc, as a harness starts one on each node.
+    node.register_function("pg", "start", 1, |p, args| async move {
+        let scope = args[0].as_atom().ok_or_else(Exception::bare_badarg)?;
+        Ok(match p.node().start_pg(scope) {
+            Ok(pid) => tuple(vec![atom("ok"), Term::Pid(pid)]),
+            Err(taken) => tuple(vec![atom("error"), taken.reason()]),
+        })
     });
     // The subscriptions of OTP 25.1, held by the process that runs the call (over rpc,
     // they go with it, as on a BEAM node).
