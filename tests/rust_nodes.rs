@@ -1620,6 +1620,47 @@ async fn a_rust_node_registers_global_names() {
     assert_eq!(forgotten, "true");
 }
 
+/// A peer outside `global`'s syncing (`-connect_all false`: its `global` never answers
+/// ours) holds up no registration here, as it holds up none on a BEAM node; and
+/// `re_register_name` moves a taken name, from Rust and over rpc.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_outside_global_holds_up_no_registration() {
+    let epmd = Epmd::start();
+    let loner = blocking(|| {
+        BeamNode::start_plain_with(
+            &unique_name("loner"),
+            COOKIE,
+            &epmd,
+            &["--erl", "-connect_all false"],
+        )
+    });
+    let node = start_node("rusty", epmd.port()).await;
+    assert!(node.connect(&loner.node_name()).await);
+    let first = node.spawn(wait);
+    let registered = tokio::time::timeout(WAIT, node.register_global(atom("first"), first))
+        .await
+        .expect("registered while the loner is connected");
+    assert!(registered);
+    let asked = blocking(|| {
+        loner.eval(&format!(
+            "n = :\"{}\"
+             pid = spawn(fn -> Process.sleep(:infinity) end)
+             {{:rpc.call(n, :global, :register_name, [:by_loner, pid], 20_000),
+              :rpc.call(n, :global, :re_register_name, [:first, pid], 20_000),
+              :rpc.call(n, :global, :whereis_name, [:first]) == pid}}",
+            node.name()
+        ))
+    });
+    assert_eq!(asked, "{:yes, :yes, true}");
+    assert!(
+        node.is_alive(&first),
+        "re_register_name leaves the holder running"
+    );
+    let second = node.spawn(wait);
+    assert!(node.re_register_global(atom("first"), second).await);
+    assert_eq!(node.whereis_global(&atom("first")), Some(second));
+}
+
 /// Two partitions that registered the same name meet: the lesser node resolves the clash
 /// with the name's method (`random_exit_name`: the process on the greater node is
 /// killed), a Rust node as a BEAM node, and every node ends with the same process.

@@ -503,6 +503,12 @@ impl BeamNode {
         BeamNode::spawn(name, cookie, epmd, Names::Short, &[])
     }
 
+    /// [`start_plain`](BeamNode::start_plain) with `elixir` options besides
+    /// (`["--erl", "-connect_all false"]`).
+    pub fn start_plain_with(name: &str, cookie: &str, epmd: &Epmd, extra: &[&str]) -> BeamNode {
+        BeamNode::spawn(name, cookie, epmd, Names::Short, extra)
+    }
+
     /// Like [`start`](BeamNode::start), on another OTP release than the one on `PATH`:
     /// `elixir` from `release.bin`, the Chat app as compiled for it under
     /// `chat/<release.build_root>` (`MIX_BUILD_ROOT`). For clusters that mix releases.

@@ -59,9 +59,12 @@ impl Global {
 
     fn set_lock(&mut self, p: &mut Process, res: Term, req: Term, pid: &Pid) -> bool {
         // While we sync names with a peer, the `global` lock is our locker's, as on a
-        // BEAM node: this node's registrar waits for the sync to end.
+        // BEAM node: this node's registrar waits for the sync to end. A peer that never
+        // answered our `init_connect` (one started with `-connect_all false`, whose
+        // `global` ignores us) is no sync, and holds up nothing, as with a BEAM node.
         let ours = p.node().is_local(&pid.node);
-        if ours && res.is_atom("global") && !self.sessions.is_empty() {
+        let syncing = self.sessions.values().any(|s| s.his_tag.is_some());
+        if ours && res.is_atom("global") && syncing {
             return false;
         }
         match self.locks.get_mut(&res) {

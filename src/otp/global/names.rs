@@ -191,8 +191,8 @@ impl Global {
     }
 }
 
-/// `global:whereis_name/1`, `registered_names/0`, `send/2`, `register_name/2` and
-/// `unregister_name/1`, for BEAM nodes and scripts that ask this node (`:rpc.call(node, :global, :whereis_name,
+/// `global:whereis_name/1`, `registered_names/0`, `send/2`, `register_name/2,3`,
+/// `re_register_name/2,3` and `unregister_name/1`, for BEAM nodes and scripts that ask this node (`:rpc.call(node, :global, :whereis_name,
 /// [name])`).
 pub(crate) fn register_functions(node: &Node) {
     node.register_function("global", "whereis_name", 1, |p, args| async move {
@@ -207,14 +207,24 @@ pub(crate) fn register_functions(node: &Node) {
     node.register_function("global", "registered_names", 0, |p, _| async move {
         Ok(crate::term::list(p.node().global_names()))
     });
-    node.register_function("global", "register_name", 2, |p, args| async move {
-        let [name, pid] = <[Term; 2]>::try_from(args).expect("two arguments");
-        let Some(pid) = pid.as_pid().copied() else {
-            return Err(crate::process::Exception::bare_badarg());
-        };
-        let yes = p.node().register_global(name, pid).await;
-        Ok(atom(if yes { "yes" } else { "no" }))
-    });
+    // `register_name/2,3` and `re_register_name/2,3`; a method given is kept with the
+    // name, for whichever node resolves a clash over it.
+    for (function, again) in [("register_name", false), ("re_register_name", true)] {
+        for arity in [2, 3] {
+            node.register_function("global", function, arity, move |p, args| async move {
+                let mut args = args.into_iter();
+                let (Some(name), Some(Term::Pid(pid))) = (args.next(), args.next()) else {
+                    return Err(crate::process::Exception::bare_badarg());
+                };
+                let method = args
+                    .next()
+                    .unwrap_or_else(super::registrar::random_exit_name);
+                let node = p.node();
+                let yes = node.register_global_with(name, pid, method, again).await;
+                Ok(atom(if yes { "yes" } else { "no" }))
+            });
+        }
+    }
     node.register_function("global", "unregister_name", 1, |p, args| async move {
         p.node().unregister_global(&args[0]).await;
         Ok(atom("ok"))

@@ -31,10 +31,35 @@ impl Node {
     /// # }
     /// ```
     pub async fn register_global(&self, name: Term, pid: Pid) -> bool {
+        self.register_global_with(name, pid, random_exit_name(), false)
+            .await
+    }
+
+    /// `:global.re_register_name(name, pid)`: registers `pid` as `name` on every node of
+    /// the cluster whether or not the name is taken (its holder keeps running, without
+    /// the name). `false` only for a hidden node.
+    pub async fn re_register_global(&self, name: Term, pid: Pid) -> bool {
+        self.register_global_with(name, pid, random_exit_name(), true)
+            .await
+    }
+
+    /// `register_name/3` (`again`: `re_register_name/3`) with the resolve `method`.
+    pub(crate) async fn register_global_with(
+        &self,
+        name: Term,
+        pid: Pid,
+        method: Term,
+        again: bool,
+    ) -> bool {
         if self.0.config.hidden {
             return false;
         }
-        let work = Work::Register(name, pid);
+        let work = Work::Register {
+            name,
+            pid,
+            method,
+            again,
+        };
         let done =
             self.run_process(move |mut p| async move { trans_all_known(&mut p, work).await });
         done.await.unwrap_or(false)
@@ -264,8 +289,23 @@ impl LockArgs {
 
 /// What the registrar does with the lock held.
 enum Work {
-    Register(Term, Pid),
+    /// `register_name/3`, or `re_register_name/3` when `again` (the name taken or not).
+    Register {
+        name: Term,
+        pid: Pid,
+        method: Term,
+        again: bool,
+    },
     Unregister(Term),
+}
+
+/// `fun global:random_exit_name/3`, the resolve method by default.
+pub(crate) fn random_exit_name() -> Term {
+    Term::ExternalFun(Box::new(ExternalFun::from((
+        "global",
+        "random_exit_name",
+        3,
+    ))))
 }
 
 /// `trans_all_known/1`: `work` with the `global` lock held on every node we know;
@@ -274,18 +314,18 @@ async fn trans_all_known(p: &mut Process, work: Work) -> bool {
     let id = tuple(vec![atom(GLOBAL_RID), Term::Pid(p.pid())]);
     let nodes = set_lock_known(p, &id).await;
     let done = match work {
-        Work::Register(name, pid) => {
+        Work::Register {
+            name,
+            pid,
+            method,
+            again,
+        } => {
             let node = p.node().clone();
-            // `where(Name) =:= undefined andalso check_dupname(Name, Pid)`.
-            let free = node.whereis_global(&name).is_none() && !node.has_global_name(&pid);
+            // `where(Name) =:= undefined andalso check_dupname(Name, Pid)`; none for
+            // `re_register_name`.
+            let free = again || node.whereis_global(&name).is_none() && !node.has_global_name(&pid);
             if free {
-                let method = ExternalFun::from(("global", "random_exit_name", 3));
-                let request = tuple(vec![
-                    atom("register"),
-                    name,
-                    Term::Pid(pid),
-                    Term::ExternalFun(Box::new(method)),
-                ]);
+                let request = tuple(vec![atom("register"), name, Term::Pid(pid), method]);
                 multi_call(p, &nodes, &request).await;
             }
             free
