@@ -1661,6 +1661,34 @@ async fn a_peer_outside_global_holds_up_no_registration() {
     assert_eq!(node.whereis_global(&atom("first")), Some(second));
 }
 
+/// A hidden node registers `global` names as a hidden BEAM node does: they are its own,
+/// its peers do not see them, and it does not see theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hidden_node_keeps_its_global_names_to_itself() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    blocking(|| alex.eval(":yes = :global.register_name(:alexs, self())"));
+    let mut config = NodeConfig::new(&format!("{}@localhost", unique_name("hidden")), COOKIE);
+    config.epmd_port = epmd.port();
+    config.hidden = true;
+    let node = Node::start(config).await.expect("the node starts");
+    assert!(node.connect(&alex.node_name()).await);
+    let mine = node.spawn(wait);
+    assert!(node.register_global(atom("hiddens"), mine).await);
+    assert_eq!(node.whereis_global(&atom("hiddens")), Some(mine));
+    assert_eq!(node.whereis_global(&atom("alexs")), None);
+    // And over rpc, as iex asks a hidden BEAM node.
+    let asked = blocking(|| {
+        alex.eval(&format!(
+            "n = :\"{}\"
+             {{:global.whereis_name(:hiddens), :rpc.call(n, :global, :register_name, [:by_rpc, self()]),
+              :rpc.call(n, :global, :whereis_name, [:by_rpc]) == self(), :global.whereis_name(:by_rpc)}}",
+            node.name()
+        ))
+    });
+    assert_eq!(asked, "{:undefined, :yes, true, :undefined}");
+}
+
 /// Two partitions that registered the same name meet: the lesser node resolves the clash
 /// with the name's method (`random_exit_name`: the process on the greater node is
 /// killed), a Rust node as a BEAM node, and every node ends with the same process.

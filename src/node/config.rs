@@ -17,8 +17,9 @@ pub struct NodeConfig {
     /// the name's own host has a dot or is an IP address ([`is_long`](Self::is_long));
     /// set it for a long name whose host has none, as `erl -name app@localhost`.
     pub long_names: bool,
-    /// A hidden node is not in the peers' `nodes()`, takes no part in `global` and gets
-    /// no `rex` traffic (`-hidden`). Default: visible, as `iex --sname` is.
+    /// A hidden node is not in the peers' `nodes()`, syncs `global` with no peer (the
+    /// names registered on it are its own) and gets no `rex` traffic (`-hidden`).
+    /// Default: visible, as `iex --sname` is.
     pub hidden: bool,
     /// The EPMD port: `ERL_EPMD_PORT`, else 4369.
     pub epmd_port: u16,

@@ -69,9 +69,9 @@ fn start_system_processes(node: &Node) {
     global::register_resolve_it(node);
     global::register_lock_functions(node);
     pg::register_functions(node);
-    if !node.0.config.hidden {
-        global::start(node);
-    }
+    // A hidden node runs `global` too, as a BEAM node does: no peer syncs with it, and
+    // the names registered on it are its own.
+    global::start(node);
 }
 
 /// A connection came up: a visible node starts a `global` session with a visible peer,

@@ -43,7 +43,7 @@ impl Node {
     /// after [`connect`](Node::connect) before [`whereis_global`](Node::whereis_global)
     /// or a call to [`Dest::global`](crate::Dest::global), as on a BEAM node, where
     /// the names of a node just connected arrive a moment later too. At once on a
-    /// hidden node, which takes no part in `global`.
+    /// hidden node, which syncs with no peer.
     pub async fn global_sync(&self) {
         if self.0.config.hidden {
             return;
@@ -56,7 +56,7 @@ impl Node {
     /// `:global.whereis_name(name)`: the process registered in `global` as `name` (an
     /// atom such as `atom("Elixir.MyApp.Leader")` for Elixir's `{:global,
     /// MyApp.Leader}`), as this node knows it from the BEAM nodes of its cluster; `None`
-    /// for a name nobody registered, or on a hidden node (outside `global`).
+    /// for a name nobody registered (on a hidden node: the names registered on it).
     ///
     /// ```no_run
     /// # async fn demo(node: cnode::Node) -> Result<(), cnode::CallError> {

@@ -21,7 +21,8 @@ impl Node {
     /// every node of the `global` cluster, so `GenServer.call({:global, name}, ...)`
     /// reaches it from any of them; the name goes when the process ends. `true` for
     /// `:yes`; `false` for `:no`: the name is taken, the process has a `global` name
-    /// already (as OTP refuses by default), or the node is hidden (outside `global`).
+    /// already (as OTP refuses by default). On a hidden node the name is the node's
+    /// own: no peer syncs `global` with a hidden node, as with a BEAM one.
     ///
     /// ```no_run
     /// # async fn demo(node: cnode::Node, server: cnode::term::Pid) {
@@ -37,7 +38,7 @@ impl Node {
 
     /// `:global.re_register_name(name, pid)`: registers `pid` as `name` on every node of
     /// the cluster whether or not the name is taken (its holder keeps running, without
-    /// the name). `false` only for a hidden node.
+    /// the name).
     pub async fn re_register_global(&self, name: Term, pid: Pid) -> bool {
         self.register_global_with(name, pid, random_exit_name(), true)
             .await
@@ -51,9 +52,6 @@ impl Node {
         method: Term,
         again: bool,
     ) -> bool {
-        if self.0.config.hidden {
-            return false;
-        }
         let work = Work::Register {
             name,
             pid,
