@@ -1005,6 +1005,9 @@ impl GenServer for Echo {
 /// through `block_in_place`, so the node's other work goes on meanwhile.
 struct Sleeper;
 
+/// The sleeper's callback has returned.
+static SLEEPER_WOKE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl GenServer for Sleeper {
     async fn handle_call(
         &mut self,
@@ -1012,7 +1015,8 @@ impl GenServer for Sleeper {
         _from: &Caller,
         _p: &mut Process,
     ) -> Result<Reply, Exception> {
-        tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(1500)));
+        tokio::task::block_in_place(|| std::thread::sleep(Duration::from_secs(12)));
+        SLEEPER_WOKE.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(Reply::reply(request))
     }
 }
@@ -1086,9 +1090,10 @@ async fn a_server_killed_while_its_callback_blocks_sends_nothing() {
     cnode::gen_server::start(&node, Some("sleeper"), Sleeper)
         .await
         .expect("the sleeper starts");
-    // Killed while its callback holds the thread, the server ends when the callback
-    // returns, and its reply never leaves: the caller exits `killed`, as with a BEAM
-    // server killed in `:timer.sleep/1`. Other processes answer meanwhile.
+    // Killed while its callback holds the thread, the server is gone for everyone at
+    // once (its monitor fires, the caller exits `killed`, as with a BEAM server killed
+    // in `:timer.sleep/1`), before the callback returns, and its reply never leaves.
+    // Other processes answer meanwhile.
     let killed = blocking(|| {
         alex.eval(&format!(
             "pid = :rpc.call(:{n}, :erlang, :whereis, [:sleeper])
@@ -1107,6 +1112,11 @@ async fn a_server_killed_while_its_callback_blocks_sends_nothing() {
         killed,
         format!("{{{{:killed, {{GenServer, :call, [{{:sleeper, :{n}}}, :late, 10000]}}}}, :killed, :{n}}}")
     );
+    assert!(
+        !SLEEPER_WOKE.load(std::sync::atomic::Ordering::SeqCst),
+        "the kill was seen only once the callback returned"
+    );
+    assert_eq!(node.whereis("sleeper"), None);
 }
 
 /// Every message to a node that cannot be reached tries to connect again, as on the
@@ -2538,4 +2548,70 @@ async fn calls_in_flight_when_the_node_stops() {
         .expect("call ends")
         .unwrap();
     assert!(call.is_err(), "{call:?}");
+}
+
+/// A test's own EPMD (`EpmdServer`) dropped while a node is registered with it: the
+/// node registers again if it comes back, and starts no `epmd -daemon` in its place,
+/// which would outlive the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_in_process_epmd_is_not_replaced_by_a_daemon() {
+    let before = logs();
+    let epmd = cnode::epmd::server::EpmdServer::bind(0)
+        .await
+        .expect("epmd");
+    let port = epmd.local_port();
+    let node = start_node("orphan", port).await;
+    drop(epmd);
+    let lost = format!("lost the EPMD registration; registering again epmd_port={port}");
+    assert!(logged(&before, &lost).await, "{}", logs_after(&before));
+    // Past the 10 s a lost EPMD is given to come back before a daemon replaces it.
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    let started = format!("started epmd -daemon epmd_port={port}");
+    assert!(
+        !logs_after(&before).contains(&started),
+        "{}",
+        logs_after(&before)
+    );
+    node.stop().await;
+}
+
+/// A server whose callback blocks its thread for 15 s, with 1 s to shut down.
+struct Blocked;
+
+/// Blocked's callback has returned.
+static BLOCKED_WOKE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl GenServer for Blocked {
+    fn shutdown() -> cnode::supervisor::Shutdown {
+        cnode::supervisor::Shutdown::Timeout(Duration::from_secs(1))
+    }
+
+    async fn handle_cast(&mut self, _request: Term, _p: &mut Process) -> Result<Next, Exception> {
+        tokio::task::block_in_place(|| std::thread::sleep(Duration::from_secs(15)));
+        BLOCKED_WOKE.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(Next::Wait)
+    }
+}
+
+/// A stopping node's supervisor gives its child its shutdown time, then kills it, as
+/// on `init:stop`: one whose callback holds its thread does not hold up the stop until
+/// the callback returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_node_does_not_wait_for_a_blocked_callback() {
+    let epmd = cnode::epmd::server::EpmdServer::bind(0)
+        .await
+        .expect("epmd");
+    let node = start_node("blocked", epmd.local_port()).await;
+    let child = cnode::supervisor::ChildSpec::gen_server("blocked", Some("blocked"), || Blocked);
+    let one_for_one = cnode::supervisor::Strategy::OneForOne;
+    cnode::supervisor::start(&node, Some("blocked_sup"), one_for_one, vec![child])
+        .await
+        .expect("the tree starts");
+    node.cast("blocked", atom("block"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(node.stop().await, 0);
+    assert!(
+        !BLOCKED_WOKE.load(std::sync::atomic::Ordering::SeqCst),
+        "the stop waited for the callback"
+    );
 }

@@ -112,6 +112,9 @@ pub(crate) async fn register(
     };
     let (stream, creation) = first;
     let alive = alive.to_owned();
+    // An EPMD this program serves (a test's `EpmdServer`), not one of ours: once it is
+    // gone, the program meant it to go, and no daemon takes its place.
+    let own_server = server.is_none() && server::serves(epmd_port);
     let task = tokio::spawn(async move {
         let mut stream = stream;
         loop {
@@ -136,7 +139,8 @@ pub(crate) async fn register(
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                         // Gone for longer than a restart takes, it may be gone for
                         // good: bring one up as at start.
-                        if lost.elapsed() >= EPMD_RESTART_GRACE
+                        if !own_server
+                            && lost.elapsed() >= EPMD_RESTART_GRACE
                             && start_epmd_daemon(epmd_port).await
                         {
                             tracing::info!(epmd_port, "started epmd -daemon");

@@ -83,7 +83,9 @@ pub(super) fn alt_act(node: &Node, signal: AltAct, last: &mut LastName) {
         && matches!(&to, AltActTo::Alias(alias) if node.is_priority_alias(entry, alias));
     match (flags & altact::EXIT != 0, priority) {
         (true, priority) => {
-            entry.exit_signal_as(&from, data, false, priority);
+            if let Some(entry) = node.local_entry(&entry.pid) {
+                node.exit_signal_to(&entry, &from, data, false, priority);
+            }
         }
         (false, true) => entry.deliver_priority(data),
         (false, false) => entry.deliver(data),
@@ -131,7 +133,7 @@ fn unlink(node: &Node, from: &Pid, to: &Pid) {
 
 fn exit(node: &Node, from: &Pid, to: &Pid, reason: Term, linked: bool) {
     if let Some(e) = node.local_entry(to) {
-        e.exit_signal(from, reason, linked);
+        node.exit_signal_to(&e, from, reason, linked, false);
     }
 }
 

@@ -185,7 +185,8 @@ pub(crate) struct Prepared {
 pub(crate) enum ExitOutcome {
     Ignored,
     Message,
-    Killed,
+    /// It ends, with this reason.
+    Killed(Term),
 }
 
 impl ProcEntry {
@@ -264,13 +265,9 @@ impl ProcEntry {
 
     /// Delivers an exit signal from `from` (`erts_proc_sig_send_exit` semantics):
     /// `linked` for the exit of a linked process (dropped when no link exists any more),
-    /// otherwise `exit/2`, where `kill` cannot be trapped.
-    pub(crate) fn exit_signal(&self, from: &Pid, reason: Term, linked: bool) -> ExitOutcome {
-        self.exit_signal_as(from, reason, linked, false)
-    }
-
-    /// [`exit_signal`](Self::exit_signal); with `priority`, the `EXIT` message a
-    /// trapping process gets is a priority message (`exit/3` through a priority alias).
+    /// otherwise `exit/2`, where `kill` cannot be trapped; with `priority`, the `EXIT`
+    /// message a trapping process gets is a priority message (`exit/3` through a
+    /// priority alias). Through [`Node::exit_signal_to`](super::Node::exit_signal_to).
     pub(crate) fn exit_signal_as(
         &self,
         from: &Pid,
@@ -287,7 +284,7 @@ impl ProcEntry {
         }
         if !linked && reason.is_atom("kill") {
             self.end(&mut st, atom("killed"));
-            return ExitOutcome::Killed;
+            return ExitOutcome::Killed(atom("killed"));
         }
         if st.trap_exit {
             drop(st);
@@ -302,8 +299,8 @@ impl ProcEntry {
         if reason.is_atom("normal") && from != &self.pid {
             return ExitOutcome::Ignored;
         }
-        self.end(&mut st, reason);
-        ExitOutcome::Killed
+        self.end(&mut st, reason.clone());
+        ExitOutcome::Killed(reason)
     }
 
     /// Ends the process with `reason` (once: the first reason wins).

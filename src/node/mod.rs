@@ -72,7 +72,8 @@ pub enum NodeError {
     Epmd(String),
 }
 
-/// A running node. Cheap to clone; all clones are the same node.
+/// A running node. Cheap to clone; all clones are the same node, which runs until
+/// [`stop`](Node::stop) (dropping the handles does not stop it).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,7 +1,7 @@
 //! Links, monitors, aliases and exit signals between processes, local or remote, and
 //! what a lost connection does to them (`erts_do_net_exits`).
 
-use super::entry::{Monitor, MonitorTarget, ProcEntry, Watcher};
+use super::entry::{ExitOutcome, Monitor, MonitorTarget, ProcEntry, Watcher};
 use super::keys::{pid_key, RefKey};
 use super::{Dest, Node};
 use crate::connection::message::Message;
@@ -10,6 +10,10 @@ use crate::sync::lock;
 use crate::term::{atom, tuple, Atom, Pid, Reference, Term};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// How long a process an exit signal ended may hold its thread before the rest of the
+/// node sees it gone without waiting for its task (see [`Node::exit_signal_to`]).
+const STUCK: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Node {
     pub(crate) fn link(&self, entry: &Arc<ProcEntry>, to: &Pid) {
@@ -26,11 +30,11 @@ impl Node {
                     };
                     if !inserted && !other.state().links.contains(&entry.pid) {
                         entry.state().links.remove(to);
-                        entry.exit_signal(to, atom("noproc"), false);
+                        self.exit_signal_to(entry, to, atom("noproc"), false, false);
                     }
                 }
                 None => {
-                    entry.exit_signal(to, atom("noproc"), false);
+                    self.exit_signal_to(entry, to, atom("noproc"), false, false);
                 }
             }
         } else {
@@ -74,7 +78,7 @@ impl Node {
         if self.is_local(&alias.node) {
             if let Some(entry) = self.alias_entry(alias) {
                 let priority = priority && self.is_priority_alias(&entry, alias);
-                entry.exit_signal_as(from, reason, false, priority);
+                self.exit_signal_to(&entry, from, reason, false, priority);
             }
             return;
         }
@@ -96,10 +100,39 @@ impl Node {
         }
     }
 
+    /// An exit signal from `from` to a process of this node, through a link (`linked`)
+    /// or `exit/2` (`priority`: through a priority alias). One that ends it ends it at
+    /// once for the rest of the node, as on the BEAM: its task ends at its next await,
+    /// and when its code holds the thread meanwhile (a callback that blocks), its links,
+    /// monitors and name go after [`STUCK`] all the same; the code still running sends
+    /// nothing more.
+    pub(crate) fn exit_signal_to(
+        &self,
+        entry: &Arc<ProcEntry>,
+        from: &Pid,
+        reason: Term,
+        linked: bool,
+        priority: bool,
+    ) {
+        let ExitOutcome::Killed(reason) = entry.exit_signal_as(from, reason, linked, priority)
+        else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (node, entry) = (self.clone(), entry.clone());
+        runtime.spawn(async move {
+            tokio::time::sleep(STUCK).await;
+            // Nothing when its task has ended it meanwhile.
+            node.process_exited(&entry, reason);
+        });
+    }
+
     /// An exit signal from `from` to `to`: through a link (`linked`) or `exit/2`.
     pub(crate) fn send_exit_signal(&self, from: &Pid, to: &Pid, reason: Term, linked: bool) {
         if let Some(e) = self.local_entry(to) {
-            e.exit_signal(from, reason, linked);
+            self.exit_signal_to(&e, from, reason, linked, false);
         } else if !self.is_local(&to.node) {
             let msg = if linked {
                 Message::exit(*from, *to, reason)
@@ -357,7 +390,7 @@ impl Node {
                 (links, monitors)
             };
             for l in links {
-                entry.exit_signal(&l, atom("noconnection"), true);
+                self.exit_signal_to(&entry, &l, atom("noconnection"), true, false);
             }
             for k in monitors {
                 self.fire_monitor(&entry, k, atom("noconnection"));

@@ -35,6 +35,50 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for Exception {
     }
 }
 
+#[cfg(feature = "anyhow")]
+impl Exception {
+    /// An `anyhow::Error` as the exception it raises (feature `anyhow`; `?` cannot take
+    /// it, as `anyhow::Error` is no `std::error::Error`):
+    /// `business().map_err(Exception::anyhow)?`. The error inside it converts as `?`
+    /// converts it, an [`Exception`] made an `anyhow::Error` comes back as it was, and any
+    /// other is a `RuntimeError` with the error's text and its causes (`"reading the
+    /// config: disk full"`), with the frame of the call when it is made in your code
+    /// (`map_err(|e| Exception::anyhow(e))`; none through `map_err(Exception::anyhow)`).
+    #[track_caller]
+    pub fn anyhow(e: anyhow::Error) -> Self {
+        let e = match e.downcast::<Exception>() {
+            Ok(exception) => return exception,
+            Err(e) => e,
+        };
+        let e = match e.downcast::<CallError>() {
+            Ok(call) => return Exception::from(call),
+            Err(e) => e,
+        };
+        let e = match e.downcast::<TaskError>() {
+            Ok(task) => return Exception::from(task),
+            Err(e) => e,
+        };
+        let e = match e.downcast::<StartError>() {
+            Ok(start) => return Exception::from(start),
+            Err(e) => e,
+        };
+        match e.downcast::<RpcError>() {
+            Ok(rpc) => Exception::from(rpc),
+            Err(e) => Exception::runtime_error(format!("{e:#}")),
+        }
+    }
+}
+
+/// An [`Exception`] into an `anyhow::Error` (feature `anyhow`), for `?` in code that
+/// returns `anyhow::Result`: its text is the exception as iex prints it, and it
+/// converts back to the same exception.
+#[cfg(feature = "anyhow")]
+impl From<Exception> for anyhow::Error {
+    fn from(e: Exception) -> Self {
+        anyhow::Error::msg(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +120,29 @@ mod tests {
                 file!()
             )
         );
+    }
+
+    #[cfg(feature = "anyhow")]
+    #[test]
+    fn anyhow_errors_convert_both_ways() {
+        use anyhow::Context;
+        let nope = Dest::from("nope");
+        let call = CallError::new(CallErrorKind::NoProc, &nope, atom("hi"), Some(FIVE_S));
+        let reason = call.reason();
+        assert_eq!(
+            Exception::anyhow(anyhow::Error::from(call)),
+            Exception::Exit(reason)
+        );
+        let failed: anyhow::Result<()> =
+            Err(std::io::Error::other("disk full")).context("reading the config");
+        let raised = Exception::anyhow(failed.unwrap_err());
+        assert!(
+            raised.to_string().contains("reading the config: disk full"),
+            "{raised}"
+        );
+        let exit = Exception::Exit(atom("bye"));
+        let wrapped = anyhow::Error::from(exit.clone());
+        assert_eq!(wrapped.to_string(), exit.to_string());
+        assert_eq!(Exception::anyhow(wrapped), exit);
     }
 }

@@ -39,15 +39,20 @@ const HOOKS: Hooks = Hooks {
 impl Node {
     /// Starts a node: listens, registers with EPMD (starting one when none answers),
     /// starts the system processes a BEAM node has (`net_kernel`, `rex`, `user`,
-    /// `logger_proxy`, and
-    /// `global_name_server` when visible), then accepts connections.
+    /// `logger_proxy`, `global_name_server`), then accepts connections. It runs until
+    /// [`stop`](Node::stop) (or `halt`, or the end of its tokio runtime): dropping
+    /// every `Node` handle does not stop it, as its own tasks hold one.
     ///
     /// The first node of a program also wraps the panic hook (see
     /// [`std::panic::set_hook`]) to note where a panic happens, so a process that
     /// panics exits with that frame in its stack, as a BEAM process's error has its
-    /// frames; the hook that was there still runs after it. A program that sets a panic
-    /// hook of its own sets it before the first node starts: one set later replaces the
-    /// wrapper, and panics then exit without their frame.
+    /// frames. A panic in process code (a callback, a registered function, a process
+    /// body) is that process's exit, logged as the BEAM logs a crash (an error-level
+    /// `tracing` event, where an error tracker that reads the log sees it): the hook
+    /// that was there does not run for it; it runs for every other panic, the
+    /// program's own. A program that sets a panic hook of its own sets it before the
+    /// first node starts: one set later replaces the wrapper, and panics then exit
+    /// without their frame.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let bound = Node::bind(config, HOOKS).await?;
         start_system_processes(&bound.node);
