@@ -103,8 +103,9 @@ impl TlsConfig {
     /// Peers are verified both ways, and what would weaken that is refused with the
     /// reason: `{verify, verify_none}`, a section without `cacertfile` or one without a
     /// root, a `crl_check` (revocation is not checked here: a revoked certificate would
-    /// pass), `signature_algs` (not restricted here), a `password` (decrypt the key
-    /// first). A client without a certificate is refused even with
+    /// pass), `signature_algs` (not restricted here), `verify_fun` and `partial_chain`
+    /// (Erlang functions, such as `inet_tls_dist:verify_client/3`, which this node
+    /// cannot run), a `password` (decrypt the key first). A client without a certificate is refused even with
     /// `{fail_if_no_peer_cert, false}`; renegotiation is never accepted
     /// (`secure_renegotiate` is moot). Other options (`reuse_sessions`, ...) are the
     /// BEAM's and left to it. Relative paths are relative to where the program runs, as
@@ -161,6 +162,14 @@ impl TlsConfig {
                         "{{{key}, ...}}: the signature algorithms are not restricted by \
                          this node, so a peer the BEAM refuses would be accepted; start it \
                          without {key} only where the restriction is not relied on"
+                    )))
+                }
+                "verify_fun" | "partial_chain" => {
+                    return Err(bad(format!(
+                        "{{{key}, ...}}: a check written in Erlang, which this node cannot \
+                         run, so a peer the BEAM refuses would be accepted (its certificate \
+                         is still verified against the cacertfile); start it without \
+                         {key} only where that check is not relied on"
                     )))
                 }
                 "crl_check" if !value.is_atom("false") => {

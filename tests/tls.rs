@@ -701,6 +701,10 @@ async fn each_side_of_an_optfile_keeps_its_own_trust() {
             "signature algorithms are not restricted",
         ),
         (
+            format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}}, {{verify_fun, {{fun inet_tls_dist:verify_client/3, []}}}}]}}]."),
+            "a check written in Erlang",
+        ),
+        (
             format!("[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{}\"}}, {{cacertfile, \"{ca_pem}\"}}]}}].", f("other-key.pem")),
             "the private key is not the key of the certificate",
         ),

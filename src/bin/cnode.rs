@@ -39,8 +39,9 @@ const EXIT_TIMEOUT: u8 = 5;
                   reached, or the connection was lost; \
                   4 the node refused the cookie; 5 no answer within --timeout.\n\
                   EPMD is found on ERL_EPMD_PORT (default 4369); the cookie is --cookie, \
-                  else ~/.erlang.cookie or $XDG_CONFIG_HOME/erlang/.erlang.cookie (made in \
-                  HOME when there is neither, as erl makes it).\n\
+                  else $RELEASE_COOKIE, else ~/.erlang.cookie or \
+                  $XDG_CONFIG_HOME/erlang/.erlang.cookie (made in HOME when there is \
+                  neither, as erl makes it).\n\
                   An argument `-` is a term read from stdin.\n\
                   RUST_LOG=info (or debug) logs what the node does on stderr: connections, \
                   refused handshakes, closed connections and why."
@@ -185,6 +186,7 @@ fn main() -> ExitCode {
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(cnode::log_writer)
             .log_internal_errors(false)
             .init();

@@ -4,8 +4,9 @@ use crate::transport::TlsConfig;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Everything a node needs to start. Defaults follow the BEAM's.
-#[derive(Debug, Clone)]
+/// Everything a node needs to start. Defaults follow the BEAM's. Its `Debug` leaves
+/// the cookie out.
+#[derive(Clone)]
 pub struct NodeConfig {
     /// Full node name, `name@host`.
     pub name: String,
@@ -106,6 +107,58 @@ pub struct NodeConfig {
     /// connection, both ways, runs inside TLS, and a plain TCP peer is refused. EPMD
     /// stays plain. Default: none (plain TCP, as `erl` without `-proto_dist`).
     pub tls: Option<TlsConfig>,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    /// Every field but the cookie, which logs and panics must not show.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so that a new field is shown (or hidden) by choice.
+        let NodeConfig {
+            name,
+            cookie: _,
+            long_names,
+            hidden,
+            epmd_port,
+            dist_listen,
+            listen_port,
+            listen_address,
+            tick_time,
+            setup_time,
+            max_message_size,
+            max_reassembly,
+            dist_buf_busy_limit,
+            max_term_depth,
+            max_processes,
+            max_pending_handshakes,
+            busy_poll,
+            prevent_overlapping_partitions,
+            tls,
+        } = self;
+        f.debug_struct("NodeConfig")
+            .field("name", name)
+            .field("cookie", &"<hidden>")
+            .field("long_names", long_names)
+            .field("hidden", hidden)
+            .field("epmd_port", epmd_port)
+            .field("dist_listen", dist_listen)
+            .field("listen_port", listen_port)
+            .field("listen_address", listen_address)
+            .field("tick_time", tick_time)
+            .field("setup_time", setup_time)
+            .field("max_message_size", max_message_size)
+            .field("max_reassembly", max_reassembly)
+            .field("dist_buf_busy_limit", dist_buf_busy_limit)
+            .field("max_term_depth", max_term_depth)
+            .field("max_processes", max_processes)
+            .field("max_pending_handshakes", max_pending_handshakes)
+            .field("busy_poll", busy_poll)
+            .field(
+                "prevent_overlapping_partitions",
+                prevent_overlapping_partitions,
+            )
+            .field("tls", tls)
+            .finish()
+    }
 }
 
 impl NodeConfig {
@@ -430,5 +483,13 @@ mod tests {
         assert_eq!(short.listen_address.to_string(), "0.0.0.0");
         assert!(!short.long_names);
         assert!(super::NodeConfig::new("a@10.0.0.5", "c").long_names);
+    }
+
+    #[test]
+    fn debug_leaves_the_cookie_out() {
+        let config = super::NodeConfig::new("moebi@localhost", "s3cr3t_cookie");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cr3t_cookie"), "{shown}");
+        assert!(shown.contains("moebi@localhost"), "{shown}");
     }
 }
