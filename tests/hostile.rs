@@ -74,6 +74,65 @@ fn a_wrong_cookie_is_always_refused_and_logged_with_the_peers_name() {
     assert!(good.ping(WAIT));
 }
 
+/// Handshakes that fail make no atom of the name they gave: a client without the
+/// cookie cannot fill the node's table of atoms (and halt it) with names, however many
+/// it tries.
+#[test]
+fn failed_handshakes_make_no_atoms() {
+    use eetf::Term;
+    use fakepeer::{atom, tuple};
+    let (_epmd, moebi, port) = moebi(&[]);
+    let mut good = Peer::connect(port, &fake_name("counter"), COOKIE, OTP25_FLAGS).unwrap();
+    // `:erlang.system_info(:atom_count)` through the node's `rex`.
+    let atom_count = |p: &mut Peer, n: u32| -> i64 {
+        let (me, tag) = (Term::from(p.pid(1)), Term::from(p.reference(n)));
+        let call = tuple(vec![
+            atom("call"),
+            atom("erlang"),
+            atom("system_info"),
+            Term::from(eetf::List::from(vec![atom("atom_count")])),
+            me.clone(),
+        ]);
+        let from = tuple(vec![me, tag.clone()]);
+        p.reg_send("rex", tuple(vec![atom("$gen_call"), from, call]))
+            .unwrap();
+        let (_, reply) = p
+            .next_message_where(WAIT, |_, payload| {
+                matches!(payload, Some(Term::Tuple(t)) if t.elements.len() == 2 && t.elements[0] == tag)
+            })
+            .expect("rex answers");
+        match reply {
+            Some(Term::Tuple(t)) => match &t.elements[1] {
+                Term::FixInteger(n) => i64::from(n.value),
+                other => panic!("not a count: {other}"),
+            },
+            other => panic!("not a reply: {other:?}"),
+        }
+    };
+    let before = atom_count(&mut good, 1);
+    for i in 0..100 {
+        let name = fake_name(&format!("stranger{i}"));
+        // A wrong cookie, and a peer that names itself and goes.
+        let _ = Peer::connect(port, &name, "not_the_cookie", OTP25_FLAGS);
+        let mut s = raw(port);
+        s.write_all(&hs_message(&name_message(
+            &format!("x{name}"),
+            OTP25_FLAGS,
+            1,
+        )))
+        .unwrap();
+        let mut reply = [0u8; 64];
+        let _ = std::io::Read::read(&mut s, &mut reply);
+    }
+    let after = atom_count(&mut good, 2);
+    assert!(
+        after - before < 20,
+        "200 failed handshakes made {} atoms",
+        after - before
+    );
+    assert!(good.ping(WAIT), "{}", moebi.log());
+}
+
 /// A peer that hangs up during the handshake, after naming itself (as a node does that
 /// finds it reached another node than the one it asked EPMD for): nothing to warn of, as
 /// a BEAM node says nothing of it.

@@ -353,18 +353,18 @@ async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeEr
             tokio::time::sleep(setup).await;
             fail_pending(
                 &node,
-                &peer,
+                peer.name(),
                 attempt,
                 "simultaneous connect did not complete",
             );
             Ok(())
         }
         Ok(Err(e)) => {
-            fail_pending(&node, &peer, attempt, &e.to_string());
+            fail_pending(&node, peer.name(), attempt, &e.to_string());
             Err(e)
         }
         Err(_) => {
-            fail_pending(&node, &peer, attempt, "connection setup timed out");
+            fail_pending(&node, peer.name(), attempt, "connection setup timed out");
             Err(HandshakeError::Timeout)
         }
     }
@@ -385,19 +385,21 @@ async fn resolve(host: &str) -> std::io::Result<Vec<std::net::IpAddr>> {
     Ok(ips)
 }
 
-fn fail_pending(node: &Node, peer: &Atom, attempt: u64, why: &str) {
+/// `peer` as a name, not an atom: a handshake from an unknown client that fails makes
+/// no atom of the name it gave (the atom table is the node's, and bounded).
+fn fail_pending(node: &Node, peer: &str, attempt: u64, why: &str) {
     // (failed, worth a warning): a refused incoming handshake nobody waited on is
     // already logged where it was refused.
     let (failed, warn) = {
         let mut conns = lock(&node.0.conns);
-        match conns.get(peer.name()) {
+        match conns.get(peer) {
             Some(ConnState::Pending {
                 attempt: a,
                 queue,
                 accepting,
             }) if *a == attempt => {
                 let warn = !*accepting || !queue.is_empty();
-                conns.remove(peer.name());
+                conns.remove(peer);
                 (true, warn)
             }
             _ => (false, false),
@@ -409,16 +411,19 @@ fn fail_pending(node: &Node, peer: &Atom, attempt: u64, why: &str) {
             if unreachable.len() >= MAX_UNREACHABLE {
                 unreachable.clear();
             }
-            unreachable.insert(peer.name().to_owned())
+            unreachable.insert(peer.to_owned())
         };
         if first {
-            tracing::warn!(peer = %peer.name(), "cannot connect to {}: {why}", peer.name());
+            tracing::warn!(peer = %peer, "cannot connect to {}: {why}", peer);
         } else if warn {
-            tracing::debug!(peer = %peer.name(), "still cannot connect to {}: {why}", peer.name());
+            tracing::debug!(peer = %peer, "still cannot connect to {}: {why}", peer);
         } else {
-            tracing::debug!(peer = %peer.name(), "handshake from {} failed: {why}", peer.name());
+            tracing::debug!(peer = %peer, "handshake from {} failed: {why}", peer);
         }
-        node.node_down(peer, None);
+        // Nothing of that node is here unless its name is an atom already.
+        if let Some(peer) = Atom::existing(peer) {
+            node.node_down(&peer, None);
+        }
     }
 }
 
@@ -656,12 +661,7 @@ async fn accept(
     };
     if !matches!(result, Some(Ok(Ok(_)))) {
         if let Some(peer) = claimed.get() {
-            fail_pending(
-                &node,
-                &Atom::from(peer.as_str()),
-                attempt,
-                "the handshake it started failed",
-            );
+            fail_pending(&node, peer, attempt, "the handshake it started failed");
         }
     }
     let Some(result) = result else {
