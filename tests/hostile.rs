@@ -331,6 +331,21 @@ fn garbage_handshakes_are_refused_and_nothing_else_is_affected() {
     assert!(moebi.wait_for_log("cannot handle", WAIT), "{}", moebi.log());
     assert!(moebi.log().contains("(v5) name message"), "{}", moebi.log());
 
+    // A flood of them does not flood the log: at most 10 warnings of a kind in 10 s,
+    // the rest at debug (a BEAM node logs none).
+    for _ in 0..40 {
+        let mut s = raw(port);
+        s.write_all(b"\x00\x05GET /").unwrap();
+        let _ = closed_within(&mut s, Duration::from_secs(5));
+    }
+    let warned = moebi
+        .log()
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("handshake from") && l.contains("failed:"))
+        .count();
+    // More than 50 failed in all, the 40 within a moment.
+    assert!(warned < 40, "{warned} warnings:\n{}", moebi.log());
+
     // alex's connection never noticed.
     assert!(alex.eval("Node.list()").contains(&m));
     assert!(!moebi.log().contains("node down"), "{}", moebi.log());

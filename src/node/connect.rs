@@ -665,9 +665,12 @@ async fn accept(
         }
     }
     let Some(result) = result else {
-        tracing::warn!(
-            "handshake from {addr} dropped: {} handshakes pending, it was the oldest",
-            node.0.config.max_pending_handshakes
+        handshake_warning(
+            Failed::Dropped,
+            format_args!(
+                "handshake from {addr} dropped: {} handshakes pending, it was the oldest",
+                node.0.config.max_pending_handshakes
+            ),
         );
         return;
     };
@@ -692,12 +695,62 @@ async fn accept(
             }
         }
         Ok(Err(e)) => match claimed.get() {
-            Some(peer) => tracing::warn!("handshake from {peer} ({addr}) failed: {e}"),
-            None => tracing::warn!("handshake from {addr} failed: {e}"),
+            Some(peer) => handshake_warning(Failed::Refused, format_args!("handshake from {peer} ({addr}) failed: {e}")),
+            None => handshake_warning(Failed::Refused, format_args!("handshake from {addr} failed: {e}")),
         },
         Err(_) => match claimed.get() {
-            Some(peer) => tracing::warn!("handshake from {peer} ({addr}) timed out (net_setuptime)"),
-            None => tracing::warn!("handshake from {addr} timed out (net_setuptime)"),
+            Some(peer) => handshake_warning(Failed::TimedOut, format_args!(
+                "handshake from {peer} ({addr}) timed out (net_setuptime)"
+            )),
+            None => handshake_warning(Failed::TimedOut, format_args!(
+                "handshake from {addr} timed out (net_setuptime)"
+            )),
         },
+    }
+}
+
+/// The most warnings of each kind of failed incoming handshake logged in
+/// [`WARNING_WINDOW`]; the rest are logged at debug, and counted in the next warning
+/// of that kind.
+const WARNINGS_PER_WINDOW: u32 = 10;
+const WARNING_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How an incoming handshake failed, for [`handshake_warning`].
+#[derive(Clone, Copy)]
+enum Failed {
+    Dropped = 0,
+    Refused = 1,
+    TimedOut = 2,
+}
+
+/// The warnings of each kind of failed incoming handshake: this window's start, how
+/// many were shown in it, how many left out since the last one shown.
+static HANDSHAKE_WARNINGS: std::sync::Mutex<[Option<(std::time::Instant, u32, u64)>; 3]> =
+    std::sync::Mutex::new([None; 3]);
+
+/// A failed incoming handshake (garbage, a stall, a flood of them), logged as a warning
+/// at most [`WARNINGS_PER_WINDOW`] times a [`WARNING_WINDOW`] for each kind, so that
+/// clients without the cookie cannot flood the log (a BEAM node logs none of these);
+/// the ones left out are logged at debug and counted.
+fn handshake_warning(kind: Failed, message: std::fmt::Arguments<'_>) {
+    let now = std::time::Instant::now();
+    let (shown, left_out) = {
+        let mut warnings = lock(&HANDSHAKE_WARNINGS);
+        let (start, shown, left_out) = warnings[kind as usize].get_or_insert((now, 0, 0));
+        if now.duration_since(*start) >= WARNING_WINDOW {
+            (*start, *shown) = (now, 0);
+        }
+        *shown += 1;
+        if *shown > WARNINGS_PER_WINDOW {
+            *left_out += 1;
+            (false, 0)
+        } else {
+            (true, std::mem::take(left_out))
+        }
+    };
+    match (shown, left_out) {
+        (false, _) => tracing::debug!("{message}"),
+        (true, 0) => tracing::warn!("{message}"),
+        (true, n) => tracing::warn!("{message} ({n} more like it were logged at debug only)"),
     }
 }
