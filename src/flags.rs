@@ -33,6 +33,9 @@ pub(crate) const UNLINK_ID: u64 = 0x2000000;
 /// 0xd07df7fbd); erl_dist 0.8 has it at bit 36, which no BEAM knows.
 pub(crate) const MANDATORY_25_DIGEST: u64 = 0x4000000;
 pub(crate) const SPAWN: u64 = 1 << 32;
+/// `DFLAG_NAME_ME`: the peer asks the node it connects to for a name (a dynamic node
+/// name), giving only its host.
+pub(crate) const NAME_ME: u64 = 1 << 33;
 pub(crate) const V4_NC: u64 = 1 << 34;
 pub(crate) const ALIAS: u64 = 1 << 35;
 /// OTP 28+: `ALTACT_SIG_SEND` (control message 37), for alias sends, priority messages

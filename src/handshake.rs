@@ -359,6 +359,14 @@ where
     let peer_flags = f.u64()?;
     let peer_creation = f.u32()?;
     let name = f.name()?;
+    // A peer that asks for a name (dynamic node names): this node gives none out, and
+    // one that asks while naming itself is lying; closed, as a BEAM node closes the
+    // second.
+    if peer_flags & flags::NAME_ME != 0 {
+        return Err(HandshakeError::Protocol(format!(
+            "{name} asks for a dynamic node name (DFLAG_NAME_ME), which this node does not give"
+        )));
+    }
 
     let status = if let Err(e) = check_mandatory(&name, peer_flags) {
         write_msg(
@@ -492,6 +500,22 @@ mod tests {
         assert!(
             matches!(r2, Err(HandshakeError::Refused { ref status, .. }) if status == "not_allowed")
         );
+    }
+
+    #[tokio::test]
+    async fn a_peer_asking_for_a_name_while_naming_itself_is_closed() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let server = identity("b@h", "c");
+        let mut client = identity("a@h", "c");
+        client.flags |= flags::NAME_ME;
+        // The accepting side closes: its end of the pipe goes with it.
+        let accepted = async move { accept(&mut b, &server, |_, _| Status::Ok).await };
+        let (r1, r2) = tokio::join!(accepted, connect(&mut a, &client, "b@h", || true));
+        assert!(
+            matches!(&r1, Err(HandshakeError::Protocol(why)) if why.contains("DFLAG_NAME_ME")),
+            "{r1:?}"
+        );
+        assert!(r2.is_err());
     }
 
     #[tokio::test]
