@@ -1661,6 +1661,34 @@ async fn a_peer_outside_global_holds_up_no_registration() {
     assert_eq!(node.whereis_global(&atom("first")), Some(second));
 }
 
+/// `net_kernel:allow/1`, from Rust or over rpc: from then on the node connects with the
+/// nodes named only; another is refused in the handshake (`Node.ping` is `:pang`, and
+/// the node logs it as dist_util does), and none is attempted to another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_allowed_nodes_connect_once_a_list_is_given() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let kate = blocking(|| BeamNode::start(&unique_name("kate"), COOKIE, &epmd));
+    let node = start_node("guarded", epmd.port()).await;
+    let n = node.name().to_owned();
+    let a = alex.node_name();
+    // alex names itself, over rpc, as a BEAM node would be told to.
+    let allowed = blocking(|| {
+        alex.eval(&format!(
+            "{{:rpc.call(:\"{n}\", :net_kernel, :allow, [[node()]]), :rpc.call(:\"{n}\", :net_kernel, :allow, [[1]])}}"
+        ))
+    });
+    assert_eq!(allowed, "{:ok, :error}");
+    let pinged = blocking(|| kate.eval(&format!("Node.ping(:\"{n}\")")));
+    assert_eq!(pinged, ":pang");
+    assert!(!node.connect(&kate.node_name()).await);
+    assert!(node.connect(&a).await);
+    // And from Rust: kate now too.
+    node.allow(&[kate.node_name().as_str()]);
+    let pinged = blocking(|| kate.eval(&format!("Node.ping(:\"{n}\")")));
+    assert_eq!(pinged, ":pong");
+}
+
 /// A hidden node registers `global` names as a hidden BEAM node does: they are its own,
 /// its peers do not see them, and it does not see theirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -312,6 +312,15 @@ async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeEr
             HandshakeError::Protocol(format!("invalid node name {}", peer.name()))
         })?;
         names_of_one_kind(node.name(), node.0.config.long_names, host)?;
+        if !node.is_allowed(peer.name()) {
+            // As net_kernel's setup_check refuses it.
+            let text = format!(
+                "** Connection attempt with disallowed node {} **",
+                peer.name()
+            );
+            tracing::error!("{text}");
+            return Err(HandshakeError::Io(std::io::Error::other(text)));
+        }
         // Resolved once for EPMD and the node (the lookup of a name runs on the
         // blocking pool).
         let ips = resolve(host).await.map_err(HandshakeError::Io)?;
@@ -613,6 +622,11 @@ async fn accept(
     let handshake = tokio::time::timeout(node.0.config.setup_time, async move {
         let mut stream = Stream::accept(tcp, tls.as_ref()).await?;
         let peer = handshake::accept(&mut stream, &local, move |peer, _flags| {
+            if !decide_node.is_allowed(peer) {
+                // As dist_util refuses a node `net_kernel:allow/1` did not name.
+                tracing::error!("** Connection attempt from disallowed node {peer} **");
+                return Status::NotAllowed;
+            }
             if peer == our_name {
                 // A peer under this node's own name: net_kernel has no connection to
                 // give it (`erts_internal:new_connection/1` fails) and says `nok`.

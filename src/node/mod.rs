@@ -103,6 +103,8 @@ pub(crate) struct NodeInner {
     /// first failure is a warning, the next ones (every message to it tries again) are
     /// not.
     unreachable: Mutex<std::collections::HashSet<String>>,
+    /// `net_kernel:allow/1`: once set, the only nodes connections are made with.
+    allowed: Mutex<Option<std::collections::HashSet<String>>>,
     next_pid: AtomicU64,
     next_ref: AtomicU64,
     ref_salt: u32,
@@ -193,6 +195,7 @@ impl Node {
             aliases: Mutex::new(OwnMap::default()),
             conns: Mutex::new(HashMap::new()),
             unreachable: Mutex::new(std::collections::HashSet::new()),
+            allowed: Mutex::new(None),
             // Pids start at <N.1.0>, serial 0, as a BEAM node's do.
             next_pid: AtomicU64::new(1),
             next_ref: AtomicU64::new(1),
@@ -305,6 +308,37 @@ impl Node {
     /// ([`HandshakeError::Timeout`](crate::HandshakeError::Timeout)).
     pub async fn try_connect(&self, node: &str) -> Result<(), crate::handshake::HandshakeError> {
         connect::try_connect(self, node).await
+    }
+
+    /// `:net_kernel.allow(nodes)`: from now on, connections are made with these nodes
+    /// only (and those of earlier calls): one from another node is refused in the
+    /// handshake (`not_allowed`, logged as `** Connection attempt from disallowed node
+    /// ... **`), and none is attempted to another (`connect` is false). Connections up
+    /// already stay. Before the first call, any node with the cookie connects, as on a
+    /// BEAM node. BEAM nodes ask it over rpc too (`:rpc.call(node, :net_kernel, :allow,
+    /// [nodes])`).
+    ///
+    /// ```no_run
+    /// # fn demo(node: cnode::Node) {
+    /// node.allow(&["app@web1", "app@web2"]);
+    /// # }
+    /// ```
+    pub fn allow(&self, nodes: &[&str]) {
+        // An empty list restricts nothing, as net_kernel's empty `allowed` list.
+        if nodes.is_empty() {
+            return;
+        }
+        let mut allowed = crate::sync::lock(&self.0.allowed);
+        allowed
+            .get_or_insert_with(Default::default)
+            .extend(nodes.iter().map(|n| (*n).to_owned()));
+    }
+
+    /// Whether connections with `peer` may be made ([`allow`](Node::allow)).
+    pub(crate) fn is_allowed(&self, peer: &str) -> bool {
+        crate::sync::lock(&self.0.allowed)
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(peer))
     }
 
     /// `Node.disconnect/1`: closes the connection to `node`. Links and monitors across

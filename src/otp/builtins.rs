@@ -422,6 +422,19 @@ fn everyday_functions(node: &Node) {
     node.register_function("net_kernel", "connect_node", 1, |p, args| async move {
         Ok(crate::term::boolean(reached(&p, &args[0]).await?))
     });
+    // `net_kernel:allow/1`: `error` for a list with what is no atom.
+    node.register_function("net_kernel", "allow", 1, |p, args| async move {
+        let names: Option<Vec<&str>> = args[0]
+            .as_list()
+            .and_then(|l| l.iter().map(|n| n.as_atom()).collect());
+        Ok(match names {
+            Some(names) => {
+                p.node().allow(&names);
+                atom("ok")
+            }
+            None => atom("error"),
+        })
+    });
     node.register_function("net_kernel", "get_net_ticktime", 0, |p, _| async move {
         Ok(int(p.node().0.config.tick_time.as_secs() as i64))
     });
