@@ -143,7 +143,14 @@ where
         .prepare(node.spawn_opts(node.user_pid()))
         .expect("a process without a name always prepares");
     let parent_pid = parent.entry.pid;
-    let first = start_kept(node, name, parent_pid, &body)?;
+    let first = match start_kept(node, name, parent_pid, &body) {
+        Ok(first) => first,
+        Err(taken) => {
+            // The keeper has nothing to keep: it ends at once, and leaves the table.
+            node.start_prepared(parent, |_| async { Ok(()) });
+            return Err(taken);
+        }
+    };
     parent.entry.state().links.insert(first);
     let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if app {
