@@ -1613,11 +1613,13 @@ fn dynamic_supervisor_start_child_on_the_task_supervisor() {
         before = GenServer.whereis(sup)
         {{:error, {{:undef, [frame | _]}}}} = DynamicSupervisor.start_child(sup, %{{id: :x, start: {{NoSuch, :start_link, [1]}}}})
         not_a_pid = DynamicSupervisor.start_child(sup, %{{id: :y, start: {{Chat, :receive_message, [\"as a child\"]}}}})
-        {{frame, not_a_pid, Task.Supervisor.children(sup), GenServer.whereis(sup) == before}}"
+        # A Task child spec of an MFA tuple: Task.start_link/1 takes only a fun.
+        {{:error, {{:function_clause, [{{Task, :start_link, mfa, _}} | _]}}}} = DynamicSupervisor.start_child(sup, {{Task, {{Moebi, :wait, []}}}})
+        {{frame, not_a_pid, mfa, Task.Supervisor.children(sup), GenServer.whereis(sup) == before}}"
     );
     assert_eq!(
         c.same_ok(&failed),
-        "{{NoSuch, :start_link, [1], []}, {:error, :ok}, [], true}"
+        "{{NoSuch, :start_link, [1], []}, {:error, :ok}, [{Moebi, :wait, []}], [], true}"
     );
     c.assert_moebi_still_serves();
 }

@@ -207,6 +207,9 @@ enum StartChild {
     /// `apply(M, F, Args)` as `DynamicSupervisor.start_child/2` does: a registered
     /// function that returns `{:ok, pid}`.
     Apply(String, String, Vec<Term>),
+    /// A start that raises before anything runs (`Task.start_link/1` of what is no
+    /// fun of no arguments): `{:error, reason}`, as DynamicSupervisor catches it.
+    Raises(Term),
 }
 
 /// What starting a child gave, as `DynamicSupervisor` reads it.
@@ -467,6 +470,7 @@ async fn start_child(p: &mut Process, start: &StartChild) -> Started {
             }
         }
         StartChild::Apply(m, f, args) => (m.clone(), f.clone(), args.clone()),
+        StartChild::Raises(reason) => return Started::Error(reason.clone()),
     };
     let node = p.node().clone();
     let (done, result) = tokio::sync::oneshot::channel();
@@ -639,6 +643,18 @@ fn handle_call(request: &Term, me: Pid) -> Option<Call> {
                 ("Elixir.Task.Supervised", "start_link", args) => {
                     StartChild::Task(start_task(args)?)
                 }
+                // `Task.start_link/1,3` of what its guards refuse (a child spec
+                // `{Task, {M, F, A}}`): its function_clause error.
+                ("Elixir.Task", "start_link", [fun]) if !is_fun0(fun) => {
+                    StartChild::Raises(task_start_link_clause(args))
+                }
+                ("Elixir.Task", "start_link", [m, f, a])
+                    if !(m.as_atom().is_some()
+                        && f.as_atom().is_some()
+                        && a.as_list().is_some()) =>
+                {
+                    StartChild::Raises(task_start_link_clause(args))
+                }
                 // `Task.start_link/1,3` in the supervisor: a task it owns, run at once.
                 ("Elixir.Task", "start_link", [fun]) => StartChild::Task(StartTask::NoReply {
                     owner: me,
@@ -670,6 +686,27 @@ fn handle_call(request: &Term, me: Pid) -> Option<Call> {
         ("terminate_child", 2) => Some(Call::TerminateChild(*e[1].as_pid()?)),
         _ => None,
     }
+}
+
+/// A fun of no arguments (`is_function(fun, 0)`).
+fn is_fun0(fun: &Term) -> bool {
+    match fun {
+        Term::ExternalFun(f) => f.arity == 0,
+        Term::InternalFun(f) => matches!(**f, crate::term::InternalFun::New { arity: 0, .. }),
+        _ => false,
+    }
+}
+
+/// `{function_clause, [{Task, start_link, Args, []}]}`: what `Task.start_link/1,3`
+/// raises for arguments its guards refuse.
+fn task_start_link_clause(args: &[Term]) -> Term {
+    let frame = tuple(vec![
+        atom("Elixir.Task"),
+        atom("start_link"),
+        list(args.to_vec()),
+        nil(),
+    ]);
+    tuple(vec![atom("function_clause"), list(vec![frame])])
 }
 
 /// `{M, F, Args}`, or `{M, F, undefined}` for a temporary child, which
