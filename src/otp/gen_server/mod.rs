@@ -449,6 +449,13 @@ async fn start_from<S: GenServer>(
     // `GenServer.start/3`'s `timeout:`) takes the half-started server with it.
     let abandoned = crate::process::Abandoned::new(node.clone(), pid);
     let started = wait_for_init(pid, started).await;
+    if started.is_err() {
+        // As OTP 26's `proc_lib:init_fail`: the starter hears of a failed or ignored
+        // start once the process has ended, its name free (it ends right after).
+        while node.is_alive(&pid) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
     abandoned.done();
     if let (Err(_), Some(name)) = (&started, global_name) {
         // As gen_server does before `start` returns the error: the name is free.

@@ -6,6 +6,10 @@ use crate::otp::gen_server::Caller;
 use crate::process::Process;
 use crate::term::{atom, Match, Pid, Term};
 
+/// How long a peer's `global` has to answer our `init_connect` before the sync it
+/// does not take part in stops holding up this node's registrations.
+const SILENT_PEER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A lock `{ResourceId, LockRequesterId}` as `global:set_lock/1` takes it, held by pids.
 #[derive(Debug)]
 pub(super) struct Lock {
@@ -59,11 +63,16 @@ impl Global {
 
     fn set_lock(&mut self, p: &mut Process, res: Term, req: Term, pid: &Pid) -> bool {
         // While we sync names with a peer, the `global` lock is our locker's, as on a
-        // BEAM node: this node's registrar waits for the sync to end. A peer that never
-        // answered our `init_connect` (one started with `-connect_all false`, whose
-        // `global` ignores us) is no sync, and holds up nothing, as with a BEAM node.
+        // BEAM node: this node's registrar waits for the sync to end (so a name
+        // registered right after a connection reaches the new peer with the sync). A
+        // peer that has not answered our `init_connect` within [`SILENT_PEER`] (one
+        // started with `-connect_all false`, whose `global` ignores us) is no sync, and
+        // holds up nothing more, as with a BEAM node.
         let ours = p.node().is_local(&pid.node);
-        let syncing = self.sessions.values().any(|s| s.his_tag.is_some());
+        let syncing = self
+            .sessions
+            .values()
+            .any(|s| s.his_tag.is_some() || s.started.elapsed() < SILENT_PEER);
         if ours && res.is_atom("global") && syncing {
             return false;
         }

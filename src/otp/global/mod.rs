@@ -51,6 +51,8 @@ const NODE_DOWN: &str = "$cnode_nodedown";
 /// The session with one peer (`global`'s `{pending, Node}` and locker state).
 #[derive(Debug)]
 struct Session {
+    /// When we sent our `init_connect`.
+    started: std::time::Instant,
     /// The peer's `global` protocol version, from its `init_connect`.
     vsn: i64,
     my_tag: Term,
@@ -344,6 +346,7 @@ impl Global {
         self.sessions.insert(
             n,
             Session {
+                started: std::time::Instant::now(),
                 vsn: 0,
                 my_tag,
                 his_tag: None,
