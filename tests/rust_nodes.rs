@@ -2353,3 +2353,131 @@ async fn a_multi_call_that_timed_out_leaves_no_late_reply() {
     });
     assert_eq!(late, format!("{{{{[], [:{n}]}}, {{:messages, []}}}}"));
 }
+
+/// Answers each call 300 ms later, from a task of its own.
+struct Late;
+
+impl GenServer for Late {
+    async fn handle_call(
+        &mut self,
+        request: Term,
+        from: &Caller,
+        p: &mut Process,
+    ) -> Result<Reply, Exception> {
+        let (from, node) = (from.clone(), p.node().clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            from.reply_from_node(&node, request);
+        });
+        Ok(Reply::noreply())
+    }
+}
+
+/// Calls whose futures are dropped mid-flight (a `select!` losing to a timer) leave
+/// nothing behind, as OTP's calls leave nothing: no monitor on the server, no late reply
+/// in the caller's mailbox (a call's alias goes with it, and an erpc's spawn reply is
+/// dropped), no spec of a `start_child` in the node's hands; `process_info(:monitors)`
+/// shows monitors taken by name; and a call from a thread outside the runtime is a
+/// clear panic that leaves no process behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_calls_leave_nothing_behind() {
+    use cnode::supervisor::{self, ChildSpec};
+    let (_epmd, a, b) = two_nodes().await;
+    let bn = b.name().to_owned();
+    gen_server::start(&b, Some("late"), Late).await.unwrap();
+    b.register_function("Elixir.Slow", "sleep", 0, |_p, _args| async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(atom("slept"))
+    });
+    let late = b.whereis("late").expect("late runs");
+    let at = bn.clone();
+    let (left, monitors) = a
+        .run_process(move |mut p| async move {
+            let (five, zero) = (Duration::from_secs(5), Duration::ZERO);
+            for _ in 0..100 {
+                tokio::select! {
+                    _ = p.call(("late", at.as_str()), atom("hi"), five) => {}
+                    _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+                }
+                tokio::select! {
+                    _ = p.erpc_call(&at, "Elixir.Slow", "sleep", vec![], five) => {}
+                    _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+                }
+                let _ = p.erpc_call(&at, "Elixir.Slow", "sleep", vec![], zero).await;
+            }
+            // A monitor by name, as process_info shows it.
+            let watched = p.monitor(("late", at.as_str()));
+            let (here, me) = (p.node().name().to_owned(), Term::Pid(p.pid()));
+            let args = vec![me, atom("monitors")];
+            let info = p
+                .erpc_call(&here, "erlang", "process_info", args, five)
+                .await;
+            p.demonitor(&watched, true);
+            // Every late answer has come by now, and none reached the mailbox.
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            let left = p.receive_timeout(Duration::from_millis(100)).await;
+            (left, info)
+        })
+        .await
+        .expect("the caller runs");
+    assert_eq!(left, None, "a late answer reached the caller");
+    assert_eq!(
+        monitors.expect("process_info").to_string(),
+        format!("{{:monitors, [process: {{:late, :{bn}}}]}}")
+    );
+    let mut monitored = String::new();
+    for _ in 0..100 {
+        let args = vec![Term::Pid(late), atom("monitored_by")];
+        let info = a
+            .erpc_call(&bn, "erlang", "process_info", args, Duration::from_secs(5))
+            .await
+            .expect("process_info");
+        monitored = info.to_string();
+        if monitored == "{:monitored_by, []}" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(monitored, "{:monitored_by, []}");
+
+    // start_child dropped at once: its spec is not kept.
+    supervisor::start_dynamic(&b, Some("dropped_sup"))
+        .await
+        .unwrap();
+    let marker = std::sync::Arc::new(());
+    for i in 0..100 {
+        let kept = marker.clone();
+        let spec = ChildSpec::process(&format!("c{i}"), move |mut p| {
+            let _kept = kept.clone();
+            async move {
+                p.receive().await;
+                Ok(())
+            }
+        });
+        let started = supervisor::start_child(&b, "dropped_sup", spec);
+        let _ = futures::FutureExt::now_or_never(started);
+    }
+    let counts = supervisor::count_children(&b, "dropped_sup").await.unwrap();
+    assert_eq!(std::sync::Arc::strong_count(&marker), 1 + counts.active);
+
+    // From a plain thread: a clear panic, and no process left.
+    let count = || {
+        let args = vec![atom("process_count")];
+        a.erpc_call(&bn, "erlang", "system_info", args, Duration::from_secs(5))
+    };
+    let before = count().await.unwrap();
+    let from_thread = b.clone();
+    let panicked = std::thread::spawn(move || {
+        let call = from_thread.call("echo", atom("hi"), Duration::from_secs(1));
+        futures::executor::block_on(call)
+    })
+    .join()
+    .expect_err("outside a runtime it panics");
+    let message = panicked
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panicked.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(message.contains("tokio runtime"), "{message}");
+    assert_eq!(count().await.unwrap(), before);
+}

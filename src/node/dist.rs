@@ -201,18 +201,35 @@ fn spawn_reply(
         return;
     };
     let key = node.ref_key(&req_id);
+    if let Some(k) = key {
+        let mut st = entry.state();
+        if let Some(i) = st.abandoned_spawns.iter().position(|a| *a == k) {
+            st.abandoned_spawns.swap_remove(i);
+            return;
+        }
+    }
     let reply = match result {
         PidOrAtom::Pid(pid) => {
-            {
+            let error_only = {
                 let mut st = entry.state();
                 if flags & 1 != 0 {
                     st.links.insert(pid);
                 }
-                if let Some(m) = key.and_then(|k| st.monitors.get_mut(&k)) {
-                    if flags & 2 != 0 {
-                        m.target = MonitorTarget::Process(Dest::Pid(pid));
+                match key.and_then(|k| st.monitors.get_mut(&k)) {
+                    Some(m) => {
+                        // A spawn monitor is an erpc's, which asks for `{reply,
+                        // error_only}`: its success is not delivered.
+                        let spawn = matches!(m.target, MonitorTarget::Spawn { .. });
+                        if flags & 2 != 0 {
+                            m.target = MonitorTarget::Process(Dest::Pid(pid));
+                        }
+                        spawn
                     }
+                    None => false,
                 }
+            };
+            if error_only {
+                return;
             }
             tuple(vec![
                 atom("spawn_reply"),

@@ -132,6 +132,9 @@ pub(crate) struct ProcState {
     pub proc_lib: Option<Box<ProcLib>>,
     /// The running timers that send to this process: they go when it ends.
     pub timers: Vec<RefKey>,
+    /// Spawn requests whose caller gave up (an `erpc_call` timed out or dropped): their
+    /// `SPAWN_REPLY` is dropped when it comes, as OTP drops an abandoned request's.
+    pub abandoned_spawns: Vec<RefKey>,
     /// `:sys.trace(pid, true)`: a gen_server prints its events.
     pub sys_trace: bool,
     /// It watched other nodes (`monitor_node`, `monitor_nodes`): its end removes that.
@@ -213,6 +216,7 @@ impl ProcEntry {
                 label: None,
                 proc_lib: None,
                 timers: Vec::new(),
+                abandoned_spawns: Vec::new(),
                 sys_trace: false,
                 watches_nodes: false,
                 dead: false,

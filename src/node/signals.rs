@@ -15,6 +15,9 @@ use std::sync::Arc;
 /// node sees it gone without waiting for its task (see [`Node::exit_signal_to`]).
 const STUCK: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// The most abandoned spawn requests a process keeps (see [`Node::abandon_spawn`]).
+const MAX_ABANDONED: usize = 1024;
+
 impl Node {
     pub(crate) fn link(&self, entry: &Arc<ProcEntry>, to: &Pid) {
         if to == &entry.pid {
@@ -325,6 +328,29 @@ impl Node {
                 alias: false,
             },
         );
+    }
+
+    /// The spawn request `reference` of `entry` is given up (before its monitor goes):
+    /// its `SPAWN_REPLY`, if it has not come, is dropped when it does (at most
+    /// [`MAX_ABANDONED`] are kept: a reply that never comes, its node gone, is not kept
+    /// for ever).
+    pub(crate) fn abandon_spawn(&self, entry: &Arc<ProcEntry>, reference: &Reference) {
+        let Some(key) = self.ref_key(reference) else {
+            return;
+        };
+        let mut st = entry.state();
+        // Only while its reply has not come: the monitor still waits for the spawn.
+        let waiting = st
+            .monitors
+            .get(&key)
+            .is_some_and(|m| matches!(m.target, MonitorTarget::Spawn { .. }));
+        if !waiting {
+            return;
+        }
+        if st.abandoned_spawns.len() >= MAX_ABANDONED {
+            st.abandoned_spawns.remove(0);
+        }
+        st.abandoned_spawns.push(key);
     }
 
     pub(crate) fn new_alias(&self, entry: &Arc<ProcEntry>) -> Reference {

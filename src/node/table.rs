@@ -51,7 +51,15 @@ impl Node {
     }
 
     /// Creates the entry of a new process so its pid exists; `run_prepared` runs it.
+    /// Panics, before anything is made, outside a tokio runtime, where the process
+    /// could not run (a call from a plain thread must enter the node's runtime first).
+    #[track_caller]
     pub(crate) fn prepare(&self, opts: SpawnOpts) -> Result<Prepared, Exception> {
+        assert!(
+            tokio::runtime::Handle::try_current().is_ok(),
+            "cnode: a node's processes run on a tokio runtime: call this from a task of \
+             one, or from a thread that entered it (`Handle::enter`)"
+        );
         let pid = self.new_pid();
         let prepared = ProcEntry::prepare(pid, &opts);
         if let Some(name) = &opts.name {

@@ -791,14 +791,25 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             // Where it waits, the one frame known of it (`current_location`'s).
             "current_stacktrace" => list(vec![current_location(st.current_function())]),
             "group_leader" => Term::Pid(st.group_leader),
+            // By pid, or `{RegName, Node}` for a monitor taken by name.
             "monitors" => list(
                 st.monitors
                     .values()
-                    .filter_map(|m| match &m.target {
-                        crate::node::MonitorTarget::Process(crate::node::Dest::Pid(p)) => {
-                            Some(tuple(vec![atom("process"), Term::Pid(*p)]))
-                        }
-                        _ => None,
+                    .filter_map(|m| {
+                        let target = match &m.target {
+                            crate::node::MonitorTarget::Process(crate::node::Dest::Pid(p)) => {
+                                Term::Pid(*p)
+                            }
+                            crate::node::MonitorTarget::Process(crate::node::Dest::RemoteName(
+                                name,
+                                at,
+                            )) => tuple(vec![Term::Atom(*name), Term::Atom(*at)]),
+                            crate::node::MonitorTarget::Process(crate::node::Dest::Name(name)) => {
+                                tuple(vec![Term::Atom(*name), Term::Atom(node.0.name)])
+                            }
+                            _ => return None,
+                        };
+                        Some(tuple(vec![atom("process"), target]))
                     })
                     .collect(),
             ),

@@ -255,6 +255,12 @@ impl Process {
             );
         }
         let req_term = Term::Reference(Box::new(req_id.clone()));
+        // Dropped before the answer: the monitor goes, and the spawn's reply with it.
+        let remote = node != self.node().name();
+        let dropped = match remote {
+            true => self.abandon_spawn_on_drop(&req_id),
+            false => self.demonitor_on_drop(&req_id),
+        };
         let reply = self
             .receive_match(timeout, |m| {
                 crate::process::handle::is_down_for(m, &req_id)
@@ -265,13 +271,14 @@ impl Process {
                         .unwrap_or(false)
             })
             .await;
-        // A successful spawn_reply also arrives; we only waited for the error form.
-        self.flush_matching(|m| {
-            m.as_tuple_n(4)
-                .map(|e| e[0].is_atom("spawn_reply") && e[1] == req_term)
-                .unwrap_or(false)
-        });
+        dropped.done();
+        // (A successful spawn's reply is not delivered: `{reply, error_only}`.)
         let Some(reply) = reply else {
+            if remote {
+                // Given up before the spawn's reply came: it is dropped when it does, as
+                // `erpc:call` abandons the request.
+                self.node().abandon_spawn(&self.entry, &req_id);
+            }
             self.demonitor(&req_id, true);
             return Err(RpcError::Timeout);
         };

@@ -666,14 +666,20 @@ pub async fn start_child(
         )));
     }
     let request = super::task_supervisor::hand_over(node, spec);
+    // Taken back however the call ends, a dropped call too (the supervisor that took
+    // it leaves nothing to take back).
+    struct TakeBack<'a>(&'a Node, &'a Term);
+    impl Drop for TakeBack<'_> {
+        fn drop(&mut self) {
+            drop(super::task_supervisor::take_back(self.0, self.1));
+        }
+    }
+    let _taken_back = TakeBack(node, &request);
     let replied = node.call(to, &request, None).await;
     let reply = match replied {
         Ok(reply) => reply,
-        Err(e) => {
-            // Not taken: the supervisor was not there (or not a dynamic one).
-            drop(super::task_supervisor::take_back(node, &request));
-            return Err(StartError(Exception::Exit(e.kind().reason())));
-        }
+        // Not taken: the supervisor was not there (or not a dynamic one).
+        Err(e) => return Err(StartError(Exception::Exit(e.kind().reason()))),
     };
     match reply.as_tuple() {
         Some([ok, Term::Pid(pid), ..]) if ok.is_atom("ok") => Ok(*pid),

@@ -351,23 +351,27 @@ pub(crate) async fn supervise(
             Some(Call::StartHanded(key)) => {
                 let handed = p.node().0.extensions.get::<HandedChildren>();
                 let spec = crate::sync::lock(&handed.specs).remove(&key);
-                spec.map(|spec| {
-                    let kind = if spec.is_supervisor() {
-                        "supervisor"
-                    } else {
-                        "worker"
-                    };
-                    Call::Start(Child {
-                        restart: spec.restart_value(),
-                        shutdown: spec.shutdown_value(),
-                        spec: Spec::Given {
-                            mfa: spec.mfa(),
-                            kind: atom(kind),
-                            modules: spec.modules_term(),
-                        },
-                        start: StartChild::Rust(spec),
-                    })
-                })
+                // Taken back: its caller gave up (dropped its `start_child`) before
+                // the supervisor got to it.
+                let Some(spec) = spec else {
+                    from.reply(&p, tuple(vec![atom("error"), atom("abandoned")]));
+                    continue;
+                };
+                let kind = if spec.is_supervisor() {
+                    "supervisor"
+                } else {
+                    "worker"
+                };
+                Some(Call::Start(Child {
+                    restart: spec.restart_value(),
+                    shutdown: spec.shutdown_value(),
+                    spec: Spec::Given {
+                        mfa: spec.mfa(),
+                        kind: atom(kind),
+                        modules: spec.modules_term(),
+                    },
+                    start: StartChild::Rust(spec),
+                }))
             }
             call => call,
         };
@@ -952,12 +956,14 @@ impl Process {
         let timeout = timeout.into();
         let reference = Term::Reference(Box::new(task.reference.clone()));
         let me = self.pid();
+        let dropped = self.demonitor_on_drop(&task.reference);
         let reply = self
             .receive_match(timeout, |m| {
                 m.as_tuple_n(2).is_some_and(|e| e[0] == reference)
                     || crate::process::handle::is_down_for(m, &task.reference)
             })
             .await;
+        dropped.done();
         let await_info = || {
             tuple(vec![
                 atom("Elixir.Task"),

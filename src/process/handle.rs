@@ -25,6 +25,33 @@ use std::time::Duration;
 /// });
 /// # }
 /// ```
+/// See [`Process::demonitor_on_drop`].
+pub(crate) struct Demonitor {
+    node: Node,
+    entry: Arc<ProcEntry>,
+    reference: Option<Reference>,
+    /// A spawn request's monitor: abandon the request too.
+    spawn: bool,
+}
+
+impl Demonitor {
+    /// The call ended: its own code takes care of the monitor.
+    pub(crate) fn done(mut self) {
+        self.reference = None;
+    }
+}
+
+impl Drop for Demonitor {
+    fn drop(&mut self) {
+        if let Some(reference) = self.reference.take() {
+            if self.spawn {
+                self.node.abandon_spawn(&self.entry, &reference);
+            }
+            self.node.demonitor(&self.entry, &reference);
+        }
+    }
+}
+
 pub struct Process {
     pub(crate) node: Node,
     pub(crate) entry: Arc<ProcEntry>,
@@ -327,6 +354,27 @@ impl Process {
         self.node.monitor(&self.entry, target.into(), true)
     }
 
+    /// A guard that demonitors `reference` (and so deactivates its alias) if it is
+    /// dropped before [`Demonitor::done`]: a call whose future is dropped mid-flight (a
+    /// `select!`, a `timeout`) leaves no monitor behind, and a late reply to its alias is
+    /// dropped, as OTP's calls leave none.
+    pub(crate) fn demonitor_on_drop(&self, reference: &Reference) -> Demonitor {
+        Demonitor {
+            node: self.node.clone(),
+            entry: self.entry.clone(),
+            reference: Some(reference.clone()),
+            spawn: false,
+        }
+    }
+
+    /// [`demonitor_on_drop`](Self::demonitor_on_drop) for a spawn request's monitor:
+    /// dropped, the request is abandoned too (its `SPAWN_REPLY` dropped when it comes).
+    pub(crate) fn abandon_spawn_on_drop(&self, reference: &Reference) -> Demonitor {
+        let mut guard = self.demonitor_on_drop(reference);
+        guard.spawn = true;
+        guard
+    }
+
     /// `demonitor(Ref)`, with `flush` removing a `DOWN` already queued.
     pub fn demonitor(&mut self, reference: &Reference, flush: bool) {
         self.node.demonitor(&self.entry, reference);
@@ -521,7 +569,8 @@ impl Process {
     }
 
     /// Drops queued messages for which `matches` is true.
-    pub(crate) fn flush_matching(&mut self, mut matches: impl FnMut(&Term) -> bool) {
+    /// Drops the messages `matches` takes; how many.
+    pub(crate) fn flush_matching(&mut self, mut matches: impl FnMut(&Term) -> bool) -> usize {
         let before = self.saved.len();
         self.saved.retain(|m| !matches(m));
         let mut dropped = before - self.saved.len();
@@ -533,6 +582,7 @@ impl Process {
             }
         }
         self.entry.queue_len.fetch_sub(dropped, Ordering::Relaxed);
+        dropped
     }
 
     /// Messages waiting, for `process_info`.

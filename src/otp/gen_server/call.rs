@@ -323,6 +323,7 @@ impl Process {
             return failed(CallErrorKind::NoProc, request);
         };
         let mref = self.monitor_with_alias(target.clone());
+        let dropped = self.demonitor_on_drop(&mref);
         let tag = alias_tag(mref.clone());
         let me = &self.entry.pid;
         let from = tuple(vec![Term::Pid(*me), tag]);
@@ -336,6 +337,7 @@ impl Process {
                     || crate::process::handle::is_down_for(m, &mref)
             })
             .await;
+        dropped.done();
         match reply {
             None => {
                 self.demonitor(&mref, true);
