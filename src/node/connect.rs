@@ -701,8 +701,16 @@ async fn accept(
         // reach us won (two nodes connecting at once, under TLS closed in the TLS
         // handshake), or a port scan; after, a node that found we are not the node it
         // asked EPMD for, or that refused our digest (and says so itself). A BEAM node
-        // says nothing of either.
-        Ok(Err(HandshakeError::Io(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+        // says nothing of either. A peer gone before what we wrote reached it resets
+        // the connection instead: the same hang-up.
+        Ok(Err(HandshakeError::Io(e)))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+            ) =>
+        {
             match claimed.get() {
                 Some(peer) => tracing::debug!("handshake from {peer} ({addr}) closed by the peer"),
                 None => tracing::debug!("handshake from {addr} closed before the peer named itself"),
