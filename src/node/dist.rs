@@ -82,11 +82,7 @@ pub(super) fn alt_act(node: &Node, signal: AltAct, last: &mut LastName) {
     let priority = flags & altact::PRIO != 0
         && matches!(&to, AltActTo::Alias(alias) if node.is_priority_alias(entry, alias));
     match (flags & altact::EXIT != 0, priority) {
-        (true, priority) => {
-            if let Some(entry) = node.local_entry(&entry.pid) {
-                node.exit_signal_to(&entry, &from, data, false, priority);
-            }
-        }
+        (true, priority) => node.exit_signal_to(entry, &from, data, false, priority),
         (false, true) => entry.deliver_priority(data),
         (false, false) => entry.deliver(data),
     }
@@ -201,32 +197,27 @@ fn spawn_reply(
         return;
     };
     let key = node.ref_key(&req_id);
-    if let Some(k) = key {
-        let mut st = entry.state();
-        if let Some(i) = st.abandoned_spawns.iter().position(|a| *a == k) {
-            st.abandoned_spawns.swap_remove(i);
-            return;
-        }
+    let mut st = entry.state();
+    if let Some(i) = key.and_then(|k| st.abandoned_spawns.iter().position(|a| *a == k)) {
+        st.abandoned_spawns.swap_remove(i);
+        return;
     }
     let reply = match result {
         PidOrAtom::Pid(pid) => {
-            let error_only = {
-                let mut st = entry.state();
-                if flags & 1 != 0 {
-                    st.links.insert(pid);
-                }
-                match key.and_then(|k| st.monitors.get_mut(&k)) {
-                    Some(m) => {
-                        // A spawn monitor is an erpc's, which asks for `{reply,
-                        // error_only}`: its success is not delivered.
-                        let spawn = matches!(m.target, MonitorTarget::Spawn { .. });
-                        if flags & 2 != 0 {
-                            m.target = MonitorTarget::Process(Dest::Pid(pid));
-                        }
-                        spawn
+            if flags & 1 != 0 {
+                st.links.insert(pid);
+            }
+            let error_only = match key.and_then(|k| st.monitors.get_mut(&k)) {
+                Some(m) => {
+                    // A spawn monitor is an erpc's, which asks for `{reply,
+                    // error_only}`: its success is not delivered.
+                    let spawn = matches!(m.target, MonitorTarget::Spawn { .. });
+                    if flags & 2 != 0 {
+                        m.target = MonitorTarget::Process(Dest::Pid(pid));
                     }
-                    None => false,
+                    spawn
                 }
+                None => false,
             };
             if error_only {
                 return;
@@ -240,7 +231,7 @@ fn spawn_reply(
         }
         PidOrAtom::Atom(reason) => {
             if let Some(k) = key {
-                entry.state().monitors.remove(&k);
+                st.monitors.remove(&k);
             }
             tuple(vec![
                 atom("spawn_reply"),
@@ -250,5 +241,6 @@ fn spawn_reply(
             ])
         }
     };
+    drop(st);
     entry.deliver(reply);
 }

@@ -111,7 +111,7 @@ impl Node {
     /// nothing more.
     pub(crate) fn exit_signal_to(
         &self,
-        entry: &Arc<ProcEntry>,
+        entry: &ProcEntry,
         from: &Pid,
         reason: Term,
         linked: bool,
@@ -124,7 +124,11 @@ impl Node {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (node, entry) = (self.clone(), entry.clone());
+        // Ended meanwhile (its task already out of the table): nothing to do.
+        let Some(entry) = self.local_entry(&entry.pid) else {
+            return;
+        };
+        let node = self.clone();
         runtime.spawn(async move {
             tokio::time::sleep(STUCK).await;
             // Nothing when its task has ended it meanwhile.

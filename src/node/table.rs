@@ -24,6 +24,23 @@ impl Node {
         self.local_entry(pid).is_some()
     }
 
+    /// Resolves when the local process `pid` has ended (at once if it has), as its
+    /// `run_process` waiter is told; for a process nobody waits on so already.
+    pub(crate) async fn ended(&self, pid: &Pid) {
+        let waiter = self.local_entry(pid).and_then(|entry| {
+            let mut st = entry.state();
+            if st.dead || st.exit_to.is_some() {
+                return None;
+            }
+            let (told, waiter) = tokio::sync::oneshot::channel();
+            st.exit_to = Some(told);
+            Some(waiter)
+        });
+        if let Some(waiter) = waiter {
+            let _ = waiter.await;
+        }
+    }
+
     fn new_pid(&self) -> Pid {
         loop {
             let n = self.0.next_pid.fetch_add(1, Ordering::Relaxed);
@@ -210,15 +227,12 @@ impl Node {
     /// A process ended with `reason`: unregister it and fire its links and monitors
     /// (`erts_do_exit_process` / `erts_continue_exit_process`).
     pub(crate) fn process_exited(&self, entry: &Arc<ProcEntry>, reason: Term) {
-        let (links, watchers, monitors, name, aliases, timers, watched_nodes) = {
+        let (links, watchers, monitors, name, aliases, timers, watched_nodes, waiter) = {
             let mut st = entry.state();
             if st.dead {
                 return;
             }
             st.dead = true;
-            if let Some(waiter) = st.exit_to.take() {
-                let _ = waiter.send(reason.clone());
-            }
             (
                 std::mem::take(&mut st.links),
                 std::mem::take(&mut st.monitored_by),
@@ -227,6 +241,7 @@ impl Node {
                 std::mem::take(&mut st.aliases),
                 std::mem::take(&mut st.timers),
                 st.watches_nodes,
+                st.exit_to.take(),
             )
         };
         self.cancel_timers_of(timers);
@@ -246,6 +261,10 @@ impl Node {
             {
                 table.remove(a);
             }
+        }
+        // Its waiter hears of its end once its name and aliases are free.
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(reason.clone());
         }
         // Other nodes' signals first: a local process woken by this end (one that
         // waits for it to stop the node, say) could otherwise close the connections

@@ -25,6 +25,20 @@ use std::time::Duration;
 /// });
 /// # }
 /// ```
+pub struct Process {
+    pub(crate) node: Node,
+    pub(crate) entry: Arc<ProcEntry>,
+    rx: Mailbox,
+    /// Messages passed over by a selective receive, oldest first.
+    saved: VecDeque<Term>,
+    /// Whether this process made a priority alias, and so may get priority messages
+    /// (until then its receives never look at the priority queue).
+    priority_enabled: bool,
+    /// A connection a send of this process left busy: the process waits for it to
+    /// drain at its next receive (or `yield_now`), as a BEAM process is suspended.
+    busy: std::sync::Mutex<Option<Arc<ConnHandle>>>,
+}
+
 /// See [`Process::demonitor_on_drop`].
 pub(crate) struct Demonitor {
     node: Node,
@@ -50,20 +64,6 @@ impl Drop for Demonitor {
             self.node.demonitor(&self.entry, &reference);
         }
     }
-}
-
-pub struct Process {
-    pub(crate) node: Node,
-    pub(crate) entry: Arc<ProcEntry>,
-    rx: Mailbox,
-    /// Messages passed over by a selective receive, oldest first.
-    saved: VecDeque<Term>,
-    /// Whether this process made a priority alias, and so may get priority messages
-    /// (until then its receives never look at the priority queue).
-    priority_enabled: bool,
-    /// A connection a send of this process left busy: the process waits for it to
-    /// drain at its next receive (or `yield_now`), as a BEAM process is suspended.
-    busy: std::sync::Mutex<Option<Arc<ConnHandle>>>,
 }
 
 impl Process {
@@ -569,8 +569,7 @@ impl Process {
     }
 
     /// Drops queued messages for which `matches` is true.
-    /// Drops the messages `matches` takes; how many.
-    pub(crate) fn flush_matching(&mut self, mut matches: impl FnMut(&Term) -> bool) -> usize {
+    pub(crate) fn flush_matching(&mut self, mut matches: impl FnMut(&Term) -> bool) {
         let before = self.saved.len();
         self.saved.retain(|m| !matches(m));
         let mut dropped = before - self.saved.len();
@@ -582,7 +581,6 @@ impl Process {
             }
         }
         self.entry.queue_len.fetch_sub(dropped, Ordering::Relaxed);
-        dropped
     }
 
     /// Messages waiting, for `process_info`.

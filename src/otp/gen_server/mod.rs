@@ -452,9 +452,7 @@ async fn start_from<S: GenServer>(
     if started.is_err() {
         // As OTP 26's `proc_lib:init_fail`: the starter hears of a failed or ignored
         // start once the process has ended, its name free (it ends right after).
-        while node.is_alive(&pid) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        node.ended(&pid).await;
     }
     abandoned.done();
     if let (Err(_), Some(name)) = (&started, global_name) {
