@@ -2232,6 +2232,14 @@ async fn a_server_that_ignores_its_start_is_kept_as_elixir_keeps_it() {
         statics("Supervisor.restart_child(SUP, :kept)"),
         "{:ok, :undefined}"
     );
+    let a = alex.node_name();
+    for sup in [
+        Dest::from("ig_sup"),
+        Dest::from(("beam_ig_sup", a.as_str())),
+    ] {
+        let restarted = supervisor::restart_child(&node, sup, "kept").await;
+        assert!(matches!(restarted, Ok(Ok(None))), "{restarted:?}");
+    }
     statics("Supervisor.delete_child(SUP, :kept)");
     both(
         "DynamicSupervisor.count_children(SUP)",

@@ -736,18 +736,20 @@ impl From<&str> for ChildRef {
 }
 
 /// `Supervisor.restart_child(supervisor, id)`: starts again a child that
-/// [`terminate_child`] stopped. `Ok(Ok(pid))`, or `Ok(Err(reason))` with the
-/// supervisor's `{:error, reason}`: `:running`, `:restarting`, `:not_found`, or why it
-/// did not start.
+/// [`terminate_child`] stopped. `Ok(Ok(Some(pid)))`; `Ok(Ok(None))` for `{:ok,
+/// :undefined}`, a child whose `init` returned `:ignore` ([`Next::Ignore`]);
+/// or `Ok(Err(reason))` with the supervisor's `{:error, reason}`: `:running`,
+/// `:restarting`, `:not_found`, or why it did not start.
 pub async fn restart_child(
     node: &Node,
     supervisor: impl Into<crate::process::Dest>,
     id: &str,
-) -> Result<Result<Pid, Term>, super::gen_server::CallError> {
+) -> Result<Result<Option<Pid>, Term>, super::gen_server::CallError> {
     let request = tuple(vec![atom("restart_child"), atom(id)]);
     let reply = node.call(supervisor, request, None).await?;
     Ok(match reply.as_tuple() {
-        Some([ok, Term::Pid(pid), ..]) if ok.is_atom("ok") => Ok(*pid),
+        Some([ok, Term::Pid(pid), ..]) if ok.is_atom("ok") => Ok(Some(*pid)),
+        Some([ok, undefined, ..]) if ok.is_atom("ok") && undefined.is_atom("undefined") => Ok(None),
         Some([error, reason]) if error.is_atom("error") => Err(reason.clone()),
         _ => Err(reply),
     })
