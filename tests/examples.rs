@@ -74,7 +74,8 @@ fn sigterm(example: &mut Example) -> Option<i32> {
 
 /// The counter's `main` serves while its supervisor lives (`Node::serve_while`): SIGTERM
 /// and a peer's `:init.stop(3)` end it with their status (the supervisor, stopped on the
-/// way, ends the watch too), and a supervisor that gives up ends it with 1, logged.
+/// way, ends the watch too), and a supervisor that gives up ends it with 1, logged
+/// (and not as a supervisor the node goes on without).
 #[test]
 fn the_counter_ends_as_its_node_is_stopped_or_its_supervisor_gives_up() {
     let epmd = Epmd::start();
@@ -137,6 +138,12 @@ fn the_counter_ends_as_its_node_is_stopped_or_its_supervisor_gives_up() {
             .output()
             .contains("application's top supervisor #PID<")
             && counter.output().contains("exited: :shutdown"),
+        "{}",
+        counter.output()
+    );
+    // The node's own line says it; none says the node goes on.
+    assert!(
+        !counter.output().contains("goes on without it"),
         "{}",
         counter.output()
     );

@@ -105,6 +105,9 @@ pub(crate) struct NodeInner {
     unreachable: Mutex<std::collections::HashSet<String>>,
     /// `net_kernel:allow/1`: once set, the only nodes connections are made with.
     allowed: Mutex<Option<std::collections::HashSet<String>>>,
+    /// Top supervisors [`Node::serve_while`] watches: their end is the node's, and says
+    /// so itself.
+    served_while: Mutex<std::collections::HashSet<Pid>>,
     next_pid: AtomicU64,
     next_ref: AtomicU64,
     ref_salt: u32,
@@ -196,6 +199,7 @@ impl Node {
             conns: Mutex::new(HashMap::new()),
             unreachable: Mutex::new(std::collections::HashSet::new()),
             allowed: Mutex::new(None),
+            served_while: Mutex::default(),
             // Pids start at <N.1.0>, serial 0, as a BEAM node's do.
             next_pid: AtomicU64::new(1),
             next_ref: AtomicU64::new(1),
@@ -377,6 +381,7 @@ impl Node {
     /// # }
     /// ```
     pub async fn serve_while(&self, top: crate::term::Pid) -> i32 {
+        crate::sync::lock(&self.0.served_while).insert(top);
         let gone = self.run_process(move |mut p| async move {
             p.monitor(top);
             p.receive().await
@@ -402,6 +407,12 @@ impl Node {
                 self.stop_with(1).await
             }
         }
+    }
+
+    /// Whether [`serve_while`](Self::serve_while) watches `top`: its end then stops the
+    /// node, which says so.
+    pub(crate) fn serves_while(&self, top: &Pid) -> bool {
+        crate::sync::lock(&self.0.served_while).contains(top)
     }
 
     // ---- identity -------------------------------------------------------------------

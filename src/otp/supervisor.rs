@@ -567,7 +567,12 @@ fn say_when_it_ends(node: &Node, top: Pid, name: Option<&str>) {
         let down = p.receive().await;
         let reason = down.as_tuple().and_then(|d| d.last().cloned());
         match reason {
-            Some(reason) if !reason.is_atom("normal") && !p.node().stop_begun() => {
+            // Where `serve_while` watches it, the node stops and says why itself.
+            Some(reason)
+                if !reason.is_atom("normal")
+                    && !p.node().stop_begun()
+                    && !p.node().serves_while(&top) =>
+            {
                 tracing::warn!(
                     "top supervisor {name} exited: {}; the node goes on without it",
                     Short(&reason)
@@ -1285,7 +1290,8 @@ impl GenServer for Supervisor {
 pub(crate) struct Intensity {
     max: usize,
     period: Duration,
-    restarts: VecDeque<Instant>,
+    /// When each restart was, in whole seconds of the node's monotonic clock.
+    restarts: VecDeque<u64>,
 }
 
 impl Intensity {
@@ -1305,19 +1311,30 @@ impl Intensity {
         self.period
     }
 
-    /// Counts a restart now; false when that is one too many.
+    /// Counts a restart now; false when that is one too many. In whole seconds, as
+    /// `supervisor.erl`'s `add_restart/1` counts them (`erlang:monotonic_time(1)`, a
+    /// restart kept while `R >= Now - Period`): 4 crashes 5.1 s apart are too many for
+    /// `max_restarts: 3, max_seconds: 5` when they span 5 whole-second marks, as with an
+    /// Elixir supervisor.
     pub(crate) fn add_restart(&mut self) -> bool {
-        let now = Instant::now();
-        self.restarts.push_back(now);
-        while self
-            .restarts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > self.period)
-        {
+        self.add_restart_at(monotonic_seconds())
+    }
+
+    fn add_restart_at(&mut self, now: u64) -> bool {
+        let threshold = now.saturating_sub(self.period.as_secs());
+        while self.restarts.front().is_some_and(|&r| r < threshold) {
             self.restarts.pop_front();
         }
+        self.restarts.push_back(now);
         self.restarts.len() <= self.max
     }
+}
+
+/// Whole seconds on a monotonic clock whose origin is the first time it is asked,
+/// `erlang:monotonic_time(1)` for the restart intensity.
+fn monotonic_seconds() -> u64 {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_secs()
 }
 
 /// `normal`, `shutdown` and `{shutdown, _}`: the exits a transient child is not
@@ -1399,5 +1416,28 @@ pub(crate) async fn stop_child(p: &mut Process, pid: &Pid, shutdown: Shutdown) {
     if p.receive_match(timeout, is_its_exit).await.is_none() {
         p.exit(pid, atom("kill"));
         p.receive_match(None, is_its_exit).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `supervisor.erl`'s arithmetic: restarts at seconds 0, 1, 5 and 5 (a span of 5.1 s
+    /// can be that) are 4 within `Now - 5`, one too many for 3 in 5; at 0, 1, 5 and 6
+    /// the first has left the window.
+    #[test]
+    fn restarts_are_counted_in_whole_seconds_as_otp_counts_them() {
+        let mut i = Intensity::new(3, Duration::from_secs(5));
+        assert!(i.add_restart_at(100));
+        assert!(i.add_restart_at(101));
+        assert!(i.add_restart_at(105));
+        assert!(!i.add_restart_at(105));
+        let mut i = Intensity::new(3, Duration::from_secs(5));
+        for at in [100, 101, 105, 106] {
+            assert!(i.add_restart_at(at), "{at}");
+        }
+        let mut i = Intensity::new(0, Duration::from_secs(5));
+        assert!(!i.add_restart_at(7));
     }
 }
