@@ -1050,6 +1050,12 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         "{:ok, :ball, {:badrpc, {:EXIT, {:undef, [{Chat, :no_such_fun, [], []}]}}}, \
          {[NODE], []}, {[], [NODE]}, {[], [NODE]}}"
     );
+    // A `block_call` holds `rex` until it returns: the next waits for it.
+    let blocked = "first = Task.async(fn -> :rpc.block_call(NODE, :timer, :sleep, [1000]) end)
+        Process.sleep(300)
+        {us, at} = :timer.tc(fn -> :rpc.block_call(NODE, :erlang, :node, []) end)
+        {Task.await(first), at == NODE, us > 300_000}";
+    assert_eq!(c.same_ok(blocked), "{:ok, true, true}");
     let spawned = "{_, ref} = Node.spawn_monitor(NODE, &NoSuch.f/0)
         receive do {:DOWN, ^ref, :process, _, reason} -> reason after 5000 -> :timeout end";
     assert_eq!(c.same_ok(spawned), "{:undef, [{NoSuch, :f, [], []}]}");

@@ -22,35 +22,50 @@ pub(crate) fn start(node: &Node) {
             // `rex` keeps no state of its own here (a BEAM's keeps its nodes observer).
             let state = || map(Vec::new());
             let message = sys::receive(&mut p, Some(&parent), &mut suspended, &state, None).await;
-            serve(&p, message.map_err(Exception::Exit)?);
+            if let Some(done) = serve(&p, message.map_err(Exception::Exit)?) {
+                // A `block_call`: nothing else is served until it has returned.
+                let _ = done.await;
+            }
         }
     });
 }
 
 /// One message to `rex`, as `rpc`'s `handle_call`, `handle_cast` and `handle_info`
-/// take it.
-fn serve(p: &Process, message: Term) {
+/// take it. For a `block_call`, what resolves when it has returned.
+fn serve(p: &Process, message: Term) -> Option<tokio::sync::oneshot::Receiver<()>> {
     if let Some((from, request)) = parse_call(&message) {
         // `{call, M, F, A, GroupLeader}` (`rpc:call/4` from nodes without erpc) and
-        // `{block_call, ...}` (`rpc:block_call/4`, which a BEAM's `rex` runs itself).
+        // `{block_call, ...}` (`rpc:block_call/4`, which a BEAM's `rex` runs itself,
+        // serving nothing else meanwhile).
         let call = request
             .as_tuple_n(5)
             .filter(|e| e[0].is_atom("call") || e[0].is_atom("block_call"));
+        let blocks = call.is_some_and(|e| e[0].is_atom("block_call"));
         match call.and_then(|e| rpc_mfa(&e[1..])) {
-            Some((m, f, a, gl)) => run(p, m, f, a, gl, Some(ReplyTo::Caller(from))),
+            Some((m, f, a, gl)) => {
+                let (done, returned) = tokio::sync::oneshot::channel();
+                run(p, m, f, a, gl, Some(ReplyTo::Caller(from)), done);
+                return blocks.then_some(returned);
+            }
             // Ignored, as `rex` ignores them.
             None => tracing::warn!("rex: unexpected call {}", crate::term::Short(request)),
         }
-        return;
+        return None;
     }
     if let Some(request) = super::gen_server::parse_cast(&message) {
         // `{cast, M, F, A, GroupLeader}`: `rpc:cast/4` from nodes without erpc.
         let cast = request.as_tuple_n(5).filter(|e| e[0].is_atom("cast"));
         if let Some((m, f, a, gl)) = cast.and_then(|e| rpc_mfa(&e[1..])) {
-            run(p, m, f, a, gl, None);
+            run(p, m, f, a, gl, None, tokio::sync::oneshot::channel().0);
         }
-        return;
+        return None;
     }
+    serve_info(p, message);
+    None
+}
+
+/// A message to `rex` that is no call or cast.
+fn serve_info(p: &Process, message: Term) {
     let Some([from, request]) = message.as_tuple_n(2) else {
         tracing::debug!("rex: ignoring {}", crate::term::Short(&message));
         return;
@@ -98,7 +113,8 @@ fn serve(p: &Process, message: Term) {
         // `{call, M, F, A, GroupLeader}` from a hidden C node: answered `{rex, Reply}`.
         (Some("call"), 5) => {
             if let Some((m, f, a, gl)) = rpc_mfa(&e[1..]) {
-                run(p, m, f, a, gl, Some(ReplyTo::Plain(from)));
+                let done = tokio::sync::oneshot::channel().0;
+                run(p, m, f, a, gl, Some(ReplyTo::Plain(from)), done);
             }
         }
         _ => tracing::debug!("rex: ignoring {}", crate::term::Short(&message)),
@@ -122,7 +138,7 @@ fn rpc_mfa(e: &[Term]) -> Option<(String, String, Vec<Term>, Option<crate::term:
 
 /// Runs `m:f(a)` in a process of its own with the caller's group leader, as `rex`
 /// does, and sends the result as `rpc` gives it: the value, a thrown value, or
-/// `{badrpc, {'EXIT', Reason}}`.
+/// `{badrpc, {'EXIT', Reason}}`; `done` is dropped when that process ends.
 fn run(
     p: &Process,
     m: String,
@@ -130,10 +146,12 @@ fn run(
     a: Vec<Term>,
     gl: Option<crate::term::Pid>,
     reply: Option<ReplyTo>,
+    done: tokio::sync::oneshot::Sender<()>,
 ) {
     let node = p.node().clone();
     let opts = node.spawn_opts(gl.unwrap_or_else(|| node.user_pid()));
     node.clone().spawn_with(opts, move |worker| async move {
+        let _done = done;
         let me = worker.pid();
         let result = match node.apply(worker, &m, &f, a).await {
             Ok(v) | Err(Exception::Throw(v)) => v,
