@@ -1062,6 +1062,10 @@ fn rpc_and_erpc_as_on_a_beam_node() {
     let not_connected = "for n <- [:nobody@nowhere, \"not an atom\"],
           do: :erpc.call(NODE, :erlang, :disconnect_node, [n])";
     assert_eq!(c.same_ok(not_connected), "[false, false]");
+    // `net_kernel:disconnect/1` of the caller: the connection goes, the call with it.
+    let dropped = "{:rpc.call(NODE, :net_kernel, :disconnect, [:nobody@nowhere]),
+         :rpc.call(NODE, :net_kernel, :disconnect, [node()])}";
+    assert_eq!(c.same_ok(dropped), "{false, {:badrpc, :nodedown}}");
     c.assert_moebi_still_serves();
 }
 

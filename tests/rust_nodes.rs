@@ -1589,6 +1589,17 @@ async fn a_rust_node_registers_global_names() {
         ))
     });
     assert_eq!(through_rpc, "true");
+    // What is no pid is no clause of global.erl's, as on a BEAM node.
+    let no_pid = blocking(|| {
+        alex.eval(&format!(
+            ":rpc.call(:\"{}\", :global, :register_name, [:x, :notapid])",
+            node.name()
+        ))
+    });
+    assert_eq!(
+        no_pid,
+        "{:badrpc, {:EXIT, {:function_clause, [{:global, :register_name, [:x, :notapid], []}]}}}"
+    );
 
     // A BEAM node resolving a clash over a name whose process is here asks this node
     // to run the name's method.
@@ -1997,6 +2008,24 @@ async fn process_groups_are_shared_with_beam_nodes() {
         ))
     });
     assert_eq!(started, "{true, true, true, true}");
+
+    // A process of the Rust node joins and leaves over rpc, as a BEAM node's would.
+    let joined = blocking(|| {
+        alex.eval(&format!(
+            "n = :\"{}\"
+            rex = :rpc.call(n, Process, :whereis, [:rex])
+            ok = :rpc.call(n, :pg, :join, [:rpc_scope, :rust_room, rex])
+            seen = Enum.find_value(1..200, fn _ ->
+              :pg.get_members(:rpc_scope, :rust_room) == [rex] || (Process.sleep(50); nil)
+            end)
+            left = :rpc.call(n, :pg, :leave, [:rpc_scope, :rust_room, [rex]])
+            again = :rpc.call(n, :pg, :leave, [:rpc_scope, :rust_room, rex])
+            {{:badrpc, {{:EXIT, {{{{nolocal, pid}}, _}}}}}} = :rpc.call(n, :pg, :join, [:rpc_scope, :x, [self()]])
+            {{ok, seen, left, again, nolocal, pid == self()}}",
+            node.name()
+        ))
+    });
+    assert_eq!(joined, "{:ok, true, :ok, :not_joined, :nolocal, true}");
 }
 
 /// A `pg` scope in a supervision tree (`ChildSpec::pg`): a BEAM node sees its members
@@ -2326,6 +2355,21 @@ async fn global_locks_as_on_a_beam_node() {
         bad.starts_with("{:badrpc, {:EXIT, {:function_clause,"),
         "{bad}"
     );
+    // `trans/2,4` over rpc: the fun's value under the lock; `:aborted` while another
+    // holds it; a fun that fails fails the call and leaves the lock free.
+    assert_eq!(rpc(":trans, [{:t, :x}, &:erlang.node/0]"), format!(":{n}"));
+    let trans = blocking(|| {
+        alex.eval(&format!(
+            "n = :\"{n}\"
+             true = :global.set_lock({{:t, :alex}}, [node(), n], 0)
+             held = :rpc.call(n, :global, :trans, [{{:t, :x}}, &:erlang.node/0, [node(), n], 0])
+             :global.del_lock({{:t, :alex}}, [node(), n])
+             {{:badrpc, {{:EXIT, {{:undef, _}}}}}} =
+               :rpc.call(n, :global, :trans, [{{:t, :x}}, &NoSuch.f/0, [node(), n], 0])
+             {{held, :global.set_lock({{:t, :alex}}, [node(), n], 0)}}"
+        ))
+    });
+    assert_eq!(trans, "{:aborted, true}");
 }
 
 /// `gen_server:multi_call/4` to a Rust server: the replies, and nothing in the caller's

@@ -435,6 +435,12 @@ fn everyday_functions(node: &Node) {
             None => atom("error"),
         })
     });
+    // `net_kernel:disconnect/1`: as `erlang:disconnect_node/1` (`false` for this node
+    // and for one not connected, as net_kernel answers).
+    node.register_function("net_kernel", "disconnect", 1, |p, args| async move {
+        let done = args[0].as_atom().is_some_and(|n| p.node().disconnect(n));
+        Ok(crate::term::boolean(done))
+    });
     node.register_function("net_kernel", "get_net_ticktime", 0, |p, _| async move {
         Ok(int(p.node().0.config.tick_time.as_secs() as i64))
     });

@@ -252,6 +252,39 @@ pub(crate) fn register_functions(node: &Node) {
             Err(taken) => tuple(vec![atom("error"), taken.reason()]),
         })
     });
+    // `pg:join/2,3` and `pg:leave/2,3` over rpc: a process of this node (or a list of
+    // them) joins or leaves, as the scope's `join_local` and `leave_local` calls take
+    // it; another node's pid is `error({nolocal, Pid})`, as in pg.erl.
+    for (name, request) in [("join", "join_local"), ("leave", "leave_local")] {
+        for with_scope in [false, true] {
+            let arity = 2 + usize::from(with_scope);
+            node.register_function("pg", name, arity, move |mut p, args| async move {
+                let (scope, args) = match with_scope {
+                    true => (
+                        args[0].as_atom().ok_or_else(Exception::bare_badarg)?,
+                        &args[1..],
+                    ),
+                    false => (DEFAULT_SCOPE, &args[..]),
+                };
+                let pids = match &args[1] {
+                    Term::Pid(_) => std::slice::from_ref(&args[1]),
+                    other => other.as_list().ok_or_else(Exception::function_clause)?,
+                };
+                for pid in pids {
+                    let pid = pid.as_pid().ok_or_else(|| Exception::badarg())?;
+                    if !p.node().is_local(&pid.node) {
+                        return Err(Exception::error(tuple(vec![
+                            atom("nolocal"),
+                            Term::Pid(*pid),
+                        ])));
+                    }
+                }
+                let request = tuple(vec![atom(request), args[0].clone(), list(pids.to_vec())]);
+                let reply = p.call(scope, request, None).await;
+                reply.map_err(|e| Exception::Exit(e.reason()))
+            });
+        }
+    }
     // The subscriptions of OTP 25.1, held by the process that runs the call (over rpc,
     // they go with it, as on a BEAM node).
     for (name, arity) in [("monitor_scope", 0), ("monitor", 1), ("demonitor", 1)] {

@@ -212,6 +212,19 @@ pub(crate) fn register_functions(node: &Node) {
     for (function, again) in [("register_name", false), ("re_register_name", true)] {
         for arity in [2, 3] {
             node.register_function("global", function, arity, move |p, args| async move {
+                // `when is_pid(Pid)`: anything else is no clause of global.erl's, its
+                // frame with the arguments.
+                if !matches!(args.get(1), Some(Term::Pid(_))) {
+                    return Err(crate::process::Exception::Error {
+                        reason: atom("function_clause"),
+                        stacktrace: vec![crate::term::tuple(vec![
+                            atom("global"),
+                            atom(function),
+                            crate::term::list(args),
+                            crate::term::nil(),
+                        ])],
+                    });
+                }
                 let mut args = args.into_iter();
                 let (Some(name), Some(Term::Pid(pid))) = (args.next(), args.next()) else {
                     return Err(crate::process::Exception::bare_badarg());

@@ -219,6 +219,35 @@ pub(crate) fn register_lock_functions(node: &Node) {
             Ok(crate::term::boolean(taken))
         });
     }
+    // `global:trans/2,3,4`: the lock, then `Fun()` (an export fun: a closure is BEAM
+    // code this node does not have, and fails `undef` as `erlang:apply/2` here fails
+    // it), then the lock released whatever the fun did; `aborted` when the lock was
+    // not taken.
+    for arity in 2..=4 {
+        node.register_function("global", "trans", arity, |mut p, mut args| async move {
+            let fun = args.remove(1);
+            let lock = lock_args(&args)?;
+            let nodes = lock.node_names();
+            let (resource, requester) = (&lock.resource, &lock.requester);
+            if !p
+                .global_set_lock(resource, requester, nodes.as_deref(), lock.retries)
+                .await
+            {
+                return Ok(atom("aborted"));
+            }
+            let work = p.node().run_process(move |w| {
+                let node = w.node().clone();
+                async move {
+                    node.apply(w, "erlang", "apply", vec![fun, crate::term::nil()])
+                        .await
+                }
+            });
+            let outcome = work.await.and_then(|r| r);
+            p.global_del_lock(resource, requester, nodes.as_deref())
+                .await;
+            outcome
+        });
+    }
     for arity in 1..=2 {
         node.register_function("global", "del_lock", arity, |mut p, args| async move {
             let lock = lock_args(&args)?;
