@@ -78,7 +78,7 @@ struct Args {
     /// How deeply the terms of a message may nest (a BEAM node has no such limit:
     /// iodata built by appending in a loop nests a level per append). The threads get
     /// the stack it takes.
-    #[arg(long, value_name = "LEVELS", default_value_t = 512)]
+    #[arg(long, value_name = "LEVELS", default_value_t = 4096)]
     max_term_depth: usize,
     /// How many processes the node runs at most for its peers, as `erl +P`: a remote
     /// spawn or rpc beyond it is refused with `system_limit`.
@@ -339,9 +339,10 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    // Stack for the deepest term taken: decoding one takes about 3 KiB a level in a
-    // debug build, under 1 KiB in a release build (README "Limits").
-    let stack = (args.max_term_depth * 3 * 1024).max(2 << 20) + (1 << 20);
+    // Stack for the deepest term taken: dropping one takes about 200 bytes a level in
+    // a debug build (the rest of a term's walks move onto stack segments of their own
+    // as they go deeper; README "Limits").
+    let stack = (args.max_term_depth * 512).max(2 << 20) + (1 << 20);
     let runtime = match args.threads {
         // One thread: every process and connection on it.
         1 => tokio::runtime::Builder::new_current_thread()

@@ -656,7 +656,7 @@ fn terms_nested_millions_deep_do_not_overflow_the_stack() {
         );
     }
     assert!(
-        moebi.log().contains("term nested deeper than 512"),
+        moebi.log().contains("term nested deeper than 4096 levels"),
         "{}",
         moebi.log()
     );
@@ -756,11 +756,33 @@ fn a_peer_quoting_a_full_table_of_atoms_does_not_halt_the_node() {
 }
 
 /// What a BEAM node sends without a thought: iodata built by appending in a loop, a
-/// level per append. Beyond the default 512 levels it closes the connection (a BEAM
-/// node has no such limit); with the limit raised (Moebi gives its threads the stack it
-/// takes), 10,000 levels go there and back.
+/// level per append. 4,000 levels go there and back with the default limit, printed by
+/// `IO.puts` over rpc too; beyond 4,096 the connection closes (a BEAM node has no such
+/// limit); with the limit raised (Moebi gives its threads the stack it takes), 10,000
+/// levels go there and back.
 #[test]
-fn deep_iodata_with_the_term_depth_raised() {
+fn deep_iodata_as_a_beam_node_sends_it() {
+    let (epmd, by_default, _port) = moebi(&[]);
+    let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
+    let m = by_default.node_name();
+    assert_eq!(
+        alex.eval(&format!(
+            "deep = Enum.reduce(1..4_000, [], fn x, acc -> [acc, Integer.to_string(x), ?\\n] end)
+             {{GenServer.call({{:echo, :{m}}}, deep, 60_000) == deep,
+              :rpc.call(:{m}, IO, :puts, [deep])}}"
+        )),
+        "{true, :ok}",
+        "{}",
+        by_default.log()
+    );
+    assert!(
+        alex.wait_for_output("\n3999\n4000\n", WAIT),
+        "{}",
+        alex.output()
+    );
+    assert_no_panic(&by_default);
+    drop((alex, by_default, epmd));
+
     let (epmd, moebi, _port) = moebi(&["--max-term-depth", "20000"]);
     let alex = BeamNode::start(&unique_name("alex"), COOKIE, &epmd);
     let m = moebi.node_name();

@@ -104,9 +104,10 @@ pub(super) fn term(out: &mut Out<'_>, term: &Term) -> Result<(), EncodeError> {
     match term {
         Term::FixInteger(i) => integer(out, i.value),
         Term::Atom(a) => atom(out, a)?,
-        Term::Tuple(t) => tuple(out, &t.elements)?,
-        Term::List(l) => list(out, &l.elements)?,
-        Term::ImproperList(l) => improper_list(out, &l.elements, &l.last)?,
+        // A level down: on a fresh stack segment when this one runs low (`term::deep`).
+        Term::Tuple(t) => crate::term::deep(|| tuple(out, &t.elements))?,
+        Term::List(l) => crate::term::deep(|| list(out, &l.elements))?,
+        Term::ImproperList(l) => crate::term::deep(|| improper_list(out, &l.elements, &l.last))?,
         Term::Binary(b) => binary(out, &b.bytes)?,
         Term::Pid(p) => pid(out, p)?,
         Term::Reference(r) => reference(out, r)?,
@@ -114,7 +115,7 @@ pub(super) fn term(out: &mut Out<'_>, term: &Term) -> Result<(), EncodeError> {
             out.push(NEW_FLOAT_EXT);
             out.extend_from_slice(&f.value.to_be_bytes());
         }
-        Term::Map(m) => map(out, &m.map)?,
+        Term::Map(m) => crate::term::deep(|| map(out, &m.map))?,
         Term::BigInteger(b) => big(out, b)?,
         Term::Port(p) => port(out, p)?,
         Term::ExternalFun(f) => {
@@ -123,7 +124,7 @@ pub(super) fn term(out: &mut Out<'_>, term: &Term) -> Result<(), EncodeError> {
             atom(out, &f.function)?;
             out.extend_from_slice(&[SMALL_INTEGER_EXT, f.arity]);
         }
-        Term::InternalFun(f) => fun(out, f)?,
+        Term::InternalFun(f) => crate::term::deep(|| fun(out, f))?,
         Term::BitBinary(b)
             if b.tail_bits_size == 0 || b.tail_bits_size >= 8 || b.bytes.is_empty() =>
         {

@@ -63,13 +63,14 @@ pub struct NodeConfig {
     /// BEAM's.
     pub dist_buf_busy_limit: usize,
     /// How deeply terms in a message may nest; a message nested deeper closes its
-    /// connection. Default 512, what the stack of a tokio worker thread (2 MiB) holds in
-    /// a debug build. A BEAM node has no such limit, and iodata built by appending in a
-    /// loop (`[acc, x]`) nests a level per append: to take deeper terms, raise this
-    /// together with the stack of the runtime's threads
-    /// (`tokio::runtime::Builder::thread_stack_size`): decoding takes about 3 KiB a
-    /// level in a debug build and under 1 KiB in a release build (64 MiB holds 20,000
-    /// levels in either).
+    /// connection. Default 4,096. A BEAM node has no such limit, and iodata built by
+    /// appending in a loop (`[acc, x]`) nests a level per append. Decoding, encoding,
+    /// printing, comparing, hashing and cloning a term move onto fresh stack segments
+    /// as they go deeper, on any thread; dropping one does not, and takes about 200
+    /// bytes of the thread's stack a level in a debug build (64 in a release build):
+    /// 4,096 levels are 0.8 MiB of a tokio worker's 2 MiB. To take deeper terms,
+    /// raise this together with the stack of the runtime's threads
+    /// (`tokio::runtime::Builder::thread_stack_size`), as Moebi does.
     pub max_term_depth: usize,
     /// How many processes the node may hold at once (`erl +P`), its own among them: a
     /// peer's remote spawn, `rpc` or `erpc` call that would go beyond it is refused
@@ -178,7 +179,7 @@ impl NodeConfig {
             max_message_size: 1024 * 1024 * 1024,
             max_reassembly: 1024 * 1024 * 1024,
             dist_buf_busy_limit: 1024 * 1024,
-            max_term_depth: 512,
+            max_term_depth: 4096,
             max_pending_handshakes: 256,
             max_processes: 262_144,
             busy_poll: Duration::from_micros(100),

@@ -211,7 +211,13 @@ pub(super) fn elixir_bounded(out: &mut impl Write, term: &Term, scan: usize) -> 
 }
 
 impl<W: Write> Printer<'_, W> {
+    /// One term; its elements a level down, on a fresh stack segment when this one
+    /// runs low (`term::deep`).
     fn term(&mut self, term: &Term) -> fmt::Result {
+        super::deep(|| self.term_here(term))
+    }
+
+    fn term_here(&mut self, term: &Term) -> fmt::Result {
         match term {
             Term::Atom(a) => self.atom(a.name()),
             Term::FixInteger(i) => write!(self.out, "{}", i.value),

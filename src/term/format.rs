@@ -12,7 +12,7 @@ pub enum DecodeError {
     BadVersion { pos: usize, found: u8 },
     #[error("term truncated at byte {0}")]
     Truncated(usize),
-    #[error("term nested deeper than {0}")]
+    #[error("term nested deeper than {0} levels (max_term_depth)")]
     TooDeep(usize),
     #[error("unknown term tag {tag} at byte {pos}")]
     UnknownTag { tag: u8, pos: usize },

@@ -70,6 +70,8 @@
 
 mod build;
 mod convert;
+mod deep;
+pub(crate) use deep::deep;
 pub(crate) mod display;
 mod format;
 mod order;
@@ -352,33 +354,33 @@ impl Match for Term {
 /// and a binary that is not UTF-8 is read lossily. `None` when the term is not
 /// chardata (an atom, a number: `IO.puts` prints those through `String.Chars`).
 pub fn chardata_to_string(term: &Term) -> Option<String> {
-    fn walk(term: &Term, out: &mut String, depth: usize) -> Option<()> {
-        if depth > 100 {
-            return None;
-        }
+    // As deep as the term nests (iodata appended in a loop nests a level per append),
+    // each level on a fresh stack segment when this one runs low.
+    fn walk(term: &Term, out: &mut String) -> Option<()> {
         match term {
             Term::Binary(b) => out.push_str(&String::from_utf8_lossy(&b.bytes)),
-            Term::List(l) => {
+            Term::List(l) => deep(|| {
                 for e in &l.elements {
                     match e {
                         Term::FixInteger(i) => out.push(char::from_u32(i.value as u32)?),
-                        other => walk(other, out, depth + 1)?,
+                        other => walk(other, out)?,
                     }
                 }
-            }
-            Term::ImproperList(l) => {
+                Some(())
+            })?,
+            Term::ImproperList(l) => deep(|| {
                 for e in &l.elements {
-                    walk(e, out, depth + 1)?;
+                    walk(e, out)?;
                 }
-                walk(&l.last, out, depth + 1)?;
-            }
+                walk(&l.last, out)
+            })?,
             Term::FixInteger(i) => out.push(char::from_u32(i.value as u32)?),
             _ => return None,
         }
         Some(())
     }
     let mut out = String::new();
-    walk(term, &mut out, 0).map(|_| out)
+    walk(term, &mut out).map(|_| out)
 }
 
 /// What `IO.puts(term)` prints, without its newline: chardata (binaries must be

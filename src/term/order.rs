@@ -36,12 +36,17 @@ fn rank(t: &Term) -> u8 {
     }
 }
 
-/// `exact`: map keys' order (integers before floats).
+/// `exact`: map keys' order (integers before floats). Containers' elements are a level
+/// down, on a fresh stack segment when this one runs low (`term::deep`).
 fn compare(a: &Term, b: &Term, exact: bool) -> Ordering {
     let (ra, rb) = (rank(a), rank(b));
     if ra != rb {
         return ra.cmp(&rb);
     }
+    super::deep(|| compare_ranked(a, b, exact))
+}
+
+fn compare_ranked(a: &Term, b: &Term, exact: bool) -> Ordering {
     match (a, b) {
         (Term::Atom(x), Term::Atom(y)) => x.name().cmp(y.name()),
         (Term::Tuple(x), Term::Tuple(y)) => x

@@ -428,7 +428,7 @@ impl From<(&str, &str, u8)> for ExternalFun {
 }
 
 /// A fun defined in a module (`NEW_FUN_EXT`; the old `FUN_EXT` is read only).
-#[derive(Debug, PartialEq, Eq, Hash, Clone)]
+#[derive(Debug, Eq)]
 pub enum InternalFun {
     /// `FUN_EXT`, from releases before R8.
     Old {
@@ -498,7 +498,7 @@ impl From<(Vec<u8>, u8)> for BitBinary {
 }
 
 /// A proper list; `[]` is the list with no elements.
-#[derive(Debug, PartialEq, Eq, Hash, Clone)]
+#[derive(Debug, Eq)]
 pub struct List {
     pub elements: Vec<Term>,
 }
@@ -524,7 +524,7 @@ impl From<Vec<Term>> for List {
 }
 
 /// A list whose tail is not `[]` (`[1 | 2]`).
-#[derive(Debug, PartialEq, Eq, Hash, Clone)]
+#[derive(Debug, Eq)]
 pub struct ImproperList {
     pub elements: Vec<Term>,
     pub last: Box<Term>,
@@ -540,7 +540,7 @@ impl From<(Vec<Term>, Term)> for ImproperList {
 }
 
 /// A tuple.
-#[derive(Debug, PartialEq, Eq, Hash, Clone)]
+#[derive(Debug, Eq)]
 pub struct Tuple {
     pub elements: Vec<Term>,
 }
@@ -561,7 +561,7 @@ impl From<Vec<Term>> for Tuple {
 }
 
 /// A map.
-#[derive(Debug, PartialEq, Eq, Clone, Default)]
+#[derive(Debug, Eq, Default)]
 pub struct Map {
     pub map: HashMap<Term, Term>,
 }
@@ -569,16 +569,148 @@ pub struct Map {
 impl Hash for Map {
     /// Independent of the order of the entries, as the map's equality is.
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let mut sum = 0u64;
-        for entry in &self.map {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            entry.hash(&mut h);
-            sum = sum.wrapping_add(h.finish());
-        }
+        let sum = super::deep(|| {
+            let mut sum = 0u64;
+            for entry in &self.map {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                entry.hash(&mut h);
+                sum = sum.wrapping_add(h.finish());
+            }
+            sum
+        });
         self.map.len().hash(state);
         sum.hash(state);
     }
 }
+
+// The containers' clones, comparisons and hashes go a level down a term each: through
+// `deep`, so that a deeply nested term takes a fresh stack segment rather than
+// overflowing (see `term::deep`). As derived otherwise.
+macro_rules! walked_deep {
+    ($type:ident { $($field:ident),+ }) => {
+        impl Clone for $type {
+            fn clone(&self) -> Self {
+                super::deep(|| $type { $($field: self.$field.clone()),+ })
+            }
+        }
+        impl PartialEq for $type {
+            fn eq(&self, other: &Self) -> bool {
+                super::deep(|| true $(&& self.$field == other.$field)+)
+            }
+        }
+    };
+}
+
+macro_rules! hashed_deep {
+    ($type:ident { $($field:ident),+ }) => {
+        impl Hash for $type {
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                super::deep(|| { $(self.$field.hash(state);)+ })
+            }
+        }
+    };
+}
+
+// A fun's free variables are a level down too.
+impl Clone for InternalFun {
+    fn clone(&self) -> Self {
+        super::deep(|| match self {
+            InternalFun::Old {
+                module,
+                pid,
+                free_vars,
+                index,
+                uniq,
+            } => InternalFun::Old {
+                module: *module,
+                pid: *pid,
+                free_vars: free_vars.clone(),
+                index: *index,
+                uniq: *uniq,
+            },
+            InternalFun::New {
+                module,
+                arity,
+                pid,
+                free_vars,
+                index,
+                uniq,
+                old_index,
+                old_uniq,
+            } => InternalFun::New {
+                module: *module,
+                arity: *arity,
+                pid: *pid,
+                free_vars: free_vars.clone(),
+                index: *index,
+                uniq: *uniq,
+                old_index: *old_index,
+                old_uniq: *old_uniq,
+            },
+        })
+    }
+}
+
+impl InternalFun {
+    /// Everything but the free variables, to compare and hash.
+    fn identity(&self) -> (u8, Atom, u8, &Pid, i64, [u8; 16], i32, i32) {
+        match self {
+            InternalFun::Old {
+                module,
+                pid,
+                index,
+                uniq,
+                ..
+            } => (0, *module, 0, pid, i64::from(*index), [0; 16], *uniq, 0),
+            InternalFun::New {
+                module,
+                arity,
+                pid,
+                index,
+                uniq,
+                old_index,
+                old_uniq,
+                ..
+            } => (
+                1,
+                *module,
+                *arity,
+                pid,
+                i64::from(*index),
+                *uniq,
+                *old_index,
+                *old_uniq,
+            ),
+        }
+    }
+
+    fn free_vars(&self) -> &[Term] {
+        match self {
+            InternalFun::Old { free_vars, .. } | InternalFun::New { free_vars, .. } => free_vars,
+        }
+    }
+}
+
+impl PartialEq for InternalFun {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity() && super::deep(|| self.free_vars() == other.free_vars())
+    }
+}
+
+impl Hash for InternalFun {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+        super::deep(|| self.free_vars().hash(state));
+    }
+}
+
+walked_deep!(List { elements });
+walked_deep!(ImproperList { elements, last });
+walked_deep!(Tuple { elements });
+walked_deep!(Map { map });
+hashed_deep!(List { elements });
+hashed_deep!(ImproperList { elements, last });
+hashed_deep!(Tuple { elements });
 
 impl<const N: usize> From<[(Term, Term); N]> for Map {
     fn from(entries: [(Term, Term); N]) -> Self {

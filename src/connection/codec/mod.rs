@@ -30,7 +30,8 @@ pub(crate) enum DecodeError {
     UnexpectedTag(u8),
     #[error("{0}")]
     Header(#[from] HeaderError),
-    #[error("malformed term: {0}")]
+    /// A term too deep is well formed, and said so.
+    #[error("{}", match .0 { TermError::TooDeep(_) => .0.to_string(), e => format!("malformed term: {e}") })]
     Term(#[from] TermError),
     #[error("control message {0} is malformed")]
     BadControl(String),

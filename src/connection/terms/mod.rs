@@ -23,15 +23,17 @@ use crate::term::{
 /// Limits for one frame.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TermLimits {
-    /// Deepest container nesting accepted. The reader recurses (and drops and hashes
-    /// recursively later) once per level, so this bounds its stack use.
+    /// Deepest container nesting accepted. The reader recurses once per level, on
+    /// fresh stack segments when the thread's runs low (`term::deep`), as do the
+    /// encoder, printing, comparing and cloning; dropping a term recurses on the
+    /// thread's own stack (about 200 bytes a level in a debug build).
     pub max_depth: usize,
 }
 
 impl Default for TermLimits {
-    /// 512 levels: far beyond what real OTP messages use, well within a 2 MiB stack.
+    /// 4,096 levels, as `NodeConfig::max_term_depth`.
     fn default() -> Self {
-        Self { max_depth: 512 }
+        Self { max_depth: 4096 }
     }
 }
 
@@ -289,12 +291,14 @@ impl<'a> TermReader<'a> {
         }
         let start = self.pos;
         let tag = self.u8()?;
+        // A container's children are a level down: on a fresh stack segment when this
+        // one runs low (`term::deep`).
         match tag {
-            LIST_EXT => self.list(out, start),
-            SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => self.tuple(out, tag, start),
-            MAP_EXT => self.map(out, start),
+            LIST_EXT => crate::term::deep(|| self.list(out, start)),
+            SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => crate::term::deep(|| self.tuple(out, tag, start)),
+            MAP_EXT => crate::term::deep(|| self.map(out, start)),
             NEW_FUN_EXT | FUN_EXT => {
-                let fun = self.fun(tag, start)?;
+                let fun = crate::term::deep(|| self.fun(tag, start))?;
                 out.push(fun);
                 Ok(())
             }

@@ -658,19 +658,20 @@ fn deep_nesting_is_refused_quickly() {
     let started = std::time::Instant::now();
     assert_eq!(
         check_terms(&bytes, 2, &limits()),
-        Err(TermError::TooDeep(512))
+        Err(TermError::TooDeep(4096))
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }
 
 #[test]
 fn nesting_up_to_the_limit_passes_and_decodes() {
-    let ok = nested_lists(512);
+    let ok = nested_lists(4096);
     assert_eq!(check_terms(&ok, 2, &limits()), Ok(1));
-    decode(&ok);
+    let deep = Term::from_binary(&ok).expect("4,096 levels");
+    assert!(deep.to_string().starts_with("[[[[") && deep.to_string().ends_with("]]]]"));
     assert_eq!(
-        check_terms(&nested_lists(513), 2, &limits()),
-        Err(TermError::TooDeep(512))
+        check_terms(&nested_lists(4097), 2, &limits()),
+        Err(TermError::TooDeep(4096))
     );
     let tight = TermLimits { max_depth: 3 };
     assert_eq!(check_terms(&nested_lists(3), 1, &tight), Ok(1));
@@ -687,12 +688,13 @@ fn nesting_up_to_the_limit_passes_and_decodes() {
     );
 }
 
-/// Each container kind costs one level; at the limit eetf still decodes on a test
-/// thread's stack (the size of a tokio worker's).
+/// Each container kind costs one level; at the limit the term is encoded, decoded,
+/// compared, cloned, hashed and printed on a test thread's stack (the size of a tokio
+/// worker's), each walk moving onto stack segments of its own as it goes deeper.
 #[test]
 fn mixed_nesting_at_the_limit_decodes() {
     let mut term = Term::from(Atom::from("core"));
-    for level in 0..512 {
+    for level in 0..4096 {
         term = match level % 4 {
             0 => Term::from(Tuple::from(vec![term])),
             1 => Term::from(Map::from([(Term::from(FixInteger::from(1)), term)])),
@@ -711,11 +713,16 @@ fn mixed_nesting_at_the_limit_decodes() {
     }
     let bytes = term.to_binary().unwrap();
     assert_eq!(check_terms(&bytes, 1, &limits()), Ok(1));
-    assert_eq!(decode(&bytes), term);
-    let deeper = encode(&Term::from(Tuple::from(vec![term])));
+    let decoded = Term::from_binary(&bytes).expect("at the limit");
+    assert_eq!(decoded, term.clone());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&decoded, &mut h);
+    assert!(decoded.to_string().starts_with("#Function<"));
+    assert_eq!(crate::term::compare(&decoded, &term), std::cmp::Ordering::Equal);
+    let deeper = Term::from(Tuple::from(vec![term])).to_binary().unwrap();
     assert_eq!(
         check_terms(&deeper, 1, &limits()),
-        Err(TermError::TooDeep(512))
+        Err(TermError::TooDeep(4096))
     );
 }
 
