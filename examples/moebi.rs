@@ -104,8 +104,10 @@ struct Args {
     /// verified both ways, as with `{verify, verify_peer}` and `{fail_if_no_peer_cert, true}`.
     #[arg(long, requires = "tls_cert", value_name = "PEM")]
     tls_ca: Option<std::path::PathBuf>,
-    /// TLS distribution from the `-ssl_dist_optfile` the BEAM nodes use (its
-    /// `certfile`, `keyfile` and `cacertfile`).
+    /// TLS distribution from the `-ssl_dist_optfile` the BEAM nodes use: each
+    /// section's certfile, keyfile and cacertfile, versions, ciphers, depth and
+    /// server_name_indication (README "Under TLS distribution"); what it cannot honour
+    /// stops it with the reason.
     #[arg(long, conflicts_with = "tls_cert", value_name = "FILE")]
     ssl_dist_optfile: Option<std::path::PathBuf>,
 }

@@ -80,15 +80,16 @@ impl TlsConfig {
         let own = Identity::from_files(cert.as_ref(), key.as_ref())?;
         let ca = ca.as_ref();
         let anchors = chain_from(&read(ca)?, &ca.display().to_string())?;
-        let side = Side::new(own, anchors);
+        let side = Side::new(Some(own), anchors);
         Self::build(side.clone(), side)
     }
 
     /// From an OTP `-ssl_dist_optfile` file, the one the BEAM nodes of the cluster are
     /// started with. The `server` options make the side that accepts, the `client`
     /// options the side that connects, each with its own: `certfile` and `keyfile`
-    /// (default: the `certfile`), or the first of `certs_keys` (a section without a
-    /// certificate presents the other one's); `cacertfile` (its self-signed
+    /// (default: the `certfile`), or the first of `certs_keys` (a client section
+    /// without a certificate presents none, as the BEAM's, and a server with
+    /// `fail_if_no_peer_cert` refuses it; a server section must have one); `cacertfile` (its self-signed
     /// certificates are the roots peers' chains must lead to, as OTP has it; an
     /// intermediate there helps build a chain and is no root of its own); `versions`
     /// (`'tlsv1.2'`, `'tlsv1.3'`); `ciphers` (OpenSSL's names,
@@ -96,7 +97,9 @@ impl TlsConfig {
     /// maps; those rustls does not have are left out with a warning); `supported_groups`
     /// and `eccs` (`x25519`, `secp256r1`, `secp384r1`); `depth` (the intermediate
     /// certificates between a peer's and the root); `server_name_indication` (the name
-    /// a server's certificate must have, instead of its node name's host). A key given
+    /// a server's certificate must have, instead of its node name's host; `disable`
+    /// sends no name and takes a certificate of any name, its chain verified, as OTP 26
+    /// and later do). A key given
     /// twice counts as its last, as `ssl` takes it; a file with only one section gives
     /// both sides its options.
     ///
@@ -105,8 +108,10 @@ impl TlsConfig {
     /// root, a `crl_check` (revocation is not checked here: a revoked certificate would
     /// pass), `signature_algs` (not restricted here), `verify_fun` and `partial_chain`
     /// (Erlang functions, such as `inet_tls_dist:verify_client/3`, which this node
-    /// cannot run), a `password` (decrypt the key first). A client without a certificate is refused even with
-    /// `{fail_if_no_peer_cert, false}`; renegotiation is never accepted
+    /// cannot run), a `password` (decrypt the key first). A client without a certificate
+    /// is refused even without `{fail_if_no_peer_cert, true}` (the BEAM's default is
+    /// `false`, which accepts it): a warning says so when the server section does not
+    /// set it; renegotiation is never accepted
     /// (`secure_renegotiate` is moot). Other options (`reuse_sessions`, ...) are the
     /// BEAM's and left to it. Relative paths are relative to where the program runs, as
     /// for the BEAM.
@@ -145,6 +150,17 @@ impl TlsConfig {
             (false, true) => (server.clone(), server),
             (false, false) => (server, client),
         };
+        let demands_certificates = server
+            .iter()
+            .rfind(|(k, _)| k == "fail_if_no_peer_cert")
+            .is_some_and(|(_, v)| v.is_atom("true"));
+        if !demands_certificates {
+            tracing::warn!(
+                "{}: a client without a certificate is refused by this node, where a BEAM \
+                 node without {{fail_if_no_peer_cert, true}} accepts it",
+                path.display()
+            );
+        }
         for (key, value) in server.iter().chain(&client) {
             match key.as_str() {
                 "verify" if value.is_atom("verify_none") => {
@@ -230,12 +246,19 @@ impl TlsConfig {
             identity(&server).map_err(within)?,
             identity(&client).map_err(within)?,
         );
-        let (server_id, client_id) = match (server_id, client_id) {
-            (Some(s), Some(c)) => (s, c),
-            (Some(one), None) | (None, Some(one)) => (one.clone(), one),
-            (None, None) => return Err(bad("no certfile (nor certs_keys)".into())),
+        // A client section without a certificate presents none, as the BEAM's: a
+        // server with `fail_if_no_peer_cert` refuses it.
+        let server_id = match server_id {
+            Some(id) => Some(id),
+            None => {
+                return Err(bad(
+                    "no certfile (nor certs_keys) in the server section: connections are \
+                     accepted with it"
+                        .into(),
+                ))
+            }
         };
-        let side = |role: &str, opts: &[(String, Term)], id: Identity| {
+        let side = |role: &str, opts: &[(String, Term)], id: Option<Identity>| {
             // The last of a key given twice, as `ssl` takes it.
             let find = |k: &str| opts.iter().rfind(|(key, _)| key == k).map(|(_, v)| v);
             let ca = find("cacertfile")
@@ -262,8 +285,12 @@ impl TlsConfig {
                         .map_err(|why| bad(format!("{role}: {why}")))?,
                 );
             }
-            // A host name (`disable` keeps the node name's host, as OTP 25 does).
-            side.server_name = find("server_name_indication").and_then(chardata_to_string);
+            // A host name, or `disable`: no name sent, and a certificate of any name
+            // will do (its chain verified), as OTP 26 and later take it (OTP 25 ignores
+            // the option and checks the node name's host).
+            let indication = find("server_name_indication");
+            side.server_name = indication.and_then(chardata_to_string);
+            side.any_name = indication.is_some_and(|v| v.is_atom("disable"));
             if let Some(depth) = find("depth") {
                 let depth = depth
                     .as_int()
@@ -290,12 +317,16 @@ impl TlsConfig {
             key: Arc::new(key_from(key, "key")?),
             source: "the certificate and key given".into(),
         };
-        let side = Side::new(own, chain_from(ca, "CA")?);
+        let side = Side::new(Some(own), chain_from(ca, "CA")?);
         Self::build(side.clone(), side)
     }
 
     fn build(server: Side, client: Side) -> Result<Self, TlsError> {
         let server_config = {
+            let id = server
+                .id
+                .clone()
+                .ok_or_else(|| TlsError::Pem("no certificate to accept connections with".into()))?;
             let provider = server.provider();
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(server.roots()?),
@@ -307,8 +338,8 @@ impl TlsConfig {
                 .with_protocol_versions(&server.versions())
                 .map_err(|e| versions_error(e, "server"))?
                 .with_client_cert_verifier(verifier)
-                .with_single_cert(server.id.chain, server.id.key.clone_key())
-                .map_err(|e| key_error(e, &server.id.source))?
+                .with_single_cert(id.chain, id.key.clone_key())
+                .map_err(|e| key_error(e, &id.source))?
         };
         let client_config = {
             let provider = client.provider();
@@ -320,13 +351,19 @@ impl TlsConfig {
             .map_err(|e| TlsError::Pem(format!("the CA cannot verify servers: {e}")))?;
             let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = verifier;
             let verifier = Arc::new(client.chains(verifier));
-            rustls::ClientConfig::builder_with_provider(provider)
+            let builder = rustls::ClientConfig::builder_with_provider(provider)
                 .with_protocol_versions(&client.versions())
                 .map_err(|e| versions_error(e, "client"))?
                 .dangerous()
-                .with_custom_certificate_verifier(verifier)
-                .with_client_auth_cert(client.id.chain, client.id.key.clone_key())
-                .map_err(|e| key_error(e, &client.id.source))?
+                .with_custom_certificate_verifier(verifier);
+            let mut config = match &client.id {
+                Some(id) => builder
+                    .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
+                    .map_err(|e| key_error(e, &id.source))?,
+                None => builder.with_no_client_auth(),
+            };
+            config.enable_sni = !client.any_name;
+            config
         };
         Ok(TlsConfig {
             server: Arc::new(server_config),
@@ -356,7 +393,8 @@ fn versions_error(e: rustls::Error, role: &str) -> TlsError {
 /// What one side of the TLS connections (accepting or connecting) presents and accepts.
 #[derive(Clone)]
 struct Side {
-    id: Identity,
+    /// What it presents: a server always, a client when its section has a certificate.
+    id: Option<Identity>,
     /// The CA certificates (`cacertfile`) peers' chains must lead to.
     anchors: Vec<pki_types::CertificateDer<'static>>,
     versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>,
@@ -366,12 +404,15 @@ struct Side {
     /// The host name the peer's certificate must name when connecting
     /// (`server_name_indication`), instead of the node name's host.
     server_name: Option<String>,
+    /// A server certificate of any name will do, its chain verified
+    /// (`{server_name_indication, disable}`); no name is sent either.
+    any_name: bool,
     /// The most intermediate certificates a peer's chain may have (`depth`).
     depth: Option<usize>,
 }
 
 impl Side {
-    fn new(id: Identity, anchors: Vec<pki_types::CertificateDer<'static>>) -> Self {
+    fn new(id: Option<Identity>, anchors: Vec<pki_types::CertificateDer<'static>>) -> Self {
         Side {
             id,
             anchors,
@@ -379,6 +420,7 @@ impl Side {
             ciphers: None,
             groups: None,
             server_name: None,
+            any_name: false,
             depth: None,
         }
     }
@@ -415,6 +457,7 @@ impl Side {
     fn chains<V: ?Sized>(&self, inner: Arc<V>) -> Chains<V> {
         Chains {
             inner,
+            any_name: self.any_name,
             depth: self.depth,
             roots: self.roots_der(),
             extra: self.extra(),
@@ -624,6 +667,8 @@ fn suite_of_map(m: &Term) -> Option<String> {
 #[derive(Debug)]
 struct Chains<V: ?Sized> {
     inner: Arc<V>,
+    /// A server certificate of any name (`{server_name_indication, disable}`).
+    any_name: bool,
     depth: Option<usize>,
     roots: Vec<pki_types::CertificateDer<'static>>,
     extra: Vec<pki_types::CertificateDer<'static>>,
@@ -787,10 +832,19 @@ impl rustls::client::danger::ServerCertVerifier
         ocsp_response: &[u8],
         now: pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
         let pool = self.pool(intermediates);
         let verified =
-            self.inner
-                .verify_server_cert(end_entity, &pool, server_name, ocsp_response, now)?;
+            match self
+                .inner
+                .verify_server_cert(end_entity, &pool, server_name, ocsp_response, now)
+            {
+                // The name is checked last, the chain (and its dates) having passed.
+                Err(rustls::Error::InvalidCertificate(
+                    NotValidForName | NotValidForNameContext { .. },
+                )) if self.any_name => rustls::client::danger::ServerCertVerified::assertion(),
+                verified => verified?,
+            };
         self.check(end_entity, &pool)?;
         Ok(verified)
     }

@@ -66,13 +66,23 @@ fn ca(dir: &Path, prefix: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
     (cert, key)
 }
 
-/// A `localhost` certificate for server and client use, signed by `ca`, written as
-/// `{prefix}cert.pem` and `{prefix}key.pem`; with `expired`, its validity ended yesterday.
+/// A certificate for `host` (`localhost` unless said) for server and client use, signed
+/// by `ca`, written as `{prefix}cert.pem` and `{prefix}key.pem`; with `expired`, its
+/// validity ended yesterday.
 fn leaf(dir: &Path, prefix: &str, ca: &(rcgen::Certificate, rcgen::KeyPair), expired: bool) {
+    leaf_for(dir, prefix, ca, expired, "localhost")
+}
+
+fn leaf_for(
+    dir: &Path,
+    prefix: &str,
+    ca: &(rcgen::Certificate, rcgen::KeyPair),
+    expired: bool,
+    host: &str,
+) {
     use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
+    let mut leaf = CertificateParams::new(vec![host.to_string()]).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, host);
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
@@ -101,6 +111,8 @@ fn pki() -> &'static Pki {
         leaf(&dir, "", &trusted, false);
         // An expired certificate from the CA the nodes trust.
         leaf(&dir, "expired-", &trusted, true);
+        // One for another host, from the same CA.
+        leaf_for(&dir, "elsewhere-", &trusted, false, "elsewhere.example");
         let other = ca(&dir, "other-");
         leaf(&dir, "other-", &other, false);
         let f = |n: &str| dir.join(n).display().to_string();
@@ -679,6 +691,69 @@ async fn each_side_of_an_optfile_keeps_its_own_trust() {
     assert!(
         elsewhere.try_connect(aes_too.name()).await.is_err(),
         "a localhost certificate is not elsewhere.example"
+    );
+    // A server whose certificate names another host is refused, unless the client says
+    // `{server_name_indication, disable}`, as OTP 26 and later take it: any name, the
+    // chain still verified.
+    let far = TlsConfig::from_pem_files(
+        pki.file("elsewhere-cert.pem"),
+        pki.file("elsewhere-key.pem"),
+        pki.file("ca.pem"),
+    )
+    .unwrap();
+    let far = rust_node("far", &epmd, Some(far)).await;
+    assert!(
+        aes_too.try_connect(far.name()).await.is_err(),
+        "an elsewhere.example certificate is not localhost's"
+    );
+    let any_name = |name: &str, ca: &str| {
+        let conf = write(
+            name,
+            &format!(
+                "[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}}]}},
+                  {{client, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca}\"}},
+                             {{server_name_indication, disable}}]}}]."
+            ),
+        );
+        TlsConfig::from_optfile(conf).unwrap()
+    };
+    let anyhost = rust_node("anyhost", &epmd, Some(any_name("disable.conf", &ca_pem))).await;
+    assert!(
+        anyhost.try_connect(far.name()).await.is_ok(),
+        "disable takes a certificate of any name"
+    );
+    let stranger = rust_node(
+        "anystranger",
+        &epmd,
+        Some(any_name("disable-other.conf", &f("other-ca.pem"))),
+    )
+    .await;
+    assert!(
+        stranger.try_connect(far.name()).await.is_err(),
+        "disable still verifies the chain"
+    );
+    // A client section without a certificate presents none, as the BEAM's: refused by
+    // a server that requires one.
+    let certless = write(
+        "certless.conf",
+        &format!(
+            "[{{server, [{{certfile, \"{cert}\"}}, {{keyfile, \"{key}\"}}, {{cacertfile, \"{ca_pem}\"}}]}},
+              {{client, [{{cacertfile, \"{ca_pem}\"}}, {{verify, verify_peer}}]}}]."
+        ),
+    );
+    let certless = rust_node(
+        "certless",
+        &epmd,
+        Some(TlsConfig::from_optfile(certless).unwrap()),
+    )
+    .await;
+    assert!(
+        certless.try_connect(aes_too.name()).await.is_err(),
+        "a client without a certificate"
+    );
+    assert!(
+        aes_too.try_connect(certless.name()).await.is_ok(),
+        "its server side presents the server section's"
     );
 
     // Refused at start, with the reason.

@@ -68,7 +68,9 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
     /// TLS distribution (a cluster started with `-proto_dist inet_tls`): the
-    /// `-ssl_dist_optfile` its nodes read (its certfile, keyfile and cacertfile).
+    /// `-ssl_dist_optfile` its nodes read (each section's certfile, keyfile and
+    /// cacertfile, versions, ciphers, depth and server_name_indication; what cannot be
+    /// honoured is refused with the reason).
     #[arg(long, global = true, value_name = "FILE")]
     ssl_dist_optfile: Option<std::path::PathBuf>,
     /// TLS distribution: this node's certificate (PEM), with --tls-key and --tls-ca.

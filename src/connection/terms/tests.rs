@@ -718,7 +718,10 @@ fn mixed_nesting_at_the_limit_decodes() {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(&decoded, &mut h);
     assert!(decoded.to_string().starts_with("#Function<"));
-    assert_eq!(crate::term::compare(&decoded, &term), std::cmp::Ordering::Equal);
+    assert_eq!(
+        crate::term::compare(&decoded, &term),
+        std::cmp::Ordering::Equal
+    );
     let deeper = Term::from(Tuple::from(vec![term])).to_binary().unwrap();
     assert_eq!(
         check_terms(&deeper, 1, &limits()),
