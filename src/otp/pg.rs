@@ -259,13 +259,7 @@ pub(crate) fn register_functions(node: &Node) {
         for with_scope in [false, true] {
             let arity = 2 + usize::from(with_scope);
             node.register_function("pg", name, arity, move |mut p, args| async move {
-                let (scope, args) = match with_scope {
-                    true => (
-                        args[0].as_atom().ok_or_else(Exception::bare_badarg)?,
-                        &args[1..],
-                    ),
-                    false => (DEFAULT_SCOPE, &args[..]),
-                };
+                let (scope, args) = scoped_args(with_scope, &args)?;
                 let pids = match &args[1] {
                     Term::Pid(_) => std::slice::from_ref(&args[1]),
                     other => other.as_list().ok_or_else(Exception::function_clause)?,
@@ -291,13 +285,7 @@ pub(crate) fn register_functions(node: &Node) {
         for with_scope in [false, true] {
             let arity = arity + usize::from(with_scope);
             node.register_function("pg", name, arity, move |mut p, args| async move {
-                let (scope, args) = match with_scope {
-                    true => (
-                        args[0].as_atom().ok_or_else(Exception::bare_badarg)?,
-                        &args[1..],
-                    ),
-                    false => (DEFAULT_SCOPE, &args[..]),
-                };
+                let (scope, args) = scoped_args(with_scope, &args)?;
                 let request = match (name, args) {
                     ("monitor_scope", []) => atom("monitor"),
                     ("monitor", [group]) => tuple(vec![atom("monitor"), group.clone()]),
@@ -308,6 +296,18 @@ pub(crate) fn register_functions(node: &Node) {
                 reply.map_err(|e| Exception::Exit(e.reason()))
             });
         }
+    }
+}
+
+/// The scope a `pg` function is called with (its first argument, when `with_scope`,
+/// else the default scope) and the arguments after it.
+fn scoped_args(with_scope: bool, args: &[Term]) -> Result<(&str, &[Term]), Exception> {
+    match with_scope {
+        true => Ok((
+            args[0].as_atom().ok_or_else(Exception::bare_badarg)?,
+            &args[1..],
+        )),
+        false => Ok((DEFAULT_SCOPE, args)),
     }
 }
 
