@@ -1313,9 +1313,9 @@ impl Intensity {
 
     /// Counts a restart now; false when that is one too many. In whole seconds, as
     /// `supervisor.erl`'s `add_restart/1` counts them (`erlang:monotonic_time(1)`, a
-    /// restart kept while `R >= Now - Period`): 4 crashes 5.1 s apart are too many for
-    /// `max_restarts: 3, max_seconds: 5` when they span 5 whole-second marks, as with an
-    /// Elixir supervisor.
+    /// restart kept while `R >= Now - Period`): 4 restarts within 5.1 s are too many
+    /// for `max_restarts: 3, max_seconds: 5` when the first and the last are 5 whole
+    /// seconds apart on that clock, as for an Elixir supervisor.
     pub(crate) fn add_restart(&mut self) -> bool {
         self.add_restart_at(monotonic_seconds())
     }
