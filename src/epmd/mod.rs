@@ -34,8 +34,10 @@ impl Drop for Registration {
     }
 }
 
-/// How long a lost EPMD may take to come back before we start one ourselves: usually it
-/// is being restarted, and a daemon of ours would take the port it comes back on.
+/// How long a lost EPMD may take to come back before the log says again that it is
+/// missing. No EPMD is started in its place, as a BEAM node starts none after its boot:
+/// usually it is being restarted (by hand, or by systemd), and a daemon of ours would
+/// take the port it comes back on.
 const EPMD_RESTART_GRACE: Duration = Duration::from_secs(10);
 
 /// The longest wait between two attempts to register again.
@@ -112,9 +114,6 @@ pub(crate) async fn register(
     };
     let (stream, creation) = first;
     let alive = alive.to_owned();
-    // An EPMD this program serves (a test's `EpmdServer`), not one of ours: once it is
-    // gone, the program meant it to go, and no daemon takes its place.
-    let own_server = server.is_none() && server::serves(epmd_port);
     let task = tokio::spawn(async move {
         let mut stream = stream;
         loop {
@@ -128,6 +127,7 @@ pub(crate) async fn register(
             }
             tracing::warn!(epmd_port, "lost the EPMD registration; registering again");
             let lost = tokio::time::Instant::now();
+            let mut said = false;
             let mut delay = Duration::from_millis(100);
             stream = loop {
                 tokio::time::sleep(delay).await;
@@ -137,13 +137,16 @@ pub(crate) async fn register(
                         break s;
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                        // Gone for longer than a restart takes, it may be gone for
-                        // good: bring one up as at start.
-                        if !own_server
-                            && lost.elapsed() >= EPMD_RESTART_GRACE
-                            && start_epmd_daemon(epmd_port).await
-                        {
-                            tracing::info!(epmd_port, "started epmd -daemon");
+                        // Gone for longer than a restart takes: said once, and waited
+                        // for, as a BEAM node waits (it starts none after its boot).
+                        if !said && lost.elapsed() >= EPMD_RESTART_GRACE {
+                            said = true;
+                            tracing::warn!(
+                                epmd_port,
+                                "no EPMD for {}s: nodes cannot look this one up by name \
+                                 until one runs on the port again (it registers then)",
+                                EPMD_RESTART_GRACE.as_secs()
+                            );
                         } else {
                             tracing::debug!("EPMD still unavailable");
                         }

@@ -65,7 +65,6 @@ impl EpmdServer {
         let port = listener.local_addr()?.port();
         debug!(port, "in-process EPMD listening");
         let task = tokio::spawn(serve(listener, port, max_connections));
-        crate::sync::lock(&IN_PROCESS).push(port);
         Ok(EpmdServer { port, task })
     }
 
@@ -84,20 +83,7 @@ impl Drop for EpmdServer {
         // Aborting drops the accept loop and with it the JoinSet of connection tasks,
         // which aborts those as well.
         self.task.abort();
-        let mut ports = crate::sync::lock(&IN_PROCESS);
-        if let Some(i) = ports.iter().position(|p| *p == self.port) {
-            ports.swap_remove(i);
-        }
     }
-}
-
-/// The ports an [`EpmdServer`] of this program serves.
-static IN_PROCESS: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-
-/// Whether an [`EpmdServer`] of this program serves `port`: a node registered with it
-/// that loses it (a test dropped it) starts no `epmd -daemon` in its place.
-pub(crate) fn serves(port: u16) -> bool {
-    crate::sync::lock(&IN_PROCESS).contains(&port)
 }
 
 /// One registered node, as given in its `ALIVE2_REQ`.
