@@ -2626,3 +2626,35 @@ async fn a_stopping_node_does_not_wait_for_a_blocked_callback() {
         "the stop waited for the callback"
     );
 }
+
+/// A message to a pid of an earlier run of this node (same name, another creation) is
+/// dropped and said, as the BEAM says it: `Discarding message ... in an old incarnation
+/// (C) of this node (C')`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_an_old_incarnation_is_dropped_and_said() {
+    let before = logs();
+    let epmd = cnode::epmd::server::EpmdServer::bind(0)
+        .await
+        .expect("epmd");
+    let node = start_node("incarnation", epmd.local_port()).await;
+    let now = node.spawn(|mut p| async move {
+        p.receive().await;
+        Ok(())
+    });
+    let old = cnode::term::Pid::new(
+        node.name(),
+        now.id,
+        now.serial,
+        now.creation.wrapping_sub(1),
+    );
+    node.run_process(move |p| async move { p.send(old, atom("stale")) })
+        .await
+        .unwrap();
+    let said = format!(
+        "in an old incarnation ({}) of this node ({})",
+        old.creation, now.creation
+    );
+    assert!(logged(&before, &said).await, "{}", logs_after(&before));
+    assert!(logs_after(&before).contains("Discarding message stale from <"));
+    node.stop().await;
+}

@@ -107,6 +107,27 @@ impl Node {
             return connect::send_to(self, node, from, to, head, message);
         }
         let entry = match &to {
+            Dest::Pid(pid) if pid.creation != self.0.creation => {
+                // A pid of an earlier run of this node: dropped, and said, as the BEAM
+                // says it.
+                use crate::term::Inspect;
+                let mut elements = head;
+                elements.push(message.into_term());
+                let message = match elements.len() {
+                    1 => elements.pop().expect("one"),
+                    _ => tuple(elements),
+                };
+                tracing::error!(
+                    "Discarding message {} from {} to {} in an old incarnation ({}) of this \
+                     node ({})",
+                    message.erlang(),
+                    Term::Pid(*from).erlang(),
+                    Term::Pid(*pid).erlang(),
+                    pid.creation,
+                    self.0.creation
+                );
+                return None;
+            }
             Dest::Pid(pid) => self.local_entry(pid),
             Dest::Name(name) | Dest::RemoteName(name, _) => {
                 let entry = self.registered_entry(name);
