@@ -74,6 +74,7 @@ fn start_system_processes(node: &Node) {
     global::register_resolve_it(node);
     global::register_lock_functions(node);
     pg::register_functions(node);
+    rpc::register_functions(node);
     // A hidden node runs `global` too, as a BEAM node does: no peer syncs with it, and
     // the names registered on it are its own.
     global::start(node);

@@ -353,6 +353,91 @@ impl Node {
     }
 }
 
+/// `erpc:call/4,5` and `rpc:call/4,5` run here, as a BEAM node runs them for a caller
+/// that reaches another node through this one (`:rpc.call(gateway, :rpc, :call,
+/// [other, m, f, a])`): the call made from the process running them, its failure raised
+/// as erpc raises it, or as rpc gives it (`{badrpc, Reason}`, rpc.erl's
+/// `rpcify_exception/2`).
+pub(crate) fn register_functions(node: &Node) {
+    for (module, arity) in [("erpc", 4), ("erpc", 5), ("rpc", 4), ("rpc", 5)] {
+        node.register_function(module, "call", arity, move |mut p, args| async move {
+            let (Some(to), Some(m), Some(f), Some(a)) = (
+                args[0].as_atom(),
+                args[1].as_atom(),
+                args[2].as_atom(),
+                args[3].as_list(),
+            ) else {
+                return Err(Exception::bare_badarg());
+            };
+            let timeout = match args.get(4) {
+                None => None,
+                Some(t) if t.is_atom("infinity") => None,
+                Some(t) => Some(Duration::from_millis(
+                    t.as_int()
+                        .and_then(|ms| u64::try_from(ms).ok())
+                        .ok_or_else(Exception::bare_badarg)?,
+                )),
+            };
+            let result = p.erpc_call(to, m, f, a.to_vec(), timeout).await;
+            match (module, result) {
+                (_, Ok(value)) => Ok(value),
+                ("erpc", Err(e)) => Err(in_erpc(rpc_exception(e), arity)),
+                (_, Err(e)) => rpcify(e),
+            }
+        });
+    }
+}
+
+/// An error `erpc:call/4,5` raises, with the frames of erpc.erl it raises it from
+/// (OTP 25's lines), not those of this file.
+fn in_erpc(e: Exception, arity: usize) -> Exception {
+    match e {
+        Exception::Error { reason, .. } => {
+            let line = match reason.as_tuple() {
+                Some([tag, ..]) if tag.is_atom("exception") => 702,
+                _ => 710,
+            };
+            let mut stacktrace = vec![tuple(vec![
+                atom("erpc"),
+                atom("call"),
+                crate::term::int(5),
+                crate::node::location("erpc.erl", line),
+            ])];
+            if arity == 4 {
+                stacktrace.push(tuple(vec![
+                    atom("erpc"),
+                    atom("call"),
+                    crate::term::int(4),
+                    crate::term::nil(),
+                ]));
+            }
+            Exception::Error { reason, stacktrace }
+        }
+        e => e,
+    }
+}
+
+/// What `rpc:call` returns (or raises) for an erpc failure: rpc.erl's
+/// `rpcify_exception/2`.
+fn rpcify(e: RpcError) -> Result<Term, Exception> {
+    let badrpc = |reason| Ok(tuple(vec![atom("badrpc"), reason]));
+    let exit = |reason| badrpc(tuple(vec![atom("EXIT"), reason]));
+    match e {
+        RpcError::Exception(Exception::Throw(value)) => match value.as_tuple_n(2) {
+            Some([tag, _]) if tag.is_atom("EXIT") => badrpc(value),
+            _ => Ok(value),
+        },
+        RpcError::Exception(Exception::Exit(reason)) | RpcError::Signal(reason) => exit(reason),
+        RpcError::Exception(Exception::Error { reason, stacktrace }) => {
+            exit(tuple(vec![reason, list(stacktrace)]))
+        }
+        RpcError::NoConnection(_) => badrpc(atom("nodedown")),
+        RpcError::Timeout => badrpc(atom("timeout")),
+        RpcError::Spawn(reason) => exit(reason),
+        RpcError::CallerEnded(reason) => Err(Exception::Exit(reason)),
+    }
+}
+
 /// What `:erpc.call` raises for `e` in the calling process (erpc.erl's `result/4`); an
 /// error with the frame of the code that converted it (the `?`), as other errors.
 #[track_caller]
