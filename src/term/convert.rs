@@ -533,6 +533,13 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
     }
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        // `nil`, `true` and `false` are atoms, but no text an Elixir caller means
+        // (`nil` into an `Option<String>` is `None`).
+        if let Term::Atom(a) = self.term {
+            if matches!(a.name(), "nil" | "true" | "false") {
+                return Err(self.unexpected("a string"));
+            }
+        }
         match self.text() {
             Some(text) => visit_text(text, visitor),
             None => Err(self.unexpected("a string")),
@@ -571,8 +578,15 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
         }
     }
 
+    /// `()`: `nil` (what it is written as), or `:ok`, `[]` or `{}`, which say nothing
+    /// either; anything else is a value the Rust type would drop.
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
-        visitor.visit_unit()
+        match self.term {
+            Term::Atom(a) if matches!(a.name(), "nil" | "ok") => visitor.visit_unit(),
+            Term::List(l) if l.elements.is_empty() => visitor.visit_unit(),
+            Term::Tuple(t) if t.elements.is_empty() => visitor.visit_unit(),
+            _ => Err(self.unexpected("nil (a Rust ())")),
+        }
     }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(
@@ -605,21 +619,27 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
         }
     }
 
+    /// Exactly `len` elements: more are no more droppable than fewer, as `{a, b} =
+    /// {1, 2, 3}` is no match in Elixir.
     fn deserialize_tuple<V: Visitor<'de>>(
         self,
-        _: usize,
+        len: usize,
         visitor: V,
     ) -> Result<V::Value, ConvertError> {
-        self.deserialize_seq(visitor)
+        match self.elements() {
+            Some(elements) if elements.len() == len => visitor.visit_seq(Items::new(elements)),
+            Some(_) => Err(self.unexpected(&format!("{len} elements"))),
+            None => Err(self.unexpected("a list or a tuple")),
+        }
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
         self,
         _: &'static str,
-        _: usize,
+        len: usize,
         visitor: V,
     ) -> Result<V::Value, ConvertError> {
-        self.deserialize_seq(visitor)
+        self.deserialize_tuple(len, visitor)
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
@@ -795,7 +815,11 @@ impl<'de> de::VariantAccess<'de> for Variant<'de> {
         if self.rest.is_empty() {
             Ok(())
         } else {
-            Err(ConvertError(format!("{{:{}}} has no content", self.tag)))
+            Err(ConvertError(format!(
+                "expected :{} alone, got it with {} more elements",
+                self.tag,
+                self.rest.len()
+            )))
         }
     }
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(
@@ -814,9 +838,16 @@ impl<'de> de::VariantAccess<'de> for Variant<'de> {
     }
     fn tuple_variant<V: Visitor<'de>>(
         self,
-        _: usize,
+        len: usize,
         visitor: V,
     ) -> Result<V::Value, ConvertError> {
+        if self.rest.len() != len {
+            return Err(ConvertError(format!(
+                "expected {{:{}, ...}} with {len} elements after the tag, got {}",
+                self.tag,
+                self.rest.len()
+            )));
+        }
         visitor.visit_seq(Items::new(self.rest.iter().collect()))
     }
     fn struct_variant<V: Visitor<'de>>(

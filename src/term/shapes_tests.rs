@@ -495,3 +495,64 @@ fn plain_values_convert_with_from() {
         ["42", "18446744073709551615", "2.5", "true", "\"hi\""]
     );
 }
+
+/// What does not fit is refused, not cut to fit: a tuple with more elements than the
+/// Rust tuple (`{a, b} = {1, 2, 3}` is no match in Elixir), a tuple variant likewise,
+/// `nil`, `true` or `false` for a string, a value where `()` says there is none.
+#[test]
+fn what_does_not_fit_is_refused_not_cut() {
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Cmd {
+        Move(i64, i64),
+        Ping,
+    }
+    let three = crate::term!({1, 2, 3});
+    let e = three.decode::<(i64, i64)>().unwrap_err().to_string();
+    assert_eq!(e, "expected 2 elements, got a tuple: {1, 2, 3}");
+    assert!(crate::term!([1, 2, 3]).decode::<(i64, i64)>().is_err());
+    assert_eq!(crate::term!({1, 2}).decode::<(i64, i64)>().unwrap(), (1, 2));
+    let e = crate::term!({:move, 1, 2, 3})
+        .decode::<Cmd>()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("with 2 elements after the tag, got 3"), "{e}");
+    let e = crate::term!({:ping, 1})
+        .decode::<Cmd>()
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "expected :ping alone, got it with 1 more elements");
+    assert!(matches!(
+        crate::term!({:move, 1, 2}).decode::<Cmd>(),
+        Ok(Cmd::Move(1, 2))
+    ));
+    for not_text in [crate::term!(nil), crate::term!(true), crate::term!(false)] {
+        assert!(not_text.decode::<String>().is_err(), "{not_text}");
+    }
+    assert_eq!(crate::term!(:hello).decode::<String>().unwrap(), "hello");
+    assert_eq!(crate::term!(nil).decode::<Option<String>>().unwrap(), None);
+    assert!(crate::term!({:ok, 5})
+        .decode::<Result<(), String>>()
+        .is_err());
+    assert_eq!(
+        crate::term!(:ok).decode::<Result<(), String>>().unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        crate::term!({:ok, nil})
+            .decode::<Result<(), String>>()
+            .unwrap(),
+        Ok(())
+    );
+    assert!(crate::term!(5).decode::<()>().is_err());
+}
+
+/// A binary that need not be UTF-8, both ways: `serde_bytes::ByteBuf`.
+#[test]
+fn bytes_are_a_binary_through_serde_bytes() {
+    let raw = Term::Binary(Binary::from(vec![255u8, 0, 104]));
+    let bytes: serde_bytes::ByteBuf = raw.decode().unwrap();
+    assert_eq!(bytes.as_slice(), &[255, 0, 104]);
+    assert_eq!(to_term(&bytes).unwrap(), raw);
+    assert!(raw.decode::<String>().is_err());
+}
