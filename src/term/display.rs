@@ -6,7 +6,8 @@
 //! the BEAM shows the node's slot in its table (`#PID<moebi@localhost.14.0>` for what iex
 //! on another node shows as `#PID<13207.14.0>`), unless the display is told which node
 //! is its own ([`Elixir::local`]), where `#PID<0.14.0>` is printed as on that node. Maps
-//! print their keys in Erlang's term order (as OTP 25 does; later releases print small
+//! print their keys in Erlang's term order (as OTP 25 prints a map of up to 32 keys;
+//! a larger one the BEAM prints in the order of its hash, and later releases small
 //! maps of atoms in the order of their atom table), and nothing is cut short (as
 //! `inspect(term, limit: :infinity)`).
 
@@ -521,7 +522,8 @@ impl<W: Write> Printer<'_, W> {
             if let Some(codes) = codes {
                 let printable = match self.syntax {
                     // List.ascii_printable?/1
-                    Syntax::Elixir => codes.iter().all(|&c| c < 128 && elixir_printable_code(c)),
+                    // (DEL, 127, is not one of its characters, though a string prints it.)
+                    Syntax::Elixir => codes.iter().all(|&c| c < 127 && elixir_printable_code(c)),
                     Syntax::Erlang => codes.iter().all(|&c| erlang_printable(c)),
                 };
                 if printable {
@@ -797,10 +799,10 @@ fn identifier_start(c: char, upper_first: bool) -> bool {
 
 /// Atoms that are operators, written bare after `:` in Elixir (`:+`, `:<>`).
 const ELIXIR_OPERATORS: &[&str] = &[
-    "+", "-", "*", "/", "++", "--", "**", "..", "..//", "<>", "==", "!=", "===", "!==", "<", ">",
-    "<=", ">=", "=~", "&&", "&&&", "||", "|||", "!", "^", "^^^", "~~~", "<<<", ">>>", "|>", "<<~",
-    "~>>", "<~", "~>", "<~>", "<|>", "\\\\", "::", "@", "&", "=", "<-", "->", "|", ".", "%", "%{}",
-    "{}", "<<>>",
+    "+", "-", "*", "/", "++", "--", "**", "..", "..//", "...", "<>", "==", "!=", "===", "!==", "<",
+    ">", "<=", ">=", "=~", "&&", "&&&", "||", "|||", "!", "^", "<<<", ">>>", "|>", "<<~", "~>>",
+    "<~", "~>", "<~>", "<|>", "\\\\", "@", "&", "=", "<-", "->", "|", ".", "%", "%{}", "{}",
+    "<<>>",
 ];
 
 /// An atom Erlang writes without quotes.

@@ -556,3 +556,19 @@ fn bytes_are_a_binary_through_serde_bytes() {
     assert_eq!(to_term(&bytes).unwrap(), raw);
     assert!(raw.decode::<String>().is_err());
 }
+
+/// As iex 1.14 and 1.20 print them: `::`, `^^^` and `~~~` quoted, `...` bare, and a
+/// list with DEL (127) as a list, not a charlist.
+#[test]
+fn operator_atoms_and_del_as_iex_prints_them() {
+    let printed: Vec<String> = ["::", "^^^", "~~~", "...", "..//"]
+        .iter()
+        .map(|a| ex(&atom(a)))
+        .collect();
+    assert_eq!(
+        printed,
+        [":\"::\"", ":\"^^^\"", ":\"~~~\"", ":...", ":..//"]
+    );
+    assert_eq!(ex(&crate::term!([127])), "[127]");
+    assert_eq!(ex(&crate::term!([97, 127, 98])), "[97, 127, 98]");
+}
