@@ -124,15 +124,16 @@ impl ser::Serializer for Serializer {
         Ok(int(v))
     }
     fn serialize_i128(self, v: i128) -> Result<Term, ConvertError> {
-        if let Ok(small) = i64::try_from(v) {
-            return Ok(int(small));
-        }
-        if let Ok(unsigned) = u64::try_from(v) {
-            return Ok(Term::from(BigInteger::from(unsigned)));
-        }
-        Err(ConvertError(format!(
-            "{v} is beyond the integers a term here holds (64 bits)"
-        )))
+        Ok(match i64::try_from(v) {
+            Ok(small) => int(small),
+            Err(_) => Term::from(BigInteger::from(v)),
+        })
+    }
+    fn serialize_u128(self, v: u128) -> Result<Term, ConvertError> {
+        Ok(match i64::try_from(v) {
+            Ok(small) => int(small),
+            Err(_) => Term::from(BigInteger::from(v)),
+        })
     }
     fn serialize_u8(self, v: u8) -> Result<Term, ConvertError> {
         Ok(int(v.into()))
@@ -503,8 +504,12 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
                     visitor.visit_i64(v)
                 } else if let Ok(v) = u64::try_from(&b.value) {
                     visitor.visit_u64(v)
+                } else if let Ok(v) = i128::try_from(&b.value) {
+                    visitor.visit_i128(v)
+                } else if let Ok(v) = u128::try_from(&b.value) {
+                    visitor.visit_u128(v)
                 } else {
-                    Err(self.unexpected("an integer of 64 bits"))
+                    Err(self.unexpected("an integer of 128 bits"))
                 }
             }
             Term::Float(x) => visitor.visit_f64(x.value),
@@ -712,9 +717,31 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
         visitor.visit_unit()
     }
 
-    serde::forward_to_deserialize_any! {
-        i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64
+    /// A float, or an integer of any size as the float nearest it (as `x / 1` makes
+    /// one in Elixir).
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        match self.term {
+            Term::BigInteger(b) => match nearest_f64(&b.value) {
+                Some(x) => visitor.visit_f64(x),
+                None => Err(self.unexpected("a float")),
+            },
+            _ => self.deserialize_any(visitor),
+        }
     }
+
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        self.deserialize_f64(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        i8 i16 i32 i64 i128 u8 u16 u32 u64 u128
+    }
+}
+
+/// `value` as the nearest `f64`, if finite.
+fn nearest_f64(value: &num_bigint::BigInt) -> Option<f64> {
+    let x: f64 = value.to_string().parse().ok()?;
+    x.is_finite().then_some(x)
 }
 
 struct Items<'de> {

@@ -572,3 +572,21 @@ fn operator_atoms_and_del_as_iex_prints_them() {
     assert_eq!(ex(&crate::term!([127])), "[127]");
     assert_eq!(ex(&crate::term!([97, 127, 98])), "[97, 127, 98]");
 }
+
+/// Integers of 128 bits both ways, and a big integer into a float, as a term holds
+/// integers of any size.
+#[test]
+fn integers_of_128_bits_through_serde() {
+    for v in [i128::MAX, i128::MIN, -(1i128 << 100)] {
+        let t = to_term(&v).unwrap();
+        assert_eq!(t.decode::<i128>().unwrap(), v);
+        assert_eq!(ex(&t), v.to_string());
+    }
+    let t = to_term(&u128::MAX).unwrap();
+    assert_eq!(t.decode::<u128>().unwrap(), u128::MAX);
+    assert_eq!(
+        to_term(&(1u128 << 64)).unwrap().decode::<f64>().unwrap(),
+        2f64.powi(64)
+    );
+    assert!(t.decode::<i64>().is_err());
+}
