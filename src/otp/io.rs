@@ -276,6 +276,23 @@ pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &
             node.name(),
             Short(reason)
         );
+    } else if reason
+        .as_tuple()
+        .and_then(|r| r.first())
+        .and_then(|r| r.as_tuple_n(2))
+        .is_some_and(|p| p[0].is_atom("rust_panic"))
+    {
+        // A panic is a fault of this node's Rust code: said here too (where the
+        // BEAM's logger filters out a crash whose group leader is remote), as a panic
+        // answered over rpc is.
+        tracing::error!(
+            pid = %pid.inspect(),
+            group_leader = %group_leader.inspect(),
+            "Error in process {} on node {} with exit value: {}",
+            pid.inspect(),
+            node.name(),
+            Short(reason)
+        );
     } else {
         tracing::debug!(
             pid = %pid.inspect(),

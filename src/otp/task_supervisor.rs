@@ -510,11 +510,15 @@ async fn start_child(p: &mut Process, start: &StartChild) -> Started {
 /// tasks are shut down (`shutdown`) as the supervisor terminates, and its parent starts
 /// it again. So here.
 fn unexpected(p: &Process, name: &str, from: &Caller, request: &Term, state: Term) -> Exception {
+    // As Elixir's logger prints gen_server's report of it.
     tracing::error!(
         supervisor = %p.pid().inspect(),
-        "{name} terminating: no function clause matching in DynamicSupervisor.handle_call/3 (call {} from {})",
+        "GenServer {} terminating\n** (FunctionClauseError) no function clause matching in \
+         DynamicSupervisor.handle_call/3\nLast message (from {}): {}\nState: {}",
+        crate::term::Elixir(&atom(name)),
+        from.pid.inspect(),
         crate::term::Short(request),
-        from.pid.inspect()
+        crate::term::Short(&state)
     );
     Exception::Exit(tuple(vec![
         atom("function_clause"),
@@ -825,10 +829,22 @@ async fn run_task(
             // exits with it and reports nothing.
             let clean = matches!(&e, Exception::Exit(r) if super::supervisor::is_normal_exit(r));
             if !clean {
+                // As Elixir's logger prints Task.Supervised's report.
+                let arity = u8::try_from(running.2).unwrap_or(u8::MAX);
+                let fun = Term::from(crate::term::ExternalFun::from((
+                    m.as_str(),
+                    f.as_str(),
+                    arity,
+                )));
+                let args = mfa
+                    .as_tuple_n(3)
+                    .map_or_else(crate::term::nil, |t| t[2].clone());
                 tracing::error!(
-                    "Task {} started from {} terminating: {e} in {m}.{f}",
+                    "Task {} started from {} terminating\n{}\nFunction: {fun}\n    Args: {}",
                     me.inspect(),
-                    owner.inspect()
+                    owner.inspect(),
+                    e.format(),
+                    crate::term::Short(&args)
                 );
             }
             Err(Exception::Exit(e.exit_reason()))
