@@ -246,18 +246,15 @@ impl TlsConfig {
             identity(&server).map_err(within)?,
             identity(&client).map_err(within)?,
         );
-        // A client section without a certificate presents none, as the BEAM's: a
-        // server with `fail_if_no_peer_cert` refuses it.
-        let server_id = match server_id {
-            Some(id) => Some(id),
-            None => {
-                return Err(bad(
-                    "no certfile (nor certs_keys) in the server section: connections are \
-                     accepted with it"
-                        .into(),
-                ))
-            }
-        };
+        // A server section must have a certificate; a client section without one
+        // presents none, as the BEAM's (a server with `fail_if_no_peer_cert` refuses it).
+        if server_id.is_none() {
+            return Err(bad(
+                "no certfile (nor certs_keys) in the server section: connections are \
+                 accepted with it"
+                    .into(),
+            ));
+        }
         let side = |role: &str, opts: &[(String, Term)], id: Option<Identity>| {
             // The last of a key given twice, as `ssl` takes it.
             let find = |k: &str| opts.iter().rfind(|(key, _)| key == k).map(|(_, v)| v);
