@@ -266,28 +266,20 @@ fn io_request(request: &Term, opts: &mut Opts) -> Term {
 /// logger (see [`log_at_group_leader`]), so a BEAM user who spawned the process here sees
 /// `Process #PID<…> on node … raised an exception` on their terminal, and logged here
 /// at debug level only, as a BEAM node's default handler drops an event whose group
-/// leader is remote (`logger_filters:remote_gl/2`; Elixir's since 1.15).
+/// leader is remote (`logger_filters:remote_gl/2`; Elixir's since 1.15), unless it is
+/// a Rust panic.
 pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &Term) {
-    if node.is_local(&group_leader.node) {
-        tracing::error!(
-            pid = %pid.inspect(),
-            "Error in process {} on node {} with exit value: {}",
-            pid.inspect(),
-            node.name(),
-            Short(reason)
-        );
-    } else if reason
+    // A panic is a fault of this node's Rust code: said here whatever the group leader
+    // (the BEAM's logger filters out a crash whose group leader is remote), as a panic
+    // answered over rpc is.
+    let panicked = reason
         .as_tuple()
         .and_then(|r| r.first())
         .and_then(|r| r.as_tuple_n(2))
-        .is_some_and(|p| p[0].is_atom("rust_panic"))
-    {
-        // A panic is a fault of this node's Rust code: said here too (where the
-        // BEAM's logger filters out a crash whose group leader is remote), as a panic
-        // answered over rpc is.
+        .is_some_and(|p| p[0].is_atom("rust_panic"));
+    if node.is_local(&group_leader.node) || panicked {
         tracing::error!(
             pid = %pid.inspect(),
-            group_leader = %group_leader.inspect(),
             "Error in process {} on node {} with exit value: {}",
             pid.inspect(),
             node.name(),
