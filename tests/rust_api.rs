@@ -2517,8 +2517,8 @@ fn logs_after(earlier: &str) -> String {
     logs()[earlier.len()..].to_owned()
 }
 
-/// A call in flight when the node stops: each kind of call says so, and none says
-/// the remote function raised.
+/// A call in flight when the node stops: each kind of call says so (its process ended,
+/// or the connection did), and none says the remote function raised.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_in_flight_when_the_node_stops() {
     let (_epmd, alex, node) = alex_and_node("stopping").await;
@@ -2546,11 +2546,20 @@ async fn calls_in_flight_when_the_node_stops() {
         .await
         .expect("erpc ends")
         .unwrap();
-    assert_eq!(rpc, Err(RpcError::CallerEnded(atom("shutdown"))));
-    assert!(rpc
-        .unwrap_err()
-        .to_string()
-        .starts_with("the call's process here ended"));
+    // The connections close before the processes that are in no application end, as
+    // on a BEAM node that stops (its peers see such a process end `noconnection`): the
+    // caller's process may read the connection's end before its own.
+    match &rpc {
+        Err(e @ RpcError::CallerEnded(reason)) => {
+            assert_eq!(reason, &atom("shutdown"));
+            assert!(
+                e.to_string().starts_with("the call's process here ended"),
+                "{e}"
+            );
+        }
+        Err(RpcError::NoConnection(to)) => assert_eq!(to, &a),
+        other => panic!("{other:?}"),
+    }
     let call = tokio::time::timeout(WAIT, call)
         .await
         .expect("call ends")
