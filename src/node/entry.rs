@@ -141,8 +141,9 @@ pub(crate) struct ProcState {
     pub watches_nodes: bool,
     pub dead: bool,
     kill: Option<oneshot::Sender<Term>>,
-    /// Told the exit reason when the process ends (`Node::run_process`'s waiter).
-    pub exit_to: Option<oneshot::Sender<Term>>,
+    /// Told the exit reason when the process ends (`Node::run_process`'s waiter, and
+    /// whoever waits in `Node::ended`).
+    pub exit_to: Vec<oneshot::Sender<Term>>,
 }
 
 /// The part of a process that others signal: its mailbox and its state.
@@ -221,7 +222,7 @@ impl ProcEntry {
                 watches_nodes: false,
                 dead: false,
                 kill: Some(kill_tx),
-                exit_to: None,
+                exit_to: Vec::new(),
             }),
         };
         if let Some((watcher, reference)) = &opts.monitored_by {

@@ -24,16 +24,16 @@ impl Node {
         self.local_entry(pid).is_some()
     }
 
-    /// Resolves when the local process `pid` has ended (at once if it has), as its
-    /// `run_process` waiter is told; for a process nobody waits on so already.
+    /// Resolves when the local process `pid` has ended (at once if it has), its name
+    /// and aliases free, as its `run_process` waiter is told.
     pub(crate) async fn ended(&self, pid: &Pid) {
         let waiter = self.local_entry(pid).and_then(|entry| {
             let mut st = entry.state();
-            if st.dead || st.exit_to.is_some() {
+            if st.dead {
                 return None;
             }
             let (told, waiter) = tokio::sync::oneshot::channel();
-            st.exit_to = Some(told);
+            st.exit_to.push(told);
             Some(waiter)
         });
         if let Some(waiter) = waiter {
@@ -227,7 +227,7 @@ impl Node {
     /// A process ended with `reason`: unregister it and fire its links and monitors
     /// (`erts_do_exit_process` / `erts_continue_exit_process`).
     pub(crate) fn process_exited(&self, entry: &Arc<ProcEntry>, reason: Term) {
-        let (links, watchers, monitors, name, aliases, timers, watched_nodes, waiter) = {
+        let (links, watchers, monitors, name, aliases, timers, watched_nodes, waiters) = {
             let mut st = entry.state();
             if st.dead {
                 return;
@@ -241,7 +241,7 @@ impl Node {
                 std::mem::take(&mut st.aliases),
                 std::mem::take(&mut st.timers),
                 st.watches_nodes,
-                st.exit_to.take(),
+                std::mem::take(&mut st.exit_to),
             )
         };
         self.cancel_timers_of(timers);
@@ -262,8 +262,8 @@ impl Node {
                 table.remove(a);
             }
         }
-        // Its waiter hears of its end once its name and aliases are free.
-        if let Some(waiter) = waiter {
+        // Its waiters hear of its end once its name and aliases are free.
+        for waiter in waiters {
             let _ = waiter.send(reason.clone());
         }
         // Other nodes' signals first: a local process woken by this end (one that

@@ -90,7 +90,7 @@ impl Node {
         let prepared = self
             .prepare(self.spawn_opts(self.user_pid()))
             .expect("a process without a name always prepares");
-        prepared.entry.state().exit_to = Some(exit_to);
+        prepared.entry.state().exit_to.push(exit_to);
         let pid = self.start_prepared(prepared, move |p| async move {
             let _ = done.send(body(p).await);
             Ok(())
