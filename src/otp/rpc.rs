@@ -43,9 +43,10 @@ fn serve(p: &Process, message: Term) -> Option<tokio::sync::oneshot::Receiver<()
         let blocks = call.is_some_and(|e| e[0].is_atom("block_call"));
         match call.and_then(|e| rpc_mfa(&e[1..])) {
             Some((m, f, a, gl)) => {
-                let (done, returned) = tokio::sync::oneshot::channel();
+                // Only a `block_call` waits for the end of the process it runs.
+                let (done, returned) = blocks.then(tokio::sync::oneshot::channel).unzip();
                 run(p, m, f, a, gl, Some(ReplyTo::Caller(from)), done);
-                return blocks.then_some(returned);
+                return returned;
             }
             // Ignored, as `rex` ignores them.
             None => tracing::warn!("rex: unexpected call {}", crate::term::Short(request)),
@@ -56,7 +57,7 @@ fn serve(p: &Process, message: Term) -> Option<tokio::sync::oneshot::Receiver<()
         // `{cast, M, F, A, GroupLeader}`: `rpc:cast/4` from nodes without erpc.
         let cast = request.as_tuple_n(5).filter(|e| e[0].is_atom("cast"));
         if let Some((m, f, a, gl)) = cast.and_then(|e| rpc_mfa(&e[1..])) {
-            run(p, m, f, a, gl, None, tokio::sync::oneshot::channel().0);
+            run(p, m, f, a, gl, None, None);
         }
         return None;
     }
@@ -113,8 +114,7 @@ fn serve_info(p: &Process, message: Term) {
         // `{call, M, F, A, GroupLeader}` from a hidden C node: answered `{rex, Reply}`.
         (Some("call"), 5) => {
             if let Some((m, f, a, gl)) = rpc_mfa(&e[1..]) {
-                let done = tokio::sync::oneshot::channel().0;
-                run(p, m, f, a, gl, Some(ReplyTo::Plain(from)), done);
+                run(p, m, f, a, gl, Some(ReplyTo::Plain(from)), None);
             }
         }
         _ => tracing::debug!("rex: ignoring {}", crate::term::Short(&message)),
@@ -138,7 +138,7 @@ fn rpc_mfa(e: &[Term]) -> Option<(String, String, Vec<Term>, Option<crate::term:
 
 /// Runs `m:f(a)` in a process of its own with the caller's group leader, as `rex`
 /// does, and sends the result as `rpc` gives it: the value, a thrown value, or
-/// `{badrpc, {'EXIT', Reason}}`; `done` is dropped when that process ends.
+/// `{badrpc, {'EXIT', Reason}}`; `done`, if any, is dropped when that process ends.
 fn run(
     p: &Process,
     m: String,
@@ -146,7 +146,7 @@ fn run(
     a: Vec<Term>,
     gl: Option<crate::term::Pid>,
     reply: Option<ReplyTo>,
-    done: tokio::sync::oneshot::Sender<()>,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
 ) {
     let node = p.node().clone();
     let opts = node.spawn_opts(gl.unwrap_or_else(|| node.user_pid()));
