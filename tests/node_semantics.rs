@@ -1282,6 +1282,25 @@ fn task_supervisor_start_child_children_and_terminate_child() {
         "{[id: Chat.TaskSupervisor, modules: [Task.Supervisor], restart: :permanent, shutdown: :infinity, type: :supervisor], {:error, :not_found}, {:error, :not_found}, 1}"
     );
 
+    // supervisor:start_child/2 of a spec naming BEAM code the node does not have, of
+    // an id already there, of specs check_childspec refuses; the tree goes on.
+    let start = "sup = {Chat.Supervisor, NODE}
+        {:error, {{:EXIT, {:undef, [frame | _]}}, child}} =
+          Supervisor.start_child(sup, %{id: :x, start: {NoSuch, :start_link, [1]}})
+        {frame, child,
+         elem(elem(Supervisor.start_child(sup, %{id: Chat.TaskSupervisor, start: {NoSuch, :f, []}}), 1), 0),
+         :supervisor.start_child(sup, %{start: {NoSuch, :f, []}}),
+         :supervisor.start_child(sup, %{id: :y}),
+         :supervisor.start_child(sup, %{id: :y, start: :bad}),
+         length(Supervisor.which_children(sup))}";
+    assert_eq!(
+        c.same_ok(start),
+        "{{NoSuch, :start_link, [1], []}, \
+         {:child, :undefined, :x, {NoSuch, :start_link, [1]}, :permanent, false, 5000, :worker, [NoSuch]}, \
+         :already_started, \
+         {:error, :missing_id}, {:error, :missing_start}, {:error, {:invalid_mfa, :bad}}, 1}"
+    );
+
     // What the seed's `IO.puts(message)` takes besides text: an atom, a number; a
     // binary that is not UTF-8 raises.
     let puts = "for x <- [42, :an_atom, 3.5, <<255, 104, 105>>] do

@@ -1068,6 +1068,74 @@ impl Supervisor {
         self.children.iter().position(|c| c.spec.id == id)
     }
 
+    /// `supervisor:start_child/2` of a child spec (a map, or the old 6-tuple), as
+    /// supervisor.erl answers it: a spec it cannot read refused as `check_childspec`
+    /// refuses it, an id already there as such, and else the start, which names BEAM
+    /// code (`{M, F, A}`) this node cannot run: it fails as `catch apply(M, F, A)` of a
+    /// function that does not exist, `{error, {{'EXIT', {undef, Stack}}, Child}}`
+    /// with the child as supervisor.erl's record holds it.
+    fn start_beam_child(&self, p: &Process, spec: &Term) -> Term {
+        let error = |reason: Term| tuple(vec![atom("error"), reason]);
+        // The optional fields: restart, significant, shutdown, type, modules.
+        let (id, start, [restart, significant, shutdown, kind, modules]) = match spec {
+            Term::Map(m) => {
+                let get = |k: &str| m.map.get(&atom(k)).cloned();
+                let Some(id) = get("id") else {
+                    return error(atom("missing_id"));
+                };
+                let Some(start) = get("start") else {
+                    return error(atom("missing_start"));
+                };
+                let optional = ["restart", "significant", "shutdown", "type", "modules"];
+                (id, start, optional.map(get))
+            }
+            _ => match spec.as_tuple_n(6) {
+                Some(e) => {
+                    let f = |i: usize| Some(e[i].clone());
+                    (e[0].clone(), e[1].clone(), [f(2), None, f(3), f(4), f(5)])
+                }
+                None => return error(tuple(vec![atom("invalid_child_spec"), spec.clone()])),
+            },
+        };
+        let mfa = start
+            .as_tuple_n(3)
+            .and_then(|e| Some((e[0].as_atom()?, e[1].as_atom()?, e[2].as_list()?)));
+        let Some((m, f, a)) = mfa else {
+            return error(tuple(vec![atom("invalid_mfa"), start.clone()]));
+        };
+        if let Some(i) = self.find(&id) {
+            return error(match self.children[i].pid {
+                Some(pid) => tuple(vec![atom("already_started"), Term::Pid(pid)]),
+                None => atom("already_present"),
+            });
+        }
+        let undef = Exception::undef(m, f, a.to_vec()).exit_reason();
+        tracing::error!(
+            supervisor = %p.pid().inspect(),
+            "Child {} of Supervisor {} failed to start\n** (exit) {}",
+            crate::term::Elixir(&id),
+            shown_name(p),
+            Exception::format_exit(&undef)
+        );
+        let kind = kind.unwrap_or_else(|| atom("worker"));
+        let shutdown = shutdown.unwrap_or_else(|| match kind.is_atom("supervisor") {
+            true => atom("infinity"),
+            false => Term::from(5000),
+        });
+        let child = tuple(vec![
+            atom("child"),
+            atom("undefined"),
+            id,
+            start.clone(),
+            restart.unwrap_or_else(|| atom("permanent")),
+            significant.unwrap_or_else(|| atom("false")),
+            shutdown,
+            kind,
+            modules.unwrap_or_else(|| list(vec![atom(m)])),
+        ]);
+        error(tuple(vec![tuple(vec![atom("EXIT"), undef]), child]))
+    }
+
     /// The calls `supervisor.erl` answers.
     async fn supervisor_call(&mut self, p: &mut Process, request: &Term) -> Option<Term> {
         let ok = atom("ok");
@@ -1159,9 +1227,7 @@ impl Supervisor {
                 Some(i) => tuple(vec![ok, self.children[i].spec.to_map()]),
                 None => not_found(),
             }),
-            // A child spec names BEAM code (`{M, F, A}`), which this node cannot run:
-            // the start fails as the call of a function that does not exist does.
-            "start_child" => Some(tuple(vec![atom("error"), atom("undef")])),
+            "start_child" => Some(self.start_beam_child(p, arg)),
             // `start_child` (Rust's `DynamicSupervisor.start_child/2`) to a supervisor
             // that is not dynamic: refused as supervisor.erl refuses what
             // `DynamicSupervisor.start_child/2` sends it, and the supervisor goes on.
