@@ -1953,7 +1953,17 @@ async fn process_groups_are_shared_with_beam_nodes() {
     });
     assert_eq!(asked, "true");
 
-    // Members that end leave: ours on alex, alex's here.
+    // Members that end leave: ours on alex (each of its joins), alex's here.
+    for _ in 0..2 {
+        node.pg_join("chat_scope", room.clone(), &[worker])
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        blocking(|| alex.eval(&on_alex(4))),
+        "true",
+        "3 joins, kate's"
+    );
     node.exit(&worker, atom("kill"));
     assert_eq!(blocking(|| alex.eval(&on_alex(1))), "true", "kate's left");
     blocking(|| alex.eval("send(:member, :bye)"));
@@ -2020,12 +2030,17 @@ async fn process_groups_are_shared_with_beam_nodes() {
             end)
             left = :rpc.call(n, :pg, :leave, [:rpc_scope, :rust_room, [rex]])
             again = :rpc.call(n, :pg, :leave, [:rpc_scope, :rust_room, rex])
-            {{:badrpc, {{:EXIT, {{{{nolocal, pid}}, _}}}}}} = :rpc.call(n, :pg, :join, [:rpc_scope, :x, [self()]])
-            {{ok, seen, left, again, nolocal, pid == self()}}",
+            {{:badrpc, {{:EXIT, {{{{nolocal, pid}}, frames}}}}}} = :rpc.call(n, :pg, :join, [:rpc_scope, :x, [self()]])
+            noproc = :rpc.call(n, :pg, :join, [:no_scope, :x, rex])
+            {{ok, seen, left, again, nolocal, pid == self(), frames, noproc == {{:badrpc, {{:EXIT,
+              {{:noproc, {{:gen_server, :call, [:no_scope, {{:join_local, :x, rex}}, :infinity]}}}}}}}}}}",
             node.name()
         ))
     });
-    assert_eq!(joined, "{:ok, true, :ok, :not_joined, :nolocal, true}");
+    assert_eq!(
+        joined,
+        "{:ok, true, :ok, :not_joined, :nolocal, true, [{:pg, :ensure_local, 1, []}, {:pg, :join, 3, []}], true}"
+    );
 }
 
 /// A `pg` scope in a supervision tree (`ChildSpec::pg`): a BEAM node sees its members

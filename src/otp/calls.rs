@@ -329,7 +329,7 @@ fn timeout_arg(
 }
 
 /// The exit of a call that failed: `{Reason, {Module, Function, Args}}`.
-fn exited(reason: Term, module: &str, function: &str, args: Vec<Term>) -> Exception {
+pub(crate) fn exited(reason: Term, module: &str, function: &str, args: Vec<Term>) -> Exception {
     Exception::Exit(tuple(vec![
         reason,
         tuple(vec![atom(module), atom(function), list(args)]),

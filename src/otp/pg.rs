@@ -267,15 +267,30 @@ pub(crate) fn register_functions(node: &Node) {
                 for pid in pids {
                     let pid = pid.as_pid().ok_or_else(|| Exception::badarg())?;
                     if !p.node().is_local(&pid.node) {
-                        return Err(Exception::error(tuple(vec![
-                            atom("nolocal"),
-                            Term::Pid(*pid),
-                        ])));
+                        // pg.erl's frames, without its file and line.
+                        let frame = |f: &str, arity: usize| {
+                            tuple(vec![
+                                atom("pg"),
+                                atom(f),
+                                Term::from(arity as i64),
+                                list(vec![]),
+                            ])
+                        };
+                        return Err(Exception::Error {
+                            reason: tuple(vec![atom("nolocal"), Term::Pid(*pid)]),
+                            stacktrace: vec![frame("ensure_local", 1), frame(name, arity)],
+                        });
                     }
                 }
-                let request = tuple(vec![atom(request), args[0].clone(), list(pids.to_vec())]);
-                let reply = p.call(scope, request, None).await;
-                reply.map_err(|e| Exception::Exit(e.reason()))
+                // As pg.erl calls its scope: the pid or pids as given, and an exit
+                // that names gen_server.
+                let request = tuple(vec![atom(request), args[0].clone(), args[1].clone()]);
+                let failed = |reason| {
+                    let args = vec![atom(scope), request.clone(), atom("infinity")];
+                    super::calls::exited(reason, "gen_server", "call", args)
+                };
+                let reply = p.call(scope, &request, None).await;
+                reply.map_err(|e| failed(e.kind().reason()))
             });
         }
     }
@@ -673,7 +688,7 @@ impl Scope {
             self.members.insert(pid, (monitor, groups));
             return;
         }
-        let mut left: Vec<Term> = Vec::new();
+        let mut left: Vec<&Term> = Vec::new();
         for group in &groups {
             if let Some(members) = self.local.get_mut(group) {
                 members.retain(|m| *m != pid);
@@ -681,18 +696,20 @@ impl Scope {
                     self.local.remove(group);
                 }
             }
-            if !left.contains(group) {
-                left.push(group.clone());
+            if !left.contains(&group) {
+                left.push(group);
             }
         }
-        for group in &left {
+        for group in left {
             self.refresh(p, group);
         }
+        // A group once per join, as pg.erl sends it: a peer takes the pid out of it
+        // once per entry.
         let leave = tuple(vec![
             atom("leave"),
             Term::Pid(p.pid()),
             Term::Pid(pid),
-            list(left),
+            list(groups),
         ]);
         self.broadcast(p, leave);
     }
