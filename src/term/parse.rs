@@ -232,13 +232,11 @@ impl<'a> Parser<'a> {
             '%' => self.elixir_map(),
             '"' => {
                 self.pos += 1;
-                let s = self.string('"')?;
-                Ok(binary(s))
+                Ok(binary(self.text('"')?.bytes()))
             }
             '\'' => {
                 self.pos += 1;
-                let s = self.string('\'')?;
-                Ok(super::charlist(&s))
+                Ok(self.text('\'')?.charlist())
             }
             '~' => self.sigil(),
             ':' => {
@@ -669,7 +667,7 @@ impl<'a> Parser<'a> {
             let start = self.pos;
             let value = if self.peek() == Some('"') {
                 self.pos += 1;
-                Segment::Text(self.string('"')?)
+                Segment::Text(self.text('"')?)
             } else {
                 Segment::Term(self.term()?)
             };
@@ -677,8 +675,8 @@ impl<'a> Parser<'a> {
             match (value, self.syntax) {
                 // In Erlang a string is its characters, each a segment of this type.
                 (Segment::Text(s), Syntax::Erlang) => {
-                    for c in s.chars() {
-                        let c = Segment::Term(int(i64::from(u32::from(c))));
+                    for c in s.code_points() {
+                        let c = Segment::Term(int(i64::from(c)));
                         self.segment(&mut out, start, c, spec)?;
                     }
                 }
@@ -800,7 +798,8 @@ impl<'a> Parser<'a> {
         let text_bytes;
         let whole: (&[u8], u64) = match (&value, kind) {
             (Segment::Text(s), BitKind::Binary | BitKind::Bits) => {
-                (s.as_bytes(), s.len() as u64 * 8)
+                text_bytes = s.bytes();
+                (&text_bytes, text_bytes.len() as u64 * 8)
             }
             (Segment::Term(Term::Binary(b)), BitKind::Binary | BitKind::Bits) => {
                 (&b.bytes, b.bytes.len() as u64 * 8)
@@ -815,7 +814,7 @@ impl<'a> Parser<'a> {
                 if spec.size.is_some() || spec.unit.is_some() {
                     return self.error_at(start, "a utf segment takes no size or unit");
                 }
-                for c in s.chars() {
+                for c in s.code_points().filter_map(char::from_u32) {
                     out.char(c, kind, spec.little);
                 }
                 return Ok(());
@@ -888,16 +887,25 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// A string's characters after its opening quote, and past its closing one.
+    /// A string's characters after its opening quote, and past its closing one, as
+    /// text (an atom's, a key's): bytes of Elixir's `\xHH` must make UTF-8 with the rest.
     fn string(&mut self, quote: char) -> Parsed<String> {
+        let start = self.pos - 1;
+        let text = self.text(quote)?;
+        String::from_utf8(text.bytes())
+            .or_else(|_| self.error_at(start, "text that is valid UTF-8"))
+    }
+
+    /// What is quoted, after its opening quote and past its closing one.
+    fn text(&mut self, quote: char) -> Parsed<Text> {
         self.delimited(quote, true)
     }
 
     /// The text up to `close`, after its opening delimiter: with escapes, or (an
     /// upper-case sigil's) raw but for an escaped `close`.
-    fn delimited(&mut self, close: char, escapes: bool) -> Parsed<String> {
+    fn delimited(&mut self, close: char, escapes: bool) -> Parsed<Text> {
         let start = self.pos - 1;
-        let mut out = String::new();
+        let mut out = Text::default();
         loop {
             let Some(c) = self.peek() else {
                 return self.error_at(start, "a string that never ends");
@@ -905,7 +913,7 @@ impl<'a> Parser<'a> {
             self.pos += c.len_utf8();
             match c {
                 c if c == close => return Ok(out),
-                '\\' if escapes => out.push(self.escape()?),
+                '\\' if escapes => out.0.push(self.escape()?),
                 '\\' if self.peek() == Some(close) => {
                     self.pos += close.len_utf8();
                     out.push(close);
@@ -955,19 +963,19 @@ impl<'a> Parser<'a> {
         let c = match self.peek() {
             Some('\\') => {
                 self.pos += 1;
-                self.escape()?
+                self.escape()?.code_point()
             }
             Some(c) => {
                 self.pos += c.len_utf8();
-                c
+                u32::from(c)
             }
             None => return self.error(format!("expected a character after {mark}")),
         };
-        Ok(int(c as i64))
+        Ok(int(i64::from(c)))
     }
 
     /// A sigil's text, from its opening delimiter (any of Elixir's) past its closing one.
-    fn sigil_text(&mut self, escapes: bool) -> Parsed<String> {
+    fn sigil_text(&mut self, escapes: bool) -> Parsed<Text> {
         let close = match self.peek() {
             Some('(') => ')',
             Some('[') => ']',
@@ -983,7 +991,7 @@ impl<'a> Parser<'a> {
     /// `~D[2026-12-04]`, `~T[12:00:00.123]`, `~N[2026-12-04 12:00:00]` and
     /// `~U[2026-12-04 12:00:00Z]`, after the sigil's letter: the structs of Calendar.ISO.
     fn calendar_sigil(&mut self, letter: char, start: usize) -> Parsed<Term> {
-        let text = self.sigil_text(false)?;
+        let text = self.sigil_text(false)?.lossy();
         let bad =
             |p: &Self| p.error_at(start, format!("~{letter}[{text}] is not a valid ~{letter}"));
         let number = |s: &str, len: usize, max: i64| -> Option<i64> {
@@ -1094,9 +1102,10 @@ impl<'a> Parser<'a> {
         let text = self.sigil_text(letter.is_lowercase())?;
         let modifiers = self.take_while(|c| c.is_ascii_alphabetic());
         match (letter.to_ascii_lowercase(), modifiers) {
-            ('s', "") => Ok(binary(text)),
-            ('c', "") => Ok(super::charlist(&text)),
+            ('s', "") => Ok(binary(text.bytes())),
+            ('c', "") => Ok(text.charlist()),
             ('w', m @ ("" | "s" | "a" | "c")) => {
+                let text = text.lossy();
                 let word = |w: &str| match m {
                     "a" => atom(w),
                     "c" => super::charlist(w),
@@ -1108,13 +1117,26 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The character of an escape, after its backslash.
-    fn escape(&mut self) -> Parsed<char> {
+    /// The character of an escape, after its backslash; Elixir's `\xHH`, a byte.
+    fn escape(&mut self) -> Parsed<Unit> {
         let Some(c) = self.peek() else {
             return self.error("a string that never ends");
         };
         self.pos += c.len_utf8();
-        Ok(match c {
+        if c == 'x' && self.syntax == Syntax::Elixir && self.peek() != Some('{') {
+            let rest = self.rest();
+            let n = rest
+                .chars()
+                .take(2)
+                .take_while(char::is_ascii_hexdigit)
+                .count();
+            self.pos += n;
+            return match u8::from_str_radix(&rest[..n], 16) {
+                Ok(byte) => Ok(Unit::Byte(byte)),
+                Err(_) => self.error("\\x and two hex digits"),
+            };
+        }
+        Ok(Unit::Char(match c {
             'n' => '\n',
             't' => '\t',
             'r' => '\r',
@@ -1126,6 +1148,14 @@ impl<'a> Parser<'a> {
             'a' => '\u{7}',
             'd' => '\u{7f}',
             '0' if self.syntax == Syntax::Elixir => '\0',
+            // Erlang's control characters: `\^A` (or `\^a`) is 1.
+            '^' if self.syntax == Syntax::Erlang => match self.peek() {
+                Some(l) if l.is_ascii_alphabetic() => {
+                    self.pos += 1;
+                    char::from(l.to_ascii_uppercase() as u8 & 31)
+                }
+                _ => '^',
+            },
             'x' => self.hex_escape('x', 2)?,
             'u' if self.syntax == Syntax::Elixir => self.hex_escape('u', 4)?,
             '0'..='7' if self.syntax == Syntax::Erlang => {
@@ -1140,7 +1170,7 @@ impl<'a> Parser<'a> {
                 self.code_point(&self.text[start..self.pos], 8)?
             }
             c => c,
-        })
+        }))
     }
 
     /// `\x{1F600}` or `\xHH` (up to `digits` hex digits without braces; `\u` the same
@@ -1264,8 +1294,61 @@ impl<'a> Parser<'a> {
 const MAX_BITS: u64 = 128 * 1024 * 1024 * 8;
 
 /// A segment's value before its type is applied.
+/// One unit of quoted text: a character, or a byte (Elixir's `\xHH`, which is one
+/// byte of a string however it reads as UTF-8).
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    Char(char),
+    Byte(u8),
+}
+
+impl Unit {
+    /// As a charlist has it: a byte is the code point of its value.
+    fn code_point(self) -> u32 {
+        match self {
+            Unit::Char(c) => u32::from(c),
+            Unit::Byte(b) => u32::from(b),
+        }
+    }
+}
+
+/// Quoted text, as read.
+#[derive(Debug, Default)]
+struct Text(Vec<Unit>);
+
+impl Text {
+    fn push(&mut self, c: char) {
+        self.0.push(Unit::Char(c));
+    }
+
+    /// As a string has it: the characters in UTF-8, the bytes as they are.
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.0.len());
+        for unit in &self.0 {
+            match unit {
+                Unit::Char(c) => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                Unit::Byte(b) => out.push(*b),
+            }
+        }
+        out
+    }
+
+    fn code_points(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().map(|u| u.code_point())
+    }
+
+    fn charlist(&self) -> Term {
+        list(self.code_points().map(|c| int(i64::from(c))).collect())
+    }
+
+    /// As text, a byte that makes no UTF-8 replaced.
+    fn lossy(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+}
+
 enum Segment {
-    Text(String),
+    Text(Text),
     Term(Term),
 }
 
@@ -1621,6 +1704,24 @@ mod tests {
         assert_eq!(
             parse(r#""\x41\x{1F600}\u00e9\u{e9}""#).unwrap(),
             binary("A😀éé")
+        );
+        // `\xHH` is a byte of a string, as Elixir reads it (`"\xc3\xa9"` is "é"),
+        // and a code point of a charlist.
+        assert_eq!(parse(r#""\xc3\xa9""#).unwrap(), binary("é"));
+        assert_eq!(parse(r#""\xff""#).unwrap(), binary([255u8].to_vec()));
+        assert_eq!(
+            parse(r#"[~s(a\xffb), <<"\xff", 1>>, '\xff', ~c(\xc3)]"#).unwrap(),
+            list(vec![
+                binary(b"a\xffb".to_vec()),
+                binary([255u8, 1].to_vec()),
+                list(vec![int(255)]),
+                list(vec![int(0xc3)]),
+            ])
+        );
+        assert!(parse(r#":"\xff""#).is_err() && parse(r#""\xg""#).is_err());
+        assert_eq!(
+            parse_erlang(r#"{"\^A\^z", <<"\xff">>}"#).unwrap(),
+            tuple(vec![list(vec![int(1), int(26)]), binary([255u8].to_vec())])
         );
         assert_eq!(
             parse(r#""\x{41""#).unwrap_err().message,
