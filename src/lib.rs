@@ -140,8 +140,8 @@ pub use otp::pg::PgError;
 pub use otp::rpc::RpcError;
 pub use otp::supervisor;
 pub use otp::task_supervisor::{NodeTask, Task, TaskError};
-#[doc(hidden)]
-pub use output::stdout_mid_line;
 pub use output::{log_writer, LogWriter};
+#[doc(hidden)]
+pub use output::{stdout_mid_line, user_output_to_stderr};
 pub use process::{Dest, Exception, Function, IntoMessage, Process};
 pub use transport::{TlsConfig, TlsError};

@@ -47,9 +47,26 @@ static STDERR: Background = Background::new("cnode-stderr", 2, Some(LOG_BACKLOG)
     Box::new(std::io::stderr())
 });
 
-/// Standard output, written in order (by its own thread where it can stall).
+/// What the node's `user` prints when [`user_output_to_stderr`] asked for it there.
+static USER_ON_STDERR: Background =
+    Background::new("cnode-user", 2, None, || Box::new(std::io::stderr()));
+
+static USER_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Where the node's `user` prints: standard output, written in order (by its own
+/// thread where it can stall), or standard error.
 pub(crate) fn stdout() -> &'static Background {
-    &STDOUT
+    match USER_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        true => &USER_ON_STDERR,
+        false => &STDOUT,
+    }
+}
+
+/// What the node's `user` prints goes to standard error from now on: the `cnode`
+/// command's `--json` keeps standard output for the result alone.
+#[doc(hidden)]
+pub fn user_output_to_stderr() {
+    USER_TO_STDERR.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Whether what the node's `user` printed last left a line open (`IO.write("...")`
@@ -65,6 +82,7 @@ pub fn stdout_mid_line() -> bool {
 pub(crate) fn flush(timeout: Duration) {
     let deadline = Instant::now() + timeout;
     STDOUT.flush_until(deadline);
+    USER_ON_STDERR.flush_until(deadline);
     STDERR.flush_until(deadline);
 }
 

@@ -279,14 +279,31 @@ fn every_subcommand_against_iex() {
         run(&["call", a, "Script.Secret.fun"]).ends_with(" in Script.Secret.fun/0>"),
         "a fun as the node names it"
     );
+    // With --json, stdout holds the result alone (for jq): what the function prints
+    // goes to stderr.
+    let printed = cnode(
+        &epmd,
+        &with(&["--json", "eval", a, "IO.puts(\"progress...\"); %{ok: true}"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(
-        run(&[
-            "--json",
-            "eval",
-            a,
-            "IO.write(\"progress...\"); %{ok: true}"
-        ]),
-        "progress...\n{\"ok\":true}"
+        (
+            printed.code,
+            printed.stdout.as_str(),
+            printed.stderr.as_str()
+        ),
+        (0, "{\"ok\":true}\n", "progress...\n")
+    );
+    // `\xHH` is a byte of a string, as Elixir reads it.
+    assert_eq!(
+        run(&["call", a, "Kernel.byte_size", r#""\xc3\xa9""#]),
+        run(&["eval", a, r#"byte_size("\xc3\xa9")"#])
+    );
+    assert_eq!(
+        run(&["call", a, "Kernel.==", r#""\xff""#, "<<255>>"]),
+        "true"
     );
     // A negative number with a signed exponent is an argument too.
     assert_eq!(run(&["call", a, "Kernel.abs", "-2.5e-3"]), "0.0025");
@@ -351,6 +368,18 @@ fn every_subcommand_against_iex() {
         alex.eval("Process.sleep(50); Process.whereis(:inbox) != nil and Process.whereis(Script.Inbox) != nil")
             == "true"
     );
+    // What is no atom is no registered name: refused, not sent to nobody.
+    for name in ["\"inbox\"", "1", "{:a, :b}", "in box"] {
+        let e = fails(
+            &epmd,
+            &with(&["send", a, name, ":x"])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            2,
+        );
+        assert!(e.contains("is not a registered name"), "{name}: {e}");
+    }
     assert_eq!(run(&["send", a, ":inbox", ":one"]), "");
     assert_eq!(run(&["send", a, "Script.Inbox", ":two"]), "");
     assert_eq!(
@@ -415,6 +444,28 @@ fn exit_statuses_a_script_can_use() {
     assert_eq!((quiet.0, logged.0), (Some(4), Some(4)));
     assert!(!quiet.1.contains("INFO"), "{}", quiet.1);
     assert!(logged.1.contains("node started"), "{}", logged.1);
+
+    // A result that cannot be written (a full disk) is a failure, not a success
+    // that lost it.
+    let full = command(&epmd, &["--cookie", COOKIE, "call", a, "Kernel.abs", "1"])
+        .stdout(
+            std::fs::File::options()
+                .write(true)
+                .open("/dev/full")
+                .expect("/dev/full"),
+        )
+        .output()
+        .expect("cnode runs");
+    assert_eq!(
+        (
+            full.status.code(),
+            String::from_utf8_lossy(&full.stderr).trim_end()
+        ),
+        (
+            Some(2),
+            "cnode: cannot write the result: No space left on device (os error 28)"
+        )
+    );
 
     // 1: an exception, printed as iex prints it; {:badrpc, _} as well.
     let e = fails(&epmd, &["--cookie", COOKIE, "eval", a, "raise \"boom\""], 1);

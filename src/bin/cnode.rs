@@ -184,6 +184,11 @@ fn main() -> ExitCode {
         | Command::Wait { node, .. } => *node = NodeConfig::short_name(node),
         Command::Names { .. } => {}
     }
+    // With --json, stdout holds the result alone: what the function prints goes to
+    // stderr.
+    if cli.json {
+        cnode::user_output_to_stderr();
+    }
     // Silent unless asked: a script reads stdout and the exit status.
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
         tracing_subscriber::fmt()
@@ -262,7 +267,8 @@ fn signed_exponent(arg: std::ffi::OsString) -> std::ffi::OsString {
 const EXIT_BROKEN_PIPE: u8 = 141;
 
 /// `text` and a line end on stdout; `Some` exit status when it cannot be written (a
-/// closed pipe, a full disk), where `println!` would panic.
+/// closed pipe, a full disk), where `println!` would panic. (A stdout closed before
+/// the start, `>&-`, is `/dev/null` by then, as Rust's runtime opens it.)
 fn out(text: &str) -> Option<ExitCode> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
@@ -292,9 +298,10 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
     let plan = match &cli.command {
         Command::Names { host } => return names(host, timeout, cli.json).await,
         Command::Wait { node, registered } => {
-            let name = registered
-                .as_ref()
-                .map(|r| (registered_name(r, cli.erlang), r.clone()));
+            let name = match registered {
+                Some(r) => Some((registered_name(r, cli.erlang)?, r.clone())),
+                None => None,
+            };
             return wait(cli, node, name, timeout).await;
         }
         Command::Ping { node } => Plan::Ping(node),
@@ -321,7 +328,7 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
             let pid = if cli.erlang { "<" } else { "#PID<" };
             let to = match registered.starts_with(pid) {
                 true => term_arg(registered, cli.erlang, "the pid")?,
-                false => cnode::term::atom(&registered_name(registered, cli.erlang)),
+                false => cnode::term::atom(&registered_name(registered, cli.erlang)?),
             };
             Plan::Send(node, to, term_arg(term, cli.erlang, "the message")?)
         }
@@ -686,21 +693,36 @@ fn malformed(what: &str, text: &str, e: &ParseError) -> String {
     )
 }
 
-/// The atom a registered name is written as: `shell` and `:shell` are `shell`,
-/// `Chat.Server` is `Elixir.Chat.Server` (an alias, as Elixir reads it); with Erlang's
-/// syntax the atom as written (`'Elixir.Chat.Server'` unquoted).
-fn registered_name(text: &str, erlang: bool) -> String {
-    if erlang {
-        return text.trim_matches('\'').to_owned();
+/// NAME as `send` and `wait` take it: a bare word (`shell`) is the atom of that name,
+/// as `Process.register(self(), :shell)` registers it; anything else an atom as Elixir
+/// (or, with --erlang, Erlang) reads one: `:shell`, `:"a b"`, `Chat.Server`
+/// (`Elixir.Chat.Server`), `'a b'`. What is no atom is refused: no process is
+/// registered under it.
+fn registered_name(text: &str, erlang: bool) -> Result<String, Failure> {
+    let bare = text.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && text
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '@');
+    if bare {
+        return Ok(text.to_owned());
     }
-    match text.strip_prefix(':') {
-        Some(atom) => atom.trim_matches('"').to_owned(),
-        None if text.starts_with(|c: char| c.is_ascii_uppercase())
-            && !text.starts_with("Elixir.") =>
-        {
-            format!("Elixir.{text}")
+    let parsed = if erlang {
+        parse_erlang(text)
+    } else {
+        parse(text)
+    };
+    match parsed {
+        Ok(Term::Atom(name)) => Ok(name.name().to_owned()),
+        _ => {
+            let examples = match erlang {
+                true => "shell, 'a b', 'Elixir.Chat.Server'",
+                false => "shell, :shell, :\"a b\", Chat.Server",
+            };
+            Err(fail(
+                EXIT_USAGE,
+                format!("cnode: {text:?} is not a registered name: write an atom ({examples})"),
+            ))
         }
-        None => text.to_owned(),
     }
 }
 
