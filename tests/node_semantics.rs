@@ -1153,6 +1153,20 @@ fn long_names_work_like_short_ones() {
         short.log()
     );
 
+    // One address family, as a BEAM node's: an IPv4 node does not reach a node named
+    // with an IPv6 address (which a BEAM node of `inet_tcp` cannot reach either).
+    assert_eq!(
+        alex.eval(&format!(
+            ":rpc.call({m}, :net_adm, :ping, [:\"nobody@::1\"])"
+        )),
+        ":pang"
+    );
+    assert!(
+        moebi.wait_for_log("::1 has no IPv4 address", WAIT),
+        "{}",
+        moebi.log()
+    );
+
     // `--name` is long names whatever the host, as `erl -name app@localhost`: it
     // reaches alex, a long name (a node of short names would refuse 127.0.0.1).
     let local = RustNode::start_long(

@@ -323,7 +323,23 @@ async fn connect(node: Node, peer: Atom, attempt: u64) -> Result<(), HandshakeEr
         }
         // Resolved once for EPMD and the node (the lookup of a name runs on the
         // blocking pool).
-        let ips = resolve(host).await.map_err(HandshakeError::Io)?;
+        let mut ips = resolve(host).await.map_err(HandshakeError::Io)?;
+        if !node.0.config.listen_address.is_ipv6() {
+            // One address family, as a BEAM node's: `inet_tcp` resolves a host's IPv4
+            // addresses only, and a node of this family reaches no IPv6 one (else it
+            // would connect nodes of the cluster that cannot reach each other).
+            ips.retain(std::net::IpAddr::is_ipv4);
+            if ips.is_empty() {
+                let text = format!(
+                    "{host} has no IPv4 address (this node, {}, uses IPv4, as a BEAM node without -proto_dist inet6_tcp; a node named with an IPv6 address, or with --listen-address ::, uses IPv6)",
+                    node.name()
+                );
+                return Err(HandshakeError::Io(std::io::Error::new(
+                    std::io::ErrorKind::AddrNotAvailable,
+                    text,
+                )));
+            }
+        }
         let epmd_port = node.0.config.epmd_port;
         let port = epmd::lookup(&ips, alive, epmd_port)
             .await
