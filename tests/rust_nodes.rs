@@ -2043,6 +2043,99 @@ async fn process_groups_are_shared_with_beam_nodes() {
     );
 }
 
+/// `Task.Supervisor.async_nolink`, `Task.yield` and `Task.shutdown` from a Rust process,
+/// and `:rpc.call`, against a BEAM node's Task.Supervisor: the outcomes an Elixir caller
+/// on that node gets for the same tasks and calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlinked_tasks_yield_and_shut_down_as_an_elixir_callers_do() {
+    let epmd = Epmd::start();
+    let alex = blocking(|| BeamNode::start(&unique_name("alex"), COOKIE, &epmd));
+    let node = start_node("rusty", epmd.port()).await;
+    let a = alex.node_name();
+    let elixir = blocking(|| {
+        alex.eval(
+            "sup = Chat.TaskSupervisor
+            t1 = Task.Supervisor.async_nolink(sup, :erlang, :exit, [:bye])
+            r1 = Task.yield(t1, 5000)
+            t2 = Task.Supervisor.async_nolink(sup, Process, :sleep, [60_000])
+            r2 = {Task.yield(t2, 200), Task.shutdown(t2, 5000)}
+            t3 = Task.Supervisor.async_nolink(sup, Process, :sleep, [60_000])
+            r3 = Task.shutdown(t3, :brutal_kill)
+            t4 = Task.Supervisor.async_nolink(sup, :erlang, :node, [])
+            Process.sleep(500)
+            r4 = Task.shutdown(t4, 5000)
+            t5 = Task.Supervisor.async_nolink(sup, :erlang, :exit, [:bye])
+            Process.sleep(500)
+            r5 = Task.shutdown(t5, 5000)
+            {r1, r2, r3, r4, r5, Task.Supervisor.children(sup)}",
+        )
+    });
+    let sup = a.clone();
+    let rust = in_process(&node, move |mut p| async move {
+        let sup = ("Elixir.Chat.TaskSupervisor", sup.as_str());
+        let shown = |r: Option<Result<Term, Term>>| match r {
+            None => "nil".to_owned(),
+            Some(Ok(v)) => format!("{{:ok, {v}}}"),
+            Some(Err(reason)) => format!("{{:exit, {reason}}}"),
+        };
+        let t1 = p.task_async_nolink(sup, "erlang", "exit", vec![atom("bye")]);
+        let t1 = t1.await.expect("started");
+        let r1 = shown(p.task_yield(&t1, WAIT).await.expect("yields"));
+        let sleep = vec![int(60_000)];
+        let t2 = p.task_async_nolink(sup, "Elixir.Process", "sleep", sleep.clone());
+        let t2 = t2.await.expect("started");
+        let early = shown(
+            p.task_yield(&t2, Duration::from_millis(200))
+                .await
+                .expect("yields"),
+        );
+        let r2 = shown(p.task_shutdown(t2, WAIT).await.expect("shuts down"));
+        let t3 = p.task_async_nolink(sup, "Elixir.Process", "sleep", sleep);
+        let t3 = t3.await.expect("started");
+        let r3 = shown(p.task_shutdown(t3, None).await.expect("shuts down"));
+        let t4 = p.task_async_nolink(sup, "erlang", "node", vec![]);
+        let t4 = t4.await.expect("started");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let r4 = shown(p.task_shutdown(t4, WAIT).await.expect("shuts down"));
+        let t5 = p.task_async_nolink(sup, "erlang", "exit", vec![atom("bye")]);
+        let t5 = t5.await.expect("started");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let r5 = shown(p.task_shutdown(t5, WAIT).await.expect("shuts down"));
+        format!("{{{r1}, {{{early}, {r2}}}, {r3}, {r4}, {r5}, []}}")
+    })
+    .await;
+    assert_eq!(rust, elixir);
+    assert_eq!(
+        elixir,
+        format!("{{{{:exit, :bye}}, {{nil, nil}}, nil, {{:ok, :{a}}}, {{:exit, :bye}}, []}}")
+    );
+
+    // `:rpc.call`: a failure as a value, as rpc gives it.
+    let elixir = blocking(|| {
+        alex.eval(
+            "{:rpc.call(node(), :erlang, :exit, [:bye]), :rpc.call(node(), :erlang, :throw, [:ball]),
+              :rpc.call(:nobody@localhost, :erlang, :node, []),
+              :rpc.call(node(), Process, :sleep, [1000], 100), :rpc.call(node(), :erlang, :node, [])}",
+        )
+    });
+    let rpc = |m: &'static str, f: &'static str, args: Vec<Term>, to: &str, t: u64| {
+        let (node, to) = (node.clone(), to.to_owned());
+        async move {
+            node.rpc_call(&to, m, f, args, Duration::from_millis(t))
+                .await
+        }
+    };
+    let rust = format!(
+        "{{{}, {}, {}, {}, {}}}",
+        rpc("erlang", "exit", vec![atom("bye")], &a, 5000).await,
+        rpc("erlang", "throw", vec![atom("ball")], &a, 5000).await,
+        rpc("erlang", "node", vec![], "nobody@localhost", 5000).await,
+        rpc("Elixir.Process", "sleep", vec![int(1000)], &a, 100).await,
+        rpc("erlang", "node", vec![], &a, 5000).await,
+    );
+    assert_eq!(rust, elixir);
+}
+
 /// A `pg` scope in a supervision tree (`ChildSpec::pg`): a BEAM node sees its members
 /// and the supervisor's child as an Elixir supervisor lists `{:pg, :start_link, [scope]}`;
 /// killed, it is started again by the supervisor, its local members lost as on the BEAM.

@@ -181,7 +181,8 @@ fn run(
 }
 
 /// Why an erpc call failed, as `erpc:call/5` reports it. Each is, through `?` in a
-/// process body, what `:erpc.call` raises in a BEAM caller: `error({exception, Reason,
+/// process body (or `Exception::from(e)` anywhere), what `:erpc.call` raises in a BEAM
+/// caller: `error({exception, Reason,
 /// Stack})`, `exit({exception, Reason})` or `throw(Value)` for the function's own
 /// exception, `exit({signal, Reason})`, `error({erpc, noconnection})`, `error({erpc,
 /// timeout})`, `error({erpc, Reason})`.
@@ -328,7 +329,45 @@ impl Process {
     }
 }
 
+impl Process {
+    /// `:rpc.call(node, m, f, args, timeout)`: as [`erpc_call`](Self::erpc_call), with
+    /// a failure as rpc gives it, a value: `{:badrpc, {:EXIT, {reason, stack}}}` for an
+    /// error raised there, `{:badrpc, {:EXIT, reason}}` for an exit, `{:badrpc,
+    /// :nodedown}`, `{:badrpc, :timeout}`; a thrown value is the value (rpc.erl's
+    /// `rpcify_exception/2`).
+    pub async fn rpc_call(
+        &mut self,
+        node: &str,
+        module: &str,
+        function: &str,
+        args: Vec<Term>,
+        timeout: impl Into<Option<Duration>>,
+    ) -> Term {
+        match self.erpc_call(node, module, function, args, timeout).await {
+            Ok(value) => value,
+            Err(e) => rpcify(e).unwrap_or_else(|ended| badrpc_exit(ended.exit_reason())),
+        }
+    }
+}
+
 impl Node {
+    /// `:rpc.call(node, module, function, args, timeout)` from code that is no process;
+    /// see [`Process::rpc_call`]. A call whose process here ended first (this node
+    /// stopping) is `{:badrpc, {:EXIT, reason}}`.
+    pub async fn rpc_call(
+        &self,
+        node: &str,
+        module: &str,
+        function: &str,
+        args: Vec<Term>,
+        timeout: impl Into<Option<Duration>>,
+    ) -> Term {
+        match self.erpc_call(node, module, function, args, timeout).await {
+            Ok(value) => value,
+            Err(e) => rpcify(e).unwrap_or_else(|ended| badrpc_exit(ended.exit_reason())),
+        }
+    }
+
     /// `:erpc.call(node, module, function, args, timeout)` from code that is no process;
     /// see [`Process::erpc_call`].
     pub async fn erpc_call(
@@ -415,6 +454,11 @@ fn in_erpc(e: Exception, arity: usize) -> Exception {
         }
         e => e,
     }
+}
+
+/// `{badrpc, {'EXIT', Reason}}`.
+fn badrpc_exit(reason: Term) -> Term {
+    tuple(vec![atom("badrpc"), tuple(vec![atom("EXIT"), reason])])
 }
 
 /// What `rpc:call` returns (or raises) for an erpc failure: rpc.erl's

@@ -884,6 +884,23 @@ async fn wait_for_start(
     Ok(e)
 }
 
+/// The exit `Task.yield` or `Task.shutdown` makes when the task's node is gone:
+/// `{{:nodedown, node}, {Task, function, [task, timeout]}}`.
+fn task_exit(task: &Task, owner: &Pid, function: &str, timeout: Option<Duration>) -> TaskError {
+    let timeout = match (function, timeout) {
+        ("shutdown", None) => atom("brutal_kill"),
+        (_, t) => crate::term::timeout(t),
+    };
+    TaskError::exit(tuple(vec![
+        tuple(vec![atom("nodedown"), Term::Atom(task.pid.node)]),
+        tuple(vec![
+            atom("Elixir.Task"),
+            atom(function),
+            list(vec![task.to_struct(owner), timeout]),
+        ]),
+    ]))
+}
+
 /// The task of a `{:start_task, ...}` call's `{:ok, pid}`; another answer is the exit
 /// (`Task.Supervisor`'s own `{:error, reason}`, say).
 fn started_task(reply: Term) -> Result<Pid, TaskError> {
@@ -930,6 +947,51 @@ impl Process {
         function: &str,
         args: Vec<Term>,
     ) -> Result<Task, TaskError> {
+        self.start_async(supervisor.into(), module, function, args, true)
+            .await
+    }
+
+    /// `Task.Supervisor.async_nolink(supervisor, module, function, args)`: as
+    /// [`task_async`](Self::task_async), the task not linked to this process: its
+    /// failure does not end this process, and [`task_yield`](Self::task_yield) or
+    /// [`task_await`](Self::task_await) tell it.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut p: cnode::Process) -> Result<(), cnode::Exception> {
+    /// use std::time::Duration;
+    /// let supervisor = ("Elixir.Chat.TaskSupervisor", "alex@localhost");
+    /// let task = p.task_async_nolink(supervisor, "Elixir.Work", "run", vec![]).await?;
+    /// // `Task.yield(task, 5000) || Task.shutdown(task)`
+    /// let outcome = match p.task_yield(&task, Duration::from_secs(5)).await? {
+    ///     Some(outcome) => Some(outcome),
+    ///     None => p.task_shutdown(task, Duration::from_secs(5)).await?,
+    /// };
+    /// match outcome {
+    ///     Some(Ok(value)) => println!("{value}"),
+    ///     Some(Err(reason)) => println!("it failed: {reason}"),
+    ///     None => println!("no answer in time; it is stopped"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn task_async_nolink(
+        &mut self,
+        supervisor: impl Into<Dest>,
+        module: &str,
+        function: &str,
+        args: Vec<Term>,
+    ) -> Result<Task, TaskError> {
+        self.start_async(supervisor.into(), module, function, args, false)
+            .await
+    }
+
+    async fn start_async(
+        &mut self,
+        supervisor: Dest,
+        module: &str,
+        function: &str,
+        args: Vec<Term>,
+        link: bool,
+    ) -> Result<Task, TaskError> {
         let arity = args.len() as i64;
         let me = Term::Pid(self.pid());
         let owner = tuple(vec![atom(self.node().name()), me.clone(), me.clone()]);
@@ -942,7 +1004,9 @@ impl Process {
         // Exits as `GenServer.call(supervisor, {:start_task, ...}, :infinity)` does.
         let reply = self.call(supervisor, request, None).await?;
         let pid = started_task(reply)?;
-        self.link(&pid);
+        if link {
+            self.link(&pid);
+        }
         let alias = self.monitor_with_alias(pid);
         let alias_term = Term::Reference(Box::new(alias.clone()));
         self.send(
@@ -1006,6 +1070,112 @@ impl Process {
                 self.demonitor(&task.reference, true);
                 Err(TaskError::exit(tuple(vec![atom("timeout"), await_info()])))
             }
+        }
+    }
+
+    /// `Task.yield(task, timeout)`: `Some(Ok(value))` for the task's result,
+    /// `Some(Err(reason))` for its end without one (`{:exit, reason}`: it raised, exited
+    /// or was killed), `None` while it runs on (`nil`: await it again, or
+    /// [`task_shutdown`](Self::task_shutdown) it). Its node gone is the exit
+    /// `Task.yield` makes, `{{:nodedown, node}, {Task, :yield, [task, timeout]}}`.
+    pub async fn task_yield(
+        &mut self,
+        task: &Task,
+        timeout: impl Into<Option<Duration>>,
+    ) -> Result<Option<Result<Term, Term>>, TaskError> {
+        let timeout = timeout.into();
+        let reference = Term::Reference(Box::new(task.reference.clone()));
+        let reply = self
+            .receive_match(timeout, |m| {
+                m.as_tuple_n(2).is_some_and(|e| e[0] == reference)
+                    || crate::process::handle::is_down_for(m, &task.reference)
+            })
+            .await;
+        let Some(reply) = reply else {
+            return Ok(None);
+        };
+        match reply {
+            Term::Tuple(mut t) if t.elements.len() == 2 => {
+                self.demonitor(&task.reference, true);
+                Ok(Some(Ok(t.elements.pop().unwrap_or_else(nil))))
+            }
+            down => {
+                let reason = down.as_tuple().map_or_else(nil, |e| e[4].clone());
+                if reason.is_atom("noconnection") {
+                    let me = self.pid();
+                    return Err(task_exit(task, &me, "yield", timeout));
+                }
+                Ok(Some(Err(reason)))
+            }
+        }
+    }
+
+    /// `Task.shutdown(task, timeout)`: unlinks the task and stops it (`:shutdown`,
+    /// killed when `timeout` is up; `None` kills it at once, `:brutal_kill`), then
+    /// says how it ended as [`task_yield`](Self::task_yield) does: `Some(Ok(value))` if
+    /// its result came first, `Some(Err(reason))` if it ended otherwise than as asked,
+    /// `None` if it was stopped without one.
+    pub async fn task_shutdown(
+        &mut self,
+        task: Task,
+        timeout: impl Into<Option<Duration>>,
+    ) -> Result<Option<Result<Term, Term>>, TaskError> {
+        let timeout = timeout.into();
+        self.unlink(&task.pid);
+        let monitor = self.monitor(task.pid);
+        let asked = match timeout {
+            Some(_) => atom("shutdown"),
+            None => atom("kill"),
+        };
+        self.exit(&task.pid, asked);
+        let ended = |m: &Term| crate::process::handle::is_down_for(m, &monitor);
+        let reason_of = |down: Option<Term>| down.and_then(|d| d.as_tuple().map(|e| e[4].clone()));
+        // What Task.shutdown takes for the end it asked: `:shutdown`, or `:killed`
+        // for `:brutal_kill`; after the time is up and the kill, `:shutdown` only.
+        let mut expected = if timeout.is_some() {
+            "shutdown"
+        } else {
+            "killed"
+        };
+        let reason = match reason_of(self.receive_match(timeout, ended).await) {
+            Some(reason) => reason,
+            None => {
+                self.exit(&task.pid, atom("kill"));
+                expected = "shutdown";
+                reason_of(self.receive_match(None, ended).await).unwrap_or_else(nil)
+            }
+        };
+        let task_down = |m: &Term| crate::process::handle::is_down_for(m, &task.reference);
+        let outcome = if reason.is_atom(expected) {
+            None
+        } else if reason.is_atom("noproc") {
+            // Gone before: how, its own monitor says.
+            let own = self.receive_match(Some(Duration::ZERO), task_down).await;
+            match reason_of(own) {
+                Some(r) if r.is_atom(expected) => None,
+                Some(r) => Some(r),
+                None => Some(reason),
+            }
+        } else {
+            Some(reason)
+        };
+        self.demonitor(&task.reference, true);
+        // A result that came before the end counts.
+        let reference = Term::Reference(Box::new(task.reference.clone()));
+        let reply = self
+            .receive_match(Some(Duration::ZERO), |m| {
+                m.as_tuple_n(2).is_some_and(|e| e[0] == reference)
+            })
+            .await;
+        if let Some(Term::Tuple(mut t)) = reply {
+            return Ok(Some(Ok(t.elements.pop().unwrap_or_else(nil))));
+        }
+        match outcome {
+            Some(r) if r.is_atom("noconnection") => {
+                let me = self.pid();
+                Err(task_exit(&task, &me, "shutdown", timeout))
+            }
+            outcome => Ok(outcome.map(Err)),
         }
     }
 
