@@ -2101,6 +2101,9 @@ async fn unlinked_tasks_yield_and_shut_down_as_an_elixir_callers_do() {
         let t5 = t5.await.expect("started");
         tokio::time::sleep(Duration::from_millis(500)).await;
         let r5 = shown(p.task_shutdown(t5, WAIT).await.expect("shuts down"));
+        // The DOWN of a monitor, its reason.
+        let gone = p.monitor(t1.pid);
+        assert_eq!(p.receive_down(&gone, WAIT).await, Some(atom("noproc")));
         format!("{{{r1}, {{{early}, {r2}}}, {r3}, {r4}, {r5}, []}}")
     })
     .await;

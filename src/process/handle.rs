@@ -264,6 +264,35 @@ impl Process {
         self.receive_match(Some(timeout), |_| true).await
     }
 
+    /// The `DOWN` of the monitor `reference` ([`monitor`](Self::monitor)), as
+    /// `receive do {:DOWN, ^ref, _, _, reason} -> reason after timeout -> nil end`:
+    /// its reason (`:noproc` for a process that was not there, `:noconnection` for its
+    /// node gone), the other messages left queued; `None` after `timeout` (`None`
+    /// waits for ever).
+    ///
+    /// ```no_run
+    /// # async fn demo(mut p: cnode::Process, pid: cnode::term::Pid) {
+    /// use std::time::Duration;
+    /// let watched = p.monitor(pid);
+    /// if let Some(reason) = p.receive_down(&watched, Duration::from_secs(5)).await {
+    ///     println!("{pid} ended: {reason}");
+    /// }
+    /// # }
+    /// ```
+    pub async fn receive_down(
+        &mut self,
+        reference: &Reference,
+        timeout: impl Into<Option<Duration>>,
+    ) -> Option<Term> {
+        let down = self
+            .receive_match(timeout.into(), |m| is_down_for(m, reference))
+            .await?;
+        match down {
+            Term::Tuple(mut t) => t.elements.pop(),
+            _ => None,
+        }
+    }
+
     /// Selective receive: the oldest message for which `matches` is true, leaving the
     /// others queued in order; `None` after `timeout` (`None` waits for ever).
     pub async fn receive_match(
