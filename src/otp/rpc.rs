@@ -343,10 +343,7 @@ impl Process {
         args: Vec<Term>,
         timeout: impl Into<Option<Duration>>,
     ) -> Term {
-        match self.erpc_call(node, module, function, args, timeout).await {
-            Ok(value) => value,
-            Err(e) => rpcify(e).unwrap_or_else(|ended| badrpc_exit(ended.exit_reason())),
-        }
+        rpc_value(self.erpc_call(node, module, function, args, timeout).await)
     }
 }
 
@@ -362,10 +359,7 @@ impl Node {
         args: Vec<Term>,
         timeout: impl Into<Option<Duration>>,
     ) -> Term {
-        match self.erpc_call(node, module, function, args, timeout).await {
-            Ok(value) => value,
-            Err(e) => rpcify(e).unwrap_or_else(|ended| badrpc_exit(ended.exit_reason())),
-        }
+        rpc_value(self.erpc_call(node, module, function, args, timeout).await)
     }
 
     /// `:erpc.call(node, module, function, args, timeout)` from code that is no process;
@@ -456,9 +450,17 @@ fn in_erpc(e: Exception, arity: usize) -> Exception {
     }
 }
 
-/// `{badrpc, {'EXIT', Reason}}`.
-fn badrpc_exit(reason: Term) -> Term {
-    tuple(vec![atom("badrpc"), tuple(vec![atom("EXIT"), reason])])
+/// An erpc call's outcome as `rpc:call` returns it; a call whose process here ended
+/// first is `{badrpc, {'EXIT', Reason}}`.
+fn rpc_value(result: Result<Term, RpcError>) -> Term {
+    result.unwrap_or_else(|e| {
+        rpcify(e).unwrap_or_else(|ended| {
+            tuple(vec![
+                atom("badrpc"),
+                tuple(vec![atom("EXIT"), ended.exit_reason()]),
+            ])
+        })
+    })
 }
 
 /// What `rpc:call` returns (or raises) for an erpc failure: rpc.erl's
