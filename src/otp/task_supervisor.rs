@@ -1128,8 +1128,6 @@ impl Process {
             None => atom("kill"),
         };
         self.exit(&task.pid, asked);
-        let ended = |m: &Term| crate::process::handle::is_down_for(m, &monitor);
-        let reason_of = |down: Option<Term>| down.and_then(|d| d.as_tuple().map(|e| e[4].clone()));
         // What Task.shutdown takes for the end it asked: `:shutdown`, or `:killed`
         // for `:brutal_kill`; after the time is up and the kill, `:shutdown` only.
         let mut expected = if timeout.is_some() {
@@ -1137,21 +1135,19 @@ impl Process {
         } else {
             "killed"
         };
-        let reason = match reason_of(self.receive_match(timeout, ended).await) {
+        let reason = match self.receive_down(&monitor, timeout).await {
             Some(reason) => reason,
             None => {
                 self.exit(&task.pid, atom("kill"));
                 expected = "shutdown";
-                reason_of(self.receive_match(None, ended).await).unwrap_or_else(nil)
+                self.receive_down(&monitor, None).await.unwrap_or_else(nil)
             }
         };
-        let task_down = |m: &Term| crate::process::handle::is_down_for(m, &task.reference);
         let outcome = if reason.is_atom(expected) {
             None
         } else if reason.is_atom("noproc") {
             // Gone before: how, its own monitor says.
-            let own = self.receive_match(Some(Duration::ZERO), task_down).await;
-            match reason_of(own) {
+            match self.receive_down(&task.reference, Duration::ZERO).await {
                 Some(r) if r.is_atom(expected) => None,
                 Some(r) => Some(r),
                 None => Some(reason),
