@@ -895,12 +895,17 @@ fn rpc_and_erpc_as_on_a_beam_node() {
     );
     // The items a debugging tool asks for beside those, and the settings it shows.
     let more_info = "p = :rpc.call(NODE, :erlang, :whereis, [:echo])
-        info = :erpc.call(NODE, :erlang, :process_info, [p, [:last_calls, :catchlevel, :garbage_collection]])
-        {Keyword.take(info, [:last_calls]), is_integer(info[:catchlevel]), Keyword.keys(info[:garbage_collection])}";
+        info = :erpc.call(NODE, :erlang, :process_info, [p, [:last_calls, :catchlevel, :garbage_collection,
+          :sequential_trace_token, :garbage_collection_info]])
+        {Keyword.take(info, [:last_calls, :sequential_trace_token]), is_integer(info[:catchlevel]),
+         Keyword.keys(info[:garbage_collection]), Keyword.keys(info[:garbage_collection_info])}";
     assert_eq!(
         c.same_ok(more_info),
-        "{[last_calls: false], true, \
-         [:max_heap_size, :min_bin_vheap_size, :min_heap_size, :fullsweep_after, :minor_gcs]}"
+        "{[last_calls: false, sequential_trace_token: []], true, \
+         [:max_heap_size, :min_bin_vheap_size, :min_heap_size, :fullsweep_after, :minor_gcs], \
+         [:old_heap_block_size, :heap_block_size, :mbuf_size, :recent_size, :stack_size, \
+         :old_heap_size, :heap_size, :bin_vheap_size, :bin_vheap_block_size, :bin_old_vheap_size, \
+         :bin_old_vheap_block_size]}"
     );
     // A BEAM process linked to one here that crashes: OTP 29's `proc_lib` asks this
     // node about its neighbour for the crash report (`{dictionary, Key}` items, OTP 26

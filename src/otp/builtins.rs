@@ -837,6 +837,27 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
                 tuple(vec![atom("minor_gcs"), int(0)]),
             ]),
             "label" => st.label.clone().unwrap_or_else(|| atom("undefined")),
+            // No sequential trace runs here.
+            "sequential_trace_token" => nil(),
+            // A fresh BEAM process's figures at OTP 25's defaults: there is no heap of
+            // its own to measure.
+            "garbage_collection_info" => list(
+                [
+                    ("old_heap_block_size", 0),
+                    ("heap_block_size", 233),
+                    ("mbuf_size", 0),
+                    ("recent_size", 0),
+                    ("stack_size", 0),
+                    ("old_heap_size", 0),
+                    ("heap_size", 0),
+                    ("bin_vheap_size", 0),
+                    ("bin_vheap_block_size", 46422),
+                    ("bin_old_vheap_size", 0),
+                    ("bin_old_vheap_block_size", 46422),
+                ]
+                .map(|(k, v)| tuple(vec![atom(k), int(v)]))
+                .to_vec(),
+            ),
             // The settings `garbage_collection` gives, one by one, and OTP 25.3 to 28's
             // flags, at a BEAM process's defaults.
             "min_heap_size" => int(233),
