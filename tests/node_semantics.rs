@@ -988,12 +988,14 @@ fn rpc_and_erpc_as_on_a_beam_node() {
             r2 = :erpc.call(NODE, :erlang, :exit, [plain, :plain_exit, []])
             :erlang.unalias(plain)
             r3 = :erpc.call(NODE, :erlang, :exit, [plain, :unaliased, []])
-            got = for _ <- 1..3, do: (receive do {:EXIT, _, r} -> r; m when m == :m1 -> m after 2000 -> :none end)
+            other = :erlang.alias()
+            r4 = :erpc.call(NODE, :erlang, :exit, [other, :exit2])
+            got = for _ <- 1..4, do: (receive do {:EXIT, _, r} -> r; m when m == :m1 -> m after 2000 -> :none end)
             Process.flag(:trap_exit, false)
-            {r1, r2, r3, got, flush()}";
+            {r1, r2, r3, r4, got, flush()}";
         assert_eq!(
             c.same_ok(to_alias),
-            "{true, true, true, [:prio_exit, :m1, :plain_exit], []}"
+            "{true, true, true, true, [:prio_exit, :m1, :plain_exit, :exit2], []}"
         );
     }
     // `nodes/2` (OTP 25.1): the caller as the node sees it, and itself.

@@ -101,8 +101,12 @@ pub(crate) fn register(node: &Node) {
     });
     bif(node, "exit", 2, |p, args| async move {
         let [to, reason]: [Term; 2] = args.try_into().expect("arity 2");
-        let to = to.as_pid().ok_or_else(Exception::bare_badarg)?;
-        p.exit(to, reason);
+        // A pid, or (OTP 28 on) an alias, as `exit/3` takes them.
+        match &to {
+            Term::Pid(to) => p.exit(to, reason),
+            Term::Reference(alias) => p.exit_alias(alias, reason, false),
+            _ => return Err(Exception::bare_badarg()),
+        }
         Ok(atom("true"))
     });
     // What a caller raises through erpc to see its own error handling work: the
