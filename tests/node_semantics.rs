@@ -967,14 +967,17 @@ fn rpc_and_erpc_as_on_a_beam_node() {
             got = for _ <- 1..3, do: (receive do m when m in [:o1, :o2, :prio] -> m after 5000 -> :none end)
             p = Node.spawn(NODE, :timer, :sleep, [:infinity])
             ref = Process.monitor(p)
+            Process.set_label(:caller)
             label = {:erpc.call(NODE, :proc_lib, :get_label, [p]),
-                     :erpc.call(NODE, Process, :set_label, [:worker])}
+                     :erpc.call(NODE, Process, :set_label, [:worker]),
+                     :erpc.call(NODE, :proc_lib, :get_label, [self()]),
+                     :erpc.call(NODE, :proc_lib, :get_label, [:not_a_pid])}
             exited = :erpc.call(NODE, :erlang, :exit, [p, :bye, [:priority]])
             down = receive do {:DOWN, ^ref, :process, _, r} -> r after 5000 -> :none end
             {sent, got, label, exited, down}";
         assert_eq!(
             c.same_ok(newer),
-            "{:ok, [:prio, :o1, :o2], {:undefined, :ok}, true, :bye}"
+            "{:ok, [:prio, :o1, :o2], {:undefined, :ok, :caller, :undefined}, true, :bye}"
         );
         // `exit/3` to an alias: to a priority alias with `[:priority]`, the `EXIT` of a
         // process trapping exits goes ahead; to a plain alias, in turn; once the alias

@@ -454,13 +454,34 @@ fn everyday_functions(node: &Node) {
         p.set_label(args[0].clone());
         Ok(atom("ok"))
     });
-    node.register_function("proc_lib", "get_label", 1, |p, args| async move {
-        let pid = args[0].as_pid().ok_or_else(Exception::function_clause)?;
-        let label = p
-            .node()
-            .local_entry(pid)
-            .and_then(|e| e.state().label.clone());
-        Ok(label.unwrap_or_else(|| atom("undefined")))
+    // `proc_lib:get_label/1` (OTP 27): a process of another node asked on its node, as
+    // proc_lib asks it (`{dictionary, '$process_label'}`); what is no pid, `undefined`.
+    node.register_function("proc_lib", "get_label", 1, |mut p, args| async move {
+        let undefined = || atom("undefined");
+        let Some(pid) = args[0].as_pid().copied() else {
+            return Ok(undefined());
+        };
+        if p.node().is_local(&pid.node) {
+            let label = p
+                .node()
+                .local_entry(&pid)
+                .and_then(|e| e.state().label.clone());
+            return Ok(label.unwrap_or_else(undefined));
+        }
+        let item = tuple(vec![atom("dictionary"), atom("$process_label")]);
+        let asked = p
+            .erpc_call(
+                pid.node.name(),
+                "erlang",
+                "process_info",
+                vec![Term::Pid(pid), item],
+                None,
+            )
+            .await;
+        Ok(match asked.as_ref().ok().and_then(|r| r.as_tuple_n(2)) {
+            Some([_, label]) => label.clone(),
+            _ => undefined(),
+        })
     });
     node.register_function("inet", "gethostname", 0, |_, _| async move {
         let host = crate::node::hostname();
