@@ -741,6 +741,7 @@ fn rpc_and_erpc_as_on_a_beam_node() {
     assert_eq!(
         c.same_ok(
             "{:rpc.call(NODE, :io, :format, [~c\"io:format from rpc ~p~n\", [1]]),
+              :rpc.call(NODE, :io, :format, [~c\"io:format w ~w ~w tp ~tp~n\", [\"ab\", ~c\"ab\", \"\\u03b1\"]]),
               :rpc.call(NODE, :io, :put_chars, [\"put_chars from rpc\\n\"]),
               match?({:badrpc, {:EXIT, {:badarg, _}}}, :rpc.call(NODE, :io, :format, [~c\"~p ~p~n\", [1]])),
               :rpc.call(NODE, IO, :puts, [[\"IO.puts from \", ~c\"rpc\"]]),
@@ -750,7 +751,7 @@ fn rpc_and_erpc_as_on_a_beam_node() {
               :rpc.call(NODE, IO, :puts, [:stderr, \"IO.puts to stderr from rpc\"]),
               :rpc.call(NODE, IO, :inspect, [%{a: [1, \"x\"]}, [label: \"inspected\"]])}"
         ),
-        "{:ok, :ok, true, :ok, :ok, :ok, :ok, :ok, %{a: [1, \"x\"]}}"
+        "{:ok, :ok, :ok, true, :ok, :ok, :ok, :ok, :ok, %{a: [1, \"x\"]}}"
     );
     // proc_lib:spawn_link/4 with a node, the OTP way to spawn there: it runs the
     // function, with the caller's group leader, and exits normal.
@@ -767,6 +768,7 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         "hi from erpc\n",
         "hi from erpc cast\n",
         "io:format from rpc 1\n",
+        "io:format w <<97,98>> [97,98] tp <<206,177>>\n",
         "put_chars from rpc\n",
         "IO.puts from rpc\n",
         "io_write_from_rpc\n",

@@ -10,6 +10,7 @@
 
 use crate::node::Node;
 use crate::process::{Dest, Exception, Process};
+use crate::term::display::{erlang_with, Strings};
 use crate::term::Inspect;
 use crate::term::Short;
 use crate::term::{
@@ -500,7 +501,8 @@ fn write_stdout(text: &str) {
 /// `~x ~X` with their prefix, `~# ~+`), floats (`~f ~e ~g`), with a field width,
 /// precision and padding character (`~-10.5s`, `~8.2.0B`, `~*.*f`), left or right
 /// adjusted, `***` where a number or term does not fit its field, as `io_lib` writes
-/// them; the `t` and `l` modifiers are read (`~p` of a list of codes prints it as a
+/// them; `~w` prints no list or binary as text, `~tp` Unicode text as such
+/// (`<<"ü"/utf8>>`), the `l` modifier is read (`~p` of a list of codes prints it as a
 /// string either way, and `~p` does not break long terms over lines). Terms print in
 /// Erlang's syntax. `None` where `io_lib:format/2` raises `badarg`: a control it does
 /// not have, an argument of the wrong type, too few or too many arguments.
@@ -526,6 +528,8 @@ struct Spec {
     width: Option<i64>,
     precision: Option<i64>,
     pad: char,
+    /// The `t` modifier: Unicode text, as `~tp` and `~ts` take it.
+    unicode: bool,
 }
 
 impl Spec {
@@ -570,13 +574,20 @@ impl Spec {
                 };
             }
         }
-        while chars.peek().is_some_and(|c| matches!(c, 't' | 'l' | 'k')) {
+        let mut unicode = false;
+        while let Some(m) = chars
+            .peek()
+            .copied()
+            .filter(|c| matches!(c, 't' | 'l' | 'k'))
+        {
+            unicode |= m == 't';
             chars.next();
         }
         Some(Spec {
             width,
             precision,
             pad,
+            unicode,
         })
     }
 
@@ -717,7 +728,8 @@ impl Spec {
                 self.number(float_e_or_g(x.value, digits, control == 'g'))
             }
             control @ ('w' | 'W') => {
-                let text = args.next()?.erlang().to_string();
+                // `io_lib:write`: no list or binary as text.
+                let text = erlang_with(args.next()?, Strings::None);
                 if control == 'W' {
                     // The depth.
                     args.next()?.as_int()?;
@@ -729,7 +741,11 @@ impl Spec {
                 if self.width.is_some_and(|w| w < 0) {
                     return None;
                 }
-                let text = args.next()?.erlang().to_string();
+                let strings = match self.unicode {
+                    true => Strings::Unicode,
+                    false => Strings::Latin1,
+                };
+                let text = erlang_with(args.next()?, strings);
                 if control == 'P' {
                     args.next()?.as_int()?;
                 }
@@ -897,6 +913,26 @@ mod tests {
         assert_eq!(
             format_erlang("~p ~ts ~.16B ~b ~10.3tp ~i.", &args).as_deref(),
             Some("rusty é FF -10 [1] .")
+        );
+        // `~w` prints no text; `~tp` Unicode text, as OTP 29's io_lib prints them.
+        let text = [binary("abc"), binary("ü"), binary("abc"), binary("ü")];
+        assert_eq!(
+            format_erlang("~w ~w ~p ~tp", &text).as_deref(),
+            Some("<<97,98,99>> <<195,188>> <<\"abc\">> <<\"ü\"/utf8>>")
+        );
+        let codes = [
+            list(vec![int(97)]),
+            list(vec![int(0x3b1)]),
+            list(vec![int(0x3b1)]),
+        ];
+        assert_eq!(
+            format_erlang("~w ~p ~tp", &codes).as_deref(),
+            Some("[97] [945] [945]")
+        );
+        let text = [binary("α"), binary("aé"), binary("α"), list(vec![int(252)])];
+        assert_eq!(
+            format_erlang("~tp ~tp ~p ~tp", &text).as_deref(),
+            Some("<<206,177>> <<\"aé\"/utf8>> <<\"Î±\">> \"ü\"")
         );
         assert_eq!(
             format_erlang(

@@ -81,6 +81,7 @@ impl fmt::Display for Elixir<'_> {
             syntax: Syntax::Elixir,
             local: None,
             scan: usize::MAX,
+            strings: Strings::Latin1,
         }
         .term(self.0)
     }
@@ -93,6 +94,7 @@ impl fmt::Display for Erlang<'_> {
             syntax: Syntax::Erlang,
             local: None,
             scan: usize::MAX,
+            strings: Strings::Latin1,
         }
         .term(self.0)
     }
@@ -105,6 +107,7 @@ impl fmt::Display for Local<'_> {
             syntax: self.syntax,
             local: Some(self.node),
             scan: usize::MAX,
+            strings: Strings::Latin1,
         }
         .term(self.term)
     }
@@ -174,6 +177,7 @@ impl fmt::Display for Shown<'_> {
             syntax: self.syntax,
             local: None,
             scan: usize::MAX,
+            strings: Strings::Latin1,
         };
         match self.what {
             What::Term(t) => p.term(t),
@@ -197,6 +201,36 @@ struct Printer<'a, W> {
     /// How many bytes of a binary or list to look at to decide how to print it: all of
     /// them, unless the output is cut short anyway (as Elixir's `printable_limit`).
     scan: usize,
+    /// In Erlang's syntax, which lists and binaries print as text.
+    strings: Strings,
+}
+
+/// Which lists and binaries Erlang's syntax prints as text, as `io_lib:format` takes
+/// its controls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strings {
+    /// `~p`: those of printable Latin-1 characters.
+    Latin1,
+    /// `~tp`: a binary as UTF-8 (`<<"ü"/utf8>>`), of characters in the printable
+    /// range (Latin-1's, as a BEAM's default `+pc latin1`).
+    Unicode,
+    /// `~w`: none (`[97,98]`, `<<97,98>>`).
+    None,
+}
+
+/// `term` in Erlang's syntax, as `io_lib:format` prints it for `~w` (`Strings::None`),
+/// `~p` (`Latin1`) or `~tp` (`Unicode`), on one line.
+pub(crate) fn erlang_with(term: &Term, strings: Strings) -> String {
+    let mut out = String::new();
+    let _ = Printer {
+        out: &mut out,
+        syntax: Syntax::Erlang,
+        local: None,
+        scan: usize::MAX,
+        strings,
+    }
+    .term(term);
+    out
 }
 
 /// `term` in Elixir's syntax into `out`, deciding the form of a binary or list from at
@@ -207,6 +241,7 @@ pub(super) fn elixir_bounded(out: &mut impl Write, term: &Term, scan: usize) -> 
         syntax: Syntax::Elixir,
         local: None,
         scan,
+        strings: Strings::Latin1,
     }
     .term(term)
 }
@@ -481,6 +516,20 @@ impl<W: Write> Printer<'_, W> {
                         return Err(fmt::Error);
                     }
                 }
+                Syntax::Erlang if self.strings == Strings::None => {}
+                Syntax::Erlang if self.strings == Strings::Unicode => {
+                    // UTF-8 of characters in the printable range (Latin-1's, the
+                    // default `+pc`), or numbers: the bytes are not read as Latin-1.
+                    let text = std::str::from_utf8(whole)
+                        .ok()
+                        .filter(|t| !t.is_empty() && t.chars().all(|c| erlang_printable(c.into())));
+                    if let Some(text) = text {
+                        self.out.write_str("<<")?;
+                        self.quoted(text, '"')?;
+                        let utf8 = if text.is_ascii() { "" } else { "/utf8" };
+                        return write!(self.out, "{utf8}>>");
+                    }
+                }
                 Syntax::Erlang => {
                     if !whole.is_empty() && seen.iter().all(|&b| erlang_printable(b.into())) {
                         self.out.write_str("<<")?;
@@ -524,7 +573,10 @@ impl<W: Write> Printer<'_, W> {
                     // List.ascii_printable?/1
                     // (DEL, 127, is not one of its characters, though a string prints it.)
                     Syntax::Elixir => codes.iter().all(|&c| c < 127 && elixir_printable_code(c)),
-                    Syntax::Erlang => codes.iter().all(|&c| erlang_printable(c)),
+                    // The printable range is Latin-1's (the default `+pc`), `~tp` too.
+                    Syntax::Erlang => {
+                        self.strings != Strings::None && codes.iter().all(|&c| erlang_printable(c))
+                    }
                 };
                 if printable {
                     let text: String = codes.iter().filter_map(|&c| char::from_u32(c)).collect();
