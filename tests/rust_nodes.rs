@@ -2650,3 +2650,72 @@ async fn dropped_calls_leave_nothing_behind() {
     assert!(message.contains("tokio runtime"), "{message}");
     assert_eq!(settled().await, before);
 }
+
+/// A process that sends to a node whose connection is still coming up waits once more
+/// than the busy limit waits for it, as a BEAM process is suspended: what it sends is
+/// not held without bound while the handshake stalls. Here the peer accepts and never
+/// answers, so the sender goes on only when the setup time is up (and what waited is
+/// dropped, as the BEAM drops it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_waits_for_a_connection_coming_up_beyond_the_busy_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let epmd = EpmdServer::bind(0).await.expect("in-process EPMD");
+    // A "node" that accepts connections and never says a word.
+    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = stalled.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = stalled.accept().await {
+            held.push(socket);
+        }
+    });
+    // Registered with EPMD under a name (ALIVE2_REQ), for as long as this socket lives.
+    let name = unique_name("stalled");
+    let mut registration = tokio::net::TcpStream::connect(("127.0.0.1", epmd.local_port()))
+        .await
+        .unwrap();
+    let mut request = vec![120];
+    request.extend_from_slice(&port.to_be_bytes());
+    request.extend_from_slice(&[77, 0, 0, 6, 0, 5]);
+    request.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    request.extend_from_slice(name.as_bytes());
+    request.extend_from_slice(&[0, 0]);
+    let mut framed = (request.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&request);
+    registration.write_all(&framed).await.unwrap();
+    let mut answer = [0u8; 2];
+    registration.read_exact(&mut answer).await.unwrap();
+    // ALIVE2_X_RESP (or ALIVE2_RESP), result 0.
+    assert!(
+        matches!(answer, [118 | 121, 0]),
+        "EPMD took the name: {answer:?}"
+    );
+
+    let setup = Duration::from_secs(3);
+    let mut config = NodeConfig::new(&format!("{}@localhost", unique_name("sender")), COOKIE);
+    config.epmd_port = epmd.local_port();
+    config.setup_time = setup;
+    let node = Node::start(config).await.expect("the node starts");
+    let peer = format!("{name}@localhost");
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let started = Instant::now();
+    node.spawn(move |mut p| async move {
+        // 4 MiB in all, four times the default busy limit.
+        let chunk = binary(vec![0u8; 64 * 1024]);
+        for _ in 0..64 {
+            p.send(("sink", peer.as_str()), &chunk);
+            p.yield_now().await;
+        }
+        let _ = done.send(Instant::now());
+        Ok(())
+    });
+    let finished = tokio::time::timeout(Duration::from_secs(60), finished)
+        .await
+        .expect("the sender goes on once the setup has failed")
+        .unwrap();
+    assert!(
+        finished - started >= setup - Duration::from_millis(500),
+        "the sender went on after {:?}, before the setup failed",
+        finished - started
+    );
+}

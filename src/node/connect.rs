@@ -22,6 +22,9 @@ pub(super) enum ConnState {
     /// Connecting: messages wait here, in order, until the handshake is done.
     Pending {
         queue: Vec<Queued>,
+        /// About how many bytes `queue` holds: beyond the busy limit, a sender waits
+        /// for the connection, as a BEAM process is suspended.
+        bytes: usize,
         attempt: u64,
         /// Taken by a peer's handshake we accept (not by an attempt of ours): the peer
         /// has only named itself, nothing is proven yet.
@@ -43,6 +46,18 @@ pub(super) enum Queued {
 }
 
 impl Queued {
+    /// About the bytes it takes to hold it.
+    fn size(&self) -> usize {
+        match self {
+            Queued::Message(Message::Send(m)) => approx_size(&m.message),
+            Queued::Message(Message::RegSend(m)) => approx_size(&m.message),
+            Queued::Message(Message::SendSender(m)) => approx_size(&m.message),
+            Queued::Message(Message::AliasSend(m)) => approx_size(&m.message),
+            Queued::PriorityAlias { message, .. } => approx_size(message),
+            Queued::Message(_) => 64,
+        }
+    }
+
     fn send_on(self, h: &ConnHandle) -> bool {
         match self {
             Queued::Message(m) => h.send(m),
@@ -118,44 +133,108 @@ pub(crate) fn handle(node: &Node, peer: &str) -> Option<Arc<ConnHandle>> {
     }
 }
 
+/// About the bytes a term takes (its binaries' bytes, a word or two per element): what
+/// a queue of messages waiting for a connection holds. Walked without recursion.
+fn approx_size(term: &Term) -> usize {
+    let mut size = 0usize;
+    let mut stack = vec![term];
+    while let Some(t) = stack.pop() {
+        size = size.saturating_add(16);
+        match t {
+            Term::Binary(b) => size = size.saturating_add(b.bytes.len()),
+            Term::BitBinary(b) => size = size.saturating_add(b.bytes.len()),
+            Term::List(l) => stack.extend(l.elements.iter()),
+            Term::ImproperList(l) => {
+                stack.extend(l.elements.iter());
+                stack.push(&l.last);
+            }
+            Term::Tuple(t) => stack.extend(t.elements.iter()),
+            Term::Map(m) => stack.extend(m.map.iter().flat_map(|(k, v)| [k, v])),
+            _ => {}
+        }
+    }
+    size
+}
+
+/// What a send left too full to take more at once: a connection's outbox (beyond the
+/// busy limit, `+zdbbl`), or the queue of one still coming up.
+pub(crate) enum Busy {
+    Conn(Arc<ConnHandle>),
+    Connecting(Node, Atom),
+}
+
+impl Busy {
+    /// Waits as a BEAM process that sent there is suspended: until the outbox drains,
+    /// or the connection coming up is up and its outbox drained, or it failed (what
+    /// waited for it is then dropped, as the BEAM drops it).
+    pub(crate) async fn drained(&self) {
+        match self {
+            Busy::Conn(h) => h.drained().await,
+            Busy::Connecting(node, peer) => loop {
+                let up = match lock(&node.0.conns).get(peer.name()) {
+                    Some(ConnState::Pending { .. }) => None,
+                    Some(ConnState::Up(h)) => Some(h.clone()),
+                    None => return,
+                };
+                if let Some(h) = up {
+                    return h.drained().await;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            },
+        }
+    }
+}
+
 pub(super) fn send(node: &Node, peer: &Atom, message: Message) {
     send_queued(node, peer, Queued::Message(message));
 }
 
-fn send_queued(node: &Node, peer: &Atom, message: Queued) {
+/// `message` to `peer`: on its connection, or queued for the one coming up (started
+/// if none is); the queue when it holds more than the busy limit.
+fn send_queued(node: &Node, peer: &Atom, message: Queued) -> Option<Busy> {
     if peer == &node.0.name {
         // A node does not connect to itself (what reaches here names an earlier
         // incarnation of it, or nobody): dropped, as the BEAM drops it.
-        return tracing::debug!("a message to this node's own name over distribution, dropped");
+        tracing::debug!("a message to this node's own name over distribution, dropped");
+        return None;
     }
     let mut conns = lock(&node.0.conns);
     match conns.get_mut(peer.name()) {
         Some(ConnState::Up(h)) if h.is_open() => {
             let h = h.clone();
             drop(conns);
-            message.send_on(&h);
+            message.send_on(&h).then_some(Busy::Conn(h))
         }
         Some(ConnState::Up(_)) => {
             drop(conns);
             reap_closed(node, peer.name());
-            send_queued(node, peer, message);
+            send_queued(node, peer, message)
         }
-        Some(ConnState::Pending { queue, .. }) => queue.push(message),
+        Some(ConnState::Pending { queue, bytes, .. }) => {
+            *bytes = bytes.saturating_add(message.size());
+            queue.push(message);
+            (*bytes > node.0.config.dist_buf_busy_limit)
+                .then(|| Busy::Connecting(node.clone(), *peer))
+        }
         // A stopped node connects to nobody: the message is dropped, as to a node
         // that cannot be reached.
-        _ if node.is_stopping() => {}
+        _ if node.is_stopping() => None,
         _ => {
             let attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
+            let bytes = message.size();
             conns.insert(
                 peer.name().to_owned(),
                 ConnState::Pending {
                     queue: vec![message],
+                    bytes,
                     attempt,
                     accepting: false,
                 },
             );
             drop(conns);
             tokio::spawn(connect(node.clone(), *peer, attempt));
+            (bytes > node.0.config.dist_buf_busy_limit)
+                .then(|| Busy::Connecting(node.clone(), *peer))
         }
     }
 }
@@ -165,7 +244,7 @@ fn send_queued(node: &Node, peer: &Atom, message: Queued) {
 /// that may be lent). Written from borrows when the connection is up (a large binary
 /// that ends a message given away from its own buffer); while it is coming up, the
 /// queue keeps the message (a lent one copied, one given away moved, so a large message
-/// given away is never copied). Returns the connection when it is busy.
+/// given away is never copied). Returns what is busy, if the send left it so.
 pub(super) fn send_to(
     node: &Node,
     peer: &Atom,
@@ -173,7 +252,7 @@ pub(super) fn send_to(
     to: To<'_>,
     head: Vec<Term>,
     mut message: impl IntoMessage,
-) -> Option<Arc<ConnHandle>> {
+) -> Option<Busy> {
     if let Some(h) = handle(node, peer.name()) {
         let tail = message.take_tail();
         let payload = if head.is_empty() {
@@ -183,7 +262,7 @@ pub(super) fn send_to(
         };
         let busy = h.send_to(from, to, payload, tail);
         message.spent();
-        return busy.then_some(h);
+        return busy.then_some(Busy::Conn(h));
     }
     let message = if head.is_empty() {
         message.into_term()
@@ -200,8 +279,7 @@ pub(super) fn send_to(
         },
         _ => Queued::Message(codec::to_message(from, to, message)),
     };
-    send_queued(node, peer, queued);
-    None
+    send_queued(node, peer, queued)
 }
 
 /// A connection that is closed but whose reader has not reported it yet goes down now,
@@ -253,6 +331,7 @@ pub(crate) async fn try_connect(node: &Node, peer: &str) -> Result<(), Handshake
                     peer.to_owned(),
                     ConnState::Pending {
                         queue: Vec::new(),
+                        bytes: 0,
                         attempt,
                         accepting: false,
                     },
@@ -422,6 +501,7 @@ fn fail_pending(node: &Node, peer: &str, attempt: u64, why: &str) {
                 attempt: a,
                 queue,
                 accepting,
+                ..
             }) if *a == attempt => {
                 let warn = !*accepting || !queue.is_empty();
                 conns.remove(peer);
@@ -673,6 +753,7 @@ async fn accept(
                         peer.to_owned(),
                         ConnState::Pending {
                             queue: Vec::new(),
+                            bytes: 0,
                             attempt,
                             accepting: true,
                         },

@@ -24,6 +24,7 @@ mod timers;
 
 pub(crate) use config::hostname;
 pub use config::{default_cookie, release_cookie, NodeConfig};
+pub(crate) use connect::Busy;
 pub use dest::{Dest, IntoMessage};
 pub(crate) use entry::{mfa_term, MonitorTarget, Prepared, ProcEntry, ProcLib, SpawnOpts};
 pub(crate) use exception::location;

@@ -77,7 +77,7 @@ impl Node {
         from: &Pid,
         to: Dest,
         message: impl IntoMessage,
-    ) -> Option<Arc<ConnHandle>> {
+    ) -> Option<crate::node::Busy> {
         self.route_in(from, to, Vec::new(), message)
     }
 
@@ -90,7 +90,7 @@ impl Node {
         to: Dest,
         head: Vec<Term>,
         message: impl IntoMessage,
-    ) -> Option<Arc<ConnHandle>> {
+    ) -> Option<crate::node::Busy> {
         let Some(to) = self.resolved(to) else {
             tracing::debug!("message to a global name nobody holds, dropped");
             return None;
@@ -157,7 +157,7 @@ impl Node {
         from: &Pid,
         alias: &Reference,
         message: impl IntoMessage,
-    ) -> Option<Arc<ConnHandle>> {
+    ) -> Option<crate::node::Busy> {
         if !self.is_local(&alias.node) {
             return connect::send_to(
                 self,

@@ -1,6 +1,5 @@
 //! The handle a process's own code uses: its mailbox and the BEAM process operations.
 
-use crate::connection::ConnHandle;
 use crate::node::{Dest, Exception, IntoMessage, Mailbox, Node, ProcEntry};
 use crate::term::{Match, Pid, Reference, Term};
 use std::collections::VecDeque;
@@ -36,7 +35,7 @@ pub struct Process {
     priority_enabled: bool,
     /// A connection a send of this process left busy: the process waits for it to
     /// drain at its next receive (or `yield_now`), as a BEAM process is suspended.
-    busy: std::sync::Mutex<Option<Arc<ConnHandle>>>,
+    busy: std::sync::Mutex<Option<crate::node::Busy>>,
 }
 
 /// See [`Process::demonitor_on_drop`].
@@ -93,8 +92,9 @@ impl Process {
     ///
     /// The message is a `Term` given away or a `&Term` lent ([`IntoMessage`]). It never
     /// waits: the message is encoded and queued for the connection's writer. When that
-    /// leaves more than `NodeConfig::dist_buf_busy_limit` (1 MiB) waiting for the peer,
-    /// this process waits for the writer to catch up at its next `receive` or
+    /// leaves more than `NodeConfig::dist_buf_busy_limit` (1 MiB) waiting for the peer
+    /// (or for its connection, while that is coming up), this process waits for the
+    /// writer to catch up (or the connection to be up, or given up) at its next `receive` or
     /// [`yield_now`](Self::yield_now), as a BEAM process that sends to a busy
     /// distribution port is suspended. A process sending many messages in a row
     /// should `p.yield_now().await` now and then (the BEAM preempts a process after
@@ -212,7 +212,7 @@ impl Process {
         self.node.monitor_nodes(&self.entry, on, events);
     }
 
-    fn suspend_on(&self, busy: Option<Arc<ConnHandle>>) {
+    fn suspend_on(&self, busy: Option<crate::node::Busy>) {
         if busy.is_some() {
             *crate::sync::lock(&self.busy) = busy;
         }
