@@ -204,6 +204,51 @@ fn a_peer_that_stops_ticking_is_dropped_after_net_ticktime() {
     assert!(again.ping(WAIT));
 }
 
+/// A link that trickles is as dead as a silent one: the BEAM counts whole packets as
+/// input, not bytes, so a peer that sends a frame a byte at a time (a link throttled to
+/// nothing) is dropped after net_ticktime, as a silent one is.
+#[test]
+fn a_peer_that_trickles_is_dropped_after_net_ticktime() {
+    let epmd = Epmd::start();
+    let moebi = RustNode::start(
+        &unique_name("moebi"),
+        COOKIE,
+        &epmd,
+        &["--net-ticktime", "4"],
+    );
+    let m = moebi.node_name();
+    let alive = m.split('@').next().unwrap().to_owned();
+    let port = fakepeer::node_port(epmd.port(), &alive);
+    let name = format!("{}@localhost", unique_name("trickle"));
+    let mut peer = Peer::connect(port, &name, COOKIE, OTP25_FLAGS).unwrap();
+    let t0 = Instant::now();
+    // A frame of 1 MB announced, then one byte of it every 200 ms.
+    peer.send_raw(&(1_000_000u32).to_be_bytes()).unwrap();
+    let mut writer = peer.stream.try_clone().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write as _;
+        while writer.write_all(&[112]).is_ok() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let closed = closed_within(&mut peer.stream, Duration::from_secs(20));
+    let at = t0.elapsed();
+    assert!(
+        closed.is_some(),
+        "still connected after 20 s\n{}",
+        moebi.log()
+    );
+    assert!(
+        at >= Duration::from_millis(3500),
+        "dropped after {at:?}, before net_ticktime (4 s)"
+    );
+    assert!(
+        moebi.wait_for_log(&format!("** Node {name} not responding **"), WAIT),
+        "{}",
+        moebi.log()
+    );
+}
+
 #[test]
 fn epmd_restarted_under_the_node() {
     let mut epmd = Epmd::start();

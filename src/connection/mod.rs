@@ -477,8 +477,10 @@ async fn read_frames<O: Owner>(
         reason
     };
     let mut reader = FrameReader::new(read_half, limits.max_message_size);
-    // Liveness as `net_kernel` checks it: every quarter of the tick time, was anything
-    // received since the last look? Four silent quarters in a row end the connection.
+    // Liveness as `net_kernel` checks it: every quarter of the tick time, was a whole
+    // packet (a frame, a tick) received since the last look? Bytes of a frame not yet
+    // whole do not count, as the BEAM counts packets: a link that trickles is as dead
+    // as a silent one. Four silent quarters in a row end the connection.
     // (A timer per frame would cost a clock read and a timer update per message.)
     // The first look a quarter from now: `interval`'s immediate first tick still waits
     // for the timer wheel's next millisecond, which would hold up the first frame.
@@ -500,10 +502,14 @@ async fn read_frames<O: Owner>(
         loop {
             let data = match reader.try_frame() {
                 Ok(Some(Frame::Data(d))) => d,
-                Ok(Some(Frame::Tick)) => continue,
+                Ok(Some(Frame::Tick)) => {
+                    heard = true;
+                    continue;
+                }
                 Ok(None) => break,
                 Err(e) => return closing(e.to_string()),
             };
+            heard = true;
             taken_bytes += data.len();
             if let Err(reason) =
                 guarded(|| take_in(owner, conn, data, &mut incoming, &limits, &mut memo))
@@ -551,7 +557,6 @@ async fn read_frames<O: Owner>(
         };
         match read {
             Ok(n) => {
-                heard = true;
                 talk.read(conn);
                 taken_bytes += n;
             }
@@ -564,6 +569,7 @@ async fn read_frames<O: Owner>(
             Err(e) => return closing(e.to_string()),
         }
         if let Some(d) = direct.take_if(|d| d.missing == 0) {
+            heard = true;
             let done = guarded(|| {
                 if let Some(decoded) = d.finish(&mut incoming, &limits.terms)? {
                     owner.take(conn, decoded, &mut memo);

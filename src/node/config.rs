@@ -38,9 +38,10 @@ pub struct NodeConfig {
     /// inet6_tcp`) by default, as the BEAM's; `127.0.0.1` keeps it to this machine, as
     /// `-kernel inet_dist_use_interface {127,0,0,1}`.
     pub listen_address: std::net::IpAddr,
-    /// `net_ticktime`: a peer silent for four quarters of it in a row is dropped (after
-    /// between one and 1.25 times it, as `net_kernel` does); we write at least every
-    /// quarter of it. Default 60 s.
+    /// `net_ticktime`: a peer from which no whole packet (a frame, a tick) came for four
+    /// quarters of it in a row is dropped (after between one and 1.25 times it, as
+    /// `net_kernel` does: bytes of a frame that trickles in do not count); we write at
+    /// least every quarter of it. Default 60 s.
     pub tick_time: Duration,
     /// `net_setuptime`: the longest a handshake may take. Default 7 s.
     pub setup_time: Duration,
