@@ -3,7 +3,7 @@
 //! We advertise exactly what we implement: the OTP 25 mandatory set, plus the features
 //! whose messages we fully answer, the distribution header with its atom cache and
 //! fragments among them (`connection::header`); and we never set a flag whose messages
-//! we would ignore (protocol notes §11: a visible node that sets SPAWN and ignores
+//! we would ignore (a visible node that sets SPAWN and ignores
 //! SPAWN_REQUEST makes crashing BEAM tasks hang).
 //!
 //! Names and values as in the Erlang docs (`erl_dist_protocol`, `dist.hrl`).
@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn we_are_a_subset_of_what_otp_sends() {
-        // OTP 25 sends 0xd07df7fbd (protocol notes §2), OTP 28+ adds ALTACT_SIG; we
+        // OTP 25 sends 0xd07df7fbd, OTP 28+ adds ALTACT_SIG; we
         // leave out the atom cache and fragments, and the flags whose messages we don't
         // answer.
         let otp25 = 0xd07df7fbd_u64;

@@ -550,7 +550,7 @@ mod tests {
 
     #[test]
     fn digest_matches_dist_util() {
-        // md5("c" ++ "2226401368"), from the capture in protocol-notes §2.
+        // md5("c" ++ "2226401368"), from a capture of a real handshake.
         let d = digest("c", 2226401368);
         assert!(digest_eq(&d, &d));
         let mut other = d;

@@ -92,8 +92,9 @@
 //!
 //! What a Rust node cannot do: run BEAM code. `Node.spawn(node, fn -> ... end)` and
 //! calling a module this node did not register a function for fail with `:undef`, as on
-//! a BEAM node without that module; `:sys.replace_state/2` (it takes a fun) fails the
-//! same way.
+//! a BEAM node without that module; `:sys.replace_state/2` (it takes a fun) fails as
+//! its fun's `undef` (`{:callback_failed, {:gen_server, :system_replace_state},
+//! {:error, :undef}}`).
 //!
 //! A program that receives large messages (megabytes each) calls [`reuse_freed_memory`]
 //! first in `main`, before the runtime starts: each such message then reuses the pages

@@ -298,7 +298,7 @@ async fn a_crashing_beam_task_linked_to_a_rust_process_completes_at_once() {
     undef(&reason);
 
     // A caller that does not trap exits: the BEAM's crash report asks this node about it
-    // (erpc process_info, protocol notes §5) and then the link kills it, at once.
+    // (erpc process_info) and then the link kills it, at once.
     let sup_plain = (sup.0.to_owned(), sup.1.to_owned());
     let (elapsed, down) = in_process(&node, move |mut p| async move {
         let caller = p.node().spawn(move |mut c| async move {

@@ -1,6 +1,6 @@
 //! The Task.Supervisor protocol as recorded on the wire, replayed message by message
-//! against the library's `Task.Supervisor`: the OTP 25 / Elixir 1.14 form (protocol notes
-//! §4), `start_child` as Elixir 1.14 and as 1.15 to 1.20 send it (§13), and the older
+//! against the library's `Task.Supervisor`: the OTP 25 / Elixir 1.14 form,
+//! `start_child` as Elixir 1.14 and as 1.15 to 1.20 send it, and the older
 //! form of the seed's error message, where the MFA travels inside the `start_task` call:
 //!
 //! ```text

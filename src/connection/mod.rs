@@ -1,6 +1,6 @@
 //! A connection to one peer node after the handshake: a reader task that turns frames
 //! into control messages for the node, a writer task that batches outgoing frames, and
-//! ticks both ways (`net_ticktime`, protocol notes §10).
+//! ticks both ways (`net_ticktime`).
 //!
 //! A malformed frame or term ends this connection with a logged reason and nothing else:
 //! the node sees an ordinary node-down (`noconnection` for links and monitors).

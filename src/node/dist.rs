@@ -134,7 +134,7 @@ fn exit(node: &Node, from: &Pid, to: &Pid, reason: Term, linked: bool) {
 }
 
 /// `MONITOR_P` from a remote process: watch the local process or name, or answer at once
-/// with `noproc` (FromProc is the name when monitored by name, protocol notes §8).
+/// with `noproc` (FromProc is the name when monitored by name, as an OTP 25 node sends it).
 fn monitor(
     node: &Node,
     conn: &Arc<ConnHandle>,

@@ -1,6 +1,6 @@
 //! BIFs BEAM nodes call on us through erpc: above all `erlang:process_info/2`, which a
-//! crashing BEAM task's crash report asks about a linked Rust process (protocol notes
-//! §5: 15 calls, each must be answered for the crash to complete).
+//! crashing BEAM task's crash report asks about a linked Rust process (15 calls, each
+//! answered before the crash completes).
 
 use crate::node::{mfa_term, Dest, Node};
 use crate::process::{Exception, Process};

@@ -1,5 +1,5 @@
 //! `net_kernel`: what a peer asks of it. `Node.ping/1` is a `$gen_call` of
-//! `{is_auth, Node}` answered `yes` (protocol notes §3); `net_kernel` replies with a plain
+//! `{is_auth, Node}` answered `yes` (what a BEAM peer asks first); `net_kernel` replies with a plain
 //! send to the caller's pid, keeping the `[alias | Ref]` tag.
 
 use super::gen_server::{parse_call, Caller};

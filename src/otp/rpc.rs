@@ -2,7 +2,7 @@
 //!
 //! OTP 25 nodes run `rpc:call` as `erpc:call` (a `SPAWN_REQUEST` of
 //! `erpc:execute_call/4`, see `otp/spawn.rs`); `rex` itself gets the `features_request`
-//! every visible node sends a new peer (protocol notes §2), `rpc:block_call/4`,
+//! every visible node sends a new peer, `rpc:block_call/4`,
 //! `rpc:sbcast/3` and `rpc:multi_server_call/3`, and the old `{call, M, F, A,
 //! GroupLeader}` calls and casts of nodes without erpc (C nodes among them).
 

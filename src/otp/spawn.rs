@@ -1,6 +1,6 @@
 //! Remote spawn: `SPAWN_REQUEST` from a BEAM node (`Node.spawn/4`, `spawn_link`,
 //! `spawn_monitor`, `:erlang.spawn_opt`, and erpc/rpc, which spawn
-//! `erpc:execute_call/4`). Every request is answered (protocol notes §11): the process
+//! `erpc:execute_call/4`). Every request is answered (a BEAM caller waits for it): the process
 //! always starts; one whose MFA nobody registered exits `{undef, [{M, F, Args, []}]}`,
 //! as on a BEAM node where the module is missing.
 
@@ -139,7 +139,7 @@ pub(crate) fn mfa_args(m: &Term, f: &Term, a: &Term) -> Option<(String, String, 
 }
 
 /// `erpc:execute_call(Ref, M, F, A)`: the result travels back as the exit reason, which
-/// the caller's monitor delivers (protocol notes §6).
+/// the caller's monitor delivers, as an OTP 25 node sends it.
 async fn execute_call(node: &Node, p: Process, args: Vec<Term>) -> Term {
     let [reference, m, f, a] = <[Term; 4]>::try_from(args).unwrap();
     let Some((m, f, a)) = mfa_args(&m, &f, &a) else {

@@ -8,7 +8,7 @@
 //! `[Owner, monitor, {Node, Owner}, {M, F, A}]`, the form in the seed's error message),
 //! runs the registered function, sends `{Ref, Result}` and exits `normal`; a failure
 //! exits with the BEAM's reason, e.g. `{undef, [{M, F, Args, []}]}`, so `Task.await`
-//! raises on the caller exactly as against a BEAM node (protocol notes §4, §5). Being a
+//! raises on the caller exactly as against a BEAM node (tests/task_protocol.rs). Being a
 //! `DynamicSupervisor`, it also answers `DynamicSupervisor.start_child/2`'s
 //! `{start_child, {MFA, Restart, Shutdown, Type, Modules}}`: `Task.start_link` as a task
 //! of its own, any other start as the registered function of that name.

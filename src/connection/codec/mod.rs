@@ -1,7 +1,7 @@
 //! Control messages to and from frame bytes.
 //!
 //! A [`Message`] is written downgraded to the older operation
-//! when the peer lacks the flag for the newer one (as the BEAM does, protocol notes §5),
+//! when the peer lacks the flag for the newer one (as the BEAM does),
 //! its control tuple and payload straight into the frame by [`write`](super::write). A
 //! message to a process is written from borrows ([`To`], [`Payload`]), so a term the
 //! sender keeps (a lent request) needs no copy. Frames are read with the bounded reader
