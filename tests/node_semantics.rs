@@ -1152,6 +1152,13 @@ fn long_names_work_like_short_ones() {
         "{}",
         moebi.log()
     );
+    // Said once, as the BEAM says it, not again as a failed connection.
+    assert_eq!(
+        moebi.log().matches("Hostname localhost is illegal").count(),
+        1,
+        "{}",
+        moebi.log()
+    );
     assert_eq!(
         kate.eval(&format!(":rpc.call(:{s}, :net_adm, :ping, [:\"{a}\"])")),
         ":pang"

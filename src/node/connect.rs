@@ -518,7 +518,11 @@ fn fail_pending(node: &Node, peer: &str, attempt: u64, why: &str) {
             }
             unreachable.insert(peer.to_owned())
         };
-        if first {
+        // A refusal in the BEAM's words (`** ... **`) was logged as an error where it
+        // was made: once is enough.
+        if why.starts_with("** ") {
+            tracing::debug!(peer = %peer, "cannot connect to {}: {why}", peer);
+        } else if first {
             tracing::warn!(peer = %peer, "cannot connect to {}: {why}", peer);
         } else if warn {
             tracing::debug!(peer = %peer, "still cannot connect to {}: {why}", peer);
