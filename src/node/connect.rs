@@ -198,6 +198,9 @@ fn send_queued(node: &Node, peer: &Atom, message: Queued) -> Option<Busy> {
         tracing::debug!("a message to this node's own name over distribution, dropped");
         return None;
     }
+    // Estimated before the table is locked (a walk of the message's term; a control
+    // message, the common case here, costs nothing).
+    let size = message.size();
     let mut conns = lock(&node.0.conns);
     match conns.get_mut(peer.name()) {
         Some(ConnState::Up(h)) if h.is_open() => {
@@ -211,7 +214,7 @@ fn send_queued(node: &Node, peer: &Atom, message: Queued) -> Option<Busy> {
             send_queued(node, peer, message)
         }
         Some(ConnState::Pending { queue, bytes, .. }) => {
-            *bytes = bytes.saturating_add(message.size());
+            *bytes = bytes.saturating_add(size);
             queue.push(message);
             (*bytes > node.0.config.dist_buf_busy_limit)
                 .then(|| Busy::Connecting(node.clone(), *peer))
@@ -221,7 +224,7 @@ fn send_queued(node: &Node, peer: &Atom, message: Queued) -> Option<Busy> {
         _ if node.is_stopping() => None,
         _ => {
             let attempt = NEXT_ATTEMPT.fetch_add(1, Ordering::Relaxed);
-            let bytes = message.size();
+            let bytes = size;
             conns.insert(
                 peer.name().to_owned(),
                 ConnState::Pending {
