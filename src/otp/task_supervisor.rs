@@ -1034,15 +1034,9 @@ impl Process {
         timeout: impl Into<Option<Duration>>,
     ) -> Result<Term, TaskError> {
         let timeout = timeout.into();
-        let reference = Term::Reference(Box::new(task.reference.clone()));
         let me = self.pid();
         let dropped = self.demonitor_on_drop(&task.reference);
-        let reply = self
-            .receive_match(timeout, |m| {
-                m.as_tuple_n(2).is_some_and(|e| e[0] == reference)
-                    || crate::process::handle::is_down_for(m, &task.reference)
-            })
-            .await;
+        let reply = self.receive_from_task(&task, timeout, true).await;
         dropped.done();
         let await_info = || {
             tuple(vec![
@@ -1073,6 +1067,22 @@ impl Process {
         }
     }
 
+    /// The task's `{ref, result}` or, with `down`, its monitor's `DOWN`, whichever comes
+    /// first; `None` after `timeout`.
+    async fn receive_from_task(
+        &mut self,
+        task: &Task,
+        timeout: Option<Duration>,
+        down: bool,
+    ) -> Option<Term> {
+        let reference = Term::Reference(Box::new(task.reference.clone()));
+        self.receive_match(timeout, |m| {
+            m.as_tuple_n(2).is_some_and(|e| e[0] == reference)
+                || (down && crate::process::handle::is_down_for(m, &task.reference))
+        })
+        .await
+    }
+
     /// `Task.yield(task, timeout)`: `Some(Ok(value))` for the task's result,
     /// `Some(Err(reason))` for its end without one (`{:exit, reason}`: it raised, exited
     /// or was killed), `None` while it runs on (`nil`: await it again, or
@@ -1084,14 +1094,7 @@ impl Process {
         timeout: impl Into<Option<Duration>>,
     ) -> Result<Option<Result<Term, Term>>, TaskError> {
         let timeout = timeout.into();
-        let reference = Term::Reference(Box::new(task.reference.clone()));
-        let reply = self
-            .receive_match(timeout, |m| {
-                m.as_tuple_n(2).is_some_and(|e| e[0] == reference)
-                    || crate::process::handle::is_down_for(m, &task.reference)
-            })
-            .await;
-        let Some(reply) = reply else {
+        let Some(reply) = self.receive_from_task(task, timeout, true).await else {
             return Ok(None);
         };
         match reply {
@@ -1157,11 +1160,8 @@ impl Process {
         };
         self.demonitor(&task.reference, true);
         // A result that came before the end counts.
-        let reference = Term::Reference(Box::new(task.reference.clone()));
         let reply = self
-            .receive_match(Some(Duration::ZERO), |m| {
-                m.as_tuple_n(2).is_some_and(|e| e[0] == reference)
-            })
+            .receive_from_task(&task, Some(Duration::ZERO), false)
             .await;
         if let Some(Term::Tuple(mut t)) = reply {
             return Ok(Some(Ok(t.elements.pop().unwrap_or_else(nil))));
