@@ -120,18 +120,25 @@ fn a_peer_killed_with_sigkill_fires_links_and_monitors_with_noconnection() {
     );
 }
 
-#[test]
-fn a_peer_that_stops_ticking_is_dropped_after_net_ticktime() {
-    let epmd = Epmd::start();
+/// Moebi with `--net-ticktime 4`, and the port its distribution listens on.
+fn moebi_ticking_every_4s(epmd: &Epmd) -> (RustNode, u16) {
     let moebi = RustNode::start(
         &unique_name("moebi"),
         COOKIE,
-        &epmd,
+        epmd,
         &["--net-ticktime", "4"],
     );
+    let name = moebi.node_name();
+    let alive = name.split('@').next().unwrap();
+    let port = fakepeer::node_port(epmd.port(), alive);
+    (moebi, port)
+}
+
+#[test]
+fn a_peer_that_stops_ticking_is_dropped_after_net_ticktime() {
+    let epmd = Epmd::start();
+    let (moebi, port) = moebi_ticking_every_4s(&epmd);
     let m = moebi.node_name();
-    let alive = m.split('@').next().unwrap().to_owned();
-    let port = fakepeer::node_port(epmd.port(), &alive);
     let kate = BeamNode::start(&unique_name("kate"), COOKIE, &epmd);
     // Nodes of a cluster share net_ticktime (kate would tick every 15 s otherwise, and
     // Moebi, as a BEAM node would, drop her after 4 s without a word).
@@ -210,15 +217,7 @@ fn a_peer_that_stops_ticking_is_dropped_after_net_ticktime() {
 #[test]
 fn a_peer_that_trickles_is_dropped_after_net_ticktime() {
     let epmd = Epmd::start();
-    let moebi = RustNode::start(
-        &unique_name("moebi"),
-        COOKIE,
-        &epmd,
-        &["--net-ticktime", "4"],
-    );
-    let m = moebi.node_name();
-    let alive = m.split('@').next().unwrap().to_owned();
-    let port = fakepeer::node_port(epmd.port(), &alive);
+    let (moebi, port) = moebi_ticking_every_4s(&epmd);
     let name = format!("{}@localhost", unique_name("trickle"));
     let mut peer = Peer::connect(port, &name, COOKIE, OTP25_FLAGS).unwrap();
     let t0 = Instant::now();
