@@ -856,9 +856,9 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             // OTP 25's defaults; a Rust process has no heap of its own to collect.
             "garbage_collection" => list(vec![
                 tuple(vec![atom("max_heap_size"), max_heap_size()]),
-                tuple(vec![atom("min_bin_vheap_size"), int(46422)]),
-                tuple(vec![atom("min_heap_size"), int(233)]),
-                tuple(vec![atom("fullsweep_after"), int(65535)]),
+                tuple(vec![atom("min_bin_vheap_size"), int(MIN_BIN_VHEAP_SIZE)]),
+                tuple(vec![atom("min_heap_size"), int(MIN_HEAP_SIZE)]),
+                tuple(vec![atom("fullsweep_after"), int(FULLSWEEP_AFTER)]),
                 tuple(vec![atom("minor_gcs"), int(0)]),
             ]),
             "label" => st.label.clone().unwrap_or_else(|| atom("undefined")),
@@ -869,25 +869,25 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             "garbage_collection_info" => list(
                 [
                     ("old_heap_block_size", 0),
-                    ("heap_block_size", 233),
+                    ("heap_block_size", MIN_HEAP_SIZE),
                     ("mbuf_size", 0),
                     ("recent_size", 0),
                     ("stack_size", 0),
                     ("old_heap_size", 0),
                     ("heap_size", 0),
                     ("bin_vheap_size", 0),
-                    ("bin_vheap_block_size", 46422),
+                    ("bin_vheap_block_size", MIN_BIN_VHEAP_SIZE),
                     ("bin_old_vheap_size", 0),
-                    ("bin_old_vheap_block_size", 46422),
+                    ("bin_old_vheap_block_size", MIN_BIN_VHEAP_SIZE),
                 ]
                 .map(|(k, v)| tuple(vec![atom(k), int(v)]))
                 .to_vec(),
             ),
             // The settings `garbage_collection` gives, one by one, and OTP 25.3 to 28's
             // flags, at a BEAM process's defaults.
-            "min_heap_size" => int(233),
-            "min_bin_vheap_size" => int(46422),
-            "fullsweep_after" => int(65535),
+            "min_heap_size" => int(MIN_HEAP_SIZE),
+            "min_bin_vheap_size" => int(MIN_BIN_VHEAP_SIZE),
+            "fullsweep_after" => int(FULLSWEEP_AFTER),
             "max_heap_size" => max_heap_size(),
             "async_dist" | "priority_messages" => atom("false"),
             _ => return Err(Exception::bare_badarg()),
@@ -997,6 +997,14 @@ fn nodes_info(node: &Node, kinds: &Term, options: &Term) -> Result<Term, Excepti
 }
 
 /// `max_heap_size` as `process_info/2` gives it for a process without a limit.
+/// A BEAM process's default minimum heap, in words (`+hms`).
+const MIN_HEAP_SIZE: i64 = 233;
+/// A BEAM process's default minimum binary virtual heap, in words (`+hmbs`).
+const MIN_BIN_VHEAP_SIZE: i64 = 46422;
+/// A BEAM process's default `fullsweep_after`, the system's default.
+const FULLSWEEP_AFTER: i64 = 65535;
+
+/// A BEAM process's default `max_heap_size`: none (`+hmax 0`).
 fn max_heap_size() -> Term {
     map(vec![
         (atom("error_logger"), atom("true")),

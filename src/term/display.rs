@@ -76,38 +76,21 @@ enum Syntax {
 
 impl fmt::Display for Elixir<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Printer {
-            out: f,
-            syntax: Syntax::Elixir,
-            local: None,
-            scan: usize::MAX,
-            strings: Strings::Latin1,
-        }
-        .term(self.0)
+        Printer::new(f, Syntax::Elixir).term(self.0)
     }
 }
 
 impl fmt::Display for Erlang<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Printer {
-            out: f,
-            syntax: Syntax::Erlang,
-            local: None,
-            scan: usize::MAX,
-            strings: Strings::Latin1,
-        }
-        .term(self.0)
+        Printer::new(f, Syntax::Erlang).term(self.0)
     }
 }
 
 impl fmt::Display for Local<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         Printer {
-            out: f,
-            syntax: self.syntax,
             local: Some(self.node),
-            scan: usize::MAX,
-            strings: Strings::Latin1,
+            ..Printer::new(f, self.syntax)
         }
         .term(self.term)
     }
@@ -172,13 +155,7 @@ inspect!(Term, Pid, Reference, Atom);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut p = Printer {
-            out: f,
-            syntax: self.syntax,
-            local: None,
-            scan: usize::MAX,
-            strings: Strings::Latin1,
-        };
+        let mut p = Printer::new(f, self.syntax);
         match self.what {
             What::Term(t) => p.term(t),
             What::Pid(pid) => p.pid(pid),
@@ -223,11 +200,8 @@ pub(crate) enum Strings {
 pub(crate) fn erlang_with(term: &Term, strings: Strings) -> String {
     let mut out = String::new();
     let _ = Printer {
-        out: &mut out,
-        syntax: Syntax::Erlang,
-        local: None,
-        scan: usize::MAX,
         strings,
+        ..Printer::new(&mut out, Syntax::Erlang)
     }
     .term(term);
     out
@@ -237,16 +211,24 @@ pub(crate) fn erlang_with(term: &Term, strings: Strings) -> String {
 /// most its first `scan` bytes or elements: for output that is cut after `scan` bytes.
 pub(super) fn elixir_bounded(out: &mut impl Write, term: &Term, scan: usize) -> fmt::Result {
     Printer {
-        out,
-        syntax: Syntax::Elixir,
-        local: None,
         scan,
-        strings: Strings::Latin1,
+        ..Printer::new(out, Syntax::Elixir)
     }
     .term(term)
 }
 
 impl<W: Write> Printer<'_, W> {
+    /// A printer of whole terms, with `~p`'s strings and pids in full.
+    fn new(out: W, syntax: Syntax) -> Self {
+        Printer {
+            out,
+            syntax,
+            local: None,
+            scan: usize::MAX,
+            strings: Strings::Latin1,
+        }
+    }
+
     /// One term; its elements a level down, on a fresh stack segment when this one
     /// runs low (`term::deep`).
     fn term(&mut self, term: &Term) -> fmt::Result {
