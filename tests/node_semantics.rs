@@ -1497,12 +1497,16 @@ fn system_processes_answer_sys_requests() {
         c.same_ok(status),
         "[net_kernel: true, rex: true, global_name_server: true]"
     );
-    // sys's debug requests with nothing turned on: `ok`, and what a `get` gives then.
+    // sys's debug requests with nothing turned on: `ok`, and what a `get` gives then;
+    // `unknown_debug` for one sys does not know.
     let debug = "s = {:echo, NODE}
-        {:sys.statistics(s, :get), :sys.log(s, :get), :sys.trace(s, false), :sys.statistics(s, false)}";
+        {:sys.statistics(s, :get), :sys.log(s, :get), :sys.trace(s, false), :sys.statistics(s, false),
+         :sys.log(s, {true, 5}), :sys.log(s, false), :sys.statistics(s, :maybe),
+         :sys.log(s, {true, 0}), :sys.trace(s, :yes)}";
     assert_eq!(
         c.same_ok(debug),
-        "{{:ok, :no_statistics}, {:ok, []}, :ok, :ok}"
+        "{{:ok, :no_statistics}, {:ok, []}, :ok, :ok, :ok, :ok, :unknown_debug, :unknown_debug, \
+         :unknown_debug}"
     );
     let moebi = Cluster::for_node(
         "s = :sys.get_state({:net_kernel, NODE})

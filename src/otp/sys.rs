@@ -93,23 +93,42 @@ pub(crate) fn handle(
                 p.entry.state().sys_trace = is_trace(what) == Some(true);
                 atom("ok")
             }
-            // sys:log/2, sys:statistics/2 and friends: no other debug options are
-            // kept: `sys` answers `ok`, and to a `get`, what it gives when none was
-            // turned on (`{ok, no_statistics}`, `{ok, []}`).
-            Some([t, what]) if t.is_atom("debug") => match what.as_tuple_n(2) {
-                Some([kind, get]) if kind.is_atom("statistics") && get.is_atom("get") => {
-                    tuple(vec![atom("ok"), atom("no_statistics")])
-                }
-                Some([kind, get]) if kind.is_atom("log") && get.is_atom("get") => {
-                    tuple(vec![atom("ok"), crate::term::nil()])
-                }
-                _ => atom("ok"),
-            },
+            Some([t, what]) if t.is_atom("debug") => debug_option(what),
             _ => unknown(request),
         },
     };
     from.reply(p, reply);
     None
+}
+
+/// sys:log/2, sys:statistics/2 and the other debug options but `trace`: none is
+/// kept. A valid one is answered `ok`, and a `get` what `sys` gives when it was never
+/// turned on (`{ok, no_statistics}`, `{ok, []}`); one `sys:debug_cmd/2` does not know
+/// is `unknown_debug`, as there.
+fn debug_option(what: &Term) -> Term {
+    let Some([kind, arg]) = what.as_tuple_n(2) else {
+        return atom("unknown_debug");
+    };
+    let Term::Atom(kind) = kind else {
+        return atom("unknown_debug");
+    };
+    let flag = arg.is_atom("true") || arg.is_atom("false");
+    let known = match kind.name() {
+        "statistics" if arg.is_atom("get") => {
+            return tuple(vec![atom("ok"), atom("no_statistics")])
+        }
+        "log" if arg.is_atom("get") => return tuple(vec![atom("ok"), nil()]),
+        "statistics" => flag,
+        "log" => {
+            flag || arg.is_atom("print")
+                || matches!(arg.as_tuple_n(2), Some([t, n]) if t.is_atom("true")
+                    && matches!(n, Term::FixInteger(n) if n.value >= 1))
+        }
+        "log_to_file" | "remove" => true,
+        "install" => matches!(arg, Term::Tuple(t) if matches!(t.elements.len(), 2 | 3)),
+        _ => false,
+    };
+    atom(if known { "ok" } else { "unknown_debug" })
 }
 
 /// `{trace, Flag}` (`sys:trace/2`) or `no_debug` (`sys:no_debug/1`): whether it turns
@@ -119,7 +138,11 @@ fn is_trace(what: &Term) -> Option<bool> {
         return Some(false);
     }
     match what.as_tuple_n(2) {
-        Some([t, flag]) if t.is_atom("trace") => Some(flag.is_atom("true")),
+        Some([t, flag])
+            if t.is_atom("trace") && (flag.is_atom("true") || flag.is_atom("false")) =>
+        {
+            Some(flag.is_atom("true"))
+        }
         _ => None,
     }
 }
