@@ -55,6 +55,12 @@ fn the_counter_under_its_supervisor() {
         "{}",
         counter.output()
     );
+    // The process named as its own node names it.
+    assert!(
+        counter.output().contains(" pid=#PID<0."),
+        "{}",
+        counter.output()
+    );
     assert_eq!(
         eval("Enum.find_value(1..200, fn _ -> try do GenServer.call(SERVER, :get) catch :exit, _ -> Process.sleep(50); nil end end)"),
         "0"

@@ -278,20 +278,21 @@ pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &
         .and_then(|r| r.first())
         .and_then(|r| r.as_tuple_n(2))
         .is_some_and(|p| p[0].is_atom("rust_panic"));
+    let shown = crate::term::display::local_pid(pid, node.name());
     if node.is_local(&group_leader.node) || panicked {
         tracing::error!(
-            pid = %pid.inspect(),
+            pid = %shown,
             "Error in process {} on node {} with exit value: {}",
-            pid.inspect(),
+            shown,
             node.name(),
             Short(reason)
         );
     } else {
         tracing::debug!(
-            pid = %pid.inspect(),
+            pid = %shown,
             group_leader = %group_leader.inspect(),
             "Error in process {} on node {} with exit value: {}",
-            pid.inspect(),
+            shown,
             node.name(),
             Short(reason)
         );

@@ -195,6 +195,12 @@ pub(crate) enum Strings {
     None,
 }
 
+/// `pid` as Elixir prints it on `node`: `#PID<0.13.0>` for one of `node`'s own, as a
+/// BEAM node's log names its processes.
+pub(crate) fn local_pid(pid: &super::Pid, node: &str) -> String {
+    Elixir::local(&Term::Pid(*pid), &Atom::from(node)).to_string()
+}
+
 /// `term` in Erlang's syntax, as `io_lib:format` prints it for `~w` (`Strings::None`),
 /// `~p` (`Latin1`) or `~tp` (`Unicode`), on one line.
 pub(crate) fn erlang_with(term: &Term, strings: Strings) -> String {

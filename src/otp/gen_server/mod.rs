@@ -645,7 +645,7 @@ async fn run<S: GenServer>(
                             }
                         }
                     } else if is_malformed_call(&message) {
-                        tracing::warn!(pid = %p.pid().inspect(), "dropping a $gen_call with a malformed From: {}",
+                        tracing::warn!(pid = %crate::term::display::local_pid(&p.pid(), p.node().name()), "dropping a $gen_call with a malformed From: {}",
                             crate::term::Short(&message));
                         Next::Wait
                     } else if let Some(reason) = parent_exit(&message, parent.as_ref()) {
@@ -727,11 +727,11 @@ async fn fail<S: GenServer>(
         // Reported to the group leader's node; a BEAM node's default handler drops an
         // event whose group leader is remote, so here at debug level only.
         Some(state) => {
-            tracing::debug!(pid = %p.pid().inspect(), "GenServer {name} terminating\n{}", e.format_stop());
+            tracing::debug!(pid = %crate::term::display::local_pid(&p.pid(), p.node().name()), "GenServer {name} terminating\n{}", e.format_stop());
             report_at_group_leader(p, &reason, last, state);
         }
         None => {
-            tracing::error!(pid = %p.pid().inspect(), "GenServer {name} terminating\n{}", e.format_stop())
+            tracing::error!(pid = %crate::term::display::local_pid(&p.pid(), p.node().name()), "GenServer {name} terminating\n{}", e.format_stop())
         }
     }
     Exception::Exit(reason)
