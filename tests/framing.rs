@@ -293,6 +293,7 @@ async fn a_peer_that_stops_reading_holds_the_sender_not_memory() {
     let counter = sent.clone();
     let to = a.clone();
     node.spawn(move |mut p| async move {
+        p.register("held").expect("the name is free");
         let payload = binary(&vec![1u8; 1_000_000][..]);
         for _ in 0..SENDS {
             p.send(("sink", to.as_str()), &payload);
@@ -336,6 +337,15 @@ async fn a_peer_that_stops_reading_holds_the_sender_not_memory() {
     })
     .await;
     assert_eq!(echoed.ok(), Some(atom("still_here")));
+    // Seen from a BEAM node, the held process is suspended, as a BEAM sender is.
+    let status = blocking(|| {
+        kate.eval(&format!(
+            "n = :\"{}\"
+            :erpc.call(n, :erlang, :process_info, [:erpc.call(n, :erlang, :whereis, [:held]), :status])",
+            node.name()
+        ))
+    });
+    assert_eq!(status.trim(), "{:status, :suspended}");
     // The peer reads again: everything arrives.
     stop("-CONT");
     let deadline = Instant::now() + WAIT;

@@ -163,6 +163,9 @@ pub(crate) struct ProcEntry {
     /// at its next await. Code still running until then (a callback that blocks its
     /// thread) sends nothing more, as a killed BEAM process sends nothing.
     exiting: AtomicBool,
+    /// It waits for a busy connection to drain (`process_info(Pid, status)` is
+    /// `suspended`, as a BEAM process's that sent to a busy distribution port).
+    pub suspended: AtomicBool,
 }
 
 /// How a process starts out.
@@ -204,6 +207,7 @@ impl ProcEntry {
             priority: Mutex::new(std::collections::VecDeque::new()),
             priority_ready: tokio::sync::Notify::new(),
             exiting: AtomicBool::new(false),
+            suspended: AtomicBool::new(false),
             state: Mutex::new(ProcState {
                 links: opts.link.iter().cloned().collect(),
                 monitored_by: HashMap::new(),

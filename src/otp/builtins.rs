@@ -817,6 +817,7 @@ fn process_info(node: &Node, pid: &Term, items: &Term) -> Result<Term, Exception
             "initial_call" => mfa_term(st.shown_initial_call()),
             "current_function" => mfa_term(st.current_function()),
             "message_queue_len" => int(entry.queue_len.load(Ordering::Relaxed) as i64),
+            "status" if entry.suspended.load(Ordering::Relaxed) => atom("suspended"),
             "status" => atom("waiting"),
             "heap_size" | "total_heap_size" | "stack_size" | "reductions" | "memory" => int(0),
             // Where it waits, the one frame known of it (`current_location`'s).

@@ -232,7 +232,9 @@ impl Process {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(conn) = busy {
+            self.entry.suspended.store(true, Ordering::Relaxed);
             conn.drained().await;
+            self.entry.suspended.store(false, Ordering::Relaxed);
         }
     }
 
