@@ -110,6 +110,10 @@ struct Args {
     /// stops it with the reason.
     #[arg(long, conflicts_with = "tls_cert", value_name = "FILE")]
     ssl_dist_optfile: Option<std::path::PathBuf>,
+    /// Stop (as on SIGTERM) when stdin reaches its end: for a test harness that starts
+    /// Moebi through a pipe, so that a harness that dies leaves no node behind.
+    #[arg(long)]
+    stop_on_stdin_eof: bool,
 }
 
 // def receive_message(message), do: IO.puts message
@@ -461,6 +465,9 @@ async fn moebi(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     gen_server::start(&node, Some("echo"), Echo).await?;
+    if args.stop_on_stdin_eof {
+        node.stop_on_stdin_eof();
+    }
     // Written as the log is: a closed stderr loses the line, and Moebi goes on.
     let _ = writeln!(
         std::io::stderr(),

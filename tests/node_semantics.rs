@@ -1801,6 +1801,41 @@ fn init_stop_and_halt_end_the_node_as_a_beam_nodes() {
     );
 }
 
+/// A harness that starts Moebi through a pipe and ends (an ExUnit run killed, say):
+/// with `--stop-on-stdin-eof` the node stops as on SIGTERM and leaves EPMD, as a
+/// `:peer` node with `connection: :standard_io` stops; without it, as a BEAM node
+/// started by `erl`, it goes on.
+#[test]
+fn a_node_told_so_stops_when_its_stdin_closes() {
+    let epmd = Epmd::start();
+    let mut told = RustNode::start(&unique_name("eof"), COOKIE, &epmd, &["--stop-on-stdin-eof"]);
+    let mut plain = RustNode::start(&unique_name("noeof"), COOKIE, &epmd, &[]);
+    told.close_stdin();
+    plain.close_stdin();
+    assert_eq!(told.wait_exit(WAIT), Some(0), "{}", told.log());
+    assert!(
+        told.log().contains("stdin closed - shutting down"),
+        "{}",
+        told.log()
+    );
+    let short = |n: &str| n.split('@').next().unwrap_or_default().to_owned();
+    let names = epmd.names();
+    assert!(
+        !names.iter().any(|(n, _)| *n == short(&told.node_name())),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|(n, _)| *n == short(&plain.node_name())),
+        "{names:?}"
+    );
+    assert_eq!(
+        plain.wait_exit(Duration::from_secs(1)),
+        None,
+        "{}",
+        plain.log()
+    );
+}
+
 /// SIGTERM, as systemd, Docker and Kubernetes stop a service: a BEAM node (OTP 23+)
 /// takes it as `init:stop()`, so its applications stop first (alex sees
 /// `Chat.TaskSupervisor` go down with `shutdown`, not `noconnection`), it logs

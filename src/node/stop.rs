@@ -43,6 +43,52 @@ impl Node {
         self.0.status.get().copied().unwrap_or(0)
     }
 
+    /// Stops the node, as [`stop`](Node::stop), once the program's standard input
+    /// reaches its end: the program that started it closed the pipe, or ended. A test
+    /// harness (an ExUnit `setup` that starts the node through a `Port`, say) that
+    /// crashes or is killed then leaves no node running and registered with EPMD, as
+    /// a BEAM node started by `:peer` with `connection: :standard_io` stops when that
+    /// connection closes. What comes in on stdin is read and dropped. Call it from
+    /// within the Tokio runtime (in `main` after [`Node::start`], say).
+    ///
+    /// ```no_run
+    /// # async fn demo(node: cnode::Node) {
+    /// node.stop_on_stdin_eof();
+    /// std::process::exit(node.serve_forever().await)
+    /// # }
+    /// ```
+    pub fn stop_on_stdin_eof(&self) {
+        let node = self.clone();
+        let runtime = tokio::runtime::Handle::current();
+        // A thread of its own: a blocking read of stdin in Tokio's blocking pool would
+        // hold up the runtime's shutdown until a line came.
+        let reader = move || {
+            use std::io::Read;
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 4096];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            runtime.spawn(async move {
+                if !node.stop_begun() {
+                    tracing::info!(node = %node.name(), "stdin closed - shutting down");
+                    node.stop().await;
+                }
+            });
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("stdin-eof".into())
+            .spawn(reader)
+        {
+            tracing::warn!("cannot watch stdin for its end: {e}");
+        }
+    }
+
     /// Whether the node is stopping or has stopped: nothing new connects, no new
     /// process runs.
     pub(crate) fn is_stopping(&self) -> bool {

@@ -979,6 +979,12 @@ impl RustNode {
         }
         None
     }
+
+    /// Closes Moebi's standard input, as a harness that started it through a pipe
+    /// does when it ends.
+    pub fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
 }
 
 impl Drop for RustNode {
