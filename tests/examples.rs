@@ -55,6 +55,15 @@ fn the_counter_under_its_supervisor() {
         "{}",
         counter.output()
     );
+    // Then what it was handling, its state and its caller, as Elixir's logger words
+    // gen_server's report.
+    let alex_name = alex.node_name();
+    let tail = format!("Last message (from #PID<{alex_name}.");
+    assert!(counter.output().contains(&tail), "{}", counter.output());
+    let tail = format!("): :crash\nState: 5\nClient #PID<{alex_name}.");
+    assert!(counter.output().contains(&tail), "{}", counter.output());
+    let tail = format!("is remote on node :{alex_name}");
+    assert!(counter.output().contains(&tail), "{}", counter.output());
     // The process named as its own node names it.
     assert!(
         counter.output().contains(" pid=#PID<0."),

@@ -2667,3 +2667,66 @@ async fn a_message_to_an_old_incarnation_is_dropped_and_said() {
     assert!(logs_after(&before).contains("Discarding message stale from <"));
     node.stop().await;
 }
+
+/// A server that fails on every call, keeping a count as its state.
+struct FailsOnCall(i64);
+
+impl GenServer for FailsOnCall {
+    async fn handle_call(
+        &mut self,
+        _request: Term,
+        _from: &Caller,
+        _p: &mut Process,
+    ) -> Result<Reply, Exception> {
+        Err(Exception::exit(atom("boom")))
+    }
+
+    fn state(&self) -> Term {
+        int(self.0)
+    }
+}
+
+/// A Rust server's crash is logged as Elixir's logger words gen_server's report: the
+/// last message and its caller, the state, and whether the caller is alive. A message
+/// too large to keep a copy of is said to be so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_servers_log_names_its_last_message_state_and_caller() {
+    logs(); // captured from here on
+    let epmd = Epmd::start();
+    let node = start_node("crashlog", epmd.port()).await;
+    let earlier = logs();
+    for (name, request) in [
+        ("fails_small", tuple(vec![atom("put"), int(1)])),
+        ("fails_large", list((0..10_000).map(int).collect())),
+    ] {
+        cnode::gen_server::start(&node, Some(name), FailsOnCall(7))
+            .await
+            .expect("it starts");
+        let failed = node.call(name, request, Some(WAIT)).await;
+        assert!(failed.is_err(), "{failed:?}");
+    }
+    let after = logs_after(&earlier);
+    let small = after
+        .split("GenServer :fails_small terminating\n")
+        .nth(1)
+        .unwrap_or_default();
+    let lines: Vec<&str> = small.lines().take(4).collect();
+    assert_eq!(lines[0], "** (stop) :boom", "{after}");
+    assert!(
+        lines[1].starts_with("Last message (from #PID<0.") && lines[1].ends_with(">): {:put, 1}"),
+        "{after}"
+    );
+    assert_eq!(lines[2], "State: 7", "{after}");
+    assert!(
+        lines[3].starts_with("Client #PID<0.") && lines[3].contains("> is alive"),
+        "{after}"
+    );
+    let large = after
+        .split("GenServer :fails_large terminating\n")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        large.contains("): (not kept: over 4096 elements)\nState: 7"),
+        "{after}"
+    );
+}

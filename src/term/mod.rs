@@ -460,6 +460,49 @@ pub(crate) fn truncated(term: &Term, max: usize) -> String {
     b.out
 }
 
+/// A copy of `term` if it is small: at most `budget` units, an element or 64 bytes of
+/// a binary each, nested at most 64 deep; `None` (having copied at most that much)
+/// for a larger one. For what is kept only in case it is to be shown (the message a
+/// server was handling when it failed), at a cost bounded whatever a peer sent.
+pub(crate) fn copy_if_small(term: &Term, budget: usize) -> Option<Term> {
+    fn copy(t: &Term, left: &mut usize, depth: usize) -> Option<Term> {
+        let cost = match t {
+            Term::Binary(b) => 1 + b.bytes.len() / 64,
+            Term::BitBinary(b) => 1 + b.bytes.len() / 64,
+            _ => 1,
+        };
+        *left = left.checked_sub(cost)?;
+        if depth > 64 {
+            return None;
+        }
+        let all = |ts: &[Term], left: &mut usize| -> Option<Vec<Term>> {
+            ts.iter().map(|e| copy(e, left, depth + 1)).collect()
+        };
+        Some(match t {
+            Term::List(l) => Term::List(List {
+                elements: all(&l.elements, left)?,
+            }),
+            Term::Tuple(tu) => Term::Tuple(Tuple {
+                elements: all(&tu.elements, left)?,
+            }),
+            Term::ImproperList(l) => Term::ImproperList(Box::new(ImproperList {
+                elements: all(&l.elements, left)?,
+                last: Box::new(copy(&l.last, left, depth + 1)?),
+            })),
+            Term::Map(m) => {
+                let mut map = std::collections::HashMap::with_capacity(m.map.len());
+                for (k, v) in &m.map {
+                    map.insert(copy(k, left, depth + 1)?, copy(v, left, depth + 1)?);
+                }
+                Term::Map(Box::new(Map { map }))
+            }
+            other => other.clone(),
+        })
+    }
+    let mut left = budget;
+    copy(term, &mut left, 0)
+}
+
 /// Shows a term as [`truncated`] does, for `{}` in log lines: `Short(&request)`.
 pub(crate) struct Short<'a>(pub &'a Term);
 

@@ -566,7 +566,7 @@ async fn run<S: GenServer>(
                 return Err(fail(&mut server, &mut p, Exception::Exit(reason), &last).await);
             }
             Next::Continue(arg) => {
-                last.keep(|| tuple(vec![atom("continue"), arg.clone()]), None);
+                last.keep(&arg, |a| tuple(vec![atom("continue"), a]), None);
                 let result = caught(p.pid(), server.handle_continue(arg, &mut p)).await;
                 let callback = ("handle_continue", 2);
                 next = ok_or_fail(&mut server, &mut p, result, callback, &last).await?;
@@ -589,7 +589,7 @@ async fn run<S: GenServer>(
         let mut noreply = true;
         next = match take_call(message) {
             Ok((from, request)) => {
-                last.keep(|| request.clone(), Some(from.pid));
+                last.keep(&request, |r| r, Some(from.pid));
                 let reply = caught(p.pid(), server.handle_call(request, &from, &mut p)).await;
                 match reply {
                     Ok(Reply::Reply(reply, then)) => {
@@ -616,7 +616,7 @@ async fn run<S: GenServer>(
             }
             Err(message) => match call::take_cast(message) {
                 Ok(request) => {
-                    last.keep(|| tuple(vec![atom("$gen_cast"), request.clone()]), None);
+                    last.keep(&request, |r| tuple(vec![atom("$gen_cast"), r]), None);
                     let result = caught(p.pid(), server.handle_cast(request, &mut p)).await;
                     ok_or_fail(&mut server, &mut p, result, ("handle_cast", 2), &last).await?
                 }
@@ -635,7 +635,7 @@ async fn run<S: GenServer>(
                         ) {
                             Some(reason) => {
                                 // gen_server's report of a stop by `sys` has `[]`.
-                                last.keep(crate::term::nil, None);
+                                last.keep(&crate::term::nil(), |r| r, None);
                                 Next::Stop(reason)
                             }
                             None => {
@@ -650,10 +650,10 @@ async fn run<S: GenServer>(
                         Next::Wait
                     } else if let Some(reason) = parent_exit(&message, parent.as_ref()) {
                         // gen_server: the parent's EXIT stops a server that traps exits.
-                        last.keep(|| message.clone(), None);
+                        last.keep(&message, |m| m, None);
                         Next::Stop(reason)
                     } else {
-                        last.keep(|| message.clone(), None);
+                        last.keep(&message, |m| m, None);
                         let result = caught(p.pid(), server.handle_info(message, &mut p)).await;
                         ok_or_fail(&mut server, &mut p, result, ("handle_info", 2), &last).await?
                     }
@@ -702,7 +702,8 @@ async fn fail<S: GenServer>(
 ) -> Exception {
     let reason = e.exit_reason();
     // The state as it was when the callback ended, as gen_server reports it.
-    let state = group_leader_is_remote(p).then(|| server.state());
+    let state = server.state();
+    let remote = group_leader_is_remote(p);
     // A `terminate` that fails (a panic, as a raise in an Elixir one) ends the server
     // with its own exception instead, reported as gen_server reports it.
     let pid = p.pid();
@@ -723,45 +724,93 @@ async fn fail<S: GenServer>(
         return Exception::Exit(reason);
     }
     let name = server_name(p);
-    match state {
+    let me = p.node().name();
+    let shown = crate::term::display::local_pid(&p.pid(), me);
+    if remote {
         // Reported to the group leader's node; a BEAM node's default handler drops an
         // event whose group leader is remote, so here at debug level only.
-        Some(state) => {
-            tracing::debug!(pid = %crate::term::display::local_pid(&p.pid(), p.node().name()), "GenServer {name} terminating\n{}", e.format_stop());
-            report_at_group_leader(p, &reason, last, state);
-        }
-        None => {
-            tracing::error!(pid = %crate::term::display::local_pid(&p.pid(), p.node().name()), "GenServer {name} terminating\n{}", e.format_stop())
-        }
+        tracing::debug!(pid = %shown, "GenServer {name} terminating\n{}", e.format_stop());
+        report_at_group_leader(p, &reason, last, state);
+    } else {
+        // As Elixir's logger words gen_server's report: the last message, the state,
+        // and the caller of a call (a Rust caller has no stack to show).
+        let client = match last.from {
+            Some(pid) if !p.node().is_local(&pid.node) => format!(
+                "\nClient {} is remote on node {}",
+                pid.inspect(),
+                crate::term::Short(&Term::Atom(pid.node))
+            ),
+            Some(pid) => {
+                let alive = if p.node().is_alive(&pid) {
+                    "alive"
+                } else {
+                    "dead"
+                };
+                format!(
+                    "\nClient {} is {alive}",
+                    crate::term::display::local_pid(&pid, me)
+                )
+            }
+            None => String::new(),
+        };
+        tracing::error!(
+            pid = %shown,
+            "GenServer {name} terminating\n{}\n{}\nState: {}{client}",
+            e.format_stop(),
+            last.line(me),
+            crate::term::Short(&state)
+        );
     }
     Exception::Exit(reason)
 }
 
 /// The message a server is handling (for a call its request and caller, for a cast
-/// `{:"$gen_cast", request}`), kept only by a server whose group leader was on another
-/// node when its `init` returned: the report of its end sent there says, as
-/// gen_server's does, what the server was handling (Elixir's `Last message`; `:undefined`
-/// if the group leader moved there later). A server whose group leader is ours keeps
-/// nothing (a copy would cost every message; its report is a log line here).
+/// `{:"$gen_cast", request}`), for the report of its end, which says, as gen_server's
+/// does, what the server was handling (Elixir's `Last message`). A server whose group
+/// leader was on another node when its `init` returned keeps the whole message, for
+/// the report sent there (`:undefined` if the group leader moved there later); one
+/// whose report is a log line here keeps a copy of a small message only
+/// ([`LAST_MESSAGE_UNITS`]), so that a large one costs no copy.
 struct Last {
-    kept: bool,
-    message: Term,
+    whole: bool,
+    /// `None`: too large to keep.
+    message: Option<Term>,
     from: Option<Pid>,
 }
+
+/// The largest message a server keeps for its log line (in elements, or 64 bytes of
+/// a binary each), should it fail handling it.
+const LAST_MESSAGE_UNITS: usize = 4096;
 
 impl Last {
     fn new(p: &Process) -> Self {
         Last {
-            kept: group_leader_is_remote(p),
-            message: atom("undefined"),
+            whole: group_leader_is_remote(p),
+            message: Some(atom("undefined")),
             from: None,
         }
     }
 
-    fn keep(&mut self, message: impl FnOnce() -> Term, from: Option<Pid>) {
-        if self.kept {
-            self.message = message();
-            self.from = from;
+    /// Keeps `wrap(message)`: a copy of `message` wrapped as the report shows it.
+    fn keep(&mut self, message: &Term, wrap: impl FnOnce(Term) -> Term, from: Option<Pid>) {
+        let copy = if self.whole {
+            Some(message.clone())
+        } else {
+            crate::term::copy_if_small(message, LAST_MESSAGE_UNITS)
+        };
+        self.message = copy.map(wrap);
+        self.from = from;
+    }
+
+    /// `Last message (from #PID<0.96.0>): :stop_me`, as Elixir's logger words it.
+    fn line(&self, node: &str) -> String {
+        let from = self
+            .from
+            .map(|pid| format!(" (from {})", crate::term::display::local_pid(&pid, node)))
+            .unwrap_or_default();
+        match &self.message {
+            Some(m) => format!("Last message{from}: {}", crate::term::Short(m)),
+            None => format!("Last message{from}: (not kept: over {LAST_MESSAGE_UNITS} elements)"),
         }
     }
 }
@@ -794,7 +843,10 @@ fn report_at_group_leader(p: &Process, reason: &Term, last: &Last, state: Term) 
             tuple(vec![atom("gen_server"), atom("terminate")]),
         ),
         (atom("name"), name),
-        (atom("last_message"), last.message.clone()),
+        (
+            atom("last_message"),
+            last.message.clone().unwrap_or_else(|| atom("undefined")),
+        ),
         (atom("state"), state),
         (atom("log"), crate::term::nil()),
         (atom("reason"), reason.clone()),
