@@ -2672,6 +2672,13 @@ async fn a_message_to_an_old_incarnation_is_dropped_and_said() {
 struct FailsOnCall(i64);
 
 impl GenServer for FailsOnCall {
+    async fn init(&mut self, _p: &mut Process) -> Result<Next, Exception> {
+        match self.0 {
+            0 => Err(Exception::runtime_error("no count")),
+            _ => Ok(Next::Wait),
+        }
+    }
+
     async fn handle_call(
         &mut self,
         _request: Term,
@@ -2688,7 +2695,8 @@ impl GenServer for FailsOnCall {
 
 /// A Rust server's crash is logged as Elixir's logger words gen_server's report: the
 /// last message and its caller, the state, and whether the caller is alive. A message
-/// too large to keep a copy of is said to be so.
+/// too large to keep a copy of is said to be so. A server whose init fails is not
+/// logged as a crash.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_servers_log_names_its_last_message_state_and_caller() {
     logs(); // captured from here on
@@ -2705,7 +2713,17 @@ async fn a_crashed_servers_log_names_its_last_message_state_and_caller() {
         let failed = node.call(name, request, Some(WAIT)).await;
         assert!(failed.is_err(), "{failed:?}");
     }
+    // An init that raises: the starter gets the error, and nothing is logged, as a
+    // BEAM node's default logger leaves out the crash report of a gen_server that
+    // failed to start (no `Error in process`: that is for a process's own error).
+    let refused = cnode::gen_server::start(&node, Some("fails_init"), FailsOnCall(0)).await;
+    assert!(refused.is_err());
     let after = logs_after(&earlier);
+    assert!(!after.contains("Error in process"), "{after}");
+    assert!(
+        !after.contains(" ERROR ") || !after.contains("no count"),
+        "{after}"
+    );
     let small = after
         .split("GenServer :fails_small terminating\n")
         .nth(1)

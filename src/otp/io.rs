@@ -262,6 +262,15 @@ fn io_request(request: &Term, opts: &mut Opts) -> Term {
     }
 }
 
+/// Whether `reason` is a Rust panic's exit reason, `{{rust_panic, Message}, Stack}`.
+pub(crate) fn is_rust_panic(reason: &Term) -> bool {
+    reason
+        .as_tuple()
+        .and_then(|r| r.first())
+        .and_then(|r| r.as_tuple_n(2))
+        .is_some_and(|p| p[0].is_atom("rust_panic"))
+}
+
 /// The emulator's report of a process that died of an error (`erts_send_error_to_logger`):
 /// logged here, or, when the group leader lives on another node, sent to that node's
 /// logger (see [`log_at_group_leader`]), so a BEAM user who spawned the process here sees
@@ -273,11 +282,7 @@ pub(crate) fn report_crash(node: &Node, pid: &Pid, group_leader: &Pid, reason: &
     // A panic is a fault of this node's Rust code: said here whatever the group leader
     // (the BEAM's logger filters out a crash whose group leader is remote), as a panic
     // answered over rpc is.
-    let panicked = reason
-        .as_tuple()
-        .and_then(|r| r.first())
-        .and_then(|r| r.as_tuple_n(2))
-        .is_some_and(|p| p[0].is_atom("rust_panic"));
+    let panicked = is_rust_panic(reason);
     let shown = crate::term::display::local_pid(pid, node.name());
     if node.is_local(&group_leader.node) || panicked {
         tracing::error!(

@@ -541,8 +541,22 @@ async fn run<S: GenServer>(
         Ok(next) => next,
         Err(e) => {
             let e = named::<S>(e, "init", 1);
-            let _ = ack.send(Err(e.exit_reason()));
-            return Err(e);
+            let reason = e.exit_reason();
+            let _ = ack.send(Err(reason.clone()));
+            // As gen_server's init_it: the starter gets the reason and the process exits
+            // with it, with no emulator report of an error (its crash report is SASL's,
+            // which a BEAM node's default logger leaves out). A panic is logged, as a
+            // fault of Rust code.
+            if crate::otp::io::is_rust_panic(&reason) {
+                return Err(e);
+            }
+            tracing::debug!(
+                pid = %crate::term::display::local_pid(&p.pid(), p.node().name()),
+                "GenServer {} failed to start\n{}",
+                server_name(&p),
+                e.format_stop()
+            );
+            return Err(Exception::Exit(reason));
         }
     };
     let _ = ack.send(Ok(()));
