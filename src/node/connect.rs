@@ -171,6 +171,9 @@ impl Busy {
         match self {
             Busy::Conn(h) => h.drained().await,
             Busy::Connecting(node, peer) => loop {
+                let settled = node.0.conns_settled.notified();
+                tokio::pin!(settled);
+                settled.as_mut().enable();
                 let up = match lock(&node.0.conns).get(peer.name()) {
                     Some(ConnState::Pending { .. }) => None,
                     Some(ConnState::Up(h)) => Some(h.clone()),
@@ -179,10 +182,21 @@ impl Busy {
                 if let Some(h) = up {
                     return h.drained().await;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                settled_or_a_while(settled).await;
             },
         }
     }
+}
+
+/// Waits until `settled` (the table's `conns_settled`, enabled before the table was
+/// looked at) is told, or 100 ms at most: a change told to nobody is still seen.
+async fn settled_or_a_while(settled: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>) {
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(100), settled).await;
+}
+
+/// Tells what waits for a connection coming up that it is up or has failed.
+fn settled(node: &Node) {
+    node.0.conns_settled.notify_waiters();
 }
 
 pub(super) fn send(node: &Node, peer: &Atom, message: Message) {
@@ -349,12 +363,15 @@ pub(crate) async fn try_connect(node: &Node, peer: &str) -> Result<(), Handshake
         // Someone else is connecting: wait for the outcome, within the setup time.
         let deadline = tokio::time::Instant::now() + node.0.config.setup_time * 2;
         while tokio::time::Instant::now() < deadline {
+            let settled = node.0.conns_settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
             match lock(&node.0.conns).get(peer) {
                 Some(ConnState::Pending { .. }) => {}
                 Some(ConnState::Up(h)) if h.is_open() => return Ok(()),
                 Some(ConnState::Up(_)) | None => return Err(lost()),
             }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            settled_or_a_while(settled).await;
         }
     }
     handle(node, peer).map(|_| ()).ok_or_else(lost)
@@ -508,6 +525,7 @@ fn fail_pending(node: &Node, peer: &str, attempt: u64, why: &str) {
             }) if *a == attempt => {
                 let warn = !*accepting || !queue.is_empty();
                 conns.remove(peer);
+                settled(node);
                 (true, warn)
             }
             _ => (false, false),
@@ -550,6 +568,7 @@ fn install(node: &Node, stream: Stream, peer: PeerIdentity) {
         // A handshake that finished as the node stopped: the peer sees the socket close.
         drop(stream);
         lock(&node.0.conns).remove(&peer.name);
+        settled(node);
         node.node_down(&Atom::from(peer.name.as_str()), None);
         return;
     }
@@ -586,6 +605,7 @@ fn install(node: &Node, stream: Stream, peer: PeerIdentity) {
             None => None,
         }
     };
+    settled(node);
     if let Some(old) = replaced {
         lost(node, &old, "replaced by a new connection");
     }
@@ -608,6 +628,7 @@ pub(super) fn down(node: &Node, conn: &Arc<ConnHandle>, reason: &str) {
         match conns.get(conn.peer.name()) {
             Some(ConnState::Up(h)) if h.id == conn.id => {
                 conns.remove(conn.peer.name());
+                settled(node);
                 true
             }
             _ => false,

@@ -100,6 +100,9 @@ pub(crate) struct NodeInner {
     /// Active aliases: the pid key of the process each one reaches.
     aliases: Mutex<OwnMap<RefKey, u64>>,
     conns: Mutex<HashMap<String, connect::ConnState>>,
+    /// Told when a connection coming up is up or has failed: what waits for it (a
+    /// sender held by its queue, a second caller of `connect`) looks again.
+    conns_settled: tokio::sync::Notify,
     /// Peers an attempt to connect to has failed since they were last connected: the
     /// first failure is a warning, the next ones (every message to it tries again) are
     /// not.
@@ -198,6 +201,7 @@ impl Node {
             names: names::Names::default(),
             aliases: Mutex::new(OwnMap::default()),
             conns: Mutex::new(HashMap::new()),
+            conns_settled: tokio::sync::Notify::new(),
             unreachable: Mutex::new(std::collections::HashSet::new()),
             allowed: Mutex::new(None),
             served_while: Mutex::default(),
