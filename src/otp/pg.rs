@@ -819,11 +819,52 @@ fn pid_list(t: &Term) -> Vec<Pid> {
     }
 }
 
-/// `Members -- Gone`: one occurrence of each.
+/// `Members -- Gone`: one occurrence of each (the first), in time linear in both: a
+/// group's view is compared with the one before at every join and leave, and a group
+/// may have thousands of members.
 fn subtract(members: &mut Vec<Pid>, gone: &[Pid]) {
-    for pid in gone {
-        if let Some(i) = members.iter().position(|m| m == pid) {
-            members.remove(i);
+    match gone {
+        [] => {}
+        [one] => {
+            if let Some(i) = members.iter().position(|m| m == one) {
+                members.remove(i);
+            }
         }
+        _ => {
+            let mut counts: std::collections::HashMap<Pid, usize> =
+                std::collections::HashMap::with_capacity(gone.len());
+            for pid in gone {
+                *counts.entry(*pid).or_default() += 1;
+            }
+            members.retain(|m| match counts.get_mut(m) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    false
+                }
+                _ => true,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtract_takes_one_occurrence_of_each_as_lists_subtract() {
+        let p = |n| Pid::new("a@localhost", n, 0, 0);
+        // [1, 2, 1, 3, 1] -- [1, 1, 4] is [2, 3, 1]; [1, 2] -- [1] is [2].
+        let mut members = vec![p(1), p(2), p(1), p(3), p(1)];
+        subtract(&mut members, &[p(1), p(1), p(4)]);
+        assert_eq!(members, vec![p(2), p(3), p(1)]);
+        let mut members = vec![p(1), p(2)];
+        subtract(&mut members, &[p(1)]);
+        assert_eq!(members, vec![p(2)]);
+        // A large group compared with itself less one: linear, and exact.
+        let all: Vec<Pid> = (0..50_000).map(p).collect();
+        let mut joined = all.clone();
+        subtract(&mut joined, &all[..49_999]);
+        assert_eq!(joined, vec![p(49_999)]);
     }
 }
