@@ -1148,13 +1148,15 @@ impl<'a> Parser<'a> {
             'a' => '\u{7}',
             'd' => '\u{7f}',
             '0' if self.syntax == Syntax::Elixir => '\0',
-            // Erlang's control characters: `\^A` (or `\^a`) is 1.
+            // Erlang's control characters: `\^A` (or `\^a`) is 1, and `\^C` is any
+            // character's code `band 31`, as erl_scan takes it (`\^@` is 0, `\^[` 27,
+            // a quote after `\^` 2, not the end of the string).
             '^' if self.syntax == Syntax::Erlang => match self.peek() {
-                Some(l) if l.is_ascii_alphabetic() => {
-                    self.pos += 1;
-                    char::from(l.to_ascii_uppercase() as u8 & 31)
+                Some(c) => {
+                    self.pos += c.len_utf8();
+                    char::from((u32::from(c) & 31) as u8)
                 }
-                _ => '^',
+                None => '^',
             },
             'x' => self.hex_escape('x', 2)?,
             'u' if self.syntax == Syntax::Elixir => self.hex_escape('u', 4)?,
@@ -1722,6 +1724,12 @@ mod tests {
         assert_eq!(
             parse_erlang(r#"{"\^A\^z", <<"\xff">>}"#).unwrap(),
             tuple(vec![list(vec![int(1), int(26)]), binary([255u8].to_vec())])
+        );
+        // Any character after `\^`, as erl_scan: `\^1` 17, `\^@` 0, `\^[` 27, and a
+        // quote, which then does not end the string (2).
+        assert_eq!(
+            parse_erlang(r#""\^1\^@\^[\^"x""#).unwrap(),
+            list([17, 0, 27, 2, 120].map(int).to_vec())
         );
         assert_eq!(
             parse(r#""\x{41""#).unwrap_err().message,
