@@ -2681,11 +2681,15 @@ impl GenServer for FailsOnCall {
 
     async fn handle_call(
         &mut self,
-        _request: Term,
+        request: Term,
         _from: &Caller,
         _p: &mut Process,
     ) -> Result<Reply, Exception> {
-        Err(Exception::exit(atom("boom")))
+        // A list request ends it with a reason that holds it (a large one, below).
+        match request.as_list() {
+            Some(_) => Err(Exception::exit(tuple(vec![atom("boom"), request]))),
+            None => Err(Exception::exit(atom("boom"))),
+        }
     }
 
     fn state(&self) -> Term {
@@ -2747,4 +2751,10 @@ async fn a_crashed_servers_log_names_its_last_message_state_and_caller() {
         large.contains("): (not kept: over 4096 elements)\nState: 7"),
         "{after}"
     );
+    // Its reason, which holds the 10,000 elements, is printed cut after 8 KiB, as
+    // Elixir's logger cuts a report: what a peer sent makes no megabytes of log.
+    assert!(large.starts_with("** (stop) {:boom, [0, 1, 2,"), "{after}");
+    let reason_line = large.lines().next().unwrap_or_default();
+    assert!(reason_line.len() < 8200, "{}", reason_line.len());
+    assert!(reason_line.ends_with("..."), "{reason_line}");
 }

@@ -267,6 +267,34 @@ impl Exception {
         banner + &frame_lines(stacktrace, "\n    ")
     }
 
+    /// [`format_stop`](Self::format_stop) (`with_frames`) or [`format`](Self::format)
+    /// for a log line: a reason too large to print whole (over 4096 elements, or 64
+    /// bytes of a binary each) is printed cut after 8 KiB, as Elixir's logger cuts what
+    /// it prints, so that what a peer sent cannot make megabytes of log.
+    pub(crate) fn format_logged(&self, with_frames: bool) -> String {
+        let (what, frames) = match self {
+            Exception::Error { reason, stacktrace } => (reason, stacktrace.as_slice()),
+            Exception::Exit(reason) | Exception::Throw(reason) => (reason, &[][..]),
+        };
+        if crate::term::is_small(what, LOGGED_UNITS) {
+            return if with_frames {
+                self.format_stop()
+            } else {
+                self.format()
+            };
+        }
+        let cut = crate::term::truncated(what, LOGGED_CHARS);
+        match self {
+            Exception::Error { .. } => {
+                format!("** (ErlangError) Erlang error: {cut}") + &frame_lines(frames, "\n    ")
+            }
+            Exception::Exit(_) if with_frames => format!("** (stop) {cut}"),
+            Exception::Exit(_) => format!("** (exit) {cut}"),
+            Exception::Throw(_) if with_frames => format!("** (stop) {{:nocatch, {cut}}}"),
+            Exception::Throw(_) => format!("** (throw) {cut}"),
+        }
+    }
+
     /// An exit reason as Elixir's `Exception.format_exit/1` prints it (and iex after
     /// `** (exit) `): `normal`, `no connection to alex@localhost`, `exited in:
     /// GenServer.call(...)` then `** (EXIT) ` and the reason it wraps, an `{exception,
@@ -286,6 +314,11 @@ impl Exception {
         }
     }
 }
+
+/// The largest reason a log line prints whole, in [`crate::term::is_small`]'s units.
+const LOGGED_UNITS: usize = 4096;
+/// Where a larger one is cut, in bytes: Elixir's logger's `truncate` default.
+const LOGGED_CHARS: usize = 8096;
 
 /// The banner of an error raised with `reason`: [`error_banner`]'s, or `** (ErlangError)
 /// Erlang error: ...` for an error that stands for no Elixir exception.

@@ -512,11 +512,11 @@ async fn start_child(p: &mut Process, start: &StartChild) -> Started {
 fn unexpected(p: &Process, name: &str, from: &Caller, request: &Term, state: Term) -> Exception {
     // As Elixir's logger prints gen_server's report of it.
     tracing::error!(
-        supervisor = %p.pid().inspect(),
+        supervisor = %crate::term::display::local_pid(&p.pid(), p.node().name()),
         "GenServer {} terminating\n** (FunctionClauseError) no function clause matching in \
          DynamicSupervisor.handle_call/3\nLast message (from {}): {}\nState: {}",
         crate::term::Elixir(&atom(name)),
-        from.pid.inspect(),
+        crate::term::display::local_pid(&from.pid, p.node().name()),
         crate::term::Short(request),
         crate::term::Short(&state)
     );
@@ -841,9 +841,9 @@ async fn run_task(
                     .map_or_else(crate::term::nil, |t| t[2].clone());
                 tracing::error!(
                     "Task {} started from {} terminating\n{}\nFunction: {fun}\n    Args: {}",
-                    me.inspect(),
-                    owner.inspect(),
-                    e.format(),
+                    crate::term::display::local_pid(&me, node.name()),
+                    crate::term::display::local_pid(&owner, node.name()),
+                    e.format_logged(false),
                     crate::term::Short(&args)
                 );
             }

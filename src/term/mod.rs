@@ -460,12 +460,11 @@ pub(crate) fn truncated(term: &Term, max: usize) -> String {
     b.out
 }
 
-/// A copy of `term` if it is small: at most `budget` units, an element or 64 bytes of
-/// a binary each, nested at most 64 deep; `None` (having copied at most that much)
-/// for a larger one. For what is kept only in case it is to be shown (the message a
-/// server was handling when it failed), at a cost bounded whatever a peer sent.
-pub(crate) fn copy_if_small(term: &Term, budget: usize) -> Option<Term> {
-    fn copy(t: &Term, left: &mut usize, depth: usize) -> Option<Term> {
+/// Whether `term` is small: at most `budget` units, an element (a map entry's key and
+/// value each, a fun's captured values) or 64 bytes of a binary each, nested at most 64
+/// deep. The walk stops at the budget, so its cost is bounded whatever a peer sent.
+pub(crate) fn is_small(term: &Term, budget: usize) -> bool {
+    fn walk(t: &Term, left: &mut usize, depth: usize) -> Option<()> {
         let cost = match t {
             Term::Binary(b) => 1 + b.bytes.len() / 64,
             Term::BitBinary(b) => 1 + b.bytes.len() / 64,
@@ -475,32 +474,35 @@ pub(crate) fn copy_if_small(term: &Term, budget: usize) -> Option<Term> {
         if depth > 64 {
             return None;
         }
-        let all = |ts: &[Term], left: &mut usize| -> Option<Vec<Term>> {
-            ts.iter().map(|e| copy(e, left, depth + 1)).collect()
-        };
-        Some(match t {
-            Term::List(l) => Term::List(List {
-                elements: all(&l.elements, left)?,
-            }),
-            Term::Tuple(tu) => Term::Tuple(Tuple {
-                elements: all(&tu.elements, left)?,
-            }),
-            Term::ImproperList(l) => Term::ImproperList(Box::new(ImproperList {
-                elements: all(&l.elements, left)?,
-                last: Box::new(copy(&l.last, left, depth + 1)?),
-            })),
-            Term::Map(m) => {
-                let mut map = std::collections::HashMap::with_capacity(m.map.len());
-                for (k, v) in &m.map {
-                    map.insert(copy(k, left, depth + 1)?, copy(v, left, depth + 1)?);
-                }
-                Term::Map(Box::new(Map { map }))
+        let all =
+            |ts: &[Term], left: &mut usize| ts.iter().try_for_each(|e| walk(e, left, depth + 1));
+        match t {
+            Term::List(l) => all(&l.elements, left),
+            Term::Tuple(tu) => all(&tu.elements, left),
+            Term::ImproperList(l) => {
+                all(&l.elements, left)?;
+                walk(&l.last, left, depth + 1)
             }
-            other => other.clone(),
-        })
+            Term::Map(m) => m.map.iter().try_for_each(|(k, v)| {
+                walk(k, left, depth + 1).and_then(|()| walk(v, left, depth + 1))
+            }),
+            Term::InternalFun(f) => match &**f {
+                InternalFun::Old { free_vars, .. } | InternalFun::New { free_vars, .. } => {
+                    all(free_vars, left)
+                }
+            },
+            _ => Some(()),
+        }
     }
     let mut left = budget;
-    copy(term, &mut left, 0)
+    walk(term, &mut left, 0).is_some()
+}
+
+/// A copy of `term` if it [`is_small`] within `budget`; `None`, having copied nothing,
+/// for a larger one. For what is kept only in case it is to be shown (the message a
+/// server was handling when it failed).
+pub(crate) fn copy_if_small(term: &Term, budget: usize) -> Option<Term> {
+    is_small(term, budget).then(|| term.clone())
 }
 
 /// Shows a term as [`truncated`] does, for `{}` in log lines: `Short(&request)`.

@@ -554,7 +554,7 @@ async fn run<S: GenServer>(
                 pid = %crate::term::display::local_pid(&p.pid(), p.node().name()),
                 "GenServer {} failed to start\n{}",
                 server_name(&p),
-                e.format_stop()
+                e.format_logged(true)
             );
             return Err(Exception::Exit(reason));
         }
@@ -743,7 +743,7 @@ async fn fail<S: GenServer>(
     if remote {
         // Reported to the group leader's node; a BEAM node's default handler drops an
         // event whose group leader is remote, so here at debug level only.
-        tracing::debug!(pid = %shown, "GenServer {name} terminating\n{}", e.format_stop());
+        tracing::debug!(pid = %shown, "GenServer {name} terminating\n{}", e.format_logged(true));
         report_at_group_leader(p, &reason, last, state);
     } else {
         // As Elixir's logger words gen_server's report: the last message, the state,
@@ -770,7 +770,7 @@ async fn fail<S: GenServer>(
         tracing::error!(
             pid = %shown,
             "GenServer {name} terminating\n{}\n{}\nState: {}{client}",
-            e.format_stop(),
+            e.format_logged(true),
             last.line(me),
             crate::term::Short(&state)
         );
