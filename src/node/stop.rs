@@ -48,8 +48,10 @@ impl Node {
     /// harness (an ExUnit `setup` that starts the node through a `Port`, say) that
     /// crashes or is killed then leaves no node running and registered with EPMD, as
     /// a BEAM node started by `:peer` with `connection: :standard_io` stops when that
-    /// connection closes. What comes in on stdin is read and dropped. Call it from
-    /// within the Tokio runtime (in `main` after [`Node::start`], say).
+    /// connection closes. What comes in on stdin is read and dropped, and nothing else
+    /// in the program may read it; a stdin that is `/dev/null` or closed (a program
+    /// started with `&` from a script) stops the node at once. Call it from within the
+    /// Tokio runtime (in `main` after [`Node::start`], say).
     ///
     /// ```no_run
     /// # async fn demo(node: cnode::Node) {
