@@ -236,7 +236,10 @@ impl<'a> Parser<'a> {
             }
             '\'' => {
                 self.pos += 1;
-                Ok(self.text('\'')?.charlist())
+                match self.text('\'')?.charlist() {
+                    Some(chars) => Ok(chars),
+                    None => self.error_at(start, INVALID_UTF8_CHARS),
+                }
             }
             '~' => self.sigil(),
             ':' => {
@@ -814,7 +817,10 @@ impl<'a> Parser<'a> {
                 if spec.size.is_some() || spec.unit.is_some() {
                     return self.error_at(start, "a utf segment takes no size or unit");
                 }
-                for c in s.code_points().filter_map(char::from_u32) {
+                let Some(chars) = s.chars() else {
+                    return self.error_at(start, INVALID_UTF8_CHARS);
+                };
+                for c in chars {
                     out.char(c, kind, spec.little);
                 }
                 return Ok(());
@@ -1103,7 +1109,10 @@ impl<'a> Parser<'a> {
         let modifiers = self.take_while(|c| c.is_ascii_alphabetic());
         match (letter.to_ascii_lowercase(), modifiers) {
             ('s', "") => Ok(binary(text.bytes())),
-            ('c', "") => Ok(text.charlist()),
+            ('c', "") => match text.charlist() {
+                Some(chars) => Ok(chars),
+                None => self.error_at(start, INVALID_UTF8_CHARS),
+            },
             ('w', m @ ("" | "s" | "a" | "c")) => {
                 let text = text.lossy();
                 let word = |w: &str| match m {
@@ -1295,7 +1304,10 @@ impl<'a> Parser<'a> {
 /// The largest bitstring a literal may build: 128 MiB.
 const MAX_BITS: u64 = 128 * 1024 * 1024 * 8;
 
-/// A segment's value before its type is applied.
+/// Elixir refuses characters made of `\x` bytes that are no UTF-8.
+const INVALID_UTF8_CHARS: &str =
+    "characters of \\x bytes that make no UTF-8 (Elixir raises UnicodeConversionError)";
+
 /// One unit of quoted text: a character, or a byte (Elixir's `\xHH`, which is one
 /// byte of a string however it reads as UTF-8).
 #[derive(Debug, Clone, Copy)]
@@ -1335,12 +1347,41 @@ impl Text {
         out
     }
 
+    /// As Erlang has it: each character its code point.
     fn code_points(&self) -> impl Iterator<Item = u32> + '_ {
         self.0.iter().map(|u| u.code_point())
     }
 
-    fn charlist(&self) -> Term {
-        list(self.code_points().map(|c| int(i64::from(c))).collect())
+    /// As Elixir has it: the characters of the text's bytes read as UTF-8 (`'\xc3\xa9'`
+    /// is `[233]`, as `:unicode.characters_to_list/1` makes it); `None` when bytes
+    /// written with `\x` make no UTF-8, which Elixir refuses
+    /// (`UnicodeConversionError`).
+    fn chars(&self) -> Option<Vec<char>> {
+        if !self.0.iter().any(|u| matches!(u, Unit::Byte(_))) {
+            return Some(
+                self.0
+                    .iter()
+                    .filter_map(|u| match u {
+                        Unit::Char(c) => Some(*c),
+                        Unit::Byte(_) => None,
+                    })
+                    .collect(),
+            );
+        }
+        String::from_utf8(self.bytes())
+            .ok()
+            .map(|s| s.chars().collect())
+    }
+
+    /// A charlist, as Elixir reads `'...'` and `~c"..."`.
+    fn charlist(&self) -> Option<Term> {
+        let chars = self.chars()?;
+        Some(list(
+            chars
+                .into_iter()
+                .map(|c| int(i64::from(u32::from(c))))
+                .collect(),
+        ))
     }
 
     /// As text, a byte that makes no UTF-8 replaced.
@@ -1349,6 +1390,7 @@ impl Text {
     }
 }
 
+/// A segment's value before its type is applied.
 enum Segment {
     Text(Text),
     Term(Term),
@@ -1707,19 +1749,34 @@ mod tests {
             parse(r#""\x41\x{1F600}\u00e9\u{e9}""#).unwrap(),
             binary("A😀éé")
         );
-        // `\xHH` is a byte of a string, as Elixir reads it (`"\xc3\xa9"` is "é"),
-        // and a code point of a charlist.
+        // `\xHH` is a byte of a string, as Elixir reads it (`"\xc3\xa9"` is "é");
+        // a charlist and a utf segment are the characters those bytes make as UTF-8,
+        // as Elixir 1.14 and 1.20 read them, and bytes that make none are refused.
         assert_eq!(parse(r#""\xc3\xa9""#).unwrap(), binary("é"));
         assert_eq!(parse(r#""\xff""#).unwrap(), binary([255u8].to_vec()));
         assert_eq!(
-            parse(r#"[~s(a\xffb), <<"\xff", 1>>, '\xff', ~c(\xc3)]"#).unwrap(),
+            parse(r#"[~s(a\xffb), <<"\xff", 1>>, '\xc3\xa9', ~c(a\x{e9}\xc3\xa9)]"#).unwrap(),
             list(vec![
                 binary(b"a\xffb".to_vec()),
                 binary([255u8, 1].to_vec()),
-                list(vec![int(255)]),
-                list(vec![int(0xc3)]),
+                list(vec![int(233)]),
+                list(vec![int(97), int(233), int(233)]),
             ])
         );
+        assert_eq!(
+            parse(r#"{<<"\xc3\xa9"::utf8>>, <<"\xc3\xa9"::utf16>>}"#).unwrap(),
+            tuple(vec![
+                binary([195u8, 169].to_vec()),
+                binary([0u8, 233].to_vec())
+            ])
+        );
+        for refused in [r#"'\xff'"#, r#"~c(\xc3)"#, r#"<<"\xff"::utf8>>"#] {
+            let e = parse(refused).unwrap_err();
+            assert!(
+                e.message.contains("UnicodeConversionError"),
+                "{refused}: {e:?}"
+            );
+        }
         assert!(parse(r#":"\xff""#).is_err() && parse(r#""\xg""#).is_err());
         assert_eq!(
             parse_erlang(r#"{"\^A\^z", <<"\xff">>}"#).unwrap(),
