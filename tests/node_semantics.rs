@@ -690,6 +690,13 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         c.same_ok(operator),
         "{[:total, :processes, :processes_used, :system, :atom, :atom_used, :binary, :code, :ets], true, true, [:ets, :code], true, 1048576, true, true, true, true, true}"
     );
+    // Its schedulers are the threads that run its processes: Moebi's one (`--threads
+    // 1`), as `+S 1` gives a BEAM node one.
+    let schedulers = Cluster::for_node(
+        ":rpc.call(NODE, :erlang, :system_info, [:schedulers_online])",
+        &c.moebi_name,
+    );
+    assert_eq!(c.alex.eval(&schedulers).trim(), "1");
     // The rest of what observer_cli, etop and recon read: the time since the last
     // call, atoms taken no less than used, per-scheduler lists, what is not enabled;
     // a process spawned over rpc known by what it runs, system processes as the

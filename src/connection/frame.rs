@@ -173,7 +173,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         n: usize,
     ) -> Result<usize, FrameError> {
         let n = n.min(READ_CHUNK);
-        super::pages::reserve(dest, n);
+        // `dest` holds a message being put together: it grows within the largest a
+        // message may be.
+        super::pages::reserve_within(dest, n, self.max_frame);
         match self.inner.read_buf(&mut (&mut *dest).limit(n)).await? {
             0 => Err(FrameError::ClosedMidFrame),
             got => Ok(got),

@@ -249,8 +249,9 @@ impl Incoming {
             DIST_FRAG_CONT if self.fragments => {
                 let (seq, frag) = (r.u64()?, r.u64()?);
                 let data = &frame[r.pos..];
+                let max = self.max_message_size;
                 let bytes = self.continued(seq, frag, data.len())?;
-                super::pages::reserve(bytes, data.len());
+                super::pages::reserve_within(bytes, data.len(), max);
                 bytes.extend_from_slice(data);
                 self.fragment_in(seq)
             }

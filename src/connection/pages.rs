@@ -28,6 +28,22 @@ pub(crate) fn reserve(buf: &mut Vec<u8>, additional: usize) {
     }
 }
 
+/// As [`reserve`], for a buffer that may hold at most `limit` bytes (a message being
+/// put together, under the maximum message size): it grows by doubling, as a `Vec`
+/// does, but never past `limit`, so that memory stays within the limit a node is given
+/// (a 16 MiB buffer doubled to 32 MiB for a message capped at 20 MB went past it).
+pub(crate) fn reserve_within(buf: &mut Vec<u8>, additional: usize, limit: usize) {
+    let needed = buf.len().saturating_add(additional);
+    if needed > buf.capacity() {
+        let grown = buf
+            .capacity()
+            .saturating_mul(2)
+            .clamp(needed, limit.max(needed));
+        buf.reserve_exact(grown - buf.len());
+    }
+    reserve(buf, additional);
+}
+
 /// Takes the pages of `buf`'s spare capacity from the next mebibyte boundary at or after
 /// its length up to the one at or after `len + additional` (clipped to the capacity),
 /// when the write of `additional` bytes crosses or starts at such a boundary. Returns
@@ -109,5 +125,29 @@ mod tests {
         reserve(&mut buf, 100);
         assert!(buf.capacity() >= 110);
         assert_eq!(buf, [7; 10]);
+    }
+}
+
+#[cfg(test)]
+mod within_tests {
+    use super::reserve_within;
+
+    #[test]
+    fn a_buffer_grows_by_doubling_but_not_past_its_limit() {
+        const MIB: usize = 1 << 20;
+        let mut buf = vec![1u8; 16 * MIB];
+        buf.shrink_to_fit();
+        // Doubling would make 32 MiB: the limit, 20 MB, holds it back.
+        reserve_within(&mut buf, MIB, 20_000_000);
+        assert!(buf.capacity() >= 17 * MIB && buf.capacity() <= 20_000_000);
+        // Below the limit it doubles, as a Vec does.
+        let mut small = vec![1u8; MIB];
+        small.shrink_to_fit();
+        reserve_within(&mut small, 1, 20_000_000);
+        assert!(small.capacity() >= 2 * MIB);
+        // What is needed is always made room for.
+        let mut over = vec![1u8; MIB];
+        reserve_within(&mut over, 2 * MIB, MIB);
+        assert!(over.capacity() >= 3 * MIB);
     }
 }

@@ -140,11 +140,14 @@ fn system_info(node: &Node, key: &Term) -> Option<Term> {
         "port_limit" => int(65536),
         "ets_count" => int(0),
         "ets_limit" => int(8192),
-        "schedulers"
-        | "schedulers_online"
-        | "logical_processors"
-        | "logical_processors_available"
-        | "logical_processors_online" => int(cores),
+        // The threads that run the node's processes: the runtime's workers (1 on a
+        // current-thread runtime, Moebi's `--threads 1`), as `+S` sets a BEAM's.
+        "schedulers" | "schedulers_online" => {
+            int(tokio::runtime::Handle::current().metrics().num_workers() as i64)
+        }
+        "logical_processors" | "logical_processors_available" | "logical_processors_online" => {
+            int(cores)
+        }
         "dirty_cpu_schedulers" | "dirty_cpu_schedulers_online" | "dirty_io_schedulers" => int(0),
         "wordsize" => int(8),
         "thread_pool_size" => int(0),
