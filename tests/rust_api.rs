@@ -2748,7 +2748,7 @@ async fn a_crashed_servers_log_names_its_last_message_state_and_caller() {
         .nth(1)
         .unwrap_or_default();
     assert!(
-        large.contains("): (not kept: over 4096 elements)\nState: 7"),
+        large.contains("): (not kept: over 64 elements)\nState: 7"),
         "{after}"
     );
     // Its reason, which holds the 10,000 elements, is printed cut after 8 KiB, as

@@ -474,8 +474,13 @@ pub(crate) fn is_small(term: &Term, budget: usize) -> bool {
         if depth > 64 {
             return None;
         }
-        let all =
-            |ts: &[Term], left: &mut usize| ts.iter().try_for_each(|e| walk(e, left, depth + 1));
+        // A container of more elements than are left is refused before it is walked.
+        let all = |ts: &[Term], left: &mut usize| {
+            if ts.len() > *left {
+                return None;
+            }
+            ts.iter().try_for_each(|e| walk(e, left, depth + 1))
+        };
         match t {
             Term::List(l) => all(&l.elements, left),
             Term::Tuple(tu) => all(&tu.elements, left),
@@ -483,6 +488,7 @@ pub(crate) fn is_small(term: &Term, budget: usize) -> bool {
                 all(&l.elements, left)?;
                 walk(&l.last, left, depth + 1)
             }
+            Term::Map(m) if m.map.len().saturating_mul(2) > *left => None,
             Term::Map(m) => m.map.iter().try_for_each(|(k, v)| {
                 walk(k, left, depth + 1).and_then(|()| walk(v, left, depth + 1))
             }),
