@@ -759,11 +759,7 @@ impl Scope {
         let mut view = self.view.write().unwrap_or_else(|e| e.into_inner());
         let changes = subscribed.then(|| {
             let before = view.get(group).map_or(&[][..], |(all, _)| all.as_slice());
-            let mut joined = all.clone();
-            subtract(&mut joined, before);
-            let mut left = before.to_vec();
-            subtract(&mut left, &all);
-            (left, joined)
+            changes(before, &all)
         });
         if all.is_empty() {
             view.remove(group);
@@ -819,6 +815,27 @@ fn pid_list(t: &Term) -> Vec<Pid> {
     }
 }
 
+/// Who left and who joined between two views of a group (`before -- now` and `now --
+/// before`). A join or leave changes a few members of the view and leaves the rest in
+/// place: what both views begin and end with alike is set aside first, with plain
+/// comparisons, and only what differs is counted.
+fn changes(before: &[Pid], now: &[Pid]) -> (Vec<Pid>, Vec<Pid>) {
+    let head = before.iter().zip(now).take_while(|(a, b)| a == b).count();
+    let (before, now) = (&before[head..], &now[head..]);
+    let tail = before
+        .iter()
+        .rev()
+        .zip(now.iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let (before, now) = (&before[..before.len() - tail], &now[..now.len() - tail]);
+    let mut left = before.to_vec();
+    subtract(&mut left, now);
+    let mut joined = now.to_vec();
+    subtract(&mut joined, before);
+    (left, joined)
+}
+
 /// `Members -- Gone`: one occurrence of each (the first), in time linear in both: a
 /// group's view is compared with the one before at every join and leave, and a group
 /// may have thousands of members.
@@ -866,5 +883,27 @@ mod tests {
         let mut joined = all.clone();
         subtract(&mut joined, &all[..49_999]);
         assert_eq!(joined, vec![p(49_999)]);
+    }
+
+    #[test]
+    fn changes_between_views_are_the_two_differences() {
+        let p = |n| Pid::new("a@localhost", n, 0, 0);
+        let view = |ns: &[u32]| ns.iter().map(|&n| p(n)).collect::<Vec<_>>();
+        // A join at the front, in the middle, at the end; a leave; both at once; a
+        // member twice; from and to nothing.
+        for (before, now, left, joined) in [
+            (&[1, 2, 3][..], &[9, 1, 2, 3][..], &[][..], &[9][..]),
+            (&[1, 2, 3], &[1, 9, 2, 3], &[], &[9]),
+            (&[1, 2, 3], &[1, 2, 3, 9], &[], &[9]),
+            (&[1, 2, 3], &[1, 3], &[2], &[]),
+            (&[1, 2, 3], &[1, 9, 3], &[2], &[9]),
+            (&[1, 2, 2, 3], &[1, 2, 3], &[2], &[]),
+            (&[1, 2], &[2, 1, 1], &[], &[1]),
+            (&[], &[1, 2], &[], &[1, 2]),
+            (&[1, 2], &[], &[1, 2], &[]),
+        ] {
+            let (l, j) = changes(&view(before), &view(now));
+            assert_eq!((l, j), (view(left), view(joined)), "{before:?} -> {now:?}");
+        }
     }
 }
