@@ -1508,12 +1508,14 @@ fn system_processes_answer_sys_requests() {
     // `unknown_debug` for one sys does not know.
     let debug = "s = {:echo, NODE}
         {:sys.statistics(s, :get), :sys.log(s, :get), :sys.trace(s, false), :sys.statistics(s, false),
-         :sys.log(s, {true, 5}), :sys.log(s, false), :sys.statistics(s, :maybe),
-         :sys.log(s, {true, 0}), :sys.trace(s, :yes)}";
+         :sys.log(s, {true, 5}), :sys.log(s, {true, 100_000_000_000_000_000_000}), :sys.log(s, false),
+         :sys.statistics(s, :maybe),
+         :sys.log(s, {true, 0}), :sys.trace(s, :yes),
+         :sys.log_to_file(s, ~c(/nonexistent/cnode-sys.log)), :sys.log_to_file(s, false)}";
     assert_eq!(
         c.same_ok(debug),
-        "{{:ok, :no_statistics}, {:ok, []}, :ok, :ok, :ok, :ok, :unknown_debug, :unknown_debug, \
-         :unknown_debug}"
+        "{{:ok, :no_statistics}, {:ok, []}, :ok, :ok, :ok, :ok, :ok, :unknown_debug, :unknown_debug, \
+         :unknown_debug, {:error, :open_file}, :ok}"
     );
     let moebi = Cluster::for_node(
         "s = :sys.get_state({:net_kernel, NODE})

@@ -104,7 +104,7 @@ pub(crate) fn handle(
 /// sys:log/2, sys:statistics/2 and the other debug options but `trace`: none is
 /// kept. A valid one is answered `ok`, and a `get` what `sys` gives when it was never
 /// turned on (`{ok, no_statistics}`, `{ok, []}`); one `sys:debug_cmd/2` does not know
-/// is `unknown_debug`, as there.
+/// is `unknown_debug`, as there. `log_to_file` opens nothing: `{error, open_file}`.
 fn debug_option(what: &Term) -> Term {
     let Some([kind, arg]) = what.as_tuple_n(2) else {
         return atom("unknown_debug");
@@ -122,7 +122,18 @@ fn debug_option(what: &Term) -> Term {
         "log" => {
             flag || arg.is_atom("print")
                 || matches!(arg.as_tuple_n(2), Some([t, n]) if t.is_atom("true")
-                    && matches!(n, Term::FixInteger(n) if n.value >= 1))
+                && match n {
+                    Term::FixInteger(n) => n.value >= 1,
+                    // sys takes any integer from 1 up, a bignum as well.
+                    Term::BigInteger(n) => n.value.sign() == num_bigint::Sign::Plus,
+                    _ => false,
+                })
+        }
+        // sys opens the file and answers `{error, open_file}` when it cannot. This node
+        // opens no file a peer names (that would let any peer create or truncate files
+        // on its host), so it answers as for a file it cannot open.
+        "log_to_file" if !arg.is_atom("false") => {
+            return tuple(vec![atom("error"), atom("open_file")])
         }
         "log_to_file" | "remove" => true,
         "install" => matches!(arg, Term::Tuple(t) if matches!(t.elements.len(), 2 | 3)),
