@@ -1858,6 +1858,7 @@ async fn servers_are_called_through_rpc_as_on_a_beam_node() {
         ":erpc.call(node, GenServer, :call, [:echo, :hi])",
         ":erpc.call(node, GenServer, :call, [:nobody, :hi])",
         ":erpc.call(node, :gen_server, :call, [:nobody, :hi, 100])",
+        ":erpc.call(node, :gen_server, :call, [:nobody, :hi])",
         ":erpc.call(node, GenServer, :call, [{:global, :nobody}, :hi, :infinity])",
         ":erpc.call(node, GenServer, :call, [{:via, :global, :nobody}, :hi])",
         ":erpc.call(node, GenServer, :call, [42, :hi])",

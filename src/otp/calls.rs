@@ -28,11 +28,12 @@ pub(crate) fn register(node: &Node) {
         node.register_function(module, "call", arity, move |mut p, args| async move {
             let timeout = timeout_arg(args.get(2), module, "call", &args)?;
             let failed = |reason: Term| {
-                let call = vec![
-                    args[0].clone(),
-                    args[1].clone(),
-                    crate::term::timeout(timeout),
-                ];
+                let mut call = vec![args[0].clone(), args[1].clone()];
+                // gen_server:call/2 exits with its own two arguments; GenServer.call/2
+                // with the default timeout added.
+                if args.len() == 3 || module == "Elixir.GenServer" {
+                    call.push(crate::term::timeout(timeout));
+                }
                 exited(reason, module, "call", call)
             };
             let Some(to) = server(&p, &args[0], module, "call", &args)? else {
