@@ -749,6 +749,8 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         c.same_ok(
             "{:rpc.call(NODE, :io, :format, [~c\"io:format from rpc ~p~n\", [1]]),
               :rpc.call(NODE, :io, :format, [~c\"io:format w ~w ~w tp ~tp~n\", [\"ab\", ~c\"ab\", \"\\u03b1\"]]),
+              :rpc.call(NODE, :io, :format, [~c\"long ~p~n\", [Enum.to_list(1..40)]]),
+              :rpc.call(NODE, :io, :format, [~c\"depth ~P ~lp~n\", [Enum.to_list(1..20), 5, [~c\"abc\"]]]),
               :rpc.call(NODE, :io, :put_chars, [\"put_chars from rpc\\n\"]),
               match?({:badrpc, {:EXIT, {:badarg, _}}}, :rpc.call(NODE, :io, :format, [~c\"~p ~p~n\", [1]])),
               :rpc.call(NODE, IO, :puts, [[\"IO.puts from \", ~c\"rpc\"]]),
@@ -758,7 +760,7 @@ fn rpc_and_erpc_as_on_a_beam_node() {
               :rpc.call(NODE, IO, :puts, [:stderr, \"IO.puts to stderr from rpc\"]),
               :rpc.call(NODE, IO, :inspect, [%{a: [1, \"x\"]}, [label: \"inspected\"]])}"
         ),
-        "{:ok, :ok, :ok, true, :ok, :ok, :ok, :ok, :ok, %{a: [1, \"x\"]}}"
+        "{:ok, :ok, :ok, :ok, :ok, true, :ok, :ok, :ok, :ok, :ok, %{a: [1, \"x\"]}}"
     );
     // proc_lib:spawn_link/4 with a node, the OTP way to spawn there: it runs the
     // function, with the caller's group leader, and exits normal.
@@ -776,6 +778,10 @@ fn rpc_and_erpc_as_on_a_beam_node() {
         "hi from erpc cast\n",
         "io:format from rpc 1\n",
         "io:format w <<97,98>> [97,98] tp <<206,177>>\n",
+        // Formatted where the group leader is, as a BEAM caller's text is: `~p` broken
+        // at 80 columns, `~P` cut at its depth, `~lp` with no strings.
+        "long [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,\n      28,29,30,31,32,33,34,35,36,37,38,39,40]\n",
+        "depth [1,2,3,4|...] [[97,98,99]]\n",
         "put_chars from rpc\n",
         "IO.puts from rpc\n",
         "io_write_from_rpc\n",

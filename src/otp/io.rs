@@ -477,6 +477,25 @@ async fn print_formatted(
     args: &Term,
     called_with: Vec<Term>,
 ) -> Result<Term, Exception> {
+    // To an I/O server of another node, the request goes as io:format sends it, and
+    // that node formats it: the text is what its io_lib makes (`~p` broken over lines at
+    // 80 columns, `~P` cut at its depth), and a format it cannot apply is its `{error,
+    // _}`, which raises `badarg` as io's `o_request` raises it.
+    if let Device::Server(server) = device {
+        if server.node != *p.node().name() {
+            let request = tuple(vec![
+                atom("put_chars"),
+                atom("unicode"),
+                atom("io_lib"),
+                atom("format"),
+                list(vec![fmt.clone(), args.clone()]),
+            ]);
+            return match p.io_request_to(server, request).await? {
+                reply if reply.is_atom("ok") => Ok(reply),
+                _ => Err(io_badarg(name, called_with)),
+            };
+        }
+    }
     let text = chardata_to_string(fmt)
         .zip(args.as_list())
         .and_then(|(fmt, args)| format_erlang(&fmt, args))
@@ -865,6 +884,21 @@ impl Process {
             write_stdout(text);
             return Ok(());
         }
+        let request = tuple(vec![atom("put_chars"), atom("unicode"), binary(text)]);
+        match self.io_request_to(gl, request).await? {
+            reply if reply.is_atom("ok") => Ok(()),
+            reply => Err(Exception::bare(reply)),
+        }
+    }
+
+    /// `io:request(Server, Request)`: the I/O server's reply. A server that is gone
+    /// raises `terminated`, as io's functions do; one that has not answered in a minute
+    /// `timeout`.
+    pub(crate) async fn io_request_to(
+        &mut self,
+        gl: Pid,
+        request: Term,
+    ) -> Result<Term, Exception> {
         let reply_as = self.monitor(gl);
         let reply_term = Term::Reference(Box::new(reply_as.clone()));
         self.send(
@@ -873,7 +907,7 @@ impl Process {
                 atom("io_request"),
                 Term::Pid(self.pid()),
                 reply_term.clone(),
-                tuple(vec![atom("put_chars"), atom("unicode"), binary(text)]),
+                request,
             ]),
         );
         let reply = self
@@ -886,12 +920,12 @@ impl Process {
             .await;
         self.demonitor(&reply_as, true);
         match reply {
-            Some(m) if m.as_tuple_n(3).is_some_and(|e| e[2].is_atom("ok")) => Ok(()),
-            Some(m) if m.as_tuple_n(3).is_some() => {
-                Err(Exception::bare(m.as_tuple().unwrap()[2].clone()))
-            }
-            // io:request/2 with a dead group leader: {error, terminated}.
-            Some(_) => Err(Exception::bare(atom("terminated"))),
+            Some(m) => match m.as_tuple_n(3) {
+                Some([_, _, reply]) => Ok(reply.clone()),
+                // io:request/2 with a dead group leader is {error, terminated}, which
+                // io's functions raise as `terminated`.
+                _ => Err(Exception::bare(atom("terminated"))),
+            },
             None => Err(Exception::bare(atom("timeout"))),
         }
     }
