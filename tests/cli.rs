@@ -543,6 +543,18 @@ fn exit_statuses_a_script_can_use() {
         "{e}"
     );
     assert!(e.contains("  [1, 2\n       ^"), "{e}");
+    // A long line is shown only around the place, not written out again whole.
+    let long = format!("[{}2 x]", "1, ".repeat(10_000));
+    let e = fails(
+        &epmd,
+        &["--cookie", COOKIE, "call", a, "Enum.sum", &long],
+        2,
+    );
+    assert!(e.len() < 1_000, "{} bytes: {}", e.len(), &e[..1_000]);
+    assert!(e.contains("\n  ...") && e.contains(" 1, 1, 2 x]\n"), "{e}");
+    let caret = e.lines().last().unwrap_or("");
+    let shown = e.lines().rev().nth(1).unwrap_or("");
+    assert_eq!(shown.find("x]"), caret.find('^'), "{e}");
     // With --json, a usage error the command line's parser finds is an object too.
     let e = fails(&epmd, &["--cookie", COOKIE, "--json", "call", a], 2);
     assert!(

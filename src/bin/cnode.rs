@@ -684,12 +684,27 @@ fn node_name(text: &str, what: &str) -> Result<(), Failure> {
     }
 }
 
+/// The error, and the line it is on with a caret under the place: up to
+/// `MALFORMED_CONTEXT` characters each side of it, so that a long line (a term of
+/// megabytes on one line) is not written out again whole.
 fn malformed(what: &str, text: &str, e: &ParseError) -> String {
+    const MALFORMED_CONTEXT: usize = 60;
     let line = text.lines().nth(e.line - 1).unwrap_or("");
+    let column = e.column - 1;
+    let start = column.saturating_sub(MALFORMED_CONTEXT);
+    let mut shown = String::new();
+    if start > 0 {
+        shown.push_str("...");
+    }
+    let mut rest = line.chars().skip(start);
+    shown.extend(rest.by_ref().take(2 * MALFORMED_CONTEXT));
+    if rest.next().is_some() {
+        shown.push_str("...");
+    }
+    let caret = column - start + if start > 0 { 3 } else { 0 };
     format!(
-        "cnode: {what} is not a term: {}\n  {line}\n  {}^",
-        e,
-        " ".repeat(e.column - 1)
+        "cnode: {what} is not a term: {e}\n  {shown}\n  {}^",
+        " ".repeat(caret)
     )
 }
 
