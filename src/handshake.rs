@@ -80,6 +80,16 @@ pub enum HandshakeError {
     /// The peer sent something that is not the expected handshake message.
     #[error("unexpected handshake message: {0}")]
     Protocol(String),
+    /// The node that answered under the name asked for calls itself by another: a
+    /// host that names the same machine another way (`alex@vm` for a node started as
+    /// `alex@localhost`). A BEAM node's `net_adm:ping/1` gives `pang` at once.
+    #[error("connected to {wanted} but it calls itself {name}")]
+    OtherName {
+        /// The name connected to.
+        wanted: String,
+        /// The name it gave.
+        name: String,
+    },
     /// The peer lacks flags OTP 25 requires.
     #[error("node {peer} cannot handle {missing}")]
     MissingFlags {
@@ -298,9 +308,10 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     let peer_creation = f.u32()?;
     let name = f.name()?;
     if name != peer_name {
-        return Err(HandshakeError::Protocol(format!(
-            "connected to {peer_name} but it calls itself {name}"
-        )));
+        return Err(HandshakeError::OtherName {
+            wanted: peer_name.to_string(),
+            name: name.to_string(),
+        });
     }
     check_mandatory(&name, peer_flags)?;
 

@@ -439,7 +439,9 @@ async fn wait(
             }
             Ok(Err(e)) => {
                 let failure = connect_failure(target, &e);
-                if failure.code == EXIT_COOKIE {
+                // A refused cookie, or a node that is up under another name: waiting
+                // changes neither.
+                if failure.code == EXIT_COOKIE || matches!(e, HandshakeError::OtherName { .. }) {
                     return Err(failure);
                 }
                 last = failure.message.trim_start_matches("cnode: ").to_owned();
