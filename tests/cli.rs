@@ -543,6 +543,54 @@ fn exit_statuses_a_script_can_use() {
         "{e}"
     );
     assert!(e.contains("  [1, 2\n       ^"), "{e}");
+    // A pid its node's release cannot make is refused before it is sent (on the wire,
+    // an OTP 25 node takes it for a corrupted term and drops the connection); a node of
+    // a release whose pids are wider takes it.
+    let release = ok(
+        &epmd,
+        &["--cookie", COOKIE, "eval", a, "System.otp_release()"],
+    );
+    let wide = [
+        "--cookie",
+        COOKIE,
+        "call",
+        a,
+        "Process.alive?",
+        "#PID<0.32768.0>",
+    ];
+    if release == "\"25\"" {
+        let e = fails(&epmd, &wide, 2);
+        assert!(
+            e.contains("<0.32768.0> is no pid of ") && e.contains("up to 32767"),
+            "{e}"
+        );
+    } else {
+        assert_eq!(ok(&epmd, &wide), "false");
+    }
+    assert_eq!(
+        ok(
+            &epmd,
+            &[
+                "--cookie",
+                COOKIE,
+                "call",
+                a,
+                "Process.alive?",
+                "#PID<0.32767.8191>"
+            ]
+        ),
+        "false"
+    );
+    // A result nested deeper than a node's default limit (iodata appended in a loop),
+    // as a BEAM caller takes it.
+    let deep = "Enum.reduce(1..20_000, [], fn x, acc -> [acc, x] end)";
+    let shown = ok(&epmd, &["--cookie", COOKIE, "eval", a, deep]);
+    assert!(shown.starts_with("[[[[") && shown.ends_with("19999], 20000]"));
+    let shown = ok(&epmd, &["--cookie", COOKIE, "--json", "eval", a, deep]);
+    assert!(shown.ends_with("19999],20000]"));
+    // A ping from a name EPMD has already: pang, as for any ping that fails.
+    let run = cnode(&epmd, &["--cookie", COOKIE, "--sname", a, "ping", a]);
+    assert_eq!((run.code, run.stdout.trim()), (3, "pang"), "{}", run.stderr);
     // A long line is shown only around the place, not written out again whole.
     let long = format!("[{}2 x]", "1, ".repeat(10_000));
     let e = fails(

@@ -25,6 +25,9 @@ use std::time::Duration;
 
 const EXIT_RAISED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+/// How deeply a result may nest: far beyond a node's default of 4,096, as a BEAM caller
+/// takes any depth (iodata built by appending in a loop nests a level per append).
+const MAX_TERM_DEPTH: usize = 100_000;
 const EXIT_UNREACHABLE: u8 = 3;
 const EXIT_COOKIE: u8 = 4;
 const EXIT_TIMEOUT: u8 = 5;
@@ -208,13 +211,29 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    match runtime.block_on(run(&cli)) {
+    let json = cli.json;
+    // The command runs on a thread with the stack a result as deep as MAX_TERM_DEPTH
+    // takes (dropping a term nests as deep as it does).
+    let command = std::thread::Builder::new()
+        .name("cnode".into())
+        .stack_size(MAX_TERM_DEPTH * 512 + (2 << 20))
+        .spawn(move || runtime.block_on(run(&cli)));
+    let outcome = match command.map(|thread| thread.join()) {
+        Ok(Ok(outcome)) => outcome,
+        // A panic, already reported by the panic hook: the status Rust gives one.
+        Ok(Err(_)) => return ExitCode::from(101),
+        Err(e) => {
+            eprintln!("cnode: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match outcome {
         Ok(text) if text.is_empty() => ExitCode::SUCCESS,
         Ok(text) => out(&text).unwrap_or(ExitCode::SUCCESS),
         Err(f) => {
             use std::io::Write as _;
             // With --json, every failure is an object (an exception's says its class).
-            let message = if cli.json && !f.message.starts_with('{') {
+            let message = if json && !f.message.starts_with('{') {
                 let kind = match f.code {
                     EXIT_USAGE => "usage",
                     EXIT_UNREACHABLE => "unreachable",
@@ -290,7 +309,7 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
     if !(cli.timeout > 0.0 && cli.timeout < 1e9) {
         return Err(fail(
             EXIT_USAGE,
-            "cnode: --timeout takes a number of seconds above 0",
+            "cnode: --timeout takes a number of seconds above 0 and below 1e9 (31 years)",
         ));
     }
     let timeout = Duration::from_secs_f64(cli.timeout);
@@ -336,7 +355,16 @@ async fn run(cli: &Cli) -> Result<String, Failure> {
     let target = plan.node();
     node_name(target, "the node")?;
     let _ = TARGET.set(Atom::from(target));
-    let node = start(cli, target).await?;
+    let node = match start(cli, target).await {
+        Ok(node) => node,
+        Err(f) => {
+            // No node to ping from (its --sname is taken): the ping fails as well.
+            if matches!(plan, Plan::Ping(_)) && f.code == EXIT_UNREACHABLE {
+                out(if cli.json { "\"pang\"" } else { "pang" });
+            }
+            return Err(f);
+        }
+    };
     match tokio::time::timeout(timeout, node.try_connect(target)).await {
         Err(_) => {
             if let Plan::Ping(_) = plan {
@@ -477,6 +505,28 @@ fn has_local_pid(t: &Term) -> bool {
     }
 }
 
+/// Each pid read from text whose number or serial is beyond OTP 25's (15 and 13 bits),
+/// with its node: `<0.N.S>`, as `list_to_pid/1` takes it there.
+fn wide_pids(t: &Term, target: &str, out: &mut Vec<(String, String)>) {
+    match t {
+        Term::Pid(p) if p.id > 0x7fff || p.serial > 0x1fff => {
+            if let Some(n) = text_pid_node(p, target) {
+                let text = format!("<0.{}.{}>", p.id, p.serial);
+                if !out.iter().any(|(m, t)| m == n && *t == text) {
+                    out.push((n.to_owned(), text));
+                }
+            }
+        }
+        Term::List(l) => l.elements.iter().for_each(|e| wide_pids(e, target, out)),
+        Term::Tuple(t) => t.elements.iter().for_each(|e| wide_pids(e, target, out)),
+        Term::Map(m) => m.map.iter().for_each(|(k, v)| {
+            wide_pids(k, target, out);
+            wide_pids(v, target, out);
+        }),
+        _ => {}
+    }
+}
+
 /// The arguments with each pid read from text put on its node's present incarnation
 /// (which a pid of it tells: its `self()`): `#PID<0.107.0>` on `target`,
 /// `#PID<bob@localhost.85.0>` on bob.
@@ -526,6 +576,33 @@ async fn own_pids(
             Err(e) => return Err(rpc_failure(cli, e)),
         };
         creations.insert(n, creation);
+    }
+    // A pid's number and serial of more than 15 and 13 bits: a node of OTP 25 refuses it
+    // (`list_to_pid/1` raises `badarg`) and takes one on the wire for a corrupted term,
+    // dropping the connection. Newer releases make such pids. The node says which it is.
+    let mut wide = Vec::new();
+    args.iter().for_each(|a| wide_pids(a, target, &mut wide));
+    for (n, text) in wide {
+        let text_term = cnode::term::charlist(&text);
+        match node
+            .erpc_call(&n, "erlang", "list_to_pid", vec![text_term], timeout)
+            .await
+        {
+            Err(RpcError::Exception(Exception::Error { reason, .. }))
+                if reason.is_atom("badarg") =>
+            {
+                return Err(fail(
+                    EXIT_USAGE,
+                    format!(
+                        "cnode: {text} is no pid of {n}: its release takes pid numbers up to \
+                         32767 and serials up to 8191"
+                    ),
+                ))
+            }
+            // A node without list_to_pid/1 (a Rust node) or one that takes it.
+            Ok(_) | Err(RpcError::Exception(_)) => {}
+            Err(e) => return Err(rpc_failure(cli, e)),
+        }
     }
     fn on(t: Term, target: &str, creations: &std::collections::HashMap<String, u32>) -> Term {
         match t {
@@ -827,6 +904,7 @@ async fn start(cli: &Cli, target: &str) -> Result<Node, Failure> {
         config.long_names = true;
     }
     config.hidden = true;
+    config.max_term_depth = MAX_TERM_DEPTH;
     // A name of our own making is unique: no need to claim it with EPMD, nor to listen
     // (as `erl_call`). A name the user gave is registered, so that EPMD refuses it
     // while a node of that name is up.
@@ -1254,7 +1332,13 @@ fn json(t: &Term) -> String {
     out
 }
 
+/// Each level on a fresh stack segment when the thread's runs low, as the crate walks
+/// terms (a result nests as deep as `MAX_TERM_DEPTH`).
 fn json_into(out: &mut String, t: &Term) {
+    stacker::maybe_grow(128 * 1024, 2 << 20, || json_level(out, t));
+}
+
+fn json_level(out: &mut String, t: &Term) {
     match t {
         Term::Atom(a) => match a.name() {
             "true" | "false" => out.push_str(a.name()),
