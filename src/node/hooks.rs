@@ -23,6 +23,9 @@ pub(crate) struct Hooks {
     /// A peer asks to spawn a process here (`SPAWN_REQUEST`); the answer goes back on
     /// `conn`.
     pub spawn_request: fn(&Node, &Arc<ConnHandle>, SpawnRequest),
+    /// The process holding a `global` name now (`{:global, Name}` as a destination,
+    /// [`Dest::Global`](crate::Dest)), as `global:whereis_name/1` finds it.
+    pub global_name: fn(&Node, &Term) -> Option<Pid>,
     /// The node begins to stop: the layers above stop what they run as applications,
     /// while the connections are still up; the node waits for the future.
     pub stopping: fn(&Node) -> futures::future::BoxFuture<'static, ()>,

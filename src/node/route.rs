@@ -64,7 +64,7 @@ impl Node {
     /// as `global:send/2` and `gen:call` find it); `None` when nobody holds it.
     pub(crate) fn resolved(&self, to: Dest) -> Option<Dest> {
         match to {
-            Dest::Global(name) => self.whereis_global(&name).map(Dest::Pid),
+            Dest::Global(name) => (self.hooks().global_name)(self, &name).map(Dest::Pid),
             to => Some(to),
         }
     }

@@ -33,6 +33,7 @@ const HOOKS: Hooks = Hooks {
     node_up,
     node_down,
     spawn_request: spawn::handle_request,
+    global_name: Node::whereis_global,
     stopping: applications::stop,
 };
 
