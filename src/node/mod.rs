@@ -373,45 +373,9 @@ impl Node {
         }
     }
 
-    /// [`serve_forever`](Self::serve_forever), and the end of the program when
-    /// `top` (a top supervisor) ends: it gave up, and the node stops with status 1, as a
-    /// BEAM node stops when its permanent application's top supervisor does (logged:
-    /// `application's top supervisor #PID<...> exited: shutdown`).
-    ///
-    /// ```no_run
-    /// # async fn demo(node: cnode::Node, children: Vec<cnode::supervisor::ChildSpec>) -> Result<(), Box<dyn std::error::Error>> {
-    /// use cnode::supervisor::{self, Strategy};
-    /// let sup = supervisor::start(&node, Some("my_sup"), Strategy::OneForOne, children).await?;
-    /// std::process::exit(node.serve_while(sup).await)
-    /// # }
-    /// ```
-    pub async fn serve_while(&self, top: crate::term::Pid) -> i32 {
+    /// Has [`serve_while`](Self::serve_while) watch `top`.
+    pub(crate) fn serve_while_watches(&self, top: Pid) {
         crate::sync::lock(&self.0.served_while).insert(top);
-        let gone = self.run_process(move |mut p| async move {
-            p.monitor(top);
-            p.receive().await
-        });
-        tokio::select! {
-            status = self.serve_forever() => status,
-            down = gone => {
-                // A DOWN, or the node stopping (which ended the watcher): then
-                // `stop_with` gives the status of that stop. A stop under way ends
-                // the supervisor with `shutdown`: that is no failure.
-                if self.stop_begun() {
-                    return self.stopped().await;
-                }
-                if let Ok(down) = down {
-                    let reason = crate::term::Match::as_tuple(&down).and_then(|d| d.last().cloned());
-                    if let Some(reason) = reason {
-                        tracing::error!(
-                            node = %self.0.name.name(),
-                            "application's top supervisor {top} exited: {reason}"
-                        );
-                    }
-                }
-                self.stop_with(1).await
-            }
-        }
     }
 
     /// Whether [`serve_while`](Self::serve_while) watches `top`: its end then stops the
