@@ -490,41 +490,42 @@ fn text_pid_node<'a>(p: &'a Pid, target: &'a str) -> Option<&'a str> {
     }
 }
 
+/// Calls `f` with each pid in `t`'s lists, tuples and maps.
+fn each_pid(t: &Term, f: &mut impl FnMut(&Pid)) {
+    match t {
+        Term::Pid(p) => f(p),
+        Term::List(l) => l.elements.iter().for_each(|e| each_pid(e, f)),
+        Term::Tuple(t) => t.elements.iter().for_each(|e| each_pid(e, f)),
+        Term::Map(m) => m.map.iter().for_each(|(k, v)| {
+            each_pid(k, f);
+            each_pid(v, f);
+        }),
+        _ => {}
+    }
+}
+
 /// Whether `t` holds a pid read from text: as its node prints it (`#PID<0.107.0>`), or
 /// with its node named and no incarnation (`#PID<bob@localhost.85.0>`, creation 0).
 fn has_local_pid(t: &Term) -> bool {
-    match t {
-        Term::Pid(p) => text_pid_node(p, "").is_some(),
-        Term::List(l) => l.elements.iter().any(has_local_pid),
-        Term::Tuple(t) => t.elements.iter().any(has_local_pid),
-        Term::Map(m) => m
-            .map
-            .iter()
-            .any(|(k, v)| has_local_pid(k) || has_local_pid(v)),
-        _ => false,
-    }
+    let mut found = false;
+    each_pid(t, &mut |p| found |= text_pid_node(p, "").is_some());
+    found
 }
 
 /// Each pid read from text whose number or serial is beyond OTP 25's (15 and 13 bits),
 /// with its node: `<0.N.S>`, as `list_to_pid/1` takes it there.
 fn wide_pids(t: &Term, target: &str, out: &mut Vec<(String, String)>) {
-    match t {
-        Term::Pid(p) if p.id > 0x7fff || p.serial > 0x1fff => {
-            if let Some(n) = text_pid_node(p, target) {
-                let text = format!("<0.{}.{}>", p.id, p.serial);
-                if !out.iter().any(|(m, t)| m == n && *t == text) {
-                    out.push((n.to_owned(), text));
-                }
+    each_pid(t, &mut |p| {
+        if p.id <= 0x7fff && p.serial <= 0x1fff {
+            return;
+        }
+        if let Some(n) = text_pid_node(p, target) {
+            let text = format!("<0.{}.{}>", p.id, p.serial);
+            if !out.iter().any(|(m, t)| m == n && *t == text) {
+                out.push((n.to_owned(), text));
             }
         }
-        Term::List(l) => l.elements.iter().for_each(|e| wide_pids(e, target, out)),
-        Term::Tuple(t) => t.elements.iter().for_each(|e| wide_pids(e, target, out)),
-        Term::Map(m) => m.map.iter().for_each(|(k, v)| {
-            wide_pids(k, target, out);
-            wide_pids(v, target, out);
-        }),
-        _ => {}
-    }
+    });
 }
 
 /// The arguments with each pid read from text put on its node's present incarnation
@@ -537,26 +538,16 @@ async fn own_pids(
     args: Vec<Term>,
     timeout: Duration,
 ) -> Result<Vec<Term>, Failure> {
-    fn nodes(t: &Term, target: &str, out: &mut Vec<String>) {
-        match t {
-            Term::Pid(p) => {
-                if let Some(n) = text_pid_node(p, target) {
-                    if !out.iter().any(|o| o == n) {
-                        out.push(n.to_owned());
-                    }
+    let mut named: Vec<String> = Vec::new();
+    for a in &args {
+        each_pid(a, &mut |p| {
+            if let Some(n) = text_pid_node(p, target) {
+                if !named.iter().any(|o| o == n) {
+                    named.push(n.to_owned());
                 }
             }
-            Term::List(l) => l.elements.iter().for_each(|e| nodes(e, target, out)),
-            Term::Tuple(t) => t.elements.iter().for_each(|e| nodes(e, target, out)),
-            Term::Map(m) => m.map.iter().for_each(|(k, v)| {
-                nodes(k, target, out);
-                nodes(v, target, out);
-            }),
-            _ => {}
-        }
+        });
     }
-    let mut named = Vec::new();
-    args.iter().for_each(|a| nodes(a, target, &mut named));
     let mut creations = std::collections::HashMap::new();
     for n in named {
         let creation = match node.erpc_call(&n, "erlang", "self", vec![], timeout).await {
