@@ -822,6 +822,21 @@ fn exit_statuses_a_script_can_use() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    // A node that is up under another name than the one waited for (127.0.0.2 is this
+    // host too): exit 3 at once, as `net_adm:ping/1` gives `pang` at once; waiting
+    // would not change it.
+    let long = BeamNode::start_long(&unique_name("long"), COOKIE, &epmd);
+    let other = long.node_name().replace("@127.0.0.1", "@127.0.0.2");
+    let t0 = std::time::Instant::now();
+    let run = quick(&["--cookie", COOKIE, "--timeout", "60", "wait", &other]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!("but it calls itself {}", long.node_name())),
+        "{stderr}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    drop(long);
     let later = unique_name("later");
     let waiting = command(
         &epmd,
