@@ -25,12 +25,13 @@ use std::time::Duration;
 
 const EXIT_RAISED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
-/// How deeply a result may nest: far beyond a node's default of 4,096, as a BEAM caller
-/// takes any depth (iodata built by appending in a loop nests a level per append).
-const MAX_TERM_DEPTH: usize = 100_000;
 const EXIT_UNREACHABLE: u8 = 3;
 const EXIT_COOKIE: u8 = 4;
 const EXIT_TIMEOUT: u8 = 5;
+
+/// How deeply a result may nest: far beyond a node's default of 4,096, as a BEAM caller
+/// takes any depth (iodata built by appending in a loop nests a level per append).
+const MAX_TERM_DEPTH: usize = 100_000;
 
 #[derive(Parser)]
 #[command(

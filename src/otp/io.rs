@@ -482,7 +482,7 @@ async fn print_formatted(
     // 80 columns, `~P` cut at its depth), and a format it cannot apply is its `{error,
     // _}`, which raises `badarg` as io's `o_request` raises it.
     if let Device::Server(server) = device {
-        if server.node != *p.node().name() {
+        if !p.node().is_local(&server.node) {
             let request = tuple(vec![
                 atom("put_chars"),
                 atom("unicode"),
